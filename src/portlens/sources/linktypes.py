@@ -1,0 +1,43 @@
+"""LINKTYPE_* numbers (tcpdump.org/linktypes.html) that portlens decodes, and their names."""
+
+from __future__ import annotations
+
+NULL = 0
+"""BSD loopback: 4-byte address family in the writer's byte order."""
+ETHERNET = 1
+PPP = 9
+RAW_12 = 12
+"""DLT_RAW as OpenBSD numbers it in pcap files (12 on most systems, 14 on OpenBSD)."""
+RAW_14 = 14
+PPP_SERIAL = 50
+PPP_ETHER = 51
+RAW = 101
+LOOP = 108
+"""OpenBSD loopback: like NULL, address family in network byte order."""
+LINUX_SLL = 113
+IPV4 = 228
+IPV6 = 229
+LINUX_SLL2 = 276
+
+NAMES = {
+    NULL: "null",
+    ETHERNET: "ethernet",
+    PPP: "ppp",
+    RAW_12: "raw",
+    RAW_14: "raw",
+    PPP_SERIAL: "ppp-hdlc",
+    PPP_ETHER: "pppoe",
+    RAW: "raw",
+    LOOP: "loop",
+    LINUX_SLL: "linux-sll",
+    IPV4: "ipv4",
+    IPV6: "ipv6",
+    LINUX_SLL2: "linux-sll2",
+}
+
+SUPPORTED = frozenset({NULL, ETHERNET, PPP, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
+                       LINUX_SLL2})
+
+
+def name(linktype: int) -> str:
+    return NAMES.get(linktype, f"linktype-{linktype}")
