@@ -1,0 +1,51 @@
+"""FrameBatch -> PacketBatch: link layers, IPv4/IPv6, tunnels, TCP/UDP/ICMP headers.
+
+``Decoder`` is the entry point: it runs the fast columnar decoder (or, for tests, the
+per-packet reference decoder) and the fragment reassembler, which keeps state across batches.
+Nothing here knows about connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from portlens.decode.fast import decode_fast
+from portlens.decode.fragments import Reassembler
+from portlens.decode.packets import PacketBatch
+from portlens.sources.frames import FrameBatch
+
+
+class Decoder:
+    """Decodes successive batches of one source (fragments may span batches)."""
+
+    def __init__(self, *, reference: bool = False) -> None:
+        self.reference = reference
+        self.reassembler = Reassembler()
+
+    def decode(self, frames: FrameBatch) -> PacketBatch:
+        if self.reference:
+            from portlens.decode.reference import decode_reference
+
+            batch, fragments = decode_reference(frames)
+        else:
+            batch, fragments = decode_fast(frames)
+        if fragments:
+            self.reassembler.apply(batch, fragments)
+        return batch
+
+
+def decode_capture(path: str | Path, *, reference: bool = False) -> Iterator[PacketBatch]:
+    """Decode a capture file batch by batch.
+
+    A file cut mid-record yields everything before the cut, then raises CaptureError.
+    """
+    from portlens.sources.files import open_capture
+
+    decoder = Decoder(reference=reference)
+    with open_capture(path) as reader:
+        for frames in reader:
+            yield decoder.decode(frames)
+
+
+__all__ = ["Decoder", "PacketBatch", "decode_capture"]

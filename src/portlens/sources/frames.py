@@ -36,7 +36,7 @@ class FrameBatch:
     caplen: U32
     """Bytes captured (present in ``data``)."""
     wirelen: U32
-    """Bytes on the wire (the frame's original length); ``caplen < wirelen`` means snaplen cut it."""
+    """Bytes on the wire (the frame's original length); caplen < wirelen: snaplen cut it."""
     ts_ns: I64
     """Capture time, int64 nanoseconds since the epoch."""
     linktype: U16

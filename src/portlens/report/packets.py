@@ -1,0 +1,230 @@
+"""One line or one JSON object per frame (`portlens packets`), and the capture summary table.
+
+Rows are turned into Python values one batch at a time (``tolist`` per column), since
+formatting is per frame anyway; the columns needed for a row are looked up in those lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+from portlens.analysis.capture_stats import CaptureStats, proto_name
+from portlens.decode.malformed import reason_label
+from portlens.decode.packets import CSUM_NAMES, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, PacketBatch
+from portlens.decode.tunnels import tunnel_layers
+
+TCP_FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x20, "U"),
+                    (0x40, "E"), (0x80, "W"), (0x100, "N"))
+"""tcpdump's flag letters; ACK is printed as '.' after them."""
+
+_COLUMNS = ("frame", "ts_ns", "wirelen", "caplen", "linktype", "interface", "ip_version",
+            "proto", "l4", "sport", "dport", "tcp_flags", "seq", "ack", "win", "payload", "mss",
+            "wscale", "sack_perm", "has_ts", "tsval", "opt_count", "icmp_type", "icmp_code",
+            "tunnel", "tunnel_depth", "truncated", "ip_csum", "l4_csum", "malformed", "frag",
+            "vlan", "ethertype", "ppp_proto", "ip_len", "q_valid", "q_proto", "q_sport",
+            "q_dport")
+
+
+def _addr(raw: bytes, version: int) -> str:
+    if version == 4:
+        return str(ipaddress.IPv4Address(raw[12:]))
+    return str(ipaddress.IPv6Address(raw))
+
+
+def iter_rows(b: PacketBatch) -> Iterator[dict[str, Any]]:
+    """Rows of a batch as dicts of plain Python values (the columns printing needs)."""
+    cols = {name: getattr(b, name).tolist() for name in _COLUMNS}
+    src = b.src.tobytes()
+    dst = b.dst.tobytes()
+    opts = b.opt_kinds
+    for i in range(len(b)):
+        row = {name: values[i] for name, values in cols.items()}
+        row["src_raw"] = src[16 * i : 16 * i + 16]
+        row["dst_raw"] = dst[16 * i : 16 * i + 16]
+        row["opts"] = opts[i, : row["opt_count"]].tolist()
+        yield row
+
+
+def tcp_flag_text(flags: int) -> str:
+    text = "".join(letter for bit, letter in TCP_FLAG_LETTERS if flags & bit)
+    return text + ("." if flags & 0x10 else "")
+
+
+def record(row: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object of one frame (keys documented in docs/formats.md)."""
+    out: dict[str, Any] = {
+        "frame": row["frame"],
+        "ts_ns": row["ts_ns"],
+        "len": row["wirelen"],
+        "caplen": row["caplen"],
+        "linktype": row["linktype"],
+        "interface": row["interface"],
+    }
+    if row["vlan"] >= 0:
+        out["vlan"] = row["vlan"]
+    version = row["ip_version"]
+    if version:
+        proto = row["proto"]
+        name = proto_name(proto)
+        out["ipv"] = version
+        out["proto"] = name if proto in (6, 17, 1, 58) else proto
+        out["src"] = _addr(row["src_raw"], version)
+        out["dst"] = _addr(row["dst_raw"], version)
+        out["ip_len"] = row["ip_len"]
+        l4 = row["l4"]
+        if l4 in (6, 17) or (row["frag"] == FRAG_PART and (row["sport"] or row["dport"])):
+            out["sport"] = row["sport"]
+            out["dport"] = row["dport"]
+        if l4 == 6:
+            out["flags"] = row["tcp_flags"]
+            out["seq"] = row["seq"]
+            out["ack"] = row["ack"]
+            out["win"] = row["win"]
+            if row["mss"] >= 0:
+                out["mss"] = row["mss"]
+            if row["wscale"] >= 0:
+                out["wscale"] = row["wscale"]
+            if row["sack_perm"]:
+                out["sack_perm"] = True
+            if row["has_ts"]:
+                out["tsval"] = row["tsval"]
+            if row["opts"]:
+                out["opts"] = row["opts"]
+        if l4 in (1, 58):
+            out["icmp_type"] = row["icmp_type"]
+            out["icmp_code"] = row["icmp_code"]
+            if row["q_valid"]:
+                out["quoted"] = {"proto": row["q_proto"], "sport": row["q_sport"],
+                                 "dport": row["q_dport"]}
+        if l4:
+            out["payload"] = row["payload"]
+        if row["tunnel_depth"]:
+            out["tunnel"] = tunnel_layers(row["tunnel"], row["tunnel_depth"])
+        if row["frag"] == FRAG_PART:
+            out["frag"] = "part"
+        elif row["frag"] == FRAG_COMPLETE:
+            out["frag"] = "complete"
+    elif row["ppp_proto"]:
+        out["ppp_proto"] = f"0x{row['ppp_proto']:04x}"
+    elif row["ethertype"]:
+        out["ethertype"] = f"0x{row['ethertype']:04x}"
+    out["truncated"] = bool(row["truncated"])
+    checksum = {}
+    if row["ip_csum"] != CSUM_NONE:
+        checksum["ip"] = CSUM_NAMES[row["ip_csum"]]
+    if row["l4_csum"] != CSUM_NONE:
+        checksum[proto_name(row["l4"]) if row["l4"] else proto_name(row["proto"])] = (
+            CSUM_NAMES[row["l4_csum"]])
+    if checksum:
+        out["checksum"] = checksum
+    if row["malformed"]:
+        out["malformed"] = reason_label(row["malformed"])
+    return out
+
+
+def time_text(ts_ns: int) -> str:
+    """UTC wall-clock time like tcpdump's default, with nanoseconds when the capture has them."""
+    seconds, ns = divmod(ts_ns, 10**9)
+    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
+    return f"{clock}.{ns // 1000:06d}" if ns % 1000 == 0 else f"{clock}.{ns:09d}"
+
+
+def _endpoint(raw: bytes, version: int, port: int | None) -> str:
+    text = _addr(raw, version)
+    if port is None:
+        return text
+    return f"[{text}]:{port}" if version == 6 else f"{text}:{port}"
+
+
+def line(row: dict[str, Any]) -> str:
+    """One frame in the spirit of ``tcpdump -nn -q``."""
+    parts = [time_text(row["ts_ns"])]
+    version = row["ip_version"]
+    l4 = row["l4"]
+    if version:
+        has_ports = l4 in (6, 17) or (row["frag"] == FRAG_PART and (row["sport"] or row["dport"]))
+        sport = row["sport"] if has_ports else None
+        dport = row["dport"] if has_ports else None
+        parts.append("IP" if version == 4 else "IP6")
+        parts.append(f"{_endpoint(row['src_raw'], version, sport)} > "
+                     f"{_endpoint(row['dst_raw'], version, dport)}:")
+        if row["tunnel_depth"]:
+            parts.insert(1, "[" + "/".join(tunnel_layers(row["tunnel"], row["tunnel_depth"]))
+                         + "]")
+        if l4 == 6:
+            parts.append(f"tcp [{tcp_flag_text(row['tcp_flags'])}] seq {row['seq']}")
+            if row["tcp_flags"] & 0x10:
+                parts.append(f"ack {row['ack']}")
+            parts.append(f"win {row['win']} len {row['payload']}")
+        elif l4 == 17:
+            parts.append(f"udp {row['payload']}")
+        elif l4 in (1, 58):
+            parts.append(f"{proto_name(l4)} type {row['icmp_type']} code {row['icmp_code']}")
+        else:
+            parts.append(f"{proto_name(row['proto'])} {row['ip_len']}")
+        if row["frag"] == FRAG_PART:
+            parts.append("(fragment)")
+        elif row["frag"] == FRAG_COMPLETE:
+            parts.append("(reassembled)")
+    elif row["ppp_proto"]:
+        parts.append(f"PPP 0x{row['ppp_proto']:04x} length {row['wirelen']}")
+    elif row["ethertype"]:
+        parts.append(f"ethertype 0x{row['ethertype']:04x} length {row['wirelen']}")
+    else:
+        parts.append(f"linktype {row['linktype']} length {row['wirelen']}")
+    if row["truncated"]:
+        parts.append("[truncated]")
+    if row["malformed"]:
+        parts.append(f"[malformed: {reason_label(row['malformed'])}]")
+    bad = [name for name, key in (("ip", "ip_csum"), (proto_name(l4), "l4_csum"))
+           if row[key] == 2]
+    if bad:
+        parts.append(f"[bad {'+'.join(bad)} checksum]")
+    return " ".join(parts)
+
+
+def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
+    """The summary as (what, value) rows for a two-column table."""
+    rows: list[tuple[str, str]] = [
+        ("frames", f"{stats.frames:,}"),
+        ("bytes on wire", f"{stats.wire_bytes:,}"),
+        ("bytes captured", f"{stats.captured_bytes:,}"),
+    ]
+    if stats.first_ns is not None and stats.last_ns is not None:
+        rows.append(("first frame", _iso(stats.first_ns)))
+        rows.append(("last frame", _iso(stats.last_ns)))
+        rows.append(("duration", f"{stats.duration_ns / 1e9:.6f} s"))
+    rows.append(("link types", _counts(stats.linktypes)))
+    rows.append(("protocols", _counts(stats.protocols)))
+    if stats.not_ip:
+        rows.append(("not IP", _counts(stats.not_ip)))
+    if stats.tunnels:
+        rows.append(("tunnels", _counts(stats.tunnels)))
+    for label, value in (("VLAN-tagged", stats.vlan_tagged), ("MPLS", stats.mpls_labelled),
+                         ("IP fragments", stats.fragments),
+                         ("reassembled datagrams", stats.reassembled)):
+        if value:
+            rows.append((label, f"{value:,}"))
+    rows.append(("truncated (snaplen)", f"{stats.truncated:,}"))
+    rows.append(("bad IPv4 checksums", f"{stats.bad_ip_checksum:,}"))
+    rows.append(("bad TCP/UDP/ICMP checksums", f"{stats.bad_l4_checksum:,}"))
+    rows.append(("malformed", _counts(stats.malformed) if stats.malformed else "0"))
+    return rows
+
+
+def _iso(ts_ns: int) -> str:
+    seconds, ns = divmod(ts_ns, 10**9)
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp}.{ns:09d} UTC"
+
+
+def _counts(counter: dict[str, int]) -> str:
+    total = sum(counter.values()) or 1
+    items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {v:,} ({100 * v / total:.1f}%)" for k, v in items)
+
+
+__all__ = ["iter_rows", "line", "record", "stats_rows", "time_text"]

@@ -1,0 +1,91 @@
+"""Where the public conformance captures are, and how to read their tshark oracles.
+
+Tests read ``../shared/captures/public`` (or ``$PORTLENS_CORPUS``) and skip with a visible
+reason when it is absent; the files are never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def corpus_dir() -> Path | None:
+    env = os.environ.get("PORTLENS_CORPUS")
+    path = Path(env) if env else REPO.parent / "shared" / "captures" / "public"
+    return path if path.is_dir() else None
+
+
+def require_corpus() -> Path:
+    path = corpus_dir()
+    if path is None:
+        pytest.skip("public capture corpus not found: set PORTLENS_CORPUS or provide "
+                    "../shared/captures/public")
+    return path
+
+
+def corpus_captures() -> list[Path]:
+    """Every capture of the corpus that has a tshark per-packet oracle."""
+    path = corpus_dir()
+    if path is None:
+        return []
+    out = []
+    for tsv in sorted(path.glob("*.tshark-packets.tsv")):
+        name = tsv.name.split(".")[0]
+        caps = [p for p in path.glob(name + ".pcap*") if p.suffix in (".pcap", ".pcapng")]
+        if caps:
+            out.append(caps[0])
+    return out
+
+
+def corpus_params() -> list[object]:
+    caps = corpus_captures()
+    if not caps:
+        return [pytest.param(None, marks=pytest.mark.skip(
+            reason="public capture corpus not found: set PORTLENS_CORPUS or provide "
+                   "../shared/captures/public"))]
+    return [pytest.param(p, id=p.name.split(".")[0]) for p in caps]
+
+
+def epoch_ns(text: str) -> int:
+    """An epoch timestamp string like '1362692526.869344000' as exact integer nanoseconds."""
+    seconds, _, frac = text.partition(".")
+    return int(seconds) * 10**9 + int((frac + "000000000")[:9])
+
+
+@dataclass
+class TsharkFrame:
+    """One row of NAME.tshark-packets.tsv; multi-layer values are lists, outermost first."""
+
+    values: dict[str, list[str]]
+
+    def all(self, column: str) -> list[str]:
+        return self.values.get(column, [])
+
+    def last(self, column: str) -> str | None:
+        v = self.values.get(column)
+        return v[-1] if v else None
+
+    def int_last(self, column: str, base: int = 10) -> int | None:
+        v = self.last(column)
+        return None if v is None else int(v, base)
+
+
+def tshark_frames(capture: Path) -> list[TsharkFrame]:
+    name = capture.name.split(".")[0]
+    tsv = capture.parent / f"{name}.tshark-packets.tsv"
+    lines = tsv.read_text().splitlines()
+    header = lines[0].split("\t")
+    frames = []
+    for line in lines[1:]:
+        cells = line.split("\t")
+        values = {h: c.split(",") for h, c in zip(header, cells, strict=False) if c != ""}
+        if "tcp_option_kinds" in values:
+            values["tcp_option_kinds"] = [line.split("\t")[header.index("tcp_option_kinds")]]
+        frames.append(TsharkFrame(values))
+    return frames
