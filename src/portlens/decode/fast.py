@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.fields import ByteViews, addr_sum, fold16, ones_sum
+from portlens.decode.fields import ByteViews, fold16, ones_sum, w16, w32
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
@@ -119,6 +119,9 @@ class _Decoding:
         self.ipend = np.zeros(n, dtype=np.int64)  # end of the current IP datagram
         self.ext_count = np.zeros(n, dtype=np.int64)
         self.mpls_raise = np.zeros(n, dtype=bool)
+        self.psum = np.zeros(n, dtype=np.int64)  # pseudo-header address sum of the IP layer
+        self.pending_csum: list[tuple[I64, I64, I64, npt.NDArray[np.uint64],
+                                      npt.NDArray[np.uint8]]] = []
         # Fragment facts of the innermost IP layer.
         self.is_frag = np.zeros(n, dtype=bool)
         self.f_off = np.zeros(n, dtype=np.int64)
@@ -168,6 +171,10 @@ class _Decoding:
         self.kind[rows] = DONE
         if reason is not None and rows.size:
             self.out.malformed[rows] = reason
+
+    def sel(self, rows: I64) -> I64 | slice:
+        """Index for writing these rows: a slice when they are all rows (sorted, no repeats)."""
+        return slice(None) if rows.size == self.n else rows
 
     def need(self, rows: I64, nbytes: int | I64, short: Malformed, at: I64 | None = None) -> I64:
         """The rows whose next ``nbytes`` (from ``at``, default the cursor) were captured.
@@ -282,56 +289,57 @@ class _Decoding:
         out, v = self.out, self.v
         rows = self.need(rows, 20, Malformed.IPV4_HEADER_SHORT)
         p = self.pos[rows]
-        b0 = v.u8[p]
-        bad_version = (b0 >> 4) != 4
-        if bad_version.any():
-            self.stop(rows[bad_version], Malformed.IPV4_VERSION_MISMATCH)
-            rows, p, b0 = rows[~bad_version], p[~bad_version], b0[~bad_version]
-        ihl = (b0 & 0x0F).astype(np.int64) * 4
-        bad_ihl = ihl < 20
-        if bad_ihl.any():
-            self.stop(rows[bad_ihl], Malformed.IPV4_IHL_INVALID)
-            keep = ~bad_ihl
-            rows, p, ihl = rows[keep], p[keep], ihl[keep]
-        total = v.be16[p + 2].astype(np.int64)
+        h = v.window(p, 20)
+        b0 = h[:, 0]
+        bad = ((b0 >> 4) != 4) | ((b0 & 0x0F) < 5)
+        if bad.any():
+            self.stop(rows[bad & ((b0 >> 4) != 4)], Malformed.IPV4_VERSION_MISMATCH)
+            self.stop(rows[bad & ((b0 >> 4) == 4)], Malformed.IPV4_IHL_INVALID)
+            rows, p, h = rows[~bad], p[~bad], h[~bad]
+        ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
+        total = w16(h, 2).astype(np.int64)
         room = self.wend[rows] - p
         total = np.where(total == 0, room, total)  # TSO: the capturing host had not segmented yet
         ok_len = (total >= ihl) & (total <= room)
-        out.ip_version[rows] = 4
-        src = np.zeros((rows.size, 16), dtype=np.uint8)
-        src[:, 10:12] = 0xFF
-        dst = src.copy()
-        src[:, 12:] = v.bytes_at(p + 12, 4)
-        dst[:, 12:] = v.bytes_at(p + 16, 4)
-        out.src[rows] = src
-        out.dst[rows] = dst
-        proto = v.u8[p + 9]
-        out.proto[rows] = proto
-        out.ttl[rows] = v.u8[p + 8]
-        out.ip_id[rows] = v.be16[p + 4]
-        out.ip_hlen[rows] = ihl
-        out.ip_len[rows] = total
-        self.l3[rows] = p
-        self.ipend[rows] = p + total
+        w = self.sel(rows)  # a plain slice when every row is here: writes become copies
+        src, dst = w32(h, 12), w32(h, 16)
+        out.ip_version[w] = 4
+        out.src[w] = _v4_mapped(src)
+        out.dst[w] = _v4_mapped(dst)
+        proto = h[:, 9]
+        out.proto[w] = proto
+        out.ttl[w] = h[:, 8]
+        out.ip_id[w] = w16(h, 4)
+        out.ip_hlen[w] = ihl
+        out.ip_len[w] = total
+        self.l3[w] = p
+        self.ipend[w] = p + total
+        s32, d32 = src.astype(np.int64), dst.astype(np.int64)
+        self.psum[w] = (s32 >> 16) + (s32 & 0xFFFF) + (d32 >> 16) + (d32 & 0xFFFF)
         if not ok_len.all():
             self.stop(rows[~ok_len], Malformed.IPV4_TOTAL_LENGTH_INVALID)
-            rows, p, ihl, proto = rows[ok_len], p[ok_len], ihl[ok_len], proto[ok_len]
-        fragw = v.be16[p + 6]
-        more = (fragw & 0x2000) != 0
-        foff = (fragw & 0x1FFF).astype(np.int64) * 8
-        frag = more | (foff != 0)
-        self.is_frag[rows] = frag
-        self.f_off[rows] = foff
-        self.f_more[rows] = more
-        self.f_unfrag[rows] = ihl
-        self.f_proto[rows] = proto
+            rows, p, ihl, proto, h = rows[ok_len], p[ok_len], ihl[ok_len], proto[ok_len], h[ok_len]
+            w = self.sel(rows)
+        fragw = w16(h, 6)
+        frag = (fragw & 0x3FFF) != 0
+        self.is_frag[w] = frag
+        if frag.any():
+            fr = rows[frag]
+            self.f_off[fr] = (fragw[frag] & 0x1FFF).astype(np.int64) * 8
+            self.f_more[fr] = (fragw[frag] & 0x2000) != 0
+            self.f_unfrag[fr] = ihl[frag]
+            self.f_proto[fr] = proto[frag]
         # Header checksum, when the whole header (options too) was captured.
-        whole = p + ihl <= self.end[rows]
-        hrows = rows[whole]
-        sums = ones_sum(v.u8, p[whole], ihl[whole])
-        out.ip_csum[hrows] = np.where(sums == 0xFFFF, CSUM_GOOD, CSUM_BAD)
-        out.ip_csum[rows[~whole]] = CSUM_UNVERIFIED
-        self.pos[rows] = p + ihl
+        hw = h[:, :20].astype(np.uint64)
+        total_sum = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
+        for k in np.flatnonzero(ihl > 20):  # options: rare, and at most 40 more bytes
+            for off in range(20, int(ihl[k]), 2):
+                if p[k] + off + 2 <= self.end[rows[k]]:
+                    total_sum[k] += v.be16[p[k] + off]
+        status = np.where(fold16(total_sum) == 0xFFFF, CSUM_GOOD, CSUM_BAD)
+        status[p + ihl > self.end[rows]] = CSUM_UNVERIFIED
+        out.ip_csum[w] = status
+        self.pos[w] = p + ihl
         self.next_after_ip(rows, proto, outer_v6=False)
 
     def ipv6(self, rows: I64) -> None:
@@ -347,8 +355,11 @@ class _Decoding:
         room = self.wend[rows] - p
         total = np.where((plen == 0) & (nxt != 59), room, plen + 40)
         out.ip_version[rows] = 6
-        out.src[rows] = v.bytes_at(p + 8, 16)
-        out.dst[rows] = v.bytes_at(p + 24, 16)
+        h = v.window(p + 8, 32)
+        out.src[rows] = h[:, :16]
+        out.dst[rows] = h[:, 16:]
+        hw = h.astype(np.uint64)
+        self.psum[rows] = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
         out.ttl[rows] = v.u8[p + 7]
         out.ip_len[rows] = total
         out.ip_id[rows] = 0
@@ -521,27 +532,43 @@ class _Decoding:
         rows = self.need(rows, 20, Malformed.TCP_HEADER_SHORT)
         self.kind[rows] = DONE
         p = self.pos[rows]
-        out.l4[rows] = 6
-        out.sport[rows] = v.be16[p]
-        out.dport[rows] = v.be16[p + 2]
-        out.seq[rows] = v.be32[p + 4]
-        out.ack[rows] = v.be32[p + 8]
-        w12 = v.be16[p + 12]
-        off = (w12 >> 12).astype(np.int64) * 4
-        out.tcp_flags[rows] = w12 & 0x0FFF
-        out.tcp_hlen[rows] = off
-        out.win[rows] = v.be16[p + 14]
-        out.urp[rows] = v.be16[p + 18]
+        h = v.window(p, 24)  # the fixed header and, usually, the first 4 option bytes
+        w = self.sel(rows)
+        out.l4[w] = 6
+        out.sport[w] = w16(h, 0)
+        out.dport[w] = w16(h, 2)
+        out.seq[w] = w32(h, 4)
+        out.ack[w] = w32(h, 8)
+        off = (h[:, 12] >> 4).astype(np.int64) * 4
+        out.tcp_flags[w] = w16(h, 12) & 0x0FFF
+        out.tcp_hlen[w] = off
+        out.win[w] = w16(h, 14)
+        out.urp[w] = w16(h, 18)
         seg = self.ipend[rows] - p
         bad = (off < 20) | (off > seg)
         if bad.any():
             self.stop(rows[bad], Malformed.TCP_OFFSET_INVALID)
             keep = ~bad
-            rows, p, off, seg = rows[keep], p[keep], off[keep], seg[keep]
-        out.payload[rows] = seg - off
+            rows, p, off, seg, h = rows[keep], p[keep], off[keep], seg[keep], h[keep]
+            w = self.sel(rows)
+        out.payload[w] = seg - off
         opts = off > 20
         if opts.any():
-            self.tcp_options(rows[opts], p[opts] + 20, p[opts] + off[opts])
+            # Most segments of a connection carry exactly NOP, NOP, timestamps: take them
+            # without the general option walk.
+            nnt = opts & (off == 32) & (w32(h, 20) == 0x0101080A) & (p + 32 <= self.end[rows])
+            if nnt.any():
+                r, q = rows[nnt], p[nnt]
+                out.opt_kinds[r, 0] = 1
+                out.opt_kinds[r, 1] = 1
+                out.opt_kinds[r, 2] = 8
+                out.opt_count[r] = 3
+                out.has_ts[r] = True
+                out.tsval[r] = v.be32[q + 24]
+                out.tsecr[r] = v.be32[q + 28]
+                opts &= ~nnt
+            if opts.any():
+                self.tcp_options(rows[opts], p[opts] + 20, p[opts] + off[opts])
         self.transport_checksum(rows, p, seg, 6)
 
     def tcp_options(self, rows: I64, cur: I64, oend: I64) -> None:
@@ -603,9 +630,10 @@ class _Decoding:
         rows = self.need(rows, 8, Malformed.UDP_HEADER_SHORT)
         self.kind[rows] = DONE
         p = self.pos[rows]
-        sport = v.be16[p]
-        dport = v.be16[p + 2]
-        ulen = v.be16[p + 4].astype(np.int64)
+        h = v.window(p, 8)
+        sport = w16(h, 0)
+        dport = w16(h, 2)
+        ulen = w16(h, 4).astype(np.int64)
         out.l4[rows] = 17
         out.sport[rows] = sport
         out.dport[rows] = dport
@@ -754,16 +782,13 @@ class _Decoding:
             if ver == 4:
                 ihl = (v.u8[qq] & 0x0F).astype(np.int64) * 4
                 proto = v.u8[qq + 9]
-                a = np.zeros((r.size, 16), dtype=np.uint8)
-                a[:, 10:12] = 0xFF
-                b = a.copy()
-                a[:, 12:] = v.bytes_at(qq + 12, 4)
-                b[:, 12:] = v.bytes_at(qq + 16, 4)
+                a = _v4_mapped(v.be32[qq + 12])
+                b = _v4_mapped(v.be32[qq + 16])
                 ports_at = qq + np.maximum(ihl, 20)
             else:
                 proto = v.u8[qq + 6]
-                a = v.bytes_at(qq + 8, 16)
-                b = v.bytes_at(qq + 24, 16)
+                a = _v6(v, qq + 8)
+                b = _v6(v, qq + 24)
                 ports_at = qq + 40
             out.q_valid[r] = True
             out.q_src[r] = a
@@ -777,7 +802,10 @@ class _Decoding:
 
     def transport_checksum(self, rows: I64, p: I64, length: I64, proto: int,
                            pseudo: npt.NDArray[np.bool_] | bool = True) -> None:
-        """Verify TCP/UDP/ICMP checksums over the segment and (except ICMPv4) a pseudo-header."""
+        """Queue TCP/UDP/ICMP checksum checks: all are summed in one pass at the end.
+
+        The pseudo-header part is summed now, while the IP columns hold this layer.
+        """
         out = self.out
         if rows.size == 0:
             return
@@ -792,16 +820,21 @@ class _Decoding:
         r, pp, ln = rows[whole], p[whole], length[whole]
         if r.size == 0:
             return
-        total = ones_sum(self.v.u8, pp, ln)
         use_pseudo = np.broadcast_to(np.asarray(pseudo), rows.shape)[whole]
-        if use_pseudo.any():
-            nxt = out.proto[r].astype(np.uint64) if proto == 58 else np.uint64(proto)
-            # The IPv4-mapped prefix adds 0xffff per address, which is zero in one's complement;
-            # a 32-bit IPv6 length folds to its two 16-bit words by the same arithmetic.
-            ph = addr_sum(out.src[r]) + addr_sum(out.dst[r]) + ln.astype(np.uint64) + nxt
-            ph = np.where(use_pseudo, ph, 0)
-            total = fold16(total + ph)
-        out.l4_csum[r] = np.where(total == 0xFFFF, CSUM_GOOD, CSUM_BAD)
+        # A 32-bit IPv6 length folds to its two 16-bit words: 2**16 == 1 in one's complement.
+        nxt = out.proto[r].astype(np.uint64) if proto == 58 else np.uint64(proto)
+        ph = self.psum[r].astype(np.uint64) + ln.astype(np.uint64) + nxt
+        self.pending_csum.append((r, pp, ln, np.where(use_pseudo, ph, 0).astype(np.uint64),
+                                  out.tunnel_depth[r].copy()))
+
+    def finish_checksums(self) -> None:
+        if not self.pending_csum:
+            return
+        rows, start, length, pseudo, depth = (np.concatenate(x) for x in zip(*self.pending_csum))
+        # A row that entered a tunnel after its carrier's check keeps only its innermost check.
+        current = depth == self.out.tunnel_depth[rows]
+        total = fold16(ones_sum(self.v.u8, start[current], length[current]) + pseudo[current])
+        self.out.l4_csum[rows[current]] = np.where(total == 0xFFFF, CSUM_GOOD, CSUM_BAD)
 
     # --- fragments -----------------------------------------------------------------------------
 
@@ -822,9 +855,26 @@ class _Decoding:
         return records
 
 
+def _v4_mapped(addr: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
+    """IPv4 addresses as 16-byte IPv4-mapped IPv6 rows (::ffff:a.b.c.d)."""
+    words = np.zeros((addr.shape[0], 4), dtype=">u4")
+    words[:, 2] = 0xFFFF
+    words[:, 3] = addr
+    return words.view(np.uint8)
+
+
+def _v6(v: ByteViews, at: I64) -> npt.NDArray[np.uint8]:
+    """16-byte addresses at the given offsets, gathered as four 32-bit words."""
+    words = np.empty((at.shape[0], 4), dtype=">u4")
+    for k in range(4):
+        words[:, k] = v.be32[at + 4 * k]
+    return words.view(np.uint8)
+
+
 def decode_fast(frames: FrameBatch) -> tuple[PacketBatch, list[FragmentRecord]]:
     """Decode a batch of frames; fragments are reported for the Reassembler."""
     state = _Decoding(frames)
     if state.n:
         state.run()
+        state.finish_checksums()
     return state.out, state.fragment_records()

@@ -22,19 +22,60 @@ class ByteViews:
     ``p .. p+width-1``, which must lie inside the buffer.
     """
 
-    __slots__ = ("be16", "be32", "le32", "u8")
+    __slots__ = ("be16", "be32", "le32", "le64", "n", "u8")
 
     def __init__(self, data: npt.NDArray[np.uint8]) -> None:
         self.u8 = data
         n = data.shape[0]
+        self.n = n
         self.be16 = _strided(data, ">u2", n - 1)
         self.be32 = _strided(data, ">u4", n - 3)
         self.le32 = _strided(data, "<u4", n - 3)
+        self.le64 = _strided(data, "<u8", n - 7)
+
+    def window(self, pos: I64, nbytes: int) -> npt.NDArray[np.uint8]:
+        """The first ``nbytes`` (rounded up to 8) at each position, as a (len(pos), W) array.
+
+        Gathering 8 bytes per element is about four times cheaper per byte than gathering
+        single fields, so a fixed header is read as one window and its fields sliced out.
+        Rows whose window would run past the buffer get the buffer's last byte repeated there;
+        callers only use bytes they checked were captured.
+        """
+        k = (nbytes + 7) // 8
+        out = np.empty((pos.shape[0], 8 * k), dtype=np.uint8)
+        if pos.shape[0] == 0:
+            return out
+        words = out.view("<u8")
+        last = self.n - 8
+        if last < 0:
+            out[:] = self.u8[np.minimum(pos[:, None] + np.arange(8 * k), self.n - 1)]
+            return out
+        for j in range(k):
+            words[:, j] = self.le64[np.minimum(pos + 8 * j, last)]
+        late = np.flatnonzero(pos + 8 * k > self.n)
+        if late.size:
+            idx = np.minimum(pos[late, None] + np.arange(8 * k), self.n - 1)
+            out[late] = self.u8[idx]
+        return out
 
     def bytes_at(self, pos: I64, width: int) -> npt.NDArray[np.uint8]:
         """A (len(pos), width) array of the bytes at each position."""
         out: npt.NDArray[np.uint8] = self.u8[pos[:, None] + np.arange(width, dtype=np.int64)]
         return out
+
+
+def w16(win: npt.NDArray[np.uint8], off: int) -> npt.NDArray[np.uint16]:
+    """Big-endian 16-bit field at byte ``off`` of every row of a window."""
+    out: npt.NDArray[np.uint16] = (win[:, off].astype(np.uint16) << 8) | win[:, off + 1]
+    return out
+
+
+def w32(win: npt.NDArray[np.uint8], off: int) -> npt.NDArray[np.uint32]:
+    """Big-endian 32-bit field at byte ``off`` of every row of a window."""
+    out: npt.NDArray[np.uint32] = (
+        (win[:, off].astype(np.uint32) << 24) | (win[:, off + 1].astype(np.uint32) << 16)
+        | (win[:, off + 2].astype(np.uint32) << 8) | win[:, off + 3])
+    return out
 
 
 def _strided(data: npt.NDArray[np.uint8], dtype: str, count: int) -> npt.NDArray[Any]:
@@ -56,45 +97,47 @@ def fold16(total: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 def ones_sum(data: npt.NDArray[np.uint8], start: I64, length: I64) -> npt.NDArray[np.uint64]:
     """One's-complement sums (folded to 16 bits, big-endian word order) of data[s : s+len].
 
-    One pass over the buffer with ``np.add.reduceat`` on the even-aligned little-endian words:
-    the one's-complement sum does not depend on byte order (RFC 1071 §2(B)), so a range that
-    starts at an odd offset is summed on the even-aligned words and byte-swapped afterwards.
-    Bytes outside the range that share a word with its first or last byte are subtracted.
+    One prefix sum over the aligned little-endian 32-bit words of the span the ranges cover
+    (numpy's reduceat with a widening dtype is ten times slower). The one's-complement sum
+    does not depend on byte order or word width (RFC 1071 §2), since 2**16 == 1 modulo 0xffff:
+    a byte at an even address counts 1, at an odd address 256, in the little-endian sum. A range
+    starting at an even address has its big-endian high bytes at even addresses, so its sum is
+    byte-swapped at the end; one starting at an odd address is not. Bytes outside the range
+    that share a word with its ends are subtracted. Ranges must lie inside ``data``.
     """
     m = start.shape[0]
     out = np.zeros(m, dtype=np.uint64)
     if m == 0:
         return out
     n = data.shape[0]
-    words = data[: n - (n & 1)].view("<u2")
+    words = data[: n - (n & 3)].view("<u4")
     nw = words.shape[0]
     start = start.astype(np.int64)
     end = start + length.astype(np.int64)
-    odd = (start & 1).astype(bool)
-    w0 = start >> 1
-    w1 = (end + 1) >> 1  # first word not touched by the range
-    # Python fallback for ranges reaching the very end of the buffer (reduceat's indices must be
-    # < len) or empty ones; at most a frame or two per batch.
-    tail = (w1 >= nw) | (w1 <= w0)
+    w0 = start >> 2
+    w1 = (end + 3) >> 2  # first word not touched by the range
+    # Ranges reaching into the unaligned last bytes of the buffer are summed in Python.
+    tail = (w1 > nw) | (end <= start)
     body = ~tail
     if body.any():
-        idx = np.empty(2 * int(body.sum()), dtype=np.int64)
-        idx[0::2] = w0[body]
-        idx[1::2] = w1[body]
-        sums = np.add.reduceat(words, idx, dtype=np.uint64)[0::2]
-        # In little-endian words, the byte at an even address is the low byte.
-        s = sums
-        # Remove the byte before an odd start (it is the low byte of word w0).
-        pre = np.where(odd[body], data[np.maximum(start[body] - 1, 0)].astype(np.uint64), 0)
-        # Remove the byte after the range when the range ends inside a word.
-        end_b = end[body]
-        post_mask = (end_b & 1).astype(bool)
-        post = np.where(post_mask, data[np.minimum(end_b, n - 1)].astype(np.uint64) << 8, 0)
-        s = s + 0xFFFF * 4 - pre - post  # add multiples of 0xffff (== 0) to stay non-negative
+        b_start, b_end, b_w0, b_w1 = start[body], end[body], w0[body], w1[body]
+        lo, hi = int(b_w0.min()), int(b_w1.max())
+        prefix = np.zeros(hi - lo + 1, dtype=np.uint64)
+        np.cumsum(words[lo:hi], dtype=np.uint64, out=prefix[1:])
+        s = prefix[b_w1 - lo] - prefix[b_w0 - lo]
+        s += 0xFFFF * 8  # == 0 in one's complement; keeps the subtractions below non-negative
+        for k in range(3):
+            a = 4 * b_w0 + k
+            before = a < b_start
+            s -= np.where(before, data[a].astype(np.uint64) << (8 * (a & 1)).astype(np.uint64), 0)
+            z = b_end + k
+            after = z < 4 * b_w1
+            zc = np.minimum(z, n - 1)
+            s -= np.where(after, data[zc].astype(np.uint64) << (8 * (zc & 1)).astype(np.uint64),
+                          0)
         s = fold16(s)
-        swapped = ((s & 0xFF) << 8) | (s >> 8)  # LE-domain sum -> BE-domain sum
-        # A range starting at an odd address was summed with its bytes in swapped roles.
-        out[body] = np.where(odd[body], s, swapped)
+        swapped = ((s & 0xFF) << 8) | (s >> 8)
+        out[body] = np.where((b_start & 1) == 1, s, swapped)
     for i in np.flatnonzero(tail):
         out[i] = _ones_sum_py(data, int(start[i]), int(length[i]))
     return out

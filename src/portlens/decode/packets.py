@@ -181,7 +181,10 @@ class PacketBatch:
         for f in fields(cls):
             meta = f.metadata
             shape: tuple[int, ...] = (n, meta["width"]) if meta["width"] else (n,)
-            setattr(batch, f.name, np.full(shape, meta["fill"], dtype=meta["dtype"]))
+            fill = meta["fill"]
+            column = (np.zeros(shape, dtype=meta["dtype"]) if fill == 0  # lazily zeroed pages
+                      else np.full(shape, fill, dtype=meta["dtype"]))
+            setattr(batch, f.name, column)
         return batch
 
     @classmethod
