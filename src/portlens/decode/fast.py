@@ -120,6 +120,10 @@ class _Decoding:
         self.ext_count = np.zeros(n, dtype=np.int64)
         self.mpls_raise = np.zeros(n, dtype=bool)
         self.psum = np.zeros(n, dtype=np.int64)  # pseudo-header address sum of the IP layer
+        self.tunnel_pending = np.zeros(n, dtype=bool)
+        self.saved_ethertype = np.zeros(n, dtype=np.uint16)
+        self.saved_vlan = np.zeros(n, dtype=np.int32)
+        self.saved_vlan_count = np.zeros(n, dtype=np.uint8)
         self.pending_csum: list[tuple[I64, I64, I64, npt.NDArray[np.uint64],
                                       npt.NDArray[np.uint8]]] = []
         # Fragment facts of the innermost IP layer.
@@ -296,6 +300,7 @@ class _Decoding:
             self.stop(rows[bad & ((b0 >> 4) != 4)], Malformed.IPV4_VERSION_MISMATCH)
             self.stop(rows[bad & ((b0 >> 4) == 4)], Malformed.IPV4_IHL_INVALID)
             rows, p, h = rows[~bad], p[~bad], h[~bad]
+        self.commit_tunnel(rows)
         ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
         total = w16(h, 2).astype(np.int64)
         room = self.wend[rows] - p
@@ -350,6 +355,7 @@ class _Decoding:
         if bad_version.any():
             self.stop(rows[bad_version], Malformed.IPV6_VERSION_MISMATCH)
             rows, p = rows[~bad_version], p[~bad_version]
+        self.commit_tunnel(rows)
         plen = v.be16[p + 4].astype(np.int64)
         nxt = v.u8[p + 6].astype(np.int64)
         room = self.wend[rows] - p
@@ -474,15 +480,45 @@ class _Decoding:
             out.out_dport[r0] = dport[outer]
         out.tunnel[rows] |= np.uint32(code) << (4 * depth.astype(np.uint32))
         out.tunnel_depth[rows] = depth + 1
-        # The inner layers own the transport columns from now on.
-        out.l4[rows] = 0
-        out.sport[rows] = 0
-        out.dport[rows] = 0
-        out.payload[rows] = -1
-        out.udp_len[rows] = 0
-        out.l4_csum[rows] = 0
-        out.ip_csum[rows] = 0
+        # Tentative until an inner IP header is decoded (commit_tunnel); a tunnel carrying no IP
+        # (VXLAN with ARP inside, say) is rolled back and the row stays its carrier.
+        self.tunnel_pending[rows] = True
+        self.saved_ethertype[rows] = out.ethertype[rows]
+        self.saved_vlan[rows] = out.vlan[rows]
+        self.saved_vlan_count[rows] = out.vlan_count[rows]
         self.kind[rows] = inner_kind
+
+    def commit_tunnel(self, rows: I64) -> None:
+        """An inner IP header was found: the inner layers own the transport columns now."""
+        pending = self.tunnel_pending[rows]
+        if not pending.any():
+            return
+        out = self.out
+        r = rows[pending]
+        self.tunnel_pending[r] = False
+        out.l4[r] = 0
+        out.sport[r] = 0
+        out.dport[r] = 0
+        out.payload[r] = -1
+        out.udp_len[r] = 0
+        out.l4_csum[r] = 0
+        out.ip_csum[r] = 0
+
+    def roll_back_tunnels(self) -> None:
+        """Undo tunnel entries that never reached an inner IP header."""
+        r = np.flatnonzero(self.tunnel_pending)
+        if r.size == 0:
+            return
+        out = self.out
+        depth = out.tunnel_depth[r].astype(np.uint32) - 1
+        out.tunnel_depth[r] = depth
+        out.tunnel[r] &= ~(np.uint32(0xF) << (4 * depth))
+        out.ethertype[r] = self.saved_ethertype[r]
+        out.vlan[r] = self.saved_vlan[r]
+        out.vlan_count[r] = self.saved_vlan_count[r]
+        outer = r[depth == 0]
+        for name in ("out_src", "out_dst", "out_proto", "out_sport", "out_dport", "out_ip_len"):
+            getattr(out, name)[outer] = 0
 
     def gre(self, rows: I64) -> None:
         v = self.v
@@ -545,7 +581,8 @@ class _Decoding:
         out.win[w] = w16(h, 14)
         out.urp[w] = w16(h, 18)
         seg = self.ipend[rows] - p
-        bad = (off < 20) | (off > seg)
+        # A first fragment holds only part of the segment: its length is judged on reassembly.
+        bad = (off < 20) | ((off > seg) & ~self.is_frag[rows])
         if bad.any():
             self.stop(rows[bad], Malformed.TCP_OFFSET_INVALID)
             keep = ~bad
@@ -639,7 +676,8 @@ class _Decoding:
         out.dport[rows] = dport
         out.udp_len[rows] = ulen
         seg = self.ipend[rows] - p
-        bad = (ulen < 8) | (ulen > seg)
+        # A first fragment holds only part of the datagram: its length is judged on reassembly.
+        bad = (ulen < 8) | ((ulen > seg) & ~self.is_frag[rows])
         out.payload[rows] = np.where(bad, seg - 8, ulen - 8)
         if bad.any():
             out.malformed[rows[bad]] = Malformed.UDP_LENGTH_INVALID
@@ -876,5 +914,6 @@ def decode_fast(frames: FrameBatch) -> tuple[PacketBatch, list[FragmentRecord]]:
     state = _Decoding(frames)
     if state.n:
         state.run()
+        state.roll_back_tunnels()
         state.finish_checksums()
     return state.out, state.fragment_records()

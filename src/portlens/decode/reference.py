@@ -540,7 +540,8 @@ class _Frame:
         self.need_within(start + 8, end, Malformed.UDP_HEADER_SHORT)
         sport, dport, udp_len, checksum = struct.unpack_from("!HHHH", self.b, start)
         ip_payload = end - start
-        valid_length = 8 <= udp_len <= ip_payload
+        # A first fragment's UDP length counts the whole datagram, past this fragment's end.
+        valid_length = udp_len >= 8 and (fragment or udp_len <= ip_payload)
         if fragment:
             status = CSUM_UNVERIFIED
         elif checksum == 0:

@@ -99,7 +99,7 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
             if row["q_valid"]:
                 out["quoted"] = {"proto": row["q_proto"], "sport": row["q_sport"],
                                  "dport": row["q_dport"]}
-        if l4:
+        if l4 and row["payload"] >= 0:
             out["payload"] = row["payload"]
         if row["tunnel_depth"]:
             out["tunnel"] = tunnel_layers(row["tunnel"], row["tunnel_depth"])
