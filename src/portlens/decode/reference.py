@@ -86,9 +86,11 @@ COUNT_MAX = 0xFF
 """vlan_count / mpls_count are uint8: a frame made of thousands of tags saturates, not wraps."""
 
 IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_hlen", "ttl", "ip_id", "ip_csum")
+"""Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
+whose inside holds no (valid) IP header leaves the carrier's in place."""
 TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
-"""What a tunnel carrier can have written: entering the tunnel hands these to the inner layer
-(the carrier's addresses and ports survive in the out_* columns)."""
+"""What a tunnel carrier's UDP header wrote: entering the tunnel clears them (its ports survive
+in out_sport / out_dport), as they belong to no packet the row now describes."""
 
 
 class _StopError(Exception):
@@ -153,6 +155,9 @@ class _Frame:
         self.v: dict[str, Value] = {}
         self.depth = 0
         self.tunnels = 0
+        self.pending: tuple[int, tuple[int, int] | None, dict[str, Value]] | None = None
+        """A tunnel entered whose inside has not shown an IP header yet: its kind, the carrier's
+        UDP ports, and the row as it was at the carrier (restored if no IP header follows)."""
         self.vlan_count = 0
         self.mpls_count = 0
         # The innermost IP layer, for pseudo-headers and the outer columns of a tunnel.
@@ -176,10 +181,17 @@ class _Frame:
                 column[i] = value
 
     def decode(self, linktype: int) -> None:
+        reason = 0
         try:
             self.link(linktype)
         except _StopError as stop:
-            self.v["malformed"] = stop.reason
+            reason = stop.reason
+        if self.pending is not None:
+            # No IP layer inside the last tunnel (ARP in VXLAN, a broken inner header): the row
+            # stays the carrier's packet, as for a GRE protocol that is not descended.
+            self.v = self.pending[2]
+        if reason:
+            self.v["malformed"] = reason
 
     def need(self, end: int, reason: Malformed) -> None:
         """Bytes up to ``end`` must be captured; if not, stop (malformed only if not snaplen)."""
@@ -301,25 +313,19 @@ class _Frame:
         hlen = (b[pos] & 0x0F) * 4
         if hlen < 20:
             raise _StopError(Malformed.IPV4_IHL_INVALID)
-        self.need(pos + hlen, Malformed.IPV4_HEADER_SHORT)
         total = self.u16(pos + 2)
         on_wire = self.wire - pos
-        if total == 0:
-            # TSO: the capturing host handed the NIC a datagram with no length yet.
-            ip_len = on_wire
-            if ip_len < hlen:
-                raise _StopError(Malformed.IPV4_TOTAL_LENGTH_INVALID)
-        elif total < hlen or total > on_wire:
-            raise _StopError(Malformed.IPV4_TOTAL_LENGTH_INVALID)
-        else:
-            ip_len = total
+        # Total length 0 is TSO: the capturing host handed the NIC a datagram with no length yet.
+        ip_len = on_wire if total == 0 else total
         src, dst = b[pos + 12 : pos + 16], b[pos + 16 : pos + 20]
         proto = b[pos + 9]
         ident = self.u16(pos + 4)
         flags_offset = self.u16(pos + 6)
         more = bool(flags_offset & 0x2000)
         frag_offset = (flags_offset & 0x1FFF) * 8
-        self.v.update(
+        # The fixed header is decoded (and its checksum checked, as tshark does); a length that
+        # contradicts the frame leaves these fields in the row and stops there.
+        self.new_ip_layer(
             ip_version=4,
             src=V4_MAPPED_PREFIX + src,
             dst=V4_MAPPED_PREFIX + dst,
@@ -328,8 +334,12 @@ class _Frame:
             ip_hlen=hlen,
             ttl=b[pos + 8],
             ip_id=ident,
-            ip_csum=_status(ones_sum(b[pos : pos + hlen])),
+            # Options are skipped, so only the checksum needs them captured.
+            ip_csum=(_status(ones_sum(b[pos : pos + hlen])) if pos + hlen <= self.cap
+                     else CSUM_UNVERIFIED),
         )
+        if ip_len < hlen or ip_len > on_wire:
+            raise _StopError(Malformed.IPV4_TOTAL_LENGTH_INVALID)
         self.ip_version, self.ip_src, self.ip_dst, self.pseudo_dst = 4, src, dst, dst
         fragment = more or frag_offset != 0
         if fragment:
@@ -356,16 +366,12 @@ class _Frame:
         payload_len = self.u16(pos + 4)
         nh = b[pos + 6]
         on_wire = self.wire - pos
-        if payload_len == 0 and nh != IPPROTO_NONE:
-            ip_len = on_wire  # jumbogram or TSO: the length is the frame's
-            if ip_len < 40:
-                raise _StopError(Malformed.IPV6_PAYLOAD_LENGTH_INVALID)
-        else:
-            ip_len = 40 + payload_len
-            if ip_len > on_wire:
-                raise _StopError(Malformed.IPV6_PAYLOAD_LENGTH_INVALID)
+        # Payload length 0 (but for No Next Header) is a jumbogram or TSO: the frame's length.
+        ip_len = on_wire if payload_len == 0 and nh != IPPROTO_NONE else 40 + payload_len
         src, dst = b[pos + 8 : pos + 24], b[pos + 24 : pos + 40]
-        self.v.update(ip_version=6, src=src, dst=dst, ttl=b[pos + 7], ip_len=ip_len)
+        self.new_ip_layer(ip_version=6, src=src, dst=dst, ttl=b[pos + 7], ip_len=ip_len)
+        if ip_len < 40 or ip_len > on_wire:
+            raise _StopError(Malformed.IPV6_PAYLOAD_LENGTH_INVALID)
         self.ip_version, self.ip_src, self.ip_dst, self.pseudo_dst = 6, src, dst, dst
 
         off = 40  # relative to the IPv6 header
@@ -416,6 +422,14 @@ class _Frame:
         if nh in (IPPROTO_ESP, IPPROTO_NONE):
             return
         self.transport(pos, off, ip_len, nh, fragment)
+
+    def new_ip_layer(self, **columns: Value) -> None:
+        """An IP header (the first, or one inside a tunnel) takes over the IP columns."""
+        if self.pending is not None:
+            self.cross_tunnel()
+        for name in IP_COLUMNS:
+            self.v.pop(name, None)
+        self.v.update(columns)
 
     def routing_final_destination(self, start: int, length: int) -> None:
         """RFC 8200 §8.1: while segments are left, the pseudo-header carries the final
@@ -480,6 +494,7 @@ class _Frame:
             tcp_flags=self.u16(start + 12) & 0x0FFF,
             win=self.u16(start + 14),
             urp=self.u16(start + 18),
+            # what the checksum covers comes from the IP header, whatever the data offset says
             l4_csum=self.transport_checksum(start, end, IPPROTO_TCP, fragment),
         )
         if doff < 20 or doff > end - start:
@@ -631,10 +646,18 @@ class _Frame:
     # --- tunnels --------------------------------------------------------------------------------
 
     def enter_tunnel(self, kind: int, udp_ports: tuple[int, int] | None) -> None:
-        """Cross into a tunnel: the carrier moves to out_* (first tunnel only) and the inner
-        layers take the IP and transport columns."""
+        """Start decoding a tunnel's inside; it counts once an IP header is found there
+        (tunnel_depth counts the encapsulations crossed to reach the innermost IP layer)."""
         if self.depth >= tn.MAX_TUNNEL_DEPTH:
             raise _StopError(Malformed.TUNNEL_TOO_DEEP)
+        self.pending = (kind, udp_ports, dict(self.v))
+
+    def cross_tunnel(self) -> None:
+        """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel
+        only) and the inner layers take the IP and transport columns."""
+        assert self.pending is not None
+        kind, udp_ports, _ = self.pending
+        self.pending = None
         if self.depth == 0:
             self.v.update(
                 out_src=self.v["src"],
@@ -647,7 +670,7 @@ class _Frame:
         self.tunnels |= kind << (4 * self.depth)
         self.depth += 1
         self.v.update(tunnel=self.tunnels, tunnel_depth=self.depth)
-        for name in IP_COLUMNS + TRANSPORT_COLUMNS:
+        for name in TRANSPORT_COLUMNS:
             self.v.pop(name, None)
 
     def gre(self, start: int, end: int) -> None:
