@@ -132,23 +132,6 @@ class _Decoding:
         self.f_more = np.zeros(n, dtype=bool)
         self.f_unfrag = np.zeros(n, dtype=np.int64)
         self.f_proto = np.zeros(n, dtype=np.int64)
-        self.handlers: dict[int, Callable[[I64], None]] = {
-            LINK: self.link,
-            ETHERTYPE: self.ethertype,
-            MPLS: self.mpls,
-            MPLS_NIBBLE: self.nibble,
-            NIBBLE: self.nibble,
-            PPP: self.ppp,
-            PPP_PROTO: self.ppp_proto,
-            IPV4: self.ipv4,
-            IPV6: self.ipv6,
-            IPV6_EXT: self.ipv6_ext,
-            GRE: self.gre,
-            TCP: self.tcp,
-            UDP: self.udp,
-            ICMP: self.icmp,
-            ICMP6: self.icmp,
-        }
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -165,10 +148,10 @@ class _Decoding:
             kinds = self.kind[active]
             present = np.flatnonzero(np.bincount(kinds, minlength=N_KINDS))
             if present.size == 1:
-                self.handlers[int(present[0])](active)
+                HANDLERS[int(present[0])](self, active)
                 continue
             for k in present:
-                self.handlers[int(k)](active[kinds == k])
+                HANDLERS[int(k)](self, active[kinds == k])
 
     def stop(self, rows: I64, reason: Malformed | None = None) -> None:
         """End decoding of these rows, recording why unless it is a plain end."""
@@ -891,6 +874,27 @@ class _Decoding:
             records.append(FragmentRecord(row=row, key=key, offset=off, length=length,
                                           more=bool(self.f_more[row]), unfrag_len=unfrag))
         return records
+
+
+HANDLERS: dict[int, Callable[[_Decoding, I64], None]] = {
+    # A class-level table: bound methods kept on the instance would make a reference cycle that
+    # holds each batch (and its buffer) until the cyclic garbage collector happens to run.
+    LINK: _Decoding.link,
+    ETHERTYPE: _Decoding.ethertype,
+    MPLS: _Decoding.mpls,
+    MPLS_NIBBLE: _Decoding.nibble,
+    NIBBLE: _Decoding.nibble,
+    PPP: _Decoding.ppp,
+    PPP_PROTO: _Decoding.ppp_proto,
+    IPV4: _Decoding.ipv4,
+    IPV6: _Decoding.ipv6,
+    IPV6_EXT: _Decoding.ipv6_ext,
+    GRE: _Decoding.gre,
+    TCP: _Decoding.tcp,
+    UDP: _Decoding.udp,
+    ICMP: _Decoding.icmp,
+    ICMP6: _Decoding.icmp,
+}
 
 
 def _v4_mapped(addr: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
