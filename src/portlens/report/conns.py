@@ -1,0 +1,196 @@
+"""Connections for people and programs: a rich table, JSON lines, CSV, Zeek's conn.log TSV,
+and the transition stream (`portlens events`)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from portlens.track.model import Connection, TcpOptions, Transition
+
+ZEEK_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
+               "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig",
+               "local_resp", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
+               "resp_pkts", "resp_ip_bytes", "tunnel_parents", "ip_proto", "community_id")
+ZEEK_TYPES = ("time", "string", "addr", "port", "addr", "port", "enum", "string", "interval",
+              "count", "count", "string", "bool", "bool", "count", "string", "count", "count",
+              "count", "count", "set[string]", "count", "string")
+
+IP_PROTO = {"tcp": 6, "udp": 17}
+
+
+def _zeek_seconds(ns: int) -> str:
+    """Seconds with 6 decimals, from microseconds as Zeek reads them (truncating, not rounding)."""
+    us = ns // 1000
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
+
+
+def has_duration(c: Connection) -> bool:
+    """Zeek writes duration and byte counts only when the duration is positive."""
+    return c.duration_ns > 0
+
+
+def ip_proto(c: Connection) -> int:
+    if c.proto == "icmp":
+        return 58 if c.ip_version == 6 else 1
+    return IP_PROTO.get(c.proto, 0)
+
+
+def zeek_row(c: Connection) -> list[str]:
+    d = has_duration(c)
+    return [
+        _zeek_seconds(c.ts_ns), c.uid, c.orig_h, str(c.orig_p), c.resp_h, str(c.resp_p),
+        c.proto, c.service or "-", _zeek_seconds(c.duration_ns) if d else "-",
+        str(c.orig_bytes) if d else "-", str(c.resp_bytes) if d else "-", c.conn_state, "-", "-",
+        str(c.missed_bytes), c.history or "-", str(c.orig_pkts), str(c.orig_ip_bytes),
+        str(c.resp_pkts), str(c.resp_ip_bytes), ",".join(c.tunnel_parents) or "-",
+        str(ip_proto(c)), c.community_id or "-",
+    ]
+
+
+class ZeekWriter:
+    """conn.log in Zeek's TSV format, which zeek-cut and Zeek's readers accept."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        now = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
+                  "#unset_field\t-\n#path\tconn\n")
+        out.write(f"#open\t{now}\n")
+        out.write("#fields\t" + "\t".join(ZEEK_FIELDS) + "\n")
+        out.write("#types\t" + "\t".join(ZEEK_TYPES) + "\n")
+
+    def write(self, c: Connection) -> None:
+        self.out.write("\t".join(zeek_row(c)) + "\n")
+
+    def close(self) -> None:
+        now = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+        self.out.write(f"#close\t{now}\n")
+
+
+def _options(o: TcpOptions | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    return {"mss": o.mss, "wscale": o.wscale, "sack_perm": o.sack_perm,
+            "timestamps": o.timestamps, "kinds": list(o.kinds)}
+
+
+def transition_record(t: Transition) -> dict[str, Any]:
+    return {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid, "endpoint": str(t.endpoint),
+            "event": str(t.event), "from": str(t.old), "to": str(t.new),
+            "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
+            "payload": t.segment.payload}
+
+
+def record(c: Connection) -> dict[str, Any]:
+    """One connection as a JSON object (fields in docs/formats.md)."""
+    d = has_duration(c)
+    out: dict[str, Any] = {
+        "ts": c.ts_ns // 1000 / 1e6, "ts_ns": c.ts_ns, "uid": c.uid,
+        "id.orig_h": c.orig_h, "id.orig_p": c.orig_p, "id.resp_h": c.resp_h,
+        "id.resp_p": c.resp_p, "proto": c.proto, "service": c.service or None,
+        "duration": (c.duration_ns // 1000) / 1e6 if d else None, "duration_ns": c.duration_ns,
+        "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
+        "conn_state": c.conn_state, "missed_bytes": c.missed_bytes, "history": c.history,
+        "orig_pkts": c.orig_pkts, "orig_ip_bytes": c.orig_ip_bytes, "resp_pkts": c.resp_pkts,
+        "resp_ip_bytes": c.resp_ip_bytes, "tunnel_parents": c.tunnel_parents,
+        "community_id": c.community_id, "ip_version": c.ip_version, "vlan": c.vlan,
+        "orig_state": str(c.orig_state) if c.orig_state else None,
+        "resp_state": str(c.resp_state) if c.resp_state else None,
+        "end_reason": str(c.end_reason), "completeness": c.completeness,
+        "first_frame": c.first_frame, "last_frame": c.last_frame,
+        "icmp_errors": [list(e) for e in c.icmp_errors],
+    }
+    if c.handshake is not None:
+        hs = c.handshake
+        out["handshake"] = {
+            "outcome": str(hs.outcome), "syn_ns": hs.syn_ns, "syn_ack_ns": hs.syn_ack_ns,
+            "ack_ns": hs.ack_ns, "syn_retransmits": hs.syn_retransmits,
+            "syn_ack_retransmits": hs.syn_ack_retransmits, "server_rtt_ns": hs.server_rtt_ns,
+            "client_rtt_ns": hs.client_rtt_ns, "client_options": _options(hs.client_options),
+            "server_options": _options(hs.server_options)}
+    if c.analysis is not None:
+        out["analysis"] = {name: getattr(c.analysis, name)
+                           for name in c.analysis.__dataclass_fields__}
+    out["transitions"] = [transition_record(t) for t in c.transitions]
+    return out
+
+
+CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", "end_reason",
+              "handshake_outcome", "server_rtt_ns", "client_rtt_ns", "retransmissions",
+              "completeness")
+
+
+def csv_row(c: Connection) -> list[object]:
+    hs = c.handshake
+    row: list[object] = [*zeek_row(c)]
+    row = [("" if v == "-" else v) for v in row]
+    row += [c.ts_ns, c.duration_ns, c.orig_state or "", c.resp_state or "", c.end_reason,
+            hs.outcome if hs else "", (hs.server_rtt_ns if hs else None) or "",
+            (hs.client_rtt_ns if hs else None) or "",
+            c.analysis.retransmissions if c.analysis else "", c.completeness]
+    return row
+
+
+def write_csv(conns: Iterable[Connection], out: TextIO, *, header: bool = True) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    if header:
+        w.writerow(CSV_FIELDS)
+    for c in conns:
+        w.writerow(csv_row(c))
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def human_duration(ns: int) -> str:
+    s = ns / 1e9
+    if s < 1:
+        return f"{s * 1000:.1f} ms"
+    if s < 120:
+        return f"{s:.2f} s"
+    return f"{s / 60:.1f} min"
+
+
+def endpoint_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def table_rows(conns: Iterable[Connection]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for c in conns:
+        states = (f"{c.orig_state}/{c.resp_state}" if c.orig_state and c.resp_state else "")
+        rows.append((c.uid, c.proto, endpoint_text(c.orig_h, c.orig_p),
+                     endpoint_text(c.resp_h, c.resp_p), c.service or "-", c.conn_state,
+                     c.history or "-", human_duration(c.duration_ns),
+                     f"{c.orig_pkts}/{c.resp_pkts}",
+                     f"{human_bytes(c.orig_bytes)}/{human_bytes(c.resp_bytes)}", states,
+                     str(c.end_reason)))
+    return rows
+
+
+TABLE_COLUMNS = ("uid", "proto", "originator", "responder", "service", "state", "history",
+                 "duration", "pkts o/r", "bytes o/r", "RFC 9293 states o/r", "end")
+
+
+def event_line(t: Transition, orig: str = "", resp: str = "") -> str:
+    """One transition, conntrack -E style."""
+    seconds, ns = divmod(t.ts_ns, 10**9)
+    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
+    return (f"{clock}.{ns // 1000:06d} {t.uid} {t.endpoint} {t.event}: {t.old} -> {t.new} "
+            f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
+            f"len {t.segment.payload}] frame {t.frame}")
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+

@@ -1,0 +1,110 @@
+"""UDP and ICMP flows: connectionless, so a flow is a tuple seen within an inactivity timeout.
+
+Zeek's rules (docs/zeek-rules.md §9, §10): the first packet's sender is the originator unless
+the UDP flip rule says otherwise; bytes are the UDP length field - 8 (ICMP: IP payload - 8);
+history is D/d (UDP) and C/c for bad checksums; conn_state from which sides were active.
+"""
+
+from __future__ import annotations
+
+SECOND = 10**9
+
+
+class Flow:
+    """A UDP or ICMP flow between two sockets."""
+
+    __slots__ = (
+        "active",
+        "bytes",
+        "csum",
+        "dns",
+        "first_frame",
+        "first_ts",
+        "flips",
+        "hist_seen",
+        "history",
+        "icmp_errors",
+        "inactivity",
+        "ip_bytes",
+        "ip_proto",
+        "last_frame",
+        "last_ts",
+        "last_zts",
+        "orig",
+        "pkts",
+        "proto",
+        "removed",
+        "resp",
+        "start_zts",
+        "timer_gen",
+    )
+
+    def __init__(self, proto: str, ip_proto: int, src: bytes, sport: int, dst: bytes, dport: int,
+                 ts: int, zts: int, frame: int, inactivity: int) -> None:
+        self.proto = proto
+        self.ip_proto = ip_proto
+        self.orig = (src, sport)
+        self.resp = (dst, dport)
+        self.first_ts = self.last_ts = ts
+        self.start_zts = self.last_zts = zts
+        self.first_frame = self.last_frame = frame
+        self.inactivity = inactivity
+        self.bytes = [0, 0]
+        self.pkts = [0, 0]
+        self.ip_bytes = [0, 0]
+        self.active = [False, False]
+        self.csum = [0, 0]
+        self.history = ""
+        self.hist_seen = 0
+        self.flips = 0
+        self.removed = False
+        self.timer_gen = 0
+        self.dns = False
+        self.icmp_errors: list[tuple[int, int]] = []
+
+    def flip(self) -> None:
+        self.orig, self.resp = self.resp, self.orig
+        for pair in (self.bytes, self.pkts, self.ip_bytes, self.active):
+            pair.reverse()
+        self.history += "^"
+        self.flips += 1
+
+    def packet(self, from_orig: bool, ts: int, zts: int, frame: int, payload: int, ip_len: int,
+               csum_bad: bool, *, check_csum: bool, counted: bool = True) -> None:
+        i = 0 if from_orig else 1
+        if check_csum and csum_bad:
+            if self.proto == "udp":
+                self.csum[i] += 1
+                if _is_power_of_ten(self.csum[i]):
+                    self.history += "C" if from_orig else "c"
+            return
+        self.last_ts = ts
+        self.last_zts = zts
+        self.last_frame = frame
+        self.active[i] = True
+        if self.proto == "udp":
+            mask = 1 if from_orig else 2
+            if not self.hist_seen & mask:
+                self.hist_seen |= mask
+                self.history += "D" if from_orig else "d"
+        self.bytes[i] += max(payload, 0)
+        if counted:
+            self.pkts[i] += 1
+            self.ip_bytes[i] += ip_len
+
+    def timer(self, now: int, name: str) -> str | None:
+        if name == "inactivity":
+            if self.last_zts + self.inactivity <= now:
+                return "idle"
+        elif name == "dns" and now - self.last_zts >= 9 * SECOND:
+            return "idle"
+        return None
+
+    def next_deadline(self, name: str, now: int) -> int:
+        return self.last_zts + self.inactivity if name == "inactivity" else now + 10 * SECOND
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1

@@ -1,0 +1,470 @@
+"""PacketBatch -> Connections: the flow table, its timers, and the rules that open and close
+connections (Zeek's, docs/zeek-rules.md §1-§3, §12).
+
+Packets are processed in capture order. Timers (inactivity, attempt, close delays) run on the
+capture's clock: before each packet, every timer whose deadline has passed fires, so the same
+file always gives the same connections. Memory stays bounded: connections leave the table when
+they end, and a cap on open flows evicts the longest idle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch
+from portlens.services import service_name
+from portlens.track.community_id import community_id, icmp_ports
+from portlens.track.flows import Flow
+from portlens.track.model import (
+    Connection,
+    Endpoint,
+    EndReason,
+    TcpOptions,
+    Transition,
+)
+from portlens.track.model import (
+    Segment as TransitionSegment,
+)
+from portlens.track.states import Event, TcpState
+from portlens.track.tcp import SECOND, Host, Segment, TcpConnection
+from portlens.track.timeouts import Timeouts
+from portlens.track.zeek import tcp_conn_state, udp_conn_state
+
+BROADCAST4 = bytes(10) + b"\xff\xff" + b"\xff\xff\xff\xff"
+V4_PREFIX = bytes(10) + b"\xff\xff"
+DNS_PORTS = frozenset({53, 137, 5353, 5355})
+
+_HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)
+_SSL = (443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223)
+DEFAULT_LIKELY_SERVER_PORTS: frozenset[tuple[str, int]] = frozenset(
+    [("tcp", p) for p in (*_HTTP, *_SSL, 21, 2811, 22, 25, 587, 110, 143, 6666, 6667, 6668,
+                          6669, 502, 139, 445, 135, 88, 3389, 53, 79, 389, 1883, 3306, 5432,
+                          6379, 20000, 5222, 5269, *range(5900, 5910))]
+    + [("udp", p) for p in (53, 137, 5353, 5355, 67, 123, 161, 162, 514, 1812, 88, 5060, 443,
+                            4789, 3544, 5072, 6081, 2152, 2123, 20000, 389)])
+"""Ports Zeek (with its default scripts) takes for servers when it must guess roles (§3.1)."""
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    drop_bad_checksums: bool = False
+    """Zeek without -C: packets with bad checksums are not counted (history c/C)."""
+    likely_server_ports: frozenset[tuple[str, int]] = DEFAULT_LIKELY_SERVER_PORTS
+    report_gaps_for_partial: bool = False
+    dns_timeout: bool = True
+    """Zeek's DNS analyzer ends idle DNS flows after 10 s instead of 60 s."""
+    max_flows: int = 1_000_000
+    """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted)."""
+    vlan_in_key: bool = False
+    keep_transitions: bool = True
+    ignore_checksum_nets: tuple[str, ...] = ()
+    """Networks whose packets are never checksum-checked (Zeek's ignore_checksums_nets)."""
+
+
+Key = tuple[object, ...]
+AnyConn = TcpConnection | Flow
+
+
+class Tracker:
+    """Feed batches in capture order; connections come out as they end."""
+
+    def __init__(self, config: TrackerConfig | None = None,
+                 on_transition: Callable[[Transition], None] | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.table: OrderedDict[Key, AnyConn] = OrderedDict()
+        self.timers: list[tuple[int, int, int, AnyConn, str]] = []
+        self.timer_seq = 0
+        self.now = 0
+        self.serial = 0
+        self.uids: dict[int, str] = {}
+        self.keys: dict[int, Key] = {}
+        self.parents: dict[int, set[str]] = {}
+        self.encap: dict[int, tuple[object, ...] | None] = {}
+        self.encap_changes: dict[int, int] = {}
+        self.vlans: dict[int, int | None] = {}
+        self.versions: dict[int, int] = {}
+        self.ended: list[Connection] = []
+        self.user_on_transition = on_transition
+        self.packets_tracked = 0
+        self.packets_skipped = 0
+        self.evicted = 0
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def add_timer(self, conn: AnyConn, deadline: int, name: str) -> None:
+        self.timer_seq += 1
+        heapq.heappush(self.timers, (deadline, self.timer_seq, conn.timer_gen, conn, name))
+
+    def _tcp_timer(self, conn: TcpConnection, deadline: int, name: str) -> None:
+        self.add_timer(conn, deadline, name)
+
+    def _run_timers(self, now: int) -> None:
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            deadline, _, gen, conn, name = heapq.heappop(timers)
+            if conn.removed or gen != conn.timer_gen:
+                continue
+            cause = conn.timer(deadline, name)
+            if cause is not None:
+                self._remove(conn, cause)
+            elif isinstance(conn, Flow) and name in ("inactivity", "dns"):
+                self.add_timer(conn, conn.next_deadline(name, deadline), name)
+
+    # --- the packets -----------------------------------------------------------------------
+
+    def feed(self, b: PacketBatch) -> list[Connection]:
+        """Track one batch; returns the connections that ended during it."""
+        use = (b.ip_version > 0) & np.isin(b.l4, (6, 17, 1, 58)) & (b.frag != FRAG_PART)
+        if self.config.drop_bad_checksums:
+            bad_ip = b.ip_csum == CSUM_BAD
+            if self.config.ignore_checksum_nets and bad_ip.any():
+                flags = _ignored_sources(b.src.tobytes(), self.config.ignore_checksum_nets)
+                bad_ip &= ~np.asarray(flags, dtype=bool)
+            use &= ~bad_ip
+        rows = np.flatnonzero(use)
+        self.packets_skipped += len(b) - rows.size
+        if rows.size:
+            self._track_rows(b, rows)
+        out, self.ended = self.ended, []
+        return out
+
+    def finish(self) -> list[Connection]:
+        """End of capture: every open connection ends now."""
+        for conn in list(self.table.values()):
+            self._remove(conn, "end")
+        out, self.ended = self.ended, []
+        return out
+
+    def _track_rows(self, b: PacketBatch, rows: np.ndarray) -> None:
+        cols = {name: getattr(b, name)[rows].tolist() for name in (
+            "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
+            "payload", "win", "ip_len", "ip_hlen", "l4_csum", "truncated", "icmp_type",
+            "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
+            "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
+            "sack_perm", "has_ts", "opt_count", "udp_len")}
+        src = b.src[rows].tobytes()
+        dst = b.dst[rows].tobytes()
+        out_src = b.out_src[rows].tobytes()
+        out_dst = b.out_dst[rows].tobytes()
+        q_src = b.q_src[rows].tobytes()
+        q_dst = b.q_dst[rows].tobytes()
+        drop = self.config.drop_bad_checksums
+        ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
+        for i in range(rows.size):
+            ts = cols["ts_ns"][i]
+            zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
+            if zts > self.now:
+                self.now = zts
+                if self.timers and self.timers[0][0] <= zts:
+                    self._run_timers(zts)
+            s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
+            encap: tuple[object, ...] | None = None
+            if cols["tunnel_depth"][i]:
+                o_s, o_d = out_src[16 * i: 16 * i + 16], out_dst[16 * i: 16 * i + 16]
+                if cols["out_proto"][i] == 17:
+                    hdr = 20 if o_s[:12] == V4_PREFIX else 40
+                    outer = self._udp(o_s, cols["out_sport"][i], o_d, cols["out_dport"][i], ts,
+                                      zts, cols["frame"][i], cols["out_ip_len"][i] - hdr - 8,
+                                      cols["out_ip_len"][i], False, False, None,
+                                      4 if hdr == 20 else 6)
+                    encap = ("udp", self.uids[id(outer)])
+                else:
+                    encap = ("ip", self._tunnel_uid(o_s, o_d, cols["tunnel"][i]))
+            l4 = cols["l4"][i]
+            vlan = cols["vlan"][i] if self.config.vlan_in_key else None
+            version = cols["ip_version"][i]
+            bad = drop and cols["l4_csum"][i] == CSUM_BAD and not (ignored and ignored[i])
+            conn: AnyConn
+            if l4 == 6:
+                flags = cols["tcp_flags"][i]
+                options = None
+                if flags & 0x02:
+                    row = int(rows[i])
+                    options = TcpOptions(
+                        mss=cols["mss"][i] if cols["mss"][i] >= 0 else None,
+                        wscale=cols["wscale"][i] if cols["wscale"][i] >= 0 else None,
+                        sack_perm=cols["sack_perm"][i], timestamps=cols["has_ts"][i],
+                        kinds=tuple(b.opt_kinds[row, : cols["opt_count"][i]].tolist()))
+                seg = Segment(ts, zts, cols["frame"][i], flags, cols["seq"][i], cols["ack"][i],
+                              cols["payload"][i], cols["win"][i], cols["ip_len"][i],
+                              not cols["truncated"][i], bad, options)
+                conn = self._tcp(s16, cols["sport"][i], d16, cols["dport"][i], seg, vlan,
+                                 version)
+            elif l4 == 17:
+                conn = self._udp(s16, cols["sport"][i], d16, cols["dport"][i], ts, zts,
+                                 cols["frame"][i], cols["udp_len"][i] - 8, cols["ip_len"][i],
+                                 bad, not cols["truncated"][i], vlan, version)
+            else:
+                conn = self._icmp(s16, d16, l4, cols["icmp_type"][i], cols["icmp_code"][i], ts,
+                                  zts, cols["frame"][i], cols["payload"][i], cols["ip_len"][i],
+                                  bad, not cols["truncated"][i], vlan, version)
+                if cols["q_valid"][i] and cols["q_proto"][i] in (6, 17):
+                    self._attach_icmp_error(q_src[16 * i: 16 * i + 16], cols["q_sport"][i],
+                                            q_dst[16 * i: 16 * i + 16], cols["q_dport"][i],
+                                            cols["q_proto"][i], cols["icmp_type"][i],
+                                            cols["icmp_code"][i], vlan)
+            self._encapsulation(conn, encap)
+            self.packets_tracked += 1
+
+    def _lookup(self, key: Key) -> AnyConn | None:
+        conn = self.table.get(key)
+        if conn is not None:
+            self.table.move_to_end(key)
+        return conn
+
+    def _insert(self, key: Key, conn: AnyConn, ts: int, vlan: int | None, version: int) -> None:
+        self.table[key] = conn
+        self.serial += 1
+        cid = id(conn)
+        self.uids[cid] = _uid(self.serial, ts, key)
+        self.keys[cid] = key
+        self.vlans[cid] = vlan
+        self.versions[cid] = version
+        self.parents[cid] = set()
+        self.encap_changes[cid] = 0
+        if len(self.table) > self.config.max_flows:
+            _, victim = next(iter(self.table.items()))
+            self.evicted += 1
+            self._remove(victim, "evicted")
+
+    def _likely(self, proto: str, port: int) -> bool:
+        return (proto, port) in self.config.likely_server_ports
+
+    def _tcp(self, src: bytes, sport: int, dst: bytes, dport: int, seg: Segment,
+             vlan: int | None, version: int) -> TcpConnection:
+        a, b = (src, sport), (dst, dport)
+        key: Key = (6, vlan, *(a + b if a <= b else b + a))
+        conn = self._lookup(key)
+        if isinstance(conn, TcpConnection) and conn.is_reuse(seg.flags, seg.seq):
+            self._remove(conn, "reuse")
+            conn = None
+        if not isinstance(conn, TcpConnection):
+            conn = TcpConnection(src, sport, dst, dport, seg, self._tcp_timer,
+                                 self._on_transition)
+            conn.gaps_for_partial = self.config.report_gaps_for_partial
+            self._insert(key, conn, seg.ts, vlan, version)
+            flags = seg.flags
+            flip = False
+            # Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
+            if (not flags & 0x02 or flags & 0x10) and self._likely("tcp", sport):
+                flip = (not flags & 0x02 and sport < dport) if self._likely(
+                    "tcp", dport) else True
+            if flip and dst != BROADCAST4:
+                conn.flip()
+        from_orig = conn.orig.addr == src and conn.orig.port == sport
+        conn.packet(seg, from_orig, check_csum=self.config.drop_bad_checksums)
+        return conn
+
+    def _udp(self, src: bytes, sport: int, dst: bytes, dport: int, ts: int, zts: int,
+             frame: int, payload: int, ip_len: int, bad: bool, counted: bool,
+             vlan: int | None, version: int) -> Flow:
+        a, b = (src, sport), (dst, dport)
+        key: Key = (17, vlan, *(a + b if a <= b else b + a))
+        conn = self._lookup(key)
+        if not isinstance(conn, Flow):
+            conn = Flow("udp", 17, src, sport, dst, dport, ts, zts, frame,
+                        self.config.timeouts.udp_inactivity)
+            self._insert(key, conn, ts, vlan, version)
+            if (self._likely("udp", sport) and not self._likely("udp", dport)
+                    and dst != BROADCAST4):
+                conn.flip()
+            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
+                conn.dns = True
+                self.add_timer(conn, zts + 10 * SECOND, "dns")
+        from_orig = conn.orig == (src, sport)
+        conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
+                    check_csum=self.config.drop_bad_checksums, counted=True)
+        return conn
+
+    def _icmp(self, src: bytes, dst: bytes, l4: int, itype: int, code: int, ts: int, zts: int,
+              frame: int, payload: int, ip_len: int, bad: bool, counted: bool,
+              vlan: int | None, version: int) -> Flow:
+        oport, rport, one_way = icmp_ports(itype, code, v6=l4 == 58)
+        a, b = (src, oport), (dst, rport)
+        if one_way:
+            key: Key = (l4, vlan, *a, *b)
+        else:
+            key = (l4, vlan, *(a + b if a <= b else b + a))
+        conn = self._lookup(key)
+        if not isinstance(conn, Flow):
+            conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
+                        self.config.timeouts.icmp_inactivity)
+            self._insert(key, conn, ts, vlan, version)
+            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+        from_orig = conn.orig == (src, oport)
+        conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
+                    check_csum=self.config.drop_bad_checksums, counted=counted)
+        return conn
+
+    def _attach_icmp_error(self, src: bytes, sport: int, dst: bytes, dport: int, proto: int,
+                           itype: int, code: int, vlan: int | None) -> None:
+        a, b = (src, sport), (dst, dport)
+        key: Key = (proto, vlan, *(a + b if a <= b else b + a))
+        conn = self.table.get(key)
+        if isinstance(conn, Flow) or isinstance(conn, TcpConnection):
+            conn.icmp_errors.append((itype, code))
+
+    def _encapsulation(self, conn: AnyConn, encap: tuple[object, ...] | None) -> None:
+        """tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12)."""
+        cid = id(conn)
+        if cid not in self.encap:
+            self.encap[cid] = encap
+            if encap is not None:
+                self.parents[cid].add(str(encap[1]))
+            return
+        if encap is not None and self.encap[cid] != encap:
+            if self.encap_changes[cid] < 5:
+                self.encap_changes[cid] += 1
+                self.parents[cid].add(str(encap[1]))
+            elif "X" not in conn.history:
+                conn.history += "X"
+            self.encap[cid] = encap
+
+    def _tunnel_uid(self, out_src: bytes, out_dst: bytes, kinds: int) -> str:
+        """An IP tunnel is one record for both directions (Zeek logs no conn for it)."""
+        a, b = sorted((out_src, out_dst))
+        return _uid(0, kinds, ("tunnel", a, b))
+
+    def _on_transition(self, conn: TcpConnection, seg: Segment, host: Host, event: Event,
+                       old: TcpState, new: TcpState) -> None:
+        if self.user_on_transition is None:
+            return
+        endpoint = Endpoint.ORIG if host is conn.orig else Endpoint.RESP
+        self.user_on_transition(Transition(
+            seg.ts, seg.frame, endpoint, event, old, new,
+            TransitionSegment(seg.flags, seg.seq, seg.ack, seg.payload),
+            self.uids.get(id(conn), "")))
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def _remove(self, conn: AnyConn, cause: str) -> None:
+        if conn.removed:
+            return
+        conn.removed = True
+        cid = id(conn)
+        key = self.keys.pop(cid)
+        if self.table.get(key) is conn:
+            del self.table[key]
+        self.ended.append(self._connection(conn, cause))
+        for d in (self.uids, self.parents, self.encap, self.encap_changes, self.vlans,
+                  self.versions):
+            d.pop(cid, None)
+
+    def _connection(self, conn: AnyConn, cause: str) -> Connection:
+        cid = id(conn)
+        if isinstance(conn, TcpConnection):
+            return self._tcp_connection(conn, cause)
+        orig_h, resp_h = conn.orig[0], conn.resp[0]
+        proto_num = conn.ip_proto
+        one_way = False
+        if conn.proto == "icmp":
+            one_way = icmp_ports(conn.orig[1], conn.resp[1], v6=proto_num == 58)[2]
+        duration = conn.last_zts - conn.start_zts
+        c = Connection(
+            uid=self.uids[cid], ts_ns=conn.first_ts, orig_h=_addr(orig_h), orig_p=conn.orig[1],
+            resp_h=_addr(resp_h), resp_p=conn.resp[1], proto=conn.proto,
+            service=service_name(conn.proto, conn.resp[1]) if conn.proto == "udp" else "",
+            duration_ns=duration, orig_bytes=conn.bytes[0], resp_bytes=conn.bytes[1],
+            conn_state=udp_conn_state(*conn.active) if conn.proto == "udp" else "OTH",
+            history=conn.history, orig_pkts=conn.pkts[0], orig_ip_bytes=conn.ip_bytes[0],
+            resp_pkts=conn.pkts[1], resp_ip_bytes=conn.ip_bytes[1],
+            tunnel_parents=sorted(self.parents.get(cid, ())),
+            community_id=community_id(_addr(orig_h), _addr(resp_h), proto_num, conn.orig[1],
+                                      conn.resp[1], one_way=one_way),
+            ip_version=self.versions.get(cid, 4), vlan=self.vlans.get(cid),
+            end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
+            first_frame=conn.first_frame, last_frame=conn.last_frame,
+            icmp_errors=list(conn.icmp_errors))
+        return c
+
+    def _tcp_connection(self, conn: TcpConnection, cause: str) -> Connection:
+        cid = id(conn)
+        o, r = conn.orig, conn.resp
+        orig_h, resp_h = _addr(o.addr), _addr(r.addr)
+        hs = conn.handshake
+        hs.outcome = conn.outcome()
+        transitions = []
+        if self.config.keep_transitions:
+            uid = self.uids[cid]
+            transitions = [
+                Transition(ts, frame, Endpoint.ORIG if host is o else Endpoint.RESP, event, old,
+                           new, TransitionSegment(flags, seq, ack, payload), uid)
+                for ts, frame, host, event, old, new, flags, seq, ack, payload
+                in conn.transitions]
+        return Connection(
+            uid=self.uids[cid], ts_ns=conn.first_ts, orig_h=orig_h, orig_p=o.port,
+            resp_h=resp_h, resp_p=r.port, proto="tcp", service=service_name("tcp", r.port),
+            duration_ns=conn.last_zts - conn.start_zts, orig_bytes=o.ep.size(),
+            resp_bytes=r.ep.size(), conn_state=tcp_conn_state(o.ep, r.ep, conn.history),
+            missed_bytes=conn.missed, history=conn.history, orig_pkts=conn.pkts[0],
+            orig_ip_bytes=conn.ip_bytes[0], resp_pkts=conn.pkts[1],
+            resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(self.parents.get(cid, ())),
+            community_id=community_id(orig_h, resp_h, 6, o.port, r.port),
+            ip_version=self.versions.get(cid, 4), vlan=self.vlans.get(cid), orig_state=o.rfc,
+            resp_state=r.rfc, transitions=transitions, handshake=hs, analysis=conn.analysis,
+            completeness=conn.completeness,
+            end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
+            last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,
+            icmp_errors=list(conn.icmp_errors))
+
+
+def _ignored_sources(src: bytes, nets: tuple[str, ...]) -> list[bool]:
+    """For each 16-byte source address: is it in one of the networks?"""
+    if not nets:
+        return [False] * (len(src) // 16)
+    networks = [ipaddress.ip_network(n) for n in nets]
+    out = []
+    for i in range(len(src) // 16):
+        addr = ipaddress.ip_address(_addr(src[16 * i: 16 * i + 16]))
+        out.append(any(addr.version == n.version and addr in n for n in networks))
+    return out
+
+
+def _end_reason(cause: str, *, fin: bool, rst: bool) -> EndReason:
+    if rst:
+        return EndReason.RST
+    if fin:
+        return EndReason.FIN
+    if cause == "evicted":
+        return EndReason.EVICTED
+    if cause == "end":
+        return EndReason.END_OF_CAPTURE
+    return EndReason.IDLE
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _uid(serial: int, ts: int, key: object) -> str:
+    """A Zeek-style uid ('C' + 17 base-62 characters), the same on every run of a file."""
+    digest = hashlib.blake2b(repr((serial, ts, key)).encode(), digest_size=13).digest()
+    n = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(17):
+        n, r = divmod(n, 62)
+        chars.append(_B62[r])
+    return "C" + "".join(chars)
+
+
+def _addr(raw: bytes) -> str:
+    if raw[:12] == V4_PREFIX:
+        return str(ipaddress.IPv4Address(raw[12:]))
+    return str(ipaddress.IPv6Address(raw))
+
+
+def track(batches: Iterator[PacketBatch], config: TrackerConfig | None = None
+          ) -> Iterator[Connection]:
+    """Connections of a stream of batches, as they end, then the rest at end of capture."""
+    tracker = Tracker(config)
+    for batch in batches:
+        yield from tracker.feed(batch)
+    yield from tracker.finish()
