@@ -820,6 +820,125 @@ def test_malformed_tunnel_headers() -> None:
            **udp(1, 4789, 26), malformed=Malformed.LINK_HEADER_SHORT)
 
 
+# --- decisions against tshark 4.0 (each frame also runs through tests/test_fast_vs_reference.py) --
+
+
+def test_vxlan_without_the_i_flag_is_descended() -> None:
+    pkt = (E / IP(**OUT4) / UDP(sport=40000, dport=4789) / VXLAN(flags=0, vni=7) / E2
+           / IP(**IN4) / UDP(sport=7, dport=8))
+    expect(decode1(pkt), ethertype=0x0800, **outer(17, 20 + 8 + 8 + 14 + 28, 40000, 4789),
+           **tunnel(tn.TUNNEL_VXLAN), **ipv4(**IN4, proto=17, ip_len=28), **udp(7, 8, 8))
+
+
+def test_geneve_options_past_the_udp_payload() -> None:
+    hdr = struct.pack("!BBHI", 3, 0, 0x0800, 0) + b"\0" * 8  # 12 option bytes announced, 8 sent
+    gen = E / IP(**OUT4) / UDP(sport=1, dport=6081) / Raw(hdr)
+    expect(decode1(gen), **eth(), **ipv4(**OUT4, proto=17, ip_len=44), **udp(1, 6081, 24),
+           malformed=Malformed.TUNNEL_HEADER_INVALID)
+
+
+def test_gtpu_needs_protocol_type_1_and_the_e_flag_names_extensions() -> None:
+    inner = raw(IP(**IN4) / UDP(sport=7, dport=8))
+    gtp_prime = struct.pack("!BBHI", 0x20, 0xFF, len(inner), 1) + inner  # PT 0: not GTP-U
+    pkt = E / IP(**OUT4) / UDP(sport=2152, dport=2152) / Raw(gtp_prime)
+    expect(decode1(pkt), **eth(), **ipv4(**OUT4, proto=17, ip_len=64),
+           **udp(2152, 2152, 44))
+    # S set, E clear: the next-extension byte (0x85) is not read
+    seq = struct.pack("!BBHIHBB", 0x32, 0xFF, len(inner) + 4, 1, 1, 0, 0x85) + inner
+    pkt = E / IP(**OUT4) / UDP(sport=2152, dport=2152) / Raw(seq)
+    expect(decode1(pkt), **eth(), **outer(17, 20 + 8 + 12 + 28, 2152, 2152),
+           **tunnel(tn.TUNNEL_GTPU), **ipv4(**IN4, proto=17, ip_len=28), **udp(7, 8, 8))
+
+
+def test_udp_zero_checksum_over_ipv6_with_a_bad_length() -> None:
+    # tshark: a length past the IP payload is flagged, and the zero checksum still "illegal"
+    long = E / IPv6(**H6) / UDP(sport=1, dport=2, len=100, chksum=0) / Raw(b"abcd")
+    expect(decode1(long), **eth(0x86DD), **ipv6(**H6, proto=17, ip_len=52),
+           l4=17, sport=1, dport=2, udp_len=100, payload=4, l4_csum=CSUM_BAD,
+           malformed=Malformed.UDP_LENGTH_INVALID)
+    # ... a length below 8 stops it before the checksum
+    short = E / IPv6(**H6) / UDP(sport=1, dport=2, len=4, chksum=0) / Raw(b"abcd")
+    expect(decode1(short), **eth(0x86DD), **ipv6(**H6, proto=17, ip_len=52),
+           l4=17, sport=1, dport=2, udp_len=4, payload=4, l4_csum=CSUM_UNVERIFIED,
+           malformed=Malformed.UDP_LENGTH_INVALID)
+
+
+def test_wire_length_below_the_captured_length_is_taken_as_captured() -> None:
+    pkt = E / IP(**H4) / UDP(sport=1, dport=2) / Raw(b"x" * 20)
+    row = decode1(pkt, wirelen=30)  # tshark: "frame length is less than captured length"
+    expect(row, **eth(), **ipv4(**H4, proto=17, ip_len=48), **udp(1, 2, 28))
+    assert (row["wirelen"], row["caplen"]) == (30, 62)
+
+
+def test_icmp_quote_is_all_or_nothing() -> None:
+    reply = Hosts(src="10.0.0.2", dst="10.0.0.1")
+    icmp_row = dict(**eth(), **ipv4(**reply, proto=1, ip_len=56), l4=1, icmp_type=3,
+                    icmp_code=3, payload=28, l4_csum=CSUM_GOOD)
+    # a non-first fragment quoted: its first bytes are no ports, so nothing is attributed
+    frag = E / IP(**reply) / ICMP(type=3, code=3) / IPerror(**H4, proto=17, frag=4) / Raw(
+        b"\x01\x02\x03\x04\x05\x06\x07\x08")
+    expect(decode1(frag), **icmp_row)
+    # IHL below 5 in the quote
+    bad_ihl = E / IP(**reply) / ICMP(type=3, code=3) / IPerror(**H4, ihl=4, proto=17) / Raw(
+        b"\x01\x02\x03\x04\x05\x06\x07\x08")
+    expect(decode1(bad_ihl), **icmp_row)
+    # a quoted protocol without ports: valid, ports 0
+    gre = E / IP(**reply) / ICMP(type=3, code=3) / IPerror(**H4, proto=47) / Raw(b"\0" * 8)
+    expect(decode1(gre), **icmp_row, q_valid=True, q_src=H4["src"], q_dst=H4["dst"],
+           q_proto=47)
+    # ICMPv6 quotes IPv6 only
+    v4_in_v6 = (E / IPv6(src=H6["dst"], dst=H6["src"]) / ICMPv6DestUnreach(code=4)
+                / IPerror(**H4) / UDPerror(sport=1, dport=2))
+    expect(decode1(v4_in_v6), **eth(0x86DD),
+           **ipv6(src=H6["dst"], dst=H6["src"], proto=58, ip_len=76), l4=58, icmp_type=1,
+           icmp_code=4, payload=28, l4_csum=CSUM_GOOD)
+
+
+def test_ipv6_segment_routing_checksum_uses_segment_list_0() -> None:
+    final, via = addr_bytes("2001:db8::99"), addr_bytes("2001:db8::2")
+    srh = struct.pack("!BBBBBBH", 17, 4, 4, 1, 1, 0, 0) + final + via  # type 4, 1 left
+    seg = bytearray(raw(UDP(sport=1, dport=2, chksum=0) / Raw(b"srh")))
+    struct.pack_into("!H", seg, 4, len(seg))
+    pseudo = addr_bytes(H6["src"]) + final + struct.pack("!IxxxB", len(seg), 17)
+    struct.pack_into("!H", seg, 6, 0xFFFF - ones_sum(pseudo + bytes(seg)))
+    ip = raw(IPv6(**H6, nh=43, plen=len(srh) + len(seg))) + srh + bytes(seg)
+    expect(decode1(raw(E)[:12] + b"\x86\xdd" + ip), **eth(0x86DD),
+           **ipv6(**H6, proto=17, ip_len=40 + 40 + 11, hlen=80), **udp(1, 2, 11))
+
+
+def test_inner_ipv6_with_a_bad_payload_length_keeps_no_carrier_columns() -> None:
+    pkt = E / IP(**OUT4) / IPv6(**H6, plen=500, nh=17) / UDP(sport=1, dport=2)
+    expect(decode1(pkt), **eth(), **outer(41, 68), **tunnel(tn.TUNNEL_6IN4),
+           ip_version=6, src=H6["src"], dst=H6["dst"], ttl=64, ip_len=540,
+           malformed=Malformed.IPV6_PAYLOAD_LENGTH_INVALID)
+
+
+def test_ipv6_chain_cut_by_snaplen_says_where_it_stopped() -> None:
+    frame = raw(E / IPv6(**H6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt(options=[]) / UDP())
+    row = decode1(frame[:14 + 40 + 8 + 4], wirelen=len(frame))
+    expect(row, **eth(0x86DD), **ipv6(**H6, proto=60, ip_len=64, hlen=48))
+
+
+def test_tcp_option_length_cut_by_snaplen_is_a_quiet_stop() -> None:
+    # MSS whose length byte snaplen cut: listed, not malformed (it would be, were the kind
+    # the option area's last byte: no room for a length, whatever was captured)
+    frame = _tcp_with_raw_options(b"\x01\x01\x02\x04\x05\xb4\x00\x00", b"data")
+    row = decode1(frame[: 14 + 20 + 20 + 3], wirelen=len(frame))
+    expect(row, **eth(), **ipv4(**H4, proto=6, ip_len=52),
+           **tcp(1, 2, 4, hlen=28, csum=CSUM_UNVERIFIED, kinds=[1, 1, 2]))
+
+
+def test_link_counts_saturate() -> None:
+    tags = b"\x81\x00\x00\x05" * 300
+    frame = raw(E)[:12] + tags + b"\x08\x00" + raw(IP(**H4) / UDP(sport=1, dport=2))
+    expect(decode1(frame), ethertype=0x0800, vlan=5, vlan_count=255,
+           **ipv4(**H4, proto=17, ip_len=28), **udp(1, 2, 8))
+    labels = b"\x00\x01\x00\x40" * 299 + b"\x00\x01\x01\x40"
+    frame = raw(E)[:12] + b"\x88\x47" + labels + raw(IP(**H4) / UDP(sport=1, dport=2))
+    expect(decode1(frame), ethertype=0x8847, mpls_count=255,
+           **ipv4(**H4, proto=17, ip_len=28), **udp(1, 2, 8))
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=200), st.sampled_from(sorted(lt.SUPPORTED | {51, 147})),
        st.integers(min_value=0, max_value=300))

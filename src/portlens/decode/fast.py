@@ -7,8 +7,8 @@ kind. Rows leave the loop when they reach a transport header, a protocol portlen
 descend into, or a malformed point. A typical Ethernet/IPv4/TCP batch takes four rounds; the
 Python cost is per round and per kind, not per packet.
 
-The rules are in docs/decoding.md; decode/reference.py implements them packet by packet and a
-test holds the two together.
+The rules are in docs/decoding.md; decode/reference.py implements them packet by packet and
+tests/test_fast_vs_reference.py holds the two together, column by column.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.fields import ByteViews, fold16, ones_sum, w16, w32
+from portlens.decode.fields import ByteViews, addr_sum, fold16, ones_sum, w16, w32
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
@@ -41,16 +41,19 @@ from portlens.decode.tunnels import (
     TUNNEL_IPIP,
     TUNNEL_TEREDO,
     TUNNEL_VXLAN,
+    UDP_TUNNEL_PORTS,
 )
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 
 I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
 
 # Header kinds a cursor can point at.
 DONE = 0
 LINK = 1
 ETH = 2
+"""An Ethernet header inside a tunnel (handled on entry, never a cursor's kind)."""
 ETHERTYPE = 3
 MPLS = 4
 MPLS_NIBBLE = 5
@@ -65,24 +68,38 @@ TCP = 13
 UDP = 14
 ICMP = 15
 ICMP6 = 16
-N_KINDS = 17
+PPPOE = 17
+N_KINDS = 18
 
-VLAN_TPIDS = (0x8100, 0x88A8, 0x9100, 0x9200)
-NULL_IPV6_FAMILIES = (10, 24, 28, 30)
-IPV6_EXT_HEADERS = (0, 43, 60, 51, 44)
+MAX_ROUNDS = 256
+"""Every round moves each live row past one header, and layer counts are bounded (tunnels,
+IPv6 extension headers; VLAN tags and MPLS labels are walked inside one round): a guard only."""
 MAX_IPV6_EXT = 8
-ICMP4_ERRORS = (3, 4, 5, 11, 12)
-ICMP6_ERRORS = (1, 2, 3, 4)
+COUNT_MAX = 0xFF
+"""vlan_count / mpls_count saturate here (uint8)."""
+TEREDO_PORT = 3544
+SAVED_LINK_COLUMNS = ("ethertype", "vlan", "vlan_count", "mpls_count", "ppp_proto")
+"""What an Ethernet or PPP header inside a tunnel writes: restored if no IP header follows."""
 
+# Ethertype -> the kind of header that follows.
+_ET_NEXT = np.full(0x10000, DONE, dtype=np.uint8)
+_ET_NEXT[[0x0800, 0x86DD, 0x8847, 0x8848, 0x8864]] = [IPV4, IPV6, MPLS, MPLS, PPPOE]
+_IS_VLAN = np.zeros(0x10000, dtype=bool)
+_IS_VLAN[[0x8100, 0x88A8, 0x9100, 0x9200]] = True
+NULL_IPV6_FAMILIES = (10, 24, 28, 30)
 # IP protocol -> the kind of the header that follows the IP header.
 _IP_NEXT = np.full(256, DONE, dtype=np.uint8)
-_IP_NEXT[6] = TCP
-_IP_NEXT[17] = UDP
-_IP_NEXT[1] = ICMP
-_IP_NEXT[58] = ICMP6
-_IP_NEXT[47] = GRE
+_IP_NEXT[[6, 17, 1, 58, 47]] = [TCP, UDP, ICMP, ICMP6, GRE]
 _IS_V6_EXT = np.zeros(256, dtype=bool)
-_IS_V6_EXT[list(IPV6_EXT_HEADERS)] = True
+_IS_V6_EXT[[0, 43, 60, 51, 44]] = True
+_ICMP4_ERROR = np.zeros(256, dtype=bool)
+_ICMP4_ERROR[[3, 4, 5, 11, 12]] = True
+_ICMP6_ERROR = np.zeros(256, dtype=bool)
+_ICMP6_ERROR[[1, 2, 3, 4]] = True
+# UDP destination port -> tunnel (Teredo is also recognised by its source port).
+_UDP_TUNNEL = np.zeros(0x10000, dtype=np.uint8)
+for _port, _code in UDP_TUNNEL_PORTS.items():
+    _UDP_TUNNEL[_port] = _code
 
 _SIMPLE_LINKS: dict[int, tuple[int, int, int]] = {
     # linktype: (header bytes, offset of the ethertype inside it, next kind)
@@ -110,6 +127,8 @@ class _Decoding:
         self.out = out
         self.pos = frames.offset.astype(np.int64, copy=True)
         self.end = self.pos + frames.caplen.astype(np.int64)
+        # Lengths are judged against the wire length; a record claiming fewer bytes on the wire
+        # than it captured is taken at its captured length (as tshark does).
         self.wend = self.pos + np.maximum(frames.caplen, frames.wirelen).astype(np.int64)
         self.cut = frames.caplen < frames.wirelen
         out.truncated[:] = self.cut
@@ -118,12 +137,11 @@ class _Decoding:
         self.l3 = np.zeros(n, dtype=np.int64)  # start of the current IP header
         self.ipend = np.zeros(n, dtype=np.int64)  # end of the current IP datagram
         self.ext_count = np.zeros(n, dtype=np.int64)
-        self.mpls_raise = np.zeros(n, dtype=bool)
         self.psum = np.zeros(n, dtype=np.int64)  # pseudo-header address sum of the IP layer
         self.tunnel_pending = np.zeros(n, dtype=bool)
-        self.saved_ethertype = np.zeros(n, dtype=np.uint16)
-        self.saved_vlan = np.zeros(n, dtype=np.int32)
-        self.saved_vlan_count = np.zeros(n, dtype=np.uint8)
+        self.saved: dict[str, npt.NDArray[Any]] = {}
+        """Link columns a tentative tunnel's inside may overwrite before an IP header is found
+        (allocated on the first tunnel entry)."""
         self.pending_csum: list[tuple[I64, I64, I64, npt.NDArray[np.uint64],
                                       npt.NDArray[np.uint8]]] = []
         # Fragment facts of the innermost IP layer.
@@ -142,7 +160,7 @@ class _Decoding:
             if active.size == 0:
                 return
             rounds += 1
-            if rounds > 64:  # cannot happen with the bounded layer counts; never loop forever
+            if rounds > MAX_ROUNDS:  # cannot happen with the bounded layer counts
                 self.stop(active, Malformed.TUNNEL_TOO_DEEP)
                 return
             kinds = self.kind[active]
@@ -176,6 +194,23 @@ class _Decoding:
         self.kind[bad] = DONE
         self.out.malformed[bad[~self.cut[bad]]] = short
         return rows[ok]
+
+    def need_within(self, rows: I64, nbytes: int | I64, limit: I64, short: Malformed,
+                    at: I64 | None = None) -> Mask:
+        """Which rows' next ``nbytes`` end within ``limit`` (the enclosing IP datagram or UDP
+        payload) and were captured. The others stop: past ``limit`` as malformed whatever
+        snaplen kept; past the captured bytes as ``need`` does."""
+        p = self.pos[rows] if at is None else at
+        stop = p + nbytes
+        inside = stop <= limit
+        ok: Mask = inside & (stop <= self.end[rows])
+        if ok.all():
+            return ok
+        bad = ~ok
+        r = rows[bad]
+        self.kind[r] = DONE
+        self.out.malformed[r[~inside[bad] | ~self.cut[r]]] = short
+        return ok
 
     # --- link layer -------------------------------------------------------------------------
 
@@ -211,42 +246,44 @@ class _Decoding:
                 self.kind[sub] = DONE  # unknown link type: counted by the caller, not malformed
 
     def ethertype(self, rows: I64) -> None:
+        out, v = self.out, self.v
         et = self.et[rows]
-        vlan = np.isin(et, VLAN_TPIDS)
+        out.ethertype[rows] = et
+        vlan = _IS_VLAN[et]
         if vlan.any():
-            r = self.need(rows[vlan], 4, Malformed.VLAN_TAG_SHORT)
-            p = self.pos[r]
-            tci = self.v.be16[p].astype(np.int32)
-            first = self.out.vlan[r] < 0
-            self.out.vlan[r[first]] = tci[first] & 0xFFF
-            self.out.vlan_count[r] += 1
-            self.et[r] = self.v.be16[p + 2]
-            self.pos[r] += 4
-            rows = rows[~vlan]
-            et = et[~vlan]
-        self.out.ethertype[rows] = et
-        ipv4 = et == 0x0800
-        ipv6 = et == 0x86DD
-        mpls = (et == 0x8847) | (et == 0x8848)
-        pppoe = et == 0x8864
-        self.kind[rows[ipv4]] = IPV4
-        self.kind[rows[ipv6]] = IPV6
-        self.kind[rows[mpls]] = MPLS
-        other = ~(ipv4 | ipv6 | mpls | pppoe)
-        self.kind[rows[other]] = DONE
-        if pppoe.any():
-            r = self.need(rows[pppoe], 6, Malformed.PPPOE_HEADER_SHORT)
-            self.pos[r] += 6
-            self.kind[r] = PPP_PROTO
+            # Any number of tags, walked here so that a stack of them costs no extra rounds.
+            tagged = rows[vlan]
+            while tagged.size:
+                tagged = self.need(tagged, 4, Malformed.VLAN_TAG_SHORT)
+                p = self.pos[tagged]
+                first = out.vlan[tagged] < 0
+                out.vlan[tagged[first]] = v.be16[p[first]] & 0x0FFF
+                out.vlan_count[tagged] = np.minimum(out.vlan_count[tagged], COUNT_MAX - 1) + 1
+                nxt = v.be16[p + 2]
+                self.et[tagged] = nxt
+                out.ethertype[tagged] = nxt
+                self.pos[tagged] = p + 4
+                tagged = tagged[_IS_VLAN[nxt]]
+            rows = rows[self.kind[rows] == ETHERTYPE]  # not the rows a short tag stopped
+            et = self.et[rows]
+        self.kind[rows] = _ET_NEXT[et]
 
     def mpls(self, rows: I64) -> None:
-        rows = self.need(rows, 4, Malformed.MPLS_LABEL_SHORT)
-        label = self.v.be32[self.pos[rows]]
-        self.out.mpls_count[rows] += 1
-        self.pos[rows] += 4
-        bottom = (label & 0x100) != 0
-        self.kind[rows[bottom]] = MPLS_NIBBLE
-        self.mpls_raise[rows[bottom]] = True
+        """The label stack, to the bottom-of-stack bit (walked here, one label per step)."""
+        out, v = self.out, self.v
+        while rows.size:
+            rows = self.need(rows, 4, Malformed.MPLS_LABEL_SHORT)
+            p = self.pos[rows]
+            bottom = (v.u8[p + 2] & 0x01) != 0
+            out.mpls_count[rows] = np.minimum(out.mpls_count[rows], COUNT_MAX - 1) + 1
+            self.pos[rows] = p + 4
+            self.kind[rows[bottom]] = MPLS_NIBBLE
+            rows = rows[~bottom]
+
+    def pppoe(self, rows: I64) -> None:
+        rows = self.need(rows, 6, Malformed.PPPOE_HEADER_SHORT)
+        self.pos[rows] += 6
+        self.kind[rows] = PPP_PROTO
 
     def ppp(self, rows: I64) -> None:
         rows = self.need(rows, 2, Malformed.PPP_HEADER_SHORT)
@@ -261,14 +298,19 @@ class _Decoding:
         self.pos[rows] += 2
         self.kind[rows] = np.where(proto == 0x0021, IPV4, np.where(proto == 0x0057, IPV6, DONE))
 
-    def nibble(self, rows: I64) -> None:
-        """Raw IP and the payload of an MPLS stack: the version nibble decides."""
+    def raw_nibble(self, rows: I64) -> None:
+        """Raw IP link types: the version nibble decides; neither 4 nor 6 is not IP."""
+        rows = self.need(rows, 1, Malformed.LINK_HEADER_SHORT)
+        version = self.v.u8[self.pos[rows]] >> 4
+        self.kind[rows] = np.where(version == 4, IPV4, np.where(version == 6, IPV6, DONE))
+
+    def mpls_nibble(self, rows: I64) -> None:
+        """After the bottom label: IPv4 or IPv6 by the version nibble, else unknown."""
         rows = self.need(rows, 1, Malformed.MPLS_PAYLOAD_UNKNOWN)
         version = self.v.u8[self.pos[rows]] >> 4
         nxt = np.where(version == 4, IPV4, np.where(version == 6, IPV6, DONE)).astype(np.uint8)
         self.kind[rows] = nxt
-        unknown = rows[(nxt == DONE) & self.mpls_raise[rows]]
-        self.out.malformed[unknown] = Malformed.MPLS_PAYLOAD_UNKNOWN
+        self.out.malformed[rows[nxt == DONE]] = Malformed.MPLS_PAYLOAD_UNKNOWN
 
     # --- IP ---------------------------------------------------------------------------------
 
@@ -279,7 +321,7 @@ class _Decoding:
         h = v.window(p, 20)
         b0 = h[:, 0]
         bad = ((b0 >> 4) != 4) | ((b0 & 0x0F) < 5)
-        if bad.any():
+        if bad.any():  # no IP columns at all
             self.stop(rows[bad & ((b0 >> 4) != 4)], Malformed.IPV4_VERSION_MISMATCH)
             self.stop(rows[bad & ((b0 >> 4) == 4)], Malformed.IPV4_IHL_INVALID)
             rows, p, h = rows[~bad], p[~bad], h[~bad]
@@ -288,7 +330,6 @@ class _Decoding:
         total = w16(h, 2).astype(np.int64)
         room = self.wend[rows] - p
         total = np.where(total == 0, room, total)  # TSO: the capturing host had not segmented yet
-        ok_len = (total >= ihl) & (total <= room)
         w = self.sel(rows)  # a plain slice when every row is here: writes become copies
         src, dst = w32(h, 12), w32(h, 16)
         out.ip_version[w] = 4
@@ -304,6 +345,19 @@ class _Decoding:
         self.ipend[w] = p + total
         s32, d32 = src.astype(np.int64), dst.astype(np.int64)
         self.psum[w] = (s32 >> 16) + (s32 & 0xFFFF) + (d32 >> 16) + (d32 & 0xFFFF)
+        # Header checksum (of the fixed header even when the total length is invalid, as
+        # tshark shows it), when the whole header, options too, was captured.
+        hw = h[:, :20].astype(np.uint64)
+        total_sum = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
+        whole = p + ihl <= self.end[rows]
+        opts = np.flatnonzero((ihl > 20) & whole)  # options: rare, at most 40 more bytes
+        for off in range(20, int(ihl[opts].max(initial=20)), 2):
+            o = opts[ihl[opts] > off]
+            total_sum[o] += v.be16[p[o] + off]
+        status = np.where(fold16(total_sum) == 0xFFFF, CSUM_GOOD, CSUM_BAD)
+        status[~whole] = CSUM_UNVERIFIED
+        out.ip_csum[w] = status
+        ok_len = (total >= ihl) & (total <= room)
         if not ok_len.all():
             self.stop(rows[~ok_len], Malformed.IPV4_TOTAL_LENGTH_INVALID)
             rows, p, ihl, proto, h = rows[ok_len], p[ok_len], ihl[ok_len], proto[ok_len], h[ok_len]
@@ -317,16 +371,6 @@ class _Decoding:
             self.f_more[fr] = (fragw[frag] & 0x2000) != 0
             self.f_unfrag[fr] = ihl[frag]
             self.f_proto[fr] = proto[frag]
-        # Header checksum, when the whole header (options too) was captured.
-        hw = h[:, :20].astype(np.uint64)
-        total_sum = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
-        for k in np.flatnonzero(ihl > 20):  # options: rare, and at most 40 more bytes
-            for off in range(20, int(ihl[k]), 2):
-                if p[k] + off + 2 <= self.end[rows[k]]:
-                    total_sum[k] += v.be16[p[k] + off]
-        status = np.where(fold16(total_sum) == 0xFFFF, CSUM_GOOD, CSUM_BAD)
-        status[p + ihl > self.end[rows]] = CSUM_UNVERIFIED
-        out.ip_csum[w] = status
         self.pos[w] = p + ihl
         self.next_after_ip(rows, proto, outer_v6=False)
 
@@ -334,36 +378,50 @@ class _Decoding:
         out, v = self.out, self.v
         rows = self.need(rows, 40, Malformed.IPV6_HEADER_SHORT)
         p = self.pos[rows]
-        bad_version = (v.u8[p] >> 4) != 6
+        h = v.window(p, 40)
+        bad_version = (h[:, 0] >> 4) != 6
         if bad_version.any():
             self.stop(rows[bad_version], Malformed.IPV6_VERSION_MISMATCH)
-            rows, p = rows[~bad_version], p[~bad_version]
+            rows, p, h = rows[~bad_version], p[~bad_version], h[~bad_version]
         self.commit_tunnel(rows)
-        plen = v.be16[p + 4].astype(np.int64)
-        nxt = v.u8[p + 6].astype(np.int64)
+        plen = w16(h, 4).astype(np.int64)
+        nxt = h[:, 6]
         room = self.wend[rows] - p
-        total = np.where((plen == 0) & (nxt != 59), room, plen + 40)
-        out.ip_version[rows] = 6
-        h = v.window(p + 8, 32)
-        out.src[rows] = h[:, :16]
-        out.dst[rows] = h[:, 16:]
-        hw = h.astype(np.uint64)
-        self.psum[rows] = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
-        out.ttl[rows] = v.u8[p + 7]
-        out.ip_len[rows] = total
-        out.ip_id[rows] = 0
-        out.ip_csum[rows] = 0
-        self.is_frag[rows] = False
-        self.l3[rows] = p
-        self.ipend[rows] = p + total
-        self.ext_count[rows] = 0
-        bad_len = total > room
+        total = np.where((plen == 0) & (nxt != 59), room, plen + 40)  # jumbogram / TSO
+        w = self.sel(rows)
+        out.ip_version[w] = 6
+        out.src[w] = h[:, 8:24]
+        out.dst[w] = h[:, 24:40]
+        hw = h[:, 8:40].astype(np.uint64)
+        self.psum[w] = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
+        out.ttl[w] = h[:, 7]
+        out.ip_len[w] = total
+        # An IPv6 header replaces every IP column of the layer it follows (a tunnel's carrier).
+        out.proto[w] = 0
+        out.ip_hlen[w] = 0
+        out.ip_id[w] = 0
+        out.ip_csum[w] = 0
+        self.is_frag[w] = False
+        self.l3[w] = p
+        self.ipend[w] = p + total
+        bad_len = (total < 40) | (total > room)
         if bad_len.any():
             self.stop(rows[bad_len], Malformed.IPV6_PAYLOAD_LENGTH_INVALID)
             rows, p, nxt = rows[~bad_len], p[~bad_len], nxt[~bad_len]
-        self.pos[rows] = p + 40
-        self.et[rows] = nxt
-        self.kind[rows] = IPV6_EXT
+            w = self.sel(rows)
+        self.pos[w] = p + 40
+        ext = _IS_V6_EXT[nxt]
+        if ext.any():
+            er = rows[ext]
+            self.ext_count[er] = 0
+            self.et[er] = nxt[ext]
+            self.kind[er] = IPV6_EXT
+            plain = ~ext
+            rows, nxt = rows[plain], nxt[plain]
+            w = self.sel(rows)
+        out.proto[w] = nxt
+        out.ip_hlen[w] = 40
+        self.next_after_ip(rows, nxt, outer_v6=True)
 
     def ipv6_ext(self, rows: I64) -> None:
         """One extension header per round, or the end of the chain: the transport's kind."""
@@ -380,41 +438,62 @@ class _Decoding:
         rows, nh = rows[ext], nh[ext]
         if rows.size == 0:
             return
+        # proto / ip_hlen say where the chain stopped, should it stop here.
+        out.proto[rows] = nh
+        out.ip_hlen[rows] = self.pos[rows] - self.l3[rows]
         too_many = self.ext_count[rows] >= MAX_IPV6_EXT
         if too_many.any():
             self.stop(rows[too_many], Malformed.IPV6_EXT_HEADER_INVALID)
-            rows = rows[~too_many]
+            rows, nh = rows[~too_many], nh[~too_many]
         self.ext_count[rows] += 1
-        # The next-header and length bytes; a fragment header is needed whole (8 bytes).
-        rows = self.need(rows, np.where(self.et[rows] == 44, 8, 2),
-                         Malformed.IPV6_EXT_HEADER_INVALID)
-        nh = self.et[rows]
+        ok = self.need_within(rows, 8, self.ipend[rows], Malformed.IPV6_EXT_HEADER_INVALID)
+        if not ok.all():
+            rows, nh = rows[ok], nh[ok]
         p = self.pos[rows]
         hbyte = v.u8[p + 1].astype(np.int64)
         hdr_len = np.where(nh == 51, (hbyte + 2) * 4, np.where(nh == 44, 8, (hbyte + 1) * 8))
-        past = p + hdr_len > self.ipend[rows]
-        if past.any():
-            self.stop(rows[past], Malformed.IPV6_EXT_HEADER_INVALID)
-            rows, nh, hdr_len, p = rows[~past], nh[~past], hdr_len[~past], p[~past]
-        self.et[rows] = v.u8[p]
-        frag = nh == 44
+        ok = self.need_within(rows, hdr_len, self.ipend[rows], Malformed.IPV6_EXT_HEADER_INVALID,
+                              at=p)
+        if not ok.all():
+            rows, nh, hdr_len, p = rows[ok], nh[ok], hdr_len[ok], p[ok]
+        nxt = v.u8[p]
+        routing = nh == 43
+        if routing.any():
+            self.routing_destination(rows[routing], p[routing], hdr_len[routing])
+        # The first fragment header counts (an atomic one, offset 0 and M clear, is no fragment).
+        frag = (nh == 44) & ~self.is_frag[rows]
         if frag.any():
             fr, fp = rows[frag], p[frag]
+            out.ip_id[fr] = v.be32[fp + 4]
             fo = v.be16[fp + 2].astype(np.int64)
+            real = (fo & 0xFFF9) != 0
+            fr, fp, fo = fr[real], fp[real], fo[real]
             self.is_frag[fr] = True
             self.f_off[fr] = fo & 0xFFF8
             self.f_more[fr] = (fo & 1) != 0
             self.f_unfrag[fr] = fp - self.l3[fr]
             self.f_proto[fr] = v.u8[fp]
-            out.ip_id[fr] = v.be32[fp + 4]
-        self.pos[rows] = p + hdr_len
-        if frag.any():
             # A non-first fragment's data is not a header chain: the chain ends here.
-            fr = rows[frag]
-            nonfirst = fr[self.f_off[fr] != 0]
-            out.proto[nonfirst] = self.et[nonfirst]
-            out.ip_hlen[nonfirst] = self.pos[nonfirst] - self.l3[nonfirst]
-            self.kind[nonfirst] = DONE
+            nonfirst = (fo & 0xFFF8) != 0
+            nf, nfp = fr[nonfirst], fp[nonfirst]
+            out.proto[nf] = v.u8[nfp]
+            out.ip_hlen[nf] = nfp + 8 - self.l3[nf]
+            self.kind[nf] = DONE
+        self.et[rows] = nxt
+        self.pos[rows] = p + hdr_len
+
+    def routing_destination(self, rows: I64, p: I64, hdr_len: I64) -> None:
+        """RFC 8200 §8.1: while segments are left, transport pseudo-headers carry the final
+        destination: the last address (routing types 0 and 2), segment list [0] (type 4)."""
+        v = self.v
+        rtype, left = v.u8[p + 2], v.u8[p + 3]
+        m = (left > 0) & (hdr_len >= 24) & ((rtype == 0) | (rtype == 2) | (rtype == 4))
+        if not m.any():
+            return
+        rows, p, hdr_len, rtype = rows[m], p[m], hdr_len[m], rtype[m]
+        final = np.where(rtype == 4, p + 8, p + hdr_len - 16)
+        self.psum[rows] = (addr_sum(self.out.src[rows])
+                           + addr_sum(v.bytes_at(final, 16))).astype(np.int64)
 
     def next_after_ip(self, rows: I64, proto: npt.NDArray[Any], *, outer_v6: bool) -> None:
         """Name the header after an IP header. A fragment is not descended into tunnels, and a
@@ -443,7 +522,9 @@ class _Decoding:
 
     def enter_tunnel(self, rows: I64, code: int, inner_kind: int,
                      sport: npt.NDArray[Any] | None = None,
-                     dport: npt.NDArray[Any] | None = None) -> None:
+                     dport: npt.NDArray[Any] | None = None) -> I64:
+        """Enter a tunnel whose inside starts at the cursor; returns the rows that did (the
+        others were one tunnel too deep)."""
         out = self.out
         depth = out.tunnel_depth[rows]
         deep = depth >= MAX_TUNNEL_DEPTH
@@ -466,10 +547,13 @@ class _Decoding:
         # Tentative until an inner IP header is decoded (commit_tunnel); a tunnel carrying no IP
         # (VXLAN with ARP inside, say) is rolled back and the row stays its carrier.
         self.tunnel_pending[rows] = True
-        self.saved_ethertype[rows] = out.ethertype[rows]
-        self.saved_vlan[rows] = out.vlan[rows]
-        self.saved_vlan_count[rows] = out.vlan_count[rows]
+        for name in SAVED_LINK_COLUMNS:
+            column = getattr(out, name)
+            if name not in self.saved:
+                self.saved[name] = np.zeros_like(column)
+            self.saved[name][rows] = column[rows]
         self.kind[rows] = inner_kind
+        return rows
 
     def commit_tunnel(self, rows: I64) -> None:
         """An inner IP header was found: the inner layers own the transport columns now."""
@@ -496,50 +580,48 @@ class _Decoding:
         depth = out.tunnel_depth[r].astype(np.uint32) - 1
         out.tunnel_depth[r] = depth
         out.tunnel[r] &= ~(np.uint32(0xF) << (4 * depth))
-        out.ethertype[r] = self.saved_ethertype[r]
-        out.vlan[r] = self.saved_vlan[r]
-        out.vlan_count[r] = self.saved_vlan_count[r]
+        for name, saved in self.saved.items():
+            getattr(out, name)[r] = saved[r]
         outer = r[depth == 0]
         for name in ("out_src", "out_dst", "out_proto", "out_sport", "out_dport", "out_ip_len"):
             getattr(out, name)[outer] = 0
 
     def gre(self, rows: I64) -> None:
         v = self.v
-        rows = self.need(rows, 4, Malformed.GRE_HEADER_INVALID)
+        ok = self.need_within(rows, 4, self.ipend[rows], Malformed.GRE_HEADER_INVALID)
+        rows = rows[ok]
         p = self.pos[rows]
         flags = v.be16[p].astype(np.int64)
         ptype = v.be16[p + 2].astype(np.int64)
         version = flags & 7
         c, k, s = (flags >> 15) & 1, (flags >> 13) & 1, (flags >> 12) & 1
         a = np.where(version == 1, (flags >> 7) & 1, 0)
-        invalid = ((flags & 0x4000) != 0) | (version > 1)
+        invalid = ((flags & 0x4000) != 0) | (version > 1)  # routing, or neither GRE nor PPTP
         if invalid.any():
             self.stop(rows[invalid], Malformed.GRE_HEADER_INVALID)
             keep = ~invalid
             rows, p, ptype, c, k, s, a = (x[keep] for x in (rows, p, ptype, c, k, s, a))
         hlen = 4 + 4 * (c + k + s + a)
-        rows_ok = self.need(rows, hlen, Malformed.GRE_HEADER_INVALID)
-        if rows_ok.size != rows.size:
-            keep = np.isin(rows, rows_ok)
-            rows, p, ptype, hlen = rows[keep], p[keep], ptype[keep], hlen[keep]
+        ok = self.need_within(rows, hlen, self.ipend[rows], Malformed.GRE_HEADER_INVALID, at=p)
+        if not ok.all():
+            rows, p, ptype, hlen = rows[ok], p[ok], ptype[ok], hlen[ok]
         self.pos[rows] = p + hlen
         inner = np.select(
             [ptype == 0x0800, ptype == 0x86DD, ptype == 0x6558, ptype == 0x880B],
             [IPV4, IPV6, ETH, PPP], DONE)
-        descend = inner != DONE
-        self.kind[rows[~descend]] = DONE
+        self.kind[rows[inner == DONE]] = DONE  # not descended: the row stays the GRE packet
         for kind in (IPV4, IPV6, ETH, PPP):
             r = rows[inner == kind]
             if r.size:
-                self.enter_tunnel(r, TUNNEL_GRE, kind)
-        eth = rows[inner == ETH]
-        self._ethernet_inside(eth)
+                r = self.enter_tunnel(r, TUNNEL_GRE, kind)
+                if kind == ETH:
+                    self.ethernet_inside(r)
 
-    def _ethernet_inside(self, rows: I64) -> None:
+    def ethernet_inside(self, rows: I64) -> None:
         """An Ethernet header inside a tunnel: 14 bytes, then the ethertype chain."""
         if rows.size == 0:
             return
-        rows = self.need(rows, 14, Malformed.TUNNEL_HEADER_INVALID)
+        rows = self.need(rows, 14, Malformed.LINK_HEADER_SHORT)
         self.et[rows] = self.v.be16[self.pos[rows] + 12]
         self.pos[rows] += 14
         self.kind[rows] = ETHERTYPE
@@ -548,7 +630,10 @@ class _Decoding:
 
     def tcp(self, rows: I64) -> None:
         out, v = self.out, self.v
-        rows = self.need(rows, 20, Malformed.TCP_HEADER_SHORT)
+        ipend = self.ipend[rows]
+        ok = self.need_within(rows, 20, ipend, Malformed.TCP_HEADER_SHORT)
+        if not ok.all():
+            rows, ipend = rows[ok], ipend[ok]
         self.kind[rows] = DONE
         p = self.pos[rows]
         h = v.window(p, 24)  # the fixed header and, usually, the first 4 option bytes
@@ -563,9 +648,10 @@ class _Decoding:
         out.tcp_hlen[w] = off
         out.win[w] = w16(h, 14)
         out.urp[w] = w16(h, 18)
-        seg = self.ipend[rows] - p
-        # A first fragment holds only part of the segment: its length is judged on reassembly.
-        bad = (off < 20) | ((off > seg) & ~self.is_frag[rows])
+        seg = ipend - p
+        # What the checksum covers comes from the IP header, whatever the data offset says.
+        checked = (rows, p, seg)
+        bad = (off < 20) | (off > seg)
         if bad.any():
             self.stop(rows[bad], Malformed.TCP_OFFSET_INVALID)
             keep = ~bad
@@ -589,41 +675,55 @@ class _Decoding:
                 opts &= ~nnt
             if opts.any():
                 self.tcp_options(rows[opts], p[opts] + 20, p[opts] + off[opts])
-        self.transport_checksum(rows, p, seg, 6)
+        self.transport_checksum(*checked, 6)
 
     def tcp_options(self, rows: I64, cur: I64, oend: I64) -> None:
-        """Walk the option lists of all rows together, one option per round."""
+        """Walk the option lists of all rows together, one option per round.
+
+        EOL and NOP are one byte; after EOL every zero byte is listed as another EOL and the
+        first non-zero byte ends the list (as tshark lists them). Other kinds have a length byte:
+        none (the kind is the option area's last byte) or a length below 2 or past the area is
+        tcp-option-invalid; snaplen cutting the length or the value ends the walk quietly.
+        """
         out, v = self.out, self.v
         lim = np.minimum(oend, self.end[rows])
         count = np.zeros(rows.size, dtype=np.int64)
+        after_eol = np.zeros(rows.size, dtype=bool)
         live = np.flatnonzero(cur < lim)
         while live.size:
-            r, c = rows[live], cur[live]
+            c = cur[live]
             kind = v.u8[c]
+            if after_eol.any():
+                padding_ends = after_eol[live] & (kind != 0)
+                if padding_ends.any():
+                    keep = ~padding_ends
+                    live, c, kind = live[keep], c[keep], kind[keep]
+            r = rows[live]
             out.opt_kinds[r, count[live]] = kind
             count[live] += 1
-            single = kind <= 1
             step = np.ones(live.size, dtype=np.int64)
-            multi = np.flatnonzero(~single)
+            eol = kind == 0
+            if eol.any():
+                after_eol[live[eol]] = True
+            multi = np.flatnonzero(kind > 1)
             if multi.size:
                 mi = live[multi]
                 mc, mr, mk = c[multi], r[multi], kind[multi].astype(np.int64)
-                has_len = mc + 1 < lim[mi]
+                no_room = mc + 1 >= oend[mi]
+                has_len = mc + 1 < lim[mi]  # captured (and so inside the area)
                 length = np.zeros(multi.size, dtype=np.int64)
                 length[has_len] = v.u8[mc[has_len] + 1]
-                invalid = has_len & ((length < 2) | (mc + length > oend[mi]))
+                invalid = no_room | (has_len & ((length < 2) | (mc + length > oend[mi])))
                 out.malformed[mr[invalid]] = Malformed.TCP_OPTION_INVALID
-                stop_here = invalid | ~has_len
-                length[stop_here] = 1 << 16  # jump past the end: this row's walk is over
-                whole = ~stop_here & (mc + length <= lim[mi])
+                whole = has_len & ~invalid & (mc + length <= lim[mi])
                 self._option_values(mr, mc, mk, length, whole)
-                step[multi] = length
+                # A row whose option was invalid or cut jumps past its end: its walk is over.
+                step[multi] = np.where(whole, length, 1 << 16)
             cur[live] += step
             live = live[(cur[live] < lim[live]) & (count[live] < OPT_KINDS_MAX)]
         out.opt_count[rows] = count
 
-    def _option_values(self, r: I64, c: I64, kind: I64, length: I64, whole: npt.NDArray[np.bool_]
-                       ) -> None:
+    def _option_values(self, r: I64, c: I64, kind: I64, length: I64, whole: Mask) -> None:
         out, v = self.out, self.v
         m = whole & (kind == 2) & (length == 4)
         out.mss[r[m]] = v.be16[c[m] + 2]
@@ -647,7 +747,10 @@ class _Decoding:
 
     def udp(self, rows: I64) -> None:
         out, v = self.out, self.v
-        rows = self.need(rows, 8, Malformed.UDP_HEADER_SHORT)
+        ipend = self.ipend[rows]
+        ok = self.need_within(rows, 8, ipend, Malformed.UDP_HEADER_SHORT)
+        if not ok.all():
+            rows, ipend = rows[ok], ipend[ok]
         self.kind[rows] = DONE
         p = self.pos[rows]
         h = v.window(p, 8)
@@ -658,86 +761,87 @@ class _Decoding:
         out.sport[rows] = sport
         out.dport[rows] = dport
         out.udp_len[rows] = ulen
-        seg = self.ipend[rows] - p
+        seg = ipend - p
         # A first fragment holds only part of the datagram: its length is judged on reassembly.
-        bad = (ulen < 8) | ((ulen > seg) & ~self.is_frag[rows])
+        short = ulen < 8
+        bad = short | ((ulen > seg) & ~self.is_frag[rows])
         out.payload[rows] = np.where(bad, seg - 8, ulen - 8)
         if bad.any():
-            out.malformed[rows[bad]] = Malformed.UDP_LENGTH_INVALID
-            out.l4_csum[rows[bad]] = CSUM_UNVERIFIED
-        good = ~bad
-        rows, p, ulen, sport, dport = rows[good], p[good], ulen[good], sport[good], dport[good]
+            br = rows[bad]
+            out.malformed[br] = Malformed.UDP_LENGTH_INVALID
+            out.l4_csum[br] = CSUM_UNVERIFIED  # what the checksum covers is unknown
+            # ... but a zero checksum over IPv6 is bad (as tshark, once the length is >= 8).
+            zero6 = bad & ~short & (w16(h, 6) == 0) & (out.ip_version[rows] == 6)
+            out.l4_csum[rows[zero6]] = CSUM_BAD
+            good = ~bad
+            rows, p, ulen, sport, dport = rows[good], p[good], ulen[good], sport[good], dport[good]
         self.transport_checksum(rows, p, ulen, 17)
         self.udp_tunnels(rows, p, ulen, sport, dport)
 
     def udp_tunnels(self, rows: I64, p: I64, ulen: I64, sport: npt.NDArray[Any],
                     dport: npt.NDArray[Any]) -> None:
-        v = self.v
-        cand = ((dport == 4789) | (dport == 6081) | (dport == 2152) | (dport == 3544)
-                | (sport == 3544)) & ~self.is_frag[rows]
+        """VXLAN, Geneve, Teredo and GTP-U inside the UDP payload [p + 8, p + ulen)."""
+        code = _UDP_TUNNEL[dport]
+        code = np.where((code == 0) & (sport == TEREDO_PORT), TUNNEL_TEREDO, code)
+        cand = (code != 0) & ~self.is_frag[rows]
         if not cand.any():
             return
-        rows, p, ulen, sport, dport = rows[cand], p[cand], ulen[cand], sport[cand], dport[cand]
+        rows, p, ulen, sport, dport, code = (x[cand] for x in (rows, p, ulen, sport, dport, code))
         body = p + 8
-        body_end = np.minimum(p + ulen, self.end[rows])
-        inner_at = np.full(rows.size, -1, dtype=np.int64)
-        inner_kind = np.full(rows.size, DONE, dtype=np.int64)
-        code = np.zeros(rows.size, dtype=np.int64)
-        # VXLAN: 8-byte header with the I flag, Ethernet inside.
-        m = (dport == 4789) & (body + 8 + 14 <= body_end)
-        m[m] &= (v.u8[body[m]] & 0x08) != 0
-        inner_at[m], inner_kind[m], code[m] = body[m] + 8, ETH, TUNNEL_VXLAN
-        # Geneve: 8 bytes + options, then the protocol type says what follows.
-        m = (dport == 6081) & (body + 8 <= body_end)
+        uend = p + ulen
+        # VXLAN: an 8-byte header (the I flag is not required, as tshark), Ethernet inside.
+        m = code == TUNNEL_VXLAN
         if m.any():
-            gb = body[m]
-            optlen = (v.u8[gb] & 0x3F).astype(np.int64) * 4
-            ptype = v.be16[gb + 2]
-            kind = np.select([ptype == 0x6558, ptype == 0x0800, ptype == 0x86DD],
-                             [ETH, IPV4, IPV6], DONE)
-            idx = np.flatnonzero(m)
-            ok = kind != DONE
-            inner_at[idx[ok]] = gb[ok] + 8 + optlen[ok]
-            inner_kind[idx[ok]] = kind[ok]
-            code[idx[ok]] = TUNNEL_GENEVE
+            r, b, sp, dp = rows[m], body[m], sport[m], dport[m]
+            ok = self.need_within(r, 8, uend[m], Malformed.TUNNEL_HEADER_INVALID, at=b)
+            r, b, sp, dp = r[ok], b[ok], sp[ok], dp[ok]
+            self.pos[r] = b + 8
+            self.ethernet_inside(self.enter_tunnel(r, TUNNEL_VXLAN, ETH, sp, dp))
+        # Geneve: 8 bytes + options, then the protocol type says what follows.
+        m = code == TUNNEL_GENEVE
+        if m.any():
+            r, b, e, sp, dp = rows[m], body[m], uend[m], sport[m], dport[m]
+            ok = self.need_within(r, 8, e, Malformed.TUNNEL_HEADER_INVALID, at=b)
+            r, b, e, sp, dp = r[ok], b[ok], e[ok], sp[ok], dp[ok]
+            hlen = 8 + (self.v.u8[b] & 0x3F).astype(np.int64) * 4
+            ok = self.need_within(r, hlen, e, Malformed.TUNNEL_HEADER_INVALID, at=b)
+            r, b, hlen, sp, dp = r[ok], b[ok], hlen[ok], sp[ok], dp[ok]
+            ptype = self.v.be16[b + 2]
+            inner = np.select([ptype == 0x6558, ptype == 0x0800, ptype == 0x86DD],
+                              [ETH, IPV4, IPV6], DONE)
+            self.pos[r] = b + hlen
+            for kind in (ETH, IPV4, IPV6):
+                s = inner == kind
+                if s.any():
+                    entered = self.enter_tunnel(r[s], TUNNEL_GENEVE, kind, sp[s], dp[s])
+                    if kind == ETH:
+                        self.ethernet_inside(entered)
         # Teredo and GTP-U have variable headers and are rare: per packet.
-        for i in np.flatnonzero(((dport == 3544) | (sport == 3544) | (dport == 2152))
-                                & (inner_kind == DONE)):
-            start, stop = int(body[i]), int(body_end[i])
-            if dport[i] == 2152:
+        found: dict[tuple[int, int], list[int]] = {}
+        for i in np.flatnonzero((code == TUNNEL_TEREDO) | (code == TUNNEL_GTPU)):
+            start, stop = int(body[i]), min(int(uend[i]), int(self.end[rows[i]]))
+            if code[i] == TUNNEL_GTPU:
                 at = self._gtpu_inner(start, stop)
-                tcode = TUNNEL_GTPU
             else:
-                at = self._teredo_inner(start, stop, int(p[i] + ulen[i]))
-                tcode = TUNNEL_TEREDO
+                at = self._teredo_inner(start, stop, int(uend[i]))
             if at >= 0:
-                version = int(v.u8[at]) >> 4
-                inner_at[i] = at
-                inner_kind[i] = IPV4 if version == 4 else IPV6
-                code[i] = tcode
-        for tunnel_code in (TUNNEL_VXLAN, TUNNEL_GENEVE, TUNNEL_TEREDO, TUNNEL_GTPU):
-            sel = (code == tunnel_code) & (inner_at < body_end)
-            if not sel.any():
-                continue
-            for inner in (ETH, IPV4, IPV6):
-                s2 = sel & (inner_kind == inner)
-                if s2.any():
-                    r = rows[s2]
-                    self.pos[r] = inner_at[s2]
-                    self.enter_tunnel(r, tunnel_code, inner, sport[s2], dport[s2])
-                    if inner == ETH:
-                        self._ethernet_inside(r)
+                self.pos[rows[i]] = at
+                inner_kind = IPV4 if int(self.v.u8[at]) >> 4 == 4 else IPV6
+                found.setdefault((int(code[i]), inner_kind), []).append(int(i))
+        for (tunnel_code, inner_kind), idx in found.items():
+            sel = np.asarray(idx, dtype=np.int64)
+            self.enter_tunnel(rows[sel], tunnel_code, inner_kind, sport[sel], dport[sel])
 
     def _teredo_inner(self, start: int, stop: int, dgram_end: int) -> int:
+        """Where a plausible IPv6 header starts after Teredo's optional headers, or -1."""
         u8 = self.v.u8
         at = start
-        if at + 2 <= stop and u8[at] == 0 and u8[at + 1] == 1:  # authentication indicator
-            if at + 4 > stop:
-                return -1
+        if at + 4 <= stop and u8[at] == 0 and u8[at + 1] == 1:
+            # authentication: id length, auth length, id, auth, 8-byte nonce, confirmation
             at += 4 + int(u8[at + 2]) + int(u8[at + 3]) + 9
         if at + 2 <= stop and u8[at] == 0 and u8[at + 1] == 0:  # origin indication
             at += 8
-        if at + 40 > stop or (int(u8[at]) >> 4) != 6:
+        if at + 6 > stop or at + 40 > dgram_end or (int(u8[at]) >> 4) != 6:
             return -1
         plen = (int(u8[at + 4]) << 8) | int(u8[at + 5])
         if at + 40 + plen > dgram_end:
@@ -745,6 +849,7 @@ class _Decoding:
         return at
 
     def _gtpu_inner(self, start: int, stop: int) -> int:
+        """Where the IP packet of a GTP-U G-PDU (version 1, PT 1, type 0xff) starts, or -1."""
         u8 = self.v.u8
         if start + 8 > stop:
             return -1
@@ -752,11 +857,11 @@ class _Decoding:
         if (flags >> 5) != 1 or not flags & 0x10 or int(u8[start + 1]) != 0xFF:
             return -1
         at = start + 8
-        if flags & 0x07:
-            if start + 12 > stop:
-                return -1
-            nxt = int(u8[start + 11])
+        if flags & 0x07:  # E, S or PN: sequence, N-PDU and next-extension-type follow
             at = start + 12
+            if at > stop:
+                return -1
+            nxt = int(u8[start + 11]) if flags & 0x04 else 0
             while nxt:
                 if at + 1 > stop:
                     return -1
@@ -770,59 +875,91 @@ class _Decoding:
         return at
 
     def icmp(self, rows: I64) -> None:
-        out, v = self.out, self.v
-        rows = self.need(rows, 4, Malformed.ICMP_HEADER_SHORT)
+        out = self.out
+        ipend = self.ipend[rows]
+        ok = self.need_within(rows, 8, ipend, Malformed.ICMP_HEADER_SHORT)
+        if not ok.all():
+            rows, ipend = rows[ok], ipend[ok]
         self.kind[rows] = DONE
         p = self.pos[rows]
+        h = self.v.window(p, 8)
         is6 = out.proto[rows] == 58
-        itype = v.u8[p].astype(np.int16)
+        itype = h[:, 0]
         out.l4[rows] = np.where(is6, 58, 1)
         out.icmp_type[rows] = itype
-        out.icmp_code[rows] = v.u8[p + 1]
-        seg = self.ipend[rows] - p
-        out.payload[rows] = np.maximum(seg - 8, 0)
+        out.icmp_code[rows] = h[:, 1]
+        seg = ipend - p
+        out.payload[rows] = seg - 8
         echo = np.where(is6, (itype == 128) | (itype == 129), (itype == 0) | (itype == 8))
-        echo &= p + 8 <= self.end[rows]
-        out.icmp_id[rows[echo]] = v.be16[p[echo] + 4]
-        error = np.where(is6, np.isin(itype, ICMP6_ERRORS), np.isin(itype, ICMP4_ERRORS))
+        out.icmp_id[rows[echo]] = w16(h, 4)[echo]
+        error = np.where(is6, _ICMP6_ERROR[itype], _ICMP4_ERROR[itype])
         if error.any():
-            self.icmp_quote(rows[error], p[error] + 8)
+            q = p[error] + 8
+            limit = np.minimum(ipend[error], self.end[rows[error]])
+            self.icmp_quote(rows[error], q, limit, is6[error])
         self.transport_checksum(rows, p, seg, 58, pseudo=is6)
 
-    def icmp_quote(self, rows: I64, q: I64) -> None:
-        """The IP header (and ports) an ICMP error quotes: which flow it is about."""
+    def icmp_quote(self, rows: I64, q: I64, limit: I64, is6: Mask) -> None:
+        """The IP header (and ports) an ICMP error quotes, all or nothing (q_valid): ICMP quotes
+        IPv4, ICMPv6 IPv6 (its extension headers followed); TCP/UDP ports are required, and
+        so a first fragment."""
+        v = self.v
+        m = ~is6 & (q + 20 <= limit)
+        if m.any():
+            r, qq, lim = rows[m], q[m], limit[m]
+            b0 = v.u8[qq]
+            ok = ((b0 >> 4) == 4) & ((b0 & 0x0F) >= 5)
+            r, qq, lim, b0 = r[ok], qq[ok], lim[ok], b0[ok]
+            first = (v.be16[qq + 6] & 0x1FFF) == 0
+            self._quoted(r, _v4_mapped(v.be32[qq + 12]), _v4_mapped(v.be32[qq + 16]),
+                         proto=v.u8[qq + 9].astype(np.int64), first=first,
+                         ports_at=qq + (b0 & 0x0F).astype(np.int64) * 4, limit=lim)
+        m = is6 & (q + 40 <= limit)
+        if m.any():
+            r, qq, lim = rows[m], q[m], limit[m]
+            ok = (v.u8[qq] >> 4) == 6
+            r, qq, lim = r[ok], qq[ok], lim[ok]
+            proto = v.u8[qq + 6].astype(np.int64)
+            at = qq + 40
+            first = np.ones(r.size, dtype=bool)
+            valid = np.ones(r.size, dtype=bool)
+            for _ in range(MAX_IPV6_EXT):
+                ext = valid & _IS_V6_EXT[proto]
+                if not ext.any():
+                    break
+                valid &= ~(ext & (at + 8 > lim))
+                i = np.flatnonzero(ext & valid)
+                o, pr = at[i], proto[i]
+                fragment = pr == 44
+                first[i[fragment]] &= (v.be16[o[fragment] + 2] & 0xFFF8) == 0
+                hbyte = v.u8[o + 1].astype(np.int64)
+                at[i] = o + np.where(fragment, 8,
+                                     np.where(pr == 51, (hbyte + 2) * 4, (hbyte + 1) * 8))
+                proto[i] = v.u8[o]
+            valid &= ~_IS_V6_EXT[proto]  # more than 8 extension headers
+            r, qq, lim, proto, at, first = (x[valid] for x in (r, qq, lim, proto, at, first))
+            self._quoted(r, _v6(v, qq + 8), _v6(v, qq + 24), proto=proto, first=first,
+                         ports_at=at, limit=lim)
+
+    def _quoted(self, rows: I64, src: npt.NDArray[np.uint8], dst: npt.NDArray[np.uint8], *,
+                proto: I64, first: Mask, ports_at: I64, limit: I64) -> None:
         out, v = self.out, self.v
-        has = q + 1 <= self.end[rows]
-        rows, q = rows[has], q[has]
-        version = v.u8[q] >> 4
-        for ver, hlen in ((4, 20), (6, 40)):
-            m = (version == ver) & (q + hlen <= self.end[rows])
-            r, qq = rows[m], q[m]
-            if r.size == 0:
-                continue
-            if ver == 4:
-                ihl = (v.u8[qq] & 0x0F).astype(np.int64) * 4
-                proto = v.u8[qq + 9]
-                a = _v4_mapped(v.be32[qq + 12])
-                b = _v4_mapped(v.be32[qq + 16])
-                ports_at = qq + np.maximum(ihl, 20)
-            else:
-                proto = v.u8[qq + 6]
-                a = _v6(v, qq + 8)
-                b = _v6(v, qq + 24)
-                ports_at = qq + 40
-            out.q_valid[r] = True
-            out.q_src[r] = a
-            out.q_dst[r] = b
-            out.q_proto[r] = proto
-            pm = ((proto == 6) | (proto == 17)) & (ports_at + 4 <= self.end[r])
-            out.q_sport[r[pm]] = v.be16[ports_at[pm]]
-            out.q_dport[r[pm]] = v.be16[ports_at[pm] + 2]
+        ports = (proto == 6) | (proto == 17)
+        ok = ~ports | (first & (ports_at + 4 <= limit))
+        if not ok.all():
+            rows, src, dst, proto, ports, ports_at = (
+                x[ok] for x in (rows, src, dst, proto, ports, ports_at))
+        out.q_valid[rows] = True
+        out.q_src[rows] = src
+        out.q_dst[rows] = dst
+        out.q_proto[rows] = proto
+        out.q_sport[rows[ports]] = v.be16[ports_at[ports]]
+        out.q_dport[rows[ports]] = v.be16[ports_at[ports] + 2]
 
     # --- checksums ----------------------------------------------------------------------------
 
     def transport_checksum(self, rows: I64, p: I64, length: I64, proto: int,
-                           pseudo: npt.NDArray[np.bool_] | bool = True) -> None:
+                           pseudo: Mask | bool = True) -> None:
         """Queue TCP/UDP/ICMP checksum checks: all are summed in one pass at the end.
 
         The pseudo-header part is summed now, while the IP columns hold this layer.
@@ -835,8 +972,8 @@ class _Decoding:
         out.l4_csum[rows] = CSUM_UNVERIFIED
         if proto == 17:
             zero = self.v.be16[p + 6] == 0
-            v4 = out.ip_version[rows] == 4
-            out.l4_csum[rows[zero & ~v4 & whole]] = CSUM_BAD
+            # None sent over IPv4; forbidden over IPv6 (RFC 8200 §8.1).
+            out.l4_csum[rows[zero & ~frag & (out.ip_version[rows] == 6)]] = CSUM_BAD
             whole &= ~zero
         r, pp, ln = rows[whole], p[whole], length[whole]
         if r.size == 0:
@@ -851,7 +988,8 @@ class _Decoding:
     def finish_checksums(self) -> None:
         if not self.pending_csum:
             return
-        rows, start, length, pseudo, depth = (np.concatenate(x) for x in zip(*self.pending_csum))
+        rows, start, length, pseudo, depth = (np.concatenate(x) for x in zip(*self.pending_csum,
+                                                                        strict=True))
         # A row that entered a tunnel after its carrier's check keeps only its innermost check.
         current = depth == self.out.tunnel_depth[rows]
         total = fold16(ones_sum(self.v.u8, start[current], length[current]) + pseudo[current])
@@ -882,8 +1020,9 @@ HANDLERS: dict[int, Callable[[_Decoding, I64], None]] = {
     LINK: _Decoding.link,
     ETHERTYPE: _Decoding.ethertype,
     MPLS: _Decoding.mpls,
-    MPLS_NIBBLE: _Decoding.nibble,
-    NIBBLE: _Decoding.nibble,
+    MPLS_NIBBLE: _Decoding.mpls_nibble,
+    NIBBLE: _Decoding.raw_nibble,
+    PPPOE: _Decoding.pppoe,
     PPP: _Decoding.ppp,
     PPP_PROTO: _Decoding.ppp_proto,
     IPV4: _Decoding.ipv4,

@@ -7,7 +7,7 @@ works on unaligned offsets because the views here have a stride of one byte: ele
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -66,16 +66,15 @@ class ByteViews:
 
 def w16(win: npt.NDArray[np.uint8], off: int) -> npt.NDArray[np.uint16]:
     """Big-endian 16-bit field at byte ``off`` of every row of a window."""
-    out: npt.NDArray[np.uint16] = (win[:, off].astype(np.uint16) << 8) | win[:, off + 1]
-    return out
+    out = (win[:, off].astype(np.uint16) << 8) | win[:, off + 1]
+    return cast("npt.NDArray[np.uint16]", out)  # numpy's stubs widen the shift to signed
 
 
 def w32(win: npt.NDArray[np.uint8], off: int) -> npt.NDArray[np.uint32]:
     """Big-endian 32-bit field at byte ``off`` of every row of a window."""
-    out: npt.NDArray[np.uint32] = (
-        (win[:, off].astype(np.uint32) << 24) | (win[:, off + 1].astype(np.uint32) << 16)
-        | (win[:, off + 2].astype(np.uint32) << 8) | win[:, off + 3])
-    return out
+    out = ((win[:, off].astype(np.uint32) << 24) | (win[:, off + 1].astype(np.uint32) << 16)
+           | (win[:, off + 2].astype(np.uint32) << 8) | win[:, off + 3])
+    return cast("npt.NDArray[np.uint32]", out)
 
 
 def _strided(data: npt.NDArray[np.uint8], dtype: str, count: int) -> npt.NDArray[Any]:

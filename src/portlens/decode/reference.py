@@ -148,7 +148,9 @@ class _Frame:
     def __init__(self, data: bytes, wirelen: int, row: int, records: list[FragmentRecord]):
         self.b = data
         self.cap = len(data)
-        self.wire = wirelen
+        self.wire = max(wirelen, len(data))
+        """Lengths are judged against the wire length; a record claiming fewer bytes on the wire
+        than it captured is taken at its captured length, as tshark does."""
         self.cut = self.cap < wirelen
         self.row = row
         self.records = records
@@ -557,10 +559,10 @@ class _Frame:
         ip_payload = end - start
         # A first fragment's UDP length counts the whole datagram, past this fragment's end.
         valid_length = udp_len >= 8 and (fragment or udp_len <= ip_payload)
-        if fragment:
-            status = CSUM_UNVERIFIED
+        if fragment or udp_len < 8:
+            status = CSUM_UNVERIFIED  # a length below 8: tshark stops before the checksum
         elif checksum == 0:
-            # None sent (IPv4); forbidden over IPv6 (RFC 8200 §8.1).
+            # None sent (IPv4); forbidden over IPv6 (RFC 8200 §8.1), whatever the length says.
             status = CSUM_UNVERIFIED if self.ip_version == 4 else CSUM_BAD
         elif not valid_length:
             status = CSUM_UNVERIFIED  # what the checksum covers is unknown
@@ -753,9 +755,10 @@ class _Frame:
     def gtpu_payload(self, pos: int, limit: int) -> int | None:
         """Where the IP packet of a GTP-U G-PDU starts, or None (then it is plain UDP)."""
         b = self.b
-        if pos + 8 > limit or b[pos] >> 5 != 1 or b[pos + 1] != 0xFF:
+        flags = b[pos] if pos < limit else 0
+        # version 1, protocol type 1 (GTP, not GTP'), message type 0xff (G-PDU)
+        if pos + 8 > limit or flags >> 5 != 1 or not flags & 0x10 or b[pos + 1] != 0xFF:
             return None
-        flags = b[pos]
         hlen = 8
         if flags & 0x07:  # E, S or PN: sequence, N-PDU and next-extension-type follow
             hlen = 12

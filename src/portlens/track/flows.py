@@ -14,6 +14,8 @@ class Flow:
     """A UDP or ICMP flow between two sockets."""
 
     __slots__ = (
+        "serial", "uid", "key", "vlan", "ip_version", "parents", "encap", "encap_changes",
+        "encap_seen",
         "active",
         "bytes",
         "csum",
@@ -61,6 +63,15 @@ class Flow:
         self.timer_gen = 0
         self.dns = False
         self.icmp_errors: list[tuple[int, int]] = []
+        self.serial = 0
+        self.uid = ""
+        self.key: tuple[object, ...] = ()
+        self.vlan: int | None = None
+        self.ip_version = 4
+        self.parents: set[str] = set()
+        self.encap: tuple[object, ...] | None = None
+        self.encap_changes = 0
+        self.encap_seen = False
 
     def flip(self) -> None:
         self.orig, self.resp = self.resp, self.orig

@@ -156,6 +156,16 @@ class TcpConnection(ZeekOwner):
         self.last_syn_ts: int | None = None
         self.analysis = TcpAnalysis()
         self.icmp_errors: list[tuple[int, int]] = []
+        # Set by the tracker.
+        self.serial = 0
+        self.uid = ""
+        self.key: tuple[object, ...] = ()
+        self.vlan: int | None = None
+        self.ip_version = 4
+        self.parents: set[str] = set()
+        self.encap: tuple[object, ...] | None = None
+        self.encap_changes = 0
+        self.encap_seen = False
         self.gaps_for_partial = False
         self.pending_inactivity: int | None = None
         self.set_inactivity(60 * SECOND)

@@ -80,17 +80,13 @@ class Tracker:
                  on_transition: Callable[[Transition], None] | None = None) -> None:
         self.config = config or TrackerConfig()
         self.table: OrderedDict[Key, AnyConn] = OrderedDict()
-        self.timers: list[tuple[int, int, int, AnyConn, str]] = []
+        self.live: dict[int, AnyConn] = {}
+        """Open connections by serial number. Timer entries name connections by serial, so a
+        removed connection is freed at once, not when its stale timers come due."""
+        self.timers: list[tuple[int, int, int, int, str]] = []
         self.timer_seq = 0
         self.now = 0
         self.serial = 0
-        self.uids: dict[int, str] = {}
-        self.keys: dict[int, Key] = {}
-        self.parents: dict[int, set[str]] = {}
-        self.encap: dict[int, tuple[object, ...] | None] = {}
-        self.encap_changes: dict[int, int] = {}
-        self.vlans: dict[int, int | None] = {}
-        self.versions: dict[int, int] = {}
         self.ended: list[Connection] = []
         self.user_on_transition = on_transition
         self.packets_tracked = 0
@@ -101,7 +97,15 @@ class Tracker:
 
     def add_timer(self, conn: AnyConn, deadline: int, name: str) -> None:
         self.timer_seq += 1
-        heapq.heappush(self.timers, (deadline, self.timer_seq, conn.timer_gen, conn, name))
+        heapq.heappush(self.timers, (deadline, self.timer_seq, conn.timer_gen, conn.serial, name))
+        if len(self.timers) > 4 * len(self.live) + 4096:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        live = self.live
+        self.timers = [t for t in self.timers
+                       if (c := live.get(t[3])) is not None and c.timer_gen == t[2]]
+        heapq.heapify(self.timers)
 
     def _tcp_timer(self, conn: TcpConnection, deadline: int, name: str) -> None:
         self.add_timer(conn, deadline, name)
@@ -109,8 +113,9 @@ class Tracker:
     def _run_timers(self, now: int) -> None:
         timers = self.timers
         while timers and timers[0][0] <= now:
-            deadline, _, gen, conn, name = heapq.heappop(timers)
-            if conn.removed or gen != conn.timer_gen:
+            deadline, _, gen, serial, name = heapq.heappop(timers)
+            conn = self.live.get(serial)
+            if conn is None or gen != conn.timer_gen:
                 continue
             cause = conn.timer(deadline, name)
             if cause is not None:
@@ -175,7 +180,7 @@ class Tracker:
                                       zts, cols["frame"][i], cols["out_ip_len"][i] - hdr - 8,
                                       cols["out_ip_len"][i], False, False, None,
                                       4 if hdr == 20 else 6)
-                    encap = ("udp", self.uids[id(outer)])
+                    encap = ("udp", outer.uid)
                 else:
                     encap = ("ip", self._tunnel_uid(o_s, o_d, cols["tunnel"][i]))
             l4 = cols["l4"][i]
@@ -223,13 +228,12 @@ class Tracker:
     def _insert(self, key: Key, conn: AnyConn, ts: int, vlan: int | None, version: int) -> None:
         self.table[key] = conn
         self.serial += 1
-        cid = id(conn)
-        self.uids[cid] = _uid(self.serial, ts, key)
-        self.keys[cid] = key
-        self.vlans[cid] = vlan
-        self.versions[cid] = version
-        self.parents[cid] = set()
-        self.encap_changes[cid] = 0
+        conn.serial = self.serial
+        self.live[self.serial] = conn
+        conn.uid = _uid(self.serial, ts, key)
+        conn.key = key
+        conn.vlan = vlan
+        conn.ip_version = version
         if len(self.table) > self.config.max_flows:
             _, victim = next(iter(self.table.items()))
             self.evicted += 1
@@ -315,19 +319,19 @@ class Tracker:
 
     def _encapsulation(self, conn: AnyConn, encap: tuple[object, ...] | None) -> None:
         """tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12)."""
-        cid = id(conn)
-        if cid not in self.encap:
-            self.encap[cid] = encap
+        if not conn.encap_seen:
+            conn.encap_seen = True
+            conn.encap = encap
             if encap is not None:
-                self.parents[cid].add(str(encap[1]))
+                conn.parents.add(str(encap[1]))
             return
-        if encap is not None and self.encap[cid] != encap:
-            if self.encap_changes[cid] < 5:
-                self.encap_changes[cid] += 1
-                self.parents[cid].add(str(encap[1]))
+        if encap is not None and conn.encap != encap:
+            if conn.encap_changes < 5:
+                conn.encap_changes += 1
+                conn.parents.add(str(encap[1]))
             elif "X" not in conn.history:
                 conn.history += "X"
-            self.encap[cid] = encap
+            conn.encap = encap
 
     def _tunnel_uid(self, out_src: bytes, out_dst: bytes, kinds: int) -> str:
         """An IP tunnel is one record for both directions (Zeek logs no conn for it)."""
@@ -342,7 +346,7 @@ class Tracker:
         self.user_on_transition(Transition(
             seg.ts, seg.frame, endpoint, event, old, new,
             TransitionSegment(seg.flags, seg.seq, seg.ack, seg.payload),
-            self.uids.get(id(conn), "")))
+            conn.uid))
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -350,17 +354,12 @@ class Tracker:
         if conn.removed:
             return
         conn.removed = True
-        cid = id(conn)
-        key = self.keys.pop(cid)
-        if self.table.get(key) is conn:
-            del self.table[key]
+        self.live.pop(conn.serial, None)
+        if self.table.get(conn.key) is conn:
+            del self.table[conn.key]
         self.ended.append(self._connection(conn, cause))
-        for d in (self.uids, self.parents, self.encap, self.encap_changes, self.vlans,
-                  self.versions):
-            d.pop(cid, None)
 
     def _connection(self, conn: AnyConn, cause: str) -> Connection:
-        cid = id(conn)
         if isinstance(conn, TcpConnection):
             return self._tcp_connection(conn, cause)
         orig_h, resp_h = conn.orig[0], conn.resp[0]
@@ -370,46 +369,45 @@ class Tracker:
             one_way = icmp_ports(conn.orig[1], conn.resp[1], v6=proto_num == 58)[2]
         duration = conn.last_zts - conn.start_zts
         c = Connection(
-            uid=self.uids[cid], ts_ns=conn.first_ts, orig_h=_addr(orig_h), orig_p=conn.orig[1],
+            uid=conn.uid, ts_ns=conn.first_ts, orig_h=_addr(orig_h), orig_p=conn.orig[1],
             resp_h=_addr(resp_h), resp_p=conn.resp[1], proto=conn.proto,
             service=service_name(conn.proto, conn.resp[1]) if conn.proto == "udp" else "",
             duration_ns=duration, orig_bytes=conn.bytes[0], resp_bytes=conn.bytes[1],
             conn_state=udp_conn_state(*conn.active) if conn.proto == "udp" else "OTH",
             history=conn.history, orig_pkts=conn.pkts[0], orig_ip_bytes=conn.ip_bytes[0],
             resp_pkts=conn.pkts[1], resp_ip_bytes=conn.ip_bytes[1],
-            tunnel_parents=sorted(self.parents.get(cid, ())),
+            tunnel_parents=sorted(conn.parents),
             community_id=community_id(_addr(orig_h), _addr(resp_h), proto_num, conn.orig[1],
                                       conn.resp[1], one_way=one_way),
-            ip_version=self.versions.get(cid, 4), vlan=self.vlans.get(cid),
+            ip_version=conn.ip_version, vlan=conn.vlan,
             end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
             first_frame=conn.first_frame, last_frame=conn.last_frame,
             icmp_errors=list(conn.icmp_errors))
         return c
 
     def _tcp_connection(self, conn: TcpConnection, cause: str) -> Connection:
-        cid = id(conn)
         o, r = conn.orig, conn.resp
         orig_h, resp_h = _addr(o.addr), _addr(r.addr)
         hs = conn.handshake
         hs.outcome = conn.outcome()
         transitions = []
         if self.config.keep_transitions:
-            uid = self.uids[cid]
+            uid = conn.uid
             transitions = [
                 Transition(ts, frame, Endpoint.ORIG if host is o else Endpoint.RESP, event, old,
                            new, TransitionSegment(flags, seq, ack, payload), uid)
                 for ts, frame, host, event, old, new, flags, seq, ack, payload
                 in conn.transitions]
         return Connection(
-            uid=self.uids[cid], ts_ns=conn.first_ts, orig_h=orig_h, orig_p=o.port,
+            uid=conn.uid, ts_ns=conn.first_ts, orig_h=orig_h, orig_p=o.port,
             resp_h=resp_h, resp_p=r.port, proto="tcp", service=service_name("tcp", r.port),
             duration_ns=conn.last_zts - conn.start_zts, orig_bytes=o.ep.size(),
             resp_bytes=r.ep.size(), conn_state=tcp_conn_state(o.ep, r.ep, conn.history),
             missed_bytes=conn.missed, history=conn.history, orig_pkts=conn.pkts[0],
             orig_ip_bytes=conn.ip_bytes[0], resp_pkts=conn.pkts[1],
-            resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(self.parents.get(cid, ())),
+            resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(conn.parents),
             community_id=community_id(orig_h, resp_h, 6, o.port, r.port),
-            ip_version=self.versions.get(cid, 4), vlan=self.vlans.get(cid), orig_state=o.rfc,
+            ip_version=conn.ip_version, vlan=conn.vlan, orig_state=o.rfc,
             resp_state=r.rfc, transitions=transitions, handshake=hs, analysis=conn.analysis,
             completeness=conn.completeness,
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
