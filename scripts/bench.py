@@ -1171,7 +1171,7 @@ class TcpConn:
     def isn_wrapped(self) -> bool:
         return any(self.isn[s] + self.nxt[s] > M32 for s in (0, 1))
 
-    def emit(  # noqa: PLR0917 -- the per-packet hot path: positional arguments are cheapest
+    def emit(
             self, t: float, side: int, flags: int, seq: int, ack: int, plen: int, opt: int,
             poff: int = -1, sl: int = 0, sr: int = 0, win: int = -1) -> None:
         """One TCP segment from side at capture time t; seq and ack relative to the ISNs."""

@@ -165,5 +165,5 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
 @pytest.mark.corpus
 @pytest.mark.parametrize(("name", "variant"), baselines())
 def test_conn_log_matches_zeek(name: str, variant: str) -> None:
-    ok, failures = compare(name, variant)
+    _ok, failures = compare(name, variant)
     assert not failures, "\n".join(failures)

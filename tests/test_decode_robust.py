@@ -19,7 +19,7 @@ from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 from tests.corpus import corpus_captures
 
-ALL_LINKTYPES = sorted(lt.SUPPORTED) + [147]
+ALL_LINKTYPES = [*sorted(lt.SUPPORTED), 147]
 
 
 def corpus_frames(limit: int = 400) -> list[bytes]:

@@ -35,7 +35,8 @@ class Decoder:
         return batch
 
 
-def decode_capture(path: str | Path, *, reference: bool = False) -> Iterator[PacketBatch]:
+def decode_capture(path: str | Path, *, reference: bool = False,
+                   chunk_bytes: int = 8 << 20) -> Iterator[PacketBatch]:
     """Decode a capture file batch by batch.
 
     A file cut mid-record yields everything before the cut, then raises CaptureError.
@@ -43,7 +44,7 @@ def decode_capture(path: str | Path, *, reference: bool = False) -> Iterator[Pac
     from portlens.sources.files import open_capture
 
     decoder = Decoder(reference=reference)
-    with open_capture(path) as reader:
+    with open_capture(path, chunk_bytes=chunk_bytes) as reader:
         for frames in reader:
             yield decoder.decode(frames)
 

@@ -14,12 +14,13 @@ class Flow:
     """A UDP or ICMP flow between two sockets."""
 
     __slots__ = (
-        "serial", "uid", "key", "vlan", "ip_version", "parents", "encap", "encap_changes",
-        "encap_seen",
         "active",
         "bytes",
         "csum",
         "dns",
+        "encap",
+        "encap_changes",
+        "encap_seen",
         "first_frame",
         "first_ts",
         "flips",
@@ -29,16 +30,22 @@ class Flow:
         "inactivity",
         "ip_bytes",
         "ip_proto",
+        "ip_version",
+        "key",
         "last_frame",
         "last_ts",
         "last_zts",
         "orig",
+        "parents",
         "pkts",
         "proto",
         "removed",
         "resp",
+        "serial",
         "start_zts",
         "timer_gen",
+        "uid",
+        "vlan",
     )
 
     def __init__(self, proto: str, ip_proto: int, src: bytes, sport: int, dst: bytes, dport: int,

@@ -156,6 +156,8 @@ class TcpConnection(ZeekOwner):
         self.last_syn_ts: int | None = None
         self.analysis = TcpAnalysis()
         self.icmp_errors: list[tuple[int, int]] = []
+        self.fast_ok = False
+        """Both sides established and consistent: ordinary segments may take try_fast."""
         # Set by the tracker.
         self.serial = 0
         self.uid = ""
@@ -301,6 +303,7 @@ class TcpConnection(ZeekOwner):
         i = 0 if host is self.orig else 1
         self.pkts[i] += 1
         self.ip_bytes[i] += s.ip_len
+        self.fast_ok = fast_lane_ready(self)
 
     def _zeek(self, s: Segment, host: Host, peer_host: Host) -> None:
         ep, peer = host.ep, peer_host.ep
@@ -528,6 +531,72 @@ class TcpConnection(ZeekOwner):
         elif ep.prev_state != ZState.INACTIVE:
             self._timer_guarded(self.last_zts + 6 * SECOND, "expire")
 
+    def try_fast(self, from_orig: bool, ts: int, zts: int, frame: int, flags: int, seq: int,
+                 ack: int, payload: int, win: int, ip_len: int, captured: bool) -> bool:
+        """Apply an ordinary segment cheaply, or return False for the full path.
+
+        Ordinary (the same rules as track/bulk.py): ACK without SYN/FIN/RST, non-zero window,
+        exactly the sender's next byte, acknowledging no more than the peer sent and no less
+        than the sender's previous ACK (strictly more for a pure ACK), the sender's 'A'/'D'
+        letter already recorded, data fully captured and the sender's data acknowledged
+        before, within the inactivity timeout. For such a segment the full path only moves
+        counters and sequence marks, which is all this does.
+        """
+        if flags & 0x07 or not flags & ACK or win == 0:
+            return False
+        host, peer = (self.orig, self.resp) if from_orig else (self.resp, self.orig)
+        if seq != host.high or zts - self.last_zts >= self.inactivity:
+            return False
+        last_ack = host.last_ack
+        assert last_ack is not None and peer.high is not None
+        d_ack = seq_delta(ack, last_ack)
+        ep = host.ep
+        mask = 1 if ep.is_orig else 1 << 16
+        if payload:
+            if d_ack < 0 or not captured or not self.hist_seen & (HIST_DATA * mask) or (
+                    ep.no_data_acked()):
+                return False
+        elif d_ack <= 0 or not self.hist_seen & (HIST_ACK * mask):
+            return False
+        if seq_delta(ack, peer.high) > 0:
+            return False
+        i = 0 if from_orig else 1
+        self.pkts[i] += 1
+        self.ip_bytes[i] += ip_len
+        if payload:
+            assert host.isn is not None
+            new_high = (seq + payload) & MASK32
+            ep.update_last(new_high)
+            ep.reasm.next += payload
+            host.high = new_high
+            base = (seq - host.isn) & MASK32
+            seen = host.seen
+            if seen and seen[-1][1] == base:
+                seen[-1][1] = base + payload
+            else:
+                _cover(seen, base, base + payload)
+            self.completeness |= 8
+            plw = peer.last_win
+            if plw and peer.last_ack is not None:
+                scale = peer.wscale if (peer.wscale is not None
+                                        and host.wscale is not None) else 0
+                if new_high == (peer.last_ack + (plw << scale)) & MASK32:
+                    self.analysis.window_full += 1
+        if d_ack:
+            host.dup_acks = 0
+            pep = peer.ep
+            pep.update_ack(ack)
+            rel = (pep.ack_wraps << 32) + pep.ack_seq - pep.start_seq
+            pep.reasm.trim = max(pep.reasm.trim, rel)
+            host.last_ack = ack
+        host.last_win = win
+        if self.saw_syn_ack:
+            self.completeness |= 4
+        self.last_ts = ts
+        self.last_frame = frame
+        self.last_zts = zts
+        return True
+
     # --- the RFC 9293 observer, handshake and analysis --------------------------------------
 
     def _transition(self, s: Segment, host: Host, event: Event) -> None:
@@ -673,6 +742,13 @@ class TcpConnection(ZeekOwner):
         if server.ep.state == ZState.RESET or (self.saw_rst and server.ep.rst_cnt):
             return Outcome.REFUSED
         return Outcome.UNANSWERED
+
+
+def fast_lane_ready(c: TcpConnection) -> bool:
+    """May ordinary segments of c take the fast lane? (established, consistent marks)"""
+    from portlens.track.bulk import eligible_for_bulk
+
+    return eligible_for_bulk(c)
 
 
 def _covered(ranges: list[list[int]], start: int, end: int) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch
 from portlens.services import service_name
+from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
 from portlens.track.flows import Flow
 from portlens.track.model import (
@@ -65,6 +66,10 @@ class TrackerConfig:
     """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted)."""
     vlan_in_key: bool = False
     keep_transitions: bool = True
+    fast_paths: bool = True
+    """Apply ordinary in-order segments of established connections with array reductions
+    (track/bulk.py) or the per-packet fast lane (TcpConnection.try_fast); False runs every
+    packet through the full per-packet path, the reference the fast paths are tested against."""
     ignore_checksum_nets: tuple[str, ...] = ()
     """Networks whose packets are never checksum-checked (Zeek's ignore_checksums_nets)."""
 
@@ -163,7 +168,15 @@ class Tracker:
         q_dst = b.q_dst[rows].tobytes()
         drop = self.config.drop_bad_checksums
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
+        handled = None
+        fast = self.config.fast_paths
+        if fast and not (drop and self.config.ignore_checksum_nets):
+            handled = bulk_pass(self, rows, cols, src, dst, self.config.vlan_in_key)
+            if not handled.any():
+                handled = None
         for i in range(rows.size):
+            if handled is not None and handled[i]:
+                continue
             ts = cols["ts_ns"][i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
             if zts > self.now:
@@ -190,6 +203,21 @@ class Tracker:
             conn: AnyConn
             if l4 == 6:
                 flags = cols["tcp_flags"][i]
+                if fast and not flags & 0x02 and encap is None and not bad:
+                    sport = cols["sport"][i]
+                    dport = cols["dport"][i]
+                    a, b2 = (s16, sport), (d16, dport)
+                    fkey: Key = (6, vlan, *(a + b2 if a <= b2 else b2 + a))
+                    fconn = self.table.get(fkey)
+                    if (isinstance(fconn, TcpConnection) and fconn.fast_ok
+                            and fconn.encap is None and fconn.try_fast(
+                                fconn.orig.addr == s16 and fconn.orig.port == sport, ts, zts,
+                                cols["frame"][i], flags, cols["seq"][i], cols["ack"][i],
+                                cols["payload"][i], cols["win"][i], cols["ip_len"][i],
+                                not cols["truncated"][i])):
+                        self.table.move_to_end(fkey)
+                        self.packets_tracked += 1
+                        continue
                 options = None
                 if flags & 0x02:
                     row = int(rows[i])
@@ -218,6 +246,12 @@ class Tracker:
                                             cols["icmp_code"][i], vlan)
             self._encapsulation(conn, encap)
             self.packets_tracked += 1
+        # Timers due by the last packet of the batch, whichever path handled it.
+        last = max(cols["ts_ns"])
+        last -= last % 1000
+        if last > self.now:
+            self.now = last
+            self._run_timers(last)
 
     def _lookup(self, key: Key) -> AnyConn | None:
         conn = self.table.get(key)
@@ -314,7 +348,7 @@ class Tracker:
         a, b = (src, sport), (dst, dport)
         key: Key = (proto, vlan, *(a + b if a <= b else b + a))
         conn = self.table.get(key)
-        if isinstance(conn, Flow) or isinstance(conn, TcpConnection):
+        if isinstance(conn, (Flow, TcpConnection)):
             conn.icmp_errors.append((itype, code))
 
     def _encapsulation(self, conn: AnyConn, encap: tuple[object, ...] | None) -> None:
