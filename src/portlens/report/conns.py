@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from portlens.track.model import Connection, TcpOptions, Transition
+from portlens.track.states import SS_NAMES
 
 ZEEK_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
                "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig",
@@ -165,21 +166,40 @@ def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def table_rows(conns: Iterable[Connection]) -> list[tuple[str, ...]]:
+def _end_text(c: Connection) -> str:
+    if c.icmp_errors:
+        kinds = ", ".join(f"icmp {t}/{code}" for t, code in dict.fromkeys(c.icmp_errors))
+        return f"{c.end_reason} ({kinds})"
+    return str(c.end_reason)
+
+
+TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
+                 "pkts o/r", "bytes o/r", "end", "TCP states o/r", "uid")
+NARROW_COLUMNS = TABLE_COLUMNS[:8]
+"""What fits 80 columns; wider terminals get the end reason, RFC 9293 states and uid too."""
+
+
+def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS
+               ) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for c in conns:
-        states = (f"{c.orig_state}/{c.resp_state}" if c.orig_state and c.resp_state else "")
-        rows.append((c.uid, c.proto, endpoint_text(c.orig_h, c.orig_p),
-                     endpoint_text(c.resp_h, c.resp_p), c.service or "-", c.conn_state,
-                     c.history or "-", human_duration(c.duration_ns),
-                     f"{c.orig_pkts}/{c.resp_pkts}",
-                     f"{human_bytes(c.orig_bytes)}/{human_bytes(c.resp_bytes)}", states,
-                     str(c.end_reason)))
+        states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
+                  if c.orig_state and c.resp_state else "")
+        if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
+            orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
+        else:
+            orig = endpoint_text(c.orig_h, c.orig_p)
+            resp = endpoint_text(c.resp_h, c.resp_p) + (f" ({c.service})" if c.service else "")
+        cells = {
+            "proto": c.proto, "originator": orig, "responder": resp,
+            "state": c.conn_state, "history": c.history or "-",
+            "duration": human_duration(c.duration_ns),
+            "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
+            "bytes o/r": f"{human_bytes(c.orig_bytes)}/{human_bytes(c.resp_bytes)}",
+            "end": _end_text(c), "TCP states o/r": states, "uid": c.uid,
+        }
+        rows.append(tuple(cells[name] for name in columns))
     return rows
-
-
-TABLE_COLUMNS = ("uid", "proto", "originator", "responder", "service", "state", "history",
-                 "duration", "pkts o/r", "bytes o/r", "RFC 9293 states o/r", "end")
 
 
 def event_line(t: Transition, orig: str = "", resp: str = "") -> str:

@@ -711,7 +711,8 @@ class TcpConnection(ZeekOwner):
             host.high = s.seq
         if flags & ACK:
             pure = s.payload == 0 and not control
-            if pure and host.last_ack == s.ack and host.last_win == s.win and (
+            # Wireshark: a duplicate ACK has no data, the same ACK and the same non-zero window.
+            if pure and s.win and host.last_ack == s.ack and host.last_win == s.win and (
                     peer.high is not None and seq_delta(peer.high, s.ack) > 0):
                 a.dup_acks += 1
                 host.dup_acks += 1
