@@ -38,6 +38,9 @@ class Event(str, Enum):
     RCV_SYN_ACK = "receive SYN-ACK"
     RCV_ACK_OF_SYN = "receive ACK of its SYN"
     SND_FIN = "send FIN"
+    SND_FIN_CROSSED = "send FIN crossing the peer's"
+    """A FIN that does not acknowledge the peer's FIN was sent before it arrived: the
+    simultaneous close the observer could not see as such when it delivered the peer's FIN."""
     RCV_FIN = "receive FIN"
     RCV_ACK_OF_FIN = "receive ACK of its FIN"
     SND_RST = "send RST"
@@ -68,6 +71,8 @@ TRANSITIONS: dict[tuple[TcpState, Event], TcpState] = {
     (S.FIN_WAIT_1, E.RCV_FIN): S.CLOSING,  # simultaneous close
     (S.FIN_WAIT_2, E.RCV_FIN): S.TIME_WAIT,
     (S.CLOSE_WAIT, E.SND_FIN): S.LAST_ACK,
+    (S.CLOSE_WAIT, E.SND_FIN_CROSSED): S.CLOSING,
+    (S.ESTABLISHED, E.SND_FIN_CROSSED): S.FIN_WAIT_1,
     (S.CLOSING, E.RCV_ACK_OF_FIN): S.TIME_WAIT,
     (S.LAST_ACK, E.RCV_ACK_OF_FIN): S.CLOSED,
     # Reset (§3.10.7): any synchronized or opening state goes to CLOSED.

@@ -644,7 +644,8 @@ class TcpConnection(ZeekOwner):
                 self._transition(s, peer, Event.RCV_SYN)
         if flags & ACK:
             if (peer.rfc == TcpState.SYN_RECEIVED and peer.isn is not None
-                    and s.ack == (peer.isn + 1) & MASK32 and not flags & SYN):
+                    and not flags & SYN and seq_delta(s.ack, peer.isn) >= 1
+                    and (peer.high is None or seq_delta(s.ack, peer.high) <= 0)):
                 if hs.ack_ns is None and host is self.client:
                     hs.ack_ns = s.ts
                 self.completeness |= 4
@@ -661,7 +662,9 @@ class TcpConnection(ZeekOwner):
             if host.fin_abs is None:
                 self.fin_hosts += 1
             host.fin_abs = (s.seq + s.payload + (1 if flags & SYN else 0)) & MASK32
-            self._transition(s, host, Event.SND_FIN)
+            crossed = (peer.fin_abs is not None
+                       and not (flags & ACK and seq_delta(s.ack, peer.fin_abs) >= 1))
+            self._transition(s, host, Event.SND_FIN_CROSSED if crossed else Event.SND_FIN)
             self._transition(s, peer, Event.RCV_FIN)
         if flags & RST:
             self.completeness |= 32

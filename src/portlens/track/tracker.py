@@ -70,6 +70,8 @@ class TrackerConfig:
     """Apply ordinary in-order segments of established connections with array reductions
     (track/bulk.py) or the per-packet fast lane (TcpConnection.try_fast); False runs every
     packet through the full per-packet path, the reference the fast paths are tested against."""
+    shard: tuple[int, int] | None = None
+    """(k, n): track only the flows whose host pair hashes to k modulo n (one of n workers)."""
     ignore_checksum_nets: tuple[str, ...] = ()
     """Networks whose packets are never checksum-checked (Zeek's ignore_checksums_nets)."""
 
@@ -139,6 +141,9 @@ class Tracker:
                 flags = _ignored_sources(b.src.tobytes(), self.config.ignore_checksum_nets)
                 bad_ip &= ~np.asarray(flags, dtype=bool)
             use &= ~bad_ip
+        if self.config.shard is not None:
+            k, n = self.config.shard
+            use &= shard_of(b, n) == k
         rows = np.flatnonzero(use)
         self.packets_skipped += len(b) - rows.size
         if rows.size:
@@ -447,6 +452,21 @@ class Tracker:
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
             last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,
             icmp_errors=list(conn.icmp_errors))
+
+
+def shard_of(b: PacketBatch, n: int) -> np.ndarray:
+    """Worker number of each row: a symmetric hash of the host pair (the outer pair for
+    tunnelled rows), so both directions, a tunnel's carrier and its inner flows, and ICMP
+    errors from the probed host all land in the same worker."""
+    tunnelled = b.tunnel_depth > 0
+    src = np.where(tunnelled[:, None], b.out_src, b.src)
+    dst = np.where(tunnelled[:, None], b.out_dst, b.dst)
+    words = (src ^ dst).view(">u4").astype(np.uint64)  # XOR: the same both ways
+    summed = (src.astype(np.uint64) + dst.astype(np.uint64)).sum(axis=1)
+    h = words[:, 0] * 0x9E3779B1 + words[:, 1] * 0x85EBCA77 + words[:, 2] * 0xC2B2AE3D
+    h += words[:, 3] * 0x27D4EB2F + summed * 0x165667B1
+    h ^= h >> np.uint64(15)
+    return (h % np.uint64(n)).astype(np.int64)
 
 
 def _ignored_sources(src: bytes, nets: tuple[str, ...]) -> list[bool]:
