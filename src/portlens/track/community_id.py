@@ -29,11 +29,12 @@ def icmp_ports(icmp_type: int, code: int, *, v6: bool) -> tuple[int, int, bool]:
     return icmp_type, code, True
 
 
-def community_id(src: str, dst: str, proto: int, sport: int | None, dport: int | None, *,
-                 seed: int = 0, one_way: bool = False) -> str:
-    """The `1:<base64>` Community ID of a flow."""
-    a = ipaddress.ip_address(src).packed
-    b = ipaddress.ip_address(dst).packed
+def community_id(src: str | bytes, dst: str | bytes, proto: int, sport: int | None,
+                 dport: int | None, *, seed: int = 0, one_way: bool = False) -> str:
+    """The `1:<base64>` Community ID of a flow; addresses as text, packed bytes, or the
+    16-byte column form (IPv4-mapped for IPv4)."""
+    a = _packed(src)
+    b = _packed(dst)
     has_ports = sport is not None and dport is not None
     p1, p2 = (sport or 0), (dport or 0)
     if not one_way and (a > b or (a == b and has_ports and p1 > p2)):
@@ -42,3 +43,12 @@ def community_id(src: str, dst: str, proto: int, sport: int | None, dport: int |
     if has_ports:
         data += struct.pack("!HH", p1, p2)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+def _packed(addr: str | bytes) -> bytes:
+    if isinstance(addr, bytes):
+        return addr[12:] if len(addr) == 16 and addr[:12] == _V4_MAPPED else addr
+    return ipaddress.ip_address(addr).packed

@@ -15,6 +15,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -179,10 +180,43 @@ class Tracker:
             handled = bulk_pass(self, rows, cols, src, dst, self.config.vlan_in_key)
             if not handled.any():
                 handled = None
+        c_ack = cols["ack"]
+        c_dport = cols["dport"]
+        c_frame = cols["frame"]
+        c_has_ts = cols["has_ts"]
+        c_icmp_code = cols["icmp_code"]
+        c_icmp_type = cols["icmp_type"]
+        c_ip_len = cols["ip_len"]
+        c_ip_version = cols["ip_version"]
+        c_l4 = cols["l4"]
+        c_l4_csum = cols["l4_csum"]
+        c_mss = cols["mss"]
+        c_opt_count = cols["opt_count"]
+        c_out_dport = cols["out_dport"]
+        c_out_ip_len = cols["out_ip_len"]
+        c_out_proto = cols["out_proto"]
+        c_out_sport = cols["out_sport"]
+        c_payload = cols["payload"]
+        c_q_dport = cols["q_dport"]
+        c_q_proto = cols["q_proto"]
+        c_q_sport = cols["q_sport"]
+        c_q_valid = cols["q_valid"]
+        c_sack_perm = cols["sack_perm"]
+        c_seq = cols["seq"]
+        c_sport = cols["sport"]
+        c_tcp_flags = cols["tcp_flags"]
+        c_truncated = cols["truncated"]
+        c_ts_ns = cols["ts_ns"]
+        c_tunnel = cols["tunnel"]
+        c_tunnel_depth = cols["tunnel_depth"]
+        c_udp_len = cols["udp_len"]
+        c_vlan = cols["vlan"]
+        c_win = cols["win"]
+        c_wscale = cols["wscale"]
         for i in range(rows.size):
             if handled is not None and handled[i]:
                 continue
-            ts = cols["ts_ns"][i]
+            ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
             if zts > self.now:
                 self.now = zts
@@ -190,36 +224,36 @@ class Tracker:
                     self._run_timers(zts)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
-            if cols["tunnel_depth"][i]:
+            if c_tunnel_depth[i]:
                 o_s, o_d = out_src[16 * i: 16 * i + 16], out_dst[16 * i: 16 * i + 16]
-                if cols["out_proto"][i] == 17:
+                if c_out_proto[i] == 17:
                     hdr = 20 if o_s[:12] == V4_PREFIX else 40
-                    outer = self._udp(o_s, cols["out_sport"][i], o_d, cols["out_dport"][i], ts,
-                                      zts, cols["frame"][i], cols["out_ip_len"][i] - hdr - 8,
-                                      cols["out_ip_len"][i], False, False, None,
+                    outer = self._udp(o_s, c_out_sport[i], o_d, c_out_dport[i], ts,
+                                      zts, c_frame[i], c_out_ip_len[i] - hdr - 8,
+                                      c_out_ip_len[i], False, False, None,
                                       4 if hdr == 20 else 6)
                     encap = ("udp", outer.uid)
                 else:
-                    encap = ("ip", self._tunnel_uid(o_s, o_d, cols["tunnel"][i]))
-            l4 = cols["l4"][i]
-            vlan = cols["vlan"][i] if self.config.vlan_in_key else None
-            version = cols["ip_version"][i]
-            bad = drop and cols["l4_csum"][i] == CSUM_BAD and not (ignored and ignored[i])
+                    encap = ("ip", self._tunnel_uid(o_s, o_d, c_tunnel[i]))
+            l4 = c_l4[i]
+            vlan = c_vlan[i] if self.config.vlan_in_key else None
+            version = c_ip_version[i]
+            bad = drop and c_l4_csum[i] == CSUM_BAD and not (ignored and ignored[i])
             conn: AnyConn
             if l4 == 6:
-                flags = cols["tcp_flags"][i]
+                flags = c_tcp_flags[i]
                 if fast and not flags & 0x02 and encap is None and not bad:
-                    sport = cols["sport"][i]
-                    dport = cols["dport"][i]
+                    sport = c_sport[i]
+                    dport = c_dport[i]
                     a, b2 = (s16, sport), (d16, dport)
                     fkey: Key = (6, vlan, *(a + b2 if a <= b2 else b2 + a))
                     fconn = self.table.get(fkey)
                     if (isinstance(fconn, TcpConnection) and fconn.fast_ok
                             and fconn.encap is None and fconn.try_fast(
                                 fconn.orig.addr == s16 and fconn.orig.port == sport, ts, zts,
-                                cols["frame"][i], flags, cols["seq"][i], cols["ack"][i],
-                                cols["payload"][i], cols["win"][i], cols["ip_len"][i],
-                                not cols["truncated"][i])):
+                                c_frame[i], flags, c_seq[i], c_ack[i],
+                                c_payload[i], c_win[i], c_ip_len[i],
+                                not c_truncated[i])):
                         self.table.move_to_end(fkey)
                         self.packets_tracked += 1
                         continue
@@ -227,28 +261,28 @@ class Tracker:
                 if flags & 0x02:
                     row = int(rows[i])
                     options = TcpOptions(
-                        mss=cols["mss"][i] if cols["mss"][i] >= 0 else None,
-                        wscale=cols["wscale"][i] if cols["wscale"][i] >= 0 else None,
-                        sack_perm=cols["sack_perm"][i], timestamps=cols["has_ts"][i],
-                        kinds=tuple(b.opt_kinds[row, : cols["opt_count"][i]].tolist()))
-                seg = Segment(ts, zts, cols["frame"][i], flags, cols["seq"][i], cols["ack"][i],
-                              cols["payload"][i], cols["win"][i], cols["ip_len"][i],
-                              not cols["truncated"][i], bad, options)
-                conn = self._tcp(s16, cols["sport"][i], d16, cols["dport"][i], seg, vlan,
+                        mss=c_mss[i] if c_mss[i] >= 0 else None,
+                        wscale=c_wscale[i] if c_wscale[i] >= 0 else None,
+                        sack_perm=c_sack_perm[i], timestamps=c_has_ts[i],
+                        kinds=tuple(b.opt_kinds[row, : c_opt_count[i]].tolist()))
+                seg = Segment(ts, zts, c_frame[i], flags, c_seq[i], c_ack[i],
+                              c_payload[i], c_win[i], c_ip_len[i],
+                              not c_truncated[i], bad, options)
+                conn = self._tcp(s16, c_sport[i], d16, c_dport[i], seg, vlan,
                                  version)
             elif l4 == 17:
-                conn = self._udp(s16, cols["sport"][i], d16, cols["dport"][i], ts, zts,
-                                 cols["frame"][i], cols["udp_len"][i] - 8, cols["ip_len"][i],
-                                 bad, not cols["truncated"][i], vlan, version)
+                conn = self._udp(s16, c_sport[i], d16, c_dport[i], ts, zts,
+                                 c_frame[i], c_udp_len[i] - 8, c_ip_len[i],
+                                 bad, not c_truncated[i], vlan, version)
             else:
-                conn = self._icmp(s16, d16, l4, cols["icmp_type"][i], cols["icmp_code"][i], ts,
-                                  zts, cols["frame"][i], cols["payload"][i], cols["ip_len"][i],
-                                  bad, not cols["truncated"][i], vlan, version)
-                if cols["q_valid"][i] and cols["q_proto"][i] in (6, 17):
-                    self._attach_icmp_error(q_src[16 * i: 16 * i + 16], cols["q_sport"][i],
-                                            q_dst[16 * i: 16 * i + 16], cols["q_dport"][i],
-                                            cols["q_proto"][i], cols["icmp_type"][i],
-                                            cols["icmp_code"][i], vlan)
+                conn = self._icmp(s16, d16, l4, c_icmp_type[i], c_icmp_code[i], ts,
+                                  zts, c_frame[i], c_payload[i], c_ip_len[i],
+                                  bad, not c_truncated[i], vlan, version)
+                if c_q_valid[i] and c_q_proto[i] in (6, 17):
+                    self._attach_icmp_error(q_src[16 * i: 16 * i + 16], c_q_sport[i],
+                                            q_dst[16 * i: 16 * i + 16], c_q_dport[i],
+                                            c_q_proto[i], c_icmp_type[i],
+                                            c_icmp_code[i], vlan)
             self._encapsulation(conn, encap)
             self.packets_tracked += 1
         # Timers due by the last packet of the batch, whichever path handled it.
@@ -416,8 +450,8 @@ class Tracker:
             history=conn.history, orig_pkts=conn.pkts[0], orig_ip_bytes=conn.ip_bytes[0],
             resp_pkts=conn.pkts[1], resp_ip_bytes=conn.ip_bytes[1],
             tunnel_parents=sorted(conn.parents),
-            community_id=community_id(_addr(orig_h), _addr(resp_h), proto_num, conn.orig[1],
-                                      conn.resp[1], one_way=one_way),
+            community_id=community_id(orig_h, resp_h, proto_num, conn.orig[1], conn.resp[1],
+                                      one_way=one_way),
             ip_version=conn.ip_version, vlan=conn.vlan,
             end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
             first_frame=conn.first_frame, last_frame=conn.last_frame,
@@ -445,7 +479,7 @@ class Tracker:
             missed_bytes=conn.missed, history=conn.history, orig_pkts=conn.pkts[0],
             orig_ip_bytes=conn.ip_bytes[0], resp_pkts=conn.pkts[1],
             resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(conn.parents),
-            community_id=community_id(orig_h, resp_h, 6, o.port, r.port),
+            community_id=community_id(o.addr, r.addr, 6, o.port, r.port),
             ip_version=conn.ip_version, vlan=conn.vlan, orig_state=o.rfc,
             resp_state=r.rfc, transitions=transitions, handshake=hs, analysis=conn.analysis,
             completeness=conn.completeness,
@@ -466,7 +500,8 @@ def shard_of(b: PacketBatch, n: int) -> np.ndarray:
     h = words[:, 0] * 0x9E3779B1 + words[:, 1] * 0x85EBCA77 + words[:, 2] * 0xC2B2AE3D
     h += words[:, 3] * 0x27D4EB2F + summed * 0x165667B1
     h ^= h >> np.uint64(15)
-    return (h % np.uint64(n)).astype(np.int64)
+    out: np.ndarray = (h % np.uint64(n)).astype(np.int64)
+    return out
 
 
 def _ignored_sources(src: bytes, nets: tuple[str, ...]) -> list[bool]:
@@ -507,6 +542,7 @@ def _uid(serial: int, ts: int, key: object) -> str:
     return "C" + "".join(chars)
 
 
+@lru_cache(maxsize=65536)
 def _addr(raw: bytes) -> str:
     if raw[:12] == V4_PREFIX:
         return str(ipaddress.IPv4Address(raw[12:]))
