@@ -6,12 +6,16 @@ Exit status: 0 results, 1 nothing found, 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from portlens import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tracking_args(p)
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=cmd_events)
+    _report_parsers(sub)
     return parser
 
 
@@ -101,10 +106,14 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
                    help="open flows kept at most; the longest idle beyond are evicted")
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="track with N processes (flows sharded by host pair; output rows of "
+                        "different workers interleave)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = _default_command(parser, sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
@@ -228,14 +237,57 @@ def _read_batches(files: Sequence[str], status: list[int]) -> Iterator[object]:
     from portlens.sources.files import CaptureError
 
     for path in files:
-        try:
-            yield from decode_capture(path)
-        except CaptureError as exc:
-            error(str(exc))
-            status[0] = EXIT_ERROR
-        except OSError as exc:
-            error(f"{path}: {exc.strerror or exc}")
-            status[0] = EXIT_ERROR
+        with _progress(path) as progress:
+            try:
+                yield from decode_capture(path, progress=progress)
+            except CaptureError as exc:
+                error(str(exc))
+                status[0] = EXIT_ERROR
+            except OSError as exc:
+                error(f"{path}: {exc.strerror or exc}")
+                status[0] = EXIT_ERROR
+
+
+PROGRESS_MIN_BYTES = 8 << 20
+"""Files smaller than this read too fast for a progress bar to help."""
+
+
+@contextlib.contextmanager
+def _progress(path: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading a large file, only when stderr is a terminal."""
+    import os
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                  console=_stderr_console()) as bar:
+        task = bar.add_task(os.path.basename(path), total=size)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or size)
+
+        yield update
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
@@ -297,16 +349,27 @@ def cmd_conns(args: argparse.Namespace) -> int:
                 table.append(c)
 
     try:
-        for batch in _read_batches(args.files, status):
-            assert isinstance(batch, PacketBatch)
-            emit(tracker.feed(batch))
+        if args.workers > 1:
+            from portlens.parallel import track_files
+
+            errors: list[str] = []
+            emit(list(track_files(args.files, config, args.workers, errors)))
+            for message in errors:
+                error(message)
+                status[0] = EXIT_ERROR
+        else:
+            for batch in _read_batches(args.files, status):
+                assert isinstance(batch, PacketBatch)
+                emit(tracker.feed(batch))
     finally:
         emit(tracker.finish())
         if zeek is not None:
             zeek.close()
-        if args.format == "table":
-            _print_table(table, report.TABLE_COLUMNS, report.table_rows(
-                sorted(table, key=lambda c: c.ts_ns)))
+        if args.format == "table" and table:
+            columns = (report.TABLE_COLUMNS if _console_width() >= 150
+                       else report.NARROW_COLUMNS)
+            _print_table(table, columns, report.table_rows(
+                sorted(table, key=lambda c: c.ts_ns), columns))
         out.flush()
     if status[0] != EXIT_OK:
         return status[0]
@@ -348,15 +411,255 @@ def cmd_events(args: argparse.Namespace) -> int:
     return EXIT_OK if count else EXIT_NOTHING
 
 
+def _console_width() -> int:
+    from rich.console import Console
+
+    return Console().width
+
+
 def _print_table(items: Sequence[object], columns: Sequence[str],
                  rows: Sequence[Sequence[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_lines=False, header_style="bold")
+    table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in (
+            "proto", "state", "history", "duration", "pkts o/r", "bytes o/r"))
     for row in rows:
         table.add_row(*row)
     Console().print(table)
-    Console(stderr=True).print(f"{len(items)} connections", style="dim")
+    noun = "connection" if len(items) == 1 else "connections"
+    Console(stderr=True).print(f"{len(items)} {noun}", style="dim")
+
+
+# --- ports, handshakes, sockets, ladder ---------------------------------------------------------
+
+EPILOG_PORTS = """examples:
+  portlens ports capture.pcap                    one row per server port (also: portlens FILE)
+  portlens ports --sort bytes --top 10 a.pcap    the ten ports that moved the most bytes
+  portlens ports --all-ports a.pcap              client (originator) ports get rows too
+  portlens ports --json a.pcap b.pcap.gz         exact numbers, JSON lines, totals last
+"""
+
+EPILOG_HANDSHAKES = """examples:
+  portlens handshakes capture.pcap               SYNs, answers, RTTs and options per port
+  portlens handshakes --port 443 --conns a.pcap  every handshake to port 443
+"""
+
+EPILOG_SOCKETS = """examples:
+  portlens sockets capture.pcap                  listening sockets and every connection's ends
+  portlens sockets --listening --json a.pcap     only the listeners, as JSON lines
+"""
+
+EPILOG_LADDER = """examples:
+  portlens conns capture.pcap                    find the uid of a connection
+  portlens ladder capture.pcap --conn CExxtitmB3KDOVDJlg
+  portlens ladder capture.pcap --conn UID --full every segment, nothing folded
+"""
+
+
+def _report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def output_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", dest="format", action="store_const", const="json",
+                       default="table", help="JSON lines, exact numbers")
+        p.add_argument("--csv", dest="format", action="store_const", const="csv",
+                       help="CSV, exact numbers")
+
+    p = sub.add_parser("ports", help="per-port summary: outcomes, traffic, clients, RTT "
+                       "(the default command)", epilog=EPILOG_PORTS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_args(p)
+    _tracking_args(p)
+    output_args(p)
+    p.add_argument("--sort", choices=("conns", "bytes", "packets", "port"), default="conns",
+                   help="row order (default: most connections first)")
+    p.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    p.add_argument("--all-ports", action="store_true",
+                   help="also give client (originator) ports rows")
+    p.set_defaults(func=cmd_ports)
+
+    p = sub.add_parser("handshakes", help="TCP handshakes per server port (or per connection)",
+                       epilog=EPILOG_HANDSHAKES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_args(p)
+    _tracking_args(p)
+    output_args(p)
+    p.add_argument("--port", type=int, action="append", metavar="P",
+                   help="only this server port (repeatable)")
+    p.add_argument("--conns", action="store_true", help="one row per connection")
+    p.set_defaults(func=cmd_handshakes)
+
+    p = sub.add_parser("sockets", help="observed listening sockets and connection ends, ss style",
+                       epilog=EPILOG_SOCKETS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_args(p)
+    _tracking_args(p)
+    output_args(p)
+    p.add_argument("--listening", action="store_true", help="only the listening sockets")
+    p.set_defaults(func=cmd_sockets)
+
+    p = sub.add_parser("ladder", help="one connection as a sequence diagram with both states",
+                       epilog=EPILOG_LADDER, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_args(p)
+    _tracking_args(p)
+    p.add_argument("--conn", required=True, metavar="UID",
+                   help="the connection's uid (as `portlens conns` shows it)")
+    p.add_argument("--full", action="store_true", help="every segment (long ones fold)")
+    p.set_defaults(func=cmd_ladder)
+
+
+def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`portlens FILE...` means `portlens ports FILE...`."""
+    import os
+
+    commands: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    if argv and argv[0] not in commands and not argv[0].startswith("-") and (
+            os.path.exists(argv[0]) or "." in argv[0] or os.sep in argv[0]):
+        return ["ports", *argv]
+    return argv
+
+
+def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -> int:
+    """Track the files, handing each connection to ``sink``; the exit status of the reading."""
+    from portlens.decode.packets import PacketBatch
+    from portlens.track.tracker import Tracker, TrackerConfig
+
+    config = _tracker_config(args)
+    assert isinstance(config, TrackerConfig)
+    status = [EXIT_OK]
+    tracker = Tracker(config)
+    for batch in _read_batches(args.files, status):
+        assert isinstance(batch, PacketBatch)
+        for c in tracker.feed(batch):
+            sink(c)
+    for c in tracker.finish():
+        sink(c)
+    return status[0]
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from portlens.analysis.ports import PortTable
+    from portlens.report import ports as report
+
+    if args.top is not None and args.top < 1:
+        error("--top must be at least 1")
+        return EXIT_ERROR
+    table = PortTable(all_ports=args.all_ports)
+    try:
+        status = _each_connection(args, table.add)  # type: ignore[arg-type]
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    if args.format == "json":
+        report.write_json(table, sys.stdout, args.sort, args.top)
+    elif args.format == "csv":
+        report.write_csv(table, sys.stdout, args.sort, args.top)
+    elif len(table):
+        report.print_table(table, args.sort, args.top)
+    sys.stdout.flush()
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if len(table) else EXIT_NOTHING
+
+
+def cmd_handshakes(args: argparse.Namespace) -> int:
+    from typing import Any
+
+    from portlens.analysis.handshakes import HandshakeTable, connection_record
+    from portlens.report import handshakes as report
+    from portlens.track.model import Connection
+
+    ports = set(args.port or ())
+    table = HandshakeTable()
+    per_conn: list[dict[str, Any]] = []
+
+    def sink(c: object) -> None:
+        assert isinstance(c, Connection)
+        if ports and c.resp_p not in ports:
+            return
+        if args.conns:
+            rec = connection_record(c)
+            if rec is not None:
+                per_conn.append(rec)
+        else:
+            table.add(c)
+
+    try:
+        status = _each_connection(args, sink)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    if args.conns:
+        per_conn.sort(key=lambda r: int(r["ts_ns"]))
+    records = per_conn if args.conns else table.records()
+    if args.format == "json":
+        report.write_json(records, sys.stdout)
+    elif args.format == "csv":
+        report.write_csv(records, sys.stdout)
+    elif records and args.conns:
+        report.print_conns(records)
+    elif records:
+        report.print_table(table)
+    sys.stdout.flush()
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if records else EXIT_NOTHING
+
+
+def cmd_sockets(args: argparse.Namespace) -> int:
+    from portlens.analysis.sockets import SocketTable
+    from portlens.report import sockets as report
+
+    table = SocketTable()
+    try:
+        status = _each_connection(args, table.add)  # type: ignore[arg-type]
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    if args.listening:
+        table.sockets = []
+    found = len(table.listeners) + len(table.sockets)
+    if args.format == "json":
+        report.write_json(table, sys.stdout)
+    elif args.format == "csv":
+        report.write_csv(table, sys.stdout)
+    elif found:
+        report.print_tables(table)
+    sys.stdout.flush()
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if found else EXIT_NOTHING
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from portlens.analysis.ladder import ladder
+    from portlens.decode.packets import PacketBatch
+    from portlens.report.ladder import text
+    from portlens.track.model import Connection
+    from portlens.track.tracker import TrackerConfig
+
+    found: list[Connection] = []
+
+    def sink(c: object) -> None:
+        assert isinstance(c, Connection)
+        if c.uid == args.conn:
+            found.append(c)
+
+    try:
+        status = _each_connection(args, sink)
+        config = _tracker_config(args)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    assert isinstance(config, TrackerConfig)
+    if not found:
+        error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
+        return status if status != EXIT_OK else EXIT_NOTHING
+    batches = (b for b in _read_batches(args.files, [EXIT_OK]) if isinstance(b, PacketBatch))
+    sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
+    sys.stdout.flush()
+    return status

@@ -7,7 +7,7 @@ Nothing here knows about connections.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from portlens.decode.fast import decode_fast
@@ -35,17 +35,22 @@ class Decoder:
         return batch
 
 
-def decode_capture(path: str | Path, *, reference: bool = False,
-                   chunk_bytes: int = 8 << 20) -> Iterator[PacketBatch]:
+def decode_capture(path: str | Path, *, reference: bool = False, chunk_bytes: int = 8 << 20,
+                   progress: Callable[[int, int], None] | None = None
+                   ) -> Iterator[PacketBatch]:
     """Decode a capture file batch by batch.
 
     A file cut mid-record yields everything before the cut, then raises CaptureError.
+    ``progress(bytes_read, total_bytes)`` is called after each batch (file bytes, so a gzip
+    file's progress is its compressed size).
     """
     from portlens.sources.files import open_capture
 
     decoder = Decoder(reference=reference)
     with open_capture(path, chunk_bytes=chunk_bytes) as reader:
         for frames in reader:
+            if progress is not None:
+                progress(reader.bytes_read, reader.total_bytes)
             yield decoder.decode(frames)
 
 

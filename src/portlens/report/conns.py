@@ -174,7 +174,7 @@ def _end_text(c: Connection) -> str:
 
 
 TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
-                 "pkts o/r", "bytes o/r", "end", "TCP states o/r", "uid")
+                 "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
 NARROW_COLUMNS = TABLE_COLUMNS[:8]
 """What fits 80 columns; wider terminals get the end reason, RFC 9293 states and uid too."""
 
@@ -189,14 +189,15 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
             orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
         else:
             orig = endpoint_text(c.orig_h, c.orig_p)
-            resp = endpoint_text(c.resp_h, c.resp_p) + (f" ({c.service})" if c.service else "")
+            resp = endpoint_text(c.resp_h, c.resp_p)
         cells = {
             "proto": c.proto, "originator": orig, "responder": resp,
             "state": c.conn_state, "history": c.history or "-",
             "duration": human_duration(c.duration_ns),
             "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
             "bytes o/r": f"{human_bytes(c.orig_bytes)}/{human_bytes(c.resp_bytes)}",
-            "end": _end_text(c), "TCP states o/r": states, "uid": c.uid,
+            "service": c.service or "-", "end": _end_text(c), "TCP states o/r": states,
+            "uid": c.uid,
         }
         rows.append(tuple(cells[name] for name in columns))
     return rows
