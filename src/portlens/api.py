@@ -11,8 +11,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.combined import Analysis
+from portlens.analysis.ports import PortTable
 from portlens.decode import decode_capture
 from portlens.decode.packets import PacketBatch
+from portlens.track.tracker import Tracker, TrackerConfig
 
 
 def packets(paths: Iterable[str | Path], *, reference: bool = False) -> Iterator[PacketBatch]:
@@ -28,3 +31,23 @@ def capture_stats(paths: Iterable[str | Path]) -> CaptureStats:
     for batch in packets(paths):
         stats.add(batch)
     return stats
+
+
+def analyze(paths: Iterable[str | Path], *, config: TrackerConfig | None = None,
+            all_ports: bool = False) -> Analysis:
+    """Track the files as one stream and summarize: connections, ports, handshakes, sockets
+    and the transition events, like the `conns`, `ports`, `handshakes`, `sockets` and `events`
+    commands.
+
+        >>> result = api.analyze(["captures/tcp-session.pcap"])
+        >>> result.ports.get("tcp", 80).outcomes
+        Counter({'completed': 1})
+    """
+    result = Analysis(ports=PortTable(all_ports=all_ports))
+    tracker = Tracker(config, on_transition=result.events.append)
+    for batch in packets(paths):
+        for c in tracker.feed(batch):
+            result.add(c)
+    for c in tracker.finish():
+        result.add(c)
+    return result

@@ -1,0 +1,266 @@
+"""One connection, segment by segment: the data behind `portlens ladder`.
+
+A Connection keeps counts, not packets, so the ladder re-reads the capture: the CLI hands the
+decoded batches to ``select_packets``, which keeps the rows of the connection's 5-tuple (either
+direction) within its time span [ts, last]. Only one connection holds a tuple at a time, so
+those rows are exactly its packets.
+
+Marks on each segment (retransmission, dup ACK, zero window ...) come from replaying the rows
+through a fresh tracker and watching its counters move, so the ladder marks exactly the
+segments the tracker counted in the connection's ``analysis``, with one definition of each
+mark (track/tcp.py). States come from the connection's transitions (the replay's, if the
+connection was tracked without them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from portlens.decode.packets import (
+    CSUM_BAD,
+    FRAG_PART,
+    V4_MAPPED_PREFIX,
+    PacketBatch,
+    addr_bytes,
+)
+from portlens.track.model import Connection, Endpoint, Transition
+from portlens.track.states import TcpState
+from portlens.track.tracker import Tracker, TrackerConfig
+
+MASK32 = 0xFFFFFFFF
+FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
+              (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"), (0x100, "AE"))
+"""Wireshark's order and names."""
+
+MARKS = (
+    # (TcpAnalysis or Handshake counter, mark), most specific first: a counter listed later is
+    # not shown when an earlier one moved on the same segment and says more (see _marks).
+    ("syn_retransmits", "SYN retransmission"),
+    ("syn_ack_retransmits", "SYN-ACK retransmission"),
+    ("fast_retransmissions", "fast retransmission"),
+    ("spurious_retransmissions", "spurious retransmission"),
+    ("retransmissions", "retransmission"),
+    ("out_of_order", "out-of-order"),
+    ("lost_segments", "previous segment not captured"),
+    ("dup_acks", "dup ACK"),
+    ("zero_windows", "zero window"),
+    ("zero_window_probes", "zero-window probe"),
+    ("keep_alives", "keep-alive"),
+    ("window_full", "window full"),
+    ("window_updates", "window update"),
+)
+_RETRANSMISSION_KINDS = {"SYN retransmission", "SYN-ACK retransmission", "fast retransmission",
+                         "spurious retransmission"}
+
+
+def flag_text(flags: int) -> str:
+    names = [name for bit, name in FLAG_NAMES if flags & bit]
+    return "[" + ", ".join(names) + "]" if names else "[]"
+
+
+@dataclass
+class Step:
+    """One segment (or datagram) on the ladder."""
+
+    ts_ns: int
+    frame: int
+    from_orig: bool
+    flags: int = 0
+    seq: int | None = None
+    """Relative to the sender's initial sequence number (its SYN, or one before its first
+    segment when the SYN was not seen)."""
+    ack: int | None = None
+    """Relative to the receiver's initial sequence number; None without the ACK flag."""
+    length: int = 0
+    label: str = ""
+    marks: list[str] = field(default_factory=list)
+    orig_state: TcpState | None = None
+    """The originator's state after this segment, when it changed."""
+    resp_state: TcpState | None = None
+
+
+@dataclass
+class Ladder:
+    conn: Connection
+    steps: list[Step]
+    orig_initial: TcpState | None
+    resp_initial: TcpState | None
+
+
+def select_packets(batches: Iterable[PacketBatch], conn: Connection) -> PacketBatch:
+    """The rows of ``conn``: its 5-tuple either way, within [ts, last], in capture order."""
+    o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
+    r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
+    last = max(conn.last_ns, conn.ts_ns)
+    parts = []
+    for b in batches:
+        if not len(b):
+            continue
+        span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= last) & (b.frag != FRAG_PART)
+        if not span.any():
+            continue
+        src_o = (b.src == o).all(axis=1)
+        dst_r = (b.dst == r).all(axis=1)
+        src_r = (b.src == r).all(axis=1)
+        dst_o = (b.dst == o).all(axis=1)
+        if conn.proto == "icmp":
+            proto = np.isin(b.l4, (1, 58))
+            fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
+            rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
+        else:
+            proto = b.l4 == (6 if conn.proto == "tcp" else 17)
+            fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
+            rev = src_r & dst_o & (b.sport == conn.resp_p) & (b.dport == conn.orig_p)
+        keep = span & proto & (fwd | rev)
+        if conn.proto == "udp" and (b.tunnel_depth > 0).any():
+            carrier = _carrier_rows(b, span, o, r, conn)
+            if carrier is not None:
+                order = np.argsort(np.concatenate([np.flatnonzero(keep), carrier[1]]),
+                                   kind="stable")
+                merged = PacketBatch.concat([b.take(np.flatnonzero(keep)), carrier[0]])
+                parts.append(merged.take(order))
+                continue
+        if keep.any():
+            parts.append(b.take(np.flatnonzero(keep)))
+    return PacketBatch.concat(parts)
+
+
+def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray,
+                  conn: Connection) -> tuple[PacketBatch, np.ndarray] | None:
+    """Rows whose outer UDP (VXLAN, Geneve, Teredo...) is the connection, rewritten as the
+    outer datagram: the tracker counts a tunnel's carrier as a UDP flow of its own."""
+    outer = span & (b.tunnel_depth > 0) & (b.out_proto == 17)
+    fwd = ((b.out_src == o).all(axis=1) & (b.out_dst == r).all(axis=1)
+           & (b.out_sport == conn.orig_p) & (b.out_dport == conn.resp_p))
+    rev = ((b.out_src == r).all(axis=1) & (b.out_dst == o).all(axis=1)
+           & (b.out_sport == conn.resp_p) & (b.out_dport == conn.orig_p))
+    rows = np.flatnonzero(outer & (fwd | rev))
+    if not rows.size:
+        return None
+    out = b.take(rows)
+    v4 = (out.out_src[:, :12] == np.frombuffer(V4_MAPPED_PREFIX, dtype=np.uint8)).all(axis=1)
+    out.src, out.dst = out.out_src, out.out_dst
+    out.sport, out.dport = out.out_sport, out.out_dport
+    out.l4 = np.full(len(out), 17, dtype=out.l4.dtype)
+    out.payload = (out.out_ip_len.astype(np.int64) - np.where(v4, 20, 40) - 8).astype(
+        out.payload.dtype)
+    out.l4_csum = np.zeros(len(out), dtype=out.l4_csum.dtype)
+    return out, rows
+
+
+def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None = None) -> Ladder:
+    """The steps of a connection from its packets (``select_packets``)."""
+    n = len(packets)
+    o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
+    from_orig = ((packets.src == o).all(axis=1) & (packets.sport == conn.orig_p)).tolist() \
+        if n else []
+    if conn.proto == "icmp":  # one-way ICMP flows may share both addresses' order
+        from_orig = (packets.src == o).all(axis=1).tolist() if n else []
+    steps = [Step(int(packets.ts_ns[i]), int(packets.frame[i]), bool(from_orig[i]),
+                  length=max(int(packets.payload[i]), 0)) for i in range(n)]
+    if conn.proto == "tcp":
+        _tcp_fields(steps, packets)
+        replay_transitions = _replay_marks(steps, packets, config)
+        transitions = conn.transitions or replay_transitions
+    else:
+        for i, s in enumerate(steps):
+            if conn.proto == "udp":
+                s.label = f"UDP len={s.length}"
+            else:
+                s.label = (f"ICMP type={int(packets.icmp_type[i])} "
+                           f"code={int(packets.icmp_code[i])} len={s.length}")
+        transitions = []
+    for i, s in enumerate(steps):
+        if packets.l4_csum[i] == CSUM_BAD:
+            s.marks.append("bad checksum")
+    orig_initial, resp_initial = _apply_transitions(conn, steps, transitions)
+    return Ladder(conn, steps, orig_initial, resp_initial)
+
+
+def _tcp_fields(steps: list[Step], p: PacketBatch) -> None:
+    base: dict[bool, int] = {}
+    flags, seqs, acks = p.tcp_flags.tolist(), p.seq.tolist(), p.ack.tolist()
+    for i, s in enumerate(steps):
+        f, seq, ack = flags[i], seqs[i], acks[i]
+        side = s.from_orig
+        if side not in base:
+            base[side] = seq if f & 0x02 else (seq - 1) & MASK32
+        s.flags = f
+        s.seq = (seq - base[side]) & MASK32
+        if f & 0x10:
+            if (not side) not in base:
+                base[not side] = (ack - 1) & MASK32
+            s.ack = (ack - base[not side]) & MASK32
+        text = f"{flag_text(f)} seq={s.seq}"
+        if s.ack is not None:
+            text += f" ack={s.ack}"
+        s.label = f"{text} len={s.length}"
+
+
+def _counters(tracker: Tracker) -> dict[str, int] | None:
+    """The sequence-analysis and handshake counters of the (single) connection in a tracker."""
+    for conn in tracker.table.values():
+        analysis = getattr(conn, "analysis", None)
+        handshake = getattr(conn, "handshake", None)
+        if analysis is None or handshake is None:
+            continue
+        out = {f.name: getattr(analysis, f.name) for f in fields(analysis)}
+        out["syn_retransmits"] = handshake.syn_retransmits
+        out["syn_ack_retransmits"] = handshake.syn_ack_retransmits
+        return out
+    return None
+
+
+def _replay_marks(steps: list[Step], packets: PacketBatch,
+                  config: TrackerConfig | None) -> list[Transition]:
+    """Feed the packets one at a time to a fresh tracker; the counters that move on a segment
+    are its marks. Returns the replay's transitions."""
+    transitions: list[Transition] = []
+    tracker = Tracker(config, on_transition=transitions.append)
+    before: dict[str, int] = {}
+    for i, s in enumerate(steps):
+        tracker.feed(packets.take(slice(i, i + 1)))
+        after = _counters(tracker) or {}
+        moved = {name for name, value in after.items() if value > before.get(name, 0)}
+        s.marks.extend(_marks(moved))
+        before = after
+    tracker.finish()
+    return transitions
+
+
+def _marks(moved: set[str]) -> list[str]:
+    out = [mark for name, mark in MARKS if name in moved]
+    if any(m in _RETRANSMISSION_KINDS for m in out):
+        out = [m for m in out if m != "retransmission"]
+    if "SYN retransmission" in out or "SYN-ACK retransmission" in out:
+        out = [m for m in out if m not in ("fast retransmission", "spurious retransmission")]
+    return out
+
+
+def _apply_transitions(conn: Connection, steps: list[Step], transitions: list[Transition]
+                       ) -> tuple[TcpState | None, TcpState | None]:
+    """Put each endpoint's state after a segment on that segment; returns the initial states."""
+    if conn.proto != "tcp":
+        return None, None
+    at: dict[tuple[int, int], list[Transition]] = {}
+    for t in transitions:
+        at.setdefault((t.frame, t.ts_ns), []).append(t)
+    initial: dict[Endpoint, TcpState | None] = {Endpoint.ORIG: None, Endpoint.RESP: None}
+    for t in transitions:
+        if initial[t.endpoint] is None:
+            initial[t.endpoint] = t.old
+    for s in steps:
+        for t in at.get((s.frame, s.ts_ns), ()):
+            if t.endpoint == Endpoint.ORIG:
+                s.orig_state = t.new
+            else:
+                s.resp_state = t.new
+    return (initial[Endpoint.ORIG] or conn.orig_state, initial[Endpoint.RESP] or conn.resp_state)
+
+
+def ladder(conn: Connection, batches: Iterable[PacketBatch],
+           config: TrackerConfig | None = None) -> Ladder:
+    return build(conn, select_packets(batches, conn), config)

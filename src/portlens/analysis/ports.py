@@ -1,0 +1,315 @@
+"""Connections -> one summary per (protocol, server port): what `portlens ports` shows.
+
+The server port is the responder's port. Zeek's originator/responder decision, which the tracker
+reproduces, already makes the SYN sender the originator and guesses roles for connections picked
+up without a SYN (by likely server ports, docs/zeek-rules.md §3); such guesses are counted in
+``guessed`` so a reader can tell a port that was seen answering from one that was inferred.
+
+Every summary is mergeable with ``+``, and a ``PortTable`` merges table by table, so one file,
+many files, many workers or a cluster reduce the same way; the footer (``PortTable.total``) is
+itself a PortSummary over all connections, counted once each.
+
+Outcomes partition the connections of a row (they add up to ``conns``). They are decided from
+Zeek's fields, conn_state and history, so that they can be checked against Zeek's own logs, plus
+the ICMP errors portlens attaches to flows; docs/formats.md has the table. For TCP, in order:
+
+- refused: conn_state REJ (the SYN was answered with RST);
+- mid_stream: no SYN and no SYN-ACK in the history (none of S s H h): the capture began after
+  the handshake, so how it opened is unknown whatever happened later;
+- unanswered: S0, SH, RSTOS0 (a SYN and nothing back from the responder);
+- reset: RSTO, RSTR, RSTRH (aborted with RST by either side, after or during the handshake);
+- half_open: a SYN-ACK (h or H) but the originator never acknowledged anything (no A, no D);
+- completed: SF (both sides closed with FIN);
+- open: the rest (S1, S2, S3, SHR, OTH after a handshake): established, not closed when last
+  seen.
+
+UDP: refused when an ICMP destination-unreachable quoted the flow; completed when both sides
+sent (SF); unanswered when only the originator did (S0); mid_stream when only the responder
+did (SHR: the question was before the capture); open otherwise (OTH: nothing countable).
+ICMP: completed when both sides sent, unanswered otherwise; the "port" of an ICMP row is Zeek's
+resp_p (the counterpart type for request/reply pairs, else the code).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from portlens.analysis.sketch import Sketch
+from portlens.services import iana_class, service_name
+from portlens.track.model import Connection
+
+OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream")
+
+_UNANSWERED = frozenset({"S0", "SH", "RSTOS0"})
+_RESET = frozenset({"RSTO", "RSTR", "RSTRH"})
+_UNREACHABLE = {4: 3, 6: 1}
+"""ICMP destination-unreachable type by IP version."""
+
+
+def outcome(c: Connection) -> str:
+    """The outcome of one connection (rules in the module docstring and docs/formats.md)."""
+    h = c.history
+    if c.proto == "tcp":
+        if c.conn_state == "REJ":
+            return "refused"
+        if not any(letter in h for letter in "SsHh"):
+            return "mid_stream"
+        if c.conn_state in _UNANSWERED:
+            return "unanswered"
+        if c.conn_state in _RESET:
+            return "reset"
+        if ("h" in h or "H" in h) and "A" not in h and "D" not in h:
+            return "half_open"
+        if c.conn_state == "SF":
+            return "completed"
+        return "open"
+    if c.proto == "udp":
+        unreachable = _UNREACHABLE.get(c.ip_version, 3)
+        if any(t == unreachable for t, _ in c.icmp_errors):
+            return "refused"
+        return {"SF": "completed", "S0": "unanswered", "SHR": "mid_stream"}.get(
+            c.conn_state, "open")
+    return "completed" if c.orig_pkts and c.resp_pkts else "unanswered"
+
+
+def guessed(c: Connection) -> bool:
+    """Were the roles guessed rather than shown by a SYN?
+
+    TCP: no SYN from either side in the history, or a flip ('^'). UDP and ICMP have no SYN; the
+    first sender is the originator by convention, so only a flip by port counts as a guess."""
+    if "^" in c.history:
+        return True
+    return c.proto == "tcp" and "S" not in c.history and "s" not in c.history
+
+
+def handshake_rtt(c: Connection) -> int | None:
+    """SYN to the ACK that completed the handshake: the full round trip wherever the capture
+    point sits (near the client, SYN->SYN-ACK is the round trip; near the server, SYN-ACK->ACK;
+    their sum is right for both)."""
+    hs = c.handshake
+    if hs is None or hs.syn_ns is None or hs.syn_ack_ns is None or hs.ack_ns is None:
+        return None
+    return hs.ack_ns - hs.syn_ns
+
+
+@dataclass
+class PortSummary:
+    """All connections to one (protocol, port), or (with ``proto == "all"``) the totals."""
+
+    proto: str
+    port: int
+    conns: int = 0
+    server_conns: int = 0
+    """Connections where this port was the responder's (the server side)."""
+    client_conns: int = 0
+    """Connections where it was the originator's (counted only by ``all_ports`` tables)."""
+    outcomes: Counter[str] = field(default_factory=Counter)
+    conn_states: Counter[str] = field(default_factory=Counter)
+    guessed: int = 0
+    pkts_c2s: int = 0
+    """Packets originator -> responder (client -> server)."""
+    pkts_s2c: int = 0
+    bytes_c2s: int = 0
+    """Payload bytes (Zeek's orig_bytes: from sequence numbers for TCP)."""
+    bytes_s2c: int = 0
+    ip_bytes_c2s: int = 0
+    ip_bytes_s2c: int = 0
+    clients: set[str] = field(default_factory=set)
+    servers: set[str] = field(default_factory=set)
+    rtt: Sketch = field(default_factory=Sketch)
+    """Handshake round-trip times (SYN -> completing ACK), ns."""
+    retransmissions: int = 0
+    tcp_pkts: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+    @property
+    def service(self) -> str:
+        return "" if self.proto not in ("tcp", "udp") else service_name(self.proto, self.port)
+
+    @property
+    def iana_class(self) -> str:
+        return "" if self.proto not in ("tcp", "udp") else iana_class(self.port)
+
+    @property
+    def role(self) -> str:
+        if self.client_conns and self.server_conns:
+            return "both"
+        return "client" if self.client_conns else "server"
+
+    @property
+    def pkts(self) -> int:
+        return self.pkts_c2s + self.pkts_s2c
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_c2s + self.bytes_s2c
+
+    @property
+    def retransmission_rate(self) -> float | None:
+        """Retransmitted segments per TCP packet (Wireshark's tcp.analysis.retransmission)."""
+        return self.retransmissions / self.tcp_pkts if self.tcp_pkts else None
+
+    def add(self, c: Connection, *, client_side: bool = False) -> None:
+        self.conns += 1
+        if client_side:
+            self.client_conns += 1
+        else:
+            self.server_conns += 1
+        self.outcomes[outcome(c)] += 1
+        self.conn_states[c.conn_state] += 1
+        self.guessed += guessed(c)
+        self.pkts_c2s += c.orig_pkts
+        self.pkts_s2c += c.resp_pkts
+        self.bytes_c2s += c.orig_bytes
+        self.bytes_s2c += c.resp_bytes
+        self.ip_bytes_c2s += c.orig_ip_bytes
+        self.ip_bytes_s2c += c.resp_ip_bytes
+        self.clients.add(c.orig_h)
+        self.servers.add(c.resp_h)
+        rtt = handshake_rtt(c)
+        if rtt is not None:
+            self.rtt.add(rtt)
+        if c.proto == "tcp":
+            self.tcp_pkts += c.orig_pkts + c.resp_pkts
+            if c.analysis is not None:
+                self.retransmissions += c.analysis.retransmissions
+        last = max(c.last_ns, c.ts_ns)
+        self.first_ns = c.ts_ns if self.first_ns is None else min(self.first_ns, c.ts_ns)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+
+    def __add__(self, other: PortSummary) -> PortSummary:
+        if (self.proto, self.port) != (other.proto, other.port):
+            raise ValueError(f"cannot merge {self.proto}/{self.port} with "
+                             f"{other.proto}/{other.port}")
+        return PortSummary(
+            proto=self.proto, port=self.port, conns=self.conns + other.conns,
+            server_conns=self.server_conns + other.server_conns,
+            client_conns=self.client_conns + other.client_conns,
+            outcomes=self.outcomes + other.outcomes,
+            conn_states=self.conn_states + other.conn_states,
+            guessed=self.guessed + other.guessed, pkts_c2s=self.pkts_c2s + other.pkts_c2s,
+            pkts_s2c=self.pkts_s2c + other.pkts_s2c, bytes_c2s=self.bytes_c2s + other.bytes_c2s,
+            bytes_s2c=self.bytes_s2c + other.bytes_s2c,
+            ip_bytes_c2s=self.ip_bytes_c2s + other.ip_bytes_c2s,
+            ip_bytes_s2c=self.ip_bytes_s2c + other.ip_bytes_s2c,
+            clients=self.clients | other.clients, servers=self.servers | other.servers,
+            rtt=self.rtt + other.rtt, retransmissions=self.retransmissions + other.retransmissions,
+            tcp_pkts=self.tcp_pkts + other.tcp_pkts,
+            first_ns=_opt_min(self.first_ns, other.first_ns),
+            last_ns=_opt_max(self.last_ns, other.last_ns))
+
+    def record(self) -> dict[str, Any]:
+        """Exact numbers, one flat object (fields in docs/formats.md, "ports")."""
+        out: dict[str, Any] = {
+            "proto": self.proto, "port": self.port if self.proto != "all" else None,
+            "service": self.service or None, "class": self.iana_class or None,
+            "role": self.role if self.proto != "all" else None,
+            "conns": self.conns, "server_conns": self.server_conns,
+            "client_conns": self.client_conns}
+        out.update({name: self.outcomes.get(name, 0) for name in OUTCOMES})
+        out.update({
+            "conn_states": dict(sorted(self.conn_states.items())), "guessed": self.guessed,
+            "pkts_c2s": self.pkts_c2s, "pkts_s2c": self.pkts_s2c,
+            "bytes_c2s": self.bytes_c2s, "bytes_s2c": self.bytes_s2c,
+            "ip_bytes_c2s": self.ip_bytes_c2s, "ip_bytes_s2c": self.ip_bytes_s2c,
+            "clients": len(self.clients), "servers": len(self.servers),
+            "rtt_count": self.rtt.count, "rtt_p50_ns": self.rtt.quantile(0.5),
+            "rtt_p95_ns": self.rtt.quantile(0.95), "rtt_max_ns": self.rtt.max,
+            "rtt_exact": self.rtt.is_exact,
+            "retransmissions": self.retransmissions, "tcp_pkts": self.tcp_pkts,
+            "retransmission_rate": self.retransmission_rate,
+            "first_ts_ns": self.first_ns, "last_ts_ns": self.last_ns})
+        return out
+
+
+SORT_KEYS = ("conns", "bytes", "packets", "port")
+
+
+class PortTable:
+    """PortSummaries keyed by (proto, port), plus the totals footer. Mergeable with ``+``.
+
+    By default only server (responder) ports get rows; ``all_ports=True`` also gives each
+    originator port a row (``client_conns``), so every port seen on the wire is listed. The
+    totals count each connection once either way."""
+
+    def __init__(self, *, all_ports: bool = False) -> None:
+        self.all_ports = all_ports
+        self.rows: dict[tuple[str, int], PortSummary] = {}
+        self.total = PortSummary("all", -1)
+
+    def _row(self, proto: str, port: int) -> PortSummary:
+        row = self.rows.get((proto, port))
+        if row is None:
+            row = self.rows[(proto, port)] = PortSummary(proto, port)
+        return row
+
+    def add(self, c: Connection) -> None:
+        self._row(c.proto, c.resp_p).add(c)
+        if self.all_ports and c.proto in ("tcp", "udp") and c.orig_p != c.resp_p:
+            self._row(c.proto, c.orig_p).add(c, client_side=True)
+        self.total.add(c)
+
+    def update(self, conns: Iterable[Connection]) -> PortTable:
+        for c in conns:
+            self.add(c)
+        return self
+
+    def __add__(self, other: PortTable) -> PortTable:
+        out = PortTable(all_ports=self.all_ports or other.all_ports)
+        for key in self.rows.keys() | other.rows.keys():
+            a, b = self.rows.get(key), other.rows.get(key)
+            out.rows[key] = a + b if a is not None and b is not None else (
+                a if a is not None else b)  # type: ignore[assignment]
+        out.total = self.total + other.total
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[PortSummary]:
+        return iter(self.sorted())
+
+    def get(self, proto: str, port: int) -> PortSummary | None:
+        return self.rows.get((proto, port))
+
+    def sorted(self, by: str = "conns", top: int | None = None) -> list[PortSummary]:
+        """Rows biggest first (by conns, bytes or packets) or by (proto, port)."""
+        rows = list(self.rows.values())
+        name = {"tcp": 0, "udp": 1}
+
+        def key_port(r: PortSummary) -> tuple[int, str, int]:
+            return (name.get(r.proto, 2), r.proto, r.port)
+
+        if by == "port":
+            rows.sort(key=key_port)
+        elif by in ("conns", "bytes", "packets"):
+            def size(r: PortSummary) -> int:
+                return {"conns": r.conns, "bytes": r.bytes, "packets": r.pkts}[by]
+            rows.sort(key=lambda r: (-size(r), key_port(r)))
+        else:
+            raise ValueError(f"unknown sort key {by!r}; one of {', '.join(SORT_KEYS)}")
+        return rows[:top] if top is not None else rows
+
+    def records(self, by: str = "conns", top: int | None = None) -> list[dict[str, Any]]:
+        return [r.record() for r in self.sorted(by, top)]
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records("port"))
+
+
+def _opt_min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _opt_max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def port_table(conns: Iterable[Connection], *, all_ports: bool = False) -> PortTable:
+    return PortTable(all_ports=all_ports).update(conns)

@@ -1,0 +1,158 @@
+"""Connections -> the `ss` / `netstat` view, reconstructed from the wire.
+
+A capture cannot see sockets, only what they did. A listening socket shows itself by answering:
+a TCP SYN answered with a SYN-ACK (history ``h`` for the responder, ``H`` for an originator that
+turned out to be the server), or a UDP datagram answered from the port it was sent to (conn_state
+SF). A port that answered with RST has no listener and is not listed. Each connection also gives
+its two sockets, with each endpoint's RFC 9293 state at the end of the capture as the tracker's
+observer inferred it, spelled as `ss` prints it (track.states.SS_NAMES).
+
+Mergeable with ``+`` like every summary: listeners add up their peers, sockets concatenate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from portlens.track.model import Connection
+from portlens.track.states import SS_NAMES, TcpState
+
+
+@dataclass
+class Listener:
+    """One observed listening socket (address, port, protocol) and who it answered."""
+
+    proto: str
+    addr: str
+    port: int
+    peers: Counter[str] = field(default_factory=Counter)
+    """Connections answered, by peer address."""
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+    @property
+    def conns(self) -> int:
+        return sum(self.peers.values())
+
+    def add(self, peer: str, c: Connection) -> None:
+        self.peers[peer] += 1
+        last = max(c.ts_ns, c.last_ns)
+        self.first_ns = c.ts_ns if self.first_ns is None else min(self.first_ns, c.ts_ns)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+
+    def __add__(self, other: Listener) -> Listener:
+        firsts = [t for t in (self.first_ns, other.first_ns) if t is not None]
+        lasts = [t for t in (self.last_ns, other.last_ns) if t is not None]
+        return Listener(self.proto, self.addr, self.port, self.peers + other.peers,
+                        min(firsts) if firsts else None, max(lasts) if lasts else None)
+
+    @property
+    def state(self) -> str:
+        """What `ss -l` prints: LISTEN for TCP, UNCONN for an unconnected UDP socket."""
+        return "LISTEN" if self.proto == "tcp" else "UNCONN"
+
+    def record(self) -> dict[str, Any]:
+        return {"proto": self.proto, "state": self.state, "local_addr": self.addr,
+                "local_port": self.port, "conns": self.conns, "peers": len(self.peers),
+                "peer_addrs": dict(sorted(self.peers.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "first_ts_ns": self.first_ns, "last_ts_ns": self.last_ns}
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One end of one connection, as `ss` would list it on that host."""
+
+    proto: str
+    state: str
+    """ss spelling (ESTAB, TIME-WAIT...), '' for UDP (no state on the wire)."""
+    local_addr: str
+    local_port: int
+    peer_addr: str
+    peer_port: int
+    uid: str
+    side: str
+    """'orig' or 'resp': which end of the connection this socket is."""
+
+    def record(self) -> dict[str, Any]:
+        return {"proto": self.proto, "state": self.state or None, "local_addr": self.local_addr,
+                "local_port": self.local_port, "peer_addr": self.peer_addr,
+                "peer_port": self.peer_port, "uid": self.uid, "side": self.side}
+
+
+def ss_state(state: TcpState | None) -> str:
+    return SS_NAMES.get(state, str(state)) if state is not None else ""
+
+
+def listening_sides(c: Connection) -> list[str]:
+    """Which ends of a connection showed a listening socket: 'resp', 'orig' or both."""
+    out = []
+    if c.proto == "tcp":
+        if "h" in c.history:
+            out.append("resp")
+        if "H" in c.history:
+            out.append("orig")
+    elif c.proto == "udp" and c.conn_state == "SF":
+        out.append("resp")
+    return out
+
+
+class SocketTable:
+    def __init__(self) -> None:
+        self.listeners: dict[tuple[str, str, int], Listener] = {}
+        self.sockets: list[Socket] = []
+
+    def add(self, c: Connection) -> None:
+        if c.proto not in ("tcp", "udp"):
+            return
+        for side in listening_sides(c):
+            addr, port, peer = ((c.resp_h, c.resp_p, c.orig_h) if side == "resp"
+                                else (c.orig_h, c.orig_p, c.resp_h))
+            key = (c.proto, addr, port)
+            listener = self.listeners.get(key)
+            if listener is None:
+                listener = self.listeners[key] = Listener(c.proto, addr, port)
+            listener.add(peer, c)
+        self.sockets.append(Socket(c.proto, ss_state(c.orig_state), c.orig_h, c.orig_p,
+                                   c.resp_h, c.resp_p, c.uid, "orig"))
+        self.sockets.append(Socket(c.proto, ss_state(c.resp_state), c.resp_h, c.resp_p,
+                                   c.orig_h, c.orig_p, c.uid, "resp"))
+
+    def update(self, conns: Iterable[Connection]) -> SocketTable:
+        for c in conns:
+            self.add(c)
+        return self
+
+    def __add__(self, other: SocketTable) -> SocketTable:
+        out = SocketTable()
+        for key in self.listeners.keys() | other.listeners.keys():
+            a, b = self.listeners.get(key), other.listeners.get(key)
+            out.listeners[key] = a + b if a is not None and b is not None else (
+                a if a is not None else b)  # type: ignore[assignment]
+        out.sockets = self.sockets + other.sockets
+        return out
+
+    def __iter__(self) -> Iterator[Listener]:
+        return iter(self.sorted_listeners())
+
+    def sorted_listeners(self) -> list[Listener]:
+        order = {"tcp": 0, "udp": 1}
+        return sorted(self.listeners.values(),
+                      key=lambda s: (order.get(s.proto, 2), s.port, s.addr))
+
+    def records(self) -> list[dict[str, Any]]:
+        return [s.record() for s in self.sorted_listeners()]
+
+    def socket_records(self) -> list[dict[str, Any]]:
+        return [s.record() for s in self.sockets]
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records())
+
+
+def socket_table(conns: Iterable[Connection]) -> SocketTable:
+    return SocketTable().update(conns)

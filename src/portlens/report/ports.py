@@ -1,0 +1,177 @@
+"""`portlens ports`: the per-port summary as a table, JSON lines or CSV.
+
+Tables round numbers for reading (1.2 k, 3.4 MB); JSON and CSV carry the exact values of
+PortSummary.record() (fields in docs/formats.md). The totals come last: a bold row in the table,
+an object with ``"type": "total"`` in JSON lines, a row with proto ``all`` in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, TextIO
+
+from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable
+from portlens.analysis.sketch import Sketch
+from portlens.report import human
+
+OUTCOME_WORDS = {o: o.replace("_", "-") for o in OUTCOMES}
+COLUMNS = ("port", "service", "conns", "outcomes", "guessed", "pkts c>s/s>c", "bytes c>s/s>c",
+           "hosts c/s", "rtt p50/p95/max", "retx")
+"""Every column the table can have; guessed is left out when it is 0 in every row, so the
+table reads at a glance on an ordinary terminal."""
+TEXT_COLUMNS = frozenset({"port", "service", "outcomes"})
+OPTIONAL = frozenset({"guessed"})
+
+
+def port_label(r: PortSummary) -> str:
+    if r.proto == "all":
+        return "all"
+    label = f"{r.port}/{r.proto}"
+    return label + " (client)" if r.role == "client" else label
+
+
+def rtt_text(sk: Sketch) -> str:
+    """p50/p95/max in the unit of the largest: 12/30/41 ms."""
+    if not sk.count or sk.max is None:
+        return "-"
+    values = [sk.quantile(0.5) or 0, sk.quantile(0.95) or 0, sk.max]
+    unit = human.duration(sk.max).split(" ")[-1]
+    scale = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}[unit]
+    return "/".join(_short(v / scale) for v in values) + f" {unit}"
+
+
+def _short(x: float) -> str:
+    return f"{x:.0f}" if x >= 9.95 else f"{x:.1f}"
+
+
+def outcomes_text(r: PortSummary) -> str:
+    """The non-zero outcomes, biggest first: '5 completed, 6 refused'."""
+    parts = sorted(((r.outcomes.get(o, 0), i, o) for i, o in enumerate(OUTCOMES)),
+                   key=lambda t: (-t[0], t[1]))
+    return ", ".join(f"{human.count(n)} {OUTCOME_WORDS[o]}" for n, _, o in parts if n) or "-"
+
+
+def all_cells(r: PortSummary) -> dict[str, str]:
+    cells = {"port": port_label(r), "service": r.service or "-", "conns": human.count(r.conns)}
+    cells["outcomes"] = outcomes_text(r)
+    cells.update({
+        "guessed": human.count(r.guessed),
+        "pkts c>s/s>c": f"{human.count(r.pkts_c2s)}/{human.count(r.pkts_s2c)}",
+        "bytes c>s/s>c": f"{human.size(r.bytes_c2s)}/{human.size(r.bytes_s2c)}",
+        "hosts c/s": f"{human.count(len(r.clients))}/{human.count(len(r.servers))}",
+        "rtt p50/p95/max": rtt_text(r.rtt), "retx": human.percent(r.retransmission_rate)})
+    return cells
+
+
+def table_rows(table: PortTable, by: str = "conns", top: int | None = None
+               ) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The table's columns and cells: rows, then the totals row last."""
+    summaries = [*table.sorted(by, top), table.total]
+    cells = [all_cells(r) for r in summaries]
+    columns = [c for c in COLUMNS if c not in OPTIONAL or any(row[c] != "0" for row in cells)]
+    return columns, [tuple(row[c] for c in columns) for row in cells]
+
+
+HEADERS = {"pkts c>s/s>c": "pkts\nc>s/s>c", "bytes c>s/s>c": "bytes\nc>s/s>c",
+           "hosts c/s": "hosts\nc/s", "rtt p50/p95/max": "handshake rtt\np50/p95/max"}
+"""Two-line headers where the name is wider than the numbers under it."""
+
+
+DROP_ORDER = ("hosts c/s", "retx", "pkts c>s/s>c", "guessed", "rtt p50/p95/max")
+"""Columns given up, in this order, when the terminal is too narrow for all."""
+OUTCOMES_MIN = 24
+"""Width the outcomes column is counted at when deciding what fits (it wraps beyond)."""
+OUTCOMES_WRAP = 16
+"""Narrowest the outcomes column gets."""
+
+
+def fit(columns: list[str], rows: list[tuple[str, ...]], width: int
+        ) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Drop low-priority columns until the table fits ``width`` (outcomes may wrap)."""
+    def needed(cols: list[str]) -> int:
+        total = 0
+        for name in cols:
+            i = columns.index(name)
+            w = max([len(line) for line in HEADERS.get(name, name).split("\n")]
+                    + [len(r[i]) for r in rows])
+            total += max(min(w, OUTCOMES_MIN), OUTCOMES_WRAP) if name == "outcomes" else w
+        return total + 2 * len(cols) + 2
+
+    keep = list(columns)
+    for name in DROP_ORDER:
+        if needed(keep) <= width:
+            break
+        if name in keep:
+            keep.remove(name)
+    index = [columns.index(name) for name in keep]
+    return keep, [tuple(r[i] for i in index) for r in rows]
+
+
+def print_table(table: PortTable, by: str = "conns", top: int | None = None,
+                title: str | None = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    all_columns, all_rows = table_rows(table, by, top)
+    columns, rows = fit(all_columns, all_rows, console.width)
+    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    for name in columns:
+        header = HEADERS.get(name, name)
+        if name == "outcomes":  # the one column that may wrap
+            t.add_column(header, overflow="fold", min_width=OUTCOMES_WRAP)
+        else:
+            t.add_column(header, justify="left" if name in TEXT_COLUMNS else "right",
+                         no_wrap=True)
+    for cells in rows[:-1]:
+        t.add_row(*cells)
+    t.add_section()
+    t.add_row(*rows[-1], style="bold")
+    console.print(t)
+    shown = len(rows) - 1
+    note = f"{shown} of {len(table)} ports" if shown < len(table) else f"{len(table)} ports"
+    note += f", {table.total.conns} connections"
+    if len(columns) < len(all_columns):
+        note += (f" ({', '.join(c for c in all_columns if c not in columns)} left out to fit "
+                 "the terminal; --json has everything)")
+    Console(stderr=True, soft_wrap=True).print(note, style="dim")
+
+
+def json_records(table: PortTable, by: str = "conns", top: int | None = None
+                 ) -> list[dict[str, Any]]:
+    out = [{"type": "port", **rec} for rec in table.records(by, top)]
+    out.append({"type": "total", **table.total.record(), "ports": len(table)})
+    return out
+
+
+def write_json(table: PortTable, out: TextIO, by: str = "conns", top: int | None = None) -> None:
+    for rec in json_records(table, by, top):
+        out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+CSV_FIELDS = ("proto", "port", "service", "class", "role", "conns", "server_conns",
+              "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s", "pkts_s2c",
+              "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients", "servers",
+              "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
+              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns")
+
+
+def csv_value(value: object) -> object:
+    """CSV cells: empty for None, 'SF:3 REJ:1' for a count map, booleans as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return " ".join(f"{k}:{v}" for k, v in value.items())
+    return value
+
+
+def write_csv(table: PortTable, out: TextIO, by: str = "conns", top: int | None = None) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for rec in [*table.records(by, top), table.total.record()]:
+        w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])

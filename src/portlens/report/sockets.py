@@ -1,0 +1,83 @@
+"""`portlens sockets`: observed listening sockets and every connection's two sockets, in `ss`
+vocabulary, as tables, JSON lines or CSV (fields in docs/formats.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, TextIO
+
+from portlens.analysis.sockets import Listener, Socket, SocketTable
+from portlens.report import human
+from portlens.report.conns import endpoint_text
+from portlens.report.ports import csv_value
+
+LISTEN_COLUMNS = ("netid", "state", "local address:port", "conns", "peers", "peer addresses")
+SOCKET_COLUMNS = ("netid", "state", "local address:port", "peer address:port", "uid")
+PEERS_SHOWN = 5
+
+
+def peers_text(listener: Listener, shown: int = PEERS_SHOWN) -> str:
+    ranked = sorted(listener.peers.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{addr} ({n})" if n > 1 else addr for addr, n in ranked[:shown])
+    return text + (f", ... {len(ranked) - shown} more" if len(ranked) > shown else "")
+
+
+def listener_cells(s: Listener) -> tuple[str, ...]:
+    return (s.proto, s.state, endpoint_text(s.addr, s.port), human.count(s.conns),
+            human.count(len(s.peers)), peers_text(s))
+
+
+def socket_cells(s: Socket) -> tuple[str, ...]:
+    return (s.proto, s.state or "-", endpoint_text(s.local_addr, s.local_port),
+            endpoint_text(s.peer_addr, s.peer_port), s.uid)
+
+
+def print_tables(table: SocketTable) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="listening (answered a SYN or a datagram)", title_justify="left",
+              header_style="bold",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in LISTEN_COLUMNS:
+        t.add_column(name, justify="right" if name in ("conns", "peers") else "left",
+                     overflow="fold")
+    for s in table.sorted_listeners():
+        t.add_row(*listener_cells(s))
+    console.print(t)
+    t = Table(title="connections (state at the end of the capture)", title_justify="left",
+              header_style="bold",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in SOCKET_COLUMNS:
+        t.add_column(name, overflow="fold")
+    for sock in table.sockets:
+        t.add_row(*socket_cells(sock))
+    console.print(t)
+    Console(stderr=True).print(
+        f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets",
+        style="dim")
+
+
+def json_records(table: SocketTable) -> list[dict[str, Any]]:
+    return ([{"type": "listen", **r} for r in table.records()]
+            + [{"type": "socket", **r} for r in table.socket_records()])
+
+
+def write_json(table: SocketTable, out: TextIO) -> None:
+    for rec in json_records(table):
+        out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+CSV_FIELDS = ("type", "proto", "state", "local_addr", "local_port", "peer_addr", "peer_port",
+              "uid", "side", "conns", "peers", "peer_addrs", "first_ts_ns", "last_ts_ns")
+
+
+def write_csv(table: SocketTable, out: TextIO) -> None:
+    """One CSV for both kinds of row; ``type`` tells them apart (listen / socket)."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for rec in json_records(table):
+        w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])
