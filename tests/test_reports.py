@@ -678,3 +678,10 @@ def test_api_to_pandas() -> None:
     assert set(frames) == {"connections", "ports", "handshakes", "listeners", "sockets", "events"}
     assert int(frames["ports"]["conns"].sum()) == 1
     assert frames["connections"]["outcome"].tolist() == ["completed"]
+
+
+def test_workers_give_the_same_ports(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [str(p) for p in SCENARIOS] or [str(SESSION)]
+    code, one = run(capsys, "ports", "--json", "--sort", "port", *paths)
+    code2, two = run(capsys, "ports", "--json", "--sort", "port", "--workers", "2", *paths)
+    assert code == code2 == 0 and json_lines(one) == json_lines(two)

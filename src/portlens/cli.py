@@ -531,6 +531,16 @@ def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -
     config = _tracker_config(args)
     assert isinstance(config, TrackerConfig)
     status = [EXIT_OK]
+    if getattr(args, "workers", 1) > 1:
+        from portlens.parallel import track_files
+
+        errors: list[str] = []
+        for c in track_files(args.files, config, args.workers, errors):
+            sink(c)
+        for message in errors:
+            error(message)
+            status[0] = EXIT_ERROR
+        return status[0]
     tracker = Tracker(config)
     for batch in _read_batches(args.files, status):
         assert isinstance(batch, PacketBatch)

@@ -144,6 +144,8 @@ def flatten(rec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def write_csv(records: list[dict[str, Any]], out: TextIO) -> None:
     rows = [flatten(r) for r in records]
+    if not rows:
+        return
     names: list[str] = []
     for r in rows:
         names.extend(k for k in r if k not in names)
