@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no frames: a summary of the files (with --json: one JSON object)")
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
+    _filter_arg(p)
     p.set_defaults(func=cmd_packets)
 
     p = sub.add_parser("conns", help="connections, Zeek conn.log style (+ RFC 9293 states)",
@@ -93,6 +94,24 @@ EPILOG_EVENTS = """examples:
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="pcap or pcapng files (gzip ok), read as one stream in order")
+    _filter_arg(p)
+
+
+def _filter_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filter", metavar="EXPR", default="",
+                   help="tcpdump-syntax filter on the innermost layer, e.g. 'tcp port 443', "
+                        "'host 10.0.0.1 and not port 22' (docs/filters.md)")
+
+
+def _packet_filter(args: argparse.Namespace) -> object:
+    """The compiled -f filter (None when absent); a bad expression is a usage error."""
+    from portlens.filter import FilterError, compile_filter
+
+    try:
+        pf = compile_filter(getattr(args, "filter", "") or "")
+    except FilterError as exc:
+        raise UsageError(str(exc)) from None
+    return None if pf.matches_all else pf
 
 
 def _tracking_args(p: argparse.ArgumentParser) -> None:
@@ -120,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        args.packet_filter = _packet_filter(args)
+    except UsageError as exc:
+        error(str(exc))
         return EXIT_ERROR
     try:
         return int(args.func(args))
@@ -159,6 +183,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
             break
         try:
             for batch in decode_capture(path, reference=args.reference):
+                if args.packet_filter is not None:
+                    batch = args.packet_filter.select(batch)
                 if remaining >= 0:
                     batch = batch.take(slice(0, remaining))
                     remaining -= len(batch)
@@ -231,10 +257,20 @@ class UsageError(Exception):
     """A command-line mistake: one line, exit status 2."""
 
 
-def _read_batches(files: Sequence[str], status: list[int]) -> Iterator[object]:
-    """Decoded batches of all files in order; input errors are reported and remembered."""
+def _read_batches(files: Sequence[str], status: list[int],
+                  packet_filter: object = None) -> Iterator[object]:
+    """Decoded batches of all files in order, filtered by -f; input errors are reported and
+    remembered in status."""
     from portlens.decode import decode_capture
+    from portlens.decode.packets import PacketBatch
+    from portlens.filter import PacketFilter
     from portlens.sources.files import CaptureError
+
+    if isinstance(packet_filter, PacketFilter):
+        for batch in _read_batches(files, status):
+            assert isinstance(batch, PacketBatch)
+            yield packet_filter.select(batch)
+        return
 
     for path in files:
         with _progress(path) as progress:
@@ -353,12 +389,12 @@ def cmd_conns(args: argparse.Namespace) -> int:
             from portlens.parallel import track_files
 
             errors: list[str] = []
-            emit(list(track_files(args.files, config, args.workers, errors)))
+            emit(list(track_files(args.files, config, args.workers, errors, args.filter)))
             for message in errors:
                 error(message)
                 status[0] = EXIT_ERROR
         else:
-            for batch in _read_batches(args.files, status):
+            for batch in _read_batches(args.files, status, args.packet_filter):
                 assert isinstance(batch, PacketBatch)
                 emit(tracker.feed(batch))
     finally:
@@ -401,7 +437,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     status = [EXIT_OK]
     tracker = Tracker(config, on_transition=on_transition)
-    for batch in _read_batches(args.files, status):
+    for batch in _read_batches(args.files, status, args.packet_filter):
         assert isinstance(batch, PacketBatch)
         tracker.feed(batch)
     tracker.finish()
@@ -517,9 +553,11 @@ def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             commands.update(action.choices)
-    if argv and argv[0] not in commands and not argv[0].startswith("-") and (
-            os.path.exists(argv[0]) or "." in argv[0] or os.sep in argv[0]):
-        return ["ports", *argv]
+    if not argv or argv[0] in commands or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    if argv[0].startswith("-") or os.path.exists(argv[0]) or "." in argv[0] or (
+            os.sep in argv[0]):
+        return ["ports", *argv]  # options or files first: the default report
     return argv
 
 
@@ -535,14 +573,14 @@ def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -
         from portlens.parallel import track_files
 
         errors: list[str] = []
-        for c in track_files(args.files, config, args.workers, errors):
+        for c in track_files(args.files, config, args.workers, errors, args.filter):
             sink(c)
         for message in errors:
             error(message)
             status[0] = EXIT_ERROR
         return status[0]
     tracker = Tracker(config)
-    for batch in _read_batches(args.files, status):
+    for batch in _read_batches(args.files, status, args.packet_filter):
         assert isinstance(batch, PacketBatch)
         for c in tracker.feed(batch):
             sink(c)
@@ -669,7 +707,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     if not found:
         error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
         return status if status != EXIT_OK else EXIT_NOTHING
-    batches = (b for b in _read_batches(args.files, [EXIT_OK]) if isinstance(b, PacketBatch))
+    batches = (b for b in _read_batches(args.files, [EXIT_OK], args.packet_filter)
+               if isinstance(b, PacketBatch))
     sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
     sys.stdout.flush()
     return status

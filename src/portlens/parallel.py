@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from portlens.decode import decode_capture
+from portlens.filter import compile_filter
 from portlens.sources.files import CaptureError
 from portlens.track.model import Connection
 from portlens.track.tracker import Tracker, TrackerConfig
@@ -24,14 +25,15 @@ _CHUNK = 256
 
 
 def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
-            queue: mp.Queue) -> None:  # type: ignore[type-arg]
+            queue: mp.Queue, filter_expr: str) -> None:  # type: ignore[type-arg]
     tracker = Tracker(replace(config, shard=(k, n)))
+    packet_filter = compile_filter(filter_expr)
     pending: list[Connection] = []
     try:
         for path in paths:
             try:
                 for batch in decode_capture(path):
-                    pending += tracker.feed(batch)
+                    pending += tracker.feed(packet_filter.select(batch))
                     if len(pending) >= _CHUNK:
                         queue.put(("conns", pending))
                         pending = []
@@ -47,13 +49,13 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
 
 
 def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int,
-                errors: list[str]) -> Iterator[Connection]:
+                errors: list[str], filter_expr: str = "") -> Iterator[Connection]:
     """Connections of the files, tracked by ``workers`` processes. Input errors (each reported
     once) are appended to ``errors``; what was read before them is still tracked."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue(maxsize=4 * workers)
     procs = [ctx.Process(target=_worker, args=([str(p) for p in paths], config, k, workers,
-                                               queue), daemon=True)
+                                               queue, filter_expr), daemon=True)
              for k in range(workers)]
     for p in procs:
         p.start()

@@ -1,0 +1,67 @@
+"""The command line as users meet it: filters, default command, errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from portlens.cli import main
+
+SAMPLE = str(Path(__file__).resolve().parent.parent / "captures" / "loopback-sample.pcap")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_filter_selects_before_tracking(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "conns", "--json", "-f", "udp", SAMPLE)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0
+    assert [(r["proto"], r["id.resp_p"], r["conn_state"]) for r in rows] == [
+        ("udp", 18053, "SF"), ("udp", 18054, "S0")]
+
+
+def test_filter_that_selects_nothing_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "conns", "--json", "-f", "port 9", SAMPLE)
+    assert (rc, out) == (1, "")
+
+
+def test_bad_filter_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "-f", "tcp and prot", SAMPLE)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("portlens: filter: ")
+
+
+def test_default_command_is_ports_even_with_options_first(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "-f", "tcp", "--json", SAMPLE)
+    rows = [json.loads(line) for line in out.splitlines()]
+    ports = {(r["proto"], r["port"]) for r in rows if r["type"] == "port"}
+    assert rc == 0 and ports == {("tcp", 18080), ("tcp", 18081)}
+
+
+def test_workers_give_the_same_connections(capsys: pytest.CaptureFixture[str]) -> None:
+    def conns(*extra: str) -> list[tuple[object, ...]]:
+        _, out, _ = run(capsys, "conns", "--json", *extra, SAMPLE)
+        return sorted((r["uid"], r["history"], r["orig_pkts"], r["resp_bytes"])
+                      for r in map(json.loads, out.splitlines()))
+
+    assert conns("--workers", "2") == conns()
+
+
+def test_not_a_capture_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello\n")
+    rc, out, err = run(capsys, "conns", str(bad))
+    assert rc == 2 and out == ""
+    assert err == f"portlens: {bad}: not a pcap or pcapng file (starts with 68 65 6c 6c)\n"
+
+
+def test_bad_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "conns", "--timeout", "tcp_inactivity=soon", SAMPLE)
+    assert rc == 2 and "not a number" in err
