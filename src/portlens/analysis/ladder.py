@@ -15,7 +15,7 @@ connection was tracked without them).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from portlens.decode.packets import (
     PacketBatch,
     addr_bytes,
 )
-from portlens.track.model import Connection, Endpoint, TcpAnalysis, Transition
+from portlens.track.model import Connection, Endpoint, Transition
 from portlens.track.states import TcpState
 from portlens.track.tracker import Tracker, TrackerConfig
 
@@ -200,78 +200,24 @@ def _tcp_fields(steps: list[Step], p: PacketBatch) -> None:
         s.label = f"{text} len={s.length}"
 
 
-_ANALYSIS_FIELDS = tuple(f.name for f in fields(TcpAnalysis))
-
-
-def _counters(conn: object) -> dict[str, int] | None:
-    """The sequence-analysis and handshake counters of a TCP connection being tracked."""
-    analysis = getattr(conn, "analysis", None)
-    handshake = getattr(conn, "handshake", None)
-    if analysis is None or handshake is None:
-        return None
-    out = {name: getattr(analysis, name) for name in _ANALYSIS_FIELDS}
-    out["syn_retransmits"] = handshake.syn_retransmits
-    out["syn_ack_retransmits"] = handshake.syn_ack_retransmits
-    return out
-
-
-def _moved(before: dict[str, int] | None, after: dict[str, int] | None) -> set[str]:
-    if after is None:
-        return set()
-    before = before or {}
-    return {name for name, value in after.items() if value > before.get(name, 0)}
 
 
 def _replay_marks(steps: list[Step], packets: PacketBatch,
                   config: TrackerConfig | None) -> list[Transition]:
-    """Replay the packets through a fresh tracker; the counters that move on a segment are its
-    marks. Returns the replay's transitions.
-
-    The first packet creates the tracker's connection; from then on its per-packet method is
-    wrapped to compare the counters before and after each packet, and the rest of the packets
-    go in as one batch (fast). Packets the tracker applies in bulk carry no marks by its own
-    definition (track/bulk.py). Should the wrapping not be possible, every packet is fed on its
-    own and the counters compared between feeds (slow, same result)."""
+    """Replay the connection's packets through a fresh tracker that records, per segment, the
+    analysis counters it moved (TrackerConfig.segment_marks): those are the segment's marks.
+    Returns the replay's transitions."""
     transitions: list[Transition] = []
-    tracker = Tracker(config, on_transition=transitions.append)
+    tracker = Tracker(replace(config or TrackerConfig(), segment_marks=True),
+                      on_transition=transitions.append)
     if not steps:
         return transitions
-    tracker.feed(packets.take(slice(0, 1)))
-    conn = next(iter(tracker.table.values()), None)
-    first = _counters(conn)
-    steps[0].marks.extend(_marks(_moved(None, first)))
-    moved: dict[tuple[int, int], set[str]] = {}
-    original = getattr(conn, "packet", None)
-
-    def packet(seg: object, *args: object, **kwargs: object) -> object:
-        before = _counters(conn)
-        assert original is not None
-        result = original(seg, *args, **kwargs)
-        key = (getattr(seg, "frame", -1), getattr(seg, "ts", -1))
-        moved[key] = moved.get(key, set()) | _moved(before, _counters(conn))
-        return result
-
-    try:
-        conn.packet = packet  # type: ignore[union-attr, method-assign]
-    except AttributeError:
-        return _replay_each(steps, packets, tracker, first, transitions)
-    tracker.feed(packets.take(slice(1, None)))
-    tracker.finish()
-    for s in steps[1:]:
-        s.marks.extend(_marks(moved.get((s.frame, s.ts_ns), set())))
-    return transitions
-
-
-def _replay_each(steps: list[Step], packets: PacketBatch, tracker: Tracker,
-                 first: dict[str, int] | None, transitions: list[Transition]
-                 ) -> list[Transition]:
-    before = first
-    for i, s in enumerate(steps[1:], start=1):
-        tracker.feed(packets.take(slice(i, i + 1)))
-        after = _counters(next(iter(tracker.table.values()), None))
-        s.marks.extend(_marks(_moved(before, after)))
-        before = after
-    tracker.finish()
+    marks: dict[tuple[int, int], set[str]] = {}
+    for c in [*tracker.feed(packets), *tracker.finish()]:
+        for frame, ts, moved in c.segment_marks:
+            marks.setdefault((frame, ts), set()).update(moved)
+    for s in steps:
+        s.marks.extend(_marks(marks.get((s.frame, s.ts_ns), set())))
     return transitions
 
 

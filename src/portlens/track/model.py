@@ -170,6 +170,9 @@ class Connection:
     """Time of the last packet seen (Zeek's duration may stop earlier)."""
     first_frame: int = 0
     last_frame: int = 0
+    segment_marks: list[tuple[int, int, tuple[str, ...]]] = field(default_factory=list)
+    """With TrackerConfig(segment_marks=True): (frame, ts_ns, counters moved) per TCP segment,
+    the per-packet analysis flags (Wireshark's tcp.analysis.*) behind the totals."""
     icmp_errors: list[tuple[int, int]] = field(default_factory=list)
     """(type, code) of ICMP errors that quoted this flow: a UDP probe answered by port
     unreachable shows (3, 3) here and counts as refused."""

@@ -33,6 +33,7 @@ from portlens.track.zeek import (
 )
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+ANALYSIS_FIELDS = tuple(TcpAnalysis.__dataclass_fields__)
 SECOND = 10**9
 
 
@@ -158,6 +159,8 @@ class TcpConnection(ZeekOwner):
         self.icmp_errors: list[tuple[int, int]] = []
         self.fast_ok = False
         """Both sides established and consistent: ordinary segments may take try_fast."""
+        self.segment_marks: list[tuple[int, int, tuple[str, ...]]] | None = None
+        """Set to a list to record, per segment, the analysis counters it moved."""
         # Set by the tracker.
         self.serial = 0
         self.uid = ""
@@ -298,12 +301,23 @@ class TcpConnection(ZeekOwner):
         peer = self.resp if from_orig else self.orig
         self.last_ts = s.ts
         self.last_frame = s.frame
+        before = self._counters() if self.segment_marks is not None else None
         self._observe(s, host, peer)
         self._zeek(s, host, peer)
         i = 0 if host is self.orig else 1
         self.pkts[i] += 1
         self.ip_bytes[i] += s.ip_len
         self.fast_ok = fast_lane_ready(self)
+        if before is not None and self.segment_marks is not None:
+            after = self._counters()
+            self.segment_marks.append((s.frame, s.ts, tuple(
+                name for name, value in after.items() if value > before[name])))
+
+    def _counters(self) -> dict[str, int]:
+        out = {name: getattr(self.analysis, name) for name in ANALYSIS_FIELDS}
+        out["syn_retransmits"] = self.handshake.syn_retransmits
+        out["syn_ack_retransmits"] = self.handshake.syn_ack_retransmits
+        return out
 
     def _zeek(self, s: Segment, host: Host, peer_host: Host) -> None:
         ep, peer = host.ep, peer_host.ep

@@ -71,6 +71,9 @@ class TrackerConfig:
     """Apply ordinary in-order segments of established connections with array reductions
     (track/bulk.py) or the per-packet fast lane (TcpConnection.try_fast); False runs every
     packet through the full per-packet path, the reference the fast paths are tested against."""
+    segment_marks: bool = False
+    """Record per TCP segment which analysis counters it moved (Connection.segment_marks),
+    for the ladder diagram; implies the full per-packet path for every packet."""
     shard: tuple[int, int] | None = None
     """(k, n): track only the flows whose host pair hashes to k modulo n (one of n workers)."""
     ignore_checksum_nets: tuple[str, ...] = ()
@@ -175,7 +178,7 @@ class Tracker:
         drop = self.config.drop_bad_checksums
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
         handled = None
-        fast = self.config.fast_paths
+        fast = self.config.fast_paths and not self.config.segment_marks
         if fast and not (drop and self.config.ignore_checksum_nets):
             handled = bulk_pass(self, rows, cols, src, dst, self.config.vlan_in_key)
             if not handled.any():
@@ -327,6 +330,8 @@ class Tracker:
             conn = TcpConnection(src, sport, dst, dport, seg, self._tcp_timer,
                                  self._on_transition)
             conn.gaps_for_partial = self.config.report_gaps_for_partial
+            if self.config.segment_marks:
+                conn.segment_marks = []
             self._insert(key, conn, seg.ts, vlan, version)
             flags = seg.flags
             flip = False
@@ -485,7 +490,7 @@ class Tracker:
             completeness=conn.completeness,
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
             last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,
-            icmp_errors=list(conn.icmp_errors))
+            icmp_errors=list(conn.icmp_errors), segment_marks=conn.segment_marks or [])
 
 
 def shard_of(b: PacketBatch, n: int) -> np.ndarray:
