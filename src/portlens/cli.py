@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, TextIO
 from portlens import __version__
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
+
+    from portlens.capture import LiveSession
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("packets", help="decode frames: one line (or JSON object) per frame",
                        epilog=EPILOG_PACKETS, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files (gzip ok)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="pcap or pcapng files (gzip ok)")
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--json", action="store_true", help="JSON lines, one object per frame")
     p.add_argument("--stats", action="store_true",
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
     _filter_arg(p)
+    _live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
 
     p = sub.add_parser("conns", help="connections, Zeek conn.log style (+ RFC 9293 states)",
@@ -68,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this protocol (repeatable)")
     p.set_defaults(func=cmd_conns)
 
+    p = sub.add_parser("sniff", help="capture live: a dashboard, then the per-port report",
+                       epilog=EPILOG_SNIFF, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_args(p)
+    _tracking_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="no dashboard: connections as JSON lines as they end (the default when "
+                        "standard output is not a terminal)")
+    p.set_defaults(func=cmd_sniff)
+
+    p = sub.add_parser("interfaces", help="network interfaces to capture on")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=cmd_interfaces)
+
     p = sub.add_parser("events", help="the stream of TCP state transitions (conntrack -E style)",
                        epilog=EPILOG_EVENTS, formatter_class=argparse.RawDescriptionHelpFormatter)
     _source_args(p)
@@ -77,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parsers(sub)
     return parser
 
+
+EPILOG_SNIFF = """examples:
+  portlens sniff -i eth0                          live dashboard; Ctrl-C prints the report
+  portlens sniff -i any -f 'tcp port 443' -w tls.pcap
+  portlens sniff -i lo --duration 30 --json > conns.jsonl   connections as they end
+  portlens ports -i eth0 -c 10000                 any report works on -i too
+"""
 
 EPILOG_CONNS = """examples:
   portlens conns capture.pcap                    a table of connections
@@ -92,15 +115,55 @@ EPILOG_EVENTS = """examples:
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE",
+    p.add_argument("files", nargs="*", metavar="FILE",
                    help="pcap or pcapng files (gzip ok), read as one stream in order")
     _filter_arg(p)
+    _live_args(p)
+
+
+def _live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
+    live = p.add_argument_group("live capture (instead of files; needs root or CAP_NET_RAW)")
+    live.add_argument("-i", "--interface", metavar="IFACE",
+                      help="capture on this interface ('any' for all); see `portlens "
+                           "interfaces`; Ctrl-C ends the capture and prints the report")
+    if count:
+        live.add_argument("-c", "--count", type=int, metavar="N",
+                          help="stop after N packets (after filtering)")
+    live.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="stop after this many seconds")
+    live.add_argument("-s", "--snaplen", type=int, default=262144, metavar="BYTES",
+                      help="bytes kept of each packet (default 262144)")
+    live.add_argument("-w", "--write", metavar="FILE",
+                      help="also write the packets analysed to FILE (pcap; mode 0600)")
+    live.add_argument("--pcapng", action="store_true", help="write -w as pcapng")
+    live.add_argument("--backend", choices=("auto", "ring", "recv", "scapy"), default="auto",
+                      help="ring: TPACKET_V3 memory-mapped ring (default); recv: one system "
+                           "call per packet; scapy: portable fallback")
+    live.add_argument("-Z", "--user", metavar="USER",
+                      help="drop root privileges to USER once the capture socket is open")
 
 
 def _filter_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filter", metavar="EXPR", default="",
                    help="tcpdump-syntax filter on the innermost layer, e.g. 'tcp port 443', "
                         "'host 10.0.0.1 and not port 22' (docs/filters.md)")
+
+
+def _check_source(args: argparse.Namespace) -> None:
+    """Files or an interface, not both, not neither (for the commands that read packets)."""
+    if not hasattr(args, "files"):
+        return
+    live = getattr(args, "interface", None)
+    if live and args.files:
+        raise UsageError("give capture files or -i IFACE, not both")
+    if not live and not args.files and getattr(args, "command", "") != "sniff":
+        raise UsageError("no capture file given (or -i IFACE to capture live)")
+    if live and getattr(args, "workers", 1) > 1:
+        raise UsageError("--workers is for files; a live capture is tracked in one process")
+    if not live:
+        for name in ("write", "duration", "user"):
+            if getattr(args, name, None):
+                raise UsageError(f"--{name} is for live capture (-i IFACE)")
 
 
 def _packet_filter(args: argparse.Namespace) -> object:
@@ -142,11 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         args.packet_filter = _packet_filter(args)
+        _check_source(args)
     except UsageError as exc:
         error(str(exc))
         return EXIT_ERROR
+    from portlens.sources.live import LiveCaptureError
+
     try:
         return int(args.func(args))
+    except LiveCaptureError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    except OSError as exc:  # -w FILE that cannot be written, and the like
+        error(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `portlens packets big.pcap | head`
@@ -171,6 +243,7 @@ def error(message: str) -> None:
 def cmd_packets(args: argparse.Namespace) -> int:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.decode import decode_capture
+    from portlens.decode.packets import PacketBatch
     from portlens.report import packets as report
     from portlens.sources.files import CaptureError
 
@@ -178,6 +251,26 @@ def cmd_packets(args: argparse.Namespace) -> int:
     stats = CaptureStats()
     status = EXIT_OK
     remaining = args.count if args.count is not None else -1
+
+    def show(batch: PacketBatch) -> None:
+        if args.stats:
+            stats.add(batch)
+        elif args.json:
+            out.write("".join(json.dumps(report.record(r)) + "\n"
+                              for r in report.iter_rows(batch)))
+        else:
+            out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+        out.flush()
+
+    if args.interface:  # live: the session applies -f and -c
+        live_status = [EXIT_OK]
+        for batch in _batches(args, live_status):
+            assert isinstance(batch, PacketBatch)
+            show(batch)
+        if args.stats:
+            _print_stats(stats, [args.interface]) if not args.json else out.write(
+                json.dumps(stats.to_dict()) + "\n")
+        return live_status[0]
     for path in args.files:
         if remaining == 0:
             break
@@ -188,13 +281,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
                 if remaining >= 0:
                     batch = batch.take(slice(0, remaining))
                     remaining -= len(batch)
-                if args.stats:
-                    stats.add(batch)
-                elif args.json:
-                    out.write("".join(json.dumps(report.record(r)) + "\n"
-                                      for r in report.iter_rows(batch)))
-                else:
-                    out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+                show(batch)
                 if remaining == 0:
                     break
         except CaptureError as exc:
@@ -255,6 +342,40 @@ def _tracker_config(args: argparse.Namespace) -> object:
 
 class UsageError(Exception):
     """A command-line mistake: one line, exit status 2."""
+
+
+def _batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
+    """The decoded (and -f filtered) batches of the command's source: files or -i."""
+    if getattr(args, "interface", None):
+        session = _live_session(args)
+        args.live_session = session
+        yield from session.batches()
+        _live_summary(session)
+    else:
+        yield from _batches(args, status)
+
+
+def _live_session(args: argparse.Namespace) -> LiveSession:
+    from pathlib import Path
+
+    from portlens.capture import LiveOptions, LiveSession
+
+    options = LiveOptions(
+        interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
+        count=getattr(args, "count", None), duration=args.duration,
+        write=Path(args.write) if args.write else None, pcapng=args.pcapng,
+        backend=args.backend, user=args.user)
+    return LiveSession(options, args.packet_filter)
+
+
+def _live_summary(session: LiveSession) -> None:
+    """tcpdump's closing lines: what was analysed, written and dropped."""
+    c = session.counters
+    lines = [f"{c.packets} packets analysed"]
+    if session.options.write is not None:
+        lines.append(f"{c.written} written to {session.options.write}")
+    lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel")
+    print("; ".join(lines), file=sys.stderr)
 
 
 def _read_batches(files: Sequence[str], status: list[int],
@@ -394,7 +515,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
                 error(message)
                 status[0] = EXIT_ERROR
         else:
-            for batch in _read_batches(args.files, status, args.packet_filter):
+            for batch in _batches(args, status):
                 assert isinstance(batch, PacketBatch)
                 emit(tracker.feed(batch))
     finally:
@@ -437,7 +558,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     status = [EXIT_OK]
     tracker = Tracker(config, on_transition=on_transition)
-    for batch in _read_batches(args.files, status, args.packet_filter):
+    for batch in _batches(args, status):
         assert isinstance(batch, PacketBatch)
         tracker.feed(batch)
     tracker.finish()
@@ -580,7 +701,7 @@ def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -
             status[0] = EXIT_ERROR
         return status[0]
     tracker = Tracker(config)
-    for batch in _read_batches(args.files, status, args.packet_filter):
+    for batch in _batches(args, status):
         assert isinstance(batch, PacketBatch)
         for c in tracker.feed(batch):
             sink(c)
@@ -707,8 +828,123 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     if not found:
         error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
         return status if status != EXIT_OK else EXIT_NOTHING
-    batches = (b for b in _read_batches(args.files, [EXIT_OK], args.packet_filter)
+    batches = (b for b in _batches(args, [EXIT_OK])
                if isinstance(b, PacketBatch))
     sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
     sys.stdout.flush()
     return status
+
+
+def cmd_sniff(args: argparse.Namespace) -> int:
+    """Live capture: a dashboard while it runs (or JSON lines when piped), the per-port report
+    at the end, the same as `portlens ports` on the -w file afterwards."""
+    import time
+    from collections import deque
+
+    from portlens.analysis.ports import PortTable
+    from portlens.decode.packets import PacketBatch
+    from portlens.report import conns as conns_report
+    from portlens.report import ports as ports_report
+    from portlens.track.model import Connection
+    from portlens.track.tracker import Tracker, TrackerConfig
+
+    if not args.interface:
+        error("sniff needs -i IFACE (`portlens interfaces` lists them)")
+        return EXIT_ERROR
+    try:
+        config = _tracker_config(args)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    assert isinstance(config, TrackerConfig)
+    tracker = Tracker(config)
+    ended = PortTable()
+    recent: deque[Connection] = deque(maxlen=64)
+    as_json = args.json or not sys.stdout.isatty()
+    out: TextIO = sys.stdout
+
+    def take(conns: list[Connection]) -> None:
+        for c in conns:
+            ended.add(c)
+            recent.append(c)
+            if as_json:
+                out.write(conns_report.json_line(conns_report.record(c)) + "\n")
+        if as_json and conns:
+            out.flush()
+
+    status = [EXIT_OK]
+    live = None
+    if not as_json:
+        from rich.live import Live
+
+        live = Live(refresh_per_second=2, transient=True, console=_stderr_console())
+        live.start()
+    last_view = 0.0
+    try:
+        for batch in _batches(args, status):
+            assert isinstance(batch, PacketBatch)
+            take(tracker.feed(batch))
+            take(tracker.advance(time.time_ns()))
+            now = time.monotonic()
+            if live is not None and now - last_view >= 0.5:
+                last_view = now
+                live.update(_dashboard(args, tracker, ended, list(recent)))
+    finally:
+        if live is not None:
+            live.stop()
+        take(tracker.finish())
+    if not as_json and len(ended):
+        ports_report.print_table(ended, "conns", None)
+    out.flush()
+    if status[0] != EXIT_OK:
+        return status[0]
+    return EXIT_OK if len(ended) else EXIT_NOTHING
+
+
+def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
+               recent: list[object]) -> RenderableType:
+    import time
+
+    from portlens.analysis.ports import PortTable
+    from portlens.capture import LiveSession
+    from portlens.report.live import Rates, dashboard
+    from portlens.track.tracker import Tracker
+
+    assert isinstance(tracker, Tracker) and isinstance(ended, PortTable)
+    session = getattr(args, "live_session", None)
+    assert isinstance(session, LiveSession)
+    c = session.counters
+    elapsed = max(time.monotonic() - c.started, 1e-9)
+    stats = session.kernel_stats()
+    open_conns = tracker.open_connections(limit=200)
+    rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
+                  c.bytes / elapsed, stats.received, stats.dropped)
+    return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
+                     recent)  # type: ignore[arg-type]
+
+
+def cmd_interfaces(args: argparse.Namespace) -> int:
+    from portlens.sources.interfaces import list_interfaces
+
+    found = list_interfaces(include_any=True)
+    if args.json:
+        for i in found:
+            print(json.dumps(i.as_dict()))
+    else:
+        rows = [(i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
+                 " ".join(i.addresses) or "-") for i in found]
+        _print_rich_rows(("interface", "index", "state", "link type", "mtu", "addresses"),
+                         rows)
+    return EXIT_OK if found else EXIT_NOTHING
+
+
+def _print_rich_rows(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

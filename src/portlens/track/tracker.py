@@ -155,6 +155,26 @@ class Tracker:
         out, self.ended = self.ended, []
         return out
 
+    def advance(self, ts_ns: int) -> list[Connection]:
+        """Move the clock to ``ts_ns`` without a packet (a live capture's wall clock while no
+        packet arrives): timers due by then fire; returns the connections that ended."""
+        zts = ts_ns - ts_ns % 1000
+        if zts > self.now:
+            self.now = zts
+            self._run_timers(zts)
+        out, self.ended = self.ended, []
+        return out
+
+    def open_connections(self, limit: int | None = None) -> list[Connection]:
+        """The open connections as they stand (most recently active first), without their
+        transitions; they stay open. For live views."""
+        out: list[Connection] = []
+        for conn in reversed(self.table.values()):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(self._connection(conn, "end", transitions=False))
+        return out
+
     def finish(self) -> list[Connection]:
         """End of capture: every open connection ends now."""
         for conn in list(self.table.values()):
@@ -437,9 +457,10 @@ class Tracker:
             del self.table[conn.key]
         self.ended.append(self._connection(conn, cause))
 
-    def _connection(self, conn: AnyConn, cause: str) -> Connection:
+    def _connection(self, conn: AnyConn, cause: str, *, transitions: bool = True
+                    ) -> Connection:
         if isinstance(conn, TcpConnection):
-            return self._tcp_connection(conn, cause)
+            return self._tcp_connection(conn, cause, transitions=transitions)
         orig_h, resp_h = conn.orig[0], conn.resp[0]
         proto_num = conn.ip_proto
         one_way = False
@@ -463,15 +484,16 @@ class Tracker:
             icmp_errors=list(conn.icmp_errors))
         return c
 
-    def _tcp_connection(self, conn: TcpConnection, cause: str) -> Connection:
+    def _tcp_connection(self, conn: TcpConnection, cause: str, *, transitions: bool = True
+                        ) -> Connection:
         o, r = conn.orig, conn.resp
         orig_h, resp_h = _addr(o.addr), _addr(r.addr)
         hs = conn.handshake
         hs.outcome = conn.outcome()
-        transitions = []
-        if self.config.keep_transitions:
+        kept = []
+        if self.config.keep_transitions and transitions:
             uid = conn.uid
-            transitions = [
+            kept = [
                 Transition(ts, frame, Endpoint.ORIG if host is o else Endpoint.RESP, event, old,
                            new, TransitionSegment(flags, seq, ack, payload), uid)
                 for ts, frame, host, event, old, new, flags, seq, ack, payload
@@ -486,7 +508,7 @@ class Tracker:
             resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(conn.parents),
             community_id=community_id(o.addr, r.addr, 6, o.port, r.port),
             ip_version=conn.ip_version, vlan=conn.vlan, orig_state=o.rfc,
-            resp_state=r.rfc, transitions=transitions, handshake=hs, analysis=conn.analysis,
+            resp_state=r.rfc, transitions=kept, handshake=hs, analysis=conn.analysis,
             completeness=conn.completeness,
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
             last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,

@@ -1,0 +1,142 @@
+"""A live capture as the reports see it: decoded batches from an interface, until a packet
+count, a duration or a signal ends it, with what was analysed written to -w as it comes.
+
+The capture layer (sources/live.py) delivers frames; this session adds what a user's run needs
+around it: the kernel filter and the same filter in user space (so files and interfaces select
+the same packets), the privilege drop right after the socket opens, the -w file flushed after
+every batch and closed on every way out, and Ctrl-C / SIGTERM turned into a clean stop so the
+final report is printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import numpy as np
+
+from portlens.decode import Decoder
+from portlens.decode.packets import PacketBatch
+from portlens.filter import PacketFilter
+from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
+from portlens.sources.writer import PcapngWriter, PcapWriter
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    interface: str
+    snaplen: int = 262144
+    kernel_filter: str | None = None
+    count: int | None = None
+    """Stop after this many packets analysed (after filtering)."""
+    duration: float | None = None
+    """Stop after this many seconds."""
+    write: Path | None = None
+    pcapng: bool = False
+    backend: str = "auto"
+    user: str | None = None
+    """Drop root privileges to this user once the socket is open (tcpdump's -Z)."""
+
+
+@dataclass
+class LiveCounters:
+    """What the session has seen so far, for the live view and the final line."""
+
+    started: float = 0.0
+    packets: int = 0
+    bytes: int = 0
+    received: int = 0
+    dropped: int = 0
+    written: int = 0
+    stopped_by: str = ""
+
+
+class LiveSession:
+    """Iterate :meth:`batches` once; the capture and the -w file are closed when it ends."""
+
+    def __init__(self, options: LiveOptions, packet_filter: PacketFilter | None = None) -> None:
+        self.options = options
+        self.packet_filter = packet_filter
+        self.counters = LiveCounters()
+        # Opening the socket raises LiveCaptureError (privileges, interface, filter) here,
+        # before anything else happens.
+        self.capture = LiveCapture(options.interface, snaplen=options.snaplen,
+                                   bpf=options.kernel_filter,
+                                   backend=options.backend)  # type: ignore[arg-type]
+        if options.user:
+            drop_privileges(options.user)
+
+    def stop(self, reason: str = "stopped") -> None:
+        if not self.counters.stopped_by:
+            self.counters.stopped_by = reason
+        self.capture.stop()
+
+    def kernel_stats(self) -> CaptureStats:
+        return self.capture.stats()
+
+    def batches(self) -> Iterator[PacketBatch]:
+        opts = self.options
+        counters = self.counters
+        counters.started = time.monotonic()
+        writer = self._open_writer()
+        decoder = Decoder()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.stop(signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        deadline = None if opts.duration is None else counters.started + opts.duration
+        try:
+            for frames in self.capture:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stop("duration")
+                if len(frames) == 0:
+                    yield PacketBatch.allocate(0)  # nothing arrived: the caller keeps control
+                    continue
+                batch = decoder.decode(frames)
+                keep = None
+                if self.packet_filter is not None:
+                    mask = self.packet_filter.mask(batch)
+                    if not mask.all():
+                        keep = np.flatnonzero(mask)
+                if opts.count is not None:
+                    left = opts.count - counters.packets
+                    index = keep if keep is not None else np.arange(len(batch))
+                    if index.size >= left:
+                        keep = index[:left]
+                        self.stop("count")
+                if keep is not None:
+                    batch = batch.take(keep)
+                    frames = frames.take(keep)
+                if len(batch) == 0:
+                    yield batch
+                    continue
+                counters.packets += len(batch)
+                counters.bytes += int(batch.wirelen.sum())
+                if writer is not None:
+                    writer.write_batch(frames)
+                    writer.flush()
+                    counters.written += len(frames)
+                yield batch
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            stats = self.capture.stats()
+            counters.received, counters.dropped = stats.received, stats.dropped
+            if writer is not None:
+                writer.close()
+            self.capture.close()
+
+    def _open_writer(self) -> PcapWriter | PcapngWriter | None:
+        opts = self.options
+        if opts.write is None:
+            return None
+        info = self.capture.interfaces[0]
+        if opts.pcapng:
+            return PcapngWriter(opts.write, info.linktype, name=opts.interface,
+                                snaplen=opts.snaplen)
+        return PcapWriter(opts.write, info.linktype, snaplen=opts.snaplen)

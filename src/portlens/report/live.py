@@ -1,0 +1,95 @@
+"""The live view of `portlens sniff`: rates, drops, the per-port table, open connections with
+both endpoints' states, and the latest handshakes, as one rich renderable refreshed about twice a
+second."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from portlens.analysis.ports import PortTable
+from portlens.report.conns import endpoint_text, human_bytes
+from portlens.report.ports import outcomes_text, port_label
+from portlens.track.model import Connection
+from portlens.track.states import SS_NAMES
+
+
+@dataclass
+class Rates:
+    """What the capture has seen, and how fast, for the header line."""
+
+    interface: str
+    elapsed: float
+    packets: int
+    bytes: int
+    packets_per_s: float
+    bytes_per_s: float
+    received: int
+    dropped: int
+
+
+def header(r: Rates) -> Text:
+    line = Text()
+    line.append(f"portlens sniff -i {r.interface}", style="bold")
+    line.append(f"   {r.elapsed:6.1f} s   {r.packets:,} packets   {human_bytes(r.bytes)}   ")
+    line.append(f"{r.packets_per_s:,.0f} pkts/s   {human_bytes(int(r.bytes_per_s))}/s   ")
+    line.append(f"kernel: {r.received:,} received, ")
+    line.append(f"{r.dropped:,} dropped", style="bold red" if r.dropped else "")
+    return line
+
+
+def ports_table(table: PortTable, top: int = 10) -> Table:
+    t = Table(title="ports", title_justify="left", box=None, header_style="bold",
+              pad_edge=False)
+    for name in ("port", "service", "conns", "outcomes", "pkts c>s/s>c", "bytes c>s/s>c"):
+        t.add_column(name, no_wrap=name != "outcomes",
+                     justify="right" if name in ("conns",) else "left")
+    for r in table.sorted("conns", top):
+        t.add_row(port_label(r), r.service or "-", str(r.conns), outcomes_text(r),
+                  f"{r.pkts_c2s}/{r.pkts_s2c}",
+                  f"{human_bytes(r.bytes_c2s)}/{human_bytes(r.bytes_s2c)}")
+    return t
+
+
+def open_table(conns: Sequence[Connection], top: int = 10) -> Table:
+    t = Table(title="open connections (most recent first)", title_justify="left", box=None,
+              header_style="bold", pad_edge=False)
+    for name in ("proto", "originator", "responder", "states o/r", "history", "pkts o/r"):
+        t.add_column(name, no_wrap=True)
+    for c in conns[:top]:
+        states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
+                  if c.orig_state and c.resp_state else "-")
+        t.add_row(c.proto, endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p),
+                  states, c.history or "-", f"{c.orig_pkts}/{c.resp_pkts}")
+    return t
+
+
+def handshakes_table(conns: Sequence[Connection], top: int = 6) -> Table:
+    t = Table(title="latest handshakes", title_justify="left", box=None, header_style="bold",
+              pad_edge=False)
+    for name in ("server", "client", "outcome", "server rtt", "client rtt", "SYN retries"):
+        t.add_column(name, no_wrap=True)
+    with_syn = [c for c in conns if c.handshake is not None and c.handshake.syn_ns is not None]
+    with_syn.sort(key=lambda c: c.handshake.syn_ns or 0, reverse=True)  # type: ignore[union-attr]
+    for c in with_syn[:top]:
+        hs = c.handshake
+        assert hs is not None
+        t.add_row(endpoint_text(c.resp_h, c.resp_p), endpoint_text(c.orig_h, c.orig_p),
+                  str(hs.outcome), _ms(hs.server_rtt_ns), _ms(hs.client_rtt_ns),
+                  str(hs.syn_retransmits))
+    return t
+
+
+def _ms(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.2f} ms"
+
+
+def dashboard(rates: Rates, ports: PortTable, open_conns: Sequence[Connection],
+              recent: Sequence[Connection]) -> RenderableType:
+    return Group(header(rates), Text(""), ports_table(ports), Text(""),
+                 open_table(open_conns), Text(""),
+                 handshakes_table([*open_conns, *recent]))
