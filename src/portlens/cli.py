@@ -352,7 +352,7 @@ def _batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
         yield from session.batches()
         _live_summary(session)
     else:
-        yield from _batches(args, status)
+        yield from _read_batches(args.files, status, args.packet_filter)
 
 
 def _live_session(args: argparse.Namespace) -> LiveSession:
