@@ -65,3 +65,12 @@ def test_not_a_capture_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_bad_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run(capsys, "conns", "--timeout", "tcp_inactivity=soon", SAMPLE)
     assert rc == 2 and "not a number" in err
+
+
+def test_no_color_and_default_command_together(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    rc, out, _ = run(capsys, "--no-color", "--json", SAMPLE)
+    assert rc == 0 and '"type": "port"' in out.replace('"type":"port"', '"type": "port"')
+    rc, out, _ = run(capsys, "--no-color", "conns", "--json", SAMPLE)
+    assert rc == 0 and len(out.splitlines()) == 8

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Packet-level analyzer of TCP/UDP ports, sockets and connections.",
     )
     parser.add_argument("--version", action="version", version=f"portlens {__version__}")
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colour, even on a terminal (colour is only used on terminals)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("packets", help="decode frames: one line (or JSON object) per frame",
@@ -203,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
+    if args.no_color:
+        import os
+
+        os.environ["NO_COLOR"] = "1"  # rich reads it for every console it creates
     try:
         args.packet_filter = _packet_filter(args)
         _check_source(args)
@@ -666,6 +672,9 @@ def _report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=cmd_ladder)
 
 
+GLOBAL_FLAGS = ("--no-color",)
+
+
 def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """`portlens FILE...` means `portlens ports FILE...`."""
     import os
@@ -674,11 +683,15 @@ def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             commands.update(action.choices)
-    if not argv or argv[0] in commands or argv[0] in ("-h", "--help", "--version"):
+    lead = 0  # global options stay before the command
+    while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
+        lead += 1
+    rest = argv[lead:]
+    if not rest or rest[0] in commands or rest[0] in ("-h", "--help", "--version"):
         return argv
-    if argv[0].startswith("-") or os.path.exists(argv[0]) or "." in argv[0] or (
-            os.sep in argv[0]):
-        return ["ports", *argv]  # options or files first: the default report
+    if rest[0].startswith("-") or os.path.exists(rest[0]) or "." in rest[0] or (
+            os.sep in rest[0]):
+        return [*argv[:lead], "ports", *rest]  # options or files first: the default report
     return argv
 
 
