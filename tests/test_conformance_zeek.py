@@ -120,15 +120,20 @@ def baselines() -> list[object]:
     return out
 
 
-def compare(name: str, variant: str) -> tuple[int, list[str]]:
-    root = corpus_dir()
-    assert root is not None
+def zeek_config(name: str, variant: str = "") -> TrackerConfig:
+    """The tracker set up as Zeek was for this baseline (its options and loaded scripts)."""
     drop, likely, extra = ZEEK_OPTIONS[name]
     options = dict(extra)
     if variant:
         options.update(VARIANTS[variant])
-    config = TrackerConfig(drop_bad_checksums=drop, likely_server_ports=likely,
-                           **options)  # type: ignore[arg-type]
+    return TrackerConfig(drop_bad_checksums=drop, likely_server_ports=likely,
+                         **options)  # type: ignore[arg-type]
+
+
+def compare(name: str, variant: str) -> tuple[int, list[str]]:
+    root = corpus_dir()
+    assert root is not None
+    config = zeek_config(name, variant)
     capture = next(p for p in root.glob(name + ".pcap*"))
     got = [zeek_view(c) for c in track(decode_capture(capture), config)]
     suffix = f".{variant}" if variant else ""

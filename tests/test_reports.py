@@ -34,7 +34,7 @@ from portlens.report.ladder import text as ladder_text
 from portlens.track.model import Connection
 from portlens.track.tracker import TrackerConfig, track
 from tests.corpus import REPO, corpus_dir, tshark_frames
-from tests.test_conformance_zeek import VARIANTS, ZEEK_OPTIONS, _norm, load_baseline
+from tests.test_conformance_zeek import _norm, load_baseline, zeek_config
 
 CAPTURES = REPO / "captures"
 EXPECTED = REPO / "tests" / "expected"
@@ -111,12 +111,7 @@ def baseline_params() -> list[Any]:
 def zeek_run(name: str, variant: str) -> tuple[list[Connection], list[dict[str, str]]]:
     root = corpus_dir()
     assert root is not None
-    drop, likely, extra = ZEEK_OPTIONS[name]
-    options = dict(extra)
-    if variant:
-        options.update(VARIANTS[variant])
-    config = TrackerConfig(drop_bad_checksums=drop, likely_server_ports=likely,
-                           **options)  # type: ignore[arg-type]
+    config = zeek_config(name, variant)
     conns = conns_of(next(root.glob(name + ".pcap*")), config)
     suffix = f".{variant}" if variant else ""
     rows = load_baseline(root / f"{name}.zeek-conn{suffix}.log")

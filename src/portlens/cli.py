@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from portlens.capture import LiveSession
+    from portlens.track.tracker import TrackerConfig
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -219,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
     except LiveCaptureError as exc:
         error(str(exc))
         return EXIT_ERROR
@@ -323,7 +327,7 @@ def _print_stats(stats: object, files: Sequence[str]) -> None:
     Console().print(table)
 
 
-def _tracker_config(args: argparse.Namespace) -> object:
+def _tracker_config(args: argparse.Namespace) -> TrackerConfig:
     from portlens.track.timeouts import Timeouts
     from portlens.track.tracker import TrackerConfig
 
@@ -478,14 +482,9 @@ def cmd_conns(args: argparse.Namespace) -> int:
     from portlens.decode.packets import PacketBatch
     from portlens.report import conns as report
     from portlens.track.model import Connection
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import Tracker
 
-    try:
-        config = _tracker_config(args)
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
-    assert isinstance(config, TrackerConfig)
+    config = _tracker_config(args)
     status = [EXIT_OK]
     tracker = Tracker(config)
     keep = _conn_filter(args)
@@ -543,14 +542,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     from portlens.decode.packets import PacketBatch
     from portlens.report import conns as report
     from portlens.track.model import Transition
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import Tracker
 
-    try:
-        config = _tracker_config(args)
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
-    assert isinstance(config, TrackerConfig)
+    config = _tracker_config(args)
     out: TextIO = sys.stdout
     count = 0
 
@@ -698,10 +692,9 @@ def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
 def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -> int:
     """Track the files, handing each connection to ``sink``; the exit status of the reading."""
     from portlens.decode.packets import PacketBatch
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import Tracker
 
     config = _tracker_config(args)
-    assert isinstance(config, TrackerConfig)
     status = [EXIT_OK]
     if getattr(args, "workers", 1) > 1:
         from portlens.parallel import track_files
@@ -731,11 +724,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
         error("--top must be at least 1")
         return EXIT_ERROR
     table = PortTable(all_ports=args.all_ports)
-    try:
-        status = _each_connection(args, table.add)  # type: ignore[arg-type]
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
+    status = _each_connection(args, table.add)  # type: ignore[arg-type]
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":
@@ -770,11 +759,7 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
         else:
             table.add(c)
 
-    try:
-        status = _each_connection(args, sink)
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
+    status = _each_connection(args, sink)
     if args.conns:
         per_conn.sort(key=lambda r: int(r["ts_ns"]))
     records = per_conn if args.conns else table.records()
@@ -797,11 +782,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     from portlens.report import sockets as report
 
     table = SocketTable()
-    try:
-        status = _each_connection(args, table.add)  # type: ignore[arg-type]
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
+    status = _each_connection(args, table.add)  # type: ignore[arg-type]
     if args.listening:
         table.sockets = []
     found = len(table.listeners) + len(table.sockets)
@@ -822,7 +803,6 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     from portlens.decode.packets import PacketBatch
     from portlens.report.ladder import text
     from portlens.track.model import Connection
-    from portlens.track.tracker import TrackerConfig
 
     found: list[Connection] = []
 
@@ -831,13 +811,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         if c.uid == args.conn:
             found.append(c)
 
-    try:
-        status = _each_connection(args, sink)
-        config = _tracker_config(args)
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
-    assert isinstance(config, TrackerConfig)
+    status = _each_connection(args, sink)
+    config = _tracker_config(args)
     if not found:
         error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
         return status if status != EXIT_OK else EXIT_NOTHING
@@ -859,17 +834,12 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     from portlens.report import conns as conns_report
     from portlens.report import ports as ports_report
     from portlens.track.model import Connection
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import Tracker
 
     if not args.interface:
         error("sniff needs -i IFACE (`portlens interfaces` lists them)")
         return EXIT_ERROR
-    try:
-        config = _tracker_config(args)
-    except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
-    assert isinstance(config, TrackerConfig)
+    config = _tracker_config(args)
     tracker = Tracker(config)
     ended = PortTable()
     recent: deque[Connection] = deque(maxlen=64)

@@ -131,6 +131,7 @@ VLAN_TAG_LEN: Final = 4
 _BLOCK_FIELDS: Final = struct.Struct("<IIII")
 """block_status, num_pkts, offset_to_first_pkt, blk_len (at byte 8 of a block)."""
 _BLOCK_STATUS_AT: Final = 8
+_U32: Final = struct.Struct("<I")
 # struct tpacket3_hdr (48 bytes), then struct sockaddr_ll at TPACKET_ALIGN(48) = 48.
 TP3_SEC: Final = 4
 TP3_NSEC: Final = 8
@@ -306,9 +307,11 @@ class _RingReader(_Reader):
         bs = self.block_size
         while len(taken) < min(MAX_BLOCKS_PER_BATCH, self.block_count):  # each block once
             base = b * bs
-            status, npkts, first, blen = _BLOCK_FIELDS.unpack_from(mm, base + _BLOCK_STATUS_AT)
+            # block_status first: the kernel sets it last, after the rest of the block.
+            status = _U32.unpack_from(mm, base + _BLOCK_STATUS_AT)[0]
             if not status & TP_STATUS_USER:
                 break
+            _, npkts, first, blen = _BLOCK_FIELDS.unpack_from(mm, base + _BLOCK_STATUS_AT)
             if status & TP_STATUS_LOSING:
                 self.losing_blocks += 1
             taken.append((base, npkts, first, min(blen, bs)))
@@ -322,7 +325,7 @@ class _RingReader(_Reader):
         for (base, npkts, first, blen), size in zip(taken, sizes, strict=True):
             buf[pos : pos + blen] = ring[base : base + blen]
             # The copy is complete before the store below hands the block back to the kernel.
-            struct.pack_into("<I", mm, base + _BLOCK_STATUS_AT, TP_STATUS_KERNEL)
+            _U32.pack_into(mm, base + _BLOCK_STATUS_AT, TP_STATUS_KERNEL)
             placed.append((pos, npkts, first, blen))
             pos += size
         self.current = b
@@ -342,7 +345,7 @@ class _RingReader(_Reader):
                         f"corrupt TPACKET_V3 block: packet header at {o - pos} past its end {blen}"
                     )
                 append(o)
-                o += words[(o + 0) >> 2]
+                o += words[o >> 2]  # tp_next_offset
         words.release()
         if not offs:
             return None
