@@ -846,10 +846,15 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     as_json = args.json or not sys.stdout.isatty()
     out: TextIO = sys.stdout
 
+    missed = _Missed()
+
     def take(conns: list[Connection]) -> None:
         for c in conns:
             ended.add(c)
             recent.append(c)
+            if c.proto == "tcp":
+                missed.gap += c.missed_bytes
+                missed.total += c.orig_bytes + c.resp_bytes
             if as_json:
                 out.write(conns_report.json_line(conns_report.record(c)) + "\n")
         if as_json and conns:
@@ -876,12 +881,23 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         if live is not None:
             live.stop()
         take(tracker.finish())
+    if missed.total:
+        print(f"capture loss estimate: {100 * missed.gap / missed.total:.3f}% of "
+              f"{missed.total:,} TCP payload bytes were acknowledged but never seen "
+              f"(Zeek's missed_bytes, per connection in `conns`)", file=sys.stderr)
     if not as_json and len(ended):
         ports_report.print_table(ended, "conns", None)
     out.flush()
     if status[0] != EXIT_OK:
         return status[0]
     return EXIT_OK if len(ended) else EXIT_NOTHING
+
+
+class _Missed:
+    """Bytes acknowledged but never captured, against all TCP payload bytes."""
+
+    gap = 0
+    total = 0
 
 
 def _dashboard(args: argparse.Namespace, tracker: object, ended: object,

@@ -6,6 +6,7 @@ framing: link types are passed through per frame for the decoder.
 
 from portlens.sources.files import CaptureError, CaptureReader, InterfaceInfo, open_capture
 from portlens.sources.frames import FrameBatch
+from portlens.sources.live import LiveCapture, LiveCaptureError, drop_privileges
 from portlens.sources.writer import PcapngWriter, PcapWriter
 
 __all__ = [
@@ -13,7 +14,10 @@ __all__ = [
     "CaptureReader",
     "FrameBatch",
     "InterfaceInfo",
+    "LiveCapture",
+    "LiveCaptureError",
     "PcapWriter",
     "PcapngWriter",
+    "drop_privileges",
     "open_capture",
 ]
