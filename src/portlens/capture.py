@@ -51,6 +51,8 @@ class LiveCounters:
     bytes: int = 0
     received: int = 0
     dropped: int = 0
+    ring_full: int = 0
+    """How often the kernel found the capture ring full (packets then count as dropped)."""
     written: int = 0
     stopped_by: str = ""
 
@@ -127,6 +129,7 @@ class LiveSession:
                 signal.signal(s, handler)
             stats = self.capture.stats()
             counters.received, counters.dropped = stats.received, stats.dropped
+            counters.ring_full = self.capture.ring_full
             if writer is not None:
                 writer.close()
             self.capture.close()

@@ -384,7 +384,8 @@ def _live_summary(session: LiveSession) -> None:
     lines = [f"{c.packets} packets analysed"]
     if session.options.write is not None:
         lines.append(f"{c.written} written to {session.options.write}")
-    lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel")
+    lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel"
+                 + (f" (ring full {c.ring_full} times)" if c.ring_full else ""))
     print("; ".join(lines), file=sys.stderr)
 
 
@@ -917,7 +918,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     stats = session.kernel_stats()
     open_conns = tracker.open_connections(limit=200)
     rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
-                  c.bytes / elapsed, stats.received, stats.dropped)
+                  c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full)
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
                      recent)  # type: ignore[arg-type]
 

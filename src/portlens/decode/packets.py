@@ -40,7 +40,6 @@ FRAG_COMPLETE = 2
 """The fragment that completed reassembly: its row carries the whole datagram (ip_len,
 transport header fields, payload), as tshark attributes the reassembled datagram to it."""
 
-ZERO16 = bytes(16)
 V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 

@@ -30,6 +30,7 @@ class Rates:
     bytes_per_s: float
     received: int
     dropped: int
+    ring_full: int = 0
 
 
 def header(r: Rates) -> Text:
@@ -39,6 +40,8 @@ def header(r: Rates) -> Text:
     line.append(f"{r.packets_per_s:,.0f} pkts/s   {human_bytes(int(r.bytes_per_s))}/s   ")
     line.append(f"kernel: {r.received:,} received, ")
     line.append(f"{r.dropped:,} dropped", style="bold red" if r.dropped else "")
+    if r.ring_full:
+        line.append(f" (ring full {r.ring_full:,} times)", style="bold red")
     return line
 
 
