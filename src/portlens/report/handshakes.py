@@ -8,6 +8,10 @@ import json
 from collections import Counter
 from typing import Any, TextIO
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
 from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
@@ -88,23 +92,49 @@ def conn_cells(rec: dict[str, Any]) -> tuple[str, ...]:
             _options_short(rec["server_options"]))
 
 
-def print_rich(columns: tuple[str, ...], rows: list[tuple[str, ...]], wrap: frozenset[str],
-               title: str | None = None) -> None:
-    """A compact table: only the ``wrap`` columns may wrap, numbers stay on one line."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+HEADERS = {"server rtt p50/p95/max": "server rtt\np50/p95/max",
+           "client rtt p50/p95/max": "client rtt\np50/p95/max"}
+DROP_ORDER = ("client rtt p50/p95/max", "service", "ts", "sack", "wscale", "server options",
+              "client options", "rtt server/client")
+"""Columns left out first when a table does not fit the terminal (JSON/CSV keep them all)."""
 
+
+def _table(columns: list[str], rows: list[tuple[str, ...]], wrap: frozenset[str],
+           title: str | None) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
               pad_edge=False)
     for name in columns:
+        header = HEADERS.get(name, name)
         if name in wrap:
-            t.add_column(name, overflow="fold", min_width=16)
+            t.add_column(header, overflow="fold", min_width=16)
         else:
-            t.add_column(name, no_wrap=True)
+            t.add_column(header, no_wrap=True)
     for cells in rows:
         t.add_row(*cells)
-    Console().print(t)
+    return t
+
+
+def print_rich(columns: tuple[str, ...], rows: list[tuple[str, ...]], wrap: frozenset[str],
+               title: str | None = None) -> None:
+    """A compact table that fits the terminal: only the ``wrap`` columns may wrap, numbers stay
+    on one line, and low-priority columns are left out (said on stderr) when it is narrow."""
+    console = Console()
+    keep = list(columns)
+    drop = [name for name in DROP_ORDER if name in keep]
+    while True:
+        index = [columns.index(name) for name in keep]
+        shown_rows = [tuple(r[i] for i in index) for r in rows]
+        t = _table(keep, shown_rows, wrap, title)
+        # Measured unconstrained: rich clamps a measurement to the width it is given.
+        wide = console.options.update_width(1 << 16)
+        if console.measure(t, options=wide).minimum <= console.width or not drop:
+            break
+        keep.remove(drop.pop(0))
+    console.print(t)
+    left_out = [name for name in columns if name not in keep]
+    if left_out:
+        Console(stderr=True).print(f"({', '.join(left_out)} left out to fit the terminal; "
+                                   "--json has everything)", style="dim")
 
 
 def print_table(table: HandshakeTable) -> None:
