@@ -529,10 +529,12 @@ def cmd_conns(args: argparse.Namespace) -> int:
         if zeek is not None:
             zeek.close()
         if args.format == "table" and table:
-            columns = (report.TABLE_COLUMNS if _console_width() >= 150
-                       else report.NARROW_COLUMNS)
-            _print_table(table, columns, report.table_rows(
-                sorted(table, key=lambda c: c.ts_ns), columns))
+            from portlens.report.tables import print_fitting
+
+            print_fitting(report.TABLE_COLUMNS, report.table_rows(
+                sorted(table, key=lambda c: c.ts_ns)), drop_order=report.DROP_ORDER)
+            noun = "connection" if len(table) == 1 else "connections"
+            _stderr_console().print(f"{len(table)} {noun}", style="dim")
         out.flush()
     if status[0] != EXIT_OK:
         return status[0]
@@ -567,28 +569,6 @@ def cmd_events(args: argparse.Namespace) -> int:
     if status[0] != EXIT_OK:
         return status[0]
     return EXIT_OK if count else EXIT_NOTHING
-
-
-def _console_width() -> int:
-    from rich.console import Console
-
-    return Console().width
-
-
-def _print_table(items: Sequence[object], columns: Sequence[str],
-                 rows: Sequence[Sequence[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
-    for name in columns:
-        table.add_column(name, overflow="fold", no_wrap=name in (
-            "proto", "state", "history", "duration", "pkts o/r", "bytes o/r"))
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    noun = "connection" if len(items) == 1 else "connections"
-    Console(stderr=True).print(f"{len(items)} {noun}", style="dim")
 
 
 # --- ports, handshakes, sockets, ladder ---------------------------------------------------------

@@ -175,8 +175,8 @@ def _end_text(c: Connection) -> str:
 
 TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
                  "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
-NARROW_COLUMNS = TABLE_COLUMNS[:8]
-"""What fits 80 columns; wider terminals get the end reason, RFC 9293 states and uid too."""
+DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "duration", "bytes o/r", "pkts o/r")
+"""Left out first when the terminal is narrow (JSON/CSV have everything)."""
 
 
 def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS

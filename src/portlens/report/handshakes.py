@@ -8,15 +8,14 @@ import json
 from collections import Counter
 from typing import Any, TextIO
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value, rtt_text
+from portlens.report.tables import print_fitting
 
 COLUMNS = ("port", "service", "SYNs", "SYN-ACKs", "outcomes", "server rtt p50/p95/max",
            "client rtt p50/p95/max")
@@ -99,46 +98,13 @@ DROP_ORDER = ("client rtt p50/p95/max", "service", "ts", "sack", "wscale", "serv
 """Columns left out first when a table does not fit the terminal (JSON/CSV keep them all)."""
 
 
-def _table(columns: list[str], rows: list[tuple[str, ...]], wrap: frozenset[str],
-           title: str | None) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-              pad_edge=False)
-    for name in columns:
-        header = HEADERS.get(name, name)
-        if name in wrap:
-            t.add_column(header, overflow="fold", min_width=16)
-        else:
-            t.add_column(header, no_wrap=True)
-    for cells in rows:
-        t.add_row(*cells)
-    return t
-
-
 def print_rich(columns: tuple[str, ...], rows: list[tuple[str, ...]], wrap: frozenset[str],
                title: str | None = None) -> None:
-    """A compact table that fits the terminal: only the ``wrap`` columns may wrap, numbers stay
-    on one line, and low-priority columns are left out (said on stderr) when it is narrow."""
-    console = Console()
-    keep = list(columns)
-    drop = [name for name in DROP_ORDER if name in keep]
-    while True:
-        index = [columns.index(name) for name in keep]
-        shown_rows = [tuple(r[i] for i in index) for r in rows]
-        t = _table(keep, shown_rows, wrap, title)
-        # Measured unconstrained: rich clamps a measurement to the width it is given.
-        wide = console.options.update_width(1 << 16)
-        if console.measure(t, options=wide).minimum <= console.width or not drop:
-            break
-        keep.remove(drop.pop(0))
-    console.print(t)
-    left_out = [name for name in columns if name not in keep]
-    if left_out:
-        Console(stderr=True).print(f"({', '.join(left_out)} left out to fit the terminal; "
-                                   "--json has everything)", style="dim")
+    """A compact table that fits the terminal (report/tables.py)."""
+    print_fitting(columns, rows, drop_order=DROP_ORDER, wrap=wrap, headers=HEADERS, title=title)
 
 
 def print_table(table: HandshakeTable) -> None:
-    from rich.console import Console
 
     print_rich(COLUMNS, table_rows(table), frozenset({"outcomes"}),
                "handshakes per server port")
@@ -148,7 +114,6 @@ def print_table(table: HandshakeTable) -> None:
 
 
 def print_conns(records: list[dict[str, Any]]) -> None:
-    from rich.console import Console
 
     print_rich(CONN_COLUMNS, [conn_cells(r) for r in records],
                frozenset({"client options", "server options"}))
