@@ -74,3 +74,14 @@ def test_no_color_and_default_command_together(capsys: pytest.CaptureFixture[str
     assert rc == 0 and '"type": "port"' in out.replace('"type":"port"', '"type": "port"')
     rc, out, _ = run(capsys, "--no-color", "conns", "--json", SAMPLE)
     assert rc == 0 and len(out.splitlines()) == 8
+
+
+def test_python_api_with_filter() -> None:
+    import portlens
+
+    result = portlens.analyze(SAMPLE, filter="udp")
+    assert [(c.proto, c.resp_p, c.conn_state) for c in result.connections] == [
+        ("udp", 18053, "SF"), ("udp", 18054, "S0")]
+    everything = portlens.analyze([SAMPLE])
+    assert len(everything.connections) == 8
+    assert everything.ports.get("tcp", 18081) is not None

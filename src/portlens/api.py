@@ -15,6 +15,7 @@ from portlens.analysis.combined import Analysis
 from portlens.analysis.ports import PortTable
 from portlens.decode import decode_capture
 from portlens.decode.packets import PacketBatch
+from portlens.filter import compile_filter
 from portlens.track.tracker import Tracker, TrackerConfig
 
 
@@ -33,20 +34,23 @@ def capture_stats(paths: Iterable[str | Path]) -> CaptureStats:
     return stats
 
 
-def analyze(paths: Iterable[str | Path], *, config: TrackerConfig | None = None,
-            all_ports: bool = False) -> Analysis:
+def analyze(paths: Iterable[str | Path] | str | Path, *, filter: str | None = None,
+            config: TrackerConfig | None = None, all_ports: bool = False) -> Analysis:
     """Track the files as one stream and summarize: connections, ports, handshakes, sockets
     and the transition events, like the `conns`, `ports`, `handshakes`, `sockets` and `events`
-    commands.
+    commands. ``filter`` is a tcpdump-syntax expression, as `-f` (raises FilterError).
 
         >>> result = api.analyze(["captures/tcp-session.pcap"])
         >>> result.ports.get("tcp", 80).outcomes
         Counter({'completed': 1})
     """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    selector = compile_filter(filter or "")
     result = Analysis(ports=PortTable(all_ports=all_ports))
     tracker = Tracker(config, on_transition=result.events.append)
     for batch in packets(paths):
-        for c in tracker.feed(batch):
+        for c in tracker.feed(selector.select(batch)):
             result.add(c)
     for c in tracker.finish():
         result.add(c)
