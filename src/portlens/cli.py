@@ -346,8 +346,13 @@ def _tracker_config(args: argparse.Namespace) -> TrackerConfig:
         raise UsageError(str(exc)) from None
     if args.max_flows < 1:
         raise UsageError("--max-flows must be at least 1")
+    # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
+    # for every connection costs time the other outputs need not pay.
+    transitions = args.command == "ladder" or (
+        args.command in ("conns", "sniff") and getattr(args, "format", "json") == "json")
     return TrackerConfig(timeouts=timeouts, drop_bad_checksums=args.checksums == "drop",
-                         max_flows=args.max_flows, vlan_in_key=args.vlan_key)
+                         max_flows=args.max_flows, vlan_in_key=args.vlan_key,
+                         keep_transitions=transitions)
 
 
 class UsageError(Exception):
