@@ -85,3 +85,23 @@ def test_python_api_with_filter() -> None:
     everything = portlens.analyze([SAMPLE])
     assert len(everything.connections) == 8
     assert everything.ports.get("tcp", 18081) is not None
+
+
+def test_ports_footer_says_what_was_not_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    malformed = str(Path(SAMPLE).parent / "malformed.pcap")
+    rc, out, _ = run(capsys, "ports", "--json", malformed)
+    total = [json.loads(line) for line in out.splitlines()][-1]
+    assert rc == 0 and total["type"] == "total"
+    # Frames whose decoding stopped before a transport header are in no connection.
+    from portlens.decode import decode_capture
+    from portlens.decode.malformed import reason_label
+
+    reasons: dict[str, int] = {}
+    for b in decode_capture(malformed):
+        for code, l4 in zip(b.malformed.tolist(), b.l4.tolist(), strict=True):
+            if code and not l4:
+                key = f"malformed: {reason_label(code)}"
+                reasons[key] = reasons.get(key, 0) + 1
+    assert len(reasons) > 10
+    counted = {k: v for k, v in total["not_counted"].items() if k.startswith("malformed")}
+    assert counted == reasons

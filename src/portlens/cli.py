@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -675,8 +676,10 @@ def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     return argv
 
 
-def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -> int:
-    """Track the files, handing each connection to ``sink``; the exit status of the reading."""
+def _each_connection(args: argparse.Namespace, sink: Callable[[object], None],
+                     not_counted: Counter[str] | None = None) -> int:
+    """Track the source, handing each connection to ``sink``; the exit status of the reading.
+    ``not_counted`` receives the tracker's count of frames in no connection, by why."""
     from portlens.decode.packets import PacketBatch
     from portlens.track.tracker import Tracker
 
@@ -686,7 +689,8 @@ def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -
         from portlens.parallel import track_files
 
         errors: list[str] = []
-        for c in track_files(args.files, config, args.workers, errors, args.filter):
+        for c in track_files(args.files, config, args.workers, errors, args.filter,
+                             not_counted):
             sink(c)
         for message in errors:
             error(message)
@@ -699,6 +703,8 @@ def _each_connection(args: argparse.Namespace, sink: Callable[[object], None]) -
             sink(c)
     for c in tracker.finish():
         sink(c)
+    if not_counted is not None:
+        not_counted.update(tracker.not_counted)
     return status[0]
 
 
@@ -710,7 +716,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
         error("--top must be at least 1")
         return EXIT_ERROR
     table = PortTable(all_ports=args.all_ports)
-    status = _each_connection(args, table.add)  # type: ignore[arg-type]
+    status = _each_connection(args, table.add, table.not_counted)  # type: ignore[arg-type]
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":

@@ -10,6 +10,7 @@ interleave, each worker's rows stay in its own removal order.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -44,12 +45,14 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
         pending += tracker.finish()
         if pending:
             queue.put(("conns", pending))
+        queue.put(("not_counted", dict(tracker.not_counted)))
     finally:
         queue.put(("done", None))
 
 
 def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int,
-                errors: list[str], filter_expr: str = "") -> Iterator[Connection]:
+                errors: list[str], filter_expr: str = "",
+                not_counted: Counter[str] | None = None) -> Iterator[Connection]:
     """Connections of the files, tracked by ``workers`` processes. Input errors (each reported
     once) are appended to ``errors``; what was read before them is still tracked."""
     ctx = mp.get_context("fork")
@@ -65,6 +68,9 @@ def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int
             kind, payload = queue.get()
             if kind == "done":
                 done += 1
+            elif kind == "not_counted":
+                if not_counted is not None:
+                    not_counted.update(payload)
             elif kind == "error":
                 if payload not in errors:
                     errors.append(str(payload))

@@ -58,3 +58,12 @@ def service_name(proto: str, port: int) -> str:
         return socket.getservbyport(port, proto)
     except (OSError, OverflowError):
         return ""
+
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 47: "gre", 50: "esp", 51: "ah",
+               132: "sctp", 2: "igmp", 4: "ipip", 41: "ipv6", 59: "ipv6-nonxt", 89: "ospf",
+               103: "pim", 112: "vrrp"}
+
+
+def proto_name(proto: int) -> str:
+    return PROTO_NAMES.get(proto, str(proto))

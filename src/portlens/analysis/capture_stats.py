@@ -17,15 +17,8 @@ import numpy.typing as npt
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, PacketBatch
 from portlens.decode.tunnels import TUNNEL_NAMES
+from portlens.services import proto_name
 from portlens.sources import linktypes
-
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 47: "gre", 50: "esp", 51: "ah",
-               132: "sctp", 2: "igmp", 4: "ipip", 41: "ipv6", 59: "ipv6-nonxt", 89: "ospf",
-               103: "pim", 112: "vrrp"}
-
-
-def proto_name(proto: int) -> str:
-    return PROTO_NAMES.get(proto, str(proto))
 
 
 @dataclass

@@ -240,6 +240,8 @@ class PortTable:
         self.all_ports = all_ports
         self.rows: dict[tuple[str, int], PortSummary] = {}
         self.total = PortSummary("all", -1)
+        self.not_counted: Counter[str] = Counter()
+        """Frames in no connection, by why (the tracker's count): the report's footer."""
 
     def _row(self, proto: str, port: int) -> PortSummary:
         row = self.rows.get((proto, port))
@@ -265,6 +267,7 @@ class PortTable:
             out.rows[key] = a + b if a is not None and b is not None else (
                 a if a is not None else b)  # type: ignore[assignment]
         out.total = self.total + other.total
+        out.not_counted = self.not_counted + other.not_counted
         return out
 
     def __len__(self) -> int:

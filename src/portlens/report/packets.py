@@ -11,10 +11,11 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from portlens.analysis.capture_stats import CaptureStats, proto_name
+from portlens.analysis.capture_stats import CaptureStats
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import CSUM_NAMES, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, PacketBatch
 from portlens.decode.tunnels import tunnel_layers
+from portlens.services import proto_name
 
 TCP_FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x20, "U"),
                     (0x40, "E"), (0x80, "W"), (0x100, "N"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from typing import Any, TextIO
 
 from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable
@@ -137,13 +138,28 @@ def print_table(table: PortTable, by: str = "conns", top: int | None = None,
     if len(columns) < len(all_columns):
         note += (f" ({', '.join(c for c in all_columns if c not in columns)} left out to fit "
                  "the terminal; --json has everything)")
+    if table.not_counted:
+        note += "; not counted: " + not_counted_text(table.not_counted)
     Console(stderr=True, soft_wrap=True).print(note, style="dim")
+
+
+def not_counted_text(counts: Counter[str]) -> str:
+    """'4 not IP, 21 malformed (ipv4-total-length-invalid 2, ...)': the footer's last part."""
+    malformed = {k.removeprefix("malformed: "): n for k, n in counts.most_common()
+                 if k.startswith("malformed: ")}
+    parts = [f"{n:,} {why}" for why, n in counts.most_common()
+             if not why.startswith("malformed: ")]
+    if malformed:
+        detail = ", ".join(f"{why} {n:,}" for why, n in malformed.items())
+        parts.append(f"{sum(malformed.values()):,} malformed ({detail})")
+    return ", ".join(parts)
 
 
 def json_records(table: PortTable, by: str = "conns", top: int | None = None
                  ) -> list[dict[str, Any]]:
     out = [{"type": "port", **rec} for rec in table.records(by, top)]
-    out.append({"type": "total", **table.total.record(), "ports": len(table)})
+    out.append({"type": "total", **table.total.record(), "ports": len(table),
+                "not_counted": dict(table.not_counted.most_common())})
     return out
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 import ipaddress
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from portlens.decode.malformed import reason_label
 from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch
-from portlens.services import service_name
+from portlens.services import proto_name, service_name
 from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
 from portlens.track.flows import Flow
@@ -103,6 +104,8 @@ class Tracker:
         self.packets_tracked = 0
         self.packets_skipped = 0
         self.evicted = 0
+        self.not_counted: Counter[str] = Counter()
+        """Frames that belong to no connection, by why: not IP, malformed, other protocols."""
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -147,7 +150,11 @@ class Tracker:
             use &= ~bad_ip
         if self.config.shard is not None:
             k, n = self.config.shard
-            use &= shard_of(b, n) == k
+            mine = shard_of(b, n) == k
+            use &= mine
+            self._count_skipped(b, ~use & mine)
+        else:
+            self._count_skipped(b, ~use)
         rows = np.flatnonzero(use)
         self.packets_skipped += len(b) - rows.size
         if rows.size:
@@ -174,6 +181,30 @@ class Tracker:
                 break
             out.append(self._connection(conn, "end", transitions=False))
         return out
+
+    def _count_skipped(self, b: PacketBatch, skipped: np.ndarray) -> None:
+        """Why frames were not counted in any connection (for report footers)."""
+        if not skipped.any():
+            return
+        part = skipped & (b.frag == FRAG_PART)
+        if part.any():  # counted with the datagram they belong to
+            skipped = skipped & ~part
+        malformed = skipped & (b.malformed > 0)
+        for code, n in zip(*np.unique(b.malformed[malformed], return_counts=True),
+                           strict=True):
+            self.not_counted[f"malformed: {reason_label(int(code))}"] += int(n)
+        rest = skipped & ~malformed
+        not_ip = rest & (b.ip_version == 0)
+        if not_ip.any():
+            self.not_counted["not IP"] += int(not_ip.sum())
+        other = rest & (b.ip_version > 0)
+        if self.config.drop_bad_checksums:
+            bad = other & (b.ip_csum == CSUM_BAD)
+            if bad.any():
+                self.not_counted["bad IPv4 checksum (dropped)"] += int(bad.sum())
+            other &= ~bad
+        for proto, n in zip(*np.unique(b.proto[other], return_counts=True), strict=True):
+            self.not_counted[f"IP protocol {proto_name(int(proto))}"] += int(n)
 
     def finish(self) -> list[Connection]:
         """End of capture: every open connection ends now."""
