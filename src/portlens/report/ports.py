@@ -172,7 +172,9 @@ CSV_FIELDS = ("proto", "port", "service", "class", "role", "conns", "server_conn
               "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s", "pkts_s2c",
               "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients", "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
-              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns")
+              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns",
+              "not_counted")
+"""The last row is the total (proto `all`), which alone has `not_counted`."""
 
 
 def csv_value(value: object) -> object:
@@ -189,5 +191,6 @@ def csv_value(value: object) -> object:
 def write_csv(table: PortTable, out: TextIO, by: str = "conns", top: int | None = None) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_FIELDS)
-    for rec in [*table.records(by, top), table.total.record()]:
+    total = {**table.total.record(), "not_counted": dict(table.not_counted.most_common())}
+    for rec in [*table.records(by, top), total]:
         w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])
