@@ -161,3 +161,26 @@ def test_port_reuse_after_close_starts_new_connection() -> None:
     assert all(c.history == "Sr" for c in same)
 
 
+
+
+def test_a_jump_in_capture_time_fires_timers_once() -> None:
+    """A corrupt timestamp decades ahead must not make periodic timers fire per period."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    from portlens.decode import Decoder
+    from portlens.sources.frames import FrameBatch
+
+    a, b = "10.0.0.1", "10.0.0.2"
+    frames = [bytes(Ether() / IP(src=a, dst=b) / TCP(sport=40000, dport=80, flags="S", seq=1)),
+              bytes(Ether() / IP(src=b, dst=a) / TCP(sport=80, dport=40000, flags="SA", seq=9,
+                                                     ack=2)),
+              bytes(Ether() / IP(src=a, dst=b) / TCP(sport=40000, dport=80, flags="A", seq=2,
+                                                     ack=10)),
+              bytes(Ether() / IP(src=a, dst=b) / TCP(sport=40001, dport=80, flags="S", seq=5))]
+    ts = [0, 10**6, 2 * 10**6, 40 * 365 * 86400 * 10**9]  # the last: 40 years later
+    batch = Decoder().decode(FrameBatch.from_frames(frames, ts, linktype=1))
+    tracker = Tracker()
+    ended = tracker.feed(batch) + tracker.finish()
+    assert [c.orig_p for c in ended] == [40000, 40001]
+    assert tracker.timer_seq < 20  # timers armed in all: a handful, not one per 6 s of 40 years

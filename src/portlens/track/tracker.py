@@ -127,15 +127,17 @@ class Tracker:
     def _run_timers(self, now: int) -> None:
         timers = self.timers
         while timers and timers[0][0] <= now:
-            deadline, _, gen, serial, name = heapq.heappop(timers)
+            _, _, gen, serial, name = heapq.heappop(timers)
             conn = self.live.get(serial)
             if conn is None or gen != conn.timer_gen:
                 continue
-            cause = conn.timer(deadline, name)
+            # As in Zeek, a timer sees the network time it fires at, not its deadline: after a
+            # jump in capture time it fires once, not once per period of the jump.
+            cause = conn.timer(now, name)
             if cause is not None:
                 self._remove(conn, cause)
             elif isinstance(conn, Flow) and name in ("inactivity", "dns"):
-                self.add_timer(conn, conn.next_deadline(name, deadline), name)
+                self.add_timer(conn, conn.next_deadline(name, now), name)
 
     # --- the packets -----------------------------------------------------------------------
 
