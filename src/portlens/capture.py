@@ -10,7 +10,9 @@ final report is printed.
 
 from __future__ import annotations
 
+import queue
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import numpy as np
 from portlens.decode import Decoder
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
+from portlens.sources.frames import FrameBatch
 from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
 from portlens.sources.writer import PcapngWriter, PcapWriter
 
@@ -40,6 +43,8 @@ class LiveOptions:
     backend: str = "auto"
     user: str | None = None
     """Drop root privileges to this user once the socket is open (tcpdump's -Z)."""
+    buffer_bytes: int = 512 << 20
+    """Packets captured but not yet analysed may wait up to this many bytes (bursts)."""
 
 
 @dataclass
@@ -54,6 +59,10 @@ class LiveCounters:
     ring_full: int = 0
     """How often the kernel found the capture ring full (packets then count as dropped)."""
     written: int = 0
+    buffer_dropped: int = 0
+    """Packets dropped because ``buffer_bytes`` were already waiting for the analysis."""
+    backlog_bytes: int = 0
+    """Bytes captured and waiting for the analysis right now."""
     stopped_by: str = ""
 
 
@@ -66,6 +75,10 @@ class LiveSession:
         self.counters = LiveCounters()
         # Opening the socket raises LiveCaptureError (privileges, interface, filter) here,
         # before anything else happens.
+        self._lock = threading.Lock()
+        self._buffered = 0
+        self._abort = False
+        self._error: Exception | None = None
         self.capture = LiveCapture(options.interface, snaplen=options.snaplen,
                                    bpf=options.kernel_filter,
                                    backend=options.backend)  # type: ignore[arg-type]
@@ -81,23 +94,47 @@ class LiveSession:
         return self.capture.stats()
 
     def batches(self) -> Iterator[PacketBatch]:
+        """Decoded, filtered batches until the capture ends (count, duration, signal).
+
+        A thread drains the kernel ring into a bounded buffer as fast as packets come, so a
+        burst faster than the analysis is kept, not dropped by the kernel; the analysis
+        catches up afterwards. Only when ``buffer_bytes`` are waiting are packets dropped
+        (counted as ``buffer_dropped``). On Ctrl-C the waiting packets are still analysed
+        (and written); a second Ctrl-C gives them up.
+        """
         opts = self.options
         counters = self.counters
         counters.started = time.monotonic()
         writer = self._open_writer()
         decoder = Decoder()
+        waiting: queue.Queue[FrameBatch | None] = queue.Queue()
+        drainer = threading.Thread(target=self._drain, args=(waiting,), daemon=True,
+                                   name="portlens-capture")
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if self.counters.stopped_by:
+                self._abort = True
             self.stop(signal.Signals(signum).name)
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         deadline = None if opts.duration is None else counters.started + opts.duration
+        drainer.start()
         try:
-            for frames in self.capture:
+            while not self._abort:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stop("duration")
-                if len(frames) == 0:
+                try:
+                    frames = waiting.get(timeout=0.1)
+                except queue.Empty:
                     yield PacketBatch.allocate(0)  # nothing arrived: the caller keeps control
+                    continue
+                if frames is None:
+                    break
+                with self._lock:
+                    self._buffered -= frames.data.nbytes
+                counters.backlog_bytes = self._buffered
+                if len(frames) == 0:
+                    yield PacketBatch.allocate(0)
                     continue
                 batch = decoder.decode(frames)
                 keep = None
@@ -114,25 +151,54 @@ class LiveSession:
                 if keep is not None:
                     batch = batch.take(keep)
                     frames = frames.take(keep)
-                if len(batch) == 0:
-                    yield batch
-                    continue
-                counters.packets += len(batch)
-                counters.bytes += int(batch.wirelen.sum())
-                if writer is not None:
-                    writer.write_batch(frames)
-                    writer.flush()
-                    counters.written += len(frames)
+                if len(batch):
+                    counters.packets += len(batch)
+                    counters.bytes += int(batch.wirelen.sum())
+                    if writer is not None:
+                        writer.write_batch(frames)
+                        writer.flush()
+                        counters.written += len(frames)
                 yield batch
+                if counters.stopped_by == "count":
+                    break
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            self.capture.stop()
+            drainer.join(timeout=5)
             stats = self.capture.stats()
             counters.received, counters.dropped = stats.received, stats.dropped
             counters.ring_full = self.capture.ring_full
             if writer is not None:
                 writer.close()
             self.capture.close()
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self, waiting: queue.Queue[FrameBatch | None]) -> None:
+        """The capture thread: keep the kernel ring empty, whatever the analysis is doing."""
+        limit = self.options.buffer_bytes
+        try:
+            for frames in self.capture:
+                if self._abort:
+                    break
+                size = frames.data.nbytes
+                with self._lock:
+                    full = len(frames) and self._buffered + size > limit
+                    if not full:
+                        self._buffered += size
+                if full:
+                    self.counters.buffer_dropped += len(frames)
+                    continue
+                if len(frames) or waiting.empty():  # idle ticks only when nothing waits
+                    waiting.put(frames)
+                elif not len(frames):
+                    with self._lock:
+                        self._buffered -= size
+        except Exception as exc:  # handed to the analysing thread, raised there
+            self._error = exc
+        finally:
+            waiting.put(None)
 
     def _open_writer(self) -> PcapWriter | PcapngWriter | None:
         opts = self.options

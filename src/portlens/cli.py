@@ -145,6 +145,9 @@ def _live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                            "call per packet; scapy: portable fallback")
     live.add_argument("-Z", "--user", metavar="USER",
                       help="drop root privileges to USER once the capture socket is open")
+    live.add_argument("--buffer", type=int, default=512, metavar="MB",
+                      help="packets captured but not yet analysed may wait in this much "
+                           "memory (default 512): bursts faster than the analysis are kept")
 
 
 def _filter_arg(p: argparse.ArgumentParser) -> None:
@@ -380,7 +383,7 @@ def _live_session(args: argparse.Namespace) -> LiveSession:
         interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
         count=getattr(args, "count", None), duration=args.duration,
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
-        backend=args.backend, user=args.user)
+        backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20)
     return LiveSession(options, args.packet_filter)
 
 
@@ -391,7 +394,8 @@ def _live_summary(session: LiveSession) -> None:
     if session.options.write is not None:
         lines.append(f"{c.written} written to {session.options.write}")
     lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel"
-                 + (f" (ring full {c.ring_full} times)" if c.ring_full else ""))
+                 + (f" (ring full {c.ring_full} times)" if c.ring_full else "")
+                 + f", {c.buffer_dropped} dropped by portlens (buffer full)")
     print("; ".join(lines), file=sys.stderr)
 
 
@@ -909,7 +913,8 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     stats = session.kernel_stats()
     open_conns = tracker.open_connections(limit=200)
     rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
-                  c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full)
+                  c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full,
+                  c.buffer_dropped, c.backlog_bytes)
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
                      recent)  # type: ignore[arg-type]
 

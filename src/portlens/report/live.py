@@ -31,6 +31,8 @@ class Rates:
     received: int
     dropped: int
     ring_full: int = 0
+    buffer_dropped: int = 0
+    backlog_bytes: int = 0
 
 
 def header(r: Rates) -> Text:
@@ -42,6 +44,10 @@ def header(r: Rates) -> Text:
     line.append(f"{r.dropped:,} dropped", style="bold red" if r.dropped else "")
     if r.ring_full:
         line.append(f" (ring full {r.ring_full:,} times)", style="bold red")
+    if r.backlog_bytes:
+        line.append(f"   backlog {human_bytes(r.backlog_bytes)}", style="yellow")
+    if r.buffer_dropped:
+        line.append(f"   {r.buffer_dropped:,} dropped by portlens", style="bold red")
     return line
 
 
