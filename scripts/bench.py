@@ -17,6 +17,16 @@ Two subcommands:
     tshark, tcptrace, capinfos) on it as whole processes (wall time and peak RSS, best of 3) and
     print a markdown table; ``--markdown-out docs/benchmarks.md`` rewrites the marked section.
 
+``live``
+    Replay the capture (default: a generated 300 k-packet one) with tcpreplay at given rates
+    into a veth pair between two network namespaces it creates (``plbench-a`` / ``plbench-b``,
+    ``plb0`` / ``plb1``), while one tool at a time captures on the other end: ``portlens sniff``,
+    ``portlens packets --stats`` (capture + decode, no tracking), ``tcpdump -w /dev/null`` and
+    scapy's ``sniff``. Records packets sent, received by filter, captured, kernel drops, how
+    long each tool stayed busy after the replay, its CPU time and peak memory. Needs root and
+    tcpreplay (Debian: ``apt-get install -y tcpreplay``); the namespaces are deleted at the end,
+    whatever happens.
+
 How the generator stays fast: flows are simulated in plain Python, but each packet is only a
 small tuple (time, flow-direction id, seq, ack, flags, option template, window, payload length,
 payload offset, SACK edges). Rows are sorted by time in chunks, and every header of a chunk is
@@ -28,6 +38,7 @@ from prefix sums over one payload blob (random bytes plus real DNS / NTP / HTTP 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import heapq
 import json
@@ -38,6 +49,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -1696,14 +1708,566 @@ MARKED_SECTION = re.compile(rf"^{re.escape(MARK_START)}\n.*?^{re.escape(MARK_END
 """The markers count only on lines of their own, so prose may mention them."""
 
 
-def rewrite_markdown(doc: Path, section: str) -> None:
+def rewrite_markdown(doc: Path, section: str, *, start: str = MARK_START, end: str = MARK_END,
+                     heading: str = "Results") -> None:
+    """Replace the section between the start and end markers (each on a line of its own), or
+    append it under a new heading."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = f"{MARK_START}\n{section}\n{MARK_END}"
-    if MARKED_SECTION.search(text):
-        text = MARKED_SECTION.sub(lambda _: block, text, count=1)
+    block = f"{start}\n{section}\n{end}"
+    marked = re.compile(rf"^{re.escape(start)}\n.*?^{re.escape(end)}$", re.MULTILINE | re.DOTALL)
+    if marked.search(text):
+        text = marked.sub(lambda _: block, text, count=1)
     else:
-        text = text.rstrip("\n") + "\n\n## Results\n\n" + block + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
     doc.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Live capture: replay the capture into a veth pair, capture on the other end
+
+NS_TX, NS_RX = "plbench-a", "plbench-b"
+VETH_TX, VETH_RX = "plb0", "plb1"
+LIVE_DEFAULT_PACKETS = 300_000
+SETTLE_S = 3.0
+"""Least wait after the replay before a tool is stopped: libpcap asks for a 1 s block timeout,
+and the kernel hands a partly filled block over within one to two timeouts (2 s lost packets)."""
+
+SCAPY_COUNTER = """\
+import json, struct, sys
+from scapy.all import conf, sniff
+seen = 0
+def count(_pkt):
+    global seen
+    seen += 1
+# the socket sniff(iface=...) would open itself, kept to read its statistics afterwards
+sock = conf.L2listen(iface=sys.argv[1])
+try:
+    sniff(opened_socket=sock, store=False, prn=count, timeout=float(sys.argv[2]))
+except KeyboardInterrupt:
+    pass
+try:
+    received, dropped = struct.unpack("II", sock.ins.getsockopt(263, 6, 8))
+except (AttributeError, OSError):
+    received = dropped = -1
+print(json.dumps({"seen": seen, "received": received, "dropped": dropped}), flush=True)
+"""
+"""scapy's sniff with a counting prn; SIGINT ends it (sniff catches KeyboardInterrupt)."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    captured: int = -1
+    """Packets the tool handled: written (tcpdump), analysed (portlens), prn calls (scapy)."""
+    received: int = -1
+    """The kernel's "received by filter" (includes the kernel drops); -1: not known."""
+    dropped: int = -1
+    """The kernel's "dropped by kernel" (ring or socket buffer full); -1: not known."""
+    tool_dropped: int = -1
+    """Dropped inside the tool after the kernel delivered them (portlens: buffer full)."""
+
+
+def _int_after(pattern: str, text: str) -> int:
+    m = re.search(pattern, text)
+    return int(m.group(1)) if m else -1
+
+
+def _parse_portlens(_out: str, err: str) -> Counts:
+    m = re.search(r"(\d+) packets analysed;.*?(\d+) received by filter, (\d+) dropped by kernel",
+                  err)
+    if not m:
+        return Counts()
+    return Counts(*(int(g) for g in m.groups()), _int_after(r"(\d+) dropped by portlens", err))
+
+
+def _parse_tcpdump(_out: str, err: str) -> Counts:
+    return Counts(_int_after(r"(\d+) packets? captured", err),
+                  _int_after(r"(\d+) packets? received by filter", err),
+                  _int_after(r"(\d+) packets? dropped by kernel", err))
+
+
+def _parse_scapy(out: str, _err: str) -> Counts:
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            d = json.loads(line)
+            return Counts(int(d["seen"]), int(d["received"]), int(d["dropped"]))
+    return Counts()
+
+
+@dataclass(frozen=True)
+class LiveTool:
+    name: str
+    command: str
+    """As shown in the table; {iface} is the capture interface."""
+    argv: Callable[[str, float], list[str]]
+    """(interface, time limit in seconds) -> the command, run inside the receiving namespace."""
+    parse: Callable[[str, str], Counts]
+    """(stdout, stderr) -> counts; stdout is discarded when command ends in '> /dev/null'."""
+    needs: str = ""
+    """Executable (or 'python:module') that must be present."""
+
+
+LIVE_TOOLS: tuple[LiveTool, ...] = (
+    LiveTool("portlens", "portlens sniff -i {iface} --json > /dev/null",
+             lambda i, _t: [*_portlens_prefix(), "sniff", "-i", i, "--json"], _parse_portlens),
+    LiveTool("portlens-decode", "portlens packets -i {iface} --stats > /dev/null",
+             lambda i, _t: [*_portlens_prefix(), "packets", "-i", i, "--stats"], _parse_portlens),
+    LiveTool("tcpdump", "tcpdump -i {iface} -w /dev/null",
+             lambda i, _t: ["tcpdump", "-i", i, "-w", "/dev/null"], _parse_tcpdump, "tcpdump"),
+    LiveTool("scapy", "sniff(iface='{iface}', store=False, prn=count)",
+             lambda i, t: [sys.executable, "-c", SCAPY_COUNTER, i, f"{t:.0f}"], _parse_scapy,
+             "python:scapy"),
+)
+LIVE_DEFAULT_TOOLS = "portlens,portlens-decode,tcpdump,scapy"
+
+def _with_args(tool: LiveTool, extra: list[str]) -> LiveTool:
+    """A portlens tool with extra command-line arguments (e.g. --buffer 1)."""
+    def argv(iface: str, limit: float) -> list[str]:
+        return [*tool.argv(iface, limit), *extra]
+
+    shown = shlex.join(extra)
+    command = tool.command.replace(" > /dev/null", f" {shown} > /dev/null") \
+        if tool.command.endswith(" > /dev/null") else f"{tool.command} {shown}"
+    return LiveTool(f"{tool.name} {shown}", command, argv, tool.parse, tool.needs)
+
+
+@dataclass
+class LiveRun:
+    rate: str
+    tool: LiveTool
+    run: int
+    status: str = "ok"
+    sent: int = -1
+    failed: int = 0
+    """tcpreplay's failed packets (send errors)."""
+    pps: float = math.nan
+    """tcpreplay's achieved rate."""
+    replay_s: float = math.nan
+    counts: Counts = field(default_factory=Counts)
+    backlog_drops: int = 0
+    """softnet_stat drops while it ran: packets lost before any packet socket saw them."""
+    drain_s: float = math.nan
+    """From the end of the replay until the capturing process first went quiet: its backlog,
+    and for portlens also the reports its connection timers produce after the last packet."""
+    cpu_s: float = math.nan
+    """User + system CPU of the capturing process, whole run."""
+    rss_mb: float = math.nan
+    """Peak resident memory of the capturing process."""
+
+    @property
+    def lost(self) -> int:
+        if self.sent < 0 or self.counts.captured < 0:
+            return -1
+        return self.sent - self.counts.captured
+
+    @property
+    def kept_up(self) -> bool:
+        return self.status == "ok" and self.lost == 0 and self.counts.dropped in (0, -1) \
+            and self.counts.tool_dropped in (0, -1)
+
+
+def _sh(argv: list[str], *, check: bool = True, timeout: float = 30) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)}: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+def _in_ns(ns: str, argv: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+def teardown_veth() -> None:
+    """Delete the two benchmark namespaces (and so the veth pair) if they exist."""
+    existing = {ln.split()[0] for ln in _sh(["ip", "netns", "list"], check=False).splitlines()
+                if ln.strip()}
+    for ns in (NS_TX, NS_RX):
+        if ns in existing:
+            _sh(["ip", "netns", "del", ns], check=False)
+
+
+def setup_veth() -> int:
+    """Two namespaces joined by a veth pair, both ends up, no addresses, IPv6 off (so the
+    kernel sends nothing of its own: router solicitations, MLD). Returns the receiving
+    end's ifindex."""
+    teardown_veth()  # leftovers of a run that was killed
+    for ns in (NS_TX, NS_RX):
+        _sh(["ip", "netns", "add", ns])
+        _sh(_in_ns(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1"]))
+        _sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+    _sh(["ip", "link", "add", VETH_TX, "netns", NS_TX, "type", "veth", "peer", "name", VETH_RX,
+         "netns", NS_RX])
+    _sh(["ip", "-n", NS_TX, "link", "set", VETH_TX, "up"])
+    _sh(["ip", "-n", NS_RX, "link", "set", VETH_RX, "up"])
+    info = json.loads(_sh(["ip", "-n", NS_RX, "-j", "link", "show", VETH_RX]))
+    return int(info[0]["ifindex"])
+
+
+def _softnet_drops() -> int:
+    """Packets dropped because a CPU's input backlog (netdev_max_backlog) was full."""
+    try:
+        return sum(int(ln.split()[1], 16)
+                   for ln in Path("/proc/net/softnet_stat").read_text().splitlines())
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _bound_packet_socket(pid: int, ifindex: int) -> bool:
+    """Whether the process holds a running AF_PACKET socket bound to ifindex (ETH_P_ALL)."""
+    try:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        lines = Path(f"/proc/{pid}/net/packet").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for ln in lines:
+        # sk RefCnt Type Proto Iface R Rmem User Inode
+        f = ln.split()
+        if len(f) >= 9 and f[8] in inodes and f[3] == "0003" and f[4] == str(ifindex) \
+                and f[5] == "1":
+            return True
+    return False
+
+
+def _tcpreplay_argv(rate: str, path: Path, limit: int | None, loop: int = 1) -> list[str]:
+    argv = ["tcpreplay", "-i", VETH_TX, "--preload-pcap"]
+    argv += ["--topspeed"] if rate == "topspeed" else ["--pps", rate]
+    if loop > 1:
+        argv += ["--loop", str(loop)]
+    if limit:
+        argv += ["--limit", str(limit)]
+    return [*argv, str(path)]
+
+
+def _parse_tcpreplay(out: str, run: LiveRun) -> None:
+    m = re.search(r"Actual: (\d+) packets \(\d+ bytes\) sent in ([\d.]+) seconds", out)
+    if m:
+        run.sent, run.replay_s = int(m.group(1)), float(m.group(2))
+    m = re.search(r"Rated: .*?([\d.]+) pps", out)
+    if m:
+        run.pps = float(m.group(1))
+    run.failed = max(0, _int_after(r"Failed packets:\s+(\d+)", out))
+
+
+def _stop_and_reap(pid: int, grace: float) -> tuple[int, float, float]:
+    """SIGINT (the tools' clean stop: final statistics), SIGKILL after grace seconds.
+    Returns (exit status, user + system CPU seconds, peak RSS in MB)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while True:
+        wpid, status, ru = os.wait4(pid, os.WNOHANG)
+        if wpid:
+            return (os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime,
+                    ru.ru_maxrss / 1024)
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _, status, ru = os.wait4(pid, 0)
+            return -9, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+        time.sleep(0.05)
+
+
+def live_trial(tool: LiveTool, rate: str, path: Path, packets: int, ifindex: int, *,
+               run_no: int = 1, limit: int | None = None, loop: int = 1,
+               drain_timeout: float = 60.0, quiet_share: float = 0.1) -> LiveRun:
+    """Start the capturing tool in the receiving namespace, wait until its packet socket is
+    bound, replay, wait until it has gone idle (or drain_timeout), stop it with SIGINT and read
+    its counts. Every step is bounded in time."""
+    res = LiveRun(rate, tool, run_no)
+    n = min(packets * loop, limit) if limit else packets * loop
+    replay_limit = 60.0 + (3.0 * n / int(rate) if rate != "topspeed" else 0.5 * n / 10_000)
+    tool_limit = replay_limit + drain_timeout + 60.0
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        null = tool.command.endswith("> /dev/null")
+        stdout = subprocess.DEVNULL if null else out_f
+        proc = subprocess.Popen(_in_ns(NS_RX, tool.argv(VETH_RX, tool_limit)), stdout=stdout,
+                                stderr=err_f, stdin=subprocess.DEVNULL, start_new_session=True)
+        reaped = False
+        try:
+            deadline = time.monotonic() + 60
+            while not _bound_packet_socket(proc.pid, ifindex):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    reaped = proc.returncode is not None
+                    err_f.seek(0)
+                    tail = (err_f.read().strip().splitlines() or ["?"])[-1]
+                    res.status = f"capture did not start: {tail[:100]}"
+                    return res
+                time.sleep(0.05)
+            time.sleep(0.3)
+            backlog0 = _softnet_drops()
+            try:
+                rp = subprocess.run(_in_ns(NS_TX, _tcpreplay_argv(rate, path, limit, loop)),
+                                    capture_output=True, text=True, timeout=replay_limit,
+                                    check=False)
+            except subprocess.TimeoutExpired:
+                res.status = f"tcpreplay timeout (> {replay_limit:.0f} s)"
+                return res
+            replay_end = time.monotonic()
+            _parse_tcpreplay(rp.stdout + rp.stderr, res)
+            if rp.returncode != 0 or res.sent < 0:
+                last = (rp.stderr.strip().splitlines() or ["?"])[-1]
+                res.status = f"tcpreplay failed (exit {rp.returncode}: {last[:100]})"
+                return res
+            # Idle: the capturing process used less than quiet_share of a CPU over two
+            # consecutive 0.25 s windows, and at least SETTLE_S have passed (libpcap hands a
+            # partly filled ring block over after its 1 s timeout; stopped earlier, tcpdump
+            # never reads it).
+            hz = os.sysconf("SC_CLK_TCK")
+            quiet, last_busy = 0, replay_end
+            ticks, t_prev = _cpu_ticks(proc.pid), time.monotonic()
+            while (quiet < 2 or time.monotonic() - replay_end < SETTLE_S) \
+                    and time.monotonic() - replay_end < drain_timeout and proc.poll() is None:
+                time.sleep(0.25)
+                now, t = time.monotonic(), _cpu_ticks(proc.pid)
+                if (t - ticks) / hz / (now - t_prev) < quiet_share:
+                    quiet += 1
+                else:
+                    quiet, last_busy = 0, now
+                ticks, t_prev = t, now
+            res.drain_s = last_busy - replay_end
+            res.backlog_drops = _softnet_drops() - backlog0
+            if proc.poll() is not None:
+                err_f.seek(0)
+                tail = (err_f.read().strip().splitlines() or ["?"])[-1]
+                res.status = f"capture exited early (exit {proc.returncode}: {tail[:100]})"
+            else:
+                if time.monotonic() - replay_end >= drain_timeout:
+                    res.status = f"still busy {drain_timeout:.0f} s after the replay"
+                rc, res.cpu_s, res.rss_mb = _stop_and_reap(proc.pid, 30.0)
+                proc.returncode = rc
+                reaped = True
+                if rc not in (0, 1, 130, -signal.SIGINT):
+                    res.status = f"capture exit status {rc}"
+            out_f.seek(0)
+            err_f.seek(0)
+            res.counts = tool.parse(out_f.read(), err_f.read())
+            if res.counts.captured < 0 and res.status == "ok":
+                res.status = "no counts in the tool's output"
+            return res
+        finally:
+            if not reaped and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+def _tool_available(tool: LiveTool) -> bool:
+    if not tool.needs:
+        return True
+    if tool.needs.startswith("python:"):
+        import importlib.util
+        return importlib.util.find_spec(tool.needs[len("python:"):]) is not None
+    return shutil.which(tool.needs) is not None
+
+
+def _live_rates(text: str) -> list[str]:
+    rates = []
+    for part in text.split(","):
+        p = part.strip().lower()
+        if p in ("topspeed", "top"):
+            rates.append("topspeed")
+            continue
+        mult = 1_000 if p.endswith("k") else 1_000_000 if p.endswith("m") else 1
+        rates.append(str(int(float(p.rstrip("km")) * mult)))
+    return rates
+
+
+def _rate_label(rate: str) -> str:
+    return rate if rate == "topspeed" else f"{int(rate):,}"
+
+
+def _n(v: int) -> str:
+    return "?" if v < 0 else f"{v:,}"
+
+
+def live_table(runs: list[LiveRun]) -> str:
+    lines = ["| rate asked (pkt/s) | tool | run | sent | achieved pkt/s | received by filter | "
+             "captured | kernel drops | tool drops | lost | busy after s | capture CPU s | "
+             "peak RSS MB | kept up |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: | --- |"]
+    for r in runs:
+        c = r.counts
+        sent = _n(r.sent) + (f" ({r.failed:,} failed)" if r.failed else "")
+        if r.backlog_drops:
+            sent += f" ({r.backlog_drops:,} backlog drops)"
+        kept = "yes" if r.kept_up else "no" if r.status == "ok" else r.status
+        lines.append(
+            f"| {_rate_label(r.rate)} | {r.tool.name} | {r.run} | {sent} | "
+            f"{_fmt(r.pps, ',.0f')} | {_n(c.received)} | {_n(c.captured)} | {_n(c.dropped)} | "
+            f"{'–' if c.tool_dropped < 0 else _n(c.tool_dropped)} | {_n(r.lost)} | "
+            f"{_fmt(r.drain_s, '.1f')} | {_fmt(r.cpu_s, '.1f')} | {_fmt(r.rss_mb, '.0f')} | "
+            f"{kept} |")
+    return "\n".join(lines)
+
+
+def live_verdicts(runs: list[LiveRun], zero_up_to: int = 200_000) -> list[str]:
+    """The issue's targets, from the worst run of each (rate, tool)."""
+    worst: dict[tuple[str, str], int] = {}
+    for r in runs:
+        if r.lost < 0:
+            continue
+        key = (r.rate, r.tool.name.split(" --")[0])  # "portlens --buffer 1" counts as portlens
+        worst[key] = max(worst.get(key, 0), r.lost)
+    out = []
+    for rate in dict.fromkeys(r.rate for r in runs):
+        pl, td = worst.get((rate, "portlens")), worst.get((rate, "tcpdump"))
+        if pl is None:
+            continue
+        label = _rate_label(rate)
+        if td is not None:
+            ok = "met" if pl <= td else "not met"
+            out.append(f"- {label}: no more losses than tcpdump: **{ok}** "
+                       f"(portlens lost up to {pl:,}, tcpdump up to {td:,})")
+        if rate != "topspeed" and int(rate) <= zero_up_to:
+            out.append(f"- {label}: zero drops: **{'met' if pl == 0 else 'not met'}**")
+    return out
+
+
+def live_markdown(runs: list[LiveRun], path: Path, *, packets: int, loop: int, cmdline: str,
+                  versions: dict[str, str]) -> str:
+    size = path.stat().st_size
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    info = machine_info()
+    replay = shlex.join(_tcpreplay_argv("topspeed", path, None, loop)).replace(" --topspeed", "")
+    return "\n".join([
+        f"Measured {when} with `{cmdline}`.",
+        "",
+        f"- Machine: {info['nproc']} CPUs (`nproc`), {info['cpu']}, {info['memory']} RAM, "
+        f"{info['os']}; load average {versions['load']} before the runs (1 / 5 / 15 min)",
+        f"- {versions['tcpreplay']}; {info['tcpdump']}; scapy {versions['scapy']}; "
+        f"portlens {info['portlens']} ({versions['commit']}), Python {info['python']}",
+        f"- Capture: `{path}`, {packets:,} packets, {size / 1e6:.0f} MB "
+        f"({size / max(1, packets):.0f} bytes per record on average)"
+        + (f", replayed {loop} times in a row" if loop > 1 else ""),
+        f"- Replay, in `{NS_TX}`: `{replay}` with `--pps RATE` or `--topspeed`; capture in "
+        f"`{NS_RX}` on `{VETH_RX}`",
+        "",
+        live_table(runs),
+        "",
+        "Targets (worst run of each rate):",
+        "",
+        *live_verdicts(runs),
+    ])
+
+
+def _source_commit() -> str:
+    """The commit portlens runs from, and whether src/ has changes on top of it."""
+    src = Path(__file__).resolve().parents[1]
+    try:
+        head = _sh(["git", "-C", str(src), "rev-parse", "--short", "HEAD"]).strip()
+        dirty = _sh(["git", "-C", str(src), "status", "--porcelain", "--", "src"]).strip()
+    except (OSError, RuntimeError, subprocess.TimeoutExpired):
+        return "commit unknown"
+    return f"commit {head}" + (", src/ modified" if dirty else "")
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("live needs root (network namespaces, veth, packet sockets)", file=sys.stderr)
+        return 2
+    for exe, how in (("ip", "apt-get install -y iproute2"),
+                     ("tcpreplay", "apt-get install -y tcpreplay (Debian package)")):
+        if shutil.which(exe) is None:
+            print(f"{exe} is not installed: {how}", file=sys.stderr)
+            return 2
+    by_name = {t.name: t for t in LIVE_TOOLS}
+    names = [n.strip() for n in args.tools.split(",") if n.strip()]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        print(f"unknown tool(s): {', '.join(unknown)}; known: {', '.join(by_name)}",
+              file=sys.stderr)
+        return 2
+    tools = []
+    for n in names:
+        if _tool_available(by_name[n]):
+            tool = by_name[n]
+            extra = shlex.split(args.portlens_args or "")
+            tools.append(_with_args(tool, extra) if extra and n.startswith("portlens")
+                         else tool)
+        else:
+            print(f"skipping {n}: {by_name[n].needs} is not installed", file=sys.stderr)
+    rates = _live_rates(args.rates)
+    path = Path(args.file) if args.file else default_file(args.packets)
+    summary_path = path.with_name(path.name + ".summary.json")
+    if not path.exists():
+        if args.file:
+            print(f"no such capture: {path}", file=sys.stderr)
+            return 2
+        print(f"generating {path} ({args.packets:,} packets, seed {args.seed}) ...", flush=True)
+        generate(args.packets, path, args.seed, summary_json=summary_path)
+    packets = count_packets(path)
+    if args.limit:
+        packets = min(packets, args.limit)
+    versions = {
+        "tcpreplay": re.sub(r"\s*\(.*", "", _tool_version(["tcpreplay", "-V"])),
+        "scapy": "not installed",
+    }
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+        versions["scapy"] = version("scapy")
+    versions["load"] = "?"
+    with contextlib.suppress(OSError):
+        versions["load"] = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    versions["commit"] = _source_commit()
+    runs: list[LiveRun] = []
+    try:
+        ifindex = setup_veth()
+        print(f"veth {VETH_TX} ({NS_TX}) <-> {VETH_RX} ({NS_RX}); {path}: {packets:,} packets")
+        if shutil.which("tcpdump"):  # do frames with foreign addresses reach a packet socket?
+            tcpdump = by_name["tcpdump"]
+            check = live_trial(tcpdump, "10000", path, packets, ifindex, limit=2000,
+                               drain_timeout=10)
+            if check.status != "ok" or check.counts.received != check.sent:
+                print(f"delivery check failed: sent {check.sent}, tcpdump received "
+                      f"{check.counts.received} ({check.status})", file=sys.stderr)
+                return 1
+            print(f"delivery check: {check.sent:,} sent, {check.counts.received:,} received")
+        for rate in rates:
+            for rep in range(1, args.repeat + 1):
+                for tool in tools:
+                    print(f"{_rate_label(rate):>9} pkt/s  {tool.name:<16} run {rep} ...",
+                          end=" ", flush=True)
+                    r = live_trial(tool, rate, path, packets, ifindex, run_no=rep,
+                                   limit=args.limit, loop=args.loop,
+                                   drain_timeout=args.drain_timeout)
+                    runs.append(r)
+                    if r.status == "ok":
+                        print(f"sent {_n(r.sent)} at {r.pps:,.0f}/s, captured "
+                              f"{_n(r.counts.captured)}, kernel drops {_n(r.counts.dropped)}, "
+                              f"tool drops {_n(r.counts.tool_dropped)}, "
+                              f"busy after {r.drain_s:.1f} s",
+                              flush=True)
+                    else:
+                        print(r.status, flush=True)
+    finally:
+        teardown_veth()
+    print()
+    print(live_table(runs))
+    print()
+    print("\n".join(live_verdicts(runs)))
+    if args.markdown_out:
+        cmdline = "python scripts/bench.py " + shlex.join(sys.argv[1:])
+        section = live_markdown(runs, path, packets=packets, loop=args.loop, cmdline=cmdline,
+                                versions=versions)
+        name = re.sub(r"[^a-z0-9-]+", "-", args.section.lower())
+        rewrite_markdown(Path(args.markdown_out), section, start=f"<!-- bench-{name}:start -->",
+                         end=f"<!-- bench-{name}:end -->",
+                         heading="Live capture" if name == "live" else f"Live capture ({name})")
+        print(f"\nupdated {args.markdown_out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1812,7 +2376,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  python scripts/bench.py generate --packets 2000000 --out /tmp/bench.pcap "
                "--seed 1\n"
                "  python scripts/bench.py run --markdown-out docs/benchmarks.md\n"
-               "  python scripts/bench.py run --commands packets,tcpdump --repeat 1\n")
+               "  python scripts/bench.py run --commands packets,tcpdump --repeat 1\n"
+               "  python scripts/bench.py live --rates 50k,100k,200k,topspeed "
+               "--markdown-out docs/benchmarks.md\n")
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the synthetic capture")
     g.add_argument("--packets", type=int, default=2_000_000)
@@ -1837,6 +2403,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     r.add_argument("--markdown-out", help="rewrite the marked results section of this file")
     r.set_defaults(func=cmd_run)
+    v = sub.add_parser(
+        "live", help="replay the capture into a veth pair with tcpreplay, capture on the other "
+                     "end (portlens, tcpdump, scapy); needs root and tcpreplay")
+    v.add_argument("--packets", type=int, default=LIVE_DEFAULT_PACKETS,
+                   help="size of the generated capture (default %(default)s)")
+    v.add_argument("--file", help="capture to replay (default: generated, "
+                   f"{default_file(LIVE_DEFAULT_PACKETS)})")
+    v.add_argument("--seed", type=int, default=1)
+    v.add_argument("--rates", default="50000,100000,200000,topspeed",
+                   help="comma-separated packets/s for tcpreplay --pps (50k ok), or topspeed")
+    v.add_argument("--tools", default=LIVE_DEFAULT_TOOLS,
+                   help="comma-separated subset of: " + ", ".join(t.name for t in LIVE_TOOLS))
+    v.add_argument("--repeat", type=int, default=1, help="runs per rate and tool")
+    v.add_argument("--limit", type=int, help="replay only the first N packets")
+    v.add_argument("--loop", type=int, default=1,
+                   help="replay the file N times in a row (tcpreplay --loop): a sustained rate "
+                        "rather than a burst")
+    v.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="seconds a tool may stay busy after the replay before it is stopped")
+    v.add_argument("--portlens-args", metavar="ARGS",
+                   help="extra arguments for the portlens tools, e.g. '--buffer 1'")
+    v.add_argument("--markdown-out", help="rewrite the marked live-capture section of this file")
+    v.add_argument("--section", default="live",
+                   help="which marked section: <!-- bench-SECTION:start --> ... "
+                        "<!-- bench-SECTION:end --> (default %(default)s)")
+    v.set_defaults(func=cmd_live)
     return p
 
 
