@@ -45,6 +45,8 @@ class LiveOptions:
     """Drop root privileges to this user once the socket is open (tcpdump's -Z)."""
     buffer_bytes: int = 512 << 20
     """Packets captured but not yet analysed may wait up to this many bytes (bursts)."""
+    ring_mb: int = 128
+    """The kernel ring, in 1 MiB blocks: what arrives while the analysis pauses."""
 
 
 @dataclass
@@ -80,7 +82,8 @@ class LiveSession:
         self._abort = False
         self._error: Exception | None = None
         self.capture = LiveCapture(options.interface, snaplen=options.snaplen,
-                                   bpf=options.kernel_filter,
+                                   bpf=options.kernel_filter, block_size=1 << 20,
+                                   block_count=options.ring_mb,
                                    backend=options.backend)  # type: ignore[arg-type]
         if options.user:
             drop_privileges(options.user)

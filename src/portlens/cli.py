@@ -145,6 +145,9 @@ def _live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                            "call per packet; scapy: portable fallback")
     live.add_argument("-Z", "--user", metavar="USER",
                       help="drop root privileges to USER once the capture socket is open")
+    live.add_argument("-B", "--kernel-buffer", type=int, default=128, metavar="MB",
+                      help="the kernel's capture ring (default 128 MB): it must hold what "
+                           "arrives while the analysis pauses")
     live.add_argument("--buffer", type=int, default=512, metavar="MB",
                       help="packets captured but not yet analysed may wait in this much "
                            "memory (default 512): bursts faster than the analysis are kept")
@@ -214,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import os
 
         os.environ["NO_COLOR"] = "1"  # rich reads it for every console it creates
+    _tune_gc()
     try:
         args.packet_filter = _packet_filter(args)
         _check_source(args)
@@ -238,6 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `portlens packets big.pcap | head`
         _silence_stdout()
         return EXIT_OK
+
+
+def _tune_gc() -> None:
+    """Tracking makes many small objects and no reference cycles (connections break theirs
+    when reported), so the cycle collector has little to find: run it less often, and never
+    over the objects of start-up (about 10 % faster, and shorter pauses in live capture)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 1000)
 
 
 def _silence_stdout() -> None:
@@ -383,7 +397,8 @@ def _live_session(args: argparse.Namespace) -> LiveSession:
         interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
         count=getattr(args, "count", None), duration=args.duration,
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
-        backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20)
+        backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
+        ring_mb=max(args.kernel_buffer, 2))
     return LiveSession(options, args.packet_filter)
 
 
@@ -863,13 +878,15 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
         live = Live(refresh_per_second=2, transient=True, console=_stderr_console())
         live.start()
-    last_view = 0.0
+    last_view = last_tick = 0.0
     try:
         for batch in _batches(args, status):
             assert isinstance(batch, PacketBatch)
             take(tracker.feed(batch))
-            take(tracker.advance(time.time_ns()))
             now = time.monotonic()
+            if now - last_tick >= 0.1:  # the wall clock ends idle connections; 10 times a second
+                last_tick = now
+                take(tracker.advance(time.time_ns()))
             if live is not None and now - last_view >= 0.5:
                 last_view = now
                 live.update(_dashboard(args, tracker, ended, list(recent)))

@@ -199,6 +199,19 @@ class TcpConnection(ZeekOwner):
             self.close_deferred = False
             self._connection_closed(ep, self.deferred_gen)
 
+    def release(self) -> None:
+        """Break the reference cycles (endpoints point at their peer and their connection,
+        reassemblers at their endpoint) once the connection is reported, so it is freed at
+        once instead of by the cycle collector, whose pauses would stall a live capture."""
+        for host in (self.orig, self.resp):
+            ep = host.ep
+            ep.peer = None  # type: ignore[assignment]
+            ep.owner = None  # type: ignore[assignment]
+            ep.reasm.ep = None  # type: ignore[assignment]
+        self.transitions = []
+        self.on_transition = None
+        self.add_timer = _no_timer
+
     def cancel_timers(self) -> None:
         self.timer_gen += 1
         self.timers_cancelled = True
@@ -760,6 +773,10 @@ class TcpConnection(ZeekOwner):
         if server.ep.state == ZState.RESET or (self.saw_rst and server.ep.rst_cnt):
             return Outcome.REFUSED
         return Outcome.UNANSWERED
+
+
+def _no_timer(conn: TcpConnection, deadline: int, name: str) -> None:
+    """A released connection arms no timer."""
 
 
 def fast_lane_ready(c: TcpConnection) -> bool:

@@ -489,6 +489,8 @@ class Tracker:
         if self.table.get(conn.key) is conn:
             del self.table[conn.key]
         self.ended.append(self._connection(conn, cause))
+        if isinstance(conn, TcpConnection):
+            conn.release()
 
     def _connection(self, conn: AnyConn, cause: str, *, transitions: bool = True
                     ) -> Connection:
