@@ -392,13 +392,7 @@ class TcpConnection(ZeekOwner):
 
     @staticmethod
     def _relative(ep: ZeekEndpoint, base: int) -> tuple[int, bool]:
-        d = seq_delta(base, ep.last_seq)
-        wraps = ep.seq_wraps
-        if d < 0:
-            if wraps and base > ep.last_seq:
-                wraps -= 1
-        elif d > 0 and base < ep.last_seq:
-            wraps += 1
+        _, wraps = _wraps_near(base, ep.last_seq, ep.seq_wraps)
         if wraps == 0:
             rel = seq_delta(base, ep.start_seq & MASK32)
             return rel, rel < 0
@@ -438,13 +432,7 @@ class TcpConnection(ZeekOwner):
             v = (ack - 1) & MASK32
             peer.start_seq = peer.ack_seq = peer.last_seq = v
             return 1
-        d = seq_delta(ack, peer.ack_seq)
-        wraps = peer.ack_wraps
-        if d < 0:
-            if wraps and ack > peer.ack_seq:
-                wraps -= 1
-        elif d > 0 and ack < peer.ack_seq:
-            wraps += 1
+        d, wraps = _wraps_near(ack, peer.ack_seq, peer.ack_wraps)
         if wraps == 0:
             rel = seq_delta(ack, peer.start_seq & MASK32)
             if rel < 0:
@@ -773,6 +761,19 @@ class TcpConnection(ZeekOwner):
         if server.ep.state == ZState.RESET or (self.saw_rst and server.ep.rst_cnt):
             return Outcome.REFUSED
         return Outcome.UNANSWERED
+
+
+def _wraps_near(value: int, mark: int, wraps: int) -> tuple[int, int]:
+    """How often the 32-bit sequence space had wrapped at ``value``, which lies near ``mark``
+    (wrapped ``wraps`` times): one less just before a wrap, one more just after. Also returns
+    value - mark in sequence space."""
+    d = seq_delta(value, mark)
+    if d < 0:
+        if wraps and value > mark:
+            wraps -= 1
+    elif d > 0 and value < mark:
+        wraps += 1
+    return d, wraps
 
 
 def _no_timer(conn: TcpConnection, deadline: int, name: str) -> None:
