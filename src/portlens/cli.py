@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -906,11 +907,12 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     return EXIT_OK if len(ended) else EXIT_NOTHING
 
 
+@dataclasses.dataclass
 class _Missed:
     """Bytes acknowledged but never captured, against all TCP payload bytes."""
 
-    gap = 0
-    total = 0
+    gap: int = 0
+    total: int = 0
 
 
 def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
