@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.fields import ByteViews, addr_sum, fold16, ones_sum, w16, w32
+from portlens.decode.fields import ByteViews, fold16, ones_sum, w16, w32, word_sum
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
@@ -347,8 +347,7 @@ class _Decoding:
         self.psum[w] = (s32 >> 16) + (s32 & 0xFFFF) + (d32 >> 16) + (d32 & 0xFFFF)
         # Header checksum (of the fixed header even when the total length is invalid, as
         # tshark shows it), when the whole header, options too, was captured.
-        hw = h[:, :20].astype(np.uint64)
-        total_sum = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
+        total_sum = word_sum(h[:, :20])
         whole = p + ihl <= self.end[rows]
         opts = np.flatnonzero((ihl > 20) & whole)  # options: rare, at most 40 more bytes
         for off in range(20, int(ihl[opts].max(initial=20)), 2):
@@ -392,8 +391,7 @@ class _Decoding:
         out.ip_version[w] = 6
         out.src[w] = h[:, 8:24]
         out.dst[w] = h[:, 24:40]
-        hw = h[:, 8:40].astype(np.uint64)
-        self.psum[w] = (hw[:, 0::2] << 8).sum(axis=1) + hw[:, 1::2].sum(axis=1)
+        self.psum[w] = word_sum(h[:, 8:40])
         out.ttl[w] = h[:, 7]
         out.ip_len[w] = total
         # An IPv6 header replaces every IP column of the layer it follows (a tunnel's carrier).
@@ -492,8 +490,8 @@ class _Decoding:
             return
         rows, p, hdr_len, rtype = rows[m], p[m], hdr_len[m], rtype[m]
         final = np.where(rtype == 4, p + 8, p + hdr_len - 16)
-        self.psum[rows] = (addr_sum(self.out.src[rows])
-                           + addr_sum(v.bytes_at(final, 16))).astype(np.int64)
+        self.psum[rows] = (word_sum(self.out.src[rows])
+                           + word_sum(v.bytes_at(final, 16))).astype(np.int64)
 
     def next_after_ip(self, rows: I64, proto: npt.NDArray[Any], *, outer_v6: bool) -> None:
         """Name the header after an IP header. A fragment is not descended into tunnels, and a

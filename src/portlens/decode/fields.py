@@ -152,8 +152,9 @@ def _ones_sum_py(data: npt.NDArray[np.uint8], start: int, length: int) -> int:
     return total
 
 
-def addr_sum(addr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
-    """Sum of the 8 big-endian 16-bit words of 16-byte address rows (unfolded)."""
-    w = addr.reshape(-1, 8, 2).astype(np.uint64)
+def word_sum(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """Sum (unfolded) of the big-endian 16-bit words of each row of an even-width byte array:
+    addresses for a pseudo-header, a fixed header for its checksum."""
+    w = rows.reshape(rows.shape[0], rows.shape[1] // 2, 2).astype(np.uint64)
     out: npt.NDArray[np.uint64] = (w[:, :, 0] * 256 + w[:, :, 1]).sum(axis=1)
     return out

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from portlens.report import human
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -144,15 +145,6 @@ def write_csv(conns: Iterable[Connection], out: TextIO, *, header: bool = True) 
         w.writerow(csv_row(c))
 
 
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
-
-
 def human_duration(ns: int) -> str:
     s = ns / 1e9
     if s < 1:
@@ -195,7 +187,7 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
             "state": c.conn_state, "history": c.history or "-",
             "duration": human_duration(c.duration_ns),
             "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
-            "bytes o/r": f"{human_bytes(c.orig_bytes)}/{human_bytes(c.resp_bytes)}",
+            "bytes o/r": f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}",
             "service": c.service or "-", "end": _end_text(c), "TCP states o/r": states,
             "uid": c.uid,
         }

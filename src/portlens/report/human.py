@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from portlens.report.conns import human_bytes
-
 
 def count(n: int) -> str:
     """A count with a metric suffix past 999: 999, 1.2 k, 34.5 M."""
@@ -19,7 +17,12 @@ def count(n: int) -> str:
 
 def size(n: int) -> str:
     """Bytes: 100 B, 1.2 kB, 3.4 MB (decimal units, like ss and tshark)."""
-    return human_bytes(n)
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
 
 
 def duration(ns: int | None) -> str:

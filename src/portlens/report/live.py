@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from portlens.analysis.ports import PortTable
-from portlens.report.conns import endpoint_text, human_bytes
+from portlens.report.conns import endpoint_text
+from portlens.report.human import size as human_bytes
 from portlens.report.ports import outcomes_text, port_label
 from portlens.track.model import Connection
 from portlens.track.states import SS_NAMES

@@ -7,13 +7,19 @@ formatting is per frame anyway; the columns needed for a row are looked up in th
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_NAMES, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, PacketBatch
+from portlens.decode.packets import (
+    CSUM_NAMES,
+    CSUM_NONE,
+    FRAG_COMPLETE,
+    FRAG_PART,
+    PacketBatch,
+    addr_text,
+)
 from portlens.decode.tunnels import tunnel_layers
 from portlens.services import proto_name
 
@@ -27,12 +33,6 @@ _COLUMNS = ("frame", "ts_ns", "wirelen", "caplen", "linktype", "interface", "ip_
             "tunnel", "tunnel_depth", "truncated", "ip_csum", "l4_csum", "malformed", "frag",
             "vlan", "ethertype", "ppp_proto", "ip_len", "q_valid", "q_proto", "q_sport",
             "q_dport")
-
-
-def _addr(raw: bytes, version: int) -> str:
-    if version == 4:
-        return str(ipaddress.IPv4Address(raw[12:]))
-    return str(ipaddress.IPv6Address(raw))
 
 
 def iter_rows(b: PacketBatch) -> Iterator[dict[str, Any]]:
@@ -72,8 +72,8 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
         name = proto_name(proto)
         out["ipv"] = version
         out["proto"] = name if proto in (6, 17, 1, 58) else proto
-        out["src"] = _addr(row["src_raw"], version)
-        out["dst"] = _addr(row["dst_raw"], version)
+        out["src"] = addr_text(row["src_raw"], version)
+        out["dst"] = addr_text(row["dst_raw"], version)
         out["ip_len"] = row["ip_len"]
         l4 = row["l4"]
         if l4 in (6, 17) or (row["frag"] == FRAG_PART and (row["sport"] or row["dport"])):
@@ -134,7 +134,7 @@ def time_text(ts_ns: int) -> str:
 
 
 def _endpoint(raw: bytes, version: int, port: int | None) -> str:
-    text = _addr(raw, version)
+    text = addr_text(raw, version)
     if port is None:
         return text
     return f"[{text}]:{port}" if version == 6 else f"{text}:{port}"

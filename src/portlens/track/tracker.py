@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch
+from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch, addr_text
 from portlens.services import proto_name, service_name
 from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
@@ -604,11 +604,8 @@ def _uid(serial: int, ts: int, key: object) -> str:
     return "C" + "".join(chars)
 
 
-@lru_cache(maxsize=65536)
-def _addr(raw: bytes) -> str:
-    if raw[:12] == V4_PREFIX:
-        return str(ipaddress.IPv4Address(raw[12:]))
-    return str(ipaddress.IPv6Address(raw))
+_addr = lru_cache(maxsize=65536)(addr_text)
+"""Address text, cached: a connection's addresses are printed again and again."""
 
 
 def track(batches: Iterator[PacketBatch], config: TrackerConfig | None = None
