@@ -269,6 +269,14 @@ def error(message: str) -> None:
     print(f"portlens: {message}", file=sys.stderr)
 
 
+def _exit_status(status: int, found: object) -> int:
+    """grep's convention: an error's status wins; otherwise 1 when nothing matched, so scripts
+    can tell an empty answer from a failed run."""
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if found else EXIT_NOTHING
+
+
 def cmd_packets(args: argparse.Namespace) -> int:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.decode import decode_capture
@@ -562,9 +570,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
             noun = "connection" if len(table) == 1 else "connections"
             _stderr_console().print(f"{len(table)} {noun}", style="dim")
         out.flush()
-    if status[0] != EXIT_OK:
-        return status[0]
-    return EXIT_OK if found else EXIT_NOTHING
+    return _exit_status(status[0], found)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -592,9 +598,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         tracker.feed(batch)
     tracker.finish()
     out.flush()
-    if status[0] != EXIT_OK:
-        return status[0]
-    return EXIT_OK if count else EXIT_NOTHING
+    return _exit_status(status[0], count)
 
 
 # --- ports, handshakes, sockets, ladder ---------------------------------------------------------
@@ -744,9 +748,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
     elif len(table):
         report.print_table(table, args.sort, args.top)
     sys.stdout.flush()
-    if status != EXIT_OK:
-        return status
-    return EXIT_OK if len(table) else EXIT_NOTHING
+    return _exit_status(status, len(table))
 
 
 def cmd_handshakes(args: argparse.Namespace) -> int:
@@ -784,9 +786,7 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
     elif records:
         report.print_table(table)
     sys.stdout.flush()
-    if status != EXIT_OK:
-        return status
-    return EXIT_OK if records else EXIT_NOTHING
+    return _exit_status(status, records)
 
 
 def cmd_sockets(args: argparse.Namespace) -> int:
@@ -805,9 +805,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     elif found:
         report.print_tables(table)
     sys.stdout.flush()
-    if status != EXIT_OK:
-        return status
-    return EXIT_OK if found else EXIT_NOTHING
+    return _exit_status(status, found)
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
@@ -827,7 +825,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     config = _tracker_config(args)
     if not found:
         error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
-        return status if status != EXIT_OK else EXIT_NOTHING
+        return _exit_status(status, False)
     batches = (b for b in _batches(args, [EXIT_OK])
                if isinstance(b, PacketBatch))
     sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
@@ -902,9 +900,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     if not as_json and len(ended):
         ports_report.print_table(ended, "conns", None)
     out.flush()
-    if status[0] != EXIT_OK:
-        return status[0]
-    return EXIT_OK if len(ended) else EXIT_NOTHING
+    return _exit_status(status[0], len(ended))
 
 
 @dataclasses.dataclass
