@@ -298,21 +298,20 @@ class Tracker:
             conn: AnyConn
             if l4 == 6:
                 flags = c_tcp_flags[i]
-                if fast and not flags & 0x02 and encap is None and not bad:
-                    sport = c_sport[i]
-                    dport = c_dport[i]
-                    a, b2 = (s16, sport), (d16, dport)
-                    fkey: Key = (6, vlan, *(a + b2 if a <= b2 else b2 + a))
-                    fconn = self.table.get(fkey)
-                    if (isinstance(fconn, TcpConnection) and fconn.fast_ok
-                            and fconn.encap is None and fconn.try_fast(
-                                fconn.orig.addr == s16 and fconn.orig.port == sport, ts, zts,
-                                c_frame[i], flags, c_seq[i], c_ack[i],
-                                c_payload[i], c_win[i], c_ip_len[i],
-                                not c_truncated[i])):
-                        self.table.move_to_end(fkey)
-                        self.packets_tracked += 1
-                        continue
+                sport = c_sport[i]
+                dport = c_dport[i]
+                a, b2 = (s16, sport), (d16, dport)
+                key: Key = (6, vlan, *(a + b2 if a <= b2 else b2 + a))
+                found = self.table.get(key)
+                if (fast and not flags & 0x02 and encap is None and not bad
+                        and isinstance(found, TcpConnection) and found.fast_ok
+                        and found.encap is None and found.try_fast(
+                            found.orig.addr == s16 and found.orig.port == sport, ts, zts,
+                            c_frame[i], flags, c_seq[i], c_ack[i], c_payload[i], c_win[i],
+                            c_ip_len[i], not c_truncated[i])):
+                    self.table.move_to_end(key)
+                    self.packets_tracked += 1
+                    continue
                 options = None
                 if flags & 0x02:
                     row = int(rows[i])
@@ -324,8 +323,7 @@ class Tracker:
                 seg = Segment(ts, zts, c_frame[i], flags, c_seq[i], c_ack[i],
                               c_payload[i], c_win[i], c_ip_len[i],
                               not c_truncated[i], bad, options)
-                conn = self._tcp(s16, c_sport[i], d16, c_dport[i], seg, vlan,
-                                 version)
+                conn = self._tcp(key, found, s16, sport, d16, dport, seg, vlan, version)
             elif l4 == 17:
                 conn = self._udp(s16, c_sport[i], d16, c_dport[i], ts, zts,
                                  c_frame[i], c_udp_len[i] - 8, c_ip_len[i],
@@ -371,11 +369,12 @@ class Tracker:
     def _likely(self, proto: str, port: int) -> bool:
         return (proto, port) in self.config.likely_server_ports
 
-    def _tcp(self, src: bytes, sport: int, dst: bytes, dport: int, seg: Segment,
-             vlan: int | None, version: int) -> TcpConnection:
-        a, b = (src, sport), (dst, dport)
-        key: Key = (6, vlan, *(a + b if a <= b else b + a))
-        conn = self._lookup(key)
+    def _tcp(self, key: Key, conn: AnyConn | None, src: bytes, sport: int, dst: bytes,
+             dport: int, seg: Segment, vlan: int | None, version: int) -> TcpConnection:
+        """The full path for one segment; ``conn`` is what the table holds under ``key``,
+        looked up once by the caller (the fast lane needed it first)."""
+        if conn is not None:
+            self.table.move_to_end(key)
         if isinstance(conn, TcpConnection) and conn.is_reuse(seg.flags, seg.seq):
             self._remove(conn, "reuse")
             conn = None
