@@ -8,28 +8,21 @@ transition, the handshake record and Wireshark-style sequence analysis counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
-from portlens.track.states import Event, TcpState
+from portlens.track.states import Event, Named, TcpState
 
 
-class EndReason(str, Enum):
+class EndReason(Named):
     FIN = "fin"
     RST = "rst"
     IDLE = "idle"
     END_OF_CAPTURE = "end-of-capture"
     EVICTED = "evicted"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Endpoint(str, Enum):
+class Endpoint(Named):
     ORIG = "orig"
     RESP = "resp"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +47,7 @@ class Transition:
     uid: str = ""
 
 
-class Outcome(str, Enum):
+class Outcome(Named):
     """How a TCP handshake ended, as users ask it: did the port answer?"""
 
     ESTABLISHED = "established"
@@ -68,9 +61,6 @@ class Outcome(str, Enum):
     """SYN and SYN-ACK seen, the final ACK never."""
     MID_STREAM = "mid-stream"
     """The capture began after the handshake."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(slots=True)

@@ -12,7 +12,15 @@ from __future__ import annotations
 from enum import Enum
 
 
-class TcpState(str, Enum):
+class Named(str, Enum):
+    """An enum whose members print as their value ("SYN-SENT", "refused"): what tables, CSV
+    and conn.log show. (``enum.StrEnum`` does this from Python 3.11; we support 3.10.)"""
+
+    def __str__(self) -> str:
+        return str.__str__(self)  # the str payload, which is the value
+
+
+class TcpState(Named):
     CLOSED = "CLOSED"
     LISTEN = "LISTEN"
     SYN_SENT = "SYN-SENT"
@@ -25,11 +33,8 @@ class TcpState(str, Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Event(str, Enum):
+class Event(Named):
     """What an endpoint did or had done to it, as seen in one segment."""
 
     SND_SYN = "send SYN"
@@ -45,9 +50,6 @@ class Event(str, Enum):
     RCV_ACK_OF_FIN = "receive ACK of its FIN"
     SND_RST = "send RST"
     RCV_RST = "receive RST"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 S = TcpState
