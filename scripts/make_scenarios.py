@@ -66,12 +66,14 @@ from make_captures import (
     BASE_NS,
     C4,
     C6,
+    DEFAULT_OUT,
     L4,
     LINKTYPE_ETHERNET,
     MAC_C,
     MAC_S,
     S4,
     S6,
+    Exp,
     Pkt,
     Rec,
     TcpOpt,
@@ -85,11 +87,6 @@ from make_captures import (
     udp,
     write_pcap,
 )
-
-Exp = dict[str, Any]
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "captures"
 
 P2P = "203.0.113.5"
 """The other peer of the simultaneous open."""
