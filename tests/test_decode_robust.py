@@ -40,7 +40,7 @@ def corpus_frames(limit: int = 400) -> list[bytes]:
         from scapy.layers.l2 import Ether
 
         frames = [bytes(Ether() / IP(dst="10.0.0.1") / TCP(options=[("MSS", 1460)])),
-                  bytes(Ether() / IP(dst="10.0.0.1") / UDP() / b"x" * 30)]
+                  bytes(Ether() / IP(dst="10.0.0.1") / UDP() / (b"x" * 30))]
     rng = np.random.default_rng(7)
     idx = rng.choice(len(frames), size=min(limit, len(frames)), replace=False)
     return [frames[i] for i in sorted(idx)]
