@@ -171,3 +171,58 @@ def test_unknown_interface_lists_the_interfaces() -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("portlens: no interface 'nosuch0'")
     assert "lo" in done.stderr and done.stderr.count("\n") == 1
+
+
+BULK_PORT = 18714
+
+
+def bulk_transfer(megabytes: int) -> None:
+    """One TCP connection on 127.0.0.1 carrying ``megabytes`` MB as fast as loopback goes."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", BULK_PORT))
+    server.listen()
+
+    def sink() -> None:
+        conn, _ = server.accept()
+        while conn.recv(1 << 20):
+            pass
+        conn.close()
+
+    thread = threading.Thread(target=sink, daemon=True)
+    thread.start()
+    with socket.create_connection(("127.0.0.1", BULK_PORT), timeout=5) as c:
+        chunk = b"z" * (1 << 20)
+        for _ in range(megabytes):
+            c.sendall(chunk)
+    thread.join(timeout=10)
+    server.close()
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
+def test_backlog_past_the_buffer_waits_on_disk_and_nothing_is_lost(tmp_path: Path) -> None:
+    """A 1 MB memory buffer and a 40 MB burst: the capture thread spills what the analysis has
+    not reached to the spool file, and the run still sees every packet tcpdump saw."""
+    ours = tmp_path / "portlens.pcap"
+    theirs = tmp_path / "tcpdump.pcap"
+    expr = f"port {BULK_PORT}"
+    dump = start(["tcpdump", "-i", "lo", "-U", "-B", "262144", "-w", str(theirs), expr])
+    live = start(portlens("ports", "--json", "-i", "lo", "-f", expr, "-w", str(ours),
+                          "--buffer", "1", "--spool-dir", str(tmp_path)))
+    bulk_transfer(40)
+    time.sleep(1.0)
+    live.send_signal(signal.SIGINT)
+    out, err = live.communicate(timeout=60)
+    time.sleep(1.0)
+    dump.send_signal(signal.SIGINT)
+    dump.communicate(timeout=30)
+    assert live.returncode == 0, err
+    summary = err.strip().splitlines()[-1]
+    assert "0 dropped by kernel" in summary and "0 dropped by portlens" in summary, summary
+    waited = int(summary.split(" waited on disk")[0].rsplit("; ", 1)[1])
+    analysed = int(summary.split(" packets analysed")[0])
+    assert 0 < waited <= analysed
+    assert sorted(frames_of(ours)) == sorted(frames_of(theirs))
+    assert analysed == len(frames_of(theirs))
+    assert [json.loads(line) for line in out.splitlines()] == ports_json(str(ours))
+    assert sorted(os.listdir(tmp_path)) == ["portlens.pcap", "tcpdump.pcap"]  # no spool left

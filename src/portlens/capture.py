@@ -26,6 +26,7 @@ from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
 from portlens.sources.frames import FrameBatch
 from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
+from portlens.sources.spool import Spool, SpoolError
 from portlens.sources.writer import PcapngWriter, PcapWriter
 
 
@@ -44,7 +45,11 @@ class LiveOptions:
     user: str | None = None
     """Drop root privileges to this user once the socket is open (tcpdump's -Z)."""
     buffer_bytes: int = 512 << 20
-    """Packets captured but not yet analysed may wait up to this many bytes (bursts)."""
+    """Packets captured but not yet analysed may wait up to this many bytes in memory."""
+    spool_bytes: int = 8 << 30
+    """Past ``buffer_bytes``, up to this many more wait on disk (0: never; drop instead)."""
+    spool_dir: str | None = None
+    """Where the (unlinked) spool file lives; the system's temporary directory by default."""
     ring_mb: int = 128
     """The kernel ring, in 1 MiB blocks: what arrives while the analysis pauses."""
 
@@ -62,9 +67,20 @@ class LiveCounters:
     """How often the kernel found the capture ring full (packets then count as dropped)."""
     written: int = 0
     buffer_dropped: int = 0
-    """Packets dropped because ``buffer_bytes`` were already waiting for the analysis."""
+    """Packets dropped because the memory buffer and the spool were both full."""
     backlog_bytes: int = 0
-    """Bytes captured and waiting for the analysis right now."""
+    """Bytes captured and waiting for the analysis right now (memory and disk)."""
+    spooled_bytes: int = 0
+    """Of ``backlog_bytes``, those waiting on disk."""
+    spilled: int = 0
+    """Packets that waited on disk before their analysis, in all."""
+    spool_error: str | None = None
+    """Why the spool stopped taking packets (e.g. the disk is full), once it has."""
+    behind_s: float = 0.0
+    """How far the analysis lags the capture: now minus the capture time of the packets
+    being analysed (0 when it keeps up)."""
+    abandoned: int = 0
+    """Packets captured but given up unanalysed by a second Ctrl-C."""
     stopped_by: str = ""
 
 
@@ -77,14 +93,17 @@ class LiveSession:
         self.counters = LiveCounters()
         # Opening the socket raises LiveCaptureError (privileges, interface, filter) here,
         # before anything else happens.
-        self._lock = threading.Lock()
-        self._buffered = 0
         self._abort = False
         self._error: Exception | None = None
         self.capture = LiveCapture(options.interface, snaplen=options.snaplen,
                                    bpf=options.kernel_filter, block_size=1 << 20,
                                    block_count=options.ring_mb,
                                    backend=options.backend)  # type: ignore[arg-type]
+        try:
+            self.spool = Spool(options.buffer_bytes, options.spool_bytes, options.spool_dir)
+        except SpoolError:
+            self.capture.close()
+            raise
         if options.user:
             drop_privileges(options.user)
 
@@ -99,20 +118,20 @@ class LiveSession:
     def batches(self) -> Iterator[PacketBatch]:
         """Decoded, filtered batches until the capture ends (count, duration, signal).
 
-        A thread drains the kernel ring into a bounded buffer as fast as packets come, so a
-        burst faster than the analysis is kept, not dropped by the kernel; the analysis
-        catches up afterwards. Only when ``buffer_bytes`` are waiting are packets dropped
-        (counted as ``buffer_dropped``). On Ctrl-C the waiting packets are still analysed
-        (and written); a second Ctrl-C gives them up.
+        A thread drains the kernel ring into the spool as fast as packets come, so traffic
+        faster than the analysis is kept, not dropped by the kernel: in memory up to
+        ``buffer_bytes``, then on disk up to ``spool_bytes``; the analysis catches up
+        afterwards. Only when both are full are packets dropped (counted as
+        ``buffer_dropped``). On Ctrl-C the waiting packets are still analysed (and written);
+        a second Ctrl-C gives them up (counted as ``abandoned``).
         """
         opts = self.options
         counters = self.counters
         counters.started = time.monotonic()
         writer = self._open_writer()
         decoder = Decoder()
-        waiting: queue.Queue[FrameBatch | None] = queue.Queue()
-        drainer = threading.Thread(target=self._drain, args=(waiting,), daemon=True,
-                                   name="portlens-capture")
+        spool = self.spool
+        drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             if self.counters.stopped_by:
@@ -127,18 +146,20 @@ class LiveSession:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stop("duration")
                 try:
-                    frames = waiting.get(timeout=0.1)
+                    frames = spool.get(timeout=0.1)
                 except queue.Empty:
-                    yield PacketBatch.allocate(0)  # nothing arrived: the caller keeps control
-                    continue
+                    frames = FrameBatch.empty()  # nothing arrived: the caller keeps control
                 if frames is None:
                     break
-                with self._lock:
-                    self._buffered -= frames.data.nbytes
-                counters.backlog_bytes = self._buffered
+                counters.backlog_bytes = spool.backlog_bytes
+                counters.spooled_bytes = spool.disk_bytes
+                counters.spilled = spool.spilled_packets
+                counters.spool_error = spool.disk_error
                 if len(frames) == 0:
+                    counters.behind_s = 0.0
                     yield PacketBatch.allocate(0)
                     continue
+                counters.behind_s = max(time.time() - int(frames.ts_ns[-1]) / 1e9, 0.0)
                 batch = decoder.decode(frames)
                 keep = None
                 if self.packet_filter is not None:
@@ -169,6 +190,9 @@ class LiveSession:
                 signal.signal(s, handler)
             self.capture.stop()
             drainer.join(timeout=5)
+            if self._abort:
+                counters.abandoned = spool.waiting_packets()
+            spool.close()
             stats = self.capture.stats()
             counters.received, counters.dropped = stats.received, stats.dropped
             counters.ring_full = self.capture.ring_full
@@ -178,30 +202,18 @@ class LiveSession:
         if self._error is not None:
             raise self._error
 
-    def _drain(self, waiting: queue.Queue[FrameBatch | None]) -> None:
+    def _drain(self) -> None:
         """The capture thread: keep the kernel ring empty, whatever the analysis is doing."""
-        limit = self.options.buffer_bytes
         try:
             for frames in self.capture:
                 if self._abort:
                     break
-                size = frames.data.nbytes
-                with self._lock:
-                    full = len(frames) and self._buffered + size > limit
-                    if not full:
-                        self._buffered += size
-                if full:
+                if not self.spool.put(frames):
                     self.counters.buffer_dropped += len(frames)
-                    continue
-                if len(frames) or waiting.empty():  # idle ticks only when nothing waits
-                    waiting.put(frames)
-                elif not len(frames):
-                    with self._lock:
-                        self._buffered -= size
         except Exception as exc:  # handed to the analysing thread, raised there
             self._error = exc
         finally:
-            waiting.put(None)
+            self.spool.close_input()
 
     def _open_writer(self) -> PcapWriter | PcapngWriter | None:
         opts = self.options

@@ -152,6 +152,12 @@ def _live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
     live.add_argument("--buffer", type=int, default=512, metavar="MB",
                       help="packets captured but not yet analysed may wait in this much "
                            "memory (default 512): bursts faster than the analysis are kept")
+    live.add_argument("--spool", type=int, default=8192, metavar="MB",
+                      help="past --buffer, up to this much more waits on disk in an unlinked "
+                           "temporary file (default 8192; 0: drop instead): the analysis "
+                           "falls behind but nothing is lost")
+    live.add_argument("--spool-dir", metavar="DIR",
+                      help="where the spool file lives (default: $TMPDIR or /tmp)")
 
 
 def _filter_arg(p: argparse.ArgumentParser) -> None:
@@ -407,6 +413,7 @@ def _live_session(args: argparse.Namespace) -> LiveSession:
         count=getattr(args, "count", None), duration=args.duration,
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
+        spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
         ring_mb=max(args.kernel_buffer, 2))
     return LiveSession(options, args.packet_filter)
 
@@ -420,6 +427,12 @@ def _live_summary(session: LiveSession) -> None:
     lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel"
                  + (f" (ring full {c.ring_full} times)" if c.ring_full else "")
                  + f", {c.buffer_dropped} dropped by portlens (buffer full)")
+    if c.spilled:
+        lines.append(f"{c.spilled} waited on disk before analysis")
+    if c.spool_error:
+        lines.append(f"spool stopped taking packets: {c.spool_error}")
+    if c.abandoned:
+        lines.append(f"{c.abandoned} captured but not analysed (second Ctrl-C)")
     print("; ".join(lines), file=sys.stderr)
 
 
@@ -929,7 +942,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     open_conns = tracker.open_connections(limit=200)
     rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
                   c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full,
-                  c.buffer_dropped, c.backlog_bytes)
+                  c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s)
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
                      recent)  # type: ignore[arg-type]
 

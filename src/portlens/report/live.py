@@ -34,6 +34,10 @@ class Rates:
     ring_full: int = 0
     buffer_dropped: int = 0
     backlog_bytes: int = 0
+    spooled_bytes: int = 0
+    """Of the backlog, what waits on disk."""
+    behind_s: float = 0.0
+    """How far the analysis (and so this view) lags the capture."""
 
 
 def header(r: Rates) -> Text:
@@ -47,6 +51,10 @@ def header(r: Rates) -> Text:
         line.append(f" (ring full {r.ring_full:,} times)", style="bold red")
     if r.backlog_bytes:
         line.append(f"   backlog {human_bytes(r.backlog_bytes)}", style="yellow")
+        if r.spooled_bytes:
+            line.append(f" ({human_bytes(r.spooled_bytes)} on disk)", style="yellow")
+    if r.behind_s >= 1:
+        line.append(f"   analysis {r.behind_s:,.1f} s behind", style="yellow")
     if r.buffer_dropped:
         line.append(f"   {r.buffer_dropped:,} dropped by portlens", style="bold red")
     return line
