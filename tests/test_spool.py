@@ -125,6 +125,13 @@ def test_the_spool_file_is_never_visible(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_the_disk_part_takes_at_most_half_the_free_space(tmp_path: Path) -> None:
+    fs = os.statvfs(tmp_path)
+    free = fs.f_bavail * fs.f_frsize
+    assert Spool(0, disk_limit=1 << 62, directory=str(tmp_path)).disk_limit <= free // 2
+    assert Spool(0, disk_limit=1 << 20, directory=str(tmp_path)).disk_limit == 1 << 20
+
+
 def test_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SpoolError) as err:
         Spool(0, disk_limit=1 << 20, directory=str(tmp_path / "nope"))
@@ -141,12 +148,25 @@ def test_a_full_disk_refuses_and_says_why(tmp_path: Path,
     def no_space(*_: object) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "pwrite", no_space)
+    monkeypatch.setattr(os, "pwritev", no_space)
     assert not spool.put(parts[1])
     assert spool.disk_error == "No space left on device"
     monkeypatch.undo()
     assert not spool.put(parts[2])  # the disk stays given up: no half-written batches
     assert [frames(b) for b in drain(spool)] == [frames(parts[0])]
+
+
+def test_a_short_write_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = batches()
+    spool = Spool(0, disk_limit=1 << 30, directory=str(tmp_path))
+    real_pwrite = os.pwrite
+
+    def first_100_bytes(fd: int, views: list[memoryview], pos: int) -> int:
+        return real_pwrite(fd, b"".join(views)[:100], pos)
+
+    monkeypatch.setattr(os, "pwritev", first_100_bytes)
+    assert spool.put(parts[0]) and spool.put(parts[1])
+    assert [frames(b) for b in drain(spool)] == [frames(parts[0]), frames(parts[1])]
 
 
 def test_big_backlog_is_cut_back_when_drained(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ class Spool:
     analysis), bounded by ``memory_limit`` bytes in memory plus ``disk_limit`` bytes on disk.
 
     ``put`` never blocks: it refuses a batch (returns False, the caller counts the packets as
-    dropped) only when both sides are full. ``disk_limit=0`` keeps everything in memory.
+    dropped) only when both sides are full. ``disk_limit=0`` keeps everything in memory; the
+    disk part never takes more than half the space its file system has free at the start.
     """
 
     def __init__(self, memory_limit: int, disk_limit: int = 0,
@@ -92,6 +93,9 @@ class Spool:
             except OSError as exc:
                 raise SpoolError(f"cannot create the spool file in {where}: "
                                  f"{exc.strerror or exc}") from None
+            # Never more than half the space free now: /tmp is often a tmpfs, in memory.
+            fs = os.fstatvfs(self._file.fileno())
+            self.disk_limit = min(disk_limit, fs.f_bavail * fs.f_frsize // 2)
 
     @property
     def backlog_bytes(self) -> int:
@@ -183,14 +187,16 @@ class Spool:
         parts += [np.ascontiguousarray(getattr(frames, name), dtype=dtype)
                   for name, dtype in _COLUMNS]
         fd = self._file.fileno()
+        views = [part.data.cast("B") for part in parts]
         try:
-            at = pos
-            for part in parts:
-                view = part.data.cast("B")
-                done = 0
-                while done < len(view):
-                    done += os.pwrite(fd, view[done:], at + done)
-                at += len(view)
+            # One system call (and one release of the GIL) for the whole batch: the capture
+            # thread competes for the GIL with the analysis, and every re-acquisition costs it.
+            done = os.pwritev(fd, views, pos)
+            if done < entry.size:  # short write (rare on regular files): finish piece by piece
+                rest = memoryview(b"".join(views))[done:]
+                while rest:
+                    n = os.pwrite(fd, rest, pos + done)
+                    rest, done = rest[n:], done + n
         except OSError as exc:
             self.disk_error = exc.strerror or str(exc)
             return None
