@@ -1733,8 +1733,11 @@ SETTLE_S = 3.0
 and the kernel hands a partly filled block over within one to two timeouts (2 s lost packets)."""
 
 SCAPY_COUNTER = """\
-import json, struct, sys
+import json, signal, struct, sys
 from scapy.all import conf, sniff
+# Started from a shell's background job, SIGINT arrives ignored and Python then installs no
+# KeyboardInterrupt handler: restore it, or the clean stop below never comes.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 seen = 0
 def count(_pkt):
     global seen
