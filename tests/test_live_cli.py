@@ -226,3 +226,51 @@ def test_backlog_past_the_buffer_waits_on_disk_and_nothing_is_lost(tmp_path: Pat
     assert analysed == len(frames_of(theirs))
     assert [json.loads(line) for line in out.splitlines()] == ports_json(str(ours))
     assert sorted(os.listdir(tmp_path)) == ["portlens.pcap", "tcpdump.pcap"]  # no spool left
+
+
+FLOOD_PORT = 18715
+
+
+def udp_flood(datagrams: int) -> None:
+    """Small UDP datagrams on 127.0.0.1 from many source ports, as fast as Python sends them:
+    cheap to capture, dear to analyse (a new flow every 10 datagrams)."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", FLOOD_PORT))  # never read: the kernel drops at its buffer, later
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(datagrams // 10)]
+    for s in senders:
+        for _ in range(10):
+            s.sendto(b"q" * 20, ("127.0.0.1", FLOOD_PORT))
+        s.close()
+    sink.close()
+
+
+def summary_counts(line: str) -> dict[str, int]:
+    """The closing line's figures by their words."""
+    words = {"packets analysed": "analysed", "received by filter": "received",
+             "dropped by kernel": "kernel", "dropped by portlens": "portlens",
+             "captured but not analysed": "abandoned"}
+    out = dict.fromkeys(words.values(), 0)
+    for part in line.replace(";", ",").split(","):
+        for phrase, key in words.items():
+            if phrase in part:
+                out[key] = int(part.split()[0])
+    return out
+
+
+def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Path) -> None:
+    """A backlog of small packets, then Ctrl-C twice: portlens stops at once, and the closing
+    line accounts for every packet the kernel received: analysed, dropped or given up."""
+    live = start(portlens("sniff", "-i", "lo", "-f", f"udp port {FLOOD_PORT}", "--buffer", "1",
+                          "--spool-dir", str(tmp_path)))
+    udp_flood(100_000)
+    live.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    live.send_signal(signal.SIGINT)
+    _, err = live.communicate(timeout=60)
+    assert live.returncode == 0, err
+    counts = summary_counts(err.strip().splitlines()[-1])
+    assert counts["received"] >= 100_000
+    assert counts["abandoned"] > 0, err  # the analysis was behind when the second one came
+    assert (counts["analysed"] + counts["kernel"] + counts["portlens"] + counts["abandoned"]
+            == counts["received"]), counts
+    assert os.listdir(tmp_path) == []

@@ -199,7 +199,7 @@ class LiveSession:
             self.capture.stop()
             drainer.join(timeout=5)
             if self._abort:
-                counters.abandoned = spool.waiting_packets()
+                counters.abandoned += spool.waiting_packets()
             spool.close()
             stats = self.capture.stats()
             counters.received, counters.dropped = stats.received, stats.dropped
@@ -217,8 +217,9 @@ class LiveSession:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
         try:
             for frames in self.capture:
-                if self._abort:
-                    break
+                if self._abort:  # given up: what is still in the ring is counted, not kept
+                    self.counters.abandoned += len(frames)
+                    continue
                 if not self.spool.put(frames):
                     self.counters.buffer_dropped += len(frames)
         except Exception as exc:  # handed to the analysing thread, raised there
