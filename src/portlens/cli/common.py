@@ -1,0 +1,228 @@
+"""What every command uses: exit statuses, one-line errors, the source of packets (files with a
+progress bar, or a live session), the tracker's configuration from the arguments."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from portlens.capture import LiveSession
+    from portlens.track.tracker import TrackerConfig
+
+
+
+EXIT_OK = 0
+
+
+EXIT_NOTHING = 1
+
+
+EXIT_ERROR = 2
+
+
+class UsageError(Exception):
+    """A command-line mistake: one line, exit status 2."""
+
+
+def error(message: str) -> None:
+    print(f"portlens: {message}", file=sys.stderr)
+
+
+def exit_status(status: int, found: object) -> int:
+    """grep's convention: an error's status wins; otherwise 1 when nothing matched, so scripts
+    can tell an empty answer from a failed run."""
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if found else EXIT_NOTHING
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    from portlens.track.timeouts import Timeouts
+    from portlens.track.tracker import TrackerConfig
+
+    seconds = {}
+    for item in args.timeout:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--timeout wants NAME=SECONDS, got {item!r}")
+        try:
+            seconds[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--timeout {name}: {value!r} is not a number") from None
+    try:
+        timeouts = Timeouts().with_seconds(**seconds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.max_flows < 1:
+        raise UsageError("--max-flows must be at least 1")
+    # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
+    # for every connection costs time the other outputs need not pay.
+    transitions = args.command == "ladder" or (
+        args.command in ("conns", "sniff") and getattr(args, "format", "json") == "json")
+    return TrackerConfig(timeouts=timeouts, drop_bad_checksums=args.checksums == "drop",
+                         max_flows=args.max_flows, vlan_in_key=args.vlan_key,
+                         keep_transitions=transitions)
+
+
+def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
+    """The decoded (and -f filtered) batches of the command's source: files or -i."""
+    if getattr(args, "interface", None):
+        session = open_live_session(args)
+        args.live_session = session
+        yield from session.batches()
+        live_summary(session)
+    else:
+        yield from read_batches(args.files, status, args.packet_filter)
+
+
+def open_live_session(args: argparse.Namespace) -> LiveSession:
+    from pathlib import Path
+
+    from portlens.capture import LiveOptions, LiveSession
+
+    options = LiveOptions(
+        interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
+        count=getattr(args, "count", None), duration=args.duration,
+        write=Path(args.write) if args.write else None, pcapng=args.pcapng,
+        backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
+        spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
+        ring_mb=max(args.kernel_buffer, 2))
+    return LiveSession(options, args.packet_filter)
+
+
+def live_summary(session: LiveSession) -> None:
+    """tcpdump's closing lines: what was analysed, written and dropped."""
+    c = session.counters
+    lines = [f"{c.packets} packets analysed"]
+    if session.options.write is not None:
+        lines.append(f"{c.written} written to {session.options.write}")
+    lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel"
+                 + (f" (ring full {c.ring_full} times)" if c.ring_full else "")
+                 + f", {c.buffer_dropped} dropped by portlens (buffer full)")
+    if c.spilled:
+        lines.append(f"{c.spilled} waited on disk before analysis")
+    if c.spool_error:
+        lines.append(f"spool stopped taking packets: {c.spool_error}")
+    if c.abandoned:
+        lines.append(f"{c.abandoned} captured but not analysed (second Ctrl-C)")
+    print("; ".join(lines), file=sys.stderr)
+
+
+def read_batches(files: Sequence[str], status: list[int],
+                  packet_filter: object = None) -> Iterator[object]:
+    """Decoded batches of all files in order, filtered by -f; input errors are reported and
+    remembered in status."""
+    from portlens.decode import decode_capture
+    from portlens.decode.packets import PacketBatch
+    from portlens.filter import PacketFilter
+    from portlens.sources.files import CaptureError
+
+    if isinstance(packet_filter, PacketFilter):
+        for batch in read_batches(files, status):
+            assert isinstance(batch, PacketBatch)
+            yield packet_filter.select(batch)
+        return
+
+    for path in files:
+        with progress_bar(path) as progress:
+            try:
+                yield from decode_capture(path, progress=progress)
+            except CaptureError as exc:
+                error(str(exc))
+                status[0] = EXIT_ERROR
+            except OSError as exc:
+                error(f"{path}: {exc.strerror or exc}")
+                status[0] = EXIT_ERROR
+
+
+PROGRESS_MIN_BYTES = 8 << 20
+"""Files smaller than this read too fast for a progress bar to help."""
+
+
+@contextlib.contextmanager
+def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading a large file, only when stderr is a terminal."""
+    import os
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                  console=stderr_console()) as bar:
+        task = bar.add_task(os.path.basename(path), total=size)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or size)
+
+        yield update
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
+                     not_counted: Counter[str] | None = None) -> int:
+    """Track the source, handing each connection to ``sink``; the exit status of the reading.
+    ``not_counted`` receives the tracker's count of frames in no connection, by why."""
+    from portlens.decode.packets import PacketBatch
+    from portlens.track.tracker import Tracker
+
+    config = tracker_config(args)
+    status = [EXIT_OK]
+    if getattr(args, "workers", 1) > 1:
+        from portlens.parallel import track_files
+
+        errors: list[str] = []
+        for c in track_files(args.files, config, args.workers, errors, args.filter,
+                             not_counted):
+            sink(c)
+        for message in errors:
+            error(message)
+            status[0] = EXIT_ERROR
+        return status[0]
+    tracker = Tracker(config)
+    for batch in source_batches(args, status):
+        assert isinstance(batch, PacketBatch)
+        for c in tracker.feed(batch):
+            sink(c)
+    for c in tracker.finish():
+        sink(c)
+    if not_counted is not None:
+        not_counted.update(tracker.not_counted)
+    return status[0]
+
+
+def print_rich_rows(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -1,0 +1,173 @@
+"""`portlens conns` (one row per connection, Zeek conn.log style) and `portlens events` (the
+stream of TCP state transitions)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from portlens.cli.args import source_args, tracking_args
+from portlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    error,
+    exit_status,
+    source_batches,
+    stderr_console,
+    tracker_config,
+)
+
+EPILOG_CONNS = """examples:
+  portlens conns capture.pcap                    a table of connections
+  portlens conns --format zeek a.pcap > conn.log Zeek's conn.log (zeek-cut reads it)
+  portlens conns --json --state REJ a.pcap       refused connections as JSON lines
+  portlens conns --checksums drop a.pcap         like Zeek without -C
+"""
+
+
+EPILOG_EVENTS = """examples:
+  portlens events capture.pcap                   every endpoint state change, in time order
+  portlens events --json capture.pcap | jq .     the same as JSON lines
+"""
+
+
+def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("conns", help="connections, Zeek conn.log style (+ RFC 9293 states)",
+                       epilog=EPILOG_CONNS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    p.add_argument("--format", choices=("table", "json", "csv", "zeek"), default="table",
+                   help="output format (default: a table)")
+    p.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")
+    p.add_argument("--csv", dest="format", action="store_const", const="csv",
+                   help="same as --format csv")
+    p.add_argument("--port", type=int, action="append", metavar="P",
+                   help="only connections with this port on either side (repeatable)")
+    p.add_argument("--host", action="append", metavar="ADDR",
+                   help="only connections with this address on either side (repeatable)")
+    p.add_argument("--state", action="append", metavar="CONN_STATE",
+                   help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
+    p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
+                   help="only this protocol (repeatable)")
+    p.set_defaults(func=cmd_conns)
+
+
+def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("events", help="the stream of TCP state transitions (conntrack -E style)",
+                       epilog=EPILOG_EVENTS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=cmd_events)
+
+
+def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
+    ports = set(args.port or ())
+    hosts = set(args.host or ())
+    states = {s.upper() for s in (args.state or ())}
+    protos = set(args.proto or ())
+
+    def keep(c: object) -> bool:
+        from portlens.track.model import Connection
+
+        assert isinstance(c, Connection)
+        if ports and c.orig_p not in ports and c.resp_p not in ports:
+            return False
+        if hosts and c.orig_h not in hosts and c.resp_h not in hosts:
+            return False
+        if states and c.conn_state not in states:
+            return False
+        return not (protos and c.proto not in protos)
+
+    return keep
+
+
+def cmd_conns(args: argparse.Namespace) -> int:
+    from portlens.decode.packets import PacketBatch
+    from portlens.report import conns as report
+    from portlens.track.model import Connection
+    from portlens.track.tracker import Tracker
+
+    config = tracker_config(args)
+    status = [EXIT_OK]
+    tracker = Tracker(config)
+    keep = _conn_filter(args)
+    out: TextIO = sys.stdout
+    found = 0
+    table: list[Connection] = []
+    zeek = report.ZeekWriter(out) if args.format == "zeek" else None
+    if args.format == "csv":
+        report.write_csv([], out)
+
+    def emit(conns: list[Connection]) -> None:
+        nonlocal found
+        for c in conns:
+            if not keep(c):
+                continue
+            found += 1
+            if zeek is not None:
+                zeek.write(c)
+            elif args.format == "json":
+                out.write(report.json_line(report.record(c)) + "\n")
+            elif args.format == "csv":
+                report.write_csv([c], out, header=False)
+            else:
+                table.append(c)
+
+    try:
+        if args.workers > 1:
+            from portlens.parallel import track_files
+
+            errors: list[str] = []
+            emit(list(track_files(args.files, config, args.workers, errors, args.filter)))
+            for message in errors:
+                error(message)
+                status[0] = EXIT_ERROR
+        else:
+            for batch in source_batches(args, status):
+                assert isinstance(batch, PacketBatch)
+                emit(tracker.feed(batch))
+    finally:
+        emit(tracker.finish())
+        if zeek is not None:
+            zeek.close()
+        if args.format == "table" and table:
+            from portlens.report.tables import print_fitting
+
+            print_fitting(report.TABLE_COLUMNS, report.table_rows(
+                sorted(table, key=lambda c: c.ts_ns)), drop_order=report.DROP_ORDER)
+            noun = "connection" if len(table) == 1 else "connections"
+            stderr_console().print(f"{len(table)} {noun}", style="dim")
+        out.flush()
+    return exit_status(status[0], found)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from portlens.decode.packets import PacketBatch
+    from portlens.report import conns as report
+    from portlens.track.model import Transition
+    from portlens.track.tracker import Tracker
+
+    config = tracker_config(args)
+    out: TextIO = sys.stdout
+    count = 0
+
+    def on_transition(t: Transition) -> None:
+        nonlocal count
+        count += 1
+        if args.json:
+            out.write(report.json_line(report.transition_record(t)) + "\n")
+        else:
+            out.write(report.event_line(t) + "\n")
+
+    status = [EXIT_OK]
+    tracker = Tracker(config, on_transition=on_transition)
+    for batch in source_batches(args, status):
+        assert isinstance(batch, PacketBatch)
+        tracker.feed(batch)
+    tracker.finish()
+    out.flush()
+    return exit_status(status[0], count)

@@ -1,0 +1,163 @@
+"""`portlens sniff` (live dashboard, then the per-port report) and `portlens interfaces`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+from portlens.cli.args import source_args, tracking_args
+from portlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_NOTHING,
+    EXIT_OK,
+    error,
+    exit_status,
+    print_rich_rows,
+    source_batches,
+    stderr_console,
+    tracker_config,
+)
+
+EPILOG_SNIFF = """examples:
+  portlens sniff -i eth0                          live dashboard; Ctrl-C prints the report
+  portlens sniff -i any -f 'tcp port 443' -w tls.pcap
+  portlens sniff -i lo --duration 30 --json > conns.jsonl   connections as they end
+  portlens ports -i eth0 -c 10000                 any report works on -i too
+"""
+
+
+def add_live_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("sniff", help="capture live: a dashboard, then the per-port report",
+                       epilog=EPILOG_SNIFF, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="no dashboard: connections as JSON lines as they end (the default when "
+                        "standard output is not a terminal)")
+    p.set_defaults(func=cmd_sniff)
+
+    p = sub.add_parser("interfaces", help="network interfaces to capture on")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=cmd_interfaces)
+
+
+def cmd_sniff(args: argparse.Namespace) -> int:
+    """Live capture: a dashboard while it runs (or JSON lines when piped), the per-port report
+    at the end, the same as `portlens ports` on the -w file afterwards."""
+    import time
+    from collections import deque
+
+    from portlens.analysis.ports import PortTable
+    from portlens.decode.packets import PacketBatch
+    from portlens.report import conns as conns_report
+    from portlens.report import ports as ports_report
+    from portlens.track.model import Connection
+    from portlens.track.tracker import Tracker
+
+    if not args.interface:
+        error("sniff needs -i IFACE (`portlens interfaces` lists them)")
+        return EXIT_ERROR
+    config = tracker_config(args)
+    tracker = Tracker(config)
+    ended = PortTable()
+    recent: deque[Connection] = deque(maxlen=64)
+    as_json = args.json or not sys.stdout.isatty()
+    out: TextIO = sys.stdout
+
+    missed = _Missed()
+
+    def take(conns: list[Connection]) -> None:
+        for c in conns:
+            ended.add(c)
+            recent.append(c)
+            if c.proto == "tcp":
+                missed.gap += c.missed_bytes
+                missed.total += c.orig_bytes + c.resp_bytes
+            if as_json:
+                out.write(conns_report.json_line(conns_report.record(c)) + "\n")
+        if as_json and conns:
+            out.flush()
+
+    status = [EXIT_OK]
+    live = None
+    if not as_json:
+        from rich.live import Live
+
+        live = Live(refresh_per_second=2, transient=True, console=stderr_console())
+        live.start()
+    last_view = last_tick = 0.0
+    try:
+        for batch in source_batches(args, status):
+            assert isinstance(batch, PacketBatch)
+            take(tracker.feed(batch))
+            now = time.monotonic()
+            if now - last_tick >= 0.1:  # the wall clock ends idle connections; 10 times a second
+                last_tick = now
+                take(tracker.advance(time.time_ns()))
+            if live is not None and now - last_view >= 0.5:
+                last_view = now
+                live.update(_dashboard(args, tracker, ended, list(recent)))
+    finally:
+        if live is not None:
+            live.stop()
+        take(tracker.finish())
+    if missed.total:
+        print(f"capture loss estimate: {100 * missed.gap / missed.total:.3f}% of "
+              f"{missed.total:,} TCP payload bytes were acknowledged but never seen "
+              f"(Zeek's missed_bytes, per connection in `conns`)", file=sys.stderr)
+    if not as_json and len(ended):
+        ports_report.print_table(ended, "conns", None)
+    out.flush()
+    return exit_status(status[0], len(ended))
+
+
+@dataclasses.dataclass
+class _Missed:
+    """Bytes acknowledged but never captured, against all TCP payload bytes."""
+
+    gap: int = 0
+    total: int = 0
+
+
+def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
+               recent: list[object]) -> RenderableType:
+    import time
+
+    from portlens.analysis.ports import PortTable
+    from portlens.capture import LiveSession
+    from portlens.report.live import Rates, dashboard
+    from portlens.track.tracker import Tracker
+
+    assert isinstance(tracker, Tracker) and isinstance(ended, PortTable)
+    session = getattr(args, "live_session", None)
+    assert isinstance(session, LiveSession)
+    c = session.counters
+    elapsed = max(time.monotonic() - c.started, 1e-9)
+    stats = session.kernel_stats()
+    open_conns = tracker.open_connections(limit=200)
+    rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
+                  c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full,
+                  c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s)
+    return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
+                     recent)  # type: ignore[arg-type]
+
+
+def cmd_interfaces(args: argparse.Namespace) -> int:
+    from portlens.sources.interfaces import list_interfaces
+
+    found = list_interfaces(include_any=True)
+    if args.json:
+        for i in found:
+            print(json.dumps(i.as_dict()))
+    else:
+        rows = [(i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
+                 " ".join(i.addresses) or "-") for i in found]
+        print_rich_rows(("interface", "index", "state", "link type", "mtu", "addresses"),
+                         rows)
+    return EXIT_OK if found else EXIT_NOTHING

@@ -1,0 +1,195 @@
+"""The reports built on connections: `ports` (the default command), `handshakes`, `sockets`
+and `ladder`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from portlens.cli.args import source_args, tracking_args
+from portlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    each_connection,
+    error,
+    exit_status,
+    source_batches,
+    tracker_config,
+)
+
+EPILOG_PORTS = """examples:
+  portlens ports capture.pcap                    one row per server port (also: portlens FILE)
+  portlens ports --sort bytes --top 10 a.pcap    the ten ports that moved the most bytes
+  portlens ports --all-ports a.pcap              client (originator) ports get rows too
+  portlens ports --json a.pcap b.pcap.gz         exact numbers, JSON lines, totals last
+"""
+
+
+EPILOG_HANDSHAKES = """examples:
+  portlens handshakes capture.pcap               SYNs, answers, RTTs and options per port
+  portlens handshakes --port 443 --conns a.pcap  every handshake to port 443
+"""
+
+
+EPILOG_SOCKETS = """examples:
+  portlens sockets capture.pcap                  listening sockets and every connection's ends
+  portlens sockets --listening --json a.pcap     only the listeners, as JSON lines
+"""
+
+
+EPILOG_LADDER = """examples:
+  portlens conns capture.pcap                    find the uid of a connection
+  portlens ladder capture.pcap --conn CExxtitmB3KDOVDJlg
+  portlens ladder capture.pcap --conn UID --full every segment, nothing folded
+"""
+
+
+def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def output_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", dest="format", action="store_const", const="json",
+                       default="table", help="JSON lines, exact numbers")
+        p.add_argument("--csv", dest="format", action="store_const", const="csv",
+                       help="CSV, exact numbers")
+
+    p = sub.add_parser("ports", help="per-port summary: outcomes, traffic, clients, RTT "
+                       "(the default command)", epilog=EPILOG_PORTS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    output_args(p)
+    p.add_argument("--sort", choices=("conns", "bytes", "packets", "port"), default="conns",
+                   help="row order (default: most connections first)")
+    p.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    p.add_argument("--all-ports", action="store_true",
+                   help="also give client (originator) ports rows")
+    p.set_defaults(func=cmd_ports)
+
+    p = sub.add_parser("handshakes", help="TCP handshakes per server port (or per connection)",
+                       epilog=EPILOG_HANDSHAKES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    output_args(p)
+    p.add_argument("--port", type=int, action="append", metavar="P",
+                   help="only this server port (repeatable)")
+    p.add_argument("--conns", action="store_true", help="one row per connection")
+    p.set_defaults(func=cmd_handshakes)
+
+    p = sub.add_parser("sockets", help="observed listening sockets and connection ends, ss style",
+                       epilog=EPILOG_SOCKETS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    output_args(p)
+    p.add_argument("--listening", action="store_true", help="only the listening sockets")
+    p.set_defaults(func=cmd_sockets)
+
+    p = sub.add_parser("ladder", help="one connection as a sequence diagram with both states",
+                       epilog=EPILOG_LADDER, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    p.add_argument("--conn", required=True, metavar="UID",
+                   help="the connection's uid (as `portlens conns` shows it)")
+    p.add_argument("--full", action="store_true", help="every segment (long ones fold)")
+    p.set_defaults(func=cmd_ladder)
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from portlens.analysis.ports import PortTable
+    from portlens.report import ports as report
+
+    if args.top is not None and args.top < 1:
+        error("--top must be at least 1")
+        return EXIT_ERROR
+    table = PortTable(all_ports=args.all_ports)
+    status = each_connection(args, table.add, table.not_counted)  # type: ignore[arg-type]
+    if args.format == "json":
+        report.write_json(table, sys.stdout, args.sort, args.top)
+    elif args.format == "csv":
+        report.write_csv(table, sys.stdout, args.sort, args.top)
+    elif len(table):
+        report.print_table(table, args.sort, args.top)
+    sys.stdout.flush()
+    return exit_status(status, len(table))
+
+
+def cmd_handshakes(args: argparse.Namespace) -> int:
+    from typing import Any
+
+    from portlens.analysis.handshakes import HandshakeTable, connection_record
+    from portlens.report import handshakes as report
+    from portlens.track.model import Connection
+
+    ports = set(args.port or ())
+    table = HandshakeTable()
+    per_conn: list[dict[str, Any]] = []
+
+    def sink(c: object) -> None:
+        assert isinstance(c, Connection)
+        if ports and c.resp_p not in ports:
+            return
+        if args.conns:
+            rec = connection_record(c)
+            if rec is not None:
+                per_conn.append(rec)
+        else:
+            table.add(c)
+
+    status = each_connection(args, sink)
+    if args.conns:
+        per_conn.sort(key=lambda r: int(r["ts_ns"]))
+    records = per_conn if args.conns else table.records()
+    if args.format == "json":
+        report.write_json(records, sys.stdout)
+    elif args.format == "csv":
+        report.write_csv(records, sys.stdout)
+    elif records and args.conns:
+        report.print_conns(records)
+    elif records:
+        report.print_table(table)
+    sys.stdout.flush()
+    return exit_status(status, records)
+
+
+def cmd_sockets(args: argparse.Namespace) -> int:
+    from portlens.analysis.sockets import SocketTable
+    from portlens.report import sockets as report
+
+    table = SocketTable()
+    status = each_connection(args, table.add)  # type: ignore[arg-type]
+    if args.listening:
+        table.sockets = []
+    found = len(table.listeners) + len(table.sockets)
+    if args.format == "json":
+        report.write_json(table, sys.stdout)
+    elif args.format == "csv":
+        report.write_csv(table, sys.stdout)
+    elif found:
+        report.print_tables(table)
+    sys.stdout.flush()
+    return exit_status(status, found)
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from portlens.analysis.ladder import ladder
+    from portlens.decode.packets import PacketBatch
+    from portlens.report.ladder import text
+    from portlens.track.model import Connection
+
+    found: list[Connection] = []
+
+    def sink(c: object) -> None:
+        assert isinstance(c, Connection)
+        if c.uid == args.conn:
+            found.append(c)
+
+    status = each_connection(args, sink)
+    config = tracker_config(args)
+    if not found:
+        error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
+        return exit_status(status, False)
+    batches = (b for b in source_batches(args, [EXIT_OK])
+               if isinstance(b, PacketBatch))
+    sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
+    sys.stdout.flush()
+    return status
