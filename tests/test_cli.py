@@ -105,3 +105,30 @@ def test_ports_footer_says_what_was_not_counted(capsys: pytest.CaptureFixture[st
     assert len(reasons) > 10
     counted = {k: v for k, v in total["not_counted"].items() if k.startswith("malformed")}
     assert counted == reasons
+
+
+@pytest.mark.parametrize("fmt", ["json", "zeek"])
+def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   fmt: str) -> None:
+    """Ctrl-C after the last packet was read: exit status 130, and the output holds every
+    connection (the open ones ended as at the end of the capture), the Zeek log closed."""
+    from portlens.cli import common
+
+    rc, whole, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
+    assert rc == 0
+    reading = common.source_batches
+
+    def interrupted(args: object, status: list[int]) -> object:
+        yield from reading(args, status)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common, "source_batches", interrupted)
+    rc, out, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
+    assert rc == 130
+
+    def rows(text: str) -> list[str]:  # the Zeek log's #open/#close lines carry the time
+        return [ln for ln in text.splitlines() if not ln.startswith(("#open", "#close"))]
+
+    assert rows(out) == rows(whole) and len(rows(out)) >= 8
+    assert out.splitlines()[-1].startswith("#close") if fmt == "zeek" else True

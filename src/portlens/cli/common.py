@@ -187,7 +187,10 @@ def stderr_console() -> Console:
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
                      not_counted: Counter[str] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
-    ``not_counted`` receives the tracker's count of frames in no connection, by why."""
+    ``not_counted`` receives the tracker's count of frames in no connection, by why.
+
+    Interrupted (Ctrl-C, a closed pipe), the connections still open are handed over all the
+    same, as at the end of the capture: a streaming output ends with every connection seen."""
     from portlens.decode.packets import PacketBatch
     from portlens.track.tracker import Tracker
 
@@ -205,14 +208,16 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
             status[0] = EXIT_ERROR
         return status[0]
     tracker = Tracker(config)
-    for batch in source_batches(args, status):
-        assert isinstance(batch, PacketBatch)
-        for c in tracker.feed(batch):
+    try:
+        for batch in source_batches(args, status):
+            assert isinstance(batch, PacketBatch)
+            for c in tracker.feed(batch):
+                sink(c)
+    finally:
+        for c in tracker.finish():
             sink(c)
-    for c in tracker.finish():
-        sink(c)
-    if not_counted is not None:
-        not_counted.update(tracker.not_counted)
+        if not_counted is not None:
+            not_counted.update(tracker.not_counted)
     return status[0]
 
 

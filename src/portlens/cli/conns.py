@@ -10,9 +10,8 @@ from typing import TextIO
 
 from portlens.cli.args import source_args, tracking_args
 from portlens.cli.common import (
-    EXIT_ERROR,
     EXIT_OK,
-    error,
+    each_connection,
     exit_status,
     source_batches,
     stderr_console,
@@ -86,14 +85,9 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
 
 
 def cmd_conns(args: argparse.Namespace) -> int:
-    from portlens.decode.packets import PacketBatch
     from portlens.report import conns as report
     from portlens.track.model import Connection
-    from portlens.track.tracker import Tracker
 
-    config = tracker_config(args)
-    status = [EXIT_OK]
-    tracker = Tracker(config)
     keep = _conn_filter(args)
     out: TextIO = sys.stdout
     found = 0
@@ -102,36 +96,24 @@ def cmd_conns(args: argparse.Namespace) -> int:
     if args.format == "csv":
         report.write_csv([], out)
 
-    def emit(conns: list[Connection]) -> None:
+    def emit(c: object) -> None:
         nonlocal found
-        for c in conns:
-            if not keep(c):
-                continue
-            found += 1
-            if zeek is not None:
-                zeek.write(c)
-            elif args.format == "json":
-                out.write(report.json_line(report.record(c)) + "\n")
-            elif args.format == "csv":
-                report.write_csv([c], out, header=False)
-            else:
-                table.append(c)
+        assert isinstance(c, Connection)
+        if not keep(c):
+            return
+        found += 1
+        if zeek is not None:
+            zeek.write(c)
+        elif args.format == "json":
+            out.write(report.json_line(report.record(c)) + "\n")
+        elif args.format == "csv":
+            report.write_csv([c], out, header=False)
+        else:
+            table.append(c)
 
     try:
-        if args.workers > 1:
-            from portlens.parallel import track_files
-
-            errors: list[str] = []
-            emit(list(track_files(args.files, config, args.workers, errors, args.filter)))
-            for message in errors:
-                error(message)
-                status[0] = EXIT_ERROR
-        else:
-            for batch in source_batches(args, status):
-                assert isinstance(batch, PacketBatch)
-                emit(tracker.feed(batch))
+        status = each_connection(args, emit)
     finally:
-        emit(tracker.finish())
         if zeek is not None:
             zeek.close()
         if args.format == "table" and table:
@@ -142,7 +124,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
             noun = "connection" if len(table) == 1 else "connections"
             stderr_console().print(f"{len(table)} {noun}", style="dim")
         out.flush()
-    return exit_status(status[0], found)
+    return exit_status(status, found)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
