@@ -23,11 +23,11 @@ import os
 import stat
 import zlib
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Final, Literal, NamedTuple, Protocol
 
 import numpy as np
 
+from portlens.sources.closing import Closing
 from portlens.sources.frames import FrameBatch
 from portlens.sources.pcap import FILE_HEADER_LEN, HeaderError, InterfaceInfo, PcapWalker, Walk
 from portlens.sources.pcap import is_pcap as _is_pcap
@@ -90,7 +90,7 @@ def open_capture(
     return CaptureReader(path, chunk_bytes=chunk_bytes)
 
 
-class CaptureReader:
+class CaptureReader(Closing):
     """An open capture file: iterate it for FrameBatches, in file order.
 
     Frame numbers are 1-based and continue across batches. ``bytes_read`` counts bytes of the
@@ -143,17 +143,6 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[FrameBatch]:
         return self._batches
-
-    def __enter__(self) -> CaptureReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._closed:

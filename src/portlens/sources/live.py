@@ -59,7 +59,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
@@ -67,6 +66,7 @@ import numpy.typing as npt
 
 from portlens.sources import bpf as _bpf
 from portlens.sources import linktypes
+from portlens.sources.closing import Closing
 from portlens.sources.frames import FrameBatch
 from portlens.sources.interfaces import (
     ARPHRD_LOOPBACK,
@@ -643,7 +643,7 @@ class _ScapyReader(_Reader):
 # -- the capture ----------------------------------------------------------------------------------
 
 
-class LiveCapture:
+class LiveCapture(Closing):
     """Packets from a network interface, as FrameBatches, until :meth:`stop` or :meth:`close`.
 
     The socket is opened (and the filter compiled and attached) by the constructor, so every
@@ -935,17 +935,6 @@ class LiveCapture:
         if getattr(self, "_reader", None) is not None and not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
                 self.close()
-
-    def __enter__(self) -> LiveCapture:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- reading ---------------------------------------------------------------------------------
 

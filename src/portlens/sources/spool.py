@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from portlens.sources.closing import Closing
 from portlens.sources.frames import FrameBatch
 from portlens.sources.live import LiveCaptureError
 
@@ -55,7 +56,7 @@ class _OnDisk:
         return self.data_bytes + self.count * _PER_FRAME
 
 
-class Spool:
+class Spool(Closing):
     """A FIFO of FrameBatches for one producer (the capture thread) and one consumer (the
     analysis), bounded by ``memory_limit`` bytes in memory plus ``disk_limit`` bytes on disk.
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from types import TracebackType
 from typing import BinaryIO, Final
 
 import numpy as np
 
+from portlens.sources.closing import Closing
 from portlens.sources.frames import FrameBatch
 
 DEFAULT_SNAPLEN: Final = 262144
@@ -44,7 +44,7 @@ Bytes = bytes | bytearray | memoryview
 Target = str | os.PathLike[str] | BinaryIO
 
 
-class _Writer:
+class _Writer(Closing):
     """Buffering of whole records, the file, and the context-manager plumbing."""
 
     def __init__(self, target: Target, buffer_bytes: int) -> None:
@@ -91,17 +91,6 @@ class _Writer:
                 os.close(self._fd)
             self._fd = None
             self._fh = None
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._fd is None and self._fh is None:
