@@ -680,3 +680,14 @@ def test_workers_give_the_same_ports(capsys: pytest.CaptureFixture[str]) -> None
     code, one = run(capsys, "ports", "--json", "--sort", "port", *paths)
     code2, two = run(capsys, "ports", "--json", "--sort", "port", "--workers", "2", *paths)
     assert code == code2 == 0 and json_lines(one) == json_lines(two)
+
+
+@pytest.mark.parametrize(("ns", "text"), [
+    (None, "-"), (500, "500 ns"), (250_000, "250 µs"), (10_300_000, "10.3 ms"),
+    (999_600_000, "1.00 s"), (45_600_000_000, "45.6 s"), (999_400_000_000, "999 s"),
+    (1_000_000_000_000, "16.7 min"), (9_000_000_000_000, "150 min"),
+    (360_000_000_000_000, "100 h")])
+def test_durations_read_alike_in_every_table(ns: int | None, text: str) -> None:
+    """RTTs and connection lengths share one format: three significant digits, the unit
+    growing from ns to hours (a day-long connection is not 86400 s)."""
+    assert human.duration(ns) == text

@@ -145,15 +145,6 @@ def write_csv(conns: Iterable[Connection], out: TextIO, *, header: bool = True) 
         w.writerow(csv_row(c))
 
 
-def human_duration(ns: int) -> str:
-    s = ns / 1e9
-    if s < 1:
-        return f"{s * 1000:.1f} ms"
-    if s < 120:
-        return f"{s:.2f} s"
-    return f"{s / 60:.1f} min"
-
-
 def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -185,7 +176,7 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
         cells = {
             "proto": c.proto, "originator": orig, "responder": resp,
             "state": c.conn_state, "history": c.history or "-",
-            "duration": human_duration(c.duration_ns),
+            "duration": human.duration(c.duration_ns),
             "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
             "bytes o/r": f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}",
             "service": c.service or "-", "end": _end_text(c), "TCP states o/r": states,

@@ -26,14 +26,15 @@ def size(n: int) -> str:
 
 
 def duration(ns: int | None) -> str:
-    """A short duration with three significant digits: 250 µs, 10.3 ms, 1.20 s; '-' if None."""
+    """A short duration with three significant digits: 250 µs, 10.3 ms, 1.20 s, 16.7 min,
+    2.50 h; '-' if None. One format for every table: RTTs and connection lengths alike."""
     if ns is None:
         return "-"
     if ns < 1000:
         return f"{ns} ns"
-    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9)):
+    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("min", 60e9), ("h", 3600e9)):
         value = ns / scale
-        if value < 999.5 or unit == "s":
+        if value < 999.5 or unit == "h":
             digits = 0 if value >= 99.95 else 1 if value >= 9.995 else 2
             return f"{value:.{digits}f} {unit}"
     return f"{ns} ns"
