@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
+from portlens.report.tables import fitting_table
 
 OUTCOME_WORDS = {o: o.replace("_", "-") for o in OUTCOMES}
 COLUMNS = ("port", "service", "conns", "outcomes", "guessed", "pkts c>s/s>c", "bytes c>s/s>c",
@@ -38,7 +39,7 @@ def rtt_text(sk: Sketch) -> str:
         return "-"
     values = [sk.quantile(0.5) or 0, sk.quantile(0.95) or 0, sk.max]
     unit = human.duration(sk.max).split(" ")[-1]
-    scale = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}[unit]
+    scale = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9, "min": 60e9, "h": 3600e9}[unit]
     return "/".join(_short(v / scale) for v in values) + f" {unit}"
 
 
@@ -79,65 +80,29 @@ HEADERS = {"pkts c>s/s>c": "pkts\nc>s/s>c", "bytes c>s/s>c": "bytes\nc>s/s>c",
 """Two-line headers where the name is wider than the numbers under it."""
 
 
-DROP_ORDER = ("hosts c/s", "retx", "pkts c>s/s>c", "guessed", "rtt p50/p95/max")
+DROP_ORDER = ("hosts c/s", "retx", "pkts c>s/s>c", "guessed", "rtt p50/p95/max", "bytes c>s/s>c")
 """Columns given up, in this order, when the terminal is too narrow for all."""
-OUTCOMES_MIN = 24
-"""Width the outcomes column is counted at when deciding what fits (it wraps beyond)."""
-OUTCOMES_WRAP = 16
-"""Narrowest the outcomes column gets."""
-
-
-def fit(columns: list[str], rows: list[tuple[str, ...]], width: int
-        ) -> tuple[list[str], list[tuple[str, ...]]]:
-    """Drop low-priority columns until the table fits ``width`` (outcomes may wrap)."""
-    def needed(cols: list[str]) -> int:
-        total = 0
-        for name in cols:
-            i = columns.index(name)
-            w = max([len(line) for line in HEADERS.get(name, name).split("\n")]
-                    + [len(r[i]) for r in rows])
-            total += max(min(w, OUTCOMES_MIN), OUTCOMES_WRAP) if name == "outcomes" else w
-        return total + 2 * len(cols) + 2
-
-    keep = list(columns)
-    for name in DROP_ORDER:
-        if needed(keep) <= width:
-            break
-        if name in keep:
-            keep.remove(name)
-    index = [columns.index(name) for name in keep]
-    return keep, [tuple(r[i] for i in index) for r in rows]
+OUTCOMES_WIDTH = 24
+"""The outcomes column folds; columns are left out until it can be this wide."""
 
 
 def print_table(table: PortTable, by: str = "conns", top: int | None = None,
                 title: str | None = None) -> None:
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
-    all_columns, all_rows = table_rows(table, by, top)
-    columns, rows = fit(all_columns, all_rows, console.width)
-    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-              pad_edge=False)
-    for name in columns:
-        header = HEADERS.get(name, name)
-        if name == "outcomes":  # the one column that may wrap
-            t.add_column(header, overflow="fold", min_width=OUTCOMES_WRAP)
-        else:
-            t.add_column(header, justify="left" if name in TEXT_COLUMNS else "right",
-                         no_wrap=True)
-    for cells in rows[:-1]:
-        t.add_row(*cells)
-    t.add_section()
-    t.add_row(*rows[-1], style="bold")
-    console.print(t)
-    shown = len(rows) - 1
-    note = f"{shown} of {len(table)} ports" if shown < len(table) else f"{len(table)} ports"
+    columns, rows = table_rows(table, by, top)
+    shown, left_out = fitting_table(
+        columns, rows, drop_order=DROP_ORDER, wrap=frozenset({"outcomes"}), headers=HEADERS,
+        title=title, console=console, right=frozenset(COLUMNS) - TEXT_COLUMNS, total_row=True,
+        wrap_width=OUTCOMES_WIDTH)
+    console.print(shown)
+    ports = len(rows) - 1
+    note = f"{ports} of {len(table)} ports" if ports < len(table) else f"{len(table)} ports"
     note += f", {table.total.conns} connections"
-    if len(columns) < len(all_columns):
-        note += (f" ({', '.join(c for c in all_columns if c not in columns)} left out to fit "
-                 "the terminal; --json has everything)")
+    if left_out:
+        note += (f" ({', '.join(left_out)} left out to fit the terminal; "
+                 "--json has everything)")
     if table.not_counted:
         note += "; not counted: " + not_counted_text(table.not_counted)
     Console(stderr=True, soft_wrap=True).print(note, style="dim")

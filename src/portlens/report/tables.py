@@ -16,9 +16,13 @@ WRAP_MIN = 16
 def fitting_table(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
                   drop_order: Sequence[str] = (), wrap: frozenset[str] = frozenset(),
                   headers: Mapping[str, str] | None = None, title: str | None = None,
-                  console: Console | None = None) -> tuple[Table, list[str]]:
+                  console: Console | None = None, right: frozenset[str] = frozenset(),
+                  total_row: bool = False, wrap_width: int = WRAP_MIN
+                  ) -> tuple[Table, list[str]]:
     """The widest table (leaving out ``drop_order`` columns first) that fits the console;
-    returns it and the names left out.
+    returns it and the names left out. ``right`` columns are right-aligned (numbers); with
+    ``total_row`` the last row is a bold totals row under a rule. ``wrap`` columns fold (never
+    narrower than WRAP_MIN) and count as ``wrap_width`` wide when deciding what fits.
 
     The natural width is measured unconstrained (rich would rather cut a no-wrap cell with an
     ellipsis than say a table does not fit), counting ``wrap`` columns at their folded width.
@@ -40,9 +44,14 @@ def fitting_table(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
             if name in wrap:
                 table.add_column(headers.get(name, name), overflow="fold", min_width=WRAP_MIN)
             else:
-                table.add_column(headers.get(name, name), no_wrap=True)
-        for row in rows:
+                table.add_column(headers.get(name, name), no_wrap=True,
+                                 justify="right" if name in right else "left")
+        body = rows[:-1] if total_row else rows
+        for row in body:
             table.add_row(*(row[i] for i in index))
+        if total_row and rows:
+            table.add_section()
+            table.add_row(*(rows[-1][i] for i in index), style="bold")
         return table
 
     unconstrained = console.options.update_width(1 << 16)
@@ -51,7 +60,7 @@ def fitting_table(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
     while True:
         table = build(keep)
         natural = console.measure(table, options=unconstrained).maximum
-        natural -= sum(max(content(n) - WRAP_MIN, 0) for n in keep if n in wrap)
+        natural -= sum(max(content(n) - wrap_width, 0) for n in keep if n in wrap)
         if natural <= console.width or not drop:
             return table, [name for name in names if name not in keep]
         keep.remove(drop.pop(0))
