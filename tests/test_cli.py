@@ -132,3 +132,18 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
 
     assert rows(out) == rows(whole) and len(rows(out)) >= 8
     assert out.splitlines()[-1].startswith("#close") if fmt == "zeek" else True
+
+
+def test_interfaces_table_and_json(capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    rc, out, _ = run(capsys, "interfaces")
+    lo = next(line.split() for line in out.splitlines() if line.split()[:1] == ["lo"])
+    assert rc == 0 and lo[2:4] == ["UP", "loopback"] and "127.0.0.1/8" in lo
+    assert out.split()[:6] == ["interface", "index", "state", "link", "type", "mtu"]
+    rc, out, _ = run(capsys, "interfaces", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and {r["name"] for r in rows} >= {"lo", "any"}
+    monkeypatch.setenv("COLUMNS", "40")
+    rc, out, err = run(capsys, "interfaces")
+    assert rc == 0 and "index" not in out.split() and "left out to fit the terminal" in err

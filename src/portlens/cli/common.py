@@ -219,15 +219,3 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
         if not_counted is not None:
             not_counted.update(tracker.not_counted)
     return status[0]
-
-
-def print_rich_rows(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)

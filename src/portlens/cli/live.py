@@ -18,7 +18,6 @@ from portlens.cli.common import (
     EXIT_OK,
     error,
     exit_status,
-    print_rich_rows,
     source_batches,
     stderr_console,
     tracker_config,
@@ -158,6 +157,8 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
     else:
         rows = [(i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
                  " ".join(i.addresses) or "-") for i in found]
-        print_rich_rows(("interface", "index", "state", "link type", "mtu", "addresses"),
-                         rows)
+        from portlens.report.tables import print_fitting
+
+        print_fitting(("interface", "index", "state", "link type", "mtu", "addresses"), rows,
+                      wrap=frozenset({"addresses"}), drop_order=("mtu", "index", "link type"))
     return EXIT_OK if found else EXIT_NOTHING

@@ -74,5 +74,7 @@ def print_fitting(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
                                     headers=headers, title=title, console=console)
     console.print(table)
     if left_out:
-        Console(stderr=True).print(f"({', '.join(left_out)} left out to fit the terminal; "
-                                   "--json has everything)", style="dim")
+        # One line, however narrow the terminal: scripts grep stderr for it.
+        Console(stderr=True, soft_wrap=True).print(
+            f"({', '.join(left_out)} left out to fit the terminal; --json has everything)",
+            style="dim")
