@@ -8,6 +8,16 @@ import argparse
 from portlens.cli.common import UsageError
 
 
+def tracking_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+                    name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
+    """A command that tracks connections: files or -i, -f, the tracking options, examples."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source_args(p)
+    tracking_args(p)
+    return p
+
+
 def source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="pcap or pcapng files (gzip ok), read as one stream in order")

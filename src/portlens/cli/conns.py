@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from portlens.cli.args import source_args, tracking_args
+from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_OK,
     each_connection,
@@ -33,10 +33,8 @@ EPILOG_EVENTS = """examples:
 
 
 def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("conns", help="connections, Zeek conn.log style (+ RFC 9293 states)",
-                       epilog=EPILOG_CONNS, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "conns", "connections, Zeek conn.log style (+ RFC 9293 states)",
+                        EPILOG_CONNS)
     p.add_argument("--format", choices=("table", "json", "csv", "zeek"), default="table",
                    help="output format (default: a table)")
     p.add_argument("--json", dest="format", action="store_const", const="json",
@@ -55,10 +53,8 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("events", help="the stream of TCP state transitions (conntrack -E style)",
-                       epilog=EPILOG_EVENTS, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "events", "the stream of TCP state transitions (conntrack -E style)",
+                        EPILOG_EVENTS)
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=cmd_events)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-from portlens.cli.args import source_args, tracking_args
+from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_ERROR,
     EXIT_NOTHING,
@@ -32,10 +32,8 @@ EPILOG_SNIFF = """examples:
 
 
 def add_live_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("sniff", help="capture live: a dashboard, then the per-port report",
-                       epilog=EPILOG_SNIFF, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "sniff", "capture live: a dashboard, then the per-port report",
+                        EPILOG_SNIFF)
     p.add_argument("--json", action="store_true",
                    help="no dashboard: connections as JSON lines as they end (the default when "
                         "standard output is not a terminal)")

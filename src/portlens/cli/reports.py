@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from portlens.cli.args import source_args, tracking_args
+from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -51,11 +51,8 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
         p.add_argument("--csv", dest="format", action="store_const", const="csv",
                        help="CSV, exact numbers")
 
-    p = sub.add_parser("ports", help="per-port summary: outcomes, traffic, clients, RTT "
-                       "(the default command)", epilog=EPILOG_PORTS,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "ports", "per-port summary: outcomes, traffic, clients, RTT "
+                        "(the default command)", EPILOG_PORTS)
     output_args(p)
     p.add_argument("--sort", choices=("conns", "bytes", "packets", "port"), default="conns",
                    help="row order (default: most connections first)")
@@ -64,30 +61,22 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                    help="also give client (originator) ports rows")
     p.set_defaults(func=cmd_ports)
 
-    p = sub.add_parser("handshakes", help="TCP handshakes per server port (or per connection)",
-                       epilog=EPILOG_HANDSHAKES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "handshakes", "TCP handshakes per server port (or per connection)",
+                        EPILOG_HANDSHAKES)
     output_args(p)
     p.add_argument("--port", type=int, action="append", metavar="P",
                    help="only this server port (repeatable)")
     p.add_argument("--conns", action="store_true", help="one row per connection")
     p.set_defaults(func=cmd_handshakes)
 
-    p = sub.add_parser("sockets", help="observed listening sockets and connection ends, ss style",
-                       epilog=EPILOG_SOCKETS,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "sockets", "observed listening sockets and connection ends, ss style",
+                        EPILOG_SOCKETS)
     output_args(p)
     p.add_argument("--listening", action="store_true", help="only the listening sockets")
     p.set_defaults(func=cmd_sockets)
 
-    p = sub.add_parser("ladder", help="one connection as a sequence diagram with both states",
-                       epilog=EPILOG_LADDER, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source_args(p)
-    tracking_args(p)
+    p = tracking_parser(sub, "ladder", "one connection as a sequence diagram with both states",
+                        EPILOG_LADDER)
     p.add_argument("--conn", required=True, metavar="UID",
                    help="the connection's uid (as `portlens conns` shows it)")
     p.add_argument("--full", action="store_true", help="every segment (long ones fold)")
