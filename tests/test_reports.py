@@ -691,3 +691,47 @@ def test_durations_read_alike_in_every_table(ns: int | None, text: str) -> None:
     """RTTs and connection lengths share one format: three significant digits, the unit
     growing from ns to hours (a day-long connection is not 86400 s)."""
     assert human.duration(ns) == text
+
+
+def test_live_dashboard_shows_rates_backlog_ports_and_open_connections() -> None:
+    """The sniff view, rendered as a terminal would show it: header with drops and the backlog
+    waiting on disk, the per-port table of ended connections, the open ones with both RFC 9293
+    states, the latest handshakes."""
+    from rich.console import Console
+
+    from portlens.report.live import Rates, dashboard
+    from portlens.track.tracker import Tracker
+
+    batches = list(decode_capture(str(CAPTURES / "loopback-sample.pcap")))
+    tracker = Tracker(TrackerConfig())
+    ended = [c for b in batches for c in tracker.feed(b)]
+    open_conns = tracker.open_connections()
+    assert open_conns  # the capture ends before the 5 s close timers fire
+    rates = Rates("lo", 12.0, 59, 21_000, 4.9, 1750.0, 61, 2, ring_full=1,
+                  buffer_dropped=0, backlog_bytes=600_000_000, spooled_bytes=540_000_000,
+                  behind_s=12.34)
+    console = Console(record=True, width=300, color_system=None)
+    console.print(dashboard(rates, PortTable().update([*ended, *open_conns]), open_conns, ended))
+    text = console.export_text()
+    head = text.splitlines()[0]
+    assert head.startswith("portlens sniff -i lo     12.0 s   59 packets   21.0 kB   5 pkts/s")
+    assert "kernel: 61 received, 2 dropped (ring full 1 times)" in head
+    assert "backlog 600.0 MB (540.0 MB on disk)   analysis 12.3 s behind" in head
+    assert "dropped by portlens" not in head
+    assert re.search(r"^18080/tcp\s+-\s+4\s+4 completed\s+30/23", text, re.M)
+    states = {line.split()[3] for line in text.split("open connections")[1].splitlines()[2:]
+              if line.strip() and "latest handshakes" not in line}
+    assert "TIME-WAIT/CLOSED" in states or "TIME-WAIT/LAST-ACK" in states, states
+    # Every handshake, newest SYN first, with the RTTs of its record in the tables' format.
+    shown = [line.split() for line in text.split("latest handshakes")[1].splitlines()[2:]
+             if line.strip()]
+    expect = sorted((c for c in open_conns if c.handshake and c.handshake.syn_ns),
+                    key=lambda c: c.handshake.syn_ns or 0, reverse=True)  # type: ignore[union-attr]
+    assert len(shown) == len(expect) == 5
+    for row, c in zip(shown, expect, strict=True):
+        hs = c.handshake
+        assert hs is not None
+        assert row[:3] == [f"{c.resp_h}:{c.resp_p}", f"{c.orig_h}:{c.orig_p}", str(hs.outcome)]
+        assert " ".join(row[3:]) == " ".join([human.duration(hs.server_rtt_ns),
+                                              human.duration(hs.client_rtt_ns),
+                                              str(hs.syn_retransmits)])

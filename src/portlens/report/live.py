@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from portlens.analysis.ports import PortTable
+from portlens.report import human
 from portlens.report.conns import endpoint_text
-from portlens.report.human import size as human_bytes
 from portlens.report.ports import outcomes_text, port_label
 from portlens.track.model import Connection
 from portlens.track.states import SS_NAMES
@@ -43,16 +43,16 @@ class Rates:
 def header(r: Rates) -> Text:
     line = Text()
     line.append(f"portlens sniff -i {r.interface}", style="bold")
-    line.append(f"   {r.elapsed:6.1f} s   {r.packets:,} packets   {human_bytes(r.bytes)}   ")
-    line.append(f"{r.packets_per_s:,.0f} pkts/s   {human_bytes(int(r.bytes_per_s))}/s   ")
+    line.append(f"   {r.elapsed:6.1f} s   {r.packets:,} packets   {human.size(r.bytes)}   ")
+    line.append(f"{r.packets_per_s:,.0f} pkts/s   {human.size(int(r.bytes_per_s))}/s   ")
     line.append(f"kernel: {r.received:,} received, ")
     line.append(f"{r.dropped:,} dropped", style="bold red" if r.dropped else "")
     if r.ring_full:
         line.append(f" (ring full {r.ring_full:,} times)", style="bold red")
     if r.backlog_bytes:
-        line.append(f"   backlog {human_bytes(r.backlog_bytes)}", style="yellow")
+        line.append(f"   backlog {human.size(r.backlog_bytes)}", style="yellow")
         if r.spooled_bytes:
-            line.append(f" ({human_bytes(r.spooled_bytes)} on disk)", style="yellow")
+            line.append(f" ({human.size(r.spooled_bytes)} on disk)", style="yellow")
     if r.behind_s >= 1:
         line.append(f"   analysis {r.behind_s:,.1f} s behind", style="yellow")
     if r.buffer_dropped:
@@ -68,8 +68,8 @@ def ports_table(table: PortTable, top: int = 10) -> Table:
                      justify="right" if name in ("conns",) else "left")
     for r in table.sorted("conns", top):
         t.add_row(port_label(r), r.service or "-", str(r.conns), outcomes_text(r),
-                  f"{r.pkts_c2s}/{r.pkts_s2c}",
-                  f"{human_bytes(r.bytes_c2s)}/{human_bytes(r.bytes_s2c)}")
+                  f"{human.count(r.pkts_c2s)}/{human.count(r.pkts_s2c)}",
+                  f"{human.size(r.bytes_c2s)}/{human.size(r.bytes_s2c)}")
     return t
 
 
@@ -97,13 +97,9 @@ def handshakes_table(conns: Sequence[Connection], top: int = 6) -> Table:
         hs = c.handshake
         assert hs is not None
         t.add_row(endpoint_text(c.resp_h, c.resp_p), endpoint_text(c.orig_h, c.orig_p),
-                  str(hs.outcome), _ms(hs.server_rtt_ns), _ms(hs.client_rtt_ns),
-                  str(hs.syn_retransmits))
+                  str(hs.outcome), human.duration(hs.server_rtt_ns),
+                  human.duration(hs.client_rtt_ns), str(hs.syn_retransmits))
     return t
-
-
-def _ms(ns: int | None) -> str:
-    return "-" if ns is None else f"{ns / 1e6:.2f} ms"
 
 
 def dashboard(rates: Rates, ports: PortTable, open_conns: Sequence[Connection],
