@@ -207,3 +207,12 @@ def test_producer_and_consumer_threads(tmp_path: Path) -> None:
     assert spool.spilled_packets > 0
     assert got == [frames(parts[k]) for k in order]
     assert spool.backlog_bytes == 0
+
+
+def test_a_spool_file_cut_behind_its_back_is_one_line(tmp_path: Path) -> None:
+    spool = Spool(0, disk_limit=1 << 30, directory=str(tmp_path))
+    assert spool.put(batches()[0])
+    assert spool._file is not None
+    os.ftruncate(spool._file.fileno(), 10)
+    with pytest.raises(SpoolError, match=r"^the spool file is short: 10 of \d+ bytes at offset 0$"):
+        spool.get(timeout=1)
