@@ -7,78 +7,27 @@ history is D/d (UDP) and C/c for bad checksums; conn_state from which sides were
 
 from __future__ import annotations
 
+from portlens.track.entry import TableEntry
+
 SECOND = 10**9
 
 
-class Flow:
+class Flow(TableEntry):
     """A UDP or ICMP flow between two sockets."""
 
-    __slots__ = (
-        "active",
-        "bytes",
-        "csum",
-        "dns",
-        "encap",
-        "encap_changes",
-        "encap_seen",
-        "first_frame",
-        "first_ts",
-        "flips",
-        "hist_seen",
-        "history",
-        "icmp_errors",
-        "inactivity",
-        "ip_bytes",
-        "ip_proto",
-        "ip_version",
-        "key",
-        "last_frame",
-        "last_ts",
-        "last_zts",
-        "orig",
-        "parents",
-        "pkts",
-        "proto",
-        "removed",
-        "resp",
-        "serial",
-        "start_zts",
-        "timer_gen",
-        "uid",
-        "vlan",
-    )
+    __slots__ = ("active", "bytes", "csum", "dns", "ip_proto", "orig", "proto", "resp")
 
     def __init__(self, proto: str, ip_proto: int, src: bytes, sport: int, dst: bytes, dport: int,
                  ts: int, zts: int, frame: int, inactivity: int) -> None:
+        super().__init__(ts, zts, frame, inactivity)
         self.proto = proto
         self.ip_proto = ip_proto
         self.orig = (src, sport)
         self.resp = (dst, dport)
-        self.first_ts = self.last_ts = ts
-        self.start_zts = self.last_zts = zts
-        self.first_frame = self.last_frame = frame
-        self.inactivity = inactivity
         self.bytes = [0, 0]
-        self.pkts = [0, 0]
-        self.ip_bytes = [0, 0]
         self.active = [False, False]
         self.csum = [0, 0]
-        self.history = ""
-        self.hist_seen = 0
-        self.flips = 0
-        self.removed = False
-        self.timer_gen = 0
         self.dns = False
-        self.icmp_errors: list[tuple[int, int]] = []
-        self.serial = 0
-        self.uid = ""
-        self.key: tuple[object, ...] = ()
-        self.vlan: int | None = None
-        self.ip_version = 4
-        self.parents: set[str] = set()
-        self.encap: tuple[object, ...] | None = None
-        self.encap_changes = 0
-        self.encap_seen = False
 
     def flip(self) -> None:
         self.orig, self.resp = self.resp, self.orig

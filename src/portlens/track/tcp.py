@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from portlens.track.entry import TableEntry
 from portlens.track.model import Handshake, Outcome, TcpAnalysis, TcpOptions
 from portlens.track.states import Event, TcpState, next_state
 from portlens.track.zeek import (
@@ -100,19 +101,14 @@ class Host:
 TimerFn = Callable[["TcpConnection", int, str], None]
 
 
-class TcpConnection(ZeekOwner):
+class TcpConnection(ZeekOwner, TableEntry):
     """A TCP connection keyed by its 4-tuple, from its first packet until it is removed."""
 
     def __init__(self, src: bytes, sport: int, dst: bytes, dport: int, first: Segment,
                  add_timer: TimerFn, on_transition: Callable[..., None] | None) -> None:
+        super().__init__(first.ts, first.zts, first.frame, 0)
         self.add_timer = add_timer
         self.on_transition = on_transition
-        self.start_zts = first.zts
-        self.last_zts = first.zts
-        self.first_ts = first.ts
-        self.last_ts = first.ts
-        self.first_frame = first.frame
-        self.last_frame = first.frame
         o_ep = ZeekEndpoint(self, True)
         r_ep = ZeekEndpoint(self, False)
         o_ep.peer, r_ep.peer = r_ep, o_ep
@@ -129,10 +125,6 @@ class TcpConnection(ZeekOwner):
             o_rfc = r_rfc = TcpState.ESTABLISHED
         self.orig = Host(src, sport, o_ep, o_rfc)
         self.resp = Host(dst, dport, r_ep, r_rfc)
-        self.history = ""
-        self.hist_seen = 0
-        self.pkts = [0, 0]
-        self.ip_bytes = [0, 0]
         self.missed = 0
         self.is_partial = False
         self.first_seen = 0
@@ -140,10 +132,6 @@ class TcpConnection(ZeekOwner):
         self.deferred_gen = False
         self.is_active = True
         self.timers_cancelled = False
-        self.timer_gen = 0
-        self.inactivity = 0
-        self.removed = False
-        self.flips = 0
         self.saw_syn = False
         self.saw_syn_ack = False
         self.saw_rst = False
@@ -156,21 +144,10 @@ class TcpConnection(ZeekOwner):
         """The host that sent the first SYN (the handshake's client)."""
         self.last_syn_ts: int | None = None
         self.analysis = TcpAnalysis()
-        self.icmp_errors: list[tuple[int, int]] = []
         self.fast_ok = False
         """Both sides established and consistent: ordinary segments may take try_fast."""
         self.segment_marks: list[tuple[int, int, tuple[str, ...]]] | None = None
         """Set to a list to record, per segment, the analysis counters it moved."""
-        # Set by the tracker.
-        self.serial = 0
-        self.uid = ""
-        self.key: tuple[object, ...] = ()
-        self.vlan: int | None = None
-        self.ip_version = 4
-        self.parents: set[str] = set()
-        self.encap: tuple[object, ...] | None = None
-        self.encap_changes = 0
-        self.encap_seen = False
         self.gaps_for_partial = False
         self.pending_inactivity: int | None = None
         self.set_inactivity(60 * SECOND)
