@@ -96,8 +96,9 @@ def fold16(total: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 def ones_sum(data: npt.NDArray[np.uint8], start: I64, length: I64) -> npt.NDArray[np.uint64]:
     """One's-complement sums (folded to 16 bits, big-endian word order) of data[s : s+len].
 
-    One prefix sum over the aligned little-endian 32-bit words of the span the ranges cover
-    (numpy's reduceat with a widening dtype is ten times slower). The one's-complement sum
+    One pass of numpy's reduceat over the aligned little-endian 32-bit words of the span the
+    ranges cover, the ranges sorted so that it walks the span once (measured with numpy 2.4:
+    half the time of a prefix sum, which writes 8 bytes per word). The one's-complement sum
     does not depend on byte order or word width (RFC 1071 §2), since 2**16 == 1 modulo 0xffff:
     a byte at an even address counts 1, at an odd address 256, in the little-endian sum. A range
     starting at an even address has its big-endian high bytes at even addresses, so its sum is
@@ -115,15 +116,22 @@ def ones_sum(data: npt.NDArray[np.uint8], start: I64, length: I64) -> npt.NDArra
     end = start + length.astype(np.int64)
     w0 = start >> 2
     w1 = (end + 3) >> 2  # first word not touched by the range
-    # Ranges reaching into the unaligned last bytes of the buffer are summed in Python.
-    tail = (w1 > nw) | (end <= start)
+    # Ranges reaching the buffer's last word (reduceat needs one word past every range) or
+    # its unaligned last bytes are summed in Python: at most a packet or two per buffer.
+    tail = (w1 >= nw) | (end <= start)
     body = ~tail
     if body.any():
         b_start, b_end, b_w0, b_w1 = start[body], end[body], w0[body], w1[body]
         lo, hi = int(b_w0.min()), int(b_w1.max())
-        prefix = np.zeros(hi - lo + 1, dtype=np.uint64)
-        np.cumsum(words[lo:hi], dtype=np.uint64, out=prefix[1:])
-        s = prefix[b_w1 - lo] - prefix[b_w0 - lo]
+        # reduceat sums words[bounds[j]:bounds[j+1]] for each j: with the ranges' (first,
+        # past-last) words interleaved, the even results are the ranges' sums (the odd ones,
+        # the gaps between them, are discarded).
+        order = np.argsort(b_w0, kind="stable")
+        bounds = np.empty(2 * order.size, dtype=np.int64)
+        bounds[0::2] = b_w0[order] - lo
+        bounds[1::2] = b_w1[order] - lo
+        s = np.empty(order.size, dtype=np.uint64)
+        s[order] = np.add.reduceat(words[lo:hi + 1], bounds, dtype=np.uint64)[0::2]
         s += 0xFFFF * 8  # == 0 in one's complement; keeps the subtractions below non-negative
         for k in range(3):
             a = 4 * b_w0 + k
