@@ -23,7 +23,8 @@ of the batch and all earlier segments of the prefix applied:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -86,7 +87,8 @@ def _start_state(c: TcpConnection) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def bulk_pass(tracker: object, rows: I64, cols: dict[str, list[int]], src: bytes, dst: bytes,
+def bulk_pass(tracker: object, rows: I64, cols: Mapping[str, npt.NDArray[Any]], src: bytes,
+              dst: bytes,
               vlan_in_key: bool) -> npt.NDArray[np.bool_]:
     """Apply the ordinary prefix of every connection; returns a mask of the rows it handled.
 
@@ -97,27 +99,27 @@ def bulk_pass(tracker: object, rows: I64, cols: dict[str, list[int]], src: bytes
     assert isinstance(tracker, Tracker)
     n = len(cols["ts_ns"])
     handled = np.zeros(n, dtype=bool)
-    flags = np.asarray(cols["tcp_flags"], dtype=np.int64)
-    cand_mask = ((np.asarray(cols["l4"]) == 6) & (np.asarray(cols["tunnel_depth"]) == 0)
+    flags = cols["tcp_flags"].astype(np.int64)
+    cand_mask = ((cols["l4"] == 6) & (cols["tunnel_depth"] == 0)
                  & ((flags & SYN_FIN_RST) == 0) & ((flags & ACK) != 0)
-                 & (np.asarray(cols["win"]) != 0))
+                 & (cols["win"] != 0))
     if tracker.config.drop_bad_checksums:
-        cand_mask &= np.asarray(cols["l4_csum"]) != 2
+        cand_mask &= cols["l4_csum"] != 2
     cand = np.flatnonzero(cand_mask)
     if cand.size < 64:
         return handled
     # Group candidate rows by connection: canonical 36-byte keys, then one dict lookup per key.
     s16 = np.frombuffer(src, dtype=np.uint8).reshape(-1, 16)[cand]
     d16 = np.frombuffer(dst, dtype=np.uint8).reshape(-1, 16)[cand]
-    sport = np.asarray(cols["sport"], dtype=np.int64)[cand]
-    dport = np.asarray(cols["dport"], dtype=np.int64)[cand]
+    sport = cols["sport"][cand].astype(np.int64)
+    dport = cols["dport"][cand].astype(np.int64)
     a = np.concatenate([s16, sport.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
     b = np.concatenate([d16, dport.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
     a_first = _lex_le(a, b)
     lo = np.where(a_first[:, None], a, b)
     hi = np.where(a_first[:, None], b, a)
     keys = np.ascontiguousarray(np.concatenate([lo, hi], axis=1))
-    vlans = np.asarray(cols["vlan"], dtype=np.int64)[cand] if vlan_in_key else None
+    vlans = cols["vlan"][cand].astype(np.int64) if vlan_in_key else None
     kv = keys.view(np.dtype((np.void, 36))).ravel()
     uniq, first_idx, inverse = np.unique(kv, return_index=True, return_inverse=True)
     conns: list[TcpConnection | None] = []
@@ -157,13 +159,13 @@ def bulk_pass(tracker: object, rows: I64, cols: dict[str, list[int]], src: bytes
     group_start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     gs_of = np.repeat(group_start, np.diff(np.r_[group_start, m]))
 
-    seq = np.asarray(cols["seq"], dtype=np.int64)[cand]
-    ack = np.asarray(cols["ack"], dtype=np.int64)[cand]
-    pay = np.asarray(cols["payload"], dtype=np.int64)[cand]
-    win = np.asarray(cols["win"], dtype=np.int64)[cand]
-    zts = np.asarray(cols["ts_ns"], dtype=np.int64)[cand]
+    seq = cols["seq"][cand].astype(np.int64)
+    ack = cols["ack"][cand].astype(np.int64)
+    pay = cols["payload"][cand].astype(np.int64)
+    win = cols["win"][cand].astype(np.int64)
+    zts = cols["ts_ns"][cand].astype(np.int64)
     zts -= zts % 1000
-    captured = ~np.asarray(cols["truncated"], dtype=bool)[cand]
+    captured = ~cols["truncated"][cand].astype(bool)
 
     st = start[g]  # per row: the connection's start values
     col = {name: i for i, name in enumerate(("high", "last_ack", "last_win", "hist_a", "hist_d",
@@ -224,7 +226,7 @@ def bulk_pass(tracker: object, rows: I64, cols: dict[str, list[int]], src: bytes
 
 def _apply(tracker: object, conns: list[TcpConnection | None], prefix: npt.NDArray[np.bool_],
            g: I64, d: I64, cand: I64, seq: I64, ack: I64, pay: I64, win: I64, zts: I64,
-           full: npt.NDArray[np.bool_], cols: dict[str, list[int]]) -> None:
+           full: npt.NDArray[np.bool_], cols: Mapping[str, npt.NDArray[Any]]) -> None:
     """Move each connection's state past its prefix rows."""
     from portlens.track.tracker import Tracker
 
@@ -234,7 +236,7 @@ def _apply(tracker: object, conns: list[TcpConnection | None], prefix: npt.NDArr
     u = len(conns)
     slot = gg * 2 + dd
     count = np.bincount(slot, minlength=2 * u)
-    ip_len = np.asarray(cols["ip_len"], dtype=np.int64)[cand[idx]]
+    ip_len = cols["ip_len"][cand[idx]].astype(np.int64)
     ip_sum = np.bincount(slot, weights=ip_len, minlength=2 * u).astype(np.int64)
     pay_sum = np.bincount(slot, weights=pay[idx], minlength=2 * u).astype(np.int64)
     full_sum = np.bincount(gg, weights=full[idx], minlength=u).astype(np.int64)
@@ -278,8 +280,8 @@ def _apply(tracker: object, conns: list[TcpConnection | None], prefix: npt.NDArr
             host.window_zero = False
         last_row = int(last_any[gi])
         r = int(cand[last_row])
-        c.last_ts = ts_all[r]
-        c.last_frame = frames[r]
+        c.last_ts = int(ts_all[r])
+        c.last_frame = int(frames[r])
         c.last_zts = int(zts[last_row])
         c.analysis.window_full += int(full_sum[gi])
         c.completeness |= 8 if pay_sum[2 * gi] + pay_sum[2 * gi + 1] else 0

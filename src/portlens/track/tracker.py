@@ -216,12 +216,13 @@ class Tracker:
         return out
 
     def _track_rows(self, b: PacketBatch, rows: np.ndarray) -> None:
-        cols = {name: getattr(b, name)[rows].tolist() for name in (
+        arrays = {name: getattr(b, name)[rows] for name in (
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
             "payload", "win", "ip_len", "ip_hlen", "l4_csum", "truncated", "icmp_type",
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
+        cols = {name: a.tolist() for name, a in arrays.items()}
         src = b.src[rows].tobytes()
         dst = b.dst[rows].tobytes()
         out_src = b.out_src[rows].tobytes()
@@ -233,7 +234,7 @@ class Tracker:
         handled = None
         fast = self.config.fast_paths and not self.config.segment_marks
         if fast and not (drop and self.config.ignore_checksum_nets):
-            handled = bulk_pass(self, rows, cols, src, dst, self.config.vlan_in_key)
+            handled = bulk_pass(self, rows, arrays, src, dst, self.config.vlan_in_key)
             if not handled.any():
                 handled = None
         c_ack = cols["ack"]
