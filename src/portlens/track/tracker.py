@@ -222,6 +222,17 @@ class Tracker:
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
+        last = int(arrays["ts_ns"].max())
+        drop = self.config.drop_bad_checksums
+        fast = self.config.fast_paths and not self.config.segment_marks
+        if fast and not (drop and self.config.ignore_checksum_nets):
+            handled = bulk_pass(self, rows, arrays, b.src[rows].tobytes(),
+                                b.dst[rows].tobytes(), self.config.vlan_in_key)
+            if handled.any():  # the per-packet loop below sees only the other rows
+                rest = np.flatnonzero(~handled)
+                rows = rows[rest]
+                arrays = {name: a[rest] for name, a in arrays.items()}
+        # Python ints for the per-packet loop: much faster to index than numpy scalars.
         cols = {name: a.tolist() for name, a in arrays.items()}
         src = b.src[rows].tobytes()
         dst = b.dst[rows].tobytes()
@@ -229,14 +240,7 @@ class Tracker:
         out_dst = b.out_dst[rows].tobytes()
         q_src = b.q_src[rows].tobytes()
         q_dst = b.q_dst[rows].tobytes()
-        drop = self.config.drop_bad_checksums
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
-        handled = None
-        fast = self.config.fast_paths and not self.config.segment_marks
-        if fast and not (drop and self.config.ignore_checksum_nets):
-            handled = bulk_pass(self, rows, arrays, src, dst, self.config.vlan_in_key)
-            if not handled.any():
-                handled = None
         c_ack = cols["ack"]
         c_dport = cols["dport"]
         c_frame = cols["frame"]
@@ -271,8 +275,6 @@ class Tracker:
         c_win = cols["win"]
         c_wscale = cols["wscale"]
         for i in range(rows.size):
-            if handled is not None and handled[i]:
-                continue
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
             if zts > self.now:
@@ -341,7 +343,6 @@ class Tracker:
             self._encapsulation(conn, encap)
             self.packets_tracked += 1
         # Timers due by the last packet of the batch, whichever path handled it.
-        last = max(cols["ts_ns"])
         last -= last % 1000
         if last > self.now:
             self.now = last
