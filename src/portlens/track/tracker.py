@@ -218,7 +218,7 @@ class Tracker:
     def _track_rows(self, b: PacketBatch, rows: np.ndarray) -> None:
         arrays = {name: getattr(b, name)[rows] for name in (
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
-            "payload", "win", "ip_len", "ip_hlen", "l4_csum", "truncated", "icmp_type",
+            "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
@@ -232,14 +232,19 @@ class Tracker:
                 rest = np.flatnonzero(~handled)
                 rows = rows[rest]
                 arrays = {name: a[rest] for name, a in arrays.items()}
-        # Python ints for the per-packet loop: much faster to index than numpy scalars.
-        cols = {name: a.tolist() for name, a in arrays.items()}
+        # Python ints for the per-packet loop: much faster to index than numpy scalars. The
+        # tunnel and ICMP columns are read only for such rows: converted only when there are.
+        l4s = arrays["l4"]
+        tunnels = bool(arrays["tunnel_depth"].any())
+        icmp = bool(((l4s != 6) & (l4s != 17)).any())
+        unused = ((() if tunnels else TUNNEL_COLUMNS) + (() if icmp else ICMP_COLUMNS))
+        cols = {name: [] if name in unused else a.tolist() for name, a in arrays.items()}
         src = b.src[rows].tobytes()
         dst = b.dst[rows].tobytes()
-        out_src = b.out_src[rows].tobytes()
-        out_dst = b.out_dst[rows].tobytes()
-        q_src = b.q_src[rows].tobytes()
-        q_dst = b.q_dst[rows].tobytes()
+        out_src = b.out_src[rows].tobytes() if tunnels else b""
+        out_dst = b.out_dst[rows].tobytes() if tunnels else b""
+        q_src = b.q_src[rows].tobytes() if icmp else b""
+        q_dst = b.q_dst[rows].tobytes() if icmp else b""
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
         c_ack = cols["ack"]
         c_dport = cols["dport"]
@@ -549,6 +554,10 @@ class Tracker:
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
             last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,
             icmp_errors=list(conn.icmp_errors), segment_marks=conn.segment_marks or [])
+
+
+TUNNEL_COLUMNS = ("out_proto", "out_sport", "out_dport", "out_ip_len", "tunnel")
+ICMP_COLUMNS = ("icmp_type", "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport")
 
 
 def shard_of(b: PacketBatch, n: int) -> np.ndarray:
