@@ -16,14 +16,8 @@ if TYPE_CHECKING:
     from portlens.capture import LiveSession
     from portlens.track.tracker import TrackerConfig
 
-
-
 EXIT_OK = 0
-
-
 EXIT_NOTHING = 1
-
-
 EXIT_ERROR = 2
 
 
