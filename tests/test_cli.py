@@ -147,3 +147,23 @@ def test_interfaces_table_and_json(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("COLUMNS", "40")
     rc, out, err = run(capsys, "interfaces")
     assert rc == 0 and "index" not in out.split() and "left out to fit the terminal" in err
+
+
+@pytest.mark.parametrize(("argv", "memory", "disk", "where"), [
+    ([], 512 << 20, 8192 << 20, None),
+    (["--buffer", "32", "--spool", "0"], 32 << 20, 0, None),
+    (["--spool", "100", "--spool-dir", "/var/tmp"], 512 << 20, 100 << 20, "/var/tmp")])
+def test_buffer_and_spool_options_reach_the_live_session(
+        monkeypatch: pytest.MonkeyPatch, argv: list[str], memory: int, disk: int,
+        where: str | None) -> None:
+    import portlens.capture
+    from portlens.cli import build_parser
+    from portlens.cli.common import open_live_session
+
+    seen = []
+    monkeypatch.setattr(portlens.capture, "LiveSession",
+                        lambda options, _filter: seen.append(options))
+    args = build_parser().parse_args(["sniff", "-i", "lo", *argv])
+    args.packet_filter = None
+    open_live_session(args)
+    assert (seen[0].buffer_bytes, seen[0].spool_bytes, seen[0].spool_dir) == (memory, disk, where)
