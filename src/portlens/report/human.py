@@ -25,6 +25,11 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
+DURATION_UNITS = (("ns", 1.0), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("min", 60e9),
+                  ("h", 3600e9))
+"""The units of ``duration`` and their size in nanoseconds, smallest first."""
+
+
 def duration(ns: int | None) -> str:
     """A short duration with three significant digits: 250 µs, 10.3 ms, 1.20 s, 16.7 min,
     2.50 h; '-' if None. One format for every table: RTTs and connection lengths alike."""
@@ -32,9 +37,9 @@ def duration(ns: int | None) -> str:
         return "-"
     if ns < 1000:
         return f"{ns} ns"
-    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("min", 60e9), ("h", 3600e9)):
+    for unit, scale in DURATION_UNITS[1:]:
         value = ns / scale
-        if value < 999.5 or unit == "h":
+        if value < 999.5 or unit == DURATION_UNITS[-1][0]:
             digits = 0 if value >= 99.95 else 1 if value >= 9.995 else 2
             return f"{value:.{digits}f} {unit}"
     return f"{ns} ns"

@@ -39,7 +39,7 @@ def rtt_text(sk: Sketch) -> str:
         return "-"
     values = [sk.quantile(0.5) or 0, sk.quantile(0.95) or 0, sk.max]
     unit = human.duration(sk.max).split(" ")[-1]
-    scale = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9, "min": 60e9, "h": 3600e9}[unit]
+    scale = dict(human.DURATION_UNITS)[unit]
     return "/".join(_short(v / scale) for v in values) + f" {unit}"
 
 
