@@ -87,13 +87,13 @@ def _start_state(c: TcpConnection) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def bulk_pass(tracker: object, rows: I64, cols: Mapping[str, npt.NDArray[Any]], src: bytes,
-              dst: bytes,
+def bulk_pass(tracker: object, cols: Mapping[str, npt.NDArray[Any]],
+              src: npt.NDArray[np.uint8], dst: npt.NDArray[np.uint8],
               vlan_in_key: bool) -> npt.NDArray[np.bool_]:
     """Apply the ordinary prefix of every connection; returns a mask of the rows it handled.
 
-    ``rows``/``cols``/``src``/``dst`` are the tracker's per-row views of the batch (only rows
-    it tracks, in capture order)."""
+    ``cols`` (the batch's columns) and ``src``/``dst`` (16-byte addresses, one row each) are
+    the tracker's views of the rows it tracks, in capture order."""
     from portlens.track.tracker import Tracker
 
     assert isinstance(tracker, Tracker)
@@ -109,8 +109,8 @@ def bulk_pass(tracker: object, rows: I64, cols: Mapping[str, npt.NDArray[Any]], 
     if cand.size < 64:
         return handled
     # Group candidate rows by connection: canonical 36-byte keys, then one dict lookup per key.
-    s16 = np.frombuffer(src, dtype=np.uint8).reshape(-1, 16)[cand]
-    d16 = np.frombuffer(dst, dtype=np.uint8).reshape(-1, 16)[cand]
+    s16 = src[cand]
+    d16 = dst[cand]
     sport = cols["sport"][cand].astype(np.int64)
     dport = cols["dport"][cand].astype(np.int64)
     a = np.concatenate([s16, sport.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)

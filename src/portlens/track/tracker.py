@@ -226,8 +226,7 @@ class Tracker:
         drop = self.config.drop_bad_checksums
         fast = self.config.fast_paths and not self.config.segment_marks
         if fast and not (drop and self.config.ignore_checksum_nets):
-            handled = bulk_pass(self, rows, arrays, b.src[rows].tobytes(),
-                                b.dst[rows].tobytes(), self.config.vlan_in_key)
+            handled = bulk_pass(self, arrays, b.src[rows], b.dst[rows], self.config.vlan_in_key)
             if handled.any():  # the per-packet loop below sees only the other rows
                 rest = np.flatnonzero(~handled)
                 rows = rows[rest]
