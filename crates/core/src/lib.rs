@@ -5,3 +5,4 @@
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
 pub mod frames;
+pub mod track;

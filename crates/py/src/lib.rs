@@ -5,8 +5,11 @@
 
 use pyo3::prelude::*;
 
+mod track;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    track::register(m)?;
     Ok(())
 }

@@ -1,0 +1,1131 @@
+//! Packets -> connections: the flow table, its timers, and the rules that open and close
+//! connections (the Rust port of track/tracker.py; docs/zeek-rules.md §1-§3, §12).
+//!
+//! Packets are processed in capture order. Timers (inactivity, attempt, close delays) run on
+//! the capture's clock: before each packet, every timer whose deadline has passed fires, so
+//! the same file always gives the same connections. Memory stays bounded: connections leave
+//! the table when they end, and a cap on open flows evicts the least recently active.
+//!
+//! The table is keyed by the canonical 5-tuple (and the VLAN id when configured) through
+//! std's SipHash with a per-process random key, so crafted traffic cannot flood one bucket.
+
+pub mod columns;
+pub mod flow;
+pub mod history;
+pub mod ids;
+pub mod rfc;
+pub mod tcp;
+pub mod zeek;
+
+use std::cmp::Reverse;
+use std::collections::hash_map::RandomState;
+use std::collections::{BinaryHeap, HashMap};
+
+pub use columns::{ConnBatch, Packets, TransitionBatch};
+use flow::Flow;
+use history::History;
+use ids::Uid;
+use rfc::{Event, TcpState};
+use tcp::{Cause, Segment, TcpConn, ACK, SYN};
+
+const NANOS: i64 = 1_000_000_000;
+const FRAG_PART: u8 = 1;
+const CSUM_BAD: u8 = 2;
+const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+const BROADCAST4: [u8; 16] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+];
+const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+const NIL: u32 = u32::MAX;
+
+/// Named timeouts in nanoseconds of capture time, as the caller's configuration gives them
+/// (Zeek's names; track/timeouts.py and docs/zeek-rules.md list their defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// An established TCP connection idle this long ends.
+    pub tcp_inactivity: i64,
+    /// The inactivity timeout a TCP connection starts with, before its handshake completes.
+    pub tcp_handshake_inactivity: i64,
+    pub udp_inactivity: i64,
+    pub icmp_inactivity: i64,
+    /// A SYN with no answer within this time is logged as an attempt (tcp_attempt_delay).
+    pub tcp_attempt: i64,
+    /// After both FINs, the connection lingers this long (tcp_close_delay).
+    pub tcp_close: i64,
+    /// After a RST, the connection lingers this long (tcp_reset_delay).
+    pub tcp_reset: i64,
+    /// A half-closed connection idle this long ends when its expire timer fires.
+    pub tcp_connection_linger: i64,
+    /// The period of the expire timer (tcp_session_timer).
+    pub tcp_session_timer: i64,
+    /// DNS flows end when idle for this less one second, checked at this period.
+    pub dns_session_timeout: i64,
+}
+
+impl Default for Timeouts {
+    /// Zeek's defaults (scripts/base/init-bare.zeek), as track/timeouts.py has them.
+    fn default() -> Self {
+        Timeouts {
+            tcp_inactivity: 300 * NANOS,
+            tcp_handshake_inactivity: 60 * NANOS,
+            udp_inactivity: 60 * NANOS,
+            icmp_inactivity: 60 * NANOS,
+            tcp_attempt: 5 * NANOS,
+            tcp_close: 5 * NANOS,
+            tcp_reset: 5 * NANOS,
+            tcp_connection_linger: 5 * NANOS,
+            tcp_session_timer: 6 * NANOS,
+            dns_session_timeout: 10 * NANOS,
+        }
+    }
+}
+
+/// A network whose packets are never checksum-checked (Zeek's ignore_checksums_nets), in the
+/// 16-byte column form: IPv4 networks as IPv4-mapped with the prefix length + 96.
+#[derive(Debug, Clone, Copy)]
+pub struct Net {
+    pub addr: [u8; 16],
+    pub prefix: u8,
+    pub v4: bool,
+}
+
+impl Net {
+    fn contains(&self, a: &[u8; 16]) -> bool {
+        if (a[..12] == V4_PREFIX) != self.v4 {
+            return false;
+        }
+        let bits = usize::from(self.prefix.min(128));
+        let (full, rest) = (bits / 8, bits % 8);
+        if a[..full] != self.addr[..full] {
+            return false;
+        }
+        if rest == 0 {
+            return true;
+        }
+        let mask = 0xffu8 << (8 - rest);
+        a[full] & mask == self.addr[full] & mask
+    }
+}
+
+/// What TrackerConfig says (track/tracker.py).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub timeouts: Timeouts,
+    /// Zeek without -C: packets with bad checksums are not counted (history c/C).
+    pub drop_bad_checksums: bool,
+    /// (IP protocol, port) pairs Zeek takes for servers when it must guess roles (§3.1).
+    pub likely_server_ports: Vec<(u8, u16)>,
+    pub report_gaps_for_partial: bool,
+    /// Zeek's DNS analyzer ends idle DNS flows sooner (dns_session_timeout).
+    pub dns_timeout: bool,
+    /// Open flows kept at most; beyond it the least recently active is evicted.
+    pub max_flows: usize,
+    pub vlan_in_key: bool,
+    /// Emit RFC 9293 transitions (TransitionBatch); off, none are kept or built.
+    pub keep_transitions: bool,
+    pub ignore_checksum_nets: Vec<Net>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeouts: Timeouts::default(),
+            drop_bad_checksums: false,
+            likely_server_ports: Vec::new(),
+            report_gaps_for_partial: false,
+            dns_timeout: true,
+            max_flows: 1_000_000,
+            vlan_in_key: false,
+            keep_transitions: true,
+            ignore_checksum_nets: Vec::new(),
+        }
+    }
+}
+
+/// The options a SYN or SYN-ACK offered (mss -1 and wscale -1 when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynOptions {
+    pub mss: i32,
+    pub wscale: i16,
+    pub sack_perm: bool,
+    pub timestamps: bool,
+    pub kinds_len: u8,
+    pub kinds: [u8; 40],
+}
+
+impl SynOptions {
+    fn none() -> Self {
+        SynOptions {
+            mss: -1,
+            wscale: -1,
+            sack_perm: false,
+            timestamps: false,
+            kinds_len: 0,
+            kinds: [0; 40],
+        }
+    }
+
+    pub fn wscale(&self) -> Option<i16> {
+        (self.wscale >= 0).then_some(self.wscale)
+    }
+
+    pub fn kinds(&self) -> &[u8] {
+        &self.kinds[..usize::from(self.kinds_len.min(40))]
+    }
+}
+
+/// What the table keeps for every entry, TCP connection or UDP/ICMP flow alike. Per-host
+/// values are indexed by host (0 = the sender of the first packet); `orig` names the
+/// originator's index, so a flip of roles moves nothing.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub addr: [[u8; 16]; 2],
+    pub port: [u16; 2],
+    pub orig: u8,
+    pub proto: u8,
+    pub ip_version: u8,
+    pub encap_seen: bool,
+    /// The VLAN id when it is part of the key, else i32::MIN.
+    pub vlan: i32,
+    pub hist_seen: u32,
+    pub flips: u32,
+    pub timer_gen: u32,
+    pub lru_prev: u32,
+    pub lru_next: u32,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// Zeek's times (microsecond resolution) for durations and timers.
+    pub start_zts: i64,
+    pub last_zts: i64,
+    pub first_frame: i64,
+    pub last_frame: i64,
+    pub inactivity: i64,
+    pub serial: u64,
+    pub pkts: [u64; 2],
+    pub ip_bytes: [u64; 2],
+    pub history: History,
+    pub uid: Uid,
+    pub extra: Option<Box<Extra>>,
+}
+
+/// What only some flows need: tunnels and ICMP errors.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// The encapsulation of the last packet: (kind: 1 UDP carrier, 2 IP tunnel, uid).
+    pub encap: Option<(u8, Uid)>,
+    pub encap_changes: u8,
+    /// uids of the tunnels that carried it (Zeek's tunnel_parents), without duplicates.
+    pub parents: Vec<Uid>,
+    /// (type, code) of ICMP errors that quoted this flow.
+    pub icmp_errors: Vec<(i16, i16)>,
+}
+
+impl Common {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        proto: u8,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+        inactivity: i64,
+    ) -> Self {
+        Common {
+            addr: [src, dst],
+            port: [sport, dport],
+            orig: 0,
+            proto,
+            ip_version: 4,
+            encap_seen: false,
+            vlan: -1,
+            hist_seen: 0,
+            flips: 0,
+            timer_gen: 0,
+            lru_prev: NIL,
+            lru_next: NIL,
+            first_ts: ts,
+            last_ts: ts,
+            start_zts: zts,
+            last_zts: zts,
+            first_frame: frame,
+            last_frame: frame,
+            inactivity,
+            serial: 0,
+            pkts: [0; 2],
+            ip_bytes: [0; 2],
+            history: History::default(),
+            uid: [0; 17],
+            extra: None,
+        }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+}
+
+#[derive(Debug)]
+enum Entry {
+    Tcp(Box<TcpConn>),
+    Flow(Box<Flow>),
+}
+
+impl Entry {
+    fn common(&self) -> &Common {
+        match self {
+            Entry::Tcp(t) => &t.c,
+            Entry::Flow(f) => &f.c,
+        }
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        match self {
+            Entry::Tcp(t) => &mut t.c,
+            Entry::Flow(f) => &mut f.c,
+        }
+    }
+}
+
+/// The table key: protocol, VLAN (i32::MIN when not part of the key), and the two sockets in
+/// canonical order (one-way ICMP keeps its direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    proto: u8,
+    vlan: i32,
+    a: [u8; 16],
+    pa: u16,
+    b: [u8; 16],
+    pb: u16,
+}
+
+impl Key {
+    fn new(
+        proto: u8,
+        vlan: Option<i32>,
+        s: ([u8; 16], u16),
+        d: ([u8; 16], u16),
+        ordered: bool,
+    ) -> Key {
+        let (x, y) = if !ordered || s <= d { (s, d) } else { (d, s) };
+        Key {
+            proto,
+            vlan: vlan.unwrap_or(i32::MIN),
+            a: x.0,
+            pa: x.1,
+            b: y.0,
+            pb: y.1,
+        }
+    }
+
+    fn vlan(&self) -> Option<i32> {
+        (self.vlan != i32::MIN).then_some(self.vlan)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    Inactivity,
+    Attempt,
+    Expire,
+    Close,
+    Reset,
+    Dns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    deadline: i64,
+    seq: u64,
+    slot: u32,
+    gen: u32,
+    serial: u64,
+    kind: TimerKind,
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+}
+
+/// What a connection's code may reach while it handles a packet or a timer: the timer heap
+/// (for its own slot), the configured timeouts, and the transition stream.
+pub struct TimerCtx<'a> {
+    timers: &'a mut Timers,
+    slot: u32,
+    pub timeouts: &'a Timeouts,
+    transitions: Option<&'a mut TransitionBatch>,
+    uid: Uid,
+    serial: u64,
+}
+
+impl TimerCtx<'_> {
+    pub fn add(&mut self, c: &Common, deadline: i64, kind: TimerKind) {
+        self.timers.seq += 1;
+        self.timers.heap.push(Reverse(Timer {
+            deadline,
+            seq: self.timers.seq,
+            slot: self.slot,
+            gen: c.timer_gen,
+            serial: c.serial,
+            kind,
+        }));
+    }
+
+    pub fn transition(
+        &mut self,
+        s: &Segment,
+        host: u8,
+        orig: u8,
+        event: Event,
+        old: TcpState,
+        new: TcpState,
+    ) {
+        if let Some(out) = self.transitions.as_deref_mut() {
+            out.push(
+                self.uid,
+                self.serial,
+                s,
+                host,
+                host != orig,
+                event,
+                old,
+                new,
+            );
+        }
+    }
+}
+
+/// Counts of frames that belong to no connection, by why (the Python tracker's not_counted).
+#[derive(Debug, Clone)]
+pub struct NotCounted {
+    pub malformed: [u64; 256],
+    pub not_ip: u64,
+    pub bad_ip_checksum: u64,
+    pub ip_proto: [u64; 256],
+}
+
+impl Default for NotCounted {
+    fn default() -> Self {
+        NotCounted {
+            malformed: [0; 256],
+            not_ip: 0,
+            bad_ip_checksum: 0,
+            ip_proto: [0; 256],
+        }
+    }
+}
+
+/// Packet columns that do not fit together (lengths differ): the caller's mistake.
+#[derive(Debug)]
+pub struct ColumnError(pub String);
+
+impl std::error::Error for ColumnError {}
+
+impl std::fmt::Display for ColumnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Feed packet columns in capture order; connections come out as they end.
+pub struct Tracker {
+    config: Config,
+    likely_tcp: Box<[u64; 1024]>,
+    likely_udp: Box<[u64; 1024]>,
+    table: HashMap<Key, u32, RandomState>,
+    slots: Vec<Option<(Key, Entry)>>,
+    free: Vec<u32>,
+    lru_head: u32,
+    lru_tail: u32,
+    live: usize,
+    timers: Timers,
+    now: i64,
+    serial: u64,
+    scratch: Vec<u8>,
+    pub ended: ConnBatch,
+    pub transitions: TransitionBatch,
+    pub packets_tracked: u64,
+    pub packets_skipped: u64,
+    pub evicted: u64,
+    pub not_counted: NotCounted,
+}
+
+impl Tracker {
+    pub fn new(mut config: Config) -> Self {
+        let mut likely_tcp = Box::new([0u64; 1024]);
+        let mut likely_udp = Box::new([0u64; 1024]);
+        for &(proto, port) in &config.likely_server_ports {
+            let set = match proto {
+                6 => &mut likely_tcp,
+                17 => &mut likely_udp,
+                _ => continue,
+            };
+            set[usize::from(port / 64)] |= 1 << (port % 64);
+        }
+        // A cap of 0 would evict the connection a packet is being applied to.
+        config.max_flows = config.max_flows.max(1);
+        Tracker {
+            config,
+            likely_tcp,
+            likely_udp,
+            table: HashMap::with_hasher(RandomState::new()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lru_head: NIL,
+            lru_tail: NIL,
+            live: 0,
+            timers: Timers::default(),
+            now: 0,
+            serial: 0,
+            scratch: Vec::with_capacity(256),
+            ended: ConnBatch::default(),
+            transitions: TransitionBatch::default(),
+            packets_tracked: 0,
+            packets_skipped: 0,
+            evicted: 0,
+            not_counted: NotCounted::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Open flows now.
+    pub fn open_flows(&self) -> usize {
+        self.live
+    }
+
+    fn likely(&self, proto: u8, port: u16) -> bool {
+        let set = if proto == 6 {
+            &self.likely_tcp
+        } else {
+            &self.likely_udp
+        };
+        set[usize::from(port / 64)] & (1 << (port % 64)) != 0
+    }
+
+    // --- the LRU list -----------------------------------------------------------------------
+
+    fn common_at(&mut self, slot: u32) -> &mut Common {
+        let (_, e) = self.slots[slot as usize]
+            .as_mut()
+            .expect("a linked slot holds an entry");
+        e.common_mut()
+    }
+
+    fn lru_unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let c = self.common_at(slot);
+            (c.lru_prev, c.lru_next)
+        };
+        if prev == NIL {
+            self.lru_head = next;
+        } else {
+            self.common_at(prev).lru_next = next;
+        }
+        if next == NIL {
+            self.lru_tail = prev;
+        } else {
+            self.common_at(next).lru_prev = prev;
+        }
+    }
+
+    fn lru_push_back(&mut self, slot: u32) {
+        let tail = self.lru_tail;
+        {
+            let c = self.common_at(slot);
+            c.lru_prev = tail;
+            c.lru_next = NIL;
+        }
+        if tail == NIL {
+            self.lru_head = slot;
+        } else {
+            self.common_at(tail).lru_next = slot;
+        }
+        self.lru_tail = slot;
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if self.lru_tail != slot {
+            self.lru_unlink(slot);
+            self.lru_push_back(slot);
+        }
+    }
+
+    // --- timers -------------------------------------------------------------------------------
+
+    fn ctx(&mut self, slot: u32) -> (TimerCtx<'_>, &mut Entry) {
+        let keep = self.config.keep_transitions;
+        let (_, entry) = self.slots[slot as usize]
+            .as_mut()
+            .expect("a live slot holds an entry");
+        let (uid, serial) = (entry.common().uid, entry.common().serial);
+        (
+            TimerCtx {
+                timers: &mut self.timers,
+                slot,
+                timeouts: &self.config.timeouts,
+                transitions: if keep {
+                    Some(&mut self.transitions)
+                } else {
+                    None
+                },
+                uid,
+                serial,
+            },
+            entry,
+        )
+    }
+
+    fn run_timers(&mut self, now: i64) {
+        while let Some(Reverse(top)) = self.timers.heap.peek() {
+            if top.deadline > now {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.heap.pop() else {
+                break;
+            };
+            let live = match self.slots.get(timer.slot as usize) {
+                Some(Some((_, e))) => {
+                    let c = e.common();
+                    c.serial == timer.serial && c.timer_gen == timer.gen
+                }
+                _ => false,
+            };
+            if !live {
+                continue;
+            }
+            // As in Zeek, a timer sees the network time it fires at, not its deadline: after
+            // a jump in capture time it fires once, not once per period of the jump.
+            let (mut t, entry) = self.ctx(timer.slot);
+            let cause = match entry {
+                Entry::Tcp(conn) => conn.timer(now, timer.kind, &mut t),
+                Entry::Flow(flow) => flow.timer(now, timer.kind, &mut t),
+            };
+            if let Some(cause) = cause {
+                self.remove(timer.slot, cause);
+            }
+        }
+        if self.timers.heap.len() > 4 * self.live + 4096 {
+            self.compact_timers();
+        }
+    }
+
+    fn compact_timers(&mut self) {
+        let slots = &self.slots;
+        let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
+            .into_iter()
+            .filter(|Reverse(t)| match slots.get(t.slot as usize) {
+                Some(Some((_, e))) => {
+                    let c = e.common();
+                    c.serial == t.serial && c.timer_gen == t.gen
+                }
+                _ => false,
+            })
+            .collect();
+        self.timers.heap = BinaryHeap::from(kept);
+    }
+
+    // --- the table ----------------------------------------------------------------------------
+
+    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8) -> u32 {
+        self.serial += 1;
+        let serial = self.serial;
+        {
+            let c = entry.common_mut();
+            c.serial = serial;
+            c.uid = ids::flow_uid(
+                &mut self.scratch,
+                serial,
+                ts,
+                key.proto,
+                key.vlan(),
+                (&key.a, key.pa),
+                (&key.b, key.pb),
+            );
+            c.vlan = key.vlan;
+            c.ip_version = version;
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some((key, entry));
+                s
+            }
+            None => {
+                self.slots.push(Some((key, entry)));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.table.insert(key, slot);
+        self.lru_push_back(slot);
+        self.live += 1;
+        if self.live > self.config.max_flows {
+            let victim = self.lru_head;
+            self.evicted += 1;
+            self.remove(victim, Cause::Evicted);
+        }
+        slot
+    }
+
+    fn remove(&mut self, slot: u32, cause: Cause) {
+        if self.slots.get(slot as usize).is_none_or(|s| s.is_none()) {
+            return;
+        }
+        self.lru_unlink(slot);
+        let Some((key, entry)) = self.slots[slot as usize].take() else {
+            return;
+        };
+        if self.table.get(&key) == Some(&slot) {
+            self.table.remove(&key);
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        let vlan_keyed = self.config.vlan_in_key;
+        match &entry {
+            Entry::Tcp(conn) => self.ended.push_tcp(conn, cause, vlan_keyed),
+            Entry::Flow(flow) => self.ended.push_flow(flow, cause, vlan_keyed),
+        }
+    }
+
+    /// End of capture: every open connection ends now (least recently active first, as the
+    /// Python table iterates).
+    pub fn finish(&mut self) {
+        while self.lru_head != NIL {
+            let slot = self.lru_head;
+            self.remove(slot, Cause::End);
+        }
+    }
+
+    /// Move the clock to `ts_ns` without a packet: timers due by then fire.
+    pub fn advance(&mut self, ts_ns: i64) {
+        let zts = ts_ns - ts_ns.rem_euclid(1000);
+        if zts > self.now {
+            self.now = zts;
+            self.run_timers(zts);
+        }
+    }
+
+    // --- the packets ----------------------------------------------------------------------------
+
+    /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
+    pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        let n = p.check()?;
+        let drop = self.config.drop_bad_checksums;
+        for i in 0..n {
+            let l4 = p.l4[i];
+            let mut used =
+                p.ip_version[i] > 0 && matches!(l4, 6 | 17 | 1 | 58) && p.frag[i] != FRAG_PART;
+            let src = p.addr(p.src, i);
+            let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
+            used &= !bad_ip;
+            let ts = p.ts_ns[i];
+            let zts = ts - ts.rem_euclid(1000); // Zeek reads microseconds (§1.1)
+            let carrier = p.tunnel_depth[i] > 0 && p.out_proto[i] == 17;
+            if !used && !carrier {
+                self.count_skipped(p, i, bad_ip);
+                self.packets_skipped += 1;
+                continue;
+            }
+            if zts > self.now {
+                self.now = zts;
+                if self
+                    .timers
+                    .heap
+                    .peek()
+                    .is_some_and(|Reverse(t)| t.deadline <= zts)
+                {
+                    self.run_timers(zts);
+                }
+            }
+            let mut encap: Option<(u8, Uid)> = None;
+            if p.tunnel_depth[i] > 0 {
+                let o_s = p.addr(p.out_src, i);
+                let o_d = p.addr(p.out_dst, i);
+                if carrier {
+                    // The outer UDP flow counts every packet it carries, whatever is inside
+                    // (a Teredo bubble, IGMP in VXLAN): the carrier saw it on the wire.
+                    let v4 = o_s[..12] == V4_PREFIX;
+                    let hdr: i64 = if v4 { 20 } else { 40 };
+                    let out_len = p.out_ip_len[i];
+                    let slot = self.udp(
+                        o_s,
+                        p.out_sport[i],
+                        o_d,
+                        p.out_dport[i],
+                        ts,
+                        zts,
+                        p.frame[i],
+                        i64::from(out_len) - hdr - 8,
+                        out_len,
+                        false,
+                        None,
+                        if v4 { 4 } else { 6 },
+                    );
+                    encap = self
+                        .slots
+                        .get(slot as usize)
+                        .and_then(|s| s.as_ref())
+                        .map(|(_, e)| (1, e.common().uid));
+                } else {
+                    encap = Some((
+                        2,
+                        ids::tunnel_uid(&mut self.scratch, &o_s, &o_d, p.tunnel[i]),
+                    ));
+                }
+            }
+            if !used {
+                self.packets_tracked += 1;
+                continue;
+            }
+            let dst = p.addr(p.dst, i);
+            let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
+            let version = p.ip_version[i];
+            let bad = drop && p.l4_csum[i] == CSUM_BAD && !self.ignored(&src);
+            let slot = match l4 {
+                6 => self.tcp(p, i, src, dst, vlan, version, zts, bad),
+                17 => self.udp(
+                    src,
+                    p.sport[i],
+                    dst,
+                    p.dport[i],
+                    ts,
+                    zts,
+                    p.frame[i],
+                    i64::from(p.udp_len[i]) - 8,
+                    p.ip_len[i],
+                    bad,
+                    vlan,
+                    version,
+                ),
+                _ => {
+                    let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
+                    if p.q_valid[i] && matches!(p.q_proto[i], 6 | 17) {
+                        self.attach_icmp_error(p, i, vlan);
+                    }
+                    slot
+                }
+            };
+            self.encapsulation(slot, encap);
+            self.packets_tracked += 1;
+        }
+        if self.timers.heap.len() > 4 * self.live + 4096 {
+            self.compact_timers();
+        }
+        Ok(())
+    }
+
+    fn ignored(&self, src: &[u8; 16]) -> bool {
+        self.config
+            .ignore_checksum_nets
+            .iter()
+            .any(|n| n.contains(src))
+    }
+
+    /// Why a frame was not counted in any connection (for report footers).
+    fn count_skipped(&mut self, p: &Packets<'_>, i: usize, bad_ip: bool) {
+        if p.frag[i] == FRAG_PART {
+            return; // counted with the datagram it belongs to
+        }
+        let nc = &mut self.not_counted;
+        if p.malformed[i] > 0 {
+            nc.malformed[usize::from(p.malformed[i])] += 1;
+        } else if p.ip_version[i] == 0 {
+            nc.not_ip += 1;
+        } else if bad_ip {
+            nc.bad_ip_checksum += 1;
+        } else {
+            nc.ip_proto[usize::from(p.proto[i])] += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        src: [u8; 16],
+        dst: [u8; 16],
+        vlan: Option<i32>,
+        version: u8,
+        zts: i64,
+        bad: bool,
+    ) -> u32 {
+        let (sport, dport) = (p.sport[i], p.dport[i]);
+        let flags = p.tcp_flags[i];
+        let key = Key::new(6, vlan, (src, sport), (dst, dport), true);
+        let seg = Segment {
+            ts: p.ts_ns[i],
+            zts,
+            frame: p.frame[i],
+            flags,
+            seq: p.seq[i],
+            ack: p.ack[i],
+            payload: i64::from(p.payload[i]),
+            win: p.win[i],
+            ip_len: p.ip_len[i],
+            captured: !p.truncated[i],
+            csum_bad: bad,
+            row: i,
+        };
+        let opts = if flags & SYN != 0 {
+            p.syn_options(i)
+        } else {
+            SynOptions::none()
+        };
+        let mut found = self.table.get(&key).copied();
+        if let Some(slot) = found {
+            self.touch(slot);
+            let reuse = match &self.slots[slot as usize] {
+                Some((_, Entry::Tcp(conn))) => conn.is_reuse(flags, seg.seq),
+                _ => false,
+            };
+            if reuse {
+                self.remove(slot, Cause::Reuse);
+                found = None;
+            }
+        }
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let c = Common::new(6, src, sport, dst, dport, seg.ts, zts, seg.frame, 0);
+                let conn = TcpConn::new(
+                    c,
+                    &seg,
+                    self.config.report_gaps_for_partial,
+                    self.config.timeouts.tcp_handshake_inactivity,
+                );
+                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version);
+                // Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
+                let mut flip = false;
+                if (flags & SYN == 0 || flags & ACK != 0) && self.likely(6, sport) {
+                    flip = if self.likely(6, dport) {
+                        flags & SYN == 0 && sport < dport
+                    } else {
+                        true
+                    };
+                }
+                if flip && dst != BROADCAST4 {
+                    if let Some((_, Entry::Tcp(conn))) = self.slots[slot as usize].as_mut() {
+                        conn.flip();
+                    }
+                }
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        let (mut t, entry) = self.ctx(slot);
+        if let Entry::Tcp(conn) = entry {
+            let o = usize::from(conn.c.orig);
+            let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
+            let h = if from_orig { o } else { 1 - o };
+            conn.packet(&seg, h, check, &opts, &mut t);
+        }
+        slot
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn udp(
+        &mut self,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+        payload: i64,
+        ip_len: u32,
+        bad: bool,
+        vlan: Option<i32>,
+        version: u8,
+    ) -> u32 {
+        let key = Key::new(17, vlan, (src, sport), (dst, dport), true);
+        let slot = match self.table.get(&key).copied() {
+            Some(slot) => {
+                self.touch(slot);
+                slot
+            }
+            None => {
+                let inactivity = self.config.timeouts.udp_inactivity;
+                let c = Common::new(17, src, sport, dst, dport, ts, zts, frame, inactivity);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
+                let dns_timeout = self.config.dns_timeout;
+                let dns_period = self.config.timeouts.dns_session_timeout;
+                let (mut t, entry) = self.ctx(slot);
+                if let Entry::Flow(flow) = entry {
+                    if flip {
+                        flow.flip();
+                    }
+                    t.add(
+                        &flow.c,
+                        zts.saturating_add(inactivity),
+                        TimerKind::Inactivity,
+                    );
+                    let resp = 1 - usize::from(flow.c.orig);
+                    if dns_timeout && DNS_PORTS.contains(&flow.c.port[resp]) {
+                        flow.dns = true;
+                        t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
+                    }
+                }
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        if let Some((_, Entry::Flow(flow))) = self.slots[slot as usize].as_mut() {
+            let o = usize::from(flow.c.orig);
+            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == sport;
+            let h = if from_orig { o } else { 1 - o };
+            flow.packet(h, ts, zts, frame, payload, ip_len, bad, check, true);
+        }
+        slot
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn icmp(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        src: [u8; 16],
+        dst: [u8; 16],
+        vlan: Option<i32>,
+        version: u8,
+        zts: i64,
+        bad: bool,
+    ) -> u32 {
+        let l4 = p.l4[i];
+        let (oport, rport, one_way) = icmp_ports(p.icmp_type[i], p.icmp_code[i], l4 == 58);
+        let key = Key::new(l4, vlan, (src, oport), (dst, rport), !one_way);
+        let ts = p.ts_ns[i];
+        let frame = p.frame[i];
+        let slot = match self.table.get(&key).copied() {
+            Some(slot) => {
+                self.touch(slot);
+                slot
+            }
+            None => {
+                let inactivity = self.config.timeouts.icmp_inactivity;
+                let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let (mut t, entry) = self.ctx(slot);
+                t.add(
+                    entry.common(),
+                    zts.saturating_add(inactivity),
+                    TimerKind::Inactivity,
+                );
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        if let Some((_, Entry::Flow(flow))) = self.slots[slot as usize].as_mut() {
+            let o = usize::from(flow.c.orig);
+            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == oport;
+            let h = if from_orig { o } else { 1 - o };
+            flow.packet(
+                h,
+                ts,
+                zts,
+                frame,
+                i64::from(p.payload[i]),
+                p.ip_len[i],
+                bad,
+                check,
+                !p.truncated[i],
+            );
+        }
+        slot
+    }
+
+    fn attach_icmp_error(&mut self, p: &Packets<'_>, i: usize, vlan: Option<i32>) {
+        let key = Key::new(
+            p.q_proto[i],
+            vlan,
+            (p.addr(p.q_src, i), p.q_sport[i]),
+            (p.addr(p.q_dst, i), p.q_dport[i]),
+            true,
+        );
+        if let Some(&slot) = self.table.get(&key) {
+            let (t, c) = (p.icmp_type[i], p.icmp_code[i]);
+            self.common_at(slot).extra().icmp_errors.push((t, c));
+        }
+    }
+
+    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
+    fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
+        let Some(Some((_, entry))) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        let c = entry.common_mut();
+        if !c.encap_seen {
+            c.encap_seen = true;
+            if let Some(e) = encap {
+                let x = c.extra();
+                x.encap = Some(e);
+                x.parents.push(e.1);
+            }
+            return;
+        }
+        let Some(e) = encap else {
+            return;
+        };
+        let current = c.extra.as_ref().and_then(|x| x.encap);
+        if current != Some(e) {
+            let x = c.extra();
+            if x.encap_changes < 5 {
+                x.encap_changes += 1;
+                if !x.parents.contains(&e.1) {
+                    x.parents.push(e.1);
+                }
+            } else if !c.history.contains(b'X') {
+                c.history.push(b'X');
+            }
+            c.extra().encap = Some(e);
+        }
+    }
+}
+
+/// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
+pub fn icmp_ports(icmp_type: i16, code: i16, v6: bool) -> (u16, u16, bool) {
+    let counterpart = if v6 {
+        match icmp_type {
+            128 => Some(129),
+            129 => Some(128),
+            133 => Some(134),
+            134 => Some(133),
+            135 => Some(136),
+            136 => Some(135),
+            130 => Some(131),
+            131 => Some(130),
+            139 => Some(140),
+            140 => Some(139),
+            144 => Some(145),
+            145 => Some(144),
+            _ => None,
+        }
+    } else {
+        match icmp_type {
+            8 => Some(0),
+            0 => Some(8),
+            13 => Some(14),
+            14 => Some(13),
+            15 => Some(16),
+            16 => Some(15),
+            10 => Some(9),
+            9 => Some(10),
+            17 => Some(18),
+            18 => Some(17),
+            _ => None,
+        }
+    };
+    // Type and code are 0..=255 on the wire; -1 (absent) never reaches an ICMP row.
+    let port = |v: i16| v.clamp(0, 255) as u16;
+    match counterpart {
+        Some(c) => (port(icmp_type), c, false),
+        None => (port(icmp_type), port(code), true),
+    }
+}
