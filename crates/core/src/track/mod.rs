@@ -1129,3 +1129,18 @@ pub fn icmp_ports(icmp_type: i16, code: i16, v6: bool) -> (u16, u16, bool) {
         None => (port(icmp_type), port(code), true),
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. The
+    /// table adds its key (44 bytes) and a control byte per entry besides the slot.
+    #[test]
+    fn per_flow_state_stays_within_its_current_size() {
+        assert!(std::mem::size_of::<Option<(Key, Entry)>>() <= 64);
+        assert!(std::mem::size_of::<Common>() <= 232);
+        assert!(std::mem::size_of::<Flow>() <= 264);
+        assert!(std::mem::size_of::<TcpConn>() <= 792);
+    }
+}
