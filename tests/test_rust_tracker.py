@@ -24,9 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portlens.decode import decode_capture
+from portlens.decode.malformed import reason_label
 from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch, addr_bytes, addr_text
-from portlens.services import service_name
-from portlens.track.model import Connection
+from portlens.services import proto_name, service_name
+from portlens.track.model import Connection, Transition
 from portlens.track.timeouts import SECOND, Timeouts
 from portlens.track.tracker import Tracker, TrackerConfig, track
 from tests.corpus import corpus_dir
@@ -172,32 +173,65 @@ def py_record(c: Connection) -> dict[str, Any]:
     return rec
 
 
+def _transition_rows(t: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transition columns as rows (with the connection's serial under "_serial")."""
+    return [{"_serial": int(t["serial"][j]), "uid": t["uid"][j], "ts_ns": int(t["ts_ns"][j]),
+             "frame": int(t["frame"][j]), "host": int(t["host"][j]),
+             "endpoint": t["endpoint"][j], "event": t["event"][j], "from": t["from"][j],
+             "to": t["to"][j], "flags": int(t["flags"][j]), "seq": int(t["seq"][j]),
+             "ack": int(t["ack"][j]), "payload": int(t["payload"][j])}
+            for j in range(len(t["uid"]))]
+
+
+class RustRun:
+    """Connections (as records), the transition stream (each with its endpoint's role when
+    it happened) and the counters of one Rust run over a capture."""
+
+    def __init__(self, batches: Iterator[PacketBatch], config: TrackerConfig) -> None:
+        self.tracker = rust_tracker(config)
+        self.records: list[dict[str, Any]] = []
+        self.stream: list[dict[str, Any]] = []
+        by_conn: dict[int, list[dict[str, Any]]] = {}
+        for cols in [*(self.tracker.feed(b) for b in batches), self.tracker.finish()]:
+            for row in _transition_rows(self.tracker.transitions()):
+                serial = row.pop("_serial")
+                self.stream.append({k: v for k, v in row.items() if k != "host"})
+                by_conn.setdefault(serial, []).append(
+                    {k: v for k, v in row.items() if k != "endpoint"})
+            self.records.extend(rust_records(cols, by_conn))
+
+
 def run_rust(path: Path, config: TrackerConfig) -> tuple[list[dict[str, Any]], Any]:
-    tracker = rust_tracker(config)
-    transitions: dict[int, list[dict[str, Any]]] = {}
-    out: list[dict[str, Any]] = []
-
-    def drain(cols: dict[str, Any]) -> None:
-        t = tracker.transitions()
-        for j in range(len(t["uid"])):
-            transitions.setdefault(int(t["serial"][j]), []).append({
-                "uid": t["uid"][j], "ts_ns": int(t["ts_ns"][j]), "frame": int(t["frame"][j]),
-                "host": int(t["host"][j]), "event": t["event"][j], "from": t["from"][j],
-                "to": t["to"][j], "flags": int(t["flags"][j]), "seq": int(t["seq"][j]),
-                "ack": int(t["ack"][j]), "payload": int(t["payload"][j])})
-        out.extend(rust_records(cols, transitions))
-
-    for batch in decode_capture(path):
-        drain(tracker.feed(batch))
-    drain(tracker.finish())
-    return out, tracker
+    run = RustRun(decode_capture(path), config)
+    return run.records, run.tracker
 
 
-def run_python(path: Path, config: TrackerConfig) -> tuple[list[dict[str, Any]], Tracker]:
-    tracker = Tracker(dataclasses.replace(config, fast_paths=False))
+def run_python(path: Path, config: TrackerConfig,
+               stream: list[dict[str, Any]] | None = None
+               ) -> tuple[list[dict[str, Any]], Tracker]:
+    def on_transition(t: Transition) -> None:
+        if stream is not None:
+            stream.append(
+                {"uid": t.uid, "ts_ns": t.ts_ns, "frame": t.frame, "endpoint": str(t.endpoint),
+                 "event": str(t.event), "from": str(t.old), "to": str(t.new),
+                 "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
+                 "payload": t.segment.payload})
+
+    tracker = Tracker(dataclasses.replace(config, fast_paths=False), on_transition)
     out = [py_record(c) for b in decode_capture(path) for c in tracker.feed(b)]
     out += [py_record(c) for c in tracker.finish()]
     return out, tracker
+
+
+def not_counted_labels(counts: dict[tuple[str, int], int]) -> dict[str, int]:
+    """The Rust tracker's not_counted keys in the reference's words."""
+    out = {}
+    for (kind, code), n in counts.items():
+        label = {"malformed": f"malformed: {reason_label(code)}", "not IP": "not IP",
+                 "bad IPv4 checksum": "bad IPv4 checksum (dropped)",
+                 "IP protocol": f"IP protocol {proto_name(code)}"}[kind]
+        out[label] = n
+    return out
 
 
 def _captures() -> list[Path]:
@@ -225,11 +259,10 @@ CAPTURES = _captures()
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
 def test_rust_tracker_equals_python(path: Path, drop: bool) -> None:
     config = TrackerConfig(drop_bad_checksums=drop)
-    try:
-        py, py_tracker = run_python(path, config)
-    except Exception as e:  # the capture is cut or corrupt: both see the same prefix
-        pytest.skip(f"capture does not decode to the end: {e}")
-    rust, rust_tracker_ = run_rust(path, config)
+    py_stream: list[dict[str, Any]] = []
+    py, py_tracker = run_python(path, config, py_stream)
+    run = RustRun(decode_capture(path), config)
+    rust, rust_tracker_ = run.records, run.tracker
     if _has_tunnel_only_rows(path):
         # The Rust tracker counts these rows in the outer UDP flow; the reference does not
         # (issue 11). Everything else must still agree.
@@ -238,7 +271,10 @@ def test_rust_tracker_equals_python(path: Path, drop: bool) -> None:
     assert [r["uid"] for r in rust] == [r["uid"] for r in py]
     for r, p in zip(rust, py, strict=True):
         assert r == p
+    assert run.stream == py_stream
     assert rust_tracker_.packets_tracked == py_tracker.packets_tracked
+    assert rust_tracker_.packets_skipped == py_tracker.packets_skipped
+    assert not_counted_labels(rust_tracker_.not_counted()) == dict(py_tracker.not_counted)
     assert rust_tracker_.evicted == py_tracker.evicted
 
 
@@ -415,21 +451,9 @@ def _conversation(segs: list[tuple[int, ...]], isn_c: int, isn_s: int, wscale: i
     return b
 
 
-def _records(tracker: Any, batch: PacketBatch, rust: bool) -> list[dict[str, Any]]:
-    if not rust:
-        return [py_record(c) for c in [*tracker.feed(batch), *tracker.finish()]]
-    transitions: dict[int, list[dict[str, Any]]] = {}
-    out: list[dict[str, Any]] = []
-    for cols in (tracker.feed(batch), tracker.finish()):
-        t = tracker.transitions()
-        for j in range(len(t["uid"])):
-            transitions.setdefault(int(t["serial"][j]), []).append({
-                "uid": t["uid"][j], "ts_ns": int(t["ts_ns"][j]), "frame": int(t["frame"][j]),
-                "host": int(t["host"][j]), "event": t["event"][j], "from": t["from"][j],
-                "to": t["to"][j], "flags": int(t["flags"][j]), "seq": int(t["seq"][j]),
-                "ack": int(t["ack"][j]), "payload": int(t["payload"][j])})
-        out.extend(rust_records(cols, transitions))
-    return out
+def _py_records(config: TrackerConfig, batch: PacketBatch) -> list[dict[str, Any]]:
+    tracker = Tracker(dataclasses.replace(config, fast_paths=False))
+    return [py_record(c) for c in [*tracker.feed(batch), *tracker.finish()]]
 
 
 @settings(max_examples=400, deadline=None)
@@ -442,6 +466,4 @@ def test_rust_tracker_equals_python_on_random_conversations(
         drop: bool) -> None:
     batch = _conversation(segs, isn_c, isn_s, wscale, v6)
     config = TrackerConfig(drop_bad_checksums=drop)
-    py = _records(Tracker(dataclasses.replace(config, fast_paths=False)), batch, rust=False)
-    rust = _records(rust_tracker(config), batch, rust=True)
-    assert rust == py
+    assert RustRun(iter([batch]), config).records == _py_records(config, batch)
