@@ -19,7 +19,10 @@ pub mod zeek;
 
 use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 pub use columns::{ConnBatch, Packets, TransitionBatch};
 use flow::Flow;
@@ -436,7 +439,9 @@ pub struct Tracker {
     config: Config,
     likely_tcp: Box<[u64; 1024]>,
     likely_udp: Box<[u64; 1024]>,
-    table: HashMap<Key, u32, RandomState>,
+    /// Slot numbers, found by the key their slot holds: 4 bytes an entry, not a second key.
+    table: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Option<(Key, Entry)>>,
     free: Vec<u32>,
     lru_head: u32,
@@ -472,7 +477,8 @@ impl Tracker {
             config,
             likely_tcp,
             likely_udp,
-            table: HashMap::with_hasher(RandomState::new()),
+            table: HashTable::new(),
+            hasher: RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             lru_head: NIL,
@@ -507,6 +513,16 @@ impl Tracker {
             &self.likely_udp
         };
         set[usize::from(port / 64)] & (1 << (port % 64)) != 0
+    }
+
+    fn lookup(&self, key: &Key) -> Option<u32> {
+        let slots = &self.slots;
+        self.table
+            .find(
+                self.hasher.hash_one(key),
+                |&s| matches!(&slots[s as usize], Some((k, _)) if k == key),
+            )
+            .copied()
     }
 
     // --- the LRU list -----------------------------------------------------------------------
@@ -661,7 +677,13 @@ impl Tracker {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.table.insert(key, slot);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let hash = hasher.hash_one(key);
+        self.table
+            .insert_unique(hash, slot, |&s| match &slots[s as usize] {
+                Some((k, _)) => hasher.hash_one(k),
+                None => 0, // never: the table holds only live slots
+            });
         self.lru_push_back(slot);
         self.live += 1;
         if self.live > self.config.max_flows {
@@ -680,8 +702,11 @@ impl Tracker {
         let Some((key, entry)) = self.slots[slot as usize].take() else {
             return;
         };
-        if self.table.get(&key) == Some(&slot) {
-            self.table.remove(&key);
+        if let Ok(found) = self
+            .table
+            .find_entry(self.hasher.hash_one(key), |&s| s == slot)
+        {
+            found.remove();
         }
         self.free.push(slot);
         self.live -= 1;
@@ -877,7 +902,7 @@ impl Tracker {
         } else {
             SynOptions::none()
         };
-        let mut found = self.table.get(&key).copied();
+        let mut found = self.lookup(&key);
         if let Some(slot) = found {
             self.touch(slot);
             let reuse = match &self.slots[slot as usize] {
@@ -945,7 +970,7 @@ impl Tracker {
         version: u8,
     ) -> u32 {
         let key = Key::new(17, vlan, (src, sport), (dst, dport), true);
-        let slot = match self.table.get(&key).copied() {
+        let slot = match self.lookup(&key) {
             Some(slot) => {
                 self.touch(slot);
                 slot
@@ -1003,7 +1028,7 @@ impl Tracker {
         let key = Key::new(l4, vlan, (src, oport), (dst, rport), !one_way);
         let ts = p.ts_ns[i];
         let frame = p.frame[i];
-        let slot = match self.table.get(&key).copied() {
+        let slot = match self.lookup(&key) {
             Some(slot) => {
                 self.touch(slot);
                 slot
@@ -1049,7 +1074,7 @@ impl Tracker {
             (p.addr(p.q_dst, i), p.q_dport[i]),
             true,
         );
-        if let Some(&slot) = self.table.get(&key) {
+        if let Some(slot) = self.lookup(&key) {
             let (t, c) = (p.icmp_type[i], p.icmp_code[i]);
             self.common_at(slot).extra().icmp_errors.push((t, c));
         }
