@@ -237,7 +237,8 @@ impl ConnBatch {
         self.resp_h.push(c.addr[r]);
         self.resp_p.push(c.port[r]);
         self.proto.push(c.proto);
-        self.duration_ns.push(c.last_zts - c.start_zts);
+        self.duration_ns
+            .push(c.last_zts.saturating_sub(c.start_zts()));
         self.history.push(c.history.as_str().to_owned());
         self.orig_pkts.push(c.pkts[o]);
         self.orig_ip_bytes.push(c.ip_bytes[o]);

@@ -85,7 +85,7 @@ impl Flow {
             TimerKind::Dns => {
                 // Zeek's DNS analyzer: idle for its session timeout less one second.
                 let session = t.timeouts.dns_session_timeout;
-                if now - self.c.last_zts >= session - 1_000_000_000 {
+                if now.saturating_sub(self.c.last_zts) >= session.saturating_sub(1_000_000_000) {
                     return Some(Cause::Idle);
                 }
                 t.add(&self.c, now.saturating_add(session), kind);

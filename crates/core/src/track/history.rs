@@ -56,8 +56,14 @@ impl History {
     }
 }
 
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
 /// Zeek's logarithmic history entries: a letter is due at the 1st, 10th, 100th... event.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Scaled(pub u32);
 
 impl Scaled {

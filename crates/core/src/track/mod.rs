@@ -177,42 +177,80 @@ impl SynOptions {
     }
 }
 
-/// What the table keeps for every entry, TCP connection or UDP/ICMP flow alike. Per-host
-/// values are indexed by host (0 = the sender of the first packet); `orig` names the
-/// originator's index, so a flip of roles moves nothing.
-#[derive(Debug, Clone)]
-pub struct Common {
+/// Who a table entry is: what every entry keeps for the table itself (LRU links, serial,
+/// timer generation, uid) and its sockets. A connection that has sent only its first SYN keeps
+/// little more than this (`SynOnly`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
     pub addr: [[u8; 16]; 2],
     pub port: [u16; 2],
-    pub orig: u8,
     pub proto: u8,
     pub ip_version: u8,
     pub encap_seen: bool,
     /// The VLAN id when it is part of the key, else i32::MIN.
     pub vlan: i32,
-    pub hist_seen: u32,
-    pub flips: u32,
     pub timer_gen: u32,
     pub lru_prev: u32,
     pub lru_next: u32,
     pub first_ts: i64,
-    pub last_ts: i64,
-    /// Zeek's times (microsecond resolution) for durations and timers.
-    pub start_zts: i64,
-    pub last_zts: i64,
     pub first_frame: i64,
-    pub last_frame: i64,
-    pub inactivity: i64,
     pub serial: u64,
-    pub pkts: [u64; 2],
-    pub ip_bytes: [u64; 2],
-    pub history: History,
     pub uid: Uid,
     pub extra: Option<Box<Extra>>,
 }
 
+impl Ident {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Zeek's time of the first packet (§1.1: microseconds).
+    pub fn start_zts(&self) -> i64 {
+        zeek_time(self.first_ts)
+    }
+}
+
+/// Zeek reads microseconds (§1.1): a capture time in ns, floored to the microsecond.
+pub fn zeek_time(ts: i64) -> i64 {
+    ts.div_euclid(1000).saturating_mul(1000)
+}
+
+/// What the table keeps for every entry, TCP connection or UDP/ICMP flow alike: its `Ident`
+/// (reached through Deref) and its activity. Per-host values are indexed by host (0 = the
+/// sender of the first packet); `orig` names the originator's index, so a flip of roles
+/// moves nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Common {
+    pub id: Ident,
+    pub orig: u8,
+    pub hist_seen: u32,
+    pub flips: u32,
+    pub last_ts: i64,
+    /// Zeek's time (microsecond resolution) of the last packet, for durations and timers.
+    pub last_zts: i64,
+    pub last_frame: i64,
+    pub inactivity: i64,
+    pub pkts: [u64; 2],
+    pub ip_bytes: [u64; 2],
+    pub history: History,
+}
+
+impl std::ops::Deref for Common {
+    type Target = Ident;
+
+    fn deref(&self) -> &Ident {
+        &self.id
+    }
+}
+
+impl std::ops::DerefMut for Common {
+    fn deref_mut(&mut self) -> &mut Ident {
+        &mut self.id
+    }
+}
+
 /// What only some flows need: tunnels and ICMP errors.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {
     /// The encapsulation of the last packet: (kind: 1 UDP carrier, 2 IP tunnel, uid).
     pub encap: Option<(u8, Uid)>,
@@ -236,59 +274,175 @@ impl Common {
         frame: i64,
         inactivity: i64,
     ) -> Self {
+        Common::from_ident(
+            Ident {
+                addr: [src, dst],
+                port: [sport, dport],
+                proto,
+                ip_version: 4,
+                encap_seen: false,
+                vlan: i32::MIN,
+                timer_gen: 0,
+                lru_prev: NIL,
+                lru_next: NIL,
+                first_ts: ts,
+                first_frame: frame,
+                serial: 0,
+                uid: [0; 17],
+                extra: None,
+            },
+            zts,
+            inactivity,
+        )
+    }
+
+    /// An entry that has seen no packet yet (its first packet is about to be applied).
+    fn from_ident(id: Ident, zts: i64, inactivity: i64) -> Self {
         Common {
-            addr: [src, dst],
-            port: [sport, dport],
             orig: 0,
-            proto,
-            ip_version: 4,
-            encap_seen: false,
-            vlan: -1,
             hist_seen: 0,
             flips: 0,
-            timer_gen: 0,
-            lru_prev: NIL,
-            lru_next: NIL,
-            first_ts: ts,
-            last_ts: ts,
-            start_zts: zts,
+            last_ts: id.first_ts,
             last_zts: zts,
-            first_frame: frame,
-            last_frame: frame,
+            last_frame: id.first_frame,
             inactivity,
-            serial: 0,
             pkts: [0; 2],
             ip_bytes: [0; 2],
             history: History::default(),
-            uid: [0; 17],
-            extra: None,
+            id,
         }
-    }
-
-    fn extra(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Default::default)
     }
 }
 
 #[derive(Debug)]
 enum Entry {
     Tcp(Box<TcpConn>),
+    /// A TCP connection that has sent one plain SYN and nothing else: most of a SYN flood or
+    /// a port scan, kept in a fifth of a connection's memory until its next packet.
+    Syn(Box<SynOnly>),
     Flow(Box<Flow>),
 }
 
 impl Entry {
-    fn common(&self) -> &Common {
+    fn ident(&self) -> &Ident {
         match self {
-            Entry::Tcp(t) => &t.c,
-            Entry::Flow(f) => &f.c,
+            Entry::Tcp(t) => &t.c.id,
+            Entry::Syn(s) => &s.id,
+            Entry::Flow(f) => &f.c.id,
         }
     }
 
-    fn common_mut(&mut self) -> &mut Common {
+    fn ident_mut(&mut self) -> &mut Ident {
         match self {
-            Entry::Tcp(t) => &mut t.c,
-            Entry::Flow(f) => &mut f.c,
+            Entry::Tcp(t) => &mut t.c.id,
+            Entry::Syn(s) => &mut s.id,
+            Entry::Flow(f) => &mut f.c.id,
         }
+    }
+}
+
+/// All a connection whose only packet so far is a plain SYN (no payload, not dropped for its
+/// checksum) needs: applying that SYN to a fresh connection gives back the whole state, so
+/// `SynOnly::expand` replays it (muted: its timers and transitions happened already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynOnly {
+    pub id: Ident,
+    pub seq: u32,
+    pub ip_len: u32,
+    pub flags: u16,
+    pub win: u16,
+    pub mss: i32,
+    pub wscale: i16,
+    pub sack_perm: bool,
+    pub timestamps: bool,
+    pub kinds_len: u8,
+    pub kinds: [u8; SYN_ONLY_KINDS],
+}
+
+/// Option kinds a SynOnly keeps inline (Linux sends 5, Windows 6 to 8).
+const SYN_ONLY_KINDS: usize = 11;
+
+impl SynOnly {
+    /// The compact form of a connection just created by `seg`, if its state is what
+    /// replaying `seg` gives.
+    fn compress(
+        conn: &TcpConn,
+        seg: &Segment,
+        opts: &SynOptions,
+        check_csum: bool,
+    ) -> Option<SynOnly> {
+        let plain_syn = seg.flags & (SYN | ACK | tcp::FIN | tcp::RST) == SYN;
+        if !plain_syn
+            || seg.payload != 0
+            || (check_csum && seg.csum_bad)
+            || conn.c.orig != 0
+            || usize::from(opts.kinds_len) > SYN_ONLY_KINDS
+        {
+            return None;
+        }
+        let mut kinds = [0u8; SYN_ONLY_KINDS];
+        kinds[..usize::from(opts.kinds_len)].copy_from_slice(opts.kinds());
+        Some(SynOnly {
+            id: conn.c.id.clone(),
+            seq: seg.seq,
+            ip_len: seg.ip_len,
+            flags: seg.flags,
+            win: seg.win,
+            mss: opts.mss,
+            wscale: opts.wscale,
+            sack_perm: opts.sack_perm,
+            timestamps: opts.timestamps,
+            kinds_len: opts.kinds_len,
+            kinds,
+        })
+    }
+
+    /// The full connection, by replaying the SYN with timers and transitions muted.
+    fn expand(self, config: &Config, timers: &mut Timers) -> TcpConn {
+        let ts = self.id.first_ts;
+        let zts = zeek_time(ts);
+        let seg = Segment {
+            ts,
+            zts,
+            frame: self.id.first_frame,
+            flags: self.flags,
+            seq: self.seq,
+            ack: 0,
+            payload: 0,
+            win: self.win,
+            ip_len: self.ip_len,
+            captured: true,
+            csum_bad: false,
+            row: 0,
+        };
+        let mut kinds = [0u8; 40];
+        kinds[..SYN_ONLY_KINDS].copy_from_slice(&self.kinds);
+        let opts = SynOptions {
+            mss: self.mss,
+            wscale: self.wscale,
+            sack_perm: self.sack_perm,
+            timestamps: self.timestamps,
+            kinds_len: self.kinds_len,
+            kinds,
+        };
+        let c = Common::from_ident(self.id, zts, 0);
+        let mut conn = TcpConn::new(
+            c,
+            &seg,
+            config.report_gaps_for_partial,
+            config.timeouts.tcp_handshake_inactivity,
+        );
+        let mut muted = TimerCtx {
+            timers,
+            slot: 0,
+            timeouts: &config.timeouts,
+            transitions: None,
+            uid: [0; 17],
+            serial: 0,
+            muted: true,
+        };
+        conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
+        conn
     }
 }
 
@@ -363,10 +517,15 @@ pub struct TimerCtx<'a> {
     transitions: Option<&'a mut TransitionBatch>,
     uid: Uid,
     serial: u64,
+    /// Replaying a SynOnly's SYN: its timers and transitions happened already.
+    muted: bool,
 }
 
 impl TimerCtx<'_> {
-    pub fn add(&mut self, c: &Common, deadline: i64, kind: TimerKind) {
+    pub fn add(&mut self, c: &Ident, deadline: i64, kind: TimerKind) {
+        if self.muted {
+            return;
+        }
         self.timers.seq += 1;
         self.timers.heap.push(Reverse(Timer {
             deadline,
@@ -387,6 +546,9 @@ impl TimerCtx<'_> {
         old: TcpState,
         new: TcpState,
     ) {
+        if self.muted {
+            return;
+        }
         if let Some(out) = self.transitions.as_deref_mut() {
             out.push(
                 self.uid,
@@ -527,41 +689,58 @@ impl Tracker {
 
     // --- the LRU list -----------------------------------------------------------------------
 
-    fn common_at(&mut self, slot: u32) -> &mut Common {
+    fn ident_at(&mut self, slot: u32) -> &mut Ident {
         let (_, e) = self.slots[slot as usize]
             .as_mut()
             .expect("a linked slot holds an entry");
-        e.common_mut()
+        e.ident_mut()
+    }
+
+    /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it).
+    fn expand_at(&mut self, slot: u32) {
+        let Some((_, entry)) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+            return;
+        };
+        if matches!(entry, Entry::Syn(_)) {
+            let placeholder = Entry::Flow(Box::new(Flow::new(Common::from_ident(
+                entry.ident().clone(),
+                0,
+                0,
+            ))));
+            if let Entry::Syn(syn) = std::mem::replace(entry, placeholder) {
+                *entry = Entry::Tcp(Box::new(syn.expand(&self.config, &mut self.timers)));
+            }
+        }
     }
 
     fn lru_unlink(&mut self, slot: u32) {
         let (prev, next) = {
-            let c = self.common_at(slot);
+            let c = self.ident_at(slot);
             (c.lru_prev, c.lru_next)
         };
         if prev == NIL {
             self.lru_head = next;
         } else {
-            self.common_at(prev).lru_next = next;
+            self.ident_at(prev).lru_next = next;
         }
         if next == NIL {
             self.lru_tail = prev;
         } else {
-            self.common_at(next).lru_prev = prev;
+            self.ident_at(next).lru_prev = prev;
         }
     }
 
     fn lru_push_back(&mut self, slot: u32) {
         let tail = self.lru_tail;
         {
-            let c = self.common_at(slot);
+            let c = self.ident_at(slot);
             c.lru_prev = tail;
             c.lru_next = NIL;
         }
         if tail == NIL {
             self.lru_head = slot;
         } else {
-            self.common_at(tail).lru_next = slot;
+            self.ident_at(tail).lru_next = slot;
         }
         self.lru_tail = slot;
     }
@@ -580,7 +759,7 @@ impl Tracker {
         let (_, entry) = self.slots[slot as usize]
             .as_mut()
             .expect("a live slot holds an entry");
-        let (uid, serial) = (entry.common().uid, entry.common().serial);
+        let (uid, serial) = (entry.ident().uid, entry.ident().serial);
         (
             TimerCtx {
                 timers: &mut self.timers,
@@ -593,6 +772,7 @@ impl Tracker {
                 },
                 uid,
                 serial,
+                muted: false,
             },
             entry,
         )
@@ -608,7 +788,7 @@ impl Tracker {
             };
             let live = match self.slots.get(timer.slot as usize) {
                 Some(Some((_, e))) => {
-                    let c = e.common();
+                    let c = e.ident();
                     c.serial == timer.serial && c.timer_gen == timer.gen
                 }
                 _ => false,
@@ -618,10 +798,12 @@ impl Tracker {
             }
             // As in Zeek, a timer sees the network time it fires at, not its deadline: after
             // a jump in capture time it fires once, not once per period of the jump.
+            self.expand_at(timer.slot);
             let (mut t, entry) = self.ctx(timer.slot);
             let cause = match entry {
                 Entry::Tcp(conn) => conn.timer(now, timer.kind, &mut t),
                 Entry::Flow(flow) => flow.timer(now, timer.kind, &mut t),
+                Entry::Syn(_) => None, // expanded above
             };
             if let Some(cause) = cause {
                 self.remove(timer.slot, cause);
@@ -638,7 +820,7 @@ impl Tracker {
             .into_iter()
             .filter(|Reverse(t)| match slots.get(t.slot as usize) {
                 Some(Some((_, e))) => {
-                    let c = e.common();
+                    let c = e.ident();
                     c.serial == t.serial && c.timer_gen == t.gen
                 }
                 _ => false,
@@ -653,7 +835,7 @@ impl Tracker {
         self.serial += 1;
         let serial = self.serial;
         {
-            let c = entry.common_mut();
+            let c = entry.ident_mut();
             c.serial = serial;
             c.uid = ids::flow_uid(
                 &mut self.scratch,
@@ -711,9 +893,13 @@ impl Tracker {
         self.free.push(slot);
         self.live -= 1;
         let vlan_keyed = self.config.vlan_in_key;
-        match &entry {
-            Entry::Tcp(conn) => self.ended.push_tcp(conn, cause, vlan_keyed),
-            Entry::Flow(flow) => self.ended.push_flow(flow, cause, vlan_keyed),
+        match entry {
+            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause, vlan_keyed),
+            Entry::Syn(syn) => {
+                let conn = syn.expand(&self.config, &mut self.timers);
+                self.ended.push_tcp(&conn, cause, vlan_keyed);
+            }
+            Entry::Flow(flow) => self.ended.push_flow(&flow, cause, vlan_keyed),
         }
     }
 
@@ -728,7 +914,7 @@ impl Tracker {
 
     /// Move the clock to `ts_ns` without a packet: timers due by then fire.
     pub fn advance(&mut self, ts_ns: i64) {
-        let zts = ts_ns - ts_ns.rem_euclid(1000);
+        let zts = zeek_time(ts_ns);
         if zts > self.now {
             self.now = zts;
             self.run_timers(zts);
@@ -749,7 +935,7 @@ impl Tracker {
             let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
             used &= !bad_ip;
             let ts = p.ts_ns[i];
-            let zts = ts - ts.rem_euclid(1000); // Zeek reads microseconds (§1.1)
+            let zts = zeek_time(ts);
             let carrier = p.tunnel_depth[i] > 0 && p.out_proto[i] == 17;
             if !used && !carrier {
                 self.count_skipped(p, i, bad_ip);
@@ -795,7 +981,7 @@ impl Tracker {
                         .slots
                         .get(slot as usize)
                         .and_then(|s| s.as_ref())
-                        .map(|(_, e)| (1, e.common().uid));
+                        .map(|(_, e)| (1, e.ident().uid));
                 } else {
                     encap = Some((
                         2,
@@ -905,6 +1091,7 @@ impl Tracker {
         let mut found = self.lookup(&key);
         if let Some(slot) = found {
             self.touch(slot);
+            self.expand_at(slot);
             let reuse = match &self.slots[slot as usize] {
                 Some((_, Entry::Tcp(conn))) => conn.is_reuse(flags, seg.seq),
                 _ => false,
@@ -944,11 +1131,31 @@ impl Tracker {
         };
         let check = self.config.drop_bad_checksums;
         let (mut t, entry) = self.ctx(slot);
-        if let Entry::Tcp(conn) = entry {
-            let o = usize::from(conn.c.orig);
-            let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
-            let h = if from_orig { o } else { 1 - o };
-            conn.packet(&seg, h, check, &opts, &mut t);
+        let Entry::Tcp(conn) = entry else {
+            return slot;
+        };
+        let o = usize::from(conn.c.orig);
+        let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
+        let h = if from_orig { o } else { 1 - o };
+        conn.packet(&seg, h, check, &opts, &mut t);
+        let compact = if found.is_none() {
+            SynOnly::compress(conn, &seg, &opts, check)
+        } else {
+            None
+        };
+        if let Some(syn) = compact {
+            if let Some((_, entry)) = self.slots[slot as usize].as_mut() {
+                #[cfg(debug_assertions)]
+                if let Entry::Tcp(conn) = entry {
+                    let mut scratch = Timers::default();
+                    let again = syn.clone().expand(&self.config, &mut scratch);
+                    debug_assert!(
+                        again == **conn,
+                        "a SynOnly expands to the connection it was"
+                    );
+                }
+                *entry = Entry::Syn(Box::new(syn));
+            }
         }
         slot
     }
@@ -1039,7 +1246,7 @@ impl Tracker {
                 let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
                 let (mut t, entry) = self.ctx(slot);
                 t.add(
-                    entry.common(),
+                    entry.ident(),
                     zts.saturating_add(inactivity),
                     TimerKind::Inactivity,
                 );
@@ -1076,17 +1283,24 @@ impl Tracker {
         );
         if let Some(slot) = self.lookup(&key) {
             let (t, c) = (p.icmp_type[i], p.icmp_code[i]);
-            self.common_at(slot).extra().icmp_errors.push((t, c));
+            self.ident_at(slot).extra().icmp_errors.push((t, c));
         }
     }
 
     /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
     fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
+        let seen = match self.slots.get(slot as usize) {
+            Some(Some((_, e))) => e.ident().encap_seen,
+            _ => return,
+        };
+        if seen {
+            self.expand_at(slot); // a SynOnly has seen one packet: never here
+        }
         let Some(Some((_, entry))) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        let c = entry.common_mut();
-        if !c.encap_seen {
+        if !seen {
+            let c = entry.ident_mut();
             c.encap_seen = true;
             if let Some(e) = encap {
                 let x = c.extra();
@@ -1098,9 +1312,14 @@ impl Tracker {
         let Some(e) = encap else {
             return;
         };
+        let c = match entry {
+            Entry::Tcp(t) => &mut t.c,
+            Entry::Flow(f) => &mut f.c,
+            Entry::Syn(_) => return,
+        };
         let current = c.extra.as_ref().and_then(|x| x.encap);
         if current != Some(e) {
-            let x = c.extra();
+            let x = c.id.extra();
             if x.encap_changes < 5 {
                 x.encap_changes += 1;
                 if !x.parents.contains(&e.1) {
@@ -1109,7 +1328,7 @@ impl Tracker {
             } else if !c.history.contains(b'X') {
                 c.history.push(b'X');
             }
-            c.extra().encap = Some(e);
+            c.id.extra().encap = Some(e);
         }
     }
 }
@@ -1159,13 +1378,236 @@ pub fn icmp_ports(icmp_type: i16, code: i16, v6: bool) -> (u16, u16, bool) {
 mod size_tests {
     use super::*;
 
-    /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. The
-    /// table adds its key (44 bytes) and a control byte per entry besides the slot.
+    /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. Each
+    /// entry is a slot (its key and a boxed state) and 4 bytes in the hash table.
     #[test]
     fn per_flow_state_stays_within_its_current_size() {
+        eprintln!(
+            "slot {} SynOnly {} Flow {} TcpConn {} Timer {}",
+            std::mem::size_of::<Option<(Key, Entry)>>(),
+            std::mem::size_of::<SynOnly>(),
+            std::mem::size_of::<Flow>(),
+            std::mem::size_of::<TcpConn>(),
+            std::mem::size_of::<Timer>(),
+        );
         assert!(std::mem::size_of::<Option<(Key, Entry)>>() <= 64);
-        assert!(std::mem::size_of::<Common>() <= 232);
-        assert!(std::mem::size_of::<Flow>() <= 264);
-        assert!(std::mem::size_of::<TcpConn>() <= 792);
+        assert!(std::mem::size_of::<SynOnly>() <= 136);
+        assert!(std::mem::size_of::<Flow>() <= 256);
+        assert!(std::mem::size_of::<TcpConn>() <= 784);
+    }
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    use super::*;
+
+    /// Packet columns owned by the test, one TCP segment a row.
+    #[derive(Default)]
+    struct Rows {
+        frame: Vec<i64>,
+        ts_ns: Vec<i64>,
+        vlan: Vec<i32>,
+        ip_version: Vec<u8>,
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        proto: Vec<u8>,
+        ip_len: Vec<u32>,
+        frag: Vec<u8>,
+        sport: Vec<u16>,
+        dport: Vec<u16>,
+        payload: Vec<i32>,
+        tcp_flags: Vec<u16>,
+        seq: Vec<u32>,
+        ack: Vec<u32>,
+        win: Vec<u16>,
+        mss: Vec<i32>,
+        wscale: Vec<i16>,
+        flags_b: Vec<bool>,
+        opt_count: Vec<u8>,
+        opt_kinds: Vec<u8>,
+        u16_zero: Vec<u16>,
+        i16_none: Vec<i16>,
+        u8_zero: Vec<u8>,
+        u32_zero: Vec<u32>,
+        addr_zero: Vec<u8>,
+    }
+
+    fn v4(last: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12] = 10;
+        a[15] = last;
+        a
+    }
+
+    impl Rows {
+        #[allow(clippy::too_many_arguments)]
+        fn tcp(
+            &mut self,
+            ts_us: i64,
+            from: ([u8; 16], u16),
+            to: ([u8; 16], u16),
+            flags: u16,
+            seq: u32,
+            ack: u32,
+            payload: i32,
+        ) {
+            self.frame.push(self.frame.len() as i64 + 1);
+            self.ts_ns.push(1_700_000_000_000_000_000 + ts_us * 1000);
+            self.vlan.push(-1);
+            self.ip_version.push(4);
+            self.src.extend_from_slice(&from.0);
+            self.dst.extend_from_slice(&to.0);
+            self.proto.push(6);
+            self.ip_len.push(40 + payload as u32);
+            self.frag.push(0);
+            self.sport.push(from.1);
+            self.dport.push(to.1);
+            self.payload.push(payload);
+            self.tcp_flags.push(flags);
+            self.seq.push(seq);
+            self.ack.push(ack);
+            self.win.push(65535);
+            self.mss.push(if flags & SYN != 0 { 1460 } else { -1 });
+            self.wscale.push(if flags & SYN != 0 { 7 } else { -1 });
+            self.flags_b.push(false);
+            self.opt_count.push(if flags & SYN != 0 { 2 } else { 0 });
+            let mut kinds = [0u8; 40];
+            kinds[0] = 2;
+            kinds[1] = 3;
+            self.opt_kinds.extend_from_slice(&kinds);
+            self.u16_zero.push(0);
+            self.i16_none.push(-1);
+            self.u8_zero.push(0);
+            self.u32_zero.push(0);
+            self.addr_zero.extend_from_slice(&[0u8; 16]);
+        }
+
+        fn packets(&self) -> Packets<'_> {
+            Packets {
+                frame: &self.frame,
+                ts_ns: &self.ts_ns,
+                vlan: &self.vlan,
+                ip_version: &self.ip_version,
+                src: &self.src,
+                dst: &self.dst,
+                proto: &self.proto,
+                ip_len: &self.ip_len,
+                frag: &self.frag,
+                l4: &self.proto,
+                sport: &self.sport,
+                dport: &self.dport,
+                payload: &self.payload,
+                tcp_flags: &self.tcp_flags,
+                seq: &self.seq,
+                ack: &self.ack,
+                win: &self.win,
+                mss: &self.mss,
+                wscale: &self.wscale,
+                sack_perm: &self.flags_b,
+                has_ts: &self.flags_b,
+                opt_count: &self.opt_count,
+                opt_kinds: &self.opt_kinds,
+                udp_len: &self.u16_zero,
+                icmp_type: &self.i16_none,
+                icmp_code: &self.i16_none,
+                q_valid: &self.flags_b,
+                q_src: &self.addr_zero,
+                q_dst: &self.addr_zero,
+                q_proto: &self.u8_zero,
+                q_sport: &self.u16_zero,
+                q_dport: &self.u16_zero,
+                tunnel_depth: &self.u8_zero,
+                tunnel: &self.u32_zero,
+                out_src: &self.addr_zero,
+                out_dst: &self.addr_zero,
+                out_proto: &self.u8_zero,
+                out_sport: &self.u16_zero,
+                out_dport: &self.u16_zero,
+                out_ip_len: &self.u32_zero,
+                truncated: &self.flags_b,
+                ip_csum: &self.u8_zero,
+                l4_csum: &self.u8_zero,
+                malformed: &self.u8_zero,
+            }
+        }
+    }
+
+    const FA: u16 = tcp::FIN | ACK;
+    const PA: u16 = 0x08 | ACK;
+
+    #[test]
+    fn a_whole_connection_and_syn_only_flows() {
+        let (c, s) = ((v4(1), 40000), (v4(2), 80));
+        let mut r = Rows::default();
+        r.tcp(0, c, s, SYN, 1000, 0, 0);
+        r.tcp(100, s, c, SYN | ACK, 5000, 1001, 0);
+        r.tcp(200, c, s, ACK, 1001, 5001, 0);
+        r.tcp(300, c, s, PA, 1001, 5001, 10);
+        r.tcp(400, s, c, PA, 5001, 1011, 20);
+        r.tcp(500, c, s, FA, 1011, 5021, 0);
+        r.tcp(600, s, c, FA, 5021, 1012, 0);
+        r.tcp(700, c, s, ACK, 1012, 5022, 0);
+        // Three SYN-only connections (a scan): kept compact, expanded when they end.
+        for k in 0..3u8 {
+            r.tcp(
+                800 + i64::from(k),
+                (v4(9), 50000 + u16::from(k)),
+                (v4(3), 22),
+                SYN,
+                7,
+                0,
+                0,
+            );
+        }
+        // One of them retransmits its SYN: expanded by its second packet.
+        r.tcp(1_000_000, (v4(9), 50001), (v4(3), 22), SYN, 7, 0, 0);
+        let mut t = Tracker::new(Config::default());
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(t.open_flows(), 4);
+        t.finish();
+        let b = t.ended.take();
+        assert_eq!(b.len(), 4);
+        let hist: Vec<&str> = b.history.iter().map(String::as_str).collect();
+        assert_eq!(hist, ["ShADdFf", "S", "S", "S"]);
+        let states: Vec<&str> = b
+            .conn_state
+            .iter()
+            .map(|&c| zeek::CONN_STATE_NAMES[usize::from(c)])
+            .collect();
+        assert_eq!(states, ["SF", "S0", "S0", "S0"]);
+        assert_eq!((b.orig_bytes[0], b.resp_bytes[0]), (10, 20));
+        assert_eq!((b.orig_pkts[0], b.resp_pkts[0]), (5, 3));
+        assert_eq!(b.orig_pkts[1..], [1, 1, 2]); // the retransmitting one was active last
+        assert_eq!(b.syn_retransmits[1..], [0, 0, 1]);
+        assert_eq!(b.end_reason[0], 0); // fin
+        assert_eq!(b.orig_state[0], rfc::TcpState::TimeWait as u8);
+        assert_eq!(b.resp_state[0], rfc::TcpState::Closed as u8);
+        // SYN-SENT for the scanned ones, one transition each (a LISTENing peer stays so when
+        // it receives a SYN); 10 for the whole connection (both sides through the handshake
+        // and the close, the originator closing first).
+        assert_eq!(b.orig_state[1..], [rfc::TcpState::SynSent as u8; 3]);
+        assert_eq!(t.transitions.len(), 10 + 3);
+    }
+
+    #[test]
+    fn the_flow_cap_evicts_the_least_recently_active() {
+        let mut r = Rows::default();
+        for k in 0..5u16 {
+            r.tcp(i64::from(k), (v4(9), 1000 + k), (v4(3), 80), SYN, 1, 0, 0);
+        }
+        // The first connection is active again: the second is now the least recent.
+        r.tcp(10, (v4(9), 1000), (v4(3), 80), SYN, 1, 0, 0);
+        r.tcp(11, (v4(9), 2000), (v4(3), 80), SYN, 1, 0, 0);
+        let config = Config {
+            max_flows: 5,
+            ..Config::default()
+        };
+        let mut t = Tracker::new(config);
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(t.evicted, 1);
+        assert_eq!(t.ended.orig_p, [1001]);
+        assert_eq!(t.ended.end_reason, [4]); // evicted
     }
 }

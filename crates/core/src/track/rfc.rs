@@ -151,7 +151,7 @@ const WIN_FULL: usize = 9;
 const WIN_UPDATES: usize = 10;
 
 /// One side as the observer sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Host {
     pub rfc: TcpState,
     pub isn: Option<u32>,
@@ -186,7 +186,7 @@ impl Host {
 }
 
 /// The handshake record. Options are kept as the row-independent values of a SYN.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Handshake {
     pub syn_ns: Option<i64>,
     pub syn_ack_ns: Option<i64>,
@@ -197,7 +197,7 @@ pub struct Handshake {
     pub server_options: Option<Box<SynOptions>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observer {
     pub hosts: [Host; 2],
     pub saw_syn: bool,

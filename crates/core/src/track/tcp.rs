@@ -46,7 +46,7 @@ pub struct Segment {
 }
 
 /// A TCP connection keyed by its 4-tuple, from its first packet until it is removed.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct TcpConn {
     pub c: Common,
     pub ep: [ZEndpoint; 2],

@@ -51,7 +51,7 @@ pub fn wraps_near(value: u32, mark: u32, wraps: u32) -> (i64, u32) {
 }
 
 /// One side of a TCP connection as Zeek's TCP_Endpoint keeps it, with its reassembler.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ZEndpoint {
     pub state: ZState,
     pub prev_state: ZState,
@@ -77,7 +77,7 @@ pub struct ZEndpoint {
 
 /// What Zeek's TCP reassembler decides for conn.log: sorted, non-overlapping blocks
 /// [seq, upper) not yet delivered, the first byte not yet delivered in order, the trim point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reasm {
     pub blocks: Vec<(i64, i64)>,
     pub next: i64,
