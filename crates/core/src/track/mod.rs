@@ -458,6 +458,21 @@ struct Key {
     pb: u16,
 }
 
+/// The key an entry was inserted under: its first packet's sockets, in canonical order
+/// unless it is a one-way ICMP flow (whose "ports" are the type and code).
+fn key_of(id: &Ident) -> Key {
+    let one_way = matches!(id.proto, 1 | 58)
+        && icmp_ports(id.port[0] as i16, id.port[1] as i16, id.proto == 58).2;
+    let vlan = (id.vlan != i32::MIN).then_some(id.vlan);
+    Key::new(
+        id.proto,
+        vlan,
+        (id.addr[0], id.port[0]),
+        (id.addr[1], id.port[1]),
+        !one_way,
+    )
+}
+
 impl Key {
     fn new(
         proto: u8,
@@ -604,7 +619,8 @@ pub struct Tracker {
     /// Slot numbers, found by the key their slot holds: 4 bytes an entry, not a second key.
     table: HashTable<u32>,
     hasher: RandomState,
-    slots: Vec<Option<(Key, Entry)>>,
+    /// The entries; a slot's key is computed from its entry (`key_of`), not stored.
+    slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     lru_head: u32,
     lru_tail: u32,
@@ -682,7 +698,7 @@ impl Tracker {
         self.table
             .find(
                 self.hasher.hash_one(key),
-                |&s| matches!(&slots[s as usize], Some((k, _)) if k == key),
+                |&s| matches!(&slots[s as usize], Some(e) if key_of(e.ident()) == *key),
             )
             .copied()
     }
@@ -690,7 +706,7 @@ impl Tracker {
     // --- the LRU list -----------------------------------------------------------------------
 
     fn ident_at(&mut self, slot: u32) -> &mut Ident {
-        let (_, e) = self.slots[slot as usize]
+        let e = self.slots[slot as usize]
             .as_mut()
             .expect("a linked slot holds an entry");
         e.ident_mut()
@@ -698,7 +714,7 @@ impl Tracker {
 
     /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it).
     fn expand_at(&mut self, slot: u32) {
-        let Some((_, entry)) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
             return;
         };
         if matches!(entry, Entry::Syn(_)) {
@@ -756,7 +772,7 @@ impl Tracker {
 
     fn ctx(&mut self, slot: u32) -> (TimerCtx<'_>, &mut Entry) {
         let keep = self.config.keep_transitions;
-        let (_, entry) = self.slots[slot as usize]
+        let entry = self.slots[slot as usize]
             .as_mut()
             .expect("a live slot holds an entry");
         let (uid, serial) = (entry.ident().uid, entry.ident().serial);
@@ -787,7 +803,7 @@ impl Tracker {
                 break;
             };
             let live = match self.slots.get(timer.slot as usize) {
-                Some(Some((_, e))) => {
+                Some(Some(e)) => {
                     let c = e.ident();
                     c.serial == timer.serial && c.timer_gen == timer.gen
                 }
@@ -819,7 +835,7 @@ impl Tracker {
         let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
             .into_iter()
             .filter(|Reverse(t)| match slots.get(t.slot as usize) {
-                Some(Some((_, e))) => {
+                Some(Some(e)) => {
                     let c = e.ident();
                     c.serial == t.serial && c.timer_gen == t.gen
                 }
@@ -848,14 +864,15 @@ impl Tracker {
             );
             c.vlan = key.vlan;
             c.ip_version = version;
+            debug_assert!(key_of(c) == key, "an entry's key is computed from it");
         }
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Some((key, entry));
+                self.slots[s as usize] = Some(entry);
                 s
             }
             None => {
-                self.slots.push(Some((key, entry)));
+                self.slots.push(Some(entry));
                 (self.slots.len() - 1) as u32
             }
         };
@@ -863,7 +880,7 @@ impl Tracker {
         let hash = hasher.hash_one(key);
         self.table
             .insert_unique(hash, slot, |&s| match &slots[s as usize] {
-                Some((k, _)) => hasher.hash_one(k),
+                Some(e) => hasher.hash_one(key_of(e.ident())),
                 None => 0, // never: the table holds only live slots
             });
         self.lru_push_back(slot);
@@ -881,9 +898,10 @@ impl Tracker {
             return;
         }
         self.lru_unlink(slot);
-        let Some((key, entry)) = self.slots[slot as usize].take() else {
+        let Some(entry) = self.slots[slot as usize].take() else {
             return;
         };
+        let key = key_of(entry.ident());
         if let Ok(found) = self
             .table
             .find_entry(self.hasher.hash_one(key), |&s| s == slot)
@@ -981,7 +999,7 @@ impl Tracker {
                         .slots
                         .get(slot as usize)
                         .and_then(|s| s.as_ref())
-                        .map(|(_, e)| (1, e.ident().uid));
+                        .map(|e| (1, e.ident().uid));
                 } else {
                     encap = Some((
                         2,
@@ -1093,7 +1111,7 @@ impl Tracker {
             self.touch(slot);
             self.expand_at(slot);
             let reuse = match &self.slots[slot as usize] {
-                Some((_, Entry::Tcp(conn))) => conn.is_reuse(flags, seg.seq),
+                Some(Entry::Tcp(conn)) => conn.is_reuse(flags, seg.seq),
                 _ => false,
             };
             if reuse {
@@ -1122,7 +1140,7 @@ impl Tracker {
                     };
                 }
                 if flip && dst != BROADCAST4 {
-                    if let Some((_, Entry::Tcp(conn))) = self.slots[slot as usize].as_mut() {
+                    if let Some(Entry::Tcp(conn)) = self.slots[slot as usize].as_mut() {
                         conn.flip();
                     }
                 }
@@ -1144,7 +1162,7 @@ impl Tracker {
             None
         };
         if let Some(syn) = compact {
-            if let Some((_, entry)) = self.slots[slot as usize].as_mut() {
+            if let Some(entry) = self.slots[slot as usize].as_mut() {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
@@ -1209,7 +1227,7 @@ impl Tracker {
             }
         };
         let check = self.config.drop_bad_checksums;
-        if let Some((_, Entry::Flow(flow))) = self.slots[slot as usize].as_mut() {
+        if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
             let o = usize::from(flow.c.orig);
             let from_orig = flow.c.addr[o] == src && flow.c.port[o] == sport;
             let h = if from_orig { o } else { 1 - o };
@@ -1254,7 +1272,7 @@ impl Tracker {
             }
         };
         let check = self.config.drop_bad_checksums;
-        if let Some((_, Entry::Flow(flow))) = self.slots[slot as usize].as_mut() {
+        if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
             let o = usize::from(flow.c.orig);
             let from_orig = flow.c.addr[o] == src && flow.c.port[o] == oport;
             let h = if from_orig { o } else { 1 - o };
@@ -1290,13 +1308,13 @@ impl Tracker {
     /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
     fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
         let seen = match self.slots.get(slot as usize) {
-            Some(Some((_, e))) => e.ident().encap_seen,
+            Some(Some(e)) => e.ident().encap_seen,
             _ => return,
         };
         if seen {
             self.expand_at(slot); // a SynOnly has seen one packet: never here
         }
-        let Some(Some((_, entry))) = self.slots.get_mut(slot as usize) else {
+        let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return;
         };
         if !seen {
@@ -1384,13 +1402,13 @@ mod size_tests {
     fn per_flow_state_stays_within_its_current_size() {
         eprintln!(
             "slot {} SynOnly {} Flow {} TcpConn {} Timer {}",
-            std::mem::size_of::<Option<(Key, Entry)>>(),
+            std::mem::size_of::<Option<Entry>>(),
             std::mem::size_of::<SynOnly>(),
             std::mem::size_of::<Flow>(),
             std::mem::size_of::<TcpConn>(),
             std::mem::size_of::<Timer>(),
         );
-        assert!(std::mem::size_of::<Option<(Key, Entry)>>() <= 64);
+        assert!(std::mem::size_of::<Option<Entry>>() <= 16);
         assert!(std::mem::size_of::<SynOnly>() <= 136);
         assert!(std::mem::size_of::<Flow>() <= 256);
         assert!(std::mem::size_of::<TcpConn>() <= 784);
