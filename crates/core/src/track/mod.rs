@@ -498,6 +498,7 @@ impl Key {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum TimerKind {
     Inactivity,
     Attempt,
@@ -510,11 +511,25 @@ pub enum TimerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     deadline: i64,
-    seq: u64,
+    /// Order of arming (timers due at the same time fire in it) << 8 | the TimerKind.
+    seq_kind: u64,
     slot: u32,
+    /// The timer generation of the slot's entry when armed. Generations go on rising across
+    /// the entries a slot holds, so a timer of an entry that is gone never matches.
     gen: u32,
-    serial: u64,
-    kind: TimerKind,
+}
+
+impl Timer {
+    fn kind(&self) -> TimerKind {
+        match self.seq_kind & 0xff {
+            0 => TimerKind::Inactivity,
+            1 => TimerKind::Attempt,
+            2 => TimerKind::Expire,
+            3 => TimerKind::Close,
+            4 => TimerKind::Reset,
+            _ => TimerKind::Dns,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -544,11 +559,9 @@ impl TimerCtx<'_> {
         self.timers.seq += 1;
         self.timers.heap.push(Reverse(Timer {
             deadline,
-            seq: self.timers.seq,
+            seq_kind: (self.timers.seq << 8) | kind as u64,
             slot: self.slot,
             gen: c.timer_gen,
-            serial: c.serial,
-            kind,
         }));
     }
 
@@ -621,7 +634,8 @@ pub struct Tracker {
     hasher: RandomState,
     /// The entries; a slot's key is computed from its entry (`key_of`), not stored.
     slots: Vec<Option<Entry>>,
-    free: Vec<u32>,
+    /// Free slots, each with the timer generation its next entry starts at.
+    free: Vec<(u32, u32)>,
     lru_head: u32,
     lru_tail: u32,
     live: usize,
@@ -805,7 +819,7 @@ impl Tracker {
             let live = match self.slots.get(timer.slot as usize) {
                 Some(Some(e)) => {
                     let c = e.ident();
-                    c.serial == timer.serial && c.timer_gen == timer.gen
+                    c.timer_gen == timer.gen
                 }
                 _ => false,
             };
@@ -817,8 +831,8 @@ impl Tracker {
             self.expand_at(timer.slot);
             let (mut t, entry) = self.ctx(timer.slot);
             let cause = match entry {
-                Entry::Tcp(conn) => conn.timer(now, timer.kind, &mut t),
-                Entry::Flow(flow) => flow.timer(now, timer.kind, &mut t),
+                Entry::Tcp(conn) => conn.timer(now, timer.kind(), &mut t),
+                Entry::Flow(flow) => flow.timer(now, timer.kind(), &mut t),
                 Entry::Syn(_) => None, // expanded above
             };
             if let Some(cause) = cause {
@@ -837,7 +851,7 @@ impl Tracker {
             .filter(|Reverse(t)| match slots.get(t.slot as usize) {
                 Some(Some(e)) => {
                     let c = e.ident();
-                    c.serial == t.serial && c.timer_gen == t.gen
+                    c.timer_gen == t.gen
                 }
                 _ => false,
             })
@@ -867,7 +881,8 @@ impl Tracker {
             debug_assert!(key_of(c) == key, "an entry's key is computed from it");
         }
         let slot = match self.free.pop() {
-            Some(s) => {
+            Some((s, gen)) => {
+                entry.ident_mut().timer_gen = gen;
                 self.slots[s as usize] = Some(entry);
                 s
             }
@@ -908,7 +923,8 @@ impl Tracker {
         {
             found.remove();
         }
-        self.free.push(slot);
+        self.free
+            .push((slot, entry.ident().timer_gen.wrapping_add(1)));
         self.live -= 1;
         let vlan_keyed = self.config.vlan_in_key;
         match entry {
@@ -1412,6 +1428,7 @@ mod size_tests {
         assert!(std::mem::size_of::<SynOnly>() <= 136);
         assert!(std::mem::size_of::<Flow>() <= 256);
         assert!(std::mem::size_of::<TcpConn>() <= 784);
+        assert!(std::mem::size_of::<Timer>() <= 24);
     }
 }
 
