@@ -81,6 +81,17 @@ def _opt(v: int) -> int | None:
     return None if v == NONE64 else int(v)
 
 
+def _options(cols: dict[str, Any], prefix: str, i: int) -> dict[str, Any] | None:
+    """One row of the option columns as the reference's TcpOptions fields."""
+    if not cols[f"{prefix}.present"][i]:
+        return None
+    mss, wscale = int(cols[f"{prefix}.mss"][i]), int(cols[f"{prefix}.wscale"][i])
+    return {"mss": mss if mss >= 0 else None, "wscale": wscale if wscale >= 0 else None,
+            "sack_perm": bool(cols[f"{prefix}.sack_perm"][i]),
+            "timestamps": bool(cols[f"{prefix}.timestamps"][i]),
+            "kinds": tuple(cols[f"{prefix}.kinds"][i, :cols[f"{prefix}.kinds_len"][i]].tolist())}
+
+
 def rust_records(cols: dict[str, Any], transitions: dict[int, list[dict[str, Any]]]
                  ) -> Iterator[dict[str, Any]]:
     """One record per connection, in the shape of ``py_record``."""
@@ -103,14 +114,14 @@ def rust_records(cols: dict[str, Any], transitions: dict[int, list[dict[str, Any
             "orig_ip_bytes": int(cols["orig_ip_bytes"][i]),
             "resp_pkts": int(cols["resp_pkts"][i]),
             "resp_ip_bytes": int(cols["resp_ip_bytes"][i]),
-            "tunnel_parents": cols["tunnel_parents"][i],
+            "tunnel_parents": list(cols["tunnel_parents"][i]),
             "community_id": cols["community_id"][i], "ip_version": ip_version,
             "vlan": None if cols["vlan"][i] == NO_VLAN else int(cols["vlan"][i]),
             "orig_state": cols["orig_state"][i], "resp_state": cols["resp_state"][i],
             "end_reason": cols["end_reason"][i], "completeness": int(cols["completeness"][i]),
             "last_ns": int(cols["last_ns"][i]), "first_frame": int(cols["first_frame"][i]),
             "last_frame": int(cols["last_frame"][i]),
-            "icmp_errors": [tuple(e) for e in cols["icmp_errors"][i]],
+            "icmp_errors": list(cols["icmp_errors"][i]),
         }
         if proto == "tcp":
             rec["handshake"] = {
@@ -120,8 +131,8 @@ def rust_records(cols: dict[str, Any], transitions: dict[int, list[dict[str, Any
                 "ack_ns": _opt(cols["handshake.ack_ns"][i]),
                 "syn_retransmits": int(cols["handshake.syn_retransmits"][i]),
                 "syn_ack_retransmits": int(cols["handshake.syn_ack_retransmits"][i]),
-                "client_options": cols["handshake.client_options"][i],
-                "server_options": cols["handshake.server_options"][i]}
+                "client_options": _options(cols, "handshake.client_options", i),
+                "server_options": _options(cols, "handshake.server_options", i)}
             rec["analysis"] = {name: int(cols[f"analysis.{name}"][i]) for name in ANALYSIS}
             orig_host = int(cols["orig_host"][i])
             rec["transitions"] = [

@@ -103,17 +103,53 @@ fn uid_text(u: &Uid) -> String {
     s
 }
 
-fn options_obj<'py>(py: Python<'py>, o: &Option<Box<SynOptions>>) -> PyResult<Bound<'py, PyAny>> {
-    let Some(o) = o else {
-        return Ok(py.None().into_bound(py));
-    };
-    let d = PyDict::new(py);
-    d.set_item("mss", (o.mss >= 0).then_some(o.mss))?;
-    d.set_item("wscale", o.wscale())?;
-    d.set_item("sack_perm", o.sack_perm)?;
-    d.set_item("timestamps", o.timestamps)?;
-    d.set_item("kinds", PyTuple::new(py, o.kinds())?)?;
-    Ok(d.into_any())
+/// A handshake's options (client's or server's) as columns under `prefix`: `present` (False
+/// when no SYN or SYN-ACK was seen), `mss` (-1 absent), `wscale` (-1 absent), `sack_perm`,
+/// `timestamps`, `kinds` (n×40 uint8, the first `kinds_len` valid).
+fn options_columns<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    prefix: &str,
+    opts: &[Option<Box<SynOptions>>],
+) -> PyResult<()> {
+    let n = opts.len();
+    let none = SynOptions::default();
+    fn or<'a>(o: &'a Option<Box<SynOptions>>, none: &'a SynOptions) -> &'a SynOptions {
+        o.as_deref().unwrap_or(none)
+    }
+    let get = |o| or(o, &none);
+    let present: Vec<bool> = opts.iter().map(Option::is_some).collect();
+    let mss: Vec<i32> = opts.iter().map(|o| get(o).mss).collect();
+    let wscale: Vec<i16> = opts.iter().map(|o| get(o).wscale).collect();
+    let sack: Vec<bool> = opts.iter().map(|o| get(o).sack_perm).collect();
+    let ts: Vec<bool> = opts.iter().map(|o| get(o).timestamps).collect();
+    let kinds_len: Vec<u8> = opts.iter().map(|o| get(o).kinds_len).collect();
+    let kinds: Vec<u8> = opts.iter().flat_map(|o| get(o).kinds).collect();
+    d.set_item(format!("{prefix}.present"), present.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.mss"), mss.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.wscale"), wscale.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.sack_perm"), sack.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.timestamps"), ts.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.kinds_len"), kinds_len.into_pyarray(py))?;
+    d.set_item(
+        format!("{prefix}.kinds"),
+        kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?,
+    )?;
+    Ok(())
+}
+
+/// Text columns whose values repeat (histories): one Python string per distinct value.
+fn deduped<'py>(py: Python<'py>, values: &[String]) -> PyResult<Bound<'py, PyList>> {
+    let mut seen: HashMap<&str, Bound<'py, PyString>> = HashMap::new();
+    let items: Vec<Bound<'py, PyString>> = values
+        .iter()
+        .map(|v| {
+            seen.entry(v.as_str())
+                .or_insert_with(|| PyString::new(py, v))
+                .clone()
+        })
+        .collect();
+    PyList::new(py, items)
 }
 
 /// Python strings for a table of names, made once per call and shared by every row.
@@ -162,16 +198,18 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
     d.set_item("resp_bytes", b.resp_bytes.into_pyarray(py))?;
     d.set_item("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?)?;
     d.set_item("missed_bytes", b.missed_bytes.into_pyarray(py))?;
-    d.set_item("history", PyList::new(py, &b.history)?)?;
+    d.set_item("history", deduped(py, &b.history)?)?;
     d.set_item("orig_pkts", b.orig_pkts.into_pyarray(py))?;
     d.set_item("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py))?;
     d.set_item("resp_pkts", b.resp_pkts.into_pyarray(py))?;
     d.set_item("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py))?;
-    let parents = PyList::empty(py);
-    for p in &b.tunnel_parents {
-        parents.append(PyList::new(py, p.iter().map(uid_text))?)?;
-    }
-    d.set_item("tunnel_parents", parents)?;
+    // Tuples: the empty one (almost every row) is a single shared object.
+    let parents: Vec<Bound<'py, PyTuple>> = b
+        .tunnel_parents
+        .iter()
+        .map(|p| PyTuple::new(py, p.iter().map(uid_text)))
+        .collect::<PyResult<_>>()?;
+    d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
     d.set_item("community_id", PyList::new(py, &b.community_id)?)?;
     d.set_item("ip_version", b.ip_version.into_pyarray(py))?;
     d.set_item("vlan", b.vlan.into_pyarray(py))?;
@@ -182,11 +220,12 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
     d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
     d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
     d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
-    let errors = PyList::empty(py);
-    for e in &b.icmp_errors {
-        errors.append(PyList::new(py, e)?)?;
-    }
-    d.set_item("icmp_errors", errors)?;
+    let errors: Vec<Bound<'py, PyTuple>> = b
+        .icmp_errors
+        .iter()
+        .map(|e| PyTuple::new(py, e))
+        .collect::<PyResult<_>>()?;
+    d.set_item("icmp_errors", PyList::new(py, errors)?)?;
     d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
     d.set_item(
         "handshake.outcome",
@@ -203,16 +242,8 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
         "handshake.syn_ack_retransmits",
         b.syn_ack_retransmits.into_pyarray(py),
     )?;
-    let client = PyList::empty(py);
-    for o in &b.client_options {
-        client.append(options_obj(py, o)?)?;
-    }
-    d.set_item("handshake.client_options", client)?;
-    let server = PyList::empty(py);
-    for o in &b.server_options {
-        server.append(options_obj(py, o)?)?;
-    }
-    d.set_item("handshake.server_options", server)?;
+    options_columns(py, &d, "handshake.client_options", &b.client_options)?;
+    options_columns(py, &d, "handshake.server_options", &b.server_options)?;
     let flat: Vec<u32> = b.analysis.into_flattened();
     let analysis = flat.into_pyarray(py).reshape([n, ANALYSIS_NAMES.len()])?;
     for (k, name) in ANALYSIS_NAMES.iter().enumerate() {

@@ -156,6 +156,12 @@ pub struct SynOptions {
     pub kinds: [u8; 40],
 }
 
+impl Default for SynOptions {
+    fn default() -> Self {
+        SynOptions::none()
+    }
+}
+
 impl SynOptions {
     fn none() -> Self {
         SynOptions {
