@@ -259,7 +259,7 @@ impl ConnBatch {
         self.orig_host.push(c.orig);
     }
 
-    pub fn push_tcp(&mut self, conn: &TcpConn, cause: Cause, _vlan_keyed: bool) {
+    pub fn push_tcp(&mut self, conn: &TcpConn, cause: Cause) {
         let c = &conn.c;
         let o = usize::from(c.orig);
         let r = 1 - o;
@@ -279,11 +279,12 @@ impl ConnBatch {
         self.end_reason
             .push(end_reason(cause, obs.fin_hosts == 2, obs.saw_rst));
         self.completeness.push(obs.completeness);
+        // The handshake's server: the host that did not send the first SYN. (Without a SYN
+        // the outcome is decided before the server is looked at.)
         let server = match obs.client {
             Some(client) => 1 - usize::from(client),
-            None => o, // unused: the outcome is decided before the server is looked at
+            None => o,
         };
-        let server = if obs.client.is_some() { server } else { r };
         let outcome = obs.outcome(
             conn.ep[server].state == super::zeek::ZState::Reset,
             conn.ep[server].rst_cnt,
@@ -300,7 +301,7 @@ impl ConnBatch {
         self.analysis.push(obs.analysis);
     }
 
-    pub fn push_flow(&mut self, flow: &Flow, cause: Cause, _vlan_keyed: bool) {
+    pub fn push_flow(&mut self, flow: &Flow, cause: Cause) {
         let c = &flow.c;
         let o = usize::from(c.orig);
         let r = 1 - o;

@@ -419,7 +419,6 @@ impl SynOnly {
             ip_len: self.ip_len,
             captured: true,
             csum_bad: false,
-            row: 0,
         };
         let mut kinds = [0u8; 40];
         kinds[..SYN_ONLY_KINDS].copy_from_slice(&self.kinds);
@@ -932,14 +931,13 @@ impl Tracker {
         self.free
             .push((slot, entry.ident().timer_gen.wrapping_add(1)));
         self.live -= 1;
-        let vlan_keyed = self.config.vlan_in_key;
         match entry {
-            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause, vlan_keyed),
+            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause),
             Entry::Syn(syn) => {
                 let conn = syn.expand(&self.config, &mut self.timers);
-                self.ended.push_tcp(&conn, cause, vlan_keyed);
+                self.ended.push_tcp(&conn, cause);
             }
-            Entry::Flow(flow) => self.ended.push_flow(&flow, cause, vlan_keyed),
+            Entry::Flow(flow) => self.ended.push_flow(&flow, cause),
         }
     }
 
@@ -1121,7 +1119,6 @@ impl Tracker {
             ip_len: p.ip_len[i],
             captured: !p.truncated[i],
             csum_bad: bad,
-            row: i,
         };
         let opts = if flags & SYN != 0 {
             p.syn_options(i)

@@ -41,8 +41,6 @@ pub struct Segment {
     /// The whole payload was captured (not cut by snaplen).
     pub captured: bool,
     pub csum_bad: bool,
-    /// Options of a SYN or SYN-ACK: row of the batch they are read from.
-    pub row: usize,
 }
 
 /// A TCP connection keyed by its 4-tuple, from its first packet until it is removed.
