@@ -315,7 +315,7 @@ impl ConnBatch {
             ConnState::Oth as u8
         });
         self.missed_bytes.push(0);
-        let one_way = !udp && icmp_ports(c.port[o] as i16, c.port[r] as i16, c.proto == 58).2;
+        let one_way = !udp && icmp_ports(c.port[o], c.port[r], c.proto == 58).2;
         self.community_id.push(community_id(
             &c.addr[o], &c.addr[r], c.proto, c.port[o], c.port[r], one_way,
         ));

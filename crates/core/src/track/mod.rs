@@ -466,8 +466,8 @@ struct Key {
 /// The key an entry was inserted under: its first packet's sockets, in canonical order
 /// unless it is a one-way ICMP flow (whose "ports" are the type and code).
 fn key_of(id: &Ident) -> Key {
-    let one_way = matches!(id.proto, 1 | 58)
-        && icmp_ports(id.port[0] as i16, id.port[1] as i16, id.proto == 58).2;
+    let one_way =
+        matches!(id.proto, 1 | 58) && icmp_ports(id.port[0], id.port[1], id.proto == 58).2;
     let vlan = (id.vlan != i32::MIN).then_some(id.vlan);
     Key::new(
         id.proto,
@@ -1268,7 +1268,11 @@ impl Tracker {
         bad: bool,
     ) -> u32 {
         let l4 = p.l4[i];
-        let (oport, rport, one_way) = icmp_ports(p.icmp_type[i], p.icmp_code[i], l4 == 58);
+        // Type and code are 0..=255 on the wire; a column value outside (-1, absent, never on
+        // an ICMP row the decoder made) is clamped, so the key is what `key_of` computes.
+        let wire = |v: i16| v.clamp(0, 255) as u16;
+        let (oport, rport, one_way) =
+            icmp_ports(wire(p.icmp_type[i]), wire(p.icmp_code[i]), l4 == 58);
         let key = Key::new(l4, vlan, (src, oport), (dst, rport), !one_way);
         let ts = p.ts_ns[i];
         let frame = p.frame[i];
@@ -1371,7 +1375,7 @@ impl Tracker {
 }
 
 /// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
-pub fn icmp_ports(icmp_type: i16, code: i16, v6: bool) -> (u16, u16, bool) {
+pub fn icmp_ports(icmp_type: u16, code: u16, v6: bool) -> (u16, u16, bool) {
     let counterpart = if v6 {
         match icmp_type {
             128 => Some(129),
@@ -1403,11 +1407,9 @@ pub fn icmp_ports(icmp_type: i16, code: i16, v6: bool) -> (u16, u16, bool) {
             _ => None,
         }
     };
-    // Type and code are 0..=255 on the wire; -1 (absent) never reaches an ICMP row.
-    let port = |v: i16| v.clamp(0, 255) as u16;
     match counterpart {
-        Some(c) => (port(icmp_type), c, false),
-        None => (port(icmp_type), port(code), true),
+        Some(c) => (icmp_type, c, false),
+        None => (icmp_type, code, true),
     }
 }
 
@@ -1492,13 +1494,14 @@ mod tracker_tests {
             payload: i32,
         ) {
             self.frame.push(self.frame.len() as i64 + 1);
-            self.ts_ns.push(1_700_000_000_000_000_000 + ts_us * 1000);
+            self.ts_ns
+                .push(1_700_000_000_000_000_000_i64.saturating_add(ts_us.saturating_mul(1000)));
             self.vlan.push(-1);
             self.ip_version.push(4);
             self.src.extend_from_slice(&from.0);
             self.dst.extend_from_slice(&to.0);
             self.proto.push(6);
-            self.ip_len.push(40 + payload as u32);
+            self.ip_len.push(40u32.wrapping_add(payload as u32));
             self.frag.push(0);
             self.sport.push(from.1);
             self.dport.push(to.1);
@@ -1647,5 +1650,88 @@ mod tracker_tests {
         assert_eq!(t.evicted, 1);
         assert_eq!(t.ended.orig_p, [1001]);
         assert_eq!(t.ended.end_reason, [4]); // evicted
+    }
+
+    /// xorshift64*: deterministic pseudo-random values for the hostile-input test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    /// Arbitrary values in every column the tracker reads (few hosts and ports, so packets
+    /// meet in the same flows; extreme sequence numbers, times, lengths and codes): no panic
+    /// (debug builds check every arithmetic overflow), and the table stays within its cap.
+    #[test]
+    fn arbitrary_columns_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..40 {
+            let mut r = Rows::default();
+            let n = 500;
+            for _ in 0..n {
+                let a = (
+                    v4(rng.pick(&[1, 2, 3])),
+                    rng.pick(&[0u16, 53, 80, 443, 3544, 65535]),
+                );
+                let b = (
+                    v4(rng.pick(&[1, 2, 255])),
+                    rng.pick(&[0u16, 53, 80, 443, 4789]),
+                );
+                let flags = (rng.next() & 0xfff) as u16;
+                let any = rng.next() as u32;
+                let seq = rng.pick(&[0, 1, u32::MAX, u32::MAX - 1, 1 << 31, any]);
+                let any = rng.next() as u32;
+                let ack = rng.pick(&[0, 1, u32::MAX, seq.wrapping_add(1), any]);
+                let payload = rng.pick(&[-1, 0, 1, 1460, 65535, i32::MAX]);
+                let ts_us = rng.pick(&[0, 1, 5_000_000, 400_000_000, i64::MAX / 4000]);
+                r.tcp(ts_us, a, b, flags, seq, ack, payload);
+                let last = r.frame.len() - 1;
+                r.proto[last] = rng.pick(&[6, 17, 1, 58, 47, 0]);
+                r.ip_version[last] = rng.pick(&[4, 6, 0]);
+                r.win[last] = rng.pick(&[0, 1, 65535]);
+                r.wscale[last] = rng.pick(&[-1, 0, 14, 255, i16::MAX]);
+                r.i16_none[last] = rng.pick(&[-1, 0, 3, 8, 128, 255, i16::MAX, i16::MIN]);
+                r.u8_zero[last] = rng.pick(&[0, 1, 2, 6, 17, 255]);
+                r.u16_zero[last] = rng.pick(&[0, 7, 8, 65535]);
+                r.u32_zero[last] = rng.pick(&[0, 1, u32::MAX]);
+                r.flags_b[last] = rng.next() & 1 == 1;
+                r.frag[last] = rng.pick(&[0, 1, 2]);
+                r.ip_len[last] = rng.pick(&[0, 20, u32::MAX]);
+                r.opt_count[last] = rng.pick(&[0, 5, 40, 255]);
+                if rng.next() % 8 == 0 {
+                    r.ts_ns[last] = rng.pick(&[i64::MIN, i64::MAX, -1, 0]);
+                }
+            }
+            let config = Config {
+                drop_bad_checksums: round % 2 == 0,
+                max_flows: 1 + round % 7,
+                vlan_in_key: round % 3 == 0,
+                likely_server_ports: vec![(6, 80), (17, 53), (6, 0)],
+                ignore_checksum_nets: vec![Net {
+                    addr: v4(0),
+                    prefix: 104,
+                    v4: true,
+                }],
+                ..Config::default()
+            };
+            let max = config.max_flows;
+            let mut t = Tracker::new(config);
+            let p = r.packets();
+            t.feed(&p).unwrap();
+            assert!(t.open_flows() <= max);
+            t.advance(i64::MAX);
+            t.finish();
+            assert_eq!(t.open_flows(), 0);
+            assert_eq!(t.packets_tracked + t.packets_skipped, n as u64);
+        }
     }
 }
