@@ -220,7 +220,8 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
             row = tuple(e[f] for f in columns)
             if missing[row] > 0 and (name, i) not in KNOWN_DIFFERENCES:
                 missing[row] -= 1
-                failures.append(f"row {i}: no portlens row with {dict(zip(columns, row, strict=True))}")
+                shown = dict(zip(columns, row, strict=True))
+                failures.append(f"row {i}: no portlens row with {shown}")
             else:
                 ok += 1
         unexplained = sum(extra.values()) - sum(
