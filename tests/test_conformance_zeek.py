@@ -235,11 +235,12 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
         for i, e in enumerate(expected):
             key = tuple(e[k] for k in ids)
             candidates = pool.get(key)
-            g = candidates.pop(0) if candidates else None
-            if g is None:
+            if not candidates:
                 failures.append(f"row {i}: missing {key}")
                 continue
-            diffs = [f"{f}: zeek {e[f]} portlens {g[f]}" for f in columns if e[f] != g[f]]
+            row_got = candidates.pop(0)
+            diffs = [f"{f}: zeek {e[f]} portlens {row_got[f]}" for f in columns
+                     if e[f] != row_got[f]]
             if diffs and (name, i) not in KNOWN_DIFFERENCES:
                 failures.append(f"row {i} {key}: " + "; ".join(diffs))
             else:
