@@ -107,6 +107,9 @@ _SIMPLE_LINKS: dict[int, tuple[int, int, int]] = {
     lt.LINUX_SLL: (16, 14, ETHERTYPE),
     lt.LINUX_SLL2: (20, 0, ETHERTYPE),
 }
+FDDI_HEADER = 13
+"""Frame control, destination and source MAC; 802.2 LLC follows (reference.py ``llc``)."""
+LLC_SNAP_HEADER = 8
 _RAW_LINKS = {lt.RAW_12: NIBBLE, lt.RAW_14: NIBBLE, lt.RAW: NIBBLE, lt.IPV4: IPV4, lt.IPV6: IPV6}
 
 
@@ -242,8 +245,23 @@ class _Decoding:
                 self.kind[sub] = np.where(is4, IPV4, np.where(is6, IPV6, DONE))
             elif t in (lt.PPP, lt.PPP_SERIAL):
                 self.kind[sub] = PPP
+            elif t == lt.FDDI:
+                self.fddi(sub)
             else:
                 self.kind[sub] = DONE  # unknown link type: counted by the caller, not malformed
+
+    def fddi(self, rows: I64) -> None:
+        """FDDI then 802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) goes on to an ethertype."""
+        rows = self.need(rows, FDDI_HEADER + 3, Malformed.LINK_HEADER_SHORT)
+        p = self.pos[rows] + FDDI_HEADER
+        u8 = self.v.u8
+        snap = (u8[p] == 0xAA) & (u8[p + 1] == 0xAA) & (u8[p + 2] == 0x03)
+        self.kind[rows[~snap]] = DONE
+        rows = self.need(rows[snap], FDDI_HEADER + LLC_SNAP_HEADER, Malformed.LINK_HEADER_SHORT)
+        p = self.pos[rows] + FDDI_HEADER
+        self.et[rows] = self.v.be16[p + 6]
+        self.pos[rows] = p + LLC_SNAP_HEADER
+        self.kind[rows] = ETHERTYPE
 
     def ethertype(self, rows: I64) -> None:
         out, v = self.out, self.v

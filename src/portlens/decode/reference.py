@@ -47,6 +47,11 @@ PPP_IPV6 = 0x0057
 NULL_AF_INET = 2
 NULL_AF_INET6 = frozenset({10, 24, 28, 30})
 """AF_INET6 differs by OS (Linux 10, BSDs 24/28/30); a capture file may come from any."""
+FDDI_HEADER = 13
+"""Frame control, destination and source MAC (bit-swapped on FDDI: irrelevant here)."""
+LLC_SNAP = b"\xaa\xaa\x03"
+"""802.2 LLC DSAP, SSAP and control of a SNAP frame, followed by an OUI and an ethertype."""
+LLC_SNAP_HEADER = 8
 RAW_LINKTYPES = frozenset({lt.RAW_12, lt.RAW_14, lt.RAW})
 PPP_LINKTYPES = frozenset({lt.PPP, lt.PPP_SERIAL})
 
@@ -243,7 +248,19 @@ class _Frame:
             self.ipv6(0)
         elif linktype in PPP_LINKTYPES:
             self.ppp(0)
+        elif linktype == lt.FDDI:
+            self.need(FDDI_HEADER, Malformed.LINK_HEADER_SHORT)
+            self.llc(FDDI_HEADER)
         # Any other link type is not decoded: no IP, not malformed.
+
+    def llc(self, pos: int) -> None:
+        """802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) carries an ethertype; any other
+        SAP (STP, NetBIOS, IPX...) is not IP."""
+        self.need(pos + 3, Malformed.LINK_HEADER_SHORT)
+        if self.b[pos : pos + 3] != LLC_SNAP:
+            return
+        self.need(pos + LLC_SNAP_HEADER, Malformed.LINK_HEADER_SHORT)
+        self.ethertype_chain(pos + LLC_SNAP_HEADER, self.u16(pos + 6))
 
     def ip_by_nibble(self, pos: int, otherwise: Malformed | None) -> None:
         """IP whose version only its first nibble tells (raw links, after MPLS)."""
