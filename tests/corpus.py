@@ -63,6 +63,21 @@ class TsharkFrame:
     """One row of NAME.tshark-packets.tsv; multi-layer values are lists, outermost first."""
 
     values: dict[str, list[str]]
+    protocols: list[str] | None = None
+    """frame.protocols split on ':' (NAME.tshark-protocols.tsv), where the corpus has it."""
+
+    def innermost(self) -> list[str] | None:
+        """The layers after the last IP header (the innermost transport, if any), or None
+        without a protocols file. An ICMP error's quoted header is not looked through."""
+        if self.protocols is None:
+            return None
+        ips = [i for i, p in enumerate(self.protocols) if p in ("ip", "ipv6")]
+        if not ips:
+            return []
+        first_icmp = next((i for i, p in enumerate(self.protocols) if p in ("icmp", "icmpv6")),
+                          len(self.protocols))
+        inner = [i for i in ips if i < first_icmp]
+        return self.protocols[(inner or ips)[-1] + 1:]
 
     def all(self, column: str) -> list[str]:
         return self.values.get(column, [])
@@ -81,11 +96,17 @@ def tshark_frames(capture: Path) -> list[TsharkFrame]:
     tsv = capture.parent / f"{name}.tshark-packets.tsv"
     lines = tsv.read_text().splitlines()
     header = lines[0].split("\t")
+    protocols: dict[int, list[str]] = {}
+    names = capture.parent / f"{name}.tshark-protocols.tsv"
+    if names.exists():
+        for line in names.read_text().splitlines():
+            number, _, stack = line.partition("\t")
+            protocols[int(number)] = stack.split(":")
     frames = []
     for line in lines[1:]:
         cells = line.split("\t")
         values = {h: c.split(",") for h, c in zip(header, cells, strict=False) if c != ""}
         if "tcp_option_kinds" in values:
             values["tcp_option_kinds"] = [line.split("\t")[header.index("tcp_option_kinds")]]
-        frames.append(TsharkFrame(values))
+        frames.append(TsharkFrame(values, protocols.get(int(cells[0])) if protocols else None))
     return frames

@@ -80,6 +80,9 @@ COUNT_MAX = 0xFF
 TEREDO_PORT = 3544
 SAVED_LINK_COLUMNS = ("ethertype", "vlan", "vlan_count", "mpls_count", "ppp_proto")
 """What an Ethernet or PPP header inside a tunnel writes: restored if no IP header follows."""
+SAVED_CARRIER_COLUMNS = ("car_src", "car_dst", "car_proto", "car_sport", "car_dport",
+                         "car_ip_len")
+"""A tunnel inside a tunnel writes its carrier here: restored if no IP header follows."""
 
 # Ethertype -> the kind of header that follows.
 _ET_NEXT = np.full(0x10000, DONE, dtype=np.uint8)
@@ -549,25 +552,27 @@ class _Decoding:
             rows, depth = rows[~deep], depth[~deep]
             if sport is not None and dport is not None:
                 sport, dport = sport[~deep], dport[~deep]
+        for name in SAVED_LINK_COLUMNS + SAVED_CARRIER_COLUMNS:
+            column = getattr(out, name)
+            if name not in self.saved:
+                self.saved[name] = np.zeros_like(column)
+            self.saved[name][rows] = column[rows]
         outer = depth == 0
-        r0 = rows[outer]
-        out.out_src[r0] = out.src[r0]
-        out.out_dst[r0] = out.dst[r0]
-        out.out_proto[r0] = out.proto[r0]
-        out.out_ip_len[r0] = out.ip_len[r0]
-        if sport is not None and dport is not None:
-            out.out_sport[r0] = sport[outer]
-            out.out_dport[r0] = dport[outer]
+        for prefix, r, inside in (("out_", rows[outer], outer), ("car_", rows[~outer], ~outer)):
+            # The first tunnel's carrier is the outermost (out_*), a later one the innermost so
+            # far (car_*, overwritten by any deeper tunnel; restored if that one is rolled back).
+            getattr(out, prefix + "src")[r] = out.src[r]
+            getattr(out, prefix + "dst")[r] = out.dst[r]
+            getattr(out, prefix + "proto")[r] = out.proto[r]
+            getattr(out, prefix + "ip_len")[r] = out.ip_len[r]
+            udp = sport is not None and dport is not None
+            getattr(out, prefix + "sport")[r] = sport[inside] if udp else 0
+            getattr(out, prefix + "dport")[r] = dport[inside] if udp else 0
         out.tunnel[rows] |= np.uint32(code) << (4 * depth.astype(np.uint32))
         out.tunnel_depth[rows] = depth + 1
         # Tentative until an inner IP header is decoded (commit_tunnel); a tunnel carrying no IP
         # (VXLAN with ARP inside, say) is rolled back and the row stays its carrier.
         self.tunnel_pending[rows] = True
-        for name in SAVED_LINK_COLUMNS:
-            column = getattr(out, name)
-            if name not in self.saved:
-                self.saved[name] = np.zeros_like(column)
-            self.saved[name][rows] = column[rows]
         self.kind[rows] = inner_kind
         return rows
 

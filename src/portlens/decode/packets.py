@@ -159,6 +159,16 @@ class PacketBatch:
     """Outer UDP ports when the outermost tunnel rides on UDP (VXLAN, Geneve, Teredo, GTP-U)."""
     out_dport: npt.NDArray[np.uint16] = _col(np.uint16)
     out_ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
+    car_src: npt.NDArray[np.uint8] = _col(np.uint8, 0, 16)
+    """When tunnel_depth >= 2: the IP source of the layer that carries the innermost tunnel
+    (Teredo's IPv4 inside GTP-U, say); out_* keep the outermost carrier. Zeek logs a UDP
+    carrier at every depth; the carriers between these two (depth >= 3) are not kept."""
+    car_dst: npt.NDArray[np.uint8] = _col(np.uint8, 0, 16)
+    car_proto: npt.NDArray[np.uint8] = _col(np.uint8)
+    car_sport: npt.NDArray[np.uint16] = _col(np.uint16)
+    """The innermost carrier's UDP ports when the innermost tunnel rides on UDP."""
+    car_dport: npt.NDArray[np.uint16] = _col(np.uint16)
+    car_ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
 
     # --- quality ---
     truncated: npt.NDArray[np.bool_] = _col(np.bool_)

@@ -672,8 +672,8 @@ class _Frame:
         self.pending = (kind, udp_ports, dict(self.v))
 
     def cross_tunnel(self) -> None:
-        """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel
-        only) and the inner layers take the IP and transport columns."""
+        """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel)
+        or car_* (any later one) and the inner layers take the IP and transport columns."""
         assert self.pending is not None
         kind, udp_ports, _ = self.pending
         self.pending = None
@@ -686,6 +686,17 @@ class _Frame:
             )
             if udp_ports is not None:
                 self.v.update(out_sport=udp_ports[0], out_dport=udp_ports[1])
+        else:
+            for name in ("car_sport", "car_dport"):
+                self.v.pop(name, None)
+            self.v.update(
+                car_src=self.v["src"],
+                car_dst=self.v["dst"],
+                car_proto=self.v["proto"],
+                car_ip_len=self.v["ip_len"],
+            )
+            if udp_ports is not None:
+                self.v.update(car_sport=udp_ports[0], car_dport=udp_ports[1])
         self.tunnels |= kind << (4 * self.depth)
         self.depth += 1
         self.v.update(tunnel=self.tunnels, tunnel_depth=self.depth)

@@ -143,7 +143,10 @@ class Tracker:
 
     def feed(self, b: PacketBatch) -> list[Connection]:
         """Track one batch; returns the connections that ended during it."""
-        use = (b.ip_version > 0) & np.isin(b.l4, (6, 17, 1, 58)) & (b.frag != FRAG_PART)
+        # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
+        # header) still counts on its carriers' UDP connections (§12).
+        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | (b.tunnel_depth > 0))
+               & (b.frag != FRAG_PART))
         if self.config.drop_bad_checksums:
             bad_ip = b.ip_csum == CSUM_BAD
             if self.config.ignore_checksum_nets and bad_ip.any():
@@ -220,7 +223,8 @@ class Tracker:
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
             "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
-            "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
+            "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
+            "car_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
         last = int(arrays["ts_ns"].max())
         drop = self.config.drop_bad_checksums
@@ -242,6 +246,8 @@ class Tracker:
         dst = b.dst[rows].tobytes()
         out_src = b.out_src[rows].tobytes() if tunnels else b""
         out_dst = b.out_dst[rows].tobytes() if tunnels else b""
+        car_src = b.car_src[rows].tobytes() if tunnels else b""
+        car_dst = b.car_dst[rows].tobytes() if tunnels else b""
         q_src = b.q_src[rows].tobytes() if icmp else b""
         q_dst = b.q_dst[rows].tobytes() if icmp else b""
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
@@ -261,6 +267,10 @@ class Tracker:
         c_out_ip_len = cols["out_ip_len"]
         c_out_proto = cols["out_proto"]
         c_out_sport = cols["out_sport"]
+        c_car_dport = cols["car_dport"]
+        c_car_ip_len = cols["car_ip_len"]
+        c_car_proto = cols["car_proto"]
+        c_car_sport = cols["car_sport"]
         c_payload = cols["payload"]
         c_q_dport = cols["q_dport"]
         c_q_proto = cols["q_proto"]
@@ -288,17 +298,27 @@ class Tracker:
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
             if c_tunnel_depth[i]:
-                o_s, o_d = out_src[16 * i: 16 * i + 16], out_dst[16 * i: 16 * i + 16]
-                if c_out_proto[i] == 17:
-                    hdr = 20 if o_s[:12] == V4_PREFIX else 40
-                    outer = self._udp(o_s, c_out_sport[i], o_d, c_out_dport[i], ts,
-                                      zts, c_frame[i], c_out_ip_len[i] - hdr - 8,
-                                      c_out_ip_len[i], False, False, None,
-                                      4 if hdr == 20 else 6)
-                    encap = ("udp", outer.uid)
-                else:
-                    encap = ("ip", self._tunnel_uid(o_s, o_d, c_tunnel[i]))
+                # The outermost carrier, then (two or more tunnels deep) the innermost one:
+                # each UDP carrier is a connection of its own, and the inner packet's parent
+                # is the innermost (Zeek's EncapsulationStack::Last, §12).
+                encap, _ = self._carrier(out_src[16 * i: 16 * i + 16], c_out_sport[i],
+                                         out_dst[16 * i: 16 * i + 16], c_out_dport[i],
+                                         c_out_proto[i], c_out_ip_len[i], c_tunnel[i], ts,
+                                         zts, c_frame[i])
+                if c_tunnel_depth[i] > 1:
+                    inner, carrier = self._carrier(
+                        car_src[16 * i: 16 * i + 16], c_car_sport[i],
+                        car_dst[16 * i: 16 * i + 16], c_car_dport[i], c_car_proto[i],
+                        c_car_ip_len[i], c_tunnel[i], ts, zts, c_frame[i])
+                    if carrier is not None:
+                        self._encapsulation(carrier, encap)
+                    encap = inner
             l4 = c_l4[i]
+            if l4 not in (1, 6, 17, 58):
+                # A tunnelled packet with nothing to track inside (a Teredo bubble): counted
+                # on its carriers only.
+                self.packets_tracked += 1
+                continue
             vlan = c_vlan[i] if self.config.vlan_in_key else None
             version = c_ip_version[i]
             bad = drop and c_l4_csum[i] == CSUM_BAD and not (ignored and ignored[i])
@@ -468,6 +488,19 @@ class Tracker:
             elif "X" not in conn.history:
                 conn.history += "X"
             conn.encap = encap
+
+    def _carrier(self, src: bytes, sport: int, dst: bytes, dport: int, proto: int,
+                 ip_len: int, kinds: int, ts: int, zts: int,
+                 frame: int) -> tuple[tuple[str, str], AnyConn | None]:
+        """Count a tunnel carrier: a UDP one is a connection of its own, an IP one (GRE,
+        IP-in-IP) only a tunnel record, as in Zeek. Returns the encapsulation it makes for
+        what it carries, and the carrier's connection if it has one."""
+        if proto != 17:
+            return ("ip", self._tunnel_uid(src, dst, kinds)), None
+        hdr = 20 if src[:12] == V4_PREFIX else 40
+        conn = self._udp(src, sport, dst, dport, ts, zts, frame, ip_len - hdr - 8, ip_len,
+                         False, False, None, 4 if hdr == 20 else 6)
+        return ("udp", conn.uid), conn
 
     def _tunnel_uid(self, out_src: bytes, out_dst: bytes, kinds: int) -> str:
         """An IP tunnel is one record for both directions (Zeek logs no conn for it)."""
