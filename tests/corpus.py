@@ -110,3 +110,43 @@ def tshark_frames(capture: Path) -> list[TsharkFrame]:
             values["tcp_option_kinds"] = [line.split("\t")[header.index("tcp_option_kinds")]]
         frames.append(TsharkFrame(values, protocols.get(int(cells[0])) if protocols else None))
     return frames
+
+
+IPV4_TOTAL_LENGTH_INVALID = 10
+"""portlens.decode.malformed.Malformed.IPV4_TOTAL_LENGTH_INVALID (tests name it to stay
+independent of the decoder's numbering; test_malformed_reasons_agree_with_tshark checks it)."""
+
+TRANSPORTS = ("tcp", "udp", "icmp", "icmpv6")
+
+
+def malformed_disagreements(frames: list[TsharkFrame], reasons: list[int]) -> list[str]:
+    """Frames where portlens's malformed reason and tshark's `_ws.malformed` mark disagree.
+
+    Agreement is per frame, with two documented exceptions (docs/decoding.md):
+    - an IPv4 total length beyond the frame is malformed to portlens; tshark reports it as an
+      expert note, not `_ws.malformed`, and stops at the IP header just the same (no transport);
+    - tshark's marks from layers portlens does not decode need no portlens reason: application
+      dissectors (a protocol after the transport in NAME.tshark-protocols.tsv; any mark in a
+      capture without that file, whose marks all come from there) and TCP reassembly (a frame
+      carrying TCP payload).
+    """
+    out = []
+    for i, (t, reason) in enumerate(zip(frames, reasons, strict=True)):
+        marked = t.last("malformed") is not None
+        if reason and not marked:
+            stack = t.protocols or []
+            if reason == IPV4_TOTAL_LENGTH_INVALID and not set(stack) & set(TRANSPORTS):
+                continue
+            out.append(f"frame {i + 1}: portlens malformed ({reason}), tshark not")
+        elif marked and not reason:
+            stack = t.protocols
+            if stack is None:
+                continue
+            last_transport = max((j for j, p in enumerate(stack) if p in TRANSPORTS),
+                                 default=None)
+            if last_transport is not None and last_transport < len(stack) - 1:
+                continue
+            if (t.int_last("tcp_len") or 0) > 0:
+                continue  # TCP reassembly's mark ("new fragment overlaps old data"...)
+            out.append(f"frame {i + 1}: tshark malformed ({':'.join(stack)}), portlens not")
+    return out

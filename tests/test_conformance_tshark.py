@@ -8,20 +8,28 @@ differences (docs/decoding.md), asserted as such rather than skipped:
   in the q_* columns (the innermost real layer is the ICMP message);
 - where the corpus has NAME.tshark-protocols.tsv, the innermost transport is what follows the
   last IP header there: a UDP column may belong only to a tunnel carrier (Teredo bubbles);
-- tshark's `malformed` marks in this corpus come from application dissectors (SSH) and TCP
-  reassembly, layers portlens does not decode: portlens flags no frame of the corpus malformed.
+- `malformed`: portlens flags a frame exactly when tshark marks it, except tshark's marks from
+  application dissectors (SSH) and TCP reassembly, layers portlens does not decode, and an IPv4
+  total length beyond the frame, which tshark notes without marking (zeek-quic-fuzz-malformed).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from portlens.decode import decode_capture
+from portlens.decode.malformed import Malformed
 from portlens.decode.packets import FRAG_PART, PacketBatch, addr_text
-from tests.corpus import TsharkFrame, corpus_params, epoch_ns, tshark_frames
+from tests.corpus import (
+    IPV4_TOTAL_LENGTH_INVALID,
+    TsharkFrame,
+    corpus_params,
+    epoch_ns,
+    malformed_disagreements,
+    tshark_frames,
+)
 
 ICMP4_ERRORS = {3, 4, 5, 11, 12}
 ICMP6_ERRORS = {1, 2, 3, 4}
@@ -143,7 +151,10 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
                 f"{name}: tshark {want!r} portlens {got!r}" for name, want, got in diffs))
     assert not failures, f"{len(failures)} of {len(frames)} frames differ:\n" + "\n".join(
         failures[:20])
-    # portlens decodes no application layer: no frame of this real-world corpus is malformed.
-    assert not np.any(b.malformed), [
-        (int(f), int(m)) for f, m in zip(b.frame[b.malformed > 0], b.malformed[b.malformed > 0],
-                                         strict=True)]
+    # The frames tshark marks malformed are those portlens does, but for the documented
+    # exceptions (corpus.malformed_disagreements).
+    assert malformed_disagreements(frames, b.malformed.tolist()) == []
+
+
+def test_malformed_reasons_agree_with_tshark() -> None:
+    assert Malformed.IPV4_TOTAL_LENGTH_INVALID == IPV4_TOTAL_LENGTH_INVALID
