@@ -124,8 +124,16 @@ COMPARED = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "durati
             "orig_bytes", "resp_bytes", "conn_state", "missed_bytes", "history", "orig_pkts",
             "orig_ip_bytes", "resp_pkts", "resp_ip_bytes")
 
-KNOWN_DIFFERENCES: dict[tuple[str, int], str] = {}
-"""(baseline, row) -> why portlens deliberately differs. Empty: every row agrees."""
+KNOWN_DIFFERENCES: dict[tuple[str, int], tuple[str, str, str, str]] = {
+    ("zeek-http-deeply-nested-mime", 0): (
+        "history", "ShADaXdfr", "ShADadfr",
+        "X is Zeek's 'analysis limit reached' letter (HIST_ANALYZER_LIMIT_REACHED, PRs #5699 "
+        "and #5759): the MIME analyzer under HTTP stops at 100 nested entities of the POST "
+        "body and marks the connection; portlens decodes no HTTP or MIME, so it cannot see "
+        "the nesting. Every other letter agrees."),
+}
+"""(baseline, row) -> (column, Zeek's value, portlens's value, why): the one column in which
+that row differs, exactly. Any other difference in the row still fails."""
 
 
 def load_baseline(path: Path) -> list[dict[str, str]]:
@@ -193,14 +201,26 @@ def zeek_config(name: str, variant: str = "") -> TrackerConfig:
 
 
 ID_COLUMNS = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+PARENT_KEY = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
+
+
+def parents_view(uids: list[str], by_uid: dict[str, dict[str, str]]) -> str:
+    """tunnel_parents with each uid replaced by its conn's 5-tuple (uids differ between Zeek
+    and portlens); a parent with no conn row is an IP tunnel (GRE, IP-in-IP) record."""
+    named = sorted(" ".join(by_uid[u][k] for k in PARENT_KEY) if u in by_uid else "ip-tunnel"
+                   for u in uids)
+    return ",".join(named) or "-"
 
 
 def compare(name: str, variant: str) -> tuple[int, list[str]]:
+    """(rows agreeing in every compared column, failures); a known difference's row is not
+    counted as agreeing."""
     root = corpus_dir()
     assert root is not None
     config = zeek_config(name, variant)
     capture = next(p for p in root.glob(name + ".pcap*"))
-    got = [zeek_view(c) for c in track(decode_capture(capture), config)]
+    conns = list(track(decode_capture(capture), config))
+    got = [zeek_view(c) for c in conns]
     suffix = f".{variant}" if variant else ""
     expected = load_baseline(root / f"{name}.zeek-conn{suffix}.log")
     for e in expected:
@@ -208,26 +228,40 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
             if k in e:
                 e[k] = _norm(e[k])
     failures = []
-    ok = 0
-    ids = [k for k in ID_COLUMNS if expected and k in expected[0]]
     columns = [f for f in COMPARED if expected and f in expected[0]]
+    if expected and "tunnel_parents" in expected[0]:
+        columns.append("tunnel_parents")
+        zeek_uids = {e["uid"]: e for e in expected}
+        ours = {c.uid: g for c, g in zip(conns, got, strict=True)}
+        for e in expected:
+            e["tunnel_parents"] = parents_view(
+                [u for u in e["tunnel_parents"].split(",") if u != "-"], zeek_uids)
+        for c, g in zip(conns, got, strict=True):
+            g["tunnel_parents"] = parents_view(list(c.tunnel_parents), ours)
+    known = 0
+    for i, e in enumerate(expected):
+        if (name, i) in KNOWN_DIFFERENCES:
+            column, zeek_value, ours_value, _why = KNOWN_DIFFERENCES[(name, i)]
+            if e.get(column) != zeek_value:
+                failures.append(f"row {i}: known difference is stale: zeek {column} is "
+                                f"{e.get(column)}, not {zeek_value}")
+            e[column] = ours_value  # every other column must still agree
+            known += 1
+    ids = [k for k in ID_COLUMNS if expected and k in expected[0]]
+    ok = 0
     if not ids:
         # No id column: the rows are one multiset of the compared columns.
-        want = Counter(tuple(e[f] for f in columns) for e in expected)
         have = Counter(tuple(g[f] for f in columns) for g in got)
-        missing, extra = want - have, have - want
         for i, e in enumerate(expected):
             row = tuple(e[f] for f in columns)
-            if missing[row] > 0 and (name, i) not in KNOWN_DIFFERENCES:
-                missing[row] -= 1
+            if have[row] > 0:
+                have[row] -= 1
+                ok += 1
+            else:
                 shown = dict(zip(columns, row, strict=True))
                 failures.append(f"row {i}: no portlens row with {shown}")
-            else:
-                ok += 1
-        unexplained = sum(extra.values()) - sum(
-            1 for (n, _) in KNOWN_DIFFERENCES if n == name)
-        if unexplained > 0:
-            failures.append(f"portlens rows not in zeek's: {dict(extra)}")
+        if +have:
+            failures.append(f"portlens rows not in zeek's: {dict(+have)}")
     else:
         pool: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
         for g in got:
@@ -241,13 +275,13 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
             row_got = candidates.pop(0)
             diffs = [f"{f}: zeek {e[f]} portlens {row_got[f]}" for f in columns
                      if e[f] != row_got[f]]
-            if diffs and (name, i) not in KNOWN_DIFFERENCES:
+            if diffs:
                 failures.append(f"row {i} {key}: " + "; ".join(diffs))
             else:
                 ok += 1
     if len(got) != len(expected):
         failures.append(f"zeek logged {len(expected)} connections, portlens {len(got)}")
-    return ok, failures
+    return ok - known, failures
 
 
 @pytest.mark.corpus

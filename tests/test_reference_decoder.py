@@ -300,7 +300,7 @@ def test_ipv4_total_length_zero_is_tso() -> None:
     frame[24:26] = b"\0\0"
     frame[24:26] = struct.pack("!H", 0xFFFF - ones_sum(bytes(frame[14:34])))
     expect(decode1(bytes(frame)), **eth(), **ipv4(**H4, proto=6, ip_len=140),
-           **tcp(5, 6, 100, flags=0x010))
+           ip_len_zero=True, **tcp(5, 6, 100, flags=0x010))
 
 
 def test_ipv4_options_cut_by_snaplen() -> None:

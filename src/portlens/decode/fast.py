@@ -350,8 +350,10 @@ class _Decoding:
         ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
         total = w16(h, 2).astype(np.int64)
         room = self.wend[rows] - p
-        total = np.where(total == 0, room, total)  # TSO: the capturing host had not segmented yet
+        zero = total == 0
+        total = np.where(zero, room, total)  # TSO: the capturing host had not segmented yet
         w = self.sel(rows)  # a plain slice when every row is here: writes become copies
+        out.ip_len_zero[w] = zero
         src, dst = w32(h, 12), w32(h, 16)
         out.ip_version[w] = 4
         out.src[w] = _v4_mapped(src)
@@ -420,6 +422,7 @@ class _Decoding:
         out.ip_hlen[w] = 0
         out.ip_id[w] = 0
         out.ip_csum[w] = 0
+        out.ip_len_zero[w] = False
         self.is_frag[w] = False
         self.l3[w] = p
         self.ipend[w] = p + total

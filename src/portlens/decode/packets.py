@@ -85,6 +85,10 @@ class PacketBatch:
     ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
     """Innermost IP datagram length from its header (IPv4 total length, IPv6 40 + payload
     length); for a FRAG_COMPLETE row the reassembled datagram's length. Zeek's *_ip_bytes."""
+    ip_len_zero: npt.NDArray[np.bool_] = _col(np.bool_)
+    """The innermost IPv4 header's total length was 0 (TCP segmentation offload on the
+    capturing host): ip_len is then the frame's, but Zeek's *_ip_bytes add 0 (and without -C
+    Zeek drops the packet)."""
     ip_hlen: npt.NDArray[np.uint16] = _col(np.uint16)
     """IP header length incl. IPv4 options / IPv6 extension headers."""
     ttl: npt.NDArray[np.uint8] = _col(np.uint8)

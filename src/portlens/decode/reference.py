@@ -90,7 +90,8 @@ TEREDO_PORT = 3544
 COUNT_MAX = 0xFF
 """vlan_count / mpls_count are uint8: a frame made of thousands of tags saturates, not wraps."""
 
-IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_hlen", "ttl", "ip_id", "ip_csum")
+IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_len_zero", "ip_hlen", "ttl",
+              "ip_id", "ip_csum")
 """Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
 whose inside holds no (valid) IP header leaves the carrier's in place."""
 TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
@@ -350,6 +351,7 @@ class _Frame:
             dst=V4_MAPPED_PREFIX + dst,
             proto=proto,
             ip_len=ip_len,
+            ip_len_zero=total == 0,
             ip_hlen=hlen,
             ttl=b[pos + 8],
             ip_id=ident,

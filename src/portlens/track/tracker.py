@@ -152,7 +152,10 @@ class Tracker:
             if self.config.ignore_checksum_nets and bad_ip.any():
                 flags = _ignored_sources(b.src.tobytes(), self.config.ignore_checksum_nets)
                 bad_ip &= ~np.asarray(flags, dtype=bool)
-            use &= ~bad_ip
+            # Zeek validating checksums also drops an IPv4 header whose total length is 0
+            # (TSO), whatever ignore_checksums_nets says: "ip_hdr_len_zero" in
+            # IPAnalyzer::AnalyzePacket (§1).
+            use &= ~bad_ip & ~b.ip_len_zero
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
@@ -204,10 +207,13 @@ class Tracker:
             self.not_counted["not IP"] += int(not_ip.sum())
         other = rest & (b.ip_version > 0)
         if self.config.drop_bad_checksums:
-            bad = other & (b.ip_csum == CSUM_BAD)
+            zero = other & b.ip_len_zero
+            if zero.any():
+                self.not_counted["IPv4 total length 0 (dropped)"] += int(zero.sum())
+            bad = other & ~zero & (b.ip_csum == CSUM_BAD)
             if bad.any():
                 self.not_counted["bad IPv4 checksum (dropped)"] += int(bad.sum())
-            other &= ~bad
+            other &= ~bad & ~zero
         for proto, n in zip(*np.unique(b.proto[other], return_counts=True), strict=True):
             self.not_counted[f"IP protocol {proto_name(int(proto))}"] += int(n)
 
@@ -226,6 +232,11 @@ class Tracker:
             "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
             "car_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
+        zero = b.ip_len_zero[rows]
+        if zero.any():
+            # ConnSize adds the IPv4 header's total length, which TSO left 0 (§8.2): the
+            # frame's length stays in the packet's ip_len column only.
+            arrays["ip_len"] = np.where(zero, 0, arrays["ip_len"])
         last = int(arrays["ts_ns"].max())
         drop = self.config.drop_bad_checksums
         fast = self.config.fast_paths and not self.config.segment_marks
