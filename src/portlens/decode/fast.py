@@ -568,9 +568,8 @@ class _Decoding:
             getattr(out, prefix + "dst")[r] = out.dst[r]
             getattr(out, prefix + "proto")[r] = out.proto[r]
             getattr(out, prefix + "ip_len")[r] = out.ip_len[r]
-            udp = sport is not None and dport is not None
-            getattr(out, prefix + "sport")[r] = sport[inside] if udp else 0
-            getattr(out, prefix + "dport")[r] = dport[inside] if udp else 0
+            getattr(out, prefix + "sport")[r] = 0 if sport is None else sport[inside]
+            getattr(out, prefix + "dport")[r] = 0 if dport is None else dport[inside]
         out.tunnel[rows] |= np.uint32(code) << (4 * depth.astype(np.uint32))
         out.tunnel_depth[rows] = depth + 1
         # Tentative until an inner IP header is decoded (commit_tunnel); a tunnel carrying no IP

@@ -144,8 +144,9 @@ class Tracker:
     def feed(self, b: PacketBatch) -> list[Connection]:
         """Track one batch; returns the connections that ended during it."""
         # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
-        # header) still counts on its carriers' UDP connections (§12).
-        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | (b.tunnel_depth > 0))
+        # header; an inner header cut short) still counts on its carriers' UDP connections
+        # (§12); an IP-level carrier (GRE, IP-in-IP) is no connection.
+        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b))
                & (b.frag != FRAG_PART))
         if self.config.drop_bad_checksums:
             bad_ip = b.ip_csum == CSUM_BAD
@@ -601,6 +602,14 @@ class Tracker:
 
 TUNNEL_COLUMNS = ("out_proto", "out_sport", "out_dport", "out_ip_len", "tunnel")
 ICMP_COLUMNS = ("icmp_type", "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport")
+
+
+def udp_carried(b: PacketBatch) -> np.ndarray:
+    """Rows inside a tunnel with a UDP carrier (out_* or, two tunnels deep, car_*): whatever
+    is inside, the carrier's UDP connection counts the packet."""
+    out: np.ndarray = (b.tunnel_depth > 0) & (
+        (b.out_proto == 17) | ((b.tunnel_depth > 1) & (b.car_proto == 17)))
+    return out
 
 
 def shard_of(b: PacketBatch, n: int) -> np.ndarray:
