@@ -12,7 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import GRE, Ether
 from scapy.packet import Packet, Raw
-from scapy.utils import wrpcap
+from scapy.utils import RawPcapWriter
 
 from portlens.decode import decode_capture
 from portlens.decode.reference import ones_sum
@@ -25,7 +25,11 @@ E = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02")
 def conns(tmp_path: Path, frames: list[Packet | bytes],
           config: TrackerConfig | None = None) -> tuple[list[Connection], Tracker]:
     path = tmp_path / "t.pcap"
-    wrpcap(str(path), [Ether(f) if isinstance(f, bytes) else f for f in frames])
+    # Raw bytes, never re-dissected: once scapy.all binds a layer to port 389, rebuilding the
+    # TSO frame from its fields would not give the same bytes back.
+    with RawPcapWriter(str(path), linktype=1) as writer:
+        for f in frames:
+            writer.write(f if isinstance(f, bytes) else bytes(f))
     tracker = Tracker(config or TrackerConfig())
     out = []
     for batch in decode_capture(path):
