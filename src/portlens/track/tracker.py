@@ -136,7 +136,8 @@ class Tracker:
             cause = conn.timer(now, name)
             if cause is not None:
                 self._remove(conn, cause)
-            elif isinstance(conn, Flow) and name in ("inactivity", "dns"):
+            elif isinstance(conn, Flow) and (name == "dns" or (
+                    name == "inactivity" and conn.inactivity)):
                 self.add_timer(conn, conn.next_deadline(name, now), name)
 
     # --- the packets -----------------------------------------------------------------------
@@ -283,8 +284,10 @@ class Tracker:
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
             if zts > self.now:
                 self.now = zts
-                if self.timers and self.timers[0][0] <= zts:
-                    self._run_timers(zts)
+            # Zeek advances its timers before every packet, also one of the same time: a
+            # delay of 0 (--timeout tcp_close=0) is due before the next packet.
+            if self.timers and self.timers[0][0] <= zts:
+                self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
             if c_tunnel_depth[i]:
@@ -386,7 +389,7 @@ class Tracker:
             conn = None
         if not isinstance(conn, TcpConnection):
             conn = TcpConnection(src, sport, dst, dport, seg, self._tcp_timer,
-                                 self._on_transition)
+                                 self._on_transition, self.config.timeouts)
             conn.gaps_for_partial = self.config.report_gaps_for_partial
             if self.config.segment_marks:
                 conn.segment_marks = []
@@ -416,7 +419,8 @@ class Tracker:
             if (self._likely("udp", sport) and not self._likely("udp", dport)
                     and dst != BROADCAST4):
                 conn.flip()
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
             if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
                 conn.dns = True
                 self.add_timer(conn, zts + 10 * SECOND, "dns")
@@ -439,7 +443,8 @@ class Tracker:
             conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
                         self.config.timeouts.icmp_inactivity)
             self._insert(key, conn, ts, vlan, version)
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
         from_orig = conn.orig == (src, oport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
                     check_csum=self.config.drop_bad_checksums, counted=counted)
