@@ -161,10 +161,14 @@ class TcpConnection(ZeekOwner, TableEntry):
         """Set to a list to record, per segment, the analysis counters it moved."""
         self.gaps_for_partial = False
         self.pending_inactivity: int | None = None
-        # Zeek gives a new TCP connection the UDP inactivity timeout until its handshake is
-        # over (TCPAnalyzer::MakeSessionAdapter, then TCP_Endpoint::SetState).
-        self.set_inactivity(timeouts.udp_inactivity)
-        self.add_timer(self, first.zts + TCP_SYN_TIMEOUT, "expire")
+
+    def arm(self) -> None:
+        """The timers of a new connection, once the tracker has numbered it (timers name
+        connections by serial number). Zeek gives a new TCP connection the UDP inactivity
+        timeout until its handshake is over (TCPAnalyzer::MakeSessionAdapter, then
+        TCP_Endpoint::SetState), and checks it first tcp_SYN_timeout after its creation."""
+        self.set_inactivity(self.timeouts.udp_inactivity)
+        self.add_timer(self, self.start_zts + TCP_SYN_TIMEOUT, "expire")
 
     # --- Zeek: timers and owner callbacks ----------------------------------------------------
 
@@ -238,12 +242,10 @@ class TcpConnection(ZeekOwner, TableEntry):
             self._timer_guarded(now + TCP_SESSION_TIMER, "expire")
         elif name in ("close", "reset"):
             return "closed"
-        elif name == "partial_close":
-            # Zeek's PartialCloseTimer: both sides heard from, not both closed, no RST.
-            if (self.is_active and ZState.INACTIVE not in (o.state, r.state)
-                    and not (o.did_close and r.did_close)
-                    and ZState.RESET not in (o.state, r.state)):
-                return "idle"
+        elif (name == "partial_close" and self.is_active
+              and ZState.INACTIVE not in (o.state, r.state)
+              and not (o.did_close and r.did_close) and ZState.RESET not in (o.state, r.state)):
+            return "idle"  # Zeek's PartialCloseTimer: both heard from, not both closed, no RST
         return None
 
     def _timer_guarded(self, deadline: int, name: str) -> None:

@@ -117,8 +117,8 @@ class Tracker:
 
     def _compact_timers(self) -> None:
         live = self.live
-        self.timers = [t for t in self.timers
-                       if (c := live.get(t[3])) is not None and c.timer_gen == t[2]]
+        self.timers = [t for t in self.timers if (c := live.get(t[3])) is not None
+                       and (c.timer_gen == t[2] or t[4] == "inactivity")]
         heapq.heapify(self.timers)
 
     def _tcp_timer(self, conn: TcpConnection, deadline: int, name: str) -> None:
@@ -129,7 +129,10 @@ class Tracker:
         while timers and timers[0][0] <= now:
             _, _, gen, serial, name = heapq.heappop(timers)
             conn = self.live.get(serial)
-            if conn is None or gen != conn.timer_gen:
+            # Cancelling (a TCP close) stops the analyzer's timers, not the session's
+            # inactivity timer (Zeek: Analyzer::CancelTimers vs Session::InactivityTimer),
+            # which checks the idle time itself when it fires.
+            if conn is None or (gen != conn.timer_gen and name != "inactivity"):
                 continue
             # As in Zeek, a timer sees the network time it fires at, not its deadline: after a
             # jump in capture time it fires once, not once per period of the jump.
@@ -282,11 +285,13 @@ class Tracker:
         for i in range(rows.size):
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
-            if zts > self.now:
-                self.now = zts
             # Zeek advances its timers before every packet, also one of the same time: a
             # delay of 0 (--timeout tcp_close=0) is due before the next packet.
-            if self.timers and self.timers[0][0] <= zts:
+            if zts > self.now:
+                self.now = zts
+                if self.timers and self.timers[0][0] <= zts:
+                    self._run_timers(zts)
+            elif self.timers and self.timers[0][0] <= zts:
                 self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
@@ -394,6 +399,7 @@ class Tracker:
             if self.config.segment_marks:
                 conn.segment_marks = []
             self._insert(key, conn, seg.ts, vlan, version)
+            conn.arm()
             flags = seg.flags
             flip = False
             # Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
