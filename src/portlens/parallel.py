@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from portlens.decode import decode_capture
+from portlens.decode import decode_capture, first_packets
+from portlens.decode.packets import PacketBatch
 from portlens.filter import compile_filter
 from portlens.sources.files import CaptureError
 from portlens.track.model import Connection
@@ -25,23 +26,36 @@ _CHUNK = 256
 """Connections sent per message."""
 
 
-def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
-            queue: mp.Queue, filter_expr: str) -> None:  # type: ignore[type-arg]
-    tracker = Tracker(replace(config, shard=(k, n)))
+def _selected(paths: Sequence[str], queue: mp.Queue, filter_expr: str,  # type: ignore[type-arg]
+              ) -> Iterator[PacketBatch]:
+    """The -f selected batches of the files in order; input errors go to the parent."""
     packet_filter = compile_filter(filter_expr)
+    for path in paths:
+        try:
+            for batch in decode_capture(path):
+                yield packet_filter.select(batch)
+        except CaptureError as exc:
+            queue.put(("error", str(exc)))
+        except OSError as exc:
+            queue.put(("error", f"{path}: {exc.strerror or exc}"))
+
+
+def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
+            queue: mp.Queue, filter_expr: str,  # type: ignore[type-arg]
+            count: int | None = None) -> None:
+    tracker = Tracker(replace(config, shard=(k, n)))
     pending: list[Connection] = []
+    # Every worker reads the same packets, so each stopping after the first `count` (-c)
+    # gives the shards of exactly those packets.
+    batches = _selected(paths, queue, filter_expr)
+    if count is not None:
+        batches = first_packets(batches, count)
     try:
-        for path in paths:
-            try:
-                for batch in decode_capture(path):
-                    pending += tracker.feed(packet_filter.select(batch))
-                    if len(pending) >= _CHUNK:
-                        queue.put(("conns", pending))
-                        pending = []
-            except CaptureError as exc:
-                queue.put(("error", str(exc)))
-            except OSError as exc:
-                queue.put(("error", f"{path}: {exc.strerror or exc}"))
+        for batch in batches:
+            pending += tracker.feed(batch)
+            if len(pending) >= _CHUNK:
+                queue.put(("conns", pending))
+                pending = []
         pending += tracker.finish()
         if pending:
             queue.put(("conns", pending))
@@ -52,13 +66,14 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
 
 def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int,
                 errors: list[str], filter_expr: str = "",
-                not_counted: Counter[str] | None = None) -> Iterator[Connection]:
+                not_counted: Counter[str] | None = None, *, count: int | None = None
+                ) -> Iterator[Connection]:
     """Connections of the files, tracked by ``workers`` processes. Input errors (each reported
     once) are appended to ``errors``; what was read before them is still tracked."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue(maxsize=4 * workers)
     procs = [ctx.Process(target=_worker, args=([str(p) for p in paths], config, k, workers,
-                                               queue, filter_expr), daemon=True)
+                                               queue, filter_expr, count), daemon=True)
              for k in range(workers)]
     for p in procs:
         p.start()

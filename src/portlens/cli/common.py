@@ -38,22 +38,10 @@ def exit_status(status: int, found: object) -> int:
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    from portlens.track.timeouts import Timeouts
+    from portlens.cli.args import parse_timeouts
     from portlens.track.tracker import TrackerConfig
 
-    seconds = {}
-    for item in args.timeout:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--timeout wants NAME=SECONDS, got {item!r}")
-        try:
-            seconds[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--timeout {name}: {value!r} is not a number") from None
-    try:
-        timeouts = Timeouts().with_seconds(**seconds)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    timeouts = parse_timeouts(args.timeout)
     if args.max_flows < 1:
         raise UsageError("--max-flows must be at least 1")
     # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
@@ -73,7 +61,14 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
         yield from session.batches()
         live_summary(session)
     else:
-        yield from read_batches(args.files, status, args.packet_filter)
+        batches = read_batches(args.files, status, args.packet_filter)
+        count = getattr(args, "count", None)
+        if count is not None:  # -c N: the first N packets after -f, as tcpdump -r
+            from portlens.decode import first_packets
+            from portlens.decode.packets import PacketBatch
+
+            batches = first_packets((b for b in batches if isinstance(b, PacketBatch)), count)
+        yield from batches
 
 
 def open_live_session(args: argparse.Namespace) -> LiveSession:
@@ -195,7 +190,7 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
 
         errors: list[str] = []
         for c in track_files(args.files, config, args.workers, errors, args.filter,
-                             not_counted):
+                             not_counted, count=getattr(args, "count", None)):
             sink(c)
         for message in errors:
             error(message)
