@@ -144,14 +144,14 @@ def test_snaplen_zero_means_the_whole_packet(monkeypatch: pytest.MonkeyPatch,
 
     seen = []
 
-    class Stop(Exception):
+    class OpenedError(Exception):
         pass
 
     def session(options: object, _filter: object) -> None:
         seen.append(options)
-        raise Stop
+        raise OpenedError
 
     monkeypatch.setattr(portlens.capture, "LiveSession", session)
-    with pytest.raises(Stop):
+    with pytest.raises(OpenedError):
         run(capsys, "sniff", "-i", "lo", "-s", "0", "--json")
     assert seen[0].snaplen == 262144  # type: ignore[attr-defined]
