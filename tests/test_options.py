@@ -155,3 +155,41 @@ def test_snaplen_zero_means_the_whole_packet(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(OpenedError):
         run(capsys, "sniff", "-i", "lo", "-s", "0", "--json")
     assert seen[0].snaplen == 262144  # type: ignore[attr-defined]
+
+
+LINK_UNKNOWN = str(REPO / "captures" / "link-unknown.pcap")
+"""Two frames of link type 147 (USER0), which portlens does not decode."""
+
+
+@pytest.mark.parametrize("argv", [
+    ("packets",), ("packets", "--json"), ("conns",), ("conns", "--workers", "2"), ("ports",),
+    ("handshakes",), ("sockets",), ("events",), ("ladder", "--conn", "CNoSuchUid0000000")])
+def test_unsupported_link_type_says_so(argv: tuple[str, ...],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, *argv, LINK_UNKNOWN)
+    assert rc == (0 if argv[0] == "packets" else 1)
+    assert err.count("portlens: 2 frames of link type 147, not decoded\n") == 1, err
+
+
+def test_stats_count_frames_not_decoded(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "packets", "--stats", "--json", LINK_UNKNOWN)
+    assert rc == 0 and json.loads(out)["not_decoded"] == {"147": 2}
+    rc, out, _ = run(capsys, "packets", "--stats", "--json", SESSION)
+    assert rc == 0 and json.loads(out)["not_decoded"] == {}
+
+
+def test_max_flows_says_how_many_it_evicted(capsys: pytest.CaptureFixture[str]) -> None:
+    """With room for one flow, every flow inserted while another is still in the table evicts
+    it. In the loopback sample no timer ends a flow before the next starts (it lasts 0.21 s;
+    the shortest delay is 5 s), so all but the first insertion evict: one per JSON row but
+    one."""
+    rc, out, err = run(capsys, "conns", "--json", "--max-flows", "1", SAMPLE)
+    rows = out.splitlines()
+    assert rc == 0 and len(rows) == 10
+    assert err == ("portlens: 9 flows evicted because more than --max-flows 1 were open at "
+                   "once; later packets of an evicted flow start a new one\n")
+    for argv in (("events",), ("ports",), ("conns", "--workers", "2")):
+        rc, _, err = run(capsys, *argv, "--max-flows", "1", SAMPLE)
+        assert rc == 0 and "flows evicted because more than --max-flows 1" in err, argv
+    rc, _, err = run(capsys, "conns", SAMPLE)
+    assert "evicted" not in err

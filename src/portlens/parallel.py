@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from portlens.analysis.capture_stats import count_not_decoded
 from portlens.decode import decode_capture, first_packets
 from portlens.decode.packets import PacketBatch
 from portlens.filter import compile_filter
@@ -27,12 +28,13 @@ _CHUNK = 256
 
 
 def _selected(paths: Sequence[str], queue: mp.Queue, filter_expr: str,  # type: ignore[type-arg]
-              ) -> Iterator[PacketBatch]:
+              not_decoded: Counter[int]) -> Iterator[PacketBatch]:
     """The -f selected batches of the files in order; input errors go to the parent."""
     packet_filter = compile_filter(filter_expr)
     for path in paths:
         try:
             for batch in decode_capture(path):
+                count_not_decoded(not_decoded, batch)
                 yield packet_filter.select(batch)
         except CaptureError as exc:
             queue.put(("error", str(exc)))
@@ -47,7 +49,8 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
     pending: list[Connection] = []
     # Every worker reads the same packets, so each stopping after the first `count` (-c)
     # gives the shards of exactly those packets.
-    batches = _selected(paths, queue, filter_expr)
+    not_decoded: Counter[int] = Counter()
+    batches = _selected(paths, queue, filter_expr, not_decoded)
     if count is not None:
         batches = first_packets(batches, count)
     try:
@@ -60,16 +63,22 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
         if pending:
             queue.put(("conns", pending))
         queue.put(("not_counted", dict(tracker.not_counted)))
+        queue.put(("totals", {"evicted": tracker.evicted}))
+        if k == 0:  # every worker reads every frame: one says what it could not decode
+            queue.put(("not_decoded", dict(not_decoded)))
     finally:
         queue.put(("done", None))
 
 
 def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int,
                 errors: list[str], filter_expr: str = "",
-                not_counted: Counter[str] | None = None, *, count: int | None = None
+                not_counted: Counter[str] | None = None, *, count: int | None = None,
+                totals: Counter[str] | None = None, not_decoded: Counter[int] | None = None
                 ) -> Iterator[Connection]:
     """Connections of the files, tracked by ``workers`` processes. Input errors (each reported
-    once) are appended to ``errors``; what was read before them is still tracked."""
+    once) are appended to ``errors``; what was read before them is still tracked. ``totals``
+    receives the workers' summed counters (``evicted``), ``not_decoded`` the frames of link
+    types not decoded, by link type."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue(maxsize=4 * workers)
     procs = [ctx.Process(target=_worker, args=([str(p) for p in paths], config, k, workers,
@@ -86,6 +95,12 @@ def track_files(paths: Sequence[str | Path], config: TrackerConfig, workers: int
             elif kind == "not_counted":
                 if not_counted is not None:
                     not_counted.update(payload)
+            elif kind == "totals":
+                if totals is not None:
+                    totals.update(payload)
+            elif kind == "not_decoded":
+                if not_decoded is not None:
+                    not_decoded.update(payload)
             elif kind == "error":
                 if payload not in errors:
                     errors.append(str(payload))

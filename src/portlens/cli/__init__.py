@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `portlens packets big.pcap | head`
         _silence_stdout()
         return EXIT_OK
+    finally:
+        from portlens.cli.common import not_decoded_note
+
+        not_decoded_note(args)
 
 
 def _tune_gc() -> None:

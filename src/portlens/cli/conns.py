@@ -12,6 +12,7 @@ from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_OK,
     each_connection,
+    evicted_note,
     exit_status,
     source_batches,
     stderr_console,
@@ -159,4 +160,5 @@ def cmd_events(args: argparse.Namespace) -> int:
         tracker.feed(batch)
     tracker.finish()
     out.flush()
+    evicted_note(tracker.evicted, config.max_flows)
     return exit_status(status[0], count)
