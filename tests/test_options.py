@@ -63,6 +63,7 @@ REFUSED = [
     (("sniff", "-i", "lo", "--pcapng"), "--pcapng is the format of -w FILE"),
     (("sniff", "-i", "lo", "-Z", "no-such-user-here"), "-Z/--user no-such-user-here: no such"),
     (("packets", "-i", "lo", "--reference"), "--reference decodes files"),
+    (("ladder", "-i", "lo", "--conn", "CNoSuchUid0000000"), "ladder reads its capture twice"),
     # counts, workers, timeouts
     (("conns", "-c", "0", SESSION), "-c/--count must be at least 1, not 0"),
     (("packets", "-c", "-5", SESSION), "-c/--count must be at least 1, not -5"),

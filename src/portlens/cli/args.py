@@ -177,6 +177,9 @@ def check_options(args: argparse.Namespace) -> None:
                              f"{', '.join(ZEEK_CONN_STATES)})")
     if getattr(args, "host", None):
         args.host_nets = [host_network(h) for h in args.host]
+    if getattr(args, "command", "") == "ladder" and getattr(args, "interface", None):
+        raise UsageError("ladder reads its capture twice (find the connection, then draw "
+                         "it): give a file (`portlens sniff -i IFACE -w FILE` records one)")
     if getattr(args, "reference", False) and getattr(args, "interface", None):
         raise UsageError("--reference decodes files; a live capture uses the fast decoder")
 
