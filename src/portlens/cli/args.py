@@ -124,8 +124,10 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
                    help="keep: count packets with bad checksums and flag them (like zeek -C, "
                         "the default); drop: ignore them as Zeek does by default (history c/C)")
     p.add_argument("--timeout", action="append", default=[], metavar="NAME=SECONDS",
-                   help="change a timeout: tcp_inactivity, udp_inactivity, icmp_inactivity, "
-                        "tcp_attempt, tcp_close, tcp_reset, tcp_partial_close (repeatable)")
+                   help="set one of Zeek's timeouts (repeatable; docs/tracking.md): "
+                        "tcp_inactivity (300), udp_inactivity (60), icmp_inactivity (60), "
+                        "tcp_attempt (5), tcp_close (5), tcp_reset (5), tcp_partial_close "
+                        "(off); 0 turns an inactivity timeout or tcp_attempt off")
     p.add_argument("--max-flows", type=int, default=1_000_000, metavar="N",
                    help="open flows kept at most; the longest idle beyond are evicted")
     p.add_argument("--vlan-key", action="store_true",
