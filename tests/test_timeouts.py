@@ -282,3 +282,45 @@ def test_bad_timeout_names_are_one_line(item: str, capsys: pytest.CaptureFixture
     rc = main(["conns", "--timeout", item, str(CAPTURES / "tcp-session.pcap")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
+
+
+# --- the fast paths keep to the configured timeouts ------------------------------------------
+
+
+@pytest.mark.parametrize("timeouts", [
+    {"tcp_inactivity": 0.002},
+    {"tcp_inactivity": 0, "udp_inactivity": 0, "icmp_inactivity": 0},
+    {"tcp_close": 0, "tcp_reset": 0, "tcp_attempt": 0.01, "tcp_partial_close": 0.05},
+])
+def test_fast_paths_keep_to_the_timeouts(tmp_path_factory: pytest.TempPathFactory,
+                                         timeouts: dict[str, float]) -> None:
+    """The bulk path and the per-packet fast lane skip the timers for ordinary segments: with
+    any timeouts they must still give what the full per-packet path gives (a realistic
+    generated capture: 30k packets, many connections)."""
+    import subprocess
+
+    from portlens.decode import decode_capture
+    from portlens.report.conns import record
+    from portlens.track.timeouts import Timeouts
+    from portlens.track.tracker import TrackerConfig, track
+
+    out = tmp_path_factory.getbasetemp() / "timeouts-gen.pcap"
+    if not out.exists():
+        subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "generate",
+                        "--packets", "30000", "--out", str(out), "--seed", "11"], check=True,
+                       capture_output=True)
+    t = Timeouts().with_seconds(**timeouts)
+
+    def run(fast: bool) -> list[str]:
+        rows = []
+        for c in track(decode_capture(out), TrackerConfig(timeouts=t, fast_paths=fast)):
+            r = record(c)
+            r.pop("uid")
+            for tr in r["transitions"]:
+                tr.pop("uid")
+            rows.append(json.dumps(r, sort_keys=True))
+        return sorted(rows)
+
+    fast, slow = run(True), run(False)
+    assert len(fast) == len(slow) > 100
+    assert fast == slow
