@@ -324,3 +324,31 @@ def test_fast_paths_keep_to_the_timeouts(tmp_path_factory: pytest.TempPathFactor
     fast, slow = run(True), run(False)
     assert len(fast) == len(slow) > 100
     assert fast == slow
+
+
+def test_expire_check_ends_a_connection_of_bad_checksums_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With checksums checked (--checksums drop, Zeek without -C), ACKs with bad TCP
+    checksums leave both endpoints INACTIVE and never move last_time (ACKs: a SYN whose ISN
+    differs from the endpoint's would start a new connection by itself, §2.2). Zeek's ExpireTimer,
+    armed tcp_SYN_timeout (5 s) after the connection is created and then every
+    tcp_session_timer (6 s), removes such a connection once last_time + 5 s < now: not at
+    the 5 s check (0 + 5 < 5 is false), but at the one due at 11 s, so the ACK at 10.9 s still
+    belongs to it and the one at 11 s starts a new connection."""
+    ms = scenarios()
+    sc = ms.Scenario(95, "bad-checksums-only", "ACKs whose TCP checksum is wrong")
+    for t_us in (0, 5_000_000, 10_900_000, 11_000_000):
+        seg = ms.tcp(50095, 443, 0x10, seq=0x90000000, ack=0xA0000000, win=502)
+        pkt = ms.ether(ms.ip4(ms.C4, ms.S4, seg, bad_l4_csum=True), src=ms.MAC_C, dst=ms.MAC_S)
+        sc.frames.append(ms.Frame(sc.t0 + t_us * 1000, pkt, (ms.C4, 50095), (ms.S4, 443),
+                                  "tcp", 40))
+    path = write(sc, tmp_path)
+    from portlens.cli import main
+
+    capsys.readouterr()
+    assert main(["conns", "--json", "--checksums", "drop", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows.sort(key=lambda r: int(r["ts_ns"]))
+    assert [(r["history"], r["end_reason"]) for r in rows] == [
+        ("C", "idle"), ("C", "end-of-capture")]
+    assert [int(r["ts_ns"]) - sc.t0 for r in rows] == [0, 11 * 10**9]
