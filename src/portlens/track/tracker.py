@@ -117,8 +117,8 @@ class Tracker:
 
     def _compact_timers(self) -> None:
         live = self.live
-        self.timers = [t for t in self.timers
-                       if (c := live.get(t[3])) is not None and c.timer_gen == t[2]]
+        self.timers = [t for t in self.timers if (c := live.get(t[3])) is not None
+                       and (c.timer_gen == t[2] or t[4] == "inactivity")]
         heapq.heapify(self.timers)
 
     def _tcp_timer(self, conn: TcpConnection, deadline: int, name: str) -> None:
@@ -129,14 +129,18 @@ class Tracker:
         while timers and timers[0][0] <= now:
             _, _, gen, serial, name = heapq.heappop(timers)
             conn = self.live.get(serial)
-            if conn is None or gen != conn.timer_gen:
+            # Cancelling (a TCP close) stops the analyzer's timers, not the session's
+            # inactivity timer (Zeek: Analyzer::CancelTimers vs Session::InactivityTimer),
+            # which checks the idle time itself when it fires.
+            if conn is None or (gen != conn.timer_gen and name != "inactivity"):
                 continue
             # As in Zeek, a timer sees the network time it fires at, not its deadline: after a
             # jump in capture time it fires once, not once per period of the jump.
             cause = conn.timer(now, name)
             if cause is not None:
                 self._remove(conn, cause)
-            elif isinstance(conn, Flow) and name in ("inactivity", "dns"):
+            elif isinstance(conn, Flow) and (name == "dns" or (
+                    name == "inactivity" and conn.inactivity)):
                 self.add_timer(conn, conn.next_deadline(name, now), name)
 
     # --- the packets -----------------------------------------------------------------------
@@ -303,10 +307,14 @@ class Tracker:
         for i in range(rows.size):
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
+            # Zeek advances its timers before every packet, also one of the same time: a
+            # delay of 0 (--timeout tcp_close=0) is due before the next packet.
             if zts > self.now:
                 self.now = zts
                 if self.timers and self.timers[0][0] <= zts:
                     self._run_timers(zts)
+            elif self.timers and self.timers[0][0] <= zts:
+                self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
             if c_tunnel_depth[i]:
@@ -418,11 +426,12 @@ class Tracker:
             conn = None
         if not isinstance(conn, TcpConnection):
             conn = TcpConnection(src, sport, dst, dport, seg, self._tcp_timer,
-                                 self._on_transition)
+                                 self._on_transition, self.config.timeouts)
             conn.gaps_for_partial = self.config.report_gaps_for_partial
             if self.config.segment_marks:
                 conn.segment_marks = []
             self._insert(key, conn, seg.ts, vlan, version)
+            conn.arm()
             flags = seg.flags
             flip = False
             # Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
@@ -448,7 +457,8 @@ class Tracker:
             if (self._likely("udp", sport) and not self._likely("udp", dport)
                     and dst != BROADCAST4):
                 conn.flip()
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
             if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
                 conn.dns = True
                 self.add_timer(conn, zts + 10 * SECOND, "dns")
@@ -471,7 +481,8 @@ class Tracker:
             conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
                         self.config.timeouts.icmp_inactivity)
             self._insert(key, conn, ts, vlan, version)
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
         from_orig = conn.orig == (src, oport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
                     check_csum=self.config.drop_bad_checksums, counted=counted)
