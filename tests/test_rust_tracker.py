@@ -3,9 +3,8 @@ conn.log field, end reason, RFC 9293 state and transition, handshake record and 
 analysis count of every connection, in the same order, on every capture we have.
 
 The reference is the Python tracker's full per-packet path (``fast_paths=False``): its fast
-paths have a known delivered-range bug (issue 11) that the Rust tracker does not carry over.
-Where the Rust tracker is right and the reference is not (tunnel carriers, see
-``CARRIER_DIFFERENCES``), the expected difference is asserted exactly.
+paths have a known delivered-range bug (issue 11) that the Rust tracker does not carry over
+(``test_rust_tracker_delivers_an_overlap_after_in_order_data``).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from portlens.decode.malformed import reason_label
 from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch, addr_bytes, addr_text
 from portlens.services import proto_name, service_name
 from portlens.track.model import Connection, Transition
+from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
 from portlens.track.timeouts import SECOND, Timeouts
 from portlens.track.tracker import Tracker, TrackerConfig, track
 from tests.corpus import corpus_dir
@@ -36,19 +36,18 @@ _core = pytest.importorskip("portlens._core", reason="the Rust core is not built
 
 REPO = Path(__file__).resolve().parent.parent
 
-ZEEK_ONLY_TIMEOUTS = {
-    # Zeek constants the Python reference still has as literals (track/tcp.py, flows.py).
-    "tcp_handshake_inactivity": 60 * SECOND,
-    "tcp_connection_linger": 5 * SECOND,
-    "tcp_session_timer": 6 * SECOND,
+ZEEK_CONSTANTS = {
+    # Zeek's timers the reference has as constants (track/tcp.py; the DNS session timeout in
+    # track/tracker.py and flows.py).
+    "tcp_syn_timeout": TCP_SYN_TIMEOUT,
+    "tcp_connection_linger": TCP_CONNECTION_LINGER,
+    "tcp_session_timer": TCP_SESSION_TIMER,
     "dns_session_timeout": 10 * SECOND,
 }
 
 
-def rust_timeouts(t: Timeouts) -> dict[str, int]:
-    names = ("tcp_inactivity", "udp_inactivity", "icmp_inactivity", "tcp_attempt", "tcp_close",
-             "tcp_reset")
-    return {**{n: getattr(t, n) for n in names}, **ZEEK_ONLY_TIMEOUTS}
+def rust_timeouts(t: Timeouts) -> dict[str, int | None]:
+    return {**{n: getattr(t, n) for n in Timeouts.names()}, **ZEEK_CONSTANTS}
 
 
 def _net(text: str) -> tuple[bytes, int, bool]:
@@ -74,7 +73,7 @@ ANALYSIS = ("retransmissions", "fast_retransmissions", "spurious_retransmissions
             "out_of_order", "lost_segments", "dup_acks", "zero_windows", "zero_window_probes",
             "keep_alives", "window_full", "window_updates")
 NONE64 = np.iinfo(np.int64).min
-NO_VLAN = np.iinfo(np.int32).min
+NO_VLAN = NO_CODE = np.iinfo(np.int32).min
 
 
 def _opt(v: int) -> int | None:
@@ -122,6 +121,7 @@ def rust_records(cols: dict[str, Any], transitions: dict[int, list[dict[str, Any
             "last_ns": int(cols["last_ns"][i]), "first_frame": int(cols["first_frame"][i]),
             "last_frame": int(cols["last_frame"][i]),
             "icmp_errors": list(cols["icmp_errors"][i]),
+            "icmp_code": None if cols["icmp_code"][i] == NO_CODE else int(cols["icmp_code"][i]),
         }
         if proto == "tcp":
             rec["handshake"] = {
@@ -156,7 +156,7 @@ def py_record(c: Connection) -> dict[str, Any]:
         "resp_state": str(c.resp_state) if c.resp_state else None,
         "end_reason": str(c.end_reason), "completeness": c.completeness, "last_ns": c.last_ns,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
-        "icmp_errors": list(c.icmp_errors),
+        "icmp_errors": list(c.icmp_errors), "icmp_code": c.icmp_code,
     }
     if c.proto == "tcp":
         assert c.handshake is not None and c.analysis is not None
@@ -190,7 +190,9 @@ def _transition_rows(t: dict[str, Any]) -> list[dict[str, Any]]:
              "frame": int(t["frame"][j]), "host": int(t["host"][j]),
              "endpoint": t["endpoint"][j], "event": t["event"][j], "from": t["from"][j],
              "to": t["to"][j], "flags": int(t["flags"][j]), "seq": int(t["seq"][j]),
-             "ack": int(t["ack"][j]), "payload": int(t["payload"][j])}
+             "ack": int(t["ack"][j]), "payload": int(t["payload"][j]),
+             "conn_id": (addr_text(t["id.orig_h"][j].tobytes()), int(t["id.orig_p"][j]),
+                         addr_text(t["id.resp_h"][j].tobytes()), int(t["id.resp_p"][j]))}
             for j in range(len(t["uid"]))]
 
 
@@ -208,7 +210,7 @@ class RustRun:
                 serial = row.pop("_serial")
                 self.stream.append({k: v for k, v in row.items() if k != "host"})
                 by_conn.setdefault(serial, []).append(
-                    {k: v for k, v in row.items() if k != "endpoint"})
+                    {k: v for k, v in row.items() if k not in ("endpoint", "conn_id")})
             self.records.extend(rust_records(cols, by_conn))
 
 
@@ -226,7 +228,7 @@ def run_python(path: Path, config: TrackerConfig,
                 {"uid": t.uid, "ts_ns": t.ts_ns, "frame": t.frame, "endpoint": str(t.endpoint),
                  "event": str(t.event), "from": str(t.old), "to": str(t.new),
                  "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
-                 "payload": t.segment.payload})
+                 "payload": t.segment.payload, "conn_id": t.conn_id})
 
     tracker = Tracker(dataclasses.replace(config, fast_paths=False), on_transition)
     out = [py_record(c) for b in decode_capture(path) for c in tracker.feed(b)]
@@ -239,6 +241,7 @@ def not_counted_labels(counts: dict[tuple[str, int], int]) -> dict[str, int]:
     out = {}
     for (kind, code), n in counts.items():
         label = {"malformed": f"malformed: {reason_label(code)}", "not IP": "not IP",
+                 "IPv4 total length 0": "IPv4 total length 0 (dropped)",
                  "bad IPv4 checksum": "bad IPv4 checksum (dropped)",
                  "IP protocol": f"IP protocol {proto_name(code)}"}[kind]
         out[label] = n
@@ -253,16 +256,6 @@ def _captures() -> list[Path]:
     return paths
 
 
-def _has_tunnel_only_rows(path: Path) -> bool:
-    """Rows the Rust tracker counts in a tunnel's UDP carrier and the reference drops: the
-    innermost layer has no TCP/UDP/ICMP (or is a fragment or a dropped bad-checksum packet)."""
-    for b in decode_capture(path):
-        used = (b.ip_version > 0) & np.isin(b.l4, (6, 17, 1, 58)) & (b.frag != 1)
-        if ((b.tunnel_depth > 0) & (b.out_proto == 17) & ~used).any():
-            return True
-    return False
-
-
 CAPTURES = _captures()
 
 
@@ -274,11 +267,6 @@ def test_rust_tracker_equals_python(path: Path, drop: bool) -> None:
     py, py_tracker = run_python(path, config, py_stream)
     run = RustRun(decode_capture(path), config)
     rust, rust_tracker_ = run.records, run.tracker
-    if _has_tunnel_only_rows(path):
-        # The Rust tracker counts these rows in the outer UDP flow; the reference does not
-        # (issue 11). Everything else must still agree.
-        _assert_carrier_difference(path, py, rust)
-        return
     assert [r["uid"] for r in rust] == [r["uid"] for r in py]
     for r, p in zip(rust, py, strict=True):
         assert r == p
@@ -287,54 +275,6 @@ def test_rust_tracker_equals_python(path: Path, drop: bool) -> None:
     assert rust_tracker_.packets_skipped == py_tracker.packets_skipped
     assert not_counted_labels(rust_tracker_.not_counted()) == dict(py_tracker.not_counted)
     assert rust_tracker_.evicted == py_tracker.evicted
-
-
-CARRIER_DIFFERENCES = {"zeek-gtp-teredo-icmpv6.pcap": (4, 1)}
-"""Captures where the Rust tracker counts tunnel packets with no inner TCP/UDP/ICMP in their
-UDP carrier (GTP-U here) and the reference drops them: (carrier flows only Rust has, carrier
-flows whose counts differ). Each such row is checked against Zeek's own conn.log instead."""
-
-
-def _zeek_rows(path: Path) -> dict[tuple[str, ...], list[str]]:
-    log = path.with_name(path.name.split(".")[0] + ".zeek-conn.log")
-    rows: dict[tuple[str, ...], list[str]] = {}
-    fields: list[str] = []
-    for line in log.read_text().splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#"):
-            v = dict(zip(fields, line.split("\t"), strict=True))
-            key = (v["proto"], v["id.orig_h"], v["id.orig_p"], v["id.resp_h"], v["id.resp_p"])
-            rows[key] = [v[f] for f in ("conn_state", "history", "orig_pkts", "orig_ip_bytes",
-                                        "resp_pkts", "resp_ip_bytes")]
-    return rows
-
-
-def _assert_carrier_difference(path: Path, py: list[dict[str, Any]],
-                               rust: list[dict[str, Any]]) -> None:
-    def key(r: dict[str, Any]) -> tuple[Any, ...]:
-        return (r["proto"], r["orig_h"], r["orig_p"], r["resp_h"], r["resp_p"], r["ts_ns"])
-
-    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        # uids count flows in creation order, so every uid after the first extra carrier
-        # differs; tunnel_parents name those uids.
-        skip = ("uid", "tunnel_parents")
-        return {k: v for k, v in a.items() if k not in skip} == {
-            k: v for k, v in b.items() if k not in skip}
-
-    py_by = {key(r): r for r in py}
-    rust_by = {key(r): r for r in rust}
-    assert set(py_by) <= set(rust_by)
-    extra = [rust_by[k] for k in rust_by if k not in py_by]
-    changed = [rust_by[k] for k in py_by if not same(py_by[k], rust_by[k])]
-    assert (len(extra), len(changed)) == CARRIER_DIFFERENCES[path.name]
-    zeek = _zeek_rows(path)
-    for r in extra + changed:
-        assert r["proto"] == "udp"
-        z = zeek[("udp", r["orig_h"], str(r["orig_p"]), r["resp_h"], str(r["resp_p"]))]
-        ours = [r["conn_state"], r["history"], *(str(r[f]) for f in (
-            "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes"))]
-        assert ours == z
 
 
 @pytest.fixture(scope="module")

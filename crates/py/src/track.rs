@@ -22,21 +22,23 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-/// The names `Timeouts` takes, each required (nanoseconds of capture time).
-const TIMEOUT_NAMES: [&str; 10] = [
+/// The names `Timeouts` takes, each required (nanoseconds of capture time; only
+/// tcp_partial_close may be None, for off).
+const TIMEOUT_NAMES: [&str; 11] = [
     "tcp_inactivity",
-    "tcp_handshake_inactivity",
     "udp_inactivity",
     "icmp_inactivity",
     "tcp_attempt",
     "tcp_close",
     "tcp_reset",
+    "tcp_partial_close",
+    "tcp_syn_timeout",
     "tcp_connection_linger",
     "tcp_session_timer",
     "dns_session_timeout",
 ];
 
-fn timeouts_from(map: &HashMap<String, i64>) -> PyResult<Timeouts> {
+fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
     for name in map.keys() {
         if !TIMEOUT_NAMES.contains(&name.as_str()) {
             return Err(PyValueError::new_err(format!(
@@ -45,19 +47,30 @@ fn timeouts_from(map: &HashMap<String, i64>) -> PyResult<Timeouts> {
             )));
         }
     }
-    let get = |name: &str| -> PyResult<i64> {
-        map.get(name)
+    let optional = |name: &str| -> PyResult<Option<i64>> {
+        let value = map
+            .get(name)
             .copied()
-            .ok_or_else(|| PyValueError::new_err(format!("timeout {name:?} missing")))
+            .ok_or_else(|| PyValueError::new_err(format!("timeout {name:?} missing")))?;
+        if value.is_some_and(|v| v < 0) {
+            return Err(PyValueError::new_err(format!(
+                "timeout {name:?} is negative"
+            )));
+        }
+        Ok(value)
+    };
+    let get = |name: &str| -> PyResult<i64> {
+        optional(name)?.ok_or_else(|| PyValueError::new_err(format!("timeout {name:?} is None")))
     };
     Ok(Timeouts {
         tcp_inactivity: get("tcp_inactivity")?,
-        tcp_handshake_inactivity: get("tcp_handshake_inactivity")?,
         udp_inactivity: get("udp_inactivity")?,
         icmp_inactivity: get("icmp_inactivity")?,
         tcp_attempt: get("tcp_attempt")?,
         tcp_close: get("tcp_close")?,
         tcp_reset: get("tcp_reset")?,
+        tcp_partial_close: optional("tcp_partial_close")?,
+        tcp_syn_timeout: get("tcp_syn_timeout")?,
         tcp_connection_linger: get("tcp_connection_linger")?,
         tcp_session_timer: get("tcp_session_timer")?,
         dns_session_timeout: get("dns_session_timeout")?,
@@ -227,6 +240,7 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
         .collect::<PyResult<_>>()?;
     d.set_item("icmp_errors", PyList::new(py, errors)?)?;
     d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
+    d.set_item("icmp_code", b.icmp_code.into_pyarray(py))?;
     d.set_item(
         "handshake.outcome",
         coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?,
@@ -268,6 +282,10 @@ fn transitions_dict<'py>(py: Python<'py>, t: TransitionBatch) -> PyResult<Bound<
     d.set_item("seq", t.seq.into_pyarray(py))?;
     d.set_item("ack", t.ack.into_pyarray(py))?;
     d.set_item("payload", t.payload.into_pyarray(py))?;
+    d.set_item("id.orig_h", addrs(py, t.orig_h)?)?;
+    d.set_item("id.orig_p", t.orig_p.into_pyarray(py))?;
+    d.set_item("id.resp_h", addrs(py, t.resp_h)?)?;
+    d.set_item("id.resp_p", t.resp_p.into_pyarray(py))?;
     Ok(d)
 }
 
@@ -283,7 +301,7 @@ impl Tracker {
                         ignore_checksum_nets=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        timeouts: HashMap<String, i64>,
+        timeouts: HashMap<String, Option<i64>>,
         drop_bad_checksums: bool,
         likely_server_ports: Vec<(u8, u16)>,
         report_gaps_for_partial: bool,
@@ -331,6 +349,7 @@ impl Tracker {
         let dst = col2(batch, "dst")?;
         let proto = col1::<u8>(batch, "proto")?;
         let ip_len = col1::<u32>(batch, "ip_len")?;
+        let ip_len_zero = col1::<bool>(batch, "ip_len_zero")?;
         let frag = col1::<u8>(batch, "frag")?;
         let l4 = col1::<u8>(batch, "l4")?;
         let sport = col1::<u16>(batch, "sport")?;
@@ -363,6 +382,12 @@ impl Tracker {
         let out_sport = col1::<u16>(batch, "out_sport")?;
         let out_dport = col1::<u16>(batch, "out_dport")?;
         let out_ip_len = col1::<u32>(batch, "out_ip_len")?;
+        let car_src = col2(batch, "car_src")?;
+        let car_dst = col2(batch, "car_dst")?;
+        let car_proto = col1::<u8>(batch, "car_proto")?;
+        let car_sport = col1::<u16>(batch, "car_sport")?;
+        let car_dport = col1::<u16>(batch, "car_dport")?;
+        let car_ip_len = col1::<u32>(batch, "car_ip_len")?;
         let truncated = col1::<bool>(batch, "truncated")?;
         let ip_csum = col1::<u8>(batch, "ip_csum")?;
         let l4_csum = col1::<u8>(batch, "l4_csum")?;
@@ -379,6 +404,7 @@ impl Tracker {
             dst: slice2(&dst, "dst")?,
             proto: slice(&proto, "proto")?,
             ip_len: slice(&ip_len, "ip_len")?,
+            ip_len_zero: slice(&ip_len_zero, "ip_len_zero")?,
             frag: slice(&frag, "frag")?,
             l4: slice(&l4, "l4")?,
             sport: slice(&sport, "sport")?,
@@ -411,6 +437,12 @@ impl Tracker {
             out_sport: slice(&out_sport, "out_sport")?,
             out_dport: slice(&out_dport, "out_dport")?,
             out_ip_len: slice(&out_ip_len, "out_ip_len")?,
+            car_src: slice2(&car_src, "car_src")?,
+            car_dst: slice2(&car_dst, "car_dst")?,
+            car_proto: slice(&car_proto, "car_proto")?,
+            car_sport: slice(&car_sport, "car_sport")?,
+            car_dport: slice(&car_dport, "car_dport")?,
+            car_ip_len: slice(&car_ip_len, "car_ip_len")?,
             truncated: slice(&truncated, "truncated")?,
             ip_csum: slice(&ip_csum, "ip_csum")?,
             l4_csum: slice(&l4_csum, "l4_csum")?,
@@ -469,7 +501,7 @@ impl Tracker {
     }
 
     /// Frames in no connection, by why: {("malformed", code) | ("not IP", 0) |
-    /// ("bad IPv4 checksum", 0) | ("IP protocol", number): count}.
+    /// ("IPv4 total length 0", 0) | ("bad IPv4 checksum", 0) | ("IP protocol", number): count}.
     fn not_counted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let nc = &self.inner.not_counted;
         let d = PyDict::new(py);
@@ -480,6 +512,9 @@ impl Tracker {
         }
         if nc.not_ip > 0 {
             d.set_item(("not IP", 0), nc.not_ip)?;
+        }
+        if nc.ip_len_zero > 0 {
+            d.set_item(("IPv4 total length 0", 0), nc.ip_len_zero)?;
         }
         if nc.bad_ip_checksum > 0 {
             d.set_item(("bad IPv4 checksum", 0), nc.bad_ip_checksum)?;

@@ -22,6 +22,8 @@ pub struct Packets<'a> {
     pub dst: &'a [u8],
     pub proto: &'a [u8],
     pub ip_len: &'a [u32],
+    /// The innermost IPv4 header's total length was 0 (TSO): Zeek's *_ip_bytes add 0.
+    pub ip_len_zero: &'a [bool],
     pub frag: &'a [u8],
     pub l4: &'a [u8],
     pub sport: &'a [u16],
@@ -54,6 +56,13 @@ pub struct Packets<'a> {
     pub out_sport: &'a [u16],
     pub out_dport: &'a [u16],
     pub out_ip_len: &'a [u32],
+    /// Two or more tunnels deep: the layer that carries the innermost tunnel.
+    pub car_src: &'a [u8],
+    pub car_dst: &'a [u8],
+    pub car_proto: &'a [u8],
+    pub car_sport: &'a [u16],
+    pub car_dport: &'a [u16],
+    pub car_ip_len: &'a [u32],
     pub truncated: &'a [bool],
     pub ip_csum: &'a [u8],
     pub l4_csum: &'a [u8],
@@ -66,7 +75,7 @@ impl Packets<'_> {
     /// The number of rows, after checking that every column has it.
     pub fn check(&self) -> Result<usize, ColumnError> {
         let n = self.frame.len();
-        let lens: [(&str, usize, usize); 44] = [
+        let lens: [(&str, usize, usize); 51] = [
             ("frame", self.frame.len(), 1),
             ("ts_ns", self.ts_ns.len(), 1),
             ("vlan", self.vlan.len(), 1),
@@ -75,6 +84,7 @@ impl Packets<'_> {
             ("dst", self.dst.len(), 16),
             ("proto", self.proto.len(), 1),
             ("ip_len", self.ip_len.len(), 1),
+            ("ip_len_zero", self.ip_len_zero.len(), 1),
             ("frag", self.frag.len(), 1),
             ("l4", self.l4.len(), 1),
             ("sport", self.sport.len(), 1),
@@ -107,6 +117,12 @@ impl Packets<'_> {
             ("out_sport", self.out_sport.len(), 1),
             ("out_dport", self.out_dport.len(), 1),
             ("out_ip_len", self.out_ip_len.len(), 1),
+            ("car_src", self.car_src.len(), 16),
+            ("car_dst", self.car_dst.len(), 16),
+            ("car_proto", self.car_proto.len(), 1),
+            ("car_sport", self.car_sport.len(), 1),
+            ("car_dport", self.car_dport.len(), 1),
+            ("car_ip_len", self.car_ip_len.len(), 1),
             ("truncated", self.truncated.len(), 1),
             ("ip_csum", self.ip_csum.len(), 1),
             ("l4_csum", self.l4_csum.len(), 1),
@@ -120,6 +136,15 @@ impl Packets<'_> {
             }
         }
         Ok(n)
+    }
+
+    /// The IP bytes a packet adds to its connection: 0 for a TSO header (total length 0).
+    pub fn counted_ip_len(&self, i: usize) -> u32 {
+        if self.ip_len_zero[i] {
+            0
+        } else {
+            self.ip_len[i]
+        }
     }
 
     pub fn addr(&self, col: &[u8], i: usize) -> [u8; 16] {
@@ -212,6 +237,8 @@ pub struct ConnBatch {
     pub server_options: Vec<Option<Box<SynOptions>>>,
     /// Sequence analysis counts, in rfc::ANALYSIS_NAMES order (zeros for UDP and ICMP).
     pub analysis: Vec<[u32; 11]>,
+    /// ICMP flows: the code of the originator's first message (i32::MIN for other flows).
+    pub icmp_code: Vec<i32>,
 }
 
 impl ConnBatch {
@@ -299,6 +326,7 @@ impl ConnBatch {
         self.client_options.push(hs.client_options.clone());
         self.server_options.push(hs.server_options.clone());
         self.analysis.push(obs.analysis);
+        self.icmp_code.push(i32::MIN);
     }
 
     pub fn push_flow(&mut self, flow: &Flow, cause: Cause) {
@@ -332,6 +360,11 @@ impl ConnBatch {
         self.client_options.push(None);
         self.server_options.push(None);
         self.analysis.push([0; 11]);
+        self.icmp_code.push(if udp {
+            i32::MIN
+        } else {
+            i32::from(flow.icmp_code)
+        });
     }
 }
 
@@ -354,6 +387,19 @@ pub struct TransitionBatch {
     pub seq: Vec<u32>,
     pub ack: Vec<u32>,
     pub payload: Vec<i64>,
+    /// Zeek's id when the transition happened (roles can flip later).
+    pub orig_h: Vec<[u8; 16]>,
+    pub orig_p: Vec<u16>,
+    pub resp_h: Vec<[u8; 16]>,
+    pub resp_p: Vec<u16>,
+}
+
+/// A connection's sockets by host, and which host is the originator now.
+#[derive(Debug, Clone, Copy)]
+pub struct Sockets<'a> {
+    pub addr: &'a [[u8; 16]; 2],
+    pub port: &'a [u16; 2],
+    pub orig: u8,
 }
 
 impl TransitionBatch {
@@ -380,7 +426,13 @@ impl TransitionBatch {
         event: Event,
         old: TcpState,
         new: TcpState,
+        sockets: Sockets<'_>,
     ) {
+        let o = usize::from(sockets.orig);
+        self.orig_h.push(sockets.addr[o]);
+        self.orig_p.push(sockets.port[o]);
+        self.resp_h.push(sockets.addr[1 - o]);
+        self.resp_p.push(sockets.port[1 - o]);
         self.uid.push(uid);
         self.serial.push(serial);
         self.ts_ns.push(s.ts);

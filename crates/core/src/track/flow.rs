@@ -13,6 +13,8 @@ pub struct Flow {
     pub active: [bool; 2],
     pub csum: [Scaled; 2],
     pub dns: bool,
+    /// ICMP: the code of the originator's first message (its type is orig's port).
+    pub icmp_code: i16,
 }
 
 impl Flow {
@@ -23,6 +25,7 @@ impl Flow {
             active: [false; 2],
             csum: [Scaled::default(); 2],
             dns: false,
+            icmp_code: -1,
         }
     }
 
@@ -76,6 +79,9 @@ impl Flow {
     pub fn timer(&mut self, now: i64, kind: TimerKind, t: &mut TimerCtx) -> Option<Cause> {
         match kind {
             TimerKind::Inactivity => {
+                if self.c.inactivity == 0 {
+                    return None; // off: not re-armed
+                }
                 let deadline = self.c.last_zts.saturating_add(self.c.inactivity);
                 if deadline <= now {
                     return Some(Cause::Idle);

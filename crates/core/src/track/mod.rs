@@ -45,18 +45,26 @@ const NIL: u32 = u32::MAX;
 /// (Zeek's names; track/timeouts.py and docs/zeek-rules.md list their defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// An established TCP connection idle this long ends.
+    /// A TCP connection past its handshake and idle this long ends; 0: never.
     pub tcp_inactivity: i64,
-    /// The inactivity timeout a TCP connection starts with, before its handshake completes.
-    pub tcp_handshake_inactivity: i64,
+    /// A UDP flow idle this long ends; 0: never. Also a TCP connection's until its
+    /// handshake is over (Zeek's TCPAnalyzer::MakeSessionAdapter).
     pub udp_inactivity: i64,
     pub icmp_inactivity: i64,
-    /// A SYN with no answer within this time is logged as an attempt (tcp_attempt_delay).
+    /// A SYN with no answer within this time is logged as an attempt (tcp_attempt_delay);
+    /// 0: never.
     pub tcp_attempt: i64,
-    /// After both FINs, the connection lingers this long (tcp_close_delay).
+    /// Once the close is complete, the connection ends this long after its last packet
+    /// (tcp_close_delay).
     pub tcp_close: i64,
-    /// After a RST, the connection lingers this long (tcp_reset_delay).
+    /// After a RST that follows a FIN, the connection lingers this long (tcp_reset_delay).
     pub tcp_reset: i64,
+    /// An endpoint whose first packet is a FIN ends the connection this long after its last
+    /// packet (tcp_partial_close_delay); None: off, as in Zeek without a script for
+    /// connection_partial_close.
+    pub tcp_partial_close: Option<i64>,
+    /// The first expire check after a connection is created (tcp_SYN_timeout).
+    pub tcp_syn_timeout: i64,
     /// A half-closed connection idle this long ends when its expire timer fires.
     pub tcp_connection_linger: i64,
     /// The period of the expire timer (tcp_session_timer).
@@ -70,12 +78,13 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             tcp_inactivity: 300 * NANOS,
-            tcp_handshake_inactivity: 60 * NANOS,
             udp_inactivity: 60 * NANOS,
             icmp_inactivity: 60 * NANOS,
             tcp_attempt: 5 * NANOS,
             tcp_close: 5 * NANOS,
             tcp_reset: 5 * NANOS,
+            tcp_partial_close: None,
+            tcp_syn_timeout: 5 * NANOS,
             tcp_connection_linger: 5 * NANOS,
             tcp_session_timer: 6 * NANOS,
             dns_session_timeout: 10 * NANOS,
@@ -196,6 +205,8 @@ pub struct Ident {
     /// The VLAN id when it is part of the key, else i32::MIN.
     pub vlan: i32,
     pub timer_gen: u32,
+    /// The timer generation it started with: timers of earlier entries of its slot are older.
+    pub first_gen: u32,
     pub lru_prev: u32,
     pub lru_next: u32,
     pub first_ts: i64,
@@ -206,6 +217,17 @@ pub struct Ident {
 }
 
 impl Ident {
+    /// Does a timer still apply? Cancelling (a TCP close) stops the analyzer's timers, not
+    /// the session's inactivity timer (Zeek: Analyzer::CancelTimers vs
+    /// Session::InactivityTimer), which checks the idle time itself when it fires.
+    fn armed(&self, t: &Timer) -> bool {
+        if t.kind() == TimerKind::Inactivity {
+            t.gen >= self.first_gen && t.gen <= self.timer_gen
+        } else {
+            t.gen == self.timer_gen
+        }
+    }
+
     fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)
     }
@@ -289,6 +311,7 @@ impl Common {
                 encap_seen: false,
                 vlan: i32::MIN,
                 timer_gen: 0,
+                first_gen: 0,
                 lru_prev: NIL,
                 lru_next: NIL,
                 first_ts: ts,
@@ -431,12 +454,7 @@ impl SynOnly {
             kinds,
         };
         let c = Common::from_ident(self.id, zts, 0);
-        let mut conn = TcpConn::new(
-            c,
-            &seg,
-            config.report_gaps_for_partial,
-            config.timeouts.tcp_handshake_inactivity,
-        );
+        let mut conn = TcpConn::new(c, &seg, config.report_gaps_for_partial);
         let mut muted = TimerCtx {
             timers,
             slot: 0,
@@ -446,6 +464,7 @@ impl SynOnly {
             serial: 0,
             muted: true,
         };
+        conn.arm(&mut muted);
         conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
         conn
     }
@@ -511,6 +530,7 @@ pub enum TimerKind {
     Close,
     Reset,
     Dns,
+    PartialClose,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -532,7 +552,8 @@ impl Timer {
             2 => TimerKind::Expire,
             3 => TimerKind::Close,
             4 => TimerKind::Reset,
-            _ => TimerKind::Dns,
+            5 => TimerKind::Dns,
+            _ => TimerKind::PartialClose,
         }
     }
 }
@@ -578,6 +599,7 @@ impl TimerCtx<'_> {
         event: Event,
         old: TcpState,
         new: TcpState,
+        sockets: columns::Sockets<'_>,
     ) {
         if self.muted {
             return;
@@ -592,6 +614,7 @@ impl TimerCtx<'_> {
                 event,
                 old,
                 new,
+                sockets,
             );
         }
     }
@@ -602,6 +625,8 @@ impl TimerCtx<'_> {
 pub struct NotCounted {
     pub malformed: [u64; 256],
     pub not_ip: u64,
+    /// IPv4 total length 0 (TSO), dropped as Zeek without -C drops it.
+    pub ip_len_zero: u64,
     pub bad_ip_checksum: u64,
     pub ip_proto: [u64; 256],
 }
@@ -611,6 +636,7 @@ impl Default for NotCounted {
         NotCounted {
             malformed: [0; 256],
             not_ip: 0,
+            ip_len_zero: 0,
             bad_ip_checksum: 0,
             ip_proto: [0; 256],
         }
@@ -822,10 +848,7 @@ impl Tracker {
                 break;
             };
             let live = match self.slots.get(timer.slot as usize) {
-                Some(Some(e)) => {
-                    let c = e.ident();
-                    c.timer_gen == timer.gen
-                }
+                Some(Some(e)) => e.ident().armed(&timer),
                 _ => false,
             };
             if !live {
@@ -854,10 +877,7 @@ impl Tracker {
         let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
             .into_iter()
             .filter(|Reverse(t)| match slots.get(t.slot as usize) {
-                Some(Some(e)) => {
-                    let c = e.ident();
-                    c.timer_gen == t.gen
-                }
+                Some(Some(e)) => e.ident().armed(t),
                 _ => false,
             })
             .collect();
@@ -888,6 +908,7 @@ impl Tracker {
         let slot = match self.free.pop() {
             Some((s, gen)) => {
                 entry.ident_mut().timer_gen = gen;
+                entry.ident_mut().first_gen = gen;
                 self.slots[s as usize] = Some(entry);
                 s
             }
@@ -967,67 +988,73 @@ impl Tracker {
         let drop = self.config.drop_bad_checksums;
         for i in 0..n {
             let l4 = p.l4[i];
-            let mut used =
-                p.ip_version[i] > 0 && matches!(l4, 6 | 17 | 1 | 58) && p.frag[i] != FRAG_PART;
+            let depth = p.tunnel_depth[i];
+            // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
+            // cut short) still counts on its carriers' UDP connections (§12); an IP-level
+            // carrier (GRE, IP-in-IP) is no connection.
+            let udp_carried =
+                depth > 0 && (p.out_proto[i] == 17 || (depth > 1 && p.car_proto[i] == 17));
+            let mut used = p.ip_version[i] > 0
+                && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried)
+                && p.frag[i] != FRAG_PART;
             let src = p.addr(p.src, i);
             let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
-            used &= !bad_ip;
-            let ts = p.ts_ns[i];
-            let zts = zeek_time(ts);
-            let carrier = p.tunnel_depth[i] > 0 && p.out_proto[i] == 17;
-            if !used && !carrier {
+            // Zeek validating checksums also drops an IPv4 header whose total length is 0
+            // (TSO), whatever ignore_checksums_nets says (§1).
+            used &= !bad_ip && !(drop && p.ip_len_zero[i]);
+            if !used {
                 self.count_skipped(p, i, bad_ip);
                 self.packets_skipped += 1;
                 continue;
             }
+            let ts = p.ts_ns[i];
+            let zts = zeek_time(ts);
+            // Timers run before every packet, also one of the same time (a delay of 0 is due
+            // before the next packet), at the clock's time.
+            let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
             if zts > self.now {
                 self.now = zts;
-                if self
-                    .timers
-                    .heap
-                    .peek()
-                    .is_some_and(|Reverse(t)| t.deadline <= zts)
-                {
+                if due(&self.timers) {
                     self.run_timers(zts);
                 }
+            } else if due(&self.timers) {
+                self.run_timers(self.now);
             }
             let mut encap: Option<(u8, Uid)> = None;
-            if p.tunnel_depth[i] > 0 {
-                let o_s = p.addr(p.out_src, i);
-                let o_d = p.addr(p.out_dst, i);
-                if carrier {
-                    // The outer UDP flow counts every packet it carries, whatever is inside
-                    // (a Teredo bubble, IGMP in VXLAN): the carrier saw it on the wire.
-                    let v4 = o_s[..12] == V4_PREFIX;
-                    let hdr: i64 = if v4 { 20 } else { 40 };
-                    let out_len = p.out_ip_len[i];
-                    let slot = self.udp(
-                        o_s,
-                        p.out_sport[i],
-                        o_d,
-                        p.out_dport[i],
+            if depth > 0 {
+                // The outermost carrier, then (two or more tunnels deep) the innermost one:
+                // each UDP carrier is a connection of its own, and the inner packet's parent
+                // is the innermost (Zeek's EncapsulationStack::Last, §12).
+                let (outer, _) = self.carrier(
+                    (p.addr(p.out_src, i), p.out_sport[i]),
+                    (p.addr(p.out_dst, i), p.out_dport[i]),
+                    p.out_proto[i],
+                    p.out_ip_len[i],
+                    p.tunnel[i],
+                    ts,
+                    zts,
+                    p.frame[i],
+                );
+                encap = Some(outer);
+                if depth > 1 {
+                    let (inner, carrier) = self.carrier(
+                        (p.addr(p.car_src, i), p.car_sport[i]),
+                        (p.addr(p.car_dst, i), p.car_dport[i]),
+                        p.car_proto[i],
+                        p.car_ip_len[i],
+                        p.tunnel[i],
                         ts,
                         zts,
                         p.frame[i],
-                        i64::from(out_len) - hdr - 8,
-                        out_len,
-                        false,
-                        None,
-                        if v4 { 4 } else { 6 },
                     );
-                    encap = self
-                        .slots
-                        .get(slot as usize)
-                        .and_then(|s| s.as_ref())
-                        .map(|e| (1, e.ident().uid));
-                } else {
-                    encap = Some((
-                        2,
-                        ids::tunnel_uid(&mut self.scratch, &o_s, &o_d, p.tunnel[i]),
-                    ));
+                    if let Some(slot) = carrier {
+                        self.encapsulation(slot, encap);
+                    }
+                    encap = Some(inner);
                 }
             }
-            if !used {
+            if !matches!(l4, 6 | 17 | 1 | 58) {
+                // Nothing to track inside: counted on its carriers only.
                 self.packets_tracked += 1;
                 continue;
             }
@@ -1046,7 +1073,7 @@ impl Tracker {
                     zts,
                     p.frame[i],
                     i64::from(p.udp_len[i]) - 8,
-                    p.ip_len[i],
+                    p.counted_ip_len(i),
                     bad,
                     vlan,
                     version,
@@ -1068,6 +1095,51 @@ impl Tracker {
         Ok(())
     }
 
+    /// Counts a tunnel carrier: a UDP one is a connection of its own, an IP one (GRE,
+    /// IP-in-IP) only a tunnel record, as in Zeek. Returns the encapsulation it makes for what
+    /// it carries, and the carrier's slot if it is a connection.
+    #[allow(clippy::too_many_arguments)]
+    fn carrier(
+        &mut self,
+        src: ([u8; 16], u16),
+        dst: ([u8; 16], u16),
+        proto: u8,
+        ip_len: u32,
+        kinds: u32,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+    ) -> ((u8, Uid), Option<u32>) {
+        if proto != 17 {
+            return (
+                (2, ids::tunnel_uid(&mut self.scratch, &src.0, &dst.0, kinds)),
+                None,
+            );
+        }
+        let v4 = src.0[..12] == V4_PREFIX;
+        let hdr: i64 = if v4 { 20 } else { 40 };
+        let slot = self.udp(
+            src.0,
+            src.1,
+            dst.0,
+            dst.1,
+            ts,
+            zts,
+            frame,
+            i64::from(ip_len) - hdr - 8,
+            ip_len,
+            false,
+            None,
+            if v4 { 4 } else { 6 },
+        );
+        let uid = self
+            .slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map_or([0; 17], |e| e.ident().uid);
+        ((1, uid), Some(slot))
+    }
+
     fn ignored(&self, src: &[u8; 16]) -> bool {
         self.config
             .ignore_checksum_nets
@@ -1085,6 +1157,8 @@ impl Tracker {
             nc.malformed[usize::from(p.malformed[i])] += 1;
         } else if p.ip_version[i] == 0 {
             nc.not_ip += 1;
+        } else if self.config.drop_bad_checksums && p.ip_len_zero[i] {
+            nc.ip_len_zero += 1;
         } else if bad_ip {
             nc.bad_ip_checksum += 1;
         } else {
@@ -1116,7 +1190,7 @@ impl Tracker {
             ack: p.ack[i],
             payload: i64::from(p.payload[i]),
             win: p.win[i],
-            ip_len: p.ip_len[i],
+            ip_len: p.counted_ip_len(i),
             captured: !p.truncated[i],
             csum_bad: bad,
         };
@@ -1142,13 +1216,12 @@ impl Tracker {
             Some(slot) => slot,
             None => {
                 let c = Common::new(6, src, sport, dst, dport, seg.ts, zts, seg.frame, 0);
-                let conn = TcpConn::new(
-                    c,
-                    &seg,
-                    self.config.report_gaps_for_partial,
-                    self.config.timeouts.tcp_handshake_inactivity,
-                );
+                let conn = TcpConn::new(c, &seg, self.config.report_gaps_for_partial);
                 let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version);
+                let (mut t, entry) = self.ctx(slot);
+                if let Entry::Tcp(conn) = entry {
+                    conn.arm(&mut t);
+                }
                 // Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
                 let mut flip = false;
                 if (flags & SYN == 0 || flags & ACK != 0) && self.likely(6, sport) {
@@ -1231,11 +1304,13 @@ impl Tracker {
                     if flip {
                         flow.flip();
                     }
-                    t.add(
-                        &flow.c,
-                        zts.saturating_add(inactivity),
-                        TimerKind::Inactivity,
-                    );
+                    if inactivity != 0 {
+                        t.add(
+                            &flow.c,
+                            zts.saturating_add(inactivity),
+                            TimerKind::Inactivity,
+                        );
+                    }
                     let resp = 1 - usize::from(flow.c.orig);
                     if dns_timeout && DNS_PORTS.contains(&flow.c.port[resp]) {
                         flow.dns = true;
@@ -1286,11 +1361,17 @@ impl Tracker {
                 let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
                 let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
                 let (mut t, entry) = self.ctx(slot);
-                t.add(
-                    entry.ident(),
-                    zts.saturating_add(inactivity),
-                    TimerKind::Inactivity,
-                );
+                if inactivity != 0 {
+                    t.add(
+                        entry.ident(),
+                        zts.saturating_add(inactivity),
+                        TimerKind::Inactivity,
+                    );
+                }
+                if let Entry::Flow(flow) = entry {
+                    // Its type is orig's port; Zeek's resp_p cannot say the code.
+                    flow.icmp_code = p.icmp_code[i];
+                }
                 slot
             }
         };
@@ -1305,7 +1386,7 @@ impl Tracker {
                 zts,
                 frame,
                 i64::from(p.payload[i]),
-                p.ip_len[i],
+                p.counted_ip_len(i),
                 bad,
                 check,
                 !p.truncated[i],
@@ -1430,9 +1511,9 @@ mod size_tests {
             std::mem::size_of::<Timer>(),
         );
         assert!(std::mem::size_of::<Option<Entry>>() <= 16);
-        assert!(std::mem::size_of::<SynOnly>() <= 136);
-        assert!(std::mem::size_of::<Flow>() <= 256);
-        assert!(std::mem::size_of::<TcpConn>() <= 784);
+        assert!(std::mem::size_of::<SynOnly>() <= 144);
+        assert!(std::mem::size_of::<Flow>() <= 264);
+        assert!(std::mem::size_of::<TcpConn>() <= 792);
         assert!(std::mem::size_of::<Timer>() <= 24);
     }
 }
@@ -1535,6 +1616,7 @@ mod tracker_tests {
                 dst: &self.dst,
                 proto: &self.proto,
                 ip_len: &self.ip_len,
+                ip_len_zero: &self.flags_b,
                 frag: &self.frag,
                 l4: &self.proto,
                 sport: &self.sport,
@@ -1567,6 +1649,12 @@ mod tracker_tests {
                 out_sport: &self.u16_zero,
                 out_dport: &self.u16_zero,
                 out_ip_len: &self.u32_zero,
+                car_src: &self.addr_zero,
+                car_dst: &self.addr_zero,
+                car_proto: &self.u8_zero,
+                car_sport: &self.u16_zero,
+                car_dport: &self.u16_zero,
+                car_ip_len: &self.u32_zero,
                 truncated: &self.flags_b,
                 ip_csum: &self.u8_zero,
                 l4_csum: &self.u8_zero,

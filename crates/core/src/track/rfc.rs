@@ -6,6 +6,7 @@
 //! its destination. One table (`next_state`, a `match` over (state, event)) gives the next
 //! state; pairs not in it leave the state as it is.
 
+use super::columns::Sockets;
 use super::tcp::{Segment, ACK, FIN, RST, SYN};
 use super::zeek::seq_delta;
 use super::{SynOptions, TimerCtx};
@@ -236,7 +237,14 @@ impl Observer {
         }
     }
 
-    fn transition(&mut self, s: &Segment, h: usize, orig: u8, event: Event, t: &mut TimerCtx) {
+    fn transition(
+        &mut self,
+        s: &Segment,
+        h: usize,
+        at: Sockets<'_>,
+        event: Event,
+        t: &mut TimerCtx,
+    ) {
         let old = self.hosts[h].rfc;
         let Some(new) = next_state(old, event) else {
             return;
@@ -244,7 +252,7 @@ impl Observer {
         if new == old {
             return;
         }
-        t.transition(s, h as u8, orig, event, old, new);
+        t.transition(s, h as u8, at.orig, event, old, new, at);
         self.hosts[h].rfc = new;
     }
 
@@ -252,7 +260,7 @@ impl Observer {
         &mut self,
         s: &Segment,
         h: usize,
-        orig: u8,
+        at: Sockets<'_>,
         opts: &SynOptions,
         t: &mut TimerCtx,
     ) {
@@ -273,8 +281,8 @@ impl Observer {
                 }
                 self.hosts[h].isn = Some(s.seq);
                 self.hosts[h].wscale = opts.wscale();
-                self.transition(s, h, orig, Event::SndSynAck, t);
-                self.transition(s, p, orig, Event::RcvSynAck, t);
+                self.transition(s, h, at, Event::SndSynAck, t);
+                self.transition(s, p, at, Event::RcvSynAck, t);
             } else {
                 self.completeness |= 1;
                 if !self.saw_syn {
@@ -290,8 +298,8 @@ impl Observer {
                 }
                 self.hosts[h].isn = Some(s.seq);
                 self.hosts[h].wscale = opts.wscale();
-                self.transition(s, h, orig, Event::SndSyn, t);
-                self.transition(s, p, orig, Event::RcvSyn, t);
+                self.transition(s, h, at, Event::SndSyn, t);
+                self.transition(s, p, at, Event::RcvSyn, t);
             }
         }
         if flags & ACK != 0 {
@@ -305,7 +313,7 @@ impl Observer {
                     self.hs.ack_ns = Some(s.ts);
                 }
                 self.completeness |= 4;
-                self.transition(s, p, orig, Event::RcvAckOfSyn, t);
+                self.transition(s, p, at, Event::RcvAckOfSyn, t);
             } else if self.saw_syn_ack && flags & SYN == 0 {
                 self.completeness |= 4;
             }
@@ -313,7 +321,7 @@ impl Observer {
                 .fin_abs
                 .is_some_and(|fin| seq_delta(s.ack, fin) >= 1)
             {
-                self.transition(s, p, orig, Event::RcvAckOfFin, t);
+                self.transition(s, p, at, Event::RcvAckOfFin, t);
             }
         }
         if s.payload > 0 && flags & RST == 0 {
@@ -338,14 +346,14 @@ impl Observer {
             } else {
                 Event::SndFin
             };
-            self.transition(s, h, orig, ev, t);
-            self.transition(s, p, orig, Event::RcvFin, t);
+            self.transition(s, h, at, ev, t);
+            self.transition(s, p, at, Event::RcvFin, t);
         }
         if flags & RST != 0 {
             self.completeness |= 32;
             self.saw_rst = true;
-            self.transition(s, h, orig, Event::SndRst, t);
-            self.transition(s, p, orig, Event::RcvRst, t);
+            self.transition(s, h, at, Event::SndRst, t);
+            self.transition(s, p, at, Event::RcvRst, t);
         }
     }
 

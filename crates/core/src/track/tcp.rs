@@ -59,14 +59,9 @@ pub struct TcpConn {
 }
 
 impl TcpConn {
-    pub fn new(
-        c: Common,
-        first: &Segment,
-        gaps_for_partial: bool,
-        handshake_inactivity: i64,
-    ) -> Self {
+    pub fn new(c: Common, first: &Segment, gaps_for_partial: bool) -> Self {
         let obs = Observer::new(first.flags);
-        let mut conn = TcpConn {
+        TcpConn {
             c,
             ep: [ZEndpoint::default(), ZEndpoint::default()],
             obs,
@@ -77,11 +72,21 @@ impl TcpConn {
             is_active: true,
             timers_cancelled: false,
             gaps_for_partial,
-        };
-        // The Python reference arms its first inactivity and SYN timers before the connection
-        // has a serial number, so they never fire; only the timeout value is kept.
-        conn.c.inactivity = handshake_inactivity;
-        conn
+        }
+    }
+
+    /// The timers of a new connection, once the table has numbered it. Zeek gives a new TCP
+    /// connection the UDP inactivity timeout until its handshake is over
+    /// (TCPAnalyzer::MakeSessionAdapter, then TCP_Endpoint::SetState), and checks it first
+    /// tcp_SYN_timeout after its creation.
+    pub fn arm(&mut self, t: &mut TimerCtx) {
+        self.set_inactivity(t.timeouts.udp_inactivity, t);
+        let start = self.c.start_zts();
+        t.add(
+            &self.c,
+            start.saturating_add(t.timeouts.tcp_syn_timeout),
+            TimerKind::Expire,
+        );
     }
 
     fn is_orig(&self, h: usize) -> bool {
@@ -95,11 +100,13 @@ impl TcpConn {
             return;
         }
         self.c.inactivity = timeout;
-        t.add(
-            &self.c,
-            self.c.last_zts.saturating_add(timeout),
-            TimerKind::Inactivity,
-        );
+        if timeout != 0 {
+            t.add(
+                &self.c,
+                self.c.last_zts.saturating_add(timeout),
+                TimerKind::Inactivity,
+            );
+        }
     }
 
     fn set_state(&mut self, h: usize, state: ZState, t: &mut TimerCtx) {
@@ -141,6 +148,9 @@ impl TcpConn {
         let to = t.timeouts;
         match kind {
             TimerKind::Inactivity => {
+                if self.c.inactivity == 0 {
+                    return None;
+                }
                 let deadline = self.c.last_zts.saturating_add(self.c.inactivity);
                 if deadline <= now {
                     return Some(Cause::Idle);
@@ -183,6 +193,19 @@ impl TcpConn {
                 );
             }
             TimerKind::Close | TimerKind::Reset => return Some(Cause::Closed),
+            TimerKind::PartialClose => {
+                // Zeek's PartialCloseTimer: both heard from, not both closed, no RST.
+                let (od, rd) = (self.ep[o].did_close, self.ep[1 - o].did_close);
+                if self.is_active
+                    && os != ZState::Inactive
+                    && rs != ZState::Inactive
+                    && !(od && rd)
+                    && os != ZState::Reset
+                    && rs != ZState::Reset
+                {
+                    return Some(Cause::Idle);
+                }
+            }
             TimerKind::Dns => {}
         }
         None
@@ -271,8 +294,12 @@ impl TcpConn {
         }
         self.c.last_ts = s.ts;
         self.c.last_frame = s.frame;
-        let orig = self.c.orig;
-        self.obs.observe(s, h, orig, opts, t);
+        let at = super::columns::Sockets {
+            addr: &self.c.id.addr,
+            port: &self.c.id.port,
+            orig: self.c.orig,
+        };
+        self.obs.observe(s, h, at, opts, t);
         self.zeek(s, h, t);
         self.c.pkts[h] += 1;
         self.c.ip_bytes[h] += u64::from(s.ip_len);
@@ -432,11 +459,13 @@ impl TcpConn {
                 if is_syn {
                     if self.is_orig(h) {
                         self.set_state(h, if is_ack { SynAckSent } else { SynSent }, t);
-                        self.timer_guarded(
-                            s.zts.saturating_add(t.timeouts.tcp_attempt),
-                            TimerKind::Attempt,
-                            t,
-                        );
+                        if t.timeouts.tcp_attempt != 0 {
+                            self.timer_guarded(
+                                s.zts.saturating_add(t.timeouts.tcp_attempt),
+                                TimerKind::Attempt,
+                                t,
+                            );
+                        }
                     } else {
                         if !is_ack && self.ep[p].state == SynAckSent && base == self.ep[h].start_seq
                         {
@@ -558,6 +587,13 @@ impl TcpConn {
             self.timer_guarded(
                 self.c.last_zts.saturating_add(t.timeouts.tcp_session_timer),
                 TimerKind::Expire,
+                t,
+            );
+        } else if let Some(delay) = t.timeouts.tcp_partial_close {
+            // The first packet heard from this side is its FIN.
+            self.timer_guarded(
+                self.c.last_zts.saturating_add(delay),
+                TimerKind::PartialClose,
                 t,
             );
         }
