@@ -27,10 +27,19 @@ import numpy as np
 from portlens.decode import Decoder
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
+from portlens.sources import linktypes
 from portlens.sources.frames import FrameBatch
 from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
 from portlens.sources.spool import Spool, SpoolError
 from portlens.sources.writer import PcapngWriter, PcapWriter
+
+DLT_NAMES = {
+    linktypes.ETHERNET: "EN10MB (Ethernet)",
+    linktypes.LINUX_SLL: "LINUX_SLL (Linux cooked v1)",
+    linktypes.LINUX_SLL2: "LINUX_SLL2 (Linux cooked v2)",
+    linktypes.RAW: "RAW (Raw IP)",
+}
+"""libpcap's DLT name and description, as tcpdump's "listening on" line shows them."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,13 @@ class LiveSession:
             self.counters.stopped_by = reason
         self.capture.stop()
 
+    def readiness_line(self) -> str:
+        """tcpdump's "listening on" line, printed once the socket is open, filtered and read:
+        from then on every packet is captured (scripts and tests wait for it, not a sleep)."""
+        kind = DLT_NAMES.get(self.capture.linktype) or linktypes.name(self.capture.linktype)
+        return (f"listening on {self.options.interface}, link-type {kind}, "
+                f"snapshot length {self.options.snaplen} bytes")
+
     def kernel_stats(self) -> CaptureStats:
         return self.capture.stats()
 
@@ -148,6 +164,7 @@ class LiveSession:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, 0.001))
         drainer.start()
+        print(self.readiness_line(), file=sys.stderr, flush=True)
         try:
             while not self._abort:
                 if deadline is not None and time.monotonic() >= deadline:
