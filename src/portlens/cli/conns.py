@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from portlens.cli.args import tracking_parser
+from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.cli.common import (
     EXIT_OK,
     each_connection,
@@ -23,6 +24,8 @@ EPILOG_CONNS = """examples:
   portlens conns --format zeek a.pcap > conn.log Zeek's conn.log (zeek-cut reads it)
   portlens conns --json --state REJ a.pcap       refused connections as JSON lines
   portlens conns --checksums drop a.pcap         like Zeek without -C
+  portlens conns --uid CNtLJebA4PlGyo1HBf a.pcap one connection (a uid's start works too)
+  portlens conns -tttt --utc a.pcap              start times with the date, in UTC
 """
 
 
@@ -49,6 +52,10 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
     p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
                    help="only this protocol (repeatable)")
+    p.add_argument("--uid", action="append", metavar="UID",
+                   help="only the connection with this uid, or the uids starting so "
+                        "(repeatable)")
+    time_args(p)
     p.set_defaults(func=cmd_conns)
 
 
@@ -56,6 +63,7 @@ def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = tracking_parser(sub, "events", "the stream of TCP state transitions (conntrack -E style)",
                         EPILOG_EVENTS)
     p.add_argument("--json", action="store_true", help="JSON lines")
+    time_args(p)
     p.set_defaults(func=cmd_events)
 
 
@@ -64,6 +72,7 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
     hosts = set(args.host or ())
     states = {s.upper() for s in (args.state or ())}
     protos = set(args.proto or ())
+    uids = tuple(args.uid or ())
 
     def keep(c: object) -> bool:
         from portlens.track.model import Connection
@@ -74,6 +83,8 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
         if hosts and c.orig_h not in hosts and c.resp_h not in hosts:
             return False
         if states and c.conn_state not in states:
+            return False
+        if uids and not c.uid.startswith(uids):
             return False
         return not (protos and c.proto not in protos)
 
@@ -107,6 +118,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
         else:
             table.append(c)
 
+    times = clock(args)
     try:
         status = each_connection(args, emit)
     finally:
@@ -115,10 +127,14 @@ def cmd_conns(args: argparse.Namespace) -> int:
         if args.format == "table" and table:
             from portlens.report.tables import print_fitting
 
-            print_fitting(report.TABLE_COLUMNS, report.table_rows(
-                sorted(table, key=lambda c: c.ts_ns)), drop_order=report.DROP_ORDER)
+            table.sort(key=lambda c: c.ts_ns)
+            columns = report.table_columns(times)
+            print_fitting(columns, report.table_rows(table, columns, times),
+                          drop_order=report.DROP_ORDER)
             noun = "connection" if len(table) == 1 else "connections"
-            stderr_console().print(f"{len(table)} {noun}", style="dim")
+            zone = times.zone_label(table[0].ts_ns)
+            stderr_console().print(f"{len(table)} {noun}" + (f"; start {zone}" if zone else ""),
+                                   style="dim", highlight=False)
         out.flush()
     return exit_status(status, found)
 
@@ -132,6 +148,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     config = tracker_config(args)
     out: TextIO = sys.stdout
     count = 0
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def on_transition(t: Transition) -> None:
         nonlocal count
@@ -139,7 +157,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         if args.json:
             out.write(report.json_line(report.transition_record(t)) + "\n")
         else:
-            out.write(report.event_line(t) + "\n")
+            zone_note(t.ts_ns)
+            out.write(report.event_line(t, times) + "\n")
 
     status = [EXIT_OK]
     tracker = Tracker(config, on_transition=on_transition)

@@ -10,10 +10,12 @@ from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args
 from portlens.cli.common import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, error, source_batches
+from portlens.cli.times import ZoneNote, clock, time_args
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
   portlens packets -c 20 --json a.pcapng       the first 20 frames as JSON lines
+  portlens packets -tttt --utc a.pcap          date and time in UTC, as tcpdump -tttt
   portlens packets --stats big.pcap.gz         what the file holds (capinfos + protocol mix)
 """
 
@@ -29,6 +31,7 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
     filter_arg(p)
+    time_args(p)
     live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
 
@@ -44,6 +47,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
     stats = CaptureStats()
     status = EXIT_OK
     remaining = args.count if args.count is not None else -1
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
         if args.stats:
@@ -52,7 +57,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
         else:
-            out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+            if len(batch):
+                zone_note(int(batch.ts_ns[0]))
+            out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
         out.flush()
 
     if args.interface:  # live: the session applies -f and -c

@@ -1,5 +1,8 @@
 """`portlens ladder`: one connection as a sequence diagram in the terminal.
 
+  CpxJd3lFxxbmBdYU3d  tcp 192.0.2.10:49152 -> 198.51.100.20:80 (http)
+  started 2023-11-15 23:13:20.000000 EST (UTC-05:00); times are seconds since then
+
       time   frame  client 192.0.2.10:49152                          server 198.51.100.20:80
                     CLOSED                                                            LISTEN
   0.000000       1  |-- [SYN] seq=0 len=0 ------------------------------------------------>|
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from portlens.analysis.ladder import Ladder, Step
+from portlens.report.clock import Clock
 from portlens.report.conns import endpoint_text
 
 WIDTH = 72
@@ -98,11 +102,16 @@ def verdict(ladder: Ladder) -> str:
     return f"verdict: {c.conn_state}: {words}" if words else f"verdict: {c.conn_state}"
 
 
-def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH) -> list[str]:
+def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH,
+           clock: Clock | None = None) -> list[str]:
+    """The diagram's lines; ``clock`` names the first packet's moment in the header (local
+    time, or UTC with Clock(utc=True), the default), from which the time column counts."""
     c = ladder.conn
     client, server = endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
     service = f" ({c.service})" if c.service else ""
-    lines = [f"{c.uid}  {c.proto} {client} -> {server}{service}", ""]
+    started = (clock or Clock(utc=True)).stamp(c.ts_ns)
+    lines = [f"{c.uid}  {c.proto} {client} -> {server}{service}",
+             f"started {started}; times are seconds since then", ""]
     left, right = f"client {client}", f"server {server}"
     lines.append((_prefix("time", "frame") + left + " " * max(1, width - len(left) - len(right))
                   + right).rstrip())
@@ -137,5 +146,5 @@ def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH) -> list[st
     return lines
 
 
-def text(ladder: Ladder, *, full: bool = False) -> str:
-    return "\n".join(render(ladder, full=full)) + "\n"
+def text(ladder: Ladder, *, full: bool = False, clock: Clock | None = None) -> str:
+    return "\n".join(render(ladder, full=full, clock=clock)) + "\n"

@@ -21,6 +21,7 @@ from portlens.decode.packets import (
     addr_text,
 )
 from portlens.decode.tunnels import tunnel_layers
+from portlens.report.clock import Clock
 from portlens.services import proto_name
 
 TCP_FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x20, "U"),
@@ -127,10 +128,8 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def time_text(ts_ns: int) -> str:
-    """UTC wall-clock time like tcpdump's default, with nanoseconds when the capture has them."""
-    seconds, ns = divmod(ts_ns, 10**9)
-    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
-    return f"{clock}.{ns // 1000:06d}" if ns % 1000 == 0 else f"{clock}.{ns:09d}"
+    """UTC time of day like tcpdump's default, with nanoseconds when the capture has them."""
+    return Clock(utc=True).text(ts_ns)
 
 
 def _endpoint(raw: bytes, version: int, port: int | None) -> str:
@@ -140,20 +139,23 @@ def _endpoint(raw: bytes, version: int, port: int | None) -> str:
     return f"[{text}]:{port}" if version == 6 else f"{text}:{port}"
 
 
-def line(row: dict[str, Any]) -> str:
-    """One frame in the spirit of ``tcpdump -nn -q``."""
-    parts = [time_text(row["ts_ns"])]
+def line(row: dict[str, Any], clock: Clock | None = None) -> str:
+    """One frame in the spirit of ``tcpdump -nn -q``, its time as ``clock`` says (tcpdump's
+    -t styles; UTC time of day without one)."""
+    when = (clock or Clock(utc=True)).text(row["ts_ns"])
+    parts = [when] if when else []
     version = row["ip_version"]
     l4 = row["l4"]
     if version:
         has_ports = l4 in (6, 17) or (row["frag"] == FRAG_PART and (row["sport"] or row["dport"]))
         sport = row["sport"] if has_ports else None
         dport = row["dport"] if has_ports else None
+        ip_at = len(parts)
         parts.append("IP" if version == 4 else "IP6")
         parts.append(f"{_endpoint(row['src_raw'], version, sport)} > "
                      f"{_endpoint(row['dst_raw'], version, dport)}:")
         if row["tunnel_depth"]:
-            parts.insert(1, "[" + "/".join(tunnel_layers(row["tunnel"], row["tunnel_depth"]))
+            parts.insert(ip_at, "[" + "/".join(tunnel_layers(row["tunnel"], row["tunnel_depth"]))
                          + "]")
         if l4 == 6:
             parts.append(f"tcp [{tcp_flag_text(row['tcp_flags'])}] seq {row['seq']}")

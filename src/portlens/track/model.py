@@ -45,6 +45,10 @@ class Transition:
     new: TcpState
     segment: Segment
     uid: str = ""
+    conn_id: tuple[str, int, str, int] | None = None
+    """Zeek's id (orig_h, orig_p, resp_h, resp_p) when the transition happened, set on the
+    transitions streamed to ``on_transition`` (`portlens events` prints it as conntrack -E
+    does); None on those kept in a Connection, which has the id itself."""
 
 
 class Outcome(Named):

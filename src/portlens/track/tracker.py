@@ -479,10 +479,11 @@ class Tracker:
         if self.user_on_transition is None:
             return
         endpoint = Endpoint.ORIG if host is conn.orig else Endpoint.RESP
+        o, r = conn.orig, conn.resp
         self.user_on_transition(Transition(
             seg.ts, seg.frame, endpoint, event, old, new,
             TransitionSegment(seg.flags, seg.seq, seg.ack, seg.payload),
-            conn.uid))
+            conn.uid, (_addr(o.addr), o.port, _addr(r.addr), r.port)))
 
     # --- ending ------------------------------------------------------------------------------
 
