@@ -71,6 +71,9 @@ class LiveCounters:
     """What the session has seen so far, for the live view and the final line."""
 
     started: float = 0.0
+    """time.monotonic() at the start (for rates)."""
+    started_ns: int = 0
+    """The wall clock at the start, ns since 1970 (for the live view's header)."""
     packets: int = 0
     bytes: int = 0
     received: int = 0
@@ -147,6 +150,7 @@ class LiveSession:
         opts = self.options
         counters = self.counters
         counters.started = time.monotonic()
+        counters.started_ns = time.time_ns()
         writer = self._open_writer()
         decoder = Decoder()
         spool = self.spool

@@ -265,9 +265,10 @@ class Selector:
     """Which connection `portlens ladder --conn` means: a uid or the start of one (Zeek's uids
     are 18 characters; a few usually suffice), or a 5-tuple matched in either direction.
 
-    5-tuple syntax (docs/formats.md): ``10.0.0.1:1234-10.0.0.2:80``, ``[fe80::1]:1234-[fe80::2]:80``,
-    or as tcpdump prints it, ``10.0.0.1.1234 > 10.0.0.2.80`` (IPv6: ``fe80::1.1234 > ...``);
-    an optional protocol first (``udp 10.0.0.1:53-10.0.0.2:5353``) narrows it to that protocol.
+    5-tuple syntax (docs/formats.md): ``10.0.0.1:1234-10.0.0.2:80``,
+    ``[fe80::1]:1234-[fe80::2]:80``, or as tcpdump prints it, ``10.0.0.1.1234 > 10.0.0.2.80``
+    (IPv6: ``fe80::1.1234 > ...``); an optional protocol first
+    (``udp 10.0.0.1:53-10.0.0.2:5353``) narrows it to that protocol.
     """
 
     uid_prefix: str = ""

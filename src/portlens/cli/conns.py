@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TextIO
 
 from portlens.cli.args import tracking_parser
-from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.cli.common import (
     EXIT_OK,
     each_connection,
@@ -18,6 +17,7 @@ from portlens.cli.common import (
     stderr_console,
     tracker_config,
 )
+from portlens.cli.times import ZoneNote, clock, time_args
 
 EPILOG_CONNS = """examples:
   portlens conns capture.pcap                    a table of connections

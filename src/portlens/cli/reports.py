@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from portlens.cli.args import tracking_parser
-from portlens.cli.times import time_args
 from portlens.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -17,6 +16,7 @@ from portlens.cli.common import (
     source_batches,
     tracker_config,
 )
+from portlens.cli.times import time_args
 
 EPILOG_PORTS = """examples:
   portlens ports capture.pcap                    one row per server port (also: portlens FILE)

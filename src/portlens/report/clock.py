@@ -107,12 +107,14 @@ class Clock:
             self._second_text = self._datetime(seconds).strftime(pattern)
         return f"{self._second_text}.{fraction(ns)}"
 
-    def stamp(self, ts_ns: int) -> str:
+    def stamp(self, ts_ns: int, *, whole: bool = False) -> str:
         """A moment in full (date, time and zone) whatever the style, for a header:
-        '2023-11-15 23:13:20.000000 EST'. Does not touch delta's memory."""
+        '2023-11-15 23:13:20.000000 EST (UTC-05:00)'; ``whole`` leaves out the fraction of
+        the second. Does not touch delta's memory."""
         seconds, ns = divmod(ts_ns, 10**9)
         moment = self._datetime(seconds)
-        return f"{moment.strftime('%Y-%m-%d %H:%M:%S')}.{fraction(ns)} {self._zone(moment)}"
+        part = "" if whole else f".{fraction(ns)}"
+        return f"{moment.strftime('%Y-%m-%d %H:%M:%S')}{part} {self._zone(moment)}"
 
     def _zone(self, moment: dt.datetime) -> str:
         if self.utc:

@@ -38,11 +38,16 @@ class Rates:
     """Of the backlog, what waits on disk."""
     behind_s: float = 0.0
     """How far the analysis (and so this view) lags the capture."""
+    started: str = ""
+    """When the capture started, with its zone (Clock.stamp): '2026-12-02 11:52:03.120000
+    UTC'."""
 
 
 def header(r: Rates) -> Text:
     line = Text()
     line.append(f"portlens sniff -i {r.interface}", style="bold")
+    if r.started:
+        line.append(f"   since {r.started}")
     line.append(f"   {r.elapsed:6.1f} s   {r.packets:,} packets   {human.size(r.bytes)}   ")
     line.append(f"{r.packets_per_s:,.0f} pkts/s   {human.size(int(r.bytes_per_s))}/s   ")
     line.append(f"kernel: {r.received:,} received, ")
