@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from portlens.analysis.icmp import message_text
 from portlens.decode.packets import (
     CSUM_BAD,
     FRAG_PART,
@@ -170,8 +171,10 @@ def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None =
             if conn.proto == "udp":
                 s.label = f"UDP len={s.length}"
             else:
-                s.label = (f"ICMP type={int(packets.icmp_type[i])} "
-                           f"code={int(packets.icmp_code[i])} len={s.length}")
+                v6 = conn.ip_version == 6
+                message = message_text(int(packets.icmp_type[i]), int(packets.icmp_code[i]),
+                                       v6=v6)
+                s.label = f"ICMP{'v6' if v6 else ''} {message} len={s.length}"
         transitions = []
     for i, s in enumerate(steps):
         if packets.l4_csum[i] == CSUM_BAD:

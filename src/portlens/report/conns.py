@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.track.model import Connection, TcpOptions, Transition
@@ -111,6 +112,8 @@ def record(c: Connection) -> dict[str, Any]:
         "end_reason": str(c.end_reason), "completeness": c.completeness,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
         "icmp_errors": [list(e) for e in c.icmp_errors],
+        "icmp_type": c.orig_p if c.proto == "icmp" else None,
+        "icmp_code": c.icmp_code if c.proto == "icmp" else None,
     }
     if c.handshake is not None:
         hs = c.handshake
@@ -155,9 +158,19 @@ def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def ends_text(c: Connection) -> tuple[str, str]:
+    """The originator's and responder's cells: address:port, or for ICMP (which has no
+    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)'."""
+    if c.proto == "icmp":
+        return c.orig_h, f"{c.resp_h} ({conn_message(c)})"
+    return endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+
+
 def _end_text(c: Connection) -> str:
     if c.icmp_errors:
-        kinds = ", ".join(f"icmp {t}/{code}" for t, code in dict.fromkeys(c.icmp_errors))
+        v6 = c.ip_version == 6
+        kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
+                          for t, code in dict.fromkeys(c.icmp_errors))
         return f"{c.end_reason} ({kinds})"
     return str(c.end_reason)
 
@@ -183,11 +196,7 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
     for c in conns:
         states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
                   if c.orig_state and c.resp_state else "")
-        if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
-            orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
-        else:
-            orig = endpoint_text(c.orig_h, c.orig_p)
-            resp = endpoint_text(c.resp_h, c.resp_p)
+        orig, resp = ends_text(c)
         cells = {
             "start": clock.text(c.ts_ns) if "start" in columns else "",
             "proto": c.proto, "originator": orig, "responder": resp,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.icmp import message_text
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import (
     CSUM_NAMES,
@@ -165,7 +166,8 @@ def line(row: dict[str, Any], clock: Clock | None = None) -> str:
         elif l4 == 17:
             parts.append(f"udp {row['payload']}")
         elif l4 in (1, 58):
-            parts.append(f"{proto_name(l4)} type {row['icmp_type']} code {row['icmp_code']}")
+            parts.append(f"{proto_name(l4)} "
+                         f"{message_text(row['icmp_type'], row['icmp_code'], v6=l4 == 58)}")
         else:
             parts.append(f"{proto_name(row['proto'])} {row['ip_len']}")
         if row["frag"] == FRAG_PART:

@@ -170,6 +170,9 @@ class Connection:
     icmp_errors: list[tuple[int, int]] = field(default_factory=list)
     """(type, code) of ICMP errors that quoted this flow: a UDP probe answered by port
     unreachable shows (3, 3) here and counts as refused."""
+    icmp_code: int | None = None
+    """ICMP flows: the code of the originator's first message, whose type is ``orig_p``
+    (Zeek's resp_p is the counterpart type for request/reply pairs, so it cannot say)."""
 
     @property
     def server_port(self) -> int:

@@ -438,6 +438,7 @@ class Tracker:
         if not isinstance(conn, Flow):
             conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
                         self.config.timeouts.icmp_inactivity)
+            conn.icmp_code = code
             self._insert(key, conn, ts, vlan, version)
             self.add_timer(conn, zts + conn.inactivity, "inactivity")
         from_orig = conn.orig == (src, oport)
@@ -522,7 +523,8 @@ class Tracker:
             ip_version=conn.ip_version, vlan=conn.vlan,
             end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
             first_frame=conn.first_frame, last_frame=conn.last_frame,
-            icmp_errors=list(conn.icmp_errors))
+            icmp_errors=list(conn.icmp_errors),
+            icmp_code=conn.icmp_code if conn.proto == "icmp" else None)
         return c
 
     def _tcp_connection(self, conn: TcpConnection, cause: str, *, transitions: bool = True
