@@ -82,4 +82,5 @@ def test_no_table_shows_icmp_as_a_port(capsys: pytest.CaptureFixture[str],
     _, out, _ = run(capsys, "ports", "--csv", SAMPLE)
     header, *rows = out.splitlines()
     assert header.startswith("proto,port,icmp_type,icmp_code,service,")
-    assert [r for r in rows if r.startswith("icmp")][0].startswith("icmp,,3,3,dest-unreachable,")
+    icmp_row = next(r for r in rows if r.startswith("icmp"))
+    assert icmp_row.startswith("icmp,,3,3,dest-unreachable,")
