@@ -84,3 +84,49 @@ def test_no_table_shows_icmp_as_a_port(capsys: pytest.CaptureFixture[str],
     assert header.startswith("proto,port,icmp_type,icmp_code,service,")
     icmp_row = next(r for r in rows if r.startswith("icmp"))
     assert icmp_row.startswith("icmp,,3,3,dest-unreachable,")
+
+
+# -- the scan summary of the ports report ---------------------------------------------------------
+
+
+@pytest.mark.corpus
+def test_a_port_scan_is_summed_up_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """ndpi-synscan: 172.16.0.8 sends 1994 SYNs to 1000 ports of 64.13.134.52 (nmap tries most
+    ports twice); 1986 get nothing back, 5 a RST, 3 (22, 53, 80) a SYN-ACK."""
+    path = str(require_corpus() / "ndpi-synscan.pcap")
+    rc, out, _ = run(capsys, "ports", "--top", "3", path)
+    assert rc == 0
+    assert out.splitlines()[-1] == ("172.16.0.8 → 64.13.134.52: 1000 ports, 1986 unanswered, "
+                                    "5 refused, 3 half-open; answered on 22, 53, 80")
+    _, out, _ = run(capsys, "ports", "--json", path)
+    scans = [json.loads(line) for line in out.splitlines() if '"type":"scan"' in line]
+    assert scans == [{
+        "type": "scan", "proto": "tcp", "orig_h": "172.16.0.8", "resp_h": "64.13.134.52",
+        "ports": 1000, "failed_ports": 997, "answered_ports": [22, 53, 80], "attempts": 1994,
+        "completed": 0, "open": 0, "refused": 5, "unanswered": 1986, "reset": 0,
+        "half_open": 3, "mid_stream": 0, "one_way": 0}]
+
+
+def test_scan_threshold_is_distinct_failed_ports() -> None:
+    """15 refused or unanswered ports of one host make a scan, 14 do not; repeats of one
+    port, answered ports and other hosts' ports do not add up."""
+    from portlens.analysis.ports import SCAN_MIN_PORTS, PortTable
+    from portlens.track.model import Connection
+
+    def attempt(port: int, state: str, history: str, resp: str = "10.0.0.2") -> Connection:
+        return Connection(uid=f"C{port}", ts_ns=port, orig_h="10.0.0.1", orig_p=40000 + port,
+                          resp_h=resp, resp_p=port, proto="tcp", conn_state=state,
+                          history=history, orig_pkts=1, resp_pkts=int(state == "REJ"))
+
+    assert SCAN_MIN_PORTS == 15
+    table = PortTable()
+    for port in range(1, 14):
+        table.add(attempt(port, "S0", "S"))
+        table.add(attempt(port, "S0", "S"))  # a retry: the same port
+    table.add(attempt(14, "REJ", "Sr"))
+    table.add(attempt(80, "SF", "ShADadFf"))
+    table.add(attempt(15, "S0", "S", resp="10.0.0.3"))
+    assert table.scans() == []
+    table.add(attempt(16, "REJ", "Sr"))
+    (scan,) = table.scans()
+    assert (len(scan.ports), len(scan.failed_ports), sorted(scan.answered_ports)) == (16, 15, [80])

@@ -247,6 +247,57 @@ class PortSummary:
         return out
 
 
+SCAN_MIN_PORTS = 15
+"""A scan: one host tried at least this many distinct TCP (or UDP) ports of another and found
+them refused or unanswered. Zeek's policy/misc/scan.zeek uses the same figure
+(Scan::port_scan_threshold, failed attempts to distinct ports of one host); portlens counts over
+the whole capture instead of Zeek's 5-minute window. Ordinary clients stay far below it: a
+browser opens one or two ports of a server, FTP's passive mode one per transfer, and those
+succeed."""
+FAILED = frozenset({"unanswered", "refused"})
+NOT_ANSWERED = frozenset({"unanswered", "refused", "mid_stream"})
+
+
+@dataclass
+class Probe:
+    """What one host tried on another over one protocol: the `ports` report's scan summary."""
+
+    proto: str
+    orig_h: str
+    resp_h: str
+    ports: set[int] = field(default_factory=set)
+    failed_ports: set[int] = field(default_factory=set)
+    """Ports with at least one refused or unanswered attempt."""
+    answered_ports: set[int] = field(default_factory=set)
+    """Ports that answered (completed, open, half-open or reset after answering)."""
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, c: Connection, result: str) -> None:
+        self.ports.add(c.resp_p)
+        self.outcomes[result] += 1
+        if result in FAILED:
+            self.failed_ports.add(c.resp_p)
+        elif result not in NOT_ANSWERED:
+            self.answered_ports.add(c.resp_p)
+
+    def __add__(self, other: Probe) -> Probe:
+        return Probe(self.proto, self.orig_h, self.resp_h, self.ports | other.ports,
+                     self.failed_ports | other.failed_ports,
+                     self.answered_ports | other.answered_ports, self.outcomes + other.outcomes)
+
+    @property
+    def is_scan(self) -> bool:
+        return len(self.failed_ports) >= SCAN_MIN_PORTS
+
+    def record(self) -> dict[str, Any]:
+        """Exact values (docs/formats.md, "ports": the scan objects)."""
+        return {"proto": self.proto, "orig_h": self.orig_h, "resp_h": self.resp_h,
+                "ports": len(self.ports), "failed_ports": len(self.failed_ports),
+                "answered_ports": sorted(self.answered_ports),
+                "attempts": sum(self.outcomes.values()),
+                **{name: self.outcomes.get(name, 0) for name in OUTCOMES}}
+
+
 SORT_KEYS = ("conns", "bytes", "packets", "port")
 
 
@@ -264,6 +315,8 @@ class PortTable:
         self.total = PortSummary("all", -1)
         self.not_counted: Counter[str] = Counter()
         """Frames in no connection, by why (the tracker's count): the report's footer."""
+        self.probes: dict[tuple[str, str, str], Probe] = {}
+        """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other."""
 
     def _row(self, proto: str, port: int, code: int | None = None) -> PortSummary:
         key = (proto, port, -1 if code is None else code)
@@ -278,6 +331,11 @@ class PortTable:
             self._row(proto, c.orig_p, c.icmp_code).add(c)
         else:
             self._row(c.proto, c.resp_p).add(c)
+            key = (c.proto, c.orig_h, c.resp_h)
+            probe = self.probes.get(key)
+            if probe is None:
+                probe = self.probes[key] = Probe(*key)
+            probe.add(c, outcome(c))
         if self.all_ports and c.proto in ("tcp", "udp") and c.orig_p != c.resp_p:
             self._row(c.proto, c.orig_p).add(c, client_side=True)
         self.total.add(c)
@@ -295,7 +353,17 @@ class PortTable:
                 a if a is not None else b)  # type: ignore[assignment]
         out.total = self.total + other.total
         out.not_counted = self.not_counted + other.not_counted
+        for pair in self.probes.keys() | other.probes.keys():
+            p, q = self.probes.get(pair), other.probes.get(pair)
+            out.probes[pair] = p + q if p is not None and q is not None else (
+                p if p is not None else q)  # type: ignore[assignment]
         return out
+
+    def scans(self) -> list[Probe]:
+        """Host pairs where one probed many ports of the other (SCAN_MIN_PORTS), most ports
+        first."""
+        found = [p for p in self.probes.values() if p.is_scan]
+        return sorted(found, key=lambda p: (-len(p.ports), p.proto, p.orig_h, p.resp_h))
 
     def __len__(self) -> int:
         return len(self.rows)
