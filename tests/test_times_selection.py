@@ -197,3 +197,14 @@ def test_ladder_ambiguous_or_unknown_or_malformed_is_one_line(
                                       "or a 5-tuple such as 10.0.0.1:1234-10.0.0.2:80")
     rc, out, err = run(capsys, "ladder", SAMPLE, "--conn", "10.0.0.1:99999-10.0.0.2:80")
     assert (rc, err) == (2, "portlens: '10.0.0.1:99999' is not ADDRESS:PORT\n")
+
+
+def test_stats_name_first_and_last_frame_in_the_zone(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], zone: None) -> None:
+    set_zone(monkeypatch, "Asia/Tokyo")
+    monkeypatch.setenv("COLUMNS", "120")
+    _, out, _ = run(capsys, "packets", "--stats", SESSION)
+    assert "2023-11-16 13:13:20.000000 JST (UTC+09:00)" in out
+    assert "2023-11-16 13:13:20.092250 JST (UTC+09:00)" in out
+    _, out, _ = run(capsys, "packets", "--stats", "--utc", SESSION)
+    assert "2023-11-16 04:13:20.092250 UTC" in out

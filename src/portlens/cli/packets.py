@@ -11,6 +11,7 @@ from typing import TextIO
 from portlens.cli.args import filter_arg, live_args
 from portlens.cli.common import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, error, source_batches
 from portlens.cli.times import ZoneNote, clock, time_args
+from portlens.report.clock import Clock
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
@@ -68,7 +69,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
             assert isinstance(batch, PacketBatch)
             show(batch)
         if args.stats:
-            _print_stats(stats, [args.interface]) if not args.json else out.write(
+            _print_stats(stats, [args.interface], times) if not args.json else out.write(
                 json.dumps(stats.to_dict()) + "\n")
         return live_status[0]
     for path in args.files:
@@ -94,14 +95,14 @@ def cmd_packets(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(stats.to_dict()) + "\n")
         else:
-            _print_stats(stats, args.files)
+            _print_stats(stats, args.files, times)
     out.flush()
     if status == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status
 
 
-def _print_stats(stats: object, files: Sequence[str]) -> None:
+def _print_stats(stats: object, files: Sequence[str], times: Clock) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -112,6 +113,6 @@ def _print_stats(stats: object, files: Sequence[str]) -> None:
     table = Table(title=", ".join(files), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
-    for what, value in stats_rows(stats):
+    for what, value in stats_rows(stats, times):
         table.add_row(what, value)
     Console().print(table)

@@ -6,7 +6,6 @@ formatting is per frame anyway; the columns needed for a row are looked up in th
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,16 +190,18 @@ def line(row: dict[str, Any], clock: Clock | None = None) -> str:
     return " ".join(parts)
 
 
-def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
-    """The summary as (what, value) rows for a two-column table."""
+def stats_rows(stats: CaptureStats, clock: Clock | None = None) -> list[tuple[str, str]]:
+    """The summary as (what, value) rows for a two-column table; first and last frame in
+    ``clock``'s zone, named (UTC without one)."""
     rows: list[tuple[str, str]] = [
         ("frames", f"{stats.frames:,}"),
         ("bytes on wire", f"{stats.wire_bytes:,}"),
         ("bytes captured", f"{stats.captured_bytes:,}"),
     ]
     if stats.first_ns is not None and stats.last_ns is not None:
-        rows.append(("first frame", _iso(stats.first_ns)))
-        rows.append(("last frame", _iso(stats.last_ns)))
+        stamp = (clock or Clock(utc=True)).stamp
+        rows.append(("first frame", stamp(stats.first_ns)))
+        rows.append(("last frame", stamp(stats.last_ns)))
         rows.append(("duration", f"{stats.duration_ns / 1e9:.6f} s"))
     rows.append(("link types", _counts(stats.linktypes)))
     rows.append(("protocols", _counts(stats.protocols)))
@@ -218,12 +219,6 @@ def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
     rows.append(("bad TCP/UDP/ICMP checksums", f"{stats.bad_l4_checksum:,}"))
     rows.append(("malformed", _counts(stats.malformed) if stats.malformed else "0"))
     return rows
-
-
-def _iso(ts_ns: int) -> str:
-    seconds, ns = divmod(ts_ns, 10**9)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{stamp}.{ns:09d} UTC"
 
 
 def _counts(counter: dict[str, int]) -> str:
