@@ -208,3 +208,14 @@ def test_stats_name_first_and_last_frame_in_the_zone(
     assert "2023-11-16 13:13:20.092250 JST (UTC+09:00)" in out
     _, out, _ = run(capsys, "packets", "--stats", "--utc", SESSION)
     assert "2023-11-16 04:13:20.092250 UTC" in out
+
+
+def test_live_header_names_the_start(monkeypatch: pytest.MonkeyPatch, zone: None) -> None:
+    from portlens.report.live import Rates, header
+
+    set_zone(monkeypatch, "Europe/Paris")
+    start = Clock().stamp(1_764_672_978_250_000_000, whole=True)
+    assert start == "2025-12-02 11:56:18 CET (UTC+01:00)"
+    rates = Rates("lo", 1.5, 10, 1000, 6.7, 667.0, 10, 0, started=start)
+    assert header(rates).plain.startswith(
+        "portlens sniff -i lo   since 2025-12-02 11:56:18 CET (UTC+01:00)      1.5 s   10 packets")
