@@ -169,10 +169,14 @@ class LiveSession:
         sys.setswitchinterval(min(switch_interval, 0.001))
         drainer.start()
         print(self.readiness_line(), file=sys.stderr, flush=True)
+        announced = False
         try:
             while not self._abort:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stop("duration")
+                if not announced and counters.stopped_by in ("SIGINT", "SIGTERM"):
+                    announced = True
+                    self._announce_backlog()
                 try:
                     frames = spool.get(timeout=0.1)
                 except queue.Empty:
@@ -230,6 +234,15 @@ class LiveSession:
             self.capture.close()
         if self._error is not None:
             raise self._error
+
+    def _announce_backlog(self) -> None:
+        """After the first Ctrl-C, say that packets still wait and how to give them up, so a
+        user (or a test) knows the second one now means something. Printed from the loop, not
+        the signal handler, where writing to stderr could re-enter a write in progress."""
+        waiting = self.spool.waiting_packets()
+        if waiting:
+            print(f"portlens: interrupted: analysing the {waiting} packets still waiting; "
+                  "Ctrl-C again gives them up", file=sys.stderr, flush=True)
 
     def _drain(self) -> None:
         """The capture thread: keep the kernel ring empty, whatever the analysis is doing."""
