@@ -332,9 +332,12 @@ def parse_selector(text: str) -> Selector:
     return Selector(uid_prefix=spec)
 
 
-def choose(selector: Selector, found: list[Connection], spec: str) -> Connection:
-    """The one connection the selector found, or SelectorError listing the candidates."""
-    if len(found) == 1:
+def choose(selector: Selector, found: list[Connection], spec: str,
+           matches: int | None = None) -> Connection:
+    """The one connection the selector found, or SelectorError listing the candidates
+    (``found`` may hold only the first few of ``matches``)."""
+    total = len(found) if matches is None else matches
+    if total == 1 and found:
         return found[0]
     if not found:
         raise SelectorError(f"no connection matches --conn {spec} (`portlens conns` lists them)")
@@ -343,9 +346,9 @@ def choose(selector: Selector, found: list[Connection], spec: str) -> Connection
 
     shown = ", ".join(f"{c.uid} ({c.proto} {end(c.orig_h, c.orig_p)}-{end(c.resp_h, c.resp_p)})"
                       for c in found[:CANDIDATES_SHOWN])
-    more = f" and {len(found) - CANDIDATES_SHOWN} more" if len(found) > CANDIDATES_SHOWN else ""
+    more = f" and {total - CANDIDATES_SHOWN} more" if total > CANDIDATES_SHOWN else ""
     hint = "a longer uid prefix" if selector.a is None else "the uid"
-    raise SelectorError(f"--conn {spec} matches {len(found)} connections: {shown}{more}; "
+    raise SelectorError(f"--conn {spec} matches {total} connections: {shown}{more}; "
                         f"give {hint}")
 
 

@@ -167,7 +167,13 @@ def cmd_sockets(args: argparse.Namespace) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from portlens.analysis.ladder import SelectorError, choose, ladder, parse_selector
+    from portlens.analysis.ladder import (
+        CANDIDATES_SHOWN,
+        SelectorError,
+        choose,
+        ladder,
+        parse_selector,
+    )
     from portlens.decode.packets import PacketBatch
     from portlens.report.clock import Clock
     from portlens.report.ladder import text
@@ -179,16 +185,20 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         error(str(exc))
         return EXIT_ERROR
     found: list[Connection] = []
+    matches = 0
 
     def sink(c: object) -> None:
+        nonlocal matches
         assert isinstance(c, Connection)
         if selector.matches(c):
-            found.append(c)
+            matches += 1
+            if len(found) <= CANDIDATES_SHOWN:  # enough to list; `--conn C` matches them all
+                found.append(c)
 
     status = each_connection(args, sink)
     config = tracker_config(args)
     try:
-        conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn)
+        conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn, matches)
     except SelectorError as exc:
         error(str(exc))
         return exit_status(status, False) if not found else EXIT_ERROR
