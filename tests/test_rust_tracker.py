@@ -293,10 +293,14 @@ GENERATED_CONFIGS = {
     # A cap far below the open flows: evictions all the time, in LRU order.
     "max-flows-50": TrackerConfig(max_flows=50),
     "vlan-key-no-transitions": TrackerConfig(vlan_in_key=True, keep_transitions=False),
-    # The timeouts the reference takes from its configuration (its TCP ones are literals).
+    # Every timeout acts, in both trackers, from the same configuration.
     "short-udp-icmp-timeouts": TrackerConfig(
         timeouts=Timeouts().with_seconds(udp_inactivity=0.5, icmp_inactivity=0.25),
         dns_timeout=False),
+    "short-tcp-timeouts": TrackerConfig(timeouts=Timeouts().with_seconds(
+        tcp_inactivity=2, tcp_attempt=0.5, tcp_close=0, tcp_reset=0.1, tcp_partial_close=3)),
+    "timeouts-off": TrackerConfig(timeouts=Timeouts().with_seconds(
+        tcp_inactivity=0, udp_inactivity=0, icmp_inactivity=0, tcp_attempt=0)),
 }
 
 
@@ -411,10 +415,11 @@ def _py_records(config: TrackerConfig, batch: PacketBatch) -> list[dict[str, Any
 @given(segs=st.lists(segment, min_size=1, max_size=40),
        isn_c=st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32 - 2000, 2**32 - 1)),
        isn_s=st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32 - 2000, 2**32 - 1)),
-       wscale=st.sampled_from((-1, 0, 7, 14, 40)), v6=st.booleans(), drop=st.booleans())
+       wscale=st.sampled_from((-1, 0, 7, 14, 40)), v6=st.booleans(), drop=st.booleans(),
+       timeouts=st.sampled_from(("default", "short-tcp-timeouts", "timeouts-off")))
 def test_rust_tracker_equals_python_on_random_conversations(
         segs: list[tuple[int, ...]], isn_c: int, isn_s: int, wscale: int, v6: bool,
-        drop: bool) -> None:
+        drop: bool, timeouts: str) -> None:
     batch = _conversation(segs, isn_c, isn_s, wscale, v6)
-    config = TrackerConfig(drop_bad_checksums=drop)
+    config = dataclasses.replace(GENERATED_CONFIGS[timeouts], drop_bad_checksums=drop)
     assert RustRun(iter([batch]), config).records == _py_records(config, batch)
