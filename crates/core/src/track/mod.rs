@@ -595,7 +595,6 @@ impl TimerCtx<'_> {
         &mut self,
         s: &Segment,
         host: u8,
-        orig: u8,
         event: Event,
         old: TcpState,
         new: TcpState,
@@ -610,7 +609,7 @@ impl TimerCtx<'_> {
                 self.serial,
                 s,
                 host,
-                host != orig,
+                host != sockets.orig,
                 event,
                 old,
                 new,
@@ -1001,7 +1000,7 @@ impl Tracker {
             let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
             // Zeek validating checksums also drops an IPv4 header whose total length is 0
             // (TSO), whatever ignore_checksums_nets says (§1).
-            used &= !bad_ip && !(drop && p.ip_len_zero[i]);
+            used &= !(bad_ip || drop && p.ip_len_zero[i]);
             if !used {
                 self.count_skipped(p, i, bad_ip);
                 self.packets_skipped += 1;

@@ -252,7 +252,7 @@ impl Observer {
         if new == old {
             return;
         }
-        t.transition(s, h as u8, at.orig, event, old, new, at);
+        t.transition(s, h as u8, event, old, new, at);
         self.hosts[h].rfc = new;
     }
 
