@@ -1,0 +1,511 @@
+//! Opening a capture file (format by content, never by name) and reading it chunk by chunk.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Cursor, ErrorKind, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::bytes::hex;
+use super::pcap::{is_pcap, PcapWalker, FILE_HEADER_LEN};
+use super::pcapng::{PcapngWalker, SHB_MAGIC};
+use super::{Columns, InterfaceInfo, Walk};
+use crate::frames::FrameBatch;
+
+pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
+pub const MIN_CHUNK_BYTES: usize = 64;
+
+/// The largest xz dictionary accepted, in KiB: xz -9 uses 64 MiB; a header asking for more is
+/// refused before the decoder allocates it.
+const XZ_MEM_LIMIT_KB: u32 = 256 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Xz,
+    Bzip2,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Bzip2 => "bzip2",
+        }
+    }
+
+    /// Leading bytes of a compressed file -> its compression.
+    fn of(lead: &[u8]) -> Option<Self> {
+        if lead.starts_with(b"\x1f\x8b") {
+            Some(Compression::Gzip)
+        } else if lead.starts_with(b"\xfd7zXZ\x00") {
+            Some(Compression::Xz)
+        } else if lead.starts_with(b"BZh") {
+            Some(Compression::Bzip2)
+        } else {
+            None
+        }
+    }
+}
+
+/// Compressions recognised only to be refused by name.
+const UNSUPPORTED: [(&[u8], &str); 2] =
+    [(b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4")];
+
+/// A capture file that cannot be read (any further), in one line: the file name, what was
+/// wrong and where, and (when reading stopped part way) how many packets were read before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError(pub String);
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Counts the bytes the stream reader pulled from the file (compressed bytes, read-ahead
+/// included), for progress.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.count.fetch_add(got as u64, Ordering::Relaxed);
+        Ok(got)
+    }
+}
+
+enum Walker {
+    Pcap(PcapWalker),
+    Pcapng(PcapngWalker),
+}
+
+impl Walker {
+    fn walk(&mut self, buf: &[u8], pos: usize, base: u64, at_end: bool, out: &mut Columns) -> Walk {
+        match self {
+            Walker::Pcap(w) => w.walk(buf, pos, base, at_end, out),
+            Walker::Pcapng(w) => w.walk(buf, pos, base, at_end, false, out),
+        }
+    }
+}
+
+enum State {
+    /// `buf[pos..]` is ready to walk.
+    Walk,
+    /// `buf` holds the carried bytes; read a chunk after them first, of at least `need`.
+    Fill(usize),
+    Fail(String),
+    Done,
+}
+
+/// An open capture file: iterate it for batches, in file order.
+///
+/// Frame numbers are 1-based and continue across batches. `bytes_read` counts bytes of the
+/// file itself (compressed bytes for a compressed file), so `bytes_read / total_bytes` is a
+/// progress fraction either way. Byte offsets in messages are positions in the uncompressed
+/// capture stream.
+pub struct CaptureReader {
+    name: String,
+    pub format: Format,
+    pub compression: Option<Compression>,
+    pub total_bytes: u64,
+    pub frames_read: u64,
+    pub bytes_read: u64,
+    chunk: usize,
+    stream: Box<dyn Read + Send>,
+    pulled: Arc<AtomicU64>,
+    uncompressed: u64,
+    error: Option<String>,
+    walker: Walker,
+    buf: Vec<u8>,
+    pos: usize,
+    base: u64,
+    eof: bool,
+    state: State,
+}
+
+impl CaptureReader {
+    /// Opens a pcap or pcapng file, plain or compressed. `name` is how messages call the file
+    /// (the caller's spelling of the path).
+    pub fn open(path: &Path, name: &str, chunk_bytes: usize) -> Result<Self, CaptureError> {
+        let cannot = |e: io::Error| CaptureError(format!("{name}: cannot open: {}", strerror(&e)));
+        let file = File::open(path).map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        if meta.is_dir() {
+            return Err(cannot(io::Error::from_raw_os_error(21)));
+        }
+        let total = if meta.is_file() { meta.len() } else { 0 };
+        Self::from_reader(Box::new(file), name, total, chunk_bytes)
+    }
+
+    /// As [`open`](Self::open), over any byte source (fuzzing, tests); `total_bytes` is its
+    /// size when known, else 0.
+    pub fn from_reader(
+        mut file: Box<dyn Read + Send>,
+        name: &str,
+        total_bytes: u64,
+        chunk_bytes: usize,
+    ) -> Result<Self, CaptureError> {
+        let mut lead = Vec::with_capacity(8);
+        if let Err(e) = read_up_to(&mut file, &mut lead, 8) {
+            return Err(CaptureError(format!(
+                "{name}: read error at byte 0: {}",
+                detail(&e)
+            )));
+        }
+        let pulled = Arc::new(AtomicU64::new(0));
+        let raw = Counted {
+            inner: Cursor::new(lead.clone()).chain(file),
+            count: Arc::clone(&pulled),
+        };
+        let compression = Compression::of(&lead);
+        let stream: Box<dyn Read + Send> = match compression {
+            None => Box::new(raw),
+            Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Some(Compression::Xz) => Box::new(lzma_rust2::XzReader::new_mem_limit(
+                raw,
+                true,
+                XZ_MEM_LIMIT_KB,
+            )),
+            Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+        };
+        let mut r = CaptureReader {
+            name: name.to_string(),
+            format: Format::Pcap,
+            compression,
+            total_bytes,
+            frames_read: 0,
+            bytes_read: 0,
+            chunk: chunk_bytes.max(MIN_CHUNK_BYTES),
+            stream,
+            pulled,
+            uncompressed: 0,
+            error: None,
+            walker: Walker::Pcapng(PcapngWalker::new()),
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
+            state: State::Walk,
+        };
+        r.start(&lead)?;
+        Ok(r)
+    }
+
+    /// Known interfaces; a pcapng file may declare more as reading goes on.
+    pub fn interfaces(&self) -> &[InterfaceInfo] {
+        match &self.walker {
+            Walker::Pcap(w) => std::slice::from_ref(&w.interface),
+            Walker::Pcapng(w) => &w.interfaces,
+        }
+    }
+
+    /// pcapng blocks skipped (neither section, interface nor packet), by block type.
+    pub fn skipped_blocks(&self) -> BTreeMap<u32, u64> {
+        match &self.walker {
+            Walker::Pcap(_) => BTreeMap::new(),
+            Walker::Pcapng(w) => w.skipped.clone(),
+        }
+    }
+
+    /// Stops reading: later calls of `next_batch` give nothing, and the file is closed.
+    pub fn close(&mut self) {
+        self.state = State::Done;
+        self.stream = Box::new(io::empty());
+        self.buf = Vec::new();
+    }
+
+    fn fail(&self, what: &str) -> CaptureError {
+        CaptureError(format!("{}: {what}", self.name))
+    }
+
+    // -- opening ---------------------------------------------------------------------------------
+
+    fn start(&mut self, lead: &[u8]) -> Result<(), CaptureError> {
+        let (buf, eof) = self.fill(Vec::new(), 0);
+        if let (Some(error), true) = (&self.error, buf.is_empty()) {
+            return Err(self.fail(error));
+        }
+        let head = &buf[..buf.len().min(4)];
+        if head == SHB_MAGIC {
+            self.format = Format::Pcapng;
+            self.prime_pcapng(buf, eof)
+        } else if is_pcap(head) {
+            self.format = Format::Pcap;
+            self.open_pcap(buf, eof)
+        } else {
+            Err(self.fail(&self.not_a_capture(head, lead)))
+        }
+    }
+
+    fn open_pcap(&mut self, buf: Vec<u8>, eof: bool) -> Result<(), CaptureError> {
+        if buf.len() < FILE_HEADER_LEN {
+            if let Some(error) = &self.error {
+                return Err(self.fail(error));
+            }
+            let have = buf.len();
+            let what =
+                format!("cut off inside the pcap file header ({have} of {FILE_HEADER_LEN} bytes)");
+            return Err(self.fail(&what));
+        }
+        self.walker = Walker::Pcap(PcapWalker::new(&buf).map_err(|e| self.fail(&e))?);
+        (self.buf, self.pos, self.base, self.eof) = (buf, FILE_HEADER_LEN, 0, eof);
+        Ok(())
+    }
+
+    /// Reads blocks up to the first packet, so that the interfaces are known before iterating.
+    /// Problems found here (a damaged section header, say) are returned by `open`.
+    fn prime_pcapng(&mut self, mut buf: Vec<u8>, mut eof: bool) -> Result<(), CaptureError> {
+        let mut walker = PcapngWalker::new();
+        let mut columns = Columns::default();
+        let (mut pos, mut base) = (0, 0u64);
+        let w = loop {
+            let at_end = eof && self.error.is_none();
+            let w = walker.walk(&buf, pos, base, at_end, true, &mut columns);
+            if let Some(problem) = &w.problem {
+                return Err(self.fail(problem));
+            }
+            let at_packet = w.need == 0 && w.consumed < buf.len();
+            if at_packet || eof {
+                break w;
+            }
+            base += w.consumed as u64;
+            buf.drain(..w.consumed);
+            (buf, eof) = self.fill(buf, w.need);
+            pos = 0;
+        };
+        if walker.sections == 0 {
+            if let Some(error) = &self.error {
+                return Err(self.fail(error));
+            }
+            return Err(self.fail("cut off inside the pcapng section header block"));
+        }
+        self.walker = Walker::Pcapng(walker);
+        (self.buf, self.pos, self.base, self.eof) = (buf, w.consumed, base, eof);
+        Ok(())
+    }
+
+    fn not_a_capture(&self, head: &[u8], lead: &[u8]) -> String {
+        if lead.is_empty() {
+            return "empty file, not a pcap or pcapng file".into();
+        }
+        for (magic, name) in UNSUPPORTED {
+            if lead.starts_with(magic) {
+                return format!(
+                    "{name}-compressed; decompress it first (starts with {})",
+                    hex(magic)
+                );
+            }
+        }
+        if let Some(c) = self.compression {
+            let starts = if head.is_empty() {
+                "nothing".into()
+            } else {
+                hex(head)
+            };
+            return format!(
+                "not a pcap or pcapng file ({}-compressed, uncompressed data starts with {starts})",
+                c.name()
+            );
+        }
+        format!("not a pcap or pcapng file (starts with {})", hex(head))
+    }
+
+    // -- reading ---------------------------------------------------------------------------------
+
+    /// The next batch, or the problem that ended reading (after every frame before it), or
+    /// `None` at the end.
+    pub fn next_batch(&mut self) -> Option<Result<FrameBatch, CaptureError>> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Walk) {
+                State::Done => {
+                    self.state = State::Done;
+                    return None;
+                }
+                State::Fail(message) => {
+                    self.state = State::Done;
+                    return Some(Err(CaptureError(message)));
+                }
+                State::Fill(need) => {
+                    let carried = std::mem::take(&mut self.buf);
+                    (self.buf, self.eof) = self.fill(carried, need);
+                    self.pos = 0;
+                }
+                State::Walk => {}
+            }
+            let mut columns = Columns::default();
+            let at_end = self.eof && self.error.is_none();
+            let w = self
+                .walker
+                .walk(&self.buf, self.pos, self.base, at_end, &mut columns);
+            let first = self.frames_read + 1;
+            self.frames_read += columns.len() as u64;
+            self.state = if let Some(problem) = w.problem {
+                State::Fail(self.stopped(&problem))
+            } else if self.eof {
+                match &self.error {
+                    Some(error) => State::Fail(self.stopped(error)),
+                    None => State::Done,
+                }
+            } else {
+                self.base += w.consumed as u64;
+                State::Fill(w.need)
+            };
+            if columns.is_empty() {
+                if matches!(self.state, State::Fill(_)) {
+                    self.buf.drain(..w.consumed.min(self.buf.len()));
+                }
+                continue;
+            }
+            // The chunk becomes the batch's buffer; what it carries over goes to a new one.
+            let mut next = Vec::new();
+            if matches!(self.state, State::Fill(_)) {
+                let rest = self.buf.get(w.consumed..).unwrap_or_default();
+                next.reserve_exact(rest.len() + self.chunk);
+                next.extend_from_slice(rest);
+            }
+            let data = std::mem::replace(&mut self.buf, next);
+            let n = columns.len() as i64;
+            return Some(Ok(FrameBatch {
+                data,
+                offset: columns.offset,
+                caplen: columns.caplen,
+                wirelen: columns.wirelen,
+                ts_ns: columns.ts_ns,
+                linktype: columns.linktype,
+                interface: columns.interface,
+                frame: (first as i64..first as i64 + n).collect(),
+            }));
+        }
+    }
+
+    fn stopped(&self, what: &str) -> String {
+        let n = self.frames_read;
+        let s = if n == 1 { "" } else { "s" };
+        format!("{}: {what} ({n} packet{s} read)", self.name)
+    }
+
+    /// `rest`, then as much of the stream as a chunk holds, or `need` bytes in all.
+    ///
+    /// Returns the chunk and whether the stream ended. A `need` larger than a chunk is read in
+    /// doubling steps, so a damaged length field costs only as much memory as the file has.
+    fn fill(&mut self, mut buf: Vec<u8>, need: usize) -> (Vec<u8>, bool) {
+        let have = buf.len();
+        let want = need.max(have.saturating_add(self.chunk));
+        let got = self.read_into(&mut buf, self.chunk);
+        let mut eof = got < self.chunk;
+        let mut size = have + got;
+        while !eof && size < want {
+            let step = (want - size).min(size);
+            let got = self.read_into(&mut buf, step);
+            eof = got < step;
+            size += got;
+        }
+        self.bytes_read = self.pulled.load(Ordering::Relaxed);
+        if self.compression.is_none() {
+            // The lead bytes were read ahead; plain files count what was delivered.
+            self.bytes_read = self.uncompressed;
+        }
+        (buf, eof)
+    }
+
+    /// Appends up to `n` bytes of the stream to `buf`; on a read error keeps what came before
+    /// it and remembers the error, which ends reading after the frames before it.
+    fn read_into(&mut self, buf: &mut Vec<u8>, n: usize) -> usize {
+        let start = buf.len();
+        let result = read_up_to(&mut self.stream, buf, n);
+        let got = buf.len() - start;
+        if let Err(e) = result {
+            self.error = Some(self.read_error(&e, self.uncompressed + got as u64));
+        }
+        self.uncompressed += got as u64;
+        got
+    }
+
+    fn read_error(&self, e: &io::Error, at: u64) -> String {
+        match self.compression {
+            None => format!("read error at byte {at}: {}", detail(e)),
+            Some(c) if e.kind() == ErrorKind::UnexpectedEof => {
+                format!("{} stream cut off after {at} uncompressed bytes", c.name())
+            }
+            Some(c) => format!(
+                "corrupt {} stream after {at} uncompressed bytes: {}",
+                c.name(),
+                detail(e)
+            ),
+        }
+    }
+}
+
+impl Iterator for CaptureReader {
+    type Item = Result<FrameBatch, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch()
+    }
+}
+
+/// Appends up to `n` bytes from `r` to `buf`, stopping early only at the end of the stream or
+/// on an error (the bytes before it stay appended).
+fn read_up_to<R: Read + ?Sized>(r: &mut R, buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
+    let start = buf.len();
+    let end = start.saturating_add(n);
+    buf.resize(end, 0);
+    let mut at = start;
+    let result = loop {
+        if at == end {
+            break Ok(());
+        }
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break Ok(()),
+            Ok(got) => at += got.min(end - at),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    buf.truncate(at);
+    result
+}
+
+/// An OS error as Python's `strerror`: "No such file or directory".
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    }
+}
+
+/// An error as Python's `str(OSError)`: "[Errno 5] Input/output error"; others as written.
+fn detail(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("[Errno {code}] {}", strerror(e)),
+        None => e.to_string(),
+    }
+}
