@@ -14,6 +14,7 @@
 //! damage.
 
 mod bytes;
+mod gzip;
 pub mod pcap;
 pub mod pcapng;
 mod reader;

@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Cursor, ErrorKind, Read};
+use std::io::{self, BufReader, Cursor, ErrorKind, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::bytes::hex;
+use super::gzip::Gunzip;
 use super::pcap::{is_pcap, PcapWalker, FILE_HEADER_LEN};
 use super::pcapng::{PcapngWalker, SHB_MAGIC};
 use super::{Columns, InterfaceInfo, Walk};
@@ -17,9 +18,12 @@ use crate::frames::FrameBatch;
 pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
 pub const MIN_CHUNK_BYTES: usize = 64;
 
-/// The largest xz dictionary accepted, in KiB: xz -9 uses 64 MiB; a header asking for more is
+/// The most memory the xz decoder may use: xz -9 needs 65 MiB; a header asking for more is
 /// refused before the decoder allocates it.
-const XZ_MEM_LIMIT_KB: u32 = 256 << 10;
+const XZ_MEM_LIMIT: u64 = 256 << 20;
+
+/// Compressed bytes read at a time from a gzip file, as Python's gzip module reads them.
+const GZIP_READ_BYTES: usize = 128 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -184,12 +188,19 @@ impl CaptureReader {
         let compression = Compression::of(&lead);
         let stream: Box<dyn Read + Send> = match compression {
             None => Box::new(raw),
-            Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Some(Compression::Xz) => Box::new(lzma_rust2::XzReader::new_mem_limit(
-                raw,
-                true,
-                XZ_MEM_LIMIT_KB,
-            )),
+            Some(Compression::Gzip) => {
+                Box::new(Gunzip::new(BufReader::with_capacity(GZIP_READ_BYTES, raw)))
+            }
+            Some(Compression::Xz) => {
+                let flags = liblzma::stream::CONCATENATED;
+                match liblzma::stream::Stream::new_stream_decoder(XZ_MEM_LIMIT, flags) {
+                    Ok(s) => Box::new(liblzma::read::XzDecoder::new_stream(raw, s)),
+                    Err(e) => {
+                        let what = format!("corrupt xz stream after 0 uncompressed bytes: {e}");
+                        return Err(CaptureError(format!("{name}: {what}")));
+                    }
+                }
+            }
             Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
         };
         let mut r = CaptureReader {
@@ -438,11 +449,24 @@ impl CaptureReader {
         let start = buf.len();
         let result = read_up_to(&mut self.stream, buf, n);
         let got = buf.len() - start;
-        if let Err(e) = result {
-            self.error = Some(self.read_error(&e, self.uncompressed + got as u64));
+        match result {
+            Err(e) if self.trailing_garbage(&e, got) => {}
+            Err(e) => self.error = Some(self.read_error(&e, self.uncompressed + got as u64)),
+            Ok(()) => {}
         }
         self.uncompressed += got as u64;
         got
+    }
+
+    /// Bytes after the last bzip2 stream that do not start another: Python's bz2 module
+    /// ignores them (it reads "trailing data" as the end), and so does this reader.
+    fn trailing_garbage(&self, e: &io::Error, got: usize) -> bool {
+        let after_data = self.uncompressed + got as u64 > 0;
+        let magic = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<bzip2::Error>())
+            .is_some_and(|b| matches!(b, bzip2::Error::DataMagic));
+        self.compression == Some(Compression::Bzip2) && after_data && magic
     }
 
     fn read_error(&self, e: &io::Error, at: u64) -> String {
@@ -454,7 +478,7 @@ impl CaptureReader {
             Some(c) => format!(
                 "corrupt {} stream after {at} uncompressed bytes: {}",
                 c.name(),
-                detail(e)
+                decompressor_detail(e)
             ),
         }
     }
@@ -488,6 +512,32 @@ fn read_up_to<R: Read + ?Sized>(r: &mut R, buf: &mut Vec<u8>, n: usize) -> io::R
     };
     buf.truncate(at);
     result
+}
+
+/// What a decompressor said, in the words of the Python module that reads the same format
+/// (`_lzma` and `_bz2` name liblzma's and libbzip2's error codes; gzip.rs words its own).
+fn decompressor_detail(e: &io::Error) -> String {
+    if let Some(inner) = e.get_ref() {
+        if let Some(x) = inner.downcast_ref::<liblzma::stream::Error>() {
+            use liblzma::stream::Error as X;
+            return match x {
+                X::Data => "Corrupt input data",
+                X::Format => "Input format not supported by decoder",
+                X::Options => "Invalid or unsupported options",
+                X::MemLimit => "Memory usage limit was exceeded",
+                X::UnsupportedCheck => "Unsupported integrity check",
+                X::Mem => "Memory allocation failed",
+                X::Program | X::NoCheck => "Internal error",
+            }
+            .into();
+        }
+        if let Some(b) = inner.downcast_ref::<bzip2::Error>() {
+            if matches!(b, bzip2::Error::Data | bzip2::Error::DataMagic) {
+                return "Invalid data stream".into();
+            }
+        }
+    }
+    detail(e)
 }
 
 /// An OS error as Python's `strerror`: "No such file or directory".
