@@ -86,6 +86,19 @@ impl Columns {
         self.offset.is_empty()
     }
 
+    /// Room for `n` frames in every column.
+    pub fn with_capacity(n: usize) -> Self {
+        Columns {
+            offset: Vec::with_capacity(n),
+            caplen: Vec::with_capacity(n),
+            wirelen: Vec::with_capacity(n),
+            ts_ns: Vec::with_capacity(n),
+            linktype: Vec::with_capacity(n),
+            interface: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
     fn push(&mut self, offset: usize, caplen: u32, wirelen: u32, ts_ns: i64, lt: u16, ifc: u16) {
         // A chunk is a Vec, so its offsets are below isize::MAX and fit an i64.
         self.offset.push(i64::try_from(offset).unwrap_or(i64::MAX));

@@ -149,6 +149,7 @@ pub struct CaptureReader {
     base: u64,
     eof: bool,
     state: State,
+    last_batch: usize,
 }
 
 impl CaptureReader {
@@ -181,13 +182,18 @@ impl CaptureReader {
             )));
         }
         let pulled = Arc::new(AtomicU64::new(0));
+        let compression = Compression::of(&lead);
+        let whole = Cursor::new(lead.clone()).chain(file);
+        // A plain file is read straight into the chunk (File and Chain read into uninitialised
+        // memory; a wrapper of ours could not, on stable Rust, and would cost a memset of every
+        // chunk). Its progress is what was delivered; a compressed file's is what the
+        // decompressor pulled, counted under it.
         let raw = Counted {
-            inner: Cursor::new(lead.clone()).chain(file),
+            inner: whole,
             count: Arc::clone(&pulled),
         };
-        let compression = Compression::of(&lead);
         let stream: Box<dyn Read + Send> = match compression {
-            None => Box::new(raw),
+            None => Box::new(raw.inner),
             Some(Compression::Gzip) => {
                 Box::new(Gunzip::new(BufReader::with_capacity(GZIP_READ_BYTES, raw)))
             }
@@ -221,6 +227,7 @@ impl CaptureReader {
             base: 0,
             eof: false,
             state: State::Walk,
+            last_batch: 0,
         };
         r.start(&lead)?;
         Ok(r)
@@ -367,7 +374,8 @@ impl CaptureReader {
                 }
                 State::Walk => {}
             }
-            let mut columns = Columns::default();
+            // Chunks of one file hold about as many frames as the last one did.
+            let mut columns = Columns::with_capacity(self.last_batch + self.last_batch / 8);
             let at_end = self.eof && self.error.is_none();
             let w = self
                 .walker
@@ -399,6 +407,7 @@ impl CaptureReader {
                 next.extend_from_slice(rest);
             }
             let data = std::mem::replace(&mut self.buf, next);
+            self.last_batch = columns.len();
             let n = columns.len() as i64;
             return Some(Ok(FrameBatch {
                 data,
@@ -495,23 +504,10 @@ impl Iterator for CaptureReader {
 /// Appends up to `n` bytes from `r` to `buf`, stopping early only at the end of the stream or
 /// on an error (the bytes before it stay appended).
 fn read_up_to<R: Read + ?Sized>(r: &mut R, buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
-    let start = buf.len();
-    let end = start.saturating_add(n);
-    buf.resize(end, 0);
-    let mut at = start;
-    let result = loop {
-        if at == end {
-            break Ok(());
-        }
-        match r.read(&mut buf[at..]) {
-            Ok(0) => break Ok(()),
-            Ok(got) => at += got.min(end - at),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
-    buf.truncate(at);
-    result
+    // Room for exactly `n` more: read_to_end then fills it without growing the Vec, retries
+    // on EINTR, and keeps what it read before an error. Through `Take` it reads no further.
+    buf.reserve_exact(n);
+    r.take(n as u64).read_to_end(buf).map(|_| ())
 }
 
 /// What a decompressor said, in the words of the Python module that reads the same format
@@ -557,5 +553,93 @@ fn detail(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => format!("[Errno {code}] {}", strerror(e)),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::NS_PER_S;
+
+    /// A little-endian µs pcap of `n` records of 10..(10+n) bytes, and each record's offset.
+    fn pcap(n: u8) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut offsets = Vec::new();
+        for i in 0..n {
+            offsets.push(out.len());
+            let len = 10 + u32::from(i);
+            for v in [1_700_000_000 + u32::from(i), 5, len, len + 1] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend(std::iter::repeat_n(i, len as usize));
+        }
+        (out, offsets)
+    }
+
+    fn read(data: Vec<u8>, chunk: usize) -> (Vec<FrameBatch>, Option<String>) {
+        let size = data.len() as u64;
+        let r = CaptureReader::from_reader(Box::new(Cursor::new(data)), "f", size, chunk);
+        let mut r = match r {
+            Ok(r) => r,
+            Err(e) => return (Vec::new(), Some(e.0)),
+        };
+        let mut out = Vec::new();
+        for b in r.by_ref() {
+            match b {
+                Ok(b) => out.push(b),
+                Err(e) => return (out, Some(e.0)),
+            }
+        }
+        assert_eq!(r.bytes_read, size);
+        (out, None)
+    }
+
+    #[test]
+    fn small_chunks_carry_records_over() {
+        let (data, _) = pcap(40);
+        let (batches, error) = read(data, 64);
+        assert_eq!(error, None);
+        assert!(batches.len() > 10);
+        let frames: Vec<i64> = batches.iter().flat_map(|b| b.frame.clone()).collect();
+        assert_eq!(frames, (1..=40).collect::<Vec<_>>());
+        for b in &batches {
+            for i in 0..b.len() {
+                let bytes = b.as_ref().bytes(i).unwrap();
+                let k = (b.frame[i] - 1) as u8;
+                assert_eq!(bytes, vec![k; 10 + k as usize].as_slice());
+                assert_eq!(b.wirelen[i], 11 + u32::from(k));
+                assert_eq!(b.ts_ns[i], (1_700_000_000 + i64::from(k)) * NS_PER_S + 5000);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_file_gives_its_frames_then_one_line() {
+        let (data, offsets) = pcap(6);
+        let cut = offsets[4] + 20;
+        let (batches, error) = read(data[..cut].to_vec(), 64);
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 4);
+        let at = offsets[4];
+        assert_eq!(
+            error.as_deref(),
+            Some(format!("f: cut off inside record 5 at byte {at} (4 packets read)").as_str())
+        );
+    }
+
+    #[test]
+    fn refusals_at_open() {
+        assert_eq!(
+            read(Vec::new(), 64).1.as_deref(),
+            Some("f: empty file, not a pcap or pcapng file")
+        );
+        let zstd = vec![0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
+        let want = "f: zstd-compressed; decompress it first (starts with 28 b5 2f fd)";
+        assert_eq!(read(zstd, 64).1.as_deref(), Some(want));
+        let (data, _) = pcap(0);
+        let want = "f: cut off inside the pcap file header (10 of 24 bytes)";
+        assert_eq!(read(data[..10].to_vec(), 64).1.as_deref(), Some(want));
     }
 }
