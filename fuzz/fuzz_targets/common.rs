@@ -39,7 +39,10 @@ pub fn read_capture(input: &[u8], magic: &[u8]) {
         assert!(b.linktype.len() == n && b.interface.len() == n && b.frame.len() == n);
         let frames_view = b.as_ref();
         for i in 0..n {
-            assert!(frames_view.bytes(i).is_some(), "frame {i} outside its buffer");
+            assert!(
+                frames_view.bytes(i).is_some(),
+                "frame {i} outside its buffer"
+            );
             frames += 1;
             assert_eq!(b.frame[i], frames as i64);
         }
