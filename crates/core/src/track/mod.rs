@@ -472,7 +472,7 @@ impl SynOnly {
 
 /// The table key: protocol, VLAN (i32::MIN when not part of the key), and the two sockets in
 /// canonical order (one-way ICMP keeps its direction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     proto: u8,
     vlan: i32,
@@ -480,6 +480,20 @@ struct Key {
     pa: u16,
     b: [u8; 16],
     pb: u16,
+}
+
+impl std::hash::Hash for Key {
+    /// One write of the whole key: SipHash pays per call, and this is once per packet.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 41];
+        buf[0] = self.proto;
+        buf[1..5].copy_from_slice(&self.vlan.to_le_bytes());
+        buf[5..21].copy_from_slice(&self.a);
+        buf[21..23].copy_from_slice(&self.pa.to_le_bytes());
+        buf[23..39].copy_from_slice(&self.b);
+        buf[39..41].copy_from_slice(&self.pb.to_le_bytes());
+        state.write(&buf);
+    }
 }
 
 /// The key an entry was inserted under: its first packet's sockets, in canonical order
