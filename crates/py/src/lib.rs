@@ -5,8 +5,11 @@
 
 use pyo3::prelude::*;
 
+mod decode;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<decode::Decoder>()?;
     Ok(())
 }

@@ -1,0 +1,1 @@
+//! Crafted frames through the whole decoder.
