@@ -764,3 +764,23 @@ def test_dropping_bad_checksums_needs_verification() -> None:
     assert not any("C" in c[3] or "c" in c[3] for c in kept)
     batch = next(iter(decode_capture(path)))
     assert (batch.l4_csum == CSUM_BAD).sum() > 0
+
+
+@pytest.mark.parametrize(("argv", "verified"), [
+    (["packets", "x.pcap"], True),
+    (["packets", "--stats", "x.pcap"], True),
+    (["ladder", "--conn", "C1", "x.pcap"], True),
+    (["conns", "x.pcap"], False),
+    (["conns", "--checksums", "drop", "x.pcap"], True),
+    (["ports", "x.pcap"], False),
+    (["ports", "--checksums", "drop", "x.pcap"], True),
+    (["handshakes", "x.pcap"], False),
+    (["sockets", "x.pcap"], False),
+    (["events", "x.pcap"], False),
+])
+def test_commands_ask_for_checksums_only_when_they_read_them(argv: list[str],
+                                                             verified: bool) -> None:
+    from portlens.cli import build_parser
+    from portlens.cli.common import wants_checksums
+
+    assert wants_checksums(build_parser().parse_args(argv)) is verified

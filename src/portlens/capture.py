@@ -55,6 +55,8 @@ class LiveOptions:
     """Where the (unlinked) spool file lives; the system's temporary directory by default."""
     ring_mb: int = 128
     """The kernel ring, in 1 MiB blocks: what arrives while the analysis pauses."""
+    checksums: bool = True
+    """Verify checksums while decoding (cli.common.wants_checksums says who needs them)."""
 
 
 @dataclass
@@ -132,7 +134,7 @@ class LiveSession:
         counters = self.counters
         counters.started = time.monotonic()
         writer = self._open_writer()
-        decoder = Decoder()
+        decoder = Decoder(checksums=opts.checksums)
         spool = self.spool
         drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")
 

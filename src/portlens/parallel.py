@@ -33,7 +33,7 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
     try:
         for path in paths:
             try:
-                for batch in decode_capture(path):
+                for batch in decode_capture(path, checksums=config.drop_bad_checksums):
                     pending += tracker.feed(packet_filter.select(batch))
                     if len(pending) >= _CHUNK:
                         queue.put(("conns", pending))

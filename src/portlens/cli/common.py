@@ -65,6 +65,16 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
+def wants_checksums(args: argparse.Namespace) -> bool:
+    """Whether the command reads the checksum columns, so the decoder must verify them:
+    `packets` prints them (and counts bad ones with --stats), `ladder` marks bad ones, and the
+    tracker drops bad ones with --checksums drop. With `keep` the tracker never reads them
+    (docs/decoding.md, *Checksums*)."""
+    if getattr(args, "command", "") in ("packets", "ladder"):
+        return True
+    return getattr(args, "checksums", "keep") == "drop"
+
+
 def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
     """The decoded (and -f filtered) batches of the command's source: files or -i."""
     if getattr(args, "interface", None):
@@ -73,7 +83,8 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
         yield from session.batches()
         live_summary(session)
     else:
-        yield from read_batches(args.files, status, args.packet_filter)
+        yield from read_batches(args.files, status, args.packet_filter,
+                                checksums=wants_checksums(args))
 
 
 def open_live_session(args: argparse.Namespace) -> LiveSession:
@@ -87,7 +98,7 @@ def open_live_session(args: argparse.Namespace) -> LiveSession:
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
         spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
-        ring_mb=max(args.kernel_buffer, 2))
+        ring_mb=max(args.kernel_buffer, 2), checksums=wants_checksums(args))
     return LiveSession(options, args.packet_filter)
 
 
@@ -109,17 +120,17 @@ def live_summary(session: LiveSession) -> None:
     print("; ".join(lines), file=sys.stderr)
 
 
-def read_batches(files: Sequence[str], status: list[int],
-                  packet_filter: object = None) -> Iterator[object]:
+def read_batches(files: Sequence[str], status: list[int], packet_filter: object = None,
+                 *, checksums: bool = True) -> Iterator[object]:
     """Decoded batches of all files in order, filtered by -f; input errors are reported and
-    remembered in status."""
+    remembered in status. ``checksums``: verify them (see wants_checksums)."""
     from portlens.decode import decode_capture
     from portlens.decode.packets import PacketBatch
     from portlens.filter import PacketFilter
     from portlens.sources.files import CaptureError
 
     if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status):
+        for batch in read_batches(files, status, checksums=checksums):
             assert isinstance(batch, PacketBatch)
             yield packet_filter.select(batch)
         return
@@ -127,7 +138,7 @@ def read_batches(files: Sequence[str], status: list[int],
     for path in files:
         with progress_bar(path) as progress:
             try:
-                yield from decode_capture(path, progress=progress)
+                yield from decode_capture(path, progress=progress, checksums=checksums)
             except CaptureError as exc:
                 error(str(exc))
                 status[0] = EXIT_ERROR

@@ -4,27 +4,27 @@
 /// folded to 16 bits. The result is 0 only when every byte and `initial` are 0; data that
 /// includes its own correct checksum sums to 0xffff.
 ///
-/// Words are summed eight bytes at a time with an end-around carry: since 2^16 == 1 modulo
-/// 0xffff, a sum of big-endian 64-bit words folds to the same value as the 16-bit sum.
+/// The sum does not depend on byte order or word width (RFC 1071 §2): since 2^16 == 1 modulo
+/// 0xffff, little-endian 32-bit words summed into a 64-bit accumulator (which the compiler
+/// vectorises) fold to the byte-swapped big-endian 16-bit sum.
 pub fn ones_sum(data: &[u8], initial: u32) -> u16 {
-    let mut acc = u64::from(initial);
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let (sum, carry) = acc.overflowing_add(u64::from_be_bytes(word));
-        acc = sum + u64::from(carry);
+    let mut acc = u64::from(swap(fold(u64::from(initial))));
+    let mut words = data.chunks_exact(4);
+    for word in &mut words {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(word);
+        acc += u64::from(u32::from_le_bytes(w));
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        for (dst, src) in word.iter_mut().zip(rest) {
-            *dst = *src;
-        }
-        let (sum, carry) = acc.overflowing_add(u64::from_be_bytes(word));
-        acc = sum + u64::from(carry);
+    let mut rest = [0u8; 4];
+    for (dst, src) in rest.iter_mut().zip(words.remainder()) {
+        *dst = *src;
     }
-    fold(acc)
+    acc += u64::from(u32::from_le_bytes(rest));
+    swap(fold(acc))
+}
+
+fn swap(x: u16) -> u16 {
+    x.swap_bytes()
 }
 
 /// Folds a sum to 16 bits with end-around carries; nonzero stays nonzero.
@@ -80,6 +80,8 @@ mod tests {
                 let d = &data[start..start + len];
                 assert_eq!(ones_sum(d, 0), reference(d, 0), "len {len}");
                 assert_eq!(ones_sum(d, 0x1_FFFE), reference(d, 0x1_FFFE));
+                assert_eq!(ones_sum(d, 0xFFFF), reference(d, 0xFFFF));
+                assert_eq!(ones_sum(d, 0x00FF), reference(d, 0x00FF));
             }
         }
         assert_eq!(ones_sum(&[0xFF; 4000], 0), reference(&[0xFF; 4000], 0));
