@@ -755,6 +755,29 @@ def test_tracking_with_checksums_kept_needs_no_verification(capture: str) -> Non
     assert _conns(path, checksums=False, drop=False) == _conns(path, checksums=True, drop=False)
 
 
+def test_reference_path_without_checksums_leaves_them_none() -> None:
+    path = REPO / "captures" / "checksums.pcap"
+    plain = next(iter(decode_capture(path, reference=True, checksums=False)))
+    verified = next(iter(decode_capture(path, reference=True)))
+    assert not plain.ip_csum.any() and not plain.l4_csum.any()
+    assert verified.l4_csum.any()
+    for name in PacketBatch.column_names():
+        if name not in CHECKSUM_COLUMNS:
+            assert (getattr(plain, name) == getattr(verified, name)).all(), name
+
+
+def test_fragment_counters_of_a_capture() -> None:
+    """captures/fragments.pcap: three IPv4 datagrams and one IPv6 complete, by both paths."""
+    for reference in (False, True):
+        decoder = Decoder(reference=reference)
+        with open_capture(REPO / "captures" / "fragments.pcap") as reader:
+            for frames in reader:
+                decoder.decode(frames)
+        counters = decoder.fragment_counters
+        assert (counters["completed"], counters["expired"], counters["held_datagrams"]) == (
+            4, 0, 0)
+
+
 def test_dropping_bad_checksums_needs_verification() -> None:
     path = REPO / "captures" / "checksums.pcap"
     dropped = _conns(path, checksums=True, drop=True)

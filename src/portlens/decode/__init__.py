@@ -43,6 +43,14 @@ class Decoder:
             batch.l4_csum[:] = 0
         return batch
 
+    @property
+    def fragment_counters(self) -> dict[str, int]:
+        """Datagrams reassembled and dropped so far (docs/decoding.md, *Fragments*)."""
+        if self.engine is not None:
+            return self.engine.fragment_counters
+        return {"completed": self.reassembler.completed, "expired": self.reassembler.expired,
+                "held_datagrams": len(self.reassembler.pending)}
+
 
 def decode_capture(path: str | Path, *, reference: bool = False, checksums: bool = True,
                    chunk_bytes: int = 8 << 20,
