@@ -50,7 +50,7 @@ impl Decoder {
     /// an empty one; columns shorter than `offset` read as 0.
     pub fn decode(&mut self, frames: Frames<'_>, options: DecodeOptions) -> Columns {
         let n = frames.len();
-        let mut cols = Columns::with_capacity(n);
+        let mut cols = Columns::filled(n);
         self.records.clear();
         for i in 0..n {
             let caplen = frames.caplen.get(i).copied().unwrap_or(0);
@@ -69,7 +69,7 @@ impl Decoder {
             let bytes = frames.bytes(i).unwrap_or(&[]);
             let mut walker = frame::Walker::new(bytes, wirelen, row, i, options.checksums);
             walker.decode(linktype);
-            cols.push(&walker.row);
+            cols.set_row(i, &walker.row);
             if let Some(record) = walker.record {
                 self.records.push(record);
             }
