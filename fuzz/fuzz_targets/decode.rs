@@ -37,7 +37,9 @@ fuzz_target!(|data: &[u8]| {
             0x08 => caplen / 2,
             _ => caplen,
         };
-        batch.offset.push(i64::try_from(batch.data.len()).unwrap_or(i64::MAX));
+        batch
+            .offset
+            .push(i64::try_from(batch.data.len()).unwrap_or(i64::MAX));
         batch.data.extend_from_slice(frame);
         batch.caplen.push(caplen);
         batch.wirelen.push(wirelen);
