@@ -800,6 +800,8 @@ def test_dropping_bad_checksums_needs_verification() -> None:
     (["handshakes", "x.pcap"], False),
     (["sockets", "x.pcap"], False),
     (["events", "x.pcap"], False),
+    (["hosts", "x.pcap"], False),
+    (["convs", "x.pcap"], False),
 ])
 def test_commands_ask_for_checksums_only_when_they_read_them(argv: list[str],
                                                              verified: bool) -> None:

@@ -10,12 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from portlens import __version__
-from portlens.cli.args import check_source, compiled_filter
+from portlens.cli.args import check_options, check_source, compiled_filter
 from portlens.cli.common import EXIT_ERROR, EXIT_OK, UsageError, error
 from portlens.cli.conns import add_conns_parser, add_events_parser
 from portlens.cli.live import add_live_parsers
 from portlens.cli.packets import add_packets_parser
 from portlens.cli.reports import add_report_parsers
+from portlens.cli.talkers import add_talker_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_parsers(sub)
     add_events_parser(sub)
     add_report_parsers(sub)
+    add_talker_parsers(sub)
     return parser
 
 
@@ -53,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.packet_filter = compiled_filter(args)
         check_source(args)
+        check_options(args)
     except UsageError as exc:
         error(str(exc))
         return EXIT_ERROR
@@ -74,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `portlens packets big.pcap | head`
         _silence_stdout()
         return EXIT_OK
+    finally:
+        from portlens.cli.common import not_decoded_note
+
+        not_decoded_note(args)
 
 
 def _tune_gc() -> None:

@@ -10,10 +10,13 @@ from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args
 from portlens.cli.common import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, error, source_batches
+from portlens.cli.times import ZoneNote, clock, time_args
+from portlens.report.clock import Clock
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
   portlens packets -c 20 --json a.pcapng       the first 20 frames as JSON lines
+  portlens packets -tttt --utc a.pcap          date and time in UTC, as tcpdump -tttt
   portlens packets --stats big.pcap.gz         what the file holds (capinfos + protocol mix)
 """
 
@@ -29,6 +32,7 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
     filter_arg(p)
+    time_args(p)
     live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
 
@@ -44,6 +48,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
     stats = CaptureStats()
     status = EXIT_OK
     remaining = args.count if args.count is not None else -1
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
         if args.stats:
@@ -52,7 +58,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
         else:
-            out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+            if len(batch):
+                zone_note(int(batch.ts_ns[0]))
+            out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
         out.flush()
 
     if args.interface:  # live: the session applies -f and -c
@@ -61,14 +69,20 @@ def cmd_packets(args: argparse.Namespace) -> int:
             assert isinstance(batch, PacketBatch)
             show(batch)
         if args.stats:
-            _print_stats(stats, [args.interface]) if not args.json else out.write(
+            _print_stats(stats, [args.interface], times) if not args.json else out.write(
                 json.dumps(stats.to_dict()) + "\n")
         return live_status[0]
+    from collections import Counter
+
+    from portlens.analysis.capture_stats import count_not_decoded
+
+    args.not_decoded = Counter()
     for path in args.files:
         if remaining == 0:
             break
         try:
             for batch in decode_capture(path, reference=args.reference):
+                count_not_decoded(args.not_decoded, batch)
                 if args.packet_filter is not None:
                     batch = args.packet_filter.select(batch)
                 if remaining >= 0:
@@ -87,14 +101,14 @@ def cmd_packets(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(stats.to_dict()) + "\n")
         else:
-            _print_stats(stats, args.files)
+            _print_stats(stats, args.files, times)
     out.flush()
     if status == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status
 
 
-def _print_stats(stats: object, files: Sequence[str]) -> None:
+def _print_stats(stats: object, files: Sequence[str], times: Clock) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -105,6 +119,6 @@ def _print_stats(stats: object, files: Sequence[str]) -> None:
     table = Table(title=", ".join(files), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
-    for what, value in stats_rows(stats):
+    for what, value in stats_rows(stats, times):
         table.add_row(what, value)
     Console().print(table)

@@ -9,7 +9,9 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
+from portlens.report.clock import Clock
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -42,10 +44,13 @@ def ip_proto(c: Connection) -> int:
 
 
 def zeek_row(c: Connection) -> list[str]:
+    """conn.log's columns. ``service`` stays unset: Zeek fills it only when a protocol
+    analyzer confirmed the protocol, and Zeek users read it so; portlens analyzes no
+    application protocol (the port's name is ``port_service`` in JSON and CSV)."""
     d = has_duration(c)
     return [
         _zeek_seconds(c.ts_ns), c.uid, c.orig_h, str(c.orig_p), c.resp_h, str(c.resp_p),
-        c.proto, c.service or "-", _zeek_seconds(c.duration_ns) if d else "-",
+        c.proto, "-", _zeek_seconds(c.duration_ns) if d else "-",
         str(c.orig_bytes) if d else "-", str(c.resp_bytes) if d else "-", c.conn_state, "-", "-",
         str(c.missed_bytes), c.history or "-", str(c.orig_pkts), str(c.orig_ip_bytes),
         str(c.resp_pkts), str(c.resp_ip_bytes), ",".join(c.tunnel_parents) or "-",
@@ -81,10 +86,15 @@ def _options(o: TcpOptions | None) -> dict[str, Any] | None:
 
 
 def transition_record(t: Transition) -> dict[str, Any]:
-    return {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid, "endpoint": str(t.endpoint),
-            "event": str(t.event), "from": str(t.old), "to": str(t.new),
-            "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
-            "payload": t.segment.payload}
+    out: dict[str, Any] = {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid}
+    if t.conn_id is not None:  # streamed (`events`): the 5-tuple, Zeek's names
+        out.update(zip(("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"), t.conn_id,
+                       strict=True))
+        out["proto"] = "tcp"
+    out.update({"endpoint": str(t.endpoint), "event": str(t.event), "from": str(t.old),
+                "to": str(t.new), "flags": t.segment.flags, "seq": t.segment.seq,
+                "ack": t.segment.ack, "payload": t.segment.payload})
+    return out
 
 
 def record(c: Connection) -> dict[str, Any]:
@@ -93,7 +103,8 @@ def record(c: Connection) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ts": c.ts_ns // 1000 / 1e6, "ts_ns": c.ts_ns, "uid": c.uid,
         "id.orig_h": c.orig_h, "id.orig_p": c.orig_p, "id.resp_h": c.resp_h,
-        "id.resp_p": c.resp_p, "proto": c.proto, "service": c.service or None,
+        "id.resp_p": c.resp_p, "proto": c.proto, "service": None,
+        "port_service": c.service or None,
         "duration": (c.duration_ns // 1000) / 1e6 if d else None, "duration_ns": c.duration_ns,
         "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
         "conn_state": c.conn_state, "missed_bytes": c.missed_bytes, "history": c.history,
@@ -105,6 +116,8 @@ def record(c: Connection) -> dict[str, Any]:
         "end_reason": str(c.end_reason), "completeness": c.completeness,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
         "icmp_errors": [list(e) for e in c.icmp_errors],
+        "icmp_type": c.orig_p if c.proto == "icmp" else None,
+        "icmp_code": c.icmp_code if c.proto == "icmp" else None,
     }
     if c.handshake is not None:
         hs = c.handshake
@@ -123,7 +136,7 @@ def record(c: Connection) -> dict[str, Any]:
 
 CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", "end_reason",
               "handshake_outcome", "server_rtt_ns", "client_rtt_ns", "retransmissions",
-              "completeness")
+              "completeness", "port_service")
 
 
 def csv_row(c: Connection) -> list[object]:
@@ -133,7 +146,7 @@ def csv_row(c: Connection) -> list[object]:
     row += [c.ts_ns, c.duration_ns, c.orig_state or "", c.resp_state or "", c.end_reason,
             hs.outcome if hs else "", (hs.server_rtt_ns if hs else None) or "",
             (hs.client_rtt_ns if hs else None) or "",
-            c.analysis.retransmissions if c.analysis else "", c.completeness]
+            c.analysis.retransmissions if c.analysis else "", c.completeness, c.service]
     return row
 
 
@@ -149,31 +162,47 @@ def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def ends_text(c: Connection) -> tuple[str, str]:
+    """The originator's and responder's cells: address:port, or for ICMP (which has no
+    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)'."""
+    if c.proto == "icmp":
+        return c.orig_h, f"{c.resp_h} ({conn_message(c)})"
+    return endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+
+
 def _end_text(c: Connection) -> str:
     if c.icmp_errors:
-        kinds = ", ".join(f"icmp {t}/{code}" for t, code in dict.fromkeys(c.icmp_errors))
+        v6 = c.ip_version == 6
+        kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
+                          for t, code in dict.fromkeys(c.icmp_errors))
         return f"{c.end_reason} ({kinds})"
     return str(c.end_reason)
 
 
-TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
+TABLE_COLUMNS = ("start", "proto", "originator", "responder", "state", "history", "duration",
                  "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
-DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "duration", "bytes o/r", "pkts o/r")
+DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "start", "duration", "bytes o/r",
+              "pkts o/r")
 """Left out first when the terminal is narrow (JSON/CSV have everything)."""
 
 
-def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS
-               ) -> list[tuple[str, ...]]:
+def table_columns(clock: Clock) -> tuple[str, ...]:
+    """The table's columns: no start column with -t (no times)."""
+    return tuple(name for name in TABLE_COLUMNS if name != "start" or clock.style != "none")
+
+
+def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS,
+               clock: Clock | None = None) -> list[tuple[str, ...]]:
+    """Cells of the table; ``start`` is the first packet's time as ``clock`` says (tcpdump's
+    styles; UTC time of day without one)."""
+    clock = clock or Clock(utc=True)
     rows: list[tuple[str, ...]] = []
     for c in conns:
         states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
                   if c.orig_state and c.resp_state else "")
-        if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
-            orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
-        else:
-            orig = endpoint_text(c.orig_h, c.orig_p)
-            resp = endpoint_text(c.resp_h, c.resp_p)
+        orig, resp = ends_text(c)
         cells = {
+            "start": clock.text(c.ts_ns) if "start" in columns else "",
             "proto": c.proto, "originator": orig, "responder": resp,
             "state": c.conn_state, "history": c.history or "-",
             "duration": human.duration(c.duration_ns),
@@ -186,13 +215,19 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
     return rows
 
 
-def event_line(t: Transition, orig: str = "", resp: str = "") -> str:
-    """One transition, conntrack -E style."""
-    seconds, ns = divmod(t.ts_ns, 10**9)
-    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
-    return (f"{clock}.{ns // 1000:06d} {t.uid} {t.endpoint} {t.event}: {t.old} -> {t.new} "
-            f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
-            f"len {t.segment.payload}] frame {t.frame}")
+def event_line(t: Transition, clock: Clock | None = None) -> str:
+    """One transition, conntrack -E style: the original direction's tuple as src= dst=
+    sport= dport=, then which endpoint moved from which state to which, and why."""
+    when = (clock or Clock(utc=True)).text(t.ts_ns)
+    parts = [when] if when else []
+    parts.append(t.uid)
+    if t.conn_id is not None:
+        orig_h, orig_p, resp_h, resp_p = t.conn_id
+        parts.append(f"tcp src={orig_h} dst={resp_h} sport={orig_p} dport={resp_p}")
+    parts.append(f"{t.endpoint} {t.event}: {t.old} -> {t.new} "
+                 f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
+                 f"len {t.segment.payload}] frame {t.frame}")
+    return " ".join(parts)
 
 
 def json_line(obj: dict[str, Any]) -> str:
