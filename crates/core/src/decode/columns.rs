@@ -212,6 +212,8 @@ packet_columns! {
     dst: [u8; 16] = [0; 16],
     proto: u8 = 0,
     ip_len: u32 = 0,
+    /// The innermost IPv4 header's total length was 0 (TSO): ip_len is then the frame's.
+    ip_len_zero: bool = false,
     ip_hlen: u16 = 0,
     ttl: u8 = 0,
     ip_id: u32 = 0,
@@ -256,6 +258,13 @@ packet_columns! {
     out_sport: u16 = 0,
     out_dport: u16 = 0,
     out_ip_len: u32 = 0,
+    /// When tunnel_depth >= 2, the carrier of the innermost tunnel (out_* keep the outermost).
+    car_src: [u8; 16] = [0; 16],
+    car_dst: [u8; 16] = [0; 16],
+    car_proto: u8 = 0,
+    car_sport: u16 = 0,
+    car_dport: u16 = 0,
+    car_ip_len: u32 = 0,
     truncated: bool = false,
     ip_csum: u8 = CSUM_NONE,
     l4_csum: u8 = CSUM_NONE,
@@ -306,7 +315,9 @@ mod tests {
                 ("q_src", 16),
                 ("q_dst", 16),
                 ("out_src", 16),
-                ("out_dst", 16)
+                ("out_dst", 16),
+                ("car_src", 16),
+                ("car_dst", 16)
             ]
         );
     }

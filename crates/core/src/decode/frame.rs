@@ -8,7 +8,9 @@
 use super::columns::{Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, OPT_KINDS_MAX};
 use super::malformed as m;
 use crate::wire::checksum::{is_good, ones_sum};
-use crate::wire::ethernet::{self, Ethernet, MplsLabel, Null, Pppoe, Sll, Sll2, VlanTag};
+use crate::wire::ethernet::{
+    self, Ethernet, Fddi, LlcSnap, MplsLabel, Null, Pppoe, Sll, Sll2, VlanTag,
+};
 use crate::wire::ip::{Ipv4, Ipv6, Ipv6Ext};
 use crate::wire::transport::{self as tr, tcpopt, Icmp, Tcp, Udp};
 use crate::wire::tunnel::{self as tn, kind, Geneve, Gre, Gtpu};
@@ -242,9 +244,24 @@ impl<'a> Walker<'a> {
             lt::IPV4 => self.ipv4(0),
             lt::IPV6 => self.ipv6(0),
             lt::PPP | lt::PPP_SERIAL => self.ppp(0),
+            lt::FDDI => {
+                let _: Fddi = self.header(0, m::LINK_HEADER_SHORT)?;
+                self.llc(Fddi::LEN)
+            }
             // Any other link type is not decoded: no IP, not malformed.
             _ => Ok(()),
         }
+    }
+
+    /// 802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) carries an ethertype; any other SAP
+    /// (STP, NetBIOS, IPX...) is not IP.
+    fn llc(&mut self, pos: usize) -> Step {
+        self.need(pos, 3, m::LINK_HEADER_SHORT)?;
+        if !ethernet::is_llc_snap(self.b, pos) {
+            return Ok(());
+        }
+        let snap: LlcSnap = self.header(pos, m::LINK_HEADER_SHORT)?;
+        self.ethertype_chain(pos.saturating_add(LlcSnap::LEN), snap.ethertype())
     }
 
     /// IP whose version only its first nibble tells (raw links, after MPLS, in GTP-U).
@@ -335,6 +352,7 @@ impl<'a> Walker<'a> {
         r.dst = [0; 16];
         r.proto = 0;
         r.ip_len = 0;
+        r.ip_len_zero = false;
         r.ip_hlen = 0;
         r.ttl = 0;
         r.ip_id = 0;
@@ -352,6 +370,7 @@ impl<'a> Walker<'a> {
         }
         let on_wire = self.wire.saturating_sub(pos);
         // Total length 0 is TSO: the capturing host handed the NIC a datagram with no length.
+        let ip_len_zero = h.total_len() == 0;
         let ip_len = match h.total_len() {
             0 => on_wire,
             total => usize::from(total),
@@ -376,6 +395,7 @@ impl<'a> Walker<'a> {
         r.dst = dst;
         r.proto = proto;
         r.ip_len = clamp_u32(ip_len);
+        r.ip_len_zero = ip_len_zero;
         r.ip_hlen = u16::try_from(hlen).unwrap_or(u16::MAX);
         r.ttl = h.ttl();
         r.ip_id = u32::from(h.ident());
@@ -816,19 +836,28 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    /// The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel only)
-    /// and the inner layers take the IP and transport columns.
+    /// The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel) or
+    /// car_* (any later one) and the inner layers take the IP and transport columns.
     fn cross_tunnel(&mut self, pending: Pending) {
         let r = &mut self.row;
+        let (sport, dport) = pending.ports.unwrap_or((0, 0));
         if self.depth == 0 {
             r.out_src = r.src;
             r.out_dst = r.dst;
             r.out_proto = r.proto;
             r.out_ip_len = r.ip_len;
-            if let Some((sport, dport)) = pending.ports {
+            if pending.ports.is_some() {
                 r.out_sport = sport;
                 r.out_dport = dport;
             }
+        } else {
+            // The innermost carrier so far: a deeper tunnel overwrites it.
+            r.car_src = r.src;
+            r.car_dst = r.dst;
+            r.car_proto = r.proto;
+            r.car_ip_len = r.ip_len;
+            r.car_sport = sport;
+            r.car_dport = dport;
         }
         self.tunnels |= pending
             .kind

@@ -16,6 +16,37 @@ impl Ethernet<'_> {
 }
 
 view!(
+    /// FDDI (LINKTYPE_FDDI): frame control (1), destination (6), source (6); 802.2 LLC follows.
+    Fddi,
+    13
+);
+
+impl Fddi<'_> {
+    pub fn frame_control(&self) -> u8 {
+        self.0[0]
+    }
+}
+
+view!(
+    /// 802.2 LLC with SNAP: DSAP AA, SSAP AA, control 03, OUI (3), ethertype (2).
+    LlcSnap,
+    8
+);
+
+impl LlcSnap<'_> {
+    pub fn ethertype(&self) -> u16 {
+        be16(self.0, 6)
+    }
+}
+
+/// Whether the 802.2 LLC header at `pos` is SNAP (AA AA 03): the only one with an ethertype.
+pub fn is_llc_snap(bytes: &[u8], pos: usize) -> bool {
+    bytes
+        .get(pos..)
+        .is_some_and(|rest| rest.starts_with(&[0xAA, 0xAA, 0x03]))
+}
+
+view!(
     /// An 802.1Q / 802.1ad tag after its TPID: TCI (2), then the next ethertype (2).
     VlanTag,
     4

@@ -43,6 +43,8 @@ pub mod linktype {
     pub const NULL: u16 = 0;
     pub const ETHERNET: u16 = 1;
     pub const PPP: u16 = 9;
+    /// FDDI: frame control, destination and source MAC, then 802.2 LLC.
+    pub const FDDI: u16 = 10;
     /// DLT_RAW as most systems number it in pcap files.
     pub const RAW_12: u16 = 12;
     /// DLT_RAW as OpenBSD numbers it.
