@@ -516,13 +516,17 @@ class Stack:
 
 
 LINKS = [lt.ETHERNET, lt.LINUX_SLL, lt.LINUX_SLL2, lt.NULL, lt.LOOP, lt.RAW, lt.RAW_12,
-         lt.IPV4, lt.IPV6, lt.PPP, lt.PPP_SERIAL]
+         lt.IPV4, lt.IPV6, lt.PPP, lt.PPP_SERIAL, lt.FDDI]
 
 
 def frame_for(s: Stack, ip: bytes) -> tuple[bytes, int]:
     """The IP packet under a random link layer (with VLAN, MPLS or PPPoE on Ethernet)."""
     linktype = s.pick(LINKS)
     v6 = ip[0] >> 4 == 6
+    if linktype == lt.FDDI:  # frame control, MACs, then LLC: SNAP (IP inside) or STP
+        llc = s.pick([b"\xaa\xaa\x03\x00\x00\x00" + (b"\x86\xdd" if v6 else b"\x08\x00"),
+                      b"\x42\x42\x03"])
+        return b"\x50" + b"\x02" * 6 + b"\x04" * 6 + llc + ip, linktype
     if linktype == lt.ETHERNET:
         shim = s.pick(["none", "vlan", "mpls", "pppoe"])
         if shim == "mpls":
