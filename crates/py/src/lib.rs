@@ -3,6 +3,8 @@
 //! Batches go in and columns come out as NumPy arrays that own the Rust vectors (no copy); the
 //! GIL is released while the engine works, and no Python object is made per packet.
 
+mod capture;
+
 use pyo3::prelude::*;
 
 mod decode;
@@ -10,6 +12,7 @@ mod decode;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    capture::register(m)?;
     m.add_class::<decode::Decoder>()?;
     Ok(())
 }
