@@ -4,6 +4,7 @@
 //! GIL is released while the engine works, and no Python object is made per packet.
 
 mod capture;
+mod decode;
 mod track;
 
 use pyo3::prelude::*;
@@ -12,6 +13,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
+    m.add_class::<decode::Decoder>()?;
     track::register(m)?;
     Ok(())
 }
