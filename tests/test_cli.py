@@ -113,17 +113,17 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
                                                    fmt: str) -> None:
     """Ctrl-C after the last packet was read: exit status 130, and the output holds every
     connection (the open ones ended as at the end of the capture), the Zeek log closed."""
-    from portlens.cli import common
+    from portlens.pipeline import Pipeline
 
     rc, whole, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 0
-    reading = common.source_batches
+    reading = Pipeline.packets
 
-    def interrupted(args: object, status: list[int]) -> object:
-        yield from reading(args, status)  # type: ignore[arg-type]
+    def interrupted(self: Pipeline) -> object:
+        yield from reading(self)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "source_batches", interrupted)
+    monkeypatch.setattr(Pipeline, "packets", interrupted)
     rc, out, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 130
 
@@ -158,12 +158,20 @@ def test_buffer_and_spool_options_reach_the_live_session(
         where: str | None) -> None:
     import portlens.capture
     from portlens.cli import build_parser
-    from portlens.cli.common import open_live_session
+    from portlens.cli.common import reading
 
     seen = []
     monkeypatch.setattr(portlens.capture, "LiveSession",
-                        lambda options, _filter: seen.append(options))
+                        lambda options, _filter: seen.append(options) or _NoPackets())
     args = build_parser().parse_args(["sniff", "-i", "lo", *argv])
     args.packet_filter = None
-    open_live_session(args)
+    with reading(args, [0]) as pipeline:
+        assert list(pipeline.packets()) == []
     assert (seen[0].buffer_bytes, seen[0].spool_bytes, seen[0].spool_dir) == (memory, disk, where)
+
+
+class _NoPackets:
+    """A live session that captures nothing (for option plumbing tests)."""
+
+    def batches(self) -> list[object]:
+        return []

@@ -20,9 +20,18 @@ def tracking_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 def source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="pcap or pcapng files (gzip ok), read as one stream in order")
+                   help="pcap or pcapng files (gzip ok) or directories of them, read as one "
+                        "stream in time order (merged like mergecap)")
     filter_arg(p)
+    window_args(p)
     live_args(p)
+
+
+def window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", metavar="TIME",
+                   help="only packets at or after TIME: epoch seconds or ISO 8601 "
+                        "(2024-05-01T12:00:00Z; no zone: local time)")
+    p.add_argument("--end", metavar="TIME", help="only packets before TIME (as --start)")
 
 
 def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
@@ -32,13 +41,14 @@ def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                            "interfaces`; Ctrl-C ends the capture and prints the report")
     if count:
         live.add_argument("-c", "--count", type=int, metavar="N",
-                          help="stop after N packets (after filtering)")
+                          help="stop after N packets (after filtering; files too)")
     live.add_argument("--duration", type=float, metavar="SECONDS",
                       help="stop after this many seconds")
     live.add_argument("-s", "--snaplen", type=int, default=262144, metavar="BYTES",
                       help="bytes kept of each packet (default 262144)")
     live.add_argument("-w", "--write", metavar="FILE",
-                      help="also write the packets analysed to FILE (pcap; mode 0600)")
+                      help="also write the packets analysed to FILE (pcap; mode 0600); on "
+                           "files too: what -f, -c, --start/--end (and --conn) selected")
     live.add_argument("--pcapng", action="store_true", help="write -w as pcapng")
     live.add_argument("--backend", choices=("auto", "ring", "recv", "scapy"), default="auto",
                       help="ring: TPACKET_V3 memory-mapped ring (default); recv: one system "
@@ -93,7 +103,7 @@ def check_source(args: argparse.Namespace) -> None:
     if live and getattr(args, "workers", 1) > 1:
         raise UsageError("--workers is for files; a live capture is tracked in one process")
     if not live:
-        for name in ("write", "duration", "user"):
+        for name in ("duration", "user"):
             if getattr(args, name, None):
                 raise UsageError(f"--{name} is for live capture (-i IFACE)")
 

@@ -1,10 +1,12 @@
-"""What every command uses: exit statuses, one-line errors, the source of packets (files with a
-progress bar, or a live session), the tracker's configuration from the arguments."""
+"""What every command uses: exit statuses, one-line errors, the pipeline of the command's
+source (files with a progress bar, or a live session) and selection, the tracker's
+configuration from the arguments."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from portlens.capture import LiveSession
+    from portlens.capture import LiveOptions, LiveSession
+    from portlens.pipeline import Options, Pipeline, Source
     from portlens.track.tracker import TrackerConfig
 
 EXIT_OK = 0
@@ -66,29 +69,79 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
 
 
 def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
-    """The decoded (and -f filtered) batches of the command's source: files or -i."""
-    if getattr(args, "interface", None):
-        session = open_live_session(args)
-        args.live_session = session
-        yield from session.batches()
-        live_summary(session)
+    """The decoded, selected batches of the command's source (files or -i)."""
+    with reading(args, status) as pipeline:
+        for batch in pipeline.packets():
+            args.live_session = pipeline.live_session
+            yield batch
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
+
+
+@contextlib.contextmanager
+def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
+    """The pipeline of the command's source and selection; its input errors and warnings are
+    printed as they come (one line each), errors also setting ``status`` to 2."""
+    from portlens.pipeline import Pipeline
+
+    def on_error(message: str) -> None:
+        error(message)
+        status[0] = EXIT_ERROR
+
+    source, options = pipeline_setup(args)
+    with progress_bar(source.files) as progress:
+        yield Pipeline(source, options, on_error=on_error, on_warning=error, progress=progress)
+
+
+def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
+    """The command line's source (files, directories or -i) and selection as pipeline terms."""
+    from portlens.pipeline import Options, Source, parse_time
+    from portlens.sources.merge import capture_paths
+    from portlens.track.tracker import TrackerConfig
+
+    interface = getattr(args, "interface", None)
+    if interface:
+        source = Source(live=live_options(args))
     else:
-        yield from read_batches(args.files, status, args.packet_filter)
+        files = capture_paths(args.files)
+        empty = [f for f in args.files if os.path.isdir(f) and not capture_paths([f])]
+        if empty:
+            raise UsageError(f"{empty[0]}: no capture files in this directory")
+        source = Source(files=tuple(files))
+    window = {}
+    for name in ("start", "end"):
+        text = getattr(args, name, None)
+        if text is not None:
+            try:
+                window[name] = parse_time(text)
+            except ValueError as exc:
+                raise UsageError(f"--{name}: {exc}") from None
+    count = getattr(args, "count", None)
+    if count is not None and count < 1:
+        raise UsageError("-c must be at least 1")
+    write = getattr(args, "write", None)
+    options = Options(
+        filter=getattr(args, "packet_filter", None), start_ns=window.get("start"),
+        end_ns=window.get("end"), count=count, conn=getattr(args, "conn", None),
+        write=write or None, pcapng=getattr(args, "pcapng", False),
+        snaplen=getattr(args, "snaplen", 262144),
+        tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),
+        workers=getattr(args, "workers", 1), reference=getattr(args, "reference", False))
+    return source, options
 
 
-def open_live_session(args: argparse.Namespace) -> LiveSession:
+def live_options(args: argparse.Namespace) -> LiveOptions:
     from pathlib import Path
 
-    from portlens.capture import LiveOptions, LiveSession
+    from portlens.capture import LiveOptions
 
-    options = LiveOptions(
+    return LiveOptions(
         interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
         count=getattr(args, "count", None), duration=args.duration,
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
         spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
         ring_mb=max(args.kernel_buffer, 2))
-    return LiveSession(options, args.packet_filter)
 
 
 def live_summary(session: LiveSession) -> None:
@@ -109,46 +162,17 @@ def live_summary(session: LiveSession) -> None:
     print("; ".join(lines), file=sys.stderr)
 
 
-def read_batches(files: Sequence[str], status: list[int],
-                  packet_filter: object = None) -> Iterator[object]:
-    """Decoded batches of all files in order, filtered by -f; input errors are reported and
-    remembered in status."""
-    from portlens.decode import decode_capture
-    from portlens.decode.packets import PacketBatch
-    from portlens.filter import PacketFilter
-    from portlens.sources.files import CaptureError
-
-    if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status):
-            assert isinstance(batch, PacketBatch)
-            yield packet_filter.select(batch)
-        return
-
-    for path in files:
-        with progress_bar(path) as progress:
-            try:
-                yield from decode_capture(path, progress=progress)
-            except CaptureError as exc:
-                error(str(exc))
-                status[0] = EXIT_ERROR
-            except OSError as exc:
-                error(f"{path}: {exc.strerror or exc}")
-                status[0] = EXIT_ERROR
-
-
 PROGRESS_MIN_BYTES = 8 << 20
 """Files smaller than this read too fast for a progress bar to help."""
 
 
 @contextlib.contextmanager
-def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while reading a large file, only when stderr is a terminal."""
-    import os
-
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
+def progress_bar(paths: Sequence[str]) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading large files, only when stderr is a terminal."""
+    size = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(path)
     if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
@@ -164,7 +188,9 @@ def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
                   console=stderr_console()) as bar:
-        task = bar.add_task(os.path.basename(path), total=size)
+        label = os.path.basename(paths[0]) + (f" (+{len(paths) - 1} files)"
+                                              if len(paths) > 1 else "")
+        task = bar.add_task(label, total=size)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or size)
@@ -179,37 +205,19 @@ def stderr_console() -> Console:
 
 
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
-                     not_counted: Counter[str] | None = None) -> int:
+                    not_counted: Counter[str] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
 
     Interrupted (Ctrl-C, a closed pipe), the connections still open are handed over all the
     same, as at the end of the capture: a streaming output ends with every connection seen."""
-    from portlens.decode.packets import PacketBatch
-    from portlens.track.tracker import Tracker
-
-    config = tracker_config(args)
     status = [EXIT_OK]
-    if getattr(args, "workers", 1) > 1:
-        from portlens.parallel import track_files
-
-        errors: list[str] = []
-        for c in track_files(args.files, config, args.workers, errors, args.filter,
-                             not_counted):
-            sink(c)
-        for message in errors:
-            error(message)
-            status[0] = EXIT_ERROR
-        return status[0]
-    tracker = Tracker(config)
-    try:
-        for batch in source_batches(args, status):
-            assert isinstance(batch, PacketBatch)
-            for c in tracker.feed(batch):
-                sink(c)
-    finally:
-        for c in tracker.finish():
-            sink(c)
-        if not_counted is not None:
-            not_counted.update(tracker.not_counted)
+    with reading(args, status) as pipeline:
+        try:
+            pipeline.track(sink)
+        finally:
+            if not_counted is not None:
+                not_counted.update(pipeline.not_counted)
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
     return status[0]

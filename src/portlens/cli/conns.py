@@ -13,9 +13,9 @@ from portlens.cli.common import (
     EXIT_OK,
     each_connection,
     exit_status,
-    source_batches,
+    live_summary,
+    reading,
     stderr_console,
-    tracker_config,
 )
 
 EPILOG_CONNS = """examples:
@@ -124,12 +124,9 @@ def cmd_conns(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from portlens.decode.packets import PacketBatch
     from portlens.report import conns as report
     from portlens.track.model import Transition
-    from portlens.track.tracker import Tracker
 
-    config = tracker_config(args)
     out: TextIO = sys.stdout
     count = 0
 
@@ -142,10 +139,9 @@ def cmd_events(args: argparse.Namespace) -> int:
             out.write(report.event_line(t) + "\n")
 
     status = [EXIT_OK]
-    tracker = Tracker(config, on_transition=on_transition)
-    for batch in source_batches(args, status):
-        assert isinstance(batch, PacketBatch)
-        tracker.feed(batch)
-    tracker.finish()
+    with reading(args, status) as pipeline:
+        pipeline.track(lambda _c: None, on_transition)
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
     out.flush()
     return exit_status(status[0], count)

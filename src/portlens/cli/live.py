@@ -52,16 +52,16 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
     from portlens.analysis.ports import PortTable
     from portlens.decode.packets import PacketBatch
+    from portlens.pipeline import new_tracker
     from portlens.report import conns as conns_report
     from portlens.report import ports as ports_report
     from portlens.track.model import Connection
-    from portlens.track.tracker import Tracker
 
     if not args.interface:
         error("sniff needs -i IFACE (`portlens interfaces` lists them)")
         return EXIT_ERROR
     config = tracker_config(args)
-    tracker = Tracker(config)
+    tracker = new_tracker(config)
     ended = PortTable()
     recent: deque[Connection] = deque(maxlen=64)
     as_json = args.json or not sys.stdout.isatty()

@@ -13,7 +13,7 @@ from portlens.cli.common import (
     each_connection,
     error,
     exit_status,
-    source_batches,
+    reading,
     tracker_config,
 )
 
@@ -161,24 +161,17 @@ def cmd_sockets(args: argparse.Namespace) -> int:
 
 def cmd_ladder(args: argparse.Namespace) -> int:
     from portlens.analysis.ladder import ladder
-    from portlens.decode.packets import PacketBatch
+    from portlens.pipeline import ConnectionNotFoundError
     from portlens.report.ladder import text
-    from portlens.track.model import Connection
 
-    found: list[Connection] = []
-
-    def sink(c: object) -> None:
-        assert isinstance(c, Connection)
-        if c.uid == args.conn:
-            found.append(c)
-
-    status = each_connection(args, sink)
-    config = tracker_config(args)
-    if not found:
-        error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
-        return exit_status(status, False)
-    batches = (b for b in source_batches(args, [EXIT_OK])
-               if isinstance(b, PacketBatch))
-    sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
+    status = [EXIT_OK]
+    with reading(args, status) as pipeline:
+        try:
+            conn = pipeline.connection()  # a first pass finds it; -w gets its packets
+        except ConnectionNotFoundError as exc:
+            error(str(exc))
+            return exit_status(status[0], False)
+        drawn = ladder(conn, pipeline.packets(), tracker_config(args))
+    sys.stdout.write(text(drawn, full=args.full))
     sys.stdout.flush()
-    return status
+    return status[0]

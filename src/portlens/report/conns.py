@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from portlens.report import human
+from portlens.report.packets import flags_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -83,8 +84,8 @@ def _options(o: TcpOptions | None) -> dict[str, Any] | None:
 def transition_record(t: Transition) -> dict[str, Any]:
     return {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid, "endpoint": str(t.endpoint),
             "event": str(t.event), "from": str(t.old), "to": str(t.new),
-            "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
-            "payload": t.segment.payload}
+            "flags": t.segment.flags, "flags_text": flags_text(t.segment.flags),
+            "seq": t.segment.seq, "ack": t.segment.ack, "payload": t.segment.payload}
 
 
 def record(c: Connection) -> dict[str, Any]:
