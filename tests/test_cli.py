@@ -91,7 +91,7 @@ def test_ports_footer_says_what_was_not_counted(capsys: pytest.CaptureFixture[st
     malformed = str(Path(SAMPLE).parent / "malformed.pcap")
     rc, out, _ = run(capsys, "ports", "--json", malformed)
     total = [json.loads(line) for line in out.splitlines()][-1]
-    assert rc == 0 and total["type"] == "total"
+    assert rc == 0 and total["type"] == "summary"
     # Frames whose decoding stopped before a transport header are in no connection.
     from portlens.decode import decode_capture
     from portlens.decode.malformed import reason_label

@@ -25,7 +25,7 @@ _CHUNK = 256
 """Connections sent per message."""
 
 
-def _worker(source: Source, options: Options, k: int, n: int,
+def _worker(source: Source, options: Options, conn: Connection | None, k: int, n: int,
             queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from portlens.pipeline.run import Pipeline
 
@@ -39,6 +39,7 @@ def _worker(source: Source, options: Options, k: int, n: int,
     options = replace(options, workers=1, tracker=replace(options.tracker, shard=(k, n)),
                       write=options.write if k == 0 else None)
     pipeline = Pipeline(source, options, on_error=send_error, on_warning=send_warning)
+    pipeline.resolved(conn)
     pending: list[Connection] = []
     try:
         for c in pipeline.connections():
@@ -66,10 +67,10 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
     workers = pipeline.options.workers
     ctx = mp.get_context("fork")
     queue = ctx.Queue(maxsize=4 * workers)
-    # --conn is resolved once, here, not by every worker.
     options = pipeline.options
-    procs = [ctx.Process(target=_worker, args=(pipeline.source, options, k, workers, queue),
-                         daemon=True)
+    conn = pipeline.connection() if options.conn is not None else None  # found once, here
+    procs = [ctx.Process(target=_worker, args=(pipeline.source, options, conn, k, workers,
+                                               queue), daemon=True)
              for k in range(workers)]
     for p in procs:
         p.start()

@@ -163,6 +163,10 @@ class Pipeline:
             raise ConnectionNotFoundError("no connection uid given")
         return conn
 
+    def resolved(self, conn: Connection | None) -> None:
+        """The connection ``options.conn`` names, found elsewhere (by a parent process)."""
+        self._conn = conn
+
     def _connection(self) -> Connection | None:
         uid = self.options.conn
         if uid is None:

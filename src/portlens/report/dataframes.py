@@ -82,6 +82,10 @@ def from_records(records: Iterable[dict[str, Any]], columns: Iterable[str] = (),
     names: dict[str, None] = dict.fromkeys(columns)
     for r in rows:
         names.update(dict.fromkeys(r))
+    # An object that was null in some rows and flattened in others: its dotted columns say
+    # all (NA where it was null).
+    parents = {n.rsplit(".", 1)[0] for n in names if "." in n}
+    names = {n: None for n in names if n not in parents}
     data = {name: pd.Series([r.get(name) for r in rows], dtype=object) for name in names}
     return typed(pd.DataFrame(data, index=pd.RangeIndex(len(rows))))
 
@@ -100,10 +104,20 @@ def typed(frame: Any) -> Any:
         elif any(isinstance(v, (list, dict)) for v in values):
             out[name] = pd.Series([v if isinstance(v, (list, dict)) else None for v in values],
                                   index=frame.index, dtype=object, name=name)
+        elif all(v is None for v in values):  # nothing to infer a dtype from
+            dtype = "Int64" if name.rsplit(".", 1)[-1] in INTEGER_NAMES else "string"
+            out[name] = pd.Series([pd.NA] * len(values), index=frame.index, dtype=dtype,
+                                  name=name)
         else:
             out[name] = pd.Series(values, index=frame.index, dtype=object,
                                   name=name).convert_dtypes()
     return pd.DataFrame(out, index=frame.index)
+
+
+INTEGER_NAMES = frozenset({
+    "vlan", "port", "id.orig_p", "id.resp_p", "orig_p", "resp_p", "local_port", "peer_port",
+    "orig_bytes", "resp_bytes", "conns", "peers", "mss", "wscale", "frame", "seq", "ack"})
+"""Integer columns that may be null in every row (the rest, then, are text)."""
 
 
 _NAT = np.iinfo(np.int64).min
