@@ -82,7 +82,7 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
 def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
     """The pipeline of the command's source and selection; its input errors and warnings are
     printed as they come (one line each), errors also setting ``status`` to 2."""
-    from portlens.pipeline import Pipeline
+    from portlens.pipeline import Pipeline, WriteError
 
     def on_error(message: str) -> None:
         error(message)
@@ -90,7 +90,11 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
 
     source, options = pipeline_setup(args)
     with progress_bar(source.files) as progress:
-        yield Pipeline(source, options, on_error=on_error, on_warning=error, progress=progress)
+        try:
+            yield Pipeline(source, options, on_error=on_error, on_warning=error,
+                           progress=progress)
+        except WriteError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
