@@ -317,3 +317,15 @@ def test_write_keeps_link_types_apart(capsys: pytest.CaptureFixture[str],
         total = sum(len(b) for b in reader)
         assert sorted(i.linktype for i in reader.interfaces) == [1, 101]
     assert total == 10 + len(frames_of(raw))
+
+
+def test_snaplen_cuts_what_is_written(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    path = tmp_path / "cut.pcap"
+    rc, _, _ = run(capsys, "packets", "-s", "64", "-w", str(path), SESSION)
+    assert rc == 0
+    with open_capture(path) as reader:
+        batches = list(reader)
+    assert [int(c) for b in batches for c in b.caplen] == [64] * 10
+    assert [int(w) for b in batches for w in b.wirelen] == [74, 74, 66, 166, 66, 366, 66, 66, 66,
+                                                            66]

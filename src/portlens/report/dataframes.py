@@ -179,7 +179,8 @@ def _packet_columns(b: PacketBatch) -> dict[str, Any]:
         "ipv": _na(pd, b.ip_version, ip, "Int64"),
     }
     protos = b.proto.tolist()
-    cols["proto"] = _texts(pd, [proto_name(p) if v else None
+    # As in JSON: the name of the four portlens follows, else the IP protocol number (as text).
+    cols["proto"] = _texts(pd, [(proto_name(p) if p in (6, 17, 1, 58) else str(p)) if v else None
                                 for p, v in zip(protos, ip.tolist(), strict=True)])
     src_raw, dst_raw = b.src.tobytes(), b.dst.tobytes()
     versions = b.ip_version.tolist()
