@@ -160,7 +160,7 @@ def test_bad_input_raises_after_what_was_read(tmp_path: Path) -> None:
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(Path(SESSION).read_bytes()[:-30])
     cap = portlens.open(cut)
-    with pytest.raises(portlens.api.CaptureError, match="cut.pcap"):
+    with pytest.raises(portlens.api.CaptureError, match=r"cut\.pcap"):
         cap.connections()
     assert cap.errors and len(cap.errors) == 1
 
