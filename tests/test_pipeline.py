@@ -329,3 +329,44 @@ def test_snaplen_cuts_what_is_written(capsys: pytest.CaptureFixture[str],
     assert [int(c) for b in batches for c in b.caplen] == [64] * 10
     assert [int(w) for b in batches for w in b.wirelen] == [74, 74, 66, 166, 66, 366, 66, 66, 66,
                                                             66]
+
+
+def _mergecap_order(files: list[list[int]]) -> list[tuple[int, int]]:
+    """mergecap's rule, literally: keep each file's next frame at hand and write the earliest
+    (ties: the file named first). Returns (file, position) pairs."""
+    heads = [0] * len(files)
+    out = []
+    while True:
+        ready = [(ts[heads[i]], i) for i, ts in enumerate(files) if heads[i] < len(ts)]
+        if not ready:
+            return out
+        _, i = min(ready)
+        out.append((i, heads[i]))
+        heads[i] += 1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_merge_order_is_mergecaps_on_any_timestamps(tmp_path: Path, seed: int) -> None:
+    """Random files (overlapping, equal times, time going backwards, empty files), read with
+    tiny chunks: the merged stream is exactly mergecap's order."""
+    rng = random.Random(seed)
+    files: list[list[int]] = []
+    paths = []
+    for i in range(rng.randint(1, 5)):
+        start = rng.randint(0, 50) * 1000
+        ts: list[int] = []
+        for _ in range(rng.randint(0, 40)):
+            step = rng.choice([0, 1000, 2000, 5000, -3000]) if ts else 0
+            ts.append(max((ts[-1] if ts else start) + step, 0))
+        files.append(ts)
+        path = tmp_path / f"f{i}.pcap"
+        with PcapWriter(path, 1) as w:
+            for pos, t in enumerate(ts):
+                w.write(1_600_000_000_000_000_000 + t, bytes([i, pos]) + bytes(40))
+        paths.append(path)
+    pipeline = Pipeline(Source.of(paths), Options(chunk_bytes=64 + rng.randint(0, 200)))
+    got = [(b.frame_bytes(k)[0], b.frame_bytes(k)[1]) for b in pipeline.frames()
+           for k in range(len(b))]
+    assert got == _mergecap_order(files)
+    assert [f.backwards for f in pipeline.files] == [
+        sum(1 for k in range(1, len(ts)) if ts[k] < max(ts[:k])) for ts in files]

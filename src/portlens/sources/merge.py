@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -177,8 +177,11 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
     while waiting or any(not f.done for f in opened):
         live = [f for f in opened if not f.done]
         next_start = starts[len(starts) - len(waiting)][0] if waiting else None
-        reach = [f.horizon for f in live] + ([next_start] if next_start is not None else [])
-        # Frames keyed below every file's reach come before anything still unread.
+        # The earliest (key, file) any unread frame can still have: what is not after it in
+        # the merge order can go.
+        reach = [(f.horizon, f.index) for f in live]
+        if waiting:
+            reach.append((starts[len(starts) - len(waiting)][0], waiting[0].index))
         out = _release(opened, min(reach))
         if out is not None:
             yield _renumbered(out, frame_no)
@@ -237,13 +240,19 @@ def _take(f: _Open, batch: FrameBatch) -> None:
     f.keys.append(keys)
 
 
-def _release(files: list[_Open], horizon: int | None) -> FrameBatch | None:
-    """The pending frames with keys below ``horizon`` (all with None), in merge order."""
+def _release(files: list[_Open], upto: tuple[int, int] | None) -> FrameBatch | None:
+    """The pending frames at or before ``upto`` (key, file index) in merge order (all with
+    None). A frame of a file named before ``upto``'s may share its key; one named after may
+    not, since that file's frame comes first."""
     parts: list[tuple[int, FrameBatch, np.ndarray]] = []
     for f in files:
         while f.pending:
             batch, keys = f.pending[0], f.keys[0]
-            cut = len(keys) if horizon is None else int(np.searchsorted(keys, horizon, "left"))
+            if upto is None:
+                cut = len(keys)
+            else:
+                side: Literal["left", "right"] = "right" if f.index <= upto[1] else "left"
+                cut = int(np.searchsorted(keys, upto[0], side))
             if cut == 0:
                 break
             if cut == len(keys):
