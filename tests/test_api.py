@@ -39,6 +39,21 @@ def test_a_string_path_is_one_file_everywhere() -> None:
     assert len(portlens.open(SAMPLE).connections()) == 8
 
 
+def test_a_name_that_is_an_interface_is_a_live_source(tmp_path: Path) -> None:
+    """nfstream's rule: a path that exists is a file; a name that is no file but a network
+    interface is captured live (nothing is captured until a view is asked for)."""
+    assert portlens.open("lo").pipeline.source.is_live
+    assert portlens.open(interface="lo").pipeline.source.live.interface == "lo"  # type: ignore[union-attr]
+    (tmp_path / "lo").write_bytes(Path(SESSION).read_bytes())
+    cap = portlens.open(tmp_path / "lo")
+    assert not cap.pipeline.source.is_live and len(cap.connections()) == 1
+    missing = portlens.open(str(tmp_path / "nothing.pcap"))
+    with pytest.raises(portlens.api.CaptureError, match="cannot open"):
+        missing.connections()
+    with pytest.raises(ValueError, match="not both"):
+        portlens.open(SESSION, interface="lo")
+
+
 def test_lists_and_directories_are_one_capture(tmp_path: Path) -> None:
     (tmp_path / "a.pcap").write_bytes(Path(SAMPLE).read_bytes())
     (tmp_path / "b.pcap").write_bytes(Path(SESSION).read_bytes())

@@ -91,6 +91,21 @@ def test_split_files_in_any_order_equal_the_whole(capsys: pytest.CaptureFixture[
         assert (control["orig_pkts"], control["resp_pkts"]) == (38, 25)
 
 
+def test_files_cut_by_time_equal_the_whole(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    """editcap -i 10 (a file per 10 s, as tcpdump -G writes them) on zeek-ftp-ipv6.pcap, the
+    files named newest first: the same connections, uids and all."""
+    root = require_corpus()
+    need("editcap")
+    whole = root / "zeek-ftp-ipv6.pcap"
+    tool("editcap", "-i", "10", str(whole), str(tmp_path / "rot.pcap"))
+    parts = sorted((str(p) for p in tmp_path.glob("rot*.pcap")), reverse=True)
+    assert len(parts) >= 3
+    rc, expected, _ = run(capsys, "conns", "--json", str(whole))
+    rc, got, err = run(capsys, "conns", "--json", *parts)
+    assert (rc, err) == (0, "") and got == expected and len(lines(got)) == 6
+
+
 def test_a_directory_reads_its_captures(capsys: pytest.CaptureFixture[str],
                                         ftp_parts: tuple[Path, list[Path]],
                                         tmp_path: Path) -> None:
