@@ -192,3 +192,40 @@ def test_the_readme_recipe_prints_what_the_readme_shows(monkeypatch: pytest.Monk
     with contextlib.redirect_stdout(printed):
         exec(compile(m.group("code"), "README.md", "exec"), {})
     assert printed.getvalue() == m.group("out")
+
+
+def test_an_interface_is_opened_like_a_file() -> None:
+    """open(interface="lo", filter=..., count=3): the capture ends after the third matching
+    packet and the views are built from it, as from a file."""
+    import socket
+    import threading
+
+    from tests.test_live import SKIP
+
+    if SKIP is not None:
+        pytest.skip(SKIP)
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    done = threading.Event()
+
+    def send() -> None:  # until the capture has its packets: no guessing when it is ready
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            while not done.wait(0.05):
+                s.sendto(b"ping", ("127.0.0.1", port))
+
+    sender = threading.Thread(target=send, daemon=True)
+    cap = portlens.open(interface="lo", filter=f"udp dst port {port}", count=3, duration=30)
+    sender.start()
+    try:
+        conns = cap.connections()
+    finally:
+        done.set()
+        sender.join()
+        receiver.close()
+    assert [(c.proto, c.resp_p, c.orig_pkts, c.resp_pkts, c.orig_bytes) for c in conns] == [
+        ("udp", port, 3, 0, 12)]
+    assert cap.pipeline.live_session is not None
+    assert cap.pipeline.live_session.counters.stopped_by == "count"
+    frame = conns.to_pandas()
+    assert frame["id.resp_p"].tolist() == [port]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,22 @@ def open(source: PathLike | Sequence[PathLike] | None = None, *,
          interface: str | None = None, filter: str | None = None,
          workers: int = 1, count: int | None = None, start: TimeLike | None = None,
          end: TimeLike | None = None, conn: str | None = None,
-         config: TrackerConfig | None = None, reference: bool = False) -> Capture:
+         config: TrackerConfig | None = None, reference: bool = False,
+         duration: float | None = None) -> Capture:
     """Open a capture (files, a directory, or an interface) for analysis.
 
     ``filter`` is a tcpdump expression (raises portlens.filter.FilterError); ``count`` keeps
     the first N selected packets; ``start``/``end`` a time window [start, end) given as ISO 8601
     text, epoch seconds or a datetime; ``conn`` the packets of one connection (by uid);
     ``workers`` tracks with that many processes; ``config`` sets timeouts and the rest of
-    the tracker's options.
+    the tracker's options; ``duration`` (seconds) ends a live capture (so do ``count`` and
+    Ctrl-C).
     """
     src = Source.of(source, interface=interface)
+    if duration is not None:
+        if src.live is None:
+            raise ValueError("duration is for a live capture (interface=)")
+        src = Source(live=replace(src.live, duration=duration))
     options = Options(filter=filter, start_ns=_time_ns(start), end_ns=_time_ns(end),
                       count=count, conn=conn, tracker=config or TrackerConfig(),
                       workers=workers, reference=reference)
@@ -165,8 +172,6 @@ class Capture:
 
 
 def _one_process(options: Options) -> Options:
-    from dataclasses import replace
-
     return replace(options, workers=1)
 
 
