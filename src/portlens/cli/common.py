@@ -68,16 +68,6 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
-def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
-    """The decoded, selected batches of the command's source (files or -i)."""
-    with reading(args, status) as pipeline:
-        for batch in pipeline.packets():
-            args.live_session = pipeline.live_session
-            yield batch
-        if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
-
-
 @contextlib.contextmanager
 def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
     """The pipeline of the command's source and selection; its input errors and warnings are

@@ -13,6 +13,7 @@ among many still gives everything that could be read.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -244,23 +245,36 @@ class Pipeline:
         return new_tracker(self.options.tracker, on_transition)
 
     def track(self, sink: Callable[[Connection], None],
-              on_transition: Callable[[Transition], None] | None = None) -> None:
+              on_transition: Callable[[Transition], None] | None = None, *,
+              on_batch: Callable[[Tracker], None] | None = None,
+              wall_clock: bool = False) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
-        capture, so a streaming output ends with every connection seen."""
+        capture, so a streaming output ends with every connection seen.
+
+        ``on_batch(tracker)`` runs after every batch (a live view reads the open connections
+        there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
+        real time, ten times a second, so idle connections end while no packet arrives."""
         if self.options.workers > 1 and not self.source.is_live:
-            if on_transition is not None:
-                raise ValueError("transitions are followed in one process (no workers)")
+            if on_transition is not None or on_batch is not None:
+                raise ValueError("transitions and live views are followed in one process")
             from portlens.pipeline.parallel import track_sharded
 
             for c in track_sharded(self):
                 sink(c)
             return
         tracker = self.tracker(on_transition)
+        last_tick = 0.0
         try:
             for batch in self.packets():
                 for c in tracker.feed(batch):
                     sink(c)
+                if wall_clock and time.monotonic() - last_tick >= 0.1:
+                    last_tick = time.monotonic()
+                    for c in tracker.advance(time.time_ns()):
+                        sink(c)
+                if on_batch is not None:
+                    on_batch(tracker)
         finally:
             for c in tracker.finish():
                 sink(c)
