@@ -184,8 +184,9 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
             reach.append((starts[len(starts) - len(waiting)][0], waiting[0].index))
         out = _release(opened, min(reach))
         if out is not None:
-            yield _renumbered(out, frame_no)
             frame_no += len(out)
+            yield _renumbered(out, frame_no - len(out))
+            del out  # not kept alive while the next chunk is read
         laggard = min(live, key=lambda f: (f.horizon, f.index), default=None)
         if laggard is not None and (next_start is None or laggard.horizon < next_start):
             read_more(laggard)  # the open file that holds the merge back
