@@ -385,3 +385,23 @@ def test_merge_order_is_mergecaps_on_any_timestamps(tmp_path: Path, seed: int) -
     assert got == _mergecap_order(files)
     assert [f.backwards for f in pipeline.files] == [
         sum(1 for k in range(1, len(ts)) if ts[k] < max(ts[:k])) for ts in files]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_evictions_and_decoded_batches_are_counted_on_the_pipeline(workers: int) -> None:
+    """--max-flows 1 on the sample: each new flow pushes the open one out (UDP: two flows, one
+    eviction; all: 9 evictions and 10 rows for 8 connections, two of them cut in two), the
+    same summed over workers; on_decoded sees every frame before -f selects."""
+    from portlens.track.tracker import TrackerConfig
+
+    seen = []
+    pipeline = Pipeline(Source.of(SAMPLE), Options(filter="udp", workers=workers,
+                                                   tracker=TrackerConfig(max_flows=1)),
+                        on_decoded=lambda b: seen.append(len(b)))
+    conns = list(pipeline.connections())
+    assert (len(conns), pipeline.evicted) == (2, 1)
+    if workers == 1:
+        assert sum(seen) == 59
+    pipeline = Pipeline(Source.of(SAMPLE), Options(workers=workers,
+                                                   tracker=TrackerConfig(max_flows=1)))
+    assert (len(list(pipeline.connections())), pipeline.evicted) == (10, 9)

@@ -68,6 +68,15 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
+def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
+    """The decoded, selected batches of the command's source (files or -i), through the
+    pipeline; the live capture's closing line after them."""
+    with reading(args, status) as pipeline:
+        yield from pipeline.packets()
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
+
+
 @contextlib.contextmanager
 def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
     """The pipeline of the command's source and selection; its input errors and warnings are

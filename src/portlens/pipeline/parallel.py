@@ -50,6 +50,7 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
         if pending:
             queue.put(("conns", pending))
         queue.put(("not_counted", dict(pipeline.not_counted)))
+        queue.put(("evicted", pipeline.evicted))
         if k == 0:
             queue.put(("files", pipeline.files))
     except Exception as exc:
@@ -60,8 +61,8 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
 
 def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
     """Connections of the pipeline's files, tracked by ``options.workers`` processes. Input
-    errors and warnings reach the pipeline's handlers once each; ``pipeline.not_counted`` and
-    ``pipeline.files`` are those of the whole run."""
+    errors and warnings reach the pipeline's handlers once each; ``pipeline.not_counted``,
+    ``pipeline.evicted`` and ``pipeline.files`` are those of the whole run."""
     from collections import Counter
 
     workers = pipeline.options.workers
@@ -76,6 +77,7 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
         p.start()
     done = 0
     not_counted: Counter[str] = Counter()
+    evicted = 0
     try:
         while done < workers:
             kind, payload = queue.get()
@@ -83,6 +85,8 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
                 done += 1
             elif kind == "not_counted":
                 not_counted.update(payload)
+            elif kind == "evicted":
+                evicted += int(payload)
             elif kind == "error":
                 pipeline.error(str(payload))
             elif kind == "warning":
@@ -93,6 +97,7 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
                 yield from payload
     finally:
         pipeline.not_counted = not_counted
+        pipeline.evicted = evicted
         for p in procs:
             if p.is_alive():
                 p.terminate()

@@ -115,7 +115,8 @@ class Pipeline:
     def __init__(self, source: Source, options: Options | None = None, *,
                  on_error: Callable[[str], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 on_decoded: Callable[[PacketBatch], None] | None = None) -> None:
         self.source = source
         self.options = options or Options()
         self.errors: list[str] = []
@@ -124,10 +125,14 @@ class Pipeline:
         """Per-file counts of the last pass over the files."""
         self.not_counted: Counter[str] = Counter()
         """Frames in no connection, by why (the last tracking pass)."""
+        self.evicted = 0
+        """Flows the last tracking pass evicted past the flow cap (all workers)."""
         self.live_session: LiveSession | None = None
         self._on_error = on_error
         self._on_warning = on_warning
         self._progress = progress
+        self._on_decoded = on_decoded
+        """Sees every decoded batch before selection (counts of the whole input)."""
         f = self.options.filter
         self.packet_filter = compile_filter(f) if isinstance(f, str) else f
         if self.packet_filter is not None and self.packet_filter.matches_all:
@@ -202,6 +207,8 @@ class Pipeline:
         try:
             for frames in self.frames():
                 packets = decoder.decode(frames)
+                if self._on_decoded is not None:
+                    self._on_decoded(packets)
                 rows = selector.rows(packets)
                 if rows is not None:
                     frames, packets = frames.take(rows), packets.take(rows)
@@ -279,6 +286,7 @@ class Pipeline:
             for c in tracker.finish():
                 sink(c)
             self.not_counted = Counter(tracker.not_counted)
+            self.evicted = tracker.evicted
 
     def connections(self, on_transition: Callable[[Transition], None] | None = None
                     ) -> Iterator[Connection]:
@@ -293,6 +301,7 @@ class Pipeline:
             yield from tracker.feed(batch)
         yield from tracker.finish()
         self.not_counted = Counter(tracker.not_counted)
+        self.evicted = tracker.evicted
 
     def find_connection(self, uid: str) -> Connection | None:
         for c in self.connections():

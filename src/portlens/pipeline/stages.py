@@ -32,6 +32,7 @@ class Tracker(Protocol):
     """PacketBatch -> Connections, in capture order."""
 
     not_counted: Counter[str]
+    evicted: int
 
     def feed(self, batch: PacketBatch) -> list[Connection]: ...
 
