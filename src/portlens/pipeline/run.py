@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,7 +187,7 @@ class Pipeline:
                     f"no connection with uid {uid} (`portlens conns` lists them)")
         return self._conn
 
-    def frames(self) -> Iterator[FrameBatch]:
+    def frames(self) -> Generator[FrameBatch, None, None]:
         """The source's frames: the files merged in time order."""
         self.files = []
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
@@ -204,8 +204,9 @@ class Pipeline:
         selector = Selector(self.selection())
         decoder = new_decoder(reference=self.options.reference)
         writer = _Writer(self.options) if self.options.write is not None else None
+        source = self.frames()
         try:
-            for frames in self.frames():
+            for frames in source:
                 packets = decoder.decode(frames)
                 if self._on_decoded is not None:
                     self._on_decoded(packets)
@@ -218,6 +219,7 @@ class Pipeline:
                 if selector.done:
                     break
         finally:
+            source.close()  # the files are closed even when -c stops the reading early
             if writer is not None:
                 writer.close(self.files)
 

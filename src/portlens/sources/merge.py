@@ -18,7 +18,7 @@ one file these are the file's own frame numbers. A directory stands for the capt
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
@@ -124,7 +124,7 @@ def _first_timestamp(path: str, stats: FileStats) -> int | None:
 def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
                   stats: list[FileStats] | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  chunk_bytes: int = 8 << 20) -> Iterator[FrameBatch]:
+                  chunk_bytes: int = 8 << 20) -> Generator[FrameBatch, None, None]:
     """The frames of ``paths`` in mergecap's order, renumbered across the stream.
 
     A file that cannot be read is reported through ``on_error`` (one line, the reader's
@@ -174,42 +174,47 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
         finished_bytes += f.reader.total_bytes
         f.reader.close()
 
-    while waiting or any(not f.done for f in opened):
-        live = [f for f in opened if not f.done]
-        next_start = starts[len(starts) - len(waiting)][0] if waiting else None
-        # The earliest (key, file) any unread frame can still have: what is not after it in
-        # the merge order can go.
-        reach = [(f.horizon, f.index) for f in live]
-        if waiting:
-            reach.append((starts[len(starts) - len(waiting)][0], waiting[0].index))
-        out = _release(opened, min(reach))
+    try:
+        while waiting or any(not f.done for f in opened):
+            live = [f for f in opened if not f.done]
+            next_start = starts[len(starts) - len(waiting)][0] if waiting else None
+            # The earliest (key, file) any unread frame can still have: what is not after it in
+            # the merge order can go.
+            reach = [(f.horizon, f.index) for f in live]
+            if waiting:
+                reach.append((starts[len(starts) - len(waiting)][0], waiting[0].index))
+            out = _release(opened, min(reach))
+            if out is not None:
+                frame_no += len(out)
+                yield _renumbered(out, frame_no - len(out))
+                del out  # not kept alive while the next chunk is read
+            laggard = min(live, key=lambda f: (f.horizon, f.index), default=None)
+            if laggard is not None and (next_start is None or laggard.horizon < next_start):
+                read_more(laggard)  # the open file that holds the merge back
+            else:
+                f = waiting.pop(0)
+                try:
+                    f.reader = CaptureReader(f.stats.path, chunk_bytes=chunk_bytes)
+                except CaptureError as exc:  # changed since it was first looked at
+                    f.done = True
+                    f.stats.error = str(exc)
+                    on_error(str(exc))
+                    continue
+                f.batches = iter(f.reader)
+                opened.append(f)
+                read_more(f)
+            if progress is not None:
+                reading = sum(f.reader.bytes_read for f in opened
+                              if f.reader is not None and not f.done)
+                progress(finished_bytes + reading, total_bytes)
+            opened = [f for f in opened if not f.done or f.pending]
+        out = _release(opened, None)
         if out is not None:
-            frame_no += len(out)
-            yield _renumbered(out, frame_no - len(out))
-            del out  # not kept alive while the next chunk is read
-        laggard = min(live, key=lambda f: (f.horizon, f.index), default=None)
-        if laggard is not None and (next_start is None or laggard.horizon < next_start):
-            read_more(laggard)  # the open file that holds the merge back
-        else:
-            f = waiting.pop(0)
-            try:
-                f.reader = CaptureReader(f.stats.path, chunk_bytes=chunk_bytes)
-            except CaptureError as exc:  # changed since it was first looked at
-                f.done = True
-                f.stats.error = str(exc)
-                on_error(str(exc))
-                continue
-            f.batches = iter(f.reader)
-            opened.append(f)
-            read_more(f)
-        if progress is not None:
-            reading = sum(f.reader.bytes_read for f in opened
-                          if f.reader is not None and not f.done)
-            progress(finished_bytes + reading, total_bytes)
-        opened = [f for f in opened if not f.done or f.pending]
-    out = _release(opened, None)
-    if out is not None:
-        yield _renumbered(out, frame_no)
+            yield _renumbered(out, frame_no)
+    finally:  # also when the reader of the merge stops early (-c, a closed pipe)
+        for f in opened:
+            if f.reader is not None:
+                f.reader.close()
 
 
 def _take(f: _Open, batch: FrameBatch) -> None:
