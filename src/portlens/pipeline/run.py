@@ -216,6 +216,7 @@ class Pipeline:
                 if writer is not None:
                     writer.write(frames)
                 yield frames, packets
+                del frames, packets  # the chunk is not kept alive while the next is read
                 if selector.done:
                     break
         finally:
@@ -228,8 +229,9 @@ class Pipeline:
         if self.source.is_live:
             yield from self._live_packets()
             return
-        for _, packets in self.batches():
-            yield packets
+        for pair in self.batches():
+            yield pair[1]
+            del pair
 
     def _live_packets(self) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
