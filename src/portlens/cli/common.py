@@ -41,22 +41,10 @@ def exit_status(status: int, found: object) -> int:
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    from portlens.track.timeouts import Timeouts
+    from portlens.cli.args import parse_timeouts
     from portlens.track.tracker import TrackerConfig
 
-    seconds = {}
-    for item in args.timeout:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--timeout wants NAME=SECONDS, got {item!r}")
-        try:
-            seconds[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--timeout {name}: {value!r} is not a number") from None
-    try:
-        timeouts = Timeouts().with_seconds(**seconds)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    timeouts = parse_timeouts(args.timeout)
     if args.max_flows < 1:
         raise UsageError("--max-flows must be at least 1")
     # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
@@ -89,11 +77,17 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
 
     source, options = pipeline_setup(args)
     with progress_bar(source.files) as progress:
+        pipeline = Pipeline(source, options, on_error=on_error, on_warning=error,
+                            progress=progress)
         try:
-            yield Pipeline(source, options, on_error=on_error, on_warning=error,
-                           progress=progress)
+            yield pipeline
         except WriteError as exc:
             raise UsageError(str(exc)) from None
+        finally:
+            # Frames of link types not decoded, for main()'s one line each: counted on the
+            # first reading only (ladder reads twice).
+            if not hasattr(args, "not_decoded"):
+                args.not_decoded = pipeline.not_decoded
 
 
 def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
@@ -120,8 +114,6 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
             except ValueError as exc:
                 raise UsageError(f"--{name}: {exc}") from None
     count = getattr(args, "count", None)
-    if count is not None and count < 1:
-        raise UsageError("-c must be at least 1")
     write = getattr(args, "write", None)
     options = Options(
         filter=getattr(args, "packet_filter", None), start_ns=window.get("start"),
@@ -221,6 +213,23 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
         finally:
             if not_counted is not None:
                 not_counted.update(pipeline.not_counted)
+            evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session)
     return status[0]
+
+
+def evicted_note(evicted: int, max_flows: int) -> None:
+    """Say when --max-flows cut connections short (their end_reason is ``evicted``)."""
+    if evicted:
+        error(f"{evicted:,} flow{'s' if evicted != 1 else ''} evicted because more than "
+              f"--max-flows {max_flows:,} were open at once; later packets of an evicted flow "
+              f"start a new one")
+
+
+def not_decoded_note(args: argparse.Namespace) -> None:
+    """One line per link type portlens read but could not decode, once per command."""
+    from portlens.analysis.capture_stats import not_decoded_lines
+
+    for line in not_decoded_lines(getattr(args, "not_decoded", None) or Counter()):
+        error(line)

@@ -17,6 +17,7 @@ from portlens.cli.common import (
     EXIT_NOTHING,
     EXIT_OK,
     error,
+    evicted_note,
     exit_status,
     live_summary,
     reading,
@@ -99,6 +100,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         finally:
             if live is not None:
                 live.stop()
+            evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session)
     if missed.total:

@@ -51,8 +51,9 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
             queue.put(("conns", pending))
         queue.put(("not_counted", dict(pipeline.not_counted)))
         queue.put(("evicted", pipeline.evicted))
-        if k == 0:
+        if k == 0:  # every worker reads every frame: one speaks for the files
             queue.put(("files", pipeline.files))
+            queue.put(("not_decoded", dict(pipeline.not_decoded)))
     except Exception as exc:
         queue.put(("error", str(exc)))
     finally:
@@ -93,6 +94,8 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
                 pipeline.warning(str(payload))
             elif kind == "files":
                 pipeline.files = payload
+            elif kind == "not_decoded":
+                pipeline.not_decoded = Counter(payload)
             else:
                 yield from payload
     finally:

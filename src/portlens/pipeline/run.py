@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from portlens.analysis.capture_stats import count_not_decoded
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter, compile_filter
 from portlens.pipeline.select import Selection, Selector
@@ -127,6 +128,9 @@ class Pipeline:
         """Frames in no connection, by why (the last tracking pass)."""
         self.evicted = 0
         """Flows the last tracking pass evicted past the flow cap (all workers)."""
+        self.not_decoded: Counter[int] = Counter()
+        """Frames of link types portlens does not decode, by link type (all frames read,
+        before selection; the last pass over the files)."""
         self.live_session: LiveSession | None = None
         self._on_error = on_error
         self._on_warning = on_warning
@@ -182,6 +186,7 @@ class Pipeline:
                                                   workers=1, count=None),
                              on_error=self.error, on_warning=self.warning)
             self._conn = inner.find_connection(uid)
+            self.not_decoded = inner.not_decoded  # what was read, should no more pass follow
             if self._conn is None:
                 raise ConnectionNotFoundError(
                     f"no connection with uid {uid} (`portlens conns` lists them)")
@@ -203,11 +208,13 @@ class Pipeline:
             raise ValueError("a live source gives packets(), not frames")
         selector = Selector(self.selection())
         decoder = new_decoder(reference=self.options.reference)
+        self.not_decoded = Counter()
         writer = _Writer(self.options) if self.options.write is not None else None
         source = self.frames()
         try:
             for frames in source:
                 packets = decoder.decode(frames)
+                count_not_decoded(self.not_decoded, packets)
                 if self._on_decoded is not None:
                     self._on_decoded(packets)
                 rows = selector.rows(packets)
