@@ -241,6 +241,10 @@ def test_time_window_selects_like_tshark(capsys: pytest.CaptureFixture[str]) -> 
     rc, out, _ = run(capsys, "packets", "--json", "--start", "1700108000.0205",
                      "--end", "2023-11-16T04:13:20.0615Z", SESSION)
     assert rc == 0 and [r["frame"] for r in lines(out)] == [3, 4, 5, 6]
+    rc, out, err = run(capsys, "conns", "--start", "1700108000.5", "--end", "1700108000",
+                       SESSION)
+    assert (rc, out, err) == (2, "", "portlens: --start 1700108000.5 is not before --end "
+                                     "1700108000: the window holds nothing\n")
     rc, out, err = run(capsys, "conns", "--start", "yesterday", SESSION)
     assert (rc, out) == (2, "")
     assert err.startswith("portlens: --start: not a time: 'yesterday'") and err.count("\n") == 1

@@ -113,6 +113,9 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
                 window[name] = parse_time(text)
             except ValueError as exc:
                 raise UsageError(f"--{name}: {exc}") from None
+    if "start" in window and "end" in window and window["start"] >= window["end"]:
+        raise UsageError(f"--start {args.start} is not before --end {args.end}: "
+                         "the window holds nothing")
     count = getattr(args, "count", None)
     write = getattr(args, "write", None)
     options = Options(
