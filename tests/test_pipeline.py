@@ -326,7 +326,7 @@ def test_write_keeps_link_types_apart(capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
     """pcap holds one link type: mixing them is one line and status 2; --pcapng holds both."""
     raw = str(CAPTURES / "link-raw101.pcap")
-    rc, _, err = run(capsys, "packets", "-w", str(tmp_path / "x.pcap"), SESSION, raw)
+    rc, _, err = run(capsys, "packets", "--json", "-w", str(tmp_path / "x.pcap"), SESSION, raw)
     assert rc == 2 and err.count("\n") == 1 and "--pcapng" in err
     out_path = tmp_path / "x.pcapng"
     rc, _, _ = run(capsys, "packets", "--pcapng", "-w", str(out_path), SESSION, raw)

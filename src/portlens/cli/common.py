@@ -120,7 +120,9 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
     write = getattr(args, "write", None)
     options = Options(
         filter=getattr(args, "packet_filter", None), start_ns=window.get("start"),
-        end_ns=window.get("end"), count=count, conn=getattr(args, "conn", None),
+        end_ns=window.get("end"), count=count,
+        # ladder's --conn also takes a uid prefix or a 5-tuple: it finds the connection itself
+        conn=getattr(args, "conn", None) if args.command != "ladder" else None,
         write=write or None, pcapng=getattr(args, "pcapng", False),
         snaplen=getattr(args, "snaplen", 262144),
         tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),

@@ -18,12 +18,15 @@ from portlens.cli.common import (
     reading,
     stderr_console,
 )
+from portlens.cli.times import ZoneNote, clock, time_args
 
 EPILOG_CONNS = """examples:
   portlens conns capture.pcap                    a table of connections
   portlens conns --format zeek a.pcap > conn.log Zeek's conn.log (zeek-cut reads it)
   portlens conns --json --state REJ a.pcap       refused connections as JSON lines
   portlens conns --checksums drop a.pcap         like Zeek without -C
+  portlens conns --uid CNtLJebA4PlGyo1HBf a.pcap one connection (a uid's start works too)
+  portlens conns -tttt --utc a.pcap              start times with the date, in UTC
 """
 
 
@@ -51,6 +54,10 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
     p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
                    help="only this protocol (repeatable)")
+    p.add_argument("--uid", action="append", metavar="UID",
+                   help="only the connection with this uid, or the uids starting so "
+                        "(repeatable)")
+    time_args(p)
     p.set_defaults(func=cmd_conns)
 
 
@@ -58,6 +65,7 @@ def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = tracking_parser(sub, "events", "the stream of TCP state transitions (conntrack -E style)",
                         EPILOG_EVENTS)
     p.add_argument("--json", action="store_true", help="JSON lines")
+    time_args(p)
     p.set_defaults(func=cmd_events)
 
 
@@ -71,6 +79,7 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
     nets = getattr(args, "host_nets", None) or [host_network(h) for h in args.host or ()]
     states = {s.upper() for s in (args.state or ())}
     protos = set(args.proto or ())
+    uids = tuple(args.uid or ())
 
     @lru_cache(maxsize=65536)
     def in_nets(addr: str) -> bool:
@@ -86,6 +95,8 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
         if nets and not in_nets(c.orig_h) and not in_nets(c.resp_h):
             return False
         if states and c.conn_state not in states:
+            return False
+        if uids and not c.uid.startswith(uids):
             return False
         return not (protos and c.proto not in protos)
 
@@ -119,6 +130,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
         else:
             table.append(c)
 
+    times = clock(args)
     try:
         status = each_connection(args, emit)
     finally:
@@ -127,10 +139,14 @@ def cmd_conns(args: argparse.Namespace) -> int:
         if args.format == "table" and table:
             from portlens.report.tables import print_fitting
 
-            print_fitting(report.TABLE_COLUMNS, report.table_rows(
-                sorted(table, key=lambda c: c.ts_ns)), drop_order=report.DROP_ORDER)
+            table.sort(key=lambda c: c.ts_ns)
+            columns = report.table_columns(times)
+            print_fitting(columns, report.table_rows(table, columns, times),
+                          drop_order=report.DROP_ORDER)
             noun = "connection" if len(table) == 1 else "connections"
-            stderr_console().print(f"{len(table)} {noun}", style="dim")
+            zone = times.zone_label(table[0].ts_ns)
+            stderr_console().print(f"{len(table)} {noun}" + (f"; start {zone}" if zone else ""),
+                                   style="dim", highlight=False)
         out.flush()
     return exit_status(status, found)
 
@@ -141,6 +157,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     out: TextIO = sys.stdout
     count = 0
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def on_transition(t: Transition) -> None:
         nonlocal count
@@ -148,7 +166,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         if args.json:
             out.write(report.json_line(report.transition_record(t)) + "\n")
         else:
-            out.write(report.event_line(t) + "\n")
+            zone_note(t.ts_ns)
+            out.write(report.event_line(t, times) + "\n")
 
     status = [EXIT_OK]
     with reading(args, status) as pipeline:

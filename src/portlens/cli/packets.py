@@ -10,10 +10,13 @@ from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args, window_args
 from portlens.cli.common import EXIT_NOTHING, EXIT_OK, error, live_summary, reading
+from portlens.cli.times import ZoneNote, clock, time_args
+from portlens.report.clock import Clock
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
   portlens packets -c 20 --json a.pcapng       the first 20 frames as JSON lines
+  portlens packets -tttt --utc a.pcap          date and time in UTC, as tcpdump -tttt
   portlens packets --stats big.pcap.gz         what the file holds (capinfos + protocol mix)
   portlens packets -f 'port 443' a.pcap -w tls.pcap   write the selected packets
   portlens packets --conn UID a.pcap -w one.pcap      export one connection
@@ -38,6 +41,7 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
                         "it); with -w, export it to a capture file")
     filter_arg(p)
     window_args(p)
+    time_args(p)
     live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
 
@@ -51,6 +55,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     stats = CaptureStats()
     status = [EXIT_OK]
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
         if args.stats:
@@ -59,7 +65,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
         else:
-            out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+            if len(batch):
+                zone_note(int(batch.ts_ns[0]))
+            out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
         out.flush()
 
     with reading(args, status) as pipeline:
@@ -79,23 +87,25 @@ def cmd_packets(args: argparse.Namespace) -> int:
                 record["files"] = [f.record() for f in files]
             out.write(json.dumps(record) + "\n")
         else:
-            _print_stats(stats, [args.interface] if args.interface else args.files)
+            _print_stats(stats, [args.interface] if args.interface else args.files, times)
             if len(files) > 1:
-                _print_files(files)
+                _print_files(files, times)
     out.flush()
     if status[0] == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status[0]
 
 
-def _print_files(files: Sequence[object]) -> None:
+def _print_files(files: Sequence[object], times: Clock) -> None:
     """One row per file (capinfos' numbers), in the order they were named."""
     from portlens.report.packets import file_rows
     from portlens.report.tables import print_fitting
 
-    columns, rows = file_rows(files)
+    columns, rows = file_rows(files, times)
     print_fitting(columns, rows, title="files", drop_order=("format", "last frame"))
-def _print_stats(stats: object, files: Sequence[str]) -> None:
+
+
+def _print_stats(stats: object, files: Sequence[str], times: Clock) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -106,6 +116,6 @@ def _print_stats(stats: object, files: Sequence[str]) -> None:
     table = Table(title=", ".join(files), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
-    for what, value in stats_rows(stats):
+    for what, value in stats_rows(stats, times):
         table.add_row(what, value)
     Console().print(table)

@@ -177,14 +177,24 @@ class Pipeline:
         """The connection ``options.conn`` names, found elsewhere (by a parent process)."""
         self._conn = conn
 
+    def select_connection(self, conn: Connection) -> None:
+        """From now on, only the packets of ``conn`` (found by the caller's own pass)."""
+        self.options = replace(self.options, conn=conn.uid)
+        self._conn = conn
+
+    def first_pass(self) -> Pipeline:
+        """The same source and selection, without --conn and writing nothing: the pass that
+        finds a connection before its packets are read. Its problems are this pipeline's."""
+        return Pipeline(self.source, replace(self.options, conn=None, write=None),
+                        on_error=self.error, on_warning=self.warning)
+
     def _connection(self) -> Connection | None:
         uid = self.options.conn
         if uid is None:
             return None
         if self._conn is None:
-            inner = Pipeline(self.source, replace(self.options, conn=None, write=None,
-                                                  workers=1, count=None),
-                             on_error=self.error, on_warning=self.warning)
+            inner = self.first_pass()
+            inner.options = replace(inner.options, workers=1, count=None)
             self._conn = inner.find_connection(uid)
             self.not_decoded = inner.not_decoded  # what was read, should no more pass follow
             if self._conn is None:

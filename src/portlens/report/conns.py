@@ -9,7 +9,9 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
+from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
@@ -85,10 +87,16 @@ def _options(o: TcpOptions | None) -> dict[str, Any] | None:
 
 
 def transition_record(t: Transition) -> dict[str, Any]:
-    return {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid, "endpoint": str(t.endpoint),
-            "event": str(t.event), "from": str(t.old), "to": str(t.new),
-            "flags": t.segment.flags, "flags_text": flags_text(t.segment.flags),
-            "seq": t.segment.seq, "ack": t.segment.ack, "payload": t.segment.payload}
+    out: dict[str, Any] = {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid}
+    if t.conn_id is not None:  # streamed (`events`): the 5-tuple, Zeek's names
+        out.update(zip(("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"), t.conn_id,
+                       strict=True))
+        out["proto"] = "tcp"
+    out.update({"endpoint": str(t.endpoint), "event": str(t.event), "from": str(t.old),
+                "to": str(t.new), "flags": t.segment.flags,
+                "flags_text": flags_text(t.segment.flags), "seq": t.segment.seq,
+                "ack": t.segment.ack, "payload": t.segment.payload})
+    return out
 
 
 def record(c: Connection) -> dict[str, Any]:
@@ -110,6 +118,8 @@ def record(c: Connection) -> dict[str, Any]:
         "end_reason": str(c.end_reason), "completeness": c.completeness,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
         "icmp_errors": [list(e) for e in c.icmp_errors],
+        "icmp_type": c.orig_p if c.proto == "icmp" else None,
+        "icmp_code": c.icmp_code if c.proto == "icmp" else None,
     }
     if c.handshake is not None:
         hs = c.handshake
@@ -154,31 +164,47 @@ def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def ends_text(c: Connection) -> tuple[str, str]:
+    """The originator's and responder's cells: address:port, or for ICMP (which has no
+    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)'."""
+    if c.proto == "icmp":
+        return c.orig_h, f"{c.resp_h} ({conn_message(c)})"
+    return endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+
+
 def _end_text(c: Connection) -> str:
     if c.icmp_errors:
-        kinds = ", ".join(f"icmp {t}/{code}" for t, code in dict.fromkeys(c.icmp_errors))
+        v6 = c.ip_version == 6
+        kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
+                          for t, code in dict.fromkeys(c.icmp_errors))
         return f"{c.end_reason} ({kinds})"
     return str(c.end_reason)
 
 
-TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
+TABLE_COLUMNS = ("start", "proto", "originator", "responder", "state", "history", "duration",
                  "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
-DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "duration", "bytes o/r", "pkts o/r")
+DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "start", "duration", "bytes o/r",
+              "pkts o/r")
 """Left out first when the terminal is narrow (JSON/CSV have everything)."""
 
 
-def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS
-               ) -> list[tuple[str, ...]]:
+def table_columns(clock: Clock) -> tuple[str, ...]:
+    """The table's columns: no start column with -t (no times)."""
+    return tuple(name for name in TABLE_COLUMNS if name != "start" or clock.style != "none")
+
+
+def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS,
+               clock: Clock | None = None) -> list[tuple[str, ...]]:
+    """Cells of the table; ``start`` is the first packet's time as ``clock`` says (tcpdump's
+    styles; UTC time of day without one)."""
+    clock = clock or Clock(utc=True)
     rows: list[tuple[str, ...]] = []
     for c in conns:
         states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
                   if c.orig_state and c.resp_state else "")
-        if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
-            orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
-        else:
-            orig = endpoint_text(c.orig_h, c.orig_p)
-            resp = endpoint_text(c.resp_h, c.resp_p)
+        orig, resp = ends_text(c)
         cells = {
+            "start": clock.text(c.ts_ns) if "start" in columns else "",
             "proto": c.proto, "originator": orig, "responder": resp,
             "state": c.conn_state, "history": c.history or "-",
             "duration": human.duration(c.duration_ns),
@@ -191,13 +217,19 @@ def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COL
     return rows
 
 
-def event_line(t: Transition, orig: str = "", resp: str = "") -> str:
-    """One transition, conntrack -E style."""
-    seconds, ns = divmod(t.ts_ns, 10**9)
-    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
-    return (f"{clock}.{ns // 1000:06d} {t.uid} {t.endpoint} {t.event}: {t.old} -> {t.new} "
-            f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
-            f"len {t.segment.payload}] frame {t.frame}")
+def event_line(t: Transition, clock: Clock | None = None) -> str:
+    """One transition, conntrack -E style: the original direction's tuple as src= dst=
+    sport= dport=, then which endpoint moved from which state to which, and why."""
+    when = (clock or Clock(utc=True)).text(t.ts_ns)
+    parts = [when] if when else []
+    parts.append(t.uid)
+    if t.conn_id is not None:
+        orig_h, orig_p, resp_h, resp_p = t.conn_id
+        parts.append(f"tcp src={orig_h} dst={resp_h} sport={orig_p} dport={resp_p}")
+    parts.append(f"{t.endpoint} {t.event}: {t.old} -> {t.new} "
+                 f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
+                 f"len {t.segment.payload}] frame {t.frame}")
+    return " ".join(parts)
 
 
 def json_line(obj: dict[str, Any]) -> str:
