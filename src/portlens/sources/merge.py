@@ -24,7 +24,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from portlens.sources.files import CaptureError, CaptureReader
+from portlens.sources.files import CaptureError, CaptureReader, ReferenceCaptureReader, open_capture
 from portlens.sources.frames import FrameBatch
 
 PEEK_CHUNK_BYTES: Final = 1 << 16
@@ -95,7 +95,7 @@ class _Open:
 
     index: int
     stats: FileStats
-    reader: CaptureReader | None
+    reader: CaptureReader | ReferenceCaptureReader | None
     batches: Iterator[FrameBatch] | None
     pending: list[FrameBatch] = field(default_factory=list)
     keys: list[np.ndarray] = field(default_factory=list)
@@ -111,7 +111,7 @@ class _Open:
 
 def _first_timestamp(path: str, stats: FileStats) -> int | None:
     """The first frame's time, or None for a file without frames; raises CaptureError."""
-    with CaptureReader(path, chunk_bytes=PEEK_CHUNK_BYTES) as reader:
+    with open_capture(path, chunk_bytes=PEEK_CHUNK_BYTES) as reader:
         stats.format, stats.compression = reader.format, reader.compression
         if reader.interfaces:
             stats.linktype = reader.interfaces[0].linktype
@@ -194,7 +194,7 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
             else:
                 f = waiting.pop(0)
                 try:
-                    f.reader = CaptureReader(f.stats.path, chunk_bytes=chunk_bytes)
+                    f.reader = open_capture(f.stats.path, chunk_bytes=chunk_bytes)
                 except CaptureError as exc:  # changed since it was first looked at
                     f.done = True
                     f.stats.error = str(exc)
