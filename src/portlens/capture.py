@@ -63,6 +63,8 @@ class LiveOptions:
     """Where the (unlinked) spool file lives; the system's temporary directory by default."""
     ring_mb: int = 128
     """The kernel ring, in 1 MiB blocks: what arrives while the analysis pauses."""
+    checksums: bool = True
+    """Verify checksums while decoding (cli.common.wants_checksums says who needs them)."""
 
 
 @dataclass
@@ -151,7 +153,7 @@ class LiveSession:
         counters.started = time.monotonic()
         counters.started_ns = time.time_ns()
         writer = self._open_writer()
-        decoder = new_decoder()
+        decoder = new_decoder(checksums=opts.checksums)
         selector = Selector(Selection(self.packet_filter, count=opts.count))
         spool = self.spool
         drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")

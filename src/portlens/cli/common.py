@@ -56,6 +56,16 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
+def wants_checksums(args: argparse.Namespace) -> bool:
+    """Whether the command reads the checksum columns, so the decoder must verify them:
+    `packets` prints them (and counts bad ones with --stats), `ladder` marks bad ones, and the
+    tracker drops bad ones with --checksums drop. With `keep` the tracker never reads them
+    (docs/decoding.md, *Checksums*)."""
+    if getattr(args, "command", "") in ("packets", "ladder"):
+        return True
+    return getattr(args, "checksums", "keep") == "drop"
+
+
 def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
     """The decoded, selected batches of the command's source (files or -i), through the
     pipeline; the live capture's closing line after them."""
@@ -126,7 +136,8 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
         write=write or None, pcapng=getattr(args, "pcapng", False),
         snaplen=getattr(args, "snaplen", 262144),
         tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),
-        workers=getattr(args, "workers", 1), reference=getattr(args, "reference", False))
+        workers=getattr(args, "workers", 1), reference=getattr(args, "reference", False),
+        checksums=wants_checksums(args))
     return source, options
 
 
@@ -141,7 +152,7 @@ def live_options(args: argparse.Namespace) -> LiveOptions:
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
         spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
-        ring_mb=max(args.kernel_buffer, 2))
+        ring_mb=max(args.kernel_buffer, 2), checksums=wants_checksums(args))
 
 
 def live_summary(session: LiveSession) -> None:

@@ -106,6 +106,10 @@ class Options:
     workers: int = 1
     reference: bool = False
     """Decode with the per-packet reference decoder (for cross-checking)."""
+    checksums: bool | None = None
+    """Verify checksums while decoding: True, False, or None for "where they are read":
+    packets() verifies them (they are printed), tracking only when the tracker drops bad ones
+    (docs/decoding.md, *Checksums*)."""
     chunk_bytes: int = 8 << 20
 
 
@@ -212,12 +216,20 @@ class Pipeline:
             if warning is not None:
                 self.warning(warning)
 
-    def batches(self) -> Iterator[tuple[FrameBatch, PacketBatch]]:
-        """Selected frames and their decoded packets, row for row; -w gets them as they go."""
+    def _checksums(self, tracking: bool) -> bool:
+        wanted = self.options.checksums
+        if wanted is not None:
+            return wanted
+        return self.options.tracker.drop_bad_checksums if tracking else True
+
+    def batches(self, *, tracking: bool = False) -> Iterator[tuple[FrameBatch, PacketBatch]]:
+        """Selected frames and their decoded packets, row for row; -w gets them as they go.
+        ``tracking``: for the tracker, which reads checksums only to drop bad ones."""
         if self.source.is_live:
             raise ValueError("a live source gives packets(), not frames")
         selector = Selector(self.selection())
-        decoder = new_decoder(reference=self.options.reference)
+        decoder = new_decoder(reference=self.options.reference,
+                              checksums=self._checksums(tracking))
         self.not_decoded = Counter()
         writer = _Writer(self.options) if self.options.write is not None else None
         source = self.frames()
@@ -241,16 +253,16 @@ class Pipeline:
             if writer is not None:
                 writer.close(self.files)
 
-    def packets(self) -> Iterator[PacketBatch]:
-        """Decoded, selected batches in capture order."""
+    def packets(self, *, tracking: bool = False) -> Iterator[PacketBatch]:
+        """Decoded, selected batches in capture order (``tracking``: see batches)."""
         if self.source.is_live:
-            yield from self._live_packets()
+            yield from self._live_packets(tracking)
             return
-        for pair in self.batches():
+        for pair in self.batches(tracking=tracking):
             yield pair[1]
             del pair
 
-    def _live_packets(self) -> Iterator[PacketBatch]:
+    def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
 
         o = self.options
@@ -259,7 +271,8 @@ class Pipeline:
             raise ValueError("--conn needs a capture file (a live capture is read once)")
         live = replace(self.source.live, count=o.count,
                        write=Path(o.write) if o.write is not None else None,
-                       pcapng=o.pcapng, snaplen=o.snaplen)
+                       pcapng=o.pcapng, snaplen=o.snaplen,
+                       checksums=self._checksums(tracking))
         session = LiveSession(live, self.packet_filter)
         self.live_session = session
         window = Selector(Selection(start_ns=o.start_ns, end_ns=o.end_ns))
@@ -294,7 +307,7 @@ class Pipeline:
         tracker = self.tracker(on_transition)
         last_tick = 0.0
         try:
-            for batch in self.packets():
+            for batch in self.packets(tracking=True):
                 for c in tracker.feed(batch):
                     sink(c)
                 if wall_clock and time.monotonic() - last_tick >= 0.1:
@@ -318,7 +331,7 @@ class Pipeline:
             yield from track_sharded(self)
             return
         tracker = self.tracker(on_transition)
-        for batch in self.packets():
+        for batch in self.packets(tracking=True):
             yield from tracker.feed(batch)
         yield from tracker.finish()
         self.not_counted = Counter(tracker.not_counted)

@@ -43,9 +43,11 @@ class Tracker(Protocol):
     def open_connections(self, limit: int | None = None) -> list[Connection]: ...
 
 
-def new_decoder(*, reference: bool = False) -> Decoder:
-    """The decoder of one stream; ``reference`` selects the per-packet reference decoder."""
-    return PythonDecoder(reference=reference)
+def new_decoder(*, reference: bool = False, checksums: bool = True) -> Decoder:
+    """The decoder of one stream: the compiled one, or with ``reference`` the per-packet
+    Python reference; ``checksums`` False leaves them unverified (CSUM_NONE), which saves
+    the pass over every payload byte when nothing reads them."""
+    return PythonDecoder(reference=reference, checksums=checksums)
 
 
 def new_tracker(config: TrackerConfig | None = None,
