@@ -229,3 +229,20 @@ def test_an_interface_is_opened_like_a_file() -> None:
     assert cap.pipeline.live_session.counters.stopped_by == "count"
     frame = conns.to_pandas()
     assert frame["id.resp_p"].tolist() == [port]
+
+
+def test_checksums_are_verified_where_they_are_read(capsys: pytest.CaptureFixture[str]) -> None:
+    """Packets show them; tracking reads them only to drop bad ones (Zeek without -C): the
+    sample's TCP checksums are bad (offloaded on lo) but one RST's, so dropping them leaves
+    TCP rows with history C and that one packet."""
+    from portlens.track.tracker import TrackerConfig
+
+    frame = portlens.open(SAMPLE).packets().to_pandas()
+    assert frame["checksum.tcp"].value_counts().to_dict() == {"bad": 54, "good": 1}
+    dropped = portlens.open(SAMPLE, config=TrackerConfig(drop_bad_checksums=True))
+    assert dropped.connections().records() == cli_json(capsys, "conns", "--json",
+                                                       "--checksums", "drop", SAMPLE)
+    tcp = [c for c in dropped.connections() if c.proto == "tcp"]
+    assert sum(c.orig_pkts + c.resp_pkts for c in tcp) == 1
+    assert all("C" in c.history for c in tcp)
+    assert len(portlens.open(SAMPLE).connections()) == 8
