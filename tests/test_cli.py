@@ -122,8 +122,8 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
     assert rc == 0
     reading = Pipeline.packets
 
-    def interrupted(self: Pipeline) -> object:
-        yield from reading(self)
+    def interrupted(self: Pipeline, *, tracking: bool = False) -> object:
+        yield from reading(self, tracking=tracking)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Pipeline, "packets", interrupted)
