@@ -91,7 +91,7 @@ def test_ports_footer_says_what_was_not_counted(capsys: pytest.CaptureFixture[st
     malformed = str(Path(SAMPLE).parent / "malformed.pcap")
     rc, out, _ = run(capsys, "ports", "--json", malformed)
     total = [json.loads(line) for line in out.splitlines()][-1]
-    assert rc == 0 and total["type"] == "total"
+    assert rc == 0 and total["type"] == "summary"
     # Frames whose decoding stopped before a transport header are in no connection.
     from portlens.decode import decode_capture
     from portlens.decode.malformed import reason_label
@@ -116,17 +116,17 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
                                                    fmt: str) -> None:
     """Ctrl-C after the last packet was read: exit status 130, and the output holds every
     connection (the open ones ended as at the end of the capture), the Zeek log closed."""
-    from portlens.cli import common
+    from portlens.pipeline import Pipeline
 
     rc, whole, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 0
-    reading = common.source_batches
+    reading = Pipeline.packets
 
-    def interrupted(args: object, status: list[int]) -> object:
-        yield from reading(args, status)  # type: ignore[arg-type]
+    def interrupted(self: Pipeline, *, tracking: bool = False) -> object:
+        yield from reading(self, tracking=tracking)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "source_batches", interrupted)
+    monkeypatch.setattr(Pipeline, "packets", interrupted)
     rc, out, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 130
 
@@ -161,12 +161,20 @@ def test_buffer_and_spool_options_reach_the_live_session(
         where: str | None) -> None:
     import portlens.capture
     from portlens.cli import build_parser
-    from portlens.cli.common import open_live_session
+    from portlens.cli.common import reading
 
     seen = []
     monkeypatch.setattr(portlens.capture, "LiveSession",
-                        lambda options, _filter: seen.append(options))
+                        lambda options, _filter: seen.append(options) or _NoPackets())
     args = build_parser().parse_args(["sniff", "-i", "lo", *argv])
     args.packet_filter = None
-    open_live_session(args)
+    with reading(args, [0]) as pipeline:
+        assert list(pipeline.packets()) == []
     assert (seen[0].buffer_bytes, seen[0].spool_bytes, seen[0].spool_dir) == (memory, disk, where)
+
+
+class _NoPackets:
+    """A live session that captures nothing (for option plumbing tests)."""
+
+    def batches(self) -> list[object]:
+        return []

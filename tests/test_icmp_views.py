@@ -27,7 +27,7 @@ def icmp_rows(out: str) -> list[tuple[object, ...]]:
     return [(r["proto"], r["port"], r["icmp_type"], r["icmp_code"], r["service"], r["conns"],
              {o: r[o] for o in ("completed", "unanswered", "mid_stream", "one_way") if r[o]},
              r["pkts_c2s"], r["pkts_s2c"])
-            for r in rows if r["proto"] in ("icmp", "icmp6")]
+            for r in rows if r["type"] == "port" and r["proto"] in ("icmp", "icmp6")]
 
 
 @pytest.mark.corpus

@@ -11,12 +11,29 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "portlens"
 
 FORBIDDEN = {
-    "sources": ("decode", "track", "analysis", "report", "cli", "api", "capture", "parallel"),
-    "decode": ("track", "analysis", "report", "cli", "api", "capture", "parallel"),
-    "track": ("analysis", "report", "cli", "api", "capture", "parallel"),
-    "analysis": ("report", "cli", "api", "capture", "parallel"),
-    "report": ("sources", "cli", "api", "capture", "parallel"),
+    "sources": ("decode", "track", "analysis", "report", "cli", "api", "capture", "pipeline"),
+    "decode": ("track", "analysis", "report", "cli", "api", "capture", "pipeline"),
+    "track": ("analysis", "report", "cli", "api", "capture", "pipeline"),
+    "analysis": ("report", "cli", "api", "capture", "pipeline"),
+    "report": ("sources", "cli", "api", "capture", "pipeline"),
+    "pipeline": ("report", "cli", "api"),
 }
+
+
+def test_only_the_pipeline_wires_decoder_and_tracker() -> None:
+    """Design §1: the CLI, the API and live capture get their decoder and tracker from
+    pipeline/ (the seams where the compiled core plugs in), never build their own."""
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in ("pipeline", "decode", "track", "analysis", "reference"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("Decoder", "Tracker", "decode_capture")):
+                bad.append(f"{rel}:{node.lineno} calls {node.func.id}")
+    assert not bad, "\n".join(bad)
 
 
 def imports(path: Path) -> set[str]:

@@ -150,7 +150,9 @@ TIMED = ("rtt", "first", "last", "duration")
 
 
 def untimed(row: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in row.items() if not any(t in k for t in TIMED)}
+    """The row without its times (the summary's totals, nested under "total", too)."""
+    return {k: untimed(v) if isinstance(v, dict) else v for k, v in row.items()
+            if not any(t in k for t in TIMED)}
 
 
 def ports_json(*source: str) -> list[dict[str, object]]:

@@ -39,14 +39,14 @@ REFUSED = [
     (("sniff", "-i", "lo", "-s", "-1"), "-s/--snaplen -1: must be 0 to 262144"),
     (("sniff", "-i", "lo", "-s", "4294967296"), "-s/--snaplen 4294967296: must be 0 to 262144"),
     (("sniff", "-i", "lo", "-s", "262145"), "must be 0 to 262144"),
-    (("conns", "-s", "0", SESSION), "-s/--snaplen is for live capture (-i IFACE)"),
+    (("conns", "-s", "0", SESSION), "-s/--snaplen with capture files cuts what -w FILE writes"),
     # live options given with files would do nothing
     (("conns", "--backend", "ring", SESSION), "--backend is for live capture"),
     (("ports", "-B", "64", SESSION), "-B/--kernel-buffer is for live capture"),
     (("ports", "--buffer", "64", SESSION), "--buffer is for live capture"),
     (("ports", "--spool", "0", SESSION), "--spool is for live capture"),
     (("ports", "--spool-dir", "/tmp", SESSION), "--spool-dir is for live capture"),
-    (("packets", "--pcapng", SESSION), "--pcapng is for live capture"),
+    (("packets", "--pcapng", SESSION), "--pcapng is the format of -w FILE"),
     (("conns", "--duration", "5", SESSION), "--duration is for live capture"),
     (("conns", "-Z", "nobody", SESSION), "-Z/--user is for live capture"),
     # live values
@@ -133,8 +133,8 @@ def test_count_on_files_for_every_command(capsys: pytest.CaptureFixture[str]) ->
     rc, out, _ = run(capsys, "events", "--json", "-c", "1", SAMPLE)
     assert [json.loads(line)["event"] for line in out.splitlines()] == ["send SYN"]
     rc, out, _ = run(capsys, "ports", "--json", "-c", "1", SAMPLE)
-    total = [r for r in map(json.loads, out.splitlines()) if r["type"] == "total"]
-    assert total[0]["conns"] == 1
+    total = [r for r in map(json.loads, out.splitlines()) if r["type"] == "summary"]
+    assert total[0]["total"]["conns"] == 1
 
 
 def test_snaplen_zero_means_the_whole_packet(monkeypatch: pytest.MonkeyPatch,

@@ -256,7 +256,8 @@ def test_tcp_session_ports(capsys: pytest.CaptureFixture[str]) -> None:
     assert (rec["rtt_p50_ns"], rec["rtt_p95_ns"], rec["rtt_max_ns"]) == (20_500_000,) * 3
     assert (rec["clients"], rec["servers"], rec["retransmissions"], rec["tcp_pkts"]) == (
         1, 1, 0, 10)
-    assert total["type"] == "total" and total["conns"] == 1 and total["ports"] == 1
+    assert total["type"] == "summary" and total["total"]["conns"] == 1 and total["ports"] == 1
+    assert "conns" not in total  # the totals never pass for a port row
 
 
 def test_tcp_session_handshake(capsys: pytest.CaptureFixture[str]) -> None:
@@ -495,14 +496,15 @@ def test_ports_json_csv_table_agree(capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     code, out = run(capsys, "ports", "--json", "--sort", "port", str(path))
     assert code == 0
-    records = [r for r in json_lines(out) if r["type"] != "scan"]  # JSON alone lists scans
+    *records, summary = [r for r in json_lines(out) if r["type"] != "scan"]  # JSON alone
+    assert summary["type"] == "summary" and {r["type"] for r in records} == {"port"}
     code, out = run(capsys, "ports", "--csv", "--sort", "port", str(path))
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == len(records)
+    assert len(rows) == len(records)  # port rows only: no totals row among them
     for rec, row in zip(records, rows, strict=True):
         for key, value in rec.items():
-            if key in ("type", "ports"):
+            if key == "type":
                 continue
             if isinstance(value, dict):
                 assert row[key] == " ".join(f"{k}:{v}" for k, v in value.items())
@@ -518,7 +520,8 @@ def test_ports_json_csv_table_agree(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("COLUMNS", "250")
     code, out = run(capsys, "ports", "--sort", "port", str(path))
     assert code == 0
-    for rec in records:
+    everything = [*records, {**summary["total"], "type": "total"}]
+    for rec in everything:
         label = ("all" if rec["type"] == "total"
                  else f"{rec['proto']} {rec['icmp_type']}/{rec['icmp_code']}"
                  if rec["proto"] in ("icmp", "icmp6") else f"{rec['port']}/{rec['proto']}")
@@ -526,7 +529,7 @@ def test_ports_json_csv_table_agree(capsys: pytest.CaptureFixture[str],
                             rf"{re.escape(human.count(rec['conns']))}\s", re.MULTILINE)
         assert row_re.search(out), label
     columns, cells = ports_report.table_rows(PortTable().update(conns_of(path)), "port")
-    for rec, row in zip(records, cells, strict=True):
+    for rec, row in zip(everything, cells, strict=True):
         shown = dict(zip(columns, row, strict=True))
         assert shown["conns"] == human.count(rec["conns"])
         assert parse_outcomes(shown["outcomes"]) == {
@@ -558,6 +561,9 @@ def test_handshakes_and_sockets_json_csv_agree(capsys: pytest.CaptureFixture[str
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["type"], r["local_addr"], r["local_port"], r["state"] or "") for r in records] \
         == [(r["type"], r["local_addr"], int(r["local_port"]), r["state"]) for r in rows]
+    # peers as a JSON object, not addr:count (an IPv6 address is full of colons)
+    assert [r.get("peer_addrs") for r in records] == [
+        json.loads(r["peer_addrs"]) if r["peer_addrs"] else None for r in rows]
     conns = conns_of(path)
     assert sum(1 for r in records if r["type"] == "socket") == 2 * sum(
         1 for c in conns if c.proto in ("tcp", "udp"))
@@ -621,7 +627,7 @@ def test_all_ports_adds_client_rows_not_connections(capsys: pytest.CaptureFixtur
     assert set(rows) == {(80, "server"), (49152, "client")}
     assert rows[(49152, "client")]["client_conns"] == 1
     assert rows[(49152, "client")]["class"] == "dynamic"
-    assert recs[-1]["conns"] == 1
+    assert recs[-1]["total"]["conns"] == 1
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -4,8 +4,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """`portlens.analyze(...)` without importing numpy for `portlens --help`."""
-    if name in ("analyze", "packets", "capture_stats"):
+    """`portlens.open(...)`, `portlens.analyze(...)` without importing numpy for
+    `portlens --help`."""
+    if name in ("open", "analyze", "packets", "capture_stats"):
         from portlens import api
 
         return getattr(api, name)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import numpy as np
-
-from portlens.decode import Decoder
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
+from portlens.pipeline.select import Selection, Selector
+from portlens.pipeline.stages import new_decoder
 from portlens.sources import linktypes
 from portlens.sources.frames import FrameBatch
 from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
@@ -154,7 +153,8 @@ class LiveSession:
         counters.started = time.monotonic()
         counters.started_ns = time.time_ns()
         writer = self._open_writer()
-        decoder = Decoder(checksums=opts.checksums)
+        decoder = new_decoder(checksums=opts.checksums)
+        selector = Selector(Selection(self.packet_filter, count=opts.count))
         spool = self.spool
         drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")
 
@@ -195,20 +195,12 @@ class LiveSession:
                     continue
                 counters.behind_s = max(time.time() - int(frames.ts_ns[-1]) / 1e9, 0.0)
                 batch = decoder.decode(frames)
-                keep = None
-                if self.packet_filter is not None:
-                    mask = self.packet_filter.mask(batch)
-                    if not mask.all():
-                        keep = np.flatnonzero(mask)
-                if opts.count is not None:
-                    left = opts.count - counters.packets
-                    index = keep if keep is not None else np.arange(len(batch))
-                    if index.size >= left:
-                        keep = index[:left]
-                        self.stop("count")
+                keep = selector.rows(batch)
                 if keep is not None:
                     batch = batch.take(keep)
                     frames = frames.take(keep)
+                if selector.done:
+                    self.stop("count")
                 if len(batch):
                     counters.packets += len(batch)
                     counters.bytes += int(batch.wirelen.sum())

@@ -16,9 +16,9 @@ default of 262144")."""
 ZEEK_CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH",
                     "SH", "SHR", "OTH")
 """Every conn_state Zeek writes (base/protocols/conn/main.zeek)."""
-LIVE_ONLY = ("snaplen", "kernel_buffer", "buffer", "spool", "spool_dir", "backend", "pcapng",
-             "write", "duration", "user")
-"""Options of the live capture: given with files, they would do nothing."""
+LIVE_ONLY = ("kernel_buffer", "buffer", "spool", "spool_dir", "backend", "duration", "user")
+"""Options of the live capture: given with files, they would do nothing. (-w, --pcapng and -s
+apply to files too: they write, and cut, what was selected.)"""
 FLAG = {"snaplen": "-s/--snaplen", "kernel_buffer": "-B/--kernel-buffer", "user": "-Z/--user",
         "write": "-w/--write", "count": "-c/--count"}
 
@@ -69,9 +69,18 @@ def tracking_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 def source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="pcap or pcapng files (gzip ok), read as one stream in order")
+                   help="pcap or pcapng files (gzip ok) or directories of them, read as one "
+                        "stream in time order (merged like mergecap)")
     filter_arg(p)
+    window_args(p)
     live_args(p)
+
+
+def window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", metavar="TIME",
+                   help="only packets at or after TIME: epoch seconds or ISO 8601 "
+                        "(2024-05-01T12:00:00Z; no zone: local time)")
+    p.add_argument("--end", metavar="TIME", help="only packets before TIME (as --start)")
 
 
 def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
@@ -89,7 +98,8 @@ def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                       help="bytes kept of each packet, 1 to 262144 (default; 0 means it too, "
                            "as in tcpdump)")
     live.add_argument("-w", "--write", metavar="FILE", action=Given,
-                      help="also write the packets analysed to FILE (pcap; mode 0600)")
+                      help="also write the packets analysed to FILE (pcap; mode 0600); on "
+                           "files too: what -f, -c, --start/--end (and --conn) selected")
     live.add_argument("--pcapng", action=GivenFlag, help="write -w as pcapng")
     live.add_argument("--backend", choices=("auto", "ring", "recv", "scapy"), default="auto",
                       action=Given,
@@ -152,6 +162,9 @@ def check_source(args: argparse.Namespace) -> None:
         for name in LIVE_ONLY:
             if given(args, name):
                 raise UsageError(f"{flag(name)} is for live capture (-i IFACE)")
+        if given(args, "snaplen") and not getattr(args, "write", None):
+            raise UsageError("-s/--snaplen with capture files cuts what -w FILE writes; "
+                             "give -w FILE too")
 
 
 def check_options(args: argparse.Namespace) -> None:

@@ -1,10 +1,12 @@
-"""What every command uses: exit statuses, one-line errors, the source of packets (files with a
-progress bar, or a live session), the tracker's configuration from the arguments."""
+"""What every command uses: exit statuses, one-line errors, the pipeline of the command's
+source (files with a progress bar, or a live session) and selection, the tracker's
+configuration from the arguments."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from portlens.capture import LiveSession
+    from portlens.capture import LiveOptions, LiveSession
+    from portlens.pipeline import Options, Pipeline, Source
     from portlens.track.tracker import TrackerConfig
 
 EXIT_OK = 0
@@ -64,42 +67,92 @@ def wants_checksums(args: argparse.Namespace) -> bool:
 
 
 def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
-    """The decoded (and -f filtered) batches of the command's source: files or -i."""
-    if getattr(args, "interface", None):
-        session = open_live_session(args)
-        args.live_session = session
-        yield from session.batches()
-        live_summary(session)
+    """The decoded, selected batches of the command's source (files or -i), through the
+    pipeline; the live capture's closing line after them."""
+    with reading(args, status) as pipeline:
+        yield from pipeline.packets()
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
+
+
+@contextlib.contextmanager
+def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
+    """The pipeline of the command's source and selection; its input errors and warnings are
+    printed as they come (one line each), errors also setting ``status`` to 2."""
+    from portlens.pipeline import Pipeline, WriteError
+
+    def on_error(message: str) -> None:
+        error(message)
+        status[0] = EXIT_ERROR
+
+    source, options = pipeline_setup(args)
+    with progress_bar(source.files) as progress:
+        pipeline = Pipeline(source, options, on_error=on_error, on_warning=error,
+                            progress=progress)
+        try:
+            yield pipeline
+        except WriteError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            # Frames of link types not decoded, for main()'s one line each: counted on the
+            # first reading only (ladder reads twice).
+            if not hasattr(args, "not_decoded"):
+                args.not_decoded = pipeline.not_decoded
+
+
+def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
+    """The command line's source (files, directories or -i) and selection as pipeline terms."""
+    from portlens.pipeline import Options, Source, parse_time
+    from portlens.sources.merge import capture_paths
+    from portlens.track.tracker import TrackerConfig
+
+    interface = getattr(args, "interface", None)
+    if interface:
+        source = Source(live=live_options(args))
     else:
-        # Counted on the first read only (ladder reads twice); main() says it once.
-        first = not hasattr(args, "not_decoded")
-        if first:
-            args.not_decoded = Counter()
-        batches = read_batches(args.files, status, args.packet_filter,
-                               args.not_decoded if first else None,
-                               checksums=wants_checksums(args))
-        count = getattr(args, "count", None)
-        if count is not None:  # -c N: the first N packets after -f, as tcpdump -r
-            from portlens.decode import first_packets
-            from portlens.decode.packets import PacketBatch
+        files = capture_paths(args.files)
+        empty = [f for f in args.files if os.path.isdir(f) and not capture_paths([f])]
+        if empty:
+            raise UsageError(f"{empty[0]}: no capture files in this directory")
+        source = Source(files=tuple(files))
+    window = {}
+    for name in ("start", "end"):
+        text = getattr(args, name, None)
+        if text is not None:
+            try:
+                window[name] = parse_time(text)
+            except ValueError as exc:
+                raise UsageError(f"--{name}: {exc}") from None
+    if "start" in window and "end" in window and window["start"] >= window["end"]:
+        raise UsageError(f"--start {args.start} is not before --end {args.end}: "
+                         "the window holds nothing")
+    count = getattr(args, "count", None)
+    write = getattr(args, "write", None)
+    options = Options(
+        filter=getattr(args, "packet_filter", None), start_ns=window.get("start"),
+        end_ns=window.get("end"), count=count,
+        # ladder's --conn also takes a uid prefix or a 5-tuple: it finds the connection itself
+        conn=getattr(args, "conn", None) if args.command != "ladder" else None,
+        write=write or None, pcapng=getattr(args, "pcapng", False),
+        snaplen=getattr(args, "snaplen", 262144),
+        tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),
+        workers=getattr(args, "workers", 1), reference=getattr(args, "reference", False),
+        checksums=wants_checksums(args))
+    return source, options
 
-            batches = first_packets((b for b in batches if isinstance(b, PacketBatch)), count)
-        yield from batches
 
-
-def open_live_session(args: argparse.Namespace) -> LiveSession:
+def live_options(args: argparse.Namespace) -> LiveOptions:
     from pathlib import Path
 
-    from portlens.capture import LiveOptions, LiveSession
+    from portlens.capture import LiveOptions
 
-    options = LiveOptions(
+    return LiveOptions(
         interface=args.interface, snaplen=args.snaplen, kernel_filter=args.filter or None,
         count=getattr(args, "count", None), duration=args.duration,
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
         spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
         ring_mb=max(args.kernel_buffer, 2), checksums=wants_checksums(args))
-    return LiveSession(options, args.packet_filter)
 
 
 def live_summary(session: LiveSession) -> None:
@@ -120,53 +173,17 @@ def live_summary(session: LiveSession) -> None:
     print("; ".join(lines), file=sys.stderr)
 
 
-def read_batches(files: Sequence[str], status: list[int],
-                  packet_filter: object = None,
-                  not_decoded: Counter[int] | None = None,
-                  *, checksums: bool = True) -> Iterator[object]:
-    """Decoded batches of all files in order, filtered by -f; input errors are reported and
-    remembered in status. ``not_decoded`` counts the frames of link types portlens does not
-    decode (before -f), by link type. ``checksums``: verify them (see wants_checksums)."""
-    from portlens.analysis.capture_stats import count_not_decoded
-    from portlens.decode import decode_capture
-    from portlens.decode.packets import PacketBatch
-    from portlens.filter import PacketFilter
-    from portlens.sources.files import CaptureError
-
-    if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status, None, not_decoded, checksums=checksums):
-            assert isinstance(batch, PacketBatch)
-            yield packet_filter.select(batch)
-        return
-
-    for path in files:
-        with progress_bar(path) as progress:
-            try:
-                for batch in decode_capture(path, progress=progress, checksums=checksums):
-                    if not_decoded is not None:
-                        count_not_decoded(not_decoded, batch)
-                    yield batch
-            except CaptureError as exc:
-                error(str(exc))
-                status[0] = EXIT_ERROR
-            except OSError as exc:
-                error(f"{path}: {exc.strerror or exc}")
-                status[0] = EXIT_ERROR
-
-
 PROGRESS_MIN_BYTES = 8 << 20
 """Files smaller than this read too fast for a progress bar to help."""
 
 
 @contextlib.contextmanager
-def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while reading a large file, only when stderr is a terminal."""
-    import os
-
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
+def progress_bar(paths: Sequence[str]) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading large files, only when stderr is a terminal."""
+    size = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(path)
     if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
@@ -182,7 +199,9 @@ def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
                   console=stderr_console()) as bar:
-        task = bar.add_task(os.path.basename(path), total=size)
+        label = os.path.basename(paths[0]) + (f" (+{len(paths) - 1} files)"
+                                              if len(paths) > 1 else "")
+        task = bar.add_task(label, total=size)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or size)
@@ -197,46 +216,22 @@ def stderr_console() -> Console:
 
 
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
-                     not_counted: Counter[str] | None = None) -> int:
+                    not_counted: Counter[str] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
 
     Interrupted (Ctrl-C, a closed pipe), the connections still open are handed over all the
     same, as at the end of the capture: a streaming output ends with every connection seen."""
-    from portlens.decode.packets import PacketBatch
-    from portlens.track.tracker import Tracker
-
-    config = tracker_config(args)
     status = [EXIT_OK]
-    if getattr(args, "workers", 1) > 1:
-        from portlens.parallel import track_files
-
-        errors: list[str] = []
-        totals: Counter[str] = Counter()
-        args.not_decoded = Counter()
+    with reading(args, status) as pipeline:
         try:
-            for c in track_files(args.files, config, args.workers, errors, args.filter,
-                                 not_counted, count=getattr(args, "count", None),
-                                 totals=totals, not_decoded=args.not_decoded):
-                sink(c)
+            pipeline.track(sink)
         finally:
-            evicted_note(totals["evicted"], config.max_flows)
-        for message in errors:
-            error(message)
-            status[0] = EXIT_ERROR
-        return status[0]
-    tracker = Tracker(config)
-    try:
-        for batch in source_batches(args, status):
-            assert isinstance(batch, PacketBatch)
-            for c in tracker.feed(batch):
-                sink(c)
-    finally:
-        for c in tracker.finish():
-            sink(c)
-        if not_counted is not None:
-            not_counted.update(tracker.not_counted)
-        evicted_note(tracker.evicted, config.max_flows)
+            if not_counted is not None:
+                not_counted.update(pipeline.not_counted)
+            evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
     return status[0]
 
 

@@ -14,9 +14,9 @@ from portlens.cli.common import (
     each_connection,
     evicted_note,
     exit_status,
-    source_batches,
+    live_summary,
+    reading,
     stderr_console,
-    tracker_config,
 )
 from portlens.cli.times import ZoneNote, clock, time_args
 
@@ -152,12 +152,9 @@ def cmd_conns(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from portlens.decode.packets import PacketBatch
     from portlens.report import conns as report
     from portlens.track.model import Transition
-    from portlens.track.tracker import Tracker
 
-    config = tracker_config(args)
     out: TextIO = sys.stdout
     count = 0
     times = clock(args)
@@ -173,11 +170,10 @@ def cmd_events(args: argparse.Namespace) -> int:
             out.write(report.event_line(t, times) + "\n")
 
     status = [EXIT_OK]
-    tracker = Tracker(config, on_transition=on_transition)
-    for batch in source_batches(args, status):
-        assert isinstance(batch, PacketBatch)
-        tracker.feed(batch)
-    tracker.finish()
+    with reading(args, status) as pipeline:
+        pipeline.track(lambda _c: None, on_transition)
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
     out.flush()
-    evicted_note(tracker.evicted, config.max_flows)
+    evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
     return exit_status(status[0], count)

@@ -19,9 +19,9 @@ from portlens.cli.common import (
     error,
     evicted_note,
     exit_status,
-    source_batches,
+    live_summary,
+    reading,
     stderr_console,
-    tracker_config,
 )
 from portlens.cli.times import time_args
 
@@ -54,17 +54,13 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     from collections import deque
 
     from portlens.analysis.ports import PortTable
-    from portlens.decode.packets import PacketBatch
     from portlens.report import conns as conns_report
     from portlens.report import ports as ports_report
     from portlens.track.model import Connection
-    from portlens.track.tracker import Tracker
 
     if not args.interface:
         error("sniff needs -i IFACE (`portlens interfaces` lists them)")
         return EXIT_ERROR
-    config = tracker_config(args)
-    tracker = Tracker(config)
     ended = PortTable()
     recent: deque[Connection] = deque(maxlen=64)
     as_json = args.json or not sys.stdout.isatty()
@@ -72,17 +68,14 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
     missed = _Missed()
 
-    def take(conns: list[Connection]) -> None:
-        for c in conns:
-            ended.add(c)
-            recent.append(c)
-            if c.proto == "tcp":
-                missed.gap += c.missed_bytes
-                missed.total += c.orig_bytes + c.resp_bytes
-            if as_json:
-                out.write(conns_report.json_line(conns_report.record(c)) + "\n")
-        if as_json and conns:
-            out.flush()
+    def take(c: Connection) -> None:
+        ended.add(c)
+        recent.append(c)
+        if c.proto == "tcp":
+            missed.gap += c.missed_bytes
+            missed.total += c.orig_bytes + c.resp_bytes
+        if as_json:
+            out.write(conns_report.json_line(conns_report.record(c)) + "\n")
 
     status = [EXIT_OK]
     live = None
@@ -91,23 +84,27 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
         live = Live(refresh_per_second=2, transient=True, console=stderr_console())
         live.start()
-    last_view = last_tick = 0.0
-    try:
-        for batch in source_batches(args, status):
-            assert isinstance(batch, PacketBatch)
-            take(tracker.feed(batch))
-            now = time.monotonic()
-            if now - last_tick >= 0.1:  # the wall clock ends idle connections; 10 times a second
-                last_tick = now
-                take(tracker.advance(time.time_ns()))
-            if live is not None and now - last_view >= 0.5:
-                last_view = now
-                live.update(_dashboard(args, tracker, ended, list(recent)))
-    finally:
-        if live is not None:
-            live.stop()
-        take(tracker.finish())
-        evicted_note(tracker.evicted, config.max_flows)
+    last_view = 0.0
+
+    def after_batch(tracker: object) -> None:
+        nonlocal last_view
+        if as_json:
+            out.flush()
+        now = time.monotonic()
+        if live is not None and now - last_view >= 0.5:
+            last_view = now
+            live.update(_dashboard(args, tracker, ended, list(recent)))
+
+    with reading(args, status) as pipeline:
+        try:
+            args.pipeline = pipeline
+            pipeline.track(take, on_batch=after_batch, wall_clock=True)
+        finally:
+            if live is not None:
+                live.stop()
+            evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
     if missed.total:
         print(f"capture loss estimate: {100 * missed.gap / missed.total:.3f}% of "
               f"{missed.total:,} TCP payload bytes were acknowledged but never seen "
@@ -137,7 +134,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     from portlens.track.tracker import Tracker
 
     assert isinstance(tracker, Tracker) and isinstance(ended, PortTable)
-    session = getattr(args, "live_session", None)
+    session = args.pipeline.live_session
     assert isinstance(session, LiveSession)
     c = session.counters
     elapsed = max(time.monotonic() - c.started, 1e-9)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from portlens.cli.args import filter_arg, live_args
-from portlens.cli.common import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, error, source_batches
+from portlens.cli.args import filter_arg, live_args, window_args
+from portlens.cli.common import EXIT_NOTHING, EXIT_OK, error, live_summary, reading
 from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.report.clock import Clock
 
@@ -18,20 +18,29 @@ EPILOG_PACKETS = """examples:
   portlens packets -c 20 --json a.pcapng       the first 20 frames as JSON lines
   portlens packets -tttt --utc a.pcap          date and time in UTC, as tcpdump -tttt
   portlens packets --stats big.pcap.gz         what the file holds (capinfos + protocol mix)
+  portlens packets -f 'port 443' a.pcap -w tls.pcap   write the selected packets
+  portlens packets --conn UID a.pcap -w one.pcap      export one connection
+  portlens packets --start 2024-05-01T12:00Z --end 2024-05-01T12:05Z a.pcap -w five-min.pcap
 """
 
 
 def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("packets", help="decode frames: one line (or JSON object) per frame",
                        epilog=EPILOG_PACKETS, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="*", metavar="FILE", help="pcap or pcapng files (gzip ok)")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="pcap or pcapng files (gzip ok) or directories of them, read as one "
+                        "stream in time order")
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--json", action="store_true", help="JSON lines, one object per frame")
     p.add_argument("--stats", action="store_true",
                    help="no frames: a summary of the files (with --json: one JSON object)")
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
+    p.add_argument("--conn", metavar="UID",
+                   help="only the packets of this connection (uid as `portlens conns` shows "
+                        "it); with -w, export it to a capture file")
     filter_arg(p)
+    window_args(p)
     time_args(p)
     live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
@@ -39,15 +48,13 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 def cmd_packets(args: argparse.Namespace) -> int:
     from portlens.analysis.capture_stats import CaptureStats
-    from portlens.decode import decode_capture
     from portlens.decode.packets import PacketBatch
+    from portlens.pipeline import ConnectionNotFoundError
     from portlens.report import packets as report
-    from portlens.sources.files import CaptureError
 
     out: TextIO = sys.stdout
     stats = CaptureStats()
-    status = EXIT_OK
-    remaining = args.count if args.count is not None else -1
+    status = [EXIT_OK]
     times = clock(args)
     zone_note = ZoneNote(times)
 
@@ -63,49 +70,39 @@ def cmd_packets(args: argparse.Namespace) -> int:
             out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
         out.flush()
 
-    if args.interface:  # live: the session applies -f and -c
-        live_status = [EXIT_OK]
-        for batch in source_batches(args, live_status):
-            assert isinstance(batch, PacketBatch)
-            show(batch)
-        if args.stats:
-            _print_stats(stats, [args.interface], times) if not args.json else out.write(
-                json.dumps(stats.to_dict()) + "\n")
-        return live_status[0]
-    from collections import Counter
-
-    from portlens.analysis.capture_stats import count_not_decoded
-
-    args.not_decoded = Counter()
-    for path in args.files:
-        if remaining == 0:
-            break
+    with reading(args, status) as pipeline:
         try:
-            for batch in decode_capture(path, reference=args.reference):
-                count_not_decoded(args.not_decoded, batch)
-                if args.packet_filter is not None:
-                    batch = args.packet_filter.select(batch)
-                if remaining >= 0:
-                    batch = batch.take(slice(0, remaining))
-                    remaining -= len(batch)
+            for batch in pipeline.packets():
                 show(batch)
-                if remaining == 0:
-                    break
-        except CaptureError as exc:
+        except ConnectionNotFoundError as exc:
             error(str(exc))
-            status = EXIT_ERROR
-        except OSError as exc:
-            error(f"{path}: {exc.strerror or exc}")
-            status = EXIT_ERROR
+            return EXIT_NOTHING if status[0] == EXIT_OK else status[0]
+        if pipeline.live_session is not None:
+            live_summary(pipeline.live_session)
+    files = pipeline.files
     if args.stats:
         if args.json:
-            out.write(json.dumps(stats.to_dict()) + "\n")
+            record = stats.to_dict()
+            if not args.interface:
+                record["files"] = [f.record() for f in files]
+            out.write(json.dumps(record) + "\n")
         else:
-            _print_stats(stats, args.files, times)
+            _print_stats(stats, [args.interface] if args.interface else args.files, times)
+            if len(files) > 1:
+                _print_files(files, times)
     out.flush()
-    if status == EXIT_OK and stats.frames == 0 and args.stats:
+    if status[0] == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
-    return status
+    return status[0]
+
+
+def _print_files(files: Sequence[object], times: Clock) -> None:
+    """One row per file (capinfos' numbers), in the order they were named."""
+    from portlens.report.packets import file_rows
+    from portlens.report.tables import print_fitting
+
+    columns, rows = file_rows(files, times)
+    print_fitting(columns, rows, title="files", drop_order=("format", "last frame"))
 
 
 def _print_stats(stats: object, files: Sequence[str], times: Clock) -> None:

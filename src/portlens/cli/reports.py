@@ -13,7 +13,7 @@ from portlens.cli.common import (
     each_connection,
     error,
     exit_status,
-    source_batches,
+    reading,
     tracker_config,
 )
 from portlens.cli.times import time_args
@@ -174,7 +174,6 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         ladder,
         parse_selector,
     )
-    from portlens.decode.packets import PacketBatch
     from portlens.report.clock import Clock
     from portlens.report.ladder import text
     from portlens.track.model import Connection
@@ -187,24 +186,25 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     found: list[Connection] = []
     matches = 0
 
-    def sink(c: object) -> None:
+    def sink(c: Connection) -> None:
         nonlocal matches
-        assert isinstance(c, Connection)
         if selector.matches(c):
             matches += 1
             if len(found) <= CANDIDATES_SHOWN:  # enough to list; `--conn C` matches them all
                 found.append(c)
 
-    status = each_connection(args, sink)
-    config = tracker_config(args)
-    try:
-        conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn, matches)
-    except SelectorError as exc:
-        error(str(exc))
-        return exit_status(status, False) if not found else EXIT_ERROR
-    batches = (b for b in source_batches(args, [EXIT_OK])
-               if isinstance(b, PacketBatch))
-    sys.stdout.write(text(ladder(conn, batches, config), full=args.full,
-                          clock=Clock(utc=args.utc)))
+    status = [EXIT_OK]
+    with reading(args, status) as pipeline:
+        finder = pipeline.first_pass()  # finds the connection; writes nothing
+        finder.track(sink)
+        pipeline.not_decoded = finder.not_decoded
+        try:
+            conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn, matches)
+        except SelectorError as exc:
+            error(str(exc))
+            return exit_status(status[0], False) if not found else EXIT_ERROR
+        pipeline.select_connection(conn)  # the second pass reads (and -w writes) its packets
+        drawn = ladder(conn, pipeline.packets(), tracker_config(args))
+    sys.stdout.write(text(drawn, full=args.full, clock=Clock(utc=args.utc)))
     sys.stdout.flush()
-    return status
+    return status[0]

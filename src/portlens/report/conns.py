@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
 from portlens.report.clock import Clock
+from portlens.report.packets import flags_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -92,7 +93,8 @@ def transition_record(t: Transition) -> dict[str, Any]:
                        strict=True))
         out["proto"] = "tcp"
     out.update({"endpoint": str(t.endpoint), "event": str(t.event), "from": str(t.old),
-                "to": str(t.new), "flags": t.segment.flags, "seq": t.segment.seq,
+                "to": str(t.new), "flags": t.segment.flags,
+                "flags_text": flags_text(t.segment.flags), "seq": t.segment.seq,
                 "ack": t.segment.ack, "payload": t.segment.payload})
     return out
 

@@ -6,7 +6,7 @@ formatting is per frame anyway; the columns needed for a row are looked up in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
@@ -50,6 +50,18 @@ def iter_rows(b: PacketBatch) -> Iterator[dict[str, Any]]:
         yield row
 
 
+FLAG_LETTERS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "A"), (0x20, "U"),
+                (0x40, "E"), (0x80, "W"), (0x100, "N"))
+"""The letters of ``flags_text`` in JSON, CSV and DataFrames, in bit order: tcpdump's letters
+(W for CWR, E for ECE), with A for ACK where tcpdump prints '.', so SYN-ACK is "SA", as Zeek's
+and scapy's users write it."""
+
+
+def flags_text(flags: int) -> str:
+    """'SA' for SYN-ACK, 'FA' for FIN-ACK, '' for no flag (docs/formats.md)."""
+    return "".join(letter for bit, letter in FLAG_LETTERS if flags & bit)
+
+
 def tcp_flag_text(flags: int) -> str:
     text = "".join(letter for bit, letter in TCP_FLAG_LETTERS if flags & bit)
     return text + ("." if flags & 0x10 else "")
@@ -82,6 +94,7 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
             out["dport"] = row["dport"]
         if l4 == 6:
             out["flags"] = row["tcp_flags"]
+            out["flags_text"] = flags_text(row["tcp_flags"])
             out["seq"] = row["seq"]
             out["ack"] = row["ack"]
             out["win"] = row["win"]
@@ -224,10 +237,34 @@ def stats_rows(stats: CaptureStats, clock: Clock | None = None) -> list[tuple[st
     return rows
 
 
+FILE_COLUMNS = ("file", "format", "frames", "bytes", "first frame", "last frame",
+                "time backwards", "problem")
+
+
+def file_rows(files: Sequence[object], clock: Clock | None = None
+              ) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The per-file rows of `packets --stats` (sources.merge.FileStats objects); times in
+    ``clock``'s zone, named (UTC without one)."""
+    stamp = (clock or Clock(utc=True)).stamp
+    rows: list[tuple[str, ...]] = []
+    for f in files:
+        rec: dict[str, Any] = f.record()  # type: ignore[attr-defined]
+        fmt = (rec["format"] or "-") + (f" ({rec['compression']})" if rec["compression"]
+                                        else "")
+        rows.append((rec["path"], fmt, f"{rec['frames']:,}", f"{rec['wire_bytes']:,}",
+                     stamp(rec["first_ns"]) if rec["first_ns"] is not None else "-",
+                     stamp(rec["last_ns"]) if rec["last_ns"] is not None else "-",
+                     f"{rec['backwards']:,}", rec["error"] or "-"))
+    columns: tuple[str, ...] = FILE_COLUMNS
+    if all(r[-1] == "-" for r in rows):
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+    return columns, rows
+
+
 def _counts(counter: dict[str, int]) -> str:
     total = sum(counter.values()) or 1
     items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{k} {v:,} ({100 * v / total:.1f}%)" for k, v in items)
 
 
-__all__ = ["iter_rows", "line", "record", "stats_rows", "time_text"]
+__all__ = ["flags_text", "iter_rows", "line", "record", "stats_rows", "time_text"]

@@ -1,8 +1,9 @@
 """`portlens ports`: the per-port summary as a table, JSON lines or CSV.
 
 Tables round numbers for reading (1.2 k, 3.4 MB); JSON and CSV carry the exact values of
-PortSummary.record() (fields in docs/formats.md). The totals come last: a bold row in the table,
-an object with ``"type": "total"`` in JSON lines, a row with proto ``all`` in CSV.
+PortSummary.record() (fields in docs/formats.md). The totals come last, apart from the port
+rows: a bold row in the table, a ``"type": "summary"`` object (totals under ``total``) in JSON
+lines; CSV has the port rows only.
 """
 
 from __future__ import annotations
@@ -160,9 +161,12 @@ def not_counted_text(counts: Counter[str]) -> str:
 
 def json_records(table: PortTable, by: str = "conns", top: int | None = None
                  ) -> list[dict[str, Any]]:
+    """The port rows, the scan summaries (``"type": "scan"``), then one ``"type": "summary"``
+    object whose totals sit under ``total``, so that no selection over the port rows' fields
+    (``jq 'select(.conns > 9)'``) meets them."""
     out = [{"type": "port", **rec} for rec in table.records(by, top)]
     out.extend({"type": "scan", **p.record()} for p in table.scans())
-    out.append({"type": "total", **table.total.record(), "ports": len(table),
+    out.append({"type": "summary", "ports": len(table), "total": table.total.record(),
                 "not_counted": dict(table.not_counted.most_common())})
     return out
 
@@ -177,9 +181,8 @@ CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "service", "class", "ro
               "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients",
               "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
-              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns",
-              "not_counted")
-"""The last row is the total (proto `all`), which alone has `not_counted`."""
+              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns")
+"""One row per port, nothing else: the totals are in `--json`'s summary object and the table."""
 
 
 def csv_value(value: object) -> object:
@@ -196,6 +199,5 @@ def csv_value(value: object) -> object:
 def write_csv(table: PortTable, out: TextIO, by: str = "conns", top: int | None = None) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_FIELDS)
-    total = {**table.total.record(), "not_counted": dict(table.not_counted.most_common())}
-    for rec in [*table.records(by, top), total]:
+    for rec in table.records(by, top):
         w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])

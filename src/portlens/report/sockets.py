@@ -76,8 +76,13 @@ CSV_FIELDS = ("type", "proto", "state", "local_addr", "local_port", "peer_addr",
 
 
 def write_csv(table: SocketTable, out: TextIO) -> None:
-    """One CSV for both kinds of row; ``type`` tells them apart (listen / socket)."""
+    """One CSV for both kinds of row; ``type`` tells them apart (listen / socket).
+    ``peer_addrs`` is a JSON object (address -> connections), since an IPv6 address holds the
+    colons an ``addr:count`` list would need."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_FIELDS)
     for rec in json_records(table):
+        peers = rec.get("peer_addrs")
+        if peers is not None:
+            rec = {**rec, "peer_addrs": json.dumps(peers, separators=(",", ":"))}
         w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])

@@ -1,0 +1,107 @@
+"""Tracking on several cores: shard flows by host pair, one process per shard.
+
+Each worker runs the same pipeline over the same files (reading, merging, decoding and
+selecting every packet: decoding is the cheaper half of the work, and sending decoded batches
+between processes would cost more than it saves) and tracks only the flows of its shard
+(track.tracker.shard_of), so every connection is seen whole by exactly one worker, and -c, the
+time window and the filter select the same packets in all of them. Worker 0 alone writes -w
+and reports per-file counts. Connections stream back to the parent as they end; rows of
+different workers interleave, each worker's rows stay in its own removal order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from portlens.track.model import Connection
+
+if TYPE_CHECKING:
+    from portlens.pipeline.run import Options, Pipeline, Source
+
+_CHUNK = 256
+"""Connections sent per message."""
+
+
+def _worker(source: Source, options: Options, conn: Connection | None, k: int, n: int,
+            queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    from portlens.pipeline.run import Pipeline
+
+    def send_error(message: str) -> None:
+        queue.put(("error", message))
+
+    def send_warning(message: str) -> None:
+        if k == 0:
+            queue.put(("warning", message))
+
+    options = replace(options, workers=1, tracker=replace(options.tracker, shard=(k, n)),
+                      write=options.write if k == 0 else None)
+    pipeline = Pipeline(source, options, on_error=send_error, on_warning=send_warning)
+    pipeline.resolved(conn)
+    pending: list[Connection] = []
+    try:
+        for c in pipeline.connections():
+            pending.append(c)
+            if len(pending) >= _CHUNK:
+                queue.put(("conns", pending))
+                pending = []
+        if pending:
+            queue.put(("conns", pending))
+        queue.put(("not_counted", dict(pipeline.not_counted)))
+        queue.put(("evicted", pipeline.evicted))
+        if k == 0:  # every worker reads every frame: one speaks for the files
+            queue.put(("files", pipeline.files))
+            queue.put(("not_decoded", dict(pipeline.not_decoded)))
+    except Exception as exc:
+        queue.put(("error", str(exc)))
+    finally:
+        queue.put(("done", None))
+
+
+def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
+    """Connections of the pipeline's files, tracked by ``options.workers`` processes. Input
+    errors and warnings reach the pipeline's handlers once each; ``pipeline.not_counted``,
+    ``pipeline.evicted`` and ``pipeline.files`` are those of the whole run."""
+    from collections import Counter
+
+    workers = pipeline.options.workers
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue(maxsize=4 * workers)
+    options = pipeline.options
+    conn = pipeline.connection() if options.conn is not None else None  # found once, here
+    procs = [ctx.Process(target=_worker, args=(pipeline.source, options, conn, k, workers,
+                                               queue), daemon=True)
+             for k in range(workers)]
+    for p in procs:
+        p.start()
+    done = 0
+    not_counted: Counter[str] = Counter()
+    evicted = 0
+    try:
+        while done < workers:
+            kind, payload = queue.get()
+            if kind == "done":
+                done += 1
+            elif kind == "not_counted":
+                not_counted.update(payload)
+            elif kind == "evicted":
+                evicted += int(payload)
+            elif kind == "error":
+                pipeline.error(str(payload))
+            elif kind == "warning":
+                pipeline.warning(str(payload))
+            elif kind == "files":
+                pipeline.files = payload
+            elif kind == "not_decoded":
+                pipeline.not_decoded = Counter(payload)
+            else:
+                yield from payload
+    finally:
+        pipeline.not_counted = not_counted
+        pipeline.evicted = evicted
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()

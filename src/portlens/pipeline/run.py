@@ -1,0 +1,393 @@
+"""The one wiring: source -> decode -> select -> (write) -> track -> connections.
+
+The command line, the Python API (``portlens.open``), the worker processes of a sharded run
+and live capture all read packets through a :class:`Pipeline`, so they select, number, count
+and track packets the same way. Reports are built from what it hands out (decoded batches,
+connections, transitions); nothing here formats anything.
+
+Problems with the input are not raised mid-stream: each is one line handed to ``on_error``
+(and kept in ``errors``) after the good frames before it were processed, so a damaged file
+among many still gives everything that could be read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from portlens.analysis.capture_stats import count_not_decoded
+from portlens.decode.packets import PacketBatch
+from portlens.filter import PacketFilter, compile_filter
+from portlens.pipeline.select import Selection, Selector
+from portlens.pipeline.stages import Tracker, new_decoder, new_tracker
+from portlens.sources.frames import FrameBatch
+from portlens.sources.merge import FileStats, capture_paths, merged_frames
+from portlens.sources.writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
+from portlens.track.model import Connection, Transition
+from portlens.track.tracker import TrackerConfig
+
+if TYPE_CHECKING:
+    from portlens.capture import LiveOptions, LiveSession
+
+LINKTYPE_ETHERNET = 1
+
+
+class ConnectionNotFoundError(LookupError):
+    """--conn UID names no connection of the source."""
+
+
+class WriteError(ValueError):
+    """-w cannot hold what was selected (one line)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where packets come from: capture files (read as one stream in time order) or a live
+    interface."""
+
+    files: tuple[str, ...] = ()
+    live: LiveOptions | None = None
+
+    @classmethod
+    def of(cls, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+           *, interface: str | None = None) -> Source:
+        """Files, directories (their captures) or, with ``interface``, a live capture.
+
+        A single string is one path (never iterated character by character); a string that
+        names no file but a network interface (``lo``, ``eth0``, ``any``) is that interface.
+        """
+        from portlens.capture import LiveOptions
+
+        if interface is not None:
+            if source is not None:
+                raise ValueError("give capture files or an interface, not both")
+            return cls(live=LiveOptions(interface=interface))
+        if source is None:
+            raise ValueError("no source: give a capture file, a directory or interface=")
+        if isinstance(source, (str, os.PathLike)):
+            text = os.fspath(source)
+            if not os.path.exists(text) and _is_interface(text):
+                return cls(live=LiveOptions(interface=text))
+            source = [text]
+        return cls(files=tuple(capture_paths(list(source))))
+
+    @property
+    def is_live(self) -> bool:
+        return self.live is not None
+
+
+def _is_interface(name: str) -> bool:
+    return name == "any" or (os.sep not in name and os.path.isdir(f"/sys/class/net/{name}"))
+
+
+@dataclass
+class Options:
+    """What a run selects and how it tracks (the command line's -f, -c, --start, --end,
+    --conn, -w, tracking options, --workers)."""
+
+    filter: str | PacketFilter | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    count: int | None = None
+    conn: str | None = None
+    """Keep only the packets of the connection with this uid (found by a first pass)."""
+    write: str | os.PathLike[str] | None = None
+    """Write the selected frames here (pcap, or pcapng with ``pcapng``)."""
+    pcapng: bool = False
+    snaplen: int = DEFAULT_SNAPLEN
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    workers: int = 1
+    reference: bool = False
+    """Decode with the per-packet reference decoder (for cross-checking)."""
+    checksums: bool | None = None
+    """Verify checksums while decoding: True, False, or None for "where they are read":
+    packets() verifies them (they are printed), tracking only when the tracker drops bad ones
+    (docs/decoding.md, *Checksums*)."""
+    chunk_bytes: int = 8 << 20
+
+
+class Pipeline:
+    """One run over a source. Iterate :meth:`packets` or :meth:`connections` (or call
+    :meth:`track`); file sources can be iterated again (each pass re-reads the files)."""
+
+    def __init__(self, source: Source, options: Options | None = None, *,
+                 on_error: Callable[[str], None] | None = None,
+                 on_warning: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 on_decoded: Callable[[PacketBatch], None] | None = None) -> None:
+        self.source = source
+        self.options = options or Options()
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.files: list[FileStats] = []
+        """Per-file counts of the last pass over the files."""
+        self.not_counted: Counter[str] = Counter()
+        """Frames in no connection, by why (the last tracking pass)."""
+        self.evicted = 0
+        """Flows the last tracking pass evicted past the flow cap (all workers)."""
+        self.not_decoded: Counter[int] = Counter()
+        """Frames of link types portlens does not decode, by link type (all frames read,
+        before selection; the last pass over the files)."""
+        self.live_session: LiveSession | None = None
+        self._on_error = on_error
+        self._on_warning = on_warning
+        self._progress = progress
+        self._on_decoded = on_decoded
+        """Sees every decoded batch before selection (counts of the whole input)."""
+        f = self.options.filter
+        self.packet_filter = compile_filter(f) if isinstance(f, str) else f
+        if self.packet_filter is not None and self.packet_filter.matches_all:
+            self.packet_filter = None
+        self._conn: Connection | None = None
+
+    # -- problems ------------------------------------------------------------------------------
+
+    def error(self, message: str) -> None:
+        if message in self.errors:
+            return
+        self.errors.append(message)
+        if self._on_error is not None:
+            self._on_error(message)
+
+    def warning(self, message: str) -> None:
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+    # -- packets -------------------------------------------------------------------------------
+
+    def selection(self) -> Selection:
+        o = self.options
+        return Selection(self.packet_filter, o.start_ns, o.end_ns, o.count, self._connection())
+
+    def connection(self) -> Connection:
+        """The connection ``options.conn`` names, found by a first tracking pass; raises
+        ConnectionNotFoundError when no connection has that uid."""
+        conn = self._connection()
+        if conn is None:
+            raise ConnectionNotFoundError("no connection uid given")
+        return conn
+
+    def resolved(self, conn: Connection | None) -> None:
+        """The connection ``options.conn`` names, found elsewhere (by a parent process)."""
+        self._conn = conn
+
+    def select_connection(self, conn: Connection) -> None:
+        """From now on, only the packets of ``conn`` (found by the caller's own pass)."""
+        self.options = replace(self.options, conn=conn.uid)
+        self._conn = conn
+
+    def first_pass(self) -> Pipeline:
+        """The same source and selection, without --conn and writing nothing: the pass that
+        finds a connection before its packets are read. Its problems are this pipeline's."""
+        return Pipeline(self.source, replace(self.options, conn=None, write=None),
+                        on_error=self.error, on_warning=self.warning)
+
+    def _connection(self) -> Connection | None:
+        uid = self.options.conn
+        if uid is None:
+            return None
+        if self._conn is None:
+            inner = self.first_pass()
+            inner.options = replace(inner.options, workers=1, count=None)
+            self._conn = inner.find_connection(uid)
+            self.not_decoded = inner.not_decoded  # what was read, should no more pass follow
+            if self._conn is None:
+                raise ConnectionNotFoundError(
+                    f"no connection with uid {uid} (`portlens conns` lists them)")
+        return self._conn
+
+    def frames(self) -> Generator[FrameBatch, None, None]:
+        """The source's frames: the files merged in time order."""
+        self.files = []
+        yield from merged_frames(self.source.files, self.error, self.files, self._progress,
+                                 self.options.chunk_bytes)
+        for f in self.files:
+            warning = f.backwards_warning()
+            if warning is not None:
+                self.warning(warning)
+
+    def _checksums(self, tracking: bool) -> bool:
+        wanted = self.options.checksums
+        if wanted is not None:
+            return wanted
+        return self.options.tracker.drop_bad_checksums if tracking else True
+
+    def batches(self, *, tracking: bool = False) -> Iterator[tuple[FrameBatch, PacketBatch]]:
+        """Selected frames and their decoded packets, row for row; -w gets them as they go.
+        ``tracking``: for the tracker, which reads checksums only to drop bad ones."""
+        if self.source.is_live:
+            raise ValueError("a live source gives packets(), not frames")
+        selector = Selector(self.selection())
+        decoder = new_decoder(reference=self.options.reference,
+                              checksums=self._checksums(tracking))
+        self.not_decoded = Counter()
+        writer = _Writer(self.options) if self.options.write is not None else None
+        source = self.frames()
+        try:
+            for frames in source:
+                packets = decoder.decode(frames)
+                count_not_decoded(self.not_decoded, packets)
+                if self._on_decoded is not None:
+                    self._on_decoded(packets)
+                rows = selector.rows(packets)
+                if rows is not None:
+                    frames, packets = frames.take(rows), packets.take(rows)
+                if writer is not None:
+                    writer.write(frames)
+                yield frames, packets
+                del frames, packets  # the chunk is not kept alive while the next is read
+                if selector.done:
+                    break
+        finally:
+            source.close()  # the files are closed even when -c stops the reading early
+            if writer is not None:
+                writer.close(self.files)
+
+    def packets(self, *, tracking: bool = False) -> Iterator[PacketBatch]:
+        """Decoded, selected batches in capture order (``tracking``: see batches)."""
+        if self.source.is_live:
+            yield from self._live_packets(tracking)
+            return
+        for pair in self.batches(tracking=tracking):
+            yield pair[1]
+            del pair
+
+    def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
+        from portlens.capture import LiveSession
+
+        o = self.options
+        assert self.source.live is not None
+        if o.conn is not None:
+            raise ValueError("--conn needs a capture file (a live capture is read once)")
+        live = replace(self.source.live, count=o.count,
+                       write=Path(o.write) if o.write is not None else None,
+                       pcapng=o.pcapng, snaplen=o.snaplen,
+                       checksums=self._checksums(tracking))
+        session = LiveSession(live, self.packet_filter)
+        self.live_session = session
+        window = Selector(Selection(start_ns=o.start_ns, end_ns=o.end_ns))
+        for batch in session.batches():
+            rows = window.rows(batch)
+            yield batch if rows is None else batch.take(rows)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
+        return new_tracker(self.options.tracker, on_transition)
+
+    def track(self, sink: Callable[[Connection], None],
+              on_transition: Callable[[Transition], None] | None = None, *,
+              on_batch: Callable[[Tracker], None] | None = None,
+              wall_clock: bool = False) -> None:
+        """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
+        the connections still open are handed over all the same, as at the end of the
+        capture, so a streaming output ends with every connection seen.
+
+        ``on_batch(tracker)`` runs after every batch (a live view reads the open connections
+        there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
+        real time, ten times a second, so idle connections end while no packet arrives."""
+        if self.options.workers > 1 and not self.source.is_live:
+            if on_transition is not None or on_batch is not None:
+                raise ValueError("transitions and live views are followed in one process")
+            from portlens.pipeline.parallel import track_sharded
+
+            for c in track_sharded(self):
+                sink(c)
+            return
+        tracker = self.tracker(on_transition)
+        last_tick = 0.0
+        try:
+            for batch in self.packets(tracking=True):
+                for c in tracker.feed(batch):
+                    sink(c)
+                if wall_clock and time.monotonic() - last_tick >= 0.1:
+                    last_tick = time.monotonic()
+                    for c in tracker.advance(time.time_ns()):
+                        sink(c)
+                if on_batch is not None:
+                    on_batch(tracker)
+        finally:
+            for c in tracker.finish():
+                sink(c)
+            self.not_counted = Counter(tracker.not_counted)
+            self.evicted = tracker.evicted
+
+    def connections(self, on_transition: Callable[[Transition], None] | None = None
+                    ) -> Iterator[Connection]:
+        """The connections as they end, then those open at the end of the capture."""
+        if self.options.workers > 1 and not self.source.is_live:
+            from portlens.pipeline.parallel import track_sharded
+
+            yield from track_sharded(self)
+            return
+        tracker = self.tracker(on_transition)
+        for batch in self.packets(tracking=True):
+            yield from tracker.feed(batch)
+        yield from tracker.finish()
+        self.not_counted = Counter(tracker.not_counted)
+        self.evicted = tracker.evicted
+
+    def find_connection(self, uid: str) -> Connection | None:
+        for c in self.connections():
+            if c.uid == uid:
+                return c
+        return None
+
+
+class _Writer:
+    """-w on capture files: the selected frames, in pcap (one link type) or pcapng."""
+
+    def __init__(self, options: Options) -> None:
+        assert options.write is not None
+        self.path = options.write
+        self.pcapng = options.pcapng
+        self.snaplen = options.snaplen
+        self.out: PcapWriter | PcapngWriter | None = None
+        self.interfaces: dict[int, int] = {}
+        """pcapng: link type -> interface id in the output."""
+
+    def _open(self, linktype: int) -> None:
+        if self.pcapng:
+            self.out = PcapngWriter(self.path)
+        else:
+            self.out = PcapWriter(self.path, linktype, snaplen=self.snaplen)
+
+    def write(self, frames: FrameBatch) -> None:
+        if not len(frames):
+            return
+        if self.out is None:
+            self._open(int(frames.linktype[0]))
+        if isinstance(self.out, PcapngWriter):
+            ids = []
+            for lt in frames.linktype.tolist():
+                if lt not in self.interfaces:
+                    self.interfaces[lt] = self.out.add_interface(lt, snaplen=self.snaplen)
+                ids.append(self.interfaces[lt])
+            self.out.write_batch(replace(frames, interface=np.asarray(ids, dtype=np.uint16)))
+        else:
+            assert self.out is not None
+            if (frames.linktype != self.out.linktype).any():
+                other = sorted({int(x) for x in frames.linktype} - {self.out.linktype})
+                raise WriteError(f"-w {os.fspath(self.path)}: frames of link type "
+                                 f"{other[0]} after frames of link type {self.out.linktype}; "
+                                 "a pcap file holds one (--pcapng holds several)")
+            self.out.write_batch(frames)
+        self.out.flush()
+
+    def close(self, files: list[FileStats]) -> None:
+        if self.out is None:  # nothing selected: still a valid, empty capture
+            linktype = next((f.linktype for f in files if f.linktype is not None),
+                            LINKTYPE_ETHERNET)
+            self._open(linktype)
+        assert self.out is not None
+        self.out.close()

@@ -1,0 +1,136 @@
+"""Which packets a run keeps: the -f filter, a time window, one connection, the first N.
+
+Selection happens on the decoded stream before tracking, in this order: time window, filter,
+connection, count. So ``-c N`` counts packets that passed everything else (tcpdump counts
+packets that matched its filter), and every report, the -w file and every worker of a
+sharded run see the same packets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+import numpy.typing as npt
+
+from portlens.decode.packets import FRAG_PART, PacketBatch, addr_bytes
+from portlens.filter import PacketFilter
+from portlens.track.model import Connection
+
+Index = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Selection:
+    packet_filter: PacketFilter | None = None
+    start_ns: int | None = None
+    """Keep packets stamped at or after this (epoch ns), as editcap -A."""
+    end_ns: int | None = None
+    """Keep packets stamped before this (epoch ns), as editcap -B."""
+    count: int | None = None
+    """Stop after this many packets have been selected."""
+    conn: Connection | None = None
+    """Keep only this connection's packets (its 5-tuple either way within its time span)."""
+
+    @property
+    def everything(self) -> bool:
+        return (self.packet_filter is None and self.start_ns is None and self.end_ns is None
+                and self.count is None and self.conn is None)
+
+
+class Selector:
+    """Applies a Selection to the successive batches of one stream."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.selected = 0
+
+    @property
+    def done(self) -> bool:
+        """The count is reached: nothing more will be selected."""
+        count = self.selection.count
+        return count is not None and self.selected >= count
+
+    def rows(self, b: PacketBatch) -> Index | None:
+        """The rows of ``b`` to keep, in order; None keeps them all."""
+        sel = self.selection
+        if sel.everything or not len(b):
+            self.selected += len(b)
+            return None
+        keep = np.ones(len(b), dtype=np.bool_)
+        if sel.start_ns is not None:
+            keep &= b.ts_ns >= sel.start_ns
+        if sel.end_ns is not None:
+            keep &= b.ts_ns < sel.end_ns
+        if sel.packet_filter is not None:
+            keep &= sel.packet_filter.mask(b)
+        if sel.conn is not None:
+            keep &= connection_rows(b, sel.conn)
+        index = np.flatnonzero(keep)
+        if sel.count is not None:
+            index = index[: max(sel.count - self.selected, 0)]
+        self.selected += index.size
+        return None if index.size == len(b) else index
+
+
+def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
+    """The rows that belong to ``conn``: its 5-tuple either way within [ts, last] (only one
+    connection holds a 5-tuple at a time), or, for a tunnel's carrier flow, the frames whose
+    outer UDP datagram is the flow."""
+    o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
+    r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
+    span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))
+    src_o, dst_r = (b.src == o).all(axis=1), (b.dst == r).all(axis=1)
+    src_r, dst_o = (b.src == r).all(axis=1), (b.dst == o).all(axis=1)
+    if conn.proto == "icmp":
+        proto = np.isin(b.l4, (1, 58))
+        fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
+        rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
+    else:
+        proto = b.l4 == (6 if conn.proto == "tcp" else 17)
+        fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
+        rev = src_r & dst_o & (b.sport == conn.resp_p) & (b.dport == conn.orig_p)
+    keep = span & proto & (fwd | rev) & (b.frag != FRAG_PART)
+    if conn.proto == "udp":
+        outer = (b.tunnel_depth > 0) & (b.out_proto == 17)
+        ofwd = ((b.out_src == o).all(axis=1) & (b.out_dst == r).all(axis=1)
+                & (b.out_sport == conn.orig_p) & (b.out_dport == conn.resp_p))
+        orev = ((b.out_src == r).all(axis=1) & (b.out_dst == o).all(axis=1)
+                & (b.out_sport == conn.resp_p) & (b.out_dport == conn.orig_p))
+        keep |= span & outer & (ofwd | orev)
+    return np.asarray(keep, dtype=np.bool_)
+
+
+_EPOCH = re.compile(r"[0-9]+(\.[0-9]{1,9})?")
+
+
+def parse_time(text: str) -> int:
+    """Epoch nanoseconds from epoch seconds (``1329843161.5``, kept exact to the ns) or an ISO
+    8601 time (``2012-02-21T16:52:41.5Z``, ``2012-02-21 17:52:41+01:00``; without a zone,
+    the local time zone, like the times portlens prints). Raises ValueError."""
+    text = text.strip()
+    if _EPOCH.fullmatch(text):
+        try:
+            return int(Decimal(text) * 1_000_000_000)
+        except InvalidOperation:
+            raise ValueError(f"not a time: {text!r}") from None
+    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    frac = re.search(r"\.([0-9]+)", iso)
+    ns = 0
+    if frac is not None:  # datetime keeps microseconds only: keep the digits ourselves
+        digits = frac.group(1)
+        if len(digits) > 9:
+            raise ValueError(f"not a time: {text!r} (more than 9 decimals)")
+        ns = int(digits.ljust(9, "0"))
+        iso = iso[: frac.start()] + iso[frac.end():]
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (epoch seconds or ISO 8601, e.g. "
+                         "2024-05-01T12:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as printed
+    return int(when.timestamp()) * 1_000_000_000 + ns

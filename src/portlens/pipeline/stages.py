@@ -1,0 +1,56 @@
+"""The two steps the compiled core replaces: decoding frames and tracking packets.
+
+Everything that reads packets gets its decoder from ``new_decoder`` and its tracker from
+``new_tracker``, so that swapping the Python implementation for the Rust one (or running the
+reference implementation for a differential test) happens here and nowhere else. The
+protocols say what the rest of the pipeline relies on: a decoder keeps state across the
+batches of one stream (IP fragments); a tracker takes packet batches in capture order and
+hands back connections as they end.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from portlens.decode import Decoder as PythonDecoder
+from portlens.decode.packets import PacketBatch
+from portlens.sources.frames import FrameBatch
+from portlens.track.model import Connection, Transition
+from portlens.track.tracker import Tracker as PythonTracker
+from portlens.track.tracker import TrackerConfig
+
+
+class Decoder(Protocol):
+    """FrameBatch -> PacketBatch, row for row (row i of the result is frame i)."""
+
+    def decode(self, frames: FrameBatch) -> PacketBatch: ...
+
+
+class Tracker(Protocol):
+    """PacketBatch -> Connections, in capture order."""
+
+    not_counted: Counter[str]
+    evicted: int
+
+    def feed(self, batch: PacketBatch) -> list[Connection]: ...
+
+    def advance(self, ts_ns: int) -> list[Connection]: ...
+
+    def finish(self) -> list[Connection]: ...
+
+    def open_connections(self, limit: int | None = None) -> list[Connection]: ...
+
+
+def new_decoder(*, reference: bool = False, checksums: bool = True) -> Decoder:
+    """The decoder of one stream: the compiled one, or with ``reference`` the per-packet
+    Python reference; ``checksums`` False leaves them unverified (CSUM_NONE), which saves
+    the pass over every payload byte when nothing reads them."""
+    return PythonDecoder(reference=reference, checksums=checksums)
+
+
+def new_tracker(config: TrackerConfig | None = None,
+                on_transition: Callable[[Transition], None] | None = None) -> Tracker:
+    """The tracker of one stream (or of one shard of it: ``config.shard``)."""
+    return PythonTracker(config, on_transition=on_transition)
