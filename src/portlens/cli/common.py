@@ -1,5 +1,6 @@
 """What every command uses: exit statuses, one-line errors, the source of packets (files with a
-progress bar, or a live session), the tracker's configuration from the arguments."""
+progress bar, or a live session), the tracker's configuration from the arguments, and where
+tables go (a terminal, fitted, or anything else, in full)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from portlens.capture import LiveSession
+    from portlens.report.tables import Screen
     from portlens.track.tracker import TrackerConfig
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report SIGINT (128 + 2), after printing what was done."""
 
 
 class UsageError(Exception):
@@ -73,7 +77,8 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
         yield from session.batches()
         live_summary(session)
     else:
-        yield from read_batches(args.files, status, args.packet_filter)
+        yield from read_batches(args.files, status, args.packet_filter,
+                                progress=show_progress(args))
 
 
 def open_live_session(args: argparse.Namespace) -> LiveSession:
@@ -110,7 +115,7 @@ def live_summary(session: LiveSession) -> None:
 
 
 def read_batches(files: Sequence[str], status: list[int],
-                  packet_filter: object = None) -> Iterator[object]:
+                 packet_filter: object = None, *, progress: bool = True) -> Iterator[object]:
     """Decoded batches of all files in order, filtered by -f; input errors are reported and
     remembered in status."""
     from portlens.decode import decode_capture
@@ -119,18 +124,20 @@ def read_batches(files: Sequence[str], status: list[int],
     from portlens.sources.files import CaptureError
 
     if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status):
+        for batch in read_batches(files, status, progress=progress):
             assert isinstance(batch, PacketBatch)
             yield packet_filter.select(batch)
         return
 
     for path in files:
-        with progress_bar(path) as progress:
+        with progress_bar(path, progress) as update:
             try:
-                yield from decode_capture(path, progress=progress)
+                yield from decode_capture(path, progress=update)
             except CaptureError as exc:
                 error(str(exc))
                 status[0] = EXIT_ERROR
+            except BrokenPipeError:
+                raise
             except OSError as exc:
                 error(f"{path}: {exc.strerror or exc}")
                 status[0] = EXIT_ERROR
@@ -138,18 +145,64 @@ def read_batches(files: Sequence[str], status: list[int],
 
 PROGRESS_MIN_BYTES = 8 << 20
 """Files smaller than this read too fast for a progress bar to help."""
+STREAMING = frozenset({"conns", "events", "packets"})
+"""Commands whose output comes while the file is read: on a terminal it shows the progress
+itself, and a bar on the same screen would be drawn through it."""
+
+
+def stdout_is_terminal() -> bool:
+    """Whether tables are for a person (fitted to the terminal) or for a pipe or file (every
+    column in full). Tests replace it to see what a terminal would show."""
+    return sys.stdout.isatty()
+
+
+def _styles_allowed() -> bool:
+    import os
+
+    return os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    if not sys.stderr.isatty():
+        return False
+    return not (stdout_is_terminal() and getattr(args, "command", "") in STREAMING)
+
+
+def screen(args: argparse.Namespace | None = None) -> Screen:
+    """Where the command's tables go. On a terminal: fitted to its width (COLUMNS wins, as
+    everywhere), unless --wide; anywhere else: every column in full, no styles."""
+    import shutil
+
+    from portlens.report.tables import Screen
+
+    terminal = stdout_is_terminal()
+    width = None
+    if terminal and not getattr(args, "wide", False):
+        width = max(shutil.get_terminal_size().columns, 20)
+    return Screen(sys.stdout, sys.stderr, width=width, style=terminal and _styles_allowed(),
+                  err_style=sys.stderr.isatty() and _styles_allowed())
+
+
+def wide_arg(p: argparse.ArgumentParser) -> None:
+    """--wide, for the commands that print tables."""
+    p.add_argument("--wide", action="store_true",
+                   help="on a terminal, every column even when the lines are then wider than "
+                        "it (columns are left out to fit otherwise, and a note says which); "
+                        "piped output always has every column")
 
 
 @contextlib.contextmanager
-def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while reading a large file, only when stderr is a terminal."""
+def progress_bar(path: str, show: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading a large file, only when stderr is a terminal.
+    It never takes over stdout (rich's default), so the output goes where it was sent, and
+    the file name is shown as text, not read as markup."""
     import os
 
     try:
         size = os.path.getsize(path)
     except OSError:
         size = 0
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+    if not show or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import (
@@ -161,30 +214,42 @@ def progress_bar(path: str) -> Iterator[Callable[[int, int], None] | None]:
         TransferSpeedColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
-                  console=stderr_console()) as bar:
-        task = bar.add_task(os.path.basename(path), total=size)
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                   DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                   transient=True, console=stderr_console(), redirect_stdout=False,
+                   redirect_stderr=False)
+    task = bar.add_task(os.path.basename(path), total=size)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or size)
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total or size)
 
+    bar.start()
+    try:
         yield update
+    finally:
+        # Stopped however the reading ends (Ctrl-C included), so the terminal is left clean
+        # and the bar's refresh thread is gone before anything else is printed.
+        with contextlib.suppress(Exception):
+            bar.stop()
 
 
 def stderr_console() -> Console:
+    """The rich console of the live view and the progress bar: no markup, no emoji codes,
+    no highlighting, whatever text reaches it."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
-                     not_counted: Counter[str] | None = None) -> int:
+                    not_counted: Counter[str] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
 
-    Interrupted (Ctrl-C, a closed pipe), the connections still open are handed over all the
-    same, as at the end of the capture: a streaming output ends with every connection seen."""
+    Interrupted by Ctrl-C, the connections still open are handed over all the same, as at the
+    end of the capture, and the status is EXIT_INTERRUPTED: the command then prints what was
+    done (a streaming output ends with every connection seen, a report covers the packets read).
+    A closed pipe (BrokenPipeError) ends at once: nobody reads the rest."""
     from portlens.decode.packets import PacketBatch
     from portlens.track.tracker import Tracker
 
@@ -194,12 +259,16 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
         from portlens.parallel import track_files
 
         errors: list[str] = []
-        for c in track_files(args.files, config, args.workers, errors, args.filter,
-                             not_counted):
-            sink(c)
+        try:
+            for c in track_files(args.files, config, args.workers, errors, args.filter,
+                                 not_counted):
+                sink(c)
+        except KeyboardInterrupt:
+            status[0] = EXIT_INTERRUPTED
         for message in errors:
             error(message)
-            status[0] = EXIT_ERROR
+            if status[0] == EXIT_OK:
+                status[0] = EXIT_ERROR
         return status[0]
     tracker = Tracker(config)
     try:
@@ -207,9 +276,16 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
             assert isinstance(batch, PacketBatch)
             for c in tracker.feed(batch):
                 sink(c)
-    finally:
-        for c in tracker.finish():
-            sink(c)
-        if not_counted is not None:
-            not_counted.update(tracker.not_counted)
+    except KeyboardInterrupt:
+        status[0] = EXIT_INTERRUPTED
+    for c in tracker.finish():
+        sink(c)
+    if not_counted is not None:
+        not_counted.update(tracker.not_counted)
+    if status[0] == EXIT_INTERRUPTED:
+        interrupted_note()
     return status[0]
+
+
+def interrupted_note() -> None:
+    print("portlens: interrupted; what was read so far is reported", file=sys.stderr)

@@ -13,9 +13,10 @@ from portlens.cli.common import (
     EXIT_OK,
     each_connection,
     exit_status,
+    screen,
     source_batches,
-    stderr_console,
     tracker_config,
+    wide_arg,
 )
 
 EPILOG_CONNS = """examples:
@@ -49,6 +50,7 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
     p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
                    help="only this protocol (repeatable)")
+    wide_arg(p)
     p.set_defaults(func=cmd_conns)
 
 
@@ -87,8 +89,8 @@ def cmd_conns(args: argparse.Namespace) -> int:
     keep = _conn_filter(args)
     out: TextIO = sys.stdout
     found = 0
-    table: list[Connection] = []
     zeek = report.ZeekWriter(out) if args.format == "zeek" else None
+    table = report.ConnsTable(screen(args)) if args.format == "table" else None
     if args.format == "csv":
         report.write_csv([], out)
 
@@ -100,26 +102,19 @@ def cmd_conns(args: argparse.Namespace) -> int:
         found += 1
         if zeek is not None:
             zeek.write(c)
+        elif table is not None:
+            table.add(c)
         elif args.format == "json":
             out.write(report.json_line(report.record(c)) + "\n")
-        elif args.format == "csv":
-            report.write_csv([c], out, header=False)
         else:
-            table.append(c)
+            report.write_csv([c], out, header=False)
 
-    try:
-        status = each_connection(args, emit)
-    finally:
-        if zeek is not None:
-            zeek.close()
-        if args.format == "table" and table:
-            from portlens.report.tables import print_fitting
-
-            print_fitting(report.TABLE_COLUMNS, report.table_rows(
-                sorted(table, key=lambda c: c.ts_ns)), drop_order=report.DROP_ORDER)
-            noun = "connection" if len(table) == 1 else "connections"
-            stderr_console().print(f"{len(table)} {noun}", style="dim")
-        out.flush()
+    status = each_connection(args, emit)
+    if zeek is not None:
+        zeek.close()
+    if table is not None:
+        table.close()
+    out.flush()
     return exit_status(status, found)
 
 

@@ -18,9 +18,11 @@ from portlens.cli.common import (
     EXIT_OK,
     error,
     exit_status,
+    screen,
     source_batches,
     stderr_console,
     tracker_config,
+    wide_arg,
 )
 
 EPILOG_SNIFF = """examples:
@@ -37,10 +39,12 @@ def add_live_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--json", action="store_true",
                    help="no dashboard: connections as JSON lines as they end (the default when "
                         "standard output is not a terminal)")
+    wide_arg(p)
     p.set_defaults(func=cmd_sniff)
 
     p = sub.add_parser("interfaces", help="network interfaces to capture on")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    wide_arg(p)
     p.set_defaults(func=cmd_interfaces)
 
 
@@ -109,7 +113,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
               f"{missed.total:,} TCP payload bytes were acknowledged but never seen "
               f"(Zeek's missed_bytes, per connection in `conns`)", file=sys.stderr)
     if not as_json and len(ended):
-        ports_report.print_table(ended, "conns", None)
+        ports_report.print_table(screen(args), ended, "conns", None)
     out.flush()
     return exit_status(status[0], len(ended))
 
@@ -142,7 +146,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
                   c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full,
                   c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s)
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
-                     recent)  # type: ignore[arg-type]
+                     recent, wide=args.wide)  # type: ignore[arg-type]
 
 
 def cmd_interfaces(args: argparse.Namespace) -> int:
@@ -153,10 +157,18 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
         for i in found:
             print(json.dumps(i.as_dict()))
     else:
-        rows = [(i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
-                 " ".join(i.addresses) or "-") for i in found]
-        from portlens.report.tables import print_fitting
+        from portlens.report.tables import Column, TableWriter, left_out_text
 
-        print_fitting(("interface", "index", "state", "link type", "mtu", "addresses"), rows,
-                      wrap=frozenset({"addresses"}), drop_order=("mtu", "index", "link type"))
+        where = screen(args)
+        writer = TableWriter(where, [Column("interface"), Column("index", right=True),
+                                     Column("state"), Column("link type"),
+                                     Column("mtu", right=True),
+                                     Column("addresses", fold=True)],
+                             drop_order=("mtu", "index", "link type"))
+        for i in found:
+            writer.add((i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
+                        ", ".join(i.addresses) or "-"))
+        left_out = writer.close()
+        if left_out:
+            where.note(f"({left_out_text(left_out, where.width)})")
     return EXIT_OK if found else EXIT_NOTHING

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args
-from portlens.cli.common import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, error, source_batches
+from portlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING,
+    EXIT_OK,
+    error,
+    interrupted_note,
+    screen,
+    source_batches,
+)
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
@@ -61,50 +70,53 @@ def cmd_packets(args: argparse.Namespace) -> int:
             assert isinstance(batch, PacketBatch)
             show(batch)
         if args.stats:
-            _print_stats(stats, [args.interface]) if not args.json else out.write(
+            _print_stats(args, stats, [args.interface]) if not args.json else out.write(
                 json.dumps(stats.to_dict()) + "\n")
         return live_status[0]
-    for path in args.files:
-        if remaining == 0:
-            break
-        try:
-            for batch in decode_capture(path, reference=args.reference):
-                if args.packet_filter is not None:
-                    batch = args.packet_filter.select(batch)
-                if remaining >= 0:
-                    batch = batch.take(slice(0, remaining))
-                    remaining -= len(batch)
-                show(batch)
-                if remaining == 0:
-                    break
-        except CaptureError as exc:
-            error(str(exc))
-            status = EXIT_ERROR
-        except OSError as exc:
-            error(f"{path}: {exc.strerror or exc}")
-            status = EXIT_ERROR
+    try:
+        for path in args.files:
+            if remaining == 0:
+                break
+            try:
+                for batch in decode_capture(path, reference=args.reference):
+                    if args.packet_filter is not None:
+                        batch = args.packet_filter.select(batch)
+                    if remaining >= 0:
+                        batch = batch.take(slice(0, remaining))
+                        remaining -= len(batch)
+                    show(batch)
+                    if remaining == 0:
+                        break
+            except CaptureError as exc:
+                error(str(exc))
+                status = EXIT_ERROR
+            except BrokenPipeError:  # the reader is gone: no use reading the other files
+                raise
+            except OSError as exc:
+                error(f"{path}: {exc.strerror or exc}")
+                status = EXIT_ERROR
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+        interrupted_note()
     if args.stats:
         if args.json:
             out.write(json.dumps(stats.to_dict()) + "\n")
         else:
-            _print_stats(stats, args.files)
+            _print_stats(args, stats, args.files)
     out.flush()
     if status == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status
 
 
-def _print_stats(stats: object, files: Sequence[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str]) -> None:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.report.packets import stats_rows
+    from portlens.report.tables import Column, TableWriter
 
     assert isinstance(stats, CaptureStats)
-    table = Table(title=", ".join(files), show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
+    writer = TableWriter(screen(args), [Column("what"), Column("value", fold=True)],
+                         title=", ".join(files), header=False)
     for what, value in stats_rows(stats):
-        table.add_row(what, value)
-    Console().print(table)
+        writer.add((what, value))
+    writer.close()

@@ -13,8 +13,10 @@ from portlens.cli.common import (
     each_connection,
     error,
     exit_status,
+    screen,
     source_batches,
     tracker_config,
+    wide_arg,
 )
 
 EPILOG_PORTS = """examples:
@@ -50,6 +52,7 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                        default="table", help="JSON lines, exact numbers")
         p.add_argument("--csv", dest="format", action="store_const", const="csv",
                        help="CSV, exact numbers")
+        wide_arg(p)
 
     p = tracking_parser(sub, "ports", "per-port summary: outcomes, traffic, clients, RTT "
                         "(the default command)", EPILOG_PORTS)
@@ -97,7 +100,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(table, sys.stdout, args.sort, args.top)
     elif len(table):
-        report.print_table(table, args.sort, args.top)
+        report.print_table(screen(args), table, args.sort, args.top)
     sys.stdout.flush()
     return exit_status(status, len(table))
 
@@ -133,9 +136,9 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(records, sys.stdout)
     elif records and args.conns:
-        report.print_conns(records)
+        report.print_conns(screen(args), records)
     elif records:
-        report.print_table(table)
+        report.print_table(screen(args), table)
     sys.stdout.flush()
     return exit_status(status, records)
 
@@ -154,7 +157,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(table, sys.stdout)
     elif found:
-        report.print_tables(table)
+        report.print_tables(screen(args), table)
     sys.stdout.flush()
     return exit_status(status, found)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from portlens.report import human
+from portlens.report.tables import Column, Screen, TableWriter, left_out_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -156,34 +157,57 @@ def _end_text(c: Connection) -> str:
     return str(c.end_reason)
 
 
-TABLE_COLUMNS = ("proto", "originator", "responder", "state", "history", "duration",
-                 "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
-DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "duration", "bytes o/r", "pkts o/r")
-"""Left out first when the terminal is narrow (JSON/CSV have everything)."""
+TABLE_COLUMNS = (Column("proto"), Column("originator"), Column("responder"), Column("state"),
+                 Column("history"), Column("duration", right=True),
+                 Column("pkts o/r", right=True), Column("bytes o/r", right=True),
+                 Column("service"), Column("end"), Column("TCP states o/r"), Column("uid"))
+"""The table's columns; rows come in the order connections end, as in --json and Zeek's
+conn.log, so that the table streams."""
+DROP_ORDER = ("TCP states o/r", "end", "service", "bytes o/r", "pkts o/r", "duration",
+              "history", "uid")
+"""Left out first on a narrow terminal (--wide brings them back). The uid goes last: at 80
+columns it stays beside the addresses, since `ladder --conn UID` sends users here for it. The
+proto, the addresses and the state are never left out."""
 
 
-def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS
-               ) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for c in conns:
-        states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
-                  if c.orig_state and c.resp_state else "")
-        if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
-            orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
-        else:
-            orig = endpoint_text(c.orig_h, c.orig_p)
-            resp = endpoint_text(c.resp_h, c.resp_p)
-        cells = {
-            "proto": c.proto, "originator": orig, "responder": resp,
-            "state": c.conn_state, "history": c.history or "-",
-            "duration": human.duration(c.duration_ns),
-            "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
-            "bytes o/r": f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}",
-            "service": c.service or "-", "end": _end_text(c), "TCP states o/r": states,
-            "uid": c.uid,
-        }
-        rows.append(tuple(cells[name] for name in columns))
-    return rows
+def table_cells(c: Connection) -> tuple[str, ...]:
+    """One connection's row of the table, in TABLE_COLUMNS order."""
+    states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
+              if c.orig_state and c.resp_state else "-")
+    if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
+        orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
+    else:
+        orig = endpoint_text(c.orig_h, c.orig_p)
+        resp = endpoint_text(c.resp_h, c.resp_p)
+    return (c.proto, orig, resp, c.conn_state, c.history or "-", human.duration(c.duration_ns),
+            f"{c.orig_pkts}/{c.resp_pkts}",
+            f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}", c.service or "-",
+            _end_text(c), states, c.uid)
+
+
+def table_rows(conns: Iterable[Connection]) -> list[tuple[str, ...]]:
+    return [table_cells(c) for c in conns]
+
+
+class ConnsTable:
+    """The connections table, written row by row as connections end."""
+
+    def __init__(self, screen: Screen) -> None:
+        self.writer = TableWriter(screen, TABLE_COLUMNS, drop_order=DROP_ORDER)
+        self.screen = screen
+
+    def add(self, c: Connection) -> None:
+        self.writer.add(table_cells(c))
+
+    def close(self, note: str = "") -> None:
+        left_out = self.writer.close()
+        n = self.writer.rows
+        if not n:
+            return
+        text = f"{n} connection{'' if n == 1 else 's'}" + note
+        if left_out:
+            text += f" ({left_out_text(left_out, self.screen.width)})"
+        self.screen.note(text)
 
 
 def event_line(t: Transition, orig: str = "", resp: str = "") -> str:
