@@ -10,6 +10,7 @@ interleave, each worker's rows stay in its own removal order.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -27,6 +28,9 @@ _CHUNK = 256
 
 def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
             queue: mp.Queue, filter_expr: str) -> None:  # type: ignore[type-arg]
+    # Ctrl-C reaches every process of the terminal's group: the parent alone handles it (it
+    # reports what came back and ends the workers), so a worker prints no traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracker = Tracker(replace(config, shard=(k, n)))
     packet_filter = compile_filter(filter_expr)
     pending: list[Connection] = []

@@ -9,6 +9,7 @@ import sys
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     each_connection,
     error,
@@ -176,6 +177,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
             found.append(c)
 
     status = each_connection(args, sink)
+    if status == EXIT_INTERRUPTED:
+        return status
     config = tracker_config(args)
     if not found:
         error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
