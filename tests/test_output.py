@@ -398,6 +398,14 @@ def test_rows_are_written_as_they_come() -> None:
     writer.add(("[2001:db8::1]:443", "123456", "Cghi"))
     assert out.getvalue().splitlines()[-1] == "[2001:db8::1]:443  123456  Cghi"
     assert writer.close() == [] and writer.rows == 3
+    # printed in full, a later list cell longer than its column stays on one line
+    out = io.StringIO()
+    writer = TableWriter(Screen(out, io.StringIO(), width=None),
+                         [Column("port"), Column("outcomes", fold=True)], first_rows=1)
+    writer.add(("80/tcp", "1 completed"))
+    writer.add(("443/tcp", "5 completed, 2 refused, 1 unanswered"))
+    writer.close()
+    assert out.getvalue().splitlines()[-1] == "443/tcp  5 completed, 2 refused, 1 unanswered"
 
 
 def test_layout_never_cuts_what_it_cannot_leave_out() -> None:

@@ -118,6 +118,8 @@ class Layout:
     shown: list[int]
     widths: list[int]
     left_out: list[str] = field(default_factory=list)
+    folds: bool = True
+    """False when printing in full: a later, longer list cell stays on one line."""
 
     @classmethod
     def fit(cls, columns: Sequence[Column], sample: Iterable[Sequence[str]],
@@ -140,7 +142,7 @@ class Layout:
                 for i in range(n)]
         shown = list(range(n))
         if width is None:
-            return cls(columns, shown, natural)
+            return cls(columns, shown, natural, folds=False)
 
         def need(keep: list[int]) -> int:
             return sum(want[i] for i in keep) + len(SEP) * (len(keep) - 1)
@@ -177,7 +179,7 @@ class Layout:
         cells = [row[i] for i in self.shown]
         folded: list[list[str]] | None = None
         for k, i in enumerate(self.shown):
-            if self.columns[i].fold and width_of(cells[k]) > self.widths[i]:
+            if self.folds and self.columns[i].fold and width_of(cells[k]) > self.widths[i]:
                 folded = folded or [[c] for c in cells]
                 folded[k] = _fold(cells[k], self.widths[i])
         if folded is None:
