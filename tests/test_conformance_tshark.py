@@ -6,20 +6,30 @@ differences (docs/decoding.md), asserted as such rather than skipped:
   portlens attributes the ports to every fragment of the datagram;
 - ICMP errors: tshark's TCP/UDP/IP columns end with the *quoted* packet, which portlens keeps
   in the q_* columns (the innermost real layer is the ICMP message);
-- tshark's `malformed` marks in this corpus come from application dissectors (SSH) and TCP
-  reassembly, layers portlens does not decode: portlens flags no frame of the corpus malformed.
+- where the corpus has NAME.tshark-protocols.tsv, the innermost transport is what follows the
+  last IP header there: a UDP column may belong only to a tunnel carrier (Teredo bubbles);
+- `malformed`: portlens flags a frame exactly when tshark marks it, except tshark's marks from
+  application dissectors (SSH) and TCP reassembly, layers portlens does not decode, and an IPv4
+  total length beyond the frame, which tshark notes without marking (zeek-quic-fuzz-malformed).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from portlens.decode import decode_capture
+from portlens.decode.malformed import Malformed
 from portlens.decode.packets import FRAG_PART, PacketBatch, addr_text
-from tests.corpus import TsharkFrame, corpus_params, epoch_ns, tshark_frames
+from tests.corpus import (
+    IPV4_TOTAL_LENGTH_INVALID,
+    TsharkFrame,
+    corpus_params,
+    epoch_ns,
+    malformed_disagreements,
+    tshark_frames,
+)
 
 ICMP4_ERRORS = {3, 4, 5, 11, 12}
 ICMP6_ERRORS = {1, 2, 3, 4}
@@ -46,6 +56,12 @@ def expected_vs_got(t: TsharkFrame, b: PacketBatch, i: int) -> list[tuple[str, o
     is_error = (icmp_type in ICMP4_ERRORS) or (icmp6_type in ICMP6_ERRORS)
     has_tcp = t.last("tcp_srcport") is not None
     has_udp = t.last("udp_srcport") is not None
+    carried_by_udp = has_udp
+    inner = t.innermost()
+    if inner is not None and not is_error:
+        # The protocols file says what follows the innermost IP header: a UDP column may
+        # belong to a tunnel carrier only (a Teredo bubble is IPv6 with no transport).
+        has_tcp, has_udp = "tcp" in inner, "udp" in inner
 
     if is_error:
         check("l4", 1 if icmp_type is not None else 58, int(b.l4[i]))
@@ -85,7 +101,7 @@ def expected_vs_got(t: TsharkFrame, b: PacketBatch, i: int) -> list[tuple[str, o
               int(b.icmp_type[i]))
         code = t.int_last("icmp_code") if icmp_type is not None else t.int_last("icmpv6_code")
         check("icmp_code", code, int(b.icmp_code[i]))
-        if has_udp:
+        if carried_by_udp:
             check("carrier udp sport", int(t.all("udp_srcport")[0]), int(b.out_sport[i]))
     elif has_tcp:
         check("l4", 6, int(b.l4[i]))
@@ -113,6 +129,11 @@ def expected_vs_got(t: TsharkFrame, b: PacketBatch, i: int) -> list[tuple[str, o
         check("udp_length", t.int_last("udp_length"), int(b.udp_len[i]))
     else:
         check("l4", 0, int(b.l4[i]))
+    if b.tunnel_depth[i] >= 2 and b.car_proto[i] == 17:
+        # The innermost tunnel's UDP carrier: the last UDP layer before the inner packet's.
+        carriers = t.all("udp_srcport")[: len(t.all("udp_srcport")) - has_udp]
+        check("innermost carrier udp sport", int(carriers[-1]) if carriers else None,
+              int(b.car_sport[i]))
     return diffs
 
 
@@ -130,7 +151,10 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
                 f"{name}: tshark {want!r} portlens {got!r}" for name, want, got in diffs))
     assert not failures, f"{len(failures)} of {len(frames)} frames differ:\n" + "\n".join(
         failures[:20])
-    # portlens decodes no application layer: no frame of this real-world corpus is malformed.
-    assert not np.any(b.malformed), [
-        (int(f), int(m)) for f, m in zip(b.frame[b.malformed > 0], b.malformed[b.malformed > 0],
-                                         strict=True)]
+    # The frames tshark marks malformed are those portlens does, but for the documented
+    # exceptions (corpus.malformed_disagreements).
+    assert malformed_disagreements(frames, b.malformed.tolist()) == []
+
+
+def test_malformed_reasons_agree_with_tshark() -> None:
+    assert Malformed.IPV4_TOTAL_LENGTH_INVALID == IPV4_TOTAL_LENGTH_INVALID

@@ -44,6 +44,8 @@ class CaptureStats:
     bad_ip_checksum: int = 0
     bad_l4_checksum: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
+    not_decoded: Counter[int] = field(default_factory=Counter)
+    """Frames of a link type portlens does not decode, by LINKTYPE_* number."""
 
     def add(self, b: PacketBatch) -> None:
         n = len(b)
@@ -61,6 +63,7 @@ class CaptureStats:
         _count(self.protocols, key[ip], lambda k: f"ipv{k >> 8}/{proto_name(k & 0xFF)}")
         clean = ~ip & (b.malformed == 0)
         supported = np.isin(b.linktype, list(linktypes.SUPPORTED))
+        count_not_decoded(self.not_decoded, b)
         _count(self.not_ip, b.linktype[clean & ~supported], lambda t: f"{linktypes.name(t)}")
         ppp = clean & supported & (b.ppp_proto != 0)
         _count(self.not_ip, b.ppp_proto[ppp], lambda p: f"ppp 0x{p:04x}")
@@ -126,6 +129,7 @@ class CaptureStats:
             "bad_ip_checksum": self.bad_ip_checksum,
             "bad_l4_checksum": self.bad_l4_checksum,
             "malformed": dict(self.malformed.most_common()),
+            "not_decoded": {str(t): n for t, n in sorted(self.not_decoded.items())},
         }
 
 
@@ -143,3 +147,25 @@ def _count(counter: Counter[str], values: npt.NDArray[Any], label: Callable[[int
     uniq, counts = np.unique(values, return_counts=True)
     for u, c in zip(uniq.tolist(), counts.tolist(), strict=True):
         counter[label(int(u))] += int(c)
+
+
+def count_not_decoded(counts: Counter[int], b: PacketBatch) -> None:
+    """Add the batch's frames of link types portlens does not decode, by link type."""
+    if not len(b):
+        return
+    lt = b.linktype
+    if lt[0] == lt[-1] and lt[0] in linktypes.SUPPORTED and (lt == lt[0]).all():
+        return  # the usual case: one supported link type
+    unknown = ~np.isin(lt, list(linktypes.SUPPORTED))
+    for t, n in zip(*np.unique(lt[unknown], return_counts=True), strict=True):
+        counts[int(t)] += int(n)
+
+
+def not_decoded_lines(counts: Counter[int]) -> list[str]:
+    """One line per link type: "95 frames of link type 999, not decoded"."""
+    out = []
+    for t, n in sorted(counts.items()):
+        known = linktypes.NAMES.get(t)
+        label = f"{t} ({known})" if known else str(t)
+        out.append(f"{n:,} frame{'s' if n != 1 else ''} of link type {label}, not decoded")
+    return out

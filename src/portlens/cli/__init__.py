@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from portlens import __version__
-from portlens.cli.args import check_source, compiled_filter
+from portlens.cli.args import check_options, check_source, compiled_filter
 from portlens.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError, error
 from portlens.cli.conns import add_conns_parser, add_events_parser
 from portlens.cli.live import add_live_parsers
@@ -66,6 +66,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         args.packet_filter = compiled_filter(args)
         check_source(args)
+        check_options(args)
     except UsageError as exc:
         error(str(exc))
         return EXIT_ERROR
@@ -85,6 +86,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:  # -w FILE that cannot be written, and the like
         error(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
         return EXIT_ERROR
+    finally:
+        from portlens.cli.common import not_decoded_note
+
+        not_decoded_note(args)
 
 
 def _tune_gc() -> None:

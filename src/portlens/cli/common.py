@@ -42,22 +42,10 @@ def exit_status(status: int, found: object) -> int:
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    from portlens.track.timeouts import Timeouts
+    from portlens.cli.args import parse_timeouts
     from portlens.track.tracker import TrackerConfig
 
-    seconds = {}
-    for item in args.timeout:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--timeout wants NAME=SECONDS, got {item!r}")
-        try:
-            seconds[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--timeout {name}: {value!r} is not a number") from None
-    try:
-        timeouts = Timeouts().with_seconds(**seconds)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    timeouts = parse_timeouts(args.timeout)
     if args.max_flows < 1:
         raise UsageError("--max-flows must be at least 1")
     # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
@@ -77,8 +65,20 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
         yield from session.batches()
         live_summary(session)
     else:
-        yield from read_batches(args.files, status, args.packet_filter,
-                                progress=show_progress(args))
+        # Counted on the first read only (ladder reads twice); main() says it once.
+        first = not hasattr(args, "not_decoded")
+        if first:
+            args.not_decoded = Counter()
+        batches = read_batches(args.files, status, args.packet_filter,
+                               args.not_decoded if first else None,
+                               progress=show_progress(args))
+        count = getattr(args, "count", None)
+        if count is not None:  # -c N: the first N packets after -f, as tcpdump -r
+            from portlens.decode import first_packets
+            from portlens.decode.packets import PacketBatch
+
+            batches = first_packets((b for b in batches if isinstance(b, PacketBatch)), count)
+        yield from batches
 
 
 def open_live_session(args: argparse.Namespace) -> LiveSession:
@@ -115,16 +115,19 @@ def live_summary(session: LiveSession) -> None:
 
 
 def read_batches(files: Sequence[str], status: list[int],
-                 packet_filter: object = None, *, progress: bool = True) -> Iterator[object]:
+                 packet_filter: object = None, not_decoded: Counter[int] | None = None, *,
+                 progress: bool = True) -> Iterator[object]:
     """Decoded batches of all files in order, filtered by -f; input errors are reported and
-    remembered in status."""
+    remembered in status. ``not_decoded`` counts the frames of link types portlens does not
+    decode (before -f), by link type."""
+    from portlens.analysis.capture_stats import count_not_decoded
     from portlens.decode import decode_capture
     from portlens.decode.packets import PacketBatch
     from portlens.filter import PacketFilter
     from portlens.sources.files import CaptureError
 
     if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status, progress=progress):
+        for batch in read_batches(files, status, None, not_decoded, progress=progress):
             assert isinstance(batch, PacketBatch)
             yield packet_filter.select(batch)
         return
@@ -132,7 +135,10 @@ def read_batches(files: Sequence[str], status: list[int],
     for path in files:
         with progress_bar(path, progress) as update:
             try:
-                yield from decode_capture(path, progress=update)
+                for batch in decode_capture(path, progress=update):
+                    if not_decoded is not None:
+                        count_not_decoded(not_decoded, batch)
+                    yield batch
             except CaptureError as exc:
                 error(str(exc))
                 status[0] = EXIT_ERROR
@@ -259,16 +265,23 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
         from portlens.parallel import track_files
 
         errors: list[str] = []
+        totals: Counter[str] = Counter()
+        args.not_decoded = Counter()
         try:
             for c in track_files(args.files, config, args.workers, errors, args.filter,
-                                 not_counted):
+                                 not_counted, count=getattr(args, "count", None),
+                                 totals=totals, not_decoded=args.not_decoded):
                 sink(c)
         except KeyboardInterrupt:
             status[0] = EXIT_INTERRUPTED
+        finally:
+            evicted_note(totals["evicted"], config.max_flows)
         for message in errors:
             error(message)
             if status[0] == EXIT_OK:
                 status[0] = EXIT_ERROR
+        if status[0] == EXIT_INTERRUPTED:
+            interrupted_note()
         return status[0]
     tracker = Tracker(config)
     try:
@@ -282,6 +295,7 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
         sink(c)
     if not_counted is not None:
         not_counted.update(tracker.not_counted)
+    evicted_note(tracker.evicted, config.max_flows)
     if status[0] == EXIT_INTERRUPTED:
         interrupted_note()
     return status[0]
@@ -289,3 +303,19 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
 
 def interrupted_note() -> None:
     print("portlens: interrupted; what was read so far is reported", file=sys.stderr)
+
+
+def evicted_note(evicted: int, max_flows: int) -> None:
+    """Say when --max-flows cut connections short (their end_reason is ``evicted``)."""
+    if evicted:
+        error(f"{evicted:,} flow{'s' if evicted != 1 else ''} evicted because more than "
+              f"--max-flows {max_flows:,} were open at once; later packets of an evicted flow "
+              f"start a new one")
+
+
+def not_decoded_note(args: argparse.Namespace) -> None:
+    """One line per link type portlens read but could not decode, once per command."""
+    from portlens.analysis.capture_stats import not_decoded_lines
+
+    for line in not_decoded_lines(getattr(args, "not_decoded", None) or Counter()):
+        error(line)

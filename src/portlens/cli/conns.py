@@ -12,6 +12,7 @@ from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_OK,
     each_connection,
+    evicted_note,
     exit_status,
     screen,
     source_batches,
@@ -45,7 +46,8 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--port", type=int, action="append", metavar="P",
                    help="only connections with this port on either side (repeatable)")
     p.add_argument("--host", action="append", metavar="ADDR",
-                   help="only connections with this address on either side (repeatable)")
+                   help="only connections with this address, or an address in this prefix "
+                        "(10.0.0.0/8), on either side (repeatable)")
     p.add_argument("--state", action="append", metavar="CONN_STATE",
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
     p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
@@ -62,10 +64,20 @@ def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
+    import ipaddress
+    from functools import lru_cache
+
+    from portlens.cli.args import host_network
+
     ports = set(args.port or ())
-    hosts = set(args.host or ())
+    nets = getattr(args, "host_nets", None) or [host_network(h) for h in args.host or ()]
     states = {s.upper() for s in (args.state or ())}
     protos = set(args.proto or ())
+
+    @lru_cache(maxsize=65536)
+    def in_nets(addr: str) -> bool:
+        ip = ipaddress.ip_address(addr)
+        return any(ip.version == n.version and ip in n for n in nets)
 
     def keep(c: object) -> bool:
         from portlens.track.model import Connection
@@ -73,7 +85,7 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
         assert isinstance(c, Connection)
         if ports and c.orig_p not in ports and c.resp_p not in ports:
             return False
-        if hosts and c.orig_h not in hosts and c.resp_h not in hosts:
+        if nets and not in_nets(c.orig_h) and not in_nets(c.resp_h):
             return False
         if states and c.conn_state not in states:
             return False
@@ -143,4 +155,5 @@ def cmd_events(args: argparse.Namespace) -> int:
         tracker.feed(batch)
     tracker.finish()
     out.flush()
+    evicted_note(tracker.evicted, config.max_flows)
     return exit_status(status[0], count)

@@ -17,6 +17,7 @@ from portlens.cli.common import (
     EXIT_NOTHING,
     EXIT_OK,
     error,
+    evicted_note,
     exit_status,
     screen,
     source_batches,
@@ -108,6 +109,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         if live is not None:
             live.stop()
         take(tracker.finish())
+        evicted_note(tracker.evicted, config.max_flows)
     if missed.total:
         print(f"capture loss estimate: {100 * missed.gap / missed.total:.3f}% of "
               f"{missed.total:,} TCP payload bytes were acknowledged but never seen "

@@ -73,12 +73,18 @@ def cmd_packets(args: argparse.Namespace) -> int:
             _print_stats(args, stats, [args.interface]) if not args.json else out.write(
                 json.dumps(stats.to_dict()) + "\n")
         return live_status[0]
+    from collections import Counter
+
+    from portlens.analysis.capture_stats import count_not_decoded
+
+    args.not_decoded = Counter()
     try:
         for path in args.files:
             if remaining == 0:
                 break
             try:
                 for batch in decode_capture(path, reference=args.reference):
+                    count_not_decoded(args.not_decoded, batch)
                     if args.packet_filter is not None:
                         batch = args.packet_filter.select(batch)
                     if remaining >= 0:

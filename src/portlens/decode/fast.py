@@ -80,6 +80,9 @@ COUNT_MAX = 0xFF
 TEREDO_PORT = 3544
 SAVED_LINK_COLUMNS = ("ethertype", "vlan", "vlan_count", "mpls_count", "ppp_proto")
 """What an Ethernet or PPP header inside a tunnel writes: restored if no IP header follows."""
+SAVED_CARRIER_COLUMNS = ("car_src", "car_dst", "car_proto", "car_sport", "car_dport",
+                         "car_ip_len")
+"""A tunnel inside a tunnel writes its carrier here: restored if no IP header follows."""
 
 # Ethertype -> the kind of header that follows.
 _ET_NEXT = np.full(0x10000, DONE, dtype=np.uint8)
@@ -107,6 +110,9 @@ _SIMPLE_LINKS: dict[int, tuple[int, int, int]] = {
     lt.LINUX_SLL: (16, 14, ETHERTYPE),
     lt.LINUX_SLL2: (20, 0, ETHERTYPE),
 }
+FDDI_HEADER = 13
+"""Frame control, destination and source MAC; 802.2 LLC follows (reference.py ``llc``)."""
+LLC_SNAP_HEADER = 8
 _RAW_LINKS = {lt.RAW_12: NIBBLE, lt.RAW_14: NIBBLE, lt.RAW: NIBBLE, lt.IPV4: IPV4, lt.IPV6: IPV6}
 
 
@@ -242,8 +248,23 @@ class _Decoding:
                 self.kind[sub] = np.where(is4, IPV4, np.where(is6, IPV6, DONE))
             elif t in (lt.PPP, lt.PPP_SERIAL):
                 self.kind[sub] = PPP
+            elif t == lt.FDDI:
+                self.fddi(sub)
             else:
                 self.kind[sub] = DONE  # unknown link type: counted by the caller, not malformed
+
+    def fddi(self, rows: I64) -> None:
+        """FDDI then 802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) goes on to an ethertype."""
+        rows = self.need(rows, FDDI_HEADER + 3, Malformed.LINK_HEADER_SHORT)
+        p = self.pos[rows] + FDDI_HEADER
+        u8 = self.v.u8
+        snap = (u8[p] == 0xAA) & (u8[p + 1] == 0xAA) & (u8[p + 2] == 0x03)
+        self.kind[rows[~snap]] = DONE
+        rows = self.need(rows[snap], FDDI_HEADER + LLC_SNAP_HEADER, Malformed.LINK_HEADER_SHORT)
+        p = self.pos[rows] + FDDI_HEADER
+        self.et[rows] = self.v.be16[p + 6]
+        self.pos[rows] = p + LLC_SNAP_HEADER
+        self.kind[rows] = ETHERTYPE
 
     def ethertype(self, rows: I64) -> None:
         out, v = self.out, self.v
@@ -329,8 +350,10 @@ class _Decoding:
         ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
         total = w16(h, 2).astype(np.int64)
         room = self.wend[rows] - p
-        total = np.where(total == 0, room, total)  # TSO: the capturing host had not segmented yet
+        zero = total == 0
+        total = np.where(zero, room, total)  # TSO: the capturing host had not segmented yet
         w = self.sel(rows)  # a plain slice when every row is here: writes become copies
+        out.ip_len_zero[w] = zero
         src, dst = w32(h, 12), w32(h, 16)
         out.ip_version[w] = 4
         out.src[w] = _v4_mapped(src)
@@ -399,6 +422,7 @@ class _Decoding:
         out.ip_hlen[w] = 0
         out.ip_id[w] = 0
         out.ip_csum[w] = 0
+        out.ip_len_zero[w] = False
         self.is_frag[w] = False
         self.l3[w] = p
         self.ipend[w] = p + total
@@ -531,25 +555,26 @@ class _Decoding:
             rows, depth = rows[~deep], depth[~deep]
             if sport is not None and dport is not None:
                 sport, dport = sport[~deep], dport[~deep]
+        for name in SAVED_LINK_COLUMNS + SAVED_CARRIER_COLUMNS:
+            column = getattr(out, name)
+            if name not in self.saved:
+                self.saved[name] = np.zeros_like(column)
+            self.saved[name][rows] = column[rows]
         outer = depth == 0
-        r0 = rows[outer]
-        out.out_src[r0] = out.src[r0]
-        out.out_dst[r0] = out.dst[r0]
-        out.out_proto[r0] = out.proto[r0]
-        out.out_ip_len[r0] = out.ip_len[r0]
-        if sport is not None and dport is not None:
-            out.out_sport[r0] = sport[outer]
-            out.out_dport[r0] = dport[outer]
+        for prefix, r, inside in (("out_", rows[outer], outer), ("car_", rows[~outer], ~outer)):
+            # The first tunnel's carrier is the outermost (out_*), a later one the innermost so
+            # far (car_*, overwritten by any deeper tunnel; restored if that one is rolled back).
+            getattr(out, prefix + "src")[r] = out.src[r]
+            getattr(out, prefix + "dst")[r] = out.dst[r]
+            getattr(out, prefix + "proto")[r] = out.proto[r]
+            getattr(out, prefix + "ip_len")[r] = out.ip_len[r]
+            getattr(out, prefix + "sport")[r] = 0 if sport is None else sport[inside]
+            getattr(out, prefix + "dport")[r] = 0 if dport is None else dport[inside]
         out.tunnel[rows] |= np.uint32(code) << (4 * depth.astype(np.uint32))
         out.tunnel_depth[rows] = depth + 1
         # Tentative until an inner IP header is decoded (commit_tunnel); a tunnel carrying no IP
         # (VXLAN with ARP inside, say) is rolled back and the row stays its carrier.
         self.tunnel_pending[rows] = True
-        for name in SAVED_LINK_COLUMNS:
-            column = getattr(out, name)
-            if name not in self.saved:
-                self.saved[name] = np.zeros_like(column)
-            self.saved[name][rows] = column[rows]
         self.kind[rows] = inner_kind
         return rows
 

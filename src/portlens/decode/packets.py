@@ -85,6 +85,10 @@ class PacketBatch:
     ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
     """Innermost IP datagram length from its header (IPv4 total length, IPv6 40 + payload
     length); for a FRAG_COMPLETE row the reassembled datagram's length. Zeek's *_ip_bytes."""
+    ip_len_zero: npt.NDArray[np.bool_] = _col(np.bool_)
+    """The innermost IPv4 header's total length was 0 (TCP segmentation offload on the
+    capturing host): ip_len is then the frame's, but Zeek's *_ip_bytes add 0 (and without -C
+    Zeek drops the packet)."""
     ip_hlen: npt.NDArray[np.uint16] = _col(np.uint16)
     """IP header length incl. IPv4 options / IPv6 extension headers."""
     ttl: npt.NDArray[np.uint8] = _col(np.uint8)
@@ -159,6 +163,16 @@ class PacketBatch:
     """Outer UDP ports when the outermost tunnel rides on UDP (VXLAN, Geneve, Teredo, GTP-U)."""
     out_dport: npt.NDArray[np.uint16] = _col(np.uint16)
     out_ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
+    car_src: npt.NDArray[np.uint8] = _col(np.uint8, 0, 16)
+    """When tunnel_depth >= 2: the IP source of the layer that carries the innermost tunnel
+    (Teredo's IPv4 inside GTP-U, say); out_* keep the outermost carrier. Zeek logs a UDP
+    carrier at every depth; the carriers between these two (depth >= 3) are not kept."""
+    car_dst: npt.NDArray[np.uint8] = _col(np.uint8, 0, 16)
+    car_proto: npt.NDArray[np.uint8] = _col(np.uint8)
+    car_sport: npt.NDArray[np.uint16] = _col(np.uint16)
+    """The innermost carrier's UDP ports when the innermost tunnel rides on UDP."""
+    car_dport: npt.NDArray[np.uint16] = _col(np.uint16)
+    car_ip_len: npt.NDArray[np.uint32] = _col(np.uint32)
 
     # --- quality ---
     truncated: npt.NDArray[np.bool_] = _col(np.bool_)

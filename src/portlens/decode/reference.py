@@ -47,6 +47,11 @@ PPP_IPV6 = 0x0057
 NULL_AF_INET = 2
 NULL_AF_INET6 = frozenset({10, 24, 28, 30})
 """AF_INET6 differs by OS (Linux 10, BSDs 24/28/30); a capture file may come from any."""
+FDDI_HEADER = 13
+"""Frame control, destination and source MAC (bit-swapped on FDDI: irrelevant here)."""
+LLC_SNAP = b"\xaa\xaa\x03"
+"""802.2 LLC DSAP, SSAP and control of a SNAP frame, followed by an OUI and an ethertype."""
+LLC_SNAP_HEADER = 8
 RAW_LINKTYPES = frozenset({lt.RAW_12, lt.RAW_14, lt.RAW})
 PPP_LINKTYPES = frozenset({lt.PPP, lt.PPP_SERIAL})
 
@@ -85,7 +90,8 @@ TEREDO_PORT = 3544
 COUNT_MAX = 0xFF
 """vlan_count / mpls_count are uint8: a frame made of thousands of tags saturates, not wraps."""
 
-IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_hlen", "ttl", "ip_id", "ip_csum")
+IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_len_zero", "ip_hlen", "ttl",
+              "ip_id", "ip_csum")
 """Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
 whose inside holds no (valid) IP header leaves the carrier's in place."""
 TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
@@ -243,7 +249,19 @@ class _Frame:
             self.ipv6(0)
         elif linktype in PPP_LINKTYPES:
             self.ppp(0)
+        elif linktype == lt.FDDI:
+            self.need(FDDI_HEADER, Malformed.LINK_HEADER_SHORT)
+            self.llc(FDDI_HEADER)
         # Any other link type is not decoded: no IP, not malformed.
+
+    def llc(self, pos: int) -> None:
+        """802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) carries an ethertype; any other
+        SAP (STP, NetBIOS, IPX...) is not IP."""
+        self.need(pos + 3, Malformed.LINK_HEADER_SHORT)
+        if self.b[pos : pos + 3] != LLC_SNAP:
+            return
+        self.need(pos + LLC_SNAP_HEADER, Malformed.LINK_HEADER_SHORT)
+        self.ethertype_chain(pos + LLC_SNAP_HEADER, self.u16(pos + 6))
 
     def ip_by_nibble(self, pos: int, otherwise: Malformed | None) -> None:
         """IP whose version only its first nibble tells (raw links, after MPLS)."""
@@ -333,6 +351,7 @@ class _Frame:
             dst=V4_MAPPED_PREFIX + dst,
             proto=proto,
             ip_len=ip_len,
+            ip_len_zero=total == 0,
             ip_hlen=hlen,
             ttl=b[pos + 8],
             ip_id=ident,
@@ -655,8 +674,8 @@ class _Frame:
         self.pending = (kind, udp_ports, dict(self.v))
 
     def cross_tunnel(self) -> None:
-        """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel
-        only) and the inner layers take the IP and transport columns."""
+        """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel)
+        or car_* (any later one) and the inner layers take the IP and transport columns."""
         assert self.pending is not None
         kind, udp_ports, _ = self.pending
         self.pending = None
@@ -669,6 +688,17 @@ class _Frame:
             )
             if udp_ports is not None:
                 self.v.update(out_sport=udp_ports[0], out_dport=udp_ports[1])
+        else:
+            for name in ("car_sport", "car_dport"):
+                self.v.pop(name, None)
+            self.v.update(
+                car_src=self.v["src"],
+                car_dst=self.v["dst"],
+                car_proto=self.v["proto"],
+                car_ip_len=self.v["ip_len"],
+            )
+            if udp_ports is not None:
+                self.v.update(car_sport=udp_ports[0], car_dport=udp_ports[1])
         self.tunnels |= kind << (4 * self.depth)
         self.depth += 1
         self.v.update(tunnel=self.tunnels, tunnel_depth=self.depth)

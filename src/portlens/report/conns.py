@@ -43,10 +43,13 @@ def ip_proto(c: Connection) -> int:
 
 
 def zeek_row(c: Connection) -> list[str]:
+    """conn.log's columns. ``service`` stays unset: Zeek fills it only when a protocol
+    analyzer confirmed the protocol, and Zeek users read it so; portlens analyzes no
+    application protocol (the port's name is ``port_service`` in JSON and CSV)."""
     d = has_duration(c)
     return [
         _zeek_seconds(c.ts_ns), c.uid, c.orig_h, str(c.orig_p), c.resp_h, str(c.resp_p),
-        c.proto, c.service or "-", _zeek_seconds(c.duration_ns) if d else "-",
+        c.proto, "-", _zeek_seconds(c.duration_ns) if d else "-",
         str(c.orig_bytes) if d else "-", str(c.resp_bytes) if d else "-", c.conn_state, "-", "-",
         str(c.missed_bytes), c.history or "-", str(c.orig_pkts), str(c.orig_ip_bytes),
         str(c.resp_pkts), str(c.resp_ip_bytes), ",".join(c.tunnel_parents) or "-",
@@ -94,7 +97,8 @@ def record(c: Connection) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ts": c.ts_ns // 1000 / 1e6, "ts_ns": c.ts_ns, "uid": c.uid,
         "id.orig_h": c.orig_h, "id.orig_p": c.orig_p, "id.resp_h": c.resp_h,
-        "id.resp_p": c.resp_p, "proto": c.proto, "service": c.service or None,
+        "id.resp_p": c.resp_p, "proto": c.proto, "service": None,
+        "port_service": c.service or None,
         "duration": (c.duration_ns // 1000) / 1e6 if d else None, "duration_ns": c.duration_ns,
         "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
         "conn_state": c.conn_state, "missed_bytes": c.missed_bytes, "history": c.history,
@@ -124,7 +128,7 @@ def record(c: Connection) -> dict[str, Any]:
 
 CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", "end_reason",
               "handshake_outcome", "server_rtt_ns", "client_rtt_ns", "retransmissions",
-              "completeness")
+              "completeness", "port_service")
 
 
 def csv_row(c: Connection) -> list[object]:
@@ -134,7 +138,7 @@ def csv_row(c: Connection) -> list[object]:
     row += [c.ts_ns, c.duration_ns, c.orig_state or "", c.resp_state or "", c.end_reason,
             hs.outcome if hs else "", (hs.server_rtt_ns if hs else None) or "",
             (hs.client_rtt_ns if hs else None) or "",
-            c.analysis.retransmissions if c.analysis else "", c.completeness]
+            c.analysis.retransmissions if c.analysis else "", c.completeness, c.service]
     return row
 
 

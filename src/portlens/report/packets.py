@@ -213,6 +213,9 @@ def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
     rows.append(("bad IPv4 checksums", f"{stats.bad_ip_checksum:,}"))
     rows.append(("bad TCP/UDP/ICMP checksums", f"{stats.bad_l4_checksum:,}"))
     rows.append(("malformed", _counts(stats.malformed) if stats.malformed else "0"))
+    if stats.not_decoded:
+        rows.append(("not decoded (link type)",
+                     _counts({str(t): n for t, n in stats.not_decoded.items()})))
     return rows
 
 

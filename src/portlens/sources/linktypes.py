@@ -6,6 +6,8 @@ NULL = 0
 """BSD loopback: 4-byte address family in the writer's byte order."""
 ETHERNET = 1
 PPP = 9
+FDDI = 10
+"""FDDI: frame control byte, destination and source MAC, then an 802.2 LLC header."""
 RAW_12 = 12
 """DLT_RAW as OpenBSD numbers it in pcap files (12 on most systems, 14 on OpenBSD)."""
 RAW_14 = 14
@@ -23,6 +25,7 @@ NAMES = {
     NULL: "null",
     ETHERNET: "ethernet",
     PPP: "ppp",
+    FDDI: "fddi",
     RAW_12: "raw",
     RAW_14: "raw",
     PPP_SERIAL: "ppp-hdlc",
@@ -35,7 +38,7 @@ NAMES = {
     LINUX_SLL2: "linux-sll2",
 }
 
-SUPPORTED = frozenset({NULL, ETHERNET, PPP, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
+SUPPORTED = frozenset({NULL, ETHERNET, PPP, FDDI, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
                        LINUX_SLL2})
 
 

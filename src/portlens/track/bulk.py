@@ -39,6 +39,8 @@ I64 = npt.NDArray[np.int64]
 SYN_FIN_RST = 0x07
 ACK = 0x10
 V4_PREFIX = bytes(10) + b"\xff\xff"
+NEVER = 1 << 62
+"""The gap no packet reaches: an inactivity timeout of 0 is off (track/timeouts.py)."""
 
 
 def _eligible_conn(c: TcpConnection) -> bool:
@@ -83,7 +85,7 @@ def _start_state(c: TcpConnection) -> tuple[int, ...] | None:
                 int(bool(c.hist_seen & (HIST_DATA * mask))),
                 int(not ep.no_data_acked()),
                 host.wscale if (host.wscale is not None and peer.wscale is not None) else 0]
-    out += [c.last_zts, c.inactivity]
+    out += [c.last_zts, c.inactivity or NEVER]
     return tuple(out)
 
 

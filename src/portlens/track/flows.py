@@ -61,7 +61,7 @@ class Flow(TableEntry):
 
     def timer(self, now: int, name: str) -> str | None:
         if name == "inactivity":
-            if self.last_zts + self.inactivity <= now:
+            if self.inactivity and self.last_zts + self.inactivity <= now:
                 return "idle"
         elif name == "dns" and now - self.last_zts >= 9 * SECOND:
             return "idle"

@@ -133,6 +133,8 @@ class Connection:
     proto: str
     """'tcp', 'udp', 'icmp' (ICMPv6 too, as Zeek logs it)."""
     service: str = ""
+    """The responder port's service name (services.py): what the port suggests, not a
+    protocol seen; reports write it as ``port_service``, never as Zeek's ``service``."""
     duration_ns: int = 0
     orig_bytes: int = 0
     resp_bytes: int = 0

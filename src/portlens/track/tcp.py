@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from portlens.track.entry import TableEntry
 from portlens.track.model import Handshake, Outcome, TcpAnalysis, TcpOptions
 from portlens.track.states import Event, TcpState, next_state
+from portlens.track.timeouts import Timeouts
 from portlens.track.zeek import (
     HIST_ACK,
     HIST_DATA,
@@ -36,6 +37,14 @@ from portlens.track.zeek import (
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 ANALYSIS_FIELDS = tuple(TcpAnalysis.__dataclass_fields__)
 SECOND = 10**9
+TCP_SYN_TIMEOUT = 5 * SECOND
+"""Zeek's first expire check after a connection is created (tcp_SYN_timeout)."""
+TCP_SESSION_TIMER = 6 * SECOND
+"""Zeek's period of the expire check (tcp_session_timer)."""
+TCP_CONNECTION_LINGER = 5 * SECOND
+"""Zeek's quiet time before the expire check removes a closed connection
+(tcp_connection_linger)."""
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 @dataclass(slots=True)
@@ -105,9 +114,11 @@ class TcpConnection(ZeekOwner, TableEntry):
     """A TCP connection keyed by its 4-tuple, from its first packet until it is removed."""
 
     def __init__(self, src: bytes, sport: int, dst: bytes, dport: int, first: Segment,
-                 add_timer: TimerFn, on_transition: Callable[..., None] | None) -> None:
+                 add_timer: TimerFn, on_transition: Callable[..., None] | None,
+                 timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         super().__init__(first.ts, first.zts, first.frame, 0)
         self.add_timer = add_timer
+        self.timeouts = timeouts
         self.on_transition = on_transition
         o_ep = ZeekEndpoint(self, True)
         r_ep = ZeekEndpoint(self, False)
@@ -150,19 +161,28 @@ class TcpConnection(ZeekOwner, TableEntry):
         """Set to a list to record, per segment, the analysis counters it moved."""
         self.gaps_for_partial = False
         self.pending_inactivity: int | None = None
-        self.set_inactivity(60 * SECOND)
-        self.add_timer(self, first.zts + 5 * SECOND, "expire")
+
+    def arm(self) -> None:
+        """The timers of a new connection, once the tracker has numbered it (timers name
+        connections by serial number). Zeek gives a new TCP connection the UDP inactivity
+        timeout until its handshake is over (TCPAnalyzer::MakeSessionAdapter, then
+        TCP_Endpoint::SetState), and checks it first tcp_SYN_timeout after its creation."""
+        self.set_inactivity(self.timeouts.udp_inactivity)
+        self.add_timer(self, self.start_zts + TCP_SYN_TIMEOUT, "expire")
 
     # --- Zeek: timers and owner callbacks ----------------------------------------------------
 
     def set_inactivity(self, timeout: int) -> None:
+        """Zeek's Session::SetInactivityTimeout; 0 arms no timer (an older one, still in the
+        heap, then finds the timeout off and does nothing)."""
         if timeout == self.inactivity:
             return
         self.inactivity = timeout
-        self.add_timer(self, self.last_zts + timeout, "inactivity")
+        if timeout:
+            self.add_timer(self, self.last_zts + timeout, "inactivity")
 
     def handshake_left(self) -> None:
-        self.set_inactivity(300 * SECOND)
+        self.set_inactivity(self.timeouts.tcp_inactivity)
 
     def content_gap(self, ep: ZeekEndpoint, n: int) -> None:
         clean = ep.clean() and ep.peer.clean()
@@ -197,6 +217,8 @@ class TcpConnection(ZeekOwner, TableEntry):
         """A timer fired at capture time ``now``: the removal cause, or None to keep going."""
         o, r = self.orig.ep, self.resp.ep
         if name == "inactivity":
+            if not self.inactivity:
+                return None
             if self.last_zts + self.inactivity <= now:
                 return "idle"
             self.add_timer(self, self.last_zts + self.inactivity, "inactivity")
@@ -208,7 +230,7 @@ class TcpConnection(ZeekOwner, TableEntry):
         elif name == "expire":
             if not self.is_active:
                 return None
-            if self.last_zts + 5 * SECOND < now:
+            if self.last_zts + TCP_CONNECTION_LINGER < now:
                 if (o.did_close or r.did_close) and (
                         (o.did_close and r.did_close)
                         or ZState.RESET in (o.state, r.state)
@@ -217,9 +239,13 @@ class TcpConnection(ZeekOwner, TableEntry):
                     return "closed"
                 if r.state == ZState.INACTIVE and o.state == ZState.INACTIVE:
                     return "idle"
-            self._timer_guarded(now + 6 * SECOND, "expire")
+            self._timer_guarded(now + TCP_SESSION_TIMER, "expire")
         elif name in ("close", "reset"):
             return "closed"
+        elif (name == "partial_close" and self.is_active
+              and ZState.INACTIVE not in (o.state, r.state)
+              and not (o.did_close and r.did_close) and ZState.RESET not in (o.state, r.state)):
+            return "idle"  # Zeek's PartialCloseTimer: both heard from, not both closed, no RST
         return None
 
     def _timer_guarded(self, deadline: int, name: str) -> None:
@@ -443,7 +469,8 @@ class TcpConnection(ZeekOwner, TableEntry):
             if is_syn:
                 if ep.is_orig:
                     ep.set_state(ZState.SYN_ACK_SENT if is_ack else ZState.SYN_SENT)
-                    self._timer_guarded(s.zts + 5 * SECOND, "attempt")
+                    if self.timeouts.tcp_attempt:
+                        self._timer_guarded(s.zts + self.timeouts.tcp_attempt, "attempt")
                 else:
                     if (not is_ack and peer.state == ZState.SYN_ACK_SENT
                             and base == ep.start_seq & MASK32):
@@ -499,7 +526,7 @@ class TcpConnection(ZeekOwner, TableEntry):
             ep.set_state(ZState.RESET)
             if not ep.did_close:
                 do_close = True
-            self._timer_guarded(s.zts + 5 * SECOND, "reset")
+            self._timer_guarded(s.zts + self.timeouts.tcp_reset, "reset")
         return do_close, gen
 
     def _connection_closed(self, ep: ZeekEndpoint, gen: bool) -> None:
@@ -519,9 +546,16 @@ class TcpConnection(ZeekOwner, TableEntry):
                 self.deferred_gen = False
                 self.is_active = False
             self.cancel_timers()
-            self.add_timer(self, self.last_zts + 5 * SECOND, "close")
+            # A delay of 0 removes the connection before the next packet, as Zeek's
+            # DeleteTimer at LastTime() does.
+            self.add_timer(self, self.last_zts + self.timeouts.tcp_close, "close")
         elif ep.prev_state != ZState.INACTIVE:
-            self._timer_guarded(self.last_zts + 6 * SECOND, "expire")
+            self._timer_guarded(self.last_zts + TCP_SESSION_TIMER, "expire")
+        elif self.timeouts.tcp_partial_close is not None:
+            # The first packet heard from this side is its FIN (Zeek arms PartialCloseTimer
+            # only when a script handles connection_partial_close: see Timeouts).
+            self._timer_guarded(self.last_zts + self.timeouts.tcp_partial_close,
+                                "partial_close")
 
     def try_fast(self, from_orig: bool, ts: int, zts: int, frame: int, flags: int, seq: int,
                  ack: int, payload: int, win: int, ip_len: int, captured: bool) -> bool:
@@ -537,7 +571,7 @@ class TcpConnection(ZeekOwner, TableEntry):
         if flags & 0x07 or not flags & ACK or win == 0:
             return False
         host, peer = (self.orig, self.resp) if from_orig else (self.resp, self.orig)
-        if seq != host.high or zts - self.last_zts >= self.inactivity:
+        if seq != host.high or (self.inactivity and zts - self.last_zts >= self.inactivity):
             return False
         last_ack = host.last_ack
         assert last_ack is not None and peer.high is not None

@@ -117,8 +117,8 @@ class Tracker:
 
     def _compact_timers(self) -> None:
         live = self.live
-        self.timers = [t for t in self.timers
-                       if (c := live.get(t[3])) is not None and c.timer_gen == t[2]]
+        self.timers = [t for t in self.timers if (c := live.get(t[3])) is not None
+                       and (c.timer_gen == t[2] or t[4] == "inactivity")]
         heapq.heapify(self.timers)
 
     def _tcp_timer(self, conn: TcpConnection, deadline: int, name: str) -> None:
@@ -129,27 +129,38 @@ class Tracker:
         while timers and timers[0][0] <= now:
             _, _, gen, serial, name = heapq.heappop(timers)
             conn = self.live.get(serial)
-            if conn is None or gen != conn.timer_gen:
+            # Cancelling (a TCP close) stops the analyzer's timers, not the session's
+            # inactivity timer (Zeek: Analyzer::CancelTimers vs Session::InactivityTimer),
+            # which checks the idle time itself when it fires.
+            if conn is None or (gen != conn.timer_gen and name != "inactivity"):
                 continue
             # As in Zeek, a timer sees the network time it fires at, not its deadline: after a
             # jump in capture time it fires once, not once per period of the jump.
             cause = conn.timer(now, name)
             if cause is not None:
                 self._remove(conn, cause)
-            elif isinstance(conn, Flow) and name in ("inactivity", "dns"):
+            elif isinstance(conn, Flow) and (name == "dns" or (
+                    name == "inactivity" and conn.inactivity)):
                 self.add_timer(conn, conn.next_deadline(name, now), name)
 
     # --- the packets -----------------------------------------------------------------------
 
     def feed(self, b: PacketBatch) -> list[Connection]:
         """Track one batch; returns the connections that ended during it."""
-        use = (b.ip_version > 0) & np.isin(b.l4, (6, 17, 1, 58)) & (b.frag != FRAG_PART)
+        # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
+        # header; an inner header cut short) still counts on its carriers' UDP connections
+        # (§12); an IP-level carrier (GRE, IP-in-IP) is no connection.
+        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b))
+               & (b.frag != FRAG_PART))
         if self.config.drop_bad_checksums:
             bad_ip = b.ip_csum == CSUM_BAD
             if self.config.ignore_checksum_nets and bad_ip.any():
                 flags = _ignored_sources(b.src.tobytes(), self.config.ignore_checksum_nets)
                 bad_ip &= ~np.asarray(flags, dtype=bool)
-            use &= ~bad_ip
+            # Zeek validating checksums also drops an IPv4 header whose total length is 0
+            # (TSO), whatever ignore_checksums_nets says: "ip_hdr_len_zero" in
+            # IPAnalyzer::AnalyzePacket (§1).
+            use &= ~bad_ip & ~b.ip_len_zero
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
@@ -201,10 +212,13 @@ class Tracker:
             self.not_counted["not IP"] += int(not_ip.sum())
         other = rest & (b.ip_version > 0)
         if self.config.drop_bad_checksums:
-            bad = other & (b.ip_csum == CSUM_BAD)
+            zero = other & b.ip_len_zero
+            if zero.any():
+                self.not_counted["IPv4 total length 0 (dropped)"] += int(zero.sum())
+            bad = other & ~zero & (b.ip_csum == CSUM_BAD)
             if bad.any():
                 self.not_counted["bad IPv4 checksum (dropped)"] += int(bad.sum())
-            other &= ~bad
+            other &= ~bad & ~zero
         for proto, n in zip(*np.unique(b.proto[other], return_counts=True), strict=True):
             self.not_counted[f"IP protocol {proto_name(int(proto))}"] += int(n)
 
@@ -220,8 +234,14 @@ class Tracker:
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
             "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
-            "out_sport", "out_dport", "out_ip_len", "vlan", "tunnel", "mss", "wscale",
+            "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
+            "car_ip_len", "vlan", "tunnel", "mss", "wscale",
             "sack_perm", "has_ts", "opt_count", "udp_len")}
+        zero = b.ip_len_zero[rows]
+        if zero.any():
+            # ConnSize adds the IPv4 header's total length, which TSO left 0 (§8.2): the
+            # frame's length stays in the packet's ip_len column only.
+            arrays["ip_len"] = np.where(zero, 0, arrays["ip_len"])
         last = int(arrays["ts_ns"].max())
         drop = self.config.drop_bad_checksums
         fast = self.config.fast_paths and not self.config.segment_marks
@@ -242,6 +262,8 @@ class Tracker:
         dst = b.dst[rows].tobytes()
         out_src = b.out_src[rows].tobytes() if tunnels else b""
         out_dst = b.out_dst[rows].tobytes() if tunnels else b""
+        car_src = b.car_src[rows].tobytes() if tunnels else b""
+        car_dst = b.car_dst[rows].tobytes() if tunnels else b""
         q_src = b.q_src[rows].tobytes() if icmp else b""
         q_dst = b.q_dst[rows].tobytes() if icmp else b""
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
@@ -261,6 +283,10 @@ class Tracker:
         c_out_ip_len = cols["out_ip_len"]
         c_out_proto = cols["out_proto"]
         c_out_sport = cols["out_sport"]
+        c_car_dport = cols["car_dport"]
+        c_car_ip_len = cols["car_ip_len"]
+        c_car_proto = cols["car_proto"]
+        c_car_sport = cols["car_sport"]
         c_payload = cols["payload"]
         c_q_dport = cols["q_dport"]
         c_q_proto = cols["q_proto"]
@@ -281,24 +307,38 @@ class Tracker:
         for i in range(rows.size):
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
+            # Zeek advances its timers before every packet, also one of the same time: a
+            # delay of 0 (--timeout tcp_close=0) is due before the next packet.
             if zts > self.now:
                 self.now = zts
                 if self.timers and self.timers[0][0] <= zts:
                     self._run_timers(zts)
+            elif self.timers and self.timers[0][0] <= zts:
+                self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
             if c_tunnel_depth[i]:
-                o_s, o_d = out_src[16 * i: 16 * i + 16], out_dst[16 * i: 16 * i + 16]
-                if c_out_proto[i] == 17:
-                    hdr = 20 if o_s[:12] == V4_PREFIX else 40
-                    outer = self._udp(o_s, c_out_sport[i], o_d, c_out_dport[i], ts,
-                                      zts, c_frame[i], c_out_ip_len[i] - hdr - 8,
-                                      c_out_ip_len[i], False, False, None,
-                                      4 if hdr == 20 else 6)
-                    encap = ("udp", outer.uid)
-                else:
-                    encap = ("ip", self._tunnel_uid(o_s, o_d, c_tunnel[i]))
+                # The outermost carrier, then (two or more tunnels deep) the innermost one:
+                # each UDP carrier is a connection of its own, and the inner packet's parent
+                # is the innermost (Zeek's EncapsulationStack::Last, §12).
+                encap, _ = self._carrier(out_src[16 * i: 16 * i + 16], c_out_sport[i],
+                                         out_dst[16 * i: 16 * i + 16], c_out_dport[i],
+                                         c_out_proto[i], c_out_ip_len[i], c_tunnel[i], ts,
+                                         zts, c_frame[i])
+                if c_tunnel_depth[i] > 1:
+                    inner, carrier = self._carrier(
+                        car_src[16 * i: 16 * i + 16], c_car_sport[i],
+                        car_dst[16 * i: 16 * i + 16], c_car_dport[i], c_car_proto[i],
+                        c_car_ip_len[i], c_tunnel[i], ts, zts, c_frame[i])
+                    if carrier is not None:
+                        self._encapsulation(carrier, encap)
+                    encap = inner
             l4 = c_l4[i]
+            if l4 not in (1, 6, 17, 58):
+                # A tunnelled packet with nothing to track inside (a Teredo bubble): counted
+                # on its carriers only.
+                self.packets_tracked += 1
+                continue
             vlan = c_vlan[i] if self.config.vlan_in_key else None
             version = c_ip_version[i]
             bad = drop and c_l4_csum[i] == CSUM_BAD and not (ignored and ignored[i])
@@ -386,11 +426,12 @@ class Tracker:
             conn = None
         if not isinstance(conn, TcpConnection):
             conn = TcpConnection(src, sport, dst, dport, seg, self._tcp_timer,
-                                 self._on_transition)
+                                 self._on_transition, self.config.timeouts)
             conn.gaps_for_partial = self.config.report_gaps_for_partial
             if self.config.segment_marks:
                 conn.segment_marks = []
             self._insert(key, conn, seg.ts, vlan, version)
+            conn.arm()
             flags = seg.flags
             flip = False
             # Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
@@ -416,7 +457,8 @@ class Tracker:
             if (self._likely("udp", sport) and not self._likely("udp", dport)
                     and dst != BROADCAST4):
                 conn.flip()
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
             if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
                 conn.dns = True
                 self.add_timer(conn, zts + 10 * SECOND, "dns")
@@ -439,7 +481,8 @@ class Tracker:
             conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
                         self.config.timeouts.icmp_inactivity)
             self._insert(key, conn, ts, vlan, version)
-            self.add_timer(conn, zts + conn.inactivity, "inactivity")
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
         from_orig = conn.orig == (src, oport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
                     check_csum=self.config.drop_bad_checksums, counted=counted)
@@ -468,6 +511,19 @@ class Tracker:
             elif "X" not in conn.history:
                 conn.history += "X"
             conn.encap = encap
+
+    def _carrier(self, src: bytes, sport: int, dst: bytes, dport: int, proto: int,
+                 ip_len: int, kinds: int, ts: int, zts: int,
+                 frame: int) -> tuple[tuple[str, str], AnyConn | None]:
+        """Count a tunnel carrier: a UDP one is a connection of its own, an IP one (GRE,
+        IP-in-IP) only a tunnel record, as in Zeek. Returns the encapsulation it makes for
+        what it carries, and the carrier's connection if it has one."""
+        if proto != 17:
+            return ("ip", self._tunnel_uid(src, dst, kinds)), None
+        hdr = 20 if src[:12] == V4_PREFIX else 40
+        conn = self._udp(src, sport, dst, dport, ts, zts, frame, ip_len - hdr - 8, ip_len,
+                         False, False, None, 4 if hdr == 20 else 6)
+        return ("udp", conn.uid), conn
 
     def _tunnel_uid(self, out_src: bytes, out_dst: bytes, kinds: int) -> str:
         """An IP tunnel is one record for both directions (Zeek logs no conn for it)."""
@@ -557,6 +613,14 @@ class Tracker:
 
 TUNNEL_COLUMNS = ("out_proto", "out_sport", "out_dport", "out_ip_len", "tunnel")
 ICMP_COLUMNS = ("icmp_type", "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport")
+
+
+def udp_carried(b: PacketBatch) -> np.ndarray:
+    """Rows inside a tunnel with a UDP carrier (out_* or, two tunnels deep, car_*): whatever
+    is inside, the carrier's UDP connection counts the packet."""
+    out: np.ndarray = (b.tunnel_depth > 0) & (
+        (b.out_proto == 17) | ((b.tunnel_depth > 1) & (b.car_proto == 17)))
+    return out
 
 
 def shard_of(b: PacketBatch, n: int) -> np.ndarray:

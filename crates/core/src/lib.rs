@@ -1,0 +1,7 @@
+//! The portlens engine: everything on the per-packet path, with no Python in it.
+//!
+//! Layers only look down: `capture` turns files into [`frames::FrameBatch`]es, `decode` turns
+//! frames into packet columns. The `portlens-py` crate binds them to Python; the pure-Python
+//! reference implementation (`portlens.reference`) is the oracle every column is tested against.
+
+pub mod frames;
