@@ -398,6 +398,12 @@ def test_rows_are_written_as_they_come() -> None:
     writer.add(("[2001:db8::1]:443", "123456", "Cghi"))
     assert out.getvalue().splitlines()[-1] == "[2001:db8::1]:443  123456  Cghi"
     assert writer.close() == [] and writer.rows == 3
+    # live: laid out on what came within first_wait seconds (0 here: the first row)
+    out = io.StringIO()
+    writer = TableWriter(Screen(out, io.StringIO(), width=None, first_wait=0.0),
+                         [Column("addr"), Column("uid")])
+    writer.add(("10.0.0.1:80", "Cabc"))
+    assert out.getvalue() == "addr         uid\n10.0.0.1:80  Cabc\n"
     # printed in full, a later list cell longer than its column stays on one line
     out = io.StringIO()
     writer = TableWriter(Screen(out, io.StringIO(), width=None),

@@ -179,14 +179,15 @@ def screen(args: argparse.Namespace | None = None) -> Screen:
     everywhere), unless --wide; anywhere else: every column in full, no styles."""
     import shutil
 
-    from portlens.report.tables import Screen
+    from portlens.report.tables import FIRST_WAIT, Screen
 
     terminal = stdout_is_terminal()
     width = None
     if terminal and not getattr(args, "wide", False):
         width = max(shutil.get_terminal_size().columns, 20)
     return Screen(sys.stdout, sys.stderr, width=width, style=terminal and _styles_allowed(),
-                  err_style=sys.stderr.isatty() and _styles_allowed())
+                  err_style=sys.stderr.isatty() and _styles_allowed(),
+                  first_wait=FIRST_WAIT if getattr(args, "interface", None) else None)
 
 
 def wide_arg(p: argparse.ArgumentParser) -> None:

@@ -27,8 +27,9 @@ FIRST_ROWS = 1000
 """Column widths are decided on at most this many rows; later rows wider than a column push
 the rest of their line right instead of being cut."""
 FIRST_WAIT = 0.5
-"""...or on the rows that came within this many seconds, so a slow (live) source shows its
-first rows at once."""
+"""...or, on a live capture, on the rows that came within this many seconds, so that its first
+rows show at once. Files wait for FIRST_ROWS (or their end): the layout of a file's table never
+depends on how fast the machine was."""
 FOLD_WIDTH = 16
 """A folding column is given at least this width (or its longest part) before columns are
 left out for it."""
@@ -65,6 +66,8 @@ class Screen:
     width: int | None = None
     style: bool = False
     err_style: bool = False
+    first_wait: float | None = None
+    """Seconds after its first row that a table is laid out at the latest (live capture)."""
 
     def note(self, text: str) -> None:
         """One line on stderr (the counts under a table), never folded: scripts grep it."""
@@ -199,14 +202,13 @@ class Layout:
 
 
 class TableWriter:
-    """A table written as its rows come: the first rows (or those of the first half second)
-    decide the layout, every later row is written at once. ``close`` writes what is pending and
-    returns the names of the columns left out."""
+    """A table written as its rows come: the first rows (on a live capture, those of the first
+    half second) decide the layout, every later row is written at once. ``close`` writes what
+    is pending and returns the names of the columns left out."""
 
     def __init__(self, screen: Screen, columns: Sequence[Column], *, title: str | None = None,
                  drop_order: Sequence[str] = (), fold_width: int = FOLD_WIDTH,
-                 header: bool = True, first_rows: int = FIRST_ROWS,
-                 first_wait: float = FIRST_WAIT) -> None:
+                 header: bool = True, first_rows: int = FIRST_ROWS) -> None:
         self.screen = screen
         self.header = header
         self.columns = list(columns)
@@ -214,7 +216,7 @@ class TableWriter:
         self.drop_order = drop_order
         self.fold_width = fold_width
         self.first_rows = first_rows
-        self.first_wait = first_wait
+        self.first_wait = screen.first_wait
         self.layout: Layout | None = None
         self.pending: list[tuple[list[str], bool]] = []
         self.started = 0.0
@@ -230,8 +232,9 @@ class TableWriter:
         if not self.pending:
             self.started = time.monotonic()
         self.pending.append((row, total))
-        if (len(self.pending) >= self.first_rows
-                or time.monotonic() - self.started >= self.first_wait):
+        if len(self.pending) >= self.first_rows or (
+                self.first_wait is not None
+                and time.monotonic() - self.started >= self.first_wait):
             self._start()
 
     def close(self) -> list[str]:
