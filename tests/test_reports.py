@@ -93,7 +93,20 @@ def expected_outcome(row: dict[str, str], rows: list[dict[str, str]]) -> str | N
                and r.get("id.resp_h") == row["id.orig_h"] for r in rows):
             return "refused"
         return {"SF": "completed", "S0": "unanswered", "SHR": "mid_stream"}.get(state, "open")
-    return "completed" if row["orig_pkts"] != "0" and row["resp_pkts"] != "0" else "unanswered"
+    # ICMP: requests answered or not, replies alone, messages that expect no answer.
+    v6 = ":" in row["id.orig_h"]
+    kind = int(row["id.orig_p"])
+    if kind in ((128, 130, 133, 135, 139, 144) if v6 else (8, 10, 13, 15, 17)):
+        return "completed" if row["resp_pkts"] != "0" else "unanswered"
+    return "mid_stream" if kind in ((129, 140, 145) if v6 else (0, 14, 16, 18)) else "one_way"
+
+
+def row_key(row: dict[str, str], has_proto: bool = True) -> tuple[str, int]:
+    """A conn.log row's place in the ports report: (proto, responder port), or for ICMP
+    (icmp or icmp6, the originator's type): ICMP rows are message kinds, not ports."""
+    if has_proto and row["proto"] == "icmp":
+        return ("icmp6" if ":" in row["id.orig_h"] else "icmp", int(row["id.orig_p"]))
+    return (row["proto"] if has_proto else "", int(row["id.resp_p"]))
 
 
 def baseline_params() -> list[Any]:
@@ -140,7 +153,7 @@ def test_ports_agree_with_zeek(name: str, variant: str) -> None:
     want: dict[tuple[str, int], dict[str, Any]] = defaultdict(
         lambda: {"conns": 0, "states": Counter(), "outcomes": Counter()})
     for row in rows:
-        slot = want[(row["proto"] if has_proto else "", int(row["id.resp_p"]))]
+        slot = want[row_key(row, has_proto)]
         slot["conns"] += 1
         if "conn_state" in row:
             slot["states"][row["conn_state"]] += 1
@@ -307,9 +320,12 @@ def test_scenario_ports(path: Path) -> None:
     rows = [as_baseline_row(c) for c in expected]
     want: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
     for row in rows:
-        want[(row["proto"], int(row["id.resp_p"]))][expected_outcome(row, rows) or "?"] += 1
+        want[row_key(row)][expected_outcome(row, rows) or "?"] += 1
     table = port_table(conns_of(path))
-    assert {k: r.outcomes for k, r in table.rows.items()} == dict(want)
+    got: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for r in table.rows.values():  # ICMP codes summed: the expectations key by type
+        got[(r.proto, r.port)] += r.outcomes
+    assert got == dict(want)
 
 
 @pytest.mark.parametrize("path", scenario_params())
@@ -414,7 +430,7 @@ def test_ladder_matches_hand_written(capsys: pytest.CaptureFixture[str], path: P
         pytest.skip(f"{path.name} not present")
     conns = [c for c in conns_of(path) if orig_port is None or c.orig_p == orig_port]
     first = min(conns, key=lambda c: c.ts_ns)
-    code, out = run(capsys, "ladder", str(path), "--conn", first.uid)
+    code, out = run(capsys, "ladder", "--utc", str(path), "--conn", first.uid)
     assert code == 0
     assert out == (EXPECTED / expected).read_text().replace("{uid}", first.uid)
 
@@ -445,7 +461,7 @@ def test_ladder_unknown_uid(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["ladder", str(SESSION), "--conn", "Cnope"])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert "no connection with uid Cnope" in err
+    assert err == "portlens: no connection matches --conn Cnope (`portlens conns` lists them)\n"
 
 
 # --- the three outputs carry the same numbers ---------------------------------------------------
@@ -479,7 +495,7 @@ def test_ports_json_csv_table_agree(capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     code, out = run(capsys, "ports", "--json", "--sort", "port", str(path))
     assert code == 0
-    records = json_lines(out)
+    records = [r for r in json_lines(out) if r["type"] != "scan"]  # JSON alone lists scans
     code, out = run(capsys, "ports", "--csv", "--sort", "port", str(path))
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -503,7 +519,9 @@ def test_ports_json_csv_table_agree(capsys: pytest.CaptureFixture[str],
     code, out = run(capsys, "ports", "--sort", "port", str(path))
     assert code == 0
     for rec in records:
-        label = "all" if rec["type"] == "total" else f"{rec['port']}/{rec['proto']}"
+        label = ("all" if rec["type"] == "total"
+                 else f"{rec['proto']} {rec['icmp_type']}/{rec['icmp_code']}"
+                 if rec["proto"] in ("icmp", "icmp6") else f"{rec['port']}/{rec['proto']}")
         row_re = re.compile(rf"^\s*{re.escape(label)}\s+\S+\s+"
                             rf"{re.escape(human.count(rec['conns']))}\s", re.MULTILINE)
         assert row_re.search(out), label

@@ -27,10 +27,19 @@ import numpy as np
 from portlens.decode import Decoder
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
+from portlens.sources import linktypes
 from portlens.sources.frames import FrameBatch
 from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
 from portlens.sources.spool import Spool, SpoolError
 from portlens.sources.writer import PcapngWriter, PcapWriter
+
+DLT_NAMES = {
+    linktypes.ETHERNET: "EN10MB (Ethernet)",
+    linktypes.LINUX_SLL: "LINUX_SLL (Linux cooked v1)",
+    linktypes.LINUX_SLL2: "LINUX_SLL2 (Linux cooked v2)",
+    linktypes.RAW: "RAW (Raw IP)",
+}
+"""libpcap's DLT name and description, as tcpdump's "listening on" line shows them."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,9 @@ class LiveCounters:
     """What the session has seen so far, for the live view and the final line."""
 
     started: float = 0.0
+    """time.monotonic() at the start (for rates)."""
+    started_ns: int = 0
+    """The wall clock at the start, ns since 1970 (for the live view's header)."""
     packets: int = 0
     bytes: int = 0
     received: int = 0
@@ -115,6 +127,13 @@ class LiveSession:
             self.counters.stopped_by = reason
         self.capture.stop()
 
+    def readiness_line(self) -> str:
+        """tcpdump's "listening on" line, printed once the socket is open, filtered and read:
+        from then on every packet is captured (scripts and tests wait for it, not a sleep)."""
+        kind = DLT_NAMES.get(self.capture.linktype) or linktypes.name(self.capture.linktype)
+        return (f"listening on {self.options.interface}, link-type {kind}, "
+                f"snapshot length {self.options.snaplen} bytes")
+
     def kernel_stats(self) -> CaptureStats:
         return self.capture.stats()
 
@@ -131,6 +150,7 @@ class LiveSession:
         opts = self.options
         counters = self.counters
         counters.started = time.monotonic()
+        counters.started_ns = time.time_ns()
         writer = self._open_writer()
         decoder = Decoder()
         spool = self.spool
@@ -148,10 +168,15 @@ class LiveSession:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, 0.001))
         drainer.start()
+        print(self.readiness_line(), file=sys.stderr, flush=True)
+        announced = False
         try:
             while not self._abort:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stop("duration")
+                if not announced and counters.stopped_by in ("SIGINT", "SIGTERM"):
+                    announced = True
+                    self._announce_backlog()
                 try:
                     frames = spool.get(timeout=0.1)
                 except queue.Empty:
@@ -209,6 +234,15 @@ class LiveSession:
             self.capture.close()
         if self._error is not None:
             raise self._error
+
+    def _announce_backlog(self) -> None:
+        """After the first Ctrl-C, say that packets still wait and how to give them up, so a
+        user (or a test) knows the second one now means something. Printed from the loop, not
+        the signal handler, where writing to stderr could re-enter a write in progress."""
+        waiting = self.spool.waiting_packets()
+        if waiting:
+            print(f"portlens: interrupted: analysing the {waiting} packets still waiting; "
+                  "Ctrl-C again gives them up", file=sys.stderr, flush=True)
 
     def _drain(self) -> None:
         """The capture thread: keep the kernel ring empty, whatever the analysis is doing."""

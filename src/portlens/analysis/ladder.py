@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from portlens.analysis.icmp import message_text
 from portlens.decode.packets import (
     CSUM_BAD,
     FRAG_PART,
@@ -170,8 +171,10 @@ def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None =
             if conn.proto == "udp":
                 s.label = f"UDP len={s.length}"
             else:
-                s.label = (f"ICMP type={int(packets.icmp_type[i])} "
-                           f"code={int(packets.icmp_code[i])} len={s.length}")
+                v6 = conn.ip_version == 6
+                message = message_text(int(packets.icmp_type[i]), int(packets.icmp_code[i]),
+                                       v6=v6)
+                s.label = f"ICMP{'v6' if v6 else ''} {message} len={s.length}"
         transitions = []
     for i, s in enumerate(steps):
         if packets.l4_csum[i] == CSUM_BAD:
@@ -254,3 +257,100 @@ def _apply_transitions(conn: Connection, steps: list[Step], transitions: list[Tr
 def ladder(conn: Connection, batches: Iterable[PacketBatch],
            config: TrackerConfig | None = None) -> Ladder:
     return build(conn, select_packets(batches, conn), config)
+
+
+class SelectorError(ValueError):
+    """A --conn that is neither a uid (prefix) nor a 5-tuple; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which connection `portlens ladder --conn` means: a uid or the start of one (Zeek's uids
+    are 18 characters; a few usually suffice), or a 5-tuple matched in either direction.
+
+    5-tuple syntax (docs/formats.md): ``10.0.0.1:1234-10.0.0.2:80``,
+    ``[fe80::1]:1234-[fe80::2]:80``, or as tcpdump prints it, ``10.0.0.1.1234 > 10.0.0.2.80``
+    (IPv6: ``fe80::1.1234 > ...``); an optional protocol first
+    (``udp 10.0.0.1:53-10.0.0.2:5353``) narrows it to that protocol.
+    """
+
+    uid_prefix: str = ""
+    proto: str | None = None
+    a: tuple[str, int] | None = None
+    b: tuple[str, int] | None = None
+
+    def matches(self, c: Connection) -> bool:
+        if self.a is None or self.b is None:
+            return c.uid.startswith(self.uid_prefix)
+        if self.proto is not None and c.proto != self.proto:
+            return False
+        if c.proto == "icmp":
+            return False
+        ends = {(c.orig_h, c.orig_p), (c.resp_h, c.resp_p)}
+        return ends == {self.a, self.b} and (self.a != self.b or c.orig_h == c.resp_h)
+
+
+def _endpoint(text: str, tcpdump: bool) -> tuple[str, int]:
+    """'10.0.0.1:80', '[fe80::1]:80' or (tcpdump) '10.0.0.1.80', 'fe80::1.80'."""
+    import ipaddress
+
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    elif tcpdump:
+        host, sep, port = text.rpartition(".")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SelectorError(f"{text!r} is not ADDRESS:PORT")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise SelectorError(f"{host!r} is not an IP address") from None
+    return str(addr), int(port)
+
+
+def parse_selector(text: str) -> Selector:
+    """A Selector from `--conn` text (the syntax in the Selector docstring)."""
+    spec = text.strip()
+    proto = None
+    first, _, rest = spec.partition(" ")
+    if first.lower() in ("tcp", "udp") and rest:
+        proto, spec = first.lower(), rest.strip()
+    if ">" in spec:
+        left, _, right = spec.partition(">")
+        return Selector(proto=proto, a=_endpoint(left, True), b=_endpoint(right.rstrip(":"), True))
+    if "-" in spec and (":" in spec or "." in spec):
+        left, _, right = spec.partition("]-[") if "]-[" in spec else spec.rpartition("-")
+        if "]-[" in spec:
+            left, right = left + "]", "[" + right
+        return Selector(proto=proto, a=_endpoint(left, False), b=_endpoint(right, False))
+    if proto is not None or not spec.isalnum():
+        raise SelectorError(
+            f"--conn {text!r}: give a uid (or its start) or a 5-tuple such as "
+            "10.0.0.1:1234-10.0.0.2:80 or '10.0.0.1.1234 > 10.0.0.2.80'")
+    return Selector(uid_prefix=spec)
+
+
+def choose(selector: Selector, found: list[Connection], spec: str,
+           matches: int | None = None) -> Connection:
+    """The one connection the selector found, or SelectorError listing the candidates
+    (``found`` may hold only the first few of ``matches``)."""
+    total = len(found) if matches is None else matches
+    if total == 1 and found:
+        return found[0]
+    if not found:
+        raise SelectorError(f"no connection matches --conn {spec} (`portlens conns` lists them)")
+    def end(host: str, port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    shown = ", ".join(f"{c.uid} ({c.proto} {end(c.orig_h, c.orig_p)}-{end(c.resp_h, c.resp_p)})"
+                      for c in found[:CANDIDATES_SHOWN])
+    more = f" and {total - CANDIDATES_SHOWN} more" if total > CANDIDATES_SHOWN else ""
+    hint = "a longer uid prefix" if selector.a is None else "the uid"
+    raise SelectorError(f"--conn {spec} matches {total} connections: {shown}{more}; "
+                        f"give {hint}")
+
+
+CANDIDATES_SHOWN = 5
+"""An ambiguous --conn lists this many candidates on its one line."""

@@ -26,8 +26,12 @@ the ICMP errors portlens attaches to flows; docs/formats.md has the table. For T
 UDP: refused when an ICMP destination-unreachable quoted the flow; completed when both sides
 sent (SF); unanswered when only the originator did (S0); mid_stream when only the responder
 did (SHR: the question was before the capture); open otherwise (OTH: nothing countable).
-ICMP: completed when both sides sent, unanswered otherwise; the "port" of an ICMP row is Zeek's
-resp_p (the counterpart type for request/reply pairs, else the code).
+
+ICMP (analysis/icmp.py): a request answered is completed, unanswered otherwise; a reply alone
+is mid_stream; a message that expects no answer (an error, an advertisement, a report) is
+one_way. An ICMP row is not a port: it is one message kind, (type, code) of the originator's
+first message, labelled ``icmp echo-request 8/0``; ICMPv6 rows have proto ``icmp6`` (Zeek logs
+both as icmp, but their type numbers mean different things).
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from portlens.analysis import icmp
 from portlens.analysis.sketch import Sketch
 from portlens.services import iana_class, service_name
 from portlens.track.model import Connection
 
-OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream")
+OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream",
+            "one_way")
 
 _UNANSWERED = frozenset({"S0", "SH", "RSTOS0"})
 _RESET = frozenset({"RSTO", "RSTR", "RSTRH"})
@@ -72,7 +78,7 @@ def outcome(c: Connection) -> str:
             return "refused"
         return {"SF": "completed", "S0": "unanswered", "SHR": "mid_stream"}.get(
             c.conn_state, "open")
-    return "completed" if c.orig_pkts and c.resp_pkts else "unanswered"
+    return icmp.outcome(c)
 
 
 def guessed(c: Connection) -> bool:
@@ -100,7 +106,11 @@ class PortSummary:
     """All connections to one (protocol, port), or (with ``proto == "all"``) the totals."""
 
     proto: str
+    """tcp, udp, icmp, icmp6, or all (the totals)."""
     port: int
+    """The server port; for ICMP rows the message type."""
+    icmp_code: int | None = None
+    """ICMP rows: the message code (None when the flows did not say)."""
     conns: int = 0
     server_conns: int = 0
     """Connections where this port was the responder's (the server side)."""
@@ -127,7 +137,14 @@ class PortSummary:
     last_ns: int | None = None
 
     @property
+    def is_icmp(self) -> bool:
+        return self.proto in ("icmp", "icmp6")
+
+    @property
     def service(self) -> str:
+        """The IANA service of the port; for ICMP rows the message's name (echo-request)."""
+        if self.is_icmp:
+            return icmp.icmp_name(self.port, v6=self.proto == "icmp6")
         return "" if self.proto not in ("tcp", "udp") else service_name(self.proto, self.port)
 
     @property
@@ -182,11 +199,12 @@ class PortSummary:
         self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
 
     def __add__(self, other: PortSummary) -> PortSummary:
-        if (self.proto, self.port) != (other.proto, other.port):
+        if (self.proto, self.port, self.icmp_code) != (other.proto, other.port, other.icmp_code):
             raise ValueError(f"cannot merge {self.proto}/{self.port} with "
                              f"{other.proto}/{other.port}")
         return PortSummary(
-            proto=self.proto, port=self.port, conns=self.conns + other.conns,
+            proto=self.proto, port=self.port, icmp_code=self.icmp_code,
+            conns=self.conns + other.conns,
             server_conns=self.server_conns + other.server_conns,
             client_conns=self.client_conns + other.client_conns,
             outcomes=self.outcomes + other.outcomes,
@@ -205,7 +223,10 @@ class PortSummary:
     def record(self) -> dict[str, Any]:
         """Exact numbers, one flat object (fields in docs/formats.md, "ports")."""
         out: dict[str, Any] = {
-            "proto": self.proto, "port": self.port if self.proto != "all" else None,
+            "proto": self.proto,
+            "port": self.port if self.proto in ("tcp", "udp") else None,
+            "icmp_type": self.port if self.is_icmp else None,
+            "icmp_code": self.icmp_code if self.is_icmp else None,
             "service": self.service or None, "class": self.iana_class or None,
             "role": self.role if self.proto != "all" else None,
             "conns": self.conns, "server_conns": self.server_conns,
@@ -226,6 +247,57 @@ class PortSummary:
         return out
 
 
+SCAN_MIN_PORTS = 15
+"""A scan: one host tried at least this many distinct TCP (or UDP) ports of another and found
+them refused or unanswered. Zeek's policy/misc/scan.zeek uses the same figure
+(Scan::port_scan_threshold, failed attempts to distinct ports of one host); portlens counts over
+the whole capture instead of Zeek's 5-minute window. Ordinary clients stay far below it: a
+browser opens one or two ports of a server, FTP's passive mode one per transfer, and those
+succeed."""
+FAILED = frozenset({"unanswered", "refused"})
+NOT_ANSWERED = frozenset({"unanswered", "refused", "mid_stream"})
+
+
+@dataclass
+class Probe:
+    """What one host tried on another over one protocol: the `ports` report's scan summary."""
+
+    proto: str
+    orig_h: str
+    resp_h: str
+    ports: set[int] = field(default_factory=set)
+    failed_ports: set[int] = field(default_factory=set)
+    """Ports with at least one refused or unanswered attempt."""
+    answered_ports: set[int] = field(default_factory=set)
+    """Ports that answered (completed, open, half-open or reset after answering)."""
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, c: Connection, result: str) -> None:
+        self.ports.add(c.resp_p)
+        self.outcomes[result] += 1
+        if result in FAILED:
+            self.failed_ports.add(c.resp_p)
+        elif result not in NOT_ANSWERED:
+            self.answered_ports.add(c.resp_p)
+
+    def __add__(self, other: Probe) -> Probe:
+        return Probe(self.proto, self.orig_h, self.resp_h, self.ports | other.ports,
+                     self.failed_ports | other.failed_ports,
+                     self.answered_ports | other.answered_ports, self.outcomes + other.outcomes)
+
+    @property
+    def is_scan(self) -> bool:
+        return len(self.failed_ports) >= SCAN_MIN_PORTS
+
+    def record(self) -> dict[str, Any]:
+        """Exact values (docs/formats.md, "ports": the scan objects)."""
+        return {"proto": self.proto, "orig_h": self.orig_h, "resp_h": self.resp_h,
+                "ports": len(self.ports), "failed_ports": len(self.failed_ports),
+                "answered_ports": sorted(self.answered_ports),
+                "attempts": sum(self.outcomes.values()),
+                **{name: self.outcomes.get(name, 0) for name in OUTCOMES}}
+
+
 SORT_KEYS = ("conns", "bytes", "packets", "port")
 
 
@@ -238,19 +310,32 @@ class PortTable:
 
     def __init__(self, *, all_ports: bool = False) -> None:
         self.all_ports = all_ports
-        self.rows: dict[tuple[str, int], PortSummary] = {}
+        self.rows: dict[tuple[str, int, int], PortSummary] = {}
+        """By (proto, port, -1), or for ICMP (icmp or icmp6, type, code)."""
         self.total = PortSummary("all", -1)
         self.not_counted: Counter[str] = Counter()
         """Frames in no connection, by why (the tracker's count): the report's footer."""
+        self.probes: dict[tuple[str, str, str], Probe] = {}
+        """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other."""
 
-    def _row(self, proto: str, port: int) -> PortSummary:
-        row = self.rows.get((proto, port))
+    def _row(self, proto: str, port: int, code: int | None = None) -> PortSummary:
+        key = (proto, port, -1 if code is None else code)
+        row = self.rows.get(key)
         if row is None:
-            row = self.rows[(proto, port)] = PortSummary(proto, port)
+            row = self.rows[key] = PortSummary(proto, port, icmp_code=code)
         return row
 
     def add(self, c: Connection) -> None:
-        self._row(c.proto, c.resp_p).add(c)
+        if c.proto == "icmp":
+            proto = "icmp6" if c.ip_version == 6 else "icmp"
+            self._row(proto, c.orig_p, c.icmp_code).add(c)
+        else:
+            self._row(c.proto, c.resp_p).add(c)
+            key = (c.proto, c.orig_h, c.resp_h)
+            probe = self.probes.get(key)
+            if probe is None:
+                probe = self.probes[key] = Probe(*key)
+            probe.add(c, outcome(c))
         if self.all_ports and c.proto in ("tcp", "udp") and c.orig_p != c.resp_p:
             self._row(c.proto, c.orig_p).add(c, client_side=True)
         self.total.add(c)
@@ -268,7 +353,17 @@ class PortTable:
                 a if a is not None else b)  # type: ignore[assignment]
         out.total = self.total + other.total
         out.not_counted = self.not_counted + other.not_counted
+        for pair in self.probes.keys() | other.probes.keys():
+            p, q = self.probes.get(pair), other.probes.get(pair)
+            out.probes[pair] = p + q if p is not None and q is not None else (
+                p if p is not None else q)  # type: ignore[assignment]
         return out
+
+    def scans(self) -> list[Probe]:
+        """Host pairs where one probed many ports of the other (SCAN_MIN_PORTS), most ports
+        first."""
+        found = [p for p in self.probes.values() if p.is_scan]
+        return sorted(found, key=lambda p: (-len(p.ports), p.proto, p.orig_h, p.resp_h))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -276,16 +371,18 @@ class PortTable:
     def __iter__(self) -> Iterator[PortSummary]:
         return iter(self.sorted())
 
-    def get(self, proto: str, port: int) -> PortSummary | None:
-        return self.rows.get((proto, port))
+    def get(self, proto: str, port: int, code: int = -1) -> PortSummary | None:
+        """The row of (proto, port), or of an ICMP (proto, type, code)."""
+        return self.rows.get((proto, port, code))
 
     def sorted(self, by: str = "conns", top: int | None = None) -> list[PortSummary]:
         """Rows biggest first (by conns, bytes or packets) or by (proto, port)."""
         rows = list(self.rows.values())
         name = {"tcp": 0, "udp": 1}
 
-        def key_port(r: PortSummary) -> tuple[int, str, int]:
-            return (name.get(r.proto, 2), r.proto, r.port)
+        def key_port(r: PortSummary) -> tuple[int, str, int, int]:
+            return (name.get(r.proto, 2), r.proto, r.port,
+                    -1 if r.icmp_code is None else r.icmp_code)
 
         if by == "port":
             rows.sort(key=key_port)

@@ -16,6 +16,7 @@ from portlens.cli.conns import add_conns_parser, add_events_parser
 from portlens.cli.live import add_live_parsers
 from portlens.cli.packets import add_packets_parser
 from portlens.cli.reports import add_report_parsers
+from portlens.cli.talkers import add_talker_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_parsers(sub)
     add_events_parser(sub)
     add_report_parsers(sub)
+    add_talker_parsers(sub)
     return parser
 
 

@@ -19,12 +19,15 @@ from portlens.cli.common import (
     tracker_config,
     wide_arg,
 )
+from portlens.cli.times import ZoneNote, clock, time_args
 
 EPILOG_CONNS = """examples:
   portlens conns capture.pcap                    a table of connections
   portlens conns --format zeek a.pcap > conn.log Zeek's conn.log (zeek-cut reads it)
   portlens conns --json --state REJ a.pcap       refused connections as JSON lines
   portlens conns --checksums drop a.pcap         like Zeek without -C
+  portlens conns --uid CNtLJebA4PlGyo1HBf a.pcap one connection (a uid's start works too)
+  portlens conns -tttt --utc a.pcap              start times with the date, in UTC
 """
 
 
@@ -52,6 +55,10 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
     p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
                    help="only this protocol (repeatable)")
+    p.add_argument("--uid", action="append", metavar="UID",
+                   help="only the connection with this uid, or the uids starting so "
+                        "(repeatable)")
+    time_args(p)
     wide_arg(p)
     p.set_defaults(func=cmd_conns)
 
@@ -60,6 +67,7 @@ def add_events_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = tracking_parser(sub, "events", "the stream of TCP state transitions (conntrack -E style)",
                         EPILOG_EVENTS)
     p.add_argument("--json", action="store_true", help="JSON lines")
+    time_args(p)
     p.set_defaults(func=cmd_events)
 
 
@@ -73,6 +81,7 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
     nets = getattr(args, "host_nets", None) or [host_network(h) for h in args.host or ()]
     states = {s.upper() for s in (args.state or ())}
     protos = set(args.proto or ())
+    uids = tuple(args.uid or ())
 
     @lru_cache(maxsize=65536)
     def in_nets(addr: str) -> bool:
@@ -89,6 +98,8 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
             return False
         if states and c.conn_state not in states:
             return False
+        if uids and not c.uid.startswith(uids):
+            return False
         return not (protos and c.proto not in protos)
 
     return keep
@@ -102,7 +113,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     found = 0
     zeek = report.ZeekWriter(out) if args.format == "zeek" else None
-    table = report.ConnsTable(screen(args)) if args.format == "table" else None
+    table = report.ConnsTable(screen(args), clock(args)) if args.format == "table" else None
     if args.format == "csv":
         report.write_csv([], out)
 
@@ -139,6 +150,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     config = tracker_config(args)
     out: TextIO = sys.stdout
     count = 0
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def on_transition(t: Transition) -> None:
         nonlocal count
@@ -146,7 +159,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         if args.json:
             out.write(report.json_line(report.transition_record(t)) + "\n")
         else:
-            out.write(report.event_line(t) + "\n")
+            zone_note(t.ts_ns)
+            out.write(report.event_line(t, times) + "\n")
 
     status = [EXIT_OK]
     tracker = Tracker(config, on_transition=on_transition)

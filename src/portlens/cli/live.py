@@ -25,6 +25,7 @@ from portlens.cli.common import (
     tracker_config,
     wide_arg,
 )
+from portlens.cli.times import time_args
 
 EPILOG_SNIFF = """examples:
   portlens sniff -i eth0                          live dashboard; Ctrl-C prints the report
@@ -40,6 +41,7 @@ def add_live_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--json", action="store_true",
                    help="no dashboard: connections as JSON lines as they end (the default when "
                         "standard output is not a terminal)")
+    time_args(p, styles=False)
     wide_arg(p)
     p.set_defaults(func=cmd_sniff)
 
@@ -134,6 +136,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
 
     from portlens.analysis.ports import PortTable
     from portlens.capture import LiveSession
+    from portlens.report.clock import Clock
     from portlens.report.live import Rates, dashboard
     from portlens.track.tracker import Tracker
 
@@ -146,7 +149,8 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     open_conns = tracker.open_connections(limit=200)
     rates = Rates(args.interface, elapsed, c.packets, c.bytes, c.packets / elapsed,
                   c.bytes / elapsed, stats.received, stats.dropped, session.capture.ring_full,
-                  c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s)
+                  c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s,
+                  Clock(utc=args.utc).stamp(c.started_ns, whole=True))
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
                      recent, wide=args.wide)  # type: ignore[arg-type]
 

@@ -19,10 +19,13 @@ from portlens.cli.common import (
     screen,
     source_batches,
 )
+from portlens.cli.times import ZoneNote, clock, time_args
+from portlens.report.clock import Clock
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
   portlens packets -c 20 --json a.pcapng       the first 20 frames as JSON lines
+  portlens packets -tttt --utc a.pcap          date and time in UTC, as tcpdump -tttt
   portlens packets --stats big.pcap.gz         what the file holds (capinfos + protocol mix)
 """
 
@@ -38,6 +41,7 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--reference", action="store_true",
                    help="use the slow per-packet reference decoder (for cross-checking)")
     filter_arg(p)
+    time_args(p)
     live_args(p, count=False)
     p.set_defaults(func=cmd_packets)
 
@@ -53,6 +57,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
     stats = CaptureStats()
     status = EXIT_OK
     remaining = args.count if args.count is not None else -1
+    times = clock(args)
+    zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
         if args.stats:
@@ -61,7 +67,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
         else:
-            out.write("".join(report.line(r) + "\n" for r in report.iter_rows(batch)))
+            if len(batch):
+                zone_note(int(batch.ts_ns[0]))
+            out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
         out.flush()
 
     if args.interface:  # live: the session applies -f and -c
@@ -70,7 +78,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
             assert isinstance(batch, PacketBatch)
             show(batch)
         if args.stats:
-            _print_stats(args, stats, [args.interface]) if not args.json else out.write(
+            _print_stats(args, stats, [args.interface], times) if not args.json else out.write(
                 json.dumps(stats.to_dict()) + "\n")
         return live_status[0]
     from collections import Counter
@@ -108,14 +116,15 @@ def cmd_packets(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(stats.to_dict()) + "\n")
         else:
-            _print_stats(args, stats, args.files)
+            _print_stats(args, stats, args.files, times)
     out.flush()
     if status == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status
 
 
-def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str]) -> None:
+def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str],
+                 times: Clock) -> None:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.report.packets import stats_rows
     from portlens.report.tables import Column, TableWriter
@@ -123,6 +132,6 @@ def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str]) 
     assert isinstance(stats, CaptureStats)
     writer = TableWriter(screen(args), [Column("what"), Column("value", fold=True)],
                          title=", ".join(files), header=False)
-    for what, value in stats_rows(stats):
+    for what, value in stats_rows(stats, times):
         writer.add((what, value))
     writer.close()

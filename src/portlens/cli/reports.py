@@ -19,6 +19,7 @@ from portlens.cli.common import (
     tracker_config,
     wide_arg,
 )
+from portlens.cli.times import time_args
 
 EPILOG_PORTS = """examples:
   portlens ports capture.pcap                    one row per server port (also: portlens FILE)
@@ -43,6 +44,8 @@ EPILOG_SOCKETS = """examples:
 EPILOG_LADDER = """examples:
   portlens conns capture.pcap                    find the uid of a connection
   portlens ladder capture.pcap --conn CExxtitmB3KDOVDJlg
+  portlens ladder capture.pcap --conn CExx       a uid's start is enough when unique
+  portlens ladder capture.pcap --conn 10.0.0.1:1234-10.0.0.2:80
   portlens ladder capture.pcap --conn UID --full every segment, nothing folded
 """
 
@@ -81,9 +84,13 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
     p = tracking_parser(sub, "ladder", "one connection as a sequence diagram with both states",
                         EPILOG_LADDER)
-    p.add_argument("--conn", required=True, metavar="UID",
-                   help="the connection's uid (as `portlens conns` shows it)")
+    p.add_argument("--conn", required=True, metavar="UID|5-TUPLE",
+                   help="the connection: its uid as `portlens conns` shows it, or the start of "
+                        "it, or its 5-tuple either way round: 10.0.0.1:1234-10.0.0.2:80, "
+                        "[fe80::1]:1234-[fe80::2]:80, or tcpdump's '10.0.0.1.1234 > "
+                        "10.0.0.2.80' (optionally after 'tcp ' or 'udp ')")
     p.add_argument("--full", action="store_true", help="every segment (long ones fold)")
+    time_args(p, styles=False)
     p.set_defaults(func=cmd_ladder)
 
 
@@ -164,27 +171,46 @@ def cmd_sockets(args: argparse.Namespace) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from portlens.analysis.ladder import ladder
+    from portlens.analysis.ladder import (
+        CANDIDATES_SHOWN,
+        SelectorError,
+        choose,
+        ladder,
+        parse_selector,
+    )
     from portlens.decode.packets import PacketBatch
+    from portlens.report.clock import Clock
     from portlens.report.ladder import text
     from portlens.track.model import Connection
 
+    try:
+        selector = parse_selector(args.conn)
+    except SelectorError as exc:
+        error(str(exc))
+        return EXIT_ERROR
     found: list[Connection] = []
+    matches = 0
 
     def sink(c: object) -> None:
+        nonlocal matches
         assert isinstance(c, Connection)
-        if c.uid == args.conn:
-            found.append(c)
+        if selector.matches(c):
+            matches += 1
+            if len(found) <= CANDIDATES_SHOWN:  # enough to list; `--conn C` matches them all
+                found.append(c)
 
     status = each_connection(args, sink)
     if status == EXIT_INTERRUPTED:
         return status
     config = tracker_config(args)
-    if not found:
-        error(f"no connection with uid {args.conn} (`portlens conns` lists them)")
-        return exit_status(status, False)
+    try:
+        conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn, matches)
+    except SelectorError as exc:
+        error(str(exc))
+        return exit_status(status, False) if not found else EXIT_ERROR
     batches = (b for b in source_batches(args, [EXIT_OK])
                if isinstance(b, PacketBatch))
-    sys.stdout.write(text(ladder(found[0], batches, config), full=args.full))
+    sys.stdout.write(text(ladder(conn, batches, config), full=args.full,
+                          clock=Clock(utc=args.utc)))
     sys.stdout.flush()
     return status

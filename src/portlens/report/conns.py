@@ -9,7 +9,9 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
+from portlens.report.clock import Clock
 from portlens.report.tables import Column, Screen, TableWriter, left_out_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
@@ -85,10 +87,15 @@ def _options(o: TcpOptions | None) -> dict[str, Any] | None:
 
 
 def transition_record(t: Transition) -> dict[str, Any]:
-    return {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid, "endpoint": str(t.endpoint),
-            "event": str(t.event), "from": str(t.old), "to": str(t.new),
-            "flags": t.segment.flags, "seq": t.segment.seq, "ack": t.segment.ack,
-            "payload": t.segment.payload}
+    out: dict[str, Any] = {"ts_ns": t.ts_ns, "frame": t.frame, "uid": t.uid}
+    if t.conn_id is not None:  # streamed (`events`): the 5-tuple, Zeek's names
+        out.update(zip(("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"), t.conn_id,
+                       strict=True))
+        out["proto"] = "tcp"
+    out.update({"endpoint": str(t.endpoint), "event": str(t.event), "from": str(t.old),
+                "to": str(t.new), "flags": t.segment.flags, "seq": t.segment.seq,
+                "ack": t.segment.ack, "payload": t.segment.payload})
+    return out
 
 
 def record(c: Connection) -> dict[str, Any]:
@@ -110,6 +117,8 @@ def record(c: Connection) -> dict[str, Any]:
         "end_reason": str(c.end_reason), "completeness": c.completeness,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
         "icmp_errors": [list(e) for e in c.icmp_errors],
+        "icmp_type": c.orig_p if c.proto == "icmp" else None,
+        "icmp_code": c.icmp_code if c.proto == "icmp" else None,
     }
     if c.handshake is not None:
         hs = c.handshake
@@ -154,73 +163,106 @@ def endpoint_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def ends_text(c: Connection) -> tuple[str, str]:
+    """The originator's and responder's cells: address:port, or for ICMP (which has no
+    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)'."""
+    if c.proto == "icmp":
+        return c.orig_h, f"{c.resp_h} ({conn_message(c)})"
+    return endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+
+
 def _end_text(c: Connection) -> str:
     if c.icmp_errors:
-        kinds = ", ".join(f"icmp {t}/{code}" for t, code in dict.fromkeys(c.icmp_errors))
+        v6 = c.ip_version == 6
+        kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
+                          for t, code in dict.fromkeys(c.icmp_errors))
         return f"{c.end_reason} ({kinds})"
     return str(c.end_reason)
 
 
-TABLE_COLUMNS = (Column("proto"), Column("originator"), Column("responder"), Column("state"),
-                 Column("history"), Column("duration", right=True),
+TABLE_COLUMNS = (Column("start"), Column("proto"), Column("originator"), Column("responder"),
+                 Column("state"), Column("history"), Column("duration", right=True),
                  Column("pkts o/r", right=True), Column("bytes o/r", right=True),
                  Column("service"), Column("end"), Column("TCP states o/r"), Column("uid"))
 """The table's columns; rows come in the order connections end, as in --json and Zeek's
-conn.log, so that the table streams."""
-DROP_ORDER = ("TCP states o/r", "end", "service", "bytes o/r", "pkts o/r", "duration",
+conn.log, so that the table streams (`start` says when each began)."""
+DROP_ORDER = ("TCP states o/r", "end", "service", "start", "bytes o/r", "pkts o/r", "duration",
               "history", "uid")
 """Left out first on a narrow terminal (--wide brings them back). The uid goes last: at 80
 columns it stays beside the addresses, since `ladder --conn UID` sends users here for it. The
 proto, the addresses and the state are never left out."""
 
 
-def table_cells(c: Connection) -> tuple[str, ...]:
-    """One connection's row of the table, in TABLE_COLUMNS order."""
+def table_columns(clock: Clock) -> tuple[Column, ...]:
+    """The table's columns: no start column with -t (no times)."""
+    return tuple(c for c in TABLE_COLUMNS if c.name != "start" or clock.style != "none")
+
+
+def table_cells(c: Connection, columns: tuple[Column, ...] = TABLE_COLUMNS,
+                clock: Clock | None = None) -> tuple[str, ...]:
+    """One connection's row of the table; ``start`` is the first packet's time as ``clock``
+    says (tcpdump's styles; UTC time of day without one)."""
     states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
               if c.orig_state and c.resp_state else "-")
-    if c.proto == "icmp":  # Zeek's "ports" of ICMP are the type and code
-        orig, resp = c.orig_h, f"{c.resp_h} (type {c.orig_p}/{c.resp_p})"
-    else:
-        orig = endpoint_text(c.orig_h, c.orig_p)
-        resp = endpoint_text(c.resp_h, c.resp_p)
-    return (c.proto, orig, resp, c.conn_state, c.history or "-", human.duration(c.duration_ns),
-            f"{c.orig_pkts}/{c.resp_pkts}",
-            f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}", c.service or "-",
-            _end_text(c), states, c.uid)
+    orig, resp = ends_text(c)
+    cells = (c.proto, orig, resp, c.conn_state, c.history or "-", human.duration(c.duration_ns),
+             f"{c.orig_pkts}/{c.resp_pkts}",
+             f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}", c.service or "-",
+             _end_text(c), states, c.uid)
+    if columns[0].name != "start":
+        return cells
+    return ((clock or Clock(utc=True)).text(c.ts_ns), *cells)
 
 
-def table_rows(conns: Iterable[Connection]) -> list[tuple[str, ...]]:
-    return [table_cells(c) for c in conns]
+def table_rows(conns: Iterable[Connection], columns: tuple[Column, ...] = TABLE_COLUMNS,
+               clock: Clock | None = None) -> list[tuple[str, ...]]:
+    clock = clock or Clock(utc=True)
+    return [table_cells(c, columns, clock) for c in conns]
 
 
 class ConnsTable:
     """The connections table, written row by row as connections end."""
 
-    def __init__(self, screen: Screen) -> None:
-        self.writer = TableWriter(screen, TABLE_COLUMNS, drop_order=DROP_ORDER)
+    def __init__(self, screen: Screen, clock: Clock) -> None:
+        self.columns = table_columns(clock)
+        self.writer = TableWriter(screen, self.columns, drop_order=DROP_ORDER)
         self.screen = screen
+        self.clock = clock
+        self.first_ns: int | None = None
 
     def add(self, c: Connection) -> None:
-        self.writer.add(table_cells(c))
+        if self.first_ns is None:
+            self.first_ns = c.ts_ns
+        self.writer.add(table_cells(c, self.columns, self.clock))
 
-    def close(self, note: str = "") -> None:
+    def close(self) -> None:
+        """Write what is pending, then the count (and the start column's time zone)."""
         left_out = self.writer.close()
         n = self.writer.rows
-        if not n:
+        if not n or self.first_ns is None:
             return
-        text = f"{n} connection{'' if n == 1 else 's'}" + note
+        text = f"{n} connection{'' if n == 1 else 's'}"
+        zone = self.clock.zone_label(self.first_ns)
+        if zone and "start" not in left_out:
+            text += f"; start {zone}"
         if left_out:
             text += f" ({left_out_text(left_out, self.screen.width)})"
         self.screen.note(text)
 
 
-def event_line(t: Transition, orig: str = "", resp: str = "") -> str:
-    """One transition, conntrack -E style."""
-    seconds, ns = divmod(t.ts_ns, 10**9)
-    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
-    return (f"{clock}.{ns // 1000:06d} {t.uid} {t.endpoint} {t.event}: {t.old} -> {t.new} "
-            f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
-            f"len {t.segment.payload}] frame {t.frame}")
+def event_line(t: Transition, clock: Clock | None = None) -> str:
+    """One transition, conntrack -E style: the original direction's tuple as src= dst=
+    sport= dport=, then which endpoint moved from which state to which, and why."""
+    when = (clock or Clock(utc=True)).text(t.ts_ns)
+    parts = [when] if when else []
+    parts.append(t.uid)
+    if t.conn_id is not None:
+        orig_h, orig_p, resp_h, resp_p = t.conn_id
+        parts.append(f"tcp src={orig_h} dst={resp_h} sport={orig_p} dport={resp_p}")
+    parts.append(f"{t.endpoint} {t.event}: {t.old} -> {t.new} "
+                 f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
+                 f"len {t.segment.payload}] frame {t.frame}")
+    return " ".join(parts)
 
 
 def json_line(obj: dict[str, Any]) -> str:

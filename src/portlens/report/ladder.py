@@ -1,5 +1,8 @@
 """`portlens ladder`: one connection as a sequence diagram in the terminal.
 
+  CpxJd3lFxxbmBdYU3d  tcp 192.0.2.10:49152 -> 198.51.100.20:80 (http)
+  started 2023-11-15 23:13:20.000000 EST (UTC-05:00); times are seconds since then
+
       time   frame  client 192.0.2.10:49152                          server 198.51.100.20:80
                     CLOSED                                                            LISTEN
   0.000000       1  |-- [SYN] seq=0 len=0 ------------------------------------------------>|
@@ -17,8 +20,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from portlens.analysis.icmp import conn_message
+from portlens.analysis.icmp import outcome as icmp_outcome
 from portlens.analysis.ladder import Ladder, Step
+from portlens.report.clock import Clock
 from portlens.report.conns import endpoint_text
+from portlens.track.model import Connection
 
 WIDTH = 72
 """Columns from the client's lifeline to the server's, both included."""
@@ -92,17 +99,39 @@ def _fold_line(hidden: list[Step]) -> str:
     return " " * PREFIX + text + " ..."
 
 
+def icmp_verdict(c: Connection) -> str:
+    """Zeek's conn_state of every ICMP flow is OTH, which says nothing: what the exchange was."""
+    message = conn_message(c)
+    words = {
+        "completed": f"{message} answered ({c.orig_pkts} sent, {c.resp_pkts} answered)",
+        "unanswered": f"{message} not answered ({c.orig_pkts} sent)",
+        "mid_stream": f"{message} alone (the request was before the capture)",
+        "one_way": f"{message}, a message that expects no answer",
+    }[icmp_outcome(c)]
+    return f"verdict: {words}; conn_state {c.conn_state}, as Zeek logs every ICMP flow"
+
+
 def verdict(ladder: Ladder) -> str:
     c = ladder.conn
+    if c.proto == "icmp":
+        return icmp_verdict(c)
     words = (VERDICTS if c.proto == "tcp" else UDP_VERDICTS).get(c.conn_state, "")
     return f"verdict: {c.conn_state}: {words}" if words else f"verdict: {c.conn_state}"
 
 
-def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH) -> list[str]:
+def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH,
+           clock: Clock | None = None) -> list[str]:
+    """The diagram's lines; ``clock`` names the first packet's moment in the header (local
+    time, or UTC with Clock(utc=True), the default), from which the time column counts."""
     c = ladder.conn
-    client, server = endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
-    service = f" ({c.service})" if c.service else ""
-    lines = [f"{c.uid}  {c.proto} {client} -> {server}{service}", ""]
+    if c.proto == "icmp":  # no ports: the message names the flow
+        client, server, service = c.orig_h, c.resp_h, f" ({conn_message(c)})"
+    else:
+        client, server = endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+        service = f" ({c.service})" if c.service else ""
+    started = (clock or Clock(utc=True)).stamp(c.ts_ns)
+    lines = [f"{c.uid}  {c.proto} {client} -> {server}{service}",
+             f"started {started}; times are seconds since then", ""]
     left, right = f"client {client}", f"server {server}"
     lines.append((_prefix("time", "frame") + left + " " * max(1, width - len(left) - len(right))
                   + right).rstrip())
@@ -137,5 +166,5 @@ def render(ladder: Ladder, *, full: bool = False, width: int = WIDTH) -> list[st
     return lines
 
 
-def text(ladder: Ladder, *, full: bool = False) -> str:
-    return "\n".join(render(ladder, full=full)) + "\n"
+def text(ladder: Ladder, *, full: bool = False, clock: Clock | None = None) -> str:
+    return "\n".join(render(ladder, full=full, clock=clock)) + "\n"

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from portlens.analysis.ports import PortTable
 from portlens.report import human
-from portlens.report.conns import endpoint_text
+from portlens.report.conns import endpoint_text, ends_text
 from portlens.report.ports import outcomes_text, port_label
 from portlens.report.tables import Column, render
 from portlens.track.model import Connection
@@ -38,11 +38,16 @@ class Rates:
     """Of the backlog, what waits on disk."""
     behind_s: float = 0.0
     """How far the analysis (and so this view) lags the capture."""
+    started: str = ""
+    """When the capture started, with its zone (Clock.stamp): '2026-12-02 11:52:03.120000
+    UTC'."""
 
 
 def header(r: Rates) -> Text:
     line = Text()
     line.append(f"portlens sniff -i {r.interface}", style="bold")
+    if r.started:
+        line.append(f"   since {r.started}")
     line.append(f"   {r.elapsed:6.1f} s   {r.packets:,} packets   {human.size(r.bytes)}   ")
     line.append(f"{r.packets_per_s:,.0f} pkts/s   {human.size(int(r.bytes_per_s))}/s   ")
     line.append(f"kernel: {r.received:,} received, ")
@@ -104,8 +109,7 @@ def open_table(conns: Sequence[Connection], top: int = 10, *, wide: bool = False
     for c in conns[:top]:
         states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
                   if c.orig_state and c.resp_state else "-")
-        rows.append((c.proto, endpoint_text(c.orig_h, c.orig_p),
-                     endpoint_text(c.resp_h, c.resp_p), states, c.history or "-",
+        rows.append((c.proto, *ends_text(c), states, c.history or "-",
                      f"{c.orig_pkts}/{c.resp_pkts}"))
     columns = [Column("proto"), Column("originator"), Column("responder"),
                Column("states o/r"), Column("history"), Column("pkts o/r", right=True)]

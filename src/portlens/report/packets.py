@@ -6,11 +6,11 @@ formatting is per frame anyway; the columns needed for a row are looked up in th
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.icmp import message_text
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import (
     CSUM_NAMES,
@@ -21,6 +21,7 @@ from portlens.decode.packets import (
     addr_text,
 )
 from portlens.decode.tunnels import tunnel_layers
+from portlens.report.clock import Clock
 from portlens.services import proto_name
 
 TCP_FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x20, "U"),
@@ -127,10 +128,8 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def time_text(ts_ns: int) -> str:
-    """UTC wall-clock time like tcpdump's default, with nanoseconds when the capture has them."""
-    seconds, ns = divmod(ts_ns, 10**9)
-    clock = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%H:%M:%S")
-    return f"{clock}.{ns // 1000:06d}" if ns % 1000 == 0 else f"{clock}.{ns:09d}"
+    """UTC time of day like tcpdump's default, with nanoseconds when the capture has them."""
+    return Clock(utc=True).text(ts_ns)
 
 
 def _endpoint(raw: bytes, version: int, port: int | None) -> str:
@@ -140,20 +139,23 @@ def _endpoint(raw: bytes, version: int, port: int | None) -> str:
     return f"[{text}]:{port}" if version == 6 else f"{text}:{port}"
 
 
-def line(row: dict[str, Any]) -> str:
-    """One frame in the spirit of ``tcpdump -nn -q``."""
-    parts = [time_text(row["ts_ns"])]
+def line(row: dict[str, Any], clock: Clock | None = None) -> str:
+    """One frame in the spirit of ``tcpdump -nn -q``, its time as ``clock`` says (tcpdump's
+    -t styles; UTC time of day without one)."""
+    when = (clock or Clock(utc=True)).text(row["ts_ns"])
+    parts = [when] if when else []
     version = row["ip_version"]
     l4 = row["l4"]
     if version:
         has_ports = l4 in (6, 17) or (row["frag"] == FRAG_PART and (row["sport"] or row["dport"]))
         sport = row["sport"] if has_ports else None
         dport = row["dport"] if has_ports else None
+        ip_at = len(parts)
         parts.append("IP" if version == 4 else "IP6")
         parts.append(f"{_endpoint(row['src_raw'], version, sport)} > "
                      f"{_endpoint(row['dst_raw'], version, dport)}:")
         if row["tunnel_depth"]:
-            parts.insert(1, "[" + "/".join(tunnel_layers(row["tunnel"], row["tunnel_depth"]))
+            parts.insert(ip_at, "[" + "/".join(tunnel_layers(row["tunnel"], row["tunnel_depth"]))
                          + "]")
         if l4 == 6:
             parts.append(f"tcp [{tcp_flag_text(row['tcp_flags'])}] seq {row['seq']}")
@@ -163,7 +165,8 @@ def line(row: dict[str, Any]) -> str:
         elif l4 == 17:
             parts.append(f"udp {row['payload']}")
         elif l4 in (1, 58):
-            parts.append(f"{proto_name(l4)} type {row['icmp_type']} code {row['icmp_code']}")
+            parts.append(f"{proto_name(l4)} "
+                         f"{message_text(row['icmp_type'], row['icmp_code'], v6=l4 == 58)}")
         else:
             parts.append(f"{proto_name(row['proto'])} {row['ip_len']}")
         if row["frag"] == FRAG_PART:
@@ -187,16 +190,18 @@ def line(row: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
-    """The summary as (what, value) rows for a two-column table."""
+def stats_rows(stats: CaptureStats, clock: Clock | None = None) -> list[tuple[str, str]]:
+    """The summary as (what, value) rows for a two-column table; first and last frame in
+    ``clock``'s zone, named (UTC without one)."""
     rows: list[tuple[str, str]] = [
         ("frames", f"{stats.frames:,}"),
         ("bytes on wire", f"{stats.wire_bytes:,}"),
         ("bytes captured", f"{stats.captured_bytes:,}"),
     ]
     if stats.first_ns is not None and stats.last_ns is not None:
-        rows.append(("first frame", _iso(stats.first_ns)))
-        rows.append(("last frame", _iso(stats.last_ns)))
+        stamp = (clock or Clock(utc=True)).stamp
+        rows.append(("first frame", stamp(stats.first_ns)))
+        rows.append(("last frame", stamp(stats.last_ns)))
         rows.append(("duration", f"{stats.duration_ns / 1e9:.6f} s"))
     rows.append(("link types", _counts(stats.linktypes)))
     rows.append(("protocols", _counts(stats.protocols)))
@@ -217,12 +222,6 @@ def stats_rows(stats: CaptureStats) -> list[tuple[str, str]]:
         rows.append(("not decoded (link type)",
                      _counts({str(t): n for t, n in stats.not_decoded.items()})))
     return rows
-
-
-def _iso(ts_ns: int) -> str:
-    seconds, ns = divmod(ts_ns, 10**9)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{stamp}.{ns:09d} UTC"
 
 
 def _counts(counter: dict[str, int]) -> str:

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable
+from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable, Probe
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
-from portlens.report.tables import Column, Screen, TableWriter, left_out_text
+from portlens.report.tables import Column, Screen, TableWriter, clean, left_out_text
 
 OUTCOME_WORDS = {o: o.replace("_", "-") for o in OUTCOMES}
 COLUMNS = ("port", "service", "conns", "outcomes", "guessed", "pkts c>s/s>c", "bytes c>s/s>c",
@@ -28,8 +28,12 @@ OPTIONAL = frozenset({"guessed"})
 
 
 def port_label(r: PortSummary) -> str:
+    """'443/tcp', '53/udp', '5353/udp (client)'; ICMP rows are messages, never ports:
+    'icmp 8/0' (type/code; the service column names it)."""
     if r.proto == "all":
         return "all"
+    if r.is_icmp:
+        return f"{r.proto} {r.port}" + ("" if r.icmp_code is None else f"/{r.icmp_code}")
     label = f"{r.port}/{r.proto}"
     return label + " (client)" if r.role == "client" else label
 
@@ -88,6 +92,38 @@ OUTCOMES_WIDTH = 24
 """The outcomes column folds; columns are left out until it can be this wide."""
 
 
+SCAN_PORTS_SHOWN = 10
+"""The answered ports a scan line lists before saying how many more."""
+SCANS_SHOWN = 10
+
+
+def scan_line(p: Probe) -> str:
+    """One host probing many ports of another, in one line:
+    '172.16.0.8 → 64.13.134.52: 1000 ports, 1986 unanswered, 5 refused, 3 half-open;
+    answered on 22, 53, 80'."""
+    first = [o for o in ("unanswered", "refused") if p.outcomes.get(o)]
+    rest = sorted((o for o in OUTCOMES if o not in first and p.outcomes.get(o)),
+                  key=lambda o: (-p.outcomes[o], OUTCOMES.index(o)))
+    counts = ", ".join(f"{p.outcomes[o]} {OUTCOME_WORDS[o]}" for o in [*first, *rest])
+    ports = "ports" if p.proto == "tcp" else f"{p.proto} ports"
+    line = f"{p.orig_h} → {p.resp_h}: {len(p.ports)} {ports}, {counts}"
+    answered = sorted(p.answered_ports)
+    if answered:
+        shown = ", ".join(str(port) for port in answered[:SCAN_PORTS_SHOWN])
+        more = len(answered) - SCAN_PORTS_SHOWN
+        line += f"; answered on {shown}" + (f" and {more} more" if more > 0 else "")
+    return line
+
+
+def scan_lines(table: PortTable) -> list[str]:
+    """The scan summary under the table: a line per scan, at most SCANS_SHOWN."""
+    scans = table.scans()
+    lines = [scan_line(p) for p in scans[:SCANS_SHOWN]]
+    if len(scans) > SCANS_SHOWN:
+        lines.append(f"... and {len(scans) - SCANS_SHOWN} more scans (--json lists them all)")
+    return lines
+
+
 def table_columns(names: Sequence[str]) -> list[Column]:
     return [Column(name, HEADERS.get(name, ""), right=name not in TEXT_COLUMNS,
                    fold=name == "outcomes") for name in names]
@@ -102,6 +138,8 @@ def print_table(screen: Screen, table: PortTable, by: str = "conns", top: int | 
         writer.add(row)
     writer.add(rows[-1], total=True)
     left_out = writer.close()
+    for line in scan_lines(table):
+        screen.out.write(clean(line) + "\n")
     ports = len(rows) - 1
     note = f"{ports} of {len(table)} ports" if ports < len(table) else f"{len(table)} ports"
     note += f", {table.total.conns} connections"
@@ -127,6 +165,7 @@ def not_counted_text(counts: Counter[str]) -> str:
 def json_records(table: PortTable, by: str = "conns", top: int | None = None
                  ) -> list[dict[str, Any]]:
     out = [{"type": "port", **rec} for rec in table.records(by, top)]
+    out.extend({"type": "scan", **p.record()} for p in table.scans())
     out.append({"type": "total", **table.total.record(), "ports": len(table),
                 "not_counted": dict(table.not_counted.most_common())})
     return out
@@ -137,9 +176,10 @@ def write_json(table: PortTable, out: TextIO, by: str = "conns", top: int | None
         out.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
 
-CSV_FIELDS = ("proto", "port", "service", "class", "role", "conns", "server_conns",
-              "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s", "pkts_s2c",
-              "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients", "servers",
+CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "service", "class", "role", "conns",
+              "server_conns", "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s",
+              "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients",
+              "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
               "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns",
               "not_counted")

@@ -15,7 +15,8 @@ SECOND = 10**9
 class Flow(TableEntry):
     """A UDP or ICMP flow between two sockets."""
 
-    __slots__ = ("active", "bytes", "csum", "dns", "ip_proto", "orig", "proto", "resp")
+    __slots__ = ("active", "bytes", "csum", "dns", "icmp_code", "ip_proto", "orig", "proto",
+                 "resp")
 
     def __init__(self, proto: str, ip_proto: int, src: bytes, sport: int, dst: bytes, dport: int,
                  ts: int, zts: int, frame: int, inactivity: int) -> None:
@@ -28,6 +29,8 @@ class Flow(TableEntry):
         self.active = [False, False]
         self.csum = [0, 0]
         self.dns = False
+        self.icmp_code = -1
+        """ICMP: the code of the originator's first message (its type is orig's port)."""
 
     def flip(self) -> None:
         self.orig, self.resp = self.resp, self.orig

@@ -45,6 +45,10 @@ class Transition:
     new: TcpState
     segment: Segment
     uid: str = ""
+    conn_id: tuple[str, int, str, int] | None = None
+    """Zeek's id (orig_h, orig_p, resp_h, resp_p) when the transition happened, set on the
+    transitions streamed to ``on_transition`` (`portlens events` prints it as conntrack -E
+    does); None on those kept in a Connection, which has the id itself."""
 
 
 class Outcome(Named):
@@ -168,6 +172,9 @@ class Connection:
     icmp_errors: list[tuple[int, int]] = field(default_factory=list)
     """(type, code) of ICMP errors that quoted this flow: a UDP probe answered by port
     unreachable shows (3, 3) here and counts as refused."""
+    icmp_code: int | None = None
+    """ICMP flows: the code of the originator's first message, whose type is ``orig_p``
+    (Zeek's resp_p is the counterpart type for request/reply pairs, so it cannot say)."""
 
     @property
     def server_port(self) -> int:

@@ -480,6 +480,7 @@ class Tracker:
         if not isinstance(conn, Flow):
             conn = Flow("icmp", l4, src, oport, dst, rport, ts, zts, frame,
                         self.config.timeouts.icmp_inactivity)
+            conn.icmp_code = code
             self._insert(key, conn, ts, vlan, version)
             if conn.inactivity:  # 0: off
                 self.add_timer(conn, zts + conn.inactivity, "inactivity")
@@ -535,10 +536,11 @@ class Tracker:
         if self.user_on_transition is None:
             return
         endpoint = Endpoint.ORIG if host is conn.orig else Endpoint.RESP
+        o, r = conn.orig, conn.resp
         self.user_on_transition(Transition(
             seg.ts, seg.frame, endpoint, event, old, new,
             TransitionSegment(seg.flags, seg.seq, seg.ack, seg.payload),
-            conn.uid))
+            conn.uid, (_addr(o.addr), o.port, _addr(r.addr), r.port)))
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -577,7 +579,8 @@ class Tracker:
             ip_version=conn.ip_version, vlan=conn.vlan,
             end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
             first_frame=conn.first_frame, last_frame=conn.last_frame,
-            icmp_errors=list(conn.icmp_errors))
+            icmp_errors=list(conn.icmp_errors),
+            icmp_code=conn.icmp_code if conn.proto == "icmp" else None)
         return c
 
     def _tcp_connection(self, conn: TcpConnection, cause: str, *, transitions: bool = True
