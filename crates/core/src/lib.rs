@@ -4,4 +4,5 @@
 //! frames into packet columns. The `portlens-py` crate binds them to Python; the pure-Python
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
+pub mod capture;
 pub mod frames;

@@ -3,10 +3,13 @@
 //! Batches go in and columns come out as NumPy arrays that own the Rust vectors (no copy); the
 //! GIL is released while the engine works, and no Python object is made per packet.
 
+mod capture;
+
 use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    capture::register(m)?;
     Ok(())
 }

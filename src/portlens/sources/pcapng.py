@@ -252,6 +252,8 @@ class PcapngWalker:
         self._head = struct.Struct("<II")
         self._last_ts = 0
         """Timestamp of the section's last timed packet, for Simple Packet Blocks."""
+        self.skipped: dict[int, int] = {}
+        """Blocks skipped (neither section, interface nor packet), by block type."""
 
     def walk(
         self, buf: memoryview, pos: int, base: int, at_end: bool, *, headers_only: bool = False
@@ -353,6 +355,10 @@ class PcapngWalker:
             record = done + int(np.count_nonzero((timed | simple)[:k])) + 1
             need, problem = self._check_block(buf, at, base, record, packet_checks=True)
         is_packet = (timed | simple)[:k]
+        if not is_packet.all():
+            types, counts = np.unique(btype_of[:k][~is_packet], return_counts=True)
+            for t, c in zip(types.tolist(), counts.tolist(), strict=True):
+                self.skipped[t] = self.skipped.get(t, 0) + c
         if not is_packet.any():
             return None, length, need, problem
 
@@ -533,6 +539,8 @@ class PcapngWalker:
             problem = self._start_section(buf, off, blen, base)
         elif btype == IDB:
             problem = self._add_interface(buf, off, blen, base)
+        else:
+            self.skipped[btype] = self.skipped.get(btype, 0) + 1
         return blen, 0, problem
 
     def _set_order(self, order: str) -> None:
