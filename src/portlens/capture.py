@@ -64,6 +64,8 @@ class LiveOptions:
     """Where the (unlinked) spool file lives; the system's temporary directory by default."""
     ring_mb: int = 128
     """The kernel ring, in 1 MiB blocks: what arrives while the analysis pauses."""
+    checksums: bool = True
+    """Verify checksums while decoding (cli.common.wants_checksums says who needs them)."""
 
 
 @dataclass
@@ -152,7 +154,7 @@ class LiveSession:
         counters.started = time.monotonic()
         counters.started_ns = time.time_ns()
         writer = self._open_writer()
-        decoder = Decoder()
+        decoder = Decoder(checksums=opts.checksums)
         spool = self.spool
         drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")
 

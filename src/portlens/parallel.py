@@ -29,12 +29,13 @@ _CHUNK = 256
 
 
 def _selected(paths: Sequence[str], queue: mp.Queue, filter_expr: str,  # type: ignore[type-arg]
-              not_decoded: Counter[int]) -> Iterator[PacketBatch]:
-    """The -f selected batches of the files in order; input errors go to the parent."""
+              not_decoded: Counter[int], checksums: bool) -> Iterator[PacketBatch]:
+    """The -f selected batches of the files in order; input errors go to the parent.
+    ``checksums``: verify them (the tracker reads them only to drop bad ones)."""
     packet_filter = compile_filter(filter_expr)
     for path in paths:
         try:
-            for batch in decode_capture(path):
+            for batch in decode_capture(path, checksums=checksums):
                 count_not_decoded(not_decoded, batch)
                 yield packet_filter.select(batch)
         except CaptureError as exc:
@@ -54,7 +55,7 @@ def _worker(paths: Sequence[str], config: TrackerConfig, k: int, n: int,
     # Every worker reads the same packets, so each stopping after the first `count` (-c)
     # gives the shards of exactly those packets.
     not_decoded: Counter[int] = Counter()
-    batches = _selected(paths, queue, filter_expr, not_decoded)
+    batches = _selected(paths, queue, filter_expr, not_decoded, config.drop_bad_checksums)
     if count is not None:
         batches = first_packets(batches, count)
     try:

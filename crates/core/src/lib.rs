@@ -5,4 +5,6 @@
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
 pub mod capture;
+pub mod decode;
 pub mod frames;
+pub mod wire;

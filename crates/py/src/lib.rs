@@ -7,9 +7,12 @@ mod capture;
 
 use pyo3::prelude::*;
 
+mod decode;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
+    m.add_class::<decode::Decoder>()?;
     Ok(())
 }

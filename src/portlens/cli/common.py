@@ -57,6 +57,16 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
+def wants_checksums(args: argparse.Namespace) -> bool:
+    """Whether the command reads the checksum columns, so the decoder must verify them:
+    `packets` prints them (and counts bad ones with --stats), `ladder` marks bad ones, and the
+    tracker drops bad ones with --checksums drop. With `keep` the tracker never reads them
+    (docs/decoding.md, *Checksums*)."""
+    if getattr(args, "command", "") in ("packets", "ladder"):
+        return True
+    return getattr(args, "checksums", "keep") == "drop"
+
+
 def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[object]:
     """The decoded (and -f filtered) batches of the command's source: files or -i."""
     if getattr(args, "interface", None):
@@ -71,6 +81,7 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
             args.not_decoded = Counter()
         batches = read_batches(args.files, status, args.packet_filter,
                                args.not_decoded if first else None,
+                               checksums=wants_checksums(args),
                                progress=show_progress(args))
         count = getattr(args, "count", None)
         if count is not None:  # -c N: the first N packets after -f, as tcpdump -r
@@ -92,7 +103,7 @@ def open_live_session(args: argparse.Namespace) -> LiveSession:
         write=Path(args.write) if args.write else None, pcapng=args.pcapng,
         backend=args.backend, user=args.user, buffer_bytes=max(args.buffer, 1) << 20,
         spool_bytes=max(args.spool, 0) << 20, spool_dir=args.spool_dir,
-        ring_mb=max(args.kernel_buffer, 2))
+        ring_mb=max(args.kernel_buffer, 2), checksums=wants_checksums(args))
     return LiveSession(options, args.packet_filter)
 
 
@@ -116,10 +127,10 @@ def live_summary(session: LiveSession) -> None:
 
 def read_batches(files: Sequence[str], status: list[int],
                  packet_filter: object = None, not_decoded: Counter[int] | None = None, *,
-                 progress: bool = True) -> Iterator[object]:
+                 checksums: bool = True, progress: bool = True) -> Iterator[object]:
     """Decoded batches of all files in order, filtered by -f; input errors are reported and
     remembered in status. ``not_decoded`` counts the frames of link types portlens does not
-    decode (before -f), by link type."""
+    decode (before -f), by link type. ``checksums``: verify them (see wants_checksums)."""
     from portlens.analysis.capture_stats import count_not_decoded
     from portlens.decode import decode_capture
     from portlens.decode.packets import PacketBatch
@@ -127,7 +138,8 @@ def read_batches(files: Sequence[str], status: list[int],
     from portlens.sources.files import CaptureError
 
     if isinstance(packet_filter, PacketFilter):
-        for batch in read_batches(files, status, None, not_decoded, progress=progress):
+        for batch in read_batches(files, status, None, not_decoded, checksums=checksums,
+                                  progress=progress):
             assert isinstance(batch, PacketBatch)
             yield packet_filter.select(batch)
         return
@@ -135,7 +147,7 @@ def read_batches(files: Sequence[str], status: list[int],
     for path in files:
         with progress_bar(path, progress) as update:
             try:
-                for batch in decode_capture(path, progress=update):
+                for batch in decode_capture(path, progress=update, checksums=checksums):
                     if not_decoded is not None:
                         count_not_decoded(not_decoded, batch)
                     yield batch

@@ -1,0 +1,104 @@
+//! Frames -> packet columns: link layers, IPv4/IPv6, tunnels, TCP/UDP/ICMP headers, fragment
+//! reassembly. The rules are docs/decoding.md; `portlens.decode.reference` (Python) is the
+//! oracle every column is tested against (tests/test_rust_decoder.py).
+//!
+//! [`Decoder::decode`] walks each frame once ([`frame`]), writing one [`Row`] into
+//! preallocated [`Columns`]; nothing is allocated per packet but for fragments.
+
+pub mod columns;
+pub mod fragments;
+pub mod frame;
+pub mod malformed;
+
+pub use columns::{ColumnData, Columns, NamedColumn, Row};
+pub use fragments::{FragmentCounters, FragmentLimits, Reassembler};
+pub use frame::FragRecord;
+
+use crate::frames::Frames;
+
+/// Options of one decode call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Verify IPv4 header and TCP/UDP/ICMP checksums. When false, `ip_csum` and `l4_csum`
+    /// are `CSUM_NONE` in every row: see docs/decoding.md (*Checksums*) for who asks.
+    pub checksums: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { checksums: true }
+    }
+}
+
+/// Decodes successive batches of one source: fragments of a datagram may span batches.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    pub reassembler: Reassembler,
+    records: Vec<FragRecord>,
+}
+
+impl Decoder {
+    pub fn new(limits: FragmentLimits) -> Self {
+        Decoder {
+            reassembler: Reassembler::new(limits),
+            records: Vec::new(),
+        }
+    }
+
+    /// One row per frame, fragments reassembled with the state of earlier batches. Never
+    /// panics on frame contents: a frame whose offset and length lie outside `data` decodes as
+    /// an empty one; columns shorter than `offset` read as 0.
+    pub fn decode(&mut self, frames: Frames<'_>, options: DecodeOptions) -> Columns {
+        let n = frames.len();
+        let mut cols = Columns::filled(n);
+        self.records.clear();
+        for i in 0..n {
+            let caplen = frames.caplen.get(i).copied().unwrap_or(0);
+            let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
+            let linktype = frames.linktype.get(i).copied().unwrap_or(0);
+            let row = Row {
+                frame: frames.frame.get(i).copied().unwrap_or(0),
+                ts_ns: frames.ts_ns.get(i).copied().unwrap_or(0),
+                wirelen,
+                caplen,
+                linktype,
+                interface: frames.interface.get(i).copied().unwrap_or(0),
+                truncated: caplen < wirelen,
+                ..Row::default()
+            };
+            let bytes = frames.bytes(i).unwrap_or(&[]);
+            let mut walker = frame::Walker::new(bytes, wirelen, row, i, options.checksums);
+            walker.decode(linktype);
+            cols.set_row(i, &walker.row);
+            if let Some(record) = walker.record {
+                self.records.push(record);
+            }
+        }
+        self.reassembler
+            .apply(&mut cols, &self.records, options.checksums);
+        cols
+    }
+}
+
+/// Decodes one frame on its own (no reassembly): its row and its fragment record if any.
+pub fn decode_one(
+    bytes: &[u8],
+    wirelen: u32,
+    linktype: u16,
+    checksums: bool,
+) -> (Row, Option<FragRecord>) {
+    let caplen = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let row = Row {
+        wirelen,
+        caplen,
+        linktype,
+        truncated: caplen < wirelen,
+        ..Row::default()
+    };
+    let mut walker = frame::Walker::new(bytes, wirelen, row, 0, checksums);
+    walker.decode(linktype);
+    (walker.row, walker.record)
+}
+
+#[cfg(test)]
+mod tests;
