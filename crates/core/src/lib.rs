@@ -7,4 +7,5 @@
 pub mod capture;
 pub mod decode;
 pub mod frames;
+pub mod track;
 pub mod wire;

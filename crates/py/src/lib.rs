@@ -4,15 +4,16 @@
 //! GIL is released while the engine works, and no Python object is made per packet.
 
 mod capture;
+mod decode;
+mod track;
 
 use pyo3::prelude::*;
-
-mod decode;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
     m.add_class::<decode::Decoder>()?;
+    track::register(m)?;
     Ok(())
 }

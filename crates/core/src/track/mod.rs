@@ -1,0 +1,1838 @@
+//! Packets -> connections: the flow table, its timers, and the rules that open and close
+//! connections (the Rust port of track/tracker.py; docs/zeek-rules.md §1-§3, §12).
+//!
+//! Packets are processed in capture order. Timers (inactivity, attempt, close delays) run on
+//! the capture's clock: before each packet, every timer whose deadline has passed fires, so
+//! the same file always gives the same connections. Memory stays bounded: connections leave
+//! the table when they end, and a cap on open flows evicts the least recently active.
+//!
+//! The table is keyed by the canonical 5-tuple (and the VLAN id when configured) through
+//! std's SipHash with a per-process random key, so crafted traffic cannot flood one bucket.
+
+pub mod columns;
+pub mod flow;
+pub mod history;
+pub mod ids;
+pub mod rfc;
+pub mod tcp;
+pub mod zeek;
+
+use std::cmp::Reverse;
+use std::collections::hash_map::RandomState;
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+pub use columns::{ConnBatch, Packets, TransitionBatch};
+use flow::Flow;
+use history::History;
+use ids::Uid;
+use rfc::{Event, TcpState};
+use tcp::{Cause, Segment, TcpConn, ACK, SYN};
+
+const NANOS: i64 = 1_000_000_000;
+const FRAG_PART: u8 = 1;
+const CSUM_BAD: u8 = 2;
+const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+const BROADCAST4: [u8; 16] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+];
+const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+const NIL: u32 = u32::MAX;
+
+/// Named timeouts in nanoseconds of capture time, as the caller's configuration gives them
+/// (Zeek's names; track/timeouts.py and docs/zeek-rules.md list their defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A TCP connection past its handshake and idle this long ends; 0: never.
+    pub tcp_inactivity: i64,
+    /// A UDP flow idle this long ends; 0: never. Also a TCP connection's until its
+    /// handshake is over (Zeek's TCPAnalyzer::MakeSessionAdapter).
+    pub udp_inactivity: i64,
+    pub icmp_inactivity: i64,
+    /// A SYN with no answer within this time is logged as an attempt (tcp_attempt_delay);
+    /// 0: never.
+    pub tcp_attempt: i64,
+    /// Once the close is complete, the connection ends this long after its last packet
+    /// (tcp_close_delay).
+    pub tcp_close: i64,
+    /// After a RST that follows a FIN, the connection lingers this long (tcp_reset_delay).
+    pub tcp_reset: i64,
+    /// An endpoint whose first packet is a FIN ends the connection this long after its last
+    /// packet (tcp_partial_close_delay); None: off, as in Zeek without a script for
+    /// connection_partial_close.
+    pub tcp_partial_close: Option<i64>,
+    /// The first expire check after a connection is created (tcp_SYN_timeout).
+    pub tcp_syn_timeout: i64,
+    /// A half-closed connection idle this long ends when its expire timer fires.
+    pub tcp_connection_linger: i64,
+    /// The period of the expire timer (tcp_session_timer).
+    pub tcp_session_timer: i64,
+    /// DNS flows end when idle for this less one second, checked at this period.
+    pub dns_session_timeout: i64,
+}
+
+impl Default for Timeouts {
+    /// Zeek's defaults (scripts/base/init-bare.zeek), as track/timeouts.py has them.
+    fn default() -> Self {
+        Timeouts {
+            tcp_inactivity: 300 * NANOS,
+            udp_inactivity: 60 * NANOS,
+            icmp_inactivity: 60 * NANOS,
+            tcp_attempt: 5 * NANOS,
+            tcp_close: 5 * NANOS,
+            tcp_reset: 5 * NANOS,
+            tcp_partial_close: None,
+            tcp_syn_timeout: 5 * NANOS,
+            tcp_connection_linger: 5 * NANOS,
+            tcp_session_timer: 6 * NANOS,
+            dns_session_timeout: 10 * NANOS,
+        }
+    }
+}
+
+/// A network whose packets are never checksum-checked (Zeek's ignore_checksums_nets), in the
+/// 16-byte column form: IPv4 networks as IPv4-mapped with the prefix length + 96.
+#[derive(Debug, Clone, Copy)]
+pub struct Net {
+    pub addr: [u8; 16],
+    pub prefix: u8,
+    pub v4: bool,
+}
+
+impl Net {
+    fn contains(&self, a: &[u8; 16]) -> bool {
+        if (a[..12] == V4_PREFIX) != self.v4 {
+            return false;
+        }
+        let bits = usize::from(self.prefix.min(128));
+        let (full, rest) = (bits / 8, bits % 8);
+        if a[..full] != self.addr[..full] {
+            return false;
+        }
+        if rest == 0 {
+            return true;
+        }
+        let mask = 0xffu8 << (8 - rest);
+        a[full] & mask == self.addr[full] & mask
+    }
+}
+
+/// What TrackerConfig says (track/tracker.py).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub timeouts: Timeouts,
+    /// Zeek without -C: packets with bad checksums are not counted (history c/C).
+    pub drop_bad_checksums: bool,
+    /// (IP protocol, port) pairs Zeek takes for servers when it must guess roles (§3.1).
+    pub likely_server_ports: Vec<(u8, u16)>,
+    pub report_gaps_for_partial: bool,
+    /// Zeek's DNS analyzer ends idle DNS flows sooner (dns_session_timeout).
+    pub dns_timeout: bool,
+    /// Open flows kept at most; beyond it the least recently active is evicted.
+    pub max_flows: usize,
+    pub vlan_in_key: bool,
+    /// Emit RFC 9293 transitions (TransitionBatch); off, none are kept or built.
+    pub keep_transitions: bool,
+    pub ignore_checksum_nets: Vec<Net>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeouts: Timeouts::default(),
+            drop_bad_checksums: false,
+            likely_server_ports: Vec::new(),
+            report_gaps_for_partial: false,
+            dns_timeout: true,
+            max_flows: 1_000_000,
+            vlan_in_key: false,
+            keep_transitions: true,
+            ignore_checksum_nets: Vec::new(),
+        }
+    }
+}
+
+/// The options a SYN or SYN-ACK offered (mss -1 and wscale -1 when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynOptions {
+    pub mss: i32,
+    pub wscale: i16,
+    pub sack_perm: bool,
+    pub timestamps: bool,
+    pub kinds_len: u8,
+    pub kinds: [u8; 40],
+}
+
+impl Default for SynOptions {
+    fn default() -> Self {
+        SynOptions::none()
+    }
+}
+
+impl SynOptions {
+    fn none() -> Self {
+        SynOptions {
+            mss: -1,
+            wscale: -1,
+            sack_perm: false,
+            timestamps: false,
+            kinds_len: 0,
+            kinds: [0; 40],
+        }
+    }
+
+    pub fn wscale(&self) -> Option<i16> {
+        (self.wscale >= 0).then_some(self.wscale)
+    }
+
+    pub fn kinds(&self) -> &[u8] {
+        &self.kinds[..usize::from(self.kinds_len.min(40))]
+    }
+}
+
+/// Who a table entry is: what every entry keeps for the table itself (LRU links, serial,
+/// timer generation, uid) and its sockets. A connection that has sent only its first SYN keeps
+/// little more than this (`SynOnly`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    pub addr: [[u8; 16]; 2],
+    pub port: [u16; 2],
+    pub proto: u8,
+    pub ip_version: u8,
+    pub encap_seen: bool,
+    /// The VLAN id when it is part of the key, else i32::MIN.
+    pub vlan: i32,
+    pub timer_gen: u32,
+    /// The timer generation it started with: timers of earlier entries of its slot are older.
+    pub first_gen: u32,
+    pub lru_prev: u32,
+    pub lru_next: u32,
+    pub first_ts: i64,
+    pub first_frame: i64,
+    pub serial: u64,
+    pub uid: Uid,
+    pub extra: Option<Box<Extra>>,
+}
+
+impl Ident {
+    /// Does a timer still apply? Cancelling (a TCP close) stops the analyzer's timers, not
+    /// the session's inactivity timer (Zeek: Analyzer::CancelTimers vs
+    /// Session::InactivityTimer), which checks the idle time itself when it fires.
+    fn armed(&self, t: &Timer) -> bool {
+        if t.kind() == TimerKind::Inactivity {
+            t.gen >= self.first_gen && t.gen <= self.timer_gen
+        } else {
+            t.gen == self.timer_gen
+        }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Zeek's time of the first packet (§1.1: microseconds).
+    pub fn start_zts(&self) -> i64 {
+        zeek_time(self.first_ts)
+    }
+}
+
+/// Zeek reads microseconds (§1.1): a capture time in ns, floored to the microsecond.
+pub fn zeek_time(ts: i64) -> i64 {
+    ts.div_euclid(1000).saturating_mul(1000)
+}
+
+/// What the table keeps for every entry, TCP connection or UDP/ICMP flow alike: its `Ident`
+/// (reached through Deref) and its activity. Per-host values are indexed by host (0 = the
+/// sender of the first packet); `orig` names the originator's index, so a flip of roles
+/// moves nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Common {
+    pub id: Ident,
+    pub orig: u8,
+    pub hist_seen: u32,
+    pub flips: u32,
+    pub last_ts: i64,
+    /// Zeek's time (microsecond resolution) of the last packet, for durations and timers.
+    pub last_zts: i64,
+    pub last_frame: i64,
+    pub inactivity: i64,
+    pub pkts: [u64; 2],
+    pub ip_bytes: [u64; 2],
+    pub history: History,
+}
+
+impl std::ops::Deref for Common {
+    type Target = Ident;
+
+    fn deref(&self) -> &Ident {
+        &self.id
+    }
+}
+
+impl std::ops::DerefMut for Common {
+    fn deref_mut(&mut self) -> &mut Ident {
+        &mut self.id
+    }
+}
+
+/// What only some flows need: tunnels and ICMP errors.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// The encapsulation of the last packet: (kind: 1 UDP carrier, 2 IP tunnel, uid).
+    pub encap: Option<(u8, Uid)>,
+    pub encap_changes: u8,
+    /// uids of the tunnels that carried it (Zeek's tunnel_parents), without duplicates.
+    pub parents: Vec<Uid>,
+    /// (type, code) of ICMP errors that quoted this flow.
+    pub icmp_errors: Vec<(i16, i16)>,
+}
+
+impl Common {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        proto: u8,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+        inactivity: i64,
+    ) -> Self {
+        Common::from_ident(
+            Ident {
+                addr: [src, dst],
+                port: [sport, dport],
+                proto,
+                ip_version: 4,
+                encap_seen: false,
+                vlan: i32::MIN,
+                timer_gen: 0,
+                first_gen: 0,
+                lru_prev: NIL,
+                lru_next: NIL,
+                first_ts: ts,
+                first_frame: frame,
+                serial: 0,
+                uid: [0; 17],
+                extra: None,
+            },
+            zts,
+            inactivity,
+        )
+    }
+
+    /// An entry that has seen no packet yet (its first packet is about to be applied).
+    fn from_ident(id: Ident, zts: i64, inactivity: i64) -> Self {
+        Common {
+            orig: 0,
+            hist_seen: 0,
+            flips: 0,
+            last_ts: id.first_ts,
+            last_zts: zts,
+            last_frame: id.first_frame,
+            inactivity,
+            pkts: [0; 2],
+            ip_bytes: [0; 2],
+            history: History::default(),
+            id,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Entry {
+    Tcp(Box<TcpConn>),
+    /// A TCP connection that has sent one plain SYN and nothing else: most of a SYN flood or
+    /// a port scan, kept in a fifth of a connection's memory until its next packet.
+    Syn(Box<SynOnly>),
+    Flow(Box<Flow>),
+}
+
+impl Entry {
+    fn ident(&self) -> &Ident {
+        match self {
+            Entry::Tcp(t) => &t.c.id,
+            Entry::Syn(s) => &s.id,
+            Entry::Flow(f) => &f.c.id,
+        }
+    }
+
+    fn ident_mut(&mut self) -> &mut Ident {
+        match self {
+            Entry::Tcp(t) => &mut t.c.id,
+            Entry::Syn(s) => &mut s.id,
+            Entry::Flow(f) => &mut f.c.id,
+        }
+    }
+}
+
+/// All a connection whose only packet so far is a plain SYN (no payload, not dropped for its
+/// checksum) needs: applying that SYN to a fresh connection gives back the whole state, so
+/// `SynOnly::expand` replays it (muted: its timers and transitions happened already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynOnly {
+    pub id: Ident,
+    pub seq: u32,
+    pub ip_len: u32,
+    pub flags: u16,
+    pub win: u16,
+    pub mss: i32,
+    pub wscale: i16,
+    pub sack_perm: bool,
+    pub timestamps: bool,
+    pub kinds_len: u8,
+    pub kinds: [u8; SYN_ONLY_KINDS],
+}
+
+/// Option kinds a SynOnly keeps inline (Linux sends 5, Windows 6 to 8).
+const SYN_ONLY_KINDS: usize = 11;
+
+impl SynOnly {
+    /// The compact form of a connection just created by `seg`, if its state is what
+    /// replaying `seg` gives.
+    fn compress(
+        conn: &TcpConn,
+        seg: &Segment,
+        opts: &SynOptions,
+        check_csum: bool,
+    ) -> Option<SynOnly> {
+        let plain_syn = seg.flags & (SYN | ACK | tcp::FIN | tcp::RST) == SYN;
+        if !plain_syn
+            || seg.payload != 0
+            || (check_csum && seg.csum_bad)
+            || conn.c.orig != 0
+            || usize::from(opts.kinds_len) > SYN_ONLY_KINDS
+        {
+            return None;
+        }
+        let mut kinds = [0u8; SYN_ONLY_KINDS];
+        kinds[..usize::from(opts.kinds_len)].copy_from_slice(opts.kinds());
+        Some(SynOnly {
+            id: conn.c.id.clone(),
+            seq: seg.seq,
+            ip_len: seg.ip_len,
+            flags: seg.flags,
+            win: seg.win,
+            mss: opts.mss,
+            wscale: opts.wscale,
+            sack_perm: opts.sack_perm,
+            timestamps: opts.timestamps,
+            kinds_len: opts.kinds_len,
+            kinds,
+        })
+    }
+
+    /// The full connection, by replaying the SYN with timers and transitions muted.
+    fn expand(self, config: &Config, timers: &mut Timers) -> TcpConn {
+        let ts = self.id.first_ts;
+        let zts = zeek_time(ts);
+        let seg = Segment {
+            ts,
+            zts,
+            frame: self.id.first_frame,
+            flags: self.flags,
+            seq: self.seq,
+            ack: 0,
+            payload: 0,
+            win: self.win,
+            ip_len: self.ip_len,
+            captured: true,
+            csum_bad: false,
+        };
+        let mut kinds = [0u8; 40];
+        kinds[..SYN_ONLY_KINDS].copy_from_slice(&self.kinds);
+        let opts = SynOptions {
+            mss: self.mss,
+            wscale: self.wscale,
+            sack_perm: self.sack_perm,
+            timestamps: self.timestamps,
+            kinds_len: self.kinds_len,
+            kinds,
+        };
+        let c = Common::from_ident(self.id, zts, 0);
+        let mut conn = TcpConn::new(c, &seg, config.report_gaps_for_partial);
+        let mut muted = TimerCtx {
+            timers,
+            slot: 0,
+            timeouts: &config.timeouts,
+            transitions: None,
+            uid: [0; 17],
+            serial: 0,
+            muted: true,
+        };
+        conn.arm(&mut muted);
+        conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
+        conn
+    }
+}
+
+/// The table key: protocol, VLAN (i32::MIN when not part of the key), and the two sockets in
+/// canonical order (one-way ICMP keeps its direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    proto: u8,
+    vlan: i32,
+    a: [u8; 16],
+    pa: u16,
+    b: [u8; 16],
+    pb: u16,
+}
+
+impl std::hash::Hash for Key {
+    /// One write of the whole key: SipHash pays per call, and this is once per packet.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 41];
+        buf[0] = self.proto;
+        buf[1..5].copy_from_slice(&self.vlan.to_le_bytes());
+        buf[5..21].copy_from_slice(&self.a);
+        buf[21..23].copy_from_slice(&self.pa.to_le_bytes());
+        buf[23..39].copy_from_slice(&self.b);
+        buf[39..41].copy_from_slice(&self.pb.to_le_bytes());
+        state.write(&buf);
+    }
+}
+
+/// The key an entry was inserted under: its first packet's sockets, in canonical order
+/// unless it is a one-way ICMP flow (whose "ports" are the type and code).
+fn key_of(id: &Ident) -> Key {
+    let one_way =
+        matches!(id.proto, 1 | 58) && icmp_ports(id.port[0], id.port[1], id.proto == 58).2;
+    let vlan = (id.vlan != i32::MIN).then_some(id.vlan);
+    Key::new(
+        id.proto,
+        vlan,
+        (id.addr[0], id.port[0]),
+        (id.addr[1], id.port[1]),
+        !one_way,
+    )
+}
+
+impl Key {
+    fn new(
+        proto: u8,
+        vlan: Option<i32>,
+        s: ([u8; 16], u16),
+        d: ([u8; 16], u16),
+        ordered: bool,
+    ) -> Key {
+        let (x, y) = if !ordered || s <= d { (s, d) } else { (d, s) };
+        Key {
+            proto,
+            vlan: vlan.unwrap_or(i32::MIN),
+            a: x.0,
+            pa: x.1,
+            b: y.0,
+            pb: y.1,
+        }
+    }
+
+    fn vlan(&self) -> Option<i32> {
+        (self.vlan != i32::MIN).then_some(self.vlan)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TimerKind {
+    Inactivity,
+    Attempt,
+    Expire,
+    Close,
+    Reset,
+    Dns,
+    PartialClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    deadline: i64,
+    /// Order of arming (timers due at the same time fire in it) << 8 | the TimerKind.
+    seq_kind: u64,
+    slot: u32,
+    /// The timer generation of the slot's entry when armed. Generations go on rising across
+    /// the entries a slot holds, so a timer of an entry that is gone never matches.
+    gen: u32,
+}
+
+impl Timer {
+    fn kind(&self) -> TimerKind {
+        match self.seq_kind & 0xff {
+            0 => TimerKind::Inactivity,
+            1 => TimerKind::Attempt,
+            2 => TimerKind::Expire,
+            3 => TimerKind::Close,
+            4 => TimerKind::Reset,
+            5 => TimerKind::Dns,
+            _ => TimerKind::PartialClose,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+}
+
+/// What a connection's code may reach while it handles a packet or a timer: the timer heap
+/// (for its own slot), the configured timeouts, and the transition stream.
+pub struct TimerCtx<'a> {
+    timers: &'a mut Timers,
+    slot: u32,
+    pub timeouts: &'a Timeouts,
+    transitions: Option<&'a mut TransitionBatch>,
+    uid: Uid,
+    serial: u64,
+    /// Replaying a SynOnly's SYN: its timers and transitions happened already.
+    muted: bool,
+}
+
+impl TimerCtx<'_> {
+    pub fn add(&mut self, c: &Ident, deadline: i64, kind: TimerKind) {
+        if self.muted {
+            return;
+        }
+        self.timers.seq += 1;
+        self.timers.heap.push(Reverse(Timer {
+            deadline,
+            seq_kind: (self.timers.seq << 8) | kind as u64,
+            slot: self.slot,
+            gen: c.timer_gen,
+        }));
+    }
+
+    pub fn transition(
+        &mut self,
+        s: &Segment,
+        host: u8,
+        event: Event,
+        old: TcpState,
+        new: TcpState,
+        sockets: columns::Sockets<'_>,
+    ) {
+        if self.muted {
+            return;
+        }
+        if let Some(out) = self.transitions.as_deref_mut() {
+            out.push(
+                self.uid,
+                self.serial,
+                s,
+                host,
+                host != sockets.orig,
+                event,
+                old,
+                new,
+                sockets,
+            );
+        }
+    }
+}
+
+/// Counts of frames that belong to no connection, by why (the Python tracker's not_counted).
+#[derive(Debug, Clone)]
+pub struct NotCounted {
+    pub malformed: [u64; 256],
+    pub not_ip: u64,
+    /// IPv4 total length 0 (TSO), dropped as Zeek without -C drops it.
+    pub ip_len_zero: u64,
+    pub bad_ip_checksum: u64,
+    pub ip_proto: [u64; 256],
+}
+
+impl Default for NotCounted {
+    fn default() -> Self {
+        NotCounted {
+            malformed: [0; 256],
+            not_ip: 0,
+            ip_len_zero: 0,
+            bad_ip_checksum: 0,
+            ip_proto: [0; 256],
+        }
+    }
+}
+
+/// Packet columns that do not fit together (lengths differ): the caller's mistake.
+#[derive(Debug)]
+pub struct ColumnError(pub String);
+
+impl std::error::Error for ColumnError {}
+
+impl std::fmt::Display for ColumnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Feed packet columns in capture order; connections come out as they end.
+pub struct Tracker {
+    config: Config,
+    likely_tcp: Box<[u64; 1024]>,
+    likely_udp: Box<[u64; 1024]>,
+    /// Slot numbers, found by the key their slot holds: 4 bytes an entry, not a second key.
+    table: HashTable<u32>,
+    hasher: RandomState,
+    /// The entries; a slot's key is computed from its entry (`key_of`), not stored.
+    slots: Vec<Option<Entry>>,
+    /// Free slots, each with the timer generation its next entry starts at.
+    free: Vec<(u32, u32)>,
+    lru_head: u32,
+    lru_tail: u32,
+    live: usize,
+    timers: Timers,
+    now: i64,
+    serial: u64,
+    scratch: Vec<u8>,
+    pub ended: ConnBatch,
+    pub transitions: TransitionBatch,
+    pub packets_tracked: u64,
+    pub packets_skipped: u64,
+    pub evicted: u64,
+    pub not_counted: NotCounted,
+}
+
+impl Tracker {
+    pub fn new(mut config: Config) -> Self {
+        let mut likely_tcp = Box::new([0u64; 1024]);
+        let mut likely_udp = Box::new([0u64; 1024]);
+        for &(proto, port) in &config.likely_server_ports {
+            let set = match proto {
+                6 => &mut likely_tcp,
+                17 => &mut likely_udp,
+                _ => continue,
+            };
+            set[usize::from(port / 64)] |= 1 << (port % 64);
+        }
+        // A cap of 0 would evict the connection a packet is being applied to.
+        config.max_flows = config.max_flows.max(1);
+        Tracker {
+            config,
+            likely_tcp,
+            likely_udp,
+            table: HashTable::new(),
+            hasher: RandomState::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lru_head: NIL,
+            lru_tail: NIL,
+            live: 0,
+            timers: Timers::default(),
+            now: 0,
+            serial: 0,
+            scratch: Vec::with_capacity(256),
+            ended: ConnBatch::default(),
+            transitions: TransitionBatch::default(),
+            packets_tracked: 0,
+            packets_skipped: 0,
+            evicted: 0,
+            not_counted: NotCounted::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Open flows now.
+    pub fn open_flows(&self) -> usize {
+        self.live
+    }
+
+    fn likely(&self, proto: u8, port: u16) -> bool {
+        let set = if proto == 6 {
+            &self.likely_tcp
+        } else {
+            &self.likely_udp
+        };
+        set[usize::from(port / 64)] & (1 << (port % 64)) != 0
+    }
+
+    fn lookup(&self, key: &Key) -> Option<u32> {
+        let slots = &self.slots;
+        self.table
+            .find(
+                self.hasher.hash_one(key),
+                |&s| matches!(&slots[s as usize], Some(e) if key_of(e.ident()) == *key),
+            )
+            .copied()
+    }
+
+    // --- the LRU list -----------------------------------------------------------------------
+
+    fn ident_at(&mut self, slot: u32) -> &mut Ident {
+        let e = self.slots[slot as usize]
+            .as_mut()
+            .expect("a linked slot holds an entry");
+        e.ident_mut()
+    }
+
+    /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it).
+    fn expand_at(&mut self, slot: u32) {
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+            return;
+        };
+        if matches!(entry, Entry::Syn(_)) {
+            let placeholder = Entry::Flow(Box::new(Flow::new(Common::from_ident(
+                entry.ident().clone(),
+                0,
+                0,
+            ))));
+            if let Entry::Syn(syn) = std::mem::replace(entry, placeholder) {
+                *entry = Entry::Tcp(Box::new(syn.expand(&self.config, &mut self.timers)));
+            }
+        }
+    }
+
+    fn lru_unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let c = self.ident_at(slot);
+            (c.lru_prev, c.lru_next)
+        };
+        if prev == NIL {
+            self.lru_head = next;
+        } else {
+            self.ident_at(prev).lru_next = next;
+        }
+        if next == NIL {
+            self.lru_tail = prev;
+        } else {
+            self.ident_at(next).lru_prev = prev;
+        }
+    }
+
+    fn lru_push_back(&mut self, slot: u32) {
+        let tail = self.lru_tail;
+        {
+            let c = self.ident_at(slot);
+            c.lru_prev = tail;
+            c.lru_next = NIL;
+        }
+        if tail == NIL {
+            self.lru_head = slot;
+        } else {
+            self.ident_at(tail).lru_next = slot;
+        }
+        self.lru_tail = slot;
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if self.lru_tail != slot {
+            self.lru_unlink(slot);
+            self.lru_push_back(slot);
+        }
+    }
+
+    // --- timers -------------------------------------------------------------------------------
+
+    fn ctx(&mut self, slot: u32) -> (TimerCtx<'_>, &mut Entry) {
+        let keep = self.config.keep_transitions;
+        let entry = self.slots[slot as usize]
+            .as_mut()
+            .expect("a live slot holds an entry");
+        let (uid, serial) = (entry.ident().uid, entry.ident().serial);
+        (
+            TimerCtx {
+                timers: &mut self.timers,
+                slot,
+                timeouts: &self.config.timeouts,
+                transitions: if keep {
+                    Some(&mut self.transitions)
+                } else {
+                    None
+                },
+                uid,
+                serial,
+                muted: false,
+            },
+            entry,
+        )
+    }
+
+    fn run_timers(&mut self, now: i64) {
+        while let Some(Reverse(top)) = self.timers.heap.peek() {
+            if top.deadline > now {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.heap.pop() else {
+                break;
+            };
+            let live = match self.slots.get(timer.slot as usize) {
+                Some(Some(e)) => e.ident().armed(&timer),
+                _ => false,
+            };
+            if !live {
+                continue;
+            }
+            // As in Zeek, a timer sees the network time it fires at, not its deadline: after
+            // a jump in capture time it fires once, not once per period of the jump.
+            self.expand_at(timer.slot);
+            let (mut t, entry) = self.ctx(timer.slot);
+            let cause = match entry {
+                Entry::Tcp(conn) => conn.timer(now, timer.kind(), &mut t),
+                Entry::Flow(flow) => flow.timer(now, timer.kind(), &mut t),
+                Entry::Syn(_) => None, // expanded above
+            };
+            if let Some(cause) = cause {
+                self.remove(timer.slot, cause);
+            }
+        }
+        if self.timers.heap.len() > 4 * self.live + 4096 {
+            self.compact_timers();
+        }
+    }
+
+    fn compact_timers(&mut self) {
+        let slots = &self.slots;
+        let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
+            .into_iter()
+            .filter(|Reverse(t)| match slots.get(t.slot as usize) {
+                Some(Some(e)) => e.ident().armed(t),
+                _ => false,
+            })
+            .collect();
+        self.timers.heap = BinaryHeap::from(kept);
+    }
+
+    // --- the table ----------------------------------------------------------------------------
+
+    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8) -> u32 {
+        self.serial += 1;
+        let serial = self.serial;
+        {
+            let c = entry.ident_mut();
+            c.serial = serial;
+            c.uid = ids::flow_uid(
+                &mut self.scratch,
+                serial,
+                ts,
+                key.proto,
+                key.vlan(),
+                (&key.a, key.pa),
+                (&key.b, key.pb),
+            );
+            c.vlan = key.vlan;
+            c.ip_version = version;
+            debug_assert!(key_of(c) == key, "an entry's key is computed from it");
+        }
+        let slot = match self.free.pop() {
+            Some((s, gen)) => {
+                entry.ident_mut().timer_gen = gen;
+                entry.ident_mut().first_gen = gen;
+                self.slots[s as usize] = Some(entry);
+                s
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let hash = hasher.hash_one(key);
+        self.table
+            .insert_unique(hash, slot, |&s| match &slots[s as usize] {
+                Some(e) => hasher.hash_one(key_of(e.ident())),
+                None => 0, // never: the table holds only live slots
+            });
+        self.lru_push_back(slot);
+        self.live += 1;
+        if self.live > self.config.max_flows {
+            let victim = self.lru_head;
+            self.evicted += 1;
+            self.remove(victim, Cause::Evicted);
+        }
+        slot
+    }
+
+    fn remove(&mut self, slot: u32, cause: Cause) {
+        if self.slots.get(slot as usize).is_none_or(|s| s.is_none()) {
+            return;
+        }
+        self.lru_unlink(slot);
+        let Some(entry) = self.slots[slot as usize].take() else {
+            return;
+        };
+        let key = key_of(entry.ident());
+        if let Ok(found) = self
+            .table
+            .find_entry(self.hasher.hash_one(key), |&s| s == slot)
+        {
+            found.remove();
+        }
+        self.free
+            .push((slot, entry.ident().timer_gen.wrapping_add(1)));
+        self.live -= 1;
+        match entry {
+            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause),
+            Entry::Syn(syn) => {
+                let conn = syn.expand(&self.config, &mut self.timers);
+                self.ended.push_tcp(&conn, cause);
+            }
+            Entry::Flow(flow) => self.ended.push_flow(&flow, cause),
+        }
+    }
+
+    /// End of capture: every open connection ends now (least recently active first, as the
+    /// Python table iterates).
+    pub fn finish(&mut self) {
+        while self.lru_head != NIL {
+            let slot = self.lru_head;
+            self.remove(slot, Cause::End);
+        }
+    }
+
+    /// Move the clock to `ts_ns` without a packet: timers due by then fire.
+    pub fn advance(&mut self, ts_ns: i64) {
+        let zts = zeek_time(ts_ns);
+        if zts > self.now {
+            self.now = zts;
+            self.run_timers(zts);
+        }
+    }
+
+    // --- the packets ----------------------------------------------------------------------------
+
+    /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
+    pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        let n = p.check()?;
+        let drop = self.config.drop_bad_checksums;
+        for i in 0..n {
+            let l4 = p.l4[i];
+            let depth = p.tunnel_depth[i];
+            // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
+            // cut short) still counts on its carriers' UDP connections (§12); an IP-level
+            // carrier (GRE, IP-in-IP) is no connection.
+            let udp_carried =
+                depth > 0 && (p.out_proto[i] == 17 || (depth > 1 && p.car_proto[i] == 17));
+            let mut used = p.ip_version[i] > 0
+                && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried)
+                && p.frag[i] != FRAG_PART;
+            let src = p.addr(p.src, i);
+            let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
+            // Zeek validating checksums also drops an IPv4 header whose total length is 0
+            // (TSO), whatever ignore_checksums_nets says (§1).
+            used &= !(bad_ip || drop && p.ip_len_zero[i]);
+            if !used {
+                self.count_skipped(p, i, bad_ip);
+                self.packets_skipped += 1;
+                continue;
+            }
+            let ts = p.ts_ns[i];
+            let zts = zeek_time(ts);
+            // Timers run before every packet, also one of the same time (a delay of 0 is due
+            // before the next packet), at the clock's time.
+            let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
+            if zts > self.now {
+                self.now = zts;
+                if due(&self.timers) {
+                    self.run_timers(zts);
+                }
+            } else if due(&self.timers) {
+                self.run_timers(self.now);
+            }
+            let mut encap: Option<(u8, Uid)> = None;
+            if depth > 0 {
+                // The outermost carrier, then (two or more tunnels deep) the innermost one:
+                // each UDP carrier is a connection of its own, and the inner packet's parent
+                // is the innermost (Zeek's EncapsulationStack::Last, §12).
+                let (outer, _) = self.carrier(
+                    (p.addr(p.out_src, i), p.out_sport[i]),
+                    (p.addr(p.out_dst, i), p.out_dport[i]),
+                    p.out_proto[i],
+                    p.out_ip_len[i],
+                    p.tunnel[i],
+                    ts,
+                    zts,
+                    p.frame[i],
+                );
+                encap = Some(outer);
+                if depth > 1 {
+                    let (inner, carrier) = self.carrier(
+                        (p.addr(p.car_src, i), p.car_sport[i]),
+                        (p.addr(p.car_dst, i), p.car_dport[i]),
+                        p.car_proto[i],
+                        p.car_ip_len[i],
+                        p.tunnel[i],
+                        ts,
+                        zts,
+                        p.frame[i],
+                    );
+                    if let Some(slot) = carrier {
+                        self.encapsulation(slot, encap);
+                    }
+                    encap = Some(inner);
+                }
+            }
+            if !matches!(l4, 6 | 17 | 1 | 58) {
+                // Nothing to track inside: counted on its carriers only.
+                self.packets_tracked += 1;
+                continue;
+            }
+            let dst = p.addr(p.dst, i);
+            let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
+            let version = p.ip_version[i];
+            let bad = drop && p.l4_csum[i] == CSUM_BAD && !self.ignored(&src);
+            let slot = match l4 {
+                6 => self.tcp(p, i, src, dst, vlan, version, zts, bad),
+                17 => self.udp(
+                    src,
+                    p.sport[i],
+                    dst,
+                    p.dport[i],
+                    ts,
+                    zts,
+                    p.frame[i],
+                    i64::from(p.udp_len[i]) - 8,
+                    p.counted_ip_len(i),
+                    bad,
+                    vlan,
+                    version,
+                ),
+                _ => {
+                    let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
+                    if p.q_valid[i] && matches!(p.q_proto[i], 6 | 17) {
+                        self.attach_icmp_error(p, i, vlan);
+                    }
+                    slot
+                }
+            };
+            self.encapsulation(slot, encap);
+            self.packets_tracked += 1;
+        }
+        if self.timers.heap.len() > 4 * self.live + 4096 {
+            self.compact_timers();
+        }
+        Ok(())
+    }
+
+    /// Counts a tunnel carrier: a UDP one is a connection of its own, an IP one (GRE,
+    /// IP-in-IP) only a tunnel record, as in Zeek. Returns the encapsulation it makes for what
+    /// it carries, and the carrier's slot if it is a connection.
+    #[allow(clippy::too_many_arguments)]
+    fn carrier(
+        &mut self,
+        src: ([u8; 16], u16),
+        dst: ([u8; 16], u16),
+        proto: u8,
+        ip_len: u32,
+        kinds: u32,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+    ) -> ((u8, Uid), Option<u32>) {
+        if proto != 17 {
+            return (
+                (2, ids::tunnel_uid(&mut self.scratch, &src.0, &dst.0, kinds)),
+                None,
+            );
+        }
+        let v4 = src.0[..12] == V4_PREFIX;
+        let hdr: i64 = if v4 { 20 } else { 40 };
+        let slot = self.udp(
+            src.0,
+            src.1,
+            dst.0,
+            dst.1,
+            ts,
+            zts,
+            frame,
+            i64::from(ip_len) - hdr - 8,
+            ip_len,
+            false,
+            None,
+            if v4 { 4 } else { 6 },
+        );
+        let uid = self
+            .slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map_or([0; 17], |e| e.ident().uid);
+        ((1, uid), Some(slot))
+    }
+
+    fn ignored(&self, src: &[u8; 16]) -> bool {
+        self.config
+            .ignore_checksum_nets
+            .iter()
+            .any(|n| n.contains(src))
+    }
+
+    /// Why a frame was not counted in any connection (for report footers).
+    fn count_skipped(&mut self, p: &Packets<'_>, i: usize, bad_ip: bool) {
+        if p.frag[i] == FRAG_PART {
+            return; // counted with the datagram it belongs to
+        }
+        let nc = &mut self.not_counted;
+        if p.malformed[i] > 0 {
+            nc.malformed[usize::from(p.malformed[i])] += 1;
+        } else if p.ip_version[i] == 0 {
+            nc.not_ip += 1;
+        } else if self.config.drop_bad_checksums && p.ip_len_zero[i] {
+            nc.ip_len_zero += 1;
+        } else if bad_ip {
+            nc.bad_ip_checksum += 1;
+        } else {
+            nc.ip_proto[usize::from(p.proto[i])] += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        src: [u8; 16],
+        dst: [u8; 16],
+        vlan: Option<i32>,
+        version: u8,
+        zts: i64,
+        bad: bool,
+    ) -> u32 {
+        let (sport, dport) = (p.sport[i], p.dport[i]);
+        let flags = p.tcp_flags[i];
+        let key = Key::new(6, vlan, (src, sport), (dst, dport), true);
+        let seg = Segment {
+            ts: p.ts_ns[i],
+            zts,
+            frame: p.frame[i],
+            flags,
+            seq: p.seq[i],
+            ack: p.ack[i],
+            payload: i64::from(p.payload[i]),
+            win: p.win[i],
+            ip_len: p.counted_ip_len(i),
+            captured: !p.truncated[i],
+            csum_bad: bad,
+        };
+        let opts = if flags & SYN != 0 {
+            p.syn_options(i)
+        } else {
+            SynOptions::none()
+        };
+        let mut found = self.lookup(&key);
+        if let Some(slot) = found {
+            self.touch(slot);
+            self.expand_at(slot);
+            let reuse = match &self.slots[slot as usize] {
+                Some(Entry::Tcp(conn)) => conn.is_reuse(flags, seg.seq),
+                _ => false,
+            };
+            if reuse {
+                self.remove(slot, Cause::Reuse);
+                found = None;
+            }
+        }
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let c = Common::new(6, src, sport, dst, dport, seg.ts, zts, seg.frame, 0);
+                let conn = TcpConn::new(c, &seg, self.config.report_gaps_for_partial);
+                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version);
+                let (mut t, entry) = self.ctx(slot);
+                if let Entry::Tcp(conn) = entry {
+                    conn.arm(&mut t);
+                }
+                // Not a plain SYN: guess the server by its port (§3.1); a plain SYN never flips.
+                let mut flip = false;
+                if (flags & SYN == 0 || flags & ACK != 0) && self.likely(6, sport) {
+                    flip = if self.likely(6, dport) {
+                        flags & SYN == 0 && sport < dport
+                    } else {
+                        true
+                    };
+                }
+                if flip && dst != BROADCAST4 {
+                    if let Some(Entry::Tcp(conn)) = self.slots[slot as usize].as_mut() {
+                        conn.flip();
+                    }
+                }
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        let (mut t, entry) = self.ctx(slot);
+        let Entry::Tcp(conn) = entry else {
+            return slot;
+        };
+        let o = usize::from(conn.c.orig);
+        let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
+        let h = if from_orig { o } else { 1 - o };
+        conn.packet(&seg, h, check, &opts, &mut t);
+        let compact = if found.is_none() {
+            SynOnly::compress(conn, &seg, &opts, check)
+        } else {
+            None
+        };
+        if let Some(syn) = compact {
+            if let Some(entry) = self.slots[slot as usize].as_mut() {
+                #[cfg(debug_assertions)]
+                if let Entry::Tcp(conn) = entry {
+                    let mut scratch = Timers::default();
+                    let again = syn.clone().expand(&self.config, &mut scratch);
+                    debug_assert!(
+                        again == **conn,
+                        "a SynOnly expands to the connection it was"
+                    );
+                }
+                *entry = Entry::Syn(Box::new(syn));
+            }
+        }
+        slot
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn udp(
+        &mut self,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+        ts: i64,
+        zts: i64,
+        frame: i64,
+        payload: i64,
+        ip_len: u32,
+        bad: bool,
+        vlan: Option<i32>,
+        version: u8,
+    ) -> u32 {
+        let key = Key::new(17, vlan, (src, sport), (dst, dport), true);
+        let slot = match self.lookup(&key) {
+            Some(slot) => {
+                self.touch(slot);
+                slot
+            }
+            None => {
+                let inactivity = self.config.timeouts.udp_inactivity;
+                let c = Common::new(17, src, sport, dst, dport, ts, zts, frame, inactivity);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
+                let dns_timeout = self.config.dns_timeout;
+                let dns_period = self.config.timeouts.dns_session_timeout;
+                let (mut t, entry) = self.ctx(slot);
+                if let Entry::Flow(flow) = entry {
+                    if flip {
+                        flow.flip();
+                    }
+                    if inactivity != 0 {
+                        t.add(
+                            &flow.c,
+                            zts.saturating_add(inactivity),
+                            TimerKind::Inactivity,
+                        );
+                    }
+                    let resp = 1 - usize::from(flow.c.orig);
+                    if dns_timeout && DNS_PORTS.contains(&flow.c.port[resp]) {
+                        flow.dns = true;
+                        t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
+                    }
+                }
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
+            let o = usize::from(flow.c.orig);
+            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == sport;
+            let h = if from_orig { o } else { 1 - o };
+            flow.packet(h, ts, zts, frame, payload, ip_len, bad, check, true);
+        }
+        slot
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn icmp(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        src: [u8; 16],
+        dst: [u8; 16],
+        vlan: Option<i32>,
+        version: u8,
+        zts: i64,
+        bad: bool,
+    ) -> u32 {
+        let l4 = p.l4[i];
+        // Type and code are 0..=255 on the wire; a column value outside (-1, absent, never on
+        // an ICMP row the decoder made) is clamped, so the key is what `key_of` computes.
+        let wire = |v: i16| v.clamp(0, 255) as u16;
+        let (oport, rport, one_way) =
+            icmp_ports(wire(p.icmp_type[i]), wire(p.icmp_code[i]), l4 == 58);
+        let key = Key::new(l4, vlan, (src, oport), (dst, rport), !one_way);
+        let ts = p.ts_ns[i];
+        let frame = p.frame[i];
+        let slot = match self.lookup(&key) {
+            Some(slot) => {
+                self.touch(slot);
+                slot
+            }
+            None => {
+                let inactivity = self.config.timeouts.icmp_inactivity;
+                let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let (mut t, entry) = self.ctx(slot);
+                if inactivity != 0 {
+                    t.add(
+                        entry.ident(),
+                        zts.saturating_add(inactivity),
+                        TimerKind::Inactivity,
+                    );
+                }
+                if let Entry::Flow(flow) = entry {
+                    // Its type is orig's port; Zeek's resp_p cannot say the code.
+                    flow.icmp_code = p.icmp_code[i];
+                }
+                slot
+            }
+        };
+        let check = self.config.drop_bad_checksums;
+        if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
+            let o = usize::from(flow.c.orig);
+            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == oport;
+            let h = if from_orig { o } else { 1 - o };
+            flow.packet(
+                h,
+                ts,
+                zts,
+                frame,
+                i64::from(p.payload[i]),
+                p.counted_ip_len(i),
+                bad,
+                check,
+                !p.truncated[i],
+            );
+        }
+        slot
+    }
+
+    fn attach_icmp_error(&mut self, p: &Packets<'_>, i: usize, vlan: Option<i32>) {
+        let key = Key::new(
+            p.q_proto[i],
+            vlan,
+            (p.addr(p.q_src, i), p.q_sport[i]),
+            (p.addr(p.q_dst, i), p.q_dport[i]),
+            true,
+        );
+        if let Some(slot) = self.lookup(&key) {
+            let (t, c) = (p.icmp_type[i], p.icmp_code[i]);
+            self.ident_at(slot).extra().icmp_errors.push((t, c));
+        }
+    }
+
+    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
+    fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
+        let seen = match self.slots.get(slot as usize) {
+            Some(Some(e)) => e.ident().encap_seen,
+            _ => return,
+        };
+        if seen {
+            self.expand_at(slot); // a SynOnly has seen one packet: never here
+        }
+        let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if !seen {
+            let c = entry.ident_mut();
+            c.encap_seen = true;
+            if let Some(e) = encap {
+                let x = c.extra();
+                x.encap = Some(e);
+                x.parents.push(e.1);
+            }
+            return;
+        }
+        let Some(e) = encap else {
+            return;
+        };
+        let c = match entry {
+            Entry::Tcp(t) => &mut t.c,
+            Entry::Flow(f) => &mut f.c,
+            Entry::Syn(_) => return,
+        };
+        let current = c.extra.as_ref().and_then(|x| x.encap);
+        if current != Some(e) {
+            let x = c.id.extra();
+            if x.encap_changes < 5 {
+                x.encap_changes += 1;
+                if !x.parents.contains(&e.1) {
+                    x.parents.push(e.1);
+                }
+            } else if !c.history.contains(b'X') {
+                c.history.push(b'X');
+            }
+            c.id.extra().encap = Some(e);
+        }
+    }
+}
+
+/// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
+pub fn icmp_ports(icmp_type: u16, code: u16, v6: bool) -> (u16, u16, bool) {
+    let counterpart = if v6 {
+        match icmp_type {
+            128 => Some(129),
+            129 => Some(128),
+            133 => Some(134),
+            134 => Some(133),
+            135 => Some(136),
+            136 => Some(135),
+            130 => Some(131),
+            131 => Some(130),
+            139 => Some(140),
+            140 => Some(139),
+            144 => Some(145),
+            145 => Some(144),
+            _ => None,
+        }
+    } else {
+        match icmp_type {
+            8 => Some(0),
+            0 => Some(8),
+            13 => Some(14),
+            14 => Some(13),
+            15 => Some(16),
+            16 => Some(15),
+            10 => Some(9),
+            9 => Some(10),
+            17 => Some(18),
+            18 => Some(17),
+            _ => None,
+        }
+    };
+    match counterpart {
+        Some(c) => (icmp_type, c, false),
+        None => (icmp_type, code, true),
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. Each
+    /// entry is a slot (its key and a boxed state) and 4 bytes in the hash table.
+    #[test]
+    fn per_flow_state_stays_within_its_current_size() {
+        eprintln!(
+            "slot {} SynOnly {} Flow {} TcpConn {} Timer {}",
+            std::mem::size_of::<Option<Entry>>(),
+            std::mem::size_of::<SynOnly>(),
+            std::mem::size_of::<Flow>(),
+            std::mem::size_of::<TcpConn>(),
+            std::mem::size_of::<Timer>(),
+        );
+        assert!(std::mem::size_of::<Option<Entry>>() <= 16);
+        assert!(std::mem::size_of::<SynOnly>() <= 144);
+        assert!(std::mem::size_of::<Flow>() <= 264);
+        assert!(std::mem::size_of::<TcpConn>() <= 792);
+        assert!(std::mem::size_of::<Timer>() <= 24);
+    }
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    use super::*;
+
+    /// Packet columns owned by the test, one TCP segment a row.
+    #[derive(Default)]
+    struct Rows {
+        frame: Vec<i64>,
+        ts_ns: Vec<i64>,
+        vlan: Vec<i32>,
+        ip_version: Vec<u8>,
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        proto: Vec<u8>,
+        ip_len: Vec<u32>,
+        frag: Vec<u8>,
+        sport: Vec<u16>,
+        dport: Vec<u16>,
+        payload: Vec<i32>,
+        tcp_flags: Vec<u16>,
+        seq: Vec<u32>,
+        ack: Vec<u32>,
+        win: Vec<u16>,
+        mss: Vec<i32>,
+        wscale: Vec<i16>,
+        flags_b: Vec<bool>,
+        opt_count: Vec<u8>,
+        opt_kinds: Vec<u8>,
+        u16_zero: Vec<u16>,
+        i16_none: Vec<i16>,
+        u8_zero: Vec<u8>,
+        u32_zero: Vec<u32>,
+        addr_zero: Vec<u8>,
+    }
+
+    fn v4(last: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12] = 10;
+        a[15] = last;
+        a
+    }
+
+    impl Rows {
+        #[allow(clippy::too_many_arguments)]
+        fn tcp(
+            &mut self,
+            ts_us: i64,
+            from: ([u8; 16], u16),
+            to: ([u8; 16], u16),
+            flags: u16,
+            seq: u32,
+            ack: u32,
+            payload: i32,
+        ) {
+            self.frame.push(self.frame.len() as i64 + 1);
+            self.ts_ns
+                .push(1_700_000_000_000_000_000_i64.saturating_add(ts_us.saturating_mul(1000)));
+            self.vlan.push(-1);
+            self.ip_version.push(4);
+            self.src.extend_from_slice(&from.0);
+            self.dst.extend_from_slice(&to.0);
+            self.proto.push(6);
+            self.ip_len.push(40u32.wrapping_add(payload as u32));
+            self.frag.push(0);
+            self.sport.push(from.1);
+            self.dport.push(to.1);
+            self.payload.push(payload);
+            self.tcp_flags.push(flags);
+            self.seq.push(seq);
+            self.ack.push(ack);
+            self.win.push(65535);
+            self.mss.push(if flags & SYN != 0 { 1460 } else { -1 });
+            self.wscale.push(if flags & SYN != 0 { 7 } else { -1 });
+            self.flags_b.push(false);
+            self.opt_count.push(if flags & SYN != 0 { 2 } else { 0 });
+            let mut kinds = [0u8; 40];
+            kinds[0] = 2;
+            kinds[1] = 3;
+            self.opt_kinds.extend_from_slice(&kinds);
+            self.u16_zero.push(0);
+            self.i16_none.push(-1);
+            self.u8_zero.push(0);
+            self.u32_zero.push(0);
+            self.addr_zero.extend_from_slice(&[0u8; 16]);
+        }
+
+        fn packets(&self) -> Packets<'_> {
+            Packets {
+                frame: &self.frame,
+                ts_ns: &self.ts_ns,
+                vlan: &self.vlan,
+                ip_version: &self.ip_version,
+                src: &self.src,
+                dst: &self.dst,
+                proto: &self.proto,
+                ip_len: &self.ip_len,
+                ip_len_zero: &self.flags_b,
+                frag: &self.frag,
+                l4: &self.proto,
+                sport: &self.sport,
+                dport: &self.dport,
+                payload: &self.payload,
+                tcp_flags: &self.tcp_flags,
+                seq: &self.seq,
+                ack: &self.ack,
+                win: &self.win,
+                mss: &self.mss,
+                wscale: &self.wscale,
+                sack_perm: &self.flags_b,
+                has_ts: &self.flags_b,
+                opt_count: &self.opt_count,
+                opt_kinds: &self.opt_kinds,
+                udp_len: &self.u16_zero,
+                icmp_type: &self.i16_none,
+                icmp_code: &self.i16_none,
+                q_valid: &self.flags_b,
+                q_src: &self.addr_zero,
+                q_dst: &self.addr_zero,
+                q_proto: &self.u8_zero,
+                q_sport: &self.u16_zero,
+                q_dport: &self.u16_zero,
+                tunnel_depth: &self.u8_zero,
+                tunnel: &self.u32_zero,
+                out_src: &self.addr_zero,
+                out_dst: &self.addr_zero,
+                out_proto: &self.u8_zero,
+                out_sport: &self.u16_zero,
+                out_dport: &self.u16_zero,
+                out_ip_len: &self.u32_zero,
+                car_src: &self.addr_zero,
+                car_dst: &self.addr_zero,
+                car_proto: &self.u8_zero,
+                car_sport: &self.u16_zero,
+                car_dport: &self.u16_zero,
+                car_ip_len: &self.u32_zero,
+                truncated: &self.flags_b,
+                ip_csum: &self.u8_zero,
+                l4_csum: &self.u8_zero,
+                malformed: &self.u8_zero,
+            }
+        }
+    }
+
+    const FA: u16 = tcp::FIN | ACK;
+    const PA: u16 = 0x08 | ACK;
+
+    #[test]
+    fn a_whole_connection_and_syn_only_flows() {
+        let (c, s) = ((v4(1), 40000), (v4(2), 80));
+        let mut r = Rows::default();
+        r.tcp(0, c, s, SYN, 1000, 0, 0);
+        r.tcp(100, s, c, SYN | ACK, 5000, 1001, 0);
+        r.tcp(200, c, s, ACK, 1001, 5001, 0);
+        r.tcp(300, c, s, PA, 1001, 5001, 10);
+        r.tcp(400, s, c, PA, 5001, 1011, 20);
+        r.tcp(500, c, s, FA, 1011, 5021, 0);
+        r.tcp(600, s, c, FA, 5021, 1012, 0);
+        r.tcp(700, c, s, ACK, 1012, 5022, 0);
+        // Three SYN-only connections (a scan): kept compact, expanded when they end.
+        for k in 0..3u8 {
+            r.tcp(
+                800 + i64::from(k),
+                (v4(9), 50000 + u16::from(k)),
+                (v4(3), 22),
+                SYN,
+                7,
+                0,
+                0,
+            );
+        }
+        // One of them retransmits its SYN: expanded by its second packet.
+        r.tcp(1_000_000, (v4(9), 50001), (v4(3), 22), SYN, 7, 0, 0);
+        let mut t = Tracker::new(Config::default());
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(t.open_flows(), 4);
+        t.finish();
+        let b = t.ended.take();
+        assert_eq!(b.len(), 4);
+        let hist: Vec<&str> = b.history.iter().map(String::as_str).collect();
+        assert_eq!(hist, ["ShADdFf", "S", "S", "S"]);
+        let states: Vec<&str> = b
+            .conn_state
+            .iter()
+            .map(|&c| zeek::CONN_STATE_NAMES[usize::from(c)])
+            .collect();
+        assert_eq!(states, ["SF", "S0", "S0", "S0"]);
+        assert_eq!((b.orig_bytes[0], b.resp_bytes[0]), (10, 20));
+        assert_eq!((b.orig_pkts[0], b.resp_pkts[0]), (5, 3));
+        assert_eq!(b.orig_pkts[1..], [1, 1, 2]); // the retransmitting one was active last
+        assert_eq!(b.syn_retransmits[1..], [0, 0, 1]);
+        assert_eq!(b.end_reason[0], 0); // fin
+        assert_eq!(b.orig_state[0], rfc::TcpState::TimeWait as u8);
+        assert_eq!(b.resp_state[0], rfc::TcpState::Closed as u8);
+        // SYN-SENT for the scanned ones, one transition each (a LISTENing peer stays so when
+        // it receives a SYN); 10 for the whole connection (both sides through the handshake
+        // and the close, the originator closing first).
+        assert_eq!(b.orig_state[1..], [rfc::TcpState::SynSent as u8; 3]);
+        assert_eq!(t.transitions.len(), 10 + 3);
+    }
+
+    #[test]
+    fn the_flow_cap_evicts_the_least_recently_active() {
+        let mut r = Rows::default();
+        for k in 0..5u16 {
+            r.tcp(i64::from(k), (v4(9), 1000 + k), (v4(3), 80), SYN, 1, 0, 0);
+        }
+        // The first connection is active again: the second is now the least recent.
+        r.tcp(10, (v4(9), 1000), (v4(3), 80), SYN, 1, 0, 0);
+        r.tcp(11, (v4(9), 2000), (v4(3), 80), SYN, 1, 0, 0);
+        let config = Config {
+            max_flows: 5,
+            ..Config::default()
+        };
+        let mut t = Tracker::new(config);
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(t.evicted, 1);
+        assert_eq!(t.ended.orig_p, [1001]);
+        assert_eq!(t.ended.end_reason, [4]); // evicted
+    }
+
+    /// xorshift64*: deterministic pseudo-random values for the hostile-input test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    /// Arbitrary values in every column the tracker reads (few hosts and ports, so packets
+    /// meet in the same flows; extreme sequence numbers, times, lengths and codes): no panic
+    /// (debug builds check every arithmetic overflow), and the table stays within its cap.
+    #[test]
+    fn arbitrary_columns_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..40 {
+            let mut r = Rows::default();
+            let n = 500;
+            for _ in 0..n {
+                let a = (
+                    v4(rng.pick(&[1, 2, 3])),
+                    rng.pick(&[0u16, 53, 80, 443, 3544, 65535]),
+                );
+                let b = (
+                    v4(rng.pick(&[1, 2, 255])),
+                    rng.pick(&[0u16, 53, 80, 443, 4789]),
+                );
+                let flags = (rng.next() & 0xfff) as u16;
+                let any = rng.next() as u32;
+                let seq = rng.pick(&[0, 1, u32::MAX, u32::MAX - 1, 1 << 31, any]);
+                let any = rng.next() as u32;
+                let ack = rng.pick(&[0, 1, u32::MAX, seq.wrapping_add(1), any]);
+                let payload = rng.pick(&[-1, 0, 1, 1460, 65535, i32::MAX]);
+                let ts_us = rng.pick(&[0, 1, 5_000_000, 400_000_000, i64::MAX / 4000]);
+                r.tcp(ts_us, a, b, flags, seq, ack, payload);
+                let last = r.frame.len() - 1;
+                r.proto[last] = rng.pick(&[6, 17, 1, 58, 47, 0]);
+                r.ip_version[last] = rng.pick(&[4, 6, 0]);
+                r.win[last] = rng.pick(&[0, 1, 65535]);
+                r.wscale[last] = rng.pick(&[-1, 0, 14, 255, i16::MAX]);
+                r.i16_none[last] = rng.pick(&[-1, 0, 3, 8, 128, 255, i16::MAX, i16::MIN]);
+                r.u8_zero[last] = rng.pick(&[0, 1, 2, 6, 17, 255]);
+                r.u16_zero[last] = rng.pick(&[0, 7, 8, 65535]);
+                r.u32_zero[last] = rng.pick(&[0, 1, u32::MAX]);
+                r.flags_b[last] = rng.next() & 1 == 1;
+                r.frag[last] = rng.pick(&[0, 1, 2]);
+                r.ip_len[last] = rng.pick(&[0, 20, u32::MAX]);
+                r.opt_count[last] = rng.pick(&[0, 5, 40, 255]);
+                if rng.next() % 8 == 0 {
+                    r.ts_ns[last] = rng.pick(&[i64::MIN, i64::MAX, -1, 0]);
+                }
+            }
+            let config = Config {
+                drop_bad_checksums: round % 2 == 0,
+                max_flows: 1 + round % 7,
+                vlan_in_key: round % 3 == 0,
+                likely_server_ports: vec![(6, 80), (17, 53), (6, 0)],
+                ignore_checksum_nets: vec![Net {
+                    addr: v4(0),
+                    prefix: 104,
+                    v4: true,
+                }],
+                ..Config::default()
+            };
+            let max = config.max_flows;
+            let mut t = Tracker::new(config);
+            let p = r.packets();
+            t.feed(&p).unwrap();
+            assert!(t.open_flows() <= max);
+            t.advance(i64::MAX);
+            t.finish();
+            assert_eq!(t.open_flows(), 0);
+            assert_eq!(t.packets_tracked + t.packets_skipped, n as u64);
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! `portlens._core.Tracker`: the Rust tracker over PacketBatch columns.
+//!
+//! `feed(batch)` reads the batch's numpy columns in place (no copy), tracks them with the GIL
+//! released, and returns the connections that ended as a dict of columns (docs/formats.md
+//! names; addresses as n×16 uint8 arrays, absent integers as the column type's minimum).
+//! `transitions()` drains the RFC 9293 transitions seen so far, as columns too.
+
+use std::collections::HashMap;
+
+use numpy::Element;
+use numpy::{
+    IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
+use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
+use portlens_core::track::ids::Uid;
+use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
+use portlens_core::track::zeek::CONN_STATE_NAMES;
+use portlens_core::track::{
+    self as core, ConnBatch, Net, Packets, SynOptions, Timeouts, TransitionBatch,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+/// The names `Timeouts` takes, each required (nanoseconds of capture time; only
+/// tcp_partial_close may be None, for off).
+const TIMEOUT_NAMES: [&str; 11] = [
+    "tcp_inactivity",
+    "udp_inactivity",
+    "icmp_inactivity",
+    "tcp_attempt",
+    "tcp_close",
+    "tcp_reset",
+    "tcp_partial_close",
+    "tcp_syn_timeout",
+    "tcp_connection_linger",
+    "tcp_session_timer",
+    "dns_session_timeout",
+];
+
+fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
+    for name in map.keys() {
+        if !TIMEOUT_NAMES.contains(&name.as_str()) {
+            return Err(PyValueError::new_err(format!(
+                "unknown timeout {name:?}; known: {}",
+                TIMEOUT_NAMES.join(", ")
+            )));
+        }
+    }
+    let optional = |name: &str| -> PyResult<Option<i64>> {
+        let value = map
+            .get(name)
+            .copied()
+            .ok_or_else(|| PyValueError::new_err(format!("timeout {name:?} missing")))?;
+        if value.is_some_and(|v| v < 0) {
+            return Err(PyValueError::new_err(format!(
+                "timeout {name:?} is negative"
+            )));
+        }
+        Ok(value)
+    };
+    let get = |name: &str| -> PyResult<i64> {
+        optional(name)?.ok_or_else(|| PyValueError::new_err(format!("timeout {name:?} is None")))
+    };
+    Ok(Timeouts {
+        tcp_inactivity: get("tcp_inactivity")?,
+        udp_inactivity: get("udp_inactivity")?,
+        icmp_inactivity: get("icmp_inactivity")?,
+        tcp_attempt: get("tcp_attempt")?,
+        tcp_close: get("tcp_close")?,
+        tcp_reset: get("tcp_reset")?,
+        tcp_partial_close: optional("tcp_partial_close")?,
+        tcp_syn_timeout: get("tcp_syn_timeout")?,
+        tcp_connection_linger: get("tcp_connection_linger")?,
+        tcp_session_timer: get("tcp_session_timer")?,
+        dns_session_timeout: get("dns_session_timeout")?,
+    })
+}
+
+#[pyclass(module = "portlens._core", name = "Tracker")]
+pub struct Tracker {
+    inner: core::Tracker,
+}
+
+fn col1<'py, T: Element>(
+    batch: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArray1<'py, T>> {
+    batch
+        .getattr(name)?
+        .extract::<PyReadonlyArray1<'py, T>>()
+        .map_err(|e| PyValueError::new_err(format!("column {name}: {e}")))
+}
+
+fn col2<'py>(batch: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
+    batch
+        .getattr(name)?
+        .extract::<PyReadonlyArray2<'py, u8>>()
+        .map_err(|e| PyValueError::new_err(format!("column {name}: {e}")))
+}
+
+fn slice<'a, T: Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
+}
+
+fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
+}
+
+fn uid_text(u: &Uid) -> String {
+    let mut s = String::with_capacity(18);
+    s.push('C');
+    s.extend(u.iter().map(|&b| char::from(b)));
+    s
+}
+
+/// A handshake's options (client's or server's) as columns under `prefix`: `present` (False
+/// when no SYN or SYN-ACK was seen), `mss` (-1 absent), `wscale` (-1 absent), `sack_perm`,
+/// `timestamps`, `kinds` (n×40 uint8, the first `kinds_len` valid).
+fn options_columns<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    prefix: &str,
+    opts: &[Option<Box<SynOptions>>],
+) -> PyResult<()> {
+    let n = opts.len();
+    let none = SynOptions::default();
+    fn or<'a>(o: &'a Option<Box<SynOptions>>, none: &'a SynOptions) -> &'a SynOptions {
+        o.as_deref().unwrap_or(none)
+    }
+    let get = |o| or(o, &none);
+    let present: Vec<bool> = opts.iter().map(Option::is_some).collect();
+    let mss: Vec<i32> = opts.iter().map(|o| get(o).mss).collect();
+    let wscale: Vec<i16> = opts.iter().map(|o| get(o).wscale).collect();
+    let sack: Vec<bool> = opts.iter().map(|o| get(o).sack_perm).collect();
+    let ts: Vec<bool> = opts.iter().map(|o| get(o).timestamps).collect();
+    let kinds_len: Vec<u8> = opts.iter().map(|o| get(o).kinds_len).collect();
+    let kinds: Vec<u8> = opts.iter().flat_map(|o| get(o).kinds).collect();
+    d.set_item(format!("{prefix}.present"), present.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.mss"), mss.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.wscale"), wscale.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.sack_perm"), sack.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.timestamps"), ts.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.kinds_len"), kinds_len.into_pyarray(py))?;
+    d.set_item(
+        format!("{prefix}.kinds"),
+        kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?,
+    )?;
+    Ok(())
+}
+
+/// Text columns whose values repeat (histories): one Python string per distinct value.
+fn deduped<'py>(py: Python<'py>, values: &[String]) -> PyResult<Bound<'py, PyList>> {
+    let mut seen: HashMap<&str, Bound<'py, PyString>> = HashMap::new();
+    let items: Vec<Bound<'py, PyString>> = values
+        .iter()
+        .map(|v| {
+            seen.entry(v.as_str())
+                .or_insert_with(|| PyString::new(py, v))
+                .clone()
+        })
+        .collect();
+    PyList::new(py, items)
+}
+
+/// Python strings for a table of names, made once per call and shared by every row.
+fn names<'py>(py: Python<'py>, table: &[&str]) -> Vec<Bound<'py, PyString>> {
+    table.iter().map(|n| PyString::intern(py, n)).collect()
+}
+
+fn coded<'py>(py: Python<'py>, codes: &[u8], table: &[&str]) -> PyResult<Bound<'py, PyList>> {
+    let names = names(py, table);
+    let items: Vec<Option<Bound<'py, PyString>>> = codes
+        .iter()
+        .map(|&c| names.get(usize::from(c)).cloned())
+        .collect();
+    PyList::new(py, items)
+}
+
+fn addrs<'py>(py: Python<'py>, v: Vec<[u8; 16]>) -> PyResult<Bound<'py, PyAny>> {
+    let n = v.len();
+    let flat: Vec<u8> = v.into_flattened();
+    Ok(flat.into_pyarray(py).reshape([n, 16])?.into_any())
+}
+
+fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let n = b.len();
+    d.set_item("uid", PyList::new(py, b.uid.iter().map(uid_text))?)?;
+    d.set_item("serial", b.serial.into_pyarray(py))?;
+    d.set_item("ts_ns", b.ts_ns.into_pyarray(py))?;
+    d.set_item("id.orig_h", addrs(py, b.orig_h)?)?;
+    d.set_item("id.orig_p", b.orig_p.into_pyarray(py))?;
+    d.set_item("id.resp_h", addrs(py, b.resp_h)?)?;
+    d.set_item("id.resp_p", b.resp_p.into_pyarray(py))?;
+    let proto_names: Vec<&str> = b
+        .proto
+        .iter()
+        .map(|&p| match p {
+            6 => "tcp",
+            17 => "udp",
+            _ => "icmp",
+        })
+        .collect();
+    d.set_item("proto", PyList::new(py, proto_names)?)?;
+    d.set_item("ip_proto", b.proto.into_pyarray(py))?;
+    d.set_item("duration_ns", b.duration_ns.into_pyarray(py))?;
+    d.set_item("orig_bytes", b.orig_bytes.into_pyarray(py))?;
+    d.set_item("resp_bytes", b.resp_bytes.into_pyarray(py))?;
+    d.set_item("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?)?;
+    d.set_item("missed_bytes", b.missed_bytes.into_pyarray(py))?;
+    d.set_item("history", deduped(py, &b.history)?)?;
+    d.set_item("orig_pkts", b.orig_pkts.into_pyarray(py))?;
+    d.set_item("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py))?;
+    d.set_item("resp_pkts", b.resp_pkts.into_pyarray(py))?;
+    d.set_item("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py))?;
+    // Tuples: the empty one (almost every row) is a single shared object.
+    let parents: Vec<Bound<'py, PyTuple>> = b
+        .tunnel_parents
+        .iter()
+        .map(|p| PyTuple::new(py, p.iter().map(uid_text)))
+        .collect::<PyResult<_>>()?;
+    d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
+    d.set_item("community_id", PyList::new(py, &b.community_id)?)?;
+    d.set_item("ip_version", b.ip_version.into_pyarray(py))?;
+    d.set_item("vlan", b.vlan.into_pyarray(py))?;
+    d.set_item("orig_state", coded(py, &b.orig_state, &STATE_NAMES)?)?;
+    d.set_item("resp_state", coded(py, &b.resp_state, &STATE_NAMES)?)?;
+    d.set_item("end_reason", coded(py, &b.end_reason, &END_REASON_NAMES)?)?;
+    d.set_item("completeness", b.completeness.into_pyarray(py))?;
+    d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
+    d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
+    d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
+    let errors: Vec<Bound<'py, PyTuple>> = b
+        .icmp_errors
+        .iter()
+        .map(|e| PyTuple::new(py, e))
+        .collect::<PyResult<_>>()?;
+    d.set_item("icmp_errors", PyList::new(py, errors)?)?;
+    d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
+    d.set_item("icmp_code", b.icmp_code.into_pyarray(py))?;
+    d.set_item(
+        "handshake.outcome",
+        coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?,
+    )?;
+    d.set_item("handshake.syn_ns", b.syn_ns.into_pyarray(py))?;
+    d.set_item("handshake.syn_ack_ns", b.syn_ack_ns.into_pyarray(py))?;
+    d.set_item("handshake.ack_ns", b.ack_ns.into_pyarray(py))?;
+    d.set_item(
+        "handshake.syn_retransmits",
+        b.syn_retransmits.into_pyarray(py),
+    )?;
+    d.set_item(
+        "handshake.syn_ack_retransmits",
+        b.syn_ack_retransmits.into_pyarray(py),
+    )?;
+    options_columns(py, &d, "handshake.client_options", &b.client_options)?;
+    options_columns(py, &d, "handshake.server_options", &b.server_options)?;
+    let flat: Vec<u32> = b.analysis.into_flattened();
+    let analysis = flat.into_pyarray(py).reshape([n, ANALYSIS_NAMES.len()])?;
+    for (k, name) in ANALYSIS_NAMES.iter().enumerate() {
+        let column = analysis.call_method1("__getitem__", ((py.Ellipsis(), k),))?;
+        d.set_item(format!("analysis.{name}"), column)?;
+    }
+    Ok(d)
+}
+
+fn transitions_dict<'py>(py: Python<'py>, t: TransitionBatch) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("uid", PyList::new(py, t.uid.iter().map(uid_text))?)?;
+    d.set_item("serial", t.serial.into_pyarray(py))?;
+    d.set_item("ts_ns", t.ts_ns.into_pyarray(py))?;
+    d.set_item("frame", t.frame.into_pyarray(py))?;
+    d.set_item("host", t.host.into_pyarray(py))?;
+    d.set_item("endpoint", coded(py, &t.endpoint, &["orig", "resp"])?)?;
+    d.set_item("event", coded(py, &t.event, &EVENT_NAMES)?)?;
+    d.set_item("from", coded(py, &t.from, &STATE_NAMES)?)?;
+    d.set_item("to", coded(py, &t.to, &STATE_NAMES)?)?;
+    d.set_item("flags", t.flags.into_pyarray(py))?;
+    d.set_item("seq", t.seq.into_pyarray(py))?;
+    d.set_item("ack", t.ack.into_pyarray(py))?;
+    d.set_item("payload", t.payload.into_pyarray(py))?;
+    d.set_item("id.orig_h", addrs(py, t.orig_h)?)?;
+    d.set_item("id.orig_p", t.orig_p.into_pyarray(py))?;
+    d.set_item("id.resp_h", addrs(py, t.resp_h)?)?;
+    d.set_item("id.resp_p", t.resp_p.into_pyarray(py))?;
+    Ok(d)
+}
+
+#[pymethods]
+impl Tracker {
+    /// `timeouts`: every name of TIMEOUT_NAMES in ns; `likely_server_ports`: (IP protocol,
+    /// port) pairs; `ignore_checksum_nets`: (16-byte network address, prefix length in the
+    /// 16-byte form, is IPv4).
+    #[new]
+    #[pyo3(signature = (*, timeouts, drop_bad_checksums=false, likely_server_ports=Vec::new(),
+                        report_gaps_for_partial=false, dns_timeout=true, max_flows=1_000_000,
+                        vlan_in_key=false, keep_transitions=true,
+                        ignore_checksum_nets=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        timeouts: HashMap<String, Option<i64>>,
+        drop_bad_checksums: bool,
+        likely_server_ports: Vec<(u8, u16)>,
+        report_gaps_for_partial: bool,
+        dns_timeout: bool,
+        max_flows: usize,
+        vlan_in_key: bool,
+        keep_transitions: bool,
+        ignore_checksum_nets: Vec<(Vec<u8>, u8, bool)>,
+    ) -> PyResult<Self> {
+        let mut nets = Vec::new();
+        for (addr, prefix, v4) in ignore_checksum_nets {
+            let addr: [u8; 16] = addr
+                .try_into()
+                .map_err(|_| PyValueError::new_err("a network address must be 16 bytes"))?;
+            nets.push(Net { addr, prefix, v4 });
+        }
+        let config = core::Config {
+            timeouts: timeouts_from(&timeouts)?,
+            drop_bad_checksums,
+            likely_server_ports,
+            report_gaps_for_partial,
+            dns_timeout,
+            max_flows,
+            vlan_in_key,
+            keep_transitions,
+            ignore_checksum_nets: nets,
+        };
+        Ok(Tracker {
+            inner: core::Tracker::new(config),
+        })
+    }
+
+    /// Track one PacketBatch (any object with its columns); returns the connections that
+    /// ended during it, as columns.
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let frame = col1::<i64>(batch, "frame")?;
+        let ts_ns = col1::<i64>(batch, "ts_ns")?;
+        let vlan = col1::<i32>(batch, "vlan")?;
+        let ip_version = col1::<u8>(batch, "ip_version")?;
+        let src = col2(batch, "src")?;
+        let dst = col2(batch, "dst")?;
+        let proto = col1::<u8>(batch, "proto")?;
+        let ip_len = col1::<u32>(batch, "ip_len")?;
+        let ip_len_zero = col1::<bool>(batch, "ip_len_zero")?;
+        let frag = col1::<u8>(batch, "frag")?;
+        let l4 = col1::<u8>(batch, "l4")?;
+        let sport = col1::<u16>(batch, "sport")?;
+        let dport = col1::<u16>(batch, "dport")?;
+        let payload = col1::<i32>(batch, "payload")?;
+        let tcp_flags = col1::<u16>(batch, "tcp_flags")?;
+        let seq = col1::<u32>(batch, "seq")?;
+        let ack = col1::<u32>(batch, "ack")?;
+        let win = col1::<u16>(batch, "win")?;
+        let mss = col1::<i32>(batch, "mss")?;
+        let wscale = col1::<i16>(batch, "wscale")?;
+        let sack_perm = col1::<bool>(batch, "sack_perm")?;
+        let has_ts = col1::<bool>(batch, "has_ts")?;
+        let opt_count = col1::<u8>(batch, "opt_count")?;
+        let opt_kinds = col2(batch, "opt_kinds")?;
+        let udp_len = col1::<u16>(batch, "udp_len")?;
+        let icmp_type = col1::<i16>(batch, "icmp_type")?;
+        let icmp_code = col1::<i16>(batch, "icmp_code")?;
+        let q_valid = col1::<bool>(batch, "q_valid")?;
+        let q_src = col2(batch, "q_src")?;
+        let q_dst = col2(batch, "q_dst")?;
+        let q_proto = col1::<u8>(batch, "q_proto")?;
+        let q_sport = col1::<u16>(batch, "q_sport")?;
+        let q_dport = col1::<u16>(batch, "q_dport")?;
+        let tunnel_depth = col1::<u8>(batch, "tunnel_depth")?;
+        let tunnel = col1::<u32>(batch, "tunnel")?;
+        let out_src = col2(batch, "out_src")?;
+        let out_dst = col2(batch, "out_dst")?;
+        let out_proto = col1::<u8>(batch, "out_proto")?;
+        let out_sport = col1::<u16>(batch, "out_sport")?;
+        let out_dport = col1::<u16>(batch, "out_dport")?;
+        let out_ip_len = col1::<u32>(batch, "out_ip_len")?;
+        let car_src = col2(batch, "car_src")?;
+        let car_dst = col2(batch, "car_dst")?;
+        let car_proto = col1::<u8>(batch, "car_proto")?;
+        let car_sport = col1::<u16>(batch, "car_sport")?;
+        let car_dport = col1::<u16>(batch, "car_dport")?;
+        let car_ip_len = col1::<u32>(batch, "car_ip_len")?;
+        let truncated = col1::<bool>(batch, "truncated")?;
+        let ip_csum = col1::<u8>(batch, "ip_csum")?;
+        let l4_csum = col1::<u8>(batch, "l4_csum")?;
+        let malformed = col1::<u8>(batch, "malformed")?;
+        if opt_kinds.shape().get(1).copied().unwrap_or(OPT_KINDS_MAX) != OPT_KINDS_MAX {
+            return Err(PyValueError::new_err("column opt_kinds must be n×40"));
+        }
+        let p = Packets {
+            frame: slice(&frame, "frame")?,
+            ts_ns: slice(&ts_ns, "ts_ns")?,
+            vlan: slice(&vlan, "vlan")?,
+            ip_version: slice(&ip_version, "ip_version")?,
+            src: slice2(&src, "src")?,
+            dst: slice2(&dst, "dst")?,
+            proto: slice(&proto, "proto")?,
+            ip_len: slice(&ip_len, "ip_len")?,
+            ip_len_zero: slice(&ip_len_zero, "ip_len_zero")?,
+            frag: slice(&frag, "frag")?,
+            l4: slice(&l4, "l4")?,
+            sport: slice(&sport, "sport")?,
+            dport: slice(&dport, "dport")?,
+            payload: slice(&payload, "payload")?,
+            tcp_flags: slice(&tcp_flags, "tcp_flags")?,
+            seq: slice(&seq, "seq")?,
+            ack: slice(&ack, "ack")?,
+            win: slice(&win, "win")?,
+            mss: slice(&mss, "mss")?,
+            wscale: slice(&wscale, "wscale")?,
+            sack_perm: slice(&sack_perm, "sack_perm")?,
+            has_ts: slice(&has_ts, "has_ts")?,
+            opt_count: slice(&opt_count, "opt_count")?,
+            opt_kinds: slice2(&opt_kinds, "opt_kinds")?,
+            udp_len: slice(&udp_len, "udp_len")?,
+            icmp_type: slice(&icmp_type, "icmp_type")?,
+            icmp_code: slice(&icmp_code, "icmp_code")?,
+            q_valid: slice(&q_valid, "q_valid")?,
+            q_src: slice2(&q_src, "q_src")?,
+            q_dst: slice2(&q_dst, "q_dst")?,
+            q_proto: slice(&q_proto, "q_proto")?,
+            q_sport: slice(&q_sport, "q_sport")?,
+            q_dport: slice(&q_dport, "q_dport")?,
+            tunnel_depth: slice(&tunnel_depth, "tunnel_depth")?,
+            tunnel: slice(&tunnel, "tunnel")?,
+            out_src: slice2(&out_src, "out_src")?,
+            out_dst: slice2(&out_dst, "out_dst")?,
+            out_proto: slice(&out_proto, "out_proto")?,
+            out_sport: slice(&out_sport, "out_sport")?,
+            out_dport: slice(&out_dport, "out_dport")?,
+            out_ip_len: slice(&out_ip_len, "out_ip_len")?,
+            car_src: slice2(&car_src, "car_src")?,
+            car_dst: slice2(&car_dst, "car_dst")?,
+            car_proto: slice(&car_proto, "car_proto")?,
+            car_sport: slice(&car_sport, "car_sport")?,
+            car_dport: slice(&car_dport, "car_dport")?,
+            car_ip_len: slice(&car_ip_len, "car_ip_len")?,
+            truncated: slice(&truncated, "truncated")?,
+            ip_csum: slice(&ip_csum, "ip_csum")?,
+            l4_csum: slice(&l4_csum, "l4_csum")?,
+            malformed: slice(&malformed, "malformed")?,
+        };
+        let inner = &mut self.inner;
+        let ended = py
+            .detach(|| inner.feed(&p).map(|()| inner.ended.take()))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        conn_dict(py, ended)
+    }
+
+    /// Moves the clock without a packet (live capture): returns the connections that ended.
+    fn advance<'py>(&mut self, py: Python<'py>, ts_ns: i64) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let ended = py.detach(|| {
+            inner.advance(ts_ns);
+            inner.ended.take()
+        });
+        conn_dict(py, ended)
+    }
+
+    /// End of capture: every open connection ends; returns them.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let ended = py.detach(|| {
+            inner.finish();
+            inner.ended.take()
+        });
+        conn_dict(py, ended)
+    }
+
+    /// The RFC 9293 transitions since the last call, in the order they happened.
+    fn transitions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        transitions_dict(py, self.inner.transitions.take())
+    }
+
+    #[getter]
+    fn packets_tracked(&self) -> u64 {
+        self.inner.packets_tracked
+    }
+
+    #[getter]
+    fn packets_skipped(&self) -> u64 {
+        self.inner.packets_skipped
+    }
+
+    #[getter]
+    fn evicted(&self) -> u64 {
+        self.inner.evicted
+    }
+
+    #[getter]
+    fn open_flows(&self) -> usize {
+        self.inner.open_flows()
+    }
+
+    /// Frames in no connection, by why: {("malformed", code) | ("not IP", 0) |
+    /// ("IPv4 total length 0", 0) | ("bad IPv4 checksum", 0) | ("IP protocol", number): count}.
+    fn not_counted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let nc = &self.inner.not_counted;
+        let d = PyDict::new(py);
+        for (code, &n) in nc.malformed.iter().enumerate() {
+            if n > 0 {
+                d.set_item(("malformed", code), n)?;
+            }
+        }
+        if nc.not_ip > 0 {
+            d.set_item(("not IP", 0), nc.not_ip)?;
+        }
+        if nc.ip_len_zero > 0 {
+            d.set_item(("IPv4 total length 0", 0), nc.ip_len_zero)?;
+        }
+        if nc.bad_ip_checksum > 0 {
+            d.set_item(("bad IPv4 checksum", 0), nc.bad_ip_checksum)?;
+        }
+        for (proto, &n) in nc.ip_proto.iter().enumerate() {
+            if n > 0 {
+                d.set_item(("IP protocol", proto), n)?;
+            }
+        }
+        Ok(d)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Tracker>()
+}
