@@ -139,17 +139,21 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
 
 def test_interfaces_table_and_json(capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from portlens.cli import common
+
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     rc, out, _ = run(capsys, "interfaces")
     lo = next(line.split() for line in out.splitlines() if line.split()[:1] == ["lo"])
-    assert rc == 0 and lo[2:4] == ["UP", "loopback"] and "127.0.0.1/8" in lo
+    assert rc == 0 and lo[2:4] == ["UP", "loopback"] and "127.0.0.1/8," in lo
     assert out.split()[:6] == ["interface", "index", "state", "link", "type", "mtu"]
     rc, out, _ = run(capsys, "interfaces", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert rc == 0 and {r["name"] for r in rows} >= {"lo", "any"}
     monkeypatch.setenv("COLUMNS", "40")
     rc, out, err = run(capsys, "interfaces")
-    assert rc == 0 and "index" not in out.split() and "left out to fit the terminal" in err
+    assert rc == 0 and "index" not in out.split() and "left out to fit 40 columns" in err
 
 
 @pytest.mark.parametrize(("argv", "memory", "disk", "where"), [

@@ -669,11 +669,14 @@ def test_tables_print(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     for argv in (["ports"], ["handshakes"], ["handshakes", "--conns"], ["sockets"]):
         code, out = run(capsys, *argv, str(SESSION))
         assert code == 0 and "80" in out
+    from portlens.cli import common
+
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
     monkeypatch.setenv("COLUMNS", "70")
     code = main(["ports", str(SESSION)])
     out, err = capsys.readouterr()
     assert code == 0 and "80/tcp" in out and "1 completed" in out
-    assert "left out to fit the terminal" in err
+    assert "left out to fit 70 columns; --wide shows every column" in err
 
 
 # --- the Python API -------------------------------------------------------------------------------

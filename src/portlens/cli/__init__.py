@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from portlens import __version__
 from portlens.cli.args import check_options, check_source, compiled_filter
-from portlens.cli.common import EXIT_ERROR, EXIT_OK, UsageError, error
+from portlens.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError, error
 from portlens.cli.conns import add_conns_parser, add_events_parser
 from portlens.cli.live import add_live_parsers
 from portlens.cli.packets import add_packets_parser
@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. Neither Ctrl-C nor a closed pipe, whenever they
+    come, ends in a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _silence_stdout_errors()
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `portlens --help | head -1`
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = _default_command(parser, sys.argv[1:] if argv is None else list(argv))
     try:
@@ -69,14 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LiveCaptureError as exc:
         error(str(exc))
         return EXIT_ERROR
+    except BrokenPipeError:  # `portlens conns big.pcap | head -1`: the reader has enough
+        _silence_stdout()
+        return EXIT_OK
     except OSError as exc:  # -w FILE that cannot be written, and the like
         error(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `portlens packets big.pcap | head`
-        _silence_stdout()
-        return EXIT_OK
     finally:
         from portlens.cli.common import not_decoded_note
 
@@ -94,6 +105,8 @@ def _tune_gc() -> None:
 
 
 def _silence_stdout() -> None:
+    """Whatever is still buffered for a closed pipe goes nowhere, so that Python's flush at
+    exit does not print "Exception ignored ... BrokenPipeError"."""
     import os
 
     try:
@@ -101,6 +114,15 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def _silence_stdout_errors() -> None:
+    """After Ctrl-C the reader may be gone too (`portlens conns x | less`, quit): flush now,
+    and if that fails, send the rest nowhere rather than print a traceback at exit."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
 
 
 GLOBAL_FLAGS = ("--no-color",)

@@ -1,6 +1,7 @@
 """What every command uses: exit statuses, one-line errors, the pipeline of the command's
 source (files with a progress bar, or a live session) and selection, the tracker's
-configuration from the arguments."""
+configuration from the arguments, and where tables go (a terminal, fitted, or anything else,
+in full)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ if TYPE_CHECKING:
 
     from portlens.capture import LiveOptions, LiveSession
     from portlens.pipeline import Options, Pipeline, Source
+    from portlens.report.tables import Screen
     from portlens.track.tracker import TrackerConfig
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report SIGINT (128 + 2), after printing what was done."""
 
 
 class UsageError(Exception):
@@ -86,7 +90,7 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
         status[0] = EXIT_ERROR
 
     source, options = pipeline_setup(args)
-    with progress_bar(source.files) as progress:
+    with progress_bar(source.files, show_progress(args)) as progress:
         pipeline = Pipeline(source, options, on_error=on_error, on_warning=error,
                             progress=progress)
         try:
@@ -175,16 +179,64 @@ def live_summary(session: LiveSession) -> None:
 
 PROGRESS_MIN_BYTES = 8 << 20
 """Files smaller than this read too fast for a progress bar to help."""
+STREAMING = frozenset({"conns", "events", "packets"})
+"""Commands whose output comes while the file is read: on a terminal it shows the progress
+itself, and a bar on the same screen would be drawn through it."""
+
+
+def stdout_is_terminal() -> bool:
+    """Whether tables are for a person (fitted to the terminal) or for a pipe or file (every
+    column in full). Tests replace it to see what a terminal would show."""
+    return sys.stdout.isatty()
+
+
+def _styles_allowed() -> bool:
+    import os
+
+    return os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    if not sys.stderr.isatty():
+        return False
+    return not (stdout_is_terminal() and getattr(args, "command", "") in STREAMING)
+
+
+def screen(args: argparse.Namespace | None = None) -> Screen:
+    """Where the command's tables go. On a terminal: fitted to its width (COLUMNS wins, as
+    everywhere), unless --wide; anywhere else: every column in full, no styles."""
+    import shutil
+
+    from portlens.report.tables import FIRST_WAIT, Screen
+
+    terminal = stdout_is_terminal()
+    width = None
+    if terminal and not getattr(args, "wide", False):
+        width = max(shutil.get_terminal_size().columns, 20)
+    return Screen(sys.stdout, sys.stderr, width=width, style=terminal and _styles_allowed(),
+                  err_style=sys.stderr.isatty() and _styles_allowed(),
+                  first_wait=FIRST_WAIT if getattr(args, "interface", None) else None)
+
+
+def wide_arg(p: argparse.ArgumentParser) -> None:
+    """--wide, for the commands that print tables."""
+    p.add_argument("--wide", action="store_true",
+                   help="on a terminal, every column even when the lines are then wider than "
+                        "it (columns are left out to fit otherwise, and a note says which); "
+                        "piped output always has every column")
 
 
 @contextlib.contextmanager
-def progress_bar(paths: Sequence[str]) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while reading large files, only when stderr is a terminal."""
+def progress_bar(paths: Sequence[str], show: bool = True
+                 ) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while reading large files, only when stderr is a terminal.
+    It never takes over stdout (rich's default), so the output goes where it was sent, and
+    the file name is shown as text, not read as markup."""
     size = 0
     for path in paths:
         with contextlib.suppress(OSError):
             size += os.path.getsize(path)
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+    if not show or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import (
@@ -196,23 +248,33 @@ def progress_bar(paths: Sequence[str]) -> Iterator[Callable[[int, int], None] | 
         TransferSpeedColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
-                  console=stderr_console()) as bar:
-        label = os.path.basename(paths[0]) + (f" (+{len(paths) - 1} files)"
-                                              if len(paths) > 1 else "")
-        task = bar.add_task(label, total=size)
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                   DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                   transient=True, console=stderr_console(), redirect_stdout=False,
+                   redirect_stderr=False)
+    label = os.path.basename(paths[0]) + (f" (+{len(paths) - 1} files)"
+                                          if len(paths) > 1 else "")
+    task = bar.add_task(label, total=size)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or size)
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total or size)
 
+    bar.start()
+    try:
         yield update
+    finally:
+        # Stopped however the reading ends (Ctrl-C included), so the terminal is left clean
+        # and the bar's refresh thread is gone before anything else is printed.
+        with contextlib.suppress(Exception):
+            bar.stop()
 
 
 def stderr_console() -> Console:
+    """The rich console of the live view and the progress bar: no markup, no emoji codes,
+    no highlighting, whatever text reaches it."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
@@ -220,19 +282,30 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
 
-    Interrupted (Ctrl-C, a closed pipe), the connections still open are handed over all the
-    same, as at the end of the capture: a streaming output ends with every connection seen."""
+    Interrupted by Ctrl-C, the connections still open are handed over all the same, as at the
+    end of the capture, and the status is EXIT_INTERRUPTED: the command then prints what was
+    done (a streaming output ends with every connection seen, a report covers the packets read).
+    A closed pipe (BrokenPipeError) ends the command: nobody reads the rest."""
     status = [EXIT_OK]
     with reading(args, status) as pipeline:
         try:
-            pipeline.track(sink)
+            try:
+                pipeline.track(sink)
+            except KeyboardInterrupt:
+                status[0] = EXIT_INTERRUPTED
         finally:
             if not_counted is not None:
                 not_counted.update(pipeline.not_counted)
             evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session)
+    if status[0] == EXIT_INTERRUPTED:
+        interrupted_note()
     return status[0]
+
+
+def interrupted_note() -> None:
+    print("portlens: interrupted; what was read so far is reported", file=sys.stderr)
 
 
 def evicted_note(evicted: int, max_flows: int) -> None:

@@ -16,7 +16,8 @@ from portlens.cli.common import (
     exit_status,
     live_summary,
     reading,
-    stderr_console,
+    screen,
+    wide_arg,
 )
 from portlens.cli.times import ZoneNote, clock, time_args
 
@@ -58,6 +59,7 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="only the connection with this uid, or the uids starting so "
                         "(repeatable)")
     time_args(p)
+    wide_arg(p)
     p.set_defaults(func=cmd_conns)
 
 
@@ -110,8 +112,8 @@ def cmd_conns(args: argparse.Namespace) -> int:
     keep = _conn_filter(args)
     out: TextIO = sys.stdout
     found = 0
-    table: list[Connection] = []
     zeek = report.ZeekWriter(out) if args.format == "zeek" else None
+    table = report.ConnsTable(screen(args), clock(args)) if args.format == "table" else None
     if args.format == "csv":
         report.write_csv([], out)
 
@@ -123,31 +125,19 @@ def cmd_conns(args: argparse.Namespace) -> int:
         found += 1
         if zeek is not None:
             zeek.write(c)
+        elif table is not None:
+            table.add(c)
         elif args.format == "json":
             out.write(report.json_line(report.record(c)) + "\n")
-        elif args.format == "csv":
-            report.write_csv([c], out, header=False)
         else:
-            table.append(c)
+            report.write_csv([c], out, header=False)
 
-    times = clock(args)
-    try:
-        status = each_connection(args, emit)
-    finally:
-        if zeek is not None:
-            zeek.close()
-        if args.format == "table" and table:
-            from portlens.report.tables import print_fitting
-
-            table.sort(key=lambda c: c.ts_ns)
-            columns = report.table_columns(times)
-            print_fitting(columns, report.table_rows(table, columns, times),
-                          drop_order=report.DROP_ORDER)
-            noun = "connection" if len(table) == 1 else "connections"
-            zone = times.zone_label(table[0].ts_ns)
-            stderr_console().print(f"{len(table)} {noun}" + (f"; start {zone}" if zone else ""),
-                                   style="dim", highlight=False)
-        out.flush()
+    status = each_connection(args, emit)
+    if zeek is not None:
+        zeek.close()
+    if table is not None:
+        table.close()
+    out.flush()
     return exit_status(status, found)
 
 

@@ -21,7 +21,9 @@ from portlens.cli.common import (
     exit_status,
     live_summary,
     reading,
+    screen,
     stderr_console,
+    wide_arg,
 )
 from portlens.cli.times import time_args
 
@@ -40,10 +42,12 @@ def add_live_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="no dashboard: connections as JSON lines as they end (the default when "
                         "standard output is not a terminal)")
     time_args(p, styles=False)
+    wide_arg(p)
     p.set_defaults(func=cmd_sniff)
 
     p = sub.add_parser("interfaces", help="network interfaces to capture on")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    wide_arg(p)
     p.set_defaults(func=cmd_interfaces)
 
 
@@ -110,7 +114,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
               f"{missed.total:,} TCP payload bytes were acknowledged but never seen "
               f"(Zeek's missed_bytes, per connection in `conns`)", file=sys.stderr)
     if not as_json and len(ended):
-        ports_report.print_table(ended, "conns", None)
+        ports_report.print_table(screen(args), ended, "conns", None)
     out.flush()
     return exit_status(status[0], len(ended))
 
@@ -145,7 +149,7 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
                   c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s,
                   Clock(utc=args.utc).stamp(c.started_ns, whole=True))
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
-                     recent)  # type: ignore[arg-type]
+                     recent, wide=args.wide)  # type: ignore[arg-type]
 
 
 def cmd_interfaces(args: argparse.Namespace) -> int:
@@ -156,10 +160,18 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
         for i in found:
             print(json.dumps(i.as_dict()))
     else:
-        rows = [(i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
-                 " ".join(i.addresses) or "-") for i in found]
-        from portlens.report.tables import print_fitting
+        from portlens.report.tables import Column, TableWriter, left_out_text
 
-        print_fitting(("interface", "index", "state", "link type", "mtu", "addresses"), rows,
-                      wrap=frozenset({"addresses"}), drop_order=("mtu", "index", "link type"))
+        where = screen(args)
+        writer = TableWriter(where, [Column("interface"), Column("index", right=True),
+                                     Column("state"), Column("link type"),
+                                     Column("mtu", right=True),
+                                     Column("addresses", fold=True)],
+                             drop_order=("mtu", "index", "link type"))
+        for i in found:
+            writer.add((i.name, str(i.index), "UP" if i.up else "DOWN", i.link_type, str(i.mtu),
+                        ", ".join(i.addresses) or "-"))
+        left_out = writer.close()
+        if left_out:
+            where.note(f"({left_out_text(left_out, where.width)})")
     return EXIT_OK if found else EXIT_NOTHING

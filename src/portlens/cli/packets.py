@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args, window_args
-from portlens.cli.common import EXIT_NOTHING, EXIT_OK, error, live_summary, reading
+from portlens.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING,
+    EXIT_OK,
+    error,
+    interrupted_note,
+    live_summary,
+    reading,
+    screen,
+)
 from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.report.clock import Clock
 
@@ -77,6 +86,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
         except ConnectionNotFoundError as exc:
             error(str(exc))
             return EXIT_NOTHING if status[0] == EXIT_OK else status[0]
+        except KeyboardInterrupt:
+            status[0] = EXIT_INTERRUPTED
+            interrupted_note()
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session)
     files = pipeline.files
@@ -87,35 +99,42 @@ def cmd_packets(args: argparse.Namespace) -> int:
                 record["files"] = [f.record() for f in files]
             out.write(json.dumps(record) + "\n")
         else:
-            _print_stats(stats, [args.interface] if args.interface else args.files, times)
+            _print_stats(args, stats, [args.interface] if args.interface else args.files,
+                         times)
             if len(files) > 1:
-                _print_files(files, times)
+                _print_files(args, files, times)
     out.flush()
     if status[0] == EXIT_OK and stats.frames == 0 and args.stats:
         return EXIT_NOTHING
     return status[0]
 
 
-def _print_files(files: Sequence[object], times: Clock) -> None:
+def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock) -> None:
     """One row per file (capinfos' numbers), in the order they were named."""
     from portlens.report.packets import file_rows
-    from portlens.report.tables import print_fitting
+    from portlens.report.tables import Column, TableWriter, left_out_text
 
-    columns, rows = file_rows(files, times)
-    print_fitting(columns, rows, title="files", drop_order=("format", "last frame"))
+    names, rows = file_rows(files, times)
+    where = screen(args)
+    numbers = ("frames", "bytes", "time backwards")
+    writer = TableWriter(where, [Column(n, right=n in numbers) for n in names],
+                         title="files", drop_order=("format", "last frame"))
+    for row in rows:
+        writer.add(row)
+    left_out = writer.close()
+    if left_out:
+        where.note(left_out_text(left_out, where.width))
 
 
-def _print_stats(stats: object, files: Sequence[str], times: Clock) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str],
+                 times: Clock) -> None:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.report.packets import stats_rows
+    from portlens.report.tables import Column, TableWriter
 
     assert isinstance(stats, CaptureStats)
-    table = Table(title=", ".join(files), show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
+    writer = TableWriter(screen(args), [Column("what"), Column("value", fold=True)],
+                         title=", ".join(files), header=False)
     for what, value in stats_rows(stats, times):
-        table.add_row(what, value)
-    Console().print(table)
+        writer.add((what, value))
+    writer.close()

@@ -9,12 +9,16 @@ import sys
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     each_connection,
     error,
     exit_status,
+    interrupted_note,
     reading,
+    screen,
     tracker_config,
+    wide_arg,
 )
 from portlens.cli.times import time_args
 
@@ -53,6 +57,7 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                        default="table", help="JSON lines, exact numbers")
         p.add_argument("--csv", dest="format", action="store_const", const="csv",
                        help="CSV, exact numbers")
+        wide_arg(p)
 
     p = tracking_parser(sub, "ports", "per-port summary: outcomes, traffic, clients, RTT "
                         "(the default command)", EPILOG_PORTS)
@@ -104,7 +109,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(table, sys.stdout, args.sort, args.top)
     elif len(table):
-        report.print_table(table, args.sort, args.top)
+        report.print_table(screen(args), table, args.sort, args.top)
     sys.stdout.flush()
     return exit_status(status, len(table))
 
@@ -140,9 +145,9 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(records, sys.stdout)
     elif records and args.conns:
-        report.print_conns(records)
+        report.print_conns(screen(args), records)
     elif records:
-        report.print_table(table)
+        report.print_table(screen(args), table)
     sys.stdout.flush()
     return exit_status(status, records)
 
@@ -161,7 +166,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         report.write_csv(table, sys.stdout)
     elif found:
-        report.print_tables(table)
+        report.print_tables(screen(args), table)
     sys.stdout.flush()
     return exit_status(status, found)
 
@@ -196,7 +201,11 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     status = [EXIT_OK]
     with reading(args, status) as pipeline:
         finder = pipeline.first_pass()  # finds the connection; writes nothing
-        finder.track(sink)
+        try:
+            finder.track(sink)
+        except KeyboardInterrupt:
+            interrupted_note()
+            return EXIT_INTERRUPTED
         pipeline.not_decoded = finder.not_decoded
         try:
             conn = choose(selector, sorted(found, key=lambda c: c.ts_ns), args.conn, matches)

@@ -6,10 +6,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from portlens.cli.args import source_args
-from portlens.cli.common import EXIT_OK, error, exit_status, source_batches, stderr_console
+from portlens.cli.common import (
+    EXIT_OK,
+    error,
+    exit_status,
+    screen,
+    source_batches,
+    wide_arg,
+)
 from portlens.cli.times import clock, time_args
+
+if TYPE_CHECKING:
+    from portlens.report.tables import Screen
 
 EPILOG_HOSTS = """examples:
   portlens hosts capture.pcap                    every IP address: packets and bytes sent/received
@@ -41,6 +52,7 @@ def add_talker_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                        default="bytes", help="row order (default: most bytes first)")
         p.add_argument("--top", type=int, metavar="N", help="only the first N rows")
         time_args(p)
+        wide_arg(p)
         p.set_defaults(func=func)
 
 
@@ -93,9 +105,10 @@ def cmd_hosts(args: argparse.Namespace) -> int:
     elif rows:
         columns = report.columns_for(report.HOST_COLUMNS, times)
         cells = [report.host_cells(e, times) for e in rows]
-        left = report.print_table(columns, report.rows_of(cells, columns), report.HOST_DROP,
-                                  "hosts (IP endpoints)")
-        _footer(f"{len(rows)} of {len(table.endpoints())} hosts" if args.top else
+        where = screen(args)
+        left = report.print_table(where, columns, report.rows_of(cells, columns),
+                                  report.HOST_DROP, "hosts (IP endpoints)")
+        _footer(where, f"{len(rows)} of {len(table.endpoints())} hosts" if args.top else
                 f"{len(rows)} host{'' if len(rows) == 1 else 's'}", left,
                 times.zone_label(min(e.first_ns for e in rows)))
     sys.stdout.flush()
@@ -120,19 +133,22 @@ def cmd_convs(args: argparse.Namespace) -> int:
     elif rows:
         columns = report.columns_for(report.CONV_COLUMNS, times)
         cells = [report.conv_cells(c, times) for c in rows]
-        left = report.print_table(columns, report.rows_of(cells, columns), report.CONV_DROP,
-                                  "conversations (A: the first to send)")
-        _footer(f"{len(rows)} of {len(table.conversations())} conversations" if args.top else
+        where = screen(args)
+        left = report.print_table(where, columns, report.rows_of(cells, columns),
+                                  report.CONV_DROP, "conversations (A: the first to send)")
+        _footer(where, f"{len(rows)} of {len(table.conversations())} conversations" if args.top else
                 f"{len(rows)} conversation{'' if len(rows) == 1 else 's'}", left,
                 times.zone_label(min(c.first_ns for c in rows)))
     sys.stdout.flush()
     return exit_status(status, rows)
 
 
-def _footer(count: str, left_out: list[str], zone: str | None) -> None:
+def _footer(where: Screen, count: str, left_out: list[str], zone: str | None) -> None:
+    from portlens.report.tables import left_out_text
+
     note = count
-    if zone:
+    if zone and "start" not in left_out:
         note += f"; start {zone}"
     if left_out:
-        note += f" ({', '.join(left_out)} left out to fit the terminal; --json has everything)"
-    stderr_console().print(note, style="dim", highlight=False, soft_wrap=True)
+        note += f" ({left_out_text(left_out, where.width)})"
+    where.note(note)

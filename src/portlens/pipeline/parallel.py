@@ -12,6 +12,7 @@ different workers interleave, each worker's rows stay in its own removal order.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -28,6 +29,10 @@ _CHUNK = 256
 def _worker(source: Source, options: Options, conn: Connection | None, k: int, n: int,
             queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from portlens.pipeline.run import Pipeline
+
+    # Ctrl-C reaches every process of the terminal's group: the parent alone handles it (it
+    # reports what came back and ends the workers), so a worker prints no traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def send_error(message: str) -> None:
         queue.put(("error", message))

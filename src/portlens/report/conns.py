@@ -13,6 +13,7 @@ from portlens.analysis.icmp import conn_message, message_text
 from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
+from portlens.report.tables import Column, Screen, TableWriter, left_out_text
 from portlens.track.model import Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -181,40 +182,74 @@ def _end_text(c: Connection) -> str:
     return str(c.end_reason)
 
 
-TABLE_COLUMNS = ("start", "proto", "originator", "responder", "state", "history", "duration",
-                 "pkts o/r", "bytes o/r", "service", "end", "TCP states o/r", "uid")
-DROP_ORDER = ("uid", "TCP states o/r", "end", "service", "start", "duration", "bytes o/r",
-              "pkts o/r")
-"""Left out first when the terminal is narrow (JSON/CSV have everything)."""
+TABLE_COLUMNS = (Column("start"), Column("proto"), Column("originator"), Column("responder"),
+                 Column("state"), Column("history"), Column("duration", right=True),
+                 Column("pkts o/r", right=True), Column("bytes o/r", right=True),
+                 Column("service"), Column("end"), Column("TCP states o/r"), Column("uid"))
+"""The table's columns; rows come in the order connections end, as in --json and Zeek's
+conn.log, so that the table streams (`start` says when each began)."""
+DROP_ORDER = ("TCP states o/r", "end", "service", "start", "bytes o/r", "pkts o/r", "duration",
+              "history", "uid")
+"""Left out first on a narrow terminal (--wide brings them back). The uid goes last: at 80
+columns it stays beside the addresses, since `ladder --conn UID` sends users here for it. The
+proto, the addresses and the state are never left out."""
 
 
-def table_columns(clock: Clock) -> tuple[str, ...]:
+def table_columns(clock: Clock) -> tuple[Column, ...]:
     """The table's columns: no start column with -t (no times)."""
-    return tuple(name for name in TABLE_COLUMNS if name != "start" or clock.style != "none")
+    return tuple(c for c in TABLE_COLUMNS if c.name != "start" or clock.style != "none")
 
 
-def table_rows(conns: Iterable[Connection], columns: tuple[str, ...] = TABLE_COLUMNS,
+def table_cells(c: Connection, columns: tuple[Column, ...] = TABLE_COLUMNS,
+                clock: Clock | None = None) -> tuple[str, ...]:
+    """One connection's row of the table; ``start`` is the first packet's time as ``clock``
+    says (tcpdump's styles; UTC time of day without one)."""
+    states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
+              if c.orig_state and c.resp_state else "-")
+    orig, resp = ends_text(c)
+    cells = (c.proto, orig, resp, c.conn_state, c.history or "-", human.duration(c.duration_ns),
+             f"{c.orig_pkts}/{c.resp_pkts}",
+             f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}", c.service or "-",
+             _end_text(c), states, c.uid)
+    if columns[0].name != "start":
+        return cells
+    return ((clock or Clock(utc=True)).text(c.ts_ns), *cells)
+
+
+def table_rows(conns: Iterable[Connection], columns: tuple[Column, ...] = TABLE_COLUMNS,
                clock: Clock | None = None) -> list[tuple[str, ...]]:
-    """Cells of the table; ``start`` is the first packet's time as ``clock`` says (tcpdump's
-    styles; UTC time of day without one)."""
     clock = clock or Clock(utc=True)
-    rows: list[tuple[str, ...]] = []
-    for c in conns:
-        states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
-                  if c.orig_state and c.resp_state else "")
-        orig, resp = ends_text(c)
-        cells = {
-            "start": clock.text(c.ts_ns) if "start" in columns else "",
-            "proto": c.proto, "originator": orig, "responder": resp,
-            "state": c.conn_state, "history": c.history or "-",
-            "duration": human.duration(c.duration_ns),
-            "pkts o/r": f"{c.orig_pkts}/{c.resp_pkts}",
-            "bytes o/r": f"{human.size(c.orig_bytes)}/{human.size(c.resp_bytes)}",
-            "service": c.service or "-", "end": _end_text(c), "TCP states o/r": states,
-            "uid": c.uid,
-        }
-        rows.append(tuple(cells[name] for name in columns))
-    return rows
+    return [table_cells(c, columns, clock) for c in conns]
+
+
+class ConnsTable:
+    """The connections table, written row by row as connections end."""
+
+    def __init__(self, screen: Screen, clock: Clock) -> None:
+        self.columns = table_columns(clock)
+        self.writer = TableWriter(screen, self.columns, drop_order=DROP_ORDER)
+        self.screen = screen
+        self.clock = clock
+        self.first_ns: int | None = None
+
+    def add(self, c: Connection) -> None:
+        if self.first_ns is None:
+            self.first_ns = c.ts_ns
+        self.writer.add(table_cells(c, self.columns, self.clock))
+
+    def close(self) -> None:
+        """Write what is pending, then the count (and the start column's time zone)."""
+        left_out = self.writer.close()
+        n = self.writer.rows
+        if not n or self.first_ns is None:
+            return
+        text = f"{n} connection{'' if n == 1 else 's'}"
+        zone = self.clock.zone_label(self.first_ns)
+        if zone and "start" not in left_out:
+            text += f"; start {zone}"
+        if left_out:
+            text += f" ({left_out_text(left_out, self.screen.width)})"
+        self.screen.note(text)
 
 
 def event_line(t: Transition, clock: Clock | None = None) -> str:

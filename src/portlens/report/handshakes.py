@@ -6,16 +6,15 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any, TextIO
-
-from rich.console import Console
 
 from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value, rtt_text
-from portlens.report.tables import print_fitting
+from portlens.report.tables import Column, Screen, TableWriter, left_out_text
 
 COLUMNS = ("port", "service", "SYNs", "SYN-ACKs", "outcomes", "server rtt p50/p95/max",
            "client rtt p50/p95/max")
@@ -93,32 +92,53 @@ def conn_cells(rec: dict[str, Any]) -> tuple[str, ...]:
 
 HEADERS = {"server rtt p50/p95/max": "server rtt\np50/p95/max",
            "client rtt p50/p95/max": "client rtt\np50/p95/max"}
-DROP_ORDER = ("client rtt p50/p95/max", "service", "ts", "sack", "wscale", "server options",
-              "client options", "rtt server/client")
-"""Columns left out first when a table does not fit the terminal (JSON/CSV keep them all)."""
+RIGHT = frozenset({"SYNs", "SYN-ACKs", "server rtt p50/p95/max", "client rtt p50/p95/max",
+                   "offers", "sack", "ts", "rexmit", "rtt server/client"})
+FOLD = frozenset({"outcomes", "fingerprints"})
+DROP_ORDER = ("client rtt p50/p95/max", "service")
+OPTION_DROP_ORDER = ("ts", "sack", "wscale", "mss")
+CONN_DROP_ORDER = ("server options", "client options", "rtt server/client", "rexmit")
+"""Columns left out first when a table does not fit the terminal (--wide keeps them; JSON/CSV
+have every field); the others always stay."""
 
 
-def print_rich(columns: tuple[str, ...], rows: list[tuple[str, ...]], wrap: frozenset[str],
-               title: str | None = None) -> None:
-    """A compact table that fits the terminal (report/tables.py)."""
-    print_fitting(columns, rows, drop_order=DROP_ORDER, wrap=wrap, headers=HEADERS, title=title)
+def columns(names: tuple[str, ...]) -> list[Column]:
+    return [Column(n, HEADERS.get(n, ""), right=n in RIGHT, fold=n in FOLD) for n in names]
 
 
-def print_table(table: HandshakeTable) -> None:
+def print_rows(screen: Screen, names: tuple[str, ...], rows: list[tuple[str, ...]],
+               drop_order: tuple[str, ...], title: str | None = None) -> list[str]:
+    """One table; the names of the columns left out."""
+    writer = TableWriter(screen, columns(names), title=title, drop_order=drop_order)
+    for row in rows:
+        writer.add(row)
+    return writer.close()
 
-    print_rich(COLUMNS, table_rows(table), frozenset({"outcomes"}),
-               "handshakes per server port")
-    print_rich(OPTION_COLUMNS, option_rows(table), frozenset({"fingerprints"}),
-               "options offered (p0f-style order: mss,nop,ws,sok,ts; mss/wscale: value n/offers)")
-    Console(stderr=True).print(f"{len(table)} server ports", style="dim")
+
+def _note(screen: Screen, text: str, left_out: list[str]) -> None:
+    if left_out:
+        text += f" ({left_out_text(list(dict.fromkeys(left_out)), screen.width)})"
+    screen.note(text)
 
 
-def print_conns(records: list[dict[str, Any]]) -> None:
+def print_table(screen: Screen, table: HandshakeTable) -> None:
+    left_out = print_rows(screen, COLUMNS, table_rows(table), DROP_ORDER,
+                          "handshakes per server port")
+    options = option_rows(table)
+    if options:
+        screen.out.write("\n")
+    left_out += print_rows(screen, OPTION_COLUMNS, options, OPTION_DROP_ORDER,
+                           "options offered (p0f-style order: mss,nop,ws,sok,ts; "
+                           "mss/wscale: value n/offers)")
+    _note(screen, f"{len(table)} server ports", left_out)
 
-    print_rich(CONN_COLUMNS, [conn_cells(r) for r in records],
-               frozenset({"client options", "server options"}))
-    Console(stderr=True).print(f"{len(records)} handshakes (options: fingerprint mss/wscale)",
-                               style="dim")
+
+def print_conns(screen: Screen, records: Iterable[dict[str, Any]]) -> None:
+    writer = TableWriter(screen, columns(CONN_COLUMNS), drop_order=CONN_DROP_ORDER)
+    for rec in records:
+        writer.add(conn_cells(rec))
+    left_out = writer.close()
+    _note(screen, f"{writer.rows} handshakes (options: fingerprint mss/wscale)", left_out)
 
 
 def write_json(records: list[dict[str, Any]], out: TextIO) -> None:

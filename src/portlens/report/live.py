@@ -1,20 +1,20 @@
 """The live view of `portlens sniff`: rates, drops, the per-port table, open connections with
 both endpoints' states, and the latest handshakes, as one rich renderable refreshed about twice a
-second."""
+second. The tables are laid out by report/tables.py like every other table."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.text import Text
 
 from portlens.analysis.ports import PortTable
 from portlens.report import human
 from portlens.report.conns import endpoint_text, ends_text
 from portlens.report.ports import outcomes_text, port_label
+from portlens.report.tables import Column, render
 from portlens.track.model import Connection
 from portlens.track.states import SS_NAMES
 
@@ -65,50 +65,78 @@ def header(r: Rates) -> Text:
     return line
 
 
-def ports_table(table: PortTable, top: int = 10) -> Table:
-    t = Table(title="ports", title_justify="left", box=None, header_style="bold",
-              pad_edge=False)
-    for name in ("port", "service", "conns", "outcomes", "pkts c>s/s>c", "bytes c>s/s>c"):
-        t.add_column(name, no_wrap=name != "outcomes",
-                     justify="right" if name in ("conns",) else "left")
-    for r in table.sorted("conns", top):
-        t.add_row(port_label(r), r.service or "-", str(r.conns), outcomes_text(r),
-                  f"{human.count(r.pkts_c2s)}/{human.count(r.pkts_s2c)}",
-                  f"{human.size(r.bytes_c2s)}/{human.size(r.bytes_s2c)}")
-    return t
+class TextTable:
+    """A table of the live view, laid out (report/tables.py) at the width rich offers when it
+    draws the view: columns are left out to fit, never cut, and a line under the table says
+    which. Cells reach rich as Text, so addresses are never read as markup or emoji."""
+
+    def __init__(self, title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]],
+                 drop_order: Sequence[str] = (), *, wide: bool = False) -> None:
+        self.title = title
+        self.columns = columns
+        self.rows = rows
+        self.drop_order = drop_order
+        self.wide = wide
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = None if self.wide else options.max_width
+        head, lines, left_out = render(self.columns, self.rows, width,
+                                       drop_order=self.drop_order)
+        yield Text(self.title, style="bold")
+        for line in head:
+            yield Text(line, style="bold")
+        for line in lines:
+            yield Text(line)
+        if left_out:
+            yield Text(f"({', '.join(left_out)} left out to fit; --wide shows every column)",
+                       style="dim")
 
 
-def open_table(conns: Sequence[Connection], top: int = 10) -> Table:
-    t = Table(title="open connections (most recent first)", title_justify="left", box=None,
-              header_style="bold", pad_edge=False)
-    for name in ("proto", "originator", "responder", "states o/r", "history", "pkts o/r"):
-        t.add_column(name, no_wrap=True)
+def ports_table(table: PortTable, top: int = 10, *, wide: bool = False) -> TextTable:
+    columns = [Column("port"), Column("service"), Column("conns", right=True),
+               Column("outcomes", fold=True), Column("pkts c>s/s>c", right=True),
+               Column("bytes c>s/s>c", right=True)]
+    rows = [(port_label(r), r.service or "-", str(r.conns), outcomes_text(r),
+             f"{human.count(r.pkts_c2s)}/{human.count(r.pkts_s2c)}",
+             f"{human.size(r.bytes_c2s)}/{human.size(r.bytes_s2c)}")
+            for r in table.sorted("conns", top)]
+    return TextTable("ports", columns, rows, ("bytes c>s/s>c", "pkts c>s/s>c", "service"),
+                     wide=wide)
+
+
+def open_table(conns: Sequence[Connection], top: int = 10, *, wide: bool = False) -> TextTable:
+    rows = []
     for c in conns[:top]:
         states = (f"{SS_NAMES[c.orig_state]}/{SS_NAMES[c.resp_state]}"
                   if c.orig_state and c.resp_state else "-")
-        t.add_row(c.proto, *ends_text(c), states, c.history or "-",
-                  f"{c.orig_pkts}/{c.resp_pkts}")
-    return t
+        rows.append((c.proto, *ends_text(c), states, c.history or "-",
+                     f"{c.orig_pkts}/{c.resp_pkts}"))
+    columns = [Column("proto"), Column("originator"), Column("responder"),
+               Column("states o/r"), Column("history"), Column("pkts o/r", right=True)]
+    return TextTable("open connections (most recent first)", columns, rows,
+                     ("pkts o/r", "history"), wide=wide)
 
 
-def handshakes_table(conns: Sequence[Connection], top: int = 6) -> Table:
-    t = Table(title="latest handshakes", title_justify="left", box=None, header_style="bold",
-              pad_edge=False)
-    for name in ("server", "client", "outcome", "server rtt", "client rtt", "SYN retries"):
-        t.add_column(name, no_wrap=True)
+def handshakes_table(conns: Sequence[Connection], top: int = 6, *,
+                     wide: bool = False) -> TextTable:
     with_syn = [c for c in conns if c.handshake is not None and c.handshake.syn_ns is not None]
     with_syn.sort(key=lambda c: c.handshake.syn_ns or 0, reverse=True)  # type: ignore[union-attr]
+    rows = []
     for c in with_syn[:top]:
         hs = c.handshake
         assert hs is not None
-        t.add_row(endpoint_text(c.resp_h, c.resp_p), endpoint_text(c.orig_h, c.orig_p),
-                  str(hs.outcome), human.duration(hs.server_rtt_ns),
-                  human.duration(hs.client_rtt_ns), str(hs.syn_retransmits))
-    return t
+        rows.append((endpoint_text(c.resp_h, c.resp_p), endpoint_text(c.orig_h, c.orig_p),
+                     str(hs.outcome), human.duration(hs.server_rtt_ns),
+                     human.duration(hs.client_rtt_ns), str(hs.syn_retransmits)))
+    columns = [Column("server"), Column("client"), Column("outcome"),
+               Column("server rtt", right=True), Column("client rtt", right=True),
+               Column("SYN retries", right=True)]
+    return TextTable("latest handshakes", columns, rows,
+                     ("SYN retries", "client rtt", "server rtt"), wide=wide)
 
 
 def dashboard(rates: Rates, ports: PortTable, open_conns: Sequence[Connection],
-              recent: Sequence[Connection]) -> RenderableType:
-    return Group(header(rates), Text(""), ports_table(ports), Text(""),
-                 open_table(open_conns), Text(""),
-                 handshakes_table([*open_conns, *recent]))
+              recent: Sequence[Connection], *, wide: bool = False) -> RenderableType:
+    return Group(header(rates), Text(""), ports_table(ports, wide=wide), Text(""),
+                 open_table(open_conns, wide=wide), Text(""),
+                 handshakes_table([*open_conns, *recent], wide=wide))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable, Probe
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
-from portlens.report.tables import fitting_table
+from portlens.report.tables import Column, Screen, TableWriter, clean, left_out_text
 
 OUTCOME_WORDS = {o: o.replace("_", "-") for o in OUTCOMES}
 COLUMNS = ("port", "service", "conns", "outcomes", "guessed", "pkts c>s/s>c", "bytes c>s/s>c",
@@ -86,7 +87,8 @@ HEADERS = {"pkts c>s/s>c": "pkts\nc>s/s>c", "bytes c>s/s>c": "bytes\nc>s/s>c",
 
 
 DROP_ORDER = ("hosts c/s", "retx", "pkts c>s/s>c", "guessed", "rtt p50/p95/max", "bytes c>s/s>c")
-"""Columns given up, in this order, when the terminal is too narrow for all."""
+"""Columns given up, in this order, when the terminal is too narrow for all (--wide keeps
+them); port, service, conns and outcomes always stay."""
 OUTCOMES_WIDTH = 24
 """The outcomes column folds; columns are left out until it can be this wide."""
 
@@ -123,28 +125,30 @@ def scan_lines(table: PortTable) -> list[str]:
     return lines
 
 
-def print_table(table: PortTable, by: str = "conns", top: int | None = None,
-                title: str | None = None) -> None:
-    from rich.console import Console
+def table_columns(names: Sequence[str]) -> list[Column]:
+    return [Column(name, HEADERS.get(name, ""), right=name not in TEXT_COLUMNS,
+                   fold=name == "outcomes") for name in names]
 
-    console = Console()
+
+def print_table(screen: Screen, table: PortTable, by: str = "conns", top: int | None = None,
+                title: str | None = None) -> None:
     columns, rows = table_rows(table, by, top)
-    shown, left_out = fitting_table(
-        columns, rows, drop_order=DROP_ORDER, wrap=frozenset({"outcomes"}), headers=HEADERS,
-        title=title, console=console, right=frozenset(COLUMNS) - TEXT_COLUMNS, total_row=True,
-        wrap_width=OUTCOMES_WIDTH)
-    console.print(shown)
+    writer = TableWriter(screen, table_columns(columns), title=title, drop_order=DROP_ORDER,
+                         fold_width=OUTCOMES_WIDTH)
+    for row in rows[:-1]:
+        writer.add(row)
+    writer.add(rows[-1], total=True)
+    left_out = writer.close()
     for line in scan_lines(table):
-        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        screen.out.write(clean(line) + "\n")
     ports = len(rows) - 1
     note = f"{ports} of {len(table)} ports" if ports < len(table) else f"{len(table)} ports"
     note += f", {table.total.conns} connections"
     if left_out:
-        note += (f" ({', '.join(left_out)} left out to fit the terminal; "
-                 "--json has everything)")
+        note += f" ({left_out_text(left_out, screen.width)})"
     if table.not_counted:
         note += "; not counted: " + not_counted_text(table.not_counted)
-    Console(stderr=True, soft_wrap=True).print(note, style="dim")
+    screen.note(note)
 
 
 def not_counted_text(counts: Counter[str]) -> str:

@@ -11,6 +11,7 @@ from portlens.analysis.sockets import Listener, Socket, SocketTable
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value
+from portlens.report.tables import Column, Screen, TableWriter, left_out_text
 
 LISTEN_COLUMNS = ("netid", "state", "local address:port", "conns", "peers", "peer addresses")
 SOCKET_COLUMNS = ("netid", "state", "local address:port", "peer address:port", "uid")
@@ -33,32 +34,34 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
-def print_tables(table: SocketTable) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+LISTEN_RIGHT = frozenset({"conns", "peers"})
+LISTEN_DROP_ORDER = ("peer addresses",)
+SOCKET_DROP_ORDER = ("uid",)
+"""Left out when the terminal is too narrow (--wide keeps them); the sockets themselves and
+their states always stay."""
 
-    console = Console()
-    t = Table(title="listening (answered a SYN or a datagram)", title_justify="left",
-              header_style="bold",
-              box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in LISTEN_COLUMNS:
-        t.add_column(name, justify="right" if name in ("conns", "peers") else "left",
-                     overflow="fold")
+
+def print_tables(screen: Screen, table: SocketTable) -> None:
+    listen = TableWriter(
+        screen, [Column(n, right=n in LISTEN_RIGHT, fold=n == "peer addresses")
+                 for n in LISTEN_COLUMNS],
+        title="listening (answered a SYN or a datagram)", drop_order=LISTEN_DROP_ORDER)
     for s in table.sorted_listeners():
-        t.add_row(*listener_cells(s))
-    console.print(t)
-    t = Table(title="connections (state at the end of the capture)", title_justify="left",
-              header_style="bold",
-              box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in SOCKET_COLUMNS:
-        t.add_column(name, overflow="fold")
-    for sock in table.sockets:
-        t.add_row(*socket_cells(sock))
-    console.print(t)
-    Console(stderr=True).print(
-        f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets",
-        style="dim")
+        listen.add(listener_cells(s))
+    left_out = listen.close()
+    if table.sockets:
+        if table.listeners:
+            screen.out.write("\n")
+        sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
+                              title="connections (state at the end of the capture)",
+                              drop_order=SOCKET_DROP_ORDER)
+        for sock in table.sockets:
+            sockets.add(socket_cells(sock))
+        left_out += sockets.close()
+    note = f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets"
+    if left_out:
+        note += f" ({left_out_text(left_out, screen.width)})"
+    screen.note(note)
 
 
 def json_records(table: SocketTable) -> list[dict[str, Any]]:

@@ -1,80 +1,285 @@
-"""Tables that fit the terminal: cells never wrap mid-number; when a table is too wide,
-low-priority columns are left out (and stderr says which), since JSON/CSV have them all."""
+"""Every table portlens prints (conns, ports, handshakes, sockets, packets --stats, interfaces,
+the live view) goes through this one renderer, which writes plain text.
+
+Why not rich's Table: it reads cells as markup and emoji codes (``[fe80::1]:40000`` came out
+as ``:40000``, ``fc00:0:2:100:1:1`` with a 💯 in it), it lays the whole table out before the
+first row appears (minutes and hundreds of MB for 50,000 connections), and it cuts or wraps
+cells to fit. Here a cell is text and nothing else (control characters are shown escaped);
+column widths come from the first rows (all of them on ordinary tables), so rows are written as
+they come; on a terminal whole columns are left out to fit, in an order each table gives,
+never a part of a cell, and the caller says which and that ``--wide`` brings them back. When
+standard output is not a terminal, every column is printed in full, plain and aligned, as ss
+and ps do, so grep, awk and ``less -S`` see everything.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from rich.cells import cell_len
 
-WRAP_MIN = 16
-"""Columns allowed to fold are never narrower than this."""
+SEP = "  "
+"""Between columns."""
+FIRST_ROWS = 1000
+"""Column widths are decided on at most this many rows; later rows wider than a column push
+the rest of their line right instead of being cut."""
+FIRST_WAIT = 0.5
+"""...or, on a live capture, on the rows that came within this many seconds, so that its first
+rows show at once. Files wait for FIRST_ROWS (or their end): the layout of a file's table never
+depends on how fast the machine was."""
+FOLD_WIDTH = 16
+"""A folding column is given at least this width (or its longest part) before columns are
+left out for it."""
 
-
-def fitting_table(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
-                  drop_order: Sequence[str] = (), wrap: frozenset[str] = frozenset(),
-                  headers: Mapping[str, str] | None = None, title: str | None = None,
-                  console: Console | None = None, right: frozenset[str] = frozenset(),
-                  total_row: bool = False, wrap_width: int = WRAP_MIN
-                  ) -> tuple[Table, list[str]]:
-    """The widest table (leaving out ``drop_order`` columns first) that fits the console;
-    returns it and the names left out. ``right`` columns are right-aligned (numbers); with
-    ``total_row`` the last row is a bold totals row under a rule. ``wrap`` columns fold (never
-    narrower than WRAP_MIN) and count as ``wrap_width`` wide when deciding what fits.
-
-    The natural width is measured unconstrained (rich would rather cut a no-wrap cell with an
-    ellipsis than say a table does not fit), counting ``wrap`` columns at their folded width.
-    """
-    console = console or Console()
-    names = list(columns)
-    headers = headers or {}
-
-    def content(name: str) -> int:
-        i = names.index(name)
-        return max([len(line) for line in headers.get(name, name).split("\n")]
-                   + [len(row[i]) for row in rows])
-
-    def build(keep: list[str]) -> Table:
-        index = [names.index(name) for name in keep]
-        table = Table(title=title, title_justify="left", header_style="bold",
-                      box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in keep:
-            if name in wrap:
-                table.add_column(headers.get(name, name), overflow="fold", min_width=WRAP_MIN)
-            else:
-                table.add_column(headers.get(name, name), no_wrap=True,
-                                 justify="right" if name in right else "left")
-        body = rows[:-1] if total_row else rows
-        for row in body:
-            table.add_row(*(row[i] for i in index))
-        if total_row and rows:
-            table.add_section()
-            table.add_row(*(rows[-1][i] for i in index), style="bold")
-        return table
-
-    unconstrained = console.options.update_width(1 << 16)
-    keep = list(names)
-    drop = [name for name in drop_order if name in keep]
-    while True:
-        table = build(keep)
-        natural = console.measure(table, options=unconstrained).maximum
-        natural -= sum(max(content(n) - wrap_width, 0) for n in keep if n in wrap)
-        if natural <= console.width or not drop:
-            return table, [name for name in names if name not in keep]
-        keep.remove(drop.pop(0))
+BOLD = "\x1b[1m"
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
 
 
-def print_fitting(columns: Sequence[str], rows: Sequence[Sequence[str]], *,
-                  drop_order: Sequence[str] = (), wrap: frozenset[str] = frozenset(),
-                  headers: Mapping[str, str] | None = None, title: str | None = None) -> None:
-    console = Console()
-    table, left_out = fitting_table(columns, rows, drop_order=drop_order, wrap=wrap,
-                                    headers=headers, title=title, console=console)
-    console.print(table)
-    if left_out:
-        # One line, however narrow the terminal: scripts grep stderr for it.
-        Console(stderr=True, soft_wrap=True).print(
-            f"({', '.join(left_out)} left out to fit the terminal; --json has everything)",
-            style="dim")
+@dataclass(frozen=True)
+class Column:
+    """One column: its name (what notes call it), its header (lines split at ``\\n``), numbers
+    right-aligned, and whether a terminal may fold it onto several lines between the parts of
+    a list (``2 completed, 1 refused``)."""
+
+    name: str
+    header: str = ""
+    right: bool = False
+    fold: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.header or self.name
+
+
+@dataclass
+class Screen:
+    """Where tables go: ``width`` is the terminal's columns, None when every column is printed
+    in full (standard output is not a terminal, or ``--wide``); ``style`` allows bold headers,
+    ``err_style`` dim notes on stderr."""
+
+    out: TextIO
+    err: TextIO
+    width: int | None = None
+    style: bool = False
+    err_style: bool = False
+    first_wait: float | None = None
+    """Seconds after its first row that a table is laid out at the latest (live capture)."""
+
+    def note(self, text: str) -> None:
+        """One line on stderr (the counts under a table), never folded: scripts grep it."""
+        text = clean(text)
+        self.err.write(f"{DIM}{text}{RESET}\n" if self.err_style else text + "\n")
+        self.err.flush()
+
+
+def clean(text: str) -> str:
+    """The text with control characters (an escape sequence in a file name...) spelled out,
+    so nothing in a cell can move the cursor or recolour the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def width_of(text: str) -> int:
+    """Terminal cells the text takes (µ is one, a CJK character two)."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = width - width_of(text)
+    if fill <= 0:
+        return text
+    return " " * fill + text if right else text + " " * fill
+
+
+def fold_parts(text: str) -> list[str]:
+    """A list cell's unbreakable parts: '5 completed, 2 refused' -> ['5 completed,',
+    '2 refused']: a number stays with its word."""
+    parts = text.split(", ")
+    return [p + "," for p in parts[:-1]] + parts[-1:]
+
+
+def _fold(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for part in fold_parts(text):
+        if lines and width_of(lines[-1]) + 1 + width_of(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return lines or [""]
+
+
+@dataclass
+class Layout:
+    """Which columns are shown and how wide, decided once from the header and sample rows."""
+
+    columns: Sequence[Column]
+    shown: list[int]
+    widths: list[int]
+    left_out: list[str] = field(default_factory=list)
+    folds: bool = True
+    """False when printing in full: a later, longer list cell stays on one line."""
+
+    @classmethod
+    def fit(cls, columns: Sequence[Column], sample: Iterable[Sequence[str]],
+            width: int | None, drop_order: Sequence[str] = (), fold_width: int = FOLD_WIDTH
+            ) -> Layout:
+        """The widest layout that fits ``width`` (None: every column in full), leaving out
+        the ``drop_order`` columns first, one whole column at a time. Columns not named in
+        ``drop_order`` are never left out, even if the line is then wider than the terminal:
+        the terminal wraps it, nothing is cut."""
+        n = len(columns)
+        natural = [max(width_of(line) for line in c.title.split("\n")) for c in columns]
+        least = list(natural)  # the narrowest a folding column can be without a cut part
+        for row in sample:
+            for i, cell in enumerate(row):
+                w = width_of(cell)
+                natural[i] = max(natural[i], w)
+                if columns[i].fold and w > least[i]:
+                    least[i] = max(least[i], *(width_of(p) for p in fold_parts(cell)))
+        want = [min(natural[i], max(least[i], fold_width)) if columns[i].fold else natural[i]
+                for i in range(n)]
+        shown = list(range(n))
+        if width is None:
+            return cls(columns, shown, natural, folds=False)
+
+        def need(keep: list[int]) -> int:
+            return sum(want[i] for i in keep) + len(SEP) * (len(keep) - 1)
+
+        names = [c.name for c in columns]
+        for name in drop_order:
+            if need(shown) <= width:
+                break
+            if name in names and names.index(name) in shown:
+                shown.remove(names.index(name))
+        widths = [want[i] if i in shown else 0 for i in range(n)]
+        spare = width - need(shown)
+        for i in shown:  # folding columns take what is left, up to their full width
+            if columns[i].fold and spare > 0:
+                grow = min(spare, natural[i] - widths[i])
+                widths[i] += grow
+                spare -= grow
+        left_out = [names[i] for i in range(n) if i not in shown]
+        return cls(columns, shown, [widths[i] for i in range(n)], left_out)
+
+    @property
+    def total_width(self) -> int:
+        return sum(self.widths[i] for i in self.shown) + len(SEP) * (len(self.shown) - 1)
+
+    def header_lines(self) -> list[str]:
+        titles = [self.columns[i].title.split("\n") for i in self.shown]
+        height = max(len(t) for t in titles)
+        # multi-line headers sit on the bottom line, next to the cells they name
+        titles = [[""] * (height - len(t)) + t for t in titles]
+        return [self._join([titles[k][line] for k in range(len(self.shown))])
+                for line in range(height)]
+
+    def lines(self, row: Sequence[str]) -> list[str]:
+        cells = [row[i] for i in self.shown]
+        folded: list[list[str]] | None = None
+        for k, i in enumerate(self.shown):
+            if self.folds and self.columns[i].fold and width_of(cells[k]) > self.widths[i]:
+                folded = folded or [[c] for c in cells]
+                folded[k] = _fold(cells[k], self.widths[i])
+        if folded is None:
+            return [self._join(cells)]
+        height = max(len(f) for f in folded)
+        return [self._join([f[line] if line < len(f) else "" for f in folded])
+                for line in range(height)]
+
+    def _join(self, cells: Sequence[str]) -> str:
+        last = len(self.shown) - 1
+        parts = []
+        for k, (i, cell) in enumerate(zip(self.shown, cells, strict=True)):
+            column = self.columns[i]
+            parts.append(cell if k == last and not column.right
+                         else _pad(cell, self.widths[i], column.right))
+        return SEP.join(parts).rstrip()
+
+
+class TableWriter:
+    """A table written as its rows come: the first rows (on a live capture, those of the first
+    half second) decide the layout, every later row is written at once. ``close`` writes what
+    is pending and returns the names of the columns left out."""
+
+    def __init__(self, screen: Screen, columns: Sequence[Column], *, title: str | None = None,
+                 drop_order: Sequence[str] = (), fold_width: int = FOLD_WIDTH,
+                 header: bool = True, first_rows: int = FIRST_ROWS) -> None:
+        self.screen = screen
+        self.header = header
+        self.columns = list(columns)
+        self.title = title
+        self.drop_order = drop_order
+        self.fold_width = fold_width
+        self.first_rows = first_rows
+        self.first_wait = screen.first_wait
+        self.layout: Layout | None = None
+        self.pending: list[tuple[list[str], bool]] = []
+        self.started = 0.0
+        self.rows = 0
+
+    def add(self, cells: Sequence[str], *, total: bool = False) -> None:
+        """One row (cells in the order of the columns); ``total``: a totals row, under a rule."""
+        row = [clean(c) for c in cells]
+        self.rows += 1
+        if self.layout is not None:
+            self.screen.out.write(self._text(row, total))
+            return
+        if not self.pending:
+            self.started = time.monotonic()
+        self.pending.append((row, total))
+        if len(self.pending) >= self.first_rows or (
+                self.first_wait is not None
+                and time.monotonic() - self.started >= self.first_wait):
+            self._start()
+
+    def close(self) -> list[str]:
+        if self.layout is None and self.pending:
+            self._start()
+        self.screen.out.flush()
+        return self.layout.left_out if self.layout is not None else []
+
+    def _start(self) -> None:
+        screen = self.screen
+        layout = Layout.fit(self.columns, (row for row, _ in self.pending), screen.width,
+                            self.drop_order, self.fold_width)
+        self.layout = layout
+        head = []
+        if self.title is not None:
+            head.append(self._styled(clean(self.title)))
+        if self.header:
+            head.extend(self._styled(line) for line in layout.header_lines())
+        screen.out.write("".join(line + "\n" for line in head)
+                         + "".join(self._text(row, total) for row, total in self.pending))
+        self.pending = []
+
+    def _styled(self, line: str) -> str:
+        return f"{BOLD}{line}{RESET}" if self.screen.style and line else line
+
+    def _text(self, row: list[str], total: bool) -> str:
+        assert self.layout is not None
+        lines = self.layout.lines(row)
+        if total:
+            lines = ["-" * self.layout.total_width, *(self._styled(x) for x in lines)]
+        return "\n".join(lines) + "\n"
+
+
+def render(columns: Sequence[Column], rows: Iterable[Sequence[str]], width: int | None, *,
+           drop_order: Sequence[str] = (), fold_width: int = FOLD_WIDTH
+           ) -> tuple[list[str], list[str], list[str]]:
+    """A whole small table at once (the live view): its header lines, its row lines and the
+    names left out."""
+    rows = [[clean(c) for c in row] for row in rows]
+    layout = Layout.fit(columns, rows, width, drop_order, fold_width)
+    return (layout.header_lines(), [line for row in rows for line in layout.lines(row)],
+            layout.left_out)
+
+
+def left_out_text(names: Sequence[str], width: int | None) -> str:
+    """The note under a table that lost columns: which, and how to get them back."""
+    return (f"{', '.join(names)} left out to fit {width} columns; "
+            "--wide shows every column")

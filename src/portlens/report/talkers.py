@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from portlens.analysis.talkers import Conversation, Endpoint
 from portlens.report import human
 from portlens.report.clock import Clock
+from portlens.report.tables import Column, Screen, TableWriter
 
 CONV_COLUMNS = ("address A", "address B", "pkts A>B", "bytes A>B", "pkts B>A", "bytes B>A",
                 "pkts", "bytes", "start", "duration")
@@ -49,18 +50,14 @@ def columns_for(columns: Sequence[str], clock: Clock) -> tuple[str, ...]:
     return tuple(c for c in columns if c != "start" or clock.style != "none")
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
+def print_table(screen: Screen, columns: Sequence[str], rows: Sequence[Sequence[str]],
                 drop_order: Sequence[str], title: str) -> list[str]:
-    """The table on stdout; returns the columns left out to fit."""
-    from rich.console import Console
-
-    from portlens.report.tables import fitting_table
-
-    console = Console()
-    table, left_out = fitting_table(columns, rows, drop_order=drop_order, title=title,
-                                    console=console, right=NUMBERS)
-    console.print(table)
-    return left_out
+    """The table on stdout (report/tables.py); returns the columns left out to fit."""
+    writer = TableWriter(screen, [Column(c, right=c in NUMBERS) for c in columns],
+                         title=title, drop_order=drop_order)
+    for row in rows:
+        writer.add(row)
+    return writer.close()
 
 
 def write_json(records: Sequence[dict[str, Any]], out: TextIO) -> None:

@@ -1,0 +1,649 @@
+"""What reaches the user: tables whose cells equal the JSON (never read as markup or emoji),
+fitted to a terminal by leaving whole columns out, printed in full when piped, written as
+rows come; a closed pipe and Ctrl-C handled quietly (real subprocess pipes and signals); the
+README's samples exactly as the commands print them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portlens.cli import common, main
+from portlens.report import conns as conns_report
+from portlens.report.tables import Column, Layout, Screen, TableWriter, render
+from tests.corpus import REPO, corpus_dir
+
+CAPTURES = REPO / "captures"
+SAMPLE = CAPTURES / "loopback-sample.pcap"
+ENV = {**os.environ, "PYTHONPATH": os.environ.get("PORTLENS_TEST_SRC", str(REPO / "src"))}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Standard output as a terminal (no colour, so the text can be compared)."""
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    yield
+
+
+def parse(text: str) -> list[dict[str, str]]:
+    """A one-line-header table as dicts: cells are separated by two spaces or more, and no
+    cell is empty or holds two spaces in a row."""
+    lines = [line for line in text.splitlines() if line]
+    names = re.split(r" {2,}", lines[0].strip())
+    rows = []
+    for line in lines[1:]:
+        cells = re.split(r" {2,}", line.strip())
+        assert len(cells) == len(names), (names, line)
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
+
+
+def tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """Titled tables separated by blank lines: title -> rows."""
+    out = {}
+    for block in text.strip("\n").split("\n\n"):
+        title, _, body = block.partition("\n")
+        out[title] = parse(body)
+    return out
+
+
+def endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+# --- a capture of addresses that rich used to eat ------------------------------------------
+
+ADDRESSES = ("fe80::1", "fd00::2", "ff02::1:2", "fc00:0:2:100:1:1:1:1", "2001:db8:0:cd::5",
+             "2001:db8:1234:1::7")
+"""Link-local, ULA and multicast addresses, bracketed in tables (`[fe80::1]:40000` was read
+as a markup tag), and addresses holding the emoji codes :100:, :cd: and :1234:."""
+
+
+@pytest.fixture(scope="module")
+def odd_addresses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from scapy.all import (  # type: ignore[import-untyped]
+        TCP,
+        UDP,
+        Ether,
+        ICMPv6EchoReply,
+        ICMPv6EchoRequest,
+        IPv6,
+        wrpcap,
+    )
+
+    packets = []
+    clock = [1_700_000_000.0]
+
+    def add(src: str, dst: str, layer: object) -> None:
+        p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(
+            src=src, dst=dst) / layer
+        p.time = clock[0]
+        clock[0] += 0.001
+        packets.append(p)
+
+    def tcp(a: str, ap: int, b: str, bp: int, *, refuse: bool = False) -> None:
+        add(a, b, TCP(sport=ap, dport=bp, flags="S", seq=100))
+        if refuse:
+            add(b, a, TCP(sport=bp, dport=ap, flags="RA", seq=0, ack=101))
+            return
+        add(b, a, TCP(sport=bp, dport=ap, flags="SA", seq=500, ack=101))
+        add(a, b, TCP(sport=ap, dport=bp, flags="A", seq=101, ack=501))
+        add(a, b, TCP(sport=ap, dport=bp, flags="PA", seq=101, ack=501) / (b"x" * 10))
+        add(b, a, TCP(sport=bp, dport=ap, flags="A", seq=501, ack=111))
+        add(a, b, TCP(sport=ap, dport=bp, flags="FA", seq=111, ack=501))
+        add(b, a, TCP(sport=bp, dport=ap, flags="FA", seq=501, ack=112))
+        add(a, b, TCP(sport=ap, dport=bp, flags="A", seq=112, ack=502))
+
+    tcp("fe80::1", 40000, "fd00::2", 443)
+    tcp("fc00:0:2:100:1:1:1:1", 50000, "2001:db8:0:cd::5", 8080, refuse=True)
+    tcp("2001:db8:1234:1::7", 1234, "fd00::2", 22)
+    add("fe80::1", "ff02::1:2", UDP(sport=546, dport=547) / (b"y" * 8))
+    add("fd00::2", "2001:db8:0:cd::5", UDP(sport=100, dport=1234) / (b"z" * 4))
+    add("2001:db8:0:cd::5", "fd00::2", UDP(sport=1234, dport=100) / (b"z" * 4))
+    add("fc00:0:2:100:1:1:1:1", "fe80::1", ICMPv6EchoRequest(id=1, seq=1))
+    add("fe80::1", "fc00:0:2:100:1:1:1:1", ICMPv6EchoReply(id=1, seq=1))
+    path = tmp_path_factory.mktemp("odd") / "odd-addresses.pcap"
+    wrpcap(str(path), packets)
+    return path
+
+
+@pytest.mark.parametrize("on_terminal", [False, True], ids=["piped", "terminal"])
+def test_every_table_shows_the_addresses_of_the_json(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        odd_addresses: Path, on_terminal: bool) -> None:
+    """conns, sockets and handshakes --conns: every cell that carries an address, a port, a
+    state or a uid equals the JSON's value, on a terminal and piped."""
+    path = str(odd_addresses)
+    if on_terminal:
+        monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+        monkeypatch.setenv("NO_COLOR", "1")
+        monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = run(capsys, "conns", "--json", path)
+    records = json_lines(out)
+    assert code == 0 and len(records) == 6
+    assert {str(r["id.orig_h"]) for r in records} | {str(r["id.resp_h"]) for r in records} \
+        >= set(ADDRESSES)
+    code, out, err = run(capsys, "conns", path)
+    rows = parse(out)
+    assert code == 0 and err.startswith("6 connections; start times in local time")
+    assert len(rows) == len(records)
+    for row, rec in zip(rows, records, strict=True):
+        if rec["proto"] == "icmp":  # the addresses, the responder's with the ICMP message
+            orig = str(rec["id.orig_h"])
+            resp = row["responder"]
+            assert resp.startswith(f"{rec['id.resp_h']} (") and resp.endswith(
+                f" {rec['id.orig_p']}/0)")
+        else:
+            orig = endpoint(str(rec["id.orig_h"]), int(rec["id.orig_p"]))  # type: ignore[call-overload]
+            resp = endpoint(str(rec["id.resp_h"]), int(rec["id.resp_p"]))  # type: ignore[call-overload]
+        assert (row["proto"], row["originator"], row["responder"], row["state"],
+                row["history"], row["pkts o/r"], row["uid"]) == (
+            rec["proto"], orig, resp, rec["conn_state"], rec["history"] or "-",
+            f"{rec['orig_pkts']}/{rec['resp_pkts']}", rec["uid"])
+
+    code, out, _ = run(capsys, "sockets", "--json", path)
+    records = json_lines(out)
+    code, out, _ = run(capsys, "sockets", path)
+    shown = tables(out)
+    listen = shown["listening (answered a SYN or a datagram)"]
+    sockets = shown["connections (state at the end of the capture)"]
+    want_listen = [r for r in records if r["type"] == "listen"]
+    want_sockets = [r for r in records if r["type"] == "socket"]
+    assert [row["local address:port"] for row in listen] == [
+        endpoint(str(r["local_addr"]), int(r["local_port"]))  # type: ignore[call-overload]
+        for r in want_listen]
+    assert [(row["local address:port"], row["peer address:port"], row["state"], row["uid"])
+            for row in sockets] == [
+        (endpoint(str(r["local_addr"]), int(r["local_port"])),  # type: ignore[call-overload]
+         endpoint(str(r["peer_addr"]), int(r["peer_port"])),  # type: ignore[call-overload]
+         r["state"] or "-", r["uid"]) for r in want_sockets]
+    assert [row["peer addresses"].split(", ") for row in listen] == [
+        list(r["peer_addrs"]) for r in want_listen]  # type: ignore[call-overload]
+
+    code, out, _ = run(capsys, "handshakes", "--conns", "--json", path)
+    records = json_lines(out)
+    code, out, _ = run(capsys, "handshakes", "--conns", path)
+    assert [(row["uid"], row["client"], row["server"], row["outcome"]) for row in parse(out)] \
+        == [(r["uid"], endpoint(str(r["orig_h"]), int(r["orig_p"])),  # type: ignore[call-overload]
+             endpoint(str(r["resp_h"]), int(r["resp_p"])), r["outcome"])  # type: ignore[call-overload]
+            for r in records]
+    assert len(records) == 3
+
+
+def test_live_view_shows_addresses_verbatim(odd_addresses: Path) -> None:
+    """The sniff view, drawn by a rich console that reads markup and emoji codes in strings:
+    the addresses of the open connections and handshakes come out as they are."""
+    from rich.console import Console
+
+    from portlens.analysis.ports import PortTable
+    from portlens.decode import decode_capture
+    from portlens.report.live import Rates, dashboard
+    from portlens.track.tracker import Tracker, TrackerConfig
+
+    tracker = Tracker(TrackerConfig())
+    ended = [c for b in decode_capture(str(odd_addresses)) for c in tracker.feed(b)]
+    open_conns = tracker.open_connections()
+    rates = Rates("lo", 1.0, 23, 2000, 23.0, 2000.0, 23, 0)
+    console = Console(record=True, width=250, color_system=None)
+    console.print(dashboard(rates, PortTable().update([*ended, *open_conns]), open_conns,
+                            ended))
+    text = console.export_text()
+    assert "💯" not in text and "💿" not in text and "🔢" not in text
+    lines = text.split("open connections")[1].split("latest handshakes")[0].splitlines()
+    shown = [line.split()[1:3] for line in lines[2:] if line.strip()]
+    assert shown == [[endpoint(c.orig_h, c.orig_p), endpoint(c.resp_h, c.resp_p)]
+                     if c.proto != "icmp" else [c.orig_h, c.resp_h] for c in open_conns]
+    for c in open_conns:
+        if c.proto == "tcp":
+            assert re.search(rf"^{re.escape(endpoint(c.resp_h, c.resp_p))}\s+"
+                             rf"{re.escape(endpoint(c.orig_h, c.orig_p))}\s", text, re.M)
+
+
+def test_file_names_and_errors_are_printed_as_they_are(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """A file name is text: its brackets, emoji codes and control characters are shown, never
+    obeyed (the --stats title, error lines)."""
+    odd = tmp_path / "[bold]capture:100:.pcap"
+    shutil.copy(SAMPLE, odd)
+    for on_terminal in (False, True):
+        monkeypatch.setattr(common, "stdout_is_terminal", lambda on=on_terminal: on)
+        monkeypatch.setenv("NO_COLOR", "1")
+        code, out, _ = run(capsys, "packets", "--stats", str(odd))
+        assert code == 0 and out.splitlines()[0] == str(odd)
+        assert re.search(r"^frames\s+59$", out, re.M)
+    escape = tmp_path / "bad\x1b[31mname.pcap"
+    shutil.copy(SAMPLE, escape)
+    code, out, _ = run(capsys, "packets", "--stats", str(escape))
+    assert code == 0 and out.splitlines()[0] == str(escape).replace("\x1b", "\\x1b")
+    code, out, err = run(capsys, "conns", str(tmp_path / "[red]missing:cd:.pcap"))
+    assert code == 2 and out == "" and "[red]missing:cd:.pcap" in err
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+def ftp_ipv6() -> Path:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip("public capture corpus not found (../shared/captures/public)")
+    return next(root.glob("zeek-ftp-ipv6.pcap*"))
+
+
+def test_piped_tables_have_every_column_in_full(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a terminal: no fitting to 80 columns, nothing left out, plain ASCII, aligned,
+    no trailing spaces; `| grep -c SF` counts the SF rows (it counted 0)."""
+    path = str(ftp_ipv6())
+    code, out, _ = run(capsys, "conns", "--json", path)
+    records = json_lines(out)
+    sf = sum(1 for r in records if r["conn_state"] == "SF")
+    assert sf == 6  # as in its Zeek baseline
+    proc = subprocess.run(f"{shlex.quote(sys.executable)} -m portlens conns "
+                          f"{shlex.quote(path)} | grep -c SF", shell=True, env=ENV,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout == f"{sf}\n" and proc.stderr.startswith("6 connections; start")
+    code, out, err = run(capsys, "conns", path)
+    assert code == 0 and err.startswith("6 connections; start")
+    lines = out.splitlines()
+    assert re.split(r" {2,}", lines[0]) == [c.name for c in conns_report.TABLE_COLUMNS]
+    assert all(line == line.rstrip() and line.isascii() for line in lines)
+    assert max(len(line) for line in lines) > 80
+    rows = parse(out)
+    assert [r["originator"] for r in rows] == [
+        endpoint(str(r["id.orig_h"]), int(r["id.orig_p"]))  # type: ignore[call-overload]
+        for r in records]
+    # aligned: every column starts where its header does
+    starts = [lines[0].index(name) for name in ("originator", "responder", "state")]
+    for line in lines[1:]:
+        assert all(line[s - 2:s] == "  " and line[s] != " " for s in starts)
+
+
+SEEN = ["conns"], ["sockets"], ["handshakes", "--conns"], ["handshakes"], ["ports"]
+
+
+def note_names(err: str) -> list[str]:
+    m = re.search(r"\(([^()]*) left out to fit (\d+) columns; --wide shows every column\)", err)
+    return m.group(1).split(", ") if m else []
+
+
+@pytest.mark.parametrize("argv", SEEN, ids=" ".join)
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120])
+def test_terminal_tables_leave_whole_columns_out(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        terminal: None, argv: list[str], width: int) -> None:
+    """On a terminal: each shown cell equals the piped (full) table's cell, whole; what is
+    left out is whole columns, named in the note; lines fit the width unless the columns that
+    are never left out are wider; --wide shows every column."""
+    paths = [str(SAMPLE)]
+    if corpus_dir() is not None:
+        paths.append(str(ftp_ipv6()))
+    for path in paths:
+        monkeypatch.setattr(common, "stdout_is_terminal", lambda: False)
+        _, full, _ = run(capsys, *argv, path)
+        monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+        monkeypatch.setenv("COLUMNS", str(width))
+        code, out, err = run(capsys, *argv, path)
+        assert code == 0 and "…" not in out
+        _, wide, _ = run(capsys, *argv, "--wide", path)
+        assert wide == full
+        if argv[0] in ("ports", "handshakes") and "--conns" not in argv:
+            # folded and two-line headers: the cells, read in order, are the full ones
+            def words(text: str) -> set[str]:
+                return {w for line in text.splitlines() for w in line.split()
+                        if not w.startswith("---")}
+
+            assert words(out) <= words(full)
+            continue
+        left_out = note_names(err)
+
+        def read(text: str) -> dict[str, list[dict[str, str]]]:
+            return tables(text) if argv[0] == "sockets" else {"": parse(text)}
+
+        headers: set[str] = set()
+        for rows, whole in zip(read(out).values(), read(full).values(), strict=True):
+            assert len(rows) == len(whole)
+            headers |= set(whole[0])
+            for row, complete in zip(rows, whole, strict=True):
+                assert row == {k: v for k, v in complete.items() if k in row}
+                assert set(complete) - set(row) <= set(left_out)
+        kept = {"conns": {"proto", "originator", "responder", "state"},
+                "sockets": {"netid", "state", "local address:port", "peer address:port"},
+                "handshakes": {"uid", "client", "server", "outcome"}}[argv[0]]
+        assert not kept & set(left_out) and set(left_out) <= headers
+        if max(len(line) for line in out.splitlines()) > width:
+            # only the columns that are never left out may make a line too wide
+            droppable = {"conns": set(conns_report.DROP_ORDER),
+                         "sockets": {"uid", "peer addresses"},
+                         "handshakes": {"server options", "client options",
+                                        "rtt server/client", "rexmit"}}[argv[0]]
+            assert set(left_out) == droppable & headers
+
+
+def test_the_uid_is_shown_at_80_columns(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        terminal: None) -> None:
+    """`ladder --conn UID` sends users to `portlens conns` for the uid: it is the last column
+    left out, there at 80 columns beside IPv4 sockets, and the note says how to get the rest
+    (and the uid too, when longer cells push it out)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = [str(p) for p in sorted(CAPTURES.glob("scenario-*.pcap"))
+             if "ipv6" not in p.name and "icmp" not in p.name]
+    code, out, err = run(capsys, "conns", *paths)
+    rows = parse(out)
+    assert code == 0 and list(rows[0]) == ["proto", "originator", "responder", "state", "uid"]
+    assert max(len(line) for line in out.splitlines()) <= 80
+    code, js, _ = run(capsys, "conns", "--json", *paths)
+    assert [r["uid"] for r in rows] == [r["uid"] for r in json_lines(js)]
+    assert err.endswith("(start, history, duration, pkts o/r, bytes o/r, service, end, "
+                        "TCP states o/r left out to fit 80 columns; --wide shows every "
+                        "column)\n")
+    code, out, err = run(capsys, "conns", str(SAMPLE))  # an ICMP message makes it wider
+    assert "uid" not in out.splitlines()[0] and "uid left out to fit 80 columns" in err
+    code, out, err = run(capsys, "conns", "--wide", str(SAMPLE))
+    assert out.splitlines()[0].split()[-1] == "uid"
+
+
+def test_folding_keeps_a_number_with_its_word() -> None:
+    """A list cell folds between its parts, never inside one; the totals row comes under an
+    ASCII rule."""
+    out = io.StringIO()
+    screen = Screen(out, io.StringIO(), width=32)
+    writer = TableWriter(screen, [Column("port"), Column("conns", right=True),
+                                  Column("outcomes", fold=True), Column("retx", right=True)],
+                         drop_order=("retx",), fold_width=12)
+    writer.add(("443/tcp", "1.2 k", "1.0 k completed, 200 refused, 3 unanswered", "0"))
+    writer.add(("all", "1.2 k", "1.0 k completed, 200 refused, 3 unanswered", "0"),
+               total=True)
+    assert writer.close() == ["retx"]
+    assert out.getvalue() == (
+        "port     conns  outcomes\n"
+        "443/tcp  1.2 k  1.0 k completed,\n"
+        "                200 refused,\n"
+        "                3 unanswered\n"
+        "--------------------------------\n"
+        "all      1.2 k  1.0 k completed,\n"
+        "                200 refused,\n"
+        "                3 unanswered\n")
+
+
+def test_rows_are_written_as_they_come() -> None:
+    """The first rows decide the widths and are written together; every later row is written
+    when it is added, and a wider cell pushes the rest of its line instead of being cut."""
+    out = io.StringIO()
+    writer = TableWriter(Screen(out, io.StringIO(), width=None),
+                         [Column("addr"), Column("pkts", right=True), Column("uid")],
+                         first_rows=2)
+    writer.add(("10.0.0.1:80", "5", "Cabc"))
+    assert out.getvalue() == ""
+    writer.add(("10.0.0.2:80", "12", "Cdef"))
+    assert out.getvalue() == ("addr         pkts  uid\n10.0.0.1:80     5  Cabc\n"
+                              "10.0.0.2:80    12  Cdef\n")
+    writer.add(("[2001:db8::1]:443", "123456", "Cghi"))
+    assert out.getvalue().splitlines()[-1] == "[2001:db8::1]:443  123456  Cghi"
+    assert writer.close() == [] and writer.rows == 3
+    # live: laid out on what came within first_wait seconds (0 here: the first row)
+    out = io.StringIO()
+    writer = TableWriter(Screen(out, io.StringIO(), width=None, first_wait=0.0),
+                         [Column("addr"), Column("uid")])
+    writer.add(("10.0.0.1:80", "Cabc"))
+    assert out.getvalue() == "addr         uid\n10.0.0.1:80  Cabc\n"
+    # printed in full, a later list cell longer than its column stays on one line
+    out = io.StringIO()
+    writer = TableWriter(Screen(out, io.StringIO(), width=None),
+                         [Column("port"), Column("outcomes", fold=True)], first_rows=1)
+    writer.add(("80/tcp", "1 completed"))
+    writer.add(("443/tcp", "5 completed, 2 refused, 1 unanswered"))
+    writer.close()
+    assert out.getvalue().splitlines()[-1] == "443/tcp  5 completed, 2 refused, 1 unanswered"
+
+
+def test_layout_never_cuts_what_it_cannot_leave_out() -> None:
+    layout = Layout.fit([Column("originator"), Column("responder"), Column("uid")],
+                        [("[2001:db8:1:2:3:4:5:6]:443", "[2001:db8::ff]:50000", "Cxyz")],
+                        width=20, drop_order=("uid",))
+    assert layout.left_out == ["uid"]
+    assert layout.lines(("[2001:db8:1:2:3:4:5:6]:443", "[2001:db8::ff]:50000", "C")) == [
+        "[2001:db8:1:2:3:4:5:6]:443  [2001:db8::ff]:50000"]
+    head, lines, left_out = render([Column("a"), Column("b", right=True)], [("x", "1")], None)
+    assert (head, lines, left_out) == (["a  b"], ["x  1"], [])
+
+
+# --- closed pipes -----------------------------------------------------------------------------
+
+
+def synscan() -> Path:
+    """A capture whose every output is larger than a pipe's buffer (64 kB)."""
+    root = corpus_dir()
+    if root is None:
+        pytest.skip("public capture corpus not found (../shared/captures/public)")
+    return next(root.glob("ndpi-synscan.pcap*"))
+
+
+def portlens(*argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "portlens", *argv], env=ENV, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **kwargs)  # type: ignore[call-overload]
+
+
+def quiet(err: bytes) -> bool:
+    """Nothing on stderr but the line naming the time zone of the times printed."""
+    return all(b"local time" in line for line in err.splitlines())
+
+
+EVERY_OUTPUT = (["conns"], ["conns", "--json"], ["conns", "--csv"], ["conns", "--format", "zeek"],
+                ["ports"], ["ports", "--json"], ["ports", "--csv"], ["handshakes"],
+                ["handshakes", "--conns"], ["handshakes", "--json"], ["sockets"],
+                ["sockets", "--csv"], ["events"], ["events", "--json"], ["packets"],
+                ["packets", "--json"], ["packets", "--stats"], ["packets", "--stats", "--json"])
+
+
+@pytest.mark.parametrize("argv", EVERY_OUTPUT, ids=" ".join)
+def test_a_closed_pipe_ends_quietly(argv: list[str]) -> None:
+    """The reader is gone before the first line: status 0, nothing on stderr (it was
+    "Broken pipe" and status 2)."""
+    proc = portlens(*argv, str(SAMPLE), str(SAMPLE))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and quiet(err)
+
+
+@pytest.mark.parametrize("argv", [["conns"], ["conns", "--json"], ["packets"], ["events"],
+                                  ["sockets"], ["handshakes", "--conns"]], ids=" ".join)
+def test_head_1_ends_quietly(argv: list[str]) -> None:
+    """`portlens ... | head -1`: one line read, the pipe closed while the output is still
+    coming; `packets` does not go on decoding the next files."""
+    path = str(synscan())
+    proc = portlens(*argv, path, path, path)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert first and proc.wait(timeout=120) == 0 and quiet(err)
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+
+def repeated_capture(path: Path, min_bytes: int) -> bytes:
+    """A pcap of a large HTTP POST's records (big packets, few connections: quick to track)
+    again and again, an hour apart, at least min_bytes."""
+    root = corpus_dir()
+    if root is None:
+        pytest.skip("public capture corpus not found (../shared/captures/public)")
+    raw = next(root.glob("zeek-http-post-large-loopback.pcap*")).read_bytes()
+    assert raw[:4] == b"\xd4\xc3\xb2\xa1"  # little-endian pcap
+    head, body = raw[:24], raw[24:]
+    records = []
+    at = 0
+    while at + 16 <= len(body):
+        sec, frac, caplen, wirelen = struct.unpack_from("<IIII", body, at)
+        records.append((sec, frac, body[at + 16: at + 16 + caplen], wirelen))
+        at += 16 + caplen
+    out = [head]
+    size = len(head)
+    shift = 0
+    while size < min_bytes:
+        for sec, frac, data, wirelen in records:
+            out.append(struct.pack("<IIII", sec + shift, frac, len(data), wirelen) + data)
+            size += 16 + len(data)
+        shift += 3600
+    data = b"".join(out)
+    path.write_bytes(data)
+    return data
+
+
+def wait_blocked_on_pipe(pid: int) -> None:
+    wchan = Path(f"/proc/{pid}/wchan")
+    if not wchan.exists():
+        pytest.skip("no /proc/PID/wchan to see that the reader waits for input")
+    for _ in range(6000):
+        if "pipe" in wchan.read_text():
+            return
+        time.sleep(0.01)
+    pytest.fail("portlens never waited for more input")
+
+
+@pytest.mark.parametrize("argv", [["conns"], ["ports"], ["sockets"], ["handshakes"],
+                                  ["packets", "--stats"]], ids=" ".join)
+def test_ctrl_c_prints_what_was_read(tmp_path: Path, argv: list[str]) -> None:
+    """Ctrl-C while portlens waits for input (a FIFO, the first 8 MB chunk read): the report
+    of what was read (not the rest), status 130, a line saying so, no traceback."""
+    data = repeated_capture(tmp_path / "big.pcap", 9 << 20)
+    fifo = tmp_path / "fifo.pcap"
+    os.mkfifo(fifo)
+    proc = portlens(*argv, str(fifo))
+    writer = open(fifo, "wb")  # noqa: SIM115  (held open until portlens is interrupted)
+    feed = threading.Thread(target=writer.write, args=(data,), daemon=True)
+    feed.start()
+    try:
+        feed.join(timeout=300)
+        wait_blocked_on_pipe(proc.pid)
+        proc.send_signal(signal.SIGINT)
+    finally:
+        # The compiled reader retries a read that a signal interrupted, so Python sees the
+        # Ctrl-C only when the read returns: the end of the input lets it return.
+        writer.close()
+    out, err = proc.communicate(timeout=60)
+    text, note = out.decode(), err.decode()
+    assert proc.returncode == 130, note
+    assert "Traceback" not in note and "interrupted; what was read so far is reported" in note
+    if argv == ["packets", "--stats"]:
+        frames = int(re.search(r"^frames\s+([\d,]+)$", text, re.M)[1].replace(",", ""))  # type: ignore[index]
+        assert frames > 0
+    else:
+        assert text.splitlines()[0].split()[0] in ("start", "pkts", "listening",
+                                                   "handshakes")
+        assert re.search(r"^\d+ (connections|ports|listening|server ports)", note, re.M)
+
+
+def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
+    """stderr a terminal, so the progress bar is drawn: Ctrl-C while it is, and the bar is
+    gone, the report printed, no traceback."""
+    import pty
+
+    path = tmp_path / "big.pcap"
+    repeated_capture(path, 64 << 20)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "portlens", "ports", str(path)], env=ENV,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    try:
+        # the bar's "16.8/67.1 MB": the second chunk is read, so the first one is tracked
+        while not any(float(done) >= 16 for done in re.findall(rb"([\d.]+)/[\d.]+ MB", seen)):
+            ready, _, _ = select.select([master], [], [], 120)
+            assert ready, "no progress bar"
+            seen += os.read(master, 4096)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    if proc.returncode == 0:
+        pytest.skip("the whole file was read before Ctrl-C arrived")
+    assert proc.returncode == 130
+    assert b"Traceback" not in seen and b"interrupted; what was read so far" in seen
+    assert out.decode().splitlines()[0].split()[0] in ("port", "pkts")
+
+
+# --- the README -------------------------------------------------------------------------------
+
+
+def readme_samples() -> list[tuple[str, str]]:
+    text = (REPO / "README.md").read_text()
+    samples = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        lines = block.split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("$ portlens ") and "#" not in line:
+                out = []
+                for rest in lines[i + 1:]:
+                    if rest.startswith("$ "):
+                        break
+                    out.append(rest)
+                samples.append((line[2:], "\n".join(out).rstrip("\n") + "\n"))
+    return samples
+
+
+@pytest.mark.parametrize(("command", "expected"), readme_samples(),
+                         ids=[c for c, _ in readme_samples()])
+def test_readme_samples_are_what_the_commands_print(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        terminal: None, command: str, expected: str) -> None:
+    """The README's samples, stdout then stderr, on a terminal 100 columns wide, in UTC. A
+    sample piped into another command runs in a shell, as typed: the pipe gets the full table,
+    and the note on stderr shows before what the last command prints."""
+    if "../shared/captures/public/" in command and corpus_dir() is None:
+        pytest.skip("public capture corpus not found (../shared/captures/public)")
+    if "|" in command:
+        proc = subprocess.run(command.replace("portlens", f"{sys.executable} -m portlens", 1),
+                              shell=True, cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**ENV, "COLUMNS": "100", "TZ": "UTC"}, check=False)
+        assert proc.returncode == 0
+        assert proc.stderr + proc.stdout == expected
+        return
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        code, out, err = run(capsys, *shlex.split(command)[1:])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert code == 0
+    assert out + err == expected
