@@ -132,6 +132,9 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
     receives one FileStats per path, in argument order. ``progress(done, total)`` counts
     file bytes over all files.
     """
+    if len(paths) == 1:
+        yield from _single(paths[0], on_error, stats, progress, chunk_bytes)
+        return
     files: list[_Open] = []
     starts: list[tuple[int, int]] = []
     for i, path in enumerate(paths):
@@ -215,6 +218,45 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
         for f in opened:
             if f.reader is not None:
                 f.reader.close()
+
+
+def _single(path: str, on_error: Callable[[str], None], stats: list[FileStats] | None,
+            progress: Callable[[int, int], None] | None,
+            chunk_bytes: int) -> Generator[FrameBatch, None, None]:
+    """One file needs no merge: its batches as they are read, opened once. A FIFO or a
+    terminal's stdin cannot be read twice, so the first frame is not looked at beforehand."""
+    fs = FileStats(path)
+    if stats is not None:
+        stats.append(fs)
+    try:
+        reader = open_capture(path, chunk_bytes=chunk_bytes)
+    except CaptureError as exc:
+        fs.error = str(exc)
+        on_error(str(exc))
+        return
+    f = _Open(0, fs, reader, iter(reader))
+    fs.format, fs.compression = reader.format, reader.compression
+    if reader.interfaces:
+        fs.linktype = reader.interfaces[0].linktype
+    try:
+        while True:
+            try:
+                batch = next(f.batches)  # type: ignore[arg-type]
+            except StopIteration:
+                return
+            except CaptureError as exc:
+                fs.error = str(exc)
+                on_error(str(exc))
+                return
+            _take(f, batch)  # counted in the file's stats; frames already in file order
+            f.pending.clear()
+            f.keys.clear()
+            if progress is not None:
+                progress(reader.bytes_read, reader.total_bytes)
+            if len(batch):
+                yield batch
+    finally:
+        reader.close()
 
 
 def _take(f: _Open, batch: FrameBatch) -> None:
