@@ -346,9 +346,12 @@ def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Pa
         assert live.returncode == 0, err
         counts = summary_counts(err.strip().splitlines()[-1])
         assert counts["received"] >= datagrams
-        assert counts["abandoned"] > 0, err  # the analysis was behind when the second came
         assert (counts["analysed"] + counts["kernel"] + counts["portlens"]
                 + counts["abandoned"] == counts["received"]), counts
         assert os.listdir(tmp_path) == []
+        if counts["abandoned"] == 0:
+            # The analysis worked the backlog off before the second Ctrl-C came (it only
+            # cut the last connections' output short): again with a bigger flood.
+            continue
         return
     pytest.skip("the analysis kept up with every flood here: no backlog to give up")

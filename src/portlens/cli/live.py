@@ -103,6 +103,10 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         try:
             args.pipeline = pipeline
             pipeline.track(take, on_batch=after_batch, wall_clock=True)
+        except KeyboardInterrupt:
+            # A Ctrl-C after the capture ended (the backlog was analysed before it came) cuts
+            # the output of the last connections short, never the closing line below.
+            status[0] = EXIT_OK
         finally:
             if live is not None:
                 live.stop()
