@@ -73,20 +73,3 @@ def decode_capture(path: str | Path, *, reference: bool = False, checksums: bool
 
 
 __all__ = ["Decoder", "PacketBatch", "decode_capture"]
-
-
-def first_packets(batches: Iterator[PacketBatch], count: int) -> Iterator[PacketBatch]:
-    """The first ``count`` packets of a stream of batches (tcpdump's -c on a file); the
-    stream is closed as soon as they are out, so no more of the file is read."""
-    left = count
-    try:
-        for batch in batches:
-            if len(batch) >= left:
-                yield batch.take(slice(0, left))
-                return
-            left -= len(batch)
-            yield batch
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
