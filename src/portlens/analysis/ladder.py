@@ -103,19 +103,7 @@ def select_packets(batches: Iterable[PacketBatch], conn: Connection) -> PacketBa
         span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= last) & (b.frag != FRAG_PART)
         if not span.any():
             continue
-        src_o = (b.src == o).all(axis=1)
-        dst_r = (b.dst == r).all(axis=1)
-        src_r = (b.src == r).all(axis=1)
-        dst_o = (b.dst == o).all(axis=1)
-        if conn.proto == "icmp":
-            proto = np.isin(b.l4, (1, 58))
-            fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
-            rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
-        else:
-            proto = b.l4 == (6 if conn.proto == "tcp" else 17)
-            fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
-            rev = src_r & dst_o & (b.sport == conn.resp_p) & (b.dport == conn.orig_p)
-        keep = span & proto & (fwd | rev)
+        keep = span & tuple_rows(b, conn, o, r)
         if conn.proto == "udp" and (b.tunnel_depth > 0).any():
             carrier = _carrier_rows(b, span, o, r, conn)
             if carrier is not None:
@@ -127,6 +115,22 @@ def select_packets(batches: Iterable[PacketBatch], conn: Connection) -> PacketBa
         if keep.any():
             parts.append(b.take(np.flatnonzero(keep)))
     return PacketBatch.concat(parts)
+
+
+def tuple_rows(b: PacketBatch, conn: Connection, o: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The rows whose innermost transport is ``conn``'s 5-tuple, either way (ICMP: its
+    addresses and message types). ``o``, ``r``: the two addresses in the 16-byte column form."""
+    src_o, dst_r = (b.src == o).all(axis=1), (b.dst == r).all(axis=1)
+    src_r, dst_o = (b.src == r).all(axis=1), (b.dst == o).all(axis=1)
+    if conn.proto == "icmp":
+        proto = np.isin(b.l4, (1, 58))
+        fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
+        rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
+    else:
+        proto = b.l4 == (6 if conn.proto == "tcp" else 17)
+        fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
+        rev = src_r & dst_o & (b.sport == conn.resp_p) & (b.dport == conn.orig_p)
+    return np.asarray(proto & (fwd | rev), dtype=np.bool_)
 
 
 def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray,

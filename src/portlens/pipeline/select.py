@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import numpy.typing as npt
 
+from portlens.analysis.ladder import tuple_rows
 from portlens.decode.packets import FRAG_PART, PacketBatch, addr_bytes
 from portlens.filter import PacketFilter
 from portlens.track.model import Connection
@@ -83,17 +84,7 @@ def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
     span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))
-    src_o, dst_r = (b.src == o).all(axis=1), (b.dst == r).all(axis=1)
-    src_r, dst_o = (b.src == r).all(axis=1), (b.dst == o).all(axis=1)
-    if conn.proto == "icmp":
-        proto = np.isin(b.l4, (1, 58))
-        fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
-        rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
-    else:
-        proto = b.l4 == (6 if conn.proto == "tcp" else 17)
-        fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
-        rev = src_r & dst_o & (b.sport == conn.resp_p) & (b.dport == conn.orig_p)
-    keep = span & proto & (fwd | rev) & (b.frag != FRAG_PART)
+    keep = span & tuple_rows(b, conn, o, r) & (b.frag != FRAG_PART)
     if conn.proto == "udp":
         outer = (b.tunnel_depth > 0) & (b.out_proto == 17)
         ofwd = ((b.out_src == o).all(axis=1) & (b.out_dst == r).all(axis=1)
