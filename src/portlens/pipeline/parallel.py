@@ -5,8 +5,10 @@ selecting every packet: decoding is the cheaper half of the work, and sending de
 between processes would cost more than it saves) and tracks only the flows of its shard
 (track.tracker.shard_of), so every connection is seen whole by exactly one worker, and -c, the
 time window and the filter select the same packets in all of them. Worker 0 alone writes -w
-and reports per-file counts. Connections stream back to the parent as they end; rows of
-different workers interleave, each worker's rows stay in its own removal order.
+and reports per-file counts. Connections stream back to the parent as they end; once every
+worker is done, pipeline/shards.py gives them the uids of a one-process run and the order of
+their creation (a shard's tracker numbers only its own connections, and a uid includes that
+number), so the result does not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
         for c in pipeline.connections():
             pending.append(c)
             if len(pending) >= _CHUNK:
-                queue.put(("conns", pending))
+                queue.put(("conns", (k, pending)))
                 pending = []
         if pending:
-            queue.put(("conns", pending))
+            queue.put(("conns", (k, pending)))
         queue.put(("not_counted", dict(pipeline.not_counted)))
         queue.put(("evicted", pipeline.evicted))
         if k == 0:  # every worker reads every frame: one speaks for the files
@@ -68,8 +70,11 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
 def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
     """Connections of the pipeline's files, tracked by ``options.workers`` processes. Input
     errors and warnings reach the pipeline's handlers once each; ``pipeline.not_counted``,
-    ``pipeline.evicted`` and ``pipeline.files`` are those of the whole run."""
+    ``pipeline.evicted`` and ``pipeline.files`` are those of the whole run. The connections
+    come when every worker is done, with the uids of one process, in creation order."""
     from collections import Counter
+
+    from portlens.pipeline.shards import join_shards
 
     workers = pipeline.options.workers
     ctx = mp.get_context("fork")
@@ -84,6 +89,8 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
     done = 0
     not_counted: Counter[str] = Counter()
     evicted = 0
+    shards: list[list[Connection]] = [[] for _ in range(workers)]
+    interrupted = False
     try:
         while done < workers:
             kind, payload = queue.get()
@@ -102,7 +109,10 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
             elif kind == "not_decoded":
                 pipeline.not_decoded = Counter(payload)
             else:
-                yield from payload
+                k, conns = payload
+                shards[k].extend(conns)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         pipeline.not_counted = not_counted
         pipeline.evicted = evicted
@@ -110,3 +120,10 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
             if p.is_alive():
                 p.terminate()
             p.join()
+    if interrupted:
+        # Ctrl-C: what came back is handed over as it is (the rest of the shards is missing,
+        # so their numbering cannot be joined: these uids are the shards' own).
+        for part in shards:
+            yield from part
+        raise KeyboardInterrupt
+    yield from join_shards(shards)

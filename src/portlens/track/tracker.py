@@ -161,9 +161,11 @@ class Tracker:
             # (TSO), whatever ignore_checksums_nets says: "ip_hdr_len_zero" in
             # IPAnalyzer::AnalyzePacket (§1).
             use &= ~bad_ip & ~b.ip_len_zero
+        everyone = None
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
+            everyone = use.copy()
             use &= mine
             self._count_skipped(b, ~use & mine)
         else:
@@ -172,6 +174,14 @@ class Tracker:
         self.packets_skipped += len(b) - rows.size
         if rows.size:
             self._track_rows(b, rows)
+        if everyone is not None and everyone.any():
+            # A shard keeps the clock of the whole stream: the timers one tracker of every
+            # flow would have run by the batch's last packet run here too, whoever's it was.
+            last = int(b.ts_ns[everyone].max())
+            last -= last % 1000
+            if last > self.now:
+                self.now = last
+                self._run_timers(last)
         out, self.ended = self.ended, []
         return out
 
