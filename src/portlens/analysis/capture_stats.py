@@ -21,6 +21,11 @@ from portlens.services import proto_name
 from portlens.sources import linktypes
 
 
+def link_name(linktype: int | None) -> str:
+    """A link type as capinfos names it for people ("ethernet", "raw", "linktype-147")."""
+    return "-" if linktype is None else linktypes.name(linktype)
+
+
 @dataclass
 class CaptureStats:
     """Frame, byte, protocol and quality counts of one or more captures."""

@@ -107,17 +107,24 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
 def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
     """The command line's source (files, directories or -i) and selection as pipeline terms."""
     from portlens.pipeline import Options, Source, parse_time
-    from portlens.sources.merge import capture_paths
+    from portlens.sources.merge import scan_directory
     from portlens.track.tracker import TrackerConfig
 
     interface = getattr(args, "interface", None)
     if interface:
         source = Source(live=live_options(args))
     else:
-        files = capture_paths(args.files)
-        empty = [f for f in args.files if os.path.isdir(f) and not capture_paths([f])]
-        if empty:
-            raise UsageError(f"{empty[0]}: no capture files in this directory")
+        files = []
+        for path in args.files:
+            if not os.path.isdir(path):
+                files.append(path)
+                continue
+            scan = scan_directory(path)
+            if not scan.files:
+                raise UsageError(f"{path}: no capture files in this directory"
+                                 + (f" ({scan.skipped} other files)" if scan.skipped else ""))
+            error(scan.note())  # which files are read, on stderr like every note
+            files.extend(scan.files)
         source = Source(files=tuple(files))
     window = {}
     for name in ("start", "end"):

@@ -118,7 +118,7 @@ def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock
     where = screen(args)
     numbers = ("frames", "bytes", "time backwards")
     writer = TableWriter(where, [Column(n, right=n in numbers) for n in names],
-                         title="files", drop_order=("format", "last frame"))
+                         title="files", drop_order=("format", "link type", "last frame"))
     for row in rows:
         writer.add(row)
     left_out = writer.close()

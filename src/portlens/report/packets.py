@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.capture_stats import CaptureStats, link_name
 from portlens.analysis.icmp import message_text
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import (
@@ -237,7 +237,7 @@ def stats_rows(stats: CaptureStats, clock: Clock | None = None) -> list[tuple[st
     return rows
 
 
-FILE_COLUMNS = ("file", "format", "frames", "bytes", "first frame", "last frame",
+FILE_COLUMNS = ("file", "format", "link type", "frames", "bytes", "first frame", "last frame",
                 "time backwards", "problem")
 
 
@@ -251,7 +251,8 @@ def file_rows(files: Sequence[object], clock: Clock | None = None
         rec: dict[str, Any] = f.record()  # type: ignore[attr-defined]
         fmt = (rec["format"] or "-") + (f" ({rec['compression']})" if rec["compression"]
                                         else "")
-        rows.append((rec["path"], fmt, f"{rec['frames']:,}", f"{rec['wire_bytes']:,}",
+        rows.append((rec["path"], fmt, link_name(rec["linktype"]), f"{rec['frames']:,}",
+                     f"{rec['wire_bytes']:,}",
                      stamp(rec["first_ns"]) if rec["first_ns"] is not None else "-",
                      stamp(rec["last_ns"]) if rec["last_ns"] is not None else "-",
                      f"{rec['backwards']:,}", rec["error"] or "-"))

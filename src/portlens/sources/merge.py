@@ -11,8 +11,8 @@ rotated files (``tcpdump -C/-G``, ring buffers) are read one after another whate
 were named in.
 
 Frames are renumbered 1, 2, 3 ... across the merged stream, as in mergecap's output file; with
-one file these are the file's own frame numbers. A directory stands for the capture files in it
-(``capture_paths``).
+one file these are the file's own frame numbers. A directory stands for the capture files in it,
+told by their first bytes, not their names (``scan_directory``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from portlens.sources.frames import FrameBatch
 PEEK_CHUNK_BYTES: Final = 1 << 16
 """Chunk size used to read a file's first timestamp before the merge needs the file."""
 
-CAPTURE_SUFFIXES: Final = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz",
-                           ".gz", ".xz", ".bz2", ".ntar")
-"""Names a directory's captures have; other files in it (notes, logs) are passed over."""
+MAGIC_BYTES: Final = 8
+"""Bytes read from each file of a directory to tell a capture (or a compressed one)."""
+_COMPRESSED: Final = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"))
+_PCAP_MAGICS: Final = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                       b"\x4d\x3c\xb2\xa1")
+_PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"
 
 
 @dataclass
@@ -73,17 +76,85 @@ class FileStats:
                 f" those frames are read in file order")
 
 
+def capture_kind(path: str) -> str | None:
+    """What a file holds by its first bytes, not its name: "pcap", "pcapng", or either after
+    the compression ("pcap.gz", "pcapng.xz", "pcap.bz2"), whose first bytes are decompressed
+    to look; None for anything else (notes, logs, a capture still being written with no
+    header yet, an unreadable file)."""
+    try:
+        with open(path, "rb") as f:
+            lead = f.read(MAGIC_BYTES)
+    except OSError:
+        return None
+    suffix = ""
+    for magic, name in _COMPRESSED:
+        if lead.startswith(magic):
+            import bz2
+            import gzip
+            import lzma
+
+            opener = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[name]
+            try:
+                with opener(path, "rb") as z:
+                    lead = z.read(4)
+            except (OSError, EOFError, lzma.LZMAError):
+                return None
+            suffix = {"gzip": ".gz", "xz": ".xz", "bzip2": ".bz2"}[name]
+            break
+    if lead[:4] in _PCAP_MAGICS:
+        return "pcap" + suffix
+    if lead[:4] == _PCAPNG_MAGIC:
+        return "pcapng" + suffix
+    return None
+
+
+@dataclass
+class DirectoryScan:
+    """The capture files of a directory (by content) and how many other files it holds."""
+
+    path: str
+    files: list[str] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Capture files by kind (capture_kind), e.g. {"pcap": 10, "pcapng.gz": 2}."""
+    skipped: int = 0
+    """Files that are no captures (hidden files included), passed over."""
+
+    def note(self) -> str:
+        """One line saying what was taken, for stderr."""
+        n = len(self.files)
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))
+        line = f"{self.path}: {n} capture file{'' if n == 1 else 's'} ({kinds})"
+        if self.skipped:
+            line += (f"; {self.skipped} other file{'' if self.skipped == 1 else 's'} "
+                     "skipped (not pcap or pcapng by their first bytes)")
+        return line
+
+
+def scan_directory(path: str) -> DirectoryScan:
+    """The capture files directly in ``path`` (not recursing), told by their first bytes,
+    sorted by name; the merge reads them in timestamp order whatever their names."""
+    scan = DirectoryScan(path)
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full):
+            continue
+        kind = None if name.startswith(".") else capture_kind(full)
+        if kind is None:
+            scan.skipped += 1
+            continue
+        scan.files.append(full)
+        scan.kinds[kind] = scan.kinds.get(kind, 0) + 1
+    return scan
+
+
 def capture_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files as given; a directory stands for its capture files (by name, sorted), not
-    recursing. A directory without captures gives nothing (the caller says so)."""
+    """Files as given; a directory stands for its capture files (scan_directory). A directory
+    without captures gives nothing (the caller says so)."""
     out: list[str] = []
     for p in paths:
         path = os.fspath(p)
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path)
-                           if n.lower().endswith(CAPTURE_SUFFIXES) and not n.startswith("."))
-            out.extend(os.path.join(path, n) for n in names
-                       if os.path.isfile(os.path.join(path, n)))
+            out.extend(scan_directory(path).files)
         else:
             out.append(path)
     return out
