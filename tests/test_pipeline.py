@@ -180,8 +180,8 @@ def test_stats_has_a_row_per_file(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("COLUMNS", "250")
     rc, out, _ = run(capsys, "packets", "--stats", SAMPLE, SESSION)
     rows = [ln.split() for ln in out.splitlines() if ln.split()[1:2] == ["pcap"]]
-    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
-        (SAMPLE, "pcap", "59", "20,310"), (SESSION, "pcap", "10", "1,076")]
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        (SAMPLE, "pcap", "ethernet", "59", "20,310"), (SESSION, "pcap", "ethernet", "10", "1,076")]
 
 
 # --- -c on every command --------------------------------------------------------------------
