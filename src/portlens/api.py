@@ -56,13 +56,15 @@ def open(source: PathLike | Sequence[PathLike] | None = None, *,
          workers: int = 1, count: int | None = None, start: TimeLike | None = None,
          end: TimeLike | None = None, conn: str | None = None,
          config: TrackerConfig | None = None, reference: bool = False,
-         duration: float | None = None) -> Capture:
+         duration: float | None = None, dask: str | None = None) -> Capture:
     """Open a capture (files, a directory, or an interface) for analysis.
 
     ``filter`` is a tcpdump expression (raises portlens.filter.FilterError); ``count`` keeps
     the first N selected packets; ``start``/``end`` a time window [start, end) given as ISO 8601
     text, epoch seconds or a datetime; ``conn`` the packets of one connection (by uid);
-    ``workers`` tracks with that many processes; ``config`` sets timeouts and the rest of
+    ``workers`` tracks with that many processes; ``dask`` on a Dask cluster (a scheduler
+    address, or "local" for a local cluster of ``workers`` processes: docs/scale.md), with the
+    same result; ``config`` sets timeouts and the rest of
     the tracker's options; ``duration`` (seconds) ends a live capture (so do ``count`` and
     Ctrl-C).
     """
@@ -73,7 +75,7 @@ def open(source: PathLike | Sequence[PathLike] | None = None, *,
         src = Source(live=replace(src.live, duration=duration))
     options = Options(filter=filter, start_ns=_time_ns(start), end_ns=_time_ns(end),
                       count=count, conn=conn, tracker=config or TrackerConfig(),
-                      workers=workers, reference=reference)
+                      workers=workers, dask=dask, reference=reference)
     if workers < 1:
         raise ValueError("workers must be at least 1")
     return Capture(Pipeline(src, options))
@@ -127,7 +129,7 @@ class Capture:
             return
         conns: list[Connection] = []
         events: list[Transition] = []
-        single = self.pipeline.options.workers == 1 or self.pipeline.source.is_live
+        single = not self.pipeline.sharded
         self.pipeline.track(conns.append, events.append if single else None)
         self._connections = conns
         self._events = events if single else None
@@ -172,7 +174,7 @@ class Capture:
 
 
 def _one_process(options: Options) -> Options:
-    return replace(options, workers=1)
+    return replace(options, workers=1, dask=None)
 
 
 class Packets:

@@ -143,8 +143,12 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
     p.add_argument("--workers", type=int, default=1, metavar="N", action=Given,
-                   help="track files with N processes (flows sharded by host pair; output "
-                        "rows of different workers interleave)")
+                   help="track files with N processes (flows sharded by host pair; the "
+                        "same rows as one process, connections in creation order)")
+    p.add_argument("--dask", metavar="ADDRESS", action=Given,
+                   help="track on a Dask cluster: a scheduler address (tcp://host:8786; the "
+                        "files at the same path on every worker) or `local` for a local "
+                        "cluster of --workers processes (docs/scale.md)")
 
 
 def check_source(args: argparse.Namespace) -> None:
@@ -158,6 +162,8 @@ def check_source(args: argparse.Namespace) -> None:
         raise UsageError("no capture file given (or -i IFACE to capture live)")
     if live and getattr(args, "workers", 1) > 1:
         raise UsageError("--workers is for files; a live capture is tracked in one process")
+    if live and getattr(args, "dask", None):
+        raise UsageError("--dask is for files; a live capture is tracked in one process")
     if not live and getattr(args, "command", "") != "sniff":  # sniff says it needs -i
         for name in LIVE_ONLY:
             if given(args, name):
@@ -250,6 +256,15 @@ def _check_workers(args: argparse.Namespace) -> None:
     if args.command == "events" and workers != 1:
         raise UsageError("--workers: `events` tracks in one process (its events come out in "
                          "capture order)")
+    dask = getattr(args, "dask", None)
+    if dask is not None:
+        if args.command in ("events", "ladder"):
+            raise UsageError(f"--dask: `{args.command}` follows transitions in one process")
+        if getattr(args, "write", None):
+            raise UsageError("--dask with -w: the workers would write the file; "
+                             "write it without --dask")
+        if not dask.strip():
+            raise UsageError("--dask wants a scheduler address (tcp://host:8786) or `local`")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     if workers > 4 * cpus:

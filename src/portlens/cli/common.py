@@ -84,6 +84,7 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
     """The pipeline of the command's source and selection; its input errors and warnings are
     printed as they come (one line each), errors also setting ``status`` to 2."""
     from portlens.pipeline import Pipeline, WriteError
+    from portlens.pipeline.cluster import ClusterError
 
     def on_error(message: str) -> None:
         error(message)
@@ -91,17 +92,44 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
 
     source, options = pipeline_setup(args)
     with progress_bar(source.files, show_progress(args)) as progress:
+        status_line = ClusterStatus() if options.dask is not None else None
         pipeline = Pipeline(source, options, on_error=on_error, on_warning=error,
-                            progress=progress)
+                            progress=progress, on_cluster=status_line)
         try:
             yield pipeline
         except WriteError as exc:
             raise UsageError(str(exc)) from None
+        except ClusterError as exc:
+            raise UsageError(str(exc)) from None
         finally:
+            if status_line is not None:
+                status_line.close()
             # Frames of link types not decoded, for main()'s one line each: counted on the
             # first reading only (ladder reads twice).
             if not hasattr(args, "not_decoded"):
                 args.not_decoded = pipeline.not_decoded
+
+
+class ClusterStatus:
+    """A --dask run's progress on stderr, one line redrawn in place: only on a terminal
+    (a log gets the errors, not the progress), and the last state stays when it is done."""
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.last = ""
+
+    def __call__(self, progress: object) -> None:
+        if not sys.stderr.isatty():
+            return
+        line = progress.line()  # type: ignore[attr-defined]
+        if line != self.last:
+            self.last = line
+            self.shown = True
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr, flush=True)
 
 
 def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
@@ -147,7 +175,8 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
         write=write or None, pcapng=getattr(args, "pcapng", False),
         snaplen=getattr(args, "snaplen", 262144),
         tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),
-        workers=getattr(args, "workers", 1), reference=getattr(args, "reference", False),
+        workers=getattr(args, "workers", 1), dask=getattr(args, "dask", None),
+        reference=getattr(args, "reference", False),
         checksums=wants_checksums(args))
     return source, options
 

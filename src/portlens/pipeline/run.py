@@ -35,6 +35,7 @@ from portlens.track.tracker import TrackerConfig
 
 if TYPE_CHECKING:
     from portlens.capture import LiveOptions, LiveSession
+    from portlens.pipeline.cluster import ClusterProgress
 
 LINKTYPE_ETHERNET = 1
 
@@ -104,6 +105,9 @@ class Options:
     snaplen: int = DEFAULT_SNAPLEN
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     workers: int = 1
+    dask: str | None = None
+    """Track on a Dask cluster: a scheduler address, or "local" for a LocalCluster of
+    ``workers`` processes (pipeline/cluster.py)."""
     reference: bool = False
     """Decode with the per-packet reference decoder (for cross-checking)."""
     checksums: bool | None = None
@@ -121,7 +125,9 @@ class Pipeline:
                  on_error: Callable[[str], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
                  progress: Callable[[int, int], None] | None = None,
-                 on_decoded: Callable[[PacketBatch], None] | None = None) -> None:
+                 on_decoded: Callable[[PacketBatch], None] | None = None,
+                 on_file_done: Callable[[FileStats], None] | None = None,
+                 on_cluster: Callable[[ClusterProgress], None] | None = None) -> None:
         self.source = source
         self.options = options or Options()
         self.errors: list[str] = []
@@ -141,6 +147,9 @@ class Pipeline:
         self._progress = progress
         self._on_decoded = on_decoded
         """Sees every decoded batch before selection (counts of the whole input)."""
+        self._on_file_done = on_file_done
+        self.on_cluster = on_cluster
+        """Progress of a --dask run (pipeline/cluster.py), about twice a second."""
         f = self.options.filter
         self.packet_filter = compile_filter(f) if isinstance(f, str) else f
         if self.packet_filter is not None and self.packet_filter.matches_all:
@@ -198,7 +207,7 @@ class Pipeline:
             return None
         if self._conn is None:
             inner = self.first_pass()
-            inner.options = replace(inner.options, workers=1, count=None)
+            inner.options = replace(inner.options, workers=1, dask=None, count=None)
             self._conn = inner.find_connection(uid)
             self.not_decoded = inner.not_decoded  # what was read, should no more pass follow
             if self._conn is None:
@@ -210,7 +219,7 @@ class Pipeline:
         """The source's frames: the files merged in time order."""
         self.files = []
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
-                                 self.options.chunk_bytes)
+                                 self.options.chunk_bytes, self._on_file_done)
         for f in self.files:
             warning = f.backwards_warning()
             if warning is not None:
@@ -296,12 +305,10 @@ class Pipeline:
         ``on_batch(tracker)`` runs after every batch (a live view reads the open connections
         there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
         real time, ten times a second, so idle connections end while no packet arrives."""
-        if self.options.workers > 1 and not self.source.is_live:
+        if self.sharded:
             if on_transition is not None or on_batch is not None:
                 raise ValueError("transitions and live views are followed in one process")
-            from portlens.pipeline.parallel import track_sharded
-
-            for c in track_sharded(self):
+            for c in self._sharded():
                 sink(c)
             return
         tracker = self.tracker(on_transition)
@@ -325,10 +332,8 @@ class Pipeline:
     def connections(self, on_transition: Callable[[Transition], None] | None = None
                     ) -> Iterator[Connection]:
         """The connections as they end, then those open at the end of the capture."""
-        if self.options.workers > 1 and not self.source.is_live:
-            from portlens.pipeline.parallel import track_sharded
-
-            yield from track_sharded(self)
+        if self.sharded:
+            yield from self._sharded()
             return
         tracker = self.tracker(on_transition)
         for batch in self.packets(tracking=True):
@@ -336,6 +341,21 @@ class Pipeline:
         yield from tracker.finish()
         self.not_counted = Counter(tracker.not_counted)
         self.evicted = tracker.evicted
+
+    @property
+    def sharded(self) -> bool:
+        """Tracked in shards elsewhere: worker processes (--workers) or a Dask cluster."""
+        o = self.options
+        return not self.source.is_live and (o.workers > 1 or o.dask is not None)
+
+    def _sharded(self) -> Iterator[Connection]:
+        if self.options.dask is not None:
+            from portlens.pipeline.cluster import track_on_dask
+
+            return track_on_dask(self)
+        from portlens.pipeline.parallel import track_sharded
+
+        return track_sharded(self)
 
     def find_connection(self, uid: str) -> Connection | None:
         for c in self.connections():

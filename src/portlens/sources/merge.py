@@ -195,16 +195,19 @@ def _first_timestamp(path: str, stats: FileStats) -> int | None:
 def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
                   stats: list[FileStats] | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  chunk_bytes: int = 8 << 20) -> Generator[FrameBatch, None, None]:
+                  chunk_bytes: int = 8 << 20,
+                  on_file_done: Callable[[FileStats], None] | None = None
+                  ) -> Generator[FrameBatch, None, None]:
     """The frames of ``paths`` in mergecap's order, renumbered across the stream.
 
     A file that cannot be read is reported through ``on_error`` (one line, the reader's
     CaptureError text) after its good frames; the others are read all the same. ``stats``
     receives one FileStats per path, in argument order. ``progress(done, total)`` counts
-    file bytes over all files.
+    file bytes over all files; ``on_file_done(stats)`` is called as each file is read to its
+    end (or its error).
     """
     if len(paths) == 1:
-        yield from _single(paths[0], on_error, stats, progress, chunk_bytes)
+        yield from _single(paths[0], on_error, stats, progress, chunk_bytes, on_file_done)
         return
     files: list[_Open] = []
     starts: list[tuple[int, int]] = []
@@ -247,6 +250,8 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
             return
         finished_bytes += f.reader.total_bytes
         f.reader.close()
+        if on_file_done is not None:
+            on_file_done(f.stats)
 
     try:
         while waiting or any(not f.done for f in opened):
@@ -292,8 +297,9 @@ def merged_frames(paths: Sequence[str], on_error: Callable[[str], None],
 
 
 def _single(path: str, on_error: Callable[[str], None], stats: list[FileStats] | None,
-            progress: Callable[[int, int], None] | None,
-            chunk_bytes: int) -> Generator[FrameBatch, None, None]:
+            progress: Callable[[int, int], None] | None, chunk_bytes: int,
+            on_file_done: Callable[[FileStats], None] | None = None
+            ) -> Generator[FrameBatch, None, None]:
     """One file needs no merge: its batches as they are read, opened once. A FIFO or a
     terminal's stdin cannot be read twice, so the first frame is not looked at beforehand."""
     fs = FileStats(path)
@@ -314,10 +320,14 @@ def _single(path: str, on_error: Callable[[str], None], stats: list[FileStats] |
             try:
                 batch = next(f.batches)  # type: ignore[arg-type]
             except StopIteration:
+                if on_file_done is not None:
+                    on_file_done(fs)
                 return
             except CaptureError as exc:
                 fs.error = str(exc)
                 on_error(str(exc))
+                if on_file_done is not None:
+                    on_file_done(fs)
                 return
             _take(f, batch)  # counted in the file's stats; frames already in file order
             f.pending.clear()
