@@ -58,6 +58,10 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--uid", action="append", metavar="UID",
                    help="only the connection with this uid, or the uids starting so "
                         "(repeatable)")
+    p.add_argument("--parquet", metavar="DIR",
+                   help="write the connections as a Parquet dataset in the new directory DIR, "
+                        "partitioned by day and protocol (pandas.read_parquet(DIR) reads it), "
+                        "instead of printing them")
     time_args(p)
     wide_arg(p)
     p.set_defaults(func=cmd_conns)
@@ -112,6 +116,8 @@ def cmd_conns(args: argparse.Namespace) -> int:
     keep = _conn_filter(args)
     out: TextIO = sys.stdout
     found = 0
+    if args.parquet:
+        return _conns_parquet(args, keep)
     zeek = report.ZeekWriter(out) if args.format == "zeek" else None
     table = report.ConnsTable(screen(args), clock(args)) if args.format == "table" else None
     if args.format == "csv":
@@ -139,6 +145,32 @@ def cmd_conns(args: argparse.Namespace) -> int:
         table.close()
     out.flush()
     return exit_status(status, found)
+
+
+def _conns_parquet(args: argparse.Namespace, keep: Callable[[object], bool]) -> int:
+    from portlens.cli.common import UsageError, error
+    from portlens.report.parquet import ParquetError, ParquetWriter
+    from portlens.track.model import Connection
+
+    if args.format != "table":
+        raise UsageError(f"--parquet writes the rows to a dataset; --{args.format} prints "
+                         "them: give one of the two")
+    try:
+        writer = ParquetWriter(args.parquet)
+    except ParquetError as exc:
+        raise UsageError(str(exc)) from None
+
+    def emit(c: object) -> None:
+        assert isinstance(c, Connection)
+        if keep(c):
+            writer.add(c)
+
+    status = each_connection(args, emit)
+    writer.close()
+    n = writer.written
+    error(f"{n:,} connection{'' if n == 1 else 's'} written to {args.parquet} (Parquet, "
+          "partitioned by day and proto)")
+    return exit_status(status, n)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
