@@ -73,12 +73,18 @@ class OptionMix:
     def record(self) -> dict[str, Any]:
         return {"offers": self.offers, "mss": _keyed(self.mss), "wscale": _keyed(self.wscale),
                 "sack_perm": self.sack_perm, "timestamps": self.timestamps,
-                "fingerprints": dict(self.fingerprints.most_common())}
+                "fingerprints": dict(most_common(self.fingerprints))}
+
+
+def most_common(c: Counter[Any]) -> list[tuple[Any, int]]:
+    """Most common first, ties by value: the same whatever order the connections came in
+    (a sharded run, files cut elsewhere); Counter.most_common keeps ties in arrival order."""
+    return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _keyed(c: Counter[int]) -> dict[str, int]:
     """JSON objects want string keys; most common first."""
-    return {str(k): v for k, v in c.most_common()}
+    return {str(k): v for k, v in most_common(c)}
 
 
 @dataclass

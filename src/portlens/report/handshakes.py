@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix
+from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix, most_common
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
 from portlens.report.conns import endpoint_text
@@ -31,7 +31,7 @@ def _rtts(sk: Sketch) -> str:
 
 def _top(c: Counter[Any], n: int = 3) -> str:
     total = sum(c.values())
-    parts = [f"{k} {v}/{total}" if len(c) > 1 else str(k) for k, v in c.most_common(n)]
+    parts = [f"{k} {v}/{total}" if len(c) > 1 else str(k) for k, v in most_common(c)[:n]]
     return ", ".join(parts) + (f", +{len(c) - n} more" if len(c) > n else "")
 
 

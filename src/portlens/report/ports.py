@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from portlens.analysis.handshakes import most_common
 from portlens.analysis.ports import OUTCOMES, PortSummary, PortTable, Probe
 from portlens.analysis.sketch import Sketch
 from portlens.report import human
@@ -153,9 +154,9 @@ def print_table(screen: Screen, table: PortTable, by: str = "conns", top: int | 
 
 def not_counted_text(counts: Counter[str]) -> str:
     """'4 not IP, 21 malformed (ipv4-total-length-invalid 2, ...)': the footer's last part."""
-    malformed = {k.removeprefix("malformed: "): n for k, n in counts.most_common()
+    malformed = {k.removeprefix("malformed: "): n for k, n in most_common(counts)
                  if k.startswith("malformed: ")}
-    parts = [f"{n:,} {why}" for why, n in counts.most_common()
+    parts = [f"{n:,} {why}" for why, n in most_common(counts)
              if not why.startswith("malformed: ")]
     if malformed:
         detail = ", ".join(f"{why} {n:,}" for why, n in malformed.items())
@@ -171,7 +172,7 @@ def json_records(table: PortTable, by: str = "conns", top: int | None = None
     out = [{"type": "port", **rec} for rec in table.records(by, top)]
     out.extend({"type": "scan", **p.record()} for p in table.scans())
     out.append({"type": "summary", "ports": len(table), "total": table.total.record(),
-                "not_counted": dict(table.not_counted.most_common())})
+                "not_counted": dict(most_common(table.not_counted))})
     return out
 
 

@@ -1,0 +1,227 @@
+"""One capture from many files (issue 14): public captures and a slice of the benchmark capture
+cut by editcap into rotated files (-c N packets per file, -i SECONDS per file, as tcpdump -C/-G
+and dumpcap ring buffers write them), named in a shuffled order or given as a directory, give
+every report of the unsplit file row for row, uids included; and so do --workers shards,
+whose uids pipeline/shards.py renames to those of one process."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from portlens.cli import main
+from portlens.pipeline.shards import ShardJoinError, join_shards, table_key
+from portlens.sources.merge import capture_kind, scan_directory
+from tests.corpus import require_corpus
+
+BENCH = Path("/tmp/portlens-bench-2M.pcap")
+BENCH_SLICE = 60_000
+"""Packets of the benchmark capture used (its first 60,000: about 24 s of traffic)."""
+
+# (capture, editcap -c N, editcap -i SECONDS): long connections spanning files (ssh over
+# years, the FTP control connection, a long HTTP POST), IPv6 fragments cut between files,
+# tunnels (6in4, VXLAN, GTP/Teredo), VLANs, pcapng with several interfaces.
+SPLITS = [
+    ("zeek-ssh-half-duplex-client.pcap", 60, 86_400),
+    ("zeek-ftp-ipv4.pcap", 20, 10),
+    ("zeek-http-post-large-loopback.pcap", 10, 10),
+    ("zeek-quic-chromium-fragmented-ipv6.pcap", 150, 1),
+    ("ndpi-6in4tunnel.pcap", 30, 5),
+    ("zeek-vxlan-tunnel.pcap", 3, 1),
+    ("zeek-gtp-teredo-icmpv6.pcap", 3, None),
+    ("zeek-vlan-qinq.pcap", 2, None),
+    ("zeek-pcapng-multi-interface.pcapng", 2, 60),
+    ("zeek-pop3-rej-portreuse.pcap", 25, 2),
+    ("ndpi-synscan.pcap", 500, 1),
+]
+"""(capture, packets per file, seconds per file or None where the capture lasts under a
+second)."""
+
+ROWS_IN_END_ORDER = ("conns", "sockets")
+"""Reports with a row per connection, in the order connections end (sockets: after the
+listening sockets' rows). Their rows are compared as a multiset: the
+connections still open at the end of the capture (and those whose timers fire within one
+batch) come in the order of the tracker's table, which its batch fast path updates per batch
+(track/bulk.py), so it follows where the reading cut the batches, and a cut file is read in
+other batches than the whole (the rows themselves are the same)."""
+
+REPORTS = [
+    ("conns", "--json"),
+    ("ports", "--json"),
+    ("handshakes", "--json"),
+    ("handshakes", "--json", "--conns"),
+    ("sockets", "--json"),
+    ("conns", "--format", "zeek"),
+]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def editcap() -> str:
+    path = shutil.which("editcap")
+    if path is None:
+        pytest.skip("editcap (comes with tshark) is not installed")
+    return path
+
+
+def split(whole: Path, out: Path, *how: str) -> list[Path]:
+    """``editcap how... whole out/part.pcap``: the parts, in time order."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([editcap(), *how, str(whole), str(out / "part.pcap")], check=True,
+                   capture_output=True)
+    return sorted(out.glob("part*"))
+
+
+def comparable(command: tuple[str, ...], out: str) -> list[str]:
+    """A report's output lines (sorted for the rows of conns); Zeek's #open and #close lines
+    carry the time of the run."""
+    rows = [ln for ln in out.splitlines() if not ln.startswith(("#open", "#close"))]
+    return sorted(rows) if command[0] in ROWS_IN_END_ORDER else rows
+
+
+def sorted_rows(out: str) -> list[str]:
+    return sorted(out.splitlines())
+
+
+@pytest.fixture(scope="module")
+def bench_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not BENCH.exists():
+        pytest.skip(f"{BENCH} is absent (scripts/bench.py generate makes it)")
+    out = tmp_path_factory.mktemp("bench") / "slice.pcap"
+    subprocess.run([editcap(), "-r", str(BENCH), str(out), f"1-{BENCH_SLICE}"], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("name", "count", "seconds"), SPLITS)
+def test_rotated_files_in_any_order_give_every_report_of_the_whole(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, count: int,
+        seconds: int | None) -> None:
+    whole = require_corpus() / name
+    _same_reports(capsys, tmp_path, whole, count, seconds)
+
+
+def test_benchmark_slice_in_rotated_files_gives_every_report_of_the_whole(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, bench_slice: Path) -> None:
+    _same_reports(capsys, tmp_path, bench_slice, 7_000, 3)
+
+
+def _same_reports(capsys: pytest.CaptureFixture[str], tmp_path: Path, whole: Path, count: int,
+                  seconds: int | None) -> None:
+    by_count = split(whole, tmp_path / "c", "-c", str(count))
+    assert len(by_count) >= 3, by_count
+    cuts = [by_count]
+    if seconds is not None:
+        by_time = split(whole, tmp_path / "i", "-i", str(seconds))
+        assert len(by_time) >= 2, by_time
+        cuts.append(by_time)
+    rng = random.Random(whole.name)
+    for parts in cuts:
+        names = [str(p) for p in parts]
+        rng.shuffle(names)
+        for command in REPORTS:
+            rc, expected, _ = run(capsys, *command, str(whole))
+            rc2, got, err = run(capsys, *command, *names)
+            assert (rc2, err) == (rc, ""), (command, err)
+            assert comparable(command, got) == comparable(command, expected), (command, names)
+    # One of the cuts as a directory, with a note and a log beside the captures.
+    (by_count[0].parent / "README").write_text("sensor 7, ring buffer\n")
+    rc, expected, _ = run(capsys, "conns", "--json", str(whole))
+    rc, got, err = run(capsys, "conns", "--json", str(by_count[0].parent))
+    assert rc == 0 and sorted_rows(got) == sorted_rows(expected)
+    assert err.endswith("; 1 other file skipped (not pcap or pcapng by their first bytes)\n")
+    # And tracked by two worker processes: the same rows and uids (in creation order).
+    names = [str(p) for p in by_count]
+    rc, got, err = run(capsys, "conns", "--json", "--workers", "2", *names)
+    assert (rc, err) == (0, "") and sorted_rows(got) == sorted_rows(expected)
+    firsts = [json.loads(line)["first_frame"] for line in got.splitlines()]
+    assert firsts == sorted(firsts)
+
+
+def test_a_connection_across_files_is_one_row(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    """zeek-ssh-half-duplex-client.pcap in files of 60 packets: the connection from
+    192.168.1.79:51880 ... every connection's packets, over however many files, are one row
+    with the uid of the unsplit file. Checked on the longest one: 838 packets in 14 files."""
+    whole = require_corpus() / "zeek-ssh-half-duplex-client.pcap"
+    parts = split(whole, tmp_path, "-c", "60")
+    assert len(parts) == 14
+    _, expected, _ = run(capsys, "conns", "--json", str(whole))
+    _, got, _ = run(capsys, "conns", "--json", *reversed([str(p) for p in parts]))
+    rows = [json.loads(line) for line in got.splitlines()]
+    longest = max(rows, key=lambda r: int(r["last_frame"]) - int(r["first_frame"]))
+    assert int(longest["last_frame"]) - int(longest["first_frame"]) > 60  # spans files
+    assert sorted_rows(got) == sorted_rows(expected)
+    assert len({r["uid"] for r in rows}) == len(rows)
+
+
+def test_directory_takes_captures_by_their_first_bytes(tmp_path: Path) -> None:
+    """A pcap named .txt is taken, a text file named .pcap is not, compressed captures are
+    looked into, hidden files and subdirectories are passed over."""
+    import gzip
+
+    root = Path(__file__).resolve().parents[1] / "captures"
+    (tmp_path / "a.txt").write_bytes((root / "tcp-session.pcap").read_bytes())
+    (tmp_path / "notes.pcap").write_text("not a capture\n")
+    (tmp_path / "b.pcapng").write_bytes((root / "pcapng-multi.pcapng").read_bytes())
+    (tmp_path / "c.gz").write_bytes(gzip.compress((root / "icmp.pcap").read_bytes()))
+    (tmp_path / "d.gz").write_bytes(gzip.compress(b"hello"))
+    (tmp_path / ".e.pcap").write_bytes((root / "tcp-session.pcap").read_bytes())
+    (tmp_path / "sub").mkdir()
+    scan = scan_directory(str(tmp_path))
+    assert [Path(f).name for f in scan.files] == ["a.txt", "b.pcapng", "c.gz"]
+    assert scan.kinds == {"pcap": 1, "pcapng": 1, "pcap.gz": 1}
+    assert scan.skipped == 3
+    assert capture_kind(str(tmp_path / "sub")) is None
+    assert scan.note() == (f"{tmp_path}: 3 capture files (pcap 1, pcap.gz 1, pcapng 1); "
+                           "3 other files skipped (not pcap or pcapng by their first bytes)")
+
+
+def test_backwards_time_inside_a_file_is_a_warning(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """tcp-session.pcap (10 frames over 0.09225 s, capinfos) rewritten as frames 6-10 then
+    1-5 in one file: five frames earlier than one before them, the first at the file's frame
+    6, the furthest back by 0.09225 s (frame 10's time minus frame 1's): one warning line."""
+    root = Path(__file__).resolve().parents[1] / "captures"
+    session = root / "tcp-session.pcap"
+    first = tmp_path / "late.pcap"
+    rest = tmp_path / "early.pcap"
+    subprocess.run([editcap(), "-F", "pcap", "-r", str(session), str(first), "6-10"], check=True)
+    subprocess.run([editcap(), "-F", "pcap", "-r", str(session), str(rest), "1-5"], check=True)
+    backwards = tmp_path / "backwards.pcap"
+    with backwards.open("wb") as out:  # pcap: header of one, records of late then early
+        late, early = first.read_bytes(), rest.read_bytes()
+        out.write(late + early[24:])
+    rc, _, err = run(capsys, "conns", "--json", str(backwards))
+    assert rc == 0
+    assert err == (f"portlens: {backwards}: time runs backwards 5 times (first at frame 6, by "
+                   "up to 0.092250 s); those frames are read in file order\n")
+
+
+def test_join_refuses_shards_numbered_otherwise() -> None:
+    """A shard whose uids are not those of its creation order (a tracker numbering another
+    way) is refused, not renamed into wrong uids."""
+    from portlens.pipeline import Options, Pipeline, Source
+
+    root = Path(__file__).resolve().parents[1] / "captures"
+    conns = list(Pipeline(Source.of(root / "loopback-sample.pcap"), Options()).connections())
+    assert len(conns) > 2
+    assert [c.uid for c in join_shards([conns])] == sorted(
+        (c.uid for c in conns), key=[c.uid for c in sorted(conns, key=lambda c: c.first_frame)
+                                     ].index)
+    swapped = list(reversed(conns))
+    for c in swapped:
+        c.first_frame = -c.first_frame  # the creation order reversed: no longer the serials
+    with pytest.raises(ShardJoinError):
+        join_shards([swapped])
+    assert table_key(conns[0])[0] in (6, 17, 1, 58)
