@@ -135,16 +135,19 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
     """A client of the scheduler at ``address``, or of a new LocalCluster of ``workers``
     processes (one thread each: tracking holds the GIL) for "local"."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError:
         raise ClusterError("--dask needs dask.distributed: pip install 'portlens[cluster]'"
                            ) from None
     if address == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        new_cluster: Any = distributed.LocalCluster
+        cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
-        return Client(cluster), cluster
+        new_client: Any = distributed.Client
+        return new_client(cluster), cluster
     try:
-        return Client(address, timeout="10s"), None
+        new_client = distributed.Client
+        return new_client(address, timeout="10s"), None
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def capture_kind(path: str) -> str | None:
             import gzip
             import lzma
 
-            opener = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[name]
+            opener: Any = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[name]
             try:
                 with opener(path, "rb") as z:
                     lead = z.read(4)
