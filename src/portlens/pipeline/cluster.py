@@ -84,7 +84,7 @@ class ClusterProgress:
         files = self.files * self.shards
         text = (f"dask: {self.shards_done}/{self.shards} shards on {self.workers} workers, "
                 f"files {self.files_read}/{files} read, {self.packets:,} packets, "
-                f"{self.packets_per_second / 1e6:.2f} M packets/s")
+                f"{self.packets_per_second:,.0f} packets/s")
         if self.restarted:
             text += f", {self.restarted} restarted after a worker died"
         return text
