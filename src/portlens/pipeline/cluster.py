@@ -20,6 +20,7 @@ read, packets, bytes) as worker events, about twice a second, which the client t
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -123,7 +124,15 @@ def _run_shard(source: Source, options: Options, conn: Connection | None, k: int
                         on_decoded=decoded, on_file_done=file_done)
     pipeline.resolved(conn)
     report(force=True)  # started (again, after a worker died: the restart is seen)
-    conns = list(pipeline.connections())
+    # The command line's collector settings (cli._tune_gc): tracking makes many small objects
+    # and no cycles, and with the default thresholds a worker spent about as long collecting
+    # as tracking (measured: docs/benchmarks.md).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10_000, 50, 1000)
+    try:
+        conns = list(pipeline.connections())
+    finally:
+        gc.set_threshold(*thresholds)
     report(force=True)
     return ShardResult(k, conns, dict(pipeline.not_counted), pipeline.evicted, errors, warnings,
                        pipeline.files if k == 0 else [],
