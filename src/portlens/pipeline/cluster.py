@@ -125,14 +125,17 @@ def _run_shard(source: Source, options: Options, conn: Connection | None, k: int
     pipeline.resolved(conn)
     report(force=True)  # started (again, after a worker died: the restart is seen)
     # The command line's collector settings (cli._tune_gc): tracking makes many small objects
-    # and no cycles, and with the default thresholds a worker spent about as long collecting
-    # as tracking (measured: docs/benchmarks.md).
+    # and no cycles, and with the default thresholds, every full collection walking the
+    # worker's own objects too, a worker spent about as long collecting as tracking
+    # (measured: docs/scale.md).
     thresholds = gc.get_threshold()
+    gc.freeze()
     gc.set_threshold(10_000, 50, 1000)
     try:
         conns = list(pipeline.connections())
     finally:
         gc.set_threshold(*thresholds)
+        gc.unfreeze()
     report(force=True)
     return ShardResult(k, conns, dict(pipeline.not_counted), pipeline.evicted, errors, warnings,
                        pipeline.files if k == 0 else [],
