@@ -152,9 +152,15 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         raise ClusterError("--dask needs dask.distributed: pip install 'portlens[cluster]'"
                            ) from None
     if address == "local":
+        import dask
+
         new_cluster: Any = distributed.LocalCluster
-        cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        # The workers' statistical profiler samples every thread's stack every 10 ms: on a
+        # task that is Python from end to end it cost a third of the CPU (docs/scale.md). The
+        # nannies hand this configuration to the worker processes they start.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR)
         new_client: Any = distributed.Client
         return new_client(cluster), cluster
     try:
