@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 PROGRESS_SECONDS = 0.5
 """How often a task reports its progress."""
+POLL_SECONDS = 0.25
+"""How often the client looks at the tasks (and redraws the progress line)."""
+WORKERS_SECONDS = 2.0
+"""How often it asks the scheduler how many workers there are (a round trip)."""
 
 
 class ClusterError(RuntimeError):
@@ -170,17 +174,10 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         raise ClusterError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
 
 
-def _shards(client: Any) -> int:
-    """One shard per worker thread of the cluster (at least one)."""
-    info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else (
-        client.scheduler_info())
-    return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
-
-
-def _takes_n_workers(client: Any) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+def _workers(client: Any) -> dict[str, Any]:
+    """The scheduler's view of its workers (a call to the scheduler: not in a tight loop)."""
+    workers: dict[str, Any] = client.scheduler_info().get("workers", {})
+    return workers
 
 
 def track_on_dask(pipeline: Pipeline) -> Iterator[Connection]:
@@ -211,9 +208,12 @@ def track_on_dask(pipeline: Pipeline) -> Iterator[Connection]:
             seen[k] = msg
 
     try:
-        n = _shards(client)
+        workers = _workers(client)
+        # One shard per worker thread (at least one).
+        n = max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
         progress.shards = n
-        progress.workers = len(client.scheduler_info().get("workers", {}))
+        progress.workers = len(workers)
+        asked = time.monotonic()
         client.subscribe_topic(topic, on_event)
         futures = [client.submit(_run_shard, pipeline.source, options, conn, k, n, topic,
                                  key=f"portlens-shard-{k}-of-{n}-{topic[-8:]}", pure=False)
@@ -235,12 +235,15 @@ def track_on_dask(pipeline: Pipeline) -> Iterator[Connection]:
                 progress.packets = sum(m["packets"] for m in seen.values())
                 progress.files_read = sum(m["files"] for m in seen.values())
                 progress.restarted = sum(max(c - 1, 0) for c in starts.values())
-            progress.elapsed = time.monotonic() - start
-            progress.workers = len(client.scheduler_info().get("workers", {}))
+            now = time.monotonic()
+            progress.elapsed = now - start
+            if now - asked >= WORKERS_SECONDS:
+                progress.workers = len(_workers(client))
+                asked = now
             if pipeline.on_cluster is not None:
                 pipeline.on_cluster(progress)
             if waiting:
-                time.sleep(0.1)
+                time.sleep(POLL_SECONDS)
     finally:
         client.close()
         if cluster is not None:
