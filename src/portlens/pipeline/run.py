@@ -31,7 +31,7 @@ from portlens.sources.frames import FrameBatch
 from portlens.sources.merge import FileStats, capture_paths, merged_frames
 from portlens.sources.writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
 from portlens.track.model import Connection, Transition
-from portlens.track.tracker import TrackerConfig
+from portlens.track.tracker import TrackerConfig, tracked_rows
 
 if TYPE_CHECKING:
     from portlens.capture import LiveOptions, LiveSession
@@ -315,7 +315,7 @@ class Pipeline:
         last_tick = 0.0
         try:
             for batch in self.packets(tracking=True):
-                for c in tracker.feed(batch):
+                for c in self._feed(tracker, batch):
                     sink(c)
                 if wall_clock and time.monotonic() - last_tick >= 0.1:
                     last_tick = time.monotonic()
@@ -337,10 +337,24 @@ class Pipeline:
             return
         tracker = self.tracker(on_transition)
         for batch in self.packets(tracking=True):
-            yield from tracker.feed(batch)
+            yield from self._feed(tracker, batch)
         yield from tracker.finish()
         self.not_counted = Counter(tracker.not_counted)
         self.evicted = tracker.evicted
+
+    def _feed(self, tracker: Tracker, batch: PacketBatch) -> list[Connection]:
+        """The connections that end with ``batch``. A tracker of one shard sees only its own
+        packets; its clock still follows every packet a tracker of all flows would count,
+        moved at the end of each batch, so that a timer that one tracker of everything fires
+        because of another flow's packet fires in the shard too (idle ends, not end of
+        capture; pipeline/shards.py)."""
+        ended = tracker.feed(batch)
+        config = self.options.tracker
+        if config.shard is not None and len(batch):
+            counted = tracked_rows(batch, config)
+            if counted.any():
+                ended += tracker.advance(int(batch.ts_ns[counted].max()))
+        return ended
 
     @property
     def sharded(self) -> bool:

@@ -147,25 +147,10 @@ class Tracker:
 
     def feed(self, b: PacketBatch) -> list[Connection]:
         """Track one batch; returns the connections that ended during it."""
-        # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
-        # header; an inner header cut short) still counts on its carriers' UDP connections
-        # (§12); an IP-level carrier (GRE, IP-in-IP) is no connection.
-        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b))
-               & (b.frag != FRAG_PART))
-        if self.config.drop_bad_checksums:
-            bad_ip = b.ip_csum == CSUM_BAD
-            if self.config.ignore_checksum_nets and bad_ip.any():
-                flags = _ignored_sources(b.src.tobytes(), self.config.ignore_checksum_nets)
-                bad_ip &= ~np.asarray(flags, dtype=bool)
-            # Zeek validating checksums also drops an IPv4 header whose total length is 0
-            # (TSO), whatever ignore_checksums_nets says: "ip_hdr_len_zero" in
-            # IPAnalyzer::AnalyzePacket (§1).
-            use &= ~bad_ip & ~b.ip_len_zero
-        everyone = None
+        use = tracked_rows(b, self.config)
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
-            everyone = use.copy()
             use &= mine
             self._count_skipped(b, ~use & mine)
         else:
@@ -174,14 +159,6 @@ class Tracker:
         self.packets_skipped += len(b) - rows.size
         if rows.size:
             self._track_rows(b, rows)
-        if everyone is not None and everyone.any():
-            # A shard keeps the clock of the whole stream: the timers one tracker of every
-            # flow would have run by the batch's last packet run here too, whoever's it was.
-            last = int(b.ts_ns[everyone].max())
-            last -= last % 1000
-            if last > self.now:
-                self.now = last
-                self._run_timers(last)
         out, self.ended = self.ended, []
         return out
 
@@ -634,6 +611,25 @@ def udp_carried(b: PacketBatch) -> np.ndarray:
     out: np.ndarray = (b.tunnel_depth > 0) & (
         (b.out_proto == 17) | ((b.tunnel_depth > 1) & (b.car_proto == 17)))
     return out
+
+
+def tracked_rows(b: PacketBatch, config: TrackerConfig) -> np.ndarray:
+    """The rows a tracker of every flow counts in a connection (before any shard is taken)."""
+    # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
+    # header; an inner header cut short) still counts on its carriers' UDP connections
+    # (§12); an IP-level carrier (GRE, IP-in-IP) is no connection.
+    use: np.ndarray = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b))
+                       & (b.frag != FRAG_PART))
+    if config.drop_bad_checksums:
+        bad_ip = b.ip_csum == CSUM_BAD
+        if config.ignore_checksum_nets and bad_ip.any():
+            flags = _ignored_sources(b.src.tobytes(), config.ignore_checksum_nets)
+            bad_ip &= ~np.asarray(flags, dtype=bool)
+        # Zeek validating checksums also drops an IPv4 header whose total length is 0
+        # (TSO), whatever ignore_checksums_nets says: "ip_hdr_len_zero" in
+        # IPAnalyzer::AnalyzePacket (§1).
+        use &= ~bad_ip & ~b.ip_len_zero
+    return use
 
 
 def shard_of(b: PacketBatch, n: int) -> np.ndarray:
