@@ -39,6 +39,17 @@ pub struct FragRecord {
     pub more: bool,
     /// IPv4: IHL * 4; IPv6: 40 + the extension headers before the fragment header.
     pub unfrag_len: u64,
+    /// An outer IPv4 fragment (no tunnel crossed) whose bytes were all captured: where its
+    /// header and data lie in the frame, so that the reassembled datagram can be decoded
+    /// (and descended into a tunnel) once complete.
+    pub bytes: Option<FragBytes>,
+}
+
+/// Byte ranges of a fragment in its frame: the IPv4 header, the fragment's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragBytes {
+    pub header: (usize, usize),
+    pub data: (usize, usize),
 }
 
 fn frag_key(version: u8, src: &[u8; 16], dst: &[u8; 16], proto: u8, ident: u32) -> FragKey {
@@ -580,6 +591,15 @@ impl<'a> Walker<'a> {
                 length: (ip_len - hlen) as u64,
                 more,
                 unfrag_len: hlen as u64,
+                bytes: (self.depth == 0 && self.pending.is_none())
+                    .then(|| {
+                        let (data, end) = (pos.checked_add(hlen)?, pos.checked_add(ip_len)?);
+                        (end <= self.cap).then_some(FragBytes {
+                            header: (pos, data),
+                            data: (data, end),
+                        })
+                    })
+                    .flatten(),
             });
             if frag_offset != 0 {
                 return Ok(()); // no transport header in a non-first fragment
@@ -648,6 +668,7 @@ impl<'a> Walker<'a> {
                         length: ip_len.saturating_sub(after) as u64,
                         more,
                         unfrag_len: off as u64,
+                        bytes: None,
                     });
                     if frag_offset != 0 {
                         self.row.proto = ext.next_header();
@@ -1275,6 +1296,17 @@ impl<'a> Walker<'a> {
         }
         Some(inner)
     }
+}
+
+/// Decodes a reassembled IPv4 datagram (its first fragment's header, total length set,
+/// fragment fields cleared, then all the data) over `row`, the completing fragment's: the
+/// row it gives if the datagram holds a tunnel (then the inner packet takes the IP and
+/// transport columns, the datagram goes to the out_* columns), else None.
+pub(crate) fn decode_reassembled(datagram: &[u8], row: Row, checksums: bool) -> Option<Row> {
+    let wirelen = u32::try_from(datagram.len()).ok()?;
+    let mut walker = Walker::new(datagram, wirelen, row, 0, checksums);
+    walker.decode(lt::RAW);
+    (walker.row.tunnel_depth > 0 && walker.record.is_none()).then_some(walker.row)
 }
 
 /// IPv6 extension headers followed at most (then `ipv6-ext-header-invalid`).

@@ -75,7 +75,7 @@ impl Decoder {
             }
         }
         self.reassembler
-            .apply(&mut cols, &self.records, options.checksums);
+            .apply(&mut cols, &self.records, options.checksums, Some(&frames));
         cols
     }
 }
