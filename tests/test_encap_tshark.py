@@ -130,3 +130,16 @@ def test_fragmented_gtp_is_descended_after_reassembly() -> None:
         6, 42000, 8080, 300)
     assert (int(b.out_proto[2]), int(b.out_sport[2]), int(b.out_dport[2])) == (17, 2152, 2152)
     assert int(b.out_ip_len[2]) == int(b.out_ip_len[3])
+
+
+def test_fragment_counters_count_the_descent() -> None:
+    from portlens.decode import Decoder
+    from portlens.sources.files import open_capture
+
+    decoder = Decoder()
+    with open_capture(ENCAP / "encap-gtp-fragmented.pcap") as reader:
+        for frames in reader:
+            decoder.decode(frames)
+    counters = decoder.fragment_counters
+    assert (counters["completed"], counters["descended"], counters["bytes_dropped"],
+            counters["held_datagrams"]) == (1, 1, 0, 0)
