@@ -145,10 +145,10 @@ def ip4(proto: int, payload: bytes, src: str = "192.0.2.1", dst: str = "192.0.2.
 def _ones(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 def udp_raw(sport: int, dport: int, payload: bytes) -> bytes:
@@ -211,6 +211,15 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
     c["encap-chdlc.pcap"] = (104, [b"\x0f\x00\x08\x00" + t4, b"\x0f\x00\x86\xdd" + t6])
     pppoe = struct.pack("!BBHH", 0x11, 0, 0x0042, 2 + len(u4)) + b"\x00\x21" + u4
     c["encap-pppoe.pcap"] = (51, [pppoe])
+    c["encap-atm1483.pcap"] = (11, [snap(0x0800) + t4, snap(0x86DD) + t6])
+    c["encap-enc.pcap"] = (109, [struct.pack("<III", 2, 0x1000, 0) + t4,
+                                 struct.pack("<III", 24, 0x1000, 0) + t6])
+    pflog = struct.pack("!BBBB16s16sIIIiIiB3x", 61, 2, 0, 0, b"em0", b"", 1, 0, 0, 0, 0, 0, 1)
+    pflog += bytes(-len(pflog) % 4)
+    pflog6 = bytes([61, 24]) + pflog[2:]
+    c["encap-pflog.pcap"] = (117, [pflog + t4, pflog6 + t6])
+    pktap = struct.pack("<III24sIIIII", 108, 1, 1, b"en0", 0, 2, 0, 0, 0) + bytes(108 - 56)
+    c["encap-pktap.pcap"] = (258, [pktap + ether(0x0800, t4)])
     # Ethernet: PBB (with a C-VLAN inside), VN-Tag, FabricPath plain and behind 802.1ad
     itag = b"\x00\x01\x02\x03" + MAC_C + MAC_A
     c["encap-l2.pcap"] = (1, [

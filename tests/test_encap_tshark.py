@@ -1,7 +1,8 @@
 """The compiled decoder's link layers and tunnels against tshark, frame by frame.
 
 The captures of captures/encap/ (scripts/make_encaps.py) use layers the Python reference
-decoder lacks (802.11 and its radio headers, NFLOG, IPNET, Cisco HDLC, PPPoE link types, PBB,
+decoder lacks (802.11 and its radio headers, NFLOG, IPNET, Cisco HDLC, PPPoE, RFC 1483 ATM, OpenBSD
+enc and pflog, Apple PKTAP link types, PBB,
 VN-Tag, FabricPath, ERSPAN, Aruba GRE, GRE in UDP, AYIYA, GTP-U on 2123, Teredo and AYIYA by
 content, GTP-U in a fragmented outer IPv4). tshark is their oracle: it runs here, in the test,
 with the public corpus's fields (``tshark -T fields``, the columns of NAME.tshark-packets.tsv)
@@ -114,7 +115,7 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
 
 def test_every_capture_decodes_ip_somewhere() -> None:
     """Each capture exercises its layer: some frame has IP inside it (not all 'not IP')."""
-    assert len(CAPTURES) == 13
+    assert len(CAPTURES) == 17
     for capture in CAPTURES:
         b = PacketBatch.concat(list(decode_capture(capture)))
         assert (b.ip_version > 0).any(), capture.name

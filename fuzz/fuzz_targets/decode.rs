@@ -10,9 +10,9 @@ use libfuzzer_sys::fuzz_target;
 use portlens_core::decode::{DecodeOptions, Decoder, FragmentLimits};
 use portlens_core::frames::FrameBatch;
 
-const LINKTYPES: [u16; 23] = [
+const LINKTYPES: [u16; 27] = [
     1, 113, 276, 0, 108, 12, 14, 101, 228, 229, 9, 50, 147, 10, 105, 127, 192, 119, 163, 239, 226,
-    104, 51,
+    104, 51, 11, 109, 117, 258,
 ];
 
 fuzz_target!(|data: &[u8]| {

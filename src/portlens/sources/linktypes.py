@@ -28,6 +28,10 @@ AVS = 163
 PPI = 192
 IPNET = 226
 NFLOG = 239
+ATM_RFC1483 = 11
+ENC = 109
+PFLOG = 117
+PKTAP = 258
 
 NAMES = {
     NULL: "null",
@@ -52,12 +56,17 @@ NAMES = {
     PPI: "ppi",
     IPNET: "ipnet",
     NFLOG: "nflog",
+    ATM_RFC1483: "atm-rfc1483",
+    ENC: "enc",
+    PFLOG: "pflog",
+    PKTAP: "pktap",
 }
 
 REFERENCE = frozenset({NULL, ETHERNET, PPP, FDDI, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
                        LINUX_SLL2})
 """Link types every decoder reads, the Python reference ones included."""
-COMPILED_ONLY = frozenset({PPP_ETHER, C_HDLC, IEEE802_11, PRISM, RADIOTAP, AVS, PPI, IPNET, NFLOG})
+COMPILED_ONLY = frozenset({PPP_ETHER, C_HDLC, IEEE802_11, PRISM, RADIOTAP, AVS, PPI, IPNET, NFLOG,
+                           ATM_RFC1483, ENC, PFLOG, PKTAP})
 """Link types only the compiled decoder (the one the commands use) reads."""
 SUPPORTED = REFERENCE | COMPILED_ONLY
 

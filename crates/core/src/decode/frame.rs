@@ -321,6 +321,52 @@ impl<'a> Walker<'a> {
                 let _: Pppoe = self.header(0, m::PPPOE_HEADER_SHORT)?;
                 self.ppp_protocol(Pppoe::LEN)
             }
+            lt::ATM_RFC1483 => self.llc(0),
+            lt::ENC => {
+                // the address family in the writer's byte order, as NULL's
+                let h: Null = self.header(0, m::LINK_HEADER_SHORT)?;
+                self.need(0, 12, m::LINK_HEADER_SHORT)?;
+                self.ip_by_family(h.family_any_order(), 12)
+            }
+            lt::PFLOG => {
+                self.need(0, 2, m::LINK_HEADER_SHORT)?;
+                let len = usize::from(self.u8_at(0)).next_multiple_of(4);
+                if len < 4 {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                self.ip_by_family(u32::from(self.u8_at(1)), len)
+            }
+            lt::PKTAP => {
+                // pth_length (LE) and pth_dlt (LE, offset 8): the frame after the header
+                self.need(0, 12, m::LINK_HEADER_SHORT)?;
+                let len = usize::try_from(u32::from_le_bytes([
+                    self.u8_at(0),
+                    self.u8_at(1),
+                    self.u8_at(2),
+                    self.u8_at(3),
+                ]))
+                .unwrap_or(usize::MAX);
+                let dlt = u32::from_le_bytes([
+                    self.u8_at(8),
+                    self.u8_at(9),
+                    self.u8_at(10),
+                    self.u8_at(11),
+                ]);
+                if len < 12 {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                match u16::try_from(dlt) {
+                    Ok(lt::ETHERNET) => self.ethernet(len),
+                    Ok(lt::RAW_12 | lt::RAW_14 | lt::RAW) => self.ip_by_nibble(len, None),
+                    Ok(lt::NULL) => {
+                        let h: Null = self.header(len, m::LINK_HEADER_SHORT)?;
+                        self.ip_by_family(h.family_any_order(), len + Null::LEN)
+                    }
+                    _ => Ok(()),
+                }
+            }
             // Any other link type is not decoded: no IP, not malformed.
             _ => Ok(()),
         }
@@ -386,6 +432,17 @@ impl<'a> Walker<'a> {
             return Ok(()); // a data frame with no body
         }
         self.llc(body)
+    }
+
+    /// IP by a BSD address family (2 IPv4; 10, 24, 28, 30 IPv6), else not IP.
+    fn ip_by_family(&mut self, family: u32, pos: usize) -> Step {
+        if family == ethernet::AF_INET {
+            self.ipv4(pos)
+        } else if ethernet::is_af_inet6(family) {
+            self.ipv6(pos)
+        } else {
+            Ok(())
+        }
     }
 
     /// 802.2 LLC: only SNAP (AA AA 03, OUI, ethertype) carries an ethertype; any other SAP
@@ -467,17 +524,7 @@ impl<'a> Walker<'a> {
             self.row.ethertype = ethertype;
         }
         if et::is_mpls(ethertype) {
-            loop {
-                let label: MplsLabel = self.header(pos, m::MPLS_LABEL_SHORT)?;
-                self.mpls_count = self.mpls_count.saturating_add(1);
-                self.row.mpls_count = u8::try_from(self.mpls_count).unwrap_or(u8::MAX);
-                pos = pos.saturating_add(MplsLabel::LEN);
-                if label.bottom_of_stack() {
-                    break;
-                }
-            }
-            self.need(pos, 1, m::MPLS_PAYLOAD_UNKNOWN)?;
-            return self.ip_by_nibble(pos, Some(m::MPLS_PAYLOAD_UNKNOWN));
+            return self.mpls(pos);
         }
         match ethertype {
             et::PPPOE_SESSION => {
@@ -489,6 +536,21 @@ impl<'a> Walker<'a> {
             // ARP, PPPoE discovery, LLDP, an 802.3 length...: not IP.
             _ => Ok(()),
         }
+    }
+
+    /// An MPLS label stack, then IP by its first nibble.
+    fn mpls(&mut self, mut pos: usize) -> Step {
+        loop {
+            let label: MplsLabel = self.header(pos, m::MPLS_LABEL_SHORT)?;
+            self.mpls_count = self.mpls_count.saturating_add(1);
+            self.row.mpls_count = u8::try_from(self.mpls_count).unwrap_or(u8::MAX);
+            pos = pos.saturating_add(MplsLabel::LEN);
+            if label.bottom_of_stack() {
+                break;
+            }
+        }
+        self.need(pos, 1, m::MPLS_PAYLOAD_UNKNOWN)?;
+        self.ip_by_nibble(pos, Some(m::MPLS_PAYLOAD_UNKNOWN))
     }
 
     /// PPP framing (DLT_PPP, PPP-HDLC, GRE 0x880b): optional ff 03, then the protocol.

@@ -75,6 +75,14 @@ pub mod linktype {
     pub const IPNET: u16 = 226;
     /// Linux netfilter log messages: a header and TLVs, one of which holds the packet.
     pub const NFLOG: u16 = 239;
+    /// RFC 1483 LLC/SNAP-encapsulated ATM: an 802.2 LLC header first.
+    pub const ATM_RFC1483: u16 = 11;
+    /// OpenBSD enc(4): address family, SPI, flags (12 bytes), then IP.
+    pub const ENC: u16 = 109;
+    /// OpenBSD pflog: a header whose first byte is its length (padded to 4), then IP.
+    pub const PFLOG: u16 = 117;
+    /// Apple PKTAP: a header giving its length and the link type of the frame after it.
+    pub const PKTAP: u16 = 258;
 }
 
 /// Ethertypes (and the PPP protocols that play their part after PPP framing).
