@@ -275,14 +275,28 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
     return c
 
 
+def readme(caps: dict[str, tuple[int, list[bytes]]]) -> str:
+    lines = ["# captures/encap", "",
+             "Written by `scripts/make_encaps.py` (do not edit): link layers and tunnels only the",
+             "compiled decoder reads. Their oracle is tshark, run by `tests/test_encap_tshark.py`;",
+             "the differential test against the Python reference skips them with that reason.", "",
+             "| file | link type | frames | tshark options |", "| --- | ---: | ---: | --- |"]
+    for name, (linktype, frames) in caps.items():
+        options = " ".join(TSHARK_OPTIONS.get(name, [])) or "-"
+        lines.append(f"| {name} | {linktype} | {len(frames)} | `{options}` |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, (linktype, frames) in captures().items():
+    caps = captures()
+    for name, (linktype, frames) in caps.items():
         write_pcap(args.out / name, linktype, frames)
         print(f"{args.out / name}: {len(frames)} frames, link type {linktype}")
+    (args.out / "README.md").write_text(readme(caps))
 
 
 if __name__ == "__main__":

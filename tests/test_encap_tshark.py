@@ -133,6 +133,17 @@ def test_fragmented_gtp_is_descended_after_reassembly() -> None:
     assert int(b.out_ip_len[2]) == int(b.out_ip_len[3])
 
 
+def test_make_encaps_is_deterministic_and_small(tmp_path: Path) -> None:
+    """Re-running the script reproduces the checked-in captures (and README) exactly."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_encaps.py"), "--out",
+                    str(tmp_path)], check=True, capture_output=True, timeout=300)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted(p.name for p in ENCAP.iterdir())
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (ENCAP / name).read_bytes(), name
+    assert sum(p.stat().st_size for p in ENCAP.iterdir()) < 20_000
+
+
 def test_fragment_counters_count_the_descent() -> None:
     from portlens.decode import Decoder
     from portlens.sources.files import open_capture
