@@ -258,6 +258,19 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
                                       + icmp6("2001:db8::7", "2001:db8::8")))),
         ether(0x0800, ip4(17, udp_raw(50005, 40001, ayiya(t6, 41)))),
     ])
+    # nested: VXLAN in Geneve (with an option), ERSPAN II in GRE in GTP-U, PBB in VXLAN
+    vx = b"\x08\x00\x00\x00\x00\x00\x64\x00"
+    geneve_opt = struct.pack("!HBB", 0x0102, 0x80, 1) + bytes(4)
+    geneve = struct.pack("!BBHI", 2, 0, 0x6558, 0x00000A00) + geneve_opt
+    inner_vx = ether(0x0800, ip4(17, udp_raw(50010, 4789, vx + ether(0x0800, t4)), "172.16.0.1",
+                                 "172.16.0.2"))
+    gre_in_gtp = ip4(47, gre(0x88BE, erspan2 + mirrored, seq=1), "172.16.1.1", "172.16.1.2")
+    c["encap-nested.pcap"] = (1, [
+        ether(0x0800, ip4(17, udp_raw(50011, 6081, geneve + inner_vx))),
+        ether(0x0800, ip4(17, udp_raw(50012, 2152, gtpu(gre_in_gtp)))),
+        ether(0x0800, ip4(17, udp_raw(50013, 4789, vx + ether(0x88E7, itag + struct.pack(
+            "!H", 0x86DD) + t6)))),
+    ])
     # GTP-U in an outer IPv4 cut into three fragments: descended into after reassembly
     inner = tcp4(sport=42000, dport=8080, flags="PA", data=b"y" * 300)
     dgram = udp_raw(2152, 2152, gtpu(inner))

@@ -55,7 +55,8 @@ FIELDS = {
     "icmp_code": "icmp.code", "icmpv6_type": "icmpv6.type", "icmpv6_code": "icmpv6.code",
     "malformed": "_ws.malformed",
 }
-TUNNEL_PROTOCOLS = {"erspan": "erspan", "ayiya": "ayiya", "gtp": "gtpu", "teredo": "teredo"}
+TUNNEL_PROTOCOLS = {"erspan": "erspan", "ayiya": "ayiya", "gtp": "gtpu", "teredo": "teredo",
+                    "vxlan": "vxlan", "geneve": "geneve"}
 """tshark protocol -> portlens tunnel name, where one names the other."""
 
 CAPTURES = sorted(ENCAP.glob("*.pcap"))
@@ -115,7 +116,7 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
 
 def test_every_capture_decodes_ip_somewhere() -> None:
     """Each capture exercises its layer: some frame has IP inside it (not all 'not IP')."""
-    assert len(CAPTURES) == 17
+    assert len(CAPTURES) == 18
     for capture in CAPTURES:
         b = PacketBatch.concat(list(decode_capture(capture)))
         assert (b.ip_version > 0).any(), capture.name
