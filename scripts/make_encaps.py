@@ -156,6 +156,14 @@ def udp_raw(sport: int, dport: int, payload: bytes) -> bytes:
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
+def udp_v6(sport: int, dport: int, payload: bytes, src: bytes, dst: bytes) -> bytes:
+    """A UDP header over IPv6 with its (mandatory) checksum."""
+    length = 8 + len(payload)
+    pseudo = src + dst + struct.pack("!IxxxB", length, 17)
+    csum = _ones(pseudo + struct.pack("!HHHH", sport, dport, length, 0) + payload) or 0xFFFF
+    return struct.pack("!HHHH", sport, dport, length, csum) + payload
+
+
 def gtpu(ip: bytes, teid: int = 0x1234) -> bytes:
     return struct.pack("!BBHI", 0x30, 0xFF, len(ip), teid) + ip
 
@@ -282,6 +290,19 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         frags.append(ether(0x0800, ip4(17, part, "203.0.113.1", "203.0.113.2", ident=77,
                                        flags=more, frag=(120 * k) // 8)))
     assert sum(map(len, parts)) == total_data
+    # the same over IPv6 (a destination options header before the fragment header)
+    v6_src = bytes.fromhex("20010db8000000000000000000000011")
+    v6_dst = bytes.fromhex("20010db8000000000000000000000012")
+    dgram6 = udp_v6(2152, 2152, gtpu(inner), v6_src, v6_dst)
+    dstopts = bytes([44, 0]) + b"\x01\x04\x00\x00\x00\x00"  # PadN: 8 bytes, then fragment
+    frags6 = []
+    for k, (start, stop) in enumerate(((0, 200), (200, len(dgram6)))):
+        more = 1 if stop < len(dgram6) else 0
+        fh = struct.pack("!BBHI", 17, 0, start | more, 0x5151)
+        body = dstopts + fh + dgram6[start:stop]
+        frags6.append(ether(0x86DD, struct.pack("!IHBB", 0x60000000, len(body), 60, 64) + v6_src
+                            + v6_dst + body))
+    c["encap-gtp-fragmented-v6.pcap"] = (1, frags6)
     c["encap-gtp-fragmented.pcap"] = (1, [frags[1], frags[0], frags[2],
                                           ether(0x0800, ip4(17, dgram, "203.0.113.2",
                                                             "203.0.113.1", ident=78))])

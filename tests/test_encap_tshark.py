@@ -116,7 +116,7 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
 
 def test_every_capture_decodes_ip_somewhere() -> None:
     """Each capture exercises its layer: some frame has IP inside it (not all 'not IP')."""
-    assert len(CAPTURES) == 18
+    assert len(CAPTURES) == 19
     for capture in CAPTURES:
         b = PacketBatch.concat(list(decode_capture(capture)))
         assert (b.ip_version > 0).any(), capture.name
@@ -143,6 +143,15 @@ def test_make_encaps_is_deterministic_and_small(tmp_path: Path) -> None:
     for name in made:
         assert (tmp_path / name).read_bytes() == (ENCAP / name).read_bytes(), name
     assert sum(p.stat().st_size for p in ENCAP.iterdir()) < 20_000
+
+
+def test_fragmented_gtp_over_ipv6_is_descended_after_reassembly() -> None:
+    b = PacketBatch.concat(list(decode_capture(ENCAP / "encap-gtp-fragmented-v6.pcap")))
+    assert b.frag.tolist() == [1, 2]
+    assert b.tunnel_depth.tolist() == [0, 1]
+    assert (int(b.ip_version[1]), int(b.l4[1]), int(b.sport[1]), int(b.payload[1])) == (
+        4, 6, 42000, 300)
+    assert (int(b.out_proto[1]), int(b.out_dport[1])) == (17, 2152)
 
 
 def test_fragment_counters_count_the_descent() -> None:

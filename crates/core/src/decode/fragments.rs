@@ -90,6 +90,8 @@ struct Datagram {
 struct DatagramBytes {
     header: Vec<u8>,
     data: Vec<u8>,
+    /// IPv6: the next header to patch in `header` (FragBytes::next_header).
+    next_header: Option<(usize, u8)>,
 }
 
 impl DatagramBytes {
@@ -254,6 +256,7 @@ impl Reassembler {
         if rec.offset == 0 {
             bytes.header.clear();
             bytes.header.extend_from_slice(header);
+            bytes.next_header = ranges.next_header;
         }
         self.held_data = (self.held_data + bytes.held()).saturating_sub(before);
         if self.held_data > MAX_TUNNEL_BYTES {
@@ -415,11 +418,20 @@ impl Reassembler {
         let mut datagram = Vec::with_capacity(hlen.checked_add(total)?);
         datagram.extend_from_slice(&bytes.header);
         datagram.extend_from_slice(&bytes.data);
-        let length = u16::try_from(hlen.checked_add(total)?).ok()?;
-        datagram
-            .get_mut(2..4)?
-            .copy_from_slice(&length.to_be_bytes());
-        datagram.get_mut(6..8)?.copy_from_slice(&[0, 0]); // no more fragments, offset 0
+        if let Some((at, next)) = bytes.next_header {
+            // IPv6: the fragment header goes; the header that named it names what it carried
+            let payload = u16::try_from(hlen.checked_sub(40)?.checked_add(total)?).ok()?;
+            datagram
+                .get_mut(4..6)?
+                .copy_from_slice(&payload.to_be_bytes());
+            *datagram.get_mut(at)? = next;
+        } else {
+            let length = u16::try_from(hlen.checked_add(total)?).ok()?;
+            datagram
+                .get_mut(2..4)?
+                .copy_from_slice(&length.to_be_bytes());
+            datagram.get_mut(6..8)?.copy_from_slice(&[0, 0]); // no more fragments, offset 0
+        }
         let completing = cols.row(row)?;
         let mut got = decode_reassembled(&datagram, completing, checksums)?;
         got.frag = FRAG_COMPLETE;

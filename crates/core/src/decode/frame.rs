@@ -45,11 +45,15 @@ pub struct FragRecord {
     pub bytes: Option<FragBytes>,
 }
 
-/// Byte ranges of a fragment in its frame: the IPv4 header, the fragment's data.
+/// Byte ranges of a fragment in its frame: the IPv4 header (IPv6: the fixed header and the
+/// extension headers before the fragment header), the fragment's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragBytes {
     pub header: (usize, usize),
     pub data: (usize, usize),
+    /// IPv6: where in the header the next header naming the fragment header (44) lies, and
+    /// the fragment header's own next header, which replaces it in the reassembled datagram.
+    pub next_header: Option<(usize, u8)>,
 }
 
 fn frag_key(version: u8, src: &[u8; 16], dst: &[u8; 16], proto: u8, ident: u32) -> FragKey {
@@ -659,6 +663,7 @@ impl<'a> Walker<'a> {
                         (end <= self.cap).then_some(FragBytes {
                             header: (pos, data),
                             data: (data, end),
+                            next_header: None,
                         })
                     })
                     .flatten(),
@@ -702,6 +707,8 @@ impl<'a> Walker<'a> {
         let mut off = Ipv6::LEN; // relative to the IPv6 header
         let mut count = 0;
         let mut fragment = false;
+        // Where the next header naming the current extension header lies (relative).
+        let mut nh_at = 6usize;
         while ipproto::is_ipv6_extension(nh) {
             // proto / ip_hlen say where the chain stopped should it stop here.
             self.row.proto = nh;
@@ -730,7 +737,17 @@ impl<'a> Walker<'a> {
                         length: ip_len.saturating_sub(after) as u64,
                         more,
                         unfrag_len: off as u64,
-                        bytes: None,
+                        bytes: (self.depth == 0 && self.pending.is_none())
+                            .then(|| {
+                                let data = pos.checked_add(after)?;
+                                let end = pos.checked_add(ip_len)?;
+                                (end <= self.cap && data <= end).then_some(FragBytes {
+                                    header: (pos, pos.checked_add(off)?),
+                                    data: (data, end),
+                                    next_header: Some((nh_at, ext.next_header())),
+                                })
+                            })
+                            .flatten(),
                     });
                     if frag_offset != 0 {
                         self.row.proto = ext.next_header();
@@ -740,6 +757,7 @@ impl<'a> Walker<'a> {
                 }
             }
             nh = ext.next_header();
+            nh_at = off;
             off = off.saturating_add(length);
         }
         self.row.proto = nh;
@@ -1360,8 +1378,9 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Decodes a reassembled IPv4 datagram (its first fragment's header, total length set,
-/// fragment fields cleared, then all the data) over `row`, the completing fragment's: the
+/// Decodes a reassembled datagram (IPv4: its first fragment's header, total length set,
+/// fragment fields cleared; IPv6: the unfragmentable part, the fragment header taken out and
+/// the payload length set; then all the data) over `row`, the completing fragment's: the
 /// row it gives if the datagram holds a tunnel (then the inner packet takes the IP and
 /// transport columns, the datagram goes to the out_* columns), else None.
 pub(crate) fn decode_reassembled(datagram: &[u8], row: Row, checksums: bool) -> Option<Row> {
