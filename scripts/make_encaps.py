@@ -296,7 +296,7 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
     dgram6 = udp_v6(2152, 2152, gtpu(inner), v6_src, v6_dst)
     dstopts = bytes([44, 0]) + b"\x01\x04\x00\x00\x00\x00"  # PadN: 8 bytes, then fragment
     frags6 = []
-    for k, (start, stop) in enumerate(((0, 200), (200, len(dgram6)))):
+    for start, stop in ((0, 200), (200, len(dgram6))):
         more = 1 if stop < len(dgram6) else 0
         fh = struct.pack("!BBHI", 17, 0, start | more, 0x5151)
         body = dstopts + fh + dgram6[start:stop]
