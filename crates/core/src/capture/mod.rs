@@ -86,6 +86,26 @@ impl Columns {
         self.offset.is_empty()
     }
 
+    /// Empties every column, keeping its memory.
+    pub fn clear(&mut self) {
+        self.offset.clear();
+        self.caplen.clear();
+        self.wirelen.clear();
+        self.ts_ns.clear();
+        self.linktype.clear();
+        self.interface.clear();
+    }
+
+    /// Room for `n` more frames in every column.
+    pub fn reserve(&mut self, n: usize) {
+        self.offset.reserve(n);
+        self.caplen.reserve(n);
+        self.wirelen.reserve(n);
+        self.ts_ns.reserve(n);
+        self.linktype.reserve(n);
+        self.interface.reserve(n);
+    }
+
     /// Room for `n` frames in every column.
     pub fn with_capacity(n: usize) -> Self {
         Columns {
