@@ -59,7 +59,8 @@ impl PacketScan {
     /// Reads, decodes and counts the next batch: False at the end of the file; a problem
     /// with the file raises CaptureError after the frames before it were counted.
     fn step(&self, py: Python<'_>) -> PyResult<bool> {
-        let mut scan = self.scan();
+        let mut guard = self.scan();
+        let scan: &mut scan::PacketScan = &mut guard;
         match py.detach(|| scan.step()) {
             None => Ok(false),
             Some(Ok(())) => Ok(true),
