@@ -48,8 +48,9 @@ class Decoder:
         """Datagrams reassembled and dropped so far (docs/decoding.md, *Fragments*)."""
         if self.engine is not None:
             return self.engine.fragment_counters
-        return {"completed": self.reassembler.completed, "expired": self.reassembler.expired,
-                "held_datagrams": len(self.reassembler.pending)}
+        r = self.reassembler
+        return {"completed": r.completed, "expired": r.expired, "evicted": r.evicted,
+                "held_datagrams": len(r.pending)}
 
 
 def decode_capture(path: str | Path, *, reference: bool = False, checksums: bool = True,
