@@ -1,6 +1,6 @@
 """The compiled decoder (portlens._core) agrees with the per-packet reference decoder.
 
-The reference decoder (decode/reference.py) is checked rule by rule and against tshark
+The reference decoder (portlens.reference.decode) is checked rule by rule and against tshark
 (tests/test_reference_decoder.py); here the Rust one must give the very same rows — every
 column of every frame, after fragment reassembly across batches — on:
 
@@ -8,7 +8,7 @@ column of every frame, after fragment reassembly across batches — on:
   public corpus (skipped, with the reason, when it is absent);
 * a slice of the benchmark generator's traffic (scripts/bench.py);
 * every frame the reference decoder's own tests build;
-* the seeded corruptions of test_fast_vs_reference (every link type, prefixes, random bytes,
+* the seeded corruptions of tests/differential.py (every link type, prefixes, random bytes,
   partly random deeper headers);
 * Hypothesis-generated stacks of the supported layers (links, VLAN/MPLS/PPPoE, IPv4 options,
   IPv6 extension headers, fragments in any order over several batches, GRE/VXLAN/Geneve/
@@ -39,14 +39,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.decode import Decoder, decode_capture
-from portlens.decode.fragments import Reassembler
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import CSUM_BAD, PacketBatch
-from portlens.decode.reference import decode_reference
+from portlens.reference.decode import decode_reference
+from portlens.reference.fragments import Reassembler
 from portlens.sources import linktypes as lt
 from portlens.sources.files import open_capture
 from portlens.sources.frames import FrameBatch
-from tests import test_fast_vs_reference as fvr
+from tests import differential as fvr
 from tests.corpus import corpus_params
 
 if importlib.util.find_spec("portlens._core") is None:

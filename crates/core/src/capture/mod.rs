@@ -1,7 +1,7 @@
 //! Capture files in, [`FrameBatch`](crate::frames::FrameBatch)es out: pcap, pcapng, and either
 //! of them compressed with gzip, xz or bzip2.
 //!
-//! This is the Rust twin of `portlens.sources.files` / `pcap` / `pcapng`, and must agree with
+//! This is the Rust twin of `portlens.reference.files` / `pcap` / `pcapng`, and must agree with
 //! them column for column and error for error (tests/test_rust_readers.py): the same chunking,
 //! the same frames before a problem, the same one-line messages. The rules where readers differ
 //! are documented once, in the Python modules; the walkers here follow them block by block

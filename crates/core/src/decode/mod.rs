@@ -1,5 +1,5 @@
 //! Frames -> packet columns: link layers, IPv4/IPv6, tunnels, TCP/UDP/ICMP headers, fragment
-//! reassembly. The rules are docs/decoding.md; `portlens.decode.reference` (Python) is the
+//! reassembly. The rules are docs/decoding.md; `portlens.reference.decode` (Python) is the
 //! oracle every column is tested against (tests/test_rust_decoder.py).
 //!
 //! [`Decoder::decode`] walks each frame once ([`frame`]), writing one [`Row`] into

@@ -1,4 +1,5 @@
-"""IP fragment reassembly, shared by the fast and the reference decoder.
+"""IP fragment reassembly of the reference decoder (crates/core/src/decode/fragments.rs is its
+compiled twin).
 
 Decoders decode each frame on its own (a first fragment gets its transport header decoded like
 any packet) and report every fragment as a FragmentRecord; the Reassembler then rewrites the
