@@ -95,7 +95,12 @@ impl PacketScan {
 
     /// Interfaces known so far, as `CaptureReader.interfaces` gives them.
     fn interfaces(&self) -> Vec<Interface> {
-        self.scan().reader.interfaces().iter().map(interface).collect()
+        self.scan()
+            .reader
+            .interfaces()
+            .iter()
+            .map(interface)
+            .collect()
     }
 
     /// The counts so far: scalars by name, tallies as {raw key: count}
@@ -104,10 +109,17 @@ impl PacketScan {
         counts_dict(py, &self.scan().counts)
     }
 
-    /// The fragment reassembler's counters, as `Decoder.fragment_counters`.
+    /// What the fragment reassembler completed and dropped: completed, expired (timeout),
+    /// evicted (datagram cap), evicted_bytes (byte cap), as `Decoder.fragment_counters`.
     #[getter]
     fn fragment_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::decode::fragment_counters(py, &self.scan().decoder.reassembler)
+        let c = self.scan().decoder.reassembler.counters;
+        let out = PyDict::new(py);
+        out.set_item("completed", c.completed)?;
+        out.set_item("expired", c.expired)?;
+        out.set_item("evicted", c.evicted)?;
+        out.set_item("evicted_bytes", c.evicted_bytes)?;
+        Ok(out)
     }
 }
 

@@ -458,8 +458,7 @@ impl CaptureReader {
             }
             // Chunks of one file hold about as many frames as the last one did.
             self.columns.clear();
-            self.columns
-                .reserve(self.last_batch + self.last_batch / 8);
+            self.columns.reserve(self.last_batch + self.last_batch / 8);
             let at_end = self.eof && self.error.is_none();
             let w = self
                 .walker

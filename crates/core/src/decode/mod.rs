@@ -86,7 +86,8 @@ impl Decoder {
                 self.records.push(record);
             }
         }
-        self.reassembler.apply(cols, &self.records, options.checksums);
+        self.reassembler
+            .apply(cols, &self.records, options.checksums);
     }
 }
 

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!((c.first_ns, c.last_ns), (Some(5), Some(20)));
         assert_eq!(c.linktypes.items(), [(1, 3), (999, 1)]);
         assert_eq!(c.protocols.items(), [(0x406, 1)]);
-        assert_eq!(c.not_ip.into_iter().collect::<Vec<_>>(), [(999, 1), (0x2_0806, 1)]);
+        assert_eq!(
+            c.not_ip.into_iter().collect::<Vec<_>>(),
+            [(999, 1), (0x2_0806, 1)]
+        );
         assert_eq!(c.not_decoded.items(), [(999, 1)]);
         assert_eq!(c.malformed.items(), [(15, 1)]);
         assert_eq!(c.bad_l4_checksum, 1);

@@ -8,6 +8,4 @@
 
 mod capture;
 
-pub use capture::{
-    CaptureCounts, Tally, NOT_IP_ETHERTYPE, NOT_IP_LINKTYPE, NOT_IP_PPP,
-};
+pub use capture::{CaptureCounts, Tally, NOT_IP_ETHERTYPE, NOT_IP_LINKTYPE, NOT_IP_PPP};
