@@ -681,6 +681,47 @@ mod tests {
     }
 
     #[test]
+    fn frames_read_in_place_are_the_batches() {
+        let (data, offsets) = pcap(40);
+        for (cut, chunk) in [
+            (data.len(), 64),
+            (data.len(), 1 << 20),
+            (offsets[30] + 9, 100),
+        ] {
+            let bytes = data[..cut].to_vec();
+            let (batches, error) = read(bytes.clone(), chunk);
+            let r = CaptureReader::from_reader(Box::new(Cursor::new(bytes)), "f", 0, chunk);
+            let mut r = r.unwrap();
+            let mut frames = Vec::new();
+            let mut in_place_error = None;
+            while let Some(next) = r.next_frames() {
+                match next {
+                    Ok(f) => {
+                        for i in 0..f.len() {
+                            frames.push((f.frame[i], f.ts_ns[i], f.bytes(i).unwrap().to_vec()));
+                        }
+                    }
+                    Err(e) => in_place_error = Some(e.0),
+                }
+            }
+            let want: Vec<_> = batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.len()).map(|i| {
+                        (
+                            b.frame[i],
+                            b.ts_ns[i],
+                            b.as_ref().bytes(i).unwrap().to_vec(),
+                        )
+                    })
+                })
+                .collect();
+            assert_eq!(frames, want, "chunk {chunk}, cut {cut}");
+            assert_eq!(in_place_error, error);
+        }
+    }
+
+    #[test]
     fn a_cut_file_gives_its_frames_then_one_line() {
         let (data, offsets) = pcap(6);
         let cut = offsets[4] + 20;
