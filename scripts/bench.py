@@ -2423,7 +2423,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         cmdline = "python scripts/bench.py " + shlex.join(sys.argv[1:])
         section = markdown_section(results, path, packets=packets, repeat=args.repeat,
                                    info=machine_info(), cmdline=cmdline)
-        rewrite_markdown(Path(args.markdown_out), section)
+        if args.section:
+            name = re.sub(r"[^a-z0-9-]+", "-", args.section.lower())
+            rewrite_markdown(Path(args.markdown_out), section,
+                             start=f"<!-- bench-{name}:start -->",
+                             end=f"<!-- bench-{name}:end -->", heading=args.section)
+        else:
+            rewrite_markdown(Path(args.markdown_out), section)
         print(f"\nupdated {args.markdown_out}")
     return 0
 
@@ -2517,6 +2523,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=int, default=3, help="runs per benchmark; the best counts")
     r.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     r.add_argument("--markdown-out", help="rewrite the marked results section of this file")
+    r.add_argument("--section", help="rewrite <!-- bench-SECTION:start --> ... "
+                                     "<!-- bench-SECTION:end --> instead of the main results")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("callgrind", help="instructions per packet of the compiled core "
