@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from portlens.cli import main
-from portlens.pipeline.shards import ShardJoinError, join_shards, table_key
+from portlens.pipeline.shards import ShardJoinError, join_shards, joined, table_key
 from portlens.sources.merge import capture_kind, scan_directory
 from tests.corpus import require_corpus
 
@@ -224,4 +224,8 @@ def test_join_refuses_shards_numbered_otherwise() -> None:
         c.first_frame = -c.first_frame  # the creation order reversed: no longer the serials
     with pytest.raises(ShardJoinError):
         join_shards([swapped])
+    errors: list[str] = []
+    assert joined([swapped], errors.append) == swapped  # the rows, with a line saying so
+    assert len(errors) == 1 and errors[0].startswith("shard 0: connection ")
+    assert errors[0].endswith("shards cannot be joined; the rows keep the shards' own uids")
     assert table_key(conns[0])[0] in (6, 17, 1, 58)

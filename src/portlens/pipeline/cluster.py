@@ -184,7 +184,7 @@ def track_on_dask(pipeline: Pipeline) -> Iterator[Connection]:
     """Connections of the pipeline's files, tracked by shard tasks on the Dask cluster that
     ``options.dask`` names; errors, warnings, ``not_counted``, ``evicted``, ``files`` and
     ``not_decoded`` are those of the whole run, as with ``--workers``."""
-    from portlens.pipeline.shards import join_shards
+    from portlens.pipeline.shards import joined
 
     options = pipeline.options
     assert options.dask is not None
@@ -260,4 +260,4 @@ def track_on_dask(pipeline: Pipeline) -> Iterator[Connection]:
     pipeline.evicted = sum(r.evicted for r in ordered)
     pipeline.files = ordered[0].files
     pipeline.not_decoded = Counter(ordered[0].not_decoded)
-    yield from join_shards([r.connections for r in ordered])
+    yield from joined([r.connections for r in ordered], pipeline.error)

@@ -74,7 +74,7 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
     come when every worker is done, with the uids of one process, in creation order."""
     from collections import Counter
 
-    from portlens.pipeline.shards import join_shards
+    from portlens.pipeline.shards import joined
 
     workers = pipeline.options.workers
     ctx = mp.get_context("fork")
@@ -126,4 +126,4 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
         for part in shards:
             yield from part
         raise KeyboardInterrupt
-    yield from join_shards(shards)
+    yield from joined(shards, pipeline.error)

@@ -19,7 +19,7 @@ is found out (``ShardJoinError``) rather than given wrong uids.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from portlens.decode.packets import addr_bytes
@@ -90,3 +90,15 @@ def join_shards(shards: Sequence[Sequence[Connection]]) -> list[Connection]:
             c, uid=uid, tunnel_parents=sorted(names.get(u, u) for u in c.tunnel_parents),
             transitions=[replace(t, uid=uid) if t.uid == c.uid else t for t in c.transitions]))
     return out
+
+
+def joined(shards: Sequence[Sequence[Connection]], on_error: Callable[[str], None]
+           ) -> list[Connection]:
+    """``join_shards``, or, when a shard's numbering cannot be reproduced, the shards' rows as
+    they are (with their own uids) and one line to ``on_error``: the counts stay right, the
+    uids are said to be off, and the run ends with status 2."""
+    try:
+        return join_shards(shards)
+    except ShardJoinError as exc:
+        on_error(f"{exc}; the rows keep the shards' own uids")
+        return [c for part in shards for c in part]
