@@ -1,0 +1,121 @@
+"""Ladders of many connections from one more pass over the capture: the HTML report's.
+
+`portlens ladder` reads the capture once per connection (analysis/ladder.py); a report that
+offers a ladder for each of hundreds of connections cannot. Here one pass keeps only the rows
+whose address pair (inner, or the outer one of a UDP tunnel's carrier) is the pair of a chosen
+connection, and each chosen connection then takes its own rows from those with the ladder's
+own ``select_packets``, so its ladder is the one `portlens ladder --conn UID` draws.
+
+A page cannot hold the ladders of every connection of a big capture (tens of thousands, several
+MB even compressed), so :func:`pick` chooses at most ``limit``: every kind of connection gets
+some, taking turns over (outcome, protocol, server port) groups, troubled outcomes first,
+earliest first within a group.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from portlens.analysis.ladder import Ladder, build, select_packets
+from portlens.analysis.ports import outcome
+from portlens.decode.packets import PacketBatch, addr_bytes
+from portlens.track.model import Connection
+from portlens.track.tracker import TrackerConfig
+
+PICK_ORDER = ("refused", "reset", "unanswered", "half_open", "open", "mid_stream", "one_way",
+              "completed")
+"""Outcomes whose groups are served first when the budget is short: the connections a reader
+most often opens a ladder for."""
+
+
+def pick(conns: Sequence[Connection], limit: int) -> list[Connection]:
+    """At most ``limit`` connections, all of them when there are no more (in ``conns``' order);
+    otherwise taking turns over (outcome, proto, server port) groups (see the module doc)."""
+    if limit <= 0:
+        return []
+    if len(conns) <= limit:
+        return list(conns)
+    groups: dict[tuple[int, str, int], list[Connection]] = defaultdict(list)
+    for c in conns:
+        o = outcome(c)
+        rank = PICK_ORDER.index(o) if o in PICK_ORDER else len(PICK_ORDER)
+        groups[(rank, c.proto, c.resp_p)].append(c)
+    queues = [sorted(g, key=lambda c: c.ts_ns) for _, g in sorted(groups.items())]
+    chosen: list[Connection] = []
+    depth = 0
+    while len(chosen) < limit:
+        took = False
+        for q in queues:
+            if depth < len(q):
+                chosen.append(q[depth])
+                took = True
+                if len(chosen) == limit:
+                    break
+        if not took:
+            break
+        depth += 1
+    return chosen
+
+
+def _pair_keys(conns: Iterable[Connection]) -> dict[bytes, int]:
+    """32-byte (src, dst) keys of each connection's address pair, both ways -> pair number."""
+    keys: dict[bytes, int] = {}
+    for c in conns:
+        a, b = addr_bytes(c.orig_h), addr_bytes(c.resp_h)
+        pid = keys.setdefault(a + b, len(keys))
+        keys.setdefault(b + a, pid)
+    return keys
+
+
+def _void(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    both = np.ascontiguousarray(np.concatenate([a, b], axis=1))
+    return both.view(np.dtype((np.void, 32))).ravel()
+
+
+def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],
+            config: TrackerConfig | None = None) -> dict[str, Ladder]:
+    """The ladder of each of ``conns`` (by uid), from one pass over ``batches``."""
+    if not conns:
+        return {}
+    pairs = _pair_keys(conns)
+    wanted = np.array(list(pairs), dtype=np.dtype((np.void, 32)))
+    kept: list[PacketBatch] = []
+    for b in batches:
+        if not len(b):
+            continue
+        rows = np.isin(_void(b.src, b.dst), wanted)
+        tunnelled = b.tunnel_depth > 0
+        if tunnelled.any():
+            rows |= tunnelled & np.isin(_void(b.out_src, b.out_dst), wanted)
+        if rows.any():
+            kept.append(b.take(np.flatnonzero(rows)))
+    rows_of: dict[int, list[np.ndarray]] = defaultdict(list)
+    if kept:
+        big = PacketBatch.concat(kept)
+        del kept
+        for src, dst, only in ((big.src, big.dst, None), (big.out_src, big.out_dst,
+                                                          big.tunnel_depth > 0)):
+            keys = _void(src, dst)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            inverse = inverse.ravel()
+            for i, key in enumerate(uniq.tolist()):
+                pid = pairs.get(bytes(key))
+                if pid is None:
+                    continue
+                match = inverse == i
+                if only is not None:
+                    match &= only
+                rows_of[pid].append(np.flatnonzero(match))
+    else:
+        big = PacketBatch.concat([])
+    out: dict[str, Ladder] = {}
+    for c in conns:
+        pid = pairs[addr_bytes(c.orig_h) + addr_bytes(c.resp_h)]
+        parts = rows_of.get(pid)
+        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.intp)
+        packets = select_packets([big.take(rows)], c)
+        out[c.uid] = build(c, packets, config)
+    return out

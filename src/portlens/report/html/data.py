@@ -1,0 +1,234 @@
+"""What the HTML report embeds: the `--json` records of each report, plus the few series only
+the page draws (rates, RTT samples, ladders), as one JSON object.
+
+The numbers are the other reports' own: the port rows, scans and totals are `ports --json`'s
+objects (report/ports.py ``json_records``), the handshake rows `handshakes --json`'s, the top
+talkers `hosts --json`'s and `convs --json`'s, the capture summary `packets --stats --json`'s;
+nothing is recomputed for the page. Connections are many (tens of thousands on a big capture),
+so they are embedded by column, with `conns --json`'s names and values, text columns as a
+dictionary plus codes and times as nanoseconds after ``base_ns`` (JavaScript numbers hold
+integers exactly only up to 2^53, an epoch in nanoseconds is larger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from portlens import __version__
+from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.handshakes import HandshakeTable
+from portlens.analysis.ladder import Ladder
+from portlens.analysis.ports import OUTCOMES, PortTable, outcome
+from portlens.analysis.rates import PacketRates, starts_per_bin
+from portlens.analysis.talkers import TalkerTable
+from portlens.report.clock import Clock
+from portlens.report.conns import endpoint_text, has_duration
+from portlens.report.ladder import _fold_line, _seconds, _visible, render
+from portlens.report.ports import json_records
+from portlens.track.model import Connection
+
+TOP_TALKERS = 100
+"""Hosts and conversations listed (the charts show the first 15); `hosts --json` has all."""
+RATE_PORTS = 8
+"""Server ports with a series of their own in the rate charts (by packets); the rest is other."""
+RTT_PORTS = 12
+"""Server ports whose handshake RTT distributions are drawn (by handshakes)."""
+RTT_SAMPLE = 1000
+"""RTTs kept per port and side for the box plots: every one up to this many, beyond that this
+many at evenly spaced ranks of the sorted values (min and max included), which keeps the
+distribution's shape and quartiles to within 1/RTT_SAMPLE of rank."""
+
+CONN_FIELDS = ("ts_ns", "uid", "proto", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+               "port_service", "duration_ns", "orig_bytes", "resp_bytes", "conn_state",
+               "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts",
+               "resp_ip_bytes", "orig_state", "resp_state", "end_reason", "icmp_type",
+               "icmp_code", "tunnel_parents", "outcome", "server_rtt_ns", "client_rtt_ns",
+               "retransmissions")
+"""The connections table's columns: `conns --json`'s names and values (``server_rtt_ns`` and
+``client_rtt_ns`` are its ``handshake.*``, ``retransmissions`` its ``analysis.*``, ``outcome``
+the `ports` report's outcome of the connection)."""
+TEXT_FIELDS = frozenset({"uid", "proto", "id.orig_h", "id.resp_h", "port_service", "conn_state",
+                         "history", "orig_state", "resp_state", "end_reason", "tunnel_parents",
+                         "outcome"})
+
+
+@dataclass
+class ReportInput:
+    """Everything the page is made of, as the analyses left it."""
+
+    sources: list[str]
+    stats: CaptureStats
+    ports: PortTable
+    handshakes: HandshakeTable
+    talkers: TalkerTable
+    rates: PacketRates
+    conns: list[Connection]
+    ladders: dict[str, Ladder] = field(default_factory=dict)
+    ladder_limit: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """`packets --stats --json`'s ``files`` records (capture files only)."""
+    live: dict[str, Any] | None = None
+    """A live capture's counters (packets analysed, dropped by the kernel and by portlens)."""
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _conn_value(c: Connection) -> Callable[[str], Any]:
+    """``conns --json``'s value of each column for one connection (report/conns.py record)."""
+    d = has_duration(c)
+    hs = c.handshake
+    icmp = c.proto == "icmp"
+    values: dict[str, Any] = {
+        "ts_ns": c.ts_ns, "uid": c.uid, "proto": c.proto, "id.orig_h": c.orig_h,
+        "id.orig_p": c.orig_p, "id.resp_h": c.resp_h, "id.resp_p": c.resp_p,
+        "port_service": c.service or None, "duration_ns": c.duration_ns,
+        "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
+        "conn_state": c.conn_state, "missed_bytes": c.missed_bytes, "history": c.history,
+        "orig_pkts": c.orig_pkts, "orig_ip_bytes": c.orig_ip_bytes, "resp_pkts": c.resp_pkts,
+        "resp_ip_bytes": c.resp_ip_bytes,
+        "orig_state": str(c.orig_state) if c.orig_state else None,
+        "resp_state": str(c.resp_state) if c.resp_state else None,
+        "end_reason": str(c.end_reason), "icmp_type": c.orig_p if icmp else None,
+        "icmp_code": c.icmp_code if icmp else None,
+        "tunnel_parents": ",".join(c.tunnel_parents) or None, "outcome": outcome(c),
+        "server_rtt_ns": hs.server_rtt_ns if hs else None,
+        "client_rtt_ns": hs.client_rtt_ns if hs else None,
+        "retransmissions": c.analysis.retransmissions if c.analysis else None}
+    return values.__getitem__
+
+
+def conn_columns(conns: Sequence[Connection]) -> dict[str, Any]:
+    """The connections by column (module doc): ``{"n", "base_ns", "fields", "cols"}``, each
+    text column ``{"dict": [...], "codes": [...]}`` (code -1: null)."""
+    base = min((c.ts_ns for c in conns), default=0)
+    raw: dict[str, list[Any]] = {name: [] for name in CONN_FIELDS}
+    for c in conns:
+        value = _conn_value(c)
+        for name in CONN_FIELDS:
+            raw[name].append(value(name))
+    cols: dict[str, Any] = {}
+    for name, values in raw.items():
+        if name == "ts_ns":
+            cols[name] = [v - base for v in values]
+        elif name in TEXT_FIELDS:
+            codes: dict[str, int] = {}
+            cols[name] = {"codes": [-1 if v is None else codes.setdefault(v, len(codes))
+                                    for v in values],
+                          "dict": list(codes)}
+        else:
+            cols[name] = values
+    return {"n": len(conns), "base_ns": str(base), "fields": list(CONN_FIELDS), "cols": cols}
+
+
+def ladder_record(ladder: Ladder) -> dict[str, Any]:
+    """One ladder as the page draws it: `portlens ladder`'s header, rows and closing lines
+    (report/ladder.py, UTC), a row per segment or fold, the same folding."""
+    lines = render(ladder, clock=Clock(utc=True))
+    c = ladder.conn
+    rows: list[list[Any]] = []
+    hidden_steps = []
+    visible = _visible(ladder, False)
+    for step, show in zip(ladder.steps, visible, strict=True):
+        if not show:
+            hidden_steps.append(step)
+            continue
+        if hidden_steps:
+            rows.append(["fold", _fold_line(hidden_steps).strip()])
+            hidden_steps = []
+        text = step.label + "".join(f" ({m})" for m in step.marks)
+        rows.append(["seg", _seconds(step.ts_ns - c.ts_ns), step.frame, int(step.from_orig),
+                     text, str(step.orig_state or ""), str(step.resp_state or "")])
+    if hidden_steps:
+        rows.append(["fold", _fold_line(hidden_steps).strip()])
+    if c.proto == "icmp":  # as render(): ICMP has no ports
+        client, server = c.orig_h, c.resp_h
+    else:
+        client, server = endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
+    return {"title": lines[0], "started": lines[1], "client": f"client {client}",
+            "server": f"server {server}",
+            "initial": [str(ladder.orig_initial or ""), str(ladder.resp_initial or "")],
+            "rows": rows, "verdict": lines[-2], "end": lines[-1], "segments": len(ladder.steps)}
+
+
+def _spread(values: list[int]) -> list[int]:
+    """At most RTT_SAMPLE of ``values``, at evenly spaced ranks of the sorted values."""
+    if len(values) <= RTT_SAMPLE:
+        return sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.int64))
+    ranks = np.linspace(0, len(ordered) - 1, RTT_SAMPLE).round().astype(np.int64)
+    return ordered[ranks].tolist()  # type: ignore[no-any-return]
+
+
+def rtt_samples(conns: Sequence[Connection], ports: Sequence[int]) -> dict[str, Any]:
+    """Server-side (SYN -> SYN-ACK) and client-side (SYN-ACK -> ACK) RTTs of the handshakes
+    of ``ports``, per port (handshakes --conns' server_rtt_ns and client_rtt_ns)."""
+    wanted = set(ports)
+    server: dict[int, list[int]] = {p: [] for p in ports}
+    client: dict[int, list[int]] = {p: [] for p in ports}
+    for c in conns:
+        hs = c.handshake
+        if c.proto != "tcp" or hs is None or c.resp_p not in wanted:
+            continue
+        if hs.server_rtt_ns is not None:
+            server[c.resp_p].append(hs.server_rtt_ns)
+        if hs.client_rtt_ns is not None:
+            client[c.resp_p].append(hs.client_rtt_ns)
+    return {str(p): {"server": _spread(server[p]), "client": _spread(client[p]),
+                     "server_count": len(server[p]), "client_count": len(client[p])}
+            for p in ports}
+
+
+def rate_series(rates: PacketRates, ports: PortTable, conns: Sequence[Connection]
+                ) -> dict[str, Any]:
+    """Packets per bin (all, per top port, other) and new connections per bin (per top port,
+    other), the top ports being those of the most packets."""
+    top = [r for r in ports.sorted("packets") if r.proto in ("tcp", "udp")][:RATE_PORTS]
+    series = rates.series([(r.proto, r.port) for r in top])
+    start, bin_s, nbins = series["start_s"], int(series["bin_s"]), len(series["all"])  # type: ignore[call-overload, arg-type]
+    keys = {(r.proto, r.port): f"{r.port}/{r.proto}" for r in top}
+    starts: dict[str, list[int]] = {name: [] for name in keys.values()}
+    starts["other"] = []
+    for c in conns:
+        starts[keys.get((c.proto, c.resp_p), "other")].append(c.ts_ns)
+    new = {name: starts_per_bin(ts, int(start), bin_s, nbins) if start is not None else []  # type: ignore[call-overload]
+           for name, ts in starts.items()}
+    series["new_conns"] = new
+    return series
+
+
+def payload(r: ReportInput) -> dict[str, Any]:
+    """The page's data (module doc)."""
+    clock = Clock("date", utc=True)
+    stats = r.stats.to_dict()
+    if r.files:
+        stats["files"] = r.files
+    hosts = r.talkers.endpoints("bytes")
+    convs = r.talkers.conversations("bytes")
+    hs_ports = [rec["port"] for rec in sorted(
+        r.handshakes.records(), key=lambda rec: (-rec["handshakes"], rec["port"]))][:RTT_PORTS]
+    return {
+        "meta": {
+            "version": __version__, "sources": r.sources,
+            "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "first": clock.text(r.stats.first_ns) if r.stats.first_ns is not None else None,
+            "last": clock.text(r.stats.last_ns) if r.stats.last_ns is not None else None,
+            "conns": len(r.conns), "ladders": len(r.ladders), "ladder_limit": r.ladder_limit,
+            "outcomes": list(OUTCOMES), "live": r.live, "errors": r.errors,
+            "warnings": r.warnings,
+            "missed_bytes": sum(c.missed_bytes for c in r.conns),
+            "conns_missed": sum(1 for c in r.conns if c.missed_bytes)},
+        "stats": stats,
+        "ports": json_records(r.ports),
+        "handshakes": r.handshakes.records(),
+        "hosts": [e.record() for e in hosts[:TOP_TALKERS]], "hosts_total": len(hosts),
+        "convs": [c.record() for c in convs[:TOP_TALKERS]], "convs_total": len(convs),
+        "rates": rate_series(r.rates, r.ports, r.conns),
+        "rtts": rtt_samples(r.conns, hs_ports),
+        "conns": conn_columns(r.conns),
+        "ladders": {uid: ladder_record(lad) for uid, lad in r.ladders.items()},
+    }
