@@ -7,9 +7,10 @@ connection, and each chosen connection then takes its own rows from those with t
 own ``select_packets``, so its ladder is the one `portlens ladder --conn UID` draws.
 
 A page cannot hold the ladders of every connection of a big capture (tens of thousands, several
-MB even compressed), so :func:`pick` chooses at most ``limit``: every kind of connection gets
-some, taking turns over (outcome, protocol, server port) groups, troubled outcomes first,
-earliest first within a group.
+MB even compressed), so :func:`pick` chooses at most ``limit``: the outcomes take turns,
+troubled ones first (a reader opens the ladder of a refused or reset connection more often than
+of one that went well), and within an outcome its server ports take turns, so that every kind
+of connection has examples; the earliest connection of a group comes first.
 """
 
 from __future__ import annotations
@@ -33,31 +34,33 @@ most often opens a ladder for."""
 
 def pick(conns: Sequence[Connection], limit: int) -> list[Connection]:
     """At most ``limit`` connections, all of them when there are no more (in ``conns``' order);
-    otherwise taking turns over (outcome, proto, server port) groups (see the module doc)."""
+    otherwise the outcomes take turns (troubled ones first), and within an outcome the
+    (protocol, server port) groups take turns, earliest connection first."""
     if limit <= 0:
         return []
     if len(conns) <= limit:
         return list(conns)
-    groups: dict[tuple[int, str, int], list[Connection]] = defaultdict(list)
+    by_outcome: dict[int, dict[tuple[str, int], list[Connection]]] = defaultdict(
+        lambda: defaultdict(list))
     for c in conns:
         o = outcome(c)
         rank = PICK_ORDER.index(o) if o in PICK_ORDER else len(PICK_ORDER)
-        groups[(rank, c.proto, c.resp_p)].append(c)
-    queues = [sorted(g, key=lambda c: c.ts_ns) for _, g in sorted(groups.items())]
-    chosen: list[Connection] = []
+        by_outcome[rank][(c.proto, c.resp_p)].append(c)
+    queues = [_turns([sorted(g, key=lambda c: c.ts_ns) for _, g in sorted(groups.items())])
+              for _, groups in sorted(by_outcome.items())]
+    return _turns(queues)[:limit]
+
+
+def _turns(queues: list[list[Connection]]) -> list[Connection]:
+    """The queues' heads, then their second items, and so on (round robin)."""
+    out: list[Connection] = []
     depth = 0
-    while len(chosen) < limit:
-        took = False
-        for q in queues:
-            if depth < len(q):
-                chosen.append(q[depth])
-                took = True
-                if len(chosen) == limit:
-                    break
-        if not took:
-            break
+    while True:
+        row = [q[depth] for q in queues if depth < len(q)]
+        if not row:
+            return out
+        out.extend(row)
         depth += 1
-    return chosen
 
 
 def _pair_keys(conns: Iterable[Connection]) -> dict[bytes, int]:

@@ -24,6 +24,9 @@ async function gunzip(id) {
   return await new Response(stream).text();
 }
 
+const TIMES = { start: performance.now() };  // milliseconds since navigation, per stage
+window.PORTLENS_TIMES = TIMES;
+
 async function main() {
   if (typeof DecompressionStream === 'undefined') {
     fail('This browser cannot decompress the report (it needs DecompressionStream: ' +
@@ -31,13 +34,18 @@ async function main() {
     return;
   }
   const [data, plotly] = await Promise.all([gunzip('data-gz'), gunzip('plotly-gz')]);
+  TIMES.unpacked = performance.now();
   D = JSON.parse(data);
   const script = document.createElement('script');
   script.textContent = plotly;
   document.head.appendChild(script);
+  TIMES.plotly = performance.now();
   CONN = connections(D.conns);
   const steps = [summary, ports, handshakes, timeline, rates, talkers, scans, connTable];
-  for (const step of steps) step();
+  for (const step of steps) {
+    step();
+    TIMES[step.name] = performance.now();
+  }
   document.getElementById('loading').remove();
   document.body.dataset.ready = '1';
 }
@@ -471,13 +479,17 @@ function rates() {
   }
   const x = r.all.map((_, i) => (r.start_s + i * r.bin_s) * 1000);
   const names = Object.keys(r.ports);
-  const area = (name, y, i) => ({ type: 'scatter', mode: 'lines', stackgroup: 'one', name, x, y,
-    line: { width: 0.5, color: SERIES_COLORS[i % SERIES_COLORS.length] } });
+  // Few bins read better as stacked bars; many as stacked areas (and draw faster).
+  const bars = x.length <= 60;
+  const area = (name, y, i) => (bars
+    ? { type: 'bar', name, x, y, marker: { color: SERIES_COLORS[i % SERIES_COLORS.length] } }
+    : { type: 'scatter', mode: 'lines', stackgroup: 'one', name, x, y,
+        line: { width: 0.5, color: SERIES_COLORS[i % SERIES_COLORS.length] } });
   plot('chart-rate-packets', [...names.map((k, i) => area(k, r.ports[k], i)), area('other', r.other, names.length + 1)],
-    { xaxis: { type: 'date', title: 'time (UTC)' }, yaxis: { title: `packets per ${r.bin_s} s` } });
+    { barmode: 'stack', xaxis: { type: 'date', title: 'time (UTC)' }, yaxis: { title: `packets per ${r.bin_s} s` } });
   const cn = Object.keys(r.new_conns);
   plot('chart-rate-conns', cn.map((k, i) => area(k, r.new_conns[k], k === 'other' ? names.length + 1 : i)),
-    { xaxis: { type: 'date', title: 'time (UTC)' }, yaxis: { title: `new connections per ${r.bin_s} s` } });
+    { barmode: 'stack', xaxis: { type: 'date', title: 'time (UTC)' }, yaxis: { title: `new connections per ${r.bin_s} s` } });
   document.getElementById('rate-note').textContent =
     `Bins of ${r.bin_s} s. A packet counts for a port when the port is on either side (tcpdump's "port N"); ` +
     `"other" is every frame with neither of these ports (ICMP and non-IP frames included). A connection counts for its server port.`;
