@@ -37,7 +37,8 @@ TOP_TALKERS = 100
 RATE_PORTS = 8
 """Server ports with a series of their own in the rate charts (by packets); the rest is other."""
 RTT_PORTS = 12
-"""Server ports whose handshake RTT distributions are drawn (by handshakes)."""
+"""Server ports whose handshake RTT distributions are drawn: those with the most handshakes
+among the ports with an RTT at all (a scan's thousand unanswered ports have none)."""
 RTT_SAMPLE = 1000
 """RTTs kept per port and side for the box plots: every one up to this many, beyond that this
 many at evenly spaced ranks of the sorted values (min and max included), which keeps the
@@ -210,7 +211,8 @@ def payload(r: ReportInput) -> dict[str, Any]:
     hosts = r.talkers.endpoints("bytes")
     convs = r.talkers.conversations("bytes")
     hs_ports = [rec["port"] for rec in sorted(
-        r.handshakes.records(), key=lambda rec: (-rec["handshakes"], rec["port"]))][:RTT_PORTS]
+        r.handshakes.records(), key=lambda rec: (-rec["handshakes"], rec["port"]))
+        if rec["server_rtt_count"] or rec["client_rtt_count"]][:RTT_PORTS]
     return {
         "meta": {
             "version": __version__, "sources": r.sources,

@@ -15,13 +15,43 @@ let CONN = null;  // connection accessors over D.conns
 
 // --- loading -------------------------------------------------------------------------------
 
-async function gunzip(id) {
+function gunzipStream(id) {
   const text = document.getElementById(id).textContent.trim();
   const raw = atob(text);
   const bytes = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return await new Response(stream).text();
+  return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')));
+}
+async function gunzip(id) { return await gunzipStream(id).text(); }
+async function gunzipBytes(id) { return new Uint8Array(await gunzipStream(id).arrayBuffer()); }
+
+// The connection columns (report/html/__init__.py pack_columns): value + 1 in the narrowest
+// little-endian type, bytes shuffled; 0 is null; text columns are codes into a dictionary.
+const TYPES = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f64: Float64Array };
+function unpackColumns(header, bytes) {
+  const n = header.n;
+  const cols = {};
+  for (const [name, meta] of Object.entries(header.cols)) {
+    if (meta.type === 'json') { cols[name] = meta.values; continue; }
+    const Type = TYPES[meta.type];
+    const w = Type.BYTES_PER_ELEMENT;
+    const out = new Uint8Array(n * w);
+    for (let b = 0; b < w; b++) {
+      const base = meta.offset + b * n;
+      for (let i = 0; i < n; i++) out[i * w + b] = bytes[base + i];
+    }
+    const values = new Type(out.buffer);
+    if (meta.dict) {
+      const codes = new Int32Array(n);
+      for (let i = 0; i < n; i++) codes[i] = values[i] - 1;
+      cols[name] = { codes, dict: meta.dict };
+    } else {
+      const arr = new Array(n);
+      for (let i = 0; i < n; i++) arr[i] = values[i] === 0 ? null : values[i] - 1;
+      cols[name] = arr;
+    }
+  }
+  return Object.assign({}, header, { cols });
 }
 
 const TIMES = { start: performance.now() };  // milliseconds since navigation, per stage
@@ -33,9 +63,11 @@ async function main() {
          'Chrome 80, Firefox 113, Safari 16.4 or later).');
     return;
   }
-  const [data, plotly] = await Promise.all([gunzip('data-gz'), gunzip('plotly-gz')]);
+  const [data, conns, plotly] = await Promise.all([
+    gunzip('data-gz'), gunzipBytes('conns-gz'), gunzip('plotly-gz')]);
   TIMES.unpacked = performance.now();
   D = JSON.parse(data);
+  D.conns = unpackColumns(D.conns, conns);
   const script = document.createElement('script');
   script.textContent = plotly;
   document.head.appendChild(script);
@@ -47,6 +79,7 @@ async function main() {
     TIMES[step.name] = performance.now();
   }
   document.getElementById('loading').remove();
+  TIMES.ready = performance.now();
   document.body.dataset.ready = '1';
 }
 
