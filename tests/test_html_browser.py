@@ -180,10 +180,12 @@ def _uids(data: dict[str, Any]) -> list[str]:
     return [col["dict"][c] for c in col["codes"]]
 
 
-def test_bundled_capture_in_chromium(capsys: pytest.CaptureFixture[str],
-                                     tmp_path: Path) -> None:
-    """The README's screenshot: the bundled loopback capture's page."""
-    page = build(capsys, SAMPLE, tmp_path / "sample.html")
+def test_bundled_capture_in_chromium(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's screenshot: the bundled loopback capture's page, named as the README's
+    commands name it."""
+    monkeypatch.chdir(REPO)
+    page = build(capsys, SAMPLE.relative_to(REPO), tmp_path / "sample.html")
     with chromium(1400, 1750) as driver:
         data = check_page(driver, capsys, page, SAMPLE, {
             "chart-outcomes", "chart-ports", "chart-traffic", "chart-rtt", "chart-timeline",

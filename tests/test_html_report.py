@@ -10,7 +10,12 @@ in a real browser: tests/test_html_browser.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,9 @@ from portlens.cli import main
 from portlens.decode import decode_capture
 from portlens.report.html import read_payload
 from portlens.track.tracker import track
+from tests import test_live_cli as live_cli
 from tests.corpus import REPO, corpus_dir
+from tests.test_live_cli import Ports, frame_count, free_port, make_traffic, start, wait_until
 
 CAPTURES = REPO / "captures"
 SAMPLE = CAPTURES / "loopback-sample.pcap"
@@ -98,15 +105,19 @@ def check_against_json(capsys: pytest.CaptureFixture[str], data: dict[str, Any],
     rows = conn_rows(data)
     assert [r["uid"] for r in rows] == [e["uid"] for e in expected]
     for row, exp in zip(rows, expected, strict=True):
-        hs, an = exp.get("handshake") or {}, exp.get("analysis") or {}
         for name, value in row.items():
             if name == "outcome":
                 continue
-            want = (hs.get(name) if name in ("server_rtt_ns", "client_rtt_ns") else
-                    an.get(name) if name == "retransmissions" else
-                    ",".join(exp[name]) or None if name == "tunnel_parents" else exp[name])
+            want = ",".join(exp[name]) or None if name == "tunnel_parents" else exp[name]
             assert value == want, (row["uid"], name)
     assert data["meta"]["conns"] == len(expected)
+    # each connection's outcome is the one the ports report counted
+    ports = {(r["proto"], r["port"] if r["port"] is not None else r["icmp_type"]): r
+             for r in data["ports"] if r["type"] == "port" and r["proto"] in ("tcp", "udp")}
+    counted = Counter((r["proto"], r["id.resp_p"], r["outcome"]) for r in rows
+                      if r["proto"] in ("tcp", "udp"))
+    assert counted == Counter({(p, port, o): rec[o] for (p, port), rec in ports.items()
+                               for o in data["meta"]["outcomes"] if rec[o]})
     assert data["meta"]["missed_bytes"] == sum(e["missed_bytes"] for e in expected)
 
 
@@ -277,7 +288,7 @@ def test_report_of_an_empty_selection(capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
     """Nothing selected: the page still says so (exit 1, as grep: nothing found)."""
     out = tmp_path / "empty.html"
-    code, _, err = run(capsys, "report", str(SAMPLE), "-f", "port 9", "-o", str(out))
+    code, _, _ = run(capsys, "report", str(SAMPLE), "-f", "port 9", "-o", str(out))
     assert code == 1
     data = read_payload(out.read_text(encoding="utf-8"))
     assert data["stats"]["frames"] == 0 and data["meta"]["conns"] == 0
@@ -289,3 +300,39 @@ def test_report_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("<!DOCTYPE html>")
     assert "<title>a &lt;b&gt; &amp; c</title>" in out
     assert read_payload(out)["meta"]["conns"] == 8
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
+@pytest.mark.parametrize("write", [True, False], ids=["with-w", "temporary-file"])
+def test_live_report(tmp_path: Path, write: bool) -> None:
+    """-i: the page of a live capture equals the reports of what it captured (-w FILE); without
+    -w the ladders come from a temporary file, removed afterwards."""
+    ports = Ports(free_port(), free_port(socket.SOCK_DGRAM), free_port())
+    page, pcap = tmp_path / "live.html", tmp_path / "live.pcap"
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    args = ["report", "-i", "lo", "-f", ports.filter, "-o", str(page)]
+    proc = start(live_cli.portlens(*args, *(["-w", str(pcap)] if write else [])), env=env)
+    make_traffic(ports, rounds=2)
+    if write:
+        wait_until(lambda: frame_count(pcap) > 20, "the capture file")
+    else:
+        time.sleep(1)  # nothing to watch: let the last packets reach the ring
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "packets analysed" in err and f"wrote {page}" in err
+    data = read_payload(page.read_text(encoding="utf-8"))
+    assert data["meta"]["live"]["interface"] == "lo"
+    assert data["meta"]["sources"] == ["-i lo"]
+    assert data["meta"]["ladders"] == data["meta"]["conns"] >= 4
+    assert {r["id.resp_p"] for r in conn_rows(data)} >= {ports.tcp, ports.udp, ports.closed}
+    if write:
+        ports_json = subprocess.run(live_cli.portlens("ports", "--json", str(pcap)),
+                                    capture_output=True, text=True, check=True).stdout
+        assert data["ports"] == json_lines(ports_json)
+        for uid, rec in data["ladders"].items():
+            text = subprocess.run(live_cli.portlens("ladder", "--utc", str(pcap), "--conn", uid),
+                                  capture_output=True, text=True, check=True).stdout
+            assert text.splitlines()[-2:] == [rec["verdict"], rec["end"]]
+    else:
+        assert not list(tmp_path.glob("portlens-report-*")), "the temporary file stays"

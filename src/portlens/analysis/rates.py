@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -84,7 +85,7 @@ class PacketRates:
         return min(self.frames), max(self.frames)
 
     def series(self, ports: Sequence[tuple[str, int]], bin_s: int | None = None
-               ) -> dict[str, object]:
+               ) -> dict[str, Any]:
         """Frames per bin: ``all`` (every frame), one series per (proto, port) in ``ports``
         (tcpdump's ``proto port N``), and ``other`` (frames in none of them). Bins start at
         ``start_s`` (epoch seconds) and are ``bin_s`` wide (chosen from the span when None)."""

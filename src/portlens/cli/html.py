@@ -45,7 +45,7 @@ def add_html_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def cmd_report(args: argparse.Namespace) -> int:
     from portlens.pipeline.report import DEFAULT_LADDERS, collect_report
-    from portlens.report.html import ChartLibraryMissing, plotly_packed, render
+    from portlens.report.html import ChartLibraryError, plotly_packed, render
 
     limit = DEFAULT_LADDERS if args.ladders is None else args.ladders
     if limit < 0:
@@ -55,7 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: no such directory {out_dir}")
     try:
         plotly_packed()  # before the capture is read: a missing library is said at once
-    except ChartLibraryMissing as exc:
+    except ChartLibraryError as exc:
         error(str(exc))
         return EXIT_ERROR
     status = [EXIT_OK]

@@ -73,16 +73,15 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
             drawn = ladders(chosen, second.packets(), pipeline.options.tracker)
             for message in second.errors:
                 pipeline.error(message)
+        interface = pipeline.source.live.interface if pipeline.source.live else None
         live = None
         if pipeline.live_session is not None:
             c = pipeline.live_session.counters
-            live = {"interface": pipeline.source.live.interface if pipeline.source.live
-                    else None, "packets": c.packets, "received": c.received,
+            live = {"interface": interface, "packets": c.packets, "received": c.received,
                     "dropped_by_kernel": c.dropped, "dropped_by_portlens": c.buffer_dropped}
-        files = [f.record() for f in pipeline.files] if not pipeline.source.is_live else []
-        names = sources or (list(pipeline.source.files) if not pipeline.source.is_live else
-                            [f"-i {pipeline.source.live.interface}"]  # type: ignore[union-attr]
-                            )
+        files = [f.record() for f in pipeline.files] if interface is None else []
+        names = sources or (list(pipeline.source.files) if interface is None else
+                            [f"-i {interface}"])
         return ReportInput(
             sources=names, stats=stats, ports=ports, handshakes=handshakes,
             talkers=talkers, rates=rates, conns=conns, ladders=drawn,

@@ -23,11 +23,11 @@ import numpy as np
 from portlens import __version__
 from portlens.report.html.data import ReportInput, payload
 
-__all__ = ["ChartLibraryMissing", "ReportInput", "default_title", "page", "payload", "read_payload",
+__all__ = ["ChartLibraryError", "ReportInput", "default_title", "page", "payload", "read_payload",
            "render"]
 
 
-class ChartLibraryMissing(RuntimeError):
+class ChartLibraryError(RuntimeError):
     """plotly is not installed (it is one of portlens' dependencies)."""
 
 
@@ -45,7 +45,7 @@ def plotly_packed() -> str:
     try:
         from plotly.offline import get_plotlyjs
     except ImportError as exc:
-        raise ChartLibraryMissing(
+        raise ChartLibraryError(
             "the HTML report draws its charts with plotly, which is not installed: "
             "python -m pip install plotly") from exc
     return _packed(get_plotlyjs().encode("utf-8"), 6)

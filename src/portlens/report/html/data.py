@@ -13,7 +13,7 @@ integers exactly only up to 2^53, an epoch in nanoseconds is larger).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +48,11 @@ CONN_FIELDS = ("ts_ns", "uid", "proto", "id.orig_h", "id.orig_p", "id.resp_h", "
                "port_service", "duration_ns", "orig_bytes", "resp_bytes", "conn_state",
                "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts",
                "resp_ip_bytes", "orig_state", "resp_state", "end_reason", "icmp_type",
-               "icmp_code", "tunnel_parents", "outcome", "server_rtt_ns", "client_rtt_ns",
-               "retransmissions")
-"""The connections table's columns: `conns --json`'s names and values (``server_rtt_ns`` and
-``client_rtt_ns`` are its ``handshake.*``, ``retransmissions`` its ``analysis.*``, ``outcome``
-the `ports` report's outcome of the connection)."""
+               "icmp_code", "tunnel_parents", "outcome")
+"""The connections table's columns: `conns --json`'s names and values (``outcome`` is the
+`ports` report's outcome of the connection). The handshake's RTTs are in the handshakes
+section (`handshakes --conns` lists them per connection): 600 kB more on the benchmark
+capture's page for a column that `--json` has anyway."""
 TEXT_FIELDS = frozenset({"uid", "proto", "id.orig_h", "id.resp_h", "port_service", "conn_state",
                          "history", "orig_state", "resp_state", "end_reason", "tunnel_parents",
                          "outcome"})
@@ -79,41 +79,41 @@ class ReportInput:
     warnings: list[str] = field(default_factory=list)
 
 
-def _conn_value(c: Connection) -> Callable[[str], Any]:
-    """``conns --json``'s value of each column for one connection (report/conns.py record)."""
-    d = has_duration(c)
-    hs = c.handshake
-    icmp = c.proto == "icmp"
-    values: dict[str, Any] = {
-        "ts_ns": c.ts_ns, "uid": c.uid, "proto": c.proto, "id.orig_h": c.orig_h,
-        "id.orig_p": c.orig_p, "id.resp_h": c.resp_h, "id.resp_p": c.resp_p,
-        "port_service": c.service or None, "duration_ns": c.duration_ns,
-        "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
-        "conn_state": c.conn_state, "missed_bytes": c.missed_bytes, "history": c.history,
-        "orig_pkts": c.orig_pkts, "orig_ip_bytes": c.orig_ip_bytes, "resp_pkts": c.resp_pkts,
-        "resp_ip_bytes": c.resp_ip_bytes,
-        "orig_state": str(c.orig_state) if c.orig_state else None,
-        "resp_state": str(c.resp_state) if c.resp_state else None,
-        "end_reason": str(c.end_reason), "icmp_type": c.orig_p if icmp else None,
-        "icmp_code": c.icmp_code if icmp else None,
-        "tunnel_parents": ",".join(c.tunnel_parents) or None, "outcome": outcome(c),
-        "server_rtt_ns": hs.server_rtt_ns if hs else None,
-        "client_rtt_ns": hs.client_rtt_ns if hs else None,
-        "retransmissions": c.analysis.retransmissions if c.analysis else None}
-    return values.__getitem__
+def _columns(conns: Sequence[Connection]) -> dict[str, list[Any]]:
+    """``conns --json``'s value of each column (report/conns.py record), column by column."""
+    timed = [has_duration(c) for c in conns]
+    icmp = [c.proto == "icmp" for c in conns]
+    return {
+        "ts_ns": [c.ts_ns for c in conns], "uid": [c.uid for c in conns],
+        "proto": [c.proto for c in conns], "id.orig_h": [c.orig_h for c in conns],
+        "id.orig_p": [c.orig_p for c in conns], "id.resp_h": [c.resp_h for c in conns],
+        "id.resp_p": [c.resp_p for c in conns],
+        "port_service": [c.service or None for c in conns],
+        "duration_ns": [c.duration_ns for c in conns],
+        "orig_bytes": [c.orig_bytes if d else None for c, d in zip(conns, timed, strict=True)],
+        "resp_bytes": [c.resp_bytes if d else None for c, d in zip(conns, timed, strict=True)],
+        "conn_state": [c.conn_state for c in conns],
+        "missed_bytes": [c.missed_bytes for c in conns], "history": [c.history for c in conns],
+        "orig_pkts": [c.orig_pkts for c in conns],
+        "orig_ip_bytes": [c.orig_ip_bytes for c in conns],
+        "resp_pkts": [c.resp_pkts for c in conns],
+        "resp_ip_bytes": [c.resp_ip_bytes for c in conns],
+        "orig_state": [str(c.orig_state) if c.orig_state else None for c in conns],
+        "resp_state": [str(c.resp_state) if c.resp_state else None for c in conns],
+        "end_reason": [str(c.end_reason) for c in conns],
+        "icmp_type": [c.orig_p if i else None for c, i in zip(conns, icmp, strict=True)],
+        "icmp_code": [c.icmp_code if i else None for c, i in zip(conns, icmp, strict=True)],
+        "tunnel_parents": [",".join(c.tunnel_parents) or None for c in conns],
+        "outcome": [outcome(c) for c in conns],
+    }
 
 
 def conn_columns(conns: Sequence[Connection]) -> dict[str, Any]:
     """The connections by column (module doc): ``{"n", "base_ns", "fields", "cols"}``, each
     text column ``{"dict": [...], "codes": [...]}`` (code -1: null)."""
     base = min((c.ts_ns for c in conns), default=0)
-    raw: dict[str, list[Any]] = {name: [] for name in CONN_FIELDS}
-    for c in conns:
-        value = _conn_value(c)
-        for name in CONN_FIELDS:
-            raw[name].append(value(name))
     cols: dict[str, Any] = {}
-    for name, values in raw.items():
+    for name, values in _columns(conns).items():
         if name == "ts_ns":
             cols[name] = [v - base for v in values]
         elif name in TEXT_FIELDS:
@@ -190,13 +190,13 @@ def rate_series(rates: PacketRates, ports: PortTable, conns: Sequence[Connection
     other), the top ports being those of the most packets."""
     top = [r for r in ports.sorted("packets") if r.proto in ("tcp", "udp")][:RATE_PORTS]
     series = rates.series([(r.proto, r.port) for r in top])
-    start, bin_s, nbins = series["start_s"], int(series["bin_s"]), len(series["all"])  # type: ignore[call-overload, arg-type]
+    start, bin_s, nbins = series["start_s"], int(series["bin_s"]), len(series["all"])
     keys = {(r.proto, r.port): f"{r.port}/{r.proto}" for r in top}
     starts: dict[str, list[int]] = {name: [] for name in keys.values()}
     starts["other"] = []
     for c in conns:
         starts[keys.get((c.proto, c.resp_p), "other")].append(c.ts_ns)
-    new = {name: starts_per_bin(ts, int(start), bin_s, nbins) if start is not None else []  # type: ignore[call-overload]
+    new = {name: starts_per_bin(ts, int(start), bin_s, nbins) if start is not None else []
            for name, ts in starts.items()}
     series["new_conns"] = new
     return series
@@ -210,8 +210,9 @@ def payload(r: ReportInput) -> dict[str, Any]:
         stats["files"] = r.files
     hosts = r.talkers.endpoints("bytes")
     convs = r.talkers.conversations("bytes")
+    handshakes = r.handshakes.records()
     hs_ports = [rec["port"] for rec in sorted(
-        r.handshakes.records(), key=lambda rec: (-rec["handshakes"], rec["port"]))
+        handshakes, key=lambda rec: (-rec["handshakes"], rec["port"]))
         if rec["server_rtt_count"] or rec["client_rtt_count"]][:RTT_PORTS]
     return {
         "meta": {
@@ -226,7 +227,7 @@ def payload(r: ReportInput) -> dict[str, Any]:
             "conns_missed": sum(1 for c in r.conns if c.missed_bytes)},
         "stats": stats,
         "ports": json_records(r.ports),
-        "handshakes": r.handshakes.records(),
+        "handshakes": handshakes,
         "hosts": [e.record() for e in hosts[:TOP_TALKERS]], "hosts_total": len(hosts),
         "convs": [c.record() for c in convs[:TOP_TALKERS]], "convs_total": len(convs),
         "rates": rate_series(r.rates, r.ports, r.conns),
