@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -313,10 +312,14 @@ def test_live_report(tmp_path: Path, write: bool) -> None:
     args = ["report", "-i", "lo", "-f", ports.filter, "-o", str(page)]
     proc = start(live_cli.portlens(*args, *(["-w", str(pcap)] if write else [])), env=env)
     make_traffic(ports, rounds=2)
-    if write:
-        wait_until(lambda: frame_count(pcap) > 20, "the capture file")
-    else:
-        time.sleep(1)  # nothing to watch: let the last packets reach the ring
+    written = pcap if write else None
+
+    def captured() -> int:
+        files = [written] if written else list(tmp_path.glob("portlens-report-*.pcap"))
+        return max((frame_count(f) for f in files), default=0)
+
+    # every packet made (the refused port's RST is the last) is in the file being written
+    wait_until(lambda: captured() > 20, "the capture file")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
