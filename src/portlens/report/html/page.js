@@ -15,12 +15,29 @@ let CONN = null;  // connection accessors over D.conns
 
 // --- loading -------------------------------------------------------------------------------
 
+// The inlined parts are gzip streams written 7 bits to a character (report/html pack7); the
+// characters HTML would change (NUL, CR, '<') and DEL are escaped as DEL + '0'..'3'.
+const ESCAPED = [0x00, 0x0D, 0x3C, 0x7F];
+function unpack7(id) {
+  const node = document.getElementById(id);
+  const text = node.textContent;
+  const out = new Uint8Array(Number(node.dataset.bytes));
+  let acc = 0, bits = 0, j = 0;
+  for (let i = 0; i < text.length && j < out.length; i++) {
+    let v = text.charCodeAt(i);
+    if (v === 0x7F) v = ESCAPED[text.charCodeAt(++i) - 0x30];
+    acc = (acc << 7) | v;
+    bits += 7;
+    if (bits >= 8) {
+      bits -= 8;
+      out[j++] = (acc >> bits) & 0xFF;
+      acc &= (1 << bits) - 1;
+    }
+  }
+  return out;
+}
 function gunzipStream(id) {
-  const text = document.getElementById(id).textContent.trim();
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')));
+  return new Response(new Blob([unpack7(id)]).stream().pipeThrough(new DecompressionStream('gzip')));
 }
 async function gunzip(id) { return await gunzipStream(id).text(); }
 async function gunzipBytes(id) { return new Uint8Array(await gunzipStream(id).arrayBuffer()); }
