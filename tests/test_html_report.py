@@ -339,3 +339,32 @@ def test_live_report(tmp_path: Path, write: bool) -> None:
             assert text.splitlines()[-2:] == [rec["verdict"], rec["end"]]
     else:
         assert not list(tmp_path.glob("portlens-report-*")), "the temporary file stays"
+
+
+def test_report_with_workers_equals_one_process(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    """--workers: the workers track, the packets are counted in a pass of their own; the page
+    holds the same connections, counts and ladders (uids are drawn per worker, so connections
+    are compared by their times and 5-tuples)."""
+    path = corpus_file("zeek-wikipedia")
+    _, one = report(capsys, tmp_path, str(path))
+    _, two = report(capsys, tmp_path, str(path), "--workers", "2")
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["ts_ns"], r["proto"], r["id.orig_h"], r["id.orig_p"], r["id.resp_h"],
+                r["id.resp_p"])
+
+    def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(({k: v for k, v in r.items() if k != "uid"} for r in conn_rows(data)),
+                      key=key)
+
+    def ladders_of(data: dict[str, Any]) -> list[str]:
+        return sorted(json.dumps({k: v for k, v in rec.items() if k != "title"})
+                      for rec in data["ladders"].values())
+
+    assert rows(one) == rows(two)
+    assert ladders_of(one) == ladders_of(two)
+    for data in (one, two):
+        data["meta"].pop("generated")
+    for name in ("meta", "stats", "ports", "handshakes", "hosts", "convs", "rates", "rtts"):
+        assert one[name] == two[name], name
