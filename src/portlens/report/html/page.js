@@ -488,22 +488,31 @@ function connCell(i, key) { return CONN.get(i, key); }
 
 // --- timeline and rates --------------------------------------------------------------------
 
+const TIMELINE_MAX = 5000;
+// Lines drawn at most: SVG takes seconds past a few thousand, and a person cannot tell more
+// apart on a screen; above it the timeline is an even sample by start (every k-th), which keeps
+// the outcome mix and the shape over time, and says so (the rate charts count every one).
+
 function timeline() {
   const n = CONN.n;
   if (!n) return nothing('chart-timeline', 'No connections.');
-  const idx = Array.from({ length: n }, (_, i) => i);
-  idx.sort((a, b) => D.conns.cols.ts_ns[a] - D.conns.cols.ts_ns[b]);
+  const all = Array.from({ length: n }, (_, i) => i);
+  all.sort((a, b) => D.conns.cols.ts_ns[a] - D.conns.cols.ts_ns[b]);
+  const step = Math.max(1, Math.ceil(n / TIMELINE_MAX));
+  const idx = step === 1 ? all : all.filter((_, r) => r % step === 0);
   let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < n; i++) { lo = Math.min(lo, CONN.startMs(i)); hi = Math.max(hi, CONN.endMs(i)); }
+  for (const i of idx) { lo = Math.min(lo, CONN.startMs(i)); hi = Math.max(hi, CONN.endMs(i)); }
   const least = Math.max((hi - lo) / 2000, 0.001);
   const by = {};
   idx.forEach((i, rank) => {
     const o = CONN.get(i, 'outcome');
     const t = by[o] || (by[o] = { x: [], y: [], customdata: [], text: [] });
     const s = CONN.startMs(i);
-    const e = Math.max(CONN.endMs(i), s + least);
-    const label = `${CONN.get(i, 'uid')} ${CONN.get(i, 'proto')} ${endpoint(CONN.get(i, 'id.orig_h'), CONN.get(i, 'id.orig_p'))} → ${endpoint(CONN.get(i, 'id.resp_h'), CONN.get(i, 'id.resp_p'))} ${CONN.get(i, 'conn_state')} ${fmtDur(CONN.get(i, 'duration_ns'))}`;
-    t.x.push(s, e, null); t.y.push(rank, rank, null); t.customdata.push(i, i, null);
+    const label = `${CONN.get(i, 'uid')} ${CONN.get(i, 'proto')} ${endpoint(CONN.get(i, 'id.orig_h'), CONN.get(i, 'id.orig_p'))} → ` +
+      `${endpoint(CONN.get(i, 'id.resp_h'), CONN.get(i, 'id.resp_p'))} ${CONN.get(i, 'conn_state')} ${fmtDur(CONN.get(i, 'duration_ns'))}`;
+    t.x.push(s, Math.max(CONN.endMs(i), s + least), null);
+    t.y.push(rank * step, rank * step, null);
+    t.customdata.push(i, i, null);
     t.text.push(label, label, null);
   });
   const traces = D.meta.outcomes.filter(o => by[o]).map(o => Object.assign({
@@ -516,7 +525,8 @@ function timeline() {
     if (p && p.customdata !== null && p.customdata !== undefined) showLadder(p.customdata, true);
   });
   document.getElementById('timeline-note').textContent =
-    `${fmtInt(n)} connections; drag to zoom, double-click to zoom out. Connections shorter than 1/2000 of the span are drawn that long so that they can be seen.`;
+    (step === 1 ? `${fmtInt(n)} connections` : `${fmtInt(idx.length)} of ${fmtInt(n)} connections: every ${step}th by start time`) +
+    '; drag to zoom, double-click to zoom out. Connections shorter than 1/2000 of the span are drawn that long so that they can be seen.';
 }
 
 function rates() {
