@@ -4,7 +4,9 @@
 offers a ladder for each of hundreds of connections cannot. Here one pass keeps only the rows
 whose address pair (inner, or the outer one of a UDP tunnel's carrier) is the pair of a chosen
 connection, and each chosen connection then takes its own rows from those with the ladder's
-own ``select_packets``, so its ladder is the one `portlens ladder --conn UID` draws.
+own ``select_packets``, so its ladder is the one `portlens ladder --conn UID` draws. The pass
+ends at the last packet time of the chosen connections (they tend to be early ones: each group
+gives its earliest first).
 
 A page cannot hold the ladders of every connection of a big capture (tens of thousands, several
 MB even compressed), so :func:`pick` chooses at most ``limit``: the outcomes take turns,
@@ -78,21 +80,37 @@ def _void(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return both.view(np.dtype((np.void, 32))).ravel()
 
 
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                 0x27D4EB2F165667C5], dtype=np.uint64)
+
+
+def _hashed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's (a, b) address pair: membership in a sorted uint64 array
+    is several times faster than in 32-byte keys. A collision only keeps a row too many;
+    select_packets then takes each connection's rows exactly."""
+    words = np.ascontiguousarray(np.concatenate([a, b], axis=1)).view(np.uint64)
+    return np.bitwise_xor.reduce(words * _MIX, axis=1)  # type: ignore[no-any-return]
+
+
 def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],
             config: TrackerConfig | None = None) -> dict[str, Ladder]:
     """The ladder of each of ``conns`` (by uid), from one pass over ``batches``."""
     if not conns:
         return {}
     pairs = _pair_keys(conns)
-    wanted = np.array(list(pairs), dtype=np.dtype((np.void, 32)))
+    raw = np.frombuffer(b"".join(pairs), dtype=np.uint8).reshape(-1, 32)
+    wanted = np.unique(_hashed(raw[:, :16], raw[:, 16:]))
+    until = max(max(c.last_ns, c.ts_ns) for c in conns)
     kept: list[PacketBatch] = []
     for b in batches:
         if not len(b):
             continue
-        rows = np.isin(_void(b.src, b.dst), wanted)
+        if int(b.ts_ns.min()) > until:
+            break  # past the last packet of every connection: the rest need not be read
+        rows = np.isin(_hashed(b.src, b.dst), wanted)
         tunnelled = b.tunnel_depth > 0
         if tunnelled.any():
-            rows |= tunnelled & np.isin(_void(b.out_src, b.out_dst), wanted)
+            rows |= tunnelled & np.isin(_hashed(b.out_src, b.out_dst), wanted)
         if rows.any():
             kept.append(b.take(np.flatnonzero(rows)))
     rows_of: dict[int, list[np.ndarray]] = defaultdict(list)
