@@ -20,10 +20,10 @@ from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ladders import ladders, pick
 from portlens.analysis.ports import PortTable
 from portlens.analysis.rates import PacketRates
+from portlens.analysis.report_input import ReportInput
 from portlens.analysis.talkers import TalkerTable
 from portlens.decode.packets import PacketBatch
 from portlens.pipeline.run import Pipeline, Source
-from portlens.report.html.data import ReportInput
 from portlens.track.model import Connection
 
 DEFAULT_LADDERS = 1000

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from portlens import __version__
-from portlens.report.html.data import ReportInput, payload
+from portlens.analysis.report_input import ReportInput
+from portlens.report.html.data import payload
 
 __all__ = ["ChartLibraryError", "ReportInput", "default_title", "page", "payload", "read_payload",
            "render"]

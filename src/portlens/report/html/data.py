@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from portlens import __version__
-from portlens.analysis.capture_stats import CaptureStats
-from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ladder import Ladder
 from portlens.analysis.ports import OUTCOMES, PortTable, outcome
 from portlens.analysis.rates import PacketRates, starts_per_bin
-from portlens.analysis.talkers import TalkerTable
+from portlens.analysis.report_input import ReportInput
 from portlens.report.clock import Clock
 from portlens.report.conns import endpoint_text, has_duration
 from portlens.report.ladder import _fold_line, _seconds, _visible, render
@@ -56,27 +53,6 @@ capture's page for a column that `--json` has anyway."""
 TEXT_FIELDS = frozenset({"uid", "proto", "id.orig_h", "id.resp_h", "port_service", "conn_state",
                          "history", "orig_state", "resp_state", "end_reason", "tunnel_parents",
                          "outcome"})
-
-
-@dataclass
-class ReportInput:
-    """Everything the page is made of, as the analyses left it."""
-
-    sources: list[str]
-    stats: CaptureStats
-    ports: PortTable
-    handshakes: HandshakeTable
-    talkers: TalkerTable
-    rates: PacketRates
-    conns: list[Connection]
-    ladders: dict[str, Ladder] = field(default_factory=dict)
-    ladder_limit: int = 0
-    files: list[dict[str, Any]] = field(default_factory=list)
-    """`packets --stats --json`'s ``files`` records (capture files only)."""
-    live: dict[str, Any] | None = None
-    """A live capture's counters (packets analysed, dropped by the kernel and by portlens)."""
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def _columns(conns: Sequence[Connection]) -> dict[str, list[Any]]:
