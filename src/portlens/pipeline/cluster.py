@@ -77,7 +77,8 @@ class ClusterProgress:
     """Packets decoded, summed over shards (each packet is decoded once per shard)."""
     elapsed: float = 0.0
     restarted: int = 0
-    """Shard tasks started again (their worker died)."""
+    """Shard tasks seen starting again after their worker died (a task whose worker died
+    before its first report is rerun all the same, but not seen here)."""
     workers: int = 0
 
     @property
