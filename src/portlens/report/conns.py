@@ -40,6 +40,8 @@ def has_duration(c: Connection) -> bool:
 
 
 def ip_proto(c: Connection) -> int:
+    if c.ip_proto is not None:
+        return c.ip_proto
     if c.proto == "icmp":
         return 58 if c.ip_version == 6 else 1
     return IP_PROTO.get(c.proto, 0)

@@ -175,6 +175,9 @@ class Connection:
     icmp_code: int | None = None
     """ICMP flows: the code of the originator's first message, whose type is ``orig_p``
     (Zeek's resp_p is the counterpart type for request/reply pairs, so it cannot say)."""
+    ip_proto: int | None = None
+    """The IP protocol number (conn.log's ``ip_proto``): 6, 17, 1 or 58, or for
+    ``unknown_transport`` the protocol (89 OSPF, 132 SCTP ...). None: derived from proto."""
 
     @property
     def server_port(self) -> int:
