@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from portlens.decode.app import DNS_HEADER, NTP_HEADER, ntp_mode
 from portlens.decode.fields import ByteViews, fold16, ones_sum, w16, w32, word_sum
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
@@ -591,6 +592,8 @@ class _Decoding:
         out.dport[r] = 0
         out.payload[r] = -1
         out.udp_len[r] = 0
+        out.dns_qr[r] = -1
+        out.ntp_mode[r] = -1
         out.l4_csum[r] = 0
         out.ip_csum[r] = 0
 
@@ -799,7 +802,25 @@ class _Decoding:
             good = ~bad
             rows, p, ulen, sport, dport = rows[good], p[good], ulen[good], sport[good], dport[good]
         self.transport_checksum(rows, p, ulen, 17)
+        self.app_hints(rows, p)
         self.udp_tunnels(rows, p, ulen, sport, dport)
+
+    def app_hints(self, rows: I64, p: I64) -> None:
+        """dns_qr and ntp_mode (decode/app.py) of the datagrams captured whole, not
+        fragments: what Zeek's DNS and NTP analyzers would read."""
+        out, u8 = self.out, self.v.u8
+        ipend = self.ipend[rows]
+        body = p + 8
+        n = ipend - body
+        whole = ~self.is_frag[rows] & (ipend <= self.end[rows])
+        dns = whole & (n >= DNS_HEADER)
+        out.dns_qr[rows[dns]] = u8[body[dns] + 2] >> 7
+        ntp = whole & (n >= NTP_HEADER)
+        ntp[ntp] &= np.isin(u8[body[ntp]] & 7, (1, 2, 3, 4, 5))
+        plain = ntp & (n <= NTP_HEADER + 24)  # no extension fields: the header decides
+        out.ntp_mode[rows[plain]] = u8[body[plain]] & 7
+        for i in np.flatnonzero(ntp & ~plain):  # extension fields: rare, per packet
+            out.ntp_mode[rows[i]] = ntp_mode(bytes(u8[int(body[i]): int(ipend[i])]))
 
     def udp_tunnels(self, rows: I64, p: I64, ulen: I64, sport: npt.NDArray[Any],
                     dport: npt.NDArray[Any]) -> None:

@@ -19,6 +19,7 @@ from sys import byteorder
 import numpy as np
 
 from portlens.decode import tunnels as tn
+from portlens.decode.app import dns_qr, ntp_mode
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
@@ -94,7 +95,8 @@ IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_len_zero", "ip_
               "ip_id", "ip_csum")
 """Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
 whose inside holds no (valid) IP header leaves the carrier's in place."""
-TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
+TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum", "dns_qr",
+                     "ntp_mode")
 """What a tunnel carrier's UDP header wrote: entering the tunnel clears them (its ports survive
 in out_sport / out_dport), as they belong to no packet the row now describes."""
 
@@ -594,6 +596,9 @@ class _Frame:
         if not valid_length:
             raise _StopError(Malformed.UDP_LENGTH_INVALID)
         if not fragment:
+            if end <= self.cap:  # captured whole: what Zeek's DNS and NTP analyzers read
+                body = bytes(self.b[start + 8: end])
+                self.v.update(dns_qr=dns_qr(body), ntp_mode=ntp_mode(body))
             self.udp_tunnel(start + 8, start + udp_len, sport, dport)
 
     def icmp(self, start: int, end: int, proto: int, fragment: bool) -> None:

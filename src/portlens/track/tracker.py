@@ -43,6 +43,7 @@ from portlens.track.zeek import tcp_conn_state, udp_conn_state
 BROADCAST4 = bytes(10) + b"\xff\xff" + b"\xff\xff\xff\xff"
 V4_PREFIX = bytes(10) + b"\xff\xff"
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
+NTP_PORT = 123
 UNKNOWN_TRANSPORT = "unknown_transport"
 """Zeek's conn.log proto for an IP protocol without a transport analyzer."""
 
@@ -65,7 +66,12 @@ class TrackerConfig:
     likely_server_ports: frozenset[tuple[str, int]] = DEFAULT_LIKELY_SERVER_PORTS
     report_gaps_for_partial: bool = False
     dns_timeout: bool = True
-    """Zeek's DNS analyzer ends idle DNS flows after 10 s instead of 60 s."""
+    """Zeek's DNS analyzer is attached to UDP flows whose responder port is a DNS port: it
+    ends them after 10 s idle instead of 60 s, and flips one whose first message is a
+    response from the originator (§3.4)."""
+    ntp_analyzer: bool = True
+    """Zeek's NTP analyzer is attached to UDP flows whose responder port is 123: it flips one
+    on a server message from the originator or a client message from the responder (§3.4)."""
     max_flows: int = 1_000_000
     """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted)."""
     vlan_in_key: bool = False
@@ -240,7 +246,7 @@ class Tracker:
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
             "car_ip_len", "vlan", "tunnel", "mss", "wscale",
-            "sack_perm", "has_ts", "opt_count", "udp_len", "proto")}
+            "sack_perm", "has_ts", "opt_count", "udp_len", "proto", "dns_qr", "ntp_mode")}
         arrays["unknown"] = unknown_transport(b)[rows]
         zero = b.ip_len_zero[rows]
         if zero.any():
@@ -308,6 +314,8 @@ class Tracker:
         c_tunnel = cols["tunnel"]
         c_tunnel_depth = cols["tunnel_depth"]
         c_udp_len = cols["udp_len"]
+        c_dns_qr = cols["dns_qr"]
+        c_ntp_mode = cols["ntp_mode"]
         c_vlan = cols["vlan"]
         c_win = cols["win"]
         c_wscale = cols["wscale"]
@@ -386,7 +394,8 @@ class Tracker:
             elif l4 == 17:
                 conn = self._udp(s16, c_sport[i], d16, c_dport[i], ts, zts,
                                  c_frame[i], c_udp_len[i] - 8, c_ip_len[i],
-                                 bad, not c_truncated[i], vlan, version)
+                                 bad, not c_truncated[i], vlan, version,
+                                 c_dns_qr[i], c_ntp_mode[i])
             else:
                 conn = self._icmp(s16, d16, l4, c_icmp_type[i], c_icmp_code[i], ts,
                                   zts, c_frame[i], c_payload[i], c_ip_len[i],
@@ -458,7 +467,7 @@ class Tracker:
 
     def _udp(self, src: bytes, sport: int, dst: bytes, dport: int, ts: int, zts: int,
              frame: int, payload: int, ip_len: int, bad: bool, counted: bool,
-             vlan: int | None, version: int) -> Flow:
+             vlan: int | None, version: int, dns_qr: int = -1, ntp_mode: int = -1) -> Flow:
         a, b = (src, sport), (dst, dport)
         key: Key = (17, vlan, *(a + b if a <= b else b + a))
         conn = self._lookup(key)
@@ -474,9 +483,11 @@ class Tracker:
             if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
                 conn.dns = True
                 self.add_timer(conn, zts + 10 * SECOND, "dns")
+            conn.ntp = self.config.ntp_analyzer and conn.resp[1] == NTP_PORT
         from_orig = conn.orig == (src, sport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
-                    check_csum=self.config.drop_bad_checksums, counted=True)
+                    check_csum=self.config.drop_bad_checksums, counted=True, dns_qr=dns_qr,
+                    ntp_mode=ntp_mode)
         return conn
 
     def _icmp(self, src: bytes, dst: bytes, l4: int, itype: int, code: int, ts: int, zts: int,

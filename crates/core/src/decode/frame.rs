@@ -5,6 +5,7 @@
 //! [`Row`]. A layer that cannot go on returns [`Stop`] with the malformed reason, or 0 when
 //! snaplen merely cut the frame; what was written before stays in the row.
 
+use super::app;
 use super::columns::{Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, OPT_KINDS_MAX};
 use super::malformed as m;
 use crate::wire::checksum::{is_good, ones_sum};
@@ -731,6 +732,11 @@ impl<'a> Walker<'a> {
         if fragment {
             return Ok(());
         }
+        // Captured whole: what Zeek's DNS and NTP analyzers would read (decode/app.rs).
+        if let Some(body) = self.b.get(start + Udp::LEN..end) {
+            self.row.dns_qr = app::dns_qr(body);
+            self.row.ntp_mode = app::ntp_mode(body);
+        }
         self.udp_tunnel(start + Udp::LEN, start + udp_len, sport, dport)
     }
 
@@ -872,6 +878,8 @@ impl<'a> Walker<'a> {
         r.dport = 0;
         r.payload = -1;
         r.udp_len = 0;
+        r.dns_qr = -1;
+        r.ntp_mode = -1;
         r.l4_csum = 0;
     }
 
