@@ -64,7 +64,8 @@ def rust_tracker(config: TrackerConfig) -> Any:
         drop_bad_checksums=config.drop_bad_checksums,
         likely_server_ports=sorted((protos[p], port) for p, port in config.likely_server_ports),
         report_gaps_for_partial=config.report_gaps_for_partial,
-        dns_timeout=config.dns_timeout, max_flows=config.max_flows,
+        dns_timeout=config.dns_timeout, ntp_analyzer=config.ntp_analyzer,
+        max_flows=config.max_flows,
         vlan_in_key=config.vlan_in_key, keep_transitions=config.keep_transitions,
         ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets])
 

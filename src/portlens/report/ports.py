@@ -30,11 +30,14 @@ OPTIONAL = frozenset({"guessed"})
 
 def port_label(r: PortSummary) -> str:
     """'443/tcp', '53/udp', '5353/udp (client)'; ICMP rows are messages, never ports:
-    'icmp 8/0' (type/code; the service column names it)."""
+    'icmp 8/0' (type/code; the service column names it); an IP protocol without ports is
+    'ip 89' (the service column says ospf)."""
     if r.proto == "all":
         return "all"
     if r.is_icmp:
         return f"{r.proto} {r.port}" + ("" if r.icmp_code is None else f"/{r.icmp_code}")
+    if r.is_ip:
+        return f"ip {r.port}"  # an IP protocol without ports; the service column names it
     label = f"{r.port}/{r.proto}"
     return label + " (client)" if r.role == "client" else label
 
@@ -180,8 +183,8 @@ def write_json(table: PortTable, out: TextIO, by: str = "conns", top: int | None
         out.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
 
-CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "service", "class", "role", "conns",
-              "server_conns", "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s",
+CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "ip_proto", "service", "class", "role",
+              "conns", "server_conns", "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s",
               "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients",
               "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",

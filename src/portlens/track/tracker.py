@@ -26,6 +26,7 @@ from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
 from portlens.track.flows import Flow
 from portlens.track.model import (
+    UNKNOWN_TRANSPORT,
     Connection,
     Endpoint,
     EndReason,
@@ -44,8 +45,6 @@ BROADCAST4 = bytes(10) + b"\xff\xff" + b"\xff\xff\xff\xff"
 V4_PREFIX = bytes(10) + b"\xff\xff"
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
 NTP_PORT = 123
-UNKNOWN_TRANSPORT = "unknown_transport"
-"""Zeek's conn.log proto for an IP protocol without a transport analyzer."""
 
 _HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)
 _SSL = (443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223)
