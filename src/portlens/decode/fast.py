@@ -812,7 +812,8 @@ class _Decoding:
         ipend = self.ipend[rows]
         body = p + 8
         n = ipend - body
-        whole = ~self.is_frag[rows] & (ipend <= self.end[rows])
+        # An IPv4 total length of 0 (TSO) hands them a negative length: nothing.
+        whole = ~self.is_frag[rows] & (ipend <= self.end[rows]) & ~out.ip_len_zero[rows]
         dns = whole & (n >= DNS_HEADER)
         out.dns_qr[rows[dns]] = u8[body[dns] + 2] >> 7
         ntp = whole & (n >= NTP_HEADER)

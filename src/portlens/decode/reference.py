@@ -596,7 +596,9 @@ class _Frame:
         if not valid_length:
             raise _StopError(Malformed.UDP_LENGTH_INVALID)
         if not fragment:
-            if end <= self.cap:  # captured whole: what Zeek's DNS and NTP analyzers read
+            # Captured whole: what Zeek's DNS and NTP analyzers read. An IPv4 total length of
+            # 0 (TSO) hands them a negative length (IP_Hdr::PayloadLen() is 0), so nothing.
+            if end <= self.cap and not self.v.get("ip_len_zero"):
                 body = bytes(self.b[start + 8: end])
                 self.v.update(dns_qr=dns_qr(body), ntp_mode=ntp_mode(body))
             self.udp_tunnel(start + 8, start + udp_len, sport, dport)

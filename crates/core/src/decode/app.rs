@@ -48,7 +48,9 @@ pub fn ntp_mode(payload: &[u8]) -> i16 {
                 }
                 let length = be16(payload, pos + 2)?;
                 let value_len = be32(payload, pos + 14)?;
-                let sig_at = pos.checked_add(NTP_EXTENSION_FIXED)?.checked_add(value_len)?;
+                let sig_at = pos
+                    .checked_add(NTP_EXTENSION_FIXED)?
+                    .checked_add(value_len)?;
                 let sig_len = be32(payload, sig_at)?;
                 let end = sig_at.checked_add(4)?.checked_add(sig_len)?;
                 let padded = pos.checked_add(length)?;

@@ -732,8 +732,13 @@ impl<'a> Walker<'a> {
         if fragment {
             return Ok(());
         }
-        // Captured whole: what Zeek's DNS and NTP analyzers would read (decode/app.rs).
-        if let Some(body) = self.b.get(start + Udp::LEN..end) {
+        // Captured whole: what Zeek's DNS and NTP analyzers would read (decode/app.rs). An
+        // IPv4 total length of 0 (TSO) hands them a negative length: nothing.
+        if let Some(body) = self
+            .b
+            .get(start + Udp::LEN..end)
+            .filter(|_| !self.row.ip_len_zero)
+        {
             self.row.dns_qr = app::dns_qr(body);
             self.row.ntp_mode = app::ntp_mode(body);
         }

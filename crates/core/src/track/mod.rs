@@ -1479,7 +1479,18 @@ impl Tracker {
             let o = usize::from(flow.c.orig);
             let h = if flow.c.addr[o] == src { o } else { 1 - o };
             let none = Hints::default();
-            flow.packet(h, ts, zts, frame, 0, p.counted_ip_len(i), false, false, true, none);
+            flow.packet(
+                h,
+                ts,
+                zts,
+                frame,
+                0,
+                p.counted_ip_len(i),
+                false,
+                false,
+                true,
+                none,
+            );
         }
         slot
     }
