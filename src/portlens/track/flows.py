@@ -80,12 +80,12 @@ class Flow(TableEntry):
             if self.dns_first and dns_qr == 1 and from_orig and not _multicast(self.resp[0]):
                 self.flip()
             self.dns_first = False
-        if self.ntp and ntp_mode in (3, 4) and not self.ntp_flipped[i]:
-            # proc_ntp_message (ntp-analyzer.pac): a server message from the originator or a
-            # client message from the responder flips, once per direction of delivery.
-            if (ntp_mode == 4) == from_orig:
-                self.flip()
-                self.ntp_flipped[i] = True
+        # proc_ntp_message (ntp-analyzer.pac): a server message from the originator or a
+        # client message from the responder flips, once per direction of delivery.
+        if (self.ntp and ntp_mode in (3, 4) and not self.ntp_flipped[i]
+                and (ntp_mode == 4) == from_orig):
+            self.flip()
+            self.ntp_flipped[i] = True
         if counted:
             self.pkts[i] += 1
             self.ip_bytes[i] += ip_len

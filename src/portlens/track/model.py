@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from portlens.track.states import Event, Named, TcpState
 
-
 UNKNOWN_TRANSPORT = "unknown_transport"
 """Zeek's conn.log proto for an IP protocol without a transport analyzer (OSPF, SCTP ...);
 the protocol number is the connection's ``ip_proto``."""

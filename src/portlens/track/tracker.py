@@ -355,9 +355,9 @@ class Tracker:
                 # a tunnelled packet with nothing to track inside (a Teredo bubble) is
                 # counted on its carriers only.
                 if c_unknown[i]:
-                    conn = self._unknown(s16, d16, c_proto[i], ts, zts, c_frame[i],
-                                         c_ip_len[i], vlan, version)
-                    self._encapsulation(conn, encap)
+                    self._encapsulation(self._unknown(s16, d16, c_proto[i], ts, zts,
+                                                      c_frame[i], c_ip_len[i], vlan, version),
+                                        encap)
                 self.packets_tracked += 1
                 continue
             bad = drop and c_l4_csum[i] == CSUM_BAD and not (ignored and ignored[i])

@@ -80,11 +80,14 @@ mod tests {
         ntp[0] = 0x24;
         assert_eq!(ntp_mode(&ntp), 4);
         assert_eq!(ntp_mode(&ntp[..47]), -1);
-        // A 20-byte MAC after the header parses; 25 stray bytes are no extension field.
+        // A 20-byte MAC after the header parses; 25 bytes whose value length runs past the
+        // end are no extension field.
         assert_eq!(ntp_mode(&[&ntp[..], &[0; 20]].concat()), 4);
-        assert_eq!(ntp_mode(&[&ntp[..], &[0; 25]].concat()), -1);
+        let mut long = [0u8; 25];
+        long[17] = 100;
+        assert_eq!(ntp_mode(&[&ntp[..], &long[..]].concat()), -1);
         // One extension field of 28 bytes (no value, no signature, padded), then nothing.
-        let mut ext = vec![0u8; 28];
+        let mut ext = [0u8; 28];
         ext[3] = 28;
         assert_eq!(ntp_mode(&[&ntp[..], &ext[..]].concat()), 4);
         ntp[0] = 0x26; // mode 6: a control message, another record

@@ -23,6 +23,14 @@ impl Default for Hints {
     }
 }
 
+/// A DNS message was delivered (DNS_Interpreter's first_message is over).
+pub const APP_DNS_SEEN: u8 = 1;
+/// Zeek's NTP analyzer is attached (the responder port is 123).
+pub const APP_NTP: u8 = 2;
+/// The NTP analyzer flipped on a message delivered as the originator's (its upflow); the
+/// next bit up, as the responder's (its downflow).
+pub const APP_NTP_FLIPPED: u8 = 4;
+
 #[derive(Debug)]
 pub struct Flow {
     pub c: Common,
@@ -32,12 +40,8 @@ pub struct Flow {
     pub csum: [Scaled; 2],
     /// Zeek's DNS analyzer is attached (the responder port is a DNS port).
     pub dns: bool,
-    /// No DNS message was delivered yet (DNS_Interpreter's first_message).
-    pub dns_first: bool,
-    /// Zeek's NTP analyzer is attached (the responder port is 123).
-    pub ntp: bool,
-    /// Per direction of delivery (0: as originator), the NTP analyzer flipped already.
-    pub ntp_flipped: [bool; 2],
+    /// The DNS and NTP analyzers' state as APP_* bits, one byte so that a flow keeps its size.
+    pub app: u8,
     /// ICMP: the code of the originator's first message (its type is orig's port).
     pub icmp_code: i16,
 }
@@ -50,9 +54,7 @@ impl Flow {
             active: [false; 2],
             csum: [Scaled::default(); 2],
             dns: false,
-            dns_first: true,
-            ntp: false,
-            ntp_flipped: [false; 2],
+            app: 0,
             icmp_code: -1,
         }
     }
@@ -113,18 +115,22 @@ impl Flow {
             // DNS_Interpreter::ParseMessage: the first message, a response sent by the
             // originator, flips, unless the responder address is multicast.
             let resp = &self.c.addr[1 - usize::from(self.c.orig)];
-            if self.dns_first && hints.dns_qr == 1 && is_orig && !multicast(resp) {
+            let first = self.app & APP_DNS_SEEN == 0;
+            if first && hints.dns_qr == 1 && is_orig && !multicast(resp) {
                 self.flip();
             }
-            self.dns_first = false;
+            self.app |= APP_DNS_SEEN;
         }
-        if self.ntp && matches!(hints.ntp_mode, 3 | 4) && !self.ntp_flipped[role] {
-            // proc_ntp_message (ntp-analyzer.pac): a server message from the originator or
-            // a client message from the responder flips, once per direction of delivery.
-            if (hints.ntp_mode == 4) == is_orig {
-                self.flip();
-                self.ntp_flipped[role] = true;
-            }
+        // proc_ntp_message (ntp-analyzer.pac): a server message from the originator or a
+        // client message from the responder flips, once per direction of delivery.
+        let flipped = APP_NTP_FLIPPED << role;
+        if self.app & APP_NTP != 0
+            && matches!(hints.ntp_mode, 3 | 4)
+            && self.app & flipped == 0
+            && (hints.ntp_mode == 4) == is_orig
+        {
+            self.flip();
+            self.app |= flipped;
         }
         if counted {
             let host = if role == 0 {

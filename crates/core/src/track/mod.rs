@@ -1356,7 +1356,9 @@ impl Tracker {
                         flow.dns = true;
                         t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
                     }
-                    flow.ntp = ntp && flow.c.port[resp] == NTP_PORT;
+                    if ntp && flow.c.port[resp] == NTP_PORT {
+                        flow.app |= flow::APP_NTP;
+                    }
                 }
                 slot
             }
