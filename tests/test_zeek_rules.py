@@ -284,3 +284,15 @@ def test_payload_readers() -> None:
     field[3] = 28
     assert ntp_mode(ntp + bytes(field)) == 4
     assert ntp_mode(bytes([0x26]) + bytes(47)) == -1  # mode 6: a control message
+
+
+def test_ladder_of_an_unknown_transport_connection() -> None:
+    """The SCTP INIT and INIT-ACK: one step each way, by address and IP protocol."""
+    path = str(CAPTURES / "conn-unknown-transport.pcap")
+    conns = [json.loads(line) for line in cli("conns", "--json", path).splitlines()]
+    uid = next(c["uid"] for c in conns if c.get("ip_proto") == 132)
+    steps = [line for line in cli("ladder", "--conn", uid, path).splitlines()
+             if "SCTP" in line]
+    assert len(steps) == 2
+    assert "-->|" in steps[0] and "|<--" in steps[1]
+    assert all("ip_len=52" in line for line in steps)
