@@ -5,13 +5,20 @@ Zeek's DNS and NTP analyzers flip a connection's originator when its first messa
 only reads the payload the way those analyzers would and says what it found; whether a flip
 happens is the tracker's business (it knows the ports, the direction and what came before).
 Both need the whole datagram captured: Zeek's UDP analyzer hands a payload to its protocol
-analyzers only then (``remaining >= len`` in ``UDPAnalyzer::DeliverPacket``).
+analyzers only then (``remaining >= len`` in ``UDPAnalyzer::DeliverPacket``); and they are read
+only on a datagram with a port where the analyzer could be attached (either port: the roles
+are the tracker's), so that a tunnel's or any other protocol's payload is not read as DNS.
 """
 
 from __future__ import annotations
 
 import struct
 
+DNS_PORTS = (53, 137, 5353, 5355)
+"""Where Zeek's DNS analyzer is attached (its responder port; base/protocols/dns): the decoder
+reads a DNS header only when one of the datagram's ports is one of them."""
+NTP_PORT = 123
+"""Where Zeek's NTP analyzer is attached (base/protocols/ntp)."""
 DNS_HEADER = 12
 """RFC 1035 4.1.1; Zeek's DNS_RawMsgHdr. A shorter payload is no DNS message (a weird)."""
 NTP_HEADER = 48

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.app import DNS_HEADER, NTP_HEADER, ntp_mode
+from portlens.decode.app import DNS_HEADER, DNS_PORTS, NTP_HEADER, NTP_PORT, ntp_mode
 from portlens.decode.fields import ByteViews, fold16, ones_sum, w16, w32, word_sum
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
@@ -802,21 +802,23 @@ class _Decoding:
             good = ~bad
             rows, p, ulen, sport, dport = rows[good], p[good], ulen[good], sport[good], dport[good]
         self.transport_checksum(rows, p, ulen, 17)
-        self.app_hints(rows, p)
+        self.app_hints(rows, p, sport, dport)
         self.udp_tunnels(rows, p, ulen, sport, dport)
 
-    def app_hints(self, rows: I64, p: I64) -> None:
+    def app_hints(self, rows: I64, p: I64, sport: npt.NDArray[Any],
+                  dport: npt.NDArray[Any]) -> None:
         """dns_qr and ntp_mode (decode/app.py) of the datagrams captured whole, not
-        fragments: what Zeek's DNS and NTP analyzers would read."""
+        fragments, on a DNS or NTP port: what Zeek's DNS and NTP analyzers would read."""
         out, u8 = self.out, self.v.u8
         ipend = self.ipend[rows]
         body = p + 8
         n = ipend - body
         # An IPv4 total length of 0 (TSO) hands them a negative length: nothing.
         whole = ~self.is_frag[rows] & (ipend <= self.end[rows]) & ~out.ip_len_zero[rows]
-        dns = whole & (n >= DNS_HEADER)
+        dns = (whole & (n >= DNS_HEADER)
+               & (np.isin(sport, DNS_PORTS) | np.isin(dport, DNS_PORTS)))
         out.dns_qr[rows[dns]] = u8[body[dns] + 2] >> 7
-        ntp = whole & (n >= NTP_HEADER)
+        ntp = whole & (n >= NTP_HEADER) & ((sport == NTP_PORT) | (dport == NTP_PORT))
         ntp[ntp] &= np.isin(u8[body[ntp]] & 7, (1, 2, 3, 4, 5))
         plain = ntp & (n <= NTP_HEADER + 24)  # no extension fields: the header decides
         out.ntp_mode[rows[plain]] = u8[body[plain]] & 7

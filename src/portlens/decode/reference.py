@@ -19,7 +19,7 @@ from sys import byteorder
 import numpy as np
 
 from portlens.decode import tunnels as tn
-from portlens.decode.app import dns_qr, ntp_mode
+from portlens.decode.app import DNS_PORTS, NTP_PORT, dns_qr, ntp_mode
 from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
@@ -600,7 +600,10 @@ class _Frame:
             # 0 (TSO) hands them a negative length (IP_Hdr::PayloadLen() is 0), so nothing.
             if end <= self.cap and not self.v.get("ip_len_zero"):
                 body = bytes(self.b[start + 8: end])
-                self.v.update(dns_qr=dns_qr(body), ntp_mode=ntp_mode(body))
+                if sport in DNS_PORTS or dport in DNS_PORTS:
+                    self.v["dns_qr"] = dns_qr(body)
+                if NTP_PORT in (sport, dport):
+                    self.v["ntp_mode"] = ntp_mode(body)
             self.udp_tunnel(start + 8, start + udp_len, sport, dport)
 
     def icmp(self, start: int, end: int, proto: int, fragment: bool) -> None:

@@ -183,12 +183,13 @@ def write_json(table: PortTable, out: TextIO, by: str = "conns", top: int | None
         out.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
 
-CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "ip_proto", "service", "class", "role",
-              "conns", "server_conns", "client_conns", *OUTCOMES, "conn_states", "guessed",
-              "pkts_c2s", "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c",
-              "clients", "servers",
+CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "service", "class", "role", "conns",
+              "server_conns", "client_conns", *OUTCOMES, "conn_states", "guessed", "pkts_c2s",
+              "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients",
+              "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
-              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns")
+              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns",
+              "ip_proto")
 """One row per port, nothing else: the totals are in `--json`'s summary object and the table."""
 
 

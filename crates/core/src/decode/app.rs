@@ -2,6 +2,11 @@
 //! read as Zeek's DNS and NTP analyzers would (src/portlens/decode/app.py is the reference).
 //! Whether a flip happens is the tracker's business: it knows the ports and the direction.
 
+/// Where Zeek's DNS analyzer is attached (base/protocols/dns): a DNS header is read only on a
+/// datagram with one of these as either port (the roles are the tracker's).
+pub const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+/// Where Zeek's NTP analyzer is attached (base/protocols/ntp).
+pub const NTP_PORT: u16 = 123;
 /// RFC 1035 4.1.1; Zeek's DNS_RawMsgHdr: a shorter payload is no DNS message.
 pub const DNS_HEADER: usize = 12;
 /// RFC 5905 7.3: a standard message's header, up to the transmit timestamp.

@@ -732,15 +732,19 @@ impl<'a> Walker<'a> {
         if fragment {
             return Ok(());
         }
-        // Captured whole: what Zeek's DNS and NTP analyzers would read (decode/app.rs). An
-        // IPv4 total length of 0 (TSO) hands them a negative length: nothing.
+        // Captured whole, on a DNS or NTP port: what Zeek's DNS and NTP analyzers would read
+        // (decode/app.rs). An IPv4 total length of 0 (TSO) hands them a negative length.
         if let Some(body) = self
             .b
             .get(start + Udp::LEN..end)
             .filter(|_| !self.row.ip_len_zero)
         {
-            self.row.dns_qr = app::dns_qr(body);
-            self.row.ntp_mode = app::ntp_mode(body);
+            if app::DNS_PORTS.contains(&sport) || app::DNS_PORTS.contains(&dport) {
+                self.row.dns_qr = app::dns_qr(body);
+            }
+            if sport == app::NTP_PORT || dport == app::NTP_PORT {
+                self.row.ntp_mode = app::ntp_mode(body);
+            }
         }
         self.udp_tunnel(start + Udp::LEN, start + udp_len, sport, dport)
     }
