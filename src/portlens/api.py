@@ -249,8 +249,8 @@ class Connections(Sequence[Connection]):
 
 
 CONN_COLUMNS = ("ts", "ts_ns", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
-                "proto", "service", "duration", "duration_ns", "orig_bytes", "resp_bytes",
-                "conn_state", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
+                "proto", "ip_proto", "service", "duration", "duration_ns", "orig_bytes",
+                "resp_bytes", "conn_state", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
                 "resp_pkts", "resp_ip_bytes")
 """Present even in an empty result."""
 
@@ -299,7 +299,7 @@ class Ports:
         from portlens.analysis.ports import OUTCOMES
 
         return dataframes.from_records(self.records(by), columns=(
-            "proto", "port", "service", "class", "role", "conns", *OUTCOMES))
+            "proto", "port", "ip_proto", "service", "class", "role", "conns", *OUTCOMES))
 
 
 class Handshakes:

@@ -37,8 +37,10 @@ class ShardJoinError(RuntimeError):
 
 def table_key(c: Connection) -> tuple[object, ...]:
     """The tracker's table key of ``c``: (IP protocol, VLAN, then both (address, port) ends,
-    the smaller first, except for one-way ICMP messages, sender first)."""
-    l4 = _PROTO.get(c.proto) or (58 if c.ip_version == 6 else 1)
+    the smaller first, except for one-way ICMP messages, sender first; unknown_transport
+    connections have ports 0)."""
+    l4 = c.ip_proto if c.ip_proto is not None else (
+        _PROTO.get(c.proto) or (58 if c.ip_version == 6 else 1))
     a = (addr_bytes(c.orig_h), c.orig_p)
     b = (addr_bytes(c.resp_h), c.resp_p)
     if c.proto == "icmp" and icmp_ports(c.orig_p, c.resp_p, v6=l4 == 58)[2]:
