@@ -26,7 +26,7 @@ FLOATS: Final = frozenset({"ts", "duration"})
 INTS: Final = frozenset({
     "ts_ns", "id.orig_p", "id.resp_p", "duration_ns", "orig_bytes", "resp_bytes",
     "missed_bytes", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "ip_version",
-    "vlan", "completeness", "first_frame", "last_frame", "icmp_type", "icmp_code"})
+    "vlan", "completeness", "first_frame", "last_frame", "icmp_type", "icmp_code", "ip_proto"})
 JSON_FIELDS: Final = frozenset({"tunnel_parents", "icmp_errors", "handshake", "analysis"})
 """Fields stored as JSON text (lists and objects)."""
 PARTITIONS: Final = ("day", "proto")
@@ -83,6 +83,14 @@ class ParquetWriter:
         for name in self.columns:
             kind = (pa.float64() if name in FLOATS else pa.int64() if name in INTS
                     else pa.string())
+            if name not in FLOATS | INTS | JSON_FIELDS:  # a field added to --json since
+                seen = next((r[name] for r in self.rows if r.get(name) is not None), None)
+                if isinstance(seen, bool):
+                    kind = pa.bool_()
+                elif isinstance(seen, int):
+                    kind = pa.int64()
+                elif isinstance(seen, float):
+                    kind = pa.float64()
             fields.append(pa.field(name, kind))
         return pa.schema(fields)
 
