@@ -12,11 +12,14 @@ else, or a case slower than --case-seconds, is reported with its seed so it can 
 With ``--cli`` each case is one run of the command line (``portlens.cli.main``) on the mutated
 file, cycling through the reports in ``CLI_RUNS``, in a child process forked from this one
 (imports done once, so a run costs what the command costs, not an interpreter start) under
-per-run limits: ``--case-seconds`` of wall time (then SIGKILL: a *hang*) and
-``--memory-mb`` of data segment (RLIMIT_DATA, which covers heap and private mappings; an
-allocation past it fails, and a run whose peak RSS, read with wait4, passes the limit is
-*over-memory*). A run must exit 0, 1 or 2 with no traceback on stderr; anything else (another
-status, a signal, "Traceback") is a *crash*, kept under --keep with its seed:
+per-run limits: ``--case-seconds`` of CPU time (RLIMIT_CPU: the kernel ends the run with
+SIGXCPU, a *hang*; CPU rather than wall time, because on a shared machine at nice 19 a run can
+wait for a CPU longer than it runs), a wall-clock guard of six times that for a run that
+blocks without computing (SIGKILL, a hang too), and ``--memory-mb`` of data segment
+(RLIMIT_DATA, which covers heap and private mappings; an allocation past it fails, and a run
+whose peak RSS, read with wait4, passes the limit is *over-memory*). A run must exit 0, 1 or
+2 with no traceback on stderr; anything else (another status, a signal, "Traceback") is a
+*crash*, kept under --keep with its seed:
 
     nice -n 19 python scripts/fuzz.py --cli --cases 20000 --seed 21 --case-seconds 10 \
         --memory-mb 1024 --keep /tmp/fuzz-cli
@@ -114,7 +117,7 @@ class CliTally:
 
 def run_cli_case(argv: list[str], out_dir: Path, seconds: float, memory_mb: int
                  ) -> tuple[str, int, float, float]:
-    """One forked run of the command line: (outcome, status, peak RSS MB, seconds)."""
+    """One forked run of the command line: (outcome, status, peak RSS MB, CPU seconds)."""
     err_path = out_dir / "stderr.txt"
     started = time.monotonic()
     pid = os.fork()
@@ -123,6 +126,8 @@ def run_cli_case(argv: list[str], out_dir: Path, seconds: float, memory_mb: int
         try:
             limit = memory_mb << 20
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+            cpu = max(1, round(seconds))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             devnull = os.open(os.devnull, os.O_WRONLY)
             err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(devnull, 1)
@@ -139,7 +144,7 @@ def run_cli_case(argv: list[str], out_dir: Path, seconds: float, memory_mb: int
             sys.stderr.flush()
             code = 70
         os._exit(code)
-    deadline = started + seconds
+    deadline = started + 6 * seconds
     hung = False
     while True:
         done, wait_status, usage = os.wait4(pid, os.WNOHANG)
@@ -151,14 +156,14 @@ def run_cli_case(argv: list[str], out_dir: Path, seconds: float, memory_mb: int
             hung = True
             break
         time.sleep(0.005)
-    took = time.monotonic() - started
+    took = usage.ru_utime + usage.ru_stime
     rss_mb = usage.ru_maxrss / 1024
     status = os.waitstatus_to_exitcode(wait_status)
     try:
         stderr = err_path.read_text(errors="replace")
     except OSError:
         stderr = ""
-    if hung:
+    if hung or status == -signal.SIGXCPU or took > seconds:
         return "hang", status, rss_mb, took
     if "MemoryError" in stderr or rss_mb > memory_mb:
         return "over-memory", status, rss_mb, took
@@ -188,7 +193,8 @@ def cli_campaign(args: argparse.Namespace, corpus: list[bytes], seeds: range | l
             tally.slowest_s = max(tally.slowest_s, took)
             if outcome != "ok":
                 tally.findings[outcome] = tally.findings.get(outcome, 0) + 1
-                print(f"seed {seed}: {outcome} (status {status}, {rss_mb:.0f} MB, {took:.1f} s)"
+                print(f"seed {seed}: {outcome} (status {status}, {rss_mb:.0f} MB, "
+                      f"{took:.1f} CPU s)"
                       f" portlens {' '.join(argv[:-1])} FILE (replay: --cli --replay {seed})",
                       file=sys.stderr)
                 if keep is not None:
@@ -202,9 +208,9 @@ def cli_campaign(args: argparse.Namespace, corpus: list[bytes], seeds: range | l
           f"{elapsed:.0f} s: exit status "
           + ", ".join(f"{k}: {v}" for k, v in sorted(tally.statuses.items()))
           + f"; {tally.findings.get('crash', 0)} crashes, {tally.findings.get('hang', 0)} hangs "
-          f"(over {args.case_seconds:g} s), {tally.findings.get('over-memory', 0)} over "
+          f"(over {args.case_seconds:g} CPU s), {tally.findings.get('over-memory', 0)} over "
           f"{args.memory_mb} MB; peak RSS {tally.max_rss_mb:.0f} MB, "
-          f"slowest run {tally.slowest_s:.1f} s")
+          f"slowest run {tally.slowest_s:.1f} CPU s")
     return 1 if tally.findings else 0
 
 
