@@ -90,7 +90,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
             status[0] = EXIT_INTERRUPTED
             interrupted_note()
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     files = pipeline.files
     if args.stats:
         if args.json:
