@@ -370,9 +370,8 @@ class _Writer:
         if self.out is not None:
             with contextlib.suppress(OSError):
                 self.out.close()  # the descriptor is closed even when the flush fails
-        n = self.written
-        self.on_error(f"-w {os.fspath(self.path)}: {exc.strerror or exc}; {n} packet"
-                      f"{'' if n == 1 else 's'} written before it (the report covers all)")
+        self.on_error(f"-w {os.fspath(self.path)}: {exc.strerror or exc} after "
+                      f"{self.written} packets (the report covers every packet read)")
 
     def _open(self, linktype: int) -> None:
         if self.pcapng:
