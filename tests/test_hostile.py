@@ -96,3 +96,52 @@ def test_a_closing_markup_tag_in_a_file_name(capsys: pytest.CaptureFixture[str],
         assert code == 0 and err == ""
         assert out.splitlines()[0] == str(odd)
         assert out.splitlines()[1].split() == ["frames", "10"]
+
+
+# --- frames past the frame cap: cut, counted, never held ---------------------------------------
+
+sys.path.insert(0, str(REPO / "scripts"))
+from make_hostile import make  # noqa: E402
+
+CAP = 262_144
+"""FRAME_CAP_BYTES (crates/core/src/capture/mod.rs): libpcap's largest snapshot length."""
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_frames_past_the_cap_are_cut_and_counted(tmp_path: Path, fmt: str) -> None:
+    """Two 300,000-byte TSO frames (IPv4 total length 0): each is kept to 256 KiB, as if
+    captured with that snaplen (its checksums then unverified), and counted: a warning line
+    naming the file, a --stats row and a JSON key."""
+    path = make(tmp_path, 2, 300_000, fmt, compress=False)
+    warning = (f"portlens: {path}: 2 frames captured more than 262,144 bytes (256 KiB, the "
+               "frame cap: libpcap's largest snapshot length) and were cut to it (checksums "
+               "unverified)\n")
+    done = portlens("packets", "--json", str(path))
+    assert done.returncode == 0 and done.stderr == warning
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["caplen"], r["len"], r["truncated"]) for r in rows] == [(CAP, 300_000, True)] * 2
+    assert [(r["proto"], r["sport"], r["dport"]) for r in rows] == [("tcp", 40000, 80)] * 2
+    assert [r["checksum"]["tcp"] for r in rows] == ["unverified"] * 2
+    stats = portlens("packets", "--stats", "--json", str(path))
+    assert json.loads(stats.stdout)["frames_cut"] == 2 and stats.stderr == warning
+    table = portlens("packets", "--stats", str(path))
+    assert "cut at the 256 KiB frame cap  2\n" in table.stdout
+
+
+def test_a_huge_frame_is_never_held_whole(tmp_path: Path) -> None:
+    """Two 64 MiB frames in a few hundred bytes of bzip2 (the issue had 256 MiB in 291): the reader
+    reads past all but its first 256 KiB, so no batch's buffer is larger than a chunk and
+    one cut frame (it used to grow to hold the whole frame)."""
+    from portlens.sources.files import DEFAULT_CHUNK_BYTES, open_capture
+
+    path = make(tmp_path, 2, 64 << 20, "pcap")
+    assert path.stat().st_size < 100_000
+    sizes, caplens, wirelens = [], [], []
+    with open_capture(path) as reader:
+        for batch in reader:
+            sizes.append(batch.data.nbytes)
+            caplens += batch.caplen.tolist()
+            wirelens += batch.wirelen.tolist()
+        assert reader.frames_cut == 2
+    assert caplens == [CAP, CAP] and wirelens == [64 << 20] * 2
+    assert max(sizes) <= DEFAULT_CHUNK_BYTES + 2 * CAP

@@ -213,9 +213,9 @@ class Pipeline:
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
                                  self.options.chunk_bytes)
         for f in self.files:
-            warning = f.backwards_warning()
-            if warning is not None:
-                self.warning(warning)
+            for warning in (f.backwards_warning(), f.cut_warning()):
+                if warning is not None:
+                    self.warning(warning)
 
     def _checksums(self, tracking: bool) -> bool:
         wanted = self.options.checksums

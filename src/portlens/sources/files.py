@@ -92,6 +92,7 @@ class _CoreReader(Protocol):
     format: str
     compression: str | None
     frames_read: int
+    frames_cut: int
     bytes_read: int
     total_bytes: int
     interface_count: int
@@ -166,6 +167,12 @@ class CaptureReader(Closing):
         return int(self._core.frames_read)
 
     @property
+    def frames_cut(self) -> int:
+        """Frames cut to the frame cap (256 KiB: crates/core/src/capture/mod.rs,
+        FRAME_CAP_BYTES), their rest read past and never held."""
+        return int(self._core.frames_cut)
+
+    @property
     def bytes_read(self) -> int:
         return int(self._core.bytes_read)
 
@@ -229,6 +236,9 @@ class ReferenceCaptureReader(Closing):
     bytes_read: int
     total_bytes: int
     """Size of the file (0 when it is not a regular file)."""
+    frames_cut = 0
+    """The reference readers keep every frame whole: the frame cap (FRAME_CAP_BYTES) is the
+    Rust readers' bound on memory, and the one rule where the two differ."""
 
     def __init__(
         self, path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
