@@ -178,10 +178,15 @@ def cli_campaign(args: argparse.Namespace, corpus: list[bytes], seeds: range | l
     keep = Path(args.keep) if args.keep else None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
+    stop: list[int] = []
+    # SIGTERM ends the campaign after the run in progress, with the summary of the runs made.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         path = work / "case.pcap"
         for n, seed in enumerate(seeds):
+            if stop:
+                break
             rng = random.Random(seed)
             path.write_bytes(mutate(rng.choice(corpus), rng))
             argv = [*CLI_RUNS[seed % len(CLI_RUNS)], str(path)]
