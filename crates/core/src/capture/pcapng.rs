@@ -364,8 +364,8 @@ impl PcapngWalker {
         out: &mut Columns,
     ) -> Option<Step> {
         let (btype, blen) = self.head(buf, off);
-        if blen < min_len(btype) || blen % 4 != 0 || blen > MAX_RECORD_BYTES {
-            return None; // check_block says what is wrong
+        if !is_packet(btype) || blen < min_len(btype) || blen % 4 != 0 || blen > MAX_RECORD_BYTES {
+            return None; // check_block says what is wrong, or reads the block whole
         }
         let o = self.section.order;
         let s_base = self.section.base;
@@ -386,7 +386,10 @@ impl PcapngWalker {
         } else {
             header(20)?
         };
-        if caplen <= FRAME_CAP_BYTES {
+        // Only a frame that fits its block and is longer than the cap is cut; anything else
+        // is read (or refused) whole, by the rules of `check_block`.
+        let fits = btype == SPB || caplen <= blen - TIMED_MIN_LEN;
+        if caplen <= FRAME_CAP_BYTES || !fits {
             return None;
         }
         let kept = data_at + FRAME_CAP_BYTES as usize;
@@ -405,10 +408,6 @@ impl PcapngWalker {
             }
             SPB => (0, None),
             _ => {
-                if caplen > blen - TIMED_MIN_LEN {
-                    let what = format!("captured length {caplen} does not fit in the block");
-                    return Some((0, 0, Some(format!("corrupt {place}: {what}"))));
-                }
                 let local = if btype == PB {
                     u32::from(o.u16(buf, off + 8)?)
                 } else {
