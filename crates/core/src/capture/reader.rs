@@ -791,6 +791,28 @@ mod tests {
     }
 
     #[test]
+    fn only_packet_blocks_are_cut() {
+        // A 300 KB name-resolution block whose bytes where an EPB has its captured length
+        // read as 0xffffffff: read whole and skipped, at any chunk size, never cut.
+        let mut data = pcapng_with_big_frame(10, false);
+        let len = 300_000u32;
+        let mut nrb = Vec::new();
+        nrb.extend_from_slice(&4u32.to_le_bytes());
+        nrb.extend_from_slice(&len.to_le_bytes());
+        nrb.resize(len as usize - 4, 0xff);
+        nrb.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&nrb);
+        for chunk in [64, 4096, DEFAULT_CHUNK_BYTES] {
+            let size = data.len() as u64;
+            let source = Box::new(Cursor::new(data.clone()));
+            let mut r = CaptureReader::from_reader(source, "f", size, chunk).unwrap();
+            let frames: usize = r.by_ref().map(|b| b.unwrap().len()).sum();
+            assert_eq!((frames, r.frames_cut()), (3, 0));
+            assert_eq!(r.skipped_blocks(), BTreeMap::from([(4, 1)]));
+        }
+    }
+
+    #[test]
     fn a_file_that_ends_inside_a_cut_frame_gives_one_line() {
         let data = pcap_with_big_frame(1 << 20);
         let end = 24 + 26 + 16 + 500_000;
