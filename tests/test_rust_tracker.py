@@ -64,7 +64,8 @@ def rust_tracker(config: TrackerConfig) -> Any:
         drop_bad_checksums=config.drop_bad_checksums,
         likely_server_ports=sorted((protos[p], port) for p, port in config.likely_server_ports),
         report_gaps_for_partial=config.report_gaps_for_partial,
-        dns_timeout=config.dns_timeout, max_flows=config.max_flows,
+        dns_timeout=config.dns_timeout, ntp_analyzer=config.ntp_analyzer,
+        max_flows=config.max_flows,
         vlan_in_key=config.vlan_in_key, keep_transitions=config.keep_transitions,
         ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets])
 
@@ -122,6 +123,7 @@ def rust_records(cols: dict[str, Any], transitions: dict[int, list[dict[str, Any
             "last_frame": int(cols["last_frame"][i]),
             "icmp_errors": list(cols["icmp_errors"][i]),
             "icmp_code": None if cols["icmp_code"][i] == NO_CODE else int(cols["icmp_code"][i]),
+            "ip_proto": int(cols["ip_proto"][i]),
         }
         if proto == "tcp":
             rec["handshake"] = {
@@ -156,7 +158,7 @@ def py_record(c: Connection) -> dict[str, Any]:
         "resp_state": str(c.resp_state) if c.resp_state else None,
         "end_reason": str(c.end_reason), "completeness": c.completeness, "last_ns": c.last_ns,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
-        "icmp_errors": list(c.icmp_errors), "icmp_code": c.icmp_code,
+        "icmp_errors": list(c.icmp_errors), "icmp_code": c.icmp_code, "ip_proto": c.ip_proto,
     }
     if c.proto == "tcp":
         assert c.handshake is not None and c.analysis is not None

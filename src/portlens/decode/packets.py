@@ -4,8 +4,9 @@ Every column is a numpy array of the batch's length (2-D for addresses, SACK blo
 kinds). Absent optional values use a sentinel, never a masked array, so every consumer can
 reduce columns without branches: -1 for signed "absent" integers, 0 for flags and counts.
 
-The fast decoder (decode/fast.py) and the per-packet reference decoder (decode/reference.py)
-both fill this shape; a test asserts they agree on every column of every test capture.
+The compiled decoder (crates/core/src/decode) and the per-packet reference decoder
+(portlens.reference.decode) both fill this shape; a test asserts they agree on every column of
+every test capture.
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ class PacketBatch:
 
     udp_len: npt.NDArray[np.uint16] = _col(np.uint16)
     """The UDP header's length field (for a FRAG_COMPLETE row, of the reassembled datagram)."""
+    dns_qr: npt.NDArray[np.int16] = _col(np.int16, -1)
+    """UDP rows, not fragments, whose datagram was captured whole, with a DNS port (53, 137,
+    5353, 5355) on either side and a payload (the IP payload less 8 bytes, as Zeek's UDP
+    analyzer hands it on) that holds a DNS header: its QR bit (1 a response); -1 otherwise.
+    Zeek's DNS analyzer flips on it (decode/app.py)."""
+    ntp_mode: npt.NDArray[np.int16] = _col(np.int16, -1)
+    """The same with port 123, when the payload parses as a standard NTP message the way
+    Zeek's NTP analyzer reads it: the mode (1-5; 3 client, 4 server); -1 otherwise."""
 
     icmp_type: npt.NDArray[np.int16] = _col(np.int16, -1)
     icmp_code: npt.NDArray[np.int16] = _col(np.int16, -1)

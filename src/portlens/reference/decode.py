@@ -1,7 +1,8 @@
 """The slow, obvious decoder: one frame at a time, one header at a time, with ``struct``.
 
-It exists to be read and to judge the fast columnar decoder (decode/fast.py): both follow
-docs/decoding.md, and a test asserts they agree on every column of every frame. So this module
+It exists to be read and to judge the compiled decoder (crates/core/src/decode): both follow
+docs/decoding.md, and tests/test_rust_decoder.py asserts they agree on every column of every
+frame. So this module
 favours a straight line from the rules to the code over speed, and never borrows a third-party
 parser whose own leniencies would decide a result the rules decide.
 
@@ -19,7 +20,7 @@ from sys import byteorder
 import numpy as np
 
 from portlens.decode import tunnels as tn
-from portlens.decode.fragments import FragmentRecord
+from portlens.decode.app import DNS_PORTS, NTP_PORT, dns_qr, ntp_mode
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
     CSUM_BAD,
@@ -29,6 +30,7 @@ from portlens.decode.packets import (
     V4_MAPPED_PREFIX,
     PacketBatch,
 )
+from portlens.reference.fragments import FragmentRecord
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 
@@ -94,7 +96,8 @@ IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_len_zero", "ip_
               "ip_id", "ip_csum")
 """Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
 whose inside holds no (valid) IP header leaves the carrier's in place."""
-TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
+TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum", "dns_qr",
+                     "ntp_mode")
 """What a tunnel carrier's UDP header wrote: entering the tunnel clears them (its ports survive
 in out_sport / out_dport), as they belong to no packet the row now describes."""
 
@@ -594,6 +597,14 @@ class _Frame:
         if not valid_length:
             raise _StopError(Malformed.UDP_LENGTH_INVALID)
         if not fragment:
+            # Captured whole: what Zeek's DNS and NTP analyzers read. An IPv4 total length of
+            # 0 (TSO) hands them a negative length (IP_Hdr::PayloadLen() is 0), so nothing.
+            if end <= self.cap and not self.v.get("ip_len_zero"):
+                body = bytes(self.b[start + 8: end])
+                if sport in DNS_PORTS or dport in DNS_PORTS:
+                    self.v["dns_qr"] = dns_qr(body)
+                if NTP_PORT in (sport, dport):
+                    self.v["ntp_mode"] = ntp_mode(body)
             self.udp_tunnel(start + 8, start + udp_len, sport, dport)
 
     def icmp(self, start: int, end: int, proto: int, fragment: bool) -> None:
