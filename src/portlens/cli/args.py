@@ -98,7 +98,8 @@ def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                       help="bytes kept of each packet, 1 to 262144 (default; 0 means it too, "
                            "as in tcpdump)")
     live.add_argument("-w", "--write", metavar="FILE", action=Given,
-                      help="also write the packets analysed to FILE (pcap; mode 0600); on "
+                      help="also write the packets captured to FILE as they are captured, "
+                           "ahead of the analysis (pcap; mode 0600; with -c N the first N); on "
                            "files too: what -f, -c, --start/--end (and --conn) selected")
     live.add_argument("--pcapng", action=GivenFlag, help="write -w as pcapng")
     live.add_argument("--backend", choices=("auto", "ring", "recv", "scapy"), default="auto",
