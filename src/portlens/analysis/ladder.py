@@ -29,7 +29,7 @@ from portlens.decode.packets import (
 )
 from portlens.track.model import Connection, Endpoint, Transition
 from portlens.track.states import TcpState
-from portlens.track.tracker import Tracker, TrackerConfig
+from portlens.track.tracker import TrackerConfig
 
 MASK32 = 0xFFFFFFFF
 FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
@@ -214,9 +214,11 @@ def _replay_marks(steps: list[Step], packets: PacketBatch,
     """Replay the connection's packets through a fresh tracker that records, per segment, the
     analysis counters it moved (TrackerConfig.segment_marks): those are the segment's marks.
     Returns the replay's transitions."""
+    from portlens.pipeline.stages import new_tracker  # the pipeline imports this module
+
     transitions: list[Transition] = []
-    tracker = Tracker(replace(config or TrackerConfig(), segment_marks=True),
-                      on_transition=transitions.append)
+    tracker = new_tracker(replace(config or TrackerConfig(), segment_marks=True),
+                          on_transition=transitions.append)
     if not steps:
         return transitions
     marks: dict[tuple[int, int], set[str]] = {}
