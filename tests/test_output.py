@@ -203,10 +203,11 @@ def test_live_view_shows_addresses_verbatim(odd_addresses: Path) -> None:
 
     from portlens.analysis.ports import PortTable
     from portlens.decode import decode_capture
+    from portlens.pipeline import new_tracker
     from portlens.report.live import Rates, dashboard
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import TrackerConfig
 
-    tracker = Tracker(TrackerConfig())
+    tracker = new_tracker(TrackerConfig())  # the live view's
     ended = [c for b in decode_capture(str(odd_addresses)) for c in tracker.feed(b)]
     open_conns = tracker.open_connections()
     rates = Rates("lo", 1.0, 23, 2000, 23.0, 2000.0, 23, 0)

@@ -188,6 +188,115 @@ def test_rust_tracker_equals_python_on_generated_traffic(generated: Path, name: 
     assert rust_tracker_.packets_tracked == py_tracker.packets_tracked
 
 
+def _chunks(path: Path, rows: int) -> list[PacketBatch]:
+    """The capture's packets in batches of ``rows`` (feeding points between them)."""
+    whole = PacketBatch.concat(list(decode_capture(path)))
+    return [whole.take(slice(i, i + rows)) for i in range(0, len(whole), rows)]
+
+
+def _reference(config: TrackerConfig) -> Tracker:
+    tracker = new_tracker(dataclasses.replace(config, fast_paths=False), reference=True)
+    assert isinstance(tracker, Tracker)
+    return tracker
+
+
+def test_rust_open_connections_equal_python_at_every_batch(generated: Path) -> None:
+    """The live view's open connections (most recently active first, as they stand, with the
+    end reason they would have now) equal the reference's after every batch; a limit keeps
+    the most recent."""
+    config = TrackerConfig()
+    rust, py = new_tracker(config), _reference(config)
+    compared = 0
+    for batch in _chunks(generated, 2000):
+        ended = [py_record(c) for c in rust.feed(batch)]
+        assert ended == [py_record(c) for c in py.feed(batch)]
+        opened = [py_record(c) for c in rust.open_connections()]
+        assert opened == [py_record(c) for c in py.open_connections()]
+        assert [r["uid"] for r in opened[:7]] == [
+            c.uid for c in rust.open_connections(limit=7)]
+        compared += len(opened)
+    assert compared > 5000
+    # Open connections stay open: finishing gives them all, as the reference does.
+    assert [py_record(c) for c in rust.finish()] == [py_record(c) for c in py.finish()]
+    assert rust.open_connections() == []
+
+
+def test_rust_advance_ends_idle_connections_as_python(generated: Path) -> None:
+    """A live capture's wall clock moves the tracker without packets: the timers due by then
+    fire in both trackers alike."""
+    config = TrackerConfig()
+    rust, py = new_tracker(config), _reference(config)
+    batches = _chunks(generated, 5000)
+    half = batches[: len(batches) // 2]
+    for batch in half:
+        assert [py_record(c) for c in rust.feed(batch)] == [py_record(c) for c in py.feed(batch)]
+    last = int(half[-1].ts_ns.max())
+    for seconds in (1, 8, 70, 400):
+        ended = [py_record(c) for c in rust.advance(last + seconds * SECOND)]
+        assert ended == [py_record(c) for c in py.advance(last + seconds * SECOND)]
+        assert ended, seconds
+    assert rust.open_connections() == py.open_connections() == []
+
+
+SHARD_CAPTURES = ("loopback-sample.pcap", "scenario-icmp-unreachable.pcap")
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_rust_shard_equals_python_shard(generated: Path, k: int) -> None:
+    """One worker's shard (``config.shard``): the same flows, the same not-counted frames."""
+    for path in [generated, *(REPO / "captures" / name for name in SHARD_CAPTURES)]:
+        config = TrackerConfig(shard=(k, 2))
+        py, py_tracker = run_python(path, config)
+        rust, rust_tracker_ = run_rust(path, config)
+        assert rust == py
+        assert rust_tracker_.not_counted == py_tracker.not_counted
+        assert rust_tracker_.packets_tracked == py_tracker.packets_tracked
+        assert rust_tracker_.packets_skipped == py_tracker.packets_skipped
+
+
+def test_rust_shards_split_the_flows_whole(generated: Path) -> None:
+    """The two shards together hold every connection of the unsharded run, once."""
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["ts_ns"], r["orig_h"], r["orig_p"], r["resp_h"], r["resp_p"], r["proto"],
+                r["history"], r["orig_pkts"], r["resp_pkts"])
+
+    whole, _ = run_rust(generated, TrackerConfig())
+    parts = [run_rust(generated, TrackerConfig(shard=(k, 2)))[0] for k in (0, 1)]
+    assert all(len(p) > 500 for p in parts)
+    assert sorted(map(key, parts[0] + parts[1])) == sorted(map(key, whole))
+
+
+MARK_CAPTURES = sorted((REPO / "captures").glob("scenario-*.pcap"))
+
+
+@pytest.mark.parametrize("path", MARK_CAPTURES, ids=[p.name for p in MARK_CAPTURES])
+def test_rust_segment_marks_equal_python(path: Path) -> None:
+    """The ladder's per-segment analysis marks (``segment_marks``): the counters each TCP
+    segment moved, from the Rust tracker fed one packet at a time, equal the reference's."""
+    config = TrackerConfig(segment_marks=True)
+    rust_tracker_ = new_tracker(config)
+    py_tracker = new_tracker(config, reference=True)
+    got, want = [], []
+    for tracker, out in ((rust_tracker_, got), (py_tracker, want)):
+        conns = [c for b in decode_capture(path) for c in tracker.feed(b)]
+        conns += tracker.finish()
+        out += [(py_record(c), c.segment_marks) for c in conns]
+    assert got == want
+    marks = [m for _, marks in got for m in marks]
+    assert len(marks) == sum(r["orig_pkts"] + r["resp_pkts"] for r, _ in got
+                             if r["proto"] == "tcp")
+
+
+def test_rust_segment_marks_name_the_moved_counters() -> None:
+    """The loss-and-reordering scenario's marks are not all empty: they name counters."""
+    rust_tracker_ = new_tracker(TrackerConfig(segment_marks=True))
+    path = REPO / "captures" / "scenario-loss-reorder.pcap"
+    conns = [c for b in decode_capture(path) for c in rust_tracker_.feed(b)]
+    conns += rust_tracker_.finish()
+    moved = {name for c in conns for _, _, names in c.segment_marks for name in names}
+    assert {"retransmissions", "out_of_order"} <= moved, moved
+
+
 def test_rust_tracker_delivers_an_overlap_after_in_order_data(tmp_path: Path) -> None:
     """Issue 11: the reference's fast lane moves the delivered position without recording the
     bytes, so a segment that overlaps them and adds new data is never delivered and a false

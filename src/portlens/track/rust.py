@@ -63,8 +63,8 @@ ZEEK_CONSTANTS = {
 ANALYSIS = tuple(TcpAnalysis.__dataclass_fields__)
 """The sequence analysis counters, whose columns are ``analysis.<name>``."""
 
-MARK_COUNTERS = ("syn_retransmits", "syn_ack_retransmits", *ANALYSIS)
-"""The counters a segment mark names (TcpConnection._counters in the reference)."""
+MARK_COUNTERS = (*ANALYSIS, "syn_retransmits", "syn_ack_retransmits")
+"""The counters a segment mark names, in the reference's order (TcpConnection._counters)."""
 
 NONE64 = np.iinfo(np.int64).min
 NO_VLAN = NO_CODE = np.iinfo(np.int32).min
@@ -354,9 +354,9 @@ class RustTracker:
                     if (part["proto"][j] != "tcp" or int(part["last_frame"][j]) != frames[i]
                             or int(part["last_ns"][j]) != stamps[i]):
                         continue
-                    now = (int(part["handshake.syn_retransmits"][j]),
-                           int(part["handshake.syn_ack_retransmits"][j]),
-                           *(int(part[f"analysis.{name}"][j]) for name in ANALYSIS))
+                    now = (*(int(part[f"analysis.{name}"][j]) for name in ANALYSIS),
+                           int(part["handshake.syn_retransmits"][j]),
+                           int(part["handshake.syn_ack_retransmits"][j]))
                     before = self.marks.get(s, (0,) * len(now))
                     self.marks[s] = now
                     moved = tuple(name for name, a, b in zip(MARK_COUNTERS, before, now,
