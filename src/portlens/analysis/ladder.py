@@ -28,6 +28,7 @@ from portlens.decode.packets import (
     addr_bytes,
 )
 from portlens.track.model import Connection, Endpoint, Transition
+from portlens.track.rust import RustTracker
 from portlens.track.states import TcpState
 from portlens.track.tracker import TrackerConfig
 
@@ -214,10 +215,9 @@ def _replay_marks(steps: list[Step], packets: PacketBatch,
     """Replay the connection's packets through a fresh tracker that records, per segment, the
     analysis counters it moved (TrackerConfig.segment_marks): those are the segment's marks.
     Returns the replay's transitions."""
-    from portlens.pipeline.stages import new_tracker  # the pipeline imports this module
-
     transitions: list[Transition] = []
-    tracker = new_tracker(replace(config or TrackerConfig(), segment_marks=True),
+    # The tracker the pipeline's new_tracker gives (this layer may not import the pipeline).
+    tracker = RustTracker(replace(config or TrackerConfig(), segment_marks=True),
                           on_transition=transitions.append)
     if not steps:
         return transitions
