@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -126,36 +127,41 @@ def not_counted_labels(counts: dict[tuple[str, int], int]) -> Counter[str]:
     return out
 
 
-def _options(cols: dict[str, Any], prefix: str, rows: list[int]) -> list[TcpOptions | None]:
-    """The option columns of ``rows`` as TcpOptions (None where no SYN or SYN-ACK was seen)."""
-    present = cols[f"{prefix}.present"]
-    out: list[TcpOptions | None] = [None] * len(present)
-    if not rows:
-        return out
-    mss, wscale = cols[f"{prefix}.mss"], cols[f"{prefix}.wscale"]
-    sack, stamps = cols[f"{prefix}.sack_perm"], cols[f"{prefix}.timestamps"]
-    kinds, kinds_len = cols[f"{prefix}.kinds"], cols[f"{prefix}.kinds_len"]
+def _options(cols: dict[str, Any], prefix: str, rows: list[int]) -> dict[int, TcpOptions]:
+    """The option columns of ``rows`` as TcpOptions, for the rows where a SYN or SYN-ACK was
+    seen."""
+    present = cols[f"{prefix}.present"].tolist()
+    mss, wscale = cols[f"{prefix}.mss"].tolist(), cols[f"{prefix}.wscale"].tolist()
+    sack, stamps = cols[f"{prefix}.sack_perm"].tolist(), cols[f"{prefix}.timestamps"].tolist()
+    kinds = cols[f"{prefix}.kinds"]
+    width = kinds.shape[1] if kinds.ndim == 2 else 0
+    raw, kinds_len = kinds.tobytes(), cols[f"{prefix}.kinds_len"].tolist()
+    # Option lists repeat (one per operating system): one tuple per distinct list.
+    seen: dict[bytes, tuple[int, ...]] = {}
+    out = {}
     for i in rows:
         if present[i]:
-            m, w = int(mss[i]), int(wscale[i])
-            out[i] = TcpOptions(mss=m if m >= 0 else None, wscale=w if w >= 0 else None,
-                                sack_perm=bool(sack[i]), timestamps=bool(stamps[i]),
-                                kinds=tuple(kinds[i, :kinds_len[i]].tolist()))
+            m, w = mss[i], wscale[i]
+            b = raw[i * width:i * width + kinds_len[i]]
+            kind_list = seen.get(b)
+            if kind_list is None:
+                kind_list = seen[b] = tuple(b)
+            out[i] = TcpOptions(m if m >= 0 else None, w if w >= 0 else None, sack[i],
+                                stamps[i], kind_list)
     return out
+
+
+_addr = lru_cache(maxsize=65536)(addr_text)
+"""Address text, cached: a connection's addresses come back again and again."""
+
+_service = lru_cache(maxsize=None)(service_name)
+"""A port's service name, cached (an unknown port asks the system's services database)."""
 
 
 def _addresses(column: Any) -> list[str]:
-    """n×16 address rows as text, each distinct address converted once."""
+    """n×16 address rows as text."""
     data = column.tobytes()
-    seen: dict[bytes, str] = {}
-    out = []
-    for i in range(0, len(data), 16):
-        raw = data[i:i + 16]
-        text = seen.get(raw)
-        if text is None:
-            text = seen[raw] = addr_text(raw)
-        out.append(text)
-    return out
+    return [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
 
 
 def connections(cols: dict[str, Any],
@@ -165,74 +171,63 @@ def connections(cols: dict[str, Any],
     n = len(cols["uid"])
     if n == 0:
         return []
-    uid = cols["uid"]
     proto = cols["proto"]
-    orig_h, resp_h = _addresses(cols["id.orig_h"]), _addresses(cols["id.resp_h"])
-    orig_p, resp_p = cols["id.orig_p"].tolist(), cols["id.resp_p"].tolist()
-    ts_ns, duration = cols["ts_ns"].tolist(), cols["duration_ns"].tolist()
-    orig_bytes, resp_bytes = cols["orig_bytes"].tolist(), cols["resp_bytes"].tolist()
-    conn_state, history = cols["conn_state"], cols["history"]
-    missed = cols["missed_bytes"].tolist()
-    orig_pkts, resp_pkts = cols["orig_pkts"].tolist(), cols["resp_pkts"].tolist()
-    orig_ipb, resp_ipb = cols["orig_ip_bytes"].tolist(), cols["resp_ip_bytes"].tolist()
-    parents, community = cols["tunnel_parents"], cols["community_id"]
-    ip_version, vlan = cols["ip_version"].tolist(), cols["vlan"].tolist()
+    resp_p = cols["id.resp_p"].tolist()
+    vlan = [None if v == NO_VLAN else v for v in cols["vlan"].tolist()]
+    icmp_code = [None if v == NO_CODE else v for v in cols["icmp_code"].tolist()]
+    end_reason = [_END_REASONS[r] for r in cols["end_reason"]]
+    service = [_service(p, port) if p != "icmp" else "" for p, port in zip(proto, resp_p,
+                                                                           strict=True)]
+    rows = zip(cols["uid"], cols["ts_ns"].tolist(), _addresses(cols["id.orig_h"]),
+               cols["id.orig_p"].tolist(), _addresses(cols["id.resp_h"]), resp_p, proto,
+               service, cols["duration_ns"].tolist(), cols["orig_bytes"].tolist(),
+               cols["resp_bytes"].tolist(), cols["conn_state"], cols["missed_bytes"].tolist(),
+               cols["history"], cols["orig_pkts"].tolist(), cols["orig_ip_bytes"].tolist(),
+               cols["resp_pkts"].tolist(), cols["resp_ip_bytes"].tolist(),
+               cols["tunnel_parents"], cols["community_id"], cols["ip_version"].tolist(), vlan,
+               end_reason, cols["completeness"].tolist(), cols["last_ns"].tolist(),
+               cols["first_frame"].tolist(), cols["last_frame"].tolist(), cols["icmp_errors"],
+               icmp_code, strict=True)
+    out = [Connection(uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk,
+                      oipb, rpk, ripb, list(parents), cid, version, vl, end_reason=why,
+                      completeness=compl, last_ns=last, first_frame=first, last_frame=lastf,
+                      icmp_errors=list(errors), icmp_code=code)
+           for (uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk, oipb,
+                rpk, ripb, parents, cid, version, vl, why, compl, last, first, lastf, errors,
+                code) in rows]
+    tcp = [i for i, p in enumerate(proto) if p == "tcp"]
+    if not tcp:
+        return out
     orig_state, resp_state = cols["orig_state"], cols["resp_state"]
-    end_reason = cols["end_reason"]
-    completeness = cols["completeness"].tolist()
-    last_ns = cols["last_ns"].tolist()
-    first_frame, last_frame = cols["first_frame"].tolist(), cols["last_frame"].tolist()
-    icmp_errors, icmp_code = cols["icmp_errors"], cols["icmp_code"].tolist()
+    outcome = cols["handshake.outcome"]
+    syn_ns = cols["handshake.syn_ns"].tolist()
+    syn_ack_ns = cols["handshake.syn_ack_ns"].tolist()
+    ack_ns = cols["handshake.ack_ns"].tolist()
+    syn_rtx = cols["handshake.syn_retransmits"].tolist()
+    syn_ack_rtx = cols["handshake.syn_ack_retransmits"].tolist()
+    client = _options(cols, "handshake.client_options", tcp)
+    server = _options(cols, "handshake.server_options", tcp)
+    analysis = list(zip(*(cols[f"analysis.{name}"].tolist() for name in ANALYSIS),
+                        strict=True))
     serial, orig_host = cols["serial"].tolist(), cols["orig_host"].tolist()
-    tcp = [i for i in range(n) if proto[i] == "tcp"]
-    if tcp:
-        outcome = cols["handshake.outcome"]
-        syn_ns = cols["handshake.syn_ns"].tolist()
-        syn_ack_ns = cols["handshake.syn_ack_ns"].tolist()
-        ack_ns = cols["handshake.ack_ns"].tolist()
-        syn_rtx = cols["handshake.syn_retransmits"].tolist()
-        syn_ack_rtx = cols["handshake.syn_ack_retransmits"].tolist()
-        client = _options(cols, "handshake.client_options", tcp)
-        server = _options(cols, "handshake.server_options", tcp)
-        analysis = list(zip(*(cols[f"analysis.{name}"].tolist() for name in ANALYSIS),
-                            strict=True))
-    out = []
-    for i in range(n):
-        p = proto[i]
-        c = Connection(
-            uid=uid[i], ts_ns=ts_ns[i], orig_h=orig_h[i], orig_p=orig_p[i], resp_h=resp_h[i],
-            resp_p=resp_p[i], proto=p,
-            service=service_name(p, resp_p[i]) if p != "icmp" else "",
-            duration_ns=duration[i], orig_bytes=orig_bytes[i], resp_bytes=resp_bytes[i],
-            conn_state=conn_state[i], missed_bytes=missed[i], history=history[i],
-            orig_pkts=orig_pkts[i], orig_ip_bytes=orig_ipb[i], resp_pkts=resp_pkts[i],
-            resp_ip_bytes=resp_ipb[i], tunnel_parents=list(parents[i]),
-            community_id=community[i], ip_version=ip_version[i],
-            vlan=None if vlan[i] == NO_VLAN else vlan[i],
-            end_reason=_END_REASONS[end_reason[i]], completeness=completeness[i],
-            last_ns=last_ns[i], first_frame=first_frame[i], last_frame=last_frame[i],
-            icmp_errors=list(icmp_errors[i]),
-            icmp_code=None if icmp_code[i] == NO_CODE else icmp_code[i])
-        if p == "tcp":
-            c.orig_state = _STATES[orig_state[i]]
-            c.resp_state = _STATES[resp_state[i]]
-            c.handshake = Handshake(
-                syn_ns=None if syn_ns[i] == NONE64 else syn_ns[i],
-                syn_ack_ns=None if syn_ack_ns[i] == NONE64 else syn_ack_ns[i],
-                ack_ns=None if ack_ns[i] == NONE64 else ack_ns[i],
-                syn_retransmits=syn_rtx[i], syn_ack_retransmits=syn_ack_rtx[i],
-                client_options=client[i], server_options=server[i],
-                outcome=_OUTCOMES[outcome[i]])
-            c.analysis = TcpAnalysis(*analysis[i])
-            if kept is not None:
-                rows = kept.pop(serial[i], None)
-                if rows:
-                    o = orig_host[i]
-                    c.transitions = [
-                        Transition(ts, frame, Endpoint.ORIG if host == o else Endpoint.RESP,
-                                   event, old, new, segment, c.uid)
-                        for ts, frame, host, event, old, new, segment in rows]
-        out.append(c)
+    for i in tcp:
+        c = out[i]
+        c.orig_state = _STATES[orig_state[i]]
+        c.resp_state = _STATES[resp_state[i]]
+        c.handshake = Handshake(
+            None if syn_ns[i] == NONE64 else syn_ns[i],
+            None if syn_ack_ns[i] == NONE64 else syn_ack_ns[i],
+            None if ack_ns[i] == NONE64 else ack_ns[i],
+            syn_rtx[i], syn_ack_rtx[i], client.get(i), server.get(i), _OUTCOMES[outcome[i]])
+        c.analysis = TcpAnalysis(*analysis[i])
+        if kept is not None:
+            kept_rows = kept.pop(serial[i], None)
+            if kept_rows:
+                o = orig_host[i]
+                c.transitions = [
+                    Transition(ts, frame, Endpoint.ORIG if host == o else Endpoint.RESP,
+                               event, old, new, segment, c.uid)
+                    for ts, frame, host, event, old, new, segment in kept_rows]
     return out
 
 
