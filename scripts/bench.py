@@ -1505,6 +1505,10 @@ BENCHES: tuple[Bench, ...] = (
           "full analysis, 1 core"),
     Bench("conns-2w", "portlens conns --format zeek --workers 2 {file} > /dev/null", "portlens",
           "full analysis, 2 workers"),
+    Bench("ports", "portlens ports {file} > /dev/null", "portlens", "per-port summary"),
+    Bench("handshakes", "portlens handshakes {file} > /dev/null", "portlens",
+          "handshakes per port"),
+    Bench("sockets", "portlens sockets {file} > /dev/null", "portlens", "observed sockets"),
     Bench("tcpdump", "tcpdump -r {file} -w /dev/null", "tcpdump", "libpcap bare read + write"),
     Bench("capinfos", "capinfos {file} > /dev/null", "capinfos", "wiretap read, statistics"),
     Bench("tshark-conv", "tshark -r {file} -q -z conv,tcp > /dev/null", "tshark",
@@ -1526,6 +1530,9 @@ class Result:
     seconds: float = math.nan
     rss_mb: float = math.nan
     runs: list[float] = field(default_factory=list)
+    cpu_s: float = math.nan
+    """User + system CPU seconds, the least of the runs (on a shared machine, the figure
+    that other jobs disturb least)."""
 
 
 def _portlens_prefix() -> list[str]:
@@ -1544,28 +1551,32 @@ def _argv(bench: Bench, path: Path) -> tuple[list[str], bool]:
     return argv, null
 
 
-def _measure(argv: list[str], null: bool, timeout: float) -> tuple[int, float, float, str]:
-    """Run argv once: (exit status, wall seconds, peak RSS in MB, stderr tail)."""
+def _measure(argv: list[str], null: bool, timeout: float
+             ) -> tuple[int, float, float, str, float]:
+    """Run argv once: (exit status, wall seconds, peak RSS in MB, stderr tail, user + system
+    CPU seconds)."""
     gnu_time = Path("/usr/bin/time")
     stdout = subprocess.DEVNULL if null else subprocess.PIPE
     if gnu_time.exists():
         with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-            proc = subprocess.run([str(gnu_time), "-f", "%e %M", "-o", tf.name, *argv],
+            proc = subprocess.run([str(gnu_time), "-f", "%e %M %U %S", "-o", tf.name, *argv],
                                   stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
                                   check=False)
             lines = [ln for ln in Path(tf.name).read_text().splitlines() if ln.strip()]
-        sec_s, rss_s = lines[-1].split()
-        seconds, rss_kb = float(sec_s), float(rss_s)
+        sec_s, rss_s, user_s, sys_s = lines[-1].split()
+        seconds, rss_kb, cpu = float(sec_s), float(rss_s), float(user_s) + float(sys_s)
     else:  # resource-based fallback: wall time from the clock, peak RSS from the children
         import resource
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
                               check=False)
         seconds = time.perf_counter() - t0
-        rss_kb = float(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rss_kb = float(max(before.ru_maxrss, after.ru_maxrss))
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     err = proc.stderr.decode(errors="replace")
-    return proc.returncode, seconds, rss_kb / 1024, err[-2000:]
+    return proc.returncode, seconds, rss_kb / 1024, err[-2000:], cpu
 
 
 def run_bench(bench: Bench, path: Path, repeat: int, timeout: float) -> Result:
@@ -1575,9 +1586,10 @@ def run_bench(bench: Bench, path: Path, repeat: int, timeout: float) -> Result:
         res.status = "not installed"
         return res
     rss: list[float] = []
+    cpu: list[float] = []
     for _ in range(repeat):
         try:
-            rc, sec, mb, err = _measure(argv, null, timeout)
+            rc, sec, mb, err, cpu_s = _measure(argv, null, timeout)
         except subprocess.TimeoutExpired:
             res.status = f"timeout (> {timeout:.0f} s)"
             return res
@@ -1591,8 +1603,10 @@ def run_bench(bench: Bench, path: Path, repeat: int, timeout: float) -> Result:
             return res
         res.runs.append(sec)
         rss.append(mb)
+        cpu.append(cpu_s)
     res.seconds = min(res.runs)
     res.rss_mb = max(rss)
+    res.cpu_s = min(cpu)
     return res
 
 
@@ -1666,16 +1680,17 @@ def _fmt(v: float, spec: str) -> str:
 
 
 def results_table(results: list[Result], packets: int) -> str:
-    lines = ["| benchmark | command | packets | seconds | M packets/s | peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| benchmark | command | packets | seconds | CPU s | M packets/s | peak RSS MB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         cmd = r.bench.command.format(file="FILE")
         if r.status == "ok":
             rate = packets / r.seconds / 1e6 if r.seconds > 0 else math.inf
             lines.append(f"| {r.bench.name} | `{cmd}` | {packets:,} | {r.seconds:.2f} | "
-                         f"{rate:.2f} | {_fmt(r.rss_mb, '.0f')} |")
+                         f"{_fmt(r.cpu_s, '.2f')} | {rate:.2f} | {_fmt(r.rss_mb, '.0f')} |")
         else:
-            lines.append(f"| {r.bench.name} | `{cmd}` | {packets:,} | {r.status} | – | – |")
+            lines.append(f"| {r.bench.name} | `{cmd}` | {packets:,} | {r.status} | – | – "
+                         "| – |")
     return "\n".join(lines)
 
 
@@ -1683,7 +1698,7 @@ def markdown_section(results: list[Result], path: Path, *, packets: int, repeat:
                      info: dict[str, str], cmdline: str) -> str:
     size = path.stat().st_size
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meas = ("`/usr/bin/time -f \"%e %M\"`" if Path("/usr/bin/time").exists()
+    meas = ("`/usr/bin/time -f \"%e %M %U %S\"`" if Path("/usr/bin/time").exists()
             else "`resource.getrusage(RUSAGE_CHILDREN)`")
     return "\n".join([
         f"Measured {when} with `{cmdline}`.",
@@ -1693,8 +1708,8 @@ def markdown_section(results: list[Result], path: Path, *, packets: int, repeat:
         f"- Python {info['python']}, numpy {info['numpy']}, portlens {info['portlens']}; "
         f"{info['tshark']}, {info['tcpdump']}, {info['tcptrace']}",
         f"- Capture: `{path}`, {packets:,} packets, {size / 1e9:.2f} GB",
-        f"- Best of {repeat} runs (wall time); peak RSS is the largest of the runs; "
-        f"both measured on the whole process with {meas}.",
+        f"- Best of {repeat} runs (wall time, and separately CPU seconds, user + system); "
+        f"peak RSS is the largest of the runs; all measured on the whole process with {meas}.",
         "",
         results_table(results, packets),
     ])
@@ -2357,8 +2372,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in names:
         print(f"{name}: {by_name[name].command.format(file=path)} ...", end=" ", flush=True)
         r = run_bench(by_name[name], path, args.repeat, args.timeout)
-        print(f"{r.seconds:.2f} s, {r.rss_mb:.0f} MB" if r.status == "ok" else r.status,
-              flush=True)
+        print(f"{r.seconds:.2f} s, {r.cpu_s:.2f} CPU s, {r.rss_mb:.0f} MB"
+              if r.status == "ok" else r.status, flush=True)
         results.append(r)
     print()
     print(results_table(results, packets))
