@@ -194,8 +194,8 @@ class Packets:
     def stats(self) -> CaptureStats:
         """The `packets --stats` summary."""
         stats = CaptureStats()
-        for batch in self:
-            stats.add(batch)
+        self._capture.pipeline.count_stats(stats)
+        self._capture._raise_errors()
         return stats
 
     def to_pandas(self) -> Any:

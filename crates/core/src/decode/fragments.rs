@@ -1,4 +1,4 @@
-//! IP fragment reassembly across frames and batches (portlens.decode.fragments), bounded.
+//! IP fragment reassembly across frames and batches (portlens.reference.fragments), bounded.
 //!
 //! The decoder decodes each fragment on its own (a first fragment gets its transport header
 //! like any packet) and hands a [`FragRecord`] per fragment; [`Reassembler::apply`] then

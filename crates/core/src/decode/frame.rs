@@ -1,5 +1,5 @@
 //! One frame on its way down the layers (the rules of docs/decoding.md, in the order of
-//! portlens.decode.reference, which this follows function by function).
+//! portlens.reference.decode, which this follows function by function).
 //!
 //! Each layer reads its header through a `wire` view and writes its columns into the frame's
 //! [`Row`]. A layer that cannot go on returns [`Stop`] with the malformed reason, or 0 when
@@ -26,7 +26,7 @@ type Step = Result<(), Stop>;
 /// protocol, identification (4 bytes, big-endian).
 pub type FragKey = [u8; 38];
 
-/// One fragment as the decoder saw it (portlens.decode.fragments.FragmentRecord).
+/// One fragment as the decoder saw it (portlens.reference.fragments.FragmentRecord).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragRecord {
     pub row: usize,
