@@ -52,7 +52,10 @@ def decode_all_ways(frames: list[bytes], linktype: int) -> PacketBatch:
     ref = Decoder(reference=True).decode(batch)
     assert len(out) == len(ref) == len(frames)
     assert out.malformed.max(initial=0) < len(Malformed)
-    assert (out.malformed == ref.malformed).all()
+    if linktype not in lt.COMPILED_ONLY:
+        # the reference lacks the compiled-only link types (their oracle is tshark:
+        # tests/test_encap_tshark.py); for them only the compiled decoder's robustness counts
+        assert (out.malformed == ref.malformed).all()
     return out
 
 

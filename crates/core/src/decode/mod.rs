@@ -87,7 +87,7 @@ impl Decoder {
             }
         }
         self.reassembler
-            .apply(cols, &self.records, options.checksums);
+            .apply(cols, &self.records, options.checksums, Some(&frames));
     }
 }
 
