@@ -198,9 +198,13 @@ def zeek_config(name: str, variant: str = "") -> TrackerConfig:
         options.update(REDEFS[redef])
     if variant:
         options.update(VARIANTS[variant])
+    # Zeek's DNS and NTP analyzers (timeouts and flips, §3.4) run only where their scripts
+    # are loaded: always without -b, in bare mode when the test loads them.
+    analyzers = {"dns_timeout": not zo.bare or "base/protocols/dns" in zo.scripts,
+                 "ntp_analyzer": not zo.bare or "base/protocols/ntp" in zo.scripts}
     return TrackerConfig(drop_bad_checksums=not zo.checksums_ignored,
                          likely_server_ports=zo.likely_server_ports(),
-                         **options)  # type: ignore[arg-type]
+                         **analyzers, **options)  # type: ignore[arg-type]
 
 
 ID_COLUMNS = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")

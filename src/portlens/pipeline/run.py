@@ -358,6 +358,7 @@ class Pipeline:
     def track(self, sink: Callable[[Connection], None],
               on_transition: Callable[[Transition], None] | None = None, *,
               on_batch: Callable[[Tracker], None] | None = None,
+              on_packets: Callable[[PacketBatch], None] | None = None,
               wall_clock: bool = False) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
@@ -365,10 +366,13 @@ class Pipeline:
 
         ``on_batch(tracker)`` runs after every batch (a live view reads the open connections
         there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
-        real time, ten times a second, so idle connections end while no packet arrives."""
+        real time, ten times a second, so idle connections end while no packet arrives.
+        ``on_packets(batch)`` sees each selected batch before the tracker does, so a report
+        that needs packets as well as connections (`portlens report`) reads the source once."""
         if self.options.workers > 1 and not self.source.is_live:
-            if on_transition is not None or on_batch is not None:
-                raise ValueError("transitions and live views are followed in one process")
+            if on_transition is not None or on_batch is not None or on_packets is not None:
+                raise ValueError("transitions, packets and live views are followed in one "
+                                 "process")
             from portlens.pipeline.parallel import track_sharded
 
             for c in track_sharded(self):
@@ -378,6 +382,8 @@ class Pipeline:
         last_tick = 0.0
         try:
             for batch in self.packets(tracking=True):
+                if on_packets is not None:
+                    on_packets(batch)
                 for c in tracker.feed(batch):
                     sink(c)
                 if wall_clock and time.monotonic() - last_tick >= 0.1:

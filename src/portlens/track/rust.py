@@ -106,7 +106,8 @@ def core_tracker(config: TrackerConfig, *, transitions: bool | None = None) -> A
         likely_server_ports=sorted((_PROTOS[p], port) for p, port in config.likely_server_ports
                                    if p in _PROTOS),
         report_gaps_for_partial=config.report_gaps_for_partial,
-        dns_timeout=config.dns_timeout, max_flows=config.max_flows,
+        dns_timeout=config.dns_timeout, ntp_analyzer=config.ntp_analyzer,
+        max_flows=config.max_flows,
         vlan_in_key=config.vlan_in_key,
         keep_transitions=config.keep_transitions if transitions is None else transitions,
         ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets])
@@ -176,8 +177,8 @@ def connections(cols: dict[str, Any],
     vlan = [None if v == NO_VLAN else v for v in cols["vlan"].tolist()]
     icmp_code = [None if v == NO_CODE else v for v in cols["icmp_code"].tolist()]
     end_reason = [_END_REASONS[r] for r in cols["end_reason"]]
-    service = [_service(p, port) if p != "icmp" else "" for p, port in zip(proto, resp_p,
-                                                                           strict=True)]
+    service = [_service(p, port) if p in _PROTOS else "" for p, port in zip(proto, resp_p,
+                                                                            strict=True)]
     rows = zip(cols["uid"], cols["ts_ns"].tolist(), _addresses(cols["id.orig_h"]),
                cols["id.orig_p"].tolist(), _addresses(cols["id.resp_h"]), resp_p, proto,
                service, cols["duration_ns"].tolist(), cols["orig_bytes"].tolist(),
@@ -187,14 +188,14 @@ def connections(cols: dict[str, Any],
                cols["tunnel_parents"], cols["community_id"], cols["ip_version"].tolist(), vlan,
                end_reason, cols["completeness"].tolist(), cols["last_ns"].tolist(),
                cols["first_frame"].tolist(), cols["last_frame"].tolist(), cols["icmp_errors"],
-               icmp_code, strict=True)
+               icmp_code, cols["ip_proto"].tolist(), strict=True)
     out = [Connection(uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk,
                       oipb, rpk, ripb, list(parents), cid, version, vl, end_reason=why,
                       completeness=compl, last_ns=last, first_frame=first, last_frame=lastf,
-                      icmp_errors=list(errors), icmp_code=code)
+                      icmp_errors=list(errors), icmp_code=code, ip_proto=number)
            for (uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk, oipb,
                 rpk, ripb, parents, cid, version, vl, why, compl, last, first, lastf, errors,
-                code) in rows]
+                code, number) in rows]
     tcp = [i for i, p in enumerate(proto) if p == "tcp"]
     if not tcp:
         return out
