@@ -1506,6 +1506,10 @@ BENCHES: tuple[Bench, ...] = (
           "full analysis, 1 core"),
     Bench("conns-2w", "portlens conns --format zeek --workers 2 {file} > /dev/null", "portlens",
           "full analysis, 2 workers"),
+    Bench("ports", "portlens ports {file} > /dev/null", "portlens", "per-port summary"),
+    Bench("handshakes", "portlens handshakes {file} > /dev/null", "portlens",
+          "handshakes per port"),
+    Bench("sockets", "portlens sockets {file} > /dev/null", "portlens", "observed sockets"),
     Bench("tcpdump", "tcpdump -r {file} -w /dev/null", "tcpdump", "libpcap bare read + write"),
     Bench("capinfos", "capinfos {file} > /dev/null", "capinfos", "wiretap read, statistics"),
     Bench("tshark-conv", "tshark -r {file} -q -z conv,tcp > /dev/null", "tshark",
@@ -1832,11 +1836,12 @@ def _int_after(pattern: str, text: str) -> int:
 
 
 def _parse_portlens(_out: str, err: str) -> Counts:
-    m = re.search(r"(\d+) packets analysed;.*?(\d+) received by filter, (\d+) dropped by kernel",
-                  err)
-    if not m:
+    if not re.search(r"\d+ packets captured, \d+ analysed", err):
         return Counts()
-    return Counts(*(int(g) for g in m.groups()), _int_after(r"(\d+) dropped by portlens", err))
+    return Counts(_int_after(r"(\d+) analysed", err),
+                  _int_after(r"(\d+) received by filter", err),
+                  _int_after(r"(\d+) dropped by kernel", err),
+                  _int_after(r"(\d+) dropped by portlens", err))
 
 
 def _parse_tcpdump(_out: str, err: str) -> Counts:

@@ -1,4 +1,6 @@
-"""The tracker against Zeek's own conn.log baselines (NAME.zeek-conn.log) in the corpus.
+"""The tracker users get (``new_tracker()``, the Rust one) against Zeek's own conn.log
+baselines (NAME.zeek-conn.log) in the corpus; test_rust_tracker.py holds it equal to the Python
+reference on the same captures.
 
 Each capture runs with the Zeek options its baseline was made with, read from its
 NAME.zeek-source.txt: without `-C`, bad checksums are dropped; bare mode (-b) loads only some
@@ -20,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from portlens.decode import decode_capture
+from portlens.pipeline import new_tracker
 from portlens.report.conns import has_duration
 from portlens.track.model import Connection
-from portlens.track.tracker import DEFAULT_LIKELY_SERVER_PORTS, TrackerConfig, track
+from portlens.track.tracker import DEFAULT_LIKELY_SERVER_PORTS, TrackerConfig
 from tests.corpus import corpus_dir
 
 HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)
@@ -223,7 +226,8 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
     assert root is not None
     config = zeek_config(name, variant)
     capture = next(p for p in root.glob(name + ".pcap*"))
-    conns = list(track(decode_capture(capture), config))
+    tracker = new_tracker(config)  # what the CLI and the API track with (Rust)
+    conns = [c for b in decode_capture(capture) for c in tracker.feed(b)] + tracker.finish()
     got = [zeek_view(c) for c in conns]
     suffix = f".{variant}" if variant else ""
     expected = load_baseline(root / f"{name}.zeek-conn{suffix}.log")

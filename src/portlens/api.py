@@ -66,7 +66,8 @@ def open(source: PathLike | Sequence[PathLike] | None = None, *,
     address, or "local" for a local cluster of ``workers`` processes: docs/scale.md), with the
     same result; ``config`` sets timeouts and the rest of
     the tracker's options; ``duration`` (seconds) ends a live capture (so do ``count`` and
-    Ctrl-C).
+    Ctrl-C); ``reference`` decodes and tracks with the slow Python reference implementations
+    instead of the compiled core (for cross-checking).
     """
     src = Source.of(source, interface=interface)
     if duration is not None:

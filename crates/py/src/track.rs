@@ -485,6 +485,19 @@ impl Tracker {
         conn_dict(py, ended)
     }
 
+    /// Up to `limit` open connections as they stand (most recently active first), as the
+    /// columns of ended ones; they stay open. For live views.
+    #[pyo3(signature = (limit=None))]
+    fn open_connections<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let open = py.detach(|| inner.open_connections(limit));
+        conn_dict(py, open)
+    }
+
     /// The RFC 9293 transitions since the last call, in the order they happened.
     fn transitions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         transitions_dict(py, self.inner.transitions.take())

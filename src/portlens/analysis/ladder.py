@@ -29,8 +29,9 @@ from portlens.decode.packets import (
 )
 from portlens.services import proto_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Endpoint, Transition
+from portlens.track.rust import RustTracker
 from portlens.track.states import TcpState
-from portlens.track.tracker import Tracker, TrackerConfig
+from portlens.track.tracker import TrackerConfig
 
 MASK32 = 0xFFFFFFFF
 FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
@@ -221,8 +222,9 @@ def _replay_marks(steps: list[Step], packets: PacketBatch,
     analysis counters it moved (TrackerConfig.segment_marks): those are the segment's marks.
     Returns the replay's transitions."""
     transitions: list[Transition] = []
-    tracker = Tracker(replace(config or TrackerConfig(), segment_marks=True),
-                      on_transition=transitions.append)
+    # The tracker the pipeline's new_tracker gives (this layer may not import the pipeline).
+    tracker = RustTracker(replace(config or TrackerConfig(), segment_marks=True),
+                          on_transition=transitions.append)
     if not steps:
         return transitions
     marks: dict[tuple[int, int], set[str]] = {}

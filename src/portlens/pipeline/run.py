@@ -12,6 +12,7 @@ among many still gives everything that could be read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -110,7 +111,7 @@ class Options:
     """Track on a Dask cluster: a scheduler address, or "local" for a LocalCluster of
     ``workers`` processes (pipeline/cluster.py)."""
     reference: bool = False
-    """Decode with the per-packet reference decoder (for cross-checking)."""
+    """Decode and track with the Python reference implementations (for cross-checking)."""
     checksums: bool | None = None
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
@@ -224,9 +225,9 @@ class Pipeline:
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
                                  self.options.chunk_bytes, self._on_file_done)
         for f in self.files:
-            warning = f.backwards_warning()
-            if warning is not None:
-                self.warning(warning)
+            for warning in (f.backwards_warning(), f.cut_warning()):
+                if warning is not None:
+                    self.warning(warning)
 
     def _checksums(self, tracking: bool) -> bool:
         wanted = self.options.checksums
@@ -243,7 +244,8 @@ class Pipeline:
         decoder = new_decoder(reference=self.options.reference,
                               checksums=self._checksums(tracking))
         self.not_decoded = Counter()
-        writer = _Writer(self.options) if self.options.write is not None else None
+        writer = (_Writer(self.options, self.error) if self.options.write is not None
+                  else None)
         source = self.frames()
         try:
             for frames in source:
@@ -337,9 +339,10 @@ class Pipeline:
             fs.backwards = counts["backwards"]
             fs.largest_step_back_ns = counts["largest_step_back_ns"]
             fs.first_backwards_frame = counts["first_backwards_frame"]
-        warning = fs.backwards_warning()
-        if warning is not None:
-            self.warning(warning)
+            fs.frames_cut = int(scan.frames_cut)
+        for warning in (fs.backwards_warning(), fs.cut_warning()):
+            if warning is not None:
+                self.warning(warning)
 
     def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
@@ -362,7 +365,7 @@ class Pipeline:
     # -- connections ---------------------------------------------------------------------------
 
     def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
-        return new_tracker(self.options.tracker, on_transition)
+        return new_tracker(self.options.tracker, on_transition, reference=self.options.reference)
 
     def track(self, sink: Callable[[Connection], None],
               on_transition: Callable[[Transition], None] | None = None, *,
@@ -455,9 +458,13 @@ class Pipeline:
 
 
 class _Writer:
-    """-w on capture files: the selected frames, in pcap (one link type) or pcapng."""
+    """-w on capture files: the selected frames, in pcap (one link type) or pcapng.
 
-    def __init__(self, options: Options) -> None:
+    A file that cannot be written (a full disk, /dev/full, EIO) is one input error naming it
+    (``on_error``: the command then exits 2), and writing stops there; the report is still
+    made, from every selected frame: the analysis does not depend on the copy."""
+
+    def __init__(self, options: Options, on_error: Callable[[str], None]) -> None:
         assert options.write is not None
         self.path = options.write
         self.pcapng = options.pcapng
@@ -465,6 +472,17 @@ class _Writer:
         self.out: PcapWriter | PcapngWriter | None = None
         self.interfaces: dict[int, int] = {}
         """pcapng: link type -> interface id in the output."""
+        self.on_error = on_error
+        self.written = 0
+        self.failed = False
+
+    def _failed(self, exc: OSError) -> None:
+        self.failed = True
+        if self.out is not None:
+            with contextlib.suppress(OSError):
+                self.out.close()  # the descriptor is closed even when the flush fails
+        self.on_error(f"-w {os.fspath(self.path)}: {exc.strerror or exc} after "
+                      f"{self.written} packets (the report covers every packet read)")
 
     def _open(self, linktype: int) -> None:
         if self.pcapng:
@@ -473,8 +491,16 @@ class _Writer:
             self.out = PcapWriter(self.path, linktype, snaplen=self.snaplen)
 
     def write(self, frames: FrameBatch) -> None:
-        if not len(frames):
+        if not len(frames) or self.failed:
             return
+        try:
+            self._write(frames)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self.written += len(frames)
+
+    def _write(self, frames: FrameBatch) -> None:
         if self.out is None:
             self._open(int(frames.linktype[0]))
         if isinstance(self.out, PcapngWriter):
@@ -495,9 +521,14 @@ class _Writer:
         self.out.flush()
 
     def close(self, files: list[FileStats]) -> None:
-        if self.out is None:  # nothing selected: still a valid, empty capture
-            linktype = next((f.linktype for f in files if f.linktype is not None),
-                            LINKTYPE_ETHERNET)
-            self._open(linktype)
-        assert self.out is not None
-        self.out.close()
+        if self.failed:
+            return
+        try:
+            if self.out is None:  # nothing selected: still a valid, empty capture
+                linktype = next((f.linktype for f in files if f.linktype is not None),
+                                LINKTYPE_ETHERNET)
+                self._open(linktype)
+            assert self.out is not None
+            self.out.close()
+        except OSError as exc:
+            self._failed(exc)
