@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.decode import Decoder, decode_capture
+from portlens.decode import tunnels as tn
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import CSUM_BAD, PacketBatch
 from portlens.reference.decode import decode_reference
@@ -91,6 +93,16 @@ class Pair:
         ref = self.ref.decode(frames)
         rust = self.rust.decode(frames)
         plain = self.rust_plain.decode(frames)
+        keep = ~compiled_only_descent(rust, ref)
+        if not keep.all():
+            # Random bytes sometimes look like a Teredo or AYIYA packet on an arbitrary
+            # port: the compiled decoder descends into them by content (as Zeek does), the
+            # reference knows these tunnels by port only. Those rows are tshark's to judge
+            # (tests/test_encap_tshark.py); every other row is still compared.
+            COMPARED["compiled-only tunnel rows left out"] += int((~keep).sum())
+            rows = np.flatnonzero(keep)
+            frames, ref, rust, plain = (frames.take(rows), ref.take(rows), rust.take(rows),
+                                        plain.take(rows))
         result.frames += len(frames)
         _diff(frames, label, result, rust, ref, "")
         _diff(frames, label, result, plain, ref, "checksums off: ", skip=CHECKSUM_COLUMNS)
@@ -100,6 +112,29 @@ class Pair:
                 result.add(f"checksums off: {name}",
                            f"rust {int(getattr(plain, name)[row])} want 0 | "
                            + fvr._describe(frames, int(row), label))
+
+
+REFERENCE_TUNNELS = {tn.TUNNEL_GRE, tn.TUNNEL_IPIP, tn.TUNNEL_6IN4, tn.TUNNEL_4IN6,
+                     tn.TUNNEL_6IN6, tn.TUNNEL_VXLAN, tn.TUNNEL_GENEVE, tn.TUNNEL_TEREDO,
+                     tn.TUNNEL_GTPU}
+
+
+def compiled_only_descent(rust: PacketBatch, ref: PacketBatch) -> npt.NDArray[np.bool_]:
+    """Rows where the compiled decoder went one tunnel deeper than the reference, through a
+    tunnel the reference recognises only by port or not at all: the reference's layers are
+    a strict prefix of the compiled decoder's, and the next layer is Teredo or GTP-U off its
+    reference port, or a kind the reference lacks."""
+    out = np.zeros(len(rust), dtype=bool)
+    deeper = np.flatnonzero(rust.tunnel_depth > ref.tunnel_depth)
+    for i in deeper:
+        depth = int(ref.tunnel_depth[i])
+        mask = (1 << (4 * depth)) - 1
+        if (int(rust.tunnel[i]) & mask) != (int(ref.tunnel[i]) & mask):
+            continue
+        kind = (int(rust.tunnel[i]) >> (4 * depth)) & 0xF
+        by_port = kind in (tn.TUNNEL_TEREDO, tn.TUNNEL_GTPU)
+        out[i] = kind not in REFERENCE_TUNNELS or by_port
+    return out
 
 
 def _diff(frames: FrameBatch, label: str, result: fvr.Comparison, rust: PacketBatch,
