@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.track.tcp import TcpConnection, _cover
+from portlens.track.tcp import TcpConnection
 from portlens.track.zeek import HIST_ACK, HIST_DATA, MASK32, ZState
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ def _apply(tracker: object, conns: list[TcpConnection | None], prefix: npt.NDArr
                 ep.reasm.next += sent
                 host.high = new_high
                 base = (old_high - host.isn) & MASK32
-                _cover(host.seen, base, base + sent)
+                host.seen.add(base, base + sent)
             new_ack = int(ack[last])
             if new_ack != host.last_ack:
                 host.dup_acks = 0

@@ -13,6 +13,7 @@ pub mod columns;
 pub mod flow;
 pub mod history;
 pub mod ids;
+pub mod ranges;
 pub mod rfc;
 pub mod tcp;
 pub mod zeek;
