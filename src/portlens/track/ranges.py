@@ -131,6 +131,12 @@ class Blocks:
                 ends.insert(i, b)
         self.union.add(seq, upper)
 
+    def append_delivered(self, seq: int, upper: int) -> None:
+        """Add [seq, upper) where every block ends at or before ``seq`` (in-order data)."""
+        self.starts.append(seq)
+        self.ends.append(upper)
+        self.union.add(seq, upper)
+
     def end_of(self, seq: int) -> int | None:
         """The end of the block that starts exactly at ``seq``."""
         i = bisect_left(self.starts, seq)

@@ -594,7 +594,7 @@ class TcpConnection(ZeekOwner, TableEntry):
             assert host.isn is not None
             new_high = (seq + payload) & MASK32
             ep.update_last(new_high)
-            ep.reasm.next += payload
+            ep.reasm.in_order(payload)
             host.high = new_high
             base = (seq - host.isn) & MASK32
             host.seen.add(base, base + payload)
@@ -609,8 +609,7 @@ class TcpConnection(ZeekOwner, TableEntry):
             host.dup_acks = 0
             pep = peer.ep
             pep.update_ack(ack)
-            rel = (pep.ack_wraps << 32) + pep.ack_seq - pep.start_seq
-            pep.reasm.trim = max(pep.reasm.trim, rel)
+            pep.reasm.acked_to((pep.ack_wraps << 32) + pep.ack_seq - pep.start_seq)
             host.last_ack = ack
         host.last_win = win
         if self.saw_syn_ack:

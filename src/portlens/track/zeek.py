@@ -111,6 +111,25 @@ class Reassembler:
             self.blocks.clear()
             self.skip = True
 
+    def in_order(self, length: int) -> None:
+        """What data_sent does with ``length`` bytes at the delivered position when every block
+        lies below it (the fast lanes' in-order data): one block, delivered at once. The block
+        is kept, as data_sent keeps it, until an ACK trims it: a later segment overlapping
+        these bytes then adds only its new ones, which are delivered (issue 11)."""
+        upper = self.next + length
+        self.blocks.append_delivered(self.next, upper)
+        self.next = upper
+
+    def all_delivered(self) -> bool:
+        """Does every block lie below the delivered position (nothing waits behind a hole)?"""
+        return not self.blocks or self.blocks.ends[-1] <= self.next
+
+    def acked_to(self, seq: int) -> None:
+        """What ack_received does with an ACK of delivered data only (the fast lanes)."""
+        if seq > self.trim:
+            self.blocks.drop_ending_by(seq)
+            self.trim = seq
+
     def trim_to(self, seq: int) -> None:
         if seq > self.next:
             self._undelivered(seq)
