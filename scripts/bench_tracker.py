@@ -39,6 +39,14 @@ def rust_tracker(max_flows: int | None, workers: int) -> Any:
     return _core.Tracker(**kw)
 
 
+def rss_bytes() -> int:
+    """The process's resident set now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tracker", choices=("rust", "python"))
@@ -53,10 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.tracker == "rust":
         tracker = rust_tracker(args.max_flows, args.workers)
         cpu = 0.0
+        base = 0
         for batch in decode_capture(args.capture):
+            base = base or rss_bytes()
             t0 = time.process_time()
             conns += len(tracker.feed(batch)["uid"])
             cpu += time.process_time() - t0
+        grown, flows = rss_bytes() - base, tracker.open_flows
+        if flows:
+            print(f"rust: {flows} open flows before finish, RSS grown by {grown / 2**20:.0f} MB "
+                  f"while tracking: {grown / flows:.0f} bytes per open flow")
         t0 = time.process_time()
         conns += len(tracker.finish()["uid"])
         cpu += time.process_time() - t0

@@ -18,6 +18,10 @@
     ``--flows`` SYNs from distinct sources (10.x.y.z, ports above 1024) to one server within
     ``--seconds`` (default 1), nothing answered: the memory-per-open-flow case.
 
+``established``
+    ``--flows`` connections from distinct sources within ``--seconds``, each a handshake, 100
+    bytes each way and their ACKs, left open: memory per established flow.
+
 Frames are Ethernet/IPv4/TCP with correct checksums, microsecond pcap; the output depends only
 on the arguments.
 
@@ -143,6 +147,24 @@ def synflood(flows: int, seconds: float) -> Iterator[bytes]:
         yield record(T0_US + k * span // flows, f)
 
 
+def established(flows: int, seconds: float) -> Iterator[bytes]:
+    yield PCAP_HEADER
+    span = int(seconds * 1_000_000)
+    x = b"x" * 100
+    for k in range(flows):
+        src = bytes([10, (k >> 16) & 0xFF, (k >> 8) & 0xFF, k & 0xFF])
+        sport = 1024 + (k * 7919) % 64000
+        c, s = (k * 2654435761) & 0xFFFFFFFF, (k * 40503) & 0xFFFFFFFF
+        t = T0_US + k * span // flows
+        for i, (fwd, flags, seq, ack, data) in enumerate((
+                (True, SYN, c, 0, b""), (False, SYN | ACK, s, c + 1, b""),
+                (True, ACK, c + 1, s + 1, b""), (True, PSH | ACK, c + 1, s + 1, x),
+                (False, PSH | ACK, s + 1, c + 101, x), (True, ACK, c + 101, s + 101, b""))):
+            f = (tcp_frame(src, sport, SERVER, 443, flags, seq, ack, data) if fwd
+                 else tcp_frame(SERVER, 443, src, sport, flags, seq, ack, data))
+            yield record(t + i, f)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -157,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--flows", type=int, default=1_000_000)
     f.add_argument("--seconds", type=float, default=1.0)
     f.add_argument("--out", type=Path, required=True)
+    e = sub.add_parser("established", help="connections left open after some data")
+    e.add_argument("--flows", type=int, default=100_000)
+    e.add_argument("--seconds", type=float, default=1.0)
+    e.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.kind == "gapped":
         if not 1 <= args.size <= 1460:
@@ -167,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.flows < 1 or args.flows > 1 << 24:
             parser.error("--flows must be 1..16777216")
-        chunks = synflood(args.flows, args.seconds)
+        make = synflood if args.kind == "synflood" else established
+        chunks = make(args.flows, args.seconds)
     with open(args.out, "wb") as fh:
         buf: list[bytes] = []
         for c in chunks:

@@ -296,7 +296,7 @@ impl Tracker {
     /// 16-byte form, is IPv4).
     #[new]
     #[pyo3(signature = (*, timeouts, drop_bad_checksums=false, likely_server_ports=Vec::new(),
-                        report_gaps_for_partial=false, dns_timeout=true, max_flows=1_000_000,
+                        report_gaps_for_partial=false, dns_timeout=true, max_flows=core::DEFAULT_MAX_FLOWS,
                         vlan_in_key=false, keep_transitions=true,
                         ignore_checksum_nets=Vec::new()))]
     #[allow(clippy::too_many_arguments)]

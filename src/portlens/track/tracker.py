@@ -64,8 +64,10 @@ class TrackerConfig:
     report_gaps_for_partial: bool = False
     dns_timeout: bool = True
     """Zeek's DNS analyzer ends idle DNS flows after 10 s instead of 60 s."""
-    max_flows: int = 1_000_000
-    """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted)."""
+    max_flows: int = 200_000
+    """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted).
+    The default keeps a SYN flood of a million sources within 300 MB with the Rust tracker
+    (docs/benchmarks.md)."""
     vlan_in_key: bool = False
     keep_transitions: bool = True
     fast_paths: bool = True

@@ -30,28 +30,49 @@ pub fn steps() -> u64 {
     STEPS.with(std::cell::Cell::get)
 }
 
-/// Disjoint ranges [start, end), sorted, touching ones merged.
+/// Disjoint ranges [start, end), sorted, touching ones merged. A stream with few holes (almost
+/// every one) keeps them in a short vector searched by bisection; past `SMALL` ranges they
+/// move to a B-tree (a vector would move its tail on every insert in the middle).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Coverage {
-    map: BTreeMap<i64, i64>,
+    small: Vec<(i64, i64)>,
+    map: Option<Box<BTreeMap<i64, i64>>>,
 }
+
+const SMALL: usize = 8;
 
 impl Coverage {
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.as_ref().map_or(self.small.len(), |m| m.len())
+    }
+
+    /// Every range, in order (tests and the vector's hand-over to the tree).
+    pub fn to_vec(&self) -> Vec<(i64, i64)> {
+        match &self.map {
+            Some(m) => m.iter().map(|(&a, &b)| (a, b)).collect(),
+            None => self.small.clone(),
+        }
+    }
+
+    /// The range starting at or before `at`, the last such.
+    fn floor(&self, at: i64) -> Option<(i64, i64)> {
+        step();
+        match &self.map {
+            Some(m) => m.range(..=at).next_back().map(|(&a, &b)| (a, b)),
+            None => {
+                let i = self.small.partition_point(|r| r.0 <= at);
+                i.checked_sub(1).map(|i| self.small[i])
+            }
+        }
     }
 
     /// Is [start, end) inside one range?
     pub fn covers(&self, start: i64, end: i64) -> bool {
-        step();
-        self.map
-            .range(..=start)
-            .next_back()
-            .is_some_and(|(_, &b)| end <= b)
+        self.floor(start).is_some_and(|(_, b)| end <= b)
     }
 
     /// Adds [start, end), merging every range it overlaps or touches (empty ranges add
@@ -60,8 +81,51 @@ impl Coverage {
         if end <= start {
             return;
         }
+        if let Some(m) = self.map.as_deref_mut() {
+            Self::add_tree(m, start, end);
+            return;
+        }
+        let v = &mut self.small;
+        if let Some(last) = v.last_mut() {
+            // The common case: the stream grows at its end.
+            if start >= last.1 {
+                step();
+                if start == last.1 {
+                    last.1 = end;
+                } else {
+                    v.push((start, end));
+                }
+                self.spill();
+                return;
+            }
+        }
+        let mut i = v.partition_point(|r| r.0 <= start);
         let (mut lo, mut hi) = (start, end);
-        if let Some((&a, &b)) = self.map.range(..=start).next_back() {
+        if i > 0 && v[i - 1].1 >= start {
+            i -= 1;
+            lo = v[i].0;
+        }
+        let j = v.partition_point(|r| r.0 <= end);
+        if j > i {
+            hi = hi.max(v[j - 1].1);
+        }
+        step();
+        v.splice(i..j, [(lo, hi)]);
+        self.spill();
+    }
+
+    /// Past SMALL ranges, the vector becomes a tree.
+    fn spill(&mut self) {
+        if self.small.len() > SMALL {
+            let m: BTreeMap<i64, i64> = self.small.drain(..).collect();
+            self.small = Vec::new();
+            self.map = Some(Box::new(m));
+        }
+    }
+
+    fn add_tree(map: &mut BTreeMap<i64, i64>, start: i64, end: i64) {
+        let (mut lo, mut hi) = (start, end);
+        if let Some((&a, &b)) = map.range(..=start).next_back() {
             step();
             if b >= start {
                 lo = a;
@@ -69,33 +133,50 @@ impl Coverage {
             }
         }
         // Every range starting after lo and at most hi is swallowed.
-        while let Some((&a, &b)) = self.map.range((Excluded(lo), Unbounded)).next() {
+        while let Some((&a, &b)) = map.range((Excluded(lo), Unbounded)).next() {
             step();
             if a > hi {
                 break;
             }
             hi = hi.max(b);
-            self.map.remove(&a);
+            map.remove(&a);
         }
-        self.map.insert(lo, hi);
+        map.insert(lo, hi);
     }
 
     /// The parts of [start, end) no range covers, in order.
     fn holes(&self, start: i64, end: i64, out: &mut Vec<(i64, i64)>) {
         let mut lo = start;
-        if let Some((_, &b)) = self.map.range(..=start).next_back() {
-            step();
+        if let Some((_, b)) = self.floor(start) {
             lo = lo.max(b);
         }
-        for (&a, &b) in self.map.range((Excluded(start), Unbounded)) {
+        let mut visit = |a: i64, b: i64| -> bool {
             step();
             if a >= end {
-                break;
+                return false;
             }
             if lo < a {
                 out.push((lo, a));
             }
             lo = lo.max(b);
+            true
+        };
+        match &self.map {
+            Some(m) => {
+                for (&a, &b) in m.range((Excluded(start), Unbounded)) {
+                    if !visit(a, b) {
+                        break;
+                    }
+                }
+            }
+            None => {
+                let i = self.small.partition_point(|r| r.0 <= start);
+                for &(a, b) in &self.small[i..] {
+                    if !visit(a, b) {
+                        break;
+                    }
+                }
+            }
         }
         if lo < end {
             out.push((lo, end));
@@ -106,19 +187,28 @@ impl Coverage {
     /// ranges, so the first range left starts at that block.
     fn trim_to(&mut self, first: Option<i64>) {
         let Some(first) = first else {
-            self.map.clear();
+            *self = Coverage::default();
             return;
         };
-        while let Some((&a, &b)) = self.map.first_key_value() {
-            step();
-            if b > first {
-                if a < first {
-                    self.map.remove(&a);
-                    self.map.insert(first, b);
+        if let Some(m) = self.map.as_deref_mut() {
+            while let Some((&a, &b)) = m.first_key_value() {
+                step();
+                if b > first {
+                    if a < first {
+                        m.remove(&a);
+                        m.insert(first, b);
+                    }
+                    break;
                 }
-                break;
+                m.remove(&a);
             }
-            self.map.remove(&a);
+            return;
+        }
+        let k = self.small.partition_point(|r| r.1 <= first);
+        step();
+        self.small.drain(..k);
+        if let Some(r) = self.small.first_mut() {
+            r.0 = r.0.max(first);
         }
     }
 }
@@ -277,14 +367,7 @@ mod tests {
                 for &(x, y) in &v {
                     cover_vec(&mut union, x, y);
                 }
-                assert_eq!(
-                    b.union
-                        .map
-                        .iter()
-                        .map(|(&x, &y)| (x, y))
-                        .collect::<Vec<_>>(),
-                    union
-                );
+                assert_eq!(b.union.to_vec(), union);
                 c.add(start, end);
                 cover_vec(&mut cv, start, end);
                 let probe = rng.below(440);
@@ -292,7 +375,7 @@ mod tests {
                 let expect = cv.iter().any(|&(x, y)| x <= probe && probe_end <= y);
                 assert_eq!(c.covers(probe, probe_end), expect);
             }
-            assert_eq!(c.map.iter().map(|(&x, &y)| (x, y)).collect::<Vec<_>>(), cv);
+            assert_eq!(c.to_vec(), cv);
         }
     }
 
