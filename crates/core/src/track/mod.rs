@@ -1131,20 +1131,16 @@ impl Tracker {
 
     // --- the table ----------------------------------------------------------------------------
 
-    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8) -> u32 {
+    /// `uid`: compute the uid now; else the caller does, unless the entry becomes a SynOnly
+    /// (which computes it when it expands).
+    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8, uid: bool) -> u32 {
         self.serial += 1;
         let serial = self.serial;
         if let Some(c) = entry.ident_mut() {
             c.serial = serial;
-            c.uid = ids::flow_uid(
-                &mut self.scratch,
-                serial,
-                ts,
-                key.proto,
-                key.vlan(),
-                (&key.a, key.pa),
-                (&key.b, key.pb),
-            );
+            if uid {
+                c.uid = flow_uid_of(&mut self.scratch, serial, ts, &key);
+            }
             c.vlan = key.vlan;
             c.ip_version = version;
             debug_assert!(key_of(c) == key, "an entry's key is computed from it");
@@ -1466,12 +1462,17 @@ impl Tracker {
         // stays a SynOnly, only the one due first goes into the heap.
         let mut armed = std::mem::take(&mut self.armed);
         armed.clear();
+        // A plain SYN will likely stay a SynOnly, which computes its uid when it expands: with
+        // no transitions to name it, the uid waits.
+        let lazy_uid = !self.config.keep_transitions
+            && flags & (SYN | ACK | tcp::FIN | tcp::RST) == SYN
+            && seg.payload == 0;
         let slot = match found {
             Some(slot) => slot,
             None => {
                 let c = Common::new(6, src, sport, dst, dport, seg.ts, zts, seg.frame, 0);
                 let conn = TcpConn::new(c, &seg, self.config.report_gaps_for_partial);
-                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version);
+                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version, !lazy_uid);
                 let (mut t, entry) = self.ctx(slot);
                 t.record = Some(&mut armed);
                 if let Entry::Tcp(conn) = entry {
@@ -1523,12 +1524,20 @@ impl Tracker {
             }
         }
         self.armed = armed;
+        if new && lazy_uid && compact.is_none() {
+            if let Some(Entry::Tcp(conn)) = self.slots[slot as usize].as_mut() {
+                conn.c.id.uid = flow_uid_of(&mut self.scratch, conn.c.serial, seg.ts, &key);
+            }
+        }
         if let Some(syn) = compact {
             if let Some(entry) = self.slots[slot as usize].as_mut() {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
-                    let again = syn.clone().expand(&self.config, &mut scratch, slot, false);
+                    let mut again = syn.clone().expand(&self.config, &mut scratch, slot, false);
+                    if lazy_uid {
+                        again.c.id.uid = conn.c.id.uid; // not computed yet
+                    }
                     debug_assert!(
                         again == **conn,
                         "a SynOnly expands to the connection it was"
@@ -1565,7 +1574,7 @@ impl Tracker {
             None => {
                 let inactivity = self.config.timeouts.udp_inactivity;
                 let c = Common::new(17, src, sport, dst, dport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
                 let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
                 let dns_timeout = self.config.dns_timeout;
                 let dns_period = self.config.timeouts.dns_session_timeout;
@@ -1629,7 +1638,7 @@ impl Tracker {
             None => {
                 let inactivity = self.config.timeouts.icmp_inactivity;
                 let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
                 let (mut t, entry) = self.ctx(slot);
                 if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
                     t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
@@ -1729,6 +1738,19 @@ impl Tracker {
             c.id.extra().encap = Some(e);
         }
     }
+}
+
+/// A flow's uid from its serial, first time and table key.
+fn flow_uid_of(scratch: &mut Vec<u8>, serial: u64, ts: i64, key: &Key) -> Uid {
+    ids::flow_uid(
+        scratch,
+        serial,
+        ts,
+        key.proto,
+        key.vlan(),
+        (&key.a, key.pa),
+        (&key.b, key.pb),
+    )
 }
 
 /// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
@@ -2103,6 +2125,7 @@ mod tracker_tests {
             }
             let config = Config {
                 drop_bad_checksums: round % 2 == 0,
+                keep_transitions: round % 4 < 2,
                 max_flows: 1 + round % 7,
                 vlan_in_key: round % 3 == 0,
                 likely_server_ports: vec![(6, 80), (17, 53), (6, 0)],

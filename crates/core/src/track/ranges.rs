@@ -147,7 +147,7 @@ impl Coverage {
     }
 
     /// The parts of [start, end) no range covers, in order.
-    fn holes(&self, start: i64, end: i64, out: &mut Vec<(i64, i64)>) {
+    fn holes(&self, start: i64, end: i64, out: &mut impl FnMut(i64, i64)) {
         let mut lo = start;
         if let Some((_, b)) = self.floor(start) {
             lo = lo.max(b);
@@ -158,7 +158,7 @@ impl Coverage {
                 return false;
             }
             if lo < a {
-                out.push((lo, a));
+                out(lo, a);
             }
             lo = lo.max(b);
             true
@@ -181,7 +181,7 @@ impl Coverage {
             }
         }
         if lo < end {
-            out.push((lo, end));
+            out(lo, end);
         }
     }
 
@@ -216,81 +216,132 @@ impl Coverage {
 }
 
 /// Zeek's reassembler blocks: disjoint [seq, upper) as inserted (not merged), and their union.
+/// Like `Coverage`, a short vector (in-flight segments, appended in order) until it holds more
+/// than `SMALL_PIECES`, then a B-tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Blocks {
-    pieces: BTreeMap<i64, i64>,
+    small: Vec<(i64, i64)>,
+    /// Boxed: the tree's 24 bytes only past SMALL_PIECES.
+    #[allow(clippy::box_collection)]
+    tree: Option<Box<BTreeMap<i64, i64>>>,
     union: Coverage,
-    scratch: Vec<(i64, i64)>,
 }
+
+const SMALL_PIECES: usize = 32;
 
 impl Blocks {
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.pieces.len()
+        self.tree.as_ref().map_or(self.small.len(), |t| t.len())
     }
 
     /// Adds [seq, upper) minus what the blocks already hold: one block per hole.
     pub fn insert(&mut self, seq: i64, upper: i64) {
-        let mut holes = std::mem::take(&mut self.scratch);
-        holes.clear();
-        self.union.holes(seq, upper, &mut holes);
-        for &(a, b) in &holes {
+        let Blocks { small, tree, union } = self;
+        union.holes(seq, upper, &mut |a, b| {
             step();
-            self.pieces.insert(a, b);
+            match tree.as_deref_mut() {
+                Some(t) => {
+                    t.insert(a, b);
+                }
+                None => {
+                    if small.last().is_none_or(|l| l.0 < a) {
+                        small.push((a, b));
+                    } else {
+                        let i = small.partition_point(|r| r.0 < a);
+                        small.insert(i, (a, b));
+                    }
+                }
+            }
+        });
+        if self.small.len() > SMALL_PIECES {
+            let t: BTreeMap<i64, i64> = self.small.drain(..).collect();
+            self.small = Vec::new();
+            self.tree = Some(Box::new(t));
         }
-        self.scratch = holes;
         self.union.add(seq, upper);
     }
 
     /// The end of the block that starts exactly at `seq`.
     pub fn end_of(&self, seq: i64) -> Option<i64> {
         step();
-        self.pieces.get(&seq).copied()
+        match &self.tree {
+            Some(t) => t.get(&seq).copied(),
+            None => {
+                let i = self.small.partition_point(|r| r.0 < seq);
+                self.small.get(i).filter(|r| r.0 == seq).map(|r| r.1)
+            }
+        }
     }
 
     /// The first block starting at or after `seq`.
     pub fn first_from(&self, seq: i64) -> Option<(i64, i64)> {
         step();
-        self.pieces.range(seq..).next().map(|(&a, &b)| (a, b))
+        match &self.tree {
+            Some(t) => t.range(seq..).next().map(|(&a, &b)| (a, b)),
+            None => {
+                let i = self.small.partition_point(|r| r.0 < seq);
+                self.small.get(i).copied()
+            }
+        }
     }
 
     pub fn first(&self) -> Option<(i64, i64)> {
-        self.pieces.first_key_value().map(|(&a, &b)| (a, b))
+        match &self.tree {
+            Some(t) => t.first_key_value().map(|(&a, &b)| (a, b)),
+            None => self.small.first().copied(),
+        }
     }
 
     pub fn last(&self) -> Option<(i64, i64)> {
-        self.pieces.last_key_value().map(|(&a, &b)| (a, b))
+        match &self.tree {
+            Some(t) => t.last_key_value().map(|(&a, &b)| (a, b)),
+            None => self.small.last().copied(),
+        }
     }
 
     /// Drops every block that ends at or before `seq` (they are a prefix: disjoint blocks
     /// end in the order they start).
     pub fn drop_ending_by(&mut self, seq: i64) {
-        let mut dropped = false;
-        while let Some((&a, &b)) = self.pieces.first_key_value() {
-            step();
-            if b > seq {
-                break;
+        let dropped = match self.tree.as_deref_mut() {
+            Some(t) => {
+                let mut dropped = false;
+                while let Some((&a, &b)) = t.first_key_value() {
+                    step();
+                    if b > seq {
+                        break;
+                    }
+                    t.remove(&a);
+                    dropped = true;
+                }
+                dropped
             }
-            self.pieces.remove(&a);
-            dropped = true;
-        }
+            None => {
+                step();
+                let k = self.small.partition_point(|r| r.1 <= seq);
+                self.small.drain(..k);
+                k > 0
+            }
+        };
         if dropped {
-            let first = self.pieces.first_key_value().map(|(&a, _)| a);
+            let first = self.first().map(|(a, _)| a);
             self.union.trim_to(first);
         }
     }
 
     pub fn clear(&mut self) {
-        self.pieces.clear();
-        self.union = Coverage::default();
+        *self = Blocks::default();
     }
 
     /// Every block, in order (tests).
     pub fn to_vec(&self) -> Vec<(i64, i64)> {
-        self.pieces.iter().map(|(&a, &b)| (a, b)).collect()
+        match &self.tree {
+            Some(t) => t.iter().map(|(&a, &b)| (a, b)).collect(),
+            None => self.small.clone(),
+        }
     }
 }
 
