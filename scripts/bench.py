@@ -50,6 +50,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -1524,8 +1525,16 @@ class Result:
     argv: list[str]
     status: str = "ok"
     seconds: float = math.nan
+    """The best wall time."""
     rss_mb: float = math.nan
     runs: list[float] = field(default_factory=list)
+    """Wall seconds of each run."""
+    cpu_runs: list[float] = field(default_factory=list)
+    """CPU seconds (user + system) of each run: what a shared machine does not blur."""
+
+    @property
+    def cpu(self) -> float:
+        return min(self.cpu_runs) if self.cpu_runs else math.nan
 
 
 def _portlens_prefix() -> list[str]:
@@ -1544,56 +1553,90 @@ def _argv(bench: Bench, path: Path) -> tuple[list[str], bool]:
     return argv, null
 
 
-def _measure(argv: list[str], null: bool, timeout: float) -> tuple[int, float, float, str]:
-    """Run argv once: (exit status, wall seconds, peak RSS in MB, stderr tail)."""
+@dataclass(frozen=True)
+class Run:
+    """One run of a command: exit status, wall and CPU (user + system) seconds, peak RSS."""
+
+    status: int
+    wall: float
+    cpu: float
+    rss_mb: float
+    stderr: str
+
+
+def _measure(argv: list[str], null: bool, timeout: float) -> Run:
+    """Run argv once, measured by GNU time (``%e %U %S %M``) or, without it, getrusage."""
     gnu_time = Path("/usr/bin/time")
     stdout = subprocess.DEVNULL if null else subprocess.PIPE
     if gnu_time.exists():
         with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-            proc = subprocess.run([str(gnu_time), "-f", "%e %M", "-o", tf.name, *argv],
+            proc = subprocess.run([str(gnu_time), "-f", "%e %U %S %M", "-o", tf.name, *argv],
                                   stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
                                   check=False)
             lines = [ln for ln in Path(tf.name).read_text().splitlines() if ln.strip()]
-        sec_s, rss_s = lines[-1].split()
-        seconds, rss_kb = float(sec_s), float(rss_s)
-    else:  # resource-based fallback: wall time from the clock, peak RSS from the children
+        wall_s, user_s, sys_s, rss_s = lines[-1].split()
+        seconds, cpu, rss_kb = float(wall_s), float(user_s) + float(sys_s), float(rss_s)
+    else:  # resource-based fallback: wall time from the clock, the rest from the children
         import resource
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
                               check=False)
         seconds = time.perf_counter() - t0
-        rss_kb = float(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        rss_kb = float(max(before.ru_maxrss, after.ru_maxrss))
     err = proc.stderr.decode(errors="replace")
-    return proc.returncode, seconds, rss_kb / 1024, err[-2000:]
+    return Run(proc.returncode, seconds, cpu, rss_kb / 1024, err[-2000:])
+
+
+def run_once(res: Result, path: Path, timeout: float) -> None:
+    """One more run of ``res``'s command, unless an earlier one failed."""
+    bench = res.bench
+    if res.status != "ok":
+        return
+    argv, null = _argv(bench, path)
+    if bench.tool != "portlens" and shutil.which(argv[0]) is None:
+        res.status = "not installed"
+        return
+    try:
+        run = _measure(argv, null, timeout)
+    except subprocess.TimeoutExpired:
+        res.status = f"timeout (> {timeout:.0f} s)"
+        return
+    if run.status != 0:
+        err = run.stderr
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        if bench.tool == "portlens" and (run.status == 2 or "portlens" in err) \
+                and NOT_AVAILABLE.search(err):
+            res.status = "not available yet"
+        else:
+            res.status = f"failed (exit {run.status}: {last[:120]})"
+        return
+    res.runs.append(run.wall)
+    res.cpu_runs.append(run.cpu)
+    res.seconds = min(res.runs)
+    res.rss_mb = run.rss_mb if math.isnan(res.rss_mb) else max(res.rss_mb, run.rss_mb)
 
 
 def run_bench(bench: Bench, path: Path, repeat: int, timeout: float) -> Result:
-    argv, null = _argv(bench, path)
-    res = Result(bench, argv)
-    if bench.tool != "portlens" and shutil.which(argv[0]) is None:
-        res.status = "not installed"
-        return res
-    rss: list[float] = []
+    res = Result(bench, _argv(bench, path)[0])
     for _ in range(repeat):
-        try:
-            rc, sec, mb, err = _measure(argv, null, timeout)
-        except subprocess.TimeoutExpired:
-            res.status = f"timeout (> {timeout:.0f} s)"
-            return res
-        if rc != 0:
-            last = err.strip().splitlines()[-1] if err.strip() else ""
-            if bench.tool == "portlens" and (rc == 2 or "portlens" in err) \
-                    and NOT_AVAILABLE.search(err):
-                res.status = "not available yet"
-            else:
-                res.status = f"failed (exit {rc}: {last[:120]})"
-            return res
-        res.runs.append(sec)
-        rss.append(mb)
-    res.seconds = min(res.runs)
-    res.rss_mb = max(rss)
+        run_once(res, path, timeout)
     return res
+
+
+def run_interleaved(benches: Sequence[Bench], path: Path, repeat: int, timeout: float,
+                    report: Callable[[int, Result], None] | None = None) -> list[Result]:
+    """``repeat`` rounds of every command in turn, so that the load of a shared machine
+    falls on all of them alike (``report(round, result)`` after each run)."""
+    results = [Result(b, _argv(b, path)[0]) for b in benches]
+    for k in range(repeat):
+        for res in results:
+            run_once(res, path, timeout)
+            if report is not None:
+                report(k, res)
+    return results
 
 
 def count_packets(path: Path) -> int:
@@ -1665,17 +1708,30 @@ def _fmt(v: float, spec: str) -> str:
     return "–" if math.isnan(v) else format(v, spec)
 
 
+def _spread(values: list[float]) -> str:
+    """min / median / max."""
+    if not values:
+        return "–"
+    v = sorted(values)
+    return f"{v[0]:.2f} / {statistics.median(v):.2f} / {v[-1]:.2f}"
+
+
 def results_table(results: list[Result], packets: int) -> str:
-    lines = ["| benchmark | command | packets | seconds | M packets/s | peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    """CPU seconds (user + system) and wall seconds as min / median / max of the runs; the
+    rates from the minima."""
+    lines = ["| benchmark | command | CPU s (min / median / max) | wall s (min / median / max) "
+             "| M packets per CPU s | M packets/s (wall) | peak RSS MB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         cmd = r.bench.command.format(file="FILE")
         if r.status == "ok":
+            per_cpu = packets / r.cpu / 1e6 if r.cpu > 0 else math.inf
             rate = packets / r.seconds / 1e6 if r.seconds > 0 else math.inf
-            lines.append(f"| {r.bench.name} | `{cmd}` | {packets:,} | {r.seconds:.2f} | "
-                         f"{rate:.2f} | {_fmt(r.rss_mb, '.0f')} |")
+            lines.append(f"| {r.bench.name} | `{cmd}` | {_spread(r.cpu_runs)} | "
+                         f"{_spread(r.runs)} | {per_cpu:.2f} | {rate:.2f} | "
+                         f"{_fmt(r.rss_mb, '.0f')} |")
         else:
-            lines.append(f"| {r.bench.name} | `{cmd}` | {packets:,} | {r.status} | – | – |")
+            lines.append(f"| {r.bench.name} | `{cmd}` | {r.status} | – | – | – | – |")
     return "\n".join(lines)
 
 
@@ -1683,7 +1739,7 @@ def markdown_section(results: list[Result], path: Path, *, packets: int, repeat:
                      info: dict[str, str], cmdline: str) -> str:
     size = path.stat().st_size
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meas = ("`/usr/bin/time -f \"%e %M\"`" if Path("/usr/bin/time").exists()
+    meas = ("`/usr/bin/time -f \"%e %U %S %M\"`" if Path("/usr/bin/time").exists()
             else "`resource.getrusage(RUSAGE_CHILDREN)`")
     return "\n".join([
         f"Measured {when} with `{cmdline}`.",
@@ -1693,8 +1749,9 @@ def markdown_section(results: list[Result], path: Path, *, packets: int, repeat:
         f"- Python {info['python']}, numpy {info['numpy']}, portlens {info['portlens']}; "
         f"{info['tshark']}, {info['tcpdump']}, {info['tcptrace']}",
         f"- Capture: `{path}`, {packets:,} packets, {size / 1e9:.2f} GB",
-        f"- Best of {repeat} runs (wall time); peak RSS is the largest of the runs; "
-        f"both measured on the whole process with {meas}.",
+        f"- {repeat} rounds, each running every command in turn; CPU (user + system) and wall "
+        f"seconds as min / median / max of the rounds, rates from the minima; peak RSS is the "
+        f"largest of the runs; all measured on the whole process with {meas}.",
         "",
         results_table(results, packets),
     ])
@@ -2353,21 +2410,82 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(by_name)}",
               file=sys.stderr)
         return 2
-    results = []
-    for name in names:
-        print(f"{name}: {by_name[name].command.format(file=path)} ...", end=" ", flush=True)
-        r = run_bench(by_name[name], path, args.repeat, args.timeout)
-        print(f"{r.seconds:.2f} s, {r.rss_mb:.0f} MB" if r.status == "ok" else r.status,
-              flush=True)
-        results.append(r)
+    def report(k: int, r: Result) -> None:
+        done = (f"CPU {r.cpu_runs[-1]:.2f} s, wall {r.runs[-1]:.2f} s, {r.rss_mb:.0f} MB"
+                if r.status == "ok" and len(r.runs) == k + 1 else r.status)
+        print(f"round {k + 1}: {r.bench.name}: {done}", flush=True)
+
+    results = run_interleaved([by_name[n] for n in names], path, args.repeat, args.timeout,
+                              report)
     print()
     print(results_table(results, packets))
     if args.markdown_out:
         cmdline = "python scripts/bench.py " + shlex.join(sys.argv[1:])
         section = markdown_section(results, path, packets=packets, repeat=args.repeat,
                                    info=machine_info(), cmdline=cmdline)
-        rewrite_markdown(Path(args.markdown_out), section)
+        if args.section:
+            name = re.sub(r"[^a-z0-9-]+", "-", args.section.lower())
+            rewrite_markdown(Path(args.markdown_out), section,
+                             start=f"<!-- bench-{name}:start -->",
+                             end=f"<!-- bench-{name}:end -->", heading=args.section)
+        else:
+            rewrite_markdown(Path(args.markdown_out), section)
         print(f"\nupdated {args.markdown_out}")
+    return 0
+
+
+CALLGRIND_PACKETS = 100_000
+"""The fixed capture of the instruction counts: ``generate --packets 100000 --seed 1``."""
+
+
+def callgrind_instructions(argv: list[str], toggle: str) -> int:
+    """Instructions (Ir) callgrind counts inside functions matching ``toggle``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--toggle-collect={toggle}",
+                        f"--callgrind-out-file={out}", *argv], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def cmd_callgrind(args: argparse.Namespace) -> int:
+    """Instructions per packet of the compiled core on a fixed capture: reading alone
+    (examples/read_capture), and reading, decoding and counting as `packets --stats` does
+    (examples/scan_capture), with and without checksum verification."""
+    path = Path(args.file) if args.file else default_file(CALLGRIND_PACKETS)
+    if not path.exists():
+        print(f"generating {path} ({CALLGRIND_PACKETS:,} packets, seed 1) ...", flush=True)
+        generate(CALLGRIND_PACKETS, path, 1)
+    if shutil.which("valgrind") is None or shutil.which("cargo") is None:
+        print("needs valgrind and cargo", file=sys.stderr)
+        return 2
+    repo = Path(__file__).resolve().parent.parent
+    build = ["cargo", "build", "--release", "-p", "portlens-core", "--example", "read_capture",
+             "--example", "scan_capture"]
+    subprocess.run(build, cwd=repo, check=True)
+    examples = repo / "target" / "release" / "examples"
+    packets = count_packets(path)
+    cases = [
+        ("read", [str(examples / "read_capture"), str(path)], "*read_all*"),
+        ("read + decode + count, checksums verified",
+         [str(examples / "scan_capture"), str(path)], "*scan_all*"),
+        ("read + decode + count, checksums not verified",
+         [str(examples / "scan_capture"), str(path), "--no-checksums"], "*scan_all*"),
+    ]
+    lines = [f"Capture `{path}` ({packets:,} packets, {path.stat().st_size / 1e6:.0f} MB); "
+             f"`{shlex.join(build)}`, then for each row "
+             "`valgrind --tool=callgrind --toggle-collect=TOGGLE EXAMPLE FILE [OPTION]`:", "",
+             "| what | example and toggle | instructions | per packet |",
+             "| --- | --- | ---: | ---: |"]
+    for what, argv, toggle in cases:
+        ir = callgrind_instructions(argv, toggle)
+        shown = shlex.join([Path(argv[0]).name, *argv[2:]])
+        lines.append(f"| {what} | `{shown}`, `{toggle}` | {ir:,} | {ir / packets:,.0f} |")
+        print(lines[-1], flush=True)
+    print("\n".join(lines))
     return 0
 
 
@@ -2405,7 +2523,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=int, default=3, help="runs per benchmark; the best counts")
     r.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     r.add_argument("--markdown-out", help="rewrite the marked results section of this file")
+    r.add_argument("--section", help="rewrite <!-- bench-SECTION:start --> ... "
+                                     "<!-- bench-SECTION:end --> instead of the main results")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("callgrind", help="instructions per packet of the compiled core "
+                                         "(valgrind), on a fixed generated capture")
+    c.add_argument("--file", help="capture (default: generated /tmp/portlens-bench-100k.pcap, "
+                                  "seed 1)")
+    c.set_defaults(func=cmd_callgrind)
     v = sub.add_parser(
         "live", help="replay the capture into a veth pair with tcpreplay, capture on the other "
                      "end (portlens, tcpdump, scapy); needs root and tcpreplay")

@@ -1,14 +1,14 @@
-"""CPU seconds of decoding alone: the compiled decoder against the numpy one.
+"""CPU seconds of decoding alone: the compiled decoder, and the Python reference for scale.
 
 Reads a capture with the project's reader and times, with the process's CPU clock, only the
 decode calls of each decoder on the very same batches (reading is not counted): the Rust
-decoder with and without checksum verification, and the numpy columnar decoder
-(decode/fast.py with its fragment reassembler). Every decoder sees every batch, in turn, so a
-load change on a shared machine hits them alike. CPU seconds, not wall time: the machine is
-shared.
+decoder with and without checksum verification, and (on small captures: it is per-packet
+Python) the reference decoder with its fragment reassembler. Every decoder sees every batch,
+in turn, so a load change on a shared machine hits them alike. CPU seconds, not wall time:
+the machine is shared.
 
     python scripts/bench_decode.py /tmp/portlens-bench-2M.pcap
-    python scripts/bench_decode.py captures/tcp-session.pcap --decoders rust,rust-no-csum
+    python scripts/bench_decode.py captures/tcp-session.pcap --decoders rust,rust-no-csum,reference
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from portlens.decode.fast import decode_fast
-from portlens.decode.fragments import Reassembler
+from portlens.decode import Decoder
 from portlens.decode.packets import PacketBatch
 from portlens.decode.rust import RustDecoder
 from portlens.sources.files import open_capture
@@ -28,16 +27,8 @@ from portlens.sources.frames import FrameBatch
 Decode = Callable[[FrameBatch], PacketBatch]
 
 
-def numpy_decoder() -> Decode:
-    reassembler = Reassembler()
-
-    def decode(frames: FrameBatch) -> PacketBatch:
-        batch, fragments = decode_fast(frames)
-        if fragments:
-            reassembler.apply(batch, fragments)
-        return batch
-
-    return decode
+def reference_decoder() -> Decode:
+    return Decoder(reference=True).decode
 
 
 def rust_decoder(checksums: bool) -> Decode:
@@ -48,14 +39,14 @@ def rust_decoder(checksums: bool) -> Decode:
 DECODERS: dict[str, Callable[[], Decode]] = {
     "rust": lambda: rust_decoder(True),
     "rust-no-csum": lambda: rust_decoder(False),
-    "numpy": numpy_decoder,
+    "reference": reference_decoder,
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture", type=Path)
-    parser.add_argument("--decoders", default="rust,rust-no-csum,numpy",
+    parser.add_argument("--decoders", default="rust,rust-no-csum",
                         help="comma-separated: " + ", ".join(DECODERS))
     parser.add_argument("--chunk-mb", type=int, default=8, help="reader chunk (default 8)")
     args = parser.parse_args()

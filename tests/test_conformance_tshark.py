@@ -1,4 +1,5 @@
-"""The decoder against tshark 4.0's per-frame fields (NAME.tshark-packets.tsv), frame by frame.
+"""Both decoders against tshark 4.0's per-frame fields (NAME.tshark-packets.tsv), frame by
+frame: the compiled one the commands use and the Python reference (portlens.reference).
 
 The innermost layer is compared: the last value of each multi-layer column. Documented
 differences (docs/decoding.md), asserted as such rather than skipped:
@@ -35,8 +36,8 @@ ICMP4_ERRORS = {3, 4, 5, 11, 12}
 ICMP6_ERRORS = {1, 2, 3, 4}
 
 
-def decoded(capture: Path) -> PacketBatch:
-    return PacketBatch.concat(list(decode_capture(capture)))
+def decoded(capture: Path, *, reference: bool = False) -> PacketBatch:
+    return PacketBatch.concat(list(decode_capture(capture, reference=reference)))
 
 
 def expected_vs_got(t: TsharkFrame, b: PacketBatch, i: int) -> list[tuple[str, object, object]]:
@@ -138,10 +139,11 @@ def expected_vs_got(t: TsharkFrame, b: PacketBatch, i: int) -> list[tuple[str, o
 
 
 @pytest.mark.corpus
+@pytest.mark.parametrize("decoder", ["rust", "reference"])
 @pytest.mark.parametrize("capture", corpus_params())
-def test_every_frame_matches_tshark(capture: Path) -> None:
+def test_every_frame_matches_tshark(capture: Path, decoder: str) -> None:
     frames = tshark_frames(capture)
-    b = decoded(capture)
+    b = decoded(capture, reference=decoder == "reference")
     assert len(b) == len(frames)
     failures = []
     for i, t in enumerate(frames):

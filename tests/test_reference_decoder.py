@@ -43,7 +43,6 @@ from scapy.packet import Packet, Raw
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from portlens.decode import tunnels as tn
-from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
     CSUM_BAD,
@@ -54,7 +53,8 @@ from portlens.decode.packets import (
     addr_bytes,
     addr_text,
 )
-from portlens.decode.reference import decode_reference, ones_sum
+from portlens.reference.decode import decode_reference, ones_sum
+from portlens.reference.fragments import FragmentRecord
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 from tests.corpus import malformed_disagreements, tshark_frames
@@ -868,7 +868,7 @@ def test_malformed_tunnel_headers() -> None:
            **udp(1, 4789, 26), malformed=Malformed.LINK_HEADER_SHORT)
 
 
-# --- decisions against tshark 4.0 (each frame also runs through tests/test_fast_vs_reference.py) --
+# --- decisions against tshark 4.0 (each frame also runs through tests/test_rust_decoder.py) --
 
 
 def test_vxlan_without_the_i_flag_is_descended() -> None:

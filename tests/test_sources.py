@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from portlens.reference.pcapng import Clock
 from portlens.sources import (
     CaptureError,
     FrameBatch,
@@ -35,7 +36,6 @@ from portlens.sources import (
     PcapWriter,
     open_capture,
 )
-from portlens.sources.pcapng import Clock
 
 REPO = Path(__file__).resolve().parent.parent
 NS = 10**9

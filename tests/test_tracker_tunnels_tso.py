@@ -15,7 +15,7 @@ from scapy.packet import Packet, Raw
 from scapy.utils import RawPcapWriter
 
 from portlens.decode import decode_capture
-from portlens.decode.reference import ones_sum
+from portlens.reference.decode import ones_sum
 from portlens.track.model import Connection
 from portlens.track.tracker import Tracker, TrackerConfig
 

@@ -10,7 +10,10 @@ use libfuzzer_sys::fuzz_target;
 use portlens_core::decode::{DecodeOptions, Decoder, FragmentLimits};
 use portlens_core::frames::FrameBatch;
 
-const LINKTYPES: [u16; 14] = [1, 113, 276, 0, 108, 12, 14, 101, 228, 229, 9, 50, 147, 10];
+const LINKTYPES: [u16; 27] = [
+    1, 113, 276, 0, 108, 12, 14, 101, 228, 229, 9, 50, 147, 10, 105, 127, 192, 119, 163, 239, 226,
+    104, 51, 11, 109, 117, 258,
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&[select, flags], rest)) = data.split_first_chunk::<2>() else {

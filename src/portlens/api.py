@@ -161,6 +161,28 @@ class Capture:
     def sockets(self) -> Sockets:
         return Sockets(SocketTable().update(self.connections()))
 
+    def report(self, path: PathLike | None = None, *, ladders: int | None = None,
+               title: str | None = None) -> str:
+        """The `portlens report` page of the source (one self-contained HTML document), also
+        written to ``path`` when given. It reads the source afresh (its own passes: the
+        connections, the packets' counts, the ladders' packets); on an interface it captures,
+        as long as ``duration``/``count`` of ``open`` say. ``ladders``: embed at most this many
+        connections' ladders (default 1000)."""
+        from portlens.pipeline.report import DEFAULT_LADDERS, collect_report
+        from portlens.report.html import render
+
+        limit = DEFAULT_LADDERS if ladders is None else ladders
+        if limit < 0:
+            raise ValueError("ladders must be 0 or more")
+        pipeline = Pipeline(self.pipeline.source, replace(self.pipeline.options, checksums=True))
+        data, _ = collect_report(pipeline, ladder_limit=limit)
+        if pipeline.errors:
+            raise CaptureError("; ".join(pipeline.errors))
+        text = render(data, title)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
     def analyze(self) -> Analysis:
         """Every summary at once (one object, mergeable with ``+``)."""
         result = Analysis(ports=PortTable())
@@ -193,8 +215,8 @@ class Packets:
     def stats(self) -> CaptureStats:
         """The `packets --stats` summary."""
         stats = CaptureStats()
-        for batch in self:
-            stats.add(batch)
+        self._capture.pipeline.count_stats(stats)
+        self._capture._raise_errors()
         return stats
 
     def to_pandas(self) -> Any:

@@ -65,6 +65,24 @@ impl<'a> Frames<'a> {
         self.offset.is_empty()
     }
 
+    /// Frames `range` of the batch (over the same `data`), clipped to the batch.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Frames<'a> {
+        fn cut<'b, T>(column: &'b [T], r: &std::ops::Range<usize>) -> &'b [T] {
+            let end = r.end.min(column.len());
+            column.get(r.start.min(end)..end).unwrap_or_default()
+        }
+        Frames {
+            data: self.data,
+            offset: cut(self.offset, &range),
+            caplen: cut(self.caplen, &range),
+            wirelen: cut(self.wirelen, &range),
+            ts_ns: cut(self.ts_ns, &range),
+            linktype: cut(self.linktype, &range),
+            interface: cut(self.interface, &range),
+            frame: cut(self.frame, &range),
+        }
+    }
+
     /// The captured bytes of frame `i`, or `None` when its offset and length do not lie inside
     /// `data` (a caller handing inconsistent columns must not make the decoder read past it).
     pub fn bytes(&self, i: usize) -> Option<&'a [u8]> {

@@ -1,11 +1,13 @@
 //! The portlens engine: everything on the per-packet path, with no Python in it.
 //!
 //! Layers only look down: `capture` turns files into [`frames::FrameBatch`]es, `decode` turns
-//! frames into packet columns. The `portlens-py` crate binds them to Python; the pure-Python
+//! frames into packet columns, `summary` counts them. The `portlens-py` crate binds them to Python; the pure-Python
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
 pub mod capture;
 pub mod decode;
 pub mod frames;
+pub mod scan;
+pub mod summary;
 pub mod track;
 pub mod wire;

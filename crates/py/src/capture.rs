@@ -37,7 +37,7 @@ type Batch<'py> = (
 
 /// One interface: (id, linktype, snaplen, name, description, tsresol, tsoffset_s, fcs_len,
 /// section); `tsresol` is the pcapng byte (pcap: 6 or 9).
-type Interface = (
+pub(crate) type Interface = (
     u16,
     u16,
     u32,
@@ -159,7 +159,7 @@ impl CaptureReader {
     }
 }
 
-fn interface(i: &InterfaceInfo) -> Interface {
+pub(crate) fn interface(i: &InterfaceInfo) -> Interface {
     (
         i.id,
         i.linktype,

@@ -100,7 +100,8 @@ impl Decoder {
     }
 
     /// What the fragment reassembler did and holds: completed, expired (timeout), evicted
-    /// (datagram cap), evicted_bytes (byte cap), held_datagrams, held_bytes.
+    /// (datagram cap), evicted_bytes (byte cap), descended (decoded whole into a tunnel),
+    /// bytes_dropped (fragment bytes let go past 16 MiB), held_datagrams, held_bytes.
     #[getter]
     fn fragment_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = &self.engine.reassembler;
@@ -110,6 +111,8 @@ impl Decoder {
         out.set_item("expired", c.expired)?;
         out.set_item("evicted", c.evicted)?;
         out.set_item("evicted_bytes", c.evicted_bytes)?;
+        out.set_item("descended", c.descended)?;
+        out.set_item("bytes_dropped", c.bytes_dropped)?;
         out.set_item("held_datagrams", r.len())?;
         out.set_item("held_bytes", r.held_bytes())?;
         Ok(out)

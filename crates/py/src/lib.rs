@@ -5,6 +5,7 @@
 
 mod capture;
 mod decode;
+mod scan;
 mod track;
 
 use pyo3::prelude::*;
@@ -14,6 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
     m.add_class::<decode::Decoder>()?;
+    m.add_class::<scan::PacketScan>()?;
     track::register(m)?;
     Ok(())
 }

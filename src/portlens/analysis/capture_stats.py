@@ -1,13 +1,17 @@
 """What a capture holds, in one mergeable summary: what `capinfos` and `tshark -z io,phs` tell.
 
-Built from PacketBatch columns with array reductions (no per-packet Python), and mergeable with
-``+`` so many files or many workers reduce the same way.
+Counted by the compiled core when a file is read whole (``from_counts``: the counts of
+``portlens._core.PacketScan``, crates/core/src/summary, keyed by raw column values and named
+here), or from PacketBatch columns with array reductions (``add``: selected packets, merged
+files, live capture, the reference decoder); tests/test_capture_stats.py holds the two equal.
+Mergeable with ``+`` so many files or many workers reduce the same way. Every count is
+listed most frequent first (ties by name), whatever order the batches came in.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +44,34 @@ class CaptureStats:
     mpls_labelled: int = 0
     fragments: int = 0
     reassembled: int = 0
+    datagrams_timed_out: int = 0
+    """Fragmented datagrams dropped incomplete after the reassembly timeout."""
+    datagrams_over_cap: int = 0
+    """Fragmented datagrams dropped because reassembly held its most (datagrams or bytes)."""
     truncated: int = 0
     bad_ip_checksum: int = 0
     bad_l4_checksum: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     not_decoded: Counter[int] = field(default_factory=Counter)
     """Frames of a link type portlens does not decode, by LINKTYPE_* number."""
+
+    @classmethod
+    def from_counts(cls, c: Mapping[str, Any]) -> CaptureStats:
+        """The summary of the core's counts (``PacketScan.counts()``): scalars by name,
+        tallies by raw key (link type, ``ip_version << 8 | proto``, reason code ...)."""
+        out = cls(**{name: c[name] for name in _SCALARS})
+        _label(out.linktypes, c["linktypes"], linktypes.name)
+        _label(out.protocols, c["protocols"], _protocol_label)
+        _label(out.not_ip, c["not_ip"], _not_ip_label)
+        _label(out.tunnels, c["tunnels"], _tunnel_label)
+        _label(out.malformed, c["malformed"], reason_label)
+        out.not_decoded.update({int(t): int(n) for t, n in c["not_decoded"].items()})
+        return out
+
+    def add_fragment_counters(self, counters: Mapping[str, int]) -> None:
+        """The reassembler's drops (``Decoder.fragment_counters``) of the datagrams read."""
+        self.datagrams_timed_out += counters.get("expired", 0)
+        self.datagrams_over_cap += counters.get("evicted", 0) + counters.get("evicted_bytes", 0)
 
     def add(self, b: PacketBatch) -> None:
         n = len(b)
@@ -60,7 +86,7 @@ class CaptureStats:
         _count(self.linktypes, b.linktype, linktypes.name)
         ip = b.ip_version > 0
         key = b.ip_version.astype(np.int64) * 256 + b.proto
-        _count(self.protocols, key[ip], lambda k: f"ipv{k >> 8}/{proto_name(k & 0xFF)}")
+        _count(self.protocols, key[ip], _protocol_label)
         clean = ~ip & (b.malformed == 0)
         supported = np.isin(b.linktype, list(linktypes.SUPPORTED))
         count_not_decoded(self.not_decoded, b)
@@ -69,16 +95,7 @@ class CaptureStats:
         _count(self.not_ip, b.ppp_proto[ppp], lambda p: f"ppp 0x{p:04x}")
         eth = clean & supported & ~ppp
         _count(self.not_ip, b.ethertype[eth], lambda e: f"ethertype 0x{e:04x}")
-        tunnelled = b.tunnel_depth > 0
-        if tunnelled.any():
-            for packed in np.unique(b.tunnel[tunnelled]):
-                count = int((b.tunnel[tunnelled] == packed).sum())
-                kinds = []
-                v = int(packed)
-                while v:
-                    kinds.append(TUNNEL_NAMES.get(v & 0xF, "?"))
-                    v >>= 4
-                self.tunnels["/".join(kinds)] += count
+        _count(self.tunnels, b.tunnel[b.tunnel_depth > 0], _tunnel_label)
         self.vlan_tagged += int((b.vlan_count > 0).sum())
         self.mpls_labelled += int((b.mpls_count > 0).sum())
         self.fragments += int(((b.frag == FRAG_PART) | (b.frag == FRAG_COMPLETE)).sum())
@@ -117,20 +134,60 @@ class CaptureStats:
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
             "duration_ns": self.duration_ns,
-            "linktypes": dict(self.linktypes),
-            "protocols": dict(self.protocols.most_common()),
-            "not_ip": dict(self.not_ip.most_common()),
-            "tunnels": dict(self.tunnels.most_common()),
+            "linktypes": _ordered(self.linktypes),
+            "protocols": _ordered(self.protocols),
+            "not_ip": _ordered(self.not_ip),
+            "tunnels": _ordered(self.tunnels),
             "vlan_tagged": self.vlan_tagged,
             "mpls_labelled": self.mpls_labelled,
             "fragments": self.fragments,
             "reassembled_datagrams": self.reassembled,
+            "datagrams_timed_out": self.datagrams_timed_out,
+            "datagrams_over_cap": self.datagrams_over_cap,
             "truncated": self.truncated,
             "bad_ip_checksum": self.bad_ip_checksum,
             "bad_l4_checksum": self.bad_l4_checksum,
-            "malformed": dict(self.malformed.most_common()),
+            "malformed": _ordered(self.malformed),
             "not_decoded": {str(t): n for t, n in sorted(self.not_decoded.items())},
         }
+
+
+_SCALARS = ("frames", "wire_bytes", "captured_bytes", "first_ns", "last_ns", "vlan_tagged",
+            "mpls_labelled", "fragments", "reassembled", "truncated", "bad_ip_checksum",
+            "bad_l4_checksum")
+
+NOT_IP_LINKTYPE, NOT_IP_PPP, NOT_IP_ETHERTYPE = 0, 1, 2
+"""Kinds of the core's ``not_ip`` keys (``kind << 16 | value``), as in summary/capture.rs."""
+
+
+def _protocol_label(key: int) -> str:
+    return f"ipv{key >> 8}/{proto_name(key & 0xFF)}"
+
+
+def _not_ip_label(key: int) -> str:
+    kind, value = key >> 16, key & 0xFFFF
+    if kind == NOT_IP_LINKTYPE:
+        return linktypes.name(value)
+    return f"{'ppp' if kind == NOT_IP_PPP else 'ethertype'} 0x{value:04x}"
+
+
+def _tunnel_label(packed: int) -> str:
+    """The ``tunnel`` column's layers, outermost first: ``gre/vxlan``."""
+    kinds = []
+    while packed:
+        kinds.append(TUNNEL_NAMES.get(packed & 0xF, "?"))
+        packed >>= 4
+    return "/".join(kinds)
+
+
+def _label(counter: Counter[str], counts: Mapping[int, int], label: Callable[[int], str]) -> None:
+    for key, n in counts.items():
+        counter[label(int(key))] += int(n)
+
+
+def _ordered(counter: Counter[str]) -> dict[str, int]:
+    """Most frequent first, ties by name: the same whichever batches counted them."""
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _pick(f: Callable[[int, int], int], a: int | None, b: int | None) -> int | None:

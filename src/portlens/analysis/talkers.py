@@ -209,9 +209,9 @@ def _sorted(rows: list[Any], by: str, top: int | None, name: Any) -> list[Any]:
                      for a in name(r))
 
     if by == "bytes":
-        rows.sort(key=lambda r: (-r.bytes, -r.pkts, addr_key(r)))
+        _sort_ties_by_address(rows, lambda r: (-r.bytes, -r.pkts), addr_key)
     elif by == "packets":
-        rows.sort(key=lambda r: (-r.pkts, -r.bytes, addr_key(r)))
+        _sort_ties_by_address(rows, lambda r: (-r.pkts, -r.bytes), addr_key)
     elif by == "start":
         rows.sort(key=lambda r: (r.first_ns, addr_key(r)))
     elif by == "address":
@@ -219,6 +219,21 @@ def _sorted(rows: list[Any], by: str, top: int | None, name: Any) -> list[Any]:
     else:
         raise ValueError(f"unknown sort key {by!r}; one of {', '.join(SORT_KEYS)}")
     return rows[:top] if top is not None else rows
+
+
+def _sort_ties_by_address(rows: list[Any], primary: Any, addr_key: Any) -> None:
+    """Sort by ``(primary(r), addr_key(r))``, computing the address key (which parses the
+    addresses: slow on tens of thousands of rows) only for rows whose primary keys tie."""
+    rows.sort(key=primary)
+    start = 0
+    while start < len(rows):
+        key = primary(rows[start])
+        end = start + 1
+        while end < len(rows) and primary(rows[end]) == key:
+            end += 1
+        if end - start > 1:
+            rows[start:end] = sorted(rows[start:end], key=addr_key)
+        start = end
 
 
 __all__ = ["Conversation", "Endpoint", "TalkerTable"]

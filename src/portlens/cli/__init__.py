@@ -13,6 +13,7 @@ from portlens import __version__
 from portlens.cli.args import check_options, check_source, compiled_filter
 from portlens.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError, error
 from portlens.cli.conns import add_conns_parser, add_events_parser
+from portlens.cli.html import add_html_parser
 from portlens.cli.live import add_live_parsers
 from portlens.cli.packets import add_packets_parser
 from portlens.cli.reports import add_report_parsers
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_events_parser(sub)
     add_report_parsers(sub)
     add_talker_parsers(sub)
+    add_html_parser(sub)
     return parser
 
 

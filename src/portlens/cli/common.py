@@ -63,9 +63,9 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
 def wants_checksums(args: argparse.Namespace) -> bool:
     """Whether the command reads the checksum columns, so the decoder must verify them:
     `packets` prints them (and counts bad ones with --stats), `ladder` marks bad ones, and the
-    tracker drops bad ones with --checksums drop. With `keep` the tracker never reads them
-    (docs/decoding.md, *Checksums*)."""
-    if getattr(args, "command", "") in ("packets", "ladder"):
+    tracker drops bad ones with --checksums drop, and `report` counts them as `packets --stats`
+    does. With `keep` the tracker never reads them (docs/decoding.md, *Checksums*)."""
+    if getattr(args, "command", "") in ("packets", "ladder", "report"):
         return True
     return getattr(args, "checksums", "keep") == "drop"
 

@@ -68,9 +68,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
     zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
-        if args.stats:
-            stats.add(batch)
-        elif args.json:
+        if args.json:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
         else:
@@ -81,8 +79,11 @@ def cmd_packets(args: argparse.Namespace) -> int:
 
     with reading(args, status) as pipeline:
         try:
-            for batch in pipeline.packets():
-                show(batch)
+            if args.stats:
+                pipeline.count_stats(stats)
+            else:
+                for batch in pipeline.packets():
+                    show(batch)
         except ConnectionNotFoundError as exc:
             error(str(exc))
             return EXIT_NOTHING if status[0] == EXIT_OK else status[0]

@@ -2,7 +2,8 @@
 
 ``Decoder`` is the entry point: it runs the compiled decoder (portlens._core, which also
 reassembles fragments, keeping state across batches) or, with ``reference=True``, the
-per-packet Python reference decoder and its reassembler. Nothing here knows about connections.
+per-packet Python reference decoder and its reassembler (portlens.reference). Nothing here
+knows about connections.
 
 Checksums are verified only when the caller asks (``checksums=True``, the default); otherwise
 ``ip_csum`` and ``l4_csum`` are CSUM_NONE in every row. docs/decoding.md (*Checksums*) says who
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from portlens.decode.fragments import Reassembler
 from portlens.decode.packets import PacketBatch
 from portlens.decode.rust import RustDecoder
 from portlens.sources.frames import FrameBatch
@@ -26,14 +26,17 @@ class Decoder:
     def __init__(self, *, reference: bool = False, checksums: bool = True) -> None:
         self.reference = reference
         self.checksums = checksums
-        self.reassembler = Reassembler()
-        """The reference path's reassembler (the compiled one keeps its own)."""
         self.engine = None if reference else RustDecoder()
+        if reference:
+            from portlens.reference.fragments import Reassembler
+
+            self.reassembler = Reassembler()
+            """The reference path's reassembler (the compiled one keeps its own)."""
 
     def decode(self, frames: FrameBatch) -> PacketBatch:
         if self.engine is not None:
             return self.engine.decode(frames, checksums=self.checksums)
-        from portlens.decode.reference import decode_reference
+        from portlens.reference.decode import decode_reference
 
         batch, fragments = decode_reference(frames)
         if fragments:
@@ -48,8 +51,9 @@ class Decoder:
         """Datagrams reassembled and dropped so far (docs/decoding.md, *Fragments*)."""
         if self.engine is not None:
             return self.engine.fragment_counters
-        return {"completed": self.reassembler.completed, "expired": self.reassembler.expired,
-                "held_datagrams": len(self.reassembler.pending)}
+        r = self.reassembler
+        return {"completed": r.completed, "expired": r.expired, "evicted": r.evicted,
+                "held_datagrams": len(r.pending)}
 
 
 def decode_capture(path: str | Path, *, reference: bool = False, checksums: bool = True,

@@ -4,8 +4,9 @@ Every column is a numpy array of the batch's length (2-D for addresses, SACK blo
 kinds). Absent optional values use a sentinel, never a masked array, so every consumer can
 reduce columns without branches: -1 for signed "absent" integers, 0 for flags and counts.
 
-The fast decoder (decode/fast.py) and the per-packet reference decoder (decode/reference.py)
-both fill this shape; a test asserts they agree on every column of every test capture.
+The compiled decoder (crates/core/src/decode) and the per-packet reference decoder
+(portlens.reference.decode) both fill this shape; a test asserts they agree on every column of
+every test capture.
 """
 
 from __future__ import annotations

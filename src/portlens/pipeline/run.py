@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from portlens.analysis.capture_stats import count_not_decoded
+from portlens.analysis.capture_stats import CaptureStats, count_not_decoded
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter, compile_filter
 from portlens.pipeline.select import Selection, Selector
 from portlens.pipeline.stages import Tracker, new_decoder, new_tracker
 from portlens.sources.frames import FrameBatch
+from portlens.sources.linktypes import SUPPORTED
 from portlens.sources.merge import FileStats, capture_paths, merged_frames
 from portlens.sources.writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
 from portlens.track.model import Connection, Transition
@@ -135,6 +136,8 @@ class Pipeline:
         self.not_decoded: Counter[int] = Counter()
         """Frames of link types portlens does not decode, by link type (all frames read,
         before selection; the last pass over the files)."""
+        self.fragment_counters: dict[str, int] = {}
+        """The fragment reassembler's counters after the last pass over the files."""
         self.live_session: LiveSession | None = None
         self._on_error = on_error
         self._on_warning = on_warning
@@ -250,6 +253,7 @@ class Pipeline:
                     break
         finally:
             source.close()  # the files are closed even when -c stops the reading early
+            self.fragment_counters = dict(decoder.fragment_counters)
             if writer is not None:
                 writer.close(self.files)
 
@@ -261,6 +265,72 @@ class Pipeline:
         for pair in self.batches(tracking=tracking):
             yield pair[1]
             del pair
+
+    # -- the summary of `packets --stats` -------------------------------------------------------
+
+    def count_stats(self, stats: CaptureStats) -> None:
+        """Add the source's `packets --stats` summary (of what the selection keeps) to
+        ``stats``, which holds what was counted when Ctrl-C interrupts.
+
+        One capture file read whole (no selection, no -w, not --reference) is read, decoded
+        and counted by the compiled core, one call per batch and nothing else in Python;
+        otherwise the selected batches are counted as they come (``CaptureStats.add``)."""
+        o = self.options
+        whole = (self.packet_filter is None and o.start_ns is None and o.end_ns is None
+                 and o.count is None and o.conn is None and o.write is None)
+        if (whole and not o.reference and len(self.source.files) == 1
+                and self._on_decoded is None):
+            self._scan(self.source.files[0], stats)
+            return
+        try:
+            for batch in self.packets():
+                stats.add(batch)
+        finally:
+            stats.add_fragment_counters(self.fragment_counters)
+
+    def _scan(self, path: str, stats: CaptureStats) -> None:
+        """One file through ``portlens._core.PacketScan`` (crates/core/src/scan.rs)."""
+        import importlib
+
+        core = importlib.import_module("portlens._core")
+        fs = FileStats(path)
+        self.files = [fs]
+        self.not_decoded = Counter()
+        try:
+            scan = core.PacketScan(path, name=path, checksums=self._checksums(False),
+                                   supported=sorted(SUPPORTED))
+        except core.CaptureError as exc:
+            fs.error = str(exc)
+            self.error(str(exc))
+            return
+        fs.format, fs.compression = scan.format, scan.compression
+        interfaces = scan.interfaces()
+        if interfaces:
+            fs.linktype = interfaces[0][1]
+        try:
+            while scan.step():
+                if self._progress is not None:
+                    self._progress(scan.bytes_read, scan.total_bytes)
+        except core.CaptureError as exc:
+            fs.error = str(exc)
+            self.error(str(exc))
+        finally:  # also on Ctrl-C: what was counted is reported
+            scan.close()
+            counts = scan.counts()
+            counted = CaptureStats.from_counts(counts)
+            self.fragment_counters = dict(scan.fragment_counters)
+            counted.add_fragment_counters(self.fragment_counters)
+            for name in counted.__dataclass_fields__:  # in place: the caller holds ``stats``
+                setattr(stats, name, getattr(stats + counted, name))
+            self.not_decoded = Counter(counted.not_decoded)
+            fs.frames, fs.wire_bytes = counts["frames"], counts["wire_bytes"]
+            fs.first_ns, fs.last_ns = counts["first_ns"], counts["last_ns"]
+            fs.backwards = counts["backwards"]
+            fs.largest_step_back_ns = counts["largest_step_back_ns"]
+            fs.first_backwards_frame = counts["first_backwards_frame"]
+        warning = fs.backwards_warning()
+        if warning is not None:
+            self.warning(warning)
 
     def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
@@ -288,6 +358,7 @@ class Pipeline:
     def track(self, sink: Callable[[Connection], None],
               on_transition: Callable[[Transition], None] | None = None, *,
               on_batch: Callable[[Tracker], None] | None = None,
+              on_packets: Callable[[PacketBatch], None] | None = None,
               wall_clock: bool = False) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
@@ -295,10 +366,13 @@ class Pipeline:
 
         ``on_batch(tracker)`` runs after every batch (a live view reads the open connections
         there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
-        real time, ten times a second, so idle connections end while no packet arrives."""
+        real time, ten times a second, so idle connections end while no packet arrives.
+        ``on_packets(batch)`` sees each selected batch before the tracker does, so a report
+        that needs packets as well as connections (`portlens report`) reads the source once."""
         if self.options.workers > 1 and not self.source.is_live:
-            if on_transition is not None or on_batch is not None:
-                raise ValueError("transitions and live views are followed in one process")
+            if on_transition is not None or on_batch is not None or on_packets is not None:
+                raise ValueError("transitions, packets and live views are followed in one "
+                                 "process")
             from portlens.pipeline.parallel import track_sharded
 
             for c in track_sharded(self):
@@ -308,6 +382,8 @@ class Pipeline:
         last_tick = 0.0
         try:
             for batch in self.packets(tracking=True):
+                if on_packets is not None:
+                    on_packets(batch)
                 for c in tracker.feed(batch):
                     sink(c)
                 if wall_clock and time.monotonic() - last_tick >= 0.1:

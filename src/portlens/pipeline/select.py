@@ -16,7 +16,6 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import numpy.typing as npt
 
-from portlens.analysis.ladder import tuple_rows
 from portlens.decode.packets import FRAG_PART, PacketBatch, addr_bytes
 from portlens.filter import PacketFilter
 from portlens.track.model import Connection
@@ -84,6 +83,8 @@ def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
     span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))
+    from portlens.analysis.ladder import tuple_rows  # with the tracker: only for --conn
+
     keep = span & tuple_rows(b, conn, o, r) & (b.frag != FRAG_PART)
     if conn.proto == "udp":
         outer = (b.tunnel_depth > 0) & (b.out_proto == 17)

@@ -27,6 +27,10 @@ class Decoder(Protocol):
 
     def decode(self, frames: FrameBatch) -> PacketBatch: ...
 
+    @property
+    def fragment_counters(self) -> dict[str, int]:
+        """What the fragment reassembler dropped and completed so far."""
+
 
 class Tracker(Protocol):
     """PacketBatch -> Connections, in capture order."""

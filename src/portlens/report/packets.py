@@ -224,7 +224,9 @@ def stats_rows(stats: CaptureStats, clock: Clock | None = None) -> list[tuple[st
         rows.append(("tunnels", _counts(stats.tunnels)))
     for label, value in (("VLAN-tagged", stats.vlan_tagged), ("MPLS", stats.mpls_labelled),
                          ("IP fragments", stats.fragments),
-                         ("reassembled datagrams", stats.reassembled)):
+                         ("reassembled datagrams", stats.reassembled),
+                         ("datagrams timed out (fragments)", stats.datagrams_timed_out),
+                         ("datagrams over the fragment cap", stats.datagrams_over_cap)):
         if value:
             rows.append((label, f"{value:,}"))
     rows.append(("truncated (snaplen)", f"{stats.truncated:,}"))

@@ -108,3 +108,28 @@ class FrameBatch:
             interface=self.interface[index],
             frame=self.frame[index],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceInfo:
+    """One capture interface: the whole file for classic pcap, one IDB for pcapng.
+
+    ``id`` is the value of ``FrameBatch.interface`` for this interface's frames. pcapng numbers
+    interfaces per section; here they are numbered across the file (the first section's are
+    0..k-1, the next section's continue at k) so that one id means one interface.
+    """
+
+    id: int
+    linktype: int
+    snaplen: int
+    name: str | None = None
+    description: str | None = None
+    ticks_per_second: int = 1_000_000
+    """Timestamp resolution as a tick rate: 10**6 for pcap-µs, 10**9 for pcap-ns, 10**n or 2**n
+    from pcapng's ``if_tsresol``."""
+    tsoffset_s: int = 0
+    """pcapng ``if_tsoffset``: seconds added to every timestamp of the interface."""
+    fcs_len: int | None = None
+    """Bytes of frame check sequence at the end of each frame, when the file says so."""
+    section: int = 0
+    """pcapng section (0-based) the interface belongs to."""

@@ -20,6 +20,18 @@ LINUX_SLL = 113
 IPV4 = 228
 IPV6 = 229
 LINUX_SLL2 = 276
+C_HDLC = 104
+IEEE802_11 = 105
+PRISM = 119
+RADIOTAP = 127
+AVS = 163
+PPI = 192
+IPNET = 226
+NFLOG = 239
+ATM_RFC1483 = 11
+ENC = 109
+PFLOG = 117
+PKTAP = 258
 
 NAMES = {
     NULL: "null",
@@ -36,10 +48,27 @@ NAMES = {
     IPV4: "ipv4",
     IPV6: "ipv6",
     LINUX_SLL2: "linux-sll2",
+    C_HDLC: "c-hdlc",
+    IEEE802_11: "802.11",
+    PRISM: "prism",
+    RADIOTAP: "radiotap",
+    AVS: "avs",
+    PPI: "ppi",
+    IPNET: "ipnet",
+    NFLOG: "nflog",
+    ATM_RFC1483: "atm-rfc1483",
+    ENC: "enc",
+    PFLOG: "pflog",
+    PKTAP: "pktap",
 }
 
-SUPPORTED = frozenset({NULL, ETHERNET, PPP, FDDI, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
+REFERENCE = frozenset({NULL, ETHERNET, PPP, FDDI, RAW_12, RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6,
                        LINUX_SLL2})
+"""Link types every decoder reads, the Python reference ones included."""
+COMPILED_ONLY = frozenset({PPP_ETHER, C_HDLC, IEEE802_11, PRISM, RADIOTAP, AVS, PPI, IPNET, NFLOG,
+                           ATM_RFC1483, ENC, PFLOG, PKTAP})
+"""Link types only the compiled decoder (the one the commands use) reads."""
+SUPPORTED = REFERENCE | COMPILED_ONLY
 
 
 def name(linktype: int) -> str:

@@ -67,7 +67,7 @@ import numpy.typing as npt
 from portlens.sources import bpf as _bpf
 from portlens.sources import linktypes
 from portlens.sources.closing import Closing
-from portlens.sources.frames import FrameBatch
+from portlens.sources.frames import FrameBatch, InterfaceInfo
 from portlens.sources.interfaces import (
     ARPHRD_LOOPBACK,
     IFF_UP,
@@ -76,7 +76,6 @@ from portlens.sources.interfaces import (
     capture_linktype,
     in_netns,
 )
-from portlens.sources.pcap import InterfaceInfo
 
 __all__ = [
     "DEFAULT_BLOCK_COUNT",

@@ -24,7 +24,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from portlens.sources.files import CaptureError, CaptureReader, ReferenceCaptureReader, open_capture
+from portlens.sources.files import CaptureError, CaptureReader, open_capture
 from portlens.sources.frames import FrameBatch
 
 PEEK_CHUNK_BYTES: Final = 1 << 16
@@ -95,7 +95,7 @@ class _Open:
 
     index: int
     stats: FileStats
-    reader: CaptureReader | ReferenceCaptureReader | None
+    reader: CaptureReader | None
     batches: Iterator[FrameBatch] | None
     pending: list[FrameBatch] = field(default_factory=list)
     keys: list[np.ndarray] = field(default_factory=list)

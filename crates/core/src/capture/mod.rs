@@ -1,7 +1,7 @@
 //! Capture files in, [`FrameBatch`](crate::frames::FrameBatch)es out: pcap, pcapng, and either
 //! of them compressed with gzip, xz or bzip2.
 //!
-//! This is the Rust twin of `portlens.sources.files` / `pcap` / `pcapng`, and must agree with
+//! This is the Rust twin of `portlens.reference.files` / `pcap` / `pcapng`, and must agree with
 //! them column for column and error for error (tests/test_rust_readers.py): the same chunking,
 //! the same frames before a problem, the same one-line messages. The rules where readers differ
 //! are documented once, in the Python modules; the walkers here follow them block by block
@@ -84,6 +84,26 @@ impl Columns {
 
     pub fn is_empty(&self) -> bool {
         self.offset.is_empty()
+    }
+
+    /// Empties every column, keeping its memory.
+    pub fn clear(&mut self) {
+        self.offset.clear();
+        self.caplen.clear();
+        self.wirelen.clear();
+        self.ts_ns.clear();
+        self.linktype.clear();
+        self.interface.clear();
+    }
+
+    /// Room for `n` more frames in every column.
+    pub fn reserve(&mut self, n: usize) {
+        self.offset.reserve(n);
+        self.caplen.reserve(n);
+        self.wirelen.reserve(n);
+        self.ts_ns.reserve(n);
+        self.linktype.reserve(n);
+        self.interface.reserve(n);
     }
 
     /// Room for `n` frames in every column.

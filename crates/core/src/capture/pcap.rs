@@ -1,7 +1,7 @@
 //! Classic pcap (the libpcap savefile): its file header and the record walk.
 //!
 //! The rules (magic variants, version 2.x only, unsigned `ts_sec`, link type in the low 16 bits
-//! of its field, caplen up to `max(snaplen, 262144)`) are those of `portlens.sources.pcap`.
+//! of its field, caplen up to `max(snaplen, 262144)`) are those of `portlens.reference.pcap`.
 
 use super::bytes::{end_of, Order};
 use super::{Columns, InterfaceInfo, Walk, MAX_RECORD_BYTES, NS_PER_S, USUAL_MAX_CAPLEN};

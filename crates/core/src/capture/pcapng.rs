@@ -2,7 +2,7 @@
 //!
 //! The rules where the format leaves a choice (interface numbering across sections, floored
 //! exact timestamps, what a Simple Packet Block gets, which damage stops reading) are those of
-//! `portlens.sources.pcapng`, whose module documentation states them. Python checks a run of
+//! `portlens.reference.pcapng`, whose module documentation states them. Python checks a run of
 //! packet blocks with numpy and then words the first problem with `_check_block`; here every
 //! block is checked as it comes, by the same [`PcapngWalker::check_block`] wording.
 

@@ -13,7 +13,7 @@ use super::gzip::Gunzip;
 use super::pcap::{is_pcap, PcapWalker, FILE_HEADER_LEN};
 use super::pcapng::{PcapngWalker, SHB_MAGIC};
 use super::{Columns, InterfaceInfo, Walk};
-use crate::frames::FrameBatch;
+use crate::frames::{FrameBatch, Frames};
 
 pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
 pub const MIN_CHUNK_BYTES: usize = 64;
@@ -150,6 +150,13 @@ pub struct CaptureReader {
     eof: bool,
     state: State,
     last_batch: usize,
+    /// The frames of the chunk being walked (moved out by `next_batch`, reused by
+    /// `next_frames`).
+    columns: Columns,
+    /// `next_frames`' frame numbers.
+    numbers: Vec<i64>,
+    /// `next_frames` handed out `buf`: the bytes before this go before the next walk.
+    carry_from: usize,
 }
 
 impl CaptureReader {
@@ -228,6 +235,9 @@ impl CaptureReader {
             eof: false,
             state: State::Walk,
             last_batch: 0,
+            columns: Columns::default(),
+            numbers: Vec::new(),
+            carry_from: 0,
         };
         r.start(&lead)?;
         Ok(r)
@@ -254,6 +264,7 @@ impl CaptureReader {
         self.state = State::Done;
         self.stream = Box::new(io::empty());
         self.buf = Vec::new();
+        self.carry_from = 0;
     }
 
     fn fail(&self, what: &str) -> CaptureError {
@@ -355,8 +366,79 @@ impl CaptureReader {
     // -- reading ---------------------------------------------------------------------------------
 
     /// The next batch, or the problem that ended reading (after every frame before it), or
-    /// `None` at the end.
+    /// `None` at the end. The batch owns its chunk (the bytes carried over go to a new one).
     pub fn next_batch(&mut self) -> Option<Result<FrameBatch, CaptureError>> {
+        let consumed = match self.walk_next()? {
+            Ok(consumed) => consumed,
+            Err(e) => return Some(Err(e)),
+        };
+        // The chunk becomes the batch's buffer; what it carries over goes to a new one.
+        let mut next = Vec::new();
+        if matches!(self.state, State::Fill(_)) {
+            let rest = self.buf.get(consumed..).unwrap_or_default();
+            next.reserve_exact(rest.len() + self.chunk);
+            next.extend_from_slice(rest);
+        }
+        let data = std::mem::replace(&mut self.buf, next);
+        let columns = std::mem::take(&mut self.columns);
+        let n = columns.len() as i64;
+        let first = self.frames_read as i64 - n + 1;
+        Some(Ok(FrameBatch {
+            data,
+            offset: columns.offset,
+            caplen: columns.caplen,
+            wirelen: columns.wirelen,
+            ts_ns: columns.ts_ns,
+            linktype: columns.linktype,
+            interface: columns.interface,
+            frame: (first..first + n).collect(),
+        }))
+    }
+
+    /// The next batch as a view of the reader's own buffers, which the following call reuses:
+    /// no chunk, column or page is allocated per batch once the first few are read, so a
+    /// caller that is done with each batch before asking for the next (a scan, a count) pays
+    /// no page faults for fresh memory. Otherwise as [`next_batch`](Self::next_batch).
+    pub fn next_frames(&mut self) -> Option<Result<Frames<'_>, CaptureError>> {
+        // Room for a chunk after the bytes carried over, so the buffer is not reallocated
+        // while reading (unless one record is longer than a chunk).
+        let room = self.chunk.saturating_mul(2);
+        if self.buf.capacity() < room {
+            self.buf.reserve_exact(room - self.buf.len());
+        }
+        let consumed = match self.walk_next()? {
+            Ok(consumed) => consumed,
+            Err(e) => return Some(Err(e)),
+        };
+        if matches!(self.state, State::Fill(_)) {
+            self.carry_from = consumed;
+        }
+        let n = self.columns.len() as i64;
+        let first = self.frames_read as i64 - n + 1;
+        self.numbers.clear();
+        self.numbers.extend(first..first + n);
+        let c = &self.columns;
+        Some(Ok(Frames {
+            data: &self.buf,
+            offset: &c.offset,
+            caplen: &c.caplen,
+            wirelen: &c.wirelen,
+            ts_ns: &c.ts_ns,
+            linktype: &c.linktype,
+            interface: &c.interface,
+            frame: &self.numbers,
+        }))
+    }
+
+    /// Walks on to the next chunk holding frames, leaving them in `self.columns` over
+    /// `self.buf`; returns how many bytes of the buffer the walk consumed (what follows is
+    /// carried into the next chunk when the state is `Fill`).
+    fn walk_next(&mut self) -> Option<Result<usize, CaptureError>> {
+        if self.carry_from > 0 {
+            // next_frames' batch is done with: only its carried bytes stay.
+            self.buf.drain(..self.carry_from.min(self.buf.len()));
+            self.carry_from = 0;
+        }
         loop {
             match std::mem::replace(&mut self.state, State::Walk) {
                 State::Done => {
@@ -375,13 +457,13 @@ impl CaptureReader {
                 State::Walk => {}
             }
             // Chunks of one file hold about as many frames as the last one did.
-            let mut columns = Columns::with_capacity(self.last_batch + self.last_batch / 8);
+            self.columns.clear();
+            self.columns.reserve(self.last_batch + self.last_batch / 8);
             let at_end = self.eof && self.error.is_none();
             let w = self
                 .walker
-                .walk(&self.buf, self.pos, self.base, at_end, &mut columns);
-            let first = self.frames_read + 1;
-            self.frames_read += columns.len() as u64;
+                .walk(&self.buf, self.pos, self.base, at_end, &mut self.columns);
+            self.frames_read += self.columns.len() as u64;
             self.state = if let Some(problem) = w.problem {
                 State::Fail(self.stopped(&problem))
             } else if self.eof {
@@ -393,32 +475,14 @@ impl CaptureReader {
                 self.base += w.consumed as u64;
                 State::Fill(w.need)
             };
-            if columns.is_empty() {
+            if self.columns.is_empty() {
                 if matches!(self.state, State::Fill(_)) {
                     self.buf.drain(..w.consumed.min(self.buf.len()));
                 }
                 continue;
             }
-            // The chunk becomes the batch's buffer; what it carries over goes to a new one.
-            let mut next = Vec::new();
-            if matches!(self.state, State::Fill(_)) {
-                let rest = self.buf.get(w.consumed..).unwrap_or_default();
-                next.reserve_exact(rest.len() + self.chunk);
-                next.extend_from_slice(rest);
-            }
-            let data = std::mem::replace(&mut self.buf, next);
-            self.last_batch = columns.len();
-            let n = columns.len() as i64;
-            return Some(Ok(FrameBatch {
-                data,
-                offset: columns.offset,
-                caplen: columns.caplen,
-                wirelen: columns.wirelen,
-                ts_ns: columns.ts_ns,
-                linktype: columns.linktype,
-                interface: columns.interface,
-                frame: (first as i64..first as i64 + n).collect(),
-            }));
+            self.last_batch = self.columns.len();
+            return Some(Ok(w.consumed));
         }
     }
 
@@ -613,6 +677,47 @@ mod tests {
                 assert_eq!(b.wirelen[i], 11 + u32::from(k));
                 assert_eq!(b.ts_ns[i], (1_700_000_000 + i64::from(k)) * NS_PER_S + 5000);
             }
+        }
+    }
+
+    #[test]
+    fn frames_read_in_place_are_the_batches() {
+        let (data, offsets) = pcap(40);
+        for (cut, chunk) in [
+            (data.len(), 64),
+            (data.len(), 1 << 20),
+            (offsets[30] + 9, 100),
+        ] {
+            let bytes = data[..cut].to_vec();
+            let (batches, error) = read(bytes.clone(), chunk);
+            let r = CaptureReader::from_reader(Box::new(Cursor::new(bytes)), "f", 0, chunk);
+            let mut r = r.unwrap();
+            let mut frames = Vec::new();
+            let mut in_place_error = None;
+            while let Some(next) = r.next_frames() {
+                match next {
+                    Ok(f) => {
+                        for i in 0..f.len() {
+                            frames.push((f.frame[i], f.ts_ns[i], f.bytes(i).unwrap().to_vec()));
+                        }
+                    }
+                    Err(e) => in_place_error = Some(e.0),
+                }
+            }
+            let want: Vec<_> = batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.len()).map(|i| {
+                        (
+                            b.frame[i],
+                            b.ts_ns[i],
+                            b.as_ref().bytes(i).unwrap().to_vec(),
+                        )
+                    })
+                })
+                .collect();
+            assert_eq!(frames, want, "chunk {chunk}, cut {cut}");
+            assert_eq!(in_place_error, error);
         }
     }
 

@@ -33,6 +33,8 @@ pub trait Cell: Copy {
     fn write_at(self, column: &mut [Self::Elem], row: usize);
     /// A column of `rows` rows, every one holding `self`.
     fn filled(self, rows: usize) -> Vec<Self::Elem>;
+    /// `column` made `rows` rows long, new rows holding `self`, old ones left as they are.
+    fn resize(self, column: &mut Vec<Self::Elem>, rows: usize);
 }
 
 macro_rules! scalar_cell {
@@ -53,6 +55,9 @@ macro_rules! scalar_cell {
             }
             fn filled(self, rows: usize) -> Vec<$t> {
                 vec![self; rows]
+            }
+            fn resize(self, column: &mut Vec<$t>, rows: usize) {
+                column.resize(rows, self);
             }
         }
     )*};
@@ -88,6 +93,13 @@ impl<T: Copy + Default + PartialEq, const N: usize> Cell for [T; N] {
             column.extend_from_slice(&self);
         }
         column
+    }
+    fn resize(self, column: &mut Vec<T>, rows: usize) {
+        let len = rows.saturating_mul(N);
+        column.truncate(len);
+        while column.len() < len {
+            column.extend_from_slice(&self);
+        }
     }
 }
 
@@ -160,6 +172,14 @@ macro_rules! packet_columns {
                     $( $name: absent.$name.filled(n), )*
                     rows: n,
                 }
+            }
+
+            /// `n` rows whose values are left from earlier use (or absent), every one to be
+            /// overwritten with [`Columns::set_row`]: the columns' memory is reused.
+            pub fn resize(&mut self, n: usize) {
+                let absent = Row::default();
+                $( absent.$name.resize(&mut self.$name, n); )*
+                self.rows = n;
             }
 
             /// Overwrites row `i` (nothing happens past the last row).

@@ -1,4 +1,4 @@
-//! IP fragment reassembly across frames and batches (portlens.decode.fragments), bounded.
+//! IP fragment reassembly across frames and batches (portlens.reference.fragments), bounded.
 //!
 //! The decoder decodes each fragment on its own (a first fragment gets its transport header
 //! like any packet) and hands a [`FragRecord`] per fragment; [`Reassembler::apply`] then
@@ -15,7 +15,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use super::columns::{Cell, Columns, Row, CSUM_UNVERIFIED, FRAG_COMPLETE, FRAG_PART};
-use super::frame::{FragKey, FragRecord};
+use super::frame::{decode_reassembled, FragKey, FragRecord};
+use crate::frames::Frames;
 use crate::wire::ipproto;
 
 /// Datagrams incomplete for this long (capture time) are dropped, as in fragments.py.
@@ -24,6 +25,10 @@ pub const FRAGMENT_TIMEOUT_NS: i64 = 60_000_000_000;
 pub const MAX_DATAGRAMS: usize = 4096;
 /// State held at most (datagrams, their covered ranges and waiting rows).
 pub const MAX_BYTES: usize = 16 << 20;
+/// Fragment bytes held at most, of outer IPv4 datagrams that may carry a tunnel (UDP, GRE,
+/// IP in IP): past it a datagram's bytes are let go (`bytes_dropped`) and it is reassembled
+/// for counting only, not descended into.
+pub const MAX_TUNNEL_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentLimits {
@@ -53,6 +58,10 @@ pub struct FragmentCounters {
     pub evicted: u64,
     /// Datagrams dropped because the state exceeded `max_bytes`.
     pub evicted_bytes: u64,
+    /// Completed datagrams decoded whole and found to carry a tunnel (descended into).
+    pub descended: u64,
+    /// Datagrams whose bytes were let go (MAX_TUNNEL_BYTES), so not descended into.
+    pub bytes_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -70,6 +79,25 @@ struct Datagram {
     first: Option<Box<Row>>,
     /// Part rows of the current batch still waiting for their ports.
     waiting_rows: Vec<usize>,
+    /// The first fragment's IPv4 header and the data bytes by offset, for a datagram that
+    /// may carry a tunnel while every fragment's bytes were captured (else None).
+    bytes: Option<Box<DatagramBytes>>,
+    /// A fragment came without its bytes (cut, inside a tunnel) or they were let go.
+    frames_without_bytes: bool,
+}
+
+#[derive(Debug, Default)]
+struct DatagramBytes {
+    header: Vec<u8>,
+    data: Vec<u8>,
+    /// IPv6: the next header to patch in `header` (FragBytes::next_header).
+    next_header: Option<(usize, u8)>,
+}
+
+impl DatagramBytes {
+    fn held(&self) -> usize {
+        self.header.capacity() + self.data.capacity()
+    }
 }
 
 impl Datagram {
@@ -122,6 +150,8 @@ pub struct Reassembler {
     order: VecDeque<(u64, FragKey)>,
     next_seq: u64,
     held_bytes: usize,
+    /// Fragment bytes held (DatagramBytes), bounded by MAX_TUNNEL_BYTES.
+    held_data: usize,
     pub counters: FragmentCounters,
 }
 
@@ -161,8 +191,16 @@ impl Reassembler {
     }
 
     /// Rewrites the fragment rows of `cols` (records in row order). `checksums` says whether
-    /// the batch's checksum columns were filled: if not, they stay `CSUM_NONE`.
-    pub fn apply(&mut self, cols: &mut Columns, records: &[FragRecord], checksums: bool) {
+    /// the batch's checksum columns were filled: if not, they stay `CSUM_NONE`. `frames` are
+    /// the batch's frames (rows in frame order), whose fragment bytes an outer datagram that
+    /// may carry a tunnel keeps until it completes.
+    pub fn apply(
+        &mut self,
+        cols: &mut Columns,
+        records: &[FragRecord],
+        checksums: bool,
+        frames: Option<&Frames<'_>>,
+    ) {
         if records.is_empty() {
             return;
         }
@@ -171,11 +209,72 @@ impl Reassembler {
         }
         self.held_bytes = self.pending.values().map(Datagram::cost).sum();
         for rec in records {
-            self.one(cols, rec, checksums);
+            self.one(cols, rec, checksums, frames);
         }
     }
 
-    fn one(&mut self, cols: &mut Columns, rec: &FragRecord, checksums: bool) {
+    /// Keeps the bytes of `rec` for its datagram `d` (see `Datagram::bytes`).
+    fn keep_bytes(&mut self, key: &FragKey, rec: &FragRecord, frame: Option<&[u8]>) {
+        let Some(d) = self.pending.get_mut(key) else {
+            return;
+        };
+        let tunnel_proto = matches!(
+            key.get(33).copied().unwrap_or(0),
+            ipproto::UDP | ipproto::GRE | ipproto::IPIP | ipproto::IPV6
+        );
+        let (Some(ranges), Some(frame)) = (rec.bytes, frame) else {
+            // A fragment not captured whole: the datagram cannot be decoded whole.
+            if let Some(b) = d.bytes.take() {
+                self.held_data = self.held_data.saturating_sub(b.held());
+            }
+            d.frames_without_bytes = true;
+            return;
+        };
+        if !tunnel_proto || d.frames_without_bytes {
+            return;
+        }
+        let (Some(header), Some(data)) = (
+            frame.get(ranges.header.0..ranges.header.1),
+            frame.get(ranges.data.0..ranges.data.1),
+        ) else {
+            return;
+        };
+        let Ok(offset) = usize::try_from(rec.offset) else {
+            return;
+        };
+        let Some(end) = offset.checked_add(data.len()) else {
+            return;
+        };
+        let bytes = d.bytes.get_or_insert_with(Box::default);
+        let before = bytes.held();
+        if bytes.data.len() < end {
+            bytes.data.resize(end, 0);
+        }
+        if let Some(slot) = bytes.data.get_mut(offset..end) {
+            slot.copy_from_slice(data);
+        }
+        if rec.offset == 0 {
+            bytes.header.clear();
+            bytes.header.extend_from_slice(header);
+            bytes.next_header = ranges.next_header;
+        }
+        self.held_data = (self.held_data + bytes.held()).saturating_sub(before);
+        if self.held_data > MAX_TUNNEL_BYTES {
+            if let Some(b) = d.bytes.take() {
+                self.held_data = self.held_data.saturating_sub(b.held());
+            }
+            d.frames_without_bytes = true;
+            self.counters.bytes_dropped += 1;
+        }
+    }
+
+    fn one(
+        &mut self,
+        cols: &mut Columns,
+        rec: &FragRecord,
+        checksums: bool,
+        frames: Option<&Frames<'_>>,
+    ) {
         let row = rec.row;
         let Some(&now) = cols.ts_ns.get(row) else {
             return;
@@ -197,12 +296,15 @@ impl Reassembler {
                 unfrag_len: 0,
                 first: None,
                 waiting_rows: Vec::new(),
+                bytes: None,
+                frames_without_bytes: false,
             });
             self.held_bytes += d.cost();
             if self.pending.len() > self.limits.max_datagrams && self.drop_oldest() {
                 self.counters.evicted += 1;
             }
         }
+        self.keep_bytes(&rec.key, rec, frames.and_then(|f| f.bytes(rec.row)));
         let Some(d) = self.pending.get_mut(&rec.key) else {
             return;
         };
@@ -227,6 +329,13 @@ impl Reassembler {
         d.waiting_rows.push(row);
         if d.complete() {
             Self::complete(cols, row, d, checksums);
+            if let Some(row_got) = Self::descend(cols, row, d, checksums) {
+                cols.set_row(row, &row_got);
+                self.counters.descended += 1;
+            }
+            if let Some(b) = d.bytes.take() {
+                self.held_data = self.held_data.saturating_sub(b.held());
+            }
             self.held_bytes = self.held_bytes.saturating_sub(before);
             self.pending.remove(&rec.key);
             self.counters.completed += 1;
@@ -297,6 +406,43 @@ impl Reassembler {
         Self::attribute(cols, d);
     }
 
+    /// The completing row of a datagram whose bytes were kept, decoded whole: Some when it
+    /// carries a tunnel (the row then describes the inner packet, the datagram its carrier).
+    fn descend(cols: &Columns, row: usize, d: &Datagram, checksums: bool) -> Option<Row> {
+        let bytes = d.bytes.as_deref()?;
+        let total = usize::try_from(d.total?).ok()?;
+        let hlen = bytes.header.len();
+        if hlen < 20 || bytes.data.len() != total {
+            return None;
+        }
+        let mut datagram = Vec::with_capacity(hlen.checked_add(total)?);
+        datagram.extend_from_slice(&bytes.header);
+        datagram.extend_from_slice(&bytes.data);
+        if let Some((at, next)) = bytes.next_header {
+            // IPv6: the fragment header goes; the header that named it names what it carried
+            let payload = u16::try_from(hlen.checked_sub(40)?.checked_add(total)?).ok()?;
+            datagram
+                .get_mut(4..6)?
+                .copy_from_slice(&payload.to_be_bytes());
+            *datagram.get_mut(at)? = next;
+        } else {
+            let length = u16::try_from(hlen.checked_add(total)?).ok()?;
+            datagram
+                .get_mut(2..4)?
+                .copy_from_slice(&length.to_be_bytes());
+            datagram.get_mut(6..8)?.copy_from_slice(&[0, 0]); // no more fragments, offset 0
+        }
+        let completing = cols.row(row)?;
+        let mut got = decode_reassembled(&datagram, completing, checksums)?;
+        got.frag = FRAG_COMPLETE;
+        got.frag_count = completing.frag_count;
+        if !checksums {
+            got.ip_csum = 0;
+            got.l4_csum = 0;
+        }
+        Some(got)
+    }
+
     /// Drops the datagrams incomplete since `timeout_ns` before `now`, oldest first (only the
     /// oldest are looked at, as fragments.py does).
     fn expire(&mut self, now: i64) {
@@ -327,8 +473,11 @@ impl Reassembler {
         let Some((_, key)) = self.order.pop_front() else {
             return false;
         };
-        if let Some(d) = self.pending.remove(&key) {
+        if let Some(mut d) = self.pending.remove(&key) {
             self.held_bytes = self.held_bytes.saturating_sub(d.cost());
+            if let Some(b) = d.bytes.take() {
+                self.held_data = self.held_data.saturating_sub(b.held());
+            }
         }
         true
     }
@@ -357,6 +506,8 @@ mod tests {
             unfrag_len: 0,
             first: None,
             waiting_rows: Vec::new(),
+            bytes: None,
+            frames_without_bytes: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! One frame on its way down the layers (the rules of docs/decoding.md, in the order of
-//! portlens.decode.reference, which this follows function by function).
+//! portlens.reference.decode, which this follows function by function).
 //!
 //! Each layer reads its header through a `wire` view and writes its columns into the frame's
 //! [`Row`]. A layer that cannot go on returns [`Stop`] with the malformed reason, or 0 when
@@ -13,7 +13,8 @@ use crate::wire::ethernet::{
 };
 use crate::wire::ip::{Ipv4, Ipv6, Ipv6Ext};
 use crate::wire::transport::{self as tr, tcpopt, Icmp, Tcp, Udp};
-use crate::wire::tunnel::{self as tn, kind, Geneve, Gre, Gtpu};
+use crate::wire::tunnel::{self as tn, kind, Ayiya, Geneve, Gre, Gtpu};
+use crate::wire::wlan::{self, Dot11, Ppi, Radiotap};
 use crate::wire::{ethertype as et, ipproto, linktype as lt, v4_mapped, Header};
 
 /// Decoding of this frame ends here: a malformed reason, or 0 (cut by snaplen).
@@ -26,7 +27,7 @@ type Step = Result<(), Stop>;
 /// protocol, identification (4 bytes, big-endian).
 pub type FragKey = [u8; 38];
 
-/// One fragment as the decoder saw it (portlens.decode.fragments.FragmentRecord).
+/// One fragment as the decoder saw it (portlens.reference.fragments.FragmentRecord).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragRecord {
     pub row: usize,
@@ -38,6 +39,21 @@ pub struct FragRecord {
     pub more: bool,
     /// IPv4: IHL * 4; IPv6: 40 + the extension headers before the fragment header.
     pub unfrag_len: u64,
+    /// An outer IPv4 fragment (no tunnel crossed) whose bytes were all captured: where its
+    /// header and data lie in the frame, so that the reassembled datagram can be decoded
+    /// (and descended into a tunnel) once complete.
+    pub bytes: Option<FragBytes>,
+}
+
+/// Byte ranges of a fragment in its frame: the IPv4 header (IPv6: the fixed header and the
+/// extension headers before the fragment header), the fragment's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragBytes {
+    pub header: (usize, usize),
+    pub data: (usize, usize),
+    /// IPv6: where in the header the next header naming the fragment header (44) lies, and
+    /// the fragment header's own next header, which replaces it in the reassembled datagram.
+    pub next_header: Option<(usize, u8)>,
 }
 
 fn frag_key(version: u8, src: &[u8; 16], dst: &[u8; 16], proto: u8, ident: u32) -> FragKey {
@@ -99,6 +115,8 @@ pub(crate) struct Walker<'a> {
     pending: Option<Pending>,
     vlan_count: usize,
     mpls_count: usize,
+    /// Frames found inside frames without a tunnel (FabricPath), bounded like tunnels.
+    nested_frames: u8,
     // The innermost IP layer, for pseudo-headers.
     ip_version: u8,
     addr_len: usize,
@@ -125,6 +143,7 @@ impl<'a> Walker<'a> {
             pending: None,
             vlan_count: 0,
             mpls_count: 0,
+            nested_frames: 0,
             ip_version: 0,
             addr_len: 4,
             ip_src: [0; 16],
@@ -248,8 +267,185 @@ impl<'a> Walker<'a> {
                 let _: Fddi = self.header(0, m::LINK_HEADER_SHORT)?;
                 self.llc(Fddi::LEN)
             }
+            lt::IEEE802_11 => self.dot11(0, false),
+            lt::RADIOTAP => {
+                let h: Radiotap = self.header(0, m::LINK_HEADER_SHORT)?;
+                if h.version() != 0 {
+                    return Ok(()); // not a radiotap header tshark reads
+                }
+                let len = h.length();
+                if len < Radiotap::LEN {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                let flags = wlan::radiotap_flags(self.b, len);
+                self.dot11(len, flags & wlan::RADIOTAP_FLAG_DATA_PAD != 0)
+            }
+            lt::PPI => {
+                let h: Ppi = self.header(0, m::LINK_HEADER_SHORT)?;
+                let len = h.length();
+                if h.version() != 0 {
+                    return Ok(());
+                }
+                if len < Ppi::LEN {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                match h.dlt() {
+                    105 => self.dot11(len, false),
+                    1 => self.ethernet(len),
+                    _ => Ok(()),
+                }
+            }
+            lt::PRISM | lt::AVS => {
+                self.need(0, 8, m::LINK_HEADER_SHORT)?;
+                match wlan::monitor_header_len(self.b) {
+                    Some(len) if len >= 8 => {
+                        self.need(0, len, m::LINK_HEADER_SHORT)?;
+                        self.dot11(len, false)
+                    }
+                    Some(_) => Err(Stop(m::LINK_HEADER_SHORT)),
+                    None => Ok(()),
+                }
+            }
+            lt::NFLOG => self.nflog(),
+            lt::IPNET => {
+                self.need(0, wlan::IPNET_HEADER_LEN, m::LINK_HEADER_SHORT)?;
+                match self.u8_at(1) {
+                    2 => self.ipv4(wlan::IPNET_HEADER_LEN),
+                    wlan::IPNET_AF_INET6 => self.ipv6(wlan::IPNET_HEADER_LEN),
+                    _ => Ok(()),
+                }
+            }
+            lt::C_HDLC => {
+                self.need(0, 4, m::LINK_HEADER_SHORT)?;
+                self.ethertype_chain(4, self.u16_at(2))
+            }
+            lt::PPP_ETHER => {
+                let _: Pppoe = self.header(0, m::PPPOE_HEADER_SHORT)?;
+                self.ppp_protocol(Pppoe::LEN)
+            }
+            lt::ATM_RFC1483 => self.llc(0),
+            lt::ENC => {
+                // the address family in the writer's byte order, as NULL's
+                let h: Null = self.header(0, m::LINK_HEADER_SHORT)?;
+                self.need(0, 12, m::LINK_HEADER_SHORT)?;
+                self.ip_by_family(h.family_any_order(), 12)
+            }
+            lt::PFLOG => {
+                self.need(0, 2, m::LINK_HEADER_SHORT)?;
+                let len = usize::from(self.u8_at(0)).next_multiple_of(4);
+                if len < 4 {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                self.ip_by_family(u32::from(self.u8_at(1)), len)
+            }
+            lt::PKTAP => {
+                // pth_length (LE) and pth_dlt (LE, offset 8): the frame after the header
+                self.need(0, 12, m::LINK_HEADER_SHORT)?;
+                let len = usize::try_from(u32::from_le_bytes([
+                    self.u8_at(0),
+                    self.u8_at(1),
+                    self.u8_at(2),
+                    self.u8_at(3),
+                ]))
+                .unwrap_or(usize::MAX);
+                let dlt = u32::from_le_bytes([
+                    self.u8_at(8),
+                    self.u8_at(9),
+                    self.u8_at(10),
+                    self.u8_at(11),
+                ]);
+                if len < 12 {
+                    return Err(Stop(m::LINK_HEADER_SHORT));
+                }
+                self.need(0, len, m::LINK_HEADER_SHORT)?;
+                match u16::try_from(dlt) {
+                    Ok(lt::ETHERNET) => self.ethernet(len),
+                    Ok(lt::RAW_12 | lt::RAW_14 | lt::RAW) => self.ip_by_nibble(len, None),
+                    Ok(lt::NULL) => {
+                        let h: Null = self.header(len, m::LINK_HEADER_SHORT)?;
+                        self.ip_by_family(h.family_any_order(), len + Null::LEN)
+                    }
+                    _ => Ok(()),
+                }
+            }
             // Any other link type is not decoded: no IP, not malformed.
             _ => Ok(()),
+        }
+    }
+
+    /// NFLOG: family, version, resource id, then TLVs (length, type; padded to 4 bytes) until
+    /// NFULA_PAYLOAD, which holds the packet of the header's family.
+    fn nflog(&mut self) -> Step {
+        self.need(0, wlan::NFLOG_HEADER_LEN, m::LINK_HEADER_SHORT)?;
+        let family = self.u8_at(0);
+        let mut pos = wlan::NFLOG_HEADER_LEN;
+        while pos < self.cap {
+            self.need(pos, 4, m::LINK_HEADER_SHORT)?;
+            let Some((len, kind)) = wlan::nflog_tlv(self.b, pos) else {
+                return Err(Stop(m::LINK_HEADER_SHORT));
+            };
+            if len < 4 {
+                return Err(Stop(m::LINK_HEADER_SHORT));
+            }
+            if kind == wlan::NFULA_PAYLOAD {
+                let inner = pos + 4;
+                return match u32::from(family) {
+                    ethernet::AF_INET => self.ipv4(inner),
+                    10 => self.ipv6(inner),
+                    _ => Ok(()),
+                };
+            }
+            pos = pos.saturating_add(len.next_multiple_of(4));
+        }
+        Ok(())
+    }
+
+    /// An 802.11 frame at `pos`: only data frames with a body, neither protected (encrypted)
+    /// nor fragmented, are decoded, through their 802.2 LLC/SNAP header; of an A-MSDU the
+    /// first subframe. `data_pad`: radiotap says the body starts on a 4-byte boundary.
+    fn dot11(&mut self, pos: usize, data_pad: bool) -> Step {
+        self.need(pos, 2, m::LINK_HEADER_SHORT)?;
+        let fc = self.u8_at(pos);
+        if fc & 0x03 != 0 || (fc >> 2) & 0x03 != 2 {
+            return Ok(()); // another protocol version, or management / control frames
+        }
+        let h: Dot11 = self.header(pos, m::LINK_HEADER_SHORT)?;
+        if h.has_no_data() {
+            return Ok(());
+        }
+        let hlen = h.header_len();
+        self.need(pos, hlen, m::LINK_HEADER_SHORT)?;
+        if h.protected() || h.more_fragments() || h.fragment_number() != 0 {
+            return Ok(()); // encrypted, or one piece of an 802.11 fragment: no IP to read
+        }
+        let body = pos.saturating_add(if data_pad {
+            hlen.next_multiple_of(4)
+        } else {
+            hlen
+        });
+        if h.is_qos()
+            && self.u8_at(pos.saturating_add(h.qos_offset())) & wlan::QOS_AMSDU_PRESENT != 0
+        {
+            self.need(body, wlan::AMSDU_SUBFRAME_LEN, m::LINK_HEADER_SHORT)?;
+            return self.llc(body + wlan::AMSDU_SUBFRAME_LEN);
+        }
+        if body >= self.cap && !self.cut {
+            return Ok(()); // a data frame with no body
+        }
+        self.llc(body)
+    }
+
+    /// IP by a BSD address family (2 IPv4; 10, 24, 28, 30 IPv6), else not IP.
+    fn ip_by_family(&mut self, family: u32, pos: usize) -> Step {
+        if family == ethernet::AF_INET {
+            self.ipv4(pos)
+        } else if ethernet::is_af_inet6(family) {
+            self.ipv6(pos)
+        } else {
+            Ok(())
         }
     }
 
@@ -278,34 +474,61 @@ impl<'a> Walker<'a> {
 
     fn ethernet(&mut self, pos: usize) -> Step {
         let h: Ethernet = self.header(pos, m::LINK_HEADER_SHORT)?;
-        self.ethertype_chain(pos.saturating_add(Ethernet::LEN), h.ethertype())
+        let ethertype = h.ethertype();
+        // Cisco FabricPath, as Wireshark's cfp heuristic finds it: its ethertype where the
+        // frame's is (a 16-byte outer header), or after an 802.1ad / 802.1Q tag (20 bytes);
+        // a whole Ethernet frame follows.
+        let fabricpath = if ethertype == et::FABRICPATH {
+            Some(16)
+        } else if matches!(ethertype, et::VLAN_8021AD | et::VLAN_8021Q)
+            && self.u16_at(pos.saturating_add(16)) == et::FABRICPATH
+            && self.need(pos, 18, 0).is_ok()
+        {
+            Some(20)
+        } else {
+            None
+        };
+        if let Some(outer) = fabricpath {
+            if self.nested_frames >= tn::MAX_TUNNEL_DEPTH {
+                return Err(Stop(m::TUNNEL_TOO_DEEP));
+            }
+            self.nested_frames += 1;
+            self.row.ethertype = et::FABRICPATH;
+            self.need(pos, outer, m::LINK_HEADER_SHORT)?;
+            return self.ethernet(pos.saturating_add(outer));
+        }
+        self.ethertype_chain(pos.saturating_add(Ethernet::LEN), ethertype)
     }
 
     fn ethertype_chain(&mut self, mut pos: usize, mut ethertype: u16) -> Step {
         self.row.ethertype = ethertype;
-        while et::is_vlan(ethertype) {
-            let tag: VlanTag = self.header(pos, m::VLAN_TAG_SHORT)?;
-            if self.row.vlan < 0 {
-                self.row.vlan = i32::from(tag.vid());
+        loop {
+            if et::is_vlan(ethertype) {
+                let tag: VlanTag = self.header(pos, m::VLAN_TAG_SHORT)?;
+                if self.row.vlan < 0 {
+                    self.row.vlan = i32::from(tag.vid());
+                }
+                self.vlan_count = self.vlan_count.saturating_add(1);
+                self.row.vlan_count = u8::try_from(self.vlan_count).unwrap_or(u8::MAX);
+                ethertype = tag.ethertype();
+                pos = pos.saturating_add(VlanTag::LEN);
+            } else if ethertype == et::PBB {
+                // 802.1ah I-TAG (4), customer destination and source (12), ethertype (2)
+                self.need(pos, 18, m::LINK_HEADER_SHORT)?;
+                ethertype = self.u16_at(pos + 16);
+                pos = pos.saturating_add(18);
+            } else if ethertype == et::VN_TAG {
+                // VN-Tag (4), then the ethertype (2)
+                self.need(pos, 6, m::LINK_HEADER_SHORT)?;
+                ethertype = self.u16_at(pos + 4);
+                pos = pos.saturating_add(6);
+            } else {
+                break;
             }
-            self.vlan_count = self.vlan_count.saturating_add(1);
-            self.row.vlan_count = u8::try_from(self.vlan_count).unwrap_or(u8::MAX);
-            ethertype = tag.ethertype();
             self.row.ethertype = ethertype;
-            pos = pos.saturating_add(VlanTag::LEN);
         }
         if et::is_mpls(ethertype) {
-            loop {
-                let label: MplsLabel = self.header(pos, m::MPLS_LABEL_SHORT)?;
-                self.mpls_count = self.mpls_count.saturating_add(1);
-                self.row.mpls_count = u8::try_from(self.mpls_count).unwrap_or(u8::MAX);
-                pos = pos.saturating_add(MplsLabel::LEN);
-                if label.bottom_of_stack() {
-                    break;
-                }
-            }
-            self.need(pos, 1, m::MPLS_PAYLOAD_UNKNOWN)?;
-            return self.ip_by_nibble(pos, Some(m::MPLS_PAYLOAD_UNKNOWN));
+            return self.mpls(pos);
         }
         match ethertype {
             et::PPPOE_SESSION => {
@@ -317,6 +540,21 @@ impl<'a> Walker<'a> {
             // ARP, PPPoE discovery, LLDP, an 802.3 length...: not IP.
             _ => Ok(()),
         }
+    }
+
+    /// An MPLS label stack, then IP by its first nibble.
+    fn mpls(&mut self, mut pos: usize) -> Step {
+        loop {
+            let label: MplsLabel = self.header(pos, m::MPLS_LABEL_SHORT)?;
+            self.mpls_count = self.mpls_count.saturating_add(1);
+            self.row.mpls_count = u8::try_from(self.mpls_count).unwrap_or(u8::MAX);
+            pos = pos.saturating_add(MplsLabel::LEN);
+            if label.bottom_of_stack() {
+                break;
+            }
+        }
+        self.need(pos, 1, m::MPLS_PAYLOAD_UNKNOWN)?;
+        self.ip_by_nibble(pos, Some(m::MPLS_PAYLOAD_UNKNOWN))
     }
 
     /// PPP framing (DLT_PPP, PPP-HDLC, GRE 0x880b): optional ff 03, then the protocol.
@@ -419,6 +657,16 @@ impl<'a> Walker<'a> {
                 length: (ip_len - hlen) as u64,
                 more,
                 unfrag_len: hlen as u64,
+                bytes: (self.depth == 0 && self.pending.is_none())
+                    .then(|| {
+                        let (data, end) = (pos.checked_add(hlen)?, pos.checked_add(ip_len)?);
+                        (end <= self.cap).then_some(FragBytes {
+                            header: (pos, data),
+                            data: (data, end),
+                            next_header: None,
+                        })
+                    })
+                    .flatten(),
             });
             if frag_offset != 0 {
                 return Ok(()); // no transport header in a non-first fragment
@@ -459,6 +707,8 @@ impl<'a> Walker<'a> {
         let mut off = Ipv6::LEN; // relative to the IPv6 header
         let mut count = 0;
         let mut fragment = false;
+        // Where the next header naming the current extension header lies (relative).
+        let mut nh_at = 6usize;
         while ipproto::is_ipv6_extension(nh) {
             // proto / ip_hlen say where the chain stopped should it stop here.
             self.row.proto = nh;
@@ -487,6 +737,17 @@ impl<'a> Walker<'a> {
                         length: ip_len.saturating_sub(after) as u64,
                         more,
                         unfrag_len: off as u64,
+                        bytes: (self.depth == 0 && self.pending.is_none())
+                            .then(|| {
+                                let data = pos.checked_add(after)?;
+                                let end = pos.checked_add(ip_len)?;
+                                (end <= self.cap && data <= end).then_some(FragBytes {
+                                    header: (pos, pos.checked_add(off)?),
+                                    data: (data, end),
+                                    next_header: Some((nh_at, ext.next_header())),
+                                })
+                            })
+                            .flatten(),
                     });
                     if frag_offset != 0 {
                         self.row.proto = ext.next_header();
@@ -496,6 +757,7 @@ impl<'a> Walker<'a> {
                 }
             }
             nh = ext.next_header();
+            nh_at = off;
             off = off.saturating_add(length);
         }
         self.row.proto = nh;
@@ -554,7 +816,7 @@ impl<'a> Walker<'a> {
                     self.ipv6(start)
                 }
             }
-            ipproto::GRE => self.gre(start, end),
+            ipproto::GRE => self.gre(start, end, None),
             _ => Ok(()),
         }
     }
@@ -875,7 +1137,8 @@ impl<'a> Walker<'a> {
         r.l4_csum = 0;
     }
 
-    fn gre(&mut self, start: usize, end: usize) -> Step {
+    /// A GRE header at [start, end): in IP, or in UDP (RFC 8086, `ports` its carrier's).
+    fn gre(&mut self, start: usize, end: usize, ports: Option<(u16, u16)>) -> Step {
         let g: Gre = self.header_within(start, end, m::GRE_HEADER_INVALID)?;
         if g.routing_present() || g.version() > 1 {
             // routing present, or neither GRE's nor PPTP's version
@@ -885,21 +1148,61 @@ impl<'a> Walker<'a> {
         self.need_within(start, hlen, end, m::GRE_HEADER_INVALID)?;
         let protocol = g.protocol();
         let inner = start + hlen;
-        if !matches!(protocol, et::IPV4 | et::IPV6 | et::TEB | et::PPP) {
-            return Ok(()); // not descended: the row stays at the GRE packet
-        }
-        self.enter_tunnel(kind::GRE, None)?;
+        let plain = if ports.is_some() {
+            kind::GRE_UDP
+        } else {
+            kind::GRE
+        };
         match protocol {
-            et::IPV4 => self.ipv4(inner),
-            et::IPV6 => self.ipv6(inner),
-            et::TEB => self.ethernet(inner),
-            _ => self.ppp(inner),
+            et::IPV4 | et::IPV6 | et::TEB | et::PPP => {
+                self.enter_tunnel(plain, ports)?;
+                match protocol {
+                    et::IPV4 => self.ipv4(inner),
+                    et::IPV6 => self.ipv6(inner),
+                    et::TEB => self.ethernet(inner),
+                    _ => self.ppp(inner),
+                }
+            }
+            _ if g.version() != 0 => Ok(()),
+            et::ERSPAN_1_2 => {
+                // Type II when GRE carries a sequence number (an 8-byte ERSPAN header), type I
+                // (the mirrored frame right away) when not: Wireshark's and Zeek's rule.
+                let skip = if g.sequence_present() {
+                    tn::ERSPAN2_LEN
+                } else {
+                    0
+                };
+                self.need_within(inner, skip, end, m::TUNNEL_HEADER_INVALID)?;
+                self.enter_tunnel(kind::ERSPAN, ports)?;
+                self.ethernet(inner + skip)
+            }
+            et::ERSPAN_3 => {
+                self.need_within(inner, tn::ERSPAN3_LEN, end, m::TUNNEL_HEADER_INVALID)?;
+                let last16 = self.u16_at(inner + tn::ERSPAN3_LEN - 2);
+                let mut skip = tn::ERSPAN3_LEN;
+                if last16 & 0x0001 != 0 {
+                    skip += tn::ERSPAN3_PLATFORM_LEN;
+                    self.need_within(inner, skip, end, m::TUNNEL_HEADER_INVALID)?;
+                }
+                if tn::erspan3_frame_type(last16) != 0 {
+                    return Ok(()); // not an Ethernet frame: not descended
+                }
+                self.enter_tunnel(kind::ERSPAN, ports)?;
+                self.ethernet(inner + skip)
+            }
+            p if tn::is_aruba(p) => {
+                self.enter_tunnel(kind::ARUBA, ports)?;
+                self.dot11(inner, false)
+            }
+            _ => Ok(()), // not descended: the row stays at the GRE packet
         }
     }
 
     /// UDP payload [start, end) of a datagram whose ports may name a tunnel.
     fn udp_tunnel(&mut self, start: usize, end: usize, sport: u16, dport: u16) -> Step {
-        let Some(tunnel) = tn::udp_tunnel(sport, dport) else {
+        let Some(tunnel) =
+            tn::udp_tunnel(sport, dport).or_else(|| self.udp_tunnel_by_content(start, end))
+        else {
             return Ok(());
         };
         let ports = Some((sport, dport));
@@ -933,6 +1236,18 @@ impl<'a> Walker<'a> {
                 }
                 None => Ok(()),
             },
+            kind::AYIYA => match self.ayiya_payload(start, end.min(self.cap)) {
+                Some((inner, next_header)) => {
+                    self.enter_tunnel(tunnel, ports)?;
+                    if next_header == ipproto::IPIP {
+                        self.ipv4(inner)
+                    } else {
+                        self.ipv6(inner)
+                    }
+                }
+                None => Ok(()),
+            },
+            kind::GRE_UDP => self.gre(start, end, ports),
             _ => match self.gtpu_payload(start, end.min(self.cap)) {
                 Some(inner) => {
                     self.enter_tunnel(tunnel, ports)?;
@@ -941,6 +1256,67 @@ impl<'a> Walker<'a> {
                 None => Ok(()),
             },
         }
+    }
+
+    /// A tunnel on a UDP port of no tunnel, by its content, as Zeek's DetectProtocol finds
+    /// Teredo and AYIYA (Teredo: an IPv6 header with a 2001:0::/32 address, or an
+    /// authentication and/or origin indication header then IPv6; AYIYA: bytes 0x52 0x11).
+    fn udp_tunnel_by_content(&self, start: usize, end: usize) -> Option<u32> {
+        let limit = end.min(self.cap);
+        if self.teredo_detect(start, limit) {
+            return Some(kind::TEREDO);
+        }
+        let within = self.b.get(..limit)?;
+        Ayiya::at(within, start)
+            .filter(Ayiya::looks_like)
+            .map(|_| kind::AYIYA)
+    }
+
+    /// Zeek's TeredoAnalyzer::DetectProtocol over the UDP payload [pos, limit).
+    fn teredo_detect(&self, pos: usize, limit: usize) -> bool {
+        let mut len = limit.saturating_sub(pos);
+        let (d0, d1) = (self.u8_at(pos), self.u8_at(pos.saturating_add(1)));
+        if len < 40 || (d0 >> 4 != 6 && (d0 != 0 || (d1 != 0 && d1 != 1))) {
+            return false;
+        }
+        const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
+        if d0 >> 4 == 6
+            && (self.starts_with(pos + 8, &TEREDO_PREFIX)
+                || self.starts_with(pos + 24, &TEREDO_PREFIX))
+        {
+            return true;
+        }
+        let mut at = pos;
+        let mut val = u16::from(d1);
+        if val == 1 {
+            let skip = 13 + usize::from(self.u8_at(at + 2)) + usize::from(self.u8_at(at + 3));
+            if len < skip {
+                return false;
+            }
+            at += skip;
+            len -= skip;
+            if len < 40 {
+                return false;
+            }
+            val = self.u16_at(at);
+        }
+        if val == 0 {
+            at += 8;
+            len -= 8;
+            return len >= 40 && self.u8_at(at) >> 4 == 6;
+        }
+        false
+    }
+
+    /// Where AYIYA's inner packet starts and its next header (4 or 41), or None: a forward
+    /// operation whose header fits, as Zeek's AYIYA analyzer decapsulates.
+    fn ayiya_payload(&self, pos: usize, limit: usize) -> Option<(usize, u8)> {
+        let h = Ayiya::at(self.b.get(..limit)?, pos)?;
+        let inner = pos.checked_add(h.header_len())?;
+        if !h.is_forward() || inner >= limit {
+            return None;
+        }
+        matches!(h.next_header(), ipproto::IPIP | ipproto::IPV6).then_some((inner, h.next_header()))
     }
 
     /// Where a plausible IPv6 header starts after Teredo's optional headers (RFC 4380 §5.1.1),
@@ -1000,6 +1376,18 @@ impl<'a> Walker<'a> {
         }
         Some(inner)
     }
+}
+
+/// Decodes a reassembled datagram (IPv4: its first fragment's header, total length set,
+/// fragment fields cleared; IPv6: the unfragmentable part, the fragment header taken out and
+/// the payload length set; then all the data) over `row`, the completing fragment's: the
+/// row it gives if the datagram holds a tunnel (then the inner packet takes the IP and
+/// transport columns, the datagram goes to the out_* columns), else None.
+pub(crate) fn decode_reassembled(datagram: &[u8], row: Row, checksums: bool) -> Option<Row> {
+    let wirelen = u32::try_from(datagram.len()).ok()?;
+    let mut walker = Walker::new(datagram, wirelen, row, 0, checksums);
+    walker.decode(lt::RAW);
+    (walker.row.tunnel_depth > 0 && walker.record.is_none()).then_some(walker.row)
 }
 
 /// IPv6 extension headers followed at most (then `ipv6-ext-header-invalid`).

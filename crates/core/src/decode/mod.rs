@@ -1,5 +1,5 @@
 //! Frames -> packet columns: link layers, IPv4/IPv6, tunnels, TCP/UDP/ICMP headers, fragment
-//! reassembly. The rules are docs/decoding.md; `portlens.decode.reference` (Python) is the
+//! reassembly. The rules are docs/decoding.md; `portlens.reference.decode` (Python) is the
 //! oracle every column is tested against (tests/test_rust_decoder.py).
 //!
 //! [`Decoder::decode`] walks each frame once ([`frame`]), writing one [`Row`] into
@@ -49,10 +49,22 @@ impl Decoder {
     /// panics on frame contents: a frame whose offset and length lie outside `data` decodes as
     /// an empty one; columns shorter than `offset` read as 0.
     pub fn decode(&mut self, frames: Frames<'_>, options: DecodeOptions) -> Columns {
-        let n = frames.len();
-        let mut cols = Columns::filled(n);
+        let mut cols = Columns::filled(frames.len());
+        self.decode_rows(frames, options, &mut cols);
+        cols
+    }
+
+    /// As [`decode`](Self::decode), into `cols`, whose memory is reused: a caller decoding
+    /// batch after batch into the same columns allocates (and faults in) nothing per batch.
+    pub fn decode_into(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
+        cols.resize(frames.len());
+        self.decode_rows(frames, options, cols);
+    }
+
+    /// Sets every row of `cols` (as long as `frames`), then reassembles.
+    fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
-        for i in 0..n {
+        for i in 0..frames.len() {
             let caplen = frames.caplen.get(i).copied().unwrap_or(0);
             let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
             let linktype = frames.linktype.get(i).copied().unwrap_or(0);
@@ -75,8 +87,7 @@ impl Decoder {
             }
         }
         self.reassembler
-            .apply(&mut cols, &self.records, options.checksums);
-        cols
+            .apply(cols, &self.records, options.checksums, Some(&frames));
     }
 }
 

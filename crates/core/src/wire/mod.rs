@@ -37,6 +37,7 @@ pub mod ethernet;
 pub mod ip;
 pub mod transport;
 pub mod tunnel;
+pub mod wlan;
 
 /// LINKTYPE_* numbers (tcpdump.org/linktypes.html) the decoder reads.
 pub mod linktype {
@@ -56,6 +57,32 @@ pub mod linktype {
     pub const IPV4: u16 = 228;
     pub const IPV6: u16 = 229;
     pub const LINUX_SLL2: u16 = 276;
+    /// PPPoE session frames with no link header (LINKTYPE_PPP_ETHER).
+    pub const PPP_ETHER: u16 = 51;
+    /// Cisco HDLC: address, control, then an ethertype.
+    pub const C_HDLC: u16 = 104;
+    /// IEEE 802.11 frames without a radio header.
+    pub const IEEE802_11: u16 = 105;
+    /// 802.11 behind a Prism monitor-mode header (or an AVS one, which tshark also accepts).
+    pub const PRISM: u16 = 119;
+    /// 802.11 behind a radiotap header.
+    pub const RADIOTAP: u16 = 127;
+    /// 802.11 behind an AVS monitor-mode header.
+    pub const AVS: u16 = 163;
+    /// Per-Packet Information header, then the link type it names.
+    pub const PPI: u16 = 192;
+    /// Solaris ipnet: a 24-byte header naming the address family.
+    pub const IPNET: u16 = 226;
+    /// Linux netfilter log messages: a header and TLVs, one of which holds the packet.
+    pub const NFLOG: u16 = 239;
+    /// RFC 1483 LLC/SNAP-encapsulated ATM: an 802.2 LLC header first.
+    pub const ATM_RFC1483: u16 = 11;
+    /// OpenBSD enc(4): address family, SPI, flags (12 bytes), then IP.
+    pub const ENC: u16 = 109;
+    /// OpenBSD pflog: a header whose first byte is its length (padded to 4), then IP.
+    pub const PFLOG: u16 = 117;
+    /// Apple PKTAP: a header giving its length and the link type of the frame after it.
+    pub const PKTAP: u16 = 258;
 }
 
 /// Ethertypes (and the PPP protocols that play their part after PPP framing).
@@ -74,6 +101,16 @@ pub mod ethertype {
     pub const PPP: u16 = 0x880B;
     pub const PPP_IPV4: u16 = 0x0021;
     pub const PPP_IPV6: u16 = 0x0057;
+    /// IEEE 802.1ah provider backbone bridging (MAC-in-MAC): an I-TAG, then a customer frame.
+    pub const PBB: u16 = 0x88E7;
+    /// Cisco VN-Tag (802.1Qbh): a 4-byte tag, then the next ethertype.
+    pub const VN_TAG: u16 = 0x8926;
+    /// Cisco FabricPath (Wireshark's ETHERTYPE_DCE): a 16-byte outer header, then a frame.
+    pub const FABRICPATH: u16 = 0x8903;
+    /// GRE protocol of ERSPAN types I and II.
+    pub const ERSPAN_1_2: u16 = 0x88BE;
+    /// GRE protocol of ERSPAN type III.
+    pub const ERSPAN_3: u16 = 0x22EB;
 
     /// The tag protocol identifiers of 802.1Q, 802.1ad and the pre-standard QinQ values.
     pub fn is_vlan(value: u16) -> bool {

@@ -1,4 +1,5 @@
-//! Tunnel headers (GRE, Geneve, GTP-U) and the tunnel kinds of the `tunnel` column.
+//! Tunnel headers (GRE, ERSPAN, Geneve, GTP-U, AYIYA) and the tunnel kinds of the `tunnel`
+//! column.
 
 use super::be16;
 
@@ -15,6 +16,14 @@ pub mod kind {
     pub const GENEVE: u32 = 7;
     pub const TEREDO: u32 = 8;
     pub const GTPU: u32 = 9;
+    /// ERSPAN type I, II or III (in GRE): a mirrored frame.
+    pub const ERSPAN: u32 = 10;
+    /// AYIYA (UDP): IPv4 or IPv6 inside.
+    pub const AYIYA: u32 = 11;
+    /// GRE in UDP (RFC 8086, UDP 4754).
+    pub const GRE_UDP: u32 = 12;
+    /// Aruba's GRE (protocols 0x8200-0x8370, 0x9000): an 802.11 frame inside.
+    pub const ARUBA: u32 = 13;
 }
 
 /// Encapsulations crossed at most; one more is `tunnel-too-deep`.
@@ -24,16 +33,72 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const GENEVE_PORT: u16 = 6081;
 pub const TEREDO_PORT: u16 = 3544;
 pub const GTPU_PORT: u16 = 2152;
+/// GTP-C's port, where Zeek's GTPv1 analyzer (gtpv1_ports) also opens G-PDUs.
+pub const GTPC_PORT: u16 = 2123;
+pub const AYIYA_PORT: u16 = 5072;
+pub const GRE_UDP_PORT: u16 = 4754;
 
-/// The tunnel a UDP datagram carries, by destination port (Teredo: either port), as Zeek does.
+/// The tunnel a UDP datagram carries, by destination port (Teredo, AYIYA: either port), as
+/// Zeek does; GRE in UDP by destination port, as tshark does.
 pub fn udp_tunnel(src_port: u16, dst_port: u16) -> Option<u32> {
     match dst_port {
         VXLAN_PORT => Some(kind::VXLAN),
         GENEVE_PORT => Some(kind::GENEVE),
         TEREDO_PORT => Some(kind::TEREDO),
-        GTPU_PORT => Some(kind::GTPU),
+        GTPU_PORT | GTPC_PORT => Some(kind::GTPU),
+        AYIYA_PORT => Some(kind::AYIYA),
+        GRE_UDP_PORT => Some(kind::GRE_UDP),
         _ if src_port == TEREDO_PORT => Some(kind::TEREDO),
+        _ if src_port == AYIYA_PORT => Some(kind::AYIYA),
         _ => None,
+    }
+}
+
+/// Aruba's GRE protocols (Wireshark's GRE_ARUBA_* list, which Zeek's GRE analyzer also
+/// accepts): 0x8200 to 0x8370 in steps of 0x10, and 0x9000.
+pub fn is_aruba(protocol: u16) -> bool {
+    (0x8200..=0x8370).contains(&protocol) && protocol & 0x000F == 0 || protocol == 0x9000
+}
+
+/// ERSPAN type II's header (after a GRE header with a sequence number): 8 bytes.
+pub const ERSPAN2_LEN: usize = 8;
+/// ERSPAN type III's header: 12 bytes, +8 when its O flag (last byte, bit 0) announces the
+/// platform-specific subheader.
+pub const ERSPAN3_LEN: usize = 12;
+pub const ERSPAN3_PLATFORM_LEN: usize = 8;
+
+/// ERSPAN type III's frame type, from the header's last 16 bits (P, FT, HW ID, D, Gra, O):
+/// 0 is an Ethernet frame.
+pub fn erspan3_frame_type(last16: u16) -> u8 {
+    u8::try_from((last16 >> 10) & 0x1F).unwrap_or(0)
+}
+
+view!(
+    /// The fixed 8 bytes of an AYIYA header (identity and signature follow).
+    Ayiya,
+    8
+);
+
+impl Ayiya<'_> {
+    /// 8 + the identity (2^idlen bytes) + the signature (siglen * 4 bytes), as Zeek's AYIYA
+    /// analyzer measures it.
+    pub fn header_len(&self) -> usize {
+        8 + (1usize << (self.0[0] >> 4)) + usize::from(self.0[1] >> 4) * 4
+    }
+
+    /// Operation code 1 (forward): only these carry a packet.
+    pub fn is_forward(&self) -> bool {
+        self.0[2] & 0x0F == 1
+    }
+
+    pub fn next_header(&self) -> u8 {
+        self.0[3]
+    }
+
+    /// Zeek's AYIYA DetectProtocol: signature length 5 with SHA-1 (0x52) and
+    /// authentication method 1 with forward (0x11), on any port.
+    pub fn looks_like(&self) -> bool {
+        self.0[1] == 0x52 && self.0[2] == 0x11
     }
 }
 
@@ -58,6 +123,11 @@ impl Gre<'_> {
 
     pub fn protocol(&self) -> u16 {
         be16(self.0, 2)
+    }
+
+    /// S: a sequence number is present (it tells ERSPAN type II from type I).
+    pub fn sequence_present(&self) -> bool {
+        self.0[0] & 0x10 != 0
     }
 
     /// The header length the flags announce: 4, plus 4 for each of C, K, S (version 0) or
@@ -129,7 +199,18 @@ mod tests {
     }
 
     #[test]
+    fn aruba_and_ayiya() {
+        assert!(is_aruba(0x8200) && is_aruba(0x8370) && is_aruba(0x9000));
+        assert!(!is_aruba(0x8380) && !is_aruba(0x8201) && !is_aruba(0x88BE));
+        let a = Ayiya::at(&[0x41, 0x52, 0x11, 41, 0, 0, 0, 0], 0).unwrap();
+        assert_eq!((a.header_len(), a.next_header()), (8 + 16 + 20, 41));
+        assert!(a.is_forward() && a.looks_like());
+    }
+
+    #[test]
     fn udp_tunnel_ports() {
+        assert_eq!(udp_tunnel(5072, 9), Some(kind::AYIYA));
+        assert_eq!(udp_tunnel(9, 2123), Some(kind::GTPU));
         assert_eq!(udp_tunnel(1, 4789), Some(kind::VXLAN));
         assert_eq!(udp_tunnel(3544, 53), Some(kind::TEREDO));
         assert_eq!(udp_tunnel(4789, 53), None);

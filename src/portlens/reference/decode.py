@@ -1,7 +1,8 @@
 """The slow, obvious decoder: one frame at a time, one header at a time, with ``struct``.
 
-It exists to be read and to judge the fast columnar decoder (decode/fast.py): both follow
-docs/decoding.md, and a test asserts they agree on every column of every frame. So this module
+It exists to be read and to judge the compiled decoder (crates/core/src/decode): both follow
+docs/decoding.md, and tests/test_rust_decoder.py asserts they agree on every column of every
+frame. So this module
 favours a straight line from the rules to the code over speed, and never borrows a third-party
 parser whose own leniencies would decide a result the rules decide.
 
@@ -19,7 +20,6 @@ from sys import byteorder
 import numpy as np
 
 from portlens.decode import tunnels as tn
-from portlens.decode.fragments import FragmentRecord
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
     CSUM_BAD,
@@ -29,6 +29,7 @@ from portlens.decode.packets import (
     V4_MAPPED_PREFIX,
     PacketBatch,
 )
+from portlens.reference.fragments import FragmentRecord
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 

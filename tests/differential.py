@@ -1,9 +1,9 @@
-"""The fast columnar decoder agrees with the per-packet reference decoder on every column.
+"""The differential harness: what tests/test_rust_decoder.py feeds both decoders, and how it
+reports where they differ.
 
-The reference decoder (decode/reference.py) is checked rule by rule and against tshark
-(tests/test_reference_decoder.py); here the fast one (decode/fast.py) must give the very same
-rows — every column of every frame, after fragment reassembly, and the same FragmentRecords —
-on:
+The reference decoder (portlens.reference.decode) is checked rule by rule and against tshark
+(tests/test_reference_decoder.py); the compiled one must give the very same rows — every column
+of every frame, after fragment reassembly — on:
 
 * every capture in ``captures/``, read with the project's own reader;
 * every capture of the public corpus (skipped, with the reason, when it is absent);
@@ -24,24 +24,18 @@ import importlib
 import inspect
 import itertools
 import struct
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
-from portlens.decode.fast import decode_fast
-from portlens.decode.fragments import FragmentRecord, Reassembler
-from portlens.decode.malformed import reason_label
-from portlens.decode.packets import PacketBatch
-from portlens.decode.reference import decode_reference
+from portlens.reference.decode import decode_reference
 from portlens.sources import linktypes as lt
 from portlens.sources.files import open_capture
 from portlens.sources.frames import FrameBatch
-from tests.corpus import corpus_captures, corpus_params
+from tests.corpus import corpus_captures
 
 REPO = Path(__file__).resolve().parent.parent
 OWN_CAPTURES = sorted(p for p in (REPO / "captures").iterdir()
@@ -102,81 +96,7 @@ def _describe(frames: FrameBatch, i: int, label: str) -> str:
             f"bytes {data[:160].hex()}{'...' if len(data) > 160 else ''}")
 
 
-def compare_batch(frames: FrameBatch, label: str, result: Comparison,
-                  fast_re: Reassembler, ref_re: Reassembler) -> None:
-    """Decode one batch both ways (reassemblers carry state across batches) and compare."""
-    fast, fast_records = decode_fast(frames)
-    ref, ref_records = decode_reference(frames)
-    result.frames += len(frames)
-    _compare_records(frames, label, result, fast_records, ref_records)
-    if fast_records:
-        fast_re.apply(fast, fast_records)
-    if ref_records:
-        ref_re.apply(ref, ref_records)
-    for name in PacketBatch.column_names():
-        a, b = getattr(fast, name), getattr(ref, name)
-        neq = a != b
-        if neq.ndim > 1:
-            neq = neq.any(axis=1)
-        for row in np.flatnonzero(neq):
-            i = int(row)
-            extra = ""
-            if name != "malformed":
-                extra = (f" (malformed: fast {reason_label(int(fast.malformed[i]))}, "
-                         f"ref {reason_label(int(ref.malformed[i]))})")
-            result.add(name, f"fast {_value(a, i)!r} ref {_value(b, i)!r}{extra} | "
-                             + _describe(frames, i, label))
-
-
-def _compare_records(frames: FrameBatch, label: str, result: Comparison,
-                     fast: list[FragmentRecord], ref: list[FragmentRecord]) -> None:
-    fast_by_row = {r.row: r for r in fast}
-    ref_by_row = {r.row: r for r in ref}
-    for row in sorted(set(fast_by_row) | set(ref_by_row)):
-        a, b = fast_by_row.get(row), ref_by_row.get(row)
-        if a != b:
-            result.add("<FragmentRecord>", f"fast {a} ref {b} | " + _describe(frames, row, label))
-
-
-def compare_frames(frames: list[Frame], label: str, batch_size: int = 4096) -> Comparison:
-    result = Comparison()
-    fast_re, ref_re = Reassembler(), Reassembler()
-    for start in range(0, len(frames), batch_size):
-        chunk = frames[start : start + batch_size]
-        batch = FrameBatch.from_frames(
-            [f.data for f in chunk], [10**9 * (start + k) for k in range(len(chunk))],
-            linktype=[f.linktype for f in chunk], wirelen=[f.wirelen for f in chunk],
-            first_frame=start + 1)
-        compare_batch(batch, label, result, fast_re, ref_re)
-    return result
-
-
-def compare_capture(path: Path) -> Comparison:
-    result = Comparison()
-    fast_re, ref_re = Reassembler(), Reassembler()
-    with open_capture(path) as reader:
-        for frames in reader:
-            compare_batch(frames, path.name, result, fast_re, ref_re)
-    return result
-
-
-def assert_agree(result: Comparison) -> None:
-    assert result.frames > 0
-    assert result.equal, result.report()
-
-
 # --- real captures --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("capture", OWN_CAPTURES, ids=lambda p: p.name)
-def test_own_captures_agree(capture: Path) -> None:
-    assert_agree(compare_capture(capture))
-
-
-@pytest.mark.corpus
-@pytest.mark.parametrize("capture", corpus_params())
-def test_corpus_captures_agree(capture: Path) -> None:
-    assert_agree(compare_capture(capture))
 
 
 # --- the reference decoder's own test frames ------------------------------------------------------
@@ -240,12 +160,6 @@ def reference_test_frames() -> list[Frame]:
     if not _HARVEST:
         _HARVEST.append(harvest_reference_test_frames())
     return _HARVEST[0]
-
-
-def test_reference_test_frames_agree() -> None:
-    frames = reference_test_frames()
-    assert len(frames) > 100
-    assert_agree(compare_frames(frames, "reference-test"))
 
 
 # --- fuzz ---------------------------------------------------------------------------------------
@@ -335,50 +249,6 @@ def _cut(data: bytes, rng: np.random.Generator) -> Frame:
     return Frame(data, 0, len(data))
 
 
-@pytest.fixture(scope="module")
-def packets() -> list[bytes]:
-    return ip_packets()
-
-
-@pytest.mark.parametrize("linktype", sorted(lt.SUPPORTED))
-def test_fuzzed_corruptions_agree(linktype: int, packets: list[bytes]) -> None:
-    rng = np.random.default_rng(1000 + linktype)
-    frames = []
-    for _ in range(600):
-        ip = packets[int(rng.integers(0, len(packets)))]
-        f = _cut(_mutate(relink(ip, linktype, rng), rng), rng)
-        f.linktype = linktype
-        frames.append(f)
-    assert_agree(compare_frames(frames, f"corrupt/{lt.name(linktype)}"))
-
-
-def test_fuzzed_prefixes_agree(packets: list[bytes]) -> None:
-    """Every prefix of a few frames: as a frame cut short, and as one cut by snaplen."""
-    rng = np.random.default_rng(5)
-    frames = []
-    linktypes = [lt.ETHERNET, lt.RAW, lt.LINUX_SLL2, lt.PPP, lt.NULL]
-    for k, idx in enumerate(rng.choice(len(packets), size=min(30, len(packets)), replace=False)):
-        linktype = linktypes[k % len(linktypes)]
-        whole = relink(packets[int(idx)][:300], linktype, rng)
-        for n in range(len(whole) + 1):
-            frames.append(Frame(whole[:n], linktype, n))
-            frames.append(Frame(whole[:n], linktype, len(whole)))
-    assert_agree(compare_frames(frames, "prefix"))
-
-
-def test_fuzzed_random_bytes_agree() -> None:
-    rng = np.random.default_rng(17)
-    frames = []
-    for linktype in ALL_LINKTYPES:
-        for _ in range(150):
-            data = rng.integers(0, 256, int(rng.integers(0, 160)), dtype=np.uint8).tobytes()
-            if rng.random() < 0.5 and data:  # make the first nibble plausible IP more often
-                data = bytes([int(rng.choice([0x45, 0x46, 0x4F, 0x60]))]) + data[1:]
-            extra = int(rng.integers(0, 100)) if rng.random() < 0.3 else 0
-            frames.append(Frame(data, linktype, len(data) + extra))
-    assert_agree(compare_frames(frames, "random"))
-
-
 def _ipv4(proto: int, payload: bytes, src: bytes = b"\x0a\0\0\x01", dst: bytes = b"\x0a\0\0\x02",
           frag: int = 0) -> bytes:
     hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, frag, 64, proto,
@@ -453,28 +323,3 @@ def _structured(rng: np.random.Generator) -> bytes:
     return _ipv4(17, udp)
 
 
-def test_fuzzed_structured_headers_agree() -> None:
-    """Deeper headers built partly at random, through Ethernet, whole or cut by snaplen."""
-    rng = np.random.default_rng(23)
-    frames = []
-    for _ in range(3000):
-        ip = _structured(rng)
-        data = b"\x02" * 6 + b"\x04" * 6 + (b"\x86\xdd" if ip[0] >> 4 == 6 else b"\x08\x00") + ip
-        f = _cut(_mutate(data, rng) if rng.random() < 0.3 else data, rng)
-        f.linktype = lt.ETHERNET
-        frames.append(f)
-    assert_agree(compare_frames(frames, "structured"))
-
-
-def test_the_harness_sees_differences(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The comparison is not vacuous: a column the fast decoder gets wrong is reported."""
-    original = decode_fast
-
-    def broken(frames: FrameBatch) -> tuple[PacketBatch, list[FragmentRecord]]:
-        out, records = original(frames)
-        out.ttl[:] = out.ttl + 1
-        return out, records
-
-    monkeypatch.setattr(sys.modules[__name__], "decode_fast", broken)
-    result = compare_frames(reference_test_frames()[:50], "broken")
-    assert "== ttl: 50 frames differ" in result.report()

@@ -38,16 +38,15 @@ from typing import Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from portlens.sources.frames import I64, U16, U32, FrameBatch
-from portlens.sources.pcap import (
+from portlens.reference.pcap import (
     MAX_RECORD_BYTES,
     NS_PER_S,
-    InterfaceInfo,
     Walk,
     frame_numbers,
     u16_view,
     u32_view,
 )
+from portlens.sources.frames import I64, U16, U32, FrameBatch, InterfaceInfo
 
 SHB: Final = 0x0A0D0D0A
 """Section Header Block: its type reads the same in both byte orders."""

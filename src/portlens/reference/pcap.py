@@ -32,7 +32,7 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from portlens.sources.frames import I64, U32, FrameBatch
+from portlens.sources.frames import I64, U32, FrameBatch, InterfaceInfo
 
 MAX_RECORD_BYTES: Final = 256 << 20
 """The largest record (pcap) or block (pcapng) we believe. Past it a length field is damage, not
@@ -45,31 +45,6 @@ to max(this, the file's snaplen): tcpdump too accepts caplen > snaplen when it s
 and some writers put a small or zero snaplen in the header and still write whole frames."""
 
 NS_PER_S: Final = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceInfo:
-    """One capture interface: the whole file for classic pcap, one IDB for pcapng.
-
-    ``id`` is the value of ``FrameBatch.interface`` for this interface's frames. pcapng numbers
-    interfaces per section; here they are numbered across the file (the first section's are
-    0..k-1, the next section's continue at k) so that one id means one interface.
-    """
-
-    id: int
-    linktype: int
-    snaplen: int
-    name: str | None = None
-    description: str | None = None
-    ticks_per_second: int = 1_000_000
-    """Timestamp resolution as a tick rate: 10**6 for pcap-µs, 10**9 for pcap-ns, 10**n or 2**n
-    from pcapng's ``if_tsresol``."""
-    tsoffset_s: int = 0
-    """pcapng ``if_tsoffset``: seconds added to every timestamp of the interface."""
-    fcs_len: int | None = None
-    """Bytes of frame check sequence at the end of each frame, when the file says so."""
-    section: int = 0
-    """pcapng section (0-based) the interface belongs to."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""IP fragment reassembly, shared by the fast and the reference decoder.
+"""IP fragment reassembly of the reference decoder (crates/core/src/decode/fragments.rs is its
+compiled twin).
 
 Decoders decode each frame on its own (a first fragment gets its transport header decoded like
 any packet) and report every fragment as a FragmentRecord; the Reassembler then rewrites the
@@ -85,6 +86,9 @@ class Reassembler:
         self.pending: OrderedDict[bytes, _Datagram] = OrderedDict()
         self.completed = 0
         self.expired = 0
+        """Datagrams dropped incomplete after ``timeout_ns``."""
+        self.evicted = 0
+        """Datagrams dropped (the oldest) because ``max_datagrams`` were held."""
 
     def apply(self, batch: PacketBatch, records: list[FragmentRecord]) -> None:
         """Rewrite the fragment rows of ``batch`` (records in row order)."""
@@ -103,7 +107,7 @@ class Reassembler:
             self.pending[rec.key] = d
             if len(self.pending) > self.max_datagrams:
                 self.pending.popitem(last=False)
-                self.expired += 1
+                self.evicted += 1
         d.frames += 1
         if rec.offset == 0 and d.first is None:
             d.first = {name: _copy(getattr(batch, name)[row]) for name in TRANSPORT_COLUMNS}

@@ -1,0 +1,266 @@
+//! `packets --stats` counts from decoded columns (the Python twin: `CaptureStats.add`).
+
+use std::collections::BTreeMap;
+
+use crate::decode::columns::{Columns, CSUM_BAD, FRAG_COMPLETE, FRAG_PART};
+
+/// Counts by a 16-bit key (link type, ethertype, `ip_version << 8 | proto`, reason code): one
+/// slot per possible key, allocated on first use, so counting is one indexed add whatever
+/// the input holds (a hostile capture with every ethertype costs 512 KiB, never a search).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    slots: Vec<u64>,
+}
+
+impl Tally {
+    #[inline]
+    pub fn add(&mut self, key: u16, n: u64) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; 1 << 16];
+        }
+        if let Some(slot) = self.slots.get_mut(usize::from(key)) {
+            *slot += n;
+        }
+    }
+
+    /// (key, count) of every key counted, by key.
+    pub fn items(&self) -> Vec<(u16, u64)> {
+        (0..=u16::MAX)
+            .zip(&self.slots)
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, &n)| (k, n))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(|&n| n == 0)
+    }
+}
+
+/// `not_ip` kinds (the key's upper 16 bits).
+pub const NOT_IP_LINKTYPE: u32 = 0;
+pub const NOT_IP_PPP: u32 = 1;
+pub const NOT_IP_ETHERTYPE: u32 = 2;
+
+/// What a stream of decoded packets holds (see the module doc); `add` one batch at a time.
+///
+/// The `backwards` fields follow sources.merge's per-file rule: a frame is counted when its
+/// time is before the latest time of the frames before it, by how far it steps back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureCounts {
+    /// Link types the decoder decodes (others are counted in `not_decoded`), one bit each.
+    supported: Vec<u64>,
+    pub frames: u64,
+    pub wire_bytes: u64,
+    pub captured_bytes: u64,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    pub linktypes: Tally,
+    /// IP frames by `ip_version << 8 | proto`.
+    pub protocols: Tally,
+    /// Frames without IP and not malformed, by `kind << 16 | value`: [`NOT_IP_LINKTYPE`] and
+    /// the link type (one not decoded), [`NOT_IP_PPP`] and the PPP protocol, or
+    /// [`NOT_IP_ETHERTYPE`] and the ethertype (rare: a map).
+    pub not_ip: BTreeMap<u32, u64>,
+    /// Tunnelled frames by their packed `tunnel` column.
+    pub tunnels: BTreeMap<u32, u64>,
+    pub vlan_tagged: u64,
+    pub mpls_labelled: u64,
+    /// Fragment rows (parts and completing ones).
+    pub fragments: u64,
+    /// Rows that completed a datagram.
+    pub reassembled: u64,
+    pub truncated: u64,
+    pub bad_ip_checksum: u64,
+    pub bad_l4_checksum: u64,
+    /// Malformed frames by reason code.
+    pub malformed: Tally,
+    /// Frames of link types not decoded, by link type.
+    pub not_decoded: Tally,
+    pub backwards: u64,
+    pub largest_step_back_ns: i64,
+    pub first_backwards_frame: Option<i64>,
+    running_max: i64,
+}
+
+impl CaptureCounts {
+    /// Counts that take `supported` as the link types the decoder decodes.
+    pub fn new(supported: &[u16]) -> Self {
+        let mut bits = vec![0u64; 1 << 10];
+        for &t in supported {
+            if let Some(word) = bits.get_mut(usize::from(t >> 6)) {
+                *word |= 1 << (t & 63);
+            }
+        }
+        CaptureCounts {
+            supported: bits,
+            frames: 0,
+            wire_bytes: 0,
+            captured_bytes: 0,
+            first_ns: None,
+            last_ns: None,
+            linktypes: Tally::default(),
+            protocols: Tally::default(),
+            not_ip: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            vlan_tagged: 0,
+            mpls_labelled: 0,
+            fragments: 0,
+            reassembled: 0,
+            truncated: 0,
+            bad_ip_checksum: 0,
+            bad_l4_checksum: 0,
+            malformed: Tally::default(),
+            not_decoded: Tally::default(),
+            backwards: 0,
+            largest_step_back_ns: 0,
+            first_backwards_frame: None,
+            running_max: i64::MIN,
+        }
+    }
+
+    #[inline]
+    fn supports(&self, linktype: u16) -> bool {
+        self.supported
+            .get(usize::from(linktype >> 6))
+            .is_some_and(|w| w & (1 << (linktype & 63)) != 0)
+    }
+
+    /// Adds the rows of one decoded batch (in capture order).
+    pub fn add(&mut self, c: &Columns) {
+        let n = c.len();
+        // One slice per column read, cut to the batch, so the loop indexes without checks.
+        let (ts, wire, cap) = (&c.ts_ns[..n], &c.wirelen[..n], &c.caplen[..n]);
+        let (lt, ipv, proto) = (&c.linktype[..n], &c.ip_version[..n], &c.proto[..n]);
+        let (mal, ppp, eth) = (&c.malformed[..n], &c.ppp_proto[..n], &c.ethertype[..n]);
+        let (depth, tunnel) = (&c.tunnel_depth[..n], &c.tunnel[..n]);
+        let (vlan, mpls, frag) = (&c.vlan_count[..n], &c.mpls_count[..n], &c.frag[..n]);
+        let (cut, ip_csum, l4_csum) = (&c.truncated[..n], &c.ip_csum[..n], &c.l4_csum[..n]);
+        let frame = &c.frame[..n];
+        let mut last_lt = None;
+        for i in 0..n {
+            let t = ts[i];
+            self.wire_bytes += u64::from(wire[i]);
+            self.captured_bytes += u64::from(cap[i]);
+            if t < self.running_max {
+                self.backwards += 1;
+                // As numpy's int64 subtraction in sources.merge (wrapping).
+                let step = self.running_max.wrapping_sub(t);
+                self.largest_step_back_ns = self.largest_step_back_ns.max(step);
+                self.first_backwards_frame.get_or_insert(frame[i]);
+            } else {
+                self.running_max = t;
+            }
+            self.first_ns = Some(self.first_ns.map_or(t, |f| f.min(t)));
+            self.last_ns = Some(self.last_ns.map_or(t, |l| l.max(t)));
+            let linktype = lt[i];
+            self.linktypes.add(linktype, 1);
+            let supported = match last_lt {
+                Some((l, s)) if l == linktype => s,
+                _ => {
+                    let s = self.supports(linktype);
+                    last_lt = Some((linktype, s));
+                    s
+                }
+            };
+            if !supported {
+                self.not_decoded.add(linktype, 1);
+            }
+            if ipv[i] > 0 {
+                self.protocols
+                    .add(u16::from(ipv[i]) << 8 | u16::from(proto[i]), 1);
+            } else if mal[i] == 0 {
+                let key = if !supported {
+                    NOT_IP_LINKTYPE << 16 | u32::from(linktype)
+                } else if ppp[i] != 0 {
+                    NOT_IP_PPP << 16 | u32::from(ppp[i])
+                } else {
+                    NOT_IP_ETHERTYPE << 16 | u32::from(eth[i])
+                };
+                *self.not_ip.entry(key).or_insert(0) += 1;
+            }
+            if depth[i] > 0 {
+                *self.tunnels.entry(tunnel[i]).or_insert(0) += 1;
+            }
+            self.vlan_tagged += u64::from(vlan[i] > 0);
+            self.mpls_labelled += u64::from(mpls[i] > 0);
+            self.fragments += u64::from(frag[i] == FRAG_PART || frag[i] == FRAG_COMPLETE);
+            self.reassembled += u64::from(frag[i] == FRAG_COMPLETE);
+            self.truncated += u64::from(cut[i]);
+            self.bad_ip_checksum += u64::from(ip_csum[i] == CSUM_BAD);
+            self.bad_l4_checksum += u64::from(l4_csum[i] == CSUM_BAD);
+            if mal[i] > 0 {
+                self.malformed.add(u16::from(mal[i]), 1);
+            }
+        }
+        self.frames += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::columns::Row;
+
+    fn columns(rows: &[Row]) -> Columns {
+        let mut c = Columns::with_capacity(rows.len());
+        for r in rows {
+            c.push(r);
+        }
+        c
+    }
+
+    #[test]
+    fn counts_by_raw_keys() {
+        let tcp4 = Row {
+            linktype: 1,
+            ip_version: 4,
+            proto: 6,
+            wirelen: 60,
+            caplen: 54,
+            truncated: true,
+            ts_ns: 10,
+            ..Row::default()
+        };
+        let arp = Row {
+            linktype: 1,
+            ethertype: 0x0806,
+            ts_ns: 5,
+            frame: 2,
+            ..Row::default()
+        };
+        let odd = Row {
+            linktype: 999,
+            ts_ns: 7,
+            frame: 3,
+            ..Row::default()
+        };
+        let bad = Row {
+            linktype: 1,
+            malformed: 15,
+            ip_version: 0,
+            l4_csum: CSUM_BAD,
+            ts_ns: 20,
+            frame: 4,
+            ..Row::default()
+        };
+        let mut c = CaptureCounts::new(&[1]);
+        c.add(&columns(&[tcp4, arp, odd, bad]));
+        assert_eq!(c.frames, 4);
+        assert_eq!((c.wire_bytes, c.captured_bytes, c.truncated), (60, 54, 1));
+        assert_eq!((c.first_ns, c.last_ns), (Some(5), Some(20)));
+        assert_eq!(c.linktypes.items(), [(1, 3), (999, 1)]);
+        assert_eq!(c.protocols.items(), [(0x406, 1)]);
+        assert_eq!(
+            c.not_ip.into_iter().collect::<Vec<_>>(),
+            [(999, 1), (0x2_0806, 1)]
+        );
+        assert_eq!(c.not_decoded.items(), [(999, 1)]);
+        assert_eq!(c.malformed.items(), [(15, 1)]);
+        assert_eq!(c.bad_l4_checksum, 1);
+        // 5 after 10 steps back 5 (frame 2), 7 after 10 steps back 3.
+        assert_eq!(c.backwards, 2);
+        assert_eq!(c.largest_step_back_ns, 5);
+        assert_eq!(c.first_backwards_frame, Some(2));
+    }
+}

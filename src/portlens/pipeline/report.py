@@ -1,0 +1,104 @@
+"""The passes of the HTML report (`portlens report`, ``Capture.report``).
+
+One pass tracks the connections and, batch by batch, counts what only packets tell (the capture
+summary, top talkers, packet rates); a second pass reads the packets of the connections whose
+ladders the page embeds (analysis/ladders.py). A live capture cannot be read twice, so it is
+also written to a temporary pcap file (or to ``-w FILE``), which the second pass reads and
+which is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.handshakes import HandshakeTable
+from portlens.analysis.ladders import ladders, pick
+from portlens.analysis.ports import PortTable
+from portlens.analysis.rates import PacketRates
+from portlens.analysis.report_input import ReportInput
+from portlens.analysis.talkers import TalkerTable
+from portlens.decode.packets import PacketBatch
+from portlens.pipeline.run import Pipeline, Source
+from portlens.track.model import Connection
+
+DEFAULT_LADDERS = 1000
+"""Connections whose ladders a report embeds at most (`report --ladders N`). About 1 kB
+compressed each: a thousand keep the page of the 2 M-packet benchmark capture near 4 MB."""
+
+
+def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
+                   sources: list[str] | None = None) -> tuple[ReportInput, bool]:
+    """Run the report's passes over ``pipeline``'s source; the input of the page, and whether
+    Ctrl-C cut the reading short (what was read is reported all the same)."""
+    stats, talkers, rates = CaptureStats(), TalkerTable(), PacketRates()
+    ports, handshakes = PortTable(), HandshakeTable()
+    conns: list[Connection] = []
+
+    def on_packets(b: PacketBatch) -> None:
+        stats.add(b)
+        talkers.add(b)
+        rates.add(b)
+
+    def sink(c: Connection) -> None:
+        conns.append(c)
+        ports.add(c)
+        handshakes.add(c)
+
+    temporary: str | None = None
+    if pipeline.source.is_live and pipeline.options.write is None:
+        fd, temporary = tempfile.mkstemp(prefix="portlens-report-", suffix=".pcap")
+        os.close(fd)
+        pipeline.options = replace(pipeline.options, write=temporary)
+    interrupted = False
+    try:
+        try:
+            if pipeline.options.workers > 1 and not pipeline.source.is_live:
+                pipeline.track(sink)  # the workers track; packets are counted here
+                for b in pipeline.first_pass().packets():
+                    on_packets(b)
+            else:
+                pipeline.track(sink, on_packets=on_packets)
+        except KeyboardInterrupt:
+            interrupted = True
+        ports.not_counted.update(pipeline.not_counted)
+        chosen = pick(conns, ladder_limit)
+        drawn = {}
+        if chosen and not interrupted:
+            second = _second_pass(pipeline)
+            drawn = ladders(chosen, second.packets(), pipeline.options.tracker)
+            for message in second.errors:
+                pipeline.error(message)
+        interface = pipeline.source.live.interface if pipeline.source.live else None
+        live = None
+        if pipeline.live_session is not None:
+            c = pipeline.live_session.counters
+            live = {"interface": interface, "packets": c.packets, "received": c.received,
+                    "dropped_by_kernel": c.dropped, "dropped_by_portlens": c.buffer_dropped}
+        files = [f.record() for f in pipeline.files] if interface is None else []
+        names = sources or (list(pipeline.source.files) if interface is None else
+                            [f"-i {interface}"])
+        return ReportInput(
+            sources=names, stats=stats, ports=ports, handshakes=handshakes,
+            talkers=talkers, rates=rates, conns=conns, ladders=drawn,
+            ladder_limit=ladder_limit, files=files, live=live,
+            errors=list(pipeline.errors), warnings=list(pipeline.warnings)), interrupted
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                Path(temporary).unlink()
+
+
+def _second_pass(pipeline: Pipeline) -> Pipeline:
+    """The ladders' pass: the same files and selection, writing nothing; for a live capture,
+    the file it was written to (its packets are the selected ones already, so -c is not
+    applied again)."""
+    if not pipeline.source.is_live:
+        return pipeline.first_pass()
+    assert pipeline.options.write is not None
+    return Pipeline(Source(files=(os.fspath(pipeline.options.write),)),
+                    replace(pipeline.options, write=None, count=None))

@@ -1,0 +1,14 @@
+"""The pure-Python reference implementations: slow, obvious, and the oracle of the tests.
+
+* :mod:`portlens.reference.decode`: the per-packet decoder (``decode_reference``) and
+  :mod:`portlens.reference.fragments`, its reassembler; ``Decoder(reference=True)`` (and
+  ``--reference`` on the command line) decodes with them.
+* :mod:`portlens.reference.files`, :mod:`~portlens.reference.pcap`,
+  :mod:`~portlens.reference.pcapng`: the capture file readers behind
+  ``open_capture(path, reference=True)``.
+
+The compiled core (``portlens._core``, crates/) is what every command runs;
+tests/test_rust_decoder.py and tests/test_rust_readers.py hold it to these, column for column
+and message for message. Nothing outside this package imports these modules but through those
+two switches.
+"""

@@ -1,0 +1,199 @@
+"""`portlens report` in a real browser: headless Chromium (tests/browser.py) opens the page
+from its file, offline. No console error; every chart drawn by Plotly (an SVG with marks in
+it); the numbers shown are the other commands' `--json` numbers; clicking a connection draws
+its ladder as SVG, the same segments `portlens ladder` prints; a screenshot is written.
+
+With PORTLENS_DOCS_SCREENSHOT=1 the screenshot of the bundled capture's page is written to
+docs/report-screenshot.png (the README shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portlens.cli import main
+from portlens.report.html import read_payload
+from tests.browser import chromium, open_report
+from tests.corpus import REPO, corpus_dir
+
+SAMPLE = REPO / "captures" / "loopback-sample.pcap"
+DOCS_SCREENSHOT = REPO / "docs" / "report-screenshot.png"
+NO_CORPUS = "public capture corpus not found: set PORTLENS_CORPUS or provide " \
+            "../shared/captures/public"
+
+CHARTS_DRAWN = """
+return [...document.querySelectorAll('div.chart')].map(div => {
+  const svg = div.querySelector('svg.main-svg');
+  const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+  const marks = [...div.querySelectorAll('g.trace path')].filter(p =>
+    (p.getAttribute('d') || '').length > 2).length;
+  return {id: div.id, svg: !!svg, width: box.width, height: box.height, marks};
+});
+"""
+TABLE = """
+const rows = document.querySelectorAll(`#${arguments[0]} tbody tr`);
+return [...rows].map(tr => Object.fromEntries([...tr.children].map(td =>
+  [td.dataset.key, [td.dataset.v, td.textContent]])));
+"""
+
+
+def json_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
+    assert main(list(argv)) in (0, 1)
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def build(capsys: pytest.CaptureFixture[str], path: Path, out: Path, *argv: str) -> Path:
+    assert main(["report", str(path), "-o", str(out), *argv]) == 0
+    capsys.readouterr()
+    return out
+
+
+def console_errors(driver: Any) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def check_page(driver: Any, capsys: pytest.CaptureFixture[str], page: Path, path: Path,
+               charts: set[str]) -> dict[str, Any]:
+    """Everything the issue asks of a page; the page's data."""
+    open_report(driver, page)
+    assert console_errors(driver) == []
+    assert driver.execute_script("return document.getElementById('problems').innerText") == ""
+    drawn = {c["id"]: c for c in driver.execute_script(CHARTS_DRAWN)}
+    assert set(drawn) == charts
+    for c in drawn.values():
+        assert c["svg"] and c["width"] > 100 and c["height"] > 100 and c["marks"] > 0, c
+    data = read_payload(page.read_text(encoding="utf-8"))
+    # the summary's numbers
+    stats = json.loads(json.dumps(json_lines(capsys, "packets", "--stats", "--json",
+                                             str(path))[0]))
+    ports = json_lines(capsys, "ports", "--json", str(path))
+    total = ports[-1]
+    cards = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('.card')].map(c => "
+        "[c.dataset.key, [c.querySelector('.v').dataset.v, c.querySelector('.v').textContent]]))")
+    assert cards["packets"] == [str(stats["frames"]), f"{stats['frames']:,}"]
+    assert cards["bytes on the wire"][0] == str(stats["wire_bytes"])
+    assert cards["connections"] == [str(total["total"]["conns"]),
+                                    f"{total['total']['conns']:,}"]
+    assert cards["server ports"][0] == str(total["ports"])
+    # the ports table, in `ports --json`'s order
+    rows = driver.execute_script(TABLE, "ports-table")
+    port_rows = [r for r in ports if r["type"] == "port"]
+    assert len(rows) == min(25, len(port_rows))
+    for row, rec in zip(rows, port_rows, strict=False):
+        for key in ("conns", "completed", "refused", "unanswered", "reset", "pkts_c2s",
+                    "pkts_s2c", "bytes_c2s", "bytes_s2c", "clients", "servers"):
+            assert row[key][0] == str(rec[key]), (rec["port"], key)
+        assert row["conns"][1] == f"{rec['conns']:,}"
+    # handshakes, by port
+    shown = {int(r["port"][0]): r for r in driver.execute_script(TABLE, "handshakes-table")}
+    for rec in json_lines(capsys, "handshakes", "--json", str(path))[:25]:
+        row = shown[rec["port"]]
+        for key in ("handshakes", "syns", "syn_acks", "syn_retransmits", "completed",
+                    "refused", "server_rtt_p50_ns", "client_rtt_max_ns"):
+            assert row[key][0] == ("" if rec[key] is None else str(rec[key])), key
+    # top talkers, in `hosts --json`'s order
+    hosts = json_lines(capsys, "hosts", "--json", str(path))
+    for row, rec in zip(driver.execute_script(TABLE, "hosts-table"), hosts, strict=False):
+        assert [row["addr"][1], row["pkts"][0], row["bytes"][0]] == [
+            rec["addr"], str(rec["pkts"]), str(rec["bytes"])]
+    # the connections table's first page, in `conns --json`'s order
+    conns = json_lines(capsys, "conns", "--json", str(path))
+    rows = driver.execute_script(TABLE, "conns-table")
+    assert len(rows) == min(50, len(conns))
+    for row, rec in zip(rows, conns, strict=False):
+        assert row["uid"][0] == rec["uid"]
+        for key in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "conn_state",
+                    "history", "orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes",
+                    "orig_state", "resp_state"):
+            assert row[key][0] == ("" if rec[key] is None else str(rec[key])), key
+    return data
+
+
+def click_ladder(driver: Any, capsys: pytest.CaptureFixture[str], data: dict[str, Any],
+                 path: Path) -> str:
+    """Show only connections with a ladder, click the first, check the SVG drawn against
+    `portlens ladder`'s text; the uid."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    table = driver.find_element(By.ID, "table-conns")
+    Select(table.find_element(By.CSS_SELECTOR, "select[aria-label=ladder]")).select_by_value(
+        "embedded")
+    row = table.find_element(By.CSS_SELECTOR, "tbody tr")
+    uid = row.find_element(By.CSS_SELECTOR, "td[data-key=uid]").get_attribute("data-v")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    row.click()
+    panel = driver.find_element(By.ID, "ladder-panel")
+    assert panel.get_attribute("data-uid") == uid
+    svg = panel.find_element(By.CSS_SELECTOR, "svg.ladder")
+    assert svg.size["width"] > 500 and svg.size["height"] > 100
+    labels = driver.execute_script(
+        "return [...arguments[0].querySelectorAll('g.seg text.label')].map(t => t.textContent)",
+        svg)
+    rec = data["ladders"][uid]
+    assert labels == [r[4] for r in rec["rows"] if r[0] == "seg"]
+    assert main(["ladder", "--utc", str(path), "--conn", uid]) == 0
+    text = capsys.readouterr().out
+    arrows = [line for line in text.splitlines() if "|--" in line or "|<" in line]
+    assert len(arrows) == len(labels)
+    for line, label in zip(arrows, labels, strict=True):
+        assert f" {label} " in line
+    assert rec["verdict"] in panel.text
+    return uid
+
+
+def test_scan_capture_in_chromium(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(NO_CORPUS)
+    path = root / "ndpi-synscan.pcap"
+    page = build(capsys, path, tmp_path / "synscan.html", "--ladders", "40")
+    with chromium() as driver:
+        data = check_page(driver, capsys, page, path, {
+            "chart-outcomes", "chart-ports", "chart-traffic", "chart-rtt", "chart-timeline",
+            "chart-rate-packets", "chart-rate-conns", "chart-hosts", "chart-convs",
+            "chart-scan"})
+        click_ladder(driver, capsys, data, path)
+        # a connection without an embedded ladder says how to draw it
+        driver.execute_script(
+            "document.querySelector('#table-conns select[aria-label=ladder]').value='';"
+            "document.querySelector('#table-conns select[aria-label=ladder]')"
+            ".dispatchEvent(new Event('change'))")
+        missing = next(i for i, uid in enumerate(_uids(data)) if uid not in data["ladders"])
+        driver.execute_script(f"showLadder({missing}, false)")
+        assert "portlens ladder FILE --conn" in driver.find_element(
+            "id", "ladder-panel").text
+        assert console_errors(driver) == []
+        shot = tmp_path / "synscan.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def _uids(data: dict[str, Any]) -> list[str]:
+    col = data["conns"]["cols"]["uid"]
+    return [col["dict"][c] for c in col["codes"]]
+
+
+def test_bundled_capture_in_chromium(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's screenshot: the bundled loopback capture's page, named as the README's
+    commands name it."""
+    monkeypatch.chdir(REPO)
+    page = build(capsys, SAMPLE.relative_to(REPO), tmp_path / "sample.html")
+    with chromium(1400, 1750) as driver:
+        data = check_page(driver, capsys, page, SAMPLE, {
+            "chart-outcomes", "chart-ports", "chart-traffic", "chart-rtt", "chart-timeline",
+            "chart-rate-packets", "chart-rate-conns", "chart-hosts", "chart-convs"})
+        assert "No host probed 15 or more ports" in driver.find_element("id", "scans").text
+        click_ladder(driver, capsys, data, SAMPLE)
+        driver.execute_script("window.scrollTo(0, 0)")
+        shot = DOCS_SCREENSHOT if os.environ.get("PORTLENS_DOCS_SCREENSHOT") else (
+            tmp_path / "sample.png")
+        assert driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
