@@ -22,8 +22,8 @@ import traceback
 from pathlib import Path
 
 from portlens.decode import Decoder
+from portlens.pipeline import new_tracker
 from portlens.sources.files import CaptureError, open_capture
-from portlens.track.tracker import Tracker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def run_case(data: bytes, path: Path) -> str:
     path.write_bytes(data)
-    decoder, tracker = Decoder(), Tracker()
+    decoder, tracker = Decoder(), new_tracker()  # the ones every command uses (Rust)
     try:
         with open_capture(path, chunk_bytes=4096) as reader:
             for frames in reader:

@@ -603,6 +603,8 @@ def difference_classes(b: PacketBatch, keys: list[tuple[int, int, int, bytes]],
         out.add("no-transport")
     if b.ethertype[i] in (0x0806, 0x8035):
         out.add("arp")
+    if b.ip_version[i] and b.proto[i] == 132:
+        out.add("sctp")  # difference 9: tcpdump's port primitives match SCTP ports
     return frozenset(out)
 
 

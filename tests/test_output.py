@@ -203,10 +203,11 @@ def test_live_view_shows_addresses_verbatim(odd_addresses: Path) -> None:
 
     from portlens.analysis.ports import PortTable
     from portlens.decode import decode_capture
+    from portlens.pipeline import new_tracker
     from portlens.report.live import Rates, dashboard
-    from portlens.track.tracker import Tracker, TrackerConfig
+    from portlens.track.tracker import TrackerConfig
 
-    tracker = Tracker(TrackerConfig())
+    tracker = new_tracker(TrackerConfig())  # the live view's
     ended = [c for b in decode_capture(str(odd_addresses)) for c in tracker.feed(b)]
     open_conns = tracker.open_connections()
     rates = Rates("lo", 1.0, 23, 2000, 23.0, 2000.0, 23, 0)
@@ -569,7 +570,7 @@ def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
     import pty
 
     path = tmp_path / "big.pcap"
-    repeated_capture(path, 64 << 20)
+    repeated_capture(path, 256 << 20)
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "portlens", "ports", str(path)], env=ENV,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=slave)
@@ -596,7 +597,13 @@ def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
     if proc.returncode == 0:
         pytest.skip("the whole file was read before Ctrl-C arrived")
     assert proc.returncode == 130
-    assert b"Traceback" not in seen and b"interrupted; what was read so far" in seen
+    assert b"Traceback" not in seen
+    bars = re.findall(rb"([\d.]+)/([\d.]+) MB", seen)
+    if b"interrupted; what was read so far" not in seen and bars[-1][0] == bars[-1][1]:
+        # The bar is redrawn ten times a second; the Rust tracker can finish the file within
+        # one redraw of it showing 16 MB: Ctrl-C then cut the report, not the reading.
+        pytest.skip("the whole file was read before Ctrl-C arrived")
+    assert b"interrupted; what was read so far" in seen
     assert out.decode().splitlines()[0].split()[0] in ("port", "pkts")
 
 

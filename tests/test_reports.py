@@ -726,11 +726,11 @@ def test_live_dashboard_shows_rates_backlog_ports_and_open_connections() -> None
     states, the latest handshakes."""
     from rich.console import Console
 
+    from portlens.pipeline import new_tracker
     from portlens.report.live import Rates, dashboard
-    from portlens.track.tracker import Tracker
 
     batches = list(decode_capture(str(CAPTURES / "loopback-sample.pcap")))
-    tracker = Tracker(TrackerConfig())
+    tracker = new_tracker(TrackerConfig())  # the live view's
     ended = [c for b in batches for c in tracker.feed(b)]
     open_conns = tracker.open_connections()
     assert open_conns  # the capture ends before the 5 s close timers fire

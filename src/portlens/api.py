@@ -64,7 +64,8 @@ def open(source: PathLike | Sequence[PathLike] | None = None, *,
     text, epoch seconds or a datetime; ``conn`` the packets of one connection (by uid);
     ``workers`` tracks with that many processes; ``config`` sets timeouts and the rest of
     the tracker's options; ``duration`` (seconds) ends a live capture (so do ``count`` and
-    Ctrl-C).
+    Ctrl-C); ``reference`` decodes and tracks with the slow Python reference implementations
+    instead of the compiled core (for cross-checking).
     """
     src = Source.of(source, interface=interface)
     if duration is not None:
@@ -247,8 +248,8 @@ class Connections(Sequence[Connection]):
 
 
 CONN_COLUMNS = ("ts", "ts_ns", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
-                "proto", "service", "duration", "duration_ns", "orig_bytes", "resp_bytes",
-                "conn_state", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
+                "proto", "ip_proto", "service", "duration", "duration_ns", "orig_bytes",
+                "resp_bytes", "conn_state", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
                 "resp_pkts", "resp_ip_bytes")
 """Present even in an empty result."""
 
@@ -297,7 +298,7 @@ class Ports:
         from portlens.analysis.ports import OUTCOMES
 
         return dataframes.from_records(self.records(by), columns=(
-            "proto", "port", "service", "class", "role", "conns", *OUTCOMES))
+            "proto", "port", "ip_proto", "service", "class", "role", "conns", *OUTCOMES))
 
 
 class Handshakes:

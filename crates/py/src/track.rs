@@ -24,10 +24,11 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 /// The names `Timeouts` takes, each required (nanoseconds of capture time; only
 /// tcp_partial_close may be None, for off).
-const TIMEOUT_NAMES: [&str; 11] = [
+const TIMEOUT_NAMES: [&str; 12] = [
     "tcp_inactivity",
     "udp_inactivity",
     "icmp_inactivity",
+    "unknown_ip_inactivity",
     "tcp_attempt",
     "tcp_close",
     "tcp_reset",
@@ -66,6 +67,7 @@ fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
         tcp_inactivity: get("tcp_inactivity")?,
         udp_inactivity: get("udp_inactivity")?,
         icmp_inactivity: get("icmp_inactivity")?,
+        unknown_ip_inactivity: get("unknown_ip_inactivity")?,
         tcp_attempt: get("tcp_attempt")?,
         tcp_close: get("tcp_close")?,
         tcp_reset: get("tcp_reset")?,
@@ -201,7 +203,8 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
         .map(|&p| match p {
             6 => "tcp",
             17 => "udp",
-            _ => "icmp",
+            1 | 58 => "icmp",
+            _ => "unknown_transport",
         })
         .collect();
     d.set_item("proto", PyList::new(py, proto_names)?)?;
@@ -296,7 +299,8 @@ impl Tracker {
     /// 16-byte form, is IPv4).
     #[new]
     #[pyo3(signature = (*, timeouts, drop_bad_checksums=false, likely_server_ports=Vec::new(),
-                        report_gaps_for_partial=false, dns_timeout=true, max_flows=core::DEFAULT_MAX_FLOWS,
+                        report_gaps_for_partial=false, dns_timeout=true, ntp_analyzer=true,
+                        max_flows=core::DEFAULT_MAX_FLOWS,
                         vlan_in_key=false, keep_transitions=true,
                         ignore_checksum_nets=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
@@ -306,6 +310,7 @@ impl Tracker {
         likely_server_ports: Vec<(u8, u16)>,
         report_gaps_for_partial: bool,
         dns_timeout: bool,
+        ntp_analyzer: bool,
         max_flows: usize,
         vlan_in_key: bool,
         keep_transitions: bool,
@@ -324,6 +329,7 @@ impl Tracker {
             likely_server_ports,
             report_gaps_for_partial,
             dns_timeout,
+            ntp_analyzer,
             max_flows,
             vlan_in_key,
             keep_transitions,
@@ -366,6 +372,8 @@ impl Tracker {
         let opt_count = col1::<u8>(batch, "opt_count")?;
         let opt_kinds = col2(batch, "opt_kinds")?;
         let udp_len = col1::<u16>(batch, "udp_len")?;
+        let dns_qr = col1::<i16>(batch, "dns_qr")?;
+        let ntp_mode = col1::<i16>(batch, "ntp_mode")?;
         let icmp_type = col1::<i16>(batch, "icmp_type")?;
         let icmp_code = col1::<i16>(batch, "icmp_code")?;
         let q_valid = col1::<bool>(batch, "q_valid")?;
@@ -421,6 +429,8 @@ impl Tracker {
             opt_count: slice(&opt_count, "opt_count")?,
             opt_kinds: slice2(&opt_kinds, "opt_kinds")?,
             udp_len: slice(&udp_len, "udp_len")?,
+            dns_qr: slice(&dns_qr, "dns_qr")?,
+            ntp_mode: slice(&ntp_mode, "ntp_mode")?,
             icmp_type: slice(&icmp_type, "icmp_type")?,
             icmp_code: slice(&icmp_code, "icmp_code")?,
             q_valid: slice(&q_valid, "q_valid")?,
@@ -473,6 +483,19 @@ impl Tracker {
             inner.ended.take()
         });
         conn_dict(py, ended)
+    }
+
+    /// Up to `limit` open connections as they stand (most recently active first), as the
+    /// columns of ended ones; they stay open. For live views.
+    #[pyo3(signature = (limit=None))]
+    fn open_connections<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let open = py.detach(|| inner.open_connections(limit));
+        conn_dict(py, open)
     }
 
     /// The RFC 9293 transitions since the last call, in the order they happened.

@@ -27,9 +27,11 @@ from portlens.decode.packets import (
     PacketBatch,
     addr_bytes,
 )
-from portlens.track.model import Connection, Endpoint, Transition
+from portlens.services import proto_name
+from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Endpoint, Transition
+from portlens.track.rust import RustTracker
 from portlens.track.states import TcpState
-from portlens.track.tracker import Tracker, TrackerConfig
+from portlens.track.tracker import TrackerConfig
 
 MASK32 = 0xFFFFFFFF
 FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
@@ -126,6 +128,9 @@ def tuple_rows(b: PacketBatch, conn: Connection, o: np.ndarray, r: np.ndarray) -
         proto = np.isin(b.l4, (1, 58))
         fwd = src_o & dst_r & (b.icmp_type == conn.orig_p)
         rev = src_r & dst_o & (b.icmp_type == conn.resp_p)
+    elif conn.proto == UNKNOWN_TRANSPORT:  # no ports: the addresses and the IP protocol
+        proto = (b.l4 == 0) & (b.proto == (conn.ip_proto or 0))
+        fwd, rev = src_o & dst_r, src_r & dst_o
     else:
         proto = b.l4 == (6 if conn.proto == "tcp" else 17)
         fwd = src_o & dst_r & (b.sport == conn.orig_p) & (b.dport == conn.resp_p)
@@ -162,8 +167,8 @@ def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None =
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     from_orig = ((packets.src == o).all(axis=1) & (packets.sport == conn.orig_p)).tolist() \
         if n else []
-    if conn.proto == "icmp":  # one-way ICMP flows may share both addresses' order
-        from_orig = (packets.src == o).all(axis=1).tolist() if n else []
+    if conn.proto in ("icmp", UNKNOWN_TRANSPORT):  # no ports (one-way ICMP flows may share
+        from_orig = (packets.src == o).all(axis=1).tolist() if n else []  # both orders)
     steps = [Step(int(packets.ts_ns[i]), int(packets.frame[i]), bool(from_orig[i]),
                   length=max(int(packets.payload[i]), 0)) for i in range(n)]
     if conn.proto == "tcp":
@@ -174,6 +179,8 @@ def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None =
         for i, s in enumerate(steps):
             if conn.proto == "udp":
                 s.label = f"UDP len={s.length}"
+            elif conn.proto == UNKNOWN_TRANSPORT:
+                s.label = f"{proto_name(conn.ip_proto or 0).upper()} ip_len={packets.ip_len[i]}"
             else:
                 v6 = conn.ip_version == 6
                 message = message_text(int(packets.icmp_type[i]), int(packets.icmp_code[i]),
@@ -215,8 +222,9 @@ def _replay_marks(steps: list[Step], packets: PacketBatch,
     analysis counters it moved (TrackerConfig.segment_marks): those are the segment's marks.
     Returns the replay's transitions."""
     transitions: list[Transition] = []
-    tracker = Tracker(replace(config or TrackerConfig(), segment_marks=True),
-                      on_transition=transitions.append)
+    # The tracker the pipeline's new_tracker gives (this layer may not import the pipeline).
+    tracker = RustTracker(replace(config or TrackerConfig(), segment_marks=True),
+                          on_transition=transitions.append)
     if not steps:
         return transitions
     marks: dict[tuple[int, int], set[str]] = {}

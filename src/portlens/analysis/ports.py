@@ -43,11 +43,14 @@ from typing import Any
 
 from portlens.analysis import icmp
 from portlens.analysis.sketch import Sketch
-from portlens.services import iana_class, service_name
-from portlens.track.model import Connection
+from portlens.services import PROTO_NAMES, iana_class, service_name
+from portlens.track.model import UNKNOWN_TRANSPORT, Connection
 
 OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream",
             "one_way")
+
+IP_ROW = "ip"
+"""The proto of a per-port row of an IP protocol without ports: its port is the protocol."""
 
 _UNANSWERED = frozenset({"S0", "SH", "RSTOS0"})
 _RESET = frozenset({"RSTO", "RSTR", "RSTRH"})
@@ -78,6 +81,9 @@ def outcome(c: Connection) -> str:
             return "refused"
         return {"SF": "completed", "S0": "unanswered", "SHR": "mid_stream"}.get(
             c.conn_state, "open")
+    if c.proto == UNKNOWN_TRANSPORT:
+        # No transport analyzer: only who sent packets is known, as for UDP's SF.
+        return "completed" if c.resp_pkts else "one_way"
     return icmp.outcome(c)
 
 
@@ -141,10 +147,18 @@ class PortSummary:
         return self.proto in ("icmp", "icmp6")
 
     @property
+    def is_ip(self) -> bool:
+        """A row of an IP protocol without ports (Zeek's unknown_transport): ``port`` is the
+        protocol number."""
+        return self.proto == IP_ROW
+
+    @property
     def service(self) -> str:
         """The IANA service of the port; for ICMP rows the message's name (echo-request)."""
         if self.is_icmp:
             return icmp.icmp_name(self.port, v6=self.proto == "icmp6")
+        if self.is_ip:
+            return PROTO_NAMES.get(self.port, "")
         return "" if self.proto not in ("tcp", "udp") else service_name(self.proto, self.port)
 
     @property
@@ -227,6 +241,7 @@ class PortSummary:
             "port": self.port if self.proto in ("tcp", "udp") else None,
             "icmp_type": self.port if self.is_icmp else None,
             "icmp_code": self.icmp_code if self.is_icmp else None,
+            "ip_proto": self.port if self.is_ip else None,
             "service": self.service or None, "class": self.iana_class or None,
             "role": self.role if self.proto != "all" else None,
             "conns": self.conns, "server_conns": self.server_conns,
@@ -329,6 +344,9 @@ class PortTable:
         if c.proto == "icmp":
             proto = "icmp6" if c.ip_version == 6 else "icmp"
             self._row(proto, c.orig_p, c.icmp_code).add(c)
+        elif c.proto == UNKNOWN_TRANSPORT:
+            # No ports: one row per IP protocol ("ip 89", ospf).
+            self._row(IP_ROW, c.ip_proto or 0).add(c)
         else:
             self._row(c.proto, c.resp_p).add(c)
             key = (c.proto, c.orig_h, c.resp_h)

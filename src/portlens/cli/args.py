@@ -136,8 +136,9 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", action="append", default=[], metavar="NAME=SECONDS",
                    help="set one of Zeek's timeouts (repeatable; docs/tracking.md): "
                         "tcp_inactivity (300), udp_inactivity (60), icmp_inactivity (60), "
-                        "tcp_attempt (5), tcp_close (5), tcp_reset (5), tcp_partial_close "
-                        "(off); 0 turns an inactivity timeout or tcp_attempt off")
+                        "unknown_ip_inactivity (60), tcp_attempt (5), tcp_close (5), "
+                        "tcp_reset (5), tcp_partial_close (off); 0 turns an inactivity "
+                        "timeout or tcp_attempt off")
     p.add_argument("--max-flows", type=int, default=200_000, metavar="N",
                    help="open flows kept at most; the longest idle beyond are evicted "
                         "(default 200,000)")

@@ -53,8 +53,10 @@ def add_conns_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                         "(10.0.0.0/8), on either side (repeatable)")
     p.add_argument("--state", action="append", metavar="CONN_STATE",
                    help="only this Zeek conn_state, e.g. SF, REJ, S0 (repeatable)")
-    p.add_argument("--proto", choices=("tcp", "udp", "icmp"), action="append",
-                   help="only this protocol (repeatable)")
+    p.add_argument("--proto", choices=("tcp", "udp", "icmp", "unknown_transport"),
+                   action="append",
+                   help="only this protocol (repeatable; unknown_transport: IP protocols "
+                        "without ports, OSPF, SCTP ...)")
     p.add_argument("--uid", action="append", metavar="UID",
                    help="only the connection with this uid, or the uids starting so "
                         "(repeatable)")

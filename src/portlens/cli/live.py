@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from portlens.pipeline import Tracker
+
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
     EXIT_ERROR,
@@ -90,7 +92,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         live.start()
     last_view = 0.0
 
-    def after_batch(tracker: object) -> None:
+    def after_batch(tracker: Tracker) -> None:
         nonlocal last_view
         if as_json:
             out.flush()
@@ -131,7 +133,7 @@ class _Missed:
     total: int = 0
 
 
-def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
+def _dashboard(args: argparse.Namespace, tracker: Tracker, ended: object,
                recent: list[object]) -> RenderableType:
     import time
 
@@ -139,9 +141,8 @@ def _dashboard(args: argparse.Namespace, tracker: object, ended: object,
     from portlens.capture import LiveSession
     from portlens.report.clock import Clock
     from portlens.report.live import Rates, dashboard
-    from portlens.track.tracker import Tracker
 
-    assert isinstance(tracker, Tracker) and isinstance(ended, PortTable)
+    assert isinstance(ended, PortTable)
     session = args.pipeline.live_session
     assert isinstance(session, LiveSession)
     c = session.counters

@@ -138,6 +138,14 @@ class PacketBatch:
 
     udp_len: npt.NDArray[np.uint16] = _col(np.uint16)
     """The UDP header's length field (for a FRAG_COMPLETE row, of the reassembled datagram)."""
+    dns_qr: npt.NDArray[np.int16] = _col(np.int16, -1)
+    """UDP rows, not fragments, whose datagram was captured whole, with a DNS port (53, 137,
+    5353, 5355) on either side and a payload (the IP payload less 8 bytes, as Zeek's UDP
+    analyzer hands it on) that holds a DNS header: its QR bit (1 a response); -1 otherwise.
+    Zeek's DNS analyzer flips on it (decode/app.py)."""
+    ntp_mode: npt.NDArray[np.int16] = _col(np.int16, -1)
+    """The same with port 123, when the payload parses as a standard NTP message the way
+    Zeek's NTP analyzer reads it: the mode (1-5; 3 client, 4 server); -1 otherwise."""
 
     icmp_type: npt.NDArray[np.int16] = _col(np.int16, -1)
     icmp_code: npt.NDArray[np.int16] = _col(np.int16, -1)

@@ -106,7 +106,7 @@ class Options:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     workers: int = 1
     reference: bool = False
-    """Decode with the per-packet reference decoder (for cross-checking)."""
+    """Decode and track with the Python reference implementations (for cross-checking)."""
     checksums: bool | None = None
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
@@ -353,7 +353,7 @@ class Pipeline:
     # -- connections ---------------------------------------------------------------------------
 
     def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
-        return new_tracker(self.options.tracker, on_transition)
+        return new_tracker(self.options.tracker, on_transition, reference=self.options.reference)
 
     def track(self, sink: Callable[[Connection], None],
               on_transition: Callable[[Transition], None] | None = None, *,

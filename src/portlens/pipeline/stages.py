@@ -1,8 +1,8 @@
 """The two steps the compiled core replaces: decoding frames and tracking packets.
 
 Everything that reads packets gets its decoder from ``new_decoder`` and its tracker from
-``new_tracker``, so that swapping the Python implementation for the Rust one (or running the
-reference implementation for a differential test) happens here and nowhere else. The
+``new_tracker``: the Rust ones by default, the Python reference implementations with
+``reference=True`` (for differential tests and cross-checking), chosen here and nowhere else. The
 protocols say what the rest of the pipeline relies on: a decoder keeps state across the
 batches of one stream (IP fragments); a tracker takes packet batches in capture order and
 hands back connections as they end.
@@ -55,6 +55,13 @@ def new_decoder(*, reference: bool = False, checksums: bool = True) -> Decoder:
 
 
 def new_tracker(config: TrackerConfig | None = None,
-                on_transition: Callable[[Transition], None] | None = None) -> Tracker:
-    """The tracker of one stream (or of one shard of it: ``config.shard``)."""
-    return PythonTracker(config, on_transition=on_transition)
+                on_transition: Callable[[Transition], None] | None = None, *,
+                reference: bool = False) -> Tracker:
+    """The tracker of one stream (or of one shard of it: ``config.shard``): the compiled one,
+    or with ``reference`` the Python reference tracker (the oracle of the differential
+    tests; ``config.fast_paths`` and ``segment_marks`` choose its paths)."""
+    if reference:
+        return PythonTracker(config, on_transition=on_transition)
+    from portlens.track.rust import RustTracker
+
+    return RustTracker(config, on_transition=on_transition)

@@ -20,6 +20,7 @@ from sys import byteorder
 import numpy as np
 
 from portlens.decode import tunnels as tn
+from portlens.decode.app import DNS_PORTS, NTP_PORT, dns_qr, ntp_mode
 from portlens.decode.malformed import Malformed
 from portlens.decode.packets import (
     CSUM_BAD,
@@ -95,7 +96,8 @@ IP_COLUMNS = ("ip_version", "src", "dst", "proto", "ip_len", "ip_len_zero", "ip_
               "ip_id", "ip_csum")
 """Written by the innermost IP header decoded: an inner one replaces the carrier's, but a tunnel
 whose inside holds no (valid) IP header leaves the carrier's in place."""
-TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum")
+TRANSPORT_COLUMNS = ("l4", "sport", "dport", "payload", "udp_len", "l4_csum", "dns_qr",
+                     "ntp_mode")
 """What a tunnel carrier's UDP header wrote: entering the tunnel clears them (its ports survive
 in out_sport / out_dport), as they belong to no packet the row now describes."""
 
@@ -595,6 +597,14 @@ class _Frame:
         if not valid_length:
             raise _StopError(Malformed.UDP_LENGTH_INVALID)
         if not fragment:
+            # Captured whole: what Zeek's DNS and NTP analyzers read. An IPv4 total length of
+            # 0 (TSO) hands them a negative length (IP_Hdr::PayloadLen() is 0), so nothing.
+            if end <= self.cap and not self.v.get("ip_len_zero"):
+                body = bytes(self.b[start + 8: end])
+                if sport in DNS_PORTS or dport in DNS_PORTS:
+                    self.v["dns_qr"] = dns_qr(body)
+                if NTP_PORT in (sport, dport):
+                    self.v["ntp_mode"] = ntp_mode(body)
             self.udp_tunnel(start + 8, start + udp_len, sport, dport)
 
     def icmp(self, start: int, end: int, proto: int, fragment: bool) -> None:

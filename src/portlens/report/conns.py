@@ -14,7 +14,8 @@ from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
 from portlens.report.tables import Column, Screen, TableWriter, left_out_text
-from portlens.track.model import Connection, TcpOptions, Transition
+from portlens.services import proto_name
+from portlens.track.model import UNKNOWN_TRANSPORT, Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
 ZEEK_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
@@ -40,6 +41,8 @@ def has_duration(c: Connection) -> bool:
 
 
 def ip_proto(c: Connection) -> int:
+    if c.ip_proto is not None:
+        return c.ip_proto
     if c.proto == "icmp":
         return 58 if c.ip_version == 6 else 1
     return IP_PROTO.get(c.proto, 0)
@@ -106,7 +109,7 @@ def record(c: Connection) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ts": c.ts_ns // 1000 / 1e6, "ts_ns": c.ts_ns, "uid": c.uid,
         "id.orig_h": c.orig_h, "id.orig_p": c.orig_p, "id.resp_h": c.resp_h,
-        "id.resp_p": c.resp_p, "proto": c.proto, "service": None,
+        "id.resp_p": c.resp_p, "proto": c.proto, "ip_proto": ip_proto(c), "service": None,
         "port_service": c.service or None,
         "duration": (c.duration_ns // 1000) / 1e6 if d else None, "duration_ns": c.duration_ns,
         "orig_bytes": c.orig_bytes if d else None, "resp_bytes": c.resp_bytes if d else None,
@@ -167,9 +170,12 @@ def endpoint_text(host: str, port: int) -> str:
 
 def ends_text(c: Connection) -> tuple[str, str]:
     """The originator's and responder's cells: address:port, or for ICMP (which has no
-    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)'."""
+    ports) the addresses, the responder's with the message: '10.0.0.2 (echo-request 8/0)';
+    an IP protocol without ports likewise with its name: '224.0.0.5 (ospf)'."""
     if c.proto == "icmp":
         return c.orig_h, f"{c.resp_h} ({conn_message(c)})"
+    if c.proto == UNKNOWN_TRANSPORT:
+        return c.orig_h, f"{c.resp_h} ({proto_name(ip_proto(c))})"
     return endpoint_text(c.orig_h, c.orig_p), endpoint_text(c.resp_h, c.resp_p)
 
 

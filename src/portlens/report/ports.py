@@ -30,11 +30,14 @@ OPTIONAL = frozenset({"guessed"})
 
 def port_label(r: PortSummary) -> str:
     """'443/tcp', '53/udp', '5353/udp (client)'; ICMP rows are messages, never ports:
-    'icmp 8/0' (type/code; the service column names it)."""
+    'icmp 8/0' (type/code; the service column names it); an IP protocol without ports is
+    'ip 89' (the service column says ospf)."""
     if r.proto == "all":
         return "all"
     if r.is_icmp:
         return f"{r.proto} {r.port}" + ("" if r.icmp_code is None else f"/{r.icmp_code}")
+    if r.is_ip:
+        return f"ip {r.port}"  # an IP protocol without ports; the service column names it
     label = f"{r.port}/{r.proto}"
     return label + " (client)" if r.role == "client" else label
 
@@ -185,7 +188,8 @@ CSV_FIELDS = ("proto", "port", "icmp_type", "icmp_code", "service", "class", "ro
               "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c", "clients",
               "servers",
               "rtt_count", "rtt_p50_ns", "rtt_p95_ns", "rtt_max_ns", "rtt_exact",
-              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns")
+              "retransmissions", "tcp_pkts", "retransmission_rate", "first_ts_ns", "last_ts_ns",
+              "ip_proto")
 """One row per port, nothing else: the totals are in `--json`'s summary object and the table."""
 
 

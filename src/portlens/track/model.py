@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from portlens.track.states import Event, Named, TcpState
 
+UNKNOWN_TRANSPORT = "unknown_transport"
+"""Zeek's conn.log proto for an IP protocol without a transport analyzer (OSPF, SCTP ...);
+the protocol number is the connection's ``ip_proto``."""
 
 class EndReason(Named):
     FIN = "fin"
@@ -175,6 +178,9 @@ class Connection:
     icmp_code: int | None = None
     """ICMP flows: the code of the originator's first message, whose type is ``orig_p``
     (Zeek's resp_p is the counterpart type for request/reply pairs, so it cannot say)."""
+    ip_proto: int | None = None
+    """The IP protocol number (conn.log's ``ip_proto``): 6, 17, 1 or 58, or for
+    ``unknown_transport`` the protocol (89 OSPF, 132 SCTP ...). None: derived from proto."""
 
     @property
     def server_port(self) -> int:

@@ -29,6 +29,9 @@ class Timeouts:
     when ``tcp_attempt`` is 0."""
     icmp_inactivity: int = 60 * SECOND
     """An ICMP flow idle this long ends; 0: never."""
+    unknown_ip_inactivity: int = 60 * SECOND
+    """A flow of an IP protocol without a transport analyzer (OSPF, SCTP, VRRP ...: Zeek's
+    ``unknown_transport``) idle this long ends (unknown_ip_inactivity_timeout); 0: never."""
     tcp_attempt: int = 5 * SECOND
     """This long after the originator's SYN, a connection whose responder sent nothing is
     logged as an attempt (S0, end reason ``idle``); later packets on the tuple start a new

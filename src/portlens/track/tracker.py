@@ -26,6 +26,7 @@ from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
 from portlens.track.flows import Flow
 from portlens.track.model import (
+    UNKNOWN_TRANSPORT,
     Connection,
     Endpoint,
     EndReason,
@@ -43,6 +44,7 @@ from portlens.track.zeek import tcp_conn_state, udp_conn_state
 BROADCAST4 = bytes(10) + b"\xff\xff" + b"\xff\xff\xff\xff"
 V4_PREFIX = bytes(10) + b"\xff\xff"
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
+NTP_PORT = 123
 
 _HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)
 _SSL = (443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223)
@@ -63,7 +65,12 @@ class TrackerConfig:
     likely_server_ports: frozenset[tuple[str, int]] = DEFAULT_LIKELY_SERVER_PORTS
     report_gaps_for_partial: bool = False
     dns_timeout: bool = True
-    """Zeek's DNS analyzer ends idle DNS flows after 10 s instead of 60 s."""
+    """Zeek's DNS analyzer is attached to UDP flows whose responder port is a DNS port: it
+    ends them after 10 s idle instead of 60 s, and flips one whose first message is a
+    response from the originator (§3.4)."""
+    ntp_analyzer: bool = True
+    """Zeek's NTP analyzer is attached to UDP flows whose responder port is 123: it flips one
+    on a server message from the originator or a client message from the responder (§3.4)."""
     max_flows: int = 200_000
     """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted).
     The default keeps a SYN flood of a million sources within 300 MB with the Rust tracker
@@ -152,8 +159,10 @@ class Tracker:
         # A tunnelled packet with no transport inside (a Teredo bubble: IPv6 with no next
         # header; an inner header cut short) still counts on its carriers' UDP connections
         # (§12); an IP-level carrier (GRE, IP-in-IP) is no connection.
-        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b))
-               & (b.frag != FRAG_PART))
+        # A packet of an IP protocol without a transport analyzer is Zeek's unknown_transport
+        # connection (§11).
+        use = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b)
+                                     | unknown_transport(b)) & (b.frag != FRAG_PART))
         if self.config.drop_bad_checksums:
             bad_ip = b.ip_csum == CSUM_BAD
             if self.config.ignore_checksum_nets and bad_ip.any():
@@ -238,7 +247,8 @@ class Tracker:
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
             "car_ip_len", "vlan", "tunnel", "mss", "wscale",
-            "sack_perm", "has_ts", "opt_count", "udp_len")}
+            "sack_perm", "has_ts", "opt_count", "udp_len", "proto", "dns_qr", "ntp_mode")}
+        arrays["unknown"] = unknown_transport(b)[rows]
         zero = b.ip_len_zero[rows]
         if zero.any():
             # ConnSize adds the IPv4 header's total length, which TSO left 0 (§8.2): the
@@ -300,9 +310,13 @@ class Tracker:
         c_tcp_flags = cols["tcp_flags"]
         c_truncated = cols["truncated"]
         c_ts_ns = cols["ts_ns"]
+        c_proto = cols["proto"]
+        c_unknown = cols["unknown"]
         c_tunnel = cols["tunnel"]
         c_tunnel_depth = cols["tunnel_depth"]
         c_udp_len = cols["udp_len"]
+        c_dns_qr = cols["dns_qr"]
+        c_ntp_mode = cols["ntp_mode"]
         c_vlan = cols["vlan"]
         c_win = cols["win"]
         c_wscale = cols["wscale"]
@@ -336,13 +350,18 @@ class Tracker:
                         self._encapsulation(carrier, encap)
                     encap = inner
             l4 = c_l4[i]
-            if l4 not in (1, 6, 17, 58):
-                # A tunnelled packet with nothing to track inside (a Teredo bubble): counted
-                # on its carriers only.
-                self.packets_tracked += 1
-                continue
             vlan = c_vlan[i] if self.config.vlan_in_key else None
             version = c_ip_version[i]
+            if l4 not in (1, 6, 17, 58):
+                # An IP protocol without a transport analyzer is a connection of its own;
+                # a tunnelled packet with nothing to track inside (a Teredo bubble) is
+                # counted on its carriers only.
+                if c_unknown[i]:
+                    self._encapsulation(self._unknown(s16, d16, c_proto[i], ts, zts,
+                                                      c_frame[i], c_ip_len[i], vlan, version),
+                                        encap)
+                self.packets_tracked += 1
+                continue
             bad = drop and c_l4_csum[i] == CSUM_BAD and not (ignored and ignored[i])
             conn: AnyConn
             if l4 == 6:
@@ -376,7 +395,8 @@ class Tracker:
             elif l4 == 17:
                 conn = self._udp(s16, c_sport[i], d16, c_dport[i], ts, zts,
                                  c_frame[i], c_udp_len[i] - 8, c_ip_len[i],
-                                 bad, not c_truncated[i], vlan, version)
+                                 bad, not c_truncated[i], vlan, version,
+                                 c_dns_qr[i], c_ntp_mode[i])
             else:
                 conn = self._icmp(s16, d16, l4, c_icmp_type[i], c_icmp_code[i], ts,
                                   zts, c_frame[i], c_payload[i], c_ip_len[i],
@@ -448,7 +468,7 @@ class Tracker:
 
     def _udp(self, src: bytes, sport: int, dst: bytes, dport: int, ts: int, zts: int,
              frame: int, payload: int, ip_len: int, bad: bool, counted: bool,
-             vlan: int | None, version: int) -> Flow:
+             vlan: int | None, version: int, dns_qr: int = -1, ntp_mode: int = -1) -> Flow:
         a, b = (src, sport), (dst, dport)
         key: Key = (17, vlan, *(a + b if a <= b else b + a))
         conn = self._lookup(key)
@@ -464,9 +484,11 @@ class Tracker:
             if self.config.dns_timeout and conn.resp[1] in DNS_PORTS:
                 conn.dns = True
                 self.add_timer(conn, zts + 10 * SECOND, "dns")
+            conn.ntp = self.config.ntp_analyzer and conn.resp[1] == NTP_PORT
         from_orig = conn.orig == (src, sport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
-                    check_csum=self.config.drop_bad_checksums, counted=True)
+                    check_csum=self.config.drop_bad_checksums, counted=True, dns_qr=dns_qr,
+                    ntp_mode=ntp_mode)
         return conn
 
     def _icmp(self, src: bytes, dst: bytes, l4: int, itype: int, code: int, ts: int, zts: int,
@@ -489,6 +511,23 @@ class Tracker:
         from_orig = conn.orig == (src, oport)
         conn.packet(from_orig, ts, zts, frame, payload, ip_len, bad,
                     check_csum=self.config.drop_bad_checksums, counted=counted)
+        return conn
+
+    def _unknown(self, src: bytes, dst: bytes, proto: int, ts: int, zts: int, frame: int,
+                 ip_len: int, vlan: int | None, version: int) -> Flow:
+        """Zeek's UnknownIPTransportAnalyzer (§11): keyed by the address pair and the protocol
+        with ports 0, the first packet's sender the originator (no flips), only packets and
+        IP bytes counted."""
+        a, b = (src, 0), (dst, 0)
+        key: Key = (proto, vlan, *(a + b if a <= b else b + a))
+        conn = self._lookup(key)
+        if not isinstance(conn, Flow):
+            conn = Flow(UNKNOWN_TRANSPORT, proto, src, 0, dst, 0, ts, zts, frame,
+                        self.config.timeouts.unknown_ip_inactivity)
+            self._insert(key, conn, ts, vlan, version)
+            if conn.inactivity:  # 0: off
+                self.add_timer(conn, zts + conn.inactivity, "inactivity")
+        conn.packet(conn.orig[0] == src, ts, zts, frame, 0, ip_len, False, check_csum=False)
         return conn
 
     def _attach_icmp_error(self, src: bytes, sport: int, dst: bytes, dport: int, proto: int,
@@ -576,8 +615,9 @@ class Tracker:
             history=conn.history, orig_pkts=conn.pkts[0], orig_ip_bytes=conn.ip_bytes[0],
             resp_pkts=conn.pkts[1], resp_ip_bytes=conn.ip_bytes[1],
             tunnel_parents=sorted(conn.parents),
-            community_id=community_id(orig_h, resp_h, proto_num, conn.orig[1], conn.resp[1],
+            community_id=community_id(orig_h, resp_h, proto_num, *_id_ports(conn),
                                       one_way=one_way),
+            ip_proto=proto_num,
             ip_version=conn.ip_version, vlan=conn.vlan,
             end_reason=_end_reason(cause, fin=False, rst=False), last_ns=conn.last_ts,
             first_frame=conn.first_frame, last_frame=conn.last_frame,
@@ -607,13 +647,37 @@ class Tracker:
             missed_bytes=conn.missed, history=conn.history, orig_pkts=conn.pkts[0],
             orig_ip_bytes=conn.ip_bytes[0], resp_pkts=conn.pkts[1],
             resp_ip_bytes=conn.ip_bytes[1], tunnel_parents=sorted(conn.parents),
-            community_id=community_id(o.addr, r.addr, 6, o.port, r.port),
+            community_id=community_id(o.addr, r.addr, 6, o.port, r.port), ip_proto=6,
             ip_version=conn.ip_version, vlan=conn.vlan, orig_state=o.rfc,
             resp_state=r.rfc, transitions=kept, handshake=hs, analysis=conn.analysis,
             completeness=conn.completeness,
             end_reason=_end_reason(cause, fin=conn.fin_hosts == 2, rst=conn.saw_rst),
             last_ns=conn.last_ts, first_frame=conn.first_frame, last_frame=conn.last_frame,
             icmp_errors=list(conn.icmp_errors), segment_marks=conn.segment_marks or [])
+
+
+def _id_ports(conn: Flow) -> tuple[int | None, int | None]:
+    """The ports a flow's Community ID hashes: none for a protocol without them (the spec
+    hashes ports for TCP, UDP, SCTP, ICMP and ICMPv6; an SCTP flow's are Zeek's 0 and 0)."""
+    if conn.proto == UNKNOWN_TRANSPORT and conn.ip_proto != 132:
+        return None, None
+    return conn.orig[1], conn.resp[1]
+
+
+NO_CONNECTION_PROTOS = (1, 6, 17, 58, 4, 41, 47, 50, 59, 135)
+"""IP protocols whose packets never make an unknown_transport connection: the transports
+Zeek analyzes (a packet whose header was cut is dropped by them), the tunnels its IP analyzer
+hands to the IPTunnel and GRE analyzers (IP-in-IP, 6in4, GRE: decapsulated or dropped, never
+a connection), ESP and the IPv6 mobility header (IPAnalyzer::AnalyzePacket stops at them),
+and IPv6's no-next-header (a weird, or a Teredo bubble)."""
+
+
+def unknown_transport(b: PacketBatch) -> np.ndarray:
+    """Rows that are Zeek's unknown_transport packets (§11): whole IP packets of a protocol in
+    none of NO_CONNECTION_PROTOS (the decoder decoded no transport header for them)."""
+    out: np.ndarray = ((b.ip_version > 0) & (b.l4 == 0) & (b.malformed == 0)
+                       & ~np.isin(b.proto, NO_CONNECTION_PROTOS))
+    return out
 
 
 TUNNEL_COLUMNS = ("out_proto", "out_sport", "out_dport", "out_ip_len", "tunnel")

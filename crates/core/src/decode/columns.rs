@@ -261,6 +261,10 @@ packet_columns! {
     opt_count: u8 = 0,
     opt_kinds: [u8; OPT_KINDS_MAX] = [0; OPT_KINDS_MAX],
     udp_len: u16 = 0,
+    /// A whole captured UDP datagram (not a fragment) with a DNS header: its QR bit, else -1.
+    dns_qr: i16 = -1,
+    /// The same, parsed as Zeek's NTP analyzer does: the standard message's mode, else -1.
+    ntp_mode: i16 = -1,
     icmp_type: i16 = -1,
     icmp_code: i16 = -1,
     icmp_id: i32 = -1,

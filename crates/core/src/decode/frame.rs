@@ -5,6 +5,7 @@
 //! [`Row`]. A layer that cannot go on returns [`Stop`] with the malformed reason, or 0 when
 //! snaplen merely cut the frame; what was written before stays in the row.
 
+use super::app;
 use super::columns::{Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, OPT_KINDS_MAX};
 use super::malformed as m;
 use crate::wire::checksum::{is_good, ones_sum};
@@ -993,6 +994,20 @@ impl<'a> Walker<'a> {
         if fragment {
             return Ok(());
         }
+        // Captured whole, on a DNS or NTP port: what Zeek's DNS and NTP analyzers would read
+        // (decode/app.rs). An IPv4 total length of 0 (TSO) hands them a negative length.
+        if let Some(body) = self
+            .b
+            .get(start + Udp::LEN..end)
+            .filter(|_| !self.row.ip_len_zero)
+        {
+            if app::DNS_PORTS.contains(&sport) || app::DNS_PORTS.contains(&dport) {
+                self.row.dns_qr = app::dns_qr(body);
+            }
+            if sport == app::NTP_PORT || dport == app::NTP_PORT {
+                self.row.ntp_mode = app::ntp_mode(body);
+            }
+        }
         self.udp_tunnel(start + Udp::LEN, start + udp_len, sport, dport)
     }
 
@@ -1134,6 +1149,8 @@ impl<'a> Walker<'a> {
         r.dport = 0;
         r.payload = -1;
         r.udp_len = 0;
+        r.dns_qr = -1;
+        r.ntp_mode = -1;
         r.l4_csum = 0;
     }
 

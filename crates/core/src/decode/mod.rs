@@ -5,6 +5,7 @@
 //! [`Decoder::decode`] walks each frame once ([`frame`]), writing one [`Row`] into
 //! preallocated [`Columns`]; nothing is allocated per packet but for fragments.
 
+pub mod app;
 pub mod columns;
 pub mod fragments;
 pub mod frame;

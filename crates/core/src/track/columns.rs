@@ -40,6 +40,9 @@ pub struct Packets<'a> {
     pub opt_count: &'a [u8],
     pub opt_kinds: &'a [u8],
     pub udp_len: &'a [u16],
+    /// A DNS header's QR bit / a standard NTP message's mode, -1 if none (decode/app.rs).
+    pub dns_qr: &'a [i16],
+    pub ntp_mode: &'a [i16],
     pub icmp_type: &'a [i16],
     pub icmp_code: &'a [i16],
     pub q_valid: &'a [bool],
@@ -75,7 +78,7 @@ impl Packets<'_> {
     /// The number of rows, after checking that every column has it.
     pub fn check(&self) -> Result<usize, ColumnError> {
         let n = self.frame.len();
-        let lens: [(&str, usize, usize); 51] = [
+        let lens: [(&str, usize, usize); 53] = [
             ("frame", self.frame.len(), 1),
             ("ts_ns", self.ts_ns.len(), 1),
             ("vlan", self.vlan.len(), 1),
@@ -101,6 +104,8 @@ impl Packets<'_> {
             ("opt_count", self.opt_count.len(), 1),
             ("opt_kinds", self.opt_kinds.len(), OPT_KINDS_MAX),
             ("udp_len", self.udp_len.len(), 1),
+            ("dns_qr", self.dns_qr.len(), 1),
+            ("ntp_mode", self.ntp_mode.len(), 1),
             ("icmp_type", self.icmp_type.len(), 1),
             ("icmp_code", self.icmp_code.len(), 1),
             ("q_valid", self.q_valid.len(), 1),
@@ -201,7 +206,7 @@ pub struct ConnBatch {
     pub orig_p: Vec<u16>,
     pub resp_h: Vec<[u8; 16]>,
     pub resp_p: Vec<u16>,
-    /// IP protocol number (6, 17, 1, 58).
+    /// IP protocol number (6, 17, 1, 58, or an unknown_transport flow's protocol).
     pub proto: Vec<u8>,
     pub duration_ns: Vec<i64>,
     pub orig_bytes: Vec<u64>,
@@ -343,7 +348,8 @@ impl ConnBatch {
             ConnState::Oth as u8
         });
         self.missed_bytes.push(0);
-        let one_way = !udp && icmp_ports(c.port[o], c.port[r], c.proto == 58).2;
+        let icmp = matches!(c.proto, 1 | 58);
+        let one_way = icmp && icmp_ports(c.port[o], c.port[r], c.proto == 58).2;
         self.community_id.push(community_id(
             &c.addr[o], &c.addr[r], c.proto, c.port[o], c.port[r], one_way,
         ));
@@ -360,10 +366,10 @@ impl ConnBatch {
         self.client_options.push(None);
         self.server_options.push(None);
         self.analysis.push([0; 11]);
-        self.icmp_code.push(if udp {
-            i32::MIN
-        } else {
+        self.icmp_code.push(if icmp {
             i32::from(flow.icmp_code)
+        } else {
+            i32::MIN
         });
     }
 }

@@ -6,13 +6,42 @@ use super::history::Scaled;
 use super::tcp::Cause;
 use super::{Common, TimerCtx, TimerKind};
 
+/// What the decoder read in a UDP payload for Zeek's DNS and NTP analyzers (decode/app.rs):
+/// a DNS header's QR bit and a standard NTP message's mode, -1 for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    pub dns_qr: i16,
+    pub ntp_mode: i16,
+}
+
+impl Default for Hints {
+    fn default() -> Self {
+        Hints {
+            dns_qr: -1,
+            ntp_mode: -1,
+        }
+    }
+}
+
+/// A DNS message was delivered (DNS_Interpreter's first_message is over).
+pub const APP_DNS_SEEN: u8 = 1;
+/// Zeek's NTP analyzer is attached (the responder port is 123).
+pub const APP_NTP: u8 = 2;
+/// The NTP analyzer flipped on a message delivered as the originator's (its upflow); the
+/// next bit up, as the responder's (its downflow).
+pub const APP_NTP_FLIPPED: u8 = 4;
+
 #[derive(Debug)]
 pub struct Flow {
     pub c: Common,
+    /// UDP payload bytes by host.
     pub bytes: [u64; 2],
     pub active: [bool; 2],
     pub csum: [Scaled; 2],
+    /// Zeek's DNS analyzer is attached (the responder port is a DNS port).
     pub dns: bool,
+    /// The DNS and NTP analyzers' state as APP_* bits, one byte so that a flow keeps its size.
+    pub app: u8,
     /// ICMP: the code of the originator's first message (its type is orig's port).
     pub icmp_code: i16,
 }
@@ -25,11 +54,19 @@ impl Flow {
             active: [false; 2],
             csum: [Scaled::default(); 2],
             dns: false,
+            app: 0,
             icmp_code: -1,
         }
     }
 
+    /// Connection::FlipRoles. Packet and IP-byte counts are kept by host, so ConnSize's swap
+    /// is the role change itself; the UDP session adapter has no FlipRoles, so its byte
+    /// counts, the sides' activity and the checksum counters stay with the role: swapped
+    /// here to stay put (docs/zeek-rules.md §3.5).
     pub fn flip(&mut self) {
+        self.bytes.swap(0, 1);
+        self.active.swap(0, 1);
+        self.csum.swap(0, 1);
         self.c.orig ^= 1;
         self.c.history.push(b'^');
         self.c.flips = self.c.flips.saturating_add(1);
@@ -48,6 +85,7 @@ impl Flow {
         csum_bad: bool,
         check_csum: bool,
         counted: bool,
+        hints: Hints,
     ) {
         let is_orig = h == usize::from(self.c.orig);
         let udp = self.c.proto == 17;
@@ -69,9 +107,39 @@ impl Flow {
             }
         }
         self.bytes[h] = self.bytes[h].wrapping_add(payload.max(0) as u64);
+        // The protocol analyzers see the packet before ConnSize, which counts it for the
+        // role it was handed as: the sender's role before any flip (UDPAnalyzer::
+        // DeliverPacket; track/flows.py).
+        let role = usize::from(!is_orig);
+        if self.dns && hints.dns_qr >= 0 {
+            // DNS_Interpreter::ParseMessage: the first message, a response sent by the
+            // originator, flips, unless the responder address is multicast.
+            let resp = &self.c.addr[1 - usize::from(self.c.orig)];
+            let first = self.app & APP_DNS_SEEN == 0;
+            if first && hints.dns_qr == 1 && is_orig && !multicast(resp) {
+                self.flip();
+            }
+            self.app |= APP_DNS_SEEN;
+        }
+        // proc_ntp_message (ntp-analyzer.pac): a server message from the originator or a
+        // client message from the responder flips, once per direction of delivery.
+        let flipped = APP_NTP_FLIPPED << role;
+        if self.app & APP_NTP != 0
+            && matches!(hints.ntp_mode, 3 | 4)
+            && self.app & flipped == 0
+            && (hints.ntp_mode == 4) == is_orig
+        {
+            self.flip();
+            self.app |= flipped;
+        }
         if counted {
-            self.c.pkts[h] += 1;
-            self.c.ip_bytes[h] += u64::from(ip_len);
+            let host = if role == 0 {
+                usize::from(self.c.orig)
+            } else {
+                1 - usize::from(self.c.orig)
+            };
+            self.c.pkts[host] += 1;
+            self.c.ip_bytes[host] += u64::from(ip_len);
         }
     }
 
@@ -99,5 +167,14 @@ impl Flow {
             _ => {}
         }
         None
+    }
+}
+
+/// IPAddr::IsMulticast of a 16-byte address: 224.0.0.0/4, or ff00::/8.
+fn multicast(addr: &[u8; 16]) -> bool {
+    if addr[..12] == super::V4_PREFIX {
+        addr[12] >> 4 == 0xE
+    } else {
+        addr[0] == 0xFF
     }
 }

@@ -154,8 +154,12 @@ pub fn community_id(
     Digest::update(&mut h, a);
     Digest::update(&mut h, b);
     Digest::update(&mut h, [proto, 0]);
-    Digest::update(&mut h, p1.to_be_bytes());
-    Digest::update(&mut h, p2.to_be_bytes());
+    // The spec hashes ports only for the protocols that have them (an SCTP flow's are Zeek's
+    // 0 and 0).
+    if matches!(proto, 1 | 6 | 17 | 58 | 132) {
+        Digest::update(&mut h, p1.to_be_bytes());
+        Digest::update(&mut h, p2.to_be_bytes());
+    }
     let digest = h.finalize();
     let mut out = String::with_capacity(30);
     out.push_str("1:");

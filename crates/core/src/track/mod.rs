@@ -13,6 +13,7 @@ pub mod columns;
 pub mod flow;
 pub mod history;
 pub mod ids;
+mod open;
 pub mod ranges;
 pub mod rfc;
 pub mod tcp;
@@ -26,7 +27,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 pub use columns::{ConnBatch, Packets, TransitionBatch};
-use flow::Flow;
+use flow::{Flow, Hints};
 use history::History;
 use ids::Uid;
 use rfc::{Event, TcpState};
@@ -40,6 +41,8 @@ const BROADCAST4: [u8; 16] = [
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
 const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+/// Zeek's NTP analyzer's port (base/protocols/ntp).
+const NTP_PORT: u16 = 123;
 const NIL: u32 = u32::MAX;
 /// Open flows kept by default: a SYN flood of a million sources within a second then stays
 /// within 300 MB for the whole run (docs/benchmarks.md), evictions counted.
@@ -55,6 +58,9 @@ pub struct Timeouts {
     /// handshake is over (Zeek's TCPAnalyzer::MakeSessionAdapter).
     pub udp_inactivity: i64,
     pub icmp_inactivity: i64,
+    /// A flow of an IP protocol without a transport analyzer (Zeek's unknown_transport)
+    /// ends when idle this long (unknown_ip_inactivity_timeout); 0: never.
+    pub unknown_ip_inactivity: i64,
     /// A SYN with no answer within this time is logged as an attempt (tcp_attempt_delay);
     /// 0: never.
     pub tcp_attempt: i64,
@@ -84,6 +90,7 @@ impl Default for Timeouts {
             tcp_inactivity: 300 * NANOS,
             udp_inactivity: 60 * NANOS,
             icmp_inactivity: 60 * NANOS,
+            unknown_ip_inactivity: 60 * NANOS,
             tcp_attempt: 5 * NANOS,
             tcp_close: 5 * NANOS,
             tcp_reset: 5 * NANOS,
@@ -132,8 +139,13 @@ pub struct Config {
     /// (IP protocol, port) pairs Zeek takes for servers when it must guess roles (§3.1).
     pub likely_server_ports: Vec<(u8, u16)>,
     pub report_gaps_for_partial: bool,
-    /// Zeek's DNS analyzer ends idle DNS flows sooner (dns_session_timeout).
+    /// Zeek's DNS analyzer is attached to UDP flows whose responder port is a DNS port: it
+    /// ends idle ones sooner (dns_session_timeout) and flips one whose first message is a
+    /// response from the originator (docs/zeek-rules.md §3.4).
     pub dns_timeout: bool,
+    /// Zeek's NTP analyzer is attached to UDP flows whose responder port is 123: it flips one
+    /// on a server message from the originator or a client message from the responder.
+    pub ntp_analyzer: bool,
     /// Open flows kept at most; beyond it the least recently active is evicted.
     pub max_flows: usize,
     pub vlan_in_key: bool,
@@ -150,6 +162,7 @@ impl Default for Config {
             likely_server_ports: Vec::new(),
             report_gaps_for_partial: false,
             dns_timeout: true,
+            ntp_analyzer: true,
             max_flows: DEFAULT_MAX_FLOWS,
             vlan_in_key: false,
             keep_transitions: true,
@@ -1240,8 +1253,11 @@ impl Tracker {
             // carrier (GRE, IP-in-IP) is no connection.
             let udp_carried =
                 depth > 0 && (p.out_proto[i] == 17 || (depth > 1 && p.car_proto[i] == 17));
+            // A packet of an IP protocol without a transport analyzer is Zeek's
+            // unknown_transport connection (§11).
+            let unknown = unknown_transport(p, i);
             let mut used = p.ip_version[i] > 0
-                && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried)
+                && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried || unknown)
                 && p.frag[i] != FRAG_PART;
             let src = p.addr(p.src, i);
             let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
@@ -1299,14 +1315,19 @@ impl Tracker {
                     encap = Some(inner);
                 }
             }
-            if !matches!(l4, 6 | 17 | 1 | 58) {
-                // Nothing to track inside: counted on its carriers only.
-                self.packets_tracked += 1;
-                continue;
-            }
             let dst = p.addr(p.dst, i);
             let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
             let version = p.ip_version[i];
+            if !matches!(l4, 6 | 17 | 1 | 58) {
+                // A connection of its own, or (a Teredo bubble) nothing to track inside:
+                // counted on its carriers only.
+                if unknown {
+                    let slot = self.unknown(p, i, src, dst, vlan, version, zts);
+                    self.encapsulation(slot, encap);
+                }
+                self.packets_tracked += 1;
+                continue;
+            }
             let bad = drop && p.l4_csum[i] == CSUM_BAD && !self.ignored(&src);
             let slot = match l4 {
                 6 => self.tcp(p, i, src, dst, vlan, version, zts, bad),
@@ -1323,6 +1344,10 @@ impl Tracker {
                     bad,
                     vlan,
                     version,
+                    Hints {
+                        dns_qr: p.dns_qr[i],
+                        ntp_mode: p.ntp_mode[i],
+                    },
                 ),
                 _ => {
                     let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
@@ -1377,6 +1402,7 @@ impl Tracker {
             false,
             None,
             if v4 { 4 } else { 6 },
+            Hints::default(),
         );
         let uid = self
             .slots
@@ -1564,6 +1590,7 @@ impl Tracker {
         bad: bool,
         vlan: Option<i32>,
         version: u8,
+        hints: Hints,
     ) -> u32 {
         let key = Key::new(17, vlan, (src, sport), (dst, dport), true);
         let slot = match self.lookup(&key) {
@@ -1578,6 +1605,7 @@ impl Tracker {
                 let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
                 let dns_timeout = self.config.dns_timeout;
                 let dns_period = self.config.timeouts.dns_session_timeout;
+                let ntp = self.config.ntp_analyzer;
                 let (mut t, entry) = self.ctx(slot);
                 if let Entry::Flow(flow) = entry {
                     if flip {
@@ -1595,6 +1623,9 @@ impl Tracker {
                         flow.dns = true;
                         t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
                     }
+                    if ntp && flow.c.port[resp] == NTP_PORT {
+                        flow.app |= flow::APP_NTP;
+                    }
                 }
                 slot
             }
@@ -1604,7 +1635,7 @@ impl Tracker {
             let o = usize::from(flow.c.orig);
             let from_orig = flow.c.addr[o] == src && flow.c.port[o] == sport;
             let h = if from_orig { o } else { 1 - o };
-            flow.packet(h, ts, zts, frame, payload, ip_len, bad, check, true);
+            flow.packet(h, ts, zts, frame, payload, ip_len, bad, check, true, hints);
         }
         slot
     }
@@ -1665,6 +1696,61 @@ impl Tracker {
                 bad,
                 check,
                 !p.truncated[i],
+                Hints::default(),
+            );
+        }
+        slot
+    }
+
+    /// Zeek's UnknownIPTransportAnalyzer (§11): keyed by the address pair and the protocol
+    /// with ports 0, the first packet's sender the originator (no flips), only packets and IP
+    /// bytes counted.
+    #[allow(clippy::too_many_arguments)]
+    fn unknown(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        src: [u8; 16],
+        dst: [u8; 16],
+        vlan: Option<i32>,
+        version: u8,
+        zts: i64,
+    ) -> u32 {
+        let proto = p.proto[i];
+        let key = Key::new(proto, vlan, (src, 0), (dst, 0), true);
+        let ts = p.ts_ns[i];
+        let frame = p.frame[i];
+        let slot = match self.lookup(&key) {
+            Some(slot) => {
+                self.touch(slot);
+                slot
+            }
+            None => {
+                let inactivity = self.config.timeouts.unknown_ip_inactivity;
+                let c = Common::new(proto, src, 0, dst, 0, ts, zts, frame, inactivity);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
+                let (mut t, entry) = self.ctx(slot);
+                if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
+                    t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
+                }
+                slot
+            }
+        };
+        if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
+            let o = usize::from(flow.c.orig);
+            let h = if flow.c.addr[o] == src { o } else { 1 - o };
+            let none = Hints::default();
+            flow.packet(
+                h,
+                ts,
+                zts,
+                frame,
+                0,
+                p.counted_ip_len(i),
+                false,
+                false,
+                true,
+                none,
             );
         }
         slot
@@ -1754,6 +1840,21 @@ fn flow_uid_of(scratch: &mut Vec<u8>, serial: u64, ts: i64, key: &Key) -> Uid {
 }
 
 /// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
+/// IP protocols whose packets never make an unknown_transport connection (track/tracker.py
+/// NO_CONNECTION_PROTOS): the transports Zeek analyzes, the tunnels its IP analyzer hands to the
+/// IPTunnel and GRE analyzers, ESP and the IPv6 mobility header (IPAnalyzer::AnalyzePacket
+/// stops at them), and IPv6's no-next-header.
+pub const NO_CONNECTION_PROTOS: [u8; 10] = [1, 6, 17, 58, 4, 41, 47, 50, 59, 135];
+
+/// Row `i` is a Zeek unknown_transport packet (§11): a whole IP packet of a protocol in none of
+/// NO_CONNECTION_PROTOS.
+fn unknown_transport(p: &Packets<'_>, i: usize) -> bool {
+    p.ip_version[i] > 0
+        && p.l4[i] == 0
+        && p.malformed[i] == 0
+        && !NO_CONNECTION_PROTOS.contains(&p.proto[i])
+}
+
 pub fn icmp_ports(icmp_type: u16, code: u16, v6: bool) -> (u16, u16, bool) {
     let counterpart = if v6 {
         match icmp_type {
@@ -1933,6 +2034,8 @@ mod tracker_tests {
                 opt_count: &self.opt_count,
                 opt_kinds: &self.opt_kinds,
                 udp_len: &self.u16_zero,
+                dns_qr: &self.i16_none,
+                ntp_mode: &self.i16_none,
                 icmp_type: &self.i16_none,
                 icmp_code: &self.i16_none,
                 q_valid: &self.flags_b,

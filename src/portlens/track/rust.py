@@ -1,0 +1,362 @@
+"""The Rust tracker (``portlens._core.Tracker``) behind the pipeline's Tracker protocol.
+
+The compiled core tracks packets and hands back ended connections and transitions as
+columns (crates/py/src/track.rs). This module turns a TrackerConfig into the core's
+arguments, and the columns into the ``Connection`` and ``Transition`` objects the reports
+read: one Python object per connection (and per transition where they are asked for), none
+per packet. ``tests/test_rust_tracker.py`` compares what this module hands out with the
+Python reference tracker (track/tracker.py), field by field.
+
+What the core leaves to this side:
+
+* ``shard``: the rows of other shards are dropped before the batch reaches the core (the
+  reference tracker skips them the same way: not tracked, not counted);
+* the port's service name (services.py), and the names of not-counted frames;
+* ``segment_marks`` (the ladder's per-segment analysis marks): the batch is fed one packet at
+  a time and the counters of the connection it touched are compared before and after, as the
+  reference does around each segment. That costs a call per packet: it is for the few packets
+  of one connection, not for a capture.
+* ``fast_paths`` is the reference's own switch: the core has one path, which equals the
+  reference's full per-packet path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from portlens.decode.malformed import reason_label
+from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch, addr_text
+from portlens.services import proto_name, service_name
+from portlens.track.model import (
+    Connection,
+    Endpoint,
+    EndReason,
+    Handshake,
+    Outcome,
+    Segment,
+    TcpAnalysis,
+    TcpOptions,
+    Transition,
+)
+from portlens.track.states import Event, TcpState
+from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
+from portlens.track.timeouts import SECOND, Timeouts
+from portlens.track.tracker import TrackerConfig, shard_of
+
+DNS_SESSION_TIMEOUT = 10 * SECOND
+"""Zeek's DNS analyzer's session timeout (the reference's ``dns`` timer)."""
+
+ZEEK_CONSTANTS = {
+    # Zeek's timers the reference has as constants (track/tcp.py; the DNS session timeout in
+    # track/tracker.py and flows.py): the core takes every timer by name.
+    "tcp_syn_timeout": TCP_SYN_TIMEOUT,
+    "tcp_connection_linger": TCP_CONNECTION_LINGER,
+    "tcp_session_timer": TCP_SESSION_TIMER,
+    "dns_session_timeout": DNS_SESSION_TIMEOUT,
+}
+
+ANALYSIS = tuple(TcpAnalysis.__dataclass_fields__)
+"""The sequence analysis counters, whose columns are ``analysis.<name>``."""
+
+MARK_COUNTERS = (*ANALYSIS, "syn_retransmits", "syn_ack_retransmits")
+"""The counters a segment mark names, in the reference's order (TcpConnection._counters)."""
+
+NONE64 = np.iinfo(np.int64).min
+NO_VLAN = NO_CODE = np.iinfo(np.int32).min
+_PROTOS = {"tcp": 6, "udp": 17}
+_STATES = {s.value: s for s in TcpState}
+_EVENTS = {e.value: e for e in Event}
+_OUTCOMES = {o.value: o for o in Outcome}
+_END_REASONS = {r.value: r for r in EndReason}
+_ENDPOINTS = {"orig": Endpoint.ORIG, "resp": Endpoint.RESP}
+
+
+def _core_module() -> Any:
+    from portlens import _core
+
+    return _core
+
+
+def core_timeouts(t: Timeouts) -> dict[str, int | None]:
+    """Every timer the core takes, in nanoseconds (tcp_partial_close None: off)."""
+    return {**{n: getattr(t, n) for n in Timeouts.names()}, **ZEEK_CONSTANTS}
+
+
+def _net(text: str) -> tuple[bytes, int, bool]:
+    """A network as the core takes it: 16-byte address (IPv4-mapped), prefix length in that
+    form, and whether it is IPv4."""
+    net = ipaddress.ip_network(text)
+    if net.version == 4:
+        return V4_MAPPED_PREFIX + net.network_address.packed, net.prefixlen + 96, True
+    return net.network_address.packed, net.prefixlen, False
+
+
+def core_tracker(config: TrackerConfig, *, transitions: bool | None = None) -> Any:
+    """A ``portlens._core.Tracker`` configured as ``config`` says; ``transitions`` records the
+    transition stream (default: ``config.keep_transitions``)."""
+    return _core_module().Tracker(
+        timeouts=core_timeouts(config.timeouts),
+        drop_bad_checksums=config.drop_bad_checksums,
+        likely_server_ports=sorted((_PROTOS[p], port) for p, port in config.likely_server_ports
+                                   if p in _PROTOS),
+        report_gaps_for_partial=config.report_gaps_for_partial,
+        dns_timeout=config.dns_timeout, ntp_analyzer=config.ntp_analyzer,
+        max_flows=config.max_flows,
+        vlan_in_key=config.vlan_in_key,
+        keep_transitions=config.keep_transitions if transitions is None else transitions,
+        ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets])
+
+
+def not_counted_labels(counts: dict[tuple[str, int], int]) -> Counter[str]:
+    """The core's not-counted keys in the reference's words (the report footers')."""
+    out: Counter[str] = Counter()
+    for (kind, code), n in counts.items():
+        if kind == "malformed":
+            label = f"malformed: {reason_label(code)}"
+        elif kind == "IP protocol":
+            label = f"IP protocol {proto_name(code)}"
+        else:
+            label = {"IPv4 total length 0": "IPv4 total length 0 (dropped)",
+                     "bad IPv4 checksum": "bad IPv4 checksum (dropped)"}.get(kind, kind)
+        out[label] += n
+    return out
+
+
+def _options(cols: dict[str, Any], prefix: str, rows: list[int]) -> dict[int, TcpOptions]:
+    """The option columns of ``rows`` as TcpOptions, for the rows where a SYN or SYN-ACK was
+    seen."""
+    present = cols[f"{prefix}.present"].tolist()
+    mss, wscale = cols[f"{prefix}.mss"].tolist(), cols[f"{prefix}.wscale"].tolist()
+    sack, stamps = cols[f"{prefix}.sack_perm"].tolist(), cols[f"{prefix}.timestamps"].tolist()
+    kinds = cols[f"{prefix}.kinds"]
+    width = kinds.shape[1] if kinds.ndim == 2 else 0
+    raw, kinds_len = kinds.tobytes(), cols[f"{prefix}.kinds_len"].tolist()
+    # Option lists repeat (one per operating system): one tuple per distinct list.
+    seen: dict[bytes, tuple[int, ...]] = {}
+    out = {}
+    for i in rows:
+        if present[i]:
+            m, w = mss[i], wscale[i]
+            b = raw[i * width:i * width + kinds_len[i]]
+            kind_list = seen.get(b)
+            if kind_list is None:
+                kind_list = seen[b] = tuple(b)
+            out[i] = TcpOptions(m if m >= 0 else None, w if w >= 0 else None, sack[i],
+                                stamps[i], kind_list)
+    return out
+
+
+_addr = lru_cache(maxsize=65536)(addr_text)
+"""Address text, cached: a connection's addresses come back again and again."""
+
+_service = lru_cache(maxsize=None)(service_name)
+"""A port's service name, cached (an unknown port asks the system's services database)."""
+
+
+def _addresses(column: Any) -> list[str]:
+    """n×16 address rows as text."""
+    data = column.tobytes()
+    return [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
+
+
+def connections(cols: dict[str, Any],
+                kept: dict[int, list[tuple[Any, ...]]] | None = None) -> list[Connection]:
+    """The core's connection columns as Connection objects; ``kept`` holds each open
+    connection's transitions by serial (host, not role), taken here when it ends."""
+    n = len(cols["uid"])
+    if n == 0:
+        return []
+    proto = cols["proto"]
+    resp_p = cols["id.resp_p"].tolist()
+    vlan = [None if v == NO_VLAN else v for v in cols["vlan"].tolist()]
+    icmp_code = [None if v == NO_CODE else v for v in cols["icmp_code"].tolist()]
+    end_reason = [_END_REASONS[r] for r in cols["end_reason"]]
+    service = [_service(p, port) if p in _PROTOS else "" for p, port in zip(proto, resp_p,
+                                                                            strict=True)]
+    rows = zip(cols["uid"], cols["ts_ns"].tolist(), _addresses(cols["id.orig_h"]),
+               cols["id.orig_p"].tolist(), _addresses(cols["id.resp_h"]), resp_p, proto,
+               service, cols["duration_ns"].tolist(), cols["orig_bytes"].tolist(),
+               cols["resp_bytes"].tolist(), cols["conn_state"], cols["missed_bytes"].tolist(),
+               cols["history"], cols["orig_pkts"].tolist(), cols["orig_ip_bytes"].tolist(),
+               cols["resp_pkts"].tolist(), cols["resp_ip_bytes"].tolist(),
+               cols["tunnel_parents"], cols["community_id"], cols["ip_version"].tolist(), vlan,
+               end_reason, cols["completeness"].tolist(), cols["last_ns"].tolist(),
+               cols["first_frame"].tolist(), cols["last_frame"].tolist(), cols["icmp_errors"],
+               icmp_code, cols["ip_proto"].tolist(), strict=True)
+    out = [Connection(uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk,
+                      oipb, rpk, ripb, list(parents), cid, version, vl, end_reason=why,
+                      completeness=compl, last_ns=last, first_frame=first, last_frame=lastf,
+                      icmp_errors=list(errors), icmp_code=code, ip_proto=number)
+           for (uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk, oipb,
+                rpk, ripb, parents, cid, version, vl, why, compl, last, first, lastf, errors,
+                code, number) in rows]
+    tcp = [i for i, p in enumerate(proto) if p == "tcp"]
+    if not tcp:
+        return out
+    orig_state, resp_state = cols["orig_state"], cols["resp_state"]
+    outcome = cols["handshake.outcome"]
+    syn_ns = cols["handshake.syn_ns"].tolist()
+    syn_ack_ns = cols["handshake.syn_ack_ns"].tolist()
+    ack_ns = cols["handshake.ack_ns"].tolist()
+    syn_rtx = cols["handshake.syn_retransmits"].tolist()
+    syn_ack_rtx = cols["handshake.syn_ack_retransmits"].tolist()
+    client = _options(cols, "handshake.client_options", tcp)
+    server = _options(cols, "handshake.server_options", tcp)
+    analysis = list(zip(*(cols[f"analysis.{name}"].tolist() for name in ANALYSIS),
+                        strict=True))
+    serial, orig_host = cols["serial"].tolist(), cols["orig_host"].tolist()
+    for i in tcp:
+        c = out[i]
+        c.orig_state = _STATES[orig_state[i]]
+        c.resp_state = _STATES[resp_state[i]]
+        c.handshake = Handshake(
+            None if syn_ns[i] == NONE64 else syn_ns[i],
+            None if syn_ack_ns[i] == NONE64 else syn_ack_ns[i],
+            None if ack_ns[i] == NONE64 else ack_ns[i],
+            syn_rtx[i], syn_ack_rtx[i], client.get(i), server.get(i), _OUTCOMES[outcome[i]])
+        c.analysis = TcpAnalysis(*analysis[i])
+        if kept is not None:
+            kept_rows = kept.pop(serial[i], None)
+            if kept_rows:
+                o = orig_host[i]
+                c.transitions = [
+                    Transition(ts, frame, Endpoint.ORIG if host == o else Endpoint.RESP,
+                               event, old, new, segment, c.uid)
+                    for ts, frame, host, event, old, new, segment in kept_rows]
+    return out
+
+
+class RustTracker:
+    """The pipeline's Tracker (pipeline/stages.py) on the compiled core: feed batches in
+    capture order; connections come out as they end."""
+
+    def __init__(self, config: TrackerConfig | None = None,
+                 on_transition: Callable[[Transition], None] | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.on_transition = on_transition
+        self.core = core_tracker(self.config, transitions=(
+            self.config.keep_transitions or on_transition is not None
+            or self.config.segment_marks))
+        self.kept: dict[int, list[tuple[Any, ...]]] | None = (
+            {} if self.config.keep_transitions else None)
+        """Transitions of open connections by serial, until the connection ends."""
+        self.not_counted: Counter[str] = Counter()
+        """Frames that belong to no connection, by why: not IP, malformed, other protocols."""
+        self.evicted = 0
+        self.packets_tracked = 0
+        self.packets_skipped = 0
+        self.other_shards = 0
+        """Rows of other shards dropped before the core (in packets_skipped too)."""
+        self.marks: dict[int, tuple[int, ...]] = {}
+        """segment_marks: each open TCP connection's counters (by serial) after its last
+        segment."""
+        self.segment_marks: dict[int, list[tuple[int, int, tuple[str, ...]]]] = {}
+
+    # --- the Tracker protocol ------------------------------------------------------------------
+
+    def feed(self, batch: PacketBatch) -> list[Connection]:
+        """Track one batch; returns the connections that ended during it."""
+        shard = self.config.shard
+        if shard is not None:
+            k, n = shard
+            mine = np.flatnonzero(shard_of(batch, n) == k)
+            if mine.size < len(batch):
+                self.other_shards += len(batch) - mine.size
+                batch = batch.take(mine)
+        if self.config.segment_marks:
+            return self._feed_marking(batch)
+        return self._ended(self.core.feed(batch))
+
+    def advance(self, ts_ns: int) -> list[Connection]:
+        """Move the clock to ``ts_ns`` without a packet: timers due by then fire."""
+        return self._ended(self.core.advance(ts_ns))
+
+    def finish(self) -> list[Connection]:
+        """End of capture: every open connection ends now."""
+        return self._ended(self.core.finish())
+
+    def open_connections(self, limit: int | None = None) -> list[Connection]:
+        """The open connections as they stand (most recently active first), without their
+        transitions; they stay open. For live views."""
+        return connections(self.core.open_connections(limit))
+
+    # --- columns to objects --------------------------------------------------------------------
+
+    def _ended(self, cols: dict[str, Any]) -> list[Connection]:
+        self._transitions()
+        out = connections(cols, self.kept)
+        self._counters()
+        if self.config.segment_marks:
+            for c, s in zip(out, cols["serial"].tolist(), strict=True):
+                self.marks.pop(s, None)
+                if c.proto == "tcp":
+                    c.segment_marks = self.segment_marks.pop(s, [])
+        return out
+
+    def _counters(self) -> None:
+        core = self.core
+        self.evicted = core.evicted
+        self.packets_tracked = core.packets_tracked
+        self.packets_skipped = core.packets_skipped + self.other_shards
+        self.not_counted = not_counted_labels(core.not_counted())
+
+    def _transitions(self) -> None:
+        """Drains the core's transition stream: to ``on_transition`` (with the connection's id
+        and the endpoint's role at that moment) and, kept, to the connection's list."""
+        t = self.core.transitions()
+        n = len(t["uid"])
+        if n == 0:
+            return
+        ts, frame = t["ts_ns"].tolist(), t["frame"].tolist()
+        events = [_EVENTS[e] for e in t["event"]]
+        old = [_STATES[s] for s in t["from"]]
+        new = [_STATES[s] for s in t["to"]]
+        flags, seq, ack = t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist()
+        segments = [Segment(*s) for s in zip(flags, seq, ack, t["payload"].tolist(),
+                                             strict=True)]
+        if self.on_transition is not None:
+            uid, endpoint = t["uid"], t["endpoint"]
+            orig_h, resp_h = _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"])
+            orig_p, resp_p = t["id.orig_p"].tolist(), t["id.resp_p"].tolist()
+            for j in range(n):
+                self.on_transition(Transition(
+                    ts[j], frame[j], _ENDPOINTS[endpoint[j]], events[j], old[j], new[j],
+                    segments[j], uid[j], (orig_h[j], orig_p[j], resp_h[j], resp_p[j])))
+        if self.kept is not None:
+            kept = self.kept
+            host = t["host"].tolist()
+            for j, s in enumerate(t["serial"].tolist()):
+                kept.setdefault(s, []).append(
+                    (ts[j], frame[j], host[j], events[j], old[j], new[j], segments[j]))
+
+    # --- segment marks ---------------------------------------------------------------------------
+
+    def _feed_marking(self, batch: PacketBatch) -> list[Connection]:
+        """One packet at a time: the counters of the connection a TCP segment went to, before
+        and after it, name the analysis marks of that segment."""
+        out: list[Connection] = []
+        frames, stamps = batch.frame.tolist(), batch.ts_ns.tolist()
+        for i in range(len(batch)):
+            cols = self.core.feed(batch.take(slice(i, i + 1)))
+            touched = [cols, self.core.open_connections(1)]
+            for part in touched:
+                for j, s in enumerate(part["serial"].tolist()):
+                    if (part["proto"][j] != "tcp" or int(part["last_frame"][j]) != frames[i]
+                            or int(part["last_ns"][j]) != stamps[i]):
+                        continue
+                    now = (*(int(part[f"analysis.{name}"][j]) for name in ANALYSIS),
+                           int(part["handshake.syn_retransmits"][j]),
+                           int(part["handshake.syn_ack_retransmits"][j]))
+                    before = self.marks.get(s, (0,) * len(now))
+                    self.marks[s] = now
+                    moved = tuple(name for name, a, b in zip(MARK_COUNTERS, before, now,
+                                                             strict=True) if b > a)
+                    self.segment_marks.setdefault(s, []).append((frames[i], stamps[i], moved))
+            out += self._ended(cols)
+        return out
