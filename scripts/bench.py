@@ -1836,11 +1836,12 @@ def _int_after(pattern: str, text: str) -> int:
 
 
 def _parse_portlens(_out: str, err: str) -> Counts:
-    m = re.search(r"(\d+) packets analysed;.*?(\d+) received by filter, (\d+) dropped by kernel",
-                  err)
-    if not m:
+    if not re.search(r"\d+ packets captured, \d+ analysed", err):
         return Counts()
-    return Counts(*(int(g) for g in m.groups()), _int_after(r"(\d+) dropped by portlens", err))
+    return Counts(_int_after(r"(\d+) analysed", err),
+                  _int_after(r"(\d+) received by filter", err),
+                  _int_after(r"(\d+) dropped by kernel", err),
+                  _int_after(r"(\d+) dropped by portlens", err))
 
 
 def _parse_tcpdump(_out: str, err: str) -> Counts:

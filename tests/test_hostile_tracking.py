@@ -1,5 +1,5 @@
 """Hostile input for the tracker (issues 11 and 15), on captures crafted by
-scripts/make_hostile.py: segments that leave holes must cost the same per segment however many
+scripts/make_track_inputs.py: segments that leave holes must cost the same per segment however many
 holes are held, in the Python reference and in the Rust core, with equal results.
 
 Work is counted, not timed: the lines of the tracker's modules executed (sys.settrace) for a
@@ -23,7 +23,7 @@ from portlens.track.ranges import Blocks, Coverage
 from portlens.track.tracker import TrackerConfig, track
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "make_hostile.py"
+SCRIPT = REPO / "scripts" / "make_track_inputs.py"
 TRACK_DIR = str(REPO / "src" / "portlens" / "track")
 
 

@@ -323,7 +323,7 @@ def test_live_report(tmp_path: Path, write: bool) -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert "packets analysed" in err and f"wrote {page}" in err
+    assert "packets captured" in err and f"wrote {page}" in err
     data = read_payload(page.read_text(encoding="utf-8"))
     assert data["meta"]["live"]["interface"] == "lo"
     assert data["meta"]["sources"] == ["-i lo"]

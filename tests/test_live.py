@@ -522,10 +522,12 @@ def test_without_cap_net_raw_one_line_error() -> None:
     assert r.returncode == 3, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 1
-    python = os.path.realpath(sys.executable)
+    # Root then -Z, or a launcher of portlens' own: never setcap on the interpreter, which
+    # would give raw sockets to every Python program on the host.
     assert lines[0] == (
-        "capturing on lo needs CAP_NET_RAW: run as root, or "
-        f"`setcap cap_net_raw,cap_net_admin+eip {python}`"
+        "capturing on lo needs CAP_NET_RAW: run as root with -Z USER (the capture socket is "
+        "opened, then root is dropped for USER), or from a launcher that holds the capability "
+        "for portlens alone (setcap on python would give it to every Python program)"
     )
 
 

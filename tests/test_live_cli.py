@@ -188,7 +188,7 @@ def test_live_equals_tcpdump_and_its_report(tmp_path: Path, ports: Ports) -> Non
     live_rows = [json.loads(line) for line in out.splitlines()]
     assert live_rows == ports_json(str(ours))
     assert [untimed(r) for r in live_rows] == [untimed(r) for r in ports_json(str(theirs))]
-    assert "packets analysed" in err and "0 dropped by kernel" in err
+    assert "packets captured" in err and "0 dropped by kernel" in err
     assert oct(ours.stat().st_mode & 0o777) == "0o600"
 
 
@@ -304,17 +304,19 @@ def udp_flood(port: int, datagrams: int) -> None:
     sink.close()
 
 
+SUMMARY = {"captured": r"(\d+) packets captured", "analysed": r"(\d+) analysed",
+           "written": r"(\d+) written to ", "received": r"(\d+) received by filter",
+           "late": r"\((\d+) after the stop, not captured\)",
+           "kernel": r"(\d+) dropped by kernel", "portlens": r"(\d+) dropped by portlens",
+           "abandoned": r"(\d+) captured but not analysed", "waited": r"(\d+) waited on disk"}
+"""The closing line's figures by their words (0 when the line leaves one out)."""
+
+
 def summary_counts(line: str) -> dict[str, int]:
-    """The closing line's figures by their words."""
-    words = {"packets analysed": "analysed", "received by filter": "received",
-             "dropped by kernel": "kernel", "dropped by portlens": "portlens",
-             "captured but not analysed": "abandoned", "waited on disk": "waited"}
-    out = dict.fromkeys(words.values(), 0)
-    for part in line.replace(";", ",").split(","):
-        for phrase, key in words.items():
-            if phrase in part:
-                out[key] = int(part.split()[0])
-    return out
+    """The closing line's figures by their words; it must be the closing line."""
+    assert re.match(r"\d+ packets captured, \d+ analysed", line), line
+    return {key: int(m.group(1)) if (m := re.search(pattern, line)) else 0
+            for key, pattern in SUMMARY.items()}
 
 
 def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Path) -> None:
@@ -334,12 +336,13 @@ def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Pa
         live.send_signal(signal.SIGINT)
         # The second Ctrl-C once the first has been taken (two signals sent at once could
         # arrive as one): portlens says so, with what still waits.
-        notice = wait_for_line(live, "Ctrl-C again gives them up", "packets analysed")[-1]
-        if "packets analysed" in notice:  # no backlog: finished at the first Ctrl-C
+        notice = wait_for_line(live, "Ctrl-C again gives them up", "packets captured")[-1]
+        if "packets captured" in notice:  # no backlog: finished at the first Ctrl-C
             live.communicate(timeout=120)
             counts = summary_counts(notice)
             assert counts["abandoned"] == 0 and counts["received"] >= datagrams, notice
-            assert (counts["analysed"] + counts["kernel"] + counts["portlens"]
+            assert counts["analysed"] + counts["portlens"] == counts["captured"], counts
+            assert (counts["captured"] + counts["kernel"] + counts["late"]
                     == counts["received"]), counts
             continue
         assert re.fullmatch(r"portlens: interrupted: analysing the \d+ packets still "
@@ -349,8 +352,10 @@ def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Pa
         assert live.returncode == 0, err
         counts = summary_counts(err.strip().splitlines()[-1])
         assert counts["received"] >= datagrams
-        assert (counts["analysed"] + counts["kernel"] + counts["portlens"]
-                + counts["abandoned"] == counts["received"]), counts
+        assert (counts["analysed"] + counts["portlens"] + counts["abandoned"]
+                == counts["captured"]), counts
+        assert (counts["captured"] + counts["kernel"] + counts["late"]
+                == counts["received"]), counts
         assert os.listdir(tmp_path) == []
         if counts["abandoned"] == 0:
             # The analysis worked the backlog off before the second Ctrl-C came (it only
@@ -358,3 +363,104 @@ def test_second_ctrl_c_gives_the_backlog_up_and_counts_every_packet(tmp_path: Pa
             continue
         return
     pytest.skip("the analysis kept up with every flood here: no backlog to give up")
+
+
+def udp_burst(port: int, datagrams: int) -> None:
+    """``datagrams`` small UDP datagrams to 127.0.0.1:port from one socket (nothing reads
+    them: the capture sees each once, on its way in)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(datagrams):
+            s.sendto(b"w" * 20, ("127.0.0.1", port))
+
+
+def has_packet_socket(pid: int) -> bool:
+    """Whether the process holds an AF_PACKET socket (an open capture) now."""
+    with open("/proc/net/packet") as f:
+        inodes = {line.split()[-1] for line in list(f)[1:] if line.split()}
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:  # it exited meanwhile
+        return False
+    return any(link.startswith("socket:[") and link[8:-1] in inodes for link in links)
+
+
+def test_w_has_every_captured_packet_while_the_analysis_is_stuck(tmp_path: Path) -> None:
+    """-w is written at capture, not after analysis: with the analysis stuck (its output
+    goes to a pipe nobody reads, which fills after a few hundred JSON lines) the file still
+    gets every packet as it is captured; when the pipe is read the analysis catches up, and
+    the closing line's counts all agree with the file."""
+    port = free_port(socket.SOCK_DGRAM)
+    out_file = tmp_path / "cap.pcap"
+    n = 20_000
+    live = start(portlens("packets", "--json", "-i", "lo", "-f", f"udp port {port}",
+                          "-w", str(out_file)))
+    udp_burst(port, n)
+    # Never read: the analysis blocks on its first full pipe, while the file fills.
+    wait_until(lambda: frame_count(out_file) == n, f"{n} packets in the -w file", timeout=120)
+    live.send_signal(signal.SIGINT)
+    out, err = live.communicate(timeout=300)  # reading stdout lets the analysis go on
+    assert live.returncode == 0, err
+    assert len(out.splitlines()) == n
+    counts = summary_counts(err.strip().splitlines()[-1])
+    assert counts == {"captured": n, "analysed": n, "written": n, "received": n, "late": 0,
+                      "kernel": 0, "portlens": 0, "abandoned": 0, "waited": 0}, err
+
+
+def test_closing_line_counts_what_came_before_the_stop(tmp_path: Path) -> None:
+    """Ctrl-C stops the capture at once (its socket closes), even while the analysis has a
+    backlog to work off: packets sent after the stop are in no count, so "received by
+    filter" is what the kernel had when the capture stopped, and it equals captured +
+    dropped. (The socket used to stay open until the analysis ended, and the kernel counted
+    everything that came meanwhile as received.)"""
+    port = free_port(socket.SOCK_DGRAM)
+    out_file = tmp_path / "cap.pcap"
+    before, after = 3_000, 5_000
+    live = start(portlens("packets", "--json", "-i", "lo", "-f", f"udp port {port}",
+                          "-w", str(out_file)))
+    udp_burst(port, before)
+    wait_until(lambda: frame_count(out_file) == before, "the packets before the stop")
+    live.send_signal(signal.SIGINT)  # the analysis is stuck on its full stdout pipe
+    wait_until(lambda: not has_packet_socket(live.pid), "the capture socket to close")
+    udp_burst(port, after)
+    out, err = live.communicate(timeout=300)
+    assert live.returncode == 0, err
+    assert len(out.splitlines()) == before
+    line = err.strip().splitlines()[-1]
+    assert line == (f"{before} packets captured, {before} analysed, {before} written to "
+                    f"{out_file}; 0 dropped by kernel, 0 dropped by portlens (buffer full); "
+                    f"{before} received by filter"), err
+    assert frame_count(out_file) == before
+
+
+def test_w_that_fills_up_is_one_line_and_the_capture_goes_on(tmp_path: Path) -> None:
+    """-w on a file system that refuses more (here RLIMIT_FSIZE, the way a full disk
+    answers a write): one line naming the file and the error, the capture and the analysis
+    go on to the end, the closing line is printed, the status is 2, and the file is a
+    readable capture of the packets written before the error."""
+    port = free_port(socket.SOCK_DGRAM)
+    out_file = tmp_path / "cap.pcap"
+    n = 5_000
+
+    def limit_file_size() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    live = start(portlens("packets", "--stats", "-i", "lo", "-f", f"udp port {port}",
+                          "-w", str(out_file), "--spool", "0"), preexec_fn=limit_file_size)
+    udp_burst(port, 500)  # 500 records of 78 bytes fit the limit
+    wait_until(lambda: frame_count(out_file) == 500, "the first packets in the file")
+    udp_burst(port, n - 500)  # these do not: the write that crosses the limit fails
+    live.send_signal(signal.SIGINT)
+    out, err = live.communicate(timeout=300)
+    assert live.returncode == 2, err
+    lines = err.strip().splitlines()
+    written = len(frames_of(out_file))  # complete records only: the failed write is undone
+    assert 500 <= written < n
+    assert lines[-1] == f"portlens: -w {out_file}: File too large after {written} packets"
+    counts = summary_counts(lines[-2])
+    assert counts["written"] == written
+    assert counts["captured"] == counts["analysed"] == counts["received"] == n, lines
+    assert "frames" in out  # the report, from every packet analysed
+    assert "Traceback" not in err

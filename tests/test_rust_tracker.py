@@ -320,7 +320,7 @@ def test_rust_tracker_delivers_an_overlap_after_in_order_data() -> None:
     bytes, so a segment that overlaps them and adds new data was never delivered and a false
     gap appeared (history ShADaGFf, 50 missed bytes). Both fast paths now record the bytes as
     the full per-packet path does; the Rust tracker has no fast lane. The capture is
-    scripts/make_hostile.py's ``overlap``."""
+    scripts/make_track_inputs.py's ``overlap``."""
     path = REPO / "captures" / "overlap-after-in-order.pcap"
     (rust,), _ = run_rust(path, TrackerConfig())
     assert (rust["history"], rust["missed_bytes"], rust["orig_bytes"], rust["conn_state"]) == (

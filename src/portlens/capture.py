@@ -1,11 +1,12 @@
 """A live capture as the reports see it: decoded batches from an interface, until a packet
-count, a duration or a signal ends it, with what was analysed written to -w as it comes.
+count, a duration or a signal ends it, with what was captured written to -w as it comes.
 
 The capture layer (sources/live.py) delivers frames; this session adds what a user's run needs
 around it: the kernel filter and the same filter in user space (so files and interfaces select
-the same packets), the privilege drop right after the socket opens, the -w file flushed after
-every batch and closed on every way out, and Ctrl-C / SIGTERM turned into a clean stop so the
-final report is printed.
+the same packets), the privilege drop right after the socket opens, the -w file written by the
+capture thread (so the file keeps up with the capture, as tcpdump's does, however far behind
+the analysis is) and closed on every way out, and Ctrl-C / SIGTERM turned into a clean stop so
+the final report is printed.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import numpy as np
+
 from portlens.decode.packets import PacketBatch
 from portlens.filter import PacketFilter
 from portlens.pipeline.select import Selection, Selector
 from portlens.pipeline.stages import new_decoder
 from portlens.sources import linktypes
 from portlens.sources.frames import FrameBatch
-from portlens.sources.live import CaptureStats, LiveCapture, drop_privileges
+from portlens.sources.live import CaptureStats, LiveCapture, LiveCaptureError, drop_privileges
 from portlens.sources.spool import Spool, SpoolError
 from portlens.sources.writer import PcapngWriter, PcapWriter
 
@@ -47,7 +50,8 @@ class LiveOptions:
     snaplen: int = 262144
     kernel_filter: str | None = None
     count: int | None = None
-    """Stop after this many packets analysed (after filtering)."""
+    """Stop after this many packets analysed (after filtering); -w holds as many, the first
+    captured (tcpdump's -c)."""
     duration: float | None = None
     """Stop after this many seconds."""
     write: Path | None = None
@@ -75,13 +79,23 @@ class LiveCounters:
     """time.monotonic() at the start (for rates)."""
     started_ns: int = 0
     """The wall clock at the start, ns since 1970 (for the live view's header)."""
+    captured: int = 0
+    """Packets the capture thread took from the kernel (before any user-space selection)."""
     packets: int = 0
+    """Packets analysed: decoded, selected and handed to the report."""
     bytes: int = 0
     received: int = 0
+    """The kernel's "received by filter" when the capture socket closed, right after the
+    stop: captured + dropped + ``late`` (+ loopback duplicates removed in user space)."""
+    late: int = 0
+    """Packets the kernel took between the stop and the socket's close: never captured."""
     dropped: int = 0
     ring_full: int = 0
     """How often the kernel found the capture ring full (packets then count as dropped)."""
     written: int = 0
+    """Packets in the -w file: written by the capture thread as they were captured."""
+    write_error: str | None = None
+    """Why -w stopped taking packets (one line naming the file), once it has."""
     buffer_dropped: int = 0
     """Packets dropped because the memory buffer and the spool were both full."""
     backlog_bytes: int = 0
@@ -100,6 +114,11 @@ class LiveCounters:
     stopped_by: str = ""
 
 
+def _noted(_signum: int, _frame: FrameType | None) -> None:
+    """The Python-level handler of SIGINT and SIGTERM during a capture: nothing to do (the
+    signal thread acts on the wake-up byte); it only keeps the default handlers away."""
+
+
 class LiveSession:
     """Iterate :meth:`batches` once; the capture and the -w file are closed when it ends."""
 
@@ -111,6 +130,7 @@ class LiveSession:
         # before anything else happens.
         self._abort = False
         self._error: Exception | None = None
+        self._writer: PcapWriter | PcapngWriter | None = None
         self.capture = LiveCapture(options.interface, snaplen=options.snaplen,
                                    bpf=options.kernel_filter, block_size=1 << 20,
                                    block_count=options.ring_mb,
@@ -145,31 +165,46 @@ class LiveSession:
         faster than the analysis is kept, not dropped by the kernel: in memory up to
         ``buffer_bytes``, then on disk up to ``spool_bytes``; the analysis catches up
         afterwards. Only when both are full are packets dropped (counted as
-        ``buffer_dropped``). On Ctrl-C the waiting packets are still analysed (and written);
-        a second Ctrl-C gives them up (counted as ``abandoned``).
+        ``buffer_dropped``). The same thread writes -w before it queues a batch, so the file
+        holds everything captured, whatever the analysis is doing. On Ctrl-C the capture
+        stops (the socket closes at once, so its counts are those of the stop) and the waiting
+        packets are still analysed; a second Ctrl-C gives them up (counted as ``abandoned``).
         """
         opts = self.options
         counters = self.counters
         counters.started = time.monotonic()
         counters.started_ns = time.time_ns()
-        writer = self._open_writer()
+        try:
+            self._writer = self._open_writer()
+        except OSError as exc:  # nothing captured yet: refuse to start, in one line
+            self.capture.close()
+            self.spool.close()
+            raise LiveCaptureError(f"-w {opts.write}: {exc.strerror or exc}") from None
         decoder = new_decoder(checksums=opts.checksums)
         selector = Selector(Selection(self.packet_filter, count=opts.count))
         spool = self.spool
         drainer = threading.Thread(target=self._drain, daemon=True, name="portlens-capture")
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            if self.counters.stopped_by:
-                self._abort = True
-            self.stop(signal.Signals(signum).name)
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C and SIGTERM are taken by a thread of their own, never by this one: a Python
+        # handler that interrupts a write to a pipe (the report's output, read by a slow
+        # consumer) makes the io module lose the rest of that write (seen: 4,000 JSON lines
+        # of one batch). The signals are blocked here; the kernel delivers them to another
+        # thread, whose C-level handler writes the number to the wake-up pipe; the watcher
+        # reads it and stops the capture at once, whatever this thread is blocked in.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(wake_r, True)
+        watcher = threading.Thread(target=self._watch_signals, args=(wake_r,), daemon=True,
+                                   name="portlens-signals")
+        stops = {signal.SIGINT, signal.SIGTERM}
+        previous = {s: signal.signal(s, _noted) for s in stops}
+        previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         deadline = None if opts.duration is None else counters.started + opts.duration
         # The capture thread takes the GIL back from the analysis within 1 ms instead of 5:
         # at 400 k packets/s the kernel ring fills while it waits.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, 0.001))
+        watcher.start()
         drainer.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         print(self.readiness_line(), file=sys.stderr, flush=True)
         announced = False
         try:
@@ -204,14 +239,16 @@ class LiveSession:
                 if len(batch):
                     counters.packets += len(batch)
                     counters.bytes += int(batch.wirelen.sum())
-                    if writer is not None:
-                        writer.write_batch(frames)
-                        writer.flush()
-                        counters.written += len(frames)
                 yield batch
                 if counters.stopped_by == "count":
                     break
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            signal.set_wakeup_fd(previous_wakeup)
+            os.write(wake_w, b"\0")  # the watcher's end
+            watcher.join(timeout=5)
+            os.close(wake_w)
+            os.close(wake_r)
             for s, handler in previous.items():
                 signal.signal(s, handler)
             sys.setswitchinterval(switch_interval)
@@ -220,14 +257,33 @@ class LiveSession:
             if self._abort:
                 counters.abandoned += spool.waiting_packets()
             spool.close()
+            self.capture.close()  # already closed by the capture thread, unless it hung
+            if not drainer.is_alive():  # (a capture thread still writing keeps its file)
+                self._close_writer()
             stats = self.capture.stats()
             counters.received, counters.dropped = stats.received, stats.dropped
             counters.ring_full = self.capture.ring_full
-            if writer is not None:
-                writer.close()
-            self.capture.close()
+            counters.late = max(0, stats.received - stats.dropped - counters.captured
+                                - self.capture.duplicates_dropped)
         if self._error is not None:
             raise self._error
+
+    def _watch_signals(self, fd: int) -> None:
+        """The signal thread: each SIGINT or SIGTERM the wake-up pipe reports stops the
+        capture; one after the stop gives the waiting packets up. A 0 byte ends it."""
+        while True:
+            try:
+                got = os.read(fd, 64)
+            except OSError:
+                return
+            for signum in got:
+                if signum == 0:
+                    return
+                if signum not in (signal.SIGINT, signal.SIGTERM):
+                    continue
+                if self.counters.stopped_by:
+                    self._abort = True
+                self.stop(signal.Signals(signum).name)
 
     def _announce_backlog(self) -> None:
         """After the first Ctrl-C, say that packets still wait and how to give them up, so a
@@ -243,17 +299,61 @@ class LiveSession:
         # Ahead of the analysis when both want a CPU (needs CAP_SYS_NICE: root without -Z).
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        counters = self.counters
         try:
             for frames in self.capture:
+                counters.captured += len(frames)
+                self._record(frames)
                 if self._abort:  # given up: what is still in the ring is counted, not kept
-                    self.counters.abandoned += len(frames)
+                    counters.abandoned += len(frames)
                     continue
                 if not self.spool.put(frames):
-                    self.counters.buffer_dropped += len(frames)
+                    counters.buffer_dropped += len(frames)
         except Exception as exc:  # handed to the analysing thread, raised there
             self._error = exc
         finally:
+            # The capture has ended (stop, count, error): close the socket now, so that its
+            # counts stop at the stop and packets arriving later are neither received nor
+            # dropped; then the file is complete whatever the analysis still has to do.
+            self.capture.close()
+            self._close_writer()
             self.spool.close_input()
+
+    def _record(self, frames: FrameBatch) -> None:
+        """-w: the captured frames, flushed with every batch (a reader of the file sees whole
+        records, as with tcpdump -U); with -c N, the first N. A write that fails (a full disk)
+        ends the file, not the capture: the error is kept for the closing lines."""
+        writer = self._writer
+        if writer is None or not len(frames):
+            return
+        count = self.options.count
+        if count is not None:
+            room = count - self.counters.written
+            if room <= 0:
+                return
+            if room < len(frames):
+                frames = frames.take(np.arange(room))
+        try:
+            writer.write_batch(frames)
+            writer.flush()
+        except OSError as exc:
+            self.counters.write_error = (f"-w {self.options.write}: {exc.strerror or exc} "
+                                         f"after {self.counters.written} packets")
+            self._writer = None
+            with contextlib.suppress(OSError):
+                writer.close()
+            return
+        self.counters.written += len(frames)
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except OSError as exc:
+            self.counters.write_error = (f"-w {self.options.write}: {exc.strerror or exc} "
+                                         f"after {self.counters.written} packets")
 
     def _open_writer(self) -> PcapWriter | PcapngWriter | None:
         opts = self.options

@@ -119,6 +119,12 @@ impl CaptureReader {
         self.reader().frames_read
     }
 
+    /// Frames cut at the frame cap (`FRAME_CAP_BYTES`, 256 KiB) so far.
+    #[getter]
+    fn frames_cut(&self) -> u64 {
+        self.reader().frames_cut()
+    }
+
     /// Bytes of the file read so far (compressed bytes for a compressed file).
     #[getter]
     fn bytes_read(&self) -> u64 {

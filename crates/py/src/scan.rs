@@ -93,6 +93,12 @@ impl PacketScan {
         self.scan().reader.total_bytes
     }
 
+    /// Frames cut at the frame cap (`FRAME_CAP_BYTES`, 256 KiB) so far.
+    #[getter]
+    fn frames_cut(&self) -> u64 {
+        self.scan().reader.frames_cut()
+    }
+
     /// Interfaces known so far, as `CaptureReader.interfaces` gives them.
     fn interfaces(&self) -> Vec<Interface> {
         self.scan()

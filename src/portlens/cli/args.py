@@ -98,7 +98,8 @@ def live_args(p: argparse.ArgumentParser, *, count: bool = True) -> None:
                       help="bytes kept of each packet, 1 to 262144 (default; 0 means it too, "
                            "as in tcpdump)")
     live.add_argument("-w", "--write", metavar="FILE", action=Given,
-                      help="also write the packets analysed to FILE (pcap; mode 0600); on "
+                      help="also write the packets captured to FILE as they are captured, "
+                           "ahead of the analysis (pcap; mode 0600; with -c N the first N); on "
                            "files too: what -f, -c, --start/--end (and --conn) selected")
     live.add_argument("--pcapng", action=GivenFlag, help="write -w as pcapng")
     live.add_argument("--backend", choices=("auto", "ring", "recv", "scapy"), default="auto",
@@ -218,6 +219,15 @@ def _check_live(args: argparse.Namespace) -> None:
         raise UsageError(f"-B/--kernel-buffer {ring}: at most {memory // 2} MB, half of this "
                          f"machine's {memory} MB (the ring is kernel memory that cannot be "
                          f"swapped out)")
+    # The kernel sets no limit of its own on a TPACKET_V3 ring (block size times count, both
+    # 32-bit): it allocates every block when the socket asks, from memory that is free now.
+    # A ring larger than that pushes everything else (other users' programs too) into swap
+    # or the OOM killer, so the bound is half of what the kernel says is available now.
+    available = available_memory_mb()
+    if given(args, "kernel_buffer") and available is not None and ring > available // 2:
+        raise UsageError(f"-B/--kernel-buffer {ring}: at most {available // 2} MB now, half "
+                         f"of the {available} MB this machine has available (MemAvailable): "
+                         f"the kernel allocates the whole ring at once and cannot swap it out")
     if (given(args, "kernel_buffer") and args.backend == "recv" and os.geteuid() != 0
             and (rmem := rmem_max_mb()) is not None and ring > rmem):
         raise UsageError(f"-B/--kernel-buffer {ring}: the recv backend's socket buffer is "
@@ -294,6 +304,19 @@ def physical_memory_mb() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+def available_memory_mb() -> int | None:
+    """MemAvailable of /proc/meminfo in MB: what can be allocated without swapping (None
+    where the system does not say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) >> 10
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def rmem_max_mb() -> int | None:

@@ -76,7 +76,7 @@ def source_batches(args: argparse.Namespace, status: list[int]) -> Iterator[obje
     with reading(args, status) as pipeline:
         yield from pipeline.packets()
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
 
 
 @contextlib.contextmanager
@@ -159,22 +159,36 @@ def live_options(args: argparse.Namespace) -> LiveOptions:
         ring_mb=max(args.kernel_buffer, 2), checksums=wants_checksums(args))
 
 
-def live_summary(session: LiveSession) -> None:
-    """tcpdump's closing lines: what was analysed, written and dropped."""
+def live_summary(session: LiveSession, status: list[int]) -> None:
+    """tcpdump's closing line: what was captured, analysed, written and dropped, every count
+    taken when the capture stopped (the socket closes then; the analysis of what waits may
+    go on long after). When -w lost packets, its error follows on a line of its own and
+    ``status`` becomes EXIT_ERROR.
+
+    The counts add up: received by filter = captured + dropped by kernel + those that
+    arrived between the stop and the socket's close (said when there are any);
+    captured = analysed + dropped by portlens + given up by a second Ctrl-C (+ those a
+    user-space filter, -c or --start/--end left out)."""
     c = session.counters
-    lines = [f"{c.packets} packets analysed"]
+    head = f"{c.captured} packets captured, {c.packets} analysed"
     if session.options.write is not None:
-        lines.append(f"{c.written} written to {session.options.write}")
-    lines.append(f"{c.received} received by filter, {c.dropped} dropped by kernel"
+        head += f", {c.written} written to {session.options.write}"
+    lines = [head]
+    lines.append(f"{c.dropped} dropped by kernel"
                  + (f" (ring full {c.ring_full} times)" if c.ring_full else "")
                  + f", {c.buffer_dropped} dropped by portlens (buffer full)")
+    if c.abandoned:
+        lines.append(f"{c.abandoned} captured but not analysed (second Ctrl-C)")
     if c.spilled:
         lines.append(f"{c.spilled} waited on disk before analysis")
     if c.spool_error:
         lines.append(f"spool stopped taking packets: {c.spool_error}")
-    if c.abandoned:
-        lines.append(f"{c.abandoned} captured but not analysed (second Ctrl-C)")
+    lines.append(f"{c.received} received by filter"
+                 + (f" ({c.late} after the stop, not captured)" if c.late else ""))
     print("; ".join(lines), file=sys.stderr)
+    if c.write_error:
+        error(c.write_error)
+        status[0] = EXIT_ERROR
 
 
 PROGRESS_MIN_BYTES = 8 << 20
@@ -298,7 +312,7 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
                 not_counted.update(pipeline.not_counted)
             evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     if status[0] == EXIT_INTERRUPTED:
         interrupted_note()
     return status[0]

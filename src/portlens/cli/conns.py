@@ -165,7 +165,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     with reading(args, status) as pipeline:
         pipeline.track(lambda _c: None, on_transition)
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     out.flush()
     evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
     return exit_status(status[0], count)

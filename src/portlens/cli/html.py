@@ -64,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         data, interrupted = collect_report(pipeline, ladder_limit=limit, sources=sources)
         evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     if interrupted:
         interrupted_note()
         status[0] = EXIT_INTERRUPTED

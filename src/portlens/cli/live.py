@@ -114,7 +114,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
                 live.stop()
             evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     if missed.total:
         print(f"capture loss estimate: {100 * missed.gap / missed.total:.3f}% of "
               f"{missed.total:,} TCP payload bytes were acknowledged but never seen "

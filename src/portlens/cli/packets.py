@@ -91,17 +91,19 @@ def cmd_packets(args: argparse.Namespace) -> int:
             status[0] = EXIT_INTERRUPTED
             interrupted_note()
         if pipeline.live_session is not None:
-            live_summary(pipeline.live_session)
+            live_summary(pipeline.live_session, status)
     files = pipeline.files
     if args.stats:
         if args.json:
             record = stats.to_dict()
             if not args.interface:
                 record["files"] = [f.record() for f in files]
+                if any(f.frames_cut for f in files):
+                    record["frames_cut"] = sum(f.frames_cut for f in files)
             out.write(json.dumps(record) + "\n")
         else:
             _print_stats(args, stats, [args.interface] if args.interface else args.files,
-                         times)
+                         times, sum(f.frames_cut for f in files))
             if len(files) > 1:
                 _print_files(args, files, times)
     out.flush()
@@ -128,7 +130,7 @@ def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock
 
 
 def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str],
-                 times: Clock) -> None:
+                 times: Clock, cut: int = 0) -> None:
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.report.packets import stats_rows
     from portlens.report.tables import Column, TableWriter
@@ -138,4 +140,6 @@ def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str],
                          title=", ".join(files), header=False)
     for what, value in stats_rows(stats, times):
         writer.add((what, value))
+    if cut:  # said only when it happened: no capture libpcap writes has such frames
+        writer.add(("cut at the 256 KiB frame cap", f"{cut:,}"))
     writer.close()

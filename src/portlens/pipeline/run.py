@@ -12,6 +12,7 @@ among many still gives everything that could be read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -215,9 +216,9 @@ class Pipeline:
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
                                  self.options.chunk_bytes)
         for f in self.files:
-            warning = f.backwards_warning()
-            if warning is not None:
-                self.warning(warning)
+            for warning in (f.backwards_warning(), f.cut_warning()):
+                if warning is not None:
+                    self.warning(warning)
 
     def _checksums(self, tracking: bool) -> bool:
         wanted = self.options.checksums
@@ -234,7 +235,8 @@ class Pipeline:
         decoder = new_decoder(reference=self.options.reference,
                               checksums=self._checksums(tracking))
         self.not_decoded = Counter()
-        writer = _Writer(self.options) if self.options.write is not None else None
+        writer = (_Writer(self.options, self.error) if self.options.write is not None
+                  else None)
         source = self.frames()
         try:
             for frames in source:
@@ -328,9 +330,10 @@ class Pipeline:
             fs.backwards = counts["backwards"]
             fs.largest_step_back_ns = counts["largest_step_back_ns"]
             fs.first_backwards_frame = counts["first_backwards_frame"]
-        warning = fs.backwards_warning()
-        if warning is not None:
-            self.warning(warning)
+            fs.frames_cut = int(scan.frames_cut)
+        for warning in (fs.backwards_warning(), fs.cut_warning()):
+            if warning is not None:
+                self.warning(warning)
 
     def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
@@ -421,9 +424,13 @@ class Pipeline:
 
 
 class _Writer:
-    """-w on capture files: the selected frames, in pcap (one link type) or pcapng."""
+    """-w on capture files: the selected frames, in pcap (one link type) or pcapng.
 
-    def __init__(self, options: Options) -> None:
+    A file that cannot be written (a full disk, /dev/full, EIO) is one input error naming it
+    (``on_error``: the command then exits 2), and writing stops there; the report is still
+    made, from every selected frame: the analysis does not depend on the copy."""
+
+    def __init__(self, options: Options, on_error: Callable[[str], None]) -> None:
         assert options.write is not None
         self.path = options.write
         self.pcapng = options.pcapng
@@ -431,6 +438,17 @@ class _Writer:
         self.out: PcapWriter | PcapngWriter | None = None
         self.interfaces: dict[int, int] = {}
         """pcapng: link type -> interface id in the output."""
+        self.on_error = on_error
+        self.written = 0
+        self.failed = False
+
+    def _failed(self, exc: OSError) -> None:
+        self.failed = True
+        if self.out is not None:
+            with contextlib.suppress(OSError):
+                self.out.close()  # the descriptor is closed even when the flush fails
+        self.on_error(f"-w {os.fspath(self.path)}: {exc.strerror or exc} after "
+                      f"{self.written} packets (the report covers every packet read)")
 
     def _open(self, linktype: int) -> None:
         if self.pcapng:
@@ -439,8 +457,16 @@ class _Writer:
             self.out = PcapWriter(self.path, linktype, snaplen=self.snaplen)
 
     def write(self, frames: FrameBatch) -> None:
-        if not len(frames):
+        if not len(frames) or self.failed:
             return
+        try:
+            self._write(frames)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self.written += len(frames)
+
+    def _write(self, frames: FrameBatch) -> None:
         if self.out is None:
             self._open(int(frames.linktype[0]))
         if isinstance(self.out, PcapngWriter):
@@ -461,9 +487,14 @@ class _Writer:
         self.out.flush()
 
     def close(self, files: list[FileStats]) -> None:
-        if self.out is None:  # nothing selected: still a valid, empty capture
-            linktype = next((f.linktype for f in files if f.linktype is not None),
-                            LINKTYPE_ETHERNET)
-            self._open(linktype)
-        assert self.out is not None
-        self.out.close()
+        if self.failed:
+            return
+        try:
+            if self.out is None:  # nothing selected: still a valid, empty capture
+                linktype = next((f.linktype for f in files if f.linktype is not None),
+                                LINKTYPE_ETHERNET)
+                self._open(linktype)
+            assert self.out is not None
+            self.out.close()
+        except OSError as exc:
+            self._failed(exc)

@@ -84,6 +84,9 @@ class ReferenceCaptureReader(Closing):
     bytes_read: int
     total_bytes: int
     """Size of the file (0 when it is not a regular file)."""
+    frames_cut = 0
+    """The reference readers keep every frame whole: the frame cap (FRAME_CAP_BYTES) is the
+    Rust readers' bound on memory, and the one rule where the two differ."""
 
     def __init__(
         self, path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES

@@ -53,6 +53,7 @@ class _CoreReader(Protocol):
     format: str
     compression: str | None
     frames_read: int
+    frames_cut: int
     bytes_read: int
     total_bytes: int
     interface_count: int
@@ -122,6 +123,12 @@ class CaptureReader(Closing):
     @property
     def frames_read(self) -> int:
         return int(self._core.frames_read)
+
+    @property
+    def frames_cut(self) -> int:
+        """Frames cut to the frame cap (256 KiB: crates/core/src/capture/mod.rs,
+        FRAME_CAP_BYTES), their rest read past and never held."""
+        return int(self._core.frames_cut)
 
     @property
     def bytes_read(self) -> int:

@@ -55,7 +55,6 @@ import pwd
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -173,14 +172,15 @@ class CaptureStats(NamedTuple):
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _python_path() -> str:
-    return os.path.realpath(sys.executable)
-
-
 def _no_privilege(interface: str) -> LiveCaptureError:
+    # Never advise `setcap` on the interpreter: the capability would belong to every Python
+    # program on the host, not to portlens. Root for the moment the socket opens, then -Z,
+    # keeps it to one process; a launcher holding the capability keeps it to one program.
     return LiveCaptureError(
-        f"capturing on {interface} needs CAP_NET_RAW: run as root, or "
-        f"`setcap cap_net_raw,cap_net_admin+eip {_python_path()}`"
+        f"capturing on {interface} needs CAP_NET_RAW: run as root with -Z USER (the "
+        f"capture socket is opened, then root is dropped for USER), or from a launcher that "
+        f"holds the capability for portlens alone (setcap on python would give it to every "
+        f"Python program)"
     )
 
 

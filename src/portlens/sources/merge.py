@@ -54,6 +54,8 @@ class FileStats:
     largest_step_back_ns: int = 0
     first_backwards_frame: int | None = None
     """The file's own frame number of the first frame that went back in time."""
+    frames_cut: int = 0
+    """Frames longer than the frame cap (256 KiB), cut to it by the reader."""
     error: str | None = None
 
     def record(self) -> dict[str, object]:
@@ -62,6 +64,15 @@ class FileStats:
                 "wire_bytes": self.wire_bytes, "first_ns": self.first_ns,
                 "last_ns": self.last_ns, "backwards": self.backwards,
                 "largest_step_back_ns": self.largest_step_back_ns, "error": self.error}
+
+    def cut_warning(self) -> str | None:
+        """One line for stderr when frames were cut at the frame cap, else None."""
+        if not self.frames_cut:
+            return None
+        n = self.frames_cut
+        return (f"{self.path}: {n:,} frame{'s' if n != 1 else ''} captured more than 262,144 "
+                f"bytes (256 KiB, the frame cap: libpcap's largest snapshot length) and "
+                f"{'were' if n != 1 else 'was'} cut to it (checksums unverified)")
 
     def backwards_warning(self) -> str | None:
         """One line for stderr when time ran backwards in the file, else None."""
@@ -267,6 +278,8 @@ def _take(f: _Open, batch: FrameBatch) -> None:
     ts = batch.ts_ns
     s = f.stats
     s.frames += n
+    if f.reader is not None:
+        s.frames_cut = f.reader.frames_cut
     s.wire_bytes += int(batch.wirelen.sum(dtype=np.int64))
     before = f.running_max
     keys = np.maximum.accumulate(np.concatenate([[before], ts]))[1:]

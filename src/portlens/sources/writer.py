@@ -10,6 +10,7 @@ Files are created with mode 0600: captures hold other people's traffic.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
@@ -69,17 +70,34 @@ class _Writer(Closing):
             self._fh = target
 
     def flush(self) -> None:
-        """Hand every complete record written so far to the operating system."""
+        """Hand every complete record written so far to the operating system.
+
+        A regular file that refuses part of them (a full disk, a size limit) is cut back to
+        where this flush began, so it still ends with a complete record; the error is raised.
+        """
         data, self._pending = self._pending, bytearray()
         if not data:
             return
         if self._fd is not None:
             view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                self._cut_back(len(data) - len(view))
+                raise
         elif self._fh is not None:
             self._fh.write(data)
             self._fh.flush()
+
+    def _cut_back(self, written: int) -> None:
+        """Drop the ``written`` bytes of a failed flush from the end of a regular file."""
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            if written and stat.S_ISREG(os.fstat(self._fd).st_mode):
+                end = os.lseek(self._fd, 0, os.SEEK_CUR)
+                os.ftruncate(self._fd, end - written)
+                os.lseek(self._fd, end - written, os.SEEK_SET)
 
     def close(self) -> None:
         if self._fd is None and self._fh is None:

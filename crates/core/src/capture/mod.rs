@@ -11,7 +11,8 @@
 //! copied), and the partial record at its end is carried into the next chunk. A record longer
 //! than a chunk makes that one read longer, in doubling steps, so that a lying length field
 //! costs only as much memory as the file actually has. Lengths past [`MAX_RECORD_BYTES`] are
-//! damage.
+//! damage; frames past [`FRAME_CAP_BYTES`] are cut to it, and the rest of their record is read
+//! past in bounded steps, never held.
 
 mod bytes;
 mod gzip;
@@ -29,6 +30,17 @@ pub const MAX_RECORD_BYTES: u32 = 256 << 20;
 /// libpcap's and Wireshark's largest packet for ordinary link types; a pcap record may capture
 /// up to `max(this, snaplen)`.
 pub const USUAL_MAX_CAPLEN: u32 = 262_144;
+
+/// The most bytes of one frame kept: a record (or packet block) that captured more is cut to
+/// this, as if captured with this snaplen, its rest read past and never held in memory, and
+/// counted ([`CaptureReader::frames_cut`]). 256 KiB is libpcap's `MAXIMUM_SNAPLEN` (tcpdump
+/// and Wireshark capture no more of any link type portlens decodes, nor does `sniff -s 0`),
+/// four times the largest IP datagram with a length field and half Linux's largest BIG TCP
+/// GSO packet (512 KiB): a larger frame was crafted or written by another tool, and its first
+/// 256 KiB hold every header portlens decodes. Only the checksum of such a frame is lost
+/// (unverified, as for any frame cut by snaplen). A crafted 256 MiB frame then costs its
+/// decompression, not 256 MiB of memory per frame.
+pub const FRAME_CAP_BYTES: u32 = 262_144;
 
 pub const NS_PER_S: i64 = 1_000_000_000;
 
@@ -58,12 +70,16 @@ pub struct InterfaceInfo {
 /// What one pass of a walker over a chunk found (frames go to the caller's [`Columns`]).
 ///
 /// The caller keeps `buf[consumed..]` for the next chunk, which must hold at least `need` bytes
-/// from there (0: not known yet); `problem` is raised after the frames found before it.
+/// from there (0: not known yet), after dropping its first `skip` bytes; `problem` is raised
+/// after the frames found before it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Walk {
     pub consumed: usize,
     pub need: usize,
     pub problem: Option<String>,
+    /// Bytes after `consumed` to read past: the rest of a frame cut at [`FRAME_CAP_BYTES`]
+    /// (the walk stops after it).
+    pub skip: u64,
 }
 
 /// The per-frame columns of a batch being built, before its buffer and frame numbers join.

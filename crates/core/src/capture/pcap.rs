@@ -4,7 +4,9 @@
 //! of its field, caplen up to `max(snaplen, 262144)`) are those of `portlens.reference.pcap`.
 
 use super::bytes::{end_of, Order};
-use super::{Columns, InterfaceInfo, Walk, MAX_RECORD_BYTES, NS_PER_S, USUAL_MAX_CAPLEN};
+use super::{
+    Columns, InterfaceInfo, Walk, FRAME_CAP_BYTES, MAX_RECORD_BYTES, NS_PER_S, USUAL_MAX_CAPLEN,
+};
 
 pub const FILE_HEADER_LEN: usize = 24;
 
@@ -55,6 +57,8 @@ pub struct PcapWalker {
     header_len: usize,
     /// Frames walked so far.
     pub frames: u64,
+    /// Of them, frames cut at [`FRAME_CAP_BYTES`].
+    pub cut: u64,
     pub interface: InterfaceInfo,
 }
 
@@ -82,6 +86,7 @@ impl PcapWalker {
             frac_ns: if v.tsresol == 9 { 1 } else { 1000 },
             header_len: v.record_header_len,
             frames: 0,
+            cut: 0,
             interface: InterfaceInfo {
                 id: 0,
                 linktype,
@@ -113,8 +118,9 @@ impl PcapWalker {
         let mut off = pos;
         let mut need = 0;
         let mut problem = None;
+        let mut skip = 0;
         // A record whose header cannot be read (yet) ends the walk; so does one that runs past
-        // the chunk, after saying how much it needs.
+        // the chunk, after saying how much it needs, and one cut at the frame cap.
         while let Some(caplen) = off.checked_add(CAPLEN_AT).and_then(|at| o.u32(buf, at)) {
             let record = self.frames + (out.len() - first) as u64 + 1;
             if caplen > self.max_caplen {
@@ -127,17 +133,23 @@ impl PcapWalker {
                 break;
             }
             let data = off + hl;
-            let Some(end) = end_of(data, caplen).filter(|&end| end <= n) else {
-                need = hl + caplen as usize;
+            let kept = caplen.min(FRAME_CAP_BYTES);
+            let Some(end) = end_of(data, kept).filter(|&end| end <= n) else {
+                need = hl + kept as usize;
                 break;
             };
-            // The record is complete, so its whole header is inside `buf`.
+            // The kept part is inside `buf`, so the whole header is.
             let field = |at: usize| o.u32(buf, off + at).unwrap_or(0);
             let ts_ns = i64::from(field(0)) * NS_PER_S + i64::from(field(4)) * self.frac_ns;
-            out.push(data, caplen, field(12), ts_ns, self.linktype, 0);
+            out.push(data, kept, field(12), ts_ns, self.linktype, 0);
             off = end;
+            if kept < caplen {
+                self.cut += 1;
+                skip = u64::from(caplen - kept);
+                break;
+            }
         }
-        if problem.is_none() && off < n {
+        if problem.is_none() && skip == 0 && off < n {
             if need == 0 {
                 need = hl;
             }
@@ -154,6 +166,7 @@ impl PcapWalker {
             consumed: off,
             need,
             problem,
+            skip,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::bytes::{end_of, hex, Order};
-use super::{Columns, InterfaceInfo, Walk, MAX_RECORD_BYTES, NS_PER_S};
+use super::{Columns, InterfaceInfo, Walk, FRAME_CAP_BYTES, MAX_RECORD_BYTES, NS_PER_S};
 
 pub const SHB: u32 = 0x0A0D_0D0A;
 pub const IDB: u32 = 0x0000_0001;
@@ -154,6 +154,10 @@ pub struct PcapngWalker {
     pub interfaces: Vec<InterfaceInfo>,
     /// Blocks skipped (neither section, interface nor packet), by block type.
     pub skipped: BTreeMap<u32, u64>,
+    /// Frames cut at [`FRAME_CAP_BYTES`].
+    pub cut: u64,
+    /// The rest of the block of the last frame cut, for the reader to read past.
+    skip: u64,
     clocks: Vec<Clock>,
     section: Section,
     /// Timestamp of the section's last timed packet, for Simple Packet Blocks.
@@ -176,6 +180,8 @@ impl PcapngWalker {
             sections: 0,
             interfaces: Vec::new(),
             skipped: BTreeMap::new(),
+            cut: 0,
+            skip: 0,
             clocks: Vec::new(),
             section: Section {
                 order: Order::Little,
@@ -223,11 +229,12 @@ impl PcapngWalker {
             };
             off += length;
             (need, problem) = (nd, pr);
-            if need != 0 || problem.is_some() {
+            if need != 0 || problem.is_some() || self.skip != 0 {
                 break;
             }
         }
-        if at_end && problem.is_none() && off < n && !stopped {
+        let skip = std::mem::take(&mut self.skip);
+        if at_end && problem.is_none() && skip == 0 && off < n && !stopped {
             let record = self.frames + (out.len() - first) as u64 + 1;
             problem = Some(self.cut_off(buf, off, base + off as u64, record));
         }
@@ -236,6 +243,7 @@ impl PcapngWalker {
             consumed: off,
             need,
             problem,
+            skip,
         }
     }
 
@@ -279,6 +287,12 @@ impl PcapngWalker {
             };
             let Some(end) = end.filter(|_| ok) else {
                 let record = done + (out.len() - first) as u64 + 1;
+                if end.is_none() {
+                    if let Some((used, need, problem)) = self.cut_block(buf, off, base, record, out)
+                    {
+                        return (off - start + used, need, problem);
+                    }
+                }
                 let (need, problem) = self.check_block(buf, off, base, record, true);
                 return (off - start, need, problem);
             };
@@ -296,9 +310,13 @@ impl PcapngWalker {
                     let ts = self.clocks[id].to_ns(ticks);
                     self.last_ts = ts;
                     let info = &self.interfaces[id];
+                    let caplen = f(20);
+                    if caplen > FRAME_CAP_BYTES {
+                        self.cut += 1;
+                    }
                     out.push(
                         off + TIMED_DATA_AT,
-                        f(20),
+                        caplen.min(FRAME_CAP_BYTES),
                         f(24),
                         ts,
                         info.linktype,
@@ -311,6 +329,10 @@ impl PcapngWalker {
                     let mut caplen = wirelen.min(blen - SPB_MIN_LEN);
                     if info.snaplen != 0 {
                         caplen = caplen.min(info.snaplen);
+                    }
+                    if caplen > FRAME_CAP_BYTES {
+                        self.cut += 1;
+                        caplen = FRAME_CAP_BYTES;
                     }
                     out.push(
                         off + SPB_DATA_AT,
@@ -326,6 +348,101 @@ impl PcapngWalker {
             off = end;
         }
         (off - start, 0, None)
+    }
+
+    /// A packet block that runs past `buf` and captured more than [`FRAME_CAP_BYTES`]: its
+    /// frame cut to the cap once the cap's worth is in `buf` (bytes used, need, problem), the
+    /// rest of the block left in `self.skip` for the reader to read past, unread. Its trailing
+    /// length cannot be compared without reading the whole block; every other check of
+    /// `check_block` is made. None: not such a block (the whole block is needed).
+    fn cut_block(
+        &mut self,
+        buf: &[u8],
+        off: usize,
+        base: u64,
+        record: u64,
+        out: &mut Columns,
+    ) -> Option<Step> {
+        let (btype, blen) = self.head(buf, off);
+        if !is_packet(btype) || blen < min_len(btype) || blen % 4 != 0 || blen > MAX_RECORD_BYTES {
+            return None; // check_block says what is wrong, or reads the block whole
+        }
+        let o = self.section.order;
+        let s_base = self.section.base;
+        let count = self.section.count;
+        let data_at = if btype == SPB {
+            SPB_DATA_AT
+        } else {
+            TIMED_DATA_AT
+        };
+        let header = |at: usize| o.u32(buf, off + at);
+        let caplen = if btype == SPB {
+            let mut caplen = header(8)?.min(blen - SPB_MIN_LEN);
+            let snaplen = self.interfaces.get(s_base).map_or(0, |i| i.snaplen);
+            if snaplen != 0 {
+                caplen = caplen.min(snaplen);
+            }
+            caplen
+        } else {
+            header(20)?
+        };
+        // Only a frame that fits its block and is longer than the cap is cut; anything else
+        // is read (or refused) whole, by the rules of `check_block`.
+        let fits = btype == SPB || caplen <= blen - TIMED_MIN_LEN;
+        if caplen <= FRAME_CAP_BYTES || !fits {
+            return None;
+        }
+        let kept = data_at + FRAME_CAP_BYTES as usize;
+        if off + kept > buf.len() {
+            return Some((0, kept, None));
+        }
+        let place = format!(
+            "record {record} ({}) at byte {}",
+            block_name(btype),
+            base + off as u64
+        );
+        let (local, ticks) = match btype {
+            SPB if count == 0 => {
+                let what = "no interface is defined in this section";
+                return Some((0, 0, Some(format!("corrupt {place}: {what}"))));
+            }
+            SPB => (0, None),
+            _ => {
+                let local = if btype == PB {
+                    u32::from(o.u16(buf, off + 8)?)
+                } else {
+                    header(8)?
+                };
+                if local as usize >= count {
+                    let what =
+                        format!("interface {local} is not defined (the section has {count})");
+                    return Some((0, 0, Some(format!("corrupt {place}: {what}"))));
+                }
+                let ticks = (u64::from(header(12)?) << 32) | u64::from(header(16)?);
+                (local, Some(ticks))
+            }
+        };
+        // local < count <= 65536 - s_base, as in `segment`.
+        let id = s_base + local as usize;
+        let (ts, wirelen) = match ticks {
+            Some(ticks) => {
+                self.last_ts = self.clocks[id].to_ns(ticks);
+                (self.last_ts, header(24)?)
+            }
+            None => (self.last_ts, header(8)?),
+        };
+        let info = &self.interfaces[id];
+        out.push(
+            off + data_at,
+            FRAME_CAP_BYTES,
+            wirelen,
+            ts,
+            info.linktype,
+            info.id,
+        );
+        self.cut += 1;
+        self.skip = u64::from(blen) - kept as u64;
+        Some((kept, 0, None))
     }
 
     /// Whether a block that lies inside `buf` with a plausible length can be used: trailer,

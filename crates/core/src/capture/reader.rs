@@ -25,6 +25,9 @@ const XZ_MEM_LIMIT: u64 = 256 << 20;
 /// Compressed bytes read at a time from a gzip file, as Python's gzip module reads them.
 const GZIP_READ_BYTES: usize = 128 << 10;
 
+/// The scratch buffer the rest of a frame cut at the cap is read into and dropped from.
+const DISCARD_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Pcap,
@@ -121,6 +124,9 @@ enum State {
     Walk,
     /// `buf` holds the carried bytes; read a chunk after them first, of at least `need`.
     Fill(usize),
+    /// `buf` holds the carried bytes, the first of which (and then the stream's) are the rest
+    /// of a frame cut at the cap: drop this many, then fill.
+    Skip(u64),
     Fail(String),
     Done,
 }
@@ -251,6 +257,14 @@ impl CaptureReader {
         }
     }
 
+    /// Frames cut at [`FRAME_CAP_BYTES`](super::FRAME_CAP_BYTES) so far.
+    pub fn frames_cut(&self) -> u64 {
+        match &self.walker {
+            Walker::Pcap(w) => w.cut,
+            Walker::Pcapng(w) => w.cut,
+        }
+    }
+
     /// pcapng blocks skipped (neither section, interface nor packet), by block type.
     pub fn skipped_blocks(&self) -> BTreeMap<u32, u64> {
         match &self.walker {
@@ -374,7 +388,7 @@ impl CaptureReader {
         };
         // The chunk becomes the batch's buffer; what it carries over goes to a new one.
         let mut next = Vec::new();
-        if matches!(self.state, State::Fill(_)) {
+        if matches!(self.state, State::Fill(_) | State::Skip(_)) {
             let rest = self.buf.get(consumed..).unwrap_or_default();
             next.reserve_exact(rest.len() + self.chunk);
             next.extend_from_slice(rest);
@@ -410,7 +424,7 @@ impl CaptureReader {
             Ok(consumed) => consumed,
             Err(e) => return Some(Err(e)),
         };
-        if matches!(self.state, State::Fill(_)) {
+        if matches!(self.state, State::Fill(_) | State::Skip(_)) {
             self.carry_from = consumed;
         }
         let n = self.columns.len() as i64;
@@ -454,6 +468,14 @@ impl CaptureReader {
                     (self.buf, self.eof) = self.fill(carried, need);
                     self.pos = 0;
                 }
+                State::Skip(n) => {
+                    if let Err(message) = self.skip(n) {
+                        self.state = State::Fail(message);
+                    } else {
+                        self.state = State::Fill(0);
+                    }
+                    continue;
+                }
                 State::Walk => {}
             }
             // Chunks of one file hold about as many frames as the last one did.
@@ -466,6 +488,9 @@ impl CaptureReader {
             self.frames_read += self.columns.len() as u64;
             self.state = if let Some(problem) = w.problem {
                 State::Fail(self.stopped(&problem))
+            } else if w.skip > 0 {
+                self.base += w.consumed as u64;
+                State::Skip(w.skip)
             } else if self.eof {
                 match &self.error {
                     Some(error) => State::Fail(self.stopped(error)),
@@ -475,8 +500,9 @@ impl CaptureReader {
                 self.base += w.consumed as u64;
                 State::Fill(w.need)
             };
+            let carries = matches!(self.state, State::Fill(_) | State::Skip(_));
             if self.columns.is_empty() {
-                if matches!(self.state, State::Fill(_)) {
+                if carries {
                     self.buf.drain(..w.consumed.min(self.buf.len()));
                 }
                 continue;
@@ -484,6 +510,43 @@ impl CaptureReader {
             self.last_batch = self.columns.len();
             return Some(Ok(w.consumed));
         }
+    }
+
+    /// Drops the first `n` bytes of the carried `buf` and of the stream after it: the rest of
+    /// a frame cut at the cap, read in bounded steps and never kept. The stream ending first
+    /// is a record cut off, as anywhere else.
+    fn skip(&mut self, n: u64) -> Result<(), String> {
+        let in_buf = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
+        self.buf.drain(..in_buf);
+        self.base += in_buf as u64;
+        let mut left = n - in_buf as u64;
+        if left > 0 {
+            let mut scratch = Vec::with_capacity(DISCARD_BYTES.min(left as usize));
+            while left > 0 {
+                let step = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(DISCARD_BYTES);
+                scratch.clear();
+                let got = self.read_into(&mut scratch, step);
+                self.base += got as u64;
+                left -= got as u64;
+                if got < step {
+                    break;
+                }
+            }
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        self.eof = true;
+        let what = match &self.error {
+            Some(error) => error.clone(),
+            None => format!(
+                "cut off inside record {} at byte {}",
+                self.frames_read, self.base
+            ),
+        };
+        Err(self.stopped(&what))
     }
 
     fn stopped(&self, what: &str) -> String {
@@ -746,5 +809,123 @@ mod tests {
         let (data, _) = pcap(0);
         let want = "f: cut off inside the pcap file header (10 of 24 bytes)";
         assert_eq!(read(data[..10].to_vec(), 64).1.as_deref(), Some(want));
+    }
+
+    /// A pcap (snaplen 4 MiB) of 10, `big` and 10-byte frames whose bytes are 0, 1 and 2.
+    fn pcap_with_big_frame(big: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 4 << 20, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (k, len) in [10u32, big, 10].into_iter().enumerate() {
+            for v in [1_700_000_000 + k as u32, 0, len, len] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend(std::iter::repeat_n(k as u8, len as usize));
+        }
+        out
+    }
+
+    /// The same frames in pcapng: an EPB, then the big one as an EPB or (`simple`) an SPB,
+    /// then an EPB.
+    fn pcapng_with_big_frame(big: u32, simple: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut block = |btype: u32, body: &[u8]| {
+            let len = 12 + body.len() as u32;
+            out.extend_from_slice(&btype.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        block(0x0a0d_0d0a, &shb);
+        block(1, &[1, 0, 0, 0, 0, 0, 0, 0]); // Ethernet, snaplen 0
+        for (k, len) in [10u32, big, 10].into_iter().enumerate() {
+            let mut body = Vec::new();
+            if simple && k == 1 {
+                body.extend_from_slice(&len.to_le_bytes());
+            } else {
+                let ts = (1_700_000_000 + k as u64) * 1_000_000;
+                for v in [0, (ts >> 32) as u32, ts as u32, len, len] {
+                    body.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            body.extend(std::iter::repeat_n(k as u8, len as usize));
+            body.resize(body.len().next_multiple_of(4), 0);
+            block(if simple && k == 1 { 3 } else { 6 }, &body);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_past_the_cap_are_cut_counted_and_never_held() {
+        let cap = crate::capture::FRAME_CAP_BYTES;
+        for big in [cap, cap + 1, 1 << 20, 3 << 20] {
+            let files = [
+                pcap_with_big_frame(big),
+                pcapng_with_big_frame(big, false),
+                pcapng_with_big_frame(big, true),
+            ];
+            for data in files {
+                for chunk in [64, 4096, 300_000, DEFAULT_CHUNK_BYTES] {
+                    let size = data.len() as u64;
+                    let source = Box::new(Cursor::new(data.clone()));
+                    let mut r = CaptureReader::from_reader(source, "f", size, chunk).unwrap();
+                    let batches: Vec<FrameBatch> = r.by_ref().map(|b| b.unwrap()).collect();
+                    let col = |f: fn(&FrameBatch) -> &Vec<u32>| -> Vec<u32> {
+                        batches.iter().flat_map(|b| f(b).clone()).collect()
+                    };
+                    assert_eq!(col(|b| &b.caplen), [10, big.min(cap), 10], "{big} {chunk}");
+                    assert_eq!(col(|b| &b.wirelen), [10, big, 10]);
+                    assert_eq!(r.frames_cut(), u64::from(big > cap));
+                    for b in &batches {
+                        // No buffer holds more than a chunk and one cut frame, whatever `big`.
+                        assert!(b.data.len() <= 2 * chunk.max(cap as usize + 64));
+                        for i in 0..b.len() {
+                            let k = (b.frame[i] - 1) as u8;
+                            let bytes = b.as_ref().bytes(i).unwrap();
+                            assert!(bytes.iter().all(|&x| x == k));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_packet_blocks_are_cut() {
+        // A 300 KB name-resolution block whose bytes where an EPB has its captured length
+        // read as 0xffffffff: read whole and skipped, at any chunk size, never cut.
+        let mut data = pcapng_with_big_frame(10, false);
+        let len = 300_000u32;
+        let mut nrb = Vec::new();
+        nrb.extend_from_slice(&4u32.to_le_bytes());
+        nrb.extend_from_slice(&len.to_le_bytes());
+        nrb.resize(len as usize - 4, 0xff);
+        nrb.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&nrb);
+        for chunk in [64, 4096, DEFAULT_CHUNK_BYTES] {
+            let size = data.len() as u64;
+            let source = Box::new(Cursor::new(data.clone()));
+            let mut r = CaptureReader::from_reader(source, "f", size, chunk).unwrap();
+            let frames: usize = r.by_ref().map(|b| b.unwrap().len()).sum();
+            assert_eq!((frames, r.frames_cut()), (3, 0));
+            assert_eq!(r.skipped_blocks(), BTreeMap::from([(4, 1)]));
+        }
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_a_cut_frame_gives_one_line() {
+        let data = pcap_with_big_frame(1 << 20);
+        let end = 24 + 26 + 16 + 500_000;
+        let (batches, error) = read(data[..end].to_vec(), 4096);
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 2);
+        assert_eq!(
+            error.as_deref(),
+            Some(format!("f: cut off inside record 2 at byte {end} (2 packets read)").as_str())
+        );
     }
 }
