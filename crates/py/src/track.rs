@@ -300,7 +300,7 @@ impl Tracker {
     #[new]
     #[pyo3(signature = (*, timeouts, drop_bad_checksums=false, likely_server_ports=Vec::new(),
                         report_gaps_for_partial=false, dns_timeout=true, ntp_analyzer=true,
-                        max_flows=1_000_000,
+                        max_flows=core::DEFAULT_MAX_FLOWS,
                         vlan_in_key=false, keep_transitions=true,
                         ignore_checksum_nets=Vec::new()))]
     #[allow(clippy::too_many_arguments)]

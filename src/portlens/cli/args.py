@@ -140,8 +140,9 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
                         "unknown_ip_inactivity (60), tcp_attempt (5), tcp_close (5), "
                         "tcp_reset (5), tcp_partial_close (off); 0 turns an inactivity "
                         "timeout or tcp_attempt off")
-    p.add_argument("--max-flows", type=int, default=1_000_000, metavar="N",
-                   help="open flows kept at most; the longest idle beyond are evicted")
+    p.add_argument("--max-flows", type=int, default=200_000, metavar="N",
+                   help="open flows kept at most; the longest idle beyond are evicted "
+                        "(default 200,000)")
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
     p.add_argument("--workers", type=int, default=1, metavar="N", action=Given,

@@ -10,8 +10,8 @@ on the same captures and compares every field.
 
 A segment of connection C from host X (peer Y) is ordinary when, with C's state at the start
 of the batch and all earlier segments of the prefix applied:
-- C is established on both sides (Zeek and RFC 9293), no FIN/RST yet, nothing buffered in
-  Zeek's reassembler, both sides seen, never tunnelled;
+- C is established on both sides (Zeek and RFC 9293), no FIN/RST yet, nothing waiting behind
+  a hole in Zeek's reassembler, both sides seen, never tunnelled;
 - it carries ACK and no SYN/FIN/RST, a non-zero window, is not a tunnel packet;
 - its sequence number is exactly X's next byte (no loss, no retransmission, no keep-alive);
 - it acknowledges nothing beyond Y's next byte (no gap) and no less than X's previous ACK
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.track.tcp import TcpConnection, _cover
+from portlens.track.tcp import TcpConnection
 from portlens.track.zeek import HIST_ACK, HIST_DATA, MASK32, ZState
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def _eligible_conn(c: TcpConnection) -> bool:
     return (oe.state == ZState.ESTABLISHED and re_.state == ZState.ESTABLISHED
             and not c.removed and c.first_seen == 3 and not c.close_deferred
             and oe.fin_cnt == 0 and re_.fin_cnt == 0 and not oe.did_close
-            and not re_.did_close and not oe.reasm.blocks and not re_.reasm.blocks
+            and not re_.did_close and oe.reasm.all_delivered() and re_.reasm.all_delivered()
             and not oe.reasm.skip and not re_.reasm.skip
             and o.rfc.value == "ESTABLISHED" and r.rfc.value == "ESTABLISHED"
             and o.fin_abs is None and r.fin_abs is None and c.encap is None
@@ -256,27 +256,34 @@ def _apply(tracker: object, conns: list[TcpConnection | None], prefix: npt.NDArr
             k = 2 * gi + di
             if count[k] == 0:
                 continue
-            peer = c.resp if di == 0 else c.orig
             ep = host.ep
             c.pkts[di] += int(count[k])
             c.ip_bytes[di] += int(ip_sum[k])
-            last = int(last_of[k])
             sent = int(pay_sum[k])
             if sent:
                 assert host.high is not None and host.isn is not None
                 old_high = host.high
                 new_high = (old_high + sent) & MASK32
                 ep.update_last(new_high)
-                ep.reasm.next += sent
+                ep.reasm.in_order(sent)
                 host.high = new_high
                 base = (old_high - host.isn) & MASK32
-                _cover(host.seen, base, base + sent)
+                host.seen.add(base, base + sent)
+        # The ACKs after all the data: a run's data was sent before the ACKs that trim it, so
+        # trimming first would keep blocks the per-packet path drops (then a FIN waits for
+        # them: data_pending).
+        for di, host in ((0, c.orig), (1, c.resp)):
+            k = 2 * gi + di
+            if count[k] == 0:
+                continue
+            peer = c.resp if di == 0 else c.orig
+            last = int(last_of[k])
             new_ack = int(ack[last])
             if new_ack != host.last_ack:
                 host.dup_acks = 0
                 peer.ep.update_ack(new_ack)
-                rel = (peer.ep.ack_wraps << 32) + peer.ep.ack_seq - peer.ep.start_seq
-                peer.ep.reasm.trim = max(peer.ep.reasm.trim, rel)
+                peer.ep.reasm.acked_to(
+                    (peer.ep.ack_wraps << 32) + peer.ep.ack_seq - peer.ep.start_seq)
             host.last_ack = new_ack
             host.last_win = int(win[last])
             host.window_zero = False

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from portlens.track.entry import TableEntry
 from portlens.track.model import Handshake, Outcome, TcpAnalysis, TcpOptions
+from portlens.track.ranges import Coverage
 from portlens.track.states import Event, TcpState, next_state
 from portlens.track.timeouts import Timeouts
 from portlens.track.zeek import (
@@ -98,7 +99,7 @@ class Host:
         """Sequence number of this host's FIN."""
         self.high: int | None = None
         """One past the highest sequence number this host sent (absolute, 32-bit)."""
-        self.seen: list[list[int]] = []
+        self.seen = Coverage()
         """Sequence ranges sent, relative to isn (merged), for retransmission analysis."""
         self.last_ack: int | None = None
         self.last_win: int | None = None
@@ -593,14 +594,10 @@ class TcpConnection(ZeekOwner, TableEntry):
             assert host.isn is not None
             new_high = (seq + payload) & MASK32
             ep.update_last(new_high)
-            ep.reasm.next += payload
+            ep.reasm.in_order(payload)
             host.high = new_high
             base = (seq - host.isn) & MASK32
-            seen = host.seen
-            if seen and seen[-1][1] == base:
-                seen[-1][1] = base + payload
-            else:
-                _cover(seen, base, base + payload)
+            host.seen.add(base, base + payload)
             self.completeness |= 8
             plw = peer.last_win
             if plw and peer.last_ack is not None:
@@ -612,8 +609,7 @@ class TcpConnection(ZeekOwner, TableEntry):
             host.dup_acks = 0
             pep = peer.ep
             pep.update_ack(ack)
-            rel = (pep.ack_wraps << 32) + pep.ack_seq - pep.start_seq
-            pep.reasm.trim = max(pep.reasm.trim, rel)
+            pep.reasm.acked_to((pep.ack_wraps << 32) + pep.ack_seq - pep.start_seq)
             host.last_ack = ack
         host.last_win = win
         if self.saw_syn_ack:
@@ -720,7 +716,7 @@ class TcpConnection(ZeekOwner, TableEntry):
             elif seg:
                 end = rel + seg
                 if end <= nxt:
-                    if _covered(host.seen, rel, end):
+                    if host.seen.covers(rel, end):
                         a.retransmissions += 1
                         if peer.dup_acks >= 2 and peer.last_ack == s.seq:
                             a.fast_retransmissions += 1
@@ -732,7 +728,7 @@ class TcpConnection(ZeekOwner, TableEntry):
                 elif rel > nxt:
                     a.lost_segments += 1
         if seg:
-            _cover(host.seen, rel, rel + seg)
+            host.seen.add(rel, rel + seg)
             end_abs = (s.seq + seg) & MASK32
             if host.high is None or seq_delta(end_abs, host.high) > 0:
                 host.high = end_abs
@@ -796,28 +792,3 @@ def fast_lane_ready(c: TcpConnection) -> bool:
     from portlens.track.bulk import eligible_for_bulk
 
     return eligible_for_bulk(c)
-
-
-def _covered(ranges: list[list[int]], start: int, end: int) -> bool:
-    return any(a <= start and end <= b for a, b in ranges)
-
-
-def _cover(ranges: list[list[int]], start: int, end: int) -> None:
-    """Add [start, end) to merged ranges; kept short (typical streams are one range)."""
-    for r in ranges:
-        if r[0] <= end and start <= r[1]:
-            r[0] = min(r[0], start)
-            r[1] = max(r[1], end)
-            break
-    else:
-        ranges.append([start, end])
-        ranges.sort()
-        return
-    ranges.sort()
-    merged: list[list[int]] = []
-    for a, b in ranges:
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    ranges[:] = merged

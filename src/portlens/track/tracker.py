@@ -71,8 +71,10 @@ class TrackerConfig:
     ntp_analyzer: bool = True
     """Zeek's NTP analyzer is attached to UDP flows whose responder port is 123: it flips one
     on a server message from the originator or a client message from the responder (§3.4)."""
-    max_flows: int = 1_000_000
-    """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted)."""
+    max_flows: int = 200_000
+    """Open flows kept at most; beyond it the longest idle is evicted (end reason evicted).
+    The default keeps a SYN flood of a million sources within 300 MB with the Rust tracker
+    (docs/benchmarks.md)."""
     vlan_in_key: bool = False
     keep_transitions: bool = True
     fast_paths: bool = True

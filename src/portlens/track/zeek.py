@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
+from portlens.track.ranges import Blocks
+
 TOO_LARGE_SEQ_DELTA = 1048576
 """Zeek ignores SYN/RST sequence numbers that jump further than this (§8.1)."""
 MASK32 = 0xFFFFFFFF
@@ -72,34 +74,20 @@ class Reassembler:
 
     def __init__(self, ep: ZeekEndpoint) -> None:
         self.ep = ep
-        self.blocks: list[list[int]] = []  # sorted, non-overlapping [seq, upper)
+        self.blocks = Blocks()
         self.next = 1  # first byte not yet delivered in order
         self.trim = 1
         self.skip = False
         self.did_eof = False
 
-    def _insert(self, seq: int, upper: int) -> None:
-        pieces = [(seq, upper)]
-        for b0, b1 in self.blocks:
-            kept: list[tuple[int, int]] = []
-            for p0, p1 in pieces:
-                if p1 <= b0 or p0 >= b1:
-                    kept.append((p0, p1))
-                    continue
-                if p0 < b0:
-                    kept.append((p0, b0))
-                if p1 > b1:
-                    kept.append((b1, p1))
-            pieces = kept
-        self.blocks.extend([p0, p1] for p0, p1 in pieces)
-        self.blocks.sort()
-
     def _deliver(self) -> None:
-        for b0, b1 in self.blocks:
-            if b0 > self.next:
-                break
-            if b0 == self.next:
-                self.next = b1
+        # A block starting exactly at the delivered position moves it to the block's end; one
+        # starting below it is never delivered (Zeek's reassembler walks its list so).
+        blocks = self.blocks
+        end = blocks.end_of(self.next)
+        while end is not None:
+            self.next = end
+            end = blocks.end_of(end)
         ep = self.ep
         if ep.no_data_acked() and ep.size() > REASSEMBLY_SKIP:
             self.trim_to(self.next)
@@ -116,18 +104,37 @@ class Reassembler:
         if length == 0 or upper <= self.trim:
             return
         seq = max(seq, self.trim)
-        self._insert(seq, upper)
+        self.blocks.insert(seq, upper)
         self._deliver()
         if self.ep.no_data_acked() and self.blocks and (
-                self.blocks[-1][1] - self.next) > REASSEMBLY_SKIP:
-            self.blocks = []
+                self.blocks.ends[-1] - self.next) > REASSEMBLY_SKIP:
+            self.blocks.clear()
             self.skip = True
+
+    def in_order(self, length: int) -> None:
+        """What data_sent does with ``length`` bytes at the delivered position when every block
+        lies below it (the fast lanes' in-order data): one block, delivered at once. The block
+        is kept, as data_sent keeps it, until an ACK trims it: a later segment overlapping
+        these bytes then adds only its new ones, which are delivered (issue 11)."""
+        upper = self.next + length
+        self.blocks.append_delivered(self.next, upper)
+        self.next = upper
+
+    def all_delivered(self) -> bool:
+        """Does every block lie below the delivered position (nothing waits behind a hole)?"""
+        return not self.blocks or self.blocks.ends[-1] <= self.next
+
+    def acked_to(self, seq: int) -> None:
+        """What ack_received does with an ACK of delivered data only (the fast lanes)."""
+        if seq > self.trim:
+            self.blocks.drop_ending_by(seq)
+            self.trim = seq
 
     def trim_to(self, seq: int) -> None:
         if seq > self.next:
             self._undelivered(seq)
-        self.blocks = [b for b in self.blocks if b[1] > seq]
-        if self.blocks and self.blocks[0][0] == self.next:
+        self.blocks.drop_ending_by(seq)
+        if self.blocks and self.blocks.starts[0] == self.next:
             self._deliver()
         self.trim = seq
 
@@ -135,14 +142,12 @@ class Reassembler:
         if up_to <= 2 and self.ep.conn_partial():
             return
         if not self.skip:
-            for b0, _b1 in list(self.blocks):
-                if b0 < self.next:
-                    continue
-                if b0 >= up_to:
-                    break
+            b0 = self.blocks.first_from(self.next)
+            while b0 is not None and b0 < up_to:
                 self.ep.gap(b0 - self.next)
                 self.next = b0
                 self._deliver()
+                b0 = self.blocks.first_from(self.next)
             if up_to > self.next:
                 self.ep.gap(up_to - self.next)
         self.next = max(self.next, up_to)

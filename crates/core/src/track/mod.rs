@@ -14,6 +14,7 @@ pub mod flow;
 pub mod history;
 pub mod ids;
 mod open;
+pub mod ranges;
 pub mod rfc;
 pub mod tcp;
 pub mod zeek;
@@ -43,6 +44,9 @@ const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
 /// Zeek's NTP analyzer's port (base/protocols/ntp).
 const NTP_PORT: u16 = 123;
 const NIL: u32 = u32::MAX;
+/// Open flows kept by default: a SYN flood of a million sources within a second then stays
+/// within 300 MB for the whole run (docs/benchmarks.md), evictions counted.
+pub const DEFAULT_MAX_FLOWS: usize = 200_000;
 
 /// Named timeouts in nanoseconds of capture time, as the caller's configuration gives them
 /// (Zeek's names; track/timeouts.py and docs/zeek-rules.md list their defaults).
@@ -159,7 +163,7 @@ impl Default for Config {
             report_gaps_for_partial: false,
             dns_timeout: true,
             ntp_analyzer: true,
-            max_flows: 1_000_000,
+            max_flows: DEFAULT_MAX_FLOWS,
             vlan_in_key: false,
             keep_transitions: true,
             ignore_checksum_nets: Vec::new(),
@@ -360,93 +364,267 @@ impl Common {
 enum Entry {
     Tcp(Box<TcpConn>),
     /// A TCP connection that has sent one plain SYN and nothing else: most of a SYN flood or
-    /// a port scan, kept in a fifth of a connection's memory until its next packet.
+    /// a port scan, kept in a tenth of a connection's memory until its next packet.
     Syn(Box<SynOnly>),
     Flow(Box<Flow>),
 }
 
 impl Entry {
-    fn ident(&self) -> &Ident {
+    /// The Ident of a whole connection or flow (a SynOnly keeps its parts compactly).
+    fn ident(&self) -> Option<&Ident> {
         match self {
-            Entry::Tcp(t) => &t.c.id,
-            Entry::Syn(s) => &s.id,
-            Entry::Flow(f) => &f.c.id,
+            Entry::Tcp(t) => Some(&t.c.id),
+            Entry::Syn(_) => None,
+            Entry::Flow(f) => Some(&f.c.id),
         }
     }
 
-    fn ident_mut(&mut self) -> &mut Ident {
+    fn ident_mut(&mut self) -> Option<&mut Ident> {
         match self {
-            Entry::Tcp(t) => &mut t.c.id,
-            Entry::Syn(s) => &mut s.id,
-            Entry::Flow(f) => &mut f.c.id,
+            Entry::Tcp(t) => Some(&mut t.c.id),
+            Entry::Syn(_) => None,
+            Entry::Flow(f) => Some(&mut f.c.id),
+        }
+    }
+
+    fn key(&self) -> Key {
+        match self {
+            Entry::Syn(s) => s.key(),
+            Entry::Tcp(t) => key_of(&t.c.id),
+            Entry::Flow(f) => key_of(&f.c.id),
+        }
+    }
+
+    fn serial(&self) -> u64 {
+        match self {
+            Entry::Syn(s) => s.serial,
+            Entry::Tcp(t) => t.c.serial,
+            Entry::Flow(f) => f.c.serial,
+        }
+    }
+
+    /// A SynOnly's uid is computed when it expands; its transitions are over by then.
+    fn uid(&self) -> Uid {
+        self.ident().map_or([0; 17], |c| c.uid)
+    }
+
+    fn timer_gen(&self) -> u32 {
+        match self {
+            Entry::Syn(s) => s.gen,
+            Entry::Tcp(t) => t.c.timer_gen,
+            Entry::Flow(f) => f.c.timer_gen,
+        }
+    }
+
+    fn encap_seen(&self) -> bool {
+        match self {
+            Entry::Syn(s) => s.bits & SynOnly::ENCAP_SEEN != 0,
+            Entry::Tcp(t) => t.c.encap_seen,
+            Entry::Flow(f) => f.c.encap_seen,
+        }
+    }
+
+    fn armed(&self, t: &Timer) -> bool {
+        match self {
+            // Its timers were armed with its one generation (nothing cancelled them).
+            Entry::Syn(s) => t.gen == s.gen,
+            Entry::Tcp(c) => c.c.armed(t),
+            Entry::Flow(f) => f.c.armed(t),
+        }
+    }
+
+    fn lru(&self) -> (u32, u32) {
+        match self {
+            Entry::Syn(s) => (s.lru_prev, s.lru_next),
+            Entry::Tcp(t) => (t.c.lru_prev, t.c.lru_next),
+            Entry::Flow(f) => (f.c.lru_prev, f.c.lru_next),
+        }
+    }
+
+    fn set_lru(&mut self, prev: Option<u32>, next: Option<u32>) {
+        let (p, n) = match self {
+            Entry::Syn(s) => (&mut s.lru_prev, &mut s.lru_next),
+            Entry::Tcp(t) => (&mut t.c.id.lru_prev, &mut t.c.id.lru_next),
+            Entry::Flow(f) => (&mut f.c.id.lru_prev, &mut f.c.id.lru_next),
+        };
+        if let Some(prev) = prev {
+            *p = prev;
+        }
+        if let Some(next) = next {
+            *n = next;
         }
     }
 }
 
+/// A SynOnly's addresses: IPv4 ones (IPv4-mapped in the 16-byte form) in 8 bytes.
+#[derive(Debug, Clone, PartialEq)]
+enum SynAddrs {
+    V4([[u8; 4]; 2]),
+    Other(Box<[[u8; 16]; 2]>),
+}
+
+/// A timer armed while a connection is made, before it is known whether the connection
+/// stays a SynOnly: (deadline, kind, timer generation).
+type Armed = (i64, TimerKind, u32);
+
 /// All a connection whose only packet so far is a plain SYN (no payload, not dropped for its
 /// checksum) needs: applying that SYN to a fresh connection gives back the whole state, so
-/// `SynOnly::expand` replays it (muted: its timers and transitions happened already).
+/// `SynOnly::expand` replays it (muted: its transitions happened already).
+///
+/// 104 bytes (a whole connection with its boxes is ten times that): the addresses of IPv4
+/// in 8 bytes, the options in small fields, no uid (it follows from serial, time and key),
+/// and one timer in the heap, not three. Its connection arms up to three timers (inactivity,
+/// expire, attempt) one after the other; only the one due first goes into the heap, the
+/// others are pushed when it expands (its next packet, or that timer firing) with the
+/// deadline and arming order they had: as the heap pops by (deadline, order), they fire
+/// exactly when they would have.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynOnly {
-    pub id: Ident,
-    pub seq: u32,
-    pub ip_len: u32,
-    pub flags: u16,
-    pub win: u16,
-    pub mss: i32,
-    pub wscale: i16,
-    pub sack_perm: bool,
-    pub timestamps: bool,
-    pub kinds_len: u8,
-    pub kinds: [u8; SYN_ONLY_KINDS],
+    addrs: SynAddrs,
+    first_ts: i64,
+    first_frame: i64,
+    serial: u64,
+    /// Arming order of its first timer; the others follow it one by one.
+    timer_seq: u64,
+    port: [u16; 2],
+    vlan: i32,
+    gen: u32,
+    lru_prev: u32,
+    lru_next: u32,
+    seq: u32,
+    ip_len: u32,
+    flags: u16,
+    win: u16,
+    mss: u16,
+    wscale: u8,
+    /// SACK_PERM, TIMESTAMPS, MSS, WSCALE (present), ENCAP_SEEN, V6.
+    bits: u8,
+    kinds_len: u8,
+    /// Which of its timers is in the heap.
+    in_heap: u8,
+    kinds: [u8; SYN_ONLY_KINDS],
 }
 
 /// Option kinds a SynOnly keeps inline (Linux sends 5, Windows 6 to 8).
 const SYN_ONLY_KINDS: usize = 11;
 
 impl SynOnly {
+    const SACK_PERM: u8 = 1;
+    const TIMESTAMPS: u8 = 2;
+    const MSS: u8 = 4;
+    const WSCALE: u8 = 8;
+    const ENCAP_SEEN: u8 = 16;
+    const V6: u8 = 32;
+
     /// The compact form of a connection just created by `seg`, if its state is what
-    /// replaying `seg` gives.
+    /// replaying `seg` gives; `armed` are the timers it armed, the first of them numbered
+    /// `timer_seq`.
     fn compress(
         conn: &TcpConn,
         seg: &Segment,
         opts: &SynOptions,
         check_csum: bool,
+        armed: &[Armed],
+        timer_seq: u64,
     ) -> Option<SynOnly> {
         let plain_syn = seg.flags & (SYN | ACK | tcp::FIN | tcp::RST) == SYN;
+        let id = &conn.c.id;
         if !plain_syn
             || seg.payload != 0
             || (check_csum && seg.csum_bad)
             || conn.c.orig != 0
             || usize::from(opts.kinds_len) > SYN_ONLY_KINDS
+            || !(-1..=i32::from(u16::MAX)).contains(&opts.mss)
+            || !(-1..=i16::from(u8::MAX)).contains(&opts.wscale)
+            || !matches!(id.ip_version, 4 | 6)
+            || id.extra.is_some()
+            || id.timer_gen != id.first_gen
+            || armed.is_empty()
+            || armed.len() > 3
+            || armed.iter().any(|a| a.2 != id.timer_gen)
         {
             return None;
         }
         let mut kinds = [0u8; SYN_ONLY_KINDS];
         kinds[..usize::from(opts.kinds_len)].copy_from_slice(opts.kinds());
+        let [a, b] = id.addr;
+        let addrs = match (a.strip_prefix(&V4_PREFIX), b.strip_prefix(&V4_PREFIX)) {
+            (Some(x), Some(y)) => SynAddrs::V4([x.try_into().ok()?, y.try_into().ok()?]),
+            _ => SynAddrs::Other(Box::new(id.addr)),
+        };
+        let mut bits = 0;
+        for (on, bit) in [
+            (opts.sack_perm, Self::SACK_PERM),
+            (opts.timestamps, Self::TIMESTAMPS),
+            (opts.mss >= 0, Self::MSS),
+            (opts.wscale >= 0, Self::WSCALE),
+            (id.encap_seen, Self::ENCAP_SEEN),
+            (id.ip_version == 6, Self::V6),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        let first = (0..armed.len())
+            .min_by_key(|&i| (armed[i].0, i))
+            .unwrap_or(0);
         Some(SynOnly {
-            id: conn.c.id.clone(),
+            addrs,
+            first_ts: id.first_ts,
+            first_frame: id.first_frame,
+            serial: id.serial,
+            timer_seq,
+            port: id.port,
+            vlan: id.vlan,
+            gen: id.timer_gen,
+            lru_prev: id.lru_prev,
+            lru_next: id.lru_next,
             seq: seg.seq,
             ip_len: seg.ip_len,
             flags: seg.flags,
             win: seg.win,
-            mss: opts.mss,
-            wscale: opts.wscale,
-            sack_perm: opts.sack_perm,
-            timestamps: opts.timestamps,
+            mss: u16::try_from(opts.mss).unwrap_or(0),
+            wscale: u8::try_from(opts.wscale).unwrap_or(0),
+            bits,
             kinds_len: opts.kinds_len,
+            in_heap: first as u8,
             kinds,
         })
     }
 
-    /// The full connection, by replaying the SYN with timers and transitions muted.
-    fn expand(self, config: &Config, timers: &mut Timers) -> TcpConn {
-        let ts = self.id.first_ts;
+    /// Which of `armed` goes into the heap.
+    fn first_due(&self) -> usize {
+        usize::from(self.in_heap)
+    }
+
+    fn addr(&self) -> [[u8; 16]; 2] {
+        match &self.addrs {
+            SynAddrs::V4(v) => v.map(|x| {
+                let mut a = [0u8; 16];
+                a[..12].copy_from_slice(&V4_PREFIX);
+                a[12..].copy_from_slice(&x);
+                a
+            }),
+            SynAddrs::Other(a) => **a,
+        }
+    }
+
+    fn key(&self) -> Key {
+        let [a, b] = self.addr();
+        let vlan = (self.vlan != i32::MIN).then_some(self.vlan);
+        Key::new(6, vlan, (a, self.port[0]), (b, self.port[1]), true)
+    }
+
+    /// The full connection, by replaying the SYN with its transitions muted. `resume`: the
+    /// connection goes on in the table (in `slot`), so its timers not in the heap go in now;
+    /// else it is ending.
+    fn expand(self, config: &Config, timers: &mut Timers, slot: u32, resume: bool) -> TcpConn {
+        let ts = self.first_ts;
         let zts = zeek_time(ts);
         let seg = Segment {
             ts,
             zts,
-            frame: self.id.first_frame,
+            frame: self.first_frame,
             flags: self.flags,
             seq: self.seq,
             ack: 0,
@@ -458,27 +636,73 @@ impl SynOnly {
         };
         let mut kinds = [0u8; 40];
         kinds[..SYN_ONLY_KINDS].copy_from_slice(&self.kinds);
+        let has = |bit: u8| self.bits & bit != 0;
         let opts = SynOptions {
-            mss: self.mss,
-            wscale: self.wscale,
-            sack_perm: self.sack_perm,
-            timestamps: self.timestamps,
+            mss: if has(Self::MSS) {
+                i32::from(self.mss)
+            } else {
+                -1
+            },
+            wscale: if has(Self::WSCALE) {
+                i16::from(self.wscale)
+            } else {
+                -1
+            },
+            sack_perm: has(Self::SACK_PERM),
+            timestamps: has(Self::TIMESTAMPS),
             kinds_len: self.kinds_len,
             kinds,
         };
-        let c = Common::from_ident(self.id, zts, 0);
+        let mut id = Ident {
+            addr: self.addr(),
+            port: self.port,
+            proto: 6,
+            ip_version: if has(Self::V6) { 6 } else { 4 },
+            encap_seen: has(Self::ENCAP_SEEN),
+            vlan: self.vlan,
+            timer_gen: self.gen,
+            first_gen: self.gen,
+            lru_prev: self.lru_prev,
+            lru_next: self.lru_next,
+            first_ts: self.first_ts,
+            first_frame: self.first_frame,
+            serial: self.serial,
+            uid: [0; 17],
+            extra: None,
+        };
+        let key = key_of(&id);
+        id.uid = ids::flow_uid(
+            &mut Vec::with_capacity(128),
+            self.serial,
+            ts,
+            6,
+            key.vlan(),
+            (&key.a, key.pa),
+            (&key.b, key.pb),
+        );
+        let c = Common::from_ident(id, zts, 0);
         let mut conn = TcpConn::new(c, &seg, config.report_gaps_for_partial);
+        let mut armed: Vec<Armed> = Vec::new();
         let mut muted = TimerCtx {
             timers,
-            slot: 0,
+            slot,
             timeouts: &config.timeouts,
             transitions: None,
             uid: [0; 17],
             serial: 0,
             muted: true,
+            record: Some(&mut armed),
         };
         conn.arm(&mut muted);
         conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
+        if resume {
+            let first = self.first_due();
+            for (i, &(deadline, kind, gen)) in armed.iter().enumerate() {
+                if i != first {
+                    timers.push(slot, deadline, self.timer_seq + i as u64, kind, gen);
+                }
+            }
+        }
         conn
     }
 }
@@ -591,6 +815,17 @@ struct Timers {
     seq: u64,
 }
 
+impl Timers {
+    fn push(&mut self, slot: u32, deadline: i64, seq: u64, kind: TimerKind, gen: u32) {
+        self.heap.push(Reverse(Timer {
+            deadline,
+            seq_kind: (seq << 8) | kind as u64,
+            slot,
+            gen,
+        }));
+    }
+}
+
 /// What a connection's code may reach while it handles a packet or a timer: the timer heap
 /// (for its own slot), the configured timeouts, and the transition stream.
 pub struct TimerCtx<'a> {
@@ -600,22 +835,26 @@ pub struct TimerCtx<'a> {
     transitions: Option<&'a mut TransitionBatch>,
     uid: Uid,
     serial: u64,
-    /// Replaying a SynOnly's SYN: its timers and transitions happened already.
+    /// Replaying a SynOnly's SYN: its transitions happened already.
     muted: bool,
+    /// Timers go here instead of into the heap (a connection being made, or a SynOnly
+    /// replayed): the caller numbers and pushes them.
+    record: Option<&'a mut Vec<Armed>>,
 }
 
 impl TimerCtx<'_> {
     pub fn add(&mut self, c: &Ident, deadline: i64, kind: TimerKind) {
+        if let Some(r) = self.record.as_deref_mut() {
+            r.push((deadline, kind, c.timer_gen));
+            return;
+        }
         if self.muted {
             return;
         }
         self.timers.seq += 1;
-        self.timers.heap.push(Reverse(Timer {
-            deadline,
-            seq_kind: (self.timers.seq << 8) | kind as u64,
-            slot: self.slot,
-            gen: c.timer_gen,
-        }));
+        let seq = self.timers.seq;
+        self.timers
+            .push(self.slot, deadline, seq, kind, c.timer_gen);
     }
 
     pub fn transition(
@@ -700,6 +939,8 @@ pub struct Tracker {
     now: i64,
     serial: u64,
     scratch: Vec<u8>,
+    /// The timers of a connection being made (see `tcp`).
+    armed: Vec<Armed>,
     pub ended: ConnBatch,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
@@ -737,6 +978,7 @@ impl Tracker {
             now: 0,
             serial: 0,
             scratch: Vec::with_capacity(256),
+            armed: Vec::with_capacity(4),
             ended: ConnBatch::default(),
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
@@ -769,65 +1011,54 @@ impl Tracker {
         self.table
             .find(
                 self.hasher.hash_one(key),
-                |&s| matches!(&slots[s as usize], Some(e) if key_of(e.ident()) == *key),
+                |&s| matches!(&slots[s as usize], Some(e) if e.key() == *key),
             )
             .copied()
     }
 
     // --- the LRU list -----------------------------------------------------------------------
 
-    fn ident_at(&mut self, slot: u32) -> &mut Ident {
-        let e = self.slots[slot as usize]
+    fn entry_at(&mut self, slot: u32) -> &mut Entry {
+        self.slots[slot as usize]
             .as_mut()
-            .expect("a linked slot holds an entry");
-        e.ident_mut()
+            .expect("a linked slot holds an entry")
     }
 
-    /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it).
+    /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it);
+    /// its timers not in the heap go in.
     fn expand_at(&mut self, slot: u32) {
-        let Some(entry) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+        let Some(cell) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        if matches!(entry, Entry::Syn(_)) {
-            let placeholder = Entry::Flow(Box::new(Flow::new(Common::from_ident(
-                entry.ident().clone(),
-                0,
-                0,
-            ))));
-            if let Entry::Syn(syn) = std::mem::replace(entry, placeholder) {
-                *entry = Entry::Tcp(Box::new(syn.expand(&self.config, &mut self.timers)));
+        if matches!(cell, Some(Entry::Syn(_))) {
+            if let Some(Entry::Syn(syn)) = cell.take() {
+                let conn = syn.expand(&self.config, &mut self.timers, slot, true);
+                *cell = Some(Entry::Tcp(Box::new(conn)));
             }
         }
     }
 
     fn lru_unlink(&mut self, slot: u32) {
-        let (prev, next) = {
-            let c = self.ident_at(slot);
-            (c.lru_prev, c.lru_next)
-        };
+        let (prev, next) = self.entry_at(slot).lru();
         if prev == NIL {
             self.lru_head = next;
         } else {
-            self.ident_at(prev).lru_next = next;
+            self.entry_at(prev).set_lru(None, Some(next));
         }
         if next == NIL {
             self.lru_tail = prev;
         } else {
-            self.ident_at(next).lru_prev = prev;
+            self.entry_at(next).set_lru(Some(prev), None);
         }
     }
 
     fn lru_push_back(&mut self, slot: u32) {
         let tail = self.lru_tail;
-        {
-            let c = self.ident_at(slot);
-            c.lru_prev = tail;
-            c.lru_next = NIL;
-        }
+        self.entry_at(slot).set_lru(Some(tail), Some(NIL));
         if tail == NIL {
             self.lru_head = slot;
         } else {
-            self.ident_at(tail).lru_next = slot;
+            self.entry_at(tail).set_lru(None, Some(slot));
         }
         self.lru_tail = slot;
     }
@@ -846,7 +1077,7 @@ impl Tracker {
         let entry = self.slots[slot as usize]
             .as_mut()
             .expect("a live slot holds an entry");
-        let (uid, serial) = (entry.ident().uid, entry.ident().serial);
+        let (uid, serial) = (entry.uid(), entry.serial());
         (
             TimerCtx {
                 timers: &mut self.timers,
@@ -860,6 +1091,7 @@ impl Tracker {
                 uid,
                 serial,
                 muted: false,
+                record: None,
             },
             entry,
         )
@@ -874,7 +1106,7 @@ impl Tracker {
                 break;
             };
             let live = match self.slots.get(timer.slot as usize) {
-                Some(Some(e)) => e.ident().armed(&timer),
+                Some(Some(e)) => e.armed(&timer),
                 _ => false,
             };
             if !live {
@@ -903,7 +1135,7 @@ impl Tracker {
         let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
             .into_iter()
             .filter(|Reverse(t)| match slots.get(t.slot as usize) {
-                Some(Some(e)) => e.ident().armed(t),
+                Some(Some(e)) => e.armed(t),
                 _ => false,
             })
             .collect();
@@ -912,29 +1144,26 @@ impl Tracker {
 
     // --- the table ----------------------------------------------------------------------------
 
-    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8) -> u32 {
+    /// `uid`: compute the uid now; else the caller does, unless the entry becomes a SynOnly
+    /// (which computes it when it expands).
+    fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8, uid: bool) -> u32 {
         self.serial += 1;
         let serial = self.serial;
-        {
-            let c = entry.ident_mut();
+        if let Some(c) = entry.ident_mut() {
             c.serial = serial;
-            c.uid = ids::flow_uid(
-                &mut self.scratch,
-                serial,
-                ts,
-                key.proto,
-                key.vlan(),
-                (&key.a, key.pa),
-                (&key.b, key.pb),
-            );
+            if uid {
+                c.uid = flow_uid_of(&mut self.scratch, serial, ts, &key);
+            }
             c.vlan = key.vlan;
             c.ip_version = version;
             debug_assert!(key_of(c) == key, "an entry's key is computed from it");
         }
         let slot = match self.free.pop() {
             Some((s, gen)) => {
-                entry.ident_mut().timer_gen = gen;
-                entry.ident_mut().first_gen = gen;
+                if let Some(c) = entry.ident_mut() {
+                    c.timer_gen = gen;
+                    c.first_gen = gen;
+                }
                 self.slots[s as usize] = Some(entry);
                 s
             }
@@ -947,7 +1176,7 @@ impl Tracker {
         let hash = hasher.hash_one(key);
         self.table
             .insert_unique(hash, slot, |&s| match &slots[s as usize] {
-                Some(e) => hasher.hash_one(key_of(e.ident())),
+                Some(e) => hasher.hash_one(e.key()),
                 None => 0, // never: the table holds only live slots
             });
         self.lru_push_back(slot);
@@ -956,6 +1185,11 @@ impl Tracker {
             let victim = self.lru_head;
             self.evicted += 1;
             self.remove(victim, Cause::Evicted);
+            // The evicted flows' timers stay in the heap until it is compacted; with no timer
+            // due (a flood within seconds), only this keeps the heap to the open flows'.
+            if self.timers.heap.len() > 4 * self.live + 4096 {
+                self.compact_timers();
+            }
         }
         slot
     }
@@ -968,20 +1202,19 @@ impl Tracker {
         let Some(entry) = self.slots[slot as usize].take() else {
             return;
         };
-        let key = key_of(entry.ident());
+        let key = entry.key();
         if let Ok(found) = self
             .table
             .find_entry(self.hasher.hash_one(key), |&s| s == slot)
         {
             found.remove();
         }
-        self.free
-            .push((slot, entry.ident().timer_gen.wrapping_add(1)));
+        self.free.push((slot, entry.timer_gen().wrapping_add(1)));
         self.live -= 1;
         match entry {
             Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause),
             Entry::Syn(syn) => {
-                let conn = syn.expand(&self.config, &mut self.timers);
+                let conn = syn.expand(&self.config, &mut self.timers, slot, false);
                 self.ended.push_tcp(&conn, cause);
             }
             Entry::Flow(flow) => self.ended.push_flow(&flow, cause),
@@ -1175,7 +1408,7 @@ impl Tracker {
             .slots
             .get(slot as usize)
             .and_then(|s| s.as_ref())
-            .map_or([0; 17], |e| e.ident().uid);
+            .map_or([0; 17], Entry::uid);
         ((1, uid), Some(slot))
     }
 
@@ -1251,13 +1484,23 @@ impl Tracker {
                 found = None;
             }
         }
+        // A new connection's timers are held back until its first packet is applied: if it
+        // stays a SynOnly, only the one due first goes into the heap.
+        let mut armed = std::mem::take(&mut self.armed);
+        armed.clear();
+        // A plain SYN will likely stay a SynOnly, which computes its uid when it expands: with
+        // no transitions to name it, the uid waits.
+        let lazy_uid = !self.config.keep_transitions
+            && flags & (SYN | ACK | tcp::FIN | tcp::RST) == SYN
+            && seg.payload == 0;
         let slot = match found {
             Some(slot) => slot,
             None => {
                 let c = Common::new(6, src, sport, dst, dport, seg.ts, zts, seg.frame, 0);
                 let conn = TcpConn::new(c, &seg, self.config.report_gaps_for_partial);
-                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version);
+                let slot = self.insert(key, Entry::Tcp(Box::new(conn)), seg.ts, version, !lazy_uid);
                 let (mut t, entry) = self.ctx(slot);
+                t.record = Some(&mut armed);
                 if let Entry::Tcp(conn) = entry {
                     conn.arm(&mut t);
                 }
@@ -1279,25 +1522,48 @@ impl Tracker {
             }
         };
         let check = self.config.drop_bad_checksums;
+        let new = found.is_none();
+        let first_seq = self.timers.seq + 1;
         let (mut t, entry) = self.ctx(slot);
-        let Entry::Tcp(conn) = entry else {
-            return slot;
-        };
-        let o = usize::from(conn.c.orig);
-        let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
-        let h = if from_orig { o } else { 1 - o };
-        conn.packet(&seg, h, check, &opts, &mut t);
-        let compact = if found.is_none() {
-            SynOnly::compress(conn, &seg, &opts, check)
-        } else {
-            None
-        };
+        if new {
+            t.record = Some(&mut armed);
+        }
+        let mut compact = None;
+        if let Entry::Tcp(conn) = entry {
+            let o = usize::from(conn.c.orig);
+            let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
+            let h = if from_orig { o } else { 1 - o };
+            conn.packet(&seg, h, check, &opts, &mut t);
+            if new {
+                compact = SynOnly::compress(conn, &seg, &opts, check, &armed, first_seq);
+            }
+        }
+        if new {
+            // Numbered in the order they were armed, as if pushed one by one.
+            self.timers.seq += armed.len() as u64;
+            let only = compact.as_ref().map(SynOnly::first_due);
+            for (i, &(deadline, kind, gen)) in armed.iter().enumerate() {
+                if only.is_none_or(|k| k == i) {
+                    self.timers
+                        .push(slot, deadline, first_seq + i as u64, kind, gen);
+                }
+            }
+        }
+        self.armed = armed;
+        if new && lazy_uid && compact.is_none() {
+            if let Some(Entry::Tcp(conn)) = self.slots[slot as usize].as_mut() {
+                conn.c.id.uid = flow_uid_of(&mut self.scratch, conn.c.serial, seg.ts, &key);
+            }
+        }
         if let Some(syn) = compact {
             if let Some(entry) = self.slots[slot as usize].as_mut() {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
-                    let again = syn.clone().expand(&self.config, &mut scratch);
+                    let mut again = syn.clone().expand(&self.config, &mut scratch, slot, false);
+                    if lazy_uid {
+                        again.c.id.uid = conn.c.id.uid; // not computed yet
+                    }
                     debug_assert!(
                         again == **conn,
                         "a SynOnly expands to the connection it was"
@@ -1335,7 +1601,7 @@ impl Tracker {
             None => {
                 let inactivity = self.config.timeouts.udp_inactivity;
                 let c = Common::new(17, src, sport, dst, dport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
                 let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
                 let dns_timeout = self.config.dns_timeout;
                 let dns_period = self.config.timeouts.dns_session_timeout;
@@ -1403,14 +1669,10 @@ impl Tracker {
             None => {
                 let inactivity = self.config.timeouts.icmp_inactivity;
                 let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
                 let (mut t, entry) = self.ctx(slot);
-                if inactivity != 0 {
-                    t.add(
-                        entry.ident(),
-                        zts.saturating_add(inactivity),
-                        TimerKind::Inactivity,
-                    );
+                if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
+                    t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
                 }
                 if let Entry::Flow(flow) = entry {
                     // Its type is orig's port; Zeek's resp_p cannot say the code.
@@ -1466,14 +1728,10 @@ impl Tracker {
             None => {
                 let inactivity = self.config.timeouts.unknown_ip_inactivity;
                 let c = Common::new(proto, src, 0, dst, 0, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version);
+                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
                 let (mut t, entry) = self.ctx(slot);
-                if inactivity != 0 {
-                    t.add(
-                        entry.ident(),
-                        zts.saturating_add(inactivity),
-                        TimerKind::Inactivity,
-                    );
+                if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
+                    t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
                 }
                 slot
             }
@@ -1507,25 +1765,35 @@ impl Tracker {
             true,
         );
         if let Some(slot) = self.lookup(&key) {
+            self.expand_at(slot); // a SynOnly keeps no extras
             let (t, c) = (p.icmp_type[i], p.icmp_code[i]);
-            self.ident_at(slot).extra().icmp_errors.push((t, c));
+            if let Some(id) = self.entry_at(slot).ident_mut() {
+                id.extra().icmp_errors.push((t, c));
+            }
         }
     }
 
     /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
     fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
         let seen = match self.slots.get(slot as usize) {
-            Some(Some(e)) => e.ident().encap_seen,
+            Some(Some(e)) => e.encap_seen(),
             _ => return,
         };
-        if seen {
-            self.expand_at(slot); // a SynOnly has seen one packet: never here
+        if seen || encap.is_some() {
+            self.expand_at(slot); // a SynOnly keeps no tunnel parents
         }
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return;
         };
         if !seen {
-            let c = entry.ident_mut();
+            let c = match entry {
+                Entry::Syn(s) => {
+                    s.bits |= SynOnly::ENCAP_SEEN;
+                    return;
+                }
+                Entry::Tcp(t) => &mut t.c.id,
+                Entry::Flow(f) => &mut f.c.id,
+            };
             c.encap_seen = true;
             if let Some(e) = encap {
                 let x = c.extra();
@@ -1556,6 +1824,19 @@ impl Tracker {
             c.id.extra().encap = Some(e);
         }
     }
+}
+
+/// A flow's uid from its serial, first time and table key.
+fn flow_uid_of(scratch: &mut Vec<u8>, serial: u64, ts: i64, key: &Key) -> Uid {
+    ids::flow_uid(
+        scratch,
+        serial,
+        ts,
+        key.proto,
+        key.vlan(),
+        (&key.a, key.pa),
+        (&key.b, key.pb),
+    )
 }
 
 /// (orig_p, resp_p, one_way) for an ICMP message, as Zeek fills conn_id.
@@ -1617,7 +1898,8 @@ mod size_tests {
     use super::*;
 
     /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. Each
-    /// entry is a slot (its key and a boxed state) and 4 bytes in the hash table.
+    /// entry is a slot (its key and a boxed state) and 4 bytes in the hash table; a SynOnly
+    /// also one timer (docs/benchmarks.md: about 190 bytes an open SYN-only flow in all).
     #[test]
     fn per_flow_state_stays_within_its_current_size() {
         eprintln!(
@@ -1629,9 +1911,10 @@ mod size_tests {
             std::mem::size_of::<Timer>(),
         );
         assert!(std::mem::size_of::<Option<Entry>>() <= 16);
-        assert!(std::mem::size_of::<SynOnly>() <= 144);
+        // 104 bytes: malloc gives 112, the next size up (120) would cost 16 more.
+        assert!(std::mem::size_of::<SynOnly>() <= 104);
         assert!(std::mem::size_of::<Flow>() <= 264);
-        assert!(std::mem::size_of::<TcpConn>() <= 792);
+        assert!(std::mem::size_of::<TcpConn>() <= 776);
         assert!(std::mem::size_of::<Timer>() <= 24);
     }
 }
@@ -1840,6 +2123,30 @@ mod tracker_tests {
         assert_eq!(t.transitions.len(), 10 + 3);
     }
 
+    /// A SynOnly keeps one of its three timers in the heap; the others go in when it expands,
+    /// and fire as they would have: the SYN-only flows end by tcp_attempt (5 s) as attempts,
+    /// the one answered in time goes on.
+    #[test]
+    fn syn_only_flows_keep_one_timer_until_they_expand() {
+        let mut r = Rows::default();
+        for k in 0..4u16 {
+            r.tcp(i64::from(k), (v4(9), 1000 + k), (v4(3), 80), SYN, 1, 0, 0);
+        }
+        let mut t = Tracker::new(Config::default());
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(t.timers.heap.len(), 4);
+        let mut r = Rows::default();
+        r.tcp(100, (v4(3), 80), (v4(9), 1000), SYN | ACK, 7, 2, 0);
+        t.feed(&r.packets()).unwrap();
+        // Expanded: its inactivity and expire timers joined the heap, and the SYN-ACK armed
+        // the established inactivity timeout.
+        assert_eq!(t.timers.heap.len(), 7);
+        t.advance(1_700_000_006_000_000_000);
+        assert_eq!(t.ended.orig_p, [1001, 1002, 1003]);
+        assert_eq!(t.ended.end_reason, [2, 2, 2]); // idle: the attempt timer
+        assert_eq!(t.open_flows(), 1);
+    }
+
     #[test]
     fn the_flow_cap_evicts_the_least_recently_active() {
         let mut r = Rows::default();
@@ -1921,6 +2228,7 @@ mod tracker_tests {
             }
             let config = Config {
                 drop_bad_checksums: round % 2 == 0,
+                keep_transitions: round % 4 < 2,
                 max_flows: 1 + round % 7,
                 vlan_in_key: round % 3 == 0,
                 likely_server_ports: vec![(6, 80), (17, 53), (6, 0)],

@@ -20,11 +20,16 @@ impl Tracker {
                 Entry::Flow(flow) => out.push_flow(flow, Cause::End),
                 // The compact form is expanded on a copy, with timers nobody runs.
                 Entry::Syn(syn) => {
-                    let conn = SynOnly::clone(syn).expand(&self.config, &mut Timers::default());
+                    let conn = SynOnly::clone(syn).expand(
+                        &self.config,
+                        &mut Timers::default(),
+                        slot,
+                        false,
+                    );
                     out.push_tcp(&conn, Cause::End);
                 }
             }
-            slot = entry.ident().lru_prev;
+            slot = entry.lru().0;
         }
         out
     }

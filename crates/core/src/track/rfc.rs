@@ -7,6 +7,7 @@
 //! state; pairs not in it leave the state as it is.
 
 use super::columns::Sockets;
+use super::ranges::Coverage;
 use super::tcp::{Segment, ACK, FIN, RST, SYN};
 use super::zeek::seq_delta;
 use super::{SynOptions, TimerCtx};
@@ -161,7 +162,7 @@ pub struct Host {
     /// One past the highest sequence number this host sent.
     pub high: Option<u32>,
     /// Sequence ranges sent, relative to isn (merged), for retransmission analysis.
-    pub seen: Vec<(i64, i64)>,
+    pub seen: Coverage,
     pub last_ack: Option<u32>,
     pub last_win: Option<u16>,
     pub window_zero: bool,
@@ -176,7 +177,7 @@ impl Host {
             isn: None,
             fin_abs: None,
             high: None,
-            seen: Vec::new(),
+            seen: Coverage::default(),
             last_ack: None,
             last_win: None,
             window_zero: false,
@@ -387,7 +388,7 @@ impl Observer {
             } else if seg != 0 {
                 let end = rel + seg;
                 if end <= nxt {
-                    if covered(&host.seen, rel, end) {
+                    if host.seen.covers(rel, end) {
                         a[RETX] += 1;
                         if peer.dup_acks >= 2 && peer.last_ack == Some(s.seq) {
                             a[FAST_RETX] += 1;
@@ -405,7 +406,7 @@ impl Observer {
             }
         }
         if seg != 0 {
-            cover(&mut host.seen, rel, rel + seg);
+            host.seen.add(rel, rel + seg);
             let end_abs = s.seq.wrapping_add(seg as u32);
             if host.high.is_none_or(|high| seq_delta(end_abs, high) > 0) {
                 host.high = Some(end_abs);
@@ -486,50 +487,9 @@ fn window_end(last_ack: u32, win: u16, scale: i16) -> u32 {
     last_ack.wrapping_add(shifted as u32)
 }
 
-fn covered(ranges: &[(i64, i64)], start: i64, end: i64) -> bool {
-    ranges.iter().any(|&(a, b)| a <= start && end <= b)
-}
-
-/// Adds [start, end) to merged ranges (typical streams are one range).
-fn cover(ranges: &mut Vec<(i64, i64)>, start: i64, end: i64) {
-    if let Some(r) = ranges.iter_mut().find(|r| r.0 <= end && start <= r.1) {
-        r.0 = r.0.min(start);
-        r.1 = r.1.max(end);
-    } else {
-        let at = ranges.partition_point(|r| *r < (start, end));
-        ranges.insert(at, (start, end));
-        return;
-    }
-    ranges.sort_unstable();
-    // Merge in place.
-    let mut w = 0;
-    for i in 0..ranges.len() {
-        if w > 0 && ranges[i].0 <= ranges[w - 1].1 {
-            ranges[w - 1].1 = ranges[w - 1].1.max(ranges[i].1);
-        } else {
-            ranges[w] = ranges[i];
-            w += 1;
-        }
-    }
-    ranges.truncate(w);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cover_merges() {
-        let mut r = Vec::new();
-        cover(&mut r, 10, 20);
-        cover(&mut r, 30, 40);
-        cover(&mut r, 0, 5);
-        assert_eq!(r, vec![(0, 5), (10, 20), (30, 40)]);
-        cover(&mut r, 15, 35);
-        assert_eq!(r, vec![(0, 5), (10, 40)]);
-        cover(&mut r, 5, 10);
-        assert_eq!(r, vec![(0, 40)]);
-    }
 
     #[test]
     fn reset_leaves_closed_alone_and_closes_the_rest() {

@@ -611,13 +611,10 @@ impl TcpConn {
 
     fn deliver(&mut self, h: usize, t: &mut TimerCtx) {
         let r = &mut self.ep[h].reasm;
-        for &(b0, b1) in &r.blocks {
-            if b0 > r.next {
-                break;
-            }
-            if b0 == r.next {
-                r.next = b1;
-            }
+        // A block starting exactly at the delivered position moves it to the block's end;
+        // one starting below it is never delivered (Zeek's reassembler walks its list so).
+        while let Some(end) = r.end_of(r.next) {
+            r.next = end;
         }
         let next = self.ep[h].reasm.next;
         if self.ep[h].no_data_acked()
@@ -648,9 +645,9 @@ impl TcpConn {
         self.deliver(h, t);
         let ep = &mut self.ep[h];
         if ep.no_data_acked() {
-            if let Some(&(_, last)) = ep.reasm.blocks.last() {
+            if let Some((_, last)) = ep.reasm.last() {
                 if last - ep.reasm.next > REASSEMBLY_SKIP {
-                    ep.reasm.blocks.clear();
+                    ep.reasm.clear();
                     ep.reasm.skip = true;
                 }
             }
@@ -662,8 +659,8 @@ impl TcpConn {
             self.undelivered(h, seq, t);
         }
         let r = &mut self.ep[h].reasm;
-        r.blocks.retain(|b| b.1 > seq);
-        if r.blocks.first().is_some_and(|b| b.0 == r.next) {
+        r.drop_ending_by(seq);
+        if r.first().is_some_and(|b| b.0 == r.next) {
             self.deliver(h, t);
         }
         self.ep[h].reasm.trim = seq;
@@ -676,7 +673,7 @@ impl TcpConn {
         if !self.ep[h].reasm.skip {
             loop {
                 let r = &self.ep[h].reasm;
-                let Some(&(b0, _)) = r.blocks.iter().find(|b| b.0 >= r.next) else {
+                let Some((b0, _)) = r.first_from(r.next) else {
                     break;
                 };
                 if b0 >= up_to {
@@ -722,7 +719,7 @@ impl TcpConn {
         if delivered != last - 1 && delivered != last {
             return true;
         }
-        ep.state != ZState::Reset && !self.ep[1 - h].reasm.blocks.is_empty()
+        ep.state != ZState::Reset && self.ep[1 - h].reasm.has_blocks()
     }
 
     fn check_eof(&mut self, h: usize, t: &mut TimerCtx) {

@@ -3,6 +3,7 @@
 //! reassembler that decides gaps (missed_bytes). docs/zeek-rules.md gives every rule.
 
 use super::history::Scaled;
+use super::ranges::Blocks;
 
 /// Zeek ignores SYN/RST sequence numbers that jump further than this (§8.1).
 pub const TOO_LARGE_SEQ_DELTA: i64 = 1_048_576;
@@ -75,11 +76,12 @@ pub struct ZEndpoint {
     pub reasm: Reasm,
 }
 
-/// What Zeek's TCP reassembler decides for conn.log: sorted, non-overlapping blocks
-/// [seq, upper) not yet delivered, the first byte not yet delivered in order, the trim point.
+/// What Zeek's TCP reassembler decides for conn.log: the blocks [seq, upper) not yet trimmed
+/// (boxed: allocated with the first block, dropped when the last goes), the first byte not yet
+/// delivered in order, the trim point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reasm {
-    pub blocks: Vec<(i64, i64)>,
+    pub blocks: Option<Box<Blocks>>,
     pub next: i64,
     pub trim: i64,
     pub skip: bool,
@@ -89,7 +91,7 @@ pub struct Reasm {
 impl Default for Reasm {
     fn default() -> Self {
         Reasm {
-            blocks: Vec::new(),
+            blocks: None,
             next: 1,
             trim: 1,
             skip: false,
@@ -99,30 +101,50 @@ impl Default for Reasm {
 }
 
 impl Reasm {
-    /// Adds [seq, upper) minus what the blocks already hold, keeping them sorted.
+    /// Adds [seq, upper) minus what the blocks already hold.
     pub fn insert(&mut self, seq: i64, upper: i64) {
-        let mut lo = seq;
-        // Walk the sorted blocks; each uncovered piece before a block is inserted in place.
-        let mut i = 0;
-        while i < self.blocks.len() && lo < upper {
-            let (b0, b1) = self.blocks[i];
-            if b1 <= lo {
-                i += 1;
-                continue;
+        self.blocks
+            .get_or_insert_with(Default::default)
+            .insert(seq, upper);
+    }
+
+    pub fn has_blocks(&self) -> bool {
+        self.blocks.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    pub fn end_of(&self, seq: i64) -> Option<i64> {
+        self.blocks.as_ref().and_then(|b| b.end_of(seq))
+    }
+
+    pub fn first_from(&self, seq: i64) -> Option<(i64, i64)> {
+        self.blocks.as_ref().and_then(|b| b.first_from(seq))
+    }
+
+    pub fn first(&self) -> Option<(i64, i64)> {
+        self.blocks.as_ref().and_then(|b| b.first())
+    }
+
+    pub fn last(&self) -> Option<(i64, i64)> {
+        self.blocks.as_ref().and_then(|b| b.last())
+    }
+
+    /// Drops the blocks that end at or before `seq`; the box goes with the last of them.
+    pub fn drop_ending_by(&mut self, seq: i64) {
+        if let Some(b) = self.blocks.as_mut() {
+            b.drop_ending_by(seq);
+            if b.is_empty() {
+                self.blocks = None;
             }
-            if b0 >= upper {
-                break;
-            }
-            if lo < b0 {
-                self.blocks.insert(i, (lo, b0));
-                i += 1;
-            }
-            lo = lo.max(b1);
-            i += 1;
         }
-        if lo < upper {
-            self.blocks.insert(i, (lo, upper));
-        }
+    }
+
+    pub fn clear(&mut self) {
+        self.blocks = None;
+    }
+
+    /// Every block, in order (tests).
+    pub fn block_list(&self) -> Vec<(i64, i64)> {
+        self.blocks.as_ref().map(|b| b.to_vec()).unwrap_or_default()
     }
 }
 
@@ -302,10 +324,10 @@ mod tests {
         r.insert(10, 20);
         r.insert(30, 40);
         r.insert(5, 35);
-        assert_eq!(r.blocks, vec![(5, 10), (10, 20), (20, 30), (30, 40)]);
+        assert_eq!(r.block_list(), vec![(5, 10), (10, 20), (20, 30), (30, 40)]);
         r.insert(0, 50);
         assert_eq!(
-            r.blocks,
+            r.block_list(),
             vec![(0, 5), (5, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
         );
     }
