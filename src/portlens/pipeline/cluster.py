@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -163,7 +164,12 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         # The workers' statistical profiler samples every thread's stack every 10 ms: on a
         # task that is Python from end to end it cost a third of the CPU (docs/scale.md). The
         # nannies hand this configuration to the worker processes they start.
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        # The scheduler's HTTP server moves off 8787 when another cluster holds it and says
+        # so in a UserWarning: a traceback-like note on the user's terminal for nothing.
+        with dask.config.set({"distributed.worker.profile.enabled": False}), \
+                warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Port .* is already in use",
+                                    category=UserWarning)
             cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=logging.ERROR)
         new_client: Any = distributed.Client
