@@ -19,8 +19,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 
 
-class Coverage:
-    """Disjoint ranges [start, end), sorted, touching ones merged."""
+class _Ranges:
+    """Two parallel sorted lists: range i is [starts[i], ends[i])."""
 
     __slots__ = ("ends", "starts")
 
@@ -36,6 +36,12 @@ class Coverage:
 
     def pairs(self) -> list[tuple[int, int]]:
         return list(zip(self.starts, self.ends, strict=True))
+
+
+class Coverage(_Ranges):
+    """Disjoint ranges [start, end), sorted, touching ones merged."""
+
+    __slots__ = ()
 
     def covers(self, start: int, end: int) -> bool:
         """Is [start, end) inside one range?"""
@@ -98,25 +104,15 @@ class Coverage:
             self.starts[0] = first
 
 
-class Blocks:
+class Blocks(_Ranges):
     """Zeek's reassembler blocks: disjoint [seq, upper) as inserted (not merged), and their
     union."""
 
-    __slots__ = ("ends", "starts", "union")
+    __slots__ = ("union",)
 
     def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        super().__init__()
         self.union = Coverage()
-
-    def __bool__(self) -> bool:
-        return bool(self.starts)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def pairs(self) -> list[tuple[int, int]]:
-        return list(zip(self.starts, self.ends, strict=True))
 
     def insert(self, seq: int, upper: int) -> None:
         """Add [seq, upper) minus what the blocks already hold: one block per hole."""
