@@ -227,7 +227,7 @@ def compare(name: str, variant: str) -> tuple[int, list[str]]:
     config = zeek_config(name, variant)
     capture = next(p for p in root.glob(name + ".pcap*"))
     tracker = new_tracker(config)  # what the CLI and the API track with (Rust)
-    conns = [c for b in decode_capture(capture) for c in tracker.feed(b)] + tracker.finish()
+    conns = [*(c for b in decode_capture(capture) for c in tracker.feed(b)), *tracker.finish()]
     got = [zeek_view(c) for c in conns]
     suffix = f".{variant}" if variant else ""
     expected = load_baseline(root / f"{name}.zeek-conn{suffix}.log")

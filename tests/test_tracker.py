@@ -181,6 +181,6 @@ def test_a_jump_in_capture_time_fires_timers_once() -> None:
     ts = [0, 10**6, 2 * 10**6, 40 * 365 * 86400 * 10**9]  # the last: 40 years later
     batch = Decoder().decode(FrameBatch.from_frames(frames, ts, linktype=1))
     tracker = Tracker()
-    ended = tracker.feed(batch) + tracker.finish()
+    ended = [*tracker.feed(batch), *tracker.finish()]
     assert [c.orig_p for c in ended] == [40000, 40001]
     assert tracker.timer_seq < 20  # timers armed in all: a handful, not one per 6 s of 40 years

@@ -83,7 +83,8 @@ def test_new_tracker_is_rust_unless_the_reference_is_asked_for() -> None:
 def test_the_reference_fast_lane_shows_no_false_gap(overlap: Path) -> None:
     """Issue 11: the reference's fast lane records the bytes it delivers."""
     tracker = new_tracker(reference=True)
-    (conn,) = [c for b in decode_capture(overlap) for c in tracker.feed(b)] + tracker.finish()
+    (conn,) = [*(c for b in decode_capture(overlap) for c in tracker.feed(b)),
+               *tracker.finish()]
     assert (conn.history, conn.missed_bytes) == (REFERENCE_FAST_HISTORY, 0)
 
 
@@ -146,7 +147,7 @@ def test_cli_conns_json_equals_the_reference_tracker(path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     got = [json.loads(line) for line in proc.stdout.splitlines()]
     tracker = new_tracker(TrackerConfig(fast_paths=False), reference=True)
-    conns = [c for b in decode_capture(path) for c in tracker.feed(b)] + tracker.finish()
+    conns = [*(c for b in decode_capture(path) for c in tracker.feed(b)), *tracker.finish()]
     want = [json.loads(json_line(record(c))) for c in conns]
     assert len(got) == len(want) > 0
     for g, w in zip(got, want, strict=True):

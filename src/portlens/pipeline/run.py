@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -421,7 +421,7 @@ class Pipeline:
         self.not_counted = Counter(tracker.not_counted)
         self.evicted = tracker.evicted
 
-    def _feed(self, tracker: Tracker, batch: PacketBatch) -> list[Connection]:
+    def _feed(self, tracker: Tracker, batch: PacketBatch) -> Iterable[Connection]:
         """The connections that end with ``batch``. A tracker of one shard sees only its own
         packets; its clock still follows every packet a tracker of all flows would count,
         moved at the end of each batch, so that a timer that one tracker of everything fires
@@ -432,7 +432,7 @@ class Pipeline:
         if config.shard is not None and len(batch):
             counted = tracked_rows(batch, config)
             if counted.any():
-                ended += tracker.advance(int(batch.ts_ns[counted].max()))
+                return [*ended, *tracker.advance(int(batch.ts_ns[counted].max()))]
         return ended
 
     @property

@@ -11,7 +11,7 @@ hands back connections as they end.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from portlens.decode import Decoder as PythonDecoder
@@ -38,11 +38,11 @@ class Tracker(Protocol):
     not_counted: Counter[str]
     evicted: int
 
-    def feed(self, batch: PacketBatch) -> list[Connection]: ...
+    def feed(self, batch: PacketBatch) -> Iterable[Connection]: ...
 
-    def advance(self, ts_ns: int) -> list[Connection]: ...
+    def advance(self, ts_ns: int) -> Iterable[Connection]: ...
 
-    def finish(self) -> list[Connection]: ...
+    def finish(self) -> Iterable[Connection]: ...
 
     def open_connections(self, limit: int | None = None) -> list[Connection]: ...
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -69,6 +69,7 @@ MARK_COUNTERS = (*ANALYSIS, "syn_retransmits", "syn_ack_retransmits")
 
 NONE64 = np.iinfo(np.int64).min
 NO_VLAN = NO_CODE = np.iinfo(np.int32).min
+ROWS_PER_CHUNK = 8192
 _PROTOS = {"tcp": 6, "udp": 17}
 _STATES = {s.value: s for s in TcpState}
 _EVENTS = {e.value: e for e in Event}
@@ -260,7 +261,7 @@ class RustTracker:
 
     # --- the Tracker protocol ------------------------------------------------------------------
 
-    def feed(self, batch: PacketBatch) -> list[Connection]:
+    def feed(self, batch: PacketBatch) -> Iterator[Connection]:
         """Track one batch; returns the connections that ended during it."""
         shard = self.config.shard
         if shard is not None:
@@ -270,16 +271,34 @@ class RustTracker:
                 self.other_shards += len(batch) - mine.size
                 batch = batch.take(mine)
         if self.config.segment_marks:
-            return self._feed_marking(batch)
-        return self._ended(self.core.feed(batch))
+            return iter(self._feed_marking(batch))
+        return self._ended_in_chunks(self.core.feed(batch))
 
-    def advance(self, ts_ns: int) -> list[Connection]:
+    def advance(self, ts_ns: int) -> Iterator[Connection]:
         """Move the clock to ``ts_ns`` without a packet: timers due by then fire."""
-        return self._ended(self.core.advance(ts_ns))
+        return self._ended_in_chunks(self.core.advance(ts_ns))
 
-    def finish(self) -> list[Connection]:
+    def finish(self) -> Iterator[Connection]:
         """End of capture: every open connection ends now."""
-        return self._ended(self.core.finish())
+        return self._ended_in_chunks(self.core.finish())
+
+    def _ended_in_chunks(self, cols: dict[str, Any]) -> Iterator[Connection]:
+        """The ended rows as objects a chunk at a time: a batch can end a hundred thousand
+        connections (a SYN flood past --max-flows evicts one per packet) and finish() up to
+        --max-flows, so that a consumer that writes each row as it comes never holds them
+        all (the flood at the default cap peaked at 600 MB with each batch's made at once).
+        The core's counters and transition stream are taken now, not when iterated."""
+        if self.config.segment_marks:
+            return iter(self._ended(cols))
+        self._transitions()
+        self._counters()
+        return self._chunks(cols)
+
+    def _chunks(self, cols: dict[str, Any]) -> Iterator[Connection]:
+        n = len(cols["uid"])
+        for start in range(0, n, ROWS_PER_CHUNK):
+            part = {k: v[start:start + ROWS_PER_CHUNK] for k, v in cols.items()}
+            yield from connections(part, self.kept)
 
     def open_connections(self, limit: int | None = None) -> list[Connection]:
         """The open connections as they stand (most recently active first), without their
