@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from portlens.cli.args import source_args
 from portlens.cli.common import (
@@ -20,6 +20,7 @@ from portlens.cli.common import (
 from portlens.cli.times import clock, time_args
 
 if TYPE_CHECKING:
+    from portlens.report.clock import Clock
     from portlens.report.tables import Screen
 
 EPILOG_HOSTS = """examples:
@@ -91,31 +92,25 @@ def cmd_hosts(args: argparse.Namespace) -> int:
     from portlens.analysis.talkers import TalkerTable
     from portlens.report import talkers as report
 
-    if not _check(args):
-        return 2
-    times = clock(args)
-    table, status = _table(args)
-    assert isinstance(table, TalkerTable)
-    rows = table.endpoints(args.sort, args.top)
-    records = [e.record() for e in rows]
-    if args.format == "json":
-        report.write_json(records, sys.stdout)
-    elif args.format == "csv":
-        report.write_csv(records, report.HOST_FIELDS, sys.stdout)
-    elif rows:
-        columns = report.columns_for(report.HOST_COLUMNS, times)
-        cells = [report.host_cells(e, times) for e in rows]
-        where = screen(args)
-        left = report.print_table(where, columns, report.rows_of(cells, columns),
-                                  report.HOST_DROP, "hosts (IP endpoints)")
-        _footer(where, f"{len(rows)} of {len(table.endpoints())} hosts" if args.top else
-                f"{len(rows)} host{'' if len(rows) == 1 else 's'}", left,
-                times.zone_label(min(e.first_ns for e in rows)))
-    sys.stdout.flush()
-    return exit_status(status, rows)
+    return _listing(args, TalkerTable.endpoints, report.HOST_FIELDS, report.HOST_COLUMNS,
+                    report.host_cells, report.HOST_DROP, "hosts (IP endpoints)", "host")
 
 
 def cmd_convs(args: argparse.Namespace) -> int:
+    from portlens.analysis.talkers import TalkerTable
+    from portlens.report import talkers as report
+
+    return _listing(args, TalkerTable.conversations, report.CONV_FIELDS, report.CONV_COLUMNS,
+                    report.conv_cells, report.CONV_DROP, "conversations (A: the first to send)",
+                    "conversation")
+
+
+def _listing(args: argparse.Namespace, rows_of: Callable[..., list[Any]],
+             fields: Sequence[str], columns: Sequence[str],
+             cells_of: Callable[[Any, Clock], dict[str, str]], drop: Sequence[str],
+             title: str, noun: str) -> int:
+    """`hosts` and `convs` alike: the rows ``rows_of`` takes from the table, as JSON, CSV or
+    a table titled ``title`` with a footer counting ``noun``s."""
     from portlens.analysis.talkers import TalkerTable
     from portlens.report import talkers as report
 
@@ -124,21 +119,20 @@ def cmd_convs(args: argparse.Namespace) -> int:
     times = clock(args)
     table, status = _table(args)
     assert isinstance(table, TalkerTable)
-    rows = table.conversations(args.sort, args.top)
-    records = [c.record() for c in rows]
+    rows = rows_of(table, args.sort, args.top)
+    records = [r.record() for r in rows]
     if args.format == "json":
         report.write_json(records, sys.stdout)
     elif args.format == "csv":
-        report.write_csv(records, report.CONV_FIELDS, sys.stdout)
+        report.write_csv(records, fields, sys.stdout)
     elif rows:
-        columns = report.columns_for(report.CONV_COLUMNS, times)
-        cells = [report.conv_cells(c, times) for c in rows]
+        shown = report.columns_for(columns, times)
+        cells = [cells_of(r, times) for r in rows]
         where = screen(args)
-        left = report.print_table(where, columns, report.rows_of(cells, columns),
-                                  report.CONV_DROP, "conversations (A: the first to send)")
-        _footer(where, f"{len(rows)} of {len(table.conversations())} conversations" if args.top else
-                f"{len(rows)} conversation{'' if len(rows) == 1 else 's'}", left,
-                times.zone_label(min(c.first_ns for c in rows)))
+        left = report.print_table(where, shown, report.rows_of(cells, shown), drop, title)
+        _footer(where, f"{len(rows)} of {len(rows_of(table))} {noun}s" if args.top else
+                f"{len(rows)} {noun}{'' if len(rows) == 1 else 's'}", left,
+                times.zone_label(min(r.first_ns for r in rows)))
     sys.stdout.flush()
     return exit_status(status, rows)
 
