@@ -101,6 +101,22 @@ impl DatagramBytes {
 }
 
 impl Datagram {
+    /// A datagram whose first fragment (in arrival order) came at `first_ts`.
+    fn new(seq: u64, first_ts: i64) -> Self {
+        Datagram {
+            seq,
+            first_ts,
+            covered: Vec::new(),
+            total: None,
+            frames: 0,
+            unfrag_len: 0,
+            first: None,
+            waiting_rows: Vec::new(),
+            bytes: None,
+            frames_without_bytes: false,
+        }
+    }
+
     /// Bytes this datagram holds (its key and entry, its ranges, its waiting rows).
     fn cost(&self) -> usize {
         ENTRY_BYTES
@@ -287,18 +303,7 @@ impl Reassembler {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.order.push_back((seq, rec.key));
-            let d = e.insert(Datagram {
-                seq,
-                first_ts: now,
-                covered: Vec::new(),
-                total: None,
-                frames: 0,
-                unfrag_len: 0,
-                first: None,
-                waiting_rows: Vec::new(),
-                bytes: None,
-                frames_without_bytes: false,
-            });
+            let d = e.insert(Datagram::new(seq, now));
             self.held_bytes += d.cost();
             if self.pending.len() > self.limits.max_datagrams && self.drop_oldest() {
                 self.counters.evicted += 1;
@@ -497,18 +502,7 @@ mod tests {
     use super::*;
 
     fn datagram() -> Datagram {
-        Datagram {
-            seq: 0,
-            first_ts: 0,
-            covered: Vec::new(),
-            total: None,
-            frames: 0,
-            unfrag_len: 0,
-            first: None,
-            waiting_rows: Vec::new(),
-            bytes: None,
-            frames_without_bytes: false,
-        }
+        Datagram::new(0, 0)
     }
 
     #[test]
