@@ -6,7 +6,9 @@
 //! side reshapes them, a view.
 
 use numpy::{IntoPyArray, PyReadonlyArray1};
-use portlens_core::decode::{ColumnData, DecodeOptions, Decoder as Engine, FragmentLimits};
+use portlens_core::decode::{
+    ColumnData, DecodeOptions, Decoder as Engine, FragmentLimits, Reassembler,
+};
 use portlens_core::frames::Frames;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -104,17 +106,25 @@ impl Decoder {
     /// bytes_dropped (fragment bytes let go past 16 MiB), held_datagrams, held_bytes.
     #[getter]
     fn fragment_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = &self.engine.reassembler;
-        let c = r.counters;
-        let out = PyDict::new(py);
-        out.set_item("completed", c.completed)?;
-        out.set_item("expired", c.expired)?;
-        out.set_item("evicted", c.evicted)?;
-        out.set_item("evicted_bytes", c.evicted_bytes)?;
-        out.set_item("descended", c.descended)?;
-        out.set_item("bytes_dropped", c.bytes_dropped)?;
-        out.set_item("held_datagrams", r.len())?;
-        out.set_item("held_bytes", r.held_bytes())?;
-        Ok(out)
+        fragment_counters(py, &self.engine.reassembler)
     }
+}
+
+/// A reassembler's counters and holdings by name (`Decoder.fragment_counters`,
+/// `PacketScan.fragment_counters`).
+pub(crate) fn fragment_counters<'py>(
+    py: Python<'py>,
+    r: &Reassembler,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = r.counters;
+    let out = PyDict::new(py);
+    out.set_item("completed", c.completed)?;
+    out.set_item("expired", c.expired)?;
+    out.set_item("evicted", c.evicted)?;
+    out.set_item("evicted_bytes", c.evicted_bytes)?;
+    out.set_item("descended", c.descended)?;
+    out.set_item("bytes_dropped", c.bytes_dropped)?;
+    out.set_item("held_datagrams", r.len())?;
+    out.set_item("held_bytes", r.held_bytes())?;
+    Ok(out)
 }

@@ -115,17 +115,10 @@ impl PacketScan {
         counts_dict(py, &self.scan().counts)
     }
 
-    /// What the fragment reassembler completed and dropped: completed, expired (timeout),
-    /// evicted (datagram cap), evicted_bytes (byte cap), as `Decoder.fragment_counters`.
+    /// What the fragment reassembler did and holds, as `Decoder.fragment_counters`.
     #[getter]
     fn fragment_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.scan().decoder.reassembler.counters;
-        let out = PyDict::new(py);
-        out.set_item("completed", c.completed)?;
-        out.set_item("expired", c.expired)?;
-        out.set_item("evicted", c.evicted)?;
-        out.set_item("evicted_bytes", c.evicted_bytes)?;
-        Ok(out)
+        crate::decode::fragment_counters(py, &self.scan().decoder.reassembler)
     }
 }
 
