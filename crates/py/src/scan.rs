@@ -37,8 +37,11 @@ impl PacketScan {
     /// Opens `path` as `CaptureReader` does (`name`: how messages call it); `supported` are
     /// the link types the decoder decodes (the others are counted as not decoded).
     #[new]
+    ///
+    /// `read_ahead`: a thread of the core reads the file while each `step` decodes and counts
+    /// the batch before (the same batches in the same order, so the same counts).
     #[pyo3(signature = (path, chunk_bytes = scan::SCAN_CHUNK_BYTES, name = None, *,
-                        checksums, supported))]
+                        checksums, supported, read_ahead = false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -46,11 +49,17 @@ impl PacketScan {
         name: Option<String>,
         checksums: bool,
         supported: Vec<u16>,
+        read_ahead: bool,
     ) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| path.display().to_string());
         let options = DecodeOptions { checksums };
-        let opened =
-            py.detach(|| scan::PacketScan::open(&path, &name, chunk_bytes, options, &supported));
+        let opened = py.detach(|| {
+            let mut scan = scan::PacketScan::open(&path, &name, chunk_bytes, options, &supported)?;
+            if read_ahead {
+                scan.read_ahead();
+            }
+            Ok::<_, portlens_core::capture::CaptureError>(scan)
+        });
         Ok(PacketScan {
             inner: Mutex::new(opened.map_err(|e| CaptureError::new_err(e.0))?),
         })
@@ -69,44 +78,41 @@ impl PacketScan {
     }
 
     /// Stops reading and closes the file.
-    fn close(&self) {
-        self.scan().reader.close();
+    fn close(&self, py: Python<'_>) {
+        let mut guard = self.scan();
+        let scan: &mut scan::PacketScan = &mut guard;
+        py.detach(|| scan.close());
     }
 
     #[getter]
     fn format(&self) -> &'static str {
-        self.scan().reader.format.name()
+        self.scan().format.name()
     }
 
     #[getter]
     fn compression(&self) -> Option<&'static str> {
-        self.scan().reader.compression.map(|c| c.name())
+        self.scan().compression.map(|c| c.name())
     }
 
     #[getter]
     fn bytes_read(&self) -> u64 {
-        self.scan().reader.bytes_read
+        self.scan().bytes_read()
     }
 
     #[getter]
     fn total_bytes(&self) -> u64 {
-        self.scan().reader.total_bytes
+        self.scan().total_bytes
     }
 
     /// Frames cut at the frame cap (`FRAME_CAP_BYTES`, 256 KiB) so far.
     #[getter]
     fn frames_cut(&self) -> u64 {
-        self.scan().reader.frames_cut()
+        self.scan().frames_cut()
     }
 
     /// Interfaces known so far, as `CaptureReader.interfaces` gives them.
     fn interfaces(&self) -> Vec<Interface> {
-        self.scan()
-            .reader
-            .interfaces()
-            .iter()
-            .map(interface)
-            .collect()
+        self.scan().interfaces().iter().map(interface).collect()
     }
 
     /// The counts so far: scalars by name, tallies as {raw key: count}

@@ -312,8 +312,9 @@ class Pipeline:
         self.files = [fs]
         self.not_decoded = Counter()
         try:
+            # The core reads ahead in a thread of its own while each step decodes and counts.
             scan = core.PacketScan(path, name=path, checksums=self._checksums(False),
-                                   supported=sorted(SUPPORTED))
+                                   supported=sorted(SUPPORTED), read_ahead=True)
         except core.CaptureError as exc:
             fs.error = str(exc)
             self.error(str(exc))

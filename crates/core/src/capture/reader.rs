@@ -382,21 +382,58 @@ impl CaptureReader {
     /// The next batch, or the problem that ended reading (after every frame before it), or
     /// `None` at the end. The batch owns its chunk (the bytes carried over go to a new one).
     pub fn next_batch(&mut self) -> Option<Result<FrameBatch, CaptureError>> {
+        self.next_batch_reusing(None)
+    }
+
+    /// As [`next_batch`](Self::next_batch), with the memory of `spare` (a batch the caller is
+    /// done with) reused for the next chunk and columns: a caller that hands every batch back
+    /// (the read-ahead thread of [`crate::scan::PacketScan`]) allocates, and faults in, no
+    /// fresh memory per batch once a few are in circulation.
+    pub fn next_batch_reusing(
+        &mut self,
+        spare: Option<FrameBatch>,
+    ) -> Option<Result<FrameBatch, CaptureError>> {
+        let reusing = spare.is_some();
+        let mut spare = spare.unwrap_or_default();
+        if self.columns.offset.capacity() == 0 {
+            // The last batch took the columns: the walk fills the spare's.
+            self.columns = Columns {
+                offset: std::mem::take(&mut spare.offset),
+                caplen: std::mem::take(&mut spare.caplen),
+                wirelen: std::mem::take(&mut spare.wirelen),
+                ts_ns: std::mem::take(&mut spare.ts_ns),
+                linktype: std::mem::take(&mut spare.linktype),
+                interface: std::mem::take(&mut spare.interface),
+            };
+            self.columns.clear();
+        }
         let consumed = match self.walk_next()? {
             Ok(consumed) => consumed,
             Err(e) => return Some(Err(e)),
         };
-        // The chunk becomes the batch's buffer; what it carries over goes to a new one.
-        let mut next = Vec::new();
+        // The chunk becomes the batch's buffer; what it carries over goes to the next one.
+        let mut next = std::mem::take(&mut spare.data);
+        next.clear();
         if matches!(self.state, State::Fill(_) | State::Skip(_)) {
             let rest = self.buf.get(consumed..).unwrap_or_default();
-            next.reserve_exact(rest.len() + self.chunk);
+            let need = rest.len().saturating_add(self.chunk);
+            // A reused buffer gets room for two chunks, so that the carried bytes of later
+            // batches do not make it grow again.
+            let room = if reusing {
+                need.max(self.chunk.saturating_mul(2))
+            } else {
+                need
+            };
+            next.reserve_exact(room);
             next.extend_from_slice(rest);
         }
         let data = std::mem::replace(&mut self.buf, next);
         let columns = std::mem::take(&mut self.columns);
         let n = columns.len() as i64;
         let first = self.frames_read as i64 - n + 1;
+        let mut frame = std::mem::take(&mut spare.frame);
+        frame.clear();
+        frame.extend(first..first + n);
         Some(Ok(FrameBatch {
             data,
             offset: columns.offset,
@@ -405,7 +442,7 @@ impl CaptureReader {
             ts_ns: columns.ts_ns,
             linktype: columns.linktype,
             interface: columns.interface,
-            frame: (first..first + n).collect(),
+            frame,
         }))
     }
 
