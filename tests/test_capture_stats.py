@@ -129,3 +129,31 @@ def test_reference_and_compiled_decoders_count_alike() -> None:
     ref.count_stats(stats)
     assert stats.to_dict() == summary(path, scan=True)["stats"]
     assert stats.reassembled == 4
+
+
+def test_one_file_is_summarised_without_the_batch_stages() -> None:
+    """`packets --stats FILE` is a loop of calls into the compiled core: its start-up was
+    half of its CPU time on the 2M-packet benchmark capture while it imported numpy, the
+    decoder's columns, the filter, the selection, the trackers and live capture, none of
+    which it uses (docs/benchmarks.md). Those stay unimported, and the summary is the
+    batch path's all the same (test_scan_counts_as_the_batches_do)."""
+    import subprocess
+    import sys
+
+    path = REPO / "captures" / "fragments.pcap"
+    code = ("import sys\n"
+            "from portlens.cli import main\n"
+            f"status = main(['packets', '--stats', {str(path)!r}])\n"
+            "print(status, sorted(sys.modules), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    status, modules = done.stderr.split(" ", 1)
+    assert status == "0" and "reassembled datagrams       4\n" in done.stdout
+    unwanted = ("numpy", "portlens.decode.packets", "portlens.decode.rust", "portlens.filter",
+                "portlens.pipeline.select", "portlens.pipeline.stages",
+                "portlens.pipeline.cluster", "portlens.sources.merge",
+                "portlens.sources.files", "portlens.sources.live", "portlens.track.tracker",
+                "portlens.track.model", "portlens.report.packets", "rich.console")
+    loaded = {name for name in unwanted if f"'{name}'" in modules}
+    assert not loaded
+    assert "'portlens._core'" in modules

@@ -24,8 +24,9 @@ import pytest
 from portlens.decode import decode_capture
 from portlens.pipeline import new_tracker
 from portlens.report.conns import has_duration
+from portlens.track.config import DEFAULT_LIKELY_SERVER_PORTS
 from portlens.track.model import Connection
-from portlens.track.tracker import DEFAULT_LIKELY_SERVER_PORTS, TrackerConfig
+from portlens.track.tracker import TrackerConfig
 from tests.corpus import corpus_dir
 
 HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)

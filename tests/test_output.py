@@ -5,6 +5,7 @@ README's samples exactly as the commands print them."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -521,12 +522,15 @@ def repeated_capture(path: Path, min_bytes: int) -> bytes:
 
 
 def wait_blocked_on_pipe(pid: int) -> None:
-    wchan = Path(f"/proc/{pid}/wchan")
-    if not wchan.exists():
+    """Until one of the process's threads waits for input: `packets --stats` reads in a
+    thread of the compiled core (PacketScan's read-ahead) while the main thread waits for it."""
+    if not Path(f"/proc/{pid}/wchan").exists():
         pytest.skip("no /proc/PID/wchan to see that the reader waits for input")
     for _ in range(6000):
-        if "pipe" in wchan.read_text():
-            return
+        for wchan in Path(f"/proc/{pid}/task").glob("*/wchan"):
+            with contextlib.suppress(OSError):  # a thread that just ended
+                if "pipe" in wchan.read_text():
+                    return
         time.sleep(0.01)
     pytest.fail("portlens never waited for more input")
 

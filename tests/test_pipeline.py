@@ -412,3 +412,13 @@ def test_evictions_and_decoded_batches_are_counted_on_the_pipeline(workers: int)
     pipeline = Pipeline(Source.of(SAMPLE), Options(workers=workers,
                                                    tracker=TrackerConfig(max_flows=1)))
     assert (len(list(pipeline.connections())), pipeline.evicted) == (10, 9)
+
+
+def test_the_pipeline_snaplen_is_the_writers() -> None:
+    """pipeline/run.py spells the writer's default snapshot length out (it does not import
+    the writer, and numpy, for a number): they must stay one."""
+    from portlens.pipeline.run import DEFAULT_SNAPLEN
+    from portlens.sources import writer
+
+    assert DEFAULT_SNAPLEN == writer.DEFAULT_SNAPLEN == 262144
+    assert Options().snaplen == DEFAULT_SNAPLEN

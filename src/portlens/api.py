@@ -43,9 +43,9 @@ from portlens.report.conns import transition_record
 from portlens.report.packets import iter_rows
 from portlens.report.packets import record as packet_record
 from portlens.sources.files import CaptureError
-from portlens.sources.merge import FileStats
+from portlens.sources.filestats import FileStats
+from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection, Transition
-from portlens.track.tracker import TrackerConfig
 
 PathLike = str | os.PathLike[str]
 TimeLike = str | int | float | dt.datetime

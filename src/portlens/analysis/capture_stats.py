@@ -13,16 +13,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, PacketBatch
 from portlens.decode.tunnels import TUNNEL_NAMES
 from portlens.services import proto_name
 from portlens.sources import linktypes
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from portlens.decode.packets import PacketBatch
+
+# numpy and the packet columns are imported by the functions that count PacketBatch columns:
+# the compiled core's counts (`packets --stats` of one file, ``from_counts``) need neither.
 
 
 def link_name(linktype: int | None) -> str:
@@ -79,6 +83,10 @@ class CaptureStats:
         self.datagrams_over_cap += counters.get("evicted", 0) + counters.get("evicted_bytes", 0)
 
     def add(self, b: PacketBatch) -> None:
+        import numpy as np
+
+        from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART
+
         n = len(b)
         if n == 0:
             return
@@ -204,6 +212,8 @@ def _pick(f: Callable[[int, int], int], a: int | None, b: int | None) -> int | N
 
 
 def _count(counter: Counter[str], values: npt.NDArray[Any], label: Callable[[int], str]) -> None:
+    import numpy as np
+
     if values.size == 0:
         return
     uniq, counts = np.unique(values, return_counts=True)
@@ -218,6 +228,8 @@ def count_not_decoded(counts: Counter[int], b: PacketBatch) -> None:
     lt = b.linktype
     if lt[0] == lt[-1] and lt[0] in linktypes.SUPPORTED and (lt == lt[0]).all():
         return  # the usual case: one supported link type
+    import numpy as np
+
     unknown = ~np.isin(lt, list(linktypes.SUPPORTED))
     for t, n in zip(*np.unique(lt[unknown], return_counts=True), strict=True):
         counts[int(t)] += int(n)

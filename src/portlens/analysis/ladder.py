@@ -28,10 +28,10 @@ from portlens.decode.packets import (
     addr_bytes,
 )
 from portlens.services import proto_name
+from portlens.track.config import TrackerConfig
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Endpoint, Transition
 from portlens.track.rust import RustTracker
 from portlens.track.states import TcpState
-from portlens.track.tracker import TrackerConfig
 
 MASK32 = 0xFFFFFFFF
 FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),

@@ -25,8 +25,8 @@ import numpy as np
 from portlens.analysis.ladder import Ladder, build, select_packets
 from portlens.analysis.ports import outcome
 from portlens.decode.packets import PacketBatch, addr_bytes
+from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection
-from portlens.track.tracker import TrackerConfig
 
 PICK_ORDER = ("refused", "reset", "unanswered", "half_open", "open", "mid_stream", "one_way",
               "completed")

@@ -74,14 +74,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         error(str(exc))
         return EXIT_ERROR
-    from portlens.sources.live import LiveCaptureError
-
     try:
         return int(args.func(args))
     except UsageError as exc:
-        error(str(exc))
-        return EXIT_ERROR
-    except LiveCaptureError as exc:
         error(str(exc))
         return EXIT_ERROR
     except BrokenPipeError:  # `portlens conns big.pcap | head -1`: the reader has enough
@@ -90,10 +85,23 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:  # -w FILE that cannot be written, and the like
         error(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
         return EXIT_ERROR
+    except Exception as exc:
+        if not _live_capture_error(exc):
+            raise
+        error(str(exc))
+        return EXIT_ERROR
     finally:
         from portlens.cli.common import not_decoded_note
 
         not_decoded_note(args)
+
+
+def _live_capture_error(exc: Exception) -> bool:
+    """Whether ``exc`` is a LiveCaptureError. Only a command that imported sources.live can
+    raise one, so the others need not import it (with its socket, BPF and interface modules)
+    to tell."""
+    live = sys.modules.get("portlens.sources.live")
+    return live is not None and isinstance(exc, live.LiveCaptureError)
 
 
 def _tune_gc() -> None:

@@ -344,10 +344,13 @@ def rmem_max_mb() -> int | None:
 
 def compiled_filter(args: argparse.Namespace) -> object:
     """The compiled -f filter (None when absent); a bad expression is a usage error."""
+    text = getattr(args, "filter", "") or ""
+    if not text:
+        return None  # without importing the filter (and numpy) for nothing
     from portlens.filter import FilterError, compile_filter
 
     try:
-        pf = compile_filter(getattr(args, "filter", "") or "")
+        pf = compile_filter(text)
     except FilterError as exc:
         raise UsageError(str(exc)) from None
     return None if pf.matches_all else pf

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from portlens.capture import LiveOptions, LiveSession
     from portlens.pipeline import Options, Pipeline, Source
     from portlens.report.tables import Screen
-    from portlens.track.tracker import TrackerConfig
+    from portlens.track.config import TrackerConfig
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -46,7 +46,7 @@ def exit_status(status: int, found: object) -> int:
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     from portlens.cli.args import parse_timeouts
-    from portlens.track.tracker import TrackerConfig
+    from portlens.track.config import TrackerConfig
 
     timeouts = parse_timeouts(args.timeout)
     if args.max_flows < 1:
@@ -84,7 +84,6 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
     """The pipeline of the command's source and selection; its input errors and warnings are
     printed as they come (one line each), errors also setting ``status`` to 2."""
     from portlens.pipeline import Pipeline, WriteError
-    from portlens.pipeline.cluster import ClusterError
 
     def on_error(message: str) -> None:
         error(message)
@@ -99,8 +98,13 @@ def reading(args: argparse.Namespace, status: list[int]) -> Iterator[Pipeline]:
             yield pipeline
         except WriteError as exc:
             raise UsageError(str(exc)) from None
-        except ClusterError as exc:
-            raise UsageError(str(exc)) from None
+        except Exception as exc:
+            # A ClusterError can only come from a --dask run, which imported the module that
+            # defines it; other runs need not import it (and the tracker model with it).
+            cluster = sys.modules.get("portlens.pipeline.cluster")
+            if cluster is not None and isinstance(exc, cluster.ClusterError):
+                raise UsageError(str(exc)) from None
+            raise
         finally:
             if status_line is not None:
                 status_line.close()
@@ -134,9 +138,8 @@ class ClusterStatus:
 
 def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
     """The command line's source (files, directories or -i) and selection as pipeline terms."""
-    from portlens.pipeline import Options, Source, parse_time
-    from portlens.sources.merge import scan_directory
-    from portlens.track.tracker import TrackerConfig
+    from portlens.pipeline import Options, Source
+    from portlens.track.config import TrackerConfig
 
     interface = getattr(args, "interface", None)
     if interface:
@@ -147,6 +150,8 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
             if not os.path.isdir(path):
                 files.append(path)
                 continue
+            from portlens.sources.merge import scan_directory
+
             scan = scan_directory(path)
             if not scan.files:
                 raise UsageError(f"{path}: no capture files in this directory"
@@ -158,6 +163,8 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
     for name in ("start", "end"):
         text = getattr(args, name, None)
         if text is not None:
+            from portlens.pipeline import parse_time
+
             try:
                 window[name] = parse_time(text)
             except ValueError as exc:

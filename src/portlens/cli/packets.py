@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from portlens.cli.args import filter_arg, live_args, window_args
 from portlens.cli.common import (
@@ -21,6 +21,9 @@ from portlens.cli.common import (
 )
 from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.report.clock import Clock
+
+if TYPE_CHECKING:
+    from portlens.decode.packets import PacketBatch
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
@@ -57,9 +60,7 @@ def add_packets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 def cmd_packets(args: argparse.Namespace) -> int:
     from portlens.analysis.capture_stats import CaptureStats
-    from portlens.decode.packets import PacketBatch
     from portlens.pipeline import ConnectionNotFoundError
-    from portlens.report import packets as report
 
     out: TextIO = sys.stdout
     stats = CaptureStats()
@@ -68,6 +69,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
     zone_note = ZoneNote(times)
 
     def show(batch: PacketBatch) -> None:
+        from portlens.report import packets as report
+
         if args.json:
             out.write("".join(json.dumps(report.record(r)) + "\n"
                               for r in report.iter_rows(batch)))
@@ -114,7 +117,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
 
 def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock) -> None:
     """One row per file (capinfos' numbers), in the order they were named."""
-    from portlens.report.packets import file_rows
+    from portlens.report.capture_stats import file_rows
     from portlens.report.tables import Column, TableWriter, left_out_text
 
     names, rows = file_rows(files, times)
@@ -132,7 +135,7 @@ def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock
 def _print_stats(args: argparse.Namespace, stats: object, files: Sequence[str],
                  times: Clock, cut: int = 0) -> None:
     from portlens.analysis.capture_stats import CaptureStats
-    from portlens.report.packets import stats_rows
+    from portlens.report.capture_stats import stats_rows
     from portlens.report.tables import Column, TableWriter
 
     assert isinstance(stats, CaptureStats)

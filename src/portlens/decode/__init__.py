@@ -14,10 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from portlens.decode.packets import PacketBatch
-from portlens.decode.rust import RustDecoder
-from portlens.sources.frames import FrameBatch
+if TYPE_CHECKING:
+    from portlens.decode.packets import PacketBatch
+    from portlens.sources.frames import FrameBatch
+
+
+def __getattr__(name: str) -> Any:
+    """PacketBatch, imported when first asked for: importing a module of the package (the
+    malformed reasons, the tunnel names) runs this file, and must not import numpy with it
+    (`packets --stats` of one file counts in the compiled core and needs none)."""
+    if name == "PacketBatch":
+        from portlens.decode.packets import PacketBatch
+
+        return PacketBatch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Decoder:
@@ -26,6 +38,8 @@ class Decoder:
     def __init__(self, *, reference: bool = False, checksums: bool = True) -> None:
         self.reference = reference
         self.checksums = checksums
+        from portlens.decode.rust import RustDecoder
+
         self.engine = None if reference else RustDecoder()
         if reference:
             from portlens.reference.fragments import Reassembler

@@ -35,7 +35,7 @@ from portlens.track.model import Connection
 
 if TYPE_CHECKING:
     from portlens.pipeline.run import Options, Pipeline, Source
-    from portlens.sources.merge import FileStats
+    from portlens.sources.filestats import FileStats
 
 PROGRESS_SECONDS = 0.5
 """How often a task reports its progress."""

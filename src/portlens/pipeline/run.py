@@ -21,25 +21,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from portlens.analysis.capture_stats import CaptureStats, count_not_decoded
-from portlens.decode.packets import PacketBatch
-from portlens.filter import PacketFilter, compile_filter
-from portlens.pipeline.select import Selection, Selector
-from portlens.pipeline.stages import Tracker, new_decoder, new_tracker
-from portlens.sources.frames import FrameBatch
-from portlens.sources.linktypes import SUPPORTED
-from portlens.sources.merge import FileStats, capture_paths, merged_frames
-from portlens.sources.writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
-from portlens.track.model import Connection, Transition
-from portlens.track.tracker import TrackerConfig, tracked_rows
+from portlens.sources.filestats import FileStats
+from portlens.track.config import TrackerConfig
 
 if TYPE_CHECKING:
+    from portlens.analysis.capture_stats import CaptureStats
     from portlens.capture import LiveOptions, LiveSession
+    from portlens.decode.packets import PacketBatch
+    from portlens.filter import PacketFilter
     from portlens.pipeline.cluster import ClusterProgress
+    from portlens.pipeline.select import Selection
+    from portlens.pipeline.stages import Tracker
+    from portlens.sources.frames import FrameBatch
+    from portlens.sources.writer import PcapngWriter, PcapWriter
+    from portlens.track.model import Connection, Transition
+
+# The stages are imported where they are used (docs/benchmarks.md): `packets --stats` of one
+# file is a loop of calls into the compiled core and needs none of them, nor numpy, and the
+# imports of the rest were half of its start-up.
 
 LINKTYPE_ETHERNET = 1
+DEFAULT_SNAPLEN = 262144
+"""sources.writer.DEFAULT_SNAPLEN (tests/test_pipeline.py holds them equal)."""
 
 
 class ConnectionNotFoundError(LookupError):
@@ -79,6 +82,8 @@ class Source:
             if not os.path.exists(text) and _is_interface(text):
                 return cls(live=LiveOptions(interface=text))
             source = [text]
+        from portlens.sources.merge import capture_paths
+
         return cls(files=tuple(capture_paths(list(source))))
 
     @property
@@ -159,7 +164,11 @@ class Pipeline:
         self.on_cluster = on_cluster
         """Progress of a --dask run (pipeline/cluster.py), about twice a second."""
         f = self.options.filter
-        self.packet_filter = compile_filter(f) if isinstance(f, str) else f
+        if isinstance(f, str):
+            from portlens.filter import compile_filter
+
+            f = compile_filter(f)
+        self.packet_filter = f
         if self.packet_filter is not None and self.packet_filter.matches_all:
             self.packet_filter = None
         self._conn: Connection | None = None
@@ -183,6 +192,8 @@ class Pipeline:
     # -- packets -------------------------------------------------------------------------------
 
     def selection(self) -> Selection:
+        from portlens.pipeline.select import Selection
+
         o = self.options
         return Selection(self.packet_filter, o.start_ns, o.end_ns, o.count, self._connection())
 
@@ -225,6 +236,8 @@ class Pipeline:
 
     def frames(self) -> Generator[FrameBatch, None, None]:
         """The source's frames: the files merged in time order."""
+        from portlens.sources.merge import merged_frames
+
         self.files = []
         yield from merged_frames(self.source.files, self.error, self.files, self._progress,
                                  self.options.chunk_bytes, self._on_file_done)
@@ -242,6 +255,10 @@ class Pipeline:
     def batches(self, *, tracking: bool = False) -> Iterator[tuple[FrameBatch, PacketBatch]]:
         """Selected frames and their decoded packets, row for row; -w gets them as they go.
         ``tracking``: for the tracker, which reads checksums only to drop bad ones."""
+        from portlens.analysis.capture_stats import count_not_decoded
+        from portlens.pipeline.select import Selector
+        from portlens.pipeline.stages import new_decoder
+
         if self.source.is_live:
             raise ValueError("a live source gives packets(), not frames")
         selector = Selector(self.selection())
@@ -307,6 +324,9 @@ class Pipeline:
         """One file through ``portlens._core.PacketScan`` (crates/core/src/scan.rs)."""
         import importlib
 
+        from portlens.analysis.capture_stats import CaptureStats
+        from portlens.sources.linktypes import SUPPORTED
+
         core = importlib.import_module("portlens._core")
         fs = FileStats(path)
         self.files = [fs]
@@ -351,6 +371,7 @@ class Pipeline:
 
     def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
+        from portlens.pipeline.select import Selection, Selector
 
         o = self.options
         assert self.source.live is not None
@@ -370,6 +391,8 @@ class Pipeline:
     # -- connections ---------------------------------------------------------------------------
 
     def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
+        from portlens.pipeline.stages import new_tracker
+
         return new_tracker(self.options.tracker, on_transition, reference=self.options.reference)
 
     def track(self, sink: Callable[[Connection], None],
@@ -432,6 +455,8 @@ class Pipeline:
         moved at the end of each batch, so that a timer that one tracker of everything fires
         because of another flow's packet fires in the shard too (idle ends, not end of
         capture; pipeline/shards.py)."""
+        from portlens.track.tracker import tracked_rows
+
         ended = tracker.feed(batch)
         config = self.options.tracker
         if config.shard is not None and len(batch):
@@ -490,6 +515,8 @@ class _Writer:
                       f"{self.written} packets (the report covers every packet read)")
 
     def _open(self, linktype: int) -> None:
+        from portlens.sources.writer import PcapngWriter, PcapWriter
+
         if self.pcapng:
             self.out = PcapngWriter(self.path)
         else:
@@ -506,6 +533,10 @@ class _Writer:
         self.written += len(frames)
 
     def _write(self, frames: FrameBatch) -> None:
+        import numpy as np
+
+        from portlens.sources.writer import PcapngWriter
+
         if self.out is None:
             self._open(int(frames.linktype[0]))
         if isinstance(self.out, PcapngWriter):

@@ -17,9 +17,9 @@ from typing import Protocol
 from portlens.decode import Decoder as PythonDecoder
 from portlens.decode.packets import PacketBatch
 from portlens.sources.frames import FrameBatch
+from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection, Transition
 from portlens.track.tracker import Tracker as PythonTracker
-from portlens.track.tracker import TrackerConfig
 
 
 class Decoder(Protocol):

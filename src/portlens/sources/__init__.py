@@ -4,26 +4,32 @@ Every source yields FrameBatch (sources/frames.py). Nothing here decodes beyond 
 framing: link types are passed through per frame for the decoder.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from portlens.sources.files import CaptureError, CaptureReader, InterfaceInfo, open_capture
-from portlens.sources.frames import FrameBatch
-from portlens.sources.writer import PcapngWriter, PcapWriter
-
 if TYPE_CHECKING:
+    from portlens.sources.files import CaptureError, CaptureReader, InterfaceInfo, open_capture
+    from portlens.sources.frames import FrameBatch
     from portlens.sources.live import LiveCapture, LiveCaptureError, drop_privileges
+    from portlens.sources.writer import PcapngWriter, PcapWriter
 
-_LIVE = ("LiveCapture", "LiveCaptureError", "drop_privileges")
+_HOME = {
+    "CaptureError": "files", "CaptureReader": "files", "InterfaceInfo": "files",
+    "open_capture": "files", "FrameBatch": "frames", "PcapWriter": "writer",
+    "PcapngWriter": "writer", "LiveCapture": "live", "LiveCaptureError": "live",
+    "drop_privileges": "live",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The live-capture names, imported when first asked for: reading a file never needs
-    sources.live (and its socket, BPF and interface modules), a third of a run's imports."""
-    if name in _LIVE:
-        from portlens.sources import live
-
-        return getattr(live, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """Every name imported when first asked for: importing a module of the package (the link
+    types, say) runs this file, and must not import numpy, the readers and the writers with it
+    (`packets --stats` needs none of them); reading a file never needs sources.live (and its
+    socket, BPF and interface modules), a third of a run's imports."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"portlens.sources.{module}"), name)
 
 
 __all__ = [

@@ -33,6 +33,7 @@ import numpy as np
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch, addr_text
 from portlens.services import proto_name, service_name
+from portlens.track.config import TrackerConfig
 from portlens.track.model import (
     Connection,
     Endpoint,
@@ -47,7 +48,7 @@ from portlens.track.model import (
 from portlens.track.states import Event, TcpState
 from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
 from portlens.track.timeouts import SECOND, Timeouts
-from portlens.track.tracker import TrackerConfig, shard_of
+from portlens.track.tracker import shard_of
 
 DNS_SESSION_TIMEOUT = 10 * SECOND
 """Zeek's DNS analyzer's session timeout (the reference's ``dns`` timer)."""
