@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::{self, JoinHandle};
 
 use crate::capture::{CaptureError, CaptureReader, Compression, Format, InterfaceInfo};
-use crate::decode::{Columns, DecodeOptions, Decoder};
+use crate::decode::{Columns, DecodeOptions, Decoded, Decoder};
 use crate::frames::{FrameBatch, Frames};
 use crate::summary::CaptureCounts;
 
@@ -263,8 +263,13 @@ fn count(
     let mut start = 0;
     while start < frames.len() {
         let end = frames.len().min(start + SLICE_ROWS);
-        decoder.decode_into(frames.slice(start..end), options, columns);
-        counts.add(columns);
+        let slice = frames.slice(start..end);
+        // Each row counted as it is decoded; only fragment rows (and those after them) are
+        // stored, for the reassembler, and counted from the columns once it is done.
+        decoder.decode_each(slice, options, columns, |rows| match rows {
+            Decoded::Row(row) => counts.add_row(row),
+            Decoded::Stored(cols, first) => counts.add_from(cols, first),
+        });
         start = end;
     }
 }
@@ -292,6 +297,72 @@ fn read_batches(
         let ended = matches!(message, Ahead::End(_));
         if to_decoder.send(message).is_err() || ended {
             return reader;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// portlens.sources.linktypes.SUPPORTED.
+    const SUPPORTED: [u16; 12] = [0, 1, 9, 10, 12, 14, 101, 108, 113, 228, 229, 276];
+
+    fn capture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../captures")
+            .join(name)
+    }
+
+    /// The counts of every row stored by `decode_into` and added batch by batch, in slices
+    /// of `rows`: what the scan counted before `decode_each`.
+    fn stored_counts(path: &Path, rows: usize) -> CaptureCounts {
+        let mut reader = CaptureReader::open(path, "x", 4096).expect("opens");
+        let mut decoder = Decoder::default();
+        let mut counts = CaptureCounts::new(&SUPPORTED);
+        let mut columns = Columns::default();
+        while let Some(Ok(batch)) = reader.next_batch() {
+            let frames = batch.as_ref();
+            let mut start = 0;
+            while start < frames.len() {
+                let end = frames.len().min(start + rows);
+                let options = DecodeOptions { checksums: true };
+                decoder.decode_into(frames.slice(start..end), options, &mut columns);
+                counts.add(&columns);
+                start = end;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn rows_counted_as_decoded_equal_rows_stored() {
+        // Fragments first, after other frames, completing datagrams, tunnelled in fragments.
+        for name in [
+            "fragments.pcap",
+            "encap/encap-gtp-fragmented.pcap",
+            "encap/encap-gtp-fragmented-v6.pcap",
+            "tcp-session.pcap",
+            "malformed.pcap",
+        ] {
+            let path = capture(name);
+            let mut scan = PacketScan::open(
+                &path,
+                "x",
+                4096,
+                DecodeOptions { checksums: true },
+                &SUPPORTED,
+            )
+            .expect("opens");
+            while let Some(step) = scan.step() {
+                step.expect("reads");
+            }
+            assert!(scan.counts.frames > 0, "{name}");
+            assert_eq!(scan.counts, stored_counts(&path, SLICE_ROWS), "{name}");
+            if name.contains("frag") {
+                assert!(scan.counts.reassembled > 0, "{name}");
+            }
         }
     }
 }

@@ -17,6 +17,13 @@ pub use frame::FragRecord;
 
 use crate::frames::Frames;
 
+/// What [`Decoder::decode_each`] hands over: one row, or rows `first..` of the columns
+/// (the rows before `first` are not set).
+pub enum Decoded<'c> {
+    Row(&'c Row),
+    Stored(&'c Columns, usize),
+}
+
 /// Options of one decode call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeOptions {
@@ -62,26 +69,49 @@ impl Decoder {
         self.decode_rows(frames, options, cols);
     }
 
+    /// As [`decode_into`](Self::decode_into) for a caller that reads each row once, in
+    /// order (the counts of `packets --stats`): the rows before the batch's first fragment
+    /// go to `rows` as they are decoded ([`Decoded::Row`]), never stored (storing a row's
+    /// 70 columns cost as much as decoding it); from the first fragment on, rows are stored
+    /// in `cols` as `decode_into` stores them, since the reassembler completes fragment rows
+    /// after the batch is walked, and handed over once it has ([`Decoded::Stored`]). The
+    /// rows, and their order, are those of `decode_into`.
+    pub fn decode_each(
+        &mut self,
+        frames: Frames<'_>,
+        options: DecodeOptions,
+        cols: &mut Columns,
+        mut rows: impl FnMut(Decoded<'_>),
+    ) {
+        self.records.clear();
+        let mut first = frames.len();
+        for i in 0..frames.len() {
+            let walker = Self::walk(&frames, i, options);
+            if walker.record.is_none() && first == frames.len() {
+                rows(Decoded::Row(&walker.row));
+                continue;
+            }
+            if first == frames.len() {
+                first = i;
+                cols.resize(frames.len());
+            }
+            cols.set_row(i, &walker.row);
+            if let Some(record) = walker.record {
+                self.records.push(record);
+            }
+        }
+        if first < frames.len() {
+            self.reassembler
+                .apply(cols, &self.records, options.checksums, Some(&frames));
+            rows(Decoded::Stored(cols, first));
+        }
+    }
+
     /// Sets every row of `cols` (as long as `frames`), then reassembles.
     fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
         for i in 0..frames.len() {
-            let caplen = frames.caplen.get(i).copied().unwrap_or(0);
-            let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
-            let linktype = frames.linktype.get(i).copied().unwrap_or(0);
-            let row = Row {
-                frame: frames.frame.get(i).copied().unwrap_or(0),
-                ts_ns: frames.ts_ns.get(i).copied().unwrap_or(0),
-                wirelen,
-                caplen,
-                linktype,
-                interface: frames.interface.get(i).copied().unwrap_or(0),
-                truncated: caplen < wirelen,
-                ..Row::default()
-            };
-            let bytes = frames.bytes(i).unwrap_or(&[]);
-            let mut walker = frame::Walker::new(bytes, wirelen, row, i, options.checksums);
-            walker.decode(linktype);
+            let walker = Self::walk(&frames, i, options);
             cols.set_row(i, &walker.row);
             if let Some(record) = walker.record {
                 self.records.push(record);
@@ -89,6 +119,29 @@ impl Decoder {
         }
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
+    }
+
+    /// Frame `i` of `frames` decoded: its row and fragment record. Inlined into the loops,
+    /// so the walker (its row is some 300 bytes) is built in place rather than copied out.
+    #[inline(always)]
+    fn walk<'a>(frames: &Frames<'a>, i: usize, options: DecodeOptions) -> frame::Walker<'a> {
+        let caplen = frames.caplen.get(i).copied().unwrap_or(0);
+        let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
+        let linktype = frames.linktype.get(i).copied().unwrap_or(0);
+        let row = Row {
+            frame: frames.frame.get(i).copied().unwrap_or(0),
+            ts_ns: frames.ts_ns.get(i).copied().unwrap_or(0),
+            wirelen,
+            caplen,
+            linktype,
+            interface: frames.interface.get(i).copied().unwrap_or(0),
+            truncated: caplen < wirelen,
+            ..Row::default()
+        };
+        let bytes = frames.bytes(i).unwrap_or(&[]);
+        let mut walker = frame::Walker::new(bytes, wirelen, row, i, options.checksums);
+        walker.decode(linktype);
+        walker
     }
 }
 

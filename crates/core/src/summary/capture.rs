@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::decode::columns::{Columns, CSUM_BAD, FRAG_COMPLETE, FRAG_PART};
+use crate::decode::columns::{Columns, Row, CSUM_BAD, FRAG_COMPLETE, FRAG_PART};
 
 /// Counts by a 16-bit key (link type, ethertype, `ip_version << 8 | proto`, reason code): one
 /// slot per possible key, allocated on first use, so counting is one indexed add whatever
@@ -128,6 +128,12 @@ impl CaptureCounts {
 
     /// Adds the rows of one decoded batch (in capture order).
     pub fn add(&mut self, c: &Columns) {
+        self.add_from(c, 0);
+    }
+
+    /// Adds rows `start..` of a decoded batch (in capture order): the rows
+    /// [`Decoder::decode_each`](crate::decode::Decoder::decode_each) stored.
+    pub fn add_from(&mut self, c: &Columns, start: usize) {
         let n = c.len();
         // One slice per column read, cut to the batch, so the loop indexes without checks.
         let (ts, wire, cap) = (&c.ts_ns[..n], &c.wirelen[..n], &c.caplen[..n]);
@@ -137,70 +143,134 @@ impl CaptureCounts {
         let (vlan, mpls, frag) = (&c.vlan_count[..n], &c.mpls_count[..n], &c.frag[..n]);
         let (cut, ip_csum, l4_csum) = (&c.truncated[..n], &c.ip_csum[..n], &c.l4_csum[..n]);
         let frame = &c.frame[..n];
-        let mut last_lt = None;
-        for i in 0..n {
-            let t = ts[i];
-            self.wire_bytes += u64::from(wire[i]);
-            self.captured_bytes += u64::from(cap[i]);
-            if t < self.running_max {
-                self.backwards += 1;
-                // As numpy's int64 subtraction in sources.merge (wrapping).
-                let step = self.running_max.wrapping_sub(t);
-                self.largest_step_back_ns = self.largest_step_back_ns.max(step);
-                self.first_backwards_frame.get_or_insert(frame[i]);
-            } else {
-                self.running_max = t;
-            }
-            self.first_ns = Some(self.first_ns.map_or(t, |f| f.min(t)));
-            self.last_ns = Some(self.last_ns.map_or(t, |l| l.max(t)));
-            let linktype = lt[i];
-            self.linktypes.add(linktype, 1);
-            let supported = match last_lt {
-                Some((l, s)) if l == linktype => s,
-                _ => {
-                    let s = self.supports(linktype);
-                    last_lt = Some((linktype, s));
-                    s
-                }
-            };
-            if !supported {
-                self.not_decoded.add(linktype, 1);
-            }
-            if ipv[i] > 0 {
-                self.protocols
-                    .add(u16::from(ipv[i]) << 8 | u16::from(proto[i]), 1);
-            } else if mal[i] == 0 {
-                let key = if !supported {
-                    NOT_IP_LINKTYPE << 16 | u32::from(linktype)
-                } else if ppp[i] != 0 {
-                    NOT_IP_PPP << 16 | u32::from(ppp[i])
-                } else {
-                    NOT_IP_ETHERTYPE << 16 | u32::from(eth[i])
-                };
-                *self.not_ip.entry(key).or_insert(0) += 1;
-            }
-            if depth[i] > 0 {
-                *self.tunnels.entry(tunnel[i]).or_insert(0) += 1;
-            }
-            self.vlan_tagged += u64::from(vlan[i] > 0);
-            self.mpls_labelled += u64::from(mpls[i] > 0);
-            self.fragments += u64::from(frag[i] == FRAG_PART || frag[i] == FRAG_COMPLETE);
-            self.reassembled += u64::from(frag[i] == FRAG_COMPLETE);
-            self.truncated += u64::from(cut[i]);
-            self.bad_ip_checksum += u64::from(ip_csum[i] == CSUM_BAD);
-            self.bad_l4_checksum += u64::from(l4_csum[i] == CSUM_BAD);
-            if mal[i] > 0 {
-                self.malformed.add(u16::from(mal[i]), 1);
-            }
+        for i in start..n {
+            self.count(Fields {
+                ts_ns: ts[i],
+                frame: frame[i],
+                wirelen: wire[i],
+                caplen: cap[i],
+                linktype: lt[i],
+                ip_version: ipv[i],
+                proto: proto[i],
+                malformed: mal[i],
+                ppp_proto: ppp[i],
+                ethertype: eth[i],
+                tunnel_depth: depth[i],
+                tunnel: tunnel[i],
+                vlan_count: vlan[i],
+                mpls_count: mpls[i],
+                frag: frag[i],
+                truncated: cut[i],
+                ip_csum: ip_csum[i],
+                l4_csum: l4_csum[i],
+            });
         }
-        self.frames += n as u64;
     }
+
+    /// Adds one decoded row (rows in capture order): as [`add`](Self::add) of a batch of
+    /// that row, without the batch.
+    #[inline]
+    pub fn add_row(&mut self, r: &Row) {
+        self.count(Fields {
+            ts_ns: r.ts_ns,
+            frame: r.frame,
+            wirelen: r.wirelen,
+            caplen: r.caplen,
+            linktype: r.linktype,
+            ip_version: r.ip_version,
+            proto: r.proto,
+            malformed: r.malformed,
+            ppp_proto: r.ppp_proto,
+            ethertype: r.ethertype,
+            tunnel_depth: r.tunnel_depth,
+            tunnel: r.tunnel,
+            vlan_count: r.vlan_count,
+            mpls_count: r.mpls_count,
+            frag: r.frag,
+            truncated: r.truncated,
+            ip_csum: r.ip_csum,
+            l4_csum: r.l4_csum,
+        });
+    }
+
+    #[inline(always)]
+    fn count(&mut self, r: Fields) {
+        let t = r.ts_ns;
+        self.frames += 1;
+        self.wire_bytes += u64::from(r.wirelen);
+        self.captured_bytes += u64::from(r.caplen);
+        if t < self.running_max {
+            self.backwards += 1;
+            // As numpy's int64 subtraction in sources.merge (wrapping).
+            let step = self.running_max.wrapping_sub(t);
+            self.largest_step_back_ns = self.largest_step_back_ns.max(step);
+            self.first_backwards_frame.get_or_insert(r.frame);
+        } else {
+            self.running_max = t;
+        }
+        self.first_ns = Some(self.first_ns.map_or(t, |f| f.min(t)));
+        self.last_ns = Some(self.last_ns.map_or(t, |l| l.max(t)));
+        let linktype = r.linktype;
+        self.linktypes.add(linktype, 1);
+        let supported = self.supports(linktype);
+        if !supported {
+            self.not_decoded.add(linktype, 1);
+        }
+        if r.ip_version > 0 {
+            self.protocols
+                .add(u16::from(r.ip_version) << 8 | u16::from(r.proto), 1);
+        } else if r.malformed == 0 {
+            let key = if !supported {
+                NOT_IP_LINKTYPE << 16 | u32::from(linktype)
+            } else if r.ppp_proto != 0 {
+                NOT_IP_PPP << 16 | u32::from(r.ppp_proto)
+            } else {
+                NOT_IP_ETHERTYPE << 16 | u32::from(r.ethertype)
+            };
+            *self.not_ip.entry(key).or_insert(0) += 1;
+        }
+        if r.tunnel_depth > 0 {
+            *self.tunnels.entry(r.tunnel).or_insert(0) += 1;
+        }
+        self.vlan_tagged += u64::from(r.vlan_count > 0);
+        self.mpls_labelled += u64::from(r.mpls_count > 0);
+        self.fragments += u64::from(r.frag == FRAG_PART || r.frag == FRAG_COMPLETE);
+        self.reassembled += u64::from(r.frag == FRAG_COMPLETE);
+        self.truncated += u64::from(r.truncated);
+        self.bad_ip_checksum += u64::from(r.ip_csum == CSUM_BAD);
+        self.bad_l4_checksum += u64::from(r.l4_csum == CSUM_BAD);
+        if r.malformed > 0 {
+            self.malformed.add(u16::from(r.malformed), 1);
+        }
+    }
+}
+
+/// The fields of a row the counts read.
+#[derive(Clone, Copy)]
+struct Fields {
+    ts_ns: i64,
+    frame: i64,
+    wirelen: u32,
+    caplen: u32,
+    linktype: u16,
+    ip_version: u8,
+    proto: u8,
+    malformed: u8,
+    ppp_proto: u16,
+    ethertype: u16,
+    tunnel_depth: u8,
+    tunnel: u32,
+    vlan_count: u8,
+    mpls_count: u8,
+    frag: u8,
+    truncated: bool,
+    ip_csum: u8,
+    l4_csum: u8,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::columns::Row;
 
     fn columns(rows: &[Row]) -> Columns {
         let mut c = Columns::with_capacity(rows.len());
