@@ -9,7 +9,17 @@
 /// vectorises) fold to the byte-swapped big-endian 16-bit sum.
 pub fn ones_sum(data: &[u8], initial: u32) -> u16 {
     let mut acc = u64::from(swap(fold(u64::from(initial))));
-    let mut words = data.chunks_exact(4);
+    // 8 bytes at a time, as two 32-bit halves: one 16-byte load, a mask, a shift and two
+    // 64-bit adds per two words once vectorised, where 4-byte words took two loads and two
+    // unpacks (the checksums were a third of the instructions of `packets --stats`).
+    let mut pairs = data.chunks_exact(8);
+    for pair in &mut pairs {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(pair);
+        let w = u64::from_le_bytes(w);
+        acc += (w & 0xFFFF_FFFF) + (w >> 32);
+    }
+    let mut words = pairs.remainder().chunks_exact(4);
     for word in &mut words {
         let mut w = [0u8; 4];
         w.copy_from_slice(word);
