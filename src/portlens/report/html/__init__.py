@@ -23,6 +23,7 @@ import numpy as np
 from portlens import __version__
 from portlens.analysis.report_input import ReportInput
 from portlens.report.html.data import payload
+from portlens.report.html.pack import pack_columns, unpack_columns
 
 __all__ = ["ChartLibraryError", "ReportInput", "default_title", "page", "payload", "read_payload",
            "render"]
@@ -83,65 +84,6 @@ def plotly_packed() -> tuple[str, int]:
             "the HTML report draws its charts with plotly, which is not installed: "
             "python -m pip install plotly") from exc
     return _packed(get_plotlyjs().encode("utf-8"), 6)
-
-
-WIDTHS = (("u8", np.uint8, 0xFF), ("u16", np.uint16, 0xFFFF), ("u32", np.uint32, 0xFFFFFFFF),
-          ("f64", np.float64, 2**53 - 1))
-"""Column types of the packed connections: the narrowest that holds value + 1 (float64 holds
-integers exactly up to 2^53)."""
-
-
-def pack_columns(conns: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The connection columns (data.conn_columns) as one binary blob and its header.
-
-    Each column is stored as value + 1 (0: null; text columns: code + 1, the dictionary in the
-    header) in the narrowest little-endian type, its bytes shuffled (every value's first byte,
-    then every second byte...) as blosc does: gzip then finds the runs of zero high bytes,
-    which makes the page's biggest part about a third smaller than JSON would."""
-    n = conns["n"]
-    header = {k: v for k, v in conns.items() if k != "cols"}
-    cols: dict[str, Any] = {}
-    blob = bytearray()
-    for name, col in conns["cols"].items():
-        values = col["codes"] if isinstance(col, dict) else col
-        arr = np.fromiter((0 if v is None else v + 1 for v in values), dtype=np.int64,
-                          count=n) if not isinstance(col, dict) else (
-            np.asarray(values, dtype=np.int64).reshape(n) + 1)
-        if n and (arr.min() < 0 or arr.max() > WIDTHS[-1][2]):
-            cols[name] = {"type": "json", "values": col}
-            continue
-        top = int(arr.max()) if n else 0
-        kind, dtype, _ = next(w for w in WIDTHS if top <= w[2])
-        raw = arr.astype(dtype).astype(np.dtype(dtype).newbyteorder("<"))
-        width = raw.dtype.itemsize
-        cols[name] = {"type": kind, "offset": len(blob)}
-        if isinstance(col, dict):
-            cols[name]["dict"] = col["dict"]
-        blob += raw.view(np.uint8).reshape(n, width).T.tobytes()
-    header["cols"] = cols
-    return header, bytes(blob)
-
-
-def unpack_columns(header: dict[str, Any], blob: bytes) -> dict[str, Any]:
-    """pack_columns' inverse (for read_payload)."""
-    n = header["n"]
-    out = {k: v for k, v in header.items() if k != "cols"}
-    cols: dict[str, Any] = {}
-    types = {kind: dtype for kind, dtype, _ in WIDTHS}
-    for name, meta in header["cols"].items():
-        if meta["type"] == "json":
-            cols[name] = meta["values"]
-            continue
-        dtype = np.dtype(types[meta["type"]]).newbyteorder("<")
-        width = dtype.itemsize
-        raw = np.frombuffer(blob, dtype=np.uint8, count=n * width, offset=meta["offset"])
-        values = raw.reshape(width, n).T.copy().view(dtype).ravel().astype(np.int64) - 1
-        if "dict" in meta:
-            cols[name] = {"codes": values.tolist(), "dict": meta["dict"]}
-        else:
-            cols[name] = [None if v < 0 else v for v in values.tolist()]
-    out["cols"] = cols
-    return out
 
 
 def page(data: dict[str, Any], title: str) -> str:

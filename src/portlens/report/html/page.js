@@ -42,33 +42,257 @@ function gunzipStream(id) {
 async function gunzip(id) { return await gunzipStream(id).text(); }
 async function gunzipBytes(id) { return new Uint8Array(await gunzipStream(id).arrayBuffer()); }
 
-// The connection columns (report/html/__init__.py pack_columns): value + 1 in the narrowest
-// little-endian type, bytes shuffled; 0 is null; text columns are codes into a dictionary.
+// The connection columns (report/html/pack.py, which says why each step): value + 1 in the
+// narrowest little-endian type, bytes shuffled, 0 is null; scaled by a gcd; the columns of
+// KINDS as one code into their combinations; id.orig_p as a difference from the same
+// client's previous port; IP bytes over payload bytes and 40 bytes a packet; uids made again
+// from what they hash.
 const TYPES = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f64: Float64Array };
+function loadColumn(meta, bytes, n) {
+  const Type = TYPES[meta.type];
+  const w = Type.BYTES_PER_ELEMENT;
+  const out = new Uint8Array(n * w);
+  for (let b = 0; b < w; b++) {
+    const base = meta.offset + b * n;
+    for (let i = 0; i < n; i++) out[i * w + b] = bytes[base + i];
+  }
+  return new Type(out.buffer);
+}
+function unzigzag(v) { return v % 2 === 0 ? v / 2 : -(v + 1) / 2; }
+
 function unpackColumns(header, bytes) {
   const n = header.n;
+  const metas = header.cols;
   const cols = {};
-  for (const [name, meta] of Object.entries(header.cols)) {
+  const plain = {};  // numbers with null as 0, for the columns made from them
+  for (const [name, meta] of Object.entries(metas)) {
+    if (name === 'kinds' || name === 'uid' || meta.codec) continue;
     if (meta.type === 'json') { cols[name] = meta.values; continue; }
-    const Type = TYPES[meta.type];
-    const w = Type.BYTES_PER_ELEMENT;
-    const out = new Uint8Array(n * w);
-    for (let b = 0; b < w; b++) {
-      const base = meta.offset + b * n;
-      for (let i = 0; i < n; i++) out[i * w + b] = bytes[base + i];
-    }
-    const values = new Type(out.buffer);
+    const values = loadColumn(meta, bytes, n);
     if (meta.dict) {
       const codes = new Int32Array(n);
       for (let i = 0; i < n; i++) codes[i] = values[i] - 1;
       cols[name] = { codes, dict: meta.dict };
-    } else {
+      continue;
+    }
+    const scale = meta.scale || 1;
+    const arr = new Array(n);
+    const zero = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      arr[i] = values[i] === 0 ? null : (values[i] - 1) * scale;
+      zero[i] = arr[i] === null ? 0 : arr[i];
+    }
+    cols[name] = arr;
+    plain[name] = zero;
+  }
+  for (const [name, meta] of Object.entries(metas)) {
+    if (meta.codec === 'delta') {
+      const values = loadColumn(meta, bytes, n);
+      const group = cols[meta.by].codes;
+      const last = new Map();
       const arr = new Array(n);
-      for (let i = 0; i < n; i++) arr[i] = values[i] === 0 ? null : values[i] - 1;
+      for (let i = 0; i < n; i++) {
+        arr[i] = (last.get(group[i]) || 0) + unzigzag(values[i] - 1);
+        last.set(group[i], arr[i]);
+      }
+      cols[name] = arr;
+    } else if (meta.codec === 'over') {
+      const values = loadColumn(meta, bytes, n);
+      const b = plain[meta.bytes], p = plain[meta.pkts];
+      const arr = new Array(n);
+      for (let i = 0; i < n; i++) arr[i] = unzigzag(values[i] - 1) + b[i] + meta.per * p[i];
       cols[name] = arr;
     }
   }
-  return Object.assign({}, header, { cols });
+  const kinds = metas.kinds;
+  const codes = new Int32Array(n);
+  const kindCodes = loadColumn(kinds, bytes, n);
+  for (let i = 0; i < n; i++) codes[i] = kindCodes[i] - 1;
+  kinds.group.forEach((name, j) => { cols[name] = { codes, dict: kinds.dict.map(t => t[j]) }; });
+  const out = Object.assign({}, header, { cols });
+  cols.uid = makeUids(metas.uid, bytes, out);
+  return out;
+}
+
+// --- uids: the tracker's (track/tracker.py _uid): 'C' + the BLAKE2b-104 digest of Python's
+// repr((serial, ts_ns, (l4, vlan, addr_a, port_a, addr_b, port_b))) in base 62, least
+// significant digit first; (addr_a, port_a) is the lesser end, addresses in 16 bytes.
+
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+function makeUids(meta, bytes, conns) {
+  const n = conns.n;
+  const cols = conns.cols;
+  const offsets = loadColumn(meta.offset_col, bytes, n);
+  const base = BigInt(conns.base_ns);
+  const ts = cols.ts_ns;
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => (ts[a] - ts[b]) || (a - b));
+  const rank = new Int32Array(n);
+  order.forEach((i, r) => { rank[i] = r; });
+  const addrCache = new Map();
+  const addr = text => {
+    let v = addrCache.get(text);
+    if (v === undefined) { v = addr16(text); addrCache.set(text, v); }
+    return v;
+  };
+  const get = (name, i) => { const c = cols[name]; const k = c.codes[i]; return k < 0 ? null : c.dict[k]; };
+  const uids = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const given = meta.explicit[String(i)];
+    if (given !== undefined) { uids[i] = given; continue; }
+    const l4 = get('proto', i) === 'tcp' ? 6 : 17;
+    let a = [addr(get('id.orig_h', i)), cols['id.orig_p'][i]];
+    let b = [addr(get('id.resp_h', i)), cols['id.resp_p'][i]];
+    if (compareEnds(a, b) > 0) [a, b] = [b, a];
+    const serial = rank[i] + 1 + unzigzag(offsets[i] - 1);
+    const text = `(${serial}, ${(base + BigInt(ts[i])).toString()}, (${l4}, None, ${bytesRepr(a[0])}, ${a[1]}, ${bytesRepr(b[0])}, ${b[1]}))`;
+    uids[i] = 'C' + base62(blake2b(asciiBytes(text), 13));
+  }
+  return uids;
+}
+function compareEnds(a, b) {
+  for (let k = 0; k < 16; k++) if (a[0][k] !== b[0][k]) return a[0][k] - b[0][k];
+  return a[1] - b[1];
+}
+function asciiBytes(text) {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+// An address in the decoder's 16-byte form (IPv4 as ::ffff:a.b.c.d).
+function addr16(text) {
+  const out = new Uint8Array(16);
+  if (!text.includes(':')) {
+    out[10] = 0xFF; out[11] = 0xFF;
+    text.split('.').forEach((p, k) => { out[12 + k] = Number(p); });
+    return out;
+  }
+  let groups = [];
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, null];
+  const words = s => {
+    if (!s) return [];
+    const parts = s.split(':');
+    const w = [];
+    for (const p of parts) {
+      if (p.includes('.')) {
+        const q = p.split('.').map(Number);
+        w.push((q[0] << 8) | q[1], (q[2] << 8) | q[3]);
+      } else w.push(parseInt(p, 16));
+    }
+    return w;
+  };
+  const h = words(head);
+  if (tail === null) groups = h;
+  else { const t = words(tail); groups = [...h, ...new Array(8 - h.length - t.length).fill(0), ...t]; }
+  groups.forEach((g, k) => { out[2 * k] = g >> 8; out[2 * k + 1] = g & 0xFF; });
+  return out;
+}
+// Python's repr() of a bytes object.
+function bytesRepr(b) {
+  const has = c => b.includes(c);
+  const quote = has(0x27) && !has(0x22) ? '"' : "'";
+  let s = 'b' + quote;
+  for (const c of b) {
+    if (c === 0x5C) s += '\\\\';
+    else if (c === 0x09) s += '\\t';
+    else if (c === 0x0A) s += '\\n';
+    else if (c === 0x0D) s += '\\r';
+    else if (c === quote.charCodeAt(0)) s += '\\' + quote;
+    else if (c >= 32 && c <= 126) s += String.fromCharCode(c);
+    else s += '\\x' + c.toString(16).padStart(2, '0');
+  }
+  return s + quote;
+}
+function base62(digest) {
+  const digits = Array.from(digest);
+  let out = '';
+  for (let k = 0; k < 17; k++) {
+    let rem = 0;
+    for (let j = 0; j < digits.length; j++) {
+      const cur = rem * 256 + digits[j];
+      digits[j] = Math.floor(cur / 62);
+      rem = cur % 62;
+    }
+    out += B62[rem];
+  }
+  return out;
+}
+
+// BLAKE2b (RFC 7693), unkeyed, 64-bit words as (low, high) pairs of 32-bit numbers.
+const B2B_IV = new Uint32Array([
+  0xF3BCC908, 0x6A09E667, 0x84CAA73B, 0xBB67AE85, 0xFE94F82B, 0x3C6EF372, 0x5F1D36F1, 0xA54FF53A,
+  0xADE682D1, 0x510E527F, 0x2B3E6C1F, 0x9B05688C, 0xFB41BD6B, 0x1F83D9AB, 0x137E2179, 0x5BE0CD19]);
+const B2B_SIGMA = [
+  [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+  [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+  [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+  [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+  [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+  [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+  [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+  [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+  [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+  [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0]];
+const B2B_V = new Uint32Array(32);
+const B2B_M = new Uint32Array(32);
+function b2bAdd(a, lo, hi) {  // V[a] += (lo, hi)
+  const v = B2B_V;
+  const l = v[a] + lo;
+  v[a + 1] = v[a + 1] + hi + (l >= 0x100000000 ? 1 : 0);
+  v[a] = l;
+}
+function b2bG(a, b, c, d, x, y) {
+  const v = B2B_V, m = B2B_M;
+  b2bAdd(a, v[b], v[b + 1]); b2bAdd(a, m[x], m[x + 1]);
+  let lo = v[d] ^ v[a], hi = v[d + 1] ^ v[a + 1];
+  v[d] = hi; v[d + 1] = lo;  // rotate right 32
+  b2bAdd(c, v[d], v[d + 1]);
+  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1];
+  v[b] = (lo >>> 24) | (hi << 8); v[b + 1] = (hi >>> 24) | (lo << 8);
+  b2bAdd(a, v[b], v[b + 1]); b2bAdd(a, m[y], m[y + 1]);
+  lo = v[d] ^ v[a]; hi = v[d + 1] ^ v[a + 1];
+  v[d] = (lo >>> 16) | (hi << 16); v[d + 1] = (hi >>> 16) | (lo << 16);
+  b2bAdd(c, v[d], v[d + 1]);
+  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1];
+  v[b] = (hi >>> 31) | (lo << 1); v[b + 1] = (lo >>> 31) | (hi << 1);  // rotate right 63
+}
+function b2bCompress(h, block, t, last) {
+  const v = B2B_V, m = B2B_M;
+  for (let i = 0; i < 16; i++) { v[i] = h[i]; v[i + 16] = B2B_IV[i]; }
+  v[24] ^= t;  // the byte counter fits in 32 bits here
+  if (last) { v[28] = ~v[28]; v[29] = ~v[29]; }
+  for (let i = 0; i < 32; i++) {
+    m[i] = block[4 * i] | (block[4 * i + 1] << 8) | (block[4 * i + 2] << 16) | (block[4 * i + 3] << 24);
+  }
+  for (let r = 0; r < 12; r++) {
+    const s = B2B_SIGMA[r % 10];
+    b2bG(0, 8, 16, 24, 2 * s[0], 2 * s[1]);
+    b2bG(2, 10, 18, 26, 2 * s[2], 2 * s[3]);
+    b2bG(4, 12, 20, 28, 2 * s[4], 2 * s[5]);
+    b2bG(6, 14, 22, 30, 2 * s[6], 2 * s[7]);
+    b2bG(0, 10, 20, 30, 2 * s[8], 2 * s[9]);
+    b2bG(2, 12, 22, 24, 2 * s[10], 2 * s[11]);
+    b2bG(4, 14, 16, 26, 2 * s[12], 2 * s[13]);
+    b2bG(6, 8, 18, 28, 2 * s[14], 2 * s[15]);
+  }
+  for (let i = 0; i < 16; i++) h[i] = h[i] ^ v[i] ^ v[i + 16];
+}
+function blake2b(input, outlen) {
+  const h = new Uint32Array(B2B_IV);
+  h[0] ^= 0x01010000 ^ outlen;
+  const block = new Uint8Array(128);
+  let done = 0;
+  while (input.length - done > 128) {
+    block.set(input.subarray(done, done + 128));
+    done += 128;
+    b2bCompress(h, block, done, false);
+  }
+  block.fill(0);
+  block.set(input.subarray(done));
+  b2bCompress(h, block, input.length, true);
+  const out = new Uint8Array(outlen);
+  for (let i = 0; i < outlen; i++) out[i] = (h[i >> 2] >>> (8 * (i & 3))) & 0xFF;
+  return out;
 }
 
 const TIMES = { start: performance.now() };  // milliseconds since navigation, per stage
