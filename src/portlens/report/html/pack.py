@@ -81,7 +81,8 @@ def _load(meta: dict[str, Any], blob: bytes, n: int) -> np.ndarray:
     dtype = np.dtype(types[meta["type"]]).newbyteorder("<")
     width = dtype.itemsize
     raw = np.frombuffer(blob, dtype=np.uint8, count=n * width, offset=meta["offset"])
-    return raw.reshape(width, n).T.copy().view(dtype).ravel().astype(np.int64)
+    values: np.ndarray = raw.reshape(width, n).T.copy().view(dtype).ravel().astype(np.int64)
+    return values
 
 
 def _numbers(col: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -314,8 +315,8 @@ def unpack_columns(header: dict[str, Any], blob: bytes) -> dict[str, Any]:
     kinds = metas["kinds"]
     codes = (_load(kinds, blob, n) - 1).tolist()
     for j, name in enumerate(kinds["group"]):
-        values = [kinds["dict"][c][j] for c in codes]
-        cols[name] = text(values) if name in kinds["text"] else values
+        member = [kinds["dict"][c][j] for c in codes]
+        cols[name] = text(member) if name in kinds["text"] else member
     out["cols"] = cols
     cols["uid"] = text(unpack_uids(metas["uid"], blob, out))
     out["cols"] = {name: cols[name] for name in header["fields"]}
