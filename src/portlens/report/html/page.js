@@ -422,10 +422,12 @@ async function main() {
   }
   const [data, conns] = await Promise.all([gunzip('data-gz'), gunzipBytes('conns-gz')]);
   const node = document.getElementById('plotly-lzma');
-  const plotly = new TextDecoder().decode(unlzma(unpack7('plotly-lzma'), Number(node.dataset.size)));
   TIMES.unpacked = performance.now();
+  const plotly = new TextDecoder().decode(unlzma(unpack7('plotly-lzma'), Number(node.dataset.size)));
+  TIMES.unlzma = performance.now();
   D = JSON.parse(data);
   D.conns = unpackColumns(D.conns, conns);
+  TIMES.columns = performance.now();
   const script = document.createElement('script');
   script.textContent = plotly;
   document.head.appendChild(script);
