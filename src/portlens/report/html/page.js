@@ -110,7 +110,7 @@ function unpackColumns(header, bytes) {
   for (let i = 0; i < n; i++) codes[i] = kindCodes[i] - 1;
   kinds.group.forEach((name, j) => { cols[name] = { codes, dict: kinds.dict.map(t => t[j]) }; });
   const out = Object.assign({}, header, { cols });
-  cols.uid = makeUids(metas.uid, bytes, out);
+  cols.uid = new UidColumn(metas.uid, bytes, out);
   return out;
 }
 
@@ -119,45 +119,55 @@ function unpackColumns(header, bytes) {
 // significant digit first; (addr_a, port_a) is the lesser end, addresses in 16 bytes.
 
 const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-function makeUids(meta, bytes, conns) {
-  const n = conns.n;
-  const cols = conns.cols;
-  const offsets = loadColumn(meta.offset_col, bytes, n);
-  const base = BigInt(conns.base_ns);
-  const ts = cols.ts_ns;
-  const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((a, b) => (ts[a] - ts[b]) || (a - b));
-  const rank = new Int32Array(n);
-  order.forEach((i, r) => { rank[i] = r; });
-  const addrCache = new Map();
-  const addr = text => {
-    let v = addrCache.get(text);
-    if (v === undefined) { v = addr16(text); addrCache.set(text, v); }
-    return v;
-  };
-  const get = (name, i) => { const c = cols[name]; const k = c.codes[i]; return k < 0 ? null : c.dict[k]; };
-  const uids = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const given = meta.explicit[String(i)];
-    if (given !== undefined) { uids[i] = given; continue; }
-    const l4 = get('proto', i) === 'tcp' ? 6 : 17;
-    let a = [addr(get('id.orig_h', i)), cols['id.orig_p'][i]];
-    let b = [addr(get('id.resp_h', i)), cols['id.resp_p'][i]];
-    if (compareEnds(a, b) > 0) [a, b] = [b, a];
-    const serial = rank[i] + 1 + unzigzag(offsets[i] - 1);
-    const text = `(${serial}, ${(base + BigInt(ts[i])).toString()}, (${l4}, None, ${bytesRepr(a[0])}, ${a[1]}, ${bytesRepr(b[0])}, ${b[1]}))`;
-    uids[i] = 'C' + base62(blake2b(asciiBytes(text), 13));
+// Made when first asked for (a row drawn, a search, a sort by uid), then kept: making all
+// 75,000 of the benchmark capture's took seconds of the page's opening.
+class UidColumn {
+  constructor(meta, bytes, conns) {
+    const n = conns.n;
+    this.cols = conns.cols;
+    this.explicit = meta.explicit;
+    this.offsets = loadColumn(meta.offset_col, bytes, n);
+    this.base = BigInt(conns.base_ns);
+    const ts = conns.cols.ts_ns;
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => (ts[a] - ts[b]) || (a - b));
+    this.rank = new Int32Array(n);
+    order.forEach((i, r) => { this.rank[i] = r; });
+    this.uids = new Array(n).fill(null);
+    this.ends = new Map();  // address text -> [16 bytes, repr]
+    this.buffer = new Uint8Array(256);
+    this.encoder = new TextEncoder();
   }
-  return uids;
+  end(text) {
+    let v = this.ends.get(text);
+    if (v === undefined) { const b = addr16(text); v = [b, bytesRepr(b)]; this.ends.set(text, v); }
+    return v;
+  }
+  value(i) {
+    let uid = this.uids[i];
+    if (uid !== null) return uid;
+    uid = this.explicit[String(i)];
+    if (uid === undefined) {
+      const cols = this.cols;
+      const get = name => { const c = cols[name]; const k = c.codes[i]; return k < 0 ? null : c.dict[k]; };
+      const l4 = get('proto') === 'tcp' ? 6 : 17;
+      let a = this.end(get('id.orig_h')), b = this.end(get('id.resp_h'));
+      let pa = cols['id.orig_p'][i], pb = cols['id.resp_p'][i];
+      if (compareEnds(a[0], pa, b[0], pb) > 0) [a, b, pa, pb] = [b, a, pb, pa];
+      const serial = this.rank[i] + 1 + unzigzag(this.offsets[i] - 1);
+      const ts = (this.base + BigInt(cols.ts_ns[i])).toString();
+      const text = `(${serial}, ${ts}, (${l4}, None, ${a[1]}, ${pa}, ${b[1]}, ${pb}))`;
+      if (text.length > this.buffer.length) this.buffer = new Uint8Array(2 * text.length);
+      const { written } = this.encoder.encodeInto(text, this.buffer);
+      uid = 'C' + base62(blake2b(this.buffer.subarray(0, written), 13));
+    }
+    this.uids[i] = uid;
+    return uid;
+  }
 }
-function compareEnds(a, b) {
-  for (let k = 0; k < 16; k++) if (a[0][k] !== b[0][k]) return a[0][k] - b[0][k];
-  return a[1] - b[1];
-}
-function asciiBytes(text) {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  return out;
+function compareEnds(a, pa, b, pb) {
+  for (let k = 0; k < 16; k++) if (a[k] !== b[k]) return a[k] - b[k];
+  return pa - pb;
 }
 // An address in the decoder's 16-byte form (IPv4 as ::ffff:a.b.c.d).
 function addr16(text) {
@@ -203,15 +213,18 @@ function bytesRepr(b) {
   }
   return s + quote;
 }
-function base62(digest) {
-  const digits = Array.from(digest);
+// The digest (big-endian) in base 62, least significant digit first, 17 digits; divided as
+// five limbs of up to 24 bits (a limb and a remainder fit a double exactly).
+function base62(d) {
+  const limbs = [d[0], (d[1] << 16) | (d[2] << 8) | d[3], (d[4] << 16) | (d[5] << 8) | d[6],
+    (d[7] << 16) | (d[8] << 8) | d[9], (d[10] << 16) | (d[11] << 8) | d[12]];
   let out = '';
   for (let k = 0; k < 17; k++) {
     let rem = 0;
-    for (let j = 0; j < digits.length; j++) {
-      const cur = rem * 256 + digits[j];
-      digits[j] = Math.floor(cur / 62);
-      rem = cur % 62;
+    for (let j = 0; j < 5; j++) {
+      const cur = rem * 16777216 + limbs[j];
+      limbs[j] = Math.floor(cur / 62);
+      rem = cur - limbs[j] * 62;
     }
     out += B62[rem];
   }
@@ -277,10 +290,12 @@ function b2bCompress(h, block, t, last) {
   }
   for (let i = 0; i < 16; i++) h[i] = h[i] ^ v[i] ^ v[i + 16];
 }
+const B2B_H = new Uint32Array(16);
+const B2B_BLOCK = new Uint8Array(128);
 function blake2b(input, outlen) {
-  const h = new Uint32Array(B2B_IV);
+  const h = B2B_H, block = B2B_BLOCK;
+  h.set(B2B_IV);
   h[0] ^= 0x01010000 ^ outlen;
-  const block = new Uint8Array(128);
   let done = 0;
   while (input.length - done > 128) {
     block.set(input.subarray(done, done + 128));
@@ -811,6 +826,7 @@ function connections(c) {
     const col = cols[key];
     if (col === undefined) return undefined;
     if (Array.isArray(col)) return col[i];
+    if (col instanceof UidColumn) return col.value(i);
     const code = col.codes[i];
     return code < 0 ? null : col.dict[code];
   };
