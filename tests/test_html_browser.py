@@ -332,3 +332,24 @@ def test_bundled_capture_in_chromium(capsys: pytest.CaptureFixture[str], tmp_pat
             tmp_path / "sample.png")
         assert driver.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("name", ["zeek-wikipedia", "zeek-ftp-ipv6", "ndpi-6in4tunnel"])
+def test_connections_decoded_in_chromium(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         name: str) -> None:
+    """Captures with IPv6 flows (multicast UDP, TCP, a tunnel's inner flows): every
+    connection as the page's script unpacks it, uids made again from IPv6 addresses
+    included, equals conns --json."""
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(NO_CORPUS)
+    path = next(root.glob(name + ".pcap*"))
+    page = build(capsys, path, tmp_path / f"{name}.html", "--ladders", "0")
+    conns = json_lines(capsys, "conns", "--json", str(path))
+    assert any(":" in c["id.orig_h"] for c in conns)
+    with chromium() as driver:
+        open_report(driver, page)
+        assert console_errors(driver) == []
+        decoded = driver.execute_script(CONN_VALUES, list(CONN_KEYS))
+    assert decoded == [[str(rec["ts_ns"]) if k == "ts_ns" else rec[k] for k in CONN_KEYS]
+                       for rec in conns]
