@@ -51,7 +51,8 @@ OVER = {"orig_ip_bytes": ("orig_bytes", "orig_pkts"), "resp_ip_bytes": ("resp_by
 """Column -> (bytes, packets): stored as column - bytes (null: 0) - HEADER_BYTES * packets."""
 L4 = {"tcp": 6, "udp": 17}
 UID_WINDOW = 8
-"""How far from its rank by start time a connection's serial is looked for."""
+"""How far from its rank by start time a connection's serial is looked for (while few are not
+found: with --workers each worker counts its own serials, and none would be)."""
 
 
 def _zigzag(a: np.ndarray) -> np.ndarray:
@@ -192,16 +193,18 @@ def pack_uids(conns: dict[str, Any], blob: bytearray) -> dict[str, Any]:
         q, r = divmod(int.from_bytes(digest, "big"), _LOW)
         return r == low[i] and q % _HIGH == high[i]
 
-    for i in sorted(range(n), key=ranks.__getitem__):  # a shift stays for the rows after
-        key = inputs[i]
+    misses = 0
+    for seen, i in enumerate(sorted(range(n), key=ranks.__getitem__)):  # a shift stays for
+        key = inputs[i]                                                  # the rows after it
         found = None
         if key is not None and low[i] >= 0:
             if matches(i, ranks[i] + 1 + guess, key):
                 found = guess
-            else:
+            elif misses <= 64 + seen // 16:  # not where serials are another count's (workers)
                 found = next((d for k in range(1, UID_WINDOW + 1) for d in (guess + k, guess - k)
                               if ranks[i] + 1 + d > 0 and matches(i, ranks[i] + 1 + d, key)),
                              None)
+                misses += found is None
         if found is None:
             explicit[str(i)] = uids[i]
         else:
