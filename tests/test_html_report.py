@@ -368,3 +368,30 @@ def test_report_with_workers_equals_one_process(capsys: pytest.CaptureFixture[st
         data["meta"].pop("generated")
     for name in ("meta", "stats", "ports", "handshakes", "hosts", "convs", "rates", "rtts"):
         assert one[name] == two[name], name
+
+
+def test_plotly_stream_is_cached_and_checked(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plotly's LZMA stream is kept in the cache folder; a damaged cache file is made again,
+    never embedded."""
+    import lzma
+
+    from plotly.offline import get_plotlyjs
+
+    from portlens.report.html import plotly_packed, unpack7
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    plotly_packed.cache_clear()
+    try:
+        text, size, length = plotly_packed()
+        bundle = get_plotlyjs().encode("utf-8")
+        assert length == len(bundle)
+        assert lzma.decompress(unpack7(text, size), format=lzma.FORMAT_ALONE) == bundle
+        (cached,) = (tmp_path / "portlens").iterdir()
+        assert cached.read_bytes() == unpack7(text, size)
+        cached.write_bytes(cached.read_bytes()[:-100] + bytes(100))
+        plotly_packed.cache_clear()
+        assert plotly_packed() == (text, size, length)
+        assert cached.read_bytes() == unpack7(text, size)
+    finally:
+        plotly_packed.cache_clear()

@@ -170,7 +170,7 @@ class Capture:
         written to ``path`` when given. It reads the source afresh (its own passes: the
         connections, the packets' counts, the ladders' packets); on an interface it captures,
         as long as ``duration``/``count`` of ``open`` say. ``ladders``: embed at most this many
-        connections' ladders (default 1000)."""
+        connections' ladders (default 250)."""
         from portlens.pipeline.report import DEFAULT_LADDERS, collect_report
         from portlens.report.html import render
 

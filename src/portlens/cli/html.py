@@ -36,7 +36,7 @@ def add_html_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="the HTML file to write ('-': standard output)")
     p.add_argument("--ladders", type=int, default=None, metavar="N",
-                   help="embed the ladders of at most N connections (default 1000; all when "
+                   help="embed the ladders of at most N connections (default 250; all when "
                         "there are fewer; 0: none): every outcome and server port gets some, "
                         "troubled outcomes first")
     p.add_argument("--title", metavar="TEXT", help="the page's title (default: the files)")

@@ -211,11 +211,13 @@ class PacketBatch:
 
     @classmethod
     def column_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return _COLUMN_NAMES
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> PacketBatch:
-        out = PacketBatch()
-        for name in self.column_names():
+        # Not PacketBatch(): its defaults would allocate every column only to be replaced (a
+        # ladder's replay takes one row at a time).
+        out = PacketBatch.__new__(PacketBatch)
+        for name in _COLUMN_NAMES:
             setattr(out, name, getattr(self, name)[index])
         return out
 
@@ -223,8 +225,8 @@ class PacketBatch:
     def concat(cls, batches: list[PacketBatch]) -> PacketBatch:
         if not batches:
             return cls.allocate(0)
-        out = cls()
-        for name in cls.column_names():
+        out = cls.__new__(cls)
+        for name in _COLUMN_NAMES:
             setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
         return out
 
@@ -235,6 +237,9 @@ class PacketBatch:
             v = getattr(self, name)[i]
             out[name] = v.tolist() if isinstance(v, np.ndarray) else v.item()
         return out
+
+
+_COLUMN_NAMES: tuple[str, ...] = tuple(f.name for f in fields(PacketBatch))
 
 
 def addr_text(raw: bytes | npt.NDArray[np.uint8], version: int | None = None) -> str:

@@ -26,9 +26,11 @@ from portlens.decode.packets import PacketBatch
 from portlens.pipeline.run import Pipeline, Source
 from portlens.track.model import Connection
 
-DEFAULT_LADDERS = 1000
-"""Connections whose ladders a report embeds at most (`report --ladders N`). About 1 kB
-compressed each: a thousand keep the page of the 2 M-packet benchmark capture near 4 MB."""
+DEFAULT_LADDERS = 250
+"""Connections whose ladders a report embeds at most (`report --ladders N`). Each costs its
+replay through a fresh tracker, one segment at a time (about 0.1 ms a segment), and about 300
+bytes of the page: on the 2 M-packet benchmark capture a thousand took 2.8 CPU s and 0.37 MB,
+a quarter of that is 0.7 s and 0.09 MB (docs/benchmarks.md)."""
 
 
 def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,

@@ -1,21 +1,26 @@
 """`portlens report`: one self-contained HTML page of a capture (issue 13).
 
 The page is page.html with its style (page.css), its script (page.js), Plotly's offline bundle
-(from the ``plotly`` package, the charting library) and the data (data.py) inlined; nothing is
-fetched when it is opened. Plotly's bundle (4.8 MB) and the data are stored gzip-compressed,
-7 bits to a character (pack7), and unpacked by the browser (``DecompressionStream``): the page
-of the 2 M-packet benchmark capture is a third of what plain text would be
-(docs/benchmarks.md).
+(from the ``plotly`` package, the charting library) and the data (data.py, packed by pack.py)
+inlined; nothing is fetched when it is opened. Each is stored compressed, 7 bits to a
+character (pack7): the data gzip-compressed, unpacked by the browser's own
+``DecompressionStream``; Plotly's bundle (4.8 MB) as LZMA, a quarter smaller than gzip, which
+page.js decodes itself (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import hashlib
 import html
 import json
+import lzma
+import os
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +28,7 @@ import numpy as np
 from portlens import __version__
 from portlens.analysis.report_input import ReportInput
 from portlens.report.html.data import payload
+from portlens.report.html.pack import pack_columns, unpack_columns
 
 __all__ = ["ChartLibraryError", "ReportInput", "default_title", "page", "payload", "read_payload",
            "render"]
@@ -73,75 +79,44 @@ def _packed(data: bytes, level: int) -> tuple[str, int]:
     return pack7(raw), len(raw)
 
 
+PLOTLY_PRESET = 6
+"""xz preset of Plotly's bundle: 1.12 MB where gzip -6 gives 1.47 MB; 6 and 9 give the same
+bytes (the 4.8 MB fit the dictionary either way)."""
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "portlens"
+
+
 @functools.lru_cache(maxsize=1)
-def plotly_packed() -> tuple[str, int]:
-    """Plotly's offline bundle, gzip + pack7 (made once per process: it takes a while)."""
+def plotly_packed() -> tuple[str, int, int]:
+    """Plotly's offline bundle as LZMA (``lzma_alone``, which page.js ``unlzma`` reads) +
+    pack7: the text, the LZMA stream's length and the bundle's. Compressing it takes 2 CPU s,
+    so the stream is kept in the user's cache folder (``$XDG_CACHE_HOME/portlens``), named by
+    the bundle's digest, and checked against the bundle when read; where no cache can be
+    written it is made once per process."""
     try:
         from plotly.offline import get_plotlyjs
     except ImportError as exc:
         raise ChartLibraryError(
             "the HTML report draws its charts with plotly, which is not installed: "
             "python -m pip install plotly") from exc
-    return _packed(get_plotlyjs().encode("utf-8"), 6)
-
-
-WIDTHS = (("u8", np.uint8, 0xFF), ("u16", np.uint16, 0xFFFF), ("u32", np.uint32, 0xFFFFFFFF),
-          ("f64", np.float64, 2**53 - 1))
-"""Column types of the packed connections: the narrowest that holds value + 1 (float64 holds
-integers exactly up to 2^53)."""
-
-
-def pack_columns(conns: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The connection columns (data.conn_columns) as one binary blob and its header.
-
-    Each column is stored as value + 1 (0: null; text columns: code + 1, the dictionary in the
-    header) in the narrowest little-endian type, its bytes shuffled (every value's first byte,
-    then every second byte...) as blosc does: gzip then finds the runs of zero high bytes,
-    which makes the page's biggest part about a third smaller than JSON would."""
-    n = conns["n"]
-    header = {k: v for k, v in conns.items() if k != "cols"}
-    cols: dict[str, Any] = {}
-    blob = bytearray()
-    for name, col in conns["cols"].items():
-        values = col["codes"] if isinstance(col, dict) else col
-        arr = np.fromiter((0 if v is None else v + 1 for v in values), dtype=np.int64,
-                          count=n) if not isinstance(col, dict) else (
-            np.asarray(values, dtype=np.int64).reshape(n) + 1)
-        if n and (arr.min() < 0 or arr.max() > WIDTHS[-1][2]):
-            cols[name] = {"type": "json", "values": col}
-            continue
-        top = int(arr.max()) if n else 0
-        kind, dtype, _ = next(w for w in WIDTHS if top <= w[2])
-        raw = arr.astype(dtype).astype(np.dtype(dtype).newbyteorder("<"))
-        width = raw.dtype.itemsize
-        cols[name] = {"type": kind, "offset": len(blob)}
-        if isinstance(col, dict):
-            cols[name]["dict"] = col["dict"]
-        blob += raw.view(np.uint8).reshape(n, width).T.tobytes()
-    header["cols"] = cols
-    return header, bytes(blob)
-
-
-def unpack_columns(header: dict[str, Any], blob: bytes) -> dict[str, Any]:
-    """pack_columns' inverse (for read_payload)."""
-    n = header["n"]
-    out = {k: v for k, v in header.items() if k != "cols"}
-    cols: dict[str, Any] = {}
-    types = {kind: dtype for kind, dtype, _ in WIDTHS}
-    for name, meta in header["cols"].items():
-        if meta["type"] == "json":
-            cols[name] = meta["values"]
-            continue
-        dtype = np.dtype(types[meta["type"]]).newbyteorder("<")
-        width = dtype.itemsize
-        raw = np.frombuffer(blob, dtype=np.uint8, count=n * width, offset=meta["offset"])
-        values = raw.reshape(width, n).T.copy().view(dtype).ravel().astype(np.int64) - 1
-        if "dict" in meta:
-            cols[name] = {"codes": values.tolist(), "dict": meta["dict"]}
-        else:
-            cols[name] = [None if v < 0 else v for v in values.tolist()]
-    out["cols"] = cols
-    return out
+    bundle = get_plotlyjs().encode("utf-8")
+    digest = hashlib.sha256(bundle).hexdigest()[:20]
+    cache = _cache_dir() / f"plotly-{digest}-{PLOTLY_PRESET}.lzma"
+    stream = None
+    with contextlib.suppress(OSError, lzma.LZMAError):
+        cached = cache.read_bytes()
+        if lzma.decompress(cached, format=lzma.FORMAT_ALONE) == bundle:
+            stream = cached
+    if stream is None:
+        stream = lzma.compress(bundle, format=lzma.FORMAT_ALONE, preset=PLOTLY_PRESET)
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            part = cache.with_suffix(f".{os.getpid()}.part")
+            part.write_bytes(stream)
+            part.replace(cache)  # whole or not at all, should two runs write it at once
+    return pack7(stream), len(stream), len(bundle)
 
 
 def page(data: dict[str, Any], title: str) -> str:
@@ -151,8 +126,9 @@ def page(data: dict[str, Any], title: str) -> str:
     body = json.dumps(rest, separators=(",", ":"), allow_nan=False).encode("utf-8")
     parts = {"title": html.escape(title), "version": html.escape(__version__),
              "css": _resource("page.css"), "app": _resource("page.js")}
-    for name, (text, size) in (("plotly", plotly_packed()), ("data", _packed(body, 6)),
-                               ("conns", _packed(blob, 6))):
+    plotly, parts["plotly_bytes"], parts["plotly_size"] = map(str, plotly_packed())
+    parts["plotly"] = plotly
+    for name, (text, size) in (("data", _packed(body, 6)), ("conns", _packed(blob, 6))):
         parts[name], parts[f"{name}_bytes"] = text, str(size)
     # One pass: what is put in (the script, the data) is never scanned for placeholders.
     return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], _resource("page.html"))

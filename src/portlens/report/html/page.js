@@ -1,4 +1,4 @@
-// portlens HTML report: decompresses its data and Plotly (both inlined, gzip + base64), then
+// portlens HTML report: decompresses its data (gzip) and Plotly (LZMA), both inlined, then
 // draws the charts with Plotly and the tables and ladders with plain DOM and SVG. Nothing is
 // fetched from the network.
 'use strict';
@@ -42,33 +42,388 @@ function gunzipStream(id) {
 async function gunzip(id) { return await gunzipStream(id).text(); }
 async function gunzipBytes(id) { return new Uint8Array(await gunzipStream(id).arrayBuffer()); }
 
-// The connection columns (report/html/__init__.py pack_columns): value + 1 in the narrowest
-// little-endian type, bytes shuffled; 0 is null; text columns are codes into a dictionary.
+// The connection columns (report/html/pack.py, which says why each step): value + 1 in the
+// narrowest little-endian type, bytes shuffled, 0 is null; scaled by a gcd; the columns of
+// KINDS as one code into their combinations; id.orig_p as a difference from the same
+// client's previous port; IP bytes over payload bytes and 40 bytes a packet; uids made again
+// from what they hash.
 const TYPES = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f64: Float64Array };
+function loadColumn(meta, bytes, n) {
+  const Type = TYPES[meta.type];
+  const w = Type.BYTES_PER_ELEMENT;
+  const out = new Uint8Array(n * w);
+  for (let b = 0; b < w; b++) {
+    const base = meta.offset + b * n;
+    for (let i = 0; i < n; i++) out[i * w + b] = bytes[base + i];
+  }
+  return new Type(out.buffer);
+}
+function unzigzag(v) { return v % 2 === 0 ? v / 2 : -(v + 1) / 2; }
+
 function unpackColumns(header, bytes) {
   const n = header.n;
+  const metas = header.cols;
   const cols = {};
-  for (const [name, meta] of Object.entries(header.cols)) {
+  const plain = {};  // numbers with null as 0, for the columns made from them
+  for (const [name, meta] of Object.entries(metas)) {
+    if (name === 'kinds' || name === 'uid' || meta.codec) continue;
     if (meta.type === 'json') { cols[name] = meta.values; continue; }
-    const Type = TYPES[meta.type];
-    const w = Type.BYTES_PER_ELEMENT;
-    const out = new Uint8Array(n * w);
-    for (let b = 0; b < w; b++) {
-      const base = meta.offset + b * n;
-      for (let i = 0; i < n; i++) out[i * w + b] = bytes[base + i];
-    }
-    const values = new Type(out.buffer);
+    const values = loadColumn(meta, bytes, n);
     if (meta.dict) {
       const codes = new Int32Array(n);
       for (let i = 0; i < n; i++) codes[i] = values[i] - 1;
       cols[name] = { codes, dict: meta.dict };
-    } else {
+      continue;
+    }
+    const scale = meta.scale || 1;
+    const arr = new Array(n);
+    const zero = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      arr[i] = values[i] === 0 ? null : (values[i] - 1) * scale;
+      zero[i] = arr[i] === null ? 0 : arr[i];
+    }
+    cols[name] = arr;
+    plain[name] = zero;
+  }
+  for (const [name, meta] of Object.entries(metas)) {
+    if (meta.codec === 'delta') {
+      const values = loadColumn(meta, bytes, n);
+      const group = cols[meta.by].codes;
+      const last = new Map();
       const arr = new Array(n);
-      for (let i = 0; i < n; i++) arr[i] = values[i] === 0 ? null : values[i] - 1;
+      for (let i = 0; i < n; i++) {
+        arr[i] = (last.get(group[i]) || 0) + unzigzag(values[i] - 1);
+        last.set(group[i], arr[i]);
+      }
+      cols[name] = arr;
+    } else if (meta.codec === 'over') {
+      const values = loadColumn(meta, bytes, n);
+      const b = plain[meta.bytes], p = plain[meta.pkts];
+      const arr = new Array(n);
+      for (let i = 0; i < n; i++) arr[i] = unzigzag(values[i] - 1) + b[i] + meta.per * p[i];
       cols[name] = arr;
     }
   }
-  return Object.assign({}, header, { cols });
+  const kinds = metas.kinds;
+  const codes = new Int32Array(n);
+  const kindCodes = loadColumn(kinds, bytes, n);
+  for (let i = 0; i < n; i++) codes[i] = kindCodes[i] - 1;
+  kinds.group.forEach((name, j) => { cols[name] = { codes, dict: kinds.dict.map(t => t[j]) }; });
+  const out = Object.assign({}, header, { cols });
+  cols.uid = new UidColumn(metas.uid, bytes, out);
+  return out;
+}
+
+// --- uids: the tracker's (track/tracker.py _uid): 'C' + the BLAKE2b-104 digest of Python's
+// repr((serial, ts_ns, (l4, vlan, addr_a, port_a, addr_b, port_b))) in base 62, least
+// significant digit first; (addr_a, port_a) is the lesser end, addresses in 16 bytes.
+
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+// Made when first asked for (a row drawn, a search, a sort by uid), then kept: making all
+// 75,000 of the benchmark capture's took seconds of the page's opening.
+class UidColumn {
+  constructor(meta, bytes, conns) {
+    const n = conns.n;
+    this.cols = conns.cols;
+    this.explicit = meta.explicit;
+    this.offsets = loadColumn(meta.offset_col, bytes, n);
+    this.base = BigInt(conns.base_ns);
+    const ts = conns.cols.ts_ns;
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => (ts[a] - ts[b]) || (a - b));
+    this.rank = new Int32Array(n);
+    order.forEach((i, r) => { this.rank[i] = r; });
+    this.uids = new Array(n).fill(null);
+    this.ends = new Map();  // address text -> [16 bytes, repr]
+    this.buffer = new Uint8Array(256);
+    this.encoder = new TextEncoder();
+  }
+  end(text) {
+    let v = this.ends.get(text);
+    if (v === undefined) { const b = addr16(text); v = [b, bytesRepr(b)]; this.ends.set(text, v); }
+    return v;
+  }
+  value(i) {
+    let uid = this.uids[i];
+    if (uid !== null) return uid;
+    uid = this.explicit[String(i)];
+    if (uid === undefined) {
+      const cols = this.cols;
+      const get = name => { const c = cols[name]; const k = c.codes[i]; return k < 0 ? null : c.dict[k]; };
+      const l4 = get('proto') === 'tcp' ? 6 : 17;
+      let a = this.end(get('id.orig_h')), b = this.end(get('id.resp_h'));
+      let pa = cols['id.orig_p'][i], pb = cols['id.resp_p'][i];
+      if (compareEnds(a[0], pa, b[0], pb) > 0) [a, b, pa, pb] = [b, a, pb, pa];
+      const serial = this.rank[i] + 1 + unzigzag(this.offsets[i] - 1);
+      const ts = (this.base + BigInt(cols.ts_ns[i])).toString();
+      const text = `(${serial}, ${ts}, (${l4}, None, ${a[1]}, ${pa}, ${b[1]}, ${pb}))`;
+      if (text.length > this.buffer.length) this.buffer = new Uint8Array(2 * text.length);
+      const { written } = this.encoder.encodeInto(text, this.buffer);
+      uid = 'C' + base62(blake2b(this.buffer.subarray(0, written), 13));
+    }
+    this.uids[i] = uid;
+    return uid;
+  }
+}
+function compareEnds(a, pa, b, pb) {
+  for (let k = 0; k < 16; k++) if (a[k] !== b[k]) return a[k] - b[k];
+  return pa - pb;
+}
+// An address in the decoder's 16-byte form (IPv4 as ::ffff:a.b.c.d).
+function addr16(text) {
+  const out = new Uint8Array(16);
+  if (!text.includes(':')) {
+    out[10] = 0xFF; out[11] = 0xFF;
+    text.split('.').forEach((p, k) => { out[12 + k] = Number(p); });
+    return out;
+  }
+  let groups = [];
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, null];
+  const words = s => {
+    if (!s) return [];
+    const parts = s.split(':');
+    const w = [];
+    for (const p of parts) {
+      if (p.includes('.')) {
+        const q = p.split('.').map(Number);
+        w.push((q[0] << 8) | q[1], (q[2] << 8) | q[3]);
+      } else w.push(parseInt(p, 16));
+    }
+    return w;
+  };
+  const h = words(head);
+  if (tail === null) groups = h;
+  else { const t = words(tail); groups = [...h, ...new Array(8 - h.length - t.length).fill(0), ...t]; }
+  groups.forEach((g, k) => { out[2 * k] = g >> 8; out[2 * k + 1] = g & 0xFF; });
+  return out;
+}
+// Python's repr() of a bytes object.
+function bytesRepr(b) {
+  const has = c => b.includes(c);
+  const quote = has(0x27) && !has(0x22) ? '"' : "'";
+  let s = 'b' + quote;
+  for (const c of b) {
+    if (c === 0x5C) s += '\\\\';
+    else if (c === 0x09) s += '\\t';
+    else if (c === 0x0A) s += '\\n';
+    else if (c === 0x0D) s += '\\r';
+    else if (c === quote.charCodeAt(0)) s += '\\' + quote;
+    else if (c >= 32 && c <= 126) s += String.fromCharCode(c);
+    else s += '\\x' + c.toString(16).padStart(2, '0');
+  }
+  return s + quote;
+}
+// The digest (big-endian) in base 62, least significant digit first, 17 digits; divided as
+// five limbs of up to 24 bits (a limb and a remainder fit a double exactly).
+function base62(d) {
+  const limbs = [d[0], (d[1] << 16) | (d[2] << 8) | d[3], (d[4] << 16) | (d[5] << 8) | d[6],
+    (d[7] << 16) | (d[8] << 8) | d[9], (d[10] << 16) | (d[11] << 8) | d[12]];
+  let out = '';
+  for (let k = 0; k < 17; k++) {
+    let rem = 0;
+    for (let j = 0; j < 5; j++) {
+      const cur = rem * 16777216 + limbs[j];
+      limbs[j] = Math.floor(cur / 62);
+      rem = cur - limbs[j] * 62;
+    }
+    out += B62[rem];
+  }
+  return out;
+}
+
+// BLAKE2b (RFC 7693), unkeyed, 64-bit words as (low, high) pairs of 32-bit numbers.
+const B2B_IV = new Uint32Array([
+  0xF3BCC908, 0x6A09E667, 0x84CAA73B, 0xBB67AE85, 0xFE94F82B, 0x3C6EF372, 0x5F1D36F1, 0xA54FF53A,
+  0xADE682D1, 0x510E527F, 0x2B3E6C1F, 0x9B05688C, 0xFB41BD6B, 0x1F83D9AB, 0x137E2179, 0x5BE0CD19]);
+const B2B_SIGMA = [
+  [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+  [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+  [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+  [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+  [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+  [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+  [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+  [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+  [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+  [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0]];
+const B2B_V = new Uint32Array(32);
+const B2B_M = new Uint32Array(32);
+function b2bAdd(a, lo, hi) {  // V[a] += (lo, hi)
+  const v = B2B_V;
+  const l = v[a] + lo;
+  v[a + 1] = v[a + 1] + hi + (l >= 0x100000000 ? 1 : 0);
+  v[a] = l;
+}
+function b2bG(a, b, c, d, x, y) {
+  const v = B2B_V, m = B2B_M;
+  b2bAdd(a, v[b], v[b + 1]); b2bAdd(a, m[x], m[x + 1]);
+  let lo = v[d] ^ v[a], hi = v[d + 1] ^ v[a + 1];
+  v[d] = hi; v[d + 1] = lo;  // rotate right 32
+  b2bAdd(c, v[d], v[d + 1]);
+  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1];
+  v[b] = (lo >>> 24) | (hi << 8); v[b + 1] = (hi >>> 24) | (lo << 8);
+  b2bAdd(a, v[b], v[b + 1]); b2bAdd(a, m[y], m[y + 1]);
+  lo = v[d] ^ v[a]; hi = v[d + 1] ^ v[a + 1];
+  v[d] = (lo >>> 16) | (hi << 16); v[d + 1] = (hi >>> 16) | (lo << 16);
+  b2bAdd(c, v[d], v[d + 1]);
+  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1];
+  v[b] = (hi >>> 31) | (lo << 1); v[b + 1] = (lo >>> 31) | (hi << 1);  // rotate right 63
+}
+function b2bCompress(h, block, t, last) {
+  const v = B2B_V, m = B2B_M;
+  for (let i = 0; i < 16; i++) { v[i] = h[i]; v[i + 16] = B2B_IV[i]; }
+  v[24] ^= t;  // the byte counter fits in 32 bits here
+  if (last) { v[28] = ~v[28]; v[29] = ~v[29]; }
+  for (let i = 0; i < 32; i++) {
+    m[i] = block[4 * i] | (block[4 * i + 1] << 8) | (block[4 * i + 2] << 16) | (block[4 * i + 3] << 24);
+  }
+  for (let r = 0; r < 12; r++) {
+    const s = B2B_SIGMA[r % 10];
+    b2bG(0, 8, 16, 24, 2 * s[0], 2 * s[1]);
+    b2bG(2, 10, 18, 26, 2 * s[2], 2 * s[3]);
+    b2bG(4, 12, 20, 28, 2 * s[4], 2 * s[5]);
+    b2bG(6, 14, 22, 30, 2 * s[6], 2 * s[7]);
+    b2bG(0, 10, 20, 30, 2 * s[8], 2 * s[9]);
+    b2bG(2, 12, 22, 24, 2 * s[10], 2 * s[11]);
+    b2bG(4, 14, 16, 26, 2 * s[12], 2 * s[13]);
+    b2bG(6, 8, 18, 28, 2 * s[14], 2 * s[15]);
+  }
+  for (let i = 0; i < 16; i++) h[i] = h[i] ^ v[i] ^ v[i + 16];
+}
+const B2B_H = new Uint32Array(16);
+const B2B_BLOCK = new Uint8Array(128);
+function blake2b(input, outlen) {
+  const h = B2B_H, block = B2B_BLOCK;
+  h.set(B2B_IV);
+  h[0] ^= 0x01010000 ^ outlen;
+  let done = 0;
+  while (input.length - done > 128) {
+    block.set(input.subarray(done, done + 128));
+    done += 128;
+    b2bCompress(h, block, done, false);
+  }
+  block.fill(0);
+  block.set(input.subarray(done));
+  b2bCompress(h, block, input.length, true);
+  const out = new Uint8Array(outlen);
+  for (let i = 0; i < outlen; i++) out[i] = (h[i >> 2] >>> (8 * (i & 3))) & 0xFF;
+  return out;
+}
+
+// LZMA ("lzma_alone": Python's lzma.FORMAT_ALONE), the decoder of the LZMA SDK's
+// specification (LzmaSpec.cpp) as it stands: Plotly's bundle is a quarter smaller as LZMA
+// than as gzip, and browsers decompress only gzip and deflate themselves.
+function unlzma(input, size) {
+  const props = input[0];
+  const lc = props % 9, lp = Math.floor(props / 9) % 5, pb = Math.floor(props / 45);
+  const out = new Uint8Array(size);
+  let inPos = 13, range = 0xFFFFFFFF, code = 0;
+  for (let i = 0; i < 5; i++) code = ((code << 8) | input[inPos++]) >>> 0;
+  const probs = n => new Uint16Array(n).fill(1024);
+  function bit(p, i) {
+    const bound = (range >>> 11) * p[i];
+    let b;
+    if (code < bound) { p[i] += (2048 - p[i]) >>> 5; range = bound; b = 0; }
+    else { p[i] -= p[i] >>> 5; code -= bound; range -= bound; b = 1; }
+    if (range < 0x1000000) { range = (range * 256) >>> 0; code = ((code << 8) | input[inPos++]) >>> 0; }
+    return b;
+  }
+  function direct(n) {
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      range >>>= 1;
+      let b = 0;
+      if (code >= range) { code -= range; b = 1; }
+      r = ((r << 1) | b) >>> 0;
+      if (range < 0x1000000) { range = (range * 256) >>> 0; code = ((code << 8) | input[inPos++]) >>> 0; }
+    }
+    return r;
+  }
+  function tree(p, base, bits) {
+    let m = 1;
+    for (let i = 0; i < bits; i++) m = (m << 1) + bit(p, base + m);
+    return m - (1 << bits);
+  }
+  function reverse(p, base, bits) {
+    let m = 1, s = 0;
+    for (let i = 0; i < bits; i++) { const b = bit(p, base + m); m = (m << 1) + b; s |= b << i; }
+    return s;
+  }
+  const lenCoder = () => ({ choice: probs(2), low: probs(16 << 3), mid: probs(16 << 3), high: probs(256) });
+  function length(c, posState) {
+    if (!bit(c.choice, 0)) return tree(c.low, posState << 3, 3);
+    if (!bit(c.choice, 1)) return 8 + tree(c.mid, posState << 3, 3);
+    return 16 + tree(c.high, 0, 8);
+  }
+  const literal = probs(0x300 << (lc + lp));
+  const isMatch = probs(12 << 4), isRep = probs(12), isRepG0 = probs(12), isRepG1 = probs(12),
+    isRepG2 = probs(12), isRep0Long = probs(12 << 4);
+  const posSlot = probs(4 << 6), posSpecial = probs(115), align = probs(16);
+  const lenDec = lenCoder(), repLenDec = lenCoder();
+  let state = 0, rep0 = 0, rep1 = 0, rep2 = 0, rep3 = 0, pos = 0;
+  const pbMask = (1 << pb) - 1, lpMask = (1 << lp) - 1;
+  while (pos < size) {
+    const posState = pos & pbMask;
+    if (!bit(isMatch, (state << 4) + posState)) {
+      const prev = pos > 0 ? out[pos - 1] : 0;
+      const base = 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
+      let s = 1;
+      if (state >= 7) {
+        let match = out[pos - rep0 - 1];
+        do {
+          const mb = (match >>> 7) & 1;
+          match <<= 1;
+          const b = bit(literal, base + ((1 + mb) << 8) + s);
+          s = (s << 1) | b;
+          if (mb !== b) break;
+        } while (s < 0x100);
+      }
+      while (s < 0x100) s = (s << 1) | bit(literal, base + s);
+      out[pos++] = s - 0x100;
+      state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
+      continue;
+    }
+    let len;
+    if (bit(isRep, state)) {
+      if (!bit(isRepG0, state)) {
+        if (!bit(isRep0Long, (state << 4) + posState)) {
+          state = state < 7 ? 9 : 11;
+          out[pos] = out[pos - rep0 - 1];
+          pos++;
+          continue;
+        }
+      } else {
+        let dist;
+        if (!bit(isRepG1, state)) dist = rep1;
+        else {
+          if (!bit(isRepG2, state)) dist = rep2;
+          else { dist = rep3; rep3 = rep2; }
+          rep2 = rep1;
+        }
+        rep1 = rep0;
+        rep0 = dist;
+      }
+      len = length(repLenDec, posState);
+      state = state < 7 ? 8 : 11;
+    } else {
+      rep3 = rep2; rep2 = rep1; rep1 = rep0;
+      len = length(lenDec, posState);
+      state = state < 7 ? 7 : 10;
+      const slot = tree(posSlot, (len < 4 ? len : 3) << 6, 6);
+      if (slot < 4) rep0 = slot;
+      else {
+        const bits = (slot >>> 1) - 1;
+        let dist = ((2 | (slot & 1)) << bits) >>> 0;
+        if (slot < 14) dist += reverse(posSpecial, dist - slot, bits);
+        else dist += ((direct(bits - 4) << 4) >>> 0) + reverse(align, 0, 4);
+        rep0 = dist >>> 0;
+      }
+      if (rep0 === 0xFFFFFFFF) break;  // the end marker
+    }
+    len += 2;
+    for (let i = 0; i < len && pos < size; i++, pos++) out[pos] = out[pos - rep0 - 1];
+  }
+  return out;
 }
 
 const TIMES = { start: performance.now() };  // milliseconds since navigation, per stage
@@ -80,11 +435,14 @@ async function main() {
          'Chrome 80, Firefox 113, Safari 16.4 or later).');
     return;
   }
-  const [data, conns, plotly] = await Promise.all([
-    gunzip('data-gz'), gunzipBytes('conns-gz'), gunzip('plotly-gz')]);
+  const [data, conns] = await Promise.all([gunzip('data-gz'), gunzipBytes('conns-gz')]);
+  const node = document.getElementById('plotly-lzma');
   TIMES.unpacked = performance.now();
+  const plotly = new TextDecoder().decode(unlzma(unpack7('plotly-lzma'), Number(node.dataset.size)));
+  TIMES.unlzma = performance.now();
   D = JSON.parse(data);
   D.conns = unpackColumns(D.conns, conns);
+  TIMES.columns = performance.now();
   const script = document.createElement('script');
   script.textContent = plotly;
   document.head.appendChild(script);
@@ -468,6 +826,7 @@ function connections(c) {
     const col = cols[key];
     if (col === undefined) return undefined;
     if (Array.isArray(col)) return col[i];
+    if (col instanceof UidColumn) return col.value(i);
     const code = col.codes[i];
     return code < 0 ? null : col.dict[code];
   };
