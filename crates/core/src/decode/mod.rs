@@ -11,7 +11,7 @@ pub mod fragments;
 pub mod frame;
 pub mod malformed;
 
-pub use columns::{ColumnData, Columns, NamedColumn, Row};
+pub use columns::{ColumnData, Columns, NamedColumn, Row, SUB_CARRIER, SUB_FRAME, SUB_MSDU};
 pub use fragments::{FragmentCounters, FragmentLimits, Reassembler};
 pub use frame::FragRecord;
 
@@ -36,6 +36,8 @@ impl Default for DecodeOptions {
 pub struct Decoder {
     pub reassembler: Reassembler,
     records: Vec<FragRecord>,
+    /// Rows frames give after their own (frame index, row): A-MSDU subframes, middle carriers.
+    extras: Vec<(usize, Row)>,
 }
 
 impl Decoder {
@@ -43,10 +45,12 @@ impl Decoder {
         Decoder {
             reassembler: Reassembler::new(limits),
             records: Vec::new(),
+            extras: Vec::new(),
         }
     }
 
-    /// One row per frame, fragments reassembled with the state of earlier batches. Never
+    /// One row per frame (followed by any more it gives, `sub` > 0), fragments reassembled
+    /// with the state of earlier batches. Never
     /// panics on frame contents: a frame whose offset and length lie outside `data` decodes as
     /// an empty one; columns shorter than `offset` read as 0.
     pub fn decode(&mut self, frames: Frames<'_>, options: DecodeOptions) -> Columns {
@@ -62,9 +66,11 @@ impl Decoder {
         self.decode_rows(frames, options, cols);
     }
 
-    /// Sets every row of `cols` (as long as `frames`), then reassembles.
+    /// Sets every frame's row of `cols` (as long as `frames`), reassembles, then inserts the
+    /// more rows some frames give after their own.
     fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
+        self.extras.clear();
         for i in 0..frames.len() {
             let caplen = frames.caplen.get(i).copied().unwrap_or(0);
             let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
@@ -86,13 +92,35 @@ impl Decoder {
             if let Some(record) = walker.record {
                 self.records.push(record);
             }
+            self.extras.extend(walker.extra_rows().map(|row| (i, row)));
         }
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
+        if !self.extras.is_empty() {
+            insert_extras(cols, &self.extras);
+        }
     }
 }
 
-/// Decodes one frame on its own (no reassembly): its row and its fragment record if any.
+/// `cols` with each extra row after its frame's (extras in frame order): a copy, made only
+/// for the batches that have such frames.
+fn insert_extras(cols: &mut Columns, extras: &[(usize, Row)]) {
+    let n = cols.len();
+    let mut out = Columns::with_capacity(n.saturating_add(extras.len()));
+    let mut pending = extras.iter().peekable();
+    for i in 0..n {
+        if let Some(row) = cols.row(i) {
+            out.push(&row);
+        }
+        while let Some((_, row)) = pending.next_if(|(frame, _)| *frame == i) {
+            out.push(row);
+        }
+    }
+    *cols = out;
+}
+
+/// Decodes one frame on its own (no reassembly): its row and its fragment record if any
+/// (not the rows some frames give after their own).
 pub fn decode_one(
     bytes: &[u8],
     wirelen: u32,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::decode::columns::{Columns, CSUM_BAD, FRAG_COMPLETE, FRAG_PART};
+use crate::decode::columns::{Columns, CSUM_BAD, FRAG_COMPLETE, FRAG_PART, SUB_FRAME};
 
 /// Counts by a 16-bit key (link type, ethertype, `ip_version << 8 | proto`, reason code): one
 /// slot per possible key, allocated on first use, so counting is one indexed add whatever
@@ -136,9 +136,13 @@ impl CaptureCounts {
         let (depth, tunnel) = (&c.tunnel_depth[..n], &c.tunnel[..n]);
         let (vlan, mpls, frag) = (&c.vlan_count[..n], &c.mpls_count[..n], &c.frag[..n]);
         let (cut, ip_csum, l4_csum) = (&c.truncated[..n], &c.ip_csum[..n], &c.l4_csum[..n]);
-        let frame = &c.frame[..n];
+        let (frame, sub) = (&c.frame[..n], &c.sub[..n]);
         let mut last_lt = None;
         for i in 0..n {
+            if sub[i] != SUB_FRAME {
+                continue; // a frame is counted by its own row (an A-MSDU, nested tunnels)
+            }
+            self.frames += 1;
             let t = ts[i];
             self.wire_bytes += u64::from(wire[i]);
             self.captured_bytes += u64::from(cap[i]);
@@ -193,7 +197,6 @@ impl CaptureCounts {
                 self.malformed.add(u16::from(mal[i]), 1);
             }
         }
-        self.frames += n as u64;
     }
 }
 
