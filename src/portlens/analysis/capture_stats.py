@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, PacketBatch
+from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, SUB_FRAME, PacketBatch
 from portlens.decode.tunnels import TUNNEL_NAMES
 from portlens.services import proto_name
 from portlens.sources import linktypes
@@ -79,6 +79,8 @@ class CaptureStats:
         self.datagrams_over_cap += counters.get("evicted", 0) + counters.get("evicted_bytes", 0)
 
     def add(self, b: PacketBatch) -> None:
+        if (b.sub != SUB_FRAME).any():
+            b = b.take(b.sub == SUB_FRAME)  # a frame is counted by its own row
         n = len(b)
         if n == 0:
             return

@@ -244,6 +244,20 @@ class PacketBatch:
             setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
         return out
 
+    def frame_index(self) -> npt.NDArray[np.intp]:
+        """For each row, the index of its frame in the FrameBatch it was decoded from (a
+        decoder's whole batch: its frame's own row comes first)."""
+        out: npt.NDArray[np.intp] = np.cumsum(self.sub == SUB_FRAME, dtype=np.intp) - 1
+        return out
+
+    def owner_rows(self) -> npt.NDArray[np.intp]:
+        """For each row, the row that counts it: a middle carrier's is the packet's row
+        before it (SUB_CARRIER rows follow it), any other row's itself."""
+        index = np.arange(len(self), dtype=np.intp)
+        out: npt.NDArray[np.intp] = np.maximum.accumulate(
+            np.where(self.sub != SUB_CARRIER, index, 0))
+        return out
+
     def row(self, i: int) -> dict[str, Any]:
         """One row as plain Python values (slow; for printing and tests)."""
         out: dict[str, Any] = {}

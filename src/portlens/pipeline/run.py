@@ -240,7 +240,8 @@ class Pipeline:
         return self.options.tracker.drop_bad_checksums if tracking else True
 
     def batches(self, *, tracking: bool = False) -> Iterator[tuple[FrameBatch, PacketBatch]]:
-        """Selected frames and their decoded packets, row for row; -w gets them as they go.
+        """Selected frames and their decoded packets (row for row, but for frames that give
+        more rows than one: column sub); -w gets them as they go.
         ``tracking``: for the tracker, which reads checksums only to drop bad ones."""
         if self.source.is_live:
             raise ValueError("a live source gives packets(), not frames")
@@ -259,7 +260,9 @@ class Pipeline:
                     self._on_decoded(packets)
                 rows = selector.rows(packets)
                 if rows is not None:
-                    frames, packets = frames.take(rows), packets.take(rows)
+                    frames = frames.take(rows if len(packets) == len(frames)
+                                         else np.unique(packets.frame_index()[rows]))
+                    packets = packets.take(rows)
                 if writer is not None:
                     writer.write(frames)
                 yield frames, packets

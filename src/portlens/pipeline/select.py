@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, PacketBatch, addr_bytes
+from portlens.decode.packets import FRAG_PART, SUB_FRAME, PacketBatch, addr_bytes
 from portlens.filter import PacketFilter
 from portlens.track.model import Connection
 
@@ -55,10 +55,13 @@ class Selector:
         return count is not None and self.selected >= count
 
     def rows(self, b: PacketBatch) -> Index | None:
-        """The rows of ``b`` to keep, in order; None keeps them all."""
+        """The rows of ``b`` (a decoder's batch) to keep, in order; None keeps them all. A
+        middle carrier's row goes with its packet's row; ``count`` counts frames (a frame
+        is selected when one of its rows is)."""
         sel = self.selection
+        more = bool((b.sub != SUB_FRAME).any())
         if sel.everything or not len(b):
-            self.selected += len(b)
+            self.selected += int((b.sub == SUB_FRAME).sum()) if more else len(b)
             return None
         keep = np.ones(len(b), dtype=np.bool_)
         if sel.start_ns is not None:
@@ -69,10 +72,20 @@ class Selector:
             keep &= sel.packet_filter.mask(b)
         if sel.conn is not None:
             keep &= connection_rows(b, sel.conn)
+        if more:
+            keep = keep[b.owner_rows()]
         index = np.flatnonzero(keep)
+        if not more:
+            if sel.count is not None:
+                index = index[: max(sel.count - self.selected, 0)]
+            self.selected += index.size
+            return None if index.size == len(b) else index
+        frame = b.frame_index()[index]
+        frames = np.unique(frame)
         if sel.count is not None:
-            index = index[: max(sel.count - self.selected, 0)]
-        self.selected += index.size
+            frames = frames[: max(sel.count - self.selected, 0)]
+            index = index[np.isin(frame, frames)]
+        self.selected += frames.size
         return None if index.size == len(b) else index
 
 
