@@ -487,9 +487,7 @@ impl<'a> Walker<'a> {
     fn amsdu(&mut self, body: usize, end: usize) -> Step {
         self.need(body, wlan::AMSDU_SUBFRAME_LEN, m::LINK_HEADER_SHORT)?;
         let base = self.clone();
-        let shared = base
-            .depth
-            .saturating_add(u8::from(base.pending.is_some()));
+        let shared = base.depth.saturating_add(u8::from(base.pending.is_some()));
         let mut first: Option<(Walker<'a>, Step)> = None;
         let mut more = Vec::new();
         let mut pos = body;
