@@ -234,7 +234,12 @@ fn three_tunnels_give_a_row_to_the_middle_carrier() {
     };
     let inner = ipv4(6, &tcp(&[], b""), 1, 0);
     let level3 = ipv4(17, &udp(7001, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
-    let level2 = ipv4(17, &udp(7000, 4789, &vxlan(ethernet(0x0800, &level3))), 3, 0);
+    let level2 = ipv4(
+        17,
+        &udp(7000, 4789, &vxlan(ethernet(0x0800, &level3))),
+        3,
+        0,
+    );
     let mut gre = vec![0, 0, 0x08, 0x00];
     gre.extend_from_slice(&level2);
     let frames = [
@@ -246,11 +251,19 @@ fn three_tunnels_give_a_row_to_the_middle_carrier() {
     assert_eq!(cols.sub, [SUB_FRAME, SUB_CARRIER, SUB_FRAME]);
     assert_eq!(cols.frame, [1, 1, 2]);
     let (r, middle) = (cols.row(0).unwrap(), cols.row(1).unwrap());
-    assert_eq!((r.tunnel_depth, r.l4, r.out_proto, r.car_proto), (3, 6, 47, 17));
+    assert_eq!(
+        (r.tunnel_depth, r.l4, r.out_proto, r.car_proto),
+        (3, 6, 47, 17)
+    );
     assert_eq!((r.car_sport, r.car_dport), (7001, 4789));
     assert_eq!(r.car_ip_len, u32::try_from(level3.len()).unwrap());
     assert_eq!(
-        (middle.tunnel_depth, middle.proto, middle.sport, middle.dport),
+        (
+            middle.tunnel_depth,
+            middle.proto,
+            middle.sport,
+            middle.dport
+        ),
         (1, 17, 7000, 4789)
     );
     assert_eq!(middle.ip_len, u32::try_from(level2.len()).unwrap());
