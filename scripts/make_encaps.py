@@ -301,6 +301,14 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
                               snap(0x0800) + synack]), qos=True, amsdu=True), fcs=True),
         radiotap(dot11(snap(0x0800) + ack, qos=True), pad=True),
     ])
+    # An A-MSDU in Aruba GRE in VXLAN: the subframes share the VXLAN carrier, counted once.
+    aruba = dot11(amsdu([snap(0x0800) + udp4(sport=40700, data=b"odd", src="10.11.0.1",
+                                              dst="10.11.0.2"),
+                         snap(0x0800) + tcp4(sport=40800, src="10.11.0.1", dst="10.11.0.2")]),
+                  qos=True, amsdu=True)
+    c["encap-amsdu-vxlan.pcap"] = (1, [ether(0x0800, ip4(17, udp_raw(
+        50060, 4789, b"\x08\x00\x00\x00\x00\x00\x66\x00" + ether(0x0800, ip4(
+            47, gre(0x8200, aruba), "10.10.0.1", "10.10.0.2"))), "192.0.2.9", "192.0.2.10"))])
     # Three tunnels deep, every carrier level a row: GTP-U > Geneve > VXLAN > TCP (its
     # answer through other Geneve and VXLAN flows), and Geneve > VXLAN > GRE > TCP.
     def geneve_teb(frame: bytes) -> bytes:

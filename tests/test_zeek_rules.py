@@ -329,8 +329,19 @@ inner connection's the innermost carrier (EncapsulationStack::Last when Conn::Co
 Conn::CheckEncapsulation run; tunnel_changed adds the answer's VXLAN flow), a GRE carrier
 is an IP tunnel record, no row ("tunnel")."""
 
+AMSDU_VXLAN_ROWS = """
+192.0.2.9 50060 192.0.2.10 4789 udp - - - S0 0 D 1 230 0 0 17 -
+10.11.0.1 40700 10.11.0.2 7777 udp - - - S0 0 D 1 31 0 0 17 tunnel
+10.11.0.1 40800 10.11.0.2 80 tcp - - - S0 0 S 1 52 0 0 6 tunnel
+"""
+"""An A-MSDU in Aruba GRE (GREAnalyzer hands 0x8200 to the 802.11 analyzer) in VXLAN
+(encap-amsdu-vxlan.pcap): the VXLAN conn counts the frame once, its packet counted before the
+subframes are forwarded (each subframe's packet goes on with the stack popped back to the
+802.11 level); both inner packets' parent is the GRE tunnel record."""
+
 MULTI_ROW_CASES = {"amsdu": ("encap/encap-amsdu.pcap", AMSDU_ROWS),
-                   "nested3": ("encap/encap-nested3.pcap", NESTED_ROWS)}
+                   "nested3": ("encap/encap-nested3.pcap", NESTED_ROWS),
+                   "amsdu-vxlan": ("encap/encap-amsdu-vxlan.pcap", AMSDU_VXLAN_ROWS)}
 
 
 def labelled_cells(rec: dict[str, Any], by_uid: dict[str, str]) -> tuple[str, ...]:
