@@ -7,7 +7,8 @@
 
 use super::app;
 use super::columns::{
-    Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, FRAG_PART, OPT_KINDS_MAX, SUB_CARRIER, SUB_MSDU,
+    Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, FRAG_NONE, FRAG_PART, OPT_KINDS_MAX, SUB_CARRIER,
+    SUB_MSDU,
 };
 use super::malformed as m;
 use crate::wire::checksum::{is_good, ones_sum};
@@ -1498,12 +1499,33 @@ impl<'a> Walker<'a> {
 /// fragment fields cleared; IPv6: the unfragmentable part, the fragment header taken out and
 /// the payload length set; then all the data) over `row`, the completing fragment's: the
 /// row it gives if the datagram holds a tunnel (then the inner packet takes the IP and
-/// transport columns, the datagram goes to the out_* columns), else None.
-pub(crate) fn decode_reassembled(datagram: &[u8], row: Row, checksums: bool) -> Option<Row> {
+/// transport columns, the datagram goes to the out_* columns), and the rows it gives after
+/// it (middle carriers, A-MSDU subframes: no fragments of their own), else None.
+pub(crate) fn decode_reassembled(
+    datagram: &[u8],
+    row: Row,
+    checksums: bool,
+) -> Option<(Row, Vec<Row>)> {
     let wirelen = u32::try_from(datagram.len()).ok()?;
     let mut walker = Walker::new(datagram, wirelen, row, 0, checksums);
     walker.decode(lt::RAW);
-    (walker.row.tunnel_depth > 0 && walker.record.is_none()).then_some(walker.row)
+    if walker.row.tunnel_depth == 0 || walker.record.is_some() {
+        return None;
+    }
+    let more = walker
+        .extra_rows()
+        .map(|extra| {
+            if extra.frag == FRAG_PART {
+                return extra; // a fragment inside an A-MSDU subframe
+            }
+            Row {
+                frag: FRAG_NONE,
+                frag_count: 0,
+                ..extra
+            }
+        })
+        .collect();
+    Some((walker.row, more))
 }
 
 /// IPv6 extension headers followed at most (then `ipv6-ext-header-invalid`).

@@ -96,6 +96,11 @@ impl Decoder {
         }
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
+        if !self.reassembler.extras.is_empty() {
+            // a datagram decoded whole once complete: its rows go after its completing frame's
+            self.extras.append(&mut self.reassembler.extras);
+            self.extras.sort_by_key(|(frame, _)| *frame);
+        }
         if !self.extras.is_empty() {
             insert_extras(cols, &self.extras);
         }

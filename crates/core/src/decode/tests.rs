@@ -271,6 +271,47 @@ fn three_tunnels_give_a_row_to_the_middle_carrier() {
 }
 
 #[test]
+fn a_reassembled_datagram_gives_its_middle_carriers_rows() {
+    // VXLAN in VXLAN in VXLAN in an outer IPv4 datagram cut into two fragments: the
+    // completing fragment's row is the inner TCP packet, its middle carrier a row after it.
+    let vxlan = |frame: Vec<u8>| {
+        let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
+        v.extend_from_slice(&frame);
+        v
+    };
+    let inner = ipv4(6, &tcp(&[], b""), 1, 0);
+    let level3 = ipv4(17, &udp(7002, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
+    let level2 = ipv4(
+        17,
+        &udp(7001, 4789, &vxlan(ethernet(0x0800, &level3))),
+        3,
+        0,
+    );
+    let data = udp(7000, 4789, &vxlan(ethernet(0x0800, &level2)));
+    let whole = ipv4(17, &data, 77, 0);
+    let body = &whole[20..];
+    let cut = 64; // a multiple of 8
+    let frames = [
+        ethernet(0x0800, &ipv4(17, &body[..cut], 77, 0x2000)),
+        ethernet(
+            0x0800,
+            &ipv4(17, &body[cut..], 77, u16::try_from(cut / 8).unwrap()),
+        ),
+    ];
+    let cols = decode(&frames, true);
+    assert_eq!(cols.sub, [SUB_FRAME, SUB_FRAME, SUB_CARRIER]);
+    assert_eq!(cols.frame, [1, 2, 2]);
+    assert_eq!(cols.frag, [FRAG_PART, FRAG_COMPLETE, 0]);
+    assert_eq!((cols.tunnel_depth[1], cols.l4[1]), (3, 6));
+    assert_eq!((cols.out_sport[1], cols.car_sport[1]), (7000, 7002));
+    assert_eq!(
+        (cols.sport[2], cols.proto[2], cols.tunnel_depth[2]),
+        (7001, 17, 1)
+    );
+    assert_eq!(cols.ip_len[2], u32::try_from(level2.len()).unwrap());
+}
+
+#[test]
 fn every_amsdu_subframe_is_a_row() {
     // 802.11 QoS data, A-MSDU bit set: three subframes, padded to 4 bytes but the last.
     let packets = [
