@@ -79,3 +79,16 @@ def test_a_filter_keeps_the_middle_carriers_with_their_packet(
                                                          r["tunnel_parents"])) for r in rows)
     assert got == [(2152, 2152, []), (40500, 443, [50041, 50043]), (50040, 6081, [2152]),
                    (50041, 4789, [50040]), (50042, 6081, [2152]), (50043, 4789, [50042])]
+
+
+def test_every_carrier_level_has_its_ladder(capsys: pytest.CaptureFixture[str]) -> None:
+    """--conn on each carrier's connection (outermost, middle, innermost) selects its
+    datagrams once each: the ladder of a middle carrier is its own rows, the outermost's
+    packets are not doubled by the middle carriers' rows (which carry the same out_*)."""
+    rc, out = run(capsys, "conns", "--json", NESTED)
+    uids = {r["id.orig_p"]: r["uid"] for r in map(json.loads, out.splitlines())}
+    for port, lengths in ((2152, ["len=160", "len=148"]), (50040, ["len=124"]),
+                          (50041, ["len=74"]), (50043, ["len=62"])):
+        rc, out = run(capsys, "ladder", NESTED, "--conn", uids[port])
+        assert rc == 0
+        assert [w for w in out.split() if w.startswith("len=")] == lengths, port
