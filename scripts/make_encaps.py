@@ -4,7 +4,8 @@
 Each capture holds frames of layers only the compiled decoder reads (802.11 behind radiotap,
 PPI and Prism/AVS, NFLOG, IPNET, Cisco HDLC, PPPoE link types; PBB, VN-Tag and FabricPath in
 Ethernet; ERSPAN I/II/III, Aruba GRE, GRE with every optional field, nested GRE, GRE in UDP,
-AYIYA, GTP-U on 2123, Teredo and AYIYA found by content; GTP-U in a fragmented outer IPv4).
+AYIYA, GTP-U on 2123, Teredo and AYIYA found by content; GTP-U in a fragmented outer IPv4;
+A-MSDUs of several subframes; tunnels three deep).
 Their oracle is tshark: tests/test_encap_tshark.py runs ``tshark -T fields`` on each capture
 (the field list of the public corpus) and compares every per-packet field of the innermost
 layer with portlens's. TSHARK_OPTIONS below gives the options a capture needs (Decode As for
@@ -278,6 +279,64 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         ether(0x0800, ip4(17, udp_raw(50012, 2152, gtpu(gre_in_gtp)))),
         ether(0x0800, ip4(17, udp_raw(50013, 4789, vx + ether(0x88E7, itag + struct.pack(
             "!H", 0x86DD) + t6)))),
+    ])
+    # A-MSDUs: one row per subframe's packet (docs/decoding.md, 802.11). Subframes but the
+    # last have odd MSDU lengths, where Zeek's padding (amsdu_len % 4) and 802.11's agree.
+    syn = tcp4(sport=40200, dport=80, src="10.5.0.1", dst="10.5.0.2")
+    synack = bytes(IP(src="10.5.0.2", dst="10.5.0.1", id=8) / TCP(
+        sport=80, dport=40200, flags="SA", seq=7000, ack=1001, window=8192,
+        options=[("MSS", 1400)]))
+    ack = bytes(IP(src="10.5.0.1", dst="10.5.0.2", id=9) / TCP(
+        sport=40200, dport=80, flags="A", seq=1001, ack=7001, window=8192))
+    query = udp4(sport=40300, dport=7777, data=b"q" * 5, src="10.5.0.1", dst="10.5.0.9")
+    answer = udp4(sport=7777, dport=40300, data=b"a" * 7, src="10.5.0.9", dst="10.5.0.1")
+    v6_src6 = "2001:db8:5::1"
+    u6 = bytes(IPv6(src=v6_src6, dst="2001:db8:5::2") / UDP(sport=40400, dport=9999)
+               / Raw(b"six"))
+    assert all(len(x) % 2 for x in (query, answer, u6))
+    c["encap-amsdu.pcap"] = (127, [
+        radiotap(dot11(amsdu([snap(0x0800) + query, snap(0x0800) + syn]), qos=True,
+                       amsdu=True)),
+        radiotap(dot11(amsdu([snap(0x0800) + answer, snap(0x86DD) + u6,
+                              snap(0x0800) + synack]), qos=True, amsdu=True), fcs=True),
+        radiotap(dot11(snap(0x0800) + ack, qos=True), pad=True),
+    ])
+    # An A-MSDU in Aruba GRE in VXLAN: the subframes share the VXLAN carrier, counted once.
+    aruba = dot11(amsdu([snap(0x0800) + udp4(sport=40700, data=b"odd", src="10.11.0.1",
+                                              dst="10.11.0.2"),
+                         snap(0x0800) + tcp4(sport=40800, src="10.11.0.1", dst="10.11.0.2")]),
+                  qos=True, amsdu=True)
+    c["encap-amsdu-vxlan.pcap"] = (1, [ether(0x0800, ip4(17, udp_raw(
+        50060, 4789, b"\x08\x00\x00\x00\x00\x00\x66\x00" + ether(0x0800, ip4(
+            47, gre(0x8200, aruba), "10.10.0.1", "10.10.0.2"))), "192.0.2.9", "192.0.2.10"))])
+    # Three tunnels deep, every carrier level a row: GTP-U > Geneve > VXLAN > TCP (its
+    # answer through other Geneve and VXLAN flows), and Geneve > VXLAN > GRE > TCP.
+    def geneve_teb(frame: bytes) -> bytes:
+        return struct.pack("!BBHI", 0, 0, 0x6558, 0x00000B00) + frame
+
+    def vxlan(frame: bytes) -> bytes:
+        return b"\x08\x00\x00\x00\x00\x00\x65\x00" + frame
+
+    def three_deep(inner: bytes, up: bool) -> bytes:
+        a, b = ("172.20.0.1", "172.20.0.2") if up else ("172.20.0.2", "172.20.0.1")
+        m, n = ("172.21.0.1", "172.21.0.2") if up else ("172.21.0.2", "172.21.0.1")
+        o, q = ("192.0.2.1", "192.0.2.2") if up else ("192.0.2.2", "192.0.2.1")
+        vx_frame = ether(0x0800, ip4(17, udp_raw(50041 if up else 50043, 4789,
+                                                 vxlan(ether(0x0800, inner))), m, n))
+        gen = ip4(17, udp_raw(50040 if up else 50042, 6081, geneve_teb(vx_frame)), a, b)
+        return ether(0x0800, ip4(17, udp_raw(2152, 2152, gtpu(gen)), o, q))
+
+    nsyn = tcp4(sport=40500, dport=443, src="10.6.0.1", dst="10.6.0.2")
+    nsynack = bytes(IP(src="10.6.0.2", dst="10.6.0.1", id=8) / TCP(
+        sport=443, dport=40500, flags="SA", seq=9000, ack=1001, window=8192))
+    in_gre = ether(0x0800, ip4(47, gre(0x0800, tcp4(sport=40600, dport=22, src="10.7.0.1",
+                                                    dst="10.7.0.2")), "10.8.0.1", "10.8.0.2"))
+    c["encap-nested3.pcap"] = (1, [
+        three_deep(nsyn, True),
+        three_deep(nsynack, False),
+        ether(0x0800, ip4(17, udp_raw(50050, 6081, geneve_teb(ether(0x0800, ip4(
+            17, udp_raw(50051, 4789, vxlan(in_gre)), "172.22.0.1", "172.22.0.2")))),
+            "192.0.2.5", "192.0.2.6")),
     ])
     # GTP-U in an outer IPv4 cut into three fragments: descended into after reassembly
     inner = tcp4(sport=42000, dport=8080, flags="PA", data=b"y" * 300)

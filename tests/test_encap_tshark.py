@@ -20,10 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from portlens.decode import decode_capture
-from portlens.decode.packets import PacketBatch
+from portlens.decode.packets import SUB_CARRIER, SUB_FRAME, SUB_MSDU, PacketBatch, addr_text
 from portlens.decode.tunnels import tunnel_layers
 from tests.corpus import TsharkFrame, malformed_disagreements
 from tests.test_conformance_tshark import expected_vs_got
@@ -99,10 +100,14 @@ def expected_tunnels(t: TsharkFrame) -> list[str]:
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
 def test_every_frame_matches_tshark(capture: Path) -> None:
     frames = tshark_frames(capture)
-    b = PacketBatch.concat(list(decode_capture(capture)))
+    rows = PacketBatch.concat(list(decode_capture(capture)))
+    b = rows.take(rows.sub == SUB_FRAME)  # the innermost packet, tshark's last layer
     assert len(b) == len(frames) > 0
+    several = set(rows.frame_index()[rows.sub >= SUB_MSDU].tolist())
     failures = []
     for i, t in enumerate(frames):
+        if i in several:
+            continue  # an A-MSDU of several packets: test_every_layer_matches_tshark
         diffs = expected_vs_got(t, b, i)
         got_tunnels = tunnel_layers(int(b.tunnel[i]), int(b.tunnel_depth[i]))
         if got_tunnels != expected_tunnels(t):
@@ -114,9 +119,90 @@ def test_every_frame_matches_tshark(capture: Path) -> None:
     assert malformed_disagreements(frames, b.malformed.tolist()) == []
 
 
+LAYER_FIELDS = {"ip_src": "ip.src", "ip_dst": "ip.dst", "ip_len": "ip.len",
+                "ipv6_src": "ipv6.src", "ipv6_dst": "ipv6.dst", "tcp_srcport": "tcp.srcport",
+                "tcp_dstport": "tcp.dstport", "tcp_seq_raw": "tcp.seq_raw",
+                "tcp_flags": "tcp.flags", "tcp_len": "tcp.len", "udp_srcport": "udp.srcport",
+                "udp_dstport": "udp.dstport"}
+
+
+def portlens_layers(b: PacketBatch, rows: list[int]) -> dict[str, list[str]]:
+    """Every IP layer of one frame's rows, outermost first, as tshark lists the fields of
+    each occurrence: per packet row, its carriers (out_*, the middle carriers' rows, car_*;
+    an A-MSDU subframe's shared ones only once), then its own layer."""
+    out: dict[str, list[str]] = {name: [] for name in LAYER_FIELDS}
+
+    def layer(src: object, dst: object, ip_len: int, proto: int, ports: tuple[int, int],
+              row: int | None) -> None:
+        text = addr_text(bytes(src))  # type: ignore[call-overload]
+        v4 = ":" not in text
+        out["ip_src" if v4 else "ipv6_src"].append(text)
+        out["ip_dst" if v4 else "ipv6_dst"].append(addr_text(bytes(dst)))  # type: ignore[call-overload]
+        if v4:
+            out["ip_len"].append(str(ip_len))
+        if proto == 17:
+            out["udp_srcport"].append(str(ports[0]))
+            out["udp_dstport"].append(str(ports[1]))
+        elif proto == 6 and row is not None:
+            out["tcp_srcport"].append(str(ports[0]))
+            out["tcp_dstport"].append(str(ports[1]))
+            out["tcp_seq_raw"].append(str(int(b.seq[row])))
+            out["tcp_flags"].append(f"0x{int(b.tcp_flags[row]):04x}")
+            out["tcp_len"].append(str(int(b.payload[row])))
+
+    for k, i in enumerate(rows):
+        if b.sub[i] == SUB_CARRIER:
+            continue
+        depth = int(b.tunnel_depth[i])
+        shared = int(b.sub[i]) - SUB_MSDU if b.sub[i] >= SUB_MSDU else 0
+        middle = []
+        for j in rows[k + 1:]:
+            if b.sub[j] != SUB_CARRIER:
+                break
+            middle.append(j)
+        levels: list[tuple[object, ...]] = []
+        if depth:
+            levels.append((b.out_src[i], b.out_dst[i], int(b.out_ip_len[i]), int(b.out_proto[i]),
+                           (int(b.out_sport[i]), int(b.out_dport[i])), None))
+        levels += [(b.src[j], b.dst[j], int(b.ip_len[j]), int(b.proto[j]),
+                    (int(b.sport[j]), int(b.dport[j])), None) for j in middle]
+        if depth > 1:
+            levels.append((b.car_src[i], b.car_dst[i], int(b.car_ip_len[i]), int(b.car_proto[i]),
+                           (int(b.car_sport[i]), int(b.car_dport[i])), None))
+        levels.append((b.src[i], b.dst[i], int(b.ip_len[i]), int(b.l4[i]),
+                       (int(b.sport[i]), int(b.dport[i])), i))
+        for level in levels[shared:]:
+            layer(*level)  # type: ignore[arg-type]
+    return out
+
+
+@pytest.mark.parametrize("name", ["encap-amsdu.pcap", "encap-amsdu-vxlan.pcap",
+                                  "encap-nested3.pcap"])
+def test_every_layer_matches_tshark(name: str) -> None:
+    """Frames that give more than one row (an A-MSDU's subframes, three tunnels deep): every
+    occurrence of tshark's IP, TCP and UDP fields, in order, is one of portlens's rows'."""
+    capture = ENCAP / name
+    cmd = ["tshark", "-n", "-r", str(capture), "-o", "tcp.analyze_sequence_numbers:FALSE",
+           "-o", "tcp.relative_sequence_numbers:FALSE", "-T", "fields", "-E", "separator=/t",
+           "-E", "occurrence=a", "-E", "aggregator=,"]
+    for field in LAYER_FIELDS.values():
+        cmd += ["-e", field]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
+    b = PacketBatch.concat(list(decode_capture(capture)))
+    frame_of = b.frame_index()
+    lines = out.splitlines()
+    assert len(lines) == int(frame_of[-1]) + 1
+    assert (b.sub != SUB_FRAME).any()  # the capture gives rows beyond its frames'
+    for f, line in enumerate(lines):
+        want = {name: cell.split(",") if cell else []
+                for name, cell in zip(LAYER_FIELDS, line.split("\t"), strict=True)}
+        got = portlens_layers(b, np.flatnonzero(frame_of == f).tolist())
+        assert got == want, f"frame {f + 1}"
+
+
 def test_every_capture_decodes_ip_somewhere() -> None:
     """Each capture exercises its layer: some frame has IP inside it (not all 'not IP')."""
-    assert len(CAPTURES) == 19
+    assert len(CAPTURES) == 22
     for capture in CAPTURES:
         b = PacketBatch.concat(list(decode_capture(capture)))
         assert (b.ip_version > 0).any(), capture.name

@@ -45,6 +45,7 @@ from portlens.decode import Decoder
 from portlens.decode.packets import (
     FRAG_COMPLETE,
     FRAG_PART,
+    SUB_FRAME,
     PacketBatch,
     addr_bytes,
     addr_text,
@@ -576,6 +577,9 @@ def load(path: Path) -> Capture:
                              frames.data[start:start + caplen].tobytes()))
             batches.append(decoder.decode(frames))
     batch = PacketBatch.concat(batches)
+    # a frame's own row: its innermost packet (the middle carriers of three tunnels, an
+    # A-MSDU's later subframes are rows after it, docs/decoding.md *Rows per frame*)
+    batch = batch.take(batch.sub == SUB_FRAME)
     return Capture(path, batch, keys, [difference_classes(batch, keys, i)
                                        for i in range(len(batch))])
 

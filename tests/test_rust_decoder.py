@@ -42,7 +42,7 @@ from hypothesis import strategies as st
 from portlens.decode import Decoder, decode_capture
 from portlens.decode import tunnels as tn
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, PacketBatch
+from portlens.decode.packets import CSUM_BAD, SUB_FRAME, PacketBatch
 from portlens.reference.decode import decode_reference
 from portlens.reference.fragments import Reassembler
 from portlens.sources import linktypes as lt
@@ -93,6 +93,8 @@ class Pair:
         ref = self.ref.decode(frames)
         rust = self.rust.decode(frames)
         plain = self.rust_plain.decode(frames)
+        if len(rust) != len(frames) or len(ref) != len(frames):
+            frames, rust, ref, plain = self._align(frames, rust, ref, plain, label, result)
         keep = ~compiled_only_descent(rust, ref)
         if not keep.all():
             # Random bytes sometimes look like a Teredo or AYIYA packet on an arbitrary
@@ -112,6 +114,29 @@ class Pair:
                 result.add(f"checksums off: {name}",
                            f"rust {int(getattr(plain, name)[row])} want 0 | "
                            + fvr._describe(frames, int(row), label))
+
+
+    @staticmethod
+    def _align(frames: FrameBatch, rust: PacketBatch, ref: PacketBatch, plain: PacketBatch,
+               label: str, result: fvr.Comparison
+               ) -> tuple[FrameBatch, PacketBatch, PacketBatch, PacketBatch]:
+        """Rows side by side when frames give more than one (column sub): the frames whose
+        row counts agree, each row with its frame. A frame with more rows in the compiled
+        decoder only is a compiled-only descent (three tunnels deep through one the
+        reference lacks): its own row is still compared."""
+        fr_rust, fr_ref = rust.frame_index(), ref.frame_index()
+        n = len(frames)
+        same = (np.bincount(fr_rust, minlength=n) == np.bincount(fr_ref, minlength=n))
+        if not same.all():
+            own = rust.sub == SUB_FRAME
+            deeper = compiled_only_descent(rust.take(own), ref.take(ref.sub == SUB_FRAME))
+            for i in np.flatnonzero(~same & ~deeper):
+                result.add("rows per frame", fvr._describe(frames, int(i), label))
+            COMPARED["compiled-only carrier rows left out"] += int((~same).sum())
+        keep_rust = same[fr_rust] | (rust.sub == SUB_FRAME)
+        keep_ref = same[fr_ref] | (ref.sub == SUB_FRAME)
+        rust, plain, ref = rust.take(keep_rust), plain.take(keep_rust), ref.take(keep_ref)
+        return frames.take(fr_rust[keep_rust]), rust, ref, plain
 
 
 REFERENCE_TUNNELS = {tn.TUNNEL_GRE, tn.TUNNEL_IPIP, tn.TUNNEL_6IN4, tn.TUNNEL_4IN6,
@@ -196,10 +221,17 @@ ENCAP_REASON = ("layers the reference decoder lacks (captures/encap, scripts/mak
                 "tests/test_encap_tshark.py")
 
 
+ENCAP_FOR_REFERENCE = {"encap-nested3.pcap"}
+"""captures/encap of tunnels the reference decodes too (GTP-U on 2152, Geneve, VXLAN, GRE),
+three deep: the middle carriers' rows."""
+
+
 @pytest.mark.parametrize("capture", [
     *fvr.OWN_CAPTURES,
     *(pytest.param(p, marks=pytest.mark.skip(reason=f"{p.name}: {ENCAP_REASON}"))
-      for p in sorted((REPO / "captures" / "encap").glob("*.pcap")))],
+      for p in sorted((REPO / "captures" / "encap").glob("*.pcap"))
+      if p.name not in ENCAP_FOR_REFERENCE),
+    *(REPO / "captures" / "encap" / name for name in sorted(ENCAP_FOR_REFERENCE))],
     ids=lambda p: p.name)
 def test_own_captures_agree(capture: Path) -> None:
     assert_agree(compare_capture(capture), "own captures")

@@ -296,3 +296,66 @@ def test_ladder_of_an_unknown_transport_connection() -> None:
     assert len(steps) == 2
     assert "-->|" in steps[0] and "|<--" in steps[1]
     assert all("ip_len=52" in line for line in steps)
+
+
+# --- rows a frame gives more than one of (docs/zeek-rules.md §12) ------------------------------
+
+AMSDU_ROWS = """
+10.5.0.1 40300 10.5.0.9 7777 udp 1.001000 5 7 SF 0 Dd 1 33 1 35 17 -
+2001:db8:5::1 40400 2001:db8:5::2 9999 udp - - - S0 0 D 1 51 0 0 17 -
+10.5.0.1 40200 10.5.0.2 80 tcp 2.002000 0 0 S1 0 ShA 2 92 1 44 6 -
+"""
+"""IEEE802_11Analyzer::AnalyzePacket forwards every A-MSDU subframe's packet (each MSDU's LLC
+to the IP analyzer), so each is a packet of its own flow: the UDP exchange, the IPv6
+datagram and the TCP SYN travel in A-MSDUs with other flows' packets, the SYN-ACK in the
+third subframe of frame 2 after the IPv6 one, the ACK alone (tests encap-amsdu.pcap)."""
+
+NESTED_ROWS = """
+192.0.2.1 2152 192.0.2.2 2152 udp 1.001000 160 148 SF 0 Dd 1 188 1 176 17 -
+172.20.0.1 50040 172.20.0.2 6081 udp - - - S0 0 D 1 152 0 0 17 192.0.2.1:2152
+172.20.0.2 50042 172.20.0.1 6081 udp - - - S0 0 D 1 140 0 0 17 192.0.2.1:2152
+172.21.0.1 50041 172.21.0.2 4789 udp - - - S0 0 D 1 102 0 0 17 172.20.0.1:50040
+172.21.0.2 50043 172.21.0.1 4789 udp - - - S0 0 D 1 90 0 0 17 172.20.0.2:50042
+10.6.0.1 40500 10.6.0.2 443 tcp 1.001000 0 0 S1 0 Sh 1 52 1 40 6 172.21.0.1:50041,172.21.0.2:50043
+192.0.2.5 50050 192.0.2.6 6081 udp - - - S0 0 D 1 176 0 0 17 -
+172.22.0.1 50051 172.22.0.2 4789 udp - - - S0 0 D 1 126 0 0 17 192.0.2.5:50050
+10.7.0.1 40600 10.7.0.2 22 tcp - - - S0 0 S 1 52 0 0 6 tunnel
+"""
+"""Every carrier level is a connection (encap-nested3.pcap): GTP-U on 2152 carrying Geneve
+carrying VXLAN carrying TCP, the answer through other Geneve and VXLAN flows (so two of
+each, one-way: VXLAN and Geneve decapsulate by destination port), and Geneve carrying VXLAN
+carrying GRE carrying TCP. Each UDP carrier's tunnel_parents is the carrier around it, the
+inner connection's the innermost carrier (EncapsulationStack::Last when Conn::Conn and
+Conn::CheckEncapsulation run; tunnel_changed adds the answer's VXLAN flow), a GRE carrier
+is an IP tunnel record, no row ("tunnel")."""
+
+AMSDU_VXLAN_ROWS = """
+192.0.2.9 50060 192.0.2.10 4789 udp - - - S0 0 D 1 230 0 0 17 -
+10.11.0.1 40700 10.11.0.2 7777 udp - - - S0 0 D 1 31 0 0 17 tunnel
+10.11.0.1 40800 10.11.0.2 80 tcp - - - S0 0 S 1 52 0 0 6 tunnel
+"""
+"""An A-MSDU in Aruba GRE (GREAnalyzer hands 0x8200 to the 802.11 analyzer) in VXLAN
+(encap-amsdu-vxlan.pcap): the VXLAN conn counts the frame once, its packet counted before the
+subframes are forwarded (each subframe's packet goes on with the stack popped back to the
+802.11 level); both inner packets' parent is the GRE tunnel record."""
+
+MULTI_ROW_CASES = {"amsdu": ("encap/encap-amsdu.pcap", AMSDU_ROWS),
+                   "nested3": ("encap/encap-nested3.pcap", NESTED_ROWS),
+                   "amsdu-vxlan": ("encap/encap-amsdu-vxlan.pcap", AMSDU_VXLAN_ROWS)}
+
+
+def labelled_cells(rec: dict[str, Any], by_uid: dict[str, str]) -> tuple[str, ...]:
+    """zeek_cells with each parent named by its row's originator (host:port), or
+    ``tunnel`` for an IP tunnel record."""
+    cells = zeek_cells(rec, set(by_uid))
+    parents = ",".join(sorted(by_uid.get(u, "tunnel") for u in rec["tunnel_parents"]))
+    return (*cells[:-1], parents or "-")
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+@pytest.mark.parametrize("case", sorted(MULTI_ROW_CASES))
+def test_every_subframe_and_carrier_level_is_a_connection(case: str, run: str) -> None:
+    name, rows = MULTI_ROW_CASES[case]
+    records = RUNS[run](CAPTURES / name, TrackerConfig())
+    by_uid = {r["uid"]: f"{r['orig_h']}:{r['orig_p']}" for r in records}
+    assert Counter(labelled_cells(r, by_uid) for r in records) == expected(rows)

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portlens_core::decode::{DecodeOptions, Decoder, FragmentLimits};
+use portlens_core::decode::{DecodeOptions, Decoder, FragmentLimits, SUB_FRAME};
 use portlens_core::frames::FrameBatch;
 
 const LINKTYPES: [u16; 27] = [
@@ -64,9 +64,15 @@ fuzz_target!(|data: &[u8]| {
     // Two batches over the same frames: the second sees the first's fragment state.
     for _ in 0..2 {
         let cols = decoder.decode(batch.as_ref(), options);
-        assert_eq!(cols.len(), batch.len());
-        assert_eq!(cols.src.len(), 16 * batch.len());
-        assert_eq!(cols.opt_kinds.len(), 40 * batch.len());
+        // one row of its own per frame, in order, each followed by any more it gives
+        let own: Vec<i64> = (cols.sub.iter().zip(&cols.frame))
+            .filter(|(sub, _)| **sub == SUB_FRAME)
+            .map(|(_, frame)| *frame)
+            .collect();
+        assert_eq!(own, batch.frame);
+        assert_eq!(cols.sub.first().copied().unwrap_or(SUB_FRAME), SUB_FRAME);
+        assert_eq!(cols.src.len(), 16 * cols.len());
+        assert_eq!(cols.opt_kinds.len(), 40 * cols.len());
         assert!(decoder.reassembler.len() <= limits.max_datagrams);
     }
 });

@@ -232,13 +232,15 @@ class LiveSession:
                 batch = decoder.decode(frames)
                 keep = selector.rows(batch)
                 if keep is not None:
+                    # a frame may give more rows than one (column sub): its rows go with it
+                    frames = frames.take(keep if len(batch) == len(frames)
+                                         else np.unique(batch.frame_index()[keep]))
                     batch = batch.take(keep)
-                    frames = frames.take(keep)
                 if selector.done:
                     self.stop("count")
-                if len(batch):
-                    counters.packets += len(batch)
-                    counters.bytes += int(batch.wirelen.sum())
+                if len(frames):
+                    counters.packets += len(frames)
+                    counters.bytes += int(frames.wirelen.sum())
                 yield batch
                 if counters.stopped_by == "count":
                     break

@@ -382,6 +382,7 @@ impl Tracker {
         let q_proto = col1::<u8>(batch, "q_proto")?;
         let q_sport = col1::<u16>(batch, "q_sport")?;
         let q_dport = col1::<u16>(batch, "q_dport")?;
+        let sub = col1::<u8>(batch, "sub")?;
         let tunnel_depth = col1::<u8>(batch, "tunnel_depth")?;
         let tunnel = col1::<u32>(batch, "tunnel")?;
         let out_src = col2(batch, "out_src")?;
@@ -439,6 +440,7 @@ impl Tracker {
             q_proto: slice(&q_proto, "q_proto")?,
             q_sport: slice(&q_sport, "q_sport")?,
             q_dport: slice(&q_dport, "q_dport")?,
+            sub: slice(&sub, "sub")?,
             tunnel_depth: slice(&tunnel_depth, "tunnel_depth")?,
             tunnel: slice(&tunnel, "tunnel")?,
             out_src: slice2(&out_src, "out_src")?,

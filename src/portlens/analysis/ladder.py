@@ -23,6 +23,7 @@ from portlens.analysis.icmp import message_text
 from portlens.decode.packets import (
     CSUM_BAD,
     FRAG_PART,
+    SUB_CARRIER,
     V4_MAPPED_PREFIX,
     PacketBatch,
     addr_bytes,
@@ -140,25 +141,37 @@ def tuple_rows(b: PacketBatch, conn: Connection, o: np.ndarray, r: np.ndarray) -
 
 def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray,
                   conn: Connection) -> tuple[PacketBatch, np.ndarray] | None:
-    """Rows whose outer UDP (VXLAN, Geneve, Teredo...) is the connection, rewritten as the
-    outer datagram: the tracker counts a tunnel's carrier as a UDP flow of its own."""
-    outer = span & (b.tunnel_depth > 0) & (b.out_proto == 17)
-    fwd = ((b.out_src == o).all(axis=1) & (b.out_dst == r).all(axis=1)
-           & (b.out_sport == conn.orig_p) & (b.out_dport == conn.resp_p))
-    rev = ((b.out_src == r).all(axis=1) & (b.out_dst == o).all(axis=1)
-           & (b.out_sport == conn.resp_p) & (b.out_dport == conn.orig_p))
-    rows = np.flatnonzero(outer & (fwd | rev))
-    if not rows.size:
+    """Rows whose outermost (out_*) or, two tunnels deep or more, innermost (car_*) UDP
+    carrier (VXLAN, Geneve, Teredo...) is the connection, rewritten as that datagram: the
+    tracker counts a tunnel's carrier as a UDP flow of its own. A middle carrier's row
+    (column sub) is the datagram itself (tuple_rows); its out_* are its packet's."""
+    packet = span & (b.tunnel_depth > 0) & (b.sub != SUB_CARRIER)
+    found = []
+    for level, deep in (("out", packet), ("car", packet & (b.tunnel_depth > 1))):
+        src, dst = getattr(b, f"{level}_src"), getattr(b, f"{level}_dst")
+        sport, dport = getattr(b, f"{level}_sport"), getattr(b, f"{level}_dport")
+        fwd = ((src == o).all(axis=1) & (dst == r).all(axis=1)
+               & (sport == conn.orig_p) & (dport == conn.resp_p))
+        rev = ((src == r).all(axis=1) & (dst == o).all(axis=1)
+               & (sport == conn.resp_p) & (dport == conn.orig_p))
+        rows = np.flatnonzero(deep & (getattr(b, f"{level}_proto") == 17) & (fwd | rev))
+        if not rows.size:
+            continue
+        out = b.take(rows)
+        out.src, out.dst, out.sport, out.dport = (src[rows], dst[rows], sport[rows],
+                                                  dport[rows])
+        ip_len = getattr(b, f"{level}_ip_len")[rows].astype(np.int64)
+        v4 = (out.src[:, :12] == np.frombuffer(V4_MAPPED_PREFIX, dtype=np.uint8)).all(axis=1)
+        out.l4 = np.full(len(out), 17, dtype=out.l4.dtype)
+        out.payload = (ip_len - np.where(v4, 20, 40) - 8).astype(out.payload.dtype)
+        out.l4_csum = np.zeros(len(out), dtype=out.l4_csum.dtype)
+        found.append((out, rows))
+    if not found:
         return None
-    out = b.take(rows)
-    v4 = (out.out_src[:, :12] == np.frombuffer(V4_MAPPED_PREFIX, dtype=np.uint8)).all(axis=1)
-    out.src, out.dst = out.out_src, out.out_dst
-    out.sport, out.dport = out.out_sport, out.out_dport
-    out.l4 = np.full(len(out), 17, dtype=out.l4.dtype)
-    out.payload = (out.out_ip_len.astype(np.int64) - np.where(v4, 20, 40) - 8).astype(
-        out.payload.dtype)
-    out.l4_csum = np.zeros(len(out), dtype=out.l4_csum.dtype)
-    return out, rows
+    if len(found) == 1:
+        return found[0]
+    return (PacketBatch.concat([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]))
 
 
 def build(conn: Connection, packets: PacketBatch, config: TrackerConfig | None = None) -> Ladder:

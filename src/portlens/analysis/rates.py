@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, PacketBatch
+from portlens.decode.packets import FRAG_PART, SUB_CARRIER, SUB_FRAME, PacketBatch
 
 _SECOND = 1_000_000_000
 _SHIFT = 1 << 30
@@ -52,10 +52,13 @@ class PacketRates:
         if self.base_s is None:
             self.base_s = int(sec.min())
         rel = sec - self.base_s
-        uniq, counts = np.unique(rel, return_counts=True)
+        # a frame counts once (its own row); an A-MSDU's subframes count as packets of their
+        # ports, a middle tunnel carrier's row as none (docs/decoding.md, Rows per frame)
+        uniq, counts = np.unique(rel[b.sub == SUB_FRAME], return_counts=True)
         for s, n in zip(uniq.tolist(), counts.tolist(), strict=True):
             self.frames[s] += n
-        ported = ((b.l4 == 6) | (b.l4 == 17)) & (b.frag != FRAG_PART)
+        ported = (((b.l4 == 6) | (b.l4 == 17)) & (b.frag != FRAG_PART)
+                  & (b.sub != SUB_CARRIER))
         if not ported.any():
             return
         key = (((rel[ported] + _SHIFT).astype(np.uint64) << np.uint64(33))

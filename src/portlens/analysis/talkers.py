@@ -10,7 +10,9 @@ a frame from an address to itself (loopback) is both, so its packets count twice
 
 The addresses are the innermost IP layer's, the one the -f filter and the tracker see: a frame
 in a GRE or IP-in-IP tunnel counts for the inner hosts only, where tshark counts it for the
-outer pair as well (it taps every IP layer).
+outer pair as well (it taps every IP layer); a middle tunnel carrier's row is no packet of its
+own. The packets of an A-MSDU's subframes count each, with the frame's length, as tshark's
+taps of their IP layers do.
 
 Aggregation is columnar: per batch, rows are grouped by their 32-byte (src, dst) key with
 numpy; only the distinct pairs of a batch reach Python. Tables merge with ``+`` like the
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from portlens.decode.packets import PacketBatch, addr_text
+from portlens.decode.packets import SUB_CARRIER, PacketBatch, addr_text
 
 _text = lru_cache(maxsize=1 << 16)(addr_text)
 """Address text, cached: a host is in many conversations (the benchmark capture: 5,696 hosts
@@ -137,7 +139,7 @@ class TalkerTable:
         """IP frames counted (a running counter orders first appearances across batches)."""
 
     def add(self, batch: PacketBatch) -> None:
-        ip = np.flatnonzero(batch.ip_version != 0)
+        ip = np.flatnonzero((batch.ip_version != 0) & (batch.sub != SUB_CARRIER))
         if not ip.size:
             return
         keys = np.ascontiguousarray(np.concatenate([batch.src[ip], batch.dst[ip]], axis=1))

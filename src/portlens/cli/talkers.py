@@ -59,6 +59,8 @@ def add_talker_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 def _table(args: argparse.Namespace) -> tuple[object, int]:
     """Every IP frame of the source (-f filtered; -c counts frames on files too)."""
+    import numpy as np
+
     from portlens.analysis.talkers import TalkerTable
     from portlens.decode.packets import PacketBatch
 
@@ -71,8 +73,12 @@ def _table(args: argparse.Namespace) -> tuple[object, int]:
         for b in source_batches(args, status):
             assert isinstance(b, PacketBatch)
             if remaining is not None:
-                b = b.take(slice(0, remaining))
-                remaining -= len(b)
+                # a frame's rows (an A-MSDU's subframes) are adjacent: count where frames start
+                starts = np.flatnonzero(np.r_[True, (b.frame[1:] != b.frame[:-1])
+                                              | (b.ts_ns[1:] != b.ts_ns[:-1])][: len(b)])
+                if starts.size > remaining:
+                    b = b.take(slice(0, int(starts[remaining])))
+                remaining -= min(int(starts.size), remaining)
             yield b
             if remaining == 0:
                 return

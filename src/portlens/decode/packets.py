@@ -1,4 +1,5 @@
-"""The contract between the decoder and the tracker: PacketBatch, one row per frame.
+"""The contract between the decoder and the tracker: PacketBatch, one row per frame (and one
+more per A-MSDU subframe after the first, or per middle tunnel carrier: column ``sub``).
 
 Every column is a numpy array of the batch's length (2-D for addresses, SACK blocks and option
 kinds). Absent optional values use a sentinel, never a masked array, so every consumer can
@@ -41,6 +42,14 @@ FRAG_COMPLETE = 2
 """The fragment that completed reassembly: its row carries the whole datagram (ip_len,
 transport header fields, payload), as tshark attributes the reassembled datagram to it."""
 
+# Rows of one frame (column sub; crates/core/src/decode/columns.rs).
+SUB_FRAME = 0
+"""The frame's own row: every frame has one, first among its rows."""
+SUB_CARRIER = 1
+"""A tunnel carrier between out_* and car_* of the row before it (three or more tunnels)."""
+SUB_MSDU = 2
+"""At least this: the packet of an A-MSDU subframe after the first, a packet of its own."""
+
 V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
@@ -65,6 +74,13 @@ class PacketBatch:
     caplen: npt.NDArray[np.uint32] = _col(np.uint32)
     linktype: npt.NDArray[np.uint16] = _col(np.uint16)
     interface: npt.NDArray[np.uint16] = _col(np.uint16)
+    sub: npt.NDArray[np.uint8] = _col(np.uint8)
+    """Which of its frame's rows this is. Most frames give one row, SUB_FRAME; a frame gives
+    more rows right after its own for the packets of its A-MSDU subframes after the first
+    (SUB_MSDU + the tunnels crossed before its 802.11 header, whose carriers that row shares
+    with the frame's own) and for the tunnel carriers between out_* and car_* (SUB_CARRIER,
+    three or more tunnels: the carrier datagram's IP and transport columns, counted with the
+    row before it, never on its own). Frame counts count SUB_FRAME rows."""
 
     # --- link ---
     vlan: npt.NDArray[np.int32] = _col(np.int32, -1)
@@ -228,6 +244,20 @@ class PacketBatch:
         out = cls.__new__(cls)
         for name in _COLUMN_NAMES:
             setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
+        return out
+
+    def frame_index(self) -> npt.NDArray[np.intp]:
+        """For each row, the index of its frame in the FrameBatch it was decoded from (a
+        decoder's whole batch: its frame's own row comes first)."""
+        out: npt.NDArray[np.intp] = np.cumsum(self.sub == SUB_FRAME, dtype=np.intp) - 1
+        return out
+
+    def owner_rows(self) -> npt.NDArray[np.intp]:
+        """For each row, the row that counts it: a middle carrier's is the packet's row
+        before it (SUB_CARRIER rows follow it), any other row's itself."""
+        index = np.arange(len(self), dtype=np.intp)
+        out: npt.NDArray[np.intp] = np.maximum.accumulate(
+            np.where(self.sub != SUB_CARRIER, index, 0))
         return out
 
     def row(self, i: int) -> dict[str, Any]:

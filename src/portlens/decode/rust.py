@@ -52,7 +52,7 @@ class RustDecoder:
             np.ascontiguousarray(frames.frame, dtype=np.int64),
             checksums=checksums,
         )
-        n = len(frames)
+        n = len(columns["frame"])  # frames, and the more rows some give (column sub)
         batch = PacketBatch()
         for name, width in _WIDTHS:
             column = columns[name]

@@ -253,7 +253,8 @@ class Pipeline:
         return self.options.tracker.drop_bad_checksums if tracking else True
 
     def batches(self, *, tracking: bool = False) -> Iterator[tuple[FrameBatch, PacketBatch]]:
-        """Selected frames and their decoded packets, row for row; -w gets them as they go.
+        """Selected frames and their decoded packets (row for row, but for frames that give
+        more rows than one: column sub); -w gets them as they go.
         ``tracking``: for the tracker, which reads checksums only to drop bad ones."""
         from portlens.analysis.capture_stats import count_not_decoded
         from portlens.pipeline.select import Selector
@@ -276,7 +277,11 @@ class Pipeline:
                     self._on_decoded(packets)
                 rows = selector.rows(packets)
                 if rows is not None:
-                    frames, packets = frames.take(rows), packets.take(rows)
+                    import numpy as np  # not on the `packets --stats` path
+
+                    frames = frames.take(rows if len(packets) == len(frames)
+                                         else np.unique(packets.frame_index()[rows]))
+                    packets = packets.take(rows)
                 if writer is not None:
                     writer.write(frames)
                 yield frames, packets

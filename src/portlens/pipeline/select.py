@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, PacketBatch, addr_bytes
+from portlens.decode.packets import FRAG_PART, SUB_CARRIER, SUB_FRAME, PacketBatch, addr_bytes
 from portlens.filter import PacketFilter
 from portlens.track.model import Connection
 
@@ -55,10 +55,13 @@ class Selector:
         return count is not None and self.selected >= count
 
     def rows(self, b: PacketBatch) -> Index | None:
-        """The rows of ``b`` to keep, in order; None keeps them all."""
+        """The rows of ``b`` (a decoder's batch) to keep, in order; None keeps them all. A
+        middle carrier's row goes with its packet's row; ``count`` counts frames (a frame
+        is selected when one of its rows is)."""
         sel = self.selection
+        more = bool((b.sub != SUB_FRAME).any())
         if sel.everything or not len(b):
-            self.selected += len(b)
+            self.selected += int((b.sub == SUB_FRAME).sum()) if more else len(b)
             return None
         keep = np.ones(len(b), dtype=np.bool_)
         if sel.start_ns is not None:
@@ -67,19 +70,30 @@ class Selector:
             keep &= b.ts_ns < sel.end_ns
         if sel.packet_filter is not None:
             keep &= sel.packet_filter.mask(b)
-        if sel.conn is not None:
+        if more:
+            keep = keep[b.owner_rows()]
+        if sel.conn is not None:  # a middle carrier's row is its own connection's
             keep &= connection_rows(b, sel.conn)
         index = np.flatnonzero(keep)
+        if not more:
+            if sel.count is not None:
+                index = index[: max(sel.count - self.selected, 0)]
+            self.selected += index.size
+            return None if index.size == len(b) else index
+        frame = b.frame_index()[index]
+        frames = np.unique(frame)
         if sel.count is not None:
-            index = index[: max(sel.count - self.selected, 0)]
-        self.selected += index.size
+            frames = frames[: max(sel.count - self.selected, 0)]
+            index = index[np.isin(frame, frames)]
+        self.selected += frames.size
         return None if index.size == len(b) else index
 
 
 def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
     """The rows that belong to ``conn``: its 5-tuple either way within [ts, last] (only one
-    connection holds a 5-tuple at a time), or, for a tunnel's carrier flow, the frames whose
-    outer UDP datagram is the flow."""
+    connection holds a 5-tuple at a time; a middle tunnel carrier's row is its datagram), or,
+    for a tunnel's carrier flow, the packets whose outermost (out_*) or innermost (car_*) UDP
+    carrier is the flow."""
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
     span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))
@@ -87,12 +101,15 @@ def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
 
     keep = span & tuple_rows(b, conn, o, r) & (b.frag != FRAG_PART)
     if conn.proto == "udp":
-        outer = (b.tunnel_depth > 0) & (b.out_proto == 17)
-        ofwd = ((b.out_src == o).all(axis=1) & (b.out_dst == r).all(axis=1)
-                & (b.out_sport == conn.orig_p) & (b.out_dport == conn.resp_p))
-        orev = ((b.out_src == r).all(axis=1) & (b.out_dst == o).all(axis=1)
-                & (b.out_sport == conn.resp_p) & (b.out_dport == conn.orig_p))
-        keep |= span & outer & (ofwd | orev)
+        packet = (b.tunnel_depth > 0) & (b.sub != SUB_CARRIER)
+        for level, deep in (("out", packet), ("car", packet & (b.tunnel_depth > 1))):
+            src, dst = getattr(b, f"{level}_src"), getattr(b, f"{level}_dst")
+            sport, dport = getattr(b, f"{level}_sport"), getattr(b, f"{level}_dport")
+            fwd = ((src == o).all(axis=1) & (dst == r).all(axis=1)
+                   & (sport == conn.orig_p) & (dport == conn.resp_p))
+            rev = ((src == r).all(axis=1) & (dst == o).all(axis=1)
+                   & (sport == conn.resp_p) & (dport == conn.orig_p))
+            keep |= span & deep & (getattr(b, f"{level}_proto") == 17) & (fwd | rev)
     return np.asarray(keep, dtype=np.bool_)
 
 

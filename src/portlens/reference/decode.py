@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from dataclasses import replace
 from sys import byteorder
 
 import numpy as np
@@ -27,6 +28,7 @@ from portlens.decode.packets import (
     CSUM_GOOD,
     CSUM_UNVERIFIED,
     OPT_KINDS_MAX,
+    SUB_CARRIER,
     V4_MAPPED_PREFIX,
     PacketBatch,
 )
@@ -126,11 +128,52 @@ def decode_reference(frames: FrameBatch) -> tuple[PacketBatch, list[FragmentReco
     batch.interface[:] = frames.interface
     batch.truncated[:] = frames.caplen < frames.wirelen
     records: list[FragmentRecord] = []
+    extra: list[tuple[int, dict[str, Value]]] = []
     for i in range(n):
         frame = _Frame(frames.frame_bytes(i), int(frames.wirelen[i]), i, records)
         frame.decode(int(frames.linktype[i]))
         frame.write(batch)
-    return batch, records
+        # The middle carriers of three or more tunnels: rows of their own after the frame's.
+        extra.extend((i, {**carrier, "sub": SUB_CARRIER}) for carrier in frame.carriers[:-1])
+    if not extra:
+        return batch, records
+    return _with_extra_rows(batch, records, extra)
+
+
+def _with_extra_rows(batch: PacketBatch, records: list[FragmentRecord],
+                     extra: list[tuple[int, dict[str, Value]]]
+                     ) -> tuple[PacketBatch, list[FragmentRecord]]:
+    """``batch`` with each extra row (frame index, values) after its frame's row, and the
+    fragment records pointing at their rows' new places."""
+    n = len(batch)
+    more = PacketBatch.allocate(len(extra))
+    for name in ("frame", "ts_ns", "wirelen", "caplen", "linktype", "interface", "truncated"):
+        getattr(more, name)[:] = getattr(batch, name)[[i for i, _ in extra]]
+    for k, (_, values) in enumerate(extra):
+        _write_row(more, k, values)
+    order: list[int] = []
+    place = [0] * n
+    pending = iter(enumerate(extra))
+    nxt = next(pending, None)
+    for i in range(n):
+        place[i] = len(order)
+        order.append(i)
+        while nxt is not None and nxt[1][0] == i:
+            order.append(n + nxt[0])
+            nxt = next(pending, None)
+    out = PacketBatch.concat([batch, more]).take(np.asarray(order, dtype=np.intp))
+    return out, [replace(rec, row=place[rec.row]) for rec in records]
+
+
+def _write_row(batch: PacketBatch, i: int, values: dict[str, Value]) -> None:
+    for name, value in values.items():
+        column = getattr(batch, name)
+        if isinstance(value, bytes):
+            column[i] = np.frombuffer(value, dtype=np.uint8)
+        elif isinstance(value, list):
+            column[i, : len(value)] = value
+        else:
+            column[i] = value
 
 
 def ones_sum(data: bytes, start: int = 0) -> int:
@@ -167,6 +210,9 @@ class _Frame:
         self.depth = 0
         self.tunnels = 0
         self.pending: tuple[int, tuple[int, int] | None, dict[str, Value]] | None = None
+        self.carriers: list[dict[str, Value]] = []
+        """The row at the carrier of every tunnel crossed after the first: the last is
+        car_*'s, those before it the middle carriers, rows of their own."""
         """A tunnel entered whose inside has not shown an IP header yet: its kind, the carrier's
         UDP ports, and the row as it was at the carrier (restored if no IP header follows)."""
         self.vlan_count = 0
@@ -181,15 +227,7 @@ class _Frame:
     # --- plumbing ---------------------------------------------------------------------------
 
     def write(self, batch: PacketBatch) -> None:
-        i = self.row
-        for name, value in self.v.items():
-            column = getattr(batch, name)
-            if isinstance(value, bytes):
-                column[i] = np.frombuffer(value, dtype=np.uint8)
-            elif isinstance(value, list):
-                column[i, : len(value)] = value
-            else:
-                column[i] = value
+        _write_row(batch, self.row, self.v)
 
     def decode(self, linktype: int) -> None:
         reason = 0
@@ -688,8 +726,10 @@ class _Frame:
         """The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel)
         or car_* (any later one) and the inner layers take the IP and transport columns."""
         assert self.pending is not None
-        kind, udp_ports, _ = self.pending
+        kind, udp_ports, saved = self.pending
         self.pending = None
+        if self.depth > 0:
+            self.carriers.append(saved)
         if self.depth == 0:
             self.v.update(
                 out_src=self.v["src"],

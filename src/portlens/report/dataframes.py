@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_NAMES, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, PacketBatch
+from portlens.decode.packets import (
+    CSUM_NAMES,
+    CSUM_NONE,
+    FRAG_COMPLETE,
+    FRAG_PART,
+    SUB_CARRIER,
+    PacketBatch,
+)
 from portlens.decode.packets import addr_text as _addr_text
 from portlens.decode.tunnels import tunnel_layers
 from portlens.services import proto_name
@@ -137,10 +144,12 @@ def _nanoseconds(name: str, value: Any) -> int:
 # --- packets ---------------------------------------------------------------------------------
 
 def packets_frame(batches: Iterable[PacketBatch]) -> Any:
-    """One row per frame, the columns of `portlens packets --json` (flattened), built from
-    whole columns rather than per-frame objects."""
+    """One row per packet, the columns of `portlens packets --json` (flattened), built from
+    whole columns rather than per-frame objects: an A-MSDU's subframes are rows of their own,
+    a middle tunnel carrier's row is left out (as `packets` lists them)."""
     pd = pandas()
-    parts = [_packet_columns(b) for b in batches if len(b)]
+    parts = [_packet_columns(b if not (b.sub == SUB_CARRIER).any() else
+                             b.take(b.sub != SUB_CARRIER)) for b in batches if len(b)]
     if not parts:
         parts = [_packet_columns(PacketBatch.allocate(0))]
     frame = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch, addr_text
+from portlens.decode.packets import SUB_CARRIER, V4_MAPPED_PREFIX, PacketBatch, addr_text
 from portlens.services import proto_name, service_name
 from portlens.track.config import TrackerConfig
 from portlens.track.model import (
@@ -269,7 +269,8 @@ class RustTracker:
             k, n = shard
             mine = np.flatnonzero(shard_of(batch, n) == k)
             if mine.size < len(batch):
-                self.other_shards += len(batch) - mine.size
+                self.other_shards += int((batch.sub != SUB_CARRIER).sum()) - int(
+                    (batch.sub[mine] != SUB_CARRIER).sum())
                 batch = batch.take(mine)
         if self.config.segment_marks:
             return iter(self._feed_marking(batch))
@@ -362,8 +363,10 @@ class RustTracker:
         and after it, name the analysis marks of that segment."""
         out: list[Connection] = []
         frames, stamps = batch.frame.tolist(), batch.ts_ns.tolist()
-        for i in range(len(batch)):
-            cols = self.core.feed(batch.take(slice(i, i + 1)))
+        # A packet's row with the middle carriers' rows after it, which it counts.
+        own = np.flatnonzero(batch.sub != SUB_CARRIER).tolist()
+        for i, end in zip(own, [*own[1:], len(batch)], strict=True):
+            cols = self.core.feed(batch.take(slice(i, end)))
             touched = [cols, self.core.open_connections(1)]
             for part in touched:
                 for j, s in enumerate(part["serial"].tolist()):

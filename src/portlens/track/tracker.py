@@ -19,7 +19,15 @@ from functools import lru_cache
 import numpy as np
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, FRAG_PART, PacketBatch, addr_text
+from portlens.decode.packets import (
+    CSUM_BAD,
+    FRAG_PART,
+    SUB_CARRIER,
+    SUB_FRAME,
+    SUB_MSDU,
+    PacketBatch,
+    addr_text,
+)
 from portlens.services import proto_name, service_name
 from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports
@@ -70,6 +78,9 @@ class Tracker:
         self.evicted = 0
         self.not_counted: Counter[str] = Counter()
         """Frames that belong to no connection, by why: not IP, malformed, other protocols."""
+        self.frame_chain: tuple[tuple[int, int], list[tuple[object, ...]]] = ((0, 0), [])
+        """(frame, ts_ns) of the last tunnelled frame's own row and its encapsulations,
+        outermost first: the carriers its A-MSDU subframes' rows share (_carriers)."""
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -112,15 +123,17 @@ class Tracker:
     def feed(self, b: PacketBatch) -> list[Connection]:
         """Track one batch; returns the connections that ended during it."""
         use = tracked_rows(b, self.config)
+        # A middle carrier's row is counted with its packet's row, never on its own.
+        own = b.sub != SUB_CARRIER
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
             use &= mine
-            self._count_skipped(b, ~use & mine)
+            self._count_skipped(b, ~use & mine & own)
         else:
-            self._count_skipped(b, ~use)
+            self._count_skipped(b, ~use & own)
         rows = np.flatnonzero(use)
-        self.packets_skipped += len(b) - rows.size
+        self.packets_skipped += int(own.sum()) - rows.size
         if rows.size:
             self._track_rows(b, rows)
         out, self.ended = self.ended, []
@@ -186,7 +199,7 @@ class Tracker:
             "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
             "icmp_code", "q_valid", "q_proto", "q_sport", "q_dport", "tunnel_depth", "out_proto",
             "out_sport", "out_dport", "out_ip_len", "car_proto", "car_sport", "car_dport",
-            "car_ip_len", "vlan", "tunnel", "mss", "wscale",
+            "car_ip_len", "vlan", "tunnel", "mss", "wscale", "sub",
             "sack_perm", "has_ts", "opt_count", "udp_len", "proto", "dns_qr", "ntp_mode")}
         arrays["unknown"] = unknown_transport(b)[rows]
         zero = b.ip_len_zero[rows]
@@ -254,6 +267,7 @@ class Tracker:
         c_unknown = cols["unknown"]
         c_tunnel = cols["tunnel"]
         c_tunnel_depth = cols["tunnel_depth"]
+        c_sub = cols["sub"]
         c_udp_len = cols["udp_len"]
         c_dns_qr = cols["dns_qr"]
         c_ntp_mode = cols["ntp_mode"]
@@ -273,22 +287,20 @@ class Tracker:
                 self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
-            if c_tunnel_depth[i]:
-                # The outermost carrier, then (two or more tunnels deep) the innermost one:
-                # each UDP carrier is a connection of its own, and the inner packet's parent
-                # is the innermost (Zeek's EncapsulationStack::Last, §12).
-                encap, _ = self._carrier(out_src[16 * i: 16 * i + 16], c_out_sport[i],
-                                         out_dst[16 * i: 16 * i + 16], c_out_dport[i],
-                                         c_out_proto[i], c_out_ip_len[i], c_tunnel[i], ts,
-                                         zts, c_frame[i])
-                if c_tunnel_depth[i] > 1:
-                    inner, carrier = self._carrier(
-                        car_src[16 * i: 16 * i + 16], c_car_sport[i],
-                        car_dst[16 * i: 16 * i + 16], c_car_dport[i], c_car_proto[i],
-                        c_car_ip_len[i], c_tunnel[i], ts, zts, c_frame[i])
-                    if carrier is not None:
-                        self._encapsulation(carrier, encap)
-                    encap = inner
+            depth = c_tunnel_depth[i]
+            if depth:
+                # The outermost carrier, the middle ones (three or more tunnels: the rows
+                # after this one), the innermost (car_*).
+                levels = [(out_src[16 * i: 16 * i + 16], c_out_sport[i],
+                           out_dst[16 * i: 16 * i + 16], c_out_dport[i], c_out_proto[i],
+                           c_out_ip_len[i])]
+                if depth > 2:
+                    levels += _middle_carriers(b, int(rows[i]))[: depth - 2]
+                if depth > 1:
+                    levels.append((car_src[16 * i: 16 * i + 16], c_car_sport[i],
+                                   car_dst[16 * i: 16 * i + 16], c_car_dport[i],
+                                   c_car_proto[i], c_car_ip_len[i]))
+                encap = self._carriers(levels, c_sub[i], c_tunnel[i], ts, zts, c_frame[i])
             l4 = c_l4[i]
             vlan = c_vlan[i] if self.config.vlan_in_key else None
             version = c_ip_version[i]
@@ -494,6 +506,33 @@ class Tracker:
                 conn.history += "X"
             conn.encap = encap
 
+    def _carriers(self, levels: list[tuple[bytes, int, bytes, int, int, int]], sub: int,
+                  kinds: int, ts: int, zts: int, frame: int) -> tuple[object, ...] | None:
+        """Count a packet's tunnel carriers, outermost first: each UDP carrier is a
+        connection of its own whose parent is the carrier around it, and the packet's parent
+        is the innermost (Zeek's EncapsulationStack::Last, §12). An A-MSDU subframe's row
+        shares the carriers crossed before its 802.11 header with its frame's own row, which
+        counted them: Zeek pops the encapsulation stack back to that depth for each
+        subframe (IEEE802_11Analyzer::AnalyzePacket)."""
+        here = (frame, ts)
+        shared = sub - SUB_MSDU if sub >= SUB_MSDU else 0
+        chain = self.frame_chain[1] if self.frame_chain[0] == here else []
+        made: list[tuple[object, ...]] = []
+        encap: tuple[object, ...] | None = None
+        for level, (src, sport, dst, dport, proto, ip_len) in enumerate(levels):
+            if level < shared and level < len(chain):
+                encap = chain[level]
+                continue
+            inner, carrier = self._carrier(src, sport, dst, dport, proto, ip_len, kinds, ts,
+                                           zts, frame)
+            if carrier is not None and level > 0:
+                self._encapsulation(carrier, encap)
+            encap = inner
+            made.append(inner)
+        if sub == SUB_FRAME:
+            self.frame_chain = (here, made)
+        return encap
+
     def _carrier(self, src: bytes, sport: int, dst: bytes, dport: int, proto: int,
                  ip_len: int, kinds: int, ts: int, zts: int,
                  frame: int) -> tuple[tuple[str, str], AnyConn | None]:
@@ -625,10 +664,25 @@ ICMP_COLUMNS = ("icmp_type", "icmp_code", "q_valid", "q_proto", "q_sport", "q_dp
 
 
 def udp_carried(b: PacketBatch) -> np.ndarray:
-    """Rows inside a tunnel with a UDP carrier (out_* or, two tunnels deep, car_*): whatever
-    is inside, the carrier's UDP connection counts the packet."""
+    """Rows inside a tunnel with a UDP carrier (out_*, car_* two tunnels deep, or a middle
+    carrier): whatever is inside, the carrier's UDP connection counts the packet."""
     out: np.ndarray = (b.tunnel_depth > 0) & (
         (b.out_proto == 17) | ((b.tunnel_depth > 1) & (b.car_proto == 17)))
+    middle = (b.sub == SUB_CARRIER) & (b.proto == 17)
+    if middle.any():
+        out[b.owner_rows()[middle]] = True
+    return out
+
+
+def _middle_carriers(b: PacketBatch, row: int) -> list[tuple[bytes, int, bytes, int, int, int]]:
+    """The middle carriers of ``row`` (the SUB_CARRIER rows right after it), outermost
+    first, as carrier levels."""
+    out = []
+    j = row + 1
+    while j < len(b) and b.sub[j] == SUB_CARRIER:
+        out.append((b.src[j].tobytes(), int(b.sport[j]), b.dst[j].tobytes(), int(b.dport[j]),
+                    int(b.proto[j]), int(b.ip_len[j])))
+        j += 1
     return out
 
 
@@ -640,7 +694,8 @@ def tracked_rows(b: PacketBatch, config: TrackerConfig) -> np.ndarray:
     # A packet of an IP protocol without a transport analyzer is Zeek's unknown_transport
     # connection (§11).
     use: np.ndarray = ((b.ip_version > 0) & (np.isin(b.l4, (6, 17, 1, 58)) | udp_carried(b)
-                                             | unknown_transport(b)) & (b.frag != FRAG_PART))
+                                             | unknown_transport(b)) & (b.frag != FRAG_PART)
+                         & (b.sub != SUB_CARRIER))
     if config.drop_bad_checksums:
         bad_ip = b.ip_csum == CSUM_BAD
         if config.ignore_checksum_nets and bad_ip.any():

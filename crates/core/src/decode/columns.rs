@@ -20,6 +20,17 @@ pub const FRAG_PART: u8 = 1;
 /// `frag`: the fragment that completed its datagram; its row describes the whole datagram.
 pub const FRAG_COMPLETE: u8 = 2;
 
+/// `sub`: the frame's own row (every frame has exactly one, first among its rows).
+pub const SUB_FRAME: u8 = 0;
+/// `sub`: a tunnel carrier between the outermost (`out_*`) and the innermost (`car_*`) of the
+/// row before it (three or more tunnels): its IP and transport columns are the carrier
+/// datagram's; it is counted with that row, never on its own.
+pub const SUB_CARRIER: u8 = 1;
+/// `sub` >= this: the packet of an A-MSDU subframe after the first, a packet of its own;
+/// `sub - SUB_MSDU` tunnels were crossed before its 802.11 frame, whose carriers it shares
+/// with the frame's own row (which counted them).
+pub const SUB_MSDU: u8 = 2;
+
 pub const OPT_KINDS_MAX: usize = 40;
 pub const SACK_BLOCKS_MAX: usize = 4;
 
@@ -145,7 +156,8 @@ macro_rules! packet_columns {
             }
         }
 
-        /// The rows of a batch as columns.
+        /// The rows of a batch as columns: a frame's own row, then any more rows it gives
+    /// (`sub` > 0: A-MSDU subframes, middle tunnel carriers).
         #[derive(Debug, Default, Clone, PartialEq)]
         pub struct Columns {
             $( pub $name: Vec<<$ty as Cell>::Elem>, )*
@@ -221,6 +233,8 @@ packet_columns! {
     caplen: u32 = 0,
     linktype: u16 = 0,
     interface: u16 = 0,
+    /// Which of its frame's rows this is: `SUB_FRAME`, `SUB_CARRIER`, `SUB_MSDU` + shared.
+    sub: u8 = SUB_FRAME,
     /// Outermost VLAN id, -1 if untagged.
     vlan: i32 = -1,
     vlan_count: u8 = 0,

@@ -169,6 +169,9 @@ pub struct Reassembler {
     /// Fragment bytes held (DatagramBytes), bounded by MAX_TUNNEL_BYTES.
     held_data: usize,
     pub counters: FragmentCounters,
+    /// Rows the datagrams decoded whole in the last `apply` give after their completing
+    /// row's (frame index, row): the middle carriers of three tunnels, A-MSDU subframes.
+    pub extras: Vec<(usize, Row)>,
 }
 
 macro_rules! copy_columns {
@@ -217,6 +220,7 @@ impl Reassembler {
         checksums: bool,
         frames: Option<&Frames<'_>>,
     ) {
+        self.extras.clear();
         if records.is_empty() {
             return;
         }
@@ -334,8 +338,10 @@ impl Reassembler {
         d.waiting_rows.push(row);
         if d.complete() {
             Self::complete(cols, row, d, checksums);
-            if let Some(row_got) = Self::descend(cols, row, d, checksums) {
+            if let Some((row_got, more)) = Self::descend(cols, row, d, checksums) {
                 cols.set_row(row, &row_got);
+                self.extras
+                    .extend(more.into_iter().map(|extra| (row, extra)));
                 self.counters.descended += 1;
             }
             if let Some(b) = d.bytes.take() {
@@ -412,8 +418,14 @@ impl Reassembler {
     }
 
     /// The completing row of a datagram whose bytes were kept, decoded whole: Some when it
-    /// carries a tunnel (the row then describes the inner packet, the datagram its carrier).
-    fn descend(cols: &Columns, row: usize, d: &Datagram, checksums: bool) -> Option<Row> {
+    /// carries a tunnel (the row then describes the inner packet, the datagram its carrier),
+    /// with the rows it gives after it.
+    fn descend(
+        cols: &Columns,
+        row: usize,
+        d: &Datagram,
+        checksums: bool,
+    ) -> Option<(Row, Vec<Row>)> {
         let bytes = d.bytes.as_deref()?;
         let total = usize::try_from(d.total?).ok()?;
         let hlen = bytes.header.len();
@@ -438,14 +450,14 @@ impl Reassembler {
             datagram.get_mut(6..8)?.copy_from_slice(&[0, 0]); // no more fragments, offset 0
         }
         let completing = cols.row(row)?;
-        let mut got = decode_reassembled(&datagram, completing, checksums)?;
+        let (mut got, more) = decode_reassembled(&datagram, completing, checksums)?;
         got.frag = FRAG_COMPLETE;
         got.frag_count = completing.frag_count;
         if !checksums {
             got.ip_csum = 0;
             got.l4_csum = 0;
         }
-        Some(got)
+        Some((got, more))
     }
 
     /// Drops the datagrams incomplete since `timeout_ns` before `now`, oldest first (only the

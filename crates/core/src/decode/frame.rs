@@ -6,7 +6,10 @@
 //! snaplen merely cut the frame; what was written before stays in the row.
 
 use super::app;
-use super::columns::{Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, OPT_KINDS_MAX};
+use super::columns::{
+    Row, CSUM_BAD, CSUM_GOOD, CSUM_UNVERIFIED, FRAG_NONE, FRAG_PART, OPT_KINDS_MAX, SUB_CARRIER,
+    SUB_MSDU,
+};
 use super::malformed as m;
 use crate::wire::checksum::{is_good, ones_sum};
 use crate::wire::ethernet::{
@@ -100,6 +103,7 @@ fn checksum_status(sum: u16) -> u8 {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Walker<'a> {
     b: &'a [u8],
     cap: usize,
@@ -124,6 +128,11 @@ pub(crate) struct Walker<'a> {
     ip_src: [u8; 16],
     /// Destination for transport pseudo-headers: a routing header's final one if any.
     pseudo_dst: [u8; 16],
+    /// The carrier row of every tunnel crossed after the first (levels 1, 2, ...): the last
+    /// is `car_*`'s, those before it the middle carriers the frame gives rows for.
+    carriers: Vec<Row>,
+    /// The rows of the A-MSDU subframes after the first (each followed by its own carriers).
+    more: Vec<Row>,
 }
 
 impl<'a> Walker<'a> {
@@ -149,13 +158,35 @@ impl<'a> Walker<'a> {
             addr_len: 4,
             ip_src: [0; 16],
             pseudo_dst: [0; 16],
+            carriers: Vec::new(),
+            more: Vec::new(),
         }
     }
 
     /// Decodes the frame from its link layer; the row and the fragment record are left in
     /// `self.row` / `self.record`.
     pub fn decode(&mut self, linktype: u16) {
-        let reason = match self.link(linktype) {
+        let result = self.link(linktype);
+        self.finish(result);
+    }
+
+    /// The rows the frame gives after its own, in order: the middle carriers of its own row
+    /// (three or more tunnels), then the other A-MSDU subframes' rows (none for most frames).
+    pub fn extra_rows(&self) -> impl Iterator<Item = Row> + '_ {
+        let middle = self.carriers.len().saturating_sub(1);
+        self.carriers
+            .iter()
+            .take(middle)
+            .map(|carrier| Row {
+                sub: SUB_CARRIER,
+                ..*carrier
+            })
+            .chain(self.more.iter().copied())
+    }
+
+    /// Ends decoding with the outcome of the layers: a pending tunnel rolled back, the reason.
+    fn finish(&mut self, result: Step) {
+        let reason = match result {
             Ok(()) => 0,
             Err(Stop(reason)) => reason,
         };
@@ -268,7 +299,7 @@ impl<'a> Walker<'a> {
                 let _: Fddi = self.header(0, m::LINK_HEADER_SHORT)?;
                 self.llc(Fddi::LEN)
             }
-            lt::IEEE802_11 => self.dot11(0, false),
+            lt::IEEE802_11 => self.dot11(0, false, false),
             lt::RADIOTAP => {
                 let h: Radiotap = self.header(0, m::LINK_HEADER_SHORT)?;
                 if h.version() != 0 {
@@ -280,7 +311,11 @@ impl<'a> Walker<'a> {
                 }
                 self.need(0, len, m::LINK_HEADER_SHORT)?;
                 let flags = wlan::radiotap_flags(self.b, len);
-                self.dot11(len, flags & wlan::RADIOTAP_FLAG_DATA_PAD != 0)
+                self.dot11(
+                    len,
+                    flags & wlan::RADIOTAP_FLAG_DATA_PAD != 0,
+                    flags & wlan::RADIOTAP_FLAG_FCS != 0,
+                )
             }
             lt::PPI => {
                 let h: Ppi = self.header(0, m::LINK_HEADER_SHORT)?;
@@ -293,7 +328,7 @@ impl<'a> Walker<'a> {
                 }
                 self.need(0, len, m::LINK_HEADER_SHORT)?;
                 match h.dlt() {
-                    105 => self.dot11(len, false),
+                    105 => self.dot11(len, false, false),
                     1 => self.ethernet(len),
                     _ => Ok(()),
                 }
@@ -303,7 +338,7 @@ impl<'a> Walker<'a> {
                 match wlan::monitor_header_len(self.b) {
                     Some(len) if len >= 8 => {
                         self.need(0, len, m::LINK_HEADER_SHORT)?;
-                        self.dot11(len, false)
+                        self.dot11(len, false, false)
                     }
                     Some(_) => Err(Stop(m::LINK_HEADER_SHORT)),
                     None => Ok(()),
@@ -407,7 +442,7 @@ impl<'a> Walker<'a> {
     /// An 802.11 frame at `pos`: only data frames with a body, neither protected (encrypted)
     /// nor fragmented, are decoded, through their 802.2 LLC/SNAP header; of an A-MSDU the
     /// first subframe. `data_pad`: radiotap says the body starts on a 4-byte boundary.
-    fn dot11(&mut self, pos: usize, data_pad: bool) -> Step {
+    fn dot11(&mut self, pos: usize, data_pad: bool, fcs: bool) -> Step {
         self.need(pos, 2, m::LINK_HEADER_SHORT)?;
         let fc = self.u8_at(pos);
         if fc & 0x03 != 0 || (fc >> 2) & 0x03 != 2 {
@@ -430,13 +465,75 @@ impl<'a> Walker<'a> {
         if h.is_qos()
             && self.u8_at(pos.saturating_add(h.qos_offset())) & wlan::QOS_AMSDU_PRESENT != 0
         {
-            self.need(body, wlan::AMSDU_SUBFRAME_LEN, m::LINK_HEADER_SHORT)?;
-            return self.llc(body + wlan::AMSDU_SUBFRAME_LEN);
+            let end = if fcs {
+                self.wire.saturating_sub(wlan::FCS_LEN)
+            } else {
+                self.wire
+            };
+            return self.amsdu(body, end);
         }
         if body >= self.cap && !self.cut {
             return Ok(()); // a data frame with no body
         }
         self.llc(body)
+    }
+
+    /// An A-MSDU in [body, end): subframes (destination, source, MSDU length, an LLC MSDU,
+    /// padded to 4 bytes from the A-MSDU's start but the last), each packet a row, as tshark
+    /// lists and Zeek's IEEE802_11Analyzer::AnalyzePacket forwards every one. The first
+    /// subframe's packet is the frame's own row; each later one decodes from the state at the
+    /// 802.11 header (the same carriers: Zeek pops the encapsulation stack back to it) into a
+    /// row of its own. Each MSDU is decoded as if its frame ended with it. tshark goes on
+    /// while more than a subframe header's bytes remain.
+    fn amsdu(&mut self, body: usize, end: usize) -> Step {
+        self.need(body, wlan::AMSDU_SUBFRAME_LEN, m::LINK_HEADER_SHORT)?;
+        let base = self.clone();
+        let shared = base.depth.saturating_add(u8::from(base.pending.is_some()));
+        let mut first: Option<(Walker<'a>, Step)> = None;
+        let mut more = Vec::new();
+        let mut pos = body;
+        loop {
+            if first.is_some()
+                && (end.saturating_sub(pos) <= wlan::AMSDU_SUBFRAME_LEN
+                    || pos.saturating_add(wlan::AMSDU_SUBFRAME_LEN) > self.cap)
+            {
+                break;
+            }
+            let len = wlan::amsdu_msdu_len(self.b, pos).unwrap_or(0);
+            let start = pos.saturating_add(wlan::AMSDU_SUBFRAME_LEN);
+            let sub_end = start.saturating_add(len);
+            let mut w = base.clone();
+            w.wire = sub_end;
+            w.cap = self.cap.min(sub_end);
+            w.cut = self.cut && self.cap < sub_end;
+            let result = w.llc(start);
+            if first.is_none() {
+                first = Some((w, result));
+            } else {
+                w.finish(result);
+                let mut row = w.row;
+                row.sub = SUB_MSDU.saturating_add(shared);
+                if w.record.is_some() {
+                    // not reassembled (docs/decoding.md, 802.11): a part, counted nowhere
+                    row.frag = FRAG_PART;
+                    row.l4 = 0;
+                    row.payload = -1;
+                }
+                more.push(row);
+                more.extend(w.extra_rows());
+            }
+            let used = sub_end.saturating_sub(body);
+            pos = body.saturating_add(used.next_multiple_of(4));
+            if pos >= end {
+                break;
+            }
+        }
+        let Some((w, result)) = first else {
+            return Ok(());
+        };
+        *self = w;
+        self.more = more;
+        result
     }
 
     /// IP by a BSD address family (2 IPv4; 10, 24, 28, 30 IPv6), else not IP.
@@ -1116,6 +1213,9 @@ impl<'a> Walker<'a> {
     /// The pending tunnel holds an IP header: the carrier moves to out_* (first tunnel) or
     /// car_* (any later one) and the inner layers take the IP and transport columns.
     fn cross_tunnel(&mut self, pending: Pending) {
+        if self.depth > 0 {
+            self.carriers.push(pending.saved);
+        }
         let r = &mut self.row;
         let (sport, dport) = pending.ports.unwrap_or((0, 0));
         if self.depth == 0 {
@@ -1209,7 +1309,7 @@ impl<'a> Walker<'a> {
             }
             p if tn::is_aruba(p) => {
                 self.enter_tunnel(kind::ARUBA, ports)?;
-                self.dot11(inner, false)
+                self.dot11(inner, false, false)
             }
             _ => Ok(()), // not descended: the row stays at the GRE packet
         }
@@ -1399,12 +1499,33 @@ impl<'a> Walker<'a> {
 /// fragment fields cleared; IPv6: the unfragmentable part, the fragment header taken out and
 /// the payload length set; then all the data) over `row`, the completing fragment's: the
 /// row it gives if the datagram holds a tunnel (then the inner packet takes the IP and
-/// transport columns, the datagram goes to the out_* columns), else None.
-pub(crate) fn decode_reassembled(datagram: &[u8], row: Row, checksums: bool) -> Option<Row> {
+/// transport columns, the datagram goes to the out_* columns), and the rows it gives after
+/// it (middle carriers, A-MSDU subframes: no fragments of their own), else None.
+pub(crate) fn decode_reassembled(
+    datagram: &[u8],
+    row: Row,
+    checksums: bool,
+) -> Option<(Row, Vec<Row>)> {
     let wirelen = u32::try_from(datagram.len()).ok()?;
     let mut walker = Walker::new(datagram, wirelen, row, 0, checksums);
     walker.decode(lt::RAW);
-    (walker.row.tunnel_depth > 0 && walker.record.is_none()).then_some(walker.row)
+    if walker.row.tunnel_depth == 0 || walker.record.is_some() {
+        return None;
+    }
+    let more = walker
+        .extra_rows()
+        .map(|extra| {
+            if extra.frag == FRAG_PART {
+                return extra; // a fragment inside an A-MSDU subframe
+            }
+            Row {
+                frag: FRAG_NONE,
+                frag_count: 0,
+                ..extra
+            }
+        })
+        .collect();
+    Some((walker.row, more))
 }
 
 /// IPv6 extension headers followed at most (then `ipv6-ext-header-invalid`).

@@ -11,7 +11,7 @@ pub mod fragments;
 pub mod frame;
 pub mod malformed;
 
-pub use columns::{ColumnData, Columns, NamedColumn, Row};
+pub use columns::{ColumnData, Columns, NamedColumn, Row, SUB_CARRIER, SUB_FRAME, SUB_MSDU};
 pub use fragments::{FragmentCounters, FragmentLimits, Reassembler};
 pub use frame::FragRecord;
 
@@ -43,6 +43,8 @@ impl Default for DecodeOptions {
 pub struct Decoder {
     pub reassembler: Reassembler,
     records: Vec<FragRecord>,
+    /// Rows frames give after their own (frame index, row): A-MSDU subframes, middle carriers.
+    extras: Vec<(usize, Row)>,
 }
 
 impl Decoder {
@@ -50,10 +52,12 @@ impl Decoder {
         Decoder {
             reassembler: Reassembler::new(limits),
             records: Vec::new(),
+            extras: Vec::new(),
         }
     }
 
-    /// One row per frame, fragments reassembled with the state of earlier batches. Never
+    /// One row per frame (followed by any more it gives, `sub` > 0), fragments reassembled
+    /// with the state of earlier batches. Never
     /// panics on frame contents: a frame whose offset and length lie outside `data` decodes as
     /// an empty one; columns shorter than `offset` read as 0.
     pub fn decode(&mut self, frames: Frames<'_>, options: DecodeOptions) -> Columns {
@@ -75,7 +79,8 @@ impl Decoder {
     /// 70 columns cost as much as decoding it); from the first fragment on, rows are stored
     /// in `cols` as `decode_into` stores them, since the reassembler completes fragment rows
     /// after the batch is walked, and handed over once it has ([`Decoded::Stored`]). The
-    /// rows, and their order, are those of `decode_into`.
+    /// rows, and their order, are the frames' own rows of `decode_into` (not the more rows
+    /// some frames give after their own, which `packets --stats` does not count).
     pub fn decode_each(
         &mut self,
         frames: Frames<'_>,
@@ -105,20 +110,34 @@ impl Decoder {
                 .apply(cols, &self.records, options.checksums, Some(&frames));
             rows(Decoded::Stored(cols, first));
         }
+        // The rows some frames give after their own (A-MSDU subframes, middle carriers) are
+        // not counted: a frame is counted by its own row.
+        self.reassembler.extras.clear();
     }
 
-    /// Sets every row of `cols` (as long as `frames`), then reassembles.
+    /// Sets every frame's row of `cols` (as long as `frames`), reassembles, then inserts the
+    /// more rows some frames give after their own.
     fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
+        self.extras.clear();
         for i in 0..frames.len() {
             let walker = Self::walk(&frames, i, options);
             cols.set_row(i, &walker.row);
             if let Some(record) = walker.record {
                 self.records.push(record);
             }
+            self.extras.extend(walker.extra_rows().map(|row| (i, row)));
         }
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
+        if !self.reassembler.extras.is_empty() {
+            // a datagram decoded whole once complete: its rows go after its completing frame's
+            self.extras.append(&mut self.reassembler.extras);
+            self.extras.sort_by_key(|(frame, _)| *frame);
+        }
+        if !self.extras.is_empty() {
+            insert_extras(cols, &self.extras);
+        }
     }
 
     /// Frame `i` of `frames` decoded: its row and fragment record. Inlined into the loops,
@@ -145,7 +164,25 @@ impl Decoder {
     }
 }
 
-/// Decodes one frame on its own (no reassembly): its row and its fragment record if any.
+/// `cols` with each extra row after its frame's (extras in frame order): a copy, made only
+/// for the batches that have such frames.
+fn insert_extras(cols: &mut Columns, extras: &[(usize, Row)]) {
+    let n = cols.len();
+    let mut out = Columns::with_capacity(n.saturating_add(extras.len()));
+    let mut pending = extras.iter().peekable();
+    for i in 0..n {
+        if let Some(row) = cols.row(i) {
+            out.push(&row);
+        }
+        while let Some((_, row)) = pending.next_if(|(frame, _)| *frame == i) {
+            out.push(row);
+        }
+    }
+    *cols = out;
+}
+
+/// Decodes one frame on its own (no reassembly): its row and its fragment record if any
+/// (not the rows some frames give after their own).
 pub fn decode_one(
     bytes: &[u8],
     wirelen: u32,

@@ -224,6 +224,126 @@ fn gre_tunnel_moves_the_carrier_to_out_columns() {
 }
 
 #[test]
+fn three_tunnels_give_a_row_to_the_middle_carrier() {
+    // VXLAN (UDP 4789) in VXLAN in IPv4 GRE: out_* the GRE carrier, the outer VXLAN's
+    // datagram a row of its own after the packet's, car_* the inner VXLAN's.
+    let vxlan = |frame: Vec<u8>| {
+        let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
+        v.extend_from_slice(&frame);
+        v
+    };
+    let inner = ipv4(6, &tcp(&[], b""), 1, 0);
+    let level3 = ipv4(17, &udp(7001, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
+    let level2 = ipv4(
+        17,
+        &udp(7000, 4789, &vxlan(ethernet(0x0800, &level3))),
+        3,
+        0,
+    );
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&level2);
+    let frames = [
+        ethernet(0x0800, &ipv4(47, &gre, 4, 0)),
+        ethernet(0x0800, &inner),
+    ];
+    let cols = decode(&frames, true);
+    assert_eq!(cols.len(), 3);
+    assert_eq!(cols.sub, [SUB_FRAME, SUB_CARRIER, SUB_FRAME]);
+    assert_eq!(cols.frame, [1, 1, 2]);
+    let (r, middle) = (cols.row(0).unwrap(), cols.row(1).unwrap());
+    assert_eq!(
+        (r.tunnel_depth, r.l4, r.out_proto, r.car_proto),
+        (3, 6, 47, 17)
+    );
+    assert_eq!((r.car_sport, r.car_dport), (7001, 4789));
+    assert_eq!(r.car_ip_len, u32::try_from(level3.len()).unwrap());
+    assert_eq!(
+        (
+            middle.tunnel_depth,
+            middle.proto,
+            middle.sport,
+            middle.dport
+        ),
+        (1, 17, 7000, 4789)
+    );
+    assert_eq!(middle.ip_len, u32::try_from(level2.len()).unwrap());
+    assert_eq!(middle.out_proto, 47);
+}
+
+#[test]
+fn a_reassembled_datagram_gives_its_middle_carriers_rows() {
+    // VXLAN in VXLAN in VXLAN in an outer IPv4 datagram cut into two fragments: the
+    // completing fragment's row is the inner TCP packet, its middle carrier a row after it.
+    let vxlan = |frame: Vec<u8>| {
+        let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
+        v.extend_from_slice(&frame);
+        v
+    };
+    let inner = ipv4(6, &tcp(&[], b""), 1, 0);
+    let level3 = ipv4(17, &udp(7002, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
+    let level2 = ipv4(
+        17,
+        &udp(7001, 4789, &vxlan(ethernet(0x0800, &level3))),
+        3,
+        0,
+    );
+    let data = udp(7000, 4789, &vxlan(ethernet(0x0800, &level2)));
+    let whole = ipv4(17, &data, 77, 0);
+    let body = &whole[20..];
+    let cut = 64; // a multiple of 8
+    let frames = [
+        ethernet(0x0800, &ipv4(17, &body[..cut], 77, 0x2000)),
+        ethernet(
+            0x0800,
+            &ipv4(17, &body[cut..], 77, u16::try_from(cut / 8).unwrap()),
+        ),
+    ];
+    let cols = decode(&frames, true);
+    assert_eq!(cols.sub, [SUB_FRAME, SUB_FRAME, SUB_CARRIER]);
+    assert_eq!(cols.frame, [1, 2, 2]);
+    assert_eq!(cols.frag, [FRAG_PART, FRAG_COMPLETE, 0]);
+    assert_eq!((cols.tunnel_depth[1], cols.l4[1]), (3, 6));
+    assert_eq!((cols.out_sport[1], cols.car_sport[1]), (7000, 7002));
+    assert_eq!(
+        (cols.sport[2], cols.proto[2], cols.tunnel_depth[2]),
+        (7001, 17, 1)
+    );
+    assert_eq!(cols.ip_len[2], u32::try_from(level2.len()).unwrap());
+}
+
+#[test]
+fn every_amsdu_subframe_is_a_row() {
+    // 802.11 QoS data, A-MSDU bit set: three subframes, padded to 4 bytes but the last.
+    let packets = [
+        ipv4(17, &udp(1, 2, b"abc"), 1, 0),
+        ipv4(6, &tcp(&[], b""), 2, 0),
+        ipv4(17, &udp(3, 4, b""), 3, 0),
+    ];
+    let mut frame = vec![0x88, 0x02, 0, 0];
+    frame.extend_from_slice(&[0; 18]); // three addresses
+    frame.extend_from_slice(&[0x10, 0, 0x80, 0]); // sequence control, QoS: A-MSDU
+    let body = frame.len();
+    for (k, p) in packets.iter().enumerate() {
+        let mut msdu = vec![0xAA, 0xAA, 3, 0, 0, 0, 8, 0];
+        msdu.extend_from_slice(p);
+        frame.extend_from_slice(&[1; 12]);
+        frame.extend_from_slice(&u16::try_from(msdu.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(&msdu);
+        while k < 2 && (frame.len() - body) % 4 != 0 {
+            frame.push(0);
+        }
+    }
+    let b = batch(&[frame], None, lt::IEEE802_11);
+    let cols = Decoder::default().decode(b.as_ref(), DecodeOptions { checksums: true });
+    assert_eq!(cols.sub, [SUB_FRAME, SUB_MSDU, SUB_MSDU]);
+    assert_eq!(cols.l4, [17, 6, 17]);
+    assert_eq!(cols.sport, [1, 12345, 3]);
+    assert_eq!(cols.payload, [3, 0, 0]);
+    assert_eq!(cols.frame, [1, 1, 1]);
+    assert_eq!(cols.malformed, [0, 0, 0]);
+}
+
+#[test]
 fn fragments_reassemble_across_batches() {
     let payload = udp(9, 53, &[7; 40]);
     let whole = ipv4(17, &payload, 99, 0);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::decode::columns::{Columns, Row, CSUM_BAD, FRAG_COMPLETE, FRAG_PART};
+use crate::decode::columns::{Columns, Row, CSUM_BAD, FRAG_COMPLETE, FRAG_PART, SUB_FRAME};
 
 /// Counts by a 16-bit key (link type, ethertype, `ip_version << 8 | proto`, reason code): one
 /// slot per possible key, allocated on first use, so counting is one indexed add whatever
@@ -142,8 +142,11 @@ impl CaptureCounts {
         let (depth, tunnel) = (&c.tunnel_depth[..n], &c.tunnel[..n]);
         let (vlan, mpls, frag) = (&c.vlan_count[..n], &c.mpls_count[..n], &c.frag[..n]);
         let (cut, ip_csum, l4_csum) = (&c.truncated[..n], &c.ip_csum[..n], &c.l4_csum[..n]);
-        let frame = &c.frame[..n];
+        let (frame, sub) = (&c.frame[..n], &c.sub[..n]);
         for i in start..n {
+            if sub[i] != SUB_FRAME {
+                continue; // a frame is counted by its own row (an A-MSDU, nested tunnels)
+            }
             self.count(Fields {
                 ts_ns: ts[i],
                 frame: frame[i],

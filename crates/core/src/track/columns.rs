@@ -10,11 +10,14 @@ use super::tcp::{Cause, Segment, TcpConn};
 use super::zeek::{size, tcp_conn_state, udp_conn_state, ConnState};
 use super::{icmp_ports, ColumnError, SynOptions};
 
-/// Borrowed PacketBatch columns (src/portlens/decode/packets.py), one row per frame.
+/// Borrowed PacketBatch columns (src/portlens/decode/packets.py), one row per frame (and
+/// the more rows some frames give, `sub`).
 /// Addresses are 16 bytes a row (IPv4-mapped for IPv4), option kinds 40.
 #[derive(Debug, Clone, Copy)]
 pub struct Packets<'a> {
     pub frame: &'a [i64],
+    /// Which of its frame's rows: `decode::columns::SUB_FRAME`, `SUB_CARRIER`, `SUB_MSDU`+.
+    pub sub: &'a [u8],
     pub ts_ns: &'a [i64],
     pub vlan: &'a [i32],
     pub ip_version: &'a [u8],
@@ -78,7 +81,7 @@ impl Packets<'_> {
     /// The number of rows, after checking that every column has it.
     pub fn check(&self) -> Result<usize, ColumnError> {
         let n = self.frame.len();
-        let lens: [(&str, usize, usize); 53] = [
+        let lens: [(&str, usize, usize); 54] = [
             ("frame", self.frame.len(), 1),
             ("ts_ns", self.ts_ns.len(), 1),
             ("vlan", self.vlan.len(), 1),
@@ -114,6 +117,7 @@ impl Packets<'_> {
             ("q_proto", self.q_proto.len(), 1),
             ("q_sport", self.q_sport.len(), 1),
             ("q_dport", self.q_dport.len(), 1),
+            ("sub", self.sub.len(), 1),
             ("tunnel_depth", self.tunnel_depth.len(), 1),
             ("tunnel", self.tunnel.len(), 1),
             ("out_src", self.out_src.len(), 16),

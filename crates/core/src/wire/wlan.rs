@@ -185,6 +185,9 @@ pub const QOS_AMSDU_PRESENT: u8 = 0x80;
 /// An A-MSDU subframe header: destination (6), source (6), length of the MSDU (2, BE).
 pub const AMSDU_SUBFRAME_LEN: usize = 14;
 
+/// The frame check sequence radiotap's flags (0x10) say ends the frame.
+pub const FCS_LEN: usize = 4;
+
 /// The MSDU length of the A-MSDU subframe at `pos`, if its header was captured.
 pub fn amsdu_msdu_len(b: &[u8], pos: usize) -> Option<usize> {
     let header = super::chunk::<AMSDU_SUBFRAME_LEN>(b, pos)?;
