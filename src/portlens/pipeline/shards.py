@@ -9,8 +9,16 @@ shard (the symmetric hash of its outer host pair), and the only connections one 
 creates together are a tunnel's UDP carrier and what it carries (the same host pair, so the
 same shard, carrier first). So the order of creation over the whole capture is the order of
 (first frame, tunnel depth), and a connection's serial in one unsharded run is its rank in
-that order across all shards. ``join_shards`` ranks, renames (tunnel parents and transitions
-too) and gives the connections back in that order.
+that order across all shards. ``join_shards`` ranks and renames them (tunnel parents and
+transitions too).
+
+The order of the rows is that of one run too. A tracker emits connections where they end
+(``Connection.end_frame`` and ``end_phase``: the timers before a frame, the frame itself, the
+end of the capture), and those that end at the same place in creation order
+(track/model.py ``end_order``); a shard's tracker runs its timers at every packet of every
+shard (its clock is the one of a tracker of everything), so its connections end where they
+would in one run. Sorting all shards' rows by (where they ended, global serial) is therefore
+the order of one run, row for row.
 
 The table key is rebuilt from the connection's fields; before any renaming, every shard's own
 uids are rebuilt from their local ranks the same way, so a tracker that numbered differently
@@ -24,7 +32,7 @@ from dataclasses import replace
 
 from portlens.decode.packets import addr_bytes
 from portlens.track.community_id import icmp_ports
-from portlens.track.model import Connection
+from portlens.track.model import Connection, end_order
 from portlens.track.tracker import _uid
 
 _PROTO = {"tcp": 6, "udp": 17}
@@ -65,9 +73,9 @@ def _creation_order(conns: Sequence[Connection]) -> list[tuple[int, int, int]]:
 
 
 def join_shards(shards: Sequence[Sequence[Connection]]) -> list[Connection]:
-    """The connections of all shards with the uids of one unsharded run, in creation order
-    (which is the order of their serial numbers). Raises ShardJoinError when a shard's own
-    numbering cannot be reproduced."""
+    """The connections of all shards with the uids of one unsharded run, in its order (where
+    they ended, then creation). Raises ShardJoinError when a shard's own numbering cannot be
+    reproduced."""
     ranked: list[tuple[int, int, int, int]] = []  # (frame, depth, shard, index in shard)
     for k, conns in enumerate(shards):
         order = _creation_order(conns)
@@ -80,11 +88,14 @@ def join_shards(shards: Sequence[Sequence[Connection]]) -> list[Connection]:
             ranked.append((frame, depth, k, i))
     ranked.sort()
     renamed: list[dict[str, str]] = [{} for _ in shards]
+    ended = []
     for serial, (_, _, k, i) in enumerate(ranked, 1):
         c = shards[k][i]
         renamed[k][c.uid] = _uid(serial, c.ts_ns, table_key(c))
+        ended.append((end_order(c), serial, k, i))
+    ended.sort()
     out = []
-    for _, _, k, i in ranked:
+    for _, _, k, i in ended:
         c = shards[k][i]
         names = renamed[k]
         uid = names[c.uid]

@@ -189,14 +189,16 @@ def connections(cols: dict[str, Any],
                cols["tunnel_parents"], cols["community_id"], cols["ip_version"].tolist(), vlan,
                end_reason, cols["completeness"].tolist(), cols["last_ns"].tolist(),
                cols["first_frame"].tolist(), cols["last_frame"].tolist(), cols["icmp_errors"],
-               icmp_code, cols["ip_proto"].tolist(), strict=True)
+               icmp_code, cols["ip_proto"].tolist(), cols["end_frame"].tolist(),
+               cols["end_phase"].tolist(), strict=True)
     out = [Connection(uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk,
                       oipb, rpk, ripb, list(parents), cid, version, vl, end_reason=why,
                       completeness=compl, last_ns=last, first_frame=first, last_frame=lastf,
-                      icmp_errors=list(errors), icmp_code=code, ip_proto=number)
+                      icmp_errors=list(errors), icmp_code=code, ip_proto=number,
+                      end_frame=end_frame, end_phase=end_phase)
            for (uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk, oipb,
                 rpk, ripb, parents, cid, version, vl, why, compl, last, first, lastf, errors,
-                code, number) in rows]
+                code, number, end_frame, end_phase) in rows]
     tcp = [i for i, p in enumerate(proto) if p == "tcp"]
     if not tcp:
         return out
@@ -265,11 +267,13 @@ class RustTracker:
         """Track one batch; returns the connections that ended during it."""
         shard = self.config.shard
         if shard is not None:
+            # The other shards' rows go in too: they move the clock (the core's feed_shard).
             k, n = shard
-            mine = np.flatnonzero(shard_of(batch, n) == k)
-            if mine.size < len(batch):
-                self.other_shards += len(batch) - mine.size
-                batch = batch.take(mine)
+            mine = shard_of(batch, n) == k
+            self.other_shards += len(batch) - int(mine.sum())
+            if self.config.segment_marks:
+                raise ValueError("segment marks are taken in one process, not in a shard")
+            return self._ended_in_chunks(self.core.feed(batch, mine))
         if self.config.segment_marks:
             return iter(self._feed_marking(batch))
         return self._ended_in_chunks(self.core.feed(batch))

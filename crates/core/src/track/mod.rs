@@ -26,7 +26,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-pub use columns::{ConnBatch, Packets, TransitionBatch};
+pub use columns::{ConnBatch, EndAt, Packets, TransitionBatch};
+use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
 use history::History;
 use ids::Uid;
@@ -367,6 +368,13 @@ enum Entry {
     /// a port scan, kept in a tenth of a connection's memory until its next packet.
     Syn(Box<SynOnly>),
     Flow(Box<Flow>),
+}
+
+/// A connection ended in the current step, until the step is over (`Tracker::end_step`).
+#[derive(Debug)]
+enum Ending {
+    Tcp(Box<TcpConn>, Cause),
+    Flow(Box<Flow>, Cause),
 }
 
 impl Entry {
@@ -942,6 +950,14 @@ pub struct Tracker {
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
     pub ended: ConnBatch,
+    /// Connections ended in the current step (`step`): they go to `ended` in serial order
+    /// when the step is over (`end_step`), so that the order of a step's rows is the order of
+    /// their creation, which flow shards can rebuild (`EndAt`), not that of a timer heap or a
+    /// table, which they cannot.
+    ending: Vec<(u64, Ending)>,
+    step: EndAt,
+    /// The last frame counted (by this tracker or, with `feed_shard`, by any shard).
+    last_frame: i64,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
     pub packets_skipped: u64,
@@ -980,6 +996,12 @@ impl Tracker {
             scratch: Vec::with_capacity(256),
             armed: Vec::with_capacity(4),
             ended: ConnBatch::default(),
+            ending: Vec::new(),
+            step: EndAt {
+                frame: 0,
+                phase: END_CLOCK,
+            },
+            last_frame: 0,
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
             packets_skipped: 0,
@@ -1211,41 +1233,128 @@ impl Tracker {
         }
         self.free.push((slot, entry.timer_gen().wrapping_add(1)));
         self.live -= 1;
-        match entry {
-            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause),
+        let serial = entry.serial();
+        let ending = match entry {
+            Entry::Tcp(conn) => Ending::Tcp(conn, cause),
             Entry::Syn(syn) => {
                 let conn = syn.expand(&self.config, &mut self.timers, slot, false);
-                self.ended.push_tcp(&conn, cause);
+                Ending::Tcp(Box::new(conn), cause)
             }
-            Entry::Flow(flow) => self.ended.push_flow(&flow, cause),
-        }
+            Entry::Flow(flow) => Ending::Flow(flow, cause),
+        };
+        self.ending.push((serial, ending));
     }
 
-    /// End of capture: every open connection ends now (least recently active first, as the
-    /// Python table iterates).
+    /// Ends the current step: its connections go to `ended` in serial (creation) order, and
+    /// the next step is `next`.
+    fn end_step(&mut self, next: EndAt) {
+        if !self.ending.is_empty() {
+            let mut ending = std::mem::take(&mut self.ending);
+            ending.sort_unstable_by_key(|(serial, _)| *serial);
+            for (_, e) in ending.drain(..) {
+                match e {
+                    Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
+                    Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
+                }
+                self.ended.push_end(self.step);
+            }
+            self.ending = ending; // its allocation, for the next step
+        }
+        self.step = next;
+    }
+
+    /// End of capture: every open connection ends now, in creation order.
     pub fn finish(&mut self) {
-        while self.lru_head != NIL {
-            let slot = self.lru_head;
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CAPTURE,
+        });
+        let mut open = Vec::with_capacity(self.live);
+        let mut slot = self.lru_head;
+        while slot != NIL {
+            let Some(Some(entry)) = self.slots.get(slot as usize) else {
+                break;
+            };
+            open.push((entry.serial(), slot));
+            slot = entry.lru().1;
+        }
+        open.sort_unstable();
+        for (_, slot) in open {
             self.remove(slot, Cause::End);
         }
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CLOCK,
+        });
     }
 
     /// Move the clock to `ts_ns` without a packet: timers due by then fire.
     pub fn advance(&mut self, ts_ns: i64) {
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CLOCK,
+        });
         let zts = zeek_time(ts_ns);
         if zts > self.now {
             self.now = zts;
             self.run_timers(zts);
         }
+        self.end_step(self.step);
+    }
+
+    /// The clock of one counted packet (at Zeek time `zts`): timers due by then fire, before
+    /// the packet (frame `frame`) is applied. Run for every packet a tracker of all flows
+    /// would count, also by a tracker of one shard for the packets of the others.
+    fn clock(&mut self, frame: i64, zts: i64) {
+        self.end_step(EndAt {
+            frame,
+            phase: END_TIMERS,
+        });
+        self.last_frame = frame;
+        // Timers run before every packet, also one of the same time (a delay of 0 is due
+        // before the next packet), at the clock's time.
+        let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
+        if zts > self.now {
+            self.now = zts;
+            if due(&self.timers) {
+                self.run_timers(zts);
+            }
+        } else if due(&self.timers) {
+            self.run_timers(self.now);
+        }
+        self.end_step(EndAt {
+            frame,
+            phase: END_PACKET,
+        });
     }
 
     // --- the packets ----------------------------------------------------------------------------
 
     /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        self.feed_shard(p, None)
+    }
+
+    /// `feed` for a tracker of one flow shard: only the rows where `mine` is true are
+    /// tracked; the others (the other shards' packets) move the clock, as they do in a
+    /// tracker of every flow, so that timers fire at the same packets, with the same network
+    /// time, and the connections end where they end in one run (`EndAt`). The others' rows
+    /// are neither tracked nor counted here.
+    pub fn feed_shard(
+        &mut self,
+        p: &Packets<'_>,
+        mine: Option<&[bool]>,
+    ) -> Result<(), ColumnError> {
         let n = p.check()?;
+        if mine.is_some_and(|m| m.len() != n) {
+            return Err(ColumnError(format!(
+                "column mine has {} rows, the others {n}",
+                mine.map_or(0, <[bool]>::len)
+            )));
+        }
         let drop = self.config.drop_bad_checksums;
         for i in 0..n {
+            let theirs = mine.is_some_and(|m| !m[i]);
             let l4 = p.l4[i];
             let depth = p.tunnel_depth[i];
             // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
@@ -1264,6 +1373,12 @@ impl Tracker {
             // Zeek validating checksums also drops an IPv4 header whose total length is 0
             // (TSO), whatever ignore_checksums_nets says (§1).
             used &= !(bad_ip || drop && p.ip_len_zero[i]);
+            if theirs {
+                if used {
+                    self.clock(p.frame[i], zeek_time(p.ts_ns[i]));
+                }
+                continue;
+            }
             if !used {
                 self.count_skipped(p, i, bad_ip);
                 self.packets_skipped += 1;
@@ -1271,17 +1386,7 @@ impl Tracker {
             }
             let ts = p.ts_ns[i];
             let zts = zeek_time(ts);
-            // Timers run before every packet, also one of the same time (a delay of 0 is due
-            // before the next packet), at the clock's time.
-            let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
-            if zts > self.now {
-                self.now = zts;
-                if due(&self.timers) {
-                    self.run_timers(zts);
-                }
-            } else if due(&self.timers) {
-                self.run_timers(self.now);
-            }
+            self.clock(p.frame[i], zts);
             let mut encap: Option<(u8, Uid)> = None;
             if depth > 0 {
                 // The outermost carrier, then (two or more tunnels deep) the innermost one:
@@ -1360,6 +1465,7 @@ impl Tracker {
             self.encapsulation(slot, encap);
             self.packets_tracked += 1;
         }
+        self.end_step(self.step);
         if self.timers.heap.len() > 4 * self.live + 4096 {
             self.compact_timers();
         }
