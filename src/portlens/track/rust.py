@@ -9,8 +9,8 @@ Python reference tracker (track/tracker.py), field by field.
 
 What the core leaves to this side:
 
-* ``shard``: the rows of other shards are dropped before the batch reaches the core (the
-  reference tracker skips them the same way: not tracked, not counted);
+* ``shard``: which rows are the shard's (``shard_of``); the core tracks those, and the other
+  shards' rows only move its clock (the reference does the same: not tracked, not counted);
 * the port's service name (services.py), and the names of not-counted frames;
 * ``segment_marks`` (the ladder's per-segment analysis marks): the batch is fed one packet at
   a time and the counters of the connection it touched are compared before and after, as the
