@@ -2176,6 +2176,39 @@ mod tracker_tests {
     const PA: u16 = 0x08 | ACK;
 
     #[test]
+    fn a_shard_ends_its_connections_where_one_tracker_of_everything_does() {
+        // Two unanswered SYNs of two host pairs, then, 100 s later, a packet of a third:
+        // their attempt timers fire before that packet (frame 3), in creation order.
+        let mut r = Rows::default();
+        r.tcp(0, (v4(9), 50000), (v4(3), 22), SYN, 7, 0, 0);
+        r.tcp(1_000_000, (v4(8), 50001), (v4(4), 22), SYN, 7, 0, 0); // µs
+        r.tcp(100_000_000, (v4(7), 50002), (v4(5), 22), SYN, 7, 0, 0);
+        let mut one = Tracker::new(Config::default());
+        one.feed(&r.packets()).unwrap();
+        let b = one.ended.take();
+        assert_eq!(b.orig_p, [50000, 50001]);
+        assert_eq!(
+            (b.end_frame, b.end_phase),
+            (vec![3, 3], vec![END_TIMERS; 2])
+        );
+        // A shard holding the second flow only: the other rows move its clock, so its
+        // connection ends at the same place (alone, it would wait for the end of capture).
+        let mut shard = Tracker::new(Config::default());
+        shard
+            .feed_shard(&r.packets(), Some(&[false, true, false]))
+            .unwrap();
+        let b = shard.ended.take();
+        assert_eq!(b.orig_p, [50001]);
+        assert_eq!((b.end_frame, b.end_phase), (vec![3], vec![END_TIMERS]));
+        assert_eq!((shard.packets_tracked, shard.packets_skipped), (1, 0));
+        assert!(shard
+            .feed_shard(&r.packets(), Some(&[true]))
+            .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
+        shard.finish();
+        assert!(shard.ended.is_empty());
+    }
+
+    #[test]
     fn a_whole_connection_and_syn_only_flows() {
         let (c, s) = ((v4(1), 40000), (v4(2), 80));
         let mut r = Rows::default();
@@ -2217,8 +2250,16 @@ mod tracker_tests {
         assert_eq!(states, ["SF", "S0", "S0", "S0"]);
         assert_eq!((b.orig_bytes[0], b.resp_bytes[0]), (10, 20));
         assert_eq!((b.orig_pkts[0], b.resp_pkts[0]), (5, 3));
-        assert_eq!(b.orig_pkts[1..], [1, 1, 2]); // the retransmitting one was active last
-        assert_eq!(b.syn_retransmits[1..], [0, 0, 1]);
+        // In creation order (finish): the retransmitting one, port 50001, is the second.
+        assert_eq!(b.orig_p[1..], [50000, 50001, 50002]);
+        assert_eq!(b.orig_pkts[1..], [1, 2, 1]);
+        assert_eq!(b.syn_retransmits[1..], [0, 1, 0]);
+        let end = EndAt {
+            frame: 12,
+            phase: END_CAPTURE,
+        };
+        assert!(b.end_frame.iter().all(|&f| f == end.frame));
+        assert!(b.end_phase.iter().all(|&p| p == end.phase));
         assert_eq!(b.end_reason[0], 0); // fin
         assert_eq!(b.orig_state[0], rfc::TcpState::TimeWait as u8);
         assert_eq!(b.resp_state[0], rfc::TcpState::Closed as u8);
