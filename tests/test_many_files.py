@@ -12,12 +12,16 @@ import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from portlens.cli import main
-from portlens.pipeline.shards import ShardJoinError, join_shards, joined, table_key
+from portlens.decode.packets import PacketBatch
+from portlens.pipeline import Options, Pipeline, Source
+from portlens.pipeline.shards import ShardJoinError, ShardMerge, join_shards, joined, table_key
 from portlens.sources.merge import capture_kind, scan_directory
+from portlens.track.model import Connection
 from tests.corpus import corpus_dir, require_corpus
 
 BENCH = Path("/tmp/portlens-bench-2M.pcap")
@@ -227,13 +231,50 @@ def test_three_shards_joined_are_one_run_row_for_row(path: Path) -> None:
     shard and letting the others' packets move its clock), joined by pipeline/shards.py:
     the rows of one process, uids, transitions and order included (the reference tracker too
     on the bundled captures)."""
-    from portlens.pipeline import Options, Pipeline, Source
     from portlens.report.conns import record
 
     for reference in (False, True) if "public" not in path.parts else (False,):
         options = Options(reference=reference)
         one = [record(c) for c in Pipeline(Source.of(path), options).connections()]
-        shards = [list(Pipeline(Source.of(path), replace(
-            options, tracker=replace(options.tracker, shard=(k, 3)))).connections())
-            for k in range(3)]
+        steps = [_shard_steps(path, replace(options, tracker=replace(options.tracker,
+                                                                      shard=(k, 3))))
+                 for k in range(3)]
+        shards = [[c for conns, _, _ in part for c in conns] for part in steps]
         assert [record(c) for c in join_shards(shards)] == one, reference
+        # Streamed: the shards' batches in turn, rows taken as soon as they are in place.
+        merge = ShardMerge(3)
+        streamed = []
+        for i in range(max(map(len, steps))):
+            for k, part in enumerate(steps):
+                if i < len(part):
+                    conns, created, frame = part[i]
+                    merge.add(k, conns)
+                    if frame is None:
+                        merge.finish(k)
+                    else:
+                        merge.progress(k, created, frame)
+                streamed += [record(c) for c in merge.ready()]
+        assert streamed == one, reference
+        assert not list(merge.rest())
+
+
+def _shard_steps(path: Path, options: Options
+                 ) -> list[tuple[list[Connection], list[int], int | None]]:
+    """What a --workers worker sends: per batch the connections that ended, the first frames
+    of those created, and the last frame; then those open at the end (frame None)."""
+    steps: list[tuple[list[Connection], list[int], int | None]] = []
+    conns: list[Connection] = []
+    last = [-1]
+
+    def seen(batch: PacketBatch) -> None:
+        if len(batch):
+            last[0] = int(batch.frame[-1])
+
+    def batch_done(tracker: Any) -> None:
+        steps.append((conns[:], tracker.created_frames().tolist(), last[0]))
+        conns.clear()
+
+    Pipeline(Source.of(path), options).track(conns.append, on_batch=batch_done,
+                                             on_packets=seen)
+    steps.append((conns[:], [], None))
+    return steps

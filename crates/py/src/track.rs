@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use numpy::Element;
 use numpy::{
-    IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
 };
 use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::Uid;
@@ -472,6 +473,12 @@ impl Tracker {
             .detach(|| inner.feed_shard(&p, mine).map(|()| inner.ended.take()))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         conn_dict(py, ended)
+    }
+
+    /// A shard's tracker (`feed` with `mine`): the first frames of the connections created
+    /// since the last call, in creation order.
+    fn created<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.inner.take_created().into_pyarray(py)
     }
 
     /// Moves the clock without a packet (live capture): returns the connections that ended.

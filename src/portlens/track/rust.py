@@ -309,6 +309,12 @@ class RustTracker:
         transitions; they stay open. For live views."""
         return connections(self.core.open_connections(limit))
 
+    def created_frames(self) -> np.ndarray:
+        """A shard's tracker: the first frames of the connections created since the last
+        call, in creation order (pipeline/shards.py ``ShardMerge`` ranks by them)."""
+        out: np.ndarray = self.core.created()
+        return out
+
     # --- columns to objects --------------------------------------------------------------------
 
     def _ended(self, cols: dict[str, Any]) -> list[Connection]:

@@ -119,6 +119,9 @@ class Tracker:
         self.step = (0, END_CLOCK)
         self.last_frame = 0
         """The last frame counted (by this tracker, or in a shard by any)."""
+        self.created: list[int] | None = [] if self.config.shard is not None else None
+        """A shard's tracker: the first frame of each connection created, until taken
+        (``created_frames``)."""
         self.user_on_transition = on_transition
         self.packets_tracked = 0
         self.packets_skipped = 0
@@ -235,6 +238,14 @@ class Tracker:
             c = self._connection(conn, "end", transitions=False)
             c.end_frame, c.end_phase = self.last_frame, END_CAPTURE
             out.append(c)
+        return out
+
+    def created_frames(self) -> np.ndarray:
+        """A shard's tracker: the first frames of the connections created since the last
+        call, in creation order (pipeline/shards.py ``ShardMerge`` ranks by them)."""
+        out = np.asarray(self.created or [], dtype=np.int64)
+        if self.created is not None:
+            self.created = []
         return out
 
     def _count_skipped(self, b: PacketBatch, skipped: np.ndarray) -> None:
@@ -450,6 +461,8 @@ class Tracker:
     def _insert(self, key: Key, conn: AnyConn, ts: int, vlan: int | None, version: int) -> None:
         self.table[key] = conn
         self.serial += 1
+        if self.created is not None:
+            self.created.append(self.last_frame)
         conn.serial = self.serial
         self.live[self.serial] = conn
         conn.uid = _uid(self.serial, ts, key)

@@ -958,6 +958,10 @@ pub struct Tracker {
     step: EndAt,
     /// The last frame counted (by this tracker or, with `feed_shard`, by any shard).
     last_frame: i64,
+    /// A shard's tracker (`feed_shard`): the first frame of each connection created, in
+    /// creation order, until taken (`take_created`): what ranks its connections among every
+    /// shard's while they stream (src/portlens/pipeline/shards.py `ShardMerge`).
+    created: Option<Vec<i64>>,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
     pub packets_skipped: u64,
@@ -1002,6 +1006,7 @@ impl Tracker {
                 phase: END_CLOCK,
             },
             last_frame: 0,
+            created: None,
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
             packets_skipped: 0,
@@ -1171,6 +1176,9 @@ impl Tracker {
     fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8, uid: bool) -> u32 {
         self.serial += 1;
         let serial = self.serial;
+        if let Some(created) = &mut self.created {
+            created.push(self.last_frame);
+        }
         if let Some(c) = entry.ident_mut() {
             c.serial = serial;
             if uid {
@@ -1263,6 +1271,15 @@ impl Tracker {
         self.step = next;
     }
 
+    /// A shard's tracker: the first frames of the connections created since the last call,
+    /// in creation order (empty for a tracker of every flow).
+    pub fn take_created(&mut self) -> Vec<i64> {
+        self.created
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// End of capture: every open connection ends now, in creation order.
     pub fn finish(&mut self) {
         self.end_step(EndAt {
@@ -1351,6 +1368,9 @@ impl Tracker {
                 "column mine has {} rows, the others {n}",
                 mine.map_or(0, <[bool]>::len)
             )));
+        }
+        if mine.is_some() && self.created.is_none() {
+            self.created = Some(Vec::new());
         }
         let drop = self.config.drop_bad_checksums;
         for i in 0..n {
@@ -2201,6 +2221,8 @@ mod tracker_tests {
         assert_eq!(b.orig_p, [50001]);
         assert_eq!((b.end_frame, b.end_phase), (vec![3], vec![END_TIMERS]));
         assert_eq!((shard.packets_tracked, shard.packets_skipped), (1, 0));
+        assert_eq!(shard.take_created(), [2]);
+        assert!(one.take_created().is_empty());
         assert!(shard
             .feed_shard(&r.packets(), Some(&[true]))
             .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
