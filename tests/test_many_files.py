@@ -278,3 +278,45 @@ def _shard_steps(path: Path, options: Options
                                              on_packets=seen)
     steps.append((conns[:], [], None))
     return steps
+
+
+def test_a_worker_killed_mid_run_has_its_shard_run_again(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, bench_slice: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--workers 2 on the benchmark slice in rotated files: the worker of shard 0 is killed
+    (SIGKILL, as the OOM killer does) after tracking 20,000 of the 60,000 packets, its rows
+    partly sent; a new worker runs the shard again and the output is one process's, row for
+    row. A shard whose worker always dies is given up after two restarts, with one line."""
+    import os
+    import signal
+
+    from portlens.pipeline import parallel
+    from portlens.pipeline.run import Pipeline as RunPipeline
+
+    names = [str(p) for p in split(bench_slice, tmp_path / "c", "-c", "7000")]
+    _, expected, _ = run(capsys, "conns", "--json", *names)
+    marker = tmp_path / "killed"
+    read = RunPipeline.packets
+
+    def packets(pipeline: RunPipeline, *args: Any, **kwargs: Any) -> Any:
+        shard = pipeline.options.tracker.shard
+        seen = 0
+        for batch in read(pipeline, *args, **kwargs):
+            yield batch
+            seen += len(batch)
+            if shard is not None and shard[0] == 0 and seen >= 20_000 and (
+                    always or not marker.exists()):
+                marker.write_text(f"{seen}\n")
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(RunPipeline, "packets", packets)  # the forked workers inherit it
+    always = False
+    rc, got, err = run(capsys, "conns", "--json", "--workers", "2", *names)
+    assert 20_000 <= int(marker.read_text()) < BENCH_SLICE
+    assert (rc, err) == (0, "") and got == expected
+    always = True
+    rc, got, err = run(capsys, "conns", "--json", "--workers", "2", *names)
+    assert rc == 2 and err == (f"portlens: --workers: the worker of shard 0 of 2 died "
+                               f"{parallel.RESTARTS + 1} times (exit status -9); its "
+                               "connections are missing\n")
+    assert 0 < len(got.splitlines()) < len(expected.splitlines())

@@ -197,10 +197,15 @@ def track_sharded(pipeline: Pipeline) -> Iterator[Connection]:
                 else:  # died
                     s.proc.join()
                     if s.starts > RESTARTS:
-                        raise RuntimeError(
-                            f"--workers: the worker of shard {s.k} died {s.starts} times "
-                            f"(exit status {s.proc.exitcode})")
-                    start(s)
+                        # Given up: the other shards' rows still come, this one's are
+                        # missing, and the run says so (exit status 2).
+                        pipeline.error(f"--workers: the worker of shard {s.k} of {workers} "
+                                       f"died {s.starts} times (exit status "
+                                       f"{s.proc.exitcode}); its connections are missing")
+                        s.finished = True
+                        merge.finish(s.k)
+                    else:
+                        start(s)
             if joining:
                 try:
                     yield from merge.ready()
