@@ -3,9 +3,11 @@
 Partitioning is by the symmetric hash of the host pair, as for ``--workers``
 (pipeline/parallel.py): the capture set is cut into as many shards as the cluster has worker
 threads; each shard is one task that runs the whole pipeline over every file (read, merge,
-decode, select) and tracks only its own flows (``TrackerConfig.shard``), so every connection
-is seen whole by one task and the result is exact: pipeline/shards.py gives the connections
-the uids of one process. The price is that every task reads and decodes every file
+decode, select) and tracks only its own flows (``TrackerConfig.shard``; the other flows'
+packets move its clock), so every connection is seen whole by one task and ends where it
+ends in one process, and the result is exact: pipeline/shards.py ``join_shards`` gives the
+connections the uids and the order of one process. A task's result comes back whole when it
+is done, so the rows come when every task is (``--workers`` streams them instead). The price is that every task reads and decodes every file
 (docs/scale.md measures it); the files must be at the same path on every worker (a shared
 file system). Cutting by time instead would read each byte once but needs a stitching merge
 of connections open across the cuts, whose TCP state at the cut is not known to the later

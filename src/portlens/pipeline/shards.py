@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from portlens.decode.packets import addr_bytes
 from portlens.track.community_id import icmp_ports
@@ -39,6 +40,8 @@ from portlens.track.model import Connection, end_order
 from portlens.track.tracker import _uid
 
 _PROTO = {"tcp": 6, "udp": 17}
+_addr_bytes = lru_cache(maxsize=65536)(addr_bytes)
+"""Addresses come back again and again (a host's connections)."""
 CARRIER_PORTS = frozenset({4789, 6081, 3544, 2152, 2123, 5072, 4754})
 """UDP ports whose datagrams the decoder opens as tunnels (crates/core/src/wire/tunnel.rs
 ``udp_tunnel``: VXLAN, Geneve, Teredo, GTP-U and GTP-C, AYIYA, GRE in UDP)."""
@@ -55,8 +58,8 @@ def table_key(c: Connection) -> tuple[object, ...]:
     connections have ports 0)."""
     l4 = c.ip_proto if c.ip_proto is not None else (
         _PROTO.get(c.proto) or (58 if c.ip_version == 6 else 1))
-    a = (addr_bytes(c.orig_h), c.orig_p)
-    b = (addr_bytes(c.resp_h), c.resp_p)
+    a = (_addr_bytes(c.orig_h), c.orig_p)
+    b = (_addr_bytes(c.resp_h), c.resp_p)
     if c.proto == "icmp" and icmp_ports(c.orig_p, c.resp_p, v6=l4 == 58)[2]:
         return (l4, c.vlan, *a, *b)
     return (l4, c.vlan, *(a + b if a <= b else b + a))
@@ -151,8 +154,8 @@ class ShardMerge:
         """A shard's uid -> one run's uid, for the tunnel carriers named so far."""
         self.watermark = [-1] * shards
         self.finished = [False] * shards
-        self.serials: dict[tuple[int, str], int] = {}
-        """Serials in one run of the rows in flight found so far."""
+        self.serials: dict[tuple[int, str], tuple[int, tuple[object, ...]]] = {}
+        """Serials in one run (and table keys) of the rows in flight found so far."""
 
     def add(self, k: int, conns: Sequence[Connection]) -> None:
         """Rows of shard k, in its end order."""
@@ -176,8 +179,9 @@ class ShardMerge:
         return all(done or (frame is not None and mark >= frame)
                    for done, mark in zip(self.finished, self.watermark, strict=True))
 
-    def _serial(self, k: int, c: Connection) -> int:
-        """``c``'s serial in one run (``c`` of shard k, every shard past its first frame)."""
+    def _serial(self, k: int, c: Connection) -> tuple[int, tuple[object, ...]]:
+        """``c``'s serial in one run (``c`` of shard k, every shard past its first frame), and
+        its table key."""
         found = self.serials.get((k, c.uid))
         if found is not None:
             return found
@@ -192,8 +196,8 @@ class ShardMerge:
                 f"shard {k}: connection {c.uid} is none of those its shard created at frame "
                 f"{f} (the tracker numbers connections differently); shards cannot be joined")
         serial = local + sum(bisect_left(self.created[j], f) for j in range(self.n) if j != k)
-        self.serials[(k, c.uid)] = serial
-        return serial
+        self.serials[(k, c.uid)] = serial, key
+        return serial, key
 
     def _name(self, k: int, uid: str) -> str | None:
         """One run's uid of shard k's connection ``uid`` (a tunnel carrier), None while it is
@@ -204,13 +208,14 @@ class ShardMerge:
         c = self.by_uid[k].get(uid)
         if c is None:
             return uid if self.finished[k] else None
-        name = self.names[k][uid] = _uid(self._serial(k, c), c.ts_ns, table_key(c))
+        serial, key = self._serial(k, c)
+        name = self.names[k][uid] = _uid(serial, c.ts_ns, key)
         return name
 
     def ready(self) -> Iterator[Connection]:
         """The rows now in their place, in the order of one run, renamed."""
         while True:
-            best: tuple[tuple[int, int, int], int, int] | None = None
+            best: tuple[tuple[int, int, int], tuple[int, tuple[object, ...]], int] | None = None
             for k in range(self.n):
                 if not self.pending[k]:
                     continue
@@ -223,7 +228,7 @@ class ShardMerge:
                     best = candidate
             if best is None:
                 return
-            _, serial, k = best
+            _, (serial, key), k = best
             c = self.pending[k][0]
             parents = [self._name(k, u) for u in c.tunnel_parents]
             if None in parents:
@@ -231,7 +236,7 @@ class ShardMerge:
             self.pending[k].popleft()
             del self.by_uid[k][c.uid]
             self.serials.pop((k, c.uid), None)
-            uid = self.names[k].pop(c.uid, None) or _uid(serial, c.ts_ns, table_key(c))
+            uid = self.names[k].pop(c.uid, None) or _uid(serial, c.ts_ns, key)
             if c.proto == "udp" and (c.orig_p in CARRIER_PORTS or c.resp_p in CARRIER_PORTS):
                 self.names[k][c.uid] = uid  # a carrier, named in rows that end later
             yield replace(c, uid=uid, tunnel_parents=sorted(p for p in parents if p),
