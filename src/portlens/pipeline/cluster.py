@@ -7,11 +7,11 @@ decode, select) and tracks only its own flows (``TrackerConfig.shard``; the othe
 packets move its clock), so every connection is seen whole by one task and ends where it
 ends in one process, and the result is exact: pipeline/shards.py ``join_shards`` gives the
 connections the uids and the order of one process. A task's result comes back whole when it
-is done, so the rows come when every task is (``--workers`` streams them instead). The price is that every task reads and decodes every file
-(docs/scale.md measures it); the files must be at the same path on every worker (a shared
-file system). Cutting by time instead would read each byte once but needs a stitching merge
-of connections open across the cuts, whose TCP state at the cut is not known to the later
-part: not exact, so not done.
+is done, so the rows come when every task is (``--workers`` streams them instead). The
+price is that every task reads and decodes every file (docs/scale.md measures it); the files
+must be at the same path on every worker (a shared file system). Cutting by time instead
+would read each byte once but needs a stitching merge of connections open across the cuts,
+whose TCP state at the cut is not known to the later part: not exact, so not done.
 
 A task is pure (files in, connections out) and its result is only taken when it completes,
 so when a worker dies the scheduler runs its task again on another worker (Dask's
