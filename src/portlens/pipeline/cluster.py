@@ -168,12 +168,16 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         # nannies hand this configuration to the worker processes they start.
         # The scheduler's HTTP server moves off 8787 when another cluster holds it and says
         # so in a UserWarning: a traceback-like note on the user's terminal for nothing.
+        # Its workers' logs are not the user's either: on a loaded machine a worker's last
+        # heartbeat can meet the closing scheduler, and it logged that as an ERROR with a
+        # traceback after a run that went well (seen in docs/scale.md's benchmark). A task
+        # that fails reaches the client through its future, and ends the run in one line.
         with dask.config.set({"distributed.worker.profile.enabled": False}), \
                 warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Port .* is already in use",
                                     category=UserWarning)
             cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR)
+                                  dashboard_address=None, silence_logs=logging.CRITICAL)
         new_client: Any = distributed.Client
         return new_client(cluster), cluster
     try:
