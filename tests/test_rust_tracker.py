@@ -51,6 +51,7 @@ def py_record(c: Connection) -> dict[str, Any]:
         "end_reason": str(c.end_reason), "completeness": c.completeness, "last_ns": c.last_ns,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
         "icmp_errors": list(c.icmp_errors), "icmp_code": c.icmp_code, "ip_proto": c.ip_proto,
+        "end_frame": c.end_frame, "end_phase": c.end_phase,
     }
     if c.proto == "tcp":
         assert c.handshake is not None and c.analysis is not None

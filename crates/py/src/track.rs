@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use numpy::Element;
 use numpy::{
-    IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
 };
 use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::Uid;
@@ -236,6 +237,8 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
     d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
     d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
     d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
+    d.set_item("end_frame", b.end_frame.into_pyarray(py))?;
+    d.set_item("end_phase", b.end_phase.into_pyarray(py))?;
     let errors: Vec<Bound<'py, PyTuple>> = b
         .icmp_errors
         .iter()
@@ -341,12 +344,19 @@ impl Tracker {
     }
 
     /// Track one PacketBatch (any object with its columns); returns the connections that
-    /// ended during it, as columns.
+    /// ended during it, as columns. With `mine` (a bool per row), a tracker of one flow shard:
+    /// only those rows are tracked, the others move the clock (`Tracker::feed_shard`).
+    #[pyo3(signature = (batch, mine=None))]
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
+        mine: Option<PyReadonlyArray1<'py, bool>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let mine = match &mine {
+            Some(m) => Some(slice(m, "mine")?),
+            None => None,
+        };
         let frame = col1::<i64>(batch, "frame")?;
         let ts_ns = col1::<i64>(batch, "ts_ns")?;
         let vlan = col1::<i32>(batch, "vlan")?;
@@ -462,9 +472,15 @@ impl Tracker {
         };
         let inner = &mut self.inner;
         let ended = py
-            .detach(|| inner.feed(&p).map(|()| inner.ended.take()))
+            .detach(|| inner.feed_shard(&p, mine).map(|()| inner.ended.take()))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         conn_dict(py, ended)
+    }
+
+    /// A shard's tracker (`feed` with `mine`): the first frames of the connections created
+    /// since the last call, in creation order.
+    fn created<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.inner.take_created().into_pyarray(py)
     }
 
     /// Moves the clock without a packet (live capture): returns the connections that ended.

@@ -147,7 +147,7 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
                    help="make the VLAN id part of the flow key")
     p.add_argument("--workers", type=int, default=1, metavar="N", action=Given,
                    help="track files with N processes (flows sharded by host pair; the "
-                        "same rows as one process, connections in creation order)")
+                        "same rows as one process, in its order)")
     p.add_argument("--dask", metavar="ADDRESS", action=Given,
                    help="track on a Dask cluster: a scheduler address (tcp://host:8786; the "
                         "files at the same path on every worker) or `local` for a local "

@@ -3,13 +3,15 @@
 Partitioning is by the symmetric hash of the host pair, as for ``--workers``
 (pipeline/parallel.py): the capture set is cut into as many shards as the cluster has worker
 threads; each shard is one task that runs the whole pipeline over every file (read, merge,
-decode, select) and tracks only its own flows (``TrackerConfig.shard``), so every connection
-is seen whole by one task and the result is exact: pipeline/shards.py gives the connections
-the uids of one process. The price is that every task reads and decodes every file
-(docs/scale.md measures it); the files must be at the same path on every worker (a shared
-file system). Cutting by time instead would read each byte once but needs a stitching merge
-of connections open across the cuts, whose TCP state at the cut is not known to the later
-part: not exact, so not done.
+decode, select) and tracks only its own flows (``TrackerConfig.shard``; the other flows'
+packets move its clock), so every connection is seen whole by one task and ends where it
+ends in one process, and the result is exact: pipeline/shards.py ``join_shards`` gives the
+connections the uids and the order of one process. A task's result comes back whole when it
+is done, so the rows come when every task is (``--workers`` streams them instead). The
+price is that every task reads and decodes every file (docs/scale.md measures it); the files
+must be at the same path on every worker (a shared file system). Cutting by time instead
+would read each byte once but needs a stitching merge of connections open across the cuts,
+whose TCP state at the cut is not known to the later part: not exact, so not done.
 
 A task is pure (files in, connections out) and its result is only taken when it completes,
 so when a worker dies the scheduler runs its task again on another worker (Dask's
@@ -166,12 +168,16 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         # nannies hand this configuration to the worker processes they start.
         # The scheduler's HTTP server moves off 8787 when another cluster holds it and says
         # so in a UserWarning: a traceback-like note on the user's terminal for nothing.
+        # Its workers' logs are not the user's either: on a loaded machine a worker's last
+        # heartbeat can meet the closing scheduler, and it logged that as an ERROR with a
+        # traceback after a run that went well (seen in docs/scale.md's benchmark). A task
+        # that fails reaches the client through its future, and ends the run in one line.
         with dask.config.set({"distributed.worker.profile.enabled": False}), \
                 warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Port .* is already in use",
                                     category=UserWarning)
             cluster = new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR)
+                                  dashboard_address=None, silence_logs=logging.CRITICAL)
         new_client: Any = distributed.Client
         return new_client(cluster), cluster
     try:

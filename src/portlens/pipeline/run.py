@@ -455,20 +455,9 @@ class Pipeline:
         self.evicted = tracker.evicted
 
     def _feed(self, tracker: Tracker, batch: PacketBatch) -> Iterable[Connection]:
-        """The connections that end with ``batch``. A tracker of one shard sees only its own
-        packets; its clock still follows every packet a tracker of all flows would count,
-        moved at the end of each batch, so that a timer that one tracker of everything fires
-        because of another flow's packet fires in the shard too (idle ends, not end of
-        capture; pipeline/shards.py)."""
-        from portlens.track.tracker import tracked_rows
-
-        ended = tracker.feed(batch)
-        config = self.options.tracker
-        if config.shard is not None and len(batch):
-            counted = tracked_rows(batch, config)
-            if counted.any():
-                return [*ended, *tracker.advance(int(batch.ts_ns[counted].max()))]
-        return ended
+        """The connections that end with ``batch`` (a tracker of one shard tracks only its
+        own packets, and its clock follows every packet: track/tracker.py ``feed``)."""
+        return tracker.feed(batch)
 
     @property
     def sharded(self) -> bool:

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+import numpy as np
+
 from portlens.decode import Decoder as PythonDecoder
 from portlens.decode.packets import PacketBatch
 from portlens.sources.frames import FrameBatch
@@ -45,6 +47,9 @@ class Tracker(Protocol):
     def finish(self) -> Iterable[Connection]: ...
 
     def open_connections(self, limit: int | None = None) -> list[Connection]: ...
+
+    def created_frames(self) -> np.ndarray:
+        """A shard's tracker: first frames of the connections created since the last call."""
 
 
 def new_decoder(*, reference: bool = False, checksums: bool = True) -> Decoder:

@@ -15,6 +15,26 @@ UNKNOWN_TRANSPORT = "unknown_transport"
 """Zeek's conn.log proto for an IP protocol without a transport analyzer (OSPF, SCTP ...);
 the protocol number is the connection's ``ip_proto``."""
 
+END_TIMERS = 0
+"""``Connection.end_phase``: the timers that fired before frame ``end_frame`` arrived."""
+END_PACKET = 1
+"""Frame ``end_frame`` itself ended it (a close with no delay, a reused tuple, an eviction)."""
+END_CLOCK = 2
+"""The clock moved without a packet after frame ``end_frame`` (a live capture's wall clock)."""
+END_CAPTURE = 3
+"""The end of the capture, after every frame (``end_frame`` is the tracker's last)."""
+
+
+def end_order(c: Connection) -> tuple[int, int, int]:
+    """Where ``c`` ended, as a sort key in the order of one tracker reading every packet
+    (crates/core/src/track/columns.rs ``EndAt``): the end of capture after everything,
+    whatever each tracker's last frame was. Connections ended at the same place come in
+    creation order."""
+    if c.end_phase == END_CAPTURE:
+        return (1, 0, END_CAPTURE)
+    return (0, c.end_frame, c.end_phase)
+
+
 class EndReason(Named):
     FIN = "fin"
     RST = "rst"
@@ -181,6 +201,11 @@ class Connection:
     ip_proto: int | None = None
     """The IP protocol number (conn.log's ``ip_proto``): 6, 17, 1 or 58, or for
     ``unknown_transport`` the protocol (89 OSPF, 132 SCTP ...). None: derived from proto."""
+    end_frame: int = 0
+    end_phase: int = END_CAPTURE
+    """Where the tracker ended it: ``end_order`` (a tracker emits connections in that order,
+    and in creation order within one place, so flow shards merge back into one run's order:
+    pipeline/shards.py)."""
 
     @property
     def server_port(self) -> int:

@@ -9,8 +9,8 @@ Python reference tracker (track/tracker.py), field by field.
 
 What the core leaves to this side:
 
-* ``shard``: the rows of other shards are dropped before the batch reaches the core (the
-  reference tracker skips them the same way: not tracked, not counted);
+* ``shard``: which rows are the shard's (``shard_of``); the core tracks those, and the other
+  shards' rows only move its clock (the reference does the same: not tracked, not counted);
 * the port's service name (services.py), and the names of not-counted frames;
 * ``segment_marks`` (the ladder's per-segment analysis marks): the batch is fed one packet at
   a time and the counters of the connection it touched are compared before and after, as the
@@ -190,14 +190,16 @@ def connections(cols: dict[str, Any],
                cols["tunnel_parents"], cols["community_id"], cols["ip_version"].tolist(), vlan,
                end_reason, cols["completeness"].tolist(), cols["last_ns"].tolist(),
                cols["first_frame"].tolist(), cols["last_frame"].tolist(), cols["icmp_errors"],
-               icmp_code, cols["ip_proto"].tolist(), strict=True)
+               icmp_code, cols["ip_proto"].tolist(), cols["end_frame"].tolist(),
+               cols["end_phase"].tolist(), strict=True)
     out = [Connection(uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk,
                       oipb, rpk, ripb, list(parents), cid, version, vl, end_reason=why,
                       completeness=compl, last_ns=last, first_frame=first, last_frame=lastf,
-                      icmp_errors=list(errors), icmp_code=code, ip_proto=number)
+                      icmp_errors=list(errors), icmp_code=code, ip_proto=number,
+                      end_frame=end_frame, end_phase=end_phase)
            for (uid, ts, oh, op, rh, rp, p, svc, dur, ob, rb, state, missed, hist, opk, oipb,
                 rpk, ripb, parents, cid, version, vl, why, compl, last, first, lastf, errors,
-                code, number) in rows]
+                code, number, end_frame, end_phase) in rows]
     tcp = [i for i, p in enumerate(proto) if p == "tcp"]
     if not tcp:
         return out
@@ -266,12 +268,14 @@ class RustTracker:
         """Track one batch; returns the connections that ended during it."""
         shard = self.config.shard
         if shard is not None:
+            # The other shards' rows go in too: they move the clock (the core's feed_shard).
             k, n = shard
-            mine = np.flatnonzero(shard_of(batch, n) == k)
-            if mine.size < len(batch):
-                self.other_shards += int((batch.sub != SUB_CARRIER).sum()) - int(
-                    (batch.sub[mine] != SUB_CARRIER).sum())
-                batch = batch.take(mine)
+            mine = shard_of(batch, n) == k
+            own = batch.sub != SUB_CARRIER  # a middle carrier's row goes with its packet's
+            self.other_shards += int(own.sum()) - int((own & mine).sum())
+            if self.config.segment_marks:
+                raise ValueError("segment marks are taken in one process, not in a shard")
+            return self._ended_in_chunks(self.core.feed(batch, mine))
         if self.config.segment_marks:
             return iter(self._feed_marking(batch))
         return self._ended_in_chunks(self.core.feed(batch))
@@ -306,6 +310,12 @@ class RustTracker:
         """The open connections as they stand (most recently active first), without their
         transitions; they stay open. For live views."""
         return connections(self.core.open_connections(limit))
+
+    def created_frames(self) -> np.ndarray:
+        """A shard's tracker: the first frames of the connections created since the last
+        call, in creation order (pipeline/shards.py ``ShardMerge`` ranks by them)."""
+        out: np.ndarray = self.core.created()
+        return out
 
     # --- columns to objects --------------------------------------------------------------------
 

@@ -34,6 +34,10 @@ from portlens.track.community_id import community_id, icmp_ports
 from portlens.track.config import TrackerConfig
 from portlens.track.flows import Flow
 from portlens.track.model import (
+    END_CAPTURE,
+    END_CLOCK,
+    END_PACKET,
+    END_TIMERS,
     UNKNOWN_TRANSPORT,
     Connection,
     Endpoint,
@@ -72,6 +76,15 @@ class Tracker:
         self.now = 0
         self.serial = 0
         self.ended: list[Connection] = []
+        self.ending: list[tuple[int, Connection]] = []
+        """Connections ended in the current step (``step``): they go to ``ended`` in serial
+        order when it is over (``_end_step``), as in the core (columns.rs ``EndAt``)."""
+        self.step = (0, END_CLOCK)
+        self.last_frame = 0
+        """The last frame counted (by this tracker, or in a shard by any)."""
+        self.created: list[int] | None = [] if self.config.shard is not None else None
+        """A shard's tracker: the first frame of each connection created, until taken
+        (``created_frames``)."""
         self.user_on_transition = on_transition
         self.packets_tracked = 0
         self.packets_skipped = 0
@@ -121,33 +134,67 @@ class Tracker:
     # --- the packets -----------------------------------------------------------------------
 
     def feed(self, b: PacketBatch) -> list[Connection]:
-        """Track one batch; returns the connections that ended during it."""
+        """Track one batch; returns the connections that ended during it. A tracker of one
+        shard tracks only the rows of its shard; the other shards' rows move its clock, as
+        in a tracker of every flow, so that connections end where they end in one run."""
         use = tracked_rows(b, self.config)
         # A middle carrier's row is counted with its packet's row, never on its own.
         own = b.sub != SUB_CARRIER
         if self.config.shard is not None:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
-            use &= mine
             self._count_skipped(b, ~use & mine & own)
+            self.packets_skipped += int((own & mine).sum()) - int((use & mine).sum())
+            rows = np.flatnonzero(use)
+            theirs = ~mine[rows]
         else:
             self._count_skipped(b, ~use & own)
-        rows = np.flatnonzero(use)
-        self.packets_skipped += int(own.sum()) - rows.size
+            rows = np.flatnonzero(use)
+            self.packets_skipped += int(own.sum()) - rows.size
+            theirs = None
         if rows.size:
-            self._track_rows(b, rows)
+            self._track_rows(b, rows, theirs)
+        self._end_step(self.step)
         out, self.ended = self.ended, []
         return out
 
     def advance(self, ts_ns: int) -> list[Connection]:
         """Move the clock to ``ts_ns`` without a packet (a live capture's wall clock while no
         packet arrives): timers due by then fire; returns the connections that ended."""
+        self._end_step((self.last_frame, END_CLOCK))
         zts = ts_ns - ts_ns % 1000
         if zts > self.now:
             self.now = zts
             self._run_timers(zts)
+        self._end_step(self.step)
         out, self.ended = self.ended, []
         return out
+
+    def _end_step(self, step: tuple[int, int]) -> None:
+        """The current step is over: its connections go to ``ended`` in serial (creation)
+        order, tagged with where they ended; the next step is ``step``."""
+        if self.ending:
+            frame, phase = self.step
+            self.ending.sort(key=lambda e: e[0])
+            for _, c in self.ending:
+                c.end_frame, c.end_phase = frame, phase
+                self.ended.append(c)
+            self.ending = []
+        self.step = step
+
+    def _clock(self, frame: int, zts: int) -> None:
+        """One counted packet's clock: the timers due by then fire, before it is applied."""
+        self._end_step((frame, END_TIMERS))
+        self.last_frame = frame
+        # Zeek advances its timers before every packet, also one of the same time: a
+        # delay of 0 (--timeout tcp_close=0) is due before the next packet.
+        if zts > self.now:
+            self.now = zts
+            if self.timers and self.timers[0][0] <= zts:
+                self._run_timers(zts)
+        elif self.timers and self.timers[0][0] <= zts:
+            self._run_timers(self.now)
+        self._end_step((frame, END_PACKET))
 
     def open_connections(self, limit: int | None = None) -> list[Connection]:
         """The open connections as they stand (most recently active first), without their
@@ -156,7 +203,17 @@ class Tracker:
         for conn in reversed(self.table.values()):
             if limit is not None and len(out) >= limit:
                 break
-            out.append(self._connection(conn, "end", transitions=False))
+            c = self._connection(conn, "end", transitions=False)
+            c.end_frame, c.end_phase = self.last_frame, END_CAPTURE
+            out.append(c)
+        return out
+
+    def created_frames(self) -> np.ndarray:
+        """A shard's tracker: the first frames of the connections created since the last
+        call, in creation order (pipeline/shards.py ``ShardMerge`` ranks by them)."""
+        out = np.asarray(self.created or [], dtype=np.int64)
+        if self.created is not None:
+            self.created = []
         return out
 
     def _count_skipped(self, b: PacketBatch, skipped: np.ndarray) -> None:
@@ -187,13 +244,17 @@ class Tracker:
             self.not_counted[f"IP protocol {proto_name(int(proto))}"] += int(n)
 
     def finish(self) -> list[Connection]:
-        """End of capture: every open connection ends now."""
-        for conn in list(self.table.values()):
+        """End of capture: every open connection ends now, in creation order."""
+        self._end_step((self.last_frame, END_CAPTURE))
+        for conn in sorted(self.table.values(), key=lambda c: c.serial):
             self._remove(conn, "end")
+        self._end_step((self.last_frame, END_CLOCK))
         out, self.ended = self.ended, []
         return out
 
-    def _track_rows(self, b: PacketBatch, rows: np.ndarray) -> None:
+    def _track_rows(self, b: PacketBatch, rows: np.ndarray, theirs: np.ndarray | None
+                    ) -> None:
+        """``theirs``: the rows of other shards, which only move the clock."""
         arrays = {name: getattr(b, name)[rows] for name in (
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
             "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
@@ -207,15 +268,16 @@ class Tracker:
             # ConnSize adds the IPv4 header's total length, which TSO left 0 (§8.2): the
             # frame's length stays in the packet's ip_len column only.
             arrays["ip_len"] = np.where(zero, 0, arrays["ip_len"])
-        last = int(arrays["ts_ns"].max())
         drop = self.config.drop_bad_checksums
         fast = self.config.fast_paths and not self.config.segment_marks
+        # Rows applied already (by the batch pass) or of other shards: the per-packet loop
+        # below only moves the clock at them, so that timers fire where they fire in one run.
+        clock_only = np.zeros(rows.size, dtype=bool) if theirs is None else theirs.copy()
         if fast and not (drop and self.config.ignore_checksum_nets):
-            handled = bulk_pass(self, arrays, b.src[rows], b.dst[rows], self.config.vlan_in_key)
-            if handled.any():  # the per-packet loop below sees only the other rows
-                rest = np.flatnonzero(~handled)
-                rows = rows[rest]
-                arrays = {name: a[rest] for name, a in arrays.items()}
+            mine = np.flatnonzero(~clock_only)
+            handled = bulk_pass(self, {name: a[mine] for name, a in arrays.items()},
+                                b.src[rows[mine]], b.dst[rows[mine]], self.config.vlan_in_key)
+            clock_only[mine[handled]] = True
         # Python ints for the per-packet loop: much faster to index than numpy scalars. The
         # tunnel and ICMP columns are read only for such rows: converted only when there are.
         l4s = arrays["l4"]
@@ -274,17 +336,13 @@ class Tracker:
         c_vlan = cols["vlan"]
         c_win = cols["win"]
         c_wscale = cols["wscale"]
+        c_clock_only = clock_only.tolist()
         for i in range(rows.size):
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
-            # Zeek advances its timers before every packet, also one of the same time: a
-            # delay of 0 (--timeout tcp_close=0) is due before the next packet.
-            if zts > self.now:
-                self.now = zts
-                if self.timers and self.timers[0][0] <= zts:
-                    self._run_timers(zts)
-            elif self.timers and self.timers[0][0] <= zts:
-                self._run_timers(self.now)
+            self._clock(c_frame[i], zts)
+            if c_clock_only[i]:
+                continue
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
             depth = c_tunnel_depth[i]
@@ -360,11 +418,6 @@ class Tracker:
                                             c_icmp_code[i], vlan)
             self._encapsulation(conn, encap)
             self.packets_tracked += 1
-        # Timers due by the last packet of the batch, whichever path handled it.
-        last -= last % 1000
-        if last > self.now:
-            self.now = last
-            self._run_timers(last)
 
     def _lookup(self, key: Key) -> AnyConn | None:
         conn = self.table.get(key)
@@ -375,6 +428,8 @@ class Tracker:
     def _insert(self, key: Key, conn: AnyConn, ts: int, vlan: int | None, version: int) -> None:
         self.table[key] = conn
         self.serial += 1
+        if self.created is not None:
+            self.created.append(self.last_frame)
         conn.serial = self.serial
         self.live[self.serial] = conn
         conn.uid = _uid(self.serial, ts, key)
@@ -571,7 +626,7 @@ class Tracker:
         self.live.pop(conn.serial, None)
         if self.table.get(conn.key) is conn:
             del self.table[conn.key]
-        self.ended.append(self._connection(conn, cause))
+        self.ending.append((conn.serial, self._connection(conn, cause)))
         if isinstance(conn, TcpConnection):
             conn.release()
 

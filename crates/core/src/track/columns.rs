@@ -248,7 +248,31 @@ pub struct ConnBatch {
     pub analysis: Vec<[u32; 11]>,
     /// ICMP flows: the code of the originator's first message (i32::MIN for other flows).
     pub icmp_code: Vec<i32>,
+    /// Where each row ended (`EndAt`): its frame, and the phase (`END_*`).
+    pub end_frame: Vec<i64>,
+    pub end_phase: Vec<u8>,
 }
+
+/// Where a connection ended, in the order of one tracker reading every packet: the timers
+/// that run before frame `frame` arrives, that frame itself, the clock moved without a packet
+/// after it (live), or the end of the capture. A tracker emits connections in the order of
+/// (`EndAt`, serial), so the rows of flow shards tracked apart (each with the clock of every
+/// packet: `Tracker::feed_shard`) merge into the rows of one run by (`EndAt`, creation order),
+/// the end of capture last whatever each shard's last frame (src/portlens/pipeline/shards.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EndAt {
+    pub frame: i64,
+    pub phase: u8,
+}
+
+/// `EndAt::phase`: timers that fired before the frame arrived.
+pub const END_TIMERS: u8 = 0;
+/// The frame itself ended it (a FIN/RST close with no delay, a reused tuple, an eviction).
+pub const END_PACKET: u8 = 1;
+/// The clock moved without a packet after the frame (`advance`, a live capture).
+pub const END_CLOCK: u8 = 2;
+/// The end of the capture (`finish`), after every frame; `frame` is the tracker's last.
+pub const END_CAPTURE: u8 = 3;
 
 impl ConnBatch {
     pub fn len(&self) -> usize {
@@ -261,6 +285,12 @@ impl ConnBatch {
 
     pub fn take(&mut self) -> ConnBatch {
         std::mem::take(self)
+    }
+
+    /// Where the row just pushed ended (every push_tcp or push_flow is followed by one).
+    pub fn push_end(&mut self, at: EndAt) {
+        self.end_frame.push(at.frame);
+        self.end_phase.push(at.phase);
     }
 
     fn push_common(&mut self, c: &super::Common, o: usize) {

@@ -26,7 +26,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-pub use columns::{ConnBatch, Packets, TransitionBatch};
+pub use columns::{ConnBatch, EndAt, Packets, TransitionBatch};
+use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
 use history::History;
 use ids::Uid;
@@ -371,6 +372,13 @@ enum Entry {
     /// a port scan, kept in a tenth of a connection's memory until its next packet.
     Syn(Box<SynOnly>),
     Flow(Box<Flow>),
+}
+
+/// A connection ended in the current step, until the step is over (`Tracker::end_step`).
+#[derive(Debug)]
+enum Ending {
+    Tcp(Box<TcpConn>, Cause),
+    Flow(Box<Flow>, Cause),
 }
 
 impl Entry {
@@ -949,6 +957,18 @@ pub struct Tracker {
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
     pub ended: ConnBatch,
+    /// Connections ended in the current step (`step`): they go to `ended` in serial order
+    /// when the step is over (`end_step`), so that the order of a step's rows is the order of
+    /// their creation, which flow shards can rebuild (`EndAt`), not that of a timer heap or a
+    /// table, which they cannot.
+    ending: Vec<(u64, Ending)>,
+    step: EndAt,
+    /// The last frame counted (by this tracker or, with `feed_shard`, by any shard).
+    last_frame: i64,
+    /// A shard's tracker (`feed_shard`): the first frame of each connection created, in
+    /// creation order, until taken (`take_created`): what ranks its connections among every
+    /// shard's while they stream (src/portlens/pipeline/shards.py `ShardMerge`).
+    created: Option<Vec<i64>>,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
     pub packets_skipped: u64,
@@ -988,6 +1008,13 @@ impl Tracker {
             frame_chain: Vec::new(),
             armed: Vec::with_capacity(4),
             ended: ConnBatch::default(),
+            ending: Vec::new(),
+            step: EndAt {
+                frame: 0,
+                phase: END_CLOCK,
+            },
+            last_frame: 0,
+            created: None,
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
             packets_skipped: 0,
@@ -1157,6 +1184,9 @@ impl Tracker {
     fn insert(&mut self, key: Key, mut entry: Entry, ts: i64, version: u8, uid: bool) -> u32 {
         self.serial += 1;
         let serial = self.serial;
+        if let Some(created) = &mut self.created {
+            created.push(self.last_frame);
+        }
         if let Some(c) = entry.ident_mut() {
             c.serial = serial;
             if uid {
@@ -1219,39 +1249,137 @@ impl Tracker {
         }
         self.free.push((slot, entry.timer_gen().wrapping_add(1)));
         self.live -= 1;
-        match entry {
-            Entry::Tcp(conn) => self.ended.push_tcp(&conn, cause),
+        let serial = entry.serial();
+        let ending = match entry {
+            Entry::Tcp(conn) => Ending::Tcp(conn, cause),
             Entry::Syn(syn) => {
                 let conn = syn.expand(&self.config, &mut self.timers, slot, false);
-                self.ended.push_tcp(&conn, cause);
+                Ending::Tcp(Box::new(conn), cause)
             }
-            Entry::Flow(flow) => self.ended.push_flow(&flow, cause),
-        }
+            Entry::Flow(flow) => Ending::Flow(flow, cause),
+        };
+        self.ending.push((serial, ending));
     }
 
-    /// End of capture: every open connection ends now (least recently active first, as the
-    /// Python table iterates).
+    /// Ends the current step: its connections go to `ended` in serial (creation) order, and
+    /// the next step is `next`.
+    fn end_step(&mut self, next: EndAt) {
+        if !self.ending.is_empty() {
+            let mut ending = std::mem::take(&mut self.ending);
+            ending.sort_unstable_by_key(|(serial, _)| *serial);
+            for (_, e) in ending.drain(..) {
+                match e {
+                    Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
+                    Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
+                }
+                self.ended.push_end(self.step);
+            }
+            self.ending = ending; // its allocation, for the next step
+        }
+        self.step = next;
+    }
+
+    /// A shard's tracker: the first frames of the connections created since the last call,
+    /// in creation order (empty for a tracker of every flow).
+    pub fn take_created(&mut self) -> Vec<i64> {
+        self.created
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// End of capture: every open connection ends now, in creation order.
     pub fn finish(&mut self) {
-        while self.lru_head != NIL {
-            let slot = self.lru_head;
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CAPTURE,
+        });
+        let mut open = Vec::with_capacity(self.live);
+        let mut slot = self.lru_head;
+        while slot != NIL {
+            let Some(Some(entry)) = self.slots.get(slot as usize) else {
+                break;
+            };
+            open.push((entry.serial(), slot));
+            slot = entry.lru().1;
+        }
+        open.sort_unstable();
+        for (_, slot) in open {
             self.remove(slot, Cause::End);
         }
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CLOCK,
+        });
     }
 
     /// Move the clock to `ts_ns` without a packet: timers due by then fire.
     pub fn advance(&mut self, ts_ns: i64) {
+        self.end_step(EndAt {
+            frame: self.last_frame,
+            phase: END_CLOCK,
+        });
         let zts = zeek_time(ts_ns);
         if zts > self.now {
             self.now = zts;
             self.run_timers(zts);
         }
+        self.end_step(self.step);
+    }
+
+    /// The clock of one counted packet (at Zeek time `zts`): timers due by then fire, before
+    /// the packet (frame `frame`) is applied. Run for every packet a tracker of all flows
+    /// would count, also by a tracker of one shard for the packets of the others.
+    fn clock(&mut self, frame: i64, zts: i64) {
+        self.end_step(EndAt {
+            frame,
+            phase: END_TIMERS,
+        });
+        self.last_frame = frame;
+        // Timers run before every packet, also one of the same time (a delay of 0 is due
+        // before the next packet), at the clock's time.
+        let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
+        if zts > self.now {
+            self.now = zts;
+            if due(&self.timers) {
+                self.run_timers(zts);
+            }
+        } else if due(&self.timers) {
+            self.run_timers(self.now);
+        }
+        self.end_step(EndAt {
+            frame,
+            phase: END_PACKET,
+        });
     }
 
     // --- the packets ----------------------------------------------------------------------------
 
     /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        self.feed_shard(p, None)
+    }
+
+    /// `feed` for a tracker of one flow shard: only the rows where `mine` is true are
+    /// tracked; the others (the other shards' packets) move the clock, as they do in a
+    /// tracker of every flow, so that timers fire at the same packets, with the same network
+    /// time, and the connections end where they end in one run (`EndAt`). The others' rows
+    /// are neither tracked nor counted here.
+    pub fn feed_shard(
+        &mut self,
+        p: &Packets<'_>,
+        mine: Option<&[bool]>,
+    ) -> Result<(), ColumnError> {
         let n = p.check()?;
+        if mine.is_some_and(|m| m.len() != n) {
+            return Err(ColumnError(format!(
+                "column mine has {} rows, the others {n}",
+                mine.map_or(0, <[bool]>::len)
+            )));
+        }
+        if mine.is_some() && self.created.is_none() {
+            self.created = Some(Vec::new());
+        }
         let drop = self.config.drop_bad_checksums;
         for i in 0..n {
             let sub = p.sub[i];
@@ -1261,6 +1389,7 @@ impl Tracker {
             if sub == SUB_FRAME {
                 self.frame_chain.clear();
             }
+            let theirs = mine.is_some_and(|m| !m[i]);
             let l4 = p.l4[i];
             let depth = p.tunnel_depth[i];
             // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
@@ -1281,6 +1410,12 @@ impl Tracker {
             // Zeek validating checksums also drops an IPv4 header whose total length is 0
             // (TSO), whatever ignore_checksums_nets says (§1).
             used &= !(bad_ip || drop && p.ip_len_zero[i]);
+            if theirs {
+                if used {
+                    self.clock(p.frame[i], zeek_time(p.ts_ns[i]));
+                }
+                continue;
+            }
             if !used {
                 self.count_skipped(p, i, bad_ip);
                 self.packets_skipped += 1;
@@ -1288,17 +1423,7 @@ impl Tracker {
             }
             let ts = p.ts_ns[i];
             let zts = zeek_time(ts);
-            // Timers run before every packet, also one of the same time (a delay of 0 is due
-            // before the next packet), at the clock's time.
-            let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
-            if zts > self.now {
-                self.now = zts;
-                if due(&self.timers) {
-                    self.run_timers(zts);
-                }
-            } else if due(&self.timers) {
-                self.run_timers(self.now);
-            }
+            self.clock(p.frame[i], zts);
             let encap = if depth > 0 {
                 self.carriers(p, i, n, ts, zts)
             } else {
@@ -1349,6 +1474,7 @@ impl Tracker {
             self.encapsulation(slot, encap);
             self.packets_tracked += 1;
         }
+        self.end_step(self.step);
         if self.timers.heap.len() > 4 * self.live + 4096 {
             self.compact_timers();
         }
@@ -2129,6 +2255,41 @@ mod tracker_tests {
     const PA: u16 = 0x08 | ACK;
 
     #[test]
+    fn a_shard_ends_its_connections_where_one_tracker_of_everything_does() {
+        // Two unanswered SYNs of two host pairs, then, 100 s later, a packet of a third:
+        // their attempt timers fire before that packet (frame 3), in creation order.
+        let mut r = Rows::default();
+        r.tcp(0, (v4(9), 50000), (v4(3), 22), SYN, 7, 0, 0);
+        r.tcp(1_000_000, (v4(8), 50001), (v4(4), 22), SYN, 7, 0, 0); // µs
+        r.tcp(100_000_000, (v4(7), 50002), (v4(5), 22), SYN, 7, 0, 0);
+        let mut one = Tracker::new(Config::default());
+        one.feed(&r.packets()).unwrap();
+        let b = one.ended.take();
+        assert_eq!(b.orig_p, [50000, 50001]);
+        assert_eq!(
+            (b.end_frame, b.end_phase),
+            (vec![3, 3], vec![END_TIMERS; 2])
+        );
+        // A shard holding the second flow only: the other rows move its clock, so its
+        // connection ends at the same place (alone, it would wait for the end of capture).
+        let mut shard = Tracker::new(Config::default());
+        shard
+            .feed_shard(&r.packets(), Some(&[false, true, false]))
+            .unwrap();
+        let b = shard.ended.take();
+        assert_eq!(b.orig_p, [50001]);
+        assert_eq!((b.end_frame, b.end_phase), (vec![3], vec![END_TIMERS]));
+        assert_eq!((shard.packets_tracked, shard.packets_skipped), (1, 0));
+        assert_eq!(shard.take_created(), [2]);
+        assert!(one.take_created().is_empty());
+        assert!(shard
+            .feed_shard(&r.packets(), Some(&[true]))
+            .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
+        shard.finish();
+        assert!(shard.ended.is_empty());
+    }
+
+    #[test]
     fn a_whole_connection_and_syn_only_flows() {
         let (c, s) = ((v4(1), 40000), (v4(2), 80));
         let mut r = Rows::default();
@@ -2170,8 +2331,16 @@ mod tracker_tests {
         assert_eq!(states, ["SF", "S0", "S0", "S0"]);
         assert_eq!((b.orig_bytes[0], b.resp_bytes[0]), (10, 20));
         assert_eq!((b.orig_pkts[0], b.resp_pkts[0]), (5, 3));
-        assert_eq!(b.orig_pkts[1..], [1, 1, 2]); // the retransmitting one was active last
-        assert_eq!(b.syn_retransmits[1..], [0, 0, 1]);
+        // In creation order (finish): the retransmitting one, port 50001, is the second.
+        assert_eq!(b.orig_p[1..], [50000, 50001, 50002]);
+        assert_eq!(b.orig_pkts[1..], [1, 2, 1]);
+        assert_eq!(b.syn_retransmits[1..], [0, 1, 0]);
+        let end = EndAt {
+            frame: 12,
+            phase: END_CAPTURE,
+        };
+        assert!(b.end_frame.iter().all(|&f| f == end.frame));
+        assert!(b.end_phase.iter().all(|&p| p == end.phase));
         assert_eq!(b.end_reason[0], 0); // fin
         assert_eq!(b.orig_state[0], rfc::TcpState::TimeWait as u8);
         assert_eq!(b.resp_state[0], rfc::TcpState::Closed as u8);

@@ -1,7 +1,7 @@
 //! The open connections as they stand, for live views (`sniff`, `-i` on every report): the
 //! same columns as ended connections, read without ending or changing anything.
 
-use super::columns::ConnBatch;
+use super::columns::{ConnBatch, EndAt, END_CAPTURE};
 use super::tcp::Cause;
 use super::{Entry, SynOnly, Timers, Tracker, NIL};
 
@@ -10,6 +10,10 @@ impl Tracker {
     /// `open_connections`), with the end reason they would have if the capture ended now.
     pub fn open_connections(&self, limit: Option<usize>) -> ConnBatch {
         let mut out = ConnBatch::default();
+        let end = EndAt {
+            frame: self.last_frame,
+            phase: END_CAPTURE,
+        };
         let mut slot = self.lru_tail;
         while slot != NIL && limit.is_none_or(|n| out.len() < n) {
             let Some(Some(entry)) = self.slots.get(slot as usize) else {
@@ -29,6 +33,7 @@ impl Tracker {
                     out.push_tcp(&conn, Cause::End);
                 }
             }
+            out.push_end(end);
             slot = entry.lru().0;
         }
         out
