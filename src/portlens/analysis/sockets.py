@@ -120,6 +120,13 @@ class SocketTable:
         self.sockets.append(Socket(c.proto, ss_state(c.resp_state), c.resp_h, c.resp_p,
                                    c.orig_h, c.orig_p, c.uid, "resp"))
 
+    def add_columns(self, cols: dict[str, Any], *, sockets: bool = True) -> None:
+        """``add`` of every connection of a block of the tracker's columns, without making
+        them (analysis/columns.py); ``sockets`` False: the listeners only."""
+        from portlens.analysis.columns import add_socket_columns
+
+        add_socket_columns(self, cols, sockets=sockets)
+
     def update(self, conns: Iterable[Connection]) -> SocketTable:
         for c in conns:
             self.add(c)
