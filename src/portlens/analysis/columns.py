@@ -15,7 +15,8 @@ Rows keep their capture order within a group (stable sorts), so even what order 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -453,21 +454,24 @@ def add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool = Tru
         listeners[i].peers[addrs[a]] += k
     if not sockets:
         return
-    both = np.flatnonzero(tcp | udp).tolist()
-    uid, orig_state, resp_state = cols["uid"], cols["orig_state"], cols["resp_state"]
-    oh, rh = orig_h.tolist(), resp_h.tolist()
-    op, rp = orig_p.tolist(), resp_p.tolist()
-    is_tcp = tcp.tolist()
-    new: Callable[..., Socket] = Socket
-    out = table.sockets
-    for i in both:
-        name = proto[i]
-        o_addr, r_addr = addrs[oh[i]], addrs[rh[i]]
-        o_state = _SS[orig_state[i]] if is_tcp[i] else ""
-        r_state = _SS[resp_state[i]] if is_tcp[i] else ""
-        out.append(new(name, o_state, o_addr, op[i], r_addr, rp[i], uid[i], "orig"))
-        out.append(new(name, r_state, r_addr, rp[i], o_addr, op[i], uid[i], "resp"))
-
+    both = np.flatnonzero(tcp | udp)
+    if not len(both):
+        return
+    names = [proto[i] for i in both.tolist()]
+    uid = [cols["uid"][i] for i in both.tolist()]
+    o_addr = [addrs[a] for a in orig_h[both].tolist()]
+    r_addr = [addrs[a] for a in resp_h[both].tolist()]
+    o_port, r_port = orig_p[both].tolist(), resp_p[both].tolist()
+    states = []
+    for column in (cols["orig_state"], cols["resp_state"]):
+        states.append([_SS[column[i]] if t else "" for i, t in zip(
+            both.tolist(), tcp[both].tolist(), strict=True)])
+    ends: list[Socket] = [None] * (2 * len(both))  # type: ignore[list-item]
+    ends[0::2] = map(Socket, names, states[0], o_addr, o_port, r_addr, r_port, uid,
+                     repeat("orig"))
+    ends[1::2] = map(Socket, names, states[1], r_addr, r_port, o_addr, o_port, uid,
+                     repeat("resp"))
+    table.sockets.extend(ends)
 
 __all__ = ["Groups", "add_handshake_columns", "add_port_columns", "add_socket_columns",
            "addresses", "encode"]
