@@ -1,9 +1,10 @@
 """The aggregates folded from the Rust tracker's columns (analysis/columns.py, what `ports`,
-`handshakes` and `sockets` run) against the same tables made the reference way: the Python
-decoder and tracker (``reference=True``) and ``PortTable.add``, ``HandshakeTable.add`` and
-``SocketTable.add`` on each Connection. Every field of every row (counters, the sets of hosts,
-the RTT sketches with their exact values, option mixes, scan probes, listeners and their peers,
-and the list of connection sockets in order) must be equal, on every bundled capture and every
+`handshakes` and `sockets` run) and conn.log written from them (`conns --format zeek`)
+against the same made the reference way: the Python decoder and tracker (``reference=True``),
+then ``PortTable.add``, ``HandshakeTable.add``, ``SocketTable.add`` and ``zeek_row`` on each
+Connection. Every field of every row (counters, the sets of hosts, the RTT sketches with their
+exact values, option mixes, scan probes, listeners and their peers, the list of connection
+sockets in order, every conn.log line) must be equal, on every bundled capture and every
 capture of the public corpus; the bundled ones also in blocks of a few rows, so that rows fold
 into summaries that earlier blocks made (and sketches go from exact to buckets across blocks).
 """
@@ -22,6 +23,7 @@ from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
+from portlens.report.conns import zeek_lines, zeek_row
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -40,6 +42,8 @@ class Tables:
     sockets: SocketTable
     listeners: SocketTable
     not_counted: Any = None
+    zeek: list[str] = dataclasses.field(default_factory=list)
+    """conn.log lines (`conns --format zeek`)."""
 
 
 def reference_tables(path: Path) -> Tables:
@@ -54,6 +58,7 @@ def reference_tables(path: Path) -> Tables:
             t.handshakes_80.add(c)
         t.sockets.add(c)
         t.listeners.add(c)
+        t.zeek.append("\t".join(zeek_row(c)) + "\n")
 
     pipeline = Pipeline(Source.of(path), Options(reference=True))
     pipeline.track(sink)
@@ -75,6 +80,7 @@ def column_tables(path: Path) -> Tables:
         t.handshakes_80.add_columns(cols, frozenset({80}))
         t.sockets.add_columns(cols)
         t.listeners.add_columns(cols, sockets=False)
+        t.zeek.append(zeek_lines(cols))
 
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")
@@ -119,6 +125,11 @@ def differences(ref: Tables, fast: Tables) -> list[str]:
             diff = [f"{i}: {x} != {y}" for i, (x, y) in pairs if x != y]
             out.append(f"{name} sockets: {len(a.sockets)} vs {len(b.sockets)}; "
                        + "; ".join(diff[:EXAMPLES]))
+    ref_zeek, fast_zeek = "".join(ref.zeek).splitlines(), "".join(fast.zeek).splitlines()
+    if ref_zeek != fast_zeek:
+        diff = [f"{x!r} != {y!r}" for x, y in zip(ref_zeek, fast_zeek, strict=False) if x != y]
+        out.append(f"conn.log: {len(ref_zeek)} vs {len(fast_zeek)} lines; "
+                   + "; ".join(diff[:EXAMPLES]))
     if ref.not_counted != fast.not_counted:
         out.append(f"not_counted: {ref.not_counted} != {fast.not_counted}")
     return out

@@ -380,7 +380,8 @@ class Pipeline:
               on_batch: Callable[[Tracker], None] | None = None,
               on_packets: Callable[[PacketBatch], None] | None = None,
               wall_clock: bool = False,
-              on_columns: Callable[[dict[str, Any]], None] | None = None) -> None:
+              on_columns: Callable[[dict[str, Any]], None] | None = None,
+              column_block: int | None = None) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
         capture, so a streaming output ends with every connection seen.
@@ -393,12 +394,14 @@ class Pipeline:
 
         ``on_columns``: where the tracker can (the Rust tracker, in this process), the ended
         connections go there instead of to ``sink``, as the core's columns (track/rust.py)
-        in blocks of at least COLUMN_BLOCK rows, so that an aggregate folds them with a few
-        array operations a block (analysis/columns.py) and no Connection is made."""
+        in blocks of at least ``column_block`` rows (default COLUMN_BLOCK), so that an
+        aggregate folds them with a few array operations a block (analysis/columns.py) and
+        no Connection is made; a streaming output takes 1, each batch's as it ends."""
         if on_columns is not None and not self.sharded:
             tracker = self.tracker(on_transition)
             if getattr(tracker, "columnar", False):
-                self._track_columns(tracker, on_columns, on_batch, on_packets)
+                self._track_columns(tracker, on_columns, on_batch, on_packets,
+                                    COLUMN_BLOCK if column_block is None else column_block)
                 return
         if self.sharded:
             if on_transition is not None or on_batch is not None or on_packets is not None:
@@ -429,7 +432,8 @@ class Pipeline:
 
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,
-                       on_packets: Callable[[PacketBatch], None] | None) -> None:
+                       on_packets: Callable[[PacketBatch], None] | None,
+                       block_rows: int) -> None:
         """track() with the ended connections as column blocks (a RustTracker)."""
         from portlens.track.rust import concat_columns
 
@@ -442,7 +446,7 @@ class Pipeline:
             if n:
                 block.append(cols)
                 rows += n
-            if block and (last or rows >= COLUMN_BLOCK):
+            if block and (last or rows >= block_rows):
                 whole = concat_columns(block)
                 block.clear()
                 rows = 0
