@@ -397,7 +397,7 @@ class Pipeline:
         in blocks of at least ``column_block`` rows (default COLUMN_BLOCK), so that an
         aggregate folds them with a few array operations a block (analysis/columns.py) and
         no Connection is made; a streaming output takes 1, each batch's as it ends."""
-        if on_columns is not None and not self.sharded:
+        if on_columns is not None and not self.sharded and not wall_clock:
             tracker = self.tracker(on_transition)
             if getattr(tracker, "columnar", False):
                 self._track_columns(tracker, on_columns, on_batch, on_packets,
