@@ -186,6 +186,13 @@ class HandshakeTable:
             row = self.rows[c.resp_p] = HandshakeSummary(c.resp_p)
         row.add(c)
 
+    def add_columns(self, cols: dict[str, Any], ports: frozenset[int] = frozenset()) -> None:
+        """``add`` of every connection of a block of the tracker's columns (only those to
+        ``ports``, if given), without making them (analysis/columns.py)."""
+        from portlens.analysis.columns import add_handshake_columns
+
+        add_handshake_columns(self, cols, ports)
+
     def update(self, conns: Iterable[Connection]) -> HandshakeTable:
         for c in conns:
             self.add(c)

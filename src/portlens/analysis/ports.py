@@ -358,6 +358,13 @@ class PortTable:
             self._row(c.proto, c.orig_p).add(c, client_side=True)
         self.total.add(c)
 
+    def add_columns(self, cols: dict[str, Any]) -> None:
+        """``add`` of every connection of a block of the tracker's columns, without making
+        them (analysis/columns.py)."""
+        from portlens.analysis.columns import add_port_columns
+
+        add_port_columns(self, cols)
+
     def update(self, conns: Iterable[Connection]) -> PortTable:
         for c in conns:
             self.add(c)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
@@ -140,7 +140,18 @@ def cmd_conns(args: argparse.Namespace) -> int:
         else:
             report.write_csv([c], out, header=False)
 
-    status = each_connection(args, emit)
+    def emit_columns(cols: dict[str, Any]) -> None:
+        nonlocal found
+        assert zeek is not None
+        found += len(cols["uid"])
+        zeek.write_columns(cols)
+
+    # conn.log of every connection straight from the tracker's columns (no filter to apply
+    # to Connections), each batch's as it ends: the output streams as before.
+    unfiltered = not (args.port or args.host or getattr(args, "host_nets", None)
+                      or args.state or args.proto or args.uid)
+    status = each_connection(args, emit, on_columns=emit_columns
+                             if zeek is not None and unfiltered else None, column_block=1)
     if zeek is not None:
         zeek.close()
     if table is not None:

@@ -103,7 +103,8 @@ def cmd_ports(args: argparse.Namespace) -> int:
         error("--top must be at least 1")
         return EXIT_ERROR
     table = PortTable(all_ports=args.all_ports)
-    status = each_connection(args, table.add, table.not_counted)  # type: ignore[arg-type]
+    status = each_connection(args, table.add, table.not_counted,  # type: ignore[arg-type]
+                             on_columns=table.add_columns)
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":
@@ -136,7 +137,10 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
         else:
             table.add(c)
 
-    status = each_connection(args, sink)
+    def columns(cols: dict[str, Any]) -> None:
+        table.add_columns(cols, frozenset(ports))
+
+    status = each_connection(args, sink, on_columns=None if args.conns else columns)
     if args.conns:
         per_conn.sort(key=lambda r: int(r["ts_ns"]))
     records = per_conn if args.conns else table.records()
@@ -153,11 +157,17 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
 
 
 def cmd_sockets(args: argparse.Namespace) -> int:
+    from typing import Any
+
     from portlens.analysis.sockets import SocketTable
     from portlens.report import sockets as report
 
     table = SocketTable()
-    status = each_connection(args, table.add)  # type: ignore[arg-type]
+
+    def columns(cols: dict[str, Any]) -> None:
+        table.add_columns(cols, sockets=not args.listening)
+
+    status = each_connection(args, table.add, on_columns=columns)  # type: ignore[arg-type]
     if args.listening:
         table.sockets = []
     found = len(table.listeners) + len(table.sockets)

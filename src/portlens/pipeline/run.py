@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portlens.sources.filestats import FileStats
 from portlens.track.config import TrackerConfig
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 LINKTYPE_ETHERNET = 1
 DEFAULT_SNAPLEN = 262144
 """sources.writer.DEFAULT_SNAPLEN (tests/test_pipeline.py holds them equal)."""
+COLUMN_BLOCK = 16384
+"""Ended connections handed to ``track(on_columns=...)`` at once: an aggregate's cost is a few
+array operations per block and group, so blocks of a hundred rows (what one batch ends) would
+cost more than the rows themselves; 16k rows of columns are about 10 MB."""
 
 
 class ConnectionNotFoundError(LookupError):
@@ -404,7 +408,9 @@ class Pipeline:
               on_transition: Callable[[Transition], None] | None = None, *,
               on_batch: Callable[[Tracker], None] | None = None,
               on_packets: Callable[[PacketBatch], None] | None = None,
-              wall_clock: bool = False) -> None:
+              wall_clock: bool = False,
+              on_columns: Callable[[dict[str, Any]], None] | None = None,
+              column_block: int | None = None) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
         capture, so a streaming output ends with every connection seen.
@@ -413,7 +419,19 @@ class Pipeline:
         there). With ``wall_clock`` (a live capture's dashboard), the clock also moves with
         real time, ten times a second, so idle connections end while no packet arrives.
         ``on_packets(batch)`` sees each selected batch before the tracker does, so a report
-        that needs packets as well as connections (`portlens report`) reads the source once."""
+        that needs packets as well as connections (`portlens report`) reads the source once.
+
+        ``on_columns``: where the tracker can (the Rust tracker, in this process), the ended
+        connections go there instead of to ``sink``, as the core's columns (track/rust.py)
+        in blocks of at least ``column_block`` rows (default COLUMN_BLOCK), so that an
+        aggregate folds them with a few array operations a block (analysis/columns.py) and
+        no Connection is made; a streaming output takes 1, each batch's as it ends."""
+        if on_columns is not None and not self.sharded and not wall_clock:
+            tracker = self.tracker(on_transition)
+            if getattr(tracker, "columnar", False):
+                self._track_columns(tracker, on_columns, on_batch, on_packets,
+                                    COLUMN_BLOCK if column_block is None else column_block)
+                return
         if self.sharded:
             if on_transition is not None or on_batch is not None or on_packets is not None:
                 raise ValueError("transitions, packets and live views are followed in one "
@@ -438,6 +456,40 @@ class Pipeline:
         finally:
             for c in tracker.finish():
                 sink(c)
+            self.not_counted = Counter(tracker.not_counted)
+            self.evicted = tracker.evicted
+
+    def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
+                       on_batch: Callable[[Tracker], None] | None,
+                       on_packets: Callable[[PacketBatch], None] | None,
+                       block_rows: int) -> None:
+        """track() with the ended connections as column blocks (a RustTracker)."""
+        from portlens.track.rust import concat_columns
+
+        block: list[dict[str, Any]] = []
+        rows = 0
+
+        def take(cols: dict[str, Any], last: bool = False) -> None:
+            nonlocal rows
+            n = len(cols["uid"])
+            if n:
+                block.append(cols)
+                rows += n
+            if block and (last or rows >= block_rows):
+                whole = concat_columns(block)
+                block.clear()
+                rows = 0
+                on_columns(whole)
+
+        try:
+            for batch in self.packets(tracking=True):
+                if on_packets is not None:
+                    on_packets(batch)
+                take(tracker.feed_columns(batch))
+                if on_batch is not None:
+                    on_batch(tracker)
+        finally:
+            take(tracker.finish_columns(), last=True)
             self.not_counted = Counter(tracker.not_counted)
             self.evicted = tracker.evicted
 

@@ -90,6 +90,8 @@ def width_of(text: str) -> int:
 
 
 def _pad(text: str, width: int, right: bool) -> str:
+    if text.isascii():  # the common case, in C: a table can have a row per connection
+        return text.rjust(width) if right else text.ljust(width)
     fill = width - width_of(text)
     if fill <= 0:
         return text

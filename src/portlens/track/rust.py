@@ -236,6 +236,19 @@ def connections(cols: dict[str, Any],
     return out
 
 
+def concat_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Column batches of the core (``feed`` and friends) as one, rows in order."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {}
+    for name, first in parts[0].items():
+        if isinstance(first, np.ndarray):
+            out[name] = np.concatenate([p[name] for p in parts])
+        else:
+            out[name] = [v for p in parts for v in p[name]]
+    return out
+
+
 class RustTracker:
     """The pipeline's Tracker (pipeline/stages.py) on the compiled core: feed batches in
     capture order; connections come out as they end."""
@@ -305,6 +318,40 @@ class RustTracker:
         for start in range(0, n, ROWS_PER_CHUNK):
             part = {k: v[start:start + ROWS_PER_CHUNK] for k, v in cols.items()}
             yield from connections(part, self.kept)
+
+    # --- columns, for the aggregates that read no Connection (analysis/columns.py) ------------
+
+    @property
+    def columnar(self) -> bool:
+        """Whether ended connections can be handed over as the core's columns: not while
+        segment marks are followed (they are per-connection objects)."""
+        return not self.config.segment_marks
+
+    def feed_columns(self, batch: PacketBatch) -> dict[str, Any]:
+        """``feed``, the ended connections as the core's columns (names as in ``--json``;
+        `connections` reads the same ones); no Connection is made."""
+        shard = self.config.shard
+        if shard is not None:  # as feed: the other shards' rows move the clock
+            k, n = shard
+            mine = shard_of(batch, n) == k
+            own = batch.sub != SUB_CARRIER
+            self.other_shards += int(own.sum()) - int((own & mine).sum())
+            return self._ended_columns(self.core.feed(batch, mine))
+        return self._ended_columns(self.core.feed(batch))
+
+    def advance_columns(self, ts_ns: int) -> dict[str, Any]:
+        return self._ended_columns(self.core.advance(ts_ns))
+
+    def finish_columns(self) -> dict[str, Any]:
+        return self._ended_columns(self.core.finish())
+
+    def _ended_columns(self, cols: dict[str, Any]) -> dict[str, Any]:
+        self._transitions()
+        self._counters()
+        if self.kept is not None:  # transitions kept for objects nobody will make
+            for s in cols["serial"].tolist():
+                self.kept.pop(s, None)
+        return cols
 
     def open_connections(self, limit: int | None = None) -> list[Connection]:
         """The open connections as they stand (most recently active first), without their

@@ -1,0 +1,477 @@
+"""Connection columns -> the per-port, handshake and socket tables, a block at a time.
+
+The Rust tracker hands ended connections over as columns (track/rust.py, names as in
+``--json``); the reports that only aggregate them (`ports`, `handshakes`, `sockets`) fold those
+columns here with a few array operations per block and per group (port, host pair, listener)
+instead of making a Connection per row and adding it in Python (``Pipeline.track(on_columns=)``
+hands over blocks of thousands of rows). The rules are those of the object path
+(``PortTable.add``, ``HandshakeTable.add``, ``SocketTable.add``), which stays their definition:
+tests/test_columns.py holds both to the same tables, field by field, on every capture, against
+the Python reference tracker.
+
+Rows keep their capture order within a group (stable sorts), so even what order could change
+(a sketch's exact values, the socket list) is as the object path leaves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from portlens.analysis import icmp
+from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
+from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
+from portlens.analysis.sockets import Listener, Socket
+from portlens.track.rust import NO_CODE, NONE64, _addr
+from portlens.track.states import SS_NAMES, TcpState
+
+if TYPE_CHECKING:
+    from portlens.analysis.handshakes import HandshakeTable
+    from portlens.analysis.ports import PortTable
+    from portlens.analysis.sockets import SocketTable
+
+Columns = dict[str, Any]
+Array = np.ndarray[Any, Any]
+
+TCP, UDP, ICMP, ICMP6, IP = 0, 1, 2, 3, 4
+"""Row kinds: the proto of a per-port row (icmp6 is ICMP over IPv6)."""
+KIND_NAMES = ("tcp", "udp", "icmp", "icmp6", IP_ROW)
+_OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
+_SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
+"""A TCP state column's value as `ss` spells it (sockets.ss_state)."""
+
+
+# --- grouping -------------------------------------------------------------------------------
+
+
+class Groups:
+    """Rows grouped by an integer key: ``order`` lists the rows group by group (each group in
+    row order), ``starts`` where each group begins in it, ``keys`` each group's key."""
+
+    def __init__(self, keys: Array, rows: Array) -> None:
+        sort = np.argsort(keys, kind="stable")
+        self.order = rows[sort]
+        sorted_keys = keys[sort]
+        if len(sorted_keys):
+            self.starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        else:
+            self.starts = np.zeros(0, np.int64)
+        self.keys: list[int] = sorted_keys[self.starts].tolist()
+        self.sizes = np.diff(np.r_[self.starts, len(sorted_keys)])
+        self.group_of = np.repeat(np.arange(len(self.starts)), self.sizes)
+        """Each row of ``order``: its group's index."""
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sum(self, values: Array) -> list[int]:
+        if not len(self.starts):
+            return []
+        v = values[self.order]
+        if v.dtype == np.bool_:
+            v = v.astype(np.int64)
+        return np.add.reduceat(v, self.starts).tolist()  # type: ignore[no-any-return]
+
+    def min(self, values: Array) -> list[int]:
+        if not len(self.starts):
+            return []
+        return np.minimum.reduceat(values[self.order], self.starts).tolist()  # type: ignore[no-any-return]
+
+    def max(self, values: Array) -> list[int]:
+        if not len(self.starts):
+            return []
+        return np.maximum.reduceat(values[self.order], self.starts).tolist()  # type: ignore[no-any-return]
+
+    def pairs(self, values: Array, where: Array | None = None
+              ) -> Iterator[tuple[int, int, int]]:
+        """(group, value, rows) for each distinct non-negative value in each group (only the
+        rows where ``where`` holds)."""
+        v = values[self.order].astype(np.int64)
+        g = self.group_of
+        if where is not None:
+            keep = where[self.order]
+            v, g = v[keep], g[keep]
+        if not len(v):
+            return iter(())
+        width = int(v.max()) + 1
+        both, counts = np.unique(g * width + v, return_counts=True)
+        return zip((both // width).tolist(), (both % width).tolist(), counts.tolist(),
+                   strict=True)
+
+    def values(self, values: Array, where: Array) -> list[list[int]]:
+        """Each group's ``values`` where ``where`` holds, in row order."""
+        if not len(self.starts):
+            return []
+        keep = where[self.order]
+        v = values[self.order][keep]
+        cuts = np.cumsum(np.add.reduceat(keep.astype(np.int64), self.starts))[:-1]
+        return [part.tolist() for part in np.split(v, cuts)]
+
+
+def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
+    """Distinct values (in order of first appearance) and each row's index among them: for
+    the text columns (conn_state, history), whose values repeat."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64)
+    return list(index), codes
+
+
+def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
+    """The distinct addresses of n×16 address columns as text, and each column's rows as
+    indices into them."""
+    both = np.ascontiguousarray(np.concatenate(columns))
+    words = both.view(np.uint64).reshape(-1, 2)
+    order = np.lexsort((words[:, 1], words[:, 0]))
+    s = words[order]
+    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
+    inverse = np.empty(len(both), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    texts = [_addr(both[i].tobytes()) for i in order[new].tolist()]
+    cuts = np.cumsum([len(c) for c in columns])[:-1]
+    return texts, np.split(inverse, cuts)
+
+
+def _flags(histories: list[str], letters: str) -> dict[str, Array]:
+    """For each letter: which distinct history holds it."""
+    return {ch: np.array([ch in h for h in histories], bool) for ch in letters}
+
+
+def _opt_min(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
+
+
+def _opt_max(a: int | None, b: int) -> int:
+    return b if a is None else max(a, b)
+
+
+# --- ports ----------------------------------------------------------------------------------
+
+
+class _PortRows:
+    """What PortSummary.add reads of each row of a block, as arrays."""
+
+    def __init__(self, cols: Columns) -> None:
+        n = len(cols["uid"])
+        self.n = n
+        ip_proto = cols["ip_proto"].astype(np.int64)
+        v6 = cols["ip_version"] == 6
+        proto = cols["proto"]
+        kind = np.fromiter(({"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto),
+                           np.int64, n)
+        kind[(kind == ICMP) & v6] = ICMP6
+        self.kind = kind
+        tcp, udp = kind == TCP, kind == UDP
+        icmp_rows = (kind == ICMP) | (kind == ICMP6)
+        self.orig_p = cols["id.orig_p"].astype(np.int64)
+        self.resp_p = cols["id.resp_p"].astype(np.int64)
+        code = cols["icmp_code"].astype(np.int64)
+        code[code == NO_CODE] = -1
+        self.icmp_code = code
+        self.ip_proto = ip_proto
+
+        self.state_names, self.state = encode(cols["conn_state"])
+        histories, hist = encode(cols["history"])
+        f = {ch: has[hist] for ch, has in _flags(histories, "SsHhAD^").items()}
+        states = np.array([*self.state_names, ""], dtype=object)[self.state]
+
+        def state_in(*names: str) -> Array:
+            return np.isin(states, list(names))
+
+        resp_pkts = cols["resp_pkts"]
+        out = np.full(n, _OUTCOME["open"], np.int64)
+        # TCP, in the order of ports.outcome: the first rule that holds decides.
+        syn_seen = f["S"] | f["s"] | f["H"] | f["h"]
+        half_open = (f["h"] | f["H"]) & ~f["A"] & ~f["D"]
+        tcp_out = np.select(
+            [state_in("REJ"), ~syn_seen, state_in("S0", "SH", "RSTOS0"),
+             state_in("RSTO", "RSTR", "RSTRH"), half_open, state_in("SF")],
+            [_OUTCOME[o] for o in ("refused", "mid_stream", "unanswered", "reset",
+                                   "half_open", "completed")], _OUTCOME["open"])
+        out[tcp] = tcp_out[tcp]
+        udp_out = np.select([state_in("SF"), state_in("S0"), state_in("SHR")],
+                            [_OUTCOME["completed"], _OUTCOME["unanswered"],
+                             _OUTCOME["mid_stream"]], _OUTCOME["open"])
+        errors = cols["icmp_errors"]
+        version = cols["ip_version"].tolist()
+        for i in np.flatnonzero(udp).tolist():
+            if errors[i]:
+                unreachable = {4: 3, 6: 1}.get(version[i], 3)
+                if any(t == unreachable for t, _ in errors[i]):
+                    udp_out[i] = _OUTCOME["refused"]
+        out[udp] = udp_out[udp]
+        unknown = kind == IP
+        out[unknown] = np.where(resp_pkts[unknown] > 0, _OUTCOME["completed"],
+                                _OUTCOME["one_way"])
+        requests = np.where(v6, np.isin(self.orig_p, list(icmp.REQUESTS6)),
+                            np.isin(self.orig_p, list(icmp.REQUESTS4)))
+        replies = np.where(v6, np.isin(self.orig_p, list(icmp.REPLIES6)),
+                           np.isin(self.orig_p, list(icmp.REPLIES4)))
+        icmp_out = np.select([requests & (resp_pkts > 0), requests, replies],
+                             [_OUTCOME["completed"], _OUTCOME["unanswered"],
+                              _OUTCOME["mid_stream"]], _OUTCOME["one_way"])
+        out[icmp_rows] = icmp_out[icmp_rows]
+        self.outcome = out
+        self.guessed = f["^"] | (tcp & ~f["S"] & ~f["s"])
+
+        syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]
+        ack = cols["handshake.ack_ns"]
+        self.has_rtt = tcp & (syn != NONE64) & (syn_ack != NONE64) & (ack != NONE64)
+        self.rtt = np.where(self.has_rtt, ack - syn, 0)
+        self.orig_pkts, self.resp_pkts = cols["orig_pkts"], resp_pkts
+        self.orig_bytes, self.resp_bytes = cols["orig_bytes"], cols["resp_bytes"]
+        self.orig_ip_bytes, self.resp_ip_bytes = cols["orig_ip_bytes"], cols["resp_ip_bytes"]
+        self.retransmissions = np.where(tcp, cols["analysis.retransmissions"], 0)
+        self.tcp_pkts = np.where(tcp, self.orig_pkts.astype(np.int64)
+                                 + self.resp_pkts.astype(np.int64), 0)
+        self.first = cols["ts_ns"]
+        self.last = np.maximum(cols["last_ns"], cols["ts_ns"])
+        self.addrs, (self.orig_h, self.resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
+
+
+def _fold_ports(summaries: list[PortSummary], g: Groups, r: _PortRows, *,
+                client_side: bool = False) -> None:
+    """PortSummary.add of every row of each group into the group's summary."""
+    sizes = g.sizes.tolist()
+    sums = {name: g.sum(getattr(r, name)) for name in (
+        "guessed", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes",
+        "resp_ip_bytes", "retransmissions", "tcp_pkts")}
+    firsts, lasts = g.min(r.first), g.max(r.last)
+    rtts = g.values(r.rtt, r.has_rtt)
+    for i, s in enumerate(summaries):
+        s.conns += sizes[i]
+        if client_side:
+            s.client_conns += sizes[i]
+        else:
+            s.server_conns += sizes[i]
+        s.guessed += sums["guessed"][i]
+        s.pkts_c2s += sums["orig_pkts"][i]
+        s.pkts_s2c += sums["resp_pkts"][i]
+        s.bytes_c2s += sums["orig_bytes"][i]
+        s.bytes_s2c += sums["resp_bytes"][i]
+        s.ip_bytes_c2s += sums["orig_ip_bytes"][i]
+        s.ip_bytes_s2c += sums["resp_ip_bytes"][i]
+        s.retransmissions += sums["retransmissions"][i]
+        s.tcp_pkts += sums["tcp_pkts"][i]
+        s.rtt.add_many(rtts[i])
+        s.first_ns = _opt_min(s.first_ns, firsts[i])
+        s.last_ns = _opt_max(s.last_ns, lasts[i])
+    for i, o, n in g.pairs(r.outcome):
+        summaries[i].outcomes[OUTCOMES[o]] += n
+    for i, st, n in g.pairs(r.state):
+        summaries[i].conn_states[r.state_names[st]] += n
+    addrs = r.addrs
+    for i, a, _ in g.pairs(r.orig_h):
+        summaries[i].clients.add(addrs[a])
+    for i, a, _ in g.pairs(r.resp_h):
+        summaries[i].servers.add(addrs[a])
+
+
+def _port_key(kind: Array, port: Array, code: Array) -> Array:
+    key: Array = (kind << 32) | (port << 9) | (code + 1)
+    return key
+
+
+def add_port_columns(table: PortTable, cols: Columns) -> None:
+    """``table.add`` of every row of a column block."""
+    r = _PortRows(cols)
+    if not r.n:
+        return
+    rows = np.arange(r.n)
+    ported = (r.kind == TCP) | (r.kind == UDP)
+    icmp_rows = (r.kind == ICMP) | (r.kind == ICMP6)
+    port = np.where(icmp_rows, r.orig_p, np.where(ported, r.resp_p, r.ip_proto))
+    code = np.where(icmp_rows, r.icmp_code, -1)
+    g = Groups(_port_key(r.kind, port, code), rows)
+    _fold_ports([_port_row(table, k) for k in g.keys], g, r)
+    if table.all_ports:
+        client = ported & (r.orig_p != r.resp_p)
+        g = Groups(_port_key(r.kind[client], r.orig_p[client], np.full(client.sum(), -1)),
+                   rows[client])
+        _fold_ports([_port_row(table, k) for k in g.keys], g, r, client_side=True)
+    _fold_ports([table.total], Groups(np.zeros(r.n, np.int64), rows), r)
+    _add_probes(table, r, rows[ported])
+
+
+def _port_row(table: PortTable, key: int) -> PortSummary:
+    kind, port, code = key >> 32, (key >> 9) & 0xFFFF, (key & 0x1FF) - 1
+    return table._row(KIND_NAMES[kind], port, None if kind not in (ICMP, ICMP6) or code < 0
+                      else code)
+
+
+def _add_probes(table: PortTable, r: _PortRows, rows: Array) -> None:
+    """Probe.add of each TCP and UDP row, by (proto, orig_h, resp_h)."""
+    width = len(r.addrs)
+    key = (r.kind[rows] * width + r.orig_h[rows]) * width + r.resp_h[rows]
+    g = Groups(key, rows)
+    probes = []
+    for k in g.keys:
+        pair = (KIND_NAMES[k // (width * width)], r.addrs[k // width % width],
+                r.addrs[k % width])
+        probe = table.probes.get(pair)
+        if probe is None:
+            probe = table.probes[pair] = Probe(*pair)
+        probes.append(probe)
+    port_outcome = r.resp_p * len(OUTCOMES) + r.outcome
+    for i, po, n in g.pairs(port_outcome):
+        port, result = divmod(po, len(OUTCOMES))
+        p, name = probes[i], OUTCOMES[result]
+        p.ports.add(port)
+        p.outcomes[name] += n
+        if name in FAILED:
+            p.failed_ports.add(port)
+        elif name not in NOT_ANSWERED:
+            p.answered_ports.add(port)
+
+
+# --- handshakes -----------------------------------------------------------------------------
+
+
+def add_handshake_columns(table: HandshakeTable, cols: Columns,
+                          ports: frozenset[int] = frozenset()) -> None:
+    """``table.add`` of every row of a column block (only those to ``ports``, if any)."""
+    n = len(cols["uid"])
+    if not n:
+        return
+    syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]
+    ack = cols["handshake.ack_ns"]
+    has_syn, has_syn_ack, has_ack = syn != NONE64, syn_ack != NONE64, ack != NONE64
+    tcp = np.fromiter((p == "tcp" for p in cols["proto"]), bool, n)
+    resp_p = cols["id.resp_p"].astype(np.int64)
+    keep = tcp & (has_syn | has_syn_ack)
+    if ports:
+        keep &= np.isin(resp_p, list(ports))
+    rows = np.flatnonzero(keep)
+    g = Groups(resp_p[rows], rows)
+    syn_rtx = cols["handshake.syn_retransmits"].astype(np.int64)
+    syn_ack_rtx = cols["handshake.syn_ack_retransmits"].astype(np.int64)
+    syns = g.sum(np.where(has_syn, 1 + syn_rtx, 0))
+    sum_syn_rtx, sum_syn_ack_rtx = g.sum(syn_rtx), g.sum(syn_ack_rtx)
+    syn_acks = g.sum(has_syn_ack)
+    server_rtt = g.values(np.where(has_syn & has_syn_ack, syn_ack - syn, 0),
+                          has_syn & has_syn_ack)
+    client_rtt = g.values(np.where(has_syn_ack & has_ack, ack - syn_ack, 0),
+                          has_syn_ack & has_ack)
+    summaries = []
+    for i, port in enumerate(g.keys):
+        s = table.rows.get(port)
+        if s is None:
+            s = table.rows[port] = HandshakeSummary(port)
+        summaries.append(s)
+        s.handshakes += int(g.sizes[i])
+        s.syns += syns[i]
+        s.syn_retransmits += sum_syn_rtx[i]
+        s.syn_acks += syn_acks[i]
+        s.syn_ack_retransmits += sum_syn_ack_rtx[i]
+        s.server_rtt.add_many(server_rtt[i])
+        s.client_rtt.add_many(client_rtt[i])
+    outcome_names, outcome = encode(cols["handshake.outcome"])
+    for i, o, k in g.pairs(outcome):
+        summaries[i].outcomes[outcome_names[o]] += k
+    for side, prefix in (("client_options", "handshake.client_options"),
+                         ("server_options", "handshake.server_options")):
+        _fold_options([getattr(s, side) for s in summaries], g, cols, prefix)
+
+
+def _fold_options(mixes: list[OptionMix], g: Groups, cols: Columns, prefix: str) -> None:
+    """OptionMix.add of each row's options where they were seen."""
+    present = cols[f"{prefix}.present"]
+    mss = cols[f"{prefix}.mss"].astype(np.int64)
+    wscale = cols[f"{prefix}.wscale"].astype(np.int64)
+    offers = g.sum(present)
+    sack = g.sum(present & cols[f"{prefix}.sack_perm"])
+    stamps = g.sum(present & cols[f"{prefix}.timestamps"])
+    for i, m in enumerate(mixes):
+        m.offers += offers[i]
+        m.sack_perm += sack[i]
+        m.timestamps += stamps[i]
+    for i, v, k in g.pairs(mss, present & (mss >= 0)):
+        mixes[i].mss[v] += k
+    for i, v, k in g.pairs(wscale, present & (wscale >= 0)):
+        mixes[i].wscale[v] += k
+    kinds, lengths = cols[f"{prefix}.kinds"], cols[f"{prefix}.kinds_len"]
+    width = kinds.shape[1] if kinds.ndim == 2 else 0
+    raw, length = kinds.tobytes(), lengths.tolist()
+    names: dict[bytes, int] = {}
+    prints: list[str] = []
+    fp = np.full(len(length), -1, np.int64)
+    for i in np.flatnonzero(present).tolist():
+        b = raw[i * width:i * width + length[i]]
+        known = names.get(b)
+        if known is None:
+            known = names[b] = len(prints)
+            prints.append(fingerprint(b))
+        fp[i] = known
+    for i, v, k in g.pairs(fp, fp >= 0):
+        mixes[i].fingerprints[prints[v]] += k
+
+
+# --- sockets --------------------------------------------------------------------------------
+
+
+def add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool = True) -> None:
+    """``table.add`` of every row of a column block; ``sockets`` False leaves the list of
+    connection sockets out (`sockets --listening` shows only the listeners)."""
+    n = len(cols["uid"])
+    if not n:
+        return
+    proto = cols["proto"]
+    tcp = np.fromiter((p == "tcp" for p in proto), bool, n)
+    udp = np.fromiter((p == "udp" for p in proto), bool, n)
+    histories, hist = encode(cols["history"])
+    f = {ch: has[hist] for ch, has in _flags(histories, "hH").items()}
+    sf = np.fromiter((s == "SF" for s in cols["conn_state"]), bool, n)
+    addrs, (orig_h, resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
+    orig_p = cols["id.orig_p"].astype(np.int64)
+    resp_p = cols["id.resp_p"].astype(np.int64)
+    first = cols["ts_ns"]
+    last = np.maximum(cols["ts_ns"], cols["last_ns"])
+    # One row per (connection, listening side): the responder's, then the originator's.
+    resp_side = np.flatnonzero((tcp & f["h"]) | (udp & sf))
+    orig_side = np.flatnonzero(tcp & f["H"])
+    rows = np.concatenate([resp_side, orig_side])
+    addr = np.concatenate([resp_h[resp_side], orig_h[orig_side]])
+    port = np.concatenate([resp_p[resp_side], orig_p[orig_side]])
+    peer = np.concatenate([orig_h[resp_side], resp_h[orig_side]])
+    kind = np.where(tcp[rows], 0, 1)
+    key = ((kind * len(addrs) + addr) << 16) | port
+    sides = np.arange(len(rows))
+    g = Groups(key, sides)
+    firsts, lasts = g.min(first[rows]), g.max(last[rows])
+    listeners = []
+    for i, k in enumerate(g.keys):
+        lkey = ("tcp" if (k >> 16) // len(addrs) == 0 else "udp",
+                addrs[(k >> 16) % len(addrs)], k & 0xFFFF)
+        listener = table.listeners.get(lkey)
+        if listener is None:
+            listener = table.listeners[lkey] = Listener(*lkey)
+        listener.first_ns = _opt_min(listener.first_ns, firsts[i])
+        listener.last_ns = _opt_max(listener.last_ns, lasts[i])
+        listeners.append(listener)
+    for i, a, k in g.pairs(peer):
+        listeners[i].peers[addrs[a]] += k
+    if not sockets:
+        return
+    both = np.flatnonzero(tcp | udp)
+    if not len(both):
+        return
+    names = [proto[i] for i in both.tolist()]
+    uid = [cols["uid"][i] for i in both.tolist()]
+    o_addr = [addrs[a] for a in orig_h[both].tolist()]
+    r_addr = [addrs[a] for a in resp_h[both].tolist()]
+    o_port, r_port = orig_p[both].tolist(), resp_p[both].tolist()
+    states = []
+    for column in (cols["orig_state"], cols["resp_state"]):
+        states.append([_SS[column[i]] if t else "" for i, t in zip(
+            both.tolist(), tcp[both].tolist(), strict=True)])
+    ends: list[Socket] = [None] * (2 * len(both))  # type: ignore[list-item]
+    ends[0::2] = map(Socket, names, states[0], o_addr, o_port, r_addr, r_port, uid,
+                     repeat("orig"))
+    ends[1::2] = map(Socket, names, states[1], r_addr, r_port, o_addr, o_port, uid,
+                     repeat("resp"))
+    table.sockets.extend(ends)
+
+__all__ = ["Groups", "add_handshake_columns", "add_port_columns", "add_socket_columns",
+           "addresses", "encode"]

@@ -1,0 +1,189 @@
+"""The aggregates folded from the Rust tracker's columns (analysis/columns.py, what `ports`,
+`handshakes` and `sockets` run) and conn.log written from them (`conns --format zeek`)
+against the same made the reference way: the Python decoder and tracker (``reference=True``),
+then ``PortTable.add``, ``HandshakeTable.add``, ``SocketTable.add`` and ``zeek_row`` on each
+Connection. Every field of every row (counters, the sets of hosts, the RTT sketches with their
+exact values, option mixes, scan probes, listeners and their peers, the list of connection
+sockets in order, every conn.log line) must be equal, on every bundled capture and every
+capture of the public corpus; the bundled ones also in blocks of a few rows, so that rows fold
+into summaries that earlier blocks made (and sketches go from exact to buckets across blocks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portlens.analysis.handshakes import HandshakeTable
+from portlens.analysis.ports import PortTable
+from portlens.analysis.sketch import EXACT_MAX, Sketch
+from portlens.analysis.sockets import SocketTable
+from portlens.pipeline import run
+from portlens.pipeline.run import Options, Pipeline, Source
+from portlens.report.conns import zeek_lines, zeek_row
+from portlens.track.model import Connection
+from tests.corpus import corpus_params
+from tests.differential import OWN_CAPTURES
+
+pytest.importorskip("portlens._core", reason="the Rust core is not built")
+
+EXAMPLES = 4
+
+
+@dataclasses.dataclass
+class Tables:
+    ports: PortTable
+    all_ports: PortTable
+    handshakes: HandshakeTable
+    handshakes_80: HandshakeTable
+    sockets: SocketTable
+    listeners: SocketTable
+    not_counted: Any = None
+    zeek: list[str] = dataclasses.field(default_factory=list)
+    """conn.log lines (`conns --format zeek`)."""
+
+
+def reference_tables(path: Path) -> Tables:
+    t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
+               SocketTable(), SocketTable())
+
+    def sink(c: Connection) -> None:
+        t.ports.add(c)
+        t.all_ports.add(c)
+        t.handshakes.add(c)
+        if c.resp_p == 80:
+            t.handshakes_80.add(c)
+        t.sockets.add(c)
+        t.listeners.add(c)
+        t.zeek.append("\t".join(zeek_row(c)) + "\n")
+
+    pipeline = Pipeline(Source.of(path), Options(reference=True))
+    pipeline.track(sink)
+    t.listeners.sockets = []
+    t.not_counted = pipeline.not_counted
+    return t
+
+
+def column_tables(path: Path) -> Tables:
+    t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
+               SocketTable(), SocketTable())
+    blocks = []
+
+    def columns(cols: dict[str, Any]) -> None:
+        blocks.append(len(cols["uid"]))
+        t.ports.add_columns(cols)
+        t.all_ports.add_columns(cols)
+        t.handshakes.add_columns(cols)
+        t.handshakes_80.add_columns(cols, frozenset({80}))
+        t.sockets.add_columns(cols)
+        t.listeners.add_columns(cols, sockets=False)
+        t.zeek.append(zeek_lines(cols))
+
+    def sink(c: Connection) -> None:
+        raise AssertionError("the Rust tracker in one process hands over columns")
+
+    pipeline = Pipeline(Source.of(path), Options())
+    pipeline.track(sink, on_columns=columns)
+    assert all(n > 0 for n in blocks)
+    t.not_counted = pipeline.not_counted
+    return t
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def differences(ref: Tables, fast: Tables) -> list[str]:
+    """'table key field: reference != columns' for every differing field."""
+    out: list[str] = []
+
+    def rows(name: str, a: dict[Any, Any], b: dict[Any, Any]) -> None:
+        for key in sorted(a.keys() | b.keys(), key=repr):
+            x, y = a.get(key), b.get(key)
+            if x is None or y is None:
+                out.append(f"{name} {key}: only in {'columns' if x is None else 'reference'}")
+                continue
+            for f, value in _fields(x).items():
+                if value != getattr(y, f):
+                    out.append(f"{name} {key} {f}: {value!r} != {getattr(y, f)!r}")
+
+    for name in ("ports", "all_ports"):
+        a, b = getattr(ref, name), getattr(fast, name)
+        rows(name, a.rows, b.rows)
+        rows(f"{name} total", {"all": a.total}, {"all": b.total})
+        rows(f"{name} probes", a.probes, b.probes)
+    for name in ("handshakes", "handshakes_80"):
+        rows(name, getattr(ref, name).rows, getattr(fast, name).rows)
+    for name in ("sockets", "listeners"):
+        a, b = getattr(ref, name), getattr(fast, name)
+        rows(f"{name} listeners", a.listeners, b.listeners)
+        if a.sockets != b.sockets:
+            pairs = enumerate(zip(a.sockets, b.sockets, strict=False))
+            diff = [f"{i}: {x} != {y}" for i, (x, y) in pairs if x != y]
+            out.append(f"{name} sockets: {len(a.sockets)} vs {len(b.sockets)}; "
+                       + "; ".join(diff[:EXAMPLES]))
+    ref_zeek, fast_zeek = "".join(ref.zeek).splitlines(), "".join(fast.zeek).splitlines()
+    if ref_zeek != fast_zeek:
+        diff = [f"{x!r} != {y!r}" for x, y in zip(ref_zeek, fast_zeek, strict=False) if x != y]
+        out.append(f"conn.log: {len(ref_zeek)} vs {len(fast_zeek)} lines; "
+                   + "; ".join(diff[:EXAMPLES]))
+    if ref.not_counted != fast.not_counted:
+        out.append(f"not_counted: {ref.not_counted} != {fast.not_counted}")
+    return out
+
+
+def check(path: Path) -> Tables:
+    ref, fast = reference_tables(path), column_tables(path)
+    diff = differences(ref, fast)
+    assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])
+    return ref
+
+
+@pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
+def test_columns_equal_reference_on_bundled_captures(path: Path) -> None:
+    check(path)
+
+
+@pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
+def test_columns_equal_reference_in_small_blocks(path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "COLUMN_BLOCK", 3)
+    check(path)
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_columns_equal_reference_on_public_captures(path: Path) -> None:
+    check(path)
+
+
+def test_the_comparison_sees_every_table() -> None:
+    """The captures compared hold what each table counts, so equal tables say something:
+    ports of every kind, handshakes with options on both sides, listeners, scans, sketches
+    past their exact values."""
+    seen = {"kinds": set(), "options": 0, "listeners": 0, "scans": 0, "bucketed": 0,
+            "sockets": 0}
+    for path in OWN_CAPTURES:
+        t = reference_tables(path)
+        seen["kinds"] |= {r.proto for r in t.all_ports.rows.values()}
+        seen["options"] += sum(r.client_options.offers and r.server_options.offers
+                               for r in t.handshakes.rows.values())
+        seen["listeners"] += len(t.sockets.listeners)
+        seen["scans"] += len(t.ports.scans())
+        seen["sockets"] += len(t.sockets.sockets)
+    assert seen["kinds"] >= {"tcp", "udp", "icmp", "icmp6", "ip"}
+    assert seen["options"] and seen["listeners"] and seen["sockets"]
+
+
+def test_add_many_is_add_in_turn() -> None:
+    values = [(i * 7919) % 1000 * 10**4 for i in range(EXACT_MAX * 3)]
+    for cut in (0, 1, EXACT_MAX - 1, EXACT_MAX, EXACT_MAX + 1, 2 * EXACT_MAX):
+        one, many = Sketch(), Sketch()
+        for v in values:
+            one.add(v)
+        many.add_many(values[:cut])
+        many.add_many(values[cut:])
+        assert one == many
+        assert many.exact is None and many.quantile(0.5) == one.quantile(0.5)
