@@ -2005,7 +2005,16 @@ def _bound_packet_socket(pid: int, ifindex: int) -> bool:
     return False
 
 
-def _tcpreplay_argv(rate: str, path: Path, limit: int | None, loop: int = 1) -> list[str]:
+def _tcpreplay_argv(rate: str, path: Path, limit: int | None, loop: int = 1,
+                    sender: str = "tcpreplay") -> list[str]:
+    """The replay command: tcpreplay, or (``sender`` a path) scripts/pktflood.c built, which
+    sends 512 frames per sendmmsg(2) and prints tcpreplay's summary lines."""
+    if sender != "tcpreplay":
+        if limit:
+            raise ValueError("--limit is for tcpreplay")
+        argv = [sender, "-i", VETH_TX]
+        argv += [] if rate == "topspeed" else ["--pps", rate]
+        return [*argv, "--loop", str(loop), str(path)]
     argv = ["tcpreplay", "-i", VETH_TX, "--preload-pcap"]
     argv += ["--topspeed"] if rate == "topspeed" else ["--pps", rate]
     if loop > 1:
@@ -2013,6 +2022,14 @@ def _tcpreplay_argv(rate: str, path: Path, limit: int | None, loop: int = 1) -> 
     if limit:
         argv += ["--limit", str(limit)]
     return [*argv, str(path)]
+
+
+def build_pktflood(directory: Path) -> str:
+    """scripts/pktflood.c compiled with the system's C compiler; the executable's path."""
+    exe = directory / "pktflood"
+    _sh(["cc", "-O2", "-o", str(exe), str(Path(__file__).with_name("pktflood.c"))],
+        timeout=120)
+    return str(exe)
 
 
 def _parse_tcpreplay(out: str, run: LiveRun) -> None:
@@ -2046,7 +2063,8 @@ def _stop_and_reap(pid: int, grace: float) -> tuple[int, float, float]:
 
 def live_trial(tool: LiveTool, rate: str, path: Path, packets: int, ifindex: int, *,
                run_no: int = 1, limit: int | None = None, loop: int = 1,
-               drain_timeout: float = 60.0, quiet_share: float = 0.1) -> LiveRun:
+               drain_timeout: float = 60.0, quiet_share: float = 0.1,
+               sender: str = "tcpreplay") -> LiveRun:
     """Start the capturing tool in the receiving namespace, wait until its packet socket is
     bound, replay, wait until it has gone idle (or drain_timeout), stop it with SIGINT and read
     its counts. Every step is bounded in time."""
@@ -2073,7 +2091,8 @@ def live_trial(tool: LiveTool, rate: str, path: Path, packets: int, ifindex: int
             time.sleep(0.3)
             backlog0 = _softnet_drops()
             try:
-                rp = subprocess.run(_in_ns(NS_TX, _tcpreplay_argv(rate, path, limit, loop)),
+                rp = subprocess.run(_in_ns(NS_TX, _tcpreplay_argv(rate, path, limit, loop,
+                                                                  sender)),
                                     capture_output=True, text=True, timeout=replay_limit,
                                     check=False)
             except subprocess.TimeoutExpired:
@@ -2202,11 +2221,14 @@ def live_verdicts(runs: list[LiveRun], zero_up_to: int = 200_000) -> list[str]:
 
 
 def live_markdown(runs: list[LiveRun], path: Path, *, packets: int, loop: int, cmdline: str,
-                  versions: dict[str, str]) -> str:
+                  versions: dict[str, str], sender: str = "tcpreplay") -> str:
     size = path.stat().st_size
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info = machine_info()
-    replay = shlex.join(_tcpreplay_argv("topspeed", path, None, loop)).replace(" --topspeed", "")
+    replay = shlex.join(_tcpreplay_argv("topspeed", path, None, loop, sender)).replace(
+        " --topspeed", "")
+    if sender != "tcpreplay":
+        replay = replay.replace(sender, "pktflood")
     return "\n".join([
         f"Measured {when} with `{cmdline}`.",
         "",
@@ -2217,7 +2239,9 @@ def live_markdown(runs: list[LiveRun], path: Path, *, packets: int, loop: int, c
         f"- Capture: `{path}`, {packets:,} packets, {size / 1e6:.0f} MB "
         f"({size / max(1, packets):.0f} bytes per record on average)"
         + (f", replayed {loop} times in a row" if loop > 1 else ""),
-        f"- Replay, in `{NS_TX}`: `{replay}` with `--pps RATE` or `--topspeed`; capture in "
+        f"- Replay, in `{NS_TX}`: `{replay}` with `--pps RATE` "
+        f"{'or `--topspeed`' if sender == 'tcpreplay' else '(or none: as fast as it can)'}; "
+        "capture in "
         f"`{NS_RX}` on `{VETH_RX}`",
         "",
         live_table(runs),
@@ -2288,6 +2312,17 @@ def cmd_live(args: argparse.Namespace) -> int:
         versions["load"] = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
     versions["commit"] = _source_commit()
     runs: list[LiveRun] = []
+    tmp = tempfile.TemporaryDirectory(prefix="portlens-bench-")
+    sender = "tcpreplay"
+    if args.sender == "flood":
+        if shutil.which("cc") is None:
+            print("--sender flood needs a C compiler (cc)", file=sys.stderr)
+            return 2
+        if args.limit:
+            print("--limit is for --sender tcpreplay", file=sys.stderr)
+            return 2
+        sender = build_pktflood(Path(tmp.name))
+        versions["tcpreplay"] += "; sender: scripts/pktflood.c (sendmmsg, 512 frames a call)"
     try:
         ifindex = setup_veth()
         print(f"veth {VETH_TX} ({NS_TX}) <-> {VETH_RX} ({NS_RX}); {path}: {packets:,} packets")
@@ -2307,7 +2342,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                           end=" ", flush=True)
                     r = live_trial(tool, rate, path, packets, ifindex, run_no=rep,
                                    limit=args.limit, loop=args.loop,
-                                   drain_timeout=args.drain_timeout)
+                                   drain_timeout=args.drain_timeout, sender=sender)
                     runs.append(r)
                     if r.status == "ok":
                         print(f"sent {_n(r.sent)} at {r.pps:,.0f}/s, captured "
@@ -2319,6 +2354,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                         print(r.status, flush=True)
     finally:
         teardown_veth()
+        tmp.cleanup()
     print()
     print(live_table(runs))
     print()
@@ -2326,7 +2362,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.markdown_out:
         cmdline = "python scripts/bench.py " + shlex.join(sys.argv[1:])
         section = live_markdown(runs, path, packets=packets, loop=args.loop, cmdline=cmdline,
-                                versions=versions)
+                                versions=versions, sender=sender)
         name = re.sub(r"[^a-z0-9-]+", "-", args.section.lower())
         rewrite_markdown(Path(args.markdown_out), section, start=f"<!-- bench-{name}:start -->",
                          end=f"<!-- bench-{name}:end -->",
@@ -2554,6 +2590,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--loop", type=int, default=1,
                    help="replay the file N times in a row (tcpreplay --loop): a sustained rate "
                         "rather than a burst")
+    v.add_argument("--sender", choices=("tcpreplay", "flood"), default="tcpreplay",
+                   help="tcpreplay (one frame a system call), or flood: scripts/pktflood.c, "
+                        "built with cc, 512 frames per sendmmsg (a faster sender)")
     v.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds a tool may stay busy after the replay before it is stopped")
     v.add_argument("--portlens-args", metavar="ARGS",

@@ -65,7 +65,6 @@ def check(conversation: Conversation, name: str) -> None:
         if keep:  # the last example tried (the shrunk one, when the test fails) as a pcap
             conversation.write_pcap(Path(keep) / f"conversation-{name}.pcap")
         want = run(path, dataclasses.replace(config, fast_paths=False), reference=True)
-        assert want["conns"], "every conversation has connections"
         got = run(path, config)
         assert got == want
         if name != "max-flows-2":
@@ -81,7 +80,7 @@ def check(conversation: Conversation, name: str) -> None:
 
 @settings(max_examples=CONVERSATION_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(conversation=conversations(), name=st.sampled_from(list(CONFIGS)))
+@given(conversation=conversations().filter(lambda c: bool(c.frames)), name=st.sampled_from(list(CONFIGS)))
 def test_rust_tracker_equals_reference_on_conversations(conversation: Conversation,
                                                          name: str) -> None:
     check(conversation, name)
