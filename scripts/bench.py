@@ -2211,6 +2211,10 @@ def live_verdicts(runs: list[LiveRun], zero_up_to: int = 200_000) -> list[str]:
         if pl is None:
             continue
         label = _rate_label(rate)
+        reached = [r.pps for r in runs if r.rate == rate and not math.isnan(r.pps)]
+        if rate != "topspeed" and reached and min(reached) < 0.9 * int(rate):
+            label += (f" (asked; the sender reached only {min(reached):,.0f}–"
+                      f"{max(reached):,.0f} pkt/s: not a test of this rate)")
         if td is not None:
             ok = "met" if pl <= td else "not met"
             out.append(f"- {label}: no more losses than tcpdump: **{ok}** "

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import portlens
+from portlens.report.conns import record as conn_record
 from portlens.track.timeouts import Timeouts
 from portlens.track.tracker import TrackerConfig
 from tests.conversations import Conversation, conversations
@@ -43,6 +44,8 @@ CONFIGS = {
         tcp_inactivity=2, tcp_attempt=0.5, tcp_close=0, tcp_reset=0.1, tcp_partial_close=3)),
     "timeouts-off": TrackerConfig(timeouts=Timeouts().with_seconds(
         tcp_inactivity=0, tcp_attempt=0)),
+    # The ladder's per-segment marks (every packet through the full per-packet path).
+    "segment-marks": TrackerConfig(segment_marks=True),
     # Evictions in LRU order; each worker has its own cap, so one worker only.
     "max-flows-2": TrackerConfig(max_flows=2),
 }
@@ -51,7 +54,10 @@ CONFIGS = {
 def run(path: Path, config: TrackerConfig, *, workers: int = 1, reference: bool = False
         ) -> dict[str, Any]:
     cap = portlens.open(path, config=config, workers=workers, reference=reference)
-    conns = [py_record(c) for c in cap.connections()]
+    # Every field of the tracker's Connection (py_record), plus what users read: the
+    # `conns --json` objects (RTTs and the rest derived from them) and the ladder's marks.
+    conns = [{**py_record(c), "json": conn_record(c), "marks": c.segment_marks}
+             for c in cap.connections()]
     return {"conns": conns, "events": [transition_row(t) for t in cap.events()],
             "not_counted": dict(cap.pipeline.not_counted), "evicted": cap.pipeline.evicted}
 
