@@ -40,13 +40,16 @@ SERVER_PORTS = (80, 443, 22, 8080, 5001)
 
 OPENINGS = ("handshake", "handshake", "handshake", "syn_retries", "synack_lost",
             "synack_repeated", "ack_lost", "simultaneous", "synack_first", "midstream",
-            "rejected", "unanswered")
+            "rejected", "unanswered", "syn_data")
 STEPS = ("data", "data", "data", "data", "ack", "dupacks", "zero_window", "keepalive",
          "retransmit", "fin", "rst")
 DATA_MODES = ("delivered", "delivered", "delivered", "lost", "lost_for_good", "duplicated",
-              "reordered", "overlapped")
+              "reordered", "overlapped", "not_captured")
+"""``lost``: dropped in the network, retransmitted by a later step; ``lost_for_good``: never
+sent again (the peer's ACKs stay below it); ``not_captured``: delivered and acknowledged, but
+the capture missed it (Zeek's content gap)."""
 CLOSINGS = ("fin_client_first", "fin_server_first", "fin_both_at_once", "half_close",
-            "rst_client", "rst_server", "fin_then_rst", "none", "none")
+            "rst_client", "rst_server", "fin_then_rst", "fin_with_data", "none", "none")
 SIZES = (1, 10, 100, 536, 1000, 1448, 1460)
 GAPS_NS = (0, 1_000, 1_000, 20_000, 20_000, 300_000, 300_000, 5_000_000, 40_000_000,
            250_000_000)
@@ -180,6 +183,13 @@ class Model:
             synack()
             self.emit(True, ACK, 1)
             return
+        if kind == "syn_data":  # TCP Fast Open: data on the SYN, acknowledged by the SYN-ACK
+            self.emit(True, SYN, 0, 100, win=self.c.win, options=copt)
+            self.r.receive(1, 100, False)
+            self.c.nxt = 101
+            synack()
+            self.emit(True, ACK, self.c.nxt)
+            return
         syn()
         if kind == "syn_retries":
             syn()
@@ -217,6 +227,8 @@ class Model:
         flags = ACK | PSH
         if mode == "lost":
             me.lost.append((seq, size))
+        elif mode == "not_captured":
+            peer.receive(seq, size, False)
         elif mode == "lost_for_good":
             pass
         elif mode == "duplicated":
@@ -270,16 +282,18 @@ class Model:
         elif kind == "rst":
             self.emit(client, RST | ACK if acked else RST, me.nxt)
 
-    def fin(self, client: bool, *, repeated: bool = False, acked: bool = True) -> None:
+    def fin(self, client: bool, *, repeated: bool = False, acked: bool = True,
+            data: int = 0) -> None:
+        """A FIN (with ``data`` bytes before it in the same segment)."""
         me, peer = self.side(client)
         if me.fin_sent:
             return
         me.fin_sent = True
         seq = me.nxt
-        me.nxt += 1
-        self.emit(client, FIN | ACK, seq)
+        me.nxt += data + 1
+        self.emit(client, FIN | ACK | (PSH if data else 0), seq, data)
         if repeated:
-            self.emit(client, FIN | ACK, seq)
+            self.emit(client, FIN | ACK | (PSH if data else 0), seq, data)
         if acked:
             self.emit(not client, ACK, peer.nxt)
 
@@ -307,6 +321,9 @@ class Model:
             self.emit(True, RST | ACK, self.c.nxt)
         elif kind == "rst_server":
             self.emit(False, RST, self.r.nxt)
+        elif kind == "fin_with_data":  # the last response and the FIN in one segment
+            self.fin(False, data=300)
+            self.fin(True)
         elif kind == "fin_then_rst":
             self.fin(True, acked=False)
             self.emit(False, RST | ACK, self.r.nxt)
