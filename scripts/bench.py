@@ -2267,6 +2267,119 @@ def _source_commit() -> str:
     return f"commit {head}" + (", src/ modified" if dirty else "")
 
 
+DRAIN_TOOLS: dict[str, Callable[[str], list[str]]] = {
+    "portlens": lambda i: [*_portlens_prefix(), "sniff", "-i", i, "--json", "-B", "1024"],
+    "portlens-decode": lambda i: [*_portlens_prefix(), "packets", "-i", i, "--stats",
+                                  "-B", "1024"],
+    "tcpdump": lambda i: ["tcpdump", "-i", i, "-w", "/dev/null", "-B", str(1024 * 1024)],
+}
+"""The tools of ``live-drain``, each with a 1 GiB kernel ring (tcpdump's -B is in KiB)."""
+
+
+def _task_ticks(pid: int) -> dict[int, int]:
+    """CPU ticks (user + system) of each thread of a process."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                out[int(task.name)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def drain_trial(tool: str, path: Path, loop: int, sender: str, ifindex: int) -> dict[str, Any]:
+    """Start the tool with a 1 GiB ring, stop it (SIGSTOP), send the capture ``loop`` times
+    into the ring, resume it and time how long it takes to work through what waits: the rate
+    the tool absorbs, whatever the sender can do. Wall time from the resume until the tool is
+    quiet (under 10 % of a CPU for 0.4 s); CPU seconds of the whole process and of its busiest
+    thread besides the main one (portlens: the capture thread)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    with tempfile.TemporaryFile("w+") as err_f:
+        proc = subprocess.Popen(_in_ns(NS_RX, DRAIN_TOOLS[tool](VETH_RX)),
+                                stdout=subprocess.DEVNULL, stderr=err_f,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not _bound_packet_socket(proc.pid, ifindex):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{tool} did not start")
+                time.sleep(0.05)
+            time.sleep(1.0)
+            before = _task_ticks(proc.pid)
+            os.killpg(proc.pid, signal.SIGSTOP)
+            rp = subprocess.run(_in_ns(NS_TX, _tcpreplay_argv("topspeed", path, None, loop,
+                                                              sender)),
+                                capture_output=True, text=True, timeout=600, check=False)
+            run = LiveRun("topspeed", LIVE_TOOLS[0], 1)
+            _parse_tcpreplay(rp.stdout + rp.stderr, run)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            os.killpg(proc.pid, signal.SIGCONT)
+            prev = _task_ticks(proc.pid)
+            quiet, last_busy, t_prev = 0, t0, t0
+            while quiet < 8 and time.monotonic() - t0 < 600:
+                time.sleep(0.05)
+                now, ticks = time.monotonic(), _task_ticks(proc.pid)
+                used = (sum(ticks.values()) - sum(prev.values())) / hz
+                if used / (now - t_prev) < 0.1:
+                    quiet += 1
+                else:
+                    quiet, last_busy = 0, now
+                prev, t_prev = ticks, now
+            threads = {tid: (prev.get(tid, 0) - before.get(tid, 0)) / hz for tid in prev}
+            others = {tid: c for tid, c in threads.items() if tid != proc.pid}
+            capture_tid = max(others, key=others.__getitem__) if others else proc.pid
+            _rc, cpu_s, rss_mb = _stop_and_reap(proc.pid, 30.0)
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        err_f.seek(0)
+        counts = (_parse_portlens if tool.startswith("portlens") else _parse_tcpdump)(
+            "", err_f.read())
+    return {"tool": tool, "sent": run.sent, "captured": counts.captured,
+            "dropped": counts.dropped, "busy_s": last_busy - t0,
+            "drain_cpu_s": sum(threads.values()),
+            "capture_cpu_s": threads.get(capture_tid, 0.0) if others else math.nan,
+            "cpu_s": cpu_s, "rss_mb": rss_mb}
+
+
+def cmd_live_drain(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("live-drain needs root (network namespaces, veth, packet sockets)",
+              file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    tmp = tempfile.TemporaryDirectory(prefix="portlens-bench-")
+    rows = []
+    try:
+        sender = build_pktflood(Path(tmp.name))
+        ifindex = setup_veth()
+        for rep in range(1, args.repeat + 1):
+            for tool in args.tools.split(","):
+                r = drain_trial(tool, path, args.loop, sender, ifindex)
+                rows.append(r)
+                print(f"{tool} run {rep}: {r}", flush=True)
+    finally:
+        teardown_veth()
+        tmp.cleanup()
+    lines = ["| tool | sent | captured | kernel drops | busy after resume s | packets/s (wall) | "
+             "CPU s while draining | packets per CPU s | of which the capture thread | "
+             "whole process CPU s | peak RSS MB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        cap = ("–" if math.isnan(r["capture_cpu_s"]) or r["tool"] == "tcpdump"
+               else f"{r['capture_cpu_s']:.2f}")
+        lines.append(
+            f"| {r['tool']} | {_n(r['sent'])} | {_n(r['captured'])} | {_n(r['dropped'])} | "
+            f"{r['busy_s']:.2f} | {r['sent'] / max(r['busy_s'], 0.05):,.0f} | "
+            f"{r['drain_cpu_s']:.2f} | {r['sent'] / max(r['drain_cpu_s'], 0.01):,.0f} | {cap} | "
+            f"{r['cpu_s']:.2f} | {r['rss_mb']:.0f} |")
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("live needs root (network namespaces, veth, packet sockets)", file=sys.stderr)
@@ -2606,6 +2719,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which marked section: <!-- bench-SECTION:start --> ... "
                         "<!-- bench-SECTION:end --> (default %(default)s)")
     v.set_defaults(func=cmd_live)
+    d = sub.add_parser(
+        "live-drain", help="fill a stopped tool's 1 GiB ring with a capture (scripts/pktflood.c "
+                           "into the veth pair), resume it, time how fast it works through; "
+                           "needs root and cc")
+    d.add_argument("--file", required=True, help="capture to send")
+    d.add_argument("--loop", type=int, default=1, help="send it N times (must fit the ring)")
+    d.add_argument("--tools", default="portlens,portlens-decode,tcpdump",
+                   help="comma-separated subset of: " + ", ".join(DRAIN_TOOLS))
+    d.add_argument("--repeat", type=int, default=1)
+    d.set_defaults(func=cmd_live_drain)
     return p
 
 
