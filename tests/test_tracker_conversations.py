@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +30,8 @@ from portlens.track.timeouts import Timeouts
 from portlens.track.tracker import TrackerConfig
 from tests.conversations import Conversation, conversations
 
-pytest.importorskip("portlens._core", reason="the Rust core is not built")
-
-from tests.test_rust_tracker import by_uid, py_record, transition_row  # noqa: E402
+# (skips this module, as that one, when the Rust core is not built)
+from tests.test_rust_tracker import by_uid, py_record, transition_row
 
 CONVERSATION_EXAMPLES = int(os.environ.get("PORTLENS_CONVERSATION_EXAMPLES", "60"))
 
@@ -86,7 +84,8 @@ def check(conversation: Conversation, name: str) -> None:
 
 @settings(max_examples=CONVERSATION_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(conversation=conversations().filter(lambda c: bool(c.frames)), name=st.sampled_from(list(CONFIGS)))
+@given(conversation=conversations().filter(lambda c: bool(c.frames)),
+       name=st.sampled_from(list(CONFIGS)))
 def test_rust_tracker_equals_reference_on_conversations(conversation: Conversation,
                                                          name: str) -> None:
     check(conversation, name)
