@@ -56,6 +56,7 @@ GAPS_NS = (0, 1_000, 1_000, 20_000, 20_000, 300_000, 300_000, 5_000_000, 40_000_
 LONG_GAPS_NS = (1_500_000_000, 6_000_000_000, 70_000_000_000, 400_000_000_000)
 """Between consecutive packets: mostly short, at a few drawn places long enough for the
 attempt, close, reset and inactivity timers (5 s, 5 s, 5 s, 300 s by default)."""
+BACKWARD_NS = (1_000, 3_000_000, 2_000_000_000, 400_000_000_000)
 T0_NS = 1_700_000_000 * 10**9
 
 
@@ -453,6 +454,10 @@ def conversations(draw: st.DrawFn, max_connections: int = 6) -> Conversation:
                                        st.sampled_from(LONG_GAPS_NS), max_size=2)).items():
         if n < len(gaps):
             gaps[n] = gap
+    if draw(st.integers(0, 7)) == 0:  # a clock step back (merged or re-timed captures)
+        n = draw(st.integers(0, max(0, len(order) - 1)))
+        if n < len(gaps):
+            gaps[n] = -draw(st.sampled_from(BACKWARD_NS))
     bad = draw(st.sets(st.integers(0, max(0, len(order) - 1)), max_size=2)
                if draw(st.integers(0, 5)) == 0 else st.just(set()))
     ts = T0_NS
