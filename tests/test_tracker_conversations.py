@@ -6,7 +6,8 @@ public API the command line uses (``portlens.open``).
 The Rust tracker, with one worker and with two, must give every field of every connection and
 every transition (and the not-counted and evicted counters) exactly as the Python reference
 decoder and tracker (``reference=True``) on its full per-packet path; the reference's fast
-paths must give the same records (in uid order: tests/test_rust_tracker.py ``by_uid``).
+paths must give the same records (in uid order: tests/test_rust_tracker.py ``by_uid``). The file
+is read in batches of the default size or of a few frames, so batch boundaries fall anywhere.
 
 The suite runs ``CONVERSATION_EXAMPLES`` examples (about half a minute here); set
 ``PORTLENS_CONVERSATION_EXAMPLES`` to run more, e.g. ``PORTLENS_CONVERSATION_EXAMPLES=5000
@@ -24,7 +25,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import portlens
+from portlens.api import Capture
+from portlens.pipeline import Options, Pipeline, Source
 from portlens.report.conns import record as conn_record
 from portlens.track.timeouts import Timeouts
 from portlens.track.tracker import TrackerConfig
@@ -34,6 +36,11 @@ from tests.conversations import Conversation, conversations
 from tests.test_rust_tracker import by_uid, py_record, transition_row
 
 CONVERSATION_EXAMPLES = int(os.environ.get("PORTLENS_CONVERSATION_EXAMPLES", "60"))
+
+DEFAULT_CHUNK = Options().chunk_bytes
+CHUNKS = (DEFAULT_CHUNK, DEFAULT_CHUNK, 64, 400, 3000)
+"""Bytes read per batch: the default (a conversation in one batch), or a few frames a batch
+(64 bytes: one frame each), so that batch boundaries fall everywhere."""
 
 CONFIGS = {
     "default": TrackerConfig(),
@@ -49,9 +56,12 @@ CONFIGS = {
 }
 
 
-def run(path: Path, config: TrackerConfig, *, workers: int = 1, reference: bool = False
-        ) -> dict[str, Any]:
-    cap = portlens.open(path, config=config, workers=workers, reference=reference)
+def run(path: Path, config: TrackerConfig, *, workers: int = 1, reference: bool = False,
+        chunk_bytes: int = DEFAULT_CHUNK) -> dict[str, Any]:
+    """The run `portlens.open(path, config=..., workers=..., reference=...)` makes, reading
+    ``chunk_bytes`` a batch (so a conversation spans one batch or many)."""
+    cap = Capture(Pipeline(Source.of(path), Options(
+        tracker=config, workers=workers, reference=reference, chunk_bytes=chunk_bytes)))
     # Every field of the tracker's Connection (py_record), plus what users read: the
     # `conns --json` objects (RTTs and the rest derived from them) and the ladder's marks.
     conns = [{**py_record(c), "json": conn_record(c), "marks": c.segment_marks}
@@ -60,7 +70,7 @@ def run(path: Path, config: TrackerConfig, *, workers: int = 1, reference: bool 
             "not_counted": dict(cap.pipeline.not_counted), "evicted": cap.pipeline.evicted}
 
 
-def check(conversation: Conversation, name: str) -> None:
+def check(conversation: Conversation, name: str, chunk: int = DEFAULT_CHUNK) -> None:
     config = CONFIGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "conversation.pcap"
@@ -69,15 +79,15 @@ def check(conversation: Conversation, name: str) -> None:
         if keep:  # the last example tried (the shrunk one, when the test fails) as a pcap
             conversation.write_pcap(Path(keep) / f"conversation-{name}.pcap")
         want = run(path, dataclasses.replace(config, fast_paths=False), reference=True)
-        got = run(path, config)
+        got = run(path, config, chunk_bytes=chunk)
         assert got == want
         if name != "max-flows-2":
             # Shards come back in creation order (pipeline/shards.py), one process's rows in
             # the order they end: the rows, uids included, are the same.
-            two = run(path, config, workers=2)
+            two = run(path, config, workers=2, chunk_bytes=chunk)
             assert by_uid(two.pop("conns")) == by_uid(want["conns"])
             assert two == {k: v for k, v in want.items() if k != "conns"}
-            fast = run(path, config, reference=True)
+            fast = run(path, config, reference=True, chunk_bytes=chunk)
             assert by_uid(fast["conns"]) == by_uid(want["conns"])
             assert fast["events"] == want["events"]
 
@@ -85,7 +95,7 @@ def check(conversation: Conversation, name: str) -> None:
 @settings(max_examples=CONVERSATION_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(conversation=conversations().filter(lambda c: bool(c.frames)),
-       name=st.sampled_from(list(CONFIGS)))
+       name=st.sampled_from(list(CONFIGS)), chunk=st.sampled_from(CHUNKS))
 def test_rust_tracker_equals_reference_on_conversations(conversation: Conversation,
-                                                         name: str) -> None:
-    check(conversation, name)
+                                                         name: str, chunk: int) -> None:
+    check(conversation, name, chunk)
