@@ -42,7 +42,7 @@ OPENINGS = ("handshake", "handshake", "handshake", "syn_retries", "synack_lost",
             "synack_repeated", "ack_lost", "simultaneous", "synack_first", "midstream",
             "rejected", "unanswered", "syn_data")
 STEPS = ("data", "data", "data", "data", "ack", "dupacks", "zero_window", "keepalive",
-         "retransmit", "fin", "rst")
+         "retransmit", "fin", "rst", "window_full")
 DATA_MODES = ("delivered", "delivered", "delivered", "lost", "lost_for_good", "duplicated",
               "reordered", "overlapped", "not_captured")
 """``lost``: dropped in the network, retransmitted by a later step; ``lost_for_good``: never
@@ -282,6 +282,10 @@ class Model:
             self.fin(client, repeated=acked)
         elif kind == "rst":
             self.emit(client, RST | ACK if acked else RST, me.nxt)
+        elif kind == "window_full":  # the peer offers a small window; this side fills it
+            raw = max(1, size // 4)
+            self.emit(not client, ACK, peer.nxt, win=raw)
+            self.data(client, min(raw << self.shift(not client), 60_000), mode, acked)
 
     def fin(self, client: bool, *, repeated: bool = False, acked: bool = True,
             data: int = 0) -> None:
@@ -297,6 +301,15 @@ class Model:
             self.emit(client, FIN | ACK | (PSH if data else 0), seq, data)
         if acked:
             self.emit(not client, ACK, peer.nxt)
+
+    def shift(self, client: bool) -> int:
+        """The window scale of what this side advertises: its SYN's, when both SYNs carried
+        the option (RFC 7323) and the handshake was seen; else none."""
+        if self.s.opening in ("midstream", "synack_first"):
+            return 0
+        own, other = (self.s.syn_options if client else self.s.syn_options[::-1])
+        mine, theirs = _wscale(own), _wscale(other)
+        return 0 if mine is None or theirs is None else min(mine, 14)
 
     # --- closing -------------------------------------------------------------------------
 
@@ -380,6 +393,21 @@ def tcp_frame(src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: i
         ip = struct.pack("!IHBB", 6 << 28, length, 6, 64) + src + dst
         ethertype = b"\x86\xdd"
     return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01" + ethertype + ip + segment
+
+
+def _wscale(options: bytes) -> int | None:
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if kind == 3:
+            return options[i + 2]
+        i += options[i + 1]
+    return None
 
 
 def syn_options(mss: bool, wscale: int | None, sack: bool, timestamps: bool) -> bytes:
