@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,15 @@ from portlens.pipeline import Options, Pipeline, Source
 from portlens.report.conns import record as conn_record
 from portlens.track.timeouts import Timeouts
 from portlens.track.tracker import TrackerConfig
-from tests.conversations import Conversation, conversations
+from tests.conversations import (
+    ACK,
+    CLIENTS_V6,
+    SERVERS_V6,
+    SYN,
+    Conversation,
+    conversations,
+    tcp_frame,
+)
 
 # (skips this module, as that one, when the Rust core is not built)
 from tests.test_rust_tracker import by_uid, py_record, transition_row
@@ -99,3 +108,44 @@ def check(conversation: Conversation, name: str, chunk: int = DEFAULT_CHUNK) -> 
 def test_rust_tracker_equals_reference_on_conversations(conversation: Conversation,
                                                          name: str, chunk: int) -> None:
     check(conversation, name, chunk)
+
+
+# --- what the conversations found --------------------------------------------------------------
+
+S = 10**9
+
+
+def _time_steps_back(path: Path) -> None:
+    """Flow A (10.0.0.2:40000 -> 10.0.1.2:80) sends a SYN at 0 s; flow B, another host pair
+    (so the other shard of two), a packet at 10 s; then the capture's time steps back and A's
+    SYN-ACK comes at 1 s. The clock is the latest time so far (10 s): A's attempt timer (5 s)
+    fired before B's packet, so the SYN-ACK starts a connection of its own."""
+    a, b = (bytes([10, 0, 0, 2]), bytes([10, 0, 1, 2])), (CLIENTS_V6[0], SERVERS_V6[0])
+    t0 = 1_700_000_000 * S
+    Conversation([
+        (t0, tcp_frame(a[0], a[1], 40000, 80, SYN, 1000, 0, 65535, b"", 0)),
+        (t0 + 10 * S, tcp_frame(b[0], b[1], 40000, 80, ACK, 5, 7, 65535, b"", 0)),
+        (t0 + 1 * S, tcp_frame(a[1], a[0], 80, 40000, SYN | ACK, 5000, 1001, 65535, b"", 0)),
+    ], []).write_pcap(path)
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["rust", "reference"])
+def test_shards_follow_a_clock_that_steps_back(tmp_path: Path, reference: bool) -> None:
+    """Found by the conversations (and reduced): a shard's tracker saw only its own packets'
+    times, so where the capture's time stepped back it had not fired the timers that one
+    tracker of everything had fired on another flow's later packet, and with --workers 2 the
+    SYN-ACK joined the SYN's connection (one "Sh" row instead of "S" and "^h"). The shard's
+    clock now follows the other shards' packets where time goes back (pipeline/run.py
+    ``_feed``), and every tracker fires every timer due by its clock before each packet, as
+    Zeek does (also before one of an earlier time)."""
+    path = tmp_path / "time-steps-back.pcap"
+    _time_steps_back(path)
+    config = TrackerConfig(fast_paths=False)
+    want = run(path, config, reference=True)
+    assert [(r["orig_h"], r["history"], r["conn_state"], r["end_reason"])
+            for r in want["conns"]] == [
+        ("10.0.0.2", "S", "S0", "idle"), ("2001:db8::1", "A", "OTH", "end-of-capture"),
+        ("10.0.0.2", "^h", "OTH", "end-of-capture")]
+    for workers in (1, 2):
+        got = run(path, config, workers=workers, reference=reference)
+        assert by_uid(got["conns"]) == by_uid(want["conns"])

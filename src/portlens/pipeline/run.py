@@ -33,7 +33,7 @@ from portlens.sources.linktypes import SUPPORTED
 from portlens.sources.merge import FileStats, capture_paths, merged_frames
 from portlens.sources.writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
 from portlens.track.model import Connection, Transition
-from portlens.track.tracker import TrackerConfig, tracked_rows
+from portlens.track.tracker import TrackerConfig, shard_of, tracked_rows
 
 if TYPE_CHECKING:
     from portlens.capture import LiveOptions, LiveSession
@@ -123,6 +123,9 @@ class Options:
     benchmark capture (docs/benchmarks.md)."""
 
 
+_NO_TIME = int(np.iinfo(np.int64).min)
+
+
 class Pipeline:
     """One run over a source. Iterate :meth:`packets` or :meth:`connections` (or call
     :meth:`track`); file sources can be iterated again (each pass re-reads the files)."""
@@ -136,6 +139,7 @@ class Pipeline:
                  on_cluster: Callable[[ClusterProgress], None] | None = None) -> None:
         self.source = source
         self.options = options or Options()
+        self._clock = _NO_TIME
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.files: list[FileStats] = []
@@ -369,6 +373,7 @@ class Pipeline:
     # -- connections ---------------------------------------------------------------------------
 
     def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
+        self._clock = _NO_TIME  # a new pass: the shard's view of the capture's clock (_feed)
         return new_tracker(self.options.tracker, on_transition, reference=self.options.reference)
 
     def track(self, sink: Callable[[Connection], None],
@@ -427,16 +432,34 @@ class Pipeline:
 
     def _feed(self, tracker: Tracker, batch: PacketBatch) -> Iterable[Connection]:
         """The connections that end with ``batch``. A tracker of one shard sees only its own
-        packets; its clock still follows every packet a tracker of all flows would count,
-        moved at the end of each batch, so that a timer that one tracker of everything fires
-        because of another flow's packet fires in the shard too (idle ends, not end of
-        capture; pipeline/shards.py)."""
-        ended = tracker.feed(batch)
+        packets; its clock still follows every packet a tracker of all flows would count, so
+        that a timer that one tracker of everything fires because of another flow's packet
+        fires in the shard too (idle ends, not end of capture; pipeline/shards.py): moved at
+        the end of each batch and, where the capture's time goes back, before each of the
+        shard's packets that comes after a later packet of another shard (the clock is the
+        latest packet time so far, and every timer due by it fires before each packet)."""
         config = self.options.tracker
-        if config.shard is not None and len(batch):
-            counted = tracked_rows(batch, config)
-            if counted.any():
-                return [*ended, *tracker.advance(int(batch.ts_ns[counted].max()))]
+        if config.shard is None or not len(batch):
+            return tracker.feed(batch)
+        counted = tracked_rows(batch, config)
+        if not counted.any():
+            return tracker.feed(batch)
+        k, n = config.shard
+        zts = batch.ts_ns - batch.ts_ns % 1000  # the trackers' microsecond clock
+        clock = np.maximum.accumulate(np.where(counted, zts, _NO_TIME))
+        before = np.maximum(np.concatenate(([_NO_TIME], clock[:-1])), self._clock)
+        own = counted & (shard_of(batch, n) == k)
+        late = np.flatnonzero(own & (zts < before))
+        ended: list[Connection] = []
+        start = 0
+        for i in late.tolist():
+            if i > start:
+                ended += tracker.feed(batch.take(slice(start, i)))
+            ended += tracker.advance(int(before[i]))
+            start = i
+        ended += tracker.feed(batch if start == 0 else batch.take(slice(start, len(batch))))
+        self._clock = max(self._clock, int(clock[-1]))
+        ended += tracker.advance(self._clock)
         return ended
 
     @property

@@ -308,13 +308,12 @@ class Tracker:
         for i in range(rows.size):
             ts = c_ts_ns[i]
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
-            # Zeek advances its timers before every packet, also one of the same time: a
-            # delay of 0 (--timeout tcp_close=0) is due before the next packet.
-            if zts > self.now:
-                self.now = zts
-                if self.timers and self.timers[0][0] <= zts:
-                    self._run_timers(zts)
-            elif self.timers and self.timers[0][0] <= zts:
+            # Zeek's clock is the latest packet time so far (it never goes back), and before
+            # every packet, also one of the same time or an earlier one, every timer due by
+            # that clock fires (RunState.cc dispatch_packet: Advance(network_time)): a delay
+            # of 0 (--timeout tcp_close=0) is due before the next packet.
+            self.now = max(self.now, zts)
+            if self.timers and self.timers[0][0] <= self.now:
                 self._run_timers(self.now)
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
