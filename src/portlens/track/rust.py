@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import SUB_CARRIER, V4_MAPPED_PREFIX, PacketBatch, addr_text
@@ -287,7 +288,7 @@ class RustTracker:
             own = batch.sub != SUB_CARRIER  # a middle carrier's row goes with its packet's
             self.other_shards += int(own.sum()) - int((own & mine).sum())
             if self.config.segment_marks:
-                raise ValueError("segment marks are taken in one process, not in a shard")
+                return iter(self._feed_marking(batch, mine))
             return self._ended_in_chunks(self.core.feed(batch, mine))
         if self.config.segment_marks:
             return iter(self._feed_marking(batch))
@@ -415,15 +416,22 @@ class RustTracker:
 
     # --- segment marks ---------------------------------------------------------------------------
 
-    def _feed_marking(self, batch: PacketBatch) -> list[Connection]:
+    def _feed_marking(self, batch: PacketBatch,
+                      mine: npt.NDArray[np.bool_] | None = None) -> list[Connection]:
         """One packet at a time: the counters of the connection a TCP segment went to, before
-        and after it, name the analysis marks of that segment."""
+        and after it, name the analysis marks of that segment. In a shard (``mine``), the
+        other shards' packets only move the clock, as in ``feed``."""
         out: list[Connection] = []
         frames, stamps = batch.frame.tolist(), batch.ts_ns.tolist()
         # A packet's row with the middle carriers' rows after it, which it counts.
         own = np.flatnonzero(batch.sub != SUB_CARRIER).tolist()
         for i, end in zip(own, [*own[1:], len(batch)], strict=True):
-            cols = self.core.feed(batch.take(slice(i, end)))
+            part_of = batch.take(slice(i, end))
+            cols = (self.core.feed(part_of) if mine is None
+                    else self.core.feed(part_of, mine[i:end]))
+            if mine is not None and not mine[i]:
+                out += self._ended(cols)
+                continue
             touched = [cols, self.core.open_connections(1)]
             for part in touched:
                 for j, s in enumerate(part["serial"].tolist()):

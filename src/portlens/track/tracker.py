@@ -186,13 +186,12 @@ class Tracker:
         """One counted packet's clock: the timers due by then fire, before it is applied."""
         self._end_step((frame, END_TIMERS))
         self.last_frame = frame
-        # Zeek advances its timers before every packet, also one of the same time: a
-        # delay of 0 (--timeout tcp_close=0) is due before the next packet.
-        if zts > self.now:
-            self.now = zts
-            if self.timers and self.timers[0][0] <= zts:
-                self._run_timers(zts)
-        elif self.timers and self.timers[0][0] <= zts:
+        # Zeek's clock is the latest packet time so far (it never goes back), and before
+        # every packet, also one of the same time or an earlier one, every timer due by
+        # that clock fires (RunState.cc dispatch_packet: Advance(network_time)): a delay
+        # of 0 (--timeout tcp_close=0) is due before the next packet.
+        self.now = max(self.now, zts)
+        if self.timers and self.timers[0][0] <= self.now:
             self._run_timers(self.now)
         self._end_step((frame, END_PACKET))
 

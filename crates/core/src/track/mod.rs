@@ -1336,16 +1336,14 @@ impl Tracker {
             phase: END_TIMERS,
         });
         self.last_frame = frame;
-        // Timers run before every packet, also one of the same time (a delay of 0 is due
-        // before the next packet), at the clock's time.
-        let due = |t: &Timers| t.heap.peek().is_some_and(|Reverse(t)| t.deadline <= zts);
-        if zts > self.now {
-            self.now = zts;
-            if due(&self.timers) {
-                self.run_timers(zts);
-            }
-        } else if due(&self.timers) {
-            self.run_timers(self.now);
+        // Zeek's clock is the latest packet time so far (it never goes back), and before
+        // every packet, also one of the same time or an earlier one, every timer due by
+        // that clock fires (RunState.cc dispatch_packet: Advance(network_time)); a delay
+        // of 0 is due before the next packet.
+        self.now = self.now.max(zts);
+        let now = self.now;
+        if self.timers.heap.peek().is_some_and(|Reverse(t)| t.deadline <= now) {
+            self.run_timers(now);
         }
         self.end_step(EndAt {
             frame,
