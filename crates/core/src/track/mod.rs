@@ -1342,7 +1342,12 @@ impl Tracker {
         // of 0 is due before the next packet.
         self.now = self.now.max(zts);
         let now = self.now;
-        if self.timers.heap.peek().is_some_and(|Reverse(t)| t.deadline <= now) {
+        if self
+            .timers
+            .heap
+            .peek()
+            .is_some_and(|Reverse(t)| t.deadline <= now)
+        {
             self.run_timers(now);
         }
         self.end_step(EndAt {
