@@ -144,7 +144,8 @@ class Tracker:
             k, n = self.config.shard
             mine = shard_of(b, n) == k
             self._count_skipped(b, ~use & mine & own)
-            self.packets_skipped += int((own & mine).sum()) - int((use & mine).sum())
+            # the other shards' packets are skipped here (as in the core's feed_shard)
+            self.packets_skipped += int(own.sum()) - int((use & mine).sum())
             rows = np.flatnonzero(use)
             theirs = ~mine[rows]
         else:
