@@ -132,7 +132,6 @@ class Options:
     benchmark capture (docs/benchmarks.md)."""
 
 
-
 class Pipeline:
     """One run over a source. Iterate :meth:`packets` or :meth:`connections` (or call
     :meth:`track`); file sources can be iterated again (each pass re-reads the files)."""
