@@ -139,14 +139,14 @@ def tuple_rows(b: PacketBatch, conn: Connection, o: np.ndarray, r: np.ndarray) -
     return np.asarray(proto & (fwd | rev), dtype=np.bool_)
 
 
-def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray,
-                  conn: Connection) -> tuple[PacketBatch, np.ndarray] | None:
-    """Rows whose outermost (out_*) or, two tunnels deep or more, innermost (car_*) UDP
-    carrier (VXLAN, Geneve, Teredo...) is the connection, rewritten as that datagram: the
-    tracker counts a tunnel's carrier as a UDP flow of its own. A middle carrier's row
-    (column sub) is the datagram itself (tuple_rows); its out_* are its packet's."""
-    packet = span & (b.tunnel_depth > 0) & (b.sub != SUB_CARRIER)
-    found = []
+def carrier_levels(b: PacketBatch, o: np.ndarray, r: np.ndarray, conn: Connection
+                   ) -> list[tuple[str, np.ndarray]]:
+    """(level, rows) for the outermost (out_*) and, two tunnels deep or more, the innermost
+    (car_*) carrier: the packet rows whose UDP carrier at that level (VXLAN, Geneve,
+    Teredo...) is the connection, either way. A middle carrier's row (column sub) is the
+    datagram itself (tuple_rows); its out_* are its packet's."""
+    packet = (b.tunnel_depth > 0) & (b.sub != SUB_CARRIER)
+    levels = []
     for level, deep in (("out", packet), ("car", packet & (b.tunnel_depth > 1))):
         src, dst = getattr(b, f"{level}_src"), getattr(b, f"{level}_dst")
         sport, dport = getattr(b, f"{level}_sport"), getattr(b, f"{level}_dport")
@@ -154,9 +154,21 @@ def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray
                & (sport == conn.orig_p) & (dport == conn.resp_p))
         rev = ((src == r).all(axis=1) & (dst == o).all(axis=1)
                & (sport == conn.resp_p) & (dport == conn.orig_p))
-        rows = np.flatnonzero(deep & (getattr(b, f"{level}_proto") == 17) & (fwd | rev))
+        levels.append((level, deep & (getattr(b, f"{level}_proto") == 17) & (fwd | rev)))
+    return levels
+
+
+def _carrier_rows(b: PacketBatch, span: np.ndarray, o: np.ndarray, r: np.ndarray,
+                  conn: Connection) -> tuple[PacketBatch, np.ndarray] | None:
+    """The rows of ``carrier_levels`` in ``span``, rewritten as the carrier's datagram: the
+    tracker counts a tunnel's carrier as a UDP flow of its own."""
+    found = []
+    for level, carried in carrier_levels(b, o, r, conn):
+        rows = np.flatnonzero(span & carried)
         if not rows.size:
             continue
+        src, dst = getattr(b, f"{level}_src"), getattr(b, f"{level}_dst")
+        sport, dport = getattr(b, f"{level}_sport"), getattr(b, f"{level}_dport")
         out = b.take(rows)
         out.src, out.dst, out.sport, out.dport = (src[rows], dst[rows], sport[rows],
                                                   dport[rows])

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, SUB_CARRIER, SUB_FRAME, PacketBatch, addr_bytes
+from portlens.decode.packets import FRAG_PART, SUB_FRAME, PacketBatch, addr_bytes
 from portlens.filter import PacketFilter
 from portlens.track.model import Connection
 
@@ -97,19 +97,15 @@ def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
     span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))
-    from portlens.analysis.ladder import tuple_rows  # with the tracker: only for --conn
+    from portlens.analysis.ladder import (  # with the tracker: only for --conn
+        carrier_levels,
+        tuple_rows,
+    )
 
     keep = span & tuple_rows(b, conn, o, r) & (b.frag != FRAG_PART)
     if conn.proto == "udp":
-        packet = (b.tunnel_depth > 0) & (b.sub != SUB_CARRIER)
-        for level, deep in (("out", packet), ("car", packet & (b.tunnel_depth > 1))):
-            src, dst = getattr(b, f"{level}_src"), getattr(b, f"{level}_dst")
-            sport, dport = getattr(b, f"{level}_sport"), getattr(b, f"{level}_dport")
-            fwd = ((src == o).all(axis=1) & (dst == r).all(axis=1)
-                   & (sport == conn.orig_p) & (dport == conn.resp_p))
-            rev = ((src == r).all(axis=1) & (dst == o).all(axis=1)
-                   & (sport == conn.resp_p) & (dport == conn.orig_p))
-            keep |= span & deep & (getattr(b, f"{level}_proto") == 17) & (fwd | rev)
+        for _, carried in carrier_levels(b, o, r, conn):
+            keep |= span & carried
     return np.asarray(keep, dtype=np.bool_)
 
 
