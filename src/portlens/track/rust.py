@@ -280,19 +280,28 @@ class RustTracker:
 
     def feed(self, batch: PacketBatch) -> Iterator[Connection]:
         """Track one batch; returns the connections that ended during it."""
-        shard = self.config.shard
-        if shard is not None:
-            # The other shards' rows go in too: they move the clock (the core's feed_shard).
-            k, n = shard
-            mine = shard_of(batch, n) == k
-            own = batch.sub != SUB_CARRIER  # a middle carrier's row goes with its packet's
-            self.other_shards += int(own.sum()) - int((own & mine).sum())
-            if self.config.segment_marks:
-                return iter(self._feed_marking(batch, mine))
-            return self._ended_in_chunks(self.core.feed(batch, mine))
+        mine = self._mine(batch)
         if self.config.segment_marks:
-            return iter(self._feed_marking(batch))
-        return self._ended_in_chunks(self.core.feed(batch))
+            return iter(self._feed_marking(batch, mine))
+        return self._ended_in_chunks(self._core_feed(batch, mine))
+
+    def _mine(self, batch: PacketBatch) -> npt.NDArray[np.bool_] | None:
+        """A shard's rows of ``batch`` (None: every row is this tracker's), the others
+        counted. The other shards' rows go in too: they move the clock (the core's
+        feed_shard)."""
+        if self.config.shard is None:
+            return None
+        k, n = self.config.shard
+        mine: npt.NDArray[np.bool_] = shard_of(batch, n) == k
+        own = batch.sub != SUB_CARRIER  # a middle carrier's row goes with its packet's
+        self.other_shards += int(own.sum()) - int((own & mine).sum())
+        return mine
+
+    def _core_feed(self, batch: PacketBatch, mine: npt.NDArray[np.bool_] | None
+                   ) -> dict[str, Any]:
+        cols: dict[str, Any] = (self.core.feed(batch) if mine is None
+                                else self.core.feed(batch, mine))
+        return cols
 
     def advance(self, ts_ns: int) -> Iterator[Connection]:
         """Move the clock to ``ts_ns`` without a packet: timers due by then fire."""
@@ -331,14 +340,7 @@ class RustTracker:
     def feed_columns(self, batch: PacketBatch) -> dict[str, Any]:
         """``feed``, the ended connections as the core's columns (names as in ``--json``;
         `connections` reads the same ones); no Connection is made."""
-        shard = self.config.shard
-        if shard is not None:  # as feed: the other shards' rows move the clock
-            k, n = shard
-            mine = shard_of(batch, n) == k
-            own = batch.sub != SUB_CARRIER
-            self.other_shards += int(own.sum()) - int((own & mine).sum())
-            return self._ended_columns(self.core.feed(batch, mine))
-        return self._ended_columns(self.core.feed(batch))
+        return self._ended_columns(self._core_feed(batch, self._mine(batch)))
 
     def advance_columns(self, ts_ns: int) -> dict[str, Any]:
         return self._ended_columns(self.core.advance(ts_ns))
@@ -426,9 +428,8 @@ class RustTracker:
         # A packet's row with the middle carriers' rows after it, which it counts.
         own = np.flatnonzero(batch.sub != SUB_CARRIER).tolist()
         for i, end in zip(own, [*own[1:], len(batch)], strict=True):
-            part_of = batch.take(slice(i, end))
-            cols = (self.core.feed(part_of) if mine is None
-                    else self.core.feed(part_of, mine[i:end]))
+            cols = self._core_feed(batch.take(slice(i, end)),
+                                   None if mine is None else mine[i:end])
             if mine is not None and not mine[i]:
                 out += self._ended(cols)
                 continue
