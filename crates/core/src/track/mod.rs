@@ -33,6 +33,7 @@ use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
 use history::History;
 use ids::Uid;
+use ranges::SpareBlocks;
 use rfc::{Event, TcpState};
 use tcp::{Cause, Segment, TcpConn, ACK, SYN};
 
@@ -216,8 +217,8 @@ impl SynOptions {
     }
 }
 
-/// Who a table entry is: what every entry keeps for the table itself (LRU links, serial,
-/// timer generation, uid) and its sockets. A connection that has sent only its first SYN keeps
+/// Who a table entry is: what every entry keeps for the table itself (serial, timer
+/// generation, uid) and its sockets. A connection that has sent only its first SYN keeps
 /// little more than this (`SynOnly`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ident {
@@ -231,8 +232,6 @@ pub struct Ident {
     pub timer_gen: u32,
     /// The timer generation it started with: timers of earlier entries of its slot are older.
     pub first_gen: u32,
-    pub lru_prev: u32,
-    pub lru_next: u32,
     pub first_ts: i64,
     pub first_frame: i64,
     pub serial: u64,
@@ -268,8 +267,8 @@ impl Ident {
         if self.proto != key.proto || self.vlan != key.vlan {
             return false;
         }
-        let one_way =
-            matches!(self.proto, 1 | 58) && icmp_ports(self.port[0], self.port[1], self.proto == 58).2;
+        let one_way = matches!(self.proto, 1 | 58)
+            && icmp_ports(self.port[0], self.port[1], self.proto == 58).2;
         key.has_sockets(&self.addr, &self.port, !one_way)
     }
 }
@@ -348,8 +347,6 @@ impl Common {
                 vlan: i32::MIN,
                 timer_gen: 0,
                 first_gen: 0,
-                lru_prev: NIL,
-                lru_next: NIL,
                 first_ts: ts,
                 first_frame: frame,
                 serial: 0,
@@ -469,28 +466,6 @@ impl Entry {
             Entry::Flow(f) => f.c.armed(t),
         }
     }
-
-    fn lru(&self) -> (u32, u32) {
-        match self {
-            Entry::Syn(s) => (s.lru_prev, s.lru_next),
-            Entry::Tcp(t) => (t.c.lru_prev, t.c.lru_next),
-            Entry::Flow(f) => (f.c.lru_prev, f.c.lru_next),
-        }
-    }
-
-    fn set_lru(&mut self, prev: Option<u32>, next: Option<u32>) {
-        let (p, n) = match self {
-            Entry::Syn(s) => (&mut s.lru_prev, &mut s.lru_next),
-            Entry::Tcp(t) => (&mut t.c.id.lru_prev, &mut t.c.id.lru_next),
-            Entry::Flow(f) => (&mut f.c.id.lru_prev, &mut f.c.id.lru_next),
-        };
-        if let Some(prev) = prev {
-            *p = prev;
-        }
-        if let Some(next) = next {
-            *n = next;
-        }
-    }
 }
 
 /// A SynOnly's addresses: IPv4 ones (IPv4-mapped in the 16-byte form) in 8 bytes.
@@ -526,8 +501,6 @@ pub struct SynOnly {
     port: [u16; 2],
     vlan: i32,
     gen: u32,
-    lru_prev: u32,
-    lru_next: u32,
     seq: u32,
     ip_len: u32,
     flags: u16,
@@ -614,8 +587,6 @@ impl SynOnly {
             port: id.port,
             vlan: id.vlan,
             gen: id.timer_gen,
-            lru_prev: id.lru_prev,
-            lru_next: id.lru_next,
             seq: seg.seq,
             ip_len: seg.ip_len,
             flags: seg.flags,
@@ -654,8 +625,15 @@ impl SynOnly {
 
     /// The full connection, by replaying the SYN with its transitions muted. `resume`: the
     /// connection goes on in the table (in `slot`), so its timers not in the heap go in now;
-    /// else it is ending.
-    fn expand(self, config: &Config, timers: &mut Timers, slot: u32, resume: bool) -> TcpConn {
+    /// else it is ending. `scratch`: where its uid's text is written.
+    fn expand(
+        self,
+        config: &Config,
+        timers: &mut Timers,
+        scratch: &mut Vec<u8>,
+        slot: u32,
+        resume: bool,
+    ) -> TcpConn {
         let ts = self.first_ts;
         let zts = zeek_time(ts);
         let seg = Segment {
@@ -699,8 +677,6 @@ impl SynOnly {
             vlan: self.vlan,
             timer_gen: self.gen,
             first_gen: self.gen,
-            lru_prev: self.lru_prev,
-            lru_next: self.lru_next,
             first_ts: self.first_ts,
             first_frame: self.first_frame,
             serial: self.serial,
@@ -709,7 +685,7 @@ impl SynOnly {
         };
         let key = key_of(&id);
         id.uid = ids::flow_uid(
-            &mut Vec::with_capacity(128),
+            scratch,
             self.serial,
             ts,
             6,
@@ -729,6 +705,7 @@ impl SynOnly {
             serial: 0,
             muted: true,
             record: Some(&mut armed),
+            spare: &mut SpareBlocks::default(), // a SYN without payload: no blocks
         };
         conn.arm(&mut muted);
         conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
@@ -763,9 +740,7 @@ impl Hash for Key {
         state.write_u128(u128::from_ne_bytes(self.a));
         state.write_u128(u128::from_ne_bytes(self.b));
         state.write_u64(
-            u64::from(self.vlan as u32)
-                | (u64::from(self.pa) << 32)
-                | (u64::from(self.pb) << 48),
+            u64::from(self.vlan as u32) | (u64::from(self.pa) << 32) | (u64::from(self.pb) << 48),
         );
         state.write_u8(self.proto);
     }
@@ -937,6 +912,8 @@ pub struct TimerCtx<'a> {
     /// Timers go here instead of into the heap (a connection being made, or a SynOnly
     /// replayed): the caller numbers and pushes them.
     record: Option<&'a mut Vec<Armed>>,
+    /// Emptied reassembler blocks, for the next flight of data.
+    pub spare: &'a mut SpareBlocks,
 }
 
 impl TimerCtx<'_> {
@@ -1029,6 +1006,10 @@ pub struct Tracker {
     slots: Vec<Option<Entry>>,
     /// Free slots, each with the timer generation its next entry starts at.
     free: Vec<(u32, u32)>,
+    /// The LRU list's links by slot, (previous, next), NIL at either end: beside the slots,
+    /// not in the entries, so that moving an entry to the tail touches its neighbours'
+    /// links, not their boxed states.
+    lru: Vec<(u32, u32)>,
     lru_head: u32,
     lru_tail: u32,
     live: usize,
@@ -1041,6 +1022,7 @@ pub struct Tracker {
     frame_chain: Vec<(u8, Uid)>,
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
+    spare: SpareBlocks,
     pub ended: ConnBatch,
     /// Connections ended in the current step (`step`): they go to `ended` in serial order
     /// when the step is over (`end_step`), so that the order of a step's rows is the order of
@@ -1083,6 +1065,7 @@ impl Tracker {
             hasher: FlowHasher::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            lru: Vec::new(),
             lru_head: NIL,
             lru_tail: NIL,
             live: 0,
@@ -1092,6 +1075,7 @@ impl Tracker {
             scratch: Vec::with_capacity(256),
             frame_chain: Vec::new(),
             armed: Vec::with_capacity(4),
+            spare: SpareBlocks::default(),
             ended: ConnBatch::default(),
             ending: Vec::new(),
             step: EndAt {
@@ -1129,16 +1113,13 @@ impl Tracker {
     fn lookup(&self, key: &Key) -> Option<u32> {
         let slots = &self.slots;
         self.table
-            .find(
-                self.hasher.hash_one(key),
-                |&s| match &slots[s as usize] {
-                    Some(e) => {
-                        debug_assert_eq!(e.has_key(key), e.key() == *key);
-                        e.has_key(key)
-                    }
-                    None => false,
-                },
-            )
+            .find(self.hasher.hash_one(key), |&s| match &slots[s as usize] {
+                Some(e) => {
+                    debug_assert_eq!(e.has_key(key), e.key() == *key);
+                    e.has_key(key)
+                }
+                None => false,
+            })
             .copied()
     }
 
@@ -1151,40 +1132,52 @@ impl Tracker {
     }
 
     /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it);
-    /// its timers not in the heap go in.
+    /// its timers not in the heap go in. Inlined: every packet of a known connection asks.
+    #[inline(always)]
     fn expand_at(&mut self, slot: u32) {
-        let Some(cell) = self.slots.get_mut(slot as usize) else {
+        if matches!(self.slots.get(slot as usize), Some(Some(Entry::Syn(_)))) {
+            self.expand_syn(slot);
+        }
+    }
+
+    #[inline(never)]
+    fn expand_syn(&mut self, slot: u32) {
+        let Some(cell @ Some(Entry::Syn(_))) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        if matches!(cell, Some(Entry::Syn(_))) {
-            if let Some(Entry::Syn(syn)) = cell.take() {
-                let conn = syn.expand(&self.config, &mut self.timers, slot, true);
-                *cell = Some(Entry::Tcp(Box::new(conn)));
-            }
+        if let Some(Entry::Syn(syn)) = cell.take() {
+            let conn = syn.expand(
+                &self.config,
+                &mut self.timers,
+                &mut self.scratch,
+                slot,
+                true,
+            );
+            *cell = Some(Entry::Tcp(Box::new(conn)));
         }
     }
 
     fn lru_unlink(&mut self, slot: u32) {
-        let (prev, next) = self.entry_at(slot).lru();
+        let (prev, next) = self.lru[slot as usize];
         if prev == NIL {
             self.lru_head = next;
         } else {
-            self.entry_at(prev).set_lru(None, Some(next));
+            self.lru[prev as usize].1 = next;
         }
         if next == NIL {
             self.lru_tail = prev;
         } else {
-            self.entry_at(next).set_lru(Some(prev), None);
+            self.lru[next as usize].0 = prev;
         }
     }
 
     fn lru_push_back(&mut self, slot: u32) {
         let tail = self.lru_tail;
-        self.entry_at(slot).set_lru(Some(tail), Some(NIL));
+        self.lru[slot as usize] = (tail, NIL);
         if tail == NIL {
             self.lru_head = slot;
         } else {
-            self.entry_at(tail).set_lru(None, Some(slot));
+            self.lru[tail as usize].1 = slot;
         }
         self.lru_tail = slot;
     }
@@ -1218,6 +1211,7 @@ impl Tracker {
                 serial,
                 muted: false,
                 record: None,
+                spare: &mut self.spare,
             },
             entry,
         )
@@ -1298,6 +1292,7 @@ impl Tracker {
             }
             None => {
                 self.slots.push(Some(entry));
+                self.lru.push((NIL, NIL));
                 (self.slots.len() - 1) as u32
             }
         };
@@ -1344,7 +1339,13 @@ impl Tracker {
         let ending = match entry {
             Entry::Tcp(conn) => Ending::Tcp(conn, cause),
             Entry::Syn(syn) => {
-                let conn = syn.expand(&self.config, &mut self.timers, slot, false);
+                let conn = syn.expand(
+                    &self.config,
+                    &mut self.timers,
+                    &mut self.scratch,
+                    slot,
+                    false,
+                );
                 Ending::Tcp(Box::new(conn), cause)
             }
             Entry::Flow(flow) => Ending::Flow(flow, cause),
@@ -1353,21 +1354,28 @@ impl Tracker {
     }
 
     /// Ends the current step: its connections go to `ended` in serial (creation) order, and
-    /// the next step is `next`.
+    /// the next step is `next`. Inlined: it runs twice a packet, and almost always ends
+    /// nothing.
+    #[inline(always)]
     fn end_step(&mut self, next: EndAt) {
         if !self.ending.is_empty() {
-            let mut ending = std::mem::take(&mut self.ending);
-            ending.sort_unstable_by_key(|(serial, _)| *serial);
-            for (_, e) in ending.drain(..) {
-                match e {
-                    Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
-                    Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
-                }
-                self.ended.push_end(self.step);
-            }
-            self.ending = ending; // its allocation, for the next step
+            self.flush_ending();
         }
         self.step = next;
+    }
+
+    #[inline(never)]
+    fn flush_ending(&mut self) {
+        let mut ending = std::mem::take(&mut self.ending);
+        ending.sort_unstable_by_key(|(serial, _)| *serial);
+        for (_, e) in ending.drain(..) {
+            match e {
+                Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
+                Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
+            }
+            self.ended.push_end(self.step);
+        }
+        self.ending = ending; // its allocation, for the next step
     }
 
     /// A shard's tracker: the first frames of the connections created since the last call,
@@ -1392,7 +1400,7 @@ impl Tracker {
                 break;
             };
             open.push((entry.serial(), slot));
-            slot = entry.lru().1;
+            slot = self.lru[slot as usize].1;
         }
         open.sort_unstable();
         for (_, slot) in open {
@@ -1495,7 +1503,7 @@ impl Tracker {
                     || middle_carriers(p, i, n).any(|j| p.proto[j] == 17));
             // A packet of an IP protocol without a transport analyzer is Zeek's
             // unknown_transport connection (§11).
-            let unknown = unknown_transport(p, i);
+            let unknown = !matches!(l4, 6 | 17 | 1 | 58) && unknown_transport(p, i);
             let mut used = p.ip_version[i] > 0
                 && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried || unknown)
                 && p.frag[i] != FRAG_PART;
@@ -1832,7 +1840,13 @@ impl Tracker {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
-                    let mut again = syn.clone().expand(&self.config, &mut scratch, slot, false);
+                    let mut again = syn.clone().expand(
+                        &self.config,
+                        &mut scratch,
+                        &mut Vec::new(),
+                        slot,
+                        false,
+                    );
                     if lazy_uid {
                         again.c.id.uid = conn.c.id.uid; // not computed yet
                     }
@@ -2045,13 +2059,22 @@ impl Tracker {
         }
     }
 
-    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
+    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12). Inlined: on
+    /// a packet without tunnel after its connection's first, nothing changes.
+    #[inline(always)]
     fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
         let seen = match self.slots.get(slot as usize) {
             Some(Some(e)) => e.encap_seen(),
             _ => return,
         };
-        if seen || encap.is_some() {
+        if !seen || encap.is_some() {
+            self.encapsulation_change(slot, seen, encap);
+        }
+    }
+
+    #[inline(never)]
+    fn encapsulation_change(&mut self, slot: u32, seen: bool, encap: Option<(u8, Uid)>) {
+        if encap.is_some() {
             self.expand_at(slot); // a SynOnly keeps no tunnel parents
         }
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
