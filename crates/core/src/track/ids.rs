@@ -233,29 +233,31 @@ pub fn community_id(
         Digest::update(&mut h, p1.to_be_bytes());
         Digest::update(&mut h, p2.to_be_bytes());
     }
-    let digest = h.finalize();
+    let mut digest = [0u8; 20];
+    digest.copy_from_slice(&h.finalize());
     let mut out = String::with_capacity(30);
     out.push_str("1:");
     base64(&digest, &mut out);
     out
 }
 
-fn base64(data: &[u8], out: &mut String) {
-    for chunk in data.chunks(3) {
+/// Appends the base64 text of a SHA-1 digest (28 characters), built in a local buffer and
+/// appended at once.
+fn base64(data: &[u8; 20], out: &mut String) {
+    let mut text = [b'='; 28];
+    for (k, chunk) in data.chunks(3).enumerate() {
         let b = [
             chunk[0],
             chunk.get(1).copied().unwrap_or(0),
             chunk.get(2).copied().unwrap_or(0),
         ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
+        for i in 0..=chunk.len() {
+            text[4 * k + i] = B64[((n >> (18 - 6 * i)) & 63) as usize];
         }
     }
+    // Only B64's characters and '=': ASCII.
+    out.push_str(std::str::from_utf8(&text).unwrap_or(""));
 }
 
 #[cfg(test)]

@@ -116,13 +116,20 @@ impl Coverage {
         self.spill();
     }
 
-    /// Past SMALL ranges, the vector becomes a tree.
+    /// Past SMALL ranges, the vector becomes a tree. Inlined: it runs after every add and
+    /// almost never spills.
+    #[inline(always)]
     fn spill(&mut self) {
         if self.small.len() > SMALL {
-            let m: BTreeMap<i64, i64> = self.small.drain(..).collect();
-            self.small = Vec::new();
-            self.map = Some(Box::new(m));
+            self.move_to_tree();
         }
+    }
+
+    #[inline(never)]
+    fn move_to_tree(&mut self) {
+        let m: BTreeMap<i64, i64> = self.small.drain(..).collect();
+        self.small = Vec::new();
+        self.map = Some(Box::new(m));
     }
 
     fn add_tree(map: &mut BTreeMap<i64, i64>, start: i64, end: i64) {
