@@ -273,9 +273,22 @@ class Pipeline:
         writer = (_Writer(self.options, self.error) if self.options.write is not None
                   else None)
         source = self.frames()
+
+        def decoded() -> Generator[tuple[FrameBatch, PacketBatch], None, None]:
+            try:
+                for frames in source:
+                    yield frames, decoder.decode(frames)
+            finally:
+                source.close()  # the files are closed even when -c stops the reading early
+
+        if self.options.reference:  # Python's decoder would only contend for the GIL
+            pairs: Any = decoded()
+        else:
+            from portlens.pipeline.ahead import Ahead
+
+            pairs = Ahead(decoded())
         try:
-            for frames in source:
-                packets = decoder.decode(frames)
+            for frames, packets in pairs:
                 count_not_decoded(self.not_decoded, packets)
                 if self._on_decoded is not None:
                     self._on_decoded(packets)
@@ -293,7 +306,7 @@ class Pipeline:
                 if selector.done:
                     break
         finally:
-            source.close()  # the files are closed even when -c stops the reading early
+            pairs.close()  # the reading stops and the files are closed before this goes on
             self.fragment_counters = dict(decoder.fragment_counters)
             if writer is not None:
                 writer.close(self.files)
