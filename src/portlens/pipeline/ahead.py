@@ -61,7 +61,7 @@ class Ahead(Generic[T]):
                     break
             else:
                 self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - passed on to the caller's thread
+        except BaseException as exc:  # passed on to the caller's thread, raised there
             self._put(_Raised(exc))
         finally:
             self._source.close()
