@@ -35,7 +35,8 @@ def test_every_item_in_order_then_the_source_closed() -> None:
 def test_a_problem_comes_after_every_item_before_it() -> None:
     closed: list[str] = []
     got: list[int] = []
-    with Ahead(numbers(100, closed, fail_at=37)) as ahead, pytest.raises(SourceError, match="at 37"):
+    ahead = Ahead(numbers(100, closed, fail_at=37))
+    with ahead, pytest.raises(SourceError, match="at 37"):
         for i in ahead:
             got.append(i)
     assert got == list(range(37))
