@@ -1,9 +1,8 @@
 //! `portlens._core.CaptureReader`: the Rust capture readers as a Python iterator of batches.
 //!
 //! Each batch is the FrameBatch columns as NumPy arrays that own the Rust vectors (no copy);
-//! the GIL is released while a chunk is read and walked. With `read_ahead=True` a thread of the
-//! core reads the next chunks while Python works on the batch before
-//! (portlens_core::capture::ahead): the same batches, progress and errors. Problems come out as
+//! the GIL is released while a chunk is read and walked (so a Python thread may read ahead:
+//! portlens.pipeline.ahead). Problems come out as
 //! `portlens._core.CaptureError` with the reader's one-line message, which
 //! `portlens.sources.files` re-raises as its own CaptureError.
 
@@ -75,31 +74,25 @@ impl CaptureReader {
 
 #[pymethods]
 impl CaptureReader {
-    /// Opens `path`; `name` is how messages call the file (default: the path as given);
-    /// `read_ahead`: read the next chunks in a thread of the core while Python works.
+    /// Opens `path`; `name` is how messages call the file (default: the path as given).
     #[new]
-    #[pyo3(signature = (path, chunk_bytes = capture::DEFAULT_CHUNK_BYTES, name = None, read_ahead = false))]
+    #[pyo3(signature = (path, chunk_bytes = capture::DEFAULT_CHUNK_BYTES, name = None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         chunk_bytes: usize,
         name: Option<String>,
-        read_ahead: bool,
     ) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| path.display().to_string());
         let reader = py.detach(|| capture::CaptureReader::open(&path, &name, chunk_bytes));
         match reader {
             Ok(r) => {
                 let (format, compression, total_bytes) = (r.format, r.compression, r.total_bytes);
-                let mut source = Source::new(r);
-                if read_ahead {
-                    source.read_ahead();
-                }
                 Ok(CaptureReader {
                     format,
                     compression,
                     total_bytes,
-                    source: Mutex::new(source),
+                    source: Mutex::new(Source::new(r)),
                 })
             }
             Err(e) => Err(CaptureError::new_err(e.0)),

@@ -67,22 +67,19 @@ class _CoreReader(Protocol):
 
 
 def open_capture(
-    path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    reference: bool = False, read_ahead: bool = False,
+    path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, reference: bool = False
 ) -> CaptureReader:
     """Open a pcap or pcapng file (plain or compressed) for reading in FrameBatches.
 
     ``reference=True`` reads with the pure-Python readers (the oracle of the tests) instead of
-    the compiled ones; both give the same batches and the same errors. ``read_ahead=True``
-    has a thread of the compiled core read the next chunks while the caller works on a batch
-    (the same batches and errors; the reference readers have no such thread). Raises
-    CaptureError at once when the file cannot be opened or is not a capture.
+    the compiled ones; both give the same batches and the same errors. Raises CaptureError at
+    once when the file cannot be opened or is not a capture.
     """
     if reference:
         from portlens.reference.files import ReferenceCaptureReader
 
         return ReferenceCaptureReader(path, chunk_bytes=chunk_bytes)  # type: ignore[return-value]
-    return CaptureReader(path, chunk_bytes=chunk_bytes, read_ahead=read_ahead)
+    return CaptureReader(path, chunk_bytes=chunk_bytes)
 
 
 class CaptureReader(Closing):
@@ -100,8 +97,7 @@ class CaptureReader(Closing):
     total_bytes: int
 
     def __init__(
-        self, path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        read_ahead: bool = False,
+        self, path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
     ) -> None:
         _core = importlib.import_module("portlens._core")
         self.path = os.fsdecode(path)
@@ -111,7 +107,7 @@ class CaptureReader(Closing):
             raise CaptureError(f"{self.path}: cannot open: embedded null byte")
         try:
             self._core: _CoreReader = _core.CaptureReader(
-                self.path, max(int(chunk_bytes), MIN_CHUNK_BYTES), self.path, read_ahead
+                self.path, max(int(chunk_bytes), MIN_CHUNK_BYTES), self.path
             )
         except _core.CaptureError as exc:
             raise CaptureError(str(exc)) from None
