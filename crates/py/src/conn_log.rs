@@ -42,9 +42,16 @@ fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]
         .collect())
 }
 
-/// The conn.log lines of every connection in `cols`, each with its newline.
+/// The conn.log lines of the connections `start..stop` of `cols` (default: every one), each
+/// with its newline. A caller writing a large block asks for a part at a time, so that the
+/// text of 200,000 rows (a flood's `finish`) is never held at once.
 #[pyfunction]
-pub fn conn_log_lines(cols: &Bound<'_, PyDict>) -> PyResult<String> {
+#[pyo3(signature = (cols, start = 0, stop = None))]
+pub fn conn_log_lines(
+    cols: &Bound<'_, PyDict>,
+    start: usize,
+    stop: Option<usize>,
+) -> PyResult<String> {
     let uid = texts(cols, "uid")?;
     let n = uid.len();
     let ts_ns = numbers::<i64>(cols, "ts_ns")?;
@@ -108,9 +115,11 @@ pub fn conn_log_lines(cols: &Bound<'_, PyDict>) -> PyResult<String> {
     if lengths.iter().any(|&l| l != n) {
         return Err(PyValueError::new_err("columns of different lengths"));
     }
-    let mut out = String::with_capacity(n.saturating_mul(160));
+    let stop = stop.unwrap_or(n).min(n);
+    let rows = start.min(stop)..stop;
+    let mut out = String::with_capacity(rows.len().saturating_mul(160));
     let mut parent_texts: Vec<Bound<'_, PyString>> = Vec::new();
-    for i in 0..n {
+    for i in rows {
         parent_texts.clear();
         for p in parents.get_item(i)?.cast_into::<PyTuple>()?.iter() {
             parent_texts.push(p.cast_into::<PyString>()?);

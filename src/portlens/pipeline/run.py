@@ -125,11 +125,12 @@ class Options:
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
     (docs/decoding.md, *Checksums*)."""
-    chunk_bytes: int = 2 << 20
+    chunk_bytes: int = 1 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
-    at once: 2 MiB of 64-byte SYNs past --max-flows ends 30,000 connections a batch (8 MiB
-    took a 1M SYN flood's `conns` to 317 MB, 2 MiB to 287 MB), at the same CPU on the
-    benchmark capture (docs/benchmarks.md)."""
+    at once, for each batch in flight (the one tracked and those read ahead: pipeline/ahead):
+    1 MiB of 64-byte SYNs past --max-flows ends 15,000 connections a batch (8 MiB took a 1M
+    SYN flood's `conns` to 317 MB, 2 MiB to 287 MB before reading ahead, 315 MB with it,
+    1 MiB 290 MB), at the same CPU on the benchmark capture (docs/benchmarks.md)."""
 
 
 class Pipeline:

@@ -63,14 +63,18 @@ def zeek_row(c: Connection) -> list[str]:
     ]
 
 
-def zeek_lines(cols: dict[str, Any]) -> str:
-    """``zeek_row`` of every connection of a block of the Rust tracker's columns
-    (track/rust.py), as conn.log lines, without making the Connections: the same text
-    (tests/test_columns.py compares them on every capture), written by the core
+ZEEK_LINES_AT_ONCE = 8192
+"""Rows formatted into one string: a flood's 200,000 open flows end in one block."""
+
+
+def zeek_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None) -> str:
+    """``zeek_row`` of the connections ``start:stop`` of a block of the Rust tracker's
+    columns (track/rust.py), as conn.log lines, without making the Connections: the same
+    text (tests/test_columns.py compares them on every capture), written by the core
     (crates/core/src/conn_log.rs), where Python's formatting was a sixth of ``conns``."""
     import portlens._core as core
 
-    return str(core.conn_log_lines(cols))
+    return str(core.conn_log_lines(cols, start, stop))
 
 
 class ZeekWriter:
@@ -90,7 +94,9 @@ class ZeekWriter:
 
     def write_columns(self, cols: dict[str, Any]) -> None:
         """``write`` of every connection of a block of the tracker's columns."""
-        self.out.write(zeek_lines(cols))
+        n = len(cols["uid"])
+        for start in range(0, n, ZEEK_LINES_AT_ONCE):
+            self.out.write(zeek_lines(cols, start, start + ZEEK_LINES_AT_ONCE))
 
     def close(self) -> None:
         now = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
