@@ -272,6 +272,28 @@ class TableWriter:
                 and time.monotonic() - self.started >= self.first_wait):
             self._start()
 
+    def add_rows(self, rows: Iterable[Sequence[str]]) -> None:
+        """``add`` of many rows; once the layout is fixed, their lines are written a thousand
+        at a time (a table with a row per connection has 150,000 of them)."""
+        it = iter(rows)
+        for cells in it:
+            self.add(cells)
+            if self.layout is not None:
+                break
+        layout = self.layout
+        if layout is None:
+            return
+        out: list[str] = []
+        for cells in it:
+            self.rows += 1
+            line = layout.line(cells)
+            out.append(line + "\n" if line is not None else self._text([clean(c) for c in cells],
+                                                                       False))
+            if len(out) >= FIRST_ROWS:
+                self.screen.out.write("".join(out))
+                out.clear()
+        self.screen.out.write("".join(out))
+
     def close(self) -> list[str]:
         if self.layout is None and self.pending:
             self._start()
