@@ -125,11 +125,12 @@ class Options:
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
     (docs/decoding.md, *Checksums*)."""
-    chunk_bytes: int = 2 << 20
+    chunk_bytes: int = 1 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
-    at once: 2 MiB of 64-byte SYNs past --max-flows ends 30,000 connections a batch (8 MiB
-    took a 1M SYN flood's `conns` to 317 MB, 2 MiB to 287 MB), at the same CPU on the
-    benchmark capture (docs/benchmarks.md)."""
+    at once, for each batch in flight (the one tracked and those read ahead: pipeline/ahead):
+    1 MiB of 64-byte SYNs past --max-flows ends 15,000 connections a batch (8 MiB took a 1M
+    SYN flood's `conns` to 317 MB, 2 MiB to 287 MB before reading ahead, 315 MB with it,
+    1 MiB 290 MB), at the same CPU on the benchmark capture (docs/benchmarks.md)."""
 
 
 class Pipeline:
@@ -273,9 +274,22 @@ class Pipeline:
         writer = (_Writer(self.options, self.error) if self.options.write is not None
                   else None)
         source = self.frames()
+
+        def decoded() -> Generator[tuple[FrameBatch, PacketBatch], None, None]:
+            try:
+                for frames in source:
+                    yield frames, decoder.decode(frames)
+            finally:
+                source.close()  # the files are closed even when -c stops the reading early
+
+        if self.options.reference:  # Python's decoder would only contend for the GIL
+            pairs: Any = decoded()
+        else:
+            from portlens.pipeline.ahead import Ahead
+
+            pairs = Ahead(decoded())
         try:
-            for frames in source:
-                packets = decoder.decode(frames)
+            for frames, packets in pairs:
                 count_not_decoded(self.not_decoded, packets)
                 if self._on_decoded is not None:
                     self._on_decoded(packets)
@@ -293,7 +307,7 @@ class Pipeline:
                 if selector.done:
                     break
         finally:
-            source.close()  # the files are closed even when -c stops the reading early
+            pairs.close()  # the reading stops and the files are closed before this goes on
             self.fragment_counters = dict(decoder.fragment_counters)
             if writer is not None:
                 writer.close(self.files)
