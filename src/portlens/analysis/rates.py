@@ -130,8 +130,8 @@ def choose_bin(span_s: int) -> int:
     return -(-span_s // MAX_BINS)
 
 
-def starts_per_bin(starts_ns: Sequence[int], start_s: int, bin_s: int, nbins: int
-                   ) -> list[int]:
+def starts_per_bin(starts_ns: Sequence[int] | npt.NDArray[np.int64], start_s: int,
+                   bin_s: int, nbins: int) -> list[int]:
     """How many of ``starts_ns`` fall in each bin (new connections per bin)."""
     if not nbins:
         return []

@@ -14,10 +14,13 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.columns import add_handshake_columns, add_port_columns
+from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ladders import ladders, pick
+from portlens.analysis.ladders import ladders, pick_rows
 from portlens.analysis.ports import PortTable
 from portlens.analysis.rates import PacketRates
 from portlens.analysis.report_input import ReportInput
@@ -36,10 +39,15 @@ a quarter of that is 0.7 s and 0.09 MB (docs/benchmarks.md)."""
 def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
                    sources: list[str] | None = None) -> tuple[ReportInput, bool]:
     """Run the report's passes over ``pipeline``'s source; the input of the page, and whether
-    Ctrl-C cut the reading short (what was read is reported all the same)."""
+    Ctrl-C cut the reading short (what was read is reported all the same).
+
+    Where the tracker hands its connections over as columns (the compiled one, in this
+    process), the tables are folded from those (analysis/columns.py, as `ports` and
+    `handshakes` do) and no Connection is made but for the ladders' few; otherwise (workers,
+    the reference tracker) from Connection objects, to the same values."""
     stats, talkers, rates = CaptureStats(), TalkerTable(), PacketRates()
     ports, handshakes = PortTable(), HandshakeTable()
-    conns: list[Connection] = []
+    conns = ConnRows()
 
     def on_packets(b: PacketBatch) -> None:
         stats.add(b)
@@ -47,9 +55,14 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         rates.add(b)
 
     def sink(c: Connection) -> None:
-        conns.append(c)
+        conns.add(c)
         ports.add(c)
         handshakes.add(c)
+
+    def on_columns(cols: dict[str, Any]) -> None:
+        conns.add_columns(cols)
+        add_port_columns(ports, cols)
+        add_handshake_columns(handshakes, cols)
 
     temporary: str | None = None
     if pipeline.source.is_live and pipeline.options.write is None:
@@ -64,11 +77,13 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
                 for b in pipeline.first_pass().packets():
                     on_packets(b)
             else:
-                pipeline.track(sink, on_packets=on_packets)
+                pipeline.track(sink, on_packets=on_packets, on_columns=on_columns)
         except KeyboardInterrupt:
             interrupted = True
         ports.not_counted.update(pipeline.not_counted)
-        chosen = pick(conns, ladder_limit)
+        chosen = conns.connections(pick_rows(
+            conns.texts("outcome"), conns.texts("proto"), conns.numbers("resp_p"),
+            conns.numbers("ts_ns"), ladder_limit))
         drawn = {}
         if chosen and not interrupted:
             second = _second_pass(pipeline)
