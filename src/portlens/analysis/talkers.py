@@ -21,7 +21,6 @@ other summaries.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,13 +33,6 @@ from portlens.decode.packets import SUB_CARRIER, PacketBatch, addr_text
 _text = lru_cache(maxsize=1 << 16)(addr_text)
 """Address text, cached: a host is in many conversations (the benchmark capture: 5,696 hosts
 in 43,796 conversations)."""
-
-
-@lru_cache(maxsize=1 << 16)
-def _address_key(text: str) -> tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """IPv4 before IPv6, then numerically."""
-    ip = ipaddress.ip_address(text)
-    return ip.version, ip
 
 
 @dataclass
@@ -143,9 +135,8 @@ class TalkerTable:
         if not ip.size:
             return
         keys = np.ascontiguousarray(np.concatenate([batch.src[ip], batch.dst[ip]], axis=1))
-        void = keys.view(_VOID32).ravel()
-        uniq, first, inverse = np.unique(void, return_index=True, return_inverse=True)
-        self._parts.append(_reduce(uniq, inverse.ravel(), first + self.frames,
+        uniq, first, inverse = _group(keys)
+        self._parts.append(_reduce(uniq, inverse, first + self.frames,
                                    np.ones(ip.size, dtype=np.int64),
                                    batch.wirelen[ip].astype(np.int64),
                                    batch.ts_ns[ip].astype(np.int64),
@@ -160,8 +151,7 @@ class TalkerTable:
             return
         keys, first, pkts, size, lo, hi = (np.concatenate(c) for c in zip(*self._parts,
                                                                           strict=True))
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        inverse = inverse.ravel()
+        uniq, _, inverse = _group(keys)
         firsts = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(firsts, inverse, first)
         self._parts = [_reduce(uniq, inverse, firsts, pkts, size, lo, hi)]
@@ -174,7 +164,8 @@ class TalkerTable:
             out: dict[bytes, Directed] = {}
             if self._parts:
                 keys, first, pkts, size, lo, hi = self._parts[0]
-                for key, f, p, b, t0, t1 in zip(keys.tolist(), first.tolist(), pkts.tolist(),
+                for key, f, p, b, t0, t1 in zip(keys.view(_VOID32).ravel().tolist(),
+                                                first.tolist(), pkts.tolist(),
                                                 size.tolist(), lo.tolist(), hi.tolist(),
                                                 strict=True):
                     out[key] = Directed(p, b, t0, t1, f)
@@ -197,40 +188,133 @@ class TalkerTable:
         out._compact()
         return out
 
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        """The directed pairs as arrays: keys (n×32), first frame, packets, bytes, first and
+        last time."""
+        self._compact()
+        if self._parts:
+            return self._parts[0]
+        return (np.zeros((0, 32), np.uint8), *(np.zeros(0, np.int64) for _ in range(5)))
+
     def conversations(self, by: str = "bytes", top: int | None = None) -> list[Conversation]:
-        out = []
-        for key, d in self.pairs.items():
-            src, dst = key[:16], key[16:]
-            back = self.pairs.get(dst + src)
-            if back is not None and (back.first_frame, dst) < (d.first_frame, src):
-                continue  # listed from the other side, which spoke first
-            if src == dst:
-                back = None  # a host talking to itself: one direction
-            version = 4 if src[:12] == bytes(10) + b"\xff\xff" else 6
-            e = back or Directed(first_ns=d.first_ns, last_ns=d.last_ns)
-            out.append(Conversation(
-                _text(src, version), _text(dst, version), version, d.pkts, d.bytes,
-                e.pkts, e.bytes, min(d.first_ns, e.first_ns), max(d.last_ns, e.last_ns)))
-        return _sorted(out, by, top, lambda c: (c.a, c.b))
+        """Address pairs, A the source of the pair's first frame (module doc), sorted ``by``;
+        the first ``top``. Computed on the arrays of directed pairs; objects are made for the
+        rows listed only (the benchmark capture has 43,796 conversations, a report lists
+        100)."""
+        keys, first, pkts, size, lo, hi = self._arrays()
+        addrs, rank, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        width = max(len(addrs), 1)
+        pair, reverse = src * width + dst, dst * width + src
+        # each directed pair's way back: its index, or -1 (none, or a host to itself)
+        back = np.full(len(pair), -1, np.int64)
+        if len(pair):
+            order = np.argsort(pair)
+            at = np.minimum(np.searchsorted(pair[order], reverse), len(pair) - 1)
+            found = (pair[order[at]] == reverse) & (src != dst)
+            back[found] = order[at[found]]
+        has = back >= 0
+        b = np.where(has, back, 0)
+        # listed from the side that spoke first (first frames are distinct: a frame is in one
+        # directed pair)
+        keep = np.flatnonzero(~has | (first[b] >= first))
+        has, b = has[keep], b[keep]
+        zero = np.zeros(len(keep), np.int64)
+        pkts_ba = np.where(has, pkts[b], zero)
+        bytes_ba = np.where(has, size[b], zero)
+        first_ns = np.where(has, np.minimum(lo[keep], lo[b]), lo[keep])
+        last_ns = np.where(has, np.maximum(hi[keep], hi[b]), hi[keep])
+        a_id, b_id = src[keep], dst[keep]
+        total_pkts = pkts[keep] + pkts_ba
+        total_bytes = size[keep] + bytes_ba
+        names = (rank[b_id], rank[a_id])
+        rows = _order(by, total_bytes, total_pkts, first_ns, names)[:top]
+        fields = (a_id, b_id, pkts[keep], size[keep], pkts_ba, bytes_ba, first_ns, last_ns)
+        return [Conversation(addrs[i], addrs[j], _version(addrs[i]), *rest)
+                for i, j, *rest in zip(*(f[rows].tolist() for f in fields), strict=True)]
 
     def endpoints(self, by: str = "bytes", top: int | None = None) -> list[Endpoint]:
-        tx: dict[bytes, list[int]] = {}
-        peers: dict[bytes, set[bytes]] = {}
-        for key, d in self.pairs.items():
-            src, dst = key[:16], key[16:]
-            for addr, offset, peer in ((src, 0, dst), (dst, 2, src)):
-                slot = tx.setdefault(addr, [0, 0, 0, 0, d.first_ns, d.last_ns])
-                slot[offset] += d.pkts
-                slot[offset + 1] += d.bytes
-                slot[4] = min(slot[4], d.first_ns)
-                slot[5] = max(slot[5], d.last_ns)
-                peers.setdefault(addr, set()).add(peer)
-        out = []
-        for addr, (tp, tb, rp, rb, first, last) in tx.items():
-            version = 4 if addr[:12] == bytes(10) + b"\xff\xff" else 6
-            out.append(Endpoint(_text(addr, version), version, tp, tb, rp, rb,
-                                len(peers[addr]), first, last))
-        return _sorted(out, by, top, lambda e: (e.addr,))
+        """Addresses: what each sent and received, and to how many peers, sorted ``by``; the
+        first ``top`` (objects only for those)."""
+        keys, _, pkts, size, lo, hi = self._arrays()
+        addrs, rank, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        m = len(addrs)
+        tx_pkts, tx_bytes = np.bincount(src, pkts, m), np.bincount(src, size, m)
+        rx_pkts, rx_bytes = np.bincount(dst, pkts, m), np.bincount(dst, size, m)
+        first_ns = np.full(m, np.iinfo(np.int64).max, np.int64)
+        last_ns = np.full(m, np.iinfo(np.int64).min, np.int64)
+        for ids in (src, dst):
+            np.minimum.at(first_ns, ids, lo)
+            np.maximum.at(last_ns, ids, hi)
+        # peers: distinct (address, other address) pairs, either way
+        both = np.unique(np.concatenate([src * max(m, 1) + dst, dst * max(m, 1) + src]))
+        peers = np.bincount(both // max(m, 1), minlength=m)
+        tx_pkts, tx_bytes = tx_pkts.astype(np.int64), tx_bytes.astype(np.int64)
+        rx_pkts, rx_bytes = rx_pkts.astype(np.int64), rx_bytes.astype(np.int64)
+        rows = _order(by, tx_bytes + rx_bytes, tx_pkts + rx_pkts, first_ns, (rank,))[:top]
+        fields = (tx_pkts, tx_bytes, rx_pkts, rx_bytes, peers, first_ns, last_ns)
+        return [Endpoint(addrs[i], _version(addrs[i]), *rest)
+                for i, *rest in zip(rows.tolist(), *(f[rows].tolist() for f in fields),
+                                    strict=True)]
+
+
+def _version(text: str) -> int:
+    return 6 if ":" in text else 4
+
+
+def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of n×32-byte keys grouped: the distinct keys (k×32), each one's first row, and each
+    row's group. Grouped by a 64-bit hash of the key (sorting 32-byte keys took 1 CPU s of the
+    benchmark capture's report), every row then checked against its group's first key; on a
+    collision, by the keys themselves."""
+    words = keys.view(np.uint64)
+    hashed = np.bitwise_xor.reduce(words * _MIX, axis=1)
+    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if not (words[first][inverse] == words).all():  # a 64-bit collision
+        void = keys.view(_VOID32).ravel()
+        _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+    return keys[first], first, inverse
+
+
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                 0x27D4EB2F165667C5], dtype=np.uint64)
+
+
+def _address_ids(*columns: np.ndarray) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """The distinct addresses of n×16 address columns as text, each one's rank in address
+    order (IPv4 before IPv6, then numerically: ``_address_key``), and each column's rows as
+    indices into them."""
+    both = np.ascontiguousarray(np.concatenate(columns)) if columns[0].size else np.zeros(
+        (0, 16), np.uint8)
+    big = both.view(">u8").reshape(-1, 2)  # big-endian words: numeric order is byte order
+    v6 = ~((big[:, 0] == 0) & ((big[:, 1] >> np.uint64(32)) == 0xFFFF))
+    order = np.lexsort((big[:, 1], big[:, 0], v6))
+    s = big[order]
+    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
+    inverse = np.empty(len(both), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    firsts = order[new]
+    texts = [_text(both[i].tobytes(), 6 if v else 4)
+             for i, v in zip(firsts.tolist(), v6[firsts].tolist(), strict=True)]
+    cuts = np.cumsum([len(c) for c in columns])[:-1]
+    return texts, np.arange(len(texts)), np.split(inverse, cuts)
+
+
+def _order(by: str, size: np.ndarray, pkts: np.ndarray, first_ns: np.ndarray,
+           names: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Row order of _sorted: ``names`` are the address ranks, least significant first."""
+    if by == "bytes":
+        keys = (*names, -pkts, -size)
+    elif by == "packets":
+        keys = (*names, -size, -pkts)
+    elif by == "start":
+        keys = (*names, first_ns)
+    elif by == "address":
+        keys = names
+    else:
+        raise ValueError(f"unknown sort key {by!r}; one of {', '.join(SORT_KEYS)}")
+    return np.lexsort(keys) if len(names[0]) else np.zeros(0, np.int64)
 
 
 def _reduce(uniq: np.ndarray, inverse: np.ndarray, first: np.ndarray, pkts: np.ndarray,
@@ -245,40 +329,6 @@ def _reduce(uniq: np.ndarray, inverse: np.ndarray, first: np.ndarray, pkts: np.n
     return (uniq, first.astype(np.int64),
             np.bincount(inverse, weights=pkts, minlength=n).astype(np.int64),
             np.bincount(inverse, weights=size, minlength=n).astype(np.int64), low, high)
-
-
-def _sorted(rows: list[Any], by: str, top: int | None, name: Any) -> list[Any]:
-    """Biggest first (bytes or packets, then by address), earliest first, or by address (IPv4
-    before IPv6, numerically)."""
-    def addr_key(r: Any) -> tuple[Any, ...]:
-        return tuple(_address_key(a) for a in name(r))
-
-    if by == "bytes":
-        _sort_ties_by_address(rows, lambda r: (-r.bytes, -r.pkts), addr_key)
-    elif by == "packets":
-        _sort_ties_by_address(rows, lambda r: (-r.pkts, -r.bytes), addr_key)
-    elif by == "start":
-        rows.sort(key=lambda r: (r.first_ns, addr_key(r)))
-    elif by == "address":
-        rows.sort(key=addr_key)
-    else:
-        raise ValueError(f"unknown sort key {by!r}; one of {', '.join(SORT_KEYS)}")
-    return rows[:top] if top is not None else rows
-
-
-def _sort_ties_by_address(rows: list[Any], primary: Any, addr_key: Any) -> None:
-    """Sort by ``(primary(r), addr_key(r))``, computing the address key (which parses the
-    addresses: slow on tens of thousands of rows) only for rows whose primary keys tie."""
-    rows.sort(key=primary)
-    start = 0
-    while start < len(rows):
-        key = primary(rows[start])
-        end = start + 1
-        while end < len(rows) and primary(rows[end]) == key:
-            end += 1
-        if end - start > 1:
-            rows[start:end] = sorted(rows[start:end], key=addr_key)
-        start = end
 
 
 __all__ = ["Conversation", "Endpoint", "TalkerTable"]
