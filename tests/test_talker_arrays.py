@@ -98,6 +98,8 @@ def check(path: Path) -> None:
         for top in (None, 3):
             assert table.conversations(by, top) == loop_conversations(table, by, top), by
             assert table.endpoints(by, top) == loop_endpoints(table, by, top), by
+    assert table.conversation_count() == len(loop_conversations(table, "bytes", None))
+    assert table.endpoint_count() == len(loop_endpoints(table, "bytes", None))
     assert {k: (d.first_frame, d.pkts, d.bytes, d.first_ns, d.last_ns)
             for k, d in table.pairs.items()} == void_pairs(path)
 

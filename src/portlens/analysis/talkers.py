@@ -201,8 +201,20 @@ class TalkerTable:
         the first ``top``. Computed on the arrays of directed pairs; objects are made for the
         rows listed only (the benchmark capture has 43,796 conversations, a report lists
         100)."""
+        addrs, cols = self._conversations()
+        a_id, b_id, pkts_ab, bytes_ab, pkts_ba, bytes_ba, first_ns, _ = cols
+        rows = _order(by, bytes_ab + bytes_ba, pkts_ab + pkts_ba, first_ns, (b_id, a_id))[:top]
+        return [Conversation(addrs[i], addrs[j], _version(addrs[i]), *rest)
+                for i, j, *rest in zip(*(f[rows].tolist() for f in cols), strict=True)]
+
+    def conversation_count(self) -> int:
+        return len(self._conversations()[1][0])
+
+    def _conversations(self) -> tuple[list[str], tuple[np.ndarray, ...]]:
+        """The addresses (text, in address order) and the conversations' columns: A and B
+        (indices into the addresses), packets and bytes each way, first and last time."""
         keys, first, pkts, size, lo, hi = self._arrays()
-        addrs, rank, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        addrs, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
         width = max(len(addrs), 1)
         pair, reverse = src * width + dst, dst * width + src
         # each directed pair's way back: its index, or -1 (none, or a host to itself)
@@ -219,24 +231,16 @@ class TalkerTable:
         keep = np.flatnonzero(~has | (first[b] >= first))
         has, b = has[keep], b[keep]
         zero = np.zeros(len(keep), np.int64)
-        pkts_ba = np.where(has, pkts[b], zero)
-        bytes_ba = np.where(has, size[b], zero)
-        first_ns = np.where(has, np.minimum(lo[keep], lo[b]), lo[keep])
-        last_ns = np.where(has, np.maximum(hi[keep], hi[b]), hi[keep])
-        a_id, b_id = src[keep], dst[keep]
-        total_pkts = pkts[keep] + pkts_ba
-        total_bytes = size[keep] + bytes_ba
-        names = (rank[b_id], rank[a_id])
-        rows = _order(by, total_bytes, total_pkts, first_ns, names)[:top]
-        fields = (a_id, b_id, pkts[keep], size[keep], pkts_ba, bytes_ba, first_ns, last_ns)
-        return [Conversation(addrs[i], addrs[j], _version(addrs[i]), *rest)
-                for i, j, *rest in zip(*(f[rows].tolist() for f in fields), strict=True)]
+        return addrs, (src[keep], dst[keep], pkts[keep], size[keep],
+                       np.where(has, pkts[b], zero), np.where(has, size[b], zero),
+                       np.where(has, np.minimum(lo[keep], lo[b]), lo[keep]),
+                       np.where(has, np.maximum(hi[keep], hi[b]), hi[keep]))
 
     def endpoints(self, by: str = "bytes", top: int | None = None) -> list[Endpoint]:
         """Addresses: what each sent and received, and to how many peers, sorted ``by``; the
         first ``top`` (objects only for those)."""
         keys, _, pkts, size, lo, hi = self._arrays()
-        addrs, rank, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        addrs, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
         m = len(addrs)
         tx_pkts, tx_bytes = np.bincount(src, pkts, m), np.bincount(src, size, m)
         rx_pkts, rx_bytes = np.bincount(dst, pkts, m), np.bincount(dst, size, m)
@@ -250,11 +254,16 @@ class TalkerTable:
         peers = np.bincount(both // max(m, 1), minlength=m)
         tx_pkts, tx_bytes = tx_pkts.astype(np.int64), tx_bytes.astype(np.int64)
         rx_pkts, rx_bytes = rx_pkts.astype(np.int64), rx_bytes.astype(np.int64)
-        rows = _order(by, tx_bytes + rx_bytes, tx_pkts + rx_pkts, first_ns, (rank,))[:top]
+        rows = _order(by, tx_bytes + rx_bytes, tx_pkts + rx_pkts, first_ns,
+                      (np.arange(m),))[:top]
         fields = (tx_pkts, tx_bytes, rx_pkts, rx_bytes, peers, first_ns, last_ns)
         return [Endpoint(addrs[i], _version(addrs[i]), *rest)
                 for i, *rest in zip(rows.tolist(), *(f[rows].tolist() for f in fields),
                                     strict=True)]
+
+    def endpoint_count(self) -> int:
+        keys = self._arrays()[0]
+        return len(_address_ids(keys[:, :16], keys[:, 16:])[0])
 
 
 def _version(text: str) -> int:
@@ -281,10 +290,10 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                  0x27D4EB2F165667C5], dtype=np.uint64)
 
 
-def _address_ids(*columns: np.ndarray) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """The distinct addresses of n×16 address columns as text, each one's rank in address
-    order (IPv4 before IPv6, then numerically: ``_address_key``), and each column's rows as
-    indices into them."""
+def _address_ids(*columns: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """The distinct addresses of n×16 address columns as text, in address order (IPv4 before
+    IPv6, then numerically), and each column's rows as indices into them (so an index is
+    also the address's rank)."""
     both = np.ascontiguousarray(np.concatenate(columns)) if columns[0].size else np.zeros(
         (0, 16), np.uint8)
     big = both.view(">u8").reshape(-1, 2)  # big-endian words: numeric order is byte order
@@ -298,12 +307,13 @@ def _address_ids(*columns: np.ndarray) -> tuple[list[str], np.ndarray, list[np.n
     texts = [_text(both[i].tobytes(), 6 if v else 4)
              for i, v in zip(firsts.tolist(), v6[firsts].tolist(), strict=True)]
     cuts = np.cumsum([len(c) for c in columns])[:-1]
-    return texts, np.arange(len(texts)), np.split(inverse, cuts)
+    return texts, np.split(inverse, cuts)
 
 
 def _order(by: str, size: np.ndarray, pkts: np.ndarray, first_ns: np.ndarray,
            names: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Row order of _sorted: ``names`` are the address ranks, least significant first."""
+    """Rows biggest first (bytes or packets, then the other, then by address), earliest
+    first, or by address: ``names`` are the address ranks, least significant first."""
     if by == "bytes":
         keys = (*names, -pkts, -size)
     elif by == "packets":

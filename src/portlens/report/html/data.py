@@ -188,8 +188,8 @@ def payload(r: ReportInput) -> dict[str, Any]:
     stats = r.stats.to_dict()
     if r.files:
         stats["files"] = r.files
-    hosts = r.talkers.endpoints("bytes")
-    convs = r.talkers.conversations("bytes")
+    hosts = r.talkers.endpoints("bytes", TOP_TALKERS)
+    convs = r.talkers.conversations("bytes", TOP_TALKERS)
     handshakes = r.handshakes.records()
     hs_ports = [rec["port"] for rec in sorted(
         handshakes, key=lambda rec: (-rec["handshakes"], rec["port"]))
@@ -208,8 +208,9 @@ def payload(r: ReportInput) -> dict[str, Any]:
         "stats": stats,
         "ports": json_records(r.ports),
         "handshakes": handshakes,
-        "hosts": [e.record() for e in hosts[:TOP_TALKERS]], "hosts_total": len(hosts),
-        "convs": [c.record() for c in convs[:TOP_TALKERS]], "convs_total": len(convs),
+        "hosts": [e.record() for e in hosts], "hosts_total": r.talkers.endpoint_count(),
+        "convs": [c.record() for c in convs],
+        "convs_total": r.talkers.conversation_count(),
         "rates": rate_series(r.rates, r.ports, r.conns),
         "rtts": rtt_samples(r.conns, hs_ports),
         "conns": conn_columns(r.conns),
