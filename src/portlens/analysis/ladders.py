@@ -107,14 +107,50 @@ def _hashed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_xor.reduce(words * _MIX, axis=1)  # type: ignore[no-any-return]
 
 
+def _wanted(pairs: dict[bytes, int]) -> np.ndarray:
+    """The sorted hashes of ``_pair_keys``' keys."""
+    raw = np.frombuffer(b"".join(pairs), dtype=np.uint8).reshape(-1, 32)
+    return np.unique(_hashed(raw[:, :16], raw[:, 16:]))
+
+
+class PairFrames:
+    """Which frames hold rows of which address pairs, as ``ladders`` keeps rows (the pair, or
+    a tunnelled row's outer pair; by 64-bit hash): recorded while the report's first pass
+    reads the packets, so that once the connections are chosen the ladders' pass decodes only
+    the frames that can hold theirs (pipeline/report.py). Reading and decoding every frame
+    again took 1.5 CPU s of the benchmark capture's report; the frames are a few percent."""
+
+    def __init__(self) -> None:
+        self._frames: list[np.ndarray] = []
+        self._hashes: list[np.ndarray] = []
+
+    def add(self, b: PacketBatch) -> None:
+        if not len(b):
+            return
+        self._frames.append(b.frame)
+        self._hashes.append(_hashed(b.src, b.dst))
+        tunnelled = np.flatnonzero(b.tunnel_depth > 0)
+        if tunnelled.size:
+            self._frames.append(b.frame[tunnelled])
+            self._hashes.append(_hashed(b.out_src[tunnelled], b.out_dst[tunnelled]))
+
+    def frames(self, conns: Iterable[Connection]) -> np.ndarray:
+        """The numbers of the frames with a row of ``conns``' address pairs, sorted."""
+        if not self._frames:
+            return np.zeros(0, np.int64)
+        frames, hashes = np.concatenate(self._frames), np.concatenate(self._hashes)
+        self._frames, self._hashes = [frames], [hashes]
+        keep = np.isin(hashes, _wanted(_pair_keys(conns)))
+        return np.unique(frames[keep]).astype(np.int64)
+
+
 def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],
             config: TrackerConfig | None = None) -> dict[str, Ladder]:
     """The ladder of each of ``conns`` (by uid), from one pass over ``batches``."""
     if not conns:
         return {}
     pairs = _pair_keys(conns)
-    raw = np.frombuffer(b"".join(pairs), dtype=np.uint8).reshape(-1, 32)
-    wanted = np.unique(_hashed(raw[:, :16], raw[:, 16:]))
+    wanted = _wanted(pairs)
     until = max(max(c.last_ns, c.ts_ns) for c in conns)
     kept: list[PacketBatch] = []
     for b in batches:

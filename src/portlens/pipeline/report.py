@@ -20,7 +20,7 @@ from portlens.analysis.capture_stats import CaptureStats
 from portlens.analysis.columns import add_handshake_columns, add_port_columns
 from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ladders import ladders, pick_rows
+from portlens.analysis.ladders import PairFrames, ladders, pick_rows
 from portlens.analysis.ports import PortTable
 from portlens.analysis.rates import PacketRates
 from portlens.analysis.report_input import ReportInput
@@ -48,11 +48,18 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
     stats, talkers, rates = CaptureStats(), TalkerTable(), PacketRates()
     ports, handshakes = PortTable(), HandshakeTable()
     conns = ConnRows()
+    o = pipeline.options
+    # Frame numbers name the frames of one file: the ladders' pass can then decode only the
+    # frames of the chosen connections' address pairs (analysis/ladders.py PairFrames).
+    pair_frames = (PairFrames() if len(pipeline.source.files) == 1 and o.count is None
+                   and ladder_limit > 0 else None)
 
     def on_packets(b: PacketBatch) -> None:
         stats.add(b)
         talkers.add(b)
         rates.add(b)
+        if pair_frames is not None:
+            pair_frames.add(b)
 
     def sink(c: Connection) -> None:
         conns.add(c)
@@ -70,11 +77,14 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         os.close(fd)
         pipeline.options = replace(pipeline.options, write=temporary)
     interrupted = False
+    counted = pipeline
+    """The pipeline whose decoder saw the packets counted here."""
     try:
         try:
             if pipeline.options.workers > 1 and not pipeline.source.is_live:
                 pipeline.track(sink)  # the workers track; packets are counted here
-                for b in pipeline.first_pass().packets():
+                counted = pipeline.first_pass()
+                for b in counted.packets():
                     on_packets(b)
             else:
                 pipeline.track(sink, on_packets=on_packets, on_columns=on_columns)
@@ -87,6 +97,10 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         drawn = {}
         if chosen and not interrupted:
             second = _second_pass(pipeline)
+            if pair_frames is not None and not any(counted.fragment_counters.values()):
+                # no fragment reached the reassembler, the decoder's only state across frames:
+                # a frame decodes alike without the frames before it
+                second.options = replace(second.options, frames=pair_frames.frames(chosen))
             drawn = ladders(chosen, second.packets(), pipeline.options.tracker)
             for message in second.errors:
                 pipeline.error(message)

@@ -25,6 +25,9 @@ from portlens.sources.filestats import FileStats
 from portlens.track.config import TrackerConfig
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.capture import LiveOptions, LiveSession
     from portlens.decode.packets import PacketBatch
@@ -125,6 +128,10 @@ class Options:
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
     (docs/decoding.md, *Checksums*)."""
+    frames: npt.NDArray[np.int64] | None = None
+    """Decode only the frames with these numbers (sorted; one capture file, where frame
+    numbers name frames), reading past the others: the HTML report's ladders pass, which
+    knows from its first pass which frames it needs (pipeline/report.py)."""
     chunk_bytes: int = 2 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
     at once: 2 MiB of 64-byte SYNs past --max-flows ends 30,000 connections a batch (8 MiB
@@ -273,8 +280,16 @@ class Pipeline:
         writer = (_Writer(self.options, self.error) if self.options.write is not None
                   else None)
         source = self.frames()
+        only = self.options.frames
+        if only is not None:
+            import numpy as np
         try:
             for frames in source:
+                if only is not None:
+                    if not len(only) or (len(frames) and frames.frame[0] > only[-1]):
+                        break  # past the last frame asked for
+                    at = np.minimum(np.searchsorted(only, frames.frame), len(only) - 1)
+                    frames = frames.take(np.flatnonzero(only[at] == frames.frame))
                 packets = decoder.decode(frames)
                 count_not_decoded(self.not_decoded, packets)
                 if self._on_decoded is not None:
