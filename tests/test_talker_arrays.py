@@ -2,7 +2,8 @@
 ``conversations``, ``endpoints``) against the listing they replace, a loop over the
 ``pairs`` dict making an object per pair and sorting the objects: the same rows in the same
 order, for every sort key and a cut, on every bundled capture and every capture of the public
-corpus; and batches grouped by hashed keys give the pairs that 32-byte keys give."""
+corpus; and batches grouped by hashed keys, merged as they come, give the pairs that 32-byte
+keys give (and the packet rates' keys merge alike)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from portlens.analysis import talkers
+from portlens.analysis.rates import PacketRates
 from portlens.analysis.talkers import SORT_KEYS, Conversation, Directed, Endpoint, TalkerTable
 from portlens.decode.packets import addr_text
 from portlens.pipeline.run import Options, Pipeline, Source
@@ -100,8 +102,22 @@ def check(path: Path) -> None:
             assert table.endpoints(by, top) == loop_endpoints(table, by, top), by
     assert table.conversation_count() == len(loop_conversations(table, "bytes", None))
     assert table.endpoint_count() == len(loop_endpoints(table, "bytes", None))
+    want = void_pairs(path)
     assert {k: (d.first_frame, d.pkts, d.bytes, d.first_ns, d.last_ns)
-            for k, d in table.pairs.items()} == void_pairs(path)
+            for k, d in table.pairs.items()} == want
+    # small batches: many more than _COMPACT_EVERY, merged as they come
+    small = TalkerTable().update(Pipeline(Source.of(path), Options(chunk_bytes=2048)).packets())
+    assert {k: (d.first_frame, d.pkts, d.bytes, d.first_ns, d.last_ns)
+            for k, d in small.pairs.items()} == want
+    # the packet rates' keys, merged as they come, alike
+    rates = []
+    for chunk in (2 << 20, 2048):
+        r = PacketRates()
+        for b in Pipeline(Source.of(path), Options(chunk_bytes=chunk)).packets():
+            r.add(b)
+        r._compact()
+        rates.append((r.frames, [k.tolist() for k in r._keys], [c.tolist() for c in r._counts]))
+    assert rates[0] == rates[1]
 
 
 @pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
@@ -120,9 +136,8 @@ def test_hash_collision_falls_back_to_the_keys(monkeypatch: pytest.MonkeyPatch) 
     keys = np.zeros((5, 32), np.uint8)
     keys[1, 3] = keys[3, 3] = 1
     keys[4, 31] = 2
-    uniq, first, inverse = talkers._group(keys)
-    assert [uniq[g].tolist() for g in inverse] == keys.tolist()
-    assert sorted(first.tolist()) == [0, 1, 4]
+    order, starts = talkers._group(keys)
+    assert sorted(g.tolist() for g in np.split(order, starts[1:])) == [[0, 2], [1, 3], [4]]
 
 
 def test_unknown_sort_key() -> None:

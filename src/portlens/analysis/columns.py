@@ -281,9 +281,9 @@ def _port_key(kind: Array, port: Array, code: Array) -> Array:
     return key
 
 
-def add_port_columns(table: PortTable, cols: Columns) -> None:
-    """``table.add`` of every row of a column block."""
-    r = _PortRows(cols)
+def add_port_columns(table: PortTable, cols: Columns, made: _PortRows | None = None) -> None:
+    """``table.add`` of every row of a column block (``made``: its ``port_rows``, if made)."""
+    r = _PortRows(cols) if made is None else made
     if not r.n:
         return
     rows = np.arange(r.n)

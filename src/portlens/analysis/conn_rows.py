@@ -86,15 +86,16 @@ class ConnRows:
             self.add(c)
         return self
 
-    def add_columns(self, cols: Columns) -> None:
+    def add_columns(self, cols: Columns, rows: Any = None) -> None:
         """A block of the compiled tracker's connection columns (track/rust.py), which are kept
-        to make the Connection objects ``connections`` asks for."""
+        to make the Connection objects ``connections`` asks for (``rows``: the block's
+        columns.port_rows, if made)."""
         if self._objects:
             raise ValueError("a ConnRows takes connections or column blocks, not both")
         n = len(cols["uid"])
         if not n:
             return
-        r = port_rows(cols)
+        r = port_rows(cols) if rows is None else rows
         proto: list[str] = list(cols["proto"])
         tcp = np.fromiter((p == "tcp" for p in proto), bool, n)
         syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]

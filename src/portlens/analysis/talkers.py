@@ -112,8 +112,8 @@ SORT_KEYS = ("bytes", "packets", "start", "address")
 
 
 _COMPACT_EVERY = 32
-"""Batches whose per-pair sums are kept apart before they are merged (bounds the memory of
-pairs that recur batch after batch)."""
+"""Batches whose per-pair sums are kept apart at least before they are merged (bounds the
+memory of pairs that recur batch after batch, with the merged part's size: ``add``)."""
 _VOID32 = np.dtype((np.void, 32))
 
 
@@ -135,26 +135,24 @@ class TalkerTable:
         if not ip.size:
             return
         keys = np.ascontiguousarray(np.concatenate([batch.src[ip], batch.dst[ip]], axis=1))
-        uniq, first, inverse = _group(keys)
-        self._parts.append(_reduce(uniq, inverse, first + self.frames,
+        ts = batch.ts_ns[ip].astype(np.int64)
+        self._parts.append(_reduce(keys, np.arange(ip.size, dtype=np.int64) + self.frames,
                                    np.ones(ip.size, dtype=np.int64),
-                                   batch.wirelen[ip].astype(np.int64),
-                                   batch.ts_ns[ip].astype(np.int64),
-                                   batch.ts_ns[ip].astype(np.int64)))
+                                   batch.wirelen[ip].astype(np.int64), ts, ts))
         self._pairs = None
         self.frames += int(ip.size)
-        if len(self._parts) >= _COMPACT_EVERY:
+        # Merged when the batches since the last merge hold as many pairs as the merged part
+        # (and are at least _COMPACT_EVERY): a pair is merged again a few times at most, where
+        # merging every _COMPACT_EVERY batches re-sorted all pairs each time (0.4 CPU s of the
+        # benchmark capture's report).
+        if (len(self._parts) > _COMPACT_EVERY
+                and sum(len(p[0]) for p in self._parts[1:]) >= len(self._parts[0][0])):
             self._compact()
 
     def _compact(self) -> None:
         if len(self._parts) <= 1:
             return
-        keys, first, pkts, size, lo, hi = (np.concatenate(c) for c in zip(*self._parts,
-                                                                          strict=True))
-        uniq, _, inverse = _group(keys)
-        firsts = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(firsts, inverse, first)
-        self._parts = [_reduce(uniq, inverse, firsts, pkts, size, lo, hi)]
+        self._parts = [_reduce(*(np.concatenate(c) for c in zip(*self._parts, strict=True)))]
 
     @property
     def pairs(self) -> dict[bytes, Directed]:
@@ -270,20 +268,22 @@ def _version(text: str) -> int:
     return 6 if ":" in text else 4
 
 
-def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of n×32-byte keys grouped: the distinct keys (k×32), each one's first row, and each
-    row's group. Grouped by a 64-bit hash of the key (sorting 32-byte keys took 1 CPU s of the
-    benchmark capture's report), every row then checked against its group's first key; on a
-    collision, by the keys themselves."""
+def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of n×32-byte keys grouped: an order of the rows in which equal keys are adjacent
+    (each group in row order) and where each group starts in it. Sorted by a 64-bit hash of
+    the key (sorting 32-byte keys took 1 CPU s of the benchmark capture's report), every row
+    then checked against its group's first key; on a collision, by the keys themselves."""
     words = keys.view(np.uint64)
     hashed = np.bitwise_xor.reduce(words * _MIX, axis=1)
-    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    if not (words[first][inverse] == words).all():  # a 64-bit collision
-        void = keys.view(_VOID32).ravel()
-        _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
-    return keys[first], first, inverse
+    order = np.argsort(hashed, kind="stable")
+    sorted_hashes = hashed[order]
+    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+    w = words[order]
+    if not (w == np.repeat(w[starts], np.diff(np.r_[starts, len(w)]), axis=0)).all():
+        order = np.lexsort(words.T[::-1])  # a 64-bit collision: by the keys' words
+        w = words[order]
+        starts = np.flatnonzero(np.r_[True, (w[1:] != w[:-1]).any(axis=1)])
+    return order, starts
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -327,18 +327,15 @@ def _order(by: str, size: np.ndarray, pkts: np.ndarray, first_ns: np.ndarray,
     return np.lexsort(keys) if len(names[0]) else np.zeros(0, np.int64)
 
 
-def _reduce(uniq: np.ndarray, inverse: np.ndarray, first: np.ndarray, pkts: np.ndarray,
-            size: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rows grouped by ``inverse`` into ``uniq``'s keys (``first``: each key's first frame):
-    packets and bytes summed, earliest and latest time."""
-    n = len(uniq)
-    low = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    high = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(low, inverse, lo)
-    np.maximum.at(high, inverse, hi)
-    return (uniq, first.astype(np.int64),
-            np.bincount(inverse, weights=pkts, minlength=n).astype(np.int64),
-            np.bincount(inverse, weights=size, minlength=n).astype(np.int64), low, high)
+def _reduce(keys: np.ndarray, first: np.ndarray, pkts: np.ndarray, size: np.ndarray,
+            lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows of n×32-byte keys (each with its first frame, packets, bytes, first and last
+    time) reduced to one per distinct key: the earliest first frame, packets and bytes
+    summed, the earliest and latest time."""
+    order, starts = _group(keys)
+    return (keys[order[starts]], np.minimum.reduceat(first[order], starts),
+            np.add.reduceat(pkts[order], starts), np.add.reduceat(size[order], starts),
+            np.minimum.reduceat(lo[order], starts), np.maximum.reduceat(hi[order], starts))
 
 
 __all__ = ["Conversation", "Endpoint", "TalkerTable"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
-from portlens.analysis.columns import add_handshake_columns, add_port_columns
+from portlens.analysis.columns import add_handshake_columns, add_port_columns, port_rows
 from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ladders import PairFrames, ladders, pick_rows
@@ -67,8 +67,9 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         handshakes.add(c)
 
     def on_columns(cols: dict[str, Any]) -> None:
-        conns.add_columns(cols)
-        add_port_columns(ports, cols)
+        rows = port_rows(cols)  # outcomes and addresses, for both
+        conns.add_columns(cols, rows)
+        add_port_columns(ports, cols, rows)
         add_handshake_columns(handshakes, cols)
 
     temporary: str | None = None
