@@ -393,5 +393,31 @@ def test_plotly_stream_is_cached_and_checked(tmp_path: Path,
         plotly_packed.cache_clear()
         assert plotly_packed() == (text, size, length)
         assert cached.read_bytes() == unpack7(text, size)
+        # a stream that decompresses but is not the one named is not taken either
+        other = lzma.compress(b"alert(1)", format=lzma.FORMAT_ALONE)
+        cached.write_bytes(other)
+        plotly_packed.cache_clear()
+        assert plotly_packed() == (text, size, length)
+        assert [p.read_bytes() for p in (tmp_path / "portlens").iterdir()] == [
+            unpack7(text, size)]
     finally:
         plotly_packed.cache_clear()
+
+
+def test_pack7_is_seven_bits_a_character() -> None:
+    """pack7 against its definition: the bytes' bits, zero-padded to a multiple of 7, seven
+    at a time, most significant first; ESCAPED values as DEL and '0' + their index."""
+    import numpy as np
+
+    from portlens.report.html import ESCAPED, pack7, unpack7
+
+    rng = np.random.default_rng(13)
+    for n in [*range(40), 1000, 4099]:
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        bits = "".join(f"{b:08b}" for b in data)
+        bits += "0" * (-len(bits) % 7)
+        want = "".join(
+            chr(v) if v not in ESCAPED else "\x7f" + chr(0x30 + ESCAPED.index(v))
+            for v in (int(bits[i:i + 7], 2) for i in range(0, len(bits), 7)))
+        assert pack7(data) == want, n
+        assert unpack7(pack7(data), n) == data
