@@ -122,52 +122,61 @@ class TalkerTable:
 
     def __init__(self) -> None:
         self._parts: list[tuple[np.ndarray, ...]] = []
-        """Per batch (merged every _COMPACT_EVERY): the distinct 32-byte keys (src then dst, in
-        the decoder's 16-byte form) and, per key, first frame, packets, bytes, first and last
+        """Per batch (merged as ``add`` says): the distinct 32-byte keys (src then dst, in the
+        decoder's 16-byte form) and, per key, first frame, packets, bytes, first and last
         time. Batches are reduced with numpy alone: a Python loop over each batch's pairs cost
         1.5 CPU s on the benchmark capture's 2 M packets."""
+        self._v4: list[tuple[np.ndarray, ...]] = []
+        """The same for pairs of IPv4 addresses, keyed by both in one 64-bit number (exact:
+        sorting those is several times faster than hashing and checking 32-byte keys)."""
         self._pairs: dict[bytes, Directed] | None = None
         self.frames = 0
         """IP frames counted (a running counter orders first appearances across batches)."""
 
     def add(self, batch: PacketBatch) -> None:
-        ip = np.flatnonzero((batch.ip_version != 0) & (batch.sub != SUB_CARRIER))
-        if not ip.size:
+        rows = np.flatnonzero((batch.ip_version != 0) & (batch.sub != SUB_CARRIER))
+        n = int(rows.size)
+        if not n:
             return
-        keys = np.ascontiguousarray(np.concatenate([batch.src[ip], batch.dst[ip]], axis=1))
+        ip = slice(None) if n == len(batch) else rows  # every row: no copies
+        src, dst = batch.src[ip], batch.dst[ip]
+        first = np.arange(n, dtype=np.int64) + self.frames
         ts = batch.ts_ns[ip].astype(np.int64)
-        self._parts.append(_reduce(keys, np.arange(ip.size, dtype=np.int64) + self.frames,
-                                   np.ones(ip.size, dtype=np.int64),
-                                   batch.wirelen[ip].astype(np.int64), ts, ts))
+        size = batch.wirelen[ip].astype(np.int64)
+        ones = np.ones(n, dtype=np.int64)
+        v4 = _is_v4(src) & _is_v4(dst)
+        if v4.all():
+            self._v4.append(_reduce(_v4_keys(src, dst), first, ones, size, ts, ts))
+        else:
+            for parts, rows, keys in (
+                    (self._v4, np.flatnonzero(v4), _v4_keys),
+                    (self._parts, np.flatnonzero(~v4), _keys32)):
+                if rows.size:
+                    parts.append(_reduce(keys(src[rows], dst[rows]), first[rows], ones[rows],
+                                         size[rows], ts[rows], ts[rows]))
         self._pairs = None
-        self.frames += int(ip.size)
-        # Merged when the batches since the last merge hold as many pairs as the merged part
-        # (and are at least _COMPACT_EVERY): a pair is merged again a few times at most, where
-        # merging every _COMPACT_EVERY batches re-sorted all pairs each time (0.4 CPU s of the
-        # benchmark capture's report).
-        if (len(self._parts) > _COMPACT_EVERY
-                and sum(len(p[0]) for p in self._parts[1:]) >= len(self._parts[0][0])):
-            self._compact()
+        self.frames += n
+        for parts in (self._v4, self._parts):
+            # Merged when the batches since the last merge hold as many pairs as the merged
+            # part (and are at least _COMPACT_EVERY): a pair is merged again a few times at
+            # most, where merging every _COMPACT_EVERY batches re-sorted all pairs each time.
+            if (len(parts) > _COMPACT_EVERY
+                    and sum(len(p[0]) for p in parts[1:]) >= len(parts[0][0])):
+                parts[:] = _merged(parts)
 
     def _compact(self) -> None:
-        if len(self._parts) <= 1:
-            return
-        self._parts = [_reduce(*(np.concatenate(c) for c in zip(*self._parts, strict=True)))]
+        self._parts, self._v4 = _merged(self._parts), _merged(self._v4)
 
     @property
     def pairs(self) -> dict[bytes, Directed]:
         """Directed pairs by 32-byte key (src then dst, in the decoder's 16-byte form)."""
         if self._pairs is None:
-            self._compact()
-            out: dict[bytes, Directed] = {}
-            if self._parts:
-                keys, first, pkts, size, lo, hi = self._parts[0]
+            keys, first, pkts, size, lo, hi = self._arrays()
+            self._pairs = {
+                key: Directed(p, b, t0, t1, f)
                 for key, f, p, b, t0, t1 in zip(keys.view(_VOID32).ravel().tolist(),
-                                                first.tolist(), pkts.tolist(),
-                                                size.tolist(), lo.tolist(), hi.tolist(),
-                                                strict=True):
-                    out[key] = Directed(p, b, t0, t1, f)
-            self._pairs = out
+                                                first.tolist(), pkts.tolist(), size.tolist(),
+                                                lo.tolist(), hi.tolist(), strict=True)}
         return self._pairs
 
     def update(self, batches: Iterable[PacketBatch]) -> TalkerTable:
@@ -177,21 +186,23 @@ class TalkerTable:
 
     def __add__(self, other: TalkerTable) -> TalkerTable:
         """Merge a table of later frames (its first appearances come after ours)."""
-        self._compact()
-        other._compact()
         out = TalkerTable()
         out.frames = self.frames + other.frames
-        out._parts = [*self._parts, *(
-            (keys, first + self.frames, *rest) for keys, first, *rest in other._parts)]
-        out._compact()
+        for name in ("_parts", "_v4"):
+            setattr(out, name, _merged([*getattr(self, name), *(
+                (keys, first + self.frames, *rest)
+                for keys, first, *rest in getattr(other, name))]))
         return out
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         """The directed pairs as arrays: keys (n×32), first frame, packets, bytes, first and
         last time."""
         self._compact()
-        if self._parts:
-            return self._parts[0]
+        parts = [*self._parts, *((_v4_keys32(keys), *rest) for keys, *rest in self._v4)]
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            return tuple(np.concatenate(c) for c in zip(*parts, strict=True))
         return (np.zeros((0, 32), np.uint8), *(np.zeros(0, np.int64) for _ in range(5)))
 
     def conversations(self, by: str = "bytes", top: int | None = None) -> list[Conversation]:
@@ -329,13 +340,52 @@ def _order(by: str, size: np.ndarray, pkts: np.ndarray, first_ns: np.ndarray,
 
 def _reduce(keys: np.ndarray, first: np.ndarray, pkts: np.ndarray, size: np.ndarray,
             lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rows of n×32-byte keys (each with its first frame, packets, bytes, first and last
-    time) reduced to one per distinct key: the earliest first frame, packets and bytes
-    summed, the earliest and latest time."""
-    order, starts = _group(keys)
+    """Rows of keys (n×32 bytes, or n 64-bit IPv4 pairs), each with its first frame, packets,
+    bytes, first and last time, reduced to one per distinct key: the earliest first frame,
+    packets and bytes summed, the earliest and latest time."""
+    if keys.ndim == 1:
+        order = np.argsort(keys, kind="stable")
+        k = keys[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    else:
+        order, starts = _group(keys)
     return (keys[order[starts]], np.minimum.reduceat(first[order], starts),
             np.add.reduceat(pkts[order], starts), np.add.reduceat(size[order], starts),
             np.minimum.reduceat(lo[order], starts), np.maximum.reduceat(hi[order], starts))
+
+
+def _merged(parts: list[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, ...]]:
+    """Parts (``_reduce``'s) as one."""
+    if len(parts) <= 1:
+        return list(parts)
+    return [_reduce(*(np.concatenate(c) for c in zip(*parts, strict=True)))]
+
+
+_V4_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]
+"""The third 32-bit word of an IPv4 address in the decoder's IPv4-mapped 16-byte form."""
+
+
+def _is_v4(addrs: np.ndarray) -> np.ndarray:
+    w = addrs.view(np.uint32)
+    return (w[:, 0] == 0) & (w[:, 1] == 0) & (w[:, 2] == _V4_WORD)  # type: ignore[no-any-return]
+
+
+def _v4_keys(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Pairs of IPv4-mapped addresses as one 64-bit number each (``_v4_keys32`` undoes it)."""
+    high = src.view(np.uint32)[:, 3].astype(np.uint64) << np.uint64(32)
+    return high | dst.view(np.uint32)[:, 3].astype(np.uint64)  # type: ignore[no-any-return]
+
+
+def _v4_keys32(keys: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(keys), 32), dtype=np.uint8)
+    out[:, 10:12] = out[:, 26:28] = 0xFF
+    for column, word in ((12, keys >> np.uint64(32)), (28, keys & np.uint64(0xFFFFFFFF))):
+        out[:, column:column + 4] = word.astype(np.uint32).view(np.uint8).reshape(-1, 4)
+    return out
+
+
+def _keys32(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate([src, dst], axis=1))
 
 
 __all__ = ["Conversation", "Endpoint", "TalkerTable"]
