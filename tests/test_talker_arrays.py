@@ -18,7 +18,7 @@ import pytest
 from portlens.analysis import talkers
 from portlens.analysis.rates import PacketRates
 from portlens.analysis.talkers import SORT_KEYS, Conversation, Directed, Endpoint, TalkerTable
-from portlens.decode.packets import addr_text
+from portlens.decode.packets import PacketBatch, addr_text
 from portlens.pipeline.run import Options, Pipeline, Source
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -143,3 +143,23 @@ def test_hash_collision_falls_back_to_the_keys(monkeypatch: pytest.MonkeyPatch) 
 def test_unknown_sort_key() -> None:
     with pytest.raises(ValueError, match="unknown sort key"):
         TalkerTable().endpoints("size")
+
+
+def test_counts_by_bincount_and_by_sort() -> None:
+    """Small values are counted by np.bincount, others by a sort: the same counts (the packet
+    rates' seconds of a batch, the capture summary's codes)."""
+    from collections import Counter
+
+    from portlens.analysis.capture_stats import _count
+
+    for values in ([3, 3, 7, 0], [5000, 5000, 7], [2**40, 1]):
+        counter: Counter[str] = Counter()
+        _count(counter, np.array(values, dtype=np.int64), str)
+        assert counter == Counter(str(v) for v in values)
+    for seconds in ([0, 1, 1, 3], [0, 5000, 5000, 2], [7, 10**6]):
+        b = PacketBatch.allocate(len(seconds))
+        b.ts_ns = np.array(seconds, dtype=np.int64) * 10**9 + 10**18
+        rates = PacketRates()
+        rates.add(b)
+        base = min(seconds) + 10**9
+        assert rates.frames == Counter(s + 10**9 - base for s in seconds)
