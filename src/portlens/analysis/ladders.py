@@ -143,9 +143,13 @@ class PairFrames:
         wanted = _wanted(_pair_keys(conns))
         if not len(wanted):
             return np.zeros(0, np.int64)
-        # a few hundred pairs against millions of rows: a binary search each, no sort of all
-        at = np.minimum(np.searchsorted(wanted, hashes), len(wanted) - 1)
-        return np.unique(frames[wanted[at] == hashes]).astype(np.int64)
+        # a few hundred pairs against millions of rows: the rows whose low 16 bits are some
+        # pair's first (one lookup each), then a binary search for those
+        low = np.zeros(1 << 16, dtype=bool)
+        low[(wanted & np.uint64(0xFFFF)).astype(np.intp)] = True
+        maybe = np.flatnonzero(low[(hashes & np.uint64(0xFFFF)).astype(np.intp)])
+        at = np.minimum(np.searchsorted(wanted, hashes[maybe]), len(wanted) - 1)
+        return np.unique(frames[maybe[wanted[at] == hashes[maybe]]]).astype(np.int64)
 
 
 def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],

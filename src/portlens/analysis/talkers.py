@@ -130,6 +130,9 @@ class TalkerTable:
         """The same for pairs of IPv4 addresses, keyed by both in one 64-bit number (exact:
         sorting those is several times faster than hashing and checking 32-byte keys)."""
         self._pairs: dict[bytes, Directed] | None = None
+        self._listed: tuple[tuple[np.ndarray, ...], list[str], list[np.ndarray]] | None = None
+        """The arrays of directed pairs with their addresses' ids (``_addressed``)."""
+        self._convs: tuple[list[str], tuple[np.ndarray, ...]] | None = None
         self.frames = 0
         """IP frames counted (a running counter orders first appearances across batches)."""
 
@@ -154,7 +157,7 @@ class TalkerTable:
                 if rows.size:
                     parts.append(_reduce(keys(src[rows], dst[rows]), first[rows], ones[rows],
                                          size[rows], ts[rows], ts[rows]))
-        self._pairs = None
+        self._pairs = self._listed = self._convs = None
         self.frames += n
         for parts in (self._v4, self._parts):
             # Merged when the batches since the last merge hold as many pairs as the merged
@@ -194,6 +197,16 @@ class TalkerTable:
                 for keys, first, *rest in getattr(other, name))]))
         return out
 
+    def _addressed(self) -> tuple[tuple[np.ndarray, ...], list[str], list[np.ndarray]]:
+        """``_arrays``, the distinct addresses as text in address order and each pair's source
+        and destination as indices into them; kept until the next ``add`` (a report lists
+        hosts and conversations, and counts both)."""
+        if self._listed is None:
+            arrays = self._arrays()
+            keys = arrays[0]
+            self._listed = (arrays, *_address_ids(keys[:, :16], keys[:, 16:]))
+        return self._listed
+
     def _arrays(self) -> tuple[np.ndarray, ...]:
         """The directed pairs as arrays: keys (n×32), first frame, packets, bytes, first and
         last time."""
@@ -221,9 +234,14 @@ class TalkerTable:
 
     def _conversations(self) -> tuple[list[str], tuple[np.ndarray, ...]]:
         """The addresses (text, in address order) and the conversations' columns: A and B
-        (indices into the addresses), packets and bytes each way, first and last time."""
-        keys, first, pkts, size, lo, hi = self._arrays()
-        addrs, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        (indices into the addresses), packets and bytes each way, first and last time; kept
+        until the next ``add``."""
+        if self._convs is None:
+            self._convs = self._conversation_columns()
+        return self._convs
+
+    def _conversation_columns(self) -> tuple[list[str], tuple[np.ndarray, ...]]:
+        (_, first, pkts, size, lo, hi), addrs, (src, dst) = self._addressed()
         width = max(len(addrs), 1)
         pair, reverse = src * width + dst, dst * width + src
         # each directed pair's way back: its index, or -1 (none, or a host to itself)
@@ -248,8 +266,7 @@ class TalkerTable:
     def endpoints(self, by: str = "bytes", top: int | None = None) -> list[Endpoint]:
         """Addresses: what each sent and received, and to how many peers, sorted ``by``; the
         first ``top`` (objects only for those)."""
-        keys, _, pkts, size, lo, hi = self._arrays()
-        addrs, (src, dst) = _address_ids(keys[:, :16], keys[:, 16:])
+        (_, _, pkts, size, lo, hi), addrs, (src, dst) = self._addressed()
         m = len(addrs)
         tx_pkts, tx_bytes = np.bincount(src, pkts, m), np.bincount(src, size, m)
         rx_pkts, rx_bytes = np.bincount(dst, pkts, m), np.bincount(dst, size, m)
@@ -271,8 +288,7 @@ class TalkerTable:
                                     strict=True)]
 
     def endpoint_count(self) -> int:
-        keys = self._arrays()[0]
-        return len(_address_ids(keys[:, :16], keys[:, 16:])[0])
+        return len(self._addressed()[1])
 
 
 def _version(text: str) -> int:

@@ -168,11 +168,12 @@ def rate_series(rates: PacketRates, ports: PortTable, conns: ConnRows) -> dict[s
     start, bin_s, nbins = series["start_s"], int(series["bin_s"]), len(series["all"])
     keys = {(r.proto, r.port): f"{r.port}/{r.proto}" for r in top}
     ts, resp_p = conns.numbers("ts_ns"), conns.numbers("resp_p")
-    proto = np.array(conns.texts("proto"), dtype=object)
+    names = {"tcp": 1, "udp": 2}
+    proto = np.fromiter((names.get(p, 0) for p in conns.texts("proto")), np.int64, len(conns))
     other = np.ones(len(conns), dtype=bool)
     starts: dict[str, np.ndarray] = {}
     for (p, port), name in keys.items():
-        rows = (resp_p == port) & (proto == p)
+        rows = (resp_p == port) & (proto == names[p])
         other &= ~rows
         starts[name] = ts[rows]
     starts["other"] = ts[other]
