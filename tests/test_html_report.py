@@ -421,3 +421,28 @@ def test_pack7_is_seven_bits_a_character() -> None:
             for v in (int(bits[i:i + 7], 2) for i in range(0, len(bits), 7)))
         assert pack7(data) == want, n
         assert unpack7(pack7(data), n) == data
+
+
+@pytest.mark.parametrize("name", ["loopback-sample", "zeek-wikipedia", "ndpi-6in4tunnel",
+                                  "ndpi-synscan"])
+def test_uid_texts_are_the_keys_repr(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     name: str) -> None:
+    """What the uid check hashes after each candidate serial is the repr of ``_uid``'s
+    arguments, row by row; and every uid that can be made again is (none stored as text
+    but those without a TCP or UDP key)."""
+    import numpy as np
+
+    from portlens.report.html.pack import _uid_inputs, pack_uids, uid_texts
+
+    path = SAMPLE if name == "loopback-sample" else corpus_file(name)
+    _, data = report(capsys, tmp_path, str(path), "--ladders", "0")
+    conns = data["conns"]
+    ts = np.asarray(conns["cols"]["ts_ns"], dtype=np.int64)
+    keys, texts = _uid_inputs(conns, ts), uid_texts(conns, ts)
+    assert len(texts) == conns["n"] > 0
+    for key, text in zip(keys, texts, strict=True):
+        assert (key is None) == (text is None)
+        if key is not None:
+            assert "(7" + text == repr((7, *key))
+    explicit = pack_uids(conns, bytearray())["explicit"]
+    assert set(explicit) == {str(i) for i, k in enumerate(keys) if k is None}
