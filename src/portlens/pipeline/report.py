@@ -1,10 +1,11 @@
 """The passes of the HTML report (`portlens report`, ``Capture.report``).
 
 One pass tracks the connections and, batch by batch, counts what only packets tell (the capture
-summary, top talkers, packet rates); a second pass reads the packets of the connections whose
-ladders the page embeds (analysis/ladders.py). A live capture cannot be read twice, so it is
-also written to a temporary pcap file (or to ``-w FILE``), which the second pass reads and
-which is removed afterwards.
+summary, top talkers, packet rates, which frames hold which address pairs); a second pass reads
+the packets of the connections whose ladders the page embeds (analysis/ladders.py), decoding
+only their frames where frame numbers name them (one file). A live capture cannot be read
+twice, so it is also written to a temporary pcap file (or to ``-w FILE``), which the second
+pass reads and which is removed afterwards.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from portlens.track.model import Connection
 
 DEFAULT_LADDERS = 250
 """Connections whose ladders a report embeds at most (`report --ladders N`). Each costs its
-replay through a fresh tracker, one segment at a time (about 0.1 ms a segment), and about 300
-bytes of the page: on the 2 M-packet benchmark capture a thousand took 2.8 CPU s and 0.37 MB,
-a quarter of that is 0.7 s and 0.09 MB (docs/benchmarks.md)."""
+frames' decoding, its replay through a fresh tracker (one segment at a time, about 0.1 ms a
+segment, where a counter moved) and about 300 bytes of the page; the second reading of the
+file is paid once: on the 2 M-packet benchmark capture 250 took 0.8 CPU s and 0.09 MB, a
+thousand 2.3 CPU s and 0.37 MB (docs/benchmarks.md)."""
 
 
 def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
