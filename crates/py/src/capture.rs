@@ -1,7 +1,8 @@
 //! `portlens._core.CaptureReader`: the Rust capture readers as a Python iterator of batches.
 //!
 //! Each batch is the FrameBatch columns as NumPy arrays that own the Rust vectors (no copy);
-//! the GIL is released while a chunk is read and walked. Problems come out as
+//! the GIL is released while a chunk is read and walked (so a Python thread may read ahead:
+//! portlens.pipeline.ahead). Problems come out as
 //! `portlens._core.CaptureError` with the reader's one-line message, which
 //! `portlens.sources.files` re-raises as its own CaptureError.
 
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use numpy::{IntoPyArray, PyArray1};
-use portlens_core::capture::{self, InterfaceInfo};
+use portlens_core::capture::ahead::{Progress, Source};
+use portlens_core::capture::{self, Compression, Format, InterfaceInfo};
 use portlens_core::frames::FrameBatch;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -52,14 +54,21 @@ pub(crate) type Interface = (
 /// An open capture file (pcap or pcapng, plain, gzip, xz or bzip2), iterated for batches.
 #[pyclass(module = "portlens._core", frozen)]
 pub struct CaptureReader {
-    inner: Mutex<capture::CaptureReader>,
+    format: Format,
+    compression: Option<Compression>,
+    total_bytes: u64,
+    source: Mutex<Source>,
 }
 
 impl CaptureReader {
-    fn reader(&self) -> MutexGuard<'_, capture::CaptureReader> {
+    fn source(&self) -> MutexGuard<'_, Source> {
         // A panic while reading would have to poison the lock; the reader's state is still
         // consistent between calls, so carry on with it.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.source.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn progress<T>(&self, f: impl FnOnce(&Progress) -> T) -> T {
+        f(self.source().progress())
     }
 }
 
@@ -77,9 +86,15 @@ impl CaptureReader {
         let name = name.unwrap_or_else(|| path.display().to_string());
         let reader = py.detach(|| capture::CaptureReader::open(&path, &name, chunk_bytes));
         match reader {
-            Ok(r) => Ok(CaptureReader {
-                inner: Mutex::new(r),
-            }),
+            Ok(r) => {
+                let (format, compression, total_bytes) = (r.format, r.compression, r.total_bytes);
+                Ok(CaptureReader {
+                    format,
+                    compression,
+                    total_bytes,
+                    source: Mutex::new(Source::new(r)),
+                })
+            }
             Err(e) => Err(CaptureError::new_err(e.0)),
         }
     }
@@ -89,76 +104,78 @@ impl CaptureReader {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Batch<'py>>> {
-        let next = py.detach(|| self.reader().next_batch());
+        let next = py.detach(|| self.source().next_batch(None));
         match next {
             None => Ok(None),
             Some(Err(e)) => Err(CaptureError::new_err(e.0)),
-            Some(Ok(b)) => Ok(Some(columns(py, b))),
+            Some(Ok(b)) => Ok(Some(columns(py, *b))),
         }
     }
 
     /// Stops reading and closes the file; iterating afterwards gives nothing.
-    fn close(&self) {
-        self.reader().close();
+    fn close(&self, py: Python<'_>) {
+        // The read-ahead thread may be finishing a chunk: wait for it without the GIL.
+        py.detach(|| self.source().close());
     }
 
     /// "pcap" or "pcapng".
     #[getter]
     fn format(&self) -> &'static str {
-        self.reader().format.name()
+        self.format.name()
     }
 
     /// "gzip", "xz", "bzip2" or None.
     #[getter]
     fn compression(&self) -> Option<&'static str> {
-        self.reader().compression.map(|c| c.name())
+        self.compression.map(|c| c.name())
     }
 
     #[getter]
     fn frames_read(&self) -> u64 {
-        self.reader().frames_read
+        self.progress(|p| p.frames_read)
     }
 
     /// Frames cut at the frame cap (`FRAME_CAP_BYTES`, 256 KiB) so far.
     #[getter]
     fn frames_cut(&self) -> u64 {
-        self.reader().frames_cut()
+        self.progress(|p| p.frames_cut)
     }
 
     /// Bytes of the file read so far (compressed bytes for a compressed file).
     #[getter]
     fn bytes_read(&self) -> u64 {
-        self.reader().bytes_read
+        self.progress(|p| p.bytes_read)
     }
 
     /// Size of the file (0 when it is not a regular file).
     #[getter]
     fn total_bytes(&self) -> u64 {
-        self.reader().total_bytes
+        self.total_bytes
     }
 
     /// How many interfaces are known so far (pcapng files may declare more as reading goes on).
     #[getter]
     fn interface_count(&self) -> usize {
-        self.reader().interfaces().len()
+        self.progress(|p| p.interfaces.len())
     }
 
     /// Interfaces from number `start` on, as tuples (see the `Interface` type).
     #[pyo3(signature = (start = 0))]
     fn interfaces(&self, start: usize) -> Vec<Interface> {
-        let r = self.reader();
-        r.interfaces()
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .map(interface)
-            .collect()
+        self.progress(|p| {
+            p.interfaces
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .map(interface)
+                .collect()
+        })
     }
 
     /// pcapng blocks skipped (neither section, interface nor packet): {block type: count}.
     fn skipped_blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (btype, count) in self.reader().skipped_blocks() {
+        for (btype, count) in self.progress(|p| p.skipped_blocks.clone()) {
             d.set_item(btype, count)?;
         }
         Ok(d)

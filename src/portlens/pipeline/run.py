@@ -132,11 +132,12 @@ class Options:
     """Decode only the frames with these numbers (sorted; one capture file, where frame
     numbers name frames), reading past the others: the HTML report's ladders pass, which
     knows from its first pass which frames it needs (pipeline/report.py)."""
-    chunk_bytes: int = 2 << 20
+    chunk_bytes: int = 1 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
-    at once: 2 MiB of 64-byte SYNs past --max-flows ends 30,000 connections a batch (8 MiB
-    took a 1M SYN flood's `conns` to 317 MB, 2 MiB to 287 MB), at the same CPU on the
-    benchmark capture (docs/benchmarks.md)."""
+    at once, for each batch in flight (the one tracked and those read ahead: pipeline/ahead):
+    1 MiB of 64-byte SYNs past --max-flows ends 15,000 connections a batch (8 MiB took a 1M
+    SYN flood's `conns` to 317 MB, 2 MiB to 287 MB before reading ahead, 315 MB with it,
+    1 MiB 290 MB), at the same CPU on the benchmark capture (docs/benchmarks.md)."""
 
 
 class Pipeline:
@@ -281,16 +282,27 @@ class Pipeline:
                   else None)
         source = self.frames()
         only = self.options.frames
-        if only is not None:
-            import numpy as np
+
+        def decoded() -> Generator[tuple[FrameBatch, PacketBatch], None, None]:
+            try:
+                for frames in source:
+                    if only is not None:
+                        taken = _only_frames(frames, only)
+                        if taken is None:
+                            return  # past the last frame asked for
+                        frames = taken
+                    yield frames, decoder.decode(frames)
+            finally:
+                source.close()  # the files are closed even when -c stops the reading early
+
+        if self.options.reference:  # Python's decoder would only contend for the GIL
+            pairs: Any = decoded()
+        else:
+            from portlens.pipeline.ahead import Ahead
+
+            pairs = Ahead(decoded())
         try:
-            for frames in source:
-                if only is not None:
-                    if not len(only) or (len(frames) and frames.frame[0] > only[-1]):
-                        break  # past the last frame asked for
-                    at = np.minimum(np.searchsorted(only, frames.frame), len(only) - 1)
-                    frames = frames.take(np.flatnonzero(only[at] == frames.frame))
-                packets = decoder.decode(frames)
+            for frames, packets in pairs:
                 count_not_decoded(self.not_decoded, packets)
                 if self._on_decoded is not None:
                     self._on_decoded(packets)
@@ -308,7 +320,7 @@ class Pipeline:
                 if selector.done:
                     break
         finally:
-            source.close()  # the files are closed even when -c stops the reading early
+            pairs.close()  # the reading stops and the files are closed before this goes on
             self.fragment_counters = dict(decoder.fragment_counters)
             if writer is not None:
                 writer.close(self.files)
@@ -546,6 +558,16 @@ class Pipeline:
             if c.uid == uid:
                 return c
         return None
+
+
+def _only_frames(frames: FrameBatch, only: npt.NDArray[np.int64]) -> FrameBatch | None:
+    """The frames of ``frames`` numbered in ``only`` (sorted), or None past its last."""
+    import numpy as np
+
+    if not len(only) or (len(frames) and frames.frame[0] > only[-1]):
+        return None
+    at = np.minimum(np.searchsorted(only, frames.frame), len(only) - 1)
+    return frames.take(np.flatnonzero(only[at] == frames.frame))
 
 
 class _Writer:

@@ -63,37 +63,18 @@ def zeek_row(c: Connection) -> list[str]:
     ]
 
 
-def zeek_lines(cols: dict[str, Any]) -> str:
-    """``zeek_row`` of every connection of a block of the Rust tracker's columns
-    (track/rust.py), as conn.log lines, without making the Connections: the same text
-    (tests/test_columns.py compares them on every capture)."""
-    from portlens.track.rust import _addresses
+ZEEK_LINES_AT_ONCE = 8192
+"""Rows formatted into one string: a flood's 200,000 open flows end in one block."""
 
-    if not len(cols["uid"]):
-        return ""
-    us = (cols["ts_ns"] // 1000).tolist()
-    dur_ns = cols["duration_ns"]
-    positive = (dur_ns > 0).tolist()
-    dur_us = (dur_ns // 1000).tolist()
-    duration = [f"{u // 1_000_000}.{u % 1_000_000:06d}" if d else "-"
-                for u, d in zip(dur_us, positive, strict=True)]
-    orig_bytes = [str(b) if d else "-" for b, d in zip(cols["orig_bytes"].tolist(), positive,
-                                                       strict=True)]
-    resp_bytes = [str(b) if d else "-" for b, d in zip(cols["resp_bytes"].tolist(), positive,
-                                                       strict=True)]
-    rows = zip(us, cols["uid"], _addresses(cols["id.orig_h"]), cols["id.orig_p"].tolist(),
-               _addresses(cols["id.resp_h"]), cols["id.resp_p"].tolist(), cols["proto"],
-               duration, orig_bytes, resp_bytes, cols["conn_state"],
-               cols["missed_bytes"].tolist(), cols["history"], cols["orig_pkts"].tolist(),
-               cols["orig_ip_bytes"].tolist(), cols["resp_pkts"].tolist(),
-               cols["resp_ip_bytes"].tolist(), cols["tunnel_parents"],
-               cols["ip_proto"].tolist(), cols["community_id"], strict=True)
-    return "".join(
-        f"{u // 1_000_000}.{u % 1_000_000:06d}\t{uid}\t{oh}\t{op}\t{rh}\t{rp}\t{proto}\t-\t"
-        f"{dur}\t{ob}\t{rb}\t{state}\t-\t-\t{missed}\t{hist or '-'}\t{opk}\t{oipb}\t{rpk}\t"
-        f"{ripb}\t{','.join(parents) or '-'}\t{number}\t{cid or '-'}\n"
-        for (u, uid, oh, op, rh, rp, proto, dur, ob, rb, state, missed, hist, opk, oipb, rpk,
-             ripb, parents, number, cid) in rows)
+
+def zeek_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None) -> str:
+    """``zeek_row`` of the connections ``start:stop`` of a block of the Rust tracker's
+    columns (track/rust.py), as conn.log lines, without making the Connections: the same
+    text (tests/test_columns.py compares them on every capture), written by the core
+    (crates/core/src/conn_log.rs), where Python's formatting was a sixth of ``conns``."""
+    import portlens._core as core
+
+    return str(core.conn_log_lines(cols, start, stop))
 
 
 class ZeekWriter:
@@ -113,7 +94,9 @@ class ZeekWriter:
 
     def write_columns(self, cols: dict[str, Any]) -> None:
         """``write`` of every connection of a block of the tracker's columns."""
-        self.out.write(zeek_lines(cols))
+        n = len(cols["uid"])
+        for start in range(0, n, ZEEK_LINES_AT_ONCE):
+            self.out.write(zeek_lines(cols, start, start + ZEEK_LINES_AT_ONCE))
 
     def close(self) -> None:
         now = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")

@@ -55,8 +55,7 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
         sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
                               title="connections (state at the end of the capture)",
                               drop_order=SOCKET_DROP_ORDER)
-        for sock in table.sockets:
-            sockets.add(socket_cells(sock))
+        sockets.add_rows(map(socket_cells, table.sockets))
         left_out += sockets.close()
     note = f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets"
     if left_out:

@@ -14,6 +14,7 @@
 //! damage; frames past [`FRAME_CAP_BYTES`] are cut to it, and the rest of their record is read
 //! past in bounded steps, never held.
 
+pub mod ahead;
 mod bytes;
 mod gzip;
 pub mod pcap;

@@ -136,6 +136,33 @@ pub(crate) struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// Starts the next frame in this walker: the loops over a batch reuse one walker (some
+    /// 1,000 bytes with its row) and its carrier lists, where a new one per frame was built
+    /// on the stack and copied twice (a tenth of `packets --stats`'s instructions).
+    pub fn reset(&mut self, b: &'a [u8], wirelen: u32, row: Row, row_index: usize) {
+        let cap = b.len();
+        let wire = usize::try_from(wirelen).unwrap_or(usize::MAX);
+        self.b = b;
+        self.cap = cap;
+        self.wire = wire.max(cap);
+        self.cut = cap < wire;
+        self.row = row;
+        self.record = None;
+        self.row_index = row_index;
+        self.depth = 0;
+        self.tunnels = 0;
+        self.pending = None;
+        self.vlan_count = 0;
+        self.mpls_count = 0;
+        self.nested_frames = 0;
+        self.ip_version = 0;
+        self.addr_len = 4;
+        self.ip_src = [0; 16];
+        self.pseudo_dst = [0; 16];
+        self.carriers.clear();
+        self.more.clear();
+    }
+
     pub fn new(b: &'a [u8], wirelen: u32, row: Row, row_index: usize, checksums: bool) -> Self {
         let cap = b.len();
         let wire = usize::try_from(wirelen).unwrap_or(usize::MAX);

@@ -90,8 +90,9 @@ impl Decoder {
     ) {
         self.records.clear();
         let mut first = frames.len();
+        let mut walker = frame::Walker::new(&[], 0, Row::default(), 0, options.checksums);
         for i in 0..frames.len() {
-            let walker = Self::walk(&frames, i, options);
+            Self::walk(&frames, i, &mut walker);
             if walker.record.is_none() && first == frames.len() {
                 rows(Decoded::Row(&walker.row));
                 continue;
@@ -101,7 +102,7 @@ impl Decoder {
                 cols.resize(frames.len());
             }
             cols.set_row(i, &walker.row);
-            if let Some(record) = walker.record {
+            if let Some(record) = walker.record.take() {
                 self.records.push(record);
             }
         }
@@ -120,10 +121,11 @@ impl Decoder {
     fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
         self.extras.clear();
+        let mut walker = frame::Walker::new(&[], 0, Row::default(), 0, options.checksums);
         for i in 0..frames.len() {
-            let walker = Self::walk(&frames, i, options);
+            Self::walk(&frames, i, &mut walker);
             cols.set_row(i, &walker.row);
-            if let Some(record) = walker.record {
+            if let Some(record) = walker.record.take() {
                 self.records.push(record);
             }
             self.extras.extend(walker.extra_rows().map(|row| (i, row)));
@@ -140,10 +142,9 @@ impl Decoder {
         }
     }
 
-    /// Frame `i` of `frames` decoded: its row and fragment record. Inlined into the loops,
-    /// so the walker (its row is some 300 bytes) is built in place rather than copied out.
+    /// Frame `i` of `frames` decoded into `walker`: its row and fragment record.
     #[inline(always)]
-    fn walk<'a>(frames: &Frames<'a>, i: usize, options: DecodeOptions) -> frame::Walker<'a> {
+    fn walk<'a>(frames: &Frames<'a>, i: usize, walker: &mut frame::Walker<'a>) {
         let caplen = frames.caplen.get(i).copied().unwrap_or(0);
         let wirelen = frames.wirelen.get(i).copied().unwrap_or(0);
         let linktype = frames.linktype.get(i).copied().unwrap_or(0);
@@ -158,9 +159,8 @@ impl Decoder {
             ..Row::default()
         };
         let bytes = frames.bytes(i).unwrap_or(&[]);
-        let mut walker = frame::Walker::new(bytes, wirelen, row, i, options.checksums);
+        walker.reset(bytes, wirelen, row, i);
         walker.decode(linktype);
-        walker
     }
 }
 

@@ -1,0 +1,190 @@
+//! Zeek's conn.log lines as text, written straight from the tracker's connection columns.
+//!
+//! `portlens conns --format zeek` spent a sixth of its time formatting tens of thousands of
+//! lines in Python; here one line costs a few hundred instructions. The text is exactly
+//! `portlens.report.conns.zeek_row`'s (tests/test_columns.py compares both on every capture):
+//! Zeek's time format (seconds and 6 decimals, the microseconds truncated as Zeek reads
+//! them), `-` for unset fields, duration and byte counts only when the duration is positive,
+//! addresses as Python's `ipaddress` writes them (IPv4-mapped ones as a dotted quad).
+
+use std::fmt::Write;
+
+/// The IPv4-mapped prefix of the 16-byte address columns (::ffff:0:0/96).
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF];
+
+/// One connection's conn.log fields, borrowed from the columns.
+pub struct ConnLogRow<'a> {
+    pub ts_ns: i64,
+    pub uid: &'a str,
+    pub orig_h: &'a [u8; 16],
+    pub orig_p: u16,
+    pub resp_h: &'a [u8; 16],
+    pub resp_p: u16,
+    pub proto: &'a str,
+    pub duration_ns: i64,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    pub conn_state: &'a str,
+    pub missed_bytes: u64,
+    pub history: &'a str,
+    pub orig_pkts: u64,
+    pub orig_ip_bytes: u64,
+    pub resp_pkts: u64,
+    pub resp_ip_bytes: u64,
+    pub tunnel_parents: &'a [&'a str],
+    pub ip_proto: u8,
+    pub community_id: &'a str,
+}
+
+/// Appends `row`'s conn.log line (with its newline) to `out`.
+pub fn push_line(out: &mut String, row: &ConnLogRow<'_>) {
+    push_seconds(out, row.ts_ns);
+    out.push('\t');
+    out.push_str(row.uid);
+    out.push('\t');
+    push_addr(out, row.orig_h);
+    // Writing into a String cannot fail.
+    let _ = write!(out, "\t{}\t", row.orig_p);
+    push_addr(out, row.resp_h);
+    let _ = write!(out, "\t{}\t{}\t-\t", row.resp_p, row.proto);
+    if row.duration_ns > 0 {
+        push_seconds(out, row.duration_ns);
+        let _ = write!(out, "\t{}\t{}", row.orig_bytes, row.resp_bytes);
+    } else {
+        out.push_str("-\t-\t-");
+    }
+    let _ = write!(out, "\t{}\t-\t-\t{}\t", row.conn_state, row.missed_bytes);
+    push_or_unset(out, row.history);
+    let _ = write!(
+        out,
+        "\t{}\t{}\t{}\t{}\t",
+        row.orig_pkts, row.orig_ip_bytes, row.resp_pkts, row.resp_ip_bytes
+    );
+    if row.tunnel_parents.is_empty() {
+        out.push('-');
+    } else {
+        for (i, p) in row.tunnel_parents.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(p);
+        }
+    }
+    let _ = write!(out, "\t{}\t", row.ip_proto);
+    push_or_unset(out, row.community_id);
+    out.push('\n');
+}
+
+fn push_or_unset(out: &mut String, s: &str) {
+    out.push_str(if s.is_empty() { "-" } else { s });
+}
+
+/// Nanoseconds as Zeek's seconds: whole microseconds (floored, as Python's `//`), then
+/// `seconds.micros` with 6 digits.
+fn push_seconds(out: &mut String, ns: i64) {
+    let us = ns.div_euclid(1000);
+    let _ = write!(
+        out,
+        "{}.{:06}",
+        us.div_euclid(1_000_000),
+        us.rem_euclid(1_000_000)
+    );
+}
+
+/// A 16-byte address column value as text: IPv4-mapped as a dotted quad, else IPv6 in
+/// Python's `ipaddress` form (RFC 5952: lower-case hex, the first longest run of two or more
+/// zero groups as `::`).
+pub fn push_addr(out: &mut String, a: &[u8; 16]) {
+    if a[..12] == V4_MAPPED {
+        let _ = write!(out, "{}.{}.{}.{}", a[12], a[13], a[14], a[15]);
+        return;
+    }
+    let groups: [u16; 8] = std::array::from_fn(|i| u16::from_be_bytes([a[2 * i], a[2 * i + 1]]));
+    let (mut best_at, mut best_len) = (0usize, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if groups[i] == 0 {
+            let start = i;
+            while i < 8 && groups[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len {
+                (best_at, best_len) = (start, i - start);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let hex = |out: &mut String, from: usize, to: usize| {
+        for (k, g) in groups[from..to].iter().enumerate() {
+            if k > 0 {
+                out.push(':');
+            }
+            let _ = write!(out, "{g:x}");
+        }
+    };
+    if best_len > 1 {
+        hex(out, 0, best_at);
+        out.push_str("::");
+        hex(out, best_at + best_len, 8);
+    } else {
+        hex(out, 0, 8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(a: [u8; 16]) -> String {
+        let mut s = String::new();
+        push_addr(&mut s, &a);
+        s
+    }
+
+    fn v6(groups: [u16; 8]) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        for (i, g) in groups.iter().enumerate() {
+            a[2 * i..2 * i + 2].copy_from_slice(&g.to_be_bytes());
+        }
+        a
+    }
+
+    #[test]
+    fn addresses_as_python_writes_them() {
+        // Expected values: str(ipaddress.ip_address(...)) in Python 3.11.
+        let mut m = [0u8; 16];
+        m[10..].copy_from_slice(&[0xFF, 0xFF, 192, 168, 0, 1]);
+        assert_eq!(addr(m), "192.168.0.1");
+        assert_eq!(addr([0; 16]), "::");
+        assert_eq!(addr(v6([0, 0, 0, 0, 0, 0, 0, 1])), "::1");
+        assert_eq!(addr(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0])), "2001:db8::");
+        assert_eq!(
+            addr(v6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1])),
+            "2001:db8:0:1::1"
+        );
+        assert_eq!(addr(v6([0x2001, 0, 0, 1, 0, 0, 1, 1])), "2001::1:0:0:1:1");
+        assert_eq!(
+            addr(v6([0x2001, 0xdb8, 0, 1, 1, 1, 1, 1])),
+            "2001:db8:0:1:1:1:1:1"
+        );
+        assert_eq!(
+            addr(v6([0xfe80, 0, 0, 0, 0x20c, 0x29ff, 0xfe, 0xABCD])),
+            "fe80::20c:29ff:fe:abcd"
+        );
+        // IPv4-compatible (not mapped): hex, as Python writes it
+        assert_eq!(addr(v6([0, 0, 0, 0, 0, 0, 0x102, 0x304])), "::102:304");
+    }
+
+    #[test]
+    fn seconds_floor_like_python() {
+        let mut s = String::new();
+        push_seconds(&mut s, 1_234_567_891_999);
+        s.push(' ');
+        push_seconds(&mut s, -1);
+        s.push(' ');
+        push_seconds(&mut s, 0);
+        // Python: f"{u // 1_000_000}.{u % 1_000_000:06d}" with u = ns // 1000
+        assert_eq!(s, "1234.567891 -1.999999 0.000000");
+    }
+}
