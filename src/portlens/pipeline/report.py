@@ -74,6 +74,10 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         add_port_columns(ports, cols, rows)
         add_handshake_columns(handshakes, cols)
 
+    if not pipeline.sharded:
+        # the counting and folding below hold the GIL on every batch: a read-ahead thread
+        # would take turns with them (Options.read_ahead)
+        pipeline.options = replace(pipeline.options, read_ahead=False)
     temporary: str | None = None
     if pipeline.source.is_live and pipeline.options.write is None:
         fd, temporary = tempfile.mkstemp(prefix="portlens-report-", suffix=".pcap")
@@ -87,6 +91,7 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
             if pipeline.options.workers > 1 and not pipeline.source.is_live:
                 pipeline.track(sink)  # the workers track; packets are counted here
                 counted = pipeline.first_pass()
+                counted.options = replace(counted.options, read_ahead=False)
                 for b in counted.packets():
                     on_packets(b)
             else:

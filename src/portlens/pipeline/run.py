@@ -128,6 +128,10 @@ class Options:
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
     (docs/decoding.md, *Checksums*)."""
+    read_ahead: bool = True
+    """Read and decode files in a thread of their own ahead of the caller (pipeline/ahead).
+    The HTML report turns it off: its own work on each batch holds the GIL, so the two
+    threads took turns, for 0.5 CPU s more and no gain in time (docs/benchmarks.md)."""
     frames: npt.NDArray[np.int64] | None = None
     """Decode only the frames with these numbers (sorted; one capture file, where frame
     numbers name frames), reading past the others: the HTML report's ladders pass, which
@@ -295,7 +299,8 @@ class Pipeline:
             finally:
                 source.close()  # the files are closed even when -c stops the reading early
 
-        if self.options.reference:  # Python's decoder would only contend for the GIL
+        # Python's decoder (reference) would only contend for the GIL
+        if self.options.reference or not self.options.read_ahead:
             pairs: Any = decoded()
         else:
             from portlens.pipeline.ahead import Ahead
