@@ -38,6 +38,11 @@ file is paid once: on the 2 M-packet benchmark capture 250 took 0.8 CPU s and 0.
 thousand 2.3 CPU s and 0.37 MB (docs/benchmarks.md)."""
 
 
+LADDER_CHUNK_BYTES = 8 << 20
+"""Bytes read per batch by the ladders' pass where it decodes only the chosen connections'
+frames: a batch is then a few rows, and each costs its steps through the pipeline."""
+
+
 def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
                    sources: list[str] | None = None) -> tuple[ReportInput, bool]:
     """Run the report's passes over ``pipeline``'s source; the input of the page, and whether
@@ -107,8 +112,11 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
             second = _second_pass(pipeline)
             if pair_frames is not None and not any(counted.fragment_counters.values()):
                 # no fragment reached the reassembler, the decoder's only state across frames:
-                # a frame decodes alike without the frames before it
-                second.options = replace(second.options, frames=pair_frames.frames(chosen))
+                # a frame decodes alike without the frames before it; the few decoded rows
+                # are held, so the chunks read can be larger (fewer steps of the pass)
+                second.options = replace(second.options, frames=pair_frames.frames(chosen),
+                                         chunk_bytes=max(second.options.chunk_bytes,
+                                                         LADDER_CHUNK_BYTES))
             drawn = ladders(chosen, second.packets(), pipeline.options.tracker)
             for message in second.errors:
                 pipeline.error(message)
