@@ -34,8 +34,8 @@ DEFAULT_LADDERS = 250
 """Connections whose ladders a report embeds at most (`report --ladders N`). Each costs its
 frames' decoding, its replay through a fresh tracker (one segment at a time, about 0.1 ms a
 segment, where a counter moved) and about 300 bytes of the page; the second reading of the
-file is paid once: on the 2 M-packet benchmark capture 250 took 0.8 CPU s and 0.09 MB, a
-thousand 2.3 CPU s and 0.37 MB (docs/benchmarks.md)."""
+file is paid once: on the 2 M-packet benchmark capture 250 took 0.8-1.1 CPU s and 0.09 MB,
+a thousand 2.3-2.6 CPU s and 0.37 MB (docs/benchmarks.md)."""
 
 
 LADDER_CHUNK_BYTES = 8 << 20
