@@ -6,8 +6,15 @@ Exit status: 0 results, 1 nothing found, 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+
+# numpy's OpenBLAS starts a thread per core at import, and they spin a while before they
+# sleep: 0.15-0.2 CPU s a command (a tenth of `conns`) on this 2-core machine, for linear
+# algebra portlens never does. Set before numpy is first imported; a value the user set wins.
+# Only the command line does this: `import portlens` leaves the caller's process alone.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from portlens import __version__
 from portlens.cli.args import check_options, check_source, compiled_filter

@@ -11,56 +11,129 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 /// A uid without its leading 'C': 17 base-62 characters.
 pub type Uid = [u8; 17];
 
-/// Appends Python's `repr()` of a bytes object, which the Python tracker hashes into uids.
+/// Python's `repr()` text of each byte inside `b'...'`, four bytes a byte (the text, then
+/// padding), and its length.
+const REPR: [([u8; 4], u8); 256] = repr_table();
+
+const fn repr_table() -> [([u8; 4], u8); 256] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'\\' => ([b'\\', b'\\', 0, 0], 2),
+            b'\t' => ([b'\\', b't', 0, 0], 2),
+            b'\n' => ([b'\\', b'n', 0, 0], 2),
+            b'\r' => ([b'\\', b'r', 0, 0], 2),
+            b'\'' => ([b'\\', b'\'', 0, 0], 2),
+            32..=126 => ([c, 0, 0, 0], 1),
+            _ => (
+                [b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]],
+                4,
+            ),
+        };
+        i += 1;
+    }
+    t
+}
+
+/// Appends Python's `repr()` of a bytes object, which the Python tracker hashes into uids
+/// (twice an address for every uid): each byte's text from a table into a local buffer, four
+/// bytes at once, the buffer into `out` in one copy.
 pub fn push_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
+    // Python quotes with " when the bytes hold a ' and no ": then ' is left as it is.
+    let double = b.contains(&b'\'') && !b.contains(&b'"');
+    let quote = if double { b'"' } else { b'\'' };
     out.push(b'b');
     out.push(quote);
+    let mut buf = [0u8; 68];
+    let mut n = 0;
     for &c in b {
-        match c {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            c if c == quote => {
-                out.push(b'\\');
-                out.push(c);
-            }
-            32..=126 => out.push(c),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\x");
-                out.push(HEX[usize::from(c >> 4)]);
-                out.push(HEX[usize::from(c & 15)]);
-            }
+        let (text, len) = if double && c == b'\'' {
+            ([c, 0, 0, 0], 1)
+        } else {
+            REPR[usize::from(c)]
+        };
+        buf[n..n + 4].copy_from_slice(&text);
+        n += usize::from(len);
+        if n > 64 {
+            out.extend_from_slice(&buf[..n]);
+            n = 0;
         }
     }
+    out.extend_from_slice(&buf[..n]);
     out.push(quote);
 }
 
-/// Appends the decimal text of an integer (Python's `repr(int)`).
+/// Appends the decimal text of an integer (Python's `repr(int)`): by hand, two digits at a
+/// time, as `write!` costs several times more and this runs five times for every uid.
 pub fn push_int(out: &mut Vec<u8>, v: i64) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{v}");
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// The uid of a text whose BLAKE2b-104 digest names it, as `_uid` in track/tracker.py:
 /// the digest read as a big-endian number, written in base 62, least significant digit first.
 pub fn uid_of_repr(text: &[u8]) -> Uid {
     let digest = Blake2b::<U13>::digest(text);
-    let mut n: u128 = 0;
-    for &b in &digest {
-        n = (n << 8) | u128::from(b);
-    }
+    let mut bytes = [0u8; 13];
+    bytes.copy_from_slice(&digest);
+    base62_digits(&bytes)
+}
+
+/// 62^5, the most base-62 digits a u32 holds.
+const B62_POW5: u64 = 916_132_832;
+
+/// The 17 lowest base-62 digits of a 104-bit big-endian number, least significant first.
+/// The number is held in 32-bit limbs and divided by 62^5 with u64 arithmetic, five digits
+/// at a time: a u128 division is a library call, and this made two per digit.
+fn base62_digits(digest: &[u8; 13]) -> Uid {
+    let limb =
+        |i: usize| u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]);
+    let mut limbs = [u32::from(digest[0]), limb(1), limb(5), limb(9)];
     let mut out = [0u8; 17];
-    for slot in &mut out {
-        *slot = B62[(n % 62) as usize];
-        n /= 62;
+    let mut k = 0;
+    while k < out.len() {
+        let mut rem: u64 = 0;
+        for l in &mut limbs {
+            let cur = (rem << 32) | u64::from(*l);
+            *l = (cur / B62_POW5) as u32;
+            rem = cur % B62_POW5;
+        }
+        let mut r = rem as u32;
+        for _ in 0..5 {
+            if k == out.len() {
+                break;
+            }
+            out[k] = B62[(r % 62) as usize];
+            r /= 62;
+            k += 1;
+        }
     }
     out
 }
@@ -160,29 +233,31 @@ pub fn community_id(
         Digest::update(&mut h, p1.to_be_bytes());
         Digest::update(&mut h, p2.to_be_bytes());
     }
-    let digest = h.finalize();
+    let mut digest = [0u8; 20];
+    digest.copy_from_slice(&h.finalize());
     let mut out = String::with_capacity(30);
     out.push_str("1:");
     base64(&digest, &mut out);
     out
 }
 
-fn base64(data: &[u8], out: &mut String) {
-    for chunk in data.chunks(3) {
+/// Appends the base64 text of a SHA-1 digest (28 characters), built in a local buffer and
+/// appended at once.
+fn base64(data: &[u8; 20], out: &mut String) {
+    let mut text = [b'='; 28];
+    for (k, chunk) in data.chunks(3).enumerate() {
         let b = [
             chunk[0],
             chunk.get(1).copied().unwrap_or(0),
             chunk.get(2).copied().unwrap_or(0),
         ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
+        for i in 0..=chunk.len() {
+            text[4 * k + i] = B64[((n >> (18 - 6 * i)) & 63) as usize];
         }
     }
+    // Only B64's characters and '=': ASCII.
+    out.push_str(std::str::from_utf8(&text).unwrap_or(""));
 }
 
 #[cfg(test)]
@@ -211,6 +286,65 @@ mod tests {
         assert_eq!(id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
     }
 
+    /// The digits as `_uid` in track/tracker.py computes them (the code before limbs).
+    fn base62_by_u128(digest: &[u8; 13]) -> Uid {
+        let mut n: u128 = 0;
+        for &b in digest {
+            n = (n << 8) | u128::from(b);
+        }
+        let mut out = [0u8; 17];
+        for slot in &mut out {
+            *slot = B62[(n % 62) as usize];
+            n /= 62;
+        }
+        out
+    }
+
+    #[test]
+    fn base62_digits_are_those_of_the_whole_number() {
+        let mut cases = vec![[0u8; 13], [0xff; 13]];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut d = [0u8; 13];
+            for b in &mut d {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            cases.push(d);
+        }
+        for d in cases {
+            assert_eq!(base62_digits(&d), base62_by_u128(&d));
+        }
+    }
+
+    #[test]
+    fn ints_are_written_as_python_writes_them() {
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            -1,
+            -10,
+            -100,
+            i64::MIN,
+            i64::MAX,
+            1_700_000_000_123_456_789,
+            -987_654_321,
+        ] {
+            let mut out = Vec::new();
+            push_int(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+    }
+
     #[test]
     fn bytes_repr_is_pythons() {
         let mut out = Vec::new();
@@ -219,5 +353,26 @@ mod tests {
         out.clear();
         push_bytes_repr(&mut out, b"'");
         assert_eq!(out, b"b\"'\"".to_vec());
+        out.clear();
+        push_bytes_repr(&mut out, b"it's\x00\\\t");
+        assert_eq!(out, b"b\"it's\\x00\\\\\\t\"".to_vec());
+        // Longer than the local buffer, every kind of byte.
+        out.clear();
+        let all: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        push_bytes_repr(&mut out, &all);
+        let mut expect = b"b'".to_vec();
+        for &c in &all {
+            match c {
+                b'\\' => expect.extend_from_slice(b"\\\\"),
+                b'\t' => expect.extend_from_slice(b"\\t"),
+                b'\n' => expect.extend_from_slice(b"\\n"),
+                b'\r' => expect.extend_from_slice(b"\\r"),
+                b'\'' => expect.extend_from_slice(b"\\'"),
+                32..=126 => expect.push(c),
+                _ => expect.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+            }
+        }
+        expect.push(b'\'');
+        assert_eq!(out, expect);
     }
 }

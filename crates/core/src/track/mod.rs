@@ -6,8 +6,9 @@
 //! the same file always gives the same connections. Memory stays bounded: connections leave
 //! the table when they end, and a cap on open flows evicts the least recently active.
 //!
-//! The table is keyed by the canonical 5-tuple (and the VLAN id when configured) through
-//! std's SipHash with a per-process random key, so crafted traffic cannot flood one bucket.
+//! The table is keyed by the canonical 5-tuple (and the VLAN id when configured) through a
+//! hash seeded from the operating system's random source (`FlowHasher`), so crafted traffic
+//! cannot flood one bucket.
 
 pub mod columns;
 pub mod flow;
@@ -22,7 +23,8 @@ pub mod zeek;
 use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
 use std::collections::BinaryHeap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
@@ -31,6 +33,7 @@ use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
 use history::History;
 use ids::Uid;
+use ranges::SpareBlocks;
 use rfc::{Event, TcpState};
 use tcp::{Cause, Segment, TcpConn, ACK, SYN};
 
@@ -193,8 +196,11 @@ impl Default for SynOptions {
     }
 }
 
+/// The options of a segment without SYN (none).
+static NO_OPTIONS: SynOptions = SynOptions::none();
+
 impl SynOptions {
-    fn none() -> Self {
+    const fn none() -> Self {
         SynOptions {
             mss: -1,
             wscale: -1,
@@ -214,8 +220,8 @@ impl SynOptions {
     }
 }
 
-/// Who a table entry is: what every entry keeps for the table itself (LRU links, serial,
-/// timer generation, uid) and its sockets. A connection that has sent only its first SYN keeps
+/// Who a table entry is: what every entry keeps for the table itself (serial, timer
+/// generation, uid) and its sockets. A connection that has sent only its first SYN keeps
 /// little more than this (`SynOnly`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ident {
@@ -229,8 +235,6 @@ pub struct Ident {
     pub timer_gen: u32,
     /// The timer generation it started with: timers of earlier entries of its slot are older.
     pub first_gen: u32,
-    pub lru_prev: u32,
-    pub lru_next: u32,
     pub first_ts: i64,
     pub first_frame: i64,
     pub serial: u64,
@@ -257,6 +261,18 @@ impl Ident {
     /// Zeek's time of the first packet (§1.1: microseconds).
     pub fn start_zts(&self) -> i64 {
         zeek_time(self.first_ts)
+    }
+}
+
+impl Ident {
+    /// `key_of(self) == *key`, without building the key.
+    fn has_key(&self, key: &Key) -> bool {
+        if self.proto != key.proto || self.vlan != key.vlan {
+            return false;
+        }
+        let one_way = matches!(self.proto, 1 | 58)
+            && icmp_ports(self.port[0], self.port[1], self.proto == 58).2;
+        key.has_sockets(&self.addr, &self.port, !one_way)
     }
 }
 
@@ -334,8 +350,6 @@ impl Common {
                 vlan: i32::MIN,
                 timer_gen: 0,
                 first_gen: 0,
-                lru_prev: NIL,
-                lru_next: NIL,
                 first_ts: ts,
                 first_frame: frame,
                 serial: 0,
@@ -409,6 +423,17 @@ impl Entry {
         }
     }
 
+    /// `self.key() == *key`, without building the key (once per lookup).
+    fn has_key(&self, key: &Key) -> bool {
+        match self {
+            Entry::Syn(s) => {
+                key.proto == 6 && s.vlan == key.vlan && key.has_sockets(&s.addr(), &s.port, true)
+            }
+            Entry::Tcp(t) => t.c.id.has_key(key),
+            Entry::Flow(f) => f.c.id.has_key(key),
+        }
+    }
+
     fn serial(&self) -> u64 {
         match self {
             Entry::Syn(s) => s.serial,
@@ -446,28 +471,6 @@ impl Entry {
             Entry::Flow(f) => f.c.armed(t),
         }
     }
-
-    fn lru(&self) -> (u32, u32) {
-        match self {
-            Entry::Syn(s) => (s.lru_prev, s.lru_next),
-            Entry::Tcp(t) => (t.c.lru_prev, t.c.lru_next),
-            Entry::Flow(f) => (f.c.lru_prev, f.c.lru_next),
-        }
-    }
-
-    fn set_lru(&mut self, prev: Option<u32>, next: Option<u32>) {
-        let (p, n) = match self {
-            Entry::Syn(s) => (&mut s.lru_prev, &mut s.lru_next),
-            Entry::Tcp(t) => (&mut t.c.id.lru_prev, &mut t.c.id.lru_next),
-            Entry::Flow(f) => (&mut f.c.id.lru_prev, &mut f.c.id.lru_next),
-        };
-        if let Some(prev) = prev {
-            *p = prev;
-        }
-        if let Some(next) = next {
-            *n = next;
-        }
-    }
 }
 
 /// A SynOnly's addresses: IPv4 ones (IPv4-mapped in the 16-byte form) in 8 bytes.
@@ -485,7 +488,7 @@ type Armed = (i64, TimerKind, u32);
 /// checksum) needs: applying that SYN to a fresh connection gives back the whole state, so
 /// `SynOnly::expand` replays it (muted: its transitions happened already).
 ///
-/// 104 bytes (a whole connection with its boxes is ten times that): the addresses of IPv4
+/// 88 bytes (a whole connection with its boxes is ten times that): the addresses of IPv4
 /// in 8 bytes, the options in small fields, no uid (it follows from serial, time and key),
 /// and one timer in the heap, not three. Its connection arms up to three timers (inactivity,
 /// expire, attempt) one after the other; only the one due first goes into the heap, the
@@ -503,19 +506,16 @@ pub struct SynOnly {
     port: [u16; 2],
     vlan: i32,
     gen: u32,
-    lru_prev: u32,
-    lru_next: u32,
     seq: u32,
     ip_len: u32,
     flags: u16,
     win: u16,
     mss: u16,
     wscale: u8,
-    /// SACK_PERM, TIMESTAMPS, MSS, WSCALE (present), ENCAP_SEEN, V6.
+    /// SACK_PERM, TIMESTAMPS, MSS, WSCALE (present), ENCAP_SEEN, V6; in the top two bits,
+    /// which of its timers is in the heap (IN_HEAP_SHIFT).
     bits: u8,
     kinds_len: u8,
-    /// Which of its timers is in the heap.
-    in_heap: u8,
     kinds: [u8; SYN_ONLY_KINDS],
 }
 
@@ -529,6 +529,9 @@ impl SynOnly {
     const WSCALE: u8 = 8;
     const ENCAP_SEEN: u8 = 16;
     const V6: u8 = 32;
+    /// 88 bytes with the index of its timer in the heap here, not in a byte of its own:
+    /// malloc's 96-byte size, not 112.
+    const IN_HEAP_SHIFT: u8 = 6;
 
     /// The compact form of a connection just created by `seg`, if its state is what
     /// replaying `seg` gives; `armed` are the timers it armed, the first of them numbered
@@ -582,6 +585,7 @@ impl SynOnly {
         let first = (0..armed.len())
             .min_by_key(|&i| (armed[i].0, i))
             .unwrap_or(0);
+        bits |= (first as u8) << Self::IN_HEAP_SHIFT; // at most 2: armed has 3 or fewer
         Some(SynOnly {
             addrs,
             first_ts: id.first_ts,
@@ -591,8 +595,6 @@ impl SynOnly {
             port: id.port,
             vlan: id.vlan,
             gen: id.timer_gen,
-            lru_prev: id.lru_prev,
-            lru_next: id.lru_next,
             seq: seg.seq,
             ip_len: seg.ip_len,
             flags: seg.flags,
@@ -601,14 +603,13 @@ impl SynOnly {
             wscale: u8::try_from(opts.wscale).unwrap_or(0),
             bits,
             kinds_len: opts.kinds_len,
-            in_heap: first as u8,
             kinds,
         })
     }
 
     /// Which of `armed` goes into the heap.
     fn first_due(&self) -> usize {
-        usize::from(self.in_heap)
+        usize::from(self.bits >> Self::IN_HEAP_SHIFT)
     }
 
     fn addr(&self) -> [[u8; 16]; 2] {
@@ -631,8 +632,15 @@ impl SynOnly {
 
     /// The full connection, by replaying the SYN with its transitions muted. `resume`: the
     /// connection goes on in the table (in `slot`), so its timers not in the heap go in now;
-    /// else it is ending.
-    fn expand(self, config: &Config, timers: &mut Timers, slot: u32, resume: bool) -> TcpConn {
+    /// else it is ending. `scratch`: where its uid's text is written.
+    fn expand(
+        self,
+        config: &Config,
+        timers: &mut Timers,
+        scratch: &mut Vec<u8>,
+        slot: u32,
+        resume: bool,
+    ) -> TcpConn {
         let ts = self.first_ts;
         let zts = zeek_time(ts);
         let seg = Segment {
@@ -676,8 +684,6 @@ impl SynOnly {
             vlan: self.vlan,
             timer_gen: self.gen,
             first_gen: self.gen,
-            lru_prev: self.lru_prev,
-            lru_next: self.lru_next,
             first_ts: self.first_ts,
             first_frame: self.first_frame,
             serial: self.serial,
@@ -686,7 +692,7 @@ impl SynOnly {
         };
         let key = key_of(&id);
         id.uid = ids::flow_uid(
-            &mut Vec::with_capacity(128),
+            scratch,
             self.serial,
             ts,
             6,
@@ -706,6 +712,7 @@ impl SynOnly {
             serial: 0,
             muted: true,
             record: Some(&mut armed),
+            spare: &mut SpareBlocks::default(), // a SYN without payload: no blocks
         };
         conn.arm(&mut muted);
         conn.packet(&seg, 0, config.drop_bad_checksums, &opts, &mut muted);
@@ -733,17 +740,60 @@ struct Key {
     pb: u16,
 }
 
-impl std::hash::Hash for Key {
-    /// One write of the whole key: SipHash pays per call, and this is once per packet.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let mut buf = [0u8; 41];
-        buf[0] = self.proto;
-        buf[1..5].copy_from_slice(&self.vlan.to_le_bytes());
-        buf[5..21].copy_from_slice(&self.a);
-        buf[21..23].copy_from_slice(&self.pa.to_le_bytes());
-        buf[23..39].copy_from_slice(&self.b);
-        buf[39..41].copy_from_slice(&self.pb.to_le_bytes());
-        state.write(&buf);
+impl Hash for Key {
+    /// Four words: each address in one 128-bit write (one multiply of foldhash each), the
+    /// rest packed into the hasher's buffer (one more).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.a));
+        state.write_u128(u128::from_ne_bytes(self.b));
+        state.write_u64(
+            u64::from(self.vlan as u32) | (u64::from(self.pa) << 32) | (u64::from(self.pb) << 48),
+        );
+        state.write_u8(self.proto);
+    }
+}
+
+/// The flow table's hasher: foldhash's fast variant, with every seed drawn from the operating
+/// system's random source (through std's `RandomState`, whose keys come from it).
+///
+/// Why not std's SipHash-1-3, which the table used before: it cost about 150 instructions a
+/// key, a sixth of the tracker's work on a packet of an open connection; foldhash hashes the
+/// key in three multiplies. Why foldhash rather than aHash: without AES instructions enabled
+/// at compile time (the wheel is built for any x86-64) aHash falls back to the same kind of
+/// folded multiply, and foldhash is one small crate without dependencies (hashbrown's own
+/// default). What keeps crafted traffic from flooding a bucket is that the seeds are secret:
+/// each multiply mixes the input with a seed, so which keys collide depends on them, and no
+/// hash value or table order ever reaches an output (rows leave in creation order, eviction
+/// follows activity). foldhash's own random seed comes from address-space layout and the
+/// clock, which is why the seeds come from std's here.
+#[derive(Debug, Clone, Copy)]
+struct FlowHasher {
+    per_table: u64,
+    shared: &'static foldhash::SharedSeed,
+}
+
+impl FlowHasher {
+    fn new() -> Self {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(os_random()));
+        FlowHasher {
+            per_table: os_random(),
+            shared,
+        }
+    }
+}
+
+/// 64 bits from the operating system's random source: std's `RandomState` keys SipHash with
+/// them (a new one adds 1 to the thread's keys), so its hash of a constant is unpredictable.
+fn os_random() -> u64 {
+    RandomState::new().hash_one(0x706f_7274_6c65_6e73_u64)
+}
+
+impl BuildHasher for FlowHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FoldHasher::with_seed(self.per_table, self.shared)
     }
 }
 
@@ -783,6 +833,21 @@ impl Key {
 
     fn vlan(&self) -> Option<i32> {
         (self.vlan != i32::MIN).then_some(self.vlan)
+    }
+
+    /// Is this key's pair of sockets `addr`/`port` (host 0, host 1) as `Key::new` orders
+    /// them? Keys of ordered entries are in canonical order (the smaller socket first), so
+    /// the pair is the key's in one order or the other; a one-way ICMP flow's key keeps the
+    /// order of its first packet. A key looked up is canonical unless it is a one-way ICMP
+    /// message's, whose ports never equal an ordered flow's (`icmp_ports`: its type is none
+    /// of the types with a reply), so no canonical check is needed here.
+    fn has_sockets(&self, addr: &[[u8; 16]; 2], port: &[u16; 2], ordered: bool) -> bool {
+        (port[0] == self.pa && port[1] == self.pb && addr[0] == self.a && addr[1] == self.b)
+            || (ordered
+                && port[1] == self.pa
+                && port[0] == self.pb
+                && addr[1] == self.a
+                && addr[0] == self.b)
     }
 }
 
@@ -825,18 +890,46 @@ impl Timer {
 
 #[derive(Debug, Default)]
 struct Timers {
-    heap: BinaryHeap<Reverse<Timer>>,
+    heap: TimerHeap,
     seq: u64,
 }
 
 impl Timers {
     fn push(&mut self, slot: u32, deadline: i64, seq: u64, kind: TimerKind, gen: u32) {
-        self.heap.push(Reverse(Timer {
+        self.heap.push(Timer {
             deadline,
             seq_kind: (seq << 8) | kind as u64,
             slot,
             gen,
-        }));
+        });
+    }
+}
+
+/// The armed timers, the earliest (deadline, arming order) first. (A 4-ary heap, tried to
+/// save cache misses on long captures, took 40 more instructions a packet than std's.)
+#[derive(Debug, Default)]
+struct TimerHeap(BinaryHeap<Reverse<Timer>>);
+
+impl TimerHeap {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn peek(&self) -> Option<&Timer> {
+        self.0.peek().map(|Reverse(t)| t)
+    }
+
+    fn push(&mut self, t: Timer) {
+        self.0.push(Reverse(t));
+    }
+
+    fn pop(&mut self) -> Option<Timer> {
+        self.0.pop().map(|Reverse(t)| t)
+    }
+
+    /// Keeps the timers `keep` says.
+    fn retain(&mut self, mut keep: impl FnMut(&Timer) -> bool) {
+        self.0.retain(|Reverse(t)| keep(t));
     }
 }
 
@@ -854,6 +947,8 @@ pub struct TimerCtx<'a> {
     /// Timers go here instead of into the heap (a connection being made, or a SynOnly
     /// replayed): the caller numbers and pushes them.
     record: Option<&'a mut Vec<Armed>>,
+    /// Emptied reassembler blocks, for the next flight of data.
+    pub spare: &'a mut SpareBlocks,
 }
 
 impl TimerCtx<'_> {
@@ -941,11 +1036,15 @@ pub struct Tracker {
     likely_udp: Box<[u64; 1024]>,
     /// Slot numbers, found by the key their slot holds: 4 bytes an entry, not a second key.
     table: HashTable<u32>,
-    hasher: RandomState,
+    hasher: FlowHasher,
     /// The entries; a slot's key is computed from its entry (`key_of`), not stored.
     slots: Vec<Option<Entry>>,
     /// Free slots, each with the timer generation its next entry starts at.
     free: Vec<(u32, u32)>,
+    /// The LRU list's links by slot, (previous, next), NIL at either end: beside the slots,
+    /// not in the entries, so that moving an entry to the tail touches its neighbours'
+    /// links, not their boxed states.
+    lru: Vec<(u32, u32)>,
     lru_head: u32,
     lru_tail: u32,
     live: usize,
@@ -958,6 +1057,7 @@ pub struct Tracker {
     frame_chain: Vec<(u8, Uid)>,
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
+    spare: SpareBlocks,
     pub ended: ConnBatch,
     /// Connections ended in the current step (`step`): they go to `ended` in serial order
     /// when the step is over (`end_step`), so that the order of a step's rows is the order of
@@ -997,9 +1097,10 @@ impl Tracker {
             likely_tcp,
             likely_udp,
             table: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: FlowHasher::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            lru: Vec::new(),
             lru_head: NIL,
             lru_tail: NIL,
             live: 0,
@@ -1009,6 +1110,7 @@ impl Tracker {
             scratch: Vec::with_capacity(256),
             frame_chain: Vec::new(),
             armed: Vec::with_capacity(4),
+            spare: SpareBlocks::default(),
             ended: ConnBatch::default(),
             ending: Vec::new(),
             step: EndAt {
@@ -1046,10 +1148,13 @@ impl Tracker {
     fn lookup(&self, key: &Key) -> Option<u32> {
         let slots = &self.slots;
         self.table
-            .find(
-                self.hasher.hash_one(key),
-                |&s| matches!(&slots[s as usize], Some(e) if e.key() == *key),
-            )
+            .find(self.hasher.hash_one(key), |&s| match &slots[s as usize] {
+                Some(e) => {
+                    debug_assert_eq!(e.has_key(key), e.key() == *key);
+                    e.has_key(key)
+                }
+                None => false,
+            })
             .copied()
     }
 
@@ -1062,40 +1167,52 @@ impl Tracker {
     }
 
     /// Turns a SynOnly entry back into a whole connection (its next packet or timer needs it);
-    /// its timers not in the heap go in.
+    /// its timers not in the heap go in. Inlined: every packet of a known connection asks.
+    #[inline(always)]
     fn expand_at(&mut self, slot: u32) {
-        let Some(cell) = self.slots.get_mut(slot as usize) else {
+        if matches!(self.slots.get(slot as usize), Some(Some(Entry::Syn(_)))) {
+            self.expand_syn(slot);
+        }
+    }
+
+    #[inline(never)]
+    fn expand_syn(&mut self, slot: u32) {
+        let Some(cell @ Some(Entry::Syn(_))) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        if matches!(cell, Some(Entry::Syn(_))) {
-            if let Some(Entry::Syn(syn)) = cell.take() {
-                let conn = syn.expand(&self.config, &mut self.timers, slot, true);
-                *cell = Some(Entry::Tcp(Box::new(conn)));
-            }
+        if let Some(Entry::Syn(syn)) = cell.take() {
+            let conn = syn.expand(
+                &self.config,
+                &mut self.timers,
+                &mut self.scratch,
+                slot,
+                true,
+            );
+            *cell = Some(Entry::Tcp(Box::new(conn)));
         }
     }
 
     fn lru_unlink(&mut self, slot: u32) {
-        let (prev, next) = self.entry_at(slot).lru();
+        let (prev, next) = self.lru[slot as usize];
         if prev == NIL {
             self.lru_head = next;
         } else {
-            self.entry_at(prev).set_lru(None, Some(next));
+            self.lru[prev as usize].1 = next;
         }
         if next == NIL {
             self.lru_tail = prev;
         } else {
-            self.entry_at(next).set_lru(Some(prev), None);
+            self.lru[next as usize].0 = prev;
         }
     }
 
     fn lru_push_back(&mut self, slot: u32) {
         let tail = self.lru_tail;
-        self.entry_at(slot).set_lru(Some(tail), Some(NIL));
+        self.lru[slot as usize] = (tail, NIL);
         if tail == NIL {
             self.lru_head = slot;
         } else {
-            self.entry_at(tail).set_lru(None, Some(slot));
+            self.lru[tail as usize].1 = slot;
         }
         self.lru_tail = slot;
     }
@@ -1129,17 +1246,18 @@ impl Tracker {
                 serial,
                 muted: false,
                 record: None,
+                spare: &mut self.spare,
             },
             entry,
         )
     }
 
     fn run_timers(&mut self, now: i64) {
-        while let Some(Reverse(top)) = self.timers.heap.peek() {
+        while let Some(top) = self.timers.heap.peek() {
             if top.deadline > now {
                 break;
             }
-            let Some(Reverse(timer)) = self.timers.heap.pop() else {
+            let Some(timer) = self.timers.heap.pop() else {
                 break;
             };
             let live = match self.slots.get(timer.slot as usize) {
@@ -1169,14 +1287,12 @@ impl Tracker {
 
     fn compact_timers(&mut self) {
         let slots = &self.slots;
-        let kept: Vec<Reverse<Timer>> = std::mem::take(&mut self.timers.heap)
-            .into_iter()
-            .filter(|Reverse(t)| match slots.get(t.slot as usize) {
+        self.timers
+            .heap
+            .retain(|t| match slots.get(t.slot as usize) {
                 Some(Some(e)) => e.armed(t),
                 _ => false,
-            })
-            .collect();
-        self.timers.heap = BinaryHeap::from(kept);
+            });
     }
 
     // --- the table ----------------------------------------------------------------------------
@@ -1209,6 +1325,7 @@ impl Tracker {
             }
             None => {
                 self.slots.push(Some(entry));
+                self.lru.push((NIL, NIL));
                 (self.slots.len() - 1) as u32
             }
         };
@@ -1255,7 +1372,7 @@ impl Tracker {
         let ending = match entry {
             Entry::Tcp(conn) => Ending::Tcp(conn, cause),
             // Expanded when its row is written: until then (all of a flood's 200,000 at the
-            // end of the capture) it keeps its 104 bytes instead of a TcpConn's 776.
+            // end of the capture) it keeps its 88 bytes instead of a TcpConn's 768.
             Entry::Syn(syn) => Ending::Syn(syn, slot, cause),
             Entry::Flow(flow) => Ending::Flow(flow, cause),
         };
@@ -1263,25 +1380,38 @@ impl Tracker {
     }
 
     /// Ends the current step: its connections go to `ended` in serial (creation) order, and
-    /// the next step is `next`.
+    /// the next step is `next`. Inlined: it runs twice a packet, and almost always ends
+    /// nothing.
+    #[inline(always)]
     fn end_step(&mut self, next: EndAt) {
         if !self.ending.is_empty() {
-            let mut ending = std::mem::take(&mut self.ending);
-            ending.sort_unstable_by_key(|(serial, _)| *serial);
-            for (_, e) in ending.drain(..) {
-                match e {
-                    Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
-                    Ending::Syn(syn, slot, cause) => {
-                        let conn = syn.expand(&self.config, &mut self.timers, slot, false);
-                        self.ended.push_tcp(&conn, cause);
-                    }
-                    Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
-                }
-                self.ended.push_end(self.step);
-            }
-            self.ending = ending; // its allocation, for the next step
+            self.flush_ending();
         }
         self.step = next;
+    }
+
+    #[inline(never)]
+    fn flush_ending(&mut self) {
+        let mut ending = std::mem::take(&mut self.ending);
+        ending.sort_unstable_by_key(|(serial, _)| *serial);
+        for (_, e) in ending.drain(..) {
+            match e {
+                Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
+                Ending::Syn(syn, slot, cause) => {
+                    let conn = syn.expand(
+                        &self.config,
+                        &mut self.timers,
+                        &mut self.scratch,
+                        slot,
+                        false,
+                    );
+                    self.ended.push_tcp(&conn, cause);
+                }
+                Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
+            }
+            self.ended.push_end(self.step);
+        }
+        self.ending = ending; // its allocation, for the next step
     }
 
     /// A shard's tracker: the first frames of the connections created since the last call,
@@ -1306,7 +1436,7 @@ impl Tracker {
                 break;
             };
             open.push((entry.serial(), slot));
-            slot = entry.lru().1;
+            slot = self.lru[slot as usize].1;
         }
         open.sort_unstable();
         for (_, slot) in open {
@@ -1347,12 +1477,7 @@ impl Tracker {
         // of 0 is due before the next packet.
         self.now = self.now.max(zts);
         let now = self.now;
-        if self
-            .timers
-            .heap
-            .peek()
-            .is_some_and(|Reverse(t)| t.deadline <= now)
-        {
+        if self.timers.heap.peek().is_some_and(|t| t.deadline <= now) {
             self.run_timers(now);
         }
         self.end_step(EndAt {
@@ -1409,7 +1534,7 @@ impl Tracker {
                     || middle_carriers(p, i, n).any(|j| p.proto[j] == 17));
             // A packet of an IP protocol without a transport analyzer is Zeek's
             // unknown_transport connection (§11).
-            let unknown = unknown_transport(p, i);
+            let unknown = !matches!(l4, 6 | 17 | 1 | 58) && unknown_transport(p, i);
             let mut used = p.ip_version[i] > 0
                 && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried || unknown)
                 && p.frag[i] != FRAG_PART;
@@ -1652,10 +1777,12 @@ impl Tracker {
             captured: !p.truncated[i],
             csum_bad: bad,
         };
+        let syn_opts;
         let opts = if flags & SYN != 0 {
-            p.syn_options(i)
+            syn_opts = p.syn_options(i);
+            &syn_opts
         } else {
-            SynOptions::none()
+            &NO_OPTIONS
         };
         let mut found = self.lookup(&key);
         if let Some(slot) = found {
@@ -1669,6 +1796,19 @@ impl Tracker {
                 self.remove(slot, Cause::Reuse);
                 found = None;
             }
+        }
+        if let Some(slot) = found {
+            // A packet of a connection the table holds (almost every one): none of the new
+            // connection's steps below.
+            let check = self.config.drop_bad_checksums;
+            let (mut t, entry) = self.ctx(slot);
+            if let Entry::Tcp(conn) = entry {
+                let o = usize::from(conn.c.orig);
+                let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
+                let h = if from_orig { o } else { 1 - o };
+                conn.packet(&seg, h, check, opts, &mut t);
+            }
+            return slot;
         }
         // A new connection's timers are held back until its first packet is applied: if it
         // stays a SynOnly, only the one due first goes into the heap.
@@ -1719,9 +1859,9 @@ impl Tracker {
             let o = usize::from(conn.c.orig);
             let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
             let h = if from_orig { o } else { 1 - o };
-            conn.packet(&seg, h, check, &opts, &mut t);
+            conn.packet(&seg, h, check, opts, &mut t);
             if new {
-                compact = SynOnly::compress(conn, &seg, &opts, check, &armed, first_seq);
+                compact = SynOnly::compress(conn, &seg, opts, check, &armed, first_seq);
             }
         }
         if new {
@@ -1746,7 +1886,13 @@ impl Tracker {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
-                    let mut again = syn.clone().expand(&self.config, &mut scratch, slot, false);
+                    let mut again = syn.clone().expand(
+                        &self.config,
+                        &mut scratch,
+                        &mut Vec::new(),
+                        slot,
+                        false,
+                    );
                     if lazy_uid {
                         again.c.id.uid = conn.c.id.uid; // not computed yet
                     }
@@ -1959,13 +2105,22 @@ impl Tracker {
         }
     }
 
-    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12).
+    /// tunnel_parents, and Zeek's limit of 5 encapsulation changes ('X', §12). Inlined: on
+    /// a packet without tunnel after its connection's first, nothing changes.
+    #[inline(always)]
     fn encapsulation(&mut self, slot: u32, encap: Option<(u8, Uid)>) {
         let seen = match self.slots.get(slot as usize) {
             Some(Some(e)) => e.encap_seen(),
             _ => return,
         };
-        if seen || encap.is_some() {
+        if !seen || encap.is_some() {
+            self.encapsulation_change(slot, seen, encap);
+        }
+    }
+
+    #[inline(never)]
+    fn encapsulation_change(&mut self, slot: u32, seen: bool, encap: Option<(u8, Uid)>) {
+        if encap.is_some() {
             self.expand_at(slot); // a SynOnly keeps no tunnel parents
         }
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
@@ -2090,8 +2245,9 @@ mod size_tests {
     use super::*;
 
     /// Per-flow state today (bytes, 64-bit): a guard so it does not grow unnoticed. Each
-    /// entry is a slot (its key and a boxed state) and 4 bytes in the hash table; a SynOnly
-    /// also one timer (docs/benchmarks.md: about 190 bytes an open SYN-only flow in all).
+    /// entry is a slot (a boxed state, its key computed from it), its LRU links (8 bytes)
+    /// and 4 bytes in the hash table; a SynOnly also one timer (docs/benchmarks.md: about 190
+    /// bytes an open SYN-only flow in all).
     #[test]
     fn per_flow_state_stays_within_its_current_size() {
         eprintln!(
@@ -2103,10 +2259,11 @@ mod size_tests {
             std::mem::size_of::<Timer>(),
         );
         assert!(std::mem::size_of::<Option<Entry>>() <= 16);
-        // 104 bytes: malloc gives 112, the next size up (120) would cost 16 more.
-        assert!(std::mem::size_of::<SynOnly>() <= 104);
-        assert!(std::mem::size_of::<Flow>() <= 264);
-        assert!(std::mem::size_of::<TcpConn>() <= 776);
+        // 88 bytes: malloc gives 96 (104 and 96 bytes, before its LRU links moved beside the
+        // slots and its timer's index into `bits`, took 112).
+        assert!(std::mem::size_of::<SynOnly>() <= 88);
+        assert!(std::mem::size_of::<Flow>() <= 256);
+        assert!(std::mem::size_of::<TcpConn>() <= 768);
         assert!(std::mem::size_of::<Timer>() <= 24);
     }
 }

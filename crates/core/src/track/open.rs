@@ -27,6 +27,7 @@ impl Tracker {
                     let conn = SynOnly::clone(syn).expand(
                         &self.config,
                         &mut Timers::default(),
+                        &mut Vec::new(),
                         slot,
                         false,
                     );
@@ -34,7 +35,7 @@ impl Tracker {
                 }
             }
             out.push_end(end);
-            slot = entry.lru().0;
+            slot = self.lru[slot as usize].0;
         }
         out
     }

@@ -641,13 +641,13 @@ impl TcpConn {
             return;
         }
         seq = seq.max(self.ep[h].reasm.trim);
-        self.ep[h].reasm.insert(seq, upper);
+        self.ep[h].reasm.insert(seq, upper, t.spare);
         self.deliver(h, t);
         let ep = &mut self.ep[h];
         if ep.no_data_acked() {
             if let Some((_, last)) = ep.reasm.last() {
                 if last - ep.reasm.next > REASSEMBLY_SKIP {
-                    ep.reasm.clear();
+                    ep.reasm.clear(t.spare);
                     ep.reasm.skip = true;
                 }
             }
@@ -659,7 +659,7 @@ impl TcpConn {
             self.undelivered(h, seq, t);
         }
         let r = &mut self.ep[h].reasm;
-        r.drop_ending_by(seq);
+        r.drop_ending_by(seq, t.spare);
         if r.first().is_some_and(|b| b.0 == r.next) {
             self.deliver(h, t);
         }

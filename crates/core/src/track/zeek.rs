@@ -3,7 +3,7 @@
 //! reassembler that decides gaps (missed_bytes). docs/zeek-rules.md gives every rule.
 
 use super::history::Scaled;
-use super::ranges::Blocks;
+use super::ranges::{Blocks, SpareBlocks};
 
 /// Zeek ignores SYN/RST sequence numbers that jump further than this (§8.1).
 pub const TOO_LARGE_SEQ_DELTA: i64 = 1_048_576;
@@ -101,10 +101,10 @@ impl Default for Reasm {
 }
 
 impl Reasm {
-    /// Adds [seq, upper) minus what the blocks already hold.
-    pub fn insert(&mut self, seq: i64, upper: i64) {
+    /// Adds [seq, upper) minus what the blocks already hold (the box from `spare`).
+    pub fn insert(&mut self, seq: i64, upper: i64, spare: &mut SpareBlocks) {
         self.blocks
-            .get_or_insert_with(Default::default)
+            .get_or_insert_with(|| spare.take())
             .insert(seq, upper);
     }
 
@@ -128,18 +128,23 @@ impl Reasm {
         self.blocks.as_ref().and_then(|b| b.last())
     }
 
-    /// Drops the blocks that end at or before `seq`; the box goes with the last of them.
-    pub fn drop_ending_by(&mut self, seq: i64) {
+    /// Drops the blocks that end at or before `seq`; the box goes (to `spare`) with the last
+    /// of them.
+    pub fn drop_ending_by(&mut self, seq: i64, spare: &mut SpareBlocks) {
         if let Some(b) = self.blocks.as_mut() {
             b.drop_ending_by(seq);
             if b.is_empty() {
-                self.blocks = None;
+                if let Some(b) = self.blocks.take() {
+                    spare.give(b);
+                }
             }
         }
     }
 
-    pub fn clear(&mut self) {
-        self.blocks = None;
+    pub fn clear(&mut self, spare: &mut SpareBlocks) {
+        if let Some(b) = self.blocks.take() {
+            spare.give(b);
+        }
     }
 
     /// Every block, in order (tests).
@@ -321,15 +326,36 @@ mod tests {
     #[test]
     fn insert_keeps_blocks_sorted_and_disjoint() {
         let mut r = Reasm::default();
-        r.insert(10, 20);
-        r.insert(30, 40);
-        r.insert(5, 35);
+        let spare = &mut SpareBlocks::default();
+        r.insert(10, 20, spare);
+        r.insert(30, 40, spare);
+        r.insert(5, 35, spare);
         assert_eq!(r.block_list(), vec![(5, 10), (10, 20), (20, 30), (30, 40)]);
-        r.insert(0, 50);
+        r.insert(0, 50, spare);
         assert_eq!(
             r.block_list(),
             vec![(0, 5), (5, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
         );
+    }
+
+    #[test]
+    fn blocks_of_an_acknowledged_flight_serve_the_next_one_empty() {
+        let spare = &mut SpareBlocks::default();
+        let mut r = Reasm::default();
+        r.insert(10, 20, spare);
+        r.insert(30, 40, spare);
+        r.drop_ending_by(40, spare);
+        assert!(!r.has_blocks());
+        assert_eq!(spare.kept(), 1);
+        let mut q = Reasm::default();
+        q.insert(100, 110, spare);
+        assert_eq!(spare.kept(), 0);
+        assert_eq!(q.block_list(), vec![(100, 110)]);
+        // Its union was emptied too: an insert around the block adds only the holes.
+        q.insert(90, 120, spare);
+        assert_eq!(q.block_list(), vec![(90, 100), (100, 110), (110, 120)]);
+        q.clear(spare);
+        assert_eq!(spare.kept(), 1);
     }
 
     #[test]
