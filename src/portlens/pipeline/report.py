@@ -38,6 +38,10 @@ file is paid once: on the 2 M-packet benchmark capture 250 took 0.8-1.1 CPU s an
 a thousand 2.3-2.6 CPU s and 0.37 MB (docs/benchmarks.md)."""
 
 
+REPORT_CHUNK_BYTES = 2 << 20
+"""Bytes read per batch by the report's first pass, which reads without a read-ahead thread:
+the one batch in flight holds what the pipeline's three of 1 MiB hold (Options.chunk_bytes),
+and half as many batches took 0.4 CPU s less of the benchmark capture's report."""
 LADDER_CHUNK_BYTES = 8 << 20
 """Bytes read per batch by the ladders' pass where it decodes only the chosen connections'
 frames: a batch is then a few rows, and each costs its steps through the pipeline."""
@@ -81,8 +85,10 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
 
     if not pipeline.sharded:
         # the counting and folding below hold the GIL on every batch: a read-ahead thread
-        # would take turns with them (Options.read_ahead)
-        pipeline.options = replace(pipeline.options, read_ahead=False)
+        # would take turns with them (Options.read_ahead); with one batch in flight instead
+        # of three, batches can be twice as large, and each costs the counts' fixed steps
+        pipeline.options = replace(pipeline.options, read_ahead=False, chunk_bytes=max(
+            pipeline.options.chunk_bytes, REPORT_CHUNK_BYTES))
     temporary: str | None = None
     if pipeline.source.is_live and pipeline.options.write is None:
         fd, temporary = tempfile.mkstemp(prefix="portlens-report-", suffix=".pcap")
