@@ -393,5 +393,56 @@ def test_plotly_stream_is_cached_and_checked(tmp_path: Path,
         plotly_packed.cache_clear()
         assert plotly_packed() == (text, size, length)
         assert cached.read_bytes() == unpack7(text, size)
+        # a stream that decompresses but is not the one named is not taken either
+        other = lzma.compress(b"alert(1)", format=lzma.FORMAT_ALONE)
+        cached.write_bytes(other)
+        plotly_packed.cache_clear()
+        assert plotly_packed() == (text, size, length)
+        assert [p.read_bytes() for p in (tmp_path / "portlens").iterdir()] == [
+            unpack7(text, size)]
     finally:
         plotly_packed.cache_clear()
+
+
+def test_pack7_is_seven_bits_a_character() -> None:
+    """pack7 against its definition: the bytes' bits, zero-padded to a multiple of 7, seven
+    at a time, most significant first; ESCAPED values as DEL and '0' + their index."""
+    import numpy as np
+
+    from portlens.report.html import ESCAPED, pack7, unpack7
+
+    rng = np.random.default_rng(13)
+    for n in [*range(40), 1000, 4099]:
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        bits = "".join(f"{b:08b}" for b in data)
+        bits += "0" * (-len(bits) % 7)
+        want = "".join(
+            chr(v) if v not in ESCAPED else "\x7f" + chr(0x30 + ESCAPED.index(v))
+            for v in (int(bits[i:i + 7], 2) for i in range(0, len(bits), 7)))
+        assert pack7(data) == want, n
+        assert unpack7(pack7(data), n) == data
+
+
+@pytest.mark.parametrize("name", ["loopback-sample", "zeek-wikipedia", "ndpi-6in4tunnel",
+                                  "ndpi-synscan"])
+def test_uid_texts_are_the_keys_repr(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     name: str) -> None:
+    """What the uid check hashes after each candidate serial is the repr of ``_uid``'s
+    arguments, row by row; and every uid that can be made again is (none stored as text
+    but those without a TCP or UDP key)."""
+    import numpy as np
+
+    from portlens.report.html.pack import _uid_inputs, pack_uids, uid_texts
+
+    path = SAMPLE if name == "loopback-sample" else corpus_file(name)
+    _, data = report(capsys, tmp_path, str(path), "--ladders", "0")
+    conns = data["conns"]
+    ts = np.asarray(conns["cols"]["ts_ns"], dtype=np.int64)
+    keys, texts = _uid_inputs(conns, ts), uid_texts(conns, ts)
+    assert len(texts) == conns["n"] > 0
+    for key, text in zip(keys, texts, strict=True):
+        assert (key is None) == (text is None)
+        if key is not None:
+            assert "(7" + text == repr((7, *key))
+    explicit = pack_uids(conns, bytearray())["explicit"]
+    assert set(explicit) == {str(i) for i, k in enumerate(keys) if k is None}

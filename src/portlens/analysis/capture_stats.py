@@ -213,12 +213,22 @@ def _pick(f: Callable[[int, int], int], a: int | None, b: int | None) -> int | N
     return f(a, b)
 
 
+_BINCOUNT_BELOW = 4096
+"""Values below this are counted by np.bincount (protocol keys, link types, reasons)."""
+
+
 def _count(counter: Counter[str], values: npt.NDArray[Any], label: Callable[[int], str]) -> None:
     import numpy as np
 
     if values.size == 0:
         return
-    uniq, counts = np.unique(values, return_counts=True)
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high < _BINCOUNT_BELOW:  # small codes: counted without a sort
+        counts = np.bincount(values, minlength=0)
+        uniq = np.flatnonzero(counts)
+        counts = counts[uniq]
+    else:
+        uniq, counts = np.unique(values, return_counts=True)
     for u, c in zip(uniq.tolist(), counts.tolist(), strict=True):
         counter[label(int(u))] += int(c)
 

@@ -231,6 +231,13 @@ class _PortRows:
         self.addrs, (self.orig_h, self.resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
 
 
+def port_rows(cols: Columns) -> _PortRows:
+    """What the per-port table reads of each row of a block: each row's outcome (index into
+    ports.OUTCOMES, ``outcome``), its addresses as indices into ``addrs`` (``orig_h``,
+    ``resp_h``) and the rest, as arrays (the HTML report's table reads them too)."""
+    return _PortRows(cols)
+
+
 def _fold_ports(summaries: list[PortSummary], g: Groups, r: _PortRows, *,
                 client_side: bool = False) -> None:
     """PortSummary.add of every row of each group into the group's summary."""
@@ -274,9 +281,9 @@ def _port_key(kind: Array, port: Array, code: Array) -> Array:
     return key
 
 
-def add_port_columns(table: PortTable, cols: Columns) -> None:
-    """``table.add`` of every row of a column block."""
-    r = _PortRows(cols)
+def add_port_columns(table: PortTable, cols: Columns, made: _PortRows | None = None) -> None:
+    """``table.add`` of every row of a column block (``made``: its ``port_rows``, if made)."""
+    r = _PortRows(cols) if made is None else made
     if not r.n:
         return
     rows = np.arange(r.n)
@@ -474,4 +481,4 @@ def add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool = Tru
     table.sockets.extend(ends)
 
 __all__ = ["Groups", "add_handshake_columns", "add_port_columns", "add_socket_columns",
-           "addresses", "encode"]
+           "addresses", "encode", "port_rows"]

@@ -42,27 +42,42 @@ def pick(conns: Sequence[Connection], limit: int) -> list[Connection]:
         return []
     if len(conns) <= limit:
         return list(conns)
-    by_outcome: dict[int, dict[tuple[str, int], list[Connection]]] = defaultdict(
-        lambda: defaultdict(list))
-    for c in conns:
-        o = outcome(c)
-        rank = PICK_ORDER.index(o) if o in PICK_ORDER else len(PICK_ORDER)
-        by_outcome[rank][(c.proto, c.resp_p)].append(c)
-    queues = [_turns([sorted(g, key=lambda c: c.ts_ns) for _, g in sorted(groups.items())])
-              for _, groups in sorted(by_outcome.items())]
-    return _turns(queues)[:limit]
+    rows = pick_rows([outcome(c) for c in conns], [c.proto for c in conns],
+                     np.fromiter((c.resp_p for c in conns), np.int64, len(conns)),
+                     np.fromiter((c.ts_ns for c in conns), np.int64, len(conns)), limit)
+    return [conns[i] for i in rows]
 
 
-def _turns(queues: list[list[Connection]]) -> list[Connection]:
-    """The queues' heads, then their second items, and so on (round robin)."""
-    out: list[Connection] = []
-    depth = 0
-    while True:
-        row = [q[depth] for q in queues if depth < len(q)]
-        if not row:
-            return out
-        out.extend(row)
-        depth += 1
+def pick_rows(outcomes: Sequence[str], protos: Sequence[str], resp_p: np.ndarray,
+              ts_ns: np.ndarray, limit: int) -> list[int]:
+    """:func:`pick` of connections given by column (their outcome, proto, server port and
+    start): the row numbers, in the order picked. The rows are sorted once by (outcome rank,
+    proto, port, start, row); a row's turn within its outcome is (its depth in its group, the
+    group's rank), and across outcomes (its turn within its outcome, the outcome's rank), as
+    round robins over the queues give them."""
+    n = len(outcomes)
+    if limit <= 0:
+        return []
+    if n <= limit:
+        return list(range(n))
+    ranks = {o: i for i, o in enumerate(PICK_ORDER)}
+    rank = np.fromiter((ranks.get(o, len(PICK_ORDER)) for o in outcomes), np.int64, n)
+    names = {p: i for i, p in enumerate(sorted(set(protos)))}
+    proto = np.fromiter((names[p] for p in protos), np.int64, n)
+    port = np.asarray(resp_p, dtype=np.int64)
+    order = np.lexsort((np.arange(n), np.asarray(ts_ns, dtype=np.int64), port, proto, rank))
+    r, p, q = rank[order], proto[order], port[order]
+    new_group = np.r_[True, (r[1:] != r[:-1]) | (p[1:] != p[:-1]) | (q[1:] != q[:-1])]
+    group = np.cumsum(new_group) - 1
+    depth = np.arange(n) - np.flatnonzero(new_group)[group]
+    new_outcome = np.r_[True, r[1:] != r[:-1]]
+    first_group = group[np.flatnonzero(new_outcome)][np.cumsum(new_outcome) - 1]
+    turns = np.lexsort((group - first_group, depth, r))  # by outcome, then turn
+    ro = r[turns]
+    starts = np.flatnonzero(np.r_[True, ro[1:] != ro[:-1]])
+    turn = np.arange(n) - starts[np.searchsorted(starts, np.arange(n), side="right") - 1]
+    final = np.lexsort((ro, turn))
+    return order[turns[final]][:limit].tolist()  # type: ignore[no-any-return]
 
 
 def _pair_keys(conns: Iterable[Connection]) -> dict[bytes, int]:
@@ -92,14 +107,58 @@ def _hashed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_xor.reduce(words * _MIX, axis=1)  # type: ignore[no-any-return]
 
 
+def _wanted(pairs: dict[bytes, int]) -> np.ndarray:
+    """The sorted hashes of ``_pair_keys``' keys."""
+    raw = np.frombuffer(b"".join(pairs), dtype=np.uint8).reshape(-1, 32)
+    return np.unique(_hashed(raw[:, :16], raw[:, 16:]))
+
+
+class PairFrames:
+    """Which frames hold rows of which address pairs, as ``ladders`` keeps rows (the pair, or
+    a tunnelled row's outer pair; by 64-bit hash): recorded while the report's first pass
+    reads the packets, so that once the connections are chosen the ladders' pass decodes only
+    the frames that can hold theirs (pipeline/report.py). Reading and decoding every frame
+    again took 1.5 CPU s of the benchmark capture's report; the frames are a few percent."""
+
+    def __init__(self) -> None:
+        self._frames: list[np.ndarray] = []
+        self._hashes: list[np.ndarray] = []
+
+    def add(self, b: PacketBatch) -> None:
+        if not len(b):
+            return
+        self._frames.append(b.frame)
+        self._hashes.append(_hashed(b.src, b.dst))
+        tunnelled = np.flatnonzero(b.tunnel_depth > 0)
+        if tunnelled.size:
+            self._frames.append(b.frame[tunnelled])
+            self._hashes.append(_hashed(b.out_src[tunnelled], b.out_dst[tunnelled]))
+
+    def frames(self, conns: Iterable[Connection]) -> np.ndarray:
+        """The numbers of the frames with a row of ``conns``' address pairs, sorted."""
+        if not self._frames:
+            return np.zeros(0, np.int64)
+        frames, hashes = np.concatenate(self._frames), np.concatenate(self._hashes)
+        self._frames, self._hashes = [frames], [hashes]
+        wanted = _wanted(_pair_keys(conns))
+        if not len(wanted):
+            return np.zeros(0, np.int64)
+        # a few hundred pairs against millions of rows: the rows whose low 16 bits are some
+        # pair's first (one lookup each), then a binary search for those
+        low = np.zeros(1 << 16, dtype=bool)
+        low[(wanted & np.uint64(0xFFFF)).astype(np.intp)] = True
+        maybe = np.flatnonzero(low[(hashes & np.uint64(0xFFFF)).astype(np.intp)])
+        at = np.minimum(np.searchsorted(wanted, hashes[maybe]), len(wanted) - 1)
+        return np.unique(frames[maybe[wanted[at] == hashes[maybe]]]).astype(np.int64)
+
+
 def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],
             config: TrackerConfig | None = None) -> dict[str, Ladder]:
     """The ladder of each of ``conns`` (by uid), from one pass over ``batches``."""
     if not conns:
         return {}
     pairs = _pair_keys(conns)
-    raw = np.frombuffer(b"".join(pairs), dtype=np.uint8).reshape(-1, 32)
-    wanted = np.unique(_hashed(raw[:, :16], raw[:, 16:]))
+    wanted = _wanted(pairs)
     until = max(max(c.last_ns, c.ts_ns) for c in conns)
     kept: list[PacketBatch] = []
     for b in batches:

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
+from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ladder import Ladder
 from portlens.analysis.ports import PortTable
 from portlens.analysis.rates import PacketRates
 from portlens.analysis.talkers import TalkerTable
-from portlens.track.model import Connection
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ReportInput:
     handshakes: HandshakeTable
     talkers: TalkerTable
     rates: PacketRates
-    conns: list[Connection]
+    conns: ConnRows
     ladders: dict[str, Ladder] = field(default_factory=dict)
     ladder_limit: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)

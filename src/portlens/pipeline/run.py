@@ -25,6 +25,9 @@ from portlens.sources.filestats import FileStats
 from portlens.track.config import TrackerConfig
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from portlens.analysis.capture_stats import CaptureStats
     from portlens.capture import LiveOptions, LiveSession
     from portlens.decode.packets import PacketBatch
@@ -125,6 +128,14 @@ class Options:
     """Verify checksums while decoding: True, False, or None for "where they are read":
     packets() verifies them (they are printed), tracking only when the tracker drops bad ones
     (docs/decoding.md, *Checksums*)."""
+    read_ahead: bool = True
+    """Read and decode files in a thread of their own ahead of the caller (pipeline/ahead).
+    The HTML report turns it off: its own work on each batch holds the GIL, so the two
+    threads took turns, for 0.5 CPU s more and no gain in time (docs/benchmarks.md)."""
+    frames: npt.NDArray[np.int64] | None = None
+    """Decode only the frames with these numbers (sorted; one capture file, where frame
+    numbers name frames), reading past the others: the HTML report's ladders pass, which
+    knows from its first pass which frames it needs (pipeline/report.py)."""
     chunk_bytes: int = 1 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
     at once, for each batch in flight (the one tracked and those read ahead: pipeline/ahead):
@@ -274,15 +285,22 @@ class Pipeline:
         writer = (_Writer(self.options, self.error) if self.options.write is not None
                   else None)
         source = self.frames()
+        only = self.options.frames
 
         def decoded() -> Generator[tuple[FrameBatch, PacketBatch], None, None]:
             try:
                 for frames in source:
+                    if only is not None:
+                        taken = _only_frames(frames, only)
+                        if taken is None:
+                            return  # past the last frame asked for
+                        frames = taken
                     yield frames, decoder.decode(frames)
             finally:
                 source.close()  # the files are closed even when -c stops the reading early
 
-        if self.options.reference:  # Python's decoder would only contend for the GIL
+        # Python's decoder (reference) would only contend for the GIL
+        if self.options.reference or not self.options.read_ahead:
             pairs: Any = decoded()
         else:
             from portlens.pipeline.ahead import Ahead
@@ -545,6 +563,16 @@ class Pipeline:
             if c.uid == uid:
                 return c
         return None
+
+
+def _only_frames(frames: FrameBatch, only: npt.NDArray[np.int64]) -> FrameBatch | None:
+    """The frames of ``frames`` numbered in ``only`` (sorted), or None past its last."""
+    import numpy as np
+
+    if not len(only) or (len(frames) and frames.frame[0] > only[-1]):
+        return None
+    at = np.minimum(np.searchsorted(only, frames.frame), len(only) - 1)
+    return frames.take(np.flatnonzero(only[at] == frames.frame))
 
 
 class _Writer:

@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 
 from portlens import __version__
+from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.ladder import Ladder
-from portlens.analysis.ports import OUTCOMES, PortTable, outcome
+from portlens.analysis.ports import OUTCOMES, PortTable
 from portlens.analysis.rates import PacketRates, starts_per_bin
 from portlens.analysis.report_input import ReportInput
 from portlens.report.clock import Clock
-from portlens.report.conns import endpoint_text, has_duration
+from portlens.report.conns import endpoint_text
 from portlens.report.ladder import _fold_line, _seconds, _visible, render
 from portlens.report.ports import json_records
-from portlens.track.model import Connection
+from portlens.track.rust import NONE64
 
 TOP_TALKERS = 100
 """Hosts and conversations listed (the charts show the first 15); `hosts --json` has all."""
@@ -55,39 +56,41 @@ TEXT_FIELDS = frozenset({"uid", "proto", "id.orig_h", "id.resp_h", "port_service
                          "outcome"})
 
 
-def _columns(conns: Sequence[Connection]) -> dict[str, list[Any]]:
+def _columns(conns: ConnRows) -> dict[str, list[Any]]:
     """``conns --json``'s value of each column (report/conns.py record), column by column."""
-    timed = [has_duration(c) for c in conns]
-    icmp = [c.proto == "icmp" for c in conns]
+    def ints(name: str) -> list[int]:
+        return conns.numbers(name).tolist()  # type: ignore[no-any-return]
+
+    proto = conns.texts("proto")
+    timed = (conns.numbers("duration_ns") > 0).tolist()  # report/conns.py has_duration
+    icmp = [p == "icmp" for p in proto]
     return {
-        "ts_ns": [c.ts_ns for c in conns], "uid": [c.uid for c in conns],
-        "proto": [c.proto for c in conns], "id.orig_h": [c.orig_h for c in conns],
-        "id.orig_p": [c.orig_p for c in conns], "id.resp_h": [c.resp_h for c in conns],
-        "id.resp_p": [c.resp_p for c in conns],
-        "port_service": [c.service or None for c in conns],
-        "duration_ns": [c.duration_ns for c in conns],
-        "orig_bytes": [c.orig_bytes if d else None for c, d in zip(conns, timed, strict=True)],
-        "resp_bytes": [c.resp_bytes if d else None for c, d in zip(conns, timed, strict=True)],
-        "conn_state": [c.conn_state for c in conns],
-        "missed_bytes": [c.missed_bytes for c in conns], "history": [c.history for c in conns],
-        "orig_pkts": [c.orig_pkts for c in conns],
-        "orig_ip_bytes": [c.orig_ip_bytes for c in conns],
-        "resp_pkts": [c.resp_pkts for c in conns],
-        "resp_ip_bytes": [c.resp_ip_bytes for c in conns],
-        "orig_state": [str(c.orig_state) if c.orig_state else None for c in conns],
-        "resp_state": [str(c.resp_state) if c.resp_state else None for c in conns],
-        "end_reason": [str(c.end_reason) for c in conns],
-        "icmp_type": [c.orig_p if i else None for c, i in zip(conns, icmp, strict=True)],
-        "icmp_code": [c.icmp_code if i else None for c, i in zip(conns, icmp, strict=True)],
-        "tunnel_parents": [",".join(c.tunnel_parents) or None for c in conns],
-        "outcome": [outcome(c) for c in conns],
+        "ts_ns": ints("ts_ns"), "uid": conns.texts("uid"),
+        "proto": proto, "id.orig_h": conns.texts("orig_h"),
+        "id.orig_p": ints("orig_p"), "id.resp_h": conns.texts("resp_h"),
+        "id.resp_p": ints("resp_p"),
+        "port_service": [s or None for s in conns.texts("service")],
+        "duration_ns": ints("duration_ns"),
+        "orig_bytes": [v if d else None for v, d in zip(ints("orig_bytes"), timed, strict=True)],
+        "resp_bytes": [v if d else None for v, d in zip(ints("resp_bytes"), timed, strict=True)],
+        "conn_state": conns.texts("conn_state"),
+        "missed_bytes": ints("missed_bytes"), "history": conns.texts("history"),
+        "orig_pkts": ints("orig_pkts"), "orig_ip_bytes": ints("orig_ip_bytes"),
+        "resp_pkts": ints("resp_pkts"), "resp_ip_bytes": ints("resp_ip_bytes"),
+        "orig_state": conns.texts("orig_state"), "resp_state": conns.texts("resp_state"),
+        "end_reason": conns.texts("end_reason"),
+        "icmp_type": [p if i else None for p, i in zip(ints("orig_p"), icmp, strict=True)],
+        "icmp_code": [c if i else None for c, i in zip(conns.texts("icmp_code"), icmp,
+                                                      strict=True)],
+        "tunnel_parents": conns.texts("tunnel_parents"),
+        "outcome": conns.texts("outcome"),
     }
 
 
-def conn_columns(conns: Sequence[Connection]) -> dict[str, Any]:
+def conn_columns(conns: ConnRows) -> dict[str, Any]:
     """The connections by column (module doc): ``{"n", "base_ns", "fields", "cols"}``, each
     text column ``{"dict": [...], "codes": [...]}`` (code -1: null)."""
-    base = min((c.ts_ns for c in conns), default=0)
+    base = int(conns.numbers("ts_ns").min()) if len(conns) else 0
     cols: dict[str, Any] = {}
     for name, values in _columns(conns).items():
         if name == "ts_ns":
@@ -141,39 +144,41 @@ def _spread(values: list[int]) -> list[int]:
     return ordered[ranks].tolist()  # type: ignore[no-any-return]
 
 
-def rtt_samples(conns: Sequence[Connection], ports: Sequence[int]) -> dict[str, Any]:
+def rtt_samples(conns: ConnRows, ports: Sequence[int]) -> dict[str, Any]:
     """Server-side (SYN -> SYN-ACK) and client-side (SYN-ACK -> ACK) RTTs of the handshakes
-    of ``ports``, per port (handshakes --conns' server_rtt_ns and client_rtt_ns)."""
-    wanted = set(ports)
-    server: dict[int, list[int]] = {p: [] for p in ports}
-    client: dict[int, list[int]] = {p: [] for p in ports}
-    for c in conns:
-        hs = c.handshake
-        if c.proto != "tcp" or hs is None or c.resp_p not in wanted:
-            continue
-        if hs.server_rtt_ns is not None:
-            server[c.resp_p].append(hs.server_rtt_ns)
-        if hs.client_rtt_ns is not None:
-            client[c.resp_p].append(hs.client_rtt_ns)
+    of ``ports``, per port (handshakes --conns' server_rtt_ns and client_rtt_ns; none but for
+    TCP)."""
+    resp_p = conns.numbers("resp_p")
+    server: dict[int, list[int]] = {}
+    client: dict[int, list[int]] = {}
+    for side, rtts in ((server, conns.numbers("server_rtt_ns")),
+                       (client, conns.numbers("client_rtt_ns"))):
+        for p in ports:
+            side[p] = rtts[(resp_p == p) & (rtts != NONE64)].tolist()
     return {str(p): {"server": _spread(server[p]), "client": _spread(client[p]),
                      "server_count": len(server[p]), "client_count": len(client[p])}
             for p in ports}
 
 
-def rate_series(rates: PacketRates, ports: PortTable, conns: Sequence[Connection]
-                ) -> dict[str, Any]:
+def rate_series(rates: PacketRates, ports: PortTable, conns: ConnRows) -> dict[str, Any]:
     """Packets per bin (all, per top port, other) and new connections per bin (per top port,
     other), the top ports being those of the most packets."""
     top = [r for r in ports.sorted("packets") if r.proto in ("tcp", "udp")][:RATE_PORTS]
     series = rates.series([(r.proto, r.port) for r in top])
     start, bin_s, nbins = series["start_s"], int(series["bin_s"]), len(series["all"])
     keys = {(r.proto, r.port): f"{r.port}/{r.proto}" for r in top}
-    starts: dict[str, list[int]] = {name: [] for name in keys.values()}
-    starts["other"] = []
-    for c in conns:
-        starts[keys.get((c.proto, c.resp_p), "other")].append(c.ts_ns)
-    new = {name: starts_per_bin(ts, int(start), bin_s, nbins) if start is not None else []
-           for name, ts in starts.items()}
+    ts, resp_p = conns.numbers("ts_ns"), conns.numbers("resp_p")
+    names = {"tcp": 1, "udp": 2}
+    proto = np.fromiter((names.get(p, 0) for p in conns.texts("proto")), np.int64, len(conns))
+    other = np.ones(len(conns), dtype=bool)
+    starts: dict[str, np.ndarray] = {}
+    for (p, port), name in keys.items():
+        rows = (resp_p == port) & (proto == names[p])
+        other &= ~rows
+        starts[name] = ts[rows]
+    starts["other"] = ts[other]
+    new = {name: starts_per_bin(t, int(start), bin_s, nbins) if start is not None else []
+           for name, t in starts.items()}
     series["new_conns"] = new
     return series
 
@@ -184,8 +189,8 @@ def payload(r: ReportInput) -> dict[str, Any]:
     stats = r.stats.to_dict()
     if r.files:
         stats["files"] = r.files
-    hosts = r.talkers.endpoints("bytes")
-    convs = r.talkers.conversations("bytes")
+    hosts = r.talkers.endpoints("bytes", TOP_TALKERS)
+    convs = r.talkers.conversations("bytes", TOP_TALKERS)
     handshakes = r.handshakes.records()
     hs_ports = [rec["port"] for rec in sorted(
         handshakes, key=lambda rec: (-rec["handshakes"], rec["port"]))
@@ -199,13 +204,14 @@ def payload(r: ReportInput) -> dict[str, Any]:
             "conns": len(r.conns), "ladders": len(r.ladders), "ladder_limit": r.ladder_limit,
             "outcomes": list(OUTCOMES), "live": r.live, "errors": r.errors,
             "warnings": r.warnings,
-            "missed_bytes": sum(c.missed_bytes for c in r.conns),
-            "conns_missed": sum(1 for c in r.conns if c.missed_bytes)},
+            "missed_bytes": int(r.conns.numbers("missed_bytes").sum()),
+            "conns_missed": int((r.conns.numbers("missed_bytes") != 0).sum())},
         "stats": stats,
         "ports": json_records(r.ports),
         "handshakes": handshakes,
-        "hosts": [e.record() for e in hosts[:TOP_TALKERS]], "hosts_total": len(hosts),
-        "convs": [c.record() for c in convs[:TOP_TALKERS]], "convs_total": len(convs),
+        "hosts": [e.record() for e in hosts], "hosts_total": r.talkers.endpoint_count(),
+        "convs": [c.record() for c in convs],
+        "convs_total": r.talkers.conversation_count(),
         "rates": rate_series(r.rates, r.ports, r.conns),
         "rtts": rtt_samples(r.conns, hs_ports),
         "conns": conn_columns(r.conns),

@@ -156,6 +156,34 @@ def _uid_inputs(conns: dict[str, Any], ts: np.ndarray) -> list[tuple[Any, ...] |
     return out
 
 
+def uid_texts(conns: dict[str, Any], ts: np.ndarray) -> list[str | None]:
+    """What ``_uid`` hashes of each row after the serial: ``repr((serial, *key))`` is
+    ``"(" + str(serial) + text`` for ``_uid_inputs``' key (None where it is None). Written
+    from each address's repr, made once, and ports: a tuple per row, and its repr per
+    candidate serial, took 0.25 CPU s of the benchmark capture's report."""
+    cols = conns["cols"]
+    base = int(conns["base_ns"])
+    protos = _text(cols["proto"])
+    raw = {name: [addr_bytes(h) for h in cols[name]["dict"]] for name in ("id.orig_h",
+                                                                          "id.resp_h")}
+    order = {a: i for i, a in enumerate(sorted({*raw["id.orig_h"], *raw["id.resp_h"]}))}
+    hosts = []
+    for name in ("id.orig_h", "id.resp_h"):
+        known = [(order[a], repr(a)) for a in raw[name]]
+        hosts.append([None if c < 0 else known[c] for c in cols[name]["codes"]])
+    out: list[str | None] = []
+    for t, proto, oh, op, rh, rp in zip(ts.tolist(), protos, hosts[0], cols["id.orig_p"],
+                                        hosts[1], cols["id.resp_p"], strict=True):
+        l4 = L4.get(proto or "")
+        if oh is None or rh is None or op is None or rp is None or l4 is None:
+            out.append(None)
+        elif (oh[0], op) <= (rh[0], rp):
+            out.append(f", {base + t}, ({l4}, None, {oh[1]}, {op}, {rh[1]}, {rp}))")
+        else:
+            out.append(f", {base + t}, ({l4}, None, {rh[1]}, {rp}, {oh[1]}, {op}))")
+    return out
+
+
 def _uid_numbers(uids: list[str]) -> tuple[list[int], list[int]]:
     """Each uid's number (its 17 base-62 digits, least significant first) as (the part above
     62^9, the part below): the digests the uids were written from, less what 17 digits drop."""
@@ -182,14 +210,14 @@ def pack_uids(conns: dict[str, Any], blob: bytearray) -> dict[str, Any]:
     uids = _text(conns["cols"]["uid"])
     ts = np.asarray(conns["cols"]["ts_ns"], dtype=np.int64)
     ranks = start_ranks(ts).tolist()
-    inputs = _uid_inputs(conns, ts)
+    inputs = uid_texts(conns, ts)
     high, low = _uid_numbers(uids)
     offsets = np.zeros(n, dtype=np.int64)
     explicit: dict[str, str] = {}
     guess = 0
 
-    def matches(i: int, serial: int, key: tuple[Any, ...]) -> bool:
-        digest = hashlib.blake2b(repr((serial, *key)).encode(), digest_size=13).digest()
+    def matches(i: int, serial: int, key: str) -> bool:
+        digest = hashlib.blake2b(f"({serial}{key}".encode(), digest_size=13).digest()
         q, r = divmod(int.from_bytes(digest, "big"), _LOW)
         return r == low[i] and q % _HIGH == high[i]
 
