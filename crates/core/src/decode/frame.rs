@@ -140,27 +140,15 @@ impl<'a> Walker<'a> {
     /// 1,000 bytes with its row) and its carrier lists, where a new one per frame was built
     /// on the stack and copied twice (a tenth of `packets --stats`'s instructions).
     pub fn reset(&mut self, b: &'a [u8], wirelen: u32, row: Row, row_index: usize) {
-        let cap = b.len();
-        let wire = usize::try_from(wirelen).unwrap_or(usize::MAX);
-        self.b = b;
-        self.cap = cap;
-        self.wire = wire.max(cap);
-        self.cut = cap < wire;
-        self.row = row;
-        self.record = None;
-        self.row_index = row_index;
-        self.depth = 0;
-        self.tunnels = 0;
-        self.pending = None;
-        self.vlan_count = 0;
-        self.mpls_count = 0;
-        self.nested_frames = 0;
-        self.ip_version = 0;
-        self.addr_len = 4;
-        self.ip_src = [0; 16];
-        self.pseudo_dst = [0; 16];
-        self.carriers.clear();
-        self.more.clear();
+        let mut carriers = std::mem::take(&mut self.carriers);
+        let mut more = std::mem::take(&mut self.more);
+        carriers.clear();
+        more.clear();
+        *self = Walker {
+            carriers,
+            more,
+            ..Walker::new(b, wirelen, row, row_index, self.checksums)
+        };
     }
 
     pub fn new(b: &'a [u8], wirelen: u32, row: Row, row_index: usize, checksums: bool) -> Self {
