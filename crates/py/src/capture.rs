@@ -114,7 +114,7 @@ impl CaptureReader {
 
     /// Stops reading and closes the file; iterating afterwards gives nothing.
     fn close(&self, py: Python<'_>) {
-        // The read-ahead thread may be finishing a chunk: wait for it without the GIL.
+        // Another Python thread may hold the lock while it reads a chunk: wait without the GIL.
         py.detach(|| self.source().close());
     }
 

@@ -6,8 +6,9 @@
 //! one at a time in file order, each with the reader's progress as it was after that batch,
 //! and a problem arrives after every batch before it: to the caller the file reads exactly as
 //! it does on one thread ([`Source`] gives the same batches, progress and errors either way).
-//! `packets --stats` ([`crate::scan::PacketScan`]) and the pipeline's reader
-//! (`portlens._core.CaptureReader(read_ahead=True)`) both read through it.
+//! `packets --stats` ([`crate::scan::PacketScan`]) reads ahead through it; the pipeline's
+//! reader binding (`portlens._core.CaptureReader`) reads through it on the caller's thread,
+//! and `portlens.pipeline.ahead` runs that, with the decoder, in a Python thread instead.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
