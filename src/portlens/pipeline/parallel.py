@@ -75,8 +75,10 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
         if k == 0:
             note("warning", message)
 
+    # The workers keep every core busy already: a read-ahead thread in each would only take
+    # turns with them (more CPU, no sooner done).
     options = replace(options, workers=1, tracker=replace(options.tracker, shard=(k, n)),
-                      write=options.write if k == 0 else None)
+                      write=options.write if k == 0 else None, read_ahead=False)
     pipeline = Pipeline(source, options, on_error=send_error, on_warning=send_warning)
     pipeline.resolved(conn)
     pending: list[Connection] = []
