@@ -95,8 +95,7 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         os.close(fd)
         pipeline.options = replace(pipeline.options, write=temporary)
     interrupted = False
-    counted = pipeline
-    """The pipeline whose decoder saw the packets counted here."""
+    counted = pipeline  # the pipeline whose decoder saw the packets counted here
     try:
         try:
             if pipeline.options.workers > 1 and not pipeline.source.is_live:
