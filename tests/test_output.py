@@ -425,6 +425,26 @@ def test_rows_are_written_as_they_come() -> None:
     assert out.getvalue().splitlines()[-1] == "443/tcp  5 completed, 2 refused, 1 unanswered"
 
 
+def test_add_rows_writes_what_add_writes() -> None:
+    """add_rows formats a thousand printable ASCII rows at a time; a chunk with a control
+    character or a wide character in it goes row by row, and either way the text is add's."""
+    columns = [Column("addr"), Column("pkts", right=True), Column("state")]
+    rows = [(f"10.0.{i // 256}.{i % 256}:{1024 + i}", str(i * 7), "ESTAB" if i % 3 else "-")
+            for i in range(2500)]
+    rows[1700] = ("10.1.1.1:80", "9", "tab\there")  # shown escaped
+    rows[2300] = ("[fe80::1]:443", "12", "µs")  # one cell wide each
+    for width in (None, 40):
+        one, many = io.StringIO(), io.StringIO()
+        by_one = TableWriter(Screen(one, io.StringIO(), width=width), columns)
+        for row in rows:
+            by_one.add(row)
+        by_many = TableWriter(Screen(many, io.StringIO(), width=width), columns)
+        by_many.add_rows(iter(rows))
+        assert (by_one.close(), by_one.rows) == (by_many.close(), by_many.rows)
+        assert one.getvalue() == many.getvalue()
+        assert "tab\\there" in many.getvalue()
+
+
 def test_layout_never_cuts_what_it_cannot_leave_out() -> None:
     layout = Layout.fit([Column("originator"), Column("responder"), Column("uid")],
                         [("[2001:db8:1:2:3:4:5:6]:443", "[2001:db8::ff]:50000", "Cxyz")],

@@ -18,6 +18,7 @@ import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice, starmap
 from typing import TextIO
 
 from rich.cells import cell_len
@@ -283,16 +284,22 @@ class TableWriter:
         layout = self.layout
         if layout is None:
             return
-        out: list[str] = []
-        for cells in it:
-            self.rows += 1
-            line = layout.line(cells)
-            out.append(line + "\n" if line is not None else self._text([clean(c) for c in cells],
-                                                                       False))
-            if len(out) >= FIRST_ROWS:
-                self.screen.out.write("".join(out))
-                out.clear()
-        self.screen.out.write("".join(out))
+        # Every column shown and none folding: a thousand rows are checked at once (printable
+        # ASCII is what ``line`` pads as it is) and formatted without a Python step a row.
+        fmt = layout.ascii_format if layout.shown == list(range(len(self.columns))) else None
+        while chunk := list(islice(it, FIRST_ROWS)):
+            self.rows += len(chunk)
+            text = "".join(map("".join, chunk)) if fmt is not None else ""
+            if fmt is not None and text.isascii() and text.isprintable():
+                self.screen.out.write("\n".join(map(str.rstrip, starmap(fmt.format, chunk)))
+                                      + "\n")
+                continue
+            out = []
+            for cells in chunk:
+                line = layout.line(cells)
+                out.append(line + "\n" if line is not None
+                           else self._text([clean(c) for c in cells], False))
+            self.screen.out.write("".join(out))
 
     def close(self) -> list[str]:
         if self.layout is None and self.pending:
