@@ -252,6 +252,13 @@ class PacketBatch:
         out: npt.NDArray[np.intp] = np.cumsum(self.sub == SUB_FRAME, dtype=np.intp) - 1
         return out
 
+    def packet_rows(self) -> PacketBatch:
+        """The batch as `packets` lists it: one row per packet (an A-MSDU's subframes are
+        packets of their own), without the middle tunnel carriers' rows (a packet's tunnels
+        are in its own row); the batch itself when it has none."""
+        carrier = self.sub == SUB_CARRIER
+        return self.take(~carrier) if carrier.any() else self
+
     def owner_rows(self) -> npt.NDArray[np.intp]:
         """For each row, the row that counts it: a middle carrier's is the packet's row
         before it (SUB_CARRIER rows follow it), any other row's itself."""

@@ -29,7 +29,6 @@ from portlens.decode.packets import (
     CSUM_NONE,
     FRAG_COMPLETE,
     FRAG_PART,
-    SUB_CARRIER,
     PacketBatch,
 )
 from portlens.decode.packets import addr_text as _addr_text
@@ -148,8 +147,7 @@ def packets_frame(batches: Iterable[PacketBatch]) -> Any:
     whole columns rather than per-frame objects: an A-MSDU's subframes are rows of their own,
     a middle tunnel carrier's row is left out (as `packets` lists them)."""
     pd = pandas()
-    parts = [_packet_columns(b if not (b.sub == SUB_CARRIER).any() else
-                             b.take(b.sub != SUB_CARRIER)) for b in batches if len(b)]
+    parts = [_packet_columns(b.packet_rows()) for b in batches if len(b)]
     if not parts:
         parts = [_packet_columns(PacketBatch.allocate(0))]
     frame = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)

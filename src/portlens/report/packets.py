@@ -16,7 +16,6 @@ from portlens.decode.packets import (
     CSUM_NONE,
     FRAG_COMPLETE,
     FRAG_PART,
-    SUB_CARRIER,
     PacketBatch,
     addr_text,
 )
@@ -41,8 +40,7 @@ def iter_rows(b: PacketBatch) -> Iterator[dict[str, Any]]:
     """Rows of a batch as dicts of plain Python values (the columns printing needs): one per
     packet, so an A-MSDU's subframes are lines of their own (with their frame's number);
     a middle tunnel carrier's row is no packet (its tunnel is in the packet's list)."""
-    if (b.sub == SUB_CARRIER).any():
-        b = b.take(b.sub != SUB_CARRIER)
+    b = b.packet_rows()
     cols = {name: getattr(b, name).tolist() for name in _COLUMNS}
     src = b.src.tobytes()
     dst = b.dst.tobytes()
