@@ -77,6 +77,13 @@ fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     u
 }
 
+/// A VXLAN header (flags: VNI present, VNI 1) and the Ethernet frame it carries.
+fn vxlan(frame: Vec<u8>) -> Vec<u8> {
+    let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
+    v.extend_from_slice(&frame);
+    v
+}
+
 fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut e = vec![2; 6];
     e.extend_from_slice(&[4; 6]);
@@ -227,11 +234,6 @@ fn gre_tunnel_moves_the_carrier_to_out_columns() {
 fn three_tunnels_give_a_row_to_the_middle_carrier() {
     // VXLAN (UDP 4789) in VXLAN in IPv4 GRE: out_* the GRE carrier, the outer VXLAN's
     // datagram a row of its own after the packet's, car_* the inner VXLAN's.
-    let vxlan = |frame: Vec<u8>| {
-        let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
-        v.extend_from_slice(&frame);
-        v
-    };
     let inner = ipv4(6, &tcp(&[], b""), 1, 0);
     let level3 = ipv4(17, &udp(7001, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
     let level2 = ipv4(
@@ -274,11 +276,6 @@ fn three_tunnels_give_a_row_to_the_middle_carrier() {
 fn a_reassembled_datagram_gives_its_middle_carriers_rows() {
     // VXLAN in VXLAN in VXLAN in an outer IPv4 datagram cut into two fragments: the
     // completing fragment's row is the inner TCP packet, its middle carrier a row after it.
-    let vxlan = |frame: Vec<u8>| {
-        let mut v = vec![8, 0, 0, 0, 0, 0, 1, 0];
-        v.extend_from_slice(&frame);
-        v
-    };
     let inner = ipv4(6, &tcp(&[], b""), 1, 0);
     let level3 = ipv4(17, &udp(7002, 4789, &vxlan(ethernet(0x0800, &inner))), 2, 0);
     let level2 = ipv4(
