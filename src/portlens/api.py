@@ -130,7 +130,8 @@ class Capture:
             return
         conns: list[Connection] = []
         events: list[Transition] = []
-        single = not self.pipeline.sharded
+        o = self.pipeline.options
+        single = o.workers == 1 and o.dask is None  # one tracker: its transitions in order
         self.pipeline.track(conns.append, events.append if single else None)
         self._connections = conns
         self._events = events if single else None

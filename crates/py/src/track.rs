@@ -16,6 +16,7 @@ use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::Uid;
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
 use portlens_core::track::zeek::CONN_STATE_NAMES;
+use portlens_core::track::shards::Shards;
 use portlens_core::track::{
     self as core, ConnBatch, Net, Packets, SynOptions, Timeouts, TransitionBatch,
 };
@@ -82,7 +83,8 @@ fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
 
 #[pyclass(module = "portlens._core", name = "Tracker")]
 pub struct Tracker {
-    inner: core::Tracker,
+    /// One tracker, or (`threads` > 1) flow shards tracked in threads with one tracker's rows.
+    inner: Shards,
 }
 
 fn col1<'py, T: Element>(
@@ -305,7 +307,7 @@ impl Tracker {
                         report_gaps_for_partial=false, dns_timeout=true, ntp_analyzer=true,
                         max_flows=core::DEFAULT_MAX_FLOWS,
                         vlan_in_key=false, keep_transitions=true,
-                        ignore_checksum_nets=Vec::new()))]
+                        ignore_checksum_nets=Vec::new(), threads=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         timeouts: HashMap<String, Option<i64>>,
@@ -318,7 +320,11 @@ impl Tracker {
         vlan_in_key: bool,
         keep_transitions: bool,
         ignore_checksum_nets: Vec<(Vec<u8>, u8, bool)>,
+        threads: usize,
     ) -> PyResult<Self> {
+        if threads == 0 {
+            return Err(PyValueError::new_err("threads must be at least 1"));
+        }
         let mut nets = Vec::new();
         for (addr, prefix, v4) in ignore_checksum_nets {
             let addr: [u8; 16] = addr
@@ -339,7 +345,7 @@ impl Tracker {
             ignore_checksum_nets: nets,
         };
         Ok(Tracker {
-            inner: core::Tracker::new(config),
+            inner: Shards::new(config, threads),
         })
     }
 
@@ -471,9 +477,18 @@ impl Tracker {
             malformed: slice(&malformed, "malformed")?,
         };
         let inner = &mut self.inner;
-        let ended = py
-            .detach(|| inner.feed_shard(&p, mine).map(|()| inner.ended.take()))
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let ended = match mine {
+            None => py.detach(|| inner.feed(&p).map(|()| inner.take_ended())),
+            Some(mine) => {
+                let Some(one) = inner.single() else {
+                    return Err(PyValueError::new_err(
+                        "mine is for a tracker of one shard (threads=1)",
+                    ));
+                };
+                py.detach(|| one.feed_shard(&p, Some(mine)).map(|()| one.ended.take()))
+            }
+        }
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
         conn_dict(py, ended)
     }
 
@@ -488,7 +503,7 @@ impl Tracker {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
             inner.advance(ts_ns);
-            inner.ended.take()
+            inner.take_ended()
         });
         conn_dict(py, ended)
     }
@@ -498,7 +513,7 @@ impl Tracker {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
             inner.finish();
-            inner.ended.take()
+            inner.take_ended()
         });
         conn_dict(py, ended)
     }
@@ -518,22 +533,22 @@ impl Tracker {
 
     /// The RFC 9293 transitions since the last call, in the order they happened.
     fn transitions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        transitions_dict(py, self.inner.transitions.take())
+        transitions_dict(py, self.inner.take_transitions())
     }
 
     #[getter]
     fn packets_tracked(&self) -> u64 {
-        self.inner.packets_tracked
+        self.inner.packets_tracked()
     }
 
     #[getter]
     fn packets_skipped(&self) -> u64 {
-        self.inner.packets_skipped
+        self.inner.packets_skipped()
     }
 
     #[getter]
     fn evicted(&self) -> u64 {
-        self.inner.evicted
+        self.inner.evicted()
     }
 
     #[getter]
@@ -544,7 +559,7 @@ impl Tracker {
     /// Frames in no connection, by why: {("malformed", code) | ("not IP", 0) |
     /// ("IPv4 total length 0", 0) | ("bad IPv4 checksum", 0) | ("IP protocol", number): count}.
     fn not_counted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let nc = &self.inner.not_counted;
+        let nc = &self.inner.not_counted();
         let d = PyDict::new(py);
         for (code, &n) in nc.malformed.iter().enumerate() {
             if n > 0 {

@@ -98,7 +98,7 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
     counted = pipeline  # the pipeline whose decoder saw the packets counted here
     try:
         try:
-            if pipeline.options.workers > 1 and not pipeline.source.is_live:
+            if pipeline.sharded:
                 pipeline.track(sink)  # the workers track; packets are counted here
                 counted = pipeline.first_pass()
                 counted.options = replace(counted.options, read_ahead=False)

@@ -434,7 +434,11 @@ class Pipeline:
     def tracker(self, on_transition: Callable[[Transition], None] | None = None) -> Tracker:
         from portlens.pipeline.stages import new_tracker
 
-        return new_tracker(self.options.tracker, on_transition, reference=self.options.reference)
+        config = self.options.tracker
+        if on_transition is None and self.threads > 1:
+            # a transition stream comes in one tracker's order from one tracker only
+            config = replace(config, threads=self.threads)
+        return new_tracker(config, on_transition, reference=self.options.reference)
 
     def track(self, sink: Callable[[Connection], None],
               on_transition: Callable[[Transition], None] | None = None, *,
@@ -545,9 +549,19 @@ class Pipeline:
 
     @property
     def sharded(self) -> bool:
-        """Tracked in shards elsewhere: worker processes (--workers) or a Dask cluster."""
+        """Tracked in shards elsewhere: a Dask cluster, or worker processes (--workers with
+        the Python reference tracker; the compiled one tracks shards in threads: ``threads``)."""
         o = self.options
-        return not self.source.is_live and (o.workers > 1 or o.dask is not None)
+        return not self.source.is_live and (
+            o.dask is not None or (o.workers > 1 and o.reference))
+
+    @property
+    def threads(self) -> int:
+        """Threads of flow shards in this process's tracker (--workers on files)."""
+        o = self.options
+        if self.source.is_live or o.dask is not None or o.reference:
+            return 1
+        return max(1, o.workers)
 
     def _sharded(self) -> Iterator[Connection]:
         if self.options.dask is not None:

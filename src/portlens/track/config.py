@@ -50,5 +50,8 @@ class TrackerConfig:
     for the ladder diagram; implies the full per-packet path for every packet."""
     shard: tuple[int, int] | None = None
     """(k, n): track only the flows whose host pair hashes to k modulo n (one of n workers)."""
+    threads: int = 1
+    """The compiled tracker: flow shards tracked in this many threads, with the rows of one
+    (crates/core/src/track/shards.rs; ``--workers``). The reference tracks in one."""
     ignore_checksum_nets: tuple[str, ...] = ()
     """Networks whose packets are never checksum-checked (Zeek's ignore_checksums_nets)."""

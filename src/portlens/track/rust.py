@@ -113,7 +113,10 @@ def core_tracker(config: TrackerConfig, *, transitions: bool | None = None) -> A
         max_flows=config.max_flows,
         vlan_in_key=config.vlan_in_key,
         keep_transitions=config.keep_transitions if transitions is None else transitions,
-        ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets])
+        ignore_checksum_nets=[_net(n) for n in config.ignore_checksum_nets],
+        # segment marks feed a packet at a time: a thread per shard and packet would cost
+        # more than it shares
+        threads=1 if config.segment_marks or config.shard is not None else config.threads)
 
 
 def not_counted_labels(counts: dict[tuple[str, int], int]) -> Counter[str]:

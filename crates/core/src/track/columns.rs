@@ -201,6 +201,13 @@ const RESERVE_ROWS: usize = 4096;
 pub const NONE_I64: i64 = i64::MIN;
 pub const NONE_U8: u8 = u8::MAX;
 
+/// Calls `$m!` with every ConnBatch column, for what is done to each alike.
+macro_rules! conn_columns {
+    ($m:ident) => {
+        $m!(uid, serial, ts_ns, orig_h, orig_p, resp_h, resp_p, proto, duration_ns, orig_bytes, resp_bytes, conn_state, missed_bytes, history, orig_pkts, orig_ip_bytes, resp_pkts, resp_ip_bytes, tunnel_parents, community_id, ip_version, vlan, orig_state, resp_state, end_reason, completeness, first_frame, last_frame, last_ns, icmp_errors, orig_host, handshake_outcome, syn_ns, syn_ack_ns, ack_ns, syn_retransmits, syn_ack_retransmits, client_options, server_options, analysis, icmp_code, end_frame, end_phase)
+    };
+}
+
 /// Ended connections as columns (docs/formats.md names; addresses 16 bytes a row, codes into
 /// the *_NAMES tables). Per-connection lists (tunnel parents, ICMP errors, handshake options)
 /// are kept as small vectors, empty for almost every row.
@@ -296,49 +303,30 @@ impl ConnBatch {
     }
 
     fn reserve(&mut self, rows: usize) {
-        self.uid.reserve(rows);
-        self.serial.reserve(rows);
-        self.ts_ns.reserve(rows);
-        self.orig_h.reserve(rows);
-        self.orig_p.reserve(rows);
-        self.resp_h.reserve(rows);
-        self.resp_p.reserve(rows);
-        self.proto.reserve(rows);
-        self.duration_ns.reserve(rows);
-        self.orig_bytes.reserve(rows);
-        self.resp_bytes.reserve(rows);
-        self.conn_state.reserve(rows);
-        self.missed_bytes.reserve(rows);
-        self.history.reserve(rows);
-        self.orig_pkts.reserve(rows);
-        self.orig_ip_bytes.reserve(rows);
-        self.resp_pkts.reserve(rows);
-        self.resp_ip_bytes.reserve(rows);
-        self.tunnel_parents.reserve(rows);
-        self.community_id.reserve(rows);
-        self.ip_version.reserve(rows);
-        self.vlan.reserve(rows);
-        self.orig_state.reserve(rows);
-        self.resp_state.reserve(rows);
-        self.end_reason.reserve(rows);
-        self.completeness.reserve(rows);
-        self.first_frame.reserve(rows);
-        self.last_frame.reserve(rows);
-        self.last_ns.reserve(rows);
-        self.icmp_errors.reserve(rows);
-        self.orig_host.reserve(rows);
-        self.handshake_outcome.reserve(rows);
-        self.syn_ns.reserve(rows);
-        self.syn_ack_ns.reserve(rows);
-        self.ack_ns.reserve(rows);
-        self.syn_retransmits.reserve(rows);
-        self.syn_ack_retransmits.reserve(rows);
-        self.client_options.reserve(rows);
-        self.server_options.reserve(rows);
-        self.analysis.reserve(rows);
-        self.icmp_code.reserve(rows);
-        self.end_frame.reserve(rows);
-        self.end_phase.reserve(rows);
+        macro_rules! reserve {
+            ($($col:ident),*) => { $(self.$col.reserve(rows);)* };
+        }
+        conn_columns!(reserve);
+    }
+
+    /// Appends `other`'s rows.
+    pub fn append(&mut self, mut other: ConnBatch) {
+        macro_rules! append {
+            ($($col:ident),*) => { $(self.$col.append(&mut other.$col);)* };
+        }
+        conn_columns!(append);
+    }
+
+    /// The rows `order` names, in that order (each at most once).
+    pub fn select(mut self, order: &[usize]) -> ConnBatch {
+        let mut out = ConnBatch::default();
+        macro_rules! select {
+            ($($col:ident),*) => {
+                $(out.$col = order.iter().map(|&i| std::mem::take(&mut self.$col[i])).collect();)*
+            };
+        }
+        conn_columns!(select);
+        out
     }
 
     /// Where the row just pushed ended (every push_tcp or push_flow is followed by one).
@@ -503,6 +491,17 @@ impl TransitionBatch {
 
     pub fn is_empty(&self) -> bool {
         self.uid.is_empty()
+    }
+
+    /// Appends `other`'s rows.
+    pub fn append(&mut self, mut other: TransitionBatch) {
+        macro_rules! append {
+            ($($col:ident),*) => { $(self.$col.append(&mut other.$col);)* };
+        }
+        append!(
+            uid, serial, ts_ns, frame, host, endpoint, event, from, to, flags, seq, ack, payload,
+            orig_h, orig_p, resp_h, resp_p
+        );
     }
 
     pub fn take(&mut self) -> TransitionBatch {

@@ -17,6 +17,7 @@ pub mod ids;
 mod open;
 pub mod ranges;
 pub mod rfc;
+pub mod shards;
 pub mod tcp;
 pub mod zeek;
 
@@ -1017,6 +1018,21 @@ impl Default for NotCounted {
     }
 }
 
+impl NotCounted {
+    /// Adds another tracker's counts (a flow shard's).
+    pub fn add(&mut self, other: &NotCounted) {
+        for (a, b) in self.malformed.iter_mut().zip(&other.malformed) {
+            *a += b;
+        }
+        for (a, b) in self.ip_proto.iter_mut().zip(&other.ip_proto) {
+            *a += b;
+        }
+        self.not_ip += other.not_ip;
+        self.ip_len_zero += other.ip_len_zero;
+        self.bad_ip_checksum += other.bad_ip_checksum;
+    }
+}
+
 /// Packet columns that do not fit together (lengths differ): the caller's mistake.
 #[derive(Debug)]
 pub struct ColumnError(pub String);
@@ -1071,6 +1087,15 @@ pub struct Tracker {
     /// creation order, until taken (`take_created`): what ranks its connections among every
     /// shard's while they stream (src/portlens/pipeline/shards.py `ShardMerge`).
     created: Option<Vec<i64>>,
+    /// A tracker of one of `Shards`' threads: each connection created in the current batch
+    /// (its row, slot, serial, time and key), renamed with one run's serial and uid once
+    /// every shard has tracked the batch (shards.rs).
+    births: Option<Vec<Birth>>,
+    /// `births`: slots whose tunnel parents changed in the current batch (a carrier created
+    /// in it is named there by this shard's uid until renamed).
+    reparented: Vec<u32>,
+    /// The batch row being tracked (`births`).
+    row: u32,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
     pub packets_skipped: u64,
@@ -1119,6 +1144,9 @@ impl Tracker {
             },
             last_frame: 0,
             created: None,
+            births: None,
+            reparented: Vec::new(),
+            row: 0,
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
             packets_skipped: 0,
@@ -1305,6 +1333,7 @@ impl Tracker {
         if let Some(created) = &mut self.created {
             created.push(self.last_frame);
         }
+        let born = self.births.is_some().then_some((key, ts));
         if let Some(c) = entry.ident_mut() {
             c.serial = serial;
             if uid {
@@ -1338,6 +1367,15 @@ impl Tracker {
             });
         self.lru_push_back(slot);
         self.live += 1;
+        if let (Some(births), Some((key, ts))) = (&mut self.births, born) {
+            births.push(Birth {
+                row: self.row,
+                slot,
+                serial,
+                ts,
+                key,
+            });
+        }
         if self.live > self.config.max_flows {
             let victim = self.lru_head;
             self.evicted += 1;
@@ -1490,7 +1528,7 @@ impl Tracker {
 
     /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
-        self.feed_shard(p, None)
+        self.feed_rows(p, None)
     }
 
     /// `feed` for a tracker of one flow shard: only the rows where `mine` is true are
@@ -1503,18 +1541,33 @@ impl Tracker {
         p: &Packets<'_>,
         mine: Option<&[bool]>,
     ) -> Result<(), ColumnError> {
-        let n = p.check()?;
-        if mine.is_some_and(|m| m.len() != n) {
-            return Err(ColumnError(format!(
-                "column mine has {} rows, the others {n}",
-                mine.map_or(0, <[bool]>::len)
-            )));
-        }
         if mine.is_some() && self.created.is_none() {
             self.created = Some(Vec::new());
         }
+        self.feed_rows(p, mine.map(|m| ShardRows { mine: m, quoted: m }))
+    }
+
+    /// `feed` for a tracker of one flow shard, as `feed_shard`, where an ICMP error whose
+    /// quoted flow is the shard's (`shard.quoted`) is attached to that flow although the
+    /// message itself is another shard's: a router's error about a flow between two other
+    /// hosts.
+    pub(crate) fn feed_rows(
+        &mut self,
+        p: &Packets<'_>,
+        shard: Option<ShardRows<'_>>,
+    ) -> Result<(), ColumnError> {
+        let n = p.check()?;
+        if let Some(s) = shard {
+            if s.mine.len() != n || s.quoted.len() != n {
+                return Err(ColumnError(format!(
+                    "column mine has {} rows, the others {n}",
+                    s.mine.len()
+                )));
+            }
+        }
         let drop = self.config.drop_bad_checksums;
         for i in 0..n {
+            self.row = i as u32;
             let sub = p.sub[i];
             if sub == SUB_CARRIER {
                 continue; // a middle carrier, counted with its packet's row before it
@@ -1522,7 +1575,7 @@ impl Tracker {
             if sub == SUB_FRAME {
                 self.frame_chain.clear();
             }
-            let theirs = mine.is_some_and(|m| !m[i]);
+            let theirs = shard.is_some_and(|s| !s.mine[i]);
             let l4 = p.l4[i];
             let depth = p.tunnel_depth[i];
             // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
@@ -1546,6 +1599,10 @@ impl Tracker {
             if theirs {
                 if used {
                     self.clock(p.frame[i], zeek_time(p.ts_ns[i]));
+                    if shard.is_some_and(|s| s.quoted[i]) && quotes_a_flow(p, i) {
+                        let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
+                        self.attach_icmp_error(p, i, vlan);
+                    }
                 }
                 continue;
             }
@@ -1598,7 +1655,7 @@ impl Tracker {
                 ),
                 _ => {
                     let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
-                    if p.q_valid[i] && matches!(p.q_proto[i], 6 | 17) {
+                    if quotes_a_flow(p, i) && shard.is_none_or(|s| s.quoted[i]) {
                         self.attach_icmp_error(p, i, vlan);
                     }
                     slot
@@ -2122,6 +2179,9 @@ impl Tracker {
     fn encapsulation_change(&mut self, slot: u32, seen: bool, encap: Option<(u8, Uid)>) {
         if encap.is_some() {
             self.expand_at(slot); // a SynOnly keeps no tunnel parents
+            if self.births.is_some() {
+                self.reparented.push(slot);
+            }
         }
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return;
@@ -2165,6 +2225,33 @@ impl Tracker {
             c.id.extra().encap = Some(e);
         }
     }
+}
+
+/// Which rows of a batch a tracker of one flow shard tracks (`Tracker::feed_rows`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardRows<'a> {
+    /// The rows of the shard's flows; the others only move its clock.
+    pub mine: &'a [bool],
+    /// The rows whose quoted flow (an ICMP error's) is the shard's.
+    pub quoted: &'a [bool],
+}
+
+/// A connection created by a tracker of one of `Shards`' threads in the current batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Birth {
+    /// The batch row that created it: one run creates in row order.
+    pub row: u32,
+    pub slot: u32,
+    /// Its serial in its shard (the shards' serials go on from one run's count).
+    pub serial: u64,
+    ts: i64,
+    key: Key,
+}
+
+/// Row `i` is an ICMP error quoting a TCP or UDP flow, which it is attached to (Zeek's
+/// icmp_errors are per connection).
+fn quotes_a_flow(p: &Packets<'_>, i: usize) -> bool {
+    matches!(p.l4[i], 1 | 58) && p.q_valid[i] && matches!(p.q_proto[i], 6 | 17)
 }
 
 /// A flow's uid from its serial, first time and table key.

@@ -1,0 +1,394 @@
+//! One capture tracked by several flow shards at once, one thread each, with the rows of one
+//! tracker of every flow (`--workers N`, issue 11).
+//!
+//! Every packet belongs to one shard: a symmetric hash of its host pair (the outer pair of a
+//! tunnelled packet, so a tunnel's carrier and what it carries stay together), so both
+//! directions of a flow meet in one tracker. Each shard's tracker takes every row of a batch:
+//! its own are tracked, the others only move its clock (`Tracker::feed_rows`), so its timers
+//! fire where one tracker's would and its connections end at the same places (`EndAt`). An
+//! ICMP error is the shard's of its own host pair, and the flow it quotes, which may be
+//! another's (a router's error about two other hosts' flow), gets the error in its own shard.
+//!
+//! What one tracker numbers in capture order (serials, and the uids made from them) is put
+//! right once every shard has tracked a batch: one tracker creates connections in row
+//! order, so the shards' births of the batch, merged by row, are one tracker's; each shard
+//! then renames what it holds of them (its open entries, the rows that ended, the
+//! transitions, tunnel parents), and goes on numbering from one run's count. The rows that
+//! ended come out in one tracker's order: (where they ended, serial).
+//!
+//! The flow cap applies to each shard (`--max-flows` open flows a worker, docs/tracking.md).
+
+use std::collections::HashMap;
+use std::thread;
+
+use super::columns::{ConnBatch, TransitionBatch};
+use super::ids::Uid;
+use super::{
+    flow_uid_of, Birth, ColumnError, Config, Entry, NotCounted, Packets, ShardRows, Tracker,
+};
+
+/// The trackers of `n` flow shards, fed the same batches.
+pub struct Shards {
+    trackers: Vec<Tracker>,
+    /// Connections created so far by every shard: one tracker's serial.
+    serial: u64,
+    /// Per shard: which rows are its own, and whose quoted flow is its own.
+    rows: Vec<(Vec<bool>, Vec<bool>)>,
+    scratch: Vec<u8>,
+}
+
+impl Shards {
+    /// `n` shards (at least 1); one is a plain tracker, with nothing to merge.
+    pub fn new(config: Config, n: usize) -> Self {
+        let n = n.max(1);
+        let trackers = (0..n)
+            .map(|_| {
+                let mut t = Tracker::new(config.clone());
+                if n > 1 {
+                    t.births = Some(Vec::new());
+                }
+                t
+            })
+            .collect();
+        Shards {
+            trackers,
+            serial: 0,
+            rows: vec![(Vec::new(), Vec::new()); n],
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.trackers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trackers.is_empty()
+    }
+
+    /// The one tracker of an unsharded run (process workers and Dask tasks shard outside).
+    pub fn single(&mut self) -> Option<&mut Tracker> {
+        match self.trackers.as_mut_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        self.trackers[0].config()
+    }
+
+    /// Tracks one batch in every shard, each in its own thread; the connections that ended
+    /// wait in `take_ended`.
+    pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        if let Some(one) = self.single() {
+            return one.feed(p);
+        }
+        let n = p.check()?;
+        self.split(p, n);
+        let base = self.serial;
+        for t in &mut self.trackers {
+            t.serial = base;
+            if let Some(b) = &mut t.births {
+                b.clear();
+            }
+            t.reparented.clear();
+        }
+        let rows = &self.rows;
+        let (first, rest) = self
+            .trackers
+            .split_first_mut()
+            .expect("at least one shard");
+        let results: Vec<Result<(), ColumnError>> = thread::scope(|s| {
+            let others: Vec<_> = rest
+                .iter_mut()
+                .zip(&rows[1..])
+                .map(|(t, (mine, quoted))| {
+                    s.spawn(move || t.feed_rows(p, Some(ShardRows { mine, quoted })))
+                })
+                .collect();
+            let (mine, quoted) = &rows[0];
+            let mut out = vec![first.feed_rows(p, Some(ShardRows { mine, quoted }))];
+            out.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+            );
+            out
+        });
+        for r in results {
+            r?;
+        }
+        self.rename(base);
+        Ok(())
+    }
+
+    /// Which shard each row is: its host pair's (the outer pair when tunnelled); an ICMP
+    /// error's quoted flow, by the quoted host pair when the error is not tunnelled.
+    fn split(&mut self, p: &Packets<'_>, n: usize) {
+        let shards = self.trackers.len();
+        for (mine, quoted) in &mut self.rows {
+            mine.clear();
+            mine.resize(n, false);
+            quoted.clear();
+            quoted.resize(n, false);
+        }
+        for i in 0..n {
+            let (src, dst) = if p.tunnel_depth[i] > 0 {
+                (p.addr(p.out_src, i), p.addr(p.out_dst, i))
+            } else {
+                (p.addr(p.src, i), p.addr(p.dst, i))
+            };
+            let k = shard_of(&src, &dst, shards);
+            self.rows[k].0[i] = true;
+            let q = if p.q_valid[i] && p.tunnel_depth[i] == 0 {
+                shard_of(&p.addr(p.q_src, i), &p.addr(p.q_dst, i), shards)
+            } else {
+                k
+            };
+            self.rows[q].1[i] = true;
+        }
+    }
+
+    /// One run's serials and uids for the connections the shards created in the batch just
+    /// tracked: one tracker creates them in row order (a packet's carriers before what they
+    /// carry, all in one shard).
+    fn rename(&mut self, base: u64) {
+        let births: Vec<Vec<Birth>> = self
+            .trackers
+            .iter_mut()
+            .map(|t| t.births.as_mut().map(std::mem::take).unwrap_or_default())
+            .collect();
+        let mut named: Vec<Vec<(u64, Uid)>> = births.iter().map(|b| Vec::with_capacity(b.len())).collect();
+        let mut next = vec![0usize; births.len()];
+        let mut serial = base;
+        loop {
+            let mut pick: Option<(u32, usize)> = None;
+            for (k, b) in births.iter().enumerate() {
+                if let Some(birth) = b.get(next[k]) {
+                    if pick.is_none_or(|(row, _)| birth.row < row) {
+                        pick = Some((birth.row, k));
+                    }
+                }
+            }
+            let Some((_, k)) = pick else { break };
+            let b = &births[k][next[k]];
+            next[k] += 1;
+            serial += 1;
+            named[k].push((serial, flow_uid_of(&mut self.scratch, serial, b.ts, &b.key)));
+        }
+        self.serial = serial;
+        for ((t, b), named) in self.trackers.iter_mut().zip(&births).zip(&named) {
+            t.rename(base, b, named);
+            t.serial = serial;
+        }
+        for (t, mut b) in self.trackers.iter_mut().zip(births) {
+            b.clear();
+            t.births = Some(b); // its allocation, for the next batch
+        }
+    }
+
+    /// Moves every shard's clock to `ts_ns` (a live capture's idle time).
+    pub fn advance(&mut self, ts_ns: i64) {
+        for t in &mut self.trackers {
+            t.advance(ts_ns);
+        }
+    }
+
+    /// End of capture in every shard.
+    pub fn finish(&mut self) {
+        for t in &mut self.trackers {
+            t.finish();
+        }
+    }
+
+    /// The connections ended since the last call, in one tracker's order: where they ended,
+    /// then creation.
+    pub fn take_ended(&mut self) -> ConnBatch {
+        if let Some(one) = self.single() {
+            return one.ended.take();
+        }
+        merge_ended(self.trackers.iter_mut().map(|t| t.ended.take()).collect())
+    }
+
+    /// The transitions since the last call: each connection's in the order they happened
+    /// (the shards' one after the other).
+    pub fn take_transitions(&mut self) -> TransitionBatch {
+        let mut parts = self.trackers.iter_mut().map(|t| t.transitions.take());
+        let mut out = parts.next().unwrap_or_default();
+        for part in parts {
+            out.append(part);
+        }
+        out
+    }
+
+    /// Up to `limit` open connections, the most recently active first (the latest packet;
+    /// of one packet's, the one created last).
+    pub fn open_connections(&self, limit: Option<usize>) -> ConnBatch {
+        if let [one] = self.trackers.as_slice() {
+            return one.open_connections(limit);
+        }
+        let mut all = ConnBatch::default();
+        for t in &self.trackers {
+            all.append(t.open_connections(limit));
+        }
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse((all.last_frame[i], all.serial[i])));
+        if let Some(n) = limit {
+            order.truncate(n);
+        }
+        all.select(&order)
+    }
+
+    /// The first frames of the connections created since the last call (a process worker's
+    /// shard: `Tracker::feed_shard`).
+    pub fn take_created(&mut self) -> Vec<i64> {
+        self.trackers
+            .iter_mut()
+            .flat_map(Tracker::take_created)
+            .collect()
+    }
+
+    pub fn packets_tracked(&self) -> u64 {
+        self.trackers.iter().map(|t| t.packets_tracked).sum()
+    }
+
+    pub fn packets_skipped(&self) -> u64 {
+        self.trackers.iter().map(|t| t.packets_skipped).sum()
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.trackers.iter().map(|t| t.evicted).sum()
+    }
+
+    pub fn open_flows(&self) -> usize {
+        self.trackers.iter().map(Tracker::open_flows).sum()
+    }
+
+    pub fn not_counted(&self) -> NotCounted {
+        let mut out = NotCounted::default();
+        for t in &self.trackers {
+            out.add(&t.not_counted);
+        }
+        out
+    }
+}
+
+/// The shards' ended rows in one tracker's order. Each shard's are in that order already
+/// (where they ended, then serial, now one run's).
+fn merge_ended(mut parts: Vec<ConnBatch>) -> ConnBatch {
+    parts.retain(|p| !p.is_empty());
+    if parts.len() <= 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut all = ConnBatch::default();
+    for p in parts {
+        all.append(p);
+    }
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_unstable_by_key(|&i| (all.end_frame[i], all.end_phase[i], all.serial[i]));
+    all.select(&order)
+}
+
+/// The shard of a host pair, the same both ways: `n` shards, a fixed hash (the split does
+/// not change the rows, only how the work is shared).
+pub fn shard_of(a: &[u8; 16], b: &[u8; 16], n: usize) -> usize {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
+    for half in [lo, hi] {
+        for w in half.chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 31;
+        }
+    }
+    (h % n as u64) as usize
+}
+
+impl Tracker {
+    /// One run's serials and uids (`named`, one per birth) for the connections this shard
+    /// created in the batch (`births`, serials `base`+1...), wherever it holds them.
+    fn rename(&mut self, base: u64, births: &[Birth], named: &[(u64, Uid)]) {
+        if births.is_empty() {
+            self.reparented.clear();
+            return;
+        }
+        for (b, &(serial, uid)) in births.iter().zip(named) {
+            if let Some(Some(e)) = self.slots.get_mut(b.slot as usize) {
+                if e.serial() == b.serial {
+                    e.rename(serial, uid);
+                }
+            }
+        }
+        let index = |s: u64| s.checked_sub(base + 1).map(|j| j as usize);
+        // Tunnel parents name carriers by uid: the shard's own of those created in the batch.
+        let parents = !self.reparented.is_empty()
+            || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
+        let mut names: HashMap<Uid, Uid> = HashMap::new();
+        if parents {
+            for (b, &(_, uid)) in births.iter().zip(named) {
+                names.insert(flow_uid_of(&mut self.scratch, b.serial, b.ts, &b.key), uid);
+            }
+        }
+        let ended = &mut self.ended;
+        for r in 0..ended.len() {
+            if let Some(&(serial, uid)) = index(ended.serial[r]).and_then(|j| named.get(j)) {
+                ended.serial[r] = serial;
+                ended.uid[r] = uid;
+            }
+            let p = &mut ended.tunnel_parents[r];
+            if !p.is_empty() {
+                for u in p.iter_mut() {
+                    if let Some(n) = names.get(u) {
+                        *u = *n;
+                    }
+                }
+                p.sort_unstable();
+            }
+        }
+        for slot in std::mem::take(&mut self.reparented) {
+            let Some(Some(e)) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
+            let Some(x) = e.ident_mut().and_then(|c| c.extra.as_mut()) else {
+                continue;
+            };
+            for u in &mut x.parents {
+                if let Some(n) = names.get(u) {
+                    *u = *n;
+                }
+            }
+            if let Some((_, u)) = &mut x.encap {
+                if let Some(n) = names.get(u) {
+                    *u = *n;
+                }
+            }
+        }
+        let t = &mut self.transitions;
+        for r in 0..t.len() {
+            if let Some(&(serial, uid)) = index(t.serial[r]).and_then(|j| named.get(j)) {
+                t.serial[r] = serial;
+                t.uid[r] = uid;
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// One run's serial and uid for an entry a shard created (a SynOnly makes its uid from
+    /// its serial when it expands).
+    fn rename(&mut self, serial: u64, uid: Uid) {
+        match self {
+            Entry::Syn(s) => s.serial = serial,
+            Entry::Tcp(t) => {
+                t.c.serial = serial;
+                t.c.uid = uid;
+            }
+            Entry::Flow(f) => {
+                f.c.serial = serial;
+                f.c.uid = uid;
+            }
+        }
+    }
+}
