@@ -283,7 +283,8 @@ def _shard_steps(path: Path, options: Options
 def test_a_worker_killed_mid_run_has_its_shard_run_again(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, bench_slice: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """--workers 2 on the benchmark slice in rotated files: the worker of shard 0 is killed
+    """--workers 2 with the reference tracker (worker processes; the compiled one shards in
+    threads) on the benchmark slice in rotated files: the worker of shard 0 is killed
     (SIGKILL, as the OOM killer does) after tracking 20,000 of the 60,000 packets, its rows
     partly sent; a new worker runs the shard again and the output is one process's, row for
     row. A shard whose worker always dies is given up after two restarts, with one line."""
@@ -294,7 +295,7 @@ def test_a_worker_killed_mid_run_has_its_shard_run_again(
     from portlens.pipeline.run import Pipeline as RunPipeline
 
     names = [str(p) for p in split(bench_slice, tmp_path / "c", "-c", "7000")]
-    _, expected, _ = run(capsys, "conns", "--json", *names)
+    _, expected, _ = run(capsys, "conns", "--json", "--reference", *names)
     marker = tmp_path / "killed"
     read = RunPipeline.packets
 
@@ -311,11 +312,11 @@ def test_a_worker_killed_mid_run_has_its_shard_run_again(
 
     monkeypatch.setattr(RunPipeline, "packets", packets)  # the forked workers inherit it
     always = False
-    rc, got, err = run(capsys, "conns", "--json", "--workers", "2", *names)
+    rc, got, err = run(capsys, "conns", "--json", "--reference", "--workers", "2", *names)
     assert 20_000 <= int(marker.read_text()) < BENCH_SLICE
     assert (rc, err) == (0, "") and got == expected
     always = True
-    rc, got, err = run(capsys, "conns", "--json", "--workers", "2", *names)
+    rc, got, err = run(capsys, "conns", "--json", "--reference", "--workers", "2", *names)
     assert rc == 2 and err == (f"portlens: --workers: the worker of shard 0 of 2 died "
                                f"{parallel.RESTARTS + 1} times (exit status -9); its "
                                "connections are missing\n")

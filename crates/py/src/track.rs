@@ -15,8 +15,8 @@ use numpy::{
 use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::Uid;
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
-use portlens_core::track::zeek::CONN_STATE_NAMES;
 use portlens_core::track::shards::Shards;
+use portlens_core::track::zeek::CONN_STATE_NAMES;
 use portlens_core::track::{
     self as core, ConnBatch, Net, Packets, SynOptions, Timeouts, TransitionBatch,
 };

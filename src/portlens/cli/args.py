@@ -146,8 +146,11 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
     p.add_argument("--workers", type=int, default=1, metavar="N", action=Given,
-                   help="track files with N processes (flows sharded by host pair; the "
-                        "same rows as one process, in its order)")
+                   help="track files with N threads (flows sharded by host pair; the same "
+                        "rows as one, in its order)")
+    p.add_argument("--reference", action="store_true",
+                   help="decode and track with the slow Python reference implementations "
+                        "(for cross-checking; --workers then runs processes)")
     p.add_argument("--dask", metavar="ADDRESS", action=Given,
                    help="track on a Dask cluster: a scheduler address (tcp://host:8786; the "
                         "files at the same path on every worker) or `local` for a local "
@@ -281,7 +284,7 @@ def _check_workers(args: argparse.Namespace) -> None:
         os.cpu_count() or 1)
     if workers > 4 * cpus:
         raise UsageError(f"--workers {workers}: at most {4 * cpus} on this machine's {cpus} "
-                         f"CPUs (each worker decodes every file; more only add work)")
+                         f"CPUs (more only add work)")
 
 
 def parse_timeouts(items: list[str]) -> Any:

@@ -204,7 +204,51 @@ pub const NONE_U8: u8 = u8::MAX;
 /// Calls `$m!` with every ConnBatch column, for what is done to each alike.
 macro_rules! conn_columns {
     ($m:ident) => {
-        $m!(uid, serial, ts_ns, orig_h, orig_p, resp_h, resp_p, proto, duration_ns, orig_bytes, resp_bytes, conn_state, missed_bytes, history, orig_pkts, orig_ip_bytes, resp_pkts, resp_ip_bytes, tunnel_parents, community_id, ip_version, vlan, orig_state, resp_state, end_reason, completeness, first_frame, last_frame, last_ns, icmp_errors, orig_host, handshake_outcome, syn_ns, syn_ack_ns, ack_ns, syn_retransmits, syn_ack_retransmits, client_options, server_options, analysis, icmp_code, end_frame, end_phase)
+        $m!(
+            uid,
+            serial,
+            ts_ns,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+            proto,
+            duration_ns,
+            orig_bytes,
+            resp_bytes,
+            conn_state,
+            missed_bytes,
+            history,
+            orig_pkts,
+            orig_ip_bytes,
+            resp_pkts,
+            resp_ip_bytes,
+            tunnel_parents,
+            community_id,
+            ip_version,
+            vlan,
+            orig_state,
+            resp_state,
+            end_reason,
+            completeness,
+            first_frame,
+            last_frame,
+            last_ns,
+            icmp_errors,
+            orig_host,
+            handshake_outcome,
+            syn_ns,
+            syn_ack_ns,
+            ack_ns,
+            syn_retransmits,
+            syn_ack_retransmits,
+            client_options,
+            server_options,
+            analysis,
+            icmp_code,
+            end_frame,
+            end_phase
+        )
     };
 }
 

@@ -2388,6 +2388,8 @@ mod tracker_tests {
         u8_zero: Vec<u8>,
         u32_zero: Vec<u32>,
         addr_zero: Vec<u8>,
+        /// The frame number before this batch's first.
+        first: i64,
     }
 
     fn v4(last: u8) -> [u8; 16] {
@@ -2411,7 +2413,7 @@ mod tracker_tests {
             ack: u32,
             payload: i32,
         ) {
-            self.frame.push(self.frame.len() as i64 + 1);
+            self.frame.push(self.first + self.frame.len() as i64 + 1);
             self.ts_ns
                 .push(1_700_000_000_000_000_000_i64.saturating_add(ts_us.saturating_mul(1000)));
             self.vlan.push(-1);
@@ -2539,6 +2541,174 @@ mod tracker_tests {
             .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
         shard.finish();
         assert!(shard.ended.is_empty());
+    }
+
+    /// A segment to make: time (µs), from, to, flags, seq, ack, payload length.
+    type Seg = (i64, ([u8; 16], u16), ([u8; 16], u16), u16, u32, u32, i32);
+
+    /// Random TCP traffic between a few hosts: handshakes answered, refused and left
+    /// unanswered, data, FIN and RST from either side, ports reused, pauses that fire timers.
+    fn random_traffic(seed: u64, packets: usize) -> Vec<Seg> {
+        let mut rng = Lcg(seed);
+        let mut out = Vec::new();
+        let mut t = 0i64;
+        while out.len() < packets {
+            t += if rng.next() % 50 == 0 {
+                400_000_000
+            } else {
+                (rng.next() % 2000) as i64
+            };
+            let c = (
+                v4(1 + (rng.next() % 6) as u8),
+                40000 + (rng.next() % 8) as u16,
+            );
+            let s = (
+                v4(100 + (rng.next() % 3) as u8),
+                [22, 80, 443][(rng.next() % 3) as usize],
+            );
+            let (ci, si) = (
+                (rng.next() % 1000) as u32 * 1000,
+                (rng.next() % 1000) as u32 * 1000,
+            );
+            out.push((t, c, s, SYN, ci, 0, 0));
+            match rng.next() % 6 {
+                0 => {}                                                     // unanswered
+                1 => out.push((t + 5, s, c, tcp::RST | ACK, 0, ci + 1, 0)), // refused
+                _ => {
+                    out.push((t + 5, s, c, SYN | ACK, si, ci + 1, 0));
+                    out.push((t + 9, c, s, ACK, ci + 1, si + 1, 0));
+                    let n = (rng.next() % 40) as u32;
+                    out.push((t + 12, c, s, PA, ci + 1, si + 1, n as i32));
+                    out.push((t + 15, s, c, PA, si + 1, ci + 1 + n, 100));
+                    match rng.next() % 4 {
+                        0 => {} // left open
+                        1 => out.push((t + 20, s, c, tcp::RST, si + 101, 0, 0)),
+                        _ => {
+                            out.push((t + 20, c, s, FA, ci + 1 + n, si + 101, 0));
+                            out.push((t + 25, s, c, FA, si + 101, ci + 2 + n, 0));
+                            out.push((t + 30, c, s, ACK, ci + 2 + n, si + 102, 0));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|p| p.0);
+        out
+    }
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    /// What a run hands out, as text: every column of every row in order, and each
+    /// connection's transitions (the shards' streams interleave differently).
+    fn run_text(
+        batches: &[Rows],
+        mut feed: impl FnMut(&Packets<'_>),
+        mut take: impl FnMut() -> (ConnBatch, TransitionBatch),
+        finish: impl FnOnce() -> (ConnBatch, TransitionBatch),
+    ) -> (String, Vec<(u64, String)>) {
+        let mut rows = String::new();
+        let mut transitions = Vec::new();
+        let mut keep = |(c, t): (ConnBatch, TransitionBatch)| {
+            rows.push_str(&format!("{c:?}"));
+            for i in 0..t.len() {
+                transitions.push((
+                    t.serial[i],
+                    format!(
+                        "{:?} {} {} {} {} {} {}",
+                        t.uid[i], t.ts_ns[i], t.frame[i], t.host[i], t.event[i], t.from[i], t.to[i]
+                    ),
+                ));
+            }
+        };
+        for b in batches {
+            feed(&b.packets());
+            keep(take());
+        }
+        keep(finish());
+        transitions.sort_by_key(|(s, _)| *s); // stable: each connection's in its order
+        (rows, transitions)
+    }
+
+    #[test]
+    fn shards_in_threads_give_one_trackers_rows() {
+        for seed in 1..=6u64 {
+            let traffic = random_traffic(seed, 3000);
+            // Batches of uneven sizes, so that connections span them.
+            let mut batches = Vec::new();
+            let mut at = 0usize;
+            let mut rng = Lcg(seed * 77);
+            while at < traffic.len() {
+                let n = (1 + rng.next() % 400) as usize;
+                let mut r = Rows {
+                    first: at as i64,
+                    ..Rows::default()
+                };
+                for &(t, from, to, flags, seq, ack, len) in traffic.iter().skip(at).take(n) {
+                    r.tcp(t, from, to, flags, seq, ack, len);
+                }
+                at += n;
+                batches.push(r);
+            }
+            let config = Config {
+                max_flows: 1000,
+                ..Config::default()
+            };
+            let one = std::cell::RefCell::new(Tracker::new(config.clone()));
+            let expected = run_text(
+                &batches,
+                |p| one.borrow_mut().feed(p).unwrap(),
+                || {
+                    let mut t = one.borrow_mut();
+                    (t.ended.take(), t.transitions.take())
+                },
+                || {
+                    let mut t = one.borrow_mut();
+                    t.finish();
+                    (t.ended.take(), t.transitions.take())
+                },
+            );
+            assert!(expected.0.matches("uid").count() > 0);
+            for n in [2, 3, 5] {
+                let shards = std::cell::RefCell::new(shards::Shards::new(config.clone(), n));
+                let got = run_text(
+                    &batches,
+                    |p| shards.borrow_mut().feed(p).unwrap(),
+                    || {
+                        let mut s = shards.borrow_mut();
+                        (s.take_ended(), s.take_transitions())
+                    },
+                    || {
+                        let mut s = shards.borrow_mut();
+                        s.finish();
+                        (s.take_ended(), s.take_transitions())
+                    },
+                );
+                assert!(
+                    got.0 == expected.0,
+                    "seed {seed}, {n} shards: the rows differ"
+                );
+                assert!(
+                    got.1 == expected.1,
+                    "seed {seed}, {n} shards: the transitions differ"
+                );
+                let s = shards.borrow();
+                let t = one.borrow();
+                assert_eq!(
+                    (s.packets_tracked(), s.packets_skipped(), s.evicted()),
+                    (t.packets_tracked, t.packets_skipped, t.evicted)
+                );
+            }
+        }
     }
 
     #[test]

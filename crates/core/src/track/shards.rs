@@ -95,10 +95,7 @@ impl Shards {
             t.reparented.clear();
         }
         let rows = &self.rows;
-        let (first, rest) = self
-            .trackers
-            .split_first_mut()
-            .expect("at least one shard");
+        let (first, rest) = self.trackers.split_first_mut().expect("at least one shard");
         let results: Vec<Result<(), ColumnError>> = thread::scope(|s| {
             let others: Vec<_> = rest
                 .iter_mut()
@@ -159,7 +156,8 @@ impl Shards {
             .iter_mut()
             .map(|t| t.births.as_mut().map(std::mem::take).unwrap_or_default())
             .collect();
-        let mut named: Vec<Vec<(u64, Uid)>> = births.iter().map(|b| Vec::with_capacity(b.len())).collect();
+        let mut named: Vec<Vec<(u64, Uid)>> =
+            births.iter().map(|b| Vec::with_capacity(b.len())).collect();
         let mut next = vec![0usize; births.len()];
         let mut serial = base;
         loop {
@@ -323,8 +321,8 @@ impl Tracker {
         }
         let index = |s: u64| s.checked_sub(base + 1).map(|j| j as usize);
         // Tunnel parents name carriers by uid: the shard's own of those created in the batch.
-        let parents = !self.reparented.is_empty()
-            || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
+        let parents =
+            !self.reparented.is_empty() || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
         let mut names: HashMap<Uid, Uid> = HashMap::new();
         if parents {
             for (b, &(_, uid)) in births.iter().zip(named) {
