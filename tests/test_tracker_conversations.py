@@ -90,9 +90,10 @@ def check(conversation: Conversation, name: str, chunk: int = DEFAULT_CHUNK) -> 
         want = run(path, dataclasses.replace(config, fast_paths=False), reference=True)
         got = run(path, config, chunk_bytes=chunk)
         assert got == want
-        if name != "max-flows-2":  # the flow cap applies per shard (docs/scale.md)
-            # Shards come back in one process's order (pipeline/shards.py): the rows, uids
-            # and order included, are the same, also where the capture's time steps back.
+        if name != "max-flows-2":  # each shard evicts its own (docs/scale.md)
+            # Shards tracked in threads come back in one tracker's order (crates/core/src/
+            # track/shards.rs): the rows, uids and order included, are the same, also where
+            # the capture's time steps back.
             two = run(path, config, workers=2, chunk_bytes=chunk)
             assert two == want
             fast = run(path, config, reference=True, chunk_bytes=chunk)

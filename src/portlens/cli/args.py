@@ -145,9 +145,10 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
                         "(default 200,000)")
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
-    p.add_argument("--workers", type=int, default=1, metavar="N", action=Given,
-                   help="track files with N threads (flows sharded by host pair; the same "
-                        "rows as one, in its order)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", action=Given,
+                   help="track files with N threads (default: one per CPU this process may "
+                        "use; flows sharded by host pair, the same rows as one thread, in its "
+                        "order)")
     p.add_argument("--reference", action="store_true",
                    help="decode and track with the slow Python reference implementations "
                         "(for cross-checking; --workers then runs processes)")
@@ -166,7 +167,7 @@ def check_source(args: argparse.Namespace) -> None:
         raise UsageError("give capture files or -i IFACE, not both")
     if not live and not args.files and getattr(args, "command", "") != "sniff":
         raise UsageError("no capture file given (or -i IFACE to capture live)")
-    if live and getattr(args, "workers", 1) > 1:
+    if live and getattr(args, "workers", None) not in (None, 1):
         raise UsageError("--workers is for files; a live capture is tracked in one process")
     if live and getattr(args, "dask", None):
         raise UsageError("--dask is for files; a live capture is tracked in one process")
@@ -265,10 +266,10 @@ def _check_live(args: argparse.Namespace) -> None:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    workers = args.workers
-    if workers < 1:
+    workers = args.workers  # None: the default, one per CPU (cli/common.py workers)
+    if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: at least 1")
-    if args.command == "events" and workers != 1:
+    if args.command == "events" and workers not in (None, 1):
         raise UsageError("--workers: `events` tracks in one process (its events come out in "
                          "capture order)")
     dask = getattr(args, "dask", None)
@@ -280,9 +281,10 @@ def _check_workers(args: argparse.Namespace) -> None:
                              "write it without --dask")
         if not dask.strip():
             raise UsageError("--dask wants a scheduler address (tcp://host:8786) or `local`")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    if workers > 4 * cpus:
+    from portlens.cli.common import cpu_count
+
+    cpus = cpu_count()
+    if workers is not None and workers > 4 * cpus:
         raise UsageError(f"--workers {workers}: at most {4 * cpus} on this machine's {cpus} "
                          f"CPUs (more only add work)")
 

@@ -60,6 +60,27 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
                          keep_transitions=transitions)
 
 
+def workers(args: argparse.Namespace) -> int:
+    """--workers, or by default one per CPU this process may use: the compiled tracker's
+    shards run in threads of this process. The reference tracker (--reference) would run
+    processes, and `events` and `ladder` follow transitions in one tracker: one, unless
+    asked (`events` refuses more)."""
+    given = getattr(args, "workers", None)
+    if given is not None:
+        return int(given)
+    if getattr(args, "reference", False) or getattr(args, "command", "") in ("events",
+                                                                              "ladder"):
+        return 1
+    return cpu_count()
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity, as taskset and cgroups set it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def wants_checksums(args: argparse.Namespace) -> bool:
     """Whether the command reads the checksum columns, so the decoder must verify them:
     `packets` prints them (and counts bad ones with --stats), `ladder` marks bad ones, and the
@@ -182,7 +203,7 @@ def pipeline_setup(args: argparse.Namespace) -> tuple[Source, Options]:
         write=write or None, pcapng=getattr(args, "pcapng", False),
         snaplen=getattr(args, "snaplen", 262144),
         tracker=tracker_config(args) if hasattr(args, "timeout") else TrackerConfig(),
-        workers=getattr(args, "workers", 1), dask=getattr(args, "dask", None),
+        workers=workers(args), dask=getattr(args, "dask", None),
         reference=getattr(args, "reference", False),
         checksums=wants_checksums(args))
     return source, options

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from portlens.track.config import shard_config
 from portlens.track.model import Connection
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def _run_shard(source: Source, options: Options, conn: Connection | None, k: int
         report()
 
     options = replace(options, workers=1, dask=None,
-                      tracker=replace(options.tracker, shard=(k, n)), write=None)
+                      tracker=shard_config(options.tracker, k, n), write=None)
     pipeline = Pipeline(source, options, on_error=errors.append, on_warning=warnings.append,
                         on_decoded=decoded, on_file_done=file_done)
     pipeline.resolved(conn)

@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
+from portlens.track.config import shard_config
 from portlens.track.model import Connection
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def _worker(source: Source, options: Options, conn: Connection | None, k: int, n
 
     # The workers keep every core busy already: a read-ahead thread in each would only take
     # turns with them (more CPU, no sooner done).
-    options = replace(options, workers=1, tracker=replace(options.tracker, shard=(k, n)),
+    options = replace(options, workers=1, tracker=shard_config(options.tracker, k, n),
                       write=options.write if k == 0 else None, read_ahead=False)
     pipeline = Pipeline(source, options, on_error=send_error, on_warning=send_warning)
     pipeline.resolved(conn)

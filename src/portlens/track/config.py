@@ -4,11 +4,11 @@ import the tracker (or numpy) to do it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from portlens.track.timeouts import Timeouts
 
-__all__ = ["DEFAULT_LIKELY_SERVER_PORTS", "TrackerConfig"]
+__all__ = ["DEFAULT_LIKELY_SERVER_PORTS", "TrackerConfig", "shard_config"]
 
 _HTTP = (80, 81, 631, 1080, 3128, 8000, 8080, 8888)
 _SSL = (443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223)
@@ -55,3 +55,10 @@ class TrackerConfig:
     (crates/core/src/track/shards.rs; ``--workers``). The reference tracks in one."""
     ignore_checksum_nets: tuple[str, ...] = ()
     """Networks whose packets are never checksum-checked (Zeek's ignore_checksums_nets)."""
+
+
+def shard_config(config: TrackerConfig, k: int, n: int) -> TrackerConfig:
+    """The configuration of shard k of n: its flows only, and its share of the flow cap
+    (the shards together keep what one tracker would; as the compiled tracker's threads
+    share it, crates/core/src/track/shards.rs)."""
+    return replace(config, shard=(k, n), max_flows=-(-config.max_flows // n))

@@ -16,7 +16,9 @@
 //! transitions, tunnel parents), and goes on numbering from one run's count. The rows that
 //! ended come out in one tracker's order: (where they ended, serial).
 //!
-//! The flow cap applies to each shard (`--max-flows` open flows a worker, docs/tracking.md).
+//! The flow cap is shared out: each shard keeps `--max-flows` / n open flows at most, and
+//! evicts its own least recently active (docs/tracking.md); only a run that reaches the cap
+//! can differ from one tracker's, which evicts the least recently active of all.
 
 use std::collections::HashMap;
 use std::thread;
@@ -38,9 +40,12 @@ pub struct Shards {
 }
 
 impl Shards {
-    /// `n` shards (at least 1); one is a plain tracker, with nothing to merge.
-    pub fn new(config: Config, n: usize) -> Self {
+    /// `n` shards (at least 1); one is a plain tracker, with nothing to merge. The flow cap
+    /// is shared: each shard keeps `max_flows / n` (rounded up) open flows at most, so that
+    /// memory stays what the cap allows.
+    pub fn new(mut config: Config, n: usize) -> Self {
         let n = n.max(1);
+        config.max_flows = config.max_flows.div_ceil(n);
         let trackers = (0..n)
             .map(|_| {
                 let mut t = Tracker::new(config.clone());
