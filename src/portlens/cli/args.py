@@ -146,9 +146,9 @@ def tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vlan-key", action="store_true",
                    help="make the VLAN id part of the flow key")
     p.add_argument("--workers", type=int, default=None, metavar="N", action=Given,
-                   help="track files with N threads (default: one per CPU this process may "
-                        "use; flows sharded by host pair, the same rows as one thread, in its "
-                        "order)")
+                   help="track files with N threads (flows sharded by host pair; the same "
+                        "rows as one thread, in its order). Default: every CPU this process "
+                        "may use, one reading and decoding ahead, the others tracking")
     p.add_argument("--reference", action="store_true",
                    help="decode and track with the slow Python reference implementations "
                         "(for cross-checking; --workers then runs processes)")

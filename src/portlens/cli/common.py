@@ -61,17 +61,18 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
 
 
 def workers(args: argparse.Namespace) -> int:
-    """--workers, or by default one per CPU this process may use: the compiled tracker's
-    shards run in threads of this process. The reference tracker (--reference) would run
-    processes, and `events` and `ladder` follow transitions in one tracker: one, unless
-    asked (`events` refuses more)."""
+    """--workers, or by default every CPU this process may use: one reads and decodes ahead
+    (pipeline/ahead.py), the others each track a shard of the flows in a thread of this
+    process (at least one). The reference tracker (--reference) would run processes, and
+    `events` and `ladder` follow transitions in one tracker: one, unless asked (`events`
+    refuses more)."""
     given = getattr(args, "workers", None)
     if given is not None:
         return int(given)
     if getattr(args, "reference", False) or getattr(args, "command", "") in ("events",
                                                                               "ladder"):
         return 1
-    return cpu_count()
+    return max(1, cpu_count() - 1)
 
 
 def cpu_count() -> int:

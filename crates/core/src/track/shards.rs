@@ -36,7 +36,6 @@ pub struct Shards {
     serial: u64,
     /// Per shard: which rows are its own, and whose quoted flow is its own.
     rows: Vec<(Vec<bool>, Vec<bool>)>,
-    scratch: Vec<u8>,
 }
 
 impl Shards {
@@ -59,7 +58,6 @@ impl Shards {
             trackers,
             serial: 0,
             rows: vec![(Vec::new(), Vec::new()); n],
-            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -152,16 +150,16 @@ impl Shards {
         }
     }
 
-    /// One run's serials and uids for the connections the shards created in the batch just
-    /// tracked: one tracker creates them in row order (a packet's carriers before what they
-    /// carry, all in one shard).
+    /// One run's serials for the connections the shards created in the batch just tracked:
+    /// one tracker creates them in row order (a packet's carriers before what they carry,
+    /// all in one shard). Each shard then renames what it holds of them.
     fn rename(&mut self, base: u64) {
         let births: Vec<Vec<Birth>> = self
             .trackers
             .iter_mut()
             .map(|t| t.births.as_mut().map(std::mem::take).unwrap_or_default())
             .collect();
-        let mut named: Vec<Vec<(u64, Uid)>> =
+        let mut serials: Vec<Vec<u64>> =
             births.iter().map(|b| Vec::with_capacity(b.len())).collect();
         let mut next = vec![0usize; births.len()];
         let mut serial = base;
@@ -175,17 +173,14 @@ impl Shards {
                 }
             }
             let Some((_, k)) = pick else { break };
-            let b = &births[k][next[k]];
             next[k] += 1;
             serial += 1;
-            named[k].push((serial, flow_uid_of(&mut self.scratch, serial, b.ts, &b.key)));
+            serials[k].push(serial);
         }
         self.serial = serial;
-        for ((t, b), named) in self.trackers.iter_mut().zip(&births).zip(&named) {
-            t.rename(base, b, named);
+        for ((t, mut b), s) in self.trackers.iter_mut().zip(births).zip(&serials) {
+            t.rename(base, &b, s);
             t.serial = serial;
-        }
-        for (t, mut b) in self.trackers.iter_mut().zip(births) {
             b.clear();
             t.births = Some(b); // its allocation, for the next batch
         }
@@ -289,7 +284,8 @@ fn merge_ended(mut parts: Vec<ConnBatch>) -> ConnBatch {
         all.append(p);
     }
     let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_unstable_by_key(|&i| (all.end_frame[i], all.end_phase[i], all.serial[i]));
+    // Stable and adaptive: the shards' runs, each sorted, are merged, not sorted again.
+    order.sort_by_key(|&i| (all.end_frame[i], all.end_phase[i], all.serial[i]));
     all.select(&order)
 }
 
@@ -310,35 +306,47 @@ pub fn shard_of(a: &[u8; 16], b: &[u8; 16], n: usize) -> usize {
 }
 
 impl Tracker {
-    /// One run's serials and uids (`named`, one per birth) for the connections this shard
-    /// created in the batch (`births`, serials `base`+1...), wherever it holds them.
-    fn rename(&mut self, base: u64, births: &[Birth], named: &[(u64, Uid)]) {
+    /// One run's serials (`serials`, one per birth) for the connections this shard created in
+    /// the batch (`births`, serials `base`+1...), wherever it holds them, with the uids they
+    /// give (made only where a uid is held: a SynOnly makes its own when it expands).
+    fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64]) {
         if births.is_empty() {
             self.reparented.clear();
             return;
         }
-        for (b, &(serial, uid)) in births.iter().zip(named) {
+        let scratch = &mut self.scratch;
+        let mut uid = |j: usize| flow_uid_of(scratch, serials[j], births[j].ts, &births[j].key);
+        for (j, b) in births.iter().enumerate() {
             if let Some(Some(e)) = self.slots.get_mut(b.slot as usize) {
                 if e.serial() == b.serial {
-                    e.rename(serial, uid);
+                    match e {
+                        Entry::Syn(s) => s.serial = serials[j],
+                        Entry::Tcp(t) => (t.c.serial, t.c.uid) = (serials[j], uid(j)),
+                        Entry::Flow(f) => (f.c.serial, f.c.uid) = (serials[j], uid(j)),
+                    }
                 }
             }
         }
-        let index = |s: u64| s.checked_sub(base + 1).map(|j| j as usize);
+        let index = |s: u64| {
+            s.checked_sub(base + 1)
+                .map(|j| j as usize)
+                .filter(|&j| j < births.len())
+        };
         // Tunnel parents name carriers by uid: the shard's own of those created in the batch.
         let parents =
             !self.reparented.is_empty() || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
         let mut names: HashMap<Uid, Uid> = HashMap::new();
         if parents {
-            for (b, &(_, uid)) in births.iter().zip(named) {
-                names.insert(flow_uid_of(&mut self.scratch, b.serial, b.ts, &b.key), uid);
+            for (j, b) in births.iter().enumerate() {
+                let own = flow_uid_of(&mut Vec::new(), b.serial, b.ts, &b.key);
+                names.insert(own, uid(j));
             }
         }
         let ended = &mut self.ended;
         for r in 0..ended.len() {
-            if let Some(&(serial, uid)) = index(ended.serial[r]).and_then(|j| named.get(j)) {
-                ended.serial[r] = serial;
-                ended.uid[r] = uid;
+            if let Some(j) = index(ended.serial[r]) {
+                ended.serial[r] = serials[j];
+                ended.uid[r] = uid(j);
             }
             let p = &mut ended.tunnel_parents[r];
             if !p.is_empty() {
@@ -370,27 +378,9 @@ impl Tracker {
         }
         let t = &mut self.transitions;
         for r in 0..t.len() {
-            if let Some(&(serial, uid)) = index(t.serial[r]).and_then(|j| named.get(j)) {
-                t.serial[r] = serial;
-                t.uid[r] = uid;
-            }
-        }
-    }
-}
-
-impl Entry {
-    /// One run's serial and uid for an entry a shard created (a SynOnly makes its uid from
-    /// its serial when it expands).
-    fn rename(&mut self, serial: u64, uid: Uid) {
-        match self {
-            Entry::Syn(s) => s.serial = serial,
-            Entry::Tcp(t) => {
-                t.c.serial = serial;
-                t.c.uid = uid;
-            }
-            Entry::Flow(f) => {
-                f.c.serial = serial;
-                f.c.uid = uid;
+            if let Some(j) = index(t.serial[r]) {
+                t.serial[r] = serials[j];
+                t.uid[r] = uid(j);
             }
         }
     }
