@@ -3,7 +3,9 @@
 //! windows, times from the same microsecond to days apart, bad checksums, cut payloads), or
 //! into the table (four hosts, three ports, TCP/UDP/ICMP, a small flow cap so that eviction
 //! runs), in one or two batches. No panic (overflow checks are on), the cap holds after every
-//! batch, every packet is tracked or skipped, and `finish` leaves nothing open.
+//! batch, every packet is tracked or skipped, and `finish` leaves nothing open. In table mode
+//! below the cap, flow shards in 2 or 3 threads (`Shards`) give the one tracker's rows and
+//! transitions, ICMP errors quoting a flow of other hosts (a router's) included.
 //!
 //! Input: a configuration byte, then 12-byte segments. Configuration: bit 0 drop bad
 //! checksums; bit 1 table mode; bits 2-3 the flow cap (1, 2, 5 or 200,000); bit 4 keep
@@ -11,7 +13,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portlens_core::track::{Config, Packets, Timeouts, Tracker};
+use portlens_core::track::shards::Shards;
+use portlens_core::track::{Config, ConnBatch, Packets, Timeouts, Tracker, TransitionBatch};
 
 const NANOS: i64 = 1_000_000_000;
 const T0: i64 = 1_700_000_000 * NANOS;
@@ -56,6 +59,9 @@ struct Rows {
     opt_count: Vec<u8>,
     opt_kinds: Vec<u8>,
     udp_len: Vec<u16>,
+    /// The flow an ICMP error quotes: its own sockets reversed, or (a router's error) one
+    /// between its destination and another host.
+    q_dst: Vec<u8>,
     icmp_type: Vec<i16>,
     icmp_code: Vec<i16>,
     q_valid: Vec<bool>,
@@ -109,7 +115,7 @@ impl Rows {
             icmp_code: &self.icmp_code[from..to],
             q_valid: &self.q_valid[from..to],
             q_src: a(&self.dst, from, to),
-            q_dst: a(&self.src, from, to),
+            q_dst: a(&self.q_dst, from, to),
             q_proto: &self.q_proto[from..to],
             q_sport: &self.dport[from..to],
             q_dport: &self.sport[from..to],
@@ -208,6 +214,8 @@ fuzz_target!(|data: &[u8]| {
         rows.icmp_type.push(if icmp { [8, 0, 3, 11][usize::from(seg[11] & 3)] } else { -1 });
         rows.icmp_code.push(if icmp { i16::from(seg[11] >> 4) } else { -1 });
         rows.q_valid.push(icmp && seg[11] & 2 != 0);
+        let router = table_mode && seg[11] & 8 != 0;
+        rows.q_dst.extend_from_slice(&if router { v4((who >> 4) & 3) } else { src });
         rows.q_proto.push([6, 17][usize::from(seg[11] & 1)]);
         rows.truncated.push(misc & 0x40 != 0 && misc & 0x20 == 0);
         rows.l4_csum.push(if misc & 0x60 == 0x20 { 2 } else { 1 });
@@ -236,16 +244,55 @@ fuzz_target!(|data: &[u8]| {
         vlan_in_key: conf & 0x20 != 0,
         ..Config::default()
     };
+    // Below the cap (which shards share out, each evicting its own), shards give one
+    // tracker's rows.
+    let mut shards = (table_mode && max_flows == 200_000)
+        .then(|| Shards::new(config.clone(), 2 + data.len() % 2));
     let mut t = Tracker::new(config);
     let cut = if conf & 0x40 != 0 { n / 2 } else { n };
     for (from, to) in [(0, cut), (cut, n)] {
-        t.feed(&rows.packets(from, to)).expect("columns of one length");
+        let p = rows.packets(from, to);
+        t.feed(&p).expect("columns of one length");
         assert!(t.open_flows() <= max_flows, "the flow cap holds");
         let ended = t.ended.take();
         assert_eq!(ended.uid.len(), ended.history.len());
-        t.transitions.take();
+        let transitions = t.transitions.take();
+        if let Some(s) = &mut shards {
+            s.feed(&p).expect("columns of one length");
+            same(&ended, &transitions, &s.take_ended(), &s.take_transitions());
+        }
     }
     t.finish();
     assert_eq!(t.open_flows(), 0, "finish leaves nothing open");
     assert_eq!(t.packets_tracked + t.packets_skipped, n as u64);
+    if let Some(s) = &mut shards {
+        s.finish();
+        same(&t.ended.take(), &t.transitions.take(), &s.take_ended(), &s.take_transitions());
+        assert_eq!(s.open_flows(), 0);
+        assert_eq!(
+            (s.packets_tracked(), s.packets_skipped()),
+            (t.packets_tracked, t.packets_skipped)
+        );
+    }
 });
+
+/// The shards' rows are one tracker's, column by column in its order; each connection's
+/// transitions too (the shards' streams interleave otherwise).
+fn same(one: &ConnBatch, t1: &TransitionBatch, shards: &ConnBatch, t2: &TransitionBatch) {
+    assert_eq!(format!("{one:?}"), format!("{shards:?}"), "the shards' rows differ");
+    let per_conn = |t: &TransitionBatch| {
+        let mut v: Vec<(u64, String)> = (0..t.len())
+            .map(|i| {
+                let row = format!(
+                    "{:?} {} {} {} {} {} {} {} {}",
+                    t.uid[i], t.ts_ns[i], t.frame[i], t.host[i], t.endpoint[i], t.event[i],
+                    t.from[i], t.to[i], t.seq[i]
+                );
+                (t.serial[i], row)
+            })
+            .collect();
+        v.sort_by_key(|(s, _)| *s);
+        v
+    };
+    assert!(per_conn(t1) == per_conn(t2), "the shards' transitions differ");
+}
