@@ -163,12 +163,15 @@ def ports_json(*source: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
-def test_live_equals_tcpdump_and_its_report(tmp_path: Path, ports: Ports) -> None:
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["default", "2-threads"])
+def test_live_equals_tcpdump_and_its_report(tmp_path: Path, ports: Ports,
+                                             workers: tuple[str, ...]) -> None:
     ours = tmp_path / "portlens.pcap"
     theirs = tmp_path / "tcpdump.pcap"
     dump = start(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-B", "32768", "-w",
                   str(theirs), ports.filter])
-    live = start(portlens("ports", "--json", "-i", "lo", "-f", ports.filter, "-w", str(ours)))
+    live = start(portlens("ports", "--json", "-i", "lo", "-f", ports.filter, "-w", str(ours),
+                          *workers))
     make_traffic(ports)
     # The last packet sent (the refused port's RST) reached both files: all did.
     wait_until(lambda: frame_count(ours) >= frame_count(theirs) > 20, "both captures")

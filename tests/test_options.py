@@ -71,7 +71,7 @@ REFUSED = [
     (("conns", "--workers", "0", SESSION), "--workers 0: at least 1"),
     (("conns", "--workers", "-3", SESSION), "--workers -3: at least 1"),
     (("conns", "--workers", "100000", SESSION), "--workers 100000: at most"),
-    (("sniff", "-i", "lo", "--workers", "2"), "--workers is for files"),
+    (("sniff", "-i", "lo", "--reference", "--workers", "2"), "--reference --workers is for files"),
     (("conns", "--max-flows", "0", SESSION), "--max-flows must be at least 1"),
     (("conns", "--timeout", "tcp_inactivity=inf", SESSION), "timeout tcp_inactivity must be"),
     (("conns", "--timeout", "tcp_attempt=-2", SESSION), "timeout tcp_attempt must be"),

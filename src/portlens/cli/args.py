@@ -167,8 +167,10 @@ def check_source(args: argparse.Namespace) -> None:
         raise UsageError("give capture files or -i IFACE, not both")
     if not live and not args.files and getattr(args, "command", "") != "sniff":
         raise UsageError("no capture file given (or -i IFACE to capture live)")
-    if live and getattr(args, "workers", None) not in (None, 1):
-        raise UsageError("--workers is for files; a live capture is tracked in one process")
+    if live and getattr(args, "reference", False) and getattr(args, "workers", None) not in (
+            None, 1):
+        raise UsageError("--reference --workers is for files: its workers are processes that "
+                         "each read the files")
     if live and getattr(args, "dask", None):
         raise UsageError("--dask is for files; a live capture is tracked in one process")
     if not live and getattr(args, "command", "") != "sniff":  # sniff says it needs -i

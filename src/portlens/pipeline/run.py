@@ -557,9 +557,9 @@ class Pipeline:
 
     @property
     def threads(self) -> int:
-        """Threads of flow shards in this process's tracker (--workers on files)."""
+        """Threads of flow shards in this process's tracker (--workers), files or live."""
         o = self.options
-        if self.source.is_live or o.dask is not None or o.reference:
+        if o.dask is not None or o.reference:
             return 1
         return max(1, o.workers)
 
