@@ -61,24 +61,12 @@ impl Shards {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.trackers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.trackers.is_empty()
-    }
-
     /// The one tracker of an unsharded run (process workers and Dask tasks shard outside).
     pub fn single(&mut self) -> Option<&mut Tracker> {
         match self.trackers.as_mut_slice() {
             [one] => Some(one),
             _ => None,
         }
-    }
-
-    pub fn config(&self) -> &Config {
-        self.trackers[0].config()
     }
 
     /// Tracks one batch in every shard, each in its own thread; the connections that ended
