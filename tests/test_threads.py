@@ -67,3 +67,51 @@ def test_a_live_capture_and_the_reference_track_in_one_thread() -> None:
     assert (ref.threads, ref.sharded) == (1, True)  # worker processes
     dask = Pipeline(Source.of(SAMPLE), Options(workers=2, dask="local"))
     assert (dask.threads, dask.sharded) == (1, True)
+
+
+def _router_errors(path: Path, routers: int) -> list[tuple[str, str]]:
+    """A pcap where client i sends a SYN to server i and router i answers with an ICMP
+    host unreachable quoting it: the error's host pair (router, client) is not the quoted
+    flow's (client, server). Returns the (client, server) pairs."""
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    packets = []
+    pairs = []
+    for i in range(routers):
+        client, server, router = f"10.1.{i}.1", f"10.2.{i}.2", f"10.3.{i}.254"
+        syn = IP(src=client, dst=server) / TCP(sport=40000 + i, dport=443, flags="S", seq=7)
+        for p in (Ether() / syn, Ether() / IP(src=router, dst=client) / ICMP(type=3, code=1)
+                  / bytes(syn)[:28]):
+            p.time = 1_700_000_000 + len(packets) / 1000
+            packets.append(p)
+        pairs.append((client, server))
+    wrpcap(str(path), packets)
+    return pairs
+
+
+def test_a_routers_icmp_error_reaches_its_flow_in_another_shard(tmp_path: Path) -> None:
+    """Each error goes to its quoted flow, which one tracker finds by the quoted sockets:
+    with threads (the core's shards) and with the reference tracker's worker processes
+    (track/tracker.py shard_of), where the quoted flow's host pair is another shard's."""
+    from portlens.decode import Decoder
+    from portlens.sources.files import open_capture
+    from portlens.track.tracker import quoted_shard_of, shard_of
+
+    path = tmp_path / "router-errors.pcap"
+    pairs = _router_errors(path, 16)
+    one = [c for c in portlens.open(str(path)).connections() if c.proto == "tcp"]
+    assert [(c.orig_h, c.resp_h) for c in one] == pairs
+    assert all(c.icmp_errors == [(3, 1)] for c in one)
+    # the Python hash puts some error rows in another shard than their quoted flows
+    with open_capture(path) as reader:
+        batch = Decoder().decode(next(iter(reader)))
+    errors = batch.l4 == 1
+    own = shard_of(batch, 2)
+    assert (quoted_shard_of(batch, 2, own)[errors] != own[errors]).any()
+    for options in ({"workers": 2}, {"workers": 3}, {"workers": 4},
+                    {"workers": 2, "reference": True}):
+        got = [c for c in portlens.open(str(path), **options).connections()
+               if c.proto == "tcp"]
+        assert got == one, options

@@ -17,6 +17,7 @@ use portlens_core::track::ids::Uid;
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
 use portlens_core::track::shards::Shards;
 use portlens_core::track::zeek::CONN_STATE_NAMES;
+use portlens_core::track::ShardRows;
 use portlens_core::track::{
     self as core, ConnBatch, Net, Packets, SynOptions, Timeouts, TransitionBatch,
 };
@@ -351,16 +352,22 @@ impl Tracker {
 
     /// Track one PacketBatch (any object with its columns); returns the connections that
     /// ended during it, as columns. With `mine` (a bool per row), a tracker of one flow shard:
-    /// only those rows are tracked, the others move the clock (`Tracker::feed_shard`).
-    #[pyo3(signature = (batch, mine=None))]
+    /// only those rows are tracked, the others move the clock; `quoted` (default `mine`): the
+    /// rows whose ICMP error's quoted flow is the shard's (`Tracker::feed_shard`).
+    #[pyo3(signature = (batch, mine=None, quoted=None))]
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
         mine: Option<PyReadonlyArray1<'py, bool>>,
+        quoted: Option<PyReadonlyArray1<'py, bool>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let mine = match &mine {
             Some(m) => Some(slice(m, "mine")?),
+            None => None,
+        };
+        let quoted = match &quoted {
+            Some(q) => Some(slice(q, "quoted")?),
             None => None,
         };
         let frame = col1::<i64>(batch, "frame")?;
@@ -485,7 +492,9 @@ impl Tracker {
                         "mine is for a tracker of one shard (threads=1)",
                     ));
                 };
-                py.detach(|| one.feed_shard(&p, Some(mine)).map(|()| one.ended.take()))
+                let quoted = quoted.unwrap_or(mine);
+                let shard = ShardRows { mine, quoted };
+                py.detach(|| one.feed_shard(&p, Some(shard)).map(|()| one.ended.take()))
             }
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;

@@ -49,7 +49,7 @@ from portlens.track.model import (
 from portlens.track.states import Event, TcpState
 from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
 from portlens.track.timeouts import SECOND, Timeouts
-from portlens.track.tracker import shard_of
+from portlens.track.tracker import quoted_shard_of, shard_of
 
 DNS_SESSION_TIMEOUT = 10 * SECOND
 """Zeek's DNS analyzer's session timeout (the reference's ``dns`` timer)."""
@@ -78,6 +78,8 @@ _EVENTS = {e.value: e for e in Event}
 _OUTCOMES = {o.value: o for o in Outcome}
 _END_REASONS = {r.value: r for r in EndReason}
 _ENDPOINTS = {"orig": Endpoint.ORIG, "resp": Endpoint.RESP}
+_Rows = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+"""A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
 
 
 def _core_module() -> Any:
@@ -288,22 +290,22 @@ class RustTracker:
             return iter(self._feed_marking(batch, mine))
         return self._ended_in_chunks(self._core_feed(batch, mine))
 
-    def _mine(self, batch: PacketBatch) -> npt.NDArray[np.bool_] | None:
-        """A shard's rows of ``batch`` (None: every row is this tracker's), the others
-        counted. The other shards' rows go in too: they move the clock (the core's
-        feed_shard)."""
+    def _mine(self, batch: PacketBatch) -> _Rows | None:
+        """A shard's rows of ``batch`` and the rows whose ICMP error quotes a flow of the
+        shard (None: every row is this tracker's), the others counted. The other shards'
+        rows go in too: they move the clock (the core's feed_shard)."""
         if self.config.shard is None:
             return None
         k, n = self.config.shard
-        mine: npt.NDArray[np.bool_] = shard_of(batch, n) == k
+        shards = shard_of(batch, n)
+        mine: npt.NDArray[np.bool_] = shards == k
         own = batch.sub != SUB_CARRIER  # a middle carrier's row goes with its packet's
         self.other_shards += int(own.sum()) - int((own & mine).sum())
-        return mine
+        return mine, quoted_shard_of(batch, n, shards) == k
 
-    def _core_feed(self, batch: PacketBatch, mine: npt.NDArray[np.bool_] | None
-                   ) -> dict[str, Any]:
+    def _core_feed(self, batch: PacketBatch, mine: _Rows | None) -> dict[str, Any]:
         cols: dict[str, Any] = (self.core.feed(batch) if mine is None
-                                else self.core.feed(batch, mine))
+                                else self.core.feed(batch, *mine))
         return cols
 
     def advance(self, ts_ns: int) -> Iterator[Connection]:
@@ -421,8 +423,7 @@ class RustTracker:
 
     # --- segment marks ---------------------------------------------------------------------------
 
-    def _feed_marking(self, batch: PacketBatch,
-                      mine: npt.NDArray[np.bool_] | None = None) -> list[Connection]:
+    def _feed_marking(self, batch: PacketBatch, mine: _Rows | None = None) -> list[Connection]:
         """One packet at a time: the counters of the connection a TCP segment went to, before
         and after it, name the analysis marks of that segment. In a shard (``mine``), the
         other shards' packets only move the clock, as in ``feed``."""
@@ -431,9 +432,9 @@ class RustTracker:
         # A packet's row with the middle carriers' rows after it, which it counts.
         own = np.flatnonzero(batch.sub != SUB_CARRIER).tolist()
         for i, end in zip(own, [*own[1:], len(batch)], strict=True):
-            cols = self._core_feed(batch.take(slice(i, end)),
-                                   None if mine is None else mine[i:end])
-            if mine is not None and not mine[i]:
+            cols = self._core_feed(batch.take(slice(i, end)), None if mine is None else (
+                mine[0][i:end], mine[1][i:end]))
+            if mine is not None and not mine[0][i]:
                 out += self._ended(cols)
                 continue
             touched = [cols, self.core.open_connections(1)]

@@ -142,19 +142,21 @@ class Tracker:
         own = b.sub != SUB_CARRIER
         if self.config.shard is not None:
             k, n = self.config.shard
-            mine = shard_of(b, n) == k
+            shards = shard_of(b, n)
+            mine = shards == k
             self._count_skipped(b, ~use & mine & own)
             # the other shards' packets are skipped here (as in the core's feed_shard)
             self.packets_skipped += int(own.sum()) - int((use & mine).sum())
             rows = np.flatnonzero(use)
             theirs = ~mine[rows]
+            quoted = quoted_shard_of(b, n, shards)[rows] == k
         else:
             self._count_skipped(b, ~use & own)
             rows = np.flatnonzero(use)
             self.packets_skipped += int(own.sum()) - rows.size
-            theirs = None
+            theirs = quoted = None
         if rows.size:
-            self._track_rows(b, rows, theirs)
+            self._track_rows(b, rows, theirs, quoted)
         self._end_step(self.step)
         out, self.ended = self.ended, []
         return out
@@ -252,9 +254,11 @@ class Tracker:
         out, self.ended = self.ended, []
         return out
 
-    def _track_rows(self, b: PacketBatch, rows: np.ndarray, theirs: np.ndarray | None
-                    ) -> None:
-        """``theirs``: the rows of other shards, which only move the clock."""
+    def _track_rows(self, b: PacketBatch, rows: np.ndarray, theirs: np.ndarray | None,
+                    quoted: np.ndarray | None = None) -> None:
+        """``theirs``: the rows of other shards, which only move the clock; ``quoted``: the
+        rows whose quoted flow (an ICMP error's) is this shard's, attached here, the error's
+        own row being another shard's or not."""
         arrays = {name: getattr(b, name)[rows] for name in (
             "ts_ns", "frame", "ip_version", "l4", "sport", "dport", "tcp_flags", "seq", "ack",
             "payload", "win", "ip_len", "l4_csum", "truncated", "icmp_type",
@@ -293,6 +297,11 @@ class Tracker:
         car_dst = b.car_dst[rows].tobytes() if tunnels else b""
         q_src = b.q_src[rows].tobytes() if icmp else b""
         q_dst = b.q_dst[rows].tobytes() if icmp else b""
+        # another shard's ICMP error that quotes this shard's flow
+        c_quote_here = [] if not icmp or theirs is None or quoted is None else (
+            theirs & quoted & np.isin(arrays["l4"], (1, 58)) & arrays["q_valid"]
+            & np.isin(arrays["q_proto"], (6, 17))).tolist()
+        c_quoted = [] if not icmp or quoted is None else quoted.tolist()
         ignored = _ignored_sources(src, self.config.ignore_checksum_nets) if drop else None
         c_ack = cols["ack"]
         c_dport = cols["dport"]
@@ -342,6 +351,11 @@ class Tracker:
             zts = ts - ts % 1000  # Zeek reads microseconds (§1.1)
             self._clock(c_frame[i], zts)
             if c_clock_only[i]:
+                if c_quote_here and c_quote_here[i]:
+                    self._attach_icmp_error(q_src[16 * i: 16 * i + 16], c_q_sport[i],
+                                            q_dst[16 * i: 16 * i + 16], c_q_dport[i],
+                                            c_q_proto[i], c_icmp_type[i], c_icmp_code[i],
+                                            c_vlan[i] if self.config.vlan_in_key else None)
                 continue
             s16, d16 = src[16 * i: 16 * i + 16], dst[16 * i: 16 * i + 16]
             encap: tuple[object, ...] | None = None
@@ -411,7 +425,7 @@ class Tracker:
                 conn = self._icmp(s16, d16, l4, c_icmp_type[i], c_icmp_code[i], ts,
                                   zts, c_frame[i], c_payload[i], c_ip_len[i],
                                   bad, not c_truncated[i], vlan, version)
-                if c_q_valid[i] and c_q_proto[i] in (6, 17):
+                if c_q_valid[i] and c_q_proto[i] in (6, 17) and (not c_quoted or c_quoted[i]):
                     self._attach_icmp_error(q_src[16 * i: 16 * i + 16], c_q_sport[i],
                                             q_dst[16 * i: 16 * i + 16], c_q_dport[i],
                                             c_q_proto[i], c_icmp_type[i],
@@ -770,6 +784,22 @@ def shard_of(b: PacketBatch, n: int) -> np.ndarray:
     tunnelled = b.tunnel_depth > 0
     src = np.where(tunnelled[:, None], b.out_src, b.src)
     dst = np.where(tunnelled[:, None], b.out_dst, b.dst)
+    return _pair_shard(src, dst, n)
+
+
+def quoted_shard_of(b: PacketBatch, n: int, shards: np.ndarray) -> np.ndarray:
+    """The shard of the flow each row's ICMP error quotes (its host pair's, when the error
+    is not tunnelled; else, and for other rows, the row's own, ``shards``): a router's error
+    about two other hosts' flow is attached to that flow in its own shard."""
+    quoting = b.q_valid & (b.tunnel_depth == 0)
+    if not quoting.any():
+        return shards
+    out: np.ndarray = shards.copy()
+    out[quoting] = _pair_shard(b.q_src[quoting], b.q_dst[quoting], n)
+    return out
+
+
+def _pair_shard(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     words = (src ^ dst).view(">u4").astype(np.uint64)  # XOR: the same both ways
     summed = (src.astype(np.uint64) + dst.astype(np.uint64)).sum(axis=1)
     h = words[:, 0] * 0x9E3779B1 + words[:, 1] * 0x85EBCA77 + words[:, 2] * 0xC2B2AE3D

@@ -1536,21 +1536,21 @@ impl Tracker {
     /// tracker of every flow, so that timers fire at the same packets, with the same network
     /// time, and the connections end where they end in one run (`EndAt`). The others' rows
     /// are neither tracked nor counted here.
+    /// An ICMP error whose quoted flow is the shard's (`shard.quoted`) is attached to that
+    /// flow although the message itself is another shard's: a router's error about a flow
+    /// between two other hosts.
     pub fn feed_shard(
         &mut self,
         p: &Packets<'_>,
-        mine: Option<&[bool]>,
+        shard: Option<ShardRows<'_>>,
     ) -> Result<(), ColumnError> {
-        if mine.is_some() && self.created.is_none() {
+        if shard.is_some() && self.created.is_none() {
             self.created = Some(Vec::new());
         }
-        self.feed_rows(p, mine.map(|m| ShardRows { mine: m, quoted: m }))
+        self.feed_rows(p, shard)
     }
 
-    /// `feed` for a tracker of one flow shard, as `feed_shard`, where an ICMP error whose
-    /// quoted flow is the shard's (`shard.quoted`) is attached to that flow although the
-    /// message itself is another shard's: a router's error about a flow between two other
-    /// hosts.
+    /// `feed_shard` without the first frames of what it creates (`Shards` numbers them).
     pub(crate) fn feed_rows(
         &mut self,
         p: &Packets<'_>,
@@ -2227,9 +2227,9 @@ impl Tracker {
     }
 }
 
-/// Which rows of a batch a tracker of one flow shard tracks (`Tracker::feed_rows`).
+/// Which rows of a batch a tracker of one flow shard tracks (`Tracker::feed_shard`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ShardRows<'a> {
+pub struct ShardRows<'a> {
     /// The rows of the shard's flows; the others only move its clock.
     pub mine: &'a [bool],
     /// The rows whose quoted flow (an ICMP error's) is the shard's.
@@ -2527,8 +2527,15 @@ mod tracker_tests {
         // A shard holding the second flow only: the other rows move its clock, so its
         // connection ends at the same place (alone, it would wait for the end of capture).
         let mut shard = Tracker::new(Config::default());
+        let mine = [false, true, false];
         shard
-            .feed_shard(&r.packets(), Some(&[false, true, false]))
+            .feed_shard(
+                &r.packets(),
+                Some(ShardRows {
+                    mine: &mine,
+                    quoted: &mine,
+                }),
+            )
             .unwrap();
         let b = shard.ended.take();
         assert_eq!(b.orig_p, [50001]);
@@ -2537,7 +2544,13 @@ mod tracker_tests {
         assert_eq!(shard.take_created(), [2]);
         assert!(one.take_created().is_empty());
         assert!(shard
-            .feed_shard(&r.packets(), Some(&[true]))
+            .feed_shard(
+                &r.packets(),
+                Some(ShardRows {
+                    mine: &[true],
+                    quoted: &[true],
+                })
+            )
             .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
         shard.finish();
         assert!(shard.ended.is_empty());

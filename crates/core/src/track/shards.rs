@@ -290,7 +290,12 @@ pub fn shard_of(a: &[u8; 16], b: &[u8; 16], n: usize) -> usize {
             h ^= h >> 31;
         }
     }
-    (h % n as u64) as usize
+    // MurmurHash3's finalizer, then the high bits pick the shard (Lemire's reduction): every
+    // address bit moves the choice, for any n.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    ((u128::from(h) * n as u128) >> 64) as usize
 }
 
 impl Tracker {
