@@ -35,7 +35,7 @@ def rust_tracker(max_flows: int | None, workers: int) -> Any:
     if max_flows is not None:
         kw["max_flows"] = max_flows
     if workers != 1:
-        kw["workers"] = workers
+        kw["threads"] = workers
     return _core.Tracker(**kw)
 
 
