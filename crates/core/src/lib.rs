@@ -8,6 +8,7 @@ pub mod capture;
 pub mod conn_log;
 pub mod decode;
 pub mod frames;
+pub mod ring;
 pub mod scan;
 pub mod summary;
 pub mod track;
