@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from portlens import _core  # type: ignore[attr-defined]
+from portlens import _core
 from portlens.reference.ring import ring_frames as reference_frames
 from portlens.sources import linktypes
 from portlens.sources.frames import FrameBatch
@@ -248,7 +248,7 @@ def fake_reader(blocks: list[bytearray], *, cooked: bool = False, keep: int = 2)
     bs = len(blocks[0])
     mm = bytearray(b"".join(blocks))
     reader.sock = None
-    reader.mm = mm  # type: ignore[assignment]
+    reader.mm = mm
     reader.ring = np.frombuffer(mm, dtype=np.uint8)
     reader.block_size, reader.block_count = bs, len(blocks)
     reader.snaplen, reader.cooked, reader.linktype = 262144, cooked, 1
