@@ -72,6 +72,7 @@ def main() -> None:
     reader.snaplen, reader.cooked, reader.linktype = 262144, False, 1
     reader.lo_ifindex, reader.losing_blocks, reader.current, reader.duplicates = None, 0, 0, 0
     reader._core = importlib.import_module("portlens._core")
+    reader._walker = reader._core.RingWalker()
     reader.pool = _BufferPool(MAX_BLOCKS_PER_BATCH * BLOCK, args.pool)
     if args.walk == "reference":
         def read() -> FrameBatch | None:

@@ -1,4 +1,4 @@
-"""The compiled TPACKET_V3 walk (_core.ring_frames) against its numpy reference, on crafted
+"""The compiled TPACKET_V3 walk (_core.RingWalker) against its numpy reference, on crafted
 blocks; and the ring reader's block hand-over and buffer reuse, on a ring in plain memory.
 
 No socket and no privilege needed: the blocks are laid out here as the kernel lays them.
@@ -32,6 +32,8 @@ from portlens.sources.live import (
 )
 
 LO = 1
+WALKER = _core.RingWalker()
+"""One walker for every test: its packet list is reused from call to call, as in a capture."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ def compiled(blocks: list[bytearray], *, snaplen: int, cooked: bool, lo: int | N
              out: npt.NDArray[np.uint8] | None = None) -> tuple[FrameBatch | None, int]:
     views = [np.frombuffer(b, dtype=np.uint8) for b in blocks]
     try:
-        data, used, offset, caplen, wirelen, ts, dups = _core.ring_frames(views, snaplen, cooked,
+        data, used, offset, caplen, wirelen, ts, dups = WALKER.frames(views, snaplen, cooked,
                                                                           lo, out)
     except _core.RingError as exc:
         raise LiveCaptureError(str(exc)) from None
@@ -254,6 +256,7 @@ def fake_reader(blocks: list[bytearray], *, cooked: bool = False, keep: int = 2)
     reader.snaplen, reader.cooked, reader.linktype = 262144, cooked, 1
     reader.lo_ifindex, reader.losing_blocks, reader.current, reader.duplicates = LO, 0, 0, 0
     reader._core = _core
+    reader._walker = _core.RingWalker()
     reader.pool = _BufferPool(8 * bs, keep)
     return reader
 

@@ -71,10 +71,9 @@ impl fmt::Display for RingError {
 
 impl std::error::Error for RingError {}
 
-/// One frame to write: where its bytes are, and what goes around them.
+/// What one frame is made of: the packet's bytes in its block, and what goes around them.
 #[derive(Debug, Clone, Copy)]
-struct Piece {
-    block: usize,
+struct Parts {
     /// Start of the packet's data in its block.
     data: usize,
     snap: usize,
@@ -82,10 +81,47 @@ struct Piece {
     tag: Option<[u8; VLAN_TAG_LEN]>,
 }
 
+impl Parts {
+    /// The frame's length before the snaplen cut.
+    fn len(&self) -> usize {
+        self.snap + self.sll.map_or(0, |_| SLL_HDR_LEN) + self.tag.map_or(0, |_| VLAN_TAG_LEN)
+    }
+}
+
+/// The parts of the packet whose tpacket3_hdr is at `h` (checked by [`plan`] to lie in the
+/// block). Read again by [`Plan::write`] rather than kept: a plan holds 16 bytes a frame.
+fn parts(block: &[u8], h: usize, cooked: bool) -> Parts {
+    let mac = usize::from(u16_at(block, h + TP3_MAC));
+    let snap = usize::try_from(u32_at(block, h + TP3_SNAPLEN)).unwrap_or(usize::MAX);
+    let sll = cooked.then(|| sll_header(block, h));
+    let tag_at = if cooked { SLL_HDR_LEN - 2 } else { 12 };
+    let status = u32_at(block, h + TP3_STATUS);
+    let tci = u32_at(block, h + TP3_VLAN_TCI);
+    let before_tag = snap.saturating_add(sll.map_or(0, |_| SLL_HDR_LEN));
+    let tag =
+        ((tci != 0 || status & TP_STATUS_VLAN_VALID != 0) && before_tag >= tag_at).then(|| {
+            let mut tpid = u16_at(block, h + TP3_VLAN_TPID);
+            if tpid == 0 && status & TP_STATUS_VLAN_TPID_VALID == 0 {
+                tpid = ETH_P_8021Q;
+            }
+            let mut t = [0u8; VLAN_TAG_LEN];
+            t[..2].copy_from_slice(&tpid.to_be_bytes());
+            // The TCI is 16 bits; the kernel's field is 32 wide.
+            t[2..].copy_from_slice(&tci.to_be_bytes()[2..]);
+            t
+        });
+    Parts {
+        data: h + mac,
+        snap,
+        sll,
+        tag,
+    }
+}
+
 /// The frames of a run of blocks, checked and measured but not yet copied.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pieces: Vec<Piece>,
+    frames: Vec<Header>,
     /// Start of each frame in the output buffer (frames are back to back).
     pub offset: Vec<i64>,
     pub caplen: Vec<u32>,
@@ -95,6 +131,7 @@ pub struct Plan {
     pub duplicates: u64,
     /// Bytes [`Plan::write`] needs.
     pub data_len: usize,
+    cooked: bool,
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -132,8 +169,8 @@ fn block_len(block: &[u8]) -> usize {
 /// Every packet header of every block, in order. Each must end (with its sockaddr_ll) inside
 /// its block; a count of packets that cannot fit is damage too (it would otherwise make the
 /// walk as long as the count says, whatever the block holds).
-fn walk(blocks: &[&[u8]]) -> Result<Vec<Header>, RingError> {
-    let mut headers = Vec::new();
+fn walk(blocks: &[&[u8]], headers: &mut Vec<Header>) -> Result<(), RingError> {
+    headers.clear();
     for (index, block) in blocks.iter().enumerate() {
         let len = block_len(block);
         let npkts = u32_at(block, BLOCK_NUM_PKTS);
@@ -156,7 +193,7 @@ fn walk(blocks: &[&[u8]]) -> Result<Vec<Header>, RingError> {
             at = at.saturating_add(next);
         }
     }
-    Ok(headers)
+    Ok(())
 }
 
 fn sll_header(block: &[u8], h: usize) -> [u8; SLL_HDR_LEN] {
@@ -180,7 +217,18 @@ fn sll_header(block: &[u8], h: usize) -> [u8; SLL_HDR_LEN] {
 /// owns, in ring order). Errors are those of the reference, in its order: a header past its
 /// block (any block) first, then data past its block, then (cooked) no room for the SLL header.
 pub fn plan(blocks: &[&[u8]], opts: &RingOptions) -> Result<Plan, RingError> {
-    let headers = walk(blocks)?;
+    plan_in(blocks, opts, Scratch::default())
+}
+
+/// Room for the packet list of a plan, handed from one plan to the next
+/// ([`Plan::into_scratch`]) so that a live capture does not allocate it per batch.
+#[derive(Debug, Default)]
+pub struct Scratch(Vec<Header>);
+
+/// [`plan`], with the packet list in `scratch`.
+pub fn plan_in(blocks: &[&[u8]], opts: &RingOptions, scratch: Scratch) -> Result<Plan, RingError> {
+    let mut headers = scratch.0;
+    walk(blocks, &mut headers)?;
     let mut data_past = false;
     let mut no_room = false;
     for hd in &headers {
@@ -204,50 +252,27 @@ pub fn plan(blocks: &[&[u8]], opts: &RingOptions) -> Result<Plan, RingError> {
     }
     let n = headers.len();
     let mut p = Plan {
-        pieces: Vec::with_capacity(n),
         offset: Vec::with_capacity(n),
         caplen: Vec::with_capacity(n),
         wirelen: Vec::with_capacity(n),
         ts_ns: Vec::with_capacity(n),
+        cooked: opts.cooked,
         ..Plan::default()
     };
     let snaplen = usize::try_from(opts.snaplen).unwrap_or(usize::MAX);
-    let tag_at = if opts.cooked { SLL_HDR_LEN - 2 } else { 12 };
-    for hd in headers {
+    headers.retain(|hd| {
         let (block, h) = (blocks[hd.block], hd.at);
         if let Some(lo) = opts.lo_ifindex {
             let ifindex = i32::from_le_bytes(u32_at(block, h + SLL_IFINDEX).to_le_bytes());
             if u8_at(block, h + SLL_PKTTYPE) == PACKET_OUTGOING && ifindex == lo {
                 p.duplicates += 1;
-                continue;
+                return false;
             }
         }
-        let mac = usize::from(u16_at(block, h + TP3_MAC));
-        let snap = usize::try_from(u32_at(block, h + TP3_SNAPLEN)).unwrap_or(usize::MAX);
-        let mut wire = u32_at(block, h + TP3_LEN);
-        let sll = opts.cooked.then(|| sll_header(block, h));
-        let mut len = snap;
-        if sll.is_some() {
-            len += SLL_HDR_LEN;
-            wire = wire.saturating_add(16);
-        }
-        let status = u32_at(block, h + TP3_STATUS);
-        let tci = u32_at(block, h + TP3_VLAN_TCI);
-        let mut tag = None;
-        if (tci != 0 || status & TP_STATUS_VLAN_VALID != 0) && len >= tag_at {
-            let mut tpid = u16_at(block, h + TP3_VLAN_TPID);
-            if tpid == 0 && status & TP_STATUS_VLAN_TPID_VALID == 0 {
-                tpid = ETH_P_8021Q;
-            }
-            let mut t = [0u8; VLAN_TAG_LEN];
-            t[..2].copy_from_slice(&tpid.to_be_bytes());
-            // The TCI is 16 bits; the kernel's field is 32 wide.
-            t[2..].copy_from_slice(&tci.to_be_bytes()[2..]);
-            tag = Some(t);
-            len += VLAN_TAG_LEN;
-            wire = wire.saturating_add(4);
-        }
-        let caplen = len.min(snaplen);
+        let parts = parts(block, h, opts.cooked);
+        let grown = parts.len() - parts.snap;
+        let wire = u32_at(block, h + TP3_LEN).saturating_add(u32::try_from(grown).unwrap_or(0));
+        let caplen = parts.len().min(snaplen);
         let sec = i64::from(u32_at(block, h + TP3_SEC));
         let nsec = i64::from(u32_at(block, h + TP3_NSEC));
         p.offset.push(i64::try_from(p.data_len).unwrap_or(i64::MAX));
@@ -255,14 +280,9 @@ pub fn plan(blocks: &[&[u8]], opts: &RingOptions) -> Result<Plan, RingError> {
         p.wirelen.push(wire);
         p.ts_ns.push(sec * 1_000_000_000 + nsec);
         p.data_len += caplen;
-        p.pieces.push(Piece {
-            block: hd.block,
-            data: h + mac,
-            snap,
-            sll,
-            tag,
-        });
-    }
+        true
+    });
+    p.frames = headers;
     Ok(p)
 }
 
@@ -292,9 +312,10 @@ impl Plan {
             return false;
         }
         let mut pos = 0;
-        for (piece, &caplen) in self.pieces.iter().zip(&self.caplen) {
+        for (hd, &caplen) in self.frames.iter().zip(&self.caplen) {
             let mut left = usize::try_from(caplen).unwrap_or(usize::MAX);
-            let block = blocks.get(piece.block).copied().unwrap_or_default();
+            let block = blocks.get(hd.block).copied().unwrap_or_default();
+            let piece = parts(block, hd.at, self.cooked);
             let body = block
                 .get(piece.data..piece.data.saturating_add(piece.snap))
                 .unwrap_or_default();
@@ -328,6 +349,11 @@ impl Plan {
             }
         }
         true
+    }
+
+    /// The plan's packet list, for the next plan ([`plan_in`]).
+    pub fn into_scratch(self) -> Scratch {
+        Scratch(self.frames)
     }
 
     /// The frames in a buffer of their own (tests, and callers without a buffer to reuse).

@@ -7,7 +7,7 @@
   :mod:`~portlens.reference.pcapng`: the capture file readers behind
   ``open_capture(path, reference=True)``.
 * :mod:`portlens.reference.ring`: the numpy walk of TPACKET_V3 ring blocks that the live
-  capture's compiled one (``_core.ring_frames``) must equal (tests/test_ring.py).
+  capture's compiled one (``_core.RingWalker``) must equal (tests/test_ring.py).
 
 The compiled core (``portlens._core``, crates/) is what every command runs;
 tests/test_rust_decoder.py, tests/test_rust_readers.py and tests/test_ring.py hold it to

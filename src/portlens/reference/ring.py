@@ -1,4 +1,4 @@
-"""The numpy reference of the TPACKET_V3 block walk: what ``_core.ring_frames`` must equal.
+"""The numpy reference of the TPACKET_V3 block walk: what ``_core.RingWalker`` must equal.
 
 This is the ring reader's former per-batch path (portlens.sources.live kept it until the walk
 moved to crates/core/src/ring.rs): copy the blocks into one buffer, walk each packet chain in

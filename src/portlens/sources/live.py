@@ -7,7 +7,7 @@ a live source from a file.
 Why a TPACKET_V3 ring (``backend="ring"``, the default on Linux): the kernel writes packets
 straight into memory we have mapped, packed into large blocks, and hands over a whole block at a
 time. Reading a block costs no system call; one ``poll`` waits for the next. The compiled core
-(``_core.ring_frames``, crates/core/src/ring.rs) walks the packet chain of the blocks handed
+(``_core.RingWalker``, crates/core/src/ring.rs) walks the packet chain of the blocks handed
 over and copies their frames back to back into a batch buffer, building the SLL header and
 the VLAN tag on the way, with the GIL released; then the blocks go back to the kernel. Batch
 buffers are reused once no batch refers to them (``_BufferPool``), so that while the analysis
@@ -340,6 +340,7 @@ class _RingReader(_Reader):
         self.ring: npt.NDArray[np.uint8] | None = np.frombuffer(self.mm, dtype=np.uint8)
         self.current = 0
         self._core: Any = importlib.import_module("portlens._core")
+        self._walker = self._core.RingWalker()
         self.pool = _BufferPool(min(MAX_BLOCKS_PER_BATCH, block_count) * block_size,
                                 POOLED_BUFFERS)
 
@@ -369,7 +370,7 @@ class _RingReader(_Reader):
         try:
             # One view per block we own, never one of the whole ring: the kernel is writing
             # the other blocks meanwhile.
-            data, used, offset, caplen, wirelen, ts_ns, dups = self._core.ring_frames(
+            data, used, offset, caplen, wirelen, ts_ns, dups = self._walker.frames(
                 [ring[base : base + bs] for base in bases], self.snaplen, self.cooked,
                 self.lo_ifindex, out)
         except self._core.RingError as exc:
