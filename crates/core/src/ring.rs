@@ -12,7 +12,9 @@
 //! (tests/test_ring.py).
 //!
 //! Two steps, [`plan`] then [`Plan::write`], so that the caller learns the exact size of the
-//! frames before it picks the buffer they go to (a reused one, when it is large enough).
+//! frames before it picks the buffer they go to (a reused one, when it is large enough). A
+//! plan's packet list goes on to the next plan ([`plan_in`], [`Scratch`]), so that a capture
+//! does not allocate it, and fault its pages in, batch after batch.
 
 use std::fmt;
 
