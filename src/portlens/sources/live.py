@@ -261,33 +261,38 @@ class _BufferPool:
 
     Why: a buffer freshly allocated for every batch is fresh memory from the kernel (the
     allocator maps large blocks and unmaps them when freed), and writing it costs a page fault
-    per 4 KiB. When the analysis keeps up, reuse takes the ring reader from 185 to 119 ns a
+    per 4 KiB. When the analysis keeps up, reuse takes the ring reader from about 150 to 100 ns a
     637-byte frame (scripts/ring_walk_bench.py); a long backlog is fresh memory either way.
 
     When a buffer is free: a batch holds a view of it, and numpy makes every view (of a view,
     too) refer to the buffer itself, as does anything reading it in place (a memoryview, the
     core borrowing it with the GIL released). So when its reference count is down to the
     pool's own references, nothing anywhere can reach its bytes, however long the backlog a
-    batch went to; CPython's counts are exact. A buffer still in use is never handed out: past
+    batch went to; CPython's counts are exact, and a probe calibrates what "the pool's own"
+    comes to. A buffer still in use is never handed out: past
     ``keep`` buffers all in use, ``take`` gives None and the caller allocates afresh.
 
     The cost: a batch counts (in the backlog's limit) the bytes of its frames, but keeps its
     whole buffer, up to ``size`` bytes of it resident from earlier use; hence a small ``keep``.
     """
 
-    _FREE_REFS: Final = 3
-    """The pool's list, the loop variable, and getrefcount's own argument."""
-
     def __init__(self, size: int, keep: int) -> None:
         self.size = size
         self.keep = keep
-        self._buffers: list[npt.NDArray[np.uint8]] = []
+        # The first entry is a probe nothing else ever refers to: its count, read by the same
+        # code as every buffer's, is what a free buffer's count is on this interpreter (3.14
+        # borrows some references that earlier versions counted).
+        self._buffers: list[npt.NDArray[np.uint8]] = [np.empty(0, dtype=np.uint8)]
 
     def take(self) -> npt.NDArray[np.uint8] | None:
+        free = -1
         for buf in self._buffers:
-            if sys.getrefcount(buf) <= self._FREE_REFS:
+            refs = sys.getrefcount(buf)
+            if free < 0:  # the probe
+                free = refs
+            elif refs <= free:
                 return buf
-        if len(self._buffers) >= self.keep:
+        if len(self._buffers) > self.keep:
             return None
         buf = np.empty(self.size, dtype=np.uint8)
         self._buffers.append(buf)
