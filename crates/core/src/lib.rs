@@ -1,6 +1,7 @@
 //! The portlens engine: everything on the per-packet path, with no Python in it.
 //!
-//! Layers only look down: `capture` turns files into [`frames::FrameBatch`]es, `decode` turns
+//! Layers only look down: `capture` turns files into [`frames::FrameBatch`]es (`ring`, the
+//! blocks of a live capture's TPACKET_V3 ring), `decode` turns
 //! frames into packet columns, `summary` counts them. The `portlens-py` crate binds them to Python; the pure-Python
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
@@ -8,6 +9,7 @@ pub mod capture;
 pub mod conn_log;
 pub mod decode;
 pub mod frames;
+pub mod ring;
 pub mod scan;
 pub mod summary;
 pub mod track;

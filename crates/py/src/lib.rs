@@ -6,6 +6,7 @@
 mod capture;
 mod conn_log;
 mod decode;
+mod ring;
 mod scan;
 mod track;
 
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     capture::register(m)?;
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
     m.add_class::<decode::Decoder>()?;
+    ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
     track::register(m)?;
     Ok(())

@@ -6,10 +6,13 @@ a live source from a file.
 
 Why a TPACKET_V3 ring (``backend="ring"``, the default on Linux): the kernel writes packets
 straight into memory we have mapped, packed into large blocks, and hands over a whole block at a
-time. Reading a block costs no system call; one ``poll`` waits for the next. For each block we
-copy it once into a numpy buffer (one memcpy), give the block back to the kernel at once, walk
-the packet chain (one integer read per packet), and read every header field of every packet
-with a handful of numpy gathers. Python never touches a packet one at a time beyond that walk.
+time. Reading a block costs no system call; one ``poll`` waits for the next. The compiled core
+(``_core.RingWalker``, crates/core/src/ring.rs) walks the packet chain of the blocks handed
+over and copies their frames back to back into a batch buffer, building the SLL header and
+the VLAN tag on the way, with the GIL released; then the blocks go back to the kernel. Batch
+buffers are reused once no batch refers to them (``_BufferPool``), so that while the analysis
+keeps up a batch costs no fresh pages. Python never touches a packet one at a time.
+``portlens.reference.ring`` is the numpy version the core is tested against.
 
 Rules, and where they come from:
 
@@ -48,6 +51,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import importlib
 import logging
 import mmap
 import os
@@ -55,6 +59,7 @@ import pwd
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +104,9 @@ DEFAULT_BLOCK_COUNT: Final = 32
 the Python side (a garbage collection, a slow report) loses nothing."""
 DEFAULT_TIMEOUT_MS: Final = 100
 MAX_BLOCKS_PER_BATCH: Final = 8
+POOLED_BUFFERS: Final = 4
+"""Batch buffers of MAX_BLOCKS_PER_BATCH blocks each kept for reuse: 32 MiB at most with
+1 MiB blocks (only the pages frames were written to are resident)."""
 
 # linux/if_ether.h, linux/if_packet.h, asm-generic/socket.h
 ETH_P_ALL: Final = 0x0003
@@ -126,8 +134,6 @@ VLAN_TAG_LEN: Final = 4
 
 # struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status,
 # num_pkts, offset_to_first_pkt, blk_len, seq_num, ts_first_pkt, ts_last_pkt (48 bytes).
-_BLOCK_FIELDS: Final = struct.Struct("<IIII")
-"""block_status, num_pkts, offset_to_first_pkt, blk_len (at byte 8 of a block)."""
 _BLOCK_STATUS_AT: Final = 8
 _U32: Final = struct.Struct("<I")
 # struct tpacket3_hdr (48 bytes), then struct sockaddr_ll at TPACKET_ALIGN(48) = 48.
@@ -250,6 +256,49 @@ class _Reader:
         self.sock.close()
 
 
+class _BufferPool:
+    """Batch buffers, each used again once no batch refers to it any more.
+
+    Why: a buffer freshly allocated for every batch is fresh memory from the kernel (the
+    allocator maps large blocks and unmaps them when freed), and writing it costs a page fault
+    per 4 KiB. When the analysis keeps up, reuse takes the ring reader from about 150 to 100 ns a
+    637-byte frame (scripts/ring_walk_bench.py); a long backlog is fresh memory either way.
+
+    When a buffer is free: a batch holds a view of it, and numpy makes every view (of a view,
+    too) refer to the buffer itself, as does anything reading it in place (a memoryview, the
+    core borrowing it with the GIL released). So when its reference count is down to the
+    pool's own references, nothing anywhere can reach its bytes, however long the backlog a
+    batch went to; CPython's counts are exact, and a probe calibrates what "the pool's own"
+    comes to. A buffer still in use is never handed out: past
+    ``keep`` buffers all in use, ``take`` gives None and the caller allocates afresh.
+
+    The cost: a batch counts (in the backlog's limit) the bytes of its frames, but keeps its
+    whole buffer, up to ``size`` bytes of it resident from earlier use; hence a small ``keep``.
+    """
+
+    def __init__(self, size: int, keep: int) -> None:
+        self.size = size
+        self.keep = keep
+        # The first entry is a probe nothing else ever refers to: its count, read by the same
+        # code as every buffer's, is what a free buffer's count is on this interpreter (3.14
+        # borrows some references that earlier versions counted).
+        self._buffers: list[npt.NDArray[np.uint8]] = [np.empty(0, dtype=np.uint8)]
+
+    def take(self) -> npt.NDArray[np.uint8] | None:
+        free = -1
+        for buf in self._buffers:
+            refs = sys.getrefcount(buf)
+            if free < 0:  # the probe
+                free = refs
+            elif refs <= free:
+                return buf
+        if len(self._buffers) > self.keep:
+            return None
+        buf = np.empty(self.size, dtype=np.uint8)
+        self._buffers.append(buf)
+        return buf
+
+
 class _RingReader(_Reader):
     """TPACKET_V3: blocks of packets in a mapped ring, handed over whole."""
 
@@ -295,162 +344,63 @@ class _RingReader(_Reader):
             raise
         self.ring: npt.NDArray[np.uint8] | None = np.frombuffer(self.mm, dtype=np.uint8)
         self.current = 0
+        self._core: Any = importlib.import_module("portlens._core")
+        self._walker = self._core.RingWalker()
+        self.pool = _BufferPool(min(MAX_BLOCKS_PER_BATCH, block_count) * block_size,
+                                POOLED_BUFFERS)
 
     def read(self) -> FrameBatch | None:
-        """Copy out and release every block the kernel has handed over (up to a cap)."""
+        """The frames of every block the kernel has handed over (up to a cap), each block
+        given back as soon as its frames are out."""
         ring = self.ring
         assert ring is not None
         mm = self.mm
-        taken: list[tuple[int, int, int, int]] = []  # (ring offset, n packets, first, length)
+        bases: list[int] = []
         b = self.current
         bs = self.block_size
-        while len(taken) < min(MAX_BLOCKS_PER_BATCH, self.block_count):  # each block once
+        while len(bases) < min(MAX_BLOCKS_PER_BATCH, self.block_count):  # each block once
             base = b * bs
             # block_status first: the kernel sets it last, after the rest of the block.
             status = _U32.unpack_from(mm, base + _BLOCK_STATUS_AT)[0]
             if not status & TP_STATUS_USER:
                 break
-            _, npkts, first, blen = _BLOCK_FIELDS.unpack_from(mm, base + _BLOCK_STATUS_AT)
             if status & TP_STATUS_LOSING:
                 self.losing_blocks += 1
-            taken.append((base, npkts, first, min(blen, bs)))
+            bases.append(base)
             b = (b + 1) % self.block_count
-        if not taken:
+        if not bases:
             return None
-        sizes = [(blen + 15) & ~15 for _, _, _, blen in taken]
-        buf = np.empty(sum(sizes) + 16, dtype=np.uint8)
-        pos = 0
-        placed: list[tuple[int, int, int, int]] = []  # (buffer offset, n, first, length)
-        for (base, npkts, first, blen), size in zip(taken, sizes, strict=True):
-            buf[pos : pos + blen] = ring[base : base + blen]
-            # The copy is complete before the store below hands the block back to the kernel.
-            _U32.pack_into(mm, base + _BLOCK_STATUS_AT, TP_STATUS_KERNEL)
-            placed.append((pos, npkts, first, blen))
-            pos += size
         self.current = b
-        return self._frames(buf, placed)
-
-    def _frames(self, buf: npt.NDArray[np.uint8], placed: list[tuple[int, int, int, int]]
-                ) -> FrameBatch | None:
-        words = memoryview(buf).cast("I")  # type: ignore[arg-type]
-        offs: list[int] = []
-        append = offs.append
-        for pos, npkts, first, blen in placed:
-            o = pos + first
-            end = pos + blen
-            for _ in range(npkts):
-                if o + TP3_SLL_END > end:
-                    raise LiveCaptureError(
-                        f"corrupt TPACKET_V3 block: packet header at {o - pos} past its end {blen}"
-                    )
-                append(o)
-                o += words[o >> 2]  # tp_next_offset
-        words.release()
-        if not offs:
+        out = self.pool.take()
+        try:
+            # One view per block we own, never one of the whole ring: the kernel is writing
+            # the other blocks meanwhile.
+            data, used, offset, caplen, wirelen, ts_ns, dups = self._walker.frames(
+                [ring[base : base + bs] for base in bases], self.snaplen, self.cooked,
+                self.lo_ifindex, out)
+        except self._core.RingError as exc:
+            raise LiveCaptureError(str(exc)) from None
+        finally:
+            # The frames are copied out (or the blocks are damaged): give the blocks back.
+            for base in bases:
+                _U32.pack_into(mm, base + _BLOCK_STATUS_AT, TP_STATUS_KERNEL)
+        self.duplicates += dups
+        n = len(offset)
+        if not n:
             return None
-        h = np.asarray(offs, dtype=np.int64)
-        u32 = buf[: buf.size & ~3].view("<u4")
-        u16 = buf[: buf.size & ~1].view("<u2")
-        w = h >> 2
-        hw = h >> 1
-        sec = u32[w + TP3_SEC // 4].astype(np.int64)
-        nsec = u32[w + TP3_NSEC // 4].astype(np.int64)
-        snap = u32[w + TP3_SNAPLEN // 4].astype(np.int64)
-        wire = u32[w + TP3_LEN // 4].astype(np.int64)
-        status = u32[w + TP3_STATUS // 4]
-        mac = u16[hw + TP3_MAC // 2].astype(np.int64)
-        tci = u32[w + TP3_VLAN_TCI // 4]
-        ifindex = u32[w + SLL_IFINDEX // 4].view(np.int32)
-        pkttype = buf[h + SLL_PKTTYPE]
-
-        keep: npt.NDArray[np.bool_] | None = None
-        if self.lo_ifindex is not None:
-            dup = (pkttype == PACKET_OUTGOING) & (ifindex == self.lo_ifindex)
-            if dup.any():
-                self.duplicates += int(dup.sum())
-                keep = ~dup
-
-        start = h + mac
-        if (start + snap > buf.size).any():
-            raise LiveCaptureError("corrupt TPACKET_V3 packet: data past the end of its block")
-        if self.cooked:
-            if (mac < TP3_SLL_END + SLL_HDR_LEN).any():
-                raise LiveCaptureError("kernel left no room for the SLL header in the ring")
-            start = start - SLL_HDR_LEN
-            sll = np.zeros((h.size, SLL_HDR_LEN), dtype=np.uint8)
-            sll[:, 1] = pkttype
-            sll[:, 2] = buf[h + SLL_HATYPE + 1]
-            sll[:, 3] = buf[h + SLL_HATYPE]
-            halen = np.minimum(buf[h + SLL_HALEN], 8)
-            sll[:, 5] = halen
-            addr = buf[(h + SLL_ADDR)[:, None] + np.arange(8)]
-            addr[np.arange(8)[None, :] >= halen[:, None]] = 0
-            sll[:, 6:14] = addr
-            sll[:, 14] = buf[h + SLL_PROTOCOL]
-            sll[:, 15] = buf[h + SLL_PROTOCOL + 1]
-            buf[start[:, None] + np.arange(SLL_HDR_LEN)] = sll
-            snap = snap + SLL_HDR_LEN
-            wire = wire + SLL_HDR_LEN
-
-        vlan = (tci != 0) | ((status & TP_STATUS_VLAN_VALID) != 0)
-        if vlan.any():
-            return self._with_vlan_tags(buf, h, start, snap, wire, sec, nsec, vlan, keep)
-
-        ts = sec * 1_000_000_000 + nsec
-        caplen = np.minimum(snap, self.snaplen)
-        batch = FrameBatch(
-            data=buf,
-            offset=start,
-            caplen=caplen.astype(np.uint32),
-            wirelen=wire.astype(np.uint32),
-            ts_ns=ts,
-            linktype=np.full(h.size, self.linktype, dtype=np.uint16),
-            interface=np.zeros(h.size, dtype=np.uint16),
-            frame=np.zeros(h.size, dtype=np.int64),
+        if data is None:  # the frames went into the pool's buffer
+            assert out is not None
+            data = out[:used]
+        return FrameBatch(
+            data=data,
+            offset=offset,
+            caplen=caplen,
+            wirelen=wirelen,
+            ts_ns=ts_ns,
+            linktype=np.full(n, self.linktype, dtype=np.uint16),
+            interface=np.zeros(n, dtype=np.uint16),
+            frame=np.zeros(n, dtype=np.int64),
         )
-        if keep is not None:
-            batch = batch.take(np.flatnonzero(keep))
-        return batch if len(batch) else None
-
-    def _with_vlan_tags(
-        self,
-        buf: npt.NDArray[np.uint8],
-        h: npt.NDArray[np.int64],
-        start: npt.NDArray[np.int64],
-        snap: npt.NDArray[np.int64],
-        wire: npt.NDArray[np.int64],
-        sec: npt.NDArray[np.int64],
-        nsec: npt.NDArray[np.int64],
-        vlan: npt.NDArray[np.bool_],
-        keep: npt.NDArray[np.bool_] | None,
-    ) -> FrameBatch | None:
-        """The slow path for frames whose 802.1Q tag the kernel took off: rebuild each one."""
-        at = SLL_HDR_LEN - 2 if self.cooked else 12
-        u16 = buf[: buf.size & ~1].view("<u2")
-        u32 = buf[: buf.size & ~3].view("<u4")
-        frames: list[bytes] = []
-        ts: list[int] = []
-        wl: list[int] = []
-        for i in range(h.size):
-            if keep is not None and not keep[i]:
-                continue
-            s, n = int(start[i]), int(snap[i])
-            frame = buf[s : s + n].tobytes()
-            wlen = int(wire[i])
-            if vlan[i] and n >= at:
-                hi = int(h[i])
-                st = int(u32[(hi + TP3_STATUS) >> 2])
-                tpid = int(u16[(hi + TP3_VLAN_TPID) >> 1])
-                if not tpid and not st & TP_STATUS_VLAN_TPID_VALID:
-                    tpid = ETH_P_8021Q
-                frame = _vlan_insert(frame, at, tpid, int(u32[(hi + TP3_VLAN_TCI) >> 2]))
-                wlen += VLAN_TAG_LEN
-            frames.append(frame[: self.snaplen])
-            ts.append(int(sec[i]) * 1_000_000_000 + int(nsec[i]))
-            wl.append(wlen)
-        if not frames:
-            return None
-        return FrameBatch.from_frames(frames, ts, linktype=self.linktype, wirelen=wl)
 
     def close(self) -> None:
         self.ring = None
