@@ -12,13 +12,16 @@ into summaries that earlier blocks made (and sketches go from exact to buckets a
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from portlens.analysis.columns import ProbeRows
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ports import PortTable
+from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable, Probe
 from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
@@ -135,8 +138,16 @@ def differences(ref: Tables, fast: Tables) -> list[str]:
     return out
 
 
+def scan_records(table: PortTable) -> list[dict[str, Any]]:
+    return [p.record() for p in table.scans()]
+
+
 def check(path: Path) -> Tables:
     ref, fast = reference_tables(path), column_tables(path)
+    # Before ``differences`` reads ``probes``, which makes every pair's Probe: the columns'
+    # scans() makes only the scans' (ProbeRows), and is what `ports` runs.
+    for name in ("ports", "all_ports"):
+        assert scan_records(getattr(fast, name)) == scan_records(getattr(ref, name)), name
     diff = differences(ref, fast)
     assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])
     return ref
@@ -175,6 +186,87 @@ def test_the_comparison_sees_every_table() -> None:
         seen["sockets"] += len(t.sockets.sockets)
     assert seen["kinds"] >= {"tcp", "udp", "icmp", "icmp6", "ip"}
     assert seen["options"] and seen["listeners"] and seen["sockets"]
+
+
+def test_public_scans_are_compared() -> None:
+    """The public corpus holds a scan (ndpi-synscan), so check()'s scan comparison sees one."""
+    paths = [p.values[0] for p in corpus_params() if "synscan" in str(p.values[0])]
+    if not paths:
+        pytest.skip("the public corpus is not here")
+    scans = column_tables(paths[0]).ports.scans()
+    assert scans and all(len(p.failed_ports) >= SCAN_MIN_PORTS for p in scans)
+
+
+# --- ProbeRows against Probe.add ------------------------------------------------------------
+
+
+def _probe_connections(seed: int, n: int) -> list[tuple[int, int, int, int, int]]:
+    """(kind, orig, resp, port, outcome) rows over few hosts and ports, so that pairs land on
+    both sides of SCAN_MIN_PORTS and ports repeat with different outcomes."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        orig, resp = rng.randrange(4), rng.randrange(4)
+        kind = rng.choice((0, 0, 0, 1))
+        port = rng.randrange(40) if orig < 2 else rng.randrange(1000, 1004)
+        out.append((kind, orig, resp, port, rng.randrange(len(OUTCOMES))))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_probe_rows_equal_probes(seed: int) -> None:
+    """Blocks of rows (with their own address lists, in any order) into ProbeRows give the
+    Probes Probe.add gives, and exactly the pairs with SCAN_MIN_PORTS failed ports as scans."""
+    conns = _probe_connections(seed, 2000)
+    addrs = ["10.0.0.1", "10.0.0.2", "fe80::1", "192.168.1.9"]
+    ref: dict[tuple[str, str, str], Probe] = {}
+    for kind, orig, resp, port, o in conns:
+        key = (("tcp", "udp")[kind], addrs[orig], addrs[resp])
+        c = Connection(uid="C", ts_ns=0, proto=key[0], orig_h=key[1], orig_p=1, resp_h=key[2],
+                       resp_p=port)
+        ref.setdefault(key, Probe(*key)).add(c, OUTCOMES[o])
+    rows = ProbeRows()
+    rows._COMPACT_ROWS = 50  # merge blocks along the way too
+    rng = random.Random(seed)
+    for start in range(0, len(conns), 97):
+        block = conns[start:start + 97]
+        local = addrs[:]
+        rng.shuffle(local)  # each block numbers its addresses its own way
+        where = {a: i for i, a in enumerate(local)}
+        cols = [np.array(c, np.int64) for c in zip(*block, strict=True)]
+        to_local = np.array([where[a] for a in addrs], np.int64)
+        rows.add(cols[0], to_local[cols[1]], to_local[cols[2]], local, cols[3], cols[4])
+    expected = sorted((p.record() for p in ref.values() if p.is_scan), key=repr)
+    assert expected and len(expected) < len(ref)  # scans and pairs that are not
+    assert sorted((p.record() for p in rows.scans(SCAN_MIN_PORTS)), key=repr) == expected
+    assert rows.probes() == ref
+
+
+def test_probe_rows_threshold_counts_distinct_failed_ports() -> None:
+    """Fourteen failed ports, each tried many times and also answered, is no scan; the
+    fifteenth makes one. Reset or mid-stream attempts are not failures."""
+    unanswered, refused = OUTCOMES.index("unanswered"), OUTCOMES.index("refused")
+    reset, mid = OUTCOMES.index("reset"), OUTCOMES.index("mid_stream")
+    ports = [p for p in range(14) for _ in range(3)]
+    n = len(ports)
+    rows = ProbeRows()
+
+    def add(port: list[int], outcome: list[int]) -> None:
+        k = len(port)
+        rows.add(np.zeros(k, np.int64), np.zeros(k, np.int64), np.ones(k, np.int64),
+                 ["10.0.0.1", "10.0.0.2"], np.array(port, np.int64),
+                 np.array(outcome, np.int64))
+
+    add(ports, [unanswered, refused, reset] * (n // 3))
+    add([100, 101], [reset, mid])
+    assert rows.scans(SCAN_MIN_PORTS) == []
+    add([13, 14], [refused, unanswered])
+    (scan,) = rows.scans(SCAN_MIN_PORTS)
+    assert scan.record() == {
+        "proto": "tcp", "orig_h": "10.0.0.1", "resp_h": "10.0.0.2", "ports": 17,
+        "failed_ports": 15, "answered_ports": [*range(14), 100],
+        "attempts": n + 4, **{o: 0 for o in OUTCOMES},
+        "unanswered": 15, "refused": 15, "reset": 15, "mid_stream": 1}
 
 
 def test_add_many_is_add_in_turn() -> None:

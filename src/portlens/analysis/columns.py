@@ -301,8 +301,7 @@ def add_port_columns(table: PortTable, cols: Columns, made: _PortRows | None = N
                    rows[client])
         _fold_ports([_port_row(table, k) for k in g.keys], g, r, client_side=True)
     _fold_ports([table.total], Groups(np.zeros(r.n, np.int64), rows), r)
-    with _no_gc():
-        _add_probes(table, r, rows[ported])
+    _add_probes(table, r, rows[ported])
 
 
 def _port_row(table: PortTable, key: int) -> PortSummary:
@@ -314,8 +313,8 @@ def _port_row(table: PortTable, key: int) -> PortSummary:
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic garbage collector paused while a block's objects are made: tens of thousands
-    of Probes (three sets and a Counter each) or Sockets, none in a cycle, set off a
-    collection every few hundred and made it 40 % of their cost."""
+    of Sockets, none in a cycle, set off a collection every few hundred and made it 40 % of
+    their cost."""
     if not gc.isenabled():
         yield
         return
@@ -326,29 +325,121 @@ def _no_gc() -> Iterator[None]:
         gc.enable()
 
 
+_FAILED_CODES = [_OUTCOME[o] for o in sorted(FAILED)]
+
+
+class ProbeRows:
+    """What each host tried on each other (the `ports` scan summary's input), kept as counted
+    rows (proto kind, orig_h, resp_h, resp_p, outcome, connections) instead of a Probe per host
+    pair: a capture has tens of thousands of pairs, a few of which are scans, and making three
+    sets and a Counter for each cost more than the rest of the per-port table. Only the pairs
+    that qualify become Probes (``scans``); ``probes`` makes them all, for merges and tests."""
+
+    _COMPACT_ROWS = 1 << 20
+    """Pending rows past which the blocks are merged into one (repeated rows counted once)."""
+
+    def __init__(self) -> None:
+        self.addrs: list[str] = []
+        """Addresses as text; the rows hold indices into it."""
+        self._index: dict[str, int] = {}
+        self._parts: list[Array] = []
+        """(n, 6) int64 blocks, each sorted and without repeated rows."""
+        self._pending = 0
+        self._merged = 0
+
+    def add(self, kind: Array, orig_h: Array, resp_h: Array, addrs: list[str], port: Array,
+            outcome: Array) -> None:
+        """Rows of one block; ``orig_h``, ``resp_h`` index ``addrs`` (the block's addresses)."""
+        if not len(kind):
+            return
+        index, known = self._index, self.addrs
+        ids = np.empty(len(addrs), np.int64)
+        for i, a in enumerate(addrs):
+            j = index.get(a)
+            if j is None:
+                j = index[a] = len(known)
+                known.append(a)
+            ids[i] = j
+        rows = np.stack([kind, ids[orig_h], ids[resp_h], port, outcome,
+                         np.ones(len(kind), np.int64)], axis=1)
+        part = _count_rows(rows)
+        self._parts.append(part)
+        self._pending += len(part)
+        if self._pending > max(self._COMPACT_ROWS, 2 * self._merged):
+            self._rows()
+
+    def _rows(self) -> Array:
+        """Every row so far in one sorted block, repeated rows counted once."""
+        if not self._parts:
+            return np.zeros((0, 6), np.int64)
+        if len(self._parts) > 1:
+            self._parts = [_count_rows(np.concatenate(self._parts))]
+        self._pending = self._merged = len(self._parts[0])
+        return self._parts[0]
+
+    def _probes(self, rows: Array, pair_of: Array, pairs: Array) -> list[Probe]:
+        """A Probe for each pair of ``pairs`` (indices into the pairs of sorted ``rows``, whose
+        pair index ``pair_of`` gives), in the order of ``pairs``."""
+        keep = np.isin(pair_of, pairs)
+        made: dict[int, Probe] = {}
+        addrs = self.addrs
+        for p, kind, orig, resp, port, o, n in zip(
+                pair_of[keep].tolist(), *rows[keep].T.tolist(), strict=True):
+            probe = made.get(p)
+            if probe is None:
+                probe = made[p] = Probe(KIND_NAMES[kind], addrs[orig], addrs[resp])
+            name = OUTCOMES[o]
+            probe.ports.add(port)
+            probe.outcomes[name] += n
+            if name in FAILED:
+                probe.failed_ports.add(port)
+            elif name not in NOT_ANSWERED:
+                probe.answered_ports.add(port)
+        return [made[p] for p in pairs.tolist()]
+
+    def _pairs(self) -> tuple[Array, Array]:
+        rows = self._rows()
+        new = np.r_[True, (rows[1:, :3] != rows[:-1, :3]).any(axis=1)] if len(rows) else (
+            np.zeros(0, bool))
+        return rows, np.cumsum(new) - 1
+
+    def scans(self, min_ports: int) -> list[Probe]:
+        """The Probes of the pairs with at least ``min_ports`` failed ports (Probe.is_scan), in
+        no particular order."""
+        rows, pair_of = self._pairs()
+        failed = np.isin(rows[:, 4], _FAILED_CODES)
+        pair, port = pair_of[failed], rows[failed, 3]
+        # Rows are sorted by pair, then port: a failed port is new where either changes.
+        first = np.r_[True, (pair[1:] != pair[:-1]) | (port[1:] != port[:-1])] if len(pair) else (
+            np.zeros(0, bool))
+        counts = np.bincount(pair[first], minlength=int(pair_of[-1]) + 1 if len(pair_of) else 0)
+        return self._probes(rows, pair_of, np.flatnonzero(counts >= min_ports))
+
+    def probes(self) -> dict[tuple[str, str, str], Probe]:
+        """Every pair's Probe, by (proto, orig_h, resp_h)."""
+        rows, pair_of = self._pairs()
+        made = self._probes(rows, pair_of, np.unique(pair_of))
+        return {(p.proto, p.orig_h, p.resp_h): p for p in made}
+
+
+def _count_rows(rows: Array) -> Array:
+    """``rows`` sorted by their first five columns, rows equal in them merged (their last column,
+    a count, added)."""
+    if not len(rows):
+        return rows
+    order = np.lexsort(rows[:, 4::-1].T)
+    s = rows[order]
+    new = np.r_[True, (s[1:, :5] != s[:-1, :5]).any(axis=1)]
+    starts = np.flatnonzero(new)
+    out = s[starts]
+    out[:, 5] = np.add.reduceat(s[:, 5], starts)
+    return out
+
+
 def _add_probes(table: PortTable, r: _PortRows, rows: Array) -> None:
-    """Probe.add of each TCP and UDP row, by (proto, orig_h, resp_h)."""
-    width = len(r.addrs)
-    key = (r.kind[rows] * width + r.orig_h[rows]) * width + r.resp_h[rows]
-    g = Groups(key, rows)
-    probes = []
-    for k in g.keys:
-        pair = (KIND_NAMES[k // (width * width)], r.addrs[k // width % width],
-                r.addrs[k % width])
-        probe = table.probes.get(pair)
-        if probe is None:
-            probe = table.probes[pair] = Probe(*pair)
-        probes.append(probe)
-    port_outcome = r.resp_p * len(OUTCOMES) + r.outcome
-    for i, po, n in g.pairs(port_outcome):
-        port, result = divmod(po, len(OUTCOMES))
-        p, name = probes[i], OUTCOMES[result]
-        p.ports.add(port)
-        p.outcomes[name] += n
-        if name in FAILED:
-            p.failed_ports.add(port)
-        elif name not in NOT_ANSWERED:
-            p.answered_ports.add(port)
+    """Probe.add of each TCP and UDP row, as ProbeRows."""
+    table.probe_rows.add(r.kind[rows], r.orig_h[rows], r.resp_h[rows], r.addrs, r.resp_p[rows],
+                         r.outcome[rows])
 
 
 # --- handshakes -----------------------------------------------------------------------------
@@ -503,5 +594,5 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
                      repeat("resp"))
     table.sockets.extend(ends)
 
-__all__ = ["Groups", "add_handshake_columns", "add_port_columns", "add_socket_columns",
+__all__ = ["Groups", "ProbeRows", "add_handshake_columns", "add_port_columns", "add_socket_columns",
            "addresses", "encode", "port_rows"]
