@@ -27,6 +27,7 @@ from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import zeek_lines, zeek_row
+from portlens.report.sockets import socket_cells, socket_rows
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -144,10 +145,15 @@ def scan_records(table: PortTable) -> list[dict[str, Any]]:
 
 def check(path: Path) -> Tables:
     ref, fast = reference_tables(path), column_tables(path)
-    # Before ``differences`` reads ``probes``, which makes every pair's Probe: the columns'
-    # scans() makes only the scans' (ProbeRows), and is what `ports` runs.
+    # Before ``differences`` reads ``probes`` and ``sockets``, which make every pair's Probe and
+    # every Socket: the columns' scans() makes only the scans' (ProbeRows), and is what `ports`
+    # runs.
     for name in ("ports", "all_ports"):
         assert scan_records(getattr(fast, name)) == scan_records(getattr(ref, name)), name
+    # Likewise the sockets table's lines, written from the columns (no Socket made).
+    assert fast.sockets.connection_ends() is not None
+    assert list(socket_rows(fast.sockets)) == list(map(socket_cells, ref.sockets.sockets))
+    assert fast.sockets.socket_count() == len(ref.sockets.sockets)
     diff = differences(ref, fast)
     assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])
     return ref
@@ -279,3 +285,20 @@ def test_add_many_is_add_in_turn() -> None:
         many.add_many(values[cut:])
         assert one == many
         assert many.exact is None and many.quantile(0.5) == one.quantile(0.5)
+
+
+def test_sockets_keep_their_order_across_columns_and_objects() -> None:
+    """A connection added as an object after column blocks lists its sockets after theirs;
+    ``sockets = []`` (`--listening`) empties both."""
+    path = next(p for p in OWN_CAPTURES if column_tables(p).sockets.socket_count())
+    ref, fast = reference_tables(path), column_tables(path)
+    c = Connection(uid="Cextra", ts_ns=1, orig_h="10.9.9.9", orig_p=5, resp_h="10.9.9.8",
+                   resp_p=6, proto="udp")
+    ref.sockets.add(c)
+    fast.sockets.add(c)
+    assert fast.sockets.connection_ends() is None  # the table is written from the Sockets
+    assert fast.sockets.sockets == ref.sockets.sockets
+    assert fast.sockets.sockets[-1].uid == "Cextra"
+    fast = column_tables(path)
+    fast.sockets.sockets = []
+    assert fast.sockets.socket_count() == 0 and fast.sockets.sockets == []

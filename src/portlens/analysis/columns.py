@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
 from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
-from portlens.analysis.sockets import Listener, Socket
+from portlens.analysis.sockets import ConnectionEnds, Listener
 from portlens.track.rust import NO_CODE, NONE64, _addr
 from portlens.track.states import SS_NAMES, TcpState
 
@@ -578,21 +577,16 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     both = np.flatnonzero(tcp | udp)
     if not len(both):
         return
-    names = [proto[i] for i in both.tolist()]
-    uid = [cols["uid"][i] for i in both.tolist()]
-    o_addr = [addrs[a] for a in orig_h[both].tolist()]
-    r_addr = [addrs[a] for a in resp_h[both].tolist()]
-    o_port, r_port = orig_p[both].tolist(), resp_p[both].tolist()
+    kept = both.tolist()
     states = []
     for column in (cols["orig_state"], cols["resp_state"]):
         states.append([_SS[column[i]] if t else "" for i, t in zip(
-            both.tolist(), tcp[both].tolist(), strict=True)])
-    ends: list[Socket] = [None] * (2 * len(both))  # type: ignore[list-item]
-    ends[0::2] = map(Socket, names, states[0], o_addr, o_port, r_addr, r_port, uid,
-                     repeat("orig"))
-    ends[1::2] = map(Socket, names, states[1], r_addr, r_port, o_addr, o_port, uid,
-                     repeat("resp"))
-    table.sockets.extend(ends)
+            kept, tcp[both].tolist(), strict=True)])
+    uid = cols["uid"]
+    table.add_ends(ConnectionEnds(
+        [proto[i] for i in kept], states[0], states[1], [addrs[a] for a in orig_h[both].tolist()],
+        orig_p[both].tolist(), [addrs[a] for a in resp_h[both].tolist()], resp_p[both].tolist(),
+        [uid[i] for i in kept]))
 
 __all__ = ["Groups", "ProbeRows", "add_handshake_columns", "add_port_columns", "add_socket_columns",
            "addresses", "encode", "port_rows"]

@@ -170,7 +170,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     status = each_connection(args, table.add, on_columns=columns)  # type: ignore[arg-type]
     if args.listening:
         table.sockets = []
-    found = len(table.listeners) + len(table.sockets)
+    found = len(table.listeners) + table.socket_count()
     if args.format == "json":
         report.write_json(table, sys.stdout)
     elif args.format == "csv":

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any, TextIO
 
-from portlens.analysis.sockets import Listener, Socket, SocketTable
+from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value
@@ -34,6 +36,26 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
+def ends_cells(ends: ConnectionEnds) -> list[tuple[str, ...]]:
+    """``socket_cells`` of each connection's two sockets, from the columns: each endpoint's
+    text is made once for both of the lines it is on."""
+    orig = list(map(endpoint_text, ends.orig_h, ends.orig_p))
+    resp = list(map(endpoint_text, ends.resp_h, ends.resp_p))
+    out: list[tuple[str, ...]] = [()] * (2 * len(ends))
+    out[0::2] = zip(ends.proto, [s or "-" for s in ends.orig_state], orig, resp, ends.uid,
+                    strict=True)
+    out[1::2] = zip(ends.proto, [s or "-" for s in ends.resp_state], resp, orig, ends.uid,
+                    strict=True)
+    return out
+
+
+def socket_rows(table: SocketTable) -> Iterator[tuple[str, ...]]:
+    blocks = table.connection_ends()
+    if blocks is None:
+        return map(socket_cells, table.sockets)
+    return chain.from_iterable(map(ends_cells, blocks))
+
+
 LISTEN_RIGHT = frozenset({"conns", "peers"})
 LISTEN_DROP_ORDER = ("peer addresses",)
 SOCKET_DROP_ORDER = ("uid",)
@@ -49,15 +71,16 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
     for s in table.sorted_listeners():
         listen.add(listener_cells(s))
     left_out = listen.close()
-    if table.sockets:
+    count = table.socket_count()
+    if count:
         if table.listeners:
             screen.out.write("\n")
         sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
                               title="connections (state at the end of the capture)",
                               drop_order=SOCKET_DROP_ORDER)
-        sockets.add_rows(map(socket_cells, table.sockets))
+        sockets.add_rows(socket_rows(table))
         left_out += sockets.close()
-    note = f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets"
+    note = f"{len(table.listeners)} listening sockets, {count} connection sockets"
     if left_out:
         note += f" ({left_out_text(left_out, screen.width)})"
     screen.note(note)
