@@ -26,6 +26,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -249,7 +250,7 @@ def concat_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(first, np.ndarray):
             out[name] = np.concatenate([p[name] for p in parts])
         else:
-            out[name] = [v for p in parts for v in p[name]]
+            out[name] = list(chain.from_iterable(p[name] for p in parts))
     return out
 
 
