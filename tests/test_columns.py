@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from portlens.analysis.columns import ProbeRows
+from portlens.analysis.columns import ProbeRows, _count_rows
 from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable, Probe
 from portlens.analysis.sketch import EXACT_MAX, Sketch
@@ -302,3 +302,18 @@ def test_sockets_keep_their_order_across_columns_and_objects() -> None:
     fast = column_tables(path)
     fast.sockets.sockets = []
     assert fast.sockets.socket_count() == 0 and fast.sockets.sockets == []
+
+
+@pytest.mark.parametrize("hosts", [5, 2**21])
+def test_count_rows_sorts_and_counts(hosts: int) -> None:
+    """_count_rows (one sort key while the host indices fit one, a lexsort past that) sorts
+    by the five key columns and adds the counts of equal rows."""
+    rng = random.Random(hosts)
+    rows = [(rng.randrange(2), rng.randrange(hosts) if rng.random() < 0.5 else rng.randrange(3),
+             rng.randrange(3), rng.choice((0, 80, 65535)), rng.randrange(8), rng.randrange(1, 4))
+            for _ in range(500)]
+    expected: dict[tuple[int, ...], int] = {}
+    for *key, n in rows:
+        expected[tuple(key)] = expected.get(tuple(key), 0) + n
+    got = _count_rows(np.array(rows, np.int64))
+    assert [tuple(r) for r in got.tolist()] == [(*k, n) for k, n in sorted(expected.items())]
