@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, starmap
+from operator import itemgetter
 from typing import TextIO
 
 from rich.cells import cell_len
@@ -232,6 +233,12 @@ class Layout:
         return SEP.join(parts).rstrip()
 
 
+def _no_trailing_space(cells: Iterable[str]) -> bool:
+    """No cell is empty or ends with a space (cells of printable ASCII: no NUL in them)."""
+    text = "\0".join(cells) + "\0"
+    return text[0] != "\0" and " \0" not in text and "\0\0" not in text
+
+
 class TableWriter:
     """A table written as its rows come: the first rows (on a live capture, those of the first
     half second) decide the layout, every later row is written at once. ``close`` writes what
@@ -287,12 +294,18 @@ class TableWriter:
         # Every column shown and none folding: a thousand rows are checked at once (printable
         # ASCII is what ``line`` pads as it is) and formatted without a Python step a row.
         fmt = layout.ascii_format if layout.shown == list(range(len(self.columns))) else None
+        # The last cell written as it is ("{}"): a line ends in spaces only when that cell
+        # does (or is empty), and only then need the lines be stripped.
+        bare_end = fmt is not None and fmt.endswith("{}")
+        last = itemgetter(len(self.columns) - 1)
         while chunk := list(islice(it, FIRST_ROWS)):
             self.rows += len(chunk)
             text = "".join(map("".join, chunk)) if fmt is not None else ""
             if fmt is not None and text.isascii() and text.isprintable():
-                self.screen.out.write("\n".join(map(str.rstrip, starmap(fmt.format, chunk)))
-                                      + "\n")
+                lines: Iterable[str] = starmap(fmt.format, chunk)
+                if not (bare_end and _no_trailing_space(map(last, chunk))):
+                    lines = map(str.rstrip, lines)
+                self.screen.out.write("\n".join(lines) + "\n")
                 continue
             out = []
             for cells in chunk:
