@@ -317,3 +317,20 @@ def test_count_rows_sorts_and_counts(hosts: int) -> None:
         expected[tuple(key)] = expected.get(tuple(key), 0) + n
     got = _count_rows(np.array(rows, np.int64))
     assert [tuple(r) for r in got.tolist()] == [(*k, n) for k, n in sorted(expected.items())]
+
+
+def test_scans_of_columns_and_objects_together() -> None:
+    """Connections added as objects to a table that holds columns count with them: every
+    connection of a scan capture added both ways is each connection twice."""
+    paths = [p.values[0] for p in corpus_params() if "synscan" in str(p.values[0])]
+    if not paths:
+        pytest.skip("the public corpus is not here")
+    conns: list[Connection] = []
+    Pipeline(Source.of(paths[0]), Options(reference=True)).track(conns.append)
+    mixed, twice = column_tables(paths[0]).ports, PortTable()
+    for c in conns:
+        mixed.add(c)
+        twice.add(c)
+        twice.add(c)
+    assert scan_records(mixed) == scan_records(twice) and scan_records(twice)
+    assert mixed.probes == twice.probes
