@@ -27,7 +27,7 @@ from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import zeek_lines, zeek_row
-from portlens.report.sockets import socket_cells, socket_rows
+from portlens.report.sockets import ends_columns, socket_cells
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -151,8 +151,10 @@ def check(path: Path) -> Tables:
     for name in ("ports", "all_ports"):
         assert scan_records(getattr(fast, name)) == scan_records(getattr(ref, name)), name
     # Likewise the sockets table's lines, written from the columns (no Socket made).
-    assert fast.sockets.connection_ends() is not None
-    assert list(socket_rows(fast.sockets)) == list(map(socket_cells, ref.sockets.sockets))
+    blocks = fast.sockets.connection_ends()
+    assert blocks is not None
+    assert [row for ends in blocks for row in zip(*ends_columns(ends), strict=True)] == list(
+        map(socket_cells, ref.sockets.sockets))
     assert fast.sockets.socket_count() == len(ref.sockets.sockets)
     diff = differences(ref, fast)
     assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])

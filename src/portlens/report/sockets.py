@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
-from itertools import chain
 from typing import Any, TextIO
 
 from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
@@ -36,24 +34,21 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
-def ends_cells(ends: ConnectionEnds) -> list[tuple[str, ...]]:
-    """``socket_cells`` of each connection's two sockets, from the columns: each endpoint's
-    text is made once for both of the lines it is on."""
+def ends_columns(ends: ConnectionEnds) -> list[list[str]]:
+    """The sockets table's columns (``socket_cells``) of connections' two sockets each: each
+    endpoint's text is made once for both of the lines it is on, and no row is made."""
+    n = len(ends)
+
+    def both(orig: list[str], resp: list[str]) -> list[str]:
+        out = [""] * (2 * n)
+        out[0::2], out[1::2] = orig, resp
+        return out
+
     orig = list(map(endpoint_text, ends.orig_h, ends.orig_p))
     resp = list(map(endpoint_text, ends.resp_h, ends.resp_p))
-    out: list[tuple[str, ...]] = [()] * (2 * len(ends))
-    out[0::2] = zip(ends.proto, [s or "-" for s in ends.orig_state], orig, resp, ends.uid,
-                    strict=True)
-    out[1::2] = zip(ends.proto, [s or "-" for s in ends.resp_state], resp, orig, ends.uid,
-                    strict=True)
-    return out
-
-
-def socket_rows(table: SocketTable) -> Iterator[tuple[str, ...]]:
-    blocks = table.connection_ends()
-    if blocks is None:
-        return map(socket_cells, table.sockets)
-    return chain.from_iterable(map(ends_cells, blocks))
+    return [both(ends.proto, ends.proto),
+            both([s or "-" for s in ends.orig_state], [s or "-" for s in ends.resp_state]),
+            both(orig, resp), both(resp, orig), both(ends.uid, ends.uid)]
 
 
 LISTEN_RIGHT = frozenset({"conns", "peers"})
@@ -78,7 +73,12 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
         sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
                               title="connections (state at the end of the capture)",
                               drop_order=SOCKET_DROP_ORDER)
-        sockets.add_rows(socket_rows(table))
+        blocks = table.connection_ends()
+        if blocks is None:
+            sockets.add_rows(map(socket_cells, table.sockets))
+        else:
+            for ends in blocks:
+                sockets.add_columns(ends_columns(ends))
         left_out += sockets.close()
     note = f"{len(table.listeners)} listening sockets, {count} connection sockets"
     if left_out:
