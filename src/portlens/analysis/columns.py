@@ -137,7 +137,8 @@ def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
     inverse = np.empty(len(both), np.int64)
     inverse[order] = np.cumsum(new) - 1
-    texts = [_addr(both[i].tobytes()) for i in order[new].tolist()]
+    data = both[order[new]].tobytes()
+    texts = [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
     cuts = np.cumsum([len(c) for c in columns])[:-1]
     return texts, np.split(inverse, cuts)
 
@@ -589,7 +590,8 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         listener.last_ns = _opt_max(listener.last_ns, lasts[i])
         listeners.append(listener)
     for i, a, k in g.pairs(peer):
-        listeners[i].peers[addrs[a]] += k
+        peers, name = listeners[i].peers, addrs[a]
+        peers[name] = peers.get(name, 0) + k  # no Counter.__missing__ call for a new peer
     if not sockets:
         return
     both = np.flatnonzero(tcp | udp)
