@@ -127,6 +127,14 @@ def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
     return list(index), codes
 
 
+def one_of(distinct: list[Any], codes: Array, wanted: Iterable[Any]) -> Array:
+    """Which rows of an ``encode``d column hold one of ``wanted``: decided once per distinct
+    value, not once per row."""
+    want = set(wanted)
+    hit: Array = np.array([v in want for v in distinct], bool)[codes]
+    return hit
+
+
 def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     """The distinct addresses of n×16 address columns as text, and each column's rows as
     indices into them."""
@@ -167,9 +175,9 @@ class _PortRows:
         self.n = n
         ip_proto = cols["ip_proto"].astype(np.int64)
         v6 = cols["ip_version"] == 6
-        proto = cols["proto"]
-        kind = np.fromiter(({"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto),
-                           np.int64, n)
+        proto_names, proto = encode(cols["proto"])
+        kind = np.array([{"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto_names],
+                        np.int64)[proto]
         kind[(kind == ICMP) & v6] = ICMP6
         self.kind = kind
         tcp, udp = kind == TCP, kind == UDP
@@ -184,10 +192,9 @@ class _PortRows:
         self.state_names, self.state = encode(cols["conn_state"])
         histories, hist = encode(cols["history"])
         f = {ch: has[hist] for ch, has in _flags(histories, "SsHhAD^").items()}
-        states = np.array([*self.state_names, ""], dtype=object)[self.state]
 
         def state_in(*names: str) -> Array:
-            return np.isin(states, list(names))
+            return one_of(self.state_names, self.state, names)
 
         resp_pkts = cols["resp_pkts"]
         out = np.full(n, _OUTCOME["open"], np.int64)
@@ -472,7 +479,7 @@ def add_handshake_columns(table: HandshakeTable, cols: Columns,
     syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]
     ack = cols["handshake.ack_ns"]
     has_syn, has_syn_ack, has_ack = syn != NONE64, syn_ack != NONE64, ack != NONE64
-    tcp = np.fromiter((p == "tcp" for p in cols["proto"]), bool, n)
+    tcp = one_of(*encode(cols["proto"]), ["tcp"])
     resp_p = cols["id.resp_p"].astype(np.int64)
     keep = tcp & (has_syn | has_syn_ack)
     if ports:
@@ -557,11 +564,11 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     if not n:
         return
     proto = cols["proto"]
-    tcp = np.fromiter((p == "tcp" for p in proto), bool, n)
-    udp = np.fromiter((p == "udp" for p in proto), bool, n)
+    proto_names, proto_code = encode(proto)
+    tcp, udp = one_of(proto_names, proto_code, ["tcp"]), one_of(proto_names, proto_code, ["udp"])
     histories, hist = encode(cols["history"])
     f = {ch: has[hist] for ch, has in _flags(histories, "hH").items()}
-    sf = np.fromiter((s == "SF" for s in cols["conn_state"]), bool, n)
+    sf = one_of(*encode(cols["conn_state"]), ["SF"])
     addrs, (orig_h, resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
     orig_p = cols["id.orig_p"].astype(np.int64)
     resp_p = cols["id.resp_p"].astype(np.int64)
