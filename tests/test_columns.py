@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from portlens.analysis.columns import ProbeRows, _count_rows
+from portlens.analysis.columns import (
+    HANDSHAKE_COLUMNS,
+    PORT_COLUMNS,
+    SOCKET_COLUMNS,
+    ProbeRows,
+    _count_rows,
+)
 from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable, Probe
 from portlens.analysis.sketch import EXACT_MAX, Sketch
@@ -71,6 +77,10 @@ def reference_tables(path: Path) -> Tables:
     return t
 
 
+def only(cols: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    return {name: cols[name] for name in names}
+
+
 def column_tables(path: Path) -> Tables:
     t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
                SocketTable(), SocketTable())
@@ -78,12 +88,16 @@ def column_tables(path: Path) -> Tables:
 
     def columns(cols: dict[str, Any]) -> None:
         blocks.append(len(cols["uid"]))
-        t.ports.add_columns(cols)
-        t.all_ports.add_columns(cols)
-        t.handshakes.add_columns(cols)
-        t.handshakes_80.add_columns(cols, frozenset({80}))
-        t.sockets.add_columns(cols)
-        t.listeners.add_columns(cols, sockets=False)
+        # Each fold given only the columns it says it reads (what `ports`, `handshakes` and
+        # `sockets` join blocks of): one it reads and did not list is a KeyError here.
+        ports, sockets = only(cols, PORT_COLUMNS), only(cols, SOCKET_COLUMNS)
+        handshakes = only(cols, HANDSHAKE_COLUMNS)
+        t.ports.add_columns(ports)
+        t.all_ports.add_columns(ports)
+        t.handshakes.add_columns(handshakes)
+        t.handshakes_80.add_columns(handshakes, frozenset({80}))
+        t.sockets.add_columns(sockets)
+        t.listeners.add_columns(sockets, sockets=False)
         t.zeek.append(zeek_lines(cols))
 
     def sink(c: Connection) -> None:

@@ -45,6 +45,25 @@ _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
 
 
+_OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
+            for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
+                          "kinds_len")]
+PORT_COLUMNS = frozenset({
+    "uid", "proto", "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "icmp_code", "icmp_errors", "conn_state", "history", "ts_ns", "last_ns", "orig_pkts",
+    "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
+    "analysis.retransmissions", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns"})
+"""The columns ``add_port_columns`` reads: a block joined from batches needs no others
+(``Pipeline.track(column_names=)``); tests/test_columns.py folds blocks of only these."""
+HANDSHAKE_COLUMNS = frozenset({
+    "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
+    "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",
+    *_OPTIONS})
+SOCKET_COLUMNS = frozenset({
+    "uid", "proto", "history", "conn_state", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "ts_ns", "last_ns", "orig_state", "resp_state"})
+
+
 # --- grouping -------------------------------------------------------------------------------
 
 
@@ -615,5 +634,6 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         orig_p[both].tolist(), [addrs[a] for a in resp_h[both].tolist()], resp_p[both].tolist(),
         [uid[i] for i in kept]))
 
-__all__ = ["Groups", "ProbeRows", "add_handshake_columns", "add_port_columns", "add_socket_columns",
-           "addresses", "encode", "port_rows"]
+__all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
+           "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",
+           "encode", "one_of", "port_rows"]
