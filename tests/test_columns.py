@@ -12,18 +12,28 @@ into summaries that earlier blocks made (and sketches go from exact to buckets a
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from portlens.analysis.columns import (
+    HANDSHAKE_COLUMNS,
+    PORT_COLUMNS,
+    SOCKET_COLUMNS,
+    ProbeRows,
+    _count_rows,
+)
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ports import PortTable
+from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable, Probe
 from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import zeek_lines, zeek_row
+from portlens.report.sockets import ends_columns, socket_cells
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -67,6 +77,10 @@ def reference_tables(path: Path) -> Tables:
     return t
 
 
+def only(cols: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    return {name: cols[name] for name in names}
+
+
 def column_tables(path: Path) -> Tables:
     t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
                SocketTable(), SocketTable())
@@ -74,12 +88,16 @@ def column_tables(path: Path) -> Tables:
 
     def columns(cols: dict[str, Any]) -> None:
         blocks.append(len(cols["uid"]))
-        t.ports.add_columns(cols)
-        t.all_ports.add_columns(cols)
-        t.handshakes.add_columns(cols)
-        t.handshakes_80.add_columns(cols, frozenset({80}))
-        t.sockets.add_columns(cols)
-        t.listeners.add_columns(cols, sockets=False)
+        # Each fold given only the columns it says it reads (what `ports`, `handshakes` and
+        # `sockets` join blocks of): one it reads and did not list is a KeyError here.
+        ports, sockets = only(cols, PORT_COLUMNS), only(cols, SOCKET_COLUMNS)
+        handshakes = only(cols, HANDSHAKE_COLUMNS)
+        t.ports.add_columns(ports)
+        t.all_ports.add_columns(ports)
+        t.handshakes.add_columns(handshakes)
+        t.handshakes_80.add_columns(handshakes, frozenset({80}))
+        t.sockets.add_columns(sockets)
+        t.listeners.add_columns(sockets, sockets=False)
         t.zeek.append(zeek_lines(cols))
 
     def sink(c: Connection) -> None:
@@ -135,8 +153,23 @@ def differences(ref: Tables, fast: Tables) -> list[str]:
     return out
 
 
+def scan_records(table: PortTable) -> list[dict[str, Any]]:
+    return [p.record() for p in table.scans()]
+
+
 def check(path: Path) -> Tables:
     ref, fast = reference_tables(path), column_tables(path)
+    # Before ``differences`` reads ``probes`` and ``sockets``, which make every pair's Probe and
+    # every Socket: the columns' scans() makes only the scans' (ProbeRows), and is what `ports`
+    # runs.
+    for name in ("ports", "all_ports"):
+        assert scan_records(getattr(fast, name)) == scan_records(getattr(ref, name)), name
+    # Likewise the sockets table's lines, written from the columns (no Socket made).
+    blocks = fast.sockets.connection_ends()
+    assert blocks is not None
+    assert [row for ends in blocks for row in zip(*ends_columns(ends), strict=True)] == list(
+        map(socket_cells, ref.sockets.sockets))
+    assert fast.sockets.socket_count() == len(ref.sockets.sockets)
     diff = differences(ref, fast)
     assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])
     return ref
@@ -177,6 +210,87 @@ def test_the_comparison_sees_every_table() -> None:
     assert seen["options"] and seen["listeners"] and seen["sockets"]
 
 
+def test_public_scans_are_compared() -> None:
+    """The public corpus holds a scan (ndpi-synscan), so check()'s scan comparison sees one."""
+    paths = [p.values[0] for p in corpus_params() if "synscan" in str(p.values[0])]
+    if not paths:
+        pytest.skip("the public corpus is not here")
+    scans = column_tables(paths[0]).ports.scans()
+    assert scans and all(len(p.failed_ports) >= SCAN_MIN_PORTS for p in scans)
+
+
+# --- ProbeRows against Probe.add ------------------------------------------------------------
+
+
+def _probe_connections(seed: int, n: int) -> list[tuple[int, int, int, int, int]]:
+    """(kind, orig, resp, port, outcome) rows over few hosts and ports, so that pairs land on
+    both sides of SCAN_MIN_PORTS and ports repeat with different outcomes."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        orig, resp = rng.randrange(4), rng.randrange(4)
+        kind = rng.choice((0, 0, 0, 1))
+        port = rng.randrange(40) if orig < 2 else rng.randrange(1000, 1004)
+        out.append((kind, orig, resp, port, rng.randrange(len(OUTCOMES))))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_probe_rows_equal_probes(seed: int) -> None:
+    """Blocks of rows (with their own address lists, in any order) into ProbeRows give the
+    Probes Probe.add gives, and exactly the pairs with SCAN_MIN_PORTS failed ports as scans."""
+    conns = _probe_connections(seed, 2000)
+    addrs = ["10.0.0.1", "10.0.0.2", "fe80::1", "192.168.1.9"]
+    ref: dict[tuple[str, str, str], Probe] = {}
+    for kind, orig, resp, port, o in conns:
+        key = (("tcp", "udp")[kind], addrs[orig], addrs[resp])
+        c = Connection(uid="C", ts_ns=0, proto=key[0], orig_h=key[1], orig_p=1, resp_h=key[2],
+                       resp_p=port)
+        ref.setdefault(key, Probe(*key)).add(c, OUTCOMES[o])
+    rows = ProbeRows()
+    rows._COMPACT_ROWS = 50  # merge blocks along the way too
+    rng = random.Random(seed)
+    for start in range(0, len(conns), 97):
+        block = conns[start:start + 97]
+        local = addrs[:]
+        rng.shuffle(local)  # each block numbers its addresses its own way
+        where = {a: i for i, a in enumerate(local)}
+        cols = [np.array(c, np.int64) for c in zip(*block, strict=True)]
+        to_local = np.array([where[a] for a in addrs], np.int64)
+        rows.add(cols[0], to_local[cols[1]], to_local[cols[2]], local, cols[3], cols[4])
+    expected = sorted((p.record() for p in ref.values() if p.is_scan), key=repr)
+    assert expected and len(expected) < len(ref)  # scans and pairs that are not
+    assert sorted((p.record() for p in rows.scans(SCAN_MIN_PORTS)), key=repr) == expected
+    assert rows.probes() == ref
+
+
+def test_probe_rows_threshold_counts_distinct_failed_ports() -> None:
+    """Fourteen failed ports, each tried many times and also answered, is no scan; the
+    fifteenth makes one. Reset or mid-stream attempts are not failures."""
+    unanswered, refused = OUTCOMES.index("unanswered"), OUTCOMES.index("refused")
+    reset, mid = OUTCOMES.index("reset"), OUTCOMES.index("mid_stream")
+    ports = [p for p in range(14) for _ in range(3)]
+    n = len(ports)
+    rows = ProbeRows()
+
+    def add(port: list[int], outcome: list[int]) -> None:
+        k = len(port)
+        rows.add(np.zeros(k, np.int64), np.zeros(k, np.int64), np.ones(k, np.int64),
+                 ["10.0.0.1", "10.0.0.2"], np.array(port, np.int64),
+                 np.array(outcome, np.int64))
+
+    add(ports, [unanswered, refused, reset] * (n // 3))
+    add([100, 101], [reset, mid])
+    assert rows.scans(SCAN_MIN_PORTS) == []
+    add([13, 14], [refused, unanswered])
+    (scan,) = rows.scans(SCAN_MIN_PORTS)
+    assert scan.record() == {
+        "proto": "tcp", "orig_h": "10.0.0.1", "resp_h": "10.0.0.2", "ports": 17,
+        "failed_ports": 15, "answered_ports": [*range(14), 100],
+        "attempts": n + 4, **{o: 0 for o in OUTCOMES},
+        "unanswered": 15, "refused": 15, "reset": 15, "mid_stream": 1}
+
+
 def test_add_many_is_add_in_turn() -> None:
     values = [(i * 7919) % 1000 * 10**4 for i in range(EXACT_MAX * 3)]
     for cut in (0, 1, EXACT_MAX - 1, EXACT_MAX, EXACT_MAX + 1, 2 * EXACT_MAX):
@@ -187,3 +301,52 @@ def test_add_many_is_add_in_turn() -> None:
         many.add_many(values[cut:])
         assert one == many
         assert many.exact is None and many.quantile(0.5) == one.quantile(0.5)
+
+
+def test_sockets_keep_their_order_across_columns_and_objects() -> None:
+    """A connection added as an object after column blocks lists its sockets after theirs;
+    ``sockets = []`` (`--listening`) empties both."""
+    path = next(p for p in OWN_CAPTURES if column_tables(p).sockets.socket_count())
+    ref, fast = reference_tables(path), column_tables(path)
+    c = Connection(uid="Cextra", ts_ns=1, orig_h="10.9.9.9", orig_p=5, resp_h="10.9.9.8",
+                   resp_p=6, proto="udp")
+    ref.sockets.add(c)
+    fast.sockets.add(c)
+    assert fast.sockets.connection_ends() is None  # the table is written from the Sockets
+    assert fast.sockets.sockets == ref.sockets.sockets
+    assert fast.sockets.sockets[-1].uid == "Cextra"
+    fast = column_tables(path)
+    fast.sockets.sockets = []
+    assert fast.sockets.socket_count() == 0 and fast.sockets.sockets == []
+
+
+@pytest.mark.parametrize("hosts", [5, 2**21])
+def test_count_rows_sorts_and_counts(hosts: int) -> None:
+    """_count_rows (one sort key while the host indices fit one, a lexsort past that) sorts
+    by the five key columns and adds the counts of equal rows."""
+    rng = random.Random(hosts)
+    rows = [(rng.randrange(2), rng.randrange(hosts) if rng.random() < 0.5 else rng.randrange(3),
+             rng.randrange(3), rng.choice((0, 80, 65535)), rng.randrange(8), rng.randrange(1, 4))
+            for _ in range(500)]
+    expected: dict[tuple[int, ...], int] = {}
+    for *key, n in rows:
+        expected[tuple(key)] = expected.get(tuple(key), 0) + n
+    got = _count_rows(np.array(rows, np.int64))
+    assert [tuple(r) for r in got.tolist()] == [(*k, n) for k, n in sorted(expected.items())]
+
+
+def test_scans_of_columns_and_objects_together() -> None:
+    """Connections added as objects to a table that holds columns count with them: every
+    connection of a scan capture added both ways is each connection twice."""
+    paths = [p.values[0] for p in corpus_params() if "synscan" in str(p.values[0])]
+    if not paths:
+        pytest.skip("the public corpus is not here")
+    conns: list[Connection] = []
+    Pipeline(Source.of(paths[0]), Options(reference=True)).track(conns.append)
+    mixed, twice = column_tables(paths[0]).ports, PortTable()
+    for c in conns:
+        mixed.add(c)
+        twice.add(c)
+        twice.add(c)
+    assert scan_records(mixed) == scan_records(twice) and scan_records(twice)
+    assert mixed.probes == twice.probes

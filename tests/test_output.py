@@ -427,12 +427,16 @@ def test_rows_are_written_as_they_come() -> None:
 
 def test_add_rows_writes_what_add_writes() -> None:
     """add_rows formats a thousand printable ASCII rows at a time; a chunk with a control
-    character or a wide character in it goes row by row, and either way the text is add's."""
+    character or a wide character in it goes row by row, and either way the text is add's,
+    trailing spaces stripped whether a chunk has a line that ends in them or not; add_columns
+    (the rows as columns, in blocks) likewise."""
     columns = [Column("addr"), Column("pkts", right=True), Column("state")]
     rows = [(f"10.0.{i // 256}.{i % 256}:{1024 + i}", str(i * 7), "ESTAB" if i % 3 else "-")
             for i in range(2500)]
     rows[1700] = ("10.1.1.1:80", "9", "tab\there")  # shown escaped
     rows[2300] = ("[fe80::1]:443", "12", "µs")  # one cell wide each
+    rows[400] = ("10.2.2.2:22", "3", "")  # lines that end in spaces, stripped
+    rows[1200] = ("10.3.3.3:53", "4", "end ")
     for width in (None, 40):
         one, many = io.StringIO(), io.StringIO()
         by_one = TableWriter(Screen(one, io.StringIO(), width=width), columns)
@@ -442,6 +446,13 @@ def test_add_rows_writes_what_add_writes() -> None:
         by_many.add_rows(iter(rows))
         assert (by_one.close(), by_one.rows) == (by_many.close(), by_many.rows)
         assert one.getvalue() == many.getvalue()
+        by_columns = TableWriter(Screen(cols := io.StringIO(), io.StringIO(), width=width),
+                                 columns)
+        for start in (0, 1, 650, 1900):  # blocks cut anywhere, the first before the layout
+            end = {0: 1, 1: 650, 650: 1900, 1900: len(rows)}[start]
+            by_columns.add_columns([list(c) for c in zip(*rows[start:end], strict=True)])
+        assert (by_columns.close(), by_columns.rows) == (by_one.close(), by_one.rows)
+        assert cols.getvalue() == one.getvalue()
         assert "tab\\there" in many.getvalue()
 
 

@@ -24,7 +24,7 @@ from portlens import api
 from portlens.analysis.handshakes import fingerprint, handshake_table
 from portlens.analysis.ladder import ladder
 from portlens.analysis.ports import OUTCOMES, PortTable, port_table
-from portlens.analysis.sketch import EXACT_MAX, Sketch
+from portlens.analysis.sketch import EXACT_MAX, GAMMA, Sketch, _bucket
 from portlens.analysis.sockets import socket_table
 from portlens.cli import main
 from portlens.decode import decode_capture
@@ -617,6 +617,24 @@ def test_sketch_merges_in_any_order_and_stays_within_one_percent() -> None:
     assert small.is_exact and small.quantile(0.5) == 20 and small.quantile(0.95) == 40
     assert Sketch.from_dict(whole.to_dict()).to_dict() == whole.to_dict()
     assert len(values) > EXACT_MAX and not whole.is_exact
+
+
+def test_sketch_buckets_many_values_as_one_at_a_time() -> None:
+    """add_many buckets many values with numpy's log; on values at and beside every bucket
+    boundary, zero, negatives and the largest durations, the buckets are those of ``_bucket``
+    value by value (``add``)."""
+    edges = [int(GAMMA**i) + d for i in range(1, 2600) for d in (-1, 0, 1)]
+    rng = random.Random(5)
+    values = [*edges, 0, -3, 1, 2, 2**53 + 1, 2**62,
+              *(rng.randrange(10**12) for _ in range(3000))]
+    rng.shuffle(values)
+    one, many = Sketch(), Sketch()
+    for v in values:
+        one.add(v)
+    many.add_many(values[:EXACT_MAX])
+    many.add_many(values[EXACT_MAX:])  # the first values bucketed together, then the rest
+    assert many.to_dict() == one.to_dict()
+    assert one.buckets == Counter(_bucket(v) for v in values)
 
 
 def test_all_ports_adds_client_rows_not_connections(capsys: pytest.CaptureFixture[str]) -> None:

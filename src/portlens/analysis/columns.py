@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
 from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
-from portlens.analysis.sockets import Listener, Socket
+from portlens.analysis.sockets import ConnectionEnds, Listener
 from portlens.track.rust import NO_CODE, NONE64, _addr
 from portlens.track.states import SS_NAMES, TcpState
 
@@ -44,6 +43,25 @@ KIND_NAMES = ("tcp", "udp", "icmp", "icmp6", IP_ROW)
 _OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
 _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
+
+
+_OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
+            for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
+                          "kinds_len")]
+PORT_COLUMNS = frozenset({
+    "uid", "proto", "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "icmp_code", "icmp_errors", "conn_state", "history", "ts_ns", "last_ns", "orig_pkts",
+    "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
+    "analysis.retransmissions", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns"})
+"""The columns ``add_port_columns`` reads: a block joined from batches needs no others
+(``Pipeline.track(column_names=)``); tests/test_columns.py folds blocks of only these."""
+HANDSHAKE_COLUMNS = frozenset({
+    "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
+    "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",
+    *_OPTIONS})
+SOCKET_COLUMNS = frozenset({
+    "uid", "proto", "history", "conn_state", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "ts_ns", "last_ns", "orig_state", "resp_state"})
 
 
 # --- grouping -------------------------------------------------------------------------------
@@ -99,7 +117,14 @@ class Groups:
         if not len(v):
             return iter(())
         width = int(v.max()) + 1
-        both, counts = np.unique(g * width + v, return_counts=True)
+        keys = g * width + v
+        top = (int(g[-1]) + 1) * width  # g is sorted: its last is the largest
+        if top <= 4 * len(keys) + 4096:  # few possible keys: counted without a sort
+            counts = np.bincount(keys, minlength=top)
+            both = np.flatnonzero(counts)
+            counts = counts[both]
+        else:
+            both, counts = np.unique(keys, return_counts=True)
         return zip((both // width).tolist(), (both % width).tolist(), counts.tolist(),
                    strict=True)
 
@@ -121,6 +146,14 @@ def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
     return list(index), codes
 
 
+def one_of(distinct: list[Any], codes: Array, wanted: Iterable[Any]) -> Array:
+    """Which rows of an ``encode``d column hold one of ``wanted``: decided once per distinct
+    value, not once per row."""
+    want = set(wanted)
+    hit: Array = np.array([v in want for v in distinct], bool)[codes]
+    return hit
+
+
 def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     """The distinct addresses of n×16 address columns as text, and each column's rows as
     indices into them."""
@@ -131,7 +164,8 @@ def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
     inverse = np.empty(len(both), np.int64)
     inverse[order] = np.cumsum(new) - 1
-    texts = [_addr(both[i].tobytes()) for i in order[new].tolist()]
+    data = both[order[new]].tobytes()
+    texts = [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
     cuts = np.cumsum([len(c) for c in columns])[:-1]
     return texts, np.split(inverse, cuts)
 
@@ -160,9 +194,9 @@ class _PortRows:
         self.n = n
         ip_proto = cols["ip_proto"].astype(np.int64)
         v6 = cols["ip_version"] == 6
-        proto = cols["proto"]
-        kind = np.fromiter(({"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto),
-                           np.int64, n)
+        proto_names, proto = encode(cols["proto"])
+        kind = np.array([{"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto_names],
+                        np.int64)[proto]
         kind[(kind == ICMP) & v6] = ICMP6
         self.kind = kind
         tcp, udp = kind == TCP, kind == UDP
@@ -177,10 +211,9 @@ class _PortRows:
         self.state_names, self.state = encode(cols["conn_state"])
         histories, hist = encode(cols["history"])
         f = {ch: has[hist] for ch, has in _flags(histories, "SsHhAD^").items()}
-        states = np.array([*self.state_names, ""], dtype=object)[self.state]
 
         def state_in(*names: str) -> Array:
-            return np.isin(states, list(names))
+            return one_of(self.state_names, self.state, names)
 
         resp_pkts = cols["resp_pkts"]
         out = np.full(n, _OUTCOME["open"], np.int64)
@@ -301,8 +334,7 @@ def add_port_columns(table: PortTable, cols: Columns, made: _PortRows | None = N
                    rows[client])
         _fold_ports([_port_row(table, k) for k in g.keys], g, r, client_side=True)
     _fold_ports([table.total], Groups(np.zeros(r.n, np.int64), rows), r)
-    with _no_gc():
-        _add_probes(table, r, rows[ported])
+    _add_probes(table, r, rows[ported])
 
 
 def _port_row(table: PortTable, key: int) -> PortSummary:
@@ -314,8 +346,8 @@ def _port_row(table: PortTable, key: int) -> PortSummary:
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic garbage collector paused while a block's objects are made: tens of thousands
-    of Probes (three sets and a Counter each) or Sockets, none in a cycle, set off a
-    collection every few hundred and made it 40 % of their cost."""
+    of Sockets, none in a cycle, set off a collection every few hundred and made it 40 % of
+    their cost."""
     if not gc.isenabled():
         yield
         return
@@ -326,29 +358,132 @@ def _no_gc() -> Iterator[None]:
         gc.enable()
 
 
+_FAILED_CODES = [_OUTCOME[o] for o in sorted(FAILED)]
+
+
+class ProbeRows:
+    """What each host tried on each other (the `ports` scan summary's input), kept as counted
+    rows (proto kind, orig_h, resp_h, resp_p, outcome, connections) instead of a Probe per host
+    pair: a capture has tens of thousands of pairs, a few of which are scans, and making three
+    sets and a Counter for each cost more than the rest of the per-port table. Only the pairs
+    that qualify become Probes (``scans``); ``probes`` makes them all, for merges and tests."""
+
+    _COMPACT_ROWS = 1 << 20
+    """Pending rows past which the blocks are merged into one (repeated rows counted once)."""
+
+    def __init__(self) -> None:
+        self.addrs: list[str] = []
+        """Addresses as text; the rows hold indices into it."""
+        self._index: dict[str, int] = {}
+        self._parts: list[Array] = []
+        """(n, 6) int64 blocks, each sorted and without repeated rows."""
+        self._pending = 0
+        self._merged = 0
+
+    def add(self, kind: Array, orig_h: Array, resp_h: Array, addrs: list[str], port: Array,
+            outcome: Array) -> None:
+        """Rows of one block; ``orig_h``, ``resp_h`` index ``addrs`` (the block's addresses)."""
+        if not len(kind):
+            return
+        index, known = self._index, self.addrs
+        ids = np.empty(len(addrs), np.int64)
+        for i, a in enumerate(addrs):
+            j = index.get(a)
+            if j is None:
+                j = index[a] = len(known)
+                known.append(a)
+            ids[i] = j
+        rows = np.stack([kind, ids[orig_h], ids[resp_h], port, outcome,
+                         np.ones(len(kind), np.int64)], axis=1)
+        part = _count_rows(rows)
+        self._parts.append(part)
+        self._pending += len(part)
+        if self._pending > max(self._COMPACT_ROWS, 2 * self._merged):
+            self._rows()
+
+    def _rows(self) -> Array:
+        """Every row so far in one sorted block, repeated rows counted once."""
+        if not self._parts:
+            return np.zeros((0, 6), np.int64)
+        if len(self._parts) > 1:
+            self._parts = [_count_rows(np.concatenate(self._parts))]
+        self._pending = self._merged = len(self._parts[0])
+        return self._parts[0]
+
+    def _probes(self, rows: Array, pair_of: Array, pairs: Array) -> list[Probe]:
+        """A Probe for each pair of ``pairs`` (indices into the pairs of sorted ``rows``, whose
+        pair index ``pair_of`` gives), in the order of ``pairs``."""
+        keep = np.isin(pair_of, pairs)
+        made: dict[int, Probe] = {}
+        addrs = self.addrs
+        for p, kind, orig, resp, port, o, n in zip(
+                pair_of[keep].tolist(), *rows[keep].T.tolist(), strict=True):
+            probe = made.get(p)
+            if probe is None:
+                probe = made[p] = Probe(KIND_NAMES[kind], addrs[orig], addrs[resp])
+            name = OUTCOMES[o]
+            probe.ports.add(port)
+            probe.outcomes[name] += n
+            if name in FAILED:
+                probe.failed_ports.add(port)
+            elif name not in NOT_ANSWERED:
+                probe.answered_ports.add(port)
+        return [made[p] for p in pairs.tolist()]
+
+    def _pairs(self) -> tuple[Array, Array]:
+        rows = self._rows()
+        new = np.r_[True, (rows[1:, :3] != rows[:-1, :3]).any(axis=1)] if len(rows) else (
+            np.zeros(0, bool))
+        return rows, np.cumsum(new) - 1
+
+    def scans(self, min_ports: int) -> list[Probe]:
+        """The Probes of the pairs with at least ``min_ports`` failed ports (Probe.is_scan), in
+        no particular order."""
+        rows, pair_of = self._pairs()
+        failed = np.isin(rows[:, 4], _FAILED_CODES)
+        pair, port = pair_of[failed], rows[failed, 3]
+        # Rows are sorted by pair, then port: a failed port is new where either changes.
+        first = np.r_[True, (pair[1:] != pair[:-1]) | (port[1:] != port[:-1])] if len(pair) else (
+            np.zeros(0, bool))
+        counts = np.bincount(pair[first], minlength=int(pair_of[-1]) + 1 if len(pair_of) else 0)
+        return self._probes(rows, pair_of, np.flatnonzero(counts >= min_ports))
+
+    def probes(self) -> dict[tuple[str, str, str], Probe]:
+        """Every pair's Probe, by (proto, orig_h, resp_h)."""
+        rows, pair_of = self._pairs()
+        made = self._probes(rows, pair_of, np.unique(pair_of))
+        return {(p.proto, p.orig_h, p.resp_h): p for p in made}
+
+
+def _count_rows(rows: Array) -> Array:
+    """``rows`` sorted by their first five columns, rows equal in them merged (their last column,
+    a count, added)."""
+    if not len(rows):
+        return rows
+    hosts = int(rows[:, 1:3].max()) + 1
+    if rows[:, 0].max() < 8 and 2 * hosts.bit_length() + 22 <= 62:
+        # One int64 key orders the rows as the five columns do: port and outcome (16 and 3
+        # bits) under the pair (kind and both hosts).
+        pair = (rows[:, 0] * hosts + rows[:, 1]) * hosts + rows[:, 2]
+        key = (pair << 19) | (rows[:, 3] << 3) | rows[:, 4]
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        new = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
+        s = rows[order]
+    else:
+        order = np.lexsort(rows[:, 4::-1].T)
+        s = rows[order]
+        new = np.r_[True, (s[1:, :5] != s[:-1, :5]).any(axis=1)]
+    starts = np.flatnonzero(new)
+    out = s[starts]
+    out[:, 5] = np.add.reduceat(s[:, 5], starts)
+    return out
+
+
 def _add_probes(table: PortTable, r: _PortRows, rows: Array) -> None:
-    """Probe.add of each TCP and UDP row, by (proto, orig_h, resp_h)."""
-    width = len(r.addrs)
-    key = (r.kind[rows] * width + r.orig_h[rows]) * width + r.resp_h[rows]
-    g = Groups(key, rows)
-    probes = []
-    for k in g.keys:
-        pair = (KIND_NAMES[k // (width * width)], r.addrs[k // width % width],
-                r.addrs[k % width])
-        probe = table.probes.get(pair)
-        if probe is None:
-            probe = table.probes[pair] = Probe(*pair)
-        probes.append(probe)
-    port_outcome = r.resp_p * len(OUTCOMES) + r.outcome
-    for i, po, n in g.pairs(port_outcome):
-        port, result = divmod(po, len(OUTCOMES))
-        p, name = probes[i], OUTCOMES[result]
-        p.ports.add(port)
-        p.outcomes[name] += n
-        if name in FAILED:
-            p.failed_ports.add(port)
-        elif name not in NOT_ANSWERED:
-            p.answered_ports.add(port)
+    """Probe.add of each TCP and UDP row, as ProbeRows."""
+    table.probe_rows.add(r.kind[rows], r.orig_h[rows], r.resp_h[rows], r.addrs, r.resp_p[rows],
+                         r.outcome[rows])
 
 
 # --- handshakes -----------------------------------------------------------------------------
@@ -363,7 +498,7 @@ def add_handshake_columns(table: HandshakeTable, cols: Columns,
     syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]
     ack = cols["handshake.ack_ns"]
     has_syn, has_syn_ack, has_ack = syn != NONE64, syn_ack != NONE64, ack != NONE64
-    tcp = np.fromiter((p == "tcp" for p in cols["proto"]), bool, n)
+    tcp = one_of(*encode(cols["proto"]), ["tcp"])
     resp_p = cols["id.resp_p"].astype(np.int64)
     keep = tcp & (has_syn | has_syn_ack)
     if ports:
@@ -448,11 +583,11 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     if not n:
         return
     proto = cols["proto"]
-    tcp = np.fromiter((p == "tcp" for p in proto), bool, n)
-    udp = np.fromiter((p == "udp" for p in proto), bool, n)
+    proto_names, proto_code = encode(proto)
+    tcp, udp = one_of(proto_names, proto_code, ["tcp"]), one_of(proto_names, proto_code, ["udp"])
     histories, hist = encode(cols["history"])
     f = {ch: has[hist] for ch, has in _flags(histories, "hH").items()}
-    sf = np.fromiter((s == "SF" for s in cols["conn_state"]), bool, n)
+    sf = one_of(*encode(cols["conn_state"]), ["SF"])
     addrs, (orig_h, resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
     orig_p = cols["id.orig_p"].astype(np.int64)
     resp_p = cols["id.resp_p"].astype(np.int64)
@@ -481,27 +616,24 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         listener.last_ns = _opt_max(listener.last_ns, lasts[i])
         listeners.append(listener)
     for i, a, k in g.pairs(peer):
-        listeners[i].peers[addrs[a]] += k
+        peers, name = listeners[i].peers, addrs[a]
+        peers[name] = peers.get(name, 0) + k  # no Counter.__missing__ call for a new peer
     if not sockets:
         return
     both = np.flatnonzero(tcp | udp)
     if not len(both):
         return
-    names = [proto[i] for i in both.tolist()]
-    uid = [cols["uid"][i] for i in both.tolist()]
-    o_addr = [addrs[a] for a in orig_h[both].tolist()]
-    r_addr = [addrs[a] for a in resp_h[both].tolist()]
-    o_port, r_port = orig_p[both].tolist(), resp_p[both].tolist()
+    kept = both.tolist()
     states = []
     for column in (cols["orig_state"], cols["resp_state"]):
         states.append([_SS[column[i]] if t else "" for i, t in zip(
-            both.tolist(), tcp[both].tolist(), strict=True)])
-    ends: list[Socket] = [None] * (2 * len(both))  # type: ignore[list-item]
-    ends[0::2] = map(Socket, names, states[0], o_addr, o_port, r_addr, r_port, uid,
-                     repeat("orig"))
-    ends[1::2] = map(Socket, names, states[1], r_addr, r_port, o_addr, o_port, uid,
-                     repeat("resp"))
-    table.sockets.extend(ends)
+            kept, tcp[both].tolist(), strict=True)])
+    uid = cols["uid"]
+    table.add_ends(ConnectionEnds(
+        [proto[i] for i in kept], states[0], states[1], [addrs[a] for a in orig_h[both].tolist()],
+        orig_p[both].tolist(), [addrs[a] for a in resp_h[both].tolist()], resp_p[both].tolist(),
+        [uid[i] for i in kept]))
 
-__all__ = ["Groups", "add_handshake_columns", "add_port_columns", "add_socket_columns",
-           "addresses", "encode", "port_rows"]
+__all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
+           "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",
+           "encode", "one_of", "port_rows"]

@@ -39,12 +39,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portlens.analysis import icmp
 from portlens.analysis.sketch import Sketch
 from portlens.services import PROTO_NAMES, iana_class, service_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection
+
+if TYPE_CHECKING:
+    from portlens.analysis.columns import ProbeRows
 
 OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream",
             "one_way")
@@ -330,8 +333,30 @@ class PortTable:
         self.total = PortSummary("all", -1)
         self.not_counted: Counter[str] = Counter()
         """Frames in no connection, by why (the tracker's count): the report's footer."""
-        self.probes: dict[tuple[str, str, str], Probe] = {}
-        """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other."""
+        self._probes: dict[tuple[str, str, str], Probe] = {}
+        """Made by ``add``, by (proto, orig_h, resp_h)."""
+        self._probe_rows: ProbeRows | None = None
+        """Added by ``add_columns``: Probes only when asked for."""
+
+    @property
+    def probes(self) -> dict[tuple[str, str, str], Probe]:
+        """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other. Every
+        pair's Probe is made here: ``scans`` makes only the scans'."""
+        if self._probe_rows is not None:
+            for pair, p in self._probe_rows.probes().items():
+                q = self._probes.get(pair)
+                self._probes[pair] = p if q is None else q + p
+            self._probe_rows = None
+        return self._probes
+
+    @property
+    def probe_rows(self) -> ProbeRows:
+        """Where ``add_columns`` keeps what each host tried (analysis/columns.py)."""
+        if self._probe_rows is None:
+            from portlens.analysis.columns import ProbeRows
+
+            self._probe_rows = ProbeRows()
+        return self._probe_rows
 
     def _row(self, proto: str, port: int, code: int | None = None) -> PortSummary:
         key = (proto, port, -1 if code is None else code)
@@ -350,9 +375,9 @@ class PortTable:
         else:
             self._row(c.proto, c.resp_p).add(c)
             key = (c.proto, c.orig_h, c.resp_h)
-            probe = self.probes.get(key)
+            probe = self._probes.get(key)
             if probe is None:
-                probe = self.probes[key] = Probe(*key)
+                probe = self._probes[key] = Probe(*key)
             probe.add(c, outcome(c))
         if self.all_ports and c.proto in ("tcp", "udp") and c.orig_p != c.resp_p:
             self._row(c.proto, c.orig_p).add(c, client_side=True)
@@ -378,16 +403,20 @@ class PortTable:
                 a if a is not None else b)  # type: ignore[assignment]
         out.total = self.total + other.total
         out.not_counted = self.not_counted + other.not_counted
-        for pair in self.probes.keys() | other.probes.keys():
-            p, q = self.probes.get(pair), other.probes.get(pair)
-            out.probes[pair] = p + q if p is not None and q is not None else (
+        mine, theirs = self.probes, other.probes
+        for pair in mine.keys() | theirs.keys():
+            p, q = mine.get(pair), theirs.get(pair)
+            out._probes[pair] = p + q if p is not None and q is not None else (
                 p if p is not None else q)  # type: ignore[assignment]
         return out
 
     def scans(self) -> list[Probe]:
         """Host pairs where one probed many ports of the other (SCAN_MIN_PORTS), most ports
         first."""
-        found = [p for p in self.probes.values() if p.is_scan]
+        if self._probe_rows is not None and not self._probes:
+            found = self._probe_rows.scans(SCAN_MIN_PORTS)
+        else:
+            found = [p for p in self.probes.values() if p.is_scan]
         return sorted(found, key=lambda p: (-len(p.ports), p.proto, p.orig_h, p.resp_h))
 
     def __len__(self) -> int:

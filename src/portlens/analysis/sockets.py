@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from portlens.track.model import Connection
@@ -83,6 +84,36 @@ class Socket(NamedTuple):
                 "peer_port": self.peer_port, "uid": self.uid, "side": self.side}
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionEnds:
+    """Connections' two sockets as columns, one entry per connection: what ``add_columns``
+    keeps instead of two Sockets per connection, which only the JSON and CSV (and the API)
+    need; the table is written from the columns (report/sockets.py)."""
+
+    proto: list[str]
+    orig_state: list[str]
+    """ss spelling, '' for UDP (as Socket.state)."""
+    resp_state: list[str]
+    orig_h: list[str]
+    orig_p: list[int]
+    resp_h: list[str]
+    resp_p: list[int]
+    uid: list[str]
+
+    def __len__(self) -> int:
+        return len(self.uid)
+
+    def sockets(self) -> list[Socket]:
+        """Each connection's originator's socket, then its responder's (SocketTable.add)."""
+        n = len(self.uid)
+        out: list[Socket] = [None] * (2 * n)  # type: ignore[list-item]
+        out[0::2] = map(Socket, self.proto, self.orig_state, self.orig_h, self.orig_p,
+                        self.resp_h, self.resp_p, self.uid, repeat("orig", n))
+        out[1::2] = map(Socket, self.proto, self.resp_state, self.resp_h, self.resp_p,
+                        self.orig_h, self.orig_p, self.uid, repeat("resp", n))
+        return out
+
+
 def ss_state(state: TcpState | None) -> str:
     return SS_NAMES.get(state, str(state)) if state is not None else ""
 
@@ -103,11 +134,38 @@ def listening_sides(c: Connection) -> list[str]:
 class SocketTable:
     def __init__(self) -> None:
         self.listeners: dict[tuple[str, str, int], Listener] = {}
-        self.sockets: list[Socket] = []
+        self._sockets: list[Socket] = []
+        self._ends: list[ConnectionEnds] = []
+        """Blocks of ``add_columns``, after ``_sockets``: Sockets only when asked for."""
+
+    @property
+    def sockets(self) -> list[Socket]:
+        """Every connection's two sockets, in the order the connections were added."""
+        for ends in self._ends:
+            self._sockets.extend(ends.sockets())
+        self._ends = []
+        return self._sockets
+
+    @sockets.setter
+    def sockets(self, value: list[Socket]) -> None:
+        self._sockets, self._ends = value, []
+
+    def socket_count(self) -> int:
+        return len(self._sockets) + 2 * sum(len(e) for e in self._ends)
+
+    def connection_ends(self) -> list[ConnectionEnds] | None:
+        """The sockets as blocks of connections' ends, when ``add_columns`` added them all
+        (None: ``sockets`` has them)."""
+        return None if self._sockets else list(self._ends)
+
+    def add_ends(self, ends: ConnectionEnds) -> None:
+        if len(ends):
+            self._ends.append(ends)
 
     def add(self, c: Connection) -> None:
         if c.proto not in ("tcp", "udp"):
             return
+        sockets = self.sockets  # after those of earlier blocks
         for side in listening_sides(c):
             addr, port, peer = ((c.resp_h, c.resp_p, c.orig_h) if side == "resp"
                                 else (c.orig_h, c.orig_p, c.resp_h))
@@ -116,10 +174,10 @@ class SocketTable:
             if listener is None:
                 listener = self.listeners[key] = Listener(c.proto, addr, port)
             listener.add(peer, c)
-        self.sockets.append(Socket(c.proto, ss_state(c.orig_state), c.orig_h, c.orig_p,
-                                   c.resp_h, c.resp_p, c.uid, "orig"))
-        self.sockets.append(Socket(c.proto, ss_state(c.resp_state), c.resp_h, c.resp_p,
-                                   c.orig_h, c.orig_p, c.uid, "resp"))
+        sockets.append(Socket(c.proto, ss_state(c.orig_state), c.orig_h, c.orig_p, c.resp_h,
+                              c.resp_p, c.uid, "orig"))
+        sockets.append(Socket(c.proto, ss_state(c.resp_state), c.resp_h, c.resp_p, c.orig_h,
+                              c.orig_p, c.uid, "resp"))
 
     def add_columns(self, cols: dict[str, Any], *, sockets: bool = True) -> None:
         """``add`` of every connection of a block of the tracker's columns, without making

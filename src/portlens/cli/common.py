@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -359,12 +359,14 @@ def stderr_console() -> Console:
 def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
                     not_counted: Counter[str] | None = None, *,
                     on_columns: Callable[[dict[str, Any]], None] | None = None,
-                    column_block: int | None = None) -> int:
+                    column_block: int | None = None,
+                    column_names: Collection[str] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
     ``on_columns``: where the tracker can, the connections go there instead, as blocks of
     columns (``Pipeline.track``), for reports that only aggregate them, in blocks of
-    ``column_block`` rows or more (default: ``COLUMN_BLOCK``; 1: each batch's as it ends).
+    ``column_block`` rows or more (default: ``COLUMN_BLOCK``; 1: each batch's as it ends),
+    holding only ``column_names`` if given.
 
     Interrupted by Ctrl-C, the connections still open are handed over all the same, as at the
     end of the capture, and the status is EXIT_INTERRUPTED: the command then prints what was
@@ -374,7 +376,8 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
     with reading(args, status) as pipeline:
         try:
             try:
-                pipeline.track(sink, on_columns=on_columns, column_block=column_block)
+                pipeline.track(sink, on_columns=on_columns, column_block=column_block,
+                               column_names=column_names)
             except KeyboardInterrupt:
                 status[0] = EXIT_INTERRUPTED
         finally:

@@ -96,6 +96,7 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
+    from portlens.analysis.columns import PORT_COLUMNS
     from portlens.analysis.ports import PortTable
     from portlens.report import ports as report
 
@@ -104,7 +105,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     table = PortTable(all_ports=args.all_ports)
     status = each_connection(args, table.add, table.not_counted,  # type: ignore[arg-type]
-                             on_columns=table.add_columns)
+                             on_columns=table.add_columns, column_names=PORT_COLUMNS)
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":
@@ -118,6 +119,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
 def cmd_handshakes(args: argparse.Namespace) -> int:
     from typing import Any
 
+    from portlens.analysis.columns import HANDSHAKE_COLUMNS
     from portlens.analysis.handshakes import HandshakeTable, connection_record
     from portlens.report import handshakes as report
     from portlens.track.model import Connection
@@ -140,7 +142,8 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
     def columns(cols: dict[str, Any]) -> None:
         table.add_columns(cols, frozenset(ports))
 
-    status = each_connection(args, sink, on_columns=None if args.conns else columns)
+    status = each_connection(args, sink, on_columns=None if args.conns else columns,
+                             column_names=HANDSHAKE_COLUMNS)
     if args.conns:
         per_conn.sort(key=lambda r: int(r["ts_ns"]))
     records = per_conn if args.conns else table.records()
@@ -159,6 +162,7 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
 def cmd_sockets(args: argparse.Namespace) -> int:
     from typing import Any
 
+    from portlens.analysis.columns import SOCKET_COLUMNS
     from portlens.analysis.sockets import SocketTable
     from portlens.report import sockets as report
 
@@ -167,10 +171,11 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     def columns(cols: dict[str, Any]) -> None:
         table.add_columns(cols, sockets=not args.listening)
 
-    status = each_connection(args, table.add, on_columns=columns)  # type: ignore[arg-type]
+    status = each_connection(args, table.add, on_columns=columns,  # type: ignore[arg-type]
+                             column_names=SOCKET_COLUMNS)
     if args.listening:
         table.sockets = []
-    found = len(table.listeners) + len(table.sockets)
+    found = len(table.listeners) + table.socket_count()
     if args.format == "json":
         report.write_json(table, sys.stdout)
     elif args.format == "csv":

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -446,7 +446,8 @@ class Pipeline:
               on_packets: Callable[[PacketBatch], None] | None = None,
               wall_clock: bool = False,
               on_columns: Callable[[dict[str, Any]], None] | None = None,
-              column_block: int | None = None) -> None:
+              column_block: int | None = None,
+              column_names: Collection[str] | None = None) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
         capture, so a streaming output ends with every connection seen.
@@ -461,12 +462,15 @@ class Pipeline:
         connections go there instead of to ``sink``, as the core's columns (track/rust.py)
         in blocks of at least ``column_block`` rows (default COLUMN_BLOCK), so that an
         aggregate folds them with a few array operations a block (analysis/columns.py) and
-        no Connection is made; a streaming output takes 1, each batch's as it ends."""
+        no Connection is made; a streaming output takes 1, each batch's as it ends. With
+        ``column_names``, a block joined from batches holds only those columns (and ``uid``):
+        what the aggregate reads."""
         if on_columns is not None and not self.sharded and not wall_clock:
             tracker = self.tracker(on_transition)
             if getattr(tracker, "columnar", False):
                 self._track_columns(tracker, on_columns, on_batch, on_packets,
-                                    COLUMN_BLOCK if column_block is None else column_block)
+                                    COLUMN_BLOCK if column_block is None else column_block,
+                                    column_names)
                 return
         if self.sharded:
             if on_transition is not None or on_batch is not None or on_packets is not None:
@@ -498,7 +502,7 @@ class Pipeline:
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,
                        on_packets: Callable[[PacketBatch], None] | None,
-                       block_rows: int) -> None:
+                       block_rows: int, names: Collection[str] | None = None) -> None:
         """track() with the ended connections as column blocks (a RustTracker)."""
         from portlens.track.rust import concat_columns
 
@@ -512,7 +516,7 @@ class Pipeline:
                 block.append(cols)
                 rows += n
             if block and (last or rows >= block_rows):
-                whole = concat_columns(block)
+                whole = concat_columns(block, names)
                 block.clear()
                 rows = 0
                 on_columns(whole)

@@ -7,7 +7,7 @@ import csv
 import json
 from typing import Any, TextIO
 
-from portlens.analysis.sockets import Listener, Socket, SocketTable
+from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value
@@ -34,6 +34,23 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
+def ends_columns(ends: ConnectionEnds) -> list[list[str]]:
+    """The sockets table's columns (``socket_cells``) of connections' two sockets each: each
+    endpoint's text is made once for both of the lines it is on, and no row is made."""
+    n = len(ends)
+
+    def both(orig: list[str], resp: list[str]) -> list[str]:
+        out = [""] * (2 * n)
+        out[0::2], out[1::2] = orig, resp
+        return out
+
+    orig = list(map(endpoint_text, ends.orig_h, ends.orig_p))
+    resp = list(map(endpoint_text, ends.resp_h, ends.resp_p))
+    return [both(ends.proto, ends.proto),
+            both([s or "-" for s in ends.orig_state], [s or "-" for s in ends.resp_state]),
+            both(orig, resp), both(resp, orig), both(ends.uid, ends.uid)]
+
+
 LISTEN_RIGHT = frozenset({"conns", "peers"})
 LISTEN_DROP_ORDER = ("peer addresses",)
 SOCKET_DROP_ORDER = ("uid",)
@@ -49,15 +66,21 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
     for s in table.sorted_listeners():
         listen.add(listener_cells(s))
     left_out = listen.close()
-    if table.sockets:
+    count = table.socket_count()
+    if count:
         if table.listeners:
             screen.out.write("\n")
         sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
                               title="connections (state at the end of the capture)",
                               drop_order=SOCKET_DROP_ORDER)
-        sockets.add_rows(map(socket_cells, table.sockets))
+        blocks = table.connection_ends()
+        if blocks is None:
+            sockets.add_rows(map(socket_cells, table.sockets))
+        else:
+            for ends in blocks:
+                sockets.add_columns(ends_columns(ends))
         left_out += sockets.close()
-    note = f"{len(table.listeners)} listening sockets, {len(table.sockets)} connection sockets"
+    note = f"{len(table.listeners)} listening sockets, {count} connection sockets"
     if left_out:
         note += f" ({left_out_text(left_out, screen.width)})"
     screen.note(note)

@@ -18,7 +18,7 @@ import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, starmap
+from itertools import islice
 from typing import TextIO
 
 from rich.cells import cell_len
@@ -232,6 +232,12 @@ class Layout:
         return SEP.join(parts).rstrip()
 
 
+def _no_trailing_space(cells: Iterable[str]) -> bool:
+    """No cell is empty or ends with a space (cells of printable ASCII: no NUL in them)."""
+    text = "\0".join(cells) + "\0"
+    return text[0] != "\0" and " \0" not in text and "\0\0" not in text
+
+
 class TableWriter:
     """A table written as its rows come: the first rows (on a live capture, those of the first
     half second) decide the layout, every later row is written at once. ``close`` writes what
@@ -274,32 +280,53 @@ class TableWriter:
             self._start()
 
     def add_rows(self, rows: Iterable[Sequence[str]]) -> None:
-        """``add`` of many rows; once the layout is fixed, their lines are written a thousand
-        at a time (a table with a row per connection has 150,000 of them)."""
+        """``add`` of many rows (each a cell per column); once the layout is fixed, their lines
+        are written a thousand at a time (a table with a row per connection has 150,000)."""
         it = iter(rows)
         for cells in it:
             self.add(cells)
             if self.layout is not None:
                 break
-        layout = self.layout
-        if layout is None:
+        if self.layout is None:
             return
-        # Every column shown and none folding: a thousand rows are checked at once (printable
-        # ASCII is what ``line`` pads as it is) and formatted without a Python step a row.
-        fmt = layout.ascii_format if layout.shown == list(range(len(self.columns))) else None
         while chunk := list(islice(it, FIRST_ROWS)):
-            self.rows += len(chunk)
-            text = "".join(map("".join, chunk)) if fmt is not None else ""
-            if fmt is not None and text.isascii() and text.isprintable():
-                self.screen.out.write("\n".join(map(str.rstrip, starmap(fmt.format, chunk)))
-                                      + "\n")
-                continue
-            out = []
-            for cells in chunk:
-                line = layout.line(cells)
-                out.append(line + "\n" if line is not None
-                           else self._text([clean(c) for c in cells], False))
-            self.screen.out.write("".join(out))
+            self._write_chunk(list(zip(*chunk, strict=True)))
+
+    def add_columns(self, columns: Sequence[Sequence[str]]) -> None:
+        """``add_rows`` of rows given as columns (one sequence of cells per column, all as
+        long), without a tuple a row on the way."""
+        n = len(columns[0]) if columns else 0
+        done = 0
+        while self.layout is None and done < n:
+            self.add([column[done] for column in columns])
+            done += 1
+        for start in range(done, n, FIRST_ROWS):
+            self._write_chunk([column[start:start + FIRST_ROWS] for column in columns])
+
+    def _write_chunk(self, columns: Sequence[Sequence[str]]) -> None:
+        """Up to a thousand rows, as columns, once the layout is fixed. Every column shown and
+        none folding, they are checked at once (printable ASCII is what ``Layout.line`` pads as
+        it is) and formatted without a Python step a row."""
+        layout = self.layout
+        assert layout is not None
+        self.rows += len(columns[0])
+        fmt = layout.ascii_format if layout.shown == list(range(len(self.columns))) else None
+        if fmt is not None:
+            text = "".join(map("".join, columns))
+            if text.isascii() and text.isprintable():
+                lines: Iterable[str] = map(fmt.format, *columns)
+                # The last cell written as it is ("{}"): a line ends in spaces only when that
+                # cell does (or is empty), and only then need the lines be stripped.
+                if not (fmt.endswith("{}") and _no_trailing_space(columns[-1])):
+                    lines = map(str.rstrip, lines)
+                self.screen.out.write("\n".join(lines) + "\n")
+                return
+        out = []
+        for cells in zip(*columns, strict=True):
+            line = layout.line(cells)
+            out.append(line + "\n" if line is not None
+                       else self._text([clean(c) for c in cells], False))
+        self.screen.out.write("".join(out))
 
     def close(self) -> list[str]:
         if self.layout is None and self.pending:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -242,16 +243,20 @@ def connections(cols: dict[str, Any],
     return out
 
 
-def concat_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Column batches of the core (``feed`` and friends) as one, rows in order."""
+def concat_columns(parts: list[dict[str, Any]],
+                   names: Collection[str] | None = None) -> dict[str, Any]:
+    """Column batches of the core (``feed`` and friends) as one, rows in order; only the
+    columns ``names`` (and ``uid``) if given, the reader of the block needing no others."""
     if len(parts) == 1:
         return parts[0]
     out: dict[str, Any] = {}
     for name, first in parts[0].items():
+        if names is not None and name not in names and name != "uid":
+            continue
         if isinstance(first, np.ndarray):
             out[name] = np.concatenate([p[name] for p in parts])
         else:
-            out[name] = [v for p in parts for v in p[name]]
+            out[name] = list(chain.from_iterable(p[name] for p in parts))
     return out
 
 
