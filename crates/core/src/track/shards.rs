@@ -330,9 +330,9 @@ impl Tracker {
             !self.reparented.is_empty() || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
         let mut names: HashMap<Uid, Uid> = HashMap::new();
         if parents {
+            let mut text = Vec::new(); // the shard's scratch is `uid`'s
             for (j, b) in births.iter().enumerate() {
-                let own = flow_uid_of(&mut Vec::new(), b.serial, b.ts, &b.key);
-                names.insert(own, uid(j));
+                names.insert(flow_uid_of(&mut text, b.serial, b.ts, &b.key), uid(j));
             }
         }
         let ended = &mut self.ended;
