@@ -23,10 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portlens.cli import common, main
 from portlens.report import conns as conns_report
-from portlens.report.tables import Column, Layout, Screen, TableWriter, render
+from portlens.report.tables import SEP, Column, Layout, Screen, TableWriter, render
 from tests.corpus import REPO, corpus_dir
 
 CAPTURES = REPO / "captures"
@@ -455,6 +457,32 @@ def test_add_rows_writes_what_add_writes() -> None:
         assert cols.getvalue() == one.getvalue()
         assert "tab\\there" in many.getvalue()
 
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.data())
+def test_core_pads_lines_as_python_formats_them(data: st.DataObject) -> None:
+    """``_core.table_lines`` (crates/core/src/table.rs) writes what ``Layout.ascii_format``
+    and ``rstrip`` write, on any printable ASCII cells (spaces at either end, empty, wider
+    than their column), and declines any chunk with other text in it."""
+    import portlens._core as core
+
+    k = data.draw(st.integers(2, 5))
+    widths = data.draw(st.lists(st.integers(0, 8), min_size=k, max_size=k))
+    right = data.draw(st.lists(st.booleans(), min_size=k, max_size=k))
+    cell = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=10)
+    rows = data.draw(st.lists(st.lists(cell, min_size=k, max_size=k), max_size=6))
+    layout = Layout([Column(str(i), right=r) for i, r in enumerate(right)], list(range(k)),
+                    widths, folds=False)
+    fmt = layout.ascii_format
+    assert fmt is not None
+    columns = [[row[i] for row in rows] for i in range(k)]
+    assert core.table_lines(columns, widths, right, SEP) == "".join(
+        fmt.format(*row).rstrip() + "\n" for row in rows)
+    if rows:
+        odd = data.draw(st.sampled_from(["\t", "\x7f", "µ", "界", "\x00"]))
+        columns[-1][-1] += odd
+        assert core.table_lines(columns, widths, right, SEP) is None
 
 def test_layout_never_cuts_what_it_cannot_leave_out() -> None:
     layout = Layout.fit([Column("originator"), Column("responder"), Column("uid")],

@@ -12,5 +12,6 @@ pub mod frames;
 pub mod ring;
 pub mod scan;
 pub mod summary;
+pub mod table;
 pub mod track;
 pub mod wire;

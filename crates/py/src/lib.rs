@@ -8,6 +8,7 @@ mod conn_log;
 mod decode;
 mod ring;
 mod scan;
+mod table;
 mod track;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decode::Decoder>()?;
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
+    m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;
     track::register(m)?;
     Ok(())
 }

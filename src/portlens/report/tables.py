@@ -232,12 +232,6 @@ class Layout:
         return SEP.join(parts).rstrip()
 
 
-def _no_trailing_space(cells: Iterable[str]) -> bool:
-    """No cell is empty or ends with a space (cells of printable ASCII: no NUL in them)."""
-    text = "\0".join(cells) + "\0"
-    return text[0] != "\0" and " \0" not in text and "\0\0" not in text
-
-
 class TableWriter:
     """A table written as its rows come: the first rows (on a live capture, those of the first
     half second) decide the layout, every later row is written at once. ``close`` writes what
@@ -305,21 +299,18 @@ class TableWriter:
 
     def _write_chunk(self, columns: Sequence[Sequence[str]]) -> None:
         """Up to a thousand rows, as columns, once the layout is fixed. Every column shown and
-        none folding, they are checked at once (printable ASCII is what ``Layout.line`` pads as
-        it is) and formatted without a Python step a row."""
+        none folding, the core pads them (crates/core/src/table.rs) when all are printable
+        ASCII, what ``Layout.line`` pads as it is: no Python step a row."""
         layout = self.layout
         assert layout is not None
         self.rows += len(columns[0])
-        fmt = layout.ascii_format if layout.shown == list(range(len(self.columns))) else None
-        if fmt is not None:
-            text = "".join(map("".join, columns))
-            if text.isascii() and text.isprintable():
-                lines: Iterable[str] = map(fmt.format, *columns)
-                # The last cell written as it is ("{}"): a line ends in spaces only when that
-                # cell does (or is empty), and only then need the lines be stripped.
-                if not (fmt.endswith("{}") and _no_trailing_space(columns[-1])):
-                    lines = map(str.rstrip, lines)
-                self.screen.out.write("\n".join(lines) + "\n")
+        if layout.ascii_format is not None and layout.shown == list(range(len(self.columns))):
+            import portlens._core as core
+
+            text = core.table_lines([c if isinstance(c, list) else list(c) for c in columns],
+                                    layout.widths, [c.right for c in self.columns], SEP)
+            if text is not None:
+                self.screen.out.write(text)
                 return
         out = []
         for cells in zip(*columns, strict=True):
