@@ -517,11 +517,21 @@ impl Tracker {
         conn_dict(py, ended)
     }
 
-    /// End of capture: every open connection ends; returns them.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// End of capture: every open connection ends; returns them. With `limit`, only the
+    /// `limit` oldest of those still open (call again until `open_flows` is 0): a caller
+    /// takes a flood's 200,000 open flows a part at a time instead of in one block.
+    #[pyo3(signature = (limit=None))]
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
-            inner.finish();
+            match limit {
+                Some(limit) => inner.finish_part(limit),
+                None => inner.finish(),
+            }
             inner.take_ended()
         });
         conn_dict(py, ended)

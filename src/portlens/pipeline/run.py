@@ -509,10 +509,10 @@ class Pipeline:
         block: list[dict[str, Any]] = []
         rows = 0
 
-        def take(cols: dict[str, Any], last: bool = False) -> None:
+        def take(cols: dict[str, Any] | None, last: bool = False) -> None:
             nonlocal rows
-            n = len(cols["uid"])
-            if n:
+            n = len(cols["uid"]) if cols is not None else 0
+            if cols is not None and n:
                 block.append(cols)
                 rows += n
             if block and (last or rows >= block_rows):
@@ -529,7 +529,9 @@ class Pipeline:
                 if on_batch is not None:
                     on_batch(tracker)
         finally:
-            take(tracker.finish_columns(), last=True)
+            for cols in tracker.finish_columns():
+                take(cols)
+            take(None, last=True)
             self.not_counted = Counter(tracker.not_counted)
             self.evicted = tracker.evicted
 

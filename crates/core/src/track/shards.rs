@@ -188,6 +188,26 @@ impl Shards {
         }
     }
 
+    /// The end of the capture, a part at a time (`Tracker::finish_through`): ends the `limit`
+    /// oldest open connections of all shards (at least one), so that the rows `take_ended`
+    /// merges from the shards are one tracker's next rows. Done when `open_flows` is 0.
+    pub fn finish_part(&mut self, limit: usize) {
+        let limit = limit.max(1);
+        let mut next: Vec<u64> = Vec::new();
+        for t in &mut self.trackers {
+            // one more than `limit`: whether any is left after this part
+            next.extend(t.finishing_serials(limit.saturating_add(1)));
+        }
+        let last = if next.len() > limit {
+            *next.select_nth_unstable(limit - 1).1
+        } else {
+            u64::MAX
+        };
+        for t in &mut self.trackers {
+            t.finish_through(last);
+        }
+    }
+
     /// The connections ended since the last call, in one tracker's order: where they ended,
     /// then creation.
     pub fn take_ended(&mut self) -> ConnBatch {
