@@ -201,14 +201,19 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>>
     d.set_item("id.orig_p", b.orig_p.into_pyarray(py))?;
     d.set_item("id.resp_h", addrs(py, b.resp_h)?)?;
     d.set_item("id.resp_p", b.resp_p.into_pyarray(py))?;
-    let proto_names: Vec<&str> = b
+    // One string object per name, shared by the rows (as `coded` does).
+    let protos = names(py, &["tcp", "udp", "icmp", "unknown_transport"]);
+    let proto_names: Vec<Bound<'py, PyString>> = b
         .proto
         .iter()
-        .map(|&p| match p {
-            6 => "tcp",
-            17 => "udp",
-            1 | 58 => "icmp",
-            _ => "unknown_transport",
+        .map(|&p| {
+            protos[match p {
+                6 => 0,
+                17 => 1,
+                1 | 58 => 2,
+                _ => 3,
+            }]
+            .clone()
         })
         .collect();
     d.set_item("proto", PyList::new(py, proto_names)?)?;
