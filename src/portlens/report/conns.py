@@ -14,7 +14,7 @@ from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
 from portlens.report.tables import Column, Screen, TableWriter, left_out_text
-from portlens.services import proto_name
+from portlens.services import proto_name, service_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -163,6 +163,47 @@ def record(c: Connection) -> dict[str, Any]:
 CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", "end_reason",
               "handshake_outcome", "server_rtt_ns", "client_rtt_ns", "retransmissions",
               "completeness", "port_service")
+
+
+JSON_LINES_AT_ONCE = 2048
+"""Rows formatted into one string (with their transitions, a few kB a row)."""
+
+
+def port_services(cols: dict[str, Any]) -> list[str]:
+    """Each row's ``Connection.service`` (services.py's name of the responder's TCP or UDP
+    port, '' for none) for a block of the tracker's columns, looked up once a distinct port."""
+    import numpy as np
+
+    keys = (cols["ip_proto"].astype(np.int64) << 16) | cols["id.resp_p"].astype(np.int64)
+    distinct, row_key = np.unique(keys, return_inverse=True)
+    names = [service_name(_PORT_PROTOS[k >> 16], k & 0xFFFF) if k >> 16 in _PORT_PROTOS
+             else "" for k in distinct.tolist()]
+    out: list[str] = np.array(names, dtype=object)[row_key.reshape(-1)].tolist()
+    return out
+
+
+_PORT_PROTOS = {number: name for name, number in IP_PROTO.items()}
+
+
+def json_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,
+               services: list[str] | None = None) -> str:
+    """``json_line(record(c))`` of the connections ``start:stop`` of a block of the Rust
+    tracker's columns holding their transitions (``transitions.*``: RustTracker with
+    transitions kept), each with its newline, without making the Connections: the same text
+    (tests/test_conn_json.py compares them on every capture), written by the core
+    (crates/core/src/conn_json.rs), where the objects, dicts and ``json.dumps`` were nine
+    tenths of `conns --json`. ``services``: ``port_services(cols)``, if already known."""
+    import portlens._core as core
+
+    return str(core.conn_json_lines(cols, port_services(cols) if services is None
+                                    else services, start, stop))
+
+
+def write_json_columns(cols: dict[str, Any], out: TextIO) -> None:
+    """The JSON lines of every connection of a block of the tracker's columns."""
+    services = port_services(cols)
+    for start in range(0, len(services), JSON_LINES_AT_ONCE):
+        out.write(json_lines(cols, start, start + JSON_LINES_AT_ONCE, services))
 
 
 def csv_row(c: Connection) -> list[object]:
