@@ -108,7 +108,10 @@ pub fn push_record(out: &mut String, row: &ConnJsonRow<'_>) {
         ",\"ip_proto\":{},\"service\":null,\"port_service\":",
         c.ip_proto
     );
-    push_str_or_null(out, (!row.port_service.is_empty()).then_some(row.port_service));
+    push_str_or_null(
+        out,
+        (!row.port_service.is_empty()).then_some(row.port_service),
+    );
     out.push_str(",\"duration\":");
     if has_duration {
         push_seconds(out, c.duration_ns);
@@ -243,7 +246,11 @@ fn push_options(out: &mut String, o: Option<&JsonOptions<'_>>) {
 }
 
 fn push_transition(out: &mut String, t: &JsonTransition<'_>, uid: &str) {
-    let _ = write!(out, "{{\"ts_ns\":{},\"frame\":{},\"uid\":", t.ts_ns, t.frame);
+    let _ = write!(
+        out,
+        "{{\"ts_ns\":{},\"frame\":{},\"uid\":",
+        t.ts_ns, t.frame
+    );
     push_str(out, uid);
     out.push_str(",\"endpoint\":");
     push_str(out, t.endpoint);
