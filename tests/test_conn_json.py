@@ -1,12 +1,14 @@
-"""`conns --json` written by the core from the tracker's columns (``report.conns.json_lines``,
-crates/core/src/conn_json.rs) is the text ``json_line(record(c))`` writes for the
-Connections the same tracker makes, byte for byte: on every capture of the project and of the
-public corpus, a batch's block at a time (what `conns` streams) and in joined blocks, with
-flow shards in threads (--workers), and on columns whose values were made to hit Python's
-JSON corners (float exponents, escapes, absent values)."""
+"""`conns --json` and `--csv` written by the core from the tracker's columns
+(``report.conns.json_lines`` and ``csv_lines``, crates/core/src/conn_json.rs and conn_csv.rs)
+are the text ``json_line(record(c))`` and ``write_csv`` write for the Connections the same
+tracker makes, byte for byte: on every capture of the project and of the public corpus, a
+batch's block at a time (what `conns` streams) and in joined blocks, with flow shards in
+threads (--workers), and on columns whose values were made to hit Python's JSON and CSV
+corners (float exponents, escapes, quoting, absent values)."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 from portlens.pipeline.run import Options, Pipeline, Source
-from portlens.report.conns import json_line, json_lines, record
+from portlens.report.conns import csv_lines, json_line, json_lines, record, write_csv
 from portlens.track import rust
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection
@@ -29,32 +31,51 @@ pytest.importorskip("portlens._core", reason="the Rust core is not built")
 EXAMPLES = 3
 
 
-def record_text(path: Path, workers: int = 1, config: TrackerConfig | None = None) -> str:
-    """What `conns --json` wrote before: a Connection each, its record, json.dumps."""
+FORMATS = ("json", "csv")
+CSV_CONFIG = TrackerConfig(keep_transitions=False)
+"""`conns --csv` keeps no transitions (cli/common.py ``tracker_config``)."""
+
+
+def object_lines(conns: list[Connection], kind: str) -> str:
+    """What `conns` wrote before: a Connection each, then its record and json.dumps, or
+    its CSV row."""
+    if kind == "json":
+        return "".join(json_line(record(c)) + "\n" for c in conns)
+    out = io.StringIO()
+    write_csv(conns, out, header=False)
+    return out.getvalue()
+
+
+def record_text(path: Path, workers: int = 1, config: TrackerConfig | None = None,
+                kind: str = "json") -> str:
     out: list[str] = []
 
     def sink(c: Connection) -> None:
-        out.append(json_line(record(c)) + "\n")
+        out.append(object_lines([c], kind))
 
-    Pipeline(Source.of(path), Options(workers=workers, tracker=config or TrackerConfig())
-             ).track(sink)
+    default = TrackerConfig() if kind == "json" else CSV_CONFIG
+    Pipeline(Source.of(path), Options(workers=workers, tracker=config or default)).track(sink)
     return "".join(out)
 
 
 def column_text(path: Path, workers: int = 1, block: int = 1,
-                config: TrackerConfig | None = None) -> str:
+                config: TrackerConfig | None = None, kind: str = "json") -> str:
     out: list[str] = []
 
     def columns(cols: dict[str, Any]) -> None:
         assert len(cols["uid"]) > 0
+        if kind == "csv":
+            out.append(csv_lines(cols))
+            return
         assert len(cols["transitions.count"]) == len(cols["uid"])
         out.append(json_lines(cols))
 
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")
 
-    Pipeline(Source.of(path), Options(workers=workers, tracker=config or TrackerConfig())
-             ).track(sink, on_columns=columns, column_block=block)
+    default = TrackerConfig() if kind == "json" else CSV_CONFIG
+    Pipeline(Source.of(path), Options(workers=workers, tracker=config or default)).track(
+        sink, on_columns=columns, column_block=block)
     return "".join(out)
 
 
@@ -67,17 +88,19 @@ def assert_same(path: Path, ref: str, fast: str) -> None:
                          + "\n".join(diff[:EXAMPLES]))
 
 
+@pytest.mark.parametrize("kind", FORMATS)
 @pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
-def test_json_lines_equal_records_on_bundled_captures(path: Path) -> None:
-    ref = record_text(path)
-    assert_same(path, ref, column_text(path))
+def test_lines_equal_records_on_bundled_captures(path: Path, kind: str) -> None:
+    ref = record_text(path, kind=kind)
+    assert_same(path, ref, column_text(path, kind=kind))
     # blocks joined from several batches (transitions.* concatenated with their rows)
-    assert_same(path, ref, column_text(path, block=3))
+    assert_same(path, ref, column_text(path, block=3, kind=kind))
 
 
+@pytest.mark.parametrize("kind", FORMATS)
 @pytest.mark.parametrize("path", corpus_params())
-def test_json_lines_equal_records_on_public_captures(path: Path) -> None:
-    assert_same(path, record_text(path), column_text(path))
+def test_lines_equal_records_on_public_captures(path: Path, kind: str) -> None:
+    assert_same(path, record_text(path, kind=kind), column_text(path, kind=kind))
 
 
 @pytest.mark.parametrize("path", corpus_params())
@@ -85,6 +108,8 @@ def test_json_lines_with_threads_equal_one_trackers_records(path: Path) -> None:
     ref = record_text(path)
     for n in (2, 3):
         assert_same(path, ref, column_text(path, workers=n))
+    csv_ref = record_text(path, kind="csv")
+    assert_same(path, csv_ref, column_text(path, workers=2, kind="csv"))
 
 
 @pytest.mark.parametrize("path", corpus_params())
@@ -157,11 +182,11 @@ def kept_of(cols: dict[str, Any]) -> dict[int, list[tuple[Any, ...]]]:
     return kept
 
 
-ODD_TEXT = ["", "S", 'a"b\\c', "\n\r\t\b\f\x00\x1f\x7f", "é€ ~", "\U0001f600", "/<>&'"]
+ODD_TEXT = ["", "S", "-", "a,b", 'a"b\\c', "\n\r\t\b\f\x00\x1f\x7f", "é€ ~", "\U0001f600", "/<>&'"]
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_json_lines_equal_records_on_made_up_values(seed: int) -> None:
+def test_lines_equal_records_on_made_up_values(seed: int) -> None:
     """The rows of a capture with TCP, UDP and ICMP, their numbers and texts replaced by
     values Python's JSON writes in its own ways: times and durations from nanoseconds to
     centuries (exponents below 1e-4; seconds from nanoseconds in an i64 never reach 1e16),
@@ -191,7 +216,8 @@ def test_json_lines_equal_records_on_made_up_values(seed: int) -> None:
     cols["tunnel_parents"] = [tuple(rng.sample(ODD_TEXT, rng.randrange(3))) for _ in range(n)]
     cols["icmp_errors"] = [tuple((rng.randrange(256), rng.randrange(256))
                                  for _ in range(rng.randrange(3))) for _ in range(n)]
-    ref = "".join(json_line(record(c)) + "\n" for c in rust.connections(cols, kept_of(cols)))
+    conns = rust.connections(cols, kept_of(cols))
+    ref = object_lines(conns, "json")
     assert all(f'"proto":"{p}"' in ref for p in ("tcp", "udp", "icmp"))
     assert "e-0" in ref and "\\u" in ref and '"transitions":[{' in ref
     assert_same(path, ref, json_lines(cols))
@@ -199,6 +225,9 @@ def test_json_lines_equal_records_on_made_up_values(seed: int) -> None:
     lines = ref.splitlines(keepends=True)
     assert json_lines(cols, 1, 3) == "".join(lines[1:3])
     assert json_lines(cols, n, n + 5) == ""
+    csv_ref = object_lines(conns, "csv")
+    assert '"' in csv_ref and "\r" in csv_ref
+    assert_same(path, csv_ref, csv_lines(cols))
 
 
 def test_json_lines_refuse_a_block_without_its_transitions() -> None:

@@ -53,8 +53,9 @@ pub struct JsonTransition<'a> {
     pub payload: i64,
 }
 
-/// One connection's `--json` fields: conn.log's, then what portlens adds.
-pub struct ConnJsonRow<'a> {
+/// One connection's record (`report.conns.record`): conn.log's fields, then what portlens
+/// adds; what `--json` writes, and `--csv` a part of (conn_csv).
+pub struct RecordRow<'a> {
     pub conn: ConnLogRow<'a>,
     /// The responder port's service name ('' for none: `null`).
     pub port_service: &'a str,
@@ -90,7 +91,7 @@ const FLAG_LETTERS: [(u16, char); 9] = [
 ];
 
 /// Appends `row`'s JSON line (with its newline) to `out`.
-pub fn push_record(out: &mut String, row: &ConnJsonRow<'_>) {
+pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
     let c = &row.conn;
     let has_duration = c.duration_ns > 0;
     out.push_str("{\"ts\":");

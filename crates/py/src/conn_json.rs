@@ -1,10 +1,12 @@
 //! `portlens._core.conn_json_lines(cols, port_service)`: a block of the tracker's connection
 //! columns, with the transitions `Tracker.ended_transitions` grouped under its rows, as
-//! `conns --json` lines, formatted by portlens_core::conn_json.
+//! `conns --json` lines, formatted by portlens_core::conn_json; `conn_csv_lines`, the same
+//! block (no transitions needed) as `conns --csv` rows (portlens_core::conn_csv).
 
 use numpy::PyReadonlyArray2;
+use portlens_core::conn_csv::{push_row, CsvDialect};
 use portlens_core::conn_json::{
-    push_record, ConnJsonRow, JsonHandshake, JsonOptions, JsonTransition,
+    push_record, JsonHandshake, JsonOptions, JsonTransition, RecordRow,
 };
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, STATE_NAMES};
 use pyo3::exceptions::PyValueError;
@@ -194,6 +196,167 @@ impl TransitionColumns {
     }
 }
 
+/// A block's columns of `report.conns.record` but the transitions, read once for its rows.
+struct RecordColumns<'py> {
+    log: LogColumns<'py>,
+    service: Vec<Bound<'py, PyString>>,
+    ip_version: Vec<u8>,
+    vlan: Vec<i32>,
+    orig_state: Vec<Option<Bound<'py, PyString>>>,
+    resp_state: Vec<Option<Bound<'py, PyString>>>,
+    end_reason: Vec<Bound<'py, PyString>>,
+    completeness: Vec<u8>,
+    first_frame: Vec<i64>,
+    last_frame: Vec<i64>,
+    icmp_errors: Bound<'py, PyList>,
+    icmp_code: Vec<i32>,
+    outcome: Vec<Option<Bound<'py, PyString>>>,
+    syn_ns: Vec<i64>,
+    syn_ack_ns: Vec<i64>,
+    ack_ns: Vec<i64>,
+    syn_rtx: Vec<u32>,
+    syn_ack_rtx: Vec<u32>,
+    client: OptionColumns,
+    server: OptionColumns,
+    analysis: Vec<Vec<u32>>,
+}
+
+impl<'py> RecordColumns<'py> {
+    fn read(cols: &Bound<'py, PyDict>, port_service: &Bound<'py, PyList>) -> PyResult<Self> {
+        let c = RecordColumns {
+            log: LogColumns::read(cols)?,
+            service: port_service
+                .iter()
+                .map(|v| Ok(v.cast_into::<PyString>()?))
+                .collect::<PyResult<_>>()?,
+            ip_version: numbers(cols, "ip_version")?,
+            vlan: numbers(cols, "vlan")?,
+            orig_state: optional_texts(cols, "orig_state")?,
+            resp_state: optional_texts(cols, "resp_state")?,
+            end_reason: texts(cols, "end_reason")?,
+            completeness: numbers(cols, "completeness")?,
+            first_frame: numbers(cols, "first_frame")?,
+            last_frame: numbers(cols, "last_frame")?,
+            icmp_errors: item(cols, "icmp_errors")?.cast_into::<PyList>()?,
+            icmp_code: numbers(cols, "icmp_code")?,
+            outcome: optional_texts(cols, "handshake.outcome")?,
+            syn_ns: numbers(cols, "handshake.syn_ns")?,
+            syn_ack_ns: numbers(cols, "handshake.syn_ack_ns")?,
+            ack_ns: numbers(cols, "handshake.ack_ns")?,
+            syn_rtx: numbers(cols, "handshake.syn_retransmits")?,
+            syn_ack_rtx: numbers(cols, "handshake.syn_ack_retransmits")?,
+            client: OptionColumns::read(cols, "handshake.client_options")?,
+            server: OptionColumns::read(cols, "handshake.server_options")?,
+            analysis: ANALYSIS_NAMES
+                .iter()
+                .map(|name| numbers(cols, &format!("analysis.{name}")))
+                .collect::<PyResult<_>>()?,
+        };
+        let mut lengths = vec![
+            c.service.len(),
+            c.ip_version.len(),
+            c.vlan.len(),
+            c.orig_state.len(),
+            c.resp_state.len(),
+            c.end_reason.len(),
+            c.completeness.len(),
+            c.first_frame.len(),
+            c.last_frame.len(),
+            c.icmp_errors.len(),
+            c.icmp_code.len(),
+            c.outcome.len(),
+            c.syn_ns.len(),
+            c.syn_ack_ns.len(),
+            c.ack_ns.len(),
+            c.syn_rtx.len(),
+            c.syn_ack_rtx.len(),
+            c.client.present.len(),
+            c.server.present.len(),
+        ];
+        lengths.extend(c.analysis.iter().map(Vec::len));
+        same_length(c.len(), &lengths)?;
+        Ok(c)
+    }
+
+    fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Calls `write` with each row of `rows` (and its transitions, if `transitions`).
+    fn each(
+        &self,
+        rows: std::ops::Range<usize>,
+        transitions: Option<&TransitionColumns>,
+        mut write: impl FnMut(&RecordRow<'_>),
+    ) -> PyResult<()> {
+        let mut parent_texts = Vec::new();
+        let mut errors: Vec<(i64, i64)> = Vec::new();
+        let mut kept = Vec::new();
+        let mut counts = [0u32; ANALYSIS_NAMES.len()];
+        for i in rows {
+            self.log.parents(i, &mut parent_texts)?;
+            let parent_strs: Vec<&str> = parent_texts
+                .iter()
+                .map(|p| p.to_str())
+                .collect::<PyResult<_>>()?;
+            let conn = self.log.row(i, &parent_strs)?;
+            errors.clear();
+            for e in self.icmp_errors.get_item(i)?.cast_into::<PyTuple>()?.iter() {
+                errors.push(e.extract()?);
+            }
+            match transitions {
+                Some(t) => t.row(i, &mut kept)?,
+                None => kept.clear(),
+            }
+            let proto = conn.proto;
+            let tcp = proto == "tcp";
+            let (states, hs_outcome) = if tcp {
+                (
+                    Some((
+                        required(&self.orig_state[i])?,
+                        required(&self.resp_state[i])?,
+                    )),
+                    Some(required(&self.outcome[i])?),
+                )
+            } else {
+                (None, None)
+            };
+            let absent = |v: i64| (v != NONE64).then_some(v);
+            let handshake = hs_outcome.map(|outcome| JsonHandshake {
+                outcome,
+                syn_ns: absent(self.syn_ns[i]),
+                syn_ack_ns: absent(self.syn_ack_ns[i]),
+                ack_ns: absent(self.ack_ns[i]),
+                syn_retransmits: self.syn_rtx[i],
+                syn_ack_retransmits: self.syn_ack_rtx[i],
+                client_options: self.client.row(i),
+                server_options: self.server.row(i),
+            });
+            for (k, column) in self.analysis.iter().enumerate() {
+                counts[k] = column[i];
+            }
+            let code = self.icmp_code[i];
+            write(&RecordRow {
+                port_service: self.service[i].to_str()?,
+                ip_version: self.ip_version[i],
+                vlan: (self.vlan[i] != NONE32).then_some(self.vlan[i]),
+                states,
+                end_reason: self.end_reason[i].to_str()?,
+                completeness: self.completeness[i],
+                first_frame: self.first_frame[i],
+                last_frame: self.last_frame[i],
+                icmp_errors: &errors,
+                icmp: (proto == "icmp").then_some((code != NONE32).then_some(i64::from(code))),
+                handshake,
+                analysis: tcp.then_some((&ANALYSIS_NAMES[..], &counts[..])),
+                transitions: &kept,
+                conn,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The `--json` lines of the connections `start..stop` of `cols` (default: every one), each
 /// with its newline; `port_service` is each row's responder port's service name
 /// (services.py's, which Python looks up). `cols` holds the transitions of its rows
@@ -206,122 +369,34 @@ pub fn conn_json_lines(
     start: usize,
     stop: Option<usize>,
 ) -> PyResult<String> {
-    let c = LogColumns::read(cols)?;
-    let n = c.len();
-    let service: Vec<Bound<'_, PyString>> = port_service
-        .iter()
-        .map(|v| Ok(v.cast_into::<PyString>()?))
-        .collect::<PyResult<_>>()?;
-    let ip_version: Vec<u8> = numbers(cols, "ip_version")?;
-    let vlan: Vec<i32> = numbers(cols, "vlan")?;
-    let orig_state = optional_texts(cols, "orig_state")?;
-    let resp_state = optional_texts(cols, "resp_state")?;
-    let end_reason = texts(cols, "end_reason")?;
-    let completeness: Vec<u8> = numbers(cols, "completeness")?;
-    let first_frame: Vec<i64> = numbers(cols, "first_frame")?;
-    let last_frame: Vec<i64> = numbers(cols, "last_frame")?;
-    let icmp_errors = item(cols, "icmp_errors")?.cast_into::<PyList>()?;
-    let icmp_code: Vec<i32> = numbers(cols, "icmp_code")?;
-    let outcome = optional_texts(cols, "handshake.outcome")?;
-    let syn_ns: Vec<i64> = numbers(cols, "handshake.syn_ns")?;
-    let syn_ack_ns: Vec<i64> = numbers(cols, "handshake.syn_ack_ns")?;
-    let ack_ns: Vec<i64> = numbers(cols, "handshake.ack_ns")?;
-    let syn_rtx: Vec<u32> = numbers(cols, "handshake.syn_retransmits")?;
-    let syn_ack_rtx: Vec<u32> = numbers(cols, "handshake.syn_ack_retransmits")?;
-    let client = OptionColumns::read(cols, "handshake.client_options")?;
-    let server = OptionColumns::read(cols, "handshake.server_options")?;
-    let analysis: Vec<Vec<u32>> = ANALYSIS_NAMES
-        .iter()
-        .map(|name| numbers(cols, &format!("analysis.{name}")))
-        .collect::<PyResult<_>>()?;
+    let c = RecordColumns::read(cols, port_service)?;
     let transitions = TransitionColumns::read(cols)?;
-    let mut lengths = vec![
-        service.len(),
-        ip_version.len(),
-        vlan.len(),
-        orig_state.len(),
-        resp_state.len(),
-        end_reason.len(),
-        completeness.len(),
-        first_frame.len(),
-        last_frame.len(),
-        icmp_errors.len(),
-        icmp_code.len(),
-        outcome.len(),
-        syn_ns.len(),
-        syn_ack_ns.len(),
-        ack_ns.len(),
-        syn_rtx.len(),
-        syn_ack_rtx.len(),
-        client.present.len(),
-        server.present.len(),
-        transitions.offsets.len() - 1,
-    ];
-    lengths.extend(analysis.iter().map(Vec::len));
-    same_length(n, &lengths)?;
-
-    let rows = rows(n, start, stop);
+    same_length(c.len(), &[transitions.offsets.len() - 1])?;
+    let rows = rows(c.len(), start, stop);
     let mut out = String::with_capacity(rows.len().saturating_mul(700));
-    let mut parent_texts = Vec::new();
-    let mut errors: Vec<(i64, i64)> = Vec::new();
-    let mut kept = Vec::new();
-    let mut counts = [0u32; ANALYSIS_NAMES.len()];
-    for i in rows {
-        c.parents(i, &mut parent_texts)?;
-        let parent_strs: Vec<&str> = parent_texts
-            .iter()
-            .map(|p| p.to_str())
-            .collect::<PyResult<_>>()?;
-        let conn = c.row(i, &parent_strs)?;
-        errors.clear();
-        for e in icmp_errors.get_item(i)?.cast_into::<PyTuple>()?.iter() {
-            errors.push(e.extract()?);
-        }
-        transitions.row(i, &mut kept)?;
-        let proto = conn.proto;
-        let tcp = proto == "tcp";
-        let (states, hs_outcome) = if tcp {
-            (
-                Some((required(&orig_state[i])?, required(&resp_state[i])?)),
-                Some(required(&outcome[i])?),
-            )
-        } else {
-            (None, None)
-        };
-        let absent = |v: i64| (v != NONE64).then_some(v);
-        let handshake = hs_outcome.map(|outcome| JsonHandshake {
-            outcome,
-            syn_ns: absent(syn_ns[i]),
-            syn_ack_ns: absent(syn_ack_ns[i]),
-            ack_ns: absent(ack_ns[i]),
-            syn_retransmits: syn_rtx[i],
-            syn_ack_retransmits: syn_ack_rtx[i],
-            client_options: client.row(i),
-            server_options: server.row(i),
-        });
-        for (k, column) in analysis.iter().enumerate() {
-            counts[k] = column[i];
-        }
-        push_record(
-            &mut out,
-            &ConnJsonRow {
-                port_service: service[i].to_str()?,
-                ip_version: ip_version[i],
-                vlan: (vlan[i] != NONE32).then_some(vlan[i]),
-                states,
-                end_reason: end_reason[i].to_str()?,
-                completeness: completeness[i],
-                first_frame: first_frame[i],
-                last_frame: last_frame[i],
-                icmp_errors: &errors,
-                icmp: (proto == "icmp")
-                    .then_some((icmp_code[i] != NONE32).then_some(i64::from(icmp_code[i]))),
-                handshake,
-                analysis: tcp.then_some((&ANALYSIS_NAMES[..], &counts[..])),
-                transitions: &kept,
-                conn,
-            },
-        );
-    }
+    c.each(rows, Some(&transitions), |row| push_record(&mut out, row))?;
+    Ok(out)
+}
+
+/// The `--csv` rows (`report.conns.csv_row`, as `csv.writer` writes them) of the connections
+/// `start..stop` of `cols`, each with its newline; `port_service` as for `conn_json_lines`;
+/// `quote_cr`: whether the Python in use quotes a field holding a carriage return.
+#[pyfunction]
+#[pyo3(signature = (cols, port_service, start = 0, stop = None, *, quote_cr = false))]
+pub fn conn_csv_lines(
+    cols: &Bound<'_, PyDict>,
+    port_service: &Bound<'_, PyList>,
+    start: usize,
+    stop: Option<usize>,
+    quote_cr: bool,
+) -> PyResult<String> {
+    let c = RecordColumns::read(cols, port_service)?;
+    let rows = rows(c.len(), start, stop);
+    let mut out = String::with_capacity(rows.len().saturating_mul(250));
+    let mut scratch = String::new();
+    let dialect = CsvDialect { quote_cr };
+    c.each(rows, None, |row| {
+        push_row(&mut out, row, dialect, &mut scratch)
+    })?;
     Ok(out)
 }

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
@@ -223,6 +225,34 @@ def write_csv(conns: Iterable[Connection], out: TextIO, *, header: bool = True) 
         w.writerow(CSV_FIELDS)
     for c in conns:
         w.writerow(csv_row(c))
+
+
+@lru_cache(maxsize=1)
+def csv_quotes_cr() -> bool:
+    """Whether this Python's csv.writer quotes a field holding a carriage return (with
+    ``lineterminator="\n"``, 3.11 does not, later versions do): the core writes as it does."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(["\r"])
+    return text.getvalue().startswith('"')
+
+
+def csv_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,
+              services: list[str] | None = None) -> str:
+    """``write_csv`` of the connections ``start:stop`` of a block of the Rust tracker's
+    columns, without the header and without making the Connections: the same text
+    (tests/test_conn_json.py), written by the core (crates/core/src/conn_csv.rs).
+    ``services``: ``port_services(cols)``, if already known."""
+    import portlens._core as core
+
+    return str(core.conn_csv_lines(cols, port_services(cols) if services is None
+                                   else services, start, stop, quote_cr=csv_quotes_cr()))
+
+
+def write_csv_columns(cols: dict[str, Any], out: TextIO) -> None:
+    """The CSV rows of every connection of a block of the tracker's columns."""
+    services = port_services(cols)
+    for start in range(0, len(services), ZEEK_LINES_AT_ONCE):
+        out.write(csv_lines(cols, start, start + ZEEK_LINES_AT_ONCE, services))
 
 
 def endpoint_text(host: str, port: int) -> str:
