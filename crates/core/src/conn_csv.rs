@@ -134,6 +134,24 @@ mod tests {
     }
 
     #[test]
+    fn rows_as_csv_row_and_csv_writer_write_them() {
+        // Expected values: csv.writer(out, lineterminator="\n") of csv_row's values for the
+        // same fields, in Python 3.11.
+        use crate::conn_json::fixtures;
+        let (mut out, mut scratch) = (String::new(), String::new());
+        for row in [fixtures::tcp(), fixtures::icmp()] {
+            push_row(&mut out, &row, CsvDialect::default(), &mut scratch);
+        }
+        assert_eq!(
+            out,
+            "1700000000.123456,Cabc,10.0.0.1,40000,2001:db8::1,443,tcp,,0.000050,10,20,SF,,,0,\
+             ShADadFf,3,300,4,400,\"Cp1,Cp2\",6,1:x=,1700000000123456789,50000,TIME-WAIT,\
+             CLOSED,fin,established,200,,1,31,https\n\
+             0.000000,Ci,::,8,::1,0,icmp,,,,,OTH,,,0,,1,48,0,0,,58,,0,0,,,idle,,,,,0,\n"
+        );
+    }
+
+    #[test]
     fn fields_as_python_csv_writes_them() {
         // Python 3.11: csv.writer(out, lineterminator="\n").writerow([s])
         assert_eq!(field("SF", false), "SF");

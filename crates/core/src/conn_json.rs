@@ -385,9 +385,176 @@ pub fn push_float(out: &mut String, x: f64) {
     }
 }
 
+/// Two rows with every kind of field, for this module's tests and conn_csv's.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    static V4: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 0, 0, 1];
+    static V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    static ZERO: [u8; 16] = [0; 16];
+    static PARENTS: [&str; 2] = ["Cp1", "Cp2"];
+    static NAMES: [&str; 2] = ["retransmissions", "dup_acks"];
+    static COUNTS: [u32; 2] = [1, 2];
+    static TRANSITIONS: [JsonTransition<'static>; 1] = [JsonTransition {
+        ts_ns: 100,
+        frame: 1,
+        endpoint: "orig",
+        event: "send SYN",
+        from: "CLOSED",
+        to: "SYN-SENT",
+        flags: 0x1C2,
+        seq: u32::MAX,
+        ack: 0,
+        payload: 0,
+    }];
+
+    /// A TCP connection: a duration under 1e-4 s, tunnel parents, a VLAN, an ICMP error,
+    /// a handshake without its ACK and a SYN without MSS, two counters, a transition.
+    pub(crate) fn tcp() -> RecordRow<'static> {
+        RecordRow {
+            conn: ConnLogRow {
+                ts_ns: 1_700_000_000_123_456_789,
+                uid: "Cabc",
+                orig_h: &V4,
+                orig_p: 40000,
+                resp_h: &V6,
+                resp_p: 443,
+                proto: "tcp",
+                duration_ns: 50_000,
+                orig_bytes: 10,
+                resp_bytes: 20,
+                conn_state: "SF",
+                missed_bytes: 0,
+                history: "ShADadFf",
+                orig_pkts: 3,
+                orig_ip_bytes: 300,
+                resp_pkts: 4,
+                resp_ip_bytes: 400,
+                tunnel_parents: &PARENTS,
+                ip_proto: 6,
+                community_id: "1:x=",
+            },
+            port_service: "https",
+            ip_version: 4,
+            vlan: Some(7),
+            states: Some(("TIME-WAIT", "CLOSED")),
+            end_reason: "fin",
+            completeness: 31,
+            first_frame: 1,
+            last_frame: 9,
+            icmp_errors: &[(3, 3)],
+            icmp: None,
+            handshake: Some(JsonHandshake {
+                outcome: "established",
+                syn_ns: Some(100),
+                syn_ack_ns: Some(300),
+                ack_ns: None,
+                syn_retransmits: 1,
+                syn_ack_retransmits: 0,
+                client_options: Some(JsonOptions {
+                    mss: None,
+                    wscale: Some(7),
+                    sack_perm: true,
+                    timestamps: false,
+                    kinds: &[2, 4, 8, 1, 3],
+                }),
+                server_options: None,
+            }),
+            analysis: Some((&NAMES, &COUNTS)),
+            transitions: &TRANSITIONS,
+        }
+    }
+
+    /// An ICMPv6 echo request whose code is unknown: no duration, no service, nothing of
+    /// TCP's.
+    pub(crate) fn icmp() -> RecordRow<'static> {
+        RecordRow {
+            conn: ConnLogRow {
+                ts_ns: 0,
+                uid: "Ci",
+                orig_h: &ZERO,
+                orig_p: 8,
+                resp_h: &V6_ONE,
+                resp_p: 0,
+                proto: "icmp",
+                duration_ns: 0,
+                orig_bytes: 0,
+                resp_bytes: 0,
+                conn_state: "OTH",
+                missed_bytes: 0,
+                history: "",
+                orig_pkts: 1,
+                orig_ip_bytes: 48,
+                resp_pkts: 0,
+                resp_ip_bytes: 0,
+                tunnel_parents: &[],
+                ip_proto: 58,
+                community_id: "",
+            },
+            port_service: "",
+            ip_version: 6,
+            vlan: None,
+            states: None,
+            end_reason: "idle",
+            completeness: 0,
+            first_frame: 2,
+            last_frame: 2,
+            icmp_errors: &[],
+            icmp: Some(None),
+            handshake: None,
+            analysis: None,
+            transitions: &[],
+        }
+    }
+
+    static V6_ONE: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_as_json_dumps_writes_them() {
+        // Expected values: json.dumps(record, separators=(",", ":")) in Python 3.11 of the
+        // same fields.
+        let mut out = String::new();
+        push_record(&mut out, &fixtures::tcp());
+        push_record(&mut out, &fixtures::icmp());
+        let want = [
+            "{\"ts\":1700000000.123456,\"ts_ns\":1700000000123456789,\"uid\":\"Cabc\",\
+             \"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":40000,\"id.resp_h\":\"2001:db8::1\",\
+             \"id.resp_p\":443,\"proto\":\"tcp\",\"ip_proto\":6,\"service\":null,\
+             \"port_service\":\"https\",\"duration\":5e-05,\"duration_ns\":50000,\
+             \"orig_bytes\":10,\"resp_bytes\":20,\"conn_state\":\"SF\",\"missed_bytes\":0,\
+             \"history\":\"ShADadFf\",\"orig_pkts\":3,\"orig_ip_bytes\":300,\"resp_pkts\":4,\
+             \"resp_ip_bytes\":400,\"tunnel_parents\":[\"Cp1\",\"Cp2\"],\
+             \"community_id\":\"1:x=\",\"ip_version\":4,\"vlan\":7,\
+             \"orig_state\":\"TIME-WAIT\",\"resp_state\":\"CLOSED\",\"end_reason\":\"fin\",\
+             \"completeness\":31,\"first_frame\":1,\"last_frame\":9,\"icmp_errors\":[[3,3]],\
+             \"icmp_type\":null,\"icmp_code\":null,\"handshake\":{\"outcome\":\"established\",\
+             \"syn_ns\":100,\"syn_ack_ns\":300,\"ack_ns\":null,\"syn_retransmits\":1,\
+             \"syn_ack_retransmits\":0,\"server_rtt_ns\":200,\"client_rtt_ns\":null,\
+             \"client_options\":{\"mss\":null,\"wscale\":7,\"sack_perm\":true,\
+             \"timestamps\":false,\"kinds\":[2,4,8,1,3]},\"server_options\":null},\
+             \"analysis\":{\"retransmissions\":1,\"dup_acks\":2},\"transitions\":[{\
+             \"ts_ns\":100,\"frame\":1,\"uid\":\"Cabc\",\"endpoint\":\"orig\",\
+             \"event\":\"send SYN\",\"from\":\"CLOSED\",\"to\":\"SYN-SENT\",\"flags\":450,\
+             \"flags_text\":\"SEWN\",\"seq\":4294967295,\"ack\":0,\"payload\":0}]}\n",
+            "{\"ts\":0.0,\"ts_ns\":0,\"uid\":\"Ci\",\"id.orig_h\":\"::\",\"id.orig_p\":8,\
+             \"id.resp_h\":\"::1\",\"id.resp_p\":0,\"proto\":\"icmp\",\"ip_proto\":58,\
+             \"service\":null,\"port_service\":null,\"duration\":null,\"duration_ns\":0,\
+             \"orig_bytes\":null,\"resp_bytes\":null,\"conn_state\":\"OTH\",\"missed_bytes\":0,\
+             \"history\":\"\",\"orig_pkts\":1,\"orig_ip_bytes\":48,\"resp_pkts\":0,\
+             \"resp_ip_bytes\":0,\"tunnel_parents\":[],\"community_id\":\"\",\"ip_version\":6,\
+             \"vlan\":null,\"orig_state\":null,\"resp_state\":null,\"end_reason\":\"idle\",\
+             \"completeness\":0,\"first_frame\":2,\"last_frame\":2,\"icmp_errors\":[],\
+             \"icmp_type\":8,\"icmp_code\":null,\"transitions\":[]}\n",
+        ]
+        .concat();
+        assert_eq!(out, want);
+    }
 
     fn float(x: f64) -> String {
         let mut s = String::new();
