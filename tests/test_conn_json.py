@@ -23,7 +23,7 @@ from portlens.track import rust
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection
 from portlens.track.states import Event, TcpState
-from tests.corpus import corpus_captures, corpus_params
+from tests.corpus import corpus_captures, corpus_params, require_corpus
 from tests.differential import OWN_CAPTURES
 
 pytest.importorskip("portlens._core", reason="the Rust core is not built")
@@ -239,3 +239,67 @@ def test_json_lines_refuse_a_block_without_its_transitions() -> None:
     cols["transitions.count"] = cols["transitions.count"] + 1
     with pytest.raises(ValueError, match="does not add up"):
         json_lines(cols)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+ALL_PROTOS = ("--proto", "tcp", "--proto", "udp", "--proto", "icmp", "--proto",
+              "unknown_transport")
+"""A filter that keeps every connection: `conns` then makes Connections (the record path)."""
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("name", ["loopback-sample.pcap", "tunnels.pcap", "empty"])
+def test_conns_without_a_filter_writes_from_the_columns(
+        name: str, kind: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`portlens conns --json|--csv FILE` writes what the record path writes, exit status
+    and all, and makes no record or CSV row of a Connection on the way."""
+    from portlens.cli import main
+    from portlens.report import conns as report
+
+    if name == "empty":
+        path = tmp_path / "empty.pcap"
+        path.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    else:
+        path = next(p for p in OWN_CAPTURES if p.name == name)
+    rc_ref = main(["conns", f"--{kind}", *ALL_PROTOS, str(path)])
+    ref = capsys.readouterr().out
+
+    def refuse(c: Connection) -> Any:
+        raise AssertionError("a Connection made on the columns path")
+
+    monkeypatch.setattr(report, "record", refuse)
+    monkeypatch.setattr(report, "csv_row", refuse)
+    rc = main(["conns", f"--{kind}", str(path)])
+    out = capsys.readouterr().out
+    assert (rc, out) == (rc_ref, ref)
+    if kind == "csv":
+        assert out.count("ts_ns") == 1, "one header"
+    assert (rc == 1) == (name == "empty")
+
+
+def test_transitions_are_held_only_while_their_connection_is_open() -> None:
+    """The core keeps a connection's transitions until its row goes out, then forgets them:
+    each block carries exactly its rows' transitions, and nothing is left at the end."""
+    from portlens.pipeline.stages import new_tracker
+
+    # 1,333 TCP connections reset one after the other: few open at once
+    path = require_corpus() / "zeek-fddi-rst-repeats.pcap"
+    pipeline = Pipeline(Source.of(path), Options(chunk_bytes=4096))
+    tracker = new_tracker(TrackerConfig())
+    assert isinstance(tracker, rust.RustTracker)
+    taken = 0
+    open_most = 0
+    for batch in pipeline.packets(tracking=True):
+        cols = tracker.feed_columns(batch)
+        taken += int(cols["transitions.count"].sum())
+        assert len(cols["transitions.ts_ns"]) == int(cols["transitions.count"].sum())
+        open_most = max(open_most, tracker.core.kept_connections)
+    cols = tracker.finish_columns()
+    taken += int(cols["transitions.count"].sum())
+    assert tracker.core.kept_connections == 0
+    assert tracker.kept == {}, "nothing kept on the Python side"
+    conns = list(Pipeline(Source.of(path), Options()).connections())
+    assert taken == sum(len(c.transitions) for c in conns) > 0
+    assert open_most * 100 < sum(1 for c in conns if c.transitions)
