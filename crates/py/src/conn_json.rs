@@ -61,12 +61,16 @@ struct OptionColumns {
     sack_perm: Vec<bool>,
     timestamps: Vec<bool>,
     kinds_len: Vec<u8>,
-    kinds: Vec<Vec<u8>>,
+    /// The n×width option kinds, row after row.
+    kinds: Vec<u8>,
+    width: usize,
 }
 
 impl OptionColumns {
     fn read(cols: &Bound<'_, PyDict>, prefix: &str) -> PyResult<Self> {
         let kinds: PyReadonlyArray2<'_, u8> = item(cols, &format!("{prefix}.kinds"))?.extract()?;
+        let kinds = kinds.as_array();
+        let (rows, width) = kinds.dim();
         let o = OptionColumns {
             present: numbers(cols, &format!("{prefix}.present"))?,
             mss: numbers(cols, &format!("{prefix}.mss"))?,
@@ -74,12 +78,8 @@ impl OptionColumns {
             sack_perm: numbers(cols, &format!("{prefix}.sack_perm"))?,
             timestamps: numbers(cols, &format!("{prefix}.timestamps"))?,
             kinds_len: numbers(cols, &format!("{prefix}.kinds_len"))?,
-            kinds: kinds
-                .as_array()
-                .rows()
-                .into_iter()
-                .map(|r| r.iter().copied().collect())
-                .collect(),
+            kinds: kinds.iter().copied().collect(),
+            width,
         };
         let n = o.present.len();
         same_length(
@@ -90,7 +90,7 @@ impl OptionColumns {
                 o.sack_perm.len(),
                 o.timestamps.len(),
                 o.kinds_len.len(),
-                o.kinds.len(),
+                rows,
             ],
         )?;
         Ok(o)
@@ -100,13 +100,14 @@ impl OptionColumns {
         if !self.present[i] {
             return None;
         }
-        let kinds = &self.kinds[i];
+        let at = i * self.width;
+        let kinds = &self.kinds[at..at + usize::from(self.kinds_len[i]).min(self.width)];
         Some(JsonOptions {
             mss: (self.mss[i] >= 0).then_some(self.mss[i]),
             wscale: (self.wscale[i] >= 0).then_some(self.wscale[i]),
             sack_perm: self.sack_perm[i],
             timestamps: self.timestamps[i],
-            kinds: &kinds[..usize::from(self.kinds_len[i]).min(kinds.len())],
+            kinds,
         })
     }
 }

@@ -170,6 +170,9 @@ CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", 
 JSON_LINES_AT_ONCE = 2048
 """Rows formatted into one string (with their transitions, a few kB a row)."""
 
+_PORT_PROTOS = {number: name for name, number in IP_PROTO.items()}
+"""The IP protocols whose ports have service names."""
+
 
 def port_services(cols: dict[str, Any]) -> list[str]:
     """Each row's ``Connection.service`` (services.py's name of the responder's TCP or UDP
@@ -182,9 +185,6 @@ def port_services(cols: dict[str, Any]) -> list[str]:
              else "" for k in distinct.tolist()]
     out: list[str] = np.array(names, dtype=object)[row_key.reshape(-1)].tolist()
     return out
-
-
-_PORT_PROTOS = {number: name for name, number in IP_PROTO.items()}
 
 
 def json_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,
@@ -251,7 +251,7 @@ def csv_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,
 def write_csv_columns(cols: dict[str, Any], out: TextIO) -> None:
     """The CSV rows of every connection of a block of the tracker's columns."""
     services = port_services(cols)
-    for start in range(0, len(services), ZEEK_LINES_AT_ONCE):
+    for start in range(0, len(services), ZEEK_LINES_AT_ONCE):  # CSV rows are conn.log's size
         out.write(csv_lines(cols, start, start + ZEEK_LINES_AT_ONCE, services))
 
 
