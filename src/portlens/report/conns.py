@@ -176,15 +176,18 @@ _PORT_PROTOS = {number: name for name, number in IP_PROTO.items()}
 
 def port_services(cols: dict[str, Any]) -> list[str]:
     """Each row's ``Connection.service`` (services.py's name of the responder's TCP or UDP
-    port, '' for none) for a block of the tracker's columns, looked up once a distinct port."""
-    import numpy as np
+    port, '' for none) for a block of the tracker's columns. A cached look-up a row: a block
+    is one batch's ended connections (60 on the 2M capture), too few for numpy's grouping to
+    pay (np.unique a block: 0.025-0.04 CPU s over that capture's 1,203 blocks, this 0.014)."""
+    keys = (cols["ip_proto"].astype("int64") << 16) | cols["id.resp_p"]
+    return [_port_service(k) for k in keys.tolist()]
 
-    keys = (cols["ip_proto"].astype(np.int64) << 16) | cols["id.resp_p"].astype(np.int64)
-    distinct, row_key = np.unique(keys, return_inverse=True)
-    names = [service_name(_PORT_PROTOS[k >> 16], k & 0xFFFF) if k >> 16 in _PORT_PROTOS
-             else "" for k in distinct.tolist()]
-    out: list[str] = np.array(names, dtype=object)[row_key.reshape(-1)].tolist()
-    return out
+
+@lru_cache(maxsize=65536)
+def _port_service(key: int) -> str:
+    """The service name of (IP protocol << 16 | port)."""
+    proto = _PORT_PROTOS.get(key >> 16)
+    return service_name(proto, key & 0xFFFF) if proto is not None else ""
 
 
 def json_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,
