@@ -296,8 +296,8 @@ def test_transitions_are_held_only_while_their_connection_is_open() -> None:
         taken += int(cols["transitions.count"].sum())
         assert len(cols["transitions.ts_ns"]) == int(cols["transitions.count"].sum())
         open_most = max(open_most, tracker.core.kept_connections)
-    cols = tracker.finish_columns()
-    taken += int(cols["transitions.count"].sum())
+    for cols in tracker.finish_columns():
+        taken += int(cols["transitions.count"].sum())
     assert tracker.core.kept_connections == 0
     assert tracker.kept == {}, "nothing kept on the Python side"
     conns = list(Pipeline(Source.of(path), Options()).connections())
