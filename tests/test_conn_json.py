@@ -90,11 +90,15 @@ def assert_same(path: Path, ref: str, fast: str) -> None:
 
 @pytest.mark.parametrize("kind", FORMATS)
 @pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
-def test_lines_equal_records_on_bundled_captures(path: Path, kind: str) -> None:
+def test_lines_equal_records_on_bundled_captures(path: Path, kind: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ref = record_text(path, kind=kind)
     assert_same(path, ref, column_text(path, kind=kind))
     # blocks joined from several batches (transitions.* concatenated with their rows)
     assert_same(path, ref, column_text(path, block=3, kind=kind))
+    # the end of the capture handed over two rows at a time, each part with its transitions
+    monkeypatch.setattr(rust, "FINISH_ROWS", 2)
+    assert_same(path, ref, column_text(path, kind=kind))
 
 
 @pytest.mark.parametrize("kind", FORMATS)
