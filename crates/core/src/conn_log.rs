@@ -81,7 +81,7 @@ fn push_or_unset(out: &mut String, s: &str) {
 
 /// Nanoseconds as Zeek's seconds: whole microseconds (floored, as Python's `//`), then
 /// `seconds.micros` with 6 digits.
-fn push_seconds(out: &mut String, ns: i64) {
+pub fn push_seconds(out: &mut String, ns: i64) {
     let us = ns.div_euclid(1000);
     let _ = write!(
         out,

@@ -6,6 +6,8 @@
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
 pub mod capture;
+pub mod conn_csv;
+pub mod conn_json;
 pub mod conn_log;
 pub mod decode;
 pub mod frames;

@@ -8,27 +8,27 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-fn item<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+pub fn item<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     cols.get_item(key)?
         .ok_or_else(|| PyKeyError::new_err(key.to_string()))
 }
 
-fn numbers<'py, T: Element>(
-    cols: &Bound<'py, PyDict>,
-    key: &str,
-) -> PyResult<PyReadonlyArray1<'py, T>> {
-    item(cols, key)?.extract()
+/// A numeric column, copied (a block's few columns cost less to copy than a line to write).
+pub fn numbers<T: Element + Copy>(cols: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<T>> {
+    let a: PyReadonlyArray1<'_, T> = item(cols, key)?.extract()?;
+    // A column can be a strided view (the analysis counters are columns of one n×11 array).
+    Ok(a.as_array().iter().copied().collect())
 }
 
 /// A list of str column, borrowed.
-fn texts<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<Bound<'py, PyString>>> {
+pub fn texts<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<Bound<'py, PyString>>> {
     let list = item(cols, key)?.cast_into::<PyList>()?;
     list.iter()
         .map(|v| Ok(v.cast_into::<PyString>()?))
         .collect()
 }
 
-fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]>> {
+pub fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]>> {
     let a: PyReadonlyArray2<'py, u8> = item(cols, key)?.extract()?;
     let a = a.as_array();
     if a.ncols() != 16 {
@@ -42,6 +42,135 @@ fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]
         .collect())
 }
 
+/// `Err` unless every length is `n`.
+pub fn same_length(n: usize, lengths: &[usize]) -> PyResult<()> {
+    if lengths.iter().any(|&l| l != n) {
+        return Err(PyValueError::new_err("columns of different lengths"));
+    }
+    Ok(())
+}
+
+/// The conn.log columns of a block, read once for all its rows.
+pub struct LogColumns<'py> {
+    pub uid: Vec<Bound<'py, PyString>>,
+    ts_ns: Vec<i64>,
+    orig_h: Vec<[u8; 16]>,
+    orig_p: Vec<u16>,
+    resp_h: Vec<[u8; 16]>,
+    resp_p: Vec<u16>,
+    pub proto: Vec<Bound<'py, PyString>>,
+    duration_ns: Vec<i64>,
+    orig_bytes: Vec<u64>,
+    resp_bytes: Vec<u64>,
+    conn_state: Vec<Bound<'py, PyString>>,
+    missed_bytes: Vec<u64>,
+    history: Vec<Bound<'py, PyString>>,
+    orig_pkts: Vec<u64>,
+    orig_ip_bytes: Vec<u64>,
+    resp_pkts: Vec<u64>,
+    resp_ip_bytes: Vec<u64>,
+    parents: Bound<'py, PyList>,
+    ip_proto: Vec<u8>,
+    community_id: Vec<Bound<'py, PyString>>,
+}
+
+impl<'py> LogColumns<'py> {
+    pub fn read(cols: &Bound<'py, PyDict>) -> PyResult<Self> {
+        let c = LogColumns {
+            uid: texts(cols, "uid")?,
+            ts_ns: numbers(cols, "ts_ns")?,
+            orig_h: addresses(cols, "id.orig_h")?,
+            orig_p: numbers(cols, "id.orig_p")?,
+            resp_h: addresses(cols, "id.resp_h")?,
+            resp_p: numbers(cols, "id.resp_p")?,
+            proto: texts(cols, "proto")?,
+            duration_ns: numbers(cols, "duration_ns")?,
+            orig_bytes: numbers(cols, "orig_bytes")?,
+            resp_bytes: numbers(cols, "resp_bytes")?,
+            conn_state: texts(cols, "conn_state")?,
+            missed_bytes: numbers(cols, "missed_bytes")?,
+            history: texts(cols, "history")?,
+            orig_pkts: numbers(cols, "orig_pkts")?,
+            orig_ip_bytes: numbers(cols, "orig_ip_bytes")?,
+            resp_pkts: numbers(cols, "resp_pkts")?,
+            resp_ip_bytes: numbers(cols, "resp_ip_bytes")?,
+            parents: item(cols, "tunnel_parents")?.cast_into::<PyList>()?,
+            ip_proto: numbers(cols, "ip_proto")?,
+            community_id: texts(cols, "community_id")?,
+        };
+        same_length(
+            c.len(),
+            &[
+                c.ts_ns.len(),
+                c.orig_h.len(),
+                c.orig_p.len(),
+                c.resp_h.len(),
+                c.resp_p.len(),
+                c.proto.len(),
+                c.duration_ns.len(),
+                c.orig_bytes.len(),
+                c.resp_bytes.len(),
+                c.conn_state.len(),
+                c.missed_bytes.len(),
+                c.history.len(),
+                c.orig_pkts.len(),
+                c.orig_ip_bytes.len(),
+                c.resp_pkts.len(),
+                c.resp_ip_bytes.len(),
+                c.parents.len(),
+                c.ip_proto.len(),
+                c.community_id.len(),
+            ],
+        )?;
+        Ok(c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.uid.len()
+    }
+
+    /// Row `i`'s tunnel parents, into `texts` (reused from row to row).
+    pub fn parents(&self, i: usize, texts: &mut Vec<Bound<'py, PyString>>) -> PyResult<()> {
+        texts.clear();
+        for p in self.parents.get_item(i)?.cast_into::<PyTuple>()?.iter() {
+            texts.push(p.cast_into::<PyString>()?);
+        }
+        Ok(())
+    }
+
+    /// Row `i`, with its tunnel parents' text.
+    pub fn row<'a>(&'a self, i: usize, parents: &'a [&'a str]) -> PyResult<ConnLogRow<'a>> {
+        Ok(ConnLogRow {
+            ts_ns: self.ts_ns[i],
+            uid: self.uid[i].to_str()?,
+            orig_h: &self.orig_h[i],
+            orig_p: self.orig_p[i],
+            resp_h: &self.resp_h[i],
+            resp_p: self.resp_p[i],
+            proto: self.proto[i].to_str()?,
+            duration_ns: self.duration_ns[i],
+            orig_bytes: self.orig_bytes[i],
+            resp_bytes: self.resp_bytes[i],
+            conn_state: self.conn_state[i].to_str()?,
+            missed_bytes: self.missed_bytes[i],
+            history: self.history[i].to_str()?,
+            orig_pkts: self.orig_pkts[i],
+            orig_ip_bytes: self.orig_ip_bytes[i],
+            resp_pkts: self.resp_pkts[i],
+            resp_ip_bytes: self.resp_ip_bytes[i],
+            tunnel_parents: parents,
+            ip_proto: self.ip_proto[i],
+            community_id: self.community_id[i].to_str()?,
+        })
+    }
+}
+
+/// `start..stop` of `n` rows, clamped (default: every row).
+pub fn rows(n: usize, start: usize, stop: Option<usize>) -> std::ops::Range<usize> {
+    let stop = stop.unwrap_or(n).min(n);
+    start.min(stop)..stop
+}
+
 /// The conn.log lines of the connections `start..stop` of `cols` (default: every one), each
 /// with its newline. A caller writing a large block asks for a part at a time, so that the
 /// text of 200,000 rows (a flood's `finish`) is never held at once.
@@ -52,107 +181,17 @@ pub fn conn_log_lines(
     start: usize,
     stop: Option<usize>,
 ) -> PyResult<String> {
-    let uid = texts(cols, "uid")?;
-    let n = uid.len();
-    let ts_ns = numbers::<i64>(cols, "ts_ns")?;
-    let orig_h = addresses(cols, "id.orig_h")?;
-    let orig_p = numbers::<u16>(cols, "id.orig_p")?;
-    let resp_h = addresses(cols, "id.resp_h")?;
-    let resp_p = numbers::<u16>(cols, "id.resp_p")?;
-    let proto = texts(cols, "proto")?;
-    let duration_ns = numbers::<i64>(cols, "duration_ns")?;
-    let orig_bytes = numbers::<u64>(cols, "orig_bytes")?;
-    let resp_bytes = numbers::<u64>(cols, "resp_bytes")?;
-    let conn_state = texts(cols, "conn_state")?;
-    let missed_bytes = numbers::<u64>(cols, "missed_bytes")?;
-    let history = texts(cols, "history")?;
-    let orig_pkts = numbers::<u64>(cols, "orig_pkts")?;
-    let orig_ip_bytes = numbers::<u64>(cols, "orig_ip_bytes")?;
-    let resp_pkts = numbers::<u64>(cols, "resp_pkts")?;
-    let resp_ip_bytes = numbers::<u64>(cols, "resp_ip_bytes")?;
-    let parents = item(cols, "tunnel_parents")?.cast_into::<PyList>()?;
-    let ip_proto = numbers::<u8>(cols, "ip_proto")?;
-    let community_id = texts(cols, "community_id")?;
-    let (ts_ns, orig_p, resp_p, duration_ns) = (
-        ts_ns.as_slice()?,
-        orig_p.as_slice()?,
-        resp_p.as_slice()?,
-        duration_ns.as_slice()?,
-    );
-    let (orig_bytes, resp_bytes, missed_bytes) = (
-        orig_bytes.as_slice()?,
-        resp_bytes.as_slice()?,
-        missed_bytes.as_slice()?,
-    );
-    let (orig_pkts, orig_ip_bytes, resp_pkts, resp_ip_bytes, ip_proto) = (
-        orig_pkts.as_slice()?,
-        orig_ip_bytes.as_slice()?,
-        resp_pkts.as_slice()?,
-        resp_ip_bytes.as_slice()?,
-        ip_proto.as_slice()?,
-    );
-    let lengths = [
-        ts_ns.len(),
-        orig_h.len(),
-        orig_p.len(),
-        resp_h.len(),
-        resp_p.len(),
-        proto.len(),
-        duration_ns.len(),
-        orig_bytes.len(),
-        resp_bytes.len(),
-        conn_state.len(),
-        missed_bytes.len(),
-        history.len(),
-        orig_pkts.len(),
-        orig_ip_bytes.len(),
-        resp_pkts.len(),
-        resp_ip_bytes.len(),
-        parents.len(),
-        ip_proto.len(),
-        community_id.len(),
-    ];
-    if lengths.iter().any(|&l| l != n) {
-        return Err(PyValueError::new_err("columns of different lengths"));
-    }
-    let stop = stop.unwrap_or(n).min(n);
-    let rows = start.min(stop)..stop;
+    let c = LogColumns::read(cols)?;
+    let rows = rows(c.len(), start, stop);
     let mut out = String::with_capacity(rows.len().saturating_mul(160));
-    let mut parent_texts: Vec<Bound<'_, PyString>> = Vec::new();
+    let mut parent_texts = Vec::new();
     for i in rows {
-        parent_texts.clear();
-        for p in parents.get_item(i)?.cast_into::<PyTuple>()?.iter() {
-            parent_texts.push(p.cast_into::<PyString>()?);
-        }
+        c.parents(i, &mut parent_texts)?;
         let parent_strs: Vec<&str> = parent_texts
             .iter()
             .map(|p| p.to_str())
             .collect::<PyResult<_>>()?;
-        push_line(
-            &mut out,
-            &ConnLogRow {
-                ts_ns: ts_ns[i],
-                uid: uid[i].to_str()?,
-                orig_h: &orig_h[i],
-                orig_p: orig_p[i],
-                resp_h: &resp_h[i],
-                resp_p: resp_p[i],
-                proto: proto[i].to_str()?,
-                duration_ns: duration_ns[i],
-                orig_bytes: orig_bytes[i],
-                resp_bytes: resp_bytes[i],
-                conn_state: conn_state[i].to_str()?,
-                missed_bytes: missed_bytes[i],
-                history: history[i].to_str()?,
-                orig_pkts: orig_pkts[i],
-                orig_ip_bytes: orig_ip_bytes[i],
-                resp_pkts: resp_pkts[i],
-                resp_ip_bytes: resp_ip_bytes[i],
-                tunnel_parents: &parent_strs,
-                ip_proto: ip_proto[i],
-                community_id: community_id[i].to_str()?,
-            },
-        );
+        push_line(&mut out, &c.row(i, &parent_strs)?);
     }
     Ok(out)
 }

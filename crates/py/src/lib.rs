@@ -4,6 +4,7 @@
 //! GIL is released while the engine works, and no Python object is made per packet.
 
 mod capture;
+mod conn_json;
 mod conn_log;
 mod decode;
 mod ring;
@@ -17,6 +18,8 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
+    m.add_function(wrap_pyfunction!(conn_json::conn_csv_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(conn_json::conn_json_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
     m.add_class::<decode::Decoder>()?;
     ring::register(m)?;

@@ -14,6 +14,7 @@ use numpy::{
 };
 use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::Uid;
+use portlens_core::track::kept::{EndedTransitions, KeptTransitions};
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
 use portlens_core::track::shards::Shards;
 use portlens_core::track::zeek::CONN_STATE_NAMES;
@@ -86,6 +87,8 @@ fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
 pub struct Tracker {
     /// One tracker, or (`threads` > 1) flow shards tracked in threads with one tracker's rows.
     inner: Shards,
+    /// Open connections' transitions, for `ended_transitions`.
+    kept: KeptTransitions,
 }
 
 fn col1<'py, T: Element>(
@@ -303,6 +306,22 @@ fn transitions_dict<'py>(py: Python<'py>, t: TransitionBatch) -> PyResult<Bound<
     Ok(d)
 }
 
+fn ended_dict<'py>(py: Python<'py>, t: EndedTransitions) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("transitions.count", t.count.into_pyarray(py))?;
+    d.set_item("transitions.ts_ns", t.ts_ns.into_pyarray(py))?;
+    d.set_item("transitions.frame", t.frame.into_pyarray(py))?;
+    d.set_item("transitions.endpoint", t.endpoint.into_pyarray(py))?;
+    d.set_item("transitions.event", t.event.into_pyarray(py))?;
+    d.set_item("transitions.from", t.from.into_pyarray(py))?;
+    d.set_item("transitions.to", t.to.into_pyarray(py))?;
+    d.set_item("transitions.flags", t.flags.into_pyarray(py))?;
+    d.set_item("transitions.seq", t.seq.into_pyarray(py))?;
+    d.set_item("transitions.ack", t.ack.into_pyarray(py))?;
+    d.set_item("transitions.payload", t.payload.into_pyarray(py))?;
+    Ok(d)
+}
+
 #[pymethods]
 impl Tracker {
     /// `timeouts`: every name of TIMEOUT_NAMES in ns; `likely_server_ports`: (IP protocol,
@@ -352,6 +371,7 @@ impl Tracker {
         };
         Ok(Tracker {
             inner: Shards::new(config, threads),
+            kept: KeptTransitions::default(),
         })
     }
 
@@ -553,6 +573,35 @@ impl Tracker {
         let inner = &self.inner;
         let open = py.detach(|| inner.open_connections(limit));
         conn_dict(py, open)
+    }
+
+    /// The transitions of the ended connections `serial` (a block's `serial` column) whose
+    /// originators are `orig_host` (its `orig_host`), as columns to add to the block:
+    /// `transitions.count` (per row) and the transitions row after row (`ts_ns`, `frame`,
+    /// `endpoint` by the final roles, `event`, `from`, `to`, `flags`, `seq`, `ack`,
+    /// `payload`). The transitions of connections still open wait here until they end: a
+    /// caller of this method does not call `transitions()`, which would take them first.
+    fn ended_transitions<'py>(
+        &mut self,
+        py: Python<'py>,
+        serial: PyReadonlyArray1<'py, u64>,
+        orig_host: PyReadonlyArray1<'py, u8>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let serial = slice(&serial, "serial")?;
+        let orig_host = slice(&orig_host, "orig_host")?;
+        if serial.len() != orig_host.len() {
+            return Err(PyValueError::new_err(
+                "serial and orig_host of different lengths",
+            ));
+        }
+        self.kept.add(&self.inner.take_transitions());
+        ended_dict(py, self.kept.take_ended(serial, orig_host))
+    }
+
+    /// Open connections whose transitions wait for `ended_transitions`.
+    #[getter]
+    fn kept_connections(&self) -> usize {
+        self.kept.connections()
     }
 
     /// The RFC 9293 transitions since the last call, in the order they happened.

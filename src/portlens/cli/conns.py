@@ -142,16 +142,21 @@ def cmd_conns(args: argparse.Namespace) -> int:
 
     def emit_columns(cols: dict[str, Any]) -> None:
         nonlocal found
-        assert zeek is not None
         found += len(cols["uid"])
-        zeek.write_columns(cols)
+        if zeek is not None:
+            zeek.write_columns(cols)
+        elif args.format == "json":
+            report.write_json_columns(cols, out)
+        else:
+            report.write_csv_columns(cols, out)
 
-    # conn.log of every connection straight from the tracker's columns (no filter to apply
-    # to Connections), each batch's as it ends: the output streams as before.
+    # conn.log, JSON or CSV lines of every connection straight from the tracker's columns (no
+    # filter to apply to Connections), each batch's as it ends: the output streams as before.
     unfiltered = not (args.port or args.host or getattr(args, "host_nets", None)
                       or args.state or args.proto or args.uid)
-    status = each_connection(args, emit, on_columns=emit_columns
-                             if zeek is not None and unfiltered else None, column_block=1)
+    columns = unfiltered and args.format in ("zeek", "json", "csv")
+    status = each_connection(args, emit, on_columns=emit_columns if columns else None,
+                             column_block=1)
     if zeek is not None:
         zeek.close()
     if table is not None:

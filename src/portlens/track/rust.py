@@ -362,7 +362,9 @@ class RustTracker:
 
     def feed_columns(self, batch: PacketBatch) -> dict[str, Any]:
         """``feed``, the ended connections as the core's columns (names as in ``--json``;
-        `connections` reads the same ones); no Connection is made."""
+        `connections` reads the same ones); no Connection is made. With transitions kept
+        (and none streamed), the block holds its rows' transitions too (``transitions.*``:
+        ``count`` per row, then the rows' transitions one after the other)."""
         return self._ended_columns(self._core_feed(batch, self._mine(batch)))
 
     def advance_columns(self, ts_ns: int) -> dict[str, Any]:
@@ -373,6 +375,13 @@ class RustTracker:
             yield self._ended_columns(cols)
 
     def _ended_columns(self, cols: dict[str, Any]) -> dict[str, Any]:
+        if self.kept is not None and self.on_transition is None:
+            # Transitions kept for the ended rows (`conns --json`): the core keeps each open
+            # connection's until it ends, then adds them to its block as columns
+            # (``transitions.*``, grouped by row), and no Transition is made.
+            cols.update(self.core.ended_transitions(cols["serial"], cols["orig_host"]))
+            self._counters()
+            return cols
         self._transitions()
         self._counters()
         if self.kept is not None:  # transitions kept for objects nobody will make

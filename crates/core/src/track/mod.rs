@@ -14,6 +14,7 @@ pub mod columns;
 pub mod flow;
 pub mod history;
 pub mod ids;
+pub mod kept;
 mod open;
 pub mod ranges;
 pub mod rfc;
