@@ -511,10 +511,9 @@ class Pipeline:
 
         def take(cols: dict[str, Any] | None, last: bool = False) -> None:
             nonlocal rows
-            n = len(cols["uid"]) if cols is not None else 0
-            if cols is not None and n:
+            if cols is not None and len(cols["uid"]):
                 block.append(cols)
-                rows += n
+                rows += len(cols["uid"])
             if block and (last or rows >= block_rows):
                 whole = concat_columns(block, names)
                 block.clear()
