@@ -5,7 +5,8 @@
 //! runs), in one or two batches. No panic (overflow checks are on), the cap holds after every
 //! batch, every packet is tracked or skipped, and `finish` leaves nothing open. In table mode
 //! below the cap, flow shards in 2 or 3 threads (`Shards`) give the one tracker's rows and
-//! transitions, ICMP errors quoting a flow of other hosts (a router's) included.
+//! transitions, ICMP errors quoting a flow of other hosts (a router's) included, with the end
+//! of the capture taken at once or in parts (`finish_part`).
 //!
 //! Input: a configuration byte, then 12-byte segments. Configuration: bit 0 drop bad
 //! checksums; bit 1 table mode; bits 2-3 the flow cap (1, 2, 5 or 200,000); bit 4 keep
@@ -266,8 +267,27 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(t.open_flows(), 0, "finish leaves nothing open");
     assert_eq!(t.packets_tracked + t.packets_skipped, n as u64);
     if let Some(s) = &mut shards {
-        s.finish();
-        same(&t.ended.take(), &t.transitions.take(), &s.take_ended(), &s.take_transitions());
+        // The end of the capture at once, or (by the input's length) in parts of 1 to 4 rows,
+        // as Python takes it.
+        let (mut rows, mut transitions) = (ConnBatch::default(), TransitionBatch::default());
+        if (data.len() / 4) % 2 == 1 {
+            let limit = 1 + data.len() % 4;
+            loop {
+                s.finish_part(limit);
+                let part = s.take_ended();
+                assert!(part.len() <= limit, "a part of at most {limit} rows");
+                rows.append(part);
+                transitions.append(s.take_transitions());
+                if s.open_flows() == 0 {
+                    break;
+                }
+            }
+        } else {
+            s.finish();
+            rows = s.take_ended();
+            transitions = s.take_transitions();
+        }
+        same(&t.ended.take(), &t.transitions.take(), &rows, &transitions);
         assert_eq!(s.open_flows(), 0);
         assert_eq!(
             (s.packets_tracked(), s.packets_skipped()),

@@ -40,8 +40,9 @@ a thousand 2.3-2.6 CPU s and 0.37 MB (docs/benchmarks.md)."""
 
 REPORT_CHUNK_BYTES = 2 << 20
 """Bytes read per batch by the report's first pass, which reads without a read-ahead thread:
-the one batch in flight holds what the pipeline's three of 1 MiB hold (Options.chunk_bytes),
-and half as many batches took 0.4 CPU s less of the benchmark capture's report."""
+the one batch in flight holds less than the pipeline's three of 2 MiB (Options.chunk_bytes),
+and half as many batches as with 1 MiB took 0.4 CPU s less of the benchmark capture's
+report."""
 LADDER_CHUNK_BYTES = 8 << 20
 """Bytes read per batch by the ladders' pass where it decodes only the chosen connections'
 frames: a batch is then a few rows, and each costs its steps through the pipeline."""

@@ -136,12 +136,14 @@ class Options:
     """Decode only the frames with these numbers (sorted; one capture file, where frame
     numbers name frames), reading past the others: the HTML report's ladders pass, which
     knows from its first pass which frames it needs (pipeline/report.py)."""
-    chunk_bytes: int = 1 << 20
+    chunk_bytes: int = 2 << 20
     """Bytes read per batch. A batch's decoded columns, and the connections it ends, are held
     at once, for each batch in flight (the one tracked and those read ahead: pipeline/ahead):
-    1 MiB of 64-byte SYNs past --max-flows ends 15,000 connections a batch (8 MiB took a 1M
-    SYN flood's `conns` to 317 MB, 2 MiB to 287 MB before reading ahead, 315 MB with it,
-    1 MiB 290 MB), at the same CPU on the benchmark capture (docs/benchmarks.md)."""
+    2 MiB of 64-byte SYNs past --max-flows ends 30,000 connections a batch. Each batch costs
+    its steps through Python (about 0.2 ms), which the tracker's thread waits for: on the
+    benchmark capture 2 MiB took that thread's Python from 0.37-0.49 to 0.27-0.39 CPU s, 4 MiB
+    to 0.23-0.28, but a 1M SYN flood's `conns` peaks at 181 MB with 2 MiB (143 with 1 MiB)
+    and 276 MB with 4 MiB, too near issue 11's 300 (docs/benchmarks.md)."""
 
 
 class Pipeline:

@@ -74,8 +74,8 @@ NONE64 = np.iinfo(np.int64).min
 NO_VLAN = NO_CODE = np.iinfo(np.int32).min
 ROWS_PER_CHUNK = 8192
 FINISH_ROWS = 16384
-"""Open connections ended at a time at the end of the capture: about what a batch of 1 MiB
-of a flood's SYNs ends (Options.chunk_bytes)."""
+"""Open connections ended at a time at the end of the capture: about half what a batch of a
+flood's SYNs ends (Options.chunk_bytes)."""
 _PROTOS = {"tcp": 6, "udp": 17}
 _STATES = {s.value: s for s in TcpState}
 _EVENTS = {e.value: e for e in Event}
