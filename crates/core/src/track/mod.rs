@@ -992,18 +992,13 @@ impl TimerHeap {
         if last < self.next {
             return;
         }
-        // A bucket's allocation goes with its timers: a flood's second would otherwise keep
-        // its size for good, in each of the 512 buckets it passes.
-        if last.saturating_sub(self.next) >= WHEEL_BUCKETS {
-            for bucket in &mut self.wheel {
-                self.near
-                    .extend(std::mem::take(bucket).into_iter().map(Reverse));
-            }
-        } else {
-            for b in self.next..=last {
-                let bucket = std::mem::take(&mut self.wheel[Self::slot(b)]);
-                self.near.extend(bucket.into_iter().map(Reverse));
-            }
+        // Each bucket once at most (after a jump past the wheel, all of them). A bucket's
+        // allocation goes with its timers: a flood's second would otherwise keep its size for
+        // good, in each of the 512 buckets it passes.
+        let end = last.min(self.next.saturating_add(WHEEL_BUCKETS - 1));
+        for b in self.next..=end {
+            let bucket = std::mem::take(&mut self.wheel[Self::slot(b)]);
+            self.near.extend(bucket.into_iter().map(Reverse));
         }
         self.next = last + 1;
         while let Some(Reverse(t)) = self.far.peek() {
@@ -1570,10 +1565,7 @@ impl Tracker {
     /// 200,000 open flows ended at once made one block of rows of 165 MB. Nothing else may
     /// happen to the tracker between the parts.
     pub fn finish_through(&mut self, last: u64) {
-        let mut open = match self.finishing.take() {
-            Some(open) => open,
-            None => self.begin_finish(),
-        };
+        let mut open = self.take_finishing();
         while let Some(&(serial, slot)) = open.last() {
             if serial > last {
                 break;
@@ -1595,13 +1587,18 @@ impl Tracker {
     /// The serials of the next `limit` connections the end of the capture ends, oldest first
     /// (beginning it, if it has not begun).
     pub fn finishing_serials(&mut self, limit: usize) -> Vec<u64> {
-        let open = match self.finishing.take() {
-            Some(open) => open,
-            None => self.begin_finish(),
-        };
+        let open = self.take_finishing();
         let next = open.iter().rev().take(limit).map(|&(s, _)| s).collect();
         self.finishing = Some(open);
         next
+    }
+
+    /// The connections still to end, the end of the capture begun if it was not.
+    fn take_finishing(&mut self) -> Vec<(u64, u32)> {
+        match self.finishing.take() {
+            Some(open) => open,
+            None => self.begin_finish(),
+        }
     }
 
     fn begin_finish(&mut self) -> Vec<(u64, u32)> {
