@@ -22,7 +22,7 @@ import numpy as np
 from portlens.analysis.columns import port_rows
 from portlens.analysis.ports import OUTCOMES, outcome
 from portlens.track.model import Connection
-from portlens.track.rust import _END_REASONS, _PROTOS, _STATES, NO_CODE, NONE64, _service
+from portlens.track.rust import _END_REASONS, _STATES, NO_CODE, NONE64, port_services
 from portlens.track.rust import connections as core_connections
 
 Columns = dict[str, Any]
@@ -119,8 +119,7 @@ class ConnRows:
         addrs = r.addrs
         t["orig_h"].extend([addrs[a] for a in r.orig_h.tolist()])
         t["resp_h"].extend([addrs[a] for a in r.resp_h.tolist()])
-        t["service"].extend([_service(p, port) if p in _PROTOS else "" for p, port in zip(
-            proto, cols["id.resp_p"].tolist(), strict=True)])
+        t["service"].extend(port_services(proto, cols["id.resp_p"].tolist()))
         t["conn_state"].extend(cols["conn_state"])
         t["history"].extend(cols["history"])
         is_tcp = tcp.tolist()

@@ -16,7 +16,7 @@ from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
 from portlens.report.tables import Column, Screen, TableWriter, left_out_text
-from portlens.services import proto_name, service_name
+from portlens.services import proto_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
 
@@ -170,25 +170,12 @@ CSV_FIELDS = (*ZEEK_FIELDS, "ts_ns", "duration_ns", "orig_state", "resp_state", 
 JSON_LINES_AT_ONCE = 2048
 """Rows formatted into one string (with their transitions, a few kB a row)."""
 
-_PORT_PROTOS = {number: name for name, number in IP_PROTO.items()}
-"""The IP protocols whose ports have service names."""
-
-
 def port_services(cols: dict[str, Any]) -> list[str]:
-    """Each row's ``Connection.service`` (services.py's name of the responder's TCP or UDP
-    port, '' for none) for a block of the tracker's columns. A cached look-up a row: a block
-    is one batch's ended connections (60 on the 2M capture with 1 MiB batches, 120 with 2),
-    too few for numpy's grouping to pay (np.unique a block: 0.025-0.04 CPU s over that
-    capture's 1,203 blocks of 1 MiB, this 0.014)."""
-    keys = (cols["ip_proto"].astype("int64") << 16) | cols["id.resp_p"]
-    return [_port_service(k) for k in keys.tolist()]
+    """Each row's ``Connection.service`` for a block of the tracker's columns, as
+    ``track.rust.connections`` gives it."""
+    from portlens.track.rust import port_services as services
 
-
-@lru_cache(maxsize=65536)
-def _port_service(key: int) -> str:
-    """The service name of (IP protocol << 16 | port)."""
-    proto = _PORT_PROTOS.get(key >> 16)
-    return service_name(proto, key & 0xFFFF) if proto is not None else ""
+    return services(cols["proto"], cols["id.resp_p"].tolist())
 
 
 def json_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -171,6 +171,13 @@ _service = lru_cache(maxsize=None)(service_name)
 """A port's service name, cached (an unknown port asks the system's services database)."""
 
 
+def port_services(proto: Sequence[str], resp_p: Sequence[int]) -> list[str]:
+    """Each row's ``Connection.service``: the name of the responder's TCP or UDP port ('' for
+    none, and for other protocols), from a block's ``proto`` and ``id.resp_p`` (as a list)."""
+    return [_service(p, port) if p in _PROTOS else "" for p, port in zip(proto, resp_p,
+                                                                          strict=True)]
+
+
 def _addresses(column: Any) -> list[str]:
     """n×16 address rows as text."""
     data = column.tobytes()
@@ -189,8 +196,7 @@ def connections(cols: dict[str, Any],
     vlan = [None if v == NO_VLAN else v for v in cols["vlan"].tolist()]
     icmp_code = [None if v == NO_CODE else v for v in cols["icmp_code"].tolist()]
     end_reason = [_END_REASONS[r] for r in cols["end_reason"]]
-    service = [_service(p, port) if p in _PROTOS else "" for p, port in zip(proto, resp_p,
-                                                                            strict=True)]
+    service = port_services(proto, resp_p)
     rows = zip(cols["uid"], cols["ts_ns"].tolist(), _addresses(cols["id.orig_h"]),
                cols["id.orig_p"].tolist(), _addresses(cols["id.resp_h"]), resp_p, proto,
                service, cols["duration_ns"].tolist(), cols["orig_bytes"].tolist(),
