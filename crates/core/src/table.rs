@@ -1,6 +1,8 @@
 //! Fixed-width table lines, as `report/tables.py` `Layout.ascii_format` writes them: `sockets`
 //! prints a line per connection end (150,000 on the benchmark capture), and padding them one
-//! `str.format` at a time was a fifth of that command's Python.
+//! `str.format` at a time was a fifth of that command's Python. Its cells repeat (a protocol,
+//! a state, an address in many lines), so a column may come as a few distinct texts and each
+//! row's index into them ([`Cells::Coded`]): the rows' text is then made here, not in Python.
 
 /// One shown column: its width and whether it is right-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +20,11 @@ pub fn printable_ascii(cell: &str) -> bool {
 /// Appends one row's line and its newline: each cell padded to its column's width (a longer
 /// cell is never cut), the last one as it is when it is left-aligned, `sep` between them, and
 /// the line's trailing spaces dropped (Python's `fmt.format(*cells).rstrip()`).
-pub fn push_row(out: &mut String, cells: &[&str], columns: &[Align], sep: &str) {
+pub fn push_row<S: AsRef<str>>(out: &mut String, cells: &[S], columns: &[Align], sep: &str) {
     let start = out.len();
     let last = cells.len().saturating_sub(1);
     for (k, (cell, column)) in cells.iter().zip(columns).enumerate() {
+        let cell = cell.as_ref();
         if k > 0 {
             out.push_str(sep);
         }
@@ -41,8 +44,122 @@ pub fn push_row(out: &mut String, cells: &[&str], columns: &[Align], sep: &str) 
     out.push('\n');
 }
 
-fn pad(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
+fn pad(out: &mut String, mut n: usize) {
+    // a slice at a time: a space a push was a third of a sockets line's time
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
+    }
+}
+
+/// One column's cells.
+#[derive(Debug, Clone)]
+pub enum Cells<'a> {
+    /// A text a row.
+    Text(Vec<&'a str>),
+    /// Row `i` shows `texts[codes[i]]`, followed, with `port`, by `:` and `port[i]`: the
+    /// endpoint `10.0.0.1:80`, or `[fe80::1]:80` when the text carries the brackets.
+    Coded {
+        texts: Vec<&'a str>,
+        codes: &'a [i64],
+        port: Option<&'a [i64]>,
+    },
+}
+
+impl Cells<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Cells::Text(texts) => texts.len(),
+            Cells::Coded { codes, .. } => codes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `row`'s cell, written over `cell`; `None` when its code names no text.
+    fn write(&self, row: usize, cell: &mut String) -> Option<()> {
+        cell.clear();
+        match self {
+            Cells::Text(texts) => cell.push_str(texts.get(row)?),
+            Cells::Coded { texts, codes, port } => {
+                let code = usize::try_from(*codes.get(row)?).ok()?;
+                cell.push_str(texts.get(code)?);
+                if let Some(port) = port {
+                    cell.push(':');
+                    push_decimal(cell, *port.get(row)?);
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Whether every text a row can show is printable ASCII (a port is digits).
+    fn printable(&self) -> bool {
+        match self {
+            Cells::Text(texts) | Cells::Coded { texts, .. } => {
+                texts.iter().all(|t| printable_ascii(t))
+            }
+        }
+    }
+}
+
+/// Why [`lines`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableError {
+    /// Columns of different lengths, or not one alignment a column.
+    Shape,
+    /// A row's code is negative or past its column's texts.
+    Code { column: usize, row: usize },
+}
+
+/// Every row's line ([`push_row`]), or `Ok(None)` when a cell may not be printable ASCII
+/// (the caller lays those rows out itself, cleaning their text).
+pub fn lines(
+    columns: &[Cells<'_>],
+    aligns: &[Align],
+    sep: &str,
+) -> Result<Option<String>, TableError> {
+    let n = columns.first().map_or(0, Cells::len);
+    if aligns.len() != columns.len() || columns.iter().any(|c| c.len() != n) {
+        return Err(TableError::Shape);
+    }
+    if !columns.iter().all(Cells::printable) {
+        return Ok(None);
+    }
+    let mut cells = vec![String::new(); columns.len()];
+    let mut out = String::with_capacity(n.saturating_mul(aligns.iter().map(|a| a.width + 2).sum()));
+    for row in 0..n {
+        for (k, (column, cell)) in columns.iter().zip(&mut cells).enumerate() {
+            column
+                .write(row, cell)
+                .ok_or(TableError::Code { column: k, row })?;
+        }
+        push_row(&mut out, &cells, aligns, sep);
+    }
+    Ok(Some(out))
+}
+
+/// `v` in decimal, as Python's `str(int)`.
+fn push_decimal(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = v.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -81,6 +198,57 @@ mod tests {
         let mut out = String::from("kept  ");
         push_row(&mut out, &["", ""], &[L, L], "  ");
         assert_eq!(out, "kept  \n");
+    }
+
+    #[test]
+    fn coded_cells_show_their_text_and_port() {
+        let codes = [1, 0, 1];
+        let ports = [80, 65535, 0];
+        let states = [2, 2, 0];
+        let columns = [
+            Cells::Coded {
+                texts: vec!["10.0.0.1", "[fe80::1]"],
+                codes: &codes,
+                port: Some(&ports),
+            },
+            Cells::Coded {
+                texts: vec!["ESTAB", "-", "SYN-SENT"],
+                codes: &states,
+                port: None,
+            },
+            Cells::Text(vec!["C1", "", "C3"]),
+        ];
+        let aligns = [
+            Align {
+                width: 14,
+                right: false,
+            },
+            L,
+            L,
+        ];
+        assert_eq!(
+            lines(&columns, &aligns, "  ").unwrap().unwrap(),
+            "[fe80::1]:80    SYN-SENT  C1\n10.0.0.1:65535  SYN-SENT\n[fe80::1]:0     ESTAB  C3\n"
+        );
+        let bad = [-1];
+        let wrong = [Cells::Coded {
+            texts: vec!["a"],
+            codes: &bad,
+            port: None,
+        }];
+        assert_eq!(
+            lines(&wrong, &[L], " "),
+            Err(TableError::Code { column: 0, row: 0 })
+        );
+        assert_eq!(lines(&columns, &[L], " "), Err(TableError::Shape));
+        let odd = [Cells::Text(vec!["µs"])];
+        assert_eq!(lines(&odd, &[L], " "), Ok(None));
+        let mut out = String::new();
+        for v in [0, 7, 10, 65535, -3, i64::MIN] {
+            out.clear();
+            push_decimal(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
     }
 
     #[test]

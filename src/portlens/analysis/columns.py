@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,13 +110,19 @@ class Groups:
               ) -> Iterator[tuple[int, int, int]]:
         """(group, value, rows) for each distinct non-negative value in each group (only the
         rows where ``where`` holds)."""
+        group, value, count = self.pair_arrays(values, where)
+        return zip(group.tolist(), value.tolist(), count.tolist(), strict=True)
+
+    def pair_arrays(self, values: Array, where: Array | None = None
+                    ) -> tuple[Array, Array, Array]:
+        """``pairs`` as three arrays, group by group (each group's values ascending)."""
         v = values[self.order].astype(np.int64)
         g = self.group_of
         if where is not None:
             keep = where[self.order]
             v, g = v[keep], g[keep]
         if not len(v):
-            return iter(())
+            return v, v, v
         width = int(v.max()) + 1
         keys = g * width + v
         top = (int(g[-1]) + 1) * width  # g is sorted: its last is the largest
@@ -125,8 +132,7 @@ class Groups:
             counts = counts[both]
         else:
             both, counts = np.unique(keys, return_counts=True)
-        return zip((both // width).tolist(), (both % width).tolist(), counts.tolist(),
-                   strict=True)
+        return both // width, both % width, counts
 
     def values(self, values: Array, where: Array) -> list[list[int]]:
         """Each group's ``values`` where ``where`` holds, in row order."""
@@ -141,9 +147,11 @@ class Groups:
 def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
     """Distinct values (in order of first appearance) and each row's index among them: for
     the text columns (conn_state, history), whose values repeat."""
-    index: dict[Any, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64)
-    return list(index), codes
+    rows = values if isinstance(values, list) else list(values)
+    distinct = list(dict.fromkeys(rows))  # both passes in C: no Python step a row
+    index = {v: i for i, v in enumerate(distinct)}
+    codes = np.fromiter(map(index.__getitem__, rows), np.int64, count=len(rows))
+    return distinct, codes
 
 
 def one_of(distinct: list[Any], codes: Array, wanted: Iterable[Any]) -> Array:
@@ -615,24 +623,33 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         listener.first_ns = _opt_min(listener.first_ns, firsts[i])
         listener.last_ns = _opt_max(listener.last_ns, lasts[i])
         listeners.append(listener)
-    for i, a, k in g.pairs(peer):
-        peers, name = listeners[i].peers, addrs[a]
-        peers[name] = peers.get(name, 0) + k  # no Counter.__missing__ call for a new peer
+    group, value, count = g.pair_arrays(peer)
+    names, counts = list(map(addrs.__getitem__, value.tolist())), count.tolist()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    bounds = starts.tolist()
+    ends = [*bounds[1:], len(group)] if bounds else []
+    for i, start, end in zip(group[starts].tolist(), bounds, ends, strict=True):
+        peers = listeners[i].peers
+        if peers:  # no Counter.__missing__ call for a new peer
+            for name, k in zip(names[start:end], counts[start:end], strict=True):
+                peers[name] = peers.get(name, 0) + k
+        else:  # a listener's first peers: set in C (dict.update, not Counter's counting)
+            dict.update(peers, zip(names[start:end], counts[start:end], strict=True))
     if not sockets:
         return
     both = np.flatnonzero(tcp | udp)
     if not len(both):
         return
-    kept = both.tolist()
-    states = []
-    for column in (cols["orig_state"], cols["resp_state"]):
-        states.append([_SS[column[i]] if t else "" for i, t in zip(
-            kept, tcp[both].tolist(), strict=True)])
+    names, codes = encode(chain(cols["orig_state"], cols["resp_state"]))
+    # "": UDP has no state on the wire (its rows, and only they, may hold None)
+    states = [*(_SS[name] if name is not None else "" for name in names), ""]
+    on_tcp = tcp[both]
+    orig_state, resp_state = (np.where(on_tcp, half[both], len(names))
+                              for half in np.split(codes, 2))
     uid = cols["uid"]
     table.add_ends(ConnectionEnds(
-        [proto[i] for i in kept], states[0], states[1], [addrs[a] for a in orig_h[both].tolist()],
-        orig_p[both].tolist(), [addrs[a] for a in resp_h[both].tolist()], resp_p[both].tolist(),
-        [uid[i] for i in kept]))
+        addrs, states, on_tcp, orig_state, resp_state, orig_h[both], orig_p[both],
+        resp_h[both], resp_p[both], uid if len(both) == n else [uid[i] for i in both.tolist()]))
 
 __all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
            "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",

@@ -16,10 +16,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from portlens.track.model import Connection
 from portlens.track.states import SS_NAMES, TcpState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 @dataclass
@@ -88,16 +92,22 @@ class Socket(NamedTuple):
 class ConnectionEnds:
     """Connections' two sockets as columns, one entry per connection: what ``add_columns``
     keeps instead of two Sockets per connection, which only the JSON and CSV (and the API)
-    need; the table is written from the columns (report/sockets.py)."""
+    need. Addresses and states are codes into the block's distinct texts, so that the table
+    is written by the core without a string a row (report/sockets.py)."""
 
-    proto: list[str]
-    orig_state: list[str]
-    """ss spelling, '' for UDP (as Socket.state)."""
-    resp_state: list[str]
-    orig_h: list[str]
-    orig_p: list[int]
-    resp_h: list[str]
-    resp_p: list[int]
+    addrs: list[str]
+    """The block's distinct addresses: what ``orig_h`` and ``resp_h`` index."""
+    states: list[str]
+    """The block's distinct states in ss spelling, '' for UDP (as Socket.state): what
+    ``orig_state`` and ``resp_state`` index."""
+    tcp: npt.NDArray[np.bool_]
+    """TCP, else UDP."""
+    orig_state: npt.NDArray[np.int64]
+    resp_state: npt.NDArray[np.int64]
+    orig_h: npt.NDArray[np.int64]
+    orig_p: npt.NDArray[np.int64]
+    resp_h: npt.NDArray[np.int64]
+    resp_p: npt.NDArray[np.int64]
     uid: list[str]
 
     def __len__(self) -> int:
@@ -106,11 +116,17 @@ class ConnectionEnds:
     def sockets(self) -> list[Socket]:
         """Each connection's originator's socket, then its responder's (SocketTable.add)."""
         n = len(self.uid)
+        proto = ["tcp" if t else "udp" for t in self.tcp.tolist()]
+        orig_state = [self.states[i] for i in self.orig_state.tolist()]
+        resp_state = [self.states[i] for i in self.resp_state.tolist()]
+        orig_h = [self.addrs[i] for i in self.orig_h.tolist()]
+        resp_h = [self.addrs[i] for i in self.resp_h.tolist()]
+        orig_p, resp_p = self.orig_p.tolist(), self.resp_p.tolist()
         out: list[Socket] = [None] * (2 * n)  # type: ignore[list-item]
-        out[0::2] = map(Socket, self.proto, self.orig_state, self.orig_h, self.orig_p,
-                        self.resp_h, self.resp_p, self.uid, repeat("orig", n))
-        out[1::2] = map(Socket, self.proto, self.resp_state, self.resp_h, self.resp_p,
-                        self.orig_h, self.orig_p, self.uid, repeat("resp", n))
+        out[0::2] = map(Socket, proto, orig_state, orig_h, orig_p, resp_h, resp_p, self.uid,
+                        repeat("orig", n))
+        out[1::2] = map(Socket, proto, resp_state, resp_h, resp_p, orig_h, orig_p, self.uid,
+                        repeat("resp", n))
         return out
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from typing import Any, TextIO
+
+import numpy as np
+import numpy.typing as npt
 
 from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
 from portlens.report import human
 from portlens.report.conns import endpoint_text
 from portlens.report.ports import csv_value
-from portlens.report.tables import Column, Screen, TableWriter, left_out_text
+from portlens.report.tables import CodedCells, Column, Screen, TableWriter, left_out_text
 
 LISTEN_COLUMNS = ("netid", "state", "local address:port", "conns", "peers", "peer addresses")
 SOCKET_COLUMNS = ("netid", "state", "local address:port", "peer address:port", "uid")
@@ -34,21 +38,25 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
-def ends_columns(ends: ConnectionEnds) -> list[list[str]]:
-    """The sockets table's columns (``socket_cells``) of connections' two sockets each: each
-    endpoint's text is made once for both of the lines it is on, and no row is made."""
+def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
+    """The sockets table's columns (``socket_cells``) of connections' two sockets each, the
+    originator's line first, as codes into the block's texts: the core writes the lines, and
+    no endpoint's text is made a row (tables.CodedCells)."""
     n = len(ends)
 
-    def both(orig: list[str], resp: list[str]) -> list[str]:
-        out = [""] * (2 * n)
+    def both(orig: npt.NDArray[np.int64], resp: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        out = np.empty(2 * n, np.int64)
         out[0::2], out[1::2] = orig, resp
         return out
 
-    orig = list(map(endpoint_text, ends.orig_h, ends.orig_p))
-    resp = list(map(endpoint_text, ends.resp_h, ends.resp_p))
-    return [both(ends.proto, ends.proto),
-            both([s or "-" for s in ends.orig_state], [s or "-" for s in ends.resp_state]),
-            both(orig, resp), both(resp, orig), both(ends.uid, ends.uid)]
+    hosts = [f"[{a}]" if ":" in a else a for a in ends.addrs]  # as endpoint_text
+    proto = np.repeat(np.where(ends.tcp, 0, 1), 2)
+    local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
+    peer_h, peer_p = both(ends.resp_h, ends.orig_h), both(ends.resp_p, ends.orig_p)
+    return [CodedCells(["tcp", "udp"], proto),
+            CodedCells([s or "-" for s in ends.states], both(ends.orig_state, ends.resp_state)),
+            CodedCells(hosts, local_h, local_p), CodedCells(hosts, peer_h, peer_p),
+            CodedCells(ends.uid, np.repeat(np.arange(n), 2))]
 
 
 LISTEN_RIGHT = frozenset({"conns", "peers"})
