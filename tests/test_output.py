@@ -28,7 +28,15 @@ from hypothesis import strategies as st
 
 from portlens.cli import common, main
 from portlens.report import conns as conns_report
-from portlens.report.tables import SEP, Column, Layout, Screen, TableWriter, render
+from portlens.report.tables import (
+    SEP,
+    CodedCells,
+    Column,
+    Layout,
+    Screen,
+    TableWriter,
+    render,
+)
 from tests.corpus import REPO, corpus_dir
 
 CAPTURES = REPO / "captures"
@@ -457,6 +465,90 @@ def test_add_rows_writes_what_add_writes() -> None:
         assert cols.getvalue() == one.getvalue()
         assert "tab\\there" in many.getvalue()
 
+
+
+def test_coded_columns_write_what_text_columns_write() -> None:
+    """A table given CodedCells (distinct texts, a code a row, a port after a colon) is
+    written as the same table given each row's text: on a pipe (the core writes the lines),
+    on a narrow terminal (a column left out: Python lays the rows out, iterating the cells),
+    and with a chunk holding text the core declines (a tab, a wide character)."""
+    import numpy as np
+
+    columns = [Column("local"), Column("state"), Column("uid")]
+    hosts = ["10.0.0.1", "[fe80::1]", "192.168.100.200"]
+    states = ["ESTAB", "-", "TIME-WAIT", "tab\there", "µs"]
+    n = 40000
+    rng = np.random.default_rng(7)
+    h = rng.integers(0, len(hosts), n)
+    port = rng.integers(0, 65536, n)
+    st_codes = rng.integers(0, 3, n)
+    st_codes[30000] = 3  # in the third chunk of 16,384 rows: that chunk goes row by row
+    st_codes[35000] = 4
+    uids = [f"C{i:05d}" for i in range(n)]
+    rows = [(f"{hosts[a]}:{p}", states[s], u)
+            for a, p, s, u in zip(h.tolist(), port.tolist(), st_codes.tolist(), uids,
+                                  strict=True)]
+    coded = [CodedCells(hosts, h, port), CodedCells(states, st_codes),
+             CodedCells(uids, np.arange(n))]
+    assert list(coded[0][5:8]) == [r[0] for r in rows[5:8]] and coded[1][30000] == "tab\there"
+    for width in (None, 30):
+        want = io.StringIO()
+        plain = TableWriter(Screen(want, io.StringIO(), width=width), columns,
+                            drop_order=("uid",))
+        plain.add_columns([[r[i] for r in rows] for i in range(3)])
+        got = io.StringIO()
+        fast = TableWriter(Screen(got, io.StringIO(), width=width), columns,
+                           drop_order=("uid",))
+        # the layout, then the core's chunks; then chunks whose texts include a tab and a
+        # wide character, which the core declines (it checks a column's distinct texts)
+        printable = [CodedCells(hosts, h, port), CodedCells(states[:3], st_codes),
+                     coded[2]]
+        fast.add_columns([c[:1500] for c in printable])
+        fast.add_columns([c[1500:20000] for c in printable])
+        fast.add_columns([c[20000:] for c in coded])
+        assert (fast.close(), fast.rows) == (plain.close(), plain.rows)
+        assert got.getvalue() == want.getvalue()
+        assert "tab\\there" in got.getvalue() and "µs" in got.getvalue()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.data())
+def test_core_writes_coded_cells_as_their_text(data: st.DataObject) -> None:
+    """``_core.table_lines`` given (texts, codes, port) columns writes the lines of the cells
+    they stand for; a code outside the texts is an error, not a guess."""
+    import numpy as np
+    import portlens._core as core
+
+    text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=8)
+    k = data.draw(st.integers(2, 4))
+    n = data.draw(st.integers(0, 6))
+    widths = data.draw(st.lists(st.integers(0, 10), min_size=k, max_size=k))
+    right = data.draw(st.lists(st.booleans(), min_size=k, max_size=k))
+    given_columns: list[object] = []
+    cells: list[list[str]] = []
+    for _ in range(k):
+        texts = data.draw(st.lists(text, min_size=1, max_size=4))
+        codes = np.array(data.draw(st.lists(st.integers(0, len(texts) - 1), min_size=n,
+                                            max_size=n)), np.int64)
+        if data.draw(st.booleans()):
+            port = np.array(data.draw(st.lists(st.integers(0, 65535), min_size=n, max_size=n)),
+                            np.int64)
+            given_columns.append((texts, codes, port))
+            cells.append([f"{texts[c]}:{p}" for c, p in zip(codes, port, strict=True)])
+        else:
+            given_columns.append((texts, codes, None))
+            cells.append([texts[c] for c in codes])
+    fmt = Layout([Column(str(i), right=r) for i, r in enumerate(right)], list(range(k)),
+                 widths, folds=False).ascii_format
+    assert fmt is not None
+    assert core.table_lines(given_columns, widths, right, SEP) == "".join(
+        fmt.format(*row).rstrip() + "\n" for row in zip(*cells, strict=True))
+    if n:
+        texts, codes, port = given_columns[0]  # type: ignore[misc]
+        bad = codes.copy()
+        bad[-1] = len(texts)
+        with pytest.raises(ValueError, match="no text of that code"):
+            core.table_lines([(texts, bad, port), *given_columns[1:]], widths, right, SEP)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
