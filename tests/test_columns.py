@@ -350,3 +350,28 @@ def test_scans_of_columns_and_objects_together() -> None:
         twice.add(c)
     assert scan_records(mixed) == scan_records(twice) and scan_records(twice)
     assert mixed.probes == twice.probes
+
+
+def test_core_address_text_is_addr_text() -> None:
+    """``_core.addr_texts`` (the conn.log writer's formatter) names every address as
+    ``addr_text`` does: IPv4-mapped as a dotted quad, IPv6 in ``ipaddress``'s RFC 5952 form
+    (the first longest run of zero groups as ``::``, none for a single zero group), on random
+    addresses with runs of zero groups, IPv4-compatible and mapped ones."""
+    import portlens._core as core
+
+    from portlens.decode.packets import V4_MAPPED_PREFIX, addr_text
+
+    rng = random.Random(5)
+    rows = [bytes(16), bytes(15) + b"\x01", V4_MAPPED_PREFIX + bytes(4),
+            bytes(12) + b"\x01\x02\x03\x04"]
+    for i in range(20000):
+        groups = [rng.choice([0, 0, 1, 0xFFFF, rng.randrange(1 << 16)]) for _ in range(8)]
+        raw = b"".join(g.to_bytes(2, "big") for g in groups)
+        if i % 5 == 0:
+            raw = V4_MAPPED_PREFIX + raw[12:]
+        rows.append(raw)
+    column = np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 16)
+    assert core.addr_texts(column) == [addr_text(r) for r in rows]
+    assert core.addr_texts(column[::3]) == [addr_text(r) for r in rows[::3]]  # a strided view
+    with pytest.raises(ValueError, match="16-byte"):
+        core.addr_texts(np.zeros((2, 4), np.uint8))

@@ -3,6 +3,7 @@
 //! Batches go in and columns come out as NumPy arrays that own the Rust vectors (no copy); the
 //! GIL is released while the engine works, and no Python object is made per packet.
 
+mod addr;
 mod capture;
 mod conn_json;
 mod conn_log;
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(addr::addr_texts, m)?)?;
     capture::register(m)?;
     m.add_function(wrap_pyfunction!(conn_json::conn_csv_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_json::conn_json_lines, m)?)?;

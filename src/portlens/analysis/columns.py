@@ -27,7 +27,7 @@ from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
 from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
 from portlens.analysis.sockets import ConnectionEnds, Listener
-from portlens.track.rust import NO_CODE, NONE64, _addr
+from portlens.track.rust import NO_CODE, NONE64, _addresses
 from portlens.track.states import SS_NAMES, TcpState
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
     inverse = np.empty(len(both), np.int64)
     inverse[order] = np.cumsum(new) - 1
-    data = both[order[new]].tobytes()
-    texts = [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
+    texts = _addresses(both[order[new]])
     cuts = np.cumsum([len(c) for c in columns])[:-1]
     return texts, np.split(inverse, cuts)
 

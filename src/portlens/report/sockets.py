@@ -71,8 +71,7 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
         screen, [Column(n, right=n in LISTEN_RIGHT, fold=n == "peer addresses")
                  for n in LISTEN_COLUMNS],
         title="listening (answered a SYN or a datagram)", drop_order=LISTEN_DROP_ORDER)
-    for s in table.sorted_listeners():
-        listen.add(listener_cells(s))
+    listen.add_rows(map(listener_cells, table.sorted_listeners()))
     left_out = listen.close()
     count = table.socket_count()
     if count:

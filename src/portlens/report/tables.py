@@ -342,26 +342,31 @@ class TableWriter:
             self._write_chunk([column[start:start + step] for column in columns])
 
     def _write_chunk(self, columns: Sequence[Sequence[str]]) -> None:
-        """Up to a thousand rows, as columns, once the layout is fixed. Every column shown and
-        none folding, the core pads them (crates/core/src/table.rs) when all are printable
-        ASCII, what ``Layout.line`` pads as it is: no Python step a row."""
+        """Up to a thousand rows (CODED_ROWS of coded columns), as columns, once the layout is
+        fixed."""
+        self.rows += len(columns[0])
+        self.screen.out.write(self._chunk_text(columns))
+
+    def _chunk_text(self, columns: Sequence[Sequence[str]]) -> str:
+        """The lines of rows given as columns. Every column shown and none folding, the core
+        pads them (crates/core/src/table.rs) when all are printable ASCII, what
+        ``Layout.line`` pads as it is: no Python step a row."""
         layout = self.layout
         assert layout is not None
-        self.rows += len(columns[0])
         if layout.ascii_format is not None and layout.shown == list(range(len(self.columns))):
             import portlens._core as core
 
-            text = core.table_lines([_core_column(c) for c in columns], layout.widths,
-                                    [c.right for c in self.columns], SEP)
+            text: str | None = core.table_lines([_core_column(c) for c in columns],
+                                                layout.widths,
+                                                [c.right for c in self.columns], SEP)
             if text is not None:
-                self.screen.out.write(text)
-                return
+                return text
         out = []
         for cells in zip(*columns, strict=True):
             line = layout.line(cells)
             out.append(line + "\n" if line is not None
                        else self._text([clean(c) for c in cells], False))
-        self.screen.out.write("".join(out))
+        return "".join(out)
 
     def close(self) -> list[str]:
         if self.layout is None and self.pending:
@@ -379,8 +384,20 @@ class TableWriter:
             head.append(self._styled(clean(self.title)))
         if self.header:
             head.extend(self._styled(line) for line in layout.header_lines())
-        screen.out.write("".join(line + "\n" for line in head)
-                         + "".join(self._text(row, total) for row, total in self.pending))
+        # The rows that waited for the layout (a table's first thousand), in runs between
+        # totals rows (a rule above them: Python's), padded as later rows are.
+        body, run = [], []
+        for row, total in self.pending:
+            if not total:
+                run.append(row)
+                continue
+            if run:
+                body.append(self._chunk_text(list(zip(*run, strict=True))))
+                run = []
+            body.append(self._text(row, total))
+        if run:
+            body.append(self._chunk_text(list(zip(*run, strict=True))))
+        screen.out.write("".join(line + "\n" for line in head) + "".join(body))
         self.pending = []
 
     def _styled(self, line: str) -> str:

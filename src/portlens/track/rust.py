@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import SUB_CARRIER, V4_MAPPED_PREFIX, PacketBatch, addr_text
+from portlens.decode.packets import SUB_CARRIER, V4_MAPPED_PREFIX, PacketBatch
 from portlens.services import proto_name, service_name
 from portlens.track.config import TrackerConfig
 from portlens.track.model import (
@@ -164,9 +164,6 @@ def _options(cols: dict[str, Any], prefix: str, rows: list[int]) -> dict[int, Tc
     return out
 
 
-_addr = lru_cache(maxsize=65536)(addr_text)
-"""Address text, cached: a connection's addresses come back again and again."""
-
 _service = lru_cache(maxsize=None)(service_name)
 """A port's service name, cached (an unknown port asks the system's services database)."""
 
@@ -179,9 +176,9 @@ def port_services(proto: Sequence[str], resp_p: Sequence[int]) -> list[str]:
 
 
 def _addresses(column: Any) -> list[str]:
-    """n×16 address rows as text."""
-    data = column.tobytes()
-    return [_addr(data[i:i + 16]) for i in range(0, len(data), 16)]
+    """n×16 address rows as text (``addr_text``'s, written by the core)."""
+    texts: list[str] = _core_module().addr_texts(column)
+    return texts
 
 
 def connections(cols: dict[str, Any],
