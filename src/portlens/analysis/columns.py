@@ -144,6 +144,17 @@ class Groups:
         return [part.tolist() for part in np.split(v, cuts)]
 
 
+def runs(sorted_values: Array) -> Iterator[tuple[int, int, int]]:
+    """(value, start, end) of each run of equal values of a sorted array: a group's slice of
+    ``Groups.pair_arrays``, handed over whole instead of a Python step a pair."""
+    if not len(sorted_values):
+        return iter(())
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    bounds = starts.tolist()
+    return zip(sorted_values[starts].tolist(), bounds, [*bounds[1:], len(sorted_values)],
+               strict=True)
+
+
 def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
     """Distinct values (in order of first appearance) and each row's index among them: for
     the text columns (conn_state, history), whose values repeat."""
@@ -311,11 +322,11 @@ def _fold_ports(summaries: list[PortSummary], g: Groups, r: _PortRows, *,
         summaries[i].outcomes[OUTCOMES[o]] += n
     for i, st, n in g.pairs(r.state):
         summaries[i].conn_states[r.state_names[st]] += n
-    addrs = r.addrs
-    for i, a, _ in g.pairs(r.orig_h):
-        summaries[i].clients.add(addrs[a])
-    for i, a, _ in g.pairs(r.resp_h):
-        summaries[i].servers.add(addrs[a])
+    for column, side in ((r.orig_h, "clients"), (r.resp_h, "servers")):
+        group, value, _ = g.pair_arrays(column)
+        names = list(map(r.addrs.__getitem__, value.tolist()))
+        for i, start, end in runs(group):
+            getattr(summaries[i], side).update(names[start:end])  # a group's at once, in C
 
 
 def _port_key(kind: Array, port: Array, code: Array) -> Array:
@@ -624,10 +635,7 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         listeners.append(listener)
     group, value, count = g.pair_arrays(peer)
     names, counts = list(map(addrs.__getitem__, value.tolist())), count.tolist()
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
-    bounds = starts.tolist()
-    ends = [*bounds[1:], len(group)] if bounds else []
-    for i, start, end in zip(group[starts].tolist(), bounds, ends, strict=True):
+    for i, start, end in runs(group):
         peers = listeners[i].peers
         if peers:  # no Counter.__missing__ call for a new peer
             for name, k in zip(names[start:end], counts[start:end], strict=True):
@@ -652,4 +660,4 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
 
 __all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
            "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",
-           "encode", "one_of", "port_rows"]
+           "encode", "one_of", "port_rows", "runs"]
