@@ -23,6 +23,9 @@ PEERS_SHOWN = 5
 
 
 def peers_text(listener: Listener, shown: int = PEERS_SHOWN) -> str:
+    if len(listener.peers) == 1:  # most listeners of a big capture: no sort, no join
+        ((addr, n),) = listener.peers.items()
+        return f"{addr} ({n})" if n > 1 else addr
     ranked = sorted(listener.peers.items(), key=lambda kv: (-kv[1], kv[0]))
     text = ", ".join(f"{addr} ({n})" if n > 1 else addr for addr, n in ranked[:shown])
     return text + (f", ... {len(ranked) - shown} more" if len(ranked) > shown else "")
