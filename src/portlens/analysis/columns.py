@@ -647,11 +647,11 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     both = np.flatnonzero(tcp | udp)
     if not len(both):
         return
-    names, codes = encode(chain(cols["orig_state"], cols["resp_state"]))
+    state_names, codes = encode(chain(cols["orig_state"], cols["resp_state"]))
     # "": UDP has no state on the wire (its rows, and only they, may hold None)
-    states = [*(_SS[name] if name is not None else "" for name in names), ""]
+    states = [*(_SS[name] if name is not None else "" for name in state_names), ""]
     on_tcp = tcp[both]
-    orig_state, resp_state = (np.where(on_tcp, half[both], len(names))
+    orig_state, resp_state = (np.where(on_tcp, half[both], len(state_names))
                               for half in np.split(codes, 2))
     uid = cols["uid"]
     table.add_ends(ConnectionEnds(
