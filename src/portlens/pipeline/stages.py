@@ -21,7 +21,6 @@ from portlens.decode.packets import PacketBatch
 from portlens.sources.frames import FrameBatch
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection, Transition
-from portlens.track.tracker import Tracker as PythonTracker
 
 
 class Decoder(Protocol):
@@ -65,7 +64,9 @@ def new_tracker(config: TrackerConfig | None = None,
     """The tracker of one stream (or of one shard of it: ``config.shard``): the compiled one,
     or with ``reference`` the Python reference tracker (the oracle of the differential
     tests; ``config.fast_paths`` and ``segment_marks`` choose its paths)."""
-    if reference:
+    if reference:  # imported here: a run on the core does not load the reference's modules
+        from portlens.track.tracker import Tracker as PythonTracker
+
         return PythonTracker(config, on_transition=on_transition)
     from portlens.track.rust import RustTracker
 

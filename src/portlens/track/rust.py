@@ -50,7 +50,6 @@ from portlens.track.model import (
 from portlens.track.states import Event, TcpState
 from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
 from portlens.track.timeouts import SECOND, Timeouts
-from portlens.track.tracker import quoted_shard_of, shard_of
 
 DNS_SESSION_TIMEOUT = 10 * SECOND
 """Zeek's DNS analyzer's session timeout (the reference's ``dns`` timer)."""
@@ -307,6 +306,9 @@ class RustTracker:
         rows go in too: they move the clock (the core's feed_shard)."""
         if self.config.shard is None:
             return None
+        # the reference's rule (one for both trackers), loaded only for worker processes
+        from portlens.track.tracker import quoted_shard_of, shard_of
+
         k, n = self.config.shard
         shards = shard_of(batch, n)
         mine: npt.NDArray[np.bool_] = shards == k
