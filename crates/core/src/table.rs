@@ -107,6 +107,9 @@ impl Cells<'_> {
     }
 }
 
+/// The most [`lines`] reserves before it writes: a chunk's lines are a few MB.
+const RESERVE_MAX: usize = 1 << 26;
+
 /// Why [`lines`] wrote nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableError {
@@ -131,7 +134,11 @@ pub fn lines(
         return Ok(None);
     }
     let mut cells = vec![String::new(); columns.len()];
-    let mut out = String::with_capacity(n.saturating_mul(aligns.iter().map(|a| a.width + 2).sum()));
+    // A guess at the text's size, bounded: widths come from the caller.
+    let line = aligns.iter().fold(1usize, |sum, a| {
+        sum.saturating_add(a.width).saturating_add(sep.len())
+    });
+    let mut out = String::with_capacity(n.saturating_mul(line).min(RESERVE_MAX));
     for row in 0..n {
         for (k, (column, cell)) in columns.iter().zip(&mut cells).enumerate() {
             column
