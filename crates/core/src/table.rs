@@ -45,7 +45,7 @@ pub fn push_row<S: AsRef<str>>(out: &mut String, cells: &[S], columns: &[Align],
 }
 
 fn pad(out: &mut String, mut n: usize) {
-    // a slice at a time: a space a push was a third of a sockets line's time
+    // a slice of spaces at a time, not a push a space: most of a line is padding
     const SPACES: &str = "                                                                ";
     while n > 0 {
         let k = n.min(SPACES.len());
