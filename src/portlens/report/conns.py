@@ -246,8 +246,13 @@ def write_csv_columns(cols: dict[str, Any], out: TextIO) -> None:
         out.write(csv_lines(cols, start, start + ZEEK_LINES_AT_ONCE, services))
 
 
+def host_text(host: str) -> str:
+    """An address as it stands before ``:port``: an IPv6 one in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def endpoint_text(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{host_text(host)}:{port}"
 
 
 def ends_text(c: Connection) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
 from portlens.report import human
-from portlens.report.conns import endpoint_text
+from portlens.report.conns import endpoint_text, host_text
 from portlens.report.ports import csv_value
 from portlens.report.tables import CodedCells, Column, Screen, TableWriter, left_out_text
 
@@ -22,12 +22,15 @@ SOCKET_COLUMNS = ("netid", "state", "local address:port", "peer address:port", "
 PEERS_SHOWN = 5
 
 
+def peer_text(addr: str, conns: int) -> str:
+    return f"{addr} ({conns})" if conns > 1 else addr
+
+
 def peers_text(listener: Listener, shown: int = PEERS_SHOWN) -> str:
     if len(listener.peers) == 1:  # most listeners of a big capture: no sort, no join
-        ((addr, n),) = listener.peers.items()
-        return f"{addr} ({n})" if n > 1 else addr
+        return peer_text(*next(iter(listener.peers.items())))
     ranked = sorted(listener.peers.items(), key=lambda kv: (-kv[1], kv[0]))
-    text = ", ".join(f"{addr} ({n})" if n > 1 else addr for addr, n in ranked[:shown])
+    text = ", ".join(peer_text(addr, n) for addr, n in ranked[:shown])
     return text + (f", ... {len(ranked) - shown} more" if len(ranked) > shown else "")
 
 
@@ -52,7 +55,7 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
         out[0::2], out[1::2] = orig, resp
         return out
 
-    hosts = [f"[{a}]" if ":" in a else a for a in ends.addrs]  # as endpoint_text
+    hosts = list(map(host_text, ends.addrs))
     proto = np.repeat(np.where(ends.tcp, 0, 1), 2)
     local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
     peer_h, peer_p = both(ends.resp_h, ends.orig_h), both(ends.resp_p, ends.orig_p)
