@@ -74,6 +74,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
         os.environ["NO_COLOR"] = "1"  # rich reads it for every console it creates
     _tune_gc()
+    from portlens.cli.memory import keep_freed_memory
+
+    keep_freed_memory()
     try:
         args.packet_filter = compiled_filter(args)
         check_source(args)
