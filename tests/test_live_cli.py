@@ -209,6 +209,25 @@ def test_sigterm_leaves_a_complete_file_and_the_report(tmp_path: Path, ports: Po
     assert ports_json(str(out_file))  # the file is a complete, analysable capture
 
 
+def test_sniff_lines_equal_conns_of_its_own_file(tmp_path: Path, ports: Ports) -> None:
+    """sniff's JSON lines (the same records as `conns --json`, streamed from the tracker's
+    columns) are the lines `conns --json` gives for the file sniff wrote, row for row; and
+    its report's estimate of capture loss is there when TCP payload was seen."""
+    out_file = tmp_path / "cap.pcap"
+    proc = start(portlens("sniff", "-i", "lo", "-f", ports.filter, "-w", str(out_file)))
+    make_traffic(ports, rounds=3)
+    wait_until(lambda: frame_count(out_file) > 20, "the capture")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    again = subprocess.run(portlens("conns", "--json", str(out_file)), capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows == [json.loads(line) for line in again.splitlines()]
+    assert {r["id.resp_p"] for r in rows} >= {ports.tcp, ports.udp, ports.closed}
+    assert "capture loss estimate: 0.000% of " in err
+
+
 def test_count_and_duration_stop_the_capture(tmp_path: Path, ports: Ports) -> None:
     proc = start(portlens("packets", "--json", "-i", "lo", "-c", "5", "-f", ports.filter))
     make_traffic(ports, rounds=2)

@@ -51,13 +51,21 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     timeouts = parse_timeouts(args.timeout)
     if args.max_flows < 1:
         raise UsageError("--max-flows must be at least 1")
-    # Transition lists are printed only by `conns --json` and drawn by `ladder`; building them
-    # for every connection costs time the other outputs need not pay.
+    # Transition lists are printed only by `conns --json` (and sniff's JSON lines) and drawn
+    # by `ladder`; building them for every connection costs time the other outputs need not
+    # pay, sniff's dashboard included.
     transitions = args.command == "ladder" or (
-        args.command in ("conns", "sniff") and getattr(args, "format", "json") == "json")
+        args.command == "conns" and args.format == "json") or (
+        args.command == "sniff" and sniff_writes_json(args))
     return TrackerConfig(timeouts=timeouts, drop_bad_checksums=args.checksums == "drop",
                          max_flows=args.max_flows, vlan_in_key=args.vlan_key,
                          keep_transitions=transitions)
+
+
+def sniff_writes_json(args: argparse.Namespace) -> bool:
+    """`sniff` writes JSON lines with --json, or whenever its output is not a terminal;
+    otherwise it shows its dashboard."""
+    return bool(args.json) or not sys.stdout.isatty()
 
 
 def workers(args: argparse.Namespace) -> int:

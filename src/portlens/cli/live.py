@@ -6,12 +6,16 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import TYPE_CHECKING, TextIO
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from portlens.analysis.ports import PortTable
     from portlens.pipeline import Tracker
+    from portlens.track.model import Connection
 
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
@@ -24,6 +28,7 @@ from portlens.cli.common import (
     live_summary,
     reading,
     screen,
+    sniff_writes_json,
     stderr_console,
     wide_arg,
 )
@@ -57,24 +62,24 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     """Live capture: a dashboard while it runs (or JSON lines when piped), the per-port report
     at the end, the same as `portlens ports` on the -w file afterwards."""
     import time
-    from collections import deque
 
     from portlens.analysis.ports import PortTable
     from portlens.report import conns as conns_report
     from portlens.report import ports as ports_report
-    from portlens.track.model import Connection
 
     if not args.interface:
         error("sniff needs -i IFACE (`portlens interfaces` lists them)")
         return EXIT_ERROR
     ended = PortTable()
-    recent: deque[Connection] = deque(maxlen=64)
-    as_json = args.json or not sys.stdout.isatty()
+    recent: deque[Connection] = deque(maxlen=RECENT)  # --reference: objects as they end
+    latest = _Latest()  # the core's tracker: columns, made objects when the dashboard shows
+    as_json = sniff_writes_json(args)
     out: TextIO = sys.stdout
 
     missed = _Missed()
 
     def take(c: Connection) -> None:
+        """A connection that ended, where the tracker gives objects (--reference)."""
         ended.add(c)
         recent.append(c)
         if c.proto == "tcp":
@@ -82,6 +87,22 @@ def cmd_sniff(args: argparse.Namespace) -> int:
             missed.total += c.orig_bytes + c.resp_bytes
         if as_json:
             out.write(conns_report.json_line(conns_report.record(c)) + "\n")
+
+    folding = _Folding(ended)
+
+    def take_columns(cols: dict[str, Any]) -> None:
+        """The connections a batch ended, as the core's columns: no object a connection
+        (they end at up to tens of thousands a second), but for the dashboard's last few."""
+        if not len(cols["uid"]):
+            return
+        folding.add(cols)
+        tcp = cols["ip_proto"] == 6
+        missed.gap += int(cols["missed_bytes"][tcp].sum())
+        missed.total += int(cols["orig_bytes"][tcp].sum() + cols["resp_bytes"][tcp].sum())
+        if as_json:
+            conns_report.write_json_columns(cols, out)
+        else:
+            latest.add(cols)
 
     status = [EXIT_OK]
     live = None
@@ -99,12 +120,14 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         now = time.monotonic()
         if live is not None and now - last_view >= 0.5:
             last_view = now
-            live.update(_dashboard(args, tracker, ended, list(recent)))
+            live.update(_dashboard(args, tracker, folding.table(),
+                                   list(recent) + latest.connections()))
 
     with reading(args, status) as pipeline:
         try:
             args.pipeline = pipeline
-            pipeline.track(take, on_batch=after_batch, wall_clock=True)
+            pipeline.track(take, on_batch=after_batch, wall_clock=True,
+                           on_columns=take_columns, column_block=1)
         except KeyboardInterrupt:
             # A Ctrl-C after the capture ended (the backlog was analysed before it came) cuts
             # the output of the last connections short, never the closing line below.
@@ -112,6 +135,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         finally:
             if live is not None:
                 live.stop()
+            folding.table()
             evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session, status)
@@ -125,6 +149,65 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     return exit_status(status[0], len(ended))
 
 
+RECENT = 64
+"""Ended connections the dashboard keeps to show."""
+
+
+class _Folding:
+    """The per-port table of the ended connections, their columns folded into it a block at
+    a time: a fold costs about a millisecond however few rows it has (a few dozen array
+    operations), and a live capture's batches, hundreds a second, end a few rows each."""
+
+    def __init__(self, ports: PortTable) -> None:
+        self._ports = ports
+        self._parts: list[dict[str, Any]] = []
+        self._rows = 0
+
+    def add(self, cols: dict[str, Any]) -> None:
+        from portlens.analysis.columns import PORT_COLUMNS
+        from portlens.pipeline.run import COLUMN_BLOCK
+
+        self._parts.append({k: cols[k] for k in PORT_COLUMNS})
+        self._rows += len(cols["uid"])
+        if self._rows >= COLUMN_BLOCK:
+            self.table()
+
+    def table(self) -> PortTable:
+        """The table with every connection added so far."""
+        if self._parts:
+            from portlens.analysis.columns import PORT_COLUMNS
+            from portlens.track.rust import concat_columns
+
+            self._ports.add_columns(concat_columns(self._parts, PORT_COLUMNS))
+            self._parts, self._rows = [], 0
+        return self._ports
+
+
+class _Latest:
+    """The last RECENT connections that ended, as the blocks of columns that hold them; made
+    objects only when the dashboard is drawn (twice a second), not as each batch ends."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[dict[str, Any]] = deque()
+        self._rows = 0
+
+    def add(self, cols: dict[str, Any]) -> None:
+        self._blocks.append(cols)
+        self._rows += len(cols["uid"])
+        while self._rows - len(self._blocks[0]["uid"]) >= RECENT:
+            self._rows -= len(self._blocks.popleft()["uid"])
+
+    def connections(self) -> list[Connection]:
+        """The last RECENT, oldest first, without their transitions (not shown)."""
+        from portlens.track.rust import connections
+
+        out: list[Connection] = []
+        for cols in self._blocks:
+            out.extend(connections({k: v for k, v in cols.items()
+                                    if not k.startswith("transitions.")}))
+        return out[-RECENT:]
+
+
 @dataclasses.dataclass
 class _Missed:
     """Bytes acknowledged but never captured, against all TCP payload bytes."""
@@ -133,8 +216,8 @@ class _Missed:
     total: int = 0
 
 
-def _dashboard(args: argparse.Namespace, tracker: Tracker, ended: object,
-               recent: list[object]) -> RenderableType:
+def _dashboard(args: argparse.Namespace, tracker: Tracker, ended: PortTable,
+               recent: Sequence[Connection]) -> RenderableType:
     import time
 
     from portlens.analysis.ports import PortTable
@@ -142,7 +225,6 @@ def _dashboard(args: argparse.Namespace, tracker: Tracker, ended: object,
     from portlens.report.clock import Clock
     from portlens.report.live import Rates, dashboard
 
-    assert isinstance(ended, PortTable)
     session = args.pipeline.live_session
     assert isinstance(session, LiveSession)
     c = session.counters
@@ -154,7 +236,7 @@ def _dashboard(args: argparse.Namespace, tracker: Tracker, ended: object,
                   c.buffer_dropped, c.backlog_bytes, c.spooled_bytes, c.behind_s,
                   Clock(utc=args.utc).stamp(c.started_ns, whole=True))
     return dashboard(rates, ended + PortTable().update(open_conns), open_conns,
-                     recent, wide=args.wide)  # type: ignore[arg-type]
+                     recent, wide=args.wide)
 
 
 def cmd_interfaces(args: argparse.Namespace) -> int:

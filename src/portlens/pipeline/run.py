@@ -467,12 +467,12 @@ class Pipeline:
         no Connection is made; a streaming output takes 1, each batch's as it ends. With
         ``column_names``, a block joined from batches holds only those columns (and ``uid``):
         what the aggregate reads."""
-        if on_columns is not None and not self.sharded and not wall_clock:
+        if on_columns is not None and not self.sharded:
             tracker = self.tracker(on_transition)
             if getattr(tracker, "columnar", False):
                 self._track_columns(tracker, on_columns, on_batch, on_packets,
                                     COLUMN_BLOCK if column_block is None else column_block,
-                                    column_names)
+                                    column_names, wall_clock)
                 return
         if self.sharded:
             if on_transition is not None or on_batch is not None or on_packets is not None:
@@ -504,7 +504,8 @@ class Pipeline:
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,
                        on_packets: Callable[[PacketBatch], None] | None,
-                       block_rows: int, names: Collection[str] | None = None) -> None:
+                       block_rows: int, names: Collection[str] | None = None,
+                       wall_clock: bool = False) -> None:
         """track() with the ended connections as column blocks (a RustTracker)."""
         from portlens.track.rust import concat_columns
 
@@ -522,11 +523,15 @@ class Pipeline:
                 rows = 0
                 on_columns(whole)
 
+        last_tick = 0.0
         try:
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
                     on_packets(batch)
                 take(tracker.feed_columns(batch))
+                if wall_clock and time.monotonic() - last_tick >= 0.1:
+                    last_tick = time.monotonic()
+                    take(tracker.advance_columns(time.time_ns()))
                 if on_batch is not None:
                     on_batch(tracker)
         finally:
