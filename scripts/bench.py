@@ -55,12 +55,13 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -1883,6 +1884,18 @@ def _parse_scapy(out: str, _err: str) -> Counts:
     return Counts()
 
 
+def _drain(fd: int) -> None:
+    """Reads a pseudo-terminal's output until its last writer has gone, so that the tool
+    never blocks on a full terminal; closes it then."""
+    try:
+        while os.read(fd, 1 << 16):
+            pass
+    except OSError:  # EIO: the terminal's other end is closed
+        pass
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class LiveTool:
     name: str
@@ -1894,11 +1907,21 @@ class LiveTool:
     """(stdout, stderr) -> counts; stdout is discarded when command ends in '> /dev/null'."""
     needs: str = ""
     """Executable (or 'python:module') that must be present."""
+    tty: bool = False
+    """Standard output is a terminal (a pseudo-terminal this process drains), as when a user
+    watches `portlens sniff`'s dashboard; its counts are read from standard error as usual."""
 
 
 LIVE_TOOLS: tuple[LiveTool, ...] = (
     LiveTool("portlens", "portlens sniff -i {iface} --json > /dev/null",
              lambda i, _t: [*_portlens_prefix(), "sniff", "-i", i, "--json"], _parse_portlens),
+    LiveTool("portlens-dashboard", "portlens sniff -i {iface} (on a terminal)",
+             lambda i, _t: [*_portlens_prefix(), "sniff", "-i", i], _parse_portlens, tty=True),
+    LiveTool("portlens-ports", "portlens ports -i {iface} > /dev/null",
+             lambda i, _t: [*_portlens_prefix(), "ports", "-i", i], _parse_portlens),
+    LiveTool("portlens-zeek", "portlens conns -i {iface} --format zeek > /dev/null",
+             lambda i, _t: [*_portlens_prefix(), "conns", "-i", i, "--format", "zeek"],
+             _parse_portlens),
     LiveTool("portlens-decode", "portlens packets -i {iface} --stats > /dev/null",
              lambda i, _t: [*_portlens_prefix(), "packets", "-i", i, "--stats"], _parse_portlens),
     LiveTool("tcpdump", "tcpdump -i {iface} -w /dev/null",
@@ -2099,9 +2122,16 @@ def live_trial(tool: LiveTool, rate: str, path: Path, packets: int, ifindex: int
     tool_limit = replay_limit + drain_timeout + 60.0
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         null = tool.command.endswith("> /dev/null")
-        stdout = subprocess.DEVNULL if null else out_f
+        stdout: int | IO[str] = subprocess.DEVNULL if null else out_f
+        terminal = None
+        if tool.tty:
+            master, terminal = os.openpty()
+            threading.Thread(target=_drain, args=(master,), daemon=True).start()
+            stdout = terminal
         proc = subprocess.Popen(_in_ns(NS_RX, tool.argv(VETH_RX, tool_limit)), stdout=stdout,
                                 stderr=err_f, stdin=subprocess.DEVNULL, start_new_session=True)
+        if terminal is not None:
+            os.close(terminal)  # the child holds it now: its exit ends the drain
         reaped = False
         try:
             deadline = time.monotonic() + 60
