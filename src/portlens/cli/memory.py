@@ -43,13 +43,15 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc's own: not musl's stub
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    del gnu_get_libc_version
+    # glibc's own function: musl, say, has a mallopt that does nothing
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    # mallopt returns 1 on success; a refused value leaves glibc's default in place
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    # 1 on success (a refused value leaves glibc's default); both are set either way
+    mmap_set = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    trim_set = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    return mmap_set and trim_set
