@@ -52,6 +52,6 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     # 1 on success (a refused value leaves glibc's default); both are set either way
-    mmap_set = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    trim_set = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    mmap_set: bool = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    trim_set: bool = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     return mmap_set and trim_set
