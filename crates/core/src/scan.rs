@@ -28,7 +28,9 @@ pub const SLICE_ROWS: usize = 1024;
 /// cache while its records are walked and decoded. On the 2 M benchmark capture, 1 MiB
 /// chunks cost 0.48 CPU s where 8 MiB ones (the pipeline's, sized for Python's per-batch
 /// overhead) cost 0.87 (docs/benchmarks.md); the scan has no per-batch Python to amortise.
-pub const SCAN_CHUNK_BYTES: usize = 1 << 20;
+/// On the Intel host of 3 December 256 KiB cost 0.50-0.53 CPU s where 1 MiB cost 0.57-0.58
+/// (three interleaved rounds of seven runs).
+pub const SCAN_CHUNK_BYTES: usize = 256 << 10;
 
 /// One capture file, read, decoded and counted batch by batch.
 pub struct PacketScan {
