@@ -209,12 +209,15 @@ def test_sigterm_leaves_a_complete_file_and_the_report(tmp_path: Path, ports: Po
     assert ports_json(str(out_file))  # the file is a complete, analysable capture
 
 
-def test_sniff_lines_equal_conns_of_its_own_file(tmp_path: Path, ports: Ports) -> None:
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["default", "2-threads"])
+def test_sniff_lines_equal_conns_of_its_own_file(tmp_path: Path, ports: Ports,
+                                                 workers: tuple[str, ...]) -> None:
     """sniff's JSON lines (the same records as `conns --json`, streamed from the tracker's
     columns) are the lines `conns --json` gives for the file sniff wrote, row for row; and
     its report's estimate of capture loss is there when TCP payload was seen."""
     out_file = tmp_path / "cap.pcap"
-    proc = start(portlens("sniff", "-i", "lo", "-f", ports.filter, "-w", str(out_file)))
+    proc = start(portlens("sniff", "-i", "lo", "-f", ports.filter, "-w", str(out_file),
+                          *workers))
     make_traffic(ports, rounds=3)
     wait_until(lambda: frame_count(out_file) > 20, "the capture")
     proc.send_signal(signal.SIGINT)
