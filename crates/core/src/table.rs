@@ -4,6 +4,8 @@
 //! a state, an address in many lines), so a column may come as a few distinct texts and each
 //! row's index into them ([`Cells::Coded`]): the rows' text is then made here, not in Python.
 
+use crate::track::ids::{decimal, DECIMAL_MAX};
+
 /// One shown column: its width and whether it is right-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Align {
@@ -90,7 +92,7 @@ impl Cells<'_> {
                 cell.push_str(texts.get(code)?);
                 if let Some(port) = port {
                     cell.push(':');
-                    push_decimal(cell, *port.get(row)?);
+                    cell.push_str(decimal(*port.get(row)?, &mut [0u8; DECIMAL_MAX]));
                 }
             }
         }
@@ -148,25 +150,6 @@ pub fn lines(
         push_row(&mut out, &cells, aligns, sep);
     }
     Ok(Some(out))
-}
-
-/// `v` in decimal, as Python's `str(int)`.
-fn push_decimal(out: &mut String, v: i64) {
-    if v < 0 {
-        out.push('-');
-    }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = v.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -250,12 +233,6 @@ mod tests {
         assert_eq!(lines(&columns, &[L], " "), Err(TableError::Shape));
         let odd = [Cells::Text(vec!["µs"])];
         assert_eq!(lines(&odd, &[L], " "), Ok(None));
-        let mut out = String::new();
-        for v in [0, 7, 10, 65535, -3, i64::MIN] {
-            out.clear();
-            push_decimal(&mut out, v);
-            assert_eq!(out, v.to_string());
-        }
     }
 
     #[test]

@@ -66,15 +66,23 @@ pub fn push_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
     out.push(quote);
 }
 
-/// Appends the decimal text of an integer (Python's `repr(int)`): by hand, two digits at a
-/// time, as `write!` costs several times more and this runs five times for every uid.
+/// Appends the decimal text of an integer (Python's `repr(int)`).
 pub fn push_int(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(decimal(v, &mut [0u8; DECIMAL_MAX]).as_bytes());
+}
+
+/// The longest decimal text of an i64: a sign and 19 digits.
+pub const DECIMAL_MAX: usize = 20;
+
+/// The decimal text of an integer (Python's `repr(int)`), written at the end of `buf`: by
+/// hand, two digits at a time, as `write!` costs several times more and this runs five times
+/// for every uid (and for every port of the sockets table, `table::lines`).
+pub fn decimal(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &str {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = v.unsigned_abs();
     while n >= 100 {
@@ -92,9 +100,11 @@ pub fn push_int(out: &mut Vec<u8>, v: i64) {
         buf[i] = b'0' + n as u8;
     }
     if v < 0 {
-        out.push(b'-');
+        i -= 1;
+        buf[i] = b'-';
     }
-    out.extend_from_slice(&buf[i..]);
+    // digits and a sign only: always UTF-8
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// The uid of a text whose BLAKE2b-104 digest names it, as `_uid` in track/tracker.py:
