@@ -9,6 +9,7 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -439,3 +440,42 @@ def test_read_ahead_off_gives_the_same_batches(name: str) -> None:
     for x, y in zip(a, b, strict=True):
         for column in x.column_names():
             assert np.array_equal(getattr(x, column), getattr(y, column)), column
+
+
+# --- Ctrl-C while the capture's end is handed over -----------------------------------------
+
+
+def _interrupted_at_the_end(monkeypatch: pytest.MonkeyPatch, columns: bool) -> list[str]:
+    """The uids track() hands over when a Ctrl-C (a real SIGINT to this process) comes just as
+    the tracker starts ending the connections still open; it must raise KeyboardInterrupt
+    only once they are all handed over."""
+    import os
+    import signal
+
+    from portlens.track.rust import RustTracker
+
+    name = "finish_columns" if columns else "finish"
+    ending = getattr(RustTracker, name)
+
+    def interrupted(self: RustTracker) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        yield from ending(self)
+
+    monkeypatch.setattr(RustTracker, name, interrupted)
+    uids: list[str] = []
+    pipeline = Pipeline(Source.of(SAMPLE), Options())
+    with pytest.raises(KeyboardInterrupt):
+        if columns:
+            pipeline.track(lambda c: None, on_columns=lambda cols: uids.extend(cols["uid"]))
+        else:
+            pipeline.track(lambda c: uids.append(c.uid))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return uids
+
+
+@pytest.mark.parametrize("columns", [False, True], ids=["objects", "columns"])
+def test_ctrl_c_at_the_end_waits_for_every_connection(monkeypatch: pytest.MonkeyPatch,
+                                                      columns: bool) -> None:
+    everything = [c.uid for c in Pipeline(Source.of(SAMPLE), Options()).connections()]
+    assert len(everything) > 3
+    assert _interrupted_at_the_end(monkeypatch, columns) == everything

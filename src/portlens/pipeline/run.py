@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
@@ -483,6 +485,7 @@ class Pipeline:
             return
         tracker = self.tracker(on_transition)
         last_tick = 0.0
+        end = _EndFirst()
         try:
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
@@ -496,10 +499,15 @@ class Pipeline:
                 if on_batch is not None:
                     on_batch(tracker)
         finally:
-            for c in tracker.finish():
-                sink(c)
-            self.not_counted = Counter(tracker.not_counted)
-            self.evicted = tracker.evicted
+            # first, before any call lets Python act on a Ctrl-C (_EndFirst)
+            previous = signal.signal(signal.SIGINT, end) if end.main_thread else None
+            try:
+                for c in tracker.finish():
+                    sink(c)
+                self.not_counted = Counter(tracker.not_counted)
+                self.evicted = tracker.evicted
+            finally:
+                end.restore(previous)
 
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,
@@ -524,6 +532,7 @@ class Pipeline:
                 on_columns(whole)
 
         last_tick = 0.0
+        end = _EndFirst()
         try:
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
@@ -535,11 +544,16 @@ class Pipeline:
                 if on_batch is not None:
                     on_batch(tracker)
         finally:
-            for cols in tracker.finish_columns():
-                take(cols)
-            take(None, last=True)
-            self.not_counted = Counter(tracker.not_counted)
-            self.evicted = tracker.evicted
+            # first, before any call lets Python act on a Ctrl-C (_EndFirst)
+            previous = signal.signal(signal.SIGINT, end) if end.main_thread else None
+            try:
+                for cols in tracker.finish_columns():
+                    take(cols)
+                take(None, last=True)
+                self.not_counted = Counter(tracker.not_counted)
+                self.evicted = tracker.evicted
+            finally:
+                end.restore(previous)
 
     def connections(self, on_transition: Callable[[Transition], None] | None = None
                     ) -> Iterator[Connection]:
@@ -589,6 +603,35 @@ class Pipeline:
             if c.uid == uid:
                 return c
         return None
+
+
+class _EndFirst:
+    """Holds a Ctrl-C back while the capture's end is handed over (``track``'s ``finally``),
+    and delivers it once that is done. The connections still open are reported however the
+    reading stopped; a KeyboardInterrupt in the middle of that lost every row not handed over
+    yet (`ports` said "what was read so far is reported" and printed nothing). The end is
+    bounded: at most --max-flows open connections.
+
+    Installed as the SIGINT handler by the ``finally``'s first call: Python runs a signal's
+    handler at its next check for pending signals, after a call returns, and takes the
+    handler in place then, so a Ctrl-C that came as the reading ended reaches this one. Only
+    in the main thread, where Python runs signal handlers."""
+
+    def __init__(self) -> None:
+        self.main_thread = threading.current_thread() is threading.main_thread()
+        self.caught = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.caught = True
+
+    def restore(self, previous: Any) -> None:
+        """Puts the handler that was in place back, and raises the signal held back, for it."""
+        if not self.main_thread:
+            return
+        signal.signal(signal.SIGINT,
+                      signal.default_int_handler if previous is None else previous)
+        if self.caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _only_frames(frames: FrameBatch, only: npt.NDArray[np.int64]) -> FrameBatch | None:
