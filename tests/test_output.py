@@ -751,13 +751,16 @@ def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
         os.close(master)
     if proc.returncode == 0:
         pytest.skip("the whole file was read before Ctrl-C arrived")
-    assert proc.returncode == 130
     assert b"Traceback" not in seen
     bars = re.findall(rb"([\d.]+)/([\d.]+) MB", seen)
     if b"interrupted; what was read so far" not in seen and bars[-1][0] == bars[-1][1]:
         # The bar is redrawn ten times a second; the Rust tracker can finish the file within
-        # one redraw of it showing 16 MB: Ctrl-C then cut the report, not the reading.
+        # one redraw of it showing 16 MB: Ctrl-C then cut the report, not the reading, or
+        # came once the command was done, as the interpreter exited, which Python ends by
+        # SIGINT itself (-2; a shell's 130 either way).
+        assert proc.returncode in (130, -signal.SIGINT)
         pytest.skip("the whole file was read before Ctrl-C arrived")
+    assert proc.returncode == 130
     assert b"interrupted; what was read so far" in seen
     assert out.decode().splitlines()[0].split()[0] in ("port", "pkts")
 
