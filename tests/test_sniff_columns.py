@@ -1,8 +1,9 @@
 """What `sniff` keeps of the connections that end, from the core's columns (cli/live.py): the
-per-port table folded a block at a time, and the dashboard's last connections made objects
-only when it is drawn. Both must equal what the connections as objects give, whatever sizes
-the batches come in (a live capture's are small and uneven). The capture is the benchmark
-generator's, small: hundreds of connections of every kind."""
+per-port table folded a block at a time (pipeline/run.py ``ColumnBlocks``), and the
+dashboard's last connections made objects only when it is drawn. Both must equal what the
+connections as objects give, whatever sizes the batches come in (a live capture's are small
+and uneven). The capture is the benchmark generator's, small: hundreds of connections of
+every kind."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from typing import Any
 import pytest
 
 from portlens.analysis.ports import PortTable
-from portlens.cli.live import RECENT, _Folding, _Latest
-from portlens.pipeline.run import COLUMN_BLOCK, Options, Pipeline, Source
+from portlens.cli.live import RECENT, _Latest
+from portlens.pipeline.run import COLUMN_BLOCK, ColumnBlocks, Options, Pipeline, Source
 from portlens.track.model import Connection, EndReason
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
@@ -60,29 +61,39 @@ def _objects(path: Path) -> list[Connection]:
     return list(Pipeline(Source.of(str(path)), Options()).connections())
 
 
+def _folding(table: PortTable) -> ColumnBlocks:
+    """How sniff folds its ended connections into its per-port table."""
+    return ColumnBlocks(table.add_columns, COLUMN_BLOCK)
+
+
 def test_the_folded_table_is_the_objects_table(capture: Path) -> None:
     conns = _objects(capture)
     assert len(conns) > 2 * RECENT
     pieces = _pieces(_batches(capture), seed=1)
     assert len(pieces) > 50
     expected = PortTable().update(conns).records()
-    folding = _Folding(PortTable())
+    table = PortTable()
+    folding = _folding(table)
     for cols in pieces:
         folding.add(cols)
-    assert folding.table().records() == expected
+    folding.flush()
+    assert table.records() == expected
     # Nothing is left to fold, and a table read midway is the one of the rows added so far.
-    assert folding.table().records() == expected
+    folding.flush()
+    assert table.records() == expected
     half = len(pieces) // 2
-    folding = _Folding(PortTable())
+    table = PortTable()
+    folding = _folding(table)
     for cols in pieces[:half]:
         folding.add(cols)
+    folding.flush()
     rows = sum(len(c["uid"]) for c in pieces[:half])
-    assert folding.table().records() == PortTable().update(conns[:rows]).records()
+    assert table.records() == PortTable().update(conns[:rows]).records()
 
 
 def test_blocks_are_folded_when_they_reach_a_column_block(capture: Path) -> None:
     table = PortTable()
-    folding = _Folding(table)
+    folding = _folding(table)
     cols = _batches(capture)[0]
     one = {k: v[:1] for k, v in cols.items()}
     for _ in range(COLUMN_BLOCK - 1):

@@ -63,7 +63,9 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     at the end, the same as `portlens ports` on the -w file afterwards."""
     import time
 
+    from portlens.analysis.columns import PORT_COLUMNS
     from portlens.analysis.ports import PortTable
+    from portlens.pipeline.run import COLUMN_BLOCK, ColumnBlocks
     from portlens.report import conns as conns_report
     from portlens.report import ports as ports_report
 
@@ -88,14 +90,14 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         if as_json:
             out.write(conns_report.json_line(conns_report.record(c)) + "\n")
 
-    folding = _Folding(ended)
+    folded = ColumnBlocks(ended.add_columns, COLUMN_BLOCK)
 
     def take_columns(cols: dict[str, Any]) -> None:
         """The connections a batch ended, as the core's columns: no object a connection
         (they end at up to tens of thousands a second), but for the dashboard's last few."""
         if not len(cols["uid"]):
             return
-        folding.add(cols)
+        folded.add({k: cols[k] for k in PORT_COLUMNS})  # only what the table reads is held
         tcp = cols["ip_proto"] == 6
         missed.gap += int(cols["missed_bytes"][tcp].sum())
         missed.total += int(cols["orig_bytes"][tcp].sum() + cols["resp_bytes"][tcp].sum())
@@ -120,8 +122,8 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         now = time.monotonic()
         if live is not None and now - last_view >= 0.5:
             last_view = now
-            live.update(_dashboard(args, tracker, folding.table(),
-                                   list(recent) + latest.connections()))
+            folded.flush()
+            live.update(_dashboard(args, tracker, ended, list(recent) + latest.connections()))
 
     with reading(args, status) as pipeline:
         try:
@@ -135,7 +137,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         finally:
             if live is not None:
                 live.stop()
-            folding.table()
+            folded.flush()
             evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session, status)
@@ -151,36 +153,6 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
 RECENT = 64
 """Ended connections the dashboard keeps to show."""
-
-
-class _Folding:
-    """The per-port table of the ended connections, their columns folded into it a block at
-    a time: a fold costs about a millisecond however few rows it has (a few dozen array
-    operations), and a live capture's batches, hundreds a second, end a few rows each."""
-
-    def __init__(self, ports: PortTable) -> None:
-        self._ports = ports
-        self._parts: list[dict[str, Any]] = []
-        self._rows = 0
-
-    def add(self, cols: dict[str, Any]) -> None:
-        from portlens.analysis.columns import PORT_COLUMNS
-        from portlens.pipeline.run import COLUMN_BLOCK
-
-        self._parts.append({k: cols[k] for k in PORT_COLUMNS})
-        self._rows += len(cols["uid"])
-        if self._rows >= COLUMN_BLOCK:
-            self.table()
-
-    def table(self) -> PortTable:
-        """The table with every connection added so far."""
-        if self._parts:
-            from portlens.analysis.columns import PORT_COLUMNS
-            from portlens.track.rust import concat_columns
-
-            self._ports.add_columns(concat_columns(self._parts, PORT_COLUMNS))
-            self._parts, self._rows = [], 0
-        return self._ports
 
 
 class _Latest:

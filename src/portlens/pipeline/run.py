@@ -515,22 +515,8 @@ class Pipeline:
                        block_rows: int, names: Collection[str] | None = None,
                        wall_clock: bool = False) -> None:
         """track() with the ended connections as column blocks (a RustTracker)."""
-        from portlens.track.rust import concat_columns
-
-        block: list[dict[str, Any]] = []
-        rows = 0
-
-        def take(cols: dict[str, Any] | None, last: bool = False) -> None:
-            nonlocal rows
-            if cols is not None and len(cols["uid"]):
-                block.append(cols)
-                rows += len(cols["uid"])
-            if block and (last or rows >= block_rows):
-                whole = concat_columns(block, names)
-                block.clear()
-                rows = 0
-                on_columns(whole)
-
+        blocks = ColumnBlocks(on_columns, block_rows, names)
+        take = blocks.add
         last_tick = 0.0
         end = _EndFirst()
         try:
@@ -549,7 +535,7 @@ class Pipeline:
             try:
                 for cols in tracker.finish_columns():
                     take(cols)
-                take(None, last=True)
+                blocks.flush()
                 self.not_counted = Counter(tracker.not_counted)
                 self.evicted = tracker.evicted
             finally:
@@ -603,6 +589,37 @@ class Pipeline:
             if c.uid == uid:
                 return c
         return None
+
+
+class ColumnBlocks:
+    """The tracker's column batches joined into blocks of at least ``rows`` rows, each handed
+    to ``on_block`` (holding only the columns ``names``, and ``uid``, if given): an
+    aggregate's fold costs a few dozen array operations whatever a block's size, and a batch
+    ends a few rows (a live capture's, hundreds a second, fewer still). ``flush`` hands over
+    what is waiting."""
+
+    def __init__(self, on_block: Callable[[dict[str, Any]], None], rows: int,
+                 names: Collection[str] | None = None) -> None:
+        self._on_block = on_block
+        self._block_rows = rows
+        self._names = names
+        self._parts: list[dict[str, Any]] = []
+        self._rows = 0
+
+    def add(self, cols: dict[str, Any]) -> None:
+        if len(cols["uid"]):
+            self._parts.append(cols)
+            self._rows += len(cols["uid"])
+            if self._rows >= self._block_rows:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            from portlens.track.rust import concat_columns
+
+            whole = concat_columns(self._parts, self._names)
+            self._parts, self._rows = [], 0
+            self._on_block(whole)
 
 
 class _EndFirst:
