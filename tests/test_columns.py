@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from portlens.analysis import sockets as sockets_module
 from portlens.analysis.columns import (
     HANDSHAKE_COLUMNS,
     PORT_COLUMNS,
@@ -33,7 +34,7 @@ from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import zeek_lines, zeek_row
-from portlens.report.sockets import ends_columns, socket_cells
+from portlens.report.sockets import ends_columns, listener_cells, listener_columns, socket_cells
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -170,6 +171,13 @@ def check(path: Path) -> Tables:
     assert [row for ends in blocks for row in zip(*ends_columns(ends), strict=True)] == list(
         map(socket_cells, ref.sockets.sockets))
     assert fast.sockets.socket_count() == len(ref.sockets.sockets)
+    # And the listeners' table, from the columns' folded rows (no Listener made): before
+    # ``differences`` asks for the Listeners, which then become the table's.
+    for name in ("sockets", "listeners"):
+        table = getattr(fast, name)
+        assert table.listener_count() == len(getattr(ref, name).listeners)
+        assert list(zip(*listener_columns(table.listener_rows()), strict=True)) == list(
+            map(listener_cells, getattr(ref, name).sorted_listeners())), name
     diff = differences(ref, fast)
     assert not diff, f"{path.name}: {len(diff)} differences\n" + "\n".join(diff[:40])
     return ref
@@ -184,6 +192,7 @@ def test_columns_equal_reference_on_bundled_captures(path: Path) -> None:
 def test_columns_equal_reference_in_small_blocks(path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "COLUMN_BLOCK", 3)
+    monkeypatch.setattr(sockets_module, "FOLD_ROWS", 2)  # listeners folded every few blocks
     check(path)
 
 

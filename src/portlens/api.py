@@ -329,7 +329,7 @@ class Sockets:
         self.table = table
 
     def __len__(self) -> int:
-        return len(self.table.listeners) + self.table.socket_count()
+        return self.table.listener_count() + self.table.socket_count()
 
     def records(self) -> list[dict[str, Any]]:
         from portlens.report.sockets import json_records

@@ -26,7 +26,7 @@ import numpy as np
 from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
 from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
-from portlens.analysis.sockets import ConnectionEnds, Listener
+from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
 from portlens.track.rust import NO_CODE, NONE64, _addresses
 from portlens.track.states import SS_NAMES, TcpState
 
@@ -606,47 +606,24 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     histories, hist = encode(cols["history"])
     f = {ch: has[hist] for ch, has in _flags(histories, "hH").items()}
     sf = one_of(*encode(cols["conn_state"]), ["SF"])
-    addrs, (orig_h, resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
+    orig_a, resp_a = cols["id.orig_h"], cols["id.resp_h"]
     orig_p = cols["id.orig_p"].astype(np.int64)
     resp_p = cols["id.resp_p"].astype(np.int64)
-    first = cols["ts_ns"]
-    last = np.maximum(cols["ts_ns"], cols["last_ns"])
     # One row per (connection, listening side): the responder's, then the originator's.
     resp_side = np.flatnonzero((tcp & f["h"]) | (udp & sf))
     orig_side = np.flatnonzero(tcp & f["H"])
     rows = np.concatenate([resp_side, orig_side])
-    addr = np.concatenate([resp_h[resp_side], orig_h[orig_side]])
-    port = np.concatenate([resp_p[resp_side], orig_p[orig_side]])
-    peer = np.concatenate([orig_h[resp_side], resp_h[orig_side]])
-    kind = np.where(tcp[rows], 0, 1)
-    key = ((kind * len(addrs) + addr) << 16) | port
-    sides = np.arange(len(rows))
-    g = Groups(key, sides)
-    firsts, lasts = g.min(first[rows]), g.max(last[rows])
-    listeners = []
-    for i, k in enumerate(g.keys):
-        lkey = ("tcp" if (k >> 16) // len(addrs) == 0 else "udp",
-                addrs[(k >> 16) % len(addrs)], k & 0xFFFF)
-        listener = table.listeners.get(lkey)
-        if listener is None:
-            listener = table.listeners[lkey] = Listener(*lkey)
-        listener.first_ns = _opt_min(listener.first_ns, firsts[i])
-        listener.last_ns = _opt_max(listener.last_ns, lasts[i])
-        listeners.append(listener)
-    group, value, count = g.pair_arrays(peer)
-    names, counts = list(map(addrs.__getitem__, value.tolist())), count.tolist()
-    for i, start, end in runs(group):
-        peers = listeners[i].peers
-        if peers:  # no Counter.__missing__ call for a new peer
-            for name, k in zip(names[start:end], counts[start:end], strict=True):
-                peers[name] = peers.get(name, 0) + k
-        else:  # a listener's first peers: set in C (dict.update, not Counter's counting)
-            dict.update(peers, zip(names[start:end], counts[start:end], strict=True))
+    table.add_listener_peers(ListenerPeers(
+        tcp[rows], np.concatenate([resp_a[resp_side], orig_a[orig_side]]),
+        np.concatenate([resp_p[resp_side], orig_p[orig_side]]),
+        np.concatenate([orig_a[resp_side], resp_a[orig_side]]), np.ones(len(rows), np.int64),
+        cols["ts_ns"][rows], np.maximum(cols["ts_ns"], cols["last_ns"])[rows]))
     if not sockets:
         return
     both = np.flatnonzero(tcp | udp)
     if not len(both):
         return
+    addrs, (orig_h, resp_h) = addresses(orig_a, resp_a)
     state_names, codes = encode(chain(cols["orig_state"], cols["resp_state"]))
     # "": UDP has no state on the wire (its rows, and only they, may hold None)
     states = [*(_SS[name] if name is not None else "" for name in state_names), ""]
@@ -658,6 +635,67 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
         addrs, states, on_tcp, orig_state, resp_state, orig_h[both], orig_p[both],
         resp_h[both], resp_p[both], uid if len(both) == n else [uid[i] for i in both.tolist()]))
 
+
+def fold_listener_peers(parts: list[ListenerPeers]) -> ListenerPeers:
+    """Rows of the same listener and peer made one: connections added, times widened. The
+    result is sorted by listener (TCP first, port, address bytes), then peer."""
+    tcp = np.concatenate([p.tcp for p in parts])
+    addr, peer = (np.ascontiguousarray(np.concatenate([getattr(p, name) for p in parts]))
+                  for name in ("addr", "peer"))
+    port = np.concatenate([p.port for p in parts])
+    a, q = addr.view(np.uint64).reshape(-1, 2), peer.view(np.uint64).reshape(-1, 2)
+    udp = ~tcp
+    order = np.lexsort((q[:, 1], q[:, 0], a[:, 1], a[:, 0], port, udp))
+    new = np.zeros(len(order), bool)
+    if len(order):
+        new[0] = True
+        for key in (udp, port, a[:, 0], a[:, 1], q[:, 0], q[:, 1]):
+            k = key[order]
+            new[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(new)
+    first = order[starts]
+    if not len(starts):  # reduceat takes no empty list of starts
+        return ListenerPeers(tcp, addr, port, peer, *(np.zeros(0, np.int64),) * 3)
+    return ListenerPeers(
+        tcp[first], addr[first], port[first], peer[first],
+        np.add.reduceat(np.concatenate([p.conns for p in parts])[order], starts),
+        np.minimum.reduceat(np.concatenate([p.first_ns for p in parts])[order], starts),
+        np.maximum.reduceat(np.concatenate([p.last_ns for p in parts])[order], starts))
+
+
+def listener_rows(peers: ListenerPeers) -> ListenerRows:
+    """The listeners of folded rows (``fold_listener_peers``) in the table's order: by port,
+    then by address as text, as ``SocketTable.sorted_listeners`` orders Listeners; each
+    one's peers by connections, then by address."""
+    n = len(peers)
+    if not n:  # reduceat takes no empty list of starts
+        return ListenerRows([], [], [], [], [], [], [0], [], [])
+    texts, (addr, peer) = addresses(peers.addr, peers.peer)
+    rank = np.empty(len(texts), np.int64)
+    rank[sorted(range(len(texts)), key=texts.__getitem__)] = np.arange(len(texts))
+    # A listener's rows are adjacent in folded rows: a new listener where one of these changes.
+    new = np.zeros(n, bool)
+    new[0] = True
+    for key in (peers.tcp, peers.port, addr):
+        new[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(new)
+    of_row = np.cumsum(new) - 1
+    tcp, port, where = peers.tcp[starts], peers.port[starts], addr[starts]
+    table_order = np.lexsort((rank[where], port, ~tcp))
+    position = np.empty(len(starts), np.int64)
+    position[table_order] = np.arange(len(starts))
+    ranked = np.lexsort((rank[peer], -peers.conns, position[of_row]))
+    counts = np.diff(np.r_[starts, n])[table_order]
+    names = [texts[i] for i in peer[ranked].tolist()]
+    return ListenerRows(
+        ["tcp" if t else "udp" for t in tcp[table_order].tolist()],
+        [texts[i] for i in where[table_order].tolist()], port[table_order].tolist(),
+        np.add.reduceat(peers.conns, starts)[table_order].tolist(),
+        np.minimum.reduceat(peers.first_ns, starts)[table_order].tolist(),
+        np.maximum.reduceat(peers.last_ns, starts)[table_order].tolist(),
+        [0, *np.cumsum(counts).tolist()], names, peers.conns[ranked].tolist())
+
+
 __all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
            "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",
-           "encode", "one_of", "port_rows", "runs"]
+           "encode", "fold_listener_peers", "listener_rows", "one_of", "port_rows", "runs"]

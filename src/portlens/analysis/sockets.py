@@ -66,6 +66,78 @@ class Listener:
                 "first_ts_ns": self.first_ns, "last_ts_ns": self.last_ns}
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerPeers:
+    """Who the listeners answered, as columns: a row per listening side of a connection as
+    ``add_columns`` finds them, or once folded (columns.fold_listener_peers) a row per
+    (listener, peer address) with its connections and their times. What ``add_columns``
+    keeps instead of a Listener and a Counter entry: folded in a few array operations when
+    many rows wait or the table is read, not per block in Python, and made Listeners only
+    when asked for (the JSON, the API)."""
+
+    tcp: npt.NDArray[np.bool_]
+    """TCP, else UDP."""
+    addr: npt.NDArray[np.uint8]
+    """The listener's address, n×16 as the core writes addresses."""
+    port: npt.NDArray[np.int64]
+    peer: npt.NDArray[np.uint8]
+    """The peer's address, n×16."""
+    conns: npt.NDArray[np.int64]
+    first_ns: npt.NDArray[np.int64]
+    last_ns: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerRows:
+    """The listeners in the table's order (TCP first, then by port and address: what
+    ``SocketTable.sorted_listeners`` gives), as columns, each listener's peers ranked (most
+    connections first, then by address) in ``peer_addr[peer_start[i]:peer_start[i + 1]]``:
+    what the sockets table shows, made without a Listener each."""
+
+    proto: list[str]
+    addr: list[str]
+    port: list[int]
+    conns: list[int]
+    first_ns: list[int]
+    last_ns: list[int]
+    peer_start: list[int]
+    """Where each listener's peers begin, and one more entry: where the last one's end."""
+    peer_addr: list[str]
+    peer_conns: list[int]
+
+    def __len__(self) -> int:
+        return len(self.proto)
+
+    @staticmethod
+    def of(listeners: Iterable[Listener]) -> ListenerRows:
+        """The rows of Listener objects (the object path's), given in the table's order."""
+        rows = ListenerRows([], [], [], [], [], [], [0], [], [])
+        for s in listeners:
+            ranked = sorted(s.peers.items(), key=lambda kv: (-kv[1], kv[0]))
+            rows.proto.append(s.proto)
+            rows.addr.append(s.addr)
+            rows.port.append(s.port)
+            rows.conns.append(s.conns)
+            rows.first_ns.append(s.first_ns)  # type: ignore[arg-type]
+            rows.last_ns.append(s.last_ns)  # type: ignore[arg-type]
+            rows.peer_addr.extend(addr for addr, _ in ranked)
+            rows.peer_conns.extend(n for _, n in ranked)
+            rows.peer_start.append(len(rows.peer_addr))
+        return rows
+
+    def listeners(self) -> Iterator[Listener]:
+        starts, addrs, conns = self.peer_start, self.peer_addr, self.peer_conns
+        for i, (proto, addr, port) in enumerate(zip(self.proto, self.addr, self.port,
+                                                    strict=True)):
+            peers: Counter[str] = Counter()
+            dict.update(peers, zip(addrs[starts[i]:starts[i + 1]],
+                                   conns[starts[i]:starts[i + 1]], strict=True))
+            yield Listener(proto, addr, port, peers, self.first_ns[i], self.last_ns[i])
+
+
 class Socket(NamedTuple):
     """One end of one connection, as `ss` would list it on that host. A named tuple, not a
     dataclass: a capture has two per connection (150,000 in the benchmark capture), and a
@@ -147,12 +219,74 @@ def listening_sides(c: Connection) -> list[str]:
     return out
 
 
+FOLD_ROWS = 1 << 18
+"""Listening sides that ``add_columns`` keeps before folding them: a bound on what waits,
+while a fold costs a sort of what was folded before too."""
+
+
 class SocketTable:
     def __init__(self) -> None:
-        self.listeners: dict[tuple[str, str, int], Listener] = {}
+        self._listeners: dict[tuple[str, str, int], Listener] = {}
+        """The object path's (``add``), and the columns' once asked for as Listeners."""
+        self._peers: list[ListenerPeers] = []
+        """The columns' listening sides (``add_columns``), not yet Listeners: at most one
+        folded part, then blocks' rows."""
+        self._waiting = 0
+        """Rows of ``_peers`` after its folded part."""
+        self._rows: ListenerRows | None = None
+        """``_peers`` made rows, until more come."""
         self._sockets: list[Socket] = []
         self._ends: list[ConnectionEnds] = []
         """Blocks of ``add_columns``, after ``_sockets``: Sockets only when asked for."""
+
+    @property
+    def listeners(self) -> dict[tuple[str, str, int], Listener]:
+        """Every listener by (proto, address, port)."""
+        if self._peers:
+            for listener in self._listener_rows().listeners():
+                key = (listener.proto, listener.addr, listener.port)
+                had = self._listeners.get(key)
+                self._listeners[key] = listener if had is None else had + listener
+            self._peers, self._waiting, self._rows = [], 0, None
+        return self._listeners
+
+    def listener_count(self) -> int:
+        if not self._peers:
+            return len(self._listeners)
+        if not self._listeners:
+            return len(self._listener_rows())
+        return len(self.listeners)
+
+    def listener_rows(self) -> ListenerRows:
+        """The listeners in the table's order, as columns: from the columns' folded rows
+        without a Listener made, unless the object path added some."""
+        if self._listeners or not self._peers:
+            return ListenerRows.of(self.sorted_listeners())
+        return self._listener_rows()
+
+    def add_listener_peers(self, peers: ListenerPeers) -> None:
+        """Listening sides of a block of connections (a row each, ``conns`` 1)."""
+        if not len(peers):
+            return
+        self._peers.append(peers)
+        self._waiting += len(peers)
+        self._rows = None
+        if self._waiting >= FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> ListenerPeers:
+        from portlens.analysis.columns import fold_listener_peers
+
+        if len(self._peers) > 1 or self._waiting:
+            self._peers, self._waiting = [fold_listener_peers(self._peers)], 0
+        return self._peers[0]
+
+    def _listener_rows(self) -> ListenerRows:
+        from portlens.analysis.columns import listener_rows
+
+        if self._rows is None:
+            self._rows = listener_rows(self._fold())
+        return self._rows
 
     @property
     def sockets(self) -> list[Socket]:
@@ -186,9 +320,10 @@ class SocketTable:
             addr, port, peer = ((c.resp_h, c.resp_p, c.orig_h) if side == "resp"
                                 else (c.orig_h, c.orig_p, c.resp_h))
             key = (c.proto, addr, port)
-            listener = self.listeners.get(key)
+            listeners = self.listeners
+            listener = listeners.get(key)
             if listener is None:
-                listener = self.listeners[key] = Listener(c.proto, addr, port)
+                listener = listeners[key] = Listener(c.proto, addr, port)
             listener.add(peer, c)
         sockets.append(Socket(c.proto, ss_state(c.orig_state), c.orig_h, c.orig_p, c.resp_h,
                               c.resp_p, c.uid, "orig"))
@@ -209,9 +344,10 @@ class SocketTable:
 
     def __add__(self, other: SocketTable) -> SocketTable:
         out = SocketTable()
-        for key in self.listeners.keys() | other.listeners.keys():
-            a, b = self.listeners.get(key), other.listeners.get(key)
-            out.listeners[key] = a + b if a is not None and b is not None else (
+        mine, theirs = self.listeners, other.listeners
+        for key in mine.keys() | theirs.keys():
+            a, b = mine.get(key), theirs.get(key)
+            out._listeners[key] = a + b if a is not None and b is not None else (
                 a if a is not None else b)  # type: ignore[assignment]
         out.sockets = self.sockets + other.sockets
         return out

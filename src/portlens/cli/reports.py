@@ -175,7 +175,7 @@ def cmd_sockets(args: argparse.Namespace) -> int:
                              column_names=SOCKET_COLUMNS)
     if args.listening:
         table.sockets = []
-    found = len(table.listeners) + table.socket_count()
+    found = table.listener_count() + table.socket_count()
     if args.format == "json":
         report.write_json(table, sys.stdout)
     elif args.format == "csv":

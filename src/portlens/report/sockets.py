@@ -6,12 +6,19 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
-from portlens.analysis.sockets import ConnectionEnds, Listener, Socket, SocketTable
+from portlens.analysis.sockets import (
+    ConnectionEnds,
+    Listener,
+    ListenerRows,
+    Socket,
+    SocketTable,
+)
 from portlens.report import human
 from portlens.report.conns import endpoint_text, host_text
 from portlens.report.ports import csv_value
@@ -35,8 +42,27 @@ def peers_text(listener: Listener, shown: int = PEERS_SHOWN) -> str:
 
 
 def listener_cells(s: Listener) -> tuple[str, ...]:
+    """One listener's row: the definition ``listener_columns`` follows for all at once
+    (tests/test_columns.py holds them equal)."""
     return (s.proto, s.state, endpoint_text(s.addr, s.port), human.count(s.conns),
             human.count(len(s.peers)), peers_text(s))
+
+
+def listener_columns(rows: ListenerRows, shown: int = PEERS_SHOWN) -> list[list[str]]:
+    """``listener_cells`` of every listener, as the table's columns."""
+    starts, addrs, conns = rows.peer_start, rows.peer_addr, rows.peer_conns
+    peers = []
+    for start, end in pairwise(starts):
+        if end - start == 1:  # most listeners of a big capture
+            peers.append(peer_text(addrs[start], conns[start]))
+            continue
+        top = min(end, start + shown)
+        text = ", ".join(map(peer_text, addrs[start:top], conns[start:top]))
+        peers.append(text + (f", ... {end - top} more" if end > top else ""))
+    return [rows.proto, ["LISTEN" if p == "tcp" else "UNCONN" for p in rows.proto],
+            list(map(endpoint_text, rows.addr, rows.port)), list(map(human.count, rows.conns)),
+            [human.count(end - start) for start, end in pairwise(starts)],
+            peers]
 
 
 def socket_cells(s: Socket) -> tuple[str, ...]:
@@ -77,11 +103,12 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
         screen, [Column(n, right=n in LISTEN_RIGHT, fold=n == "peer addresses")
                  for n in LISTEN_COLUMNS],
         title="listening (answered a SYN or a datagram)", drop_order=LISTEN_DROP_ORDER)
-    listen.add_rows(map(listener_cells, table.sorted_listeners()))
+    listeners = table.listener_rows()
+    listen.add_columns(listener_columns(listeners))
     left_out = listen.close()
     count = table.socket_count()
     if count:
-        if table.listeners:
+        if len(listeners):
             screen.out.write("\n")
         sockets = TableWriter(screen, [Column(n) for n in SOCKET_COLUMNS],
                               title="connections (state at the end of the capture)",
@@ -93,7 +120,7 @@ def print_tables(screen: Screen, table: SocketTable) -> None:
             for ends in blocks:
                 sockets.add_columns(ends_columns(ends))
         left_out += sockets.close()
-    note = f"{len(table.listeners)} listening sockets, {count} connection sockets"
+    note = f"{len(listeners)} listening sockets, {count} connection sockets"
     if left_out:
         note += f" ({left_out_text(left_out, screen.width)})"
     screen.note(note)
