@@ -27,6 +27,7 @@ from portlens.decode.packets import (
     V4_MAPPED_PREFIX,
     PacketBatch,
     addr_bytes,
+    endpoint_text,
 )
 from portlens.services import proto_name
 from portlens.track.config import TrackerConfig
@@ -399,10 +400,8 @@ def choose(selector: Selector, found: list[Connection], spec: str,
         return found[0]
     if not found:
         raise SelectorError(f"no connection matches --conn {spec} (`portlens conns` lists them)")
-    def end(host: str, port: int) -> str:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    shown = ", ".join(f"{c.uid} ({c.proto} {end(c.orig_h, c.orig_p)}-{end(c.resp_h, c.resp_p)})"
+    shown = ", ".join(f"{c.uid} ({c.proto} {endpoint_text(c.orig_h, c.orig_p)}-"
+                      f"{endpoint_text(c.resp_h, c.resp_p)})"
                       for c in found[:CANDIDATES_SHOWN])
     more = f" and {total - CANDIDATES_SHOWN} more" if total > CANDIDATES_SHOWN else ""
     hint = "a longer uid prefix" if selector.a is None else "the uid"

@@ -287,6 +287,15 @@ def addr_text(raw: bytes | npt.NDArray[np.uint8], version: int | None = None) ->
     return str(ipaddress.IPv6Address(b))
 
 
+def host_text(host: str) -> str:
+    """An address as it stands before ``:port``: an IPv6 one in brackets (RFC 5952 §6)."""
+    return f"[{host}]" if ":" in host else host
+
+
+def endpoint_text(host: str, port: int) -> str:
+    return f"{host_text(host)}:{port}"
+
+
 def addr_bytes(text: str) -> bytes:
     """The 16-byte column form of an address given as text."""
     ip = ipaddress.ip_address(text)

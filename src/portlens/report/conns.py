@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
+from portlens.decode.packets import endpoint_text
 from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
@@ -244,15 +245,6 @@ def write_csv_columns(cols: dict[str, Any], out: TextIO) -> None:
     services = port_services(cols)
     for start in range(0, len(services), ZEEK_LINES_AT_ONCE):  # CSV rows are conn.log's size
         out.write(csv_lines(cols, start, start + ZEEK_LINES_AT_ONCE, services))
-
-
-def host_text(host: str) -> str:
-    """An address as it stands before ``:port``: an IPv6 one in brackets."""
-    return f"[{host}]" if ":" in host else host
-
-
-def endpoint_text(host: str, port: int) -> str:
-    return f"{host_text(host)}:{port}"
 
 
 def ends_text(c: Connection) -> tuple[str, str]:

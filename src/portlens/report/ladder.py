@@ -23,8 +23,8 @@ from collections import Counter
 from portlens.analysis.icmp import conn_message
 from portlens.analysis.icmp import outcome as icmp_outcome
 from portlens.analysis.ladder import Ladder, Step
+from portlens.decode.packets import endpoint_text
 from portlens.report.clock import Clock
-from portlens.report.conns import endpoint_text
 from portlens.track.model import Connection
 
 WIDTH = 72

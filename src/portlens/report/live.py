@@ -11,8 +11,9 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.text import Text
 
 from portlens.analysis.ports import PortTable
+from portlens.decode.packets import endpoint_text
 from portlens.report import human
-from portlens.report.conns import endpoint_text, ends_text
+from portlens.report.conns import ends_text
 from portlens.report.ports import outcomes_text, port_label
 from portlens.report.tables import Column, render
 from portlens.track.model import Connection

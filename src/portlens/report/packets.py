@@ -18,6 +18,7 @@ from portlens.decode.packets import (
     FRAG_PART,
     PacketBatch,
     addr_text,
+    endpoint_text,
 )
 from portlens.decode.tunnels import tunnel_layers
 from portlens.report.capture_stats import stats_rows
@@ -150,9 +151,7 @@ def time_text(ts_ns: int) -> str:
 
 def _endpoint(raw: bytes, version: int, port: int | None) -> str:
     text = addr_text(raw, version)
-    if port is None:
-        return text
-    return f"[{text}]:{port}" if version == 6 else f"{text}:{port}"
+    return text if port is None else endpoint_text(text, port)
 
 
 def line(row: dict[str, Any], clock: Clock | None = None) -> str:

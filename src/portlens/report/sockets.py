@@ -19,8 +19,8 @@ from portlens.analysis.sockets import (
     Socket,
     SocketTable,
 )
+from portlens.decode.packets import endpoint_text, host_text
 from portlens.report import human
-from portlens.report.conns import endpoint_text, host_text
 from portlens.report.ports import csv_value
 from portlens.report.tables import CodedCells, Column, Screen, TableWriter, left_out_text
 
@@ -65,8 +65,13 @@ def listener_columns(rows: ListenerRows, shown: int = PEERS_SHOWN) -> list[list[
             peers]
 
 
+def state_cell(state: str) -> str:
+    """A socket's state as the table shows it: '-' for UDP, which has none on the wire."""
+    return state or "-"
+
+
 def socket_cells(s: Socket) -> tuple[str, ...]:
-    return (s.proto, s.state or "-", endpoint_text(s.local_addr, s.local_port),
+    return (s.proto, state_cell(s.state), endpoint_text(s.local_addr, s.local_port),
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
@@ -86,7 +91,7 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
     local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
     peer_h, peer_p = both(ends.resp_h, ends.orig_h), both(ends.resp_p, ends.orig_p)
     return [CodedCells(["tcp", "udp"], proto),
-            CodedCells([s or "-" for s in ends.states], both(ends.orig_state, ends.resp_state)),
+            CodedCells(list(map(state_cell, ends.states)), both(ends.orig_state, ends.resp_state)),
             CodedCells(hosts, local_h, local_p), CodedCells(hosts, peer_h, peer_p),
             CodedCells(ends.uid, np.repeat(np.arange(n), 2))]
 

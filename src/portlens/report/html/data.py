@@ -24,8 +24,8 @@ from portlens.analysis.ladder import Ladder
 from portlens.analysis.ports import OUTCOMES, PortTable
 from portlens.analysis.rates import PacketRates, starts_per_bin
 from portlens.analysis.report_input import ReportInput
+from portlens.decode.packets import endpoint_text
 from portlens.report.clock import Clock
-from portlens.report.conns import endpoint_text
 from portlens.report.ladder import _fold_line, _seconds, _visible, render
 from portlens.report.ports import json_records
 from portlens.track.rust import NONE64
