@@ -228,6 +228,32 @@ def test_public_scans_are_compared() -> None:
     assert scans and all(len(p.failed_ports) >= SCAN_MIN_PORTS for p in scans)
 
 
+def _listener_table(path: Path, *, objects: int, columns: int) -> SocketTable:
+    """The listeners of ``path`` added ``objects`` times by Connection, then ``columns``
+    times by column block."""
+    table = SocketTable()
+    for _ in range(objects):
+        Pipeline(Source.of(path), Options(reference=True)).track(table.add)
+    for _ in range(columns):
+        Pipeline(Source.of(path), Options()).track(
+            table.add, on_columns=lambda cols: table.add_columns(cols, sockets=False))
+    return table
+
+
+@pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)
+def test_listeners_of_objects_and_columns_add_up(path: Path) -> None:
+    """One table given the same connections twice, as objects and as columns (the API may
+    mix them), or twice as columns, holds the listeners of the objects' twice: the columns'
+    folded rows merge with Listeners, and fold with rows already folded."""
+    twice = _listener_table(path, objects=2, columns=0)
+    for objects, columns in ((1, 1), (0, 2)):
+        table = _listener_table(path, objects=objects, columns=columns)
+        assert list(zip(*listener_columns(table.listener_rows()), strict=True)) == list(
+            map(listener_cells, twice.sorted_listeners()))
+        assert table.listener_count() == len(twice.listeners)
+        assert table.records() == twice.records()
+
+
 # --- ProbeRows against Probe.add ------------------------------------------------------------
 
 
