@@ -410,3 +410,31 @@ def test_core_address_text_is_addr_text() -> None:
     assert core.addr_texts(column[::3]) == [addr_text(r) for r in rows[::3]]  # a strided view
     with pytest.raises(ValueError, match="16-byte"):
         core.addr_texts(np.zeros((2, 4), np.uint8))
+
+
+def test_addresses_are_distinct_texts_and_row_codes() -> None:
+    """``addresses`` (the core's hash table) gives each distinct address once, as
+    ``addr_text`` names it, in the order numpy's sort of the rows' two 8-byte words gave
+    before it (so the aggregates' groups come as before), and every row the index of its
+    own: on random IPv4-mapped and IPv6 addresses that repeat across two columns, one of
+    them a strided view."""
+    from portlens.analysis.columns import addresses
+    from portlens.decode.packets import V4_MAPPED_PREFIX, addr_text
+
+    rng = np.random.default_rng(7)
+    pool = rng.integers(0, 256, (500, 16), dtype=np.uint8)
+    pool[::2, :12] = np.frombuffer(V4_MAPPED_PREFIX, np.uint8)
+    a = pool[rng.integers(0, 100, 3000)]
+    b = pool[rng.integers(0, 500, 6000)][::2]
+    texts, (code_a, code_b) = addresses(a, b)
+    both = np.concatenate([a, b])
+    words = both.view(np.uint64).reshape(-1, 2)
+    order = np.lexsort((words[:, 1], words[:, 0]))
+    first = np.r_[True, (words[order][1:] != words[order][:-1]).any(axis=1)]
+    assert texts == [addr_text(bytes(r)) for r in both[order[first]]]
+    assert len(set(texts)) == len(texts)
+    assert [texts[i] for i in code_a.tolist()] == [addr_text(bytes(r)) for r in a]
+    assert [texts[i] for i in code_b.tolist()] == [addr_text(bytes(r)) for r in b]
+    assert addresses(a[:0], b[:0])[0] == []
+    with pytest.raises(ValueError, match="16-byte"):
+        addresses(np.zeros((2, 4), np.uint8))

@@ -5,6 +5,7 @@
 //! frames into packet columns, `summary` counts them. The `portlens-py` crate binds them to Python; the pure-Python
 //! reference implementation (`portlens.reference`) is the oracle every column is tested against.
 
+pub mod addr_codes;
 pub mod capture;
 pub mod conn_csv;
 pub mod conn_json;

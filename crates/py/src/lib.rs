@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(addr::addr_texts, m)?)?;
+    m.add_function(wrap_pyfunction!(addr::addr_codes, m)?)?;
     capture::register(m)?;
     m.add_function(wrap_pyfunction!(conn_json::conn_csv_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_json::conn_json_lines, m)?)?;

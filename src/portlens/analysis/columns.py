@@ -27,7 +27,7 @@ from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
 from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
 from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
-from portlens.track.rust import NO_CODE, NONE64, _addresses
+from portlens.track.rust import NO_CODE, NONE64, _core_module
 from portlens.track.states import SS_NAMES, TcpState
 
 if TYPE_CHECKING:
@@ -175,17 +175,9 @@ def one_of(distinct: list[Any], codes: Array, wanted: Iterable[Any]) -> Array:
 
 def addresses(*columns: Array) -> tuple[list[str], list[Array]]:
     """The distinct addresses of n×16 address columns as text, and each column's rows as
-    indices into them."""
-    both = np.ascontiguousarray(np.concatenate(columns))
-    words = both.view(np.uint64).reshape(-1, 2)
-    order = np.lexsort((words[:, 1], words[:, 0]))
-    s = words[order]
-    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
-    inverse = np.empty(len(both), np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    texts = _addresses(both[order[new]])
-    cuts = np.cumsum([len(c) for c in columns])[:-1]
-    return texts, np.split(inverse, cuts)
+    indices into them (the core's hash table: crates/core/src/addr_codes.rs)."""
+    texts, codes = _core_module().addr_codes(list(columns))
+    return texts, codes
 
 
 def _flags(histories: list[str], letters: str) -> dict[str, Array]:

@@ -769,13 +769,13 @@ impl Hash for Key {
 /// follows activity). foldhash's own random seed comes from address-space layout and the
 /// clock, which is why the seeds come from std's here.
 #[derive(Debug, Clone, Copy)]
-struct FlowHasher {
+pub(crate) struct FlowHasher {
     per_table: u64,
     shared: &'static foldhash::SharedSeed,
 }
 
 impl FlowHasher {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
         let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(os_random()));
         FlowHasher {
