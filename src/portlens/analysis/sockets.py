@@ -54,6 +54,11 @@ class Listener:
         return Listener(self.proto, self.addr, self.port, self.peers + other.peers,
                         min(firsts) if firsts else None, max(lasts) if lasts else None)
 
+    def ranked_peers(self) -> list[tuple[str, int]]:
+        """(address, connections), most connections first, then by address: the order every
+        output lists a listener's peers in (columns.listener_rows ranks alike)."""
+        return sorted(self.peers.items(), key=lambda kv: (-kv[1], kv[0]))
+
     @property
     def state(self) -> str:
         """What `ss -l` prints: LISTEN for TCP, UNCONN for an unconnected UDP socket."""
@@ -62,7 +67,7 @@ class Listener:
     def record(self) -> dict[str, Any]:
         return {"proto": self.proto, "state": self.state, "local_addr": self.addr,
                 "local_port": self.port, "conns": self.conns, "peers": len(self.peers),
-                "peer_addrs": dict(sorted(self.peers.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "peer_addrs": dict(self.ranked_peers()),
                 "first_ts_ns": self.first_ns, "last_ts_ns": self.last_ns}
 
 
@@ -116,7 +121,7 @@ class ListenerRows:
         """The rows of Listener objects (the object path's), given in the table's order."""
         rows = ListenerRows([], [], [], [], [], [], [0], [], [])
         for s in listeners:
-            ranked = sorted(s.peers.items(), key=lambda kv: (-kv[1], kv[0]))
+            ranked = s.ranked_peers()
             rows.proto.append(s.proto)
             rows.addr.append(s.addr)
             rows.port.append(s.port)

@@ -36,7 +36,7 @@ def peer_text(addr: str, conns: int) -> str:
 def peers_text(listener: Listener, shown: int = PEERS_SHOWN) -> str:
     if len(listener.peers) == 1:  # most listeners of a big capture: no sort, no join
         return peer_text(*next(iter(listener.peers.items())))
-    ranked = sorted(listener.peers.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = listener.ranked_peers()
     text = ", ".join(peer_text(addr, n) for addr, n in ranked[:shown])
     return text + (f", ... {len(ranked) - shown} more" if len(ranked) > shown else "")
 
