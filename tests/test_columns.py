@@ -438,3 +438,34 @@ def test_addresses_are_distinct_texts_and_row_codes() -> None:
     assert addresses(a[:0], b[:0])[0] == []
     with pytest.raises(ValueError, match="16-byte"):
         addresses(np.zeros((2, 4), np.uint8))
+
+
+def test_listener_folds_grow_with_what_was_folded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct listener and peer pairs that never merge (a resolver's many clients) are
+    folded ever less often: the rows waiting grow with the rows folded, so a capture of
+    millions of pairs is not sorted again every FOLD_ROWS; and the fold loses none."""
+    from portlens.analysis import columns as columns_module
+    from portlens.analysis.sockets import ListenerPeers
+
+    folds: list[int] = []
+    fold = columns_module.fold_listener_peers
+
+    def counted(parts: list[ListenerPeers]) -> ListenerPeers:
+        folds.append(sum(map(len, parts)))
+        return fold(parts)
+
+    monkeypatch.setattr(columns_module, "fold_listener_peers", counted)
+    monkeypatch.setattr(sockets_module, "FOLD_ROWS", 4)
+    table = SocketTable()
+    n = 1000
+    for i in range(n):
+        addr = np.zeros((1, 16), np.uint8)
+        peer = np.frombuffer(i.to_bytes(16, "big"), np.uint8).reshape(1, 16)
+        one = np.ones(1, np.int64)
+        table.add_listener_peers(ListenerPeers(np.ones(1, bool), addr, 53 * one, peer, one,
+                                               i * one, i * one))
+    assert len(folds) <= 9  # 4, 8, 16, ... 512 rows folded: log2(n / 4) + 1 folds
+    assert table.listener_count() == 1
+    (listener,) = table.listeners.values()
+    assert (listener.conns, len(listener.peers), listener.first_ns, listener.last_ns) == (
+        n, n, 0, n - 1)

@@ -225,8 +225,10 @@ def listening_sides(c: Connection) -> list[str]:
 
 
 FOLD_ROWS = 1 << 18
-"""Listening sides that ``add_columns`` keeps before folding them: a bound on what waits,
-while a fold costs a sort of what was folded before too."""
+"""Listening sides that ``add_columns`` keeps before folding them, or as many as the rows
+folded before if more: a fold sorts those too, so the waiting rows grow with them and the
+sorting stays proportional to n log n in all (a capture of millions of distinct listener
+and peer pairs), while what waits stays within the folded rows' size."""
 
 
 class SocketTable:
@@ -238,6 +240,8 @@ class SocketTable:
         folded part, then blocks' rows."""
         self._waiting = 0
         """Rows of ``_peers`` after its folded part."""
+        self._folded = 0
+        """Rows of its folded part."""
         self._rows: ListenerRows | None = None
         """``_peers`` made rows, until more come."""
         self._sockets: list[Socket] = []
@@ -252,7 +256,7 @@ class SocketTable:
                 key = (listener.proto, listener.addr, listener.port)
                 had = self._listeners.get(key)
                 self._listeners[key] = listener if had is None else had + listener
-            self._peers, self._waiting, self._rows = [], 0, None
+            self._peers, self._waiting, self._folded, self._rows = [], 0, 0, None
         return self._listeners
 
     def listener_count(self) -> int:
@@ -276,7 +280,7 @@ class SocketTable:
         self._peers.append(peers)
         self._waiting += len(peers)
         self._rows = None
-        if self._waiting >= FOLD_ROWS:
+        if self._waiting >= max(FOLD_ROWS, self._folded):
             self._fold()
 
     def _fold(self) -> ListenerPeers:
@@ -284,6 +288,7 @@ class SocketTable:
 
         if len(self._peers) > 1 or self._waiting:
             self._peers, self._waiting = [fold_listener_peers(self._peers)], 0
+            self._folded = len(self._peers[0])
         return self._peers[0]
 
     def _listener_rows(self) -> ListenerRows:
