@@ -34,7 +34,16 @@ from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import zeek_lines, zeek_row
-from portlens.report.sockets import ends_columns, listener_cells, listener_columns, socket_cells
+from portlens.report.sockets import (
+    csv_row,
+    ends_columns,
+    json_line,
+    listener_cells,
+    listener_columns,
+    socket_cells,
+    socket_csv_rows,
+    socket_json_lines,
+)
 from portlens.track.model import Connection
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -171,6 +180,12 @@ def check(path: Path) -> Tables:
     assert [row for ends in blocks for row in zip(*ends_columns(ends), strict=True)] == list(
         map(socket_cells, ref.sockets.sockets))
     assert fast.sockets.socket_count() == len(ref.sockets.sockets)
+    # And their JSON lines and CSV rows, from the columns (no Socket, no record dict made).
+    records = [{"type": "socket", **s.record()} for s in ref.sockets.sockets]
+    assert [line for ends in blocks for line in socket_json_lines(ends)] == list(
+        map(json_line, records))
+    assert [list(row) for ends in blocks for row in socket_csv_rows(ends)] == list(
+        map(csv_row, records))
     # And the listeners' table, from the columns' folded rows (no Listener made): before
     # ``differences`` asks for the Listeners, which then become the table's.
     for name in ("sockets", "listeners"):

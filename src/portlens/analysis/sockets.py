@@ -190,15 +190,24 @@ class ConnectionEnds:
     def __len__(self) -> int:
         return len(self.uid)
 
+    def rows(self, protos: tuple[Any, Any] = ("tcp", "udp"), addrs: list[Any] | None = None,
+             states: list[Any] | None = None) -> tuple[list[Any], ...]:
+        """Each connection's proto, originator's and responder's state, address and port, as
+        lists: the texts are ``protos`` (TCP's, UDP's), ``addrs`` and ``states`` in place of
+        the block's own (each of its distinct texts, as the JSON writes them)."""
+        addrs = self.addrs if addrs is None else addrs
+        states = self.states if states is None else states
+        tcp, udp = protos
+        return ([tcp if t else udp for t in self.tcp.tolist()],
+                [states[i] for i in self.orig_state.tolist()],
+                [states[i] for i in self.resp_state.tolist()],
+                [addrs[i] for i in self.orig_h.tolist()], self.orig_p.tolist(),
+                [addrs[i] for i in self.resp_h.tolist()], self.resp_p.tolist())
+
     def sockets(self) -> list[Socket]:
         """Each connection's originator's socket, then its responder's (SocketTable.add)."""
         n = len(self.uid)
-        proto = ["tcp" if t else "udp" for t in self.tcp.tolist()]
-        orig_state = [self.states[i] for i in self.orig_state.tolist()]
-        resp_state = [self.states[i] for i in self.resp_state.tolist()]
-        orig_h = [self.addrs[i] for i in self.orig_h.tolist()]
-        resp_h = [self.addrs[i] for i in self.resp_h.tolist()]
-        orig_p, resp_p = self.orig_p.tolist(), self.resp_p.tolist()
+        proto, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p = self.rows()
         out: list[Socket] = [None] * (2 * n)  # type: ignore[list-item]
         out[0::2] = map(Socket, proto, orig_state, orig_h, orig_p, resp_h, resp_p, self.uid,
                         repeat("orig", n))
@@ -371,7 +380,9 @@ class SocketTable:
                       key=lambda s: (order.get(s.proto, 2), s.port, s.addr))
 
     def records(self) -> list[dict[str, Any]]:
-        return [s.record() for s in self.sorted_listeners()]
+        """The listeners' records, in the table's order (made from the columns' rows without
+        turning the table's listeners into objects)."""
+        return [s.record() for s in self.listener_rows().listeners()]
 
     def socket_records(self) -> list[dict[str, Any]]:
         return [s.record() for s in self.sockets]

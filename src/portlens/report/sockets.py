@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import json.encoder
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import Any, TextIO
 
@@ -136,13 +137,61 @@ def json_records(table: SocketTable) -> list[dict[str, Any]]:
             + [{"type": "socket", **r} for r in table.socket_records()])
 
 
+def json_line(rec: dict[str, Any]) -> str:
+    return json.dumps(rec, separators=(",", ":")) + "\n"
+
+
+def socket_json_lines(ends: ConnectionEnds) -> list[str]:
+    """``json_line`` of each socket record of a block (``{"type": "socket", **record}``,
+    two a connection, as ``ConnectionEnds.sockets`` orders them), made from its columns:
+    each distinct text encoded once, as ``json.dumps`` encodes it, no dict a row."""
+    text = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
+    proto, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p = ends.rows(
+        (text("tcp"), text("udp")), list(map(text, ends.addrs)),
+        [text(s) if s else "null" for s in ends.states])  # Socket.record: '' -> None
+    out = []
+    for p, uid, sa, sb, a, ap, b, bp in zip(proto, map(text, ends.uid), orig_state,
+                                             resp_state, orig_h, orig_p, resp_h, resp_p,
+                                             strict=True):
+        head = f'{{"type":"socket","proto":{p},"state":'
+        out.append(f'{head}{sa},"local_addr":{a},"local_port":{ap},"peer_addr":{b},'
+                   f'"peer_port":{bp},"uid":{uid},"side":"orig"}}\n')
+        out.append(f'{head}{sb},"local_addr":{b},"local_port":{bp},"peer_addr":{a},'
+                   f'"peer_port":{ap},"uid":{uid},"side":"resp"}}\n')
+    return out
+
+
 def write_json(table: SocketTable, out: TextIO) -> None:
-    for rec in json_records(table):
-        out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+    for rec in table.records():
+        out.write(json_line({"type": "listen", **rec}))
+    blocks = table.connection_ends()
+    if blocks is None:
+        for s in table.sockets:
+            out.write(json_line({"type": "socket", **s.record()}))
+        return
+    for ends in blocks:
+        out.write("".join(socket_json_lines(ends)))
 
 
 CSV_FIELDS = ("type", "proto", "state", "local_addr", "local_port", "peer_addr", "peer_port",
               "uid", "side", "conns", "peers", "peer_addrs", "first_ts_ns", "last_ts_ns")
+
+
+def csv_row(rec: dict[str, Any]) -> list[object]:
+    peers = rec.get("peer_addrs")
+    if peers is not None:
+        rec = {**rec, "peer_addrs": json.dumps(peers, separators=(",", ":"))}
+    return [csv_value(rec.get(name)) for name in CSV_FIELDS]
+
+
+def socket_csv_rows(ends: ConnectionEnds) -> Iterator[tuple[object, ...]]:
+    """``csv_row`` of each socket record of a block, made from its columns."""
+    proto, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p = ends.rows()
+    none = ("",) * (len(CSV_FIELDS) - CSV_FIELDS.index("conns"))  # a listener's fields
+    for p, uid, sa, sb, a, ap, b, bp in zip(proto, ends.uid, orig_state, resp_state, orig_h,
+                                             orig_p, resp_h, resp_p, strict=True):
+        yield ("socket", p, sa, a, ap, b, bp, uid, "orig", *none)
+        yield ("socket", p, sb, b, bp, a, ap, uid, "resp", *none)
 
 
 def write_csv(table: SocketTable, out: TextIO) -> None:
@@ -151,8 +200,11 @@ def write_csv(table: SocketTable, out: TextIO) -> None:
     colons an ``addr:count`` list would need."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_FIELDS)
-    for rec in json_records(table):
-        peers = rec.get("peer_addrs")
-        if peers is not None:
-            rec = {**rec, "peer_addrs": json.dumps(peers, separators=(",", ":"))}
-        w.writerow([csv_value(rec.get(name)) for name in CSV_FIELDS])
+    for rec in table.records():
+        w.writerow(csv_row({"type": "listen", **rec}))
+    blocks = table.connection_ends()
+    if blocks is None:
+        w.writerows(csv_row({"type": "socket", **s.record()}) for s in table.sockets)
+        return
+    for ends in blocks:
+        w.writerows(socket_csv_rows(ends))
