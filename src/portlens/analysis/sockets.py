@@ -269,6 +269,7 @@ class SocketTable:
         return self._listeners
 
     def listener_count(self) -> int:
+        """How many listeners, without making them objects."""
         if not self._peers:
             return len(self._listeners)
         if not self._listeners:
