@@ -5,7 +5,7 @@
 //! names; addresses as n×16 uint8 arrays, absent integers as the column type's minimum).
 //! `transitions()` drains the RFC 9293 transitions seen so far, as columns too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use numpy::Element;
 use numpy::{
@@ -89,6 +89,8 @@ pub struct Tracker {
     inner: Shards,
     /// Open connections' transitions, for `ended_transitions`.
     kept: KeptTransitions,
+    /// The columns of the connections that end (`feed`, `advance`, `finish`).
+    keep: Keep,
 }
 
 fn col1<'py, T: Element>(
@@ -133,7 +135,11 @@ fn options_columns<'py>(
     d: &Bound<'py, PyDict>,
     prefix: &str,
     opts: &[Option<Box<SynOptions>>],
+    keep: &Keep,
 ) -> PyResult<()> {
+    if !keep.any_under(prefix) {
+        return Ok(());
+    }
     let n = opts.len();
     let none = SynOptions::default();
     fn or<'a>(o: &'a Option<Box<SynOptions>>, none: &'a SynOptions) -> &'a SynOptions {
@@ -147,17 +153,57 @@ fn options_columns<'py>(
     let ts: Vec<bool> = opts.iter().map(|o| get(o).timestamps).collect();
     let kinds_len: Vec<u8> = opts.iter().map(|o| get(o).kinds_len).collect();
     let kinds: Vec<u8> = opts.iter().flat_map(|o| get(o).kinds).collect();
-    d.set_item(format!("{prefix}.present"), present.into_pyarray(py))?;
-    d.set_item(format!("{prefix}.mss"), mss.into_pyarray(py))?;
-    d.set_item(format!("{prefix}.wscale"), wscale.into_pyarray(py))?;
-    d.set_item(format!("{prefix}.sack_perm"), sack.into_pyarray(py))?;
-    d.set_item(format!("{prefix}.timestamps"), ts.into_pyarray(py))?;
-    d.set_item(format!("{prefix}.kinds_len"), kinds_len.into_pyarray(py))?;
-    d.set_item(
-        format!("{prefix}.kinds"),
-        kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?,
-    )?;
+    let name = format!("{prefix}.present");
+    if keep.has(&name) {
+        d.set_item(name, present.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.mss");
+    if keep.has(&name) {
+        d.set_item(name, mss.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.wscale");
+    if keep.has(&name) {
+        d.set_item(name, wscale.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.sack_perm");
+    if keep.has(&name) {
+        d.set_item(name, sack.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.timestamps");
+    if keep.has(&name) {
+        d.set_item(name, ts.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.kinds_len");
+    if keep.has(&name) {
+        d.set_item(name, kinds_len.into_pyarray(py))?;
+    }
+    let name = format!("{prefix}.kinds");
+    if keep.has(&name) {
+        d.set_item(name, kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?)?;
+    }
     Ok(())
+}
+
+/// Which connection columns a dict holds: all of them, or those a caller named
+/// (`Tracker.keep_columns`), so that an aggregate that reads a dozen columns is not handed a
+/// hundred, nor a Python string a row for the uids and community ids it never reads.
+struct Keep(Option<HashSet<String>>);
+
+impl Keep {
+    const ALL: Keep = Keep(None);
+
+    fn has(&self, name: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.contains(name))
+    }
+
+    /// Whether any column named `prefix.…` is kept.
+    fn any_under(&self, prefix: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| {
+            names
+                .iter()
+                .any(|n| n.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+        })
+    }
 }
 
 /// Text columns whose values repeat (histories): one Python string per distinct value.
@@ -194,92 +240,184 @@ fn addrs<'py>(py: Python<'py>, v: Vec<[u8; 16]>) -> PyResult<Bound<'py, PyAny>> 
     Ok(flat.into_pyarray(py).reshape([n, 16])?.into_any())
 }
 
-fn conn_dict<'py>(py: Python<'py>, b: ConnBatch) -> PyResult<Bound<'py, PyDict>> {
+fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let n = b.len();
-    d.set_item("uid", PyList::new(py, b.uid.iter().map(uid_text))?)?;
-    d.set_item("serial", b.serial.into_pyarray(py))?;
-    d.set_item("ts_ns", b.ts_ns.into_pyarray(py))?;
-    d.set_item("id.orig_h", addrs(py, b.orig_h)?)?;
-    d.set_item("id.orig_p", b.orig_p.into_pyarray(py))?;
-    d.set_item("id.resp_h", addrs(py, b.resp_h)?)?;
-    d.set_item("id.resp_p", b.resp_p.into_pyarray(py))?;
-    // One string object per name, shared by the rows (as `coded` does).
-    let protos = names(py, &["tcp", "udp", "icmp", "unknown_transport"]);
-    let proto_names: Vec<Bound<'py, PyString>> = b
-        .proto
-        .iter()
-        .map(|&p| {
-            protos[match p {
-                6 => 0,
-                17 => 1,
-                1 | 58 => 2,
-                _ => 3,
-            }]
-            .clone()
-        })
-        .collect();
-    d.set_item("proto", PyList::new(py, proto_names)?)?;
-    d.set_item("ip_proto", b.proto.into_pyarray(py))?;
-    d.set_item("duration_ns", b.duration_ns.into_pyarray(py))?;
-    d.set_item("orig_bytes", b.orig_bytes.into_pyarray(py))?;
-    d.set_item("resp_bytes", b.resp_bytes.into_pyarray(py))?;
-    d.set_item("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?)?;
-    d.set_item("missed_bytes", b.missed_bytes.into_pyarray(py))?;
-    d.set_item("history", deduped(py, &b.history)?)?;
-    d.set_item("orig_pkts", b.orig_pkts.into_pyarray(py))?;
-    d.set_item("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py))?;
-    d.set_item("resp_pkts", b.resp_pkts.into_pyarray(py))?;
-    d.set_item("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py))?;
-    // Tuples: the empty one (almost every row) is a single shared object.
-    let parents: Vec<Bound<'py, PyTuple>> = b
-        .tunnel_parents
-        .iter()
-        .map(|p| PyTuple::new(py, p.iter().map(uid_text)))
-        .collect::<PyResult<_>>()?;
-    d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
-    d.set_item("community_id", PyList::new(py, &b.community_id)?)?;
-    d.set_item("ip_version", b.ip_version.into_pyarray(py))?;
-    d.set_item("vlan", b.vlan.into_pyarray(py))?;
-    d.set_item("orig_state", coded(py, &b.orig_state, &STATE_NAMES)?)?;
-    d.set_item("resp_state", coded(py, &b.resp_state, &STATE_NAMES)?)?;
-    d.set_item("end_reason", coded(py, &b.end_reason, &END_REASON_NAMES)?)?;
-    d.set_item("completeness", b.completeness.into_pyarray(py))?;
-    d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
-    d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
-    d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
-    d.set_item("end_frame", b.end_frame.into_pyarray(py))?;
-    d.set_item("end_phase", b.end_phase.into_pyarray(py))?;
-    let errors: Vec<Bound<'py, PyTuple>> = b
-        .icmp_errors
-        .iter()
-        .map(|e| PyTuple::new(py, e))
-        .collect::<PyResult<_>>()?;
-    d.set_item("icmp_errors", PyList::new(py, errors)?)?;
-    d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
-    d.set_item("icmp_code", b.icmp_code.into_pyarray(py))?;
-    d.set_item(
-        "handshake.outcome",
-        coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?,
-    )?;
-    d.set_item("handshake.syn_ns", b.syn_ns.into_pyarray(py))?;
-    d.set_item("handshake.syn_ack_ns", b.syn_ack_ns.into_pyarray(py))?;
-    d.set_item("handshake.ack_ns", b.ack_ns.into_pyarray(py))?;
-    d.set_item(
-        "handshake.syn_retransmits",
-        b.syn_retransmits.into_pyarray(py),
-    )?;
-    d.set_item(
-        "handshake.syn_ack_retransmits",
-        b.syn_ack_retransmits.into_pyarray(py),
-    )?;
-    options_columns(py, &d, "handshake.client_options", &b.client_options)?;
-    options_columns(py, &d, "handshake.server_options", &b.server_options)?;
-    let flat: Vec<u32> = b.analysis.into_flattened();
-    let analysis = flat.into_pyarray(py).reshape([n, ANALYSIS_NAMES.len()])?;
-    for (k, name) in ANALYSIS_NAMES.iter().enumerate() {
-        let column = analysis.call_method1("__getitem__", ((py.Ellipsis(), k),))?;
-        d.set_item(format!("analysis.{name}"), column)?;
+    if keep.has("uid") {
+        d.set_item("uid", PyList::new(py, b.uid.iter().map(uid_text))?)?;
+    }
+    if keep.has("serial") {
+        d.set_item("serial", b.serial.into_pyarray(py))?;
+    }
+    if keep.has("ts_ns") {
+        d.set_item("ts_ns", b.ts_ns.into_pyarray(py))?;
+    }
+    if keep.has("id.orig_h") {
+        d.set_item("id.orig_h", addrs(py, b.orig_h)?)?;
+    }
+    if keep.has("id.orig_p") {
+        d.set_item("id.orig_p", b.orig_p.into_pyarray(py))?;
+    }
+    if keep.has("id.resp_h") {
+        d.set_item("id.resp_h", addrs(py, b.resp_h)?)?;
+    }
+    if keep.has("id.resp_p") {
+        d.set_item("id.resp_p", b.resp_p.into_pyarray(py))?;
+    }
+    if keep.has("proto") {
+        // One string object per name, shared by the rows (as `coded` does).
+        let protos = names(py, &["tcp", "udp", "icmp", "unknown_transport"]);
+        let proto_names: Vec<Bound<'py, PyString>> = b
+            .proto
+            .iter()
+            .map(|&p| {
+                protos[match p {
+                    6 => 0,
+                    17 => 1,
+                    1 | 58 => 2,
+                    _ => 3,
+                }]
+                .clone()
+            })
+            .collect();
+        d.set_item("proto", PyList::new(py, proto_names)?)?;
+    }
+    if keep.has("ip_proto") {
+        d.set_item("ip_proto", b.proto.into_pyarray(py))?;
+    }
+    if keep.has("duration_ns") {
+        d.set_item("duration_ns", b.duration_ns.into_pyarray(py))?;
+    }
+    if keep.has("orig_bytes") {
+        d.set_item("orig_bytes", b.orig_bytes.into_pyarray(py))?;
+    }
+    if keep.has("resp_bytes") {
+        d.set_item("resp_bytes", b.resp_bytes.into_pyarray(py))?;
+    }
+    if keep.has("conn_state") {
+        d.set_item("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?)?;
+    }
+    if keep.has("missed_bytes") {
+        d.set_item("missed_bytes", b.missed_bytes.into_pyarray(py))?;
+    }
+    if keep.has("history") {
+        d.set_item("history", deduped(py, &b.history)?)?;
+    }
+    if keep.has("orig_pkts") {
+        d.set_item("orig_pkts", b.orig_pkts.into_pyarray(py))?;
+    }
+    if keep.has("orig_ip_bytes") {
+        d.set_item("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py))?;
+    }
+    if keep.has("resp_pkts") {
+        d.set_item("resp_pkts", b.resp_pkts.into_pyarray(py))?;
+    }
+    if keep.has("resp_ip_bytes") {
+        d.set_item("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py))?;
+    }
+    if keep.has("tunnel_parents") {
+        // Tuples: the empty one (almost every row) is a single shared object.
+        let parents: Vec<Bound<'py, PyTuple>> = b
+            .tunnel_parents
+            .iter()
+            .map(|p| PyTuple::new(py, p.iter().map(uid_text)))
+            .collect::<PyResult<_>>()?;
+        d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
+    }
+    if keep.has("community_id") {
+        d.set_item("community_id", PyList::new(py, &b.community_id)?)?;
+    }
+    if keep.has("ip_version") {
+        d.set_item("ip_version", b.ip_version.into_pyarray(py))?;
+    }
+    if keep.has("vlan") {
+        d.set_item("vlan", b.vlan.into_pyarray(py))?;
+    }
+    if keep.has("orig_state") {
+        d.set_item("orig_state", coded(py, &b.orig_state, &STATE_NAMES)?)?;
+    }
+    if keep.has("resp_state") {
+        d.set_item("resp_state", coded(py, &b.resp_state, &STATE_NAMES)?)?;
+    }
+    if keep.has("end_reason") {
+        d.set_item("end_reason", coded(py, &b.end_reason, &END_REASON_NAMES)?)?;
+    }
+    if keep.has("completeness") {
+        d.set_item("completeness", b.completeness.into_pyarray(py))?;
+    }
+    if keep.has("first_frame") {
+        d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
+    }
+    if keep.has("last_frame") {
+        d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
+    }
+    if keep.has("last_ns") {
+        d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
+    }
+    if keep.has("end_frame") {
+        d.set_item("end_frame", b.end_frame.into_pyarray(py))?;
+    }
+    if keep.has("end_phase") {
+        d.set_item("end_phase", b.end_phase.into_pyarray(py))?;
+    }
+    if keep.has("icmp_errors") {
+        let errors: Vec<Bound<'py, PyTuple>> = b
+            .icmp_errors
+            .iter()
+            .map(|e| PyTuple::new(py, e))
+            .collect::<PyResult<_>>()?;
+        d.set_item("icmp_errors", PyList::new(py, errors)?)?;
+    }
+    if keep.has("orig_host") {
+        d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
+    }
+    if keep.has("icmp_code") {
+        d.set_item("icmp_code", b.icmp_code.into_pyarray(py))?;
+    }
+    if keep.has("handshake.outcome") {
+        d.set_item(
+            "handshake.outcome",
+            coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?,
+        )?;
+    }
+    if keep.has("handshake.syn_ns") {
+        d.set_item("handshake.syn_ns", b.syn_ns.into_pyarray(py))?;
+    }
+    if keep.has("handshake.syn_ack_ns") {
+        d.set_item("handshake.syn_ack_ns", b.syn_ack_ns.into_pyarray(py))?;
+    }
+    if keep.has("handshake.ack_ns") {
+        d.set_item("handshake.ack_ns", b.ack_ns.into_pyarray(py))?;
+    }
+    if keep.has("handshake.syn_retransmits") {
+        d.set_item(
+            "handshake.syn_retransmits",
+            b.syn_retransmits.into_pyarray(py),
+        )?;
+    }
+    if keep.has("handshake.syn_ack_retransmits") {
+        d.set_item(
+            "handshake.syn_ack_retransmits",
+            b.syn_ack_retransmits.into_pyarray(py),
+        )?;
+    }
+    let opts = [
+        ("handshake.client_options", &b.client_options),
+        ("handshake.server_options", &b.server_options),
+    ];
+    for (prefix, side) in opts {
+        options_columns(py, &d, prefix, side, keep)?;
+    }
+    if keep.any_under("analysis") {
+        let flat: Vec<u32> = b.analysis.into_flattened();
+        let analysis = flat.into_pyarray(py).reshape([n, ANALYSIS_NAMES.len()])?;
+        for (k, name) in ANALYSIS_NAMES.iter().enumerate() {
+            let name = format!("analysis.{name}");
+            if keep.has(&name) {
+                let column = analysis.call_method1("__getitem__", ((py.Ellipsis(), k),))?;
+                d.set_item(name, column)?;
+            }
+        }
     }
     Ok(d)
 }
@@ -372,6 +510,7 @@ impl Tracker {
         Ok(Tracker {
             inner: Shards::new(config, threads),
             kept: KeptTransitions::default(),
+            keep: Keep::ALL,
         })
     }
 
@@ -523,7 +662,14 @@ impl Tracker {
             }
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        conn_dict(py, ended)
+        conn_dict(py, ended, &self.keep)
+    }
+
+    /// The columns of the connections that end from now on: only `names` (None: all). The
+    /// open connections of a live view keep every column.
+    #[pyo3(signature = (names=None))]
+    fn keep_columns(&mut self, names: Option<HashSet<String>>) {
+        self.keep = Keep(names);
     }
 
     /// A shard's tracker (`feed` with `mine`): the first frames of the connections created
@@ -539,7 +685,7 @@ impl Tracker {
             inner.advance(ts_ns);
             inner.take_ended()
         });
-        conn_dict(py, ended)
+        conn_dict(py, ended, &self.keep)
     }
 
     /// End of capture: every open connection ends; returns them. With `limit`, only the
@@ -559,7 +705,7 @@ impl Tracker {
             }
             inner.take_ended()
         });
-        conn_dict(py, ended)
+        conn_dict(py, ended, &self.keep)
     }
 
     /// Up to `limit` open connections as they stand (most recently active first), as the
@@ -572,7 +718,7 @@ impl Tracker {
     ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let open = py.detach(|| inner.open_connections(limit));
-        conn_dict(py, open)
+        conn_dict(py, open, &Keep::ALL)
     }
 
     /// The transitions of the ended connections `serial` (a block's `serial` column) whose

@@ -156,7 +156,8 @@ def cmd_conns(args: argparse.Namespace) -> int:
                       or args.state or args.proto or args.uid)
     columns = unfiltered and args.format in ("zeek", "json", "csv")
     status = each_connection(args, emit, on_columns=emit_columns if columns else None,
-                             column_block=1)
+                             column_block=1,
+                             column_names=report.ZEEK_COLUMNS if zeek is not None else None)
     if zeek is not None:
         zeek.close()
     if table is not None:

@@ -515,6 +515,8 @@ class Pipeline:
                        block_rows: int, names: Collection[str] | None = None,
                        wall_clock: bool = False) -> None:
         """track() with the ended connections as column blocks (a RustTracker)."""
+        if names is not None:
+            tracker.keep_columns(names)
         blocks = ColumnBlocks(on_columns, block_rows, names)
         take = blocks.add
         last_tick = 0.0

@@ -70,6 +70,14 @@ ZEEK_LINES_AT_ONCE = 8192
 """Rows formatted into one string: a flood's 200,000 open flows end in one block."""
 
 
+ZEEK_COLUMNS = frozenset({
+    "uid", "ts_ns", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "duration_ns",
+    "orig_bytes", "resp_bytes", "conn_state", "missed_bytes", "history", "orig_pkts",
+    "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents", "ip_proto", "community_id"})
+"""The columns ``zeek_lines`` reads (crates/py/src/conn_log.rs ``LogColumns``): all a
+`conns --format zeek` asks the tracker for."""
+
+
 def zeek_lines(cols: dict[str, Any], start: int = 0, stop: int | None = None) -> str:
     """``zeek_row`` of the connections ``start:stop`` of a block of the Rust tracker's
     columns (track/rust.py), as conn.log lines, without making the Connections: the same

@@ -365,6 +365,14 @@ class RustTracker:
         segment marks are followed (they are per-connection objects)."""
         return not self.config.segment_marks
 
+    def keep_columns(self, names: Collection[str] | None) -> None:
+        """Only ``names`` among the columns of the connections that end from now on (None:
+        all): an aggregate that reads a dozen is not handed a hundred, nor a Python string
+        a row for uids or community ids it never reads. ``serial`` and ``orig_host`` stay,
+        for the transitions kept of the rows that end."""
+        self.core.keep_columns(None if names is None
+                               else {*names, "uid", "serial", "orig_host"})
+
     def feed_columns(self, batch: PacketBatch) -> dict[str, Any]:
         """``feed``, the ended connections as the core's columns (names as in ``--json``;
         `connections` reads the same ones); no Connection is made. With transitions kept
