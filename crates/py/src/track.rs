@@ -153,34 +153,18 @@ fn options_columns<'py>(
     let ts: Vec<bool> = opts.iter().map(|o| get(o).timestamps).collect();
     let kinds_len: Vec<u8> = opts.iter().map(|o| get(o).kinds_len).collect();
     let kinds: Vec<u8> = opts.iter().flat_map(|o| get(o).kinds).collect();
-    let name = format!("{prefix}.present");
-    if keep.has(&name) {
-        d.set_item(name, present.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.mss");
-    if keep.has(&name) {
-        d.set_item(name, mss.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.wscale");
-    if keep.has(&name) {
-        d.set_item(name, wscale.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.sack_perm");
-    if keep.has(&name) {
-        d.set_item(name, sack.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.timestamps");
-    if keep.has(&name) {
-        d.set_item(name, ts.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.kinds_len");
-    if keep.has(&name) {
-        d.set_item(name, kinds_len.into_pyarray(py))?;
-    }
-    let name = format!("{prefix}.kinds");
-    if keep.has(&name) {
-        d.set_item(name, kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?)?;
-    }
+    // One side's options go together: a caller that reads one reads them all
+    // (analysis/columns.py `_fold_options`), so they are not asked for one by one.
+    d.set_item(format!("{prefix}.present"), present.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.mss"), mss.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.wscale"), wscale.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.sack_perm"), sack.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.timestamps"), ts.into_pyarray(py))?;
+    d.set_item(format!("{prefix}.kinds_len"), kinds_len.into_pyarray(py))?;
+    d.set_item(
+        format!("{prefix}.kinds"),
+        kinds.into_pyarray(py).reshape([n, OPT_KINDS_MAX])?,
+    )?;
     Ok(())
 }
 
@@ -243,27 +227,21 @@ fn addrs<'py>(py: Python<'py>, v: Vec<[u8; 16]>) -> PyResult<Bound<'py, PyAny>> 
 fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let n = b.len();
-    if keep.has("uid") {
-        d.set_item("uid", PyList::new(py, b.uid.iter().map(uid_text))?)?;
+    // A column is made only when kept: `value` is not evaluated otherwise.
+    macro_rules! put {
+        ($name:literal, $value:expr) => {
+            if keep.has($name) {
+                d.set_item($name, $value)?;
+            }
+        };
     }
-    if keep.has("serial") {
-        d.set_item("serial", b.serial.into_pyarray(py))?;
-    }
-    if keep.has("ts_ns") {
-        d.set_item("ts_ns", b.ts_ns.into_pyarray(py))?;
-    }
-    if keep.has("id.orig_h") {
-        d.set_item("id.orig_h", addrs(py, b.orig_h)?)?;
-    }
-    if keep.has("id.orig_p") {
-        d.set_item("id.orig_p", b.orig_p.into_pyarray(py))?;
-    }
-    if keep.has("id.resp_h") {
-        d.set_item("id.resp_h", addrs(py, b.resp_h)?)?;
-    }
-    if keep.has("id.resp_p") {
-        d.set_item("id.resp_p", b.resp_p.into_pyarray(py))?;
-    }
+    put!("uid", PyList::new(py, b.uid.iter().map(uid_text))?);
+    put!("serial", b.serial.into_pyarray(py));
+    put!("ts_ns", b.ts_ns.into_pyarray(py));
+    put!("id.orig_h", addrs(py, b.orig_h)?);
+    put!("id.orig_p", b.orig_p.into_pyarray(py));
+    put!("id.resp_h", addrs(py, b.resp_h)?);
+    put!("id.resp_p", b.resp_p.into_pyarray(py));
     if keep.has("proto") {
         // One string object per name, shared by the rows (as `coded` does).
         let protos = names(py, &["tcp", "udp", "icmp", "unknown_transport"]);
@@ -282,39 +260,17 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
             .collect();
         d.set_item("proto", PyList::new(py, proto_names)?)?;
     }
-    if keep.has("ip_proto") {
-        d.set_item("ip_proto", b.proto.into_pyarray(py))?;
-    }
-    if keep.has("duration_ns") {
-        d.set_item("duration_ns", b.duration_ns.into_pyarray(py))?;
-    }
-    if keep.has("orig_bytes") {
-        d.set_item("orig_bytes", b.orig_bytes.into_pyarray(py))?;
-    }
-    if keep.has("resp_bytes") {
-        d.set_item("resp_bytes", b.resp_bytes.into_pyarray(py))?;
-    }
-    if keep.has("conn_state") {
-        d.set_item("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?)?;
-    }
-    if keep.has("missed_bytes") {
-        d.set_item("missed_bytes", b.missed_bytes.into_pyarray(py))?;
-    }
-    if keep.has("history") {
-        d.set_item("history", deduped(py, &b.history)?)?;
-    }
-    if keep.has("orig_pkts") {
-        d.set_item("orig_pkts", b.orig_pkts.into_pyarray(py))?;
-    }
-    if keep.has("orig_ip_bytes") {
-        d.set_item("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py))?;
-    }
-    if keep.has("resp_pkts") {
-        d.set_item("resp_pkts", b.resp_pkts.into_pyarray(py))?;
-    }
-    if keep.has("resp_ip_bytes") {
-        d.set_item("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py))?;
-    }
+    put!("ip_proto", b.proto.into_pyarray(py));
+    put!("duration_ns", b.duration_ns.into_pyarray(py));
+    put!("orig_bytes", b.orig_bytes.into_pyarray(py));
+    put!("resp_bytes", b.resp_bytes.into_pyarray(py));
+    put!("conn_state", coded(py, &b.conn_state, &CONN_STATE_NAMES)?);
+    put!("missed_bytes", b.missed_bytes.into_pyarray(py));
+    put!("history", deduped(py, &b.history)?);
+    put!("orig_pkts", b.orig_pkts.into_pyarray(py));
+    put!("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py));
+    put!("resp_pkts", b.resp_pkts.into_pyarray(py));
+    put!("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py));
     if keep.has("tunnel_parents") {
         // Tuples: the empty one (almost every row) is a single shared object.
         let parents: Vec<Bound<'py, PyTuple>> = b
@@ -324,42 +280,18 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
             .collect::<PyResult<_>>()?;
         d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
     }
-    if keep.has("community_id") {
-        d.set_item("community_id", PyList::new(py, &b.community_id)?)?;
-    }
-    if keep.has("ip_version") {
-        d.set_item("ip_version", b.ip_version.into_pyarray(py))?;
-    }
-    if keep.has("vlan") {
-        d.set_item("vlan", b.vlan.into_pyarray(py))?;
-    }
-    if keep.has("orig_state") {
-        d.set_item("orig_state", coded(py, &b.orig_state, &STATE_NAMES)?)?;
-    }
-    if keep.has("resp_state") {
-        d.set_item("resp_state", coded(py, &b.resp_state, &STATE_NAMES)?)?;
-    }
-    if keep.has("end_reason") {
-        d.set_item("end_reason", coded(py, &b.end_reason, &END_REASON_NAMES)?)?;
-    }
-    if keep.has("completeness") {
-        d.set_item("completeness", b.completeness.into_pyarray(py))?;
-    }
-    if keep.has("first_frame") {
-        d.set_item("first_frame", b.first_frame.into_pyarray(py))?;
-    }
-    if keep.has("last_frame") {
-        d.set_item("last_frame", b.last_frame.into_pyarray(py))?;
-    }
-    if keep.has("last_ns") {
-        d.set_item("last_ns", b.last_ns.into_pyarray(py))?;
-    }
-    if keep.has("end_frame") {
-        d.set_item("end_frame", b.end_frame.into_pyarray(py))?;
-    }
-    if keep.has("end_phase") {
-        d.set_item("end_phase", b.end_phase.into_pyarray(py))?;
-    }
+    put!("community_id", PyList::new(py, &b.community_id)?);
+    put!("ip_version", b.ip_version.into_pyarray(py));
+    put!("vlan", b.vlan.into_pyarray(py));
+    put!("orig_state", coded(py, &b.orig_state, &STATE_NAMES)?);
+    put!("resp_state", coded(py, &b.resp_state, &STATE_NAMES)?);
+    put!("end_reason", coded(py, &b.end_reason, &END_REASON_NAMES)?);
+    put!("completeness", b.completeness.into_pyarray(py));
+    put!("first_frame", b.first_frame.into_pyarray(py));
+    put!("last_frame", b.last_frame.into_pyarray(py));
+    put!("last_ns", b.last_ns.into_pyarray(py));
+    put!("end_frame", b.end_frame.into_pyarray(py));
+    put!("end_phase", b.end_phase.into_pyarray(py));
     if keep.has("icmp_errors") {
         let errors: Vec<Bound<'py, PyTuple>> = b
             .icmp_errors
@@ -368,39 +300,23 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
             .collect::<PyResult<_>>()?;
         d.set_item("icmp_errors", PyList::new(py, errors)?)?;
     }
-    if keep.has("orig_host") {
-        d.set_item("orig_host", b.orig_host.into_pyarray(py))?;
-    }
-    if keep.has("icmp_code") {
-        d.set_item("icmp_code", b.icmp_code.into_pyarray(py))?;
-    }
-    if keep.has("handshake.outcome") {
-        d.set_item(
-            "handshake.outcome",
-            coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?,
-        )?;
-    }
-    if keep.has("handshake.syn_ns") {
-        d.set_item("handshake.syn_ns", b.syn_ns.into_pyarray(py))?;
-    }
-    if keep.has("handshake.syn_ack_ns") {
-        d.set_item("handshake.syn_ack_ns", b.syn_ack_ns.into_pyarray(py))?;
-    }
-    if keep.has("handshake.ack_ns") {
-        d.set_item("handshake.ack_ns", b.ack_ns.into_pyarray(py))?;
-    }
-    if keep.has("handshake.syn_retransmits") {
-        d.set_item(
-            "handshake.syn_retransmits",
-            b.syn_retransmits.into_pyarray(py),
-        )?;
-    }
-    if keep.has("handshake.syn_ack_retransmits") {
-        d.set_item(
-            "handshake.syn_ack_retransmits",
-            b.syn_ack_retransmits.into_pyarray(py),
-        )?;
-    }
+    put!("orig_host", b.orig_host.into_pyarray(py));
+    put!("icmp_code", b.icmp_code.into_pyarray(py));
+    put!(
+        "handshake.outcome",
+        coded(py, &b.handshake_outcome, &OUTCOME_NAMES)?
+    );
+    put!("handshake.syn_ns", b.syn_ns.into_pyarray(py));
+    put!("handshake.syn_ack_ns", b.syn_ack_ns.into_pyarray(py));
+    put!("handshake.ack_ns", b.ack_ns.into_pyarray(py));
+    put!(
+        "handshake.syn_retransmits",
+        b.syn_retransmits.into_pyarray(py)
+    );
+    put!(
+        "handshake.syn_ack_retransmits",
+        b.syn_ack_retransmits.into_pyarray(py)
+    );
     let opts = [
         ("handshake.client_options", &b.client_options),
         ("handshake.server_options", &b.server_options),
