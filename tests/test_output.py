@@ -644,9 +644,9 @@ def test_head_1_ends_quietly(argv: list[str]) -> None:
 # --- Ctrl-C -----------------------------------------------------------------------------------
 
 
-def repeated_capture(path: Path, min_bytes: int) -> bytes:
+def repeated_capture(path: Path, min_bytes: int) -> None:
     """A pcap of a large HTTP POST's records (big packets, few connections: quick to track)
-    again and again, an hour apart, at least min_bytes."""
+    again and again, an hour apart, at least min_bytes, written a repetition at a time."""
     root = corpus_dir()
     if root is None:
         pytest.skip("public capture corpus not found (../shared/captures/public)")
@@ -659,17 +659,16 @@ def repeated_capture(path: Path, min_bytes: int) -> bytes:
         sec, frac, caplen, wirelen = struct.unpack_from("<IIII", body, at)
         records.append((sec, frac, body[at + 16: at + 16 + caplen], wirelen))
         at += 16 + caplen
-    out = [head]
     size = len(head)
     shift = 0
-    while size < min_bytes:
-        for sec, frac, data, wirelen in records:
-            out.append(struct.pack("<IIII", sec + shift, frac, len(data), wirelen) + data)
-            size += 16 + len(data)
-        shift += 3600
-    data = b"".join(out)
-    path.write_bytes(data)
-    return data
+    with path.open("wb") as f:
+        f.write(head)
+        while size < min_bytes:
+            once = b"".join(struct.pack("<IIII", sec + shift, frac, len(data), wirelen) + data
+                            for sec, frac, data, wirelen in records)
+            f.write(once)
+            size += len(once)
+            shift += 3600
 
 
 def wait_blocked_on_pipe(pid: int) -> None:
@@ -691,7 +690,8 @@ def wait_blocked_on_pipe(pid: int) -> None:
 def test_ctrl_c_prints_what_was_read(tmp_path: Path, argv: list[str]) -> None:
     """Ctrl-C while portlens waits for input (a FIFO, the first 8 MB chunk read): the report
     of what was read (not the rest), status 130, a line saying so, no traceback."""
-    data = repeated_capture(tmp_path / "big.pcap", 9 << 20)
+    repeated_capture(tmp_path / "big.pcap", 9 << 20)
+    data = (tmp_path / "big.pcap").read_bytes()
     fifo = tmp_path / "fifo.pcap"
     os.mkfifo(fifo)
     proc = portlens(*argv, str(fifo))
@@ -719,21 +719,29 @@ def test_ctrl_c_prints_what_was_read(tmp_path: Path, argv: list[str]) -> None:
         assert re.search(r"^\d+ (connections|ports|listening|server ports)", note, re.M)
 
 
+BAR = re.compile(rb"([\d.]+)/([\d.]+) (kB|MB|GB)")
+"""The progress bar's bytes read and in all (rich's DownloadColumn)."""
+BAR_UNITS = {b"kB": 1e3, b"MB": 1e6, b"GB": 1e9}
+
+
 def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
     """stderr a terminal, so the progress bar is drawn: Ctrl-C while it is, and the bar is
     gone, the report printed, no traceback."""
     import pty
 
     path = tmp_path / "big.pcap"
-    repeated_capture(path, 256 << 20)
+    # 1 GiB: the Rust core reads and tracks 256 MB of these between two redraws of the bar
+    # at a fast hour, and Ctrl-C then came after the whole file was read (a skip)
+    repeated_capture(path, 1 << 30)
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "portlens", "ports", str(path)], env=ENV,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     seen = b""
     try:
-        # the bar's "16.8/67.1 MB": the second chunk is read, so the first one is tracked
-        while not any(float(done) >= 16 for done in re.findall(rb"([\d.]+)/[\d.]+ MB", seen)):
+        # the bar's "0.02/1.07 GB" (rich's unit is the total's): 16 MB read, the second chunk,
+        # so the first one is tracked
+        while not any(float(done) * BAR_UNITS[unit] >= 16e6 for done, _, unit in BAR.findall(seen)):
             ready, _, _ = select.select([master], [], [], 120)
             assert ready, "no progress bar"
             seen += os.read(master, 4096)
@@ -752,7 +760,7 @@ def test_ctrl_c_under_the_progress_bar(tmp_path: Path) -> None:
     if proc.returncode == 0:
         pytest.skip("the whole file was read before Ctrl-C arrived")
     assert b"Traceback" not in seen
-    bars = re.findall(rb"([\d.]+)/([\d.]+) MB", seen)
+    bars = BAR.findall(seen)
     if b"interrupted; what was read so far" not in seen and bars[-1][0] == bars[-1][1]:
         # The bar is redrawn ten times a second; the Rust tracker can finish the file within
         # one redraw of it showing 16 MB: Ctrl-C then cut the report, not the reading, or
