@@ -2,26 +2,34 @@
 //! `portlens.decode.packets.addr_text` writes them (IPv4-mapped as a dotted quad, IPv6 as
 //! Python's `ipaddress` does), by the formatter the conn.log writer uses. The aggregates name
 //! every distinct address of a block, and `ipaddress` took ten microseconds for each.
+//! `addr_codes(columns)`: the distinct addresses of such columns, and each row's index.
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2};
 use portlens_core::conn_log::push_addr;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-#[pyfunction]
-pub fn addr_texts(column: PyReadonlyArray2<'_, u8>) -> PyResult<Vec<String>> {
+/// The rows of an n×16 address column (any strides).
+fn addresses(column: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<[u8; 16]>> {
     let a = column.as_array();
     if a.ncols() != 16 {
         return Err(PyValueError::new_err("not 16-byte addresses"));
     }
-    let mut out = Vec::with_capacity(a.nrows());
-    for row in a.rows() {
-        let bytes: [u8; 16] = std::array::from_fn(|i| row[i]);
-        let mut text = String::with_capacity(15);
-        push_addr(&mut text, &bytes);
-        out.push(text);
-    }
-    Ok(out)
+    Ok(a.rows()
+        .into_iter()
+        .map(|row| std::array::from_fn(|i| row[i]))
+        .collect())
+}
+
+fn text(a: &[u8; 16]) -> String {
+    let mut text = String::with_capacity(15);
+    push_addr(&mut text, a);
+    text
+}
+
+#[pyfunction]
+pub fn addr_texts(column: PyReadonlyArray2<'_, u8>) -> PyResult<Vec<String>> {
+    Ok(addresses(&column)?.iter().map(text).collect())
 }
 
 /// The distinct addresses as text, and each column's codes.
@@ -34,33 +42,16 @@ pub fn addr_codes<'py>(
     py: Python<'py>,
     columns: Vec<PyReadonlyArray2<'py, u8>>,
 ) -> PyResult<Codes<'py>> {
-    let mut rows: Vec<Vec<[u8; 16]>> = Vec::with_capacity(columns.len());
-    for column in &columns {
-        let a = column.as_array();
-        if a.ncols() != 16 {
-            return Err(PyValueError::new_err("not 16-byte addresses"));
-        }
-        rows.push(
-            a.rows()
-                .into_iter()
-                .map(|row| std::array::from_fn(|i| row[i]))
-                .collect(),
-        );
-    }
+    let rows = columns
+        .iter()
+        .map(addresses)
+        .collect::<PyResult<Vec<_>>>()?;
     let (distinct, codes) = py.detach(|| {
         let slices: Vec<&[[u8; 16]]> = rows.iter().map(Vec::as_slice).collect();
         portlens_core::addr_codes::distinct(&slices)
     });
-    let texts = distinct
-        .iter()
-        .map(|a| {
-            let mut text = String::with_capacity(15);
-            push_addr(&mut text, a);
-            text
-        })
-        .collect();
     Ok((
-        texts,
+        distinct.iter().map(text).collect(),
         codes.into_iter().map(|c| c.into_pyarray(py)).collect(),
     ))
 }
