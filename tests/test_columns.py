@@ -33,11 +33,10 @@ from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
-from portlens.report.conns import zeek_lines, zeek_row
+from portlens.report.conns import json_line, zeek_lines, zeek_row
 from portlens.report.sockets import (
     csv_row,
     ends_columns,
-    json_line,
     listener_cells,
     listener_columns,
     socket_cells,
@@ -182,8 +181,8 @@ def check(path: Path) -> Tables:
     assert fast.sockets.socket_count() == len(ref.sockets.sockets)
     # And their JSON lines and CSV rows, from the columns (no Socket, no record dict made).
     records = [{"type": "socket", **s.record()} for s in ref.sockets.sockets]
-    assert [line for ends in blocks for line in socket_json_lines(ends)] == list(
-        map(json_line, records))
+    assert [line for ends in blocks for line in socket_json_lines(ends)] == [
+        json_line(r) + "\n" for r in records]
     assert [list(row) for ends in blocks for row in socket_csv_rows(ends)] == list(
         map(csv_row, records))
     # And the listeners' table, from the columns' folded rows (no Listener made): before

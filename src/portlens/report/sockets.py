@@ -22,6 +22,7 @@ from portlens.analysis.sockets import (
 )
 from portlens.decode.packets import endpoint_text, host_text
 from portlens.report import human
+from portlens.report.conns import json_line
 from portlens.report.ports import csv_value
 from portlens.report.tables import CodedCells, Column, Screen, TableWriter, left_out_text
 
@@ -137,14 +138,10 @@ def json_records(table: SocketTable) -> list[dict[str, Any]]:
             + [{"type": "socket", **r} for r in table.socket_records()])
 
 
-def json_line(rec: dict[str, Any]) -> str:
-    return json.dumps(rec, separators=(",", ":")) + "\n"
-
-
 def socket_json_lines(ends: ConnectionEnds) -> list[str]:
-    """``json_line`` of each socket record of a block (``{"type": "socket", **record}``,
-    two a connection, as ``ConnectionEnds.sockets`` orders them), made from its columns:
-    each distinct text encoded once, as ``json.dumps`` encodes it, no dict a row."""
+    """``json_line`` and a newline of each socket record of a block (``{"type": "socket",
+    **record}``, two a connection, as ``ConnectionEnds.sockets`` orders them), made from its
+    columns: each distinct text encoded once, as ``json.dumps`` encodes it, no dict a row."""
     text = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
     proto, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p = ends.rows(
         (text("tcp"), text("udp")), list(map(text, ends.addrs)),
@@ -163,11 +160,11 @@ def socket_json_lines(ends: ConnectionEnds) -> list[str]:
 
 def write_json(table: SocketTable, out: TextIO) -> None:
     for rec in table.records():
-        out.write(json_line({"type": "listen", **rec}))
+        out.write(json_line({"type": "listen", **rec}) + "\n")
     blocks = table.connection_ends()
     if blocks is None:
         for s in table.sockets:
-            out.write(json_line({"type": "socket", **s.record()}))
+            out.write(json_line({"type": "socket", **s.record()}) + "\n")
         return
     for ends in blocks:
         out.write("".join(socket_json_lines(ends)))
@@ -180,7 +177,7 @@ CSV_FIELDS = ("type", "proto", "state", "local_addr", "local_port", "peer_addr",
 def csv_row(rec: dict[str, Any]) -> list[object]:
     peers = rec.get("peer_addrs")
     if peers is not None:
-        rec = {**rec, "peer_addrs": json.dumps(peers, separators=(",", ":"))}
+        rec = {**rec, "peer_addrs": json_line(peers)}
     return [csv_value(rec.get(name)) for name in CSV_FIELDS]
 
 
