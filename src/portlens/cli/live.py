@@ -90,14 +90,14 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         if as_json:
             out.write(conns_report.json_line(conns_report.record(c)) + "\n")
 
-    folded = ColumnBlocks(ended.add_columns, COLUMN_BLOCK)
+    folded = ColumnBlocks(ended.add_columns, COLUMN_BLOCK, PORT_COLUMNS)  # only what it reads
 
     def take_columns(cols: dict[str, Any]) -> None:
         """The connections a batch ended, as the core's columns: no object a connection
         (they end at up to tens of thousands a second), but for the dashboard's last few."""
         if not len(cols["uid"]):
             return
-        folded.add({k: cols[k] for k in PORT_COLUMNS})  # only what the table reads is held
+        folded.add(cols)
         tcp = cols["ip_proto"] == 6
         missed.gap += int(cols["missed_bytes"][tcp].sum())
         missed.total += int(cols["orig_bytes"][tcp].sum() + cols["resp_bytes"][tcp].sum())

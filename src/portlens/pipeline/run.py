@@ -595,21 +595,23 @@ class Pipeline:
 
 class ColumnBlocks:
     """The tracker's column batches joined into blocks of at least ``rows`` rows, each handed
-    to ``on_block`` (holding only the columns ``names``, and ``uid``, if given): an
-    aggregate's fold costs a few dozen array operations whatever a block's size, and a batch
-    ends a few rows (a live capture's, hundreds a second, fewer still). ``flush`` hands over
-    what is waiting."""
+    to ``on_block`` (holding only the columns ``names``, and ``uid``, if given, from the
+    moment a batch waits): an aggregate's fold costs a few dozen array operations whatever a
+    block's size, and a batch ends a few rows (a live capture's, hundreds a second, fewer
+    still). ``flush`` hands over what is waiting."""
 
     def __init__(self, on_block: Callable[[dict[str, Any]], None], rows: int,
                  names: Collection[str] | None = None) -> None:
         self._on_block = on_block
         self._block_rows = rows
-        self._names = names
+        self._names = None if names is None else {*names, "uid"}
         self._parts: list[dict[str, Any]] = []
         self._rows = 0
 
     def add(self, cols: dict[str, Any]) -> None:
         if len(cols["uid"]):
+            if self._names is not None:
+                cols = {name: cols[name] for name in self._names}
             self._parts.append(cols)
             self._rows += len(cols["uid"])
             if self._rows >= self._block_rows:
@@ -619,7 +621,7 @@ class ColumnBlocks:
         if self._parts:
             from portlens.track.rust import concat_columns
 
-            whole = concat_columns(self._parts, self._names)
+            whole = concat_columns(self._parts)
             self._parts, self._rows = [], 0
             self._on_block(whole)
 

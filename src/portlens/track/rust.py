@@ -248,16 +248,12 @@ def connections(cols: dict[str, Any],
     return out
 
 
-def concat_columns(parts: list[dict[str, Any]],
-                   names: Collection[str] | None = None) -> dict[str, Any]:
-    """Column batches of the core (``feed`` and friends) as one, rows in order; only the
-    columns ``names`` (and ``uid``) if given, the reader of the block needing no others."""
+def concat_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Column batches of the core (``feed`` and friends) as one, rows in order."""
     if len(parts) == 1:
         return parts[0]
     out: dict[str, Any] = {}
     for name, first in parts[0].items():
-        if names is not None and name not in names and name != "uid":
-            continue
         if isinstance(first, np.ndarray):
             out[name] = np.concatenate([p[name] for p in parts])
         else:
