@@ -120,13 +120,19 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
 
     rc, whole, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 0
-    reading = Pipeline.packets
+    reading, decoding = Pipeline.packets, Pipeline._decoded
 
     def interrupted(self: Pipeline, *, tracking: bool = False) -> object:
         yield from reading(self, tracking=tracking)
         raise KeyboardInterrupt
 
+    def interrupted_in_core(self: Pipeline, feed: object) -> object:
+        yield from decoding(self, feed)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    # one file is read and decoded by the core (Pipeline._decoded), others by Python (packets)
     monkeypatch.setattr(Pipeline, "packets", interrupted)
+    monkeypatch.setattr(Pipeline, "_decoded", interrupted_in_core)
     rc, out, _ = run(capsys, "conns", "--format", fmt, SAMPLE)
     assert rc == 130
 

@@ -62,8 +62,8 @@ fn main() -> ExitCode {
     let c = &scan.counts;
     println!(
         "{} frames, {} bytes on wire, {} bad TCP/UDP/ICMP checksums, {} malformed: {seconds:.3} s",
-        c.frames,
-        c.wire_bytes,
+        c.file.frames,
+        c.file.wire_bytes,
         c.bad_l4_checksum,
         c.malformed.items().iter().map(|(_, n)| n).sum::<u64>()
     );

@@ -11,6 +11,7 @@ pub mod conn_csv;
 pub mod conn_json;
 pub mod conn_log;
 pub mod decode;
+pub mod decoded;
 pub mod frames;
 pub mod ring;
 pub mod scan;

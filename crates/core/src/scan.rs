@@ -213,7 +213,7 @@ mod tests {
             while let Some(step) = scan.step() {
                 step.expect("reads");
             }
-            assert!(scan.counts.frames > 0, "{name}");
+            assert!(scan.counts.file.frames > 0, "{name}");
             assert_eq!(scan.counts, stored_counts(&path, SLICE_ROWS), "{name}");
             if name.contains("frag") {
                 assert!(scan.counts.reassembled > 0, "{name}");

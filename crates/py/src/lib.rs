@@ -8,6 +8,7 @@ mod capture;
 mod conn_json;
 mod conn_log;
 mod decode;
+mod decoded;
 mod ring;
 mod scan;
 mod table;
@@ -25,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn_json::conn_json_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
     m.add_class::<decode::Decoder>()?;
+    m.add_class::<decoded::DecodedFile>()?;
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
     m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;

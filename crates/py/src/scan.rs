@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use portlens_core::decode::DecodeOptions;
 use portlens_core::scan;
-use portlens_core::summary::{CaptureCounts, Tally};
+use portlens_core::summary::{CaptureCounts, FileCounts, Tally};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -146,11 +146,8 @@ fn map32<'py>(py: Python<'py>, m: &BTreeMap<u32, u64>) -> PyResult<Bound<'py, Py
 
 fn counts_dict<'py>(py: Python<'py>, c: &CaptureCounts) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("frames", c.frames)?;
-    d.set_item("wire_bytes", c.wire_bytes)?;
+    file_counts_into(&d, &c.file)?;
     d.set_item("captured_bytes", c.captured_bytes)?;
-    d.set_item("first_ns", c.first_ns)?;
-    d.set_item("last_ns", c.last_ns)?;
     d.set_item("linktypes", tally(py, &c.linktypes)?)?;
     d.set_item("protocols", tally(py, &c.protocols)?)?;
     d.set_item("not_ip", map32(py, &c.not_ip)?)?;
@@ -164,8 +161,18 @@ fn counts_dict<'py>(py: Python<'py>, c: &CaptureCounts) -> PyResult<Bound<'py, P
     d.set_item("bad_l4_checksum", c.bad_l4_checksum)?;
     d.set_item("malformed", tally(py, &c.malformed)?)?;
     d.set_item("not_decoded", tally(py, &c.not_decoded)?)?;
+    Ok(d)
+}
+
+/// A file's counts under FileStats' names (frames, wire_bytes, first_ns, last_ns,
+/// backwards, largest_step_back_ns, first_backwards_frame).
+pub(crate) fn file_counts_into(d: &Bound<'_, PyDict>, c: &FileCounts) -> PyResult<()> {
+    d.set_item("frames", c.frames)?;
+    d.set_item("wire_bytes", c.wire_bytes)?;
+    d.set_item("first_ns", c.first_ns)?;
+    d.set_item("last_ns", c.last_ns)?;
     d.set_item("backwards", c.backwards)?;
     d.set_item("largest_step_back_ns", c.largest_step_back_ns)?;
     d.set_item("first_backwards_frame", c.first_backwards_frame)?;
-    Ok(d)
+    Ok(())
 }

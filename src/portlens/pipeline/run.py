@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from portlens.sources.filestats import FileStats
 from portlens.track.config import TrackerConfig
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # imports of the rest were half of its start-up.
 
 LINKTYPE_ETHERNET = 1
+_Ended = TypeVar("_Ended")
+"""What a tracker hands out for a batch: its ended connections as columns or objects."""
 DEFAULT_SNAPLEN = 262144
 """sources.writer.DEFAULT_SNAPLEN (tests/test_pipeline.py holds them equal)."""
 COLUMN_BLOCK = 16384
@@ -352,11 +354,7 @@ class Pipeline:
         One capture file read whole (no selection, no -w, not --reference) is read, decoded
         and counted by the compiled core, one call per batch and nothing else in Python;
         otherwise the selected batches are counted as they come (``CaptureStats.add``)."""
-        o = self.options
-        whole = (self.packet_filter is None and o.start_ns is None and o.end_ns is None
-                 and o.count is None and o.conn is None and o.write is None)
-        if (whole and not o.reference and len(self.source.files) == 1
-                and self._on_decoded is None):
+        if self._one_file_whole():
             self._scan(self.source.files[0], stats)
             return
         try:
@@ -364,6 +362,17 @@ class Pipeline:
                 stats.add(batch)
         finally:
             stats.add_fragment_counters(self.fragment_counters)
+
+    def _one_file_whole(self) -> bool:
+        """One capture file, every frame of it read, decoded by the core, and nothing else
+        looking at its batches: no selection, no -w, no --reference, no ``on_decoded``. The
+        core can then read, decode and use the batches without handing them to Python
+        (``packets --stats``: ``_scan``; tracking: ``_decoded``)."""
+        o = self.options
+        return (len(self.source.files) == 1 and "\0" not in self.source.files[0]
+                and self.packet_filter is None and o.start_ns is None and o.end_ns is None
+                and o.count is None and o.conn is None and o.write is None
+                and o.frames is None and not o.reference and self._on_decoded is None)
 
     def _scan(self, path: str, stats: CaptureStats) -> None:
         """One file through ``portlens._core.PacketScan`` (crates/core/src/scan.rs)."""
@@ -404,11 +413,7 @@ class Pipeline:
             for name in counted.__dataclass_fields__:  # in place: the caller holds ``stats``
                 setattr(stats, name, getattr(stats + counted, name))
             self.not_decoded = Counter(counted.not_decoded)
-            fs.frames, fs.wire_bytes = counts["frames"], counts["wire_bytes"]
-            fs.first_ns, fs.last_ns = counts["first_ns"], counts["last_ns"]
-            fs.backwards = counts["backwards"]
-            fs.largest_step_back_ns = counts["largest_step_back_ns"]
-            fs.first_backwards_frame = counts["first_backwards_frame"]
+            _file_counts(fs, counts)
             fs.frames_cut = int(scan.frames_cut)
         for warning in (fs.backwards_warning(), fs.cut_warning()):
             if warning is not None:
@@ -487,6 +492,15 @@ class Pipeline:
         last_tick = 0.0
         end = _EndFirst()
         try:
+            feed = self._feed_decoded(tracker, on_packets, wall_clock, columns=False)
+            if feed is not None:
+                with contextlib.closing(self._decoded(feed)) as ended:
+                    for batch_ended in ended:
+                        for c in batch_ended:
+                            sink(c)
+                        if on_batch is not None:
+                            on_batch(tracker)
+                return
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
                     on_packets(batch)
@@ -522,6 +536,14 @@ class Pipeline:
         last_tick = 0.0
         end = _EndFirst()
         try:
+            feed = self._feed_decoded(tracker, on_packets, wall_clock, columns=True)
+            if feed is not None:
+                with contextlib.closing(self._decoded(feed)) as batches:
+                    for cols in batches:
+                        take(cols)
+                        if on_batch is not None:
+                            on_batch(tracker)
+                return
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
                     on_packets(batch)
@@ -543,6 +565,73 @@ class Pipeline:
             finally:
                 end.restore(previous)
 
+    def _feed_decoded(self, tracker: Any, on_packets: object, wall_clock: bool, *,
+                      columns: bool) -> Callable[[Any], Any] | None:
+        """The tracker's ``feed_decoded`` (``columns``) or ``feed_decoded_connections`` when
+        ``track`` reads through ``_decoded``: one whole file (``_one_file_whole``), the
+        compiled tracker of this process, and nobody else asking for the batches; else None."""
+        if not (self._one_file_whole() and self.options.read_ahead and on_packets is None
+                and not wall_clock and getattr(tracker, "decodes_in_core", False)):
+            return None
+        feed: Callable[[Any], Any] = (tracker.feed_decoded if columns
+                                      else tracker.feed_decoded_connections)
+        return feed
+
+    def _decoded(self, feed: Callable[[Any], _Ended | None]) -> Generator[_Ended, None, None]:
+        """What ``feed(file)`` gives for each batch of the one whole file (``_one_file_whole``),
+        read and decoded ahead by a thread of the core (``portlens._core.DecodedFile``,
+        crates/core/src/decoded.rs), until it gives None at the end: ``feed`` is the tracker's
+        ``feed_decoded`` (columns) or ``feed_decoded_connections``, so the batches go from the
+        decoder to the tracker without becoming NumPy arrays. The file's statistics, problems,
+        frames not decoded, fragment counters and progress are the ones ``frames()`` and
+        ``batches()`` give for the same file."""
+        import importlib
+
+        from portlens.sources.files import MIN_CHUNK_BYTES
+        from portlens.sources.linktypes import SUPPORTED
+
+        core = importlib.import_module("portlens._core")
+        path = self.source.files[0]
+        fs = FileStats(path)
+        self.files = [fs]
+        self.not_decoded = Counter()
+        try:
+            file = core.DecodedFile(path, max(self.options.chunk_bytes, MIN_CHUNK_BYTES), path,
+                                    checksums=self._checksums(True), supported=sorted(SUPPORTED))
+        except core.CaptureError as exc:  # a file never opened is never done with
+            fs.error = str(exc)
+            self.error(str(exc))
+            self.fragment_counters = dict(core.Decoder().fragment_counters)  # none decoded
+            return
+        fs.format = "pcapng" if file.format == "pcapng" else "pcap"
+        fs.compression = file.compression
+        read_to_end = False
+        try:
+            while (ended := feed(file)) is not None:
+                if self._progress is not None:
+                    self._progress(file.bytes_read, file.total_bytes)
+                yield ended
+            read_to_end = True
+        except core.CaptureError as exc:
+            read_to_end = True
+            fs.error = str(exc)
+            self.error(str(exc))
+        finally:  # also on Ctrl-C: the file's figures as of the last batch tracked
+            file.close()
+            counts = file.counts()
+            _file_counts(fs, counts)
+            interfaces = file.interfaces()
+            if interfaces:
+                fs.linktype = interfaces[0][1]
+            fs.frames_cut = int(file.frames_cut)
+            self.not_decoded = Counter(counts["not_decoded"])
+            self.fragment_counters = dict(file.fragment_counters)
+            if read_to_end and self._on_file_done is not None:
+                self._on_file_done(fs)
+            for warning in (fs.backwards_warning(), fs.cut_warning()):
+                if warning is not None:
+                    self.warning(warning)
+
     def connections(self, on_transition: Callable[[Transition], None] | None = None
                     ) -> Iterator[Connection]:
         """The connections as they end, then those open at the end of the capture."""
@@ -550,8 +639,14 @@ class Pipeline:
             yield from self._sharded()
             return
         tracker = self.tracker(on_transition)
-        for batch in self.packets(tracking=True):
-            yield from self._feed(tracker, batch)
+        feed = self._feed_decoded(tracker, None, False, columns=False)
+        if feed is not None:
+            with contextlib.closing(self._decoded(feed)) as ended:
+                for batch_ended in ended:
+                    yield from batch_ended
+        else:
+            for batch in self.packets(tracking=True):
+                yield from self._feed(tracker, batch)
         yield from tracker.finish()
         self.not_counted = Counter(tracker.not_counted)
         self.evicted = tracker.evicted
@@ -653,6 +748,16 @@ class _EndFirst:
                       signal.default_int_handler if previous is None else previous)
         if self.caught:
             signal.raise_signal(signal.SIGINT)
+
+
+def _file_counts(fs: FileStats, counts: dict[str, Any]) -> None:
+    """A file's figures counted by the core (``PacketScan.counts``, ``DecodedFile.counts``)
+    into its FileStats, as sources.merge counts them."""
+    fs.frames, fs.wire_bytes = counts["frames"], counts["wire_bytes"]
+    fs.first_ns, fs.last_ns = counts["first_ns"], counts["last_ns"]
+    fs.backwards = counts["backwards"]
+    fs.largest_step_back_ns = counts["largest_step_back_ns"]
+    fs.first_backwards_frame = counts["first_backwards_frame"]
 
 
 def _only_frames(frames: FrameBatch, only: npt.NDArray[np.int64]) -> FrameBatch | None:

@@ -376,6 +376,31 @@ class RustTracker:
         ``count`` per row, then the rows' transitions one after the other)."""
         return self._ended_columns(self._core_feed(batch, self._mine(batch)))
 
+    @property
+    def decodes_in_core(self) -> bool:
+        """Whether ``feed_decoded`` may take this tracker's batches: not a shard's (worker
+        processes pick their rows from PacketBatches) nor one marking segments."""
+        return self.config.shard is None and not self.config.segment_marks
+
+    def feed_decoded(self, file: Any) -> dict[str, Any] | None:
+        """``feed_columns`` of the next batch of ``file``, a ``portlens._core.DecodedFile``
+        (read and decoded by the core, its columns never made NumPy arrays); None at the end
+        of the file. A problem with the file raises ``portlens._core.CaptureError`` after
+        every batch before it was tracked."""
+        cols = self._core_feed_decoded(file)
+        return None if cols is None else self._ended_columns(cols)
+
+    def feed_decoded_connections(self, file: Any) -> Iterator[Connection] | None:
+        """``feed`` of the next batch of ``file``, as ``feed_decoded``."""
+        cols = self._core_feed_decoded(file)
+        return None if cols is None else self._ended_in_chunks(cols)
+
+    def _core_feed_decoded(self, file: Any) -> dict[str, Any] | None:
+        if not self.decodes_in_core:
+            raise ValueError("a shard's or a marking tracker is fed PacketBatches")
+        cols: dict[str, Any] | None = self.core.feed_decoded(file)
+        return cols
+
     def advance_columns(self, ts_ns: int) -> dict[str, Any]:
         return self._ended_columns(self.core.advance(ts_ns))
 

@@ -42,19 +42,66 @@ pub const NOT_IP_LINKTYPE: u32 = 0;
 pub const NOT_IP_PPP: u32 = 1;
 pub const NOT_IP_ETHERTYPE: u32 = 2;
 
+/// What one file's frames say of it, as sources.merge counts them into its FileStats: how
+/// many, their bytes on the wire, their first and last times, and how often time ran
+/// backwards (a frame is counted when its time is before the latest time of the frames
+/// before it, by how far it steps back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCounts {
+    pub frames: u64,
+    pub wire_bytes: u64,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    pub backwards: u64,
+    pub largest_step_back_ns: i64,
+    pub first_backwards_frame: Option<i64>,
+    running_max: i64,
+}
+
+impl Default for FileCounts {
+    fn default() -> Self {
+        FileCounts {
+            frames: 0,
+            wire_bytes: 0,
+            first_ns: None,
+            last_ns: None,
+            backwards: 0,
+            largest_step_back_ns: 0,
+            first_backwards_frame: None,
+            running_max: i64::MIN,
+        }
+    }
+}
+
+impl FileCounts {
+    /// Adds one frame (frames in file order).
+    #[inline(always)]
+    pub fn add(&mut self, ts_ns: i64, frame: i64, wirelen: u32) {
+        let t = ts_ns;
+        self.frames += 1;
+        self.wire_bytes += u64::from(wirelen);
+        if t < self.running_max {
+            self.backwards += 1;
+            // As numpy's int64 subtraction in sources.merge (wrapping).
+            let step = self.running_max.wrapping_sub(t);
+            self.largest_step_back_ns = self.largest_step_back_ns.max(step);
+            self.first_backwards_frame.get_or_insert(frame);
+        } else {
+            self.running_max = t;
+        }
+        self.first_ns = Some(self.first_ns.map_or(t, |f| f.min(t)));
+        self.last_ns = Some(self.last_ns.map_or(t, |l| l.max(t)));
+    }
+}
+
 /// What a stream of decoded packets holds (see the module doc); `add` one batch at a time.
-///
-/// The `backwards` fields follow sources.merge's per-file rule: a frame is counted when its
-/// time is before the latest time of the frames before it, by how far it steps back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureCounts {
     /// Link types the decoder decodes (others are counted in `not_decoded`), one bit each.
     supported: Vec<u64>,
-    pub frames: u64,
-    pub wire_bytes: u64,
+    /// Frames, wire bytes, first and last times, steps back in time.
+    pub file: FileCounts,
     pub captured_bytes: u64,
-    pub first_ns: Option<i64>,
-    pub last_ns: Option<i64>,
     pub linktypes: Tally,
     /// IP frames by `ip_version << 8 | proto`.
     pub protocols: Tally,
@@ -77,10 +124,6 @@ pub struct CaptureCounts {
     pub malformed: Tally,
     /// Frames of link types not decoded, by link type.
     pub not_decoded: Tally,
-    pub backwards: u64,
-    pub largest_step_back_ns: i64,
-    pub first_backwards_frame: Option<i64>,
-    running_max: i64,
 }
 
 impl CaptureCounts {
@@ -94,11 +137,8 @@ impl CaptureCounts {
         }
         CaptureCounts {
             supported: bits,
-            frames: 0,
-            wire_bytes: 0,
+            file: FileCounts::default(),
             captured_bytes: 0,
-            first_ns: None,
-            last_ns: None,
             linktypes: Tally::default(),
             protocols: Tally::default(),
             not_ip: BTreeMap::new(),
@@ -112,10 +152,6 @@ impl CaptureCounts {
             bad_l4_checksum: 0,
             malformed: Tally::default(),
             not_decoded: Tally::default(),
-            backwards: 0,
-            largest_step_back_ns: 0,
-            first_backwards_frame: None,
-            running_max: i64::MIN,
         }
     }
 
@@ -198,21 +234,8 @@ impl CaptureCounts {
 
     #[inline(always)]
     fn count(&mut self, r: Fields) {
-        let t = r.ts_ns;
-        self.frames += 1;
-        self.wire_bytes += u64::from(r.wirelen);
+        self.file.add(r.ts_ns, r.frame, r.wirelen);
         self.captured_bytes += u64::from(r.caplen);
-        if t < self.running_max {
-            self.backwards += 1;
-            // As numpy's int64 subtraction in sources.merge (wrapping).
-            let step = self.running_max.wrapping_sub(t);
-            self.largest_step_back_ns = self.largest_step_back_ns.max(step);
-            self.first_backwards_frame.get_or_insert(r.frame);
-        } else {
-            self.running_max = t;
-        }
-        self.first_ns = Some(self.first_ns.map_or(t, |f| f.min(t)));
-        self.last_ns = Some(self.last_ns.map_or(t, |l| l.max(t)));
         let linktype = r.linktype;
         self.linktypes.add(linktype, 1);
         let supported = self.supports(linktype);
@@ -319,9 +342,12 @@ mod tests {
         };
         let mut c = CaptureCounts::new(&[1]);
         c.add(&columns(&[tcp4, arp, odd, bad]));
-        assert_eq!(c.frames, 4);
-        assert_eq!((c.wire_bytes, c.captured_bytes, c.truncated), (60, 54, 1));
-        assert_eq!((c.first_ns, c.last_ns), (Some(5), Some(20)));
+        assert_eq!(c.file.frames, 4);
+        assert_eq!(
+            (c.file.wire_bytes, c.captured_bytes, c.truncated),
+            (60, 54, 1)
+        );
+        assert_eq!((c.file.first_ns, c.file.last_ns), (Some(5), Some(20)));
         assert_eq!(c.linktypes.items(), [(1, 3), (999, 1)]);
         assert_eq!(c.protocols.items(), [(0x406, 1)]);
         assert_eq!(
@@ -332,8 +358,8 @@ mod tests {
         assert_eq!(c.malformed.items(), [(15, 1)]);
         assert_eq!(c.bad_l4_checksum, 1);
         // 5 after 10 steps back 5 (frame 2), 7 after 10 steps back 3.
-        assert_eq!(c.backwards, 2);
-        assert_eq!(c.largest_step_back_ns, 5);
-        assert_eq!(c.first_backwards_frame, Some(2));
+        assert_eq!(c.file.backwards, 2);
+        assert_eq!(c.file.largest_step_back_ns, 5);
+        assert_eq!(c.file.first_backwards_frame, Some(2));
     }
 }

@@ -8,4 +8,6 @@
 
 mod capture;
 
-pub use capture::{CaptureCounts, Tally, NOT_IP_ETHERTYPE, NOT_IP_LINKTYPE, NOT_IP_PPP};
+pub use capture::{
+    CaptureCounts, FileCounts, Tally, NOT_IP_ETHERTYPE, NOT_IP_LINKTYPE, NOT_IP_PPP,
+};

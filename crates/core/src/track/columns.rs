@@ -9,6 +9,7 @@ use super::rfc::{Event, TcpState};
 use super::tcp::{Cause, Segment, TcpConn};
 use super::zeek::{size, tcp_conn_state, udp_conn_state, ConnState};
 use super::{icmp_ports, ColumnError, SynOptions};
+use crate::decode::Columns;
 
 /// Borrowed PacketBatch columns (src/portlens/decode/packets.py), one row per frame (and
 /// the more rows some frames give, `sub`).
@@ -73,6 +74,69 @@ pub struct Packets<'a> {
     pub ip_csum: &'a [u8],
     pub l4_csum: &'a [u8],
     pub malformed: &'a [u8],
+}
+
+impl<'a> Packets<'a> {
+    /// The decoder's columns, read where they are (a run that decodes and tracks in the
+    /// core, `crate::run`, hands them over without a copy or a trip through Python).
+    pub fn of(c: &'a Columns) -> Self {
+        Packets {
+            frame: &c.frame,
+            sub: &c.sub,
+            ts_ns: &c.ts_ns,
+            vlan: &c.vlan,
+            ip_version: &c.ip_version,
+            src: &c.src,
+            dst: &c.dst,
+            proto: &c.proto,
+            ip_len: &c.ip_len,
+            ip_len_zero: &c.ip_len_zero,
+            frag: &c.frag,
+            l4: &c.l4,
+            sport: &c.sport,
+            dport: &c.dport,
+            payload: &c.payload,
+            tcp_flags: &c.tcp_flags,
+            seq: &c.seq,
+            ack: &c.ack,
+            win: &c.win,
+            mss: &c.mss,
+            wscale: &c.wscale,
+            sack_perm: &c.sack_perm,
+            has_ts: &c.has_ts,
+            opt_count: &c.opt_count,
+            opt_kinds: &c.opt_kinds,
+            udp_len: &c.udp_len,
+            dns_qr: &c.dns_qr,
+            ntp_mode: &c.ntp_mode,
+            icmp_type: &c.icmp_type,
+            icmp_code: &c.icmp_code,
+            q_valid: &c.q_valid,
+            q_src: &c.q_src,
+            q_dst: &c.q_dst,
+            q_proto: &c.q_proto,
+            q_sport: &c.q_sport,
+            q_dport: &c.q_dport,
+            tunnel_depth: &c.tunnel_depth,
+            tunnel: &c.tunnel,
+            out_src: &c.out_src,
+            out_dst: &c.out_dst,
+            out_proto: &c.out_proto,
+            out_sport: &c.out_sport,
+            out_dport: &c.out_dport,
+            out_ip_len: &c.out_ip_len,
+            car_src: &c.car_src,
+            car_dst: &c.car_dst,
+            car_proto: &c.car_proto,
+            car_sport: &c.car_sport,
+            car_dport: &c.car_dport,
+            car_ip_len: &c.car_ip_len,
+            truncated: &c.truncated,
+            ip_csum: &c.ip_csum,
+            l4_csum: &c.l4_csum,
+            malformed: &c.malformed,
+        }
+    }
 }
 
 pub const OPT_KINDS_MAX: usize = 40;

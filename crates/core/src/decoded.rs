@@ -1,0 +1,346 @@
+//! A capture file read and decoded in a thread of its own, a few batches ahead of the tracker
+//! that takes its columns: what `conns`, `ports`, `handshakes` and `sockets` run on one file.
+//!
+//! The pipeline's general path reads and decodes in a Python thread (`pipeline/ahead.py`): each
+//! batch's ~75 decoded columns become NumPy arrays, which the tracker's binding then borrows
+//! back, one attribute lookup and one borrow each, and the file's counts are kept with NumPy.
+//! On the 2M benchmark capture that traffic through Python was about 0.2 CPU s of the
+//! command's 1.15 (docs/benchmarks.md). Here the columns never leave the core: the thread
+//! reads, walks and decodes each chunk into columns the tracker borrows
+//! ([`crate::track::Packets::of`]) and hands back, so their memory is reused and nothing is
+//! allocated per batch once a few are in circulation.
+//!
+//! To the caller the file reads as it does through the general path: the same batches, in file
+//! order, a problem after every batch before it, and as of each batch the reader's progress
+//! and the file's counts (sources.merge's FileStats: frames, wire bytes, times, steps back in
+//! time; and frames of link types not decoded).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::{self, JoinHandle};
+
+use crate::capture::ahead::{Progress, READ_AHEAD_BATCHES};
+use crate::capture::{CaptureError, CaptureReader, Compression, Format};
+use crate::decode::{Columns, DecodeOptions, Decoder};
+use crate::frames::FrameBatch;
+use crate::summary::FileCounts;
+
+/// One chunk's frames decoded, with what the caller reads of the file as of this batch.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    pub columns: Columns,
+    progress: Progress,
+    counts: FileCounts,
+    not_decoded: BTreeMap<u16, u64>,
+}
+
+/// What the thread owns while it reads, and gives back when it ends.
+struct Work {
+    reader: CaptureReader,
+    decoder: Decoder,
+    options: DecodeOptions,
+    supported: Vec<u16>,
+    counts: FileCounts,
+    not_decoded: BTreeMap<u16, u64>,
+}
+
+enum Ahead {
+    Batch(Box<DecodedBatch>),
+    /// The end of the file, or the problem that ended reading after the batches before it.
+    End(Option<CaptureError>),
+}
+
+struct Running {
+    batches: Receiver<Ahead>,
+    spares: Sender<Box<DecodedBatch>>,
+    thread: JoinHandle<Work>,
+}
+
+/// One capture file, read and decoded ahead of the caller's [`next_batch`](Self::next_batch).
+pub struct DecodedFile {
+    pub format: Format,
+    pub compression: Option<Compression>,
+    pub total_bytes: u64,
+    running: Option<Running>,
+    /// Back from the thread once it ended: the reader's final state and the reassembler's.
+    ended: Option<Work>,
+    progress: Progress,
+    counts: FileCounts,
+    not_decoded: BTreeMap<u16, u64>,
+}
+
+impl DecodedFile {
+    /// Opens `path` (see [`CaptureReader::open`]) and starts reading it; `supported`: the link
+    /// types the decoder decodes (frames of the others are counted in `not_decoded`).
+    pub fn open(
+        path: &Path,
+        name: &str,
+        chunk_bytes: usize,
+        options: DecodeOptions,
+        supported: &[u16],
+    ) -> Result<Self, CaptureError> {
+        let reader = CaptureReader::open(path, name, chunk_bytes)?;
+        let (format, compression, total_bytes) =
+            (reader.format, reader.compression, reader.total_bytes);
+        let progress = Progress::of(&reader);
+        let work = Work {
+            reader,
+            decoder: Decoder::default(),
+            options,
+            supported: supported.to_vec(),
+            counts: FileCounts::default(),
+            not_decoded: BTreeMap::new(),
+        };
+        let (to_caller, batches) = mpsc::sync_channel(READ_AHEAD_BATCHES);
+        let (spares, from_caller) = mpsc::channel();
+        let thread = thread::spawn(move || read_and_decode(work, &to_caller, &from_caller));
+        Ok(DecodedFile {
+            format,
+            compression,
+            total_bytes,
+            running: Some(Running {
+                batches,
+                spares,
+                thread,
+            }),
+            ended: None,
+            progress,
+            counts: FileCounts::default(),
+            not_decoded: BTreeMap::new(),
+        })
+    }
+
+    /// The next batch of decoded frames, the problem that ended reading after the batches
+    /// before it, or `None` at the end. Hand the batch back ([`give_back`](Self::give_back))
+    /// once done with it, for its memory.
+    pub fn next_batch(&mut self) -> Option<Result<Box<DecodedBatch>, CaptureError>> {
+        let running = self.running.as_mut()?;
+        match running.batches.recv() {
+            Ok(Ahead::Batch(batch)) => {
+                self.progress.clone_from(&batch.progress);
+                self.counts = batch.counts;
+                if !batch.not_decoded.is_empty() {
+                    self.not_decoded.clone_from(&batch.not_decoded);
+                }
+                Some(Ok(batch))
+            }
+            Ok(Ahead::End(problem)) => {
+                self.join();
+                problem.map(Err)
+            }
+            Err(mpsc::RecvError) => {
+                // The thread ended without saying so: it panicked. Say it as a problem of the
+                // file rather than pass the panic on.
+                self.join();
+                Some(Err(CaptureError(
+                    "reading stopped unexpectedly".to_string(),
+                )))
+            }
+        }
+    }
+
+    /// A batch the caller is done with: its columns' memory goes to a later batch.
+    pub fn give_back(&mut self, batch: Box<DecodedBatch>) {
+        if let Some(running) = &self.running {
+            // The thread may have ended meanwhile: the batch is then simply dropped.
+            let _ = running.spares.send(batch);
+        }
+    }
+
+    /// Stops reading and closes the file (and ends the thread).
+    pub fn close(&mut self) {
+        self.join();
+        if let Some(work) = &mut self.ended {
+            work.reader.close();
+        }
+    }
+
+    fn join(&mut self) {
+        if let Some(Running {
+            batches,
+            spares,
+            thread,
+        }) = self.running.take()
+        {
+            drop((batches, spares)); // a thread waiting to hand over a batch stops there
+            if let Ok(work) = thread.join() {
+                self.ended = Some(work);
+            }
+        }
+    }
+
+    /// The reader's progress as of the last batch given.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The file's counts as of the last batch given.
+    pub fn counts(&self) -> &FileCounts {
+        &self.counts
+    }
+
+    /// Frames of link types not decoded, by link type, as of the last batch given.
+    pub fn not_decoded(&self) -> &BTreeMap<u16, u64> {
+        &self.not_decoded
+    }
+
+    /// The decoder once reading ended (its fragment reassembler's counters); `None` while
+    /// the thread reads.
+    pub fn decoder(&self) -> Option<&Decoder> {
+        self.ended.as_ref().map(|w| &w.decoder)
+    }
+}
+
+impl Drop for DecodedFile {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// The thread: every chunk read, walked, decoded and counted, until the end, a problem, or
+/// the caller gone.
+fn read_and_decode(
+    mut w: Work,
+    to_caller: &SyncSender<Ahead>,
+    spares: &Receiver<Box<DecodedBatch>>,
+) -> Work {
+    let mut frames: Option<FrameBatch> = None;
+    loop {
+        let batch = match w.reader.next_batch_reusing(frames.take()) {
+            None => {
+                let _ = to_caller.send(Ahead::End(None));
+                return w;
+            }
+            Some(Err(e)) => {
+                let _ = to_caller.send(Ahead::End(Some(e)));
+                return w;
+            }
+            Some(Ok(batch)) => batch,
+        };
+        if batch.is_empty() {
+            frames = Some(batch);
+            continue; // what the general path yields too: nothing for an empty chunk
+        }
+        let mut out = spares.try_recv().unwrap_or_default();
+        w.decoder
+            .decode_into(batch.as_ref(), w.options, &mut out.columns);
+        w.count(&batch);
+        out.counts = w.counts;
+        out.progress.update(&w.reader);
+        out.not_decoded.clone_from(&w.not_decoded);
+        if to_caller.send(Ahead::Batch(out)).is_err() {
+            return w; // the caller closed the file
+        }
+        frames = Some(batch);
+    }
+}
+
+impl Work {
+    fn count(&mut self, batch: &FrameBatch) {
+        let n = batch.len();
+        let (ts, frame, wire) = (&batch.ts_ns[..n], &batch.frame[..n], &batch.wirelen[..n]);
+        for i in 0..n {
+            self.counts.add(ts[i], frame[i], wire[i]);
+        }
+        let mut known = None;
+        for &linktype in &batch.linktype[..n] {
+            if known == Some(linktype) {
+                continue; // the usual case: every frame of a file of one link type
+            }
+            if self.supported.contains(&linktype) {
+                known = Some(linktype);
+            } else {
+                *self.not_decoded.entry(linktype).or_insert(0) += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::ahead::Source;
+    use std::path::PathBuf;
+
+    const SUPPORTED: [u16; 12] = [0, 1, 9, 10, 12, 14, 101, 108, 113, 228, 229, 276];
+
+    fn capture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../captures")
+            .join(name)
+    }
+
+    /// The same columns, batch for batch, as reading and decoding on one thread.
+    #[test]
+    fn batches_equal_those_decoded_here() {
+        for name in [
+            "tcp-session.pcap",
+            "fragments.pcap",
+            "encap/encap-gtp-fragmented.pcap",
+            "malformed.pcap",
+        ] {
+            let path = capture(name);
+            let options = DecodeOptions { checksums: true };
+            let mut here = Source::new(CaptureReader::open(&path, "x", 4096).expect("opens"));
+            let mut decoder = Decoder::default();
+            let mut file = DecodedFile::open(&path, "x", 4096, options, &SUPPORTED).expect("opens");
+            let mut frames = 0;
+            while let Some(batch) = here.next_batch(None) {
+                let batch = batch.expect("reads");
+                if batch.is_empty() {
+                    continue;
+                }
+                let want = decoder.decode(FrameBatch::as_ref(&batch), options);
+                let got = file.next_batch().expect("a batch").expect("reads");
+                assert_eq!(got.columns, want, "{name}");
+                frames += batch.len() as u64;
+                assert_eq!(file.counts().frames, frames, "{name}");
+                file.give_back(got);
+            }
+            assert!(file.next_batch().is_none(), "{name}");
+            assert!(frames > 0);
+            let counters = file.decoder().expect("ended").reassembler.counters;
+            assert_eq!(counters, decoder.reassembler.counters, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_cut_file_gives_its_batches_then_the_problem() {
+        let whole = std::fs::read(capture("tcp-session.pcap")).expect("reads");
+        let dir = std::env::temp_dir().join(format!("portlens-decoded-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cut = dir.join("cut.pcap");
+        std::fs::write(&cut, &whole[..whole.len() - 7]).expect("writes");
+        let options = DecodeOptions { checksums: false };
+        let mut file = DecodedFile::open(&cut, "cut", 4096, options, &SUPPORTED).expect("opens");
+        let mut rows = 0;
+        let problem = loop {
+            match file.next_batch() {
+                Some(Ok(batch)) => {
+                    rows += batch.columns.len();
+                    file.give_back(batch);
+                }
+                Some(Err(e)) => break e,
+                None => panic!("a cut file ends with its problem"),
+            }
+        };
+        assert!(rows > 0);
+        assert!(problem.0.starts_with("cut: "), "{}", problem.0);
+        assert!(file.next_batch().is_none());
+        file.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn closing_early_ends_the_thread() {
+        let path = capture("tcp-session.pcap");
+        let options = DecodeOptions { checksums: false };
+        let mut file = DecodedFile::open(&path, "x", 4096, options, &SUPPORTED).expect("opens");
+        let first = file.next_batch().expect("a batch").expect("reads");
+        assert!(!first.columns.is_empty());
+        file.close();
+        assert!(file.next_batch().is_none());
+        assert!(file.decoder().is_some());
+    }
+}

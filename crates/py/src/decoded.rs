@@ -1,0 +1,127 @@
+//! `portlens._core.DecodedFile`: a capture file read and decoded ahead in a thread of the core,
+//! for `Tracker.feed_decoded` (crates/core/src/decoded.rs says why).
+//!
+//! Nothing of a batch crosses into Python: the tracker takes each batch's columns where the
+//! core decoded them. Python reads only what it reports of the file: its format, progress,
+//! counts (FileStats' names), frames not decoded and the fragment reassembler's counters.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use portlens_core::decode::DecodeOptions;
+use portlens_core::decoded::{self, DecodedBatch};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::capture::{interface, CaptureError, Interface};
+
+/// One capture file, read and decoded by a thread of the core from the moment it is opened.
+#[pyclass(module = "portlens._core", name = "DecodedFile", frozen)]
+pub struct DecodedFile {
+    // A Mutex because a pyclass must be Sync; only the caller's thread takes it.
+    inner: Mutex<decoded::DecodedFile>,
+}
+
+impl DecodedFile {
+    pub(crate) fn file(&self) -> MutexGuard<'_, decoded::DecodedFile> {
+        // A panic mid-batch would poison the lock; the state between batches is consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The next batch of `file` for the tracker (`None` at the end; a problem with the file as
+/// its message, after every batch before it); hand it back with `give_back`. Called with the
+/// GIL released.
+pub(crate) fn next(file: &mut decoded::DecodedFile) -> Option<Result<Box<DecodedBatch>, String>> {
+    file.next_batch().map(|r| r.map_err(|e| e.0))
+}
+
+#[pymethods]
+impl DecodedFile {
+    /// Opens `path` as `CaptureReader` does (`name`: how messages call it) and starts reading
+    /// and decoding it; `supported`: the link types the decoder decodes.
+    #[new]
+    #[pyo3(signature = (path, chunk_bytes, name = None, *, checksums, supported))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        chunk_bytes: usize,
+        name: Option<String>,
+        checksums: bool,
+        supported: Vec<u16>,
+    ) -> PyResult<Self> {
+        let name = name.unwrap_or_else(|| path.display().to_string());
+        let options = DecodeOptions { checksums };
+        let opened = py
+            .detach(|| decoded::DecodedFile::open(&path, &name, chunk_bytes, options, &supported));
+        Ok(DecodedFile {
+            inner: Mutex::new(opened.map_err(|e| CaptureError::new_err(e.0))?),
+        })
+    }
+
+    /// Stops reading and closes the file.
+    fn close(&self, py: Python<'_>) {
+        let mut guard = self.file();
+        let file: &mut decoded::DecodedFile = &mut guard;
+        py.detach(|| file.close());
+    }
+
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.file().format.name()
+    }
+
+    #[getter]
+    fn compression(&self) -> Option<&'static str> {
+        self.file().compression.map(|c| c.name())
+    }
+
+    #[getter]
+    fn total_bytes(&self) -> u64 {
+        self.file().total_bytes
+    }
+
+    /// Bytes of the file read as of the last batch given (compressed bytes when compressed).
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.file().progress().bytes_read
+    }
+
+    /// Frames cut at the frame cap (256 KiB) as of the last batch given.
+    #[getter]
+    fn frames_cut(&self) -> u64 {
+        self.file().progress().frames_cut
+    }
+
+    /// Interfaces known as of the last batch given, as `CaptureReader.interfaces` gives them.
+    fn interfaces(&self) -> Vec<Interface> {
+        self.file()
+            .progress()
+            .interfaces
+            .iter()
+            .map(interface)
+            .collect()
+    }
+
+    /// The file's counts as of the last batch given, under FileStats' names, and
+    /// `not_decoded`: {link type: frames} of the link types not decoded.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let file = self.file();
+        let d = PyDict::new(py);
+        crate::scan::file_counts_into(&d, file.counts())?;
+        let not_decoded: &BTreeMap<u16, u64> = file.not_decoded();
+        d.set_item("not_decoded", not_decoded.clone())?;
+        Ok(d)
+    }
+
+    /// What the fragment reassembler did and holds, as `Decoder.fragment_counters`, once
+    /// reading ended (closed, or read to its end); empty before.
+    #[getter]
+    fn fragment_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        match self.file().decoder() {
+            Some(d) => crate::decode::fragment_counters(py, &d.reassembler),
+            None => Ok(PyDict::new(py)),
+        }
+    }
+}

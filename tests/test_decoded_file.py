@@ -1,0 +1,191 @@
+"""Tracking one whole file on batches the core read and decoded itself
+(`portlens._core.DecodedFile`, crates/core/src/decoded.rs; `Pipeline._decoded`), which is
+how `conns`, `ports`, `handshakes` and `sockets` run on one capture, against the pipeline's
+general path, where Python reads the file and the core's decoder hands every batch's columns
+to NumPy (``Options(read_ahead=False)`` takes it). Everything the run hands out must be equal:
+every column of every block of ended connections, in order, with one and with two flow-shard
+threads; the file's statistics (FileStats), problems and warnings, frames not decoded, the
+fragment reassembler's counters, the tracker's counters; and the progress reported. On every
+capture the project has (its own, the public corpus, cut, damaged and hostile files), and
+with chunks small enough that records straddle chunks all the time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from portlens.pipeline.run import Options, Pipeline, Source
+from portlens.track.config import TrackerConfig
+from tests.corpus import corpus_dir
+
+pytest.importorskip("portlens._core", reason="the Rust core is not built")
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from make_hostile import make  # noqa: E402
+
+SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".ntar")
+
+
+def captures() -> list[object]:
+    own = sorted(p for p in (REPO / "captures").rglob("*") if p.is_file()
+                 and p.suffix in SUFFIXES)
+    root = corpus_dir()
+    public = sorted(root.glob("*.pcap*")) if root is not None else []
+    params: list[object] = [pytest.param(p, id=f"own/{p.relative_to(REPO / 'captures')}")
+                            for p in own]
+    params += [pytest.param(p, id=f"public/{p.name}") for p in public]
+    if root is None:
+        params.append(pytest.param(None, marks=pytest.mark.skip(
+            reason="public capture corpus not found: ../shared/captures/public")))
+    return params
+
+
+def run(path: Path, *, in_core: bool, chunk: int = 1 << 20, workers: int = 1,
+        checksums: bool | None = None, objects: bool = False) -> dict[str, Any]:
+    """What one tracking run hands out, by name: blocks of columns, or with ``objects`` the
+    Connections (``track(sink)``, what `conns`' table and filters read)."""
+    blocks: list[Any] = []
+    progress: list[tuple[int, int]] = []
+    done: list[dict[str, object]] = []
+    options = Options(read_ahead=in_core, chunk_bytes=chunk, checksums=checksums,
+                      tracker=TrackerConfig(threads=workers), workers=workers)
+    pipeline = Pipeline(Source.of(path), options, progress=lambda a, b: progress.append((a, b)),
+                        on_file_done=lambda fs: done.append(fs.record()))
+    decoded: list[bool] = []
+    real = pipeline._decoded
+
+    def spy(feed: Any) -> Any:
+        decoded.append(True)
+        return real(feed)
+
+    pipeline._decoded = spy  # type: ignore[method-assign]
+    if objects:
+        pipeline.track(blocks.append)
+    else:
+        pipeline.track(lambda c: None, on_columns=blocks.append, column_block=1)
+    assert bool(decoded) == in_core, "the run did not take the path asked for"
+    return {
+        "blocks": blocks,
+        "files": [(fs.record(), fs.frames_cut, fs.first_backwards_frame, fs.linktype)
+                  for fs in pipeline.files],
+        "done": done,
+        "errors": pipeline.errors,
+        "warnings": pipeline.warnings,
+        "not_decoded": pipeline.not_decoded,
+        "fragments": pipeline.fragment_counters,
+        "not_counted": pipeline.not_counted,
+        "evicted": pipeline.evicted,
+        "progress_end": progress[-1:] if progress else [],
+    }
+
+
+def same_blocks(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    """Block for block, column for column (a block is what one batch ended)."""
+    rows_a = sum(len(x["uid"]) for x in a)
+    assert rows_a == sum(len(x["uid"]) for x in b)
+    assert [len(x["uid"]) for x in a] == [len(x["uid"]) for x in b]
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        assert x.keys() == y.keys()
+        for name in x:
+            u, v = x[name], y[name]
+            if isinstance(u, np.ndarray):
+                assert np.array_equal(u, v), f"block {i} column {name}"
+            else:
+                assert u == v, f"block {i} column {name}"
+
+
+def assert_same(path: Path, **kwargs: Any) -> dict[str, Any]:
+    general = run(path, in_core=False, **kwargs)
+    core = run(path, in_core=True, **kwargs)
+    if kwargs.get("objects"):
+        assert core.pop("blocks") == general.pop("blocks")  # every field of every Connection
+    else:
+        same_blocks(general.pop("blocks"), core.pop("blocks"))
+    for key in general:  # field by field, so a failure names the field
+        assert core[key] == general[key], key
+    return general
+
+
+@pytest.mark.parametrize("path", captures())
+def test_tracking_decoded_batches_equals_the_general_path(path: Path) -> None:
+    assert_same(path)
+
+
+@pytest.mark.parametrize("path", captures())
+def test_small_chunks_two_workers_and_checksums(path: Path) -> None:
+    """4 KiB chunks (records cut at a chunk's end, big frames in chunks of their own), two
+    flow-shard threads, and the checksums verified (Zeek without -C drops bad ones)."""
+    assert_same(path, chunk=4096, workers=2, checksums=True)
+
+
+@pytest.mark.parametrize("path", captures())
+def test_connections_as_objects(path: Path) -> None:
+    """``track(sink)`` without columns (`conns`' table, its filters): the same Connections,
+    transitions included."""
+    assert_same(path, objects=True)
+
+
+def test_connections_iterated(tmp_path: Path) -> None:
+    """``Pipeline.connections()`` (the API, --conn's first pass) reads through the core's
+    batches too, and gives what the general path gives."""
+    path = REPO / "captures" / "tcp-session.pcap"
+    core = list(Pipeline(Source.of(path), Options()).connections())
+    general = list(Pipeline(Source.of(path), Options(read_ahead=False)).connections())
+    assert core == general and core
+
+
+def test_many_batches(tmp_path: Path) -> None:
+    """A capture of many chunks, so the decoded batches go round between the threads many
+    times: the same rows, and the file's figures are the whole file's."""
+    source = (REPO / "captures" / "scenario-loss-reorder.pcap").read_bytes()
+    path = tmp_path / "many.pcap"
+    path.write_bytes(source[:24] + source[24:] * 200)
+    seen = assert_same(path, chunk=65536)
+    single = run(REPO / "captures" / "scenario-loss-reorder.pcap", in_core=True)
+    assert seen["files"][0][0]["frames"] == 200 * single["files"][0][0]["frames"]
+    assert seen["warnings"]  # each copy of the records starts back in time
+
+
+def test_a_cut_a_damaged_and_a_missing_file(tmp_path: Path) -> None:
+    whole = (REPO / "captures" / "tcp-session.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[: len(whole) - 30])
+    seen = assert_same(cut)
+    assert seen["errors"] and "cut off inside record 10" in seen["errors"][0]
+    assert seen["files"][0][0]["frames"] == 9
+    assert seen["done"]  # the file is done with, its problem said
+    broken = tmp_path / "broken.pcap.gz"
+    broken.write_bytes(gzip.compress(whole[:24] + whole[24:] * 40)[:-200])
+    seen = assert_same(broken, chunk=1024)
+    assert "gzip stream cut off" in seen["errors"][0]
+    seen = assert_same(tmp_path / "nothing-here.pcap")
+    assert seen["errors"] == [f"{tmp_path / 'nothing-here.pcap'}: cannot open: "
+                              "No such file or directory"]
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_frames_past_the_cap(tmp_path: Path, fmt: str) -> None:
+    """scripts/make_hostile.py: frames larger than the 256 KiB frame cap, cut (and warned
+    about) alike."""
+    seen = assert_same(make(tmp_path, 3, 300_000, fmt, compress=False))
+    assert seen["files"][0][1] == 3
+    assert any("frame cap" in w for w in seen["warnings"])
+
+
+def test_a_selection_or_a_copy_goes_the_general_way(tmp_path: Path) -> None:
+    """What only the general path does (a filter, -w, --reference, several files) is never
+    skipped: those runs do not read through the core's decoded batches."""
+    path = REPO / "captures" / "tcp-session.pcap"
+    for options in (Options(filter="tcp port 80"), Options(write=str(tmp_path / "w.pcap")),
+                    Options(count=3), Options(reference=True)):
+        pipeline = Pipeline(Source.of(path), options)
+        assert not pipeline._one_file_whole()
+    assert not Pipeline(Source.of([path, path]), Options())._one_file_whole()
+    assert Pipeline(Source.of(path), Options())._one_file_whole()
