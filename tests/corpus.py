@@ -43,6 +43,25 @@ def corpus_captures() -> list[Path]:
     return out
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".ntar")
+
+
+def every_capture_params() -> list[object]:
+    """Every capture file the project has: its own (captures/, ids ``own/...``) and every one
+    of the public corpus (``public/...``), or a visible skip where the corpus is absent."""
+    own = sorted(p for p in (REPO / "captures").rglob("*") if p.is_file()
+                 and p.suffix in CAPTURE_SUFFIXES)
+    root = corpus_dir()
+    public = sorted(root.glob("*.pcap*")) if root is not None else []
+    params: list[object] = [pytest.param(p, id=f"own/{p.relative_to(REPO / 'captures')}")
+                            for p in own]
+    params += [pytest.param(p, id=f"public/{p.name}") for p in public]
+    if root is None:
+        params.append(pytest.param(None, marks=pytest.mark.skip(
+            reason="public capture corpus not found: ../shared/captures/public")))
+    return params
+
+
 def corpus_params() -> list[object]:
     caps = corpus_captures()
     if not caps:

@@ -22,29 +22,13 @@ import pytest
 
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.track.config import TrackerConfig
-from tests.corpus import corpus_dir
+from tests.corpus import every_capture_params
 
 pytest.importorskip("portlens._core", reason="the Rust core is not built")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from make_hostile import make  # noqa: E402
-
-SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".ntar")
-
-
-def captures() -> list[object]:
-    own = sorted(p for p in (REPO / "captures").rglob("*") if p.is_file()
-                 and p.suffix in SUFFIXES)
-    root = corpus_dir()
-    public = sorted(root.glob("*.pcap*")) if root is not None else []
-    params: list[object] = [pytest.param(p, id=f"own/{p.relative_to(REPO / 'captures')}")
-                            for p in own]
-    params += [pytest.param(p, id=f"public/{p.name}") for p in public]
-    if root is None:
-        params.append(pytest.param(None, marks=pytest.mark.skip(
-            reason="public capture corpus not found: ../shared/captures/public")))
-    return params
 
 
 def run(path: Path, *, in_core: bool, chunk: int = 1 << 20, workers: int = 1,
@@ -113,19 +97,19 @@ def assert_same(path: Path, **kwargs: Any) -> dict[str, Any]:
     return general
 
 
-@pytest.mark.parametrize("path", captures())
+@pytest.mark.parametrize("path", every_capture_params())
 def test_tracking_decoded_batches_equals_the_general_path(path: Path) -> None:
     assert_same(path)
 
 
-@pytest.mark.parametrize("path", captures())
+@pytest.mark.parametrize("path", every_capture_params())
 def test_small_chunks_two_workers_and_checksums(path: Path) -> None:
     """4 KiB chunks (records cut at a chunk's end, big frames in chunks of their own), two
     flow-shard threads, and the checksums verified (Zeek without -C drops bad ones)."""
     assert_same(path, chunk=4096, workers=2, checksums=True)
 
 
-@pytest.mark.parametrize("path", captures())
+@pytest.mark.parametrize("path", every_capture_params())
 def test_connections_as_objects(path: Path) -> None:
     """``track(sink)`` without columns (`conns`' table, its filters): the same Connections,
     transitions included."""

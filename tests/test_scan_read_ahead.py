@@ -16,27 +16,11 @@ import pytest
 
 from portlens import _core
 from portlens.sources.linktypes import SUPPORTED
-from tests.corpus import corpus_dir
+from tests.corpus import every_capture_params
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from make_hostile import make  # noqa: E402
-
-SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".ntar")
-
-
-def captures() -> list[object]:
-    own = sorted(p for p in (REPO / "captures").rglob("*") if p.is_file()
-                 and p.suffix in SUFFIXES)
-    root = corpus_dir()
-    public = sorted(root.glob("*.pcap*")) if root is not None else []
-    params: list[object] = [pytest.param(p, id=f"own/{p.relative_to(REPO / 'captures')}")
-                            for p in own]
-    params += [pytest.param(p, id=f"public/{p.name}") for p in public]
-    if root is None:
-        params.append(pytest.param(None, marks=pytest.mark.skip(
-            reason="public capture corpus not found: ../shared/captures/public")))
-    return params
 
 
 def run(path: Path, *, read_ahead: bool, chunk: int | None = None) -> dict[str, object]:
@@ -71,12 +55,12 @@ def assert_same(path: Path, chunk: int | None = None) -> dict[str, object]:
     return alone
 
 
-@pytest.mark.parametrize("path", captures())
+@pytest.mark.parametrize("path", every_capture_params())
 def test_read_ahead_counts_as_one_thread_does(path: Path) -> None:
     assert_same(path)
 
 
-@pytest.mark.parametrize("path", captures())
+@pytest.mark.parametrize("path", every_capture_params())
 def test_read_ahead_with_small_chunks(path: Path) -> None:
     """4 KiB chunks: most batches carry a record cut at the chunk's end into the next, and
     big frames need a chunk of their own."""

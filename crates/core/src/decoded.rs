@@ -17,10 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::{Receiver, SyncSender};
 
-use crate::capture::ahead::{Progress, READ_AHEAD_BATCHES};
+use crate::capture::ahead::{AheadThread, Made, Progress};
 use crate::capture::{CaptureError, CaptureReader, Compression, Format};
 use crate::decode::{Columns, DecodeOptions, Decoder};
 use crate::frames::FrameBatch;
@@ -45,17 +44,8 @@ struct Work {
     not_decoded: BTreeMap<u16, u64>,
 }
 
-enum Ahead {
-    Batch(Box<DecodedBatch>),
-    /// The end of the file, or the problem that ended reading after the batches before it.
-    End(Option<CaptureError>),
-}
-
-struct Running {
-    batches: Receiver<Ahead>,
-    spares: Sender<Box<DecodedBatch>>,
-    thread: JoinHandle<Work>,
-}
+/// The thread: decoded batches to the caller, and back for their memory.
+type Running = AheadThread<Box<DecodedBatch>, Box<DecodedBatch>, Work>;
 
 /// One capture file, read and decoded ahead of the caller's [`next_batch`](Self::next_batch).
 pub struct DecodedFile {
@@ -92,18 +82,14 @@ impl DecodedFile {
             counts: FileCounts::default(),
             not_decoded: BTreeMap::new(),
         };
-        let (to_caller, batches) = mpsc::sync_channel(READ_AHEAD_BATCHES);
-        let (spares, from_caller) = mpsc::channel();
-        let thread = thread::spawn(move || read_and_decode(work, &to_caller, &from_caller));
+        let running = AheadThread::spawn(move |to_caller, from_caller| {
+            read_and_decode(work, to_caller, from_caller)
+        });
         Ok(DecodedFile {
             format,
             compression,
             total_bytes,
-            running: Some(Running {
-                batches,
-                spares,
-                thread,
-            }),
+            running: Some(running),
             ended: None,
             progress,
             counts: FileCounts::default(),
@@ -115,9 +101,8 @@ impl DecodedFile {
     /// before it, or `None` at the end. Hand the batch back ([`give_back`](Self::give_back))
     /// once done with it, for its memory.
     pub fn next_batch(&mut self) -> Option<Result<Box<DecodedBatch>, CaptureError>> {
-        let running = self.running.as_mut()?;
-        match running.batches.recv() {
-            Ok(Ahead::Batch(batch)) => {
+        match self.running.as_ref()?.next() {
+            Made::Batch(batch) => {
                 self.progress.clone_from(&batch.progress);
                 self.counts = batch.counts;
                 if !batch.not_decoded.is_empty() {
@@ -125,17 +110,9 @@ impl DecodedFile {
                 }
                 Some(Ok(batch))
             }
-            Ok(Ahead::End(problem)) => {
+            Made::End(problem) => {
                 self.join();
                 problem.map(Err)
-            }
-            Err(mpsc::RecvError) => {
-                // The thread ended without saying so: it panicked. Say it as a problem of the
-                // file rather than pass the panic on.
-                self.join();
-                Some(Err(CaptureError(
-                    "reading stopped unexpectedly".to_string(),
-                )))
             }
         }
     }
@@ -143,8 +120,7 @@ impl DecodedFile {
     /// A batch the caller is done with: its columns' memory goes to a later batch.
     pub fn give_back(&mut self, batch: Box<DecodedBatch>) {
         if let Some(running) = &self.running {
-            // The thread may have ended meanwhile: the batch is then simply dropped.
-            let _ = running.spares.send(batch);
+            running.give_back(batch);
         }
     }
 
@@ -157,16 +133,8 @@ impl DecodedFile {
     }
 
     fn join(&mut self) {
-        if let Some(Running {
-            batches,
-            spares,
-            thread,
-        }) = self.running.take()
-        {
-            drop((batches, spares)); // a thread waiting to hand over a batch stops there
-            if let Ok(work) = thread.join() {
-                self.ended = Some(work);
-            }
+        if let Some(running) = self.running.take() {
+            self.ended = running.join();
         }
     }
 
@@ -202,18 +170,18 @@ impl Drop for DecodedFile {
 /// the caller gone.
 fn read_and_decode(
     mut w: Work,
-    to_caller: &SyncSender<Ahead>,
+    to_caller: &SyncSender<Made<Box<DecodedBatch>>>,
     spares: &Receiver<Box<DecodedBatch>>,
 ) -> Work {
     let mut frames: Option<FrameBatch> = None;
     loop {
         let batch = match w.reader.next_batch_reusing(frames.take()) {
             None => {
-                let _ = to_caller.send(Ahead::End(None));
+                let _ = to_caller.send(Made::End(None));
                 return w;
             }
             Some(Err(e)) => {
-                let _ = to_caller.send(Ahead::End(Some(e)));
+                let _ = to_caller.send(Made::End(Some(e)));
                 return w;
             }
             Some(Ok(batch)) => batch,
@@ -229,7 +197,7 @@ fn read_and_decode(
         out.counts = w.counts;
         out.progress.update(&w.reader);
         out.not_decoded.clone_from(&w.not_decoded);
-        if to_caller.send(Ahead::Batch(out)).is_err() {
+        if to_caller.send(Made::Batch(out)).is_err() {
             return w; // the caller closed the file
         }
         frames = Some(batch);
@@ -261,15 +229,7 @@ impl Work {
 mod tests {
     use super::*;
     use crate::capture::ahead::Source;
-    use std::path::PathBuf;
-
-    const SUPPORTED: [u16; 12] = [0, 1, 9, 10, 12, 14, 101, 108, 113, 228, 229, 276];
-
-    fn capture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../captures")
-            .join(name)
-    }
+    use crate::testing::{capture, SUPPORTED};
 
     /// The same columns, batch for batch, as reading and decoding on one thread.
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! Layers only look down: `capture` turns files into [`frames::FrameBatch`]es (`ring`, the
 //! blocks of a live capture's TPACKET_V3 ring), `decode` turns
-//! frames into packet columns, `summary` counts them. The `portlens-py` crate binds them to Python; the pure-Python
-//! reference implementation (`portlens.reference`) is the oracle every column is tested against.
+//! frames into packet columns, `summary` counts them, `track` follows connections. `scan` and
+//! `decoded` wire the first ones for one whole file: read, decode and count it (`packets
+//! --stats`), or read and decode it ahead of the tracker. The `portlens-py` crate binds them to
+//! Python; the pure-Python reference implementation (`portlens.reference`) is the oracle every
+//! column is tested against.
 
 pub mod addr_codes;
 pub mod capture;
@@ -17,5 +20,7 @@ pub mod ring;
 pub mod scan;
 pub mod summary;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod track;
 pub mod wire;

@@ -159,16 +159,7 @@ fn count(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    /// portlens.sources.linktypes.SUPPORTED.
-    const SUPPORTED: [u16; 12] = [0, 1, 9, 10, 12, 14, 101, 108, 113, 228, 229, 276];
-
-    fn capture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../captures")
-            .join(name)
-    }
+    use crate::testing::{capture, SUPPORTED};
 
     /// The counts of every row stored by `decode_into` and added batch by batch, in slices
     /// of `rows`: what the scan counted before `decode_each`.

@@ -53,6 +53,71 @@ impl Progress {
     }
 }
 
+/// A thread that makes a file's batches ahead of its caller, at most [`READ_AHEAD_BATCHES`]
+/// waiting, and takes back the ones the caller is done with for their memory: [`Source`]'s
+/// (read and walked) and [`crate::decoded::DecodedFile`]'s (read, walked and decoded).
+/// `M` is what the thread hands over, `S` a spare handed back, `W` what the thread returns
+/// when it ends (the reader, for its final state).
+pub struct AheadThread<M, S, W> {
+    batches: Receiver<Made<M>>,
+    spares: Sender<S>,
+    thread: JoinHandle<W>,
+}
+
+/// What the thread hands over: a batch, or the end of the file (with the problem that ended
+/// reading, after every batch before it).
+pub enum Made<M> {
+    Batch(M),
+    End(Option<CaptureError>),
+}
+
+impl<M: Send + 'static, S: Send + 'static, W: Send + 'static> AheadThread<M, S, W> {
+    /// Runs `make` in a thread of its own, which sends its batches and then the end to the
+    /// first channel (stopping early when a send fails: the caller is gone) and finds spares
+    /// in the second.
+    pub fn spawn(
+        make: impl FnOnce(&SyncSender<Made<M>>, &Receiver<S>) -> W + Send + 'static,
+    ) -> Self {
+        let (to_caller, batches) = mpsc::sync_channel(READ_AHEAD_BATCHES);
+        let (spares, from_caller) = mpsc::channel();
+        let thread = thread::spawn(move || make(&to_caller, &from_caller));
+        AheadThread {
+            batches,
+            spares,
+            thread,
+        }
+    }
+
+    /// The next batch or the end. A thread that ended without saying so panicked: that is said
+    /// as a problem of the file rather than passed on.
+    pub fn next(&self) -> Made<M> {
+        self.batches.recv().unwrap_or_else(|mpsc::RecvError| {
+            Made::End(Some(CaptureError(
+                "reading stopped unexpectedly".to_string(),
+            )))
+        })
+    }
+
+    /// A batch the caller is done with. The thread may have ended meanwhile: it is then
+    /// simply dropped.
+    pub fn give_back(&self, spare: S) {
+        let _ = self.spares.send(spare);
+    }
+
+    /// Ends the thread (which has ended, or ends now that its channels are closed: one
+    /// waiting to hand over a batch stops there) and returns what it returned, `None` if it
+    /// panicked.
+    pub fn join(self) -> Option<W> {
+        let AheadThread {
+            batches,
+            spares,
+            thread,
+        } = self;
+        drop((batches, spares));
+        thread.join().ok()
+    }
+}
+
 /// A capture file's batches, read here or ahead in a thread.
 pub struct Source {
     reading: Reading,
@@ -68,20 +133,10 @@ enum Reading {
     Moving,
 }
 
-/// The read-ahead thread and its two channels: batches to the decoder, in file order, and
-/// batches the decoder is done with back to the reader, whose memory it reuses.
-struct ReadAhead {
-    batches: Receiver<Ahead>,
-    spares: Sender<Box<FrameBatch>>,
-    thread: JoinHandle<Box<CaptureReader>>,
-}
-
-enum Ahead {
-    /// A batch and the reader's progress after it.
-    Batch(Box<FrameBatch>, Box<Progress>),
-    /// The end of the file, or the problem that ended reading after the batches before it.
-    End(Option<CaptureError>),
-}
+/// The read-ahead thread: batches to the decoder, in file order, each with the reader's
+/// progress after it, and batches the decoder is done with back to the reader, whose memory
+/// it reuses.
+type ReadAhead = AheadThread<(Box<FrameBatch>, Box<Progress>), Box<FrameBatch>, Box<CaptureReader>>;
 
 impl Source {
     pub fn new(reader: CaptureReader) -> Source {
@@ -101,14 +156,9 @@ impl Source {
                 return;
             }
         };
-        let (to_decoder, batches) = mpsc::sync_channel(READ_AHEAD_BATCHES);
-        let (spares, from_decoder) = mpsc::channel();
-        let thread = thread::spawn(move || read_batches(reader, &to_decoder, &from_decoder));
-        self.reading = Reading::Ahead(ReadAhead {
-            batches,
-            spares,
-            thread,
-        });
+        self.reading = Reading::Ahead(AheadThread::spawn(move |to_decoder, from_decoder| {
+            read_batches(reader, to_decoder, from_decoder)
+        }));
     }
 
     /// The reader itself while it reads in this thread (for the zero-copy walk of
@@ -134,25 +184,16 @@ impl Source {
             }
             Reading::Ahead(ahead) => {
                 if let Some(spare) = spare {
-                    // The reader may have ended meanwhile: the batch is then simply dropped.
-                    let _ = ahead.spares.send(spare);
+                    ahead.give_back(spare);
                 }
-                match ahead.batches.recv() {
-                    Ok(Ahead::Batch(batch, progress)) => {
+                match ahead.next() {
+                    Made::Batch((batch, progress)) => {
                         self.progress = *progress;
                         Some(Ok(batch))
                     }
-                    Ok(Ahead::End(problem)) => {
+                    Made::End(problem) => {
                         self.join();
                         problem.map(Err)
-                    }
-                    Err(mpsc::RecvError) => {
-                        // The thread ended without saying so: it panicked. Say it as a problem
-                        // of the file rather than pass the panic on.
-                        self.join();
-                        Some(Err(CaptureError(
-                            "reading stopped unexpectedly".to_string(),
-                        )))
                     }
                 }
             }
@@ -176,13 +217,7 @@ impl Source {
     /// its channels are closed), with its final state.
     fn join(&mut self) {
         if let Reading::Ahead(ahead) = std::mem::replace(&mut self.reading, Reading::Moving) {
-            let ReadAhead {
-                batches,
-                spares,
-                thread,
-            } = ahead;
-            drop((batches, spares));
-            if let Ok(reader) = thread.join() {
+            if let Some(reader) = ahead.join() {
                 self.progress.update(&reader);
                 self.reading = Reading::Here(reader);
             }
@@ -208,21 +243,21 @@ impl Drop for Source {
 /// when the decoder hangs up (closed, dropped). Returns the reader for its final state.
 fn read_batches(
     mut reader: Box<CaptureReader>,
-    to_decoder: &SyncSender<Ahead>,
+    to_decoder: &SyncSender<Made<(Box<FrameBatch>, Box<Progress>)>>,
     from_decoder: &Receiver<Box<FrameBatch>>,
 ) -> Box<CaptureReader> {
     let mut progress = Progress::of(&reader);
     loop {
         let spare = from_decoder.try_recv().ok().map(|b| *b);
         let message = match reader.next_batch_reusing(spare) {
-            None => Ahead::End(None),
-            Some(Err(e)) => Ahead::End(Some(e)),
+            None => Made::End(None),
+            Some(Err(e)) => Made::End(Some(e)),
             Some(Ok(batch)) => {
                 progress.update(&reader);
-                Ahead::Batch(Box::new(batch), Box::new(progress.clone()))
+                Made::Batch((Box::new(batch), Box::new(progress.clone())))
             }
         };
-        let ended = matches!(message, Ahead::End(_));
+        let ended = matches!(message, Made::End(_));
         if to_decoder.send(message).is_err() || ended {
             return reader;
         }
