@@ -479,3 +479,89 @@ def test_ctrl_c_at_the_end_waits_for_every_connection(monkeypatch: pytest.Monkey
     everything = [c.uid for c in Pipeline(Source.of(SAMPLE), Options()).connections()]
     assert len(everything) > 3
     assert _interrupted_at_the_end(monkeypatch, columns) == everything
+
+
+# --- Ctrl-C while a file is tracked ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets of the benchmark's mix (scripts/bench.py): connections end all along."""
+    import importlib.util
+    import sys
+
+    bench_py = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+    spec = importlib.util.spec_from_file_location("portlens_bench_script", bench_py)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    out = tmp_path_factory.mktemp("bench") / "20k.pcap"
+    bench.generate(20_000, out, seed=3)
+    return out
+
+
+def _interrupted_mid_file(monkeypatch: pytest.MonkeyPatch, path: Path, *, columns: bool,
+                          in_core: bool, at: int | None = None
+                          ) -> tuple[list[tuple[str, int]], int]:
+    """(uid, serial) of the connections track() hands over when a Ctrl-C (a real SIGINT to
+    this process) comes as the tracker returns a batch's ended connections (the call ``at``,
+    or the first after the second that ended some), and the number of that call: where
+    Python raised it, as the call returned, those rows were never handed over. The objects
+    carry no serial (0)."""
+    import os
+    import signal
+
+    from portlens.track.rust import RustTracker
+
+    if in_core:
+        name = "feed_decoded" if columns else "feed_decoded_connections"
+    else:
+        name = "feed_columns" if columns else "feed"
+    feeding = getattr(RustTracker, name)
+    calls: list[int] = []
+
+    def interrupted(self: RustTracker, batch: Any) -> Any:
+        ended = feeding(self, batch)
+        calls.append(len(calls))
+        due = (len(calls) == at if at is not None
+               else len(calls) > 2 and not sent and ended is not None and len(ended["uid"]))
+        if due:
+            sent.append(len(calls))
+            os.kill(os.getpid(), signal.SIGINT)
+        return ended
+
+    sent: list[int] = []
+    monkeypatch.setattr(RustTracker, name, interrupted)
+    rows: list[tuple[str, int]] = []
+
+    def block(cols: dict[str, Any]) -> None:
+        rows.extend(zip(cols["uid"], cols["serial"].tolist(), strict=True))
+
+    pipeline = Pipeline(Source.of(path), Options(read_ahead=in_core, chunk_bytes=256 << 10))
+    with pytest.raises(KeyboardInterrupt):
+        if columns:
+            pipeline.track(lambda c: None, on_columns=block, column_block=1)
+        else:
+            pipeline.track(lambda c: rows.append((c.uid, 0)))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sent and len(calls) == sent[0], "the Ctrl-C was delivered after the batch it came in"
+    monkeypatch.undo()
+    return rows, sent[0]
+
+
+@pytest.mark.parametrize("in_core", [True, False], ids=["core", "python"])
+def test_ctrl_c_mid_file_loses_no_connection(monkeypatch: pytest.MonkeyPatch,
+                                             generated_20k: Path, in_core: bool) -> None:
+    """Every connection created before the Ctrl-C is handed over, once: the serials of the
+    rows are 1..n, none missing (the ones that ended in the batch the Ctrl-C came in, the
+    ones open at the end), and the objects are the same connections as the columns."""
+    rows, at = _interrupted_mid_file(monkeypatch, generated_20k, columns=True,
+                                     in_core=in_core)
+    serials = sorted(serial for _, serial in rows)
+    assert serials == list(range(1, len(rows) + 1))
+    everything = [c.uid for c in Pipeline(Source.of(generated_20k), Options()).connections()]
+    assert 100 < len(rows) < len(everything) - 100  # the Ctrl-C came early
+    objects, _ = _interrupted_mid_file(monkeypatch, generated_20k, columns=False,
+                                       in_core=in_core, at=at)
+    assert [uid for uid, _ in objects] == [uid for uid, _ in rows]
