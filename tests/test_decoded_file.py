@@ -31,30 +31,36 @@ sys.path.insert(0, str(REPO / "scripts"))
 from make_hostile import make  # noqa: E402
 
 
-def run(path: Path, *, in_core: bool, chunk: int = 1 << 20, workers: int = 1,
+def run(path: Path | list[Path], *, in_core: bool, chunk: int = 1 << 20, workers: int = 1,
         checksums: bool | None = None, objects: bool = False) -> dict[str, Any]:
     """What one tracking run hands out, by name: blocks of columns, or with ``objects`` the
-    Connections (``track(sink)``, what `conns`' table and filters read)."""
+    Connections (``track(sink)``, what `conns`' table and filters read). ``path``: a file, or
+    several read as one capture."""
     blocks: list[Any] = []
     progress: list[tuple[int, int]] = []
     done: list[dict[str, object]] = []
     options = Options(read_ahead=in_core, chunk_bytes=chunk, checksums=checksums,
                       tracker=TrackerConfig(threads=workers), workers=workers)
-    pipeline = Pipeline(Source.of(path), options, progress=lambda a, b: progress.append((a, b)),
-                        on_file_done=lambda fs: done.append(fs.record()))
+    source = Source.of(path)
+    # Several files followed one by one (``on_file_done``: the Dask workers) take the
+    # general path.
+    pipeline = Pipeline(source, options, progress=lambda a, b: progress.append((a, b)),
+                        on_file_done=None if len(source.files) > 1 else
+                        lambda fs: done.append(fs.record()))
     decoded: list[bool] = []
-    real = pipeline._decoded
+    real = pipeline._ended_in_core
 
-    def spy(feed: Any) -> Any:
-        decoded.append(True)
-        return real(feed)
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        ended = real(*args, **kwargs)
+        decoded.append(ended is not None)
+        return ended
 
-    pipeline._decoded = spy  # type: ignore[method-assign]
+    pipeline._ended_in_core = spy  # type: ignore[method-assign]
     if objects:
         pipeline.track(blocks.append)
     else:
         pipeline.track(lambda c: None, on_columns=blocks.append, column_block=1)
-    assert bool(decoded) == in_core, "the run did not take the path asked for"
+    assert decoded == [in_core], "the run did not take the path asked for"
     return {
         "blocks": blocks,
         "files": [(fs.record(), fs.frames_cut, fs.first_backwards_frame, fs.linktype)
@@ -85,7 +91,7 @@ def same_blocks(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
                 assert u == v, f"block {i} column {name}"
 
 
-def assert_same(path: Path, **kwargs: Any) -> dict[str, Any]:
+def assert_same(path: Path | list[Path], **kwargs: Any) -> dict[str, Any]:
     general = run(path, in_core=False, **kwargs)
     core = run(path, in_core=True, **kwargs)
     if kwargs.get("objects"):
@@ -164,12 +170,88 @@ def test_frames_past_the_cap(tmp_path: Path, fmt: str) -> None:
 
 
 def test_a_selection_or_a_copy_goes_the_general_way(tmp_path: Path) -> None:
-    """What only the general path does (a filter, -w, --reference, several files) is never
-    skipped: those runs do not read through the core's decoded batches."""
+    """What only the general path does (a filter, -w, --reference, a time window) is never
+    skipped: those runs do not track the core's decoded batches."""
     path = REPO / "captures" / "tcp-session.pcap"
     for options in (Options(filter="tcp port 80"), Options(write=str(tmp_path / "w.pcap")),
-                    Options(count=3), Options(reference=True)):
-        pipeline = Pipeline(Source.of(path), options)
-        assert not pipeline._one_file_whole()
-    assert not Pipeline(Source.of([path, path]), Options())._one_file_whole()
-    assert Pipeline(Source.of(path), Options())._one_file_whole()
+                    Options(count=3), Options(reference=True), Options(start_ns=0)):
+        assert not Pipeline(Source.of(path), options)._whole()
+    assert Pipeline(Source.of([path, path]), Options())._whole()
+    assert Pipeline(Source.of(path), Options())._whole()
+
+
+# --- several files: merged in time order by the core (crates/core/src/capture/merge.rs) -----
+
+
+def _rotated(tmp_path: Path, name: str, parts: int) -> list[Path]:
+    """``captures/name`` cut into ``parts`` files of consecutive frames, as tcpdump -C
+    writes them, named so that they sort in the wrong order."""
+    from portlens.sources.files import open_capture
+    from portlens.sources.merge import _concat
+    from portlens.sources.writer import PcapWriter
+
+    with open_capture(REPO / "captures" / name) as reader:
+        linktype = reader.interfaces[0].linktype
+        whole = _concat([b for b in reader if len(b)])
+    size = -(-len(whole) // parts)
+    out = []
+    for k in range(parts):
+        path = tmp_path / f"{parts - k:02d}-{name}"
+        writer = PcapWriter(path, linktype)
+        writer.write_batch(whole.take(slice(k * size, (k + 1) * size)))
+        writer.close()
+        out.append(path)
+    return out
+
+
+def _own(*names: str) -> list[Path]:
+    return [REPO / "captures" / n for n in names]
+
+
+def _backwards(tmp_path: Path) -> list[Path]:
+    """A file whose time runs back three times (its records written four times over) beside
+    one of the same times: the merge orders by each file's running maximum, not by time."""
+    source = (REPO / "captures" / "scenario-loss-reorder.pcap").read_bytes()
+    path = tmp_path / "again-and-again.pcap"
+    path.write_bytes(source[:24] + source[24:] * 4)
+    return [path, *_own("scenario-loss-reorder.pcap", "scenario-keepalive.pcap")]
+
+
+SETS: dict[str, Any] = {
+    "rotated": lambda tmp: _rotated(tmp, "scenario-loss-reorder.pcap", 4),
+    "rotated-sample": lambda tmp: _rotated(tmp, "loopback-sample.pcap", 3),
+    "overlapping": lambda tmp: _own("tcp-session.pcap", "loopback-sample.pcap",
+                                    "scenario-ipv6.pcap", "fragments.pcap"),
+    "same-file-twice": lambda tmp: _own("scenario-half-close.pcap") * 2,
+    "time-running-back": _backwards,
+    "link-types": lambda tmp: _own("link-ethernet.pcap", "link-sll.pcap", "link-raw101.pcap",
+                                   "link-unknown.pcap", "pcapng-multi.pcapng"),
+    "the-captures-folder": lambda tmp: [REPO / "captures"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_several_files_equal_the_general_path(tmp_path: Path, name: str) -> None:
+    """Several files read as one capture, merged in time order by the core: the same
+    connections, as columns and as objects, the same FileStats of every file, problems and
+    warnings, also with small chunks (files interleaving inside a batch), two workers and
+    checksums verified."""
+    files = SETS[name](tmp_path)
+    source: Any = files[0] if len(files) == 1 else files
+    seen = assert_same(source)
+    assert len(seen["files"]) > 1 and sum(f[0]["frames"] for f in seen["files"]) > 0
+    assert_same(source, chunk=4096, workers=2, checksums=True)
+    assert_same(source, objects=True)
+
+
+def test_several_files_with_a_cut_and_a_missing_one(tmp_path: Path) -> None:
+    """A damaged file among others: its problem is said after its good frames, and the
+    others are read all the same, as by the general path."""
+    whole = (REPO / "captures" / "tcp-session.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[: len(whole) - 30])
+    seen = assert_same([cut, REPO / "captures" / "loopback-sample.pcap",
+                        tmp_path / "nothing-here.pcap"])
+    assert len(seen["errors"]) == 2
+    alone = run(REPO / "captures" / "loopback-sample.pcap", in_core=True)["files"][0][0]
+    assert [f[0]["frames"] for f in seen["files"]] == [9, alone["frames"], 0]

@@ -16,10 +16,11 @@
 //! time; and frames of link types not decoded).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::capture::ahead::{AheadThread, Made, Progress};
+use crate::capture::merge::{FileReport, Merge};
 use crate::capture::{CaptureError, CaptureReader, Compression, Format};
 use crate::decode::{Columns, DecodeOptions, Decoder};
 use crate::frames::FrameBatch;
@@ -32,11 +33,20 @@ pub struct DecodedBatch {
     progress: Progress,
     counts: FileCounts,
     not_decoded: BTreeMap<u16, u64>,
+    /// Several files: the problems met since the batch before (a file that could not be
+    /// opened or read further; the others are read all the same).
+    problems: Vec<String>,
+}
+
+/// Where the thread's frames come from: one file, or several merged in time order.
+enum Input {
+    One(Box<CaptureReader>),
+    Many(Merge),
 }
 
 /// What the thread owns while it reads, and gives back when it ends.
 struct Work {
-    reader: CaptureReader,
+    input: Input,
     decoder: Decoder,
     options: DecodeOptions,
     supported: Vec<u16>,
@@ -58,6 +68,7 @@ pub struct DecodedFile {
     progress: Progress,
     counts: FileCounts,
     not_decoded: BTreeMap<u16, u64>,
+    problems: Vec<String>,
 }
 
 impl DecodedFile {
@@ -74,8 +85,47 @@ impl DecodedFile {
         let (format, compression, total_bytes) =
             (reader.format, reader.compression, reader.total_bytes);
         let progress = Progress::of(&reader);
+        Ok(Self::start(
+            Input::One(Box::new(reader)),
+            options,
+            supported,
+            (format, compression, total_bytes),
+            progress,
+        ))
+    }
+
+    /// Several files (path, how messages call it) read as one capture, merged in time order
+    /// ([`Merge`]): a file that cannot be read is a problem ([`take_problems`]
+    /// (Self::take_problems)), not the end; [`reports`](Self::reports) say what each gave.
+    pub fn open_many(
+        paths: Vec<(PathBuf, String)>,
+        chunk_bytes: usize,
+        options: DecodeOptions,
+        supported: &[u16],
+    ) -> Self {
+        let mut merge = Merge::open(paths, chunk_bytes);
+        let problems = merge.take_problems();
+        let total_bytes = merge.total_bytes;
+        let mut file = Self::start(
+            Input::Many(merge),
+            options,
+            supported,
+            (Format::Pcap, None, total_bytes),
+            Progress::default(),
+        );
+        file.problems = problems;
+        file
+    }
+
+    fn start(
+        input: Input,
+        options: DecodeOptions,
+        supported: &[u16],
+        (format, compression, total_bytes): (Format, Option<Compression>, u64),
+        progress: Progress,
+    ) -> Self {
         let work = Work {
-            reader,
+            input,
             decoder: Decoder::default(),
             options,
             supported: supported.to_vec(),
@@ -85,7 +135,7 @@ impl DecodedFile {
         let running = AheadThread::spawn(move |to_caller, from_caller| {
             read_and_decode(work, to_caller, from_caller)
         });
-        Ok(DecodedFile {
+        DecodedFile {
             format,
             compression,
             total_bytes,
@@ -94,7 +144,8 @@ impl DecodedFile {
             progress,
             counts: FileCounts::default(),
             not_decoded: BTreeMap::new(),
-        })
+            problems: Vec::new(),
+        }
     }
 
     /// The next batch of decoded frames, the problem that ended reading after the batches
@@ -102,12 +153,13 @@ impl DecodedFile {
     /// once done with it, for its memory.
     pub fn next_batch(&mut self) -> Option<Result<Box<DecodedBatch>, CaptureError>> {
         match self.running.as_ref()?.next() {
-            Made::Batch(batch) => {
+            Made::Batch(mut batch) => {
                 self.progress.clone_from(&batch.progress);
                 self.counts = batch.counts;
                 if !batch.not_decoded.is_empty() {
                     self.not_decoded.clone_from(&batch.not_decoded);
                 }
+                self.problems.append(&mut batch.problems);
                 Some(Ok(batch))
             }
             Made::End(problem) => {
@@ -127,14 +179,40 @@ impl DecodedFile {
     /// Stops reading and closes the file (and ends the thread).
     pub fn close(&mut self) {
         self.join();
-        if let Some(work) = &mut self.ended {
-            work.reader.close();
+        match self.ended.as_mut().map(|w| &mut w.input) {
+            Some(Input::One(reader)) => reader.close(),
+            Some(Input::Many(merge)) => merge.close(),
+            None => {}
         }
     }
 
     fn join(&mut self) {
         if let Some(running) = self.running.take() {
             self.ended = running.join();
+            if let Some(Work {
+                input: Input::Many(merge),
+                ..
+            }) = &mut self.ended
+            {
+                self.problems.append(&mut merge.take_problems());
+            }
+        }
+    }
+
+    /// Several files: the problems met since the last call, in the order they happened.
+    pub fn take_problems(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Several files, once reading ended (closed, or read to its end): what each file gave,
+    /// in the order given.
+    pub fn reports(&self) -> Option<&[FileReport]> {
+        match &self.ended {
+            Some(Work {
+                input: Input::Many(merge),
+                ..
+            }) => Some(merge.reports()),
+            _ => None,
         }
     }
 
@@ -175,7 +253,11 @@ fn read_and_decode(
 ) -> Work {
     let mut frames: Option<FrameBatch> = None;
     loop {
-        let batch = match w.reader.next_batch_reusing(frames.take()) {
+        let next = match &mut w.input {
+            Input::One(reader) => reader.next_batch_reusing(frames.take()),
+            Input::Many(merge) => merge.next_batch().map(Ok),
+        };
+        let batch = match next {
             None => {
                 let _ = to_caller.send(Made::End(None));
                 return w;
@@ -195,8 +277,14 @@ fn read_and_decode(
             .decode_into(batch.as_ref(), w.options, &mut out.columns);
         w.count(&batch);
         out.counts = w.counts;
-        out.progress.update(&w.reader);
         out.not_decoded.clone_from(&w.not_decoded);
+        match &mut w.input {
+            Input::One(reader) => out.progress.update(reader),
+            Input::Many(merge) => {
+                out.progress.bytes_read = merge.bytes_read();
+                out.problems = merge.take_problems();
+            }
+        }
         if to_caller.send(Made::Batch(out)).is_err() {
             return w; // the caller closed the file
         }

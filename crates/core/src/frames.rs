@@ -27,6 +27,32 @@ impl FrameBatch {
         self.offset.is_empty()
     }
 
+    /// Appends frame `i` of `src` (its bytes copied to the end of `data`); nothing when `src`
+    /// has no frame `i`.
+    pub fn push_frame(&mut self, src: &FrameBatch, i: usize) {
+        let Some(bytes) = src.as_ref().bytes(i) else {
+            return;
+        };
+        let offset = i64::try_from(self.data.len()).unwrap_or(i64::MAX);
+        self.data.extend_from_slice(bytes);
+        self.offset.push(offset);
+        self.caplen.push(src.caplen[i]);
+        self.wirelen.push(src.wirelen[i]);
+        self.ts_ns.push(src.ts_ns[i]);
+        self.linktype.push(src.linktype[i]);
+        self.interface.push(src.interface[i]);
+        self.frame.push(src.frame[i]);
+    }
+
+    /// Frames `range` of this batch, their bytes copied into a buffer of their own.
+    pub fn clone_frames(&self, range: std::ops::Range<usize>) -> FrameBatch {
+        let mut out = FrameBatch::default();
+        for i in range {
+            out.push_frame(self, i);
+        }
+        out
+    }
+
     /// Borrowed view of the whole batch, the form the decoder reads.
     pub fn as_ref(&self) -> Frames<'_> {
         Frames {

@@ -60,6 +60,61 @@ impl DecodedFile {
         })
     }
 
+    /// Several files (`paths`, messages calling each as given) read as one capture, merged
+    /// in time order as `portlens.sources.merge` merges them; a file that cannot be read is a
+    /// problem (`take_problems`), and the others are read all the same.
+    #[staticmethod]
+    #[pyo3(signature = (paths, chunk_bytes, *, checksums, supported))]
+    fn merged(
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        chunk_bytes: usize,
+        checksums: bool,
+        supported: Vec<u16>,
+    ) -> Self {
+        let named = paths
+            .into_iter()
+            .map(|p| {
+                let name = p.display().to_string();
+                (p, name)
+            })
+            .collect();
+        let options = DecodeOptions { checksums };
+        let file =
+            py.detach(|| decoded::DecodedFile::open_many(named, chunk_bytes, options, &supported));
+        DecodedFile {
+            inner: Mutex::new(file),
+        }
+    }
+
+    /// Several files: the problems met since the last call (one line each), in order.
+    fn take_problems(&self) -> Vec<String> {
+        self.file().take_problems()
+    }
+
+    /// Several files, once reading ended (closed, or read to its end): for each file in the
+    /// order given, its FileStats fields by name; None before.
+    fn reports<'py>(&self, py: Python<'py>) -> PyResult<Option<Vec<Bound<'py, PyDict>>>> {
+        let file = self.file();
+        let Some(reports) = file.reports() else {
+            return Ok(None);
+        };
+        reports
+            .iter()
+            .map(|r| {
+                let d = PyDict::new(py);
+                crate::scan::file_counts_into(&d, &r.counts)?;
+                d.set_item("format", r.format.map(|f| f.name()))?;
+                d.set_item("compression", r.compression.map(|c| c.name()))?;
+                d.set_item("linktype", r.linktype)?;
+                d.set_item("frames_cut", r.frames_cut)?;
+                d.set_item("error", r.error.as_deref())?;
+                Ok(d)
+            })
+            .collect::<PyResult<Vec<_>>>()
+            .map(Some)
+    }
+
     /// Stops reading and closes the file.
     fn close(&self, py: Python<'_>) {
         let mut guard = self.file();

@@ -354,7 +354,7 @@ class Pipeline:
         One capture file read whole (no selection, no -w, not --reference) is read, decoded
         and counted by the compiled core, one call per batch and nothing else in Python;
         otherwise the selected batches are counted as they come (``CaptureStats.add``)."""
-        if self._one_file_whole():
+        if self._whole() and len(self.source.files) == 1:
             self._scan(self.source.files[0], stats)
             return
         try:
@@ -363,13 +363,13 @@ class Pipeline:
         finally:
             stats.add_fragment_counters(self.fragment_counters)
 
-    def _one_file_whole(self) -> bool:
-        """One capture file, every frame of it read, decoded by the core, and nothing else
-        looking at its batches: no selection, no -w, no --reference, no ``on_decoded``. The
-        core can then read, decode and use the batches without handing them to Python
-        (``packets --stats``: ``_scan``; tracking: ``_decoded``)."""
+    def _whole(self) -> bool:
+        """Capture files, every frame read, decoded by the core, and nothing else looking at
+        their batches: no selection, no -w, no --reference, no ``on_decoded``. The core can
+        then read and decode the batches and use them without handing them to Python
+        (``packets --stats`` of one file: ``_scan``; tracking: ``_ended_in_core``)."""
         o = self.options
-        return (len(self.source.files) == 1 and "\0" not in self.source.files[0]
+        return (bool(self.source.files) and not any("\0" in f for f in self.source.files)
                 and self.packet_filter is None and o.start_ns is None and o.end_ns is None
                 and o.count is None and o.conn is None and o.write is None
                 and o.frames is None and not o.reference and self._on_decoded is None)
@@ -494,9 +494,9 @@ class Pipeline:
         if not self.source.is_live:
             end.hold()
         try:
-            feed = self._feed_decoded(tracker, on_packets, wall_clock, columns=False)
-            if feed is not None:
-                with contextlib.closing(self._decoded(feed)) as ended:
+            in_core = self._ended_in_core(tracker, on_packets, wall_clock, columns=False)
+            if in_core is not None:
+                with contextlib.closing(in_core) as ended:
                     for batch_ended in ended:
                         for c in batch_ended:
                             sink(c)
@@ -542,9 +542,9 @@ class Pipeline:
         if not self.source.is_live:
             end.hold()
         try:
-            feed = self._feed_decoded(tracker, on_packets, wall_clock, columns=True)
-            if feed is not None:
-                with contextlib.closing(self._decoded(feed)) as batches:
+            in_core = self._ended_in_core(tracker, on_packets, wall_clock, columns=True)
+            if in_core is not None:
+                with contextlib.closing(in_core) as batches:
                     for cols in batches:
                         take(cols)
                         if on_batch is not None:
@@ -573,69 +573,101 @@ class Pipeline:
             finally:
                 end.restore(installed)
 
-    def _feed_decoded(self, tracker: Any, on_packets: object, wall_clock: bool, *,
-                      columns: bool) -> Callable[[Any], Any] | None:
-        """The tracker's ``feed_decoded`` (``columns``) or ``feed_decoded_connections`` when
-        ``track`` reads through ``_decoded``: one whole file (``_one_file_whole``), the
-        compiled tracker of this process, and nobody else asking for the batches; else None."""
-        if not (self._one_file_whole() and self.options.read_ahead and on_packets is None
-                and not wall_clock and getattr(tracker, "decodes_in_core", False)):
+    def _ended_in_core(self, tracker: Any, on_packets: object, wall_clock: bool, *,
+                       columns: bool) -> Generator[Any, None, None] | None:
+        """Each batch's ended connections, as the tracker's columns (``columns``) or
+        Connections, when a thread of the core reads and decodes the batches and the compiled
+        tracker takes them where they are, never NumPy arrays: capture files read whole
+        (``_whole``; several only when nobody follows them file by file, ``on_file_done``),
+        the compiled tracker of this process, nobody else asking for the batches. Else None:
+        ``packets()`` and the tracker's ``feed``."""
+        files = self.source.files
+        if not (self._whole() and self.options.read_ahead and on_packets is None
+                and not wall_clock and getattr(tracker, "decodes_in_core", False)
+                and (len(files) == 1 or self._on_file_done is None)):
             return None
         feed: Callable[[Any], Any] = (tracker.feed_decoded if columns
                                       else tracker.feed_decoded_connections)
-        return feed
+        return self._decoded(feed)
 
     def _decoded(self, feed: Callable[[Any], _Ended | None]) -> Generator[_Ended, None, None]:
-        """What ``feed(file)`` gives for each batch of the one whole file (``_one_file_whole``),
-        read and decoded ahead by a thread of the core (``portlens._core.DecodedFile``,
-        crates/core/src/decoded.rs), until it gives None at the end: ``feed`` is the tracker's
-        ``feed_decoded`` (columns) or ``feed_decoded_connections``, so the batches go from the
-        decoder to the tracker without becoming NumPy arrays. The file's statistics, problems,
-        frames not decoded, fragment counters and progress are the ones ``frames()`` and
-        ``batches()`` give for the same file."""
+        """What ``feed(file)`` gives for each batch of the capture files read whole, read and
+        decoded ahead by a thread of the core (``portlens._core.DecodedFile``,
+        crates/core/src/decoded.rs; several files merged in time order there,
+        crates/core/src/capture/merge.rs, as sources/merge.py merges them), until it gives
+        None at the end. The files' statistics, problems, frames not decoded, fragment
+        counters and progress are the ones ``frames()`` and ``batches()`` give."""
         import importlib
 
         from portlens.sources.files import MIN_CHUNK_BYTES
         from portlens.sources.linktypes import SUPPORTED
 
         core = importlib.import_module("portlens._core")
-        path = self.source.files[0]
-        fs = FileStats(path)
-        self.files = [fs]
+        paths = self.source.files
+        self.files = [FileStats(p) for p in paths]
         self.not_decoded = Counter()
-        try:
-            file = core.DecodedFile(path, max(self.options.chunk_bytes, MIN_CHUNK_BYTES), path,
-                                    checksums=self._checksums(True), supported=sorted(SUPPORTED))
-        except core.CaptureError as exc:  # a file never opened is never done with
-            fs.error = str(exc)
-            self.error(str(exc))
-            self.fragment_counters = dict(core.Decoder().fragment_counters)  # none decoded
-            return
-        fs.format = "pcapng" if file.format == "pcapng" else "pcap"
-        fs.compression = file.compression
+        chunk = max(self.options.chunk_bytes, MIN_CHUNK_BYTES)
+        checksums, supported = self._checksums(True), sorted(SUPPORTED)
+        if len(paths) > 1:
+            file = core.DecodedFile.merged(list(paths), chunk, checksums=checksums,
+                                           supported=supported)
+        else:
+            try:
+                file = core.DecodedFile(paths[0], chunk, paths[0], checksums=checksums,
+                                        supported=supported)
+            except core.CaptureError as exc:  # a file never opened is never done with
+                self.files[0].error = str(exc)
+                self.error(str(exc))
+                self.fragment_counters = dict(core.Decoder().fragment_counters)  # none decoded
+                return
+            self.files[0].format = "pcapng" if file.format == "pcapng" else "pcap"
+            self.files[0].compression = file.compression
         read_to_end = False
         try:
-            while (ended := feed(file)) is not None:
+            while True:
+                ended = feed(file)
+                for problem in file.take_problems():  # several files: one that failed
+                    self.error(problem)
+                if ended is None:
+                    break
                 if self._progress is not None:
                     self._progress(file.bytes_read, file.total_bytes)
                 yield ended
             read_to_end = True
-        except core.CaptureError as exc:
+        except core.CaptureError as exc:  # one file's last problem (several: a panic's)
             read_to_end = True
-            fs.error = str(exc)
+            if len(paths) == 1:
+                self.files[0].error = str(exc)
             self.error(str(exc))
-        finally:  # also on Ctrl-C: the file's figures as of the last batch tracked
+        finally:  # also on Ctrl-C: the files' figures as of the last batch tracked
             file.close()
-            counts = file.counts()
+            for problem in file.take_problems():
+                self.error(problem)
+            self._file_reports(file, read_to_end)
+
+    def _file_reports(self, file: Any, read_to_end: bool) -> None:
+        """The FileStats of what ``_decoded`` read (``file``, closed), frames not decoded,
+        the fragment counters, and the files' warnings."""
+        counts = file.counts()
+        reports = file.reports()
+        if reports is None:  # one file: its counts as of the last batch tracked
+            fs = self.files[0]
             _file_counts(fs, counts)
             interfaces = file.interfaces()
             if interfaces:
                 fs.linktype = interfaces[0][1]
             fs.frames_cut = int(file.frames_cut)
-            self.not_decoded = Counter(counts["not_decoded"])
-            self.fragment_counters = dict(file.fragment_counters)
             if read_to_end and self._on_file_done is not None:
                 self._on_file_done(fs)
+        else:
+            for fs, report in zip(self.files, reports, strict=True):
+                _file_counts(fs, report)
+                fs.format = report["format"] or ""
+                fs.compression, fs.linktype = report["compression"], report["linktype"]
+                fs.frames_cut, fs.error = report["frames_cut"], report["error"]
+        self.not_decoded = Counter(counts["not_decoded"])
+        self.fragment_counters = dict(file.fragment_counters)
+        for fs in self.files:
             for warning in (fs.backwards_warning(), fs.cut_warning()):
                 if warning is not None:
                     self.warning(warning)
@@ -647,9 +679,9 @@ class Pipeline:
             yield from self._sharded()
             return
         tracker = self.tracker(on_transition)
-        feed = self._feed_decoded(tracker, None, False, columns=False)
-        if feed is not None:
-            with contextlib.closing(self._decoded(feed)) as ended:
+        in_core = self._ended_in_core(tracker, None, False, columns=False)
+        if in_core is not None:
+            with contextlib.closing(in_core) as ended:
                 for batch_ended in ended:
                     yield from batch_ended
         else:

@@ -17,6 +17,7 @@
 pub mod ahead;
 mod bytes;
 mod gzip;
+pub mod merge;
 pub mod pcap;
 pub mod pcapng;
 mod reader;
