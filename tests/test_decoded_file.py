@@ -255,3 +255,56 @@ def test_several_files_with_a_cut_and_a_missing_one(tmp_path: Path) -> None:
     assert len(seen["errors"]) == 2
     alone = run(REPO / "captures" / "loopback-sample.pcap", in_core=True)["files"][0][0]
     assert [f[0]["frames"] for f in seen["files"]] == [9, alone["frames"], 0]
+
+
+def _stats(source: Any, *, in_core: bool) -> dict[str, Any]:
+    """``count_stats`` (`packets --stats`) of ``source``, by name: the core's merge and counts
+    (``_scan_files``), or, with files followed one by one (``on_file_done``), the general
+    path's."""
+    from portlens.analysis.capture_stats import CaptureStats
+
+    stats = CaptureStats()
+    progress: list[tuple[int, int]] = []
+    pipeline = Pipeline(Source.of(source), Options(),
+                        progress=lambda a, b: progress.append((a, b)),
+                        on_file_done=None if in_core else lambda fs: None)
+    scanned: list[bool] = []
+    real = pipeline._scan_files
+
+    def spy(*args: Any) -> None:
+        scanned.append(True)
+        real(*args)
+
+    pipeline._scan_files = spy  # type: ignore[method-assign]
+    pipeline.count_stats(stats)
+    assert bool(scanned) == in_core, "the run did not take the path asked for"
+    return {"stats": stats, "errors": pipeline.errors, "warnings": pipeline.warnings,
+            "files": [(fs.record(), fs.frames_cut, fs.first_backwards_frame)
+                      for fs in pipeline.files],
+            "not_decoded": pipeline.not_decoded, "fragments": pipeline.fragment_counters,
+            "progress_end": progress[-1:]}
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_several_files_counted_as_the_general_path_counts_them(tmp_path: Path,
+                                                                name: str) -> None:
+    """`packets --stats` of several files read whole: merged, decoded and counted by the
+    core, every figure (the summary, each file's row, problems, warnings) as the general
+    path's."""
+    files = SETS[name](tmp_path)
+    source: Any = files[0] if len(files) == 1 else files
+    general, core = _stats(source, in_core=False), _stats(source, in_core=True)
+    for key in general:
+        assert core[key] == general[key], key
+    assert general["stats"].frames > 0
+
+
+def test_several_files_counted_with_a_cut_and_a_missing_one(tmp_path: Path) -> None:
+    whole = (REPO / "captures" / "tcp-session.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[: len(whole) - 30])
+    source = [cut, REPO / "captures" / "loopback-sample.pcap", tmp_path / "nothing-here.pcap"]
+    general, core = _stats(source, in_core=False), _stats(source, in_core=True)
+    for key in general:
+        assert core[key] == general[key], key
+    assert len(general["errors"]) == 2

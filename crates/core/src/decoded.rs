@@ -24,7 +24,7 @@ use crate::capture::merge::{FileReport, Merge};
 use crate::capture::{CaptureError, CaptureReader, Compression, Format};
 use crate::decode::{Columns, DecodeOptions, Decoder};
 use crate::frames::FrameBatch;
-use crate::summary::FileCounts;
+use crate::summary::{CaptureCounts, FileCounts};
 
 /// One chunk's frames decoded, with what the caller reads of the file as of this batch.
 #[derive(Debug, Default)]
@@ -36,6 +36,9 @@ pub struct DecodedBatch {
     /// Several files: the problems met since the batch before (a file that could not be
     /// opened or read further; the others are read all the same).
     problems: Vec<String>,
+    /// The merged frames themselves, not decoded, for a caller that counts them
+    /// ([`DecodedFile::open_many`] with `count`).
+    frames: FrameBatch,
 }
 
 /// Where the thread's frames come from: one file, or several merged in time order.
@@ -47,6 +50,8 @@ enum Input {
 /// What the thread owns while it reads, and gives back when it ends.
 struct Work {
     input: Input,
+    /// False when the caller decodes (and counts) the frames itself.
+    decode: bool,
     decoder: Decoder,
     options: DecodeOptions,
     supported: Vec<u16>,
@@ -69,6 +74,18 @@ pub struct DecodedFile {
     counts: FileCounts,
     not_decoded: BTreeMap<u16, u64>,
     problems: Vec<String>,
+    /// `packets --stats` of several files: the frames of the batches taken, decoded and
+    /// counted by the caller's thread ([`count`](Self::count)) while this one reads and
+    /// merges the next, as [`crate::scan::PacketScan`] divides the work for one file.
+    counting: Option<Box<Counting>>,
+}
+
+/// What counting the frames takes: as [`crate::scan::PacketScan`] holds it.
+struct Counting {
+    counts: CaptureCounts,
+    decoder: Decoder,
+    columns: Columns,
+    options: DecodeOptions,
 }
 
 impl DecodedFile {
@@ -87,7 +104,7 @@ impl DecodedFile {
         let progress = Progress::of(&reader);
         Ok(Self::start(
             Input::One(Box::new(reader)),
-            options,
+            (options, true),
             supported,
             (format, compression, total_bytes),
             progress,
@@ -97,35 +114,49 @@ impl DecodedFile {
     /// Several files (path, how messages call it) read as one capture, merged in time order
     /// ([`Merge`]): a file that cannot be read is a problem ([`take_problems`]
     /// (Self::take_problems)), not the end; [`reports`](Self::reports) say what each gave.
+    ///
+    /// `count`: the caller counts the frames as `packets --stats` counts them
+    /// ([`count`](Self::count), [`capture_counts`](Self::capture_counts)); the thread only
+    /// reads and merges them.
     pub fn open_many(
         paths: Vec<(PathBuf, String)>,
         chunk_bytes: usize,
         options: DecodeOptions,
         supported: &[u16],
+        count: bool,
     ) -> Self {
         let mut merge = Merge::open(paths, chunk_bytes);
         let problems = merge.take_problems();
         let total_bytes = merge.total_bytes;
         let mut file = Self::start(
             Input::Many(merge),
-            options,
+            (options, !count),
             supported,
             (Format::Pcap, None, total_bytes),
             Progress::default(),
         );
         file.problems = problems;
+        file.counting = count.then(|| {
+            Box::new(Counting {
+                counts: CaptureCounts::new(supported),
+                decoder: Decoder::default(),
+                columns: Columns::default(),
+                options,
+            })
+        });
         file
     }
 
     fn start(
         input: Input,
-        options: DecodeOptions,
+        (options, decode): (DecodeOptions, bool),
         supported: &[u16],
         (format, compression, total_bytes): (Format, Option<Compression>, u64),
         progress: Progress,
     ) -> Self {
         let work = Work {
             input,
+            decode,
             decoder: Decoder::default(),
             options,
             supported: supported.to_vec(),
@@ -145,6 +176,7 @@ impl DecodedFile {
             counts: FileCounts::default(),
             not_decoded: BTreeMap::new(),
             problems: Vec::new(),
+            counting: None,
         }
     }
 
@@ -231,10 +263,34 @@ impl DecodedFile {
         &self.not_decoded
     }
 
-    /// The decoder once reading ended (its fragment reassembler's counters); `None` while
-    /// the thread reads.
+    /// Counts the rows of `batch` (one of this file's, taken) as `packets --stats` counts
+    /// them, when opened with `count`.
+    pub fn count(&mut self, batch: &DecodedBatch) {
+        if let Some(c) = &mut self.counting {
+            let frames = batch.frames.as_ref();
+            crate::scan::count(
+                &mut c.decoder,
+                &mut c.counts,
+                &mut c.columns,
+                c.options,
+                frames,
+            );
+        }
+    }
+
+    /// Several files opened with `count`: the frames of the batches taken so far, counted as
+    /// `packets --stats` counts them.
+    pub fn capture_counts(&self) -> Option<&CaptureCounts> {
+        self.counting.as_ref().map(|c| &c.counts)
+    }
+
+    /// The decoder once reading ended (its fragment reassembler's counters), or the caller's
+    /// that counts; `None` while the thread reads and decodes.
     pub fn decoder(&self) -> Option<&Decoder> {
-        self.ended.as_ref().map(|w| &w.decoder)
+        match &self.counting {
+            Some(c) => Some(&c.decoder),
+            None => self.ended.as_ref().map(|w| &w.decoder),
+        }
     }
 }
 
@@ -273,9 +329,11 @@ fn read_and_decode(
             continue; // what the general path yields too: nothing for an empty chunk
         }
         let mut out = spares.try_recv().unwrap_or_default();
-        w.decoder
-            .decode_into(batch.as_ref(), w.options, &mut out.columns);
         w.count(&batch);
+        if w.decode {
+            w.decoder
+                .decode_into(batch.as_ref(), w.options, &mut out.columns);
+        }
         out.counts = w.counts;
         out.not_decoded.clone_from(&w.not_decoded);
         match &mut w.input {
@@ -285,10 +343,14 @@ fn read_and_decode(
                 out.problems = merge.take_problems();
             }
         }
+        if !w.decode {
+            out.frames = batch; // the caller decodes it
+        } else {
+            frames = Some(batch);
+        }
         if to_caller.send(Made::Batch(out)).is_err() {
             return w; // the caller closed the file
         }
-        frames = Some(batch);
     }
 }
 

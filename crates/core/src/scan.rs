@@ -135,7 +135,7 @@ impl PacketScan {
 }
 
 /// Decodes `frames` [`SLICE_ROWS`] at a time and adds them to `counts`.
-fn count(
+pub(crate) fn count(
     decoder: &mut Decoder,
     counts: &mut CaptureCounts,
     columns: &mut Columns,

@@ -63,14 +63,18 @@ impl DecodedFile {
     /// Several files (`paths`, messages calling each as given) read as one capture, merged
     /// in time order as `portlens.sources.merge` merges them; a file that cannot be read is a
     /// problem (`take_problems`), and the others are read all the same.
+    ///
+    /// `count`: every row is also counted as `packets --stats` counts it (`step` reads the
+    /// batches, `capture_counts` gives the counts), for `Pipeline.count_stats`.
     #[staticmethod]
-    #[pyo3(signature = (paths, chunk_bytes, *, checksums, supported))]
+    #[pyo3(signature = (paths, chunk_bytes, *, checksums, supported, count = false))]
     fn merged(
         py: Python<'_>,
         paths: Vec<PathBuf>,
         chunk_bytes: usize,
         checksums: bool,
         supported: Vec<u16>,
+        count: bool,
     ) -> Self {
         let named = paths
             .into_iter()
@@ -80,10 +84,40 @@ impl DecodedFile {
             })
             .collect();
         let options = DecodeOptions { checksums };
-        let file =
-            py.detach(|| decoded::DecodedFile::open_many(named, chunk_bytes, options, &supported));
+        let file = py.detach(|| {
+            decoded::DecodedFile::open_many(named, chunk_bytes, options, &supported, count)
+        });
         DecodedFile {
             inner: Mutex::new(file),
+        }
+    }
+
+    /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at
+    /// the end.
+    fn step(&self, py: Python<'_>) -> PyResult<bool> {
+        let mut guard = self.file();
+        let file: &mut decoded::DecodedFile = &mut guard;
+        let step = py.detach(|| {
+            next(file).map(|b| {
+                b.map(|batch| {
+                    file.count(&batch);
+                    file.give_back(batch);
+                })
+            })
+        });
+        match step {
+            None => Ok(false),
+            Some(Ok(())) => Ok(true),
+            Some(Err(problem)) => Err(CaptureError::new_err(problem)),
+        }
+    }
+
+    /// Several files opened with `count`: `PacketScan.counts()` of the rows of the batches
+    /// stepped through; None without `count`.
+    fn capture_counts<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        match self.file().capture_counts() {
+            Some(c) => crate::scan::counts_dict(py, c).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -144,7 +144,7 @@ fn map32<'py>(py: Python<'py>, m: &BTreeMap<u32, u64>) -> PyResult<Bound<'py, Py
     Ok(d)
 }
 
-fn counts_dict<'py>(py: Python<'py>, c: &CaptureCounts) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn counts_dict<'py>(py: Python<'py>, c: &CaptureCounts) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     file_counts_into(&d, &c.file)?;
     d.set_item("captured_bytes", c.captured_bytes)?;

@@ -351,11 +351,15 @@ class Pipeline:
         """Add the source's `packets --stats` summary (of what the selection keeps) to
         ``stats``, which holds what was counted when Ctrl-C interrupts.
 
-        One capture file read whole (no selection, no -w, not --reference) is read, decoded
-        and counted by the compiled core, one call per batch and nothing else in Python;
-        otherwise the selected batches are counted as they come (``CaptureStats.add``)."""
+        Capture files read whole (no selection, no -w, not --reference) are read, decoded
+        and counted by the compiled core, one call per batch and nothing else in Python (one
+        file: ``_scan``; several, merged in time order: ``_scan_files``); otherwise the
+        selected batches are counted as they come (``CaptureStats.add``)."""
         if self._whole() and len(self.source.files) == 1:
             self._scan(self.source.files[0], stats)
+            return
+        if self._whole() and self._on_file_done is None:
+            self._scan_files(stats)
             return
         try:
             for batch in self.packets():
@@ -378,7 +382,6 @@ class Pipeline:
         """One file through ``portlens._core.PacketScan`` (crates/core/src/scan.rs)."""
         import importlib
 
-        from portlens.analysis.capture_stats import CaptureStats
         from portlens.sources.linktypes import SUPPORTED
 
         core = importlib.import_module("portlens._core")
@@ -407,17 +410,58 @@ class Pipeline:
         finally:  # also on Ctrl-C: what was counted is reported
             scan.close()
             counts = scan.counts()
-            counted = CaptureStats.from_counts(counts)
             self.fragment_counters = dict(scan.fragment_counters)
-            counted.add_fragment_counters(self.fragment_counters)
-            for name in counted.__dataclass_fields__:  # in place: the caller holds ``stats``
-                setattr(stats, name, getattr(stats + counted, name))
-            self.not_decoded = Counter(counted.not_decoded)
+            self._add_counted(stats, counts)
             _file_counts(fs, counts)
             fs.frames_cut = int(scan.frames_cut)
         for warning in (fs.backwards_warning(), fs.cut_warning()):
             if warning is not None:
                 self.warning(warning)
+
+    def _scan_files(self, stats: CaptureStats) -> None:
+        """Several files read whole through ``portlens._core.DecodedFile.merged``: merged in
+        time order, decoded and every row counted by a thread of the core
+        (crates/core/src/decoded.rs), nothing in Python but a call per batch."""
+        import importlib
+
+        from portlens.sources.files import MIN_CHUNK_BYTES
+        from portlens.sources.linktypes import SUPPORTED
+
+        core = importlib.import_module("portlens._core")
+        paths = self.source.files
+        self.files = [FileStats(p) for p in paths]
+        self.not_decoded = Counter()
+        file = core.DecodedFile.merged(
+            list(paths), max(self.options.chunk_bytes, MIN_CHUNK_BYTES),
+            checksums=self._checksums(False), supported=sorted(SUPPORTED), count=True)
+        try:
+            while True:
+                more = file.step()
+                for problem in file.take_problems():  # a file that failed; the others go on
+                    self.error(problem)
+                if not more:
+                    break
+                if self._progress is not None:
+                    self._progress(file.bytes_read, file.total_bytes)
+        except core.CaptureError as exc:  # the reading thread's panic
+            self.error(str(exc))
+        finally:  # also on Ctrl-C: what was counted is reported
+            file.close()
+            for problem in file.take_problems():
+                self.error(problem)
+            self._file_reports(file, read_to_end=False)
+            self._add_counted(stats, file.capture_counts())
+
+    def _add_counted(self, stats: CaptureStats, counts: dict[str, Any]) -> None:
+        """The core's counts (``PacketScan.counts``), with the fragment counters, added to
+        ``stats`` in place (the caller holds it)."""
+        from portlens.analysis.capture_stats import CaptureStats
+
+        counted = CaptureStats.from_counts(counts)
+        counted.add_fragment_counters(self.fragment_counters)
+        for name in counted.__dataclass_fields__:
+            setattr(stats, name, getattr(stats + counted, name))
+        self.not_decoded = Counter(counted.not_decoded)
 
     def _live_packets(self, tracking: bool) -> Iterator[PacketBatch]:
         from portlens.capture import LiveSession
