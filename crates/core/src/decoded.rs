@@ -14,6 +14,13 @@
 //! order, a problem after every batch before it, and as of each batch the reader's progress
 //! and the file's counts (sources.merge's FileStats: frames, wire bytes, times, steps back in
 //! time; and frames of link types not decoded).
+//!
+//! Several files read as one capture (a rotated set, a directory) are merged in time order by
+//! the same thread ([`DecodedFile::open_many`], [`crate::capture::merge`]): a file that cannot
+//! be read is a problem said as it happens, and the others are read all the same. For
+//! `packets --stats` of several files the thread only reads and merges, and the caller
+//! decodes and counts each batch ([`DecodedFile::count`]), as [`crate::scan::PacketScan`]
+//! divides the work for one file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
