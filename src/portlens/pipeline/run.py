@@ -533,43 +533,13 @@ class Pipeline:
                 sink(c)
             return
         tracker = self.tracker(on_transition)
-        last_tick = 0.0
-        end = _HeldInterrupt()
-        if not self.source.is_live:
-            end.hold()
-        try:
-            in_core = self._ended_in_core(tracker, on_packets, wall_clock, columns=False)
-            if in_core is not None:
-                with contextlib.closing(in_core) as ended:
-                    for batch_ended in ended:
-                        for c in batch_ended:
-                            sink(c)
-                        if on_batch is not None:
-                            on_batch(tracker)
-                        end.check()
-                return
-            for batch in self.packets(tracking=True):
-                if on_packets is not None:
-                    on_packets(batch)
-                for c in self._feed(tracker, batch):
-                    sink(c)
-                if wall_clock and time.monotonic() - last_tick >= 0.1:
-                    last_tick = time.monotonic()
-                    for c in tracker.advance(time.time_ns()):
-                        sink(c)
-                if on_batch is not None:
-                    on_batch(tracker)
-                end.check()
-        finally:
-            # first, before any call lets Python act on a Ctrl-C (_HeldInterrupt)
-            installed = signal.signal(signal.SIGINT, end) if end.main_thread else None
-            try:
-                for c in tracker.finish():
-                    sink(c)
-                self.not_counted = Counter(tracker.not_counted)
-                self.evicted = tracker.evicted
-            finally:
-                end.restore(installed)
+
+        def each(connections: Iterable[Connection]) -> None:
+            for c in connections:
+                sink(c)
+
+        self._track_batches(tracker, each, columns=False, on_batch=on_batch,
+                            on_packets=on_packets, wall_clock=wall_clock)
 
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,
@@ -580,17 +550,30 @@ class Pipeline:
         if names is not None:
             tracker.keep_columns(names)
         blocks = ColumnBlocks(on_columns, block_rows, names)
-        take = blocks.add
+        self._track_batches(tracker, blocks.add, columns=True, on_batch=on_batch,
+                            on_packets=on_packets, wall_clock=wall_clock, flush=blocks.flush)
+
+    def _track_batches(self, tracker: Any, hand_over: Callable[[Any], None], *, columns: bool,
+                       on_batch: Callable[[Tracker], None] | None,
+                       on_packets: Callable[[PacketBatch], None] | None,
+                       wall_clock: bool, flush: Callable[[], None] | None = None) -> None:
+        """``track``'s loop: each batch's ended connections (Connections, or with ``columns``
+        the core's columns) to ``hand_over``, then at the end those still open and ``flush``;
+        a Ctrl-C while a file is read is held back until a batch's were handed over
+        (_HeldInterrupt)."""
+        feed: Callable[[PacketBatch], Any] = (
+            tracker.feed_columns if columns else lambda batch: self._feed(tracker, batch))
+        advance = tracker.advance_columns if columns else tracker.advance
         last_tick = 0.0
         end = _HeldInterrupt()
         if not self.source.is_live:
             end.hold()
         try:
-            in_core = self._ended_in_core(tracker, on_packets, wall_clock, columns=True)
+            in_core = self._ended_in_core(tracker, on_packets, wall_clock, columns=columns)
             if in_core is not None:
-                with contextlib.closing(in_core) as batches:
-                    for cols in batches:
-                        take(cols)
+                with contextlib.closing(in_core) as ended:
+                    for batch_ended in ended:
+                        hand_over(batch_ended)
                         if on_batch is not None:
                             on_batch(tracker)
                         end.check()
@@ -598,10 +581,10 @@ class Pipeline:
             for batch in self.packets(tracking=True):
                 if on_packets is not None:
                     on_packets(batch)
-                take(tracker.feed_columns(batch))
+                hand_over(feed(batch))
                 if wall_clock and time.monotonic() - last_tick >= 0.1:
                     last_tick = time.monotonic()
-                    take(tracker.advance_columns(time.time_ns()))
+                    hand_over(advance(time.time_ns()))
                 if on_batch is not None:
                     on_batch(tracker)
                 end.check()
@@ -609,9 +592,11 @@ class Pipeline:
             # first, before any call lets Python act on a Ctrl-C (_HeldInterrupt)
             installed = signal.signal(signal.SIGINT, end) if end.main_thread else None
             try:
-                for cols in tracker.finish_columns():
-                    take(cols)
-                blocks.flush()
+                for ended_at_end in (tracker.finish_columns() if columns
+                                     else (tracker.finish(),)):
+                    hand_over(ended_at_end)
+                if flush is not None:
+                    flush()
                 self.not_counted = Counter(tracker.not_counted)
                 self.evicted = tracker.evicted
             finally:
