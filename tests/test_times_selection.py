@@ -45,6 +45,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 # -- the clock ------------------------------------------------------------------------------------
 
 
+def test_clock_seconds_cached_back_and_forth(monkeypatch: pytest.MonkeyPatch,
+                                             zone: None) -> None:
+    """One Clock keeps the text of the seconds it wrote (connections end out of start order):
+    going back and forth over more seconds than it keeps, across a daylight-saving change,
+    every text is a fresh Clock's."""
+    from portlens.report.clock import SECONDS_CACHED
+
+    set_zone(monkeypatch, "America/New_York")
+    change = 1_699_164_000  # 2023-11-05 06:00 UTC: 02:00 EDT became 01:00 EST
+    seconds = [change - 3600 + (k * 7919) % (2 * SECONDS_CACHED + 7200) for k in range(20_000)]
+    for style in ("time", "date"):
+        clock = Clock(style)
+        for s in seconds:
+            ts = s * 10**9 + 123_456_000
+            assert clock.text(ts) == Clock(style).text(ts), (style, s)
+
+
 def test_clock_styles_and_fractions(monkeypatch: pytest.MonkeyPatch, zone: None) -> None:
     set_zone(monkeypatch, "America/New_York")
     ts = 1_700_108_000_010_250_000  # 2023-11-16 04:13:20.01025 UTC

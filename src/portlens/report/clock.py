@@ -60,12 +60,19 @@ def offset_text(offset: dt.timedelta | None) -> str:
     return f"UTC{sign}{hours:02d}:{minutes:02d}"
 
 
+SECONDS_CACHED = 4096
+"""Seconds whose text a Clock keeps (a few hundred kB at most)."""
+
+
 class Clock:
     """Turns capture timestamps (ns since 1970, UTC) into the text of one output.
 
     ``delta`` and ``since`` remember the previous and the first timestamp shown, so a Clock
-    belongs to one output stream. Formatting caches the last second: a capture's packets come
-    many to a second, and the calendar conversion is the costly part."""
+    belongs to one output stream. Formatting caches the seconds it wrote: a capture's packets
+    come many to a second, and the calendar conversion is the costly part; connections come
+    in the order they end, so their start times go back and forth over a few hundred
+    seconds (`conns` on the benchmark capture: 52,000 conversions with the last second
+    cached, 0.56 s)."""
 
     def __init__(self, style: str = "time", *, utc: bool = False) -> None:
         if style not in STYLES:
@@ -74,8 +81,7 @@ class Clock:
         self.utc = utc
         self.first_ns: int | None = None
         self.previous_ns: int | None = None
-        self._second: int | None = None
-        self._second_text = ""
+        self._seconds: dict[int, str] = {}
 
     @property
     def zoned(self) -> bool:
@@ -101,11 +107,13 @@ class Clock:
         seconds, ns = divmod(ts_ns, 10**9)
         if style == "epoch":
             return f"{seconds}.{fraction(ns)}"
-        if seconds != self._second:
+        second = self._seconds.get(seconds)
+        if second is None:
+            if len(self._seconds) >= SECONDS_CACHED:
+                self._seconds.clear()
             pattern = "%Y-%m-%d %H:%M:%S" if style == "date" else "%H:%M:%S"
-            self._second = seconds
-            self._second_text = self._datetime(seconds).strftime(pattern)
-        return f"{self._second_text}.{fraction(ns)}"
+            second = self._seconds[seconds] = self._datetime(seconds).strftime(pattern)
+        return f"{second}.{fraction(ns)}"
 
     def stamp(self, ts_ns: int, *, whole: bool = False) -> str:
         """A moment in full (date, time and zone) whatever the style, for a header:
