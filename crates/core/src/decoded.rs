@@ -69,13 +69,15 @@ struct Work {
 /// The thread: decoded batches to the caller, and back for their memory.
 type Running = AheadThread<Box<DecodedBatch>, Box<DecodedBatch>, Work>;
 
-/// One capture file, read and decoded ahead of the caller's [`next_batch`](Self::next_batch).
+/// One capture file, or several merged in time order ([`open_many`](Self::open_many)), read
+/// and decoded ahead of the caller's [`next_batch`](Self::next_batch).
 pub struct DecodedFile {
     pub format: Format,
     pub compression: Option<Compression>,
     pub total_bytes: u64,
     running: Option<Running>,
-    /// Back from the thread once it ended: the reader's final state and the reassembler's.
+    /// Back from the thread once it ended: the reader's (or the merge's) final state and the
+    /// reassembler's.
     ended: Option<Work>,
     progress: Progress,
     counts: FileCounts,
