@@ -420,37 +420,11 @@ class Pipeline:
 
     def _scan_files(self, stats: CaptureStats) -> None:
         """Several files read whole through ``portlens._core.DecodedFile.merged``: merged in
-        time order, decoded and every row counted by a thread of the core
-        (crates/core/src/decoded.rs), nothing in Python but a call per batch."""
-        import importlib
-
-        from portlens.sources.files import MIN_CHUNK_BYTES
-        from portlens.sources.linktypes import SUPPORTED
-
-        core = importlib.import_module("portlens._core")
-        paths = self.source.files
-        self.files = [FileStats(p) for p in paths]
-        self.not_decoded = Counter()
-        file = core.DecodedFile.merged(
-            list(paths), max(self.options.chunk_bytes, MIN_CHUNK_BYTES),
-            checksums=self._checksums(False), supported=sorted(SUPPORTED), count=True)
-        try:
-            while True:
-                more = file.step()
-                for problem in file.take_problems():  # a file that failed; the others go on
-                    self.error(problem)
-                if not more:
-                    break
-                if self._progress is not None:
-                    self._progress(file.bytes_read, file.total_bytes)
-        except core.CaptureError as exc:  # the reading thread's panic
-            self.error(str(exc))
-        finally:  # also on Ctrl-C: what was counted is reported
-            file.close()
-            for problem in file.take_problems():
-                self.error(problem)
-            self._file_reports(file, read_to_end=False)
-            self._add_counted(stats, file.capture_counts())
+        time order by a thread of the core, decoded and counted by this one a batch a call
+        (crates/core/src/decoded.rs), nothing else in Python."""
+        with contextlib.closing(self._decoded(_step, stats=stats)) as steps:
+            for _ in steps:
+                pass
 
     def _add_counted(self, stats: CaptureStats, counts: dict[str, Any]) -> None:
         """The core's counts (``PacketScan.counts``), with the fragment counters, added to
@@ -619,13 +593,18 @@ class Pipeline:
                                       else tracker.feed_decoded_connections)
         return self._decoded(feed)
 
-    def _decoded(self, feed: Callable[[Any], _Ended | None]) -> Generator[_Ended, None, None]:
+    def _decoded(self, feed: Callable[[Any], _Ended | None], *,
+                 stats: CaptureStats | None = None) -> Generator[_Ended, None, None]:
         """What ``feed(file)`` gives for each batch of the capture files read whole, read and
         decoded ahead by a thread of the core (``portlens._core.DecodedFile``,
         crates/core/src/decoded.rs; several files merged in time order there,
         crates/core/src/capture/merge.rs, as sources/merge.py merges them), until it gives
         None at the end. The files' statistics, problems, frames not decoded, fragment
-        counters and progress are the ones ``frames()`` and ``batches()`` give."""
+        counters and progress are the ones ``frames()`` and ``batches()`` give.
+
+        ``stats`` (`packets --stats` of several files): the batches are counted instead, by
+        ``feed`` (``_step``), and what was counted is added to ``stats`` at the end, also on
+        Ctrl-C."""
         import importlib
 
         from portlens.sources.files import MIN_CHUNK_BYTES
@@ -636,11 +615,12 @@ class Pipeline:
         self.files = [FileStats(p) for p in paths]
         self.not_decoded = Counter()
         chunk = max(self.options.chunk_bytes, MIN_CHUNK_BYTES)
-        checksums, supported = self._checksums(True), sorted(SUPPORTED)
+        checksums, supported = self._checksums(tracking=stats is None), sorted(SUPPORTED)
         if len(paths) > 1:
             file = core.DecodedFile.merged(list(paths), chunk, checksums=checksums,
-                                           supported=supported)
+                                           supported=supported, count=stats is not None)
         else:
+            assert stats is None, "one file is counted by _scan"
             try:
                 file = core.DecodedFile(paths[0], chunk, paths[0], checksums=checksums,
                                         supported=supported)
@@ -673,6 +653,8 @@ class Pipeline:
             for problem in file.take_problems():
                 self.error(problem)
             self._file_reports(file, read_to_end)
+            if stats is not None:
+                self._add_counted(stats, file.capture_counts())
 
     def _file_reports(self, file: Any, read_to_end: bool) -> None:
         """The FileStats of what ``_decoded`` read (``file``, closed), frames not decoded,
@@ -845,6 +827,12 @@ class _HeldInterrupt:
         if self.caught:
             self.caught = False
             signal.raise_signal(signal.SIGINT)
+
+
+def _step(file: Any) -> bool | None:
+    """``DecodedFile.step`` as a feed of ``Pipeline._decoded``: True for a batch counted, None
+    at the end."""
+    return True if file.step() else None
 
 
 def _file_counts(fs: FileStats, counts: dict[str, Any]) -> None:

@@ -380,7 +380,7 @@ class RustTracker:
     def decodes_in_core(self) -> bool:
         """Whether ``feed_decoded`` may take this tracker's batches: not a shard's (worker
         processes pick their rows from PacketBatches) nor one marking segments."""
-        return self.config.shard is None and not self.config.segment_marks
+        return self.config.shard is None and self.columnar
 
     def feed_decoded(self, file: Any) -> dict[str, Any] | None:
         """``feed_columns`` of the next batch of ``file``, a ``portlens._core.DecodedFile``
