@@ -262,7 +262,7 @@ impl DecodedFile {
         &self.progress
     }
 
-    /// The file's counts as of the last batch given.
+    /// The file's counts as of the last batch given (one file; several: `reports`).
     pub fn counts(&self) -> &FileCounts {
         &self.counts
     }
@@ -366,9 +366,12 @@ fn read_and_decode(
 impl Work {
     fn count(&mut self, batch: &FrameBatch) {
         let n = batch.len();
-        let (ts, frame, wire) = (&batch.ts_ns[..n], &batch.frame[..n], &batch.wirelen[..n]);
-        for i in 0..n {
-            self.counts.add(ts[i], frame[i], wire[i]);
+        if let Input::One(_) = self.input {
+            // Several files' figures are each file's, counted by the merge as it reads them.
+            let (ts, frame, wire) = (&batch.ts_ns[..n], &batch.frame[..n], &batch.wirelen[..n]);
+            for i in 0..n {
+                self.counts.add(ts[i], frame[i], wire[i]);
+            }
         }
         let mut known = None;
         for &linktype in &batch.linktype[..n] {
