@@ -233,6 +233,24 @@ fn addrs<'py>(py: Python<'py>, v: Vec<[u8; 16]>) -> PyResult<Bound<'py, PyAny>> 
     Ok(flat.into_pyarray(py).reshape([n, 16])?.into_any())
 }
 
+/// One tuple a row, of `items(row)`: the empty tuple (almost every row's, for tunnel parents
+/// and ICMP errors) is a single shared object.
+fn tuples<'py, 'a, T, I>(
+    py: Python<'py>,
+    rows: &'a [T],
+    items: impl Fn(&'a T) -> I,
+) -> PyResult<Bound<'py, PyList>>
+where
+    I: ExactSizeIterator,
+    I::Item: IntoPyObject<'py>,
+{
+    let tuples: Vec<Bound<'py, PyTuple>> = rows
+        .iter()
+        .map(|row| PyTuple::new(py, items(row)))
+        .collect::<PyResult<_>>()?;
+    PyList::new(py, tuples)
+}
+
 fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let n = b.len();
@@ -280,15 +298,10 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
     put!("orig_ip_bytes", b.orig_ip_bytes.into_pyarray(py));
     put!("resp_pkts", b.resp_pkts.into_pyarray(py));
     put!("resp_ip_bytes", b.resp_ip_bytes.into_pyarray(py));
-    if keep.has("tunnel_parents") {
-        // Tuples: the empty one (almost every row) is a single shared object.
-        let parents: Vec<Bound<'py, PyTuple>> = b
-            .tunnel_parents
-            .iter()
-            .map(|p| PyTuple::new(py, p.iter().map(uid_text)))
-            .collect::<PyResult<_>>()?;
-        d.set_item("tunnel_parents", PyList::new(py, parents)?)?;
-    }
+    put!(
+        "tunnel_parents",
+        tuples(py, &b.tunnel_parents, |p| p.iter().map(uid_text))?
+    );
     put!("community_id", PyList::new(py, &b.community_id)?);
     put!("ip_version", b.ip_version.into_pyarray(py));
     put!("vlan", b.vlan.into_pyarray(py));
@@ -301,14 +314,10 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
     put!("last_ns", b.last_ns.into_pyarray(py));
     put!("end_frame", b.end_frame.into_pyarray(py));
     put!("end_phase", b.end_phase.into_pyarray(py));
-    if keep.has("icmp_errors") {
-        let errors: Vec<Bound<'py, PyTuple>> = b
-            .icmp_errors
-            .iter()
-            .map(|e| PyTuple::new(py, e))
-            .collect::<PyResult<_>>()?;
-        d.set_item("icmp_errors", PyList::new(py, errors)?)?;
-    }
+    put!(
+        "icmp_errors",
+        tuples(py, &b.icmp_errors, |e| e.iter().copied())?
+    );
     put!("orig_host", b.orig_host.into_pyarray(py));
     put!("icmp_code", b.icmp_code.into_pyarray(py));
     put!(
