@@ -12,6 +12,8 @@ into summaries that earlier blocks made (and sketches go from exact to buckets a
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -20,15 +22,9 @@ import numpy as np
 import pytest
 
 from portlens.analysis import sockets as sockets_module
-from portlens.analysis.columns import (
-    HANDSHAKE_COLUMNS,
-    PORT_COLUMNS,
-    SOCKET_COLUMNS,
-    ProbeRows,
-    _count_rows,
-)
+from portlens.analysis.columns import HANDSHAKE_COLUMNS, PORT_COLUMNS, SOCKET_COLUMNS
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable, Probe
+from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable
 from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
@@ -43,7 +39,8 @@ from portlens.report.sockets import (
     socket_csv_rows,
     socket_json_lines,
 )
-from portlens.track.model import Connection
+from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Handshake, TcpAnalysis
+from portlens.track.rust import NO_CODE, NONE64
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
 
@@ -169,8 +166,8 @@ def scan_records(table: PortTable) -> list[dict[str, Any]]:
 def check(path: Path) -> Tables:
     ref, fast = reference_tables(path), column_tables(path)
     # Before ``differences`` reads ``probes`` and ``sockets``, which make every pair's Probe and
-    # every Socket: the columns' scans() makes only the scans' (ProbeRows), and is what `ports`
-    # runs.
+    # every Socket: the columns' scans() makes only the scans' (the core's fold), and is what
+    # `ports` runs.
     for name in ("ports", "all_ports"):
         assert scan_records(getattr(fast, name)) == scan_records(getattr(ref, name)), name
     # Likewise the sockets table's lines, written from the columns (no Socket made).
@@ -268,75 +265,172 @@ def test_listeners_of_objects_and_columns_add_up(path: Path) -> None:
         assert table.records() == twice.records()
 
 
-# --- ProbeRows against Probe.add ------------------------------------------------------------
+# --- the core's port fold against PortTable.add ------------------------------------------
+
+_TCP_ENDS = [("SF", "ShAdDaFf"), ("S1", "ShAD"), ("REJ", "Sr"), ("S0", "S"), ("RSTO", "ShAR"),
+             ("S1", "Sh"), ("OTH", "DA"), ("SH", "SF"), ("RSTOS0", "SR"), ("S3", "^hADF"),
+             ("RSTR", "ShADr"), ("RSTRH", "Hr"), ("SHR", "hr"), ("S2", "ShADF"), ("S1", "ShD")]
+"""(conn_state, history) pairs giving every TCP outcome, flips and guesses among them."""
+_UDP_ENDS = [("SF", "Dd"), ("S0", "D"), ("SHR", "d"), ("OTH", ""), ("SF", "^dD")]
+_HOSTS = ["10.0.0.1", "10.0.0.2", "fe80::1", "192.168.1.9"]
 
 
-def _probe_connections(seed: int, n: int) -> list[tuple[int, int, int, int, int]]:
-    """(kind, orig, resp, port, outcome) rows over few hosts and ports, so that pairs land on
-    both sides of SCAN_MIN_PORTS and ports repeat with different outcomes."""
+def _random_connections(seed: int, n: int) -> list[Connection]:
+    """Connections of every kind over few hosts and ports, so that pairs land on both sides
+    of SCAN_MIN_PORTS, ports repeat with different outcomes and RTT sketches pass their exact
+    values."""
     rng = random.Random(seed)
     out = []
-    for _ in range(n):
-        orig, resp = rng.randrange(4), rng.randrange(4)
-        kind = rng.choice((0, 0, 0, 1))
-        port = rng.randrange(40) if orig < 2 else rng.randrange(1000, 1004)
-        out.append((kind, orig, resp, port, rng.randrange(len(OUTCOMES))))
+    for i in range(n):
+        proto = rng.choice(("tcp", "tcp", "tcp", "udp", "icmp", UNKNOWN_TRANSPORT))
+        orig, resp = rng.choice(_HOSTS), rng.choice(_HOSTS)
+        v6 = ":" in orig
+        port = rng.randrange(40) if orig in _HOSTS[:2] else rng.randrange(1000, 1004)
+        c = Connection(uid=f"C{i}", ts_ns=rng.randrange(10**6), proto=proto, orig_h=orig,
+                       orig_p=rng.choice((5000, 5001, port)), resp_h=resp, resp_p=port,
+                       ip_version=6 if v6 else 4, orig_pkts=rng.randrange(4),
+                       resp_pkts=rng.randrange(3), orig_bytes=rng.randrange(10**4),
+                       resp_bytes=rng.randrange(10**9), orig_ip_bytes=rng.randrange(10**4),
+                       resp_ip_bytes=rng.randrange(10**4))
+        c.last_ns = c.ts_ns + rng.randrange(-5, 10**5)
+        if proto == "tcp":
+            c.conn_state, c.history = rng.choice(_TCP_ENDS)
+            c.analysis = TcpAnalysis(retransmissions=rng.randrange(3))
+            times = [None if rng.random() < 0.1 else rng.randrange(10**6) for _ in range(3)]
+            c.handshake = Handshake(*times)
+        elif proto == "udp":
+            c.conn_state, c.history = rng.choice(_UDP_ENDS)
+            c.icmp_errors = rng.choice(([], [(3, 3)], [(1, 4)], [(11, 0), (3, 1)]))
+        elif proto == "icmp":
+            c.conn_state, c.history = "OTH", ""
+            c.orig_p = rng.choice((8, 0, 3, 13, 128, 129, 135, 200))
+            c.icmp_code = rng.choice((None, 0, 3))
+        else:
+            c.conn_state, c.ip_proto = "OTH", rng.choice((89, 132))
+        out.append(c)
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_probe_rows_equal_probes(seed: int) -> None:
-    """Blocks of rows (with their own address lists, in any order) into ProbeRows give the
-    Probes Probe.add gives, and exactly the pairs with SCAN_MIN_PORTS failed ports as scans."""
-    conns = _probe_connections(seed, 2000)
-    addrs = ["10.0.0.1", "10.0.0.2", "fe80::1", "192.168.1.9"]
-    ref: dict[tuple[str, str, str], Probe] = {}
-    for kind, orig, resp, port, o in conns:
-        key = (("tcp", "udp")[kind], addrs[orig], addrs[resp])
-        c = Connection(uid="C", ts_ns=0, proto=key[0], orig_h=key[1], orig_p=1, resp_h=key[2],
-                       resp_p=port)
-        ref.setdefault(key, Probe(*key)).add(c, OUTCOMES[o])
-    rows = ProbeRows()
-    rows._COMPACT_ROWS = 50  # merge blocks along the way too
-    rng = random.Random(seed)
+def _address(text: str) -> bytes:
+    a = ipaddress.ip_address(text)
+    return (a.ipv4_mapped or a).packed if a.version == 6 else (
+        ipaddress.IPv6Address(f"::ffff:{a}").packed)
+
+
+def port_columns(conns: list[Connection]) -> dict[str, Any]:
+    """PORT_COLUMNS of ``conns``, with the dtypes of the tracker's (track/rust.py)."""
+    def ints(name: str, values: Any, dtype: Any) -> None:
+        cols[name] = np.array(list(values), dtype)
+
+    cols: dict[str, Any] = {}
+    ints("ip_version", (c.ip_version for c in conns), np.uint8)
+    ints("ip_proto", ({"tcp": 6, "udp": 17}.get(c.proto, 58 if c.ip_version == 6 else 1)
+                      if c.proto != UNKNOWN_TRANSPORT else c.ip_proto for c in conns), np.uint8)
+    for side in ("orig", "resp"):
+        cols[f"id.{side}_h"] = np.frombuffer(
+            b"".join(_address(getattr(c, f"{side}_h")) for c in conns), np.uint8).reshape(-1, 16)
+        ints(f"id.{side}_p", (getattr(c, f"{side}_p") for c in conns), np.uint16)
+    ints("icmp_code", (NO_CODE if c.icmp_code is None else c.icmp_code for c in conns), np.int32)
+    cols["icmp_errors"] = [tuple(c.icmp_errors) for c in conns]
+    cols["conn_state"] = [c.conn_state for c in conns]
+    cols["history"] = [c.history for c in conns]
+    for name in ("ts_ns", "last_ns"):
+        ints(name, (getattr(c, name) for c in conns), np.int64)
+    for name in ("orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes",
+                 "resp_ip_bytes"):
+        ints(name, (getattr(c, name) for c in conns), np.uint64)
+    ints("analysis.retransmissions",
+         (c.analysis.retransmissions if c.analysis else 0 for c in conns), np.uint32)
+    for name in ("syn_ns", "syn_ack_ns", "ack_ns"):
+        ints(f"handshake.{name}", (NONE64 if c.handshake is None or getattr(c.handshake, name)
+                                   is None else getattr(c.handshake, name) for c in conns),
+             np.int64)
+    assert cols.keys() == PORT_COLUMNS
+    return cols
+
+
+def _port_differences(a: PortTable, b: PortTable) -> list[str]:
+    t = Tables(a, b, HandshakeTable(), HandshakeTable(), SocketTable(), SocketTable())
+    u = Tables(b, a, HandshakeTable(), HandshakeTable(), SocketTable(), SocketTable())
+    return [d for d in differences(t, u) if not d.startswith("all_ports")]
+
+
+@pytest.mark.parametrize("all_ports", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_port_fold_equals_port_table_add(seed: int, all_ports: bool) -> None:
+    """Blocks of columns folded in the core give the PortTable that PortTable.add of each
+    Connection gives: every field of every row, the footer, every probe and the scans."""
+    conns = _random_connections(seed, 3000)
+    ref, fast = PortTable(all_ports=all_ports), PortTable(all_ports=all_ports)
+    for c in conns:
+        ref.add(c)
     for start in range(0, len(conns), 97):
-        block = conns[start:start + 97]
-        local = addrs[:]
-        rng.shuffle(local)  # each block numbers its addresses its own way
-        where = {a: i for i, a in enumerate(local)}
-        cols = [np.array(c, np.int64) for c in zip(*block, strict=True)]
-        to_local = np.array([where[a] for a in addrs], np.int64)
-        rows.add(cols[0], to_local[cols[1]], to_local[cols[2]], local, cols[3], cols[4])
-    expected = sorted((p.record() for p in ref.values() if p.is_scan), key=repr)
-    assert expected and len(expected) < len(ref)  # scans and pairs that are not
-    assert sorted((p.record() for p in rows.scans(SCAN_MIN_PORTS)), key=repr) == expected
-    assert rows.probes() == ref
+        fast.add_columns(port_columns(conns[start:start + 97]))
+    scans = scan_records(ref)
+    assert scans and len(scans) < len(ref.probes)  # scans and pairs that are not
+    assert scan_records(fast) == scans  # before `probes` takes every pair's
+    assert {r.proto for r in ref.rows.values()} == {"tcp", "udp", "icmp", "icmp6", "ip"}
+    assert not ref.total.rtt.is_exact and any(not r.rtt.is_exact for r in ref.rows.values())
+    assert _port_differences(ref, fast) == []
 
 
-def test_probe_rows_threshold_counts_distinct_failed_ports() -> None:
+def test_port_fold_figures_join_as_they_are_read() -> None:
+    """Rows read between blocks (a live view) and the fold's later figures add up; a table
+    with a fold pickles, and merges with ``+``."""
+    conns = _random_connections(7, 600)
+    ref, fast = PortTable(), PortTable()
+    for c in conns:
+        ref.add(c)
+    for start in range(0, len(conns), 50):
+        fast.add_columns(port_columns(conns[start:start + 50]))
+        assert fast.total.conns == start + len(conns[start:start + 50])
+        fast.scans()
+    assert _port_differences(ref, fast) == []
+    again = PortTable()
+    again.add_columns(port_columns(conns))
+    assert _port_differences(ref, pickle.loads(pickle.dumps(again))) == []
+    double = PortTable()
+    for c in conns + conns:
+        double.add(c)
+    both = fast + again  # a Sketch's sum keeps its exact values sorted: compare the records
+    assert both.records("port") == double.records("port") and len(both.records()) > 5
+    assert both.total.record() == double.total.record()
+    assert both.probes == double.probes
+
+
+def test_port_fold_refuses_bad_columns() -> None:
+    cols = port_columns(_random_connections(1, 10))
+    table = PortTable()
+    with pytest.raises(ValueError, match="history"):
+        table.add_columns({**cols, "history": cols["history"][:-1]})
+    with pytest.raises(ValueError, match="no column ts_ns"):
+        table.add_columns({k: v for k, v in cols.items() if k != "ts_ns"})
+    with pytest.raises(ValueError, match="orig_pkts"):
+        table.add_columns({**cols, "orig_pkts": cols["orig_pkts"].astype(np.int8)})
+
+
+def test_scan_threshold_counts_distinct_failed_ports() -> None:
     """Fourteen failed ports, each tried many times and also answered, is no scan; the
     fifteenth makes one. Reset or mid-stream attempts are not failures."""
-    unanswered, refused = OUTCOMES.index("unanswered"), OUTCOMES.index("refused")
-    reset, mid = OUTCOMES.index("reset"), OUTCOMES.index("mid_stream")
-    ports = [p for p in range(14) for _ in range(3)]
-    n = len(ports)
-    rows = ProbeRows()
+    ends = {"unanswered": ("S0", "S"), "refused": ("REJ", "Sr"), "reset": ("RSTO", "ShAR"),
+            "mid_stream": ("OTH", "DA")}
 
-    def add(port: list[int], outcome: list[int]) -> None:
-        k = len(port)
-        rows.add(np.zeros(k, np.int64), np.zeros(k, np.int64), np.ones(k, np.int64),
-                 ["10.0.0.1", "10.0.0.2"], np.array(port, np.int64),
-                 np.array(outcome, np.int64))
+    def conns(tries: list[tuple[int, str]]) -> list[Connection]:
+        return [Connection(uid="C", ts_ns=0, proto="tcp", orig_h="10.0.0.1", orig_p=5,
+                           resp_h="10.0.0.2", resp_p=port, conn_state=ends[o][0],
+                           history=ends[o][1]) for port, o in tries]
 
-    add(ports, [unanswered, refused, reset] * (n // 3))
-    add([100, 101], [reset, mid])
-    assert rows.scans(SCAN_MIN_PORTS) == []
-    add([13, 14], [refused, unanswered])
-    (scan,) = rows.scans(SCAN_MIN_PORTS)
+    table = PortTable()
+    table.add_columns(port_columns(conns(
+        [(p, o) for p in range(14) for o in ("unanswered", "refused", "reset")])))
+    table.add_columns(port_columns(conns([(100, "reset"), (101, "mid_stream")])))
+    assert table.scans() == []
+    table.add_columns(port_columns(conns([(13, "refused"), (14, "unanswered")])))
+    (scan,) = table.scans()
     assert scan.record() == {
         "proto": "tcp", "orig_h": "10.0.0.1", "resp_h": "10.0.0.2", "ports": 17,
         "failed_ports": 15, "answered_ports": [*range(14), 100],
-        "attempts": n + 4, **{o: 0 for o in OUTCOMES},
+        "attempts": 46, **{o: 0 for o in OUTCOMES},
         "unanswered": 15, "refused": 15, "reset": 15, "mid_stream": 1}
 
 
@@ -367,21 +461,6 @@ def test_sockets_keep_their_order_across_columns_and_objects() -> None:
     fast = column_tables(path)
     fast.sockets.sockets = []
     assert fast.sockets.socket_count() == 0 and fast.sockets.sockets == []
-
-
-@pytest.mark.parametrize("hosts", [5, 2**21])
-def test_count_rows_sorts_and_counts(hosts: int) -> None:
-    """_count_rows (one sort key while the host indices fit one, a lexsort past that) sorts
-    by the five key columns and adds the counts of equal rows."""
-    rng = random.Random(hosts)
-    rows = [(rng.randrange(2), rng.randrange(hosts) if rng.random() < 0.5 else rng.randrange(3),
-             rng.randrange(3), rng.choice((0, 80, 65535)), rng.randrange(8), rng.randrange(1, 4))
-            for _ in range(500)]
-    expected: dict[tuple[int, ...], int] = {}
-    for *key, n in rows:
-        expected[tuple(key)] = expected.get(tuple(key), 0) + n
-    got = _count_rows(np.array(rows, np.int64))
-    assert [tuple(r) for r in got.tolist()] == [(*k, n) for k, n in sorted(expected.items())]
 
 
 def test_scans_of_columns_and_objects_together() -> None:

@@ -9,6 +9,7 @@
 //! column is tested against.
 
 pub mod addr_codes;
+pub mod analysis;
 pub mod capture;
 pub mod conn_csv;
 pub mod conn_json;

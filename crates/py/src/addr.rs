@@ -10,7 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 /// The rows of an n×16 address column (any strides).
-fn addresses(column: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<[u8; 16]>> {
+pub(crate) fn addresses(column: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<[u8; 16]>> {
     let a = column.as_array();
     if a.ncols() != 16 {
         return Err(PyValueError::new_err("not 16-byte addresses"));
@@ -21,7 +21,7 @@ fn addresses(column: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<[u8; 16]>> {
         .collect())
 }
 
-fn text(a: &[u8; 16]) -> String {
+pub(crate) fn text(a: &[u8; 16]) -> String {
     let mut text = String::with_capacity(15);
     push_addr(&mut text, a);
     text

@@ -9,6 +9,7 @@ mod conn_json;
 mod conn_log;
 mod decode;
 mod decoded;
+mod ports;
 mod ring;
 mod scan;
 mod table;
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
     m.add_class::<decode::Decoder>()?;
     m.add_class::<decoded::DecodedFile>()?;
+    m.add_class::<ports::PortFold>()?;
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
     m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;

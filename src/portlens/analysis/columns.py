@@ -1,10 +1,12 @@
-"""Connection columns -> the per-port, handshake and socket tables, a block at a time.
+"""Connection columns -> the handshake and socket tables, a block at a time.
 
 The Rust tracker hands ended connections over as columns (track/rust.py, names as in
-``--json``); the reports that only aggregate them (`ports`, `handshakes`, `sockets`) fold those
-columns here with a few array operations per block and per group (port, host pair, listener)
+``--json``); the reports that only aggregate them (`handshakes`, `sockets`) fold those
+columns here with a few array operations per block and per group (host pair, listener)
 instead of making a Connection per row and adding it in Python (``Pipeline.track(on_columns=)``
-hands over blocks of thousands of rows). The rules are those of the object path
+hands over blocks of thousands of rows); `ports` folds them in the core
+(``PortTable.add_columns``), and ``port_rows`` gives the HTML report each row's outcome. The
+rules are those of the object path
 (``PortTable.add``, ``HandshakeTable.add``, ``SocketTable.add``), which stays their definition:
 tests/test_columns.py holds both to the same tables, field by field, on every capture, against
 the Python reference tracker.
@@ -25,14 +27,13 @@ import numpy as np
 
 from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
-from portlens.analysis.ports import FAILED, IP_ROW, NOT_ANSWERED, OUTCOMES, PortSummary, Probe
+from portlens.analysis.ports import OUTCOMES
 from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
 from portlens.track.rust import NO_CODE, NONE64, _core_module
 from portlens.track.states import SS_NAMES, TcpState
 
 if TYPE_CHECKING:
     from portlens.analysis.handshakes import HandshakeTable
-    from portlens.analysis.ports import PortTable
     from portlens.analysis.sockets import SocketTable
 
 Columns = dict[str, Any]
@@ -40,7 +41,6 @@ Array = np.ndarray[Any, Any]
 
 TCP, UDP, ICMP, ICMP6, IP = 0, 1, 2, 3, 4
 """Row kinds: the proto of a per-port row (icmp6 is ICMP over IPv6)."""
-KIND_NAMES = ("tcp", "udp", "icmp", "icmp6", IP_ROW)
 _OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
 _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
@@ -50,12 +50,13 @@ _OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
             for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
                           "kinds_len")]
 PORT_COLUMNS = frozenset({
-    "uid", "proto", "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
     "icmp_code", "icmp_errors", "conn_state", "history", "ts_ns", "last_ns", "orig_pkts",
     "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
     "analysis.retransmissions", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns"})
-"""The columns ``add_port_columns`` reads: a block joined from batches needs no others
-(``Pipeline.track(column_names=)``); tests/test_columns.py folds blocks of only these."""
+"""The columns ``PortTable.add_columns`` reads (the core's fold, crates/core/src/analysis/
+ports.rs): a block joined from batches needs no others (``Pipeline.track(column_names=)``);
+tests/test_columns.py folds blocks of only these."""
 HANDSHAKE_COLUMNS = frozenset({
     "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
     "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",
@@ -283,76 +284,6 @@ def port_rows(cols: Columns) -> _PortRows:
     return _PortRows(cols)
 
 
-def _fold_ports(summaries: list[PortSummary], g: Groups, r: _PortRows, *,
-                client_side: bool = False) -> None:
-    """PortSummary.add of every row of each group into the group's summary."""
-    sizes = g.sizes.tolist()
-    sums = {name: g.sum(getattr(r, name)) for name in (
-        "guessed", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes",
-        "resp_ip_bytes", "retransmissions", "tcp_pkts")}
-    firsts, lasts = g.min(r.first), g.max(r.last)
-    rtts = g.values(r.rtt, r.has_rtt)
-    for i, s in enumerate(summaries):
-        s.conns += sizes[i]
-        if client_side:
-            s.client_conns += sizes[i]
-        else:
-            s.server_conns += sizes[i]
-        s.guessed += sums["guessed"][i]
-        s.pkts_c2s += sums["orig_pkts"][i]
-        s.pkts_s2c += sums["resp_pkts"][i]
-        s.bytes_c2s += sums["orig_bytes"][i]
-        s.bytes_s2c += sums["resp_bytes"][i]
-        s.ip_bytes_c2s += sums["orig_ip_bytes"][i]
-        s.ip_bytes_s2c += sums["resp_ip_bytes"][i]
-        s.retransmissions += sums["retransmissions"][i]
-        s.tcp_pkts += sums["tcp_pkts"][i]
-        s.rtt.add_many(rtts[i])
-        s.first_ns = _opt_min(s.first_ns, firsts[i])
-        s.last_ns = _opt_max(s.last_ns, lasts[i])
-    for i, o, n in g.pairs(r.outcome):
-        summaries[i].outcomes[OUTCOMES[o]] += n
-    for i, st, n in g.pairs(r.state):
-        summaries[i].conn_states[r.state_names[st]] += n
-    for column, side in ((r.orig_h, "clients"), (r.resp_h, "servers")):
-        group, value, _ = g.pair_arrays(column)
-        names = list(map(r.addrs.__getitem__, value.tolist()))
-        for i, start, end in runs(group):
-            getattr(summaries[i], side).update(names[start:end])  # a group's at once, in C
-
-
-def _port_key(kind: Array, port: Array, code: Array) -> Array:
-    key: Array = (kind << 32) | (port << 9) | (code + 1)
-    return key
-
-
-def add_port_columns(table: PortTable, cols: Columns, made: _PortRows | None = None) -> None:
-    """``table.add`` of every row of a column block (``made``: its ``port_rows``, if made)."""
-    r = _PortRows(cols) if made is None else made
-    if not r.n:
-        return
-    rows = np.arange(r.n)
-    ported = (r.kind == TCP) | (r.kind == UDP)
-    icmp_rows = (r.kind == ICMP) | (r.kind == ICMP6)
-    port = np.where(icmp_rows, r.orig_p, np.where(ported, r.resp_p, r.ip_proto))
-    code = np.where(icmp_rows, r.icmp_code, -1)
-    g = Groups(_port_key(r.kind, port, code), rows)
-    _fold_ports([_port_row(table, k) for k in g.keys], g, r)
-    if table.all_ports:
-        client = ported & (r.orig_p != r.resp_p)
-        g = Groups(_port_key(r.kind[client], r.orig_p[client], np.full(client.sum(), -1)),
-                   rows[client])
-        _fold_ports([_port_row(table, k) for k in g.keys], g, r, client_side=True)
-    _fold_ports([table.total], Groups(np.zeros(r.n, np.int64), rows), r)
-    _add_probes(table, r, rows[ported])
-
-
-def _port_row(table: PortTable, key: int) -> PortSummary:
-    kind, port, code = key >> 32, (key >> 9) & 0xFFFF, (key & 0x1FF) - 1
-    return table._row(KIND_NAMES[kind], port, None if kind not in (ICMP, ICMP6) or code < 0
-                      else code)
-
-
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic garbage collector paused while a block's objects are made: tens of thousands
@@ -366,134 +297,6 @@ def _no_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-_FAILED_CODES = [_OUTCOME[o] for o in sorted(FAILED)]
-
-
-class ProbeRows:
-    """What each host tried on each other (the `ports` scan summary's input), kept as counted
-    rows (proto kind, orig_h, resp_h, resp_p, outcome, connections) instead of a Probe per host
-    pair: a capture has tens of thousands of pairs, a few of which are scans, and making three
-    sets and a Counter for each cost more than the rest of the per-port table. Only the pairs
-    that qualify become Probes (``scans``); ``probes`` makes them all, for merges and tests."""
-
-    _COMPACT_ROWS = 1 << 20
-    """Pending rows past which the blocks are merged into one (repeated rows counted once)."""
-
-    def __init__(self) -> None:
-        self.addrs: list[str] = []
-        """Addresses as text; the rows hold indices into it."""
-        self._index: dict[str, int] = {}
-        self._parts: list[Array] = []
-        """(n, 6) int64 blocks, each sorted and without repeated rows."""
-        self._pending = 0
-        self._merged = 0
-
-    def add(self, kind: Array, orig_h: Array, resp_h: Array, addrs: list[str], port: Array,
-            outcome: Array) -> None:
-        """Rows of one block; ``orig_h``, ``resp_h`` index ``addrs`` (the block's addresses)."""
-        if not len(kind):
-            return
-        index, known = self._index, self.addrs
-        ids = np.empty(len(addrs), np.int64)
-        for i, a in enumerate(addrs):
-            j = index.get(a)
-            if j is None:
-                j = index[a] = len(known)
-                known.append(a)
-            ids[i] = j
-        rows = np.stack([kind, ids[orig_h], ids[resp_h], port, outcome,
-                         np.ones(len(kind), np.int64)], axis=1)
-        part = _count_rows(rows)
-        self._parts.append(part)
-        self._pending += len(part)
-        if self._pending > max(self._COMPACT_ROWS, 2 * self._merged):
-            self._rows()
-
-    def _rows(self) -> Array:
-        """Every row so far in one sorted block, repeated rows counted once."""
-        if not self._parts:
-            return np.zeros((0, 6), np.int64)
-        if len(self._parts) > 1:
-            self._parts = [_count_rows(np.concatenate(self._parts))]
-        self._pending = self._merged = len(self._parts[0])
-        return self._parts[0]
-
-    def _probes(self, rows: Array, pair_of: Array, pairs: Array) -> list[Probe]:
-        """A Probe for each pair of ``pairs`` (indices into the pairs of sorted ``rows``, whose
-        pair index ``pair_of`` gives), in the order of ``pairs``."""
-        keep = np.isin(pair_of, pairs)
-        made: dict[int, Probe] = {}
-        addrs = self.addrs
-        for p, kind, orig, resp, port, o, n in zip(
-                pair_of[keep].tolist(), *rows[keep].T.tolist(), strict=True):
-            probe = made.get(p)
-            if probe is None:
-                probe = made[p] = Probe(KIND_NAMES[kind], addrs[orig], addrs[resp])
-            name = OUTCOMES[o]
-            probe.ports.add(port)
-            probe.outcomes[name] += n
-            if name in FAILED:
-                probe.failed_ports.add(port)
-            elif name not in NOT_ANSWERED:
-                probe.answered_ports.add(port)
-        return [made[p] for p in pairs.tolist()]
-
-    def _pairs(self) -> tuple[Array, Array]:
-        rows = self._rows()
-        new = np.r_[True, (rows[1:, :3] != rows[:-1, :3]).any(axis=1)] if len(rows) else (
-            np.zeros(0, bool))
-        return rows, np.cumsum(new) - 1
-
-    def scans(self, min_ports: int) -> list[Probe]:
-        """The Probes of the pairs with at least ``min_ports`` failed ports (Probe.is_scan), in
-        no particular order."""
-        rows, pair_of = self._pairs()
-        failed = np.isin(rows[:, 4], _FAILED_CODES)
-        pair, port = pair_of[failed], rows[failed, 3]
-        # Rows are sorted by pair, then port: a failed port is new where either changes.
-        first = np.r_[True, (pair[1:] != pair[:-1]) | (port[1:] != port[:-1])] if len(pair) else (
-            np.zeros(0, bool))
-        counts = np.bincount(pair[first], minlength=int(pair_of[-1]) + 1 if len(pair_of) else 0)
-        return self._probes(rows, pair_of, np.flatnonzero(counts >= min_ports))
-
-    def probes(self) -> dict[tuple[str, str, str], Probe]:
-        """Every pair's Probe, by (proto, orig_h, resp_h)."""
-        rows, pair_of = self._pairs()
-        made = self._probes(rows, pair_of, np.unique(pair_of))
-        return {(p.proto, p.orig_h, p.resp_h): p for p in made}
-
-
-def _count_rows(rows: Array) -> Array:
-    """``rows`` sorted by their first five columns, rows equal in them merged (their last column,
-    a count, added)."""
-    if not len(rows):
-        return rows
-    hosts = int(rows[:, 1:3].max()) + 1
-    if rows[:, 0].max() < 8 and 2 * hosts.bit_length() + 22 <= 62:
-        # One int64 key orders the rows as the five columns do: port and outcome (16 and 3
-        # bits) under the pair (kind and both hosts).
-        pair = (rows[:, 0] * hosts + rows[:, 1]) * hosts + rows[:, 2]
-        key = (pair << 19) | (rows[:, 3] << 3) | rows[:, 4]
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-        new = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
-        s = rows[order]
-    else:
-        order = np.lexsort(rows[:, 4::-1].T)
-        s = rows[order]
-        new = np.r_[True, (s[1:, :5] != s[:-1, :5]).any(axis=1)]
-    starts = np.flatnonzero(new)
-    out = s[starts]
-    out[:, 5] = np.add.reduceat(s[:, 5], starts)
-    return out
-
-
-def _add_probes(table: PortTable, r: _PortRows, rows: Array) -> None:
-    """Probe.add of each TCP and UDP row, as ProbeRows."""
-    table.probe_rows.add(r.kind[rows], r.orig_h[rows], r.resp_h[rows], r.addrs, r.resp_p[rows],
-                         r.outcome[rows])
 
 
 # --- handshakes -----------------------------------------------------------------------------
@@ -688,6 +491,6 @@ def listener_rows(peers: ListenerPeers) -> ListenerRows:
         [0, *np.cumsum(counts).tolist()], names, peers.conns[ranked].tolist())
 
 
-__all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups", "ProbeRows",
-           "add_handshake_columns", "add_port_columns", "add_socket_columns", "addresses",
+__all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups",
+           "add_handshake_columns", "add_socket_columns", "addresses",
            "encode", "fold_listener_peers", "listener_rows", "one_of", "port_rows", "runs"]

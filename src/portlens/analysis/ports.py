@@ -39,21 +39,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from portlens.analysis import icmp
 from portlens.analysis.sketch import Sketch
 from portlens.services import PROTO_NAMES, iana_class, service_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection
 
-if TYPE_CHECKING:
-    from portlens.analysis.columns import ProbeRows
-
 OUTCOMES = ("completed", "open", "refused", "unanswered", "reset", "half_open", "mid_stream",
             "one_way")
 
 IP_ROW = "ip"
 """The proto of a per-port row of an IP protocol without ports: its port is the protocol."""
+KIND_NAMES = ("tcp", "udp", "icmp", "icmp6", IP_ROW)
+"""The proto of a per-port row by the number the core's fold gives its kind
+(crates/core/src/analysis/ports.rs; icmp6 is ICMP over IPv6)."""
 
 _UNANSWERED = frozenset({"S0", "SH", "RSTOS0"})
 _RESET = frozenset({"RSTO", "RSTR", "RSTRH"})
@@ -328,41 +328,97 @@ class PortTable:
 
     def __init__(self, *, all_ports: bool = False) -> None:
         self.all_ports = all_ports
-        self.rows: dict[tuple[str, int, int], PortSummary] = {}
-        """By (proto, port, -1), or for ICMP (icmp or icmp6, type, code)."""
-        self.total = PortSummary("all", -1)
+        self._rows: dict[tuple[str, int, int], PortSummary] = {}
+        self._total = PortSummary("all", -1)
         self.not_counted: Counter[str] = Counter()
         """Frames in no connection, by why (the tracker's count): the report's footer."""
         self._probes: dict[tuple[str, str, str], Probe] = {}
         """Made by ``add``, by (proto, orig_h, resp_h)."""
-        self._probe_rows: ProbeRows | None = None
-        """Added by ``add_columns``: Probes only when asked for."""
+        self._fold: Any = None
+        """The core's PortFold, which ``add_columns`` feeds: its figures join the rows when
+        they are read (``_settle``), its probes only when asked for."""
+        self._hosts: list[str] = []
+        """The fold's hosts as text, by number."""
+
+    @property
+    def rows(self) -> dict[tuple[str, int, int], PortSummary]:
+        """By (proto, port, -1), or for ICMP (icmp or icmp6, type, code)."""
+        self._settle()
+        return self._rows
+
+    @property
+    def total(self) -> PortSummary:
+        """The footer: every connection counted once."""
+        self._settle()
+        return self._total
+
+    @total.setter
+    def total(self, summary: PortSummary) -> None:
+        self._settle()
+        self._total = summary
 
     @property
     def probes(self) -> dict[tuple[str, str, str], Probe]:
         """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other. Every
         pair's Probe is made here: ``scans`` makes only the scans'."""
-        if self._probe_rows is not None:
-            for pair, p in self._probe_rows.probes().items():
+        if self._fold is not None:
+            self._settle()
+            for p in self._fold_probes(0, take_all=True):
+                pair = (p.proto, p.orig_h, p.resp_h)
                 q = self._probes.get(pair)
                 self._probes[pair] = p if q is None else q + p
-            self._probe_rows = None
         return self._probes
 
-    @property
-    def probe_rows(self) -> ProbeRows:
-        """Where ``add_columns`` keeps what each host tried (analysis/columns.py)."""
-        if self._probe_rows is None:
-            from portlens.analysis.columns import ProbeRows
+    def _settle(self) -> None:
+        """What the core's fold holds, added to the rows and the footer (the fold starts
+        again from nothing)."""
+        if self._fold is None:
+            return
+        rows, total, hosts, states = self._fold.take()
+        self._hosts.extend(hosts)
+        for kind, port, code, figures in rows:
+            icmp_row = KIND_NAMES[kind] in ("icmp", "icmp6")
+            self._settle_one(self._row(KIND_NAMES[kind], port,
+                                       code if icmp_row and code >= 0 else None), figures, states)
+        self._settle_one(self._total, total, states)
 
-            self._probe_rows = ProbeRows()
-        return self._probe_rows
+    def _settle_one(self, s: PortSummary, f: dict[str, Any], states: list[str]) -> None:
+        """``PortSummary.add`` of the connections the fold summed up in ``f``."""
+        for name in ("conns", "server_conns", "client_conns", "guessed", "pkts_c2s",
+                     "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c",
+                     "retransmissions", "tcp_pkts"):
+            setattr(s, name, getattr(s, name) + f[name])
+        s.outcomes.update({OUTCOMES[i]: n for i, n in enumerate(f["outcomes"]) if n})
+        s.conn_states.update({states[i]: n for i, n in enumerate(f["conn_states"]) if n})
+        hosts = self._hosts
+        s.clients.update(map(hosts.__getitem__, f["clients"].tolist()))
+        s.servers.update(map(hosts.__getitem__, f["servers"].tolist()))
+        s.rtt.add_many(f["rtts"])
+        if f["first_ns"] is not None:
+            s.first_ns = _opt_min(s.first_ns, f["first_ns"])
+            s.last_ns = _opt_max(s.last_ns, f["last_ns"])
+
+    def _fold_probes(self, min_failed: int, *, take_all: bool = False) -> list[Probe]:
+        hosts = self._hosts
+        return [Probe(KIND_NAMES[kind], hosts[orig], hosts[resp], set(ports), set(failed),
+                      set(answered),
+                      Counter({OUTCOMES[i]: n for i, n in enumerate(outcomes) if n}))
+                for kind, orig, resp, ports, failed, answered, outcomes
+                in self._fold.probes(min_failed, take_all=take_all)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the fold's figures as PortSummaries and Probes (the fold itself is
+        the core's and stays in this process)."""
+        _ = self.probes
+        state = dict(self.__dict__)
+        state["_fold"] = None
+        return state
 
     def _row(self, proto: str, port: int, code: int | None = None) -> PortSummary:
         key = (proto, port, -1 if code is None else code)
-        row = self.rows.get(key)
+        row = self._rows.get(key)
         if row is None:
-            row = self.rows[key] = PortSummary(proto, port, icmp_code=code)
+            row = self._rows[key] = PortSummary(proto, port, icmp_code=code)
         return row
 
     def add(self, c: Connection) -> None:
@@ -381,14 +437,17 @@ class PortTable:
             probe.add(c, outcome(c))
         if self.all_ports and c.proto in ("tcp", "udp") and c.orig_p != c.resp_p:
             self._row(c.proto, c.orig_p).add(c, client_side=True)
-        self.total.add(c)
+        self._total.add(c)
 
     def add_columns(self, cols: dict[str, Any]) -> None:
-        """``add`` of every connection of a block of the tracker's columns, without making
-        them (analysis/columns.py)."""
-        from portlens.analysis.columns import add_port_columns
+        """``add`` of every connection of a block of the tracker's columns (at least
+        ``PORT_COLUMNS``), folded in the core (crates/core/src/analysis/ports.rs) without
+        making them."""
+        if self._fold is None:
+            from portlens.track.rust import _core_module
 
-        add_port_columns(self, cols)
+            self._fold = _core_module().PortFold(all_ports=self.all_ports)
+        self._fold.add(cols)
 
     def update(self, conns: Iterable[Connection]) -> PortTable:
         for c in conns:
@@ -413,8 +472,9 @@ class PortTable:
     def scans(self) -> list[Probe]:
         """Host pairs where one probed many ports of the other (SCAN_MIN_PORTS), most ports
         first."""
-        if self._probe_rows is not None and not self._probes:
-            found = self._probe_rows.scans(SCAN_MIN_PORTS)
+        if self._fold is not None and not self._probes:
+            self._settle()  # the hosts' names
+            found = self._fold_probes(SCAN_MIN_PORTS)
         else:
             found = [p for p in self.probes.values() if p.is_scan]
         return sorted(found, key=lambda p: (-len(p.ports), p.proto, p.orig_h, p.resp_h))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from portlens.analysis.capture_stats import CaptureStats
-from portlens.analysis.columns import add_handshake_columns, add_port_columns, port_rows
+from portlens.analysis.columns import add_handshake_columns
 from portlens.analysis.conn_rows import ConnRows
 from portlens.analysis.handshakes import HandshakeTable
 from portlens.analysis.ladders import PairFrames, ladders, pick_rows
@@ -79,9 +79,8 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         handshakes.add(c)
 
     def on_columns(cols: dict[str, Any]) -> None:
-        rows = port_rows(cols)  # outcomes and addresses, for both
-        conns.add_columns(cols, rows)
-        add_port_columns(ports, cols, rows)
+        conns.add_columns(cols)
+        ports.add_columns(cols)
         add_handshake_columns(handshakes, cols)
 
     if not pipeline.sharded:

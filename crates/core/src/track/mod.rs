@@ -769,19 +769,27 @@ impl Hash for Key {
 /// follows activity). foldhash's own random seed comes from address-space layout and the
 /// clock, which is why the seeds come from std's here.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FlowHasher {
+pub struct FlowHasher {
     per_table: u64,
     shared: &'static foldhash::SharedSeed,
 }
 
 impl FlowHasher {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
         let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(os_random()));
         FlowHasher {
             per_table: os_random(),
             shared,
         }
+    }
+}
+
+/// A new secret seed, as std's `RandomState::default()`: for the tables that hold one per entry
+/// (a host set per port).
+impl Default for FlowHasher {
+    fn default() -> Self {
+        FlowHasher::new()
     }
 }
 
