@@ -24,7 +24,7 @@ import pytest
 from portlens.analysis import sockets as sockets_module
 from portlens.analysis.columns import HANDSHAKE_COLUMNS, PORT_COLUMNS, SOCKET_COLUMNS
 from portlens.analysis.handshakes import HandshakeTable
-from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, PortTable
+from portlens.analysis.ports import OUTCOMES, SCAN_MIN_PORTS, FoldHosts, PortTable
 from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
@@ -396,6 +396,30 @@ def test_port_fold_figures_join_as_they_are_read() -> None:
     assert both.records("port") == double.records("port") and len(both.records()) > 5
     assert both.total.record() == double.total.record()
     assert both.probes == double.probes
+    # A folded table and one of objects (the live view's sum): the hosts stay the fold's.
+    some = PortTable().update(conns[:40] + _random_connections(8, 40))
+    live = fast + some
+    objects = PortTable().update(conns + conns[:40] + _random_connections(8, 40))
+    assert isinstance(live.total.clients, FoldHosts)
+    assert live.records("port") == objects.records("port")
+    assert set(live.total.clients) == set(objects.total.clients)
+
+
+def test_port_fold_rows_take_connections_as_objects_too() -> None:
+    """Connections added as objects to rows the fold made (and the other way round) count
+    with the fold's: their hosts join the fold's (FoldHosts), as two tables of objects."""
+    conns = _random_connections(3, 800)
+    twice, mixed = PortTable(), PortTable()
+    for c in conns[:100]:
+        mixed.add(c)  # rows made by objects first, then the fold's figures join them
+    mixed.add_columns(port_columns(conns))
+    for c in conns[100:]:
+        mixed.add(c)
+    for c in conns + conns:
+        twice.add(c)
+    assert _port_differences(twice, mixed) == []
+    assert isinstance(mixed.total.clients, FoldHosts)
+    assert len(mixed.total.clients) == len(set(mixed.total.clients)) == len(twice.total.clients)
 
 
 def test_port_fold_refuses_bad_columns() -> None:

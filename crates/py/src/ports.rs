@@ -3,7 +3,7 @@
 //! `Tracker.feed` hands over. `PortTable.add_columns` feeds it; `PortTable` turns what it
 //! takes into its PortSummaries and Probes when they are read.
 
-use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2};
 use portlens_core::analysis::ports::{self, ConnColumns, PortSummary, Probe};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -14,9 +14,10 @@ use crate::addr;
 #[pyclass(module = "portlens._core", name = "PortFold")]
 pub struct PortFold {
     inner: ports::PortFold,
-    /// Hosts whose text `take` has handed over: the next take names only those after them.
-    named: usize,
 }
+
+/// A per-port row's key as Python gives it: (kind, port, code), or None for the totals.
+type Key = Option<(u8, u16, i32)>;
 
 fn item<'py>(cols: &Bound<'py, PyDict>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     cols.get_item(name)?
@@ -73,17 +74,6 @@ fn summary<'py>(py: Python<'py>, s: PortSummary) -> PyResult<Bound<'py, PyDict>>
     d.set_item("bytes_s2c", s.bytes_s2c)?;
     d.set_item("ip_bytes_c2s", s.ip_bytes_c2s)?;
     d.set_item("ip_bytes_s2c", s.ip_bytes_s2c)?;
-    // In number order: Python names them from its list of texts front to back, which is
-    // twice as fast as in the sets' order for a million hosts.
-    let sorted = |set: &mut dyn Iterator<Item = &u32>| {
-        let mut v: Vec<u32> = set.copied().collect();
-        v.sort_unstable();
-        v
-    };
-    let clients = sorted(&mut s.clients.iter());
-    let servers = sorted(&mut s.servers.iter());
-    d.set_item("clients", clients.into_pyarray(py))?;
-    d.set_item("servers", servers.into_pyarray(py))?;
     d.set_item("rtts", s.rtts)?;
     d.set_item("retransmissions", s.retransmissions)?;
     d.set_item("tcp_pkts", s.tcp_pkts)?;
@@ -92,18 +82,33 @@ fn summary<'py>(py: Python<'py>, s: PortSummary) -> PyResult<Bound<'py, PyDict>>
     Ok(d)
 }
 
-type ProbeTuple = (u8, u32, u32, Vec<u16>, Vec<u16>, Vec<u16>, Vec<u64>);
+type ProbeTuple = (u8, String, String, Vec<u16>, Vec<u16>, Vec<u16>, Vec<u64>);
 
-fn probe_tuple(p: Probe) -> ProbeTuple {
-    (
-        p.kind,
-        p.orig,
-        p.resp,
-        p.ports,
-        p.failed_ports,
-        p.answered_ports,
-        p.outcomes.to_vec(),
-    )
+impl PortFold {
+    fn named(&self, number: u32) -> String {
+        addr::text(self.inner.address(number).expect("a number the fold gave"))
+    }
+
+    fn probe_tuple(&self, p: Probe) -> ProbeTuple {
+        (
+            p.kind,
+            self.named(p.orig),
+            self.named(p.resp),
+            p.ports,
+            p.failed_ports,
+            p.answered_ports,
+            p.outcomes.to_vec(),
+        )
+    }
+
+    /// The numbers of a row's distinct clients (or servers); none for a row not folded.
+    fn numbers(&self, key: Key, clients: bool) -> Vec<u32> {
+        let key = key.map(|(kind, port, code)| ports::PortKey { kind, port, code });
+        self.inner.host_sets(key).map_or_else(Vec::new, |sets| {
+            let set = if clients { &sets.clients } else { &sets.servers };
+            set.iter().copied().collect()
+        })
+    }
 }
 
 #[pymethods]
@@ -113,7 +118,6 @@ impl PortFold {
     fn new(all_ports: bool) -> Self {
         PortFold {
             inner: ports::PortFold::new(all_ports),
-            named: 0,
         }
     }
 
@@ -175,10 +179,9 @@ impl PortFold {
         py.detach(|| inner.add(&c)).map_err(PyValueError::new_err)
     }
 
-    /// What was folded since the last call: (rows, total, hosts, states). rows: (kind, port,
-    /// code, figures) by key; figures: a dict of PortSummary's fields, hosts as numbers;
-    /// hosts: the text of each host numbered since the last call; states: the conn_state
-    /// names `conn_states` counts by.
+    /// What was folded since the last call: (rows, total, states). rows: (kind, port, code,
+    /// figures) by key; figures: a dict of PortSummary's fields that add up (not the hosts:
+    /// `host_count`, `hosts`); states: the conn_state names `conn_states` counts by.
     #[allow(clippy::type_complexity)]
     fn take<'py>(
         &mut self,
@@ -187,7 +190,6 @@ impl PortFold {
         Vec<(u8, u16, i32, Bound<'py, PyDict>)>,
         Bound<'py, PyDict>,
         Vec<String>,
-        Vec<String>,
     )> {
         let taken = self.inner.take();
         let rows = taken
@@ -195,26 +197,40 @@ impl PortFold {
             .into_iter()
             .map(|(k, s)| Ok((k.kind, k.port, k.code, summary(py, s)?)))
             .collect::<PyResult<_>>()?;
-        let hosts = self.inner.hosts();
-        let named = hosts.since(self.named).iter().map(addr::text).collect();
-        self.named = hosts.len();
         Ok((
             rows,
             summary(py, taken.total)?,
-            named,
             self.inner.states().to_vec(),
         ))
     }
 
+    /// How many distinct clients (or servers) a row has: (kind, port, code), None for the
+    /// totals.
+    #[pyo3(signature = (key, *, clients))]
+    fn host_count(&self, key: Key, clients: bool) -> usize {
+        let key = key.map(|(kind, port, code)| ports::PortKey { kind, port, code });
+        self.inner.host_sets(key).map_or(0, |sets| {
+            if clients {
+                sets.clients.len()
+            } else {
+                sets.servers.len()
+            }
+        })
+    }
+
+    /// A row's distinct clients (or servers) as text, in no particular order.
+    #[pyo3(signature = (key, *, clients))]
+    fn hosts(&self, key: Key, clients: bool) -> Vec<String> {
+        let mut numbers = self.numbers(key, clients);
+        numbers.sort_unstable(); // the addresses' table front to back
+        numbers.into_iter().map(|n| self.named(n)).collect()
+    }
+
     /// The host pairs with at least `min_failed` failed ports, as (kind, orig, resp, ports,
     /// failed_ports, answered_ports, outcomes); `take_all`: every pair's, forgotten here.
-    /// Hosts are numbers, named by `take`.
     #[pyo3(signature = (min_failed, *, take_all=false))]
     fn probes(&mut self, min_failed: usize, take_all: bool) -> Vec<ProbeTuple> {
-        self.inner
-            .probes(min_failed, take_all)
-            .into_iter()
-            .map(probe_tuple)
-            .collect()
+        let probes = self.inner.probes(min_failed, take_all);
+        probes.into_iter().map(|p| self.probe_tuple(p)).collect()
     }
 }

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,58 @@ def handshake_rtt(c: Connection) -> int | None:
     return hs.ack_ns - hs.syn_ns
 
 
+class FoldHosts(AbstractSet[str]):
+    """The distinct clients (or servers) of a per-port row that the core's fold holds as
+    numbers (``PortTable.add_columns``): counted there, and written as text only when iterated,
+    so that a flood from a million sources is not a million Python strings (it was 160 MB and
+    half a second at the end of `ports`). Hosts added as objects (``add``: a table given both
+    columns and Connections) are kept beside them. Pickled, it is a set."""
+
+    def __init__(self, fold: Any, key: tuple[int, int, int] | None, *, clients: bool,
+                 added: Iterable[str] = ()) -> None:
+        self._fold, self._key, self._clients = fold, key, clients
+        self._added = set(added)
+
+    def _texts(self) -> set[str]:
+        return {*self._fold.hosts(self._key, clients=self._clients), *self._added}
+
+    def __len__(self) -> int:
+        if self._added:
+            return len(self._texts())
+        return int(self._fold.host_count(self._key, clients=self._clients))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts())
+
+    def __contains__(self, host: object) -> bool:
+        return host in self._added or host in self._texts()
+
+    def add(self, host: str) -> None:
+        self._added.add(host)
+
+    def joined(self, hosts: Iterable[str]) -> FoldHosts:
+        """These hosts and ``hosts``, still counted by the fold."""
+        return FoldHosts(self._fold, self._key, clients=self._clients,
+                         added=[*self._added, *hosts])
+
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:
+        return set, (list(self._texts()),)
+
+    def __repr__(self) -> str:
+        return f"FoldHosts({len(self)} hosts)"
+
+
+def _union(a: set[str] | FoldHosts, b: set[str] | FoldHosts) -> set[str] | FoldHosts:
+    """Hosts of two summaries merged. A fold's hosts merged with hosts that are not stay
+    counted by the fold: a live view adds its open connections' table to the folded one at
+    every refresh, and would otherwise write out every host the fold holds each time."""
+    if isinstance(a, FoldHosts) and not isinstance(b, FoldHosts):
+        return a.joined(b)
+    if isinstance(b, FoldHosts) and not isinstance(a, FoldHosts):
+        return b.joined(a)
+    return {*a, *b}
+
+
 @dataclass
 class PortSummary:
     """All connections to one (protocol, port), or (with ``proto == "all"``) the totals."""
@@ -136,8 +189,8 @@ class PortSummary:
     bytes_s2c: int = 0
     ip_bytes_c2s: int = 0
     ip_bytes_s2c: int = 0
-    clients: set[str] = field(default_factory=set)
-    servers: set[str] = field(default_factory=set)
+    clients: set[str] | FoldHosts = field(default_factory=set)
+    servers: set[str] | FoldHosts = field(default_factory=set)
     rtt: Sketch = field(default_factory=Sketch)
     """Handshake round-trip times (SYN -> completing ACK), ns."""
     retransmissions: int = 0
@@ -231,7 +284,8 @@ class PortSummary:
             bytes_s2c=self.bytes_s2c + other.bytes_s2c,
             ip_bytes_c2s=self.ip_bytes_c2s + other.ip_bytes_c2s,
             ip_bytes_s2c=self.ip_bytes_s2c + other.ip_bytes_s2c,
-            clients=self.clients | other.clients, servers=self.servers | other.servers,
+            clients=_union(self.clients, other.clients),
+            servers=_union(self.servers, other.servers),
             rtt=self.rtt + other.rtt, retransmissions=self.retransmissions + other.retransmissions,
             tcp_pkts=self.tcp_pkts + other.tcp_pkts,
             first_ns=_opt_min(self.first_ns, other.first_ns),
@@ -336,9 +390,8 @@ class PortTable:
         """Made by ``add``, by (proto, orig_h, resp_h)."""
         self._fold: Any = None
         """The core's PortFold, which ``add_columns`` feeds: its figures join the rows when
-        they are read (``_settle``), its probes only when asked for."""
-        self._hosts: list[str] = []
-        """The fold's hosts as text, by number."""
+        they are read (``_settle``), its probes only when asked for, and it keeps the rows'
+        hosts (``FoldHosts``)."""
 
     @property
     def rows(self) -> dict[tuple[str, int, int], PortSummary]:
@@ -362,7 +415,6 @@ class PortTable:
         """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other. Every
         pair's Probe is made here: ``scans`` makes only the scans'."""
         if self._fold is not None:
-            self._settle()
             for p in self._fold_probes(0, take_all=True):
                 pair = (p.proto, p.orig_h, p.resp_h)
                 q = self._probes.get(pair)
@@ -374,33 +426,34 @@ class PortTable:
         again from nothing)."""
         if self._fold is None:
             return
-        rows, total, hosts, states = self._fold.take()
-        self._hosts.extend(hosts)
+        rows, total, states = self._fold.take()
         for kind, port, code, figures in rows:
             icmp_row = KIND_NAMES[kind] in ("icmp", "icmp6")
-            self._settle_one(self._row(KIND_NAMES[kind], port,
-                                       code if icmp_row and code >= 0 else None), figures, states)
-        self._settle_one(self._total, total, states)
+            row = self._row(KIND_NAMES[kind], port, code if icmp_row and code >= 0 else None)
+            self._settle_one(row, (kind, port, code), figures, states)
+        self._settle_one(self._total, None, total, states)
 
-    def _settle_one(self, s: PortSummary, f: dict[str, Any], states: list[str]) -> None:
-        """``PortSummary.add`` of the connections the fold summed up in ``f``."""
+    def _settle_one(self, s: PortSummary, key: tuple[int, int, int] | None, f: dict[str, Any],
+                    states: list[str]) -> None:
+        """``PortSummary.add`` of the connections the fold summed up in ``f``; the row's hosts
+        are the fold's (under ``key``), and those added as objects."""
         for name in ("conns", "server_conns", "client_conns", "guessed", "pkts_c2s",
                      "pkts_s2c", "bytes_c2s", "bytes_s2c", "ip_bytes_c2s", "ip_bytes_s2c",
                      "retransmissions", "tcp_pkts"):
             setattr(s, name, getattr(s, name) + f[name])
         s.outcomes.update({OUTCOMES[i]: n for i, n in enumerate(f["outcomes"]) if n})
         s.conn_states.update({states[i]: n for i, n in enumerate(f["conn_states"]) if n})
-        hosts = self._hosts
-        s.clients.update(map(hosts.__getitem__, f["clients"].tolist()))
-        s.servers.update(map(hosts.__getitem__, f["servers"].tolist()))
+        if not isinstance(s.clients, FoldHosts):
+            s.clients = FoldHosts(self._fold, key, clients=True, added=s.clients)
+        if not isinstance(s.servers, FoldHosts):
+            s.servers = FoldHosts(self._fold, key, clients=False, added=s.servers)
         s.rtt.add_many(f["rtts"])
         if f["first_ns"] is not None:
             s.first_ns = _opt_min(s.first_ns, f["first_ns"])
             s.last_ns = _opt_max(s.last_ns, f["last_ns"])
 
     def _fold_probes(self, min_failed: int, *, take_all: bool = False) -> list[Probe]:
-        hosts = self._hosts
-        return [Probe(KIND_NAMES[kind], hosts[orig], hosts[resp], set(ports), set(failed),
+        return [Probe(KIND_NAMES[kind], orig, resp, set(ports), set(failed),
                       set(answered),
                       Counter({OUTCOMES[i]: n for i, n in enumerate(outcomes) if n}))
                 for kind, orig, resp, ports, failed, answered, outcomes
@@ -409,6 +462,7 @@ class PortTable:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with the fold's figures as PortSummaries and Probes (the fold itself is
         the core's and stays in this process)."""
+        self._settle()
         _ = self.probes
         state = dict(self.__dict__)
         state["_fold"] = None
@@ -473,7 +527,6 @@ class PortTable:
         """Host pairs where one probed many ports of the other (SCAN_MIN_PORTS), most ports
         first."""
         if self._fold is not None and not self._probes:
-            self._settle()  # the hosts' names
             found = self._fold_probes(SCAN_MIN_PORTS)
         else:
             found = [p for p in self.probes.values() if p.is_scan]

@@ -136,8 +136,8 @@ pub struct PortKey {
     pub code: i32,
 }
 
-/// `portlens.analysis.ports.PortSummary`'s figures; hosts are numbers of the fold's
-/// `Hosts`, conn_states counts by the fold's state number.
+/// `portlens.analysis.ports.PortSummary`'s figures that add up (all but the hosts):
+/// conn_states counts by the fold's state number.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PortSummary {
     pub conns: u64,
@@ -152,8 +152,6 @@ pub struct PortSummary {
     pub bytes_s2c: u64,
     pub ip_bytes_c2s: u64,
     pub ip_bytes_s2c: u64,
-    pub clients: HashSet<u32, FlowHasher>,
-    pub servers: HashSet<u32, FlowHasher>,
     /// Handshake round-trip times in the order the connections came: the Python Sketch
     /// takes them (`add_many`), so its exact values keep their order.
     pub rtts: Vec<i64>,
@@ -184,8 +182,6 @@ impl PortSummary {
         self.bytes_s2c += r.resp_bytes;
         self.ip_bytes_c2s += r.orig_ip_bytes;
         self.ip_bytes_s2c += r.resp_ip_bytes;
-        self.clients.insert(r.orig);
-        self.servers.insert(r.resp);
         if let Some(rtt) = r.rtt {
             self.rtts.push(rtt);
         }
@@ -193,6 +189,30 @@ impl PortSummary {
         self.tcp_pkts += r.tcp_pkts;
         self.first_ns = Some(self.first_ns.map_or(r.ts_ns, |f| f.min(r.ts_ns)));
         self.last_ns = Some(self.last_ns.map_or(r.last_ns, |l| l.max(r.last_ns)));
+    }
+}
+
+/// The distinct originators and responders of a per-port row, as numbers of the fold's
+/// `Hosts`: kept for the fold's life, since a distinct count does not add up as the other
+/// figures do (`take` leaves them).
+#[derive(Debug, Default, Clone)]
+pub struct HostSets {
+    pub clients: HashSet<u32, FlowHasher>,
+    pub servers: HashSet<u32, FlowHasher>,
+}
+
+/// A per-port row of the fold.
+#[derive(Debug, Default)]
+struct PortRow {
+    figures: PortSummary,
+    hosts: HostSets,
+}
+
+impl PortRow {
+    fn add(&mut self, r: &Row, client_side: bool) {
+        self.figures.add(r, client_side);
+        self.hosts.clients.insert(r.orig);
+        self.hosts.servers.insert(r.resp);
     }
 }
 
@@ -242,11 +262,6 @@ impl Hosts {
                 n
             }
         }
-    }
-
-    /// The addresses numbered `from` on.
-    pub fn since(&self, from: usize) -> &[[u8; 16]] {
-        self.addrs.get(from..).unwrap_or(&[])
     }
 
     pub fn len(&self) -> usize {
@@ -330,8 +345,8 @@ impl Attempts {
 pub struct PortFold {
     /// Originator ports get rows of their own too (`--all-ports`).
     all_ports: bool,
-    rows: HashMap<PortKey, PortSummary, FlowHasher>,
-    total: PortSummary,
+    rows: HashMap<PortKey, PortRow, FlowHasher>,
+    total: PortRow,
     hosts: Hosts,
     /// conn_state names in order of first sight: a summary's `conn_states` index them.
     states: Vec<String>,
@@ -341,7 +356,7 @@ pub struct PortFold {
 /// The figures folded since the last `take`.
 #[derive(Debug)]
 pub struct Taken {
-    /// By key, ascending.
+    /// By key, ascending: the rows that counted connections since.
     pub rows: Vec<(PortKey, PortSummary)>,
     pub total: PortSummary,
 }
@@ -473,7 +488,7 @@ impl PortFold {
         PortFold {
             all_ports,
             rows: HashMap::with_hasher(FlowHasher::new()),
-            total: PortSummary::default(),
+            total: PortRow::default(),
             hosts: Hosts::default(),
             states: Vec::new(),
             attempts: Attempts::default(),
@@ -567,15 +582,31 @@ impl PortFold {
         Ok(())
     }
 
-    /// The summaries folded since the last call, which start again from nothing; the hosts
+    /// The figures folded since the last call, which start again from nothing; the hosts
     /// and the probes stay.
     pub fn take(&mut self) -> Taken {
-        let mut rows: Vec<(PortKey, PortSummary)> = self.rows.drain().collect();
+        let mut rows: Vec<(PortKey, PortSummary)> = self
+            .rows
+            .iter_mut()
+            .filter(|(_, row)| row.figures.conns > 0)
+            .map(|(key, row)| (*key, std::mem::take(&mut row.figures)))
+            .collect();
         rows.sort_unstable_by_key(|(key, _)| *key);
-        Taken {
-            rows,
-            total: std::mem::take(&mut self.total),
+        let total = std::mem::take(&mut self.total.figures);
+        Taken { rows, total }
+    }
+
+    /// The distinct hosts of a row (None: of the totals), if it has any.
+    pub fn host_sets(&self, key: Option<PortKey>) -> Option<&HostSets> {
+        match key {
+            None => Some(&self.total.hosts),
+            Some(key) => self.rows.get(&key).map(|row| &row.hosts),
         }
+    }
+
+    /// A host's address by its number.
+    pub fn address(&self, number: u32) -> Option<&[u8; 16]> {
+        self.hosts.addrs.get(number as usize)
     }
 
     pub fn hosts(&self) -> &Hosts {
@@ -698,17 +729,20 @@ mod tests {
         assert_eq!(keys, vec![80, 443]);
         let http = &taken.rows[0].1;
         assert_eq!(http.conns, 2);
-        assert_eq!(http.clients.len(), 2);
+        let key = taken.rows[0].0;
+        assert_eq!(fold.host_sets(Some(key)).unwrap().clients.len(), 2);
         assert_eq!(http.outcomes[usize::from(UNANSWERED)], 1);
         assert_eq!(http.outcomes[usize::from(REFUSED)], 1);
         assert_eq!(taken.total.conns, 3);
-        assert_eq!(taken.total.clients.len(), 2);
+        assert_eq!(fold.host_sets(None).unwrap().clients.len(), 2);
+        assert_eq!(fold.host_sets(None).unwrap().servers.len(), 1);
         assert_eq!(taken.total.first_ns, Some(0));
         assert_eq!(taken.total.last_ns, Some(2));
         assert_eq!(fold.states(), ["S0", "REJ", "SF"]);
-        // Taken: the next take starts from nothing, the hosts stay numbered.
+        // Taken: the next take starts from nothing, the hosts stay.
         assert!(fold.take().rows.is_empty());
         assert_eq!(fold.hosts().len(), 3);
+        assert_eq!(fold.host_sets(Some(key)).unwrap().clients.len(), 2);
     }
 
     #[test]
