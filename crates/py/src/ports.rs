@@ -101,13 +101,8 @@ impl PortFold {
         )
     }
 
-    /// The numbers of a row's distinct clients (or servers); none for a row not folded.
-    fn numbers(&self, key: Key, clients: bool) -> Vec<u32> {
-        let key = key.map(|(kind, port, code)| ports::PortKey { kind, port, code });
-        self.inner.host_sets(key).map_or_else(Vec::new, |sets| {
-            let set = if clients { &sets.clients } else { &sets.servers };
-            set.iter().copied().collect()
-        })
+    fn key(key: Key) -> Option<ports::PortKey> {
+        key.map(|(kind, port, code)| ports::PortKey { kind, port, code })
     }
 }
 
@@ -208,21 +203,13 @@ impl PortFold {
     /// totals.
     #[pyo3(signature = (key, *, clients))]
     fn host_count(&self, key: Key, clients: bool) -> usize {
-        let key = key.map(|(kind, port, code)| ports::PortKey { kind, port, code });
-        self.inner.host_sets(key).map_or(0, |sets| {
-            if clients {
-                sets.clients.len()
-            } else {
-                sets.servers.len()
-            }
-        })
+        self.inner.host_count(Self::key(key), clients)
     }
 
     /// A row's distinct clients (or servers) as text, in no particular order.
     #[pyo3(signature = (key, *, clients))]
     fn hosts(&self, key: Key, clients: bool) -> Vec<String> {
-        let mut numbers = self.numbers(key, clients);
-        numbers.sort_unstable(); // the addresses' table front to back
+        let numbers = self.inner.host_numbers(Self::key(key), clients);
         numbers.into_iter().map(|n| self.named(n)).collect()
     }
 

@@ -596,12 +596,31 @@ impl PortFold {
         Taken { rows, total }
     }
 
-    /// The distinct hosts of a row (None: of the totals), if it has any.
-    pub fn host_sets(&self, key: Option<PortKey>) -> Option<&HostSets> {
-        match key {
-            None => Some(&self.total.hosts),
-            Some(key) => self.rows.get(&key).map(|row| &row.hosts),
-        }
+    /// How many distinct clients (or servers) a row has (None: the totals).
+    pub fn host_count(&self, key: Option<PortKey>, clients: bool) -> usize {
+        self.hosts_of(key, clients).map_or(0, HashSet::len)
+    }
+
+    /// The numbers of a row's distinct clients (or servers), ascending: the addresses' table
+    /// front to back.
+    pub fn host_numbers(&self, key: Option<PortKey>, clients: bool) -> Vec<u32> {
+        let mut numbers: Vec<u32> = self
+            .hosts_of(key, clients)
+            .map_or_else(Vec::new, |set| set.iter().copied().collect());
+        numbers.sort_unstable();
+        numbers
+    }
+
+    fn hosts_of(&self, key: Option<PortKey>, clients: bool) -> Option<&HashSet<u32, FlowHasher>> {
+        let sets = match key {
+            None => &self.total.hosts,
+            Some(key) => &self.rows.get(&key)?.hosts,
+        };
+        Some(if clients {
+            &sets.clients
+        } else {
+            &sets.servers
+        })
     }
 
     /// A host's address by its number.
@@ -730,19 +749,19 @@ mod tests {
         let http = &taken.rows[0].1;
         assert_eq!(http.conns, 2);
         let key = taken.rows[0].0;
-        assert_eq!(fold.host_sets(Some(key)).unwrap().clients.len(), 2);
+        assert_eq!(fold.host_count(Some(key), true), 2);
         assert_eq!(http.outcomes[usize::from(UNANSWERED)], 1);
         assert_eq!(http.outcomes[usize::from(REFUSED)], 1);
         assert_eq!(taken.total.conns, 3);
-        assert_eq!(fold.host_sets(None).unwrap().clients.len(), 2);
-        assert_eq!(fold.host_sets(None).unwrap().servers.len(), 1);
+        assert_eq!(fold.host_count(None, true), 2);
+        assert_eq!(fold.host_count(None, false), 1);
         assert_eq!(taken.total.first_ns, Some(0));
         assert_eq!(taken.total.last_ns, Some(2));
         assert_eq!(fold.states(), ["S0", "REJ", "SF"]);
         // Taken: the next take starts from nothing, the hosts stay.
         assert!(fold.take().rows.is_empty());
         assert_eq!(fold.hosts().len(), 3);
-        assert_eq!(fold.host_sets(Some(key)).unwrap().clients.len(), 2);
+        assert_eq!(fold.host_count(Some(key), true), 2);
     }
 
     #[test]
