@@ -423,12 +423,13 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     # "": UDP has no state on the wire (its rows, and only they, may hold None)
     states = [*(_SS[name] if name is not None else "" for name in state_names), ""]
     on_tcp = tcp[both]
-    orig_state, resp_state = (np.where(on_tcp, half[both], len(state_names))
+    orig_state, resp_state = (np.where(on_tcp, half[both], len(state_names)).astype(np.uint16)
                               for half in np.split(codes, 2))
-    uid = cols["uid"]
+    uid = np.array(cols["uid"], np.bytes_)
     table.add_ends(ConnectionEnds(
-        addrs, states, on_tcp, orig_state, resp_state, orig_h[both], orig_p[both],
-        resp_h[both], resp_p[both], uid if len(both) == n else [uid[i] for i in both.tolist()]))
+        addrs, states, on_tcp, orig_state, resp_state, orig_h[both].astype(np.uint32),
+        orig_p[both].astype(np.uint16), resp_h[both].astype(np.uint32),
+        resp_p[both].astype(np.uint16), uid if len(both) == n else uid[both]))
 
 
 def fold_listener_peers(parts: list[ListenerPeers]) -> ListenerPeers:

@@ -170,7 +170,9 @@ class ConnectionEnds:
     """Connections' two sockets as columns, one entry per connection: what ``add_columns``
     keeps instead of two Sockets per connection, which only the JSON and CSV (and the API)
     need. Addresses and states are codes into the block's distinct texts, so that the table
-    is written by the core without a string a row (report/sockets.py)."""
+    is written by the core without a string a row (report/sockets.py); codes, ports and uids
+    in the narrowest types, since every connection's ends are held until the listeners are
+    written (a flood of a million connections: 16 + 18 bytes each, not 48 + 75)."""
 
     addrs: list[str]
     """The block's distinct addresses: what ``orig_h`` and ``resp_h`` index."""
@@ -179,16 +181,23 @@ class ConnectionEnds:
     ``orig_state`` and ``resp_state`` index."""
     tcp: npt.NDArray[np.bool_]
     """TCP, else UDP."""
-    orig_state: npt.NDArray[np.int64]
-    resp_state: npt.NDArray[np.int64]
-    orig_h: npt.NDArray[np.int64]
-    orig_p: npt.NDArray[np.int64]
-    resp_h: npt.NDArray[np.int64]
-    resp_p: npt.NDArray[np.int64]
-    uid: list[str]
+    orig_state: npt.NDArray[np.uint16]
+    resp_state: npt.NDArray[np.uint16]
+    orig_h: npt.NDArray[np.uint32]
+    orig_p: npt.NDArray[np.uint16]
+    resp_h: npt.NDArray[np.uint32]
+    resp_p: npt.NDArray[np.uint16]
+    uid_ascii: npt.NDArray[np.bytes_]
+    """The uids as ASCII bytes (``uid`` gives them as text)."""
 
     def __len__(self) -> int:
-        return len(self.uid)
+        return len(self.uid_ascii)
+
+    @property
+    def uid(self) -> list[str]:
+        import numpy as np
+
+        return self.uid_ascii.astype(np.str_).tolist()  # type: ignore[no-any-return]
 
     def rows(self, protos: tuple[Any, Any] = ("tcp", "udp"), addrs: list[Any] | None = None,
              states: list[Any] | None = None) -> tuple[list[Any], ...]:
@@ -206,12 +215,13 @@ class ConnectionEnds:
 
     def sockets(self) -> list[Socket]:
         """Each connection's originator's socket, then its responder's (SocketTable.add)."""
-        n = len(self.uid)
+        n = len(self)
         proto, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p = self.rows()
+        uid = self.uid
         out: list[Socket] = [None] * (2 * n)  # type: ignore[list-item]
-        out[0::2] = map(Socket, proto, orig_state, orig_h, orig_p, resp_h, resp_p, self.uid,
+        out[0::2] = map(Socket, proto, orig_state, orig_h, orig_p, resp_h, resp_p, uid,
                         repeat("orig", n))
-        out[1::2] = map(Socket, proto, resp_state, resp_h, resp_p, orig_h, orig_p, self.uid,
+        out[1::2] = map(Socket, proto, resp_state, resp_h, resp_p, orig_h, orig_p, uid,
                         repeat("resp", n))
         return out
 

@@ -83,7 +83,8 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
     no endpoint's text is made a row (tables.CodedCells)."""
     n = len(ends)
 
-    def both(orig: npt.NDArray[np.int64], resp: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def both(orig: npt.NDArray[np.integer[Any]], resp: npt.NDArray[np.integer[Any]]
+             ) -> npt.NDArray[np.int64]:
         out = np.empty(2 * n, np.int64)
         out[0::2], out[1::2] = orig, resp
         return out
