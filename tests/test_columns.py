@@ -29,7 +29,16 @@ from portlens.analysis.sketch import EXACT_MAX, Sketch
 from portlens.analysis.sockets import SocketTable
 from portlens.pipeline import run
 from portlens.pipeline.run import Options, Pipeline, Source
-from portlens.report.conns import json_line, zeek_lines, zeek_row
+from portlens.report.clock import Clock
+from portlens.report.conns import (
+    TABLE_SOURCE_COLUMNS,
+    json_line,
+    table_cells,
+    table_columns,
+    table_columns_of,
+    zeek_lines,
+    zeek_row,
+)
 from portlens.report.sockets import (
     csv_row,
     ends_columns,
@@ -39,6 +48,7 @@ from portlens.report.sockets import (
     socket_csv_rows,
     socket_json_lines,
 )
+from portlens.report.tables import Column
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Handshake, TcpAnalysis
 from portlens.track.rust import NO_CODE, NONE64
 from tests.corpus import corpus_params
@@ -60,13 +70,27 @@ class Tables:
     not_counted: Any = None
     zeek: list[str] = dataclasses.field(default_factory=list)
     """conn.log lines (`conns --format zeek`)."""
+    table: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    """The cells of `conns`' table, with every time style (``TABLE_CLOCKS``)."""
+
+
+TABLE_CLOCKS = ("time", "date", "epoch", "delta", "since", "none")
+"""`conns -t`'s styles (report/clock.py STYLES): the table's start column in each."""
+
+
+def _table_clocks() -> list[tuple[tuple[Column, ...], Clock]]:
+    return [(table_columns(clock), clock) for clock in (Clock(style, utc=True)
+                                                       for style in TABLE_CLOCKS)]
 
 
 def reference_tables(path: Path) -> Tables:
     t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
                SocketTable(), SocketTable())
 
+    clocks = _table_clocks()
+
     def sink(c: Connection) -> None:
+        t.table.extend(table_cells(c, columns, clock) for columns, clock in clocks)
         t.ports.add(c)
         t.all_ports.add(c)
         t.handshakes.add(c)
@@ -91,6 +115,7 @@ def column_tables(path: Path) -> Tables:
     t = Tables(PortTable(), PortTable(all_ports=True), HandshakeTable(), HandshakeTable(),
                SocketTable(), SocketTable())
     blocks = []
+    clocks = _table_clocks()
 
     def columns(cols: dict[str, Any]) -> None:
         blocks.append(len(cols["uid"]))
@@ -105,6 +130,9 @@ def column_tables(path: Path) -> Tables:
         t.sockets.add_columns(sockets)
         t.listeners.add_columns(sockets, sockets=False)
         t.zeek.append(zeek_lines(cols))
+        tables = [list(zip(*table_columns_of(only(cols, TABLE_SOURCE_COLUMNS), columns, clock),
+                           strict=True)) for columns, clock in clocks]
+        t.table.extend(row for rows in zip(*tables, strict=True) for row in rows)
 
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")
@@ -153,6 +181,10 @@ def differences(ref: Tables, fast: Tables) -> list[str]:
     if ref_zeek != fast_zeek:
         diff = [f"{x!r} != {y!r}" for x, y in zip(ref_zeek, fast_zeek, strict=False) if x != y]
         out.append(f"conn.log: {len(ref_zeek)} vs {len(fast_zeek)} lines; "
+                   + "; ".join(diff[:EXAMPLES]))
+    if ref.table != fast.table:
+        diff = [f"{x!r} != {y!r}" for x, y in zip(ref.table, fast.table, strict=False) if x != y]
+        out.append(f"conns table: {len(ref.table)} vs {len(fast.table)} rows; "
                    + "; ".join(diff[:EXAMPLES]))
     if ref.not_counted != fast.not_counted:
         out.append(f"not_counted: {ref.not_counted} != {fast.not_counted}")

@@ -13,10 +13,21 @@ pub struct Align {
     pub right: bool,
 }
 
-/// Cells the fast path may pad by their length: printable ASCII is one column a byte. Any other
-/// text (wide characters, control bytes) goes through the Python layout, which cleans it.
-pub fn printable_ascii(cell: &str) -> bool {
-    cell.bytes().all(|b| (0x20..0x7f).contains(&b))
+/// Cells the fast path may pad by their number of characters: printable ASCII, and the `µ`
+/// of durations (`report/human.py`; half the rows of `conns`' table hold one), each one
+/// terminal column. Any other text (wide characters, control bytes) goes through the Python
+/// layout, which measures and cleans it.
+pub fn printable_narrow(cell: &str) -> bool {
+    cell.chars().all(|c| (' '..='~').contains(&c) || c == 'µ')
+}
+
+/// Terminal columns of a `printable_narrow` cell.
+fn width(cell: &str) -> usize {
+    if cell.is_ascii() {
+        cell.len()
+    } else {
+        cell.chars().count()
+    }
 }
 
 /// Appends one row's line and its newline: each cell padded to its column's width (a longer
@@ -30,7 +41,7 @@ pub fn push_row<S: AsRef<str>>(out: &mut String, cells: &[S], columns: &[Align],
         if k > 0 {
             out.push_str(sep);
         }
-        let fill = column.width.saturating_sub(cell.len());
+        let fill = column.width.saturating_sub(width(cell));
         if k == last && !column.right {
             out.push_str(cell);
         } else if column.right {
@@ -99,11 +110,11 @@ impl Cells<'_> {
         Some(())
     }
 
-    /// Whether every text a row can show is printable ASCII (a port is digits).
+    /// Whether every text a row can show is `printable_narrow` (a port is digits).
     fn printable(&self) -> bool {
         match self {
             Cells::Text(texts) | Cells::Coded { texts, .. } => {
-                texts.iter().all(|t| printable_ascii(t))
+                texts.iter().all(|t| printable_narrow(t))
             }
         }
     }
@@ -121,7 +132,7 @@ pub enum TableError {
     Code { column: usize, row: usize },
 }
 
-/// Every row's line ([`push_row`]), or `Ok(None)` when a cell may not be printable ASCII
+/// Every row's line ([`push_row`]), or `Ok(None)` when a cell may not be `printable_narrow`
 /// (the caller lays those rows out itself, cleaning their text).
 pub fn lines(
     columns: &[Cells<'_>],
@@ -231,15 +242,27 @@ mod tests {
             Err(TableError::Code { column: 0, row: 0 })
         );
         assert_eq!(lines(&columns, &[L], " "), Err(TableError::Shape));
-        let odd = [Cells::Text(vec!["µs"])];
+        let odd = [Cells::Text(vec!["é"])];
         assert_eq!(lines(&odd, &[L], " "), Ok(None));
+        // µ is one column: padded by characters, not bytes.
+        let micro = [Cells::Text(vec!["25 µs", "1.20 s"]), Cells::Text(vec!["x", "y"])];
+        let right = Align {
+            width: 6,
+            right: true,
+        };
+        assert_eq!(
+            lines(&micro, &[right, L], "|").unwrap().unwrap(),
+            " 25 µs|x\n1.20 s|y\n"
+        );
     }
 
     #[test]
-    fn printable_ascii_is_space_to_tilde() {
-        assert!(printable_ascii(" az~"));
-        assert!(!printable_ascii("a\tb"));
-        assert!(!printable_ascii("\x7f"));
-        assert!(!printable_ascii("é"));
+    fn printable_narrow_is_space_to_tilde_and_micro() {
+        assert!(printable_narrow(" az~"));
+        assert!(printable_narrow("250 µs"));
+        assert!(!printable_narrow("a\tb"));
+        assert!(!printable_narrow("\x7f"));
+        assert!(!printable_narrow("é"));
+        assert!(!printable_narrow("東"));
     }
 }

@@ -145,19 +145,23 @@ def cmd_conns(args: argparse.Namespace) -> int:
         found += len(cols["uid"])
         if zeek is not None:
             zeek.write_columns(cols)
+        elif table is not None:
+            table.add_columns(cols)
         elif args.format == "json":
             report.write_json_columns(cols, out)
         else:
             report.write_csv_columns(cols, out)
 
-    # conn.log, JSON or CSV lines of every connection straight from the tracker's columns (no
-    # filter to apply to Connections), each batch's as it ends: the output streams as before.
+    # The table, conn.log, JSON or CSV lines of every connection straight from the tracker's
+    # columns (no filter to apply to Connections), each batch's as it ends: the output streams
+    # as before.
     unfiltered = not (args.port or args.host or getattr(args, "host_nets", None)
                       or args.state or args.proto or args.uid)
-    columns = unfiltered and args.format in ("zeek", "json", "csv")
+    columns = unfiltered and args.format in ("zeek", "json", "csv", "table")
+    names = (report.ZEEK_COLUMNS if zeek is not None
+             else report.TABLE_SOURCE_COLUMNS if table is not None else None)
     status = each_connection(args, emit, on_columns=emit_columns if columns else None,
-                             column_block=1,
-                             column_names=report.ZEEK_COLUMNS if zeek is not None else None)
+                             column_block=1, column_names=names)
     if zeek is not None:
         zeek.close()
     if table is not None:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
-from portlens.decode.packets import endpoint_text
+from portlens.decode.packets import endpoint_text, host_text
 from portlens.report import human
 from portlens.report.clock import Clock
 from portlens.report.packets import flags_text
@@ -309,6 +309,71 @@ def table_cells(c: Connection, columns: tuple[Column, ...] = TABLE_COLUMNS,
     return ((clock or Clock(utc=True)).text(c.ts_ns), *cells)
 
 
+TABLE_SOURCE_COLUMNS = frozenset({
+    "uid", "ts_ns", "proto", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "ip_version",
+    "ip_proto", "icmp_code", "conn_state", "history", "duration_ns", "orig_pkts", "resp_pkts",
+    "orig_bytes", "resp_bytes", "end_reason", "icmp_errors", "orig_state", "resp_state"})
+"""The columns ``table_columns_of`` reads: all the table asks the tracker for."""
+
+
+def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_COLUMNS,
+                     clock: Clock | None = None) -> list[list[str]]:
+    """``table_cells`` of every connection of a block of the tracker's columns, as columns
+    (``TableWriter.add_columns``), without making the Connections: the same text
+    (tests/test_columns.py compares them on every capture). The default output of `conns`
+    made a Connection a row for this, which took longer than all the tracking."""
+    from portlens.analysis.columns import addresses
+    from portlens.track.rust import _END_REASONS, _STATES, NO_CODE, port_services
+
+    proto: list[str] = cols["proto"]
+    texts, (orig_codes, resp_codes) = addresses(cols["id.orig_h"], cols["id.resp_h"])
+    hosts = list(map(host_text, texts))
+    orig_p, resp_p = cols["id.orig_p"].tolist(), cols["id.resp_p"].tolist()
+    orig_h, resp_h = orig_codes.tolist(), resp_codes.tolist()
+    orig = [f"{hosts[h]}:{p}" for h, p in zip(orig_h, orig_p, strict=True)]
+    resp = [f"{hosts[h]}:{p}" for h, p in zip(resp_h, resp_p, strict=True)]
+    version = cols["ip_version"].tolist()
+    for i in (i for i, p in enumerate(proto) if p not in _PORTED):  # as ends_text
+        orig[i] = texts[orig_h[i]]
+        if proto[i] == "icmp":
+            code = int(cols["icmp_code"][i])
+            what = message_text(orig_p[i], None if code == NO_CODE else code, v6=version[i] == 6)
+        else:
+            what = proto_name(int(cols["ip_proto"][i]))
+        resp[i] = f"{texts[resp_h[i]]} ({what})"
+    sizes = {v: human.size(v) for v in {*cols["orig_bytes"].tolist(),
+                                         *cols["resp_bytes"].tolist()}}
+    end = [str(_END_REASONS[r]) for r in cols["end_reason"]]
+    for i, errors in enumerate(cols["icmp_errors"]):
+        if errors:
+            v6 = version[i] == 6
+            kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
+                              for t, code in dict.fromkeys(errors))
+            end[i] = f"{end[i]} ({kinds})"
+    ss = {name: SS_NAMES[state] for name, state in _STATES.items()}
+    orig_state, resp_state = cols["orig_state"], cols["resp_state"]
+    by_name = {
+        "proto": proto, "originator": orig, "responder": resp, "state": cols["conn_state"],
+        "history": [h or "-" for h in cols["history"]],
+        "duration": list(map(human.duration, cols["duration_ns"].tolist())),
+        "pkts o/r": list(map("{}/{}".format, cols["orig_pkts"].tolist(),
+                             cols["resp_pkts"].tolist())),
+        "bytes o/r": [f"{sizes[a]}/{sizes[b]}" for a, b in zip(
+            cols["orig_bytes"].tolist(), cols["resp_bytes"].tolist(), strict=True)],
+        "service": [s or "-" for s in port_services(proto, resp_p)],
+        "end": end,
+        "TCP states o/r": [f"{ss[orig_state[i]]}/{ss[resp_state[i]]}" if p == "tcp" else "-"
+                           for i, p in enumerate(proto)],
+        "uid": cols["uid"]}
+    if columns[0].name == "start":
+        when = (clock or Clock(utc=True)).text
+        by_name["start"] = list(map(when, cols["ts_ns"].tolist()))
+    return [by_name[c.name] for c in columns]
+
+
+_PORTED = frozenset({"tcp", "udp"})
+
+
 def table_rows(conns: Iterable[Connection], columns: tuple[Column, ...] = TABLE_COLUMNS,
                clock: Clock | None = None) -> list[tuple[str, ...]]:
     clock = clock or Clock(utc=True)
@@ -329,6 +394,14 @@ class ConnsTable:
         if self.first_ns is None:
             self.first_ns = c.ts_ns
         self.writer.add(table_cells(c, self.columns, self.clock))
+
+    def add_columns(self, cols: dict[str, Any]) -> None:
+        """``add`` of every connection of a block of the tracker's columns."""
+        if not len(cols["uid"]):
+            return
+        if self.first_ns is None:
+            self.first_ns = int(cols["ts_ns"][0])
+        self.writer.add_columns(table_columns_of(cols, self.columns, self.clock))
 
     def close(self) -> None:
         """Write what is pending, then the count (and the start column's time zone)."""

@@ -349,7 +349,7 @@ class TableWriter:
 
     def _chunk_text(self, columns: Sequence[Sequence[str]]) -> str:
         """The lines of rows given as columns. Every column shown and none folding, the core
-        pads them (crates/core/src/table.rs) when all are printable ASCII, what
+        pads them (crates/core/src/table.rs) when all are printable ASCII (or µ), what
         ``Layout.line`` pads as it is: no Python step a row."""
         layout = self.layout
         assert layout is not None
