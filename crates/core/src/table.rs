@@ -245,7 +245,10 @@ mod tests {
         let odd = [Cells::Text(vec!["é"])];
         assert_eq!(lines(&odd, &[L], " "), Ok(None));
         // µ is one column: padded by characters, not bytes.
-        let micro = [Cells::Text(vec!["25 µs", "1.20 s"]), Cells::Text(vec!["x", "y"])];
+        let micro = [
+            Cells::Text(vec!["25 µs", "1.20 s"]),
+            Cells::Text(vec!["x", "y"]),
+        ];
         let right = Align {
             width: 6,
             right: true,
