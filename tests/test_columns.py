@@ -32,10 +32,14 @@ from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.clock import Clock
 from portlens.report.conns import (
     TABLE_SOURCE_COLUMNS,
+    event_json_lines,
+    event_line,
+    event_lines,
     json_line,
     table_cells,
     table_columns,
     table_columns_of,
+    transition_record,
     zeek_lines,
     zeek_row,
 )
@@ -49,7 +53,14 @@ from portlens.report.sockets import (
     socket_json_lines,
 )
 from portlens.report.tables import Column
-from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Handshake, TcpAnalysis
+from portlens.track.model import (
+    UNKNOWN_TRANSPORT,
+    Connection,
+    Handshake,
+    TcpAnalysis,
+    Transition,
+    TransitionStream,
+)
 from portlens.track.rust import NO_CODE, NONE64
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
@@ -72,6 +83,8 @@ class Tables:
     """conn.log lines (`conns --format zeek`)."""
     table: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
     """The cells of `conns`' table, with every time style (``TABLE_CLOCKS``)."""
+    events: list[str] = dataclasses.field(default_factory=list)
+    """`events`' lines with every time style, then its JSON lines."""
 
 
 TABLE_CLOCKS = ("time", "date", "epoch", "delta", "since", "none")
@@ -100,8 +113,14 @@ def reference_tables(path: Path) -> Tables:
         t.listeners.add(c)
         t.zeek.append("\t".join(zeek_row(c)) + "\n")
 
+    event_clocks = [Clock(style, utc=True) for style in TABLE_CLOCKS]
+
+    def on_transition(e: Transition) -> None:
+        t.events.extend(event_line(e, clock) + "\n" for clock in event_clocks)
+        t.events.append(json_line(transition_record(e)) + "\n")
+
     pipeline = Pipeline(Source.of(path), Options(reference=True))
-    pipeline.track(sink)
+    pipeline.track(sink, on_transition)
     t.listeners.sockets = []
     t.not_counted = pipeline.not_counted
     return t
@@ -137,8 +156,20 @@ def column_tables(path: Path) -> Tables:
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")
 
+    event_clocks = [Clock(style, utc=True) for style in TABLE_CLOCKS]
+
+    class Events(TransitionStream):
+        def __call__(self, e: Transition) -> None:
+            raise AssertionError("the Rust tracker hands transitions over as columns")
+
+        def columns(self, cols: dict[str, Any]) -> None:
+            texts = [event_lines(cols, clock).splitlines(keepends=True)
+                     for clock in event_clocks]
+            texts.append(event_json_lines(cols).splitlines(keepends=True))
+            t.events.extend(line for lines in zip(*texts, strict=True) for line in lines)
+
     pipeline = Pipeline(Source.of(path), Options())
-    pipeline.track(sink, on_columns=columns)
+    pipeline.track(sink, Events(), on_columns=columns)
     assert all(n > 0 for n in blocks)
     t.not_counted = pipeline.not_counted
     return t
@@ -185,6 +216,11 @@ def differences(ref: Tables, fast: Tables) -> list[str]:
     if ref.table != fast.table:
         diff = [f"{x!r} != {y!r}" for x, y in zip(ref.table, fast.table, strict=False) if x != y]
         out.append(f"conns table: {len(ref.table)} vs {len(fast.table)} rows; "
+                   + "; ".join(diff[:EXAMPLES]))
+    if ref.events != fast.events:
+        diff = [f"{x!r} != {y!r}" for x, y in zip(ref.events, fast.events, strict=False)
+                if x != y]
+        out.append(f"events: {len(ref.events)} vs {len(fast.events)} lines; "
                    + "; ".join(diff[:EXAMPLES]))
     if ref.not_counted != fast.not_counted:
         out.append(f"not_counted: {ref.not_counted} != {fast.not_counted}")

@@ -198,27 +198,43 @@ def _conns_parquet(args: argparse.Namespace, keep: Callable[[object], bool]) -> 
 
 def cmd_events(args: argparse.Namespace) -> int:
     from portlens.report import conns as report
-    from portlens.track.model import Transition
+    from portlens.track.model import Transition, TransitionStream
 
     out: TextIO = sys.stdout
-    count = 0
     times = clock(args)
     zone_note = ZoneNote(times)
 
-    def on_transition(t: Transition) -> None:
-        nonlocal count
-        count += 1
-        if args.json:
-            out.write(report.json_line(report.transition_record(t)) + "\n")
-        else:
-            zone_note(t.ts_ns)
-            out.write(report.event_line(t, times) + "\n")
+    class Events(TransitionStream):
+        """Each transition's line, from the compiled tracker's columns a batch at a time
+        (or from a Transition, the reference tracker's)."""
 
+        count = 0
+
+        def __call__(self, t: Transition) -> None:
+            self.count += 1
+            if args.json:
+                out.write(report.json_line(report.transition_record(t)) + "\n")
+            else:
+                zone_note(t.ts_ns)
+                out.write(report.event_line(t, times) + "\n")
+
+        def columns(self, cols: dict[str, Any]) -> None:
+            self.count += len(cols["uid"])
+            if args.json:
+                out.write(report.event_json_lines(cols))
+            else:
+                zone_note(int(cols["ts_ns"][0]))
+                out.write(report.event_lines(cols, times))
+
+    on_transition = Events()
     status = [EXIT_OK]
     with reading(args, status) as pipeline:
-        pipeline.track(lambda _c: None, on_transition)
+        # Only the transitions are printed: the connections that end are not made (their
+        # uids only, where the tracker hands them over as columns).
+        pipeline.track(lambda _c: None, on_transition, on_columns=lambda _cols: None,
+                       column_block=1, column_names=("uid",))
         if pipeline.live_session is not None:
             live_summary(pipeline.live_session, status)
     out.flush()
     evicted_note(pipeline.evicted, pipeline.options.tracker.max_flows)
-    return exit_status(status[0], count)
+    return exit_status(status[0], on_transition.count)

@@ -433,6 +433,43 @@ def event_line(t: Transition, clock: Clock | None = None) -> str:
     return " ".join(parts)
 
 
+def event_lines(t: dict[str, Any], clock: Clock | None = None) -> str:
+    """``event_line`` and a newline of every transition of a batch of the compiled tracker's
+    columns (``TransitionStream.columns``), without making the Transitions: the same text
+    (tests/test_columns.py compares them on every capture)."""
+    from portlens.track.rust import _addresses
+
+    when = map((clock or Clock(utc=True)).text, t["ts_ns"].tolist())
+    return "".join(
+        f"{w}{' ' if w else ''}{uid} tcp src={oh} dst={rh} sport={op} dport={rp} {ep} {ev}: "
+        f"{old} -> {new} [flags 0x{fl:03x} seq {sq} ack {ak} len {pl}] frame {fr}\n"
+        for w, uid, oh, rh, op, rp, ep, ev, old, new, fl, sq, ak, pl, fr in zip(
+            when, t["uid"], _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"]),
+            t["id.orig_p"].tolist(), t["id.resp_p"].tolist(), t["endpoint"], t["event"],
+            t["from"], t["to"], t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist(),
+            t["payload"].tolist(), t["frame"].tolist(), strict=True))
+
+
+def event_json_lines(t: dict[str, Any]) -> str:
+    """``json_line(transition_record(t))`` and a newline of every transition of a batch of the
+    compiled tracker's columns: the same text (tests/test_columns.py). Each distinct text is
+    encoded once, as ``json.dumps`` encodes it."""
+    from portlens.track.rust import _addresses
+
+    text = lru_cache(maxsize=None)(json.encoder.encode_basestring_ascii)
+    flags = lru_cache(maxsize=None)(lambda f: text(flags_text(f)))
+    return "".join(
+        f'{{"ts_ns":{ts},"frame":{fr},"uid":{text(uid)},"id.orig_h":{text(oh)},'
+        f'"id.orig_p":{op},"id.resp_h":{text(rh)},"id.resp_p":{rp},"proto":"tcp",'
+        f'"endpoint":{text(ep)},"event":{text(ev)},"from":{text(old)},"to":{text(new)},'
+        f'"flags":{fl},"flags_text":{flags(fl)},"seq":{sq},"ack":{ak},"payload":{pl}}}\n'
+        for ts, fr, uid, oh, op, rh, rp, ep, ev, old, new, fl, sq, ak, pl in zip(
+            t["ts_ns"].tolist(), t["frame"].tolist(), t["uid"], _addresses(t["id.orig_h"]),
+            t["id.orig_p"].tolist(), _addresses(t["id.resp_h"]), t["id.resp_p"].tolist(),
+            t["endpoint"], t["event"], t["from"], t["to"], t["flags"].tolist(),
+            t["seq"].tolist(), t["ack"].tolist(), t["payload"].tolist(), strict=True))
+
+
 def json_line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"))
 

@@ -7,7 +7,9 @@ transition, the handshake record and Wireshark-style sequence analysis counts.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from portlens.track.states import Event, Named, TcpState
 
@@ -72,6 +74,20 @@ class Transition:
     """Zeek's id (orig_h, orig_p, resp_h, resp_p) when the transition happened, set on the
     transitions streamed to ``on_transition`` (`portlens events` prints it as conntrack -E
     does); None on those kept in a Connection, which has the id itself."""
+
+
+class TransitionStream(ABC):
+    """An ``on_transition`` that the compiled tracker may also hand its transitions as
+    columns, a batch at a time (``columns``: a dict of arrays and lists, names as in `events
+    --json`, addresses as n×16 rows), so that no Transition is made for each: `events` prints
+    350,000 of them for the benchmark capture. The reference tracker calls it once a
+    Transition."""
+
+    @abstractmethod
+    def __call__(self, t: Transition) -> None: ...
+
+    @abstractmethod
+    def columns(self, cols: dict[str, Any]) -> None: ...
 
 
 class Outcome(Named):

@@ -46,6 +46,7 @@ from portlens.track.model import (
     TcpAnalysis,
     TcpOptions,
     Transition,
+    TransitionStream,
 )
 from portlens.track.states import Event, TcpState
 from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
@@ -456,10 +457,17 @@ class RustTracker:
 
     def _transitions(self) -> None:
         """Drains the core's transition stream: to ``on_transition`` (with the connection's id
-        and the endpoint's role at that moment) and, kept, to the connection's list."""
+        and the endpoint's role at that moment; as the columns themselves to a
+        TransitionStream) and, kept, to the connection's list."""
         t = self.core.transitions()
         n = len(t["uid"])
         if n == 0:
+            return
+        stream = self.on_transition
+        if isinstance(stream, TransitionStream):
+            stream.columns(t)
+            stream = None
+        if stream is None and self.kept is None:
             return
         ts, frame = t["ts_ns"].tolist(), t["frame"].tolist()
         events = [_EVENTS[e] for e in t["event"]]
@@ -468,12 +476,12 @@ class RustTracker:
         flags, seq, ack = t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist()
         segments = [Segment(*s) for s in zip(flags, seq, ack, t["payload"].tolist(),
                                              strict=True)]
-        if self.on_transition is not None:
+        if stream is not None:
             uid, endpoint = t["uid"], t["endpoint"]
             orig_h, resp_h = _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"])
             orig_p, resp_p = t["id.orig_p"].tolist(), t["id.resp_p"].tolist()
             for j in range(n):
-                self.on_transition(Transition(
+                stream(Transition(
                     ts[j], frame[j], _ENDPOINTS[endpoint[j]], events[j], old[j], new[j],
                     segments[j], uid[j], (orig_h[j], orig_p[j], resp_h[j], resp_p[j])))
         if self.kept is not None:
