@@ -464,13 +464,19 @@ def test_port_fold_figures_join_as_they_are_read() -> None:
     assert both.records("port") == double.records("port") and len(both.records()) > 5
     assert both.total.record() == double.total.record()
     assert both.probes == double.probes
-    # A folded table and one of objects (the live view's sum): the hosts stay the fold's.
+    # A folded table and one of objects (the live view's sum): the hosts stay the fold's, and
+    # no Probe is made until the sum's probes are asked for.
     some = PortTable().update(conns[:40] + _random_connections(8, 40))
-    live = fast + some
+    folded = PortTable()
+    folded.add_columns(port_columns(conns))
+    live = folded + some
     objects = PortTable().update(conns + conns[:40] + _random_connections(8, 40))
     assert isinstance(live.total.clients, FoldHosts)
     assert live.records("port") == objects.records("port")
     assert set(live.total.clients) == set(objects.total.clients)
+    assert not folded._probes
+    assert live.probes == objects.probes and folded._probes
+    assert scan_records(live) == scan_records(objects)
 
 
 def test_port_fold_rows_take_connections_as_objects_too() -> None:

@@ -388,6 +388,8 @@ class PortTable:
         """Frames in no connection, by why (the tracker's count): the report's footer."""
         self._probes: dict[tuple[str, str, str], Probe] = {}
         """Made by ``add``, by (proto, orig_h, resp_h)."""
+        self._summands: tuple[PortTable, PortTable] | None = None
+        """A sum's tables (``+``), until its probes are asked for."""
         self._fold: Any = None
         """The core's PortFold, which ``add_columns`` feeds: its figures join the rows when
         they are read (``_settle``), its probes only when asked for, and it keeps the rows'
@@ -413,7 +415,16 @@ class PortTable:
     @property
     def probes(self) -> dict[tuple[str, str, str], Probe]:
         """By (proto, orig_h, resp_h), TCP and UDP: what each host tried on each other. Every
-        pair's Probe is made here: ``scans`` makes only the scans'."""
+        pair's Probe is made here: ``scans`` makes only the scans'. A sum's are made from its
+        summands' (as they are then) when first asked for: a live view sums its table every
+        refresh and reads no probe, and a flood's million host pairs were a million Probes."""
+        if self._summands is not None:
+            mine, theirs = (t.probes for t in self._summands)
+            self._summands = None
+            for pair in mine.keys() | theirs.keys():
+                p, q = mine.get(pair), theirs.get(pair)
+                self._probes[pair] = p + q if p is not None and q is not None else (
+                    p if p is not None else q)  # type: ignore[assignment]
         if self._fold is not None:
             for p in self._fold_probes(0, take_all=True):
                 pair = (p.proto, p.orig_h, p.resp_h)
@@ -516,11 +527,7 @@ class PortTable:
                 a if a is not None else b)  # type: ignore[assignment]
         out.total = self.total + other.total
         out.not_counted = self.not_counted + other.not_counted
-        mine, theirs = self.probes, other.probes
-        for pair in mine.keys() | theirs.keys():
-            p, q = mine.get(pair), theirs.get(pair)
-            out._probes[pair] = p + q if p is not None and q is not None else (
-                p if p is not None else q)  # type: ignore[assignment]
+        out._summands = (self, other)
         return out
 
     def scans(self) -> list[Probe]:
