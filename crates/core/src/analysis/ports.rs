@@ -13,7 +13,7 @@ use hashbrown::{hash_table, HashMap, HashSet, HashTable};
 
 use crate::track::FlowHasher;
 
-/// A row's kind, the proto of its per-port row (`portlens.analysis.columns.KIND_NAMES`).
+/// A row's kind, the proto of its per-port row (`portlens.analysis.ports.KIND_NAMES`).
 pub const TCP: u8 = 0;
 pub const UDP: u8 = 1;
 pub const ICMP: u8 = 2;
@@ -176,17 +176,17 @@ impl PortSummary {
         }
         self.conn_states[state] += 1;
         self.guessed += u64::from(r.guessed);
-        self.pkts_c2s += r.orig_pkts;
-        self.pkts_s2c += r.resp_pkts;
-        self.bytes_c2s += r.orig_bytes;
-        self.bytes_s2c += r.resp_bytes;
-        self.ip_bytes_c2s += r.orig_ip_bytes;
-        self.ip_bytes_s2c += r.resp_ip_bytes;
+        self.pkts_c2s = self.pkts_c2s.saturating_add(r.orig_pkts);
+        self.pkts_s2c = self.pkts_s2c.saturating_add(r.resp_pkts);
+        self.bytes_c2s = self.bytes_c2s.saturating_add(r.orig_bytes);
+        self.bytes_s2c = self.bytes_s2c.saturating_add(r.resp_bytes);
+        self.ip_bytes_c2s = self.ip_bytes_c2s.saturating_add(r.orig_ip_bytes);
+        self.ip_bytes_s2c = self.ip_bytes_s2c.saturating_add(r.resp_ip_bytes);
         if let Some(rtt) = r.rtt {
             self.rtts.push(rtt);
         }
-        self.retransmissions += r.retransmissions;
-        self.tcp_pkts += r.tcp_pkts;
+        self.retransmissions = self.retransmissions.saturating_add(r.retransmissions);
+        self.tcp_pkts = self.tcp_pkts.saturating_add(r.tcp_pkts);
         self.first_ns = Some(self.first_ns.map_or(r.ts_ns, |f| f.min(r.ts_ns)));
         self.last_ns = Some(self.last_ns.map_or(r.last_ns, |l| l.max(r.last_ns)));
     }
@@ -495,13 +495,14 @@ impl PortFold {
         }
     }
 
-    fn state_number(&mut self, name: &str) -> u8 {
+    /// The number of a conn_state name; None past 256 distinct names (Zeek has 13).
+    fn state_number(&mut self, name: &str) -> Option<u8> {
         if let Some(n) = self.states.iter().position(|s| s == name) {
-            return u8::try_from(n).expect("few states");
+            return u8::try_from(n).ok();
         }
+        let n = u8::try_from(self.states.len()).ok()?;
         self.states.push(name.to_owned());
-        u8::try_from(self.states.len() - 1)
-            .expect("fewer than 256 distinct conn_state values: Zeek has 13")
+        Some(n)
     }
 
     /// `PortTable.add` of every row. Columns of unequal lengths are refused, with the first
@@ -518,7 +519,9 @@ impl PortFold {
                 tcp && c.syn_ns[i] != NONE64 && c.syn_ack_ns[i] != NONE64 && c.ack_ns[i] != NONE64;
             let row = Row {
                 outcome: outcome(c, i, kind, letters),
-                state: self.state_number(c.conn_state[i]),
+                state: self
+                    .state_number(c.conn_state[i])
+                    .ok_or("more than 256 distinct conn_state values")?,
                 guessed: letters.flipped || (tcp && !letters.syn && !letters.syn_resp),
                 orig: self.hosts.number(&c.orig_h[i]),
                 resp: self.hosts.number(&c.resp_h[i]),
@@ -810,6 +813,23 @@ mod tests {
             .map(|((k, o, r, p, x), n)| (k, o, r, p, x, n))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn past_256_conn_states_the_block_is_refused() {
+        let mut fold = PortFold::new(false);
+        let names: Vec<&'static str> = (0..257)
+            .map(|i| &*Box::leak(format!("X{i}").into_boxed_str()))
+            .collect();
+        let conns = Conns {
+            orig_h: vec![v4(1); names.len()],
+            orig_p: vec![1; names.len()],
+            resp_p: vec![80; names.len()],
+            state: names,
+            history: vec!["S"; 257],
+        };
+        let e = conns.fold(&mut fold).unwrap_err();
+        assert!(e.contains("conn_state"), "{e}");
     }
 
     #[test]
