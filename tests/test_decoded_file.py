@@ -32,15 +32,18 @@ from make_hostile import make  # noqa: E402
 
 
 def run(path: Path | list[Path], *, in_core: bool, chunk: int = 1 << 20, workers: int = 1,
-        checksums: bool | None = None, objects: bool = False) -> dict[str, Any]:
+        checksums: bool | None = None, objects: bool = False,
+        select: dict[str, Any] | None = None) -> dict[str, Any]:
     """What one tracking run hands out, by name: blocks of columns, or with ``objects`` the
     Connections (``track(sink)``, what `conns`' table and filters read). ``path``: a file, or
-    several read as one capture."""
+    several read as one capture. ``select``: Options of a selection (filter, start_ns,
+    end_ns)."""
     blocks: list[Any] = []
     progress: list[tuple[int, int]] = []
     done: list[dict[str, object]] = []
     options = Options(read_ahead=in_core, chunk_bytes=chunk, checksums=checksums,
-                      tracker=TrackerConfig(threads=workers), workers=workers)
+                      tracker=TrackerConfig(threads=workers), workers=workers,
+                      **(select or {}))
     source = Source.of(path)
     # Several files followed one by one (``on_file_done``: the Dask workers) take the
     # general path.
@@ -169,15 +172,57 @@ def test_frames_past_the_cap(tmp_path: Path, fmt: str) -> None:
     assert any("frame cap" in w for w in seen["warnings"])
 
 
-def test_a_selection_or_a_copy_goes_the_general_way(tmp_path: Path) -> None:
-    """What only the general path does (a filter, -w, --reference, a time window) is never
-    skipped: those runs do not track the core's decoded batches."""
+def test_a_copy_or_a_count_goes_the_general_way(tmp_path: Path) -> None:
+    """What only the general path does (-w, --reference, a count that stops the reading) is
+    never skipped: those runs do not track the core's decoded batches. A filter and a time
+    window read every batch to its end: the core's batches, the rows they keep."""
     path = REPO / "captures" / "tcp-session.pcap"
-    for options in (Options(filter="tcp port 80"), Options(write=str(tmp_path / "w.pcap")),
-                    Options(count=3), Options(reference=True), Options(start_ns=0)):
-        assert not Pipeline(Source.of(path), options)._whole()
+    for options in (Options(write=str(tmp_path / "w.pcap")), Options(count=3),
+                    Options(reference=True)):
+        assert not Pipeline(Source.of(path), options)._whole(selecting=True)
+    for options in (Options(filter="tcp port 80"), Options(start_ns=0), Options(end_ns=0)):
+        pipeline = Pipeline(Source.of(path), options)
+        assert pipeline._whole(selecting=True) and not pipeline._whole()
     assert Pipeline(Source.of([path, path]), Options())._whole()
     assert Pipeline(Source.of(path), Options())._whole()
+
+
+def _middle_third(path: Path | list[Path]) -> dict[str, int]:
+    """A time window over the middle third of a capture's packets' times."""
+    times = np.concatenate([b.ts_ns for b in Pipeline(Source.of(path), Options()).packets()]
+                           or [np.zeros(0, np.int64)])
+    if not len(times):
+        return {"start_ns": 0, "end_ns": 1}
+    low, high = int(times.min()), int(times.max())
+    return {"start_ns": low + (high - low) // 3, "end_ns": low + 2 * (high - low) // 3}
+
+
+FILTERS = ("tcp or icmp", "not port 53 and not port 80")
+"""Filters that keep some rows of most captures and drop others."""
+
+
+@pytest.mark.parametrize("path", every_capture_params())
+def test_a_filter_and_a_time_window_on_the_core_batches(path: Path) -> None:
+    """-f and --start/--end on the core's batches (``Tracker.feed_held`` of the rows the
+    selection keeps, read from ``HeldBatch``): what the general path hands out, filter by
+    filter, and the middle third of the capture's time, as columns and as Connections; in
+    4 KiB chunks with two flow-shard threads too."""
+    for expression in FILTERS:
+        assert_same(path, select={"filter": expression})
+    window = _middle_third(path)
+    assert_same(path, select=window)
+    assert_same(path, select={**window, "filter": FILTERS[0]}, objects=True)
+    assert_same(path, select={"filter": FILTERS[1]}, chunk=4096, workers=2)
+
+
+def test_a_selection_keeps_some_rows_of_the_batches() -> None:
+    """Selections like those above keep some of a capture's rows and drop others, on the
+    core's batches: each one changes what is tracked."""
+    path = REPO / "captures" / "loopback-sample.pcap"
+    whole = sum(len(b["uid"]) for b in run(path, in_core=True)["blocks"])
+    for select in ({"filter": FILTERS[0]}, {"filter": "not port 18080"}, _middle_third(path)):
+        kept = sum(len(b["uid"]) for b in run(path, in_core=True, select=select)["blocks"])
+        assert 0 < kept < whole, select
 
 
 # --- several files: merged in time order by the core (crates/core/src/capture/merge.rs) -----

@@ -87,16 +87,7 @@ impl Decoder {
         let columns = py.detach(|| engine.decode(frames, DecodeOptions { checksums }));
         let out = PyDict::new(py);
         for (name, _width, column) in columns.into_named() {
-            let array = match column {
-                ColumnData::Bool(v) => v.into_pyarray(py).into_any(),
-                ColumnData::U8(v) => v.into_pyarray(py).into_any(),
-                ColumnData::U16(v) => v.into_pyarray(py).into_any(),
-                ColumnData::U32(v) => v.into_pyarray(py).into_any(),
-                ColumnData::I16(v) => v.into_pyarray(py).into_any(),
-                ColumnData::I32(v) => v.into_pyarray(py).into_any(),
-                ColumnData::I64(v) => v.into_pyarray(py).into_any(),
-            };
-            out.set_item(name, array)?;
+            out.set_item(name, column_array(py, column))?;
         }
         Ok(out)
     }
@@ -112,6 +103,19 @@ impl Decoder {
 
 /// A reassembler's counters and holdings by name (`Decoder.fragment_counters`,
 /// `PacketScan.fragment_counters`).
+/// A decoded column as a NumPy array owning its vector.
+pub(crate) fn column_array(py: Python<'_>, column: ColumnData) -> Bound<'_, PyAny> {
+    match column {
+        ColumnData::Bool(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U8(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U16(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U32(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I16(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I32(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I64(v) => v.into_pyarray(py).into_any(),
+    }
+}
+
 pub(crate) fn fragment_counters<'py>(
     py: Python<'py>,
     r: &Reassembler,

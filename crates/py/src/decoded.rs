@@ -19,14 +19,37 @@ use crate::capture::{interface, CaptureError, Interface};
 /// One capture file, read and decoded by a thread of the core from the moment it is opened.
 #[pyclass(module = "portlens._core", name = "DecodedFile", frozen)]
 pub struct DecodedFile {
-    // A Mutex because a pyclass must be Sync; only the caller's thread takes it.
+    // Mutexes because a pyclass must be Sync; only the caller's thread takes them.
     inner: Mutex<decoded::DecodedFile>,
+    /// The batch `hold` took, until `Tracker.feed_held` tracks it: a selection (-f,
+    /// --start, --end) reads the few columns it needs first (`column`).
+    held: Mutex<Option<Box<DecodedBatch>>>,
 }
 
 impl DecodedFile {
+    fn of(file: decoded::DecodedFile) -> Self {
+        DecodedFile {
+            inner: Mutex::new(file),
+            held: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn file(&self) -> MutexGuard<'_, decoded::DecodedFile> {
         // A panic mid-batch would poison the lock; the state between batches is consistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn held(&self) -> MutexGuard<'_, Option<Box<DecodedBatch>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The batch `hold` took, for the tracker; hand it back with `give_back`.
+    pub(crate) fn take_held(&self) -> Option<Box<DecodedBatch>> {
+        self.held().take()
+    }
+
+    pub(crate) fn give_back(&self, batch: Box<DecodedBatch>) {
+        self.file().give_back(batch);
     }
 }
 
@@ -55,9 +78,9 @@ impl DecodedFile {
         let options = DecodeOptions { checksums };
         let opened = py
             .detach(|| decoded::DecodedFile::open(&path, &name, chunk_bytes, options, &supported));
-        Ok(DecodedFile {
-            inner: Mutex::new(opened.map_err(|e| CaptureError::new_err(e.0))?),
-        })
+        Ok(DecodedFile::of(
+            opened.map_err(|e| CaptureError::new_err(e.0))?,
+        ))
     }
 
     /// Several files (`paths`, messages calling each as given) read as one capture, merged
@@ -87,9 +110,42 @@ impl DecodedFile {
         let file = py.detach(|| {
             decoded::DecodedFile::open_many(named, chunk_bytes, options, &supported, count)
         });
-        DecodedFile {
-            inner: Mutex::new(file),
+        DecodedFile::of(file)
+    }
+
+    /// Takes the next batch and holds it for `column` and `Tracker.feed_held`: its number of
+    /// rows, or None at the end. A problem with the file raises CaptureError, after every
+    /// batch before it.
+    fn hold(&self, py: Python<'_>) -> PyResult<Option<usize>> {
+        if let Some(unused) = self.take_held() {
+            self.give_back(unused);
         }
+        let mut guard = self.file();
+        let file: &mut decoded::DecodedFile = &mut guard;
+        match py.detach(|| next(file)) {
+            None => Ok(None),
+            Some(Err(problem)) => Err(CaptureError::new_err(problem)),
+            Some(Ok(batch)) => {
+                let rows = batch.columns.len();
+                *self.held() = Some(batch);
+                Ok(Some(rows))
+            }
+        }
+    }
+
+    /// A column of the held batch by its PacketBatch name, copied: (width, array), width
+    /// the bytes a row of a 2-D column (flat here) and 0 for the others; None without such
+    /// a column or a held batch.
+    fn column<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<Option<(usize, Bound<'py, PyAny>)>> {
+        let held = self.held();
+        let Some((width, column)) = held.as_ref().and_then(|b| b.columns.named(name)) else {
+            return Ok(None);
+        };
+        Ok(Some((width, crate::decode::column_array(py, column))))
     }
 
     /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at

@@ -628,6 +628,46 @@ impl Tracker {
         }
     }
 
+    /// Tracks the batch `file.hold()` took, all its rows or only `rows` (indices, in
+    /// order: what a selection kept), hands it back to `file`, and returns the connections
+    /// that ended, as `feed` does.
+    #[pyo3(signature = (file, rows=None))]
+    fn feed_held<'py>(
+        &mut self,
+        py: Python<'py>,
+        file: &DecodedFile,
+        rows: Option<PyReadonlyArray1<'py, i64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let rows = rows
+            .map(|r| {
+                r.as_array()
+                    .iter()
+                    .map(|&i| usize::try_from(i))
+                    .collect::<Result<Vec<usize>, _>>()
+            })
+            .transpose()
+            .map_err(|_| PyValueError::new_err("rows: a negative row"))?;
+        let Some(batch) = file.take_held() else {
+            return Err(PyValueError::new_err(
+                "no batch held: DecodedFile.hold() first",
+            ));
+        };
+        let inner = &mut self.inner;
+        let fed = py.detach(|| match &rows {
+            None => Some(inner.feed(&Packets::of(&batch.columns))),
+            Some(rows) => batch
+                .columns
+                .take_rows(rows)
+                .map(|kept| inner.feed(&Packets::of(&kept))),
+        });
+        file.give_back(batch);
+        match fed {
+            None => Err(PyValueError::new_err("rows: a row past the batch")),
+            Some(Err(e)) => Err(PyValueError::new_err(e.to_string())),
+            Some(Ok(())) => conn_dict(py, self.inner.take_ended(), &self.keep),
+        }
+    }
+
     /// The columns of the connections that end from now on: only `names` (None: all). The
     /// open connections of a live view keep every column.
     #[pyo3(signature = (names=None))]

@@ -30,6 +30,27 @@ def _core_decoder(**limits: int) -> Any:
     return core.Decoder(**limits)
 
 
+class HeldBatch(PacketBatch):
+    """The batch a ``portlens._core.DecodedFile`` holds (``hold``), read as a PacketBatch: each
+    column comes over from the core when first read (``DecodedFile.column``, a copy), so a
+    selection that reads four columns of seventy-five (`-f`, `--start`, `--end`:
+    pipeline/select.py) makes four arrays, and the tracker then takes the rows it kept from
+    the core (``Tracker.feed_held``)."""
+
+    def __init__(self, file: Any) -> None:  # no column is set: each is fetched when read
+        self._file = file
+
+    def __getattr__(self, name: str) -> Any:
+        got = None if name.startswith("_") else self._file.column(name)
+        if got is None:
+            raise AttributeError(name)
+        width, column = got
+        if width:
+            column = column.reshape(-1, width)
+        setattr(self, name, column)  # kept: read once
+        return column
+
+
 class RustDecoder:
     """Decodes successive batches of one source; the fragment state lives in Rust."""
 

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -367,15 +368,19 @@ class Pipeline:
         finally:
             stats.add_fragment_counters(self.fragment_counters)
 
-    def _whole(self) -> bool:
+    def _whole(self, *, selecting: bool = False) -> bool:
         """Capture files, every frame read, decoded by the core, and nothing else looking at
         their batches: no selection, no -w, no --reference, no ``on_decoded``. The core can
         then read and decode the batches and use them without handing them to Python
-        (``packets --stats`` of one file: ``_scan``; tracking: ``_ended_in_core``)."""
+        (``packets --stats`` of one file: ``_scan``; tracking: ``_ended_in_core``).
+        ``selecting``: a filter and a time window allowed too, which read every batch to its
+        end (the tracker then takes the rows they keep: ``Tracker.feed_held``); a count or a
+        connection stops or looks elsewhere, and stays on the general path."""
         o = self.options
+        selected = selecting or (self.packet_filter is None and o.start_ns is None
+                                 and o.end_ns is None)
         return (bool(self.source.files) and not any("\0" in f for f in self.source.files)
-                and self.packet_filter is None and o.start_ns is None and o.end_ns is None
-                and o.count is None and o.conn is None and o.write is None
+                and selected and o.count is None and o.conn is None and o.write is None
                 and o.frames is None and not o.reference and self._on_decoded is None)
 
     def _scan(self, path: str, stats: CaptureStats) -> None:
@@ -585,13 +590,18 @@ class Pipeline:
         the compiled tracker of this process, nobody else asking for the batches. Else None:
         ``packets()`` and the tracker's ``feed``."""
         files = self.source.files
-        if not (self._whole() and self.options.read_ahead and on_packets is None
+        if not (self._whole(selecting=True) and self.options.read_ahead and on_packets is None
                 and not wall_clock and getattr(tracker, "decodes_in_core", False)
                 and (len(files) == 1 or self._on_file_done is None)):
             return None
-        feed: Callable[[Any], Any] = (tracker.feed_decoded if columns
-                                      else tracker.feed_decoded_connections)
-        return self._decoded(feed)
+        feed: Callable[..., Any] = (tracker.feed_decoded if columns
+                                    else tracker.feed_decoded_connections)
+        selection = self.selection()
+        if selection.everything:
+            return self._decoded(feed)
+        from portlens.pipeline.select import Selector
+
+        return self._decoded(partial(feed, select=Selector(selection).rows))
 
     def _decoded(self, feed: Callable[[Any], _Ended | None], *,
                  stats: CaptureStats | None = None) -> Generator[_Ended, None, None]:

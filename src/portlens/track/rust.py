@@ -83,6 +83,8 @@ _OUTCOMES = {o.value: o for o in Outcome}
 _END_REASONS = {r.value: r for r in EndReason}
 _ENDPOINTS = {"orig": Endpoint.ORIG, "resp": Endpoint.RESP}
 _Rows = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+Select = Callable[[PacketBatch], "npt.NDArray[np.intp] | None"]
+"""A selection's rows of a batch (``Selector.rows``): None keeps them all."""
 """A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
 
 
@@ -383,24 +385,36 @@ class RustTracker:
         processes pick their rows from PacketBatches) nor one marking segments."""
         return self.config.shard is None and self.columnar
 
-    def feed_decoded(self, file: Any) -> dict[str, Any] | None:
+    def feed_decoded(self, file: Any, select: Select | None = None) -> dict[str, Any] | None:
         """``feed_columns`` of the next batch of ``file``, a ``portlens._core.DecodedFile``
         (read and decoded by the core, its columns never made NumPy arrays); None at the end
         of the file. A problem with the file raises ``portlens._core.CaptureError`` after
-        every batch before it was tracked."""
-        cols = self._core_feed_decoded(file)
+        every batch before it was tracked. ``select`` (``Selector.rows``) picks the rows to
+        track from the batch read as a PacketBatch (``HeldBatch``: only the columns it reads
+        come over from the core)."""
+        cols = self._core_feed_decoded(file, select)
         return None if cols is None else self._ended_columns(cols)
 
-    def feed_decoded_connections(self, file: Any) -> Iterator[Connection] | None:
+    def feed_decoded_connections(self, file: Any, select: Select | None = None
+                                 ) -> Iterator[Connection] | None:
         """``feed`` of the next batch of ``file``, as ``feed_decoded``."""
-        cols = self._core_feed_decoded(file)
+        cols = self._core_feed_decoded(file, select)
         return None if cols is None else self._ended_in_chunks(cols)
 
-    def _core_feed_decoded(self, file: Any) -> dict[str, Any] | None:
+    def _core_feed_decoded(self, file: Any, select: Select | None) -> dict[str, Any] | None:
         if not self.decodes_in_core:
             raise ValueError("a shard's or a marking tracker is fed PacketBatches")
-        cols: dict[str, Any] | None = self.core.feed_decoded(file)
-        return cols
+        if select is None:
+            cols: dict[str, Any] | None = self.core.feed_decoded(file)
+            return cols
+        if file.hold() is None:
+            return None
+        from portlens.decode.rust import HeldBatch
+
+        rows = select(HeldBatch(file))
+        held: dict[str, Any] = self.core.feed_held(
+            file, None if rows is None else np.asarray(rows, dtype=np.int64))
+        return held
 
     def advance_columns(self, ts_ns: int) -> dict[str, Any]:
         return self._ended_columns(self.core.advance(ts_ns))

@@ -194,6 +194,25 @@ macro_rules! packet_columns {
                 self.rows = n;
             }
 
+            /// One column by its PacketBatch name, copied, with its width (bytes a row for
+            /// the 2-D columns, 0 for the others); None for no such column.
+            pub fn named(&self, name: &str) -> Option<(usize, ColumnData)> {
+                match name {
+                    $( stringify!($name) => Some((<$ty as Cell>::WIDTH,
+                                                  ColumnData::from(self.$name.clone()))), )*
+                    _ => None,
+                }
+            }
+
+            /// The rows `rows` (in their order) as columns of their own, copied column by
+            /// column; None when one is past the last row.
+            pub fn take_rows(&self, rows: &[usize]) -> Option<Columns> {
+                Some(Self {
+                    $( $name: gather(&self.$name, rows, <$ty as Cell>::WIDTH.max(1))?, )*
+                    rows: rows.len(),
+                })
+            }
+
             /// Overwrites row `i` (nothing happens past the last row).
             pub fn set_row(&mut self, i: usize, row: &Row) {
                 $( row.$name.write_at(&mut self.$name, i); )*
@@ -223,6 +242,16 @@ macro_rules! packet_columns {
             }
         }
     };
+}
+
+/// The `width` elements of each of `rows` of a column, in order; None past its end.
+fn gather<T: Copy>(column: &[T], rows: &[usize], width: usize) -> Option<Vec<T>> {
+    let mut out = Vec::with_capacity(rows.len().saturating_mul(width));
+    for &i in rows {
+        let start = i.checked_mul(width)?;
+        out.extend_from_slice(column.get(start..start.checked_add(width)?)?);
+    }
+    Some(out)
 }
 
 packet_columns! {
@@ -332,6 +361,35 @@ mod tests {
         r2.sack = [1; 8];
         r2.sack.write_at(&mut cols.sack, 0);
         assert_eq!(cols.row(0).map(|x| x.sack), Some([1; 8]));
+    }
+
+    #[test]
+    fn rows_taken_are_the_rows_pushed() {
+        let mut cols = Columns::with_capacity(3);
+        let rows: Vec<Row> = (0..3_u8)
+            .map(|k| {
+                let mut r = Row::default();
+                r.src[15] = k;
+                r.sport = u16::from(k) + 1000;
+                r.opt_kinds[0] = k;
+                r
+            })
+            .collect();
+        for r in &rows {
+            cols.push(r);
+        }
+        let mut expected = Columns::with_capacity(2);
+        expected.push(&rows[2]);
+        expected.push(&rows[0]);
+        assert_eq!(cols.take_rows(&[2, 0]), Some(expected));
+        assert_eq!(cols.take_rows(&[]).map(|c| c.len()), Some(0));
+        assert_eq!(cols.take_rows(&[3]), None);
+        let Some((16, ColumnData::U8(src))) = cols.named("src") else {
+            panic!("src: 16 bytes a row");
+        };
+        assert_eq!(src, cols.src);
+        assert!(matches!(cols.named("sport"), Some((0, ColumnData::U16(_)))));
+        assert!(cols.named("no such column").is_none());
     }
 
     #[test]
