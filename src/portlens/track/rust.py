@@ -83,9 +83,9 @@ _OUTCOMES = {o.value: o for o in Outcome}
 _END_REASONS = {r.value: r for r in EndReason}
 _ENDPOINTS = {"orig": Endpoint.ORIG, "resp": Endpoint.RESP}
 _Rows = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+"""A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
 Select = Callable[[PacketBatch], "npt.NDArray[np.intp] | None"]
 """A selection's rows of a batch (``Selector.rows``): None keeps them all."""
-"""A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
 
 
 def _core_module() -> Any:
