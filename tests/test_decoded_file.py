@@ -187,6 +187,33 @@ def test_a_copy_or_a_count_goes_the_general_way(tmp_path: Path) -> None:
     assert Pipeline(Source.of(path), Options())._whole()
 
 
+def test_a_held_batch_reads_as_the_decoders_packet_batch() -> None:
+    """What a selection reads of the batch the core holds (``HeldBatch``: each column fetched
+    when first read) is the PacketBatch the general path decodes, column for column."""
+    import portlens._core as core
+
+    from portlens.decode.packets import PacketBatch
+    from portlens.decode.rust import HeldBatch
+    from portlens.sources.linktypes import SUPPORTED
+
+    path = REPO / "captures" / "loopback-sample.pcap"
+    file = core.DecodedFile(str(path), 1 << 20, str(path), checksums=True,
+                            supported=sorted(SUPPORTED))
+    try:
+        rows = file.hold()
+        held = HeldBatch(file)
+        (general,) = Pipeline(Source.of(path), Options(read_ahead=False,
+                                                       checksums=True)).packets()
+        assert len(held) == rows == len(general) > 0
+        for name in PacketBatch.column_names():
+            assert np.array_equal(getattr(held, name), getattr(general, name)), name
+        with pytest.raises(AttributeError):
+            _ = held.no_such_column
+        assert file.hold() is None  # the end: one batch
+    finally:
+        file.close()
+
+
 def _middle_third(path: Path | list[Path]) -> dict[str, int]:
     """A time window over the middle third of a capture's packets' times."""
     times = np.concatenate([b.ts_ns for b in Pipeline(Source.of(path), Options()).packets()]
