@@ -29,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decode::Decoder>()?;
     m.add_class::<decoded::DecodedFile>()?;
     m.add_class::<ports::PortFold>()?;
+    m.add_function(wrap_pyfunction!(ports::port_outcomes, m)?)?;
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
     m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;

@@ -3,7 +3,7 @@
 //! `Tracker.feed` hands over. `PortTable.add_columns` feeds it; `PortTable` turns what it
 //! takes into its PortSummaries and Probes when they are read.
 
-use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use portlens_core::analysis::ports::{self, ConnColumns, PortSummary, Probe};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -106,6 +106,110 @@ impl PortFold {
     }
 }
 
+/// A block's `PORT_COLUMNS`, read out of its dict (the texts still Python's).
+struct Read<'py> {
+    states: Vec<Bound<'py, PyString>>,
+    histories: Vec<Bound<'py, PyString>>,
+    ip_version: Vec<u8>,
+    ip_proto: Vec<u8>,
+    orig_h: Vec<[u8; 16]>,
+    orig_p: Vec<u16>,
+    resp_h: Vec<[u8; 16]>,
+    resp_p: Vec<u16>,
+    icmp_code: Vec<i32>,
+    icmp_errors: Vec<Vec<(i16, i16)>>,
+    ts_ns: Vec<i64>,
+    last_ns: Vec<i64>,
+    orig_pkts: Vec<u64>,
+    resp_pkts: Vec<u64>,
+    orig_bytes: Vec<u64>,
+    resp_bytes: Vec<u64>,
+    orig_ip_bytes: Vec<u64>,
+    resp_ip_bytes: Vec<u64>,
+    retransmissions: Vec<u32>,
+    syn_ns: Vec<i64>,
+    syn_ack_ns: Vec<i64>,
+    ack_ns: Vec<i64>,
+}
+
+impl<'py> Read<'py> {
+    fn of(cols: &Bound<'py, PyDict>) -> PyResult<Self> {
+        Ok(Read {
+            states: strings(cols, "conn_state")?,
+            histories: strings(cols, "history")?,
+            ip_version: numbers(cols, "ip_version")?,
+            ip_proto: numbers(cols, "ip_proto")?,
+            orig_h: addresses(cols, "id.orig_h")?,
+            orig_p: numbers(cols, "id.orig_p")?,
+            resp_h: addresses(cols, "id.resp_h")?,
+            resp_p: numbers(cols, "id.resp_p")?,
+            icmp_code: numbers(cols, "icmp_code")?,
+            icmp_errors: errors(cols)?,
+            ts_ns: numbers(cols, "ts_ns")?,
+            last_ns: numbers(cols, "last_ns")?,
+            orig_pkts: numbers(cols, "orig_pkts")?,
+            resp_pkts: numbers(cols, "resp_pkts")?,
+            orig_bytes: numbers(cols, "orig_bytes")?,
+            resp_bytes: numbers(cols, "resp_bytes")?,
+            orig_ip_bytes: numbers(cols, "orig_ip_bytes")?,
+            resp_ip_bytes: numbers(cols, "resp_ip_bytes")?,
+            retransmissions: numbers(cols, "analysis.retransmissions")?,
+            syn_ns: numbers(cols, "handshake.syn_ns")?,
+            syn_ack_ns: numbers(cols, "handshake.syn_ack_ns")?,
+            ack_ns: numbers(cols, "handshake.ack_ns")?,
+        })
+    }
+
+    /// The columns, with the texts of `conn_state` and `history` as `texts` gives them.
+    fn columns<'a>(&'a self, state: &'a [&'a str], history: &'a [&'a str]) -> ConnColumns<'a> {
+        ConnColumns {
+            ip_version: &self.ip_version,
+            ip_proto: &self.ip_proto,
+            orig_h: &self.orig_h,
+            orig_p: &self.orig_p,
+            resp_h: &self.resp_h,
+            resp_p: &self.resp_p,
+            icmp_code: &self.icmp_code,
+            conn_state: state,
+            history,
+            icmp_errors: &self.icmp_errors,
+            ts_ns: &self.ts_ns,
+            last_ns: &self.last_ns,
+            orig_pkts: &self.orig_pkts,
+            resp_pkts: &self.resp_pkts,
+            orig_bytes: &self.orig_bytes,
+            resp_bytes: &self.resp_bytes,
+            orig_ip_bytes: &self.orig_ip_bytes,
+            resp_ip_bytes: &self.resp_ip_bytes,
+            retransmissions: &self.retransmissions,
+            syn_ns: &self.syn_ns,
+            syn_ack_ns: &self.syn_ack_ns,
+            ack_ns: &self.ack_ns,
+        }
+    }
+}
+
+fn texts<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
+    strings.iter().map(|s| s.to_str()).collect()
+}
+
+/// `portlens._core.port_outcomes(cols)`: each row's outcome, an index into
+/// `portlens.analysis.ports.OUTCOMES`, by the fold's rules (the HTML report's connection
+/// table shows it).
+#[pyfunction]
+pub fn port_outcomes<'py>(
+    py: Python<'py>,
+    cols: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let read = Read::of(cols)?;
+    let (state, history) = (texts(&read.states)?, texts(&read.histories)?);
+    let c = read.columns(&state, &history);
+    let outcomes = py
+        .detach(|| ports::outcomes(&c))
+        .map_err(PyValueError::new_err)?;
+    Ok(outcomes.into_pyarray(py))
+}
+
 #[pymethods]
 impl PortFold {
     #[new]
@@ -119,57 +223,9 @@ impl PortFold {
     /// `PortTable.add` of every row of a dict of the tracker's columns (at least
     /// `PORT_COLUMNS`).
     fn add(&mut self, py: Python<'_>, cols: &Bound<'_, PyDict>) -> PyResult<()> {
-        let states = strings(cols, "conn_state")?;
-        let histories = strings(cols, "history")?;
-        let state: Vec<&str> = states.iter().map(|s| s.to_str()).collect::<PyResult<_>>()?;
-        let history: Vec<&str> = histories
-            .iter()
-            .map(|s| s.to_str())
-            .collect::<PyResult<_>>()?;
-        let ip_version = numbers::<u8>(cols, "ip_version")?;
-        let ip_proto = numbers::<u8>(cols, "ip_proto")?;
-        let orig_h = addresses(cols, "id.orig_h")?;
-        let orig_p = numbers::<u16>(cols, "id.orig_p")?;
-        let resp_h = addresses(cols, "id.resp_h")?;
-        let resp_p = numbers::<u16>(cols, "id.resp_p")?;
-        let icmp_code = numbers::<i32>(cols, "icmp_code")?;
-        let icmp_errors = errors(cols)?;
-        let ts_ns = numbers::<i64>(cols, "ts_ns")?;
-        let last_ns = numbers::<i64>(cols, "last_ns")?;
-        let orig_pkts = numbers::<u64>(cols, "orig_pkts")?;
-        let resp_pkts = numbers::<u64>(cols, "resp_pkts")?;
-        let orig_bytes = numbers::<u64>(cols, "orig_bytes")?;
-        let resp_bytes = numbers::<u64>(cols, "resp_bytes")?;
-        let orig_ip_bytes = numbers::<u64>(cols, "orig_ip_bytes")?;
-        let resp_ip_bytes = numbers::<u64>(cols, "resp_ip_bytes")?;
-        let retransmissions = numbers::<u32>(cols, "analysis.retransmissions")?;
-        let syn_ns = numbers::<i64>(cols, "handshake.syn_ns")?;
-        let syn_ack_ns = numbers::<i64>(cols, "handshake.syn_ack_ns")?;
-        let ack_ns = numbers::<i64>(cols, "handshake.ack_ns")?;
-        let c = ConnColumns {
-            ip_version: &ip_version,
-            ip_proto: &ip_proto,
-            orig_h: &orig_h,
-            orig_p: &orig_p,
-            resp_h: &resp_h,
-            resp_p: &resp_p,
-            icmp_code: &icmp_code,
-            conn_state: &state,
-            history: &history,
-            icmp_errors: &icmp_errors,
-            ts_ns: &ts_ns,
-            last_ns: &last_ns,
-            orig_pkts: &orig_pkts,
-            resp_pkts: &resp_pkts,
-            orig_bytes: &orig_bytes,
-            resp_bytes: &resp_bytes,
-            orig_ip_bytes: &orig_ip_bytes,
-            resp_ip_bytes: &resp_ip_bytes,
-            retransmissions: &retransmissions,
-            syn_ns: &syn_ns,
-            syn_ack_ns: &syn_ack_ns,
-            ack_ns: &ack_ns,
-        };
+        let read = Read::of(cols)?;
+        let (state, history) = (texts(&read.states)?, texts(&read.histories)?);
+        let c = read.columns(&state, &history);
         let inner = &mut self.inner;
         py.detach(|| inner.add(&c)).map_err(PyValueError::new_err)
     }

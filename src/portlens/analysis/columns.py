@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from portlens.analysis import icmp
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
-from portlens.analysis.ports import OUTCOMES
 from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
-from portlens.track.rust import NO_CODE, NONE64, _core_module
+from portlens.track.rust import NONE64, _core_module
 from portlens.track.states import SS_NAMES, TcpState
 
 if TYPE_CHECKING:
@@ -39,9 +37,6 @@ if TYPE_CHECKING:
 Columns = dict[str, Any]
 Array = np.ndarray[Any, Any]
 
-TCP, UDP, ICMP, ICMP6, IP = 0, 1, 2, 3, 4
-"""Row kinds: the proto of a per-port row (icmp6 is ICMP over IPv6)."""
-_OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
 _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
 
@@ -97,16 +92,6 @@ class Groups:
             v = v.astype(np.int64)
         return np.add.reduceat(v, self.starts).tolist()  # type: ignore[no-any-return]
 
-    def min(self, values: Array) -> list[int]:
-        if not len(self.starts):
-            return []
-        return np.minimum.reduceat(values[self.order], self.starts).tolist()  # type: ignore[no-any-return]
-
-    def max(self, values: Array) -> list[int]:
-        if not len(self.starts):
-            return []
-        return np.maximum.reduceat(values[self.order], self.starts).tolist()  # type: ignore[no-any-return]
-
     def pairs(self, values: Array, where: Array | None = None
               ) -> Iterator[tuple[int, int, int]]:
         """(group, value, rows) for each distinct non-negative value in each group (only the
@@ -145,17 +130,6 @@ class Groups:
         return [part.tolist() for part in np.split(v, cuts)]
 
 
-def runs(sorted_values: Array) -> Iterator[tuple[int, int, int]]:
-    """(value, start, end) of each run of equal values of a sorted array: a group's slice of
-    ``Groups.pair_arrays``, handed over whole instead of a Python step a pair."""
-    if not len(sorted_values):
-        return iter(())
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    bounds = starts.tolist()
-    return zip(sorted_values[starts].tolist(), bounds, [*bounds[1:], len(sorted_values)],
-               strict=True)
-
-
 def encode(values: Iterable[Any]) -> tuple[list[Any], Array]:
     """Distinct values (in order of first appearance) and each row's index among them: for
     the text columns (conn_state, history), whose values repeat."""
@@ -186,102 +160,22 @@ def _flags(histories: list[str], letters: str) -> dict[str, Array]:
     return {ch: np.array([ch in h for h in histories], bool) for ch in letters}
 
 
-def _opt_min(a: int | None, b: int) -> int:
-    return b if a is None else min(a, b)
-
-
-def _opt_max(a: int | None, b: int) -> int:
-    return b if a is None else max(a, b)
-
-
 # --- ports ----------------------------------------------------------------------------------
 
 
-class _PortRows:
-    """What PortSummary.add reads of each row of a block, as arrays."""
+class PortRows:
+    """Each row's outcome (an index into ports.OUTCOMES, by the rules of `ports`' fold in the
+    core: ``_core.port_outcomes``) and its addresses as indices into ``addrs``: what the
+    HTML report's connection table shows of a block."""
 
     def __init__(self, cols: Columns) -> None:
-        n = len(cols["uid"])
-        self.n = n
-        ip_proto = cols["ip_proto"].astype(np.int64)
-        v6 = cols["ip_version"] == 6
-        proto_names, proto = encode(cols["proto"])
-        kind = np.array([{"tcp": TCP, "udp": UDP, "icmp": ICMP}.get(p, IP) for p in proto_names],
-                        np.int64)[proto]
-        kind[(kind == ICMP) & v6] = ICMP6
-        self.kind = kind
-        tcp, udp = kind == TCP, kind == UDP
-        icmp_rows = (kind == ICMP) | (kind == ICMP6)
-        self.orig_p = cols["id.orig_p"].astype(np.int64)
-        self.resp_p = cols["id.resp_p"].astype(np.int64)
-        code = cols["icmp_code"].astype(np.int64)
-        code[code == NO_CODE] = -1
-        self.icmp_code = code
-        self.ip_proto = ip_proto
-
-        self.state_names, self.state = encode(cols["conn_state"])
-        histories, hist = encode(cols["history"])
-        f = {ch: has[hist] for ch, has in _flags(histories, "SsHhAD^").items()}
-
-        def state_in(*names: str) -> Array:
-            return one_of(self.state_names, self.state, names)
-
-        resp_pkts = cols["resp_pkts"]
-        out = np.full(n, _OUTCOME["open"], np.int64)
-        # TCP, in the order of ports.outcome: the first rule that holds decides.
-        syn_seen = f["S"] | f["s"] | f["H"] | f["h"]
-        half_open = (f["h"] | f["H"]) & ~f["A"] & ~f["D"]
-        tcp_out = np.select(
-            [state_in("REJ"), ~syn_seen, state_in("S0", "SH", "RSTOS0"),
-             state_in("RSTO", "RSTR", "RSTRH"), half_open, state_in("SF")],
-            [_OUTCOME[o] for o in ("refused", "mid_stream", "unanswered", "reset",
-                                   "half_open", "completed")], _OUTCOME["open"])
-        out[tcp] = tcp_out[tcp]
-        udp_out = np.select([state_in("SF"), state_in("S0"), state_in("SHR")],
-                            [_OUTCOME["completed"], _OUTCOME["unanswered"],
-                             _OUTCOME["mid_stream"]], _OUTCOME["open"])
-        errors = cols["icmp_errors"]
-        version = cols["ip_version"].tolist()
-        for i in np.flatnonzero(udp).tolist():
-            if errors[i]:
-                unreachable = {4: 3, 6: 1}.get(version[i], 3)
-                if any(t == unreachable for t, _ in errors[i]):
-                    udp_out[i] = _OUTCOME["refused"]
-        out[udp] = udp_out[udp]
-        unknown = kind == IP
-        out[unknown] = np.where(resp_pkts[unknown] > 0, _OUTCOME["completed"],
-                                _OUTCOME["one_way"])
-        requests = np.where(v6, np.isin(self.orig_p, list(icmp.REQUESTS6)),
-                            np.isin(self.orig_p, list(icmp.REQUESTS4)))
-        replies = np.where(v6, np.isin(self.orig_p, list(icmp.REPLIES6)),
-                           np.isin(self.orig_p, list(icmp.REPLIES4)))
-        icmp_out = np.select([requests & (resp_pkts > 0), requests, replies],
-                             [_OUTCOME["completed"], _OUTCOME["unanswered"],
-                              _OUTCOME["mid_stream"]], _OUTCOME["one_way"])
-        out[icmp_rows] = icmp_out[icmp_rows]
-        self.outcome = out
-        self.guessed = f["^"] | (tcp & ~f["S"] & ~f["s"])
-
-        syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]
-        ack = cols["handshake.ack_ns"]
-        self.has_rtt = tcp & (syn != NONE64) & (syn_ack != NONE64) & (ack != NONE64)
-        self.rtt = np.where(self.has_rtt, ack - syn, 0)
-        self.orig_pkts, self.resp_pkts = cols["orig_pkts"], resp_pkts
-        self.orig_bytes, self.resp_bytes = cols["orig_bytes"], cols["resp_bytes"]
-        self.orig_ip_bytes, self.resp_ip_bytes = cols["orig_ip_bytes"], cols["resp_ip_bytes"]
-        self.retransmissions = np.where(tcp, cols["analysis.retransmissions"], 0)
-        self.tcp_pkts = np.where(tcp, self.orig_pkts.astype(np.int64)
-                                 + self.resp_pkts.astype(np.int64), 0)
-        self.first = cols["ts_ns"]
-        self.last = np.maximum(cols["last_ns"], cols["ts_ns"])
+        self.outcome: Array = _core_module().port_outcomes(cols)
         self.addrs, (self.orig_h, self.resp_h) = addresses(cols["id.orig_h"], cols["id.resp_h"])
 
 
-def port_rows(cols: Columns) -> _PortRows:
-    """What the per-port table reads of each row of a block: each row's outcome (index into
-    ports.OUTCOMES, ``outcome``), its addresses as indices into ``addrs`` (``orig_h``,
-    ``resp_h``) and the rest, as arrays (the HTML report's table reads them too)."""
-    return _PortRows(cols)
+def port_rows(cols: Columns) -> PortRows:
+    """``PortRows`` of a block of the tracker's columns (at least ``PORT_COLUMNS``)."""
+    return PortRows(cols)
 
 
 @contextlib.contextmanager
@@ -494,4 +388,4 @@ def listener_rows(peers: ListenerPeers) -> ListenerRows:
 
 __all__ = ["HANDSHAKE_COLUMNS", "PORT_COLUMNS", "SOCKET_COLUMNS", "Groups",
            "add_handshake_columns", "add_socket_columns", "addresses",
-           "encode", "fold_listener_peers", "listener_rows", "one_of", "port_rows", "runs"]
+           "encode", "fold_listener_peers", "listener_rows", "one_of", "port_rows"]

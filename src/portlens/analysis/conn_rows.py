@@ -86,16 +86,15 @@ class ConnRows:
             self.add(c)
         return self
 
-    def add_columns(self, cols: Columns, rows: Any = None) -> None:
+    def add_columns(self, cols: Columns) -> None:
         """A block of the compiled tracker's connection columns (track/rust.py), which are kept
-        to make the Connection objects ``connections`` asks for (``rows``: the block's
-        columns.port_rows, if made)."""
+        to make the Connection objects ``connections`` asks for."""
         if self._objects:
             raise ValueError("a ConnRows takes connections or column blocks, not both")
         n = len(cols["uid"])
         if not n:
             return
-        r = port_rows(cols) if rows is None else rows
+        r = port_rows(cols)
         proto: list[str] = list(cols["proto"])
         tcp = np.fromiter((p == "tcp" for p in proto), bool, n)
         syn, syn_ack = cols["handshake.syn_ns"], cols["handshake.syn_ack_ns"]

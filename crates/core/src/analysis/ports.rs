@@ -483,6 +483,20 @@ fn outcome(c: &ConnColumns, i: usize, kind: u8, letters: Letters) -> u8 {
     }
 }
 
+/// Each row's outcome (an index into [`OUTCOMES`]); columns of unequal lengths are refused,
+/// with the first such column's name.
+pub fn outcomes(c: &ConnColumns) -> Result<Vec<u8>, String> {
+    if let Some(name) = c.uneven() {
+        return Err(format!("column {name} has not as many rows as ip_version"));
+    }
+    Ok((0..c.len())
+        .map(|i| {
+            let kind = kind_of(c.ip_proto[i], c.ip_version[i]);
+            outcome(c, i, kind, Letters::of(c.history[i]))
+        })
+        .collect())
+}
+
 impl PortFold {
     pub fn new(all_ports: bool) -> Self {
         PortFold {
