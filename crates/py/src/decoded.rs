@@ -1,5 +1,5 @@
 //! `portlens._core.DecodedFile`: a capture file read and decoded ahead in a thread of the core,
-//! for `Tracker.feed_decoded` (crates/core/src/decoded.rs says why).
+//! for `Tracker.feed_held` (crates/core/src/decoded.rs says why).
 //!
 //! Nothing of a batch crosses into Python: the tracker takes each batch's columns where the
 //! core decoded them. Python reads only what it reports of the file: its format, progress,
@@ -21,8 +21,8 @@ use crate::capture::{interface, CaptureError, Interface};
 pub struct DecodedFile {
     // Mutexes because a pyclass must be Sync; only the caller's thread takes them.
     inner: Mutex<decoded::DecodedFile>,
-    /// The batch `hold` took, until `Tracker.feed_held` tracks it: a selection (-f,
-    /// --start, --end) reads the few columns it needs first (`column`).
+    /// The batch `hold` took, until `Tracker.feed_held` tracks it; a selection (-f,
+    /// --start, --end) reads the few columns it needs from it first (`column`).
     held: Mutex<Option<Box<DecodedBatch>>>,
 }
 
@@ -53,10 +53,10 @@ impl DecodedFile {
     }
 }
 
-/// The next batch of `file` for the tracker (`None` at the end; a problem with the file as
-/// its message, after every batch before it); hand it back with `give_back`. Called with the
-/// GIL released.
-pub(crate) fn next(file: &mut decoded::DecodedFile) -> Option<Result<Box<DecodedBatch>, String>> {
+/// The next batch of `file` (`None` at the end; a problem with the file as its message,
+/// after every batch before it); hand it back with `give_back`. Called with the GIL
+/// released.
+fn next(file: &mut decoded::DecodedFile) -> Option<Result<Box<DecodedBatch>, String>> {
     file.next_batch().map(|r| r.map_err(|e| e.0))
 }
 

@@ -26,14 +26,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::capture::CaptureError;
-use crate::decoded::{self, DecodedFile};
-
-/// Why `feed_decoded` could not track a batch.
-enum Fed {
-    File(String),
-    Columns(core::ColumnError),
-}
+use crate::decoded::DecodedFile;
 
 /// The names `Timeouts` takes, each required (nanoseconds of capture time; only
 /// tcp_partial_close may be None, for off).
@@ -599,38 +592,10 @@ impl Tracker {
         conn_dict(py, ended, &self.keep)
     }
 
-    /// Tracks the next batch of `file` (a `DecodedFile`), whose columns the core decoded and
-    /// never handed to Python; returns the connections that ended, as `feed` does, or None at
-    /// the end of the file. A problem with the file raises CaptureError after every batch
-    /// before it was tracked.
-    fn feed_decoded<'py>(
-        &mut self,
-        py: Python<'py>,
-        file: &DecodedFile,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let mut guard = file.file();
-        let file: &mut portlens_core::decoded::DecodedFile = &mut guard;
-        let inner = &mut self.inner;
-        let ended = py.detach(|| {
-            let batch = match decoded::next(file)? {
-                Ok(batch) => batch,
-                Err(problem) => return Some(Err(Fed::File(problem))),
-            };
-            let fed = inner.feed(&Packets::of(&batch.columns));
-            file.give_back(batch);
-            Some(fed.map(|()| inner.take_ended()).map_err(Fed::Columns))
-        });
-        match ended {
-            None => Ok(None),
-            Some(Ok(ended)) => conn_dict(py, ended, &self.keep).map(Some),
-            Some(Err(Fed::File(problem))) => Err(CaptureError::new_err(problem)),
-            Some(Err(Fed::Columns(e))) => Err(PyValueError::new_err(e.to_string())),
-        }
-    }
-
-    /// Tracks the batch `file.hold()` took, all its rows or only `rows` (indices, in
-    /// order: what a selection kept), hands it back to `file`, and returns the connections
-    /// that ended, as `feed` does.
+    /// Tracks the batch `file.hold()` took (a `DecodedFile`: columns the core decoded and
+    /// never handed to Python), all its rows or only `rows` (indices, in order: what a
+    /// selection kept), hands it back to `file`, and returns the connections that ended, as
+    /// `feed` does.
     #[pyo3(signature = (file, rows=None))]
     fn feed_held<'py>(
         &mut self,

@@ -404,17 +404,16 @@ class RustTracker:
     def _core_feed_decoded(self, file: Any, select: Select | None) -> dict[str, Any] | None:
         if not self.decodes_in_core:
             raise ValueError("a shard's or a marking tracker is fed PacketBatches")
-        if select is None:
-            cols: dict[str, Any] | None = self.core.feed_decoded(file)
-            return cols
         if file.hold() is None:
             return None
-        from portlens.decode.rust import HeldBatch
+        rows = None
+        if select is not None:
+            from portlens.decode.rust import HeldBatch
 
-        rows = select(HeldBatch(file))
-        held: dict[str, Any] = self.core.feed_held(
+            rows = select(HeldBatch(file))
+        cols: dict[str, Any] = self.core.feed_held(
             file, None if rows is None else np.asarray(rows, dtype=np.int64))
-        return held
+        return cols
 
     def advance_columns(self, ts_ns: int) -> dict[str, Any]:
         return self._ended_columns(self.core.advance(ts_ns))
