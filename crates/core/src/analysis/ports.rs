@@ -94,6 +94,14 @@ impl ConnColumns<'_> {
         self.len() == 0
     }
 
+    /// Refuses columns of unequal lengths, naming the first that differs.
+    fn check(&self) -> Result<(), String> {
+        match self.uneven() {
+            Some(name) => Err(format!("column {name} has not as many rows as ip_version")),
+            None => Ok(()),
+        }
+    }
+
     /// The name of the first column whose length is not the first one's.
     fn uneven(&self) -> Option<&'static str> {
         let n = self.len();
@@ -486,9 +494,7 @@ fn outcome(c: &ConnColumns, i: usize, kind: u8, letters: Letters) -> u8 {
 /// Each row's outcome (an index into [`OUTCOMES`]); columns of unequal lengths are refused,
 /// with the first such column's name.
 pub fn outcomes(c: &ConnColumns) -> Result<Vec<u8>, String> {
-    if let Some(name) = c.uneven() {
-        return Err(format!("column {name} has not as many rows as ip_version"));
-    }
+    c.check()?;
     Ok((0..c.len())
         .map(|i| {
             let kind = kind_of(c.ip_proto[i], c.ip_version[i]);
@@ -522,9 +528,7 @@ impl PortFold {
     /// `PortTable.add` of every row. Columns of unequal lengths are refused, with the first
     /// such column's name.
     pub fn add(&mut self, c: &ConnColumns) -> Result<(), String> {
-        if let Some(name) = c.uneven() {
-            return Err(format!("column {name} has not as many rows as ip_version"));
-        }
+        c.check()?;
         for i in 0..c.len() {
             let kind = kind_of(c.ip_proto[i], c.ip_version[i]);
             let letters = Letters::of(c.history[i]);
