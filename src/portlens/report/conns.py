@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import starmap
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
@@ -267,12 +268,14 @@ def ends_text(c: Connection) -> tuple[str, str]:
 
 
 def _end_text(c: Connection) -> str:
-    if c.icmp_errors:
-        v6 = c.ip_version == 6
-        kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
-                          for t, code in dict.fromkeys(c.icmp_errors))
-        return f"{c.end_reason} ({kinds})"
-    return str(c.end_reason)
+    return _end_cell(str(c.end_reason), c.icmp_errors, v6=c.ip_version == 6)
+
+
+def _end_cell(reason: str, errors: Iterable[tuple[int, int]], *, v6: bool) -> str:
+    """The end column: why the connection ended, and each kind of ICMP error that quoted
+    it: 'end-of-capture (icmp dest-unreachable 3/3)'."""
+    kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}" for t, code in dict.fromkeys(errors))
+    return f"{reason} ({kinds})" if kinds else reason
 
 
 TABLE_COLUMNS = (Column("start"), Column("proto"), Column("originator"), Column("responder"),
@@ -346,10 +349,7 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
     end = [str(_END_REASONS[r]) for r in cols["end_reason"]]
     for i, errors in enumerate(cols["icmp_errors"]):
         if errors:
-            v6 = version[i] == 6
-            kinds = ", ".join(f"icmp {message_text(t, code, v6=v6)}"
-                              for t, code in dict.fromkeys(errors))
-            end[i] = f"{end[i]} ({kinds})"
+            end[i] = _end_cell(end[i], errors, v6=version[i] == 6)
     ss = {name: SS_NAMES[state] for name, state in _STATES.items()}
     orig_state, resp_state = cols["orig_state"], cols["resp_state"]
     by_name = {
@@ -418,6 +418,12 @@ class ConnsTable:
         self.screen.note(text)
 
 
+_EVENT_TUPLE = "tcp src={} dst={} sport={} dport={}"
+"""A streamed transition's connection, conntrack -E style: the original direction's tuple."""
+_EVENT_MOVE = "{} {}: {} -> {} [flags 0x{:03x} seq {} ack {} len {}] frame {}"
+"""Which endpoint moved from which state to which, and the segment that made it."""
+
+
 def event_line(t: Transition, clock: Clock | None = None) -> str:
     """One transition, conntrack -E style: the original direction's tuple as src= dst=
     sport= dport=, then which endpoint moved from which state to which, and why."""
@@ -426,11 +432,15 @@ def event_line(t: Transition, clock: Clock | None = None) -> str:
     parts.append(t.uid)
     if t.conn_id is not None:
         orig_h, orig_p, resp_h, resp_p = t.conn_id
-        parts.append(f"tcp src={orig_h} dst={resp_h} sport={orig_p} dport={resp_p}")
-    parts.append(f"{t.endpoint} {t.event}: {t.old} -> {t.new} "
-                 f"[flags 0x{t.segment.flags:03x} seq {t.segment.seq} ack {t.segment.ack} "
-                 f"len {t.segment.payload}] frame {t.frame}")
+        parts.append(_EVENT_TUPLE.format(orig_h, resp_h, orig_p, resp_p))
+    s = t.segment
+    parts.append(_EVENT_MOVE.format(t.endpoint, t.event, t.old, t.new, s.flags, s.seq, s.ack,
+                                    s.payload, t.frame))
     return " ".join(parts)
+
+
+_EVENT_STREAMED = "{}{} " + _EVENT_TUPLE + " " + _EVENT_MOVE + "\n"
+"""``event_line`` of a streamed transition and its newline, the time (and its space) first."""
 
 
 def event_lines(t: dict[str, Any], clock: Clock | None = None) -> str:
@@ -439,15 +449,13 @@ def event_lines(t: dict[str, Any], clock: Clock | None = None) -> str:
     (tests/test_columns.py compares them on every capture)."""
     from portlens.track.rust import _addresses
 
-    when = map((clock or Clock(utc=True)).text, t["ts_ns"].tolist())
-    return "".join(
-        f"{w}{' ' if w else ''}{uid} tcp src={oh} dst={rh} sport={op} dport={rp} {ep} {ev}: "
-        f"{old} -> {new} [flags 0x{fl:03x} seq {sq} ack {ak} len {pl}] frame {fr}\n"
-        for w, uid, oh, rh, op, rp, ep, ev, old, new, fl, sq, ak, pl, fr in zip(
-            when, t["uid"], _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"]),
-            t["id.orig_p"].tolist(), t["id.resp_p"].tolist(), t["endpoint"], t["event"],
-            t["from"], t["to"], t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist(),
-            t["payload"].tolist(), t["frame"].tolist(), strict=True))
+    when = [f"{w} " if w else "" for w in map((clock or Clock(utc=True)).text,
+                                               t["ts_ns"].tolist())]
+    return "".join(starmap(_EVENT_STREAMED.format, zip(
+        when, t["uid"], _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"]),
+        t["id.orig_p"].tolist(), t["id.resp_p"].tolist(), t["endpoint"], t["event"],
+        t["from"], t["to"], t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist(),
+        t["payload"].tolist(), t["frame"].tolist(), strict=True)))
 
 
 def event_json_lines(t: dict[str, Any]) -> str:
