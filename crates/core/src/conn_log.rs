@@ -96,9 +96,20 @@ pub fn push_seconds(out: &mut String, ns: i64) {
 /// zero groups as `::`).
 pub fn push_addr(out: &mut String, a: &[u8; 16]) {
     if a[..12] == V4_MAPPED {
-        let _ = write!(out, "{}.{}.{}.{}", a[12], a[13], a[14], a[15]);
-        return;
+        push_v4(out, a);
+    } else {
+        push_v6(out, a);
     }
+}
+
+/// The last four bytes of a 16-byte address column value as a dotted quad.
+pub fn push_v4(out: &mut String, a: &[u8; 16]) {
+    let _ = write!(out, "{}.{}.{}.{}", a[12], a[13], a[14], a[15]);
+}
+
+/// A 16-byte address as IPv6 text, as Python 3.11's `ipaddress.IPv6Address` writes it: an
+/// IPv4-mapped one in hex too (`::ffff:102:304`).
+pub fn push_v6(out: &mut String, a: &[u8; 16]) {
     let groups: [u16; 8] = std::array::from_fn(|i| u16::from_be_bytes([a[2 * i], a[2 * i + 1]]));
     let (mut best_at, mut best_len) = (0usize, 0usize);
     let mut i = 0;

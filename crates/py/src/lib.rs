@@ -9,6 +9,7 @@ mod conn_json;
 mod conn_log;
 mod decode;
 mod decoded;
+mod packet_text;
 mod ports;
 mod ring;
 mod scan;
@@ -28,6 +29,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
     m.add_class::<decode::Decoder>()?;
     m.add_class::<decoded::DecodedFile>()?;
+    m.add_class::<packet_text::PacketNames>()?;
+    m.add_function(wrap_pyfunction!(packet_text::packet_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(packet_text::packet_records, m)?)?;
     m.add_class::<ports::PortFold>()?;
     m.add_function(wrap_pyfunction!(ports::port_outcomes, m)?)?;
     ring::register(m)?;

@@ -95,7 +95,7 @@ pub struct Tracker {
     keep: Keep,
 }
 
-fn col1<'py, T: Element>(
+pub(crate) fn col1<'py, T: Element>(
     batch: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
@@ -105,19 +105,25 @@ fn col1<'py, T: Element>(
         .map_err(|e| PyValueError::new_err(format!("column {name}: {e}")))
 }
 
-fn col2<'py>(batch: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
+pub(crate) fn col2<'py>(
+    batch: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArray2<'py, u8>> {
     batch
         .getattr(name)?
         .extract::<PyReadonlyArray2<'py, u8>>()
         .map_err(|e| PyValueError::new_err(format!("column {name}: {e}")))
 }
 
-fn slice<'a, T: Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+pub(crate) fn slice<'a, T: Element>(
+    a: &'a PyReadonlyArray1<'_, T>,
+    name: &str,
+) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
 }
 
-fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]> {
+pub(crate) fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
 }

@@ -72,12 +72,11 @@ def cmd_packets(args: argparse.Namespace) -> int:
         from portlens.report import packets as report
 
         if args.json:
-            out.write("".join(json.dumps(report.record(r)) + "\n"
-                              for r in report.iter_rows(batch)))
+            out.write(report.records(batch))
         else:
             if len(batch):
                 zone_note(int(batch.ts_ns[0]))
-            out.write("".join(report.line(r, times) + "\n" for r in report.iter_rows(batch)))
+            out.write(report.lines(batch, times))
         out.flush()
 
     with reading(args, status) as pipeline:

@@ -107,13 +107,18 @@ class Clock:
         seconds, ns = divmod(ts_ns, 10**9)
         if style == "epoch":
             return f"{seconds}.{fraction(ns)}"
+        return f"{self.second_text(seconds)}.{fraction(ns)}"
+
+    def second_text(self, seconds: int) -> str:
+        """The text of a whole second in the time or date style, before its fraction: the
+        calendar's part, which the core's writers are given (report/packets.py `lines`)."""
         second = self._seconds.get(seconds)
         if second is None:
             if len(self._seconds) >= SECONDS_CACHED:
                 self._seconds.clear()
-            pattern = "%Y-%m-%d %H:%M:%S" if style == "date" else "%H:%M:%S"
+            pattern = "%Y-%m-%d %H:%M:%S" if self.style == "date" else "%H:%M:%S"
             second = self._seconds[seconds] = self._datetime(seconds).strftime(pattern)
-        return f"{second}.{fraction(ns)}"
+        return second
 
     def stamp(self, ts_ns: int, *, whole: bool = False) -> str:
         """A moment in full (date, time and zone) whatever the style, for a header:

@@ -1,15 +1,22 @@
 """One line or one JSON object per frame (`portlens packets`), and the capture summary table.
 
-Rows are turned into Python values one batch at a time (``tolist`` per column), since
-formatting is per frame anyway; the columns needed for a row are looked up in those lists.
+``line`` is the reference of a frame's text, from one row of plain Python values; ``lines``
+writes a whole batch's through the core (crates/core/src/packet_text.rs), the same text
+(tests/test_packet_text.py), with the words and the calendar's seconds given from here.
+``record`` is the reference of a frame's JSON object, ``records`` the core's of a batch.
+``iter_rows`` turns the reference's rows into Python values one batch at a time (``tolist``
+per column).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
-from portlens.analysis.icmp import message_text
+import numpy as np
+
+from portlens.analysis.icmp import icmp_name, message_text
 from portlens.decode.malformed import reason_label
 from portlens.decode.packets import (
     CSUM_NAMES,
@@ -20,7 +27,7 @@ from portlens.decode.packets import (
     addr_text,
     endpoint_text,
 )
-from portlens.decode.tunnels import tunnel_layers
+from portlens.decode.tunnels import TUNNEL_NAMES, tunnel_layers
 from portlens.report.capture_stats import stats_rows
 from portlens.report.clock import Clock
 from portlens.services import proto_name
@@ -205,4 +212,45 @@ def line(row: dict[str, Any], clock: Clock | None = None) -> str:
     return " ".join(parts)
 
 
-__all__ = ["flags_text", "iter_rows", "line", "record", "stats_rows", "time_text"]
+def lines(batch: PacketBatch, clock: Clock | None = None) -> str:
+    """``line`` of every packet of ``batch``, each with its newline, written by the core.
+    ``clock`` moves on as it would for each line."""
+    import portlens._core as core
+
+    clock = clock or Clock(utc=True)
+    rows = batch.packet_rows()
+    if clock.zoned:
+        seconds = np.unique(rows.ts_ns // 10**9)
+        texts = [clock.second_text(s) for s in seconds.tolist()]
+    else:
+        seconds, texts = np.zeros(0, np.int64), []
+    text: str
+    text, clock.first_ns, clock.previous_ns = core.packet_lines(
+        rows, _names(), clock.style, seconds, texts, clock.first_ns, clock.previous_ns)
+    return text
+
+
+def records(batch: PacketBatch) -> str:
+    """``json.dumps(record(row))`` of every packet of ``batch``, each with its newline,
+    written by the core."""
+    import portlens._core as core
+
+    text: str = core.packet_records(batch.packet_rows(), _names())
+    return text
+
+
+@lru_cache(maxsize=1)
+def _names() -> Any:
+    """The words of a line, by number, as the core takes them (``_core.PacketNames``)."""
+    import portlens._core as core
+
+    return core.PacketNames([proto_name(p) for p in range(256)],
+                            [icmp_name(t, v6=False) for t in range(256)],
+                            [icmp_name(t, v6=True) for t in range(256)],
+                            [TUNNEL_NAMES.get(c, "?") for c in range(16)],
+                            [reason_label(c) for c in range(256)],
+                            [CSUM_NAMES[c] for c in range(len(CSUM_NAMES))])
+
+
+__all__ = ["flags_text", "iter_rows", "line", "lines", "record", "records", "stats_rows",
+           "time_text"]

@@ -1,0 +1,906 @@
+//! `portlens packets`' lines, one per packet, written straight from the decoded columns.
+//!
+//! The listing is what tcpdump users compare portlens with first, and per-packet Python made
+//! it four times slower than `tcpdump -nr` (10 µs a line). Here a line costs a few hundred
+//! instructions. The text is exactly `portlens.report.packets.line`'s, which stays the
+//! reference (tests/test_packet_text.py compares both on every capture, in every time style).
+//!
+//! What words mean stays in Python, written once: the caller hands over the names of IP
+//! protocols, ICMP types, tunnels and malformed reasons as tables ([`Names`]), and the text of
+//! each second the batch's times fall in ([`Clock`]): local time, as Python's calendar gives
+//! it. The core only puts them together.
+
+use std::fmt::Write;
+
+use crate::conn_json::push_str;
+use crate::conn_log::{push_v4, push_v6};
+use crate::decode::columns::{CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART};
+
+/// TCP option kinds kept a row (decode's `opt_kinds` width).
+pub const OPT_KINDS: usize = 40;
+
+/// The columns a line is written from, borrowed from a batch's packet rows (no middle
+/// tunnel carriers), all of one length.
+pub struct PacketRows<'a> {
+    pub frame: &'a [i64],
+    pub ts_ns: &'a [i64],
+    pub wirelen: &'a [u32],
+    pub caplen: &'a [u32],
+    pub linktype: &'a [u16],
+    pub interface: &'a [u16],
+    pub vlan: &'a [i32],
+    pub ethertype: &'a [u16],
+    pub ppp_proto: &'a [u16],
+    pub ip_version: &'a [u8],
+    pub src: &'a [[u8; 16]],
+    pub dst: &'a [[u8; 16]],
+    pub proto: &'a [u8],
+    pub ip_len: &'a [u32],
+    pub frag: &'a [u8],
+    pub l4: &'a [u8],
+    pub sport: &'a [u16],
+    pub dport: &'a [u16],
+    pub payload: &'a [i32],
+    pub tcp_flags: &'a [u16],
+    pub seq: &'a [u32],
+    pub ack: &'a [u32],
+    pub win: &'a [u16],
+    pub mss: &'a [i32],
+    pub wscale: &'a [i16],
+    pub sack_perm: &'a [bool],
+    pub has_ts: &'a [bool],
+    pub tsval: &'a [u32],
+    pub opt_count: &'a [u8],
+    /// `OPT_KINDS` a row, the first `opt_count` of them the row's.
+    pub opt_kinds: &'a [[u8; OPT_KINDS]],
+    pub icmp_type: &'a [i16],
+    pub icmp_code: &'a [i16],
+    pub q_valid: &'a [bool],
+    pub q_proto: &'a [u8],
+    pub q_sport: &'a [u16],
+    pub q_dport: &'a [u16],
+    pub tunnel_depth: &'a [u8],
+    pub tunnel: &'a [u32],
+    pub truncated: &'a [bool],
+    pub ip_csum: &'a [u8],
+    pub l4_csum: &'a [u8],
+    pub malformed: &'a [u8],
+}
+
+impl PacketRows<'_> {
+    /// The number of rows, or the name of a column of another length.
+    pub fn check(&self) -> Result<usize, &'static str> {
+        let n = self.ts_ns.len();
+        let lengths = [
+            ("frame", self.frame.len()),
+            ("wirelen", self.wirelen.len()),
+            ("caplen", self.caplen.len()),
+            ("linktype", self.linktype.len()),
+            ("interface", self.interface.len()),
+            ("vlan", self.vlan.len()),
+            ("ethertype", self.ethertype.len()),
+            ("ppp_proto", self.ppp_proto.len()),
+            ("ip_version", self.ip_version.len()),
+            ("src", self.src.len()),
+            ("dst", self.dst.len()),
+            ("proto", self.proto.len()),
+            ("ip_len", self.ip_len.len()),
+            ("frag", self.frag.len()),
+            ("l4", self.l4.len()),
+            ("sport", self.sport.len()),
+            ("dport", self.dport.len()),
+            ("payload", self.payload.len()),
+            ("tcp_flags", self.tcp_flags.len()),
+            ("seq", self.seq.len()),
+            ("ack", self.ack.len()),
+            ("win", self.win.len()),
+            ("mss", self.mss.len()),
+            ("wscale", self.wscale.len()),
+            ("sack_perm", self.sack_perm.len()),
+            ("has_ts", self.has_ts.len()),
+            ("tsval", self.tsval.len()),
+            ("opt_count", self.opt_count.len()),
+            ("opt_kinds", self.opt_kinds.len()),
+            ("icmp_type", self.icmp_type.len()),
+            ("icmp_code", self.icmp_code.len()),
+            ("q_valid", self.q_valid.len()),
+            ("q_proto", self.q_proto.len()),
+            ("q_sport", self.q_sport.len()),
+            ("q_dport", self.q_dport.len()),
+            ("tunnel_depth", self.tunnel_depth.len()),
+            ("tunnel", self.tunnel.len()),
+            ("truncated", self.truncated.len()),
+            ("ip_csum", self.ip_csum.len()),
+            ("l4_csum", self.l4_csum.len()),
+            ("malformed", self.malformed.len()),
+        ];
+        match lengths.iter().find(|(_, len)| *len != n) {
+            Some((name, _)) => Err(name),
+            None => Ok(n),
+        }
+    }
+}
+
+/// The words of a line, as the Python side names things: `services.proto_name` of every IP
+/// protocol number, `analysis.icmp.icmp_name` of every ICMP and ICMPv6 type,
+/// `decode.tunnels.TUNNEL_NAMES` by 4-bit code, `decode.malformed.reason_label` by code,
+/// `decode.packets.CSUM_NAMES` by checksum status.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub proto: [String; 256],
+    pub icmp4: [String; 256],
+    pub icmp6: [String; 256],
+    pub tunnel: [String; 16],
+    pub malformed: [String; 256],
+    pub checksum: [String; 4],
+}
+
+/// `icmp_name` of a type outside 0..=255 (none is decoded; the column's -1 is "no type").
+const UNNAMED_ICMP: &str = "type";
+
+/// tcpdump's `-t` styles (report/clock.py `STYLES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Time of day (default).
+    Time,
+    /// `-t`: no time.
+    None,
+    /// `-tt`: seconds since 1970.
+    Epoch,
+    /// `-ttt`: since the previous line.
+    Delta,
+    /// `-tttt`: date and time of day.
+    Date,
+    /// `-ttttt`: since the first line.
+    Since,
+}
+
+impl Style {
+    pub fn of_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "time" => Style::Time,
+            "none" => Style::None,
+            "epoch" => Style::Epoch,
+            "delta" => Style::Delta,
+            "date" => Style::Date,
+            "since" => Style::Since,
+            _ => return None,
+        })
+    }
+}
+
+/// The times of one output stream: report/clock.py `Clock`, with the text of each second
+/// the batch's times fall in given by the caller (the zone's calendar is Python's).
+pub struct Clock<'a> {
+    pub style: Style,
+    /// The distinct seconds (`ts_ns` floored to seconds) of the batch, ascending, and their
+    /// text (`Time` and `Date` only; the other styles need none).
+    pub seconds: &'a [i64],
+    pub second_texts: &'a [String],
+    /// The first and the previous time shown in this output, carried from batch to batch.
+    pub first_ns: Option<i64>,
+    pub previous_ns: Option<i64>,
+}
+
+const NS: i64 = 1_000_000_000;
+
+impl Clock<'_> {
+    /// Appends one line's time (nothing for `None`) and moves the previous time on; false
+    /// when a second's text is missing.
+    fn push(&mut self, out: &mut String, ts_ns: i64) -> bool {
+        let first = *self.first_ns.get_or_insert(ts_ns);
+        let previous = self.previous_ns.unwrap_or(ts_ns);
+        self.previous_ns = Some(ts_ns);
+        let (seconds, ns) = (ts_ns.div_euclid(NS), ts_ns.rem_euclid(NS));
+        match self.style {
+            Style::None => {}
+            Style::Delta => push_span(out, i128::from(ts_ns) - i128::from(previous)),
+            Style::Since => push_span(out, i128::from(ts_ns) - i128::from(first)),
+            Style::Epoch => {
+                let _ = write!(out, "{seconds}.");
+                push_fraction(out, ns);
+            }
+            Style::Time | Style::Date => {
+                let Ok(k) = self.seconds.binary_search(&seconds) else {
+                    return false;
+                };
+                let Some(text) = self.second_texts.get(k) else {
+                    return false;
+                };
+                out.push_str(text);
+                out.push('.');
+                push_fraction(out, ns);
+            }
+        }
+        true
+    }
+}
+
+/// clock.py `fraction`: microseconds, or nanoseconds when they matter.
+fn push_fraction(out: &mut String, ns: i64) {
+    if ns % 1000 == 0 {
+        let _ = write!(out, "{:06}", ns / 1000);
+    } else {
+        let _ = write!(out, "{ns:09}");
+    }
+}
+
+/// clock.py `span_text`: a signed interval, ' 00:00:00.010250' or '-00:00:01.500000'.
+/// (i128: the difference of two i64 times does not fit an i64.)
+fn push_span(out: &mut String, ns: i128) {
+    out.push(if ns < 0 { '-' } else { ' ' });
+    let abs = ns.unsigned_abs();
+    let (seconds, rest) = (abs / 1_000_000_000, abs % 1_000_000_000);
+    let (hours, seconds) = (seconds / 3600, seconds % 3600);
+    let _ = write!(out, "{hours:02}:{:02}:{:02}.", seconds / 60, seconds % 60);
+    // rest < 10^9
+    push_fraction(out, rest as i64);
+}
+
+/// tcpdump's flag letters (report/packets.py `TCP_FLAG_LETTERS`); ACK is a '.' after them.
+const TCP_FLAG_LETTERS: [(u16, char); 8] = [
+    (0x02, 'S'),
+    (0x01, 'F'),
+    (0x04, 'R'),
+    (0x08, 'P'),
+    (0x20, 'U'),
+    (0x40, 'E'),
+    (0x80, 'W'),
+    (0x100, 'N'),
+];
+const ACK: u16 = 0x10;
+
+/// An address as `addr_text(raw, version)` writes it, and `:port` after it when given (an
+/// IPv6 one in brackets, RFC 5952 §6).
+fn push_endpoint(out: &mut String, a: &[u8; 16], version: u8, port: Option<u16>) {
+    let v6 = version != 4;
+    if v6 && port.is_some() {
+        out.push('[');
+    }
+    if v6 {
+        push_v6(out, a);
+    } else {
+        push_v4(out, a);
+    }
+    if let Some(port) = port {
+        if v6 {
+            out.push(']');
+        }
+        let _ = write!(out, ":{port}");
+    }
+}
+
+/// A line is refused: a column of another length, or a second without its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError(pub String);
+
+/// Appends every row's line, each with its newline, to `out` (report/packets.py `line`).
+pub fn push_lines(
+    rows: &PacketRows<'_>,
+    names: &Names,
+    clock: &mut Clock<'_>,
+    out: &mut String,
+) -> Result<(), LineError> {
+    let n = rows
+        .check()
+        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
+    for i in 0..n {
+        push_line(rows, i, names, clock, out)?;
+        out.push('\n');
+    }
+    Ok(())
+}
+
+fn push_line(
+    r: &PacketRows<'_>,
+    i: usize,
+    names: &Names,
+    clock: &mut Clock<'_>,
+    out: &mut String,
+) -> Result<(), LineError> {
+    let start = out.len();
+    if !clock.push(out, r.ts_ns[i]) {
+        return Err(LineError(format!(
+            "no text for the second of {} ns",
+            r.ts_ns[i]
+        )));
+    }
+    // Parts are joined by one space; an empty time is no part.
+    let sep = |out: &mut String| {
+        if out.len() > start {
+            out.push(' ');
+        }
+    };
+    let version = r.ip_version[i];
+    let l4 = r.l4[i];
+    if version != 0 {
+        let frag = r.frag[i];
+        let has_ports =
+            matches!(l4, 6 | 17) || (frag == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0));
+        let depth = r.tunnel_depth[i];
+        if depth > 0 {
+            sep(out);
+            out.push('[');
+            for k in 0..u32::from(depth) {
+                if k > 0 {
+                    out.push('/');
+                }
+                let code = r.tunnel[i].checked_shr(4 * k).unwrap_or(0) & 0xF;
+                out.push_str(&names.tunnel[code as usize]);
+            }
+            out.push(']');
+        }
+        sep(out);
+        out.push_str(if version == 4 { "IP " } else { "IP6 " });
+        let (sport, dport) = if has_ports {
+            (Some(r.sport[i]), Some(r.dport[i]))
+        } else {
+            (None, None)
+        };
+        push_endpoint(out, &r.src[i], version, sport);
+        out.push_str(" > ");
+        push_endpoint(out, &r.dst[i], version, dport);
+        out.push(':');
+        match l4 {
+            6 => {
+                let flags = r.tcp_flags[i];
+                out.push_str(" tcp [");
+                for (bit, letter) in TCP_FLAG_LETTERS {
+                    if flags & bit != 0 {
+                        out.push(letter);
+                    }
+                }
+                if flags & ACK != 0 {
+                    out.push('.');
+                }
+                let _ = write!(out, "] seq {}", r.seq[i]);
+                if flags & ACK != 0 {
+                    let _ = write!(out, " ack {}", r.ack[i]);
+                }
+                let _ = write!(out, " win {} len {}", r.win[i], r.payload[i]);
+            }
+            17 => {
+                let _ = write!(out, " udp {}", r.payload[i]);
+            }
+            1 | 58 => {
+                let (t, code) = (r.icmp_type[i], r.icmp_code[i]);
+                let table = if l4 == 58 { &names.icmp6 } else { &names.icmp4 };
+                let name = u8::try_from(t).map_or(UNNAMED_ICMP, |t| &table[usize::from(t)]);
+                let _ = write!(out, " {} {name} {t}", names.proto[usize::from(l4)]);
+                if code >= 0 {
+                    let _ = write!(out, "/{code}");
+                }
+            }
+            _ => {
+                let proto = &names.proto[usize::from(r.proto[i])];
+                let _ = write!(out, " {proto} {}", r.ip_len[i]);
+            }
+        }
+        if frag == FRAG_PART {
+            out.push_str(" (fragment)");
+        } else if frag == FRAG_COMPLETE {
+            out.push_str(" (reassembled)");
+        }
+    } else {
+        sep(out);
+        if r.ppp_proto[i] != 0 {
+            let _ = write!(out, "PPP 0x{:04x} length {}", r.ppp_proto[i], r.wirelen[i]);
+        } else if r.ethertype[i] != 0 {
+            let _ = write!(
+                out,
+                "ethertype 0x{:04x} length {}",
+                r.ethertype[i], r.wirelen[i]
+            );
+        } else {
+            let _ = write!(out, "linktype {} length {}", r.linktype[i], r.wirelen[i]);
+        }
+    }
+    if r.truncated[i] {
+        out.push_str(" [truncated]");
+    }
+    if r.malformed[i] != 0 {
+        let _ = write!(
+            out,
+            " [malformed: {}]",
+            names.malformed[usize::from(r.malformed[i])]
+        );
+    }
+    let bad_ip = r.ip_csum[i] == CSUM_BAD;
+    let bad_l4 = r.l4_csum[i] == CSUM_BAD;
+    if bad_ip || bad_l4 {
+        out.push_str(" [bad ");
+        if bad_ip {
+            out.push_str("ip");
+        }
+        if bad_ip && bad_l4 {
+            out.push('+');
+        }
+        if bad_l4 {
+            out.push_str(&names.proto[usize::from(l4)]);
+        }
+        out.push_str(" checksum]");
+    }
+    Ok(())
+}
+
+/// The letters of `flags_text` in JSON (report/packets.py `FLAG_LETTERS`), in bit order.
+const FLAG_LETTERS: [(u16, char); 9] = [
+    (0x01, 'F'),
+    (0x02, 'S'),
+    (0x04, 'R'),
+    (0x08, 'P'),
+    (0x10, 'A'),
+    (0x20, 'U'),
+    (0x40, 'E'),
+    (0x80, 'W'),
+    (0x100, 'N'),
+];
+
+/// Appends every row's JSON object, each with its newline, to `out`: `json.dumps` of
+/// report/packets.py `record` (its key order, `", "` and `": "` between items).
+pub fn push_records(
+    rows: &PacketRows<'_>,
+    names: &Names,
+    out: &mut String,
+) -> Result<(), LineError> {
+    let n = rows
+        .check()
+        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
+    for i in 0..n {
+        push_record(rows, i, names, out);
+        out.push('\n');
+    }
+    Ok(())
+}
+
+fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"frame\": {}, \"ts_ns\": {}, \"len\": {}, \"caplen\": {}, \"linktype\": {}, \"interface\": {}",
+        r.frame[i], r.ts_ns[i], r.wirelen[i], r.caplen[i], r.linktype[i], r.interface[i]
+    );
+    if r.vlan[i] >= 0 {
+        let _ = write!(out, ", \"vlan\": {}", r.vlan[i]);
+    }
+    let version = r.ip_version[i];
+    let l4 = r.l4[i];
+    if version != 0 {
+        let proto = r.proto[i];
+        let _ = write!(out, ", \"ipv\": {version}, \"proto\": ");
+        if matches!(proto, 6 | 17 | 1 | 58) {
+            push_str(out, &names.proto[usize::from(proto)]);
+        } else {
+            let _ = write!(out, "{proto}");
+        }
+        let mut addr = String::with_capacity(39);
+        for (key, a) in [("src", &r.src[i]), ("dst", &r.dst[i])] {
+            addr.clear();
+            if version == 4 {
+                push_v4(&mut addr, a);
+            } else {
+                push_v6(&mut addr, a);
+            }
+            let _ = write!(out, ", \"{key}\": ");
+            push_str(out, &addr);
+        }
+        let _ = write!(out, ", \"ip_len\": {}", r.ip_len[i]);
+        let frag = r.frag[i];
+        if matches!(l4, 6 | 17) || (frag == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0)) {
+            let _ = write!(
+                out,
+                ", \"sport\": {}, \"dport\": {}",
+                r.sport[i], r.dport[i]
+            );
+        }
+        if l4 == 6 {
+            let flags = r.tcp_flags[i];
+            let _ = write!(out, ", \"flags\": {flags}, \"flags_text\": \"");
+            for (bit, letter) in FLAG_LETTERS {
+                if flags & bit != 0 {
+                    out.push(letter);
+                }
+            }
+            let _ = write!(
+                out,
+                "\", \"seq\": {}, \"ack\": {}, \"win\": {}",
+                r.seq[i], r.ack[i], r.win[i]
+            );
+            if r.mss[i] >= 0 {
+                let _ = write!(out, ", \"mss\": {}", r.mss[i]);
+            }
+            if r.wscale[i] >= 0 {
+                let _ = write!(out, ", \"wscale\": {}", r.wscale[i]);
+            }
+            if r.sack_perm[i] {
+                out.push_str(", \"sack_perm\": true");
+            }
+            if r.has_ts[i] {
+                let _ = write!(out, ", \"tsval\": {}", r.tsval[i]);
+            }
+            let count = usize::from(r.opt_count[i]).min(OPT_KINDS);
+            if count > 0 {
+                out.push_str(", \"opts\": [");
+                for (k, kind) in r.opt_kinds[i][..count].iter().enumerate() {
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{kind}");
+                }
+                out.push(']');
+            }
+        }
+        if matches!(l4, 1 | 58) {
+            let _ = write!(
+                out,
+                ", \"icmp_type\": {}, \"icmp_code\": {}",
+                r.icmp_type[i], r.icmp_code[i]
+            );
+            if r.q_valid[i] {
+                let _ = write!(
+                    out,
+                    ", \"quoted\": {{\"proto\": {}, \"sport\": {}, \"dport\": {}}}",
+                    r.q_proto[i], r.q_sport[i], r.q_dport[i]
+                );
+            }
+        }
+        if l4 != 0 && r.payload[i] >= 0 {
+            let _ = write!(out, ", \"payload\": {}", r.payload[i]);
+        }
+        let depth = r.tunnel_depth[i];
+        if depth > 0 {
+            out.push_str(", \"tunnel\": [");
+            for k in 0..u32::from(depth) {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                let code = r.tunnel[i].checked_shr(4 * k).unwrap_or(0) & 0xF;
+                push_str(out, &names.tunnel[code as usize]);
+            }
+            out.push(']');
+        }
+        if frag == FRAG_PART {
+            out.push_str(", \"frag\": \"part\"");
+        } else if frag == FRAG_COMPLETE {
+            out.push_str(", \"frag\": \"complete\"");
+        }
+    } else if r.ppp_proto[i] != 0 {
+        let _ = write!(out, ", \"ppp_proto\": \"0x{:04x}\"", r.ppp_proto[i]);
+    } else if r.ethertype[i] != 0 {
+        let _ = write!(out, ", \"ethertype\": \"0x{:04x}\"", r.ethertype[i]);
+    }
+    out.push_str(if r.truncated[i] {
+        ", \"truncated\": true"
+    } else {
+        ", \"truncated\": false"
+    });
+    let (ip_csum, l4_csum) = (r.ip_csum[i], r.l4_csum[i]);
+    if ip_csum != CSUM_NONE || l4_csum != CSUM_NONE {
+        out.push_str(", \"checksum\": {");
+        if ip_csum != CSUM_NONE {
+            out.push_str("\"ip\": ");
+            push_str(out, checksum_name(names, ip_csum));
+        }
+        if l4_csum != CSUM_NONE {
+            if ip_csum != CSUM_NONE {
+                out.push_str(", ");
+            }
+            let named = if l4 != 0 { l4 } else { r.proto[i] };
+            push_str(out, &names.proto[usize::from(named)]);
+            out.push_str(": ");
+            push_str(out, checksum_name(names, l4_csum));
+        }
+        out.push('}');
+    }
+    if r.malformed[i] != 0 {
+        out.push_str(", \"malformed\": ");
+        push_str(out, &names.malformed[usize::from(r.malformed[i])]);
+    }
+    out.push('}');
+}
+
+/// A checksum status's name; the decoder writes no other status than the four named.
+fn checksum_name(names: &Names, status: u8) -> &str {
+    names
+        .checksum
+        .get(usize::from(status))
+        .map_or("?", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::slice::from_ref as one;
+
+    fn names() -> Names {
+        let mut proto: [String; 256] = std::array::from_fn(|p| p.to_string());
+        proto[1] = "icmp".into();
+        proto[6] = "tcp".into();
+        proto[17] = "udp".into();
+        proto[58] = "icmp6".into();
+        let mut icmp4: [String; 256] = std::array::from_fn(|_| "type".to_string());
+        icmp4[8] = "echo-request".into();
+        Names {
+            proto,
+            icmp4,
+            icmp6: std::array::from_fn(|_| "type".to_string()),
+            tunnel: std::array::from_fn(|c| format!("t{c}")),
+            malformed: std::array::from_fn(|c| format!("reason-{c}")),
+            checksum: ["-", "good", "bad", "unverified"].map(String::from),
+        }
+    }
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[10] = 0xFF;
+        out[11] = 0xFF;
+        out[12..].copy_from_slice(&a);
+        out
+    }
+
+    /// One packet's values, as the decoder's defaults leave them.
+    struct Row {
+        ts_ns: i64,
+        wirelen: u32,
+        vlan: i32,
+        ethertype: u16,
+        ip_version: u8,
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: u8,
+        ip_len: u32,
+        frag: u8,
+        l4: u8,
+        sport: u16,
+        dport: u16,
+        payload: i32,
+        tcp_flags: u16,
+        seq: u32,
+        ack: u32,
+        win: u16,
+        mss: i32,
+        wscale: i16,
+        sack_perm: bool,
+        opt_count: u8,
+        opt_kinds: [u8; OPT_KINDS],
+        icmp_type: i16,
+        icmp_code: i16,
+        tunnel_depth: u8,
+        tunnel: u32,
+        ip_csum: u8,
+        l4_csum: u8,
+    }
+
+    impl Default for Row {
+        fn default() -> Self {
+            Row {
+                ts_ns: 0,
+                wirelen: 60,
+                vlan: -1,
+                ethertype: 0,
+                ip_version: 0,
+                src: [0; 16],
+                dst: [0; 16],
+                proto: 0,
+                ip_len: 0,
+                frag: 0,
+                l4: 0,
+                sport: 0,
+                dport: 0,
+                payload: -1,
+                tcp_flags: 0,
+                seq: 0,
+                ack: 0,
+                win: 0,
+                mss: -1,
+                wscale: -1,
+                sack_perm: false,
+                opt_count: 0,
+                opt_kinds: [0; OPT_KINDS],
+                icmp_type: -1,
+                icmp_code: -1,
+                tunnel_depth: 0,
+                tunnel: 0,
+                ip_csum: 0,
+                l4_csum: 0,
+            }
+        }
+    }
+
+    fn rows_of(r: &Row) -> PacketRows<'_> {
+        PacketRows {
+            frame: &[7],
+            ts_ns: one(&r.ts_ns),
+            wirelen: one(&r.wirelen),
+            caplen: one(&r.wirelen),
+            linktype: &[1],
+            interface: &[0],
+            vlan: one(&r.vlan),
+            ethertype: one(&r.ethertype),
+            ppp_proto: &[0],
+            ip_version: one(&r.ip_version),
+            src: one(&r.src),
+            dst: one(&r.dst),
+            proto: one(&r.proto),
+            ip_len: one(&r.ip_len),
+            frag: one(&r.frag),
+            l4: one(&r.l4),
+            sport: one(&r.sport),
+            dport: one(&r.dport),
+            payload: one(&r.payload),
+            tcp_flags: one(&r.tcp_flags),
+            seq: one(&r.seq),
+            ack: one(&r.ack),
+            win: one(&r.win),
+            mss: one(&r.mss),
+            wscale: one(&r.wscale),
+            sack_perm: one(&r.sack_perm),
+            has_ts: &[false],
+            tsval: &[0],
+            opt_count: one(&r.opt_count),
+            opt_kinds: one(&r.opt_kinds),
+            icmp_type: one(&r.icmp_type),
+            icmp_code: one(&r.icmp_code),
+            q_valid: &[false],
+            q_proto: &[0],
+            q_sport: &[0],
+            q_dport: &[0],
+            tunnel_depth: one(&r.tunnel_depth),
+            tunnel: one(&r.tunnel),
+            truncated: &[false],
+            ip_csum: one(&r.ip_csum),
+            l4_csum: one(&r.l4_csum),
+            malformed: &[0],
+        }
+    }
+
+    /// The line of one packet, the defaults overridden by `f`, in `style`, its second
+    /// named "12:00:00".
+    fn one_line(style: Style, f: impl FnOnce(&mut Row)) -> String {
+        let mut row = Row::default();
+        f(&mut row);
+        let texts = ["12:00:00".to_string()];
+        let mut clock = Clock {
+            style,
+            seconds: &[row.ts_ns.div_euclid(NS)],
+            second_texts: &texts,
+            first_ns: None,
+            previous_ns: None,
+        };
+        let mut out = String::new();
+        push_lines(&rows_of(&row), &names(), &mut clock, &mut out).expect("writes");
+        out
+    }
+
+    fn one_record(f: impl FnOnce(&mut Row)) -> String {
+        let mut row = Row::default();
+        f(&mut row);
+        let mut out = String::new();
+        push_records(&rows_of(&row), &names(), &mut out).expect("writes");
+        out
+    }
+
+    fn tcp(r: &mut Row) {
+        r.ts_ns = 1_700_000_000_010_250_000;
+        r.ip_version = 4;
+        r.src = v4([10, 0, 0, 1]);
+        r.dst = v4([10, 0, 0, 2]);
+        (r.proto, r.l4, r.sport, r.dport, r.ip_len) = (6, 6, 40000, 443, 44);
+        (r.tcp_flags, r.seq, r.ack, r.win, r.payload) = (0x12, 7, 9, 512, 0);
+    }
+
+    #[test]
+    fn a_tcp_line_as_report_packets_writes_it() {
+        assert_eq!(
+            one_line(Style::Time, tcp),
+            "12:00:00.010250 IP 10.0.0.1:40000 > 10.0.0.2:443: tcp [S.] seq 7 ack 9 win 512 len 0\n"
+        );
+        assert_eq!(
+            one_line(Style::None, tcp),
+            "IP 10.0.0.1:40000 > 10.0.0.2:443: tcp [S.] seq 7 ack 9 win 512 len 0\n"
+        );
+        assert_eq!(
+            one_line(Style::Epoch, |r| {
+                tcp(r);
+                r.ts_ns += 1;
+            }),
+            "1700000000.010250001 IP 10.0.0.1:40000 > 10.0.0.2:443: tcp [S.] seq 7 ack 9 win 512 len 0\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_ports_in_brackets_and_bad_checksums_joined() {
+        let line = one_line(Style::Delta, |r| {
+            tcp(r);
+            r.ip_version = 6;
+            r.src = [0; 16];
+            r.dst = [0; 16];
+            r.dst[15] = 1;
+            r.tcp_flags = 0x02;
+            (r.ip_csum, r.l4_csum) = (CSUM_BAD, CSUM_BAD);
+        });
+        assert_eq!(
+            line,
+            " 00:00:00.000000 IP6 [::]:40000 > [::1]:443: tcp [S] seq 7 win 512 len 0 [bad ip+tcp checksum]\n"
+        );
+    }
+
+    #[test]
+    fn icmp_tunnels_fragments_and_other_frames() {
+        let line = one_line(Style::None, |r| {
+            r.ip_version = 4;
+            (r.proto, r.l4, r.icmp_type, r.icmp_code) = (1, 1, 8, 0);
+            (r.tunnel_depth, r.tunnel) = (2, 0x21);
+        });
+        assert_eq!(
+            line,
+            "[t1/t2] IP 0.0.0.0 > 0.0.0.0: icmp echo-request 8/0\n"
+        );
+        let line = one_line(Style::None, |r| {
+            r.ip_version = 4;
+            (r.proto, r.ip_len, r.frag, r.sport, r.dport) = (17, 1500, FRAG_PART, 53, 0);
+        });
+        assert_eq!(line, "IP 0.0.0.0:53 > 0.0.0.0:0: udp 1500 (fragment)\n");
+        let line = one_line(Style::None, |r| {
+            r.ethertype = 0x0806;
+        });
+        assert_eq!(line, "ethertype 0x0806 length 60\n");
+    }
+
+    #[test]
+    fn records_as_json_dumps_writes_them() {
+        let record = one_record(|r| {
+            tcp(r);
+            r.vlan = 10;
+            (r.mss, r.wscale, r.sack_perm) = (1460, 7, true);
+            r.opt_count = 3;
+            r.opt_kinds[..3].copy_from_slice(&[2, 4, 3]);
+            (r.ip_csum, r.l4_csum) = (1, 2);
+        });
+        assert_eq!(
+            record,
+            "{\"frame\": 7, \"ts_ns\": 1700000000010250000, \"len\": 60, \"caplen\": 60, \
+             \"linktype\": 1, \"interface\": 0, \"vlan\": 10, \"ipv\": 4, \"proto\": \"tcp\", \
+             \"src\": \"10.0.0.1\", \"dst\": \"10.0.0.2\", \"ip_len\": 44, \"sport\": 40000, \
+             \"dport\": 443, \"flags\": 18, \"flags_text\": \"SA\", \"seq\": 7, \"ack\": 9, \
+             \"win\": 512, \"mss\": 1460, \"wscale\": 7, \"sack_perm\": true, \
+             \"opts\": [2, 4, 3], \"payload\": 0, \"truncated\": false, \
+             \"checksum\": {\"ip\": \"good\", \"tcp\": \"bad\"}}\n"
+        );
+        let record = one_record(|r| r.ethertype = 0x0806);
+        assert_eq!(
+            record,
+            "{\"frame\": 7, \"ts_ns\": 0, \"len\": 60, \"caplen\": 60, \"linktype\": 1, \
+             \"interface\": 0, \"ethertype\": \"0x0806\", \"truncated\": false}\n"
+        );
+    }
+
+    #[test]
+    fn spans_and_missing_seconds() {
+        let mut out = String::new();
+        push_span(&mut out, -1_500_000_000);
+        push_span(&mut out, 360_000 * i128::from(NS) + 1);
+        assert_eq!(out, "-00:00:01.500000 100:00:00.000000001");
+        let row = Row {
+            ts_ns: 5 * NS,
+            ..Row::default()
+        };
+        let texts = ["x".to_string()];
+        let mut clock = Clock {
+            style: Style::Time,
+            seconds: &[4],
+            second_texts: &texts,
+            first_ns: None,
+            previous_ns: None,
+        };
+        let got = push_lines(&rows_of(&row), &names(), &mut clock, &mut String::new());
+        assert!(got.is_err(), "a second without its text is refused");
+    }
+
+    #[test]
+    fn uneven_columns_are_refused_by_name() {
+        let row = Row::default();
+        let mut rows = rows_of(&row);
+        rows.ts_ns = &[0, 1];
+        assert_eq!(rows.check(), Err("frame"));
+    }
+}
