@@ -15,6 +15,7 @@ use std::fmt::Write;
 use crate::conn_json::push_str;
 use crate::conn_log::{push_v4, push_v6};
 use crate::decode::columns::{CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART};
+use crate::track::ids::{decimal_bytes, DECIMAL_MAX};
 
 /// TCP option kinds kept a row (decode's `opt_kinds` width).
 pub const OPT_KINDS: usize = 40;
@@ -197,7 +198,8 @@ impl Clock<'_> {
             Style::Delta => push_span(out, i128::from(ts_ns) - i128::from(previous)),
             Style::Since => push_span(out, i128::from(ts_ns) - i128::from(first)),
             Style::Epoch => {
-                let _ = write!(out, "{seconds}.");
+                int(out, seconds);
+                out.push('.');
                 push_fraction(out, ns);
             }
             Style::Time | Style::Date => {
@@ -219,10 +221,20 @@ impl Clock<'_> {
 /// clock.py `fraction`: microseconds, or nanoseconds when they matter.
 fn push_fraction(out: &mut String, ns: i64) {
     if ns % 1000 == 0 {
-        let _ = write!(out, "{:06}", ns / 1000);
+        push_padded(out, ns / 1000, 6);
     } else {
-        let _ = write!(out, "{ns:09}");
+        push_padded(out, ns, 9);
     }
+}
+
+/// `v` (0 <= v < 10^width) in `width` digits, zeros first: by hand, a line's time is one.
+fn push_padded(out: &mut String, v: i64, width: usize) {
+    let mut buf = [0; DECIMAL_MAX];
+    let digits = decimal_bytes(v, &mut buf);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    push_ascii(out, digits);
 }
 
 /// clock.py `span_text`: a signed interval, ' 00:00:00.010250' or '-00:00:01.500000'.
@@ -266,7 +278,8 @@ fn push_endpoint(out: &mut String, a: &[u8; 16], version: u8, port: Option<u16>)
         if v6 {
             out.push(']');
         }
-        let _ = write!(out, ":{port}");
+        out.push(':');
+        int(out, port);
     }
 }
 
@@ -315,8 +328,6 @@ fn push_line(
     let l4 = r.l4[i];
     if version != 0 {
         let frag = r.frag[i];
-        let has_ports =
-            matches!(l4, 6 | 17) || (frag == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0));
         let depth = r.tunnel_depth[i];
         if depth > 0 {
             sep(out);
@@ -325,14 +336,13 @@ fn push_line(
                 if k > 0 {
                     out.push('/');
                 }
-                let code = r.tunnel[i].checked_shr(4 * k).unwrap_or(0) & 0xF;
-                out.push_str(&names.tunnel[code as usize]);
+                out.push_str(tunnel_name(names, r.tunnel[i], k));
             }
             out.push(']');
         }
         sep(out);
         out.push_str(if version == 4 { "IP " } else { "IP6 " });
-        let (sport, dport) = if has_ports {
+        let (sport, dport) = if has_ports(r, i) {
             (Some(r.sport[i]), Some(r.dport[i]))
         } else {
             (None, None)
@@ -353,27 +363,41 @@ fn push_line(
                 if flags & ACK != 0 {
                     out.push('.');
                 }
-                let _ = write!(out, "] seq {}", r.seq[i]);
+                out.push_str("] seq ");
+                int(out, r.seq[i]);
                 if flags & ACK != 0 {
-                    let _ = write!(out, " ack {}", r.ack[i]);
+                    out.push_str(" ack ");
+                    int(out, r.ack[i]);
                 }
-                let _ = write!(out, " win {} len {}", r.win[i], r.payload[i]);
+                out.push_str(" win ");
+                int(out, r.win[i]);
+                out.push_str(" len ");
+                int(out, r.payload[i]);
             }
             17 => {
-                let _ = write!(out, " udp {}", r.payload[i]);
+                out.push_str(" udp ");
+                int(out, r.payload[i]);
             }
             1 | 58 => {
                 let (t, code) = (r.icmp_type[i], r.icmp_code[i]);
                 let table = if l4 == 58 { &names.icmp6 } else { &names.icmp4 };
                 let name = u8::try_from(t).map_or(UNNAMED_ICMP, |t| &table[usize::from(t)]);
-                let _ = write!(out, " {} {name} {t}", names.proto[usize::from(l4)]);
+                out.push(' ');
+                out.push_str(&names.proto[usize::from(l4)]);
+                out.push(' ');
+                out.push_str(name);
+                out.push(' ');
+                int(out, t);
                 if code >= 0 {
-                    let _ = write!(out, "/{code}");
+                    out.push('/');
+                    int(out, code);
                 }
             }
             _ => {
-                let proto = &names.proto[usize::from(r.proto[i])];
-                let _ = write!(out, " {proto} {}", r.ip_len[i]);
+                out.push(' ');
+                out.push_str(&names.proto[usize::from(r.proto[i])]);
+                out.push(' ');
+                int(out, r.ip_len[i]);
             }
         }
         if frag == FRAG_PART {
@@ -384,26 +408,23 @@ fn push_line(
     } else {
         sep(out);
         if r.ppp_proto[i] != 0 {
-            let _ = write!(out, "PPP 0x{:04x} length {}", r.ppp_proto[i], r.wirelen[i]);
+            let _ = write!(out, "PPP 0x{:04x} length ", r.ppp_proto[i]);
         } else if r.ethertype[i] != 0 {
-            let _ = write!(
-                out,
-                "ethertype 0x{:04x} length {}",
-                r.ethertype[i], r.wirelen[i]
-            );
+            let _ = write!(out, "ethertype 0x{:04x} length ", r.ethertype[i]);
         } else {
-            let _ = write!(out, "linktype {} length {}", r.linktype[i], r.wirelen[i]);
+            out.push_str("linktype ");
+            int(out, r.linktype[i]);
+            out.push_str(" length ");
         }
+        int(out, r.wirelen[i]);
     }
     if r.truncated[i] {
         out.push_str(" [truncated]");
     }
     if r.malformed[i] != 0 {
-        let _ = write!(
-            out,
-            " [malformed: {}]",
-            names.malformed[usize::from(r.malformed[i])]
-        );
+        out.push_str(" [malformed: ");
+        out.push_str(&names.malformed[usize::from(r.malformed[i])]);
+        out.push(']');
     }
     let bad_ip = r.ip_csum[i] == CSUM_BAD;
     let bad_l4 = r.l4_csum[i] == CSUM_BAD;
@@ -421,6 +442,43 @@ fn push_line(
         out.push_str(" checksum]");
     }
     Ok(())
+}
+
+/// Whether a packet's ports are shown: TCP and UDP, and a fragment that carries them.
+fn has_ports(r: &PacketRows<'_>, i: usize) -> bool {
+    matches!(r.l4[i], 6 | 17) || (r.frag[i] == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0))
+}
+
+/// The name of tunnel layer `k` (outermost first) of a row's packed tunnel codes.
+fn tunnel_name(names: &Names, packed: u32, k: u32) -> &str {
+    let code = packed.checked_shr(4 * k).unwrap_or(0) & 0xF;
+    &names.tunnel[code as usize]
+}
+
+/// Appends an integer's decimal text: by hand, as `write!` took a fifth of the listing's
+/// time.
+fn int(out: &mut String, v: impl Into<i64>) {
+    let mut buf = [0; DECIMAL_MAX];
+    push_ascii(out, decimal_bytes(v.into(), &mut buf));
+}
+
+/// ASCII digits pushed a byte at a time (no second UTF-8 check of a few digits).
+fn push_ascii(out: &mut String, digits: &[u8]) {
+    for &b in digits {
+        out.push(char::from(b));
+    }
+}
+
+/// `, "key": v`: an item after a record's first.
+fn key_int(out: &mut String, key: &str, v: impl Into<i64>) {
+    key_of(out, key);
+    int(out, v);
+}
+
+fn key_of(out: &mut String, key: &str) {
+    out.push_str(", \"");
+    out.push_str(key);
+    out.push_str("\": ");
 }
 
 /// The letters of `flags_text` in JSON (report/packets.py `FLAG_LETTERS`), in bit order.
@@ -454,110 +512,109 @@ pub fn push_records(
 }
 
 fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
-    let _ = write!(
-        out,
-        "{{\"frame\": {}, \"ts_ns\": {}, \"len\": {}, \"caplen\": {}, \"linktype\": {}, \"interface\": {}",
-        r.frame[i], r.ts_ns[i], r.wirelen[i], r.caplen[i], r.linktype[i], r.interface[i]
-    );
+    out.push_str("{\"frame\": ");
+    int(out, r.frame[i]);
+    key_int(out, "ts_ns", r.ts_ns[i]);
+    key_int(out, "len", r.wirelen[i]);
+    key_int(out, "caplen", r.caplen[i]);
+    key_int(out, "linktype", r.linktype[i]);
+    key_int(out, "interface", r.interface[i]);
     if r.vlan[i] >= 0 {
-        let _ = write!(out, ", \"vlan\": {}", r.vlan[i]);
+        key_int(out, "vlan", r.vlan[i]);
     }
     let version = r.ip_version[i];
     let l4 = r.l4[i];
     if version != 0 {
         let proto = r.proto[i];
-        let _ = write!(out, ", \"ipv\": {version}, \"proto\": ");
+        key_int(out, "ipv", version);
+        key_of(out, "proto");
         if matches!(proto, 6 | 17 | 1 | 58) {
             push_str(out, &names.proto[usize::from(proto)]);
         } else {
-            let _ = write!(out, "{proto}");
+            int(out, proto);
         }
-        let mut addr = String::with_capacity(39);
+        // addresses need no escaping: digits, hex letters, dots and colons
         for (key, a) in [("src", &r.src[i]), ("dst", &r.dst[i])] {
-            addr.clear();
+            key_of(out, key);
+            out.push('"');
             if version == 4 {
-                push_v4(&mut addr, a);
+                push_v4(out, a);
             } else {
-                push_v6(&mut addr, a);
+                push_v6(out, a);
             }
-            let _ = write!(out, ", \"{key}\": ");
-            push_str(out, &addr);
+            out.push('"');
         }
-        let _ = write!(out, ", \"ip_len\": {}", r.ip_len[i]);
-        let frag = r.frag[i];
-        if matches!(l4, 6 | 17) || (frag == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0)) {
-            let _ = write!(
-                out,
-                ", \"sport\": {}, \"dport\": {}",
-                r.sport[i], r.dport[i]
-            );
+        key_int(out, "ip_len", r.ip_len[i]);
+        if has_ports(r, i) {
+            key_int(out, "sport", r.sport[i]);
+            key_int(out, "dport", r.dport[i]);
         }
         if l4 == 6 {
             let flags = r.tcp_flags[i];
-            let _ = write!(out, ", \"flags\": {flags}, \"flags_text\": \"");
+            key_int(out, "flags", flags);
+            key_of(out, "flags_text");
+            out.push('"');
             for (bit, letter) in FLAG_LETTERS {
                 if flags & bit != 0 {
                     out.push(letter);
                 }
             }
-            let _ = write!(
-                out,
-                "\", \"seq\": {}, \"ack\": {}, \"win\": {}",
-                r.seq[i], r.ack[i], r.win[i]
-            );
+            out.push('"');
+            key_int(out, "seq", r.seq[i]);
+            key_int(out, "ack", r.ack[i]);
+            key_int(out, "win", r.win[i]);
             if r.mss[i] >= 0 {
-                let _ = write!(out, ", \"mss\": {}", r.mss[i]);
+                key_int(out, "mss", r.mss[i]);
             }
             if r.wscale[i] >= 0 {
-                let _ = write!(out, ", \"wscale\": {}", r.wscale[i]);
+                key_int(out, "wscale", r.wscale[i]);
             }
             if r.sack_perm[i] {
                 out.push_str(", \"sack_perm\": true");
             }
             if r.has_ts[i] {
-                let _ = write!(out, ", \"tsval\": {}", r.tsval[i]);
+                key_int(out, "tsval", r.tsval[i]);
             }
             let count = usize::from(r.opt_count[i]).min(OPT_KINDS);
             if count > 0 {
-                out.push_str(", \"opts\": [");
-                for (k, kind) in r.opt_kinds[i][..count].iter().enumerate() {
+                key_of(out, "opts");
+                out.push('[');
+                for (k, &kind) in r.opt_kinds[i][..count].iter().enumerate() {
                     if k > 0 {
                         out.push_str(", ");
                     }
-                    let _ = write!(out, "{kind}");
+                    int(out, kind);
                 }
                 out.push(']');
             }
         }
         if matches!(l4, 1 | 58) {
-            let _ = write!(
-                out,
-                ", \"icmp_type\": {}, \"icmp_code\": {}",
-                r.icmp_type[i], r.icmp_code[i]
-            );
+            key_int(out, "icmp_type", r.icmp_type[i]);
+            key_int(out, "icmp_code", r.icmp_code[i]);
             if r.q_valid[i] {
-                let _ = write!(
-                    out,
-                    ", \"quoted\": {{\"proto\": {}, \"sport\": {}, \"dport\": {}}}",
-                    r.q_proto[i], r.q_sport[i], r.q_dport[i]
-                );
+                out.push_str(", \"quoted\": {\"proto\": ");
+                int(out, r.q_proto[i]);
+                key_int(out, "sport", r.q_sport[i]);
+                key_int(out, "dport", r.q_dport[i]);
+                out.push('}');
             }
         }
         if l4 != 0 && r.payload[i] >= 0 {
-            let _ = write!(out, ", \"payload\": {}", r.payload[i]);
+            key_int(out, "payload", r.payload[i]);
         }
         let depth = r.tunnel_depth[i];
         if depth > 0 {
-            out.push_str(", \"tunnel\": [");
+            key_of(out, "tunnel");
+            out.push('[');
             for k in 0..u32::from(depth) {
                 if k > 0 {
                     out.push_str(", ");
                 }
-                let code = r.tunnel[i].checked_shr(4 * k).unwrap_or(0) & 0xF;
-                push_str(out, &names.tunnel[code as usize]);
+                push_str(out, tunnel_name(names, r.tunnel[i], k));
             }
             out.push(']');
         }
+        let frag = r.frag[i];
         if frag == FRAG_PART {
             out.push_str(", \"frag\": \"part\"");
         } else if frag == FRAG_COMPLETE {
@@ -592,7 +649,7 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
         out.push('}');
     }
     if r.malformed[i] != 0 {
-        out.push_str(", \"malformed\": ");
+        key_of(out, "malformed");
         push_str(out, &names.malformed[usize::from(r.malformed[i])]);
     }
     out.push('}');

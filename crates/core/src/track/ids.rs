@@ -78,6 +78,12 @@ pub const DECIMAL_MAX: usize = 20;
 /// hand, two digits at a time, as `write!` costs several times more and this runs five times
 /// for every uid (and for every port of the sockets table, `table::lines`).
 pub fn decimal(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &str {
+    // digits and a sign only: always UTF-8
+    std::str::from_utf8(decimal_bytes(v, buf)).unwrap_or_default()
+}
+
+/// [`decimal`]'s ASCII bytes, for a writer that pushes them one by one.
+pub fn decimal_bytes(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &[u8] {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
@@ -103,8 +109,7 @@ pub fn decimal(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &str {
         i -= 1;
         buf[i] = b'-';
     }
-    // digits and a sign only: always UTF-8
-    std::str::from_utf8(&buf[i..]).unwrap_or_default()
+    &buf[i..]
 }
 
 /// The uid of a text whose BLAKE2b-104 digest names it, as `_uid` in track/tracker.py:
