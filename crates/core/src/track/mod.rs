@@ -634,12 +634,12 @@ impl SynOnly {
 
     /// The full connection, by replaying the SYN with its transitions muted. `resume`: the
     /// connection goes on in the table (in `slot`), so its timers not in the heap go in now;
-    /// else it is ending. `scratch`: where its uid's text is written.
+    /// else it is ending. `uids`: what makes its uid.
     fn expand(
         self,
         config: &Config,
         timers: &mut Timers,
-        scratch: &mut Vec<u8>,
+        uids: &mut UidMaker,
         slot: u32,
         resume: bool,
     ) -> TcpConn {
@@ -692,16 +692,7 @@ impl SynOnly {
             uid: [0; 17],
             extra: None,
         };
-        let key = key_of(&id);
-        id.uid = ids::flow_uid(
-            scratch,
-            self.serial,
-            ts,
-            6,
-            key.vlan(),
-            (&key.a, key.pa),
-            (&key.b, key.pb),
-        );
+        id.uid = uids.flow(self.serial, ts, &key_of(&id));
         let c = Common::from_ident(id, zts, 0);
         let mut conn = TcpConn::new(c, &seg, config.report_gaps_for_partial);
         let mut armed: Vec<Armed> = Vec::new();
@@ -1170,7 +1161,7 @@ pub struct Tracker {
     timers: Timers,
     now: i64,
     serial: u64,
-    scratch: Vec<u8>,
+    uids: UidMaker,
     /// The encapsulations of the last frame's own row, outermost first: the carriers its
     /// A-MSDU subframes' rows share (`carriers`).
     frame_chain: Vec<(u8, Uid)>,
@@ -1238,7 +1229,7 @@ impl Tracker {
             timers: Timers::default(),
             now: 0,
             serial: 0,
-            scratch: Vec::with_capacity(256),
+            uids: UidMaker::default(),
             frame_chain: Vec::new(),
             armed: Vec::with_capacity(4),
             spare: SpareBlocks::default(),
@@ -1316,13 +1307,7 @@ impl Tracker {
             return;
         };
         if let Some(Entry::Syn(syn)) = cell.take() {
-            let conn = syn.expand(
-                &self.config,
-                &mut self.timers,
-                &mut self.scratch,
-                slot,
-                true,
-            );
+            let conn = syn.expand(&self.config, &mut self.timers, &mut self.uids, slot, true);
             *cell = Some(Entry::Tcp(Box::new(conn)));
         }
     }
@@ -1438,7 +1423,7 @@ impl Tracker {
         if let Some(c) = entry.ident_mut() {
             c.serial = serial;
             if uid {
-                c.uid = flow_uid_of(&mut self.scratch, serial, ts, &key);
+                c.uid = self.uids.flow(serial, ts, &key);
             }
             c.vlan = key.vlan;
             c.ip_version = version;
@@ -1537,13 +1522,8 @@ impl Tracker {
             match e {
                 Ending::Tcp(conn, cause) => self.ended.push_tcp(&conn, cause),
                 Ending::Syn(syn, slot, cause) => {
-                    let conn = syn.expand(
-                        &self.config,
-                        &mut self.timers,
-                        &mut self.scratch,
-                        slot,
-                        false,
-                    );
+                    let conn =
+                        syn.expand(&self.config, &mut self.timers, &mut self.uids, slot, false);
                     self.ended.push_tcp(&conn, cause);
                 }
                 Ending::Flow(flow, cause) => self.ended.push_flow(&flow, cause),
@@ -1892,7 +1872,10 @@ impl Tracker {
     ) -> ((u8, Uid), Option<u32>) {
         if proto != 17 {
             return (
-                (2, ids::tunnel_uid(&mut self.scratch, &src.0, &dst.0, kinds)),
+                (
+                    2,
+                    ids::tunnel_uid(&mut self.uids.scratch, &src.0, &dst.0, kinds),
+                ),
                 None,
             );
         }
@@ -2076,7 +2059,7 @@ impl Tracker {
         self.armed = armed;
         if new && lazy_uid && compact.is_none() {
             if let Some(Entry::Tcp(conn)) = self.slots[slot as usize].as_mut() {
-                conn.c.id.uid = flow_uid_of(&mut self.scratch, conn.c.serial, seg.ts, &key);
+                conn.c.id.uid = self.uids.flow(conn.c.serial, seg.ts, &key);
             }
         }
         if let Some(syn) = compact {
@@ -2084,13 +2067,13 @@ impl Tracker {
                 #[cfg(debug_assertions)]
                 if let Entry::Tcp(conn) = entry {
                     let mut scratch = Timers::default();
-                    let mut again = syn.clone().expand(
-                        &self.config,
-                        &mut scratch,
-                        &mut Vec::new(),
-                        slot,
-                        false,
-                    );
+                    let mut uids = UidMaker {
+                        scratch: Vec::new(),
+                        provisional_after: self.uids.provisional_after,
+                    };
+                    let mut again =
+                        syn.clone()
+                            .expand(&self.config, &mut scratch, &mut uids, slot, false);
                     if lazy_uid {
                         again.c.id.uid = conn.c.id.uid; // not computed yet
                     }
@@ -2400,6 +2383,35 @@ fn quotes_a_flow(p: &Packets<'_>, i: usize) -> bool {
 /// right after it.
 fn middle_carriers<'p>(p: &'p Packets<'_>, i: usize, n: usize) -> impl Iterator<Item = usize> + 'p {
     (i + 1..n).take_while(move |&j| p.sub[j] == SUB_CARRIER)
+}
+
+/// Makes the uids of flows (`flow_uid_of`), with the text's buffer. In a flow shard
+/// (`Shards`), a connection born in the batch being tracked is numbered by the shard alone
+/// until the batch is done, and `Shards::rename` gives it the run's serial and the uid made
+/// from that: until then it holds a stand-in (`provisional_uid`), so the BLAKE2 of its uid
+/// is computed once, as in one tracker, not twice.
+#[derive(Debug, Default)]
+pub(crate) struct UidMaker {
+    pub(crate) scratch: Vec<u8>,
+    /// A flow shard's serials above this are the current batch's, not yet the run's.
+    pub(crate) provisional_after: Option<u64>,
+}
+
+impl UidMaker {
+    fn flow(&mut self, serial: u64, ts: i64, key: &Key) -> Uid {
+        match self.provisional_after {
+            Some(base) if serial > base => provisional_uid(serial),
+            _ => flow_uid_of(&mut self.scratch, serial, ts, key),
+        }
+    }
+}
+
+/// A flow shard's stand-in uid for its serial: 0xFF is no base-62 digit, so it is never a
+/// real uid, and it names the connection until `Shards::rename` (tunnel parents).
+pub(crate) fn provisional_uid(serial: u64) -> Uid {
+    let mut uid = [0xFF; 17];
+    uid[..8].copy_from_slice(&serial.to_le_bytes());
+    uid
 }
 
 fn flow_uid_of(scratch: &mut Vec<u8>, serial: u64, ts: i64, key: &Key) -> Uid {

@@ -3,7 +3,7 @@
 
 use super::columns::{ConnBatch, EndAt, END_CAPTURE};
 use super::tcp::Cause;
-use super::{Entry, SynOnly, Timers, Tracker, NIL};
+use super::{Entry, SynOnly, Timers, Tracker, UidMaker, NIL};
 
 impl Tracker {
     /// Up to `limit` open connections, the most recently active first (the Python tracker's
@@ -27,7 +27,7 @@ impl Tracker {
                     let conn = SynOnly::clone(syn).expand(
                         &self.config,
                         &mut Timers::default(),
-                        &mut Vec::new(),
+                        &mut UidMaker::default(),
                         slot,
                         false,
                     );

@@ -26,7 +26,8 @@ use std::thread;
 use super::columns::{ConnBatch, TransitionBatch};
 use super::ids::Uid;
 use super::{
-    flow_uid_of, Birth, ColumnError, Config, Entry, NotCounted, Packets, ShardRows, Tracker,
+    flow_uid_of, provisional_uid, Birth, ColumnError, Config, Entry, NotCounted, Packets,
+    ShardRows, Tracker,
 };
 
 /// The trackers of `n` flow shards, fed the same batches.
@@ -80,6 +81,7 @@ impl Shards {
         let base = self.serial;
         for t in &mut self.trackers {
             t.serial = base;
+            t.uids.provisional_after = Some(base);
             if let Some(b) = &mut t.births {
                 b.clear();
             }
@@ -169,6 +171,7 @@ impl Shards {
         for ((t, mut b), s) in self.trackers.iter_mut().zip(births).zip(&serials) {
             t.rename(base, &b, s);
             t.serial = serial;
+            t.uids.provisional_after = Some(serial); // every serial so far is the run's
             b.clear();
             t.births = Some(b); // its allocation, for the next batch
         }
@@ -327,8 +330,14 @@ impl Tracker {
             self.reparented.clear();
             return;
         }
-        let scratch = &mut self.scratch;
-        let mut uid = |j: usize| flow_uid_of(scratch, serials[j], births[j].ts, &births[j].key);
+        let scratch = &mut self.uids.scratch;
+        // each birth's uid made once, whichever of its rows asks first
+        let mut made: Vec<Option<Uid>> = vec![None; births.len()];
+        let mut uid = |j: usize| {
+            *made[j].get_or_insert_with(|| {
+                flow_uid_of(scratch, serials[j], births[j].ts, &births[j].key)
+            })
+        };
         for (j, b) in births.iter().enumerate() {
             if let Some(Some(e)) = self.slots.get_mut(b.slot as usize) {
                 if e.serial() == b.serial {
@@ -350,9 +359,8 @@ impl Tracker {
             !self.reparented.is_empty() || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
         let mut names: HashMap<Uid, Uid> = HashMap::new();
         if parents {
-            let mut text = Vec::new(); // the shard's scratch is `uid`'s
             for (j, b) in births.iter().enumerate() {
-                names.insert(flow_uid_of(&mut text, b.serial, b.ts, &b.key), uid(j));
+                names.insert(provisional_uid(b.serial), uid(j));
             }
         }
         let ended = &mut self.ended;
