@@ -143,6 +143,28 @@ def test_ctrl_c_still_writes_every_connection_seen(capsys: pytest.CaptureFixture
     assert out.splitlines()[-1].startswith("#close") if fmt == "zeek" else True
 
 
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_ctrl_c_in_the_listing_keeps_every_line_read(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    json_lines: bool) -> None:
+    """`packets` of a file read whole writes the batches the core holds (Pipeline.held):
+    Ctrl-C after the last of them still leaves every line written, and exits 130."""
+    from portlens.pipeline import Pipeline
+
+    argv = ["packets", *(["--json"] if json_lines else []), SAMPLE]
+    rc, whole, _ = run(capsys, *argv)
+    assert rc == 0 and len(whole.splitlines()) > 20
+    decoding = Pipeline._decoded
+
+    def interrupted_in_core(self: Pipeline, feed: object, **kw: object) -> object:
+        yield from decoding(self, feed, **kw)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Pipeline, "_decoded", interrupted_in_core)
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 130 and out == whole
+
+
 def test_interfaces_table_and_json(capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from portlens.cli import common

@@ -1,11 +1,14 @@
 """`portlens packets`' lines and JSON objects written by the core (report/packets.py `lines`,
-`records`; crates/core/src/packet_text.rs) equal the reference's (`line`, `record`), byte
-for byte, on every capture the project has, in every time style, across batches."""
+`records`, and `held_lines`, `held_records` of the batches the core decoded and holds;
+crates/core/src/packet_text.rs) equal the reference's (`line`, `record`), byte for byte, on
+every capture the project has, in every time style, across batches."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import portlens._core as core
@@ -41,6 +44,36 @@ def test_lines_and_records_equal_the_reference(path: Path) -> None:
     want = "".join(json.dumps(report.record(r)) + "\n"
                    for b in batches for r in report.iter_rows(b))
     assert "".join(report.records(b) for b in batches) == want
+
+
+@pytest.mark.parametrize("path", every_capture_params())
+def test_held_batches_write_the_reference_text(path: Path) -> None:
+    """The batches `portlens packets` of a file read whole takes where the core decoded them
+    (``Pipeline.held``): every line and JSON object the reference writes of the general
+    path's batches, in every style."""
+    batches = _batches(path)
+    for style, utc in (("time", False), ("date", True), ("delta", True), ("since", True),
+                       ("epoch", True), ("none", True)):
+        reference, fast = Clock(style, utc=utc), Clock(style, utc=utc)
+        want = "".join(report.line(r, reference) + "\n"
+                       for b in batches for r in report.iter_rows(b))
+        assert _held_text(path, lambda f, c=fast: report.held_lines(f, c)) == want, style
+    want = "".join(json.dumps(report.record(r)) + "\n"
+                   for b in batches for r in report.iter_rows(b))
+    assert _held_text(path, report.held_records) == want
+
+
+def _held_text(path: Path, write: Any) -> str:
+    pipeline = Pipeline(Source.of(str(path)), Options(checksums=True, chunk_bytes=SMALL_CHUNK))
+    held = pipeline.held()
+    assert held is not None, "a file read whole is held by the core"
+    with contextlib.closing(held):
+        return "".join(write(f) for f in held)
+
+
+def test_a_count_or_a_filter_reads_through_python() -> None:
+    for options in (Options(count=3), Options(write="/dev/null"), Options(start_ns=0)):
+        assert Pipeline(Source.of(str(LOOPBACK)), options).held() is None
 
 
 def test_a_batch_of_no_rows_writes_nothing() -> None:

@@ -14,15 +14,17 @@ use std::fmt::Write;
 
 use crate::conn_json::push_str;
 use crate::conn_log::{push_v4, push_v6};
-use crate::decode::columns::{CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART};
+use crate::decode::columns::{Columns, CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, SUB_CARRIER};
 use crate::track::ids::{decimal_bytes, DECIMAL_MAX};
 
 /// TCP option kinds kept a row (decode's `opt_kinds` width).
 pub const OPT_KINDS: usize = 40;
 
-/// The columns a line is written from, borrowed from a batch's packet rows (no middle
-/// tunnel carriers), all of one length.
+/// The columns a line is written from, borrowed from a decoded batch, all of one length
+/// (addresses 16 bytes a row, option kinds `OPT_KINDS`). A middle tunnel carrier's row
+/// (`sub`) is no packet: its tunnel is in its packet's row.
 pub struct PacketRows<'a> {
+    pub sub: &'a [u8],
     pub frame: &'a [i64],
     pub ts_ns: &'a [i64],
     pub wirelen: &'a [u32],
@@ -33,8 +35,8 @@ pub struct PacketRows<'a> {
     pub ethertype: &'a [u16],
     pub ppp_proto: &'a [u16],
     pub ip_version: &'a [u8],
-    pub src: &'a [[u8; 16]],
-    pub dst: &'a [[u8; 16]],
+    pub src: &'a [u8],
+    pub dst: &'a [u8],
     pub proto: &'a [u8],
     pub ip_len: &'a [u32],
     pub frag: &'a [u8],
@@ -53,7 +55,7 @@ pub struct PacketRows<'a> {
     pub tsval: &'a [u32],
     pub opt_count: &'a [u8],
     /// `OPT_KINDS` a row, the first `opt_count` of them the row's.
-    pub opt_kinds: &'a [[u8; OPT_KINDS]],
+    pub opt_kinds: &'a [u8],
     pub icmp_type: &'a [i16],
     pub icmp_code: &'a [i16],
     pub q_valid: &'a [bool],
@@ -68,11 +70,61 @@ pub struct PacketRows<'a> {
     pub malformed: &'a [u8],
 }
 
-impl PacketRows<'_> {
+impl<'a> PacketRows<'a> {
+    /// The rows of a batch the core decoded (`portlens packets` of a file read whole).
+    pub fn of(c: &'a Columns) -> Self {
+        PacketRows {
+            sub: &c.sub,
+            frame: &c.frame,
+            ts_ns: &c.ts_ns,
+            wirelen: &c.wirelen,
+            caplen: &c.caplen,
+            linktype: &c.linktype,
+            interface: &c.interface,
+            vlan: &c.vlan,
+            ethertype: &c.ethertype,
+            ppp_proto: &c.ppp_proto,
+            ip_version: &c.ip_version,
+            src: &c.src,
+            dst: &c.dst,
+            proto: &c.proto,
+            ip_len: &c.ip_len,
+            frag: &c.frag,
+            l4: &c.l4,
+            sport: &c.sport,
+            dport: &c.dport,
+            payload: &c.payload,
+            tcp_flags: &c.tcp_flags,
+            seq: &c.seq,
+            ack: &c.ack,
+            win: &c.win,
+            mss: &c.mss,
+            wscale: &c.wscale,
+            sack_perm: &c.sack_perm,
+            has_ts: &c.has_ts,
+            tsval: &c.tsval,
+            opt_count: &c.opt_count,
+            opt_kinds: &c.opt_kinds,
+            icmp_type: &c.icmp_type,
+            icmp_code: &c.icmp_code,
+            q_valid: &c.q_valid,
+            q_proto: &c.q_proto,
+            q_sport: &c.q_sport,
+            q_dport: &c.q_dport,
+            tunnel_depth: &c.tunnel_depth,
+            tunnel: &c.tunnel,
+            truncated: &c.truncated,
+            ip_csum: &c.ip_csum,
+            l4_csum: &c.l4_csum,
+            malformed: &c.malformed,
+        }
+    }
+
     /// The number of rows, or the name of a column of another length.
     pub fn check(&self) -> Result<usize, &'static str> {
         let n = self.ts_ns.len();
         let lengths = [
+            ("sub", self.sub.len()),
             ("frame", self.frame.len()),
             ("wirelen", self.wirelen.len()),
             ("caplen", self.caplen.len()),
@@ -82,8 +134,8 @@ impl PacketRows<'_> {
             ("ethertype", self.ethertype.len()),
             ("ppp_proto", self.ppp_proto.len()),
             ("ip_version", self.ip_version.len()),
-            ("src", self.src.len()),
-            ("dst", self.dst.len()),
+            ("src", self.src.len() / 16),
+            ("dst", self.dst.len() / 16),
             ("proto", self.proto.len()),
             ("ip_len", self.ip_len.len()),
             ("frag", self.frag.len()),
@@ -101,7 +153,7 @@ impl PacketRows<'_> {
             ("has_ts", self.has_ts.len()),
             ("tsval", self.tsval.len()),
             ("opt_count", self.opt_count.len()),
-            ("opt_kinds", self.opt_kinds.len()),
+            ("opt_kinds", self.opt_kinds.len() / OPT_KINDS),
             ("icmp_type", self.icmp_type.len()),
             ("icmp_code", self.icmp_code.len()),
             ("q_valid", self.q_valid.len()),
@@ -115,10 +167,35 @@ impl PacketRows<'_> {
             ("l4_csum", self.l4_csum.len()),
             ("malformed", self.malformed.len()),
         ];
-        match lengths.iter().find(|(_, len)| *len != n) {
+        let whole = [
+            ("src", self.src.len() % 16),
+            ("dst", self.dst.len() % 16),
+            ("opt_kinds", self.opt_kinds.len() % OPT_KINDS),
+        ];
+        match lengths
+            .iter()
+            .find(|(_, len)| *len != n)
+            .or_else(|| whole.iter().find(|(_, rest)| *rest != 0))
+        {
             Some((name, _)) => Err(name),
             None => Ok(n),
         }
+    }
+
+    /// Row `i`'s 16-byte address of a flat column (`check` saw every row there).
+    fn addr(flat: &[u8], i: usize) -> &[u8; 16] {
+        const NONE: [u8; 16] = [0; 16];
+        flat.get(i * 16..i * 16 + 16)
+            .and_then(|a| a.try_into().ok())
+            .unwrap_or(&NONE)
+    }
+
+    /// Row `i`'s option kinds, the first `opt_count` (at most `OPT_KINDS`).
+    fn opt_kinds(&self, i: usize) -> &[u8] {
+        let count = usize::from(self.opt_count[i]).min(OPT_KINDS);
+        self.opt_kinds
+            .get(i * OPT_KINDS..i * OPT_KINDS + count)
+            .unwrap_or_default()
     }
 }
 
@@ -297,7 +374,7 @@ pub fn push_lines(
     let n = rows
         .check()
         .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
-    for i in 0..n {
+    for i in (0..n).filter(|&i| rows.sub[i] != SUB_CARRIER) {
         push_line(rows, i, names, clock, out)?;
         out.push('\n');
     }
@@ -347,9 +424,9 @@ fn push_line(
         } else {
             (None, None)
         };
-        push_endpoint(out, &r.src[i], version, sport);
+        push_endpoint(out, PacketRows::addr(r.src, i), version, sport);
         out.push_str(" > ");
-        push_endpoint(out, &r.dst[i], version, dport);
+        push_endpoint(out, PacketRows::addr(r.dst, i), version, dport);
         out.push(':');
         match l4 {
             6 => {
@@ -504,7 +581,7 @@ pub fn push_records(
     let n = rows
         .check()
         .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
-    for i in 0..n {
+    for i in (0..n).filter(|&i| rows.sub[i] != SUB_CARRIER) {
         push_record(rows, i, names, out);
         out.push('\n');
     }
@@ -534,7 +611,8 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
             int(out, proto);
         }
         // addresses need no escaping: digits, hex letters, dots and colons
-        for (key, a) in [("src", &r.src[i]), ("dst", &r.dst[i])] {
+        for (key, flat) in [("src", r.src), ("dst", r.dst)] {
+            let a = PacketRows::addr(flat, i);
             key_of(out, key);
             out.push('"');
             if version == 4 {
@@ -575,11 +653,11 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
             if r.has_ts[i] {
                 key_int(out, "tsval", r.tsval[i]);
             }
-            let count = usize::from(r.opt_count[i]).min(OPT_KINDS);
-            if count > 0 {
+            let kinds = r.opt_kinds(i);
+            if !kinds.is_empty() {
                 key_of(out, "opts");
                 out.push('[');
-                for (k, &kind) in r.opt_kinds[i][..count].iter().enumerate() {
+                for (k, &kind) in kinds.iter().enumerate() {
                     if k > 0 {
                         out.push_str(", ");
                     }
@@ -765,6 +843,7 @@ mod tests {
 
     fn rows_of(r: &Row) -> PacketRows<'_> {
         PacketRows {
+            sub: &[0],
             frame: &[7],
             ts_ns: one(&r.ts_ns),
             wirelen: one(&r.wirelen),
@@ -775,8 +854,8 @@ mod tests {
             ethertype: one(&r.ethertype),
             ppp_proto: &[0],
             ip_version: one(&r.ip_version),
-            src: one(&r.src),
-            dst: one(&r.dst),
+            src: &r.src,
+            dst: &r.dst,
             proto: one(&r.proto),
             ip_len: one(&r.ip_len),
             frag: one(&r.frag),
@@ -794,7 +873,7 @@ mod tests {
             has_ts: &[false],
             tsval: &[0],
             opt_count: one(&r.opt_count),
-            opt_kinds: one(&r.opt_kinds),
+            opt_kinds: &r.opt_kinds,
             icmp_type: one(&r.icmp_type),
             icmp_code: one(&r.icmp_code),
             q_valid: &[false],
@@ -954,10 +1033,39 @@ mod tests {
     }
 
     #[test]
+    fn a_middle_carriers_row_is_no_line() {
+        use crate::decode::columns::Row as Decoded;
+        let mut cols = Columns::with_capacity(2);
+        let mut packet = Decoded {
+            ethertype: 0x0806,
+            ..Decoded::default()
+        };
+        cols.push(&packet);
+        packet.sub = SUB_CARRIER;
+        cols.push(&packet);
+        let mut clock = Clock {
+            style: Style::None,
+            seconds: &[],
+            second_texts: &[],
+            first_ns: None,
+            previous_ns: None,
+        };
+        let mut out = String::new();
+        push_lines(&PacketRows::of(&cols), &names(), &mut clock, &mut out).expect("writes");
+        assert_eq!(out, "ethertype 0x0806 length 0\n");
+        out.clear();
+        push_records(&PacketRows::of(&cols), &names(), &mut out).expect("writes");
+        assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
     fn uneven_columns_are_refused_by_name() {
         let row = Row::default();
         let mut rows = rows_of(&row);
         rows.ts_ns = &[0, 1];
-        assert_eq!(rows.check(), Err("frame"));
+        assert_eq!(rows.check(), Err("sub"));
+        let mut rows = rows_of(&row);
+        rows.dst = &row.dst[..15];
+        assert_eq!(rows.check(), Err("dst"));
     }
 }

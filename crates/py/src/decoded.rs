@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use portlens_core::decode::DecodeOptions;
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use portlens_core::decode::{Columns, DecodeOptions};
 use portlens_core::decoded::{self, DecodedBatch};
+use portlens_core::packet_text::PacketRows;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::capture::{interface, CaptureError, Interface};
+use crate::packet_text::{lines, records, ClockState, PacketNames};
 
 /// One capture file, read and decoded by a thread of the core from the moment it is opened.
 #[pyclass(module = "portlens._core", name = "DecodedFile", frozen)]
@@ -146,6 +149,57 @@ impl DecodedFile {
             return Ok(None);
         };
         Ok(Some((width, crate::decode::column_array(py, column))))
+    }
+
+    /// The distinct seconds of the held batch's times, ascending: the seconds whose text
+    /// `held_lines` is given (report/packets.py `lines`); empty without a held batch.
+    fn held_seconds<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        let held = self.held();
+        let mut seconds: Vec<i64> = held.as_ref().map_or_else(Vec::new, |b| {
+            b.columns
+                .ts_ns
+                .iter()
+                .map(|t| t.div_euclid(1_000_000_000))
+                .collect()
+        });
+        seconds.sort_unstable();
+        seconds.dedup();
+        seconds.into_pyarray(py)
+    }
+
+    /// `packet_lines` of the held batch, where the core decoded it (nothing of it is made a
+    /// NumPy array); an empty text without a held batch.
+    #[pyo3(signature = (names, style, seconds, second_texts, first_ns, previous_ns))]
+    #[allow(clippy::too_many_arguments)] // as packet_lines
+    fn held_lines(
+        &self,
+        py: Python<'_>,
+        names: &PacketNames,
+        style: &str,
+        seconds: PyReadonlyArray1<'_, i64>,
+        second_texts: Vec<String>,
+        first_ns: Option<i64>,
+        previous_ns: Option<i64>,
+    ) -> PyResult<(String, Option<i64>, Option<i64>)> {
+        let held = self.held();
+        let empty = Columns::default();
+        let columns = held.as_ref().map_or(&empty, |b| &b.columns);
+        let clock = ClockState {
+            style,
+            seconds: seconds.as_slice()?,
+            second_texts: &second_texts,
+            first_ns,
+            previous_ns,
+        };
+        lines(py, &PacketRows::of(columns), names, clock)
+    }
+
+    /// `packet_records` of the held batch (as `held_lines`).
+    fn held_records(&self, py: Python<'_>, names: &PacketNames) -> PyResult<String> {
+        let held = self.held();
+        let empty = Columns::default();
+        let columns = held.as_ref().map_or(&empty, |b| &b.columns);
+        records(py, &PacketRows::of(columns), names)
     }
 
     /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at

@@ -3,7 +3,7 @@
 //! portlens_core::packet_text; `PacketNames` holds the words the Python side gives once
 //! (report/packets.py `lines`, `records`).
 
-use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use portlens_core::packet_text::{push_lines, push_records, Clock, Names, PacketRows, Style};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -14,7 +14,7 @@ use crate::track::{col1, col2, slice, slice2};
 /// code), malformed reasons (256, by code) and checksum statuses (4).
 #[pyclass(module = "portlens._core", name = "PacketNames", frozen)]
 pub struct PacketNames {
-    inner: Names,
+    pub(crate) inner: Names,
 }
 
 fn table<const N: usize>(what: &str, names: Vec<String>) -> PyResult<[String; N]> {
@@ -48,24 +48,9 @@ impl PacketNames {
     }
 }
 
-/// The fixed-width rows of an n×N column (16-byte addresses, 40 option kinds), copied: a
-/// batch's are a few dozen bytes a row.
-fn rows_of<const N: usize>(batch: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<[u8; N]>> {
-    let array = col2(batch, name)?;
-    let flat = slice2(&array, name)?;
-    if flat.len() % N != 0 || array.shape().get(1).is_some_and(|&w| w != N) {
-        return Err(PyValueError::new_err(format!(
-            "column {name}: not {N} bytes a row"
-        )));
-    }
-    Ok(flat
-        .chunks_exact(N)
-        .map(|row| std::array::from_fn(|k| row[k]))
-        .collect())
-}
-
 /// A batch's columns, borrowed from its arrays for as long as this lives.
 struct Held<'py> {
+    sub: PyReadonlyArray1<'py, u8>,
     frame: PyReadonlyArray1<'py, i64>,
     ts_ns: PyReadonlyArray1<'py, i64>,
     wirelen: PyReadonlyArray1<'py, u32>,
@@ -76,8 +61,8 @@ struct Held<'py> {
     ethertype: PyReadonlyArray1<'py, u16>,
     ppp_proto: PyReadonlyArray1<'py, u16>,
     ip_version: PyReadonlyArray1<'py, u8>,
-    src: Vec<[u8; 16]>,
-    dst: Vec<[u8; 16]>,
+    src: PyReadonlyArray2<'py, u8>,
+    dst: PyReadonlyArray2<'py, u8>,
     proto: PyReadonlyArray1<'py, u8>,
     ip_len: PyReadonlyArray1<'py, u32>,
     frag: PyReadonlyArray1<'py, u8>,
@@ -95,7 +80,7 @@ struct Held<'py> {
     has_ts: PyReadonlyArray1<'py, bool>,
     tsval: PyReadonlyArray1<'py, u32>,
     opt_count: PyReadonlyArray1<'py, u8>,
-    opt_kinds: Vec<[u8; 40]>,
+    opt_kinds: PyReadonlyArray2<'py, u8>,
     icmp_type: PyReadonlyArray1<'py, i16>,
     icmp_code: PyReadonlyArray1<'py, i16>,
     q_valid: PyReadonlyArray1<'py, bool>,
@@ -113,6 +98,7 @@ struct Held<'py> {
 impl<'py> Held<'py> {
     fn of(batch: &Bound<'py, PyAny>) -> PyResult<Self> {
         Ok(Held {
+            sub: col1(batch, "sub")?,
             frame: col1(batch, "frame")?,
             ts_ns: col1(batch, "ts_ns")?,
             wirelen: col1(batch, "wirelen")?,
@@ -123,8 +109,8 @@ impl<'py> Held<'py> {
             ethertype: col1(batch, "ethertype")?,
             ppp_proto: col1(batch, "ppp_proto")?,
             ip_version: col1(batch, "ip_version")?,
-            src: rows_of(batch, "src")?,
-            dst: rows_of(batch, "dst")?,
+            src: col2(batch, "src")?,
+            dst: col2(batch, "dst")?,
             proto: col1(batch, "proto")?,
             ip_len: col1(batch, "ip_len")?,
             frag: col1(batch, "frag")?,
@@ -142,7 +128,7 @@ impl<'py> Held<'py> {
             has_ts: col1(batch, "has_ts")?,
             tsval: col1(batch, "tsval")?,
             opt_count: col1(batch, "opt_count")?,
-            opt_kinds: rows_of(batch, "opt_kinds")?,
+            opt_kinds: col2(batch, "opt_kinds")?,
             icmp_type: col1(batch, "icmp_type")?,
             icmp_code: col1(batch, "icmp_code")?,
             q_valid: col1(batch, "q_valid")?,
@@ -160,6 +146,7 @@ impl<'py> Held<'py> {
 
     fn rows(&self) -> PyResult<PacketRows<'_>> {
         Ok(PacketRows {
+            sub: slice(&self.sub, "sub")?,
             frame: slice(&self.frame, "frame")?,
             ts_ns: slice(&self.ts_ns, "ts_ns")?,
             wirelen: slice(&self.wirelen, "wirelen")?,
@@ -170,8 +157,8 @@ impl<'py> Held<'py> {
             ethertype: slice(&self.ethertype, "ethertype")?,
             ppp_proto: slice(&self.ppp_proto, "ppp_proto")?,
             ip_version: slice(&self.ip_version, "ip_version")?,
-            src: &self.src,
-            dst: &self.dst,
+            src: slice2(&self.src, "src")?,
+            dst: slice2(&self.dst, "dst")?,
             proto: slice(&self.proto, "proto")?,
             ip_len: slice(&self.ip_len, "ip_len")?,
             frag: slice(&self.frag, "frag")?,
@@ -189,7 +176,7 @@ impl<'py> Held<'py> {
             has_ts: slice(&self.has_ts, "has_ts")?,
             tsval: slice(&self.tsval, "tsval")?,
             opt_count: slice(&self.opt_count, "opt_count")?,
-            opt_kinds: &self.opt_kinds,
+            opt_kinds: slice2(&self.opt_kinds, "opt_kinds")?,
             icmp_type: slice(&self.icmp_type, "icmp_type")?,
             icmp_code: slice(&self.icmp_code, "icmp_code")?,
             q_valid: slice(&self.q_valid, "q_valid")?,
@@ -206,10 +193,10 @@ impl<'py> Held<'py> {
     }
 }
 
-/// The lines of `batch`'s rows (a PacketBatch's `packet_rows()`), each with its newline;
-/// `style` is a report/clock.py style, `seconds` the batch's distinct seconds, ascending,
-/// and `second_texts` their text (time and date styles). Returns the text and the first and
-/// previous times to carry to the next batch.
+/// The lines of `batch`'s packets (a PacketBatch; a middle carrier's row is none), each with
+/// its newline; `style` is a report/clock.py style, `seconds` the batch's distinct seconds,
+/// ascending, and `second_texts` their text (time and date styles). Returns the text and the
+/// first and previous times to carry to the next batch.
 #[pyfunction]
 #[pyo3(signature = (batch, names, style, seconds, second_texts, first_ns, previous_ns))]
 #[allow(clippy::too_many_arguments)] // a clock's state, flat: no Python object per call
@@ -223,25 +210,50 @@ pub fn packet_lines<'py>(
     first_ns: Option<i64>,
     previous_ns: Option<i64>,
 ) -> PyResult<(String, Option<i64>, Option<i64>)> {
-    let style = Style::of_name(style)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown time style {style:?}")))?;
     let held = Held::of(batch)?;
-    let rows = held.rows()?;
-    let mut clock = Clock {
+    let clock = ClockState {
         style,
         seconds: slice(&seconds, "seconds")?,
         second_texts: &second_texts,
         first_ns,
         previous_ns,
     };
+    lines(py, &held.rows()?, names, clock)
+}
+
+/// What a Python `Clock` hands over for a batch's lines.
+pub(crate) struct ClockState<'a> {
+    pub style: &'a str,
+    pub seconds: &'a [i64],
+    pub second_texts: &'a [String],
+    pub first_ns: Option<i64>,
+    pub previous_ns: Option<i64>,
+}
+
+/// `rows`' lines, and the clock's first and previous times after them (the GIL released).
+pub(crate) fn lines(
+    py: Python<'_>,
+    rows: &PacketRows<'_>,
+    names: &PacketNames,
+    c: ClockState<'_>,
+) -> PyResult<(String, Option<i64>, Option<i64>)> {
+    let style = Style::of_name(c.style)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown time style {:?}", c.style)))?;
+    let mut clock = Clock {
+        style,
+        seconds: c.seconds,
+        second_texts: c.second_texts,
+        first_ns: c.first_ns,
+        previous_ns: c.previous_ns,
+    };
     let names = &names.inner;
     let mut out = String::new();
-    py.detach(|| push_lines(&rows, names, &mut clock, &mut out))
+    py.detach(|| push_lines(rows, names, &mut clock, &mut out))
         .map_err(|e| PyValueError::new_err(e.0))?;
     Ok((out, clock.first_ns, clock.previous_ns))
 }
 
-/// The JSON objects of `batch`'s rows, one a line (report/packets.py `record`).
+/// The JSON objects of `batch`'s packets, one a line (report/packets.py `record`).
 #[pyfunction]
 pub fn packet_records<'py>(
     py: Python<'py>,
@@ -249,10 +261,18 @@ pub fn packet_records<'py>(
     names: &PacketNames,
 ) -> PyResult<String> {
     let held = Held::of(batch)?;
-    let rows = held.rows()?;
+    records(py, &held.rows()?, names)
+}
+
+/// `rows`' JSON objects (the GIL released).
+pub(crate) fn records(
+    py: Python<'_>,
+    rows: &PacketRows<'_>,
+    names: &PacketNames,
+) -> PyResult<String> {
     let names = &names.inner;
     let mut out = String::new();
-    py.detach(|| push_records(&rows, names, &mut out))
+    py.detach(|| push_records(rows, names, &mut out))
         .map_err(|e| PyValueError::new_err(e.0))?;
     Ok(out)
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -74,15 +75,33 @@ def cmd_packets(args: argparse.Namespace) -> int:
         if args.json:
             out.write(report.records(batch))
         else:
-            if len(batch):
-                zone_note(int(batch.ts_ns[0]))
-            out.write(report.lines(batch, times))
+            text = report.lines(batch, times)
+            if times.first_ns is not None:
+                zone_note(times.first_ns)  # once, before the first line
+            out.write(text)
+        out.flush()
+
+    def show_held(file: object) -> None:
+        """A batch held where the core decoded it (``Pipeline.held``)."""
+        from portlens.report import packets as report
+
+        if args.json:
+            out.write(report.held_records(file))
+        else:
+            text = report.held_lines(file, times)
+            if times.first_ns is not None:
+                zone_note(times.first_ns)
+            out.write(text)
         out.flush()
 
     with reading(args, status) as pipeline:
         try:
             if args.stats:
                 pipeline.count_stats(stats)
+            elif (held := pipeline.held()) is not None:
+                with contextlib.closing(held):
+                    for file in held:
+                        show_held(file)
             else:
                 for batch in pipeline.packets():
                     show(batch)

@@ -368,6 +368,18 @@ class Pipeline:
         finally:
             stats.add_fragment_counters(self.fragment_counters)
 
+    def held(self) -> Generator[Any, None, None] | None:
+        """The capture files' batches, each held in turn where the core decoded it: the
+        ``portlens._core.DecodedFile`` (``_decoded``) after each ``hold``, for a writer of the
+        core to read (`portlens packets`' lines: report/packets.py ``held_lines``), so that
+        no batch becomes NumPy arrays. Only for files read whole (``_whole``) and ahead;
+        else None, and ``packets()`` gives the batches."""
+        files = self.source.files
+        if not (self._whole() and self.options.read_ahead
+                and (len(files) == 1 or self._on_file_done is None)):
+            return None
+        return self._decoded(_held, tracking=False)
+
     def _whole(self, *, selecting: bool = False) -> bool:
         """Capture files, every frame read, decoded by the core, and nothing else looking at
         their batches: no selection, no -w, no --reference, no ``on_decoded``. The core can
@@ -604,7 +616,8 @@ class Pipeline:
         return self._decoded(partial(feed, select=Selector(selection).rows))
 
     def _decoded(self, feed: Callable[[Any], _Ended | None], *,
-                 stats: CaptureStats | None = None) -> Generator[_Ended, None, None]:
+                 stats: CaptureStats | None = None,
+                 tracking: bool | None = None) -> Generator[_Ended, None, None]:
         """What ``feed(file)`` gives for each batch of the capture files read whole, read and
         decoded ahead by a thread of the core (``portlens._core.DecodedFile``,
         crates/core/src/decoded.rs; several files merged in time order there,
@@ -614,7 +627,8 @@ class Pipeline:
 
         ``stats`` (`packets --stats` of several files): the batches are counted instead, by
         ``feed`` (``_step``), and what was counted is added to ``stats`` at the end, also on
-        Ctrl-C."""
+        Ctrl-C. ``tracking``: for the tracker (checksums as ``batches``' ``tracking``; by
+        default, unless counting)."""
         import importlib
 
         from portlens.sources.files import MIN_CHUNK_BYTES
@@ -625,7 +639,8 @@ class Pipeline:
         self.files = [FileStats(p) for p in paths]
         self.not_decoded = Counter()
         chunk = max(self.options.chunk_bytes, MIN_CHUNK_BYTES)
-        checksums, supported = self._checksums(tracking=stats is None), sorted(SUPPORTED)
+        tracking = stats is None if tracking is None else tracking
+        checksums, supported = self._checksums(tracking=tracking), sorted(SUPPORTED)
         if len(paths) > 1:
             file = core.DecodedFile.merged(list(paths), chunk, checksums=checksums,
                                            supported=supported, count=stats is not None)
@@ -837,6 +852,12 @@ class _HeldInterrupt:
         if self.caught:
             self.caught = False
             signal.raise_signal(signal.SIGINT)
+
+
+def _held(file: Any) -> Any:
+    """``DecodedFile.hold`` as a feed of ``Pipeline._decoded``: the file holding its next
+    batch, None at the end."""
+    return file if file.hold() is not None else None
 
 
 def _step(file: Any) -> bool | None:

@@ -213,29 +213,46 @@ def line(row: dict[str, Any], clock: Clock | None = None) -> str:
 
 
 def lines(batch: PacketBatch, clock: Clock | None = None) -> str:
-    """``line`` of every packet of ``batch``, each with its newline, written by the core.
-    ``clock`` moves on as it would for each line."""
+    """``line`` of every packet of ``batch`` (``packet_rows``), each with its newline,
+    written by the core. ``clock`` moves on as it would for each line."""
     import portlens._core as core
 
     clock = clock or Clock(utc=True)
-    rows = batch.packet_rows()
-    if clock.zoned:
-        seconds = np.unique(rows.ts_ns // 10**9)
-        texts = [clock.second_text(s) for s in seconds.tolist()]
-    else:
-        seconds, texts = np.zeros(0, np.int64), []
+    seconds = np.unique(batch.ts_ns // 10**9) if clock.zoned else np.zeros(0, np.int64)
     text: str
     text, clock.first_ns, clock.previous_ns = core.packet_lines(
-        rows, _names(), clock.style, seconds, texts, clock.first_ns, clock.previous_ns)
+        batch, _names(), clock.style, seconds, _second_texts(clock, seconds), clock.first_ns,
+        clock.previous_ns)
     return text
 
 
+def held_lines(file: Any, clock: Clock) -> str:
+    """``lines`` of the batch a ``portlens._core.DecodedFile`` holds (``Pipeline.held``),
+    written where the core decoded it."""
+    seconds = file.held_seconds() if clock.zoned else np.zeros(0, np.int64)
+    text: str
+    text, clock.first_ns, clock.previous_ns = file.held_lines(
+        _names(), clock.style, seconds, _second_texts(clock, seconds), clock.first_ns,
+        clock.previous_ns)
+    return text
+
+
+def _second_texts(clock: Clock, seconds: np.ndarray) -> list[str]:
+    return [clock.second_text(s) for s in seconds.tolist()] if clock.zoned else []
+
+
 def records(batch: PacketBatch) -> str:
-    """``json.dumps(record(row))`` of every packet of ``batch``, each with its newline,
-    written by the core."""
+    """``json.dumps(record(row))`` of every packet of ``batch`` (``packet_rows``), each with
+    its newline, written by the core."""
     import portlens._core as core
 
-    text: str = core.packet_records(batch.packet_rows(), _names())
+    text: str = core.packet_records(batch, _names())
+    return text
+
+
+def held_records(file: Any) -> str:
+    """``records`` of the batch a ``portlens._core.DecodedFile`` holds (``held_lines``)."""
+    text: str = file.held_records(_names())
     return text
 
 
@@ -252,5 +269,5 @@ def _names() -> Any:
                             [CSUM_NAMES[c] for c in range(len(CSUM_NAMES))])
 
 
-__all__ = ["flags_text", "iter_rows", "line", "lines", "record", "records", "stats_rows",
-           "time_text"]
+__all__ = ["flags_text", "held_lines", "held_records", "iter_rows", "line", "lines", "record",
+           "records", "stats_rows", "time_text"]
