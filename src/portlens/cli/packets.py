@@ -6,8 +6,9 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TextIO
 
 from portlens.cli.args import filter_arg, live_args, window_args
 from portlens.cli.common import (
@@ -22,9 +23,6 @@ from portlens.cli.common import (
 )
 from portlens.cli.times import ZoneNote, clock, time_args
 from portlens.report.clock import Clock
-
-if TYPE_CHECKING:
-    from portlens.decode.packets import PacketBatch
 
 EPILOG_PACKETS = """examples:
   portlens packets capture.pcap                one line per frame, tcpdump -nn -q style
@@ -69,28 +67,14 @@ def cmd_packets(args: argparse.Namespace) -> int:
     times = clock(args)
     zone_note = ZoneNote(times)
 
-    def show(batch: PacketBatch) -> None:
-        from portlens.report import packets as report
-
+    def show(lines: Callable[[Clock], str], records: Callable[[], str]) -> None:
+        """One batch's text (the core's writers of a PacketBatch or of a held batch)."""
         if args.json:
-            out.write(report.records(batch))
+            out.write(records())
         else:
-            text = report.lines(batch, times)
+            text = lines(times)
             if times.first_ns is not None:
                 zone_note(times.first_ns)  # once, before the first line
-            out.write(text)
-        out.flush()
-
-    def show_held(file: object) -> None:
-        """A batch held where the core decoded it (``Pipeline.held``)."""
-        from portlens.report import packets as report
-
-        if args.json:
-            out.write(report.held_records(file))
-        else:
-            text = report.held_lines(file, times)
-            if times.first_ns is not None:
-                zone_note(times.first_ns)
             out.write(text)
         out.flush()
 
@@ -98,13 +82,17 @@ def cmd_packets(args: argparse.Namespace) -> int:
         try:
             if args.stats:
                 pipeline.count_stats(stats)
-            elif (held := pipeline.held()) is not None:
+            elif (held := pipeline.held()) is not None:  # where the core decoded them
+                from portlens.report import packets as report
+
                 with contextlib.closing(held):
                     for file in held:
-                        show_held(file)
+                        show(partial(report.held_lines, file), partial(report.held_records, file))
             else:
+                from portlens.report import packets as report
+
                 for batch in pipeline.packets():
-                    show(batch)
+                    show(partial(report.lines, batch), partial(report.records, batch))
         except ConnectionNotFoundError as exc:
             error(str(exc))
             return EXIT_NOTHING if status[0] == EXIT_OK else status[0]

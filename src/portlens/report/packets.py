@@ -10,8 +10,8 @@ per column).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from functools import lru_cache
+from collections.abc import Callable, Iterator
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -217,28 +217,26 @@ def lines(batch: PacketBatch, clock: Clock | None = None) -> str:
     written by the core. ``clock`` moves on as it would for each line."""
     import portlens._core as core
 
-    clock = clock or Clock(utc=True)
-    seconds = np.unique(batch.ts_ns // 10**9) if clock.zoned else np.zeros(0, np.int64)
-    text: str
-    text, clock.first_ns, clock.previous_ns = core.packet_lines(
-        batch, _names(), clock.style, seconds, _second_texts(clock, seconds), clock.first_ns,
-        clock.previous_ns)
-    return text
+    return _lines(clock or Clock(utc=True), lambda: np.unique(batch.ts_ns // 10**9),
+                  partial(core.packet_lines, batch))
 
 
 def held_lines(file: Any, clock: Clock) -> str:
     """``lines`` of the batch a ``portlens._core.DecodedFile`` holds (``Pipeline.held``),
     written where the core decoded it."""
-    seconds = file.held_seconds() if clock.zoned else np.zeros(0, np.int64)
-    text: str
-    text, clock.first_ns, clock.previous_ns = file.held_lines(
-        _names(), clock.style, seconds, _second_texts(clock, seconds), clock.first_ns,
-        clock.previous_ns)
+    return _lines(clock, file.held_seconds, file.held_lines)
+
+
+def _lines(clock: Clock, seconds_of: Callable[[], np.ndarray],
+           write: Callable[..., tuple[str, int | None, int | None]]) -> str:
+    """What ``write`` (the core's) makes of a batch, given the words, the text of each second
+    its times fall in (``seconds_of``: its distinct seconds, ascending) and ``clock``'s
+    carried times, which move on."""
+    seconds = seconds_of() if clock.zoned else np.zeros(0, np.int64)
+    texts = [clock.second_text(s) for s in seconds.tolist()]
+    text, clock.first_ns, clock.previous_ns = write(
+        _names(), clock.style, seconds, texts, clock.first_ns, clock.previous_ns)
     return text
-
-
-def _second_texts(clock: Clock, seconds: np.ndarray) -> list[str]:
-    return [clock.second_text(s) for s in seconds.tolist()] if clock.zoned else []
 
 
 def records(batch: PacketBatch) -> str:
