@@ -77,7 +77,8 @@ pub struct RecordRow<'a> {
     pub transitions: &'a [JsonTransition<'a>],
 }
 
-/// The letters of a transition's `flags_text`, in bit order (`report.packets.FLAG_LETTERS`).
+/// The letters of `flags_text` (a transition's, a packet's JSON object's), in bit order
+/// (`report.packets.FLAG_LETTERS`).
 const FLAG_LETTERS: [(u16, char); 9] = [
     (0x01, 'F'),
     (0x02, 'S'),
@@ -262,11 +263,7 @@ fn push_transition(out: &mut String, t: &JsonTransition<'_>, uid: &str) {
     out.push_str(",\"to\":");
     push_str(out, t.to);
     let _ = write!(out, ",\"flags\":{},\"flags_text\":\"", t.flags);
-    for (bit, letter) in FLAG_LETTERS {
-        if t.flags & bit != 0 {
-            out.push(letter);
-        }
-    }
+    push_flags_text(out, t.flags);
     let _ = write!(
         out,
         "\",\"seq\":{},\"ack\":{},\"payload\":{}}}",
@@ -287,6 +284,15 @@ fn push_str_or_null(out: &mut String, s: Option<&str>) {
     match s {
         Some(s) => push_str(out, s),
         None => out.push_str("null"),
+    }
+}
+
+/// TCP flags as `flags_text`'s letters: 'SA' for SYN-ACK, nothing for none.
+pub fn push_flags_text(out: &mut String, flags: u16) {
+    for (bit, letter) in FLAG_LETTERS {
+        if flags & bit != 0 {
+            out.push(letter);
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use crate::conn_json::push_str;
+use crate::conn_json::{push_flags_text, push_str};
 use crate::conn_log::{push_v4, push_v6};
 use crate::decode::columns::{Columns, CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, SUB_CARRIER};
 use crate::track::ids::{decimal_bytes, DECIMAL_MAX};
@@ -364,6 +364,14 @@ fn push_endpoint(out: &mut String, a: &[u8; 16], version: u8, port: Option<u16>)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError(pub String);
 
+/// The rows that are packets (not a middle carrier's), once the columns are checked.
+fn packets<'r>(rows: &'r PacketRows<'_>) -> Result<impl Iterator<Item = usize> + 'r, LineError> {
+    let n = rows
+        .check()
+        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
+    Ok((0..n).filter(|&i| rows.sub[i] != SUB_CARRIER))
+}
+
 /// Appends every row's line, each with its newline, to `out` (report/packets.py `line`).
 pub fn push_lines(
     rows: &PacketRows<'_>,
@@ -371,10 +379,7 @@ pub fn push_lines(
     clock: &mut Clock<'_>,
     out: &mut String,
 ) -> Result<(), LineError> {
-    let n = rows
-        .check()
-        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
-    for i in (0..n).filter(|&i| rows.sub[i] != SUB_CARRIER) {
+    for i in packets(rows)? {
         push_line(rows, i, names, clock, out)?;
         out.push('\n');
     }
@@ -558,19 +563,6 @@ fn key_of(out: &mut String, key: &str) {
     out.push_str("\": ");
 }
 
-/// The letters of `flags_text` in JSON (report/packets.py `FLAG_LETTERS`), in bit order.
-const FLAG_LETTERS: [(u16, char); 9] = [
-    (0x01, 'F'),
-    (0x02, 'S'),
-    (0x04, 'R'),
-    (0x08, 'P'),
-    (0x10, 'A'),
-    (0x20, 'U'),
-    (0x40, 'E'),
-    (0x80, 'W'),
-    (0x100, 'N'),
-];
-
 /// Appends every row's JSON object, each with its newline, to `out`: `json.dumps` of
 /// report/packets.py `record` (its key order, `", "` and `": "` between items).
 pub fn push_records(
@@ -578,10 +570,7 @@ pub fn push_records(
     names: &Names,
     out: &mut String,
 ) -> Result<(), LineError> {
-    let n = rows
-        .check()
-        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
-    for i in (0..n).filter(|&i| rows.sub[i] != SUB_CARRIER) {
+    for i in packets(rows)? {
         push_record(rows, i, names, out);
         out.push('\n');
     }
@@ -632,11 +621,7 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
             key_int(out, "flags", flags);
             key_of(out, "flags_text");
             out.push('"');
-            for (bit, letter) in FLAG_LETTERS {
-                if flags & bit != 0 {
-                    out.push(letter);
-                }
-            }
+            push_flags_text(out, flags);
             out.push('"');
             key_int(out, "seq", r.seq[i]);
             key_int(out, "ack", r.ack[i]);
