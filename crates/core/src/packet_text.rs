@@ -729,7 +729,7 @@ fn checksum_name(names: &Names, status: u8) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::slice::from_ref as one;
+    use crate::decode::columns::Row;
 
     fn names() -> Names {
         let mut proto: [String; 256] = std::array::from_fn(|p| p.to_string());
@@ -757,146 +757,41 @@ mod tests {
         out
     }
 
-    /// One packet's values, as the decoder's defaults leave them.
-    struct Row {
-        ts_ns: i64,
-        wirelen: u32,
-        vlan: i32,
-        ethertype: u16,
-        ip_version: u8,
-        src: [u8; 16],
-        dst: [u8; 16],
-        proto: u8,
-        ip_len: u32,
-        frag: u8,
-        l4: u8,
-        sport: u16,
-        dport: u16,
-        payload: i32,
-        tcp_flags: u16,
-        seq: u32,
-        ack: u32,
-        win: u16,
-        mss: i32,
-        wscale: i16,
-        sack_perm: bool,
-        opt_count: u8,
-        opt_kinds: [u8; OPT_KINDS],
-        icmp_type: i16,
-        icmp_code: i16,
-        tunnel_depth: u8,
-        tunnel: u32,
-        ip_csum: u8,
-        l4_csum: u8,
-    }
-
-    impl Default for Row {
-        fn default() -> Self {
-            Row {
-                ts_ns: 0,
-                wirelen: 60,
-                vlan: -1,
-                ethertype: 0,
-                ip_version: 0,
-                src: [0; 16],
-                dst: [0; 16],
-                proto: 0,
-                ip_len: 0,
-                frag: 0,
-                l4: 0,
-                sport: 0,
-                dport: 0,
-                payload: -1,
-                tcp_flags: 0,
-                seq: 0,
-                ack: 0,
-                win: 0,
-                mss: -1,
-                wscale: -1,
-                sack_perm: false,
-                opt_count: 0,
-                opt_kinds: [0; OPT_KINDS],
-                icmp_type: -1,
-                icmp_code: -1,
-                tunnel_depth: 0,
-                tunnel: 0,
-                ip_csum: 0,
-                l4_csum: 0,
-            }
-        }
-    }
-
-    fn rows_of(r: &Row) -> PacketRows<'_> {
-        PacketRows {
-            sub: &[0],
-            frame: &[7],
-            ts_ns: one(&r.ts_ns),
-            wirelen: one(&r.wirelen),
-            caplen: one(&r.wirelen),
-            linktype: &[1],
-            interface: &[0],
-            vlan: one(&r.vlan),
-            ethertype: one(&r.ethertype),
-            ppp_proto: &[0],
-            ip_version: one(&r.ip_version),
-            src: &r.src,
-            dst: &r.dst,
-            proto: one(&r.proto),
-            ip_len: one(&r.ip_len),
-            frag: one(&r.frag),
-            l4: one(&r.l4),
-            sport: one(&r.sport),
-            dport: one(&r.dport),
-            payload: one(&r.payload),
-            tcp_flags: one(&r.tcp_flags),
-            seq: one(&r.seq),
-            ack: one(&r.ack),
-            win: one(&r.win),
-            mss: one(&r.mss),
-            wscale: one(&r.wscale),
-            sack_perm: one(&r.sack_perm),
-            has_ts: &[false],
-            tsval: &[0],
-            opt_count: one(&r.opt_count),
-            opt_kinds: &r.opt_kinds,
-            icmp_type: one(&r.icmp_type),
-            icmp_code: one(&r.icmp_code),
-            q_valid: &[false],
-            q_proto: &[0],
-            q_sport: &[0],
-            q_dport: &[0],
-            tunnel_depth: one(&r.tunnel_depth),
-            tunnel: one(&r.tunnel),
-            truncated: &[false],
-            ip_csum: one(&r.ip_csum),
-            l4_csum: one(&r.l4_csum),
-            malformed: &[0],
-        }
-    }
-
-    /// The line of one packet, the defaults overridden by `f`, in `style`, its second
-    /// named "12:00:00".
-    fn one_line(style: Style, f: impl FnOnce(&mut Row)) -> String {
-        let mut row = Row::default();
+    /// One packet's columns: the decoder's absent values, a 60-byte Ethernet frame numbered
+    /// 7, then `f`'s.
+    fn columns_of(f: impl FnOnce(&mut Row)) -> Columns {
+        let mut row = Row {
+            frame: 7,
+            wirelen: 60,
+            caplen: 60,
+            linktype: 1,
+            ..Row::default()
+        };
         f(&mut row);
+        let mut cols = Columns::with_capacity(1);
+        cols.push(&row);
+        cols
+    }
+
+    /// The line of one packet (`columns_of`) in `style`, its second named "12:00:00".
+    fn one_line(style: Style, f: impl FnOnce(&mut Row)) -> String {
+        let cols = columns_of(f);
         let texts = ["12:00:00".to_string()];
         let mut clock = Clock {
             style,
-            seconds: &[row.ts_ns.div_euclid(NS)],
+            seconds: &[cols.ts_ns[0].div_euclid(NS)],
             second_texts: &texts,
             first_ns: None,
             previous_ns: None,
         };
         let mut out = String::new();
-        push_lines(&rows_of(&row), &names(), &mut clock, &mut out).expect("writes");
+        push_lines(&PacketRows::of(&cols), &names(), &mut clock, &mut out).expect("writes");
         out
     }
 
     fn one_record(f: impl FnOnce(&mut Row)) -> String {
-        let mut row = Row::default();
-        f(&mut row);
         let mut out = String::new();
-        push_records(&rows_of(&row), &names(), &mut out).expect("writes");
+        push_records(&PacketRows::of(&columns_of(f)), &names(), &mut out).expect("writes");
         out
     }
 
@@ -1001,10 +896,7 @@ mod tests {
         push_span(&mut out, -1_500_000_000);
         push_span(&mut out, 360_000 * i128::from(NS) + 1);
         assert_eq!(out, "-00:00:01.500000 100:00:00.000000001");
-        let row = Row {
-            ts_ns: 5 * NS,
-            ..Row::default()
-        };
+        let cols = columns_of(|r| r.ts_ns = 5 * NS);
         let texts = ["x".to_string()];
         let mut clock = Clock {
             style: Style::Time,
@@ -1013,17 +905,21 @@ mod tests {
             first_ns: None,
             previous_ns: None,
         };
-        let got = push_lines(&rows_of(&row), &names(), &mut clock, &mut String::new());
+        let got = push_lines(
+            &PacketRows::of(&cols),
+            &names(),
+            &mut clock,
+            &mut String::new(),
+        );
         assert!(got.is_err(), "a second without its text is refused");
     }
 
     #[test]
     fn a_middle_carriers_row_is_no_line() {
-        use crate::decode::columns::Row as Decoded;
         let mut cols = Columns::with_capacity(2);
-        let mut packet = Decoded {
+        let mut packet = Row {
             ethertype: 0x0806,
-            ..Decoded::default()
+            ..Row::default()
         };
         cols.push(&packet);
         packet.sub = SUB_CARRIER;
@@ -1045,12 +941,12 @@ mod tests {
 
     #[test]
     fn uneven_columns_are_refused_by_name() {
-        let row = Row::default();
-        let mut rows = rows_of(&row);
+        let cols = columns_of(|_| {});
+        let mut rows = PacketRows::of(&cols);
         rows.ts_ns = &[0, 1];
         assert_eq!(rows.check(), Err("sub"));
-        let mut rows = rows_of(&row);
-        rows.dst = &row.dst[..15];
+        let mut rows = PacketRows::of(&cols);
+        rows.dst = &cols.dst[..15];
         assert_eq!(rows.check(), Err("dst"));
     }
 }
