@@ -57,22 +57,48 @@ def test_held_batches_write_the_reference_text(path: Path) -> None:
         reference, fast = Clock(style, utc=utc), Clock(style, utc=utc)
         want = "".join(report.line(r, reference) + "\n"
                        for b in batches for r in report.iter_rows(b))
-        assert _held_text(path, lambda f, c=fast: report.held_lines(f, c)) == want, style
+        got = _held_text(path, lambda f, rows, c=fast: report.held_lines(f, c, rows))
+        assert got == want, style
     want = "".join(json.dumps(report.record(r)) + "\n"
                    for b in batches for r in report.iter_rows(b))
     assert _held_text(path, report.held_records) == want
 
 
-def _held_text(path: Path, write: Any) -> str:
-    pipeline = Pipeline(Source.of(str(path)), Options(checksums=True, chunk_bytes=SMALL_CHUNK))
+def _held_text(path: Path, write: Any, **options: Any) -> str:
+    pipeline = Pipeline(Source.of(str(path)), Options(checksums=True, chunk_bytes=SMALL_CHUNK,
+                                                      **options))
     held = pipeline.held()
     assert held is not None, "a file read whole is held by the core"
     with contextlib.closing(held):
-        return "".join(write(f) for f in held)
+        return "".join(write(f, rows) for f, rows in held)
 
 
-def test_a_count_or_a_filter_reads_through_python() -> None:
-    for options in (Options(count=3), Options(write="/dev/null"), Options(start_ns=0)):
+@pytest.mark.parametrize("path", every_capture_params())
+def test_a_selection_of_held_batches_writes_the_reference_text(path: Path) -> None:
+    """`packets -f ... --start ... --end ...` of a file read whole: the rows the selection
+    keeps of the batches the core holds, as the general path's selected batches read."""
+    everything = _batches(path)
+    ts = np.concatenate([b.ts_ns for b in everything]) if everything else np.zeros(0, int)
+    if not len(ts):
+        return
+    start, end = int(np.quantile(ts, 0.2)), int(np.quantile(ts, 0.9))
+    for options in ({"start_ns": start, "end_ns": end}, {"filter": "tcp or icmp"}):
+        pipeline = Pipeline(Source.of(str(path)), Options(checksums=True, chunk_bytes=SMALL_CHUNK,
+                                                          **options))
+        batches = list(pipeline.packets())
+        clock = Clock("delta", utc=True)
+        want = "".join(report.line(r, clock) + "\n"
+                       for b in batches for r in report.iter_rows(b))
+        fast = Clock("delta", utc=True)
+        got = _held_text(path, lambda f, rows, c=fast: report.held_lines(f, c, rows), **options)
+        assert got == want, options
+        want = "".join(json.dumps(report.record(r)) + "\n"
+                       for b in batches for r in report.iter_rows(b))
+        assert _held_text(path, report.held_records, **options) == want, options
+
+
+def test_a_count_or_a_file_written_reads_through_python() -> None:
+    for options in (Options(count=3), Options(write="/dev/null")):
         assert Pipeline(Source.of(str(LOOPBACK)), options).held() is None
 
 

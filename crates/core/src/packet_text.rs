@@ -366,21 +366,40 @@ fn push_endpoint(out: &mut String, a: &[u8; 16], version: u8, port: Option<u16>)
 pub struct LineError(pub String);
 
 /// The rows that are packets (not a middle carrier's), once the columns are checked.
-fn packets<'r>(rows: &'r PacketRows<'_>) -> Result<impl Iterator<Item = usize> + 'r, LineError> {
+/// `picked`: only these rows, in this order (a selection's: `-f`, `--start`, `--end`).
+fn packets<'r>(
+    rows: &'r PacketRows<'_>,
+    picked: Option<&'r [i64]>,
+) -> Result<Box<dyn Iterator<Item = usize> + 'r>, LineError> {
     let n = rows
         .check()
         .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
-    Ok((0..n).filter(|&i| rows.sub[i] != SUB_CARRIER))
+    let not_carrier = move |&i: &usize| rows.sub[i] != SUB_CARRIER;
+    let Some(picked) = picked else {
+        return Ok(Box::new((0..n).filter(not_carrier)));
+    };
+    if let Some(&bad) = picked
+        .iter()
+        .find(|&&i| usize::try_from(i).map_or(true, |i| i >= n))
+    {
+        return Err(LineError(format!("row {bad} picked of {n}")));
+    }
+    // in range: checked above
+    Ok(Box::new(
+        picked.iter().map(|&i| i as usize).filter(not_carrier),
+    ))
 }
 
-/// Appends every row's line, each with its newline, to `out` (report/packets.py `line`).
+/// Appends every packet's line (or the `picked` rows'), each with its newline, to `out`
+/// (report/packets.py `line`).
 pub fn push_lines(
     rows: &PacketRows<'_>,
+    picked: Option<&[i64]>,
     names: &Names,
     clock: &mut Clock<'_>,
     out: &mut String,
 ) -> Result<(), LineError> {
-    for i in packets(rows)? {
+    for i in packets(rows, picked)? {
         push_line(rows, i, names, clock, out)?;
         out.push('\n');
     }
@@ -568,10 +587,11 @@ fn key_of(out: &mut String, key: &str) {
 /// report/packets.py `record` (its key order, `", "` and `": "` between items).
 pub fn push_records(
     rows: &PacketRows<'_>,
+    picked: Option<&[i64]>,
     names: &Names,
     out: &mut String,
 ) -> Result<(), LineError> {
-    for i in packets(rows)? {
+    for i in packets(rows, picked)? {
         push_record(rows, i, names, out);
         out.push('\n');
     }
@@ -786,13 +806,13 @@ mod tests {
             previous_ns: None,
         };
         let mut out = String::new();
-        push_lines(&PacketRows::of(&cols), &names(), &mut clock, &mut out).expect("writes");
+        push_lines(&PacketRows::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
         out
     }
 
     fn one_record(f: impl FnOnce(&mut Row)) -> String {
         let mut out = String::new();
-        push_records(&PacketRows::of(&columns_of(f)), &names(), &mut out).expect("writes");
+        push_records(&PacketRows::of(&columns_of(f)), None, &names(), &mut out).expect("writes");
         out
     }
 
@@ -908,6 +928,7 @@ mod tests {
         };
         let got = push_lines(
             &PacketRows::of(&cols),
+            None,
             &names(),
             &mut clock,
             &mut String::new(),
@@ -933,11 +954,38 @@ mod tests {
             previous_ns: None,
         };
         let mut out = String::new();
-        push_lines(&PacketRows::of(&cols), &names(), &mut clock, &mut out).expect("writes");
+        push_lines(&PacketRows::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
         assert_eq!(out, "ethertype 0x0806 length 0\n");
         out.clear();
-        push_records(&PacketRows::of(&cols), &names(), &mut out).expect("writes");
+        push_records(&PacketRows::of(&cols), None, &names(), &mut out).expect("writes");
         assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn picked_rows_only_in_their_order() {
+        let mut cols = Columns::with_capacity(3);
+        for ethertype in [1, 2, 3] {
+            cols.push(&Row {
+                ethertype,
+                ..Row::default()
+            });
+        }
+        let mut out = String::new();
+        let mut clock = Clock {
+            style: Style::None,
+            seconds: &[],
+            second_texts: &[],
+            first_ns: None,
+            previous_ns: None,
+        };
+        let rows = PacketRows::of(&cols);
+        push_lines(&rows, Some(&[2, 0]), &names(), &mut clock, &mut out).expect("writes");
+        assert_eq!(
+            out,
+            "ethertype 0x0003 length 0\nethertype 0x0001 length 0\n"
+        );
+        let refused = push_records(&rows, Some(&[3]), &names(), &mut String::new());
+        assert_eq!(refused, Err(LineError("row 3 picked of 3".into())));
     }
 
     #[test]

@@ -168,8 +168,9 @@ impl DecodedFile {
     }
 
     /// `packet_lines` of the held batch, where the core decoded it (nothing of it is made a
-    /// NumPy array); an empty text without a held batch.
-    #[pyo3(signature = (names, style, seconds, second_texts, first_ns, previous_ns))]
+    /// NumPy array), or of its `rows` (a selection's row numbers, int64); an empty text
+    /// without a held batch.
+    #[pyo3(signature = (names, style, seconds, second_texts, first_ns, previous_ns, rows=None))]
     #[allow(clippy::too_many_arguments)] // as packet_lines
     fn held_lines(
         &self,
@@ -180,6 +181,7 @@ impl DecodedFile {
         second_texts: Vec<String>,
         first_ns: Option<i64>,
         previous_ns: Option<i64>,
+        rows: Option<PyReadonlyArray1<'_, i64>>,
     ) -> PyResult<(String, Option<i64>, Option<i64>)> {
         let held = self.held();
         let empty = Columns::default();
@@ -191,15 +193,23 @@ impl DecodedFile {
             first_ns,
             previous_ns,
         };
-        lines(py, &PacketRows::of(columns), names, clock)
+        let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
+        lines(py, &PacketRows::of(columns), picked, names, clock)
     }
 
-    /// `packet_records` of the held batch (as `held_lines`).
-    fn held_records(&self, py: Python<'_>, names: &PacketNames) -> PyResult<String> {
+    /// `packet_records` of the held batch or of its `rows` (as `held_lines`).
+    #[pyo3(signature = (names, rows=None))]
+    fn held_records(
+        &self,
+        py: Python<'_>,
+        names: &PacketNames,
+        rows: Option<PyReadonlyArray1<'_, i64>>,
+    ) -> PyResult<String> {
         let held = self.held();
         let empty = Columns::default();
         let columns = held.as_ref().map_or(&empty, |b| &b.columns);
-        records(py, &PacketRows::of(columns), names)
+        let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
+        records(py, &PacketRows::of(columns), picked, names)
     }
 
     /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at

@@ -218,7 +218,7 @@ pub fn packet_lines<'py>(
         first_ns,
         previous_ns,
     };
-    lines(py, &held.rows()?, names, clock)
+    lines(py, &held.rows()?, None, names, clock)
 }
 
 /// What a Python `Clock` hands over for a batch's lines.
@@ -234,6 +234,7 @@ pub(crate) struct ClockState<'a> {
 pub(crate) fn lines(
     py: Python<'_>,
     rows: &PacketRows<'_>,
+    picked: Option<&[i64]>,
     names: &PacketNames,
     c: ClockState<'_>,
 ) -> PyResult<(String, Option<i64>, Option<i64>)> {
@@ -248,7 +249,7 @@ pub(crate) fn lines(
     };
     let names = &names.inner;
     let mut out = String::new();
-    py.detach(|| push_lines(rows, names, &mut clock, &mut out))
+    py.detach(|| push_lines(rows, picked, names, &mut clock, &mut out))
         .map_err(|e| PyValueError::new_err(e.0))?;
     Ok((out, clock.first_ns, clock.previous_ns))
 }
@@ -261,18 +262,19 @@ pub fn packet_records<'py>(
     names: &PacketNames,
 ) -> PyResult<String> {
     let held = Held::of(batch)?;
-    records(py, &held.rows()?, names)
+    records(py, &held.rows()?, None, names)
 }
 
 /// `rows`' JSON objects (the GIL released).
 pub(crate) fn records(
     py: Python<'_>,
     rows: &PacketRows<'_>,
+    picked: Option<&[i64]>,
     names: &PacketNames,
 ) -> PyResult<String> {
     let names = &names.inner;
     let mut out = String::new();
-    py.detach(|| push_records(rows, names, &mut out))
+    py.detach(|| push_records(rows, picked, names, &mut out))
         .map_err(|e| PyValueError::new_err(e.0))?;
     Ok(out)
 }

@@ -86,8 +86,9 @@ def cmd_packets(args: argparse.Namespace) -> int:
                 from portlens.report import packets as report
 
                 with contextlib.closing(held):
-                    for file in held:
-                        show(partial(report.held_lines, file), partial(report.held_records, file))
+                    for file, rows in held:
+                        show(partial(report.held_lines, file, rows=rows),
+                             partial(report.held_records, file, rows))
             else:
                 from portlens.report import packets as report
 

@@ -368,17 +368,21 @@ class Pipeline:
         finally:
             stats.add_fragment_counters(self.fragment_counters)
 
-    def held(self) -> Generator[Any, None, None] | None:
+    def held(self) -> Generator[tuple[Any, np.ndarray | None], None, None] | None:
         """The capture files' batches, each held in turn where the core decoded it: the
-        ``portlens._core.DecodedFile`` (``_decoded``) after each ``hold``, for a writer of the
-        core to read (`portlens packets`' lines: report/packets.py ``held_lines``), so that
-        no batch becomes NumPy arrays. Only for files read whole (``_whole``) and ahead;
-        else None, and ``packets()`` gives the batches."""
+        ``portlens._core.DecodedFile`` (``_decoded``) after each ``hold``, and the rows a
+        filter or a time window keeps (int64 row numbers; None: every row), for a writer of
+        the core to read (`portlens packets`' lines: report/packets.py ``held_lines``), so
+        that no batch becomes NumPy arrays (a selection reads the few columns it needs, as
+        the tracker's does: ``_ended_in_core``). Only for files read whole but for a
+        selection (``_whole``), and ahead; else None, and ``packets()`` gives the batches."""
         files = self.source.files
-        if not (self._whole() and self.options.read_ahead
+        if not (self._whole(selecting=True) and self.options.read_ahead
                 and (len(files) == 1 or self._on_file_done is None)):
             return None
-        return self._decoded(_held, tracking=False)
+        selection = self.selection()
+        select = None if selection.everything else _selector_rows(selection)
+        return self._decoded(partial(_held, select=select), tracking=False)
 
     def _whole(self, *, selecting: bool = False) -> bool:
         """Capture files, every frame read, decoded by the core, and nothing else looking at
@@ -854,10 +858,27 @@ class _HeldInterrupt:
             signal.raise_signal(signal.SIGINT)
 
 
-def _held(file: Any) -> Any:
+def _held(file: Any, select: Callable[[Any], Any] | None) -> tuple[Any, Any] | None:
     """``DecodedFile.hold`` as a feed of ``Pipeline._decoded``: the file holding its next
-    batch, None at the end."""
-    return file if file.hold() is not None else None
+    batch and the rows ``select`` keeps of it (None: all), None at the end."""
+    if file.hold() is None:
+        return None
+    if select is None:
+        return file, None
+    from portlens.decode.rust import HeldBatch
+
+    rows = select(HeldBatch(file))
+    if rows is None:
+        return file, None
+    import numpy as np  # a selection's path only
+
+    return file, np.asarray(rows, dtype=np.int64)
+
+
+def _selector_rows(selection: Any) -> Callable[[Any], Any]:
+    from portlens.pipeline.select import Selector
+
+    return Selector(selection).rows
 
 
 def _step(file: Any) -> bool | None:

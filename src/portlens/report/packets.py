@@ -221,10 +221,10 @@ def lines(batch: PacketBatch, clock: Clock | None = None) -> str:
                   partial(core.packet_lines, batch))
 
 
-def held_lines(file: Any, clock: Clock) -> str:
+def held_lines(file: Any, clock: Clock, rows: np.ndarray | None = None) -> str:
     """``lines`` of the batch a ``portlens._core.DecodedFile`` holds (``Pipeline.held``),
-    written where the core decoded it."""
-    return _lines(clock, file.held_seconds, file.held_lines)
+    or of its ``rows`` (a selection's), written where the core decoded it."""
+    return _lines(clock, file.held_seconds, partial(file.held_lines, rows=rows))
 
 
 def _lines(clock: Clock, seconds_of: Callable[[], np.ndarray],
@@ -248,9 +248,10 @@ def records(batch: PacketBatch) -> str:
     return text
 
 
-def held_records(file: Any) -> str:
-    """``records`` of the batch a ``portlens._core.DecodedFile`` holds (``held_lines``)."""
-    text: str = file.held_records(_names())
+def held_records(file: Any, rows: np.ndarray | None = None) -> str:
+    """``records`` of the batch a ``portlens._core.DecodedFile`` holds, or of its ``rows``
+    (``held_lines``)."""
+    text: str = file.held_records(_names(), rows)
     return text
 
 
