@@ -15,189 +15,16 @@ use std::fmt::Write;
 
 use crate::conn_json::{push_flags_text, push_str};
 use crate::conn_log::{push_v4, push_v6};
-use crate::decode::columns::{Columns, CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, SUB_CARRIER};
+use crate::decode::columns::{CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, SUB_CARRIER};
+use crate::track::columns::OPT_KINDS_MAX;
 use crate::track::ids::{decimal_bytes, DECIMAL_MAX};
+use crate::track::Packets;
 
-/// TCP option kinds kept a row (decode's `opt_kinds` width).
-pub const OPT_KINDS: usize = 40;
-
-/// The columns a line is written from, borrowed from a decoded batch, all of one length
-/// (addresses 16 bytes a row, option kinds `OPT_KINDS`). A middle tunnel carrier's row
-/// (`sub`) is no packet: its tunnel is in its packet's row.
-pub struct PacketRows<'a> {
-    pub sub: &'a [u8],
-    pub frame: &'a [i64],
-    pub ts_ns: &'a [i64],
-    pub wirelen: &'a [u32],
-    pub caplen: &'a [u32],
-    pub linktype: &'a [u16],
-    pub interface: &'a [u16],
-    pub vlan: &'a [i32],
-    pub ethertype: &'a [u16],
-    pub ppp_proto: &'a [u16],
-    pub ip_version: &'a [u8],
-    pub src: &'a [u8],
-    pub dst: &'a [u8],
-    pub proto: &'a [u8],
-    pub ip_len: &'a [u32],
-    pub frag: &'a [u8],
-    pub l4: &'a [u8],
-    pub sport: &'a [u16],
-    pub dport: &'a [u16],
-    pub payload: &'a [i32],
-    pub tcp_flags: &'a [u16],
-    pub seq: &'a [u32],
-    pub ack: &'a [u32],
-    pub win: &'a [u16],
-    pub mss: &'a [i32],
-    pub wscale: &'a [i16],
-    pub sack_perm: &'a [bool],
-    pub has_ts: &'a [bool],
-    pub tsval: &'a [u32],
-    pub opt_count: &'a [u8],
-    /// `OPT_KINDS` a row, the first `opt_count` of them the row's.
-    pub opt_kinds: &'a [u8],
-    pub icmp_type: &'a [i16],
-    pub icmp_code: &'a [i16],
-    pub q_valid: &'a [bool],
-    pub q_proto: &'a [u8],
-    pub q_sport: &'a [u16],
-    pub q_dport: &'a [u16],
-    pub tunnel_depth: &'a [u8],
-    pub tunnel: &'a [u32],
-    pub truncated: &'a [bool],
-    pub ip_csum: &'a [u8],
-    pub l4_csum: &'a [u8],
-    pub malformed: &'a [u8],
-}
-
-impl<'a> PacketRows<'a> {
-    /// The rows of a batch the core decoded (`portlens packets` of a file read whole).
-    pub fn of(c: &'a Columns) -> Self {
-        PacketRows {
-            sub: &c.sub,
-            frame: &c.frame,
-            ts_ns: &c.ts_ns,
-            wirelen: &c.wirelen,
-            caplen: &c.caplen,
-            linktype: &c.linktype,
-            interface: &c.interface,
-            vlan: &c.vlan,
-            ethertype: &c.ethertype,
-            ppp_proto: &c.ppp_proto,
-            ip_version: &c.ip_version,
-            src: &c.src,
-            dst: &c.dst,
-            proto: &c.proto,
-            ip_len: &c.ip_len,
-            frag: &c.frag,
-            l4: &c.l4,
-            sport: &c.sport,
-            dport: &c.dport,
-            payload: &c.payload,
-            tcp_flags: &c.tcp_flags,
-            seq: &c.seq,
-            ack: &c.ack,
-            win: &c.win,
-            mss: &c.mss,
-            wscale: &c.wscale,
-            sack_perm: &c.sack_perm,
-            has_ts: &c.has_ts,
-            tsval: &c.tsval,
-            opt_count: &c.opt_count,
-            opt_kinds: &c.opt_kinds,
-            icmp_type: &c.icmp_type,
-            icmp_code: &c.icmp_code,
-            q_valid: &c.q_valid,
-            q_proto: &c.q_proto,
-            q_sport: &c.q_sport,
-            q_dport: &c.q_dport,
-            tunnel_depth: &c.tunnel_depth,
-            tunnel: &c.tunnel,
-            truncated: &c.truncated,
-            ip_csum: &c.ip_csum,
-            l4_csum: &c.l4_csum,
-            malformed: &c.malformed,
-        }
-    }
-
-    /// The number of rows, or the name of a column of another length.
-    pub fn check(&self) -> Result<usize, &'static str> {
-        let n = self.ts_ns.len();
-        let lengths = [
-            ("sub", self.sub.len()),
-            ("frame", self.frame.len()),
-            ("wirelen", self.wirelen.len()),
-            ("caplen", self.caplen.len()),
-            ("linktype", self.linktype.len()),
-            ("interface", self.interface.len()),
-            ("vlan", self.vlan.len()),
-            ("ethertype", self.ethertype.len()),
-            ("ppp_proto", self.ppp_proto.len()),
-            ("ip_version", self.ip_version.len()),
-            ("src", self.src.len() / 16),
-            ("dst", self.dst.len() / 16),
-            ("proto", self.proto.len()),
-            ("ip_len", self.ip_len.len()),
-            ("frag", self.frag.len()),
-            ("l4", self.l4.len()),
-            ("sport", self.sport.len()),
-            ("dport", self.dport.len()),
-            ("payload", self.payload.len()),
-            ("tcp_flags", self.tcp_flags.len()),
-            ("seq", self.seq.len()),
-            ("ack", self.ack.len()),
-            ("win", self.win.len()),
-            ("mss", self.mss.len()),
-            ("wscale", self.wscale.len()),
-            ("sack_perm", self.sack_perm.len()),
-            ("has_ts", self.has_ts.len()),
-            ("tsval", self.tsval.len()),
-            ("opt_count", self.opt_count.len()),
-            ("opt_kinds", self.opt_kinds.len() / OPT_KINDS),
-            ("icmp_type", self.icmp_type.len()),
-            ("icmp_code", self.icmp_code.len()),
-            ("q_valid", self.q_valid.len()),
-            ("q_proto", self.q_proto.len()),
-            ("q_sport", self.q_sport.len()),
-            ("q_dport", self.q_dport.len()),
-            ("tunnel_depth", self.tunnel_depth.len()),
-            ("tunnel", self.tunnel.len()),
-            ("truncated", self.truncated.len()),
-            ("ip_csum", self.ip_csum.len()),
-            ("l4_csum", self.l4_csum.len()),
-            ("malformed", self.malformed.len()),
-        ];
-        let whole = [
-            ("src", self.src.len() % 16),
-            ("dst", self.dst.len() % 16),
-            ("opt_kinds", self.opt_kinds.len() % OPT_KINDS),
-        ];
-        match lengths
-            .iter()
-            .find(|(_, len)| *len != n)
-            .or_else(|| whole.iter().find(|(_, rest)| *rest != 0))
-        {
-            Some((name, _)) => Err(name),
-            None => Ok(n),
-        }
-    }
-
-    /// Row `i`'s 16-byte address of a flat column (`check` saw every row there).
-    fn addr(flat: &[u8], i: usize) -> &[u8; 16] {
-        const NONE: [u8; 16] = [0; 16];
-        flat.get(i * 16..i * 16 + 16)
-            .and_then(|a| a.try_into().ok())
-            .unwrap_or(&NONE)
-    }
-
-    /// Row `i`'s option kinds, the first `opt_count` (at most `OPT_KINDS`).
-    fn opt_kinds(&self, i: usize) -> &[u8] {
-        let count = usize::from(self.opt_count[i]).min(OPT_KINDS);
-        self.opt_kinds
-            .get(i * OPT_KINDS..i * OPT_KINDS + count)
-            .unwrap_or_default()
-    }
+/// Row `i`'s option kinds, the first `opt_count` (at most `OPT_KINDS_MAX`).
+fn opt_kinds<'a>(r: &Packets<'a>, i: usize) -> &'a [u8] {
+    let count = usize::from(r.opt_count[i]).min(OPT_KINDS_MAX);
+    let start = i * OPT_KINDS_MAX;
+    r.opt_kinds.get(start..start + count).unwrap_or_default()
 }
 
 /// The words of a line, as the Python side names things: `services.proto_name` of every IP
@@ -368,12 +195,10 @@ pub struct LineError(pub String);
 /// The rows that are packets (not a middle carrier's), once the columns are checked.
 /// `picked`: only these rows, in this order (a selection's: `-f`, `--start`, `--end`).
 fn packets<'r>(
-    rows: &'r PacketRows<'_>,
+    rows: &'r Packets<'_>,
     picked: Option<&'r [i64]>,
 ) -> Result<Box<dyn Iterator<Item = usize> + 'r>, LineError> {
-    let n = rows
-        .check()
-        .map_err(|name| LineError(format!("column {name} has another length than ts_ns")))?;
+    let n = rows.check().map_err(|e| LineError(e.0))?;
     let not_carrier = move |&i: &usize| rows.sub[i] != SUB_CARRIER;
     let Some(picked) = picked else {
         return Ok(Box::new((0..n).filter(not_carrier)));
@@ -393,7 +218,7 @@ fn packets<'r>(
 /// Appends every packet's line (or the `picked` rows'), each with its newline, to `out`
 /// (report/packets.py `line`).
 pub fn push_lines(
-    rows: &PacketRows<'_>,
+    rows: &Packets<'_>,
     picked: Option<&[i64]>,
     names: &Names,
     clock: &mut Clock<'_>,
@@ -407,7 +232,7 @@ pub fn push_lines(
 }
 
 fn push_line(
-    r: &PacketRows<'_>,
+    r: &Packets<'_>,
     i: usize,
     names: &Names,
     clock: &mut Clock<'_>,
@@ -449,9 +274,9 @@ fn push_line(
         } else {
             (None, None)
         };
-        push_endpoint(out, PacketRows::addr(r.src, i), version, sport);
+        push_endpoint(out, &r.addr(r.src, i), version, sport);
         out.push_str(" > ");
-        push_endpoint(out, PacketRows::addr(r.dst, i), version, dport);
+        push_endpoint(out, &r.addr(r.dst, i), version, dport);
         out.push(':');
         match l4 {
             6 => {
@@ -547,7 +372,7 @@ fn push_line(
 }
 
 /// Whether a packet's ports are shown: TCP and UDP, and a fragment that carries them.
-fn has_ports(r: &PacketRows<'_>, i: usize) -> bool {
+fn has_ports(r: &Packets<'_>, i: usize) -> bool {
     matches!(r.l4[i], 6 | 17) || (r.frag[i] == FRAG_PART && (r.sport[i] != 0 || r.dport[i] != 0))
 }
 
@@ -586,7 +411,7 @@ fn key_of(out: &mut String, key: &str) {
 /// Appends every row's JSON object, each with its newline, to `out`: `json.dumps` of
 /// report/packets.py `record` (its key order, `", "` and `": "` between items).
 pub fn push_records(
-    rows: &PacketRows<'_>,
+    rows: &Packets<'_>,
     picked: Option<&[i64]>,
     names: &Names,
     out: &mut String,
@@ -598,7 +423,7 @@ pub fn push_records(
     Ok(())
 }
 
-fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
+fn push_record(r: &Packets<'_>, i: usize, names: &Names, out: &mut String) {
     out.push_str("{\"frame\": ");
     int(out, r.frame[i]);
     key_int(out, "ts_ns", r.ts_ns[i]);
@@ -622,7 +447,7 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
         }
         // addresses need no escaping: digits, hex letters, dots and colons
         for (key, flat) in [("src", r.src), ("dst", r.dst)] {
-            let a = PacketRows::addr(flat, i);
+            let a = &r.addr(flat, i);
             key_of(out, key);
             out.push('"');
             if version == 4 {
@@ -659,7 +484,7 @@ fn push_record(r: &PacketRows<'_>, i: usize, names: &Names, out: &mut String) {
             if r.has_ts[i] {
                 key_int(out, "tsval", r.tsval[i]);
             }
-            let kinds = r.opt_kinds(i);
+            let kinds = opt_kinds(r, i);
             if !kinds.is_empty() {
                 key_of(out, "opts");
                 out.push('[');
@@ -750,7 +575,7 @@ fn checksum_name(names: &Names, status: u8) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::columns::Row;
+    use crate::decode::columns::{Columns, Row};
 
     fn names() -> Names {
         let mut proto: [String; 256] = std::array::from_fn(|p| p.to_string());
@@ -806,13 +631,24 @@ mod tests {
             previous_ns: None,
         };
         let mut out = String::new();
-        push_lines(&PacketRows::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
+        push_lines(&Packets::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
         out
+    }
+
+    /// A clock of `-t`: no time, so no second's text.
+    fn no_time() -> Clock<'static> {
+        Clock {
+            style: Style::None,
+            seconds: &[],
+            second_texts: &[],
+            first_ns: None,
+            previous_ns: None,
+        }
     }
 
     fn one_record(f: impl FnOnce(&mut Row)) -> String {
         let mut out = String::new();
-        push_records(&PacketRows::of(&columns_of(f)), None, &names(), &mut out).expect("writes");
+        push_records(&Packets::of(&columns_of(f)), None, &names(), &mut out).expect("writes");
         out
     }
 
@@ -927,7 +763,7 @@ mod tests {
             previous_ns: None,
         };
         let got = push_lines(
-            &PacketRows::of(&cols),
+            &Packets::of(&cols),
             None,
             &names(),
             &mut clock,
@@ -946,18 +782,12 @@ mod tests {
         cols.push(&packet);
         packet.sub = SUB_CARRIER;
         cols.push(&packet);
-        let mut clock = Clock {
-            style: Style::None,
-            seconds: &[],
-            second_texts: &[],
-            first_ns: None,
-            previous_ns: None,
-        };
+        let mut clock = no_time();
         let mut out = String::new();
-        push_lines(&PacketRows::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
+        push_lines(&Packets::of(&cols), None, &names(), &mut clock, &mut out).expect("writes");
         assert_eq!(out, "ethertype 0x0806 length 0\n");
         out.clear();
-        push_records(&PacketRows::of(&cols), None, &names(), &mut out).expect("writes");
+        push_records(&Packets::of(&cols), None, &names(), &mut out).expect("writes");
         assert_eq!(out.lines().count(), 1);
     }
 
@@ -971,14 +801,8 @@ mod tests {
             });
         }
         let mut out = String::new();
-        let mut clock = Clock {
-            style: Style::None,
-            seconds: &[],
-            second_texts: &[],
-            first_ns: None,
-            previous_ns: None,
-        };
-        let rows = PacketRows::of(&cols);
+        let mut clock = no_time();
+        let rows = Packets::of(&cols);
         push_lines(&rows, Some(&[2, 0]), &names(), &mut clock, &mut out).expect("writes");
         assert_eq!(
             out,
@@ -991,11 +815,15 @@ mod tests {
     #[test]
     fn uneven_columns_are_refused_by_name() {
         let cols = columns_of(|_| {});
-        let mut rows = PacketRows::of(&cols);
+        let mut rows = Packets::of(&cols);
         rows.ts_ns = &[0, 1];
-        assert_eq!(rows.check(), Err("sub"));
-        let mut rows = PacketRows::of(&cols);
+        let refused = push_records(&rows, None, &names(), &mut String::new());
+        let message = "column ts_ns has 2 values, expected 1 rows of 1";
+        assert_eq!(refused, Err(LineError(message.into())));
+        let mut rows = Packets::of(&cols);
         rows.dst = &cols.dst[..15];
-        assert_eq!(rows.check(), Err("dst"));
+        let refused = push_records(&rows, None, &names(), &mut String::new());
+        let message = "column dst has 15 values, expected 1 rows of 16";
+        assert_eq!(refused, Err(LineError(message.into())));
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use portlens_core::decode::{Columns, DecodeOptions};
 use portlens_core::decoded::{self, DecodedBatch};
-use portlens_core::packet_text::PacketRows;
+use portlens_core::track::Packets;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -194,7 +194,7 @@ impl DecodedFile {
             previous_ns,
         };
         let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
-        lines(py, &PacketRows::of(columns), picked, names, clock)
+        lines(py, &Packets::of(columns), picked, names, clock)
     }
 
     /// `packet_records` of the held batch or of its `rows` (as `held_lines`).
@@ -209,7 +209,7 @@ impl DecodedFile {
         let empty = Columns::default();
         let columns = held.as_ref().map_or(&empty, |b| &b.columns);
         let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
-        records(py, &PacketRows::of(columns), picked, names)
+        records(py, &Packets::of(columns), picked, names)
     }
 
     /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at

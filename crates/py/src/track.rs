@@ -85,6 +85,216 @@ fn timeouts_from(map: &HashMap<String, Option<i64>>) -> PyResult<Timeouts> {
     })
 }
 
+/// A PacketBatch's columns (its NumPy arrays, borrowed), read once for the tracker's `feed`
+/// and for `packet_lines`: [`Packets`] over them.
+pub(crate) struct BatchColumns<'py> {
+    frame: PyReadonlyArray1<'py, i64>,
+    ts_ns: PyReadonlyArray1<'py, i64>,
+    vlan: PyReadonlyArray1<'py, i32>,
+    ip_version: PyReadonlyArray1<'py, u8>,
+    src: PyReadonlyArray2<'py, u8>,
+    dst: PyReadonlyArray2<'py, u8>,
+    proto: PyReadonlyArray1<'py, u8>,
+    ip_len: PyReadonlyArray1<'py, u32>,
+    ip_len_zero: PyReadonlyArray1<'py, bool>,
+    frag: PyReadonlyArray1<'py, u8>,
+    l4: PyReadonlyArray1<'py, u8>,
+    sport: PyReadonlyArray1<'py, u16>,
+    dport: PyReadonlyArray1<'py, u16>,
+    payload: PyReadonlyArray1<'py, i32>,
+    tcp_flags: PyReadonlyArray1<'py, u16>,
+    seq: PyReadonlyArray1<'py, u32>,
+    ack: PyReadonlyArray1<'py, u32>,
+    win: PyReadonlyArray1<'py, u16>,
+    mss: PyReadonlyArray1<'py, i32>,
+    wscale: PyReadonlyArray1<'py, i16>,
+    sack_perm: PyReadonlyArray1<'py, bool>,
+    has_ts: PyReadonlyArray1<'py, bool>,
+    opt_count: PyReadonlyArray1<'py, u8>,
+    opt_kinds: PyReadonlyArray2<'py, u8>,
+    udp_len: PyReadonlyArray1<'py, u16>,
+    dns_qr: PyReadonlyArray1<'py, i16>,
+    ntp_mode: PyReadonlyArray1<'py, i16>,
+    icmp_type: PyReadonlyArray1<'py, i16>,
+    icmp_code: PyReadonlyArray1<'py, i16>,
+    q_valid: PyReadonlyArray1<'py, bool>,
+    q_src: PyReadonlyArray2<'py, u8>,
+    q_dst: PyReadonlyArray2<'py, u8>,
+    q_proto: PyReadonlyArray1<'py, u8>,
+    q_sport: PyReadonlyArray1<'py, u16>,
+    q_dport: PyReadonlyArray1<'py, u16>,
+    sub: PyReadonlyArray1<'py, u8>,
+    tunnel_depth: PyReadonlyArray1<'py, u8>,
+    tunnel: PyReadonlyArray1<'py, u32>,
+    out_src: PyReadonlyArray2<'py, u8>,
+    out_dst: PyReadonlyArray2<'py, u8>,
+    out_proto: PyReadonlyArray1<'py, u8>,
+    out_sport: PyReadonlyArray1<'py, u16>,
+    out_dport: PyReadonlyArray1<'py, u16>,
+    out_ip_len: PyReadonlyArray1<'py, u32>,
+    car_src: PyReadonlyArray2<'py, u8>,
+    car_dst: PyReadonlyArray2<'py, u8>,
+    car_proto: PyReadonlyArray1<'py, u8>,
+    car_sport: PyReadonlyArray1<'py, u16>,
+    car_dport: PyReadonlyArray1<'py, u16>,
+    car_ip_len: PyReadonlyArray1<'py, u32>,
+    truncated: PyReadonlyArray1<'py, bool>,
+    ip_csum: PyReadonlyArray1<'py, u8>,
+    l4_csum: PyReadonlyArray1<'py, u8>,
+    malformed: PyReadonlyArray1<'py, u8>,
+    wirelen: PyReadonlyArray1<'py, u32>,
+    caplen: PyReadonlyArray1<'py, u32>,
+    linktype: PyReadonlyArray1<'py, u16>,
+    interface: PyReadonlyArray1<'py, u16>,
+    ethertype: PyReadonlyArray1<'py, u16>,
+    ppp_proto: PyReadonlyArray1<'py, u16>,
+    tsval: PyReadonlyArray1<'py, u32>,
+}
+
+impl<'py> BatchColumns<'py> {
+    pub(crate) fn of(batch: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(BatchColumns {
+            frame: col1(batch, "frame")?,
+            ts_ns: col1(batch, "ts_ns")?,
+            vlan: col1(batch, "vlan")?,
+            ip_version: col1(batch, "ip_version")?,
+            src: col2(batch, "src")?,
+            dst: col2(batch, "dst")?,
+            proto: col1(batch, "proto")?,
+            ip_len: col1(batch, "ip_len")?,
+            ip_len_zero: col1(batch, "ip_len_zero")?,
+            frag: col1(batch, "frag")?,
+            l4: col1(batch, "l4")?,
+            sport: col1(batch, "sport")?,
+            dport: col1(batch, "dport")?,
+            payload: col1(batch, "payload")?,
+            tcp_flags: col1(batch, "tcp_flags")?,
+            seq: col1(batch, "seq")?,
+            ack: col1(batch, "ack")?,
+            win: col1(batch, "win")?,
+            mss: col1(batch, "mss")?,
+            wscale: col1(batch, "wscale")?,
+            sack_perm: col1(batch, "sack_perm")?,
+            has_ts: col1(batch, "has_ts")?,
+            opt_count: col1(batch, "opt_count")?,
+            opt_kinds: col2(batch, "opt_kinds")?,
+            udp_len: col1(batch, "udp_len")?,
+            dns_qr: col1(batch, "dns_qr")?,
+            ntp_mode: col1(batch, "ntp_mode")?,
+            icmp_type: col1(batch, "icmp_type")?,
+            icmp_code: col1(batch, "icmp_code")?,
+            q_valid: col1(batch, "q_valid")?,
+            q_src: col2(batch, "q_src")?,
+            q_dst: col2(batch, "q_dst")?,
+            q_proto: col1(batch, "q_proto")?,
+            q_sport: col1(batch, "q_sport")?,
+            q_dport: col1(batch, "q_dport")?,
+            sub: col1(batch, "sub")?,
+            tunnel_depth: col1(batch, "tunnel_depth")?,
+            tunnel: col1(batch, "tunnel")?,
+            out_src: col2(batch, "out_src")?,
+            out_dst: col2(batch, "out_dst")?,
+            out_proto: col1(batch, "out_proto")?,
+            out_sport: col1(batch, "out_sport")?,
+            out_dport: col1(batch, "out_dport")?,
+            out_ip_len: col1(batch, "out_ip_len")?,
+            car_src: col2(batch, "car_src")?,
+            car_dst: col2(batch, "car_dst")?,
+            car_proto: col1(batch, "car_proto")?,
+            car_sport: col1(batch, "car_sport")?,
+            car_dport: col1(batch, "car_dport")?,
+            car_ip_len: col1(batch, "car_ip_len")?,
+            truncated: col1(batch, "truncated")?,
+            ip_csum: col1(batch, "ip_csum")?,
+            l4_csum: col1(batch, "l4_csum")?,
+            malformed: col1(batch, "malformed")?,
+            wirelen: col1(batch, "wirelen")?,
+            caplen: col1(batch, "caplen")?,
+            linktype: col1(batch, "linktype")?,
+            interface: col1(batch, "interface")?,
+            ethertype: col1(batch, "ethertype")?,
+            ppp_proto: col1(batch, "ppp_proto")?,
+            tsval: col1(batch, "tsval")?,
+        })
+    }
+
+    pub(crate) fn packets(&self) -> PyResult<Packets<'_>> {
+        if self
+            .opt_kinds
+            .shape()
+            .get(1)
+            .copied()
+            .unwrap_or(OPT_KINDS_MAX)
+            != OPT_KINDS_MAX
+        {
+            return Err(PyValueError::new_err("column opt_kinds must be n×40"));
+        }
+        Ok(Packets {
+            frame: slice(&self.frame, "frame")?,
+            ts_ns: slice(&self.ts_ns, "ts_ns")?,
+            vlan: slice(&self.vlan, "vlan")?,
+            ip_version: slice(&self.ip_version, "ip_version")?,
+            src: slice2(&self.src, "src")?,
+            dst: slice2(&self.dst, "dst")?,
+            proto: slice(&self.proto, "proto")?,
+            ip_len: slice(&self.ip_len, "ip_len")?,
+            ip_len_zero: slice(&self.ip_len_zero, "ip_len_zero")?,
+            frag: slice(&self.frag, "frag")?,
+            l4: slice(&self.l4, "l4")?,
+            sport: slice(&self.sport, "sport")?,
+            dport: slice(&self.dport, "dport")?,
+            payload: slice(&self.payload, "payload")?,
+            tcp_flags: slice(&self.tcp_flags, "tcp_flags")?,
+            seq: slice(&self.seq, "seq")?,
+            ack: slice(&self.ack, "ack")?,
+            win: slice(&self.win, "win")?,
+            mss: slice(&self.mss, "mss")?,
+            wscale: slice(&self.wscale, "wscale")?,
+            sack_perm: slice(&self.sack_perm, "sack_perm")?,
+            has_ts: slice(&self.has_ts, "has_ts")?,
+            opt_count: slice(&self.opt_count, "opt_count")?,
+            opt_kinds: slice2(&self.opt_kinds, "opt_kinds")?,
+            udp_len: slice(&self.udp_len, "udp_len")?,
+            dns_qr: slice(&self.dns_qr, "dns_qr")?,
+            ntp_mode: slice(&self.ntp_mode, "ntp_mode")?,
+            icmp_type: slice(&self.icmp_type, "icmp_type")?,
+            icmp_code: slice(&self.icmp_code, "icmp_code")?,
+            q_valid: slice(&self.q_valid, "q_valid")?,
+            q_src: slice2(&self.q_src, "q_src")?,
+            q_dst: slice2(&self.q_dst, "q_dst")?,
+            q_proto: slice(&self.q_proto, "q_proto")?,
+            q_sport: slice(&self.q_sport, "q_sport")?,
+            q_dport: slice(&self.q_dport, "q_dport")?,
+            sub: slice(&self.sub, "sub")?,
+            tunnel_depth: slice(&self.tunnel_depth, "tunnel_depth")?,
+            tunnel: slice(&self.tunnel, "tunnel")?,
+            out_src: slice2(&self.out_src, "out_src")?,
+            out_dst: slice2(&self.out_dst, "out_dst")?,
+            out_proto: slice(&self.out_proto, "out_proto")?,
+            out_sport: slice(&self.out_sport, "out_sport")?,
+            out_dport: slice(&self.out_dport, "out_dport")?,
+            out_ip_len: slice(&self.out_ip_len, "out_ip_len")?,
+            car_src: slice2(&self.car_src, "car_src")?,
+            car_dst: slice2(&self.car_dst, "car_dst")?,
+            car_proto: slice(&self.car_proto, "car_proto")?,
+            car_sport: slice(&self.car_sport, "car_sport")?,
+            car_dport: slice(&self.car_dport, "car_dport")?,
+            car_ip_len: slice(&self.car_ip_len, "car_ip_len")?,
+            truncated: slice(&self.truncated, "truncated")?,
+            ip_csum: slice(&self.ip_csum, "ip_csum")?,
+            l4_csum: slice(&self.l4_csum, "l4_csum")?,
+            malformed: slice(&self.malformed, "malformed")?,
+            wirelen: slice(&self.wirelen, "wirelen")?,
+            caplen: slice(&self.caplen, "caplen")?,
+            linktype: slice(&self.linktype, "linktype")?,
+            interface: slice(&self.interface, "interface")?,
+            ethertype: slice(&self.ethertype, "ethertype")?,
+            ppp_proto: slice(&self.ppp_proto, "ppp_proto")?,
+            tsval: slice(&self.tsval, "tsval")?,
+        })
+    }
+}
+
 #[pyclass(module = "portlens._core", name = "Tracker")]
 pub struct Tracker {
     /// One tracker, or (`threads` > 1) flow shards tracked in threads with one tracker's rows.
@@ -95,7 +305,7 @@ pub struct Tracker {
     keep: Keep,
 }
 
-pub(crate) fn col1<'py, T: Element>(
+fn col1<'py, T: Element>(
     batch: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
@@ -105,10 +315,7 @@ pub(crate) fn col1<'py, T: Element>(
         .map_err(|e| PyValueError::new_err(format!("column {name}: {e}")))
 }
 
-pub(crate) fn col2<'py>(
-    batch: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<PyReadonlyArray2<'py, u8>> {
+fn col2<'py>(batch: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
     batch
         .getattr(name)?
         .extract::<PyReadonlyArray2<'py, u8>>()
@@ -123,7 +330,7 @@ pub(crate) fn slice<'a, T: Element>(
         .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
 }
 
-pub(crate) fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]> {
+fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("column {name} is not contiguous")))
 }
@@ -467,119 +674,8 @@ impl Tracker {
             Some(q) => Some(slice(q, "quoted")?),
             None => None,
         };
-        let frame = col1::<i64>(batch, "frame")?;
-        let ts_ns = col1::<i64>(batch, "ts_ns")?;
-        let vlan = col1::<i32>(batch, "vlan")?;
-        let ip_version = col1::<u8>(batch, "ip_version")?;
-        let src = col2(batch, "src")?;
-        let dst = col2(batch, "dst")?;
-        let proto = col1::<u8>(batch, "proto")?;
-        let ip_len = col1::<u32>(batch, "ip_len")?;
-        let ip_len_zero = col1::<bool>(batch, "ip_len_zero")?;
-        let frag = col1::<u8>(batch, "frag")?;
-        let l4 = col1::<u8>(batch, "l4")?;
-        let sport = col1::<u16>(batch, "sport")?;
-        let dport = col1::<u16>(batch, "dport")?;
-        let payload = col1::<i32>(batch, "payload")?;
-        let tcp_flags = col1::<u16>(batch, "tcp_flags")?;
-        let seq = col1::<u32>(batch, "seq")?;
-        let ack = col1::<u32>(batch, "ack")?;
-        let win = col1::<u16>(batch, "win")?;
-        let mss = col1::<i32>(batch, "mss")?;
-        let wscale = col1::<i16>(batch, "wscale")?;
-        let sack_perm = col1::<bool>(batch, "sack_perm")?;
-        let has_ts = col1::<bool>(batch, "has_ts")?;
-        let opt_count = col1::<u8>(batch, "opt_count")?;
-        let opt_kinds = col2(batch, "opt_kinds")?;
-        let udp_len = col1::<u16>(batch, "udp_len")?;
-        let dns_qr = col1::<i16>(batch, "dns_qr")?;
-        let ntp_mode = col1::<i16>(batch, "ntp_mode")?;
-        let icmp_type = col1::<i16>(batch, "icmp_type")?;
-        let icmp_code = col1::<i16>(batch, "icmp_code")?;
-        let q_valid = col1::<bool>(batch, "q_valid")?;
-        let q_src = col2(batch, "q_src")?;
-        let q_dst = col2(batch, "q_dst")?;
-        let q_proto = col1::<u8>(batch, "q_proto")?;
-        let q_sport = col1::<u16>(batch, "q_sport")?;
-        let q_dport = col1::<u16>(batch, "q_dport")?;
-        let sub = col1::<u8>(batch, "sub")?;
-        let tunnel_depth = col1::<u8>(batch, "tunnel_depth")?;
-        let tunnel = col1::<u32>(batch, "tunnel")?;
-        let out_src = col2(batch, "out_src")?;
-        let out_dst = col2(batch, "out_dst")?;
-        let out_proto = col1::<u8>(batch, "out_proto")?;
-        let out_sport = col1::<u16>(batch, "out_sport")?;
-        let out_dport = col1::<u16>(batch, "out_dport")?;
-        let out_ip_len = col1::<u32>(batch, "out_ip_len")?;
-        let car_src = col2(batch, "car_src")?;
-        let car_dst = col2(batch, "car_dst")?;
-        let car_proto = col1::<u8>(batch, "car_proto")?;
-        let car_sport = col1::<u16>(batch, "car_sport")?;
-        let car_dport = col1::<u16>(batch, "car_dport")?;
-        let car_ip_len = col1::<u32>(batch, "car_ip_len")?;
-        let truncated = col1::<bool>(batch, "truncated")?;
-        let ip_csum = col1::<u8>(batch, "ip_csum")?;
-        let l4_csum = col1::<u8>(batch, "l4_csum")?;
-        let malformed = col1::<u8>(batch, "malformed")?;
-        if opt_kinds.shape().get(1).copied().unwrap_or(OPT_KINDS_MAX) != OPT_KINDS_MAX {
-            return Err(PyValueError::new_err("column opt_kinds must be n×40"));
-        }
-        let p = Packets {
-            frame: slice(&frame, "frame")?,
-            ts_ns: slice(&ts_ns, "ts_ns")?,
-            vlan: slice(&vlan, "vlan")?,
-            ip_version: slice(&ip_version, "ip_version")?,
-            src: slice2(&src, "src")?,
-            dst: slice2(&dst, "dst")?,
-            proto: slice(&proto, "proto")?,
-            ip_len: slice(&ip_len, "ip_len")?,
-            ip_len_zero: slice(&ip_len_zero, "ip_len_zero")?,
-            frag: slice(&frag, "frag")?,
-            l4: slice(&l4, "l4")?,
-            sport: slice(&sport, "sport")?,
-            dport: slice(&dport, "dport")?,
-            payload: slice(&payload, "payload")?,
-            tcp_flags: slice(&tcp_flags, "tcp_flags")?,
-            seq: slice(&seq, "seq")?,
-            ack: slice(&ack, "ack")?,
-            win: slice(&win, "win")?,
-            mss: slice(&mss, "mss")?,
-            wscale: slice(&wscale, "wscale")?,
-            sack_perm: slice(&sack_perm, "sack_perm")?,
-            has_ts: slice(&has_ts, "has_ts")?,
-            opt_count: slice(&opt_count, "opt_count")?,
-            opt_kinds: slice2(&opt_kinds, "opt_kinds")?,
-            udp_len: slice(&udp_len, "udp_len")?,
-            dns_qr: slice(&dns_qr, "dns_qr")?,
-            ntp_mode: slice(&ntp_mode, "ntp_mode")?,
-            icmp_type: slice(&icmp_type, "icmp_type")?,
-            icmp_code: slice(&icmp_code, "icmp_code")?,
-            q_valid: slice(&q_valid, "q_valid")?,
-            q_src: slice2(&q_src, "q_src")?,
-            q_dst: slice2(&q_dst, "q_dst")?,
-            q_proto: slice(&q_proto, "q_proto")?,
-            q_sport: slice(&q_sport, "q_sport")?,
-            q_dport: slice(&q_dport, "q_dport")?,
-            sub: slice(&sub, "sub")?,
-            tunnel_depth: slice(&tunnel_depth, "tunnel_depth")?,
-            tunnel: slice(&tunnel, "tunnel")?,
-            out_src: slice2(&out_src, "out_src")?,
-            out_dst: slice2(&out_dst, "out_dst")?,
-            out_proto: slice(&out_proto, "out_proto")?,
-            out_sport: slice(&out_sport, "out_sport")?,
-            out_dport: slice(&out_dport, "out_dport")?,
-            out_ip_len: slice(&out_ip_len, "out_ip_len")?,
-            car_src: slice2(&car_src, "car_src")?,
-            car_dst: slice2(&car_dst, "car_dst")?,
-            car_proto: slice(&car_proto, "car_proto")?,
-            car_sport: slice(&car_sport, "car_sport")?,
-            car_dport: slice(&car_dport, "car_dport")?,
-            car_ip_len: slice(&car_ip_len, "car_ip_len")?,
-            truncated: slice(&truncated, "truncated")?,
-            ip_csum: slice(&ip_csum, "ip_csum")?,
-            l4_csum: slice(&l4_csum, "l4_csum")?,
-            malformed: slice(&malformed, "malformed")?,
-        };
+        let columns = BatchColumns::of(batch)?;
+        let p = columns.packets()?;
         let inner = &mut self.inner;
         let ended = match mine {
             None => py.detach(|| inner.feed(&p).map(|()| inner.take_ended())),

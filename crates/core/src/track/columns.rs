@@ -12,7 +12,8 @@ use super::{icmp_ports, ColumnError, SynOptions};
 use crate::decode::Columns;
 
 /// Borrowed PacketBatch columns (src/portlens/decode/packets.py), one row per frame (and
-/// the more rows some frames give, `sub`).
+/// the more rows some frames give, `sub`): what the tracker reads, and what `packet_text`
+/// writes `portlens packets`' lines from.
 /// Addresses are 16 bytes a row (IPv4-mapped for IPv4), option kinds 40.
 #[derive(Debug, Clone, Copy)]
 pub struct Packets<'a> {
@@ -20,7 +21,13 @@ pub struct Packets<'a> {
     /// Which of its frame's rows: `decode::columns::SUB_FRAME`, `SUB_CARRIER`, `SUB_MSDU`+.
     pub sub: &'a [u8],
     pub ts_ns: &'a [i64],
+    pub wirelen: &'a [u32],
+    pub caplen: &'a [u32],
+    pub linktype: &'a [u16],
+    pub interface: &'a [u16],
     pub vlan: &'a [i32],
+    pub ethertype: &'a [u16],
+    pub ppp_proto: &'a [u16],
     pub ip_version: &'a [u8],
     pub src: &'a [u8],
     pub dst: &'a [u8],
@@ -41,6 +48,7 @@ pub struct Packets<'a> {
     pub wscale: &'a [i16],
     pub sack_perm: &'a [bool],
     pub has_ts: &'a [bool],
+    pub tsval: &'a [u32],
     pub opt_count: &'a [u8],
     pub opt_kinds: &'a [u8],
     pub udp_len: &'a [u16],
@@ -84,7 +92,13 @@ impl<'a> Packets<'a> {
             frame: &c.frame,
             sub: &c.sub,
             ts_ns: &c.ts_ns,
+            wirelen: &c.wirelen,
+            caplen: &c.caplen,
+            linktype: &c.linktype,
+            interface: &c.interface,
             vlan: &c.vlan,
+            ethertype: &c.ethertype,
+            ppp_proto: &c.ppp_proto,
             ip_version: &c.ip_version,
             src: &c.src,
             dst: &c.dst,
@@ -104,6 +118,7 @@ impl<'a> Packets<'a> {
             wscale: &c.wscale,
             sack_perm: &c.sack_perm,
             has_ts: &c.has_ts,
+            tsval: &c.tsval,
             opt_count: &c.opt_count,
             opt_kinds: &c.opt_kinds,
             udp_len: &c.udp_len,
@@ -145,10 +160,16 @@ impl Packets<'_> {
     /// The number of rows, after checking that every column has it.
     pub fn check(&self) -> Result<usize, ColumnError> {
         let n = self.frame.len();
-        let lens: [(&str, usize, usize); 54] = [
+        let lens: [(&str, usize, usize); 61] = [
             ("frame", self.frame.len(), 1),
             ("ts_ns", self.ts_ns.len(), 1),
+            ("wirelen", self.wirelen.len(), 1),
+            ("caplen", self.caplen.len(), 1),
+            ("linktype", self.linktype.len(), 1),
+            ("interface", self.interface.len(), 1),
             ("vlan", self.vlan.len(), 1),
+            ("ethertype", self.ethertype.len(), 1),
+            ("ppp_proto", self.ppp_proto.len(), 1),
             ("ip_version", self.ip_version.len(), 1),
             ("src", self.src.len(), 16),
             ("dst", self.dst.len(), 16),
@@ -168,6 +189,7 @@ impl Packets<'_> {
             ("wscale", self.wscale.len(), 1),
             ("sack_perm", self.sack_perm.len(), 1),
             ("has_ts", self.has_ts.len(), 1),
+            ("tsval", self.tsval.len(), 1),
             ("opt_count", self.opt_count.len(), 1),
             ("opt_kinds", self.opt_kinds.len(), OPT_KINDS_MAX),
             ("udp_len", self.udp_len.len(), 1),
