@@ -13,6 +13,7 @@ use std::fmt::Write;
 
 use crate::conn_json::RecordRow;
 use crate::conn_log::{push_addr, push_seconds};
+use crate::text::{push_int, push_uint};
 
 /// How a CSV field is quoted: whether a lone `\r` asks for quotes, as it does from some
 /// Python version on (with `lineterminator="\n"`, 3.11 writes it bare).
@@ -37,26 +38,26 @@ pub fn push_row(out: &mut String, row: &RecordRow<'_>, dialect: CsvDialect, scra
     zeek(out, &|s| push_seconds(s, c.ts_ns));
     zeek(out, &|s| s.push_str(c.uid));
     zeek(out, &|s| push_addr(s, c.orig_h));
-    zeek(out, &|s| push_display(s, c.orig_p));
+    zeek(out, &|s| push_int(s, c.orig_p));
     zeek(out, &|s| push_addr(s, c.resp_h));
-    zeek(out, &|s| push_display(s, c.resp_p));
+    zeek(out, &|s| push_int(s, c.resp_p));
     zeek(out, &|s| s.push_str(c.proto));
     zeek(out, &|_| {}); // service: unset
     if has_duration {
         zeek(out, &|s| push_seconds(s, c.duration_ns));
-        zeek(out, &|s| push_display(s, c.orig_bytes));
-        zeek(out, &|s| push_display(s, c.resp_bytes));
+        zeek(out, &|s| push_uint(s, c.orig_bytes));
+        zeek(out, &|s| push_uint(s, c.resp_bytes));
     } else {
         out.push_str(",,,");
     }
     zeek(out, &|s| s.push_str(c.conn_state));
     out.push_str(",,"); // local_orig, local_resp: unset
-    zeek(out, &|s| push_display(s, c.missed_bytes));
+    zeek(out, &|s| push_uint(s, c.missed_bytes));
     zeek(out, &|s| s.push_str(c.history));
-    zeek(out, &|s| push_display(s, c.orig_pkts));
-    zeek(out, &|s| push_display(s, c.orig_ip_bytes));
-    zeek(out, &|s| push_display(s, c.resp_pkts));
-    zeek(out, &|s| push_display(s, c.resp_ip_bytes));
+    zeek(out, &|s| push_uint(s, c.orig_pkts));
+    zeek(out, &|s| push_uint(s, c.orig_ip_bytes));
+    zeek(out, &|s| push_uint(s, c.resp_pkts));
+    zeek(out, &|s| push_uint(s, c.resp_ip_bytes));
     zeek(out, &|s| {
         for (i, p) in c.tunnel_parents.iter().enumerate() {
             if i > 0 {
@@ -65,9 +66,12 @@ pub fn push_row(out: &mut String, row: &RecordRow<'_>, dialect: CsvDialect, scra
             s.push_str(p);
         }
     });
-    zeek(out, &|s| push_display(s, c.ip_proto));
+    zeek(out, &|s| push_int(s, c.ip_proto));
     zeek(out, &|s| s.push_str(c.community_id));
-    let _ = write!(out, "{},{},", c.ts_ns, c.duration_ns);
+    push_int(out, c.ts_ns);
+    out.push(',');
+    push_int(out, c.duration_ns);
+    out.push(',');
     let (orig_state, resp_state) = row.states.unwrap_or(("", ""));
     push_field(out, orig_state, dialect);
     out.push(',');
@@ -92,16 +96,14 @@ pub fn push_row(out: &mut String, row: &RecordRow<'_>, dialect: CsvDialect, scra
     if let Some((_, counts)) = row.analysis {
         // TcpAnalysis's first counter, retransmissions
         if let Some(n) = counts.first() {
-            let _ = write!(out, "{n}");
+            push_int(out, *n);
         }
     }
-    let _ = write!(out, ",{},", row.completeness);
+    out.push(',');
+    push_int(out, row.completeness);
+    out.push(',');
     push_field(out, row.port_service, dialect);
     out.push('\n');
-}
-
-fn push_display<T: std::fmt::Display>(out: &mut String, v: T) {
-    let _ = write!(out, "{v}");
 }
 
 /// `s` as one CSV field (QUOTE_MINIMAL, `"` doubled inside quotes).

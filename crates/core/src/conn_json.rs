@@ -13,6 +13,7 @@
 use std::fmt::Write;
 
 use crate::conn_log::{push_addr, ConnLogRow};
+use crate::text::{push_int, push_uint};
 
 /// What one side offered in its SYN or SYN-ACK (`report.conns._options`).
 #[derive(Debug, Clone, Copy)]
@@ -97,19 +98,23 @@ pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
     let has_duration = c.duration_ns > 0;
     out.push_str("{\"ts\":");
     push_seconds(out, c.ts_ns);
-    let _ = write!(out, ",\"ts_ns\":{},\"uid\":", c.ts_ns);
+    out.push_str(",\"ts_ns\":");
+    push_int(out, c.ts_ns);
+    out.push_str(",\"uid\":");
     push_str(out, c.uid);
     out.push_str(",\"id.orig_h\":\"");
     push_addr(out, c.orig_h);
-    let _ = write!(out, "\",\"id.orig_p\":{},\"id.resp_h\":\"", c.orig_p);
+    out.push_str("\",\"id.orig_p\":");
+    push_int(out, c.orig_p);
+    out.push_str(",\"id.resp_h\":\"");
     push_addr(out, c.resp_h);
-    let _ = write!(out, "\",\"id.resp_p\":{},\"proto\":", c.resp_p);
+    out.push_str("\",\"id.resp_p\":");
+    push_int(out, c.resp_p);
+    out.push_str(",\"proto\":");
     push_str(out, c.proto);
-    let _ = write!(
-        out,
-        ",\"ip_proto\":{},\"service\":null,\"port_service\":",
-        c.ip_proto
-    );
+    out.push_str(",\"ip_proto\":");
+    push_int(out, c.ip_proto);
+    out.push_str(",\"service\":null,\"port_service\":");
     push_str_or_null(
         out,
         (!row.port_service.is_empty()).then_some(row.port_service),
@@ -117,28 +122,33 @@ pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
     out.push_str(",\"duration\":");
     if has_duration {
         push_seconds(out, c.duration_ns);
-        let _ = write!(
-            out,
-            ",\"duration_ns\":{},\"orig_bytes\":{},\"resp_bytes\":{}",
-            c.duration_ns, c.orig_bytes, c.resp_bytes
-        );
+        out.push_str(",\"duration_ns\":");
+        push_int(out, c.duration_ns);
+        out.push_str(",\"orig_bytes\":");
+        push_uint(out, c.orig_bytes);
+        out.push_str(",\"resp_bytes\":");
+        push_uint(out, c.resp_bytes);
     } else {
-        let _ = write!(
-            out,
-            "null,\"duration_ns\":{},\"orig_bytes\":null,\"resp_bytes\":null",
-            c.duration_ns
-        );
+        out.push_str("null,\"duration_ns\":");
+        push_int(out, c.duration_ns);
+        out.push_str(",\"orig_bytes\":null,\"resp_bytes\":null");
     }
     out.push_str(",\"conn_state\":");
     push_str(out, c.conn_state);
-    let _ = write!(out, ",\"missed_bytes\":{},\"history\":", c.missed_bytes);
+    out.push_str(",\"missed_bytes\":");
+    push_uint(out, c.missed_bytes);
+    out.push_str(",\"history\":");
     push_str(out, c.history);
-    let _ = write!(
-        out,
-        ",\"orig_pkts\":{},\"orig_ip_bytes\":{},\"resp_pkts\":{},\"resp_ip_bytes\":{},\
-         \"tunnel_parents\":[",
-        c.orig_pkts, c.orig_ip_bytes, c.resp_pkts, c.resp_ip_bytes
-    );
+    for (key, n) in [
+        (",\"orig_pkts\":", c.orig_pkts),
+        (",\"orig_ip_bytes\":", c.orig_ip_bytes),
+        (",\"resp_pkts\":", c.resp_pkts),
+        (",\"resp_ip_bytes\":", c.resp_ip_bytes),
+    ] {
+        out.push_str(key);
+        push_uint(out, n);
+    }
+    out.push_str(",\"tunnel_parents\":[");
     for (i, p) in c.tunnel_parents.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -147,7 +157,9 @@ pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
     }
     out.push_str("],\"community_id\":");
     push_str(out, c.community_id);
-    let _ = write!(out, ",\"ip_version\":{},\"vlan\":", row.ip_version);
+    out.push_str(",\"ip_version\":");
+    push_int(out, row.ip_version);
+    out.push_str(",\"vlan\":");
     push_int_or_null(out, row.vlan.map(i64::from));
     out.push_str(",\"orig_state\":");
     push_str_or_null(out, row.states.map(|s| s.0));
@@ -155,21 +167,28 @@ pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
     push_str_or_null(out, row.states.map(|s| s.1));
     out.push_str(",\"end_reason\":");
     push_str(out, row.end_reason);
-    let _ = write!(
-        out,
-        ",\"completeness\":{},\"first_frame\":{},\"last_frame\":{},\"icmp_errors\":[",
-        row.completeness, row.first_frame, row.last_frame
-    );
+    out.push_str(",\"completeness\":");
+    push_int(out, row.completeness);
+    out.push_str(",\"first_frame\":");
+    push_int(out, row.first_frame);
+    out.push_str(",\"last_frame\":");
+    push_int(out, row.last_frame);
+    out.push_str(",\"icmp_errors\":[");
     for (i, (t, code)) in row.icmp_errors.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "[{t},{code}]");
+        out.push('[');
+        push_int(out, *t);
+        out.push(',');
+        push_int(out, *code);
+        out.push(']');
     }
     out.push_str("],\"icmp_type\":");
     match row.icmp {
         Some(code) => {
-            let _ = write!(out, "{},\"icmp_code\":", c.orig_p);
+            push_int(out, c.orig_p);
+            out.push_str(",\"icmp_code\":");
             push_int_or_null(out, code);
         }
         None => out.push_str("null,\"icmp_code\":null"),
@@ -184,7 +203,8 @@ pub fn push_record(out: &mut String, row: &RecordRow<'_>) {
                 out.push(',');
             }
             push_str(out, name);
-            let _ = write!(out, ":{n}");
+            out.push(':');
+            push_int(out, *n);
         }
         out.push('}');
     }
@@ -207,16 +227,23 @@ fn push_handshake(out: &mut String, hs: &JsonHandshake<'_>) {
     push_int_or_null(out, hs.syn_ack_ns);
     out.push_str(",\"ack_ns\":");
     push_int_or_null(out, hs.ack_ns);
-    let _ = write!(
-        out,
-        ",\"syn_retransmits\":{},\"syn_ack_retransmits\":{},\"server_rtt_ns\":",
-        hs.syn_retransmits, hs.syn_ack_retransmits
-    );
+    out.push_str(",\"syn_retransmits\":");
+    push_int(out, hs.syn_retransmits);
+    out.push_str(",\"syn_ack_retransmits\":");
+    push_int(out, hs.syn_ack_retransmits);
+    out.push_str(",\"server_rtt_ns\":");
     // Differences of i64 as Python's ints: in i128 nothing overflows.
     let diff = |a: Option<i64>, b: Option<i64>| Some(i128::from(b?) - i128::from(a?));
-    push_int_or_null(out, diff(hs.syn_ns, hs.syn_ack_ns));
+    let push_wide = |out: &mut String, d: Option<i128>| match d.map(i64::try_from) {
+        Some(Ok(d)) => push_int(out, d),
+        Some(Err(_)) => {
+            let _ = write!(out, "{}", d.unwrap_or_default()); // beyond an i64: 584 years
+        }
+        None => out.push_str("null"),
+    };
+    push_wide(out, diff(hs.syn_ns, hs.syn_ack_ns));
     out.push_str(",\"client_rtt_ns\":");
-    push_int_or_null(out, diff(hs.syn_ack_ns, hs.ack_ns));
+    push_wide(out, diff(hs.syn_ack_ns, hs.ack_ns));
     out.push_str(",\"client_options\":");
     push_options(out, hs.client_options.as_ref());
     out.push_str(",\"server_options\":");
@@ -242,17 +269,17 @@ fn push_options(out: &mut String, o: Option<&JsonOptions<'_>>) {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{k}");
+        push_int(out, *k);
     }
     out.push_str("]}");
 }
 
 fn push_transition(out: &mut String, t: &JsonTransition<'_>, uid: &str) {
-    let _ = write!(
-        out,
-        "{{\"ts_ns\":{},\"frame\":{},\"uid\":",
-        t.ts_ns, t.frame
-    );
+    out.push_str("{\"ts_ns\":");
+    push_int(out, t.ts_ns);
+    out.push_str(",\"frame\":");
+    push_int(out, t.frame);
+    out.push_str(",\"uid\":");
     push_str(out, uid);
     out.push_str(",\"endpoint\":");
     push_str(out, t.endpoint);
@@ -262,20 +289,22 @@ fn push_transition(out: &mut String, t: &JsonTransition<'_>, uid: &str) {
     push_str(out, t.from);
     out.push_str(",\"to\":");
     push_str(out, t.to);
-    let _ = write!(out, ",\"flags\":{},\"flags_text\":\"", t.flags);
+    out.push_str(",\"flags\":");
+    push_int(out, t.flags);
+    out.push_str(",\"flags_text\":\"");
     push_flags_text(out, t.flags);
-    let _ = write!(
-        out,
-        "\",\"seq\":{},\"ack\":{},\"payload\":{}}}",
-        t.seq, t.ack, t.payload
-    );
+    out.push_str("\",\"seq\":");
+    push_int(out, t.seq);
+    out.push_str(",\"ack\":");
+    push_int(out, t.ack);
+    out.push_str(",\"payload\":");
+    push_int(out, t.payload);
+    out.push('}');
 }
 
-fn push_int_or_null<T: std::fmt::Display>(out: &mut String, v: Option<T>) {
+fn push_int_or_null(out: &mut String, v: Option<i64>) {
     match v {
-        Some(v) => {
-            let _ = write!(out, "{v}");
-        }
+        Some(v) => push_int(out, v),
         None => out.push_str("null"),
     }
 }

@@ -7,7 +7,7 @@
 //! them), `-` for unset fields, duration and byte counts only when the duration is positive,
 //! addresses as Python's `ipaddress` writes them (IPv4-mapped ones as a dotted quad).
 
-use std::fmt::Write;
+use crate::text::{push_hex, push_int, push_padded, push_uint};
 
 /// The IPv4-mapped prefix of the 16-byte address columns (::ffff:0:0/96).
 const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF];
@@ -43,23 +43,40 @@ pub fn push_line(out: &mut String, row: &ConnLogRow<'_>) {
     out.push_str(row.uid);
     out.push('\t');
     push_addr(out, row.orig_h);
-    // Writing into a String cannot fail.
-    let _ = write!(out, "\t{}\t", row.orig_p);
+    out.push('\t');
+    push_int(out, row.orig_p);
+    out.push('\t');
     push_addr(out, row.resp_h);
-    let _ = write!(out, "\t{}\t{}\t-\t", row.resp_p, row.proto);
+    out.push('\t');
+    push_int(out, row.resp_p);
+    out.push('\t');
+    out.push_str(row.proto);
+    out.push_str("\t-\t");
     if row.duration_ns > 0 {
         push_seconds(out, row.duration_ns);
-        let _ = write!(out, "\t{}\t{}", row.orig_bytes, row.resp_bytes);
+        out.push('\t');
+        push_uint(out, row.orig_bytes);
+        out.push('\t');
+        push_uint(out, row.resp_bytes);
     } else {
         out.push_str("-\t-\t-");
     }
-    let _ = write!(out, "\t{}\t-\t-\t{}\t", row.conn_state, row.missed_bytes);
+    out.push('\t');
+    out.push_str(row.conn_state);
+    out.push_str("\t-\t-\t");
+    push_uint(out, row.missed_bytes);
+    out.push('\t');
     push_or_unset(out, row.history);
-    let _ = write!(
-        out,
-        "\t{}\t{}\t{}\t{}\t",
-        row.orig_pkts, row.orig_ip_bytes, row.resp_pkts, row.resp_ip_bytes
-    );
+    for n in [
+        row.orig_pkts,
+        row.orig_ip_bytes,
+        row.resp_pkts,
+        row.resp_ip_bytes,
+    ] {
+        out.push('\t');
+        push_uint(out, n);
+    }
+    out.push('\t');
     if row.tunnel_parents.is_empty() {
         out.push('-');
     } else {
@@ -70,7 +87,9 @@ pub fn push_line(out: &mut String, row: &ConnLogRow<'_>) {
             out.push_str(p);
         }
     }
-    let _ = write!(out, "\t{}\t", row.ip_proto);
+    out.push('\t');
+    push_int(out, row.ip_proto);
+    out.push('\t');
     push_or_unset(out, row.community_id);
     out.push('\n');
 }
@@ -83,12 +102,9 @@ fn push_or_unset(out: &mut String, s: &str) {
 /// `seconds.micros` with 6 digits.
 pub fn push_seconds(out: &mut String, ns: i64) {
     let us = ns.div_euclid(1000);
-    let _ = write!(
-        out,
-        "{}.{:06}",
-        us.div_euclid(1_000_000),
-        us.rem_euclid(1_000_000)
-    );
+    push_int(out, us.div_euclid(1_000_000));
+    out.push('.');
+    push_padded(out, us.rem_euclid(1_000_000), 6);
 }
 
 /// A 16-byte address column value as text: IPv4-mapped as a dotted quad, else IPv6 in
@@ -143,7 +159,7 @@ pub fn push_v6(out: &mut String, a: &[u8; 16]) {
             if k > 0 {
                 out.push(':');
             }
-            let _ = write!(out, "{g:x}");
+            push_hex(out, *g);
         }
     };
     if best_len > 1 {

@@ -24,5 +24,6 @@ pub mod summary;
 pub mod table;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod track;
 pub mod wire;

@@ -16,8 +16,8 @@ use std::fmt::Write;
 use crate::conn_json::{push_flags_text, push_str};
 use crate::conn_log::{push_v4, push_v6};
 use crate::decode::columns::{CSUM_BAD, CSUM_NONE, FRAG_COMPLETE, FRAG_PART, SUB_CARRIER};
+use crate::text::{push_int, push_padded};
 use crate::track::columns::OPT_KINDS_MAX;
-use crate::track::ids::{decimal_bytes, DECIMAL_MAX};
 use crate::track::Packets;
 
 /// Row `i`'s option kinds, the first `opt_count` (at most `OPT_KINDS_MAX`).
@@ -103,7 +103,7 @@ impl Clock<'_> {
             Style::Delta => push_span(out, i128::from(ts_ns) - i128::from(previous)),
             Style::Since => push_span(out, i128::from(ts_ns) - i128::from(first)),
             Style::Epoch => {
-                int(out, seconds);
+                push_int(out, seconds);
                 out.push('.');
                 push_fraction(out, ns);
             }
@@ -130,16 +130,6 @@ fn push_fraction(out: &mut String, ns: i64) {
     } else {
         push_padded(out, ns, 9);
     }
-}
-
-/// `v` (0 <= v < 10^width) in `width` digits, zeros first: by hand, a line's time is one.
-fn push_padded(out: &mut String, v: i64, width: usize) {
-    let mut buf = [0; DECIMAL_MAX];
-    let digits = decimal_bytes(v, &mut buf);
-    for _ in digits.len()..width {
-        out.push('0');
-    }
-    push_ascii(out, digits);
 }
 
 /// clock.py `span_text`: a signed interval, ' 00:00:00.010250' or '-00:00:01.500000'.
@@ -184,7 +174,7 @@ fn push_endpoint(out: &mut String, a: &[u8; 16], version: u8, port: Option<u16>)
             out.push(']');
         }
         out.push(':');
-        int(out, port);
+        push_int(out, port);
     }
 }
 
@@ -291,19 +281,19 @@ fn push_line(
                     out.push('.');
                 }
                 out.push_str("] seq ");
-                int(out, r.seq[i]);
+                push_int(out, r.seq[i]);
                 if flags & ACK != 0 {
                     out.push_str(" ack ");
-                    int(out, r.ack[i]);
+                    push_int(out, r.ack[i]);
                 }
                 out.push_str(" win ");
-                int(out, r.win[i]);
+                push_int(out, r.win[i]);
                 out.push_str(" len ");
-                int(out, r.payload[i]);
+                push_int(out, r.payload[i]);
             }
             17 => {
                 out.push_str(" udp ");
-                int(out, r.payload[i]);
+                push_int(out, r.payload[i]);
             }
             1 | 58 => {
                 let (t, code) = (r.icmp_type[i], r.icmp_code[i]);
@@ -314,17 +304,17 @@ fn push_line(
                 out.push(' ');
                 out.push_str(name);
                 out.push(' ');
-                int(out, t);
+                push_int(out, t);
                 if code >= 0 {
                     out.push('/');
-                    int(out, code);
+                    push_int(out, code);
                 }
             }
             _ => {
                 out.push(' ');
                 out.push_str(&names.proto[usize::from(r.proto[i])]);
                 out.push(' ');
-                int(out, r.ip_len[i]);
+                push_int(out, r.ip_len[i]);
             }
         }
         if frag == FRAG_PART {
@@ -340,10 +330,10 @@ fn push_line(
             let _ = write!(out, "ethertype 0x{:04x} length ", r.ethertype[i]);
         } else {
             out.push_str("linktype ");
-            int(out, r.linktype[i]);
+            push_int(out, r.linktype[i]);
             out.push_str(" length ");
         }
-        int(out, r.wirelen[i]);
+        push_int(out, r.wirelen[i]);
     }
     if r.truncated[i] {
         out.push_str(" [truncated]");
@@ -382,24 +372,10 @@ fn tunnel_name(names: &Names, packed: u32, k: u32) -> &str {
     &names.tunnel[code as usize]
 }
 
-/// Appends an integer's decimal text: by hand, as `write!` took a fifth of the listing's
-/// time.
-fn int(out: &mut String, v: impl Into<i64>) {
-    let mut buf = [0; DECIMAL_MAX];
-    push_ascii(out, decimal_bytes(v.into(), &mut buf));
-}
-
-/// ASCII digits pushed a byte at a time (no second UTF-8 check of a few digits).
-fn push_ascii(out: &mut String, digits: &[u8]) {
-    for &b in digits {
-        out.push(char::from(b));
-    }
-}
-
 /// `, "key": v`: an item after a record's first.
 fn key_int(out: &mut String, key: &str, v: impl Into<i64>) {
     key_of(out, key);
-    int(out, v);
+    push_int(out, v);
 }
 
 fn key_of(out: &mut String, key: &str) {
@@ -425,7 +401,7 @@ pub fn push_records(
 
 fn push_record(r: &Packets<'_>, i: usize, names: &Names, out: &mut String) {
     out.push_str("{\"frame\": ");
-    int(out, r.frame[i]);
+    push_int(out, r.frame[i]);
     key_int(out, "ts_ns", r.ts_ns[i]);
     key_int(out, "len", r.wirelen[i]);
     key_int(out, "caplen", r.caplen[i]);
@@ -443,7 +419,7 @@ fn push_record(r: &Packets<'_>, i: usize, names: &Names, out: &mut String) {
         if matches!(proto, 6 | 17 | 1 | 58) {
             push_str(out, &names.proto[usize::from(proto)]);
         } else {
-            int(out, proto);
+            push_int(out, proto);
         }
         // addresses need no escaping: digits, hex letters, dots and colons
         for (key, flat) in [("src", r.src), ("dst", r.dst)] {
@@ -492,7 +468,7 @@ fn push_record(r: &Packets<'_>, i: usize, names: &Names, out: &mut String) {
                     if k > 0 {
                         out.push_str(", ");
                     }
-                    int(out, kind);
+                    push_int(out, kind);
                 }
                 out.push(']');
             }
@@ -502,7 +478,7 @@ fn push_record(r: &Packets<'_>, i: usize, names: &Names, out: &mut String) {
             key_int(out, "icmp_code", r.icmp_code[i]);
             if r.q_valid[i] {
                 out.push_str(", \"quoted\": {\"proto\": ");
-                int(out, r.q_proto[i]);
+                push_int(out, r.q_proto[i]);
                 key_int(out, "sport", r.q_sport[i]);
                 key_int(out, "dport", r.q_dport[i]);
                 out.push('}');

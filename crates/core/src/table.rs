@@ -4,7 +4,7 @@
 //! a state, an address in many lines), so a column may come as a few distinct texts and each
 //! row's index into them ([`Cells::Coded`]): the rows' text is then made here, not in Python.
 
-use crate::track::ids::{decimal, DECIMAL_MAX};
+use crate::text::{decimal, DECIMAL_MAX};
 
 /// One shown column: its width and whether it is right-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Identifiers the tracker gives a flow: Zeek-style uids (the same generation as the Python
 //! reference, so rows match) and Community ID v1 (github.com/corelight/community-id-spec).
 
+use crate::text::{decimal_bytes, DECIMAL_MAX};
 use blake2::digest::consts::U13;
 use blake2::Blake2b;
 use sha1::{Digest, Sha1};
@@ -68,48 +69,7 @@ pub fn push_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
 
 /// Appends the decimal text of an integer (Python's `repr(int)`).
 pub fn push_int(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(decimal(v, &mut [0u8; DECIMAL_MAX]).as_bytes());
-}
-
-/// The longest decimal text of an i64: a sign and 19 digits.
-pub const DECIMAL_MAX: usize = 20;
-
-/// The decimal text of an integer (Python's `repr(int)`), written at the end of `buf`: by
-/// hand, two digits at a time, as `write!` costs several times more and this runs five times
-/// for every uid (and for every port of the sockets table, `table::lines`).
-pub fn decimal(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &str {
-    // digits and a sign only: always UTF-8
-    std::str::from_utf8(decimal_bytes(v, buf)).unwrap_or_default()
-}
-
-/// [`decimal`]'s ASCII bytes, for a writer that pushes them one by one.
-pub fn decimal_bytes(v: i64, buf: &mut [u8; DECIMAL_MAX]) -> &[u8] {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    while n >= 100 {
-        let d = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
-    }
-    if n >= 10 {
-        let d = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
+    out.extend_from_slice(decimal_bytes(v, &mut [0u8; DECIMAL_MAX]));
 }
 
 /// The uid of a text whose BLAKE2b-104 digest names it, as `_uid` in track/tracker.py:
