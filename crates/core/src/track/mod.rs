@@ -330,6 +330,17 @@ pub struct Extra {
 }
 
 impl Common {
+    /// Which of the two hosts (0 or 1) sent a packet from `addr`, `port`: the originator if
+    /// it is its socket, else the responder.
+    fn host_of(&self, addr: &[u8; 16], port: u16) -> usize {
+        let o = usize::from(self.orig);
+        if self.addr[o] == *addr && self.port[o] == port {
+            o
+        } else {
+            1 - o
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn new(
         proto: u8,
@@ -1984,9 +1995,7 @@ impl Tracker {
             let check = self.config.drop_bad_checksums;
             let (mut t, entry) = self.ctx(slot);
             if let Entry::Tcp(conn) = entry {
-                let o = usize::from(conn.c.orig);
-                let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
-                let h = if from_orig { o } else { 1 - o };
+                let h = conn.c.host_of(&src, sport);
                 conn.packet(&seg, h, check, opts, &mut t);
             }
             return slot;
@@ -2037,9 +2046,7 @@ impl Tracker {
         }
         let mut compact = None;
         if let Entry::Tcp(conn) = entry {
-            let o = usize::from(conn.c.orig);
-            let from_orig = conn.c.addr[o] == src && conn.c.port[o] == sport;
-            let h = if from_orig { o } else { 1 - o };
+            let h = conn.c.host_of(&src, sport);
             conn.packet(&seg, h, check, opts, &mut t);
             if new {
                 compact = SynOnly::compress(conn, &seg, opts, check, &armed, first_seq);
@@ -2106,51 +2113,64 @@ impl Tracker {
         hints: Hints,
     ) -> u32 {
         let key = Key::new(17, vlan, (src, sport), (dst, dport), true);
-        let slot = match self.lookup(&key) {
-            Some(slot) => {
-                self.touch(slot);
-                slot
-            }
-            None => {
-                let inactivity = self.config.timeouts.udp_inactivity;
-                let c = Common::new(17, src, sport, dst, dport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
-                let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
-                let dns_timeout = self.config.dns_timeout;
-                let dns_period = self.config.timeouts.dns_session_timeout;
-                let ntp = self.config.ntp_analyzer;
-                let (mut t, entry) = self.ctx(slot);
-                if let Entry::Flow(flow) = entry {
-                    if flip {
-                        flow.flip();
-                    }
-                    if inactivity != 0 {
-                        t.add(
-                            &flow.c,
-                            zts.saturating_add(inactivity),
-                            TimerKind::Inactivity,
-                        );
-                    }
-                    let resp = 1 - usize::from(flow.c.orig);
-                    if dns_timeout && DNS_PORTS.contains(&flow.c.port[resp]) {
-                        flow.dns = true;
-                        t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
-                    }
-                    if ntp && flow.c.port[resp] == NTP_PORT {
-                        flow.app |= flow::APP_NTP;
-                    }
+        let inactivity = self.config.timeouts.udp_inactivity;
+        let at = (ts, zts, frame);
+        let (slot, new) = self.flow_slot(key, (src, sport), (dst, dport), at, inactivity, version);
+        if new {
+            let flip = self.likely(17, sport) && !self.likely(17, dport) && dst != BROADCAST4;
+            let dns_timeout = self.config.dns_timeout;
+            let dns_period = self.config.timeouts.dns_session_timeout;
+            let ntp = self.config.ntp_analyzer;
+            let (mut t, entry) = self.ctx(slot);
+            if let Entry::Flow(flow) = entry {
+                if flip {
+                    flow.flip();
                 }
-                slot
+                let resp = 1 - usize::from(flow.c.orig);
+                if dns_timeout && DNS_PORTS.contains(&flow.c.port[resp]) {
+                    flow.dns = true;
+                    t.add(&flow.c, zts.saturating_add(dns_period), TimerKind::Dns);
+                }
+                if ntp && flow.c.port[resp] == NTP_PORT {
+                    flow.app |= flow::APP_NTP;
+                }
             }
-        };
+        }
         let check = self.config.drop_bad_checksums;
         if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
-            let o = usize::from(flow.c.orig);
-            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == sport;
-            let h = if from_orig { o } else { 1 - o };
+            let h = flow.c.host_of(&src, sport);
             flow.packet(h, ts, zts, frame, payload, ip_len, bad, check, true, hints);
         }
         slot
+    }
+
+    /// The slot of the UDP, ICMP or unknown-transport flow `key` (a packet from `from` to
+    /// `to`, at `at`: its time, Zeek's time and frame): the table's, made the most recently
+    /// active, or a new one, `from` its originator, with its inactivity timer (none for an
+    /// `inactivity` of 0). True for a new one, whose protocol's first steps are the caller's.
+    fn flow_slot(
+        &mut self,
+        key: Key,
+        from: ([u8; 16], u16),
+        to: ([u8; 16], u16),
+        at: (i64, i64, i64),
+        inactivity: i64,
+        version: u8,
+    ) -> (u32, bool) {
+        if let Some(slot) = self.lookup(&key) {
+            self.touch(slot);
+            return (slot, false);
+        }
+        let (ts, zts, frame) = at;
+        let c = Common::new(
+            key.proto, from.0, from.1, to.0, to.1, ts, zts, frame, inactivity,
+        );
+        let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
+        let (mut t, entry) = self.ctx(slot);
+        if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
+            t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
+        }
+        (slot, true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2174,31 +2194,16 @@ impl Tracker {
         let key = Key::new(l4, vlan, (src, oport), (dst, rport), !one_way);
         let ts = p.ts_ns[i];
         let frame = p.frame[i];
-        let slot = match self.lookup(&key) {
-            Some(slot) => {
-                self.touch(slot);
-                slot
-            }
-            None => {
-                let inactivity = self.config.timeouts.icmp_inactivity;
-                let c = Common::new(l4, src, oport, dst, rport, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
-                let (mut t, entry) = self.ctx(slot);
-                if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
-                    t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
-                }
-                if let Entry::Flow(flow) = entry {
-                    // Its type is orig's port; Zeek's resp_p cannot say the code.
-                    flow.icmp_code = p.icmp_code[i];
-                }
-                slot
-            }
-        };
+        let inactivity = self.config.timeouts.icmp_inactivity;
+        let at = (ts, zts, frame);
+        let (slot, new) = self.flow_slot(key, (src, oport), (dst, rport), at, inactivity, version);
         let check = self.config.drop_bad_checksums;
         if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
-            let o = usize::from(flow.c.orig);
-            let from_orig = flow.c.addr[o] == src && flow.c.port[o] == oport;
-            let h = if from_orig { o } else { 1 - o };
+            if new {
+                // Its type is orig's port; Zeek's resp_p cannot say the code.
+                flow.icmp_code = p.icmp_code[i];
+            }
+            let h = flow.c.host_of(&src, oport);
             flow.packet(
                 h,
                 ts,
@@ -2233,25 +2238,11 @@ impl Tracker {
         let key = Key::new(proto, vlan, (src, 0), (dst, 0), true);
         let ts = p.ts_ns[i];
         let frame = p.frame[i];
-        let slot = match self.lookup(&key) {
-            Some(slot) => {
-                self.touch(slot);
-                slot
-            }
-            None => {
-                let inactivity = self.config.timeouts.unknown_ip_inactivity;
-                let c = Common::new(proto, src, 0, dst, 0, ts, zts, frame, inactivity);
-                let slot = self.insert(key, Entry::Flow(Box::new(Flow::new(c))), ts, version, true);
-                let (mut t, entry) = self.ctx(slot);
-                if let (true, Some(c)) = (inactivity != 0, entry.ident()) {
-                    t.add(c, zts.saturating_add(inactivity), TimerKind::Inactivity);
-                }
-                slot
-            }
-        };
+        let inactivity = self.config.timeouts.unknown_ip_inactivity;
+        let at = (ts, zts, frame);
+        let (slot, _) = self.flow_slot(key, (src, 0), (dst, 0), at, inactivity, version);
         if let Some(Entry::Flow(flow)) = self.slots[slot as usize].as_mut() {
-            let o = usize::from(flow.c.orig);
-            let h = if flow.c.addr[o] == src { o } else { 1 - o };
+            let h = flow.c.host_of(&src, 0);
             let none = Hints::default();
             flow.packet(
                 h,
