@@ -1503,10 +1503,14 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench("packets", "portlens packets --stats {file}", "portlens", "read + decode"),
+    Bench("packets-1cpu", "taskset -c 0 portlens packets --stats {file}", "portlens",
+          "read + decode, every thread on one CPU (issue 2: >= 3 M packets/s on one core)"),
     Bench("conns", "portlens conns --format zeek {file} > /dev/null", "portlens",
           "full analysis, 1 core"),
     Bench("conns-2w", "portlens conns --format zeek --workers 2 {file} > /dev/null", "portlens",
           "full analysis, 2 workers"),
+    Bench("conns-1cpu", "taskset -c 0 portlens conns --format zeek {file} > /dev/null",
+          "portlens", "full analysis, every thread on one CPU (issue 3: >= 1.2 M packets/s)"),
     Bench("ports", "portlens ports {file} > /dev/null", "portlens", "per-port summary"),
     Bench("handshakes", "portlens handshakes {file} > /dev/null", "portlens",
           "handshakes per port"),
@@ -1583,8 +1587,9 @@ def _argv(bench: Bench, path: Path) -> tuple[list[str], bool]:
     if null:
         text = text[: -len("> /dev/null")].strip()
     argv = shlex.split(text)
-    if argv[0] == "portlens":
-        argv = _portlens_prefix() + argv[1:]
+    if "portlens" in argv:  # first, or after `taskset -c 0`
+        k = argv.index("portlens")
+        argv = argv[:k] + _portlens_prefix() + argv[k + 1:]
     return argv, null
 
 
