@@ -28,10 +28,11 @@ from portlens.analysis.ports import outcome
 from portlens.analysis.rates import choose_bin
 from portlens.cli import main
 from portlens.decode import decode_capture
+from portlens.pipeline.run import Pipeline
 from portlens.report.html import read_payload
 from portlens.track.tracker import track
 from tests import test_live_cli as live_cli
-from tests.corpus import REPO, corpus_dir
+from tests.corpus import REPO, corpus_dir, every_capture_params
 from tests.test_live_cli import Ports, frame_count, free_port, make_traffic, start, wait_until
 
 CAPTURES = REPO / "captures"
@@ -210,6 +211,29 @@ def test_rates_equal_the_port_filter(capsys: pytest.CaptureFixture[str],
     assert total == data["meta"]["conns"]
 
 
+@pytest.mark.parametrize("argv", [[], ["-f", "tcp or icmp"]])
+def test_rates_count_packets_of_a_frame_of_several(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path, argv: list[str]) -> None:
+    """An A-MSDU frame carries several packets (`portlens packets` lists each): the rate
+    chart counts packets in ``all`` as in the ports' series, so the stacked ports and
+    ``other`` add up to ``all`` and ``other`` is never negative. A filter that keeps a
+    subframe but not its frame's own row counts that packet in its second (it crashed the
+    report: a port's packet outside the bins)."""
+    path = CAPTURES / "encap" / "encap-amsdu.pcap"
+    _, data = report(capsys, tmp_path, str(path), *argv)
+    rates = data["rates"]
+    _, out, _ = run(capsys, "packets", "--json", *argv, str(path))
+    listed = json_lines(out)
+    assert sum(rates["all"]) == len(listed) > data["stats"]["frames"]
+    bins = [0] * len(rates["all"])
+    for rec in listed:
+        bins[(rec["ts_ns"] // 10**9 - rates["start_s"]) // rates["bin_s"]] += 1
+    assert rates["all"] == bins
+    for i, total in enumerate(rates["all"]):
+        in_ports = sum(series[i] for series in rates["ports"].values())  # one port a packet
+        assert rates["other"][i] == total - in_ports >= 0
+
+
 def test_many_ladders_equal_one_by_one() -> None:
     """One pass for many connections gives each the ladder `portlens ladder` draws alone
     (a capture with a tunnel: the carrier's UDP flow is kept by its outer addresses)."""
@@ -253,6 +277,33 @@ def test_choose_bin() -> None:
     assert choose_bin(86400) == 60
     assert choose_bin(10**8) == 86400
     assert choose_bin(10**9) == -(-10**9 // 1500)
+
+
+@pytest.mark.parametrize("path", every_capture_params())
+def test_counts_of_the_cores_batches_equal_numpy_batches(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        path: Path) -> None:
+    """The first pass counts (summary, talkers, rates, the ladders' frames) the batches a
+    thread of the core read and decoded for the tracker (``Pipeline.reads_in_core``). Read as
+    NumPy batches on the caller's thread instead (the path of live captures, and of several
+    files followed one by one), every capture gives the same page, messages and exit status,
+    with and without a selection."""
+    out = tmp_path / "report.html"
+
+    def page(*argv: str) -> tuple[int, str, dict[str, Any] | None]:
+        out.unlink(missing_ok=True)
+        code, _, err = run(capsys, "report", str(path), *argv, "-o", str(out))
+        data = read_payload(out.read_text(encoding="utf-8")) if out.exists() else None
+        if data is not None:
+            data["meta"].pop("generated")
+        return code, err, data
+
+    for argv in ([], ["-f", "tcp or icmp", "--ladders", "3"]):
+        held = page(*argv)
+        with monkeypatch.context() as m:
+            m.setattr(Pipeline, "reads_in_core", lambda self: False)
+            general = page(*argv)
+        assert held == general, argv
 
 
 def test_api_report_equals_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

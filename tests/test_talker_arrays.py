@@ -116,7 +116,7 @@ def check(path: Path) -> None:
         for b in Pipeline(Source.of(path), Options(chunk_bytes=chunk)).packets():
             r.add(b)
         r._compact()
-        rates.append((r.frames, [k.tolist() for k in r._keys], [c.tolist() for c in r._counts]))
+        rates.append((r.packets, [k.tolist() for k in r._keys], [c.tolist() for c in r._counts]))
     assert rates[0] == rates[1]
 
 
@@ -162,4 +162,4 @@ def test_counts_by_bincount_and_by_sort() -> None:
         rates = PacketRates()
         rates.add(b)
         base = min(seconds) + 10**9
-        assert rates.frames == Counter(s + 10**9 - base for s in seconds)
+        assert rates.packets == Counter(s + 10**9 - base for s in seconds)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, SUB_CARRIER, SUB_FRAME, PacketBatch
+from portlens.decode.packets import FRAG_PART, SUB_CARRIER, PacketBatch
 
 _SECOND = 1_000_000_000
 _SHIFT = 1 << 30
@@ -38,13 +38,15 @@ MAX_BINS = 1500
 
 
 class PacketRates:
-    """Frames per second, in all and per (second, transport, sport, dport)."""
+    """Packets per second, in all and per (second, transport, sport, dport). A packet is what
+    `portlens packets` lists: a frame, or an A-MSDU's subframe after the first (a packet of
+    its own, with its own ports); a middle tunnel carrier's row is part of its packet."""
 
     def __init__(self) -> None:
         self.base_s: int | None = None
         """The first batch's first second (epoch): keys count seconds from it."""
-        self.frames: Counter[int] = Counter()
-        """Every frame (whatever its protocol) by second since ``base_s``."""
+        self.packets: Counter[int] = Counter()
+        """Every packet (whatever its protocol) by second since ``base_s``."""
         self._keys: list[npt.NDArray[np.uint64]] = []
         self._counts: list[npt.NDArray[np.int64]] = []
         self._pending: list[npt.NDArray[np.uint64]] = []
@@ -59,9 +61,12 @@ class PacketRates:
         if self.base_s is None:
             self.base_s = int(sec.min())
         rel = sec - self.base_s
-        # a frame counts once (its own row); an A-MSDU's subframes count as packets of their
-        # ports, a middle tunnel carrier's row as none (docs/decoding.md, Rows per frame)
-        own = rel[b.sub == SUB_FRAME]
+        # every packet counts once, in all as in its ports' series: a frame's own row and an
+        # A-MSDU's subframes, not a middle tunnel carrier's row (docs/decoding.md, Rows per
+        # frame). Counting frames here and packets in the ports' series made `other`
+        # negative where a frame held several subframes, and a selection that kept a
+        # subframe without its frame's own row put a port's packet outside the bins.
+        own = rel[b.sub != SUB_CARRIER]
         low, high = (int(own.min()), int(own.max())) if len(own) else (0, 0)
         if high - low < 4096:  # a batch spans a few seconds: counted without a sort
             counts = np.bincount(own - low)
@@ -70,7 +75,7 @@ class PacketRates:
         else:  # times far apart (a damaged or merged file)
             pairs = zip(*(a.tolist() for a in np.unique(own, return_counts=True)), strict=True)
         for s, n in pairs:
-            self.frames[s] += n
+            self.packets[s] += n
         ported = (((b.l4 == 6) | (b.l4 == 17)) & (b.frag != FRAG_PART)
                   & (b.sub != SUB_CARRIER))
         if not ported.any():
@@ -111,15 +116,15 @@ class PacketRates:
                                     minlength=len(uniq)).astype(np.int64)]
 
     def span(self) -> tuple[int, int] | None:
-        """First and last second with a frame, relative to ``base_s``."""
-        if not self.frames:
+        """First and last second with a packet, relative to ``base_s``."""
+        if not self.packets:
             return None
-        return min(self.frames), max(self.frames)
+        return min(self.packets), max(self.packets)
 
     def series(self, ports: Sequence[tuple[str, int]], bin_s: int | None = None
                ) -> dict[str, Any]:
-        """Frames per bin: ``all`` (every frame), one series per (proto, port) in ``ports``
-        (tcpdump's ``proto port N``), and ``other`` (frames in none of them). Bins start at
+        """Packets per bin: ``all`` (every packet), one series per (proto, port) in ``ports``
+        (tcpdump's ``proto port N``), and ``other`` (packets in none of them). Bins start at
         ``start_s`` (epoch seconds) and are ``bin_s`` wide (chosen from the span when None)."""
         span = self.span()
         if span is None or self.base_s is None:
@@ -128,7 +133,7 @@ class PacketRates:
         bin_s = bin_s or choose_bin(last - first + 1)
         nbins = (last - first) // bin_s + 1
         every = np.zeros(nbins, dtype=np.int64)
-        for s, n in self.frames.items():
+        for s, n in self.packets.items():
             every[(s - first) // bin_s] += n
         self._compact()
         keys = self._keys[0] if self._keys else np.zeros(0, dtype=np.uint64)

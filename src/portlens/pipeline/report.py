@@ -83,10 +83,12 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         ports.add_columns(cols)
         add_handshake_columns(handshakes, cols)
 
-    if not pipeline.sharded:
+    if not pipeline.sharded and not pipeline.reads_in_core():
         # the counting and folding below hold the GIL on every batch: a read-ahead thread
         # would take turns with them (Options.read_ahead); with one batch in flight instead
-        # of three, batches can be twice as large, and each costs the counts' fixed steps
+        # of three, batches can be twice as large, and each costs the counts' fixed steps.
+        # Files the core reads and decodes (in a thread of its own, without the GIL) are
+        # read ahead there, and the counts read the batches it holds.
         pipeline.options = replace(pipeline.options, read_ahead=False, chunk_bytes=max(
             pipeline.options.chunk_bytes, REPORT_CHUNK_BYTES))
     temporary: str | None = None
@@ -115,6 +117,7 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
         drawn = {}
         if chosen and not interrupted:
             second = _second_pass(pipeline)
+            second.options = replace(second.options, read_ahead=False)  # its frames only
             if pair_frames is not None and not any(counted.fragment_counters.values()):
                 # no fragment reached the reassembler, the decoder's only state across frames:
                 # a frame decodes alike without the frames before it; the few decoded rows

@@ -597,27 +597,43 @@ class Pipeline:
             finally:
                 end.restore(installed)
 
-    def _ended_in_core(self, tracker: Any, on_packets: object, wall_clock: bool, *,
-                       columns: bool) -> Generator[Any, None, None] | None:
+    def reads_in_core(self) -> bool:
+        """Whether a thread of the core would read and decode this run's batches for the
+        compiled tracker (``_ended_in_core``): capture files read whole (``_whole``: a filter
+        and a time window allowed), several only when nobody follows them file by file
+        (``on_file_done``)."""
+        files = self.source.files
+        return self._whole(selecting=True) and (len(files) == 1 or self._on_file_done is None)
+
+    def _ended_in_core(self, tracker: Any, on_packets: Callable[[PacketBatch], None] | None,
+                       wall_clock: bool, *, columns: bool
+                       ) -> Generator[Any, None, None] | None:
         """Each batch's ended connections, as the tracker's columns (``columns``) or
         Connections, when a thread of the core reads and decodes the batches and the compiled
-        tracker takes them where they are, never NumPy arrays: capture files read whole
-        (``_whole``; several only when nobody follows them file by file, ``on_file_done``),
-        the compiled tracker of this process, nobody else asking for the batches. Else None:
-        ``packets()`` and the tracker's ``feed``."""
-        files = self.source.files
-        if not (self._whole(selecting=True) and self.options.read_ahead and on_packets is None
-                and not wall_clock and getattr(tracker, "decodes_in_core", False)
-                and (len(files) == 1 or self._on_file_done is None)):
+        tracker takes them where they are, never NumPy arrays (``reads_in_core``), with the
+        compiled tracker of this process. ``on_packets`` (the HTML report's counts) reads each
+        batch the core holds, its selected rows, as a PacketBatch (``HeldBatch``: only the
+        columns it reads come over) before the tracker takes it. Else None: ``packets()``
+        and the tracker's ``feed``."""
+        if not (self.reads_in_core() and self.options.read_ahead and not wall_clock
+                and getattr(tracker, "decodes_in_core", False)):
             return None
         feed: Callable[..., Any] = (tracker.feed_decoded if columns
                                     else tracker.feed_decoded_connections)
-        selection = self.selection()
-        if selection.everything:
-            return self._decoded(feed)
         from portlens.pipeline.select import Selector
 
-        return self._decoded(partial(feed, select=Selector(selection).rows))
+        selection = self.selection()
+        selector = None if selection.everything else Selector(selection)
+        if on_packets is None:
+            return self._decoded(feed if selector is None else partial(feed, select=selector.rows))
+
+        def seen(batch: PacketBatch) -> Any:
+            """The rows of ``batch`` to track (None: all), once ``on_packets`` saw them."""
+            rows = None if selector is None else selector.rows(batch)
+            on_packets(batch if rows is None else batch.take(rows))
+            return rows
+
+        return self._decoded(partial(feed, select=seen))
 
     def _decoded(self, feed: Callable[[Any], _Ended | None], *,
                  stats: CaptureStats | None = None,

@@ -911,7 +911,7 @@ function rates() {
     { barmode: 'stack', xaxis: { type: 'date', title: 'time (UTC)' }, yaxis: { title: `new connections per ${r.bin_s} s` } });
   document.getElementById('rate-note').textContent =
     `Bins of ${r.bin_s} s. A packet counts for a port when the port is on either side (tcpdump's "port N"); ` +
-    `"other" is every frame with neither of these ports (ICMP and non-IP frames included). A connection counts for its server port.`;
+    `"other" is every packet with neither of these ports (ICMP and non-IP frames included). A connection counts for its server port.`;
 }
 
 // --- talkers and scans ---------------------------------------------------------------------
