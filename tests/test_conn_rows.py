@@ -29,8 +29,8 @@ OPTIONS = Options(tracker=TrackerConfig(keep_transitions=False))
 """As `portlens report` tracks: the ladders replay their connections' transitions."""
 
 
-def by_columns(path: Path, block: int | None = None) -> ConnRows:
-    rows = ConnRows()
+def by_columns(path: Path, block: int | None = None, keep: int | None = None) -> ConnRows:
+    rows = ConnRows(keep=keep)
 
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")
@@ -79,6 +79,9 @@ def check(path: Path, blocks: Sequence[int | None] = (None,)) -> None:
             assert columns.texts(name) == objects.texts(name), name
         assert columns.connections(list(range(len(conns)))) == conns
         assert columns.connections([]) == []
+    for keep in (0, 1, 3, 40):
+        for block in blocks:
+            check_kept(path, block, keep, conns, objects)
     limits: list[int] = sorted({0, 1, 3, 40, 250, max(len(conns) - 1, 0), len(conns)})
     for limit in limits:
         want = [c.uid for c in round_robin(conns, limit)]
@@ -86,6 +89,32 @@ def check(path: Path, blocks: Sequence[int | None] = (None,)) -> None:
         rows = pick_rows(objects.texts("outcome"), objects.texts("proto"),
                          objects.numbers("resp_p"), objects.numbers("ts_ns"), limit)
         assert [conns[i].uid for i in rows] == want, limit
+
+
+def check_kept(path: Path, block: int | None, keep: int, conns: list[Connection],
+               objects: ConnRows) -> None:
+    """``ConnRows(keep=K)`` holds the Connections of exactly the rows among the K earliest
+    (start, then row) of their (outcome, proto, server port) group, every row the ladders'
+    pick of K can take among them; the others raise."""
+    few = by_columns(path, block, keep)
+    groups: dict[tuple[str, str, int], list[tuple[int, int]]] = defaultdict(list)
+    for i, c in enumerate(conns):
+        groups[(outcome(c), c.proto, c.resp_p)].append((c.ts_ns, i))
+    want = {i for g in groups.values() for _, i in sorted(g)[:keep]}
+    kept = set()
+    for i, c in enumerate(conns):
+        try:
+            got = few.connections([i])
+        except ValueError as exc:
+            assert "was not kept" in str(exc)
+            continue
+        assert got == [c]
+        kept.add(i)
+    assert kept == want, (path.name, block, keep)
+    rows = pick_rows(objects.texts("outcome"), objects.texts("proto"),
+                     objects.numbers("resp_p"), objects.numbers("ts_ns"), keep)
+    assert set(rows) <= kept
+    assert few.connections(rows) == [conns[i] for i in rows]
 
 
 @pytest.mark.parametrize("path", OWN_CAPTURES, ids=lambda p: p.name)

@@ -9,7 +9,9 @@ from the columns a block at a time instead, with the rules of ``track.rust.conne
 way), and :meth:`ConnRows.add` takes them from Connection objects (the workers' and the
 reference tracker's path); tests/test_conn_rows.py holds the two equal on every capture.
 Connection objects are made only for the few rows that need one (the ladders' connections):
-:meth:`ConnRows.connections`.
+:meth:`ConnRows.connections`. Of the column blocks, only the rows the ladders can still pick
+are kept (``keep``): a big capture's blocks were most of the report's memory (250 MB of the
+6M-packet benchmark capture's 226,485 connections, for 250 ladders).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from portlens.track.rust import connections as core_connections
 
 Columns = dict[str, Any]
 
+# One text per code, shared by the rows (a text made per row took 50 bytes of each).
+_STATE_NAMES = {code: str(s) for code, s in _STATES.items()}
+_END_NAMES = {code: str(e) for code, e in _END_REASONS.items()}
+
 NUMBERS = ("ts_ns", "last_ns", "orig_p", "resp_p", "duration_ns", "orig_bytes", "resp_bytes",
            "missed_bytes", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
            "server_rtt_ns", "client_rtt_ns")
@@ -39,14 +45,26 @@ TEXTS = ("uid", "proto", "orig_h", "resp_h", "service", "conn_state", "history",
 class ConnRows:
     """Connections as columns, in the order they were added; ``last_ns`` is the later of the
     first and last packet times, ``tunnel_parents`` the parents' uids joined by commas (None:
-    none), the state columns None but for TCP."""
+    none), the state columns None but for TCP.
 
-    def __init__(self) -> None:
+    ``keep``: the most rows ``connections`` will be asked for, as ``ladders.pick_rows`` picks
+    them; of the tracker's column blocks only the rows that can still be picked are kept. A
+    row picked is among the ``keep`` earliest (start time, then row) of its (outcome, proto,
+    server port) group, its depth in the group being at most its turn; a row that is not
+    stays not, as rows arrive (rows only come before it). None: every row is kept."""
+
+    def __init__(self, keep: int | None = None) -> None:
         self._numbers: dict[str, list[np.ndarray]] = {name: [] for name in NUMBERS}
         """Column blocks' arrays, or (the object path) one array of ``_ints``' values."""
         self._ints: dict[str, list[int]] = {name: [] for name in NUMBERS}
         self._texts: dict[str, list[Any]] = {name: [] for name in TEXTS}
         self._blocks: list[Columns] = []
+        self._block_rows: list[np.ndarray] = []
+        """The rows (numbers among all) each kept block holds, in order."""
+        self._keep = keep
+        self._candidates = np.zeros((3, 0), dtype=np.int64)
+        """Rows that can still be picked, as (group key, start time, row)."""
+        self._protos: dict[str, int] = {}
         self._objects: list[Connection] = []
         self._arrays: dict[str, np.ndarray] | None = None
         self.n = 0
@@ -123,15 +141,43 @@ class ConnRows:
         t["history"].extend(cols["history"])
         is_tcp = tcp.tolist()
         for name in ("orig_state", "resp_state"):
-            t[name].extend([str(_STATES[s]) if k else None
+            t[name].extend([_STATE_NAMES[s] if k else None
                             for s, k in zip(cols[name], is_tcp, strict=True)])
-        t["end_reason"].extend([str(_END_REASONS[e]) for e in cols["end_reason"]])
+        t["end_reason"].extend([_END_NAMES[e] for e in cols["end_reason"]])
         t["icmp_code"].extend([None if v == NO_CODE else v for v in cols["icmp_code"].tolist()])
         t["tunnel_parents"].extend([",".join(p) or None for p in cols["tunnel_parents"]])
         t["outcome"].extend([OUTCOMES[o] for o in r.outcome.tolist()])
+        rows = np.arange(self.n, self.n + n, dtype=np.int64)
         self._blocks.append(cols)
+        self._block_rows.append(rows)
+        if self._keep is not None:
+            protos = self._protos
+            group = ((r.outcome.astype(np.int64) << 24)
+                     | (np.fromiter((protos.setdefault(p, len(protos)) for p in proto),
+                                    np.int64, n) << 16)
+                     | np.asarray(cols["id.resp_p"], dtype=np.int64))
+            self._trim(np.stack((group, np.asarray(cols["ts_ns"], dtype=np.int64), rows)))
         self._arrays = None
         self.n += n
+
+    def _trim(self, new: np.ndarray) -> None:
+        """The candidates among the kept ones and ``new`` (group, start, row), and the blocks
+        cut to them. A row left out had ``keep`` rows before it in its group, which stay
+        before any later row of the group: left-out rows need not be looked at again."""
+        assert self._keep is not None
+        every = np.concatenate((self._candidates, new), axis=1)
+        group, start, row = every
+        order = np.lexsort((row, start, group))
+        g = group[order]
+        first = np.r_[True, g[1:] != g[:-1]]
+        depth = np.arange(len(g)) - np.flatnonzero(first)[np.cumsum(first) - 1]
+        self._candidates = every[:, np.sort(order[depth < self._keep])]
+        kept = self._candidates[2]
+        for k, (block, rows) in enumerate(zip(self._blocks, self._block_rows, strict=True)):
+            mine = np.isin(rows, kept, assume_unique=True)
+            if not mine.all():
+                self._blocks[k] = _take(block, np.flatnonzero(mine))
+                self._block_rows[k] = rows[mine]
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -153,19 +199,33 @@ class ConnRows:
         return self.n
 
     def connections(self, rows: Sequence[int]) -> list[Connection]:
-        """The Connection objects of ``rows`` (row numbers, in that order)."""
+        """The Connection objects of ``rows`` (row numbers, in that order); a ValueError for
+        a row not kept (``keep``)."""
         if self._objects:
             return [self._objects[i] for i in rows]
         if not rows:
             return []
-        starts = np.cumsum([0] + [len(b["uid"]) for b in self._blocks])
+        held = np.concatenate(self._block_rows)
+        block_of = np.repeat(np.arange(len(self._blocks)), [len(r) for r in self._block_rows])
+        firsts = np.cumsum([0] + [len(r) for r in self._block_rows])
         out = []
         for i in rows:
-            k = int(np.searchsorted(starts, i, side="right")) - 1
-            block, j = self._blocks[k], i - int(starts[k])
-            one = {name: v[j:j + 1] for name, v in block.items()}
+            at = int(np.searchsorted(held, i))
+            if at == len(held) or held[at] != i:
+                raise ValueError(f"row {i} was not kept: more than the {self._keep} rows "
+                                 "that can be picked")
+            k = int(block_of[at])
+            j = at - int(firsts[k])
+            one = {name: v[j:j + 1] for name, v in self._blocks[k].items()}
             out.extend(core_connections(one))
         return out
+
+
+def _take(cols: Columns, index: np.ndarray) -> Columns:
+    """Rows ``index`` of a block of the tracker's columns (arrays and lists)."""
+    rows = index.tolist()
+    return {name: v[index] if isinstance(v, np.ndarray) else [v[i] for i in rows]
+            for name, v in cols.items()}
 
 
 def _or_none64(v: int | None) -> int:

@@ -115,41 +115,60 @@ def _wanted(pairs: dict[bytes, int]) -> np.ndarray:
 
 class PairFrames:
     """Which frames hold rows of which address pairs, as ``ladders`` keeps rows (the pair, or
-    a tunnelled row's outer pair; by 64-bit hash): recorded while the report's first pass
-    reads the packets, so that once the connections are chosen the ladders' pass decodes only
-    the frames that can hold theirs (pipeline/report.py). Reading and decoding every frame
-    again took 1.5 CPU s of the benchmark capture's report; the frames are a few percent."""
+    a tunnelled row's outer pair; by hash): recorded while the report's first pass reads the
+    packets, so that once the connections are chosen the ladders' pass decodes only the
+    frames that can hold theirs (pipeline/report.py). Reading and decoding every frame again
+    took 1.5 CPU s of the benchmark capture's report; the frames are a few percent.
+
+    A row takes 8 bytes, kept per batch: its frame as an offset from the batch's first (a
+    batch spans a few thousand frames) and its pair's hash folded to 32 bits (a collision
+    only decodes a frame too many). 16 bytes a row, joined into one array when asked, took
+    96 MB of the 6M-packet benchmark capture's report, and twice that at the join."""
 
     def __init__(self) -> None:
-        self._frames: list[np.ndarray] = []
-        self._hashes: list[np.ndarray] = []
+        self._parts: list[tuple[int, np.ndarray, np.ndarray]] = []
 
     def add(self, b: PacketBatch) -> None:
         if not len(b):
             return
-        self._frames.append(b.frame)
-        self._hashes.append(_hashed(b.src, b.dst))
+        self._add(b.frame, b.src, b.dst)
         tunnelled = np.flatnonzero(b.tunnel_depth > 0)
         if tunnelled.size:
-            self._frames.append(b.frame[tunnelled])
-            self._hashes.append(_hashed(b.out_src[tunnelled], b.out_dst[tunnelled]))
+            self._add(b.frame[tunnelled], b.out_src[tunnelled], b.out_dst[tunnelled])
+
+    def _add(self, frames: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+        first = int(frames.min())
+        offsets = frames.astype(np.int64) - first
+        if int(offsets.max()) > 0xFFFFFFFF:  # never in a batch read from one file
+            raise ValueError("a batch's frames span more than 2^32 frame numbers")
+        self._parts.append((first, offsets.astype(np.uint32), _folded(_hashed(src, dst))))
 
     def frames(self, conns: Iterable[Connection]) -> np.ndarray:
         """The numbers of the frames with a row of ``conns``' address pairs, sorted."""
-        if not self._frames:
-            return np.zeros(0, np.int64)
-        frames, hashes = np.concatenate(self._frames), np.concatenate(self._hashes)
-        self._frames, self._hashes = [frames], [hashes]
-        wanted = _wanted(_pair_keys(conns))
-        if not len(wanted):
+        wanted = np.unique(_folded(_wanted(_pair_keys(conns))))
+        if not len(wanted) or not self._parts:
             return np.zeros(0, np.int64)
         # a few hundred pairs against millions of rows: the rows whose low 16 bits are some
         # pair's first (one lookup each), then a binary search for those
         low = np.zeros(1 << 16, dtype=bool)
-        low[(wanted & np.uint64(0xFFFF)).astype(np.intp)] = True
-        maybe = np.flatnonzero(low[(hashes & np.uint64(0xFFFF)).astype(np.intp)])
-        at = np.minimum(np.searchsorted(wanted, hashes[maybe]), len(wanted) - 1)
-        return np.unique(frames[maybe[wanted[at] == hashes[maybe]]]).astype(np.int64)
+        low[(wanted & np.uint32(0xFFFF)).astype(np.intp)] = True
+        found = []
+        for first, offsets, hashes in self._parts:
+            maybe = np.flatnonzero(low[(hashes & np.uint32(0xFFFF)).astype(np.intp)])
+            if not maybe.size:
+                continue
+            at = np.minimum(np.searchsorted(wanted, hashes[maybe]), len(wanted) - 1)
+            hit = maybe[wanted[at] == hashes[maybe]]
+            if hit.size:
+                found.append(first + offsets[hit].astype(np.int64))
+        if not found:
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate(found))
+
+
+def _folded(hashes: np.ndarray) -> np.ndarray:
+    """64-bit pair hashes folded to 32 bits (PairFrames)."""
+    return (hashes ^ (hashes >> np.uint64(32))).astype(np.uint32)  # type: ignore[no-any-return]
 
 
 def ladders(conns: Sequence[Connection], batches: Iterable[PacketBatch],

@@ -59,7 +59,7 @@ def collect_report(pipeline: Pipeline, *, ladder_limit: int = DEFAULT_LADDERS,
     the reference tracker) from Connection objects, to the same values."""
     stats, talkers, rates = CaptureStats(), TalkerTable(), PacketRates()
     ports, handshakes = PortTable(), HandshakeTable()
-    conns = ConnRows()
+    conns = ConnRows(keep=ladder_limit)
     o = pipeline.options
     # Frame numbers name the frames of one file: the ladders' pass can then decode only the
     # frames of the chosen connections' address pairs (analysis/ladders.py PairFrames).
