@@ -51,7 +51,8 @@ class ConnRows:
     them; of the tracker's column blocks only the rows that can still be picked are kept. A
     row picked is among the ``keep`` earliest (start time, then row) of its (outcome, proto,
     server port) group, its depth in the group being at most its turn; a row that is not
-    stays not, as rows arrive (rows only come before it). None: every row is kept."""
+    stays not as more rows arrive, which can only add to the rows before it. None: every row
+    is kept."""
 
     def __init__(self, keep: int | None = None) -> None:
         self._numbers: dict[str, list[np.ndarray]] = {name: [] for name in NUMBERS}

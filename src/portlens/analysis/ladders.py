@@ -139,9 +139,9 @@ class PairFrames:
     def _add(self, frames: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
         first = int(frames.min())
         offsets = frames.astype(np.int64) - first
-        if int(offsets.max()) > 0xFFFFFFFF:  # never in a batch read from one file
-            raise ValueError("a batch's frames span more than 2^32 frame numbers")
-        self._parts.append((first, offsets.astype(np.uint32), _folded(_hashed(src, dst))))
+        narrow = int(offsets.max()) <= 0xFFFFFFFF  # a batch of one file: always
+        self._parts.append((first, offsets.astype(np.uint32) if narrow else offsets,
+                            _folded(_hashed(src, dst))))
 
     def frames(self, conns: Iterable[Connection]) -> np.ndarray:
         """The numbers of the frames with a row of ``conns``' address pairs, sorted."""
