@@ -455,6 +455,33 @@ def test_plotly_stream_is_cached_and_checked(tmp_path: Path,
         plotly_packed.cache_clear()
 
 
+def test_numbers_beyond_a_double_are_stored_as_json() -> None:
+    """A column with an integer no double holds exactly (a byte count past 2^53) is embedded
+    as JSON numbers, its nulls as null, and reads back exact; the other columns as before."""
+    from portlens.analysis.conn_rows import ConnRows
+    from portlens.pipeline.run import Options, Source
+    from portlens.report.html.data import conn_columns
+    from portlens.report.html.pack import pack_columns, unpack_columns
+
+    rows = ConnRows()
+    Pipeline(Source.of(SAMPLE), Options()).track(lambda c: None, on_columns=rows.add_columns)
+    plain = unpack_columns(*pack_columns(conn_columns(rows)))["cols"]
+    cols = conn_columns(rows)
+    values, null = cols["cols"]["orig_bytes"]
+    assert null.any() and not null[0]
+    values = values.copy()
+    values[0] = 2**60 + 1
+    cols["cols"]["orig_bytes"] = (values, null)
+    header, blob = pack_columns(cols)
+    assert header["cols"]["orig_bytes"]["type"] == "json"
+    json.dumps(header)
+    back = unpack_columns(header, blob)["cols"]
+    assert back["orig_bytes"] == [2**60 + 1, *plain["orig_bytes"][1:]]
+    assert back["orig_bytes"].count(None) == int(null.sum())
+    assert {k: v for k, v in back.items() if k != "orig_bytes"} == {
+        k: v for k, v in plain.items() if k != "orig_bytes"}
+
+
 def test_pack7_is_seven_bits_a_character() -> None:
     """pack7 against its definition: the bytes' bits, zero-padded to a multiple of 7, seven
     at a time, most significant first; ESCAPED values as DEL and '0' + their index."""

@@ -26,6 +26,7 @@ from portlens.analysis.rates import PacketRates, starts_per_bin
 from portlens.analysis.report_input import ReportInput
 from portlens.decode.packets import endpoint_text
 from portlens.report.clock import Clock
+from portlens.report.html.pack import Ints
 from portlens.report.ladder import _fold_line, _seconds, _visible, render
 from portlens.report.ports import json_records
 from portlens.track.rust import NONE64
@@ -56,13 +57,16 @@ TEXT_FIELDS = frozenset({"uid", "proto", "id.orig_h", "id.resp_h", "port_service
                          "outcome"})
 
 
-def _columns(conns: ConnRows) -> dict[str, list[Any]]:
-    """``conns --json``'s value of each column (report/conns.py record), column by column."""
-    def ints(name: str) -> list[int]:
-        return conns.numbers(name).tolist()  # type: ignore[no-any-return]
+def _columns(conns: ConnRows) -> dict[str, Any]:
+    """``conns --json``'s value of each column (report/conns.py record), column by column:
+    the numbers as (values, null mask) arrays (pack.py ``Ints``: a Python int a row took most
+    of a big capture's page making), the texts and the ICMP columns as lists."""
+    def ints(name: str) -> Ints:
+        values = conns.numbers(name)
+        return values, np.zeros(len(values), dtype=bool)
 
     proto = conns.texts("proto")
-    timed = (conns.numbers("duration_ns") > 0).tolist()  # report/conns.py has_duration
+    untimed = conns.numbers("duration_ns") <= 0  # report/conns.py has_duration
     icmp = [p == "icmp" for p in proto]
     return {
         "ts_ns": ints("ts_ns"), "uid": conns.texts("uid"),
@@ -71,15 +75,16 @@ def _columns(conns: ConnRows) -> dict[str, list[Any]]:
         "id.resp_p": ints("resp_p"),
         "port_service": [s or None for s in conns.texts("service")],
         "duration_ns": ints("duration_ns"),
-        "orig_bytes": [v if d else None for v, d in zip(ints("orig_bytes"), timed, strict=True)],
-        "resp_bytes": [v if d else None for v, d in zip(ints("resp_bytes"), timed, strict=True)],
+        "orig_bytes": (np.where(untimed, 0, conns.numbers("orig_bytes")), untimed),
+        "resp_bytes": (np.where(untimed, 0, conns.numbers("resp_bytes")), untimed),
         "conn_state": conns.texts("conn_state"),
         "missed_bytes": ints("missed_bytes"), "history": conns.texts("history"),
         "orig_pkts": ints("orig_pkts"), "orig_ip_bytes": ints("orig_ip_bytes"),
         "resp_pkts": ints("resp_pkts"), "resp_ip_bytes": ints("resp_ip_bytes"),
         "orig_state": conns.texts("orig_state"), "resp_state": conns.texts("resp_state"),
         "end_reason": conns.texts("end_reason"),
-        "icmp_type": [p if i else None for p, i in zip(ints("orig_p"), icmp, strict=True)],
+        "icmp_type": [p if i else None for p, i in zip(conns.numbers("orig_p").tolist(), icmp,
+                                                       strict=True)],
         "icmp_code": [c if i else None for c, i in zip(conns.texts("icmp_code"), icmp,
                                                       strict=True)],
         "tunnel_parents": conns.texts("tunnel_parents"),
@@ -89,12 +94,13 @@ def _columns(conns: ConnRows) -> dict[str, list[Any]]:
 
 def conn_columns(conns: ConnRows) -> dict[str, Any]:
     """The connections by column (module doc): ``{"n", "base_ns", "fields", "cols"}``, each
-    text column ``{"dict": [...], "codes": [...]}`` (code -1: null)."""
+    text column ``{"dict": [...], "codes": [...]}`` (code -1: null), each number column
+    pack.py's ``Ints``."""
     base = int(conns.numbers("ts_ns").min()) if len(conns) else 0
     cols: dict[str, Any] = {}
     for name, values in _columns(conns).items():
         if name == "ts_ns":
-            cols[name] = [v - base for v in values]
+            cols[name] = (values[0] - base, values[1])
         elif name in TEXT_FIELDS:
             codes: dict[str, int] = {}
             cols[name] = {"codes": [-1 if v is None else codes.setdefault(v, len(codes))

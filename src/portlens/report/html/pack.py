@@ -86,13 +86,25 @@ def _load(meta: dict[str, Any], blob: bytes, n: int) -> np.ndarray:
     return values
 
 
-def _numbers(col: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+Ints = tuple[np.ndarray, np.ndarray]
+"""A numeric column as data.conn_columns makes it: (int64 values, null mask); a row's value
+is null where the mask is true (0 in the values)."""
+
+
+def _numbers(col: Ints | list[int | None]) -> Ints:
     """(values with null as 0, null mask)."""
+    if isinstance(col, tuple):
+        return col
     if None not in col:
         return np.array(col, dtype=np.int64), np.zeros(len(col), dtype=bool)
     null = np.fromiter((v is None for v in col), dtype=bool, count=len(col))
     values = np.fromiter((0 if v is None else v for v in col), dtype=np.int64, count=len(col))
     return values, null
+
+
+def _ints(col: Ints | list[int | None]) -> list[int]:
+    """A number column's values as Python ints (null: 0)."""
+    return _numbers(col)[0].tolist()  # type: ignore[no-any-return]
 
 
 def _text(col: dict[str, Any]) -> list[Any]:
@@ -147,8 +159,8 @@ def _uid_inputs(conns: dict[str, Any], ts: np.ndarray) -> list[tuple[Any, ...] |
         raw = [addr_bytes(h) for h in cols[name]["dict"]]  # parsed once per address
         hosts.append([None if c < 0 else raw[c] for c in cols[name]["codes"]])
     out: list[tuple[Any, ...] | None] = []
-    for t, proto, oh, op, rh, rp in zip(ts.tolist(), protos, *hosts[:1], cols["id.orig_p"],
-                                        hosts[1], cols["id.resp_p"], strict=True):
+    for t, proto, oh, op, rh, rp in zip(ts.tolist(), protos, hosts[0], _ints(cols["id.orig_p"]),
+                                        hosts[1], _ints(cols["id.resp_p"]), strict=True):
         if oh is None or rh is None or op is None or rp is None:
             out.append(None)
         else:
@@ -172,8 +184,8 @@ def uid_texts(conns: dict[str, Any], ts: np.ndarray) -> list[str | None]:
         known = [(order[a], repr(a)) for a in raw[name]]
         hosts.append([None if c < 0 else known[c] for c in cols[name]["codes"]])
     out: list[str | None] = []
-    for t, proto, oh, op, rh, rp in zip(ts.tolist(), protos, hosts[0], cols["id.orig_p"],
-                                        hosts[1], cols["id.resp_p"], strict=True):
+    for t, proto, oh, op, rh, rp in zip(ts.tolist(), protos, hosts[0], _ints(cols["id.orig_p"]),
+                                        hosts[1], _ints(cols["id.resp_p"]), strict=True):
         l4 = L4.get(proto or "")
         if oh is None or rh is None or op is None or rp is None or l4 is None:
             out.append(None)
@@ -208,7 +220,7 @@ def pack_uids(conns: dict[str, Any], blob: bytearray) -> dict[str, Any]:
     the benchmark capture)."""
     n = conns["n"]
     uids = _text(conns["cols"]["uid"])
-    ts = np.asarray(conns["cols"]["ts_ns"], dtype=np.int64)
+    ts = _numbers(conns["cols"]["ts_ns"])[0]
     ranks = start_ranks(ts).tolist()
     inputs = uid_texts(conns, ts)
     high, low = _uid_numbers(uids)
@@ -302,7 +314,13 @@ def pack_columns(conns: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
                 codec = {"scale": scale}
             stored = np.where(null, 0, values + 1)
         meta = _store(stored, blob)
-        cols[name] = {"type": "json", "values": col} if meta is None else dict(meta, **codec)
+        if meta is None:  # beyond a double's integers: the values as JSON numbers
+            shown = numbers[name]
+            cols[name] = {"type": "json", "values": [
+                None if n else v for v, n in zip(shown[0].tolist(), shown[1].tolist(),
+                                                 strict=True)]}
+        else:
+            cols[name] = dict(meta, **codec)
     cols["uid"] = pack_uids(conns, blob)
     header["cols"] = cols
     return header, bytes(blob)
