@@ -287,7 +287,7 @@ def test_counts_of_the_cores_batches_equal_numpy_batches(
     thread of the core read and decoded for the tracker (``Pipeline.reads_in_core``). Read as
     NumPy batches on the caller's thread instead (the path of live captures, and of several
     files followed one by one), every capture gives the same page, messages and exit status,
-    with and without a selection."""
+    with and without a filter or a time window."""
     out = tmp_path / "report.html"
 
     def page(*argv: str) -> tuple[int, str, dict[str, Any] | None]:
@@ -298,12 +298,20 @@ def test_counts_of_the_cores_batches_equal_numpy_batches(
             data["meta"].pop("generated")
         return code, err, data
 
-    for argv in ([], ["-f", "tcp or icmp", "--ladders", "3"]):
+    variants: list[list[str]] = [[], ["-f", "tcp or icmp", "--ladders", "3"]]
+    while variants:
+        argv = variants.pop(0)
         held = page(*argv)
         with monkeypatch.context() as m:
             m.setattr(Pipeline, "reads_in_core", lambda self: False)
             general = page(*argv)
         assert held == general, argv
+        stats = held[2]["stats"] if held[2] is not None else {}
+        if not argv and stats.get("first_ns") is not None:
+            # the middle half of the capture's time (epoch seconds, to the microsecond)
+            first, last = stats["first_ns"], stats["last_ns"]
+            at = [f"{(first + k * (last - first) // 4) / 1e9:.6f}" for k in (1, 3)]
+            variants.append(["--start", at[0], "--end", at[1]])
 
 
 def test_api_report_equals_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
