@@ -314,6 +314,29 @@ def test_counts_of_the_cores_batches_equal_numpy_batches(
             variants.append(["--start", at[0], "--end", at[1]])
 
 
+def test_counts_of_several_files_on_the_cores_batches(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several files merged in time order by the core: the same page as through NumPy
+    batches, with and without a filter."""
+    files = [str(SAMPLE), *(str(p) for p in sorted(CAPTURES.glob("scenario-*.pcap"))[:3])]
+    assert len(files) == 4
+    out = tmp_path / "report.html"
+
+    def page(*argv: str) -> tuple[int, str, dict[str, Any]]:
+        code, _, err = run(capsys, "report", *files, *argv, "-o", str(out))
+        data = read_payload(out.read_text(encoding="utf-8"))
+        data["meta"].pop("generated")
+        return code, err, data
+
+    for argv in ([], ["-f", "tcp"]):
+        held = page(*argv)
+        with monkeypatch.context() as m:
+            m.setattr(Pipeline, "reads_in_core", lambda self: False)
+            assert page(*argv) == held, argv
+        assert held[2]["meta"]["sources"] == files
+
+
 def test_api_report_equals_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     _, cli = report(capsys, tmp_path, str(SAMPLE))
     text = portlens.open(SAMPLE).report(tmp_path / "api.html")
