@@ -102,9 +102,12 @@ def _numbers(col: Ints | list[int | None]) -> Ints:
     return values, null
 
 
-def _ints(col: Ints | list[int | None]) -> list[int]:
-    """A number column's values as Python ints (null: 0)."""
-    return _numbers(col)[0].tolist()  # type: ignore[no-any-return]
+def _ints(col: Ints | list[int | None]) -> list[int | None]:
+    """A number column's values as Python ints (null: None)."""
+    values, null = _numbers(col)
+    if not null.any():
+        return values.tolist()  # type: ignore[no-any-return]
+    return [None if n else v for v, n in zip(values.tolist(), null.tolist(), strict=True)]
 
 
 def _text(col: dict[str, Any]) -> list[Any]:
