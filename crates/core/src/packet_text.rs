@@ -552,6 +552,7 @@ fn checksum_name(names: &Names, status: u8) -> &str {
 mod tests {
     use super::*;
     use crate::decode::columns::{Columns, Row};
+    use crate::testing::v4;
 
     fn names() -> Names {
         let mut proto: [String; 256] = std::array::from_fn(|p| p.to_string());
@@ -569,14 +570,6 @@ mod tests {
             malformed: std::array::from_fn(|c| format!("reason-{c}")),
             checksum: ["-", "good", "bad", "unverified"].map(String::from),
         }
-    }
-
-    fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[10] = 0xFF;
-        out[11] = 0xFF;
-        out[12..].copy_from_slice(&a);
-        out
     }
 
     /// One packet's columns: the decoder's absent values, a 60-byte Ethernet frame numbered

@@ -238,14 +238,7 @@ fn base64(data: &[u8; 20], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[10] = 0xff;
-        out[11] = 0xff;
-        out[12..].copy_from_slice(&a);
-        out
-    }
+    use crate::testing::v4;
 
     #[test]
     fn community_id_matches_the_spec_example() {

@@ -2613,13 +2613,9 @@ mod tracker_tests {
         first: i64,
     }
 
+    /// 10.0.0.`last`.
     fn v4(last: u8) -> [u8; 16] {
-        let mut a = [0u8; 16];
-        a[10] = 0xff;
-        a[11] = 0xff;
-        a[12] = 10;
-        a[15] = last;
-        a
+        crate::testing::v4([10, 0, 0, last])
     }
 
     impl Rows {
