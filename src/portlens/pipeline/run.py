@@ -376,9 +376,7 @@ class Pipeline:
         that no batch becomes NumPy arrays (a selection reads the few columns it needs, as
         the tracker's does: ``_ended_in_core``). Only for files read whole but for a
         selection (``_whole``), and ahead; else None, and ``packets()`` gives the batches."""
-        files = self.source.files
-        if not (self._whole(selecting=True) and self.options.read_ahead
-                and (len(files) == 1 or self._on_file_done is None)):
+        if not (self.reads_in_core() and self.options.read_ahead):
             return None
         selection = self.selection()
         select = None if selection.everything else _selector_rows(selection)
@@ -620,16 +618,14 @@ class Pipeline:
             return None
         feed: Callable[..., Any] = (tracker.feed_decoded if columns
                                     else tracker.feed_decoded_connections)
-        from portlens.pipeline.select import Selector
-
         selection = self.selection()
-        selector = None if selection.everything else Selector(selection)
+        select = None if selection.everything else _selector_rows(selection)
         if on_packets is None:
-            return self._decoded(feed if selector is None else partial(feed, select=selector.rows))
+            return self._decoded(feed if select is None else partial(feed, select=select))
 
         def seen(batch: PacketBatch) -> Any:
             """The rows of ``batch`` to track (None: all), once ``on_packets`` saw them."""
-            rows = None if selector is None else selector.rows(batch)
+            rows = None if select is None else select(batch)
             on_packets(batch if rows is None else batch.take(rows))
             return rows
 
