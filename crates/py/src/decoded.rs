@@ -18,6 +18,7 @@ use pyo3::types::PyDict;
 
 use crate::capture::{interface, CaptureError, Interface};
 use crate::packet_text::{lines, records, ClockState, PacketNames};
+use crate::track::slice;
 
 /// One capture file, read and decoded by a thread of the core from the moment it is opened.
 #[pyclass(module = "portlens._core", name = "DecodedFile", frozen)]
@@ -44,6 +45,20 @@ impl DecodedFile {
 
     fn held(&self) -> MutexGuard<'_, Option<Box<DecodedBatch>>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `f` of the held batch's packets (none without a held batch) and of `rows`, the row
+    /// numbers a selection keeps (None: every row): the listing's writers.
+    fn with_held<R>(
+        &self,
+        rows: Option<&PyReadonlyArray1<'_, i64>>,
+        f: impl FnOnce(&Packets<'_>, Option<&[i64]>) -> PyResult<R>,
+    ) -> PyResult<R> {
+        let held = self.held();
+        let empty = Columns::default();
+        let columns = held.as_ref().map_or(&empty, |b| &b.columns);
+        let picked = rows.map(|r| slice(r, "rows")).transpose()?;
+        f(&Packets::of(columns), picked)
     }
 
     /// The batch `hold` took, for the tracker; hand it back with `give_back`.
@@ -183,18 +198,16 @@ impl DecodedFile {
         previous_ns: Option<i64>,
         rows: Option<PyReadonlyArray1<'_, i64>>,
     ) -> PyResult<(String, Option<i64>, Option<i64>)> {
-        let held = self.held();
-        let empty = Columns::default();
-        let columns = held.as_ref().map_or(&empty, |b| &b.columns);
         let clock = ClockState {
             style,
-            seconds: seconds.as_slice()?,
+            seconds: slice(&seconds, "seconds")?,
             second_texts: &second_texts,
             first_ns,
             previous_ns,
         };
-        let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
-        lines(py, &Packets::of(columns), picked, names, clock)
+        self.with_held(rows.as_ref(), |packets, picked| {
+            lines(py, packets, picked, names, clock)
+        })
     }
 
     /// `packet_records` of the held batch or of its `rows` (as `held_lines`).
@@ -205,11 +218,9 @@ impl DecodedFile {
         names: &PacketNames,
         rows: Option<PyReadonlyArray1<'_, i64>>,
     ) -> PyResult<String> {
-        let held = self.held();
-        let empty = Columns::default();
-        let columns = held.as_ref().map_or(&empty, |b| &b.columns);
-        let picked = rows.as_ref().map(|r| r.as_slice()).transpose()?;
-        records(py, &Packets::of(columns), picked, names)
+        self.with_held(rows.as_ref(), |packets, picked| {
+            records(py, packets, picked, names)
+        })
     }
 
     /// Takes the next batch, counts it (`merged(count=True)`) and hands it back: False at
