@@ -45,7 +45,13 @@ pub struct Decoder {
     records: Vec<FragRecord>,
     /// Rows frames give after their own (frame index, row): A-MSDU subframes, middle carriers.
     extras: Vec<(usize, Row)>,
+    /// The last few frames' rows, stored into the columns together ([`Columns::set_rows`]).
+    block: Vec<Row>,
 }
+
+/// Rows stored into the columns at a time: a few hundred bytes each, so that the block stays
+/// in the first-level cache while it is copied out column by column.
+const BLOCK_ROWS: usize = 64;
 
 impl Decoder {
     pub fn new(limits: FragmentLimits) -> Self {
@@ -53,6 +59,7 @@ impl Decoder {
             reassembler: Reassembler::new(limits),
             records: Vec::new(),
             extras: Vec::new(),
+            block: Vec::with_capacity(BLOCK_ROWS),
         }
     }
 
@@ -121,15 +128,21 @@ impl Decoder {
     fn decode_rows(&mut self, frames: Frames<'_>, options: DecodeOptions, cols: &mut Columns) {
         self.records.clear();
         self.extras.clear();
+        self.block.clear();
         let mut walker = frame::Walker::new(&[], 0, Row::default(), 0, options.checksums);
         for i in 0..frames.len() {
             Self::walk(&frames, i, &mut walker);
-            cols.set_row(i, &walker.row);
+            self.block.push(walker.row);
+            if self.block.len() == BLOCK_ROWS {
+                cols.set_rows(i + 1 - BLOCK_ROWS, &self.block);
+                self.block.clear();
+            }
             if let Some(record) = walker.record.take() {
                 self.records.push(record);
             }
             self.extras.extend(walker.extra_rows().map(|row| (i, row)));
         }
+        cols.set_rows(frames.len() - self.block.len(), &self.block);
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
         if !self.reassembler.extras.is_empty() {
