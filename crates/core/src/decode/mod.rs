@@ -132,7 +132,9 @@ impl Decoder {
         let mut walker = frame::Walker::new(&[], 0, Row::default(), 0, options.checksums);
         for i in 0..frames.len() {
             Self::walk(&frames, i, &mut walker);
-            self.block.push(walker.row);
+            // from the walker straight into the block: `push` made a copy on the stack first
+            self.block
+                .extend_from_slice(std::slice::from_ref(&walker.row));
             if self.block.len() == BLOCK_ROWS {
                 cols.set_rows(i + 1 - BLOCK_ROWS, &self.block);
                 self.block.clear();
