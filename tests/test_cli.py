@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +213,19 @@ class _NoPackets:
 
     def batches(self) -> list[object]:
         return []
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir(),
+                    reason="OpenBLAS starts no thread of its own on one CPU (or no /proc)")
+def test_command_line_leaves_numpy_one_thread() -> None:
+    """The command line sets OPENBLAS_NUM_THREADS before numpy is first imported: numpy's
+    import otherwise starts a BLAS thread per core, for linear algebra portlens never does.
+    `import portlens` alone leaves the process as it is."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    threads = "import os, numpy; print(len(os.listdir('/proc/self/task')))"
+    cli = subprocess.run([sys.executable, "-c", f"import portlens.cli; {threads}"], env=env,
+                         capture_output=True, text=True, check=True)
+    assert cli.stdout.split() == ["1"]
+    api = subprocess.run([sys.executable, "-c", f"import portlens; {threads}"], env=env,
+                         capture_output=True, text=True, check=True)
+    assert int(api.stdout) > 1
