@@ -87,6 +87,14 @@ impl Rows {
         Packets {
             frame: &self.frame[from..to],
             ts_ns: &self.ts_ns[from..to],
+            // what only the packet listing reads
+            wirelen: &self.zero_u32[from..to],
+            caplen: &self.zero_u32[from..to],
+            linktype: &self.zero_u16[from..to],
+            interface: &self.zero_u16[from..to],
+            ethertype: &self.zero_u16[from..to],
+            ppp_proto: &self.zero_u16[from..to],
+            tsval: &self.zero_u32[from..to],
             vlan: &self.vlan[from..to],
             ip_version: &self.ip_version[from..to],
             src: a(&self.src, from, to),
