@@ -215,17 +215,19 @@ class _NoPackets:
         return []
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir(),
-                    reason="OpenBLAS starts no thread of its own on one CPU (or no /proc)")
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads counted in /proc")
 def test_command_line_leaves_numpy_one_thread() -> None:
     """The command line sets OPENBLAS_NUM_THREADS before numpy is first imported: numpy's
     import otherwise starts a BLAS thread per core, for linear algebra portlens never does.
     `import portlens` alone leaves the process as it is."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     threads = "import os, numpy; print(len(os.listdir('/proc/self/task')))"
-    cli = subprocess.run([sys.executable, "-c", f"import portlens.cli; {threads}"], env=env,
-                         capture_output=True, text=True, check=True)
-    assert cli.stdout.split() == ["1"]
-    api = subprocess.run([sys.executable, "-c", f"import portlens; {threads}"], env=env,
-                         capture_output=True, text=True, check=True)
-    assert int(api.stdout) > 1
+
+    def count(module: str) -> int:
+        run = subprocess.run([sys.executable, "-c", f"import {module}; {threads}"], env=env,
+                             capture_output=True, text=True, check=True)
+        return int(run.stdout)
+
+    if count("portlens") == 1:
+        pytest.skip("this numpy starts no thread of its own here (one CPU, or no OpenBLAS)")
+    assert count("portlens.cli") == 1

@@ -136,7 +136,7 @@ impl Decoder {
             self.block
                 .extend_from_slice(std::slice::from_ref(&walker.row));
             if self.block.len() == BLOCK_ROWS {
-                cols.set_rows(i + 1 - BLOCK_ROWS, &self.block);
+                cols.set_rows((i + 1).saturating_sub(BLOCK_ROWS), &self.block);
                 self.block.clear();
             }
             if let Some(record) = walker.record.take() {
@@ -144,7 +144,7 @@ impl Decoder {
             }
             self.extras.extend(walker.extra_rows().map(|row| (i, row)));
         }
-        cols.set_rows(frames.len() - self.block.len(), &self.block);
+        cols.set_rows(frames.len().saturating_sub(self.block.len()), &self.block);
         self.reassembler
             .apply(cols, &self.records, options.checksums, Some(&frames));
         if !self.reassembler.extras.is_empty() {
