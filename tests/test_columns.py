@@ -126,6 +126,20 @@ def reference_tables(path: Path) -> Tables:
     return t
 
 
+def assert_core_writes_the_cells(cells: list[Any]) -> None:
+    """The lines the core writes from the columns as ``table_columns_of`` gives them (codes,
+    durations, counts, sizes and times as numbers) are those of their cells' Python text."""
+    import portlens._core as core
+
+    from portlens.report.tables import SEP, _core_column
+
+    widths, right = [12] * len(cells), [k % 2 == 1 for k in range(len(cells))]
+    fast = core.table_lines([_core_column(c) for c in cells], widths, right, SEP)
+    slow = core.table_lines([list(c) for c in cells], widths, right, SEP)
+    assert fast == slow
+    assert fast is not None or any(not s.isascii() for c in cells for s in c if "µ" not in s)
+
+
 def only(cols: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
     return {name: cols[name] for name in names}
 
@@ -149,9 +163,12 @@ def column_tables(path: Path) -> Tables:
         t.sockets.add_columns(sockets)
         t.listeners.add_columns(sockets, sockets=False)
         t.zeek.append(zeek_lines(cols))
-        tables = [list(zip(*table_columns_of(only(cols, TABLE_SOURCE_COLUMNS), columns, clock),
-                           strict=True)) for columns, clock in clocks]
+        made = [table_columns_of(only(cols, TABLE_SOURCE_COLUMNS), columns, clock)
+                for columns, clock in clocks]
+        tables = [list(zip(*cells, strict=True)) for cells in made]
         t.table.extend(row for rows in zip(*tables, strict=True) for row in rows)
+        for cells in made:
+            assert_core_writes_the_cells(cells)
 
     def sink(c: Connection) -> None:
         raise AssertionError("the Rust tracker in one process hands over columns")

@@ -28,13 +28,18 @@ from hypothesis import strategies as st
 
 from portlens.cli import common, main
 from portlens.report import conns as conns_report
+from portlens.report.clock import Clock
 from portlens.report.tables import (
     SEP,
     CodedCells,
     Column,
+    DurationCells,
     Layout,
+    PairCells,
     Screen,
+    StampCells,
     TableWriter,
+    _core_column,
     render,
 )
 from tests.corpus import REPO, corpus_dir
@@ -533,10 +538,10 @@ def test_core_writes_coded_cells_as_their_text(data: st.DataObject) -> None:
         if data.draw(st.booleans()):
             port = np.array(data.draw(st.lists(st.integers(0, 65535), min_size=n, max_size=n)),
                             np.int64)
-            given_columns.append((texts, codes, port))
+            given_columns.append(("coded", texts, codes, port))
             cells.append([f"{texts[c]}:{p}" for c, p in zip(codes, port, strict=True)])
         else:
-            given_columns.append((texts, codes, None))
+            given_columns.append(("coded", texts, codes, None))
             cells.append([texts[c] for c in codes])
     fmt = Layout([Column(str(i), right=r) for i, r in enumerate(right)], list(range(k)),
                  widths, folds=False).ascii_format
@@ -544,11 +549,12 @@ def test_core_writes_coded_cells_as_their_text(data: st.DataObject) -> None:
     assert core.table_lines(given_columns, widths, right, SEP) == "".join(
         fmt.format(*row).rstrip() + "\n" for row in zip(*cells, strict=True))
     if n:
-        texts, codes, port = given_columns[0]  # type: ignore[misc]
+        _, texts, codes, port = given_columns[0]  # type: ignore[misc]
         bad = codes.copy()
         bad[-1] = len(texts)
         with pytest.raises(ValueError, match="no text of that code"):
-            core.table_lines([(texts, bad, port), *given_columns[1:]], widths, right, SEP)
+            core.table_lines([("coded", texts, bad, port), *given_columns[1:]], widths, right,
+                             SEP)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -577,6 +583,63 @@ def test_core_pads_lines_as_python_formats_them(data: st.DataObject) -> None:
         odd = data.draw(st.sampled_from(["\t", "\x7f", "é", "界", "\x00"]))
         columns[-1][-1] += odd
         assert core.table_lines(columns, widths, right, SEP) is None
+
+_EDGES = sorted({round(t * scale) + d for scale in (1, 1e3, 1e6, 1e9, 60e9, 3600e9)
+                 for t in (9.99, 9.995, 99.94, 99.95, 999.4, 999.5, 1000) for d in (-1, 0, 1)})
+"""Values either side of human.duration's and human.size's changes of digits and units."""
+_NANOS = st.one_of(
+    st.sampled_from(_EDGES),
+    st.integers(-10**6, 10**13),
+    # ties and edges of human.duration's digits and units: 1.125 µs, 9.995 µs, 999.5 ms ...
+    st.builds(lambda m, e: m * 10**e, st.integers(1, 99_999), st.integers(0, 12)),
+    st.builds(lambda m, e: m * 5 * 10**e, st.integers(1, 2_000), st.integers(0, 10)),
+    st.integers(-2**63, 2**63 - 1))
+_TIMES = st.one_of(st.integers(0, 2**62), st.integers(-2**62, 2**63 - 1),
+                   st.builds(lambda s, us: s * 10**9 + us * 1000,
+                             st.integers(0, 4 * 10**9), st.integers(0, 999_999)))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.data())
+def test_core_writes_numbers_as_python_does(data: st.DataObject) -> None:
+    """The core's texts of durations, counts, sizes and times (crates/core/src/human.rs,
+    packet_text.rs, table.rs) are human.py's and clock.py's, digit for digit: on ties (Python
+    and Rust both round the exact binary value half to even), unit edges, negative and huge
+    values, and times before 1970, in each style that depends on no other row."""
+    import numpy as np
+    import portlens._core as core
+
+    n = data.draw(st.integers(1, 8))
+    ns = np.array(data.draw(st.lists(_NANOS, min_size=n, max_size=n)), np.int64)
+    counts = np.array(data.draw(st.lists(_NANOS, min_size=n, max_size=n)), np.int64)
+    ts = np.array(data.draw(st.lists(_TIMES, min_size=n, max_size=n)), np.int64)
+    clock = Clock(data.draw(st.sampled_from(["time", "date", "epoch"])), utc=True)
+    cells = [DurationCells(ns), PairCells(ns, counts), PairCells(counts, ns, size=True),
+             StampCells(clock, ts)]
+    widths, right = [1] * len(cells), [True, False, True, False]
+    assert core.table_lines([_core_column(c) for c in cells], widths, right, SEP) == \
+        core.table_lines([list(c) for c in cells], widths, right, SEP)
+
+
+def test_number_cells_are_the_python_texts() -> None:
+    """Each kind of cell the core writes reads back in Python as the same text, by row and by
+    slice; an endpoint's negative port is none (an ICMP responder)."""
+    import numpy as np
+
+    ns = np.array([999, 1125, 9995, 45_500_000, 10**12], np.int64)
+    assert list(DurationCells(ns)) == ["999 ns", "1.12 µs", "10.0 µs", "45.5 ms", "16.7 min"]
+    assert DurationCells(ns)[1:3][1] == "10.0 µs"
+    pair = PairCells(ns, ns[::-1].copy(), size=True)
+    assert pair[0] == "999 B/1.0 TB" and list(pair[3:]) == ["45.5 MB/1.1 kB", "1.0 TB/999 B"]
+    assert PairCells(ns[:2], ns[:2])[1] == "1125/1125"
+    stamps = StampCells(Clock("date", utc=True), np.array([1_700_000_000_000_000_001], np.int64))
+    assert list(stamps) == ["2023-11-14 22:13:20.000000001"]
+    hosts = CodedCells(["10.0.0.1", "10.0.0.2 (echo)"], np.array([0, 1], np.int64),
+                       np.array([80, -1], np.int64))
+    assert list(hosts) == ["10.0.0.1:80", "10.0.0.2 (echo)"] and hosts[1] == "10.0.0.2 (echo)"
+    with pytest.raises(ValueError, match="depend on other lines"):
+        StampCells(Clock("delta"), np.zeros(1, np.int64))[0]
+
 
 def test_layout_never_cuts_what_it_cannot_leave_out() -> None:
     layout = Layout.fit([Column("originator"), Column("responder"), Column("uid")],

@@ -17,6 +17,7 @@ pub mod conn_log;
 pub mod decode;
 pub mod decoded;
 pub mod frames;
+pub mod human;
 pub mod packet_text;
 pub mod ring;
 pub mod scan;

@@ -77,6 +77,7 @@ impl Style {
 
 /// The times of one output stream: report/clock.py `Clock`, with the text of each second
 /// the batch's times fall in given by the caller (the zone's calendar is Python's).
+#[derive(Debug, Clone)]
 pub struct Clock<'a> {
     pub style: Style,
     /// The distinct seconds (`ts_ns` floored to seconds) of the batch, ascending, and their
@@ -97,16 +98,26 @@ impl Clock<'_> {
         let first = *self.first_ns.get_or_insert(ts_ns);
         let previous = self.previous_ns.unwrap_or(ts_ns);
         self.previous_ns = Some(ts_ns);
+        match self.style {
+            Style::None => true,
+            Style::Delta => {
+                push_span(out, i128::from(ts_ns) - i128::from(previous));
+                true
+            }
+            Style::Since => {
+                push_span(out, i128::from(ts_ns) - i128::from(first));
+                true
+            }
+            Style::Epoch | Style::Time | Style::Date => self.push_stamp(out, ts_ns),
+        }
+    }
+
+    /// Appends a time in a style that depends on no other line (epoch, time of day, date);
+    /// false for the others, and when a second's text is missing.
+    pub fn push_stamp(&self, out: &mut String, ts_ns: i64) -> bool {
         let (seconds, ns) = (ts_ns.div_euclid(NS), ts_ns.rem_euclid(NS));
         match self.style {
-            Style::None => {}
-            Style::Delta => push_span(out, i128::from(ts_ns) - i128::from(previous)),
-            Style::Since => push_span(out, i128::from(ts_ns) - i128::from(first)),
-            Style::Epoch => {
-                push_int(out, seconds);
-                out.push('.');
-                push_fraction(out, ns);
-            }
+            Style::Epoch => push_int(out, seconds),
             Style::Time | Style::Date => {
                 let Ok(k) = self.seconds.binary_search(&seconds) else {
                     return false;
@@ -115,10 +126,11 @@ impl Clock<'_> {
                     return false;
                 };
                 out.push_str(text);
-                out.push('.');
-                push_fraction(out, ns);
             }
+            Style::None | Style::Delta | Style::Since => return false,
         }
+        out.push('.');
+        push_fraction(out, ns);
         true
     }
 }

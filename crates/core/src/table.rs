@@ -3,8 +3,12 @@
 //! `str.format` at a time was a fifth of that command's Python. Its cells repeat (a protocol,
 //! a state, an address in many lines), so a column may come as a few distinct texts and each
 //! row's index into them ([`Cells::Coded`]): the rows' text is then made here, not in Python.
+//! So are numbers a row, as the tables show them: `conns`' durations, counts and sizes
+//! ([`Cells::Duration`], [`Cells::Pair`]) and start times ([`Cells::Stamp`]).
 
-use crate::text::{decimal, DECIMAL_MAX};
+use crate::human::{push_duration, push_size};
+use crate::packet_text::Clock;
+use crate::text::{decimal, push_int, DECIMAL_MAX};
 
 /// One shown column: its width and whether it is right-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +77,25 @@ pub enum Cells<'a> {
     /// A text a row.
     Text(Vec<&'a str>),
     /// Row `i` shows `texts[codes[i]]`, followed, with `port`, by `:` and `port[i]`: the
-    /// endpoint `10.0.0.1:80`, or `[fe80::1]:80` when the text carries the brackets.
+    /// endpoint `10.0.0.1:80`, or `[fe80::1]:80` when the text carries the brackets. A
+    /// negative port is none: `10.0.0.2 (echo)`, an ICMP responder, in a column of endpoints.
     Coded {
         texts: Vec<&'a str>,
         codes: &'a [i64],
         port: Option<&'a [i64]>,
     },
+    /// Row `i` shows the duration `ns[i]` (`human.duration`: `1.20 s`).
+    Duration(&'a [i64]),
+    /// Row `i` shows `a[i]/b[i]`: two counts, or with `size` two sizes (`human.size`:
+    /// `1.2 kB/300 B`), the originator's and the responder's.
+    Pair {
+        a: &'a [i64],
+        b: &'a [i64],
+        size: bool,
+    },
+    /// Row `i` shows the time `ts[i]` as `clock` writes it (a style that depends on no other
+    /// row: epoch, time of day, date).
+    Stamp { clock: Clock<'a>, ts: &'a [i64] },
 }
 
 impl Cells<'_> {
@@ -86,6 +103,9 @@ impl Cells<'_> {
         match self {
             Cells::Text(texts) => texts.len(),
             Cells::Coded { codes, .. } => codes.len(),
+            Cells::Duration(ns) => ns.len(),
+            Cells::Pair { a, .. } => a.len(),
+            Cells::Stamp { ts, .. } => ts.len(),
         }
     }
 
@@ -93,7 +113,8 @@ impl Cells<'_> {
         self.len() == 0
     }
 
-    /// Row `row`'s cell, written over `cell`; `None` when its code names no text.
+    /// Row `row`'s cell, written over `cell`; `None` when its code names no text (or its
+    /// time's second has none).
     fn write(&self, row: usize, cell: &mut String) -> Option<()> {
         cell.clear();
         match self {
@@ -101,21 +122,44 @@ impl Cells<'_> {
             Cells::Coded { texts, codes, port } => {
                 let code = usize::try_from(*codes.get(row)?).ok()?;
                 cell.push_str(texts.get(code)?);
-                if let Some(port) = port {
-                    cell.push(':');
-                    cell.push_str(decimal(*port.get(row)?, &mut [0u8; DECIMAL_MAX]));
+                match port.map(|p| p.get(row).copied()) {
+                    Some(Some(p)) if p >= 0 => {
+                        cell.push(':');
+                        cell.push_str(decimal(p, &mut [0u8; DECIMAL_MAX]));
+                    }
+                    Some(None) => return None,
+                    _ => {}
+                }
+            }
+            Cells::Duration(ns) => push_duration(cell, *ns.get(row)?),
+            Cells::Pair { a, b, size } => {
+                let push: fn(&mut String, i64) = if *size {
+                    push_size
+                } else {
+                    |out, v| push_int(out, v)
+                };
+                push(cell, *a.get(row)?);
+                cell.push('/');
+                push(cell, *b.get(row)?);
+            }
+            Cells::Stamp { clock, ts } => {
+                if !clock.push_stamp(cell, *ts.get(row)?) {
+                    return None;
                 }
             }
         }
         Some(())
     }
 
-    /// Whether every text a row can show is `printable_narrow` (a port is digits).
+    /// Whether every text a row can show is `printable_narrow` (ports, numbers, units and
+    /// fractions are).
     fn printable(&self) -> bool {
         match self {
             Cells::Text(texts) | Cells::Coded { texts, .. } => {
                 texts.iter().all(|t| printable_narrow(t))
             }
+            Cells::Duration(_) | Cells::Pair { .. } => true,
+            Cells::Stamp { clock, .. } => clock.second_texts.iter().all(|t| printable_narrow(t)),
         }
     }
 }
@@ -256,6 +300,65 @@ mod tests {
         assert_eq!(
             lines(&micro, &[right, L], "|").unwrap().unwrap(),
             " 25 µs|x\n1.20 s|y\n"
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_tables_show_them() {
+        use crate::packet_text::Style;
+        let ns = [999, 1_200_000_000];
+        let (a, b) = ([1, 13_700], [0, 999]);
+        let ts = [1_700_000_000_000_000_001, 1_700_000_001_250_000_000];
+        let texts = ["22:13:20".to_string(), "22:13:21".to_string()];
+        let clock = Clock {
+            style: Style::Time,
+            seconds: &[1_700_000_000, 1_700_000_001],
+            second_texts: &texts,
+            first_ns: None,
+            previous_ns: None,
+        };
+        let codes = [0, 1];
+        let ports = [80, -1];
+        let columns = [
+            Cells::Stamp { clock, ts: &ts },
+            Cells::Coded {
+                texts: vec!["10.0.0.1", "10.0.0.2 (echo)"],
+                codes: &codes,
+                port: Some(&ports),
+            },
+            Cells::Duration(&ns),
+            Cells::Pair {
+                a: &a,
+                b: &b,
+                size: false,
+            },
+            Cells::Pair {
+                a: &a,
+                b: &b,
+                size: true,
+            },
+        ];
+        let aligns = [L, L, R, R, R];
+        assert_eq!(
+            lines(&columns, &aligns, " ").unwrap().unwrap(),
+            "22:13:20.000000001 10.0.0.1:80 999 ns  1/0 1 B/0 B\n\
+             22:13:21.250000 10.0.0.2 (echo) 1.20 s 13700/999 13.7 kB/999 B\n"
+        );
+        // a time whose second has no text is refused, as a code without one is
+        let lost = Clock {
+            style: Style::Time,
+            seconds: &[1_700_000_000],
+            second_texts: &texts[..1],
+            first_ns: None,
+            previous_ns: None,
+        };
+        let one = [Cells::Stamp {
+            clock: lost,
+            ts: &ts,
+        }];
+        assert_eq!(
+            lines(&one, &[L], " "),
+            Err(TableError::Code { column: 0, row: 1 })
         );
     }
 

@@ -2,19 +2,34 @@
 //! into fixed-width lines by portlens_core::table (report/tables.py `_write_chunk`).
 
 use numpy::PyReadonlyArray1;
+use portlens_core::packet_text::{Clock, Style};
 use portlens_core::table::{lines, Align, Cells, TableError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-/// A column as Python gives it: a list of str, or (texts, codes, port or None) with int64
-/// arrays (report/tables.py `CodedCells`).
+/// A column as Python gives it (report/tables.py `_core_column`): a list of str, or a tuple
+/// named by its first item, with int64 arrays: ("coded", texts, codes, port or None)
+/// (`CodedCells`), ("duration", ns) (`DurationCells`), ("pair", a, b, size) (`PairCells`),
+/// ("stamp", style, seconds, their texts, ts) (`StampCells`).
 enum Column<'py> {
     Text(Vec<Bound<'py, PyString>>),
     Coded {
         texts: Vec<Bound<'py, PyString>>,
         codes: PyReadonlyArray1<'py, i64>,
         port: Option<PyReadonlyArray1<'py, i64>>,
+    },
+    Duration(PyReadonlyArray1<'py, i64>),
+    Pair {
+        a: PyReadonlyArray1<'py, i64>,
+        b: PyReadonlyArray1<'py, i64>,
+        size: bool,
+    },
+    Stamp {
+        style: Style,
+        seconds: PyReadonlyArray1<'py, i64>,
+        texts: Vec<String>,
+        ts: PyReadonlyArray1<'py, i64>,
     },
 }
 
@@ -29,12 +44,38 @@ fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {
         return Ok(Column::Text(strings(list)?));
     }
     let tuple = obj.cast::<PyTuple>()?;
-    let (texts, codes, port): (Bound<'py, PyList>, PyReadonlyArray1<'py, i64>, Option<_>) =
-        tuple.extract()?;
-    Ok(Column::Coded {
-        texts: strings(&texts)?,
-        codes,
-        port,
+    let kind: String = tuple.get_item(0)?.extract()?;
+    let rest = tuple.get_slice(1, tuple.len());
+    Ok(match kind.as_str() {
+        "coded" => {
+            let (texts, codes, port): (Bound<'py, PyList>, _, _) = rest.extract()?;
+            Column::Coded {
+                texts: strings(&texts)?,
+                codes,
+                port,
+            }
+        }
+        "duration" => {
+            let (ns,) = rest.extract()?;
+            Column::Duration(ns)
+        }
+        "pair" => {
+            let (a, b, size) = rest.extract()?;
+            Column::Pair { a, b, size }
+        }
+        "stamp" => {
+            let (style, seconds, texts, ts): (String, _, _, _) = rest.extract()?;
+            let style = Style::of_name(&style)
+                .filter(|s| matches!(s, Style::Epoch | Style::Time | Style::Date))
+                .ok_or_else(|| PyValueError::new_err(format!("no stamps in style {style:?}")))?;
+            Column::Stamp {
+                style,
+                seconds,
+                texts,
+                ts,
+            }
+        }
+        _ => return Err(PyValueError::new_err(format!("no column kind {kind:?}"))),
     })
 }
 
@@ -74,6 +115,27 @@ pub fn table_lines(
                 texts: texts(strings)?,
                 codes: codes.as_slice()?,
                 port: port.as_ref().map(|p| p.as_slice()).transpose()?,
+            },
+            Column::Duration(ns) => Cells::Duration(ns.as_slice()?),
+            Column::Pair { a, b, size } => Cells::Pair {
+                a: a.as_slice()?,
+                b: b.as_slice()?,
+                size: *size,
+            },
+            Column::Stamp {
+                style,
+                seconds,
+                texts,
+                ts,
+            } => Cells::Stamp {
+                clock: Clock {
+                    style: *style,
+                    seconds: seconds.as_slice()?,
+                    second_texts: texts,
+                    first_ns: None,
+                    previous_ns: None,
+                },
+                ts: ts.as_slice()?,
             },
         });
     }

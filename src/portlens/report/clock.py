@@ -29,6 +29,8 @@ STYLES = ("time", "none", "epoch", "delta", "date", "since")
 """In the order of tcpdump's -t count: -t is "none", -tt "epoch" ... -ttttt "since"."""
 ZONED = frozenset({"time", "date"})
 """Styles whose digits depend on the time zone."""
+STAMPED = frozenset({"time", "date", "epoch"})
+"""Styles whose text of a time depends on no other line (``Clock.stamp_text``)."""
 
 
 def style_of_count(count: int) -> str:
@@ -104,9 +106,15 @@ class Clock:
             return span_text(ts_ns - previous)
         if style == "since":
             return span_text(ts_ns - first)
+        return self.stamp_text(ts_ns)
+
+    def stamp_text(self, ts_ns: int) -> str:
+        """The text of a time in a STAMPED style, which no earlier line changes."""
         seconds, ns = divmod(ts_ns, 10**9)
-        if style == "epoch":
+        if self.style == "epoch":
             return f"{seconds}.{fraction(ns)}"
+        if self.style not in ZONED:
+            raise ValueError(f"the {self.style} style's times depend on other lines")
         return f"{self.second_text(seconds)}.{fraction(ns)}"
 
     def second_text(self, seconds: int) -> str:
@@ -146,4 +154,4 @@ class Clock:
         return f"times in local time, {self._zone(self._datetime(ts_ns // 10**9))}"
 
 
-__all__ = ["STYLES", "Clock", "fraction", "span_text", "style_of_count"]
+__all__ = ["STAMPED", "STYLES", "Clock", "fraction", "span_text", "style_of_count"]

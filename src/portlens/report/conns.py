@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import starmap
 from typing import Any, TextIO
@@ -15,9 +15,18 @@ from typing import Any, TextIO
 from portlens.analysis.icmp import conn_message, message_text
 from portlens.decode.packets import endpoint_text, host_text
 from portlens.report import human
-from portlens.report.clock import Clock
+from portlens.report.clock import STAMPED, Clock
 from portlens.report.packets import flags_text
-from portlens.report.tables import Column, Screen, TableWriter, left_out_text
+from portlens.report.tables import (
+    CodedCells,
+    Column,
+    DurationCells,
+    PairCells,
+    Screen,
+    StampCells,
+    TableWriter,
+    left_out_text,
+)
 from portlens.services import proto_name
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, TcpOptions, Transition
 from portlens.track.states import SS_NAMES
@@ -320,55 +329,105 @@ TABLE_SOURCE_COLUMNS = frozenset({
 
 
 def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_COLUMNS,
-                     clock: Clock | None = None) -> list[list[str]]:
+                     clock: Clock | None = None) -> list[Sequence[str]]:
     """``table_cells`` of every connection of a block of the tracker's columns, as columns
     (``TableWriter.add_columns``), without making the Connections: the same text
     (tests/test_columns.py compares them on every capture). The default output of `conns`
-    made a Connection a row for this, which took longer than all the tracking."""
+    made a Connection a row for this, which took longer than all the tracking; then a
+    Python string a cell, half as long. Now the columns of numbers (times, durations,
+    counts, sizes) and of repeated texts (endpoints, services, TCP states) go to the core as
+    numbers and codes (tables.CORE_CELLS), which writes their text."""
+    import numpy as np
+
     from portlens.analysis.columns import addresses
-    from portlens.track.rust import _END_REASONS, _STATES, NO_CODE, port_services
+    from portlens.track.rust import _STATES, NO_CODE
 
     proto: list[str] = cols["proto"]
+    n = len(proto)
     texts, (orig_codes, resp_codes) = addresses(cols["id.orig_h"], cols["id.resp_h"])
     hosts = list(map(host_text, texts))
-    orig_p, resp_p = cols["id.orig_p"].tolist(), cols["id.resp_p"].tolist()
-    orig_h, resp_h = orig_codes.tolist(), resp_codes.tolist()
-    orig = [f"{hosts[h]}:{p}" for h, p in zip(orig_h, orig_p, strict=True)]
-    resp = [f"{hosts[h]}:{p}" for h, p in zip(resp_h, resp_p, strict=True)]
-    version = cols["ip_version"].tolist()
-    for i in (i for i, p in enumerate(proto) if p not in _PORTED):  # as ends_text
-        orig[i] = texts[orig_h[i]]
-        if proto[i] == "icmp":
-            code = int(cols["icmp_code"][i])
-            what = message_text(orig_p[i], None if code == NO_CODE else code, v6=version[i] == 6)
-        else:
-            what = proto_name(int(cols["ip_proto"][i]))
-        resp[i] = f"{texts[resp_h[i]]} ({what})"
-    sizes = {v: human.size(v) for v in {*cols["orig_bytes"].tolist(),
-                                         *cols["resp_bytes"].tolist()}}
-    end = [str(_END_REASONS[r]) for r in cols["end_reason"]]
+    orig_p = cols["id.orig_p"].astype(np.int64)
+    resp_p = cols["id.resp_p"].astype(np.int64)
+    ends = [orig_codes.astype(np.int64), orig_p.copy(), resp_codes.astype(np.int64),
+            resp_p.copy()]
+    ip_proto = cols["ip_proto"]
+    ported = (ip_proto == 6) | (ip_proto == 17)
+    unported = np.flatnonzero(~ported).tolist()
+    if unported:  # as ends_text: the address alone, the responder's with what it said
+        version = cols["ip_version"]
+        extra: dict[str, int] = {}
+        for i in unported:
+            if proto[i] == "icmp":
+                code = int(cols["icmp_code"][i])
+                what = message_text(int(orig_p[i]), None if code == NO_CODE else code,
+                                    v6=version[i] == 6)
+            else:
+                what = proto_name(int(ip_proto[i]))
+            for codes, text in ((ends[0], texts[ends[0][i]]),
+                                (ends[2], f"{texts[ends[2][i]]} ({what})")):
+                codes[i] = extra.setdefault(text, len(hosts) + len(extra))
+            ends[1][i] = ends[3][i] = -1
+        hosts.extend(extra)
+    orig, resp = CodedCells(hosts, ends[0], ends[1]), CodedCells(hosts, ends[2], ends[3])
+    by_name: dict[str, Sequence[str]] = {
+        "proto": proto, "originator": orig, "responder": resp, "state": cols["conn_state"],
+        "history": [h or "-" for h in cols["history"]],
+        "duration": DurationCells(cols["duration_ns"]),
+        "pkts o/r": PairCells(cols["orig_pkts"].astype(np.int64),
+                              cols["resp_pkts"].astype(np.int64)),
+        "bytes o/r": PairCells(cols["orig_bytes"].astype(np.int64),
+                               cols["resp_bytes"].astype(np.int64), size=True),
+        "service": _service_cells(ported, ip_proto, resp_p),
+        "end": _end_cells(cols),
+        "TCP states o/r": _state_cells(cols["orig_state"], cols["resp_state"], _STATES, n),
+        "uid": cols["uid"]}
+    if columns[0].name == "start":
+        clock = clock or Clock(utc=True)
+        ts = cols["ts_ns"]
+        by_name["start"] = (StampCells(clock, ts) if clock.style in STAMPED
+                            else list(map(clock.text, ts.tolist())))
+    return [by_name[c.name] for c in columns]
+
+
+def _service_cells(ported: Any, ip_proto: Any, resp_p: Any) -> CodedCells:
+    """Each row's service: the name of its responder's TCP or UDP port, '-' for none; a name
+    looked up once a distinct (protocol, port)."""
+    import numpy as np
+
+    from portlens.track.rust import _service
+
+    key = np.where(ported, ip_proto.astype(np.int64) * 65536 + resp_p, -1)
+    distinct, codes = np.unique(key, return_inverse=True)
+    names = [(_service("tcp" if k >> 16 == 6 else "udp", k & 0xFFFF) if k >= 0 else "")
+             or "-" for k in distinct.tolist()]
+    return CodedCells(names, codes.astype(np.int64).reshape(-1))
+
+
+def _end_cells(cols: dict[str, Any]) -> list[str]:
+    """Each row's end: its reason, with the ICMP errors that quoted it."""
+    from portlens.track.rust import _END_REASONS
+
+    names = {value: str(reason) for value, reason in _END_REASONS.items()}
+    end = [names[r] for r in cols["end_reason"]]
+    version = cols["ip_version"]
     for i, errors in enumerate(cols["icmp_errors"]):
         if errors:
             end[i] = _end_cell(end[i], errors, v6=version[i] == 6)
-    ss = {name: SS_NAMES[state] for name, state in _STATES.items()}
-    orig_state, resp_state = cols["orig_state"], cols["resp_state"]
-    by_name = {
-        "proto": proto, "originator": orig, "responder": resp, "state": cols["conn_state"],
-        "history": [h or "-" for h in cols["history"]],
-        "duration": list(map(human.duration, cols["duration_ns"].tolist())),
-        "pkts o/r": list(map("{}/{}".format, cols["orig_pkts"].tolist(),
-                             cols["resp_pkts"].tolist())),
-        "bytes o/r": [f"{sizes[a]}/{sizes[b]}" for a, b in zip(
-            cols["orig_bytes"].tolist(), cols["resp_bytes"].tolist(), strict=True)],
-        "service": [s or "-" for s in port_services(proto, resp_p)],
-        "end": end,
-        "TCP states o/r": [f"{ss[orig_state[i]]}/{ss[resp_state[i]]}" if p == "tcp" else "-"
-                           for i, p in enumerate(proto)],
-        "uid": cols["uid"]}
-    if columns[0].name == "start":
-        when = (clock or Clock(utc=True)).text
-        by_name["start"] = list(map(when, cols["ts_ns"].tolist()))
-    return [by_name[c.name] for c in columns]
+    return end
+
+
+def _state_cells(orig_state: list[str | None], resp_state: list[str | None],
+                 states: dict[str, Any], n: int) -> CodedCells:
+    """Each row's TCP states as `ss` names them, 'ESTAB/ESTAB'; '-' for other protocols (no
+    state): one text a distinct pair."""
+    import numpy as np
+
+    pairs: dict[tuple[str | None, str | None], int] = {}
+    codes = np.fromiter((pairs.setdefault(pair, len(pairs))
+                         for pair in zip(orig_state, resp_state, strict=True)), np.int64, n)
+    texts = [f"{SS_NAMES[states[o]]}/{SS_NAMES[states[r]]}" if o and r else "-"
+             for o, r in pairs]
+    return CodedCells(texts, codes)
 
 
 _PORTED = frozenset({"tcp", "udp"})

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, TextIO, overload
 
 from rich.cells import cell_len
 
+from portlens.report import human
+from portlens.report.clock import Clock
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -33,7 +36,8 @@ FIRST_ROWS = 1000
 """Column widths are decided on at most this many rows; later rows wider than a column push
 the rest of their line right instead of being cut."""
 CODED_ROWS = 16384
-"""Rows of coded columns (CodedCells) written at once: a few MB of text."""
+"""Rows of columns whose text the core makes (CodedCells, DurationCells, PairCells,
+StampCells) written at once: a few MB of text."""
 FIRST_WAIT = 0.5
 """...or, on a live capture, on the rows that came within this many seconds, so that its first
 rows show at once. Files wait for FIRST_ROWS (or their end): the layout of a file's table never
@@ -241,10 +245,11 @@ class Layout:
 @dataclass(frozen=True)
 class CodedCells(Sequence[str]):
     """A column whose cells repeat, as its distinct ``texts`` and each row's index into them,
-    optionally followed by ``:`` and the row's ``port``: the endpoint ``10.0.0.1:80`` (an
-    IPv6 address's text carries its brackets). A sequence of str like any column; once the
-    layout is fixed, the core makes the rows' text itself (``_write_chunk``), so a column a
-    connection costs no Python string a row (`sockets`: 150,000 rows of addresses)."""
+    optionally followed by ``:`` and the row's ``port`` (none where it is negative): the
+    endpoint ``10.0.0.1:80`` (an IPv6 address's text carries its brackets). A sequence of str
+    like any column; once the layout is fixed, the core makes the rows' text itself
+    (``_write_chunk``), so a column a connection costs no Python string a row (`sockets`:
+    150,000 rows of addresses)."""
 
     texts: list[str]
     codes: npt.NDArray[np.int64]
@@ -264,13 +269,111 @@ class CodedCells(Sequence[str]):
             return CodedCells(self.texts, self.codes[i],
                               None if self.port is None else self.port[i])
         text = self.texts[self.codes[i]]
-        return text if self.port is None else f"{text}:{self.port[i]}"
+        return text if self.port is None or self.port[i] < 0 else f"{text}:{self.port[i]}"
 
     def __iter__(self) -> Iterator[str]:
         texts = [self.texts[c] for c in self.codes.tolist()]
         if self.port is None:
             return iter(texts)
-        return (f"{t}:{p}" for t, p in zip(texts, self.port.tolist(), strict=True))
+        return (t if p < 0 else f"{t}:{p}"
+                for t, p in zip(texts, self.port.tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class DurationCells(Sequence[str]):
+    """Durations in nanoseconds, each shown as ``human.duration`` writes it; the core writes
+    a chunk's (crates/core/src/human.rs) without a Python string a row."""
+
+    ns: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.ns)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> DurationCells: ...
+
+    def __getitem__(self, i: int | slice) -> str | DurationCells:
+        if isinstance(i, slice):
+            return DurationCells(self.ns[i])
+        return human.duration(int(self.ns[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return map(human.duration, self.ns.tolist())
+
+
+@dataclass(frozen=True)
+class PairCells(Sequence[str]):
+    """The originator's and the responder's figure, ``a/b``: counts, or with ``size`` sizes
+    as ``human.size`` writes them (``1.2 kB/300 B``); the core writes a chunk's."""
+
+    a: npt.NDArray[np.int64]
+    b: npt.NDArray[np.int64]
+    size: bool = False
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> PairCells: ...
+
+    def __getitem__(self, i: int | slice) -> str | PairCells:
+        if isinstance(i, slice):
+            return PairCells(self.a[i], self.b[i], self.size)
+        return self._text(int(self.a[i]), int(self.b[i]))
+
+    def _text(self, a: int, b: int) -> str:
+        return f"{human.size(a)}/{human.size(b)}" if self.size else f"{a}/{b}"
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._text, self.a.tolist(), self.b.tolist())
+
+
+@dataclass(frozen=True)
+class StampCells(Sequence[str]):
+    """Times (ns since 1970) as ``clock`` shows them, in a style that depends on no other
+    row (clock.py ``STAMPED``: epoch, time of day, date); the core writes a chunk's, given the
+    text of each second in it, the part the time zone's calendar decides."""
+
+    clock: Clock
+    ts_ns: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> StampCells: ...
+
+    def __getitem__(self, i: int | slice) -> str | StampCells:
+        if isinstance(i, slice):
+            return StampCells(self.clock, self.ts_ns[i])
+        return self.clock.stamp_text(int(self.ts_ns[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.clock.stamp_text, self.ts_ns.tolist())
+
+    def core_column(self) -> tuple[object, ...]:
+        """``_core.table_lines``' stamp column: the distinct seconds, ascending, and the
+        text of each (none in the epoch style, which needs no calendar)."""
+        import numpy as np
+
+        if not self.clock.zoned:
+            return ("stamp", self.clock.style, np.empty(0, np.int64), [], self.ts_ns)
+        seconds = np.unique(self.ts_ns // 10**9)
+        texts = list(map(self.clock.second_text, seconds.tolist()))
+        return ("stamp", self.clock.style, seconds, texts, self.ts_ns)
+
+
+CORE_CELLS = (CodedCells, DurationCells, PairCells, StampCells)
+"""Columns whose rows' text the core makes from numbers and codes."""
 
 
 class TableWriter:
@@ -336,7 +439,7 @@ class TableWriter:
         while self.layout is None and done < n:
             self.add([column[done] for column in columns])
             done += 1
-        step = (CODED_ROWS if any(isinstance(c, CodedCells) for c in columns)
+        step = (CODED_ROWS if any(isinstance(c, CORE_CELLS) for c in columns)
                 else FIRST_ROWS)
         for start in range(done, n, step):
             self._write_chunk([column[start:start + step] for column in columns])
@@ -412,9 +515,16 @@ class TableWriter:
 
 
 def _core_column(cells: Sequence[str]) -> object:
-    """A column as ``_core.table_lines`` takes it: a list of str, or CodedCells' parts."""
+    """A column as ``_core.table_lines`` takes it (crates/py/src/table.rs): a list of str, or
+    a tuple of the kind's name and its numbers."""
     if isinstance(cells, CodedCells):
-        return (cells.texts, cells.codes, cells.port)
+        return ("coded", cells.texts, cells.codes, cells.port)
+    if isinstance(cells, DurationCells):
+        return ("duration", cells.ns)
+    if isinstance(cells, PairCells):
+        return ("pair", cells.a, cells.b, cells.size)
+    if isinstance(cells, StampCells):
+        return cells.core_column()
     return cells if isinstance(cells, list) else list(cells)
 
 
