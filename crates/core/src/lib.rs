@@ -16,6 +16,7 @@ pub mod conn_json;
 pub mod conn_log;
 pub mod decode;
 pub mod decoded;
+pub mod event_text;
 pub mod frames;
 pub mod human;
 pub mod packet_text;

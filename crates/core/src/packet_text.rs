@@ -94,7 +94,7 @@ const NS: i64 = 1_000_000_000;
 impl Clock<'_> {
     /// Appends one line's time (nothing for `None`) and moves the previous time on; false
     /// when a second's text is missing.
-    fn push(&mut self, out: &mut String, ts_ns: i64) -> bool {
+    pub fn push(&mut self, out: &mut String, ts_ns: i64) -> bool {
         let first = *self.first_ns.get_or_insert(ts_ns);
         let previous = self.previous_ns.unwrap_or(ts_ns);
         self.previous_ns = Some(ts_ns);

@@ -9,6 +9,7 @@ mod conn_json;
 mod conn_log;
 mod decode;
 mod decoded;
+mod event_text;
 mod packet_text;
 mod ports;
 mod ring;
@@ -27,6 +28,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn_json::conn_csv_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_json::conn_json_lines, m)?)?;
     m.add_function(wrap_pyfunction!(conn_log::conn_log_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(event_text::event_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(event_text::event_records, m)?)?;
     m.add_class::<decode::Decoder>()?;
     m.add_class::<decoded::DecodedFile>()?;
     m.add_class::<packet_text::PacketNames>()?;

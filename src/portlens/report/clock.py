@@ -24,6 +24,8 @@ never affected: they carry ``ts_ns``, nanoseconds since 1970 in UTC.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 STYLES = ("time", "none", "epoch", "delta", "date", "since")
 """In the order of tcpdump's -t count: -t is "none", -tt "epoch" ... -ttttt "since"."""
@@ -116,6 +118,20 @@ class Clock:
         if self.style not in ZONED:
             raise ValueError(f"the {self.style} style's times depend on other lines")
         return f"{self.second_text(seconds)}.{fraction(ns)}"
+
+    def core_lines(self, seconds_of: Callable[[], Any],
+                   write: Callable[..., tuple[str, int | None, int | None]]) -> str:
+        """What a writer of lines in the core makes of a batch (packets, transitions), given
+        this clock's style, the text of each second the batch's times fall in (``seconds_of``:
+        its distinct seconds, ascending, an int64 array; asked in a zoned style only) and the
+        times the clock carries, which move on as they would line by line."""
+        import numpy as np
+
+        seconds = seconds_of() if self.zoned else np.zeros(0, np.int64)
+        texts = [self.second_text(s) for s in seconds.tolist()]
+        text, self.first_ns, self.previous_ns = write(
+            self.style, seconds, texts, self.first_ns, self.previous_ns)
+        return text
 
     def second_text(self, seconds: int) -> str:
         """The text of a whole second in the time or date style, before its fraction: the

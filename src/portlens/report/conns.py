@@ -8,8 +8,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from itertools import starmap
+from functools import lru_cache, partial
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
@@ -498,43 +497,27 @@ def event_line(t: Transition, clock: Clock | None = None) -> str:
     return " ".join(parts)
 
 
-_EVENT_STREAMED = "{}{} " + _EVENT_TUPLE + " " + _EVENT_MOVE + "\n"
-"""``event_line`` of a streamed transition and its newline, the time (and its space) first."""
-
-
 def event_lines(t: dict[str, Any], clock: Clock | None = None) -> str:
     """``event_line`` and a newline of every transition of a batch of the compiled tracker's
     columns (``TransitionStream.columns``), without making the Transitions: the same text
-    (tests/test_columns.py compares them on every capture)."""
-    from portlens.track.rust import _addresses
+    (tests/test_columns.py compares them on every capture), written by the core
+    (crates/core/src/event_text.rs), where a format call and a clock text a line took twice
+    as long as the tracking."""
+    import numpy as np
 
-    when = [f"{w} " if w else "" for w in map((clock or Clock(utc=True)).text,
-                                               t["ts_ns"].tolist())]
-    return "".join(starmap(_EVENT_STREAMED.format, zip(
-        when, t["uid"], _addresses(t["id.orig_h"]), _addresses(t["id.resp_h"]),
-        t["id.orig_p"].tolist(), t["id.resp_p"].tolist(), t["endpoint"], t["event"],
-        t["from"], t["to"], t["flags"].tolist(), t["seq"].tolist(), t["ack"].tolist(),
-        t["payload"].tolist(), t["frame"].tolist(), strict=True)))
+    import portlens._core as core
+
+    return (clock or Clock(utc=True)).core_lines(
+        lambda: np.unique(t["ts_ns"] // 10**9), partial(core.event_lines, t))
 
 
 def event_json_lines(t: dict[str, Any]) -> str:
     """``json_line(transition_record(t))`` and a newline of every transition of a batch of the
-    compiled tracker's columns: the same text (tests/test_columns.py). Each distinct text is
-    encoded once, as ``json.dumps`` encodes it."""
-    from portlens.track.rust import _addresses
+    compiled tracker's columns: the same text (tests/test_columns.py), written by the core."""
+    import portlens._core as core
 
-    text = lru_cache(maxsize=None)(json.encoder.encode_basestring_ascii)
-    flags = lru_cache(maxsize=None)(lambda f: text(flags_text(f)))
-    return "".join(
-        f'{{"ts_ns":{ts},"frame":{fr},"uid":{text(uid)},"id.orig_h":{text(oh)},'
-        f'"id.orig_p":{op},"id.resp_h":{text(rh)},"id.resp_p":{rp},"proto":"tcp",'
-        f'"endpoint":{text(ep)},"event":{text(ev)},"from":{text(old)},"to":{text(new)},'
-        f'"flags":{fl},"flags_text":{flags(fl)},"seq":{sq},"ack":{ak},"payload":{pl}}}\n'
-        for ts, fr, uid, oh, op, rh, rp, ep, ev, old, new, fl, sq, ak, pl in zip(
-            t["ts_ns"].tolist(), t["frame"].tolist(), t["uid"], _addresses(t["id.orig_h"]),
-            t["id.orig_p"].tolist(), _addresses(t["id.resp_h"]), t["id.resp_p"].tolist(),
-            t["endpoint"], t["event"], t["from"], t["to"], t["flags"].tolist(),
-            t["seq"].tolist(), t["ack"].tolist(), t["payload"].tolist(), strict=True))
+    text: str = core.event_records(t)
+    return text
 
 
 def json_line(obj: dict[str, Any]) -> str:

@@ -229,14 +229,9 @@ def held_lines(file: Any, clock: Clock, rows: np.ndarray | None = None) -> str:
 
 def _lines(clock: Clock, seconds_of: Callable[[], np.ndarray],
            write: Callable[..., tuple[str, int | None, int | None]]) -> str:
-    """What ``write`` (the core's) makes of a batch, given the words, the text of each second
-    its times fall in (``seconds_of``: its distinct seconds, ascending) and ``clock``'s
-    carried times, which move on."""
-    seconds = seconds_of() if clock.zoned else np.zeros(0, np.int64)
-    texts = [clock.second_text(s) for s in seconds.tolist()]
-    text, clock.first_ns, clock.previous_ns = write(
-        _names(), clock.style, seconds, texts, clock.first_ns, clock.previous_ns)
-    return text
+    """What ``write`` (the core's) makes of a batch, given the words and the clock
+    (``Clock.core_lines``)."""
+    return clock.core_lines(seconds_of, partial(write, _names()))
 
 
 def records(batch: PacketBatch) -> str:
