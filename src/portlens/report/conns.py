@@ -335,7 +335,7 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
     made a Connection a row for this, which took longer than all the tracking; then a
     Python string a cell, half as long. Now the columns of numbers (times, durations,
     counts, sizes) and of repeated texts (endpoints, services, TCP states) go to the core as
-    numbers and codes (tables.CORE_CELLS), which writes their text."""
+    numbers and codes (tables.CoreCells), which writes their text."""
     import numpy as np
 
     from portlens.analysis.columns import addresses

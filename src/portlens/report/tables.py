@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, TextIO, overload
+from typing import TYPE_CHECKING, TextIO, TypeVar, overload
 
 from rich.cells import cell_len
 
@@ -36,8 +36,8 @@ FIRST_ROWS = 1000
 """Column widths are decided on at most this many rows; later rows wider than a column push
 the rest of their line right instead of being cut."""
 CODED_ROWS = 16384
-"""Rows of columns whose text the core makes (CodedCells, DurationCells, PairCells,
-StampCells) written at once: a few MB of text."""
+"""Rows of columns whose text the core makes (CoreCells) written at once: a few MB of
+text."""
 FIRST_WAIT = 0.5
 """...or, on a live capture, on the rows that came within this many seconds, so that its first
 rows show at once. Files wait for FIRST_ROWS (or their end): the layout of a file's table never
@@ -242,14 +242,47 @@ class Layout:
         return SEP.join(parts).rstrip()
 
 
+_Cells = TypeVar("_Cells", bound="CoreCells")
+
+
+class CoreCells(Sequence[str]):
+    """A column whose rows' text the core makes from numbers and codes once the layout is
+    fixed (``_write_chunk``, crates/core/src/table.rs ``Cells``), so that a column a
+    connection costs no Python string a row; in Python it reads as that same text, a
+    sequence of str like any column (the layout's first rows, a narrow terminal's lines)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def text(self, i: int) -> str:
+        """Row ``i``'s text."""
+        raise NotImplementedError
+
+    def cut(self: _Cells, rows: slice) -> _Cells:
+        """The cells of ``rows``."""
+        raise NotImplementedError
+
+    def core_column(self) -> tuple[object, ...]:
+        """The column as ``_core.table_lines`` takes it (crates/py/src/table.rs): the kind's
+        name and its numbers."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self: _Cells, i: slice) -> _Cells: ...
+
+    def __getitem__(self: _Cells, i: int | slice) -> str | _Cells:
+        return self.cut(i) if isinstance(i, slice) else self.text(i)
+
+
 @dataclass(frozen=True)
-class CodedCells(Sequence[str]):
+class CodedCells(CoreCells):
     """A column whose cells repeat, as its distinct ``texts`` and each row's index into them,
     optionally followed by ``:`` and the row's ``port`` (none where it is negative): the
-    endpoint ``10.0.0.1:80`` (an IPv6 address's text carries its brackets). A sequence of str
-    like any column; once the layout is fixed, the core makes the rows' text itself
-    (``_write_chunk``), so a column a connection costs no Python string a row (`sockets`:
-    150,000 rows of addresses)."""
+    endpoint ``10.0.0.1:80`` (an IPv6 address's text carries its brackets). `sockets`: 150,000
+    rows of addresses."""
 
     texts: list[str]
     codes: npt.NDArray[np.int64]
@@ -258,18 +291,16 @@ class CodedCells(Sequence[str]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> CodedCells: ...
-
-    def __getitem__(self, i: int | slice) -> str | CodedCells:
-        if isinstance(i, slice):
-            return CodedCells(self.texts, self.codes[i],
-                              None if self.port is None else self.port[i])
+    def text(self, i: int) -> str:
         text = self.texts[self.codes[i]]
         return text if self.port is None or self.port[i] < 0 else f"{text}:{self.port[i]}"
+
+    def cut(self, rows: slice) -> CodedCells:
+        return CodedCells(self.texts, self.codes[rows],
+                          None if self.port is None else self.port[rows])
+
+    def core_column(self) -> tuple[object, ...]:
+        return ("coded", self.texts, self.codes, self.port)
 
     def __iter__(self) -> Iterator[str]:
         texts = [self.texts[c] for c in self.codes.tolist()]
@@ -280,34 +311,32 @@ class CodedCells(Sequence[str]):
 
 
 @dataclass(frozen=True)
-class DurationCells(Sequence[str]):
-    """Durations in nanoseconds, each shown as ``human.duration`` writes it; the core writes
-    a chunk's (crates/core/src/human.rs) without a Python string a row."""
+class DurationCells(CoreCells):
+    """Durations in nanoseconds, each shown as ``human.duration`` writes it (the core's:
+    crates/core/src/human.rs)."""
 
     ns: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.ns)
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> DurationCells: ...
-
-    def __getitem__(self, i: int | slice) -> str | DurationCells:
-        if isinstance(i, slice):
-            return DurationCells(self.ns[i])
+    def text(self, i: int) -> str:
         return human.duration(int(self.ns[i]))
+
+    def cut(self, rows: slice) -> DurationCells:
+        return DurationCells(self.ns[rows])
+
+    def core_column(self) -> tuple[object, ...]:
+        return ("duration", self.ns)
 
     def __iter__(self) -> Iterator[str]:
         return map(human.duration, self.ns.tolist())
 
 
 @dataclass(frozen=True)
-class PairCells(Sequence[str]):
+class PairCells(CoreCells):
     """The originator's and the responder's figure, ``a/b``: counts, or with ``size`` sizes
-    as ``human.size`` writes them (``1.2 kB/300 B``); the core writes a chunk's."""
+    as ``human.size`` writes them (``1.2 kB/300 B``)."""
 
     a: npt.NDArray[np.int64]
     b: npt.NDArray[np.int64]
@@ -316,29 +345,27 @@ class PairCells(Sequence[str]):
     def __len__(self) -> int:
         return len(self.a)
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
+    def text(self, i: int) -> str:
+        return self._pair(int(self.a[i]), int(self.b[i]))
 
-    @overload
-    def __getitem__(self, i: slice) -> PairCells: ...
-
-    def __getitem__(self, i: int | slice) -> str | PairCells:
-        if isinstance(i, slice):
-            return PairCells(self.a[i], self.b[i], self.size)
-        return self._text(int(self.a[i]), int(self.b[i]))
-
-    def _text(self, a: int, b: int) -> str:
+    def _pair(self, a: int, b: int) -> str:
         return f"{human.size(a)}/{human.size(b)}" if self.size else f"{a}/{b}"
 
+    def cut(self, rows: slice) -> PairCells:
+        return PairCells(self.a[rows], self.b[rows], self.size)
+
+    def core_column(self) -> tuple[object, ...]:
+        return ("pair", self.a, self.b, self.size)
+
     def __iter__(self) -> Iterator[str]:
-        return map(self._text, self.a.tolist(), self.b.tolist())
+        return map(self._pair, self.a.tolist(), self.b.tolist())
 
 
 @dataclass(frozen=True)
-class StampCells(Sequence[str]):
+class StampCells(CoreCells):
     """Times (ns since 1970) as ``clock`` shows them, in a style that depends on no other
-    row (clock.py ``STAMPED``: epoch, time of day, date); the core writes a chunk's, given the
-    text of each second in it, the part the time zone's calendar decides."""
+    row (clock.py ``STAMPED``: epoch, time of day, date); the core is given the text of each
+    second in a chunk, the part the time zone's calendar decides."""
 
     clock: Clock
     ts_ns: npt.NDArray[np.int64]
@@ -346,23 +373,15 @@ class StampCells(Sequence[str]):
     def __len__(self) -> int:
         return len(self.ts_ns)
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> StampCells: ...
-
-    def __getitem__(self, i: int | slice) -> str | StampCells:
-        if isinstance(i, slice):
-            return StampCells(self.clock, self.ts_ns[i])
+    def text(self, i: int) -> str:
         return self.clock.stamp_text(int(self.ts_ns[i]))
 
-    def __iter__(self) -> Iterator[str]:
-        return map(self.clock.stamp_text, self.ts_ns.tolist())
+    def cut(self, rows: slice) -> StampCells:
+        return StampCells(self.clock, self.ts_ns[rows])
 
     def core_column(self) -> tuple[object, ...]:
-        """``_core.table_lines``' stamp column: the distinct seconds, ascending, and the
-        text of each (none in the epoch style, which needs no calendar)."""
+        """The distinct seconds, ascending, and the text of each (none in the epoch style,
+        which needs no calendar)."""
         import numpy as np
 
         if not self.clock.zoned:
@@ -371,9 +390,8 @@ class StampCells(Sequence[str]):
         texts = list(map(self.clock.second_text, seconds.tolist()))
         return ("stamp", self.clock.style, seconds, texts, self.ts_ns)
 
-
-CORE_CELLS = (CodedCells, DurationCells, PairCells, StampCells)
-"""Columns whose rows' text the core makes from numbers and codes."""
+    def __iter__(self) -> Iterator[str]:
+        return map(self.clock.stamp_text, self.ts_ns.tolist())
 
 
 class TableWriter:
@@ -439,7 +457,7 @@ class TableWriter:
         while self.layout is None and done < n:
             self.add([column[done] for column in columns])
             done += 1
-        step = (CODED_ROWS if any(isinstance(c, CORE_CELLS) for c in columns)
+        step = (CODED_ROWS if any(isinstance(c, CoreCells) for c in columns)
                 else FIRST_ROWS)
         for start in range(done, n, step):
             self._write_chunk([column[start:start + step] for column in columns])
@@ -516,14 +534,8 @@ class TableWriter:
 
 def _core_column(cells: Sequence[str]) -> object:
     """A column as ``_core.table_lines`` takes it (crates/py/src/table.rs): a list of str, or
-    a tuple of the kind's name and its numbers."""
-    if isinstance(cells, CodedCells):
-        return ("coded", cells.texts, cells.codes, cells.port)
-    if isinstance(cells, DurationCells):
-        return ("duration", cells.ns)
-    if isinstance(cells, PairCells):
-        return ("pair", cells.a, cells.b, cells.size)
-    if isinstance(cells, StampCells):
+    a tuple of the kind's name and its numbers (``CoreCells.core_column``)."""
+    if isinstance(cells, CoreCells):
         return cells.core_column()
     return cells if isinstance(cells, list) else list(cells)
 
