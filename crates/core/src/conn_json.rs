@@ -330,6 +330,15 @@ pub fn push_flags_text(out: &mut String, flags: u16) {
 /// as `\u` and four lower-case hex digits (two, a surrogate pair, past U+FFFF).
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    // Most texts (uids, states, events, addresses) need no escape: copied whole, where a
+    // push a character cost most of a JSON line's strings.
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
