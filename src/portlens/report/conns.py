@@ -349,9 +349,9 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
     resp_p = cols["id.resp_p"].astype(np.int64)
     ends = [orig_codes.astype(np.int64), orig_p.copy(), resp_codes.astype(np.int64),
             resp_p.copy()]
-    ip_proto = cols["ip_proto"]
-    ported = (ip_proto == 6) | (ip_proto == 17)
-    unported = np.flatnonzero(~ported).tolist()
+    # what ends_text and port_services go by: the protocol's name
+    port_kind = np.fromiter((_PORTED.get(p, -1) for p in proto), np.int64, n)
+    unported = np.flatnonzero(port_kind < 0).tolist()
     if unported:  # as ends_text: the address alone, the responder's with what it said
         version = cols["ip_version"]
         extra: dict[str, int] = {}
@@ -361,7 +361,7 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
                 what = message_text(int(orig_p[i]), None if code == NO_CODE else code,
                                     v6=version[i] == 6)
             else:
-                what = proto_name(int(ip_proto[i]))
+                what = proto_name(int(cols["ip_proto"][i]))
             for codes, text in ((ends[0], texts[ends[0][i]]),
                                 (ends[2], f"{texts[ends[2][i]]} ({what})")):
                 codes[i] = extra.setdefault(text, len(hosts) + len(extra))
@@ -376,7 +376,7 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
                               cols["resp_pkts"].astype(np.int64)),
         "bytes o/r": PairCells(cols["orig_bytes"].astype(np.int64),
                                cols["resp_bytes"].astype(np.int64), size=True),
-        "service": _service_cells(ported, ip_proto, resp_p),
+        "service": _service_cells(port_kind, resp_p),
         "end": _end_cells(cols),
         "TCP states o/r": _state_cells(cols["orig_state"], cols["resp_state"], _STATES, n),
         "uid": cols["uid"]}
@@ -388,17 +388,17 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
     return [by_name[c.name] for c in columns]
 
 
-def _service_cells(ported: Any, ip_proto: Any, resp_p: Any) -> CodedCells:
-    """Each row's service: the name of its responder's TCP or UDP port, '-' for none; a name
-    looked up once a distinct (protocol, port)."""
+def _service_cells(port_kind: Any, resp_p: Any) -> CodedCells:
+    """Each row's service: the name of its responder's TCP or UDP port (``port_kind`` 0 or
+    1, -1 for other protocols: '-'), looked up once a distinct (protocol, port)."""
     import numpy as np
 
     from portlens.track.rust import _service
 
-    key = np.where(ported, ip_proto.astype(np.int64) * 65536 + resp_p, -1)
+    key = np.where(port_kind >= 0, port_kind * 65536 + resp_p, -1)
     distinct, codes = np.unique(key, return_inverse=True)
-    names = [(_service("tcp" if k >> 16 == 6 else "udp", k & 0xFFFF) if k >= 0 else "")
-             or "-" for k in distinct.tolist()]
+    names = [(_service(_PORT_KINDS[k >> 16], k & 0xFFFF) if k >= 0 else "") or "-"
+             for k in distinct.tolist()]
     return CodedCells(names, codes.astype(np.int64).reshape(-1))
 
 
@@ -429,7 +429,9 @@ def _state_cells(orig_state: list[str | None], resp_state: list[str | None],
     return CodedCells(texts, codes)
 
 
-_PORTED = frozenset({"tcp", "udp"})
+_PORT_KINDS = ("tcp", "udp")
+_PORTED = {name: k for k, name in enumerate(_PORT_KINDS)}
+"""The protocols whose connections have ports, numbered for ``_service_cells``."""
 
 
 def table_rows(conns: Iterable[Connection], columns: tuple[Column, ...] = TABLE_COLUMNS,
