@@ -555,3 +555,55 @@ def test_uid_texts_are_the_keys_repr(capsys: pytest.CaptureFixture[str], tmp_pat
             assert "(7" + text == repr((7, *key))
     explicit = pack_uids(conns, bytearray())["explicit"]
     assert set(explicit) == {str(i) for i, k in enumerate(keys) if k is None}
+
+
+@pytest.mark.parametrize("name", ["loopback-sample", "zeek-wikipedia", "ndpi-6in4tunnel",
+                                  "ndpi-synscan", "zeek-vlan-collisions-default",
+                                  "zeek-gtp-teredo-icmpv6"])
+def test_core_finds_the_serials_the_reference_finds(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, name: str) -> None:
+    """The core's search for each uid's serial (crates/core/src/uid_serials.rs) gives the
+    Python reference's offsets and uids kept as text, in the same order: on the uids as the
+    tracker made them, and on uids made again from other serials: a few away from the rank
+    (found within the window), far away every other row, both mixed, half the rank (as a
+    worker of two counts; the misses stop the search), and with mangled texts."""
+    import numpy as np
+
+    from portlens.report.html.pack import (
+        _text,
+        _uid_inputs,
+        start_ranks,
+        uid_serials,
+        uid_serials_reference,
+    )
+    from portlens.track.tracker import _uid
+
+    path = SAMPLE if name == "loopback-sample" else corpus_file(name)
+    _, data = report(capsys, tmp_path, str(path), "--ladders", "0")
+    conns = data["conns"]
+    n = conns["n"]
+    ts = np.asarray(conns["cols"]["ts_ns"], dtype=np.int64)
+    keys, ranks = _uid_inputs(conns, ts), start_ranks(ts).tolist()
+    made = _text(conns["cols"]["uid"])
+    shifts = {"as made": None, "near": lambda r: r % 4 * 2 - 3 if r > 3 else 0,
+              "far": lambda r: 20 * (r % 2),
+              # found only by searching, between rows no search finds: where the search
+              # stops (the misses' bound) decides which are found
+              "mixed": lambda r: 20 if r % 3 == 0 else r % 2 * 5,
+              "halved": lambda r: -(r // 2)}
+    found = {}
+    for label, shift in shifts.items():
+        uids = [u if shift is None or k is None else _uid(r + 1 + shift(r), *k)
+                for u, k, r in zip(made, keys, ranks, strict=True)]
+        for mangle in (False, True):
+            texts = [u[:-1] + "~" if mangle and i % 3 == 0 else u for i, u in enumerate(uids)]
+            case = {**conns, "cols": {**conns["cols"],
+                                      "uid": {"dict": texts, "codes": list(range(n))}}}
+            offsets, explicit = uid_serials(case)
+            want_offsets, want_explicit = uid_serials_reference(case)
+            assert offsets.tolist() == want_offsets.tolist(), label
+            assert list(explicit.items()) == list(want_explicit.items()), label
+            found[label, mangle] = n - len(explicit)
+    keyed = sum(k is not None for k in keys)
+    assert found["as made", False] == found["near", False] == keyed > 0
+    assert found["far", False] < keyed or keyed < 3

@@ -28,4 +28,5 @@ pub mod table;
 mod testing;
 pub mod text;
 pub mod track;
+pub mod uid_serials;
 pub mod wire;

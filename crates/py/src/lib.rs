@@ -16,6 +16,7 @@ mod ring;
 mod scan;
 mod table;
 mod track;
+mod uid_serials;
 
 use pyo3::prelude::*;
 
@@ -40,6 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
     m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(uid_serials::uid_offsets, m)?)?;
     track::register(m)?;
     Ok(())
 }

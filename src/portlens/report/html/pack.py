@@ -218,9 +218,48 @@ _LOW, _HIGH = 62 ** 9, 62 ** 8
 
 def pack_uids(conns: dict[str, Any], blob: bytearray) -> dict[str, Any]:
     """The uid column: a serial offset per row (serial = rank + 1 + offset) and the uids that
-    cannot be made again, by row. A candidate serial is checked by its digest, as ``_uid``
-    hashes it, against the uid's number (writing each candidate in base 62 took 1 CPU s on
-    the benchmark capture)."""
+    cannot be made again, by row (``uid_serials``)."""
+    offsets, explicit = uid_serials(conns)
+    meta = _store(_zigzag(offsets) + 1, blob)
+    assert meta is not None
+    return {"codec": "uid", "offset_col": meta, "explicit": explicit}
+
+
+def uid_serials(conns: dict[str, Any]) -> tuple[np.ndarray, dict[str, str]]:
+    """Each row's serial offset, and the uids no serial near their rank makes, by row (in
+    rank order), as ``uid_serials_reference`` finds them, found by the core
+    (crates/core/src/uid_serials.rs: a tenth of the benchmark capture's report in Python)."""
+    import portlens._core as core
+
+    cols = conns["cols"]
+    n = conns["n"]
+    uids = _text(cols["uid"])
+    ts = _numbers(cols["ts_ns"])[0] + int(conns["base_ns"])
+    proto = _codes(cols["proto"], [L4.get(t or "", 0) for t in cols["proto"]["dict"]])
+    keyed = proto > 0
+    ends = []
+    for host, port in (("id.orig_h", "id.orig_p"), ("id.resp_h", "id.resp_p")):
+        raw = np.frombuffer(b"".join(addr_bytes(h) for h in cols[host]["dict"]) or b"\0" * 16,
+                            dtype=np.uint8).reshape(-1, 16)
+        codes = np.asarray(cols[host]["codes"], dtype=np.int64).reshape(n)
+        values, null = _numbers(cols[port])
+        keyed &= (codes >= 0) & ~null
+        ends += [np.ascontiguousarray(raw[np.maximum(codes, 0)]),
+                 values.astype(np.uint16)]
+    offsets, rows = core.uid_offsets(start_ranks(ts), uids, keyed, ts,
+                                     proto.astype(np.uint8), *ends, UID_WINDOW)
+    return offsets, {str(i): uids[i] for i in rows}
+
+
+def _codes(col: dict[str, Any], values: list[int]) -> np.ndarray:
+    """A text column's codes made numbers, ``values`` one a text (0 for a null)."""
+    table = np.array([*values, 0], dtype=np.int64)  # code -1: the last
+    return table[np.asarray(col["codes"], dtype=np.int64)]
+
+
+def uid_serials_reference(conns: dict[str, Any]) -> tuple[np.ndarray, dict[str, str]]:
+    """``uid_serials`` in Python, the reference the core's is tested against: each candidate
+    serial is checked by its digest, as ``_uid`` hashes it, against the uid's number."""
     n = conns["n"]
     uids = _text(conns["cols"]["uid"])
     ts = _numbers(conns["cols"]["ts_ns"])[0]
@@ -252,9 +291,7 @@ def pack_uids(conns: dict[str, Any], blob: bytearray) -> dict[str, Any]:
             explicit[str(i)] = uids[i]
         else:
             offsets[i] = guess = found
-    meta = _store(_zigzag(offsets) + 1, blob)
-    assert meta is not None
-    return {"codec": "uid", "offset_col": meta, "explicit": explicit}
+    return offsets, explicit
 
 
 def unpack_uids(meta: dict[str, Any], blob: bytes, conns: dict[str, Any]) -> list[str]:
