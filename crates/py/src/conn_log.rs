@@ -29,11 +29,15 @@ pub fn texts<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<Bound<'p
 }
 
 pub fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]>> {
-    let a: PyReadonlyArray2<'py, u8> = item(cols, key)?.extract()?;
+    address_rows(&item(cols, key)?.extract()?, key)
+}
+
+/// An n×16 array of addresses (the 16-byte column form), copied row by row.
+pub fn address_rows(a: &PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<Vec<[u8; 16]>> {
     let a = a.as_array();
     if a.ncols() != 16 {
         return Err(PyValueError::new_err(format!(
-            "{key}: not 16-byte addresses"
+            "{name}: not 16-byte addresses"
         )));
     }
     Ok(a.rows()

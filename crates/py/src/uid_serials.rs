@@ -7,23 +7,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{name}: not a contiguous array")))
-}
-
-fn addresses(a: &PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<Vec<[u8; 16]>> {
-    let a = a.as_array();
-    if a.ncols() != 16 {
-        return Err(PyValueError::new_err(format!(
-            "{name}: not 16-byte addresses"
-        )));
-    }
-    Ok(a.rows()
-        .into_iter()
-        .map(|r| std::array::from_fn(|i| r[i]))
-        .collect())
-}
+use crate::conn_log::address_rows;
+use crate::track::slice;
 
 /// Each row's serial offset and the rows whose uid no serial within `window` makes (kept as
 /// text), in rank order. A row has a key where `keyed` says so: its first time `ts`, its IP
@@ -59,7 +44,10 @@ pub fn uid_offsets<'py>(
     );
     let proto = slice(&proto, "proto")?;
     let (orig_p, resp_p) = (slice(&orig_p, "orig_p")?, slice(&resp_p, "resp_p")?);
-    let (orig_h, resp_h) = (addresses(&orig_h, "orig_h")?, addresses(&resp_h, "resp_h")?);
+    let (orig_h, resp_h) = (
+        address_rows(&orig_h, "orig_h")?,
+        address_rows(&resp_h, "resp_h")?,
+    );
     let n = texts.len();
     let lengths = [
         ranks.len(),
