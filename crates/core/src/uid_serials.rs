@@ -93,7 +93,7 @@ pub fn serial_offsets(rows: &[UidRow<'_>], window: i64) -> Result<Serials, NotRa
                     Some(guess)
                 } else if misses <= 64 + seen / 16 {
                     let near = (1..=window)
-                        .flat_map(|k| [guess + k, guess - k])
+                        .flat_map(|k| [guess.saturating_add(k), guess.saturating_sub(k)])
                         .find(|&d| made(d));
                     misses += usize::from(near.is_none());
                     near
