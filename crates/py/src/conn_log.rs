@@ -22,10 +22,19 @@ pub fn numbers<T: Element + Copy>(cols: &Bound<'_, PyDict>, key: &str) -> PyResu
 
 /// A list of str column, borrowed.
 pub fn texts<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<Bound<'py, PyString>>> {
-    let list = item(cols, key)?.cast_into::<PyList>()?;
+    str_list(&item(cols, key)?.cast_into::<PyList>()?)
+}
+
+/// A list's items, each a str (else a TypeError).
+pub fn str_list<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Bound<'py, PyString>>> {
     list.iter()
         .map(|v| Ok(v.cast_into::<PyString>()?))
         .collect()
+}
+
+/// Borrowed strs' text, for a writer of the core.
+pub fn as_strs<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
+    strings.iter().map(|s| s.to_str()).collect()
 }
 
 pub fn addresses<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Vec<[u8; 16]>> {

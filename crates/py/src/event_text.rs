@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::conn_log::{addresses, numbers, texts};
+use crate::conn_log::{addresses, as_strs, numbers, texts};
 
 /// The columns, read once for all their rows.
 struct Read<'py> {
@@ -27,10 +27,6 @@ struct Read<'py> {
     seq: Vec<u32>,
     ack: Vec<u32>,
     payload: Vec<i64>,
-}
-
-fn strs<'a>(list: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
-    list.iter().map(|s| s.to_str()).collect()
 }
 
 impl<'py> Read<'py> {
@@ -56,8 +52,12 @@ impl<'py> Read<'py> {
 
     /// The batch's texts as str, and `write` given the columns.
     fn with<T>(&self, write: impl FnOnce(&EventColumns<'_>) -> T) -> PyResult<T> {
-        let (uid, endpoint) = (strs(&self.uid)?, strs(&self.endpoint)?);
-        let (event, from, to) = (strs(&self.event)?, strs(&self.from)?, strs(&self.to)?);
+        let (uid, endpoint) = (as_strs(&self.uid)?, as_strs(&self.endpoint)?);
+        let (event, from, to) = (
+            as_strs(&self.event)?,
+            as_strs(&self.from)?,
+            as_strs(&self.to)?,
+        );
         Ok(write(&EventColumns {
             ts_ns: &self.ts_ns,
             frame: &self.frame,

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::addr;
+use crate::conn_log::as_strs;
 
 #[pyclass(module = "portlens._core", name = "PortFold")]
 pub struct PortFold {
@@ -189,10 +190,6 @@ impl<'py> Read<'py> {
     }
 }
 
-fn texts<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
-    strings.iter().map(|s| s.to_str()).collect()
-}
-
 /// `portlens._core.port_outcomes(cols)`: each row's outcome, an index into
 /// `portlens.analysis.ports.OUTCOMES`, by the fold's rules (the HTML report's connection
 /// table shows it).
@@ -202,7 +199,7 @@ pub fn port_outcomes<'py>(
     cols: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let read = Read::of(cols)?;
-    let (state, history) = (texts(&read.states)?, texts(&read.histories)?);
+    let (state, history) = (as_strs(&read.states)?, as_strs(&read.histories)?);
     let c = read.columns(&state, &history);
     let outcomes = py
         .detach(|| ports::outcomes(&c))
@@ -224,7 +221,7 @@ impl PortFold {
     /// `PORT_COLUMNS`).
     fn add(&mut self, py: Python<'_>, cols: &Bound<'_, PyDict>) -> PyResult<()> {
         let read = Read::of(cols)?;
-        let (state, history) = (texts(&read.states)?, texts(&read.histories)?);
+        let (state, history) = (as_strs(&read.states)?, as_strs(&read.histories)?);
         let c = read.columns(&state, &history);
         let inner = &mut self.inner;
         py.detach(|| inner.add(&c)).map_err(PyValueError::new_err)

@@ -8,6 +8,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+use crate::conn_log::{as_strs, str_list};
+
 /// A column as Python gives it (report/tables.py `_core_column`): a list of str, or a tuple
 /// named by its first item, with int64 arrays: ("coded", texts, codes, port or None)
 /// (`CodedCells`), ("duration", ns) (`DurationCells`), ("pair", a, b, size) (`PairCells`),
@@ -33,15 +35,9 @@ enum Column<'py> {
     },
 }
 
-fn strings<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Bound<'py, PyString>>> {
-    list.iter()
-        .map(|x| x.cast_into::<PyString>().map_err(PyErr::from))
-        .collect()
-}
-
 fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {
     if let Ok(list) = obj.cast::<PyList>() {
-        return Ok(Column::Text(strings(list)?));
+        return Ok(Column::Text(str_list(list)?));
     }
     let tuple = obj.cast::<PyTuple>()?;
     let kind: String = tuple.get_item(0)?.extract()?;
@@ -50,7 +46,7 @@ fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {
         "coded" => {
             let (texts, codes, port): (Bound<'py, PyList>, _, _) = rest.extract()?;
             Column::Coded {
-                texts: strings(&texts)?,
+                texts: str_list(&texts)?,
                 codes,
                 port,
             }
@@ -79,10 +75,6 @@ fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {
     })
 }
 
-fn texts<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
-    strings.iter().map(|s| s.to_str()).collect()
-}
-
 /// The lines of the rows (each with its newline), or None when a cell is not printable ASCII:
 /// the caller then lays those rows out itself (its layout cleans and measures such text).
 #[pyfunction]
@@ -106,13 +98,13 @@ pub fn table_lines(
     let mut cells = Vec::with_capacity(given.len());
     for c in &given {
         cells.push(match c {
-            Column::Text(strings) => Cells::Text(texts(strings)?),
+            Column::Text(strings) => Cells::Text(as_strs(strings)?),
             Column::Coded {
                 texts: strings,
                 codes,
                 port,
             } => Cells::Coded {
-                texts: texts(strings)?,
+                texts: as_strs(strings)?,
                 codes: codes.as_slice()?,
                 port: port.as_ref().map(|p| p.as_slice()).transpose()?,
             },

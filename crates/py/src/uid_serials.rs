@@ -5,9 +5,9 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use portlens_core::uid_serials::{serial_offsets, UidKey, UidRow};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::PyList;
 
-use crate::conn_log::address_rows;
+use crate::conn_log::{address_rows, as_strs, str_list};
 use crate::track::slice;
 
 /// Each row's serial offset and the rows whose uid no serial within `window` makes (kept as
@@ -29,14 +29,8 @@ pub fn uid_offsets<'py>(
     resp_p: PyReadonlyArray1<'py, u16>,
     window: i64,
 ) -> PyResult<(Bound<'py, PyArray1<i64>>, Vec<usize>)> {
-    let strings: Vec<Bound<'py, PyString>> = uids
-        .iter()
-        .map(|u| Ok(u.cast_into::<PyString>()?))
-        .collect::<PyResult<_>>()?;
-    let texts: Vec<&str> = strings
-        .iter()
-        .map(|s| s.to_str())
-        .collect::<PyResult<_>>()?;
+    let strings = str_list(uids)?;
+    let texts = as_strs(&strings)?;
     let (ranks, keyed, ts) = (
         slice(&ranks, "ranks")?,
         slice(&keyed, "keyed")?,
