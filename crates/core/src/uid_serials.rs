@@ -8,7 +8,7 @@
 //! a few (a connection made before another may start later in a reordered capture). Rows are
 //! tried in rank order, each first at the offset the row before had (`guess`).
 
-use crate::track::ids::flow_uid;
+use crate::track::ids::{flow_uid, Uid};
 
 /// What makes a TCP or UDP connection's uid besides its serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,27 @@ pub struct UidKey {
     pub proto: u8,
     pub orig: ([u8; 16], u16),
     pub resp: ([u8; 16], u16),
+}
+
+impl UidKey {
+    /// The uid of `serial`: [`flow_uid`] of the key with its ends in the table's order (the
+    /// smaller (address, port) first).
+    fn uid(&self, scratch: &mut Vec<u8>, serial: u64) -> Uid {
+        let (a, b) = if self.orig <= self.resp {
+            (self.orig, self.resp)
+        } else {
+            (self.resp, self.orig)
+        };
+        flow_uid(
+            scratch,
+            serial,
+            self.ts,
+            self.proto,
+            None,
+            (&a.0, a.1),
+            (&b.0, b.1),
+        )
+    }
 }
 
 /// One connection: its rank by (start time, row), its uid's text, and its key (None for a
@@ -70,24 +91,9 @@ pub fn serial_offsets(rows: &[UidRow<'_>], window: i64) -> Result<Serials, NotRa
         let row = &rows[i];
         let found = match (row.key, digits(row.uid)) {
             (Some(key), Some(want)) => {
-                let (a, b) = if key.orig <= key.resp {
-                    (key.orig, key.resp)
-                } else {
-                    (key.resp, key.orig)
-                };
                 let mut made = |offset: i64| {
                     let serial = row.rank.saturating_add(1).saturating_add(offset);
-                    serial > 0
-                        && flow_uid(
-                            &mut scratch,
-                            serial as u64,
-                            key.ts,
-                            key.proto,
-                            None,
-                            (&a.0, a.1),
-                            (&b.0, b.1),
-                        )[..]
-                            == *want
+                    serial > 0 && key.uid(&mut scratch, serial as u64)[..] == *want
                 };
                 if made(guess) {
                     Some(guess)
@@ -120,22 +126,12 @@ mod tests {
 
     /// The uid's text: "C" and [`flow_uid`]'s digits.
     fn uid_text(serial: u64, key: &UidKey) -> String {
-        let (a, b) = if key.orig <= key.resp {
-            (key.orig, key.resp)
-        } else {
-            (key.resp, key.orig)
-        };
-        let uid = flow_uid(
-            &mut Vec::new(),
-            serial,
-            key.ts,
-            key.proto,
-            None,
-            (&a.0, a.1),
-            (&b.0, b.1),
-        );
         std::iter::once('C')
-            .chain(uid.iter().map(|&c| char::from(c)))
+            .chain(
+                key.uid(&mut Vec::new(), serial)
+                    .iter()
+                    .map(|&c| char::from(c)),
+            )
             .collect()
     }
 

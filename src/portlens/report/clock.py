@@ -122,16 +122,20 @@ class Clock:
     def core_lines(self, seconds_of: Callable[[], Any],
                    write: Callable[..., tuple[str, int | None, int | None]]) -> str:
         """What a writer of lines in the core makes of a batch (packets, transitions), given
-        this clock's style, the text of each second the batch's times fall in (``seconds_of``:
-        its distinct seconds, ascending, an int64 array; asked in a zoned style only) and the
-        times the clock carries, which move on as they would line by line."""
+        this clock's style, the text of each second the batch's times fall in (``calendar``)
+        and the times the clock carries, which move on as they would line by line."""
+        text, self.first_ns, self.previous_ns = write(
+            self.style, *self.calendar(seconds_of), self.first_ns, self.previous_ns)
+        return text
+
+    def calendar(self, seconds_of: Callable[[], Any]) -> tuple[Any, list[str]]:
+        """What the core's writers are given of the calendar: the distinct seconds of a batch
+        (``seconds_of``: ascending, an int64 array; asked in a zoned style only, the others
+        need none) and the text of each."""
         import numpy as np
 
         seconds = seconds_of() if self.zoned else np.zeros(0, np.int64)
-        texts = [self.second_text(s) for s in seconds.tolist()]
-        text, self.first_ns, self.previous_ns = write(
-            self.style, seconds, texts, self.first_ns, self.previous_ns)
-        return text
+        return seconds, [self.second_text(s) for s in seconds.tolist()]
 
     def second_text(self, seconds: int) -> str:
         """The text of a whole second in the time or date style, before its fraction: the

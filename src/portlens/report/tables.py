@@ -380,14 +380,10 @@ class StampCells(CoreCells):
         return StampCells(self.clock, self.ts_ns[rows])
 
     def core_column(self) -> tuple[object, ...]:
-        """The distinct seconds, ascending, and the text of each (none in the epoch style,
-        which needs no calendar)."""
+        """With the distinct seconds and their texts (``Clock.calendar``)."""
         import numpy as np
 
-        if not self.clock.zoned:
-            return ("stamp", self.clock.style, np.empty(0, np.int64), [], self.ts_ns)
-        seconds = np.unique(self.ts_ns // 10**9)
-        texts = list(map(self.clock.second_text, seconds.tolist()))
+        seconds, texts = self.clock.calendar(lambda: np.unique(self.ts_ns // 10**9))
         return ("stamp", self.clock.style, seconds, texts, self.ts_ns)
 
     def __iter__(self) -> Iterator[str]:
