@@ -10,6 +10,7 @@
 //! hash seeded from the operating system's random source (`FlowHasher`), so crafted traffic
 //! cannot flood one bucket.
 
+mod carriers;
 pub mod columns;
 pub mod flow;
 pub mod history;
@@ -30,6 +31,7 @@ use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
+use carriers::{Crossing, Made};
 pub use columns::{ConnBatch, EndAt, Packets, TransitionBatch};
 use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
@@ -46,6 +48,8 @@ const CSUM_BAD: u8 = 2;
 const SUB_FRAME: u8 = 0;
 const SUB_CARRIER: u8 = 1;
 const SUB_MSDU: u8 = 2;
+/// `Tracker::level` of what a row's tunnels carry.
+const INNER: u8 = u8::MAX;
 const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 const BROADCAST4: [u8; 16] = [
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1175,7 +1179,7 @@ pub struct Tracker {
     uids: UidMaker,
     /// The encapsulations of the last frame's own row, outermost first: the carriers its
     /// A-MSDU subframes' rows share (`carriers`).
-    frame_chain: Vec<(u8, Uid)>,
+    frame_chain: Vec<Made>,
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
     spare: SpareBlocks,
@@ -1204,6 +1208,9 @@ pub struct Tracker {
     reparented: Vec<u32>,
     /// The batch row being tracked (`births`).
     row: u32,
+    /// The tunnel level of what is being tracked in the row: a carrier's (outermost 0), or
+    /// `INNER` (`births`).
+    level: u8,
     pub transitions: TransitionBatch,
     pub packets_tracked: u64,
     pub packets_skipped: u64,
@@ -1256,6 +1263,7 @@ impl Tracker {
             births: None,
             reparented: Vec::new(),
             row: 0,
+            level: INNER,
             transitions: TransitionBatch::default(),
             packets_tracked: 0,
             packets_skipped: 0,
@@ -1467,6 +1475,7 @@ impl Tracker {
         if let (Some(births), Some((key, ts))) = (&mut self.births, born) {
             births.push(Birth {
                 row: self.row,
+                level: self.level,
                 slot,
                 serial,
                 ts,
@@ -1660,7 +1669,7 @@ impl Tracker {
 
     /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
-        self.feed_rows(p, None)
+        self.feed_rows(p, None, None)
     }
 
     /// `feed` for a tracker of one flow shard: only the rows where `mine` is true are
@@ -1679,14 +1688,19 @@ impl Tracker {
         if shard.is_some() && self.created.is_none() {
             self.created = Some(Vec::new());
         }
-        self.feed_rows(p, shard)
+        self.feed_rows(p, shard, None)
     }
 
     /// `feed_shard` without the first frames of what it creates (`Shards` numbers them).
+    /// With `crossing` (`Shards`' threads), `shard.mine` are the rows whose inner flow is the
+    /// shard's, and a tunnelled row's UDP carriers are each tracked by the shard of their own
+    /// host pair, whichever tracks what they carry (carriers.rs); without, a shard tracks all
+    /// of its rows, carriers included.
     pub(crate) fn feed_rows(
         &mut self,
         p: &Packets<'_>,
         shard: Option<ShardRows<'_>>,
+        crossing: Option<Crossing<'_>>,
     ) -> Result<(), ColumnError> {
         let n = p.check()?;
         if let Some(s) = shard {
@@ -1730,7 +1744,12 @@ impl Tracker {
             used &= !(bad_ip || drop && p.ip_len_zero[i]);
             if theirs {
                 if used {
-                    self.clock(p.frame[i], zeek_time(p.ts_ns[i]));
+                    let (ts, zts) = (p.ts_ns[i], zeek_time(p.ts_ns[i]));
+                    self.clock(p.frame[i], zts);
+                    if depth > 0 && crossing.is_some() {
+                        // the carriers of this shard, and the chain the subframes share
+                        self.carriers(p, i, n, ts, zts, crossing);
+                    }
                     if shard.is_some_and(|s| s.quoted[i]) && quotes_a_flow(p, i) {
                         let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
                         self.attach_icmp_error(p, i, vlan);
@@ -1747,7 +1766,8 @@ impl Tracker {
             let zts = zeek_time(ts);
             self.clock(p.frame[i], zts);
             let encap = if depth > 0 {
-                self.carriers(p, i, n, ts, zts)
+                self.carriers(p, i, n, ts, zts, crossing)
+                    .map(|m| self.resolve(m, crossing))
             } else {
                 None
             };
@@ -1796,6 +1816,14 @@ impl Tracker {
             self.encapsulation(slot, encap);
             self.packets_tracked += 1;
         }
+        if let Some(x) = crossing {
+            // A frame's subframes in the next batch would look for this batch's cells.
+            for m in &mut self.frame_chain {
+                if let Made::Cell(cell, owner) = *m {
+                    *m = Made::Known(1, x.carriers.wait(cell, owner));
+                }
+            }
+        }
         self.end_step(self.step);
         if self.timers.heap.len() > 4 * self.live + 4096 {
             self.compact_timers();
@@ -1809,6 +1837,8 @@ impl Tracker {
     /// EncapsulationStack::Last, §12). An A-MSDU subframe's row shares the carriers crossed
     /// before its 802.11 header with its frame's own row, which counted them: Zeek pops the
     /// encapsulation stack back to that depth for each subframe (IEEE802_11Analyzer).
+    /// With `crossing`, only the shard's own UDP carriers are counted; the others are named
+    /// by their cells.
     fn carriers(
         &mut self,
         p: &Packets<'_>,
@@ -1816,12 +1846,13 @@ impl Tracker {
         n: usize,
         ts: i64,
         zts: i64,
-    ) -> Option<(u8, Uid)> {
+        crossing: Option<Crossing<'_>>,
+    ) -> Option<Made> {
         let depth = usize::from(p.tunnel_depth[i]);
         let sub = p.sub[i];
         let shared = usize::from(sub.saturating_sub(SUB_MSDU));
         let mut middle = middle_carriers(p, i, n);
-        let mut encap: Option<(u8, Uid)> = None;
+        let mut encap: Option<Made> = None;
         for level in 0..depth {
             if sub >= SUB_MSDU && level < shared {
                 if let Some(&made) = self.frame_chain.get(level) {
@@ -1853,11 +1884,39 @@ impl Tracker {
             } else {
                 continue; // its row was not selected
             };
-            let (made, slot) =
-                self.carrier(src, dst, proto, ip_len, p.tunnel[i], ts, zts, p.frame[i]);
-            if let (Some(slot), true) = (slot, level > 0) {
-                self.encapsulation(slot, encap);
-            }
+            let made = if proto != 17 {
+                // an IP tunnel is no connection, only a tunnel record
+                Made::Ip {
+                    src: src.0,
+                    dst: dst.0,
+                    kinds: p.tunnel[i],
+                }
+            } else {
+                let owner = crossing.map(|x| x.carriers.owner(&src.0, &dst.0));
+                match (crossing, owner) {
+                    (Some(x), Some(k)) if k != usize::from(x.me) => {
+                        Made::Cell(x.carriers.cell(i, level), k as u16)
+                    }
+                    _ => {
+                        self.level = level as u8;
+                        let slot = self.udp_carrier(src, dst, ip_len, ts, zts, p.frame[i]);
+                        self.level = INNER;
+                        if level > 0 {
+                            let parent = encap.map(|m| self.resolve(m, crossing));
+                            self.encapsulation(slot, parent);
+                        }
+                        let uid = self
+                            .slots
+                            .get(slot as usize)
+                            .and_then(|s| s.as_ref())
+                            .map_or([0; 17], Entry::uid);
+                        if let Some(x) = crossing {
+                            x.carriers.put(x.carriers.cell(i, level), uid);
+                        }
+                        Made::Known(1, uid)
+                    }
+                }
+            };
             encap = Some(made);
             if sub == SUB_FRAME {
                 self.frame_chain.push(made);
@@ -1866,33 +1925,34 @@ impl Tracker {
         encap
     }
 
-    /// Counts a tunnel carrier: a UDP one is a connection of its own, an IP one (GRE,
-    /// IP-in-IP) only a tunnel record, as in Zeek. Returns the encapsulation it makes for what
-    /// it carries, and the carrier's slot if it is a connection.
-    #[allow(clippy::too_many_arguments)]
-    fn carrier(
+    /// The encapsulation a carrier makes for what it carries (the carrier's kind and uid).
+    fn resolve(&mut self, made: Made, crossing: Option<Crossing<'_>>) -> (u8, Uid) {
+        match made {
+            Made::Known(kind, uid) => (kind, uid),
+            Made::Ip { src, dst, kinds } => (
+                2,
+                ids::tunnel_uid(&mut self.uids.scratch, &src, &dst, kinds),
+            ),
+            Made::Cell(cell, owner) => match crossing {
+                Some(x) => (1, x.carriers.wait(cell, owner)),
+                None => unreachable!("a carrier of another shard outside Shards"),
+            },
+        }
+    }
+
+    /// Counts a UDP tunnel carrier, a connection of its own as in Zeek; returns its slot.
+    fn udp_carrier(
         &mut self,
         src: ([u8; 16], u16),
         dst: ([u8; 16], u16),
-        proto: u8,
         ip_len: u32,
-        kinds: u32,
         ts: i64,
         zts: i64,
         frame: i64,
-    ) -> ((u8, Uid), Option<u32>) {
-        if proto != 17 {
-            return (
-                (
-                    2,
-                    ids::tunnel_uid(&mut self.uids.scratch, &src.0, &dst.0, kinds),
-                ),
-                None,
-            );
-        }
+    ) -> u32 {
         let v4 = src.0[..12] == V4_PREFIX;
         let hdr: i64 = if v4 { 20 } else { 40 };
-        let slot = self.udp(
+        self.udp(
             src.0,
             src.1,
             dst.0,
@@ -1906,13 +1966,7 @@ impl Tracker {
             None,
             if v4 { 4 } else { 6 },
             Hints::default(),
-        );
-        let uid = self
-            .slots
-            .get(slot as usize)
-            .and_then(|s| s.as_ref())
-            .map_or([0; 17], Entry::uid);
-        ((1, uid), Some(slot))
+        )
     }
 
     fn ignored(&self, src: &[u8; 16]) -> bool {
@@ -2354,8 +2408,10 @@ pub struct ShardRows<'a> {
 /// A connection created by a tracker of one of `Shards`' threads in the current batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Birth {
-    /// The batch row that created it: one run creates in row order.
+    /// The batch row that created it, and its level in the row's tunnels: one run creates
+    /// in row order, a row's carriers outermost first, then what they carry.
     pub row: u32,
+    pub level: u8,
     pub slot: u32,
     /// Its serial in its shard (the shards' serials go on from one run's count).
     pub serial: u64,
@@ -2386,12 +2442,15 @@ pub(crate) struct UidMaker {
     pub(crate) scratch: Vec<u8>,
     /// A flow shard's serials above this are the current batch's, not yet the run's.
     pub(crate) provisional_after: Option<u64>,
+    /// The flow shard's number, in its stand-ins: another shard's carrier may be named by
+    /// one (carriers.rs).
+    pub(crate) shard: u16,
 }
 
 impl UidMaker {
     fn flow(&mut self, serial: u64, ts: i64, key: &Key) -> Uid {
         match self.provisional_after {
-            Some(base) if serial > base => provisional_uid(serial),
+            Some(base) if serial > base => provisional_uid(self.shard, serial),
             _ => flow_uid_of(&mut self.scratch, serial, ts, key),
         }
     }
@@ -2399,9 +2458,10 @@ impl UidMaker {
 
 /// A flow shard's stand-in uid for its serial: 0xFF is no base-62 digit, so it is never a
 /// real uid, and it names the connection until `Shards::rename` (tunnel parents).
-pub(crate) fn provisional_uid(serial: u64) -> Uid {
+pub(crate) fn provisional_uid(shard: u16, serial: u64) -> Uid {
     let mut uid = [0xFF; 17];
     uid[..8].copy_from_slice(&serial.to_le_bytes());
+    uid[8..10].copy_from_slice(&shard.to_le_bytes());
     uid
 }
 
@@ -2609,9 +2669,27 @@ mod tracker_tests {
         u8_zero: Vec<u8>,
         u32_zero: Vec<u32>,
         addr_zero: Vec<u8>,
+        tunnel_depth: Vec<u8>,
+        tunnel: Vec<u32>,
+        /// The outermost carrier, then the innermost (`out_*`, `car_*`).
+        carriers: [CarrierRows; 2],
         /// The frame number before this batch's first.
         first: i64,
     }
+
+    /// The columns of one level of carriers.
+    #[derive(Default)]
+    struct CarrierRows {
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        proto: Vec<u8>,
+        sport: Vec<u16>,
+        dport: Vec<u16>,
+        ip_len: Vec<u32>,
+    }
+
+    /// A tunnel carrier: from, to, IP protocol (17 UDP, 47 GRE).
+    type Carrier = (([u8; 16], u16), ([u8; 16], u16), u8);
 
     /// 10.0.0.`last`.
     fn v4(last: u8) -> [u8; 16] {
@@ -2660,6 +2738,50 @@ mod tracker_tests {
             self.u8_zero.push(0);
             self.u32_zero.push(0);
             self.addr_zero.extend_from_slice(&[0u8; 16]);
+            self.tunnel_depth.push(0);
+            self.tunnel.push(0);
+            for c in &mut self.carriers {
+                c.src.extend_from_slice(&[0u8; 16]);
+                c.dst.extend_from_slice(&[0u8; 16]);
+                c.proto.push(0);
+                c.sport.push(0);
+                c.dport.push(0);
+                c.ip_len.push(0);
+            }
+        }
+
+        /// The last row came through `carriers`, outermost first (one or two).
+        fn tunnel_last(&mut self, carriers: &[Carrier]) {
+            let (Some(&inner), Some(depth)) = (self.ip_len.last(), self.tunnel_depth.last_mut())
+            else {
+                return;
+            };
+            *depth = carriers.len() as u8;
+            let mut kinds = 0u32;
+            let mut ip_len = inner;
+            // the innermost carrier's level is the last: `car_*` when there are two
+            let levels: Vec<usize> = if carriers.len() > 1 {
+                vec![0, 1]
+            } else {
+                vec![0]
+            };
+            for (&(from, to, proto), &level) in carriers.iter().zip(&levels).rev() {
+                ip_len += if proto == 17 {
+                    20 + 8 + 8 + 14
+                } else {
+                    20 + 4 + 14
+                };
+                kinds |= if proto == 17 { 1 } else { 2 };
+                let c = &mut self.carriers[level];
+                let at = c.proto.len() - 1;
+                c.src[at * 16..][..16].copy_from_slice(&from.0);
+                c.dst[at * 16..][..16].copy_from_slice(&to.0);
+                (c.proto[at], c.sport[at], c.dport[at]) = (proto, from.1, to.1);
+                c.ip_len[at] = ip_len;
+            }
+            if let Some(t) = self.tunnel.last_mut() {
+                *t = kinds;
+            }
         }
 
         fn packets(&self) -> Packets<'_> {
@@ -2707,20 +2829,20 @@ mod tracker_tests {
                 q_sport: &self.u16_zero,
                 q_dport: &self.u16_zero,
                 sub: &self.u8_zero,
-                tunnel_depth: &self.u8_zero,
-                tunnel: &self.u32_zero,
-                out_src: &self.addr_zero,
-                out_dst: &self.addr_zero,
-                out_proto: &self.u8_zero,
-                out_sport: &self.u16_zero,
-                out_dport: &self.u16_zero,
-                out_ip_len: &self.u32_zero,
-                car_src: &self.addr_zero,
-                car_dst: &self.addr_zero,
-                car_proto: &self.u8_zero,
-                car_sport: &self.u16_zero,
-                car_dport: &self.u16_zero,
-                car_ip_len: &self.u32_zero,
+                tunnel_depth: &self.tunnel_depth,
+                tunnel: &self.tunnel,
+                out_src: &self.carriers[0].src,
+                out_dst: &self.carriers[0].dst,
+                out_proto: &self.carriers[0].proto,
+                out_sport: &self.carriers[0].sport,
+                out_dport: &self.carriers[0].dport,
+                out_ip_len: &self.carriers[0].ip_len,
+                car_src: &self.carriers[1].src,
+                car_dst: &self.carriers[1].dst,
+                car_proto: &self.carriers[1].proto,
+                car_sport: &self.carriers[1].sport,
+                car_dport: &self.carriers[1].dport,
+                car_ip_len: &self.carriers[1].ip_len,
                 truncated: &self.flags_b,
                 ip_csum: &self.u8_zero,
                 l4_csum: &self.u8_zero,
@@ -2876,98 +2998,161 @@ mod tracker_tests {
         (rows, transitions)
     }
 
+    /// Cuts `traffic` into batches of uneven sizes, so that connections span them; `tunnel`
+    /// may wrap each row in carriers.
+    fn uneven_batches(traffic: &[Seg], seed: u64, mut tunnel: impl FnMut(&mut Rows)) -> Vec<Rows> {
+        let mut batches = Vec::new();
+        let mut at = 0usize;
+        let mut rng = Lcg(seed * 77);
+        while at < traffic.len() {
+            let n = (1 + rng.next() % 400) as usize;
+            let mut r = Rows {
+                first: at as i64,
+                ..Rows::default()
+            };
+            for &(t, from, to, flags, seq, ack, len) in traffic.iter().skip(at).take(n) {
+                r.tcp(t, from, to, flags, seq, ack, len);
+                tunnel(&mut r);
+            }
+            at += n;
+            batches.push(r);
+        }
+        batches
+    }
+
+    /// Flow shards in threads give one tracker's rows and transitions, in its order, with
+    /// 1 to 5 shards, the end of the capture at once or in parts (as Python takes it).
+    /// Returns one tracker's rows' (tunnel_parents, resp_p, history).
+    fn assert_shards_give_one_trackers(
+        batches: &[Rows],
+        label: &str,
+    ) -> Vec<(Vec<Uid>, i32, String)> {
+        let config = Config {
+            max_flows: 1000,
+            ..Config::default()
+        };
+        let one = std::cell::RefCell::new(Tracker::new(config.clone()));
+        let all = std::cell::RefCell::new(Vec::new());
+        let keep = |(c, t): (ConnBatch, TransitionBatch)| {
+            all.borrow_mut().extend((0..c.len()).map(|i| {
+                (
+                    c.tunnel_parents[i].clone(),
+                    i32::from(c.resp_p[i]),
+                    c.history[i].clone(),
+                )
+            }));
+            (c, t)
+        };
+        let expected = run_text(
+            batches,
+            |p| one.borrow_mut().feed(p).unwrap(),
+            || {
+                let mut t = one.borrow_mut();
+                keep((t.ended.take(), t.transitions.take()))
+            },
+            || {
+                let mut t = one.borrow_mut();
+                t.finish();
+                keep((t.ended.take(), t.transitions.take()))
+            },
+        );
+        assert!(expected.0.matches("uid").count() > 0);
+        for (n, part) in [
+            (1, Some(3)),
+            (2, None),
+            (2, Some(1)),
+            (3, Some(7)),
+            (5, None),
+        ] {
+            let shards = std::cell::RefCell::new(shards::Shards::new(config.clone(), n));
+            let got = run_text(
+                batches,
+                |p| shards.borrow_mut().feed(p).unwrap(),
+                || {
+                    let mut s = shards.borrow_mut();
+                    (s.take_ended(), s.take_transitions())
+                },
+                || {
+                    let mut s = shards.borrow_mut();
+                    let Some(limit) = part else {
+                        s.finish();
+                        return (s.take_ended(), s.take_transitions());
+                    };
+                    let (mut rows, mut transitions) =
+                        (ConnBatch::default(), TransitionBatch::default());
+                    let mut parts = 0;
+                    while parts == 0 || s.open_flows() > 0 {
+                        s.finish_part(limit);
+                        let ended = s.take_ended();
+                        assert!(ended.len() <= limit, "a part of at most {limit} rows");
+                        rows.append(ended);
+                        transitions.append(s.take_transitions());
+                        parts += 1;
+                    }
+                    assert!(parts > 1 || rows.len() <= limit);
+                    (rows, transitions)
+                },
+            );
+            assert!(got.0 == expected.0, "{label}, {n} shards: the rows differ");
+            assert!(
+                got.1 == expected.1,
+                "{label}, {n} shards: the transitions differ"
+            );
+            let s = shards.borrow();
+            let t = one.borrow();
+            assert_eq!(
+                (s.packets_tracked(), s.packets_skipped(), s.evicted()),
+                (t.packets_tracked, t.packets_skipped, t.evicted)
+            );
+        }
+        all.into_inner()
+    }
+
     #[test]
     fn shards_in_threads_give_one_trackers_rows() {
         for seed in 1..=6u64 {
-            let traffic = random_traffic(seed, 3000);
-            // Batches of uneven sizes, so that connections span them.
-            let mut batches = Vec::new();
-            let mut at = 0usize;
-            let mut rng = Lcg(seed * 77);
-            while at < traffic.len() {
-                let n = (1 + rng.next() % 400) as usize;
-                let mut r = Rows {
-                    first: at as i64,
-                    ..Rows::default()
-                };
-                for &(t, from, to, flags, seq, ack, len) in traffic.iter().skip(at).take(n) {
-                    r.tcp(t, from, to, flags, seq, ack, len);
+            let batches = uneven_batches(&random_traffic(seed, 3000), seed, |_| {});
+            assert_shards_give_one_trackers(&batches, &format!("seed {seed}"));
+        }
+    }
+
+    #[test]
+    fn shards_give_one_trackers_rows_when_flows_move_between_tunnels() {
+        // The same inner flows come through VXLAN, GRE, and VXLAN in GRE or in VXLAN between
+        // many pairs of tunnel endpoints, changing tunnel from packet to packet: the inner
+        // flows and the UDP carriers fall in different shards, the carriers' uids cross
+        // (tunnel_parents), and past five changes a connection's history takes an 'X'.
+        let endpoint = |k: u64| (v4(100 + (k % 13) as u8), 40000 + (k % 5) as u16);
+        let vtep = |k: u64| (v4(200 + (k % 11) as u8), 4789);
+        for seed in 1..=4u64 {
+            let mut rng = Lcg(seed * 991);
+            let batches = uneven_batches(&random_traffic(seed, 3000), seed, |r| {
+                let (a, b, c) = (rng.next(), rng.next(), rng.next());
+                let vxlan: Carrier = (endpoint(a), vtep(b), 17);
+                let gre: Carrier = (
+                    (v4(150 + (b % 7) as u8), 0),
+                    (v4(160 + (c % 3) as u8), 0),
+                    47,
+                );
+                let outer_vxlan: Carrier = (endpoint(c), vtep(a), 17);
+                match a % 6 {
+                    0 => {}
+                    1 | 2 => r.tunnel_last(&[vxlan]),
+                    3 => r.tunnel_last(&[gre]),
+                    4 => r.tunnel_last(&[gre, vxlan]),
+                    _ => r.tunnel_last(&[outer_vxlan, vxlan]),
                 }
-                at += n;
-                batches.push(r);
-            }
-            let config = Config {
-                max_flows: 1000,
-                ..Config::default()
-            };
-            let one = std::cell::RefCell::new(Tracker::new(config.clone()));
-            let expected = run_text(
-                &batches,
-                |p| one.borrow_mut().feed(p).unwrap(),
-                || {
-                    let mut t = one.borrow_mut();
-                    (t.ended.take(), t.transitions.take())
-                },
-                || {
-                    let mut t = one.borrow_mut();
-                    t.finish();
-                    (t.ended.take(), t.transitions.take())
-                },
+            });
+            let rows = assert_shards_give_one_trackers(&batches, &format!("tunnels, seed {seed}"));
+            // What the test is for happened: carriers named as parents, some of them UDP
+            // connections, and more than five changes of tunnel.
+            let parents = rows.iter().filter(|r| r.0.len() > 1).count();
+            let carriers = rows.iter().filter(|r| r.1 == 4789).count();
+            let x = rows.iter().filter(|r| r.2.contains('X')).count();
+            assert!(
+                parents > 10 && carriers > 10 && x > 10,
+                "{parents} {carriers} {x}"
             );
-            assert!(expected.0.matches("uid").count() > 0);
-            // One shard too, and the end of the capture in parts (as Python takes it) or
-            // at once: the same rows.
-            for (n, part) in [
-                (1, Some(3)),
-                (2, None),
-                (2, Some(1)),
-                (3, Some(7)),
-                (5, None),
-            ] {
-                let shards = std::cell::RefCell::new(shards::Shards::new(config.clone(), n));
-                let got = run_text(
-                    &batches,
-                    |p| shards.borrow_mut().feed(p).unwrap(),
-                    || {
-                        let mut s = shards.borrow_mut();
-                        (s.take_ended(), s.take_transitions())
-                    },
-                    || {
-                        let mut s = shards.borrow_mut();
-                        let Some(limit) = part else {
-                            s.finish();
-                            return (s.take_ended(), s.take_transitions());
-                        };
-                        let (mut rows, mut transitions) =
-                            (ConnBatch::default(), TransitionBatch::default());
-                        let mut parts = 0;
-                        while parts == 0 || s.open_flows() > 0 {
-                            s.finish_part(limit);
-                            let ended = s.take_ended();
-                            assert!(ended.len() <= limit, "a part of at most {limit} rows");
-                            rows.append(ended);
-                            transitions.append(s.take_transitions());
-                            parts += 1;
-                        }
-                        assert!(parts > 1 || rows.len() <= limit);
-                        (rows, transitions)
-                    },
-                );
-                assert!(
-                    got.0 == expected.0,
-                    "seed {seed}, {n} shards: the rows differ"
-                );
-                assert!(
-                    got.1 == expected.1,
-                    "seed {seed}, {n} shards: the transitions differ"
-                );
-                let s = shards.borrow();
-                let t = one.borrow();
-                assert_eq!(
-                    (s.packets_tracked(), s.packets_skipped(), s.evicted()),
-                    (t.packets_tracked, t.packets_skipped, t.evicted)
-                );
-            }
         }
     }
 

@@ -1,13 +1,15 @@
 //! One capture tracked by several flow shards at once, one thread each, with the rows of one
 //! tracker of every flow (`--workers N`, issue 11).
 //!
-//! Every packet belongs to one shard: a symmetric hash of its host pair (the outer pair of a
-//! tunnelled packet, so a tunnel's carrier and what it carries stay together), so both
+//! Every connection belongs to one shard: a symmetric hash of its host pair, so both
 //! directions of a flow meet in one tracker. Each shard's tracker takes every row of a batch:
 //! its own are tracked, the others only move its clock (`Tracker::feed_rows`), so its timers
-//! fire where one tracker's would and its connections end at the same places (`EndAt`). An
-//! ICMP error is the shard's of its own host pair, and the flow it quotes, which may be
-//! another's (a router's error about two other hosts' flow), gets the error in its own shard.
+//! fire where one tracker's would and its connections end at the same places (`EndAt`). A
+//! tunnelled packet's inner flow is its inner pair's, and each of its UDP carriers is its own
+//! pair's, so one inner flow that comes through tunnels of different outer pairs is one
+//! connection, as in one tracker; the carriers' uids cross shards (carriers.rs). An ICMP
+//! error is the shard's of its own host pair, and the flow it quotes, which may be another's
+//! (a router's error about two other hosts' flow), gets the error in its own shard.
 //!
 //! What one tracker numbers in capture order (serials, and the uids made from them) is put
 //! right once every shard has tracked a batch: one tracker creates connections in row
@@ -23,6 +25,7 @@
 use std::collections::HashMap;
 use std::thread;
 
+use super::carriers::{Carriers, Crossing};
 use super::columns::{ConnBatch, TransitionBatch};
 use super::ids::Uid;
 use super::{
@@ -37,6 +40,8 @@ pub struct Shards {
     serial: u64,
     /// Per shard: which rows are its own, and whose quoted flow is its own.
     rows: Vec<(Vec<bool>, Vec<bool>)>,
+    /// The tunnel carriers' uids of the batch being tracked.
+    carriers: Carriers,
 }
 
 impl Shards {
@@ -47,10 +52,11 @@ impl Shards {
         let n = n.max(1);
         config.max_flows = config.max_flows.div_ceil(n);
         let trackers = (0..n)
-            .map(|_| {
+            .map(|k| {
                 let mut t = Tracker::new(config.clone());
                 if n > 1 {
                     t.births = Some(Vec::new());
+                    t.uids.shard = u16::try_from(k).unwrap_or(u16::MAX);
                 }
                 t
             })
@@ -59,6 +65,7 @@ impl Shards {
             trackers,
             serial: 0,
             rows: vec![(Vec::new(), Vec::new()); n],
+            carriers: Carriers::default(),
         }
     }
 
@@ -88,17 +95,25 @@ impl Shards {
             t.reparented.clear();
         }
         let rows = &self.rows;
+        let carriers = &self.carriers;
+        // Each shard tracks its rows in its thread; the first in this one.
+        let track = move |k: usize, t: &mut Tracker| {
+            let _done = carriers.done_guard(k);
+            let (mine, quoted) = &rows[k];
+            let crossing = Crossing {
+                carriers,
+                me: u16::try_from(k).unwrap_or(u16::MAX),
+            };
+            t.feed_rows(p, Some(ShardRows { mine, quoted }), Some(crossing))
+        };
         let (first, rest) = self.trackers.split_first_mut().expect("at least one shard");
         let results: Vec<Result<(), ColumnError>> = thread::scope(|s| {
             let others: Vec<_> = rest
                 .iter_mut()
-                .zip(&rows[1..])
-                .map(|(t, (mine, quoted))| {
-                    s.spawn(move || t.feed_rows(p, Some(ShardRows { mine, quoted })))
-                })
+                .enumerate()
+                .map(|(k, t)| s.spawn(move || track(k + 1, t)))
                 .collect();
-            let (mine, quoted) = &rows[0];
-            let mut out = vec![first.feed_rows(p, Some(ShardRows { mine, quoted }))];
+            let mut out = vec![track(0, first)];
             out.extend(
                 others
                     .into_iter()
@@ -113,8 +128,9 @@ impl Shards {
         Ok(())
     }
 
-    /// Which shard each row is: its host pair's (the outer pair when tunnelled); an ICMP
-    /// error's quoted flow, by the quoted host pair when the error is not tunnelled.
+    /// Which shard each row is: its host pair's (the inner pair when tunnelled; its
+    /// carriers are their own pairs', carriers.rs); an ICMP error's quoted flow, by the
+    /// quoted host pair.
     fn split(&mut self, p: &Packets<'_>, n: usize) {
         let shards = self.trackers.len();
         for (mine, quoted) in &mut self.rows {
@@ -124,25 +140,21 @@ impl Shards {
             quoted.resize(n, false);
         }
         for i in 0..n {
-            let (src, dst) = if p.tunnel_depth[i] > 0 {
-                (p.addr(p.out_src, i), p.addr(p.out_dst, i))
-            } else {
-                (p.addr(p.src, i), p.addr(p.dst, i))
-            };
-            let k = shard_of(&src, &dst, shards);
+            let k = shard_of(&p.addr(p.src, i), &p.addr(p.dst, i), shards);
             self.rows[k].0[i] = true;
-            let q = if p.q_valid[i] && p.tunnel_depth[i] == 0 {
+            let q = if p.q_valid[i] {
                 shard_of(&p.addr(p.q_src, i), &p.addr(p.q_dst, i), shards)
             } else {
                 k
             };
             self.rows[q].1[i] = true;
         }
+        self.carriers.reset(&p.tunnel_depth[..n], shards);
     }
 
     /// One run's serials for the connections the shards created in the batch just tracked:
-    /// one tracker creates them in row order (a packet's carriers before what they carry,
-    /// all in one shard). Each shard then renames what it holds of them.
+    /// one tracker creates them in row order, a packet's carriers outermost first, then what
+    /// they carry. Each shard then renames what it holds of them.
     fn rename(&mut self, base: u64) {
         let births: Vec<Vec<Birth>> = self
             .trackers
@@ -154,11 +166,12 @@ impl Shards {
         let mut next = vec![0usize; births.len()];
         let mut serial = base;
         loop {
-            let mut pick: Option<(u32, usize)> = None;
+            let mut pick: Option<((u32, u8), usize)> = None;
             for (k, b) in births.iter().enumerate() {
                 if let Some(birth) = b.get(next[k]) {
-                    if pick.is_none_or(|(row, _)| birth.row < row) {
-                        pick = Some((birth.row, k));
+                    let at = (birth.row, birth.level);
+                    if pick.is_none_or(|(first, _)| at < first) {
+                        pick = Some((at, k));
                     }
                 }
             }
@@ -168,13 +181,36 @@ impl Shards {
             serials[k].push(serial);
         }
         self.serial = serial;
+        let names = self.parent_names(&births, &serials);
         for ((t, mut b), s) in self.trackers.iter_mut().zip(births).zip(&serials) {
-            t.rename(base, &b, s);
+            t.rename(base, &b, s, &names);
             t.serial = serial;
             t.uids.provisional_after = Some(serial); // every serial so far is the run's
             b.clear();
             t.births = Some(b); // its allocation, for the next batch
         }
+    }
+
+    /// The run's uid of each connection created in the batch, by its stand-in, when a tunnel
+    /// parent may name one: a shard's parents may be another shard's carriers.
+    fn parent_names(&self, births: &[Vec<Birth>], serials: &[Vec<u64>]) -> HashMap<Uid, Uid> {
+        let mut names = HashMap::new();
+        let parents = self.trackers.iter().any(|t| {
+            !t.reparented.is_empty() || t.ended.tunnel_parents.iter().any(|p| !p.is_empty())
+        });
+        if !parents {
+            return names;
+        }
+        let mut scratch = Vec::new();
+        for ((t, b), s) in self.trackers.iter().zip(births).zip(serials) {
+            for (birth, &serial) in b.iter().zip(s) {
+                names.insert(
+                    provisional_uid(t.uids.shard, birth.serial),
+                    flow_uid_of(&mut scratch, serial, birth.ts, &birth.key),
+                );
+            }
+        }
+        names
     }
 
     /// Moves every shard's clock to `ts_ns` (a live capture's idle time).
@@ -325,8 +361,10 @@ impl Tracker {
     /// One run's serials (`serials`, one per birth) for the connections this shard created in
     /// the batch (`births`, serials `base`+1...), wherever it holds them, with the uids they
     /// give (made only where a uid is held: a SynOnly makes its own when it expands).
-    fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64]) {
-        if births.is_empty() {
+    /// `names`: every shard's stand-ins for the batch's connections, by their uids (empty
+    /// when no tunnel parent names one).
+    fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64], names: &HashMap<Uid, Uid>) {
+        if births.is_empty() && names.is_empty() {
             self.reparented.clear();
             return;
         }
@@ -354,15 +392,7 @@ impl Tracker {
                 .map(|j| j as usize)
                 .filter(|&j| j < births.len())
         };
-        // Tunnel parents name carriers by uid: the shard's own of those created in the batch.
-        let parents =
-            !self.reparented.is_empty() || self.ended.tunnel_parents.iter().any(|p| !p.is_empty());
-        let mut names: HashMap<Uid, Uid> = HashMap::new();
-        if parents {
-            for (j, b) in births.iter().enumerate() {
-                names.insert(provisional_uid(b.serial), uid(j));
-            }
-        }
+        // Tunnel parents name carriers by uid, any shard's of those created in the batch.
         let ended = &mut self.ended;
         for r in 0..ended.len() {
             if let Some(j) = index(ended.serial[r]) {
