@@ -10,6 +10,26 @@ would from a terminal."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+
+import pytest
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def generated_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets of the benchmark's mix (scripts/bench.py): connections end all along."""
+    import importlib.util
+    import sys
+
+    bench_py = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+    spec = importlib.util.spec_from_file_location("portlens_bench_script", bench_py)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    out = tmp_path_factory.mktemp("bench") / "20k.pcap"
+    bench.generate(20_000, out, seed=3)
+    return out

@@ -484,23 +484,6 @@ def test_ctrl_c_at_the_end_waits_for_every_connection(monkeypatch: pytest.Monkey
 # --- Ctrl-C while a file is tracked ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def generated_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 packets of the benchmark's mix (scripts/bench.py): connections end all along."""
-    import importlib.util
-    import sys
-
-    bench_py = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-    spec = importlib.util.spec_from_file_location("portlens_bench_script", bench_py)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # dataclasses look their module up
-    spec.loader.exec_module(bench)
-    out = tmp_path_factory.mktemp("bench") / "20k.pcap"
-    bench.generate(20_000, out, seed=3)
-    return out
-
-
 def _interrupted_mid_file(monkeypatch: pytest.MonkeyPatch, path: Path, *, columns: bool,
                           in_core: bool, at: int | None = None
                           ) -> tuple[list[tuple[str, int]], int]:
