@@ -5,12 +5,16 @@
 //! runs), in one or two batches. No panic (overflow checks are on), the cap holds after every
 //! batch, every packet is tracked or skipped, and `finish` leaves nothing open. In table mode
 //! below the cap, flow shards in 2 or 3 threads (`Shards`) give the one tracker's rows and
-//! transitions, ICMP errors quoting a flow of other hosts (a router's) included, with the end
-//! of the capture taken at once or in parts (`finish_part`).
+//! transitions, ICMP errors quoting a flow of other hosts (a router's) included, packets
+//! carried in tunnels of changing endpoints included (the carriers' uids cross shards), with
+//! the end of the capture taken at once or in parts (`finish_part`).
 //!
-//! Input: a configuration byte, then 12-byte segments. Configuration: bit 0 drop bad
+//! Input: a configuration byte, then 13-byte segments. Configuration: bit 0 drop bad
 //! checksums; bit 1 table mode; bits 2-3 the flow cap (1, 2, 5 or 200,000); bit 4 keep
 //! transitions; bit 5 VLAN in the key; bit 6 split into two batches; bit 7 short timeouts.
+//! A segment's last byte is its tunnel in table mode: bits 0-2 none (0-3), VXLAN, GRE, VXLAN
+//! in GRE, VXLAN in VXLAN; bits 3-5 and 6-7 the endpoints of the outer and inner carrier
+//! (hosts of the flows among them).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +25,16 @@ const NANOS: i64 = 1_000_000_000;
 const T0: i64 = 1_700_000_000 * NANOS;
 const PAYLOADS: [i32; 8] = [0, 0, 1, 10, 100, 1460, 1448, 65495];
 const WINDOWS: [u16; 4] = [65535, 0, 512, 1];
-const GAPS: [i64; 8] = [0, 1_000, 1_000_000, NANOS, 6 * NANOS, 61 * NANOS, 400 * NANOS, 86_400 * NANOS];
+const GAPS: [i64; 8] = [
+    0,
+    1_000,
+    1_000_000,
+    NANOS,
+    6 * NANOS,
+    61 * NANOS,
+    400 * NANOS,
+    86_400 * NANOS,
+];
 const PORTS: [u16; 4] = [40000, 80, 53, 443];
 
 fn v4(last: u8) -> [u8; 16] {
@@ -73,6 +86,32 @@ struct Rows {
     zero_u16: Vec<u16>,
     zero_u32: Vec<u32>,
     zero_addr: Vec<u8>,
+    tunnel_depth: Vec<u8>,
+    tunnel: Vec<u32>,
+    /// The outermost carrier, then the innermost (`out_*`, `car_*`).
+    carriers: [Carriers; 2],
+}
+
+/// The columns of one level of tunnel carriers.
+#[derive(Default)]
+struct Carriers {
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    proto: Vec<u8>,
+    sport: Vec<u16>,
+    dport: Vec<u16>,
+    ip_len: Vec<u32>,
+}
+
+impl Carriers {
+    fn push(&mut self, (src, dst, proto, sport): ([u8; 16], [u8; 16], u8, u16), ip_len: u32) {
+        self.src.extend_from_slice(&src);
+        self.dst.extend_from_slice(&dst);
+        self.proto.push(proto);
+        self.sport.push(sport);
+        self.dport.push(if proto == 17 { 4789 } else { 0 });
+        self.ip_len.push(ip_len);
+    }
 }
 
 impl Rows {
@@ -129,20 +168,20 @@ impl Rows {
             q_sport: &self.dport[from..to],
             q_dport: &self.sport[from..to],
             sub: &self.zero_u8[from..to],
-            tunnel_depth: &self.zero_u8[from..to],
-            tunnel: &self.zero_u32[from..to],
-            out_src: a(&self.zero_addr, from, to),
-            out_dst: a(&self.zero_addr, from, to),
-            out_proto: &self.zero_u8[from..to],
-            out_sport: &self.zero_u16[from..to],
-            out_dport: &self.zero_u16[from..to],
-            out_ip_len: &self.zero_u32[from..to],
-            car_src: a(&self.zero_addr, from, to),
-            car_dst: a(&self.zero_addr, from, to),
-            car_proto: &self.zero_u8[from..to],
-            car_sport: &self.zero_u16[from..to],
-            car_dport: &self.zero_u16[from..to],
-            car_ip_len: &self.zero_u32[from..to],
+            tunnel_depth: &self.tunnel_depth[from..to],
+            tunnel: &self.tunnel[from..to],
+            out_src: a(&self.carriers[0].src, from, to),
+            out_dst: a(&self.carriers[0].dst, from, to),
+            out_proto: &self.carriers[0].proto[from..to],
+            out_sport: &self.carriers[0].sport[from..to],
+            out_dport: &self.carriers[0].dport[from..to],
+            out_ip_len: &self.carriers[0].ip_len[from..to],
+            car_src: a(&self.carriers[1].src, from, to),
+            car_dst: a(&self.carriers[1].dst, from, to),
+            car_proto: &self.carriers[1].proto[from..to],
+            car_sport: &self.carriers[1].sport[from..to],
+            car_dport: &self.carriers[1].dport[from..to],
+            car_ip_len: &self.carriers[1].ip_len[from..to],
             truncated: &self.truncated[from..to],
             ip_csum: &self.zero_u8[from..to],
             l4_csum: &self.l4_csum[from..to],
@@ -159,7 +198,7 @@ fuzz_target!(|data: &[u8]| {
     let isn = [0xffff_f000u32, 0x1000];
     let mut rows = Rows::default();
     let mut ts = T0;
-    for seg in rest.chunks_exact(12) {
+    for seg in rest.chunks_exact(13) {
         let who = seg[0];
         let (src, dst, sport, dport, proto, fwd) = if table_mode {
             let proto = [6u8, 6, 17, 1][usize::from(who >> 6)];
@@ -177,12 +216,24 @@ fuzz_target!(|data: &[u8]| {
             let ((a, pa), (b, pb)) = if fwd { (c, s) } else { (s, c) };
             (a, b, pa, pb, 6, fwd)
         };
-        let (own, peer) = if fwd { (isn[0], isn[1]) } else { (isn[1], isn[0]) };
+        let (own, peer) = if fwd {
+            (isn[0], isn[1])
+        } else {
+            (isn[1], isn[0])
+        };
         let flags = u16::from_be_bytes([seg[1], seg[2]]) & 0x0fff;
         let off = u32::from_be_bytes([0, seg[3], seg[4], seg[5]]);
-        let seq = if seg[6] & 0x80 != 0 { off.rotate_left(13) } else { own.wrapping_add(off) };
+        let seq = if seg[6] & 0x80 != 0 {
+            off.rotate_left(13)
+        } else {
+            own.wrapping_add(off)
+        };
         let ack_off = u32::from(u16::from_be_bytes([seg[7], seg[8]]));
-        let ack = if seg[6] & 0x40 != 0 { ack_off.wrapping_neg() } else { peer.wrapping_add(ack_off) };
+        let ack = if seg[6] & 0x40 != 0 {
+            ack_off.wrapping_neg()
+        } else {
+            peer.wrapping_add(ack_off)
+        };
         let payload = PAYLOADS[usize::from(seg[9] & 7)];
         ts = ts.saturating_add(GAPS[usize::from((seg[9] >> 3) & 7)]);
         if seg[9] & 0xc0 == 0xc0 {
@@ -208,7 +259,11 @@ fuzz_target!(|data: &[u8]| {
         rows.win.push(WINDOWS[usize::from(misc & 3)]);
         let syn = flags & 0x02 != 0;
         rows.mss.push(if syn { 1460 } else { -1 });
-        rows.wscale.push(if syn { [-1, 0, 7, 14][usize::from((misc >> 2) & 3)] } else { -1 });
+        rows.wscale.push(if syn {
+            [-1, 0, 7, 14][usize::from((misc >> 2) & 3)]
+        } else {
+            -1
+        });
         rows.sack_perm.push(syn && misc & 0x10 != 0);
         rows.has_ts.push(syn && misc & 0x10 != 0);
         let kinds = usize::from(seg[11] % 41);
@@ -218,13 +273,20 @@ fuzz_target!(|data: &[u8]| {
             *slot = [2, 4, 8, 1, 3, 0, 30, 253][(i + usize::from(seg[11])) % 8];
         }
         rows.opt_kinds.extend_from_slice(&k);
-        rows.udp_len.push(u16::try_from(payload.saturating_add(8)).unwrap_or(u16::MAX));
+        rows.udp_len
+            .push(u16::try_from(payload.saturating_add(8)).unwrap_or(u16::MAX));
         let icmp = proto == 1;
-        rows.icmp_type.push(if icmp { [8, 0, 3, 11][usize::from(seg[11] & 3)] } else { -1 });
-        rows.icmp_code.push(if icmp { i16::from(seg[11] >> 4) } else { -1 });
+        rows.icmp_type.push(if icmp {
+            [8, 0, 3, 11][usize::from(seg[11] & 3)]
+        } else {
+            -1
+        });
+        rows.icmp_code
+            .push(if icmp { i16::from(seg[11] >> 4) } else { -1 });
         rows.q_valid.push(icmp && seg[11] & 2 != 0);
         let router = table_mode && seg[11] & 8 != 0;
-        rows.q_dst.extend_from_slice(&if router { v4((who >> 4) & 3) } else { src });
+        rows.q_dst
+            .extend_from_slice(&if router { v4((who >> 4) & 3) } else { src });
         rows.q_proto.push([6, 17][usize::from(seg[11] & 1)]);
         rows.truncated.push(misc & 0x40 != 0 && misc & 0x20 == 0);
         rows.l4_csum.push(if misc & 0x60 == 0x20 { 2 } else { 1 });
@@ -232,6 +294,45 @@ fuzz_target!(|data: &[u8]| {
         rows.zero_u16.push(0);
         rows.zero_u32.push(0);
         rows.zero_addr.extend_from_slice(&[0u8; 16]);
+        let tun = if table_mode { seg[12] } else { 0 };
+        let ip_len = rows.ip_len.last().copied().unwrap_or(0);
+        // carriers between 8 hosts, the flows' 4 among them; UDP ones on 8 source ports
+        let outer = (
+            v4((tun >> 3) & 7),
+            v4(7 - ((tun >> 3) & 7)),
+            17u8,
+            49152 + u16::from(tun >> 6),
+        );
+        let inner = (
+            v4(tun >> 6),
+            v4(4 + ((tun >> 3) & 3)),
+            17u8,
+            50000 + u16::from((tun >> 3) & 7),
+        );
+        let gre = |c: ([u8; 16], [u8; 16], u8, u16)| (c.0, c.1, 47u8, 0u16);
+        let none = ([0u8; 16], [0u8; 16], 0u8, 0u16);
+        let vxlan_len = ip_len.saturating_add(50);
+        let (depth, kinds, first, second) = match tun & 7 {
+            4 => (1, 1, (outer, vxlan_len), (none, 0)),
+            5 => (1, 2, (gre(outer), ip_len.saturating_add(38)), (none, 0)),
+            6 => (
+                2,
+                3,
+                (gre(outer), vxlan_len.saturating_add(38)),
+                (inner, vxlan_len),
+            ),
+            7 => (
+                2,
+                1,
+                (outer, vxlan_len.saturating_add(50)),
+                (inner, vxlan_len),
+            ),
+            _ => (0, 0, (none, 0), (none, 0)),
+        };
+        rows.tunnel_depth.push(depth);
+        rows.tunnel.push(kinds);
+        rows.carriers[0].push(first.0, first.1);
+        rows.carriers[1].push(second.0, second.1);
     }
     let n = rows.len();
     let mut timeouts = Timeouts::default();
@@ -307,14 +408,25 @@ fuzz_target!(|data: &[u8]| {
 /// The shards' rows are one tracker's, column by column in its order; each connection's
 /// transitions too (the shards' streams interleave otherwise).
 fn same(one: &ConnBatch, t1: &TransitionBatch, shards: &ConnBatch, t2: &TransitionBatch) {
-    assert_eq!(format!("{one:?}"), format!("{shards:?}"), "the shards' rows differ");
+    assert_eq!(
+        format!("{one:?}"),
+        format!("{shards:?}"),
+        "the shards' rows differ"
+    );
     let per_conn = |t: &TransitionBatch| {
         let mut v: Vec<(u64, String)> = (0..t.len())
             .map(|i| {
                 let row = format!(
                     "{:?} {} {} {} {} {} {} {} {}",
-                    t.uid[i], t.ts_ns[i], t.frame[i], t.host[i], t.endpoint[i], t.event[i],
-                    t.from[i], t.to[i], t.seq[i]
+                    t.uid[i],
+                    t.ts_ns[i],
+                    t.frame[i],
+                    t.host[i],
+                    t.endpoint[i],
+                    t.event[i],
+                    t.from[i],
+                    t.to[i],
+                    t.seq[i]
                 );
                 (t.serial[i], row)
             })
@@ -322,5 +434,8 @@ fn same(one: &ConnBatch, t1: &TransitionBatch, shards: &ConnBatch, t2: &Transiti
         v.sort_by_key(|(s, _)| *s);
         v
     };
-    assert!(per_conn(t1) == per_conn(t2), "the shards' transitions differ");
+    assert!(
+        per_conn(t1) == per_conn(t2),
+        "the shards' transitions differ"
+    );
 }

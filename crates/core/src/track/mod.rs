@@ -2131,6 +2131,7 @@ impl Tracker {
                     let mut uids = UidMaker {
                         scratch: Vec::new(),
                         provisional_after: self.uids.provisional_after,
+                        shard: self.uids.shard,
                     };
                     let mut again =
                         syn.clone()
