@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark portlens on a large synthetic capture that looks like real traffic.
 
-Two subcommands:
+Subcommands:
 
 ``generate``
     Write a classic pcap (Ethernet, nanosecond timestamps by default) of about ``--packets``
@@ -16,6 +16,13 @@ Two subcommands:
     Generate the capture if missing, then time portlens commands and reference tools (tcpdump,
     tshark, tcptrace, capinfos) on it as whole processes (wall time and peak RSS, best of 3) and
     print a markdown table; ``--markdown-out docs/benchmarks.md`` rewrites the marked section.
+
+``tunnel``
+    Write a capture again with its frames carried in tunnels: ``steady``, each flow in VXLAN
+    between one of eight pairs of endpoints (a data centre's overlay); ``moving``, every flow
+    moving packet by packet between VXLAN of six pairs of endpoints, GRE of three pairs of
+    routers and no tunnel (the case where the shards of ``--workers`` hand tunnel carriers'
+    uids to each other most often).
 
 ``live``
     Replay the capture (default: a generated 300 k-packet one) with tcpreplay at given rates
@@ -57,6 +64,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1509,6 +1517,8 @@ BENCHES: tuple[Bench, ...] = (
           "full analysis, 1 core"),
     Bench("conns-2w", "portlens conns --format zeek --workers 2 {file} > /dev/null", "portlens",
           "full analysis, 2 workers"),
+    Bench("conns-3w", "portlens conns --format zeek --workers 3 {file} > /dev/null", "portlens",
+          "full analysis, 3 workers"),
     Bench("conns-1cpu", "taskset -c 0 portlens conns --format zeek {file} > /dev/null",
           "portlens", "full analysis, every thread on one CPU (issue 3: >= 1.2 M packets/s)"),
     Bench("conns-table", "portlens conns {file} > /dev/null", "portlens",
@@ -2607,6 +2617,68 @@ def print_summary(s: dict[str, Any]) -> None:
           f"({100 * s['bad_l4_checksums'] / max(1, p):.3f} %)")
 
 
+def carry_in_tunnels(src: Path, out: Path, mode: str) -> int:
+    """Writes the classic Ethernet pcap ``src`` again with each frame carried as ``mode``
+    says (``steady`` or ``moving``: see the module's docstring); returns the frames written.
+    Outer IPv4 checksums are right, outer UDP ones 0 (none), as VXLAN senders send them."""
+    if mode not in ("steady", "moving"):
+        raise ValueError(f"unknown tunnel mode {mode!r} (steady or moving)")
+    outer_eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
+
+    def ip4(a: bytes, b: bytes, proto: int, body: bytes) -> bytes:
+        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0, a, b)
+        words = sum(struct.unpack("!10H", head))
+        words = (words & 0xFFFF) + (words >> 16)
+        return head[:10] + struct.pack("!H", ~words & 0xFFFF) + head[12:] + body
+
+    def vxlan(k: int, frame: bytes, swap: bool) -> bytes:
+        a, b = bytes([10, 200, 0, k + 1]), bytes([10, 201, 0, 8 - k])
+        body = b"\x08\x00\x00\x00" + struct.pack("!I", 42 << 8) + frame  # VNI 42
+        udp = struct.pack("!HHHH", 49152 + k, 4789, 8 + len(body), 0) + body
+        return outer_eth + ip4(*((b, a) if swap else (a, b)), 17, udp)
+
+    def hosts(frame: bytes) -> bytes:
+        """The frame's IP host pair, the same both ways."""
+        at, etype = 12, frame[12:14]
+        while etype in (b"\x81\x00", b"\x88\xa8") and len(frame) >= at + 6:
+            at += 4
+            etype = frame[at:at + 2]
+        if etype == b"\x08\x00":
+            pair = [frame[at + 14:at + 18], frame[at + 18:at + 22]]
+        elif etype == b"\x86\xdd":
+            pair = [frame[at + 10:at + 26], frame[at + 26:at + 42]]
+        else:
+            return b""
+        return b"".join(sorted(pair))
+
+    count = 0
+    with src.open("rb") as f, out.open("wb", buffering=1 << 20) as o:
+        head = f.read(24)
+        if head[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+            raise ValueError(f"{src}: not a little-endian classic pcap")
+        o.write(head)
+        while len(record := f.read(16)) == 16:
+            ts, frac, incl, orig = struct.unpack("<IIII", record)
+            frame = f.read(incl)
+            if mode == "steady":
+                frame = vxlan(zlib.crc32(hosts(frame)) % 8, frame, count % 2 == 1)
+            elif (k := count % 10) < 6:
+                frame = vxlan(k, frame, False)
+            elif k < 9:  # GRE carrying Ethernet (0x6558)
+                a, b = bytes([10, 210, 0, k]), bytes([10, 211, 0, 1])
+                frame = outer_eth + ip4(a, b, 47, b"\x00\x00\x65\x58" + frame)
+            o.write(struct.pack("<IIII", ts, frac, len(frame), orig + len(frame) - incl))
+            o.write(frame)
+            count += 1
+    return count
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    n = carry_in_tunnels(Path(args.input), Path(args.out), args.mode)
+    print(f"wrote {args.out}: {n:,} frames carried ({args.mode})")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     summary = generate(args.packets, Path(args.out), args.seed, span=args.duration,
                        bad_rate=args.bad_checksum_rate, nanosecond=not args.usec,
@@ -2742,6 +2814,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--summary-json", help="write the generator's ground truth here")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
+    t = sub.add_parser("tunnel", help="write a capture again with its frames in tunnels")
+    t.add_argument("--in", dest="input", required=True, help="a classic Ethernet pcap")
+    t.add_argument("--out", required=True)
+    t.add_argument("--mode", choices=("steady", "moving"), default="steady")
+    t.set_defaults(func=cmd_tunnel)
     r = sub.add_parser("run", help="time portlens and reference tools on the capture")
     r.add_argument("--packets", type=int, default=2_000_000)
     r.add_argument("--file", help="capture to use/generate (default /tmp/portlens-bench-2M.pcap)")

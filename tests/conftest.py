@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,8 +20,8 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 
 @pytest.fixture(scope="session")
-def generated_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 packets of the benchmark's mix (scripts/bench.py): connections end all along."""
+def bench_script() -> ModuleType:
+    """scripts/bench.py as a module: the benchmark's capture generator and tunnels."""
     import importlib.util
     import sys
 
@@ -30,6 +31,12 @@ def generated_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # dataclasses look their module up
     spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.fixture(scope="session")
+def generated_20k(bench_script: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets of the benchmark's mix (scripts/bench.py): connections end all along."""
     out = tmp_path_factory.mktemp("bench") / "20k.pcap"
-    bench.generate(20_000, out, seed=3)
+    bench_script.generate(20_000, out, seed=3)
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,61 +43,28 @@ def test_threads_give_one_trackers_connections_on_own_captures(path: Path) -> No
         assert list(portlens.open(str(path), workers=n).connections()) == list(one), n
 
 
-def _through_moving_tunnels(frames: Path, out: Path) -> None:
-    """Writes ``frames`` (a classic Ethernet pcap) again with each frame carried, by turns,
-    in VXLAN between one of six pairs of endpoints, in transparent-Ethernet GRE between one
-    of three pairs of routers, or bare: every inner flow moves between tunnels of different
-    outer pairs from packet to packet."""
-    import struct
-
-    def ip4(src: bytes, dst: bytes, proto: int, body: bytes) -> bytes:
-        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0,
-                           src, dst)
-        words = sum(struct.unpack("!10H", head))
-        words = (words & 0xFFFF) + (words >> 16)
-        return head[:10] + struct.pack("!H", ~words & 0xFFFF) + head[12:] + body
-
-    data = frames.read_bytes()
-    assert data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # little-endian pcap
-    parts, at = [data[:24]], 24
-    outer_eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
-    for i in range(len(data)):
-        if at + 16 > len(data):
-            break
-        ts, frac, incl, orig = struct.unpack_from("<IIII", data, at)
-        frame = data[at + 16:at + 16 + incl]
-        at += 16 + incl
-        k = i % 10
-        if k < 6:  # VXLAN: outer UDP 4789, VNI 42
-            a, b = bytes([10, 200, 0, k + 1]), bytes([10, 201, 0, 6 - k])
-            body = b"\x08\x00\x00\x00" + struct.pack("!I", 42 << 8) + frame
-            udp = struct.pack("!HHHH", 49152 + k, 4789, 8 + len(body), 0) + body
-            frame = outer_eth + ip4(a, b, 17, udp)
-        elif k < 9:  # GRE carrying Ethernet (0x6558)
-            a, b = bytes([10, 210, 0, k]), bytes([10, 211, 0, 1])
-            frame = outer_eth + ip4(a, b, 47, b"\x00\x00\x65\x58" + frame)
-        parts.append(struct.pack("<IIII", ts, frac, len(frame), orig + len(frame) - incl))
-        parts.append(frame)
-    out.write_bytes(b"".join(parts))
-
-
-def test_threads_give_one_trackers_connections_through_moving_tunnels(
-        generated_20k: Path, tmp_path: Path) -> None:
-    """The benchmark's mix with every flow moving between VXLAN and GRE tunnels of different
-    endpoints, packet by packet: inner flows and UDP carriers fall in different shards, the
-    carriers' uids cross between them (crates/core/src/track/carriers.rs), and connections
-    pass Zeek's five changes of tunnel ('X'). Threads give one tracker's connections, and
-    one tracker the reference's."""
-    path = tmp_path / "moving.pcap"
-    _through_moving_tunnels(generated_20k, path)
+@pytest.mark.parametrize("mode", ["moving", "steady"])
+def test_threads_give_one_trackers_connections_through_tunnels(
+        mode: str, bench_script: ModuleType, generated_20k: Path, tmp_path: Path) -> None:
+    """The benchmark's mix carried in VXLAN (scripts/bench.py ``carry_in_tunnels``): each
+    flow through one of eight pairs of endpoints, or every flow moving between VXLAN and GRE
+    tunnels of different endpoints packet by packet. Inner flows and UDP carriers fall in
+    different shards, the carriers' uids cross between them (crates/core/src/track/
+    carriers.rs), and moving connections pass Zeek's five changes of tunnel ('X'). Threads
+    give one tracker's connections, and one tracker the reference's."""
+    path = tmp_path / f"{mode}.pcap"
+    assert bench_script.carry_in_tunnels(generated_20k, path, mode) >= 20_000
     one = list(portlens.open(str(path)).connections())
     assert one == list(portlens.open(str(path), reference=True).connections())
     for n in (2, 3):
         assert list(portlens.open(str(path), workers=n).connections()) == one, n
     carriers = [c for c in one if c.resp_p == 4789]
-    moved = [c for c in one if len(c.tunnel_parents) > 2]
-    assert len(carriers) == 6 and len(moved) > 100
-    assert any("X" in c.history for c in moved)
+    inner = [c for c in one if c.tunnel_parents and c.resp_p != 4789]
+    # steady: each pair of endpoints sends both ways, from its port to the other's 4789
+    assert len(carriers) == (6 if mode == "moving" else 16) and len(inner) > 300
+    moved = [c for c in inner if len(c.tunnel_parents) > 2]
+    assert (len(moved) > 100) == (mode == "moving")
+    assert any("X" in c.history for c in moved) == (mode == "moving")
 
 
 @pytest.mark.parametrize("path", corpus_params())
