@@ -72,8 +72,8 @@ impl Carriers {
     }
 
     /// The shard that tracks the connections of a host pair.
-    pub(crate) fn owner(&self, src: &[u8; 16], dst: &[u8; 16]) -> usize {
-        shard_of(src, dst, self.shards)
+    pub(crate) fn owner(&self, src: &[u8; 16], dst: &[u8; 16]) -> u16 {
+        u16::try_from(shard_of(src, dst, self.shards)).unwrap_or(u16::MAX)
     }
 
     /// The cell of row `i`'s carrier at `level` (outermost 0).

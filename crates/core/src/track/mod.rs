@@ -1892,12 +1892,13 @@ impl Tracker {
                     kinds: p.tunnel[i],
                 }
             } else {
-                let owner = crossing.map(|x| x.carriers.owner(&src.0, &dst.0));
-                match (crossing, owner) {
-                    (Some(x), Some(k)) if k != usize::from(x.me) => {
-                        Made::Cell(x.carriers.cell(i, level), k as u16)
-                    }
-                    _ => {
+                let theirs = crossing.and_then(|x| {
+                    let owner = x.carriers.owner(&src.0, &dst.0);
+                    (owner != x.me).then(|| Made::Cell(x.carriers.cell(i, level), owner))
+                });
+                match theirs {
+                    Some(cell) => cell,
+                    None => {
                         self.level = level as u8;
                         let slot = self.udp_carrier(src, dst, ip_len, ts, zts, p.frame[i]);
                         self.level = INNER;
@@ -2760,13 +2761,8 @@ mod tracker_tests {
             *depth = carriers.len() as u8;
             let mut kinds = 0u32;
             let mut ip_len = inner;
-            // the innermost carrier's level is the last: `car_*` when there are two
-            let levels: Vec<usize> = if carriers.len() > 1 {
-                vec![0, 1]
-            } else {
-                vec![0]
-            };
-            for (&(from, to, proto), &level) in carriers.iter().zip(&levels).rev() {
+            // innermost first, for the lengths; the second level is `car_*`
+            for (level, &(from, to, proto)) in carriers.iter().enumerate().rev() {
                 ip_len += if proto == 17 {
                     20 + 8 + 8 + 14
                 } else {

@@ -49,7 +49,7 @@ impl Shards {
     /// is shared: each shard keeps `max_flows / n` (rounded up) open flows at most, so that
     /// memory stays what the cap allows.
     pub fn new(mut config: Config, n: usize) -> Self {
-        let n = n.max(1);
+        let n = n.clamp(1, usize::from(u16::MAX)); // a shard is named by a u16 (carriers.rs)
         config.max_flows = config.max_flows.div_ceil(n);
         let trackers = (0..n)
             .map(|k| {
