@@ -10,17 +10,21 @@
 //! the row's cell; a shard that needs it waits for it there. Every shard tracks the rows in
 //! order and a row's carriers outermost first, and waits only for a cell of an earlier row or
 //! of an outer carrier of the same row, which its owner fills without waiting for anything
-//! later: no two shards wait for each other.
+//! later: no two shards wait for each other. A shard waits for a carrier once, and then again
+//! only when the carrier may have become another connection (`Foreign`): waiting for every
+//! row made two shards walk in step, slower than one.
 //!
 //! A carrier created in the batch is named by its shard's stand-in uid (`provisional_uid`,
 //! which holds the shard's number) until `Shards::rename` gives every shard's the run's uid.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::thread;
 
 use super::ids::Uid;
 use super::shards::shard_of;
+use super::{is_provisional, FlowHasher, Key, DNS_PORTS};
 
 /// A carrier of a packet, as what it carries names it (`Tracker::carriers`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,8 +38,93 @@ pub(crate) enum Made {
         dst: [u8; 16],
         kinds: u32,
     },
-    /// A UDP carrier another shard tracks: the cell where it puts its uid, and the shard.
-    Cell(u32, u16),
+    /// A UDP carrier another shard tracks: the cell where it puts its uid, the shard, and
+    /// the carrier's key and Zeek time at that row (`Foreign`).
+    Cell {
+        cell: u32,
+        owner: u16,
+        key: Key,
+        zts: i64,
+    },
+}
+
+/// The other shards' UDP carriers a shard has named, by key: the uid and the Zeek time of
+/// its last packet the shard saw, so that it waits for a carrier's cell only when the carrier
+/// may have become another connection since.
+///
+/// A UDP carrier ends only when idle for its inactivity timeout (Flow::timer), or evicted by
+/// the flow cap: while the clock is less than that past its last packet, it is the same
+/// connection, with the same uid. Every shard walks every tunnelled row's carriers, so it
+/// sees each of a carrier's packets; a packet of its 5-tuple outside a tunnel, or as what a
+/// tunnel carries, is another shard's row, and forgets the carrier (`forget`), so that the
+/// next row waits. A carrier on a DNS port may also end by Zeek's DNS session timer: it is
+/// never taken as the same. At the flow cap, a carrier evicted by its own shard can be named
+/// by its old uid (the cap makes no promise of one tracker's rows, docs/scale.md).
+#[derive(Debug)]
+pub(crate) struct Foreign {
+    known: HashMap<Key, (Uid, i64), FlowHasher>,
+    /// The ports of the known carriers, a bit each: a packet on none of them is none of
+    /// theirs, without hashing its key.
+    ports: Box<[u64; 1024]>,
+}
+
+impl Default for Foreign {
+    fn default() -> Self {
+        Foreign {
+            known: HashMap::default(),
+            ports: Box::new([0; 1024]),
+        }
+    }
+}
+
+impl Foreign {
+    /// The uid of carrier `key` at a row whose clock is `now` and its Zeek time `zts`, if it
+    /// is still the connection it was; forgotten otherwise.
+    pub(crate) fn same(&mut self, key: &Key, now: i64, zts: i64, inactivity: i64) -> Option<Uid> {
+        let (uid, last) = self.known.get_mut(key)?;
+        if inactivity == 0 || now.saturating_sub(*last) < inactivity {
+            *last = zts; // what the carrier's shard keeps as its last packet's time
+            return Some(*uid);
+        }
+        self.known.remove(key);
+        None
+    }
+
+    /// Its uid, as its shard put it in a cell, at a row of Zeek time `zts`.
+    pub(crate) fn learn(&mut self, key: Key, uid: Uid, zts: i64) {
+        if DNS_PORTS.contains(&key.pa) || DNS_PORTS.contains(&key.pb) {
+            return; // it may end by the DNS session timer too
+        }
+        for port in [key.pa, key.pb] {
+            self.ports[usize::from(port / 64)] |= 1 << (port % 64);
+        }
+        self.known.insert(key, (uid, zts));
+    }
+
+    /// A packet of `key` that is not one of its carriers' rows.
+    pub(crate) fn forget(&mut self, key: &Key) {
+        let known = |port: u16| self.ports[usize::from(port / 64)] & (1 << (port % 64)) != 0;
+        if !self.known.is_empty() && (known(key.pa) || known(key.pb)) {
+            self.known.remove(key);
+        }
+    }
+
+    /// After a batch: the run's uids for the stand-ins of carriers created in it, and the
+    /// carriers idle past their timeout left out.
+    pub(crate) fn rename(&mut self, names: &HashMap<Uid, Uid>, now: i64, inactivity: i64) {
+        if self.known.is_empty() {
+            return;
+        }
+        self.known.retain(|_, (uid, last)| {
+            if let Some(n) = names.get(uid) {
+                *uid = *n;
+            }
+            !is_provisional(uid) && (inactivity == 0 || now.saturating_sub(*last) < inactivity)
+        });
+        if self.known.is_empty() {
+            self.ports.fill(0);
+        }
+    }
 }
 
 /// What the threads of one batch share: a cell for each carrier of each tunnelled row.

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
-use carriers::{Crossing, Made};
+use carriers::{Crossing, Foreign, Made};
 pub use columns::{ConnBatch, EndAt, Packets, TransitionBatch};
 use columns::{END_CAPTURE, END_CLOCK, END_PACKET, END_TIMERS};
 use flow::{Flow, Hints};
@@ -1180,6 +1180,8 @@ pub struct Tracker {
     /// The encapsulations of the last frame's own row, outermost first: the carriers its
     /// A-MSDU subframes' rows share (`carriers`).
     frame_chain: Vec<Made>,
+    /// A shard of `Shards`: the other shards' UDP carriers it has named.
+    foreign: Foreign,
     /// The timers of a connection being made (see `tcp`).
     armed: Vec<Armed>,
     spare: SpareBlocks,
@@ -1249,6 +1251,7 @@ impl Tracker {
             serial: 0,
             uids: UidMaker::default(),
             frame_chain: Vec::new(),
+            foreign: Foreign::default(),
             armed: Vec::with_capacity(4),
             spare: SpareBlocks::default(),
             ended: ConnBatch::default(),
@@ -1750,6 +1753,11 @@ impl Tracker {
                         // the carriers of this shard, and the chain the subframes share
                         self.carriers(p, i, n, ts, zts, crossing);
                     }
+                    if l4 == 17 {
+                        // another shard's packet of what may be a carrier's 5-tuple
+                        let (s, d) = ((src, p.sport[i]), (p.addr(p.dst, i), p.dport[i]));
+                        self.foreign.forget(&Key::new(17, None, s, d, true));
+                    }
                     if shard.is_some_and(|s| s.quoted[i]) && quotes_a_flow(p, i) {
                         let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
                         self.attach_icmp_error(p, i, vlan);
@@ -1819,7 +1827,7 @@ impl Tracker {
         if let Some(x) = crossing {
             // A frame's subframes in the next batch would look for this batch's cells.
             for m in &mut self.frame_chain {
-                if let Made::Cell(cell, owner) = *m {
+                if let Made::Cell { cell, owner, .. } = *m {
                     *m = Made::Known(1, x.carriers.wait(cell, owner));
                 }
             }
@@ -1894,10 +1902,22 @@ impl Tracker {
             } else {
                 let theirs = crossing.and_then(|x| {
                     let owner = x.carriers.owner(&src.0, &dst.0);
-                    (owner != x.me).then(|| Made::Cell(x.carriers.cell(i, level), owner))
+                    (owner != x.me).then_some((x, owner))
                 });
                 match theirs {
-                    Some(cell) => cell,
+                    Some((x, owner)) => {
+                        let key = Key::new(17, None, src, dst, true);
+                        let inactivity = self.config.timeouts.udp_inactivity;
+                        match self.foreign.same(&key, self.now, zts, inactivity) {
+                            Some(uid) => Made::Known(1, uid),
+                            None => Made::Cell {
+                                cell: x.carriers.cell(i, level),
+                                owner,
+                                key,
+                                zts,
+                            },
+                        }
+                    }
                     None => {
                         self.level = level as u8;
                         let slot = self.udp_carrier(src, dst, ip_len, ts, zts, p.frame[i]);
@@ -1934,8 +1954,17 @@ impl Tracker {
                 2,
                 ids::tunnel_uid(&mut self.uids.scratch, &src, &dst, kinds),
             ),
-            Made::Cell(cell, owner) => match crossing {
-                Some(x) => (1, x.carriers.wait(cell, owner)),
+            Made::Cell {
+                cell,
+                owner,
+                key,
+                zts,
+            } => match crossing {
+                Some(x) => {
+                    let uid = x.carriers.wait(cell, owner);
+                    self.foreign.learn(key, uid, zts);
+                    (1, uid)
+                }
                 None => unreachable!("a carrier of another shard outside Shards"),
             },
         }
@@ -2465,6 +2494,11 @@ pub(crate) fn provisional_uid(shard: u16, serial: u64) -> Uid {
     uid[..8].copy_from_slice(&serial.to_le_bytes());
     uid[8..10].copy_from_slice(&shard.to_le_bytes());
     uid
+}
+
+/// A stand-in (`provisional_uid`), not a uid.
+pub(crate) fn is_provisional(uid: &Uid) -> bool {
+    uid[10..] == [0xFF; 7]
 }
 
 fn flow_uid_of(scratch: &mut Vec<u8>, serial: u64, ts: i64, key: &Key) -> Uid {

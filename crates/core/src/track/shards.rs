@@ -364,6 +364,8 @@ impl Tracker {
     /// `names`: every shard's stand-ins for the batch's connections, by their uids (empty
     /// when no tunnel parent names one).
     fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64], names: &HashMap<Uid, Uid>) {
+        let inactivity = self.config.timeouts.udp_inactivity;
+        self.foreign.rename(names, self.now, inactivity);
         if births.is_empty() && names.is_empty() {
             self.reparented.clear();
             return;
