@@ -3148,6 +3148,42 @@ mod tracker_tests {
     }
 
     #[test]
+    fn a_shard_waits_again_for_a_carrier_that_its_other_packets_may_have_ended() {
+        // A TCP flow in VXLAN whose carrier is the other shard's. Between two of its packets
+        // 3 s apart, a datagram of the carrier's 5-tuple outside the tunnel, stamped 58 s
+        // earlier, moves the carrier's last packet back: its inactivity timer, re-armed at
+        // 61 s, ends it, and the next packet makes a new carrier, a second tunnel parent. A
+        // shard that took the carrier for the same because the clock is 3 s past the last
+        // packet it saw would name the old one.
+        let (c, s) = ((v4(1), 40000), (v4(2), 80));
+        let inner = shards::shard_of(&c.0, &s.0, 2);
+        let vtep = (100u8..)
+            .map(|k| (v4(k), v4(k + 100)))
+            .find(|(a, b)| shards::shard_of(a, b, 2) != inner)
+            .expect("a pair of endpoints in the other shard");
+        let vxlan: Carrier = ((vtep.0, 49152), (vtep.1, 4789), 17);
+        let (x, y) = ((v4(7), 1000), (v4(8), 2000)); // another flow: only the clock
+        let mut r = Rows::default();
+        r.tcp(0, c, s, ACK, 1001, 0, 0); // mid-stream: no attempt timer
+        r.tunnel_last(&[vxlan]);
+        r.tcp(59_000_000, c, s, ACK, 1001, 0, 0);
+        r.tunnel_last(&[vxlan]);
+        r.tcp(1_000_000, (vtep.0, 49152), (vtep.1, 4789), 0, 0, 0, 0);
+        if let (Some(proto), Some(flags)) = (r.proto.last_mut(), r.tcp_flags.last_mut()) {
+            (*proto, *flags) = (17, 0); // the datagram outside the tunnel
+        }
+        r.tcp(60_500_000, x, y, SYN, 1, 0, 0);
+        r.tcp(61_500_000, x, y, SYN, 1, 0, 0);
+        r.tcp(62_000_000, c, s, ACK, 1001, 0, 0);
+        r.tunnel_last(&[vxlan]);
+        let rows = assert_shards_give_one_trackers(&[r], "a carrier's other packets");
+        let flow = rows.iter().find(|row| row.1 == 80).expect("the TCP flow");
+        assert_eq!(flow.0.len(), 2, "two carriers, one after the other");
+        assert_eq!(rows.iter().filter(|row| row.1 == 80).count(), 1);
+        assert_eq!(rows.iter().filter(|row| row.1 == 4789).count(), 2);
+    }
+
+    #[test]
     fn shards_give_one_trackers_rows_when_flows_move_between_tunnels() {
         // The same inner flows come through VXLAN, GRE, and VXLAN in GRE or in VXLAN between
         // many pairs of tunnel endpoints, changing tunnel from packet to packet: the inner
