@@ -101,10 +101,15 @@ impl Foreign {
         self.known.insert(key, (uid, zts));
     }
 
+    /// Whether any carrier is known (a capture without tunnels has none).
+    pub(crate) fn any(&self) -> bool {
+        !self.known.is_empty()
+    }
+
     /// A packet of `key` that is not one of its carriers' rows.
     pub(crate) fn forget(&mut self, key: &Key) {
         let known = |port: u16| self.ports[usize::from(port / 64)] & (1 << (port % 64)) != 0;
-        if !self.known.is_empty() && (known(key.pa) || known(key.pb)) {
+        if known(key.pa) || known(key.pb) {
             self.known.remove(key);
         }
     }

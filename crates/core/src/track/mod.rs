@@ -1753,7 +1753,7 @@ impl Tracker {
                         // the carriers of this shard, and the chain the subframes share
                         self.carriers(p, i, n, ts, zts, crossing);
                     }
-                    if l4 == 17 {
+                    if l4 == 17 && self.foreign.any() {
                         // another shard's packet of what may be a carrier's 5-tuple
                         let (s, d) = ((src, p.sport[i]), (p.addr(p.dst, i), p.dport[i]));
                         self.foreign.forget(&Key::new(17, None, s, d, true));
