@@ -31,21 +31,10 @@ use super::{is_provisional, FlowHasher, Key, DNS_PORTS};
 pub(crate) enum Made {
     /// Its encapsulation: (kind: 1 UDP carrier, 2 IP tunnel, uid).
     Known(u8, Uid),
-    /// An IP tunnel (GRE, IP-in-IP): its uid is made from its host pair and kinds when it is
-    /// needed, by any shard.
-    Ip {
-        src: [u8; 16],
-        dst: [u8; 16],
-        kinds: u32,
-    },
     /// A UDP carrier another shard tracks: the cell where it puts its uid, the shard, and
-    /// the carrier's key and Zeek time at that row (`Foreign`).
-    Cell {
-        cell: u32,
-        owner: u16,
-        key: Key,
-        zts: i64,
-    },
+    /// where `Foreign` keeps its key and time at that row till then. Small: a row's carriers
+    /// are copied in every tunnelled packet.
+    Cell { cell: u32, owner: u16, pending: u32 },
 }
 
 /// The other shards' UDP carriers a shard has named, by key: the uid and the Zeek time of
@@ -63,6 +52,8 @@ pub(crate) enum Made {
 #[derive(Debug)]
 pub(crate) struct Foreign {
     known: HashMap<Key, (Uid, i64), FlowHasher>,
+    /// The batch's carriers named by a cell (`Made::Cell`): key and Zeek time.
+    pending: Vec<(Key, i64)>,
     /// The ports of the known carriers, a bit each: a packet on none of them is none of
     /// theirs, without hashing its key.
     ports: Box<[u64; 1024]>,
@@ -72,6 +63,7 @@ impl Default for Foreign {
     fn default() -> Self {
         Foreign {
             known: HashMap::default(),
+            pending: Vec::new(),
             ports: Box::new([0; 1024]),
         }
     }
@@ -90,8 +82,17 @@ impl Foreign {
         None
     }
 
-    /// Its uid, as its shard put it in a cell, at a row of Zeek time `zts`.
-    pub(crate) fn learn(&mut self, key: Key, uid: Uid, zts: i64) {
+    /// A carrier to name by its cell: where its key and time wait (`learn`).
+    pub(crate) fn pend(&mut self, key: Key, zts: i64) -> u32 {
+        self.pending.push((key, zts));
+        u32::try_from(self.pending.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The uid `pending`'s carrier has in its cell.
+    pub(crate) fn learn(&mut self, pending: u32, uid: Uid) {
+        let Some(&(key, zts)) = self.pending.get(pending as usize) else {
+            return;
+        };
         if DNS_PORTS.contains(&key.pa) || DNS_PORTS.contains(&key.pb) {
             return; // it may end by the DNS session timer too
         }
@@ -117,6 +118,7 @@ impl Foreign {
     /// After a batch: the run's uids for the stand-ins of carriers created in it, and the
     /// carriers idle past their timeout left out.
     pub(crate) fn rename(&mut self, names: &HashMap<Uid, Uid>, now: i64, inactivity: i64) {
+        self.pending.clear();
         if self.known.is_empty() {
             return;
         }

@@ -1849,6 +1849,7 @@ impl Tracker {
     /// encapsulation stack back to that depth for each subframe (IEEE802_11Analyzer).
     /// With `crossing`, only the shard's own UDP carriers are counted; the others are named
     /// by their cells.
+    #[inline(always)]
     fn carriers(
         &mut self,
         p: &Packets<'_>,
@@ -1896,11 +1897,8 @@ impl Tracker {
             };
             let made = if proto != 17 {
                 // an IP tunnel is no connection, only a tunnel record
-                Made::Ip {
-                    src: src.0,
-                    dst: dst.0,
-                    kinds: p.tunnel[i],
-                }
+                let uid = ids::tunnel_uid(&mut self.uids.scratch, &src.0, &dst.0, p.tunnel[i]);
+                Made::Known(2, uid)
             } else {
                 let theirs = crossing.and_then(|x| {
                     let owner = x.carriers.owner(&src.0, &dst.0);
@@ -1915,8 +1913,7 @@ impl Tracker {
                             None => Made::Cell {
                                 cell: x.carriers.cell(i, level),
                                 owner,
-                                key,
-                                zts,
+                                pending: self.foreign.pend(key, zts),
                             },
                         }
                     }
@@ -1952,19 +1949,14 @@ impl Tracker {
     fn resolve(&mut self, made: Made, crossing: Option<Crossing<'_>>) -> (u8, Uid) {
         match made {
             Made::Known(kind, uid) => (kind, uid),
-            Made::Ip { src, dst, kinds } => (
-                2,
-                ids::tunnel_uid(&mut self.uids.scratch, &src, &dst, kinds),
-            ),
             Made::Cell {
                 cell,
                 owner,
-                key,
-                zts,
+                pending,
             } => match crossing {
                 Some(x) => {
                     let uid = x.carriers.wait(cell, owner);
-                    self.foreign.learn(key, uid, zts);
+                    self.foreign.learn(pending, uid);
                     (1, uid)
                 }
                 None => unreachable!("a carrier of another shard outside Shards"),
@@ -2381,10 +2373,9 @@ impl Tracker {
     fn encapsulation_change(&mut self, slot: u32, seen: bool, encap: Option<(u8, Uid)>) {
         if encap.is_some() {
             self.expand_at(slot); // a SynOnly keeps no tunnel parents
-            if self.births.is_some() {
-                self.reparented.push(slot);
-            }
         }
+        // A flow shard renames the uids a slot's tunnel parents take in the batch (shards.rs).
+        let shard = self.births.is_some();
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return;
         };
@@ -2402,6 +2393,9 @@ impl Tracker {
                 let x = c.extra();
                 x.encap = Some(e);
                 x.parents.push(e.1);
+                if shard {
+                    self.reparented.push(slot);
+                }
             }
             return;
         }
@@ -2425,6 +2419,9 @@ impl Tracker {
                 c.history.push(b'X');
             }
             c.id.extra().encap = Some(e);
+            if shard {
+                self.reparented.push(slot);
+            }
         }
     }
 }
