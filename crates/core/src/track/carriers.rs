@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::thread;
 
 use super::ids::Uid;
-use super::shards::shard_of;
+use super::shards::{shard_of, Names};
 use super::{is_provisional, FlowHasher, Key, DNS_PORTS};
 
 /// A carrier of a packet, as what it carries names it (`Tracker::carriers`).
@@ -117,7 +117,7 @@ impl Foreign {
 
     /// After a batch: the run's uids for the stand-ins of carriers created in it, and the
     /// carriers idle past their timeout left out.
-    pub(crate) fn rename(&mut self, names: &HashMap<Uid, Uid>, now: i64, inactivity: i64) {
+    pub(crate) fn rename(&mut self, names: &Names, now: i64, inactivity: i64) {
         self.pending.clear();
         if self.known.is_empty() {
             return;

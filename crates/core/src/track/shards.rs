@@ -29,8 +29,8 @@ use super::carriers::{Carriers, Crossing};
 use super::columns::{ConnBatch, TransitionBatch};
 use super::ids::Uid;
 use super::{
-    flow_uid_of, provisional_uid, Birth, ColumnError, Config, Entry, NotCounted, Packets,
-    ShardRows, Tracker,
+    flow_uid_of, provisional_uid, Birth, ColumnError, Config, Entry, FlowHasher, NotCounted,
+    Packets, ShardRows, Tracker,
 };
 
 /// The trackers of `n` flow shards, fed the same batches.
@@ -193,8 +193,8 @@ impl Shards {
 
     /// The run's uid of each connection created in the batch, by its stand-in, when a tunnel
     /// parent may name one: a shard's parents may be another shard's carriers.
-    fn parent_names(&self, births: &[Vec<Birth>], serials: &[Vec<u64>]) -> HashMap<Uid, Uid> {
-        let mut names = HashMap::new();
+    fn parent_names(&self, births: &[Vec<Birth>], serials: &[Vec<u64>]) -> Names {
+        let mut names = Names::default();
         let parents = self.trackers.iter().any(|t| {
             !t.reparented.is_empty() || t.ended.tunnel_parents.iter().any(|p| !p.is_empty())
         });
@@ -336,6 +336,9 @@ fn merge_ended(mut parts: Vec<ConnBatch>) -> ConnBatch {
     all.select(&order)
 }
 
+/// The run's uids of the connections a batch created, by the stand-ins their shards gave them.
+pub(crate) type Names = HashMap<Uid, Uid, FlowHasher>;
+
 /// The shard of a host pair, the same both ways: `n` shards, a fixed hash (the split does
 /// not change the rows, only how the work is shared).
 pub fn shard_of(a: &[u8; 16], b: &[u8; 16], n: usize) -> usize {
@@ -363,7 +366,7 @@ impl Tracker {
     /// give (made only where a uid is held: a SynOnly makes its own when it expands).
     /// `names`: every shard's stand-ins for the batch's connections, by their uids (empty
     /// when no tunnel parent names one).
-    fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64], names: &HashMap<Uid, Uid>) {
+    fn rename(&mut self, base: u64, births: &[Birth], serials: &[u64], names: &Names) {
         let inactivity = self.config.timeouts.udp_inactivity;
         self.foreign.rename(names, self.now, inactivity);
         if births.is_empty() && names.is_empty() {
@@ -371,11 +374,16 @@ impl Tracker {
             return;
         }
         let scratch = &mut self.uids.scratch;
-        // each birth's uid made once, whichever of its rows asks first
+        let shard = self.uids.shard;
+        // each birth's uid made once, whichever of its rows asks first (`names` has them all
+        // when a tunnel parent may name one)
         let mut made: Vec<Option<Uid>> = vec![None; births.len()];
         let mut uid = |j: usize| {
             *made[j].get_or_insert_with(|| {
-                flow_uid_of(scratch, serials[j], births[j].ts, &births[j].key)
+                match names.get(&provisional_uid(shard, births[j].serial)) {
+                    Some(&named) => named,
+                    None => flow_uid_of(scratch, serials[j], births[j].ts, &births[j].key),
+                }
             })
         };
         for (j, b) in births.iter().enumerate() {
