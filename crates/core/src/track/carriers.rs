@@ -139,7 +139,9 @@ impl Foreign {
 pub(crate) struct Carriers {
     /// Per row: the index of its first carrier's cell (rows without tunnel have none).
     first: Vec<u32>,
-    cells: Vec<OnceLock<Uid>>,
+    /// Per shard, the cells it fills: shards filling cells of neighbouring rows in one
+    /// array wrote to the same cache lines at every row.
+    cells: Vec<Vec<OnceLock<Uid>>>,
     /// Per shard: it has tracked the batch, or stopped (a panic), so what it has not put in
     /// its cells will never come.
     done: Vec<AtomicBool>,
@@ -152,7 +154,10 @@ impl Carriers {
     pub(crate) fn reset(&mut self, depths: &[u8], shards: usize) {
         self.shards = shards;
         self.first.clear();
-        self.cells.clear();
+        self.cells.resize_with(shards, Vec::new);
+        for cells in &mut self.cells {
+            cells.clear();
+        }
         self.done.clear();
         self.done.resize_with(shards, AtomicBool::default);
         if depths.iter().all(|&d| d == 0) {
@@ -164,7 +169,9 @@ impl Carriers {
             next = next.saturating_add(u32::from(d));
             at
         }));
-        self.cells.resize_with(next as usize, OnceLock::new);
+        for cells in &mut self.cells {
+            cells.resize_with(next as usize, OnceLock::new);
+        }
     }
 
     /// The shard that tracks the connections of a host pair.
@@ -177,15 +184,15 @@ impl Carriers {
         self.first[i] + level as u32
     }
 
-    /// A carrier's uid, put by the shard that tracks it.
-    pub(crate) fn put(&self, cell: u32, uid: Uid) {
+    /// A carrier's uid, put by the shard that tracks it (`me`).
+    pub(crate) fn put(&self, me: u16, cell: u32, uid: Uid) {
         // Filled once: each carrier of a row has one shard.
-        let _ = self.cells[cell as usize].set(uid);
+        let _ = self.cells[usize::from(me)][cell as usize].set(uid);
     }
 
     /// The uid that `owner` puts in `cell`, once it is there.
     pub(crate) fn wait(&self, cell: u32, owner: u16) -> Uid {
-        let cell = &self.cells[cell as usize];
+        let cell = &self.cells[usize::from(owner)][cell as usize];
         let mut spins = 0u32;
         loop {
             if let Some(uid) = cell.get() {

@@ -1931,7 +1931,7 @@ impl Tracker {
                             .and_then(|s| s.as_ref())
                             .map_or([0; 17], Entry::uid);
                         if let Some(x) = crossing {
-                            x.carriers.put(x.carriers.cell(i, level), uid);
+                            x.carriers.put(x.me, x.carriers.cell(i, level), uid);
                         }
                         Made::Known(1, uid)
                     }
