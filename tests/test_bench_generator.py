@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import dpkt
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-
-
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("portlens_bench_script", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _ocsum(data: bytes) -> int:
@@ -43,8 +30,9 @@ def _l4_ok(ip: dpkt.ip.IP | dpkt.ip6.IP6, proto: int, l4: bytes) -> bool:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    bench = _load_bench()
+def generated(bench_script: ModuleType, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, dict[str, object]]:
+    bench = bench_script
     out = tmp_path_factory.mktemp("bench") / "small.pcap"
     summary_path = out.with_suffix(".json")
     # A higher bad-checksum rate than the default 0.1 % so a small capture has some.
@@ -100,8 +88,8 @@ def test_generated_capture_matches_its_summary(
     assert len(conns) == tc["total"] - tc["midstream"]
 
 
-def test_generator_is_deterministic(tmp_path: Path) -> None:
-    bench = _load_bench()
+def test_generator_is_deterministic(bench_script: ModuleType, tmp_path: Path) -> None:
+    bench = bench_script
     a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
     bench.generate(500, a, seed=3)
     bench.generate(500, b, seed=3)
