@@ -2656,6 +2656,9 @@ def carry_in_tunnels(src: Path, out: Path, mode: str) -> int:
         head = f.read(24)
         if head[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
             raise ValueError(f"{src}: not a little-endian classic pcap")
+        if len(head) < 24 or struct.unpack_from("<I", head, 20)[0] & 0x0FFFFFFF != 1:
+            raise ValueError(f"{src}: not an Ethernet capture (VXLAN and GRE here carry "
+                             "Ethernet frames)")
         o.write(head)
         while len(record := f.read(16)) == 16:
             ts, frac, incl, orig = struct.unpack("<IIII", record)
@@ -2674,7 +2677,11 @@ def carry_in_tunnels(src: Path, out: Path, mode: str) -> int:
 
 
 def cmd_tunnel(args: argparse.Namespace) -> int:
-    n = carry_in_tunnels(Path(args.input), Path(args.out), args.mode)
+    try:
+        n = carry_in_tunnels(Path(args.input), Path(args.out), args.mode)
+    except (OSError, ValueError) as exc:
+        print(f"bench.py tunnel: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}: {n:,} frames carried ({args.mode})")
     return 0
 
