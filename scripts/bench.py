@@ -2627,9 +2627,7 @@ def carry_in_tunnels(src: Path, out: Path, mode: str) -> int:
 
     def ip4(a: bytes, b: bytes, proto: int, body: bytes) -> bytes:
         head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0, a, b)
-        words = sum(struct.unpack("!10H", head))
-        words = (words & 0xFFFF) + (words >> 16)
-        return head[:10] + struct.pack("!H", ~words & 0xFFFF) + head[12:] + body
+        return head[:10] + struct.pack("!H", _csum(head)) + head[12:] + body
 
     def vxlan(k: int, frame: bytes, swap: bool) -> bytes:
         a, b = bytes([10, 200, 0, k + 1]), bytes([10, 201, 0, 8 - k])
