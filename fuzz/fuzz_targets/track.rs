@@ -25,16 +25,7 @@ const NANOS: i64 = 1_000_000_000;
 const T0: i64 = 1_700_000_000 * NANOS;
 const PAYLOADS: [i32; 8] = [0, 0, 1, 10, 100, 1460, 1448, 65495];
 const WINDOWS: [u16; 4] = [65535, 0, 512, 1];
-const GAPS: [i64; 8] = [
-    0,
-    1_000,
-    1_000_000,
-    NANOS,
-    6 * NANOS,
-    61 * NANOS,
-    400 * NANOS,
-    86_400 * NANOS,
-];
+const GAPS: [i64; 8] = [0, 1_000, 1_000_000, NANOS, 6 * NANOS, 61 * NANOS, 400 * NANOS, 86_400 * NANOS];
 const PORTS: [u16; 4] = [40000, 80, 53, 443];
 
 fn v4(last: u8) -> [u8; 16] {
@@ -216,24 +207,12 @@ fuzz_target!(|data: &[u8]| {
             let ((a, pa), (b, pb)) = if fwd { (c, s) } else { (s, c) };
             (a, b, pa, pb, 6, fwd)
         };
-        let (own, peer) = if fwd {
-            (isn[0], isn[1])
-        } else {
-            (isn[1], isn[0])
-        };
+        let (own, peer) = if fwd { (isn[0], isn[1]) } else { (isn[1], isn[0]) };
         let flags = u16::from_be_bytes([seg[1], seg[2]]) & 0x0fff;
         let off = u32::from_be_bytes([0, seg[3], seg[4], seg[5]]);
-        let seq = if seg[6] & 0x80 != 0 {
-            off.rotate_left(13)
-        } else {
-            own.wrapping_add(off)
-        };
+        let seq = if seg[6] & 0x80 != 0 { off.rotate_left(13) } else { own.wrapping_add(off) };
         let ack_off = u32::from(u16::from_be_bytes([seg[7], seg[8]]));
-        let ack = if seg[6] & 0x40 != 0 {
-            ack_off.wrapping_neg()
-        } else {
-            peer.wrapping_add(ack_off)
-        };
+        let ack = if seg[6] & 0x40 != 0 { ack_off.wrapping_neg() } else { peer.wrapping_add(ack_off) };
         let payload = PAYLOADS[usize::from(seg[9] & 7)];
         ts = ts.saturating_add(GAPS[usize::from((seg[9] >> 3) & 7)]);
         if seg[9] & 0xc0 == 0xc0 {
@@ -259,11 +238,7 @@ fuzz_target!(|data: &[u8]| {
         rows.win.push(WINDOWS[usize::from(misc & 3)]);
         let syn = flags & 0x02 != 0;
         rows.mss.push(if syn { 1460 } else { -1 });
-        rows.wscale.push(if syn {
-            [-1, 0, 7, 14][usize::from((misc >> 2) & 3)]
-        } else {
-            -1
-        });
+        rows.wscale.push(if syn { [-1, 0, 7, 14][usize::from((misc >> 2) & 3)] } else { -1 });
         rows.sack_perm.push(syn && misc & 0x10 != 0);
         rows.has_ts.push(syn && misc & 0x10 != 0);
         let kinds = usize::from(seg[11] % 41);
@@ -273,20 +248,13 @@ fuzz_target!(|data: &[u8]| {
             *slot = [2, 4, 8, 1, 3, 0, 30, 253][(i + usize::from(seg[11])) % 8];
         }
         rows.opt_kinds.extend_from_slice(&k);
-        rows.udp_len
-            .push(u16::try_from(payload.saturating_add(8)).unwrap_or(u16::MAX));
+        rows.udp_len.push(u16::try_from(payload.saturating_add(8)).unwrap_or(u16::MAX));
         let icmp = proto == 1;
-        rows.icmp_type.push(if icmp {
-            [8, 0, 3, 11][usize::from(seg[11] & 3)]
-        } else {
-            -1
-        });
-        rows.icmp_code
-            .push(if icmp { i16::from(seg[11] >> 4) } else { -1 });
+        rows.icmp_type.push(if icmp { [8, 0, 3, 11][usize::from(seg[11] & 3)] } else { -1 });
+        rows.icmp_code.push(if icmp { i16::from(seg[11] >> 4) } else { -1 });
         rows.q_valid.push(icmp && seg[11] & 2 != 0);
         let router = table_mode && seg[11] & 8 != 0;
-        rows.q_dst
-            .extend_from_slice(&if router { v4((who >> 4) & 3) } else { src });
+        rows.q_dst.extend_from_slice(&if router { v4((who >> 4) & 3) } else { src });
         rows.q_proto.push([6, 17][usize::from(seg[11] & 1)]);
         rows.truncated.push(misc & 0x40 != 0 && misc & 0x20 == 0);
         rows.l4_csum.push(if misc & 0x60 == 0x20 { 2 } else { 1 });
@@ -297,36 +265,16 @@ fuzz_target!(|data: &[u8]| {
         let tun = if table_mode { seg[12] } else { 0 };
         let ip_len = rows.ip_len.last().copied().unwrap_or(0);
         // carriers between 8 hosts, the flows' 4 among them; UDP ones on 8 source ports
-        let outer = (
-            v4((tun >> 3) & 7),
-            v4(7 - ((tun >> 3) & 7)),
-            17u8,
-            49152 + u16::from(tun >> 6),
-        );
-        let inner = (
-            v4(tun >> 6),
-            v4(4 + ((tun >> 3) & 3)),
-            17u8,
-            50000 + u16::from((tun >> 3) & 7),
-        );
+        let outer = (v4((tun >> 3) & 7), v4(7 - ((tun >> 3) & 7)), 17u8, 49152 + u16::from(tun >> 6));
+        let inner = (v4(tun >> 6), v4(4 + ((tun >> 3) & 3)), 17u8, 50000 + u16::from((tun >> 3) & 7));
         let gre = |c: ([u8; 16], [u8; 16], u8, u16)| (c.0, c.1, 47u8, 0u16);
         let none = ([0u8; 16], [0u8; 16], 0u8, 0u16);
         let vxlan_len = ip_len.saturating_add(50);
         let (depth, kinds, first, second) = match tun & 7 {
             4 => (1, 1, (outer, vxlan_len), (none, 0)),
             5 => (1, 2, (gre(outer), ip_len.saturating_add(38)), (none, 0)),
-            6 => (
-                2,
-                3,
-                (gre(outer), vxlan_len.saturating_add(38)),
-                (inner, vxlan_len),
-            ),
-            7 => (
-                2,
-                1,
-                (outer, vxlan_len.saturating_add(50)),
-                (inner, vxlan_len),
-            ),
+            6 => (2, 3, (gre(outer), vxlan_len.saturating_add(38)), (inner, vxlan_len)),
+            7 => (2, 1, (outer, vxlan_len.saturating_add(50)), (inner, vxlan_len)),
             _ => (0, 0, (none, 0), (none, 0)),
         };
         rows.tunnel_depth.push(depth);
@@ -408,25 +356,14 @@ fuzz_target!(|data: &[u8]| {
 /// The shards' rows are one tracker's, column by column in its order; each connection's
 /// transitions too (the shards' streams interleave otherwise).
 fn same(one: &ConnBatch, t1: &TransitionBatch, shards: &ConnBatch, t2: &TransitionBatch) {
-    assert_eq!(
-        format!("{one:?}"),
-        format!("{shards:?}"),
-        "the shards' rows differ"
-    );
+    assert_eq!(format!("{one:?}"), format!("{shards:?}"), "the shards' rows differ");
     let per_conn = |t: &TransitionBatch| {
         let mut v: Vec<(u64, String)> = (0..t.len())
             .map(|i| {
                 let row = format!(
                     "{:?} {} {} {} {} {} {} {} {}",
-                    t.uid[i],
-                    t.ts_ns[i],
-                    t.frame[i],
-                    t.host[i],
-                    t.endpoint[i],
-                    t.event[i],
-                    t.from[i],
-                    t.to[i],
-                    t.seq[i]
+                    t.uid[i], t.ts_ns[i], t.frame[i], t.host[i], t.endpoint[i], t.event[i],
+                    t.from[i], t.to[i], t.seq[i]
                 );
                 (t.serial[i], row)
             })
@@ -434,8 +371,5 @@ fn same(one: &ConnBatch, t1: &TransitionBatch, shards: &ConnBatch, t2: &Transiti
         v.sort_by_key(|(s, _)| *s);
         v
     };
-    assert!(
-        per_conn(t1) == per_conn(t2),
-        "the shards' transitions differ"
-    );
+    assert!(per_conn(t1) == per_conn(t2), "the shards' transitions differ");
 }
