@@ -70,22 +70,30 @@ impl Default for Foreign {
 }
 
 impl Foreign {
-    /// The uid of carrier `key` at a row whose clock is `now` and its Zeek time `zts`, if it
-    /// is still the connection it was; forgotten otherwise.
-    pub(crate) fn same(&mut self, key: &Key, now: i64, zts: i64, inactivity: i64) -> Option<Uid> {
-        let (uid, last) = self.known.get_mut(key)?;
-        if inactivity == 0 || now.saturating_sub(*last) < inactivity {
-            *last = zts; // what the carrier's shard keeps as its last packet's time
-            return Some(*uid);
+    /// How a shard names another shard's carrier `key` (its `cell` and `owner`) at a row whose
+    /// clock is `now` and Zeek time `zts`: by the uid it knows while the carrier is still the
+    /// connection it was, else by its cell (the carrier forgotten till `learn`).
+    pub(crate) fn name(
+        &mut self,
+        key: Key,
+        (cell, owner): (u32, u16),
+        (now, zts): (i64, i64),
+        inactivity: i64,
+    ) -> Made {
+        if let Some((uid, last)) = self.known.get_mut(&key) {
+            if inactivity == 0 || now.saturating_sub(*last) < inactivity {
+                *last = zts; // what the carrier's shard keeps as its last packet's time
+                return Made::Known(1, *uid);
+            }
+            self.known.remove(&key);
         }
-        self.known.remove(key);
-        None
-    }
-
-    /// A carrier to name by its cell: where its key and time wait (`learn`).
-    pub(crate) fn pend(&mut self, key: Key, zts: i64) -> u32 {
         self.pending.push((key, zts));
-        u32::try_from(self.pending.len() - 1).unwrap_or(u32::MAX)
+        let pending = u32::try_from(self.pending.len() - 1).unwrap_or(u32::MAX);
+        Made::Cell {
+            cell,
+            owner,
+            pending,
+        }
     }
 
     /// The uid `pending`'s carrier has in its cell.

@@ -1905,31 +1905,20 @@ impl Tracker {
                     (owner != x.me).then_some((x, owner))
                 });
                 match theirs {
-                    Some((x, owner)) => {
-                        let key = Key::new(17, None, src, dst, true);
-                        let inactivity = self.config.timeouts.udp_inactivity;
-                        match self.foreign.same(&key, self.now, zts, inactivity) {
-                            Some(uid) => Made::Known(1, uid),
-                            None => Made::Cell {
-                                cell: x.carriers.cell(i, level),
-                                owner,
-                                pending: self.foreign.pend(key, zts),
-                            },
-                        }
-                    }
+                    Some((x, owner)) => self.foreign.name(
+                        Key::new(17, None, src, dst, true),
+                        (x.carriers.cell(i, level), owner),
+                        (self.now, zts),
+                        self.config.timeouts.udp_inactivity,
+                    ),
                     None => {
                         self.level = level as u8;
-                        let slot = self.udp_carrier(src, dst, ip_len, ts, zts, p.frame[i]);
+                        let (slot, uid) = self.udp_carrier(src, dst, ip_len, ts, zts, p.frame[i]);
                         self.level = INNER;
                         if level > 0 {
                             let parent = encap.map(|m| self.resolve(m, crossing));
                             self.encapsulation(slot, parent);
                         }
-                        let uid = self
-                            .slots
-                            .get(slot as usize)
-                            .and_then(|s| s.as_ref())
-                            .map_or([0; 17], Entry::uid);
                         if let Some(x) = crossing {
                             x.carriers.put(x.me, x.carriers.cell(i, level), uid);
                         }
@@ -1964,7 +1953,8 @@ impl Tracker {
         }
     }
 
-    /// Counts a UDP tunnel carrier, a connection of its own as in Zeek; returns its slot.
+    /// Counts a UDP tunnel carrier, a connection of its own as in Zeek; returns its slot and
+    /// uid.
     fn udp_carrier(
         &mut self,
         src: ([u8; 16], u16),
@@ -1973,10 +1963,10 @@ impl Tracker {
         ts: i64,
         zts: i64,
         frame: i64,
-    ) -> u32 {
+    ) -> (u32, Uid) {
         let v4 = src.0[..12] == V4_PREFIX;
         let hdr: i64 = if v4 { 20 } else { 40 };
-        self.udp(
+        let slot = self.udp(
             src.0,
             src.1,
             dst.0,
@@ -1990,7 +1980,13 @@ impl Tracker {
             None,
             if v4 { 4 } else { 6 },
             Hints::default(),
-        )
+        );
+        let uid = self
+            .slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map_or([0; 17], Entry::uid);
+        (slot, uid)
     }
 
     fn ignored(&self, src: &[u8; 16]) -> bool {
