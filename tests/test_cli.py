@@ -34,6 +34,18 @@ def test_filter_that_selects_nothing_exits_1(capsys: pytest.CaptureFixture[str])
     assert (rc, out) == (1, "")
 
 
+@pytest.mark.parametrize("fmt", [[], ["--json"]], ids=["lines", "json"])
+def test_packets_that_lists_nothing_exits_1_as_every_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: list[str]) -> None:
+    # A filter that selects nothing, and a capture with no frame (the header alone).
+    assert run(capsys, "packets", *fmt, "-f", "port 9", SAMPLE)[:2] == (1, "")
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(Path(SAMPLE).read_bytes()[:24])
+    assert run(capsys, "packets", *fmt, str(empty))[:2] == (1, "")
+    rc, out, _ = run(capsys, "packets", *fmt, "-f", "udp", SAMPLE)
+    assert rc == 0 and out.count("\n") > 0
+
+
 def test_bad_filter_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys, "-f", "tcp and prot", SAMPLE)
     assert rc == 2 and out == ""

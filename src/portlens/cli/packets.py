@@ -64,19 +64,21 @@ def cmd_packets(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     stats = CaptureStats()
     status = [EXIT_OK]
+    shown = [False]  # a frame listed: exit status 0, else 1 (nothing found), as every report
     times = clock(args)
     zone_note = ZoneNote(times)
 
     def show(lines: Callable[[Clock], str], records: Callable[[], str]) -> None:
         """One batch's text (the core's writers of a PacketBatch or of a held batch)."""
         if args.json:
-            out.write(records())
+            text = records()
         else:
             text = lines(times)
             if times.first_ns is not None:
                 zone_note(times.first_ns)  # once, before the first line
-            out.write(text)
+        out.write(text)
         out.flush()
+        shown[0] = shown[0] or bool(text)
 
     with reading(args, status) as pipeline:
         try:
@@ -117,7 +119,8 @@ def cmd_packets(args: argparse.Namespace) -> int:
             if len(files) > 1:
                 _print_files(args, files, times)
     out.flush()
-    if status[0] == EXIT_OK and stats.frames == 0 and args.stats:
+    found = stats.frames > 0 if args.stats else shown[0]
+    if status[0] == EXIT_OK and not found:
         return EXIT_NOTHING
     return status[0]
 
