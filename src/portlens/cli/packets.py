@@ -16,6 +16,7 @@ from portlens.cli.common import (
     EXIT_NOTHING,
     EXIT_OK,
     error,
+    exit_status,
     interrupted_note,
     live_summary,
     reading,
@@ -119,10 +120,7 @@ def cmd_packets(args: argparse.Namespace) -> int:
             if len(files) > 1:
                 _print_files(args, files, times)
     out.flush()
-    found = stats.frames > 0 if args.stats else shown[0]
-    if status[0] == EXIT_OK and not found:
-        return EXIT_NOTHING
-    return status[0]
+    return exit_status(status[0], stats.frames > 0 if args.stats else shown[0])
 
 
 def _print_files(args: argparse.Namespace, files: Sequence[object], times: Clock) -> None:
