@@ -2,8 +2,6 @@
 //! reference, so rows match) and Community ID v1 (github.com/corelight/community-id-spec).
 
 use crate::text::{decimal_bytes, DECIMAL_MAX};
-use blake2::digest::consts::U13;
-use blake2::Blake2b;
 use sha1::{Digest, Sha1};
 
 const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -75,9 +73,9 @@ pub fn push_int(out: &mut Vec<u8>, v: i64) {
 /// The uid of a text whose BLAKE2b-104 digest names it, as `_uid` in track/tracker.py:
 /// the digest read as a big-endian number, written in base 62, least significant digit first.
 pub fn uid_of_repr(text: &[u8]) -> Uid {
-    let digest = Blake2b::<U13>::digest(text);
+    let digest = blake2b_simd::Params::new().hash_length(13).hash(text);
     let mut bytes = [0u8; 13];
-    bytes.copy_from_slice(&digest);
+    bytes.copy_from_slice(digest.as_bytes());
     base62_digits(&bytes)
 }
 
