@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -584,6 +583,8 @@ def _v6_mask(prefix: int) -> bytes:
 def _service_port(tok: _Token, name: str) -> tuple[int, tuple[int, ...]]:
     """A service name as libpcap resolves it: the TCP number if there is one (then TCP only,
     unless UDP has the same number), else the UDP number (UDP only)."""
+    import socket  # not at start: socket takes 6 ms, and only names need it
+
     found: dict[str, int] = {}
     for transport in ("tcp", "udp"):
         with contextlib.suppress(OSError, UnicodeError, ValueError):
@@ -614,6 +615,8 @@ def _protocol_number(tok: _Token) -> int:
     name = tok.text.lower()
     if name in _PROTOCOL_NAMES:
         return _PROTOCOL_NAMES[name]
+    import socket
+
     try:
         return socket.getprotobyname(tok.text)
     except (OSError, UnicodeError, ValueError):

@@ -7,7 +7,6 @@ people meet most, so output does not depend on the machine it runs on more than 
 
 from __future__ import annotations
 
-import socket
 from functools import lru_cache
 
 WELL_KNOWN = "well-known"
@@ -54,6 +53,8 @@ def service_name(proto: str, port: int) -> str:
         return BUILTIN[(proto, port)]
     if proto not in ("tcp", "udp"):
         return ""
+    import socket  # 6 ms at start (socket pulls in selectors), for reports that name no port
+
     try:
         return socket.getservbyport(port, proto)
     except (OSError, OverflowError):

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, TextIO, TypeVar, overload
 
-from rich.cells import cell_len
-
 from portlens.report import human
 from portlens.report.clock import Clock
 
@@ -98,7 +96,11 @@ def clean(text: str) -> str:
 
 def width_of(text: str) -> int:
     """Terminal cells the text takes (µ is one, a CJK character two)."""
-    return len(text) if text.isascii() else cell_len(text)
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len  # rich's start (3 ms) only for text that needs it
+
+    return cell_len(text)
 
 
 def _pad(text: str, width: int, right: bool) -> str:
