@@ -39,7 +39,7 @@ use history::History;
 use ids::Uid;
 use ranges::SpareBlocks;
 use rfc::{Event, TcpState};
-use tcp::{Cause, Segment, TcpConn, ACK, SYN};
+use tcp::{Cause, ExpireStep, ExpireView, Segment, TcpConn, ACK, SYN};
 
 const NANOS: i64 = 1_000_000_000;
 const FRAG_PART: u8 = 1;
@@ -1174,6 +1174,9 @@ pub struct Tracker {
     lru: Vec<(u32, u32)>,
     lru_head: u32,
     lru_tail: u32,
+    /// What an Expire timer reads of the TCP connection in each slot (None: another entry,
+    /// or none): the timers of most connections fire every tcp_session_timer and only re-arm.
+    views: Vec<Option<ExpireView>>,
     live: usize,
     timers: Timers,
     now: i64,
@@ -1247,6 +1250,7 @@ impl Tracker {
             lru: Vec::new(),
             lru_head: NIL,
             lru_tail: NIL,
+            views: Vec::new(),
             live: 0,
             timers: Timers::default(),
             now: 0,
@@ -1334,6 +1338,7 @@ impl Tracker {
             let conn = syn.expand(&self.config, &mut self.timers, &mut self.uids, slot, true);
             *cell = Some(Entry::Tcp(Box::new(conn)));
         }
+        self.note_view(slot);
     }
 
     fn lru_unlink(&mut self, slot: u32) {
@@ -1398,6 +1403,9 @@ impl Tracker {
 
     fn run_timers(&mut self, now: i64) {
         while let Some(timer) = self.timers.heap.pop_due(now) {
+            if timer.kind() == TimerKind::Expire && self.expire_from_view(&timer, now) {
+                continue;
+            }
             let live = match self.slots.get(timer.slot as usize) {
                 Some(Some(e)) => e.armed(&timer),
                 _ => false,
@@ -1414,12 +1422,48 @@ impl Tracker {
                 Entry::Flow(flow) => flow.timer(now, timer.kind(), &mut t),
                 Entry::Syn(_) => None, // expanded above
             };
-            if let Some(cause) = cause {
-                self.remove(timer.slot, cause);
+            match cause {
+                Some(cause) => self.remove(timer.slot, cause),
+                None => self.note_view(timer.slot),
             }
         }
         if self.timers.heap.len() > 4 * self.live + 4096 {
             self.compact_timers();
+        }
+    }
+
+    /// An Expire timer done from its connection's view, without reading the connection:
+    /// dropped when stale (another generation's, as `armed` drops it) or when it does
+    /// nothing, re-armed as `TcpConn::timer` would re-arm it. False when it ends the
+    /// connection, or the slot holds no TCP connection: it then fires on the entry.
+    fn expire_from_view(&mut self, timer: &Timer, now: i64) -> bool {
+        let Some(Some(view)) = self.views.get(timer.slot as usize) else {
+            return false;
+        };
+        if view.timer_gen != timer.gen {
+            return true;
+        }
+        match view.step(now, &self.config.timeouts) {
+            ExpireStep::Nothing => true,
+            ExpireStep::End(_) => false,
+            ExpireStep::Rearm(deadline) => {
+                self.timers.seq += 1;
+                let seq = self.timers.seq;
+                self.timers
+                    .push(timer.slot, deadline, seq, TimerKind::Expire, timer.gen);
+                true
+            }
+        }
+    }
+
+    /// Brings the slot's Expire view up to its entry, after anything that may have changed it.
+    fn note_view(&mut self, slot: u32) {
+        let view = match self.slots.get(slot as usize) {
+            Some(Some(Entry::Tcp(conn))) => Some(conn.expire_view()),
+            _ => None,
+        };
+        if let Some(v) = self.views.get_mut(slot as usize) {
+            *v = view;
         }
     }
 
@@ -1465,6 +1509,7 @@ impl Tracker {
             None => {
                 self.slots.push(Some(entry));
                 self.lru.push((NIL, NIL));
+                self.views.push(None);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -1508,6 +1553,7 @@ impl Tracker {
         let Some(entry) = self.slots[slot as usize].take() else {
             return;
         };
+        self.views[slot as usize] = None;
         let key = entry.key();
         if let Ok(found) = self
             .table
@@ -2072,6 +2118,7 @@ impl Tracker {
                 let h = conn.c.host_of(&src, sport);
                 conn.packet(&seg, h, check, opts, &mut t);
             }
+            self.note_view(slot);
             return slot;
         }
         // A new connection's timers are held back until its first packet is applied: if it
@@ -2167,6 +2214,7 @@ impl Tracker {
                 *entry = Entry::Syn(Box::new(syn));
             }
         }
+        self.note_view(slot);
         slot
     }
 

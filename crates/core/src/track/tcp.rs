@@ -9,7 +9,7 @@ use super::rfc::Observer;
 use super::zeek::{
     seq_delta, size, wraps_near, ZEndpoint, ZState, REASSEMBLY_SKIP, TOO_LARGE_SEQ_DELTA,
 };
-use super::{Common, TimerCtx, TimerKind};
+use super::{Common, Timeouts, TimerCtx, TimerKind};
 
 pub const FIN: u16 = 0x01;
 pub const SYN: u16 = 0x02;
@@ -141,6 +141,30 @@ impl TcpConn {
         }
     }
 
+    /// What its Expire timers read of it (`ExpireView`).
+    pub fn expire_view(&self) -> ExpireView {
+        use ZState::{Inactive, Reset};
+        let o = usize::from(self.c.orig);
+        let (os, rs) = (self.ep[o].state, self.ep[1 - o].state);
+        let (od, rd) = (self.ep[o].did_close, self.ep[1 - o].did_close);
+        let idle_end = if (od || rd)
+            && ((od && rd) || os == Reset || rs == Reset || os == Inactive || rs == Inactive)
+        {
+            Some(Cause::Closed)
+        } else if rs == Inactive && os == Inactive {
+            Some(Cause::Idle)
+        } else {
+            None
+        };
+        ExpireView {
+            timer_gen: self.c.timer_gen,
+            is_active: self.is_active,
+            cancelled: self.timers_cancelled,
+            last_zts: self.c.last_zts,
+            idle_end,
+        }
+    }
+
     /// A timer fired at capture time `now`: the removal cause, or None to keep going.
     pub fn timer(&mut self, now: i64, kind: TimerKind, t: &mut TimerCtx) -> Option<Cause> {
         let o = usize::from(self.c.orig);
@@ -166,32 +190,16 @@ impl TcpConn {
                     return Some(Cause::Idle);
                 }
             }
-            TimerKind::Expire => {
-                if !self.is_active {
-                    return None;
-                }
-                if self.c.last_zts.saturating_add(to.tcp_connection_linger) < now {
-                    let (od, rd) = (self.ep[o].did_close, self.ep[1 - o].did_close);
-                    if (od || rd)
-                        && ((od && rd)
-                            || os == ZState::Reset
-                            || rs == ZState::Reset
-                            || os == ZState::Inactive
-                            || rs == ZState::Inactive)
-                    {
+            TimerKind::Expire => match self.expire_view().step(now, to) {
+                ExpireStep::Nothing => {}
+                ExpireStep::End(cause) => {
+                    if cause == Cause::Closed {
                         self.is_active = false;
-                        return Some(Cause::Closed);
                     }
-                    if rs == ZState::Inactive && os == ZState::Inactive {
-                        return Some(Cause::Idle);
-                    }
+                    return Some(cause);
                 }
-                self.timer_guarded(
-                    now.saturating_add(to.tcp_session_timer),
-                    TimerKind::Expire,
-                    t,
-                );
-            }
+                ExpireStep::Rearm(deadline) => t.add(&self.c, deadline, TimerKind::Expire),
+            },
             TimerKind::Close | TimerKind::Reset => return Some(Cause::Closed),
             TimerKind::PartialClose => {
                 // Zeek's PartialCloseTimer: both heard from, not both closed, no RST.
@@ -786,6 +794,49 @@ fn ack_bookkeeping(peer: &mut ZEndpoint, ack: u32, is_rst: bool) -> i64 {
         peer.update_ack(ack);
     }
     rel
+}
+
+/// What an Expire timer reads of its connection (Zeek's TCP_Analyzer::ExpireTimer). The
+/// tracker keeps a copy beside its table, brought up to date after every packet and timer
+/// of the connection, so that the timer, which mostly only re-arms itself, need not read
+/// the connection: reading it cost a cache miss or two a timer (`Tracker::run_timers`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpireView {
+    /// The connection's timer generation: an Expire timer armed with another is stale.
+    pub timer_gen: u32,
+    pub is_active: bool,
+    /// Its timers were cancelled (a close): an Expire timer re-arms no more.
+    pub cancelled: bool,
+    pub last_zts: i64,
+    /// How the connection ends when an Expire timer finds it idle past the linger time.
+    pub idle_end: Option<Cause>,
+}
+
+/// What an Expire timer that fires does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExpireStep {
+    Nothing,
+    End(Cause),
+    /// Re-armed for this time.
+    Rearm(i64),
+}
+
+impl ExpireView {
+    /// The step of an Expire timer of this connection that fires at capture time `now`.
+    pub fn step(&self, now: i64, to: &Timeouts) -> ExpireStep {
+        if !self.is_active {
+            return ExpireStep::Nothing;
+        }
+        if self.last_zts.saturating_add(to.tcp_connection_linger) < now {
+            if let Some(cause) = self.idle_end {
+                return ExpireStep::End(cause);
+            }
+        }
+        if self.cancelled {
+            return ExpireStep::Nothing;
+        }
+        ExpireStep::Rearm(now.saturating_add(to.tcp_session_timer))
+    }
 }
 
 /// Why a connection left the table.
