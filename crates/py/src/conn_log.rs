@@ -17,8 +17,8 @@ pub fn item<'py>(cols: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, Py
 pub fn numbers<T: Element + Copy>(cols: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<T>> {
     let a: PyReadonlyArray1<'_, T> = item(cols, key)?.extract()?;
     // A column can be a strided view (the analysis counters are columns of one n×11 array);
-    // the tracker's own are contiguous, copied at once (element by element took a sixth of
-    // conn_log_lines).
+    // the tracker's own are contiguous, copied as a slice (through ndarray's iterator, element
+    // by element, they took 1.8 times the instructions).
     Ok(match a.as_slice() {
         Ok(s) => s.to_vec(),
         Err(_) => a.as_array().iter().copied().collect(),
