@@ -3094,6 +3094,42 @@ mod tracker_tests {
         batches
     }
 
+    /// After each packet, the Expire view of every slot is what its entry says
+    /// (`TcpConn::expire_view` for a TCP connection, None for anything else or nothing):
+    /// run_timers reads the view instead of the connection, so a change the view missed would
+    /// fire an Expire timer differently from the connection's own rule.
+    #[test]
+    fn every_slots_expire_view_is_its_entrys_after_each_packet() {
+        let mut t = Tracker::new(Config::default());
+        let (mut active, mut cancelled) = (0, 0);
+        for (k, &(ts, from, to, flags, seq, ack, len)) in random_traffic(7, 3000).iter().enumerate()
+        {
+            let mut r = Rows {
+                first: k as i64,
+                ..Rows::default()
+            };
+            r.tcp(ts, from, to, flags, seq, ack, len);
+            t.feed(&r.packets()).unwrap();
+            assert_eq!(t.views.len(), t.slots.len());
+            for (slot, view) in t.slots.iter().zip(&t.views) {
+                let entry = match slot {
+                    Some(Entry::Tcp(conn)) => Some(conn.expire_view()),
+                    _ => None,
+                };
+                assert_eq!(*view, entry, "packet {k}");
+                if let Some(v) = view {
+                    active += usize::from(v.is_active && !v.cancelled);
+                    cancelled += usize::from(v.cancelled);
+                }
+            }
+        }
+        assert!(active > 1000 && cancelled > 100, "{active} {cancelled}");
+        assert!(
+            t.ended.len() > 200,
+            "timers ended connections along the way"
+        );
+    }
+
     /// Flow shards in threads give one tracker's rows and transitions, in its order, with
     /// 1 to 5 shards, the end of the capture at once or in parts (as Python takes it).
     /// Returns one tracker's rows' (tunnel_parents, resp_p, history).
@@ -3350,6 +3386,48 @@ mod tracker_tests {
         assert_eq!(t.ended.orig_p, [1001, 1002, 1003]);
         assert_eq!(t.ended.end_reason, [2, 2, 2]); // idle: the attempt timer
         assert_eq!(t.open_flows(), 1);
+    }
+
+    /// A connection's Expire timer still in the heap when the connection has ended and a new
+    /// one has taken its slot is dropped when it fires: the new connection's view (by slot)
+    /// must not re-arm it as the new one's, by the timer generation.
+    #[test]
+    fn an_ended_connections_expire_timer_is_not_rearmed_for_its_slots_next() {
+        let config = Config {
+            timeouts: Timeouts {
+                tcp_close: NANOS / 10,
+                ..Timeouts::default()
+            },
+            ..Config::default()
+        };
+        let mut t = Tracker::new(config);
+        let (a, b) = ((v4(9), 1000), (v4(9), 1001));
+        let server = (v4(3), 80);
+        let mut r = Rows::default();
+        // A: a handshake, then a RST at 0.5 s; it ends 0.1 s later, when the clock passes it
+        r.tcp(0, a, server, SYN, 1, 0, 0);
+        r.tcp(1_000, server, a, SYN | ACK, 7, 2, 0);
+        r.tcp(2_000, a, server, ACK, 2, 8, 0);
+        r.tcp(500_000, a, server, tcp::RST, 2, 0, 0);
+        // B from 2 s, in A's slot; a packet at 5.5 s fires A's Expire timer (its start + 5 s),
+        // before B's own (7 s)
+        r.tcp(2_000_000, b, server, SYN, 1, 0, 0);
+        r.tcp(2_001_000, server, b, SYN | ACK, 7, 2, 0);
+        r.tcp(2_002_000, b, server, ACK, 2, 8, 0);
+        r.tcp(5_500_000, b, server, ACK, 2, 8, 0);
+        t.feed(&r.packets()).unwrap();
+        assert_eq!(
+            (t.ended.orig_p.as_slice(), t.open_flows()),
+            ([1000].as_slice(), 1)
+        );
+        assert_eq!(t.slots.len(), 1, "B took A's slot");
+        let mut expire = Vec::new();
+        while let Some(timer) = t.timers.heap.pop_due(i64::MAX) {
+            if timer.kind() == TimerKind::Expire {
+                expire.push(timer.deadline - 1_700_000_000 * NANOS);
+            }
+        }
+        assert_eq!(expire, [7 * NANOS]);
     }
 
     #[test]
