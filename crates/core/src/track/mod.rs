@@ -921,6 +921,12 @@ impl Timers {
             gen,
         });
     }
+
+    /// Arms a timer now: numbered after every timer armed before it.
+    fn arm(&mut self, slot: u32, deadline: i64, kind: TimerKind, gen: u32) {
+        self.seq += 1;
+        self.push(slot, deadline, self.seq, kind, gen);
+    }
 }
 
 /// The armed timers, handed out earliest (deadline, arming order) first, as one binary heap of
@@ -1072,10 +1078,7 @@ impl TimerCtx<'_> {
         if self.muted {
             return;
         }
-        self.timers.seq += 1;
-        let seq = self.timers.seq;
-        self.timers
-            .push(self.slot, deadline, seq, kind, c.timer_gen);
+        self.timers.arm(self.slot, deadline, kind, c.timer_gen);
     }
 
     pub fn transition(
@@ -1447,10 +1450,8 @@ impl Tracker {
             ExpireStep::Nothing => true,
             ExpireStep::End(_) => false,
             ExpireStep::Rearm(deadline) => {
-                self.timers.seq += 1;
-                let seq = self.timers.seq;
                 self.timers
-                    .push(timer.slot, deadline, seq, TimerKind::Expire, timer.gen);
+                    .arm(timer.slot, deadline, TimerKind::Expire, timer.gen);
                 true
             }
         }
