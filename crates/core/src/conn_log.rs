@@ -7,7 +7,12 @@
 //! them), `-` for unset fields, duration and byte counts only when the duration is positive,
 //! addresses as Python's `ipaddress` writes them (IPv4-mapped ones as a dotted quad).
 
+use std::ops::Range;
+
 use crate::text::{push_hex, push_int, push_padded, push_uint};
+use crate::track::columns::{proto_name, ConnBatch};
+use crate::track::ids::write_uid;
+use crate::track::zeek::CONN_STATE_NAMES;
 
 /// The IPv4-mapped prefix of the 16-byte address columns (::ffff:0:0/96).
 const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF];
@@ -92,6 +97,51 @@ pub fn push_line(out: &mut String, row: &ConnLogRow<'_>) {
     out.push('\t');
     push_or_unset(out, row.community_id);
     out.push('\n');
+}
+
+/// The conn.log lines of the rows `rows` of a tracker's ended connections (clamped to its
+/// rows), straight from the tracker's columns: `conns --format zeek` of the compiled tracker
+/// in its own process makes no Python object a row. The names are the ones the binding gives
+/// the columns `portlens._core.conn_log_lines` reads, so both ways write the same bytes
+/// (tests/test_conn_log_text.py compares them on every capture).
+pub fn push_batch(out: &mut String, b: &ConnBatch, rows: Range<usize>) {
+    let rows = rows.start.min(b.len())..rows.end.min(b.len());
+    let (mut uid, mut parents) = (String::with_capacity(18), Vec::<String>::new());
+    for i in rows {
+        write_uid(&mut uid, &b.uid[i]);
+        let row_parents = &b.tunnel_parents[i];
+        parents.resize_with(row_parents.len(), String::new);
+        for (text, p) in parents.iter_mut().zip(row_parents) {
+            write_uid(text, p);
+        }
+        let parent_strs: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let state = usize::from(b.conn_state[i]);
+        push_line(
+            out,
+            &ConnLogRow {
+                ts_ns: b.ts_ns[i],
+                uid: &uid,
+                orig_h: &b.orig_h[i],
+                orig_p: b.orig_p[i],
+                resp_h: &b.resp_h[i],
+                resp_p: b.resp_p[i],
+                proto: proto_name(b.proto[i]),
+                duration_ns: b.duration_ns[i],
+                orig_bytes: b.orig_bytes[i],
+                resp_bytes: b.resp_bytes[i],
+                conn_state: CONN_STATE_NAMES.get(state).copied().unwrap_or("-"),
+                missed_bytes: b.missed_bytes[i],
+                history: &b.history[i],
+                orig_pkts: b.orig_pkts[i],
+                orig_ip_bytes: b.orig_ip_bytes[i],
+                resp_pkts: b.resp_pkts[i],
+                resp_ip_bytes: b.resp_ip_bytes[i],
+                tunnel_parents: &parent_strs,
+                ip_proto: b.proto[i],
+                community_id: &b.community_id[i],
+            },
+        );
+    }
 }
 
 fn push_or_unset(out: &mut String, s: &str) {

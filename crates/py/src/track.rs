@@ -12,8 +12,9 @@ use numpy::{
     IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
-use portlens_core::track::columns::{END_REASON_NAMES, OPT_KINDS_MAX};
-use portlens_core::track::ids::Uid;
+use portlens_core::conn_log;
+use portlens_core::track::columns::{proto_name, END_REASON_NAMES, OPT_KINDS_MAX};
+use portlens_core::track::ids::{write_uid, Uid};
 use portlens_core::track::kept::{EndedTransitions, KeptTransitions};
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
 use portlens_core::track::shards::Shards;
@@ -301,8 +302,33 @@ pub struct Tracker {
     inner: Shards,
     /// Open connections' transitions, for `ended_transitions`.
     kept: KeptTransitions,
-    /// The columns of the connections that end (`feed`, `advance`, `finish`).
-    keep: Keep,
+    /// How the connections that end are handed over (`feed`, `advance`, `finish`).
+    form: Form,
+}
+
+/// The connections that end, as a dict of columns (only those kept), or as their conn.log
+/// lines (`ended_as_conn_log`): `(text, rows)`, so that `conns --format zeek` makes no
+/// Python object, nor NumPy array, a connection.
+enum Form {
+    Columns(Keep),
+    ConnLog,
+}
+
+impl Form {
+    fn hand_over<'py>(&self, py: Python<'py>, ended: ConnBatch) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Form::Columns(keep) => Ok(conn_dict(py, ended, keep)?.into_any()),
+            Form::ConnLog => {
+                let rows = ended.len();
+                let text = py.detach(|| {
+                    let mut text = String::with_capacity(rows.saturating_mul(160));
+                    conn_log::push_batch(&mut text, &ended, 0..rows);
+                    text
+                });
+                Ok((text, rows).into_pyobject(py)?.into_any())
+            }
+        }
+    }
 }
 
 fn col1<'py, T: Element>(
@@ -337,8 +363,7 @@ fn slice2<'a>(a: &'a PyReadonlyArray2<'_, u8>, name: &str) -> PyResult<&'a [u8]>
 
 fn uid_text(u: &Uid) -> String {
     let mut s = String::with_capacity(18);
-    s.push('C');
-    s.extend(u.iter().map(|&b| char::from(b)));
+    write_uid(&mut s, u);
     s
 }
 
@@ -477,18 +502,14 @@ fn conn_dict<'py>(py: Python<'py>, b: ConnBatch, keep: &Keep) -> PyResult<Bound<
     put!("id.resp_p", b.resp_p.into_pyarray(py));
     if keep.has("proto") {
         // One string object per name, shared by the rows (as `coded` does).
-        let protos = names(py, &["tcp", "udp", "icmp", "unknown_transport"]);
+        let mut named: Vec<Option<Bound<'py, PyString>>> = vec![None; 256];
         let proto_names: Vec<Bound<'py, PyString>> = b
             .proto
             .iter()
             .map(|&p| {
-                protos[match p {
-                    6 => 0,
-                    17 => 1,
-                    1 | 58 => 2,
-                    _ => 3,
-                }]
-                .clone()
+                named[usize::from(p)]
+                    .get_or_insert_with(|| PyString::intern(py, proto_name(p)))
+                    .clone()
             })
             .collect();
         d.set_item("proto", PyList::new(py, proto_names)?)?;
@@ -650,7 +671,7 @@ impl Tracker {
         Ok(Tracker {
             inner: Shards::new(config, threads),
             kept: KeptTransitions::default(),
-            keep: Keep::ALL,
+            form: Form::Columns(Keep::ALL),
         })
     }
 
@@ -665,7 +686,7 @@ impl Tracker {
         batch: &Bound<'py, PyAny>,
         mine: Option<PyReadonlyArray1<'py, bool>>,
         quoted: Option<PyReadonlyArray1<'py, bool>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let mine = match &mine {
             Some(m) => Some(slice(m, "mine")?),
             None => None,
@@ -691,7 +712,7 @@ impl Tracker {
             }
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        conn_dict(py, ended, &self.keep)
+        self.form.hand_over(py, ended)
     }
 
     /// Tracks the batch `file.hold()` took (a `DecodedFile`: columns the core decoded and
@@ -704,7 +725,7 @@ impl Tracker {
         py: Python<'py>,
         file: &DecodedFile,
         rows: Option<PyReadonlyArray1<'py, i64>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let rows = rows
             .map(|r| {
                 r.as_array()
@@ -731,7 +752,7 @@ impl Tracker {
         match fed {
             None => Err(PyValueError::new_err("rows: a row past the batch")),
             Some(Err(e)) => Err(PyValueError::new_err(e.to_string())),
-            Some(Ok(())) => conn_dict(py, self.inner.take_ended(), &self.keep),
+            Some(Ok(())) => self.form.hand_over(py, self.inner.take_ended()),
         }
     }
 
@@ -739,7 +760,14 @@ impl Tracker {
     /// open connections of a live view keep every column.
     #[pyo3(signature = (names=None))]
     fn keep_columns(&mut self, names: Option<HashSet<String>>) {
-        self.keep = Keep(names);
+        self.form = Form::Columns(Keep(names));
+    }
+
+    /// The connections that end from now on as their conn.log lines, and how many: `(text,
+    /// rows)` where the others give columns (`portlens._core.conn_log_lines` of those columns
+    /// is the same text).
+    fn ended_as_conn_log(&mut self) {
+        self.form = Form::ConnLog;
     }
 
     /// A shard's tracker (`feed` with `mine`): the first frames of the connections created
@@ -749,13 +777,13 @@ impl Tracker {
     }
 
     /// Moves the clock without a packet (live capture): returns the connections that ended.
-    fn advance<'py>(&mut self, py: Python<'py>, ts_ns: i64) -> PyResult<Bound<'py, PyDict>> {
+    fn advance<'py>(&mut self, py: Python<'py>, ts_ns: i64) -> PyResult<Bound<'py, PyAny>> {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
             inner.advance(ts_ns);
             inner.take_ended()
         });
-        conn_dict(py, ended, &self.keep)
+        self.form.hand_over(py, ended)
     }
 
     /// End of capture: every open connection ends; returns them. With `limit`, only the
@@ -766,7 +794,7 @@ impl Tracker {
         &mut self,
         py: Python<'py>,
         limit: Option<usize>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
             match limit {
@@ -775,7 +803,7 @@ impl Tracker {
             }
             inner.take_ended()
         });
-        conn_dict(py, ended, &self.keep)
+        self.form.hand_over(py, ended)
     }
 
     /// Up to `limit` open connections as they stand (most recently active first), as the

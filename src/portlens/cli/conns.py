@@ -152,6 +152,11 @@ def cmd_conns(args: argparse.Namespace) -> int:
         else:
             report.write_csv_columns(cols, out)
 
+    def emit_conn_log(text: str, rows: int) -> None:
+        nonlocal found
+        found += rows
+        out.write(text)
+
     # The table, conn.log, JSON or CSV lines of every connection straight from the tracker's
     # columns (no filter to apply to Connections), each batch's as it ends: the output streams
     # as before.
@@ -161,7 +166,8 @@ def cmd_conns(args: argparse.Namespace) -> int:
     names = (report.ZEEK_COLUMNS if zeek is not None
              else report.TABLE_SOURCE_COLUMNS if table is not None else None)
     status = each_connection(args, emit, on_columns=emit_columns if columns else None,
-                             column_block=1, column_names=names)
+                             column_block=1, column_names=names,
+                             on_conn_log=emit_conn_log if columns and zeek else None)
     if zeek is not None:
         zeek.close()
     if table is not None:

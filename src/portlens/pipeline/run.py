@@ -493,7 +493,8 @@ class Pipeline:
               wall_clock: bool = False,
               on_columns: Callable[[dict[str, Any]], None] | None = None,
               column_block: int | None = None,
-              column_names: Collection[str] | None = None) -> None:
+              column_names: Collection[str] | None = None,
+              on_conn_log: Callable[[str, int], None] | None = None) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
         capture, so a streaming output ends with every connection seen.
@@ -510,10 +511,20 @@ class Pipeline:
         aggregate folds them with a few array operations a block (analysis/columns.py) and
         no Connection is made; a streaming output takes 1, each batch's as it ends. With
         ``column_names``, a block joined from batches holds only those columns (and ``uid``):
-        what the aggregate reads."""
-        if on_columns is not None and not self.sharded:
+        what the aggregate reads.
+
+        ``on_conn_log``: where the tracker can (the Rust tracker, in this process, keeping no
+        transitions for the rows), each batch's ended connections go there as their conn.log
+        lines and how many, written by the core, instead of to ``on_columns`` or ``sink``:
+        `conns --format zeek` then makes no Python object a connection, and never imports
+        NumPy for them."""
+        if (on_columns is not None or on_conn_log is not None) and not self.sharded:
             tracker = self.tracker(on_transition)
-            if getattr(tracker, "columnar", False):
+            if (on_conn_log is not None and on_transition is None
+                    and self._track_conn_log(tracker, on_conn_log, on_batch, on_packets,
+                                             wall_clock)):
+                return
+            if on_columns is not None and getattr(tracker, "columnar", False):
                 self._track_columns(tracker, on_columns, on_batch, on_packets,
                                     COLUMN_BLOCK if column_block is None else column_block,
                                     column_names, wall_clock)
@@ -533,6 +544,24 @@ class Pipeline:
 
         self._track_batches(tracker, each, columns=False, on_batch=on_batch,
                             on_packets=on_packets, wall_clock=wall_clock)
+
+    def _track_conn_log(self, tracker: Any, on_conn_log: Callable[[str, int], None],
+                        on_batch: Callable[[Tracker], None] | None,
+                        on_packets: Callable[[PacketBatch], None] | None,
+                        wall_clock: bool) -> bool:
+        """track() with the ended connections as conn.log lines, where ``tracker`` gives
+        them (a RustTracker keeping no transitions for its rows); False where it cannot."""
+        if not getattr(tracker, "columnar", False) or tracker.config.keep_transitions:
+            return False
+        tracker.ended_as_conn_log()
+
+        def write(block: tuple[str, int]) -> None:
+            if block[1]:
+                on_conn_log(*block)
+
+        self._track_batches(tracker, write, columns=True, on_batch=on_batch,
+                            on_packets=on_packets, wall_clock=wall_clock)
+        return True
 
     def _track_columns(self, tracker: Any, on_columns: Callable[[dict[str, Any]], None],
                        on_batch: Callable[[Tracker], None] | None,

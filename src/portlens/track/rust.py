@@ -86,6 +86,10 @@ _Rows = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
 """A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
 Select = Callable[[PacketBatch], "npt.NDArray[np.intp] | None"]
 """A selection's rows of a batch (``Selector.rows``): None keeps them all."""
+ConnLogText = tuple[str, int]
+"""The conn.log lines of the connections that ended, and how many (``ended_as_conn_log``)."""
+Ended = dict[str, Any] | ConnLogText
+"""What the column methods give: the ended connections' columns, or their conn.log lines."""
 
 
 def _core_module() -> Any:
@@ -315,10 +319,10 @@ class RustTracker:
         self.other_shards += int(own.sum()) - int((own & mine).sum())
         return mine, quoted_shard_of(batch, n, shards) == k
 
-    def _core_feed(self, batch: PacketBatch, mine: _Rows | None) -> dict[str, Any]:
-        cols: dict[str, Any] = (self.core.feed(batch) if mine is None
-                                else self.core.feed(batch, *mine))
-        return cols
+    def _core_feed(self, batch: PacketBatch, mine: _Rows | None) -> Any:
+        """The core's connections that ended with ``batch``: columns, or after
+        ``ended_as_conn_log`` their conn.log lines."""
+        return self.core.feed(batch) if mine is None else self.core.feed(batch, *mine)
 
     def advance(self, ts_ns: int) -> Iterator[Connection]:
         """Move the clock to ``ts_ns`` without a packet: timers due by then fire."""
@@ -329,7 +333,7 @@ class RustTracker:
         for cols in self._finish_parts():
             yield from self._ended_in_chunks(cols)
 
-    def _finish_parts(self) -> Iterator[dict[str, Any]]:
+    def _finish_parts(self) -> Iterator[Any]:
         """The open connections' rows FINISH_ROWS at a time, in the order of one call: the
         flow cap's 200,000 SYN-only flows of a flood, ended in one block, took ``conns`` from
         130 to 290 MB."""
@@ -372,7 +376,17 @@ class RustTracker:
         self.core.keep_columns(None if names is None
                                else {*names, "uid", "serial", "orig_host"})
 
-    def feed_columns(self, batch: PacketBatch) -> dict[str, Any]:
+    def ended_as_conn_log(self) -> None:
+        """The connections that end from now on as their conn.log lines (``ConnLogText``)
+        where the column methods give columns: the same text as ``conn_log_lines`` of the
+        columns (report/conns.py ``zeek_lines``), written by the core from its own rows, so
+        that no Python object, nor NumPy array, is made for them. Not with transitions kept
+        for the rows (``conns --json``'s), which go with columns."""
+        if self.kept is not None:
+            raise ValueError("transitions kept for the ended rows go with their columns")
+        self.core.ended_as_conn_log()
+
+    def feed_columns(self, batch: PacketBatch) -> Ended:
         """``feed``, the ended connections as the core's columns (names as in ``--json``;
         `connections` reads the same ones); no Connection is made. With transitions kept
         (and none streamed), the block holds its rows' transitions too (``transitions.*``:
@@ -385,7 +399,7 @@ class RustTracker:
         processes pick their rows from PacketBatches) nor one marking segments."""
         return self.config.shard is None and self.columnar
 
-    def feed_decoded(self, file: Any, select: Select | None = None) -> dict[str, Any] | None:
+    def feed_decoded(self, file: Any, select: Select | None = None) -> Ended | None:
         """``feed_columns`` of the next batch of ``file``, a ``portlens._core.DecodedFile``
         (read and decoded by the core, its columns never made NumPy arrays); None at the end
         of the file. A problem with the file raises ``portlens._core.CaptureError`` after
@@ -401,7 +415,7 @@ class RustTracker:
         cols = self._core_feed_decoded(file, select)
         return None if cols is None else self._ended_in_chunks(cols)
 
-    def _core_feed_decoded(self, file: Any, select: Select | None) -> dict[str, Any] | None:
+    def _core_feed_decoded(self, file: Any, select: Select | None) -> Any:
         if not self.decodes_in_core:
             raise ValueError("a shard's or a marking tracker is fed PacketBatches")
         if file.hold() is None:
@@ -411,18 +425,21 @@ class RustTracker:
             from portlens.decode.rust import HeldBatch
 
             rows = select(HeldBatch(file))
-        cols: dict[str, Any] = self.core.feed_held(
+        return self.core.feed_held(
             file, None if rows is None else np.asarray(rows, dtype=np.int64))
-        return cols
 
-    def advance_columns(self, ts_ns: int) -> dict[str, Any]:
+    def advance_columns(self, ts_ns: int) -> Ended:
         return self._ended_columns(self.core.advance(ts_ns))
 
-    def finish_columns(self) -> Iterator[dict[str, Any]]:
+    def finish_columns(self) -> Iterator[Ended]:
         for cols in self._finish_parts():
             yield self._ended_columns(cols)
 
-    def _ended_columns(self, cols: dict[str, Any]) -> dict[str, Any]:
+    def _ended_columns(self, cols: Ended) -> Ended:
+        if isinstance(cols, tuple):  # conn.log lines: no transitions kept (ended_as_conn_log)
+            self._transitions()
+            self._counters()
+            return cols
         if self.kept is not None and self.on_transition is None:
             # Transitions kept for the ended rows (`conns --json`): the core keeps each open
             # connection's until it ends, then adds them to its block as columns

@@ -338,6 +338,17 @@ macro_rules! conn_columns {
     };
 }
 
+/// A connection's `proto` as conn.log and `--json` name it, from its IP protocol number
+/// (`ConnBatch::proto`): ICMPv6 is `icmp` too, as in Zeek.
+pub fn proto_name(ip_proto: u8) -> &'static str {
+    match ip_proto {
+        6 => "tcp",
+        17 => "udp",
+        1 | 58 => "icmp",
+        _ => "unknown_transport",
+    }
+}
+
 /// Ended connections as columns (docs/formats.md names; addresses 16 bytes a row, codes into
 /// the *_NAMES tables). Per-connection lists (tunnel parents, ICMP errors, handshake options)
 /// are kept as small vectors, empty for almost every row.

@@ -10,6 +10,14 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 /// A uid without its leading 'C': 17 base-62 characters.
 pub type Uid = [u8; 17];
 
+/// A uid as Zeek writes it: `C` and its 17 characters, into `out` (cleared first), so that a
+/// writer of many reuses one buffer.
+pub fn write_uid(out: &mut String, u: &Uid) {
+    out.clear();
+    out.push('C');
+    out.extend(u.iter().map(|&b| char::from(b)));
+}
+
 /// Python's `repr()` text of each byte inside `b'...'`, four bytes a byte (the text, then
 /// padding), and its length.
 const REPR: [([u8; 4], u8); 256] = repr_table();
