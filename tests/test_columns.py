@@ -602,7 +602,7 @@ def test_core_address_text_is_addr_text() -> None:
     addresses with runs of zero groups, IPv4-compatible and mapped ones."""
     import portlens._core as core
 
-    from portlens.decode.packets import V4_MAPPED_PREFIX, addr_text
+    from portlens.decode.fields import V4_MAPPED_PREFIX, addr_text
 
     rng = random.Random(5)
     rows = [bytes(16), bytes(15) + b"\x01", V4_MAPPED_PREFIX + bytes(4),
@@ -627,7 +627,7 @@ def test_addresses_are_distinct_texts_and_row_codes() -> None:
     own: on random IPv4-mapped and IPv6 addresses that repeat across two columns, one of
     them a strided view."""
     from portlens.analysis.columns import addresses
-    from portlens.decode.packets import V4_MAPPED_PREFIX, addr_text
+    from portlens.decode.fields import V4_MAPPED_PREFIX, addr_text
 
     rng = np.random.default_rng(7)
     pool = rng.integers(0, 256, (500, 16), dtype=np.uint8)

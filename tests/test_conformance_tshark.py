@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from portlens.decode import decode_capture
+from portlens.decode.fields import FRAG_PART, addr_text
 from portlens.decode.malformed import Malformed
-from portlens.decode.packets import FRAG_PART, PacketBatch, addr_text
+from portlens.decode.packets import PacketBatch
 from tests.corpus import (
     IPV4_TOTAL_LENGTH_INVALID,
     TsharkFrame,

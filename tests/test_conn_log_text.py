@@ -85,3 +85,27 @@ def test_transitions_kept_for_the_rows_go_with_columns() -> None:
         _fail, on_columns=blocks.append, column_block=1,
         on_conn_log=lambda _t, _n: pytest.fail("lines with transitions kept"))
     assert blocks
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_conn_log_of_a_file_imports_no_numpy(workers: str) -> None:
+    """`conns --format zeek FILE` (the core reads, decodes, tracks and writes the lines) never
+    imports NumPy: its import was a tenth of the command on the 2M-packet benchmark capture
+    (docs/benchmarks.md, nineteenth session). The lines are those of the columns' path."""
+    import subprocess
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "captures" / "tunnels.pcap"
+    code = ("import sys\n"
+            "from portlens.cli import main\n"
+            f"status = main(['conns', '--format', 'zeek', '--workers', {workers!r}, "
+            f"{str(path)!r}])\n"
+            "print(status, sorted(sys.modules), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    status, modules = done.stderr.split(" ", 1)
+    assert status == "0"
+    assert "'portlens._core'" in modules and "'numpy'" not in modules
+    lines = [line + "\n" for line in done.stdout.splitlines() if not line.startswith("#")]
+    from_columns, _ = both_ways(path, int(workers), drop=False)
+    assert "".join(lines) == "".join(text for text, _ in from_columns)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from portlens.decode import Decoder
+from portlens.decode.fields import SUB_FRAME
 from portlens.decode.malformed import Malformed
-from portlens.decode.packets import SUB_FRAME, PacketBatch
+from portlens.decode.packets import PacketBatch
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch
 from tests.corpus import corpus_captures

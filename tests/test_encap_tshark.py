@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from portlens.decode import decode_capture
-from portlens.decode.packets import SUB_CARRIER, SUB_FRAME, SUB_MSDU, PacketBatch, addr_text
+from portlens.decode.fields import SUB_CARRIER, SUB_FRAME, SUB_MSDU, addr_text
+from portlens.decode.packets import PacketBatch
 from portlens.decode.tunnels import tunnel_layers
 from tests.corpus import TsharkFrame, malformed_disagreements
 from tests.test_conformance_tshark import expected_vs_got

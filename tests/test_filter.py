@@ -42,14 +42,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portlens.decode import Decoder
-from portlens.decode.packets import (
-    FRAG_COMPLETE,
-    FRAG_PART,
-    SUB_FRAME,
-    PacketBatch,
-    addr_bytes,
-    addr_text,
-)
+from portlens.decode.fields import FRAG_COMPLETE, FRAG_PART, SUB_FRAME, addr_bytes, addr_text
+from portlens.decode.packets import PacketBatch
 from portlens.filter import KEYWORDS, FilterError, PacketFilter, compile_filter
 from portlens.sources.files import open_capture
 from tests.corpus import corpus_captures

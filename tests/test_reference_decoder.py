@@ -43,16 +43,16 @@ from scapy.packet import Packet, Raw
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from portlens.decode import tunnels as tn
-from portlens.decode.malformed import Malformed
-from portlens.decode.packets import (
+from portlens.decode.fields import (
     CSUM_BAD,
     CSUM_GOOD,
     CSUM_UNVERIFIED,
     V4_MAPPED_PREFIX,
-    PacketBatch,
     addr_bytes,
     addr_text,
 )
+from portlens.decode.malformed import Malformed
+from portlens.decode.packets import PacketBatch
 from portlens.reference.decode import decode_reference, ones_sum
 from portlens.reference.fragments import FragmentRecord
 from portlens.sources import linktypes as lt

@@ -41,8 +41,9 @@ from hypothesis import strategies as st
 
 from portlens.decode import Decoder, decode_capture
 from portlens.decode import tunnels as tn
+from portlens.decode.fields import CSUM_BAD, SUB_FRAME
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import CSUM_BAD, SUB_FRAME, PacketBatch
+from portlens.decode.packets import PacketBatch
 from portlens.reference.decode import decode_reference
 from portlens.reference.fragments import Reassembler
 from portlens.sources import linktypes as lt

@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portlens.decode import decode_capture
-from portlens.decode.packets import PacketBatch, addr_bytes
+from portlens.decode.fields import addr_bytes
+from portlens.decode.packets import PacketBatch
 from portlens.pipeline.stages import new_tracker
 from portlens.track.model import Connection, Transition
 from portlens.track.rust import RustTracker

@@ -18,7 +18,8 @@ import pytest
 from portlens.analysis import talkers
 from portlens.analysis.rates import PacketRates
 from portlens.analysis.talkers import SORT_KEYS, Conversation, Directed, Endpoint, TalkerTable
-from portlens.decode.packets import PacketBatch, addr_text
+from portlens.decode.fields import addr_text
+from portlens.decode.packets import PacketBatch
 from portlens.pipeline.run import Options, Pipeline, Source
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES

@@ -26,7 +26,8 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import V4_MAPPED_PREFIX, PacketBatch
+from portlens.decode.fields import V4_MAPPED_PREFIX
+from portlens.decode.packets import PacketBatch
 
 Mask = npt.NDArray[np.bool_]
 

@@ -85,7 +85,7 @@ class CaptureStats:
     def add(self, b: PacketBatch) -> None:
         import numpy as np
 
-        from portlens.decode.packets import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, SUB_FRAME
+        from portlens.decode.fields import CSUM_BAD, FRAG_COMPLETE, FRAG_PART, SUB_FRAME
 
         if (b.sub != SUB_FRAME).any():
             b = b.take(b.sub == SUB_FRAME)  # a frame is counted by its own row

@@ -20,15 +20,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from portlens.analysis.icmp import message_text
-from portlens.decode.packets import (
+from portlens.decode.fields import (
     CSUM_BAD,
     FRAG_PART,
     SUB_CARRIER,
     V4_MAPPED_PREFIX,
-    PacketBatch,
     addr_bytes,
     endpoint_text,
 )
+from portlens.decode.packets import PacketBatch
 from portlens.services import proto_name
 from portlens.track.config import TrackerConfig
 from portlens.track.model import UNKNOWN_TRANSPORT, Connection, Endpoint, Transition

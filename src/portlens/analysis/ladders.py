@@ -24,7 +24,8 @@ import numpy as np
 
 from portlens.analysis.ladder import Ladder, build, select_packets
 from portlens.analysis.ports import outcome
-from portlens.decode.packets import PacketBatch, addr_bytes
+from portlens.decode.fields import addr_bytes
+from portlens.decode.packets import PacketBatch
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection
 

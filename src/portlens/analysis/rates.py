@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from portlens.decode.packets import FRAG_PART, SUB_CARRIER, PacketBatch
+from portlens.decode.fields import FRAG_PART, SUB_CARRIER
+from portlens.decode.packets import PacketBatch
 
 _SECOND = 1_000_000_000
 _SHIFT = 1 << 30

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from portlens.decode.packets import SUB_CARRIER, PacketBatch, addr_text
+from portlens.decode.fields import SUB_CARRIER, addr_text
+from portlens.decode.packets import PacketBatch
 
 _text = lru_cache(maxsize=1 << 16)(addr_text)
 """Address text, cached: a host is in many conversations (the benchmark capture: 5,696 hosts

@@ -12,15 +12,19 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
-
-from portlens.decode.packets import FRAG_PART, SUB_FRAME, PacketBatch, addr_bytes
-from portlens.filter import PacketFilter
+from portlens.decode.fields import FRAG_PART, SUB_FRAME, addr_bytes
 from portlens.track.model import Connection
 
-Index = npt.NDArray[np.intp]
+if TYPE_CHECKING:  # a run that selects nothing reads no batch here (nor imports NumPy)
+    import numpy as np
+    import numpy.typing as npt
+
+    from portlens.decode.packets import PacketBatch
+    from portlens.filter import PacketFilter
+
+Index: TypeAlias = "npt.NDArray[np.intp]"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Selector:
         """The rows of ``b`` (a decoder's batch) to keep, in order; None keeps them all. A
         middle carrier's row goes with its packet's row; ``count`` counts frames (a frame
         is selected when one of its rows is)."""
+        import numpy as np
+
         sel = self.selection
         more = bool((b.sub != SUB_FRAME).any())
         if sel.everything or not len(b):
@@ -94,6 +100,8 @@ def connection_rows(b: PacketBatch, conn: Connection) -> npt.NDArray[np.bool_]:
     connection holds a 5-tuple at a time; a middle tunnel carrier's row is its datagram), or,
     for a tunnel's carrier flow, the packets whose outermost (out_*) or innermost (car_*) UDP
     carrier is the flow."""
+    import numpy as np
+
     o = np.frombuffer(addr_bytes(conn.orig_h), dtype=np.uint8)
     r = np.frombuffer(addr_bytes(conn.resp_h), dtype=np.uint8)
     span = (b.ts_ns >= conn.ts_ns) & (b.ts_ns <= max(conn.last_ns, conn.ts_ns))

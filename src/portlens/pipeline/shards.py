@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 
-from portlens.decode.packets import addr_bytes
+from portlens.decode.fields import addr_bytes
 from portlens.track.community_id import icmp_ports
 from portlens.track.model import Connection, end_order
 from portlens.track.tracker import _uid

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from portlens.decode import Decoder as PythonDecoder
-from portlens.decode.packets import PacketBatch
-from portlens.sources.frames import FrameBatch
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection, Transition
+
+if TYPE_CHECKING:  # a run of the core's reader and tracker never makes them (nor imports NumPy)
+    import numpy as np
+
+    from portlens.decode.packets import PacketBatch
+    from portlens.sources.frames import FrameBatch
 
 
 class Decoder(Protocol):

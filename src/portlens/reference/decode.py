@@ -22,16 +22,16 @@ import numpy as np
 
 from portlens.decode import tunnels as tn
 from portlens.decode.app import DNS_PORTS, NTP_PORT, dns_qr, ntp_mode
-from portlens.decode.malformed import Malformed
-from portlens.decode.packets import (
+from portlens.decode.fields import (
     CSUM_BAD,
     CSUM_GOOD,
     CSUM_UNVERIFIED,
     OPT_KINDS_MAX,
     SUB_CARRIER,
     V4_MAPPED_PREFIX,
-    PacketBatch,
 )
+from portlens.decode.malformed import Malformed
+from portlens.decode.packets import PacketBatch
 from portlens.reference.fragments import FragmentRecord
 from portlens.sources import linktypes as lt
 from portlens.sources.frames import FrameBatch

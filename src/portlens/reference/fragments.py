@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from portlens.decode.packets import CSUM_UNVERIFIED, FRAG_COMPLETE, FRAG_PART, PacketBatch
+from portlens.decode.fields import CSUM_UNVERIFIED, FRAG_COMPLETE, FRAG_PART
+from portlens.decode.packets import PacketBatch
 
 TRANSPORT_COLUMNS = (
     "l4", "sport", "dport", "tcp_flags", "seq", "ack", "tcp_hlen", "win", "urp", "mss",

@@ -12,7 +12,7 @@ from functools import lru_cache, partial
 from typing import Any, TextIO
 
 from portlens.analysis.icmp import conn_message, message_text
-from portlens.decode.packets import endpoint_text, host_text
+from portlens.decode.fields import endpoint_text, host_text
 from portlens.report import human
 from portlens.report.clock import STAMPED, Clock
 from portlens.report.packets import flags_text

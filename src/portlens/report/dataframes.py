@@ -23,15 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from portlens.decode.fields import CSUM_NAMES, CSUM_NONE, FRAG_COMPLETE, FRAG_PART
+from portlens.decode.fields import addr_text as _addr_text
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import (
-    CSUM_NAMES,
-    CSUM_NONE,
-    FRAG_COMPLETE,
-    FRAG_PART,
-    PacketBatch,
-)
-from portlens.decode.packets import addr_text as _addr_text
+from portlens.decode.packets import PacketBatch
 from portlens.decode.tunnels import tunnel_layers
 from portlens.services import proto_name
 

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from portlens.analysis.handshakes import HandshakeSummary, HandshakeTable, OptionMix, most_common
 from portlens.analysis.sketch import Sketch
-from portlens.decode.packets import endpoint_text
+from portlens.decode.fields import endpoint_text
 from portlens.report import human
 from portlens.report.ports import csv_value, rtt_text
 from portlens.report.tables import Column, Screen, TableWriter, left_out_text

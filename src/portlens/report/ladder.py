@@ -23,7 +23,7 @@ from collections import Counter
 from portlens.analysis.icmp import conn_message
 from portlens.analysis.icmp import outcome as icmp_outcome
 from portlens.analysis.ladder import Ladder, Step
-from portlens.decode.packets import endpoint_text
+from portlens.decode.fields import endpoint_text
 from portlens.report.clock import Clock
 from portlens.track.model import Connection
 

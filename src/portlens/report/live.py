@@ -11,7 +11,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.text import Text
 
 from portlens.analysis.ports import PortTable
-from portlens.decode.packets import endpoint_text
+from portlens.decode.fields import endpoint_text
 from portlens.report import human
 from portlens.report.conns import ends_text
 from portlens.report.ports import outcomes_text, port_label

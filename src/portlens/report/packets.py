@@ -12,25 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import lru_cache, partial
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from portlens.analysis.icmp import icmp_name, message_text
-from portlens.decode.malformed import reason_label
-from portlens.decode.packets import (
+from portlens.decode.fields import (
     CSUM_NAMES,
     CSUM_NONE,
     FRAG_COMPLETE,
     FRAG_PART,
-    PacketBatch,
     addr_text,
     endpoint_text,
 )
+from portlens.decode.malformed import reason_label
 from portlens.decode.tunnels import TUNNEL_NAMES, tunnel_layers
 from portlens.report.capture_stats import stats_rows
 from portlens.report.clock import Clock
 from portlens.services import proto_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from portlens.decode.packets import PacketBatch
 
 TCP_FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x20, "U"),
                     (0x40, "E"), (0x80, "W"), (0x100, "N"))
@@ -215,6 +217,8 @@ def line(row: dict[str, Any], clock: Clock | None = None) -> str:
 def lines(batch: PacketBatch, clock: Clock | None = None) -> str:
     """``line`` of every packet of ``batch`` (``packet_rows``), each with its newline,
     written by the core. ``clock`` moves on as it would for each line."""
+    import numpy as np
+
     import portlens._core as core
 
     return _lines(clock or Clock(utc=True), lambda: np.unique(batch.ts_ns // 10**9),

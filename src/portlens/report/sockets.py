@@ -20,7 +20,7 @@ from portlens.analysis.sockets import (
     Socket,
     SocketTable,
 )
-from portlens.decode.packets import endpoint_text, host_text
+from portlens.decode.fields import endpoint_text, host_text
 from portlens.report import human
 from portlens.report.conns import json_line
 from portlens.report.ports import csv_value

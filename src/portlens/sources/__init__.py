@@ -8,13 +8,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from portlens.sources.files import CaptureError, CaptureReader, InterfaceInfo, open_capture
-    from portlens.sources.frames import FrameBatch
+    from portlens.sources.files import CaptureError, CaptureReader, open_capture
+    from portlens.sources.frames import FrameBatch, InterfaceInfo
     from portlens.sources.live import LiveCapture, LiveCaptureError, drop_privileges
     from portlens.sources.writer import PcapngWriter, PcapWriter
 
 _HOME = {
-    "CaptureError": "files", "CaptureReader": "files", "InterfaceInfo": "files",
+    "CaptureError": "files", "CaptureReader": "files", "InterfaceInfo": "frames",
     "open_capture": "files", "FrameBatch": "frames", "PcapWriter": "writer",
     "PcapngWriter": "writer", "LiveCapture": "live", "LiveCaptureError": "live",
     "drop_privileges": "live",

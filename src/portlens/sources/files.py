@@ -23,15 +23,16 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Generator, Iterator
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from portlens.sources.closing import Closing
-from portlens.sources.frames import I64, U8, U16, U32, FrameBatch, InterfaceInfo
+
+if TYPE_CHECKING:  # imported where frames are read: a file the core decodes needs no NumPy
+    from portlens.sources.frames import I64, U8, U16, U32, FrameBatch, InterfaceInfo
 
 __all__ = [
     "CaptureError",
     "CaptureReader",
-    "InterfaceInfo",
     "open_capture",
 ]
 
@@ -138,6 +139,8 @@ class CaptureReader(Closing):
     def interfaces(self) -> list[InterfaceInfo]:
         """Known interfaces; pcapng files may declare more as reading goes on."""
         if self._core.interface_count != len(self._interfaces):
+            from portlens.sources.frames import InterfaceInfo
+
             for (id_, linktype, snaplen, name, description, tsresol, tsoffset_s, fcs_len,
                  section) in self._core.interfaces(len(self._interfaces)):
                 tps = 1 << (tsresol & 0x7F) if tsresol & 0x80 else 10**tsresol
@@ -164,6 +167,8 @@ class CaptureReader(Closing):
         self._core.close()
 
     def _read(self, core_error: type[Exception]) -> Generator[FrameBatch, None, None]:
+        from portlens.sources.frames import FrameBatch
+
         core = self._core
         while True:
             try:

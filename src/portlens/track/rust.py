@@ -27,13 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
-
+from portlens.decode.fields import SUB_CARRIER, V4_MAPPED_PREFIX
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import SUB_CARRIER, V4_MAPPED_PREFIX, PacketBatch
 from portlens.services import proto_name, service_name
 from portlens.track.config import TrackerConfig
 from portlens.track.model import (
@@ -51,6 +48,12 @@ from portlens.track.model import (
 from portlens.track.states import Event, TcpState
 from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
 from portlens.track.timeouts import SECOND, Timeouts
+
+if TYPE_CHECKING:  # NumPy is imported where a batch's columns are read (not by conn.log lines)
+    import numpy as np
+    import numpy.typing as npt
+
+    from portlens.decode.packets import PacketBatch
 
 DNS_SESSION_TIMEOUT = 10 * SECOND
 """Zeek's DNS analyzer's session timeout (the reference's ``dns`` timer)."""
@@ -70,8 +73,10 @@ ANALYSIS = tuple(TcpAnalysis.__dataclass_fields__)
 MARK_COUNTERS = (*ANALYSIS, "syn_retransmits", "syn_ack_retransmits")
 """The counters a segment mark names, in the reference's order (TcpConnection._counters)."""
 
-NONE64 = np.iinfo(np.int64).min
-NO_VLAN = NO_CODE = np.iinfo(np.int32).min
+NONE64 = -(2**63)
+"""An int64 column's "none" (its least value): the handshake's times."""
+NO_VLAN = NO_CODE = -(2**31)
+"""An int32 column's "none" (its least value): vlan, icmp_code."""
 ROWS_PER_CHUNK = 8192
 FINISH_ROWS = 16384
 """Open connections ended at a time at the end of the capture: about half what a batch of a
@@ -82,9 +87,9 @@ _EVENTS = {e.value: e for e in Event}
 _OUTCOMES = {o.value: o for o in Outcome}
 _END_REASONS = {r.value: r for r in EndReason}
 _ENDPOINTS = {"orig": Endpoint.ORIG, "resp": Endpoint.RESP}
-_Rows = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+_Rows: TypeAlias = "tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]"
 """A shard's rows of a batch, and the rows whose ICMP error quotes a flow of the shard."""
-Select = Callable[[PacketBatch], "npt.NDArray[np.intp] | None"]
+Select: TypeAlias = "Callable[[PacketBatch], npt.NDArray[np.intp] | None]"
 """A selection's rows of a batch (``Selector.rows``): None keeps them all."""
 ConnLogText = tuple[str, int]
 """The conn.log lines of the connections that ended, and how many (``ended_as_conn_log``)."""
@@ -256,15 +261,18 @@ def connections(cols: dict[str, Any],
 
 
 def concat_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Column batches of the core (``feed`` and friends) as one, rows in order."""
+    """Column batches of the core (``feed`` and friends) as one, rows in order (a column is
+    a list, of text or tuples, or a NumPy array)."""
     if len(parts) == 1:
         return parts[0]
     out: dict[str, Any] = {}
     for name, first in parts[0].items():
-        if isinstance(first, np.ndarray):
-            out[name] = np.concatenate([p[name] for p in parts])
-        else:
+        if isinstance(first, list):
             out[name] = list(chain.from_iterable(p[name] for p in parts))
+        else:
+            import numpy as np
+
+            out[name] = np.concatenate([p[name] for p in parts])
     return out
 
 
@@ -276,9 +284,10 @@ class RustTracker:
                  on_transition: Callable[[Transition], None] | None = None) -> None:
         self.config = config or TrackerConfig()
         self.on_transition = on_transition
-        self.core = core_tracker(self.config, transitions=(
-            self.config.keep_transitions or on_transition is not None
-            or self.config.segment_marks))
+        self.records_transitions = (self.config.keep_transitions or on_transition is not None
+                                    or self.config.segment_marks)
+        """Whether the core records transitions (and ``_transitions`` drains them)."""
+        self.core = core_tracker(self.config, transitions=self.records_transitions)
         self.kept: dict[int, list[tuple[Any, ...]]] | None = (
             {} if self.config.keep_transitions else None)
         """Transitions of open connections by serial, until the connection ends."""
@@ -420,11 +429,13 @@ class RustTracker:
             raise ValueError("a shard's or a marking tracker is fed PacketBatches")
         if file.hold() is None:
             return None
-        rows = None
-        if select is not None:
-            from portlens.decode.rust import HeldBatch
+        if select is None:
+            return self.core.feed_held(file, None)
+        import numpy as np
 
-            rows = select(HeldBatch(file))
+        from portlens.decode.rust import HeldBatch
+
+        rows = select(HeldBatch(file))
         return self.core.feed_held(
             file, None if rows is None else np.asarray(rows, dtype=np.int64))
 
@@ -489,6 +500,8 @@ class RustTracker:
         """Drains the core's transition stream: to ``on_transition`` (with the connection's id
         and the endpoint's role at that moment; as the columns themselves to a
         TransitionStream) and, kept, to the connection's list."""
+        if not self.records_transitions:
+            return
         t = self.core.transitions()
         n = len(t["uid"])
         if n == 0:
@@ -527,6 +540,8 @@ class RustTracker:
         """One packet at a time: the counters of the connection a TCP segment went to, before
         and after it, name the analysis marks of that segment. In a shard (``mine``), the
         other shards' packets only move the clock, as in ``feed``."""
+        import numpy as np
+
         out: list[Connection] = []
         frames, stamps = batch.frame.tolist(), batch.ts_ns.tolist()
         # A packet's row with the middle carriers' rows after it, which it counts.

@@ -18,16 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from portlens.decode.fields import CSUM_BAD, FRAG_PART, SUB_CARRIER, SUB_FRAME, SUB_MSDU, addr_text
 from portlens.decode.malformed import reason_label
-from portlens.decode.packets import (
-    CSUM_BAD,
-    FRAG_PART,
-    SUB_CARRIER,
-    SUB_FRAME,
-    SUB_MSDU,
-    PacketBatch,
-    addr_text,
-)
+from portlens.decode.packets import PacketBatch
 from portlens.services import proto_name, service_name
 from portlens.track.bulk import bulk_pass
 from portlens.track.community_id import community_id, icmp_ports

@@ -24,7 +24,7 @@ from portlens.analysis.ladder import Ladder
 from portlens.analysis.ports import OUTCOMES, PortTable
 from portlens.analysis.rates import PacketRates, starts_per_bin
 from portlens.analysis.report_input import ReportInput
-from portlens.decode.packets import endpoint_text
+from portlens.decode.fields import endpoint_text
 from portlens.report.clock import Clock
 from portlens.report.html.pack import Ints
 from portlens.report.ladder import _fold_line, _seconds, _visible, render

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from portlens.decode.packets import addr_bytes
+from portlens.decode.fields import addr_bytes
 from portlens.track.tracker import _B62, _uid
 
 WIDTHS = (("u8", np.uint8, 0xFF), ("u16", np.uint16, 0xFFFF), ("u32", np.uint32, 0xFFFFFFFF),
