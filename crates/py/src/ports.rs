@@ -14,7 +14,8 @@ use crate::conn_log::as_strs;
 
 #[pyclass(module = "portlens._core", name = "PortFold")]
 pub struct PortFold {
-    inner: ports::PortFold,
+    /// Also folded into by the tracker's binding (`Tracker.ended_into_ports`).
+    pub(crate) inner: ports::PortFold,
 }
 
 /// A per-port row's key as Python gives it: (kind, port, code), or None for the totals.

@@ -12,6 +12,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
+use portlens_core::analysis::ports::{BatchTexts, ConnColumns};
 use portlens_core::conn_log;
 use portlens_core::track::columns::{proto_name, END_REASON_NAMES, OPT_KINDS_MAX};
 use portlens_core::track::ids::{write_uid, Uid};
@@ -28,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::decoded::DecodedFile;
+use crate::ports::PortFold;
 
 /// The names `Timeouts` takes, each required (nanoseconds of capture time; only
 /// tcp_partial_close may be None, for off).
@@ -306,12 +308,14 @@ pub struct Tracker {
     form: Form,
 }
 
-/// The connections that end, as a dict of columns (only those kept), or as their conn.log
-/// lines (`ended_as_conn_log`): `(text, rows)`, so that `conns --format zeek` makes no
-/// Python object, nor NumPy array, a connection.
+/// The connections that end, as a dict of columns (only those kept), as their conn.log
+/// lines (`ended_as_conn_log`): `(text, rows)`, or folded into a `PortFold`
+/// (`ended_into_ports`): their number. The last two make no Python object, nor NumPy array,
+/// a connection (`conns --format zeek`, `ports`).
 enum Form {
     Columns(Keep),
     ConnLog,
+    Ports(Py<PortFold>),
 }
 
 impl Form {
@@ -326,6 +330,17 @@ impl Form {
                     text
                 });
                 Ok((text, rows).into_pyobject(py)?.into_any())
+            }
+            Form::Ports(fold) => {
+                let rows = ended.len();
+                let mut fold = fold.borrow_mut(py);
+                let inner = &mut fold.inner;
+                py.detach(|| {
+                    let texts = BatchTexts::of(&ended);
+                    inner.add(&ConnColumns::of_batch(&ended, &texts))
+                })
+                .map_err(PyValueError::new_err)?;
+                Ok(rows.into_pyobject(py)?.into_any())
             }
         }
     }
@@ -768,6 +783,12 @@ impl Tracker {
     /// is the same text).
     fn ended_as_conn_log(&mut self) {
         self.form = Form::ConnLog;
+    }
+
+    /// The connections that end from now on folded into `fold` (`PortFold.add` of their
+    /// columns), where the others give columns: each call gives their number.
+    fn ended_into_ports(&mut self, fold: Py<PortFold>) {
+        self.form = Form::Ports(fold);
     }
 
     /// A shard's tracker (`feed` with `mine`): the first frames of the connections created

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
+from portlens.analysis.ports import PORT_COLUMNS
 from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
 from portlens.track.rust import NONE64, _core_module
 from portlens.track.states import SS_NAMES, TcpState
@@ -44,14 +45,6 @@ _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 _OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
             for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
                           "kinds_len")]
-PORT_COLUMNS = frozenset({
-    "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
-    "icmp_code", "icmp_errors", "conn_state", "history", "ts_ns", "last_ns", "orig_pkts",
-    "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
-    "analysis.retransmissions", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns"})
-"""The columns ``PortTable.add_columns`` reads (the core's fold, crates/core/src/analysis/
-ports.rs): a block joined from batches needs no others (``Pipeline.track(column_names=)``);
-tests/test_columns.py folds blocks of only these."""
 HANDSHAKE_COLUMNS = frozenset({
     "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
     "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",

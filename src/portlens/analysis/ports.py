@@ -56,6 +56,15 @@ KIND_NAMES = ("tcp", "udp", "icmp", "icmp6", IP_ROW)
 """The proto of a per-port row by the number the core's fold gives its kind
 (crates/core/src/analysis/ports.rs; icmp6 is ICMP over IPv6)."""
 
+PORT_COLUMNS = frozenset({
+    "ip_proto", "ip_version", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "icmp_code", "icmp_errors", "conn_state", "history", "ts_ns", "last_ns", "orig_pkts",
+    "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
+    "analysis.retransmissions", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns"})
+"""The columns ``PortTable.add_columns`` reads (the core's fold, crates/core/src/analysis/
+ports.rs): a block joined from batches needs no others (``Pipeline.track(column_names=)``);
+tests/test_columns.py folds blocks of only these."""
+
 _UNANSWERED = frozenset({"S0", "SH", "RSTOS0"})
 _RESET = frozenset({"RSTO", "RSTR", "RSTRH"})
 _UNREACHABLE = {4: 3, 6: 1}
@@ -508,11 +517,17 @@ class PortTable:
         """``add`` of every connection of a block of the tracker's columns (at least
         ``PORT_COLUMNS``), folded in the core (crates/core/src/analysis/ports.rs) without
         making them."""
+        self.core_fold().add(cols)
+
+    def core_fold(self) -> Any:
+        """The core's fold (``portlens._core.PortFold``) this table's rows come from, made
+        the first time: ``add_columns`` folds a block of columns into it, the tracker of the
+        core its ended rows (``Pipeline.track``'s ``port_fold``)."""
         if self._fold is None:
             from portlens.track.rust import _core_module
 
             self._fold = _core_module().PortFold(all_ports=self.all_ports)
-        self._fold.add(cols)
+        return self._fold
 
     def update(self, conns: Iterable[Connection]) -> PortTable:
         for c in conns:

@@ -96,8 +96,7 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
-    from portlens.analysis.columns import PORT_COLUMNS
-    from portlens.analysis.ports import PortTable
+    from portlens.analysis.ports import PORT_COLUMNS, PortTable
     from portlens.report import ports as report
 
     if args.top is not None and args.top < 1:
@@ -105,7 +104,8 @@ def cmd_ports(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     table = PortTable(all_ports=args.all_ports)
     status = each_connection(args, table.add, table.not_counted,  # type: ignore[arg-type]
-                             on_columns=table.add_columns, column_names=PORT_COLUMNS)
+                             on_columns=table.add_columns, column_names=PORT_COLUMNS,
+                             port_fold=table.core_fold)
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":

@@ -93,8 +93,9 @@ Select: TypeAlias = "Callable[[PacketBatch], npt.NDArray[np.intp] | None]"
 """A selection's rows of a batch (``Selector.rows``): None keeps them all."""
 ConnLogText = tuple[str, int]
 """The conn.log lines of the connections that ended, and how many (``ended_as_conn_log``)."""
-Ended = dict[str, Any] | ConnLogText
-"""What the column methods give: the ended connections' columns, or their conn.log lines."""
+Ended = dict[str, Any] | ConnLogText | int
+"""What the column methods give: the ended connections' columns, their conn.log lines, or
+(``ended_into_ports``) how many were folded."""
 
 
 def _core_module() -> Any:
@@ -391,9 +392,20 @@ class RustTracker:
         columns (report/conns.py ``zeek_lines``), written by the core from its own rows, so
         that no Python object, nor NumPy array, is made for them. Not with transitions kept
         for the rows (``conns --json``'s), which go with columns."""
+        self._no_kept_transitions()
+        self.core.ended_as_conn_log()
+
+    def ended_into_ports(self, fold: Any) -> None:
+        """The connections that end from now on folded into ``fold`` (a
+        ``portlens._core.PortFold``, ``PortTable.core_fold``) by the core, where the column
+        methods give columns: they give how many were folded. ``fold.add`` of the columns
+        folds the same (tests/test_port_fold.py)."""
+        self._no_kept_transitions()
+        self.core.ended_into_ports(fold)
+
+    def _no_kept_transitions(self) -> None:
         if self.kept is not None:
             raise ValueError("transitions kept for the ended rows go with their columns")
-        self.core.ended_as_conn_log()
 
     def feed_columns(self, batch: PacketBatch) -> Ended:
         """``feed``, the ended connections as the core's columns (names as in ``--json``;
@@ -447,7 +459,7 @@ class RustTracker:
             yield self._ended_columns(cols)
 
     def _ended_columns(self, cols: Ended) -> Ended:
-        if isinstance(cols, tuple):  # conn.log lines: no transitions kept (ended_as_conn_log)
+        if not isinstance(cols, dict):  # lines or a fold's count: no transitions kept
             self._transitions()
             self._counters()
             return cols

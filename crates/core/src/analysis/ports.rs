@@ -11,6 +11,10 @@ use std::hash::BuildHasher;
 
 use hashbrown::{hash_table, HashMap, HashSet, HashTable};
 
+use crate::track::columns::ConnBatch;
+use crate::track::rfc::RETX;
+use crate::track::zeek::CONN_STATE_NAMES;
+
 use crate::track::FlowHasher;
 
 /// A row's kind, the proto of its per-port row (`portlens.analysis.ports.KIND_NAMES`).
@@ -132,6 +136,60 @@ impl ConnColumns<'_> {
             .iter()
             .find(|(_, len)| *len != n)
             .map(|(name, _)| *name)
+    }
+}
+
+/// What the fold reads of a tracker's ended rows (`ConnBatch`) in another form there: the
+/// conn_state and history texts, and the retransmission counts out of the analysis rows.
+pub struct BatchTexts<'a> {
+    conn_state: Vec<&'static str>,
+    history: Vec<&'a str>,
+    retransmissions: Vec<u32>,
+}
+
+impl<'a> BatchTexts<'a> {
+    pub fn of(b: &'a ConnBatch) -> Self {
+        BatchTexts {
+            conn_state: b
+                .conn_state
+                .iter()
+                .map(|&c| CONN_STATE_NAMES.get(usize::from(c)).copied().unwrap_or(""))
+                .collect(),
+            history: b.history.iter().map(String::as_str).collect(),
+            retransmissions: b.analysis.iter().map(|a| a[RETX]).collect(),
+        }
+    }
+}
+
+impl<'a> ConnColumns<'a> {
+    /// The columns of a tracker's ended rows where they are (`ports` of the compiled tracker
+    /// in its own process folds them without a trip through Python): those the binding hands
+    /// Python under the same names, so both folds are the same (tests/test_port_fold.py).
+    pub fn of_batch(b: &'a ConnBatch, t: &'a BatchTexts<'a>) -> Self {
+        ConnColumns {
+            ip_version: &b.ip_version,
+            ip_proto: &b.proto,
+            orig_h: &b.orig_h,
+            orig_p: &b.orig_p,
+            resp_h: &b.resp_h,
+            resp_p: &b.resp_p,
+            icmp_code: &b.icmp_code,
+            conn_state: &t.conn_state,
+            history: &t.history,
+            icmp_errors: &b.icmp_errors,
+            ts_ns: &b.ts_ns,
+            last_ns: &b.last_ns,
+            orig_pkts: &b.orig_pkts,
+            resp_pkts: &b.resp_pkts,
+            orig_bytes: &b.orig_bytes,
+            resp_bytes: &b.resp_bytes,
+            orig_ip_bytes: &b.orig_ip_bytes,
+            resp_ip_bytes: &b.resp_ip_bytes,
+            retransmissions: &t.retransmissions,
+            syn_ns: &b.syn_ns,
+            syn_ack_ns: &b.syn_ack_ns,
+            ack_ns: &b.ack_ns,
+        }
     }
 }
 

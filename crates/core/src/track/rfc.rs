@@ -140,7 +140,8 @@ pub const ANALYSIS_NAMES: [&str; 11] = [
     "window_full",
     "window_updates",
 ];
-const RETX: usize = 0;
+/// `retransmissions`, the first of ANALYSIS_NAMES (`ports` reads it).
+pub const RETX: usize = 0;
 const FAST_RETX: usize = 1;
 const SPURIOUS: usize = 2;
 const OOO: usize = 3;
