@@ -1,5 +1,5 @@
 """`ports` of the compiled tracker in its own process: the core folds each batch's ended rows
-straight into the table's fold (``Tracker.ended_into_ports``, crates/core/src/analysis/ports.rs
+straight into the table's fold (``RustTracker.ended_into``, crates/core/src/analysis/ports.rs
 ``ConnColumns::of_batch``), where before it folded the columns handed to Python
 (``PortTable.add_columns``, which tests/test_columns.py holds equal to the reference's
 objects). Both give the same table, hosts and scans on every capture, with one tracker and
@@ -51,7 +51,7 @@ def both_ways(path: Path, workers: int, drop: bool, all_ports: bool) -> tuple[st
 
     by_columns, by_core = pipeline(), pipeline()
     by_columns.track(_fail, on_columns=from_columns.add_columns, column_names=PORT_COLUMNS)
-    by_core.track(_fail, port_fold=fold)
+    by_core.track(_fail, core_fold=fold)
     from_columns.not_counted.update(by_columns.not_counted)
     folded.not_counted.update(by_core.not_counted)
     assert len(made) == 1  # the core folded: the columns' way was not taken

@@ -10,6 +10,7 @@ mod conn_log;
 mod decode;
 mod decoded;
 mod event_text;
+mod handshakes;
 mod packet_text;
 mod ports;
 mod ring;
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<packet_text::PacketNames>()?;
     m.add_function(wrap_pyfunction!(packet_text::packet_lines, m)?)?;
     m.add_function(wrap_pyfunction!(packet_text::packet_records, m)?)?;
+    m.add_class::<handshakes::HandshakeFold>()?;
     m.add_class::<ports::PortFold>()?;
     m.add_function(wrap_pyfunction!(ports::port_outcomes, m)?)?;
     ring::register(m)?;

@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::decoded::DecodedFile;
+use crate::handshakes::HandshakeFold;
 use crate::ports::PortFold;
 
 /// The names `Timeouts` takes, each required (nanoseconds of capture time; only
@@ -309,13 +310,15 @@ pub struct Tracker {
 }
 
 /// The connections that end, as a dict of columns (only those kept), as their conn.log
-/// lines (`ended_as_conn_log`): `(text, rows)`, or folded into a `PortFold`
-/// (`ended_into_ports`): their number. The last two make no Python object, nor NumPy array,
-/// a connection (`conns --format zeek`, `ports`).
+/// lines (`ended_as_conn_log`): `(text, rows)`, or folded into a `PortFold` or a
+/// `HandshakeFold` (`ended_into_ports`, `ended_into_handshakes`): their number. The last
+/// three make no Python object, nor NumPy array, a connection (`conns --format zeek`,
+/// `ports`, `handshakes`).
 enum Form {
     Columns(Keep),
     ConnLog,
     Ports(Py<PortFold>),
+    Handshakes(Py<HandshakeFold>),
 }
 
 impl Form {
@@ -340,6 +343,13 @@ impl Form {
                     inner.add(&ConnColumns::of_batch(&ended, &texts))
                 })
                 .map_err(PyValueError::new_err)?;
+                Ok(rows.into_pyobject(py)?.into_any())
+            }
+            Form::Handshakes(fold) => {
+                let rows = ended.len();
+                let mut fold = fold.borrow_mut(py);
+                let inner = &mut fold.inner;
+                py.detach(|| inner.add(&ended));
                 Ok(rows.into_pyobject(py)?.into_any())
             }
         }
@@ -789,6 +799,12 @@ impl Tracker {
     /// columns), where the others give columns: each call gives their number.
     fn ended_into_ports(&mut self, fold: Py<PortFold>) {
         self.form = Form::Ports(fold);
+    }
+
+    /// The connections that end from now on folded into `fold` (`HandshakeTable.add` of
+    /// each), where the others give columns: each call gives their number.
+    fn ended_into_handshakes(&mut self, fold: Py<HandshakeFold>) {
+        self.form = Form::Handshakes(fold);
     }
 
     /// A shard's tracker (`feed` with `mine`): the first frames of the connections created

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from portlens.analysis.handshakes import HandshakeSummary, OptionMix, fingerprint
+from portlens.analysis.handshakes import (
+    HANDSHAKE_COLUMNS,
+    HandshakeSummary,
+    OptionMix,
+    fingerprint,
+)
 from portlens.analysis.ports import PORT_COLUMNS
 from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
 from portlens.track.rust import NONE64, _core_module
@@ -42,13 +47,6 @@ _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
 
 
-_OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
-            for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
-                          "kinds_len")]
-HANDSHAKE_COLUMNS = frozenset({
-    "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
-    "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",
-    *_OPTIONS})
 SOCKET_COLUMNS = frozenset({
     "uid", "proto", "history", "conn_state", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
     "ts_ns", "last_ns", "orig_state", "resp_state"})

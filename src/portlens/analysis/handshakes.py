@@ -24,6 +24,15 @@ from portlens.track.model import Connection, Outcome, TcpOptions
 
 OPTION_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "ws", 4: "sok", 5: "sack", 8: "ts"}
 
+_OPTIONS = [f"handshake.{side}_options.{field}" for side in ("client", "server")
+            for field in ("present", "mss", "wscale", "sack_perm", "timestamps", "kinds",
+                          "kinds_len")]
+HANDSHAKE_COLUMNS = frozenset({
+    "uid", "proto", "id.resp_p", "handshake.syn_ns", "handshake.syn_ack_ns", "handshake.ack_ns",
+    "handshake.syn_retransmits", "handshake.syn_ack_retransmits", "handshake.outcome",
+    *_OPTIONS})
+"""The columns ``HandshakeTable.add_columns`` reads (analysis/columns.py)."""
+
 
 def fingerprint(kinds: Iterable[int]) -> str:
     """Option kinds in order, p0f's spelling: ``mss,nop,ws,sok,ts``.
@@ -173,7 +182,56 @@ class HandshakeTable:
     """HandshakeSummaries by server port, mergeable with ``+``."""
 
     def __init__(self) -> None:
-        self.rows: dict[int, HandshakeSummary] = {}
+        self._rows: dict[int, HandshakeSummary] = {}
+        self._fold: Any = None
+        """The core's HandshakeFold the tracker folds its rows into (``core_fold``): its
+        figures join the rows when they are read (``_settle``)."""
+
+    @property
+    def rows(self) -> dict[int, HandshakeSummary]:
+        self._settle()
+        return self._rows
+
+    def core_fold(self, ports: Iterable[int] = ()) -> Any:
+        """The core's fold (``portlens._core.HandshakeFold``, of the handshakes to ``ports``
+        only, if any) whose figures join this table's rows, made the first time: the tracker
+        of the core folds its ended rows into it (``Pipeline.track``'s ``core_fold``)."""
+        if self._fold is None:
+            from portlens.track.rust import _core_module
+
+            self._fold = _core_module().HandshakeFold(sorted(ports))
+        return self._fold
+
+    def _settle(self) -> None:
+        """``HandshakeSummary.add`` of what the core's fold holds (it starts again from
+        nothing)."""
+        if self._fold is None:
+            return
+        for port, f in self._fold.take():
+            s = self._rows.get(port)
+            if s is None:
+                s = self._rows[port] = HandshakeSummary(port)
+            for name in ("handshakes", "syns", "syn_retransmits", "syn_acks",
+                         "syn_ack_retransmits"):
+                setattr(s, name, getattr(s, name) + f[name])
+            s.outcomes.update(dict(f["outcomes"]))
+            s.server_rtt.add_many(f["server_rtt"])
+            s.client_rtt.add_many(f["client_rtt"])
+            for mix, o in ((s.client_options, f["client_options"]),
+                           (s.server_options, f["server_options"])):
+                mix.offers += o["offers"]
+                mix.sack_perm += o["sack_perm"]
+                mix.timestamps += o["timestamps"]
+                mix.mss.update(dict(o["mss"]))
+                mix.wscale.update(dict(o["wscale"]))
+                for kinds, n in o["kinds"]:
+                    mix.fingerprints[fingerprint(kinds)] += n
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the fold's figures in the rows (the fold is the core's, and stays
+        in this process)."""
+        self._settle()
+        return {**self.__dict__, "_fold": None}
 
     def add(self, c: Connection) -> None:
         if c.proto != "tcp" or c.handshake is None:

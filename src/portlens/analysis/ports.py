@@ -522,7 +522,7 @@ class PortTable:
     def core_fold(self) -> Any:
         """The core's fold (``portlens._core.PortFold``) this table's rows come from, made
         the first time: ``add_columns`` folds a block of columns into it, the tracker of the
-        core its ended rows (``Pipeline.track``'s ``port_fold``)."""
+        core its ended rows (``Pipeline.track``'s ``core_fold``)."""
         if self._fold is None:
             from portlens.track.rust import _core_module
 

@@ -370,15 +370,15 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
                     column_block: int | None = None,
                     column_names: Collection[str] | None = None,
                     on_conn_log: Callable[[str, int], None] | None = None,
-                    port_fold: Callable[[], Any] | None = None) -> int:
+                    core_fold: Callable[[], Any] | None = None) -> int:
     """Track the source, handing each connection to ``sink``; the exit status of the reading.
     ``not_counted`` receives the tracker's count of frames in no connection, by why.
     ``on_columns``: where the tracker can, the connections go there instead, as blocks of
     columns (``Pipeline.track``), for reports that only aggregate them, in blocks of
     ``column_block`` rows or more (default: ``COLUMN_BLOCK``; 1: each batch's as it ends),
     holding only ``column_names`` if given; ``on_conn_log``, where the tracker can, the
-    conn.log lines of each batch's connections and how many, or ``port_fold``, where the
-    tracker can, the core's fold of `ports` (``Pipeline.track``).
+    conn.log lines of each batch's connections and how many, or ``core_fold``, where the
+    tracker can, the core's fold of `ports` or `handshakes` (``Pipeline.track``).
 
     Interrupted by Ctrl-C, the connections still open are handed over all the same, as at the
     end of the capture, and the status is EXIT_INTERRUPTED: the command then prints what was
@@ -390,7 +390,7 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
             try:
                 pipeline.track(sink, on_columns=on_columns, column_block=column_block,
                                column_names=column_names, on_conn_log=on_conn_log,
-                               port_fold=port_fold)
+                               core_fold=core_fold)
             except KeyboardInterrupt:
                 status[0] = EXIT_INTERRUPTED
         finally:

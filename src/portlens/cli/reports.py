@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
@@ -105,7 +106,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
     table = PortTable(all_ports=args.all_ports)
     status = each_connection(args, table.add, table.not_counted,  # type: ignore[arg-type]
                              on_columns=table.add_columns, column_names=PORT_COLUMNS,
-                             port_fold=table.core_fold)
+                             core_fold=table.core_fold)
     if args.format == "json":
         report.write_json(table, sys.stdout, args.sort, args.top)
     elif args.format == "csv":
@@ -119,8 +120,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
 def cmd_handshakes(args: argparse.Namespace) -> int:
     from typing import Any
 
-    from portlens.analysis.columns import HANDSHAKE_COLUMNS
-    from portlens.analysis.handshakes import HandshakeTable, connection_record
+    from portlens.analysis.handshakes import HANDSHAKE_COLUMNS, HandshakeTable, connection_record
     from portlens.report import handshakes as report
     from portlens.track.model import Connection
 
@@ -143,7 +143,8 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
         table.add_columns(cols, frozenset(ports))
 
     status = each_connection(args, sink, on_columns=None if args.conns else columns,
-                             column_names=HANDSHAKE_COLUMNS)
+                             column_names=HANDSHAKE_COLUMNS,
+                             core_fold=None if args.conns else partial(table.core_fold, ports))
     if args.conns:
         per_conn.sort(key=lambda r: int(r["ts_ns"]))
     records = per_conn if args.conns else table.records()

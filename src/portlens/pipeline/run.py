@@ -495,7 +495,7 @@ class Pipeline:
               column_block: int | None = None,
               column_names: Collection[str] | None = None,
               on_conn_log: Callable[[str, int], None] | None = None,
-              port_fold: Callable[[], Any] | None = None) -> None:
+              core_fold: Callable[[], Any] | None = None) -> None:
         """Hand each connection to ``sink`` as it ends. Interrupted (Ctrl-C, a closed pipe),
         the connections still open are handed over all the same, as at the end of the
         capture, so a streaming output ends with every connection seen.
@@ -518,13 +518,14 @@ class Pipeline:
         transitions for the rows), each batch's ended connections go there as their conn.log
         lines and how many, written by the core, instead of to ``on_columns`` or ``sink``:
         `conns --format zeek` then makes no Python object a connection, and never imports
-        NumPy for them. ``port_fold`` (made when taken: a ``portlens._core.PortFold``): likewise,
-        the core folds each batch's ended connections into it (`ports`)."""
-        in_core = on_conn_log is not None or port_fold is not None
+        NumPy for them. ``core_fold`` (made when taken: a ``portlens._core.PortFold`` or
+        ``HandshakeFold``): likewise, the core folds each batch's ended connections into it
+        (`ports`, `handshakes`)."""
+        in_core = on_conn_log is not None or core_fold is not None
         if (on_columns is not None or in_core) and not self.sharded:
             tracker = self.tracker(on_transition)
             if in_core and on_transition is None and self._track_in_core(
-                    tracker, on_conn_log, port_fold, on_batch, on_packets, wall_clock):
+                    tracker, on_conn_log, core_fold, on_batch, on_packets, wall_clock):
                 return
             if on_columns is not None and getattr(tracker, "columnar", False):
                 self._track_columns(tracker, on_columns, on_batch, on_packets,
@@ -548,12 +549,12 @@ class Pipeline:
                             on_packets=on_packets, wall_clock=wall_clock)
 
     def _track_in_core(self, tracker: Any, on_conn_log: Callable[[str, int], None] | None,
-                       port_fold: Callable[[], Any] | None,
+                       core_fold: Callable[[], Any] | None,
                        on_batch: Callable[[Tracker], None] | None,
                        on_packets: Callable[[PacketBatch], None] | None,
                        wall_clock: bool) -> bool:
         """track() with the ended connections as conn.log lines, or folded into
-        ``port_fold``, by the core, where ``tracker`` can (a RustTracker keeping no
+        ``core_fold``, by the core, where ``tracker`` can (a RustTracker keeping no
         transitions for its rows); False where it cannot."""
         if not getattr(tracker, "columnar", False) or tracker.config.keep_transitions:
             return False
@@ -565,8 +566,8 @@ class Pipeline:
                 if block[1]:
                     on_conn_log(*block)
         else:
-            assert port_fold is not None
-            tracker.ended_into_ports(port_fold())
+            assert core_fold is not None
+            tracker.ended_into(core_fold())
 
             def hand_over(_rows: int) -> None:
                 pass

@@ -95,7 +95,7 @@ ConnLogText = tuple[str, int]
 """The conn.log lines of the connections that ended, and how many (``ended_as_conn_log``)."""
 Ended = dict[str, Any] | ConnLogText | int
 """What the column methods give: the ended connections' columns, their conn.log lines, or
-(``ended_into_ports``) how many were folded."""
+(``ended_into``) how many were folded."""
 
 
 def _core_module() -> Any:
@@ -395,13 +395,20 @@ class RustTracker:
         self._no_kept_transitions()
         self.core.ended_as_conn_log()
 
-    def ended_into_ports(self, fold: Any) -> None:
-        """The connections that end from now on folded into ``fold`` (a
-        ``portlens._core.PortFold``, ``PortTable.core_fold``) by the core, where the column
-        methods give columns: they give how many were folded. ``fold.add`` of the columns
-        folds the same (tests/test_port_fold.py)."""
+    def ended_into(self, fold: Any) -> None:
+        """The connections that end from now on folded into ``fold`` by the core (a
+        ``portlens._core.PortFold`` or ``HandshakeFold``: ``PortTable.core_fold``,
+        ``HandshakeTable.core_fold``), where the column methods give columns: they give how
+        many were folded. The tables' folds of the columns give the same tables
+        (tests/test_port_fold.py, tests/test_handshake_fold.py)."""
         self._no_kept_transitions()
-        self.core.ended_into_ports(fold)
+        core = _core_module()
+        if isinstance(fold, core.PortFold):
+            self.core.ended_into_ports(fold)
+        elif isinstance(fold, core.HandshakeFold):
+            self.core.ended_into_handshakes(fold)
+        else:
+            raise TypeError(f"not a fold of the core: {type(fold).__name__}")
 
     def _no_kept_transitions(self) -> None:
         if self.kept is not None:

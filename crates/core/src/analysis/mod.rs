@@ -3,4 +3,5 @@
 //! of the same name (`portlens.analysis`), which stays their definition: tests/test_columns.py
 //! holds every figure to it on every capture.
 
+pub mod handshakes;
 pub mod ports;
