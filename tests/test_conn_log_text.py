@@ -17,6 +17,7 @@ from portlens.report.conns import ZEEK_COLUMNS, zeek_lines
 from portlens.track.config import TrackerConfig
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
+from tests.fresh_cli import run_fresh
 
 Blocks = list[tuple[str, int]]
 
@@ -92,20 +93,11 @@ def test_conn_log_of_a_file_imports_no_numpy(workers: str) -> None:
     """`conns --format zeek FILE` (the core reads, decodes, tracks and writes the lines) never
     imports NumPy: its import was a tenth of the command on the 2M-packet benchmark capture
     (docs/benchmarks.md, nineteenth session). The lines are those of the columns' path."""
-    import subprocess
-    import sys
-
     path = Path(__file__).resolve().parent.parent / "captures" / "tunnels.pcap"
-    code = ("import sys\n"
-            "from portlens.cli import main\n"
-            f"status = main(['conns', '--format', 'zeek', '--workers', {workers!r}, "
-            f"{str(path)!r}])\n"
-            "print(status, sorted(sys.modules), file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
-    status, modules = done.stderr.split(" ", 1)
-    assert status == "0"
-    assert "'portlens._core'" in modules and "'numpy'" not in modules
-    lines = [line + "\n" for line in done.stdout.splitlines() if not line.startswith("#")]
+    status, modules, stdout = run_fresh(["conns", "--format", "zeek", "--workers", workers,
+                                         str(path)])
+    assert status == 0
+    assert "portlens._core" in modules and "numpy" not in modules
+    lines = [line + "\n" for line in stdout.splitlines() if not line.startswith("#")]
     from_columns, _ = both_ways(path, int(workers), drop=False)
     assert "".join(lines) == "".join(text for text, _ in from_columns)

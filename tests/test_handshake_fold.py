@@ -17,6 +17,7 @@ from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.track.config import TrackerConfig
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
+from tests.fresh_cli import run_fresh
 
 
 def _fail(_c: object) -> None:
@@ -94,20 +95,11 @@ def test_many_round_trip_times_go_to_buckets_alike(generated_20k: Path) -> None:
 def test_handshakes_of_a_file_imports_no_numpy() -> None:
     """`handshakes FILE` never imports NumPy (its import was a tenth of the command) and
     prints the table of the columns' way."""
-    import subprocess
-    import sys
-
     path = Path(__file__).resolve().parent.parent / "captures" / "scenario-refused.pcap"
-    code = ("import sys\n"
-            "from portlens.cli import main\n"
-            f"status = main(['handshakes', '--json', {str(path)!r}])\n"
-            "print(status, sorted(sys.modules), file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
-    status, modules = done.stderr.split(" ", 1)
-    assert status == "0"
-    assert "'portlens._core'" in modules and "'numpy'" not in modules
+    status, modules, stdout = run_fresh(["handshakes", "--json", str(path)])
+    assert status == 0
+    assert "portlens._core" in modules and "numpy" not in modules
     table = HandshakeTable()
     Pipeline(Source.of(path), Options(tracker=TrackerConfig(keep_transitions=False))).track(
         _fail, on_columns=table.add_columns, column_names=HANDSHAKE_COLUMNS)
-    assert [json.loads(line) for line in done.stdout.splitlines()] == table.records()
+    assert [json.loads(line) for line in stdout.splitlines()] == table.records()

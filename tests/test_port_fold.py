@@ -18,6 +18,7 @@ from portlens.report import ports as report
 from portlens.track.config import TrackerConfig
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
+from tests.fresh_cli import run_fresh
 
 
 def _fail(_c: object) -> None:
@@ -88,23 +89,14 @@ def test_the_comparison_sees_tables_hosts_and_scans() -> None:
 def test_ports_of_a_file_imports_no_numpy() -> None:
     """`ports FILE` never imports NumPy (its import was a tenth of the command) and prints
     the table of the columns' way."""
-    import subprocess
-    import sys
-
     path = Path(__file__).resolve().parent.parent / "captures" / "tunnels.pcap"
-    code = ("import sys\n"
-            "from portlens.cli import main\n"
-            f"status = main(['ports', '--json', {str(path)!r}])\n"
-            "print(status, sorted(sys.modules), file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
-    status, modules = done.stderr.split(" ", 1)
-    assert status == "0"
-    assert "'portlens._core'" in modules and "'numpy'" not in modules
+    status, modules, stdout = run_fresh(["ports", "--json", str(path)])
+    assert status == 0
+    assert "portlens._core" in modules and "numpy" not in modules
     table = PortTable()
     run = Pipeline(Source.of(path), Options(tracker=TrackerConfig(keep_transitions=False)))
     run.track(_fail, on_columns=table.add_columns, column_names=PORT_COLUMNS)
     table.not_counted.update(run.not_counted)
     out = io.StringIO()
     report.write_json(table, out)
-    assert done.stdout == out.getvalue()
+    assert stdout == out.getvalue()
