@@ -330,8 +330,8 @@ class RustTracker:
         return mine, quoted_shard_of(batch, n, shards) == k
 
     def _core_feed(self, batch: PacketBatch, mine: _Rows | None) -> Any:
-        """The core's connections that ended with ``batch``: columns, or after
-        ``ended_as_conn_log`` their conn.log lines."""
+        """The core's connections that ended with ``batch``: columns, or their conn.log
+        lines (``ended_as_conn_log``), or how many were folded (``ended_into``)."""
         return self.core.feed(batch) if mine is None else self.core.feed(batch, *mine)
 
     def advance(self, ts_ns: int) -> Iterator[Connection]:

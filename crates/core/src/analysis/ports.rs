@@ -14,7 +14,6 @@ use hashbrown::{hash_table, HashMap, HashSet, HashTable};
 use crate::track::columns::ConnBatch;
 use crate::track::rfc::RETX;
 use crate::track::zeek::CONN_STATE_NAMES;
-
 use crate::track::FlowHasher;
 
 /// A row's kind, the proto of its per-port row (`portlens.analysis.ports.KIND_NAMES`).
