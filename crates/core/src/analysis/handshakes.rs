@@ -121,3 +121,129 @@ impl HandshakeFold {
         std::mem::take(&mut self.rows).into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::rfc::Outcome;
+
+    /// A batch of `rows`: (proto, server port, SYN, SYN-ACK, ACK times, SYN and SYN-ACK
+    /// retransmissions, outcome, client's options).
+    #[allow(clippy::type_complexity)]
+    fn batch(
+        rows: &[(
+            u8,
+            u16,
+            i64,
+            i64,
+            i64,
+            u32,
+            u32,
+            Outcome,
+            Option<SynOptions>,
+        )],
+    ) -> ConnBatch {
+        let mut b = ConnBatch::default();
+        for (proto, port, syn, syn_ack, ack, syn_rtx, syn_ack_rtx, outcome, opts) in
+            rows.iter().cloned()
+        {
+            b.uid.push([b'A'; 17]);
+            b.proto.push(proto);
+            b.resp_p.push(port);
+            b.syn_ns.push(syn);
+            b.syn_ack_ns.push(syn_ack);
+            b.ack_ns.push(ack);
+            b.syn_retransmits.push(syn_rtx);
+            b.syn_ack_retransmits.push(syn_ack_rtx);
+            b.handshake_outcome.push(outcome as u8);
+            b.client_options.push(opts.map(Box::new));
+            b.server_options.push(None);
+        }
+        b
+    }
+
+    fn offered(mss: i32, kinds: &[u8]) -> SynOptions {
+        let mut o = SynOptions {
+            mss,
+            sack_perm: true,
+            kinds_len: u8::try_from(kinds.len()).expect("at most 40 kinds"),
+            ..SynOptions::default()
+        };
+        o.kinds[..kinds.len()].copy_from_slice(kinds);
+        o
+    }
+
+    #[test]
+    fn handshakes_fold_by_server_port_as_handshake_table_add() {
+        // Expected values: HandshakeSummary.add (portlens.analysis.handshakes) of the same
+        // connections, worked out by hand.
+        let none = NONE_I64;
+        let o = offered(1460, &[2, 1, 3]);
+        let b = batch(&[
+            (
+                6,
+                80,
+                1_000,
+                3_000,
+                3_500,
+                0,
+                0,
+                Outcome::Established,
+                Some(o.clone()),
+            ),
+            (
+                6,
+                80,
+                10_000,
+                16_000,
+                none,
+                2,
+                1,
+                Outcome::Established,
+                Some(o),
+            ),
+            (6, 80, 20_000, none, none, 3, 0, Outcome::Unanswered, None),
+            (6, 443, none, 5_000, none, 0, 0, Outcome::Refused, None),
+            (6, 22, none, none, none, 0, 0, Outcome::Established, None), // no handshake
+            (17, 53, 1, 2, 3, 0, 0, Outcome::Established, None),         // not TCP
+        ]);
+        let mut fold = HandshakeFold::new([]);
+        fold.add(&b);
+        let mut rows = fold.take();
+        rows.sort_by_key(|(port, _)| *port);
+        let ports: Vec<u16> = rows.iter().map(|(p, _)| *p).collect();
+        assert_eq!(ports, [80, 443]);
+        let http = &rows[0].1;
+        assert_eq!(
+            (http.handshakes, http.syns, http.syn_retransmits),
+            (3, 1 + 3 + 4, 5)
+        );
+        assert_eq!((http.syn_acks, http.syn_ack_retransmits), (2, 1));
+        assert_eq!(http.outcomes[Outcome::Established as usize], 2);
+        assert_eq!(http.outcomes[Outcome::Unanswered as usize], 1);
+        assert_eq!(http.server_rtt, [2_000, 6_000]);
+        assert_eq!(http.client_rtt, [500]);
+        let c = &http.client_options;
+        assert_eq!((c.offers, c.sack_perm, c.timestamps), (2, 2, 0));
+        assert_eq!(c.mss.get(&1460), Some(&2));
+        assert!(c.wscale.is_empty());
+        assert_eq!(c.kinds.get(&vec![2, 1, 3]), Some(&2));
+        let https = &rows[1].1;
+        assert_eq!((https.handshakes, https.syns, https.syn_acks), (1, 0, 1));
+        assert_eq!(https.outcomes[Outcome::Refused as usize], 1);
+        assert!(https.server_rtt.is_empty() && https.client_rtt.is_empty());
+        assert!(fold.take().is_empty(), "taken: the fold starts again");
+    }
+
+    #[test]
+    fn only_the_ports_asked_for() {
+        let b = batch(&[
+            (6, 80, 1, 2, 3, 0, 0, Outcome::Established, None),
+            (6, 443, 1, 2, 3, 0, 0, Outcome::Established, None),
+        ]);
+        let mut fold = HandshakeFold::new([443]);
+        fold.add(&b);
+        let ports: Vec<u16> = fold.take().iter().map(|(p, _)| *p).collect();
+        assert_eq!(ports, [443]);
+    }
+}
