@@ -266,6 +266,48 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_row_is_the_line_of_its_fields() {
+        // Expected: zeek_row (portlens.report.conns) of the same connection, by hand.
+        let mut a = [0u8; 16];
+        a[10..].copy_from_slice(&[0xFF, 0xFF, 10, 0, 0, 1]);
+        let mut b = ConnBatch::default();
+        b.uid.push(*b"AbCdEfGhIjKlMnOpQ");
+        b.ts_ns.push(1_700_000_000_123_456_789);
+        b.orig_h.push(a);
+        b.orig_p.push(40_000);
+        b.resp_h.push(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]));
+        b.resp_p.push(443);
+        b.proto.push(6);
+        b.duration_ns.push(1_500_000);
+        b.orig_bytes.push(10);
+        b.resp_bytes.push(20);
+        b.conn_state.push(0);
+        b.missed_bytes.push(0);
+        b.history.push("ShADadFf".into());
+        b.orig_pkts.push(5);
+        b.orig_ip_bytes.push(300);
+        b.resp_pkts.push(4);
+        b.resp_ip_bytes.push(250);
+        b.tunnel_parents
+            .push(vec![*b"ZZZZZZZZZZZZZZZZZ", *b"YYYYYYYYYYYYYYYYY"]);
+        b.community_id.push("1:abc=".into());
+        let mut out = String::new();
+        push_batch(&mut out, &b, 0..5);
+        assert_eq!(
+            out,
+            format!(
+                "1700000000.123456\tCAbCdEfGhIjKlMnOpQ\t10.0.0.1\t40000\t2001:db8::1\t443\ttcp\t-\t\
+                 0.001500\t10\t20\t{}\t-\t-\t0\tShADadFf\t5\t300\t4\t250\t\
+                 CZZZZZZZZZZZZZZZZZ,CYYYYYYYYYYYYYYYYY\t6\t1:abc=\n",
+                CONN_STATE_NAMES[0]
+            )
+        );
+        out.clear();
+        push_batch(&mut out, &b, 1..1);
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn seconds_floor_like_python() {
         let mut s = String::new();
         push_seconds(&mut s, 1_234_567_891_999);
