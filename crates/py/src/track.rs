@@ -323,10 +323,10 @@ enum Form {
 
 impl Form {
     fn hand_over<'py>(&self, py: Python<'py>, ended: ConnBatch) -> PyResult<Bound<'py, PyAny>> {
+        let rows = ended.len();
         match self {
             Form::Columns(keep) => Ok(conn_dict(py, ended, keep)?.into_any()),
             Form::ConnLog => {
-                let rows = ended.len();
                 let text = py.detach(|| {
                     let mut text = String::with_capacity(rows.saturating_mul(160));
                     conn_log::push_batch(&mut text, &ended, 0..rows);
@@ -335,7 +335,6 @@ impl Form {
                 Ok((text, rows).into_pyobject(py)?.into_any())
             }
             Form::Ports(fold) => {
-                let rows = ended.len();
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
                 py.detach(|| {
@@ -346,7 +345,6 @@ impl Form {
                 Ok(rows.into_pyobject(py)?.into_any())
             }
             Form::Handshakes(fold) => {
-                let rows = ended.len();
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
                 py.detach(|| inner.add(&ended));
