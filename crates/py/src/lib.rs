@@ -15,6 +15,7 @@ mod packet_text;
 mod ports;
 mod ring;
 mod scan;
+mod sockets;
 mod table;
 mod track;
 mod uid_serials;
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ports::port_outcomes, m)?)?;
     ring::register(m)?;
     m.add_class::<scan::PacketScan>()?;
+    m.add_class::<sockets::SocketFold>()?;
     m.add_function(wrap_pyfunction!(table::table_lines, m)?)?;
     m.add_function(wrap_pyfunction!(uid_serials::uid_offsets, m)?)?;
     track::register(m)?;

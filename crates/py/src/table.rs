@@ -6,7 +6,7 @@ use portlens_core::packet_text::{Clock, Style};
 use portlens_core::table::{lines, Align, Cells, TableError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::conn_log::{as_strs, str_list};
 
@@ -18,8 +18,8 @@ enum Column<'py> {
     Text(Vec<Bound<'py, PyString>>),
     Coded {
         texts: Vec<Bound<'py, PyString>>,
-        codes: PyReadonlyArray1<'py, i64>,
-        port: Option<PyReadonlyArray1<'py, i64>>,
+        codes: Ints<'py>,
+        port: Option<Ints<'py>>,
     },
     Duration(PyReadonlyArray1<'py, i64>),
     Pair {
@@ -33,6 +33,44 @@ enum Column<'py> {
         texts: Vec<String>,
         ts: PyReadonlyArray1<'py, i64>,
     },
+}
+
+/// A coded column's numbers: an int64 array, or the bytes of an `array.array('q')` (what
+/// `sockets` hands over where it needs no NumPy).
+enum Ints<'py> {
+    Array(PyReadonlyArray1<'py, i64>),
+    Bytes(Vec<i64>),
+}
+
+impl<'py> FromPyObject<'_, 'py> for Ints<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(bytes) = obj.cast::<PyBytes>() {
+            let bytes = bytes.as_bytes();
+            if bytes.len() % 8 != 0 {
+                return Err(PyValueError::new_err(
+                    "int64 bytes of a length not a multiple of 8",
+                ));
+            }
+            return Ok(Ints::Bytes(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| i64::from_ne_bytes(b.try_into().unwrap_or_default()))
+                    .collect(),
+            ));
+        }
+        Ok(Ints::Array(obj.extract()?))
+    }
+}
+
+impl Ints<'_> {
+    fn as_slice(&self) -> PyResult<&[i64]> {
+        match self {
+            Ints::Array(a) => Ok(a.as_slice()?),
+            Ints::Bytes(v) => Ok(v),
+        }
+    }
 }
 
 fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {

@@ -31,6 +31,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::decoded::DecodedFile;
 use crate::handshakes::HandshakeFold;
 use crate::ports::PortFold;
+use crate::sockets::SocketFold;
 
 /// The names `Timeouts` takes, each required (nanoseconds of capture time; only
 /// tcp_partial_close may be None, for off).
@@ -310,15 +311,16 @@ pub struct Tracker {
 }
 
 /// The connections that end, as a dict of columns (only those kept), as their conn.log
-/// lines (`ended_as_conn_log`): `(text, rows)`, or folded into a `PortFold` or a
-/// `HandshakeFold` (`ended_into_ports`, `ended_into_handshakes`): their number. The last
-/// three make no Python object, nor NumPy array, a connection (`conns --format zeek`,
-/// `ports`, `handshakes`).
+/// lines (`ended_as_conn_log`): `(text, rows)`, or folded into a `PortFold`, a
+/// `HandshakeFold` or a `SocketFold` (`ended_into_ports`, `ended_into_handshakes`,
+/// `ended_into_sockets`): their number. All but the first make no Python object, nor NumPy
+/// array, a connection (`conns --format zeek`, `ports`, `handshakes`, `sockets`).
 enum Form {
     Columns(Keep),
     ConnLog,
     Ports(Py<PortFold>),
     Handshakes(Py<HandshakeFold>),
+    Sockets(Py<SocketFold>),
 }
 
 impl Form {
@@ -345,6 +347,12 @@ impl Form {
                 Ok(rows.into_pyobject(py)?.into_any())
             }
             Form::Handshakes(fold) => {
+                let mut fold = fold.borrow_mut(py);
+                let inner = &mut fold.inner;
+                py.detach(|| inner.add(&ended));
+                Ok(rows.into_pyobject(py)?.into_any())
+            }
+            Form::Sockets(fold) => {
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
                 py.detach(|| inner.add(&ended));
@@ -803,6 +811,12 @@ impl Tracker {
     /// each), where the others give columns: each call gives their number.
     fn ended_into_handshakes(&mut self, fold: Py<HandshakeFold>) {
         self.form = Form::Handshakes(fold);
+    }
+
+    /// The connections that end from now on folded into `fold` (`SocketTable.add` of each),
+    /// where the others give columns: each call gives their number.
+    fn ended_into_sockets(&mut self, fold: Py<SocketFold>) {
+        self.form = Form::Sockets(fold);
     }
 
     /// A shard's tracker (`feed` with `mine`): the first frames of the connections created

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+from array import array
 from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,15 @@ from portlens.analysis.handshakes import (
     fingerprint,
 )
 from portlens.analysis.ports import PORT_COLUMNS
-from portlens.analysis.sockets import ConnectionEnds, ListenerPeers, ListenerRows
+from portlens.analysis.sockets import (
+    SOCKET_COLUMNS,
+    U32,
+    UID_LEN,
+    ConnectionEnds,
+    ListenerPeers,
+    ListenerRows,
+    numbers,
+)
 from portlens.track.rust import NONE64, _core_module
 from portlens.track.states import SS_NAMES, TcpState
 
@@ -45,11 +54,6 @@ Array = np.ndarray[Any, Any]
 
 _SS = {s.value: SS_NAMES.get(s, str(s)) for s in TcpState}
 """A TCP state column's value as `ss` spells it (sockets.ss_state)."""
-
-
-SOCKET_COLUMNS = frozenset({
-    "uid", "proto", "history", "conn_state", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
-    "ts_ns", "last_ns", "orig_state", "resp_state"})
 
 
 # --- grouping -------------------------------------------------------------------------------
@@ -310,11 +314,20 @@ def _add_socket_columns(table: SocketTable, cols: Columns, *, sockets: bool) -> 
     on_tcp = tcp[both]
     orig_state, resp_state = (np.where(on_tcp, half[both], len(state_names)).astype(np.uint16)
                               for half in np.split(codes, 2))
-    uid = np.array(cols["uid"], np.bytes_)
+    uid = cols["uid"]
+    uids = "".join(uid if len(both) == n else [uid[i] for i in both.tolist()])
+    if len(uids) != UID_LEN * len(both):
+        raise ValueError(f"uids of other than {UID_LEN} characters")
+
+    def numbers_of(code: str, values: Array, dtype: type) -> array[int]:
+        return numbers(code, values.astype(dtype).tobytes())
+
     table.add_ends(ConnectionEnds(
-        addrs, states, on_tcp, orig_state, resp_state, orig_h[both].astype(np.uint32),
-        orig_p[both].astype(np.uint16), resp_h[both].astype(np.uint32),
-        resp_p[both].astype(np.uint16), uid if len(both) == n else uid[both]))
+        addrs, states, numbers_of("B", on_tcp, np.uint8),
+        numbers_of("H", orig_state, np.uint16), numbers_of("H", resp_state, np.uint16),
+        numbers_of(U32, orig_h[both], np.uint32), numbers_of("H", orig_p[both], np.uint16),
+        numbers_of(U32, resp_h[both], np.uint32), numbers_of("H", resp_p[both], np.uint16),
+        uids))
 
 
 def fold_listener_peers(parts: list[ListenerPeers]) -> ListenerPeers:

@@ -12,6 +12,7 @@ Mergeable with ``+`` like every summary: listeners add up their peers, sockets c
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -165,39 +166,72 @@ class Socket(NamedTuple):
                 "peer_port": self.peer_port, "uid": self.uid, "side": self.side}
 
 
+SOCKET_COLUMNS = frozenset({
+    "uid", "proto", "history", "conn_state", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
+    "ts_ns", "last_ns", "orig_state", "resp_state"})
+"""The tracker's columns ``SocketTable.add_columns`` reads."""
+
+UID_LEN = 18
+"""A uid's characters as the trackers write them: Zeek's ``C`` and 17 more."""
+U32 = "I" if array("I").itemsize == 4 else "L"
+"""``array``'s type code of 4-byte unsigned numbers."""
+
+
+def numbers(code: str, data: bytes) -> array[int]:
+    """An ``array`` of type ``code`` holding ``data``, its numbers' bytes in the machine's
+    order (the core's, and NumPy's ``tobytes``)."""
+    out = array(code)
+    out.frombytes(data)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionEnds:
     """Connections' two sockets as columns, one entry per connection: what ``add_columns``
-    keeps instead of two Sockets per connection, which only the JSON and CSV (and the API)
-    need. Addresses and states are codes into the block's distinct texts, so that the table
-    is written by the core without a string a row (report/sockets.py); codes, ports and uids
-    in the narrowest types, since every connection's ends are held until the listeners are
-    written (a flood of a million connections: 16 + 18 bytes each, not 48 + 75)."""
+    and the core's fold (``SocketFold.end_rows``) give instead of two Sockets per connection,
+    which only the JSON and CSV (and the API) need. Addresses and states are codes into the
+    block's distinct texts, so that the table is written by the core without a string a row
+    (report/sockets.py). Codes and ports are ``array``s, the uids one string: no NumPy, which
+    the core's way never imports. The columns' way holds every connection's ends until the
+    listeners are written, in the narrowest types (a flood of a million connections: 16 +
+    18 bytes each, not 48 + 75); the core's makes a block as it is written, of int64s (type
+    code q), which the table interleaves as they are."""
 
     addrs: list[str]
     """The block's distinct addresses: what ``orig_h`` and ``resp_h`` index."""
     states: list[str]
-    """The block's distinct states in ss spelling, '' for UDP (as Socket.state): what
-    ``orig_state`` and ``resp_state`` index."""
-    tcp: npt.NDArray[np.bool_]
-    """TCP, else UDP."""
-    orig_state: npt.NDArray[np.uint16]
-    resp_state: npt.NDArray[np.uint16]
-    orig_h: npt.NDArray[np.uint32]
-    orig_p: npt.NDArray[np.uint16]
-    resp_h: npt.NDArray[np.uint32]
-    resp_p: npt.NDArray[np.uint16]
-    uid_ascii: npt.NDArray[np.bytes_]
-    """The uids as ASCII bytes (``uid`` gives them as text)."""
+    """The block's states in ss spelling, '' for UDP (as Socket.state): what ``orig_state``
+    and ``resp_state`` index."""
+    tcp: array[int]
+    """1 for TCP, 0 for UDP (type code B, or q)."""
+    orig_state: array[int]
+    """Type code H, as ``resp_state`` and the ports, and U32 for the addresses; or q."""
+    resp_state: array[int]
+    orig_h: array[int]
+    orig_p: array[int]
+    resp_h: array[int]
+    resp_p: array[int]
+    uids: str
+    """Every connection's uid, UID_LEN characters each, one after another (``uid`` gives
+    them one by one)."""
 
     def __len__(self) -> int:
-        return len(self.uid_ascii)
+        return len(self.tcp)
+
+    @staticmethod
+    def of_core(fields: tuple[Any, ...]) -> ConnectionEnds:
+        """The ends as ``SocketFold.end_rows`` gives them: the texts, the numbers' bytes."""
+        addrs, states, tcp, orig_state, resp_state, orig_h, orig_p, resp_h, resp_p, uids = (
+            fields)
+        return ConnectionEnds(
+            addrs, states, numbers("q", tcp), numbers("q", orig_state),
+            numbers("q", resp_state), numbers("q", orig_h), numbers("q", orig_p),
+            numbers("q", resp_h), numbers("q", resp_p), uids)
 
     @property
     def uid(self) -> list[str]:
-        import numpy as np
-
-        return self.uid_ascii.astype(np.str_).tolist()  # type: ignore[no-any-return]
+        u = self.uids
+        return [u[i:i + UID_LEN] for i in range(0, len(u), UID_LEN)]
 
     def rows(self, protos: tuple[Any, Any] = ("tcp", "udp"), addrs: list[Any] | None = None,
              states: list[Any] | None = None) -> tuple[list[Any], ...]:
@@ -226,6 +260,22 @@ class ConnectionEnds:
         return out
 
 
+@dataclass(frozen=True)
+class EndBlocks:
+    """A table's connections' ends, block by block: those of ``add_columns``, then the core
+    fold's, each of its blocks made as it is read (the fold keeps the ends in its own form,
+    so a million connections' are never held twice)."""
+
+    held: list[ConnectionEnds]
+    fold: Any
+
+    def __iter__(self) -> Iterator[ConnectionEnds]:
+        yield from self.held
+        if self.fold is not None:
+            for start in range(0, self.fold.end_count(), END_BLOCK):
+                yield ConnectionEnds.of_core(self.fold.end_rows(start, start + END_BLOCK))
+
+
 def ss_state(state: TcpState | None) -> str:
     return SS_NAMES.get(state, str(state)) if state is not None else ""
 
@@ -242,6 +292,10 @@ def listening_sides(c: Connection) -> list[str]:
         out.append("resp")
     return out
 
+
+END_BLOCK = 1 << 16
+"""Connections a block of ends taken from the core's fold holds (``ConnectionEnds``): a few
+MB, so that writing the sockets of a million connections never holds them all twice."""
 
 FOLD_ROWS = 1 << 18
 """Listening sides that ``add_columns`` keeps before folding them, or as many as the rows
@@ -266,20 +320,54 @@ class SocketTable:
         self._sockets: list[Socket] = []
         self._ends: list[ConnectionEnds] = []
         """Blocks of ``add_columns``, after ``_sockets``: Sockets only when asked for."""
+        self._core: Any = None
+        """The core's SocketFold the tracker folds its rows into (``core_fold``): its
+        listeners and ends are read from it where nothing else was added, else join the
+        others when read."""
+
+    def core_fold(self, sockets: bool = True) -> Any:
+        """The core's fold (``portlens._core.SocketFold``; ``sockets`` False: of the listeners
+        only, as ``add_columns``) whose listeners and ends join this table's, made the first
+        time: the tracker of the core folds its ended rows into it (``Pipeline.track``'s
+        ``core_fold``)."""
+        if self._core is None:
+            from portlens.track.rust import _core_module
+
+            self._core = _core_module().SocketFold(sockets)
+        return self._core
+
+    def _held(self) -> int:
+        """Listeners in the core's fold."""
+        return 0 if self._core is None else int(self._core.listener_count())
+
+    def _merge(self, listeners: Iterable[Listener]) -> None:
+        for listener in listeners:
+            key = (listener.proto, listener.addr, listener.port)
+            had = self._listeners.get(key)
+            self._listeners[key] = listener if had is None else had + listener
+
+    def _take_core_listeners(self) -> None:
+        """The core's fold's listeners made Listeners of ``_listeners``."""
+        if self._held():
+            self._merge(ListenerRows(*self._core.listener_rows()).listeners())
+            self._core.clear_listeners()
 
     @property
     def listeners(self) -> dict[tuple[str, str, int], Listener]:
         """Every listener by (proto, address, port)."""
+        self._take_core_listeners()
         if self._peers:
-            for listener in self._listener_rows().listeners():
-                key = (listener.proto, listener.addr, listener.port)
-                had = self._listeners.get(key)
-                self._listeners[key] = listener if had is None else had + listener
+            self._merge(self._listener_rows().listeners())
             self._peers, self._waiting, self._folded, self._rows = [], 0, 0, None
         return self._listeners
 
     def listener_count(self) -> int:
         """How many listeners, without making them objects."""
+        held = self._held()
+        if held and (self._listeners or self._peers):
+            return len(self.listeners)
+        if held:
+            return held
         if not self._peers:
             return len(self._listeners)
         if not self._listeners:
@@ -287,9 +375,13 @@ class SocketTable:
         return len(self.listeners)
 
     def listener_rows(self) -> ListenerRows:
-        """The listeners in the table's order, as columns: from the columns' folded rows
-        without a Listener made, unless the object path added some."""
-        if self._listeners or not self._peers:
+        """The listeners in the table's order, as columns: from the core's fold, or the
+        columns' folded rows, without a Listener made, unless more than one of them and the
+        object path added some."""
+        held = self._held()
+        if held and not (self._listeners or self._peers):
+            return ListenerRows(*self._core.listener_rows())
+        if held or self._listeners or not self._peers:
             return ListenerRows.of(self.sorted_listeners())
         return self._listener_rows()
 
@@ -318,9 +410,16 @@ class SocketTable:
             self._rows = listener_rows(self._fold())
         return self._rows
 
+    def _take_core_ends(self) -> None:
+        """The core's fold's ends made blocks of ``_ends`` (after those added before)."""
+        if self._core is not None and self._core.end_count():
+            self._ends.extend(EndBlocks([], self._core))
+            self._core.clear_ends()
+
     @property
     def sockets(self) -> list[Socket]:
         """Every connection's two sockets, in the order the connections were added."""
+        self._take_core_ends()
         for ends in self._ends:
             self._sockets.extend(ends.sockets())
         self._ends = []
@@ -329,14 +428,17 @@ class SocketTable:
     @sockets.setter
     def sockets(self, value: list[Socket]) -> None:
         self._sockets, self._ends = value, []
+        if self._core is not None:
+            self._core.clear_ends()
 
     def socket_count(self) -> int:
-        return len(self._sockets) + 2 * sum(len(e) for e in self._ends)
+        held = 0 if self._core is None else self._core.end_count()
+        return len(self._sockets) + 2 * (sum(len(e) for e in self._ends) + held)
 
-    def connection_ends(self) -> list[ConnectionEnds] | None:
-        """The sockets as blocks of connections' ends, when ``add_columns`` added them all
-        (None: ``sockets`` has them)."""
-        return None if self._sockets else list(self._ends)
+    def connection_ends(self) -> EndBlocks | None:
+        """The sockets as blocks of connections' ends, when ``add_columns`` or the core's
+        fold added them all (None: ``sockets`` has them)."""
+        return None if self._sockets else EndBlocks(list(self._ends), self._core)
 
     def add_ends(self, ends: ConnectionEnds) -> None:
         if len(ends):
@@ -366,6 +468,13 @@ class SocketTable:
         from portlens.analysis.columns import add_socket_columns
 
         add_socket_columns(self, cols, sockets=sockets)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the core fold's listeners and ends among the others' (the fold is
+        the core's, and stays in this process)."""
+        self._take_core_ends()
+        self._take_core_listeners()
+        return {**self.__dict__, "_core": None}
 
     def update(self, conns: Iterable[Connection]) -> SocketTable:
         for c in conns:

@@ -163,8 +163,7 @@ def cmd_handshakes(args: argparse.Namespace) -> int:
 def cmd_sockets(args: argparse.Namespace) -> int:
     from typing import Any
 
-    from portlens.analysis.columns import SOCKET_COLUMNS
-    from portlens.analysis.sockets import SocketTable
+    from portlens.analysis.sockets import SOCKET_COLUMNS, SocketTable
     from portlens.report import sockets as report
 
     table = SocketTable()
@@ -173,7 +172,8 @@ def cmd_sockets(args: argparse.Namespace) -> int:
         table.add_columns(cols, sockets=not args.listening)
 
     status = each_connection(args, table.add, on_columns=columns,  # type: ignore[arg-type]
-                             column_names=SOCKET_COLUMNS)
+                             column_names=SOCKET_COLUMNS,
+                             core_fold=partial(table.core_fold, not args.listening))
     if args.listening:
         table.sockets = []
     found = table.listener_count() + table.socket_count()

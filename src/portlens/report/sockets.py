@@ -6,12 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import json.encoder
+from array import array
 from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import Any, TextIO
-
-import numpy as np
-import numpy.typing as npt
 
 from portlens.analysis.sockets import (
     ConnectionEnds,
@@ -77,26 +75,33 @@ def socket_cells(s: Socket) -> tuple[str, ...]:
             endpoint_text(s.peer_addr, s.peer_port), s.uid)
 
 
+def int64s(values: array[int]) -> array[int]:
+    """The numbers as an ``array`` of type code q (the core's blocks are already)."""
+    return values if values.typecode == "q" else array("q", values)
+
+
 def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
     """The sockets table's columns (``socket_cells``) of connections' two sockets each, the
     originator's line first, as codes into the block's texts: the core writes the lines, and
-    no endpoint's text is made a row (tables.CodedCells)."""
+    no endpoint's text is made a row (tables.CodedCells), nor a NumPy array. The uids are
+    text: coded, each chunk of lines would hand the core every uid of the block."""
     n = len(ends)
 
-    def both(orig: npt.NDArray[np.integer[Any]], resp: npt.NDArray[np.integer[Any]]
-             ) -> npt.NDArray[np.int64]:
-        out = np.empty(2 * n, np.int64)
-        out[0::2], out[1::2] = orig, resp
+    def both(orig: array[int], resp: array[int]) -> array[int]:
+        out = array("q", bytes(16 * n))
+        out[0::2], out[1::2] = int64s(orig), int64s(resp)
         return out
 
+    uid: list[str] = [""] * (2 * n)  # text, not coded: a chunk's lines hand over its own
+    uid[0::2] = uid[1::2] = ends.uid
+
     hosts = list(map(host_text, ends.addrs))
-    proto = np.repeat(np.where(ends.tcp, 0, 1), 2)
     local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
     peer_h, peer_p = both(ends.resp_h, ends.orig_h), both(ends.resp_p, ends.orig_p)
-    return [CodedCells(["tcp", "udp"], proto),
+    return [CodedCells(["udp", "tcp"], both(ends.tcp, ends.tcp)),
             CodedCells(list(map(state_cell, ends.states)), both(ends.orig_state, ends.resp_state)),
             CodedCells(hosts, local_h, local_p), CodedCells(hosts, peer_h, peer_p),
-            CodedCells(ends.uid, np.repeat(np.arange(n), 2))]
+            uid]
 
 
 LISTEN_RIGHT = frozenset({"conns", "peers"})

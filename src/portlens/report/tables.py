@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -287,8 +288,9 @@ class CodedCells(CoreCells):
     rows of addresses."""
 
     texts: list[str]
-    codes: npt.NDArray[np.int64]
-    port: npt.NDArray[np.int64] | None = None
+    codes: npt.NDArray[np.int64] | array[int]
+    """An int64 array, or an ``array`` of type code q (`sockets`, which needs no NumPy)."""
+    port: npt.NDArray[np.int64] | array[int] | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -302,7 +304,8 @@ class CodedCells(CoreCells):
                           None if self.port is None else self.port[rows])
 
     def core_column(self) -> tuple[object, ...]:
-        return ("coded", self.texts, self.codes, self.port)
+        return ("coded", self.texts, _core_ints(self.codes),
+                None if self.port is None else _core_ints(self.port))
 
     def __iter__(self) -> Iterator[str]:
         texts = [self.texts[c] for c in self.codes.tolist()]
@@ -310,6 +313,15 @@ class CodedCells(CoreCells):
             return iter(texts)
         return (t if p < 0 else f"{t}:{p}"
                 for t, p in zip(texts, self.port.tolist(), strict=True))
+
+
+def _core_ints(values: npt.NDArray[np.int64] | array[int]) -> object:
+    """Numbers as ``_core.table_lines`` takes them: an int64 array, or an ``array``'s bytes."""
+    if isinstance(values, array):
+        if values.typecode != "q":
+            raise TypeError(f"an array of type code {values.typecode!r}, not 'q'")
+        return values.tobytes()
+    return values
 
 
 @dataclass(frozen=True)

@@ -397,16 +397,18 @@ class RustTracker:
 
     def ended_into(self, fold: Any) -> None:
         """The connections that end from now on folded into ``fold`` by the core (a
-        ``portlens._core.PortFold`` or ``HandshakeFold``: ``PortTable.core_fold``,
-        ``HandshakeTable.core_fold``), where the column methods give columns: they give how
-        many were folded. The tables' folds of the columns give the same tables
-        (tests/test_port_fold.py, tests/test_handshake_fold.py)."""
+        ``portlens._core.PortFold``, ``HandshakeFold`` or ``SocketFold``: the tables'
+        ``core_fold``), where the column methods give columns: they give how many were
+        folded. The tables' folds of the columns give the same tables
+        (tests/test_port_fold.py, tests/test_handshake_fold.py, tests/test_socket_fold.py)."""
         self._no_kept_transitions()
         core = _core_module()
         if isinstance(fold, core.PortFold):
             self.core.ended_into_ports(fold)
         elif isinstance(fold, core.HandshakeFold):
             self.core.ended_into_handshakes(fold)
+        elif isinstance(fold, core.SocketFold):
+            self.core.ended_into_sockets(fold)
         else:
             raise TypeError(f"not a fold of the core: {type(fold).__name__}")
 

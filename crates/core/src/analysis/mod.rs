@@ -5,3 +5,4 @@
 
 pub mod handshakes;
 pub mod ports;
+pub mod sockets;
