@@ -22,7 +22,12 @@ pub struct Align {
 /// terminal column. Any other text (wide characters, control bytes) goes through the Python
 /// layout, which measures and cleans it.
 pub fn printable_narrow(cell: &str) -> bool {
-    cell.chars().all(|c| (' '..='~').contains(&c) || c == 'µ')
+    // Every text of every chunk is checked (150,000 uids and addresses for `sockets`): bytes
+    // first, with no early exit, which the compiler can do many at a time.
+    let ascii = cell
+        .bytes()
+        .fold(true, |ok, b| ok & (b' '..=b'~').contains(&b));
+    ascii || cell.chars().all(|c| (' '..='~').contains(&c) || c == 'µ')
 }
 
 /// Terminal columns of a `printable_narrow` cell.
@@ -39,23 +44,52 @@ fn width(cell: &str) -> usize {
 /// the line's trailing spaces dropped (Python's `fmt.format(*cells).rstrip()`).
 pub fn push_row<S: AsRef<str>>(out: &mut String, cells: &[S], columns: &[Align], sep: &str) {
     let start = out.len();
-    let last = cells.len().saturating_sub(1);
+    let mut scratch = String::new();
     for (k, (cell, column)) in cells.iter().zip(columns).enumerate() {
-        let cell = cell.as_ref();
-        if k > 0 {
-            out.push_str(sep);
-        }
-        let fill = column.width.saturating_sub(width(cell));
-        if k == last && !column.right {
-            out.push_str(cell);
-        } else if column.right {
-            pad(out, fill);
-            out.push_str(cell);
-        } else {
-            out.push_str(cell);
+        let last = k + 1 == cells.len();
+        push_cell(out, k, *column, last, sep, &mut scratch, |o| {
+            o.push_str(cell.as_ref());
+            Some(())
+        });
+    }
+    end_line(out, start);
+}
+
+/// Appends the `k`th cell of a line, after `sep` unless it is the first: what `write` appends,
+/// padded to the column's width (a longer cell is never cut), as it is when it is the `last`
+/// and left-aligned. A left-aligned cell is written in place; a right-aligned one in
+/// `scratch` first, since its padding comes before it. `None` when `write` gives it.
+fn push_cell(
+    out: &mut String,
+    k: usize,
+    column: Align,
+    last: bool,
+    sep: &str,
+    scratch: &mut String,
+    write: impl FnOnce(&mut String) -> Option<()>,
+) -> Option<()> {
+    if k > 0 {
+        out.push_str(sep);
+    }
+    if column.right {
+        scratch.clear();
+        write(scratch)?;
+        pad(out, column.width.saturating_sub(width(scratch)));
+        out.push_str(scratch);
+    } else {
+        let at = out.len();
+        write(out)?;
+        if !last {
+            let fill = column.width.saturating_sub(width(&out[at..]));
             pad(out, fill);
         }
     }
+    Some(())
+}
+
+/// Ends the line begun at `start`: its trailing spaces dropped (Python's `rstrip()`), then
+/// its newline.
+fn end_line(out: &mut String, start: usize) {
     let kept = out[start..].trim_end_matches(' ').len();
     out.truncate(start + kept);
     out.push('\n');
@@ -84,6 +118,14 @@ pub enum Cells<'a> {
         codes: &'a [i64],
         port: Option<&'a [i64]>,
     },
+    /// Row `i` shows the `codes[i]`th text of `width` bytes of `joined`, texts of one width
+    /// one after another: `sockets`' uids, each connection's on its two lines, which Python
+    /// then never makes a str each.
+    Fixed {
+        joined: &'a str,
+        width: usize,
+        codes: &'a [i64],
+    },
     /// Row `i` shows the duration `ns[i]` (`human.duration`: `1.20 s`).
     Duration(&'a [i64]),
     /// Row `i` shows `a[i]/b[i]`: two counts, or with `size` two sizes (`human.size`:
@@ -102,7 +144,7 @@ impl Cells<'_> {
     pub fn len(&self) -> usize {
         match self {
             Cells::Text(texts) => texts.len(),
-            Cells::Coded { codes, .. } => codes.len(),
+            Cells::Coded { codes, .. } | Cells::Fixed { codes, .. } => codes.len(),
             Cells::Duration(ns) => ns.len(),
             Cells::Pair { a, .. } => a.len(),
             Cells::Stamp { ts, .. } => ts.len(),
@@ -113,10 +155,9 @@ impl Cells<'_> {
         self.len() == 0
     }
 
-    /// Row `row`'s cell, written over `cell`; `None` when its code names no text (or its
+    /// Row `row`'s cell, appended to `cell`; `None` when its code names no text (or its
     /// time's second has none).
     fn write(&self, row: usize, cell: &mut String) -> Option<()> {
-        cell.clear();
         match self {
             Cells::Text(texts) => cell.push_str(texts.get(row)?),
             Cells::Coded { texts, codes, port } => {
@@ -130,6 +171,16 @@ impl Cells<'_> {
                     Some(None) => return None,
                     _ => {}
                 }
+            }
+            Cells::Fixed {
+                joined,
+                width,
+                codes,
+            } => {
+                let start = usize::try_from(*codes.get(row)?)
+                    .ok()?
+                    .checked_mul(*width)?;
+                cell.push_str(joined.get(start..start.checked_add(*width)?)?);
             }
             Cells::Duration(ns) => push_duration(cell, *ns.get(row)?),
             Cells::Pair { a, b, size } => {
@@ -158,6 +209,7 @@ impl Cells<'_> {
             Cells::Text(texts) | Cells::Coded { texts, .. } => {
                 texts.iter().all(|t| printable_narrow(t))
             }
+            Cells::Fixed { joined, .. } => printable_narrow(joined),
             Cells::Duration(_) | Cells::Pair { .. } => true,
             Cells::Stamp { clock, .. } => clock.second_texts.iter().all(|t| printable_narrow(t)),
         }
@@ -176,7 +228,7 @@ pub enum TableError {
     Code { column: usize, row: usize },
 }
 
-/// Every row's line ([`push_row`]), or `Ok(None)` when a cell may not be `printable_narrow`
+/// Every row's line (as [`push_row`] writes it, each cell written in place), or `Ok(None)` when a cell may not be `printable_narrow`
 /// (the caller lays those rows out itself, cleaning their text).
 pub fn lines(
     columns: &[Cells<'_>],
@@ -190,19 +242,22 @@ pub fn lines(
     if !columns.iter().all(Cells::printable) {
         return Ok(None);
     }
-    let mut cells = vec![String::new(); columns.len()];
+    let mut scratch = String::new();
     // A guess at the text's size, bounded: widths come from the caller.
     let line = aligns.iter().fold(1usize, |sum, a| {
         sum.saturating_add(a.width).saturating_add(sep.len())
     });
     let mut out = String::with_capacity(n.saturating_mul(line).min(RESERVE_MAX));
     for row in 0..n {
-        for (k, (column, cell)) in columns.iter().zip(&mut cells).enumerate() {
-            column
-                .write(row, cell)
-                .ok_or(TableError::Code { column: k, row })?;
+        let start = out.len();
+        for (k, (column, align)) in columns.iter().zip(aligns).enumerate() {
+            let last = k + 1 == columns.len();
+            push_cell(&mut out, k, *align, last, sep, &mut scratch, |o| {
+                column.write(row, o)
+            })
+            .ok_or(TableError::Code { column: k, row })?;
         }
-        push_row(&mut out, &cells, aligns, sep);
+        end_line(&mut out, start);
     }
     Ok(Some(out))
 }
@@ -286,6 +341,27 @@ mod tests {
             Err(TableError::Code { column: 0, row: 0 })
         );
         assert_eq!(lines(&columns, &[L], " "), Err(TableError::Shape));
+        // Texts of one width, one after another: a uid on each of a connection's two lines.
+        let uids = [0, 0, 1, 1];
+        let fixed = [Cells::Fixed {
+            joined: "C1C2",
+            width: 2,
+            codes: &uids,
+        }];
+        assert_eq!(
+            lines(&fixed, &[L], " ").unwrap().unwrap(),
+            "C1\nC1\nC2\nC2\n"
+        );
+        let past = [2];
+        let short = [Cells::Fixed {
+            joined: "C1C2",
+            width: 2,
+            codes: &past,
+        }];
+        assert_eq!(
+            lines(&short, &[L], " "),
+            Err(TableError::Code { column: 0, row: 0 })
+        );
         let odd = [Cells::Text(vec!["é"])];
         assert_eq!(lines(&odd, &[L], " "), Ok(None));
         // µ is one column: padded by characters, not bytes.

@@ -7,7 +7,7 @@
 
 use portlens_core::analysis::sockets::{self, SS_NAMES};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 #[pyclass(module = "portlens._core", name = "SocketFold")]
 pub struct SocketFold {
@@ -45,23 +45,29 @@ impl SocketFold {
     }
 
     /// The listeners in the table's order: `ListenerRows`' fields, the protocols as 'tcp'
-    /// or 'udp'.
+    /// or 'udp'. An address's text is one str wherever it stands.
     fn listener_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let r = py.detach(|| self.inner.listener_rows());
-        let proto: Vec<&str> = r
+        let texts: Vec<Bound<'py, PyString>> =
+            r.texts.iter().map(|t| PyString::new(py, t)).collect();
+        let text = |codes: &[u32]| -> Vec<Bound<'py, PyString>> {
+            codes.iter().map(|&c| texts[c as usize].clone()).collect()
+        };
+        let (tcp, udp) = (PyString::new(py, "tcp"), PyString::new(py, "udp"));
+        let proto: Vec<Bound<'py, PyString>> = r
             .tcp
             .iter()
-            .map(|&t| if t { "tcp" } else { "udp" })
+            .map(|&t| if t { tcp.clone() } else { udp.clone() })
             .collect();
         (
             proto,
-            r.addr,
+            text(&r.addr),
             r.port,
             r.conns,
             r.first_ns,
             r.last_ns,
             r.peer_start,
-            r.peer_addr,
+            text(&r.peer_addr),
             r.peer_conns,
         )
             .into_pyobject(py)

@@ -12,14 +12,20 @@ use crate::conn_log::{as_strs, str_list};
 
 /// A column as Python gives it (report/tables.py `_core_column`): a list of str, or a tuple
 /// named by its first item, with int64 arrays: ("coded", texts, codes, port or None)
-/// (`CodedCells`), ("duration", ns) (`DurationCells`), ("pair", a, b, size) (`PairCells`),
-/// ("stamp", style, seconds, their texts, ts) (`StampCells`).
+/// (`CodedCells`), ("fixed", joined texts, width, codes) (`FixedCells`), ("duration", ns)
+/// (`DurationCells`), ("pair", a, b, size) (`PairCells`), ("stamp", style, seconds, their
+/// texts, ts) (`StampCells`).
 enum Column<'py> {
     Text(Vec<Bound<'py, PyString>>),
     Coded {
         texts: Vec<Bound<'py, PyString>>,
         codes: Ints<'py>,
         port: Option<Ints<'py>>,
+    },
+    Fixed {
+        joined: Bound<'py, PyString>,
+        width: usize,
+        codes: Ints<'py>,
     },
     Duration(PyReadonlyArray1<'py, i64>),
     Pair {
@@ -89,6 +95,14 @@ fn column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py>> {
                 port,
             }
         }
+        "fixed" => {
+            let (joined, width, codes) = rest.extract()?;
+            Column::Fixed {
+                joined,
+                width,
+                codes,
+            }
+        }
         "duration" => {
             let (ns,) = rest.extract()?;
             Column::Duration(ns)
@@ -145,6 +159,15 @@ pub fn table_lines(
                 texts: as_strs(strings)?,
                 codes: codes.as_slice()?,
                 port: port.as_ref().map(|p| p.as_slice()).transpose()?,
+            },
+            Column::Fixed {
+                joined,
+                width,
+                codes,
+            } => Cells::Fixed {
+                joined: joined.to_str()?,
+                width: *width,
+                codes: codes.as_slice()?,
             },
             Column::Duration(ns) => Cells::Duration(ns.as_slice()?),
             Column::Pair { a, b, size } => Cells::Pair {

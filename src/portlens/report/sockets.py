@@ -12,6 +12,7 @@ from itertools import pairwise
 from typing import Any, TextIO
 
 from portlens.analysis.sockets import (
+    UID_LEN,
     ConnectionEnds,
     Listener,
     ListenerRows,
@@ -22,7 +23,14 @@ from portlens.decode.fields import endpoint_text, host_text
 from portlens.report import human
 from portlens.report.conns import json_line
 from portlens.report.ports import csv_value
-from portlens.report.tables import CodedCells, Column, Screen, TableWriter, left_out_text
+from portlens.report.tables import (
+    CodedCells,
+    Column,
+    FixedCells,
+    Screen,
+    TableWriter,
+    left_out_text,
+)
 
 LISTEN_COLUMNS = ("netid", "state", "local address:port", "conns", "peers", "peer addresses")
 SOCKET_COLUMNS = ("netid", "state", "local address:port", "peer address:port", "uid")
@@ -83,8 +91,8 @@ def int64s(values: array[int]) -> array[int]:
 def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
     """The sockets table's columns (``socket_cells``) of connections' two sockets each, the
     originator's line first, as codes into the block's texts: the core writes the lines, and
-    no endpoint's text is made a row (tables.CodedCells), nor a NumPy array. The uids are
-    text: coded, each chunk of lines would hand the core every uid of the block."""
+    no endpoint's text is made a row (tables.CodedCells), nor a NumPy array, nor a uid
+    (tables.FixedCells)."""
     n = len(ends)
 
     def both(orig: array[int], resp: array[int]) -> array[int]:
@@ -92,8 +100,7 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
         out[0::2], out[1::2] = int64s(orig), int64s(resp)
         return out
 
-    uid: list[str] = [""] * (2 * n)  # text, not coded: a chunk's lines hand over its own
-    uid[0::2] = uid[1::2] = ends.uid
+    index = array("q", range(n))
 
     hosts = list(map(host_text, ends.addrs))
     local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
@@ -101,7 +108,7 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
     return [CodedCells(["udp", "tcp"], both(ends.tcp, ends.tcp)),
             CodedCells(list(map(state_cell, ends.states)), both(ends.orig_state, ends.resp_state)),
             CodedCells(hosts, local_h, local_p), CodedCells(hosts, peer_h, peer_p),
-            uid]
+            FixedCells(ends.uids, UID_LEN, both(index, index))]
 
 
 LISTEN_RIGHT = frozenset({"conns", "peers"})

@@ -315,6 +315,34 @@ class CodedCells(CoreCells):
                 for t, p in zip(texts, self.port.tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class FixedCells(CoreCells):
+    """A column of texts of one ``width``, one after another in ``joined``, each row showing
+    the one its code names: `sockets`' uids, each connection's on its two lines, which are
+    then never made a str each."""
+
+    joined: str
+    width: int
+    codes: npt.NDArray[np.int64] | array[int]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def text(self, i: int) -> str:
+        start = self.codes[i] * self.width
+        return self.joined[start:start + self.width]
+
+    def cut(self, rows: slice) -> FixedCells:
+        return FixedCells(self.joined, self.width, self.codes[rows])
+
+    def core_column(self) -> tuple[object, ...]:
+        return ("fixed", self.joined, self.width, _core_ints(self.codes))
+
+    def __iter__(self) -> Iterator[str]:
+        joined, width = self.joined, self.width
+        return (joined[c * width:(c + 1) * width] for c in self.codes.tolist())
+
+
 def _core_ints(values: npt.NDArray[np.int64] | array[int]) -> object:
     """Numbers as ``_core.table_lines`` takes them: an int64 array, or an ``array``'s bytes."""
     if isinstance(values, array):

@@ -57,6 +57,9 @@ pub struct PeerFigures {
     pub last_ns: i64,
 }
 
+/// A peer's address as a code into `ListenerRows::texts`, and its figures.
+type CodedPeer = (u32, PeerFigures);
+
 /// A connection's two sockets (`SocketTable.add`'s two `Socket`s).
 #[derive(Debug, Clone, Copy)]
 struct End {
@@ -73,17 +76,19 @@ struct End {
 
 /// The listeners in the table's order (TCP first, then by port, then by address as text),
 /// each one's peers ranked (most connections first, then by address as text) in
-/// `peer_addr[peer_start[i]..peer_start[i + 1]]`: `ListenerRows`' fields.
+/// `peer_addr[peer_start[i]..peer_start[i + 1]]`: `ListenerRows`' fields, with the addresses
+/// as codes into `texts` (a capture's few thousand hosts are tens of thousands of peers).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListenerRows {
+    pub texts: Vec<String>,
     pub tcp: Vec<bool>,
-    pub addr: Vec<String>,
+    pub addr: Vec<u32>,
     pub port: Vec<u16>,
     pub conns: Vec<u64>,
     pub first_ns: Vec<i64>,
     pub last_ns: Vec<i64>,
     pub peer_start: Vec<usize>,
-    pub peer_addr: Vec<String>,
+    pub peer_addr: Vec<u32>,
     pub peer_conns: Vec<u64>,
 }
 
@@ -209,36 +214,34 @@ impl SocketFold {
 
     /// The listeners folded so far, in the table's order.
     pub fn listener_rows(&self) -> ListenerRows {
-        let mut texts: HashMap<[u8; 16], String, FlowHasher> =
-            HashMap::with_hasher(FlowHasher::new());
-        let mut text_of = |a: &[u8; 16]| -> String {
-            texts
-                .entry(*a)
-                .or_insert_with(|| {
-                    let mut s = String::new();
-                    push_addr(&mut s, a);
-                    s
-                })
-                .clone()
-        };
-        let mut listeners: Vec<(ListenerKey, String)> = self
-            .listeners
-            .keys()
-            .map(|k| (*k, text_of(&k.addr)))
-            .collect();
-        listeners
-            .sort_unstable_by(|(a, at), (b, bt)| (!a.tcp, a.port, at).cmp(&(!b.tcp, b.port, bt)));
         let mut out = ListenerRows {
             peer_start: vec![0],
             ..ListenerRows::default()
         };
-        for (key, addr) in listeners {
-            let mut peers: Vec<(String, PeerFigures)> = self.listeners[&key]
-                .iter()
-                .map(|(p, f)| (text_of(p), *f))
-                .collect();
+        let mut codes: HashMap<[u8; 16], u32, FlowHasher> = HashMap::with_hasher(FlowHasher::new());
+        let mut code = |a: &[u8; 16], texts: &mut Vec<String>| -> u32 {
+            *codes.entry(*a).or_insert_with(|| {
+                let mut s = String::new();
+                push_addr(&mut s, a);
+                texts.push(s);
+                u32::try_from(texts.len() - 1).unwrap_or(u32::MAX)
+            })
+        };
+        // Each listener with its address's code, and its peers with theirs.
+        let mut listeners: Vec<(ListenerKey, u32, Vec<CodedPeer>)> = Vec::new();
+        for (key, peers) in &self.listeners {
+            let addr = code(&key.addr, &mut out.texts);
+            let peers = peers.iter().map(|(p, f)| (code(p, &mut out.texts), *f));
+            listeners.push((*key, addr, peers.collect()));
+        }
+        let texts = &out.texts;
+        listeners.sort_unstable_by(|(a, at, _), (b, bt, _)| {
+            (!a.tcp, a.port, &texts[*at as usize]).cmp(&(!b.tcp, b.port, &texts[*bt as usize]))
+        });
+        for (key, addr, mut peers) in listeners {
             peers.sort_unstable_by(|(a, af), (b, bf)| {
-                (Reverse(af.conns), a).cmp(&(Reverse(bf.conns), b))
+                (Reverse(af.conns), &texts[*a as usize])
+                    .cmp(&(Reverse(bf.conns), &texts[*b as usize]))
             });
             out.tcp.push(key.tcp);
             out.addr.push(addr);
@@ -248,10 +251,8 @@ impl SocketFold {
                 .push(peers.iter().map(|(_, f)| f.first_ns).min().unwrap_or(0));
             out.last_ns
                 .push(peers.iter().map(|(_, f)| f.last_ns).max().unwrap_or(0));
-            for (peer, f) in peers {
-                out.peer_addr.push(peer);
-                out.peer_conns.push(f.conns);
-            }
+            out.peer_addr.extend(peers.iter().map(|(p, _)| *p));
+            out.peer_conns.extend(peers.iter().map(|(_, f)| f.conns));
             out.peer_start.push(out.peer_addr.len());
         }
         out
@@ -394,7 +395,13 @@ mod tests {
         fold.add(&b);
         let rows = fold.listener_rows();
         assert_eq!(rows.tcp, [true, true, false]);
-        assert_eq!(rows.addr, ["10.0.0.2", "10.0.0.2", "10.0.0.2"]);
+        let text = |codes: &[u32]| -> Vec<&str> {
+            codes
+                .iter()
+                .map(|&c| rows.texts[c as usize].as_str())
+                .collect()
+        };
+        assert_eq!(text(&rows.addr), ["10.0.0.2", "10.0.0.2", "10.0.0.2"]);
         assert_eq!(rows.port, [22, 80, 53]);
         assert_eq!(rows.conns, [1, 3, 1]);
         assert_eq!(rows.first_ns, [20, 50, 7]);
@@ -402,9 +409,10 @@ mod tests {
         // Port 80's peers: most connections first.
         assert_eq!(rows.peer_start, [0, 1, 3, 4]);
         assert_eq!(
-            rows.peer_addr,
+            text(&rows.peer_addr),
             ["10.0.0.9", "10.0.0.10", "10.0.0.9", "10.0.0.9"]
         );
+        assert_eq!(rows.texts.len(), 3); // each address once
         assert_eq!(rows.peer_conns, [1, 2, 1, 1]);
         assert_eq!(fold.listener_count(), 3);
         fold.clear_listeners();
