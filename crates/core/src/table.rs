@@ -242,13 +242,39 @@ pub fn lines(
     if !columns.iter().all(Cells::printable) {
         return Ok(None);
     }
+    if n < PARALLEL_ROWS {
+        return rows_text(columns, aligns, sep, 0..n).map(Some);
+    }
+    // Two halves at once: a table is written after the capture is read, when the other
+    // threads are done (`sockets` writes 150,000 lines on the benchmark capture).
+    let half = n / 2;
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| rows_text(columns, aligns, sep, half..n));
+        let first = rows_text(columns, aligns, sep, 0..half);
+        (first, second.join())
+    });
+    let mut out = first?;
+    out.push_str(&second.unwrap_or_else(|e| std::panic::resume_unwind(e))?);
+    Ok(Some(out))
+}
+
+/// Rows at least this many are written by two threads.
+const PARALLEL_ROWS: usize = 8192;
+
+/// The lines of `rows` ([`lines`]' work, once its columns are checked).
+fn rows_text(
+    columns: &[Cells<'_>],
+    aligns: &[Align],
+    sep: &str,
+    rows: std::ops::Range<usize>,
+) -> Result<String, TableError> {
     let mut scratch = String::new();
     // A guess at the text's size, bounded: widths come from the caller.
     let line = aligns.iter().fold(1usize, |sum, a| {
         sum.saturating_add(a.width).saturating_add(sep.len())
     });
-    let mut out = String::with_capacity(n.saturating_mul(line).min(RESERVE_MAX));
-    for row in 0..n {
+    let mut out = String::with_capacity(rows.len().saturating_mul(line).min(RESERVE_MAX));
+    for row in rows {
         let start = out.len();
         for (k, (column, align)) in columns.iter().zip(aligns).enumerate() {
             let last = k + 1 == columns.len();
@@ -259,7 +285,7 @@ pub fn lines(
         }
         end_line(&mut out, start);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -298,6 +324,41 @@ mod tests {
         let mut out = String::from("kept  ");
         push_row(&mut out, &["", ""], &[L, L], "  ");
         assert_eq!(out, "kept  \n");
+    }
+
+    #[test]
+    fn many_rows_are_the_lines_of_each_row_in_order() {
+        // Past PARALLEL_ROWS two threads write halves: the text is the rows' lines in order,
+        // and a bad code in the second half is found there.
+        let n = PARALLEL_ROWS * 2 + 1;
+        let codes: Vec<i64> = (0..n).map(|i| i64::try_from(i % 3).unwrap()).collect();
+        let ports: Vec<i64> = (0..n).map(|i| i64::try_from(i).unwrap()).collect();
+        let columns = [Cells::Coded {
+            texts: vec!["a", "bb", "[fe80::1]"],
+            codes: &codes,
+            port: Some(&ports),
+        }];
+        let text = lines(&columns, &[L], " ").unwrap().unwrap();
+        let mut expected = String::new();
+        for i in 0..n {
+            let cell = format!("{}:{i}", ["a", "bb", "[fe80::1]"][i % 3]);
+            push_row(&mut expected, &[cell], &[L], " ");
+        }
+        assert_eq!(text, expected);
+        let mut bad = codes.clone();
+        bad[n - 2] = 7;
+        let wrong = [Cells::Coded {
+            texts: vec!["a", "bb", "[fe80::1]"],
+            codes: &bad,
+            port: None,
+        }];
+        assert_eq!(
+            lines(&wrong, &[L], " "),
+            Err(TableError::Code {
+                column: 0,
+                row: n - 2
+            })
+        );
     }
 
     #[test]
