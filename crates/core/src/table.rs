@@ -245,8 +245,8 @@ pub fn lines(
     if n < PARALLEL_ROWS {
         return rows_text(columns, aligns, sep, 0..n).map(Some);
     }
-    // Two halves at once: a table is written after the capture is read, when the other
-    // threads are done (`sockets` writes 150,000 lines on the benchmark capture).
+    // Two halves at once: the long tables (`sockets`: 150,000 lines on the benchmark
+    // capture) are written after the capture is read, when the other threads are done.
     let half = n / 2;
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| rows_text(columns, aligns, sep, half..n));
