@@ -293,9 +293,11 @@ def listening_sides(c: Connection) -> list[str]:
     return out
 
 
-END_BLOCK = 1 << 16
+END_BLOCK = 1 << 14
 """Connections a block of ends taken from the core's fold holds (``ConnectionEnds``): a few
-MB, so that writing the sockets of a million connections never holds them all twice."""
+MB, so that writing the sockets of a million connections never holds them all twice. Blocks
+of 65,536 took 118 MB at the peak for `sockets --json` of the benchmark capture (its lines
+are joined a block at a time), 16,384 75 MB, at the same speed."""
 
 FOLD_ROWS = 1 << 18
 """Listening sides that ``add_columns`` keeps before folding them, or as many as the rows
