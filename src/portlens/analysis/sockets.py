@@ -377,9 +377,9 @@ class SocketTable:
         return len(self.listeners)
 
     def listener_rows(self) -> ListenerRows:
-        """The listeners in the table's order, as columns: from the core's fold, or the
-        columns' folded rows, without a Listener made, unless more than one of them and the
-        object path added some."""
+        """The listeners in the table's order, as columns: from the core's fold or from the
+        columns' folded rows, without a Listener made, when only one of them holds listeners;
+        else from the Listeners of all."""
         held = self._held()
         if held and not (self._listeners or self._peers):
             return ListenerRows(*self._core.listener_rows())
