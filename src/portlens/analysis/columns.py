@@ -1,10 +1,14 @@
 """Connection columns -> the handshake and socket tables, a block at a time.
 
 The Rust tracker hands ended connections over as columns (track/rust.py, names as in
-``--json``); the reports that only aggregate them (`handshakes`, `sockets`) fold those
+``--json``); the reports that only aggregate them (`handshakes`, `sockets`) can fold those
 columns here with a few array operations per block and per group (host pair, listener)
 instead of making a Connection per row and adding it in Python (``Pipeline.track(on_columns=)``
-hands over blocks of thousands of rows); `ports` folds them in the core
+hands over blocks of thousands of rows). The command line's `ports`, `handshakes` and
+`sockets` fold in the core instead, from the tracker's own rows (``Pipeline.track(core_fold=)``,
+crates/core/src/analysis); these folds are what the columns' way does where the core's cannot
+(a tracker that keeps its rows' transitions), and what tests/test_handshake_fold.py and
+tests/test_socket_fold.py hold the core's to. `ports` folds the columns in the core too
 (``PortTable.add_columns``), and ``port_rows`` gives the HTML report each row's outcome. The
 rules are those of the object path
 (``PortTable.add``, ``HandshakeTable.add``, ``SocketTable.add``), which stays their definition:
