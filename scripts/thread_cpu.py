@@ -5,11 +5,12 @@
 
 The command runs with its output thrown away while this script reads each of its threads'
 user + system time from /proc every few milliseconds, keeping the last value seen. A thread
-that lives less than that (the second shard of `--workers 2` is a scoped thread per batch)
-is not seen alone; what the process spent beyond the threads seen is printed as ``short``
-(the process's total comes from wait4's rusage, which counts every thread). ``main`` is the
-thread the process started with; ``long`` are the others that lived past a poll and used at
-least 0.05 CPU s (portlens: the core's reading and decoding thread, and a live capture's).
+that lives less than that (the second shard of `--workers 2` was a scoped thread per batch
+until the twentieth session) is not seen alone; what the process spent beyond the threads
+seen is printed as ``short`` (the process's total comes from wait4's rusage, which counts
+every thread). ``main`` is the thread the process started with; ``long`` are the others that
+lived past a poll and used at least 0.05 CPU s (portlens: the core's reading and decoding
+thread, the threads of `--workers`' other shards, and a live capture's).
 
 The polling takes a little CPU of its own, beside the command: on a two-core host that slows
 the command a little, not what each thread is charged.

@@ -3168,14 +3168,21 @@ mod tracker_tests {
             },
         );
         assert!(expected.0.matches("uid").count() > 0);
-        for (n, part) in [
-            (1, Some(3)),
-            (2, None),
-            (2, Some(1)),
-            (3, Some(7)),
-            (5, None),
+        // (shards, rows a part of `finish_part`, threads kept for the run)
+        for (n, part, pool) in [
+            (1, Some(3), true),
+            (2, None, true),
+            (2, None, false),
+            (2, Some(1), true),
+            (3, Some(7), true),
+            (5, None, true),
+            (5, None, false),
         ] {
-            let shards = std::cell::RefCell::new(shards::Shards::new(config.clone(), n));
+            let mut shards = shards::Shards::new(config.clone(), n);
+            if !pool {
+                shards.start_threads_each_batch();
+            }
+            let shards = std::cell::RefCell::new(shards);
             let got = run_text(
                 batches,
                 |p| shards.borrow_mut().feed(p).unwrap(),
@@ -3204,7 +3211,10 @@ mod tracker_tests {
                     (rows, transitions)
                 },
             );
-            assert!(got.0 == expected.0, "{label}, {n} shards: the rows differ");
+            assert!(
+                got.0 == expected.0,
+                "{label}, {n} shards ({pool}): the rows differ"
+            );
             assert!(
                 got.1 == expected.1,
                 "{label}, {n} shards: the transitions differ"

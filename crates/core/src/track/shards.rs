@@ -42,6 +42,9 @@ pub struct Shards {
     rows: Vec<(Vec<bool>, Vec<bool>)>,
     /// The tunnel carriers' uids of the batch being tracked.
     carriers: Carriers,
+    /// The threads of the shards after the first (which the caller's thread tracks), kept
+    /// for the run: starting one a batch cost its stack and a wait for a core each time.
+    pool: Option<rayon_core::ThreadPool>,
 }
 
 impl Shards {
@@ -61,12 +64,30 @@ impl Shards {
                 t
             })
             .collect();
+        // Without its threads (the system would not start them) the shards are tracked in
+        // threads started for each batch, as scoped threads.
+        let pool = (n > 1)
+            .then(|| {
+                rayon_core::ThreadPoolBuilder::new()
+                    .num_threads(n - 1)
+                    .thread_name(|k| format!("portlens shard {}", k + 1))
+                    .build()
+                    .ok()
+            })
+            .flatten();
         Shards {
             trackers,
             serial: 0,
             rows: vec![(Vec::new(), Vec::new()); n],
             carriers: Carriers::default(),
+            pool,
         }
+    }
+
+    /// Threads started for each batch, as where the system would not start the kept ones.
+    #[cfg(test)]
+    pub(crate) fn start_threads_each_batch(&mut self) {
+        self.pool = None;
     }
 
     /// The one tracker of an unsharded run (process workers and Dask tasks shard outside).
@@ -107,20 +128,26 @@ impl Shards {
             t.feed_rows(p, Some(ShardRows { mine, quoted }), Some(crossing))
         };
         let (first, rest) = self.trackers.split_first_mut().expect("at least one shard");
-        let results: Vec<Result<(), ColumnError>> = thread::scope(|s| {
-            let others: Vec<_> = rest
-                .iter_mut()
-                .enumerate()
-                .map(|(k, t)| s.spawn(move || track(k + 1, t)))
-                .collect();
-            let mut out = vec![track(0, first)];
-            out.extend(
-                others
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
-            );
-            out
-        });
+        let mut results: Vec<Result<(), ColumnError>> = Vec::new();
+        results.resize_with(rest.len() + 1, || Ok(()));
+        let (mine, theirs) = results.split_first_mut().expect("at least one shard");
+        let others = rest.iter_mut().enumerate().zip(theirs);
+        // Each of the others' is started in a thread before the first is tracked in this one:
+        // every shard runs at once, as a shard may wait for another's tunnel carriers.
+        match &self.pool {
+            Some(pool) => pool.in_place_scope(|s| {
+                for ((k, t), out) in others {
+                    s.spawn(move |_| *out = track(k + 1, t));
+                }
+                *mine = track(0, first);
+            }),
+            None => thread::scope(|s| {
+                for ((k, t), out) in others {
+                    s.spawn(move || *out = track(k + 1, t));
+                }
+                *mine = track(0, first);
+            }),
+        }
         for r in results {
             r?;
         }
