@@ -60,6 +60,32 @@ pub struct PeerFigures {
 /// A peer's address as a code into `ListenerRows::texts`, and its figures.
 type CodedPeer = (u32, PeerFigures);
 
+/// Distinct addresses as text, each numbered in the order it was first met.
+struct AddrTexts {
+    codes: HashMap<[u8; 16], u32, FlowHasher>,
+    texts: Vec<String>,
+}
+
+impl AddrTexts {
+    fn new() -> Self {
+        AddrTexts {
+            codes: HashMap::with_hasher(FlowHasher::new()),
+            texts: Vec::new(),
+        }
+    }
+
+    /// The address's number, its text made the first time.
+    fn code(&mut self, a: &[u8; 16]) -> u32 {
+        let texts = &mut self.texts;
+        *self.codes.entry(*a).or_insert_with(|| {
+            let mut s = String::new();
+            push_addr(&mut s, a);
+            texts.push(s);
+            u32::try_from(texts.len() - 1).unwrap_or(u32::MAX)
+        })
+    }
+}
+
 /// A connection's two sockets (`SocketTable.add`'s two `Socket`s).
 #[derive(Debug, Clone, Copy)]
 struct End {
@@ -214,26 +240,19 @@ impl SocketFold {
 
     /// The listeners folded so far, in the table's order.
     pub fn listener_rows(&self) -> ListenerRows {
+        // Each listener with its address's code, and its peers with theirs.
+        let mut addrs = AddrTexts::new();
+        let mut listeners: Vec<(ListenerKey, u32, Vec<CodedPeer>)> = Vec::new();
+        for (key, peers) in &self.listeners {
+            let addr = addrs.code(&key.addr);
+            let peers = peers.iter().map(|(p, f)| (addrs.code(p), *f));
+            listeners.push((*key, addr, peers.collect()));
+        }
         let mut out = ListenerRows {
+            texts: addrs.texts,
             peer_start: vec![0],
             ..ListenerRows::default()
         };
-        let mut codes: HashMap<[u8; 16], u32, FlowHasher> = HashMap::with_hasher(FlowHasher::new());
-        let mut code = |a: &[u8; 16], texts: &mut Vec<String>| -> u32 {
-            *codes.entry(*a).or_insert_with(|| {
-                let mut s = String::new();
-                push_addr(&mut s, a);
-                texts.push(s);
-                u32::try_from(texts.len() - 1).unwrap_or(u32::MAX)
-            })
-        };
-        // Each listener with its address's code, and its peers with theirs.
-        let mut listeners: Vec<(ListenerKey, u32, Vec<CodedPeer>)> = Vec::new();
-        for (key, peers) in &self.listeners {
-            let addr = code(&key.addr, &mut out.texts);
-            let peers = peers.iter().map(|(p, f)| (code(p, &mut out.texts), *f));
-            listeners.push((*key, addr, peers.collect()));
-        }
         let texts = &out.texts;
         listeners.sort_unstable_by(|(a, at, _), (b, bt, _)| {
             (!a.tcp, a.port, &texts[*at as usize]).cmp(&(!b.tcp, b.port, &texts[*bt as usize]))
@@ -262,30 +281,23 @@ impl SocketFold {
     pub fn end_rows(&self, start: usize, stop: usize) -> EndRows {
         let stop = stop.min(self.ends.len());
         let ends = self.ends.get(start.min(stop)..stop).unwrap_or_default();
-        let mut codes: HashMap<[u8; 16], u32, FlowHasher> = HashMap::with_hasher(FlowHasher::new());
+        let mut addrs = AddrTexts::new();
         let mut out = EndRows {
             uids: String::with_capacity(ends.len().saturating_mul(18)),
             ..EndRows::default()
-        };
-        let mut code = |a: &[u8; 16], addrs: &mut Vec<String>| -> u32 {
-            *codes.entry(*a).or_insert_with(|| {
-                let mut s = String::new();
-                push_addr(&mut s, a);
-                addrs.push(s);
-                u32::try_from(addrs.len() - 1).unwrap_or(u32::MAX)
-            })
         };
         for e in ends {
             out.tcp.push(u8::from(e.tcp));
             out.orig_state.push(u16::from(e.orig_state));
             out.resp_state.push(u16::from(e.resp_state));
-            out.orig_h.push(code(&e.orig_h, &mut out.addrs));
+            out.orig_h.push(addrs.code(&e.orig_h));
             out.orig_p.push(e.orig_p);
-            out.resp_h.push(code(&e.resp_h, &mut out.addrs));
+            out.resp_h.push(addrs.code(&e.resp_h));
             out.resp_p.push(e.resp_p);
             out.uids.push('C');
             out.uids.extend(e.uid.iter().map(|&c| char::from(c)));
         }
+        out.addrs = addrs.texts;
         out
     }
 
