@@ -100,9 +100,8 @@ def ends_columns(ends: ConnectionEnds) -> list[Sequence[str]]:
         out[0::2], out[1::2] = int64s(orig), int64s(resp)
         return out
 
-    index = array("q", range(n))
-
     hosts = list(map(host_text, ends.addrs))
+    index = array("q", range(n))  # each connection's uid, on both its lines
     local_h, local_p = both(ends.orig_h, ends.resp_h), both(ends.orig_p, ends.resp_p)
     peer_h, peer_p = both(ends.resp_h, ends.orig_h), both(ends.resp_p, ends.orig_p)
     return [CodedCells(["udp", "tcp"], both(ends.tcp, ends.tcp)),
