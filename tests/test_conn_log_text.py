@@ -15,6 +15,7 @@ import pytest
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import ZEEK_COLUMNS, zeek_lines
 from portlens.track.config import TrackerConfig
+from tests.core_folds import fail, pipeline
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
 from tests.fresh_cli import run_fresh
@@ -22,26 +23,19 @@ from tests.fresh_cli import run_fresh
 Blocks = list[tuple[str, int]]
 
 
-def _fail(_c: object) -> None:
-    raise AssertionError("the Rust tracker in one process hands over columns or lines")
-
-
 def both_ways(path: Path, workers: int, drop: bool) -> tuple[Blocks, Blocks]:
     """Each batch's ended connections as conn.log text, from the columns and from the core's
     rows (empty batches left out both ways)."""
-    config = TrackerConfig(keep_transitions=False, drop_bad_checksums=drop)
-
-    def pipeline() -> Pipeline:
-        return Pipeline(Source.of(path), Options(tracker=config, workers=workers))
-
     from_columns: Blocks = []
     from_rows: Blocks = []
 
     def columns(cols: dict[str, Any]) -> None:
         from_columns.append((zeek_lines(cols), len(cols["uid"])))
 
-    pipeline().track(_fail, on_columns=columns, column_block=1, column_names=ZEEK_COLUMNS)
-    pipeline().track(_fail, on_conn_log=lambda text, rows: from_rows.append((text, rows)))
+    pipeline(path, workers, drop).track(fail, on_columns=columns, column_block=1,
+                                        column_names=ZEEK_COLUMNS)
+    pipeline(path, workers, drop).track(
+        fail, on_conn_log=lambda text, rows: from_rows.append((text, rows)))
     return from_columns, from_rows
 
 
@@ -83,7 +77,7 @@ def test_transitions_kept_for_the_rows_go_with_columns() -> None:
     blocks: list[dict[str, Any]] = []
     path = OWN_CAPTURES[0]
     Pipeline(Source.of(path), Options()).track(
-        _fail, on_columns=blocks.append, column_block=1,
+        fail, on_columns=blocks.append, column_block=1,
         on_conn_log=lambda _t, _n: pytest.fail("lines with transitions kept"))
     assert blocks
 

@@ -13,15 +13,10 @@ from pathlib import Path
 import pytest
 
 from portlens.analysis.handshakes import HANDSHAKE_COLUMNS, HandshakeTable
-from portlens.pipeline.run import Options, Pipeline, Source
-from portlens.track.config import TrackerConfig
+from tests.core_folds import fail, pipeline, track_both_ways
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
 from tests.fresh_cli import run_fresh
-
-
-def _fail(_c: object) -> None:
-    raise AssertionError("the Rust tracker in one process folds in the core or hands columns")
 
 
 def rendered(table: HandshakeTable) -> str:
@@ -34,22 +29,9 @@ def rendered(table: HandshakeTable) -> str:
 
 
 def both_ways(path: Path, workers: int, drop: bool, ports: frozenset[int]) -> tuple[str, str]:
-    config = TrackerConfig(keep_transitions=False, drop_bad_checksums=drop)
-
-    def pipeline() -> Pipeline:
-        return Pipeline(Source.of(path), Options(tracker=config, workers=workers))
-
     from_columns, folded = HandshakeTable(), HandshakeTable()
-    made: list[object] = []
-
-    def fold() -> object:
-        made.append(folded.core_fold(ports))
-        return made[-1]
-
-    pipeline().track(_fail, on_columns=lambda cols: from_columns.add_columns(cols, ports),
-                     column_names=HANDSHAKE_COLUMNS)
-    pipeline().track(_fail, core_fold=fold)
-    assert len(made) == 1  # the core folded: the columns' way was not taken
+    track_both_ways(path, workers, drop, lambda cols: from_columns.add_columns(cols, ports),
+                    HANDSHAKE_COLUMNS, lambda: folded.core_fold(ports))
     return rendered(from_columns), rendered(folded)
 
 
@@ -100,6 +82,5 @@ def test_handshakes_of_a_file_imports_no_numpy() -> None:
     assert status == 0
     assert "portlens._core" in modules and "numpy" not in modules
     table = HandshakeTable()
-    Pipeline(Source.of(path), Options(tracker=TrackerConfig(keep_transitions=False))).track(
-        _fail, on_columns=table.add_columns, column_names=HANDSHAKE_COLUMNS)
+    pipeline(path).track(fail, on_columns=table.add_columns, column_names=HANDSHAKE_COLUMNS)
     assert [json.loads(line) for line in stdout.splitlines()] == table.records()

@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from portlens.analysis.ports import PORT_COLUMNS, PortTable
-from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report import ports as report
-from portlens.track.config import TrackerConfig
+from tests.core_folds import fail, pipeline, track_both_ways
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
 from tests.fresh_cli import run_fresh
-
-
-def _fail(_c: object) -> None:
-    raise AssertionError("the Rust tracker in one process folds in the core or hands columns")
 
 
 def rendered(table: PortTable) -> str:
@@ -38,24 +33,11 @@ def rendered(table: PortTable) -> str:
 
 
 def both_ways(path: Path, workers: int, drop: bool, all_ports: bool) -> tuple[str, str]:
-    config = TrackerConfig(keep_transitions=False, drop_bad_checksums=drop)
-
-    def pipeline() -> Pipeline:
-        return Pipeline(Source.of(path), Options(tracker=config, workers=workers))
-
     from_columns, folded = PortTable(all_ports=all_ports), PortTable(all_ports=all_ports)
-    made: list[object] = []
-
-    def fold() -> object:
-        made.append(folded.core_fold())
-        return made[-1]
-
-    by_columns, by_core = pipeline(), pipeline()
-    by_columns.track(_fail, on_columns=from_columns.add_columns, column_names=PORT_COLUMNS)
-    by_core.track(_fail, core_fold=fold)
+    by_columns, by_core = track_both_ways(path, workers, drop, from_columns.add_columns,
+                                          PORT_COLUMNS, folded.core_fold)
     from_columns.not_counted.update(by_columns.not_counted)
     folded.not_counted.update(by_core.not_counted)
-    assert len(made) == 1  # the core folded: the columns' way was not taken
     return rendered(from_columns), rendered(folded)
 
 
@@ -94,8 +76,8 @@ def test_ports_of_a_file_imports_no_numpy() -> None:
     assert status == 0
     assert "portlens._core" in modules and "numpy" not in modules
     table = PortTable()
-    run = Pipeline(Source.of(path), Options(tracker=TrackerConfig(keep_transitions=False)))
-    run.track(_fail, on_columns=table.add_columns, column_names=PORT_COLUMNS)
+    run = pipeline(path)
+    run.track(fail, on_columns=table.add_columns, column_names=PORT_COLUMNS)
     table.not_counted.update(run.not_counted)
     out = io.StringIO()
     report.write_json(table, out)

@@ -17,17 +17,12 @@ import pytest
 
 from portlens.analysis import sockets as socket_module
 from portlens.analysis.sockets import SOCKET_COLUMNS, SocketTable
-from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report import sockets as report
 from portlens.report.tables import Screen
-from portlens.track.config import TrackerConfig
+from tests.core_folds import fail, pipeline, track_both_ways
 from tests.corpus import corpus_params
 from tests.differential import OWN_CAPTURES
 from tests.fresh_cli import run_fresh
-
-
-def _fail(_c: object) -> None:
-    raise AssertionError("the Rust tracker in one process folds in the core or hands columns")
 
 
 def outputs(table: SocketTable) -> tuple[str, str, str, int, int]:
@@ -44,22 +39,10 @@ def outputs(table: SocketTable) -> tuple[str, str, str, int, int]:
 
 def both_ways(path: Path, workers: int, drop: bool, sockets: bool
               ) -> tuple[SocketTable, SocketTable]:
-    config = TrackerConfig(keep_transitions=False, drop_bad_checksums=drop)
-
-    def pipeline() -> Pipeline:
-        return Pipeline(Source.of(path), Options(tracker=config, workers=workers))
-
     from_columns, folded = SocketTable(), SocketTable()
-    made: list[object] = []
-
-    def fold() -> object:
-        made.append(folded.core_fold(sockets))
-        return made[-1]
-
-    pipeline().track(_fail, on_columns=lambda cols: from_columns.add_columns(
-        cols, sockets=sockets), column_names=SOCKET_COLUMNS)
-    pipeline().track(_fail, core_fold=fold)
-    assert len(made) == 1  # the core folded: the columns' way was not taken
+    track_both_ways(path, workers, drop,
+                    lambda cols: from_columns.add_columns(cols, sockets=sockets),
+                    SOCKET_COLUMNS, lambda: folded.core_fold(sockets))
     return from_columns, folded
 
 
@@ -124,8 +107,7 @@ def test_sockets_of_a_file_imports_no_numpy() -> None:
         assert status == 0
         assert "portlens._core" in modules and "numpy" not in modules
         table = SocketTable()
-        Pipeline(Source.of(path), Options(tracker=TrackerConfig(keep_transitions=False))).track(
-            _fail, on_columns=table.add_columns, column_names=SOCKET_COLUMNS)
+        pipeline(path).track(fail, on_columns=table.add_columns, column_names=SOCKET_COLUMNS)
         out = io.StringIO()
         if args:
             report.write_json(table, out)
