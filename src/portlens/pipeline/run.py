@@ -518,9 +518,9 @@ class Pipeline:
         transitions for the rows), each batch's ended connections go there as their conn.log
         lines and how many, written by the core, instead of to ``on_columns`` or ``sink``:
         `conns --format zeek` then makes no Python object a connection, and never imports
-        NumPy for them. ``core_fold`` (made when taken: a ``portlens._core.PortFold`` or
-        ``HandshakeFold``): likewise, the core folds each batch's ended connections into it
-        (`ports`, `handshakes`)."""
+        NumPy for them. ``core_fold`` (made when taken: a ``portlens._core.PortFold``,
+        ``HandshakeFold`` or ``SocketFold``): likewise, the core folds each batch's ended
+        connections into it (`ports`, `handshakes`, `sockets`)."""
         in_core = on_conn_log is not None or core_fold is not None
         if (on_columns is not None or in_core) and not self.sharded:
             tracker = self.tracker(on_transition)
