@@ -378,7 +378,7 @@ def each_connection(args: argparse.Namespace, sink: Callable[[object], None],
     ``column_block`` rows or more (default: ``COLUMN_BLOCK``; 1: each batch's as it ends),
     holding only ``column_names`` if given; ``on_conn_log``, where the tracker can, the
     conn.log lines of each batch's connections and how many, or ``core_fold``, where the
-    tracker can, the core's fold of `ports` or `handshakes` (``Pipeline.track``).
+    tracker can, the core's fold of `ports`, `handshakes` or `sockets` (``Pipeline.track``).
 
     Interrupted by Ctrl-C, the connections still open are handed over all the same, as at the
     end of the capture, and the status is EXIT_INTERRUPTED: the command then prints what was
