@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
 
 use crate::capture::ahead::{AheadThread, Made, Progress};
 use crate::capture::merge::{FileReport, Merge};
@@ -32,6 +33,8 @@ use crate::capture::{CaptureError, CaptureReader, Compression, Format};
 use crate::decode::{Columns, DecodeOptions, Decoder};
 use crate::frames::FrameBatch;
 use crate::summary::{CaptureCounts, FileCounts};
+use crate::track::shards::{SplitPlan, SplitSpec};
+use crate::track::Packets;
 
 /// One chunk's frames decoded, with what the caller reads of the file as of this batch.
 #[derive(Debug, Default)]
@@ -46,6 +49,9 @@ pub struct DecodedBatch {
     /// The merged frames themselves, not decoded, for a caller that counts them
     /// ([`DecodedFile::open_many`] with `count`).
     frames: FrameBatch,
+    /// The rows shared out among the tracker's shards, once it said how
+    /// ([`DecodedFile::split_for`]).
+    pub split: SplitPlan,
 }
 
 /// Where the thread's frames come from: one file, or several merged in time order.
@@ -64,6 +70,7 @@ struct Work {
     supported: Vec<u16>,
     counts: FileCounts,
     not_decoded: BTreeMap<u16, u64>,
+    split: Arc<OnceLock<SplitSpec>>,
 }
 
 /// The thread: decoded batches to the caller, and back for their memory.
@@ -87,6 +94,8 @@ pub struct DecodedFile {
     /// counted by the caller's thread ([`count`](Self::count)) while this one reads and
     /// merges the next, as [`crate::scan::PacketScan`] divides the work for one file.
     counting: Option<Box<Counting>>,
+    /// How the tracker shares rows out among its shards, for the thread to do it.
+    split: Arc<OnceLock<SplitSpec>>,
 }
 
 /// What counting the frames takes: as [`crate::scan::PacketScan`] holds it.
@@ -163,6 +172,7 @@ impl DecodedFile {
         (format, compression, total_bytes): (Format, Option<Compression>, u64),
         progress: Progress,
     ) -> Self {
+        let split = Arc::new(OnceLock::new());
         let work = Work {
             input,
             decode,
@@ -171,6 +181,7 @@ impl DecodedFile {
             supported: supported.to_vec(),
             counts: FileCounts::default(),
             not_decoded: BTreeMap::new(),
+            split: Arc::clone(&split),
         };
         let running = AheadThread::spawn(move |to_caller, from_caller| {
             read_and_decode(work, to_caller, from_caller)
@@ -186,6 +197,17 @@ impl DecodedFile {
             not_decoded: BTreeMap::new(),
             problems: Vec::new(),
             counting: None,
+            split,
+        }
+    }
+
+    /// From the next batch it decodes on, the thread also shares each batch's rows out as
+    /// `spec` says ([`DecodedBatch::split`]): the work of a tracker of several shards
+    /// (`Shards::feed_split`) that the caller's thread would otherwise do before each
+    /// batch, while the thread has a core to spare. The first spec holds for the file.
+    pub fn split_for(&self, spec: &SplitSpec) {
+        if self.split.get().is_none() {
+            let _ = self.split.set(spec.clone());
         }
     }
 
@@ -342,6 +364,10 @@ fn read_and_decode(
         if w.decode {
             w.decoder
                 .decode_into(batch.as_ref(), w.options, &mut out.columns);
+            if let Some(spec) = w.split.get() {
+                // a batch it cannot split is split by the tracker, which says why
+                let _ = out.split.make(&Packets::of(&out.columns), spec);
+            }
         }
         out.counts = w.counts;
         out.not_decoded.clone_from(&w.not_decoded);
@@ -425,6 +451,39 @@ mod tests {
             let counters = file.decoder().expect("ended").reassembler.counters;
             assert_eq!(counters, decoder.reassembler.counters, "{name}");
         }
+    }
+
+    /// Once the tracker says how, the thread splits each batch among its shards as the
+    /// tracker would (`Shards::feed_split` takes the split made here).
+    #[test]
+    fn batches_come_split_for_the_shards() {
+        use crate::track::{Config, Counting};
+        let path = capture("loopback-sample.pcap");
+        let options = DecodeOptions { checksums: true };
+        let mut file = DecodedFile::open(&path, "x", 512, options, &SUPPORTED).expect("opens");
+        let spec = SplitSpec {
+            shards: 3,
+            counting: Counting::of(&Config::default()),
+        };
+        file.split_for(&spec);
+        let (mut split, mut batches) = (0, 0);
+        while let Some(batch) = file.next_batch() {
+            let batch = batch.expect("reads");
+            let mut here = SplitPlan::default();
+            here.make(&Packets::of(&batch.columns), &spec)
+                .expect("splits");
+            // the thread may have decoded the first batches before it was told
+            if batch.split.made_for().is_some() {
+                assert_eq!(batch.split, here);
+                split += 1;
+            }
+            batches += 1;
+            file.give_back(batch);
+        }
+        assert!(
+            batches > 3 && split + 3 >= batches,
+            "{split} of {batches} split"
+        );
     }
 
     #[test]

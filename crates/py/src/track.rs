@@ -771,9 +771,12 @@ impl Tracker {
                 "no batch held: DecodedFile.hold() first",
             ));
         };
+        if let Some(spec) = self.inner.split_spec() {
+            file.file().split_for(spec); // the next batches come split
+        }
         let inner = &mut self.inner;
         let fed = py.detach(|| match &rows {
-            None => Some(inner.feed(&Packets::of(&batch.columns))),
+            None => Some(inner.feed_split(&Packets::of(&batch.columns), Some(&batch.split))),
             Some(rows) => batch
                 .columns
                 .take_rows(rows)

@@ -119,7 +119,7 @@ impl Default for Timeouts {
 
 /// A network whose packets are never checksum-checked (Zeek's ignore_checksums_nets), in the
 /// 16-byte column form: IPv4 networks as IPv4-mapped with the prefix length + 96.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Net {
     pub addr: [u8; 16],
     pub prefix: u8,
@@ -1004,8 +1004,16 @@ impl TimerHeap {
 
     /// Whether a timer is due by `now`.
     fn any_due(&mut self, now: i64) -> bool {
+        self.due_by(now).is_some()
+    }
+
+    /// The earliest deadline, if a timer is due by `now`.
+    fn due_by(&mut self, now: i64) -> Option<i64> {
         self.advance(now);
-        self.near.peek().is_some_and(|Reverse(t)| t.deadline <= now)
+        self.near
+            .peek()
+            .map(|Reverse(t)| t.deadline)
+            .filter(|&d| d <= now)
     }
 
     /// Moves the buckets up to `now`'s into `near`, so that it holds every timer due by then.
@@ -1162,6 +1170,8 @@ impl std::fmt::Display for ColumnError {
 /// Feed packet columns in capture order; connections come out as they end.
 pub struct Tracker {
     config: Config,
+    /// Which rows it counts, from `config`.
+    counting: Counting,
     likely_tcp: Box<[u64; 1024]>,
     likely_udp: Box<[u64; 1024]>,
     /// Slot numbers, found by the key their slot holds: 4 bytes an entry, not a second key.
@@ -1243,6 +1253,7 @@ impl Tracker {
         // A cap of 0 would evict the connection a packet is being applied to.
         config.max_flows = config.max_flows.max(1);
         Tracker {
+            counting: Counting::of(&config),
             config,
             likely_tcp,
             likely_udp,
@@ -1721,7 +1732,7 @@ impl Tracker {
 
     /// Track one batch of packet columns; ended connections accumulate in `self.ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
-        self.feed_rows(p, None, None)
+        self.feed_rows(p, None, None, None)
     }
 
     /// `feed` for a tracker of one flow shard: only the rows where `mine` is true are
@@ -1740,23 +1751,26 @@ impl Tracker {
         if shard.is_some() && self.created.is_none() {
             self.created = Some(Vec::new());
         }
-        self.feed_rows(p, shard, None)
+        self.feed_rows(p, shard, None, None)
     }
 
     /// `feed_shard` without the first frames of what it creates (`Shards` numbers them).
     /// With `crossing` (`Shards`' threads), `shard.mine` are the rows whose inner flow is the
     /// shard's, and a tunnelled row's UDP carriers are each tracked by the shard of their own
     /// host pair, whichever tracks what they carry (carriers.rs); without, a shard tracks all
-    /// of its rows, carriers included.
+    /// of its rows, carriers included. With `passing` (`Shards`' threads), only its `visit`
+    /// rows are looked at one by one (`Tracker::pass`).
     pub(crate) fn feed_rows(
         &mut self,
         p: &Packets<'_>,
         shard: Option<ShardRows<'_>>,
         crossing: Option<Crossing<'_>>,
+        passing: Option<&Passing<'_>>,
     ) -> Result<(), ColumnError> {
         let n = p.check()?;
         if let Some(s) = shard {
-            if s.mine.len() != n || s.quoted.len() != n {
+            let short = passing.is_some_and(|o| o.clock.len() != n || o.last.len() != n);
+            if s.mine.len() != n || s.quoted.len() != n || short {
                 return Err(ColumnError(format!(
                     "column mine has {} rows, the others {n}",
                     s.mine.len()
@@ -1764,114 +1778,27 @@ impl Tracker {
             }
         }
         let drop = self.config.drop_bad_checksums;
-        for i in 0..n {
-            self.row = i as u32;
-            let sub = p.sub[i];
-            if sub == SUB_CARRIER {
-                continue; // a middle carrier, counted with its packet's row before it
-            }
-            if sub == SUB_FRAME {
-                self.frame_chain.clear();
-            }
-            let theirs = shard.is_some_and(|s| !s.mine[i]);
-            let l4 = p.l4[i];
-            let depth = p.tunnel_depth[i];
-            // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
-            // cut short) still counts on its carriers' UDP connections (§12); an IP-level
-            // carrier (GRE, IP-in-IP) is no connection.
-            let udp_carried = depth > 0
-                && (p.out_proto[i] == 17
-                    || (depth > 1 && p.car_proto[i] == 17)
-                    || middle_carriers(p, i, n).any(|j| p.proto[j] == 17));
-            // A packet of an IP protocol without a transport analyzer is Zeek's
-            // unknown_transport connection (§11).
-            let unknown = !matches!(l4, 6 | 17 | 1 | 58) && unknown_transport(p, i);
-            let mut used = p.ip_version[i] > 0
-                && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried || unknown)
-                && p.frag[i] != FRAG_PART;
-            let src = p.addr(p.src, i);
-            let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
-            // Zeek validating checksums also drops an IPv4 header whose total length is 0
-            // (TSO), whatever ignore_checksums_nets says (§1).
-            used &= !(bad_ip || drop && p.ip_len_zero[i]);
-            if theirs {
-                if used {
-                    let (ts, zts) = (p.ts_ns[i], zeek_time(p.ts_ns[i]));
-                    self.clock(p.frame[i], zts);
-                    if depth > 0 && crossing.is_some() {
-                        // the carriers of this shard, and the chain the subframes share
-                        self.carriers(p, i, n, ts, zts, crossing);
+        match passing {
+            // The rows to look at one by one; between them, the other shards' plain rows.
+            Some(o) => {
+                let mut next = 0;
+                for &v in o.visit {
+                    let i = v as usize;
+                    if i > next {
+                        self.pass(p, next..i, o, shard, crossing);
                     }
-                    if l4 == 17 && self.foreign.any() {
-                        // another shard's packet of what may be a carrier's 5-tuple
-                        let (s, d) = ((src, p.sport[i]), (p.addr(p.dst, i), p.dport[i]));
-                        self.foreign.forget(&Key::new(17, None, s, d, true));
-                    }
-                    if shard.is_some_and(|s| s.quoted[i]) && quotes_a_flow(p, i) {
-                        let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
-                        self.attach_icmp_error(p, i, vlan);
-                    }
+                    self.row(p, i, n, shard, crossing, drop);
+                    next = i + 1;
                 }
-                continue;
-            }
-            if !used {
-                self.count_skipped(p, i, bad_ip);
-                self.packets_skipped += 1;
-                continue;
-            }
-            let ts = p.ts_ns[i];
-            let zts = zeek_time(ts);
-            self.clock(p.frame[i], zts);
-            let encap = if depth > 0 {
-                self.carriers(p, i, n, ts, zts, crossing)
-                    .map(|m| self.resolve(m, crossing))
-            } else {
-                None
-            };
-            let dst = p.addr(p.dst, i);
-            let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
-            let version = p.ip_version[i];
-            if !matches!(l4, 6 | 17 | 1 | 58) {
-                // A connection of its own, or (a Teredo bubble) nothing to track inside:
-                // counted on its carriers only.
-                if unknown {
-                    let slot = self.unknown(p, i, src, dst, vlan, version, zts);
-                    self.encapsulation(slot, encap);
+                if next < n {
+                    self.pass(p, next..n, o, shard, crossing);
                 }
-                self.packets_tracked += 1;
-                continue;
             }
-            let bad = drop && p.l4_csum[i] == CSUM_BAD && !self.ignored(&src);
-            let slot = match l4 {
-                6 => self.tcp(p, i, src, dst, vlan, version, zts, bad),
-                17 => self.udp(
-                    src,
-                    p.sport[i],
-                    dst,
-                    p.dport[i],
-                    ts,
-                    zts,
-                    p.frame[i],
-                    i64::from(p.udp_len[i]) - 8,
-                    p.counted_ip_len(i),
-                    bad,
-                    vlan,
-                    version,
-                    Hints {
-                        dns_qr: p.dns_qr[i],
-                        ntp_mode: p.ntp_mode[i],
-                    },
-                ),
-                _ => {
-                    let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
-                    if quotes_a_flow(p, i) && shard.is_none_or(|s| s.quoted[i]) {
-                        self.attach_icmp_error(p, i, vlan);
-                    }
-                    slot
+            None => {
+                for i in 0..n {
+                    self.row(p, i, n, shard, crossing, drop);
                 }
-            };
-            self.encapsulation(slot, encap);
-            self.packets_tracked += 1;
+            }
         }
         if let Some(x) = crossing {
             // A frame's subframes in the next batch would look for this batch's cells.
@@ -1886,6 +1813,176 @@ impl Tracker {
             self.compact_timers();
         }
         Ok(())
+    }
+
+    /// Rows `range` of a batch, each another shard's plain row (`Passing`): a counted one
+    /// only moves the clock, and the first whose time a timer is due by runs the timers.
+    /// Each shard of n otherwise walked every row, n - 1 in n only to move its clock; now
+    /// the clock goes from one such row to the next at once, and after the last to the
+    /// latest of their times.
+    fn pass(
+        &mut self,
+        p: &Packets<'_>,
+        range: std::ops::Range<usize>,
+        o: &Passing<'_>,
+        shard: Option<ShardRows<'_>>,
+        crossing: Option<Crossing<'_>>,
+    ) {
+        let (n, drop) = (o.clock.len(), self.config.drop_bad_checksums);
+        let Some(end) = range.end.checked_sub(1) else {
+            return;
+        };
+        self.frame_chain.clear(); // the rows are frames' own (SUB_FRAME)
+        if self.foreign.any() {
+            // a known foreign carrier's 5-tuple may be among them (`Foreign::forget`)
+            for i in range {
+                self.row(p, i, n, shard, crossing, drop);
+            }
+            return;
+        }
+        let mut start = range.start;
+        loop {
+            let last = o.last[end] as usize;
+            if last == NONE_COUNTED as usize || last < start {
+                return; // none of them counted
+            }
+            let now = self.now.max(o.clock[end]);
+            let Some(due) = self.timers.heap.due_by(now) else {
+                let frame = p.frame[last];
+                self.last_frame = frame;
+                self.now = now;
+                // what the row before them ended is flushed at its own step
+                self.end_step(EndAt {
+                    frame,
+                    phase: END_PACKET,
+                });
+                return;
+            };
+            // The first counted row by whose time the timer is due: the rows before it move
+            // the clock to no timer, and its own clock (`row`) sets the step and runs them.
+            let now = self.now;
+            let due_at = |&i: &usize| o.last[i] as usize == i && now.max(o.clock[i]) >= due;
+            let Some(i) = (start..=end).find(due_at) else {
+                for i in start..range.end {
+                    self.row(p, i, n, shard, crossing, drop);
+                }
+                return;
+            };
+            self.row(p, i, n, shard, crossing, drop);
+            start = i + 1;
+            if start > end {
+                return;
+            }
+        }
+    }
+
+    /// One row of a batch: a packet of this tracker's flows tracked, another shard's only
+    /// moving the clock (and naming its tunnel carriers, quoted flows).
+    #[inline(always)]
+    fn row(
+        &mut self,
+        p: &Packets<'_>,
+        i: usize,
+        n: usize,
+        shard: Option<ShardRows<'_>>,
+        crossing: Option<Crossing<'_>>,
+        drop: bool,
+    ) {
+        self.row = i as u32;
+        let sub = p.sub[i];
+        if sub == SUB_CARRIER {
+            return; // a middle carrier, counted with its packet's row before it
+        }
+        if sub == SUB_FRAME {
+            self.frame_chain.clear();
+        }
+        let theirs = shard.is_some_and(|s| !s.mine[i]);
+        let l4 = p.l4[i];
+        let depth = p.tunnel_depth[i];
+        let Counted {
+            used,
+            bad_ip,
+            unknown,
+        } = self.counting.row(p, i, n);
+        let src = p.addr(p.src, i);
+        if theirs {
+            if used {
+                let (ts, zts) = (p.ts_ns[i], zeek_time(p.ts_ns[i]));
+                self.clock(p.frame[i], zts);
+                if depth > 0 && crossing.is_some() {
+                    // the carriers of this shard, and the chain the subframes share
+                    self.carriers(p, i, n, ts, zts, crossing);
+                }
+                if l4 == 17 && self.foreign.any() {
+                    // another shard's packet of what may be a carrier's 5-tuple
+                    let (s, d) = ((src, p.sport[i]), (p.addr(p.dst, i), p.dport[i]));
+                    self.foreign.forget(&Key::new(17, None, s, d, true));
+                }
+                if shard.is_some_and(|s| s.quoted[i]) && quotes_a_flow(p, i) {
+                    let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
+                    self.attach_icmp_error(p, i, vlan);
+                }
+            }
+            return;
+        }
+        if !used {
+            self.count_skipped(p, i, bad_ip);
+            self.packets_skipped += 1;
+            return;
+        }
+        let ts = p.ts_ns[i];
+        let zts = zeek_time(ts);
+        self.clock(p.frame[i], zts);
+        let encap = if depth > 0 {
+            self.carriers(p, i, n, ts, zts, crossing)
+                .map(|m| self.resolve(m, crossing))
+        } else {
+            None
+        };
+        let dst = p.addr(p.dst, i);
+        let vlan = self.config.vlan_in_key.then(|| p.vlan[i]);
+        let version = p.ip_version[i];
+        if !matches!(l4, 6 | 17 | 1 | 58) {
+            // A connection of its own, or (a Teredo bubble) nothing to track inside:
+            // counted on its carriers only.
+            if unknown {
+                let slot = self.unknown(p, i, src, dst, vlan, version, zts);
+                self.encapsulation(slot, encap);
+            }
+            self.packets_tracked += 1;
+            return;
+        }
+        let bad = drop && p.l4_csum[i] == CSUM_BAD && !self.counting.ignored(&src);
+        let slot = match l4 {
+            6 => self.tcp(p, i, src, dst, vlan, version, zts, bad),
+            17 => self.udp(
+                src,
+                p.sport[i],
+                dst,
+                p.dport[i],
+                ts,
+                zts,
+                p.frame[i],
+                i64::from(p.udp_len[i]) - 8,
+                p.counted_ip_len(i),
+                bad,
+                vlan,
+                version,
+                Hints {
+                    dns_qr: p.dns_qr[i],
+                    ntp_mode: p.ntp_mode[i],
+                },
+            ),
+            _ => {
+                let slot = self.icmp(p, i, src, dst, vlan, version, zts, bad);
+                if quotes_a_flow(p, i) && shard.is_none_or(|s| s.quoted[i]) {
+                    self.attach_icmp_error(p, i, vlan);
+                }
+                slot
+            }
+        };
+        self.encapsulation(slot, encap);
+        self.packets_tracked += 1;
     }
 
     /// Counts the tunnel carriers of row `i`, outermost first (`out_*`, the middle carriers'
@@ -2034,13 +2131,6 @@ impl Tracker {
             .and_then(|s| s.as_ref())
             .map_or([0; 17], Entry::uid);
         (slot, uid)
-    }
-
-    fn ignored(&self, src: &[u8; 16]) -> bool {
-        self.config
-            .ignore_checksum_nets
-            .iter()
-            .any(|n| n.contains(src))
     }
 
     /// Why a frame was not counted in any connection (for report footers).
@@ -2478,6 +2568,100 @@ pub struct ShardRows<'a> {
     pub mine: &'a [bool],
     /// The rows whose quoted flow (an ICMP error's) is the shard's.
     pub quoted: &'a [bool],
+}
+
+/// What decides whether a tracker of every flow counts a row (and so moves its clock): the
+/// same for every shard, so `Shards` works it out once a batch (`SplitPlan`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counting {
+    pub drop_bad_checksums: bool,
+    pub ignore_checksum_nets: Vec<Net>,
+}
+
+impl Counting {
+    pub fn of(config: &Config) -> Self {
+        Counting {
+            drop_bad_checksums: config.drop_bad_checksums,
+            ignore_checksum_nets: config.ignore_checksum_nets.clone(),
+        }
+    }
+
+    fn ignored(&self, src: &[u8; 16]) -> bool {
+        self.ignore_checksum_nets.iter().any(|n| n.contains(src))
+    }
+
+    /// Whether row `i` is a packet a tracker of every flow counts: `row`'s `used`, the usual
+    /// row (untunnelled TCP, UDP or ICMP) without its other cases.
+    #[inline(always)]
+    fn used(&self, p: &Packets<'_>, i: usize, n: usize) -> bool {
+        if p.tunnel_depth[i] > 0 || !matches!(p.l4[i], 6 | 17 | 1 | 58) {
+            return self.row(p, i, n).used;
+        }
+        let used = p.ip_version[i] > 0 && p.frag[i] != FRAG_PART;
+        if !self.drop_bad_checksums {
+            return used;
+        }
+        let bad_ip = p.ip_csum[i] == CSUM_BAD && !self.ignored(&p.addr(p.src, i));
+        used && !(bad_ip || p.ip_len_zero[i])
+    }
+
+    /// Whether row `i` is a packet a tracker of every flow counts, and why not.
+    #[inline(always)]
+    fn row(&self, p: &Packets<'_>, i: usize, n: usize) -> Counted {
+        let drop = self.drop_bad_checksums;
+        let l4 = p.l4[i];
+        let depth = p.tunnel_depth[i];
+        // A tunnelled packet with no transport inside (a Teredo bubble, an inner header
+        // cut short) still counts on its carriers' UDP connections (§12); an IP-level
+        // carrier (GRE, IP-in-IP) is no connection.
+        let udp_carried = depth > 0
+            && (p.out_proto[i] == 17
+                || (depth > 1 && p.car_proto[i] == 17)
+                || middle_carriers(p, i, n).any(|j| p.proto[j] == 17));
+        // A packet of an IP protocol without a transport analyzer is Zeek's
+        // unknown_transport connection (§11).
+        let unknown = !matches!(l4, 6 | 17 | 1 | 58) && unknown_transport(p, i);
+        let mut used = p.ip_version[i] > 0
+            && (matches!(l4, 6 | 17 | 1 | 58) || udp_carried || unknown)
+            && p.frag[i] != FRAG_PART;
+        let src = p.addr(p.src, i);
+        let bad_ip = drop && p.ip_csum[i] == CSUM_BAD && !self.ignored(&src);
+        // Zeek validating checksums also drops an IPv4 header whose total length is 0
+        // (TSO), whatever ignore_checksums_nets says (§1).
+        used &= !(bad_ip || drop && p.ip_len_zero[i]);
+        Counted {
+            used,
+            bad_ip,
+            unknown,
+        }
+    }
+}
+
+/// What `Shards` works out once a batch for its shards' trackers (`Tracker::pass`).
+#[derive(Debug, Default)]
+pub(crate) struct Passing<'a> {
+    /// The rows a shard looks at one by one, in order: its own, and of the others' those
+    /// that are more than a clock to it (tunnelled, an A-MSDU subframe or middle carrier, an
+    /// ICMP error quoting one of its flows).
+    pub visit: &'a [u32],
+    /// Per row: the latest Zeek time of the counted rows up to it (`i64::MIN`: none), which
+    /// is every shard's clock after that row, as each counts the same rows.
+    pub clock: &'a [i64],
+    /// Per row: the last counted row up to it (`NONE_COUNTED`: none).
+    pub last: &'a [u32],
+}
+
+/// `Passing::last` of a row with no counted row up to it.
+pub(crate) const NONE_COUNTED: u32 = u32::MAX;
+
+/// Whether a tracker of every flow counts a row (`Tracker::counted`).
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    used: bool,
+    /// Dropped for its IPv4 header checksum (counted among the skipped frames' reasons).
+    bad_ip: bool,
+    /// Zeek's unknown_transport connection (§11).
+    unknown: bool,
 }
 
 /// A connection created by a tracker of one of `Shards`' threads in the current batch.
@@ -3168,24 +3352,37 @@ mod tracker_tests {
             },
         );
         assert!(expected.0.matches("uid").count() > 0);
-        // (shards, rows a part of `finish_part`, threads kept for the run)
-        for (n, part, pool) in [
-            (1, Some(3), true),
-            (2, None, true),
-            (2, None, false),
-            (2, Some(1), true),
-            (3, Some(7), true),
-            (5, None, true),
-            (5, None, false),
+        // (shards, rows a part of `finish_part`, threads kept for the run, the shards that
+        // the batches come split for, as the reading thread splits them: None, not split)
+        for (n, part, pool, made_for) in [
+            (1, Some(3), true, None),
+            (2, None, true, None),
+            (2, None, true, Some(2)),
+            (2, None, false, None),
+            (2, Some(1), true, Some(3)), // split for others: split again
+            (3, Some(7), true, Some(3)),
+            (5, None, true, Some(5)),
+            (5, None, false, None),
         ] {
             let mut shards = shards::Shards::new(config.clone(), n);
             if !pool {
                 shards.start_threads_each_batch();
             }
             let shards = std::cell::RefCell::new(shards);
+            let mut plan = shards::SplitPlan::default();
+            let spec = made_for.map(|k| shards::SplitSpec {
+                shards: k,
+                counting: Counting::of(&config),
+            });
             let got = run_text(
                 batches,
-                |p| shards.borrow_mut().feed(p).unwrap(),
+                |p| {
+                    let made = spec.as_ref().map(|spec| {
+                        plan.make(p, spec).unwrap();
+                        &plan
+                    });
+                    shards.borrow_mut().feed_split(p, made).unwrap();
+                },
                 || {
                     let mut s = shards.borrow_mut();
                     (s.take_ended(), s.take_transitions())
@@ -3213,7 +3410,7 @@ mod tracker_tests {
             );
             assert!(
                 got.0 == expected.0,
-                "{label}, {n} shards ({pool}): the rows differ"
+                "{label}, {n} shards ({pool}, split for {made_for:?}): the rows differ"
             );
             assert!(
                 got.1 == expected.1,

@@ -4,7 +4,11 @@
 //! Every connection belongs to one shard: a symmetric hash of its host pair, so both
 //! directions of a flow meet in one tracker. Each shard's tracker takes every row of a batch:
 //! its own are tracked, the others only move its clock (`Tracker::feed_rows`), so its timers
-//! fire where one tracker's would and its connections end at the same places (`EndAt`). A
+//! fire where one tracker's would and its connections end at the same places (`EndAt`). Which
+//! rows are counted, and so what the clock is after each row, is the same for every shard
+//! and is worked out once a batch with the split (`SplitPlan`), by the thread that decoded
+//! the batch when it can: a shard then moves its clock over the others' rows at once, and
+//! looks at one only where a timer falls due (`Tracker::pass`). A
 //! tunnelled packet's inner flow is its inner pair's, and each of its UDP carriers is its own
 //! pair's, so one inner flow that comes through tunnels of different outer pairs is one
 //! connection, as in one tracker; the carriers' uids cross shards (carriers.rs). An ICMP
@@ -29,8 +33,9 @@ use super::carriers::{Carriers, Crossing};
 use super::columns::{ConnBatch, TransitionBatch};
 use super::ids::Uid;
 use super::{
-    flow_uid_of, provisional_uid, Birth, ColumnError, Config, Entry, FlowHasher, NotCounted,
-    Packets, ShardRows, Tracker,
+    flow_uid_of, provisional_uid, zeek_time, Birth, ColumnError, Config, Counting, Entry,
+    FlowHasher, NotCounted, Packets, Passing, ShardRows, Tracker, NONE_COUNTED, SUB_CARRIER,
+    SUB_FRAME,
 };
 
 /// The trackers of `n` flow shards, fed the same batches.
@@ -38,8 +43,9 @@ pub struct Shards {
     trackers: Vec<Tracker>,
     /// Connections created so far by every shard: one tracker's serial.
     serial: u64,
-    /// Per shard: which rows are its own, and whose quoted flow is its own.
-    rows: Vec<(Vec<bool>, Vec<bool>)>,
+    /// What a batch's split is made for, and the split of a batch that came without one.
+    spec: SplitSpec,
+    plan: SplitPlan,
     /// The tunnel carriers' uids of the batch being tracked.
     carriers: Carriers,
     /// The threads of the shards after the first (which the caller's thread tracks), kept
@@ -78,7 +84,11 @@ impl Shards {
         Shards {
             trackers,
             serial: 0,
-            rows: vec![(Vec::new(), Vec::new()); n],
+            spec: SplitSpec {
+                shards: n,
+                counting: Counting::of(&config),
+            },
+            plan: SplitPlan::default(),
             carriers: Carriers::default(),
             pool,
         }
@@ -101,11 +111,48 @@ impl Shards {
     /// Tracks one batch in every shard, each in its own thread; the connections that ended
     /// wait in `take_ended`.
     pub fn feed(&mut self, p: &Packets<'_>) -> Result<(), ColumnError> {
+        self.feed_split(p, None)
+    }
+
+    /// What a batch's split must be made for (`SplitPlan::make`); `None` for one shard, which
+    /// splits nothing.
+    pub fn split_spec(&self) -> Option<&SplitSpec> {
+        (self.trackers.len() > 1).then_some(&self.spec)
+    }
+
+    /// `feed`, with the batch's split when the reading thread made it already
+    /// (`DecodedFile`): one made for another spec or batch is made again here.
+    pub fn feed_split(
+        &mut self,
+        p: &Packets<'_>,
+        made: Option<&SplitPlan>,
+    ) -> Result<(), ColumnError> {
         if let Some(one) = self.single() {
             return one.feed(p);
         }
         let n = p.check()?;
-        self.split(p, n);
+        let made = made.filter(|m| m.made_for() == Some((n, &self.spec)));
+        let mut own = std::mem::take(&mut self.plan);
+        let plan = match made {
+            Some(plan) => plan,
+            None => {
+                own.make(p, &self.spec)?;
+                &own
+            }
+        };
+        let fed = self.feed_plan(p, n, plan);
+        self.plan = own; // its allocations, for the next batch
+        fed
+    }
+
+    fn feed_plan(
+        &mut self,
+        p: &Packets<'_>,
+        n: usize,
+        plan: &SplitPlan,
+    ) -> Result<(), ColumnError> {
+        self.carriers
+            .reset(&p.tunnel_depth[..n], self.trackers.len());
         let base = self.serial;
         for t in &mut self.trackers {
             t.serial = base;
@@ -115,17 +162,20 @@ impl Shards {
             }
             t.reparented.clear();
         }
-        let rows = &self.rows;
+        let rows = &plan.shards;
+        let (clock, last) = (&plan.clock[..], &plan.last[..]);
         let carriers = &self.carriers;
         // Each shard tracks its rows in its thread; the first in this one.
         let track = move |k: usize, t: &mut Tracker| {
             let _done = carriers.done_guard(k);
-            let (mine, quoted) = &rows[k];
+            let (mine, quoted, visit) = &rows[k];
             let crossing = Crossing {
                 carriers,
                 me: u16::try_from(k).unwrap_or(u16::MAX),
             };
-            t.feed_rows(p, Some(ShardRows { mine, quoted }), Some(crossing))
+            let passing = Passing { visit, clock, last };
+            let shard = ShardRows { mine, quoted };
+            t.feed_rows(p, Some(shard), Some(crossing), Some(&passing))
         };
         let (first, rest) = self.trackers.split_first_mut().expect("at least one shard");
         let mut results: Vec<Result<(), ColumnError>> = Vec::new();
@@ -153,30 +203,6 @@ impl Shards {
         }
         self.rename(base);
         Ok(())
-    }
-
-    /// Which shard each row is: its host pair's (the inner pair when tunnelled; its
-    /// carriers are their own pairs', carriers.rs); an ICMP error's quoted flow, by the
-    /// quoted host pair.
-    fn split(&mut self, p: &Packets<'_>, n: usize) {
-        let shards = self.trackers.len();
-        for (mine, quoted) in &mut self.rows {
-            mine.clear();
-            mine.resize(n, false);
-            quoted.clear();
-            quoted.resize(n, false);
-        }
-        for i in 0..n {
-            let k = shard_of(&p.addr(p.src, i), &p.addr(p.dst, i), shards);
-            self.rows[k].0[i] = true;
-            let q = if p.q_valid[i] {
-                shard_of(&p.addr(p.q_src, i), &p.addr(p.q_dst, i), shards)
-            } else {
-                k
-            };
-            self.rows[q].1[i] = true;
-        }
-        self.carriers.reset(&p.tunnel_depth[..n], shards);
     }
 
     /// One run's serials for the connections the shards created in the batch just tracked:
@@ -343,6 +369,104 @@ impl Shards {
             out.add(&t.not_counted);
         }
         out
+    }
+}
+
+/// What a split is made for: the number of shards, and which rows are counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitSpec {
+    pub shards: usize,
+    pub counting: Counting,
+}
+
+/// A batch's rows shared out among the shards, and what moves their clocks: made once a
+/// batch, by the thread that read and decoded it when it can (`DecodedFile`), for it has a
+/// core to spare while the shards track the batch before (two shards on two cores shared
+/// one with the caller's thread), else by `Shards` itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitPlan {
+    /// What it was made for.
+    spec: Option<SplitSpec>,
+    /// The batch's rows (`usize::MAX` until it is made).
+    rows: usize,
+    /// Per shard: which rows are its own, whose quoted flow is its own, and which it looks
+    /// at one by one (`Passing::visit`).
+    shards: Vec<(Vec<bool>, Vec<bool>, Vec<u32>)>,
+    /// Per row, for every shard: the clock after it, and the last counted row up to it
+    /// (`Passing`).
+    clock: Vec<i64>,
+    last: Vec<u32>,
+}
+
+impl SplitPlan {
+    /// What it was made for, once made: its batch's rows and spec.
+    pub fn made_for(&self) -> Option<(usize, &SplitSpec)> {
+        self.spec
+            .as_ref()
+            .filter(|_| self.rows != usize::MAX)
+            .map(|spec| (self.rows, spec))
+    }
+
+    /// Which shard each row is: its host pair's (the inner pair when tunnelled; its
+    /// carriers are their own pairs', carriers.rs); an ICMP error's quoted flow, by the
+    /// quoted host pair. And what every shard's clock is after each row: which rows are
+    /// counted is the same for all.
+    pub fn make(&mut self, p: &Packets<'_>, spec: &SplitSpec) -> Result<(), ColumnError> {
+        self.rows = usize::MAX; // no batch's, until it is made
+        let n = p.check()?;
+        let shards = spec.shards.max(1);
+        self.shards.resize_with(shards, Default::default);
+        self.shards.truncate(shards);
+        for (mine, quoted, visit) in &mut self.shards {
+            mine.clear();
+            mine.resize(n, false);
+            quoted.clear();
+            quoted.resize(n, false);
+            visit.clear();
+        }
+        self.clock.resize(n, i64::MIN);
+        self.last.resize(n, NONE_COUNTED);
+        let (mut clock, mut last) = (i64::MIN, NONE_COUNTED);
+        let after = self.clock.iter_mut().zip(self.last.iter_mut());
+        for (i, (row_clock, row_last)) in after.enumerate() {
+            if p.sub[i] != SUB_CARRIER && spec.counting.used(p, i, n) {
+                clock = clock.max(zeek_time(p.ts_ns[i]));
+                last = i as u32;
+            }
+            (*row_clock, *row_last) = (clock, last);
+        }
+        let pair = |col: &[u8], i: usize| -> [u8; 16] { p.addr(col, i) };
+        let pairs = p.src[..16 * n]
+            .chunks_exact(16)
+            .zip(p.dst[..16 * n].chunks_exact(16));
+        for (i, (a, b)) in pairs.enumerate() {
+            let addr = |x: &[u8]| <[u8; 16]>::try_from(x).unwrap_or_default();
+            let k = shard_of(&addr(a), &addr(b), shards);
+            self.shards[k].0[i] = true;
+            let q = if p.q_valid[i] {
+                shard_of(&pair(p.q_src, i), &pair(p.q_dst, i), shards)
+            } else {
+                k
+            };
+            self.shards[q].1[i] = true;
+            // A tunnelled row names carriers in every shard; a subframe or middle carrier
+            // shares its frame's chain of them.
+            if p.sub[i] != SUB_FRAME || p.tunnel_depth[i] > 0 {
+                for (_, _, visit) in &mut self.shards {
+                    visit.push(i as u32);
+                }
+            } else {
+                self.shards[k].2.push(i as u32);
+                if q != k {
+                    self.shards[q].2.push(i as u32);
+                }
+            }
+        }
+        if self.spec.as_ref() != Some(spec) {
+            self.spec = Some(spec.clone());
+        }
+        self.rows = n;
+        Ok(())
     }
 }
 
