@@ -106,8 +106,14 @@ pub fn push_line(out: &mut String, row: &ConnLogRow<'_>) {
 /// (tests/test_conn_log_text.py compares them on every capture).
 pub fn push_batch(out: &mut String, b: &ConnBatch, rows: Range<usize>) {
     let rows = rows.start.min(b.len())..rows.end.min(b.len());
+    push_rows(out, rows.map(|i| (b, i)));
+}
+
+/// The conn.log lines of `rows`, each a row of one of several batches (the shards' rows
+/// that ended, in one tracker's order: `Ended::rows`), as `push_batch` writes them.
+pub fn push_rows<'b>(out: &mut String, rows: impl Iterator<Item = (&'b ConnBatch, usize)>) {
     let (mut uid, mut parents) = (String::with_capacity(18), Vec::<String>::new());
-    for i in rows {
+    for (b, i) in rows {
         write_uid(&mut uid, &b.uid[i]);
         let row_parents = &b.tunnel_parents[i];
         parents.resize_with(row_parents.len(), String::new);

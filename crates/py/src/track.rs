@@ -18,7 +18,7 @@ use portlens_core::track::columns::{proto_name, END_REASON_NAMES, OPT_KINDS_MAX}
 use portlens_core::track::ids::{write_uid, Uid};
 use portlens_core::track::kept::{EndedTransitions, KeptTransitions};
 use portlens_core::track::rfc::{ANALYSIS_NAMES, EVENT_NAMES, OUTCOME_NAMES, STATE_NAMES};
-use portlens_core::track::shards::Shards;
+use portlens_core::track::shards::{Ended, Shards};
 use portlens_core::track::zeek::CONN_STATE_NAMES;
 use portlens_core::track::ShardRows;
 use portlens_core::track::{
@@ -324,14 +324,19 @@ enum Form {
 }
 
 impl Form {
-    fn hand_over<'py>(&self, py: Python<'py>, ended: ConnBatch) -> PyResult<Bound<'py, PyAny>> {
+    /// The rows that ended, in the form asked for. Only conn.log lines are written row by
+    /// row from the shards' parts; the others take them as one batch.
+    fn hand_over<'py>(&self, py: Python<'py>, ended: Ended) -> PyResult<Bound<'py, PyAny>> {
         let rows = ended.len();
         match self {
-            Form::Columns(keep) => Ok(conn_dict(py, ended, keep)?.into_any()),
+            Form::Columns(keep) => {
+                let ended = py.detach(|| ended.merged());
+                Ok(conn_dict(py, ended, keep)?.into_any())
+            }
             Form::ConnLog => {
                 let text = py.detach(|| {
                     let mut text = String::with_capacity(rows.saturating_mul(160));
-                    conn_log::push_batch(&mut text, &ended, 0..rows);
+                    conn_log::push_rows(&mut text, ended.rows());
                     text
                 });
                 Ok((text, rows).into_pyobject(py)?.into_any())
@@ -340,6 +345,7 @@ impl Form {
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
                 py.detach(|| {
+                    let ended = ended.merged();
                     let texts = BatchTexts::of(&ended);
                     inner.add(&ConnColumns::of_batch(&ended, &texts))
                 })
@@ -349,13 +355,13 @@ impl Form {
             Form::Handshakes(fold) => {
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
-                py.detach(|| inner.add(&ended));
+                py.detach(|| inner.add(&ended.merged()));
                 Ok(rows.into_pyobject(py)?.into_any())
             }
             Form::Sockets(fold) => {
                 let mut fold = fold.borrow_mut(py);
                 let inner = &mut fold.inner;
-                py.detach(|| inner.add(&ended));
+                py.detach(|| inner.add(&ended.merged()));
                 Ok(rows.into_pyobject(py)?.into_any())
             }
         }
@@ -730,7 +736,7 @@ impl Tracker {
         let p = columns.packets()?;
         let inner = &mut self.inner;
         let ended = match mine {
-            None => py.detach(|| inner.feed(&p).map(|()| inner.take_ended())),
+            None => py.detach(|| inner.feed(&p).map(|()| inner.take_ended_parts())),
             Some(mine) => {
                 let Some(one) = inner.single() else {
                     return Err(PyValueError::new_err(
@@ -739,7 +745,10 @@ impl Tracker {
                 };
                 let quoted = quoted.unwrap_or(mine);
                 let shard = ShardRows { mine, quoted };
-                py.detach(|| one.feed_shard(&p, Some(shard)).map(|()| one.ended.take()))
+                py.detach(|| {
+                    one.feed_shard(&p, Some(shard))
+                        .map(|()| Ended::from(one.ended.take()))
+                })
             }
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -786,7 +795,7 @@ impl Tracker {
         match fed {
             None => Err(PyValueError::new_err("rows: a row past the batch")),
             Some(Err(e)) => Err(PyValueError::new_err(e.to_string())),
-            Some(Ok(())) => self.form.hand_over(py, self.inner.take_ended()),
+            Some(Ok(())) => self.form.hand_over(py, self.inner.take_ended_parts()),
         }
     }
 
@@ -833,7 +842,7 @@ impl Tracker {
         let inner = &mut self.inner;
         let ended = py.detach(|| {
             inner.advance(ts_ns);
-            inner.take_ended()
+            inner.take_ended_parts()
         });
         self.form.hand_over(py, ended)
     }
@@ -853,7 +862,7 @@ impl Tracker {
                 Some(limit) => inner.finish_part(limit),
                 None => inner.finish(),
             }
-            inner.take_ended()
+            inner.take_ended_parts()
         });
         self.form.hand_over(py, ended)
     }

@@ -3385,7 +3385,20 @@ mod tracker_tests {
                 },
                 || {
                     let mut s = shards.borrow_mut();
-                    (s.take_ended(), s.take_transitions())
+                    // row by row from the parts (conn.log lines) as in the batch merged
+                    let parts = s.take_ended_parts();
+                    let by_row: Vec<(Uid, i64)> = parts
+                        .rows()
+                        .map(|(b, i)| (b.uid[i], b.end_frame[i]))
+                        .collect();
+                    let merged = parts.merged();
+                    let uids = merged
+                        .uid
+                        .iter()
+                        .copied()
+                        .zip(merged.end_frame.iter().copied());
+                    assert_eq!(by_row, uids.collect::<Vec<_>>());
+                    (merged, s.take_transitions())
                 },
                 || {
                     let mut s = shards.borrow_mut();

@@ -303,10 +303,13 @@ impl Shards {
     /// The connections ended since the last call, in one tracker's order: where they ended,
     /// then creation.
     pub fn take_ended(&mut self) -> ConnBatch {
-        if let Some(one) = self.single() {
-            return one.ended.take();
-        }
-        merge_ended(self.trackers.iter_mut().map(|t| t.ended.take()).collect())
+        self.take_ended_parts().merged()
+    }
+
+    /// `take_ended` as the shards hold the rows, with their order: what writes them out
+    /// row by row (conn.log lines) needs no copy of them in that order.
+    pub fn take_ended_parts(&mut self) -> Ended {
+        Ended::of(self.trackers.iter_mut().map(|t| t.ended.take()).collect())
     }
 
     /// The transitions since the last call: each connection's in the order they happened
@@ -470,21 +473,91 @@ impl SplitPlan {
     }
 }
 
-/// The shards' ended rows in one tracker's order. Each shard's are in that order already
-/// (where they ended, then serial, now one run's).
-fn merge_ended(mut parts: Vec<ConnBatch>) -> ConnBatch {
-    parts.retain(|p| !p.is_empty());
-    if parts.len() <= 1 {
-        return parts.pop().unwrap_or_default();
+/// The connections that ended in the shards, in one tracker's order (`take_ended_parts`).
+#[derive(Debug, Default)]
+pub struct Ended {
+    parts: Vec<ConnBatch>,
+    /// (part, row), in order; empty when there is one part, whose rows are in order.
+    order: Vec<(u32, u32)>,
+}
+
+impl From<ConnBatch> for Ended {
+    /// One tracker's rows, in its order.
+    fn from(rows: ConnBatch) -> Self {
+        Ended::of(vec![rows])
     }
-    let mut all = ConnBatch::default();
-    for p in parts {
-        all.append(p);
+}
+
+impl Ended {
+    /// The shards' rows in one tracker's order: each shard's are in that order already
+    /// (where they ended, then serial, now one run's), so the parts are merged, not sorted.
+    fn of(mut parts: Vec<ConnBatch>) -> Self {
+        parts.retain(|p| !p.is_empty());
+        let mut order = Vec::new();
+        if parts.len() > 1 {
+            order.reserve(parts.iter().map(ConnBatch::len).sum());
+            let key = |b: &ConnBatch, i: usize| (b.end_frame[i], b.end_phase[i], b.serial[i]);
+            let mut next = vec![0usize; parts.len()];
+            loop {
+                let mut pick: Option<(usize, (i64, u8, u64))> = None;
+                for (k, b) in parts.iter().enumerate() {
+                    if next[k] < b.len() {
+                        let at = key(b, next[k]);
+                        if pick.is_none_or(|(_, first)| at < first) {
+                            pick = Some((k, at));
+                        }
+                    }
+                }
+                let Some((k, _)) = pick else { break };
+                order.push((k as u32, next[k] as u32));
+                next[k] += 1;
+            }
+        }
+        Ended { parts, order }
     }
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    // Stable and adaptive: the shards' runs, each sorted, are merged, not sorted again.
-    order.sort_by_key(|&i| (all.end_frame[i], all.end_phase[i], all.serial[i]));
-    all.select(&order)
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(ConnBatch::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each row, as its part and its index there, in order.
+    pub fn rows(&self) -> impl Iterator<Item = (&ConnBatch, usize)> + '_ {
+        let one = match self.parts.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        };
+        let single = one
+            .into_iter()
+            .flat_map(|b| (0..b.len()).map(move |i| (b, i)));
+        let merged = self
+            .order
+            .iter()
+            .map(|&(k, i)| (&self.parts[k as usize], i as usize));
+        single.chain(merged)
+    }
+
+    /// The rows as one batch, in order.
+    pub fn merged(mut self) -> ConnBatch {
+        if self.parts.len() <= 1 {
+            return self.parts.pop().unwrap_or_default();
+        }
+        let mut start = Vec::with_capacity(self.parts.len());
+        let mut all = ConnBatch::default();
+        for p in self.parts {
+            start.push(all.len());
+            all.append(p);
+        }
+        let order: Vec<usize> = self
+            .order
+            .iter()
+            .map(|&(k, i)| start[k as usize] + i as usize)
+            .collect();
+        all.select(&order)
+    }
 }
 
 /// The run's uids of the connections a batch created, by the stand-ins their shards gave them.
