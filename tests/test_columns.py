@@ -40,8 +40,6 @@ from portlens.report.conns import (
     table_columns,
     table_columns_of,
     transition_record,
-    zeek_lines,
-    zeek_row,
 )
 from portlens.report.sockets import (
     csv_row,
@@ -53,6 +51,7 @@ from portlens.report.sockets import (
     socket_json_lines,
 )
 from portlens.report.tables import Column
+from portlens.report.zeek import zeek_lines, zeek_row
 from portlens.track.model import (
     UNKNOWN_TRANSPORT,
     Connection,

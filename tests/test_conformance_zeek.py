@@ -23,7 +23,7 @@ import pytest
 
 from portlens.decode import decode_capture
 from portlens.pipeline import new_tracker
-from portlens.report.conns import has_duration
+from portlens.report.zeek import has_duration
 from portlens.track.config import DEFAULT_LIKELY_SERVER_PORTS
 from portlens.track.model import Connection
 from portlens.track.tracker import TrackerConfig

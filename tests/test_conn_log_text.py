@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from portlens.pipeline.run import Options, Pipeline, Source
-from portlens.report.conns import ZEEK_COLUMNS, zeek_lines
+from portlens.report.zeek import ZEEK_COLUMNS, zeek_lines
 from portlens.track.config import TrackerConfig
 from tests.core_folds import fail, pipeline
 from tests.corpus import corpus_params

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from portlens.cli.args import tracking_parser
 from portlens.cli.common import (
@@ -20,6 +20,9 @@ from portlens.cli.common import (
     wide_arg,
 )
 from portlens.cli.times import ZoneNote, clock, time_args
+
+if TYPE_CHECKING:
+    from portlens.track.model import Connection
 
 EPILOG_CONNS = """examples:
   portlens conns capture.pcap                    a table of connections
@@ -112,22 +115,25 @@ def _conn_filter(args: argparse.Namespace) -> Callable[[object], bool]:
 
 
 def cmd_conns(args: argparse.Namespace) -> int:
-    from portlens.report import conns as report
-    from portlens.track.model import Connection
+    from portlens.report.zeek import ZEEK_COLUMNS, ZeekWriter
 
     keep = _conn_filter(args)
     out: TextIO = sys.stdout
     found = 0
     if args.parquet:
         return _conns_parquet(args, keep)
-    zeek = report.ZeekWriter(out) if args.format == "zeek" else None
+    # conn.log's lines come written by the core, or from report/zeek.py: the other formats'
+    # writers, and the model they read, are not imported for it (a sixth of its start-up)
+    zeek = ZeekWriter(out) if args.format == "zeek" else None
+    if zeek is None:
+        from portlens.report import conns as report
     table = report.ConnsTable(screen(args), clock(args)) if args.format == "table" else None
     if args.format == "csv":
         report.write_csv([], out)
 
     def emit(c: object) -> None:
         nonlocal found
-        assert isinstance(c, Connection)
+        c = cast("Connection", c)  # the reference tracker's
         if not keep(c):
             return
         found += 1
@@ -163,7 +169,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
     unfiltered = not (args.port or args.host or getattr(args, "host_nets", None)
                       or args.state or args.proto or args.uid)
     columns = unfiltered and args.format in ("zeek", "json", "csv", "table")
-    names = (report.ZEEK_COLUMNS if zeek is not None
+    names = (ZEEK_COLUMNS if zeek is not None
              else report.TABLE_SOURCE_COLUMNS if table is not None else None)
     status = each_connection(args, emit, on_columns=emit_columns if columns else None,
                              column_block=1, column_names=names,

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from portlens.decode import Decoder as PythonDecoder
 from portlens.track.config import TrackerConfig
-from portlens.track.model import Connection, Transition
 
 if TYPE_CHECKING:  # a run of the core's reader and tracker never makes them (nor imports NumPy)
     import numpy as np
 
     from portlens.decode.packets import PacketBatch
     from portlens.sources.frames import FrameBatch
+    from portlens.track.model import Connection, Transition
 
 
 class Decoder(Protocol):

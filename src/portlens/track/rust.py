@@ -389,7 +389,7 @@ class RustTracker:
     def ended_as_conn_log(self) -> None:
         """The connections that end from now on as their conn.log lines (``ConnLogText``)
         where the column methods give columns: the same text as ``conn_log_lines`` of the
-        columns (report/conns.py ``zeek_lines``), written by the core from its own rows, so
+        columns (report/zeek.py ``zeek_lines``), written by the core from its own rows, so
         that no Python object, nor NumPy array, is made for them. Not with transitions kept
         for the rows (``conns --json``'s), which go with columns."""
         self._no_kept_transitions()

@@ -66,7 +66,7 @@ def _columns(conns: ConnRows) -> dict[str, Any]:
         return values, np.zeros(len(values), dtype=bool)
 
     proto = conns.texts("proto")
-    untimed = conns.numbers("duration_ns") <= 0  # report/conns.py has_duration
+    untimed = conns.numbers("duration_ns") <= 0  # report/zeek.py has_duration
     icmp = [p == "icmp" for p in proto]
     return {
         "ts_ns": ints("ts_ns"), "uid": conns.texts("uid"),
