@@ -3464,6 +3464,39 @@ mod tracker_tests {
     }
 
     #[test]
+    fn a_host_pair_has_one_shard_both_ways_and_the_pairs_spread_evenly() {
+        // Clients numbered in a row, as a capture's hosts are, to a few servers, IPv4 and
+        // IPv6: the shares of n shards are within a fifth of even.
+        let v6 = |k: u16| {
+            let mut a = [0u8; 16];
+            a[..2].copy_from_slice(&[0x20, 0x01]);
+            a[14..].copy_from_slice(&k.to_be_bytes());
+            a
+        };
+        let mut pairs = Vec::new();
+        for c in 1..=200u16 {
+            for s in 0..5u8 {
+                let client = crate::testing::v4([10, 0, (c >> 8) as u8, c as u8]);
+                pairs.push((client, crate::testing::v4([192, 168, 1, s])));
+                pairs.push((v6(c), v6(0xff00 + u16::from(s))));
+            }
+        }
+        for n in [2, 3, 5, 8] {
+            let mut share = vec![0usize; n];
+            for (a, b) in &pairs {
+                let k = shards::shard_of(a, b, n);
+                assert_eq!(k, shards::shard_of(b, a, n));
+                share[k] += 1;
+            }
+            let even = pairs.len() / n;
+            assert!(
+                share.iter().all(|&s| s.abs_diff(even) * 5 <= even),
+                "{n} shards: {share:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_shard_waits_again_for_a_carrier_that_its_other_packets_may_have_ended() {
         // A TCP flow in VXLAN whose carrier is the other shard's. Between two of its packets
         // 3 s apart, a datagram of the carrier's 5-tuple outside the tunnel, stamped 58 s

@@ -566,15 +566,16 @@ pub(crate) type Names = HashMap<Uid, Uid, FlowHasher>;
 /// The shard of a host pair, the same both ways: `n` shards, a fixed hash (the split does
 /// not change the rows, only how the work is shared).
 pub fn shard_of(a: &[u8; 16], b: &[u8; 16], n: usize) -> usize {
-    // The pair ordered as two numbers, not as bytes: every row of a batch is split, and a
-    // byte-wise comparison was a third of the split's instructions.
-    let (x, y) = (u128::from_le_bytes(*a), u128::from_le_bytes(*b));
-    let (lo, hi) = (x.min(y), x.max(y));
-    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
-    for word in [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64] {
-        h = (h ^ word).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        h ^= h >> 31;
-    }
+    // Each address mixed on its own and the two added: the same both ways without ordering
+    // them (every row of a batch is split, in the reading thread).
+    let mix = |x: &[u8; 16]| {
+        let x = u128::from_le_bytes(*x);
+        let mut h =
+            (x as u64 ^ ((x >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 32;
+        h.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+    };
+    let mut h = mix(a).wrapping_add(mix(b));
     // MurmurHash3's finalizer, then the high bits pick the shard (Lemire's reduction): every
     // address bit moves the choice, for any n.
     h ^= h >> 33;
