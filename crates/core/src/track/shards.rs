@@ -383,9 +383,9 @@ pub struct SplitSpec {
 }
 
 /// A batch's rows shared out among the shards, and what moves their clocks: made once a
-/// batch, by the thread that read and decoded it when it can (`DecodedFile`), for it has a
-/// core to spare while the shards track the batch before (two shards on two cores shared
-/// one with the caller's thread), else by `Shards` itself.
+/// batch, by the thread that read and decoded it when it can (`DecodedFile`), which has time
+/// to spare while the shards track the batch before (two shards on two cores share one core
+/// with the caller's thread), else by `Shards` itself.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SplitPlan {
     /// What it was made for.
@@ -419,7 +419,6 @@ impl SplitPlan {
         let n = p.check()?;
         let shards = spec.shards.max(1);
         self.shards.resize_with(shards, Default::default);
-        self.shards.truncate(shards);
         for (mine, quoted, visit) in &mut self.shards {
             mine.clear();
             mine.resize(n, false);
@@ -438,7 +437,6 @@ impl SplitPlan {
             }
             (*row_clock, *row_last) = (clock, last);
         }
-        let pair = |col: &[u8], i: usize| -> [u8; 16] { p.addr(col, i) };
         let pairs = p.src[..16 * n]
             .chunks_exact(16)
             .zip(p.dst[..16 * n].chunks_exact(16));
@@ -447,7 +445,7 @@ impl SplitPlan {
             let k = shard_of(&addr(a), &addr(b), shards);
             self.shards[k].0[i] = true;
             let q = if p.q_valid[i] {
-                shard_of(&pair(p.q_src, i), &pair(p.q_dst, i), shards)
+                shard_of(&p.addr(p.q_src, i), &p.addr(p.q_dst, i), shards)
             } else {
                 k
             };
@@ -512,6 +510,11 @@ impl Ended {
                 order.push((k as u32, next[k] as u32));
                 next[k] += 1;
             }
+            let at = |&(k, i): &(u32, u32)| key(&parts[k as usize], i as usize);
+            debug_assert!(
+                order.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
+                "a shard's rows out of one tracker's order"
+            );
         }
         Ended { parts, order }
     }
