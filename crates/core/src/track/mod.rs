@@ -1777,7 +1777,13 @@ impl Tracker {
                 )));
             }
         }
-        let drop = self.config.drop_bad_checksums;
+        let b = Batch {
+            p,
+            n,
+            shard,
+            crossing,
+            drop: self.config.drop_bad_checksums,
+        };
         match passing {
             // The rows to look at one by one; between them, the other shards' plain rows.
             Some(o) => {
@@ -1785,18 +1791,18 @@ impl Tracker {
                 for &v in o.visit {
                     let i = v as usize;
                     if i > next {
-                        self.pass(p, next..i, o, shard, crossing);
+                        self.pass(&b, next..i, o);
                     }
-                    self.row(p, i, n, shard, crossing, drop);
+                    self.row(&b, i);
                     next = i + 1;
                 }
                 if next < n {
-                    self.pass(p, next..n, o, shard, crossing);
+                    self.pass(&b, next..n, o);
                 }
             }
             None => {
                 for i in 0..n {
-                    self.row(p, i, n, shard, crossing, drop);
+                    self.row(&b, i);
                 }
             }
         }
@@ -1820,15 +1826,7 @@ impl Tracker {
     /// Each shard of n otherwise walked every row, n - 1 in n only to move its clock; now
     /// the clock goes from one such row to the next at once, and after the last to the
     /// latest of their times.
-    fn pass(
-        &mut self,
-        p: &Packets<'_>,
-        range: std::ops::Range<usize>,
-        o: &Passing<'_>,
-        shard: Option<ShardRows<'_>>,
-        crossing: Option<Crossing<'_>>,
-    ) {
-        let (n, drop) = (o.clock.len(), self.config.drop_bad_checksums);
+    fn pass(&mut self, b: &Batch<'_>, range: std::ops::Range<usize>, o: &Passing<'_>) {
         let Some(end) = range.end.checked_sub(1) else {
             return;
         };
@@ -1836,7 +1834,7 @@ impl Tracker {
         if self.foreign.any() {
             // a known foreign carrier's 5-tuple may be among them (`Foreign::forget`)
             for i in range {
-                self.row_apart(p, i, n, shard, crossing, drop);
+                self.row_apart(b, i);
             }
             return;
         }
@@ -1848,7 +1846,7 @@ impl Tracker {
             }
             let now = self.now.max(o.clock[end]);
             let Some(due) = self.timers.heap.due_by(now) else {
-                let frame = p.frame[last];
+                let frame = b.p.frame[last];
                 self.last_frame = frame;
                 self.now = now;
                 // what the row before them ended is flushed at its own step
@@ -1864,11 +1862,11 @@ impl Tracker {
             let due_at = |&i: &usize| o.last[i] as usize == i && now.max(o.clock[i]) >= due;
             let Some(i) = (start..=end).find(due_at) else {
                 for i in start..range.end {
-                    self.row_apart(p, i, n, shard, crossing, drop);
+                    self.row_apart(b, i);
                 }
                 return;
             };
-            self.row_apart(p, i, n, shard, crossing, drop);
+            self.row_apart(b, i);
             start = i + 1;
             if start > end {
                 return;
@@ -1880,30 +1878,21 @@ impl Tracker {
     /// its body made every call of `pass` pay for its registers and stack (278 instructions a
     /// call on the benchmark capture, against 100).
     #[inline(never)]
-    fn row_apart(
-        &mut self,
-        p: &Packets<'_>,
-        i: usize,
-        n: usize,
-        shard: Option<ShardRows<'_>>,
-        crossing: Option<Crossing<'_>>,
-        drop: bool,
-    ) {
-        self.row(p, i, n, shard, crossing, drop);
+    fn row_apart(&mut self, b: &Batch<'_>, i: usize) {
+        self.row(b, i);
     }
 
     /// One row of a batch: a packet of this tracker's flows tracked, another shard's only
     /// moving the clock (and naming its tunnel carriers, quoted flows).
     #[inline(always)]
-    fn row(
-        &mut self,
-        p: &Packets<'_>,
-        i: usize,
-        n: usize,
-        shard: Option<ShardRows<'_>>,
-        crossing: Option<Crossing<'_>>,
-        drop: bool,
-    ) {
+    fn row(&mut self, b: &Batch<'_>, i: usize) {
+        let Batch {
+            p,
+            n,
+            shard,
+            crossing,
+            drop,
+        } = *b;
         self.row = i as u32;
         let sub = p.sub[i];
         if sub == SUB_CARRIER {
@@ -2651,6 +2640,18 @@ impl Counting {
             unknown,
         }
     }
+}
+
+/// The batch a tracker's rows are of, with what it was given to track them
+/// (`Tracker::feed_rows`).
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    p: &'a Packets<'a>,
+    n: usize,
+    shard: Option<ShardRows<'a>>,
+    crossing: Option<Crossing<'a>>,
+    /// Packets with bad checksums are not counted (`Config::drop_bad_checksums`).
+    drop: bool,
 }
 
 /// What `Shards` works out once a batch for its shards' trackers (`Tracker::pass`).
