@@ -1769,11 +1769,19 @@ impl Tracker {
     ) -> Result<(), ColumnError> {
         let n = p.check()?;
         if let Some(s) = shard {
-            let short = passing.is_some_and(|o| o.clock.len() != n || o.last.len() != n);
-            if s.mine.len() != n || s.quoted.len() != n || short {
+            if s.mine.len() != n || s.quoted.len() != n {
                 return Err(ColumnError(format!(
                     "column mine has {} rows, the others {n}",
                     s.mine.len()
+                )));
+            }
+        }
+        if let Some(o) = passing {
+            let past = o.visit.last().is_some_and(|&v| v as usize >= n);
+            if o.clock.len() != n || o.last.len() != n || past {
+                return Err(ColumnError(format!(
+                    "the split is of {} rows, the batch {n}",
+                    o.clock.len()
                 )));
             }
         }
@@ -3174,6 +3182,22 @@ mod tracker_tests {
                 })
             )
             .is_err_and(|e| e.to_string().contains("column mine has 1 rows")));
+        // a split of another batch (`Shards` checks it is the batch's own)
+        let (clock, last) = ([i64::MIN], [NONE_COUNTED]);
+        let split = Passing {
+            visit: &[],
+            clock: &clock,
+            last: &last,
+        };
+        let rows = Some(ShardRows {
+            mine: &mine,
+            quoted: &mine,
+        });
+        assert!(shard
+            .feed_rows(&r.packets(), rows, None, Some(&split))
+            .is_err_and(|e| e
+                .to_string()
+                .contains("the split is of 1 rows, the batch 3")));
         shard.finish();
         assert!(shard.ended.is_empty());
     }
