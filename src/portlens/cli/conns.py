@@ -123,7 +123,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
     if args.parquet:
         return _conns_parquet(args, keep)
     # conn.log's lines come written by the core, or from report/zeek.py: the other formats'
-    # writers, and the model they read, are not imported for it (a sixth of its start-up)
+    # writers, and the model they read, are not imported for it (10 ms of its start-up)
     zeek = ZeekWriter(out) if args.format == "zeek" else None
     if zeek is None:
         from portlens.report import conns as report
