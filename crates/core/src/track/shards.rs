@@ -216,20 +216,9 @@ impl Shards {
             .collect();
         let mut serials: Vec<Vec<u64>> =
             births.iter().map(|b| Vec::with_capacity(b.len())).collect();
-        let mut next = vec![0usize; births.len()];
+        let lens: Vec<usize> = births.iter().map(Vec::len).collect();
         let mut serial = base;
-        loop {
-            let mut pick: Option<((u32, u8), usize)> = None;
-            for (k, b) in births.iter().enumerate() {
-                if let Some(birth) = b.get(next[k]) {
-                    let at = (birth.row, birth.level);
-                    if pick.is_none_or(|(first, _)| at < first) {
-                        pick = Some((at, k));
-                    }
-                }
-            }
-            let Some((_, k)) = pick else { break };
-            next[k] += 1;
+        for (k, _) in merge_runs(&lens, |k, i| (births[k][i].row, births[k][i].level)) {
             serial += 1;
             serials[k].push(serial);
         }
@@ -476,7 +465,7 @@ impl SplitPlan {
 pub struct Ended {
     parts: Vec<ConnBatch>,
     /// (part, row), in order; empty when there is one part, whose rows are in order.
-    order: Vec<(u32, u32)>,
+    order: Vec<(usize, usize)>,
 }
 
 impl From<ConnBatch> for Ended {
@@ -493,26 +482,16 @@ impl Ended {
         parts.retain(|p| !p.is_empty());
         let mut order = Vec::new();
         if parts.len() > 1 {
-            order.reserve(parts.iter().map(ConnBatch::len).sum());
-            let key = |b: &ConnBatch, i: usize| (b.end_frame[i], b.end_phase[i], b.serial[i]);
-            let mut next = vec![0usize; parts.len()];
-            loop {
-                let mut pick: Option<(usize, (i64, u8, u64))> = None;
-                for (k, b) in parts.iter().enumerate() {
-                    if next[k] < b.len() {
-                        let at = key(b, next[k]);
-                        if pick.is_none_or(|(_, first)| at < first) {
-                            pick = Some((k, at));
-                        }
-                    }
-                }
-                let Some((k, _)) = pick else { break };
-                order.push((k as u32, next[k] as u32));
-                next[k] += 1;
-            }
-            let at = |&(k, i): &(u32, u32)| key(&parts[k as usize], i as usize);
+            let key = |k: usize, i: usize| {
+                let b = &parts[k];
+                (b.end_frame[i], b.end_phase[i], b.serial[i])
+            };
+            let lens: Vec<usize> = parts.iter().map(ConnBatch::len).collect();
+            order = merge_runs(&lens, key);
             debug_assert!(
-                order.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
+                order
+                    .windows(2)
+                    .all(|w| key(w[0].0, w[0].1) <= key(w[1].0, w[1].1)),
                 "a shard's rows out of one tracker's order"
             );
         }
@@ -536,10 +515,7 @@ impl Ended {
         let single = one
             .into_iter()
             .flat_map(|b| (0..b.len()).map(move |i| (b, i)));
-        let merged = self
-            .order
-            .iter()
-            .map(|&(k, i)| (&self.parts[k as usize], i as usize));
+        let merged = self.order.iter().map(|&(k, i)| (&self.parts[k], i));
         single.chain(merged)
     }
 
@@ -554,13 +530,32 @@ impl Ended {
             start.push(all.len());
             all.append(p);
         }
-        let order: Vec<usize> = self
-            .order
-            .iter()
-            .map(|&(k, i)| start[k as usize] + i as usize)
-            .collect();
+        let order: Vec<usize> = self.order.iter().map(|&(k, i)| start[k] + i).collect();
         all.select(&order)
     }
+}
+
+/// The rows of several runs, each in order by `key` (run, row), as one run in that order:
+/// (run, row) each, the lower run first of equal keys. The shards' births are numbered, and
+/// their ended rows written, in this order: one tracker's.
+fn merge_runs<K: Ord>(lens: &[usize], key: impl Fn(usize, usize) -> K) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(lens.iter().sum());
+    let mut next = vec![0usize; lens.len()];
+    loop {
+        let mut pick: Option<(usize, K)> = None;
+        for (k, &len) in lens.iter().enumerate() {
+            if next[k] < len {
+                let at = key(k, next[k]);
+                if pick.as_ref().is_none_or(|(_, first)| at < *first) {
+                    pick = Some((k, at));
+                }
+            }
+        }
+        let Some((k, _)) = pick else { break };
+        out.push((k, next[k]));
+        next[k] += 1;
+    }
+    out
 }
 
 /// The run's uids of the connections a batch created, by the stand-ins their shards gave them.
