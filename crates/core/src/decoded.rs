@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 
 use crate::capture::ahead::{AheadThread, Made, Progress};
@@ -32,8 +32,9 @@ use crate::capture::merge::{FileReport, Merge};
 use crate::capture::{CaptureError, CaptureReader, Compression, Format};
 use crate::decode::{Columns, DecodeOptions, Decoder};
 use crate::frames::FrameBatch;
+use crate::hand::{Hand, Wake};
 use crate::summary::{CaptureCounts, FileCounts};
-use crate::track::shards::{SplitPlan, SplitSpec};
+use crate::track::shards::{SharedBatch, SplitPlan, SplitSpec};
 use crate::track::Packets;
 
 /// One chunk's frames decoded, with what the caller reads of the file as of this batch.
@@ -71,6 +72,7 @@ struct Work {
     counts: FileCounts,
     not_decoded: BTreeMap<u16, u64>,
     split: Arc<OnceLock<SplitSpec>>,
+    hand: Arc<Hand>,
 }
 
 /// The thread: decoded batches to the caller, and back for their memory.
@@ -96,6 +98,8 @@ pub struct DecodedFile {
     counting: Option<Box<Counting>>,
     /// How the tracker shares rows out among its shards, for the thread to do it.
     split: Arc<OnceLock<SplitSpec>>,
+    /// Where the tracker offers the thread a shard's rows of a batch, once it splits them.
+    hand: Arc<Hand>,
 }
 
 /// What counting the frames takes: as [`crate::scan::PacketScan`] holds it.
@@ -173,6 +177,7 @@ impl DecodedFile {
         progress: Progress,
     ) -> Self {
         let split = Arc::new(OnceLock::new());
+        let hand = Arc::new(Hand::default());
         let work = Work {
             input,
             decode,
@@ -182,6 +187,7 @@ impl DecodedFile {
             counts: FileCounts::default(),
             not_decoded: BTreeMap::new(),
             split: Arc::clone(&split),
+            hand: Arc::clone(&hand),
         };
         let running = AheadThread::spawn(move |to_caller, from_caller| {
             read_and_decode(work, to_caller, from_caller)
@@ -198,6 +204,7 @@ impl DecodedFile {
             problems: Vec::new(),
             counting: None,
             split,
+            hand,
         }
     }
 
@@ -205,17 +212,33 @@ impl DecodedFile {
     /// `spec` says ([`DecodedBatch::split`]): the work of a tracker of several shards
     /// (`Shards::feed_split`) that the caller's thread would otherwise do before each
     /// batch, while the thread has a core to spare. The first spec holds for the file.
+    ///
+    /// From then on, while two batches wait for the caller, the thread also takes a job
+    /// offered on [`hand`](Self::hand) (`Shards::feed_helped`: a shard's rows) rather than
+    /// only wait for room; the caller rings it there once done with each batch it took.
     pub fn split_for(&self, spec: &SplitSpec) {
         if self.split.get().is_none() {
             let _ = self.split.set(spec.clone());
         }
     }
 
+    /// Where the thread takes jobs while it waits for room, once the batches come split.
+    pub fn hand(&self) -> &Arc<Hand> {
+        &self.hand
+    }
+
     /// The next batch of decoded frames, the problem that ended reading after the batches
     /// before it, or `None` at the end. Hand the batch back ([`give_back`](Self::give_back))
     /// once done with it, for its memory.
     pub fn next_batch(&mut self) -> Option<Result<Box<DecodedBatch>, CaptureError>> {
-        match self.running.as_ref()?.next() {
+        let running = self.running.as_ref()?;
+        let made = running.try_next().unwrap_or_else(|| {
+            // The thread may wait on the hand for room that batches taken since freed (the
+            // tracker rings once done with a batch, and this caller took two without).
+            self.hand.ring();
+            running.next()
+        });
+        match made {
             Made::Batch(mut batch) => {
                 self.progress.clone_from(&batch.progress);
                 self.counts = batch.counts;
@@ -251,6 +274,7 @@ impl DecodedFile {
 
     fn join(&mut self) {
         if let Some(running) = self.running.take() {
+            self.hand.close(); // a thread waiting on it ends
             self.ended = running.join();
             if let Some(Work {
                 input: Input::Many(merge),
@@ -339,6 +363,7 @@ fn read_and_decode(
     spares: &Receiver<Box<DecodedBatch>>,
 ) -> Work {
     let mut frames: Option<FrameBatch> = None;
+    let mut rung = 0;
     loop {
         let next = match &mut w.input {
             Input::One(reader) => reader.next_batch_reusing(frames.take()),
@@ -346,11 +371,11 @@ fn read_and_decode(
         };
         let batch = match next {
             None => {
-                let _ = to_caller.send(Made::End(None));
+                hand_over(&w, to_caller, Made::End(None), &mut rung);
                 return w;
             }
             Some(Err(e)) => {
-                let _ = to_caller.send(Made::End(Some(e)));
+                hand_over(&w, to_caller, Made::End(Some(e)), &mut rung);
                 return w;
             }
             Some(Ok(batch)) => batch,
@@ -383,9 +408,46 @@ fn read_and_decode(
         } else {
             frames = Some(batch);
         }
-        if to_caller.send(Made::Batch(out)).is_err() {
+        if !hand_over(&w, to_caller, Made::Batch(out), &mut rung) {
             return w; // the caller closed the file
         }
+    }
+}
+
+/// Hands `made` to the caller, waiting for room; false when the caller is gone. Once the
+/// batches come split, a job offered on the hand while two batches wait is taken instead of
+/// only waiting (hand.rs): the caller then has enough to go on with.
+fn hand_over(
+    w: &Work,
+    to_caller: &SyncSender<Made<Box<DecodedBatch>>>,
+    made: Made<Box<DecodedBatch>>,
+    rung: &mut u64,
+) -> bool {
+    if w.split.get().is_none() {
+        return to_caller.send(made).is_ok();
+    }
+    let mut made = made;
+    loop {
+        match to_caller.try_send(made) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => made = back,
+        }
+        match w.hand.wait(rung) {
+            Wake::Job(job) => job(),
+            Wake::Rung => {}
+            Wake::Closed => return false,
+        }
+    }
+}
+
+impl SharedBatch for DecodedBatch {
+    fn packets(&self) -> Packets<'_> {
+        Packets::of(&self.columns)
+    }
+
+    fn split(&self) -> &SplitPlan {
+        &self.split
     }
 }
 

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod decoded;
 pub mod event_text;
 pub mod frames;
+pub mod hand;
 pub mod human;
 pub mod packet_text;
 pub mod ring;

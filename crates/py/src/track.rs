@@ -6,6 +6,7 @@
 //! `transitions()` drains the RFC 9293 transitions seen so far, as columns too.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use numpy::Element;
 use numpy::{
@@ -780,18 +781,37 @@ impl Tracker {
                 "no batch held: DecodedFile.hold() first",
             ));
         };
-        if let Some(spec) = self.inner.split_spec() {
-            file.file().split_for(spec); // the next batches come split
-        }
-        let inner = &mut self.inner;
-        let fed = py.detach(|| match &rows {
-            None => Some(inner.feed_split(&Packets::of(&batch.columns), Some(&batch.split))),
-            Some(rows) => batch
-                .columns
-                .take_rows(rows)
-                .map(|kept| inner.feed(&Packets::of(&kept))),
+        // The next batches come split, and the thread may track the second shard.
+        let hand = self.inner.split_spec().map(|spec| {
+            let f = file.file();
+            f.split_for(spec);
+            Arc::clone(f.hand())
         });
-        file.give_back(batch);
+        let inner = &mut self.inner;
+        let (fed, batch) = py.detach(|| {
+            let fed = match (&rows, &hand) {
+                (None, Some(hand)) => {
+                    let shared = Arc::new(batch);
+                    let fed = inner.feed_helped(&shared, hand);
+                    // The job let go of it when it gave the shard back.
+                    return (Some(fed), Arc::into_inner(shared));
+                }
+                (None, None) => {
+                    Some(inner.feed_split(&Packets::of(&batch.columns), Some(&batch.split)))
+                }
+                (Some(rows), _) => batch
+                    .columns
+                    .take_rows(rows)
+                    .map(|kept| inner.feed(&Packets::of(&kept))),
+            };
+            (fed, Some(batch))
+        });
+        if let Some(hand) = &hand {
+            hand.ring(); // room for the thread's next batch
+        }
+        if let Some(batch) = batch {
+            file.give_back(batch);
+        }
         match fed {
             None => Err(PyValueError::new_err("rows: a row past the batch")),
             Some(Err(e)) => Err(PyValueError::new_err(e.to_string())),

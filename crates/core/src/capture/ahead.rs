@@ -98,6 +98,16 @@ impl<M: Send + 'static, S: Send + 'static, W: Send + 'static> AheadThread<M, S, 
         })
     }
 
+    /// The next batch or the end if one is there already; `None` if the thread has not made
+    /// it yet.
+    pub fn try_next(&self) -> Option<Made<M>> {
+        match self.batches.try_recv() {
+            Ok(made) => Some(made),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(self.next()),
+        }
+    }
+
     /// A batch the caller is done with. The thread may have ended meanwhile: it is then
     /// simply dropped.
     pub fn give_back(&self, spare: S) {

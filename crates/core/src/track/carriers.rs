@@ -182,6 +182,11 @@ impl Carriers {
         }
     }
 
+    /// Whether a row of the batch is tunnelled: its shards may then wait for each other.
+    pub(crate) fn crossing(&self) -> bool {
+        !self.first.is_empty()
+    }
+
     /// The shard that tracks the connections of a host pair.
     pub(crate) fn owner(&self, src: &[u8; 16], dst: &[u8; 16]) -> u16 {
         u16::try_from(shard_of(src, dst, self.shards)).unwrap_or(u16::MAX)

@@ -2930,7 +2930,7 @@ mod tracker_tests {
     use super::*;
 
     /// Packet columns owned by the test, one TCP segment a row.
-    #[derive(Default)]
+    #[derive(Default, Clone)]
     struct Rows {
         frame: Vec<i64>,
         ts_ns: Vec<i64>,
@@ -2967,7 +2967,7 @@ mod tracker_tests {
     }
 
     /// The columns of one level of carriers.
-    #[derive(Default)]
+    #[derive(Default, Clone)]
     struct CarrierRows {
         src: Vec<u8>,
         dst: Vec<u8>,
@@ -3269,9 +3269,25 @@ mod tracker_tests {
 
     /// What a run hands out, as text: every column of every row in order, and each
     /// connection's transitions (the shards' streams interleave differently).
+    /// A batch of `Rows` shared with a helping thread, with its split.
+    struct HelpedRows {
+        rows: Rows,
+        split: shards::SplitPlan,
+    }
+
+    impl shards::SharedBatch for HelpedRows {
+        fn packets(&self) -> Packets<'_> {
+            self.rows.packets()
+        }
+
+        fn split(&self) -> &shards::SplitPlan {
+            &self.split
+        }
+    }
+
     fn run_text(
         batches: &[Rows],
-        mut feed: impl FnMut(&Packets<'_>),
+        mut feed: impl FnMut(&Rows),
         mut take: impl FnMut() -> (ConnBatch, TransitionBatch),
         finish: impl FnOnce() -> (ConnBatch, TransitionBatch),
     ) -> (String, Vec<(u64, String)>) {
@@ -3290,7 +3306,7 @@ mod tracker_tests {
             }
         };
         for b in batches {
-            feed(&b.packets());
+            feed(b);
             keep(take());
         }
         keep(finish());
@@ -3381,7 +3397,7 @@ mod tracker_tests {
         };
         let expected = run_text(
             batches,
-            |p| one.borrow_mut().feed(p).unwrap(),
+            |b| one.borrow_mut().feed(&b.packets()).unwrap(),
             || {
                 let mut t = one.borrow_mut();
                 keep((t.ended.take(), t.transitions.take()))
@@ -3394,35 +3410,75 @@ mod tracker_tests {
         );
         assert!(expected.0.matches("uid").count() > 0);
         // (shards, rows a part of `finish_part`, threads kept for the run, the shards that
-        // the batches come split for, as the reading thread splits them: None, not split)
-        for (n, part, pool, made_for) in [
-            (1, Some(3), true, None),
-            (2, None, true, None),
-            (2, None, true, Some(2)),
-            (2, None, false, None),
-            (2, Some(1), true, Some(3)), // split for others: split again
-            (3, Some(7), true, Some(3)),
-            (5, None, true, Some(5)),
-            (5, None, false, None),
+        // the batches come split for, as the reading thread splits them: None, not split;
+        // the second shard offered to a helping thread (`feed_helped`), which takes every
+        // job, or to none, so that this thread tracks it too)
+        for (n, part, pool, made_for, help) in [
+            (1, Some(3), true, None, None),
+            (2, None, true, None, None),
+            (2, None, true, Some(2), None),
+            (2, None, false, None, None),
+            (2, Some(1), true, Some(3), None), // split for others: split again
+            (3, Some(7), true, Some(3), None),
+            (5, None, true, Some(5), None),
+            (5, None, false, None, None),
+            (2, None, true, Some(2), Some(true)),
+            (2, Some(5), true, Some(2), Some(false)),
+            (2, None, true, Some(3), Some(true)), // split for others: not helped
+            (3, None, false, Some(3), Some(true)),
         ] {
             let mut shards = shards::Shards::new(config.clone(), n);
             if !pool {
                 shards.start_threads_each_batch();
             }
+            if help == Some(true) {
+                shards.wait_for_help(std::time::Duration::from_secs(60));
+            }
+            let hand = std::sync::Arc::new(crate::hand::Hand::default());
+            let helper = (help == Some(true)).then(|| {
+                let hand = std::sync::Arc::clone(&hand);
+                std::thread::spawn(move || {
+                    let (mut seen, mut ran) = (0, 0);
+                    while let crate::hand::Wake::Job(job) = hand.wait(&mut seen) {
+                        job();
+                        ran += 1;
+                    }
+                    ran
+                })
+            });
             let shards = std::cell::RefCell::new(shards);
             let mut plan = shards::SplitPlan::default();
             let spec = made_for.map(|k| shards::SplitSpec {
                 shards: k,
                 counting: Counting::of(&config),
             });
+            let mut offered = 0;
             let got = run_text(
                 batches,
-                |p| {
+                |b| {
+                    let p = &b.packets();
                     let made = spec.as_ref().map(|spec| {
                         plan.make(p, spec).unwrap();
                         &plan
                     });
-                    shards.borrow_mut().feed_split(p, made).unwrap();
+                    let mut s = shards.borrow_mut();
+                    match (help, made) {
+                        (Some(_), Some(made)) => {
+                            let shared = std::sync::Arc::new(HelpedRows {
+                                rows: b.clone(),
+                                split: made.clone(),
+                            });
+                            s.feed_helped(&shared, &hand).unwrap();
+                            let helped =
+                                made_for == Some(n) && b.tunnel_depth.iter().all(|&d| d == 0);
+                            offered += usize::from(helped);
+                            assert!(
+                                std::sync::Arc::into_inner(shared).is_some(),
+                                "the batch is the caller's again"
+                            );
+                        }
+                        (_, made) => s.feed_split(p, made).unwrap(),
+                    }
                 },
                 || {
                     let mut s = shards.borrow_mut();
@@ -3462,9 +3518,14 @@ mod tracker_tests {
                     (rows, transitions)
                 },
             );
+            hand.close();
+            if let Some(helper) = helper {
+                let ran = helper.join().expect("the helper ran its jobs");
+                assert_eq!(ran, offered, "{label}: every job offered is taken");
+            }
             assert!(
                 got.0 == expected.0,
-                "{label}, {n} shards ({pool}, split for {made_for:?}): the rows differ"
+                "{label}, {n} shards ({pool}, split for {made_for:?}, helped {help:?}): the rows differ"
             );
             assert!(
                 got.1 == expected.1,

@@ -22,11 +22,18 @@
 //! transitions, tunnel parents), and goes on numbering from one run's count. The rows that
 //! ended come out in one tracker's order: (where they ended, serial).
 //!
+//! Read from a file in the core (`DecodedFile`), the second shard's rows of a batch are
+//! offered to the reading thread (`feed_helped`, hand.rs), which tracks them when it would
+//! only wait for room for its next batch; else the caller's thread tracks them after the
+//! first shard's. The rayon threads then track only batches with tunnelled rows, whose
+//! shards may wait for each other's carriers.
+//!
 //! The flow cap is shared out: each shard keeps `--max-flows` / n open flows at most, and
 //! evicts its own least recently active (docs/tracking.md); only a run that reaches the cap
 //! can differ from one tracker's, which evicts the least recently active of all.
 
 use std::collections::HashMap;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use super::carriers::{Carriers, Crossing};
@@ -37,20 +44,29 @@ use super::{
     FlowHasher, NotCounted, Packets, Passing, ShardRows, Tracker, NONE_COUNTED, SUB_CARRIER,
     SUB_FRAME,
 };
+use crate::hand::Hand;
 
 /// The trackers of `n` flow shards, fed the same batches.
 pub struct Shards {
-    trackers: Vec<Tracker>,
+    trackers: Vec<Box<Tracker>>,
+    /// What stands in for the second shard's tracker while another thread tracks it
+    /// (`feed_helped`): a tracker that never sees a row.
+    stand_in: Option<Box<Tracker>>,
     /// Connections created so far by every shard: one tracker's serial.
     serial: u64,
     /// What a batch's split is made for, and the split of a batch that came without one.
     spec: SplitSpec,
     plan: SplitPlan,
-    /// The tunnel carriers' uids of the batch being tracked.
-    carriers: Carriers,
+    /// The tunnel carriers' uids of the batch being tracked, shared with a shard tracked by a
+    /// helping thread.
+    carriers: Arc<Carriers>,
     /// The threads of the shards after the first (which the caller's thread tracks), kept
     /// for the run: starting one a batch cost its stack and a wait for a core each time.
     pool: Option<rayon_core::ThreadPool>,
+    /// Tests: how long a job offered waits to be taken before this thread takes it back, so
+    /// that a helping thread surely tracks the shard.
+    #[cfg(test)]
+    wait_for_help: Option<std::time::Duration>,
 }
 
 impl Shards {
@@ -67,9 +83,10 @@ impl Shards {
                     t.births = Some(Vec::new());
                     t.uids.shard = u16::try_from(k).unwrap_or(u16::MAX);
                 }
-                t
+                Box::new(t)
             })
             .collect();
+        let stand_in = (n > 1).then(|| Box::new(Tracker::new(config.clone())));
         // Without its threads (the system would not start them) the shards are tracked in
         // threads started for each batch, as scoped threads.
         let pool = (n > 1)
@@ -83,14 +100,17 @@ impl Shards {
             .flatten();
         Shards {
             trackers,
+            stand_in,
             serial: 0,
             spec: SplitSpec {
                 shards: n,
                 counting: Counting::of(&config),
             },
             plan: SplitPlan::default(),
-            carriers: Carriers::default(),
+            carriers: Arc::default(),
             pool,
+            #[cfg(test)]
+            wait_for_help: None,
         }
     }
 
@@ -100,10 +120,16 @@ impl Shards {
         self.pool = None;
     }
 
+    /// A job offered waits up to `limit` for a helping thread before this one takes it back.
+    #[cfg(test)]
+    pub(crate) fn wait_for_help(&mut self, limit: std::time::Duration) {
+        self.wait_for_help = Some(limit);
+    }
+
     /// The one tracker of an unsharded run (process workers and Dask tasks shard outside).
     pub fn single(&mut self) -> Option<&mut Tracker> {
         match self.trackers.as_mut_slice() {
-            [one] => Some(one),
+            [one] => Some(&mut **one),
             _ => None,
         }
     }
@@ -127,11 +153,36 @@ impl Shards {
         p: &Packets<'_>,
         made: Option<&SplitPlan>,
     ) -> Result<(), ColumnError> {
+        self.feed_with(p, made, None)
+    }
+
+    /// `feed_split` of a batch shared with a thread that may track the second shard while
+    /// this one tracks the first: the reading thread, offered that on `hand` when it would
+    /// only wait for room (hand.rs). Whoever tracks a shard, its rows are the same. The
+    /// batch's split must be made for these shards, and no row tunnelled (the shards may
+    /// then wait for each other's carriers, and each needs a thread of its own); else it is
+    /// tracked as `feed_split` tracks it.
+    pub fn feed_helped<B: SharedBatch>(
+        &mut self,
+        batch: &Arc<B>,
+        hand: &Hand,
+    ) -> Result<(), ColumnError> {
+        let shared: Arc<dyn SharedBatch> = Arc::<B>::clone(batch);
+        self.feed_with(&batch.packets(), Some(batch.split()), Some((shared, hand)))
+    }
+
+    fn feed_with(
+        &mut self,
+        p: &Packets<'_>,
+        made: Option<&SplitPlan>,
+        help: Option<(Arc<dyn SharedBatch>, &Hand)>,
+    ) -> Result<(), ColumnError> {
         if let Some(one) = self.single() {
             return one.feed(p);
         }
         let n = p.check()?;
         let made = made.filter(|m| m.made_for() == Some((n, &self.spec)));
+        let help = help.filter(|_| made.is_some()); // the helper tracks by the batch's split
         let mut own = std::mem::take(&mut self.plan);
         let plan = match made {
             Some(plan) => plan,
@@ -140,7 +191,7 @@ impl Shards {
                 &own
             }
         };
-        let fed = self.feed_plan(p, n, plan);
+        let fed = self.feed_plan(p, n, plan, help);
         self.plan = own; // its allocations, for the next batch
         fed
     }
@@ -150,8 +201,10 @@ impl Shards {
         p: &Packets<'_>,
         n: usize,
         plan: &SplitPlan,
+        help: Option<(Arc<dyn SharedBatch>, &Hand)>,
     ) -> Result<(), ColumnError> {
-        self.carriers
+        Arc::get_mut(&mut self.carriers)
+            .ok_or_else(|| ColumnError("a shard of the batch before is still tracked".into()))?
             .reset(&p.tunnel_depth[..n], self.trackers.len());
         let base = self.serial;
         for t in &mut self.trackers {
@@ -162,26 +215,31 @@ impl Shards {
             }
             t.reparented.clear();
         }
-        let rows = &plan.shards;
-        let (clock, last) = (&plan.clock[..], &plan.last[..]);
-        let carriers = &self.carriers;
-        // Each shard tracks its rows in its thread; the first in this one.
-        let track = move |k: usize, t: &mut Tracker| {
-            let _done = carriers.done_guard(k);
-            let (mine, quoted, visit) = &rows[k];
-            let crossing = Crossing {
-                carriers,
-                me: u16::try_from(k).unwrap_or(u16::MAX),
-            };
-            let passing = Passing { visit, clock, last };
-            let shard = ShardRows { mine, quoted };
-            t.feed_rows(p, Some(shard), Some(crossing), Some(&passing))
+        let lent = match help {
+            Some((batch, hand)) if !self.carriers.crossing() => {
+                Some((hand, self.lend(batch, hand)))
+            }
+            _ => None,
         };
+        #[cfg(test)]
+        if let (Some((hand, _)), Some(limit)) = (&lent, self.wait_for_help) {
+            let since = std::time::Instant::now();
+            while hand.offered() && since.elapsed() < limit {
+                thread::yield_now();
+            }
+        }
+        let carriers = &*self.carriers;
+        let track = move |k: usize, t: &mut Tracker| track_shard(t, k, p, plan, carriers);
         let (first, rest) = self.trackers.split_first_mut().expect("at least one shard");
         let mut results: Vec<Result<(), ColumnError>> = Vec::new();
         results.resize_with(rest.len() + 1, || Ok(()));
         let (mine, theirs) = results.split_first_mut().expect("at least one shard");
-        let others = rest.iter_mut().enumerate().zip(theirs);
+        // A lent shard's place holds its stand-in, which tracks nothing.
+        let others = rest
+            .iter_mut()
+            .enumerate()
+            .zip(theirs)
+            .skip(usize::from(lent.is_some()));
         // Each of the others' is started in a thread before the first is tracked in this one:
         // every shard runs at once, as a shard may wait for another's tunnel carriers.
         match &self.pool {
@@ -198,11 +256,39 @@ impl Shards {
                 *mine = track(0, first);
             }),
         }
+        if let Some((hand, back)) = lent {
+            if let Some(job) = hand.withdraw() {
+                job(); // no one took it: tracked here, after the first
+            }
+            let (t, fed) = back
+                .recv()
+                .map_err(|_| ColumnError("the thread that tracked shard 1 stopped".into()))?;
+            self.stand_in = Some(std::mem::replace(&mut self.trackers[1], t));
+            results[1] = fed;
+        }
         for r in results {
             r?;
         }
         self.rename(base);
         Ok(())
+    }
+
+    /// Offers the second shard's rows of `batch` on `hand`, its tracker lent to the job: the
+    /// job gives it back, with how the rows went, by the channel returned.
+    fn lend(&mut self, batch: Arc<dyn SharedBatch>, hand: &Hand) -> mpsc::Receiver<Lent> {
+        let stand_in = self
+            .stand_in
+            .take()
+            .unwrap_or_else(|| Box::new(Tracker::new(self.trackers[0].config.clone())));
+        let mut t = std::mem::replace(&mut self.trackers[1], stand_in);
+        let carriers = Arc::clone(&self.carriers);
+        let (back, from_job) = mpsc::sync_channel(1);
+        hand.offer(Box::new(move || {
+            let fed = track_shard(&mut t, 1, &batch.packets(), batch.split(), &carriers);
+            drop((batch, carriers)); // the caller's again once it has the shard back
+            let _ = back.send((t, fed));
+        }));
+        from_job
     }
 
     /// One run's serials for the connections the shards created in the batch just tracked:
@@ -335,7 +421,7 @@ impl Shards {
     pub fn take_created(&mut self) -> Vec<i64> {
         self.trackers
             .iter_mut()
-            .flat_map(Tracker::take_created)
+            .flat_map(|t| t.take_created())
             .collect()
     }
 
@@ -352,7 +438,7 @@ impl Shards {
     }
 
     pub fn open_flows(&self) -> usize {
-        self.trackers.iter().map(Tracker::open_flows).sum()
+        self.trackers.iter().map(|t| t.open_flows()).sum()
     }
 
     pub fn not_counted(&self) -> NotCounted {
@@ -361,6 +447,49 @@ impl Shards {
             out.add(&t.not_counted);
         }
         out
+    }
+}
+
+/// A shard's tracker lent to a job, back with how its rows went.
+type Lent = (Box<Tracker>, Result<(), ColumnError>);
+
+/// Shard `k`'s rows of a batch split by `plan`, in whichever thread tracks them.
+fn track_shard(
+    t: &mut Tracker,
+    k: usize,
+    p: &Packets<'_>,
+    plan: &SplitPlan,
+    carriers: &Carriers,
+) -> Result<(), ColumnError> {
+    let _done = carriers.done_guard(k);
+    let (mine, quoted, visit) = &plan.shards[k];
+    let crossing = Crossing {
+        carriers,
+        me: u16::try_from(k).unwrap_or(u16::MAX),
+    };
+    let passing = Passing {
+        visit,
+        clock: &plan.clock,
+        last: &plan.last,
+    };
+    let shard = ShardRows { mine, quoted };
+    t.feed_rows(p, Some(shard), Some(crossing), Some(&passing))
+}
+
+/// A batch another thread may track a shard of (`Shards::feed_helped`): its rows, and the
+/// split the reading thread made of them.
+pub trait SharedBatch: Send + Sync + 'static {
+    fn packets(&self) -> Packets<'_>;
+    fn split(&self) -> &SplitPlan;
+}
+
+impl<B: SharedBatch> SharedBatch for Box<B> {
+    fn packets(&self) -> Packets<'_> {
+        (**self).packets()
+    }
+
+    fn split(&self) -> &SplitPlan {
+        (**self).split()
     }
 }
 
