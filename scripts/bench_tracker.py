@@ -24,8 +24,13 @@ from typing import Any
 
 def rust_tracker(max_flows: int | None, workers: int) -> Any:
     from portlens import _core
-    from portlens.track.tcp import TCP_CONNECTION_LINGER, TCP_SESSION_TIMER, TCP_SYN_TIMEOUT
-    from portlens.track.timeouts import SECOND, Timeouts
+    from portlens.track.timeouts import (
+        SECOND,
+        TCP_CONNECTION_LINGER,
+        TCP_SESSION_TIMER,
+        TCP_SYN_TIMEOUT,
+        Timeouts,
+    )
 
     t = Timeouts()
     timeouts: dict[str, int | None] = {n: getattr(t, n) for n in Timeouts.names()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -243,3 +244,33 @@ def test_command_line_leaves_numpy_one_thread() -> None:
     if count("portlens") == 1:
         pytest.skip("this numpy starts no thread of its own here (one CPU, or no OpenBLAS)")
     assert count("portlens.cli") == 1
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(dict(a.choices) for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction))
+
+
+def test_a_run_builds_its_own_commands_parser_as_the_whole_one_has_it() -> None:
+    """`PARSERS` names every command its function adds, in `--help`'s order: a run builds
+    only its command's parser (start-up), the same as the one `--help` describes."""
+    from portlens.cli import PARSERS, build_parser
+
+    whole = _subcommands(build_parser())
+    assert list(whole) == [name for _, _, names in PARSERS for name in names]
+    for name, parser in whole.items():
+        alone = _subcommands(build_parser(name))
+        assert alone[name].format_help() == parser.format_help(), name
+        assert len(alone) < len(whole)
+
+
+def test_conns_to_zeek_imports_no_other_commands_module() -> None:
+    code = ("import json, sys, portlens.cli as c; c.main(['conns', '--format', 'zeek', "
+            f"{SAMPLE!r}]); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('portlens.cli.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    modules = set(json.loads(out.stdout.splitlines()[-1]))
+    assert "portlens.cli.conns" in modules
+    assert not {"portlens.cli.live", "portlens.cli.html", "portlens.cli.packets",
+                "portlens.cli.reports", "portlens.cli.talkers"} & modules

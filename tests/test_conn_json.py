@@ -19,7 +19,7 @@ import pytest
 
 from portlens.pipeline.run import Options, Pipeline, Source
 from portlens.report.conns import csv_lines, json_line, json_lines, record, write_csv
-from portlens.track import rust
+from portlens.track import objects, rust
 from portlens.track.config import TrackerConfig
 from portlens.track.model import Connection
 from portlens.track.states import Event, TcpState
@@ -220,7 +220,7 @@ def test_lines_equal_records_on_made_up_values(seed: int) -> None:
     cols["tunnel_parents"] = [tuple(rng.sample(ODD_TEXT, rng.randrange(3))) for _ in range(n)]
     cols["icmp_errors"] = [tuple((rng.randrange(256), rng.randrange(256))
                                  for _ in range(rng.randrange(3))) for _ in range(n)]
-    conns = rust.connections(cols, kept_of(cols))
+    conns = objects.connections(cols, kept_of(cols))
     ref = object_lines(conns, "json")
     assert all(f'"proto":"{p}"' in ref for p in ("tcp", "udp", "icmp"))
     assert "e-0" in ref and "\\u" in ref and '"transitions":[{' in ref

@@ -124,7 +124,7 @@ def test_wall_clock_ends_the_same_connections_as_objects(capture: Path,
     import itertools
 
     from portlens.report.conns import record
-    from portlens.track.rust import connections
+    from portlens.track.objects import connections
 
     now = max(c.last_ns for c in _objects(capture)) + 3600 * 10**9
     monkeypatch.setattr(time, "time_ns", lambda: now)

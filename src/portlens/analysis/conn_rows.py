@@ -4,7 +4,7 @@ chart and RTT boxes read of each connection, made without a Connection per row.
 The compiled tracker hands its ended connections over as columns (track/rust.py); a report of
 a big capture (75,000 connections on the benchmark capture) that turned each into a Connection
 and read the fields back spent 2 CPU s doing so. :meth:`ConnRows.add_columns` takes the values
-from the columns a block at a time instead, with the rules of ``track.rust.connections`` and
+from the columns a block at a time instead, with the rules of ``track.objects.connections`` and
 ``ports.outcome`` (analysis/columns.py computes the outcome for the `ports` report the same
 way), and :meth:`ConnRows.add` takes them from Connection objects (the workers' and the
 reference tracker's path); tests/test_conn_rows.py holds the two equal on every capture.
@@ -24,8 +24,9 @@ import numpy as np
 from portlens.analysis.columns import port_rows
 from portlens.analysis.ports import OUTCOMES, outcome
 from portlens.track.model import Connection
-from portlens.track.rust import _END_REASONS, _STATES, NO_CODE, NONE64, port_services
-from portlens.track.rust import connections as core_connections
+from portlens.track.objects import _END_REASONS, _STATES, port_services
+from portlens.track.objects import connections as core_connections
+from portlens.track.rust import NO_CODE, NONE64
 
 Columns = dict[str, Any]
 
@@ -126,7 +127,7 @@ class ConnRows:
             "resp_bytes": cols["resp_bytes"], "missed_bytes": cols["missed_bytes"],
             "orig_pkts": cols["orig_pkts"], "orig_ip_bytes": cols["orig_ip_bytes"],
             "resp_pkts": cols["resp_pkts"], "resp_ip_bytes": cols["resp_ip_bytes"],
-            # a Handshake is made for every TCP row (track.rust.connections), none for others
+            # a Handshake is made for every TCP row (track.objects.connections), none for others
             "server_rtt_ns": np.where(tcp & has_syn & has_syn_ack, syn_ack - syn, NONE64),
             "client_rtt_ns": np.where(tcp & has_syn_ack & has_ack, ack - syn_ack, NONE64)}
         for name, v in numbers.items():

@@ -19,15 +19,28 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from portlens import __version__
 from portlens.cli.args import check_options, check_source, compiled_filter
 from portlens.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError, error
-from portlens.cli.conns import add_conns_parser, add_events_parser
-from portlens.cli.html import add_html_parser
-from portlens.cli.live import add_live_parsers
-from portlens.cli.packets import add_packets_parser
-from portlens.cli.reports import add_report_parsers
-from portlens.cli.talkers import add_talker_parsers
+
+PARSERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("packets", "add_packets_parser", ("packets",)),
+    ("conns", "add_conns_parser", ("conns",)),
+    ("live", "add_live_parsers", ("sniff", "interfaces")),
+    ("conns", "add_events_parser", ("events",)),
+    ("reports", "add_report_parsers", ("ports", "handshakes", "sockets", "ladder")),
+    ("talkers", "add_talker_parsers", ("hosts", "convs")),
+    ("html", "add_html_parser", ("report",)),
+)
+"""Each command's module (under portlens.cli), the function that adds its parser and its
+siblings', and their names, in the order `--help` lists them."""
+
+COMMANDS = frozenset(name for _, _, names in PARSERS for name in names)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of `command` (and its siblings): the one a run
+    needs. Building all thirty-odd options' parsers and importing their modules took about
+    a sixth of `conns`' start-up."""
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="portlens",
         description="Packet-level analyzer of TCP/UDP ports, sockets and connections.",
@@ -36,13 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-color", action="store_true",
                         help="no colour, even on a terminal (colour is only used on terminals)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_packets_parser(sub)
-    add_conns_parser(sub)
-    add_live_parsers(sub)
-    add_events_parser(sub)
-    add_report_parsers(sub)
-    add_talker_parsers(sub)
-    add_html_parser(sub)
+    for module, adder, names in PARSERS:
+        if command is None or command in names:
+            getattr(importlib.import_module(f"portlens.cli.{module}"), adder)(sub)
     return parser
 
 
@@ -60,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    argv = _default_command(parser, sys.argv[1:] if argv is None else list(argv))
+    argv = _default_command(sys.argv[1:] if argv is None else list(argv))
+    parser = build_parser(_command_of(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
@@ -148,19 +157,24 @@ def _silence_stdout_errors() -> None:
 GLOBAL_FLAGS = ("--no-color",)
 
 
-def _default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+def _command_of(argv: list[str]) -> str | None:
+    """The command `argv` names (after the global options), None without one: `--help`, or
+    a name that is not a command (argparse then lists them all)."""
+    lead = 0
+    while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
+        lead += 1
+    return argv[lead] if lead < len(argv) and argv[lead] in COMMANDS else None
+
+
+def _default_command(argv: list[str]) -> list[str]:
     """`portlens FILE...` means `portlens ports FILE...`."""
     import os
 
-    commands: set[str] = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            commands.update(action.choices)
     lead = 0  # global options stay before the command
     while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
         lead += 1
     rest = argv[lead:]
-    if not rest or rest[0] in commands or rest[0] in ("-h", "--help", "--version"):
+    if not rest or rest[0] in COMMANDS or rest[0] in ("-h", "--help", "--version"):
         return argv
     if rest[0].startswith("-") or os.path.exists(rest[0]) or "." in rest[0] or (
             os.sep in rest[0]):

@@ -171,7 +171,7 @@ class _Latest:
 
     def connections(self) -> list[Connection]:
         """The last RECENT, oldest first, without their transitions (not shown)."""
-        from portlens.track.rust import connections
+        from portlens.track.objects import connections
 
         out: list[Connection] = []
         for cols in self._blocks:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, TypeAlias
 
 from portlens.decode.fields import FRAG_PART, SUB_FRAME, addr_bytes
-from portlens.track.model import Connection
 
 if TYPE_CHECKING:  # a run that selects nothing reads no batch here (nor imports NumPy)
     import numpy as np
@@ -23,6 +21,7 @@ if TYPE_CHECKING:  # a run that selects nothing reads no batch here (nor imports
 
     from portlens.decode.packets import PacketBatch
     from portlens.filter import PacketFilter
+    from portlens.track.model import Connection
 
 Index: TypeAlias = "npt.NDArray[np.intp]"
 
@@ -126,6 +125,8 @@ def parse_time(text: str) -> int:
     the local time zone, like the times portlens prints). Raises ValueError."""
     text = text.strip()
     if _EPOCH.fullmatch(text):
+        from decimal import Decimal, InvalidOperation  # only --start/--end read times
+
         try:
             return int(Decimal(text) * 1_000_000_000)
         except InvalidOperation:

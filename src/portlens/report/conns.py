@@ -98,8 +98,8 @@ JSON_LINES_AT_ONCE = 2048
 
 def port_services(cols: dict[str, Any]) -> list[str]:
     """Each row's ``Connection.service`` for a block of the tracker's columns, as
-    ``track.rust.connections`` gives it."""
-    from portlens.track.rust import port_services as services
+    ``track.objects.connections`` gives it."""
+    from portlens.track.objects import port_services as services
 
     return services(cols["proto"], cols["id.resp_p"].tolist())
 
@@ -247,7 +247,8 @@ def table_columns_of(cols: dict[str, Any], columns: tuple[Column, ...] = TABLE_C
     import numpy as np
 
     from portlens.analysis.columns import addresses
-    from portlens.track.rust import _STATES, NO_CODE
+    from portlens.track.objects import _STATES
+    from portlens.track.rust import NO_CODE
 
     proto: list[str] = cols["proto"]
     n = len(proto)
@@ -301,7 +302,7 @@ def _service_cells(port_kind: Any, resp_p: Any) -> CodedCells:
     1, -1 for other protocols: '-'), looked up once a distinct (protocol, port)."""
     import numpy as np
 
-    from portlens.track.rust import _service
+    from portlens.track.objects import _service
 
     key = np.where(port_kind >= 0, port_kind * 65536 + resp_p, -1)
     distinct, codes = np.unique(key, return_inverse=True)
@@ -312,7 +313,7 @@ def _service_cells(port_kind: Any, resp_p: Any) -> CodedCells:
 
 def _end_cells(cols: dict[str, Any]) -> list[str]:
     """Each row's end: its reason, with the ICMP errors that quoted it."""
-    from portlens.track.rust import _END_REASONS
+    from portlens.track.objects import _END_REASONS
 
     names = {value: str(reason) for value, reason in _END_REASONS.items()}
     end = [names[r] for r in cols["end_reason"]]

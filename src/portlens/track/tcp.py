@@ -18,7 +18,12 @@ from portlens.track.entry import TableEntry
 from portlens.track.model import Handshake, Outcome, TcpAnalysis, TcpOptions
 from portlens.track.ranges import Coverage
 from portlens.track.states import Event, TcpState, next_state
-from portlens.track.timeouts import Timeouts
+from portlens.track.timeouts import (
+    TCP_CONNECTION_LINGER,
+    TCP_SESSION_TIMER,
+    TCP_SYN_TIMEOUT,
+    Timeouts,
+)
 from portlens.track.zeek import (
     HIST_ACK,
     HIST_DATA,
@@ -37,14 +42,6 @@ from portlens.track.zeek import (
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 ANALYSIS_FIELDS = tuple(TcpAnalysis.__dataclass_fields__)
-SECOND = 10**9
-TCP_SYN_TIMEOUT = 5 * SECOND
-"""Zeek's first expire check after a connection is created (tcp_SYN_timeout)."""
-TCP_SESSION_TIMER = 6 * SECOND
-"""Zeek's period of the expire check (tcp_session_timer)."""
-TCP_CONNECTION_LINGER = 5 * SECOND
-"""Zeek's quiet time before the expire check removes a closed connection
-(tcp_connection_linger)."""
 DEFAULT_TIMEOUTS = Timeouts()
 
 

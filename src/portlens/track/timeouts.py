@@ -16,6 +16,14 @@ from dataclasses import dataclass, fields
 SECOND = 10**9
 MAX_SECONDS = 100 * 365 * 86400
 """Longer than any capture (a century): beyond it a value is a typo, and 2^63 ns is near."""
+TCP_SYN_TIMEOUT = 5 * SECOND
+"""Zeek's first expire check after a connection is created (tcp_SYN_timeout)."""
+TCP_SESSION_TIMER = 6 * SECOND
+"""Zeek's period of the expire check (tcp_session_timer)."""
+TCP_CONNECTION_LINGER = 5 * SECOND
+"""Zeek's quiet time before the expire check removes a closed connection
+(tcp_connection_linger); the three are constants in Zeek's policy, not timeouts a user
+sets."""
 
 
 @dataclass(frozen=True, slots=True)

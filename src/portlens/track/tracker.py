@@ -42,7 +42,8 @@ from portlens.track.model import (
     Segment as TransitionSegment,
 )
 from portlens.track.states import Event, TcpState
-from portlens.track.tcp import SECOND, Host, Segment, TcpConnection
+from portlens.track.tcp import Host, Segment, TcpConnection
+from portlens.track.timeouts import SECOND
 from portlens.track.zeek import tcp_conn_state, udp_conn_state
 
 BROADCAST4 = bytes(10) + b"\xff\xff" + b"\xff\xff\xff\xff"
