@@ -2,10 +2,11 @@
 
 The compiled core tracks packets and hands back ended connections and transitions as
 columns (crates/py/src/track.rs). This module turns a TrackerConfig into the core's
-arguments, and the columns into the ``Connection`` and ``Transition`` objects the reports
-read: one Python object per connection (and per transition where they are asked for), none
-per packet. ``tests/test_rust_tracker.py`` compares what this module hands out with the
-Python reference tracker (track/tracker.py), field by field.
+arguments and hands the columns on; track/objects.py, imported only where objects are made,
+turns them into the ``Connection`` and ``Transition`` objects the reports read: one Python
+object per connection (and per transition where they are asked for), none per packet.
+``tests/test_rust_tracker.py`` compares what this module hands out with the Python reference
+tracker (track/tracker.py), field by field.
 
 What the core leaves to this side:
 
