@@ -5,10 +5,10 @@
 //! decodes the file, the caller's (the first shard, the output) and the second shard's. The
 //! reader is the fastest, so it keeps waiting for room to hand over its next batch while the
 //! other two share the other core. Offered the second shard's step of a batch through a
-//! `Hand`, the reader takes it whenever it would only wait (`DecodedFile::help`); when it is
-//! busy reading, the caller's thread tracks that shard itself once done with its own. Two
-//! threads then share the work, each as much of it as it has time for, and the shards' rows
-//! are the same whoever tracks them.
+//! `Hand`, the reader takes it whenever it would only wait (`hand_over` in decoded.rs);
+//! when it is busy reading, the caller's thread tracks that shard itself once done with its
+//! own. Two threads then share the work, each as much of it as it has time for, and the
+//! shards' rows are the same whoever tracks them.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 

@@ -3267,8 +3267,6 @@ mod tracker_tests {
         }
     }
 
-    /// What a run hands out, as text: every column of every row in order, and each
-    /// connection's transitions (the shards' streams interleave differently).
     /// A batch of `Rows` shared with a helping thread, with its split.
     struct HelpedRows {
         rows: Rows,
@@ -3285,6 +3283,8 @@ mod tracker_tests {
         }
     }
 
+    /// What a run hands out, as text: every column of every row in order, and each
+    /// connection's transitions (the shards' streams interleave differently).
     fn run_text(
         batches: &[Rows],
         mut feed: impl FnMut(&Rows),
