@@ -7,7 +7,9 @@
 //! below the cap, flow shards in 2 or 3 threads (`Shards`) give the one tracker's rows and
 //! transitions, ICMP errors quoting a flow of other hosts (a router's) included, packets
 //! carried in tunnels of changing endpoints included (the carriers' uids cross shards), with
-//! the end of the capture taken at once or in parts (`finish_part`).
+//! the end of the capture taken at once or in parts (`finish_part`), and the second shard's
+//! rows tracked by a helping thread when it takes them (`feed_helped`, as the reading thread
+//! of a file does) or else by the feeding one.
 //!
 //! Input: a configuration byte, then 13-byte segments. Configuration: bit 0 drop bad
 //! checksums; bit 1 table mode; bits 2-3 the flow cap (1, 2, 5 or 200,000); bit 4 keep
@@ -17,8 +19,11 @@
 //! (hosts of the flows among them).
 #![no_main]
 
+use std::sync::Arc;
+
 use libfuzzer_sys::fuzz_target;
-use portlens_core::track::shards::Shards;
+use portlens_core::hand::{Hand, Wake};
+use portlens_core::track::shards::{Shards, SharedBatch, SplitPlan};
 use portlens_core::track::{Config, ConnBatch, Packets, Timeouts, Tracker, TransitionBatch};
 
 const NANOS: i64 = 1_000_000_000;
@@ -283,6 +288,7 @@ fuzz_target!(|data: &[u8]| {
         rows.carriers[1].push(second.0, second.1);
     }
     let n = rows.len();
+    let rows = Arc::new(rows);
     let mut timeouts = Timeouts::default();
     if conf & 0x80 != 0 {
         timeouts.tcp_inactivity = 2 * NANOS;
@@ -306,6 +312,18 @@ fuzz_target!(|data: &[u8]| {
     // tracker's rows.
     let mut shards = (table_mode && max_flows == 200_000)
         .then(|| Shards::new(config.clone(), 2 + data.len() % 2));
+    // (by the input's length) batches split as a file's reading thread splits them, and a
+    // thread that takes the second shard's rows whenever it is offered them first
+    let hand = Arc::new(Hand::default());
+    let helper = (shards.is_some() && (data.len() / 16) % 2 == 1).then(|| {
+        let hand = Arc::clone(&hand);
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            while let Wake::Job(job) = hand.wait(&mut seen) {
+                job();
+            }
+        })
+    });
     let mut t = Tracker::new(config);
     let cut = if conf & 0x40 != 0 { n / 2 } else { n };
     for (from, to) in [(0, cut), (cut, n)] {
@@ -316,9 +334,29 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(ended.uid.len(), ended.history.len());
         let transitions = t.transitions.take();
         if let Some(s) = &mut shards {
-            s.feed(&p).expect("columns of one length");
+            match s.split_spec().filter(|_| helper.is_some()).cloned() {
+                Some(spec) => {
+                    let mut split = SplitPlan::default();
+                    split.make(&p, &spec).expect("columns of one length");
+                    let rows = Arc::clone(&rows);
+                    let batch = Arc::new(HelpedBatch {
+                        rows,
+                        from,
+                        to,
+                        split,
+                    });
+                    s.feed_helped(&batch, &hand).expect("columns of one length");
+                    let again = Arc::strong_count(&batch) == 1;
+                    assert!(again, "the batch is the feeder's again");
+                }
+                None => s.feed(&p).expect("columns of one length"),
+            }
             same(&ended, &transitions, &s.take_ended(), &s.take_transitions());
         }
+    }
+    hand.close();
+    if let Some(helper) = helper {
+        helper.join().expect("the helping thread ran its jobs");
     }
     t.finish();
     assert_eq!(t.open_flows(), 0, "finish leaves nothing open");
@@ -352,6 +390,24 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// Rows `from..to` shared with the helping thread, with their split.
+struct HelpedBatch {
+    rows: Arc<Rows>,
+    from: usize,
+    to: usize,
+    split: SplitPlan,
+}
+
+impl SharedBatch for HelpedBatch {
+    fn packets(&self) -> Packets<'_> {
+        self.rows.packets(self.from, self.to)
+    }
+
+    fn split(&self) -> &SplitPlan {
+        &self.split
+    }
+}
 
 /// The shards' rows are one tracker's, column by column in its order; each connection's
 /// transitions too (the shards' streams interleave otherwise).
