@@ -157,12 +157,19 @@ def _silence_stdout_errors() -> None:
 GLOBAL_FLAGS = ("--no-color",)
 
 
-def _command_of(argv: list[str]) -> str | None:
-    """The command `argv` names (after the global options), None without one: `--help`, or
-    a name that is not a command (argparse then lists them all)."""
+def _global_lead(argv: list[str]) -> int:
+    """How many of `argv`'s first arguments are global options (they come before the
+    command)."""
     lead = 0
     while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
         lead += 1
+    return lead
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command `argv` names (after the global options), None without one: `--help`, or
+    a name that is not a command (argparse then lists them all)."""
+    lead = _global_lead(argv)
     return argv[lead] if lead < len(argv) and argv[lead] in COMMANDS else None
 
 
@@ -170,9 +177,7 @@ def _default_command(argv: list[str]) -> list[str]:
     """`portlens FILE...` means `portlens ports FILE...`."""
     import os
 
-    lead = 0  # global options stay before the command
-    while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
-        lead += 1
+    lead = _global_lead(argv)  # global options stay before the command
     rest = argv[lead:]
     if not rest or rest[0] in COMMANDS or rest[0] in ("-h", "--help", "--version"):
         return argv
